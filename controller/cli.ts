@@ -1,0 +1,135 @@
+// `sluice <command>`: run (standalone gateway) and translate (dry run).
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { pino } from 'pino';
+import { stringify } from 'yaml';
+import { redactIR } from './ir/version.ts';
+import { withImplicitGatewayClasses } from './sources/implicit-classes.ts';
+import { ManifestFolder } from './sources/manifest-folder.ts';
+import { runStandalone } from './standalone.ts';
+import { translate } from './translate/translate.ts';
+
+const DEFAULT_CONTROLLER_NAME = 'sluice.dev/gateway-controller';
+
+const USAGE = `Usage: sluice <command> [flags]
+
+Commands:
+  run        serve traffic from a folder of Kubernetes manifests (standalone mode)
+  translate  print the IR and every computed status for a folder of manifests, serving nothing
+
+sluice run --manifests DIR [flags]
+  --manifests DIR              folder of YAML manifests (read recursively, multi-document, watched)
+  --bind-address ADDR|CIDR     address listeners bind to (default 127.0.0.1); an IPv4 CIDR such as
+                               127.20.0.0/16 gives every Gateway its own address from that range
+  --listener-port-offset N     bind listener port P at P+N (default 0), e.g. 8000 to serve port 80 on 8080
+  --admin-address HOST:PORT    admin API: /healthz /readyz /metrics /api/status /api/config
+                               (default 127.0.0.1:9901)
+  --controller-name NAME       GatewayClass controllerName to serve (default ${DEFAULT_CONTROLLER_NAME})
+  --gateway-classes LIST       comma-separated GatewayClass names served whatever their controllerName,
+                               created when the folder lacks them (default cilium: drop-in for Cilium)
+  --demo-backends              start echo servers for EndpointSlice endpoints on loopback and write
+                               self-signed certificates for missing TLS Secrets (the quickstart)
+  --log-level LEVEL            trace|debug|info|warn|error (default info)
+
+sluice translate --manifests DIR [-o yaml|json] [--bind-address ADDR|CIDR] [--controller-name NAME]
+                 [--gateway-classes LIST]
+`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === 'help' || command === '--help' || command === '-h') {
+    process.stdout.write(USAGE);
+    return command ? 0 : 2;
+  }
+  if (command === '--version' || command === 'version') {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+    process.stdout.write(`sluice ${pkg.version}\n`);
+    return 0;
+  }
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: rest,
+      options: {
+        manifests: { type: 'string' },
+        'bind-address': { type: 'string', default: '127.0.0.1' },
+        'listener-port-offset': { type: 'string', default: '0' },
+        'admin-address': { type: 'string', default: '127.0.0.1:9901' },
+        'controller-name': { type: 'string', default: DEFAULT_CONTROLLER_NAME },
+        'gateway-classes': { type: 'string', default: 'cilium' },
+        'demo-backends': { type: 'boolean', default: false },
+        'log-level': { type: 'string', default: 'info' },
+        output: { type: 'string', short: 'o', default: 'yaml' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+    }));
+  } catch (err) {
+    return usageError((err as Error).message);
+  }
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const manifests = values.manifests as string | undefined;
+  if (!manifests) return usageError('--manifests DIR is required');
+  if (!existsSync(manifests) || !statSync(manifests).isDirectory()) return usageError(`--manifests ${manifests}: not a folder`);
+  const controllerName = values['controller-name'] as string;
+  const bindAddress = values['bind-address'] as string;
+  const gatewayClasses = String(values['gateway-classes']).split(',').map((s) => s.trim()).filter(Boolean);
+
+  if (command === 'translate') {
+    const load = new ManifestFolder(manifests).load();
+    for (const p of load.problems) process.stderr.write(`warning: ${p.file}: ${p.message}\n`);
+    const snapshot = withImplicitGatewayClasses(load.snapshot, gatewayClasses, controllerName);
+    const result = translate(snapshot, { controllerName, bindAddress, servedClassNames: gatewayClasses });
+    const out = { version: result.ir.version, ir: redactIR(result.ir), statuses: result.statuses };
+    const format = values.output;
+    if (format === 'json') process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+    else if (format === 'yaml') process.stdout.write(stringify(out, { aliasDuplicateObjects: false }));
+    else return usageError(`-o ${format}: expected yaml or json`);
+    return 0;
+  }
+
+  if (command === 'run') {
+    const portOffset = Number(values['listener-port-offset']);
+    if (!Number.isInteger(portOffset) || portOffset < 0 || portOffset > 65000) {
+      return usageError(`--listener-port-offset ${values['listener-port-offset']}: expected a whole number from 0 to 65000`);
+    }
+    const logger = pino({ level: values['log-level'] as string, base: { component: 'sluice' } });
+    const handle = await runStandalone({
+      manifests,
+      bindAddress,
+      portOffset,
+      adminAddress: values['admin-address'] as string,
+      controllerName,
+      gatewayClasses,
+      demoBackends: values['demo-backends'] as boolean,
+      logger,
+    });
+    await new Promise<void>((resolve) => {
+      const stop = (signal: string) => {
+        logger.info({ signal }, 'shutting down');
+        resolve();
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+    await handle.close();
+    return 0;
+  }
+  return usageError(`unknown command ${command}`);
+}
+
+function usageError(message: string): number {
+  process.stderr.write(`sluice: ${message}\n\n${USAGE}`);
+  return 2;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err) => {
+    process.stderr.write(`sluice: ${(err as Error).stack ?? err}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,101 @@
+// `sluice run --demo-backends`: makes a manifest folder runnable on a laptop.
+//  - Every EndpointSlice endpoint on a loopback address gets an echo server
+//    (named after the endpoint's targetRef Pod), so routes answer at once.
+//  - Every HTTPS listener whose certificate Secret is missing gets a
+//    self-signed certificate, written once into the folder as
+//    `generated-tls-<namespace>-<name>.yaml`.
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { stringify } from 'yaml';
+import type { InputSnapshot } from '../sources/objects.ts';
+import { createSelfSignedServerCertificate, tlsSecretData } from './certs.ts';
+import { startEchoServer, type EchoServer } from './echo-server.ts';
+
+export class DemoBackends {
+  private readonly servers = new Map<string, Promise<EchoServer | null>>();
+  private readonly dir: string;
+  private readonly logger: Logger;
+
+  constructor(manifestDir: string, logger: Logger) {
+    this.dir = manifestDir;
+    this.logger = logger;
+  }
+
+  /** Starts what the snapshot needs; returns true when it wrote files (the folder will be read again). */
+  async sync(snapshot: InputSnapshot): Promise<boolean> {
+    const wrote = await this.writeMissingCertificates(snapshot);
+    const starts: Promise<unknown>[] = [];
+    for (const slice of snapshot.endpointSlices) {
+      const service = slice.metadata.labels?.['kubernetes.io/service-name'] ?? slice.metadata.name;
+      for (const port of (slice.ports ?? []) as any[]) {
+        for (const ep of (slice.endpoints ?? []) as any[]) {
+          for (const address of ep?.addresses ?? []) {
+            if (!isLoopback(address) || !port?.port) continue;
+            const key = `${address}:${port.port}`;
+            if (this.servers.has(key)) continue;
+            const pod = ep?.targetRef?.name ?? `${service}-demo`;
+            const started = startEchoServer({
+              host: address,
+              httpPort: Number(port.port),
+              identity: { pod, namespace: slice.metadata.namespace!, service },
+            }).then(
+              (server) => {
+                this.logger.info({ address: key, pod }, `demo echo backend ${pod} listening on ${key}`);
+                return server;
+              },
+              (err: Error) => {
+                this.logger.warn({ address: key, err: err.message }, `cannot start demo echo backend on ${key}: ${err.message}`);
+                return null;
+              },
+            );
+            this.servers.set(key, started);
+            starts.push(started);
+          }
+        }
+      }
+    }
+    await Promise.all(starts);
+    return wrote;
+  }
+
+  async close(): Promise<void> {
+    const servers = await Promise.all(this.servers.values());
+    await Promise.all(servers.map((s) => s?.close()));
+  }
+
+  private async writeMissingCertificates(snapshot: InputSnapshot): Promise<boolean> {
+    const secrets = new Set(snapshot.secrets.map((s) => `${s.metadata.namespace}/${s.metadata.name}`));
+    let wrote = false;
+    for (const gw of snapshot.gateways) {
+      for (const listener of gw.spec?.listeners ?? []) {
+        if (listener?.protocol !== 'HTTPS') continue;
+        for (const ref of listener?.tls?.certificateRefs ?? []) {
+          if ((ref?.kind ?? 'Secret') !== 'Secret' || (ref?.group ?? '') !== '') continue;
+          const namespace = ref.namespace ?? gw.metadata.namespace!;
+          const key = `${namespace}/${ref.name}`;
+          const file = join(this.dir, `generated-tls-${namespace}-${ref.name}.yaml`);
+          if (secrets.has(key) || existsSync(file)) continue;
+          const hostname = listener.hostname ?? 'localhost';
+          const bundle = await createSelfSignedServerCertificate({ dnsNames: [hostname, ...(hostname === 'localhost' ? [] : ['localhost'])] });
+          const secret = {
+            apiVersion: 'v1',
+            kind: 'Secret',
+            type: 'kubernetes.io/tls',
+            metadata: { name: ref.name, namespace },
+            data: tlsSecretData(bundle),
+          };
+          writeFileSync(file, `# Self-signed certificate written by sluice --demo-backends; delete it to get a new one.\n${stringify(secret)}`);
+          this.logger.info({ secret: key, file }, `wrote a self-signed certificate for ${hostname} to ${file}`);
+          secrets.add(key);
+          wrote = true;
+        }
+      }
+    }
+    return wrote;
+  }
+}
+
+function isLoopback(address: string): boolean {
+  return address.startsWith('127.') || address === '::1';
+}

@@ -1,0 +1,203 @@
+// The intermediate representation: the only contract between the controller
+// (producer) and its consumers, the dataplane (`http`) and the BPF agent (`l4`).
+//
+// Everything here is plain, JSON-serialisable data. Names are deterministic and
+// hierarchical (`httproute/<ns>/<name>/rule/<i>/match/<j>`) so golden diffs are
+// stable and the dataplane can keep pools and buckets across reloads.
+
+export interface IR {
+  /** Content hash of `http` and `l4` (see ir/version.ts). */
+  version: string;
+  http: HttpIR;
+  l4: L4IR;
+}
+
+// ---------------------------------------------------------------- HTTP
+
+export interface HttpIR {
+  /** One entry per socket to listen on (address + port), sorted by name. */
+  listeners: HttpListener[];
+  /** Every backend any route references, keyed by IR name. */
+  backends: Record<string, Backend>;
+}
+
+export type ListenerProtocol = 'HTTP' | 'HTTPS';
+
+export interface HttpListener {
+  /** `<address>:<port>`. */
+  name: string;
+  /** Address to bind (a Gateway's own address, or the shared bind address). */
+  address: string;
+  /** The Gateway listener port. Redirects derive ports from it; the dataplane may add an offset when binding. */
+  port: number;
+  protocol: ListenerProtocol;
+  /** HTTPS only: certificates chosen by SNI; the first one is the fallback for clients without SNI. */
+  tls?: ListenerTls;
+  /**
+   * One scope per Gateway listener bound to this socket. A request is served by the scope whose
+   * hostname matches its Host most specifically (exact, then longest wildcard, then no hostname).
+   */
+  scopes: ListenerScope[];
+}
+
+export interface ListenerTls {
+  certificates: TlsCertificate[];
+}
+
+export interface TlsCertificate {
+  /** `<scope name>/certificate/<i>`: unique per listener and reference. */
+  name: string;
+  /** The Secret it came from, `secret/<ns>/<name>`. */
+  secret: string;
+  /** SNI names this certificate is selected for (`*.example.com` allowed); empty = any. */
+  hostnames: string[];
+  certPem: string;
+  keyPem: string;
+  /** sha256 of cert+key: the dataplane caches SecureContexts by it; golden output shows this, not the key. */
+  hash: string;
+}
+
+export interface ListenerScope {
+  /** `gateway/<ns>/<name>/listener/<listenerName>`. */
+  name: string;
+  /** The Gateway listener's hostname, or null when it has none (matches any host). */
+  hostname: string | null;
+  /** Sorted most specific first: exact names, then wildcards by length, then `*`. */
+  virtualHosts: VirtualHost[];
+}
+
+export interface VirtualHost {
+  /** `<scope name>/host/<hostname>`. */
+  name: string;
+  /** `example.com`, `*.example.com` or `*` (any). */
+  hostname: string;
+  /** Already sorted by Gateway API precedence: the first route that matches wins. */
+  routes: Route[];
+}
+
+export interface Route {
+  /** `httproute/<ns>/<name>/rule/<i>/match/<j>`. */
+  name: string;
+  /** The HTTPRoute this came from, `<ns>/<name>`, for metrics and logs. */
+  source: string;
+  match: RouteMatch;
+  /** Applied in order before the action. */
+  filters: Filter[];
+  action: RouteAction;
+}
+
+export interface RouteMatch {
+  path: PathMatch;
+  headers: HeaderMatch[];
+  queryParams: QueryParamMatch[];
+  /** Upper-case HTTP method, or absent for any. */
+  method?: string;
+}
+
+export type PathMatchType = 'Exact' | 'PathPrefix' | 'RegularExpression';
+
+export interface PathMatch {
+  type: PathMatchType;
+  value: string;
+}
+
+export type StringMatchType = 'Exact' | 'RegularExpression';
+
+export interface HeaderMatch {
+  /** Lower-case header name. */
+  name: string;
+  type: StringMatchType;
+  value: string;
+}
+
+export interface QueryParamMatch {
+  /** Exact (case-sensitive) parameter name. */
+  name: string;
+  type: StringMatchType;
+  value: string;
+}
+
+export interface HeaderModifier {
+  /** Lower-case names. `set` replaces, `add` appends, `remove` deletes. */
+  set: HeaderValue[];
+  add: HeaderValue[];
+  remove: string[];
+}
+
+export interface HeaderValue {
+  name: string;
+  value: string;
+}
+
+export type Filter =
+  | { type: 'RequestHeaderModifier'; modifier: HeaderModifier }
+  | { type: 'ResponseHeaderModifier'; modifier: HeaderModifier };
+
+export type RouteAction = ForwardAction | RedirectAction | DirectResponseAction;
+
+export interface ForwardAction {
+  type: 'Forward';
+  /** Weighted split. A backend with weight 0 never receives traffic. All weights 0 => 500. */
+  backends: WeightedBackend[];
+}
+
+export interface WeightedBackend {
+  /** Key into HttpIR.backends, or null when the reference is invalid (its share answers 500). */
+  backend: string | null;
+  weight: number;
+  /** Per-backendRef filters (request header modifiers). */
+  filters: Filter[];
+}
+
+export interface RedirectAction {
+  type: 'Redirect';
+  /** Absent fields keep the request's own value (the port is derived per the spec, see dataplane/filters). */
+  scheme?: 'http' | 'https';
+  hostname?: string;
+  port?: number;
+  path?: { type: 'ReplaceFullPath'; value: string } | { type: 'ReplacePrefixMatch'; value: string };
+  statusCode: number;
+}
+
+export interface DirectResponseAction {
+  type: 'DirectResponse';
+  status: number;
+  body?: string;
+}
+
+export type AppProtocol = 'http' | 'h2c' | 'ws';
+
+export interface Backend {
+  /** `service/<ns>/<name>/port/<port>`. */
+  name: string;
+  appProtocol: AppProtocol;
+  /** Ready endpoints; empty => the dataplane answers 503 at once. */
+  endpoints: Endpoint[];
+}
+
+export interface Endpoint {
+  address: string;
+  port: number;
+}
+
+// ---------------------------------------------------------------- L4 (BPF agent)
+
+export interface L4IR {
+  /** Service VIPs and the endpoints behind them, sorted by name. */
+  services: L4Service[];
+}
+
+export interface L4Service {
+  /** `service/<ns>/<name>/port/<port>`. */
+  name: string;
+  vip: string;
+  port: number;
+  protocol: 'TCP' | 'UDP';
+  endpoints: L4Endpoint[];
+}
+
+export interface L4Endpoint {
+  address: string;
+  port: number;
+  weight: number;
+}

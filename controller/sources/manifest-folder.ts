@@ -1,0 +1,265 @@
+// Standalone source: every YAML file under a folder, multi-document, watched.
+//
+// It plays the API server's part for what translation relies on: defaulting
+// the namespace, adding the `kubernetes.io/metadata.name` label to
+// Namespaces, stamping creationTimestamp on first sight, and raising
+// `metadata.generation` when an object's spec changes.
+import { createHash } from 'node:crypto';
+import { readFileSync, readdirSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { join, relative } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import {
+  CLUSTER_SCOPED_KINDS,
+  SNAPSHOT_FIELD_BY_KIND,
+  emptySnapshot,
+  objectKey,
+  type InputSnapshot,
+  type KubeObject,
+} from './objects.ts';
+
+export interface SourceProblem {
+  file: string;
+  message: string;
+}
+
+export interface FolderLoad {
+  snapshot: InputSnapshot;
+  /** Problems found while reading; the objects of a file that failed to parse are its last good ones. */
+  problems: SourceProblem[];
+  /** False when no file was added, removed or changed since the previous load. */
+  changed: boolean;
+}
+
+interface FileState {
+  contentHash: string;
+  objects: KubeObject[];
+  /** Problems inside an otherwise readable file (unknown kinds, objects without a name). */
+  problems: string[];
+}
+
+interface Tracked {
+  specHash: string;
+  generation: number;
+  creationTimestamp: string;
+  uid: string;
+}
+
+const MANIFEST_FILE = /\.(ya?ml|json)$/i;
+
+export class ManifestFolder {
+  readonly dir: string;
+  private readonly files = new Map<string, FileState>();
+  /** Files whose current content failed to parse: content hash and the problem. */
+  private readonly broken = new Map<string, { contentHash: string; message: string }>();
+  private readonly tracked = new Map<string, Tracked>();
+  private readonly now: () => Date;
+
+  constructor(dir: string, now: () => Date = () => new Date()) {
+    this.dir = dir;
+    this.now = now;
+  }
+
+  /** Reads the folder again; unchanged files are not re-parsed. */
+  load(): FolderLoad {
+    const problems: SourceProblem[] = [];
+    const seenFiles = new Set<string>();
+    let changed = this.files.size === 0;
+    for (const path of listManifestFiles(this.dir)) {
+      const file = relative(this.dir, path);
+      seenFiles.add(file);
+      let text: string;
+      try {
+        text = readFileSync(path, 'utf8');
+      } catch (err) {
+        problems.push({ file, message: `cannot read: ${(err as Error).message}` });
+        continue;
+      }
+      const contentHash = sha256(text);
+      const loaded = this.files.get(file);
+      if (loaded?.contentHash === contentHash) {
+        problems.push(...loaded.problems.map((message) => ({ file, message })));
+        continue;
+      }
+      const known = this.broken.get(file);
+      if (known?.contentHash === contentHash) {
+        problems.push({ file, message: known.message });
+        continue;
+      }
+      changed = true;
+      const parsed = parseManifest(text);
+      if ('error' in parsed) {
+        // A bad file never replaces its last good content.
+        const message = `${parsed.error}; keeping this file's last good objects`;
+        this.broken.set(file, { contentHash, message });
+        problems.push({ file, message });
+        continue;
+      }
+      this.broken.delete(file);
+      problems.push(...parsed.problems.map((message) => ({ file, message })));
+      this.files.set(file, { contentHash, objects: parsed.objects, problems: parsed.problems });
+    }
+    for (const file of [...this.files.keys()]) {
+      if (!seenFiles.has(file)) {
+        this.files.delete(file);
+        changed = true;
+      }
+    }
+    for (const file of [...this.broken.keys()]) if (!seenFiles.has(file)) this.broken.delete(file);
+    return { snapshot: this.assemble(problems), problems, changed };
+  }
+
+  /** Calls `onChange` (debounced by the caller) whenever something under the folder changes. */
+  watch(onChange: () => void): () => void {
+    let watcher: FSWatcher | undefined;
+    try {
+      watcher = watch(this.dir, { recursive: true }, () => onChange());
+      watcher.on('error', () => undefined);
+    } catch {
+      watcher = undefined;
+    }
+    // fs.watch misses some changes (editors that rename, network filesystems): a slow poll backs it up.
+    const poll = setInterval(onChange, 2000);
+    poll.unref();
+    return () => {
+      watcher?.close();
+      clearInterval(poll);
+    };
+  }
+
+  private assemble(problems: SourceProblem[]): InputSnapshot {
+    const snapshot = emptySnapshot();
+    const byKey = new Map<string, { file: string; obj: KubeObject }>();
+    for (const file of [...this.files.keys()].sort()) {
+      for (const obj of this.files.get(file)!.objects) {
+        const key = objectKey(obj);
+        const earlier = byKey.get(key);
+        if (earlier) {
+          problems.push({ file, message: `${key} is also defined in ${earlier.file}; using that one` });
+          continue;
+        }
+        byKey.set(key, { file, obj });
+      }
+    }
+    const live = new Set<string>();
+    for (const [key, { obj }] of byKey) {
+      live.add(key);
+      const withMeta = this.stampMetadata(key, obj);
+      snapshot[SNAPSHOT_FIELD_BY_KIND[obj.kind]].push(withMeta);
+    }
+    for (const key of [...this.tracked.keys()]) if (!live.has(key)) this.tracked.delete(key);
+    return snapshot;
+  }
+
+  private stampMetadata(key: string, obj: KubeObject): KubeObject {
+    const { metadata, status: _ignoredStatus, ...rest } = obj;
+    const specHash = sha256(stableJson(rest));
+    let t = this.tracked.get(key);
+    if (!t) {
+      t = {
+        specHash,
+        generation: 1,
+        creationTimestamp: metadata.creationTimestamp ?? this.now().toISOString().replace(/\.\d+Z$/, 'Z'),
+        uid: sha256(`${key}/${this.now().getTime()}`).slice(0, 32),
+      };
+      this.tracked.set(key, t);
+    } else if (t.specHash !== specHash) {
+      t.specHash = specHash;
+      t.generation += 1;
+    }
+    return {
+      ...rest,
+      metadata: {
+        ...metadata,
+        generation: t.generation,
+        creationTimestamp: t.creationTimestamp,
+        uid: metadata.uid ?? t.uid,
+        resourceVersion: String(t.generation),
+      },
+    } as KubeObject;
+  }
+}
+
+interface ParsedManifest {
+  objects: KubeObject[];
+  problems: string[];
+}
+
+/** Parses one multi-document YAML text into the objects Sluice reads, with defaults applied. */
+export function parseManifest(text: string): ParsedManifest | { error: string } {
+  const docs = parseAllDocuments(text);
+  const objects: KubeObject[] = [];
+  const problems: string[] = [];
+  for (const [index, doc] of docs.entries()) {
+    if (doc.errors.length > 0) {
+      const e = doc.errors[0]!;
+      return { error: `invalid YAML in document ${index + 1}: ${e.message.split('\n')[0]}` };
+    }
+    const value = doc.toJS();
+    if (value === null || value === undefined) continue;
+    const items: unknown[] = isObject(value) && value.kind === 'List' && Array.isArray(value.items) ? value.items : [value];
+    for (const item of items) {
+      const checked = checkObject(item, index + 1);
+      if (typeof checked === 'string') problems.push(checked);
+      else if (checked) objects.push(checked);
+    }
+  }
+  return { objects, problems };
+}
+
+/** Returns the defaulted object, a problem text, or null for a kind Sluice does not read. */
+function checkObject(value: unknown, docNumber: number): KubeObject | string | null {
+  const where = `document ${docNumber}`;
+  if (!isObject(value)) return `${where}: not a Kubernetes object (expected a mapping)`;
+  const { kind, apiVersion, metadata } = value;
+  if (typeof kind !== 'string' || typeof apiVersion !== 'string') return `${where}: apiVersion and kind are required`;
+  if (!isObject(metadata) || typeof metadata.name !== 'string' || metadata.name === '') {
+    return `${where}: ${kind} needs metadata.name`;
+  }
+  if (!(kind in SNAPSHOT_FIELD_BY_KIND)) return `${where}: ignoring ${apiVersion} ${kind} ${metadata.name}: Sluice does not read this kind`;
+  const meta = { ...metadata } as KubeObject['metadata'];
+  if (CLUSTER_SCOPED_KINDS.has(kind)) delete meta.namespace;
+  else meta.namespace ??= 'default';
+  if (kind === 'Namespace') meta.labels = { ...meta.labels, 'kubernetes.io/metadata.name': meta.name };
+  return { ...value, metadata: meta } as KubeObject;
+}
+
+function listManifestFiles(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    let entries: string[];
+    try {
+      entries = readdirSync(d);
+    } catch {
+      return;
+    }
+    for (const name of entries.sort()) {
+      if (name.startsWith('.')) continue;
+      const path = join(d, name);
+      let isDir = false;
+      try {
+        isDir = statSync(path).isDirectory();
+      } catch {
+        continue;
+      }
+      if (isDir) walk(path);
+      else if (MANIFEST_FILE.test(name)) out.push(path);
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+function isObject(v: unknown): v is Record<string, any> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+/** JSON with object keys sorted, so equal content hashes equally. */
+export function stableJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v) =>
+    isObject(v) ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, v[k]])) : v,
+  );
+}

@@ -1,0 +1,81 @@
+// Kubernetes object shapes Sluice reads. Only the fields translation uses are
+// typed; everything arrives as parsed YAML/JSON, so every field is optional
+// and translation validates what it relies on.
+
+export interface ObjectMeta {
+  name: string;
+  namespace?: string;
+  generation?: number;
+  resourceVersion?: string;
+  creationTimestamp?: string;
+  uid?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+
+export interface KubeObject {
+  apiVersion: string;
+  kind: string;
+  metadata: ObjectMeta;
+  spec?: any;
+  status?: any;
+  data?: Record<string, string>;
+  [field: string]: unknown;
+}
+
+/** The input of translation: plain arrays of objects, nothing below calls out. */
+export interface InputSnapshot {
+  namespaces: KubeObject[];
+  gatewayClasses: KubeObject[];
+  gateways: KubeObject[];
+  httpRoutes: KubeObject[];
+  referenceGrants: KubeObject[];
+  services: KubeObject[];
+  endpointSlices: KubeObject[];
+  secrets: KubeObject[];
+  configMaps: KubeObject[];
+}
+
+export const GATEWAY_GROUP = 'gateway.networking.k8s.io';
+
+/** Which snapshot array each kind goes to; kinds not listed are not read by Sluice. */
+export const SNAPSHOT_FIELD_BY_KIND: Record<string, keyof InputSnapshot> = {
+  Namespace: 'namespaces',
+  GatewayClass: 'gatewayClasses',
+  Gateway: 'gateways',
+  HTTPRoute: 'httpRoutes',
+  ReferenceGrant: 'referenceGrants',
+  Service: 'services',
+  EndpointSlice: 'endpointSlices',
+  Secret: 'secrets',
+  ConfigMap: 'configMaps',
+};
+
+/** Kinds that Kubernetes does not namespace. */
+export const CLUSTER_SCOPED_KINDS = new Set(['Namespace', 'GatewayClass']);
+
+export function emptySnapshot(): InputSnapshot {
+  return {
+    namespaces: [],
+    gatewayClasses: [],
+    gateways: [],
+    httpRoutes: [],
+    referenceGrants: [],
+    services: [],
+    endpointSlices: [],
+    secrets: [],
+    configMaps: [],
+  };
+}
+
+/** `Kind/namespace/name`, or `Kind/name` for cluster-scoped kinds. */
+export function objectKey(obj: Pick<KubeObject, 'kind' | 'metadata'>): string {
+  const ns = obj.metadata.namespace;
+  return ns ? `${obj.kind}/${ns}/${obj.metadata.name}` : `${obj.kind}/${obj.metadata.name}`;
+}
+
+/** `namespace/name` (or `name`), the form used in logs, IR sources and the conformance data. */
+export function namespacedName(obj: Pick<KubeObject, 'metadata'>): string {
+  const ns = obj.metadata.namespace;
+  return ns ? `${ns}/${obj.metadata.name}` : obj.metadata.name;
+}

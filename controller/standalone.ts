@@ -1,0 +1,167 @@
+// Standalone mode: a manifest folder → translate → the in-process dataplane,
+// with statuses served by the admin API. Changes to the folder are applied
+// after a short debounce (100 ms after the last change, at most 1 s after the first).
+import type { Logger } from 'pino';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import { Dataplane } from '../dataplane/dataplane.ts';
+import { startAdminServer } from './admin.ts';
+import { DemoBackends } from './demo/demo-backends.ts';
+import type { IR } from './ir/types.ts';
+import { withImplicitGatewayClasses } from './sources/implicit-classes.ts';
+import { ManifestFolder } from './sources/manifest-folder.ts';
+import { SNAPSHOT_FIELD_BY_KIND, type InputSnapshot, type KubeObject } from './sources/objects.ts';
+import type { Condition, ObjectStatus } from './status/conditions.ts';
+import { foldDataplaneResult, type SocketFailure } from './status/dataplane-result.ts';
+import { StatusStore } from './status/store.ts';
+import { translate } from './translate/translate.ts';
+
+export interface StandaloneOptions {
+  manifests: string;
+  bindAddress: string;
+  portOffset: number;
+  adminAddress: string;
+  controllerName: string;
+  /** GatewayClass names served even without a GatewayClass object or with another controllerName. */
+  gatewayClasses: string[];
+  demoBackends: boolean;
+  logger: Logger;
+}
+
+export interface StandaloneHandle {
+  close(): Promise<void>;
+}
+
+const DEBOUNCE_MS = 100;
+const MAX_DELAY_MS = 1000;
+
+export async function runStandalone(options: StandaloneOptions): Promise<StandaloneHandle> {
+  const { logger } = options;
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'sluice_process_' });
+  const folder = new ManifestFolder(options.manifests);
+  const dataplane = new Dataplane({ portOffset: options.portOffset, logger, registry });
+  const demo = options.demoBackends ? new DemoBackends(options.manifests, logger) : null;
+  const store = new StatusStore();
+  let applied: IR | null = null;
+  let socketFailures: SocketFailure[] = [];
+  let snapshot: InputSnapshot | null = null;
+  let reportedProblems = new Set<string>();
+
+  const reconcile = async (): Promise<void> => {
+    // (recursive once at most: demo files are written only when missing)
+    const load = folder.load();
+    if (!load.changed && applied) return;
+    const problems = new Set(load.problems.map((p) => `${p.file}: ${p.message}`));
+    for (const p of problems) if (!reportedProblems.has(p)) logger.warn({ problem: p }, `manifest problem: ${p}`);
+    reportedProblems = problems;
+    if (demo && (await demo.sync(load.snapshot))) return reconcile(); // it wrote files: read them now
+    snapshot = withImplicitGatewayClasses(load.snapshot, options.gatewayClasses, options.controllerName);
+    const result = translate(snapshot, {
+      controllerName: options.controllerName,
+      bindAddress: options.bindAddress,
+      servedClassNames: options.gatewayClasses,
+    });
+    if (result.ir.version !== applied?.version) {
+      try {
+        const outcome = await dataplane.apply(result.ir.version, result.ir.http);
+        socketFailures = outcome.listeners.filter((l) => !l.ok).map((l) => ({ name: l.name, error: l.error ?? 'failed' }));
+        for (const f of socketFailures) logger.error({ listener: f.name, error: f.error }, `cannot listen on ${f.name}: ${f.error}`);
+        applied = result.ir;
+        logger.info({ version: applied.version, listeners: applied.http.listeners.length }, 'configuration applied');
+      } catch (err) {
+        // The dataplane keeps serving the last good version.
+        logger.error({ err, version: result.ir.version }, 'dataplane rejected the configuration; keeping the last good one');
+        return;
+      }
+    }
+    const statuses = foldDataplaneResult(result.statuses, result.ir, socketFailures);
+    const changed = new Set(store.update(statuses, new Date()));
+    for (const s of statuses) logStatusProblems(s, changed, logger);
+  };
+
+  const scheduler = serialDebouncer(reconcile, (err) => logger.error({ err }, 'reconcile failed'));
+  await scheduler.runNow();
+  const stopWatching = folder.watch(() => scheduler.schedule());
+  const admin = await startAdminServer(
+    options.adminAddress,
+    {
+      ready: () => applied !== null,
+      ir: () => applied,
+      objects: () => (snapshot ? store.withStatus(allObjects(snapshot)) : []),
+    },
+    registry,
+  );
+  logger.info({ manifests: options.manifests, admin: options.adminAddress }, 'sluice standalone is running');
+
+  return {
+    async close() {
+      stopWatching();
+      scheduler.stop();
+      await admin.close();
+      await dataplane.close();
+      await demo?.close();
+    },
+  };
+}
+
+function allObjects(snapshot: InputSnapshot): KubeObject[] {
+  return Object.values(SNAPSHOT_FIELD_BY_KIND).flatMap((field) => snapshot[field]);
+}
+
+/** Logs each object whose status changed and now carries a False condition (route, listener or own). */
+function logStatusProblems(s: ObjectStatus, changed: Set<string>, logger: Logger): void {
+  const key = s.namespace ? `${s.kind}/${s.namespace}/${s.name}` : `${s.kind}/${s.name}`;
+  if (!changed.has(key)) return;
+  const falses: string[] = [];
+  const collect = (where: string, conditions: Condition[] | undefined) => {
+    for (const c of conditions ?? []) {
+      if (c.status === 'False' && c.type !== 'Conflicted') falses.push(`${where}${c.type}=False ${c.reason}: ${c.message}`);
+    }
+  };
+  const status = s.status as { conditions?: Condition[]; listeners?: { name: string; conditions: Condition[] }[]; parents?: { parentRef: { name: string }; conditions: Condition[] }[] };
+  collect('', status.conditions);
+  for (const l of status.listeners ?? []) collect(`listener ${l.name}: `, l.conditions);
+  for (const p of status.parents ?? []) collect(`parent ${p.parentRef.name}: `, p.conditions);
+  if (falses.length > 0) logger.warn({ object: key, conditions: falses }, `${key}: ${falses.join('; ')}`);
+}
+
+/** Runs `task` one at a time; bursts of `schedule()` calls collapse into one run. */
+function serialDebouncer(task: () => Promise<void>, onError: (err: unknown) => void) {
+  let timer: NodeJS.Timeout | null = null;
+  let firstRequest = 0;
+  let running: Promise<void> | null = null;
+  let again = false;
+  let stopped = false;
+  const run = async (): Promise<void> => {
+    timer = null;
+    if (running) {
+      again = true;
+      return;
+    }
+    running = task().catch(onError);
+    await running;
+    running = null;
+    if (again && !stopped) {
+      again = false;
+      schedule();
+    }
+  };
+  const schedule = (): void => {
+    if (stopped) return;
+    const now = Date.now();
+    if (timer) {
+      if (now - firstRequest >= MAX_DELAY_MS) return; // already due soon enough
+      clearTimeout(timer);
+    } else firstRequest = now;
+    const wait = Math.min(DEBOUNCE_MS, Math.max(0, firstRequest + MAX_DELAY_MS - now));
+    timer = setTimeout(run, wait);
+  };
+  return {
+    schedule,
+    runNow: run,
+    stop(): void {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+    },
+  };
+}

@@ -1,0 +1,100 @@
+// Services and EndpointSlices: backendRefs become IR backends with ready
+// endpoints; every Service with a cluster IP becomes an l4 service for the BPF agent.
+import type { AppProtocol, Backend, Endpoint, L4Service } from '../ir/types.ts';
+import { GATEWAY_GROUP, type KubeObject } from '../sources/objects.ts';
+import type { InputIndex } from './index-inputs.ts';
+import { isReferenceAllowed } from './referencegrant.ts';
+
+export interface RefProblem {
+  reason: 'InvalidKind' | 'RefNotPermitted' | 'BackendNotFound' | 'UnsupportedProtocol';
+  message: string;
+}
+
+export type BackendResolution = { backend: Backend } | { problem: RefProblem };
+
+/** Resolves one backendRef of an HTTPRoute in `routeNamespace`. */
+export function resolveBackendRef(ref: any, routeNamespace: string, index: InputIndex): BackendResolution {
+  const group = ref?.group ?? '';
+  const kind = ref?.kind ?? 'Service';
+  const namespace = ref?.namespace ?? routeNamespace;
+  const name = String(ref?.name ?? '');
+  const what = `backendRef ${kind} ${namespace}/${name}`;
+  if ((group !== '' && group !== 'core') || kind !== 'Service') {
+    return { problem: { reason: 'InvalidKind', message: `${what}: only core Services are supported` } };
+  }
+  const allowed = isReferenceAllowed(
+    index.snapshot.referenceGrants,
+    { group: GATEWAY_GROUP, kind: 'HTTPRoute', namespace: routeNamespace },
+    { group: '', kind: 'Service', namespace, name },
+  );
+  if (!allowed) return { problem: { reason: 'RefNotPermitted', message: `${what}: no ReferenceGrant in ${namespace} allows it` } };
+  const service = index.service(namespace, name);
+  if (!service) return { problem: { reason: 'BackendNotFound', message: `${what}: Service not found` } };
+  if (ref?.port === undefined) return { problem: { reason: 'BackendNotFound', message: `${what}: port is required` } };
+  const port = Number(ref.port);
+  const servicePort = (service.spec?.ports ?? []).find((p: any) => Number(p?.port) === port);
+  if (!servicePort) return { problem: { reason: 'BackendNotFound', message: `${what}: the Service has no port ${port}` } };
+  const appProtocol = toAppProtocol(servicePort.appProtocol);
+  if (!appProtocol) {
+    return { problem: { reason: 'UnsupportedProtocol', message: `${what}: appProtocol ${servicePort.appProtocol} is not supported` } };
+  }
+  return {
+    backend: {
+      name: `service/${namespace}/${name}/port/${port}`,
+      appProtocol,
+      endpoints: serviceEndpoints(service, servicePort, index),
+    },
+  };
+}
+
+function toAppProtocol(value: unknown): AppProtocol | null {
+  if (value === undefined || value === null || value === '' || value === 'http' || value === 'kubernetes.io/http') return 'http';
+  if (value === 'kubernetes.io/h2c') return 'h2c';
+  if (value === 'kubernetes.io/ws') return 'ws';
+  // Other kubernetes.io/ protocols name something Sluice cannot speak; custom values are treated as HTTP.
+  return String(value).startsWith('kubernetes.io/') ? null : 'http';
+}
+
+/** Ready endpoints for one Service port, from its EndpointSlices (or the ExternalName). */
+function serviceEndpoints(service: KubeObject, servicePort: any, index: InputIndex): Endpoint[] {
+  if (service.spec?.type === 'ExternalName' && service.spec?.externalName) {
+    return [{ address: String(service.spec.externalName), port: Number(servicePort.port) }];
+  }
+  const portName = servicePort.name ?? '';
+  const seen = new Set<string>();
+  const out: Endpoint[] = [];
+  for (const slice of index.endpointSlices(service.metadata.namespace!, service.metadata.name)) {
+    const slicePort = (slice.ports ?? [] as any[]) as any[];
+    const match = slicePort.find((p) => (p?.name ?? '') === portName);
+    if (!match || match.port === undefined) continue;
+    for (const ep of (slice.endpoints ?? []) as any[]) {
+      if (ep?.conditions?.ready === false) continue;
+      for (const address of ep?.addresses ?? []) {
+        const key = `${address}:${match.port}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        out.push({ address: String(address), port: Number(match.port) });
+      }
+    }
+  }
+  return out.sort((a, b) => `${a.address}:${a.port}`.localeCompare(`${b.address}:${b.port}`));
+}
+
+/** Every Service with a cluster IP, for socket-level load balancing. */
+export function translateL4Services(index: InputIndex): L4Service[] {
+  const out: L4Service[] = [];
+  for (const service of index.snapshot.services) {
+    const vip = service.spec?.clusterIP;
+    if (!vip || vip === 'None') continue;
+    for (const port of service.spec?.ports ?? []) {
+      out.push({
+        name: `service/${service.metadata.namespace}/${service.metadata.name}/port/${port.port}`,
+        vip: String(vip),
+        port: Number(port.port),
+        protocol: port.protocol === 'UDP' ? 'UDP' : 'TCP',
+        endpoints: serviceEndpoints(service, port, index).map((e) => ({ ...e, weight: 1 })),
+      });
+    }
+  }
+  return out.sort((a, b) => a.name.localeCompare(b.name));
+}

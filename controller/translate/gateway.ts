@@ -1,0 +1,354 @@
+// GatewayClass and Gateway: which Gateways are ours, their addresses, and the
+// validity of each listener (protocol, conflicts, route kinds, certificates).
+// Route attachment fills in `attachedRoutes` later (httproute.ts).
+import { X509Certificate, createHash, createPrivateKey } from 'node:crypto';
+import type { TlsCertificate } from '../ir/types.ts';
+import { GATEWAY_GROUP, namespacedName, type KubeObject } from '../sources/objects.ts';
+import { condition, type Condition, type ObjectStatus } from '../status/conditions.ts';
+import { planGatewayAddresses } from './addresses.ts';
+import type { InputIndex } from './index-inputs.ts';
+import { isReferenceAllowed } from './referencegrant.ts';
+import { selectorMatches, selectorProblem, type LabelSelector } from './selectors.ts';
+
+export interface RouteKind {
+  group: string;
+  kind: string;
+}
+
+const HTTP_ROUTE_KIND: RouteKind = { group: GATEWAY_GROUP, kind: 'HTTPRoute' };
+const SUPPORTED_PROTOCOLS = new Set(['HTTP', 'HTTPS']);
+
+interface Verdict {
+  ok: boolean;
+  reason: string;
+  message: string;
+}
+
+export interface ListenerState {
+  gateway: GatewayState;
+  name: string;
+  port: number;
+  protocol: string;
+  hostname: string | null;
+  /** IR scope name: `gateway/<ns>/<name>/listener/<listener>`. */
+  scopeName: string;
+  supportedKinds: RouteKind[];
+  allowedRoutes: { from: string; selector?: LabelSelector };
+  accepted: Verdict;
+  conflict: Verdict | null;
+  resolvedRefs: Verdict;
+  certificates: TlsCertificate[];
+  attachedRoutes: number;
+}
+
+export interface GatewayState {
+  obj: KubeObject;
+  /** `namespace/name`. */
+  key: string;
+  generation: number | undefined;
+  address: string | null;
+  accepted: Verdict;
+  listeners: ListenerState[];
+}
+
+export interface TranslateOptions {
+  controllerName: string;
+  /**
+   * GatewayClass names served whatever their controllerName says (drop-in for
+   * Cilium: `cilium` classes exported from a cluster name Cilium's controller).
+   */
+  servedClassNames?: string[];
+  /** A shared listen address, or an IPv4 CIDR from which each Gateway gets its own. */
+  bindAddress: string;
+}
+
+/** Our GatewayClasses (spec.controllerName is ours) with their status; returns the accepted names. */
+export function translateGatewayClasses(
+  classes: KubeObject[],
+  options: TranslateOptions,
+): { accepted: Set<string>; statuses: ObjectStatus[] } {
+  const accepted = new Set<string>();
+  const statuses: ObjectStatus[] = [];
+  const served = new Set(options.servedClassNames ?? []);
+  for (const gc of classes) {
+    if (gc.spec?.controllerName !== options.controllerName && !served.has(gc.metadata.name)) continue;
+    const gen = gc.metadata.generation;
+    const params = gc.spec?.parametersRef;
+    const verdict: Verdict = params
+      ? { ok: false, reason: 'InvalidParameters', message: `parametersRef ${params.kind}/${params.name}: Sluice takes no GatewayClass parameters` }
+      : { ok: true, reason: 'Accepted', message: 'Handled by Sluice' };
+    if (verdict.ok) accepted.add(gc.metadata.name);
+    statuses.push({
+      apiVersion: gc.apiVersion,
+      kind: 'GatewayClass',
+      name: gc.metadata.name,
+      status: { conditions: [condition('Accepted', verdict.ok, verdict.reason, verdict.message, gen)] },
+    });
+  }
+  return { accepted, statuses };
+}
+
+export function translateGateways(
+  gateways: KubeObject[],
+  acceptedClasses: Set<string>,
+  index: InputIndex,
+  options: TranslateOptions,
+): GatewayState[] {
+  const ours = gateways.filter((g) => acceptedClasses.has(g.spec?.gatewayClassName));
+  const plan = planGatewayAddresses(options.bindAddress, ours.map(namespacedName));
+  const states = ours.map((obj) => {
+    const key = namespacedName(obj);
+    const gateway: GatewayState = {
+      obj,
+      key,
+      generation: obj.metadata.generation,
+      address: plan.byGateway.get(key) ?? null,
+      accepted: gatewayVerdict(obj, plan.byGateway.has(key) ? null : plan.problem ?? 'no address'),
+      listeners: [],
+    };
+    gateway.listeners = (obj.spec?.listeners ?? []).map((l: any) => translateListener(gateway, l, index));
+    return gateway;
+  });
+  markConflicts(states.sort(olderFirst).flatMap((g) => g.listeners));
+  return states.sort((a, b) => a.key.localeCompare(b.key));
+}
+
+/** Creation order, then name: the order in which conflicting claims are granted. */
+export function olderFirst(a: { obj: KubeObject; key: string }, b: { obj: KubeObject; key: string }): number {
+  const ta = a.obj.metadata.creationTimestamp ?? '';
+  const tb = b.obj.metadata.creationTimestamp ?? '';
+  return ta < tb ? -1 : ta > tb ? 1 : a.key.localeCompare(b.key);
+}
+
+function gatewayVerdict(obj: KubeObject, addressProblem: string | null): Verdict {
+  const params = obj.spec?.infrastructure?.parametersRef;
+  if (params) {
+    return { ok: false, reason: 'InvalidParameters', message: `infrastructure.parametersRef ${params.kind}/${params.name}: Sluice takes no Gateway parameters` };
+  }
+  for (const a of obj.spec?.addresses ?? []) {
+    if (a?.value) {
+      return { ok: false, reason: 'UnsupportedAddress', message: `spec.addresses ${a.value}: standalone Sluice assigns Gateway addresses itself` };
+    }
+  }
+  if (addressProblem) return { ok: false, reason: 'AddressNotAssigned', message: addressProblem };
+  return { ok: true, reason: 'Accepted', message: 'Gateway is valid' };
+}
+
+function translateListener(gateway: GatewayState, spec: any, index: InputIndex): ListenerState {
+  const protocol = String(spec?.protocol ?? '');
+  const listener: ListenerState = {
+    gateway,
+    name: String(spec?.name ?? ''),
+    port: Number(spec?.port),
+    protocol,
+    hostname: spec?.hostname ? String(spec.hostname).toLowerCase() : null,
+    scopeName: `gateway/${gateway.key}/listener/${spec?.name}`,
+    supportedKinds: [],
+    allowedRoutes: {
+      from: spec?.allowedRoutes?.namespaces?.from ?? 'Same',
+      selector: spec?.allowedRoutes?.namespaces?.selector,
+    },
+    accepted: { ok: true, reason: 'Accepted', message: 'Listener is valid' },
+    conflict: null,
+    resolvedRefs: { ok: true, reason: 'ResolvedRefs', message: 'All references resolved' },
+    certificates: [],
+    attachedRoutes: 0,
+  };
+  if (!SUPPORTED_PROTOCOLS.has(protocol)) {
+    listener.accepted = { ok: false, reason: 'UnsupportedProtocol', message: `protocol ${protocol} is not supported (HTTP, HTTPS are)` };
+    return listener;
+  }
+  const kinds = resolveRouteKinds(spec?.allowedRoutes?.kinds);
+  listener.supportedKinds = kinds.supported;
+  if (kinds.invalid.length > 0) {
+    listener.resolvedRefs = {
+      ok: false,
+      reason: 'InvalidRouteKinds',
+      message: `unsupported route kinds: ${kinds.invalid.map((k) => `${k.group}/${k.kind}`).join(', ')}`,
+    };
+  }
+  const selectorError = listener.allowedRoutes.from === 'Selector' ? selectorProblem(listener.allowedRoutes.selector) : null;
+  if (selectorError) listener.accepted = { ok: false, reason: 'UnsupportedValue', message: `allowedRoutes.namespaces.selector: ${selectorError}` };
+  if (protocol === 'HTTPS') resolveCertificates(listener, spec?.tls, index);
+  return listener;
+}
+
+function resolveRouteKinds(kinds: any[] | undefined): { supported: RouteKind[]; invalid: RouteKind[] } {
+  if (!kinds || kinds.length === 0) return { supported: [HTTP_ROUTE_KIND], invalid: [] };
+  const supported: RouteKind[] = [];
+  const invalid: RouteKind[] = [];
+  for (const k of kinds) {
+    const kind: RouteKind = { group: k?.group ?? GATEWAY_GROUP, kind: String(k?.kind) };
+    if (kind.group === HTTP_ROUTE_KIND.group && kind.kind === HTTP_ROUTE_KIND.kind) {
+      if (!supported.length) supported.push(kind);
+    } else invalid.push(kind);
+  }
+  return { supported, invalid };
+}
+
+function resolveCertificates(listener: ListenerState, tls: any, index: InputIndex): void {
+  const gw = listener.gateway.obj;
+  if (tls?.mode === 'Passthrough') {
+    listener.accepted = { ok: false, reason: 'UnsupportedValue', message: 'tls.mode Passthrough needs a TLS listener and TLSRoute, which Sluice does not serve' };
+    return;
+  }
+  const refs: any[] = tls?.certificateRefs ?? [];
+  if (refs.length === 0) {
+    listener.resolvedRefs = { ok: false, reason: 'InvalidCertificateRef', message: 'HTTPS listener has no tls.certificateRefs' };
+    return;
+  }
+  const problems: Verdict[] = [];
+  refs.forEach((ref, i) => {
+    const group = ref?.group ?? '';
+    const kind = ref?.kind ?? 'Secret';
+    const namespace = ref?.namespace ?? gw.metadata.namespace!;
+    const name = String(ref?.name ?? '');
+    const what = `certificateRefs[${i}] ${kind} ${namespace}/${name}`;
+    if (group !== '' || kind !== 'Secret') {
+      problems.push({ ok: false, reason: 'InvalidCertificateRef', message: `${what}: only core Secrets are supported` });
+      return;
+    }
+    const allowed = isReferenceAllowed(
+      index.snapshot.referenceGrants,
+      { group: GATEWAY_GROUP, kind: 'Gateway', namespace: gw.metadata.namespace! },
+      { group: '', kind: 'Secret', namespace, name },
+    );
+    if (!allowed) {
+      problems.push({ ok: false, reason: 'RefNotPermitted', message: `${what}: no ReferenceGrant in ${namespace} allows it` });
+      return;
+    }
+    const secret = index.secret(namespace, name);
+    if (!secret) {
+      problems.push({ ok: false, reason: 'InvalidCertificateRef', message: `${what}: not found` });
+      return;
+    }
+    const pair = readTlsSecret(secret);
+    if ('error' in pair) {
+      problems.push({ ok: false, reason: 'InvalidCertificateRef', message: `${what}: ${pair.error}` });
+      return;
+    }
+    listener.certificates.push({
+      name: `${listener.scopeName}/certificate/${i}`,
+      secret: `secret/${namespace}/${name}`,
+      hostnames: listener.hostname ? [listener.hostname] : [],
+      certPem: pair.cert,
+      keyPem: pair.key,
+      hash: createHash('sha256').update(pair.cert).update(pair.key).digest('hex').slice(0, 16),
+    });
+  });
+  if (problems.length > 0) {
+    listener.resolvedRefs = { ok: false, reason: problems[0]!.reason, message: problems.map((p) => p.message).join('; ') };
+  }
+}
+
+/** Reads tls.crt and tls.key (data is base64, stringData plain) and checks they parse and belong together. */
+export function readTlsSecret(secret: KubeObject): { cert: string; key: string } | { error: string } {
+  const stringData = (secret.stringData ?? {}) as Record<string, string>;
+  const read = (field: string): string | undefined =>
+    stringData[field] ?? (secret.data?.[field] !== undefined ? Buffer.from(secret.data[field]!, 'base64').toString('utf8') : undefined);
+  const cert = read('tls.crt');
+  const key = read('tls.key');
+  if (!cert || !key) return { error: 'Secret needs both tls.crt and tls.key' };
+  try {
+    const x509 = new X509Certificate(cert);
+    const privateKey = createPrivateKey(key);
+    if (!x509.checkPrivateKey(privateKey)) return { error: 'tls.key does not match tls.crt' };
+  } catch (err) {
+    return { error: `malformed certificate or key (${(err as Error).message})` };
+  }
+  return { cert, key };
+}
+
+/**
+ * Listeners on one socket (address and port) must agree on the protocol, and
+ * each needs a distinct hostname. The first claim (older Gateway, then spec
+ * order) keeps the port; later ones that clash are marked Conflicted and not
+ * served. Gateways share a socket only when they share the bind address.
+ */
+function markConflicts(listeners: ListenerState[]): void {
+  const byPort = new Map<string, ListenerState[]>();
+  for (const l of listeners) {
+    if (!l.accepted.ok) continue;
+    const socket = `${l.gateway.address}:${l.port}`;
+    const list = byPort.get(socket) ?? [];
+    list.push(l);
+    byPort.set(socket, list);
+  }
+  for (const group of byPort.values()) {
+    const first = group[0]!;
+    const hostnames = new Set<string | null>();
+    for (const l of group) {
+      if (l.protocol !== first.protocol) {
+        l.conflict = { ok: false, reason: 'ProtocolConflict', message: `port ${l.port} is already used with protocol ${first.protocol}` };
+      } else if (hostnames.has(l.hostname)) {
+        l.conflict = { ok: false, reason: 'HostnameConflict', message: `another listener on port ${l.port} has hostname ${l.hostname ?? '(none)'}` };
+      } else hostnames.add(l.hostname);
+    }
+  }
+}
+
+/** May a route in `namespace` attach to this listener? */
+export function listenerAllowsNamespace(listener: ListenerState, namespace: string, index: InputIndex): boolean {
+  const { from, selector } = listener.allowedRoutes;
+  if (from === 'All') return true;
+  if (from === 'Same') return namespace === listener.gateway.obj.metadata.namespace;
+  if (from === 'Selector') return selectorMatches(selector, index.namespaceLabels(namespace));
+  return false;
+}
+
+/** Can routes attach to it (it may still be unprogrammed, e.g. for a missing certificate)? */
+export function listenerTakesRoutes(listener: ListenerState): boolean {
+  return listener.gateway.accepted.ok && listener.accepted.ok && listener.conflict === null;
+}
+
+/** Will the dataplane serve it? */
+export function listenerProgrammed(listener: ListenerState): boolean {
+  return listenerTakesRoutes(listener) && listener.gateway.address !== null && (listener.protocol === 'HTTP' || listener.certificates.length > 0);
+}
+
+export function gatewayStatus(gateway: GatewayState): ObjectStatus {
+  const gen = gateway.generation;
+  const listeners = gateway.listeners.map((l) => listenerStatus(l, gen));
+  const anyProgrammed = gateway.listeners.some(listenerProgrammed);
+  const conditions: Condition[] = [
+    condition('Accepted', gateway.accepted.ok, gateway.accepted.reason, gateway.accepted.message, gen),
+    gateway.accepted.ok
+      ? anyProgrammed || gateway.listeners.length === 0
+        ? condition('Programmed', true, 'Programmed', `Serving on ${gateway.address}`, gen)
+        : condition('Programmed', false, 'Invalid', 'No listener of this Gateway can be served', gen)
+      : condition('Programmed', false, 'Invalid', `Gateway is not accepted: ${gateway.accepted.message}`, gen),
+  ];
+  return {
+    apiVersion: gateway.obj.apiVersion,
+    kind: 'Gateway',
+    namespace: gateway.obj.metadata.namespace,
+    name: gateway.obj.metadata.name,
+    status: {
+      ...(gateway.address && gateway.accepted.ok ? { addresses: [{ type: 'IPAddress', value: gateway.address }] } : {}),
+      conditions,
+      listeners,
+    },
+  };
+}
+
+function listenerStatus(l: ListenerState, gen: number | undefined) {
+  const programmed = listenerProgrammed(l);
+  const accepted = l.conflict ?? l.accepted;
+  const notProgrammedReason = l.conflict?.reason ?? (l.accepted.ok ? 'Invalid' : l.accepted.reason);
+  const notProgrammedMessage = l.conflict?.message ?? (!l.accepted.ok ? l.accepted.message : !l.resolvedRefs.ok ? l.resolvedRefs.message : !l.gateway.accepted.ok ? l.gateway.accepted.message : 'not served');
+  return {
+    name: l.name,
+    supportedKinds: l.supportedKinds,
+    attachedRoutes: l.attachedRoutes,
+    conditions: [
+      condition('Accepted', accepted.ok, accepted.reason, accepted.message, gen),
+      programmed
+        ? condition('Programmed', true, 'Programmed', 'Listener is served', gen)
+        : condition('Programmed', false, notProgrammedReason, notProgrammedMessage, gen),
+      condition('ResolvedRefs', l.resolvedRefs.ok, l.resolvedRefs.reason, l.resolvedRefs.message, gen),
+      l.conflict
+        ? condition('Conflicted', true, l.conflict.reason, l.conflict.message, gen)
+        : condition('Conflicted', false, 'NoConflicts', 'No conflicts', gen),
+    ],
+  };
+}

@@ -1,0 +1,273 @@
+// HTTPRoute: attachment to Gateway listeners (parentRefs, sectionName, port,
+// allowed namespaces and kinds, hostname intersection), rules compiled into IR
+// routes, backendRefs resolved, and the route's per-parent status.
+import type { Backend, Filter, HeaderModifier, RedirectAction, Route, RouteAction, RouteMatch, WeightedBackend } from '../ir/types.ts';
+import { GATEWAY_GROUP, namespacedName, type KubeObject } from '../sources/objects.ts';
+import { condition, type ObjectStatus } from '../status/conditions.ts';
+import { resolveBackendRef, type RefProblem } from './backends.ts';
+import { listenerAllowsNamespace, listenerTakesRoutes, type GatewayState, type ListenerState } from './gateway.ts';
+import { intersectHostnames } from './hostnames.ts';
+import type { InputIndex } from './index-inputs.ts';
+
+/** A compiled route placed on one listener under one hostname. */
+export interface Placement {
+  listener: ListenerState;
+  hostname: string;
+  route: Route;
+  order: RouteOrder;
+}
+
+/** What Gateway API precedence needs beyond the match itself. */
+export interface RouteOrder {
+  creationTimestamp: string;
+  source: string;
+  ruleIndex: number;
+  matchIndex: number;
+}
+
+export interface RouteTranslation {
+  status: ObjectStatus;
+  placements: Placement[];
+  backends: Backend[];
+}
+
+interface CompiledRule {
+  routes: { route: Route; ruleIndex: number; matchIndex: number }[];
+}
+
+interface Compiled {
+  rules: CompiledRule[];
+  /** Set when a rule uses something Sluice cannot serve: the route is not accepted. */
+  unsupported: string | null;
+  refProblem: RefProblem | null;
+  backends: Backend[];
+}
+
+const SUPPORTED_FILTERS = new Set(['RequestHeaderModifier', 'ResponseHeaderModifier', 'RequestRedirect']);
+
+export function translateHttpRoute(route: KubeObject, gateways: Map<string, GatewayState>, index: InputIndex): RouteTranslation | null {
+  const ns = route.metadata.namespace!;
+  const gen = route.metadata.generation;
+  const compiled = compileRules(route, index);
+  const hostnames: string[] = (route.spec?.hostnames ?? []).map((h: string) => String(h).toLowerCase());
+  const parents: unknown[] = [];
+  const placements: Placement[] = [];
+  const resolvedRefs = compiled.refProblem
+    ? condition('ResolvedRefs', false, compiled.refProblem.reason, compiled.refProblem.message, gen)
+    : condition('ResolvedRefs', true, 'ResolvedRefs', 'All references resolved', gen);
+
+  for (const parentRef of route.spec?.parentRefs ?? []) {
+    const group = parentRef?.group ?? GATEWAY_GROUP;
+    const kind = parentRef?.kind ?? 'Gateway';
+    const parentNs = parentRef?.namespace ?? ns;
+    if (group !== GATEWAY_GROUP || kind !== 'Gateway') continue;
+    const gateway = gateways.get(`${parentNs}/${parentRef?.name}`);
+    if (!gateway) continue; // not one of ours: another controller reports on it
+    const attach = attachToGateway(gateway, parentRef, route, hostnames, index);
+    const accepted =
+      'problem' in attach
+        ? condition('Accepted', false, attach.problem.reason, attach.problem.message, gen)
+        : compiled.unsupported
+          ? condition('Accepted', false, 'UnsupportedValue', compiled.unsupported, gen)
+          : condition('Accepted', true, 'Accepted', `Attached to ${attach.listeners.length} listener(s)`, gen);
+    parents.push({
+      parentRef: {
+        group,
+        kind,
+        namespace: parentNs,
+        name: parentRef.name,
+        ...(parentRef.sectionName !== undefined ? { sectionName: parentRef.sectionName } : {}),
+        ...(parentRef.port !== undefined ? { port: parentRef.port } : {}),
+      },
+      controllerName: '', // filled in by translate()
+      conditions: [accepted, resolvedRefs],
+    });
+    if ('problem' in attach || compiled.unsupported) continue;
+    for (const { listener, hostnames: effective } of attach.listeners) {
+      listener.attachedRoutes += 1;
+      for (const hostname of effective) {
+        for (const rule of compiled.rules) {
+          for (const r of rule.routes) {
+            placements.push({
+              listener,
+              hostname,
+              route: r.route,
+              order: {
+                creationTimestamp: route.metadata.creationTimestamp ?? '',
+                source: namespacedName(route),
+                ruleIndex: r.ruleIndex,
+                matchIndex: r.matchIndex,
+              },
+            });
+          }
+        }
+      }
+    }
+  }
+  if (parents.length === 0) return null;
+  return {
+    status: { apiVersion: route.apiVersion, kind: 'HTTPRoute', namespace: ns, name: route.metadata.name, status: { parents } },
+    placements,
+    backends: compiled.backends,
+  };
+}
+
+type Attachment =
+  | { listeners: { listener: ListenerState; hostnames: string[] }[] }
+  | { problem: { reason: string; message: string } };
+
+function attachToGateway(gateway: GatewayState, parentRef: any, route: KubeObject, hostnames: string[], index: InputIndex): Attachment {
+  const candidates = gateway.listeners.filter(
+    (l) =>
+      (parentRef.sectionName === undefined || l.name === parentRef.sectionName) &&
+      (parentRef.port === undefined || l.port === Number(parentRef.port)),
+  );
+  if (candidates.length === 0) {
+    const wanted = [parentRef.sectionName && `sectionName ${parentRef.sectionName}`, parentRef.port && `port ${parentRef.port}`].filter(Boolean).join(' and ');
+    return { problem: { reason: 'NoMatchingParent', message: `Gateway ${gateway.key} has no listener with ${wanted}` } };
+  }
+  const allowed = candidates.filter(
+    (l) =>
+      listenerTakesRoutes(l) &&
+      l.supportedKinds.some((k) => k.group === GATEWAY_GROUP && k.kind === 'HTTPRoute') &&
+      listenerAllowsNamespace(l, route.metadata.namespace!, index),
+  );
+  if (allowed.length === 0) {
+    return { problem: { reason: 'NotAllowedByListeners', message: `no listener of Gateway ${gateway.key} allows HTTPRoutes from namespace ${route.metadata.namespace}` } };
+  }
+  const listeners = allowed
+    .map((listener) => ({ listener, hostnames: intersectHostnames(hostnames, listener.hostname) }))
+    .filter((a) => a.hostnames.length > 0);
+  if (listeners.length === 0) {
+    return { problem: { reason: 'NoMatchingListenerHostname', message: `no listener hostname of Gateway ${gateway.key} intersects ${hostnames.join(', ')}` } };
+  }
+  return { listeners };
+}
+
+function compileRules(route: KubeObject, index: InputIndex): Compiled {
+  const ns = route.metadata.namespace!;
+  const base = `httproute/${ns}/${route.metadata.name}`;
+  const out: Compiled = { rules: [], unsupported: null, refProblem: null, backends: [] };
+  const unsupported = (msg: string) => {
+    out.unsupported ??= msg;
+  };
+  (route.spec?.rules ?? []).forEach((rule: any, ruleIndex: number) => {
+    const where = `rule ${ruleIndex}`;
+    const filters: Filter[] = [];
+    let redirect: RedirectAction | null = null;
+    for (const f of rule?.filters ?? []) {
+      if (!SUPPORTED_FILTERS.has(f?.type)) {
+        unsupported(`${where}: filter ${f?.type} is not supported`);
+        continue;
+      }
+      if (f.type === 'RequestRedirect') redirect = toRedirect(f.requestRedirect ?? {});
+      else filters.push(toHeaderFilter(f));
+    }
+    const backends: WeightedBackend[] = [];
+    for (const ref of rule?.backendRefs ?? []) {
+      const resolved = resolveBackendRef(ref, ns, index);
+      const refFilters: Filter[] = [];
+      for (const f of ref?.filters ?? []) {
+        if (f?.type === 'RequestHeaderModifier' || f?.type === 'ResponseHeaderModifier') refFilters.push(toHeaderFilter(f));
+        else unsupported(`${where}: backendRef filter ${f?.type} is not supported`);
+      }
+      if ('problem' in resolved) out.refProblem ??= resolved.problem;
+      else out.backends.push(resolved.backend);
+      backends.push({
+        backend: 'backend' in resolved ? resolved.backend.name : null,
+        weight: ref?.weight === undefined ? 1 : Number(ref.weight),
+        filters: refFilters,
+      });
+    }
+    const action: RouteAction = redirect
+      ? redirect
+      : backends.length > 0
+        ? { type: 'Forward', backends }
+        : { type: 'DirectResponse', status: 500 };
+    const matches: any[] = rule?.matches?.length ? rule.matches : [{}];
+    const compiled: CompiledRule = { routes: [] };
+    matches.forEach((m, matchIndex) => {
+      const match = toMatch(m, `${where} match ${matchIndex}`, unsupported);
+      if (redirect?.path?.type === 'ReplacePrefixMatch' && match.path.type !== 'PathPrefix') {
+        unsupported(`${where}: ReplacePrefixMatch needs a PathPrefix match`);
+      }
+      compiled.routes.push({
+        route: { name: `${base}/rule/${ruleIndex}/match/${matchIndex}`, source: `${ns}/${route.metadata.name}`, match, filters, action },
+        ruleIndex,
+        matchIndex,
+      });
+    });
+    out.rules.push(compiled);
+  });
+  return out;
+}
+
+function toMatch(m: any, where: string, unsupported: (msg: string) => void): RouteMatch {
+  const pathType = m?.path?.type ?? 'PathPrefix';
+  const pathValue = String(m?.path?.value ?? '/');
+  if (!['Exact', 'PathPrefix', 'RegularExpression'].includes(pathType)) unsupported(`${where}: path type ${pathType} is not supported`);
+  else if (pathType === 'RegularExpression') checkRegex(pathValue, `${where} path`, unsupported);
+  else if (!pathValue.startsWith('/')) unsupported(`${where}: path ${pathValue} must start with /`);
+  const seenHeaders = new Set<string>();
+  const headers = [];
+  for (const h of m?.headers ?? []) {
+    const name = String(h?.name ?? '').toLowerCase();
+    if (seenHeaders.has(name)) continue; // the spec: later duplicates of a header name are ignored
+    seenHeaders.add(name);
+    const type = h?.type ?? 'Exact';
+    if (type === 'RegularExpression') checkRegex(String(h?.value), `${where} header ${name}`, unsupported);
+    else if (type !== 'Exact') unsupported(`${where}: header match type ${type} is not supported`);
+    headers.push({ name, type, value: String(h?.value ?? '') });
+  }
+  const seenParams = new Set<string>();
+  const queryParams = [];
+  for (const q of m?.queryParams ?? []) {
+    const name = String(q?.name ?? '');
+    if (seenParams.has(name)) continue;
+    seenParams.add(name);
+    const type = q?.type ?? 'Exact';
+    if (type === 'RegularExpression') checkRegex(String(q?.value), `${where} query ${name}`, unsupported);
+    else if (type !== 'Exact') unsupported(`${where}: query match type ${type} is not supported`);
+    queryParams.push({ name, type, value: String(q?.value ?? '') });
+  }
+  return {
+    path: { type: pathType, value: pathValue },
+    headers,
+    queryParams,
+    ...(m?.method ? { method: String(m.method).toUpperCase() } : {}),
+  };
+}
+
+function checkRegex(pattern: string, where: string, unsupported: (msg: string) => void): void {
+  try {
+    new RegExp(pattern);
+  } catch (err) {
+    unsupported(`${where}: invalid regular expression ${JSON.stringify(pattern)}: ${(err as Error).message}`);
+  }
+}
+
+function toHeaderFilter(f: any): Filter {
+  const spec = f.type === 'RequestHeaderModifier' ? f.requestHeaderModifier : f.responseHeaderModifier;
+  return { type: f.type, modifier: toHeaderModifier(spec ?? {}) };
+}
+
+function toHeaderModifier(spec: any): HeaderModifier {
+  const values = (list: any[] | undefined) => (list ?? []).map((h) => ({ name: String(h.name).toLowerCase(), value: String(h.value ?? '') }));
+  return { set: values(spec.set), add: values(spec.add), remove: (spec.remove ?? []).map((n: string) => String(n).toLowerCase()) };
+}
+
+function toRedirect(spec: any): RedirectAction {
+  const path = spec.path?.type === 'ReplaceFullPath'
+    ? { type: 'ReplaceFullPath' as const, value: String(spec.path.replaceFullPath ?? '/') }
+    : spec.path?.type === 'ReplacePrefixMatch'
+      ? { type: 'ReplacePrefixMatch' as const, value: String(spec.path.replacePrefixMatch ?? '/') }
+      : undefined;
+  return {
+    type: 'Redirect',
+    ...(spec.scheme ? { scheme: spec.scheme } : {}),
+    ...(spec.hostname ? { hostname: String(spec.hostname) } : {}),
+    ...(spec.port !== undefined ? { port: Number(spec.port) } : {}),
+    ...(path ? { path } : {}),
+    statusCode: spec.statusCode === undefined ? 302 : Number(spec.statusCode),
+  };
+}

@@ -1,0 +1,33 @@
+// Gateway API route precedence within one virtual host: the first route in
+// this order that matches a request wins.
+//   1. path: Exact, then RegularExpression, then PathPrefix (longer value first)
+//   2. a method match before none
+//   3. more header matches first, then more query-param matches first
+//   4. the older route first (creationTimestamp), then namespace/name alphabetically
+//   5. rule order, then match order within the route
+// Placing RegularExpression between Exact and PathPrefix is our choice where the
+// spec leaves regex precedence to implementations (Envoy Gateway does the same).
+import type { PathMatchType } from '../ir/types.ts';
+import type { Placement } from './httproute.ts';
+
+const PATH_RANK: Record<PathMatchType, number> = { Exact: 0, RegularExpression: 1, PathPrefix: 2 };
+
+export function comparePrecedence(a: Placement, b: Placement): number {
+  const ma = a.route.match;
+  const mb = b.route.match;
+  return (
+    PATH_RANK[ma.path.type] - PATH_RANK[mb.path.type] ||
+    mb.path.value.length - ma.path.value.length ||
+    Number(mb.method !== undefined) - Number(ma.method !== undefined) ||
+    mb.headers.length - ma.headers.length ||
+    mb.queryParams.length - ma.queryParams.length ||
+    compareStrings(a.order.creationTimestamp, b.order.creationTimestamp) ||
+    compareStrings(a.order.source, b.order.source) ||
+    a.order.ruleIndex - b.order.ruleIndex ||
+    a.order.matchIndex - b.order.matchIndex
+  );
+}
+
+function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

@@ -1,0 +1,105 @@
+// translate(snapshot) → { ir, statuses }: a pure function of its inputs.
+// No API calls, no clock, no randomness: the same snapshot always gives the
+// same IR (and so the same version) and the same statuses.
+import type { Backend, HttpListener, IR, ListenerScope, VirtualHost } from '../ir/types.ts';
+import { irVersion } from '../ir/version.ts';
+import type { InputSnapshot } from '../sources/objects.ts';
+import type { ObjectStatus } from '../status/conditions.ts';
+import { translateL4Services } from './backends.ts';
+import {
+  gatewayStatus,
+  listenerProgrammed,
+  translateGatewayClasses,
+  translateGateways,
+  type TranslateOptions,
+} from './gateway.ts';
+import { hostnameSpecificity } from './hostnames.ts';
+import { translateHttpRoute, type Placement } from './httproute.ts';
+import { InputIndex } from './index-inputs.ts';
+import { comparePrecedence } from './precedence.ts';
+
+export type { TranslateOptions } from './gateway.ts';
+
+export interface TranslateResult {
+  ir: IR;
+  statuses: ObjectStatus[];
+}
+
+export function translate(snapshot: InputSnapshot, options: TranslateOptions): TranslateResult {
+  const index = new InputIndex(snapshot);
+  const classes = translateGatewayClasses(snapshot.gatewayClasses, options);
+  const gateways = translateGateways(snapshot.gateways, classes.accepted, index, options);
+  const gatewaysByKey = new Map(gateways.map((g) => [g.key, g]));
+
+  const routeStatuses: ObjectStatus[] = [];
+  const placements: Placement[] = [];
+  const backends = new Map<string, Backend>();
+  for (const route of [...snapshot.httpRoutes].sort(byKey)) {
+    const result = translateHttpRoute(route, gatewaysByKey, index);
+    if (!result) continue;
+    for (const parent of result.status.status.parents as { controllerName: string }[]) parent.controllerName = options.controllerName;
+    routeStatuses.push(result.status);
+    placements.push(...result.placements);
+    for (const b of result.backends) backends.set(b.name, b);
+  }
+
+  const listeners = new Map<string, HttpListener>();
+  const scopes = new Map<string, { scope: ListenerScope; hosts: Map<string, Placement[]> }>();
+  for (const gateway of gateways) {
+    for (const l of gateway.listeners) {
+      if (!listenerProgrammed(l)) continue;
+      const name = `${gateway.address}:${l.port}`;
+      let socket = listeners.get(name);
+      if (!socket) {
+        socket = { name, address: gateway.address!, port: l.port, protocol: l.protocol as HttpListener['protocol'], scopes: [] };
+        if (l.protocol === 'HTTPS') socket.tls = { certificates: [] };
+        listeners.set(name, socket);
+      }
+      socket.tls?.certificates.push(...l.certificates);
+      const scope: ListenerScope = { name: l.scopeName, hostname: l.hostname, virtualHosts: [] };
+      socket.scopes.push(scope);
+      scopes.set(l.scopeName, { scope, hosts: new Map() });
+    }
+  }
+  for (const p of placements) {
+    const entry = scopes.get(p.listener.scopeName);
+    if (!entry) continue; // attached to a listener that is not served (e.g. its certificate is missing)
+    const list = entry.hosts.get(p.hostname) ?? [];
+    list.push(p);
+    entry.hosts.set(p.hostname, list);
+  }
+  for (const { scope, hosts } of scopes.values()) {
+    scope.virtualHosts = [...hosts.entries()]
+      .map(([hostname, list]): VirtualHost => ({
+        name: `${scope.name}/host/${hostname}`,
+        hostname,
+        routes: dedupeRoutes(list.sort(comparePrecedence)),
+      }))
+      .sort(bySpecificity);
+  }
+  for (const socket of listeners.values()) socket.scopes.sort(bySpecificity);
+
+  const http = {
+    listeners: [...listeners.values()].sort((a, b) => a.name.localeCompare(b.name)),
+    backends: Object.fromEntries([...backends.entries()].sort(([a], [b]) => a.localeCompare(b))),
+  };
+  const l4 = { services: translateL4Services(index) };
+  return {
+    ir: { version: irVersion(http, l4), http, l4 },
+    statuses: [...classes.statuses, ...gateways.map(gatewayStatus), ...routeStatuses],
+  };
+}
+
+/** A route attached twice to one listener (two parentRefs) appears once. */
+function dedupeRoutes(sorted: Placement[]) {
+  const seen = new Set<string>();
+  return sorted.filter((p) => !seen.has(p.route.name) && seen.add(p.route.name)).map((p) => p.route);
+}
+
+function bySpecificity<T extends { name: string; hostname: string | null }>(a: T, b: T): number {
+  return hostnameSpecificity(b.hostname) - hostnameSpecificity(a.hostname) || a.name.localeCompare(b.name);
+}
+
+function byKey(a: { metadata: { namespace?: string; name: string } }, b: { metadata: { namespace?: string; name: string } }): number {
+  return `${a.metadata.namespace}/${a.metadata.name}`.localeCompare(`${b.metadata.namespace}/${b.metadata.name}`);
+}

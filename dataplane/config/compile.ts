@@ -1,0 +1,174 @@
+// HttpIR → RouteTable. Problems confined to one route, backend reference or certificate are
+// recorded and disable only that piece; anything thrown out of here rejects the whole version
+// (the caller keeps the last good table).
+
+import type { Backend, HttpIR, HttpListener, ListenerScope, Route, RouteAction, VirtualHost } from '../../controller/ir/types.ts';
+import { compileHeaderFilters } from '../filters/header-modifier.ts';
+import { compileRedirect } from '../filters/redirect.ts';
+import type { DataplaneMetrics } from '../metrics.ts';
+import { HostIndex } from '../router/host.ts';
+import { compileMatch, type MatchProblem } from '../router/match.ts';
+import { CertificateSelector, type CertificateProblem, type SecureContextCache } from '../tls/certificates.ts';
+import { BackendTarget } from '../upstream/backend.ts';
+import type { UpstreamPools } from '../upstream/pools.ts';
+import { weightedPicker, type PickerStateGeneration } from '../upstream/weighted.ts';
+import type {
+  BackendChoice,
+  CompiledAction,
+  CompiledRoute,
+  CompileProblem,
+  ListenerTable,
+  RouteTable,
+  ScopeTable,
+  VirtualHostTable,
+} from './route-table.ts';
+
+export interface CompileContext {
+  pools: UpstreamPools;
+  certificates: SecureContextCache;
+  pickerStates: PickerStateGeneration;
+  metrics: DataplaneMetrics;
+}
+
+export function compileRouteTable(version: string, http: HttpIR, context: CompileContext): RouteTable {
+  const problems: CompileProblem[] = [];
+  const endpointKeys = new Set<string>();
+  const certificateHashes = new Set<string>();
+
+  const backends = new Map<string, BackendTarget>();
+  for (const [key, backend] of Object.entries(http.backends ?? {})) {
+    backends.set(key, compileBackend(backend, context, endpointKeys));
+  }
+
+  const compiler = new TableCompiler(context, backends, problems);
+  const listeners = http.listeners.map((listener) => {
+    const table = compiler.listener(listener);
+    for (const hash of CertificateSelector.hashes(listener.tls)) certificateHashes.add(hash);
+    return table;
+  });
+
+  return { version, listeners, endpointKeys, certificateHashes, problems };
+}
+
+function compileBackend(backend: Backend, context: CompileContext, endpointKeys: Set<string>): BackendTarget {
+  const endpoints = backend.endpoints.map((endpoint) => {
+    const upstream = context.pools.acquire(endpoint);
+    endpointKeys.add(upstream.key);
+    return upstream;
+  });
+  return new BackendTarget(backend.name, endpoints);
+}
+
+class TableCompiler {
+  private readonly context: CompileContext;
+  private readonly backends: ReadonlyMap<string, BackendTarget>;
+  private readonly problems: CompileProblem[];
+
+  constructor(context: CompileContext, backends: ReadonlyMap<string, BackendTarget>, problems: CompileProblem[]) {
+    this.context = context;
+    this.backends = backends;
+    this.problems = problems;
+  }
+
+  listener(listener: HttpListener): ListenerTable {
+    const scopes = new HostIndex<ScopeTable>();
+    for (const scope of listener.scopes) scopes.add(scope.hostname, this.scope(scope));
+
+    let certificates: CertificateSelector | null = null;
+    if (listener.protocol === 'HTTPS') {
+      const certificateProblems: CertificateProblem[] = [];
+      certificates = CertificateSelector.build(listener.tls, this.context.certificates, certificateProblems);
+      for (const problem of certificateProblems) this.problems.push({ subject: problem.certificate, message: `certificate unusable: ${problem.message}` });
+    }
+
+    return {
+      name: listener.name,
+      listener,
+      protocol: listener.protocol,
+      scheme: listener.protocol === 'HTTPS' ? 'https' : 'http',
+      port: listener.port,
+      scopes,
+      certificates,
+      notFound: this.context.metrics.requestMetrics('', ''),
+    };
+  }
+
+  private scope(scope: ListenerScope): ScopeTable {
+    const virtualHosts = new HostIndex<VirtualHostTable>();
+    for (const virtualHost of scope.virtualHosts) virtualHosts.add(virtualHost.hostname, this.virtualHost(virtualHost));
+    return { name: scope.name, virtualHosts };
+  }
+
+  private virtualHost(virtualHost: VirtualHost): VirtualHostTable {
+    return { name: virtualHost.name, routes: virtualHost.routes.map((route) => this.route(route)) };
+  }
+
+  private route(route: Route): CompiledRoute {
+    const matchProblems: MatchProblem[] = [];
+    const match = compileMatch(route.match, matchProblems);
+    for (const problem of matchProblems) {
+      this.problems.push({ subject: route.name, message: `${problem.field}: ${problem.message}; the route never matches` });
+    }
+    return { name: route.name, source: route.source, match, action: this.action(route, route.action) };
+  }
+
+  private action(route: Route, action: RouteAction): CompiledAction {
+    const metrics = this.context.metrics;
+    const routeFilters = compileHeaderFilters(route.filters);
+    switch (action.type) {
+      case 'Forward': {
+        const candidates = action.backends.map((weighted, index) => {
+          const backendFilters = compileHeaderFilters(weighted.filters);
+          let backend: BackendTarget | null = null;
+          if (weighted.backend !== null) {
+            backend = this.backends.get(weighted.backend) ?? null;
+            if (backend === null) this.problems.push({ subject: route.name, message: `backend ${weighted.backend} is not in the IR; its share answers 500` });
+          }
+          const choice: BackendChoice = {
+            backend,
+            requestModifiers: [...routeFilters.request, ...backendFilters.request],
+            responseModifiers: [...routeFilters.response, ...backendFilters.response],
+            metrics: metrics.requestMetrics(route.name, weighted.backend ?? ''),
+          };
+          return { item: choice, weight: weighted.weight, id: `${index}:${weighted.backend ?? ''}` };
+        });
+        return {
+          type: 'Forward',
+          picker: weightedPicker(route.name, candidates, this.context.pickerStates),
+          noBackend: { backend: null, requestModifiers: [], responseModifiers: routeFilters.response, metrics: metrics.requestMetrics(route.name, '') },
+        };
+      }
+      case 'Redirect': {
+        let statusCode = action.statusCode;
+        if (!(statusCode >= 300 && statusCode <= 399)) {
+          this.problems.push({ subject: route.name, message: `redirect status ${statusCode} is not 3xx; using 302` });
+          statusCode = 302;
+        }
+        return {
+          type: 'Redirect',
+          redirect: compileRedirect({ ...action, statusCode }, route.match.path),
+          responseModifiers: routeFilters.response,
+          metrics: metrics.requestMetrics(route.name, ''),
+        };
+      }
+      case 'DirectResponse': {
+        let status = action.status;
+        if (!(Number.isInteger(status) && status >= 200 && status <= 599)) {
+          this.problems.push({ subject: route.name, message: `direct response status ${status} is invalid; using 500` });
+          status = 500;
+        }
+        return {
+          type: 'DirectResponse',
+          status,
+          body: action.body === undefined ? null : Buffer.from(action.body),
+          responseModifiers: routeFilters.response,
+          metrics: metrics.requestMetrics(route.name, ''),
+        };
+      }
+      default:
+        // A newer IR than this dataplane knows: fail the one route loudly, not the whole table.
+        this.problems.push({ subject: route.name, message: `unknown action type ${JSON.stringify((action as RouteAction).type)}; the route answers 500` });
+        return { type: 'DirectResponse', status: 500, body: null, responseModifiers: [], metrics: metrics.requestMetrics(route.name, '') };
+    }
+  }
+}

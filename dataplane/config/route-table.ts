@@ -1,0 +1,97 @@
+// The compiled form of HttpIR the proxy runs on. Everything a request needs is resolved here
+// once: host indexes, regexes, header modifier lists, pickers, pools and metric children.
+// A RouteTable is immutable once built (picker state and round-robin cursors aside); a reload
+// builds a new one and swaps references, so in-flight requests finish on the table they began with.
+
+import type { HttpListener, ListenerProtocol } from '../../controller/ir/types.ts';
+import type { HeaderModifierPlan } from '../filters/header-modifier.ts';
+import type { RedirectPlan, Scheme } from '../filters/redirect.ts';
+import type { RequestMetrics } from '../metrics.ts';
+import type { HostIndex } from '../router/host.ts';
+import type { CompiledMatch } from '../router/match.ts';
+import type { CertificateSelector } from '../tls/certificates.ts';
+import type { BackendTarget } from '../upstream/backend.ts';
+import type { SmoothWeightedPicker } from '../upstream/weighted.ts';
+
+export interface RouteTable {
+  version: string;
+  /** In IR order (sorted by name). */
+  listeners: ListenerTable[];
+  /** Pools and certificates this table uses: everything else can be released once it is live. */
+  endpointKeys: ReadonlySet<string>;
+  certificateHashes: ReadonlySet<string>;
+  /** Non-fatal problems: each disabled a route, a backend reference or a certificate. */
+  problems: CompileProblem[];
+}
+
+export interface CompileProblem {
+  /** IR name of what is affected (route, listener, certificate secret). */
+  subject: string;
+  message: string;
+}
+
+export interface ListenerTable {
+  name: string;
+  /** The IR listener this was compiled from (bind address, port, protocol). */
+  listener: HttpListener;
+  protocol: ListenerProtocol;
+  scheme: Scheme;
+  /** The Gateway listener port: redirects derive from it, never from the bound port. */
+  port: number;
+  scopes: HostIndex<ScopeTable>;
+  /** HTTPS only; null when no certificate could be loaded (the listener cannot be served). */
+  certificates: CertificateSelector | null;
+  /** Answers for requests that match no route (404). */
+  notFound: RequestMetrics;
+}
+
+export interface ScopeTable {
+  name: string;
+  virtualHosts: HostIndex<VirtualHostTable>;
+}
+
+export interface VirtualHostTable {
+  name: string;
+  routes: CompiledRoute[];
+}
+
+export interface CompiledRoute {
+  name: string;
+  source: string;
+  match: CompiledMatch;
+  action: CompiledAction;
+}
+
+export type CompiledAction = ForwardPlan | RedirectActionPlan | DirectResponsePlan;
+
+export interface ForwardPlan {
+  type: 'Forward';
+  /** Null when every weight is zero: the route answers 500. */
+  picker: SmoothWeightedPicker<BackendChoice> | null;
+  /** Metrics and response modifiers for the 500 when no backend can be picked. */
+  noBackend: BackendChoice;
+}
+
+/** One WeightedBackend, with the route's filters and its own already concatenated. */
+export interface BackendChoice {
+  /** Null when the reference is invalid: its share answers 500. */
+  backend: BackendTarget | null;
+  requestModifiers: HeaderModifierPlan[];
+  responseModifiers: HeaderModifierPlan[];
+  metrics: RequestMetrics;
+}
+
+export interface RedirectActionPlan {
+  type: 'Redirect';
+  redirect: RedirectPlan;
+  responseModifiers: HeaderModifierPlan[];
+  metrics: RequestMetrics;
+}
+
+export interface DirectResponsePlan {
+  type: 'DirectResponse';
+  status: number;
+  body: Buffer | null;
+  responseModifiers: HeaderModifierPlan[];
+  metrics: RequestMetrics;
+}

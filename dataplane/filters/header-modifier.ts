@@ -1,0 +1,102 @@
+// RequestHeaderModifier / ResponseHeaderModifier over a flat header list
+// (`[name, value, name, value, ...]`, names lower-case): the form the proxy builds for undici
+// and hands to `res.writeHead`, so no header object is materialised per request.
+
+import type { Filter, HeaderModifier } from '../../controller/ir/types.ts';
+
+/** A HeaderModifier prepared once at compile time: names lower-cased, pairs flattened. */
+export interface HeaderModifierPlan {
+  remove: readonly string[];
+  /** Flat `[name, value, ...]`. */
+  set: readonly string[];
+  /** Flat `[name, value, ...]`. */
+  add: readonly string[];
+}
+
+export function compileHeaderModifier(modifier: HeaderModifier): HeaderModifierPlan {
+  const flatten = (values: HeaderModifier['set']): string[] =>
+    values.flatMap(({ name, value }) => [name.toLowerCase(), value]);
+  return {
+    remove: modifier.remove.map((name) => name.toLowerCase()),
+    set: flatten(modifier.set),
+    add: flatten(modifier.add),
+  };
+}
+
+/** The request and response modifiers of a filter list, in order. */
+export function compileHeaderFilters(filters: readonly Filter[]): {
+  request: HeaderModifierPlan[];
+  response: HeaderModifierPlan[];
+} {
+  const request: HeaderModifierPlan[] = [];
+  const response: HeaderModifierPlan[] = [];
+  for (const filter of filters) {
+    if (filter.type === 'RequestHeaderModifier') request.push(compileHeaderModifier(filter.modifier));
+    else if (filter.type === 'ResponseHeaderModifier') response.push(compileHeaderModifier(filter.modifier));
+  }
+  return { request, response };
+}
+
+/**
+ * Applies modifiers in order, each as remove → set → add (Envoy's order, which Gateway API
+ * implementations follow): `set` replaces every occurrence, `add` appends to the existing
+ * value joined with "," (Set-Cookie gets its own line instead: it cannot be comma-joined).
+ */
+export function applyHeaderModifiers(headers: string[], plans: readonly HeaderModifierPlan[]): void {
+  for (let p = 0; p < plans.length; p++) {
+    const plan = plans[p];
+    for (let i = 0; i < plan.remove.length; i++) removeHeader(headers, plan.remove[i]);
+    for (let i = 0; i < plan.set.length; i += 2) {
+      removeHeader(headers, plan.set[i]);
+      headers.push(plan.set[i], plan.set[i + 1]);
+    }
+    for (let i = 0; i < plan.add.length; i += 2) appendHeader(headers, plan.add[i], plan.add[i + 1]);
+  }
+}
+
+export function removeHeader(headers: string[], name: string): void {
+  let write = 0;
+  for (let read = 0; read < headers.length; read += 2) {
+    if (headers[read] === name) continue;
+    if (write !== read) {
+      headers[write] = headers[read];
+      headers[write + 1] = headers[read + 1];
+    }
+    write += 2;
+  }
+  headers.length = write;
+}
+
+function appendHeader(headers: string[], name: string, value: string): void {
+  if (name === 'set-cookie') {
+    headers.push(name, value);
+    return;
+  }
+  let first = -1;
+  let folded = false;
+  for (let i = 0; i < headers.length; i += 2) {
+    if (headers[i] !== name) continue;
+    if (first < 0) {
+      first = i;
+    } else {
+      headers[first + 1] += ',' + headers[i + 1];
+      headers[i] = ''; // folded into the first occurrence; dropped below
+      folded = true;
+    }
+  }
+  if (first < 0) {
+    headers.push(name, value);
+    return;
+  }
+  headers[first + 1] += ',' + value;
+  if (folded) removeHeader(headers, '');
+}
+
+/** All values of `name` (lower-case) joined with ",", or undefined when absent. */
+export function headerValue(headers: readonly string[], name: string): string | undefined {
+  let value: string | undefined;
+  for (let i = 0; i < headers.length; i += 2) {
+    if (headers[i] === name) value = value === undefined ? headers[i + 1] : value + ',' + headers[i + 1];
+  }
+  return value;
+}

@@ -1,0 +1,25 @@
+// Answers the dataplane writes itself (404, 5xx, redirects, direct responses). Route response
+// header modifiers apply to them too: they are the route's responses.
+
+import type { ServerResponse } from 'node:http';
+import { applyHeaderModifiers, type HeaderModifierPlan } from './filters/header-modifier.ts';
+import type { RequestMetrics } from './metrics.ts';
+
+export function sendLocalReply(
+  res: ServerResponse,
+  status: number,
+  body: string | Buffer | null,
+  modifiers: readonly HeaderModifierPlan[],
+  metrics: RequestMetrics,
+  startedAt: number,
+  location?: string,
+): void {
+  const length = body === null ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.length;
+  const headers = ['content-length', String(length)];
+  if (body !== null) headers.push('content-type', 'text/plain; charset=utf-8');
+  if (location !== undefined) headers.push('location', location);
+  if (modifiers.length > 0) applyHeaderModifiers(headers, modifiers);
+  res.writeHead(status, headers);
+  res.end(body ?? undefined);
+  metrics.record(status, startedAt);
+}

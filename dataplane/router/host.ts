@@ -1,0 +1,82 @@
+// Host selection with Gateway API specificity: an exact name beats any wildcard, a longer
+// wildcard beats a shorter one, and a catch-all (a scope without hostname, or a virtual host
+// `*`) comes last. Used twice per request: Host → listener scope, then Host → virtual host.
+
+/**
+ * Host header → the name routes are matched on: port removed, lower-cased, one trailing dot
+ * removed. IPv6 literals keep their brackets (`[::1]:8080` → `[::1]`).
+ */
+export function normalizeHost(host: string | undefined): string {
+  if (host === undefined || host === '') return '';
+  let end = host.length;
+  if (host.charCodeAt(0) === 0x5b /* [ */) {
+    const close = host.indexOf(']');
+    if (close > 0) end = close + 1;
+  } else {
+    const colon = host.indexOf(':');
+    if (colon >= 0) end = colon;
+  }
+  if (end > 0 && host.charCodeAt(end - 1) === 0x2e /* . */) end--;
+  return (end === host.length ? host : host.slice(0, end)).toLowerCase();
+}
+
+/** Lower-cased, trailing dot removed: the form patterns are stored in. */
+export function normalizeHostnamePattern(pattern: string): string {
+  const lower = pattern.toLowerCase();
+  return lower.endsWith('.') ? lower.slice(0, -1) : lower;
+}
+
+/**
+ * Entries keyed by host pattern: `example.com` (exact), `*.example.com` (one or more extra
+ * labels) or a catch-all. Lookup costs one Map probe for exact names and one per label for
+ * wildcards, whatever the number of entries.
+ */
+export class HostIndex<T> {
+  private readonly exact = new Map<string, T>();
+  /** Keyed by the suffix after `*`, dot included: `*.example.com` → `.example.com`. */
+  private readonly wildcards = new Map<string, T>();
+  private catchAll: T | undefined = undefined;
+
+  /**
+   * Adds an entry; the first entry for a pattern wins (inputs arrive in precedence order).
+   * `null` and `*` are catch-alls.
+   */
+  add(pattern: string | null, value: T): void {
+    if (pattern === null || pattern === '*') {
+      if (this.catchAll === undefined) this.catchAll = value;
+      return;
+    }
+    const name = normalizeHostnamePattern(pattern);
+    if (name.startsWith('*.')) {
+      const suffix = name.slice(1);
+      if (!this.wildcards.has(suffix)) this.wildcards.set(suffix, value);
+    } else if (!this.exact.has(name)) {
+      this.exact.set(name, value);
+    }
+  }
+
+  /** `host` must already be normalized (see normalizeHost). */
+  find(host: string): T | undefined {
+    const exact = this.exact.get(host);
+    if (exact !== undefined) return exact;
+    if (this.wildcards.size > 0) {
+      // Suffixes are tried longest first, so the most specific wildcard wins. Starting at the
+      // first dot guarantees at least one label before the suffix: `example.com` never
+      // matches `*.example.com`.
+      for (let dot = host.indexOf('.'); dot >= 0; dot = host.indexOf('.', dot + 1)) {
+        const wildcard = this.wildcards.get(host.slice(dot));
+        if (wildcard !== undefined) return wildcard;
+      }
+    }
+    return this.catchAll;
+  }
+
+  /** Entries in lookup precedence (exact, wildcards longest first, catch-all); for dumps. */
+  entries(): Array<[string, T]> {
+    const wildcards = [...this.wildcards].sort((a, b) => b[0].length - a[0].length || (a[0] < b[0] ? -1 : 1));
+    const out: Array<[string, T]> = [...this.exact];
+    for (const [suffix, value] of wildcards) out.push(['*' + suffix, value]);
+    if (this.catchAll !== undefined) out.push(['*', this.catchAll]);
+    return out;
+  }
+}

@@ -1,0 +1,117 @@
+// Header rewriting at the proxy boundary: hop-by-hop headers stay on their own connection
+// (RFC 9110 §7.6.1), X-Forwarded-For/-Proto tell the upstream who asked and how.
+
+import { applyHeaderModifiers, headerValue, removeHeader, type HeaderModifierPlan } from '../filters/header-modifier.ts';
+import type { Scheme } from '../filters/redirect.ts';
+
+/** Never forwarded in either direction; nor is any header named in Connection. */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'transfer-encoding', 'upgrade', 'trailer']);
+
+/**
+ * Request headers we drop besides hop-by-hop ones: `expect` (Node has already answered
+ * 100-continue, and undici refuses it), and the forwarding headers we rebuild ourselves.
+ */
+const REBUILT_REQUEST_HEADERS = new Set(['expect', 'x-forwarded-for', 'x-forwarded-proto']);
+
+/** The client's headers, read once: what matching and forwarding need. */
+export interface ClientHeaders {
+  /** Flat `[name, value, ...]`, names lower-case, every header in arrival order. */
+  headers: string[];
+  /** First Host header, as sent. */
+  host: string | undefined;
+  /** Whether a request body follows (Content-Length > 0 or Transfer-Encoding). */
+  hasBody: boolean;
+}
+
+export function readClientHeaders(rawHeaders: readonly string[]): ClientHeaders {
+  const headers = new Array<string>(rawHeaders.length);
+  let host: string | undefined;
+  let hasBody = false;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i].toLowerCase();
+    const value = rawHeaders[i + 1];
+    headers[i] = name;
+    headers[i + 1] = value;
+    if (name === 'host') host ??= value;
+    else if (name === 'content-length') hasBody ||= value !== '0';
+    else if (name === 'transfer-encoding') hasBody = true;
+  }
+  return { headers, host, hasBody };
+}
+
+/**
+ * The upstream request's headers: client headers minus hop-by-hop ones, the Host kept as the
+ * client sent it, X-Forwarded-For appended and X-Forwarded-Proto set, then the route's and
+ * backend's modifiers (last, so a filter may override the forwarding headers).
+ */
+export function upstreamRequestHeaders(
+  client: ClientHeaders,
+  clientAddress: string | undefined,
+  scheme: Scheme,
+  modifiers: readonly HeaderModifierPlan[],
+): string[] {
+  const headers = client.headers;
+  const out: string[] = [];
+  let connection: string | undefined;
+  let sawHost = false;
+  let sawContentLength = false;
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i];
+    if (HOP_BY_HOP.has(name)) {
+      if (name === 'connection') connection = connection === undefined ? headers[i + 1] : `${connection},${headers[i + 1]}`;
+      continue;
+    }
+    if (REBUILT_REQUEST_HEADERS.has(name)) continue;
+    // undici rejects repeated Host or Content-Length; the first one is the one Node used.
+    if (name === 'host') {
+      if (sawHost) continue;
+      sawHost = true;
+    } else if (name === 'content-length') {
+      if (sawContentLength) continue;
+      sawContentLength = true;
+    }
+    out.push(name, headers[i + 1]);
+  }
+  if (connection !== undefined) removeConnectionOptions(out, connection);
+
+  const address = clientAddress?.startsWith('::ffff:') ? clientAddress.slice(7) : clientAddress;
+  const forwardedFor = headerValue(headers, 'x-forwarded-for');
+  if (address !== undefined) out.push('x-forwarded-for', forwardedFor === undefined ? address : `${forwardedFor}, ${address}`);
+  else if (forwardedFor !== undefined) out.push('x-forwarded-for', forwardedFor);
+  out.push('x-forwarded-proto', scheme);
+
+  if (modifiers.length > 0) applyHeaderModifiers(out, modifiers);
+  return out;
+}
+
+/** The downstream response's headers: upstream headers minus hop-by-hop ones, then modifiers. */
+export function downstreamResponseHeaders(
+  upstream: Record<string, string | string[] | undefined>,
+  modifiers: readonly HeaderModifierPlan[],
+): string[] {
+  const out: string[] = [];
+  let connection: string | undefined;
+  for (const name in upstream) {
+    const value = upstream[name];
+    if (value === undefined) continue;
+    if (HOP_BY_HOP.has(name)) {
+      if (name === 'connection') connection = typeof value === 'string' ? value : value.join(',');
+      continue;
+    }
+    if (typeof value === 'string') out.push(name, value);
+    else for (let i = 0; i < value.length; i++) out.push(name, value[i]);
+  }
+  if (connection !== undefined) removeConnectionOptions(out, connection);
+  if (modifiers.length > 0) applyHeaderModifiers(out, modifiers);
+  return out;
+}
+
+/** Removes the headers a Connection header names (`Connection: close, x-private`). */
+function removeConnectionOptions(headers: string[], connection: string): void {
+  for (const token of connection.split(',')) {
+    const name = token.trim().toLowerCase();
+    // The common tokens name nothing we would forward; skip the scan for them.
+    if (name === '' || name === 'close' || name === 'keep-alive' || name === 'upgrade') continue;
+    removeHeader(headers, name);
+  }
+}

@@ -1,0 +1,83 @@
+// undici Pools keyed by endpoint `address:port`, shared by every backend and listener that
+// reaches the endpoint and kept across reloads, so a reload never drops warm keep-alive
+// connections. A pool is closed only when a committed table no longer references it.
+
+import { Pool } from 'undici';
+import type { Endpoint } from '../../controller/ir/types.ts';
+
+/** Connect timeout: a dead endpoint fails the request after this instead of hanging. */
+export const UPSTREAM_CONNECT_TIMEOUT_MS = 5_000;
+
+export interface UpstreamEndpoint {
+  /** `address:port` (`[v6]:port`). */
+  readonly key: string;
+  readonly pool: Pool;
+}
+
+export function endpointKey(endpoint: Endpoint): string {
+  return endpoint.address.includes(':') ? `[${endpoint.address}]:${endpoint.port}` : `${endpoint.address}:${endpoint.port}`;
+}
+
+export class UpstreamPools {
+  private readonly pools = new Map<string, UpstreamEndpoint>();
+  private readonly drainTimeoutMs: number;
+
+  constructor(drainTimeoutMs: number) {
+    this.drainTimeoutMs = drainTimeoutMs;
+  }
+
+  /** The endpoint's pool, created on first use (creating one opens no connection). */
+  acquire(endpoint: Endpoint): UpstreamEndpoint {
+    const key = endpointKey(endpoint);
+    let upstream = this.pools.get(key);
+    if (upstream === undefined) {
+      upstream = {
+        key,
+        pool: new Pool(`http://${key}`, {
+          connectTimeout: UPSTREAM_CONNECT_TIMEOUT_MS,
+          // Gateway API request timeouts are not modelled yet: no deadline on a live upstream.
+          headersTimeout: 0,
+          bodyTimeout: 0,
+        }),
+      };
+      this.pools.set(key, upstream);
+    }
+    return upstream;
+  }
+
+  get size(): number {
+    return this.pools.size;
+  }
+
+  /** Closes the pools whose keys are not in `used`; requests already in them finish first. */
+  retainOnly(used: ReadonlySet<string>): void {
+    for (const [key, upstream] of this.pools) {
+      if (used.has(key)) continue;
+      this.pools.delete(key);
+      void this.drain(upstream.pool);
+    }
+  }
+
+  async closeAll(): Promise<void> {
+    const pools = [...this.pools.values()];
+    this.pools.clear();
+    await Promise.all(pools.map((upstream) => this.drain(upstream.pool)));
+  }
+
+  /** Graceful close, bounded: a response that never ends must not keep the pool alive forever. */
+  private async drain(pool: Pool): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(resolve, this.drainTimeoutMs, 'timeout');
+      timer.unref();
+    });
+    try {
+      const outcome = await Promise.race([pool.close().then(() => 'closed' as const), deadline]);
+      if (outcome === 'timeout') await pool.destroy();
+    } catch {
+      // Closing twice or destroying a closed pool is harmless; nothing left to release.
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}

@@ -1,0 +1,27 @@
+import { describe, expect, it } from '@jest/globals';
+import { condition } from '../../controller/status/conditions.ts';
+import { StatusStore } from '../../controller/status/store.ts';
+
+const gateway = (programmed: boolean) => ({
+  apiVersion: 'gateway.networking.k8s.io/v1',
+  kind: 'Gateway',
+  namespace: 'ns',
+  name: 'gw',
+  status: {
+    conditions: [condition('Accepted', true, 'Accepted', 'ok', 1)],
+    listeners: [{ name: 'http', conditions: [condition('Programmed', programmed, programmed ? 'Programmed' : 'Invalid', 'x', 1)] }],
+  },
+});
+
+describe('StatusStore', () => {
+  it('keeps lastTransitionTime while status and reason stay, and moves it when they change', () => {
+    const store = new StatusStore();
+    store.update([gateway(true)], new Date('2026-01-01T00:00:00Z'));
+    const changed = store.update([gateway(false)], new Date('2026-01-02T00:00:00Z'));
+    const status = store.get('Gateway/ns/gw')!.status as any;
+    expect(changed).toEqual(['Gateway/ns/gw']);
+    expect(status.conditions[0].lastTransitionTime).toBe('2026-01-01T00:00:00Z');
+    expect(status.listeners[0].conditions[0].lastTransitionTime).toBe('2026-01-02T00:00:00Z');
+    expect(store.update([gateway(false)], new Date('2026-01-03T00:00:00Z'))).toEqual([]);
+  });
+});
