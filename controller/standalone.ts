@@ -67,7 +67,6 @@ export async function runStandalone(options: StandaloneOptions): Promise<Standal
         socketFailures = outcome.listeners.filter((l) => !l.ok).map((l) => ({ name: l.name, error: l.error ?? 'failed' }));
         for (const f of socketFailures) logger.error({ listener: f.name, error: f.error }, `cannot listen on ${f.name}: ${f.error}`);
         applied = result.ir;
-        logger.info({ version: applied.version, listeners: applied.http.listeners.length }, 'configuration applied');
       } catch (err) {
         // The dataplane keeps serving the last good version.
         logger.error({ err, version: result.ir.version }, 'dataplane rejected the configuration; keeping the last good one');

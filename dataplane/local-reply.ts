@@ -19,7 +19,15 @@ export function sendLocalReply(
   if (body !== null) headers.push('content-type', 'text/plain; charset=utf-8');
   if (location !== undefined) headers.push('location', location);
   if (modifiers.length > 0) applyHeaderModifiers(headers, modifiers);
-  res.writeHead(status, headers);
+  try {
+    res.writeHead(status, headers);
+  } catch {
+    // A header value Node refuses (say, a Location built from a strange Host): answer plainly
+    // rather than leave the client hanging.
+    status = 500;
+    body = null;
+    res.writeHead(status, ['content-length', '0']);
+  }
   res.end(body ?? undefined);
   metrics.record(status, startedAt);
 }

@@ -15,7 +15,7 @@ export class RequestMetrics {
   private readonly counter: RequestCounter;
   private readonly route: string;
   private readonly backend: string;
-  private readonly byCode = new Map<number, client.Counter.Internal<'route' | 'backend' | 'code'>>();
+  private readonly byCode = new Map<number, client.Counter.Internal>();
   private readonly duration: client.Histogram.Internal<'route'>;
 
   constructor(counter: RequestCounter, histogram: DurationHistogram, route: string, backend: string) {

@@ -1,0 +1,180 @@
+// The dataplane: executes HttpIR. `apply` compiles a version, opens the sockets it adds, swaps
+// every kept socket to the new table, then closes the sockets it dropped and releases pools and
+// certificates nothing uses any more. Applies run one at a time, in call order.
+
+import pino from 'pino';
+import client, { type Registry } from 'prom-client';
+import type { HttpIR, HttpListener } from '../controller/ir/types.ts';
+import { compileRouteTable } from './config/compile.ts';
+import type { ListenerTable, RouteTable } from './config/route-table.ts';
+import { DataplaneMetrics } from './metrics.ts';
+import { ListenerServer } from './server.ts';
+import { SecureContextCache } from './tls/certificates.ts';
+import { UpstreamPools } from './upstream/pools.ts';
+import { PickerStates } from './upstream/weighted.ts';
+
+export interface DataplaneOptions {
+  /** Added to every listener port when binding (redirects still use the listener port). */
+  portOffset?: number;
+  logger?: pino.Logger;
+  /** Where metrics are registered; prom-client's default registry when absent. */
+  registry?: Registry;
+}
+
+export interface ListenerResult {
+  name: string;
+  ok: boolean;
+  error?: string;
+}
+
+export interface ApplyResult {
+  version: string;
+  listeners: ListenerResult[];
+}
+
+/** How long removed listeners, `close()` and released pools wait for in-flight requests. */
+export const DRAIN_TIMEOUT_MS = 10_000;
+
+export class Dataplane {
+  private readonly portOffset: number;
+  private readonly logger: pino.Logger;
+  private readonly metrics: DataplaneMetrics;
+  private readonly pools = new UpstreamPools(DRAIN_TIMEOUT_MS);
+  private readonly certificates = new SecureContextCache();
+  private readonly pickerStates = new PickerStates();
+  private readonly servers = new Map<string, ListenerServer>();
+  /** Sockets being drained after removal; awaited by close(). */
+  private readonly closing = new Set<Promise<void>>();
+  private table: RouteTable | null = null;
+  private queue: Promise<unknown> = Promise.resolve();
+  private closed = false;
+
+  constructor(options: DataplaneOptions = {}) {
+    this.portOffset = options.portOffset ?? 0;
+    this.logger = options.logger ?? pino({ name: 'sluice-dataplane' });
+    this.metrics = new DataplaneMetrics(options.registry ?? client.register);
+  }
+
+  /** The last version applied (its table is live), or null before the first. */
+  get version(): string | null {
+    return this.table?.version ?? null;
+  }
+
+  /** Never rejects for bad IR: problems come back per listener and in the logs. */
+  apply(version: string, http: HttpIR): Promise<ApplyResult> {
+    const result = this.queue.then(() => this.applyNow(version, http));
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.queue;
+    const servers = [...this.servers.values()];
+    this.servers.clear();
+    await Promise.all([...servers.map((server) => this.closeServer(server)), ...this.closing]);
+    await this.pools.closeAll();
+  }
+
+  private async applyNow(version: string, http: HttpIR): Promise<ApplyResult> {
+    if (this.closed) return rejected(version, http, 'the dataplane is closed');
+
+    const pickerStates = this.pickerStates.begin();
+    let table: RouteTable;
+    try {
+      table = compileRouteTable(version, http, { pools: this.pools, certificates: this.certificates, pickerStates, metrics: this.metrics });
+    } catch (error) {
+      const message = (error as Error).message;
+      this.logger.error({ version, err: message }, 'configuration rejected; keeping the last good table');
+      this.metrics.versionRejected();
+      this.pools.retainOnly(this.table?.endpointKeys ?? new Set()); // pools the failed compile created
+      return rejected(version, http, `configuration rejected: ${message}`);
+    }
+    for (const problem of table.problems) this.logger.warn({ version, subject: problem.subject }, problem.message);
+
+    // Open what is new before closing what is gone; swap kept sockets in the same pass.
+    const listeners: ListenerResult[] = [];
+    const kept = new Set<string>();
+    for (const listenerTable of table.listeners) {
+      const result = await this.install(listenerTable);
+      listeners.push(result);
+      this.metrics.listenerState(listenerTable.name, result.ok);
+      if (result.ok) kept.add(listenerTable.name);
+    }
+    for (const [name, server] of this.servers) {
+      if (kept.has(name)) continue;
+      this.servers.delete(name);
+      if (!table.listeners.some((listener) => listener.name === name)) this.metrics.listenerState(name, null);
+      this.closeInBackground(server);
+    }
+
+    this.table = table;
+    this.pickerStates.commit(pickerStates);
+    this.pools.retainOnly(table.endpointKeys);
+    this.certificates.retainOnly(table.certificateHashes);
+    this.metrics.versionApplied(version);
+    this.logger.info({ version, listeners: listeners.length, failed: listeners.filter((l) => !l.ok).length }, 'configuration applied');
+    return { version, listeners };
+  }
+
+  /** Binds or updates the socket for one listener. */
+  private async install(table: ListenerTable): Promise<ListenerResult> {
+    const name = table.name;
+    const existing = this.servers.get(name);
+    if (table.protocol === 'HTTPS' && table.certificates === null) {
+      return this.fail(name, 'no usable TLS certificate for this HTTPS listener');
+    }
+    if (table.protocol !== 'HTTP' && table.protocol !== 'HTTPS') {
+      return this.fail(name, `unsupported protocol ${JSON.stringify(table.protocol)}`);
+    }
+    const bindPort = table.port + this.portOffset;
+    if (existing !== undefined) {
+      if (existing.protocol === table.protocol && existing.address === table.listener.address && existing.bindPort === bindPort) {
+        existing.update(table);
+        return { name, ok: true };
+      }
+      // Same socket, different protocol: the port must be released before it can be reopened.
+      this.servers.delete(name);
+      await this.closeServer(existing);
+    }
+    const server = new ListenerServer(table, bindPort, this.logger);
+    try {
+      await server.listen();
+    } catch (error) {
+      await server.close(0).catch(() => undefined);
+      return this.fail(name, describeBindError(error as Error, table.listener, bindPort));
+    }
+    this.servers.set(name, server);
+    this.logger.info({ listener: name, address: table.listener.address, port: bindPort, protocol: table.protocol }, 'listener bound');
+    return { name, ok: true };
+  }
+
+  private fail(name: string, error: string): ListenerResult {
+    this.logger.error({ listener: name, err: error }, 'listener not serving');
+    return { name, ok: false, error };
+  }
+
+  private closeInBackground(server: ListenerServer): void {
+    const closing = this.closeServer(server).finally(() => this.closing.delete(closing));
+    this.closing.add(closing);
+  }
+
+  private async closeServer(server: ListenerServer): Promise<void> {
+    try {
+      await server.close(DRAIN_TIMEOUT_MS);
+    } catch (error) {
+      this.logger.warn({ listener: server.name, err: (error as Error).message }, 'listener close failed');
+    }
+  }
+}
+
+function rejected(version: string, http: HttpIR, error: string): ApplyResult {
+  const listeners = Array.isArray(http?.listeners) ? http.listeners : [];
+  return { version, listeners: listeners.map((listener) => ({ name: String(listener?.name), ok: false, error })) };
+}
+
+function describeBindError(error: Error & { code?: string }, listener: HttpListener, port: number): string {
+  const where = `${listener.address}:${port}`;
+  return error.code !== undefined ? `cannot bind ${where}: ${error.code} (${error.message})` : `cannot bind ${where}: ${error.message}`;
+}

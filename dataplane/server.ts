@@ -1,0 +1,124 @@
+// One listening socket (HTTP or HTTPS) over the current ListenerTable. The table is a single
+// reference swapped on reload; each request reads it once, so in-flight requests finish on
+// the table they started with. Certificates resolve through the SNICallback against the same
+// reference, so a reload never reopens the socket.
+
+import http from 'node:http';
+import https from 'node:https';
+import type { Socket } from 'node:net';
+import type { SecureContext } from 'node:tls';
+import fastify, { type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { ListenerTable } from './config/route-table.ts';
+import { handleRequest } from './request-handler.ts';
+import { MIN_TLS_VERSION } from './tls/certificates.ts';
+
+/** Idle time after which a client keep-alive connection is closed. */
+const CLIENT_KEEP_ALIVE_TIMEOUT_MS = 60_000;
+
+export class ListenerServer {
+  readonly name: string;
+  readonly address: string;
+  readonly bindPort: number;
+  readonly protocol: ListenerTable['protocol'];
+  private table: ListenerTable;
+  private readonly logger: Logger;
+  private readonly app: FastifyInstance;
+  private server!: http.Server;
+  private fallbackCertificateHash: string | null = null;
+  private draining = false;
+
+  /** `table.certificates` must be set for HTTPS (the caller checks). */
+  constructor(table: ListenerTable, bindPort: number, logger: Logger) {
+    this.name = table.name;
+    this.address = table.listener.address;
+    this.bindPort = bindPort;
+    this.protocol = table.protocol;
+    this.table = table;
+    this.logger = logger;
+    this.app = fastify({
+      serverFactory: (fastifyHandler) => this.createServer(fastifyHandler),
+      logger: false,
+      keepAliveTimeout: CLIENT_KEEP_ALIVE_TIMEOUT_MS,
+      // Request deadlines are a route policy (Gateway API timeouts), not a server default.
+      requestTimeout: 0,
+      forceCloseConnections: 'idle',
+    });
+  }
+
+  /** Rejects with the bind error (EADDRINUSE, EACCES, ...). */
+  async listen(): Promise<void> {
+    await this.app.listen({ host: this.address, port: this.bindPort });
+  }
+
+  /** The bound port (differs from bindPort when that is 0). */
+  get port(): number {
+    const address = this.server.address();
+    return typeof address === 'object' && address !== null ? address.port : this.bindPort;
+  }
+
+  /** Swaps in a new table; only the default (no-SNI) certificate needs the server touched. */
+  update(table: ListenerTable): void {
+    this.table = table;
+    const fallback = table.certificates?.fallback;
+    if (this.server instanceof https.Server && fallback !== undefined && fallback.hash !== this.fallbackCertificateHash) {
+      this.server.setSecureContext({ cert: fallback.certPem, key: fallback.keyPem, minVersion: MIN_TLS_VERSION });
+      this.fallbackCertificateHash = fallback.hash;
+    }
+  }
+
+  /**
+   * Graceful: stop accepting, close idle keep-alive connections, let in-flight requests finish
+   * (their responses say `Connection: close`), then cut whatever is left after `drainMs`.
+   */
+  async close(drainMs: number): Promise<void> {
+    this.draining = true;
+    const server = this.server;
+    // Stop accepting now (the port is free for a rebind at once); fastify's close then waits
+    // for the open connections.
+    if (server.listening) server.close();
+    server.closeIdleConnections();
+    const deadline = setTimeout(() => server.closeAllConnections(), drainMs);
+    deadline.unref();
+    try {
+      await this.app.close();
+    } finally {
+      clearTimeout(deadline);
+    }
+  }
+
+  private createServer(_fastifyHandler: http.RequestListener): http.Server {
+    const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+      if (this.draining) res.shouldKeepAlive = false;
+      handleRequest(this.table, this.logger, req, res);
+    };
+    const options = { noDelay: true, keepAliveTimeout: CLIENT_KEEP_ALIVE_TIMEOUT_MS, requestTimeout: 0 };
+    let server: http.Server;
+    if (this.protocol === 'HTTPS') {
+      const fallback = this.table.certificates!.fallback;
+      this.fallbackCertificateHash = fallback.hash;
+      server = https.createServer(
+        {
+          ...options,
+          cert: fallback.certPem,
+          key: fallback.keyPem,
+          minVersion: MIN_TLS_VERSION,
+          SNICallback: (servername: string, callback: (error: Error | null, context?: SecureContext) => void) => {
+            const certificates = this.table.certificates;
+            callback(null, certificates === null ? undefined : certificates.select(servername));
+          },
+        },
+        onRequest,
+      ) as unknown as http.Server;
+      server.on('tlsClientError', (error: Error, socket: Socket) => {
+        this.logger.debug({ listener: this.name, err: error.message, remote: socket.remoteAddress }, 'TLS handshake failed');
+      });
+    } else {
+      server = http.createServer(options, onRequest);
+    }
+    // Nagle + delayed ACK can stall a proxy completely (seen with TLS under load): always off.
+    server.on('connection', (socket: Socket) => socket.setNoDelay(true));
+    this.server = server;
+    return server;
+  }
+}

@@ -1,0 +1,113 @@
+// The benchmark's baseline: the least a Node reverse proxy can do. A node:http server and one
+// undici Pool for the single upstream, each request forwarded with `dispatch()` and both bodies
+// streamed, no routing, no filters, no metrics. Sluice's target is a ratio of this (see
+// shared/research/perf-baseline.md).
+//
+//   node test/bench/minimal-forwarder.ts --port 18081 --upstream 127.0.0.1:18080
+//
+// Prints `listening <port>` on stdout once it accepts connections.
+
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { parseArgs } from 'node:util';
+import { Pool, type Dispatcher } from 'undici';
+
+const { values } = parseArgs({
+  options: {
+    port: { type: 'string', default: '0' },
+    host: { type: 'string', default: '127.0.0.1' },
+    upstream: { type: 'string' },
+  },
+  strict: true,
+});
+if (!values.upstream) {
+  process.stderr.write('minimal-forwarder: --upstream HOST:PORT is required\n');
+  process.exit(2);
+}
+
+const pool = new Pool(`http://${values.upstream}`, { headersTimeout: 0, bodyTimeout: 0 });
+
+// Hop-by-hop headers (RFC 9110 §7.6.1) are not forwarded in either direction.
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade']);
+
+class Exchange implements Dispatcher.DispatchHandler {
+  private readonly res: ServerResponse;
+  private controller: Dispatcher.DispatchController | null = null;
+  private done = false;
+
+  constructor(res: ServerResponse) {
+    this.res = res;
+    res.once('close', this.onClose);
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.res.destroyed) controller.abort(new Error('client closed'));
+  }
+
+  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+    if (statusCode < 200) return;
+    const out: Record<string, string | string[]> = {};
+    for (const name in headers) {
+      const value = headers[name];
+      if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
+    }
+    this.res.writeHead(statusCode, out);
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.res.write(chunk)) return;
+    controller.pause();
+    this.res.once('drain', () => controller.resume());
+  }
+
+  onResponseEnd(): void {
+    this.done = true;
+    this.res.end();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController | null, error: Error): void {
+    if (this.done) return;
+    this.done = true;
+    if (this.res.destroyed) return;
+    if (this.res.headersSent) {
+      this.res.destroy(error);
+    } else {
+      this.res.writeHead(502, { 'content-type': 'text/plain' });
+      this.res.end('Bad Gateway\n');
+    }
+  }
+
+  // Abort the upstream request when the client goes away, so no upstream connection is stranded.
+  private readonly onClose = (): void => {
+    if (!this.done) this.controller?.abort(new Error('client closed'));
+  };
+}
+
+function handle(req: IncomingMessage, res: ServerResponse): void {
+  const raw = req.rawHeaders;
+  const headers: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    if (!HOP_BY_HOP.has(raw[i].toLowerCase())) headers.push(raw[i], raw[i + 1]);
+  }
+  const hasBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
+  const exchange = new Exchange(res);
+  try {
+    pool.dispatch({ path: req.url ?? '/', method: req.method ?? 'GET', headers, body: hasBody ? req : null }, exchange);
+  } catch (error) {
+    exchange.onResponseError(null, error as Error);
+  }
+}
+
+const server = createServer({ noDelay: true, keepAliveTimeout: 60_000 }, handle);
+server.listen(Number(values.port), values.host, () => {
+  const { port } = server.address() as { port: number };
+  process.stdout.write(`listening ${port}\n`);
+});
+
+const stop = (): void => {
+  server.close();
+  server.closeAllConnections();
+  void pool.destroy().then(() => process.exit(0));
+};
+process.once('SIGTERM', stop);
+process.once('SIGINT', stop);

@@ -1,0 +1,77 @@
+// A tiny upstream for dataplane tests: answers every request with JSON describing what it
+// received, so tests can assert which backend answered and what the proxy sent it.
+
+import http from 'node:http';
+import type net from 'node:net';
+import type { Endpoint } from '../../../controller/ir/types.ts';
+
+export interface EchoReply {
+  pod: string;
+  method: string;
+  /** The request target as received (path and query). */
+  path: string;
+  host: string | undefined;
+  headers: http.IncomingHttpHeaders;
+  /** Raw header names/values as received (to check what was stripped or repeated). */
+  rawHeaders: string[];
+  /** Length of the request body received. */
+  bodyLength: number;
+  /** The body as text (tests send small bodies). */
+  body: string;
+}
+
+export interface EchoServer {
+  pod: string;
+  port: number;
+  endpoint: Endpoint;
+  server: http.Server;
+  /** Requests answered so far. */
+  count: number;
+  /** Currently open TCP connections from the proxy. */
+  openConnections(): number;
+  close(): Promise<void>;
+}
+
+export async function startEchoServer(pod: string, options: { responseHeaders?: Record<string, string | string[]> } = {}): Promise<EchoServer> {
+  const sockets = new Set<net.Socket>();
+  const echo: EchoServer = {
+    pod,
+    port: 0,
+    endpoint: { address: '127.0.0.1', port: 0 },
+    server: http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', () => {
+        echo.count++;
+        const body = Buffer.concat(chunks);
+        const reply: EchoReply = {
+          pod,
+          method: req.method ?? '',
+          path: req.url ?? '',
+          host: req.headers.host,
+          headers: req.headers,
+          rawHeaders: req.rawHeaders,
+          bodyLength: body.length,
+          body: body.toString(),
+        };
+        const payload = JSON.stringify(reply);
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), ...options.responseHeaders });
+        res.end(payload);
+      });
+    }),
+    count: 0,
+    openConnections: () => sockets.size,
+    close: async () => {
+      echo.server.closeAllConnections();
+      await new Promise<void>((resolve) => echo.server.close(() => resolve()));
+    },
+  };
+  echo.server.on('connection', (socket: net.Socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => echo.server.listen(0, '127.0.0.1', resolve));
+  echo.port = (echo.server.address() as net.AddressInfo).port;
+  echo.endpoint = { address: '127.0.0.1', port: echo.port };
+  return echo;
+}

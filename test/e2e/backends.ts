@@ -1,0 +1,59 @@
+// Minimal named HTTP backends for end-to-end tests: each answers
+// {"backend": name, "path": ..., "headers": ...} so a test can tell who served.
+import { createServer, type Server } from 'node:http';
+
+export interface NamedBackend {
+  name: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+export async function startNamedBackend(name: string): Promise<NamedBackend> {
+  const server: Server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ backend: name, path: req.url, headers: req.headers }));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    name,
+    port: (server.address() as { port: number }).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** Service + EndpointSlice YAML pointing a Service at a local backend. */
+export function serviceYaml(service: string, backend: NamedBackend, namespace = 'default'): string {
+  return `apiVersion: v1
+kind: Service
+metadata: {name: ${service}, namespace: ${namespace}}
+spec:
+  ports: [{name: http, port: 80}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: ${service}-1, namespace: ${namespace}, labels: {kubernetes.io/service-name: ${service}}}
+addressType: IPv4
+ports: [{name: http, port: ${backend.port}}]
+endpoints: [{addresses: [127.0.0.1]}]
+`;
+}
+
+export const GATEWAY_YAML = `apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: sluice}
+spec: {controllerName: sluice.dev/gateway-controller}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: default}
+spec:
+  gatewayClassName: sluice
+  listeners: [{name: http, port: 80, protocol: HTTP}]
+`;

@@ -1,0 +1,112 @@
+// Canary convergence: under a steady 200 requests/s, rewrite an HTTPRoute's
+// weights 20 times. No request may fail, and each change must take effect
+// within 1 s of the file being written. Prints p50/p99 convergence.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Agent, request } from 'undici';
+import { freePort, startSluice, type SluiceProcess } from '../support/sluice-process.ts';
+import { GATEWAY_YAML, serviceYaml, startNamedBackend, type NamedBackend } from './backends.ts';
+
+const CHANGES = 20;
+const RATE_PER_SECOND = 200;
+
+const routeYaml = (blue: number, green: number) => `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: canary, namespace: default}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - backendRefs:
+    - {name: blue, port: 80, weight: ${blue}}
+    - {name: green, port: 80, weight: ${green}}
+`;
+
+interface Sample {
+  sentAt: number;
+  backend: string | null;
+  status: number;
+}
+
+describe('weights rewritten under load', () => {
+  let dir: string;
+  let sluice: SluiceProcess;
+  let backends: NamedBackend[];
+  let port: number;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'sluice-e2e-weights-'));
+    backends = [await startNamedBackend('blue'), await startNamedBackend('green')];
+    writeFileSync(join(dir, 'gateway.yaml'), GATEWAY_YAML + '---\n' + serviceYaml('blue', backends[0]!) + '---\n' + serviceYaml('green', backends[1]!));
+    writeFileSync(join(dir, 'route.yaml'), routeYaml(100, 0));
+    port = await freePort();
+    sluice = await startSluice(['--manifests', dir, '--listener-port-offset', String(port - 80)]);
+  });
+
+  afterAll(async () => {
+    await sluice?.stop();
+    await Promise.all((backends ?? []).map((b) => b.close()));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('fails no request and converges within 1 s each time', async () => {
+    const agent = new Agent({ connections: 32 });
+    const samples: Sample[] = [];
+    const inFlight: Promise<void>[] = [];
+    let running = true;
+    const send = async () => {
+      const sentAt = performance.now();
+      try {
+        const res = await request(`http://127.0.0.1:${port}/`, { dispatcher: agent });
+        const body = (await res.body.json()) as { backend?: string };
+        samples.push({ sentAt, backend: body.backend ?? null, status: res.statusCode });
+      } catch {
+        samples.push({ sentAt, backend: null, status: 0 });
+      }
+    };
+    const load = (async () => {
+      const interval = 1000 / RATE_PER_SECOND;
+      let next = performance.now();
+      while (running) {
+        inFlight.push(send());
+        next += interval;
+        await new Promise((r) => setTimeout(r, Math.max(0, next - performance.now())));
+      }
+    })();
+
+    await new Promise((r) => setTimeout(r, 300));
+    const changes: { at: number; expected: string }[] = [];
+    for (let i = 0; i < CHANGES; i++) {
+      const toGreen = i % 2 === 0;
+      const at = performance.now();
+      writeFileSync(join(dir, 'route.yaml'), routeYaml(toGreen ? 0 : 100, toGreen ? 100 : 0));
+      changes.push({ at, expected: toGreen ? 'green' : 'blue' });
+      await new Promise((r) => setTimeout(r, 1300));
+    }
+    running = false;
+    await load;
+    await Promise.all(inFlight);
+    await agent.close();
+
+    const failed = samples.filter((s) => s.status !== 200);
+    expect(failed).toEqual([]);
+
+    const convergence: number[] = [];
+    changes.forEach((change, i) => {
+      const end = changes[i + 1]?.at ?? Infinity;
+      const window = samples.filter((s) => s.sentAt >= change.at && s.sentAt < end).sort((a, b) => a.sentAt - b.sentAt);
+      const lastOld = window.findLastIndex((s) => s.backend !== change.expected);
+      const firstSettled = window[lastOld + 1];
+      expect(firstSettled).toBeDefined();
+      convergence.push(firstSettled!.sentAt - change.at);
+    });
+    const sorted = [...convergence].sort((a, b) => a - b);
+    const pct = (p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+    console.log(
+      `weights rewritten ${CHANGES} times under ${RATE_PER_SECOND} req/s: ${samples.length} requests, 0 failed; ` +
+        `convergence p50 ${pct(50).toFixed(0)} ms, p99 ${pct(99).toFixed(0)} ms, max ${sorted.at(-1)!.toFixed(0)} ms`,
+    );
+    for (const c of convergence) expect(c).toBeLessThan(1000);
+  });
+});

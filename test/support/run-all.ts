@@ -1,0 +1,62 @@
+// Runs every test runner of the project in turn — typecheck, jest, the Gateway
+// API conformance suite — and prints one closing line summing them:
+// "N passed, M failed, K skipped". Exits non-zero when anything failed.
+// `npm test` and .ci/run both use it.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+interface Counts {
+  passed: number;
+  failed: number;
+  skipped: number;
+}
+
+const node = process.execPath;
+const total: Counts = { passed: 0, failed: 0, skipped: 0 };
+const add = (name: string, c: Counts) => {
+  total.passed += c.passed;
+  total.failed += c.failed;
+  total.skipped += c.skipped;
+  console.log(`== ${name}: ${c.passed} passed, ${c.failed} failed, ${c.skipped} skipped`);
+};
+
+function run(args: string[]): { status: number; output: string } {
+  const r = spawnSync(node, args, { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
+  process.stdout.write(r.stdout ?? '');
+  process.stderr.write(r.stderr ?? '');
+  return { status: r.status ?? 1, output: `${r.stdout ?? ''}${r.stderr ?? ''}` };
+}
+
+// 1. Types (one check).
+const tsc = run(['node_modules/typescript/bin/tsc', '--noEmit', '-p', 'tsconfig.json']);
+add('typecheck', tsc.status === 0 ? { passed: 1, failed: 0, skipped: 0 } : { passed: 0, failed: 1, skipped: 0 });
+
+// 2. Jest: unit, golden, e2e.
+const out = join(mkdtempSync(join(tmpdir(), 'sluice-jest-')), 'results.json');
+const jest = run([
+  '--experimental-vm-modules',
+  '--disable-warning=ExperimentalWarning',
+  'node_modules/jest/bin/jest.js',
+  '--json',
+  `--outputFile=${out}`,
+  ...process.argv.slice(2),
+]);
+try {
+  const r = JSON.parse(readFileSync(out, 'utf8'));
+  const suiteErrors = r.numRuntimeErrorTestSuites ?? 0;
+  add('jest', { passed: r.numPassedTests, failed: r.numFailedTests + suiteErrors, skipped: r.numPendingTests + r.numTodoTests });
+} catch {
+  add('jest', { passed: 0, failed: 1, skipped: 0 });
+  if (jest.status === 0) console.log('jest wrote no results');
+}
+
+// 3. Gateway API conformance against a real `sluice run`.
+const conformance = run(['--disable-warning=ExperimentalWarning', 'test/conformance/run.ts', '--suite', 'gateway-api']);
+const line = /^(\d+) passed, (\d+) failed(?:, (\d+) skipped)?$/m.exec(conformance.output.split('\n').filter(Boolean).reverse().join('\n'));
+if (line) add('conformance gateway-api', { passed: Number(line[1]), failed: Number(line[2]), skipped: Number(line[3] ?? 0) });
+else add('conformance gateway-api', { passed: 0, failed: 1, skipped: 0 });
+
+console.log(`${total.passed} passed, ${total.failed} failed, ${total.skipped} skipped`);
+process.exit(total.failed > 0 ? 1 : 0);

@@ -1,0 +1,69 @@
+// Starts a real `sluice run` child process for end-to-end tests and waits
+// until its admin API says it is ready.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+
+export interface SluiceProcess {
+  admin: string;
+  /** Everything the process printed so far. */
+  logs(): string;
+  status(): Promise<any[]>;
+  stop(): Promise<void>;
+}
+
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, host, () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startSluice(args: string[], readyTimeoutMs = 15000): Promise<SluiceProcess> {
+  const adminPort = await freePort();
+  const admin = `http://127.0.0.1:${adminPort}`;
+  const child: ChildProcess = spawn(
+    process.execPath,
+    ['--disable-warning=ExperimentalWarning', join(ROOT, 'bin', 'sluice.js'), 'run', '--admin-address', `127.0.0.1:${adminPort}`, ...args],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let output = '';
+  child.stdout!.on('data', (d) => (output += d));
+  child.stderr!.on('data', (d) => (output += d));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const deadline = Date.now() + readyTimeoutMs;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`sluice exited with ${child.exitCode}:\n${output}`);
+    try {
+      const r = await fetch(`${admin}/readyz`);
+      if (r.status === 200) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`sluice not ready after ${readyTimeoutMs} ms:\n${output}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    admin,
+    logs: () => output,
+    status: async () => ((await (await fetch(`${admin}/api/status`)).json()) as { items: any[] }).items,
+    stop: async () => {
+      if (child.exitCode === null) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+        await exited;
+        clearTimeout(timer);
+      }
+    },
+  };
+}
