@@ -42,6 +42,21 @@ export interface HttpListener {
 
 export interface ListenerTls {
   certificates: TlsCertificate[];
+  /**
+   * Frontend client-certificate validation for this port (Gateway `spec.tls.frontend`, default or
+   * per port). Absent: no client certificate is requested.
+   */
+  clientValidation?: ClientValidation;
+}
+
+export interface ClientValidation {
+  /** PEM CA certificates a client certificate must chain to. */
+  caCertificates: string[];
+  /**
+   * AllowValidOnly: the handshake fails without a valid client certificate.
+   * AllowInsecureFallback: a certificate is requested but connections without a valid one are still served.
+   */
+  mode: 'AllowValidOnly' | 'AllowInsecureFallback';
 }
 
 export interface TlsCertificate {
@@ -84,6 +99,32 @@ export interface Route {
   /** Applied in order before the action. */
   filters: Filter[];
   action: RouteAction;
+  /** HTTPRoute rule `timeouts`, in milliseconds; absent or 0 = no timeout. */
+  timeouts?: { requestMs?: number; backendRequestMs?: number };
+  /** HTTPRoute rule `retry`. */
+  retry?: RetryPolicy;
+}
+
+export interface RetryPolicy {
+  /** Response codes that are retried; connection errors (refused, reset, no response) always are. */
+  codes: number[];
+  /** Retries after the first attempt. */
+  attempts: number;
+  /** Wait before each retry, in milliseconds. */
+  backoffMs: number;
+}
+
+export interface CorsPolicy {
+  /** `*`, exact origins (`https://a.com`) or wildcard hosts (`https://*.a.com`). */
+  allowOrigins: string[];
+  allowCredentials: boolean;
+  /** Upper-case methods, or `*`. */
+  allowMethods: string[];
+  /** Lower-case header names, or `*`. */
+  allowHeaders: string[];
+  exposeHeaders: string[];
+  /** Seconds; absent means the spec default of 5. */
+  maxAge?: number;
 }
 
 export interface RouteMatch {
@@ -131,7 +172,20 @@ export interface HeaderValue {
 
 export type Filter =
   | { type: 'RequestHeaderModifier'; modifier: HeaderModifier }
-  | { type: 'ResponseHeaderModifier'; modifier: HeaderModifier };
+  | { type: 'ResponseHeaderModifier'; modifier: HeaderModifier }
+  /** Rewrites what the backend sees; ReplacePrefixMatch replaces the route's PathPrefix match. */
+  | { type: 'URLRewrite'; hostname?: string; path?: PathModifier }
+  /**
+   * Sends a copy of the request (after the filters before it) to another backend and ignores the
+   * answer. `percent` is 0–100 (may be fractional); `backend` null when the reference is invalid.
+   */
+  | { type: 'RequestMirror'; backend: string | null; percent: number }
+  /** Answers preflights itself and adds CORS headers to responses for allowed origins. */
+  | { type: 'CORS'; cors: CorsPolicy }
+  /** Backend-level redirect (a RequestRedirect filter on a backendRef). */
+  | { type: 'RequestRedirect'; redirect: RedirectAction };
+
+export type PathModifier = { type: 'ReplaceFullPath'; value: string } | { type: 'ReplacePrefixMatch'; value: string };
 
 export type RouteAction = ForwardAction | RedirectAction | DirectResponseAction;
 
@@ -155,7 +209,7 @@ export interface RedirectAction {
   scheme?: 'http' | 'https';
   hostname?: string;
   port?: number;
-  path?: { type: 'ReplaceFullPath'; value: string } | { type: 'ReplacePrefixMatch'; value: string };
+  path?: PathModifier;
   statusCode: number;
 }
 

@@ -15,7 +15,7 @@ export function redactIR(ir: IR): IR {
       ...ir.http,
       listeners: ir.http.listeners.map((l) =>
         l.tls
-          ? { ...l, tls: { certificates: l.tls.certificates.map((c) => ({ ...c, certPem: `<redacted: ${c.secret}>`, keyPem: `<redacted: ${c.secret}>` })) } }
+          ? { ...l, tls: { ...l.tls, certificates: l.tls.certificates.map((c) => ({ ...c, certPem: `<redacted: ${c.secret}>`, keyPem: `<redacted: ${c.secret}>` })) } }
           : l,
       ),
     },

@@ -2,7 +2,7 @@
 // validity of each listener (protocol, conflicts, route kinds, certificates).
 // Route attachment fills in `attachedRoutes` later (httproute.ts).
 import { X509Certificate, createHash, createPrivateKey } from 'node:crypto';
-import type { TlsCertificate } from '../ir/types.ts';
+import type { ClientValidation, TlsCertificate } from '../ir/types.ts';
 import { GATEWAY_GROUP, namespacedName, type KubeObject } from '../sources/objects.ts';
 import { condition, type Condition, type ObjectStatus } from '../status/conditions.ts';
 import { planGatewayAddresses } from './addresses.ts';
@@ -38,6 +38,8 @@ export interface ListenerState {
   conflict: Verdict | null;
   resolvedRefs: Verdict;
   certificates: TlsCertificate[];
+  /** HTTPS: client-certificate validation for this listener's port, when configured. */
+  clientValidation?: ClientValidation;
   attachedRoutes: number;
 }
 
@@ -126,8 +128,12 @@ function gatewayVerdict(obj: KubeObject, addressProblem: string | null): Verdict
     return { ok: false, reason: 'InvalidParameters', message: `infrastructure.parametersRef ${params.kind}/${params.name}: Sluice takes no Gateway parameters` };
   }
   for (const a of obj.spec?.addresses ?? []) {
+    // An entry without a value asks for an address of that type: Sluice assigns one.
+    if ((a?.type ?? 'IPAddress') !== 'IPAddress') {
+      return { ok: false, reason: 'UnsupportedAddress', message: `spec.addresses type ${a.type}: only IPAddress is supported` };
+    }
     if (a?.value) {
-      return { ok: false, reason: 'UnsupportedAddress', message: `spec.addresses ${a.value}: standalone Sluice assigns Gateway addresses itself` };
+      return { ok: false, reason: 'UnsupportedAddress', message: `spec.addresses ${a.value}: Sluice assigns Gateway addresses itself (--bind-address)` };
     }
   }
   if (addressProblem) return { ok: false, reason: 'AddressNotAssigned', message: addressProblem };
@@ -169,8 +175,67 @@ function translateListener(gateway: GatewayState, spec: any, index: InputIndex):
   }
   const selectorError = listener.allowedRoutes.from === 'Selector' ? selectorProblem(listener.allowedRoutes.selector) : null;
   if (selectorError) listener.accepted = { ok: false, reason: 'UnsupportedValue', message: `allowedRoutes.namespaces.selector: ${selectorError}` };
-  if (protocol === 'HTTPS') resolveCertificates(listener, spec?.tls, index);
+  if (protocol === 'HTTPS') {
+    resolveCertificates(listener, spec?.tls, index);
+    resolveClientValidation(listener, gateway.obj.spec?.tls?.frontend, index);
+  }
   return listener;
+}
+
+/**
+ * Gateway `spec.tls.frontend`: the per-port entry for this listener's port, else the default.
+ * CA references must be core ConfigMaps (cross-namespace with a ReferenceGrant) holding `ca.crt`.
+ * When none resolves, the listener is not accepted (NoValidCACertificate) rather than served
+ * without the validation its owner asked for.
+ */
+function resolveClientValidation(listener: ListenerState, frontend: any, index: InputIndex): void {
+  const perPort = (frontend?.perPort ?? []).find((p: any) => Number(p?.port) === listener.port);
+  const validation = perPort ? perPort.tls?.validation : frontend?.default?.validation;
+  if (!validation) return;
+  const gw = listener.gateway.obj;
+  const problems: Verdict[] = [];
+  const cas: string[] = [];
+  (validation.caCertificateRefs ?? []).forEach((ref: any, i: number) => {
+    const group = ref?.group ?? '';
+    const kind = ref?.kind ?? 'ConfigMap';
+    const namespace = ref?.namespace ?? gw.metadata.namespace!;
+    const name = String(ref?.name ?? '');
+    const what = `caCertificateRefs[${i}] ${kind} ${namespace}/${name}`;
+    if (group !== '' || kind !== 'ConfigMap') {
+      problems.push({ ok: false, reason: 'InvalidCACertificateKind', message: `${what}: only core ConfigMaps are supported` });
+      return;
+    }
+    const allowed = isReferenceAllowed(
+      index.snapshot.referenceGrants,
+      { group: GATEWAY_GROUP, kind: 'Gateway', namespace: gw.metadata.namespace! },
+      { group: '', kind: 'ConfigMap', namespace, name },
+    );
+    if (!allowed) {
+      problems.push({ ok: false, reason: 'RefNotPermitted', message: `${what}: no ReferenceGrant in ${namespace} allows it` });
+      return;
+    }
+    const pem = index.configMap(namespace, name)?.data?.['ca.crt'];
+    if (!pem) {
+      problems.push({ ok: false, reason: 'InvalidCACertificateRef', message: `${what}: not found or has no ca.crt` });
+      return;
+    }
+    try {
+      new X509Certificate(pem);
+    } catch (err) {
+      problems.push({ ok: false, reason: 'InvalidCACertificateRef', message: `${what}: ca.crt does not parse (${(err as Error).message})` });
+      return;
+    }
+    cas.push(pem);
+  });
+  if (problems.length > 0) {
+    listener.resolvedRefs = { ok: false, reason: problems[0]!.reason, message: problems.map((p) => p.message).join('; ') };
+  }
+  if (cas.length === 0) {
+    listener.accepted = { ok: false, reason: 'NoValidCACertificate', message: 'client-certificate validation has no usable CA certificate' };
+    return;
+  }
+  const mode = validation.mode === 'AllowInsecureFallback' ? 'AllowInsecureFallback' : 'AllowValidOnly';
+  listener.clientValidation = { caCertificates: cas, mode };
 }
 
 function resolveRouteKinds(kinds: any[] | undefined): { supported: RouteKind[]; invalid: RouteKind[] } {

@@ -1,11 +1,12 @@
 // HTTPRoute: attachment to Gateway listeners (parentRefs, sectionName, port,
 // allowed namespaces and kinds, hostname intersection), rules compiled into IR
 // routes, backendRefs resolved, and the route's per-parent status.
-import type { Backend, Filter, HeaderModifier, RedirectAction, Route, RouteAction, RouteMatch, WeightedBackend } from '../ir/types.ts';
+import type { Backend, CorsPolicy, Filter, HeaderModifier, PathModifier, RedirectAction, RetryPolicy, Route, RouteAction, RouteMatch, WeightedBackend } from '../ir/types.ts';
 import { GATEWAY_GROUP, namespacedName, type KubeObject } from '../sources/objects.ts';
 import { condition, type ObjectStatus } from '../status/conditions.ts';
 import { resolveBackendRef, type RefProblem } from './backends.ts';
 import { listenerAllowsNamespace, listenerTakesRoutes, type GatewayState, type ListenerState } from './gateway.ts';
+import { parseDurationMs } from './durations.ts';
 import { intersectHostnames } from './hostnames.ts';
 import type { InputIndex } from './index-inputs.ts';
 
@@ -43,7 +44,8 @@ interface Compiled {
   backends: Backend[];
 }
 
-const SUPPORTED_FILTERS = new Set(['RequestHeaderModifier', 'ResponseHeaderModifier', 'RequestRedirect']);
+const ROUTE_FILTERS = new Set(['RequestHeaderModifier', 'ResponseHeaderModifier', 'RequestRedirect', 'URLRewrite', 'RequestMirror', 'CORS']);
+const BACKEND_FILTERS = new Set(['RequestHeaderModifier', 'ResponseHeaderModifier', 'RequestRedirect', 'URLRewrite', 'RequestMirror']);
 
 export function translateHttpRoute(route: KubeObject, gateways: Map<string, GatewayState>, index: InputIndex): RouteTranslation | null {
   const ns = route.metadata.namespace!;
@@ -151,27 +153,32 @@ function compileRules(route: KubeObject, index: InputIndex): Compiled {
   const unsupported = (msg: string) => {
     out.unsupported ??= msg;
   };
+  const refProblem = (p: RefProblem) => {
+    out.refProblem ??= p;
+  };
   (route.spec?.rules ?? []).forEach((rule: any, ruleIndex: number) => {
     const where = `rule ${ruleIndex}`;
     const filters: Filter[] = [];
     let redirect: RedirectAction | null = null;
     for (const f of rule?.filters ?? []) {
-      if (!SUPPORTED_FILTERS.has(f?.type)) {
+      if (!ROUTE_FILTERS.has(f?.type)) {
         unsupported(`${where}: filter ${f?.type} is not supported`);
         continue;
       }
       if (f.type === 'RequestRedirect') redirect = toRedirect(f.requestRedirect ?? {});
-      else filters.push(toHeaderFilter(f));
+      else filters.push(toFilter(f, ns, index, out, refProblem));
     }
+    if (redirect && filters.some((f) => f.type === 'URLRewrite')) unsupported(`${where}: RequestRedirect and URLRewrite cannot be combined`);
     const backends: WeightedBackend[] = [];
     for (const ref of rule?.backendRefs ?? []) {
       const resolved = resolveBackendRef(ref, ns, index);
       const refFilters: Filter[] = [];
       for (const f of ref?.filters ?? []) {
-        if (f?.type === 'RequestHeaderModifier' || f?.type === 'ResponseHeaderModifier') refFilters.push(toHeaderFilter(f));
-        else unsupported(`${where}: backendRef filter ${f?.type} is not supported`);
+        if (!BACKEND_FILTERS.has(f?.type)) unsupported(`${where}: backendRef filter ${f?.type} is not supported`);
+        else if (f.type === 'RequestRedirect') refFilters.push({ type: 'RequestRedirect', redirect: toRedirect(f.requestRedirect ?? {}) });
+        else refFilters.push(toFilter(f, ns, index, out, refProblem));
       }
-      if ('problem' in resolved) out.refProblem ??= resolved.problem;
+      if ('problem' in resolved) refProblem(resolved.problem);
       else out.backends.push(resolved.backend);
       backends.push({
         backend: 'backend' in resolved ? resolved.backend.name : null,
@@ -179,6 +186,8 @@ function compileRules(route: KubeObject, index: InputIndex): Compiled {
         filters: refFilters,
       });
     }
+    const timeouts = toTimeouts(rule?.timeouts, where, unsupported);
+    const retry = toRetry(rule?.retry, where, unsupported);
     const action: RouteAction = redirect
       ? redirect
       : backends.length > 0
@@ -188,11 +197,22 @@ function compileRules(route: KubeObject, index: InputIndex): Compiled {
     const compiled: CompiledRule = { routes: [] };
     matches.forEach((m, matchIndex) => {
       const match = toMatch(m, `${where} match ${matchIndex}`, unsupported);
-      if (redirect?.path?.type === 'ReplacePrefixMatch' && match.path.type !== 'PathPrefix') {
-        unsupported(`${where}: ReplacePrefixMatch needs a PathPrefix match`);
-      }
+      const replacesPrefix =
+        redirect?.path?.type === 'ReplacePrefixMatch' ||
+        [...filters, ...backends.flatMap((b) => b.filters)].some(
+          (f) => (f.type === 'URLRewrite' && f.path?.type === 'ReplacePrefixMatch') || (f.type === 'RequestRedirect' && f.redirect.path?.type === 'ReplacePrefixMatch'),
+        );
+      if (replacesPrefix && match.path.type !== 'PathPrefix') unsupported(`${where}: ReplacePrefixMatch needs a PathPrefix match`);
       compiled.routes.push({
-        route: { name: `${base}/rule/${ruleIndex}/match/${matchIndex}`, source: `${ns}/${route.metadata.name}`, match, filters, action },
+        route: {
+          name: `${base}/rule/${ruleIndex}/match/${matchIndex}`,
+          source: `${ns}/${route.metadata.name}`,
+          match,
+          filters,
+          action,
+          ...(timeouts ? { timeouts } : {}),
+          ...(retry ? { retry } : {}),
+        },
         ruleIndex,
         matchIndex,
       });
@@ -246,9 +266,76 @@ function checkRegex(pattern: string, where: string, unsupported: (msg: string) =
   }
 }
 
-function toHeaderFilter(f: any): Filter {
-  const spec = f.type === 'RequestHeaderModifier' ? f.requestHeaderModifier : f.responseHeaderModifier;
-  return { type: f.type, modifier: toHeaderModifier(spec ?? {}) };
+/** Every filter but RequestRedirect (which becomes the rule's action, or a backend-level filter). */
+function toFilter(f: any, ns: string, index: InputIndex, out: Compiled, refProblem: (p: RefProblem) => void): Filter {
+  switch (f.type) {
+    case 'RequestHeaderModifier':
+      return { type: f.type, modifier: toHeaderModifier(f.requestHeaderModifier ?? {}) };
+    case 'ResponseHeaderModifier':
+      return { type: f.type, modifier: toHeaderModifier(f.responseHeaderModifier ?? {}) };
+    case 'URLRewrite': {
+      const path = toPathModifier(f.urlRewrite?.path);
+      return { type: 'URLRewrite', ...(f.urlRewrite?.hostname ? { hostname: String(f.urlRewrite.hostname) } : {}), ...(path ? { path } : {}) };
+    }
+    case 'RequestMirror': {
+      const mirror = f.requestMirror ?? {};
+      const resolved = resolveBackendRef(mirror.backendRef, ns, index);
+      if ('problem' in resolved) refProblem(resolved.problem);
+      else out.backends.push(resolved.backend);
+      return { type: 'RequestMirror', backend: 'backend' in resolved ? resolved.backend.name : null, percent: mirrorPercent(mirror) };
+    }
+    case 'CORS':
+      return { type: 'CORS', cors: toCors(f.cors ?? {}) };
+    default:
+      throw new Error(`unexpected filter ${f.type}`);
+  }
+}
+
+/** `percent` (0–100) or `fraction` (numerator / denominator, default 100); neither means every request. */
+function mirrorPercent(mirror: any): number {
+  if (mirror.percent !== undefined) return Math.min(100, Math.max(0, Number(mirror.percent)));
+  if (mirror.fraction?.numerator !== undefined) {
+    const denominator = Number(mirror.fraction.denominator ?? 100);
+    return denominator > 0 ? Math.min(100, (100 * Number(mirror.fraction.numerator)) / denominator) : 0;
+  }
+  return 100;
+}
+
+function toCors(spec: any): CorsPolicy {
+  return {
+    allowOrigins: (spec.allowOrigins ?? []).map(String),
+    allowCredentials: spec.allowCredentials === true,
+    allowMethods: (spec.allowMethods ?? []).map((m: string) => (m === '*' ? '*' : String(m).toUpperCase())),
+    allowHeaders: (spec.allowHeaders ?? []).map((h: string) => String(h).toLowerCase()),
+    exposeHeaders: (spec.exposeHeaders ?? []).map((h: string) => String(h).toLowerCase()),
+    ...(spec.maxAge !== undefined ? { maxAge: Number(spec.maxAge) } : {}),
+  };
+}
+
+function toTimeouts(spec: any, where: string, unsupported: (msg: string) => void): Route['timeouts'] | undefined {
+  if (!spec) return undefined;
+  const out: NonNullable<Route['timeouts']> = {};
+  for (const [field, key] of [['request', 'requestMs'], ['backendRequest', 'backendRequestMs']] as const) {
+    if (spec[field] === undefined) continue;
+    const ms = parseDurationMs(spec[field]);
+    if (ms === null) unsupported(`${where}: timeouts.${field} ${JSON.stringify(spec[field])} is not a duration such as 500ms or 1m30s`);
+    else if (ms > 0) out[key] = ms;
+  }
+  if (out.requestMs !== undefined && out.backendRequestMs !== undefined && out.backendRequestMs > out.requestMs) {
+    unsupported(`${where}: timeouts.backendRequest must not exceed timeouts.request`);
+  }
+  return Object.keys(out).length ? out : undefined;
+}
+
+function toRetry(spec: any, where: string, unsupported: (msg: string) => void): RetryPolicy | undefined {
+  if (!spec) return undefined;
+  const backoffMs = spec.backoff === undefined ? 0 : parseDurationMs(spec.backoff);
+  if (backoffMs === null) {
+    unsupported(`${where}: retry.backoff ${JSON.stringify(spec.backoff)} is not a duration`);
+    return undefined;
+  }
+  // Without `attempts` the spec leaves the count to implementations: one retry, as Envoy Gateway does.
+  return { codes: (spec.codes ?? []).map(Number), attempts: spec.attempts === undefined ? 1 : Number(spec.attempts), backoffMs };
 }
 
 function toHeaderModifier(spec: any): HeaderModifier {
@@ -256,12 +343,14 @@ function toHeaderModifier(spec: any): HeaderModifier {
   return { set: values(spec.set), add: values(spec.add), remove: (spec.remove ?? []).map((n: string) => String(n).toLowerCase()) };
 }
 
+function toPathModifier(path: any): PathModifier | undefined {
+  if (path?.type === 'ReplaceFullPath') return { type: 'ReplaceFullPath', value: String(path.replaceFullPath ?? '/') };
+  if (path?.type === 'ReplacePrefixMatch') return { type: 'ReplacePrefixMatch', value: String(path.replacePrefixMatch ?? '/') };
+  return undefined;
+}
+
 function toRedirect(spec: any): RedirectAction {
-  const path = spec.path?.type === 'ReplaceFullPath'
-    ? { type: 'ReplaceFullPath' as const, value: String(spec.path.replaceFullPath ?? '/') }
-    : spec.path?.type === 'ReplacePrefixMatch'
-      ? { type: 'ReplacePrefixMatch' as const, value: String(spec.path.replacePrefixMatch ?? '/') }
-      : undefined;
+  const path = toPathModifier(spec.path);
   return {
     type: 'Redirect',
     ...(spec.scheme ? { scheme: spec.scheme } : {}),

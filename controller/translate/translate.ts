@@ -52,7 +52,7 @@ export function translate(snapshot: InputSnapshot, options: TranslateOptions): T
       let socket = listeners.get(name);
       if (!socket) {
         socket = { name, address: gateway.address!, port: l.port, protocol: l.protocol as HttpListener['protocol'], scopes: [] };
-        if (l.protocol === 'HTTPS') socket.tls = { certificates: [] };
+        if (l.protocol === 'HTTPS') socket.tls = { certificates: [], ...(l.clientValidation ? { clientValidation: l.clientValidation } : {}) };
         listeners.set(name, socket);
       }
       socket.tls?.certificates.push(...l.certificates);
