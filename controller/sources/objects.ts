@@ -28,6 +28,7 @@ export interface InputSnapshot {
   namespaces: KubeObject[];
   gatewayClasses: KubeObject[];
   gateways: KubeObject[];
+  listenerSets: KubeObject[];
   httpRoutes: KubeObject[];
   referenceGrants: KubeObject[];
   services: KubeObject[];
@@ -43,6 +44,7 @@ export const SNAPSHOT_FIELD_BY_KIND: Record<string, keyof InputSnapshot> = {
   Namespace: 'namespaces',
   GatewayClass: 'gatewayClasses',
   Gateway: 'gateways',
+  ListenerSet: 'listenerSets',
   HTTPRoute: 'httpRoutes',
   ReferenceGrant: 'referenceGrants',
   Service: 'services',
@@ -59,6 +61,7 @@ export function emptySnapshot(): InputSnapshot {
     namespaces: [],
     gatewayClasses: [],
     gateways: [],
+    listenerSets: [],
     httpRoutes: [],
     referenceGrants: [],
     services: [],

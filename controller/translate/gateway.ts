@@ -24,13 +24,25 @@ interface Verdict {
   message: string;
 }
 
+/** The object that declares a listener: the Gateway itself or a ListenerSet attached to it. */
+export interface ListenerOwner {
+  kind: 'Gateway' | 'ListenerSet';
+  obj: KubeObject;
+  /** `namespace/name`. */
+  key: string;
+  namespace: string;
+  generation: number | undefined;
+}
+
 export interface ListenerState {
+  /** The Gateway that serves it (address, acceptance). */
   gateway: GatewayState;
+  owner: ListenerOwner;
   name: string;
   port: number;
   protocol: string;
   hostname: string | null;
-  /** IR scope name: `gateway/<ns>/<name>/listener/<listener>`. */
+  /** IR scope name: `gateway/<ns>/<name>/listener/<listener>` or `listenerset/<ns>/<name>/listener/<listener>`. */
   scopeName: string;
   supportedKinds: RouteKind[];
   allowedRoutes: { from: string; selector?: LabelSelector };
@@ -50,6 +62,17 @@ export interface GatewayState {
   generation: number | undefined;
   address: string | null;
   accepted: Verdict;
+  listeners: ListenerState[];
+  /** ListenerSets whose parentRef names this Gateway, allowed or not, oldest first. */
+  listenerSets: ListenerSetState[];
+}
+
+export interface ListenerSetState {
+  owner: ListenerOwner;
+  gateway: GatewayState;
+  /** NotAllowed when the Gateway's allowedListeners does not admit it. */
+  allowed: Verdict;
+  /** Empty unless allowed. */
   listeners: ListenerState[];
 }
 
@@ -92,6 +115,7 @@ export function translateGatewayClasses(
 
 export function translateGateways(
   gateways: KubeObject[],
+  listenerSets: KubeObject[],
   acceptedClasses: Set<string>,
   index: InputIndex,
   options: TranslateOptions,
@@ -107,12 +131,50 @@ export function translateGateways(
       address: plan.byGateway.get(key) ?? null,
       accepted: gatewayVerdict(obj, plan.byGateway.has(key) ? null : plan.problem ?? 'no address'),
       listeners: [],
+      listenerSets: [],
     };
-    gateway.listeners = (obj.spec?.listeners ?? []).map((l: any) => translateListener(gateway, l, index));
+    const owner = ownerOf('Gateway', obj);
+    gateway.listeners = (obj.spec?.listeners ?? []).map((l: any) => translateListener(gateway, owner, l, index));
     return gateway;
   });
-  markConflicts(states.sort(olderFirst).flatMap((g) => g.listeners));
+  const byKey = new Map(states.map((g) => [g.key, g]));
+  for (const obj of listenerSets) {
+    const ref = obj.spec?.parentRef ?? {};
+    if ((ref.group ?? GATEWAY_GROUP) !== GATEWAY_GROUP || (ref.kind ?? 'Gateway') !== 'Gateway') continue;
+    const gateway = byKey.get(`${ref.namespace ?? obj.metadata.namespace}/${ref.name}`);
+    if (!gateway) continue; // not attached to one of our Gateways
+    const owner = ownerOf('ListenerSet', obj);
+    const allowed = listenerSetAllowed(gateway, owner, index);
+    const set: ListenerSetState = { owner, gateway, allowed, listeners: [] };
+    if (allowed.ok) set.listeners = (obj.spec?.listeners ?? []).map((l: any) => translateListener(gateway, owner, l, index));
+    gateway.listenerSets.push(set);
+  }
+  for (const g of states) g.listenerSets.sort((a, b) => olderFirst(a.owner, b.owner));
+  // Precedence for conflicts: older Gateways first; within one, its own listeners, then its ListenerSets oldest first.
+  markConflicts(states.sort(olderFirst).flatMap((g) => allListeners(g)));
   return states.sort((a, b) => a.key.localeCompare(b.key));
+}
+
+/** A Gateway's own listeners followed by those of its allowed ListenerSets. */
+export function allListeners(gateway: GatewayState): ListenerState[] {
+  return [...gateway.listeners, ...gateway.listenerSets.flatMap((s) => s.listeners)];
+}
+
+function ownerOf(kind: ListenerOwner['kind'], obj: KubeObject): ListenerOwner {
+  return { kind, obj, key: namespacedName(obj), namespace: obj.metadata.namespace!, generation: obj.metadata.generation };
+}
+
+/** Gateway `spec.allowedListeners.namespaces.from`: None (the default), Same, All or Selector. */
+function listenerSetAllowed(gateway: GatewayState, owner: ListenerOwner, index: InputIndex): Verdict {
+  const namespaces = gateway.obj.spec?.allowedListeners?.namespaces;
+  const from = namespaces?.from ?? 'None';
+  const ok =
+    from === 'All' ||
+    (from === 'Same' && owner.namespace === gateway.obj.metadata.namespace) ||
+    (from === 'Selector' && selectorProblem(namespaces?.selector) === null && selectorMatches(namespaces?.selector, index.namespaceLabels(owner.namespace)));
+  return ok
+    ? { ok: true, reason: 'Accepted', message: `Attached to Gateway ${gateway.key}` }
+    : { ok: false, reason: 'NotAllowed', message: `Gateway ${gateway.key} does not allow ListenerSets from namespace ${owner.namespace} (allowedListeners: ${from})` };
 }
 
 /** Creation order, then name: the order in which conflicting claims are granted. */
@@ -140,15 +202,16 @@ function gatewayVerdict(obj: KubeObject, addressProblem: string | null): Verdict
   return { ok: true, reason: 'Accepted', message: 'Gateway is valid' };
 }
 
-function translateListener(gateway: GatewayState, spec: any, index: InputIndex): ListenerState {
+function translateListener(gateway: GatewayState, owner: ListenerOwner, spec: any, index: InputIndex): ListenerState {
   const protocol = String(spec?.protocol ?? '');
   const listener: ListenerState = {
     gateway,
+    owner,
     name: String(spec?.name ?? ''),
     port: Number(spec?.port),
     protocol,
     hostname: spec?.hostname ? String(spec.hostname).toLowerCase() : null,
-    scopeName: `gateway/${gateway.key}/listener/${spec?.name}`,
+    scopeName: `${owner.kind.toLowerCase()}/${owner.key}/listener/${spec?.name}`,
     supportedKinds: [],
     allowedRoutes: {
       from: spec?.allowedRoutes?.namespaces?.from ?? 'Same',
@@ -252,7 +315,7 @@ function resolveRouteKinds(kinds: any[] | undefined): { supported: RouteKind[]; 
 }
 
 function resolveCertificates(listener: ListenerState, tls: any, index: InputIndex): void {
-  const gw = listener.gateway.obj;
+  const gw = listener.owner.obj;
   if (tls?.mode === 'Passthrough') {
     listener.accepted = { ok: false, reason: 'UnsupportedValue', message: 'tls.mode Passthrough needs a TLS listener and TLSRoute, which Sluice does not serve' };
     return;
@@ -275,7 +338,7 @@ function resolveCertificates(listener: ListenerState, tls: any, index: InputInde
     }
     const allowed = isReferenceAllowed(
       index.snapshot.referenceGrants,
-      { group: GATEWAY_GROUP, kind: 'Gateway', namespace: gw.metadata.namespace! },
+      { group: GATEWAY_GROUP, kind: listener.owner.kind, namespace: gw.metadata.namespace! },
       { group: '', kind: 'Secret', namespace, name },
     );
     if (!allowed) {
@@ -356,7 +419,7 @@ function markConflicts(listeners: ListenerState[]): void {
 export function listenerAllowsNamespace(listener: ListenerState, namespace: string, index: InputIndex): boolean {
   const { from, selector } = listener.allowedRoutes;
   if (from === 'All') return true;
-  if (from === 'Same') return namespace === listener.gateway.obj.metadata.namespace;
+  if (from === 'Same') return namespace === listener.owner.namespace;
   if (from === 'Selector') return selectorMatches(selector, index.namespaceLabels(namespace));
   return false;
 }
@@ -374,6 +437,7 @@ export function listenerProgrammed(listener: ListenerState): boolean {
 export function gatewayStatus(gateway: GatewayState): ObjectStatus {
   const gen = gateway.generation;
   const listeners = gateway.listeners.map((l) => listenerStatus(l, gen));
+  const attachedListenerSets = gateway.listenerSets.filter((s) => listenerSetAccepted(s).ok).length;
   const anyProgrammed = gateway.listeners.some(listenerProgrammed);
   const conditions: Condition[] = [
     condition('Accepted', gateway.accepted.ok, gateway.accepted.reason, gateway.accepted.message, gen),
@@ -392,6 +456,36 @@ export function gatewayStatus(gateway: GatewayState): ObjectStatus {
       ...(gateway.address && gateway.accepted.ok ? { addresses: [{ type: 'IPAddress', value: gateway.address }] } : {}),
       conditions,
       listeners,
+      attachedListenerSets,
+    },
+  };
+}
+
+/** Accepted when allowed by its Gateway and at least one of its listeners is valid. */
+function listenerSetAccepted(set: ListenerSetState): Verdict {
+  if (!set.gateway.accepted.ok) return { ok: false, reason: 'ParentNotAccepted', message: `Gateway ${set.gateway.key} is not accepted` };
+  if (!set.allowed.ok) return set.allowed;
+  if (!set.listeners.some(listenerTakesRoutes)) return { ok: false, reason: 'ListenersNotValid', message: 'no listener of this ListenerSet is valid' };
+  return set.allowed;
+}
+
+export function listenerSetStatus(set: ListenerSetState): ObjectStatus {
+  const gen = set.owner.generation;
+  const accepted = listenerSetAccepted(set);
+  const programmed = accepted.ok && set.listeners.some(listenerProgrammed);
+  return {
+    apiVersion: set.owner.obj.apiVersion,
+    kind: 'ListenerSet',
+    namespace: set.owner.namespace,
+    name: set.owner.obj.metadata.name,
+    status: {
+      conditions: [
+        condition('Accepted', accepted.ok, accepted.reason, accepted.message, gen),
+        programmed
+          ? condition('Programmed', true, 'Programmed', `Served by Gateway ${set.gateway.key}`, gen)
+          : condition('Programmed', false, accepted.ok ? 'Invalid' : accepted.reason, accepted.ok ? 'no listener can be served' : accepted.message, gen),
+      ],
+      listeners: set.listeners.map((l) => listenerStatus(l, gen)),
     },
   };
 }

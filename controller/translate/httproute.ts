@@ -5,7 +5,7 @@ import type { Backend, CorsPolicy, Filter, HeaderModifier, PathModifier, Redirec
 import { GATEWAY_GROUP, namespacedName, type KubeObject } from '../sources/objects.ts';
 import { condition, type ObjectStatus } from '../status/conditions.ts';
 import { resolveBackendRef, type RefProblem } from './backends.ts';
-import { listenerAllowsNamespace, listenerTakesRoutes, type GatewayState, type ListenerState } from './gateway.ts';
+import { listenerAllowsNamespace, listenerTakesRoutes, type GatewayState, type ListenerSetState, type ListenerState } from './gateway.ts';
 import { parseDurationMs } from './durations.ts';
 import { intersectHostnames } from './hostnames.ts';
 import type { InputIndex } from './index-inputs.ts';
@@ -47,7 +47,13 @@ interface Compiled {
 const ROUTE_FILTERS = new Set(['RequestHeaderModifier', 'ResponseHeaderModifier', 'RequestRedirect', 'URLRewrite', 'RequestMirror', 'CORS']);
 const BACKEND_FILTERS = new Set(['RequestHeaderModifier', 'ResponseHeaderModifier', 'RequestRedirect', 'URLRewrite', 'RequestMirror']);
 
-export function translateHttpRoute(route: KubeObject, gateways: Map<string, GatewayState>, index: InputIndex): RouteTranslation | null {
+/** What a parentRef can name: our Gateways and the ListenerSets attached to them, by `namespace/name`. */
+export interface Parents {
+  gateways: Map<string, GatewayState>;
+  listenerSets: Map<string, ListenerSetState>;
+}
+
+export function translateHttpRoute(route: KubeObject, parentsByKey: Parents, index: InputIndex): RouteTranslation | null {
   const ns = route.metadata.namespace!;
   const gen = route.metadata.generation;
   const compiled = compileRules(route, index);
@@ -62,10 +68,11 @@ export function translateHttpRoute(route: KubeObject, gateways: Map<string, Gate
     const group = parentRef?.group ?? GATEWAY_GROUP;
     const kind = parentRef?.kind ?? 'Gateway';
     const parentNs = parentRef?.namespace ?? ns;
-    if (group !== GATEWAY_GROUP || kind !== 'Gateway') continue;
-    const gateway = gateways.get(`${parentNs}/${parentRef?.name}`);
-    if (!gateway) continue; // not one of ours: another controller reports on it
-    const attach = attachToGateway(gateway, parentRef, route, hostnames, index);
+    if (group !== GATEWAY_GROUP || (kind !== 'Gateway' && kind !== 'ListenerSet')) continue;
+    const parentKey = `${parentNs}/${parentRef?.name}`;
+    const parent = kind === 'Gateway' ? parentsByKey.gateways.get(parentKey) : parentsByKey.listenerSets.get(parentKey);
+    if (!parent) continue; // not one of ours: another controller reports on it
+    const attach = attachToParent(parent, kind, parentKey, parentRef, route, hostnames, index);
     const accepted =
       'problem' in attach
         ? condition('Accepted', false, attach.problem.reason, attach.problem.message, gen)
@@ -118,15 +125,27 @@ type Attachment =
   | { listeners: { listener: ListenerState; hostnames: string[] }[] }
   | { problem: { reason: string; message: string } };
 
-function attachToGateway(gateway: GatewayState, parentRef: any, route: KubeObject, hostnames: string[], index: InputIndex): Attachment {
-  const candidates = gateway.listeners.filter(
+function attachToParent(
+  parent: GatewayState | ListenerSetState,
+  kind: string,
+  parentKey: string,
+  parentRef: any,
+  route: KubeObject,
+  hostnames: string[],
+  index: InputIndex,
+): Attachment {
+  if ('allowed' in parent && !parent.allowed.ok) {
+    return { problem: { reason: 'NotAllowedByListeners', message: `ListenerSet ${parentKey} is not attached: ${parent.allowed.message}` } };
+  }
+  const gateway = { key: `${kind} ${parentKey}` };
+  const candidates = parent.listeners.filter(
     (l) =>
       (parentRef.sectionName === undefined || l.name === parentRef.sectionName) &&
       (parentRef.port === undefined || l.port === Number(parentRef.port)),
   );
   if (candidates.length === 0) {
     const wanted = [parentRef.sectionName && `sectionName ${parentRef.sectionName}`, parentRef.port && `port ${parentRef.port}`].filter(Boolean).join(' and ');
-    return { problem: { reason: 'NoMatchingParent', message: `Gateway ${gateway.key} has no listener with ${wanted}` } };
+    return { problem: { reason: 'NoMatchingParent', message: `${gateway.key} has no listener with ${wanted}` } };
   }
   const allowed = candidates.filter(
     (l) =>
@@ -135,13 +154,13 @@ function attachToGateway(gateway: GatewayState, parentRef: any, route: KubeObjec
       listenerAllowsNamespace(l, route.metadata.namespace!, index),
   );
   if (allowed.length === 0) {
-    return { problem: { reason: 'NotAllowedByListeners', message: `no listener of Gateway ${gateway.key} allows HTTPRoutes from namespace ${route.metadata.namespace}` } };
+    return { problem: { reason: 'NotAllowedByListeners', message: `no listener of ${gateway.key} allows HTTPRoutes from namespace ${route.metadata.namespace}` } };
   }
   const listeners = allowed
     .map((listener) => ({ listener, hostnames: intersectHostnames(hostnames, listener.hostname) }))
     .filter((a) => a.hostnames.length > 0);
   if (listeners.length === 0) {
-    return { problem: { reason: 'NoMatchingListenerHostname', message: `no listener hostname of Gateway ${gateway.key} intersects ${hostnames.join(', ')}` } };
+    return { problem: { reason: 'NoMatchingListenerHostname', message: `no listener hostname of ${gateway.key} intersects ${hostnames.join(', ')}` } };
   }
   return { listeners };
 }

@@ -7,7 +7,9 @@ import type { InputSnapshot } from '../sources/objects.ts';
 import type { ObjectStatus } from '../status/conditions.ts';
 import { translateL4Services } from './backends.ts';
 import {
+  allListeners,
   gatewayStatus,
+  listenerSetStatus,
   listenerProgrammed,
   translateGatewayClasses,
   translateGateways,
@@ -28,14 +30,18 @@ export interface TranslateResult {
 export function translate(snapshot: InputSnapshot, options: TranslateOptions): TranslateResult {
   const index = new InputIndex(snapshot);
   const classes = translateGatewayClasses(snapshot.gatewayClasses, options);
-  const gateways = translateGateways(snapshot.gateways, classes.accepted, index, options);
-  const gatewaysByKey = new Map(gateways.map((g) => [g.key, g]));
+  const gateways = translateGateways(snapshot.gateways, snapshot.listenerSets, classes.accepted, index, options);
+  const listenerSets = gateways.flatMap((g) => g.listenerSets);
+  const parents = {
+    gateways: new Map(gateways.map((g) => [g.key, g])),
+    listenerSets: new Map(listenerSets.map((s) => [s.owner.key, s])),
+  };
 
   const routeStatuses: ObjectStatus[] = [];
   const placements: Placement[] = [];
   const backends = new Map<string, Backend>();
   for (const route of [...snapshot.httpRoutes].sort(byKey)) {
-    const result = translateHttpRoute(route, gatewaysByKey, index);
+    const result = translateHttpRoute(route, parents, index);
     if (!result) continue;
     for (const parent of result.status.status.parents as { controllerName: string }[]) parent.controllerName = options.controllerName;
     routeStatuses.push(result.status);
@@ -46,7 +52,7 @@ export function translate(snapshot: InputSnapshot, options: TranslateOptions): T
   const listeners = new Map<string, HttpListener>();
   const scopes = new Map<string, { scope: ListenerScope; hosts: Map<string, Placement[]> }>();
   for (const gateway of gateways) {
-    for (const l of gateway.listeners) {
+    for (const l of allListeners(gateway)) {
       if (!listenerProgrammed(l)) continue;
       const name = `${gateway.address}:${l.port}`;
       let socket = listeners.get(name);
@@ -86,7 +92,7 @@ export function translate(snapshot: InputSnapshot, options: TranslateOptions): T
   const l4 = { services: translateL4Services(index) };
   return {
     ir: { version: irVersion(http, l4), http, l4 },
-    statuses: [...classes.statuses, ...gateways.map(gatewayStatus), ...routeStatuses],
+    statuses: [...classes.statuses, ...gateways.map(gatewayStatus), ...listenerSets.map(listenerSetStatus), ...routeStatuses],
   };
 }
 
