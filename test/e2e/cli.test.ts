@@ -1,0 +1,40 @@
+// The CLI contract: `sluice translate` prints IR and statuses; bad flags exit 2 with a reason.
+import { describe, expect, it } from '@jest/globals';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const sluice = (...args: string[]) =>
+  spawnSync(process.execPath, ['--disable-warning=ExperimentalWarning', join(ROOT, 'bin', 'sluice.js'), ...args], { encoding: 'utf8' });
+
+describe('sluice CLI', () => {
+  it('translate prints the IR and every status as JSON', () => {
+    const r = sluice('translate', '--manifests', join(ROOT, 'examples', 'quickstart'), '-o', 'json');
+    expect(r.status).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.version).toMatch(/^[0-9a-f]{16}$/);
+    expect(out.ir.http.listeners.map((l: any) => l.name)).toEqual(['127.0.0.1:8080', '127.0.0.1:8443']);
+    const route = out.statuses.find((s: any) => s.kind === 'HTTPRoute');
+    expect(route.status.parents[0].conditions.map((c: any) => `${c.type}=${c.status}`)).toEqual(['Accepted=True', 'ResolvedRefs=True']);
+    expect(r.stdout).not.toMatch(/PRIVATE KEY/);
+  });
+
+  it('translate serves implicit cilium GatewayClass for drop-in manifests', () => {
+    const r = sluice('translate', '--manifests', join(ROOT, 'examples', 'quickstart'), '-o', 'json');
+    const classes = JSON.parse(r.stdout).statuses.filter((s: any) => s.kind === 'GatewayClass').map((s: any) => s.name);
+    expect(classes).toEqual(['sluice', 'cilium']);
+  });
+
+  it('rejects a missing folder, an unknown flag and an unknown command with exit code 2', () => {
+    expect(sluice('run', '--manifests', '/no/such/folder')).toMatchObject({ status: 2, stderr: expect.stringContaining('not a folder') });
+    expect(sluice('run', '--manifests', ROOT, '--frobnicate')).toMatchObject({ status: 2, stderr: expect.stringContaining('frobnicate') });
+    expect(sluice('launch', '--manifests', ROOT)).toMatchObject({ status: 2, stderr: expect.stringContaining('unknown command launch') });
+    expect(sluice('run', '--manifests', ROOT, '--listener-port-offset', 'x')).toMatchObject({ status: 2 });
+  });
+
+  it('prints usage with --help', () => {
+    const r = sluice('--help');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/--listener-port-offset/);
+  });
+});
