@@ -10,6 +10,8 @@ import { runStandalone } from './standalone.ts';
 import { translate } from './translate/translate.ts';
 
 const DEFAULT_CONTROLLER_NAME = 'sluice.dev/gateway-controller';
+/** IngressClass spec.controller that marks a class as Sluice's. */
+const INGRESS_CONTROLLER = 'sluice.dev/ingress-controller';
 
 const USAGE = `Usage: sluice <command> [flags]
 
@@ -27,12 +29,16 @@ sluice run --manifests DIR [flags]
   --controller-name NAME       GatewayClass controllerName to serve (default ${DEFAULT_CONTROLLER_NAME})
   --gateway-classes LIST       comma-separated GatewayClass names served whatever their controllerName,
                                created when the folder lacks them (default cilium: drop-in for Cilium)
+  --ingress-classes LIST       comma-separated Ingress class names served (default cilium); IngressClasses
+                               whose spec.controller is ${INGRESS_CONTROLLER} are served too
+  --ingress-enforce-https BOOL redirect plain HTTP to HTTPS for Ingress TLS hosts unless the Ingress says
+                               ingress.cilium.io/force-https: disabled (default true, as Cilium)
   --demo-backends              start echo servers for EndpointSlice endpoints on loopback and write
                                self-signed certificates for missing TLS Secrets (the quickstart)
   --log-level LEVEL            trace|debug|info|warn|error (default info)
 
 sluice translate --manifests DIR [-o yaml|json] [--bind-address ADDR|CIDR] [--controller-name NAME]
-                 [--gateway-classes LIST]
+                 [--gateway-classes LIST] [--ingress-classes LIST] [--ingress-enforce-https BOOL]
 `;
 
 export async function main(argv: string[]): Promise<number> {
@@ -57,6 +63,8 @@ export async function main(argv: string[]): Promise<number> {
         'admin-address': { type: 'string', default: '127.0.0.1:9901' },
         'controller-name': { type: 'string', default: DEFAULT_CONTROLLER_NAME },
         'gateway-classes': { type: 'string', default: 'cilium' },
+        'ingress-classes': { type: 'string', default: 'cilium' },
+        'ingress-enforce-https': { type: 'string', default: 'true' },
         'demo-backends': { type: 'boolean', default: false },
         'log-level': { type: 'string', default: 'info' },
         output: { type: 'string', short: 'o', default: 'yaml' },
@@ -76,13 +84,21 @@ export async function main(argv: string[]): Promise<number> {
   if (!existsSync(manifests) || !statSync(manifests).isDirectory()) return usageError(`--manifests ${manifests}: not a folder`);
   const controllerName = values['controller-name'] as string;
   const bindAddress = values['bind-address'] as string;
-  const gatewayClasses = String(values['gateway-classes']).split(',').map((s) => s.trim()).filter(Boolean);
+  const gatewayClasses = splitList(values['gateway-classes']);
+  const enforceHttps = values['ingress-enforce-https'];
+  if (enforceHttps !== 'true' && enforceHttps !== 'false') return usageError(`--ingress-enforce-https ${enforceHttps}: expected true or false`);
+  const ingress = {
+    classNames: splitList(values['ingress-classes']),
+    controllers: [INGRESS_CONTROLLER],
+    enforceHttps: enforceHttps === 'true',
+  };
 
   if (command === 'translate') {
     const load = new ManifestFolder(manifests).load();
     for (const p of load.problems) process.stderr.write(`warning: ${p.file}: ${p.message}\n`);
     const snapshot = withImplicitGatewayClasses(load.snapshot, gatewayClasses, controllerName);
-    const result = translate(snapshot, { controllerName, bindAddress, servedClassNames: gatewayClasses });
+    const result = translate(snapshot, { controllerName, bindAddress, servedClassNames: gatewayClasses, ingress });
+    for (const p of result.problems) process.stderr.write(`warning: ${p}\n`);
     const out = { version: result.ir.version, ir: redactIR(result.ir), statuses: result.statuses };
     const format = values.output;
     if (format === 'json') process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
@@ -104,6 +120,7 @@ export async function main(argv: string[]): Promise<number> {
       adminAddress: values['admin-address'] as string,
       controllerName,
       gatewayClasses,
+      ingress,
       demoBackends: values['demo-backends'] as boolean,
       logger,
     });
@@ -119,6 +136,10 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   return usageError(`unknown command ${command}`);
+}
+
+function splitList(value: unknown): string[] {
+  return String(value ?? '').split(',').map((s) => s.trim()).filter(Boolean);
 }
 
 function usageError(message: string): number {

@@ -13,6 +13,7 @@ import { SNAPSHOT_FIELD_BY_KIND, type InputSnapshot, type KubeObject } from './s
 import type { Condition, ObjectStatus } from './status/conditions.ts';
 import { foldDataplaneResult, type SocketFailure } from './status/dataplane-result.ts';
 import { StatusStore } from './status/store.ts';
+import type { IngressOptions } from './translate/ingress.ts';
 import { translate } from './translate/translate.ts';
 
 export interface StandaloneOptions {
@@ -23,6 +24,7 @@ export interface StandaloneOptions {
   controllerName: string;
   /** GatewayClass names served even without a GatewayClass object or with another controllerName. */
   gatewayClasses: string[];
+  ingress: IngressOptions;
   demoBackends: boolean;
   logger: Logger;
 }
@@ -52,15 +54,17 @@ export async function runStandalone(options: StandaloneOptions): Promise<Standal
     const load = folder.load();
     if (!load.changed && applied) return;
     const problems = new Set(load.problems.map((p) => `${p.file}: ${p.message}`));
-    for (const p of problems) if (!reportedProblems.has(p)) logger.warn({ problem: p }, `manifest problem: ${p}`);
-    reportedProblems = problems;
     if (demo && (await demo.sync(load.snapshot))) return reconcile(); // it wrote files: read them now
     snapshot = withImplicitGatewayClasses(load.snapshot, options.gatewayClasses, options.controllerName);
     const result = translate(snapshot, {
       controllerName: options.controllerName,
       bindAddress: options.bindAddress,
       servedClassNames: options.gatewayClasses,
+      ingress: options.ingress,
     });
+    for (const p of result.problems) problems.add(p);
+    for (const p of problems) if (!reportedProblems.has(p)) logger.warn({ problem: p }, p);
+    reportedProblems = problems;
     if (result.ir.version !== applied?.version) {
       try {
         const outcome = await dataplane.apply(result.ir.version, result.ir.http);

@@ -8,7 +8,11 @@
 import { webcrypto, X509Certificate as NodeX509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
 import './reflect-metadata.ts';
-import * as x509 from '@peculiar/x509';
+import type * as X509 from '@peculiar/x509';
+
+// Loaded dynamically so that the Reflect polyfill above is installed first even
+// where CommonJS dependencies are evaluated before ESM bodies (jest's ESM mode).
+const x509: typeof X509 = await import('@peculiar/x509');
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
@@ -37,7 +41,7 @@ export interface CertificateAuthority extends CertificateBundle {
 
 interface CaSigner {
   keys: CryptoKeyPair;
-  cert: x509.X509Certificate;
+  cert: X509.X509Certificate;
 }
 
 export interface NameOptions {
@@ -116,7 +120,7 @@ function toPem(der: Buffer, label: string): string {
   return `-----BEGIN ${label}-----\n${b64}\n-----END ${label}-----\n`;
 }
 
-function sanExtension(sans: SubjectAltNames): x509.Extension | undefined {
+function sanExtension(sans: SubjectAltNames): X509.Extension | undefined {
   const names: { type: 'dns' | 'url' | 'ip'; value: string }[] = [];
   for (const dns of sans.dnsNames ?? []) names.push({ type: 'dns', value: dns });
   for (const ip of sans.ipAddresses ?? []) {
@@ -136,7 +140,7 @@ function sanExtension(sans: SubjectAltNames): x509.Extension | undefined {
 export async function createSelfSignedServerCertificate(opts: ServerCertificateOptions = {}): Promise<CertificateBundle> {
   const keys = await generateKeys(opts.modulusLength);
   const name = subjectName({ organization: 'Acme Co', ...opts }, opts.dnsNames?.[0] ?? 'default');
-  const extensions: x509.Extension[] = [
+  const extensions: X509.Extension[] = [
     new x509.BasicConstraintsExtension(false, undefined, true),
     new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
     new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth], false),
@@ -189,7 +193,7 @@ async function createSignedLeaf(
   defaultCn: string,
 ): Promise<CertificateBundle> {
   const keys = await generateKeys(opts.modulusLength);
-  const extensions: x509.Extension[] = [
+  const extensions: X509.Extension[] = [
     new x509.BasicConstraintsExtension(false, undefined, true),
     new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
     new x509.ExtendedKeyUsageExtension(

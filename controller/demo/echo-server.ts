@@ -427,8 +427,13 @@ class EchoServerImpl extends EventEmitter implements EchoServer {
       const h2cListener = net.createServer((socket) => {
         this.#track(socket);
         sniffPreface(socket, (isH2) => {
-          if (isH2) this.#h2.emit('connection', socket);
-          else this.#h2cHttp1.emit('connection', socket);
+          if (isH2) {
+            this.#h2.emit('connection', socket);
+          } else {
+            this.#h2cHttp1.emit('connection', socket);
+            // The sniffed bytes sit in the stream buffer; flowing mode hands them to the parser.
+            socket.resume();
+          }
         });
       });
       this.h2cPort = await this.#listen(h2cListener, o.h2cPort);

@@ -86,6 +86,11 @@ export interface VirtualHost {
   name: string;
   /** `example.com`, `*.example.com` or `*` (any). */
   hostname: string;
+  /**
+   * Ingress semantics: the wildcard matches exactly one label (`*.foo.com` matches `a.foo.com`, not
+   * `a.b.foo.com`). Absent: Gateway API semantics, one or more labels.
+   */
+  singleLabelWildcard?: boolean;
   /** Already sorted by Gateway API precedence: the first route that matches wins. */
   routes: Route[];
 }

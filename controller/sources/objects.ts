@@ -30,6 +30,8 @@ export interface InputSnapshot {
   gateways: KubeObject[];
   listenerSets: KubeObject[];
   httpRoutes: KubeObject[];
+  ingresses: KubeObject[];
+  ingressClasses: KubeObject[];
   referenceGrants: KubeObject[];
   services: KubeObject[];
   endpointSlices: KubeObject[];
@@ -46,6 +48,8 @@ export const SNAPSHOT_FIELD_BY_KIND: Record<string, keyof InputSnapshot> = {
   Gateway: 'gateways',
   ListenerSet: 'listenerSets',
   HTTPRoute: 'httpRoutes',
+  Ingress: 'ingresses',
+  IngressClass: 'ingressClasses',
   ReferenceGrant: 'referenceGrants',
   Service: 'services',
   EndpointSlice: 'endpointSlices',
@@ -54,7 +58,7 @@ export const SNAPSHOT_FIELD_BY_KIND: Record<string, keyof InputSnapshot> = {
 };
 
 /** Kinds that Kubernetes does not namespace. */
-export const CLUSTER_SCOPED_KINDS = new Set(['Namespace', 'GatewayClass']);
+export const CLUSTER_SCOPED_KINDS = new Set(['Namespace', 'GatewayClass', 'IngressClass']);
 
 export function emptySnapshot(): InputSnapshot {
   return {
@@ -63,6 +67,8 @@ export function emptySnapshot(): InputSnapshot {
     gateways: [],
     listenerSets: [],
     httpRoutes: [],
+    ingresses: [],
+    ingressClasses: [],
     referenceGrants: [],
     services: [],
     endpointSlices: [],

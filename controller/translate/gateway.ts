@@ -5,7 +5,8 @@ import { X509Certificate, createHash, createPrivateKey } from 'node:crypto';
 import type { ClientValidation, TlsCertificate } from '../ir/types.ts';
 import { GATEWAY_GROUP, namespacedName, type KubeObject } from '../sources/objects.ts';
 import { condition, type Condition, type ObjectStatus } from '../status/conditions.ts';
-import { planGatewayAddresses } from './addresses.ts';
+import type { AddressPlan } from './addresses.ts';
+import type { IngressOptions } from './ingress.ts';
 import type { InputIndex } from './index-inputs.ts';
 import { isReferenceAllowed } from './referencegrant.ts';
 import { selectorMatches, selectorProblem, type LabelSelector } from './selectors.ts';
@@ -26,7 +27,7 @@ interface Verdict {
 
 /** The object that declares a listener: the Gateway itself or a ListenerSet attached to it. */
 export interface ListenerOwner {
-  kind: 'Gateway' | 'ListenerSet';
+  kind: 'Gateway' | 'ListenerSet' | 'IngressClass';
   obj: KubeObject;
   /** `namespace/name`. */
   key: string;
@@ -52,6 +53,8 @@ export interface ListenerState {
   certificates: TlsCertificate[];
   /** HTTPS: client-certificate validation for this listener's port, when configured. */
   clientValidation?: ClientValidation;
+  /** Ingress semantics: a `*.` host matches exactly one label. */
+  singleLabelWildcards?: boolean;
   attachedRoutes: number;
 }
 
@@ -85,6 +88,8 @@ export interface TranslateOptions {
   servedClassNames?: string[];
   /** A shared listen address, or an IPv4 CIDR from which each Gateway gets its own. */
   bindAddress: string;
+  /** Which Ingresses are ours, and how they behave; absent: no Ingress is served. */
+  ingress?: IngressOptions;
 }
 
 /** Our GatewayClasses (spec.controllerName is ours) with their status; returns the accepted names. */
@@ -113,15 +118,13 @@ export function translateGatewayClasses(
   return { accepted, statuses };
 }
 
+/** Gateways of our classes, in `namespace/name` order; `markConflicts` must run over all listeners afterwards. */
 export function translateGateways(
-  gateways: KubeObject[],
+  ours: KubeObject[],
   listenerSets: KubeObject[],
-  acceptedClasses: Set<string>,
+  plan: AddressPlan,
   index: InputIndex,
-  options: TranslateOptions,
 ): GatewayState[] {
-  const ours = gateways.filter((g) => acceptedClasses.has(g.spec?.gatewayClassName));
-  const plan = planGatewayAddresses(options.bindAddress, ours.map(namespacedName));
   const states = ours.map((obj) => {
     const key = namespacedName(obj);
     const gateway: GatewayState = {
@@ -150,8 +153,6 @@ export function translateGateways(
     gateway.listenerSets.push(set);
   }
   for (const g of states) g.listenerSets.sort((a, b) => olderFirst(a.owner, b.owner));
-  // Precedence for conflicts: older Gateways first; within one, its own listeners, then its ListenerSets oldest first.
-  markConflicts(states.sort(olderFirst).flatMap((g) => allListeners(g)));
   return states.sort((a, b) => a.key.localeCompare(b.key));
 }
 
@@ -389,11 +390,13 @@ export function readTlsSecret(secret: KubeObject): { cert: string; key: string }
 
 /**
  * Listeners on one socket (address and port) must agree on the protocol, and
- * each needs a distinct hostname. The first claim (older Gateway, then spec
- * order) keeps the port; later ones that clash are marked Conflicted and not
- * served. Gateways share a socket only when they share the bind address.
+ * each needs a distinct hostname. The first claim in `listeners` order keeps
+ * the port; later ones that clash are marked Conflicted and not served.
+ * Gateways share a socket only when they share the bind address. The order:
+ * older Gateways first, within one its own listeners then its ListenerSets
+ * oldest first, and Ingress listeners last.
  */
-function markConflicts(listeners: ListenerState[]): void {
+export function markConflicts(listeners: ListenerState[]): void {
   const byPort = new Map<string, ListenerState[]>();
   for (const l of listeners) {
     if (!l.accepted.ok) continue;

@@ -20,6 +20,8 @@ export interface Placement {
 
 /** What Gateway API precedence needs beyond the match itself. */
 export interface RouteOrder {
+  /** Compared first: Ingress host paths (0), then host-less rules (1), then defaultBackend (2); -1 for HTTPS redirects. */
+  tier: number;
   creationTimestamp: string;
   source: string;
   ruleIndex: number;
@@ -102,6 +104,7 @@ export function translateHttpRoute(route: KubeObject, parentsByKey: Parents, ind
               hostname,
               route: r.route,
               order: {
+                tier: 0,
                 creationTimestamp: route.metadata.creationTimestamp ?? '',
                 source: namespacedName(route),
                 ruleIndex: r.ruleIndex,

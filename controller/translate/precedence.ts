@@ -1,5 +1,6 @@
-// Gateway API route precedence within one virtual host: the first route in
-// this order that matches a request wins.
+// Route precedence within one virtual host: the first route in this order
+// that matches a request wins. (Ingress adds tiers before all of it: a host's
+// own paths, then host-less rules, then the defaultBackend.)
 //   1. path: Exact, then RegularExpression, then PathPrefix (longer value first)
 //   2. a method match before none
 //   3. more header matches first, then more query-param matches first
@@ -16,6 +17,7 @@ export function comparePrecedence(a: Placement, b: Placement): number {
   const ma = a.route.match;
   const mb = b.route.match;
   return (
+    a.order.tier - b.order.tier ||
     PATH_RANK[ma.path.type] - PATH_RANK[mb.path.type] ||
     mb.path.value.length - ma.path.value.length ||
     Number(mb.method !== undefined) - Number(ma.method !== undefined) ||

@@ -3,21 +3,27 @@
 // same IR (and so the same version) and the same statuses.
 import type { Backend, HttpListener, IR, ListenerScope, VirtualHost } from '../ir/types.ts';
 import { irVersion } from '../ir/version.ts';
-import type { InputSnapshot } from '../sources/objects.ts';
+import { namespacedName, type InputSnapshot } from '../sources/objects.ts';
 import type { ObjectStatus } from '../status/conditions.ts';
+import { planGatewayAddresses } from './addresses.ts';
 import { translateL4Services } from './backends.ts';
 import {
   allListeners,
   gatewayStatus,
-  listenerSetStatus,
   listenerProgrammed,
+  listenerSetStatus,
+  markConflicts,
+  olderFirst,
   translateGatewayClasses,
   translateGateways,
+  type GatewayState,
+  type ListenerState,
   type TranslateOptions,
 } from './gateway.ts';
-import { hostnameSpecificity } from './hostnames.ts';
+import { hostnameSpecificity, isWildcard } from './hostnames.ts';
 import { translateHttpRoute, type Placement } from './httproute.ts';
 import { InputIndex } from './index-inputs.ts';
+import { INGRESS_GATEWAY_KEY, servedIngresses, translateIngresses } from './ingress.ts';
 import { comparePrecedence } from './precedence.ts';
 
 export type { TranslateOptions } from './gateway.ts';
@@ -25,22 +31,32 @@ export type { TranslateOptions } from './gateway.ts';
 export interface TranslateResult {
   ir: IR;
   statuses: ObjectStatus[];
+  /** Problems with objects that have no status of their own to carry them (Ingress). */
+  problems: string[];
 }
 
 export function translate(snapshot: InputSnapshot, options: TranslateOptions): TranslateResult {
   const index = new InputIndex(snapshot);
   const classes = translateGatewayClasses(snapshot.gatewayClasses, options);
-  const gateways = translateGateways(snapshot.gateways, snapshot.listenerSets, classes.accepted, index, options);
+  const ourGateways = snapshot.gateways.filter((g) => classes.accepted.has(g.spec?.gatewayClassName));
+  const ingresses = options.ingress ? servedIngresses(index, options.ingress) : [];
+  const plan = planGatewayAddresses(options.bindAddress, [
+    ...ourGateways.map(namespacedName),
+    ...(ingresses.length ? [INGRESS_GATEWAY_KEY] : []),
+  ]);
+  const gateways = translateGateways(ourGateways, snapshot.listenerSets, plan, index);
+  const ingress = translateIngresses(ingresses, plan.byGateway.get(INGRESS_GATEWAY_KEY) ?? null, index, options.ingress!);
+  markConflicts([...[...gateways].sort(olderFirst).flatMap(allListeners), ...(ingress.gateway?.listeners ?? [])]);
+
   const listenerSets = gateways.flatMap((g) => g.listenerSets);
   const parents = {
     gateways: new Map(gateways.map((g) => [g.key, g])),
     listenerSets: new Map(listenerSets.map((s) => [s.owner.key, s])),
   };
-
   const routeStatuses: ObjectStatus[] = [];
-  const placements: Placement[] = [];
-  const backends = new Map<string, Backend>();
-  for (const route of [...snapshot.httpRoutes].sort(byKey)) {
+  const placements: Placement[] = [...ingress.placements];
+  const backends = new Map<string, Backend>(ingress.backends.map((b) => [b.name, b]));
+  for (const route of [...snapshot.httpRoutes].sort((a, b) => namespacedName(a).localeCompare(namespacedName(b)))) {
     const result = translateHttpRoute(route, parents, index);
     if (!result) continue;
     for (const parent of result.status.status.parents as { controllerName: string }[]) parent.controllerName = options.controllerName;
@@ -49,22 +65,43 @@ export function translate(snapshot: InputSnapshot, options: TranslateOptions): T
     for (const b of result.backends) backends.set(b.name, b);
   }
 
-  const listeners = new Map<string, HttpListener>();
-  const scopes = new Map<string, { scope: ListenerScope; hosts: Map<string, Placement[]> }>();
+  const servingGateways: GatewayState[] = ingress.gateway ? [...gateways, ingress.gateway] : gateways;
+  const http = {
+    listeners: assembleListeners(servingGateways, placements),
+    backends: Object.fromEntries([...backends.entries()].sort(([a], [b]) => a.localeCompare(b))),
+  };
+  const l4 = { services: translateL4Services(index) };
+  return {
+    ir: { version: irVersion(http, l4), http, l4 },
+    statuses: [
+      ...classes.statuses,
+      ...gateways.map(gatewayStatus),
+      ...listenerSets.map(listenerSetStatus),
+      ...routeStatuses,
+      ...ingress.statuses,
+    ],
+    problems: ingress.problems,
+  };
+}
+
+/** Sockets from the programmed listeners, each with its scopes, virtual hosts and routes in precedence order. */
+function assembleListeners(gateways: GatewayState[], placements: Placement[]): HttpListener[] {
+  const sockets = new Map<string, HttpListener>();
+  const scopes = new Map<string, { listener: ListenerState; scope: ListenerScope; hosts: Map<string, Placement[]> }>();
   for (const gateway of gateways) {
     for (const l of allListeners(gateway)) {
       if (!listenerProgrammed(l)) continue;
       const name = `${gateway.address}:${l.port}`;
-      let socket = listeners.get(name);
+      let socket = sockets.get(name);
       if (!socket) {
         socket = { name, address: gateway.address!, port: l.port, protocol: l.protocol as HttpListener['protocol'], scopes: [] };
         if (l.protocol === 'HTTPS') socket.tls = { certificates: [], ...(l.clientValidation ? { clientValidation: l.clientValidation } : {}) };
-        listeners.set(name, socket);
+        sockets.set(name, socket);
       }
       socket.tls?.certificates.push(...l.certificates);
       const scope: ListenerScope = { name: l.scopeName, hostname: l.hostname, virtualHosts: [] };
       socket.scopes.push(scope);
-      scopes.set(l.scopeName, { scope, hosts: new Map() });
+      scopes.set(l.scopeName, { listener: l, scope, hosts: new Map() });
     }
   }
   for (const p of placements) {
@@ -74,26 +111,18 @@ export function translate(snapshot: InputSnapshot, options: TranslateOptions): T
     list.push(p);
     entry.hosts.set(p.hostname, list);
   }
-  for (const { scope, hosts } of scopes.values()) {
+  for (const { listener, scope, hosts } of scopes.values()) {
     scope.virtualHosts = [...hosts.entries()]
       .map(([hostname, list]): VirtualHost => ({
         name: `${scope.name}/host/${hostname}`,
         hostname,
+        ...(listener.singleLabelWildcards && isWildcard(hostname) ? { singleLabelWildcard: true } : {}),
         routes: dedupeRoutes(list.sort(comparePrecedence)),
       }))
       .sort(bySpecificity);
   }
-  for (const socket of listeners.values()) socket.scopes.sort(bySpecificity);
-
-  const http = {
-    listeners: [...listeners.values()].sort((a, b) => a.name.localeCompare(b.name)),
-    backends: Object.fromEntries([...backends.entries()].sort(([a], [b]) => a.localeCompare(b))),
-  };
-  const l4 = { services: translateL4Services(index) };
-  return {
-    ir: { version: irVersion(http, l4), http, l4 },
-    statuses: [...classes.statuses, ...gateways.map(gatewayStatus), ...listenerSets.map(listenerSetStatus), ...routeStatuses],
-  };
+  for (const socket of sockets.values()) socket.scopes.sort(bySpecificity);
+  return [...sockets.values()].sort((a, b) => a.name.localeCompare(b.name));
 }
 
 /** A route attached twice to one listener (two parentRefs) appears once. */
@@ -104,8 +133,4 @@ function dedupeRoutes(sorted: Placement[]) {
 
 function bySpecificity<T extends { name: string; hostname: string | null }>(a: T, b: T): number {
   return hostnameSpecificity(b.hostname) - hostnameSpecificity(a.hostname) || a.name.localeCompare(b.name);
-}
-
-function byKey(a: { metadata: { namespace?: string; name: string } }, b: { metadata: { namespace?: string; name: string } }): number {
-  return `${a.metadata.namespace}/${a.metadata.name}`.localeCompare(`${b.metadata.namespace}/${b.metadata.name}`);
 }

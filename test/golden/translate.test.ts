@@ -22,9 +22,11 @@ describe('translate golden cases', () => {
       const result = translate(load.snapshot, {
         controllerName: options.controllerName ?? 'sluice.dev/gateway-controller',
         bindAddress: options.bindAddress ?? '127.0.0.1',
+        servedClassNames: options.gatewayClasses ?? [],
+        ingress: { classNames: ['cilium'], controllers: ['sluice.dev/ingress-controller'], enforceHttps: true, ...options.ingress },
       });
       expectGolden(join(dir, 'output.yaml'), {
-        problems: load.problems.map((p) => `${p.file}: ${p.message}`),
+        problems: [...load.problems.map((p) => `${p.file}: ${p.message}`), ...result.problems],
         ir: redactIR(result.ir),
         statuses: result.statuses,
       });

@@ -1,0 +1,266 @@
+// Ingress (networking.k8s.io/v1): one more producer of the same IR. Every
+// Ingress of a served class is merged onto one synthetic Gateway, `ingress`,
+// with an HTTP listener on port 80 and, when any Ingress has TLS, an HTTPS
+// listener on 443; its rules become virtual hosts and routes there.
+//
+// Semantics follow the Kubernetes specification where Cilium differs:
+//  - `*.foo.com` matches exactly one label (not `a.b.foo.com`);
+//  - within a host, its own paths come first (Exact, then ImplementationSpecific
+//    regex, then Prefix, longer first), then the paths of host-less rules, then
+//    the Ingress's defaultBackend: a host that matches but whose paths do not
+//    falls through to the defaultBackend (Cilium answers 404 there).
+import type { Backend, Route, RouteAction, TlsCertificate } from '../ir/types.ts';
+import { namespacedName, type KubeObject } from '../sources/objects.ts';
+import type { ObjectStatus } from '../status/conditions.ts';
+import { resolveBackendRef } from './backends.ts';
+import { parseDurationMs } from './durations.ts';
+import { readTlsSecret, type GatewayState, type ListenerState } from './gateway.ts';
+import type { Placement } from './httproute.ts';
+import type { InputIndex } from './index-inputs.ts';
+import { createHash } from 'node:crypto';
+
+export interface IngressOptions {
+  /** Class names served (default `cilium`), by `spec.ingressClassName` or the legacy annotation. */
+  classNames: string[];
+  /** IngressClass `spec.controller` values that make a class ours. */
+  controllers: string[];
+  /** Cilium's `enforce-ingress-https`: redirect plain HTTP for TLS hosts unless `force-https: disabled`. */
+  enforceHttps: boolean;
+}
+
+export const INGRESS_GATEWAY_KEY = 'ingress';
+const LEGACY_CLASS_ANNOTATION = 'kubernetes.io/ingress.class';
+const DEFAULT_CLASS_ANNOTATION = 'ingressclass.kubernetes.io/is-default-class';
+const FORCE_HTTPS = 'ingress.cilium.io/force-https';
+const REQUEST_TIMEOUT = 'ingress.cilium.io/request-timeout';
+/** Cilium annotations about its own load-balancer Service or Envoy: they have no meaning for Sluice. */
+const NOT_APPLICABLE = /^ingress\.cilium\.io\/(loadbalancer-mode|service-type|service-external-traffic-policy|insecure-node-port|secure-node-port|host-listener-port|loadbalancer-class|tls-passthrough)$/;
+
+export interface IngressTranslation {
+  /** The synthetic Gateway that serves Ingresses, or null when none is ours. */
+  gateway: GatewayState | null;
+  placements: Placement[];
+  backends: Backend[];
+  statuses: ObjectStatus[];
+  problems: string[];
+}
+
+/** Ingresses of a served class: legacy annotation first (as Cilium), then spec.ingressClassName, then the default class. */
+export function servedIngresses(index: InputIndex, options: IngressOptions): KubeObject[] {
+  const classes = index.snapshot.ingressClasses;
+  const served = new Set(options.classNames);
+  for (const c of classes) if (options.controllers.includes(c.spec?.controller)) served.add(c.metadata.name);
+  const defaultIsOurs = classes.some((c) => served.has(c.metadata.name) && c.metadata.annotations?.[DEFAULT_CLASS_ANNOTATION] === 'true');
+  return index.snapshot.ingresses.filter((ing) => {
+    const cls = ing.metadata.annotations?.[LEGACY_CLASS_ANNOTATION] ?? ing.spec?.ingressClassName;
+    return cls === undefined ? defaultIsOurs : served.has(cls);
+  });
+}
+
+export function translateIngresses(ingresses: KubeObject[], address: string | null, index: InputIndex, options: IngressOptions): IngressTranslation {
+  const out: IngressTranslation = { gateway: null, placements: [], backends: [], statuses: [], problems: [] };
+  if (ingresses.length === 0) return out;
+  const sorted = [...ingresses].sort(
+    (a, b) => (a.metadata.creationTimestamp ?? '').localeCompare(b.metadata.creationTimestamp ?? '') || namespacedName(a).localeCompare(namespacedName(b)),
+  );
+  const gateway: GatewayState = {
+    obj: { apiVersion: 'networking.k8s.io/v1', kind: 'IngressClass', metadata: { name: INGRESS_GATEWAY_KEY } },
+    key: INGRESS_GATEWAY_KEY,
+    generation: undefined,
+    address,
+    accepted: address ? { ok: true, reason: 'Accepted', message: 'Ingress listeners' } : { ok: false, reason: 'AddressNotAssigned', message: 'no address' },
+    listeners: [],
+    listenerSets: [],
+  };
+  const http = syntheticListener(gateway, 'http', 80, 'HTTP');
+  const https = syntheticListener(gateway, 'https', 443, 'HTTPS');
+  gateway.listeners = [http];
+  out.gateway = gateway;
+
+  // Hosts every Ingress serves, for the host-less rules and defaultBackends that apply to them.
+  const allHosts = new Set<string>(['*']);
+  for (const ing of sorted) for (const rule of ing.spec?.rules ?? []) if (rule?.host) allHosts.add(String(rule.host).toLowerCase());
+
+  for (const ing of sorted) {
+    const ns = ing.metadata.namespace!;
+    const key = namespacedName(ing);
+    const annotations = ing.metadata.annotations ?? {};
+    for (const a of Object.keys(annotations)) {
+      if (NOT_APPLICABLE.test(a)) out.problems.push(`Ingress ${key}: annotation ${a} does not apply to Sluice; ignored`);
+    }
+    const timeoutMs = annotations[REQUEST_TIMEOUT] !== undefined ? parseTimeout(annotations[REQUEST_TIMEOUT], key, out.problems) : undefined;
+    const ordering = (tier: number, ruleIndex: number, matchIndex: number) => ({
+      tier,
+      creationTimestamp: ing.metadata.creationTimestamp ?? '',
+      source: key,
+      ruleIndex,
+      matchIndex,
+    });
+    const place = (listener: ListenerState, hostname: string, route: Route, order: Placement['order']) =>
+      out.placements.push({ listener, hostname, route, order });
+
+    // TLS: certificates chosen by SNI; hosts listed here get the HTTPS redirect on port 80.
+    const tlsHosts = new Set<string>();
+    (ing.spec?.tls ?? []).forEach((tls: any, i: number) => {
+      const hosts: string[] = (tls?.hosts ?? []).map((h: string) => String(h).toLowerCase());
+      for (const h of hosts) tlsHosts.add(h);
+      if (!tls?.secretName) return;
+      const secret = index.secret(ns, tls.secretName);
+      const pair = secret ? readTlsSecret(secret) : { error: 'not found' };
+      if ('error' in pair) {
+        out.problems.push(`Ingress ${key}: tls[${i}] Secret ${ns}/${tls.secretName}: ${pair.error}`);
+        return;
+      }
+      https.certificates.push(certificate(`${https.scopeName}/certificate/${key}/${i}`, `secret/${ns}/${tls.secretName}`, hosts, pair));
+    });
+    const forceHttps = annotations[FORCE_HTTPS] === 'enabled' || (options.enforceHttps && annotations[FORCE_HTTPS] !== 'disabled');
+
+    const routesFor = (rule: any, ruleIndex: number): { route: Route; matchIndex: number }[] =>
+      (rule?.http?.paths ?? []).flatMap((p: any, j: number) => {
+        const route = ingressRoute(ing, `rule/${ruleIndex}/path/${j}`, p, p?.backend, index, out, timeoutMs);
+        return route ? [{ route, matchIndex: j }] : [];
+      });
+
+    const rules: any[] = ing.spec?.rules ?? [];
+    const hostless = rules.flatMap((rule, i) => (rule?.host ? [] : routesFor(rule, i).map((r) => ({ ...r, ruleIndex: i }))));
+    const ownHosts = new Set<string>(['*']);
+    rules.forEach((rule, i) => {
+      if (!rule?.host) return;
+      const host = String(rule.host).toLowerCase();
+      ownHosts.add(host);
+      for (const { route, matchIndex } of routesFor(rule, i)) {
+        for (const listener of [http, https]) place(listener, host, route, ordering(0, i, matchIndex));
+      }
+    });
+    // Host-less rules apply to every host on the Ingress listeners, after that host's own paths.
+    for (const host of allHosts) {
+      for (const { route, matchIndex, ruleIndex } of hostless) {
+        for (const listener of [http, https]) place(listener, host, route, ordering(host === '*' ? 0 : 1, ruleIndex, matchIndex));
+      }
+    }
+    // defaultBackend: last resort for this Ingress's hosts and for any other host.
+    if (ing.spec?.defaultBackend) {
+      const route = ingressRoute(ing, 'default-backend', { path: '/', pathType: 'Prefix' }, ing.spec.defaultBackend, index, out, timeoutMs);
+      if (route) for (const host of ownHosts) for (const listener of [http, https]) place(listener, host, route, ordering(2, 0, 0));
+    }
+    // Plain HTTP to a TLS host is redirected to HTTPS before anything else (301, as Cilium's Envoy does).
+    if (forceHttps) {
+      for (const host of tlsHosts) {
+        const redirect: Route = {
+          name: `ingress/${key}/force-https/${host}`,
+          source: key,
+          match: { path: { type: 'PathPrefix', value: '/' }, headers: [], queryParams: [] },
+          filters: [],
+          action: { type: 'Redirect', scheme: 'https', statusCode: 301 },
+        };
+        place(http, host, redirect, ordering(-1, 0, 0));
+      }
+    }
+    out.statuses.push({
+      apiVersion: ing.apiVersion,
+      kind: 'Ingress',
+      namespace: ns,
+      name: ing.metadata.name,
+      status: { loadBalancer: { ingress: address ? [{ ip: address }] : [] } },
+    });
+  }
+  if (https.certificates.length > 0) gateway.listeners.push(https);
+  return out;
+}
+
+function syntheticListener(gateway: GatewayState, name: string, port: number, protocol: 'HTTP' | 'HTTPS'): ListenerState {
+  return {
+    gateway,
+    owner: { kind: 'IngressClass', obj: gateway.obj, key: INGRESS_GATEWAY_KEY, namespace: '', generation: undefined },
+    name,
+    port,
+    protocol,
+    hostname: null,
+    scopeName: `ingress/listener/${name}`,
+    supportedKinds: [],
+    allowedRoutes: { from: 'None' },
+    accepted: { ok: true, reason: 'Accepted', message: 'Ingress listener' },
+    conflict: null,
+    resolvedRefs: { ok: true, reason: 'ResolvedRefs', message: '' },
+    certificates: [],
+    singleLabelWildcards: true,
+    attachedRoutes: 0,
+  };
+}
+
+function certificate(name: string, secret: string, hostnames: string[], pair: { cert: string; key: string }): TlsCertificate {
+  return {
+    name,
+    secret,
+    hostnames,
+    certPem: pair.cert,
+    keyPem: pair.key,
+    hash: createHash('sha256').update(pair.cert).update(pair.key).digest('hex').slice(0, 16),
+  };
+}
+
+/** One Ingress path → one IR route. A missing Service answers 503, as it would with no endpoints. */
+function ingressRoute(
+  ing: KubeObject,
+  suffix: string,
+  path: any,
+  backend: any,
+  index: InputIndex,
+  out: IngressTranslation,
+  timeoutMs: number | undefined,
+): Route | null {
+  const key = namespacedName(ing);
+  const name = `ingress/${key}/${suffix}`;
+  const type = path?.pathType ?? 'ImplementationSpecific';
+  const value = String(path?.path ?? '/');
+  const pathMatch =
+    type === 'Exact' ? { type: 'Exact' as const, value } : type === 'Prefix' ? { type: 'PathPrefix' as const, value } : { type: 'RegularExpression' as const, value };
+  if (pathMatch.type === 'RegularExpression') {
+    try {
+      new RegExp(value);
+    } catch (err) {
+      out.problems.push(`Ingress ${key} ${suffix}: ImplementationSpecific path ${JSON.stringify(value)} is not a valid regular expression (${(err as Error).message}); path skipped`);
+      return null;
+    }
+  }
+  let action: RouteAction;
+  if (backend?.resource) {
+    out.problems.push(`Ingress ${key} ${suffix}: resource backends are not supported; answering 503`);
+    action = { type: 'DirectResponse', status: 503 };
+  } else {
+    const service = backend?.service ?? {};
+    const port = service.port?.number ?? servicePortByName(index, ing.metadata.namespace!, service.name, service.port?.name);
+    const resolved = resolveBackendRef({ name: service.name, port }, ing.metadata.namespace!, index);
+    if ('problem' in resolved) {
+      out.problems.push(`Ingress ${key} ${suffix}: ${resolved.problem.message}; answering 503`);
+      action = { type: 'DirectResponse', status: 503 };
+    } else {
+      out.backends.push(resolved.backend);
+      action = { type: 'Forward', backends: [{ backend: resolved.backend.name, weight: 1, filters: [] }] };
+    }
+  }
+  return {
+    name,
+    source: key,
+    match: { path: pathMatch, headers: [], queryParams: [] },
+    filters: [],
+    action,
+    ...(timeoutMs ? { timeouts: { requestMs: timeoutMs } } : {}),
+  };
+}
+
+function servicePortByName(index: InputIndex, ns: string, service: string, portName: string | undefined): number | undefined {
+  if (portName === undefined) return undefined;
+  const port = (index.service(ns, service)?.spec?.ports ?? []).find((p: any) => p?.name === portName);
+  return port?.port;
+}
+
+/** Cilium's request-timeout annotation: a duration such as `10s`, or a bare number of seconds. */
+function parseTimeout(value: string, key: string, problems: string[]): number | undefined {
+  const ms = /^\d+$/.test(value) ? Number(value) * 1000 : parseDurationMs(value);
+  if (ms === null) {
+    problems.push(`Ingress ${key}: ${REQUEST_TIMEOUT} ${JSON.stringify(value)} is not a duration; ignored`);
+    return undefined;
+  }
+  return ms || undefined;
+}
