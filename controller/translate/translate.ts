@@ -47,6 +47,9 @@ export function translate(snapshot: InputSnapshot, options: TranslateOptions): T
   const gateways = translateGateways(ourGateways, snapshot.listenerSets, plan, index);
   const ingress = translateIngresses(ingresses, plan.byGateway.get(INGRESS_GATEWAY_KEY) ?? null, index, options.ingress!);
   markConflicts([...[...gateways].sort(olderFirst).flatMap(allListeners), ...(ingress.gateway?.listeners ?? [])]);
+  for (const l of ingress.gateway?.listeners ?? []) {
+    if (l.conflict) ingress.problems.push(`Ingress listener on port ${l.port} is not served: ${l.conflict.message} (a Gateway listener takes precedence)`);
+  }
 
   const listenerSets = gateways.flatMap((g) => g.listenerSets);
   const parents = {

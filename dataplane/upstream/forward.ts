@@ -69,7 +69,7 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
     this.endpoint = endpoint;
     this.logger = logger;
     this.startedAt = startedAt;
-    res.once('close', this.onDownstreamClose);
+    res.on('close', this.onDownstreamClose);
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {

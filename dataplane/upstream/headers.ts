@@ -108,6 +108,11 @@ export function downstreamResponseHeaders(
 
 /** Removes the headers a Connection header names (`Connection: close, x-private`). */
 function removeConnectionOptions(headers: string[], connection: string): void {
+  // Nearly every message says just one of these: nothing to remove, no need to split.
+  if (connection.length <= 10) {
+    const lower = connection.toLowerCase();
+    if (lower === 'keep-alive' || lower === 'close' || lower === 'upgrade') return;
+  }
   for (const token of connection.split(',')) {
     const name = token.trim().toLowerCase();
     // The common tokens name nothing we would forward; skip the scan for them.

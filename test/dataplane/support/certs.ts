@@ -1,9 +1,12 @@
 // Self-signed certificates for TLS tests, made in-process with @peculiar/x509 and webcrypto.
 
 import { createHash, webcrypto } from 'node:crypto';
-import * as x509 from '@peculiar/x509';
 import type { TlsCertificate } from '../../../controller/ir/types.ts';
+import './reflect-metadata.ts';
 
+// Loaded after the polyfill has run: a static import could be evaluated first (jest links
+// CommonJS dependencies before running sibling modules).
+const x509 = await import('@peculiar/x509');
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
 const algorithm = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;

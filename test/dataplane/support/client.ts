@@ -58,7 +58,9 @@ export function rawRequest(port: number, text: string): Promise<string> {
     socket.on('data', (chunk: Buffer) => chunks.push(chunk));
     socket.on('error', reject);
     socket.on('close', () => resolve(Buffer.concat(chunks).toString()));
-    socket.end(text);
+    // Not end(): a half-closed client makes Node drop the response; `Connection: close` in the
+    // request makes the server close after answering.
+    socket.write(text);
   });
 }
 

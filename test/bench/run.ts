@@ -1,0 +1,557 @@
+// `npm run bench`: Sluice against a minimal Node forwarder and nginx, side by side in one run,
+// same pinning, same nginx backend (see shared/research/perf-baseline.md for the method).
+//
+//   CPU 0: the system under test (taskset -c 0)
+//   CPU 1: wrk, the nginx backend, and this harness
+//
+// Configurations: direct (the backend alone, reference), minimal (node:http + undici dispatch,
+// no routing), nginx (proxy_pass with upstream keep-alive), sluice (`sluice run` with a
+// 50-rule routing table). Each round runs every configuration (interleaved, order rotated
+// per round); the table shows medians. A benchmark, not a test: exits 0 whether or not
+// the target is met, non-zero only when something could not be run.
+
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { BENCH_HOST, benchManifests, type BenchManifests } from './manifests.ts';
+import { BACKEND_BODY, backendConf, proxyConf } from './nginx-conf.ts';
+import { commandOutput, cpuBusyPercent, findExecutable, freePorts, killAll, Proc, tail, UsageSampler, waitFor200, httpGet, type Usage } from './processes.ts';
+import { formatSummary, summariseFile } from './profile-summary.ts';
+import { runWrk, type WrkResult } from './wrk.ts';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const TARGET_RATIO = 0.8;
+const SUT_CPU = 0;
+const LOAD_CPU = 1;
+/** CPU 0 counts as quiet below this busy percentage (with the SUT idle). */
+const QUIET_BUSY_PERCENT = 10;
+/** Interference above this on the SUT's CPU makes a measurement suspect. */
+const NOISY_OTHER_PERCENT = 10;
+
+const CONFIGS = ['direct', 'minimal', 'nginx', 'sluice'] as const;
+type ConfigName = (typeof CONFIGS)[number];
+
+const USAGE = `Usage: npm run bench -- [flags]
+
+  --duration S       measured load per configuration and round, seconds (default 10)
+  --connections N    wrk connections (default 64)
+  --threads N        wrk threads (default 1)
+  --rounds N         rounds; configurations interleaved, medians reported (default 1)
+  --warmup S         unmeasured load before each measurement, seconds (default 3)
+  --unloaded S       one-connection latency measurement after each load, seconds; 0 skips (default 3)
+  --configs LIST     subset of ${CONFIGS.join(',')} (default all)
+  --rules N          HTTPRoute rules in Sluice's table (default 50)
+  --cpu-prof         afterwards, one extra load on Sluice under node --cpu-prof, summarised
+  --quiet-wait S     before each load, wait up to S seconds for CPU 0 to be idle when other
+                     processes keep it busy (default 30; 0 skips)
+  --json FILE        also write the results as JSON
+  --keep             keep the temp folder (configs, logs, manifests, profiles)
+
+Needs wrk and nginx (apt-get install wrk nginx) and taskset; 2+ CPUs for the pinned layout.
+`;
+
+interface Options {
+  duration: number;
+  connections: number;
+  threads: number;
+  rounds: number;
+  warmup: number;
+  unloaded: number;
+  configs: ConfigName[];
+  rules: number;
+  cpuProf: boolean;
+  quietWait: number;
+  json: string | null;
+  keep: boolean;
+}
+
+function parseOptions(): Options {
+  const { values } = parseArgs({
+    options: {
+      duration: { type: 'string', default: '10' },
+      connections: { type: 'string', default: '64' },
+      threads: { type: 'string', default: '1' },
+      rounds: { type: 'string', default: '1' },
+      warmup: { type: 'string', default: '3' },
+      unloaded: { type: 'string', default: '3' },
+      configs: { type: 'string', default: CONFIGS.join(',') },
+      rules: { type: 'string', default: '50' },
+      'cpu-prof': { type: 'boolean', default: false },
+      'quiet-wait': { type: 'string', default: '30' },
+      json: { type: 'string' },
+      keep: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    process.exit(0);
+  }
+  const int = (name: string, min: number): number => {
+    const n = Number((values as Record<string, unknown>)[name]);
+    if (!Number.isInteger(n) || n < min) fail(`--${name}: expected a whole number >= ${min}`);
+    return n;
+  };
+  const configs = String(values.configs).split(',').map((s) => s.trim()).filter(Boolean);
+  for (const c of configs) if (!(CONFIGS as readonly string[]).includes(c)) fail(`--configs: unknown configuration ${c} (expected ${CONFIGS.join(',')})`);
+  const threads = int('threads', 1);
+  const connections = int('connections', 1);
+  if (connections < threads) fail('--connections must be at least --threads');
+  return {
+    duration: int('duration', 1),
+    connections,
+    threads,
+    rounds: int('rounds', 1),
+    warmup: int('warmup', 0),
+    unloaded: int('unloaded', 0),
+    configs: CONFIGS.filter((c) => configs.includes(c)),
+    rules: int('rules', 8),
+    cpuProf: values['cpu-prof'],
+    quietWait: int('quiet-wait', 0),
+    json: values.json ?? null,
+    keep: values.keep,
+  };
+}
+
+function fail(message: string): never {
+  process.stderr.write(`bench: ${message}\n\n${USAGE}`);
+  process.exit(2);
+}
+
+interface Tools {
+  wrk: string;
+  nginx: string;
+  taskset: string | null;
+  node: string;
+}
+
+function checkTools(): Tools {
+  const wrk = findExecutable('wrk');
+  const nginx = findExecutable('nginx');
+  const missing = [wrk ? null : 'wrk', nginx ? null : 'nginx'].filter(Boolean);
+  if (missing.length > 0) {
+    process.stderr.write(
+      `bench: ${missing.join(' and ')} not found on PATH (or /usr/sbin).\n` +
+        `Install them first, e.g. on Debian/Ubuntu as root:\n\n    apt-get install wrk nginx\n\n`,
+    );
+    process.exit(1);
+  }
+  const localNode = join(ROOT, 'node_modules', '.bin', 'node');
+  return { wrk: wrk!, nginx: nginx!, taskset: findExecutable('taskset'), node: existsSync(localNode) ? localNode : process.execPath };
+}
+
+interface RoundResult {
+  load: WrkResult;
+  unloaded: WrkResult | null;
+  usage: Usage;
+}
+
+interface Running {
+  port: number;
+  /** Process whose tree is the system under test (for RSS/CPU); null: nothing to sample. */
+  proc: Proc | null;
+  stop(): Promise<void>;
+}
+
+class Bench {
+  readonly opts: Options;
+  readonly tools: Tools;
+  readonly dir: string;
+  readonly pinned: boolean;
+  readonly manifests: BenchManifests;
+  readonly backendPort: number;
+  backend: Proc | null = null;
+  profileFile: string | null = null;
+
+  constructor(opts: Options, tools: Tools, dir: string, backendPort: number, pinned: boolean) {
+    this.opts = opts;
+    this.tools = tools;
+    this.dir = dir;
+    this.backendPort = backendPort;
+    this.pinned = pinned;
+    this.manifests = benchManifests(backendPort, opts.rules);
+  }
+
+  pin(cpu: number): string[] {
+    return this.pinned ? [this.tools.taskset!, '-c', String(cpu)] : [];
+  }
+
+  private nginx(name: string, conf: string, cpu: number): Proc {
+    const file = join(this.dir, `${name}.conf`);
+    writeFileSync(file, conf);
+    return new Proc(name, [...this.pin(cpu), this.tools.nginx, '-p', this.dir, '-e', join(this.dir, `${name}-error.log`), '-c', file, '-g', 'daemon off;']);
+  }
+
+  async startBackend(): Promise<void> {
+    this.backend = this.nginx('backend', backendConf(this.dir, this.backendPort), LOAD_CPU);
+    const reply = await waitFor200(this.backend, this.backendPort, '/', 10_000);
+    if (reply.body !== BACKEND_BODY) throw new Error(`backend answered an unexpected body: ${JSON.stringify(reply.body)}`);
+  }
+
+  async start(config: ConfigName, profileDir: string | null = null): Promise<Running> {
+    switch (config) {
+      case 'direct':
+        return { port: this.backendPort, proc: this.backend, stop: async () => {} };
+      case 'minimal': {
+        const [port] = await freePorts(1);
+        const proc = new Proc('minimal-forwarder', [
+          ...this.pin(SUT_CPU),
+          this.tools.node,
+          '--disable-warning=ExperimentalWarning',
+          join(ROOT, 'test', 'bench', 'minimal-forwarder.ts'),
+          '--port',
+          String(port),
+          '--upstream',
+          `127.0.0.1:${this.backendPort}`,
+        ]);
+        await this.verify(proc, port, false);
+        return { port, proc, stop: () => proc.stop() };
+      }
+      case 'nginx': {
+        const [port] = await freePorts(1);
+        const proc = this.nginx('nginx-proxy', proxyConf(this.dir, port, this.backendPort), SUT_CPU);
+        await this.verify(proc, port, false);
+        return { port, proc, stop: () => proc.stop() };
+      }
+      case 'sluice': {
+        const [port, adminPort] = await freePorts(2);
+        const manifestDir = join(this.dir, 'manifests');
+        mkdirSync(manifestDir, { recursive: true });
+        writeFileSync(join(manifestDir, 'bench.yaml'), this.manifests.yaml);
+        const profile = profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
+        const proc = new Proc(
+          'sluice',
+          [
+            ...this.pin(SUT_CPU),
+            this.tools.node,
+            '--disable-warning=ExperimentalWarning',
+            ...profile,
+            join(ROOT, 'bin', 'sluice.js'),
+            'run',
+            '--manifests',
+            manifestDir,
+            '--listener-port-offset',
+            String(port - 80),
+            '--admin-address',
+            `127.0.0.1:${adminPort}`,
+            '--log-level',
+            'warn',
+          ],
+          ROOT,
+        );
+        try {
+          await waitFor200(proc, adminPort, '/readyz', 30_000);
+          await this.verify(proc, port, true);
+        } catch (error) {
+          let status = '';
+          try {
+            status = (await httpGet(adminPort, '/api/status')).body.slice(0, 4000);
+          } catch {
+            // admin not up
+          }
+          await proc.stop();
+          throw new Error(`${(error as Error).message}${status ? `\n/api/status: ${status}` : ''}\nsluice output:\n${tail(proc.logs())}`);
+        }
+        return { port, proc, stop: () => proc.stop('SIGTERM', 15_000) };
+      }
+    }
+  }
+
+  /** The benchmarked request answers 200 with the backend's body (and, through Sluice, the rule's header). */
+  private async verify(proc: Proc, port: number, sluice: boolean): Promise<void> {
+    const headers = { host: BENCH_HOST, 'x-debug': '1' };
+    const reply = await waitFor200(proc, port, this.manifests.path, 15_000, headers);
+    if (reply.body !== BACKEND_BODY) throw new Error(`${proc.name}: unexpected body ${JSON.stringify(reply.body.slice(0, 200))}`);
+    if (sluice && reply.headers['x-bench-route-seen'] !== this.manifests.routeMarker) {
+      throw new Error(
+        `sluice: GET ${this.manifests.path} did not reach the benchmarked rule (its RequestHeaderModifier should set ` +
+          `x-bench-route: ${this.manifests.routeMarker}; the backend saw ${JSON.stringify(reply.headers['x-bench-route-seen'] ?? null)})`,
+      );
+    }
+  }
+
+  private wrk(port: number, connections: number, threads: number, durationSec: number): Promise<WrkResult> {
+    return runWrk({
+      wrk: this.tools.wrk,
+      pin: this.pin(LOAD_CPU),
+      url: `http://127.0.0.1:${port}${this.manifests.path}`,
+      threads,
+      connections,
+      durationSec,
+      headers: { Host: BENCH_HOST },
+    });
+  }
+
+  /** Other people's processes share this machine: let a burst on the SUT's CPU pass first. */
+  private async waitForQuietCpu(): Promise<void> {
+    if (!this.pinned || this.opts.quietWait === 0) return;
+    const started = Date.now();
+    let busy = await cpuBusyPercent(SUT_CPU, 500);
+    while (busy > QUIET_BUSY_PERCENT && Date.now() - started < this.opts.quietWait * 1000) busy = await cpuBusyPercent(SUT_CPU, 1000);
+    const waited = (Date.now() - started) / 1000;
+    if (waited > 1) process.stdout.write(`(waited ${waited.toFixed(0)}s for CPU ${SUT_CPU}${busy > QUIET_BUSY_PERCENT ? `; still ${busy.toFixed(0)}% busy` : ''}) `);
+  }
+
+  async measure(config: ConfigName, profileDir: string | null = null): Promise<RoundResult> {
+    const running = await this.start(config, profileDir);
+    try {
+      const { connections, threads } = this.opts;
+      if (this.opts.warmup > 0) await this.wrk(running.port, connections, threads, this.opts.warmup);
+      if (config !== 'direct') await this.waitForQuietCpu();
+      const sampler = running.proc ? new UsageSampler(running.proc.pid, config === 'direct' || !this.pinned ? null : SUT_CPU) : null;
+      const load = await this.wrk(running.port, connections, threads, this.opts.duration);
+      const usage = sampler ? sampler.stop() : { rssMb: Number.NaN, cpuPercent: Number.NaN, otherPercent: Number.NaN };
+      const unloaded = this.opts.unloaded > 0 ? await this.wrk(running.port, 1, 1, this.opts.unloaded) : null;
+      if (running.proc && !running.proc.alive) throw new Error(`${running.proc.name} died under load:\n${tail(running.proc.logs())}`);
+      return { load, unloaded, usage };
+    } finally {
+      await running.stop();
+    }
+  }
+}
+
+const LABELS: Record<ConfigName, string> = {
+  direct: 'backend direct (no proxy, ref.)',
+  minimal: 'minimal forwarder (node+undici)',
+  nginx: 'nginx proxy_pass',
+  sluice: 'sluice',
+};
+
+function median(values: number[]): number {
+  const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return Number.NaN;
+  const mid = Math.floor(v.length / 2);
+  return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+}
+
+function fmt(n: number, digits = 2): string {
+  return Number.isFinite(n) ? n.toFixed(digits) : '-';
+}
+
+function fmtInt(n: number): string {
+  return Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '-';
+}
+
+function table(rows: string[][], rightAlign: boolean[]): string {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  return rows
+    .map((r, ri) => {
+      const line = r.map((cell, i) => (rightAlign[i] ? cell.padStart(widths[i]) : cell.padEnd(widths[i]))).join('  ');
+      return ri === 0 ? `${line}\n${widths.map((w) => '-'.repeat(w)).join('  ')}` : line;
+    })
+    .join('\n');
+}
+
+async function main(): Promise<number> {
+  const opts = parseOptions();
+  const tools = checkTools();
+  const cpuCount = availableParallelism();
+  const pinned = tools.taskset !== null && cpuCount >= 2;
+  if (!pinned) {
+    process.stderr.write(`bench: WARNING: ${tools.taskset ? `only ${cpuCount} CPU` : 'taskset not found'}; running unpinned, numbers are not comparable with pinned runs\n`);
+  } else {
+    // The harness itself (timers, /proc sampling) stays off the system under test's CPU.
+    commandOutput(tools.taskset!, ['-a', '-p', '-c', String(LOAD_CPU), String(process.pid)]);
+  }
+  if (opts.configs.includes('sluice') && !existsSync(join(ROOT, 'bin', 'sluice.js'))) fail('bin/sluice.js not found');
+
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-'));
+  // nginx workers run as an unprivileged user when started as root.
+  chmodSync(dir, 0o755);
+  const cleanup = (): void => {
+    killAll();
+    if (!opts.keep) rmSync(dir, { recursive: true, force: true });
+  };
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      process.stderr.write(`\nbench: ${signal}, stopping\n`);
+      cleanup();
+      process.exit(130);
+    });
+  }
+
+  const [backendPort] = await freePorts(1);
+  const bench = new Bench(opts, tools, dir, backendPort, pinned);
+  const versions = {
+    node: commandOutput(tools.node, ['--version']),
+    nginx: commandOutput(tools.nginx, ['-v']).replace(/^nginx version: /, ''),
+    wrk: commandOutput(tools.wrk, ['-v']).split('\n')[0].replace(/ Copyright.*$/, ''),
+  };
+  const out = (s = ''): boolean => process.stdout.write(`${s}\n`);
+  out(`sluice bench  ${new Date().toISOString()}`);
+  out(`machine: ${cpuCount} CPUs (${cpus()[0]?.model ?? 'unknown'}); node ${versions.node}, nginx ${versions.nginx}, ${versions.wrk}`);
+  out(
+    `layout: ${pinned ? `system under test on CPU ${SUT_CPU}, wrk + backend + harness on CPU ${LOAD_CPU}` : 'UNPINNED'}; ` +
+      `wrk -t${opts.threads} -c${opts.connections} -d${opts.duration}s --latency (warm-up ${opts.warmup}s), keep-alive both sides`,
+  );
+  out(`sluice table: ${bench.manifests.rules} HTTPRoute rules; GET ${bench.manifests.path} (Host ${BENCH_HOST}) hits rule ${bench.manifests.position} of ${bench.manifests.rules} in precedence order`);
+  out(`rounds: ${opts.rounds}; temp folder ${dir}${opts.keep ? ' (kept)' : ''}`);
+  out();
+
+  const results = new Map<ConfigName, RoundResult[]>(opts.configs.map((c) => [c, []]));
+  const failures: string[] = [];
+  try {
+    await bench.startBackend();
+    for (let round = 0; round < opts.rounds; round++) {
+      const order = opts.configs.map((_, i) => opts.configs[(i + round) % opts.configs.length]);
+      for (const config of order) {
+        process.stdout.write(`round ${round + 1}/${opts.rounds}  ${LABELS[config].padEnd(32)} `);
+        try {
+          const r = await bench.measure(config);
+          results.get(config)!.push(r);
+          const errors = r.load.non2xx + r.load.socketErrors;
+          out(
+            `${fmtInt(r.load.requestsPerSec).padStart(7)} req/s  p50 ${fmt(r.load.p50Ms)} ms  p99 ${fmt(r.load.p99Ms)} ms` +
+              `  cpu ${fmt(r.usage.cpuPercent, 0)}%${Number.isFinite(r.usage.otherPercent) ? `  other on CPU ${SUT_CPU} ${fmt(r.usage.otherPercent, 0)}%` : ''}${errors ? `  ERRORS: ${r.load.non2xx} non-2xx, ${r.load.socketErrors} socket` : ''}`,
+          );
+        } catch (error) {
+          out('FAILED');
+          const message = `${config}: ${(error as Error).message}`;
+          failures.push(message);
+          process.stderr.write(`${message}\n`);
+          if (!bench.backend?.alive) throw new Error(`backend died:\n${tail(bench.backend?.logs() ?? '')}`);
+        }
+      }
+    }
+
+    let profileSummary: string | null = null;
+    if (opts.cpuProf && opts.configs.includes('sluice')) {
+      const profileDir = join(dir, 'profiles');
+      mkdirSync(profileDir, { recursive: true });
+      process.stdout.write(`profile pass: sluice under node --cpu-prof (not counted)  `);
+      try {
+        const r = await bench.measure('sluice', profileDir);
+        out(`${fmtInt(r.load.requestsPerSec)} req/s`);
+        const files = readdirSync(profileDir).filter((f) => f.endsWith('.cpuprofile'));
+        if (files.length === 0) throw new Error('no .cpuprofile written (did sluice exit cleanly on SIGTERM?)');
+        const file = join(profileDir, files.sort().at(-1)!);
+        bench.profileFile = file;
+        profileSummary = formatSummary(summariseFile(file, 25));
+      } catch (error) {
+        out('FAILED');
+        failures.push(`profile: ${(error as Error).message}`);
+      }
+    }
+
+    out();
+    report(opts, results, out);
+    if (profileSummary) {
+      out();
+      out(`CPU profile of sluice under load (${bench.profileFile}${opts.keep ? '' : '; pass --keep to keep it'}):`);
+      out(profileSummary);
+    }
+    if (opts.json) {
+      writeFileSync(
+        opts.json,
+        `${JSON.stringify(
+          {
+            date: new Date().toISOString(),
+            versions,
+            options: opts,
+            pinned,
+            rules: bench.manifests.rules,
+            path: bench.manifests.path,
+            results: Object.fromEntries([...results].map(([c, rs]) => [c, rs.map((r) => ({ ...r, load: { ...r.load, raw: undefined }, unloaded: r.unloaded ? { ...r.unloaded, raw: undefined } : null }))])),
+            failures,
+          },
+          null,
+          2,
+        )}\n`,
+      );
+      out(`\nresults written to ${opts.json}`);
+    }
+  } catch (error) {
+    failures.push((error as Error).message);
+    process.stderr.write(`bench: ${(error as Error).message}\n`);
+  } finally {
+    await bench.backend?.stop();
+    cleanup();
+  }
+  if (failures.length > 0) {
+    process.stderr.write(`\nbench: ${failures.length} configuration run(s) failed (see above)\n`);
+    return 1;
+  }
+  return 0;
+}
+
+/** Requests per second of the SUT's own CPU time: less sensitive to other processes than req/s. */
+function efficiency(r: RoundResult): number {
+  return r.usage.cpuPercent > 0 ? r.load.requestsPerSec / (r.usage.cpuPercent / 100) : Number.NaN;
+}
+
+function report(opts: Options, results: Map<ConfigName, RoundResult[]>, out: (s?: string) => boolean): void {
+  const rows: string[][] = [['configuration', 'req/s', ...(opts.rounds > 1 ? ['min-max'] : []), 'p50 ms', 'p99 ms', 'req/CPU-s', 'RSS MB', 'CPU %', 'other CPU0 %', 'unloaded p50/p99 ms', 'errors']];
+  const medianRps = new Map<ConfigName, number>();
+  for (const [config, rs] of results) {
+    if (rs.length === 0) {
+      rows.push([LABELS[config], 'failed', ...(opts.rounds > 1 ? [''] : []), '', '', '', '', '', '', '', '']);
+      continue;
+    }
+    const rps = rs.map((r) => r.load.requestsPerSec);
+    medianRps.set(config, median(rps));
+    const errors = rs.reduce((n, r) => n + r.load.non2xx + r.load.socketErrors, 0);
+    const unl = rs.filter((r) => r.unloaded !== null);
+    rows.push([
+      LABELS[config],
+      fmtInt(median(rps)),
+      ...(opts.rounds > 1 ? [`${fmtInt(Math.min(...rps))}-${fmtInt(Math.max(...rps))}`] : []),
+      fmt(median(rs.map((r) => r.load.p50Ms))),
+      fmt(median(rs.map((r) => r.load.p99Ms))),
+      fmtInt(median(rs.map(efficiency))),
+      fmt(median(rs.map((r) => r.usage.rssMb)), 0),
+      fmt(median(rs.map((r) => r.usage.cpuPercent)), 0),
+      fmt(median(rs.map((r) => r.usage.otherPercent)), 0),
+      unl.length ? `${fmt(median(unl.map((r) => r.unloaded!.p50Ms)))} / ${fmt(median(unl.map((r) => r.unloaded!.p99Ms)))}` : '-',
+      String(errors),
+    ]);
+  }
+  out(
+    `results (median of ${opts.rounds} round${opts.rounds > 1 ? 's' : ''}; RSS and CPU % are the system under test's process tree, 100% = one core; ` +
+      `"other CPU0 %" is CPU ${SUT_CPU} time used by anything else: interference from other processes, plus some loopback networking):`,
+  );
+  out(table(rows, [false, true, ...(opts.rounds > 1 ? [true] : []), true, true, true, true, true, true, true, true]));
+  out();
+
+  // Ratios per round (interleaved, so each round compares like with like), then the median.
+  const ratio = (a: ConfigName, b: ConfigName, metric = (r: RoundResult): number => r.load.requestsPerSec): { median: number; perRound: number[] } => {
+    const ra = results.get(a) ?? [];
+    const rb = results.get(b) ?? [];
+    const perRound: number[] = [];
+    for (let i = 0; i < Math.min(ra.length, rb.length); i++) perRound.push(metric(ra[i]) / metric(rb[i]));
+    return { median: median(perRound), perRound };
+  };
+  const line = (label: string, r: { median: number; perRound: number[] }): void => {
+    out(`${label}: ${fmt(r.median)}x${r.perRound.length > 1 ? `  (per round: ${r.perRound.map((x) => fmt(x)).join(', ')})` : ''}`);
+  };
+  const sluiceOk = (results.get('sluice')?.length ?? 0) > 0;
+  if (sluiceOk && results.has('minimal')) line('sluice / minimal forwarder (req/s)', ratio('sluice', 'minimal'));
+  if (sluiceOk && results.has('nginx')) line('sluice / nginx proxy (req/s)      ', ratio('sluice', 'nginx'));
+  if (results.has('minimal') && results.has('nginx')) line('minimal / nginx proxy (req/s)     ', ratio('minimal', 'nginx'));
+  if (sluiceOk && results.has('minimal')) line('sluice / minimal (req/CPU-s)      ', ratio('sluice', 'minimal', efficiency));
+  const invalid = [...results].filter(([, rs]) => rs.some((r) => r.load.non2xx + r.load.socketErrors > r.load.requests * 0.001)).map(([c]) => c);
+  const noisy = [...results].filter(([, rs]) => median(rs.map((r) => r.usage.otherPercent)) > NOISY_OTHER_PERCENT).map(([c]) => c);
+  if (noisy.length > 0) out(`WARNING: other processes used more than ${NOISY_OTHER_PERCENT}% of CPU ${SUT_CPU} during: ${noisy.join(', ')}; treat those figures with care (more --rounds help)`);
+  if (invalid.length > 0) out(`WARNING: errors above 0.1% of requests in: ${invalid.join(', ')}; their requests/s are not comparable`);
+  if (sluiceOk && results.has('minimal')) {
+    const r = ratio('sluice', 'minimal').median;
+    const met = r >= TARGET_RATIO && !invalid.includes('sluice');
+    const unreliable = noisy.includes('sluice') || noisy.includes('minimal');
+    out(
+      `target ${TARGET_RATIO}x of the minimal forwarder: ${met ? 'met' : 'NOT met'} (${fmt(r)}x)` +
+        (unreliable ? ` -- UNRELIABLE: CPU ${SUT_CPU} was shared with other processes; rerun on a quiet machine or compare req/CPU-s` : ''),
+    );
+  } else if (opts.configs.includes('sluice') && opts.configs.includes('minimal')) {
+    out(`target ${TARGET_RATIO}x of the minimal forwarder: not measured (a configuration failed)`);
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error) => {
+    process.stderr.write(`bench: ${(error as Error).stack ?? error}\n`);
+    killAll();
+    process.exit(1);
+  },
+);

@@ -1,0 +1,156 @@
+// HTTPS listeners: certificate choice by SNI, fallback, rotation without reopening the socket.
+
+import https from 'node:https';
+import tls from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import type { HttpIR, TlsCertificate } from '../../controller/ir/types.ts';
+import { irCertificate, selfSignedCertificate, type TestCertificate } from './support/certs.ts';
+import { request } from './support/client.ts';
+import { startEchoServer, type EchoServer } from './support/echo-server.ts';
+import type { EchoReply } from './support/echo-server.ts';
+import { freePort } from './support/free-port.ts';
+import { testDataplane, type TestDataplane } from './support/harness.ts';
+import { backend, forwardTo, listener, route, scope } from './support/ir.ts';
+
+/** The CN of the certificate the server presents for `servername` (undefined: send no SNI). */
+function presentedCertificate(port: number, servername?: string, options: tls.ConnectionOptions = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, ...(servername !== undefined ? { servername } : {}), ...options }, () => {
+      const commonName = socket.getPeerCertificate().subject.CN;
+      socket.end();
+      resolve(Array.isArray(commonName) ? commonName[0] : commonName);
+    });
+    socket.on('error', reject);
+  });
+}
+
+function httpsGet(port: number, servername: string, path: string, agent: https.Agent | false = false): Promise<{ status: number; echo: EchoReply; commonName: string }> {
+  return new Promise((resolve, reject) => {
+    const req = https.get({ host: '127.0.0.1', port, path, servername, headers: { host: servername }, rejectUnauthorized: false, agent }, (res) => {
+      let body = '';
+      const peer = (res.socket as tls.TLSSocket).getPeerCertificate().subject.CN;
+      res.on('data', (chunk: Buffer) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, echo: JSON.parse(body) as EchoReply, commonName: Array.isArray(peer) ? peer[0] : peer }));
+    });
+    req.on('error', reject);
+  });
+}
+
+describe('HTTPS listeners', () => {
+  let first: TestCertificate;
+  let second: TestCertificate;
+  let rotated: TestCertificate;
+  let echo: EchoServer;
+  let port: number;
+  let harness: TestDataplane;
+
+  const ir = (certificates: TlsCertificate[]): HttpIR => ({
+    listeners: [
+      listener(port, [scope('https', null, [['*', [route('secure', {}, forwardTo('svc/echo'))]]])], {
+        protocol: 'HTTPS',
+        tls: { certificates },
+      }),
+    ],
+    backends: { 'svc/echo': backend('svc/echo', [echo.endpoint]) },
+  });
+
+  beforeAll(async () => {
+    [first, second, rotated, echo] = await Promise.all([
+      selfSignedCertificate('first.example.com'),
+      selfSignedCertificate('second.example.com', ['second.example.com', '*.wild.example.com']),
+      selfSignedCertificate('rotated.example.com', ['first.example.com']),
+      startEchoServer('echo'),
+    ]);
+    port = await freePort();
+    harness = testDataplane();
+    const result = await harness.dataplane.apply(
+      'v1',
+      ir([irCertificate('secret/default/first', ['first.example.com'], first), irCertificate('secret/default/second', ['second.example.com', '*.wild.example.com'], second)]),
+    );
+    expect(result.listeners).toEqual([{ name: `127.0.0.1:${port}`, ok: true }]);
+  });
+
+  afterAll(async () => {
+    await harness.dataplane.close();
+    await echo.close();
+  });
+
+  it('chooses the certificate by SNI: exact name, then wildcard', async () => {
+    expect(await presentedCertificate(port, 'first.example.com')).toBe('first.example.com');
+    expect(await presentedCertificate(port, 'second.example.com')).toBe('second.example.com');
+    expect(await presentedCertificate(port, 'SECOND.example.com')).toBe('second.example.com');
+    expect(await presentedCertificate(port, 'a.wild.example.com')).toBe('second.example.com');
+    expect(await presentedCertificate(port, 'a.b.wild.example.com')).toBe('second.example.com');
+  });
+
+  it('falls back to the first certificate without SNI or for an unknown name', async () => {
+    expect(await presentedCertificate(port)).toBe('first.example.com');
+    expect(await presentedCertificate(port, 'unknown.example.org')).toBe('first.example.com');
+    expect(await presentedCertificate(port, 'wild.example.com')).toBe('first.example.com');
+  });
+
+  it('refuses TLS versions below 1.2', async () => {
+    await expect(presentedCertificate(port, 'first.example.com', { minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0' })).rejects.toThrow(/protocol version/);
+    expect(await presentedCertificate(port, 'first.example.com', { maxVersion: 'TLSv1.2' })).toBe('first.example.com');
+  });
+
+  it('proxies HTTPS requests with X-Forwarded-Proto https', async () => {
+    const response = await httpsGet(port, 'second.example.com', '/hello');
+    expect(response.status).toBe(200);
+    expect(response.commonName).toBe('second.example.com');
+    expect(response.echo.headers['x-forwarded-proto']).toBe('https');
+    expect(response.echo.host).toBe('second.example.com');
+  });
+
+  it('rotates certificates on reload without closing the socket or live connections', async () => {
+    const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const before = await httpsGet(port, 'first.example.com', '/before', agent);
+      expect(before.commonName).toBe('first.example.com');
+
+      const result = await harness.dataplane.apply(
+        'v2',
+        ir([irCertificate('secret/default/first', ['first.example.com'], rotated), irCertificate('secret/default/second', ['second.example.com'], second)]),
+      );
+      expect(result.listeners[0].ok).toBe(true);
+
+      // The kept-alive connection still works (and still has the certificate it was opened with)...
+      const kept = await httpsGet(port, 'first.example.com', '/kept', agent);
+      expect(kept.status).toBe(200);
+      expect(kept.commonName).toBe('first.example.com');
+      // ...while new handshakes get the new certificate, by SNI and as the no-SNI fallback.
+      expect(await presentedCertificate(port, 'first.example.com')).toBe('rotated.example.com');
+      expect(await presentedCertificate(port)).toBe('rotated.example.com');
+      expect(await presentedCertificate(port, 'a.wild.example.com')).toBe('rotated.example.com');
+    } finally {
+      agent.destroy();
+    }
+  });
+
+  it('reports an HTTPS listener without a usable certificate, and switches a socket between HTTP and HTTPS', async () => {
+    const other = testDataplane();
+    const otherPort = await freePort();
+    const plain = listener(otherPort, [scope('x', null, [['*', [route('r', {}, forwardTo('svc/echo'))]]])]);
+    const backends = { 'svc/echo': backend('svc/echo', [echo.endpoint]) };
+    try {
+      const broken = await other.dataplane.apply('v1', {
+        listeners: [{ ...plain, protocol: 'HTTPS', tls: { certificates: [{ name: 'secret/default/broken', hostnames: [], certPem: 'nope', keyPem: 'nope', hash: 'broken' }] } }],
+        backends,
+      });
+      expect(broken.listeners[0]).toMatchObject({ ok: false, error: expect.stringMatching(/no usable TLS certificate/) });
+      expect(other.logs.some((line) => line.subject === 'secret/default/broken')).toBe(true);
+
+      expect((await other.dataplane.apply('v2', { listeners: [plain], backends })).listeners[0].ok).toBe(true);
+      expect((await request(otherPort, '/')).echo?.headers['x-forwarded-proto']).toBe('http');
+
+      const secured = await other.dataplane.apply('v3', {
+        listeners: [{ ...plain, protocol: 'HTTPS', tls: { certificates: [irCertificate('secret/default/first', [], first)] } }],
+        backends,
+      });
+      expect(secured.listeners[0].ok).toBe(true);
+      expect((await httpsGet(otherPort, 'anything.example.com', '/')).echo.headers['x-forwarded-proto']).toBe('https');
+    } finally {
+      await other.dataplane.close();
+    }
+  });
+});
