@@ -112,7 +112,7 @@ export class Dataplane {
     this.table = table;
     this.pickerStates.commit(pickerStates);
     this.pools.retainOnly(table.endpointKeys);
-    this.certificates.retainOnly(table.certificateHashes);
+    this.certificates.retainOnly(table.certificateKeys);
     this.metrics.versionApplied(version);
     this.logger.info({ version, listeners: listeners.length, failed: listeners.filter((l) => !l.ok).length }, 'configuration applied');
     return { version, listeners };
@@ -134,9 +134,10 @@ export class Dataplane {
         existing.update(table);
         return { name, ok: true };
       }
-      // Same socket, different protocol: the port must be released before it can be reopened.
+      // Same socket, different protocol: the old server stops listening at once (freeing the
+      // port) and drains in the background while the new one binds.
       this.servers.delete(name);
-      await this.closeServer(existing);
+      this.closeInBackground(existing);
     }
     const server = new ListenerServer(table, bindPort, this.logger);
     try {

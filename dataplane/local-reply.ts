@@ -12,12 +12,13 @@ export function sendLocalReply(
   modifiers: readonly HeaderModifierPlan[],
   metrics: RequestMetrics,
   startedAt: number,
-  location?: string,
+  /** Flat `[name, value, ...]` added before the modifiers run (Location, CORS headers). */
+  extraHeaders: readonly string[] | null = null,
 ): void {
   const length = body === null ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.length;
   const headers = ['content-length', String(length)];
   if (body !== null) headers.push('content-type', 'text/plain; charset=utf-8');
-  if (location !== undefined) headers.push('location', location);
+  if (extraHeaders !== null) for (let i = 0; i < extraHeaders.length; i++) headers.push(extraHeaders[i]);
   if (modifiers.length > 0) applyHeaderModifiers(headers, modifiers);
   try {
     res.writeHead(status, headers);

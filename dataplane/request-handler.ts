@@ -5,54 +5,18 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { CompiledRoute, ForwardPlan, ListenerTable } from './config/route-table.ts';
-import { redirectLocation } from './filters/redirect.ts';
+import { originAllowed, preflightHeaders, responseCorsHeaders } from './filters/cors.ts';
+import { applyHeaderModifiers, headerValue, type HeaderModifierPlan } from './filters/header-modifier.ts';
+import type { RedirectPlan } from './filters/redirect.ts';
 import { sendLocalReply } from './local-reply.ts';
-import { normalizeHost } from './router/host.ts';
-import type { MatchableRequest } from './router/match.ts';
+import type { RequestMetrics } from './metrics.ts';
+import { locationFor, ProxyRequest, upstreamTarget } from './proxy-request.ts';
 import { findRoute } from './router/router.ts';
 import { forward } from './upstream/forward.ts';
-import { readClientHeaders, upstreamRequestHeaders, type ClientHeaders } from './upstream/headers.ts';
+import { upstreamRequestHeaders } from './upstream/headers.ts';
+import { mirrorRequest } from './upstream/mirror.ts';
 
 const NO_MODIFIERS: never[] = [];
-
-/** The request as matching and forwarding see it; one allocation per request. */
-class ProxyRequest implements MatchableRequest {
-  readonly method: string;
-  /** Path and query as they go upstream (origin-form). */
-  readonly target: string;
-  readonly path: string;
-  readonly query: string;
-  readonly hasQuery: boolean;
-  readonly headers: string[];
-  readonly host: string;
-  readonly client: ClientHeaders;
-  params: URLSearchParams | null = null;
-
-  constructor(req: IncomingMessage) {
-    const client = readClientHeaders(req.rawHeaders);
-    let target = req.url ?? '/';
-    let authority = client.host;
-    if (target.charCodeAt(0) !== 0x2f /* / */ && target !== '*') {
-      // absolute-form (`GET http://host/path`): its authority replaces Host (RFC 9112 §3.2.2).
-      try {
-        const url = new URL(target);
-        authority = url.host;
-        target = url.pathname + url.search;
-      } catch {
-        // Not a URL either: left as is; it matches no route.
-      }
-    }
-    const queryStart = target.indexOf('?');
-    this.method = req.method ?? 'GET';
-    this.target = target;
-    this.path = queryStart < 0 ? target : target.slice(0, queryStart);
-    this.query = queryStart < 0 ? '' : target.slice(queryStart + 1);
-    this.hasQuery = queryStart >= 0;
-    this.headers = client.headers;
-    this.host = normalizeHost(authority);
-    this.client = client;
-  }
-}
 
 export function handleRequest(table: ListenerTable, logger: Logger, req: IncomingMessage, res: ServerResponse): void {
   const startedAt = performance.now();
@@ -62,25 +26,33 @@ export function handleRequest(table: ListenerTable, logger: Logger, req: Incomin
     sendLocalReply(res, 404, 'Not Found\n', NO_MODIFIERS, table.notFound, startedAt);
     return;
   }
+
+  let corsHeaders: string[] | null = null;
+  if (route.cors !== null) {
+    const origin = headerValue(request.headers, 'origin');
+    if (origin !== undefined) {
+      const allowed = originAllowed(route.cors, origin);
+      const requestedMethod = request.method === 'OPTIONS' ? headerValue(request.headers, 'access-control-request-method') : undefined;
+      if (requestedMethod !== undefined) {
+        // A preflight: the gateway answers it; the backend never sees it.
+        const headers = allowed ? preflightHeaders(route.cors, origin, requestedMethod, headerValue(request.headers, 'access-control-request-headers')) : null;
+        sendLocalReply(res, allowed ? 204 : 403, null, NO_MODIFIERS, metricsOf(route), startedAt, headers);
+        return;
+      }
+      if (allowed) corsHeaders = responseCorsHeaders(route.cors, origin);
+    }
+  }
+
   const action = route.action;
   switch (action.type) {
     case 'Forward':
-      forwardToBackend(table, logger, route, action, request, req, res, startedAt);
+      forwardToBackend(table, logger, route, action, request, req, res, corsHeaders, startedAt);
       return;
-    case 'Redirect': {
-      const location = redirectLocation(action.redirect, {
-        scheme: table.scheme,
-        host: request.host,
-        listenerPort: table.port,
-        path: request.path,
-        query: request.query,
-        hasQuery: request.hasQuery,
-      });
-      sendLocalReply(res, action.redirect.statusCode, null, action.responseModifiers, action.metrics, startedAt, location);
+    case 'Redirect':
+      redirect(table, request, res, action.redirect, action.responseModifiers, action.metrics, corsHeaders, startedAt);
       return;
-    }
     case 'DirectResponse':
-      sendLocalReply(res, action.status, action.body, action.responseModifiers, action.metrics, startedAt);
+      sendLocalReply(res, action.status, action.body, action.responseModifiers, action.metrics, startedAt, corsHeaders);
       return;
   }
 }
@@ -93,28 +65,57 @@ function forwardToBackend(
   request: ProxyRequest,
   req: IncomingMessage,
   res: ServerResponse,
+  corsHeaders: string[] | null,
   startedAt: number,
 ): void {
   const choice = action.picker === null ? action.noBackend : action.picker.pick() ?? action.noBackend;
+  const filters = choice.filters;
   const backend = choice.backend;
   if (backend === null) {
     // All weights zero, or the picked share points at an invalid reference (Gateway API: 500).
-    sendLocalReply(res, 500, 'Internal Server Error\n', choice.responseModifiers, choice.metrics, startedAt);
+    sendLocalReply(res, 500, 'Internal Server Error\n', filters.responseModifiers, choice.metrics, startedAt, corsHeaders);
     return;
   }
-  const endpoint = backend.nextEndpoint();
-  if (endpoint === undefined) {
-    sendLocalReply(res, 503, 'Service Unavailable\n', choice.responseModifiers, choice.metrics, startedAt);
+  if (filters.redirect !== null) {
+    redirect(table, request, res, filters.redirect, filters.responseModifiers, choice.metrics, corsHeaders, startedAt);
     return;
   }
-  const headers = upstreamRequestHeaders(request.client, req.socket.remoteAddress, table.scheme, choice.requestModifiers);
-  forward(
-    { method: request.method, target: request.target, headers, body: request.client.hasBody ? req : null },
-    res,
-    route.name,
-    choice,
-    endpoint,
-    logger,
-    startedAt,
-  );
+  if (backend.endpoints.length === 0) {
+    sendLocalReply(res, 503, 'Service Unavailable\n', filters.responseModifiers, choice.metrics, startedAt, corsHeaders);
+    return;
+  }
+
+  const headers = upstreamRequestHeaders(request.client, req.socket.remoteAddress, table.scheme);
+  const body = request.client.hasBody ? req : null;
+  if (filters.mirrors.length > 0 && body === null) {
+    for (const mirror of filters.mirrors) {
+      // The copy carries the header changes of the filters listed before the mirror.
+      const copy = headers.slice();
+      applyHeaderModifiers(copy, filters.requestModifiers.slice(0, mirror.modifiersBefore));
+      mirrorRequest(mirror, request.method, upstreamTarget(request, mirror.rewrite, copy), copy);
+    }
+  }
+  if (filters.requestModifiers.length > 0) applyHeaderModifiers(headers, filters.requestModifiers);
+  const target = upstreamTarget(request, filters.rewrite, headers);
+  forward({ method: request.method, target, headers, body }, res, route.name, action, choice, backend, corsHeaders, logger, startedAt);
+}
+
+function redirect(
+  table: ListenerTable,
+  request: ProxyRequest,
+  res: ServerResponse,
+  plan: RedirectPlan,
+  modifiers: readonly HeaderModifierPlan[],
+  metrics: RequestMetrics,
+  corsHeaders: string[] | null,
+  startedAt: number,
+): void {
+  const location = locationFor(plan, table, request);
+  const headers = corsHeaders === null ? ['location', location] : ['location', location, ...corsHeaders];
+  sendLocalReply(res, plan.statusCode, null, modifiers, metrics, startedAt, headers);
+}
+
+function metricsOf(route: CompiledRoute): RequestMetrics {
+  const action = route.action;
+  return action.type === 'Forward' ? action.noBackend.metrics : action.metrics;
 }

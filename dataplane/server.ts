@@ -13,12 +13,14 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { SecureContext } from 'node:tls';
 import fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { ListenerTable } from './config/route-table.ts';
 import { handleRequest } from './request-handler.ts';
-import { MIN_TLS_VERSION } from './tls/certificates.ts';
+import { handleUpgrade } from './upgrade-handler.ts';
+import { secureContextOptions } from './tls/certificates.ts';
 
 /** Idle time after which a client keep-alive connection is closed. */
 const CLIENT_KEEP_ALIVE_TIMEOUT_MS = 60_000;
@@ -33,8 +35,11 @@ export class ListenerServer {
   private readonly app: FastifyInstance;
   /** One, unless fastify binds a name that resolves to several addresses (`localhost`). */
   private readonly servers: http.Server[] = [];
-  private fallbackCertificateHash: string | null = null;
+  /** What the default (no-SNI) context was built from: certificate hash and client CA set. */
+  private defaultContextKey: string | null = null;
   private draining = false;
+  /** Upgraded (WebSocket) connections: the HTTP server no longer tracks them. */
+  private readonly tunnels = new Set<Duplex>();
 
   /** `table.certificates` must be set for HTTPS (the caller checks). */
   constructor(table: ListenerTable, bindPort: number, logger: Logger) {
@@ -56,16 +61,13 @@ export class ListenerServer {
     await this.app.listen({ host: this.address, port: this.bindPort });
   }
 
-  /** Swaps in a new table; only the default (no-SNI) certificate needs the server touched. */
+  /**
+   * Swaps in a new table. Only the default (no-SNI) context and the client-certificate settings
+   * need the TLS server touched; SNI contexts come from the table itself.
+   */
   update(table: ListenerTable): void {
     this.table = table;
-    const fallback = table.certificates?.fallback;
-    if (fallback !== undefined && fallback.hash !== this.fallbackCertificateHash) {
-      for (const server of this.servers) {
-        if (server instanceof https.Server) server.setSecureContext({ cert: fallback.certPem, key: fallback.keyPem, minVersion: MIN_TLS_VERSION });
-      }
-      this.fallbackCertificateHash = fallback.hash;
-    }
+    this.configureTls();
   }
 
   /**
@@ -80,7 +82,10 @@ export class ListenerServer {
         // connection has ended.
         const drained = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
-        const deadline = setTimeout(() => server.closeAllConnections(), drainMs);
+        const deadline = setTimeout(() => {
+          server.closeAllConnections();
+          for (const tunnel of this.tunnels) tunnel.destroy();
+        }, drainMs);
         deadline.unref();
         await drained;
         clearTimeout(deadline);
@@ -94,35 +99,72 @@ export class ListenerServer {
       if (this.draining) res.shouldKeepAlive = false;
       handleRequest(this.table, this.logger, req, res);
     };
-    // requestTimeout 0: request deadlines are a route policy (Gateway API timeouts), not a
-    // server default that would cut long uploads. headersTimeout (60 s) still bounds slowloris.
-    const options = { noDelay: true, keepAliveTimeout: CLIENT_KEEP_ALIVE_TIMEOUT_MS, requestTimeout: 0 };
+    const onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
+      this.tunnels.add(socket);
+      socket.once('close', () => this.tunnels.delete(socket));
+      handleUpgrade(this.table, this.logger, req, socket, head);
+    };
+    const options = {
+      noDelay: true,
+      keepAliveTimeout: CLIENT_KEEP_ALIVE_TIMEOUT_MS,
+      // Request deadlines are a route policy (Gateway API timeouts), not a server default that
+      // would cut long uploads. headersTimeout (60 s) still bounds slowloris.
+      requestTimeout: 0,
+      // Only WebSocket upgrades are tunnelled; any other Upgrade (h2c, ...) is served as a plain
+      // request, its Upgrade header dropped as hop-by-hop.
+      shouldUpgradeCallback: isWebSocketUpgrade,
+    };
     let server: http.Server;
     if (this.protocol === 'HTTPS') {
-      const fallback = this.table.certificates!.fallback;
-      this.fallbackCertificateHash = fallback.hash;
-      server = https.createServer(
+      const tlsServer = https.createServer(
         {
           ...options,
-          cert: fallback.certPem,
-          key: fallback.keyPem,
-          minVersion: MIN_TLS_VERSION,
+          ...secureContextOptions(this.table.certificates!.fallback, this.table.clientValidation),
           SNICallback: (servername: string, callback: (error: Error | null, context?: SecureContext) => void) => {
             const certificates = this.table.certificates;
             callback(null, certificates === null ? undefined : certificates.select(servername));
           },
         },
         onRequest,
-      ) as unknown as http.Server;
-      server.on('tlsClientError', (error: Error, socket: Socket) => {
+      );
+      this.configureTls(tlsServer);
+      tlsServer.on('tlsClientError', (error: Error, socket: Socket) => {
         this.logger.debug({ listener: this.name, err: error.message, remote: socket.remoteAddress }, 'TLS handshake failed');
       });
+      server = tlsServer as unknown as http.Server;
     } else {
       server = http.createServer(options, onRequest);
     }
+    server.on('upgrade', onUpgrade);
     // Nagle + delayed ACK can stall a proxy completely (seen with TLS under load): always off.
     server.on('connection', (socket: Socket) => socket.setNoDelay(true));
     this.servers.push(server);
     return server;
   }
+
+  /** Applies the table's client-certificate settings and default certificate to the TLS servers. */
+  private configureTls(created?: https.Server): void {
+    const fallback = this.table.certificates?.fallback;
+    if (fallback === undefined) return;
+    const validation = this.table.clientValidation;
+    const key = `${fallback.hash}/${validation?.key ?? ''}`;
+    // A server being created already has the right default context; existing ones need it
+    // replaced when the certificate or the client CAs changed.
+    const contextChanged = this.defaultContextKey !== null && key !== this.defaultContextKey;
+    this.defaultContextKey = key;
+    const servers = created !== undefined ? [created] : this.servers.filter((server) => server instanceof https.Server);
+    for (const server of servers as https.Server[]) {
+      // tls.Server keeps these as (untyped) fields set from its options and reads them for
+      // each new connection, so a reload changes them for new handshakes only.
+      const verification = server as unknown as { requestCert: boolean; rejectUnauthorized: boolean };
+      verification.requestCert = validation !== null;
+      verification.rejectUnauthorized = validation?.rejectUnauthorized ?? true;
+      if (contextChanged && created === undefined) server.setSecureContext(secureContextOptions(fallback, validation));
+    }
+  }
+}
+
+function isWebSocketUpgrade(req: http.IncomingMessage): boolean {
+  const upgrade = req.headers.upgrade;
+  return upgrade !== undefined && upgrade.toLowerCase() === 'websocket';
 }

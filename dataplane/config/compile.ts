@@ -3,12 +3,12 @@
 // (the caller keeps the last good table).
 
 import type { Backend, HttpIR, HttpListener, ListenerScope, Route, RouteAction, VirtualHost } from '../../controller/ir/types.ts';
-import { compileHeaderFilters } from '../filters/header-modifier.ts';
+import { compileFilterChain, concatChains, EMPTY_CHAIN, type FilterChain } from '../filters/chain.ts';
 import { compileRedirect } from '../filters/redirect.ts';
 import type { DataplaneMetrics } from '../metrics.ts';
 import { HostIndex } from '../router/host.ts';
 import { compileMatch, type MatchProblem } from '../router/match.ts';
-import { CertificateSelector, type CertificateProblem, type SecureContextCache } from '../tls/certificates.ts';
+import { cacheKey, CertificateSelector, compileClientValidation, type CertificateProblem, type SecureContextCache } from '../tls/certificates.ts';
 import { BackendTarget } from '../upstream/backend.ts';
 import type { UpstreamPools } from '../upstream/pools.ts';
 import { weightedPicker, type PickerStateGeneration } from '../upstream/weighted.ts';
@@ -18,6 +18,7 @@ import type {
   CompiledRoute,
   CompileProblem,
   ListenerTable,
+  RetryPlan,
   RouteTable,
   ScopeTable,
   VirtualHostTable,
@@ -33,7 +34,7 @@ export interface CompileContext {
 export function compileRouteTable(version: string, http: HttpIR, context: CompileContext): RouteTable {
   const problems: CompileProblem[] = [];
   const endpointKeys = new Set<string>();
-  const certificateHashes = new Set<string>();
+  const certificateKeys = new Set<string>();
 
   const backends = new Map<string, BackendTarget>();
   for (const [key, backend] of Object.entries(http.backends ?? {})) {
@@ -43,16 +44,16 @@ export function compileRouteTable(version: string, http: HttpIR, context: Compil
   const compiler = new TableCompiler(context, backends, problems);
   const listeners = http.listeners.map((listener) => {
     const table = compiler.listener(listener);
-    for (const hash of CertificateSelector.hashes(listener.tls)) certificateHashes.add(hash);
+    for (const certificate of listener.tls?.certificates ?? []) certificateKeys.add(cacheKey(certificate, table.clientValidation));
     return table;
   });
 
-  return { version, listeners, endpointKeys, certificateHashes, problems };
+  return { version, listeners, endpointKeys, certificateKeys, problems };
 }
 
 function compileBackend(backend: Backend, context: CompileContext, endpointKeys: Set<string>): BackendTarget {
   const endpoints = backend.endpoints.map((endpoint) => {
-    const upstream = context.pools.acquire(endpoint);
+    const upstream = context.pools.acquire(endpoint, backend.appProtocol);
     endpointKeys.add(upstream.key);
     return upstream;
   });
@@ -75,9 +76,10 @@ class TableCompiler {
     for (const scope of listener.scopes) scopes.add(scope.hostname, this.scope(scope));
 
     let certificates: CertificateSelector | null = null;
+    const clientValidation = listener.protocol === 'HTTPS' ? compileClientValidation(listener.tls?.clientValidation) : null;
     if (listener.protocol === 'HTTPS') {
       const certificateProblems: CertificateProblem[] = [];
-      certificates = CertificateSelector.build(listener.tls, this.context.certificates, certificateProblems);
+      certificates = CertificateSelector.build(listener.tls, clientValidation, this.context.certificates, certificateProblems);
       for (const problem of certificateProblems) this.problems.push({ subject: problem.certificate, message: `certificate unusable: ${problem.message}` });
     }
 
@@ -89,13 +91,16 @@ class TableCompiler {
       port: listener.port,
       scopes,
       certificates,
+      clientValidation,
       notFound: this.context.metrics.requestMetrics('', ''),
     };
   }
 
   private scope(scope: ListenerScope): ScopeTable {
     const virtualHosts = new HostIndex<VirtualHostTable>();
-    for (const virtualHost of scope.virtualHosts) virtualHosts.add(virtualHost.hostname, this.virtualHost(virtualHost));
+    for (const virtualHost of scope.virtualHosts) {
+      virtualHosts.add(virtualHost.hostname, this.virtualHost(virtualHost), virtualHost.singleLabelWildcard === true);
+    }
     return { name: scope.name, virtualHosts };
   }
 
@@ -109,16 +114,22 @@ class TableCompiler {
     for (const problem of matchProblems) {
       this.problems.push({ subject: route.name, message: `${problem.field}: ${problem.message}; the route never matches` });
     }
-    return { name: route.name, source: route.source, match, action: this.action(route, route.action) };
+    const filters = this.filterChain(route, route.filters);
+    return { name: route.name, source: route.source, match, cors: filters.cors, action: this.action(route, route.action, filters) };
   }
 
-  private action(route: Route, action: RouteAction): CompiledAction {
+  private filterChain(route: Route, filters: Route['filters']): FilterChain {
+    const messages: string[] = [];
+    const chain = compileFilterChain(filters, route.match.path, (name) => this.backends.get(name) ?? null, messages);
+    for (const message of messages) this.problems.push({ subject: route.name, message });
+    return chain;
+  }
+
+  private action(route: Route, action: RouteAction, filters: FilterChain): CompiledAction {
     const metrics = this.context.metrics;
-    const routeFilters = compileHeaderFilters(route.filters);
     switch (action.type) {
       case 'Forward': {
         const candidates = action.backends.map((weighted, index) => {
-          const backendFilters = compileHeaderFilters(weighted.filters);
           let backend: BackendTarget | null = null;
           if (weighted.backend !== null) {
             backend = this.backends.get(weighted.backend) ?? null;
@@ -126,8 +137,7 @@ class TableCompiler {
           }
           const choice: BackendChoice = {
             backend,
-            requestModifiers: [...routeFilters.request, ...backendFilters.request],
-            responseModifiers: [...routeFilters.response, ...backendFilters.response],
+            filters: concatChains(filters, this.filterChain(route, weighted.filters)),
             metrics: metrics.requestMetrics(route.name, weighted.backend ?? ''),
           };
           return { item: choice, weight: weighted.weight, id: `${index}:${weighted.backend ?? ''}` };
@@ -135,7 +145,10 @@ class TableCompiler {
         return {
           type: 'Forward',
           picker: weightedPicker(route.name, candidates, this.context.pickerStates),
-          noBackend: { backend: null, requestModifiers: [], responseModifiers: routeFilters.response, metrics: metrics.requestMetrics(route.name, '') },
+          noBackend: { backend: null, filters, metrics: metrics.requestMetrics(route.name, '') },
+          requestTimeoutMs: positive(route.timeouts?.requestMs),
+          backendTimeoutMs: positive(route.timeouts?.backendRequestMs),
+          retry: compileRetry(route),
         };
       }
       case 'Redirect': {
@@ -147,7 +160,7 @@ class TableCompiler {
         return {
           type: 'Redirect',
           redirect: compileRedirect({ ...action, statusCode }, route.match.path),
-          responseModifiers: routeFilters.response,
+          responseModifiers: filters.responseModifiers,
           metrics: metrics.requestMetrics(route.name, ''),
         };
       }
@@ -161,14 +174,24 @@ class TableCompiler {
           type: 'DirectResponse',
           status,
           body: action.body === undefined ? null : Buffer.from(action.body),
-          responseModifiers: routeFilters.response,
+          responseModifiers: filters.responseModifiers,
           metrics: metrics.requestMetrics(route.name, ''),
         };
       }
       default:
         // A newer IR than this dataplane knows: fail the one route loudly, not the whole table.
         this.problems.push({ subject: route.name, message: `unknown action type ${JSON.stringify((action as RouteAction).type)}; the route answers 500` });
-        return { type: 'DirectResponse', status: 500, body: null, responseModifiers: [], metrics: metrics.requestMetrics(route.name, '') };
+        return { type: 'DirectResponse', status: 500, body: null, responseModifiers: EMPTY_CHAIN.responseModifiers, metrics: metrics.requestMetrics(route.name, '') };
     }
   }
+}
+
+function positive(milliseconds: number | undefined): number {
+  return milliseconds !== undefined && Number.isFinite(milliseconds) && milliseconds > 0 ? milliseconds : 0;
+}
+
+function compileRetry(route: Route): RetryPlan | null {
+  const retry = route.retry;
+  if (retry === undefined || !(retry.attempts > 0)) return null;
+  return { codes: new Set(retry.codes), attempts: Math.floor(retry.attempts), backoffMs: positive(retry.backoffMs) };
 }

@@ -4,12 +4,14 @@
 // builds a new one and swaps references, so in-flight requests finish on the table they began with.
 
 import type { HttpListener, ListenerProtocol } from '../../controller/ir/types.ts';
+import type { FilterChain } from '../filters/chain.ts';
+import type { CorsPlan } from '../filters/cors.ts';
 import type { HeaderModifierPlan } from '../filters/header-modifier.ts';
 import type { RedirectPlan, Scheme } from '../filters/redirect.ts';
 import type { RequestMetrics } from '../metrics.ts';
 import type { HostIndex } from '../router/host.ts';
 import type { CompiledMatch } from '../router/match.ts';
-import type { CertificateSelector } from '../tls/certificates.ts';
+import type { CertificateSelector, ClientValidationPlan } from '../tls/certificates.ts';
 import type { BackendTarget } from '../upstream/backend.ts';
 import type { SmoothWeightedPicker } from '../upstream/weighted.ts';
 
@@ -19,7 +21,7 @@ export interface RouteTable {
   listeners: ListenerTable[];
   /** Pools and certificates this table uses: everything else can be released once it is live. */
   endpointKeys: ReadonlySet<string>;
-  certificateHashes: ReadonlySet<string>;
+  certificateKeys: ReadonlySet<string>;
   /** Non-fatal problems: each disabled a route, a backend reference or a certificate. */
   problems: CompileProblem[];
 }
@@ -41,6 +43,8 @@ export interface ListenerTable {
   scopes: HostIndex<ScopeTable>;
   /** HTTPS only; null when no certificate could be loaded (the listener cannot be served). */
   certificates: CertificateSelector | null;
+  /** HTTPS only: client certificates requested (and maybe required); null when not. */
+  clientValidation: ClientValidationPlan | null;
   /** Answers for requests that match no route (404). */
   notFound: RequestMetrics;
 }
@@ -59,6 +63,8 @@ export interface CompiledRoute {
   name: string;
   source: string;
   match: CompiledMatch;
+  /** The route's CORS filter: preflights are answered before any backend is picked. */
+  cors: CorsPlan | null;
   action: CompiledAction;
 }
 
@@ -70,14 +76,26 @@ export interface ForwardPlan {
   picker: SmoothWeightedPicker<BackendChoice> | null;
   /** Metrics and response modifiers for the 500 when no backend can be picked. */
   noBackend: BackendChoice;
+  /** Whole request, all attempts included; 0 = none. Expiry answers 504. */
+  requestTimeoutMs: number;
+  /** Each attempt at a backend; 0 = none. */
+  backendTimeoutMs: number;
+  retry: RetryPlan | null;
+}
+
+export interface RetryPlan {
+  /** Response codes worth another attempt; connection failures always are. */
+  codes: ReadonlySet<number>;
+  /** Attempts after the first. */
+  attempts: number;
+  backoffMs: number;
 }
 
 /** One WeightedBackend, with the route's filters and its own already concatenated. */
 export interface BackendChoice {
   /** Null when the reference is invalid: its share answers 500. */
   backend: BackendTarget | null;
-  requestModifiers: HeaderModifierPlan[];
-  responseModifiers: HeaderModifierPlan[];
+  filters: FilterChain;
   metrics: RequestMetrics;
 }
 

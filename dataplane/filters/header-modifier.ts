@@ -2,7 +2,7 @@
 // (`[name, value, name, value, ...]`, names lower-case): the form the proxy builds for undici
 // and hands to `res.writeHead`, so no header object is materialised per request.
 
-import type { Filter, HeaderModifier } from '../../controller/ir/types.ts';
+import type { HeaderModifier } from '../../controller/ir/types.ts';
 
 /** A HeaderModifier prepared once at compile time: names lower-cased, pairs flattened. */
 export interface HeaderModifierPlan {
@@ -21,20 +21,6 @@ export function compileHeaderModifier(modifier: HeaderModifier): HeaderModifierP
     set: flatten(modifier.set),
     add: flatten(modifier.add),
   };
-}
-
-/** The request and response modifiers of a filter list, in order. */
-export function compileHeaderFilters(filters: readonly Filter[]): {
-  request: HeaderModifierPlan[];
-  response: HeaderModifierPlan[];
-} {
-  const request: HeaderModifierPlan[] = [];
-  const response: HeaderModifierPlan[] = [];
-  for (const filter of filters) {
-    if (filter.type === 'RequestHeaderModifier') request.push(compileHeaderModifier(filter.modifier));
-    else if (filter.type === 'ResponseHeaderModifier') response.push(compileHeaderModifier(filter.modifier));
-  }
-  return { request, response };
 }
 
 /**

@@ -3,7 +3,7 @@
 // the scheme or the Gateway listener port.
 
 import type { PathMatch, RedirectAction } from '../../controller/ir/types.ts';
-import { normalizePrefix } from '../router/match.ts';
+import { compilePathModifier, rewritePath, type PathRewritePlan } from './rewrite.ts';
 
 export type Scheme = 'http' | 'https';
 
@@ -12,13 +12,8 @@ export interface RedirectPlan {
   scheme: Scheme | null;
   hostname: string | null;
   port: number | null;
-  path: RedirectPathPlan | null;
+  path: PathRewritePlan | null;
 }
-
-export type RedirectPathPlan =
-  | { type: 'ReplaceFullPath'; value: string }
-  /** `prefix` is the matched PathPrefix without trailing slash (`''` for `/`); same for `replacement`. */
-  | { type: 'ReplacePrefixMatch'; prefix: string; replacement: string };
 
 /** What the redirect needs from the request. */
 export interface RedirectRequest {
@@ -36,23 +31,12 @@ export interface RedirectRequest {
 const DEFAULT_PORT: Record<Scheme, number> = { http: 80, https: 443 };
 
 export function compileRedirect(action: RedirectAction, match: PathMatch): RedirectPlan {
-  let path: RedirectPathPlan | null = null;
-  if (action.path?.type === 'ReplaceFullPath') {
-    path = { type: 'ReplaceFullPath', value: action.path.value };
-  } else if (action.path?.type === 'ReplacePrefixMatch') {
-    // Only meaningful for a PathPrefix match (the API rejects other combinations); anything
-    // else replaces the whole path, which is what a prefix of the full path amounts to.
-    path =
-      match.type === 'PathPrefix'
-        ? { type: 'ReplacePrefixMatch', prefix: normalizePrefix(match.value), replacement: normalizePrefix(action.path.value) }
-        : { type: 'ReplaceFullPath', value: action.path.value };
-  }
   return {
     statusCode: action.statusCode,
     scheme: action.scheme ?? null,
     hostname: action.hostname ?? null,
     port: action.port ?? null,
-    path,
+    path: compilePathModifier(action.path, match),
   };
 }
 
@@ -68,14 +52,4 @@ export function redirectLocation(plan: RedirectPlan, request: RedirectRequest): 
   const path = rewritePath(plan.path, request.path);
   const query = request.hasQuery ? `?${request.query}` : '';
   return `${scheme}://${authority}${portPart}${path}${query}`;
-}
-
-export function rewritePath(plan: RedirectPathPlan | null, path: string): string {
-  if (plan === null) return path;
-  if (plan.type === 'ReplaceFullPath') return plan.value;
-  // Element-wise: the matched prefix ends at a segment boundary, so the rest is '' or starts
-  // with '/'; the replacement has no trailing slash, so no '//' can appear at the seam.
-  const rest = path.slice(plan.prefix.length);
-  const rewritten = plan.replacement + rest;
-  return rewritten === '' ? '/' : rewritten;
 }

@@ -34,14 +34,15 @@ export function normalizeHostnamePattern(pattern: string): string {
 export class HostIndex<T> {
   private readonly exact = new Map<string, T>();
   /** Keyed by the suffix after `*`, dot included: `*.example.com` → `.example.com`. */
-  private readonly wildcards = new Map<string, T>();
+  private readonly wildcards = new Map<string, { value: T; singleLabel: boolean }>();
   private catchAll: T | undefined = undefined;
 
   /**
    * Adds an entry; the first entry for a pattern wins (inputs arrive in precedence order).
-   * `null` and `*` are catch-alls.
+   * `null` and `*` are catch-alls. `singleLabel`: Ingress semantics, the wildcard stands for
+   * exactly one label (`*.foo.com` matches `a.foo.com`, not `a.b.foo.com`).
    */
-  add(pattern: string | null, value: T): void {
+  add(pattern: string | null, value: T, singleLabel = false): void {
     if (pattern === null || pattern === '*') {
       if (this.catchAll === undefined) this.catchAll = value;
       return;
@@ -49,7 +50,7 @@ export class HostIndex<T> {
     const name = normalizeHostnamePattern(pattern);
     if (name.startsWith('*.')) {
       const suffix = name.slice(1);
-      if (!this.wildcards.has(suffix)) this.wildcards.set(suffix, value);
+      if (!this.wildcards.has(suffix)) this.wildcards.set(suffix, { value, singleLabel });
     } else if (!this.exact.has(name)) {
       this.exact.set(name, value);
     }
@@ -63,20 +64,12 @@ export class HostIndex<T> {
       // Suffixes are tried longest first, so the most specific wildcard wins. Starting at the
       // first dot guarantees at least one label before the suffix: `example.com` never
       // matches `*.example.com`.
-      for (let dot = host.indexOf('.'); dot >= 0; dot = host.indexOf('.', dot + 1)) {
+      const firstDot = host.indexOf('.');
+      for (let dot = firstDot; dot >= 0; dot = host.indexOf('.', dot + 1)) {
         const wildcard = this.wildcards.get(host.slice(dot));
-        if (wildcard !== undefined) return wildcard;
+        if (wildcard !== undefined && (dot === firstDot || !wildcard.singleLabel)) return wildcard.value;
       }
     }
     return this.catchAll;
-  }
-
-  /** Entries in lookup precedence (exact, wildcards longest first, catch-all); for dumps. */
-  entries(): Array<[string, T]> {
-    const wildcards = [...this.wildcards].sort((a, b) => b[0].length - a[0].length || (a[0] < b[0] ? -1 : 1));
-    const out: Array<[string, T]> = [...this.exact];
-    for (const [suffix, value] of wildcards) out.push(['*' + suffix, value]);
-    if (this.catchAll !== undefined) out.push(['*', this.catchAll]);
-    return out;
   }
 }

@@ -2,8 +2,9 @@
 // shared by every listener and reload; the SNICallback picks one per handshake from the
 // listener's current selector, so certificate changes never reopen a socket.
 
+import { createHash } from 'node:crypto';
 import tls from 'node:tls';
-import type { ListenerTls, TlsCertificate } from '../../controller/ir/types.ts';
+import type { ClientValidation, ListenerTls, TlsCertificate } from '../../controller/ir/types.ts';
 import { HostIndex, normalizeHost } from '../router/host.ts';
 
 export const MIN_TLS_VERSION = 'TLSv1.2';
@@ -13,23 +14,54 @@ export interface CertificateProblem {
   message: string;
 }
 
+/** Frontend client-certificate validation, as the TLS server applies it. */
+export interface ClientValidationPlan {
+  caCertificates: string[];
+  /** false for AllowInsecureFallback: the certificate is asked for but not required. */
+  rejectUnauthorized: boolean;
+  /** Identifies the CA set, so contexts built with it are cached apart. */
+  key: string;
+}
+
+export function compileClientValidation(validation: ClientValidation | undefined): ClientValidationPlan | null {
+  if (validation === undefined) return null;
+  const key = createHash('sha256').update(validation.caCertificates.join('\n')).digest('hex').slice(0, 16);
+  return { caCertificates: validation.caCertificates, rejectUnauthorized: validation.mode !== 'AllowInsecureFallback', key };
+}
+
+/** The createSecureContext options for a certificate (and the CAs client certificates must chain to). */
+export function secureContextOptions(certificate: TlsCertificate, clientValidation: ClientValidationPlan | null): tls.SecureContextOptions {
+  return {
+    cert: certificate.certPem,
+    key: certificate.keyPem,
+    minVersion: MIN_TLS_VERSION,
+    ...(clientValidation !== null ? { ca: clientValidation.caCertificates } : {}),
+  };
+}
+
 export class SecureContextCache {
   private contexts = new Map<string, tls.SecureContext>();
 
   /** Throws when the PEM material is unusable. */
-  get(certificate: TlsCertificate): tls.SecureContext {
-    let context = this.contexts.get(certificate.hash);
+  get(certificate: TlsCertificate, clientValidation: ClientValidationPlan | null): tls.SecureContext {
+    // The verification CAs live in the context the SNICallback hands over, so they are part of the key.
+    const key = cacheKey(certificate, clientValidation);
+    let context = this.contexts.get(key);
     if (context === undefined) {
-      context = tls.createSecureContext({ cert: certificate.certPem, key: certificate.keyPem, minVersion: MIN_TLS_VERSION });
-      this.contexts.set(certificate.hash, context);
+      context = tls.createSecureContext(secureContextOptions(certificate, clientValidation));
+      this.contexts.set(key, context);
     }
     return context;
   }
 
   /** Forgets contexts no committed table uses (a live handshake keeps its own reference). */
-  retainOnly(hashes: ReadonlySet<string>): void {
-    for (const hash of this.contexts.keys()) if (!hashes.has(hash)) this.contexts.delete(hash);
+  retainOnly(keys: ReadonlySet<string>): void {
+    for (const key of this.contexts.keys()) if (!keys.has(key)) this.contexts.delete(key);
   }
+}
+
+export function cacheKey(certificate: TlsCertificate, clientValidation: ClientValidationPlan | null): string {
+  return clientValidation === null ? certificate.hash : `${certificate.hash}/${clientValidation.key}`;
 }
 
 /**
@@ -51,15 +83,20 @@ export class CertificateSelector {
    * Builds the selector from the certificates that load; broken ones are reported and skipped.
    * Null when none loads (the listener cannot serve TLS).
    */
-  static build(config: ListenerTls | undefined, cache: SecureContextCache, problems: CertificateProblem[]): CertificateSelector | null {
+  static build(
+    config: ListenerTls | undefined,
+    clientValidation: ClientValidationPlan | null,
+    cache: SecureContextCache,
+    problems: CertificateProblem[],
+  ): CertificateSelector | null {
     const byHost = new HostIndex<tls.SecureContext>();
     let fallback: { certificate: TlsCertificate; context: tls.SecureContext } | null = null;
     for (const certificate of config?.certificates ?? []) {
       let context: tls.SecureContext;
       try {
-        context = cache.get(certificate);
+        context = cache.get(certificate, clientValidation);
       } catch (error) {
-        problems.push({ certificate: certificate.name, message: (error as Error).message });
+        problems.push({ certificate: certificate.secret || certificate.name, message: (error as Error).message });
         continue;
       }
       fallback ??= { certificate, context };
@@ -73,8 +110,4 @@ export class CertificateSelector {
     return this.byHost.find(normalizeHost(servername)) ?? this.fallbackContext;
   }
 
-  /** Hashes of every certificate this selector can hand out (for cache retention). */
-  static hashes(config: ListenerTls | undefined): string[] {
-    return (config?.certificates ?? []).map((certificate) => certificate.hash);
-  }
 }

@@ -1,146 +1,309 @@
-// One proxied request as an undici dispatch handler: the client's body is streamed up (undici
-// reads the IncomingMessage), the upstream body is streamed down with backpressure both ways,
-// and the upstream request is aborted the moment the client goes away, so a disconnect never
-// strands an upstream connection mid-response.
+// One proxied request. The client's body is streamed up (undici reads the IncomingMessage), the
+// upstream body is streamed down with backpressure both ways, and the upstream request is
+// aborted the moment the client goes away, so a disconnect never strands an upstream
+// connection mid-response.
+//
+// A request makes one or more attempts (UpstreamAttempt, one undici dispatch each). Retries
+// (route retry policy) happen only before anything was sent downstream and only for requests
+// without a body, which cannot be replayed once streamed. Timers exist only when the route has
+// timeouts.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
-import type { BackendChoice } from '../config/route-table.ts';
-import { CLIENT_CLOSED_CODE } from '../metrics.ts';
+import type { BackendChoice, ForwardPlan } from '../config/route-table.ts';
+import { addCorsHeaders } from '../filters/cors.ts';
 import { sendLocalReply } from '../local-reply.ts';
+import { CLIENT_CLOSED_CODE } from '../metrics.ts';
+import type { BackendTarget } from './backend.ts';
 import { downstreamResponseHeaders } from './headers.ts';
 import type { UpstreamEndpoint } from './pools.ts';
 
 export interface ForwardRequest {
   method: string;
-  /** Path and query, as sent upstream. */
+  /** Path and query, as sent upstream (after any rewrite). */
   target: string;
   headers: string[];
   /** The client's request stream when it carries a body. */
   body: IncomingMessage | null;
 }
 
+/** Starts forwarding; `choice.backend` must have at least one endpoint. */
 export function forward(
   request: ForwardRequest,
   res: ServerResponse,
   route: string,
+  plan: ForwardPlan,
   choice: BackendChoice,
-  endpoint: UpstreamEndpoint,
+  backend: BackendTarget,
+  corsHeaders: string[] | null,
   logger: Logger,
   startedAt: number,
 ): void {
-  const exchange = new UpstreamExchange(res, route, choice, endpoint, logger, startedAt);
-  try {
-    endpoint.pool.dispatch(
-      { path: request.target, method: request.method, headers: request.headers, body: request.body },
-      exchange,
-    );
-  } catch (error) {
-    // undici validates synchronously (method, path, header values): nothing was sent.
-    exchange.onResponseError(null, error as Error);
+  new ProxyExchange(request, res, route, plan, choice, backend, corsHeaders, logger, startedAt).attempt();
+}
+
+class AttemptCancelledError extends Error {
+  constructor(reason: string) {
+    super(reason);
+    this.name = 'AttemptCancelledError';
   }
 }
 
-class DownstreamClosedError extends Error {
-  constructor() {
-    super('client closed the connection before the response completed');
-    this.name = 'DownstreamClosedError';
-  }
-}
-
-class UpstreamExchange implements Dispatcher.DispatchHandler {
+class ProxyExchange {
+  private readonly request: ForwardRequest;
   private readonly res: ServerResponse;
   private readonly route: string;
+  private readonly plan: ForwardPlan;
   private readonly choice: BackendChoice;
-  private readonly endpoint: UpstreamEndpoint;
+  private readonly backend: BackendTarget;
+  private readonly corsHeaders: string[] | null;
   private readonly logger: Logger;
   private readonly startedAt: number;
-  private controller: Dispatcher.DispatchController | null = null;
+  private current: UpstreamAttempt | null = null;
+  private attempts = 0;
   private status = 0;
+  /** Answered, cut or abandoned: nothing more may be written or recorded. */
   private finished = false;
-  private clientGone = false;
   private waitingForDrain = false;
+  private requestTimer: NodeJS.Timeout | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
 
-  constructor(res: ServerResponse, route: string, choice: BackendChoice, endpoint: UpstreamEndpoint, logger: Logger, startedAt: number) {
+  constructor(
+    request: ForwardRequest,
+    res: ServerResponse,
+    route: string,
+    plan: ForwardPlan,
+    choice: BackendChoice,
+    backend: BackendTarget,
+    corsHeaders: string[] | null,
+    logger: Logger,
+    startedAt: number,
+  ) {
+    this.request = request;
     this.res = res;
     this.route = route;
+    this.plan = plan;
     this.choice = choice;
-    this.endpoint = endpoint;
+    this.backend = backend;
+    this.corsHeaders = corsHeaders;
     this.logger = logger;
     this.startedAt = startedAt;
     res.on('close', this.onDownstreamClose);
+    if (plan.requestTimeoutMs > 0) this.requestTimer = setTimeout(requestTimedOut, plan.requestTimeoutMs, this);
   }
 
-  onRequestStart(controller: Dispatcher.DispatchController): void {
-    this.controller = controller;
-    // The client may have left while the request waited for a connection.
-    if (this.clientGone) controller.abort(new DownstreamClosedError());
+  attempt(): void {
+    if (this.finished) return;
+    const endpoint = this.backend.nextEndpoint()!;
+    const attempt = new UpstreamAttempt(this, endpoint);
+    this.current = attempt;
+    this.attempts++;
+    if (this.plan.backendTimeoutMs > 0) attempt.timer = setTimeout(backendTimedOut, this.plan.backendTimeoutMs, this, attempt);
+    const request = this.request;
+    try {
+      endpoint.pool.dispatch({ path: request.target, method: request.method, headers: request.headers, body: request.body }, attempt);
+    } catch (error) {
+      // undici validates synchronously (method, path, header values): nothing was sent.
+      this.attemptFailed(attempt, error as Error);
+    }
   }
 
-  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
-    if (statusCode < 200) return; // informational: Node sends its own 100-continue
-    const res = this.res;
-    if (res.destroyed) {
-      controller.abort(new DownstreamClosedError());
+  responseStart(attempt: UpstreamAttempt, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+    if (this.finished) return;
+    if (this.plan.retry?.codes.has(statusCode) && this.canRetry()) {
+      attempt.discard = true; // read to the end (keeps the connection), then retry
       return;
     }
     this.status = statusCode;
+    const responseHeaders = downstreamResponseHeaders(headers, this.choice.filters.responseModifiers);
+    if (this.corsHeaders !== null) addCorsHeaders(responseHeaders, this.corsHeaders);
     try {
-      res.writeHead(statusCode, downstreamResponseHeaders(headers, this.choice.responseModifiers));
+      this.res.writeHead(statusCode, responseHeaders);
     } catch (error) {
-      // An upstream header Node refuses to send (invalid characters): treat as a bad upstream.
-      controller.abort(error as Error);
+      // An upstream header Node refuses to send (invalid characters): a bad upstream answer.
+      attempt.cancel('invalid upstream response headers');
+      this.fail(attempt, error as Error, 502);
     }
   }
 
-  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (this.res.write(chunk)) return;
-    controller.pause();
+  responseData(attempt: UpstreamAttempt, chunk: Buffer): void {
+    if (this.finished || this.res.write(chunk)) return;
+    attempt.controller?.pause();
     if (!this.waitingForDrain) {
       this.waitingForDrain = true;
       this.res.on('drain', this.onDownstreamDrain);
     }
   }
 
-  onResponseEnd(): void {
+  responseEnd(attempt: UpstreamAttempt): void {
+    clearTimeout(attempt.timer);
     if (this.finished) return;
-    this.finished = true;
+    if (attempt.discard) {
+      this.retry(attempt, `status ${attempt.discardedStatus}`);
+      return;
+    }
+    this.complete(this.status);
     this.res.end();
-    this.choice.metrics.record(this.status, this.startedAt);
   }
 
-  onResponseError(_controller: Dispatcher.DispatchController | null, error: Error): void {
+  attemptFailed(attempt: UpstreamAttempt, error: Error): void {
+    clearTimeout(attempt.timer);
     if (this.finished) return;
-    this.finished = true;
-    const res = this.res;
-    if (this.clientGone) {
-      this.choice.metrics.record(CLIENT_CLOSED_CODE, this.startedAt);
+    if (!this.res.headersSent && this.canRetry()) {
+      this.retry(attempt, error.message);
       return;
     }
     const invalidRequest = (error as { code?: string }).code === 'UND_ERR_INVALID_ARG';
-    const status = invalidRequest ? 400 : 502;
+    // 502: the one upstream we tried failed. 503: the backend as a whole did, every attempt
+    // the retry policy allowed failed (what Envoy-based gateways answer too).
+    this.fail(attempt, error, invalidRequest ? 400 : this.attempts > 1 ? 503 : 502);
+  }
+
+  backendTimedOut(attempt: UpstreamAttempt): void {
+    if (this.finished || attempt !== this.current) return;
+    attempt.cancel('backend request timeout');
+    if (!this.res.headersSent && this.canRetry()) {
+      this.retry(attempt, 'backend request timeout');
+      return;
+    }
+    this.fail(attempt, new Error(`no complete response within the backend request timeout (${this.plan.backendTimeoutMs} ms)`), 504);
+  }
+
+  requestTimedOut(): void {
+    if (this.finished) return;
+    const attempt = this.current;
+    attempt?.cancel('request timeout');
+    clearTimeout(this.retryTimer);
+    this.fail(attempt, new Error(`no complete response within the request timeout (${this.plan.requestTimeoutMs} ms)`), 504);
+  }
+
+  private canRetry(): boolean {
+    const retry = this.plan.retry;
+    return retry !== null && this.attempts <= retry.attempts && this.request.body === null;
+  }
+
+  private retry(attempt: UpstreamAttempt, reason: string): void {
+    this.logger.debug({ route: this.route, backend: this.backend.name, endpoint: attempt.endpoint.key, attempt: this.attempts, reason }, 'retrying upstream request');
+    const backoff = this.plan.retry?.backoffMs ?? 0;
+    // Never re-enter undici from inside one of its callbacks.
+    this.retryTimer = setTimeout(retryNow, backoff, this);
+  }
+
+  /** Answers with an error status, or cuts the response if it had already started. */
+  private fail(attempt: UpstreamAttempt | null, error: Error, status: number): void {
+    const res = this.res;
     this.logger.warn(
-      { route: this.route, backend: this.choice.backend?.name, endpoint: this.endpoint.key, err: { message: error.message, code: (error as { code?: string }).code }, headersSent: res.headersSent },
-      invalidRequest ? 'request rejected by the upstream client' : 'upstream request failed',
+      {
+        route: this.route,
+        backend: this.backend.name,
+        endpoint: attempt?.endpoint.key,
+        attempts: this.attempts,
+        status,
+        err: { message: error.message, code: (error as { code?: string }).code },
+        headersSent: res.headersSent,
+      },
+      'upstream request failed',
     );
     if (!res.headersSent) {
-      sendLocalReply(res, status, invalidRequest ? 'Bad Request\n' : 'Bad Gateway\n', this.choice.responseModifiers, this.choice.metrics, this.startedAt);
+      this.finish();
+      sendLocalReply(res, status, STATUS_TEXT[status] ?? 'Error\n', this.choice.filters.responseModifiers, this.choice.metrics, this.startedAt, this.corsHeaders);
     } else {
       // Mid-body failure: cut the connection so the client sees a truncated response, not a
       // complete-looking one.
-      this.choice.metrics.record(this.status, this.startedAt);
+      this.complete(this.status);
       res.destroy(error);
     }
   }
 
+  private complete(status: number): void {
+    this.finish();
+    this.choice.metrics.record(status, this.startedAt);
+  }
+
+  private finish(): void {
+    this.finished = true;
+    clearTimeout(this.requestTimer);
+    clearTimeout(this.retryTimer);
+  }
+
   private readonly onDownstreamDrain = (): void => {
-    this.controller?.resume();
+    this.current?.controller?.resume();
   };
 
   private readonly onDownstreamClose = (): void => {
     if (this.finished) return;
-    this.clientGone = true;
-    this.controller?.abort(new DownstreamClosedError());
+    this.current?.cancel('client closed the connection');
+    this.complete(CLIENT_CLOSED_CODE);
   };
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request\n',
+  502: 'Bad Gateway\n',
+  503: 'Service Unavailable\n',
+  504: 'Gateway Timeout\n',
+};
+
+// Timer callbacks as plain functions with arguments: no closure per request.
+function requestTimedOut(exchange: ProxyExchange): void {
+  exchange.requestTimedOut();
+}
+function backendTimedOut(exchange: ProxyExchange, attempt: UpstreamAttempt): void {
+  exchange.backendTimedOut(attempt);
+}
+function retryNow(exchange: ProxyExchange): void {
+  exchange.attempt();
+}
+
+/** One dispatch to one endpoint. Once cancelled, undici's remaining callbacks are ignored. */
+class UpstreamAttempt implements Dispatcher.DispatchHandler {
+  readonly exchange: ProxyExchange;
+  readonly endpoint: UpstreamEndpoint;
+  controller: Dispatcher.DispatchController | null = null;
+  timer: NodeJS.Timeout | undefined = undefined;
+  /** A retryable status: its body is read and dropped, then the next attempt starts. */
+  discard = false;
+  discardedStatus = 0;
+  private cancelled = false;
+
+  constructor(exchange: ProxyExchange, endpoint: UpstreamEndpoint) {
+    this.exchange = exchange;
+    this.endpoint = endpoint;
+  }
+
+  cancel(reason: string): void {
+    if (this.cancelled) return;
+    this.cancelled = true;
+    clearTimeout(this.timer);
+    // Aborting destroys the upstream connection: nothing is left half-read on it. A request
+    // still waiting for a connection is aborted as soon as it gets one (onRequestStart).
+    this.controller?.abort(new AttemptCancelledError(reason));
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.cancelled) controller.abort(new AttemptCancelledError('cancelled while waiting for a connection'));
+  }
+
+  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+    if (this.cancelled || statusCode < 200) return; // 1xx: Node answers 100-continue itself
+    this.exchange.responseStart(this, statusCode, headers);
+    if (this.discard) this.discardedStatus = statusCode;
+  }
+
+  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.cancelled || this.discard) return;
+    this.exchange.responseData(this, chunk);
+  }
+
+  onResponseEnd(): void {
+    if (this.cancelled) return;
+    this.exchange.responseEnd(this);
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController | null, error: Error): void {
+    if (this.cancelled) return;
+    this.exchange.attemptFailed(this, error);
+  }
 }

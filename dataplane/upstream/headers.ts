@@ -40,16 +40,11 @@ export function readClientHeaders(rawHeaders: readonly string[]): ClientHeaders 
 }
 
 /**
- * The upstream request's headers: client headers minus hop-by-hop ones, the Host kept as the
- * client sent it, X-Forwarded-For appended and X-Forwarded-Proto set, then the route's and
- * backend's modifiers (last, so a filter may override the forwarding headers).
+ * The upstream request's headers before filters: client headers minus hop-by-hop ones, the
+ * Host kept as the client sent it, X-Forwarded-For appended and X-Forwarded-Proto set. Filters
+ * run afterwards, so a header modifier may still override the forwarding headers.
  */
-export function upstreamRequestHeaders(
-  client: ClientHeaders,
-  clientAddress: string | undefined,
-  scheme: Scheme,
-  modifiers: readonly HeaderModifierPlan[],
-): string[] {
+export function upstreamRequestHeaders(client: ClientHeaders, clientAddress: string | undefined, scheme: Scheme): string[] {
   const headers = client.headers;
   const out: string[] = [];
   let connection: string | undefined;
@@ -79,8 +74,6 @@ export function upstreamRequestHeaders(
   if (address !== undefined) out.push('x-forwarded-for', forwardedFor === undefined ? address : `${forwardedFor}, ${address}`);
   else if (forwardedFor !== undefined) out.push('x-forwarded-for', forwardedFor);
   out.push('x-forwarded-proto', scheme);
-
-  if (modifiers.length > 0) applyHeaderModifiers(out, modifiers);
   return out;
 }
 

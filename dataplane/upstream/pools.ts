@@ -1,17 +1,22 @@
-// undici Pools keyed by endpoint `address:port`, shared by every backend and listener that
-// reaches the endpoint and kept across reloads, so a reload never drops warm keep-alive
-// connections. A pool is closed only when a committed table no longer references it.
+// undici dispatchers keyed by endpoint `address:port`, shared by every backend and listener
+// that reaches the endpoint and kept across reloads, so a reload never drops warm keep-alive
+// connections. A dispatcher is closed only when a committed table no longer references it.
+//
+// HTTP/1.1 endpoints get a Pool; endpoints of an `h2c` backend get one H2CClient (HTTP/2 with
+// prior knowledge, streams multiplexed on one connection), keyed apart as `h2c:address:port`.
 
-import { Pool } from 'undici';
-import type { Endpoint } from '../../controller/ir/types.ts';
+import { H2CClient, Pool, type Dispatcher } from 'undici';
+import type { AppProtocol, Endpoint } from '../../controller/ir/types.ts';
 
 /** Connect timeout: a dead endpoint fails the request after this instead of hanging. */
 export const UPSTREAM_CONNECT_TIMEOUT_MS = 5_000;
 
 export interface UpstreamEndpoint {
-  /** `address:port` (`[v6]:port`). */
+  /** `address:port` (`[v6]:port`), prefixed `h2c:` for HTTP/2 endpoints. */
   readonly key: string;
-  readonly pool: Pool;
+  readonly address: string;
+  readonly port: number;
+  readonly pool: Dispatcher;
 }
 
 export function endpointKey(endpoint: Endpoint): string {
@@ -26,19 +31,24 @@ export class UpstreamPools {
     this.drainTimeoutMs = drainTimeoutMs;
   }
 
-  /** The endpoint's pool, created on first use (creating one opens no connection). */
-  acquire(endpoint: Endpoint): UpstreamEndpoint {
-    const key = endpointKey(endpoint);
+  /** The endpoint's dispatcher, created on first use (creating one opens no connection). */
+  acquire(endpoint: Endpoint, appProtocol: AppProtocol): UpstreamEndpoint {
+    const address = endpointKey(endpoint);
+    const h2c = appProtocol === 'h2c';
+    const key = h2c ? `h2c:${address}` : address;
     let upstream = this.pools.get(key);
     if (upstream === undefined) {
+      const options = {
+        connectTimeout: UPSTREAM_CONNECT_TIMEOUT_MS,
+        // Deadlines are per route (Gateway API timeouts, enforced by the proxy), not per pool.
+        headersTimeout: 0,
+        bodyTimeout: 0,
+      };
       upstream = {
         key,
-        pool: new Pool(`http://${key}`, {
-          connectTimeout: UPSTREAM_CONNECT_TIMEOUT_MS,
-          // Gateway API request timeouts are not modelled yet: no deadline on a live upstream.
-          headersTimeout: 0,
-          bodyTimeout: 0,
-        }),
+        address: endpoint.address,
+        port: endpoint.port,
+        pool: h2c ? new H2CClient(`http://${address}`, options) : new Pool(`http://${address}`, options),
       };
       this.pools.set(key, upstream);
     }
@@ -65,7 +75,7 @@ export class UpstreamPools {
   }
 
   /** Graceful close, bounded: a response that never ends must not keep the pool alive forever. */
-  private async drain(pool: Pool): Promise<void> {
+  private async drain(pool: Dispatcher): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(resolve, this.drainTimeoutMs, 'timeout');

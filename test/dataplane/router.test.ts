@@ -82,6 +82,15 @@ describe('HostIndex', () => {
     expect(index.find('b.example.com')).toBe('wildcard');
   });
 
+  it('limits an Ingress (single-label) wildcard to exactly one label', () => {
+    const ingress = new HostIndex<string>();
+    ingress.add('*.foo.com', 'one label', true);
+    ingress.add('*.com', 'any depth');
+    expect(ingress.find('a.foo.com')).toBe('one label');
+    expect(ingress.find('a.b.foo.com')).toBe('any depth');
+    expect(ingress.find('foo.com')).toBe('any depth');
+  });
+
   it('keeps the first entry for a repeated pattern', () => {
     const first = new HostIndex<number>();
     first.add('a.com', 1);

@@ -4,7 +4,7 @@ import https from 'node:https';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { HttpIR, TlsCertificate } from '../../controller/ir/types.ts';
-import { irCertificate, selfSignedCertificate, type TestCertificate } from './support/certs.ts';
+import { certificateAuthority, irCertificate, selfSignedCertificate, type TestCertificate } from './support/certs.ts';
 import { request } from './support/client.ts';
 import { startEchoServer, type EchoServer } from './support/echo-server.ts';
 import type { EchoReply } from './support/echo-server.ts';
@@ -18,7 +18,7 @@ function presentedCertificate(port: number, servername?: string, options: tls.Co
     const socket = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, ...(servername !== undefined ? { servername } : {}), ...options }, () => {
       const commonName = socket.getPeerCertificate().subject.CN;
       socket.end();
-      resolve(Array.isArray(commonName) ? commonName[0] : commonName);
+      resolve((Array.isArray(commonName) ? commonName[0] : commonName) ?? '');
     });
     socket.on('error', reject);
   });
@@ -30,7 +30,7 @@ function httpsGet(port: number, servername: string, path: string, agent: https.A
       let body = '';
       const peer = (res.socket as tls.TLSSocket).getPeerCertificate().subject.CN;
       res.on('data', (chunk: Buffer) => (body += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, echo: JSON.parse(body) as EchoReply, commonName: Array.isArray(peer) ? peer[0] : peer }));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, echo: JSON.parse(body) as EchoReply, commonName: (Array.isArray(peer) ? peer[0] : peer) ?? '' }));
     });
     req.on('error', reject);
   });
@@ -134,7 +134,7 @@ describe('HTTPS listeners', () => {
     const backends = { 'svc/echo': backend('svc/echo', [echo.endpoint]) };
     try {
       const broken = await other.dataplane.apply('v1', {
-        listeners: [{ ...plain, protocol: 'HTTPS', tls: { certificates: [{ name: 'secret/default/broken', hostnames: [], certPem: 'nope', keyPem: 'nope', hash: 'broken' }] } }],
+        listeners: [{ ...plain, protocol: 'HTTPS', tls: { certificates: [{ name: 'broken/certificate', secret: 'secret/default/broken', hostnames: [], certPem: 'nope', keyPem: 'nope', hash: 'broken' }] } }],
         backends,
       });
       expect(broken.listeners[0]).toMatchObject({ ok: false, error: expect.stringMatching(/no usable TLS certificate/) });
@@ -151,6 +151,70 @@ describe('HTTPS listeners', () => {
       expect((await httpsGet(otherPort, 'anything.example.com', '/')).echo.headers['x-forwarded-proto']).toBe('https');
     } finally {
       await other.dataplane.close();
+    }
+  });
+
+  it('validates client certificates against the listener CA, and changes CA on reload', async () => {
+    const [trusted, other] = await Promise.all([certificateAuthority('trusted-ca'), certificateAuthority('other-ca')]);
+    const [trustedClient, otherClient] = await Promise.all([trusted.issueClientCertificate('good-client'), other.issueClientCertificate('other-client')]);
+    const mtls = testDataplane();
+    const mtlsPort = await freePort();
+    const ir = (ca: string, mode: 'AllowValidOnly' | 'AllowInsecureFallback'): HttpIR => ({
+      listeners: [
+        listener(mtlsPort, [scope('mtls', null, [['*', [route('r', {}, forwardTo('svc/echo'))]]])], {
+          protocol: 'HTTPS',
+          tls: { certificates: [irCertificate('secret/default/first', [], first)], clientValidation: { caCertificates: [ca], mode } },
+        }),
+      ],
+      backends: { 'svc/echo': backend('svc/echo', [echo.endpoint]) },
+    });
+    const handshake = (client: TestCertificate | null, servername?: string) =>
+      presentedCertificate(mtlsPort, servername, client === null ? {} : { cert: client.certPem, key: client.keyPem }).then(
+        () => 'accepted',
+        () => 'refused',
+      );
+    // A TLS 1.3 server may refuse the client certificate after the client already saw the
+    // handshake complete: a request is what tells for sure.
+    const requestWith = (client: TestCertificate | null, servername?: string) =>
+      new Promise<string>((resolve) => {
+        const req = https.get(
+          {
+            host: '127.0.0.1',
+            port: mtlsPort,
+            path: '/',
+            rejectUnauthorized: false,
+            agent: false,
+            ...(servername ? { servername } : {}),
+            ...(client ? { cert: client.certPem, key: client.keyPem } : {}),
+          },
+          (res) => {
+            res.resume();
+            res.on('end', () => resolve(String(res.statusCode)));
+          },
+        );
+        req.on('error', () => resolve('refused'));
+      });
+    try {
+      expect((await mtls.dataplane.apply('v1', ir(trusted.certPem, 'AllowValidOnly'))).listeners[0].ok).toBe(true);
+      expect(await requestWith(trustedClient)).toBe('200');
+      expect(await requestWith(otherClient)).toBe('refused');
+      expect(await requestWith(null)).toBe('refused');
+      expect(await requestWith(trustedClient, 'any.example.com')).toBe('200');
+      expect(await requestWith(otherClient, 'any.example.com')).toBe('refused');
+      expect(await handshake(trustedClient, 'any.example.com')).toBe('accepted');
+
+      // Both the default context (no SNI) and the SNI contexts switch CA.
+      await mtls.dataplane.apply('v2', ir(other.certPem, 'AllowValidOnly'));
+      expect(await requestWith(otherClient)).toBe('200');
+      expect(await requestWith(trustedClient)).toBe('refused');
+      expect(await requestWith(otherClient, 'any.example.com')).toBe('200');
+      expect(await requestWith(trustedClient, 'any.example.com')).toBe('refused');
+
+      await mtls.dataplane.apply('v3', ir(trusted.certPem, 'AllowInsecureFallback'));
+      expect(await requestWith(null)).toBe('200');
+      expect(await requestWith(otherClient)).toBe('200');
+    } finally {
+      await mtls.dataplane.close();
     }
   });
 });

@@ -34,8 +34,50 @@ export async function selfSignedCertificate(commonName: string, dnsNames: string
   return { certPem: certificate.toString('pem'), keyPem, commonName };
 }
 
+/** A certificate authority that can sign client certificates (for frontend mTLS tests). */
+export interface TestAuthority {
+  certPem: string;
+  /** A client certificate (CN = `commonName`) signed by this authority. */
+  issueClientCertificate(commonName: string): Promise<TestCertificate>;
+}
+
+export async function certificateAuthority(commonName: string): Promise<TestAuthority> {
+  const keys = (await webcrypto.subtle.generateKey(algorithm, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const authority = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: '01',
+    name: `CN=${commonName}`,
+    notBefore: new Date(Date.now() - 60_000),
+    notAfter: new Date(Date.now() + 24 * 3600_000),
+    signingAlgorithm: algorithm,
+    keys,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+    ],
+  });
+  return {
+    certPem: authority.toString('pem'),
+    async issueClientCertificate(client: string): Promise<TestCertificate> {
+      const clientKeys = (await webcrypto.subtle.generateKey(algorithm, true, ['sign', 'verify'])) as CryptoKeyPair;
+      const certificate = await x509.X509CertificateGenerator.create({
+        serialNumber: createHash('sha1').update(client + Math.random()).digest('hex').slice(0, 16),
+        subject: `CN=${client}`,
+        issuer: authority.subject,
+        notBefore: new Date(Date.now() - 60_000),
+        notAfter: new Date(Date.now() + 24 * 3600_000),
+        signingAlgorithm: algorithm,
+        publicKey: clientKeys.publicKey,
+        signingKey: keys.privateKey,
+        extensions: [new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth])],
+      });
+      const pkcs8 = await webcrypto.subtle.exportKey('pkcs8', clientKeys.privateKey);
+      return { certPem: certificate.toString('pem'), keyPem: x509.PemConverter.encode(pkcs8, 'PRIVATE KEY'), commonName: client };
+    },
+  };
+}
+
 /** The IR form: hash as the controller computes it (sha256 of cert + key). */
-export function irCertificate(name: string, hostnames: string[], certificate: TestCertificate): TlsCertificate {
+export function irCertificate(secret: string, hostnames: string[], certificate: TestCertificate): TlsCertificate {
   const hash = createHash('sha256').update(certificate.certPem).update(certificate.keyPem).digest('hex');
-  return { name, hostnames, certPem: certificate.certPem, keyPem: certificate.keyPem, hash };
+  return { name: `${secret}/certificate`, secret, hostnames, certPem: certificate.certPem, keyPem: certificate.keyPem, hash };
 }

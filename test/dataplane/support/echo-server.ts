@@ -1,5 +1,9 @@
 // A tiny upstream for dataplane tests: answers every request with JSON describing what it
 // received, so tests can assert which backend answered and what the proxy sent it.
+//
+// Query parameters script misbehaviour: `delay=<ms>` answers late; `key=<k>&fail=<n>` makes the
+// first n requests with that key fail, with `code=<status>` (default 500) or by resetting the
+// connection when `code=reset`.
 
 import http from 'node:http';
 import type net from 'node:net';
@@ -29,6 +33,8 @@ export interface EchoServer {
   count: number;
   /** Currently open TCP connections from the proxy. */
   openConnections(): number;
+  /** Requests seen per `key` query parameter (failed ones included). */
+  attempts: Map<string, number>;
   close(): Promise<void>;
 }
 
@@ -40,8 +46,25 @@ export async function startEchoServer(pod: string, options: { responseHeaders?: 
     endpoint: { address: '127.0.0.1', port: 0 },
     server: http.createServer((req, res) => {
       const chunks: Buffer[] = [];
+      const query = new URL(req.url ?? '/', 'http://x').searchParams;
       req.on('data', (chunk: Buffer) => chunks.push(chunk));
       req.on('end', () => {
+        const key = query.get('key');
+        if (key !== null) {
+          const seen = (echo.attempts.get(key) ?? 0) + 1;
+          echo.attempts.set(key, seen);
+          if (seen <= Number(query.get('fail') ?? 0)) {
+            const code = query.get('code') ?? '500';
+            if (code === 'reset') req.socket.destroy();
+            else res.writeHead(Number(code), { 'content-type': 'text/plain' }).end(`failure ${seen}`);
+            return;
+          }
+        }
+        const delay = Number(query.get('delay') ?? 0);
+        if (delay > 0) setTimeout(answer, delay);
+        else answer();
+      });
+      const answer = (): void => {
         echo.count++;
         const body = Buffer.concat(chunks);
         const reply: EchoReply = {
@@ -57,10 +80,11 @@ export async function startEchoServer(pod: string, options: { responseHeaders?: 
         const payload = JSON.stringify(reply);
         res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), ...options.responseHeaders });
         res.end(payload);
-      });
+      };
     }),
     count: 0,
     openConnections: () => sockets.size,
+    attempts: new Map(),
     close: async () => {
       echo.server.closeAllConnections();
       await new Promise<void>((resolve) => echo.server.close(() => resolve()));

@@ -1,0 +1,74 @@
+// The request as the proxy sees it, read once: target split into path and query, headers
+// lower-cased, Host normalized. Shared by plain requests and upgrades.
+
+import type { IncomingMessage } from 'node:http';
+import type { ListenerTable } from './config/route-table.ts';
+import { removeHeader } from './filters/header-modifier.ts';
+import { redirectLocation, type RedirectPlan } from './filters/redirect.ts';
+import { rewritePath, type UrlRewritePlan } from './filters/rewrite.ts';
+import { normalizeHost } from './router/host.ts';
+import type { MatchableRequest } from './router/match.ts';
+import { readClientHeaders, type ClientHeaders } from './upstream/headers.ts';
+
+/** The request as matching and forwarding see it; one allocation per request. */
+export class ProxyRequest implements MatchableRequest {
+  readonly method: string;
+  /** Path and query as they go upstream (origin-form). */
+  readonly target: string;
+  readonly path: string;
+  readonly query: string;
+  readonly hasQuery: boolean;
+  readonly headers: string[];
+  readonly host: string;
+  readonly client: ClientHeaders;
+  params: URLSearchParams | null = null;
+
+  constructor(req: IncomingMessage) {
+    const client = readClientHeaders(req.rawHeaders);
+    let target = req.url ?? '/';
+    let authority = client.host;
+    if (target.charCodeAt(0) !== 0x2f /* / */ && target !== '*') {
+      // absolute-form (`GET http://host/path`): its authority replaces Host (RFC 9112 §3.2.2).
+      try {
+        const url = new URL(target);
+        authority = url.host;
+        target = url.pathname + url.search;
+      } catch {
+        // Not a URL either: left as is; it matches no route.
+      }
+    }
+    const queryStart = target.indexOf('?');
+    this.method = req.method ?? 'GET';
+    this.target = target;
+    this.path = queryStart < 0 ? target : target.slice(0, queryStart);
+    this.query = queryStart < 0 ? '' : target.slice(queryStart + 1);
+    this.hasQuery = queryStart >= 0;
+    this.headers = client.headers;
+    this.host = normalizeHost(authority);
+    this.client = client;
+  }
+}
+
+/** Path and query for the upstream; a URLRewrite hostname replaces the Host header in `headers`. */
+export function upstreamTarget(request: ProxyRequest, rewrite: UrlRewritePlan | null, headers: string[]): string {
+  if (rewrite === null) return request.target;
+  if (rewrite.hostname !== null) {
+    removeHeader(headers, 'host');
+    headers.push('host', rewrite.hostname);
+  }
+  if (rewrite.path === null) return request.target;
+  const path = rewritePath(rewrite.path, request.path);
+  return request.hasQuery ? `${path}?${request.query}` : path;
+}
+
+/** The Location a redirect sends this request to. */
+export function locationFor(plan: RedirectPlan, table: ListenerTable, request: ProxyRequest): string {
+  return redirectLocation(plan, {
+    scheme: table.scheme,
+    host: request.host,
+    listenerPort: table.port,
+    path: request.path,
+    query: request.query,
+    hasQuery: request.hasQuery,
+  });
+}

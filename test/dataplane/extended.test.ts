@@ -1,0 +1,265 @@
+// Gateway API Extended features end to end: URL rewrites, backend redirects, timeouts,
+// retries, mirrors and CORS.
+
+import http2 from 'node:http2';
+import type net from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import type { CorsPolicy, Filter, Route } from '../../controller/ir/types.ts';
+import { request } from './support/client.ts';
+import { startEchoServer, type EchoServer } from './support/echo-server.ts';
+import { freePort } from './support/free-port.ts';
+import { testDataplane, type TestDataplane } from './support/harness.ts';
+import { backend, exact, forwardTo, prefix, requestHeaders, responseHeaders, route, singleHostIR, weighted } from './support/ir.ts';
+
+const rewrite = (rewrite: Omit<Extract<Filter, { type: 'URLRewrite' }>, 'type'>): Filter => ({ type: 'URLRewrite', ...rewrite });
+const mirrorTo = (target: string | null, percent = 100): Filter => ({ type: 'RequestMirror', backend: target, percent });
+const cors = (policy: Partial<CorsPolicy>): Filter => ({
+  type: 'CORS',
+  cors: { allowOrigins: [], allowCredentials: false, allowMethods: [], allowHeaders: [], exposeHeaders: [], ...policy },
+});
+
+async function eventually(condition: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 300 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  if (!condition()) throw new Error(`timed out waiting for ${what}`);
+}
+
+describe('Extended HTTPRoute features', () => {
+  let a: EchoServer;
+  let b: EchoServer;
+  let port: number;
+  let harness: TestDataplane;
+  let keys = 0;
+  const key = (): string => `k${++keys}`;
+
+  beforeAll(async () => {
+    [a, b] = await Promise.all([startEchoServer('a', { responseHeaders: { 'access-control-allow-origin': 'https://upstream.example' } }), startEchoServer('b')]);
+    port = await freePort();
+    const routes: Route[] = [
+      route('rewrite-prefix', { path: prefix('/prefix/one') }, forwardTo('svc/a'), [rewrite({ path: { type: 'ReplacePrefixMatch', value: '/one' } })]),
+      route('rewrite-strip', { path: prefix('/strip-prefix') }, forwardTo('svc/a'), [rewrite({ path: { type: 'ReplacePrefixMatch', value: '/' } })]),
+      route('rewrite-full', { path: prefix('/full') }, forwardTo('svc/a'), [
+        rewrite({ hostname: 'rewritten.example.com', path: { type: 'ReplaceFullPath', value: '/one' } }),
+        requestHeaders({ set: [{ name: 'x-set', value: 'yes' }] }),
+      ]),
+      route('backend-rewrite', { path: prefix('/backend-rewrite') }, forwardTo(weighted('svc/a', 1, [rewrite({ path: { type: 'ReplacePrefixMatch', value: '/by-backend' } })]))),
+      route('backend-redirect', { path: prefix('/backend-redirect') }, forwardTo(weighted('svc/a', 1, [{ type: 'RequestRedirect', redirect: { type: 'Redirect', hostname: 'moved.example.com', statusCode: 301 } }]))),
+      { ...route('timeout', { path: prefix('/timeout') }, forwardTo('svc/a')), timeouts: { requestMs: 150 } },
+      { ...route('backend-timeout', { path: prefix('/backend-timeout') }, forwardTo('svc/a')), timeouts: { backendRequestMs: 150 } },
+      { ...route('retry', { path: prefix('/retry') }, forwardTo('svc/a')), retry: { codes: [500], attempts: 3, backoffMs: 5 } },
+      { ...route('retry-timeout', { path: prefix('/retry-timeout') }, forwardTo('svc/a')), retry: { codes: [], attempts: 2, backoffMs: 0 }, timeouts: { backendRequestMs: 100 } },
+      route('no-retry', { path: prefix('/no-retry') }, forwardTo('svc/a')),
+      route('mirror', { path: prefix('/mirror') }, forwardTo('svc/a'), [
+        requestHeaders({ set: [{ name: 'x-before-mirror', value: '1' }] }),
+        mirrorTo('svc/b'),
+        requestHeaders({ set: [{ name: 'x-after-mirror', value: '1' }] }),
+      ]),
+      route('half-mirror', { path: prefix('/half-mirror') }, forwardTo('svc/a'), [mirrorTo('svc/b', 50)]),
+      route('cors', { path: prefix('/cors') }, forwardTo('svc/a'), [
+        cors({ allowOrigins: ['https://www.foo.com', 'https://*.bar.com'], allowMethods: ['GET', 'OPTIONS'], allowHeaders: ['x-header-1', 'x-header-2'], exposeHeaders: ['x-header-3'], allowCredentials: true, maxAge: 3600 }),
+      ]),
+      route('cors-any', { path: prefix('/any-cors') }, forwardTo('svc/a'), [cors({ allowOrigins: ['*'], allowMethods: ['*'], allowHeaders: ['*'] })]),
+      route('cors-direct', { path: exact('/cors-direct') }, { type: 'DirectResponse', status: 200, body: 'direct' }, [cors({ allowOrigins: ['*'] }), responseHeaders({ set: [{ name: 'x-direct', value: '1' }] })]),
+    ];
+    harness = testDataplane();
+    const result = await harness.dataplane.apply('v1', singleHostIR(port, routes, [backend('svc/a', [a.endpoint]), backend('svc/b', [b.endpoint])]));
+    expect(result.listeners[0].ok).toBe(true);
+    expect(harness.logs.filter((line) => line.level >= 40)).toEqual([]);
+  });
+
+  afterAll(async () => {
+    await harness.dataplane.close();
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  describe('URLRewrite', () => {
+    it('replaces the matched prefix element-wise and keeps the query', async () => {
+      expect((await request(port, '/prefix/one/two?x=1')).echo?.path).toBe('/one/two?x=1');
+      expect((await request(port, '/prefix/one')).echo?.path).toBe('/one');
+      expect((await request(port, '/strip-prefix/three')).echo?.path).toBe('/three');
+      expect((await request(port, '/strip-prefix')).echo?.path).toBe('/');
+    });
+
+    it('replaces the full path and the hostname, alongside header modifiers', async () => {
+      const echo = (await request(port, '/full/one/two', { host: 'shop.example.com' })).echo!;
+      expect(echo.path).toBe('/one');
+      expect(echo.host).toBe('rewritten.example.com');
+      expect(echo.headers['x-set']).toBe('yes');
+    });
+
+    it('applies a backendRef-level rewrite', async () => {
+      expect((await request(port, '/backend-rewrite/x')).echo?.path).toBe('/by-backend/x');
+    });
+  });
+
+  it('answers a backendRef-level RequestRedirect', async () => {
+    const response = await request(port, '/backend-redirect/page', { host: 'shop.example.com' });
+    expect(response.status).toBe(301);
+    expect(response.headers.location).toBe(`http://moved.example.com:${port}/backend-redirect/page`);
+  });
+
+  describe('timeouts', () => {
+    it('answers 504 when the request timeout expires, 200 within it', async () => {
+      expect((await request(port, '/timeout?delay=400')).status).toBe(504);
+      expect((await request(port, '/timeout?delay=10')).status).toBe(200);
+    });
+
+    it('answers 504 when the backend request timeout expires', async () => {
+      expect((await request(port, '/backend-timeout?delay=400')).status).toBe(504);
+      expect((await request(port, '/backend-timeout')).status).toBe(200);
+    });
+
+    it('has no timeout when none is configured', async () => {
+      expect((await request(port, '/no-retry?delay=300')).status).toBe(200);
+    });
+  });
+
+  describe('retry', () => {
+    it('retries listed codes until an attempt succeeds', async () => {
+      const k = key();
+      const response = await request(port, `/retry?key=${k}&fail=2&code=500`);
+      expect(response.status).toBe(200);
+      expect(a.attempts.get(k)).toBe(3);
+    });
+
+    it('returns the last answer when the attempts run out', async () => {
+      const k = key();
+      const response = await request(port, `/retry?key=${k}&fail=10&code=500`);
+      expect(response.status).toBe(500);
+      expect(response.body).toBe('failure 4');
+      expect(a.attempts.get(k)).toBe(4);
+    });
+
+    it('does not retry codes that are not listed', async () => {
+      const k = key();
+      expect((await request(port, `/retry?key=${k}&fail=1&code=503`)).status).toBe(503);
+      expect(a.attempts.get(k)).toBe(1);
+    });
+
+    it('retries connection resets; 503 once every attempt failed', async () => {
+      const recovered = key();
+      expect((await request(port, `/retry?key=${recovered}&fail=2&code=reset`)).status).toBe(200);
+      const dead = key();
+      expect((await request(port, `/retry?key=${dead}&fail=10&code=reset`)).status).toBe(503);
+      expect(a.attempts.get(dead)).toBe(4);
+    });
+
+    it('retries an attempt that exceeded the backend request timeout', async () => {
+      const response = await request(port, '/retry-timeout?delay=300');
+      expect(response.status).toBe(504);
+    });
+
+    it('never retries a request with a body (it cannot be replayed)', async () => {
+      const k = key();
+      expect((await request(port, `/retry?key=${k}&fail=2&code=500`, { method: 'POST', body: 'payload' })).status).toBe(500);
+      expect(a.attempts.get(k)).toBe(1);
+    });
+
+    it('answers 502 for a reset without a retry policy', async () => {
+      expect((await request(port, `/no-retry?key=${key()}&fail=1&code=reset`)).status).toBe(502);
+    });
+  });
+
+  describe('RequestMirror', () => {
+    it('sends a copy with the header changes listed before the mirror; the answer comes from the real backend', async () => {
+      const before = b.count;
+      const response = await request(port, '/mirror/x?id=1', { host: 'shop.example.com' });
+      expect(response.echo?.pod).toBe('a');
+      expect(response.echo?.headers['x-before-mirror']).toBe('1');
+      expect(response.echo?.headers['x-after-mirror']).toBe('1');
+      await eventually(() => b.count === before + 1, 'the mirrored request');
+    });
+
+    it('mirrors about the configured share of requests', async () => {
+      const before = b.count;
+      for (let i = 0; i < 200; i++) await request(port, '/half-mirror');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      // 50% of 200: mean 100, standard deviation ~7; ±40 is far beyond chance.
+      expect(b.count - before).toBeGreaterThan(60);
+      expect(b.count - before).toBeLessThan(140);
+    });
+  });
+
+  describe('CORS', () => {
+    const preflight = (path: string, origin: string, method = 'GET', headers?: string) =>
+      request(port, path, {
+        method: 'OPTIONS',
+        headers: { origin, 'access-control-request-method': method, ...(headers ? { 'access-control-request-headers': headers } : {}) },
+      });
+
+    it('answers preflights from allowed origins itself', async () => {
+      const before = a.count;
+      const response = await preflight('/cors', 'https://www.foo.com', 'GET', 'x-header-1, x-header-2');
+      expect(response.status).toBe(204);
+      expect(response.headers).toMatchObject({
+        'access-control-allow-origin': 'https://www.foo.com',
+        'access-control-allow-methods': 'GET, OPTIONS',
+        'access-control-allow-headers': 'x-header-1, x-header-2',
+        'access-control-expose-headers': 'x-header-3',
+        'access-control-max-age': '3600',
+        'access-control-allow-credentials': 'true',
+      });
+      expect(a.count).toBe(before);
+    });
+
+    it('lets a wildcard origin span several labels, and refuses others', async () => {
+      expect((await preflight('/cors', 'https://a.b.bar.com')).headers['access-control-allow-origin']).toBe('https://a.b.bar.com');
+      const refused = await preflight('/cors', 'https://foobar.com');
+      expect(refused.status).toBe(403);
+      expect(refused.headers['access-control-allow-origin']).toBeUndefined();
+      expect((await preflight('/cors', 'http://www.foo.com')).headers['access-control-allow-origin']).toBeUndefined();
+    });
+
+    it('echoes the requested method and headers for wildcards, without credentials', async () => {
+      const response = await preflight('/any-cors', 'https://foobar.com:12345', 'PUT', 'x-a, x-b');
+      expect(response.headers).toMatchObject({
+        'access-control-allow-origin': 'https://foobar.com:12345',
+        'access-control-allow-methods': 'PUT',
+        'access-control-allow-headers': 'x-a, x-b',
+        'access-control-max-age': '5',
+      });
+      expect(response.headers['access-control-allow-credentials']).toBeUndefined();
+    });
+
+    it('adds CORS headers to forwarded responses for allowed origins only, replacing the upstream ones', async () => {
+      const allowed = await request(port, '/cors', { headers: { origin: 'https://www.foo.com' } });
+      expect(allowed.echo?.headers.origin).toBe('https://www.foo.com');
+      expect(allowed.headers['access-control-allow-origin']).toBe('https://www.foo.com');
+      expect(allowed.headers['access-control-allow-credentials']).toBe('true');
+      const refused = await request(port, '/cors', { headers: { origin: 'https://foobar.com' } });
+      expect(refused.status).toBe(200);
+      expect(refused.headers['access-control-allow-origin']).toBe('https://upstream.example');
+      const direct = await request(port, '/cors-direct', { headers: { origin: 'https://any.example' } });
+      expect(direct.headers['access-control-allow-origin']).toBe('https://any.example');
+      expect(direct.headers['x-direct']).toBe('1');
+    });
+  });
+
+  it('speaks HTTP/2 with prior knowledge to h2c backends, bodies streamed', async () => {
+    const h2c = http2.createServer((req, res) => {
+      let body = '';
+      req.on('data', (chunk: Buffer) => (body += chunk));
+      req.on('end', () => {
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ pod: 'h2c', httpVersion: req.httpVersion, path: req.url, host: req.headers[':authority'], method: req.method, body, headers: req.headers }));
+      });
+    });
+    await new Promise<void>((resolve) => h2c.listen(0, '127.0.0.1', resolve));
+    const h2cPort = await freePort();
+    const local = testDataplane();
+    try {
+      const ir = singleHostIR(h2cPort, [route('grpcish', {}, forwardTo('svc/h2c'))], [
+        { name: 'svc/h2c', appProtocol: 'h2c', endpoints: [{ address: '127.0.0.1', port: (h2c.address() as net.AddressInfo).port }] },
+      ]);
+      expect((await local.dataplane.apply('v1', ir)).listeners[0].ok).toBe(true);
+      const get = await request(h2cPort, '/h2c/path?q=1', { host: 'api.example.com' });
+      expect(get.status).toBe(200);
+      expect(JSON.parse(get.body)).toMatchObject({ httpVersion: '2.0', path: '/h2c/path?q=1', host: 'api.example.com', method: 'GET' });
+      const post = JSON.parse((await request(h2cPort, '/upload', { method: 'POST', body: 'x'.repeat(100_000) })).body);
+      expect(post.body).toHaveLength(100_000);
+      expect(post.headers['x-forwarded-proto']).toBe('http');
+    } finally {
+      await local.dataplane.close();
+      h2c.close();
+    }
+  });
+});
