@@ -6,7 +6,7 @@ import { stringify } from 'yaml';
 import { redactIR } from './ir/version.ts';
 import { withImplicitGatewayClasses } from './sources/implicit-classes.ts';
 import { ManifestFolder } from './sources/manifest-folder.ts';
-import { runStandalone } from './standalone.ts';
+import { runStandalone, type RateLimitOptions } from './standalone.ts';
 import { translate } from './translate/translate.ts';
 
 const DEFAULT_CONTROLLER_NAME = 'sluice.dev/gateway-controller';
@@ -33,6 +33,19 @@ sluice run --manifests DIR [flags]
                                whose spec.controller is ${INGRESS_CONTROLLER} are served too
   --ingress-enforce-https BOOL redirect plain HTTP to HTTPS for Ingress TLS hosts unless the Ingress says
                                ingress.cilium.io/force-https: disabled (default true, as Cilium)
+  --redis-url URL              Redis for global rate limits: redis://HOST:PORT, rediss:// for TLS
+                               (env SLUICE_REDIS_URL)
+  --redis-username NAME        Redis ACL user (env SLUICE_REDIS_USERNAME)
+  --redis-password-file FILE   Redis password from a file (env SLUICE_REDIS_PASSWORD holds the password)
+  --redis-tls-ca FILE          PEM CA bundle for rediss:// (env SLUICE_REDIS_TLS_CA=FILE)
+  --redis-tls-insecure         do not verify the Redis server certificate
+  --redis-secret NS/NAME       a Secret among the manifests with keys url, username, password, ca.crt;
+                               flags and environment variables take precedence over its keys
+  --redis-timeout MS           longest a rate-limit decision waits for Redis (default 50, 1 to 1000)
+  --rate-limit-replicas N      dataplane replicas: failureMode Local gives each 1/N of a global limit
+                               (default 1; env SLUICE_RATE_LIMIT_REPLICAS)
+  --rate-limit-max-keys N      local token buckets kept in memory, least recently used dropped first
+                               (default 10000)
   --demo-backends              start echo servers for EndpointSlice endpoints on loopback and write
                                self-signed certificates for missing TLS Secrets (the quickstart)
   --log-level LEVEL            trace|debug|info|warn|error (default info)
@@ -66,6 +79,15 @@ export async function main(argv: string[]): Promise<number> {
         'ingress-classes': { type: 'string', default: 'cilium' },
         'ingress-enforce-https': { type: 'string', default: 'true' },
         'demo-backends': { type: 'boolean', default: false },
+        'redis-url': { type: 'string' },
+        'redis-username': { type: 'string' },
+        'redis-password-file': { type: 'string' },
+        'redis-tls-ca': { type: 'string' },
+        'redis-tls-insecure': { type: 'boolean', default: false },
+        'redis-secret': { type: 'string' },
+        'redis-timeout': { type: 'string', default: '50' },
+        'rate-limit-replicas': { type: 'string' },
+        'rate-limit-max-keys': { type: 'string', default: '10000' },
         'log-level': { type: 'string', default: 'info' },
         output: { type: 'string', short: 'o', default: 'yaml' },
         help: { type: 'boolean', short: 'h' },
@@ -112,6 +134,8 @@ export async function main(argv: string[]): Promise<number> {
     if (!Number.isInteger(portOffset) || portOffset < 0 || portOffset > 65000) {
       return usageError(`--listener-port-offset ${values['listener-port-offset']}: expected a whole number from 0 to 65000`);
     }
+    const rateLimit = rateLimitOptions(values);
+    if (typeof rateLimit === 'string') return usageError(rateLimit);
     const logger = pino({ level: values['log-level'] as string, base: { component: 'sluice' } });
     const handle = await runStandalone({
       manifests,
@@ -122,6 +146,7 @@ export async function main(argv: string[]): Promise<number> {
       gatewayClasses,
       ingress,
       demoBackends: values['demo-backends'] as boolean,
+      rateLimit,
       logger,
     });
     await new Promise<void>((resolve) => {
@@ -136,6 +161,43 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   return usageError(`unknown command ${command}`);
+}
+
+/** Rate-limit flags (and their environment variables), checked; a string is a usage error. */
+function rateLimitOptions(values: Record<string, string | boolean | undefined>): RateLimitOptions | string {
+  const whole = (flag: string, value: string | undefined, min: number, max: number): number | string => {
+    const n = Number(value);
+    return Number.isInteger(n) && n >= min && n <= max ? n : `--${flag} ${value}: expected a whole number from ${min} to ${max}`;
+  };
+  const timeout = whole('redis-timeout', values['redis-timeout'] as string, 1, 1000);
+  const replicas = whole('rate-limit-replicas', (values['rate-limit-replicas'] as string | undefined) ?? process.env.SLUICE_RATE_LIMIT_REPLICAS ?? '1', 1, 10000);
+  const maxKeys = whole('rate-limit-max-keys', values['rate-limit-max-keys'] as string, 1, 100_000_000);
+  for (const v of [timeout, replicas, maxKeys]) if (typeof v === 'string') return v;
+  const read = (flag: string, file: string | undefined): string | undefined => {
+    if (file === undefined) return undefined;
+    try {
+      return readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new Error(`--${flag} ${file}: ${(err as Error).message}`);
+    }
+  };
+  try {
+    return {
+      redis: {
+        url: values['redis-url'] as string | undefined,
+        username: values['redis-username'] as string | undefined,
+        password: read('redis-password-file', values['redis-password-file'] as string | undefined)?.trim(),
+        tlsCA: read('redis-tls-ca', (values['redis-tls-ca'] as string | undefined) ?? process.env.SLUICE_REDIS_TLS_CA),
+        tlsInsecure: values['redis-tls-insecure'] === true,
+        secret: values['redis-secret'] as string | undefined,
+      },
+      redisTimeoutMs: timeout as number,
+      replicas: replicas as number,
+      maxLocalKeys: maxKeys as number,
+    };
+  } catch (err) {
+    return (err as Error).message;
+  }
 }
 
 function splitList(value: unknown): string[] {

@@ -4,6 +4,7 @@
 import type { Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { Dataplane } from '../dataplane/dataplane.ts';
+import { RateLimitService } from '../dataplane/ratelimit/limiter.ts';
 import { startAdminServer } from './admin.ts';
 import { DemoBackends } from './demo/demo-backends.ts';
 import type { IR } from './ir/types.ts';
@@ -14,6 +15,7 @@ import type { Condition, ObjectStatus } from './status/conditions.ts';
 import { foldDataplaneResult, type SocketFailure } from './status/dataplane-result.ts';
 import { StatusStore } from './status/store.ts';
 import type { IngressOptions } from './translate/ingress.ts';
+import { resolveRedisSettings, type RedisSources } from './translate/ratelimit-redis.ts';
 import { translate } from './translate/translate.ts';
 
 export interface StandaloneOptions {
@@ -26,7 +28,16 @@ export interface StandaloneOptions {
   gatewayClasses: string[];
   ingress: IngressOptions;
   demoBackends: boolean;
+  /** Rate limiting: where Redis is, and the dataplane-side knobs. Absent: defaults, no Redis. */
+  rateLimit?: RateLimitOptions;
   logger: Logger;
+}
+
+export interface RateLimitOptions {
+  redis: RedisSources;
+  redisTimeoutMs: number;
+  replicas: number;
+  maxLocalKeys: number;
 }
 
 export interface StandaloneHandle {
@@ -41,6 +52,14 @@ export async function runStandalone(options: StandaloneOptions): Promise<Standal
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'sluice_process_' });
   const folder = new ManifestFolder(options.manifests);
+  const rateLimitOptions = options.rateLimit ?? { redis: {}, redisTimeoutMs: 50, replicas: 1, maxLocalKeys: 10_000 };
+  const rateLimits = new RateLimitService({
+    registry,
+    logger: logger.child({ component: 'ratelimit' }),
+    redisTimeoutMs: rateLimitOptions.redisTimeoutMs,
+    replicas: rateLimitOptions.replicas,
+    maxLocalKeys: rateLimitOptions.maxLocalKeys,
+  });
   const dataplane = new Dataplane({ portOffset: options.portOffset, logger, registry });
   const demo = options.demoBackends ? new DemoBackends(options.manifests, logger) : null;
   const store = new StatusStore();
@@ -63,6 +82,10 @@ export async function runStandalone(options: StandaloneOptions): Promise<Standal
       ingress: options.ingress,
     });
     for (const p of result.problems) problems.add(p);
+    // Redis for global rate limits may come from a Secret among the manifests: re-read each time.
+    const redis = resolveRedisSettings(rateLimitOptions.redis, process.env, snapshot);
+    if (redis.problem) problems.add(redis.problem);
+    rateLimits.setRedis(redis.settings);
     for (const p of problems) if (!reportedProblems.has(p)) logger.warn({ problem: p }, p);
     reportedProblems = problems;
     if (result.ir.version !== applied?.version) {
@@ -102,6 +125,7 @@ export async function runStandalone(options: StandaloneOptions): Promise<Standal
       scheduler.stop();
       await admin.close();
       await dataplane.close();
+      await rateLimits.close();
       await demo?.close();
     },
   };

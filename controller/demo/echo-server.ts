@@ -374,6 +374,7 @@ class EchoServerImpl extends EventEmitter implements EchoServer {
 
   constructor(opts: EchoServerOptions) {
     super();
+    this.setMaxListeners(0); // one listener per pending waitForRequest
     this.#opts = opts;
     this.host = opts.host ?? '127.0.0.1';
     this.identity = { ...opts.identity };

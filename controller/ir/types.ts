@@ -19,6 +19,8 @@ export interface HttpIR {
   listeners: HttpListener[];
   /** Every backend any route references, keyed by IR name. */
   backends: Record<string, Backend>;
+  /** Rate-limit policies any route references (Route.rateLimit), keyed by IR name; absent when none. */
+  rateLimits?: Record<string, RateLimitPolicy>;
 }
 
 export type ListenerProtocol = 'HTTP' | 'HTTPS';
@@ -108,6 +110,8 @@ export interface Route {
   timeouts?: { requestMs?: number; backendRequestMs?: number };
   /** HTTPRoute rule `retry`. */
   retry?: RetryPolicy;
+  /** The rate-limit policy in force for this route (the most specific one attached); absent: none. */
+  rateLimit?: RouteRateLimit;
 }
 
 export interface RetryPolicy {
@@ -238,6 +242,81 @@ export interface Endpoint {
   address: string;
   port: number;
 }
+
+// ---------------------------------------------------------------- Rate limits
+
+export interface RouteRateLimit {
+  /** Key into HttpIR.rateLimits. */
+  policy: string;
+  /**
+   * Buckets of rules that are not `shared` are per route: this is the route's part of their key
+   * (the HTTPRoute or Ingress `<ns>/<name>`). Shared rules ignore it.
+   */
+  partition: string;
+}
+
+/** A RateLimitPolicy (or an Ingress `sluice.dev/rate-limit` annotation) compiled for the dataplane. */
+export interface RateLimitPolicy {
+  /** `ratelimitpolicy/<ns>/<name>`, or `ingress/<ns>/<name>/rate-limit`. */
+  name: string;
+  /** `<ns>/<name>` of the object it came from: the `policy` metric label. */
+  source: string;
+  /** Token buckets; a request is admitted only when every applicable enforced rule has a token for it. */
+  rules: RateLimitRule[];
+  /** What Global rules do when Redis cannot answer in time. */
+  failureMode: RateLimitFailureMode;
+  /** Which address is the client's, for SourceCIDR selectors. */
+  clientIP: ClientIPDetection;
+  responseHeaders: RateLimitResponseHeaders;
+}
+
+export type RateLimitFailureMode = 'FailOpen' | 'FailClosed' | 'Local';
+
+export interface ClientIPDetection {
+  /**
+   * 0: the peer address. N > 0: walk X-Forwarded-For from the right, at most N entries, for as
+   * long as the address that handed the request on is a trusted proxy.
+   */
+  trustedHops: number;
+  /** CIDRs of trusted proxies; empty: every peer is trusted (the gateway is only reachable through proxies). */
+  trustedProxies: string[];
+}
+
+export interface RateLimitResponseHeaders {
+  /** `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers-10) on every governed response. */
+  draft10: boolean;
+  /** Legacy `X-RateLimit-Limit/-Remaining/-Reset` (as Envoy's draft-03 headers). */
+  legacy: boolean;
+}
+
+export interface RateLimitRule {
+  /** Quota name shown in the RateLimit headers and the `rule` metric label. */
+  name: string;
+  /** Local: one bucket per dataplane process. Global: one bucket shared through Redis. */
+  scope: 'Local' | 'Global';
+  /** Every condition must hold for the rule to apply; Distinct conditions also split buckets by value. */
+  selectors: RateLimitSelector[];
+  /** Refill: `requests` tokens every `unitSeconds`, continuously. */
+  requests: number;
+  unitSeconds: number;
+  /** Bucket size and initial content (default `requests`). */
+  burst: number;
+  /** One bucket across every route the policy governs instead of one per route. */
+  shared: boolean;
+  /** Decide and count, but never reject. */
+  shadowMode: boolean;
+  /** Hash of the rule's content, part of every bucket key: a changed rule starts with full buckets. */
+  hash: string;
+}
+
+export type RateLimitSelector =
+  /** `name` lower-case. Exact/RegularExpression: a condition (`invert` negates it). Distinct: one bucket per value; absent header: rule does not apply. */
+  | { type: 'Header'; name: string; match: 'Exact' | 'RegularExpression' | 'Distinct'; value?: string; invert: boolean }
+  /** The client address within any of `cidrs`. Exact: one bucket for them all; Distinct: one per address. */
+  | { type: 'SourceCIDR'; match: 'Exact' | 'Distinct'; cidrs: string[] }
+  /** Upper-case methods; any of them. */
+  | { type: 'Method'; methods: string[] }
+  | { type: 'Path'; match: PathMatchType; value: string; invert: boolean };
 
 // ---------------------------------------------------------------- L4 (BPF agent)
 

@@ -37,6 +37,8 @@ export interface InputSnapshot {
   endpointSlices: KubeObject[];
   secrets: KubeObject[];
   configMaps: KubeObject[];
+  /** sluice.dev RateLimitPolicy objects. */
+  rateLimitPolicies: KubeObject[];
 }
 
 export const GATEWAY_GROUP = 'gateway.networking.k8s.io';
@@ -55,6 +57,7 @@ export const SNAPSHOT_FIELD_BY_KIND: Record<string, keyof InputSnapshot> = {
   EndpointSlice: 'endpointSlices',
   Secret: 'secrets',
   ConfigMap: 'configMaps',
+  RateLimitPolicy: 'rateLimitPolicies',
 };
 
 /** Kinds that Kubernetes does not namespace. */
@@ -74,6 +77,7 @@ export function emptySnapshot(): InputSnapshot {
     endpointSlices: [],
     secrets: [],
     configMaps: [],
+    rateLimitPolicies: [],
   };
 }
 

@@ -432,9 +432,14 @@ export function listenerTakesRoutes(listener: ListenerState): boolean {
   return listener.gateway.accepted.ok && listener.accepted.ok && listener.conflict === null;
 }
 
+/** Valid enough to serve: takes routes, and an HTTPS listener has at least one usable certificate. */
+function listenerServable(listener: ListenerState): boolean {
+  return listenerTakesRoutes(listener) && (listener.protocol === 'HTTP' || listener.certificates.length > 0);
+}
+
 /** Will the dataplane serve it? */
 export function listenerProgrammed(listener: ListenerState): boolean {
-  return listenerTakesRoutes(listener) && listener.gateway.address !== null && (listener.protocol === 'HTTP' || listener.certificates.length > 0);
+  return listenerServable(listener) && listener.gateway.address !== null;
 }
 
 export function gatewayStatus(gateway: GatewayState): ObjectStatus {
@@ -468,7 +473,7 @@ export function gatewayStatus(gateway: GatewayState): ObjectStatus {
 function listenerSetAccepted(set: ListenerSetState): Verdict {
   if (!set.gateway.accepted.ok) return { ok: false, reason: 'ParentNotAccepted', message: `Gateway ${set.gateway.key} is not accepted` };
   if (!set.allowed.ok) return set.allowed;
-  if (!set.listeners.some(listenerTakesRoutes)) return { ok: false, reason: 'ListenersNotValid', message: 'no listener of this ListenerSet is valid' };
+  if (!set.listeners.some(listenerServable)) return { ok: false, reason: 'ListenersNotValid', message: 'no listener of this ListenerSet is valid' };
   return set.allowed;
 }
 

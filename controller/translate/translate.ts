@@ -25,6 +25,7 @@ import { translateHttpRoute, type Placement } from './httproute.ts';
 import { InputIndex } from './index-inputs.ts';
 import { INGRESS_GATEWAY_KEY, servedIngresses, translateIngresses } from './ingress.ts';
 import { comparePrecedence } from './precedence.ts';
+import { translateRateLimits } from './ratelimit.ts';
 
 export type { TranslateOptions } from './gateway.ts';
 
@@ -69,10 +70,14 @@ export function translate(snapshot: InputSnapshot, options: TranslateOptions): T
   }
 
   const servingGateways: GatewayState[] = ingress.gateway ? [...gateways, ingress.gateway] : gateways;
-  const http = {
+  const assembled = {
     listeners: assembleListeners(servingGateways, placements),
     backends: Object.fromEntries([...backends.entries()].sort(([a], [b]) => a.localeCompare(b))),
   };
+  // Rate limits (RateLimitPolicy, Ingress annotation): `rateLimits` and route `rateLimit` added when any applies.
+  const servedRoutes = new Set(routeStatuses.map((s) => `${s.namespace}/${s.name}`));
+  const rateLimits = translateRateLimits({ snapshot, gateways, servedRoutes, http: assembled, controllerName: options.controllerName });
+  const http = rateLimits.http;
   const l4 = { services: translateL4Services(index) };
   return {
     ir: { version: irVersion(http, l4), http, l4 },
@@ -82,8 +87,9 @@ export function translate(snapshot: InputSnapshot, options: TranslateOptions): T
       ...listenerSets.map(listenerSetStatus),
       ...routeStatuses,
       ...ingress.statuses,
+      ...rateLimits.statuses,
     ],
-    problems: ingress.problems,
+    problems: [...ingress.problems, ...rateLimits.problems],
   };
 }
 

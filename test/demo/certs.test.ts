@@ -34,6 +34,7 @@ async function handshake(
         resolve({ ok: true, peerSubject });
       });
       socket.on('error', (err) => resolve({ ok: false, error: err.message }));
+      socket.on('close', () => resolve({ ok: false, error: 'closed without data' }));
     });
   } finally {
     server.close();

@@ -236,17 +236,18 @@ describe('echo server over TLS', () => {
     });
     try {
       const body = await new Promise<string>((resolve, reject) => {
-        const req = https.request(
-          {
+        const options = {
             host: HOST,
-            port: echo.httpsPort,
+            port: echo.httpsPort!,
             path: '/tls',
             servername: 'echo.example',
             ca: server.certPem,
             cert: client.certPem,
             key: client.keyPem,
+            ALPNProtocols: ['http/1.1'],
             agent: false,
-          },
+          } as https.RequestOptions;
+        const req = https.request(options,
           (res) => {
             let d = '';
             res.on('data', (c) => (d += c));

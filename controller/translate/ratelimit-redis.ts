@@ -1,0 +1,75 @@
+// Where global rate limits find Redis: a flag, an environment variable, or a Secret. Pure: the
+// caller passes the flags, the environment and the snapshot (the Secret comes from the
+// manifest folder in standalone mode). Kept out of the IR: the password must not reach
+// golden files, the admin API or the configuration hash.
+//
+// Each field is taken from the first source that has it: flag, then environment, then Secret.
+//   URL       --redis-url            SLUICE_REDIS_URL        Secret key `url`
+//   username  --redis-username       SLUICE_REDIS_USERNAME   Secret key `username`
+//   password  --redis-password-file  SLUICE_REDIS_PASSWORD   Secret key `password`
+//   TLS CA    --redis-tls-ca FILE    SLUICE_REDIS_TLS_CA=FILE Secret key `ca.crt`   (the caller reads the file)
+// `rediss://` URLs use TLS. --redis-secret NAMESPACE/NAME names the Secret.
+import type { RedisSettings } from '../../dataplane/ratelimit/redis-store.ts';
+import type { InputSnapshot, KubeObject } from '../sources/objects.ts';
+
+export interface RedisSources {
+  url?: string;
+  username?: string;
+  /** Already read from --redis-password-file. */
+  password?: string;
+  /** Already read from --redis-tls-ca. */
+  tlsCA?: string;
+  tlsInsecure?: boolean;
+  /** `namespace/name` of a Secret in the snapshot. */
+  secret?: string;
+}
+
+export const REDIS_ENV = {
+  url: 'SLUICE_REDIS_URL',
+  username: 'SLUICE_REDIS_USERNAME',
+  password: 'SLUICE_REDIS_PASSWORD',
+} as const;
+
+export function resolveRedisSettings(
+  flags: RedisSources,
+  env: Record<string, string | undefined>,
+  snapshot: InputSnapshot | null,
+): { settings: RedisSettings | null; problem: string | null } {
+  let secret: Record<string, string> = {};
+  let problem: string | null = null;
+  if (flags.secret) {
+    const [ns, name] = flags.secret.includes('/') ? flags.secret.split('/', 2) : ['default', flags.secret];
+    const obj = snapshot?.secrets.find((s) => s.metadata.namespace === ns && s.metadata.name === name);
+    if (obj) secret = secretData(obj);
+    else problem = `--redis-secret ${ns}/${name}: no such Secret; global rate limits use their failure mode until it exists`;
+  }
+  const pick = (field: keyof typeof REDIS_ENV, secretKey: string): string | undefined =>
+    nonEmpty(flags[field]) ?? nonEmpty(env[REDIS_ENV[field]]) ?? nonEmpty(secret[secretKey]);
+  const url = pick('url', 'url');
+  if (url === undefined) return { settings: null, problem };
+  if (!/^rediss?:\/\//.test(url)) return { settings: null, problem: `Redis URL ${JSON.stringify(url.replace(/\/\/[^@/]*@/, '//***@'))}: expected redis://HOST:PORT or rediss://HOST:PORT` };
+  const username = pick('username', 'username');
+  const password = pick('password', 'password');
+  const tlsCA = nonEmpty(flags.tlsCA) ?? nonEmpty(secret['ca.crt']);
+  return {
+    settings: {
+      url,
+      ...(username !== undefined ? { username } : {}),
+      ...(password !== undefined ? { password } : {}),
+      ...(tlsCA !== undefined ? { tlsCA } : {}),
+      ...(flags.tlsInsecure ? { tlsInsecure: true } : {}),
+    },
+    problem,
+  };
+}
+
+function secretData(secret: KubeObject): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(secret.data ?? {})) out[k] = Buffer.from(String(v), 'base64').toString('utf8');
+  for (const [k, v] of Object.entries((secret.stringData ?? {}) as Record<string, string>)) out[k] = String(v);
+  return out;
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value.trim() === '' ? undefined : value.trim();
+}

@@ -1,0 +1,439 @@
+// RateLimitPolicy (sluice.dev/v1alpha1) and the Ingress `sluice.dev/rate-limit` annotation:
+// validation, GEP-713 attachment (targetRefs to a Gateway, a Gateway listener, an HTTPRoute or
+// a named HTTPRoute rule), precedence, the policies' status, and the IR: `http.rateLimits` plus
+// `rateLimit` on every governed route.
+//
+// Precedence (GEP-713 "defaults", the only kind this policy has): for each route the most
+// specific attached policy governs it, whole — HTTPRoute rule (sectionName) > HTTPRoute >
+// Gateway listener (sectionName) > Gateway. Policies are not merged field by field. Two
+// policies naming the same target (same kind, name and sectionName): the older one
+// (creationTimestamp, then namespace/name) is accepted, the other is Conflicted for that target.
+//
+// Pure like the rest of translation: the same snapshot gives the same IR and statuses.
+import { createHash } from 'node:crypto';
+import { isIP } from 'node:net';
+import type { HttpIR, RateLimitPolicy, RateLimitRule, RateLimitSelector, Route } from '../ir/types.ts';
+import { stableJson } from '../sources/manifest-folder.ts';
+import { GATEWAY_GROUP, namespacedName, type InputSnapshot, type KubeObject } from '../sources/objects.ts';
+import { condition, type Condition, type ObjectStatus } from '../status/conditions.ts';
+import type { GatewayState } from './gateway.ts';
+
+export const RATE_LIMIT_GROUP = 'sluice.dev';
+export const RATE_LIMIT_ANNOTATION = 'sluice.dev/rate-limit';
+export const RATE_LIMIT_SCOPE_ANNOTATION = 'sluice.dev/rate-limit-scope';
+
+const UNIT_SECONDS: Record<string, number> = { Second: 1, Minute: 60, Hour: 3600, Day: 86400 };
+const MAX_TARGET_REFS = 16;
+const MAX_RULES = 64;
+const MAX_SELECTORS = 8;
+const RULE_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$/;
+const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']);
+
+export interface RateLimitInput {
+  snapshot: InputSnapshot;
+  /** Our Gateways (accepted or not), as translated. */
+  gateways: GatewayState[];
+  /** `namespace/name` of the HTTPRoutes that have a parent among our Gateways. */
+  servedRoutes: Set<string>;
+  http: HttpIR;
+  controllerName: string;
+}
+
+export interface RateLimitTranslation {
+  /** `http` with `rateLimits` and the routes' `rateLimit` filled in (the input is not modified). */
+  http: HttpIR;
+  statuses: ObjectStatus[];
+  /** Problems with objects that carry no status of their own (Ingress annotations, foreign kinds). */
+  problems: string[];
+}
+
+interface TargetRef {
+  group: string;
+  kind: string;
+  namespace: string;
+  name: string;
+  sectionName?: string;
+}
+
+interface Ancestor {
+  ref: TargetRef;
+  /** Set when the target cannot be used: TargetNotFound, Invalid or Conflicted. */
+  problem: { reason: string; message: string } | null;
+  /** `Kind/ns/name/sectionName` once accepted: what routes are matched against. */
+  key: string;
+  /** Names of the routes it governs, and of those a more specific policy governs instead. */
+  governed: Set<string>;
+  overridden: Set<string>;
+}
+
+interface PolicyState {
+  obj: KubeObject;
+  ir: RateLimitPolicy | null;
+  invalid: string | null;
+  ancestors: Ancestor[];
+}
+
+export function translateRateLimits(input: RateLimitInput): RateLimitTranslation {
+  const { snapshot } = input;
+  const problems: string[] = [];
+  const policies: PolicyState[] = [];
+  for (const obj of [...snapshot.rateLimitPolicies].sort(olderFirst)) {
+    const group = String(obj.apiVersion ?? '').split('/')[0];
+    if (group !== RATE_LIMIT_GROUP) {
+      problems.push(`RateLimitPolicy ${namespacedName(obj)}: apiVersion ${obj.apiVersion} is not Sluice's (${RATE_LIMIT_GROUP}/v1alpha1); ignored`);
+      continue;
+    }
+    policies.push(readPolicy(obj, input));
+  }
+
+  // Conflicts: the first (oldest) valid policy naming a target keeps it.
+  const claims = new Map<string, { policy: PolicyState; ancestor: Ancestor }>();
+  for (const policy of policies) {
+    for (const ancestor of policy.ancestors) {
+      if (ancestor.problem) continue;
+      const holder = claims.get(ancestor.key);
+      if (holder) {
+        ancestor.problem = {
+          reason: 'Conflicted',
+          message: `RateLimitPolicy ${namespacedName(holder.policy.obj)} already targets ${describeRef(ancestor.ref)} (older policies take precedence)`,
+        };
+        continue;
+      }
+      claims.set(ancestor.key, { policy, ancestor });
+    }
+  }
+
+  const ingressPolicies = readIngressAnnotations(snapshot, input.http, problems);
+  const rateLimits: Record<string, RateLimitPolicy> = {};
+  const governedBy = (route: Route, scopeName: string): RateLimitPolicy | null => {
+    const candidates = candidateKeys(route, scopeName, snapshot);
+    const ingress = ingressPolicies.get(route.source);
+    if (route.name.startsWith('ingress/') && ingress) return ingress;
+    let winner: RateLimitPolicy | null = null;
+    for (const key of candidates) {
+      const claim = claims.get(key);
+      if (!claim) continue;
+      if (winner === null) {
+        winner = claim.policy.ir!;
+        claim.ancestor.governed.add(route.name);
+      } else claim.ancestor.overridden.add(route.name);
+    }
+    return winner;
+  };
+
+  const http: HttpIR = {
+    ...input.http,
+    listeners: input.http.listeners.map((listener) => ({
+      ...listener,
+      scopes: listener.scopes.map((scope) => ({
+        ...scope,
+        virtualHosts: scope.virtualHosts.map((vh) => ({
+          ...vh,
+          routes: vh.routes.map((route) => {
+            const policy = governedBy(route, scope.name);
+            if (policy === null) return route;
+            rateLimits[policy.name] = policy;
+            return { ...route, rateLimit: { policy: policy.name, partition: route.source } };
+          }),
+        })),
+      })),
+    })),
+  };
+  const names = Object.keys(rateLimits).sort();
+  if (names.length > 0) http.rateLimits = Object.fromEntries(names.map((n) => [n, rateLimits[n]!]));
+
+  return { http: names.length > 0 ? http : input.http, statuses: policies.map((p) => policyStatus(p, input.controllerName)), problems };
+}
+
+/** Target keys that could govern a route placed in `scopeName`, most specific first. */
+function candidateKeys(route: Route, scopeName: string, snapshot: InputSnapshot): string[] {
+  const keys: string[] = [];
+  const routeName = /^httproute\/([^/]+)\/([^/]+)\/rule\/(\d+)\//.exec(route.name);
+  if (routeName) {
+    const [, ns, name, ruleIndex] = routeName;
+    const obj = snapshot.httpRoutes.find((r) => r.metadata.namespace === ns && r.metadata.name === name);
+    const ruleName = obj?.spec?.rules?.[Number(ruleIndex)]?.name;
+    if (typeof ruleName === 'string' && ruleName !== '') keys.push(`HTTPRoute/${ns}/${name}/${ruleName}`);
+    keys.push(`HTTPRoute/${ns}/${name}/`);
+  }
+  const gatewayScope = /^gateway\/([^/]+)\/([^/]+)\/listener\/(.+)$/.exec(scopeName);
+  if (gatewayScope) {
+    const [, ns, name, listener] = gatewayScope;
+    keys.push(`Gateway/${ns}/${name}/${listener}`, `Gateway/${ns}/${name}/`);
+  }
+  const setScope = /^listenerset\/([^/]+)\/([^/]+)\/listener\/(.+)$/.exec(scopeName);
+  if (setScope) {
+    const [, ns, name] = setScope;
+    const set = snapshot.listenerSets.find((s) => s.metadata.namespace === ns && s.metadata.name === name);
+    const parent = set?.spec?.parentRef;
+    if (parent?.name) keys.push(`Gateway/${parent.namespace ?? ns}/${parent.name}/`);
+  }
+  return keys;
+}
+
+function readPolicy(obj: KubeObject, input: RateLimitInput): PolicyState {
+  const ns = obj.metadata.namespace ?? 'default';
+  const spec = obj.spec ?? {};
+  const refs: any[] = Array.isArray(spec.targetRefs) ? spec.targetRefs : [];
+  const compiled = compilePolicy(obj);
+  const invalid = 'error' in compiled ? compiled.error : refs.length === 0 ? 'spec.targetRefs must name at least one target' : refs.length > MAX_TARGET_REFS ? `spec.targetRefs has ${refs.length} entries (at most ${MAX_TARGET_REFS})` : null;
+  const seen = new Set<string>();
+  const ancestors: Ancestor[] = [];
+  refs.forEach((raw, i) => {
+    const ref: TargetRef = {
+      group: String(raw?.group ?? GATEWAY_GROUP),
+      kind: String(raw?.kind ?? ''),
+      namespace: ns,
+      name: String(raw?.name ?? ''),
+      ...(raw?.sectionName !== undefined ? { sectionName: String(raw.sectionName) } : {}),
+    };
+    const key = `${ref.kind}/${ns}/${ref.name}/${ref.sectionName ?? ''}`;
+    if (seen.has(key)) return; // the same target listed twice: one ancestor
+    seen.add(key);
+    const problem = invalid
+      ? { reason: 'Invalid', message: invalid }
+      : raw?.namespace !== undefined && raw.namespace !== ns
+        ? { reason: 'Invalid', message: `targetRefs[${i}]: a policy targets objects in its own namespace only` }
+        : resolveTarget(ref, input);
+    ancestors.push({ ref, problem, key, governed: new Set(), overridden: new Set() });
+  });
+  return { obj, ir: 'error' in compiled ? null : compiled.policy, invalid, ancestors };
+}
+
+function resolveTarget(ref: TargetRef, input: RateLimitInput): Ancestor['problem'] {
+  const what = describeRef(ref);
+  if (ref.group !== GATEWAY_GROUP || (ref.kind !== 'Gateway' && ref.kind !== 'HTTPRoute')) {
+    return { reason: 'Invalid', message: `${what}: only Gateway and HTTPRoute (${GATEWAY_GROUP}) can be targeted` };
+  }
+  if (ref.kind === 'Gateway') {
+    const gateway = input.gateways.find((g) => g.key === `${ref.namespace}/${ref.name}`);
+    if (!gateway) return { reason: 'TargetNotFound', message: `${what} does not exist or is not served by this controller` };
+    if (ref.sectionName !== undefined && !gateway.listeners.some((l) => l.name === ref.sectionName)) {
+      return { reason: 'TargetNotFound', message: `${what}: the Gateway has no listener named ${ref.sectionName}` };
+    }
+    return null;
+  }
+  const route = input.snapshot.httpRoutes.find((r) => r.metadata.namespace === ref.namespace && r.metadata.name === ref.name);
+  if (!route || !input.servedRoutes.has(`${ref.namespace}/${ref.name}`)) {
+    return { reason: 'TargetNotFound', message: `${what} does not exist or is not attached to a Gateway this controller serves` };
+  }
+  if (ref.sectionName !== undefined && !(route.spec?.rules ?? []).some((r: any) => r?.name === ref.sectionName)) {
+    return { reason: 'TargetNotFound', message: `${what}: the HTTPRoute has no rule named ${ref.sectionName}` };
+  }
+  return null;
+}
+
+function policyStatus(policy: PolicyState, controllerName: string): ObjectStatus {
+  const gen = policy.obj.metadata.generation;
+  const ancestors = policy.ancestors.map((a) => {
+    const conditions: Condition[] = [];
+    if (a.problem) {
+      conditions.push(condition('Accepted', false, a.problem.reason, a.problem.message, gen));
+      conditions.push(condition('Programmed', false, a.problem.reason, a.problem.message, gen));
+    } else {
+      conditions.push(condition('Accepted', true, 'Accepted', 'Policy is accepted', gen));
+      const governed = a.governed.size;
+      const overridden = [...a.overridden].filter((r) => !a.governed.has(r)).length;
+      if (governed === 0 && overridden > 0) {
+        conditions.push(condition('Programmed', false, 'Overridden', `more specific policies govern all ${overridden} route match(es) of ${describeRef(a.ref)}`, gen));
+      } else if (overridden > 0) {
+        conditions.push(condition('Programmed', true, 'PartiallyProgrammed', `governs ${governed} route match(es); more specific policies govern ${overridden}`, gen));
+      } else {
+        conditions.push(condition('Programmed', true, 'Programmed', `governs ${governed} route match(es)`, gen));
+      }
+    }
+    return {
+      ancestorRef: { group: a.ref.group, kind: a.ref.kind, namespace: a.ref.namespace, name: a.ref.name, ...(a.ref.sectionName !== undefined ? { sectionName: a.ref.sectionName } : {}) },
+      controllerName,
+      conditions,
+    };
+  });
+  return { apiVersion: policy.obj.apiVersion, kind: 'RateLimitPolicy', namespace: policy.obj.metadata.namespace, name: policy.obj.metadata.name, status: { ancestors } };
+}
+
+// ------------------------------------------------------------------ validation and IR
+
+/** The policy's spec as IR, or the first thing wrong with it (the API server's schema checks plus what CEL cannot). */
+export function compilePolicy(obj: KubeObject): { policy: RateLimitPolicy } | { error: string } {
+  const spec = obj.spec ?? {};
+  const key = namespacedName(obj);
+  try {
+    const rules: RateLimitRule[] = [];
+    const raw: { scope: 'Local' | 'Global'; rule: any; where: string }[] = [];
+    for (const [field, scope] of [['local', 'Local'], ['global', 'Global']] as const) {
+      const block = spec[field];
+      if (block === undefined || block === null) continue;
+      if (!Array.isArray(block.rules) || block.rules.length === 0) throw new Error(`spec.${field}.rules must list at least one rule`);
+      block.rules.forEach((rule: any, i: number) => raw.push({ scope, rule, where: `spec.${field}.rules[${i}]` }));
+    }
+    if (raw.length === 0) throw new Error('spec needs local or global rules');
+    if (raw.length > MAX_RULES) throw new Error(`at most ${MAX_RULES} rules`);
+    const names = new Set<string>();
+    raw.forEach(({ scope, rule, where }, i) => {
+      const name = rule?.name !== undefined ? String(rule.name) : raw.length === 1 ? obj.metadata.name : `${obj.metadata.name}-${i}`;
+      if (rule?.name !== undefined && !RULE_NAME.test(name)) throw new Error(`${where}.name ${JSON.stringify(name)}: letters, digits, '-', '_' and '.', at most 63`);
+      if (names.has(name)) throw new Error(`${where}.name ${name} is used twice`);
+      names.add(name);
+      rules.push(compileRule(rule, scope, name, where));
+    });
+    const failureMode = spec.global?.failureMode ?? 'FailOpen';
+    if (!['FailOpen', 'FailClosed', 'Local'].includes(failureMode)) throw new Error(`spec.global.failureMode ${JSON.stringify(failureMode)}: FailOpen, FailClosed or Local`);
+    const xff = spec.clientIPDetection?.xForwardedFor ?? {};
+    const trustedHops = xff.numTrustedHops ?? 0;
+    if (!Number.isInteger(trustedHops) || trustedHops < 0 || trustedHops > 8) throw new Error('spec.clientIPDetection.xForwardedFor.numTrustedHops: a whole number from 0 to 8');
+    const trustedProxies = (xff.trustedCIDRs ?? []).map((c: unknown, i: number) => checkCidr(c, `spec.clientIPDetection.xForwardedFor.trustedCIDRs[${i}]`));
+    const draft = spec.responseHeaders?.draft ?? 'Draft10';
+    if (draft !== 'Draft10' && draft !== 'None') throw new Error(`spec.responseHeaders.draft ${JSON.stringify(draft)}: Draft10 or None`);
+    return {
+      policy: {
+        name: `ratelimitpolicy/${key}`,
+        source: key,
+        rules,
+        failureMode,
+        clientIP: { trustedHops, trustedProxies },
+        responseHeaders: { draft10: draft === 'Draft10', legacy: spec.responseHeaders?.legacyXRateLimit === true },
+      },
+    };
+  } catch (err) {
+    return { error: (err as Error).message };
+  }
+}
+
+function compileRule(rule: any, scope: 'Local' | 'Global', name: string, where: string): RateLimitRule {
+  const requests = rule?.limit?.requests;
+  const unit = rule?.limit?.unit;
+  if (!Number.isInteger(requests) || requests < 1 || requests > 1_000_000_000) throw new Error(`${where}.limit.requests: a whole number from 1`);
+  if (!(unit in UNIT_SECONDS)) throw new Error(`${where}.limit.unit ${JSON.stringify(unit)}: Second, Minute, Hour or Day`);
+  const burst = rule.burst ?? requests;
+  if (!Number.isInteger(burst) || burst < 1 || burst > 1_000_000_000) throw new Error(`${where}.burst: a whole number from 1`);
+  const selectorsIn: any[] = rule.clientSelectors ?? [];
+  if (!Array.isArray(selectorsIn) || selectorsIn.length > MAX_SELECTORS) throw new Error(`${where}.clientSelectors: a list of at most ${MAX_SELECTORS}`);
+  const selectors: RateLimitSelector[] = [];
+  selectorsIn.forEach((sel, i) => selectors.push(...compileSelector(sel, `${where}.clientSelectors[${i}]`)));
+  const content = { scope, selectors, requests, unitSeconds: UNIT_SECONDS[unit]!, burst, shared: rule.shared === true };
+  return {
+    name,
+    ...content,
+    shadowMode: rule.shadowMode === true,
+    hash: createHash('sha256').update(stableJson(content)).digest('hex').slice(0, 12),
+  };
+}
+
+function compileSelector(sel: any, where: string): RateLimitSelector[] {
+  const out: RateLimitSelector[] = [];
+  if (sel === null || typeof sel !== 'object') throw new Error(`${where}: expected an object`);
+  for (const [j, h] of (sel.headers ?? []).entries()) {
+    const w = `${where}.headers[${j}]`;
+    const name = String(h?.name ?? '');
+    if (!HEADER_NAME.test(name)) throw new Error(`${w}.name ${JSON.stringify(name)} is not a header name`);
+    const type = h?.type ?? 'Exact';
+    const invert = h?.invert === true;
+    if (type === 'Distinct') {
+      if (h.value !== undefined) throw new Error(`${w}: a Distinct header takes no value`);
+      if (invert) throw new Error(`${w}: a Distinct header cannot be inverted`);
+      out.push({ type: 'Header', name: name.toLowerCase(), match: 'Distinct', invert: false });
+    } else if (type === 'Exact' || type === 'RegularExpression') {
+      if (typeof h.value !== 'string') throw new Error(`${w}: ${type} needs a value`);
+      if (type === 'RegularExpression') checkRegex(h.value, w);
+      out.push({ type: 'Header', name: name.toLowerCase(), match: type, value: h.value, invert });
+    } else throw new Error(`${w}.type ${JSON.stringify(type)}: Exact, RegularExpression or Distinct`);
+  }
+  if (sel.methods !== undefined) {
+    if (!Array.isArray(sel.methods) || sel.methods.length === 0) throw new Error(`${where}.methods: a non-empty list`);
+    const methods = sel.methods.map((m: unknown) => String(m).toUpperCase());
+    for (const m of methods) if (!METHODS.has(m)) throw new Error(`${where}.methods: ${m} is not an HTTP method`);
+    out.push({ type: 'Method', methods });
+  }
+  if (sel.path !== undefined) {
+    const type = sel.path?.type ?? 'PathPrefix';
+    const value = sel.path?.value;
+    if (!['Exact', 'PathPrefix', 'RegularExpression'].includes(type)) throw new Error(`${where}.path.type ${JSON.stringify(type)}: Exact, PathPrefix or RegularExpression`);
+    if (typeof value !== 'string') throw new Error(`${where}.path.value is required`);
+    if (type === 'RegularExpression') checkRegex(value, `${where}.path`);
+    else if (!value.startsWith('/')) throw new Error(`${where}.path.value must start with /`);
+    out.push({ type: 'Path', match: type, value, invert: sel.path.invert === true });
+  }
+  if (sel.sourceCIDR !== undefined) {
+    const type = sel.sourceCIDR?.type ?? 'Exact';
+    if (type !== 'Exact' && type !== 'Distinct') throw new Error(`${where}.sourceCIDR.type ${JSON.stringify(type)}: Exact or Distinct`);
+    out.push({ type: 'SourceCIDR', match: type, cidrs: [checkCidr(sel.sourceCIDR?.value, `${where}.sourceCIDR.value`)] });
+  }
+  if (out.length === 0) throw new Error(`${where}: a selector needs headers, methods, path or sourceCIDR`);
+  return out;
+}
+
+function checkRegex(pattern: string, where: string): void {
+  try {
+    new RegExp(pattern);
+  } catch (err) {
+    throw new Error(`${where}: invalid regular expression ${JSON.stringify(pattern)}: ${(err as Error).message}`);
+  }
+}
+
+function checkCidr(value: unknown, where: string): string {
+  const m = /^([^/]+)\/(\d{1,3})$/.exec(String(value ?? ''));
+  const family = m ? isIP(m[1]!) : 0;
+  if (!m || family === 0 || Number(m[2]) > (family === 4 ? 32 : 128)) throw new Error(`${where} ${JSON.stringify(value)} is not a CIDR such as 10.0.0.0/8`);
+  return `${m[1]!.toLowerCase()}/${Number(m[2])}`;
+}
+
+// ------------------------------------------------------------------ the Ingress annotation
+
+const ANNOTATION_UNITS: Record<string, number> = { s: 1, sec: 1, second: 1, m: 60, min: 60, minute: 60, h: 3600, hour: 3600, d: 86400, day: 86400 };
+
+/**
+ * `sluice.dev/rate-limit: "100/minute"` on a served Ingress: one bucket per client IP (peer
+ * address) and per Ingress, local unless `sluice.dev/rate-limit-scope: Global`. Keyed by the
+ * Ingress `<ns>/<name>` (the routes' source).
+ */
+function readIngressAnnotations(snapshot: InputSnapshot, http: HttpIR, problems: string[]): Map<string, RateLimitPolicy> {
+  const served = new Set<string>();
+  for (const l of http.listeners) for (const s of l.scopes) for (const vh of s.virtualHosts) for (const r of vh.routes) if (r.name.startsWith('ingress/')) served.add(r.source);
+  const out = new Map<string, RateLimitPolicy>();
+  for (const ing of snapshot.ingresses) {
+    const key = namespacedName(ing);
+    const value = ing.metadata.annotations?.[RATE_LIMIT_ANNOTATION];
+    if (value === undefined || !served.has(key)) continue;
+    const m = /^\s*(\d+)\s*\/\s*([a-z]+?)s?\s*$/i.exec(value);
+    const unitSeconds = m ? ANNOTATION_UNITS[m[2]!.toLowerCase()] : undefined;
+    const requests = m ? Number(m[1]) : 0;
+    if (!m || unitSeconds === undefined || requests < 1) {
+      problems.push(`Ingress ${key}: ${RATE_LIMIT_ANNOTATION} ${JSON.stringify(value)} is not a limit such as "100/minute" (second, minute, hour, day); no limit applied`);
+      continue;
+    }
+    const scopeValue = ing.metadata.annotations?.[RATE_LIMIT_SCOPE_ANNOTATION] ?? 'Local';
+    if (scopeValue !== 'Local' && scopeValue !== 'Global') {
+      problems.push(`Ingress ${key}: ${RATE_LIMIT_SCOPE_ANNOTATION} ${JSON.stringify(scopeValue)}: Local or Global; using Local`);
+    }
+    const content = {
+      scope: (scopeValue === 'Global' ? 'Global' : 'Local') as RateLimitRule['scope'],
+      selectors: [{ type: 'SourceCIDR', match: 'Distinct', cidrs: ['0.0.0.0/0', '::/0'] }] as RateLimitSelector[],
+      requests,
+      unitSeconds,
+      burst: requests,
+      shared: false,
+    };
+    out.set(key, {
+      name: `ingress/${key}/rate-limit`,
+      source: key,
+      rules: [{ name: ing.metadata.name, ...content, shadowMode: false, hash: createHash('sha256').update(stableJson(content)).digest('hex').slice(0, 12) }],
+      failureMode: 'FailOpen',
+      clientIP: { trustedHops: 0, trustedProxies: [] },
+      responseHeaders: { draft10: true, legacy: false },
+    });
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------ helpers
+
+function describeRef(ref: TargetRef): string {
+  return `${ref.kind} ${ref.namespace}/${ref.name}${ref.sectionName !== undefined ? ` sectionName ${ref.sectionName}` : ''}`;
+}
+
+function olderFirst(a: KubeObject, b: KubeObject): number {
+  const ta = a.metadata.creationTimestamp ?? '';
+  const tb = b.metadata.creationTimestamp ?? '';
+  return ta < tb ? -1 : ta > tb ? 1 : namespacedName(a).localeCompare(namespacedName(b));
+}

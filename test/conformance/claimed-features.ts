@@ -1,0 +1,11 @@
+// The ONE list of Gateway API conformance features Sluice claims. A test of
+// the suite is skipped exactly when one of its `features[].name` is missing
+// here; the skip line names the missing feature(s). Extend it as features land.
+
+export const CLAIMED_FEATURES = [
+  'Gateway',
+  'HTTPRoute',
+  'ReferenceGrant',
+] as const;
+
+export type ClaimedFeature = (typeof CLAIMED_FEATURES)[number];

@@ -1,0 +1,316 @@
+// Strict validation of gwapi-conformance-case/v1 files. Every field, check
+// kind, case kind, mutation op, request field and placeholder the runner
+// implements is listed here; anything else makes the test FAIL.
+
+import { checkShape, S, type Spec } from '../lib/strict.ts';
+import { validateMutation } from '../lib/mutations.ts';
+
+export const CASE_SCHEMA = 'gwapi-conformance-case/v1';
+export const SUITE_SCHEMA = 'gwapi-conformance-suite/v1';
+
+/** Placeholders the runner substitutes (per attempt). */
+export const KNOWN_PLACEHOLDERS = ['{uuid}'] as const;
+
+const conditionStatus = S.nullable(S.enum('True', 'False', 'Unknown'));
+const condition = S.obj({ type: S.str, status: conditionStatus, reason: S.nullable(S.str) });
+const conditions = S.arr(condition);
+const listenerExpectation = S.obj({
+  name: S.str,
+  supportedKinds: S.arr(S.obj({ group: S.nullable(S.str), kind: S.str }, ['group'])),
+  attachedRoutes: S.num,
+  conditions,
+});
+
+/** Status check kinds and their fields. */
+export const STATUS_CHECK_SPECS: Record<string, Record<string, Spec>> = {
+  parentAndRoutesAccepted: {
+    parentKind: S.enum('Gateway', 'ListenerSet'),
+    parent: S.str,
+    listenerNames: S.nullable(S.arr(S.str)),
+    routes: S.arr(S.str),
+    requireGatewayAddress: S.bool,
+  },
+  routeCondition: { route: S.str, parent: S.str, condition },
+  routeParents: {
+    route: S.str,
+    namespaceRequired: S.bool,
+    parents: S.arr(
+      S.obj({
+        parentRef: S.obj({ group: S.str, kind: S.str, name: S.str, namespace: S.nullable(S.str) }, ['namespace']),
+        conditions,
+      }),
+    ),
+  },
+  routeHasNoAcceptedParents: { route: S.str },
+  gatewayCondition: { gateway: S.str, condition },
+  gatewayConditionsAtLatestGeneration: { gateway: S.str },
+  gatewayListenersExact: { gateway: S.str, listeners: S.arr(listenerExpectation) },
+  gatewayListenerConditions: { gateway: S.str, listeners: S.arr(S.str), conditions },
+  gatewayHasZeroRoutes: { gateway: S.str },
+  gatewayHasAddress: { gateway: S.str, listener: S.nullable(S.str) },
+  gatewayAttachedListenerSets: { gateway: S.str, count: S.num },
+  namespacesReady: { namespaces: S.arr(S.str) },
+  listenerSetCondition: { listenerSet: S.str, condition },
+  listenerSetListenersExact: { listenerSet: S.str, listeners: S.arr(listenerExpectation) },
+  listenerSetListenerConditions: { listenerSet: S.str, listeners: S.arr(S.str), conditions },
+  gatewayClassAccepted: { gatewayClass: S.str, status: conditionStatus },
+  gatewayClassConditionsAtLatestGeneration: { gatewayClass: S.str },
+  routeConditionsAtLatestGeneration: { route: S.str },
+  generationIncreased: { kind: S.str, object: S.str },
+};
+
+const OPTIONAL_CHECK_FIELDS: Record<string, string[]> = {
+  gatewayHasAddress: ['listener'],
+  parentAndRoutesAccepted: ['listenerNames'],
+};
+
+const statusCheck = S.custom((value, where) => {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return [`${where}: expected object`];
+  const kind = (value as { check?: unknown }).check;
+  if (typeof kind !== 'string' || !(kind in STATUS_CHECK_SPECS)) {
+    return [`${where}: unknown status check ${JSON.stringify(kind)}`];
+  }
+  const spec = S.obj({ check: S.str, ...STATUS_CHECK_SPECS[kind] }, OPTIONAL_CHECK_FIELDS[kind] ?? []);
+  return checkShape(value, spec, `${where}(${kind})`);
+});
+
+const tlsRequest = S.obj({ serverName: S.str, trustCertificateFrom: S.str, clientCertificateFrom: S.nullable(S.str) });
+
+const httpRequest = S.obj(
+  {
+    method: S.str,
+    host: S.nullable(S.str),
+    path: S.str,
+    headers: S.map(S.str),
+    protocol: S.enum('HTTP/1.1', 'HTTP/1.1+TLS', 'h2', 'h2c-prior-knowledge'),
+    followRedirects: S.bool,
+    tls: S.nullable(tlsRequest),
+  },
+  ['tls', 'headers', 'followRedirects', 'method'],
+);
+
+const wsRequest = S.obj(
+  { url: S.str, origin: S.nullable(S.str), host: S.nullable(S.str), headers: S.map(S.str) },
+  ['origin', 'headers'],
+);
+
+const statusList = S.nullable(S.arr(S.num));
+const backend = S.nullable(S.obj({ podNamePrefix: S.str, namespace: S.str }));
+const backendRequest = S.nullable(
+  S.obj(
+    {
+      path: S.nullable(S.str),
+      method: S.nullable(S.str),
+      host: S.nullable(S.str),
+      headers: S.map(S.str),
+      absentHeaders: S.arr(S.str),
+    },
+    ['path', 'method', 'host', 'headers', 'absentHeaders'],
+  ),
+);
+const response = S.nullable(
+  S.obj(
+    {
+      headers: S.map(S.str),
+      headersOneOf: S.map(S.arr(S.str)),
+      absentHeaders: S.arr(S.str),
+      ignoreWhitespace: S.bool,
+    },
+    ['headers', 'headersOneOf', 'absentHeaders', 'ignoreWhitespace'],
+  ),
+);
+const mirroredTo = S.nullable(S.arr(S.obj({ service: S.str, namespace: S.str, percent: S.nullable(S.num) }, ['percent'])));
+const redirect = S.nullable(
+  S.obj(
+    { scheme: S.nullable(S.str), host: S.nullable(S.str), port: S.nullable(S.union(S.str, S.num)), path: S.nullable(S.str) },
+    ['scheme', 'host', 'port', 'path'],
+  ),
+);
+
+const plainExpectFields: Record<string, Spec> = {
+  status: statusList,
+  notStatus: statusList,
+  backend,
+  backendRequest,
+  answeredByGateway: S.bool,
+  response,
+  mirroredTo,
+  redirect,
+  transportError: S.bool,
+};
+const plainExpectOptional = Object.keys(plainExpectFields);
+
+const wsFrame = S.obj({ type: S.enum('text', 'binary'), data: S.str, bytes: S.arr(S.num) }, ['data', 'bytes']);
+
+const randomJitter = S.obj({ header: S.str, note: S.str }, ['note']);
+
+interface KindSpec {
+  request: Spec;
+  expect: Spec;
+  distribution?: Spec;
+  extraCaseFields?: Record<string, Spec>;
+}
+
+/** Case kinds (undefined = a plain request/response case) and their fields. */
+export const CASE_KIND_SPECS: Record<string, KindSpec> = {
+  plain: {
+    request: httpRequest,
+    expect: S.obj(plainExpectFields, plainExpectOptional),
+  },
+  tlsConnectionFailure: {
+    request: httpRequest,
+    expect: S.obj({ transportError: S.enum(true) }, ['transportError']),
+  },
+  weightedDistribution: {
+    request: httpRequest,
+    expect: S.obj({ status: statusList, backend, weights: S.map(S.num) }, ['status', 'backend']),
+    distribution: S.obj(
+      {
+        totalRequests: S.num,
+        concurrency: S.num,
+        absoluteTolerance: S.num,
+        maxAttempts: S.num,
+        backendFromPodName: S.str,
+        zeroWeightBackendsMustGetNoTraffic: S.bool,
+      },
+      ['totalRequests', 'concurrency', 'absoluteTolerance', 'maxAttempts', 'backendFromPodName', 'zeroWeightBackendsMustGetNoTraffic'],
+    ),
+  },
+  percentageMirror: {
+    request: httpRequest,
+    expect: S.obj(plainExpectFields, plainExpectOptional),
+    distribution: S.obj(
+      { batchRequests: S.num, concurrency: S.num, maxBatches: S.num, toleranceStdDevs: S.num, requestIdPerBatch: S.str },
+      ['batchRequests', 'concurrency', 'maxBatches', 'toleranceStdDevs', 'requestIdPerBatch'],
+    ),
+  },
+  backendHeaderMatchesPod: {
+    request: httpRequest,
+    expect: S.obj({ ...plainExpectFields, header: S.str }, [...plainExpectOptional, 'header']),
+    distribution: S.obj({ totalRequests: S.num, requests: S.num }, ['totalRequests', 'requests']),
+    extraCaseFields: { header: S.str },
+  },
+  websocket: {
+    request: wsRequest,
+    expect: S.obj({ exchanges: S.arr(S.obj({ send: wsFrame, receive: wsFrame })) }),
+  },
+};
+
+const httpCase = S.custom((value, where) => {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return [`${where}: expected object`];
+  const rec = value as Record<string, unknown>;
+  const kind = rec.kind === undefined ? 'plain' : rec.kind;
+  if (typeof kind !== 'string' || kind === 'plain' && rec.kind !== undefined || !(kind in CASE_KIND_SPECS)) {
+    return [`${where}: unknown case kind ${JSON.stringify(rec.kind)}`];
+  }
+  const k = CASE_KIND_SPECS[kind];
+  const fields: Record<string, Spec> = {
+    name: S.str,
+    kind: S.str,
+    target: S.obj({ gateway: S.str, port: S.num, scheme: S.enum('http', 'https') }),
+    request: k.request,
+    expect: k.expect,
+    echoSetResponseHeaders: S.map(S.str),
+    placeholders: S.map(S.str, KNOWN_PLACEHOLDERS),
+    uniqueRequestIdQueryParam: S.str,
+    randomJitter,
+    ...(k.distribution ? { distribution: k.distribution } : {}),
+    ...(k.extraCaseFields ?? {}),
+  };
+  const optional = ['kind', 'echoSetResponseHeaders', 'placeholders', 'uniqueRequestIdQueryParam', 'randomJitter', 'distribution', ...Object.keys(k.extraCaseFields ?? {})];
+  const problems = checkShape(value, S.obj(fields, optional), where);
+  problems.push(...semanticCaseProblems(kind, rec, where));
+  return problems;
+});
+
+/** Combinations the shape alone cannot rule out. */
+function semanticCaseProblems(kind: string, c: Record<string, any>, where: string): string[] {
+  const out: string[] = [];
+  const req = c.request ?? {};
+  const scheme = c.target?.scheme;
+  if (kind !== 'websocket') {
+    const proto = req.protocol;
+    if (scheme === 'http' && proto !== undefined && proto !== 'HTTP/1.1' && proto !== 'h2c-prior-knowledge') {
+      out.push(`${where}: protocol ${proto} cannot be used with scheme http`);
+    }
+    if (scheme === 'https' && proto !== undefined && proto !== 'HTTP/1.1+TLS' && proto !== 'h2') {
+      out.push(`${where}: protocol ${proto} cannot be used with scheme https`);
+    }
+    if (scheme === 'https' && !req.tls) out.push(`${where}: an https target needs request.tls`);
+    if (scheme === 'http' && req.tls) out.push(`${where}: request.tls given for an http target`);
+  }
+  const ex = c.expect ?? {};
+  if (kind === 'plain') {
+    for (const m of ex.mirroredTo ?? []) {
+      if (m && m.percent !== null && m.percent !== undefined && m.percent !== 100) {
+        out.push(`${where}: mirroredTo with percent ${m.percent} needs kind percentageMirror`);
+      }
+    }
+    if (ex.transportError === true && (ex.status?.length ?? 0) > 0) out.push(`${where}: transportError and status are exclusive`);
+  }
+  if (kind === 'percentageMirror' && !(ex.mirroredTo ?? []).some((m: any) => typeof m?.percent === 'number')) {
+    out.push(`${where}: percentageMirror needs mirroredTo[].percent`);
+  }
+  if (kind === 'weightedDistribution' && !ex.weights) out.push(`${where}: weightedDistribution needs expect.weights`);
+  if (kind === 'backendHeaderMatchesPod' && typeof (c.header ?? ex.header) !== 'string') {
+    out.push(`${where}: backendHeaderMatchesPod needs a header name (case.header or expect.header)`);
+  }
+  if (kind === 'websocket') {
+    for (const [i, x] of (ex.exchanges ?? []).entries()) {
+      for (const side of ['send', 'receive']) {
+        const f = x?.[side];
+        if (!f) continue;
+        if (f.type === 'text' && typeof f.data !== 'string') out.push(`${where}.expect.exchanges[${i}].${side}: text frame needs data`);
+        if (f.type === 'binary' && !Array.isArray(f.bytes)) out.push(`${where}.expect.exchanges[${i}].${side}: binary frame needs bytes`);
+      }
+    }
+  }
+  return out;
+}
+
+const mutation = S.custom((value, where) => {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return [`${where}: expected object`];
+  return validateMutation(value as Record<string, unknown>).map((p) => `${where}: ${p}`);
+});
+
+const runnerAction = S.custom((value, where) => {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return [`${where}: expected object`];
+  const action = (value as { action?: unknown }).action;
+  if (action !== 'fillEndpointSlices') return [`${where}: unknown runner action ${JSON.stringify(action)}`];
+  return checkShape(value, S.obj({ action: S.str, endpointSlices: S.arr(S.str), from: S.str, note: S.str }, ['note']), where);
+});
+
+const feature = S.obj(
+  { name: S.str, goConstant: S.str, level: S.str, channel: S.str, profile: S.str },
+  ['goConstant', 'level', 'channel', 'profile'],
+);
+
+export const CASE_FILE_SPEC: Spec = S.obj(
+  {
+    schema: S.enum(CASE_SCHEMA),
+    name: S.str,
+    upstream: S.any,
+    summary: S.str,
+    features: S.arr(feature),
+    provisional: S.bool,
+    parallel: S.bool,
+    manifests: S.arr(S.str),
+    gateways: S.arr(S.str),
+    statusChecks: S.arr(statusCheck),
+    runnerActionsBeforeCases: S.arr(runnerAction),
+    cases: S.arr(httpCase),
+    followUp: S.arr(
+      S.obj(
+        { description: S.str, mutations: S.arr(mutation), statusChecks: S.arr(statusCheck), cases: S.arr(httpCase) },
+        ['description', 'statusChecks', 'cases'],
+      ),
+    ),
+    notes: S.arr(S.str),
+  },
+  ['upstream', 'summary', 'provisional', 'parallel', 'gateways', 'runnerActionsBeforeCases', 'followUp', 'notes', 'statusChecks', 'cases'],
+);
+
+/** Every problem that makes the runner unable to evaluate the case file exactly. */
+export function validateCaseFile(value: unknown): string[] {
+  return checkShape(value, CASE_FILE_SPEC, 'case');
+}

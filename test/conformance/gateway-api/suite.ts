@@ -1,0 +1,587 @@
+// The Gateway API suite: loads suite.json and the case files, prepares the
+// environment (echo pods, certificates, manifests, one `sluice run` child),
+// and runs every test in order as the suite README describes.
+
+import { randomInt } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join, resolve } from 'node:path';
+import { ArgsError, type RunnerArgs } from '../lib/args.ts';
+import { keyOf, ManifestStore, refOfObject, type KObject } from '../lib/manifest-store.ts';
+import { applyPatch, matchesRef } from '../lib/mutations.ts';
+import { sleep } from '../lib/poll.ts';
+import type { Reporter } from '../lib/report.ts';
+import { freePort, SluiceProcess } from '../lib/sluice-process.ts';
+import {
+  EchoFleet,
+  endpointSlicesForServices,
+  fillEndpointSlice,
+  gatewayClassObject,
+  generateObjects,
+  loadSuiteManifest,
+  secretPem,
+  suiteNamespaces,
+  type PlaceholderValues,
+} from './environment.ts';
+import { SUITE_SCHEMA, validateCaseFile } from './schema.ts';
+import { describeCheck, evaluateStatusCheck, StatusIndex, timeoutNameFor, type CheckContext } from './status-checks.ts';
+import { runCase, type TrafficEnv } from './traffic.ts';
+import type { CaseFile, HttpCase, MutationSpec, RunnerAction, StatusCheck, SuiteFile } from './types.ts';
+
+export interface SuiteContext {
+  projectRoot: string;
+  args: RunnerArgs;
+  report: Reporter;
+  claimedFeatures: readonly string[];
+  /** Registers teardown work for an interrupted run (SIGINT). */
+  registerCleanup(fn: () => Promise<void>): void;
+}
+
+const GATEWAY_CLASS_NAME = 'sluice-conformance';
+const STATUS_POLL_MS = 200;
+const SYNC_TIMEOUT_MS = 20_000;
+const GROUP_SUITE = '00-suite';
+const GROUP_BASE = '10-base';
+const GROUP_BASE_SLICES = '11-base-endpointslices';
+const GROUP_TEST = '50-test';
+const GROUP_TEST_SLICES = '51-test-endpointslices';
+
+interface PlannedTest {
+  file: string;
+  name: string;
+  data?: CaseFile;
+  problems: string[];
+}
+
+/** JSON with sorted keys, so equal content compares equal. */
+function stableJson(value: unknown): string {
+  return JSON.stringify(value, (_k, v) =>
+    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, v[k]])) : v,
+  );
+}
+
+export function loadPlan(casesDir: string, only: string[]): PlannedTest[] {
+  if (!existsSync(casesDir)) throw new ArgsError(`--cases ${casesDir}: no such folder`);
+  const files = readdirSync(casesDir).filter((f) => f.endsWith('.json')).sort();
+  const plan: PlannedTest[] = files.map((f) => {
+    const file = join(casesDir, f);
+    let data: unknown;
+    try {
+      data = JSON.parse(readFileSync(file, 'utf8'));
+    } catch (err) {
+      return { file, name: basename(f, '.json'), problems: [`cannot parse ${f}: ${(err as Error).message}`] };
+    }
+    const name = typeof (data as { name?: unknown })?.name === 'string' ? (data as { name: string }).name : basename(f, '.json');
+    const problems = validateCaseFile(data);
+    return { file, name, data: problems.length ? undefined : (data as CaseFile), problems };
+  });
+  if (only.length === 0) return plan;
+  const unknown = only.filter((n) => !plan.some((p) => p.name === n));
+  if (unknown.length) throw new ArgsError(`--only: no test named ${unknown.join(', ')} in ${casesDir}`);
+  return plan.filter((p) => only.includes(p.name));
+}
+
+export function missingFeatures(tc: CaseFile, claimed: readonly string[]): string[] {
+  return [...new Set(tc.features.map((f) => f.name).filter((n) => !claimed.includes(n)))];
+}
+
+// ---------------------------------------------------------------------------
+// Environment
+// ---------------------------------------------------------------------------
+
+class Environment {
+  readonly suite: SuiteFile;
+  readonly sharedRoot: string;
+  readonly baseManifestPath: string;
+  readonly values: PlaceholderValues;
+  readonly tempDir: string;
+  readonly store: ManifestStore;
+  readonly report: Reporter;
+  readonly args: RunnerArgs;
+  fleet: EchoFleet | undefined;
+  sluice: SluiceProcess | undefined;
+  kindsSeen = new Set<string>();
+  #suitePristine: KObject[] = [];
+  #basePristine: KObject[] = [];
+  #baseSlices: KObject[] = [];
+  #addressCache = new Map<string, { at: number; addr: string | undefined }>();
+
+  constructor(suite: SuiteFile, sharedRoot: string, args: RunnerArgs, report: Reporter) {
+    this.suite = suite;
+    this.sharedRoot = sharedRoot;
+    this.baseManifestPath = resolve(sharedRoot, suite.baseManifests);
+    this.values = { gatewayClassName: GATEWAY_CLASS_NAME, controllerName: args.controllerName };
+    this.tempDir = mkdtempSync(join(tmpdir(), 'sluice-conformance-'));
+    this.store = new ManifestStore(join(this.tempDir, 'manifests'));
+    this.report = report;
+    this.args = args;
+  }
+
+  get logFile(): string {
+    return join(this.tempDir, 'sluice.log');
+  }
+
+  async start(projectRoot: string): Promise<void> {
+    const base = loadSuiteManifest(this.baseManifestPath, this.values);
+    const namespaces = suiteNamespaces(this.suite, base);
+    const generated = await generateObjects(this.suite.generatedObjects ?? []);
+    this.fleet = await EchoFleet.start({
+      instances: this.suite.echoBackends.instances,
+      deployments: base.filter((o) => o.kind === 'Deployment'),
+      containerPorts: this.suite.echoBackends.containerPorts,
+    });
+    this.report.verbose(`echo pods: ${this.fleet.pods.map((p) => `${p.namespace}/${p.name}@${p.ip}`).join(', ')}`);
+    this.#suitePristine = [...namespaces, gatewayClassObject(GATEWAY_CLASS_NAME, this.args.controllerName), ...generated.objects];
+    this.#basePristine = base;
+    this.#baseSlices = endpointSlicesForServices(base, this.fleet.pods);
+    this.store.set(GROUP_SUITE, structuredClone(this.#suitePristine));
+    this.store.set(GROUP_BASE, structuredClone(this.#basePristine));
+    this.store.set(GROUP_BASE_SLICES, structuredClone(this.#baseSlices));
+    this.store.flush();
+
+    const adminPort = await freePort('127.0.0.1');
+    const bindAddress = this.args.bindAddress ?? `127.${randomInt(100, 200)}.0.0/16`;
+    this.sluice = new SluiceProcess({
+      projectRoot,
+      manifestDir: this.store.dir,
+      bindAddress,
+      portOffset: this.args.portOffset,
+      adminAddress: `127.0.0.1:${adminPort}`,
+      controllerName: this.args.controllerName,
+      logFile: this.logFile,
+    });
+    this.report.verbose(`temp dir ${this.tempDir}; sluice admin 127.0.0.1:${adminPort}, gateways in ${bindAddress}, port offset ${this.args.portOffset}`);
+    this.sluice.start();
+    const sluice = this.sluice;
+    process.once('exit', () => sluice.killNow());
+    await this.sluice.waitReady(60_000);
+    const gcCheck: StatusCheck = { check: 'gatewayClassAccepted', gatewayClass: GATEWAY_CLASS_NAME, status: 'True' };
+    const failure = await this.runStatusChecks([gcCheck], 'runner GatewayClass: ', []);
+    if (failure) throw new Error(failure);
+  }
+
+  async close(): Promise<void> {
+    await this.sluice?.stop();
+    await this.fleet?.close();
+  }
+
+  // -- status --------------------------------------------------------------
+
+  async statusIndex(): Promise<StatusIndex> {
+    const items = await this.sluice!.status();
+    for (const i of items) if (typeof i?.kind === 'string') this.kindsSeen.add(i.kind);
+    return new StatusIndex(items);
+  }
+
+  timeoutMs(check: StatusCheck): number | string {
+    const name = timeoutNameFor(check);
+    const secs = this.suite.convergence.statusTimeoutsSeconds[name];
+    if (typeof secs !== 'number') return `suite.json has no statusTimeoutsSeconds.${name}`;
+    const cap = this.args.maxStatusTimeoutSeconds;
+    return (cap !== undefined ? Math.min(cap, secs) : secs) * 1000;
+  }
+
+  /** Runs checks in order, each polled until it holds; returns the first failure. */
+  async runStatusChecks(checks: StatusCheck[], label: string, generationsBefore: [string, number][]): Promise<string | undefined> {
+    for (const [i, check] of checks.entries()) {
+      const timeout = this.timeoutMs(check);
+      if (typeof timeout === 'string') return `${label}statusChecks[${i}] ${describeCheck(check)}: ${timeout}`;
+      const ctx: CheckContext = {
+        controllerName: this.args.controllerName,
+        index: new StatusIndex([]),
+        generationsBefore: new Map(generationsBefore),
+        declaredGateways: this.store
+          .all()
+          .filter((o) => o.kind === 'Gateway')
+          .map((o) => ({ ref: refOfObject(o), annotations: o.metadata.annotations ?? {} })),
+        state: {},
+      };
+      const start = Date.now();
+      let problems: string[] = [];
+      for (;;) {
+        if (this.sluice?.exitInfo) return `${label}statusChecks[${i}] ${describeCheck(check)}: sluice ${this.sluice.exitInfo}`;
+        try {
+          ctx.index = await this.statusIndex();
+          problems = evaluateStatusCheck(check, ctx);
+        } catch (err) {
+          problems = [`cannot read Sluice status: ${(err as Error).message}`];
+        }
+        if (problems.length === 0) break;
+        if (Date.now() - start >= timeout) {
+          return `${label}statusChecks[${i}] ${describeCheck(check)}: ${problems.join('; ')} (not true within ${Math.round(timeout / 1000)} s)`;
+        }
+        await sleep(STATUS_POLL_MS);
+      }
+      this.report.verbose(`  ok ${label}statusChecks[${i}] ${describeCheck(check)} (${Date.now() - start} ms)`);
+    }
+    return undefined;
+  }
+
+  /** Waits until Sluice reports `present` (same spec) and no longer reports `absent`. */
+  async sync(present: KObject[], absent: KObject[], what: string): Promise<void> {
+    const deadline = Date.now() + SYNC_TIMEOUT_MS;
+    let pending: string[] = [];
+    while (Date.now() < deadline) {
+      if (this.sluice?.exitInfo) return;
+      let index: StatusIndex;
+      try {
+        index = await this.statusIndex();
+      } catch {
+        await sleep(STATUS_POLL_MS);
+        continue;
+      }
+      pending = [];
+      for (const o of present) {
+        if (!this.kindsSeen.has(o.kind)) continue;
+        const item = index.get(o.kind, refOfObject(o));
+        if (!item) pending.push(`${keyOf(o)} missing`);
+        else if (o.spec !== undefined && stableJson(item.spec) !== stableJson(o.spec)) pending.push(`${keyOf(o)} has an older spec`);
+      }
+      for (const o of absent) {
+        if (this.kindsSeen.has(o.kind) && index.get(o.kind, refOfObject(o))) pending.push(`${keyOf(o)} still present`);
+      }
+      if (pending.length === 0) return;
+      await sleep(STATUS_POLL_MS);
+    }
+    this.report.verbose(`  warning: Sluice did not pick up ${what} within ${SYNC_TIMEOUT_MS / 1000} s: ${pending.slice(0, 5).join(', ')}`);
+  }
+
+  // -- manifests -------------------------------------------------------------
+
+  baseSlicesFor(baseObjects: KObject[]): KObject[] {
+    const services = new Set(baseObjects.filter((o) => o.kind === 'Service').map((o) => `${o.metadata.namespace}/${o.metadata.name}`));
+    return structuredClone(
+      this.#baseSlices.filter((s) => services.has(`${s.metadata.namespace}/${s.metadata.labels?.['kubernetes.io/service-name']}`)),
+    );
+  }
+
+  restoreBase(): void {
+    this.store.set(GROUP_SUITE, structuredClone(this.#suitePristine));
+    const base = structuredClone(this.#basePristine);
+    this.store.set(GROUP_BASE, base);
+    this.store.set(GROUP_BASE_SLICES, this.baseSlicesFor(base));
+  }
+
+  pristineObjects(): KObject[] {
+    return [...this.#suitePristine, ...this.#basePristine, ...this.#baseSlices];
+  }
+
+  // -- traffic helpers -------------------------------------------------------
+
+  async gatewayAddress(ref: string): Promise<string | undefined> {
+    const cached = this.#addressCache.get(ref);
+    if (cached && cached.addr && Date.now() - cached.at < 2000) return cached.addr;
+    let addr: string | undefined;
+    try {
+      const gw = (await this.statusIndex()).get('Gateway', ref);
+      addr = (gw?.status?.addresses ?? []).find((a: any) => typeof a?.value === 'string' && a.value !== '')?.value;
+    } catch {
+      addr = undefined;
+    }
+    this.#addressCache.set(ref, { at: Date.now(), addr });
+    return addr;
+  }
+
+  async gatewayAddresses(): Promise<Set<string>> {
+    const out = new Set<string>();
+    try {
+      for (const gw of (await this.statusIndex()).list('Gateway')) {
+        for (const a of gw.status?.addresses ?? []) if (typeof a?.value === 'string') out.add(a.value);
+      }
+    } catch {
+      // none known
+    }
+    return out;
+  }
+
+  servicePods(namespace: string, service: string) {
+    const objects = this.store.all();
+    const svc = objects.find((o) => o.kind === 'Service' && o.metadata.name === service && (o.metadata.namespace ?? 'default') === namespace);
+    const selector: Record<string, string> | undefined = svc?.spec?.selector;
+    if (selector && Object.keys(selector).length) return this.fleet!.select(namespace, selector).map((p) => p.server);
+    const ips = new Set<string>();
+    for (const s of objects) {
+      if (s.kind !== 'EndpointSlice' || s.metadata.namespace !== namespace || s.metadata.labels?.['kubernetes.io/service-name'] !== service) continue;
+      for (const ep of (s.endpoints ?? []) as any[]) for (const a of ep?.addresses ?? []) ips.add(a);
+    }
+    return this.fleet!.pods.filter((p) => ips.has(p.ip)).map((p) => p.server);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// One test
+// ---------------------------------------------------------------------------
+
+class TestRun {
+  readonly env: Environment;
+  readonly tc: CaseFile;
+  readonly failures: string[] = [];
+  #testObjects: KObject[] = [];
+
+  constructor(env: Environment, tc: CaseFile) {
+    this.env = env;
+    this.tc = tc;
+  }
+
+  get report(): Reporter {
+    return this.env.report;
+  }
+
+  trafficEnv(): TrafficEnv {
+    const env = this.env;
+    const conv = env.suite.convergence;
+    return {
+      testName: this.tc.name,
+      portOffset: env.args.portOffset,
+      requestTimeoutMs: conv.requestTimeoutSeconds * 1000,
+      convergence: {
+        requiredSuccesses: conv.requiredConsecutiveSuccesses,
+        pollIntervalMs: conv.defaultPollIntervalMs,
+        budgetMs: conv.maxTimeToConsistencySeconds * 1000,
+      },
+      gatewayAddress: (ref) => env.gatewayAddress(ref),
+      gatewayAddresses: () => env.gatewayAddresses(),
+      secret: (ref) => secretPem(env.store.all(), ref),
+      servicePods: (ns, svc) => env.servicePods(ns, svc),
+      verbose: (line) => this.report.verbose(line),
+    };
+  }
+
+  /** Returns the failures (empty = PASS). */
+  async run(): Promise<string[]> {
+    try {
+      await this.apply();
+      if (await this.statusChecks(this.tc.statusChecks ?? [], '', [])) return this.failures;
+      for (const [i, action] of (this.tc.runnerActionsBeforeCases ?? []).entries()) {
+        const problem = await this.runnerAction(action);
+        if (problem) {
+          this.failures.push(`runnerActionsBeforeCases[${i}] ${action.action}: ${problem}`);
+          return this.failures;
+        }
+      }
+      await this.cases(this.tc.cases ?? [], '');
+      for (const [i, f] of (this.tc.followUp ?? []).entries()) {
+        const label = `followUp[${i}] (${f.description}) `;
+        const before = await this.mutate(f.mutations ?? [], label);
+        if (before === undefined) return this.failures;
+        if (await this.statusChecks(f.statusChecks ?? [], label, before)) return this.failures;
+        await this.cases(f.cases ?? [], label);
+      }
+      return this.failures;
+    } catch (err) {
+      const e = err as Error;
+      this.failures.push(`runner error: ${this.report.verboseEnabled ? e.stack ?? e : e.message ?? e}`);
+      return this.failures;
+    } finally {
+      await this.cleanup();
+    }
+  }
+
+  async apply(): Promise<void> {
+    const env = this.env;
+    const loaded: KObject[] = [];
+    for (const m of this.tc.manifests) {
+      const abs = resolve(env.sharedRoot, m);
+      if (abs === env.baseManifestPath) continue;
+      loaded.push(...loadSuiteManifest(abs, env.values));
+    }
+    // Later documents win, like `kubectl apply` of the same object twice.
+    const byKey = new Map<string, KObject>();
+    for (const o of loaded) byKey.set(keyOf(o), o);
+    this.#testObjects = [...byKey.values()];
+    const overridden = new Set(byKey.keys());
+    const suite = env.store.get(GROUP_SUITE).filter((o) => !overridden.has(keyOf(o)));
+    const base = env.store.get(GROUP_BASE).filter((o) => !overridden.has(keyOf(o)));
+    env.store.set(GROUP_SUITE, suite);
+    env.store.set(GROUP_BASE, base);
+    env.store.set(GROUP_BASE_SLICES, env.baseSlicesFor(base));
+    env.store.set(GROUP_TEST, this.#testObjects);
+    env.store.set(GROUP_TEST_SLICES, endpointSlicesForServices(this.#testObjects, env.fleet!.pods));
+    env.store.flush();
+    this.report.verbose(`  applied ${this.#testObjects.length} test object(s)`);
+    await env.sync([...this.#testObjects, ...env.store.get(GROUP_TEST_SLICES)], [], `the manifests of ${this.tc.name}`);
+  }
+
+  async cleanup(): Promise<void> {
+    const env = this.env;
+    const removed = [...env.store.get(GROUP_TEST), ...env.store.get(GROUP_TEST_SLICES)];
+    env.store.remove(GROUP_TEST);
+    env.store.remove(GROUP_TEST_SLICES);
+    env.restoreBase();
+    env.store.flush();
+    const pristineKeys = new Set(env.pristineObjects().map(keyOf));
+    if (env.sluice && !env.sluice.exitInfo) {
+      await env.sync(
+        env.store.all().filter((o) => o.kind !== 'EndpointSlice'),
+        removed.filter((o) => !pristineKeys.has(keyOf(o))),
+        `the removal of ${this.tc.name}`,
+      );
+    }
+  }
+
+  /** Returns true when a check failed (recorded). */
+  async statusChecks(checks: StatusCheck[], label: string, before: [string, number][]): Promise<boolean> {
+    const failure = await this.env.runStatusChecks(checks, label, before);
+    if (failure) this.failures.push(failure);
+    return Boolean(failure);
+  }
+
+  async cases(cases: HttpCase[], label: string): Promise<void> {
+    const traffic = this.trafficEnv();
+    for (const c of cases) {
+      const exited = this.env.sluice?.exitInfo;
+      if (exited) {
+        this.failures.push(`${label}case "${c.name}": not run, sluice ${exited}`);
+        continue;
+      }
+      const start = Date.now();
+      const problems = await runCase(c, traffic);
+      if (problems.length) this.failures.push(`${label}case "${c.name}": ${problems.join('; ')}`);
+      this.report.verbose(`  ${problems.length ? 'FAILED' : 'ok'} ${label}case "${c.name}" (${Date.now() - start} ms)`);
+    }
+  }
+
+  async runnerAction(action: RunnerAction): Promise<string | undefined> {
+    if (action.action !== 'fillEndpointSlices') return `unknown runner action ${JSON.stringify(action.action)}`;
+    const env = this.env;
+    const deployments = [...new Set(env.suite.echoBackends.instances.map((i) => i.deployment))];
+    const mentioned = deployments.filter((d) => new RegExp(`(^|[^a-z0-9-])${d.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}([^a-z0-9-]|$)`).test(action.from));
+    if (mentioned.length !== 1) return `cannot tell which echo Deployment fills the slices from ${JSON.stringify(action.from)}`;
+    const pods = env.fleet!.byDeployment(undefined, mentioned[0]);
+    const touched: KObject[] = [];
+    for (const ref of action.endpointSlices) {
+      const [namespace, name] = ref.split('/', 2);
+      const found = env.store.find((o) => o.kind === 'EndpointSlice' && o.metadata.name === name && (o.metadata.namespace ?? 'default') === namespace);
+      if (!found) return `EndpointSlice ${ref} is not in the manifests`;
+      fillEndpointSlice(found.object, pods);
+      env.store.touch(found.group);
+      touched.push(found.object);
+    }
+    env.store.flush();
+    await env.sync(touched, [], 'the filled EndpointSlices');
+    return undefined;
+  }
+
+  /** Applies follow-up mutations; returns generations before them, or undefined on failure. */
+  async mutate(mutations: MutationSpec[], label: string): Promise<[string, number][] | undefined> {
+    const env = this.env;
+    let index: StatusIndex;
+    try {
+      index = await env.statusIndex();
+    } catch (err) {
+      this.failures.push(`${label}cannot read Sluice status before the mutations: ${(err as Error).message}`);
+      return undefined;
+    }
+    const before: [string, number][] = [];
+    const present: KObject[] = [];
+    const absent: KObject[] = [];
+    for (const [i, m] of mutations.entries()) {
+      const found = env.store.find((o) => matchesRef(o, m));
+      const target = `${m.kind} ${m.namespace ? `${m.namespace}/` : ''}${m.name}`;
+      if (!found) {
+        this.failures.push(`${label}mutations[${i}] ${m.op}: ${target} is not in the manifests`);
+        return undefined;
+      }
+      const ref = refOfObject(found.object);
+      const gen = index.get(m.kind, ref)?.metadata.generation;
+      if (typeof gen === 'number') before.push([`${m.kind}/${ref}`, gen]);
+      const list = env.store.get(found.group);
+      if (m.op === 'delete') {
+        list.splice(found.index, 1);
+        absent.push(found.object);
+      } else if (m.op === 'patch') {
+        try {
+          list[found.index] = applyPatch(found.object as unknown as Record<string, unknown>, m) as unknown as KObject;
+        } catch (err) {
+          this.failures.push(`${label}mutations[${i}] patch ${target}: ${(err as Error).message}`);
+          return undefined;
+        }
+        present.push(list[found.index]);
+      } else {
+        this.failures.push(`${label}mutations[${i}]: unknown op ${JSON.stringify((m as { op?: unknown }).op)}`);
+        return undefined;
+      }
+      env.store.touch(found.group);
+    }
+    env.store.flush();
+    await env.sync(present, absent, `${label}mutations`);
+    return before;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Entry
+// ---------------------------------------------------------------------------
+
+export async function runSuite(ctx: SuiteContext): Promise<void> {
+  const { args, report } = ctx;
+  const sharedRoot = resolve(ctx.projectRoot, '..');
+  const defaultDir = join(sharedRoot, 'shared', 'conformance', 'gateway-api');
+  const casesDir = args.casesDir ? resolve(args.casesDir) : join(defaultDir, 'cases');
+  const siblingSuite = join(casesDir, '..', 'suite.json');
+  const suitePath = args.suiteFile ? resolve(args.suiteFile) : existsSync(siblingSuite) ? siblingSuite : join(defaultDir, 'suite.json');
+  let suite: SuiteFile;
+  try {
+    suite = JSON.parse(readFileSync(suitePath, 'utf8'));
+  } catch (err) {
+    throw new ArgsError(`cannot read ${suitePath}: ${(err as Error).message}`);
+  }
+  if (suite?.schema !== SUITE_SCHEMA) throw new ArgsError(`${suitePath}: schema ${JSON.stringify(suite?.schema)}, expected ${SUITE_SCHEMA}`);
+
+  const plan = loadPlan(casesDir, args.only);
+  report.verbose(`suite ${suitePath}, ${plan.length} test(s) from ${casesDir}`);
+
+  let env: Environment | undefined;
+  /** The environment whose temp dir holds the manifests and the Sluice log (also after a failed setup). */
+  let envRef: Environment | undefined;
+  let envError: string | undefined;
+  const ensureEnv = async (): Promise<Environment | undefined> => {
+    if (env || envError) return env;
+    const e = new Environment(suite, sharedRoot, args, report);
+    envRef = e;
+    ctx.registerCleanup(() => e.close());
+    try {
+      await e.start(ctx.projectRoot);
+      env = e;
+    } catch (err) {
+      envError = `environment setup failed: ${(err as Error).message} (Sluice log: ${e.logFile})`;
+      await e.close();
+      env = undefined;
+    }
+    return env;
+  };
+
+  for (const t of plan) {
+    if (!t.data) {
+      report.fail(t.name, `invalid case file (the runner cannot evaluate it exactly): ${t.problems.join('; ')}`);
+      continue;
+    }
+    const missing = missingFeatures(t.data, ctx.claimedFeatures);
+    if (missing.length) {
+      report.skip(t.name, missing);
+      continue;
+    }
+    const e = await ensureEnv();
+    if (!e) {
+      report.fail(t.name, envError ?? 'environment setup failed');
+      continue;
+    }
+    if (e.sluice?.exitInfo) {
+      report.fail(t.name, `sluice ${e.sluice.exitInfo}`);
+      continue;
+    }
+    report.verbose(`RUN ${t.name}`);
+    const failures = await new TestRun(e, t.data).run();
+    if (failures.length === 0) report.pass(t.name);
+    else report.fail(t.name, failures.length > 4 ? `${failures.slice(0, 4).join(' || ')} || (+${failures.length - 4} more)` : failures.join(' || '));
+  }
+
+  if (env) await env.close();
+  if (envRef) {
+    if (report.failed > 0 || args.keepTemp) {
+      report.note(`Sluice log: ${envRef.logFile} (manifests in ${envRef.store.dir})`);
+    } else {
+      rmSync(envRef.tempDir, { recursive: true, force: true });
+    }
+  }
+}

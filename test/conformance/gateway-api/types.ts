@@ -1,0 +1,240 @@
+// Shapes of suite.json and cases/*.json (schemas gwapi-conformance-suite/v1
+// and gwapi-conformance-case/v1). schema.ts checks them strictly first.
+
+export interface Condition {
+  type: string;
+  /** null = any */
+  status: string | null;
+  /** null = any */
+  reason: string | null;
+}
+
+export interface ListenerExpectation {
+  name: string;
+  supportedKinds: { group?: string | null; kind: string }[];
+  attachedRoutes: number;
+  conditions: Condition[];
+}
+
+export type StatusCheck =
+  | { check: 'parentAndRoutesAccepted'; parentKind: 'Gateway' | 'ListenerSet'; parent: string; listenerNames: string[] | null; routes: string[]; requireGatewayAddress: boolean }
+  | { check: 'routeCondition'; route: string; parent: string; condition: Condition }
+  | { check: 'routeParents'; route: string; namespaceRequired: boolean; parents: { parentRef: { group: string; kind: string; name: string; namespace?: string | null }; conditions: Condition[] }[] }
+  | { check: 'routeHasNoAcceptedParents'; route: string }
+  | { check: 'gatewayCondition'; gateway: string; condition: Condition }
+  | { check: 'gatewayConditionsAtLatestGeneration'; gateway: string }
+  | { check: 'gatewayListenersExact'; gateway: string; listeners: ListenerExpectation[] }
+  | { check: 'gatewayListenerConditions'; gateway: string; listeners: string[]; conditions: Condition[] }
+  | { check: 'gatewayHasZeroRoutes'; gateway: string }
+  | { check: 'gatewayHasAddress'; gateway: string; listener?: string | null }
+  | { check: 'gatewayAttachedListenerSets'; gateway: string; count: number }
+  | { check: 'namespacesReady'; namespaces: string[] }
+  | { check: 'listenerSetCondition'; listenerSet: string; condition: Condition }
+  | { check: 'listenerSetListenersExact'; listenerSet: string; listeners: ListenerExpectation[] }
+  | { check: 'listenerSetListenerConditions'; listenerSet: string; listeners: string[]; conditions: Condition[] }
+  | { check: 'gatewayClassAccepted'; gatewayClass: string; status: string | null }
+  | { check: 'gatewayClassConditionsAtLatestGeneration'; gatewayClass: string }
+  | { check: 'routeConditionsAtLatestGeneration'; route: string }
+  | { check: 'generationIncreased'; kind: string; object: string };
+
+export type StatusCheckKind = StatusCheck['check'];
+
+export interface TlsRequest {
+  serverName: string;
+  trustCertificateFrom: string;
+  clientCertificateFrom: string | null;
+}
+
+export interface HttpRequestSpec {
+  method: string;
+  host: string | null;
+  path: string;
+  headers: Record<string, string>;
+  protocol: 'HTTP/1.1' | 'HTTP/1.1+TLS' | 'h2' | 'h2c-prior-knowledge';
+  followRedirects: boolean;
+  tls?: TlsRequest | null;
+}
+
+export interface WebSocketRequestSpec {
+  url: string;
+  origin?: string | null;
+  host: string | null;
+  headers?: Record<string, string>;
+}
+
+export interface Target {
+  gateway: string;
+  port: number;
+  scheme: 'http' | 'https';
+}
+
+export interface BackendRequestExpectation {
+  path?: string | null;
+  method?: string | null;
+  host?: string | null;
+  headers?: Record<string, string>;
+  absentHeaders?: string[];
+}
+
+export interface ResponseExpectation {
+  headers?: Record<string, string>;
+  headersOneOf?: Record<string, string[]>;
+  absentHeaders?: string[];
+  ignoreWhitespace?: boolean;
+}
+
+export interface MirrorExpectation {
+  service: string;
+  namespace: string;
+  percent: number | null;
+}
+
+export interface RedirectExpectation {
+  scheme?: string | null;
+  host?: string | null;
+  port?: string | number | null;
+  path?: string | null;
+}
+
+export interface WsFrame {
+  type: 'text' | 'binary';
+  data?: string;
+  bytes?: number[];
+}
+
+export interface Expectation {
+  status?: number[] | null;
+  notStatus?: number[] | null;
+  backend?: { podNamePrefix: string; namespace: string } | null;
+  backendRequest?: BackendRequestExpectation | null;
+  answeredByGateway?: boolean;
+  response?: ResponseExpectation | null;
+  mirroredTo?: MirrorExpectation[] | null;
+  redirect?: RedirectExpectation | null;
+  transportError?: boolean;
+  weights?: Record<string, number>;
+  exchanges?: { send: WsFrame; receive: WsFrame }[];
+  header?: string;
+}
+
+export interface Distribution {
+  totalRequests?: number;
+  concurrency?: number;
+  absoluteTolerance?: number;
+  maxAttempts?: number;
+  backendFromPodName?: string;
+  zeroWeightBackendsMustGetNoTraffic?: boolean;
+  batchRequests?: number;
+  maxBatches?: number;
+  toleranceStdDevs?: number;
+  requestIdPerBatch?: string;
+  requests?: number;
+}
+
+export type CaseKind = 'weightedDistribution' | 'percentageMirror' | 'backendHeaderMatchesPod' | 'websocket' | 'tlsConnectionFailure';
+
+export interface HttpCase {
+  name: string;
+  kind?: CaseKind;
+  target: Target;
+  request: HttpRequestSpec & Partial<WebSocketRequestSpec>;
+  expect: Expectation;
+  echoSetResponseHeaders?: Record<string, string>;
+  placeholders?: Record<string, string>;
+  uniqueRequestIdQueryParam?: string;
+  randomJitter?: { header: string; note?: string };
+  distribution?: Distribution;
+  header?: string;
+}
+
+export interface MutationSpec {
+  op: 'delete' | 'patch';
+  apiVersion?: string;
+  kind: string;
+  namespace?: string;
+  name: string;
+  set?: Record<string, unknown>;
+  appendTo?: Record<string, unknown>;
+  keepOnly?: Record<string, unknown>;
+}
+
+export interface RunnerAction {
+  action: 'fillEndpointSlices';
+  endpointSlices: string[];
+  from: string;
+  note?: string;
+}
+
+export interface FollowUp {
+  description: string;
+  mutations: MutationSpec[];
+  statusChecks: StatusCheck[];
+  cases: HttpCase[];
+}
+
+export interface Feature {
+  name: string;
+  goConstant?: string;
+  level?: string;
+  channel?: string;
+  profile?: string;
+}
+
+export interface CaseFile {
+  schema: string;
+  name: string;
+  upstream?: unknown;
+  summary?: string;
+  features: Feature[];
+  provisional?: boolean;
+  parallel?: boolean;
+  manifests: string[];
+  gateways?: string[];
+  statusChecks: StatusCheck[];
+  runnerActionsBeforeCases?: RunnerAction[];
+  cases: HttpCase[];
+  followUp?: FollowUp[];
+  notes?: string[];
+}
+
+export interface EchoBackendInstance {
+  namespace: string;
+  deployment: string;
+  replicas: number;
+  service: string;
+  servicePorts: { name?: string; port: number; targetPort: number; appProtocol?: string }[];
+  note?: string;
+}
+
+export interface GeneratedObject {
+  kind: 'Secret' | 'ConfigMap';
+  type?: string;
+  namespace: string;
+  name: string;
+  how?: string;
+  subjectAltNames?: { dns?: string[]; uri?: string[]; ip?: string[] };
+  upstreamHosts?: string[];
+  data?: Record<string, string>;
+  usedBy?: string;
+}
+
+export interface SuiteFile {
+  schema: string;
+  baseManifests: string;
+  placeholders: Record<string, string>;
+  namespaces: { name: string; labels?: Record<string, string> }[];
+  generatedObjects: GeneratedObject[];
+  caCertificateShape?: string;
+  echoBackends: {
+    instances: EchoBackendInstance[];
+    containerPorts: { http: number; h2c: number; https: number };
+  };
+  convergence: {
+    requiredConsecutiveSuccesses: number;
+    defaultPollIntervalMs: number;
+    maxTimeToConsistencySeconds: number;
+    requestTimeoutSeconds: number;
+    statusTimeoutsSeconds: Record<string, number>;
+  };
+  [k: string]: unknown;
+}

@@ -1,0 +1,133 @@
+// Runs `sluice run` as a child process and talks to its admin API.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import net from 'node:net';
+import { sleep } from './poll.ts';
+
+export interface SluiceOptions {
+  projectRoot: string;
+  manifestDir: string;
+  bindAddress: string;
+  portOffset: number;
+  adminAddress: string;
+  controllerName: string;
+  logFile: string;
+  extraArgs?: string[];
+}
+
+export class SluiceProcess {
+  readonly options: SluiceOptions;
+  #child: ChildProcess | undefined;
+  #log: WriteStream | undefined;
+  #exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  #exited: Promise<void> = Promise.resolve();
+
+  constructor(options: SluiceOptions) {
+    this.options = options;
+  }
+
+  get adminUrl(): string {
+    return `http://${this.options.adminAddress}`;
+  }
+
+  /** Set once the process exited (unexpectedly or not). */
+  get exitInfo(): string | undefined {
+    if (!this.#exit) return undefined;
+    return this.#exit.signal ? `signal ${this.#exit.signal}` : `exit code ${this.#exit.code}`;
+  }
+
+  start(): void {
+    const o = this.options;
+    this.#log = createWriteStream(o.logFile, { flags: 'a' });
+    const args = [
+      '--disable-warning=ExperimentalWarning',
+      'bin/sluice.js',
+      'run',
+      '--manifests',
+      o.manifestDir,
+      '--bind-address',
+      o.bindAddress,
+      '--listener-port-offset',
+      String(o.portOffset),
+      '--admin-address',
+      o.adminAddress,
+      '--controller-name',
+      o.controllerName,
+      ...(o.extraArgs ?? []),
+    ];
+    this.#log.write(`# ${process.execPath} ${args.join(' ')}\n`);
+    const child = spawn(process.execPath, args, { cwd: o.projectRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.#child = child;
+    child.stdout?.pipe(this.#log, { end: false });
+    child.stderr?.pipe(this.#log, { end: false });
+    this.#exited = new Promise((resolve) => {
+      child.once('exit', (code, signal) => {
+        this.#exit = { code, signal };
+        this.#log?.write(`# sluice exited: ${signal ? `signal ${signal}` : `code ${code}`}\n`);
+        resolve();
+      });
+      child.once('error', (err) => {
+        this.#exit = { code: -1, signal: null };
+        this.#log?.write(`# cannot start sluice: ${err.message}\n`);
+        resolve();
+      });
+    });
+  }
+
+  /** Polls GET /readyz until 200; throws when Sluice exits or the timeout passes. */
+  async waitReady(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let last = '';
+    while (Date.now() < deadline) {
+      if (this.#exit) throw new Error(`sluice ${this.exitInfo} before becoming ready`);
+      try {
+        const res = await fetch(`${this.adminUrl}/readyz`, { signal: AbortSignal.timeout(2000) });
+        if (res.status === 200) return;
+        last = `readyz answered ${res.status}: ${(await res.text()).trim()}`;
+      } catch (err) {
+        last = (err as Error).message;
+      }
+      await sleep(200);
+    }
+    throw new Error(`sluice not ready after ${Math.round(timeoutMs / 1000)} s (${last})`);
+  }
+
+  /** GET /api/status items. */
+  async status(): Promise<any[]> {
+    if (this.#exit) throw new Error(`sluice ${this.exitInfo}`);
+    const res = await fetch(`${this.adminUrl}/api/status`, { signal: AbortSignal.timeout(10_000) });
+    if (res.status !== 200) throw new Error(`GET /api/status answered ${res.status}`);
+    const body = (await res.json()) as { items?: unknown };
+    if (!Array.isArray(body.items)) throw new Error('GET /api/status: no items list');
+    return body.items;
+  }
+
+  async stop(): Promise<void> {
+    const child = this.#child;
+    if (child && !this.#exit) {
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await this.#exited;
+      clearTimeout(timer);
+    }
+    await new Promise<void>((resolve) => (this.#log ? this.#log.end(() => resolve()) : resolve()));
+  }
+
+  /** Synchronous best-effort kill (process 'exit' handlers). */
+  killNow(): void {
+    if (this.#child && !this.#exit) this.#child.kill('SIGKILL');
+  }
+}
+
+/** A TCP port that was free on `host` a moment ago. */
+export function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, host, () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}

@@ -1,0 +1,94 @@
+// Conformance runner: `npm run conformance -- --suite gateway-api [--cases DIR] [--only NAME] [--verbose]`.
+// Prints one line per test (PASS / FAIL / SKIP) and then exactly
+// `N passed, M failed, K skipped`; exits non-zero when anything failed.
+// Suite-specific code lives in its own module (./gateway-api/); a new suite
+// plugs in through SUITES below.
+
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CLAIMED_FEATURES } from './claimed-features.ts';
+import { ArgsError, parseRunnerArgs, USAGE, type RunnerArgs } from './lib/args.ts';
+import { Reporter } from './lib/report.ts';
+
+export interface SuiteModule {
+  runSuite(ctx: {
+    projectRoot: string;
+    args: RunnerArgs;
+    report: Reporter;
+    claimedFeatures: readonly string[];
+    registerCleanup(fn: () => Promise<void>): void;
+  }): Promise<void>;
+}
+
+const SUITES: Record<string, (() => Promise<SuiteModule>) | { notImplemented: string }> = {
+  'gateway-api': () => import('./gateway-api/suite.ts'),
+  ingress: { notImplemented: 'the ingress conformance suite is not implemented yet' },
+};
+
+const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+async function main(argv: string[]): Promise<number> {
+  let args: RunnerArgs;
+  try {
+    args = parseRunnerArgs(argv);
+  } catch (err) {
+    if (err instanceof ArgsError) {
+      if (err.message) process.stderr.write(`conformance: ${err.message}\n\n`);
+      process.stderr.write(USAGE);
+      return err.message ? 2 : 0;
+    }
+    throw err;
+  }
+  const entry = SUITES[args.suite];
+  if (!entry) {
+    process.stderr.write(`conformance: unknown suite ${JSON.stringify(args.suite)} (known: ${Object.keys(SUITES).join(', ')})\n`);
+    return 2;
+  }
+  if ('notImplemented' in entry) {
+    process.stderr.write(`conformance: --suite ${args.suite}: ${entry.notImplemented}\n`);
+    return 2;
+  }
+  const report = new Reporter({ verbose: args.verbose });
+  const cleanups: (() => Promise<void>)[] = [];
+  let interrupted = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    process.stderr.write(`conformance: ${signal}, stopping\n`);
+    void Promise.allSettled(cleanups.map((fn) => fn())).then(() => {
+      process.stdout.write(`${report.summary()}\n`);
+      process.exit(130);
+    });
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const suite = await entry();
+  try {
+    await suite.runSuite({
+      projectRoot,
+      args,
+      report,
+      claimedFeatures: CLAIMED_FEATURES,
+      registerCleanup: (fn) => cleanups.push(fn),
+    });
+  } catch (err) {
+    await Promise.allSettled(cleanups.map((fn) => fn()));
+    if (err instanceof ArgsError) {
+      process.stderr.write(`conformance: ${err.message}\n`);
+      return 2;
+    }
+    process.stderr.write(`conformance: ${(err as Error).stack ?? err}\n`);
+    process.stdout.write(`${report.summary()}\n`);
+    return 1;
+  }
+  process.stdout.write(`${report.summary()}\n`);
+  return report.failed > 0 ? 1 : 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err) => {
+    process.stderr.write(`conformance: ${(err as Error).stack ?? err}\n`);
+    process.exit(1);
+  },
+);
