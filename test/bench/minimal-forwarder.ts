@@ -46,10 +46,13 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
     if (statusCode < 200) return;
-    const out: Record<string, string | string[]> = {};
+    // A flat [name, value, ...] list: the cheapest form writeHead takes.
+    const out: string[] = [];
     for (const name in headers) {
       const value = headers[name];
-      if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
+      if (value === undefined || HOP_BY_HOP.has(name)) continue;
+      if (typeof value === 'string') out.push(name, value);
+      else for (const v of value) out.push(name, v);
     }
     this.res.writeHead(statusCode, out);
   }
@@ -84,12 +87,16 @@ class Exchange implements Dispatcher.DispatchHandler {
 }
 
 function handle(req: IncomingMessage, res: ServerResponse): void {
+  // rawHeaders only: `req.headers` is built lazily and would cost an object per request.
   const raw = req.rawHeaders;
   const headers: string[] = [];
+  let hasBody = false;
   for (let i = 0; i < raw.length; i += 2) {
-    if (!HOP_BY_HOP.has(raw[i].toLowerCase())) headers.push(raw[i], raw[i + 1]);
+    const name = raw[i].toLowerCase();
+    if (name === 'content-length') hasBody ||= raw[i + 1] !== '0';
+    else if (name === 'transfer-encoding') hasBody = true;
+    if (!HOP_BY_HOP.has(name)) headers.push(name, raw[i + 1]);
   }
-  const hasBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
   const exchange = new Exchange(res);
   try {
     pool.dispatch({ path: req.url ?? '/', method: req.method ?? 'GET', headers, body: hasBody ? req : null }, exchange);

@@ -1,6 +1,7 @@
 // Summarises a V8 .cpuprofile (from `node --cpu-prof`): top functions by self time, self time by
 // area (dataplane, controller, undici, fastify, Node internals, native/GC/idle), and the
-// project's own functions by inclusive time.
+// project's own functions by inclusive time. Given a window (monotonic microseconds), only the
+// samples inside it count: the measured load, not start-up.
 //
 //   node test/bench/profile-summary.ts FILE.cpuprofile [--top 25]
 
@@ -38,12 +39,14 @@ export interface FunctionTime {
 }
 
 export interface ProfileSummary {
+  /** Whether only the given load window was summarised. */
+  window: boolean;
   totalMs: number;
   /** Total minus idle: the time the process was actually on the CPU (or in GC). */
   busyMs: number;
   topSelf: FunctionTime[];
   areas: { area: string; ms: number; percent: number }[];
-  /** dataplane/ and controller/ functions by inclusive (self + callees) time. */
+  /** dataplane/, controller/ and test/bench/ functions by inclusive (self + callees) time. */
   ownInclusive: FunctionTime[];
 }
 
@@ -85,7 +88,18 @@ export function areaOf(frame: CallFrame): string {
   return 'other';
 }
 
-export function summarise(profile: CpuProfile, top = 25): ProfileSummary {
+/** A time window in the profile's clock (CLOCK_MONOTONIC microseconds, as `process.hrtime`). */
+export interface Window {
+  startUs: number;
+  endUs: number;
+}
+
+/** Project code worth an inclusive breakdown: Sluice itself, and the bench's own forwarder. */
+function isOwnCode(url: string): boolean {
+  return url.includes('/dataplane/') || url.includes('/controller/') || url.includes('/test/bench/');
+}
+
+export function summarise(profile: CpuProfile, top = 25, window: Window | null = null): ProfileSummary {
   const byId = new Map<number, ProfileNode>();
   const parent = new Map<number, number>();
   for (const node of profile.nodes) {
@@ -98,9 +112,14 @@ export function summarise(profile: CpuProfile, top = 25): ProfileSummary {
   const areas = new Map<string, number>();
   let total = 0;
   let idle = 0;
+  // Only the load window, when the samples' clock covers it (else the whole profile).
+  const inWindow = window !== null && profile.startTime <= window.endUs && profile.endTime >= window.startUs;
+  let timestamp = profile.startTime;
   for (let i = 0; i < profile.samples.length; i++) {
     // timeDeltas[i] is the time since the previous sample; attribute it to this sample's stack.
     const us = Math.max(0, profile.timeDeltas[i] ?? 0);
+    timestamp += profile.timeDeltas[i] ?? 0;
+    if (inWindow && (timestamp < window.startUs || timestamp > window.endUs)) continue;
     const node = byId.get(profile.samples[i]);
     if (!node) continue;
     total += us;
@@ -116,7 +135,7 @@ export function summarise(profile: CpuProfile, top = 25): ProfileSummary {
     const seen = new Set<string>();
     for (let id: number | undefined = node.id; id !== undefined; id = parent.get(id)) {
       const f = byId.get(id)!.callFrame;
-      if (!f.url.includes('/dataplane/') && !f.url.includes('/controller/')) continue;
+      if (!isOwnCode(f.url)) continue;
       const k = keyOf(f);
       if (seen.has(k)) continue;
       seen.add(k);
@@ -135,6 +154,7 @@ export function summarise(profile: CpuProfile, top = 25): ProfileSummary {
     percent: pct(us),
   });
   return {
+    window: inWindow,
     totalMs: total / 1000,
     busyMs: busy / 1000,
     topSelf: [...self.values()].filter((e) => e.frame.functionName !== '(idle)').sort((a, b) => b.us - a.us).slice(0, top).map(toTime),
@@ -146,7 +166,10 @@ export function summarise(profile: CpuProfile, top = 25): ProfileSummary {
 export function formatSummary(summary: ProfileSummary): string {
   const lines: string[] = [];
   const idlePct = summary.totalMs > 0 ? (100 * (summary.totalMs - summary.busyMs)) / summary.totalMs : 0;
-  lines.push(`profile: ${(summary.totalMs / 1000).toFixed(1)} s sampled, ${idlePct.toFixed(1)}% idle; percentages below are of the busy time`);
+  lines.push(
+    `profile: ${(summary.totalMs / 1000).toFixed(1)} s sampled (${summary.window ? 'the measured load only' : 'whole process life, start-up included'}), ` +
+      `${idlePct.toFixed(1)}% idle; percentages below are of the busy time`,
+  );
   lines.push('');
   lines.push('self time by area:');
   for (const a of summary.areas) lines.push(`  ${a.percent.toFixed(1).padStart(5)}%  ${a.area}`);
@@ -154,13 +177,13 @@ export function formatSummary(summary: ProfileSummary): string {
   lines.push('top functions by self time:');
   for (const f of summary.topSelf) lines.push(`  ${f.percent.toFixed(1).padStart(5)}%  ${f.name}  ${f.location}  [${f.area}]`);
   lines.push('');
-  lines.push('sluice functions by inclusive time (self + callees):');
+  if (summary.ownInclusive.length > 0) lines.push('project functions by inclusive time (self + callees):');
   for (const f of summary.ownInclusive) lines.push(`  ${f.percent.toFixed(1).padStart(5)}%  ${f.name}  ${f.location}`);
   return lines.join('\n');
 }
 
-export function summariseFile(file: string, top = 25): ProfileSummary {
-  return summarise(JSON.parse(readFileSync(file, 'utf8')) as CpuProfile, top);
+export function summariseFile(file: string, top = 25, window: Window | null = null): ProfileSummary {
+  return summarise(JSON.parse(readFileSync(file, 'utf8')) as CpuProfile, top, window);
 }
 
 if (import.meta.main) {

@@ -17,7 +17,7 @@ import { parseArgs } from 'node:util';
 import { BENCH_HOST, benchManifests, type BenchManifests } from './manifests.ts';
 import { BACKEND_BODY, backendConf, proxyConf } from './nginx-conf.ts';
 import { commandOutput, cpuBusyPercent, findExecutable, freePorts, killAll, Proc, tail, UsageSampler, waitFor200, httpGet, type Usage } from './processes.ts';
-import { formatSummary, summariseFile } from './profile-summary.ts';
+import { formatSummary, summariseFile, type Window } from './profile-summary.ts';
 import { runWrk, type WrkResult } from './wrk.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -42,7 +42,8 @@ const USAGE = `Usage: npm run bench -- [flags]
   --unloaded S       one-connection latency measurement after each load, seconds; 0 skips (default 3)
   --configs LIST     subset of ${CONFIGS.join(',')} (default all)
   --rules N          HTTPRoute rules in Sluice's table (default 50)
-  --cpu-prof         afterwards, one extra load on Sluice under node --cpu-prof, summarised
+  --cpu-prof         afterwards, one extra load each on the minimal forwarder and Sluice under
+                     node --cpu-prof (not counted in the table), summarised
   --quiet-wait S     before each load, wait up to S seconds for CPU 0 to be idle when other
                      processes keep it busy (default 30; 0 skips)
   --json FILE        also write the results as JSON
@@ -142,10 +143,19 @@ function checkTools(): Tools {
   return { wrk: wrk!, nginx: nginx!, taskset: findExecutable('taskset'), node: existsSync(localNode) ? localNode : process.execPath };
 }
 
+/** CLOCK_MONOTONIC in microseconds: the clock V8 stamps .cpuprofile samples with. */
+function monotonicUs(): number {
+  return Number(process.hrtime.bigint() / 1000n);
+}
+
 interface RoundResult {
+  /** 0-based round, to pair configurations measured in the same round. */
+  round: number;
   load: WrkResult;
   unloaded: WrkResult | null;
   usage: Usage;
+  /** The measured load, in monotonic microseconds. */
+  window: Window;
 }
 
 interface Running {
@@ -163,7 +173,6 @@ class Bench {
   readonly manifests: BenchManifests;
   readonly backendPort: number;
   backend: Proc | null = null;
-  profileFile: string | null = null;
 
   constructor(opts: Options, tools: Tools, dir: string, backendPort: number, pinned: boolean) {
     this.opts = opts;
@@ -200,6 +209,7 @@ class Bench {
           ...this.pin(SUT_CPU),
           this.tools.node,
           '--disable-warning=ExperimentalWarning',
+          ...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []),
           join(ROOT, 'test', 'bench', 'minimal-forwarder.ts'),
           '--port',
           String(port),
@@ -294,18 +304,20 @@ class Bench {
     if (waited > 1) process.stdout.write(`(waited ${waited.toFixed(0)}s for CPU ${SUT_CPU}${busy > QUIET_BUSY_PERCENT ? `; still ${busy.toFixed(0)}% busy` : ''}) `);
   }
 
-  async measure(config: ConfigName, profileDir: string | null = null): Promise<RoundResult> {
+  async measure(config: ConfigName, round: number, profileDir: string | null = null): Promise<RoundResult> {
     const running = await this.start(config, profileDir);
     try {
       const { connections, threads } = this.opts;
       if (this.opts.warmup > 0) await this.wrk(running.port, connections, threads, this.opts.warmup);
       if (config !== 'direct') await this.waitForQuietCpu();
       const sampler = running.proc ? new UsageSampler(running.proc.pid, config === 'direct' || !this.pinned ? null : SUT_CPU) : null;
+      const startUs = monotonicUs();
       const load = await this.wrk(running.port, connections, threads, this.opts.duration);
+      const window = { startUs, endUs: monotonicUs() };
       const usage = sampler ? sampler.stop() : { rssMb: Number.NaN, cpuPercent: Number.NaN, otherPercent: Number.NaN };
       const unloaded = this.opts.unloaded > 0 ? await this.wrk(running.port, 1, 1, this.opts.unloaded) : null;
       if (running.proc && !running.proc.alive) throw new Error(`${running.proc.name} died under load:\n${tail(running.proc.logs())}`);
-      return { load, unloaded, usage };
+      return { round, load, unloaded, usage, window };
     } finally {
       await running.stop();
     }
@@ -399,7 +411,7 @@ async function main(): Promise<number> {
       for (const config of order) {
         process.stdout.write(`round ${round + 1}/${opts.rounds}  ${LABELS[config].padEnd(32)} `);
         try {
-          const r = await bench.measure(config);
+          const r = await bench.measure(config, round);
           results.get(config)!.push(r);
           const errors = r.load.non2xx + r.load.socketErrors;
           out(
@@ -416,31 +428,31 @@ async function main(): Promise<number> {
       }
     }
 
-    let profileSummary: string | null = null;
-    if (opts.cpuProf && opts.configs.includes('sluice')) {
-      const profileDir = join(dir, 'profiles');
-      mkdirSync(profileDir, { recursive: true });
-      process.stdout.write(`profile pass: sluice under node --cpu-prof (not counted)  `);
-      try {
-        const r = await bench.measure('sluice', profileDir);
-        out(`${fmtInt(r.load.requestsPerSec)} req/s`);
-        const files = readdirSync(profileDir).filter((f) => f.endsWith('.cpuprofile'));
-        if (files.length === 0) throw new Error('no .cpuprofile written (did sluice exit cleanly on SIGTERM?)');
-        const file = join(profileDir, files.sort().at(-1)!);
-        bench.profileFile = file;
-        profileSummary = formatSummary(summariseFile(file, 25));
-      } catch (error) {
-        out('FAILED');
-        failures.push(`profile: ${(error as Error).message}`);
+    const profiles: { config: ConfigName; file: string; summary: string }[] = [];
+    if (opts.cpuProf) {
+      for (const config of (['minimal', 'sluice'] as const).filter((c) => opts.configs.includes(c))) {
+        const profileDir = join(dir, 'profiles', config);
+        mkdirSync(profileDir, { recursive: true });
+        process.stdout.write(`profile pass: ${LABELS[config].padEnd(32)} under node --cpu-prof (not counted)  `);
+        try {
+          const r = await bench.measure(config, -1, profileDir);
+          out(`${fmtInt(r.load.requestsPerSec)} req/s`);
+          const files = readdirSync(profileDir).filter((f) => f.endsWith('.cpuprofile'));
+          if (files.length === 0) throw new Error('no .cpuprofile written (did the process exit cleanly on SIGTERM?)');
+          const file = join(profileDir, files.sort().at(-1)!);
+          profiles.push({ config, file, summary: formatSummary(summariseFile(file, 25, r.window)) });
+        } catch (error) {
+          out('FAILED');
+          failures.push(`profile ${config}: ${(error as Error).message}`);
+        }
       }
     }
-
     out();
     report(opts, results, out);
-    if (profileSummary) {
+    for (const p of profiles) {
       out();
-      out(`CPU profile of sluice under load (${bench.profileFile}${opts.keep ? '' : '; pass --keep to keep it'}):`);
-      out(profileSummary);
+      out(`CPU profile of ${LABELS[p.config]} under load (${p.file}${opts.keep ? '' : '; pass --keep to keep it'}):`);
+      out(p.summary);
     }
     if (opts.json) {
       writeFileSync(
@@ -453,7 +465,7 @@ async function main(): Promise<number> {
             pinned,
             rules: bench.manifests.rules,
             path: bench.manifests.path,
-            results: Object.fromEntries([...results].map(([c, rs]) => [c, rs.map((r) => ({ ...r, load: { ...r.load, raw: undefined }, unloaded: r.unloaded ? { ...r.unloaded, raw: undefined } : null }))])),
+            results: Object.fromEntries([...results].map(([c, rs]) => [c, rs.map((r) => ({ ...r, window: undefined, load: { ...r.load, raw: undefined }, unloaded: r.unloaded ? { ...r.unloaded, raw: undefined } : null }))])),
             failures,
           },
           null,
@@ -519,7 +531,10 @@ function report(opts: Options, results: Map<ConfigName, RoundResult[]>, out: (s?
     const ra = results.get(a) ?? [];
     const rb = results.get(b) ?? [];
     const perRound: number[] = [];
-    for (let i = 0; i < Math.min(ra.length, rb.length); i++) perRound.push(metric(ra[i]) / metric(rb[i]));
+    for (const x of ra) {
+      const y = rb.find((r) => r.round === x.round);
+      if (y) perRound.push(metric(x) / metric(y));
+    }
     return { median: median(perRound), perRound };
   };
   const line = (label: string, r: { median: number; perRound: number[] }): void => {

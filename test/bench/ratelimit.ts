@@ -1,0 +1,330 @@
+// Rate-limit benchmark: what a local and a global (Redis) limit cost against no limit, through a
+// real `sluice run`, as ratios. A benchmark, not a test: it exits 0 whether or not the targets
+// are met, non-zero only when something could not be run.
+//
+//   node test/bench/ratelimit.ts [--duration 10] [--connections 64] [--rounds 2] [--unloaded 5]
+//
+//   CPU 0: Sluice (taskset -c 0)          CPU 1: wrk, the backend, redis-server, this harness
+//
+// Three Sluice processes serve the same Gateway and HTTPRoute: `none` (no policy), `local` (a
+// local rule per x-client-id) and `global` (the same rule, global, on a loopback Redis). The
+// limits are far above the offered load, so every request is admitted and every one pays for
+// a decision. Each round loads each configuration in turn (order rotated): wrk with N
+// connections for throughput, then one connection for unloaded latency. Medians are reported.
+// Targets (issue 5): local costs < 5 % of throughput; global adds < 0.5 ms p50 on loopback.
+// Also prints the in-process cost of one decision (no HTTP), for orientation.
+
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { createServer } from 'node:net';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import pino from 'pino';
+import { Registry } from 'prom-client';
+import { compilePolicy } from '../../controller/translate/ratelimit.ts';
+import { RateLimitService } from '../../dataplane/ratelimit/limiter.ts';
+import { runWrk, type WrkResult } from './wrk.ts';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const HOST = 'rl.bench.local';
+const CONFIGS = ['none', 'local', 'global'] as const;
+type Config = (typeof CONFIGS)[number];
+const LOCAL_COST_TARGET = 0.05;
+const GLOBAL_P50_TARGET_MS = 0.5;
+
+const { values } = parseArgs({
+  options: {
+    duration: { type: 'string', default: '10' },
+    connections: { type: 'string', default: '64' },
+    rounds: { type: 'string', default: '2' },
+    unloaded: { type: 'string', default: '5' },
+    warmup: { type: 'string', default: '2' },
+    json: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  },
+  strict: true,
+});
+if (values.help) {
+  process.stdout.write('Usage: node test/bench/ratelimit.ts [--duration S] [--connections N] [--rounds N] [--unloaded S] [--warmup S] [--json FILE]\nNeeds wrk, redis-server and taskset (2+ CPUs for the pinned layout).\n');
+  process.exit(0);
+}
+const duration = Number(values.duration);
+const connections = Number(values.connections);
+const rounds = Number(values.rounds);
+const unloaded = Number(values.unloaded);
+const warmup = Number(values.warmup);
+
+const children: ChildProcess[] = [];
+const cleanup = () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+};
+process.on('exit', cleanup);
+process.on('SIGINT', () => process.exit(130));
+
+function have(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+}
+
+const pinned = availableParallelism() >= 2 && have('taskset');
+const pin = (cpu: number): string[] => (pinned ? ['taskset', '-c', String(cpu)] : []);
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function start(name: string, command: string[]): { child: ChildProcess; logs: () => string } {
+  const [cmd, ...args] = command;
+  const child = spawn(cmd!, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
+  let out = '';
+  child.stdout!.on('data', (d) => (out = (out + d).slice(-20_000)));
+  child.stderr!.on('data', (d) => (out = (out + d).slice(-20_000)));
+  child.on('exit', (code, signal) => {
+    if (!stopping) process.stderr.write(`${name} exited (${code ?? signal}):\n${out}\n`);
+  });
+  children.push(child);
+  return { child, logs: () => out };
+}
+let stopping = false;
+
+function get(port: number, headers: Record<string, string>): Promise<{ status: number; headers: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path: '/', headers, agent: false, timeout: 2000 }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
+    });
+    req.on('error', reject);
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.end();
+  });
+}
+
+async function waitFor(check: () => Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      if (await check()) return;
+    } catch {
+      // not up yet
+    }
+    if (Date.now() > deadline) throw new Error(`${what} not ready after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function manifests(backendPort: number, config: Config): string {
+  const rule = { clientSelectors: [{ headers: [{ name: 'x-client-id', type: 'Distinct' }] }], limit: { requests: 1_000_000_000, unit: 'Second' } };
+  const policy =
+    config === 'none'
+      ? ''
+      : `---
+apiVersion: sluice.dev/v1alpha1
+kind: RateLimitPolicy
+metadata: {name: bench, namespace: default}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: bench}]
+  ${config}:
+    rules: [${JSON.stringify(rule)}]
+`;
+  return `apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: sluice}
+spec: {controllerName: sluice.dev/gateway-controller}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: default}
+spec:
+  gatewayClassName: sluice
+  listeners: [{name: http, port: 80, protocol: HTTP}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: bench, namespace: default}
+spec:
+  parentRefs: [{name: gw}]
+  hostnames: [${HOST}]
+  rules: [{backendRefs: [{name: backend, port: 80}]}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: backend, namespace: default}
+spec: {ports: [{name: http, port: 80}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: backend-1, namespace: default, labels: {kubernetes.io/service-name: backend}}
+addressType: IPv4
+ports: [{name: http, port: ${backendPort}}]
+endpoints: [{addresses: [127.0.0.1]}]
+${policy}`;
+}
+
+/** The in-process cost of one decision, no HTTP: median of 5 runs. */
+async function decisionCost(redisUrl: string): Promise<{ localNs: number; globalUs: number; globalConcurrentUs: number }> {
+  const logger = pino({ level: 'silent' });
+  const service = new RateLimitService({ registry: new Registry(), logger, redis: { url: redisUrl } });
+  const build = (scope: 'local' | 'global') => {
+    const r = compilePolicy({ apiVersion: 'sluice.dev/v1alpha1', kind: 'RateLimitPolicy', metadata: { name: scope, namespace: 'default' }, spec: { targetRefs: [], [scope]: { rules: [{ clientSelectors: [{ headers: [{ name: 'x-client-id', type: 'Distinct' }] }], limit: { requests: 1_000_000_000, unit: 'Second' } }] } } });
+    if ('error' in r) throw new Error(r.error);
+    return service.compile({ [r.policy.name]: r.policy }).limiter(r.policy.name, 'default/bench')!;
+  };
+  const local = build('local');
+  const global = build('global');
+  await waitFor(async () => service.redis?.ready === true, 'Redis client');
+  const request = { method: 'GET', path: '/', headers: ['host', HOST, 'x-client-id', 'bench', 'user-agent', 'wrk'] };
+  const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const localRuns: number[] = [];
+  for (let run = 0; run < 5; run++) {
+    const n = 200_000;
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < n; i++) local.check(request, '127.0.0.1');
+    localRuns.push(Number(process.hrtime.bigint() - t0) / n);
+  }
+  const globalRuns: number[] = [];
+  const concurrentRuns: number[] = [];
+  for (let run = 0; run < 5; run++) {
+    const n = 2000;
+    let t0 = process.hrtime.bigint();
+    for (let i = 0; i < n; i++) await global.check(request, '127.0.0.1');
+    globalRuns.push(Number(process.hrtime.bigint() - t0) / n / 1000);
+    t0 = process.hrtime.bigint();
+    await Promise.all(Array.from({ length: n }, () => global.check(request, '127.0.0.1')));
+    concurrentRuns.push(Number(process.hrtime.bigint() - t0) / n / 1000);
+  }
+  await service.close();
+  return { localNs: median(localRuns), globalUs: median(globalRuns), globalConcurrentUs: median(concurrentRuns) };
+}
+
+async function main(): Promise<void> {
+  for (const cmd of ['wrk', 'redis-server']) {
+    if (!have(cmd)) {
+      process.stderr.write(`ratelimit bench: ${cmd} is not installed (apt-get install -y wrk redis-server)\n`);
+      process.exit(2);
+    }
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-rl-bench-'));
+  try {
+    // Backend: a bare node:http server answering a small body (CPU 1).
+    const backendPort = await freePort();
+    const backendScript = join(dir, 'backend.mjs');
+    writeFileSync(backendScript, `import http from 'node:http';\nconst body = Buffer.from('ok\\n');\nhttp.createServer((req, res) => { req.resume(); res.writeHead(200, ['content-type', 'text/plain', 'content-length', String(body.length)]); res.end(body); }).listen(${backendPort}, '127.0.0.1');\n`);
+    start('backend', [...pin(1), process.execPath, backendScript]);
+    await waitFor(async () => (await get(backendPort, {})).status === 200, 'backend');
+
+    const redisPort = await freePort();
+    start('redis-server', [...pin(1), 'redis-server', '--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']);
+    const redisUrl = `redis://127.0.0.1:${redisPort}`;
+
+    const ports = {} as Record<Config, number>;
+    for (const config of CONFIGS) {
+      const folder = join(dir, config);
+      rmSync(folder, { recursive: true, force: true });
+      spawnSync('mkdir', ['-p', folder]);
+      writeFileSync(join(folder, 'bench.yaml'), manifests(backendPort, config));
+      const port = await freePort();
+      ports[config] = port;
+      const admin = await freePort();
+      start(`sluice ${config}`, [
+        ...pin(0),
+        process.execPath,
+        '--disable-warning=ExperimentalWarning',
+        join(ROOT, 'bin', 'sluice.js'),
+        'run',
+        '--manifests',
+        folder,
+        '--listener-port-offset',
+        String(port - 80),
+        '--admin-address',
+        `127.0.0.1:${admin}`,
+        '--log-level',
+        'warn',
+        ...(config === 'global' ? ['--redis-url', redisUrl] : []),
+      ]);
+    }
+    const headers = { host: HOST, 'x-client-id': 'bench' };
+    const wired: Record<Config, boolean> = { none: true, local: false, global: false };
+    for (const config of CONFIGS) {
+      await waitFor(async () => (await get(ports[config], headers)).status === 200, `sluice ${config}`);
+      if (config !== 'none') {
+        // The policy is live when answers carry its RateLimit-Policy header.
+        await waitFor(async () => (await get(ports[config], headers)).headers['ratelimit-policy'] !== undefined, `rate limiting in sluice ${config}`, 5000).then(
+          () => (wired[config] = true),
+          () => undefined,
+        );
+      }
+    }
+    const notWired = CONFIGS.filter((c) => !wired[c]);
+    if (notWired.length > 0) {
+      process.stdout.write(`WARNING: ${notWired.join(', ')}: answers carry no RateLimit-Policy header — rate limiting is not wired into the dataplane's request path; the HTTP figures below measure no limiter.\n`);
+    }
+
+    const results: Record<Config, { rps: number[]; p50: number[]; p99: number[]; unloadedP50: number[]; errors: number }> = {
+      none: { rps: [], p50: [], p99: [], unloadedP50: [], errors: 0 },
+      local: { rps: [], p50: [], p99: [], unloadedP50: [], errors: 0 },
+      global: { rps: [], p50: [], p99: [], unloadedP50: [], errors: 0 },
+    };
+    const wrk = (config: Config, c: number, seconds: number): Promise<WrkResult> =>
+      // `Host` capitalised: wrk adds its own unless it sees exactly that name.
+      runWrk({ url: `http://127.0.0.1:${ports[config]}/`, threads: 1, connections: c, durationSec: seconds, headers: { Host: HOST, 'x-client-id': 'bench' }, pin: pin(1), wrk: 'wrk' });
+    for (let round = 0; round < rounds; round++) {
+      const order = CONFIGS.map((_, i) => CONFIGS[(i + round) % CONFIGS.length]!);
+      for (const config of order) {
+        if (warmup > 0) await wrk(config, connections, warmup);
+        const loaded = await wrk(config, connections, duration);
+        results[config].rps.push(loaded.requestsPerSec);
+        results[config].p50.push(loaded.p50Ms);
+        results[config].p99.push(loaded.p99Ms);
+        results[config].errors += loaded.socketErrors + loaded.non2xx;
+        if (unloaded > 0) results[config].unloadedP50.push((await wrk(config, 1, unloaded)).p50Ms);
+        process.stdout.write(`round ${round + 1} ${config}: ${loaded.requestsPerSec.toFixed(0)} req/s, p50 ${loaded.p50Ms.toFixed(3)} ms\n`);
+      }
+    }
+    const median = (xs: number[]) => (xs.length === 0 ? Number.NaN : [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!);
+    const m = Object.fromEntries(CONFIGS.map((c) => [c, { rps: median(results[c].rps), p50: median(results[c].p50), p99: median(results[c].p99), unloadedP50: median(results[c].unloadedP50), errors: results[c].errors }])) as Record<
+      Config,
+      { rps: number; p50: number; p99: number; unloadedP50: number; errors: number }
+    >;
+    const cost = await decisionCost(redisUrl);
+
+    const localCost = 1 - m.local.rps / m.none.rps;
+    const globalCost = 1 - m.global.rps / m.none.rps;
+    const globalAddedP50 = m.global.unloadedP50 - m.none.unloadedP50;
+    const localAddedP50 = m.local.unloadedP50 - m.none.unloadedP50;
+    const lines = [
+      '',
+      `Rate-limit cost, ${rounds} round(s) × ${duration} s, ${connections} connections, medians${pinned ? ' (Sluice on CPU 0, load on CPU 1)' : ' (not pinned)'}`,
+      'config   req/s     ratio   p50 ms   p99 ms   unloaded p50 ms   errors',
+      ...CONFIGS.map((c) =>
+        `${c.padEnd(8)} ${m[c].rps.toFixed(0).padStart(7)}   ${(m[c].rps / m.none.rps).toFixed(3)}   ${m[c].p50.toFixed(3).padStart(6)}   ${m[c].p99.toFixed(3).padStart(6)}   ${m[c].unloadedP50.toFixed(3).padStart(15)}   ${m[c].errors}`,
+      ),
+      '',
+      `local:  throughput cost ${(localCost * 100).toFixed(1)} % (target < ${LOCAL_COST_TARGET * 100} %) ${localCost < LOCAL_COST_TARGET ? 'MET' : 'NOT MET'}; unloaded p50 +${localAddedP50.toFixed(3)} ms`,
+      `global: unloaded p50 +${globalAddedP50.toFixed(3)} ms (target < ${GLOBAL_P50_TARGET_MS} ms) ${globalAddedP50 < GLOBAL_P50_TARGET_MS ? 'MET' : 'NOT MET'}; throughput cost ${(globalCost * 100).toFixed(1)} %`,
+      `in process: local decision ${cost.localNs.toFixed(0)} ns; global decision ${cost.globalUs.toFixed(1)} µs sequential, ${cost.globalConcurrentUs.toFixed(1)} µs each with 2000 in flight`,
+      ...(notWired.length > 0 ? [`(HTTP figures invalid for ${notWired.join(', ')}: not wired)`] : []),
+    ];
+    process.stdout.write(`${lines.join('\n')}\n`);
+    if (values.json) writeFileSync(values.json, JSON.stringify({ medians: m, localCost, globalCost, globalAddedP50Ms: globalAddedP50, decision: cost, wired, pinned }, null, 2));
+  } finally {
+    stopping = true;
+    cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    process.stderr.write(`ratelimit bench: ${(err as Error).stack ?? err}\n`);
+    process.exit(1);
+  },
+);
