@@ -19,8 +19,28 @@ export interface HttpIR {
   listeners: HttpListener[];
   /** Every backend any route references, keyed by IR name. */
   backends: Record<string, Backend>;
+  /** TLS listeners in Passthrough mode (TLSRoute): connections forwarded by SNI, never decrypted. */
+  passthrough?: PassthroughListener[];
   /** Rate-limit policies any route references (Route.rateLimit), keyed by IR name; absent when none. */
   rateLimits?: Record<string, RateLimitPolicy>;
+}
+
+export interface PassthroughListener {
+  /** `<address>:<port>`. */
+  name: string;
+  address: string;
+  port: number;
+  /** Most specific SNI first: exact names, then wildcards by length. No SNI or no match: the connection is closed. */
+  routes: PassthroughRoute[];
+}
+
+export interface PassthroughRoute {
+  /** `tlsroute/<ns>/<name>/host/<hostname>`. */
+  name: string;
+  /** Exact or `*.` wildcard (Gateway API semantics). */
+  hostname: string;
+  /** Weighted split over backends (keys into HttpIR.backends; null = invalid reference). */
+  backends: WeightedBackend[];
 }
 
 export type ListenerProtocol = 'HTTP' | 'HTTPS';

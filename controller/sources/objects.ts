@@ -30,6 +30,7 @@ export interface InputSnapshot {
   gateways: KubeObject[];
   listenerSets: KubeObject[];
   httpRoutes: KubeObject[];
+  tlsRoutes: KubeObject[];
   ingresses: KubeObject[];
   ingressClasses: KubeObject[];
   referenceGrants: KubeObject[];
@@ -50,6 +51,7 @@ export const SNAPSHOT_FIELD_BY_KIND: Record<string, keyof InputSnapshot> = {
   Gateway: 'gateways',
   ListenerSet: 'listenerSets',
   HTTPRoute: 'httpRoutes',
+  TLSRoute: 'tlsRoutes',
   Ingress: 'ingresses',
   IngressClass: 'ingressClasses',
   ReferenceGrant: 'referenceGrants',
@@ -70,6 +72,7 @@ export function emptySnapshot(): InputSnapshot {
     gateways: [],
     listenerSets: [],
     httpRoutes: [],
+    tlsRoutes: [],
     ingresses: [],
     ingressClasses: [],
     referenceGrants: [],

@@ -12,8 +12,8 @@ export interface RefProblem {
 
 export type BackendResolution = { backend: Backend } | { problem: RefProblem };
 
-/** Resolves one backendRef of an HTTPRoute in `routeNamespace`. */
-export function resolveBackendRef(ref: any, routeNamespace: string, index: InputIndex): BackendResolution {
+/** Resolves one backendRef of a route (HTTPRoute by default) in `routeNamespace`. */
+export function resolveBackendRef(ref: any, routeNamespace: string, index: InputIndex, routeKind = 'HTTPRoute'): BackendResolution {
   const group = ref?.group ?? '';
   const kind = ref?.kind ?? 'Service';
   const namespace = ref?.namespace ?? routeNamespace;
@@ -24,7 +24,7 @@ export function resolveBackendRef(ref: any, routeNamespace: string, index: Input
   }
   const allowed = isReferenceAllowed(
     index.snapshot.referenceGrants,
-    { group: GATEWAY_GROUP, kind: 'HTTPRoute', namespace: routeNamespace },
+    { group: GATEWAY_GROUP, kind: routeKind, namespace: routeNamespace },
     { group: '', kind: 'Service', namespace, name },
   );
   if (!allowed) return { problem: { reason: 'RefNotPermitted', message: `${what}: no ReferenceGrant in ${namespace} allows it` } };

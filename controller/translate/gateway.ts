@@ -16,8 +16,12 @@ export interface RouteKind {
   kind: string;
 }
 
-const HTTP_ROUTE_KIND: RouteKind = { group: GATEWAY_GROUP, kind: 'HTTPRoute' };
-const SUPPORTED_PROTOCOLS = new Set(['HTTP', 'HTTPS']);
+/** The route kind each listener protocol serves. TLS listeners pass TLS through to TLSRoute backends. */
+const ROUTE_KIND_BY_PROTOCOL: Record<string, RouteKind> = {
+  HTTP: { group: GATEWAY_GROUP, kind: 'HTTPRoute' },
+  HTTPS: { group: GATEWAY_GROUP, kind: 'HTTPRoute' },
+  TLS: { group: GATEWAY_GROUP, kind: 'TLSRoute' },
+};
 
 interface Verdict {
   ok: boolean;
@@ -224,11 +228,12 @@ function translateListener(gateway: GatewayState, owner: ListenerOwner, spec: an
     certificates: [],
     attachedRoutes: 0,
   };
-  if (!SUPPORTED_PROTOCOLS.has(protocol)) {
-    listener.accepted = { ok: false, reason: 'UnsupportedProtocol', message: `protocol ${protocol} is not supported (HTTP, HTTPS are)` };
+  const routeKind = ROUTE_KIND_BY_PROTOCOL[protocol];
+  if (!routeKind) {
+    listener.accepted = { ok: false, reason: 'UnsupportedProtocol', message: `protocol ${protocol} is not supported (HTTP, HTTPS and TLS are)` };
     return listener;
   }
-  const kinds = resolveRouteKinds(spec?.allowedRoutes?.kinds);
+  const kinds = resolveRouteKinds(spec?.allowedRoutes?.kinds, routeKind);
   listener.supportedKinds = kinds.supported;
   if (kinds.invalid.length > 0) {
     listener.resolvedRefs = {
@@ -242,6 +247,9 @@ function translateListener(gateway: GatewayState, owner: ListenerOwner, spec: an
   if (protocol === 'HTTPS') {
     resolveCertificates(listener, spec?.tls, index);
     resolveClientValidation(listener, gateway.obj.spec?.tls?.frontend, index);
+  }
+  if (protocol === 'TLS' && spec?.tls?.mode !== 'Passthrough') {
+    listener.accepted = { ok: false, reason: 'UnsupportedValue', message: 'TLS listeners support tls.mode Passthrough only (use HTTPS to terminate TLS)' };
   }
   return listener;
 }
@@ -302,13 +310,13 @@ function resolveClientValidation(listener: ListenerState, frontend: any, index: 
   listener.clientValidation = { caCertificates: cas, mode };
 }
 
-function resolveRouteKinds(kinds: any[] | undefined): { supported: RouteKind[]; invalid: RouteKind[] } {
-  if (!kinds || kinds.length === 0) return { supported: [HTTP_ROUTE_KIND], invalid: [] };
+function resolveRouteKinds(kinds: any[] | undefined, served: RouteKind): { supported: RouteKind[]; invalid: RouteKind[] } {
+  if (!kinds || kinds.length === 0) return { supported: [served], invalid: [] };
   const supported: RouteKind[] = [];
   const invalid: RouteKind[] = [];
   for (const k of kinds) {
     const kind: RouteKind = { group: k?.group ?? GATEWAY_GROUP, kind: String(k?.kind) };
-    if (kind.group === HTTP_ROUTE_KIND.group && kind.kind === HTTP_ROUTE_KIND.kind) {
+    if (kind.group === served.group && kind.kind === served.kind) {
       if (!supported.length) supported.push(kind);
     } else invalid.push(kind);
   }
@@ -434,7 +442,7 @@ export function listenerTakesRoutes(listener: ListenerState): boolean {
 
 /** Valid enough to serve: takes routes, and an HTTPS listener has at least one usable certificate. */
 function listenerServable(listener: ListenerState): boolean {
-  return listenerTakesRoutes(listener) && (listener.protocol === 'HTTP' || listener.certificates.length > 0);
+  return listenerTakesRoutes(listener) && (listener.protocol !== 'HTTPS' || listener.certificates.length > 0);
 }
 
 /** Will the dataplane serve it? */

@@ -2,12 +2,12 @@
 // allowed namespaces and kinds, hostname intersection), rules compiled into IR
 // routes, backendRefs resolved, and the route's per-parent status.
 import type { Backend, CorsPolicy, Filter, HeaderModifier, PathModifier, RedirectAction, RetryPolicy, Route, RouteAction, RouteMatch, WeightedBackend } from '../ir/types.ts';
-import { GATEWAY_GROUP, namespacedName, type KubeObject } from '../sources/objects.ts';
-import { condition, type ObjectStatus } from '../status/conditions.ts';
+import { namespacedName, type KubeObject } from '../sources/objects.ts';
+import type { ObjectStatus } from '../status/conditions.ts';
 import { resolveBackendRef, type RefProblem } from './backends.ts';
-import { listenerAllowsNamespace, listenerTakesRoutes, type GatewayState, type ListenerSetState, type ListenerState } from './gateway.ts';
+import type { ListenerState } from './gateway.ts';
+import { attachRoute, type Parents } from './attachment.ts';
 import { parseDurationMs } from './durations.ts';
-import { intersectHostnames } from './hostnames.ts';
 import type { InputIndex } from './index-inputs.ts';
 
 /** A compiled route placed on one listener under one hostname. */
@@ -49,123 +49,37 @@ interface Compiled {
 const ROUTE_FILTERS = new Set(['RequestHeaderModifier', 'ResponseHeaderModifier', 'RequestRedirect', 'URLRewrite', 'RequestMirror', 'CORS']);
 const BACKEND_FILTERS = new Set(['RequestHeaderModifier', 'ResponseHeaderModifier', 'RequestRedirect', 'URLRewrite', 'RequestMirror']);
 
-/** What a parentRef can name: our Gateways and the ListenerSets attached to them, by `namespace/name`. */
-export interface Parents {
-  gateways: Map<string, GatewayState>;
-  listenerSets: Map<string, ListenerSetState>;
-}
-
-export function translateHttpRoute(route: KubeObject, parentsByKey: Parents, index: InputIndex): RouteTranslation | null {
-  const ns = route.metadata.namespace!;
-  const gen = route.metadata.generation;
+export function translateHttpRoute(route: KubeObject, parents: Parents, index: InputIndex): RouteTranslation | null {
   const compiled = compileRules(route, index);
   const hostnames: string[] = (route.spec?.hostnames ?? []).map((h: string) => String(h).toLowerCase());
-  const parents: unknown[] = [];
+  const attachment = attachRoute(route, 'HTTPRoute', hostnames, parents, compiled, index);
+  if (attachment.parents.length === 0) return null;
   const placements: Placement[] = [];
-  const resolvedRefs = compiled.refProblem
-    ? condition('ResolvedRefs', false, compiled.refProblem.reason, compiled.refProblem.message, gen)
-    : condition('ResolvedRefs', true, 'ResolvedRefs', 'All references resolved', gen);
-
-  for (const parentRef of route.spec?.parentRefs ?? []) {
-    const group = parentRef?.group ?? GATEWAY_GROUP;
-    const kind = parentRef?.kind ?? 'Gateway';
-    const parentNs = parentRef?.namespace ?? ns;
-    if (group !== GATEWAY_GROUP || (kind !== 'Gateway' && kind !== 'ListenerSet')) continue;
-    const parentKey = `${parentNs}/${parentRef?.name}`;
-    const parent = kind === 'Gateway' ? parentsByKey.gateways.get(parentKey) : parentsByKey.listenerSets.get(parentKey);
-    if (!parent) continue; // not one of ours: another controller reports on it
-    const attach = attachToParent(parent, kind, parentKey, parentRef, route, hostnames, index);
-    const accepted =
-      'problem' in attach
-        ? condition('Accepted', false, attach.problem.reason, attach.problem.message, gen)
-        : compiled.unsupported
-          ? condition('Accepted', false, 'UnsupportedValue', compiled.unsupported, gen)
-          : condition('Accepted', true, 'Accepted', `Attached to ${attach.listeners.length} listener(s)`, gen);
-    parents.push({
-      parentRef: {
-        group,
-        kind,
-        namespace: parentNs,
-        name: parentRef.name,
-        ...(parentRef.sectionName !== undefined ? { sectionName: parentRef.sectionName } : {}),
-        ...(parentRef.port !== undefined ? { port: parentRef.port } : {}),
-      },
-      controllerName: '', // filled in by translate()
-      conditions: [accepted, resolvedRefs],
-    });
-    if ('problem' in attach || compiled.unsupported) continue;
-    for (const { listener, hostnames: effective } of attach.listeners) {
-      listener.attachedRoutes += 1;
-      for (const hostname of effective) {
-        for (const rule of compiled.rules) {
-          for (const r of rule.routes) {
-            placements.push({
-              listener,
-              hostname,
-              route: r.route,
-              order: {
-                tier: 0,
-                creationTimestamp: route.metadata.creationTimestamp ?? '',
-                source: namespacedName(route),
-                ruleIndex: r.ruleIndex,
-                matchIndex: r.matchIndex,
-              },
-            });
-          }
+  for (const { listener, hostnames: effective } of attachment.attached) {
+    for (const hostname of effective) {
+      for (const rule of compiled.rules) {
+        for (const r of rule.routes) {
+          placements.push({
+            listener,
+            hostname,
+            route: r.route,
+            order: {
+              tier: 0,
+              creationTimestamp: route.metadata.creationTimestamp ?? '',
+              source: namespacedName(route),
+              ruleIndex: r.ruleIndex,
+              matchIndex: r.matchIndex,
+            },
+          });
         }
       }
     }
   }
-  if (parents.length === 0) return null;
   return {
-    status: { apiVersion: route.apiVersion, kind: 'HTTPRoute', namespace: ns, name: route.metadata.name, status: { parents } },
+    status: { apiVersion: route.apiVersion, kind: 'HTTPRoute', namespace: route.metadata.namespace, name: route.metadata.name, status: { parents: attachment.parents } },
     placements,
     backends: compiled.backends,
   };
-}
-
-type Attachment =
-  | { listeners: { listener: ListenerState; hostnames: string[] }[] }
-  | { problem: { reason: string; message: string } };
-
-function attachToParent(
-  parent: GatewayState | ListenerSetState,
-  kind: string,
-  parentKey: string,
-  parentRef: any,
-  route: KubeObject,
-  hostnames: string[],
-  index: InputIndex,
-): Attachment {
-  if ('allowed' in parent && !parent.allowed.ok) {
-    return { problem: { reason: 'NotAllowedByListeners', message: `ListenerSet ${parentKey} is not attached: ${parent.allowed.message}` } };
-  }
-  const gateway = { key: `${kind} ${parentKey}` };
-  const candidates = parent.listeners.filter(
-    (l) =>
-      (parentRef.sectionName === undefined || l.name === parentRef.sectionName) &&
-      (parentRef.port === undefined || l.port === Number(parentRef.port)),
-  );
-  if (candidates.length === 0) {
-    const wanted = [parentRef.sectionName && `sectionName ${parentRef.sectionName}`, parentRef.port && `port ${parentRef.port}`].filter(Boolean).join(' and ');
-    return { problem: { reason: 'NoMatchingParent', message: `${gateway.key} has no listener with ${wanted}` } };
-  }
-  const allowed = candidates.filter(
-    (l) =>
-      listenerTakesRoutes(l) &&
-      l.supportedKinds.some((k) => k.group === GATEWAY_GROUP && k.kind === 'HTTPRoute') &&
-      listenerAllowsNamespace(l, route.metadata.namespace!, index),
-  );
-  if (allowed.length === 0) {
-    return { problem: { reason: 'NotAllowedByListeners', message: `no listener of ${gateway.key} allows HTTPRoutes from namespace ${route.metadata.namespace}` } };
-  }
-  const listeners = allowed
-    .map((listener) => ({ listener, hostnames: intersectHostnames(hostnames, listener.hostname) }))
-    .filter((a) => a.hostnames.length > 0);
-  if (listeners.length === 0) {
-    return { problem: { reason: 'NoMatchingListenerHostname', message: `no listener hostname of ${gateway.key} intersects ${hostnames.join(', ')}` } };
-  }
-  return { listeners };
 }
 
 function compileRules(route: KubeObject, index: InputIndex): Compiled {

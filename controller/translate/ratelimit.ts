@@ -341,8 +341,8 @@ function compileSelector(sel: any, where: string): RateLimitSelector[] {
   }
   if (sel.methods !== undefined) {
     if (!Array.isArray(sel.methods) || sel.methods.length === 0) throw new Error(`${where}.methods: a non-empty list`);
-    const methods = sel.methods.map((m: unknown) => String(m).toUpperCase());
-    for (const m of methods) if (!METHODS.has(m)) throw new Error(`${where}.methods: ${m} is not an HTTP method`);
+    const methods = sel.methods.map((m: unknown) => String(m));
+    for (const m of methods) if (!METHODS.has(m)) throw new Error(`${where}.methods: ${m} is not an HTTP method (upper case, as in HTTPRoute matches)`);
     out.push({ type: 'Method', methods });
   }
   if (sel.path !== undefined) {

@@ -1,7 +1,7 @@
 // translate(snapshot) → { ir, statuses }: a pure function of its inputs.
 // No API calls, no clock, no randomness: the same snapshot always gives the
 // same IR (and so the same version) and the same statuses.
-import type { Backend, HttpListener, IR, ListenerScope, VirtualHost } from '../ir/types.ts';
+import type { Backend, HttpListener, IR, ListenerScope, PassthroughListener, VirtualHost } from '../ir/types.ts';
 import { irVersion } from '../ir/version.ts';
 import { namespacedName, type InputSnapshot } from '../sources/objects.ts';
 import type { ObjectStatus } from '../status/conditions.ts';
@@ -25,6 +25,7 @@ import { translateHttpRoute, type Placement } from './httproute.ts';
 import { InputIndex } from './index-inputs.ts';
 import { INGRESS_GATEWAY_KEY, servedIngresses, translateIngresses } from './ingress.ts';
 import { comparePrecedence } from './precedence.ts';
+import { translateTlsRoute, type PassthroughPlacement } from './tlsroute.ts';
 import { translateRateLimits } from './ratelimit.ts';
 
 export type { TranslateOptions } from './gateway.ts';
@@ -60,22 +61,34 @@ export function translate(snapshot: InputSnapshot, options: TranslateOptions): T
   const routeStatuses: ObjectStatus[] = [];
   const placements: Placement[] = [...ingress.placements];
   const backends = new Map<string, Backend>(ingress.backends.map((b) => [b.name, b]));
-  for (const route of [...snapshot.httpRoutes].sort((a, b) => namespacedName(a).localeCompare(namespacedName(b)))) {
-    const result = translateHttpRoute(route, parents, index);
+  const passthrough: PassthroughPlacement[] = [];
+  const results = [
+    ...sortByName(snapshot.httpRoutes).map((r) => {
+      const result = translateHttpRoute(r, parents, index);
+      if (result) placements.push(...result.placements);
+      return result;
+    }),
+    ...sortByName(snapshot.tlsRoutes).map((r) => {
+      const result = translateTlsRoute(r, parents, index);
+      if (result) passthrough.push(...result.placements);
+      return result;
+    }),
+  ];
+  for (const result of results) {
     if (!result) continue;
     for (const parent of result.status.status.parents as { controllerName: string }[]) parent.controllerName = options.controllerName;
     routeStatuses.push(result.status);
-    placements.push(...result.placements);
     for (const b of result.backends) backends.set(b.name, b);
   }
 
   const servingGateways: GatewayState[] = ingress.gateway ? [...gateways, ingress.gateway] : gateways;
   const assembled = {
     listeners: assembleListeners(servingGateways, placements),
+    passthrough: assemblePassthrough(gateways, passthrough),
     backends: Object.fromEntries([...backends.entries()].sort(([a], [b]) => a.localeCompare(b))),
   };
   // Rate limits (RateLimitPolicy, Ingress annotation): `rateLimits` and route `rateLimit` added when any applies.
-  const servedRoutes = new Set(routeStatuses.map((s) => `${s.namespace}/${s.name}`));
+  const servedRoutes = new Set(routeStatuses.filter((s) => s.kind === 'HTTPRoute').map((s) => `${s.namespace}/${s.name}`));
   const rateLimits = translateRateLimits({ snapshot, gateways, servedRoutes, http: assembled, controllerName: options.controllerName });
   const http = rateLimits.http;
   const l4 = { services: translateL4Services(index) };
@@ -93,13 +106,39 @@ export function translate(snapshot: InputSnapshot, options: TranslateOptions): T
   };
 }
 
+function sortByName<T extends { metadata: { namespace?: string; name: string } }>(objects: T[]): T[] {
+  return [...objects].sort((a, b) => namespacedName(a).localeCompare(namespacedName(b)));
+}
+
+/** TLS passthrough sockets, SNI routes most specific first; a hostname claimed twice goes to the older route. */
+function assemblePassthrough(gateways: GatewayState[], placements: PassthroughPlacement[]): PassthroughListener[] {
+  const sockets = new Map<string, PassthroughListener>();
+  for (const gateway of gateways) {
+    for (const l of allListeners(gateway)) {
+      if (l.protocol !== 'TLS' || !listenerProgrammed(l)) continue;
+      const name = `${gateway.address}:${l.port}`;
+      if (!sockets.has(name)) sockets.set(name, { name, address: gateway.address!, port: l.port, routes: [] });
+    }
+  }
+  const sorted = [...placements].sort((a, b) => a.creationTimestamp.localeCompare(b.creationTimestamp) || a.route.name.localeCompare(b.route.name));
+  for (const p of sorted) {
+    const socket = sockets.get(`${p.listener.gateway.address}:${p.listener.port}`);
+    if (!socket || !listenerProgrammed(p.listener) || socket.routes.some((r) => r.hostname === p.route.hostname)) continue;
+    socket.routes.push(p.route);
+  }
+  for (const socket of sockets.values()) {
+    socket.routes.sort((a, b) => hostnameSpecificity(b.hostname) - hostnameSpecificity(a.hostname) || a.name.localeCompare(b.name));
+  }
+  return [...sockets.values()].sort((a, b) => a.name.localeCompare(b.name));
+}
+
 /** Sockets from the programmed listeners, each with its scopes, virtual hosts and routes in precedence order. */
 function assembleListeners(gateways: GatewayState[], placements: Placement[]): HttpListener[] {
   const sockets = new Map<string, HttpListener>();
   const scopes = new Map<string, { listener: ListenerState; scope: ListenerScope; hosts: Map<string, Placement[]> }>();
   for (const gateway of gateways) {
     for (const l of allListeners(gateway)) {
-      if (!listenerProgrammed(l)) continue;
+      if (l.protocol === 'TLS' || !listenerProgrammed(l)) continue;
       const name = `${gateway.address}:${l.port}`;
       let socket = sockets.get(name);
       if (!socket) {

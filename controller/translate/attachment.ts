@@ -1,0 +1,117 @@
+// Route attachment, shared by every route kind: which listeners of each
+// parentRef (a Gateway or a ListenerSet of ours) a route attaches to, and the
+// per-parent status entry (Accepted with the spec's reasons, ResolvedRefs).
+import type { KubeObject } from '../sources/objects.ts';
+import { GATEWAY_GROUP } from '../sources/objects.ts';
+import { condition, type Condition } from '../status/conditions.ts';
+import type { RefProblem } from './backends.ts';
+import { listenerAllowsNamespace, listenerTakesRoutes, type GatewayState, type ListenerSetState, type ListenerState } from './gateway.ts';
+import { intersectHostnames } from './hostnames.ts';
+import type { InputIndex } from './index-inputs.ts';
+
+/** What a parentRef can name: our Gateways and the ListenerSets attached to them, by `namespace/name`. */
+export interface Parents {
+  gateways: Map<string, GatewayState>;
+  listenerSets: Map<string, ListenerSetState>;
+}
+
+export interface Attached {
+  listener: ListenerState;
+  /** The route's hostnames intersected with the listener's (['*'] for any). */
+  hostnames: string[];
+}
+
+export interface RouteAttachment {
+  /** `status.parents` entries (controllerName filled in by translate()). */
+  parents: unknown[];
+  /** Listeners the route serves on, over all accepted parents. */
+  attached: Attached[];
+}
+
+export interface RouteProblems {
+  /** Something the route asks for that Sluice cannot serve: Accepted=False UnsupportedValue. */
+  unsupported: string | null;
+  /** The first unresolvable reference: ResolvedRefs=False. */
+  refProblem: RefProblem | null;
+}
+
+export function attachRoute(route: KubeObject, routeKind: string, hostnames: string[], parents: Parents, problems: RouteProblems, index: InputIndex): RouteAttachment {
+  const ns = route.metadata.namespace!;
+  const gen = route.metadata.generation;
+  const resolvedRefs = problems.refProblem
+    ? condition('ResolvedRefs', false, problems.refProblem.reason, problems.refProblem.message, gen)
+    : condition('ResolvedRefs', true, 'ResolvedRefs', 'All references resolved', gen);
+  const out: RouteAttachment = { parents: [], attached: [] };
+  for (const parentRef of route.spec?.parentRefs ?? []) {
+    const group = parentRef?.group ?? GATEWAY_GROUP;
+    const kind = parentRef?.kind ?? 'Gateway';
+    const parentNs = parentRef?.namespace ?? ns;
+    if (group !== GATEWAY_GROUP || (kind !== 'Gateway' && kind !== 'ListenerSet')) continue;
+    const parentKey = `${parentNs}/${parentRef?.name}`;
+    const parent = kind === 'Gateway' ? parents.gateways.get(parentKey) : parents.listenerSets.get(parentKey);
+    if (!parent) continue; // not one of ours: another controller reports on it
+    const attach = attachToParent(parent, `${kind} ${parentKey}`, parentRef, routeKind, ns, hostnames, index);
+    let accepted: Condition;
+    if ('problem' in attach) accepted = condition('Accepted', false, attach.problem.reason, attach.problem.message, gen);
+    else if (problems.unsupported) accepted = condition('Accepted', false, 'UnsupportedValue', problems.unsupported, gen);
+    else {
+      accepted = condition('Accepted', true, 'Accepted', `Attached to ${attach.listeners.length} listener(s)`, gen);
+      for (const a of attach.listeners) a.listener.attachedRoutes += 1;
+      out.attached.push(...attach.listeners);
+    }
+    out.parents.push({
+      parentRef: {
+        group,
+        kind,
+        namespace: parentNs,
+        name: parentRef.name,
+        ...(parentRef.sectionName !== undefined ? { sectionName: parentRef.sectionName } : {}),
+        ...(parentRef.port !== undefined ? { port: parentRef.port } : {}),
+      },
+      controllerName: '',
+      conditions: [accepted, resolvedRefs],
+    });
+  }
+  return out;
+}
+
+type Attachment = { listeners: Attached[] } | { problem: { reason: string; message: string } };
+
+function attachToParent(
+  parent: GatewayState | ListenerSetState,
+  what: string,
+  parentRef: any,
+  routeKind: string,
+  routeNamespace: string,
+  hostnames: string[],
+  index: InputIndex,
+): Attachment {
+  if ('allowed' in parent && !parent.allowed.ok) {
+    return { problem: { reason: 'NotAllowedByListeners', message: `${what} is not attached: ${parent.allowed.message}` } };
+  }
+  const candidates = parent.listeners.filter(
+    (l) =>
+      (parentRef.sectionName === undefined || l.name === parentRef.sectionName) &&
+      (parentRef.port === undefined || l.port === Number(parentRef.port)),
+  );
+  if (candidates.length === 0) {
+    const wanted = [parentRef.sectionName && `sectionName ${parentRef.sectionName}`, parentRef.port && `port ${parentRef.port}`].filter(Boolean).join(' and ');
+    return { problem: { reason: 'NoMatchingParent', message: `${what} has no listener with ${wanted}` } };
+  }
+  const allowed = candidates.filter(
+    (l) =>
+      listenerTakesRoutes(l) &&
+      l.supportedKinds.some((k) => k.group === GATEWAY_GROUP && k.kind === routeKind) &&
+      listenerAllowsNamespace(l, routeNamespace, index),
+  );
+  if (allowed.length === 0) {
+    return { problem: { reason: 'NotAllowedByListeners', message: `no listener of ${what} allows ${routeKind}s from namespace ${routeNamespace}` } };
+  }
+  const listeners = allowed
+    .map((listener) => ({ listener, hostnames: intersectHostnames(hostnames, listener.hostname) }))
+    .filter((a) => a.hostnames.length > 0);
+  if (listeners.length === 0) {
+    return { problem: { reason: 'NoMatchingListenerHostname', message: `no listener hostname of ${what} intersects ${hostnames.join(', ')}` } };
+  }
+  return { listeners };
+}

@@ -1,0 +1,87 @@
+// Reads the SNI server name from the first TLS ClientHello of a connection,
+// without terminating TLS. The ClientHello may arrive in pieces and may span
+// several TLS records; `readServerName` says when it needs more bytes.
+
+export type ClientHelloResult =
+  | { kind: 'more' }
+  | { kind: 'done'; serverName: string | null }
+  | { kind: 'invalid'; reason: string };
+
+const RECORD_HEADER = 5;
+const HANDSHAKE = 0x16;
+const CLIENT_HELLO = 0x01;
+const SERVER_NAME_EXTENSION = 0x0000;
+/** A ClientHello larger than this is refused (post-quantum key shares make them ~2 KiB; this leaves room). */
+export const MAX_CLIENT_HELLO = 64 * 1024;
+
+/** `data` holds every byte received so far on the connection. */
+export function readServerName(data: Buffer): ClientHelloResult {
+  // Reassemble the handshake message from consecutive handshake records.
+  const parts: Buffer[] = [];
+  let offset = 0;
+  let have = 0;
+  let needed = -1;
+  while (needed < 0 || have < needed) {
+    if (data.length < offset + RECORD_HEADER) return more(data);
+    if (data[offset] !== HANDSHAKE) return { kind: 'invalid', reason: 'not a TLS handshake' };
+    const length = data.readUInt16BE(offset + 3);
+    if (data.length < offset + RECORD_HEADER + length) return more(data);
+    const fragment = data.subarray(offset + RECORD_HEADER, offset + RECORD_HEADER + length);
+    parts.push(fragment);
+    have += fragment.length;
+    offset += RECORD_HEADER + length;
+    if (needed < 0 && have >= 4) {
+      const head = Buffer.concat(parts);
+      if (head[0] !== CLIENT_HELLO) return { kind: 'invalid', reason: 'first handshake message is not a ClientHello' };
+      needed = 4 + head.readUIntBE(1, 3);
+      if (needed > MAX_CLIENT_HELLO) return { kind: 'invalid', reason: 'ClientHello too large' };
+    }
+  }
+  try {
+    return { kind: 'done', serverName: serverNameFrom(Buffer.concat(parts).subarray(4, needed)) };
+  } catch {
+    return { kind: 'invalid', reason: 'malformed ClientHello' };
+  }
+}
+
+function more(data: Buffer): ClientHelloResult {
+  return data.length > MAX_CLIENT_HELLO + 64 * RECORD_HEADER ? { kind: 'invalid', reason: 'ClientHello too large' } : { kind: 'more' };
+}
+
+/** Walks the ClientHello body to the server_name extension. Throws on truncation. */
+function serverNameFrom(hello: Buffer): string | null {
+  let p = 2 + 32; // client_version, random
+  p += 1 + byte(hello, p); // session_id
+  p += 2 + uint16(hello, p); // cipher_suites
+  p += 1 + byte(hello, p); // compression_methods
+  if (p === hello.length) return null; // no extensions
+  const end = p + 2 + uint16(hello, p);
+  p += 2;
+  while (p + 4 <= end) {
+    const type = uint16(hello, p);
+    const length = uint16(hello, p + 2);
+    p += 4;
+    if (type === SERVER_NAME_EXTENSION) {
+      let q = p + 2; // server_name_list length
+      while (q + 3 <= p + length) {
+        const nameType = byte(hello, q);
+        const nameLength = uint16(hello, q + 1);
+        if (nameType === 0) return hello.toString('ascii', q + 3, q + 3 + nameLength).toLowerCase();
+        q += 3 + nameLength;
+      }
+      return null;
+    }
+    p += length;
+  }
+  return null;
+}
+
+function byte(b: Buffer, at: number): number {
+  if (at >= b.length) throw new RangeError('truncated');
+  return b[at]!;
+}
+
+function uint16(b: Buffer, at: number): number {
+  if (at + 2 > b.length) throw new RangeError('truncated');
+  return b.readUInt16BE(at);
+}
