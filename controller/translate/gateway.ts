@@ -264,50 +264,22 @@ function resolveClientValidation(listener: ListenerState, frontend: any, index: 
   const perPort = (frontend?.perPort ?? []).find((p: any) => Number(p?.port) === listener.port);
   const validation = perPort ? perPort.tls?.validation : frontend?.default?.validation;
   if (!validation) return;
-  const gw = listener.gateway.obj;
-  const problems: Verdict[] = [];
-  const cas: string[] = [];
-  (validation.caCertificateRefs ?? []).forEach((ref: any, i: number) => {
-    const group = ref?.group ?? '';
-    const kind = ref?.kind ?? 'ConfigMap';
-    const namespace = ref?.namespace ?? gw.metadata.namespace!;
-    const name = String(ref?.name ?? '');
-    const what = `caCertificateRefs[${i}] ${kind} ${namespace}/${name}`;
-    if (group !== '' || kind !== 'ConfigMap') {
-      problems.push({ ok: false, reason: 'InvalidCACertificateKind', message: `${what}: only core ConfigMaps are supported` });
-      return;
-    }
-    const allowed = isReferenceAllowed(
-      index.snapshot.referenceGrants,
-      { group: GATEWAY_GROUP, kind: 'Gateway', namespace: gw.metadata.namespace! },
-      { group: '', kind: 'ConfigMap', namespace, name },
-    );
-    if (!allowed) {
-      problems.push({ ok: false, reason: 'RefNotPermitted', message: `${what}: no ReferenceGrant in ${namespace} allows it` });
-      return;
-    }
-    const pem = index.configMap(namespace, name)?.data?.['ca.crt'];
-    if (!pem) {
-      problems.push({ ok: false, reason: 'InvalidCACertificateRef', message: `${what}: not found or has no ca.crt` });
-      return;
-    }
+  const cas = resolveCoreRefs<string>(listener, validation.caCertificateRefs ?? [], 'caCertificateRefs', 'ConfigMap', 'InvalidCACertificateKind', 'InvalidCACertificateRef', index, (configMap) => {
+    const pem = configMap.data?.['ca.crt'];
+    if (!pem) return { error: 'has no ca.crt' };
     try {
       new X509Certificate(pem);
     } catch (err) {
-      problems.push({ ok: false, reason: 'InvalidCACertificateRef', message: `${what}: ca.crt does not parse (${(err as Error).message})` });
-      return;
+      return { error: `ca.crt does not parse (${(err as Error).message})` };
     }
-    cas.push(pem);
+    return { value: pem };
   });
-  if (problems.length > 0) {
-    listener.resolvedRefs = { ok: false, reason: problems[0]!.reason, message: problems.map((p) => p.message).join('; ') };
-  }
   if (cas.length === 0) {
     listener.accepted = { ok: false, reason: 'NoValidCACertificate', message: 'client-certificate validation has no usable CA certificate' };
     return;
   }
   const mode = validation.mode === 'AllowInsecureFallback' ? 'AllowInsecureFallback' : 'AllowValidOnly';
-  listener.clientValidation = { caCertificates: cas, mode };
+  listener.clientValidation = { caCertificates: cas.map((c) => c.value), mode };
 }
 
 function resolveRouteKinds(kinds: any[] | undefined, served: RouteKind): { supported: RouteKind[]; invalid: RouteKind[] } {
@@ -324,9 +296,8 @@ function resolveRouteKinds(kinds: any[] | undefined, served: RouteKind): { suppo
 }
 
 function resolveCertificates(listener: ListenerState, tls: any, index: InputIndex): void {
-  const gw = listener.owner.obj;
   if (tls?.mode === 'Passthrough') {
-    listener.accepted = { ok: false, reason: 'UnsupportedValue', message: 'tls.mode Passthrough needs a TLS listener and TLSRoute, which Sluice does not serve' };
+    listener.accepted = { ok: false, reason: 'UnsupportedValue', message: 'tls.mode Passthrough needs protocol TLS (TLSRoute), not HTTPS' };
     return;
   }
   const refs: any[] = tls?.certificateRefs ?? [];
@@ -334,36 +305,11 @@ function resolveCertificates(listener: ListenerState, tls: any, index: InputInde
     listener.resolvedRefs = { ok: false, reason: 'InvalidCertificateRef', message: 'HTTPS listener has no tls.certificateRefs' };
     return;
   }
-  const problems: Verdict[] = [];
-  refs.forEach((ref, i) => {
-    const group = ref?.group ?? '';
-    const kind = ref?.kind ?? 'Secret';
-    const namespace = ref?.namespace ?? gw.metadata.namespace!;
-    const name = String(ref?.name ?? '');
-    const what = `certificateRefs[${i}] ${kind} ${namespace}/${name}`;
-    if (group !== '' || kind !== 'Secret') {
-      problems.push({ ok: false, reason: 'InvalidCertificateRef', message: `${what}: only core Secrets are supported` });
-      return;
-    }
-    const allowed = isReferenceAllowed(
-      index.snapshot.referenceGrants,
-      { group: GATEWAY_GROUP, kind: listener.owner.kind, namespace: gw.metadata.namespace! },
-      { group: '', kind: 'Secret', namespace, name },
-    );
-    if (!allowed) {
-      problems.push({ ok: false, reason: 'RefNotPermitted', message: `${what}: no ReferenceGrant in ${namespace} allows it` });
-      return;
-    }
-    const secret = index.secret(namespace, name);
-    if (!secret) {
-      problems.push({ ok: false, reason: 'InvalidCertificateRef', message: `${what}: not found` });
-      return;
-    }
+  const pairs = resolveCoreRefs(listener, refs, 'certificateRefs', 'Secret', 'InvalidCertificateRef', 'InvalidCertificateRef', index, (secret) => {
     const pair = readTlsSecret(secret);
-    if ('error' in pair) {
-      problems.push({ ok: false, reason: 'InvalidCertificateRef', message: `${what}: ${pair.error}` });
-      return;
-    }
+    return 'error' in pair ? pair : { value: pair };
+  });
+  for (const { value: pair, index: i, namespace, name } of pairs) {
     listener.certificates.push({
       name: `${listener.scopeName}/certificate/${i}`,
       secret: `secret/${namespace}/${name}`,
@@ -372,10 +318,51 @@ function resolveCertificates(listener: ListenerState, tls: any, index: InputInde
       keyPem: pair.key,
       hash: createHash('sha256').update(pair.cert).update(pair.key).digest('hex').slice(0, 16),
     });
+  }
+}
+
+/**
+ * Resolves a listener's references to core objects of one kind (Secrets, ConfigMaps): kind and
+ * group checked, cross-namespace only with a ReferenceGrant from the listener's owner, then
+ * `read` validates the content. Problems set ResolvedRefs=False (first reason, all messages).
+ */
+function resolveCoreRefs<T>(
+  listener: ListenerState,
+  refs: any[],
+  field: string,
+  kindWanted: 'Secret' | 'ConfigMap',
+  wrongKindReason: string,
+  invalidReason: string,
+  index: InputIndex,
+  read: (obj: KubeObject) => { value: T } | { error: string },
+): { value: T; index: number; namespace: string; name: string }[] {
+  const owner = listener.owner;
+  const problems: Verdict[] = [];
+  const out: { value: T; index: number; namespace: string; name: string }[] = [];
+  refs.forEach((ref, i) => {
+    const group = ref?.group ?? '';
+    const kind = ref?.kind ?? kindWanted;
+    const namespace = ref?.namespace ?? owner.namespace;
+    const name = String(ref?.name ?? '');
+    const what = `${field}[${i}] ${kind} ${namespace}/${name}`;
+    const fail = (reason: string, message: string) => problems.push({ ok: false, reason, message: `${what}: ${message}` });
+    if (group !== '' || kind !== kindWanted) return fail(wrongKindReason, `only core ${kindWanted}s are supported`);
+    const allowed = isReferenceAllowed(
+      index.snapshot.referenceGrants,
+      { group: GATEWAY_GROUP, kind: owner.kind, namespace: owner.namespace },
+      { group: '', kind: kindWanted, namespace, name },
+    );
+    if (!allowed) return fail('RefNotPermitted', `no ReferenceGrant in ${namespace} allows it`);
+    const obj = kindWanted === 'Secret' ? index.secret(namespace, name) : index.configMap(namespace, name);
+    if (!obj) return fail(invalidReason, 'not found');
+    const content = read(obj);
+    if ('error' in content) return fail(invalidReason, content.error);
+    out.push({ value: content.value, index: i, namespace, name });
   });
   if (problems.length > 0) {
     listener.resolvedRefs = { ok: false, reason: problems[0]!.reason, message: problems.map((p) => p.message).join('; ') };
   }
+  return out;
 }
 
 /** Reads tls.crt and tls.key (data is base64, stringData plain) and checks they parse and belong together. */
