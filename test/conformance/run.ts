@@ -1,7 +1,7 @@
-// Conformance runner: `npm run conformance -- --suite gateway-api [--cases DIR] [--only NAME] [--verbose]`.
+// Conformance runner: `npm run conformance -- --suite gateway-api|ingress [--cases DIR] [--only NAME] [--verbose]`.
 // Prints one line per test (PASS / FAIL / SKIP) and then exactly
 // `N passed, M failed, K skipped`; exits non-zero when anything failed.
-// Suite-specific code lives in its own module (./gateway-api/); a new suite
+// Suite-specific code lives in its own module (./gateway-api/, ./ingress/); a new suite
 // plugs in through SUITES below.
 
 import { dirname, resolve } from 'node:path';
@@ -22,7 +22,7 @@ export interface SuiteModule {
 
 const SUITES: Record<string, (() => Promise<SuiteModule>) | { notImplemented: string }> = {
   'gateway-api': () => import('./gateway-api/suite.ts'),
-  ingress: { notImplemented: 'the ingress conformance suite is not implemented yet' },
+  ingress: () => import('./ingress/suite.ts'),
 };
 
 const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');

@@ -15,10 +15,12 @@ import { groupRawHeaders } from './headers.ts';
 export type Protocol = 'HTTP/1.1' | 'HTTP/1.1+TLS' | 'h2' | 'h2c-prior-knowledge';
 
 export interface ClientTls {
-  /** SNI and the name verified against the certificate. */
+  /** SNI and the name verified against the certificate ('' or an IP address: no SNI). */
   serverName: string;
-  /** PEM of the only trusted certificate. */
-  trustPem: string;
+  /** PEM of the only trusted certificate (required unless `insecureSkipVerify`). */
+  trustPem?: string;
+  /** Go's InsecureSkipVerify: neither the chain nor the name is verified. */
+  insecureSkipVerify?: boolean;
   /** Client certificate and key (PEM), if any. */
   certPem?: string;
   keyPem?: string;
@@ -49,6 +51,17 @@ export interface ClientResponse {
   httpVersion: string;
   /** For TLS requests with a client certificate: did the handshake carry it (i.e. did the server ask for it)? */
   clientCertificateSent?: boolean;
+  /** For TLS requests: the leaf certificate the server presented. */
+  peerCertificate?: PeerCertificateInfo;
+}
+
+export interface PeerCertificateInfo {
+  pem: string;
+  /** DNS SANs in certificate order. */
+  dnsNames: string[];
+  ipAddresses: string[];
+  validFrom: string;
+  validTo: string;
 }
 
 export interface ClientError {
@@ -85,7 +98,7 @@ export function goMatchHostname(pattern: string, host: string): boolean {
   return true;
 }
 
-function parseSubjectAltName(san: string | undefined): { dns: string[]; ip: string[] } {
+export function parseSubjectAltName(san: string | undefined): { dns: string[]; ip: string[] } {
   const dns: string[] = [];
   const ip: string[] = [];
   for (const part of (san ?? '').split(/,\s*/)) {
@@ -166,23 +179,36 @@ function pemDerLength(pem: string): number {
 interface TlsConnection {
   socket: tls.TLSSocket;
   clientCertificateSent?: boolean;
+  peerCertificate?: PeerCertificateInfo;
+}
+
+function peerCertificateOf(socket: tls.TLSSocket): PeerCertificateInfo | undefined {
+  const cert = socket.getPeerX509Certificate();
+  if (!cert) return undefined;
+  const { dns, ip } = parseSubjectAltName(cert.subjectAltName);
+  return { pem: cert.toString(), dnsNames: dns, ipAddresses: ip, validFrom: cert.validFrom, validTo: cert.validTo };
 }
 
 async function connectTls(req: ClientRequest, alpn: string[], deadline: number): Promise<TlsConnection> {
   const t = req.tls!;
+  if (!t.insecureSkipVerify && !t.trustPem) throw new Error('TLS: no trusted certificate given (and verification not skipped)');
   const raw = await connectTcp(req.connectHost, req.connectPort, Math.max(1, deadline - Date.now()));
   const detect = Boolean(t.certPem && t.keyPem);
   const writes: number[] = [];
   const transport: Duplex = detect ? recordingDuplex(raw, writes) : raw;
   const socket = tls.connect({
     socket: transport,
-    servername: net.isIP(t.serverName) ? undefined : t.serverName,
-    ca: [t.trustPem],
+    servername: t.serverName === '' || net.isIP(t.serverName) ? undefined : t.serverName,
     cert: t.certPem,
     key: t.keyPem,
     ALPNProtocols: alpn,
-    rejectUnauthorized: true,
-    checkServerIdentity: (_host, cert) => goCheckServerIdentity(t.serverName, cert),
+    ...(t.insecureSkipVerify
+      ? { rejectUnauthorized: false }
+      : {
+          ca: [t.trustPem!],
+          rejectUnauthorized: true,
+          checkServerIdentity: (_host: string, cert: tls.PeerCertificate) => goCheckServerIdentity(t.serverName, cert),
+        }),
   });
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -212,7 +238,7 @@ async function connectTls(req: ClientRequest, alpn: string[], deadline: number):
     const secondFlight = writes.slice(1).reduce((a, b) => a + b, 0);
     clientCertificateSent = secondFlight >= pemDerLength(t.certPem!);
   }
-  return { socket, clientCertificateSent };
+  return { socket, clientCertificateSent, peerCertificate: peerCertificateOf(socket) };
 }
 
 // ---------------------------------------------------------------------------
@@ -346,7 +372,7 @@ export async function sendRequest(req: ClientRequest): Promise<ClientResult> {
       case 'HTTP/1.1+TLS': {
         const conn = await connectTls(req, ['http/1.1'], deadline);
         const res = await http1Exchange(req, deadline, conn.socket);
-        return { ...res, clientCertificateSent: conn.clientCertificateSent };
+        return { ...res, clientCertificateSent: conn.clientCertificateSent, peerCertificate: conn.peerCertificate };
       }
       case 'h2': {
         const conn = await connectTls(req, ['h2'], deadline);
@@ -355,7 +381,7 @@ export async function sendRequest(req: ClientRequest): Promise<ClientResult> {
           return { ok: false, error: `server did not negotiate h2 via ALPN (got ${conn.socket.alpnProtocol || 'none'})` };
         }
         const res = await h2Exchange(req, deadline, 'https', conn.socket);
-        return { ...res, clientCertificateSent: conn.clientCertificateSent };
+        return { ...res, clientCertificateSent: conn.clientCertificateSent, peerCertificate: conn.peerCertificate };
       }
     }
     return { ok: false, error: `unsupported protocol ${String(req.protocol)}` };
