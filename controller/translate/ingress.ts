@@ -45,21 +45,32 @@ export interface IngressTranslation {
   problems: string[];
 }
 
-/** Ingresses of a served class: legacy annotation first (as Cilium), then spec.ingressClassName, then the default class. */
-export function servedIngresses(index: InputIndex, options: IngressOptions): KubeObject[] {
+export interface ServedIngresses {
+  /** Ingresses of a served class: legacy annotation first (as Cilium), then spec.ingressClassName, then the default class. */
+  ingresses: KubeObject[];
+  /**
+   * Whether Ingress listeners exist: some Ingress is ours, or an IngressClass of ours does (as a
+   * cluster with Cilium's ingress controller keeps its load balancer while it has no Ingress).
+   */
+  listening: boolean;
+}
+
+export function servedIngresses(index: InputIndex, options: IngressOptions): ServedIngresses {
   const classes = index.snapshot.ingressClasses;
   const served = new Set(options.classNames);
   for (const c of classes) if (options.controllers.includes(c.spec?.controller)) served.add(c.metadata.name);
   const defaultIsOurs = classes.some((c) => served.has(c.metadata.name) && c.metadata.annotations?.[DEFAULT_CLASS_ANNOTATION] === 'true');
-  return index.snapshot.ingresses.filter((ing) => {
+  const ingresses = index.snapshot.ingresses.filter((ing) => {
     const cls = ing.metadata.annotations?.[LEGACY_CLASS_ANNOTATION] ?? ing.spec?.ingressClassName;
     return cls === undefined ? defaultIsOurs : served.has(cls);
   });
+  return { ingresses, listening: ingresses.length > 0 || classes.some((c) => served.has(c.metadata.name)) };
 }
 
-export function translateIngresses(ingresses: KubeObject[], address: string | null, index: InputIndex, options: IngressOptions): IngressTranslation {
+export function translateIngresses(served: ServedIngresses, address: string | null, index: InputIndex, options: IngressOptions): IngressTranslation {
   const out: IngressTranslation = { gateway: null, placements: [], backends: [], statuses: [], problems: [] };
-  if (ingresses.length === 0) return out;
+  if (!served.listening) return out;
+  const ingresses = served.ingresses;
   const sorted = [...ingresses].sort(
     (a, b) => (a.metadata.creationTimestamp ?? '').localeCompare(b.metadata.creationTimestamp ?? '') || namespacedName(a).localeCompare(namespacedName(b)),
   );

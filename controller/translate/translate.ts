@@ -41,10 +41,10 @@ export function translate(snapshot: InputSnapshot, options: TranslateOptions): T
   const index = new InputIndex(snapshot);
   const classes = translateGatewayClasses(snapshot.gatewayClasses, options);
   const ourGateways = snapshot.gateways.filter((g) => classes.accepted.has(g.spec?.gatewayClassName));
-  const ingresses = options.ingress ? servedIngresses(index, options.ingress) : [];
+  const ingresses = options.ingress ? servedIngresses(index, options.ingress) : { ingresses: [], listening: false };
   const plan = planGatewayAddresses(options.bindAddress, [
     ...ourGateways.map(namespacedName),
-    ...(ingresses.length ? [INGRESS_GATEWAY_KEY] : []),
+    ...(ingresses.listening ? [INGRESS_GATEWAY_KEY] : []),
   ]);
   const gateways = translateGateways(ourGateways, snapshot.listenerSets, plan, index);
   const ingress = translateIngresses(ingresses, plan.byGateway.get(INGRESS_GATEWAY_KEY) ?? null, index, options.ingress!);
