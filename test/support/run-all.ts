@@ -1,5 +1,5 @@
 // Runs every test runner of the project in turn — typecheck, jest, the Gateway
-// API conformance suite — and prints one closing line summing them:
+// API and Ingress conformance suites — and prints one closing line summing them:
 // "N passed, M failed, K skipped". Exits non-zero when anything failed.
 // `npm test` and .ci/run both use it.
 import { spawnSync } from 'node:child_process';
@@ -52,11 +52,14 @@ try {
   if (jest.status === 0) console.log('jest wrote no results');
 }
 
-// 3. Gateway API conformance against a real `sluice run`.
-const conformance = run(['--disable-warning=ExperimentalWarning', 'test/conformance/run.ts', '--suite', 'gateway-api']);
-const line = /^(\d+) passed, (\d+) failed(?:, (\d+) skipped)?$/m.exec(conformance.output.split('\n').filter(Boolean).reverse().join('\n'));
-if (line) add('conformance gateway-api', { passed: Number(line[1]), failed: Number(line[2]), skipped: Number(line[3] ?? 0) });
-else add('conformance gateway-api', { passed: 0, failed: 1, skipped: 0 });
+// 3. The conformance suites, each against a real `sluice run`.
+for (const suite of ['gateway-api', 'ingress']) {
+  const conformance = run(['--disable-warning=ExperimentalWarning', 'test/conformance/run.ts', '--suite', suite]);
+  const lastLines = conformance.output.split('\n').filter(Boolean).reverse().join('\n');
+  const line = /^(\d+) passed, (\d+) failed(?:, (\d+) skipped)?$/m.exec(lastLines);
+  if (line) add(`conformance ${suite}`, { passed: Number(line[1]), failed: Number(line[2]), skipped: Number(line[3] ?? 0) });
+  else add(`conformance ${suite}`, { passed: 0, failed: 1, skipped: 0 });
+}
 
 console.log(`${total.passed} passed, ${total.failed} failed, ${total.skipped} skipped`);
 process.exit(total.failed > 0 ? 1 : 0);
