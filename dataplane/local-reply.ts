@@ -1,12 +1,12 @@
 // Answers the dataplane writes itself (404, 5xx, redirects, direct responses). Route response
 // header modifiers apply to them too: they are the route's responses.
 
-import type { ServerResponse } from 'node:http';
+import { writeResponseHead, type DownstreamResponse } from './downstream.ts';
 import { applyHeaderModifiers, type HeaderModifierPlan } from './filters/header-modifier.ts';
 import type { RequestMetrics } from './metrics.ts';
 
 export function sendLocalReply(
-  res: ServerResponse,
+  res: DownstreamResponse,
   status: number,
   body: string | Buffer | null,
   modifiers: readonly HeaderModifierPlan[],
@@ -21,14 +21,15 @@ export function sendLocalReply(
   if (extraHeaders !== null) for (let i = 0; i < extraHeaders.length; i++) headers.push(extraHeaders[i]);
   if (modifiers.length > 0) applyHeaderModifiers(headers, modifiers);
   try {
-    res.writeHead(status, headers);
+    writeResponseHead(res, status, headers);
   } catch {
     // A header value Node refuses (say, a Location built from a strange Host): answer plainly
     // rather than leave the client hanging.
     status = 500;
     body = null;
-    res.writeHead(status, ['content-length', '0']);
+    writeResponseHead(res, status, ['content-length', '0']);
   }
-  res.end(body ?? undefined);
+  if (body === null) res.end();
+  else res.end(body);
   metrics.record(status, startedAt);
 }

@@ -6,6 +6,7 @@ import type { Registry } from 'prom-client';
 
 type RequestCounter = client.Counter<'route' | 'backend' | 'code'>;
 type DurationHistogram = client.Histogram<'route'>;
+type RouteCounter = client.Counter<'route'>;
 
 /** Status code recorded when the client went away before the response completed (nginx's 499). */
 export const CLIENT_CLOSED_CODE = 499;
@@ -17,12 +18,19 @@ export class RequestMetrics {
   private readonly backend: string;
   private readonly byCode = new Map<number, client.Counter.Internal>();
   private readonly duration: client.Histogram.Internal<'route'>;
+  private readonly notReplayable: RouteCounter;
 
-  constructor(counter: RequestCounter, histogram: DurationHistogram, route: string, backend: string) {
+  constructor(counter: RequestCounter, histogram: DurationHistogram, notReplayable: RouteCounter, route: string, backend: string) {
     this.counter = counter;
     this.route = route;
     this.backend = backend;
     this.duration = histogram.labels(route);
+    this.notReplayable = notReplayable;
+  }
+
+  /** A body too large to buffer on a route that retries or mirrors: sent once, neither retried nor mirrored. */
+  recordBodyNotReplayable(): void {
+    this.notReplayable.labels(this.route).inc();
   }
 
   /** `startedAt` from performance.now(). */
@@ -40,6 +48,7 @@ export class RequestMetrics {
 export class DataplaneMetrics {
   private readonly requests: RequestCounter;
   private readonly duration: DurationHistogram;
+  private readonly notReplayable: RouteCounter;
   private readonly configVersion: client.Gauge<'version'>;
   private readonly configApplies: client.Counter<'result'>;
   private readonly listenerUp: client.Gauge<'listener'>;
@@ -59,6 +68,14 @@ export class DataplaneMetrics {
         registers,
       }),
     );
+    this.notReplayable = metric(registry, 'sluice_http_request_body_not_replayable_total', (registers) =>
+      new client.Counter({
+        name: 'sluice_http_request_body_not_replayable_total',
+        help: 'Requests on routes with a retry policy or mirror whose body exceeded the replay buffer (64 KiB): forwarded once, without retries or mirrors',
+        labelNames: ['route'] as const,
+        registers,
+      }),
+    );
     this.configVersion = metric(registry, 'sluice_config_version_info', (registers) =>
       new client.Gauge({ name: 'sluice_config_version_info', help: 'The configuration version the dataplane serves (value 1)', labelNames: ['version'] as const, registers }),
     );
@@ -74,7 +91,7 @@ export class DataplaneMetrics {
     const key = `${route}\u0000${backend}`;
     let target = this.targets.get(key);
     if (target === undefined) {
-      target = new RequestMetrics(this.requests, this.duration, route, backend);
+      target = new RequestMetrics(this.requests, this.duration, this.notReplayable, route, backend);
       this.targets.set(key, target);
     }
     return target;

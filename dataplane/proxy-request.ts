@@ -1,20 +1,24 @@
-// The request as the proxy sees it, read once: target split into path and query, headers
-// lower-cased, Host normalized. Shared by plain requests and upgrades.
+// The request as the proxy sees it, read once: target split into path and query, the path
+// normalised, headers lower-cased (HTTP/2 pseudo-headers turned into HTTP/1.1 ones), Host
+// normalized. Shared by HTTP/1.1 and HTTP/2 requests and by upgrades.
 
-import type { IncomingMessage } from 'node:http';
+import type { Http2ServerRequest } from 'node:http2';
 import type { ListenerTable } from './config/route-table.ts';
+import type { DownstreamRequest } from './downstream.ts';
 import { removeHeader } from './filters/header-modifier.ts';
 import { redirectLocation, type RedirectPlan } from './filters/redirect.ts';
 import { rewritePath, type UrlRewritePlan } from './filters/rewrite.ts';
 import { normalizeHost } from './router/host.ts';
 import type { MatchableRequest } from './router/match.ts';
-import { readClientHeaders, type ClientHeaders } from './upstream/headers.ts';
+import { normalizePath } from './router/path.ts';
+import { readClientHeaders, readHttp2ClientHeaders, type ClientHeaders } from './upstream/headers.ts';
 
 /** The request as matching and forwarding see it; one allocation per request. */
 export class ProxyRequest implements MatchableRequest {
   readonly method: string;
-  /** Path and query as they go upstream (origin-form). */
+  /** Path and query as they go upstream (origin-form, the path normalised). */
   readonly target: string;
+  /** Normalised (see normalizePath): what routes match and the upstream receives. */
   readonly path: string;
   readonly query: string;
   readonly hasQuery: boolean;
@@ -23,8 +27,9 @@ export class ProxyRequest implements MatchableRequest {
   readonly client: ClientHeaders;
   params: URLSearchParams | null = null;
 
-  constructor(req: IncomingMessage) {
-    const client = readClientHeaders(req.rawHeaders);
+  constructor(req: DownstreamRequest) {
+    const client =
+      req.httpVersionMajor === 2 ? readHttp2ClientHeaders(req.rawHeaders, (req as Http2ServerRequest).stream.endAfterHeaders) : readClientHeaders(req.rawHeaders);
     let target = req.url ?? '/';
     let authority = client.host;
     if (target.charCodeAt(0) !== 0x2f /* / */ && target !== '*') {
@@ -38,9 +43,12 @@ export class ProxyRequest implements MatchableRequest {
       }
     }
     const queryStart = target.indexOf('?');
+    const rawPath = queryStart < 0 ? target : target.slice(0, queryStart);
+    const path = normalizePath(rawPath);
+    if (path !== rawPath) target = queryStart < 0 ? path : path + target.slice(queryStart);
     this.method = req.method ?? 'GET';
     this.target = target;
-    this.path = queryStart < 0 ? target : target.slice(0, queryStart);
+    this.path = path;
     this.query = queryStart < 0 ? '' : target.slice(queryStart + 1);
     this.hasQuery = queryStart >= 0;
     this.headers = client.headers;

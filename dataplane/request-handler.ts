@@ -1,27 +1,34 @@
 // One request through one listener's table: read the request once, find the route, act
 // (forward, redirect, answer). Synchronous up to the dispatch: the table a request starts with
-// is the one it finishes with, whatever reloads happen meanwhile.
+// is the one it finishes with, whatever reloads happen meanwhile. HTTP/1.x and HTTP/2 requests
+// take the same path (see downstream.ts).
 
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { CompiledRoute, ForwardPlan, ListenerTable } from './config/route-table.ts';
+import type { DownstreamRequest, DownstreamResponse } from './downstream.ts';
 import { originAllowed, preflightHeaders, responseCorsHeaders } from './filters/cors.ts';
 import { applyHeaderModifiers, headerValue, type HeaderModifierPlan } from './filters/header-modifier.ts';
 import type { RedirectPlan } from './filters/redirect.ts';
 import { sendLocalReply } from './local-reply.ts';
 import type { RequestMetrics } from './metrics.ts';
 import { locationFor, ProxyRequest, upstreamTarget } from './proxy-request.ts';
-import { findRoute } from './router/router.ts';
+import { findRouteInScope, isMisdirected } from './router/router.ts';
 import { forward } from './upstream/forward.ts';
 import { upstreamRequestHeaders } from './upstream/headers.ts';
-import { mirrorRequest } from './upstream/mirror.ts';
+import { mirrorSampled, type MirrorCopy } from './upstream/mirror.ts';
 
 const NO_MODIFIERS: never[] = [];
 
-export function handleRequest(table: ListenerTable, logger: Logger, req: IncomingMessage, res: ServerResponse): void {
+export function handleRequest(table: ListenerTable, logger: Logger, req: DownstreamRequest, res: DownstreamResponse): void {
   const startedAt = performance.now();
   const request = new ProxyRequest(req);
-  const route = findRoute(table, request.host, request);
+  const scope = table.scopes.find(request.host);
+  if (table.protocol === 'HTTPS' && isMisdirected(table, (req.socket as TLSSocket).servername, scope)) {
+    sendLocalReply(res, 421, 'Misdirected Request\n', NO_MODIFIERS, table.notFound, startedAt);
+    return;
+  }
+  const route = scope === undefined ? null : findRouteInScope(scope, request.host, request);
   if (route === null) {
     sendLocalReply(res, 404, 'Not Found\n', NO_MODIFIERS, table.notFound, startedAt);
     return;
@@ -63,8 +70,8 @@ function forwardToBackend(
   route: CompiledRoute,
   action: ForwardPlan,
   request: ProxyRequest,
-  req: IncomingMessage,
-  res: ServerResponse,
+  req: DownstreamRequest,
+  res: DownstreamResponse,
   corsHeaders: string[] | null,
   startedAt: number,
 ): void {
@@ -86,24 +93,25 @@ function forwardToBackend(
   }
 
   const headers = upstreamRequestHeaders(request.client, req.socket.remoteAddress, table.scheme);
-  const body = request.client.hasBody ? req : null;
-  if (filters.mirrors.length > 0 && body === null) {
-    for (const mirror of filters.mirrors) {
-      // The copy carries the header changes of the filters listed before the mirror.
-      const copy = headers.slice();
-      applyHeaderModifiers(copy, filters.requestModifiers.slice(0, mirror.modifiersBefore));
-      mirrorRequest(mirror, request.method, upstreamTarget(request, mirror.rewrite, copy), copy);
-    }
+  let mirrors: MirrorCopy[] | null = null;
+  for (let i = 0; i < filters.mirrors.length; i++) {
+    const mirror = filters.mirrors[i];
+    if (!mirrorSampled(mirror)) continue;
+    // The copy carries the header changes of the filters listed before the mirror.
+    const copy = headers.slice();
+    applyHeaderModifiers(copy, filters.requestModifiers.slice(0, mirror.modifiersBefore));
+    (mirrors ??= []).push({ plan: mirror, target: upstreamTarget(request, mirror.rewrite, copy), headers: copy });
   }
   if (filters.requestModifiers.length > 0) applyHeaderModifiers(headers, filters.requestModifiers);
   const target = upstreamTarget(request, filters.rewrite, headers);
-  forward({ method: request.method, target, headers, body }, res, route.name, action, choice, backend, corsHeaders, logger, startedAt);
+  const body = request.client.hasBody ? req : null;
+  forward({ method: request.method, target, headers, body, mirrors }, res, route.name, action, choice, backend, corsHeaders, logger, startedAt);
 }
 
 function redirect(
   table: ListenerTable,
   request: ProxyRequest,
-  res: ServerResponse,
+  res: DownstreamResponse,
   plan: RedirectPlan,
   modifiers: readonly HeaderModifierPlan[],
   metrics: RequestMetrics,

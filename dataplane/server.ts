@@ -3,27 +3,65 @@
 // the table they started with. Certificates resolve through the SNICallback against the same
 // reference, so a reload never reopens the socket.
 //
-// fastify owns the server's lifecycle (listen, close), but proxied requests go to a raw
-// handler installed through `serverFactory`, never through fastify's router: measured on the
-// project's VM (CPU time per proxied request, 4 rounds), the raw handler cost 0.81x of a bare
-// node:http + undici forwarder's throughput-per-CPU and a fastify catch-all route with
-// `reply.hijack()` 0.70x. A proxy must also pass every target and body through untouched,
-// which a catch-all route does not (bad-URL 400s, content-type parsing, header objects).
+// Connections are accepted by a front server (node:net for HTTP, node:tls for HTTPS) and handed
+// to one of two servers that never listen themselves: an http.Server for HTTP/1.x and an http2
+// server for HTTP/2 (`server.emit('connection', socket)`). HTTPS chooses by ALPN (`h2`, else
+// HTTP/1.1); cleartext HTTP looks at the first bytes a client sends, once per connection: the
+// HTTP/2 connection preface means prior knowledge (RFC 9113 §3.3), anything else is HTTP/1.x.
+// Not http2.createSecureServer({ allowHTTP1 }): it covers TLS only (cleartext needs the sniffing
+// anyway) and lacks closeIdleConnections, which draining needs; one mechanism for both schemes
+// keeps draining, timeouts and upgrades the same everywhere.
+//
+// fastify owns the front server's lifecycle (listen, close), but requests go to a raw handler,
+// never through fastify's router: measured on the project's VM (CPU time per proxied request,
+// 4 rounds), the raw handler cost 0.81x of a bare node:http + undici forwarder's
+// throughput-per-CPU and a fastify catch-all route with `reply.hijack()` 0.70x. A proxy must also
+// pass every target and body through untouched, which a catch-all route does not (bad-URL 400s,
+// content-type parsing, header objects).
 
 import http from 'node:http';
-import https from 'node:https';
-import type { Socket } from 'node:net';
+import http2 from 'node:http2';
+import net, { type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { SecureContext } from 'node:tls';
+import tls, { type SecureContext, type TLSSocket } from 'node:tls';
 import fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { ListenerTable } from './config/route-table.ts';
+import type { DownstreamRequest, DownstreamResponse } from './downstream.ts';
 import { handleRequest } from './request-handler.ts';
-import { handleUpgrade } from './upgrade-handler.ts';
 import { secureContextOptions } from './tls/certificates.ts';
+import { handleUpgrade } from './upgrade-handler.ts';
 
-/** Idle time after which a client keep-alive connection is closed. */
+/** Idle time after which a client keep-alive connection (HTTP/1.1) or session (HTTP/2) is closed. */
 const CLIENT_KEEP_ALIVE_TIMEOUT_MS = 60_000;
+
+/**
+ * A cleartext connection that has not sent enough bytes to tell HTTP/1.x from HTTP/2 within
+ * this time is closed (before the hand-over no HTTP timeout applies yet). Same as Node's
+ * default headersTimeout.
+ */
+const FIRST_BYTES_TIMEOUT_MS = 60_000;
+
+/** While draining, how often keep-alive connections that went idle are closed. */
+const DRAIN_SWEEP_MS = 250;
+
+/** Concurrent streams a client may open on one HTTP/2 connection (SETTINGS_MAX_CONCURRENT_STREAMS). */
+const HTTP2_MAX_CONCURRENT_STREAMS = 1000;
+
+/** ALPN offer of HTTPS listeners, in server preference order. */
+const ALPN_PROTOCOLS = ['h2', 'http/1.1'];
+
+/** What every HTTP/2 connection with prior knowledge starts with (RFC 9113 §3.4). */
+const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+
+type Sniffed = 'h2' | 'http/1.1' | 'more';
+
+/** HTTP/2 when `data` starts with the preface, HTTP/1.x as soon as a byte differs, else undecided. */
+export function sniffProtocol(data: Buffer): Sniffed {
+  const length = data.length < HTTP2_PREFACE.length ? data.length : HTTP2_PREFACE.length;
+  for (let i = 0; i < length; i++) if (data[i] !== HTTP2_PREFACE[i]) return 'http/1.1';
+  return data.length >= HTTP2_PREFACE.length ? 'h2' : 'more';
+}
 
 export class ListenerServer {
   readonly name: string;
@@ -33,13 +71,19 @@ export class ListenerServer {
   private table: ListenerTable;
   private readonly logger: Logger;
   private readonly app: FastifyInstance;
-  /** One, unless fastify binds a name that resolves to several addresses (`localhost`). */
-  private readonly servers: http.Server[] = [];
+  /** The listening servers: one, unless fastify binds a name that resolves to several addresses. */
+  private readonly fronts: net.Server[] = [];
+  /** Serve the connections the fronts hand over; they never listen. */
+  private readonly http1: http.Server;
+  private readonly http2: http2.Http2Server;
+  /** Every accepted TCP connection (whatever became of it: HTTP/1.1, HTTP/2, tunnel). */
+  private readonly connections = new Set<Socket>();
+  /** Cleartext connections whose protocol is not known yet. */
+  private readonly sniffing = new Set<Socket>();
+  private readonly sessions = new Set<http2.ServerHttp2Session>();
   /** What the default (no-SNI) context was built from: certificate hash and client CA set. */
   private defaultContextKey: string | null = null;
   private draining = false;
-  /** Upgraded (WebSocket) connections: the HTTP server no longer tracks them. */
-  private readonly tunnels = new Set<Duplex>();
 
   /** `table.certificates` must be set for HTTPS (the caller checks). */
   constructor(table: ListenerTable, bindPort: number, logger: Logger) {
@@ -49,10 +93,13 @@ export class ListenerServer {
     this.protocol = table.protocol;
     this.table = table;
     this.logger = logger;
+    this.http1 = this.createHttp1Server();
+    this.http2 = this.createHttp2Server();
     this.app = fastify({
-      serverFactory: (fastifyHandler) => this.createServer(fastifyHandler),
+      serverFactory: () => this.createFront() as unknown as http.Server,
       logger: false,
-      forceCloseConnections: 'idle',
+      // The fronts are not HTTP servers; close() below drains connections itself.
+      forceCloseConnections: false,
     });
   }
 
@@ -71,79 +118,160 @@ export class ListenerServer {
   }
 
   /**
-   * Graceful: stop accepting, close idle keep-alive connections, let in-flight requests finish
-   * (their responses say `Connection: close`), then cut whatever is left after `drainMs`.
+   * Graceful: stop accepting, close idle keep-alive connections and send HTTP/2 GOAWAY, let
+   * in-flight requests finish (HTTP/1.1 responses say `Connection: close`), then cut whatever is
+   * left after `drainMs`.
    */
   async close(drainMs: number): Promise<void> {
     this.draining = true;
-    await Promise.all(
-      this.servers.map(async (server) => {
-        // Stops listening at once (the port is free for a rebind); resolves when the last
-        // connection has ended.
-        const drained = new Promise<void>((resolve) => server.close(() => resolve()));
-        server.closeIdleConnections();
-        const deadline = setTimeout(() => {
-          server.closeAllConnections();
-          for (const tunnel of this.tunnels) tunnel.destroy();
-        }, drainMs);
-        deadline.unref();
-        await drained;
-        clearTimeout(deadline);
-      }),
-    );
+    for (const socket of this.sniffing) socket.destroy(); // nothing asked on them yet
+    for (const session of this.sessions) session.close();
+    this.http1.closeIdleConnections();
+    // A response already under way when draining began still says keep-alive: close its
+    // connection once it is idle too.
+    const sweep = setInterval(() => this.http1.closeIdleConnections(), DRAIN_SWEEP_MS);
+    sweep.unref();
+    const deadline = setTimeout(() => {
+      for (const socket of this.connections) socket.destroy();
+    }, drainMs);
+    deadline.unref();
+    // close() stops listening at once (the port is free for a rebind); its callback runs when
+    // the last connection the front accepted has ended.
+    await Promise.all(this.fronts.map((front) => new Promise<void>((resolve) => front.close(() => resolve()))));
+    clearInterval(sweep);
+    clearTimeout(deadline);
+    this.http1.close(); // stops its timeout checks
+    this.http2.close();
     await this.app.close();
   }
 
-  private createServer(_fastifyHandler: http.RequestListener): http.Server {
+  private createHttp1Server(): http.Server {
     const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
       if (this.draining) res.shouldKeepAlive = false;
       handleRequest(this.table, this.logger, req, res);
     };
-    const onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
-      this.tunnels.add(socket);
-      socket.once('close', () => this.tunnels.delete(socket));
-      handleUpgrade(this.table, this.logger, req, socket, head);
-    };
-    const options = {
-      noDelay: true,
-      keepAliveTimeout: CLIENT_KEEP_ALIVE_TIMEOUT_MS,
-      // Request deadlines are a route policy (Gateway API timeouts), not a server default that
-      // would cut long uploads. headersTimeout (60 s) still bounds slowloris.
-      requestTimeout: 0,
-      // Only WebSocket upgrades are tunnelled; any other Upgrade (h2c, ...) is served as a plain
-      // request, its Upgrade header dropped as hop-by-hop.
-      shouldUpgradeCallback: isWebSocketUpgrade,
-    };
-    let server: http.Server;
-    if (this.protocol === 'HTTPS') {
-      const tlsServer = https.createServer(
-        {
-          ...options,
-          ...secureContextOptions(this.table.certificates!.fallback, this.table.clientValidation),
-          SNICallback: (servername: string, callback: (error: Error | null, context?: SecureContext) => void) => {
-            const certificates = this.table.certificates;
-            callback(null, certificates === null ? undefined : certificates.select(servername));
-          },
-        },
-        onRequest,
-      );
-      this.configureTls(tlsServer);
-      tlsServer.on('tlsClientError', (error: Error, socket: Socket) => {
-        this.logger.debug({ listener: this.name, err: error.message, remote: socket.remoteAddress }, 'TLS handshake failed');
-      });
-      server = tlsServer as unknown as http.Server;
-    } else {
-      server = http.createServer(options, onRequest);
-    }
-    server.on('upgrade', onUpgrade);
-    // Nagle + delayed ACK can stall a proxy completely (seen with TLS under load): always off.
-    server.on('connection', (socket: Socket) => socket.setNoDelay(true));
-    this.servers.push(server);
+    const server = http.createServer(
+      {
+        keepAliveTimeout: CLIENT_KEEP_ALIVE_TIMEOUT_MS,
+        // Request deadlines are a route policy (Gateway API timeouts), not a server default that
+        // would cut long uploads. headersTimeout (60 s) still bounds slowloris.
+        requestTimeout: 0,
+        // Only WebSocket upgrades are tunnelled; any other Upgrade (h2c, ...) is served as a plain
+        // request, its Upgrade header dropped as hop-by-hop.
+        shouldUpgradeCallback: isWebSocketUpgrade,
+      },
+      onRequest,
+    );
+    server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => handleUpgrade(this.table, this.logger, req, socket, head));
+    // A server that never listens never starts tracking its connections, and without that
+    // neither headersTimeout nor closeIdleConnections work: start it as `listen` would.
+    server.emit('listening');
     return server;
   }
 
+  private createHttp2Server(): http2.Http2Server {
+    const onRequest = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void => {
+      handleRequest(this.table, this.logger, req as DownstreamRequest, res as DownstreamResponse);
+    };
+    const server = http2.createServer({ settings: { maxConcurrentStreams: HTTP2_MAX_CONCURRENT_STREAMS } }, onRequest);
+    server.on('session', (session: http2.ServerHttp2Session) => {
+      this.sessions.add(session);
+      session.once('close', () => this.sessions.delete(session));
+      // Inactivity (no frame either way): GOAWAY, which lets open streams finish.
+      session.setTimeout(CLIENT_KEEP_ALIVE_TIMEOUT_MS, () => session.close());
+      if (this.draining) session.close();
+    });
+    return server;
+  }
+
+  private createFront(): net.Server {
+    let front: net.Server;
+    if (this.protocol === 'HTTPS') {
+      const tlsServer = tls.createServer({
+        ...secureContextOptions(this.table.certificates!.fallback, this.table.clientValidation),
+        ALPNProtocols: ALPN_PROTOCOLS,
+        noDelay: true,
+        SNICallback: (servername: string, callback: (error: Error | null, context?: SecureContext) => void) => {
+          const certificates = this.table.certificates;
+          callback(null, certificates === null ? undefined : certificates.select(servername));
+        },
+      });
+      this.configureTls(tlsServer);
+      tlsServer.on('secureConnection', (socket: TLSSocket) => {
+        if (socket.alpnProtocol === 'h2') this.http2.emit('connection', socket);
+        else this.http1.emit('connection', socket);
+      });
+      tlsServer.on('tlsClientError', (error: Error, socket: TLSSocket) => {
+        this.logger.debug({ listener: this.name, err: error.message, remote: socket.remoteAddress }, 'TLS handshake failed');
+      });
+      front = tlsServer;
+    } else {
+      // allowHalfOpen as http.Server has it: the HTTP/1.1 server decides when to end the socket.
+      front = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket: Socket) => this.sniff(socket));
+    }
+    front.on('connection', (socket: Socket) => {
+      // Nagle + delayed ACK can stall a proxy completely (seen with TLS under load): always off,
+      // whether or not the server option above reached this socket.
+      socket.setNoDelay(true);
+      this.connections.add(socket);
+      socket.once('close', () => this.connections.delete(socket));
+    });
+    this.fronts.push(front);
+    return front;
+  }
+
+  /**
+   * Reads the first bytes of a cleartext connection and hands it to the HTTP/2 or HTTP/1.1
+   * server with those bytes put back. Costs one extra read event per connection, nothing per
+   * request: the HTTP/1.1 parser then reads the socket natively as it would have anyway.
+   */
+  private sniff(socket: Socket): void {
+    this.sniffing.add(socket);
+    let seen: Buffer | null = null;
+    const onData = (chunk: Buffer): void => {
+      const data = seen === null ? chunk : Buffer.concat([seen, chunk]);
+      const protocol = sniffProtocol(data);
+      if (protocol === 'more') {
+        seen = data;
+        return;
+      }
+      socket.removeListener('data', onData);
+      socket.removeListener('error', forget);
+      socket.removeListener('close', forget);
+      socket.removeListener('end', drop);
+      socket.removeListener('timeout', drop);
+      socket.setTimeout(0);
+      this.sniffing.delete(socket);
+      if (protocol === 'h2') {
+        // Paused, the bytes wait in the socket's buffer, where the HTTP/2 session reads them
+        // before taking the socket over.
+        socket.pause();
+        socket.unshift(data);
+        socket.allowHalfOpen = false; // as an http2 server's own sockets
+        this.http2.emit('connection', socket);
+      } else {
+        // Still flowing (never paused): the HTTP/1.1 server's 'data' listener gets these bytes
+        // on the next tick, before anything its parser reads from the socket later.
+        socket.unshift(data);
+        this.http1.emit('connection', socket);
+      }
+    };
+    const forget = (): void => {
+      this.sniffing.delete(socket);
+    };
+    /** Silent too long, or ended before saying what it speaks. */
+    const drop = (): void => {
+      socket.destroy();
+    };
+    socket.on('data', onData);
+    socket.on('error', forget); // a reset before the first bytes: nothing to report
+    socket.once('close', forget);
+    socket.once('end', drop);
+    socket.setTimeout(FIRST_BYTES_TIMEOUT_MS, drop);
+  }
+
   /** Applies the table's client-certificate settings and default certificate to the TLS servers. */
-  private configureTls(created?: https.Server): void {
+  private configureTls(created?: tls.Server): void {
     const fallback = this.table.certificates?.fallback;
     if (fallback === undefined) return;
     const validation = this.table.clientValidation;
@@ -152,8 +280,8 @@ export class ListenerServer {
     // replaced when the certificate or the client CAs changed.
     const contextChanged = this.defaultContextKey !== null && key !== this.defaultContextKey;
     this.defaultContextKey = key;
-    const servers = created !== undefined ? [created] : this.servers.filter((server) => server instanceof https.Server);
-    for (const server of servers as https.Server[]) {
+    const servers = created !== undefined ? [created] : this.fronts.filter((server) => server instanceof tls.Server);
+    for (const server of servers) {
       // tls.Server keeps these as (untyped) fields set from its options and reads them for
       // each new connection, so a reload changes them for new handshakes only.
       const verification = server as unknown as { requestCert: boolean; rejectUnauthorized: boolean };

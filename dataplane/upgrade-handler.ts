@@ -4,20 +4,26 @@
 
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { ListenerTable } from './config/route-table.ts';
 import { applyHeaderModifiers, type HeaderModifierPlan } from './filters/header-modifier.ts';
 import type { RedirectPlan } from './filters/redirect.ts';
 import type { RequestMetrics } from './metrics.ts';
 import { locationFor, ProxyRequest, upstreamTarget } from './proxy-request.ts';
-import { findRoute } from './router/router.ts';
+import { findRouteInScope, isMisdirected } from './router/router.ts';
 import { upstreamRequestHeaders } from './upstream/headers.ts';
 import { openTunnel } from './upstream/tunnel.ts';
 
 export function handleUpgrade(table: ListenerTable, logger: Logger, req: IncomingMessage, socket: Duplex, head: Buffer): void {
   const startedAt = performance.now();
   const request = new ProxyRequest(req);
-  const route = findRoute(table, request.host, request);
+  const scope = table.scopes.find(request.host);
+  if (table.protocol === 'HTTPS' && isMisdirected(table, (req.socket as TLSSocket).servername, scope)) {
+    rawReply(socket, 421, [], table.notFound, startedAt);
+    return;
+  }
+  const route = scope === undefined ? null : findRouteInScope(scope, request.host, request);
   if (route === null) {
     rawReply(socket, 404, [], table.notFound, startedAt);
     return;
@@ -82,6 +88,7 @@ const STATUS_TEXT: Record<number, string> = {
   307: 'Temporary Redirect',
   308: 'Permanent Redirect',
   404: 'Not Found',
+  421: 'Misdirected Request',
   500: 'Internal Server Error',
   503: 'Service Unavailable',
 };

@@ -101,7 +101,7 @@ class TableCompiler {
     for (const virtualHost of scope.virtualHosts) {
       virtualHosts.add(virtualHost.hostname, this.virtualHost(virtualHost), virtualHost.singleLabelWildcard === true);
     }
-    return { name: scope.name, virtualHosts };
+    return { name: scope.name, hostname: scope.hostname === '*' ? null : scope.hostname, virtualHosts };
   }
 
   private virtualHost(virtualHost: VirtualHost): VirtualHostTable {

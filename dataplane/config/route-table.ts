@@ -51,6 +51,8 @@ export interface ListenerTable {
 
 export interface ScopeTable {
   name: string;
+  /** The Gateway listener's hostname; null: any host. */
+  hostname: string | null;
   virtualHosts: HostIndex<VirtualHostTable>;
 }
 

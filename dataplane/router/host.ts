@@ -56,6 +56,19 @@ export class HostIndex<T> {
     }
   }
 
+  /**
+   * Every entry in lookup precedence: exact names, wildcards longest suffix first, then the
+   * catch-all (pattern `*`). For descriptions (golden files, debugging), not the request path.
+   */
+  entries(): Array<{ pattern: string; value: T; singleLabel: boolean }> {
+    const entries: Array<{ pattern: string; value: T; singleLabel: boolean }> = [];
+    for (const [name, value] of this.exact) entries.push({ pattern: name, value, singleLabel: false });
+    const wildcards = [...this.wildcards].sort(([a], [b]) => b.length - a.length);
+    for (const [suffix, wildcard] of wildcards) entries.push({ pattern: `*${suffix}`, value: wildcard.value, singleLabel: wildcard.singleLabel });
+    if (this.catchAll !== undefined) entries.push({ pattern: '*', value: this.catchAll, singleLabel: false });
+    return entries;
+  }
+
   /** `host` must already be normalized (see normalizeHost). */
   find(host: string): T | undefined {
     const exact = this.exact.get(host);

@@ -70,11 +70,14 @@ export function cacheKey(certificate: TlsCertificate, clientValidation: ClientVa
  */
 export class CertificateSelector {
   readonly fallback: TlsCertificate;
+  /** The certificates that loaded, in IR order. */
+  readonly certificates: readonly TlsCertificate[];
   private readonly fallbackContext: tls.SecureContext;
-  private readonly byHost: HostIndex<tls.SecureContext>;
+  private readonly byHost: HostIndex<SelectedCertificate>;
 
-  private constructor(fallback: TlsCertificate, fallbackContext: tls.SecureContext, byHost: HostIndex<tls.SecureContext>) {
-    this.fallback = fallback;
+  private constructor(certificates: TlsCertificate[], fallbackContext: tls.SecureContext, byHost: HostIndex<SelectedCertificate>) {
+    this.fallback = certificates[0];
+    this.certificates = certificates;
     this.fallbackContext = fallbackContext;
     this.byHost = byHost;
   }
@@ -89,8 +92,9 @@ export class CertificateSelector {
     cache: SecureContextCache,
     problems: CertificateProblem[],
   ): CertificateSelector | null {
-    const byHost = new HostIndex<tls.SecureContext>();
-    let fallback: { certificate: TlsCertificate; context: tls.SecureContext } | null = null;
+    const byHost = new HostIndex<SelectedCertificate>();
+    const loaded: TlsCertificate[] = [];
+    let fallbackContext: tls.SecureContext | null = null;
     for (const certificate of config?.certificates ?? []) {
       let context: tls.SecureContext;
       try {
@@ -99,15 +103,26 @@ export class CertificateSelector {
         problems.push({ certificate: certificate.secret || certificate.name, message: (error as Error).message });
         continue;
       }
-      fallback ??= { certificate, context };
-      if (certificate.hostnames.length === 0) byHost.add(null, context);
-      for (const hostname of certificate.hostnames) byHost.add(hostname, context);
+      loaded.push(certificate);
+      fallbackContext ??= context;
+      const selected = { certificate, context };
+      if (certificate.hostnames.length === 0) byHost.add(null, selected);
+      for (const hostname of certificate.hostnames) byHost.add(hostname, selected);
     }
-    return fallback === null ? null : new CertificateSelector(fallback.certificate, fallback.context, byHost);
+    return fallbackContext === null ? null : new CertificateSelector(loaded, fallbackContext, byHost);
   }
 
   select(servername: string): tls.SecureContext {
-    return this.byHost.find(normalizeHost(servername)) ?? this.fallbackContext;
+    return this.byHost.find(normalizeHost(servername))?.context ?? this.fallbackContext;
   }
 
+  /** SNI patterns in lookup precedence and the certificate each selects (the fallback aside). */
+  sniEntries(): Array<{ pattern: string; certificate: TlsCertificate }> {
+    return this.byHost.entries().map((entry) => ({ pattern: entry.pattern, certificate: entry.value.certificate }));
+  }
+}
+
+interface SelectedCertificate {
+  certificate: TlsCertificate;
+  context: tls.SecureContext;
 }

@@ -1,23 +1,37 @@
-// One proxied request. The client's body is streamed up (undici reads the IncomingMessage), the
+// One proxied request. The client's body is streamed up (undici reads the request stream), the
 // upstream body is streamed down with backpressure both ways, and the upstream request is
 // aborted the moment the client goes away, so a disconnect never strands an upstream
 // connection mid-response.
 //
 // A request makes one or more attempts (UpstreamAttempt, one undici dispatch each). Retries
-// (route retry policy) happen only before anything was sent downstream and only for requests
-// without a body, which cannot be replayed once streamed. Timers exist only when the route has
-// timeouts.
+// (route retry policy) happen only before anything was sent downstream, and only when the body
+// can be sent again: no body, or one buffered because the route retries or mirrors (up to
+// REPLAY_BODY_LIMIT_BYTES). Mirrors get the same buffered body, after the real request was
+// dispatched. Timers exist only when the route has timeouts.
 
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
+import type { Readable, Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import type { BackendChoice, ForwardPlan } from '../config/route-table.ts';
+import { writeResponseHead, type DownstreamResponse } from '../downstream.ts';
 import { addCorsHeaders } from '../filters/cors.ts';
+import { headerValue } from '../filters/header-modifier.ts';
 import { sendLocalReply } from '../local-reply.ts';
 import { CLIENT_CLOSED_CODE } from '../metrics.ts';
 import type { BackendTarget } from './backend.ts';
 import { downstreamResponseHeaders } from './headers.ts';
+import { mirrorRequest, type MirrorCopy } from './mirror.ts';
 import type { UpstreamEndpoint } from './pools.ts';
+
+/**
+ * Request bodies up to this size are buffered when the route has a retry policy or a mirror, so
+ * that every attempt and every mirror can send them. A larger body (by Content-Length, or once
+ * that many bytes arrived) is streamed through once: no retry, no mirror, and
+ * `sluice_http_request_body_not_replayable_total` counts it. Bounds the memory a request can
+ * pin: 64 KiB times the concurrent requests on such routes.
+ */
+export const REPLAY_BODY_LIMIT_BYTES = 64 * 1024;
 
 export interface ForwardRequest {
   method: string;
@@ -25,13 +39,15 @@ export interface ForwardRequest {
   target: string;
   headers: string[];
   /** The client's request stream when it carries a body. */
-  body: IncomingMessage | null;
+  body: Readable | null;
+  /** Copies for the route's mirrors (already sampled); null when none. */
+  mirrors: MirrorCopy[] | null;
 }
 
 /** Starts forwarding; `choice.backend` must have at least one endpoint. */
 export function forward(
   request: ForwardRequest,
-  res: ServerResponse,
+  res: DownstreamResponse,
   route: string,
   plan: ForwardPlan,
   choice: BackendChoice,
@@ -40,7 +56,7 @@ export function forward(
   logger: Logger,
   startedAt: number,
 ): void {
-  new ProxyExchange(request, res, route, plan, choice, backend, corsHeaders, logger, startedAt).attempt();
+  new ProxyExchange(request, res, route, plan, choice, backend, corsHeaders, logger, startedAt).start();
 }
 
 class AttemptCancelledError extends Error {
@@ -52,7 +68,7 @@ class AttemptCancelledError extends Error {
 
 class ProxyExchange {
   private readonly request: ForwardRequest;
-  private readonly res: ServerResponse;
+  private readonly res: DownstreamResponse;
   private readonly route: string;
   private readonly plan: ForwardPlan;
   private readonly choice: BackendChoice;
@@ -68,10 +84,14 @@ class ProxyExchange {
   private waitingForDrain = false;
   private requestTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
+  /** What each attempt sends: the client's stream, or the buffered body once read. */
+  private body: Buffer | Readable | null;
+  /** Whether `body` can be sent again (retries, mirrors): null or buffered. */
+  private replayable: boolean;
 
   constructor(
     request: ForwardRequest,
-    res: ServerResponse,
+    res: DownstreamResponse,
     route: string,
     plan: ForwardPlan,
     choice: BackendChoice,
@@ -89,8 +109,57 @@ class ProxyExchange {
     this.corsHeaders = corsHeaders;
     this.logger = logger;
     this.startedAt = startedAt;
+    this.body = request.body;
+    this.replayable = request.body === null;
     res.on('close', this.onDownstreamClose);
+    // Started before any body buffering: the request timeout covers the whole exchange.
     if (plan.requestTimeoutMs > 0) this.requestTimer = setTimeout(requestTimedOut, plan.requestTimeoutMs, this);
+  }
+
+  start(): void {
+    const body = this.request.body;
+    if (body !== null && (this.plan.retry !== null || this.request.mirrors !== null)) this.bufferBody(body);
+    else this.begin();
+  }
+
+  /** The first attempt, then the mirrors: a mirror never goes ahead of the real request. */
+  private begin(): void {
+    this.attempt();
+    const mirrors = this.request.mirrors;
+    if (mirrors === null || this.finished) return;
+    // A streamed body is read once, by the real upstream (counted in bodyNotReplayable).
+    if (!this.replayable) return;
+    const body = this.body as Buffer | null;
+    for (let i = 0; i < mirrors.length; i++) mirrorRequest(mirrors[i], this.request.method, body);
+  }
+
+  /** Reads the body into memory, up to REPLAY_BODY_LIMIT_BYTES, then begins. */
+  private bufferBody(body: Readable): void {
+    const declared = headerValue(this.request.headers, 'content-length');
+    if (declared !== undefined && Number(declared) > REPLAY_BODY_LIMIT_BYTES) {
+      this.bodyNotReplayable();
+      this.begin();
+      return;
+    }
+    new BodyBuffer(this, body);
+  }
+
+  bodyBuffered(body: Buffer): void {
+    this.body = body;
+    this.replayable = true;
+    if (!this.finished) this.begin();
+  }
+
+  /** Too large after all (chunked, no Content-Length): the stream, its first bytes put back, goes up once. */
+  bodyTooLarge(): void {
+    if (this.finished) return;
+    this.bodyNotReplayable();
+    this.begin();
+  }
+
+  private bodyNotReplayable(): void {
+    this.choice.metrics.recordBodyNotReplayable();
+    this.logger.debug({ route: this.route, limit: REPLAY_BODY_LIMIT_BYTES }, 'request body too large to buffer: sent once, without retries or mirrors');
   }
 
   attempt(): void {
@@ -102,7 +171,7 @@ class ProxyExchange {
     if (this.plan.backendTimeoutMs > 0) attempt.timer = setTimeout(backendTimedOut, this.plan.backendTimeoutMs, this, attempt);
     const request = this.request;
     try {
-      endpoint.pool.dispatch({ path: request.target, method: request.method, headers: request.headers, body: request.body }, attempt);
+      endpoint.pool.dispatch({ path: request.target, method: request.method, headers: request.headers, body: this.body }, attempt);
     } catch (error) {
       // undici validates synchronously (method, path, header values): nothing was sent.
       this.attemptFailed(attempt, error as Error);
@@ -119,7 +188,7 @@ class ProxyExchange {
     const responseHeaders = downstreamResponseHeaders(headers, this.choice.filters.responseModifiers);
     if (this.corsHeaders !== null) addCorsHeaders(responseHeaders, this.corsHeaders);
     try {
-      this.res.writeHead(statusCode, responseHeaders);
+      writeResponseHead(this.res, statusCode, responseHeaders);
     } catch (error) {
       // An upstream header Node refuses to send (invalid characters): a bad upstream answer.
       attempt.cancel('invalid upstream response headers');
@@ -128,7 +197,8 @@ class ProxyExchange {
   }
 
   responseData(attempt: UpstreamAttempt, chunk: Buffer): void {
-    if (this.finished || this.res.write(chunk)) return;
+    // Both response kinds are Writables; their overloads just don't unify.
+    if (this.finished || (this.res as Writable).write(chunk)) return;
     attempt.controller?.pause();
     if (!this.waitingForDrain) {
       this.waitingForDrain = true;
@@ -136,7 +206,7 @@ class ProxyExchange {
     }
   }
 
-  responseEnd(attempt: UpstreamAttempt): void {
+  responseEnd(attempt: UpstreamAttempt, trailers: Record<string, string | string[] | undefined> | undefined): void {
     clearTimeout(attempt.timer);
     if (this.finished) return;
     if (attempt.discard) {
@@ -144,6 +214,7 @@ class ProxyExchange {
       return;
     }
     this.complete(this.status);
+    if (trailers !== undefined) addTrailers(this.res, trailers);
     this.res.end();
   }
 
@@ -180,7 +251,7 @@ class ProxyExchange {
 
   private canRetry(): boolean {
     const retry = this.plan.retry;
-    return retry !== null && this.attempts <= retry.attempts && this.request.body === null;
+    return retry !== null && this.attempts <= retry.attempts && this.replayable;
   }
 
   private retry(attempt: UpstreamAttempt, reason: string): void {
@@ -245,6 +316,70 @@ const STATUS_TEXT: Record<number, string> = {
   504: 'Gateway Timeout\n',
 };
 
+/**
+ * Passes the upstream's trailers on (gRPC's status travels in them). HTTP/2 clients get a
+ * trailing HEADERS frame; HTTP/1.1 clients get them after the last chunk when the response is
+ * chunked (Node drops them otherwise, as it must).
+ */
+function addTrailers(res: DownstreamResponse, trailers: Record<string, string | string[] | undefined>): void {
+  let copy: Record<string, string | string[]> | null = null;
+  for (const name in trailers) {
+    const value = trailers[name];
+    if (value === undefined || name.charCodeAt(0) === 0x3a /* : */) continue;
+    (copy ??= {})[name] = value;
+  }
+  if (copy === null) return;
+  try {
+    (res as ServerResponse).addTrailers(copy);
+  } catch {
+    // A trailer Node refuses (invalid characters): the response ends without it.
+  }
+}
+
+/**
+ * Collects a request body for replay. Allocated only for requests that need it, so the common
+ * path carries neither its state nor its listeners.
+ */
+class BodyBuffer {
+  private readonly exchange: ProxyExchange;
+  private readonly body: Readable;
+  private chunks: Buffer[] = [];
+  private length = 0;
+
+  constructor(exchange: ProxyExchange, body: Readable) {
+    this.exchange = exchange;
+    this.body = body;
+    body.on('data', this.onData);
+    body.on('end', this.onEnd);
+    // The client went away mid-body: the downstream 'close' handles that; the error is noise.
+    body.on('error', ignoreBodyError);
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
+    this.chunks.push(chunk);
+    this.length += chunk.length;
+    if (this.length <= REPLAY_BODY_LIMIT_BYTES) return;
+    this.stop();
+    this.body.pause(); // undici resumes it when it starts sending
+    this.body.unshift(Buffer.concat(this.chunks, this.length));
+    this.chunks = [];
+    this.exchange.bodyTooLarge();
+  };
+
+  private readonly onEnd = (): void => {
+    this.stop();
+    const chunks = this.chunks;
+    this.exchange.bodyBuffered(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, this.length));
+  };
+
+  private stop(): void {
+    this.body.removeListener('data', this.onData);
+    this.body.removeListener('end', this.onEnd);
+  }
+}
+
+function ignoreBodyError(): void {}
+
 // Timer callbacks as plain functions with arguments: no closure per request.
 function requestTimedOut(exchange: ProxyExchange): void {
   exchange.requestTimedOut();
@@ -297,9 +432,9 @@ class UpstreamAttempt implements Dispatcher.DispatchHandler {
     this.exchange.responseData(this, chunk);
   }
 
-  onResponseEnd(): void {
+  onResponseEnd(_controller: Dispatcher.DispatchController, trailers?: Record<string, string | string[] | undefined>): void {
     if (this.cancelled) return;
-    this.exchange.responseEnd(this);
+    this.exchange.responseEnd(this, trailers);
   }
 
   onResponseError(_controller: Dispatcher.DispatchController | null, error: Error): void {

@@ -4,8 +4,11 @@
 import { applyHeaderModifiers, headerValue, removeHeader, type HeaderModifierPlan } from '../filters/header-modifier.ts';
 import type { Scheme } from '../filters/redirect.ts';
 
-/** Never forwarded in either direction; nor is any header named in Connection. */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'transfer-encoding', 'upgrade', 'trailer']);
+/**
+ * Never forwarded in either direction; nor is any header named in Connection. `http2-settings`
+ * belongs to an HTTP/1.1 → h2c upgrade, which is hop-by-hop too (RFC 7540 §3.2.1).
+ */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'transfer-encoding', 'upgrade', 'trailer', 'http2-settings']);
 
 /**
  * Request headers we drop besides hop-by-hop ones: `expect` (Node has already answered
@@ -40,9 +43,47 @@ export function readClientHeaders(rawHeaders: readonly string[]): ClientHeaders 
 }
 
 /**
- * The upstream request's headers before filters: client headers minus hop-by-hop ones, the
- * Host kept as the client sent it, X-Forwarded-For appended and X-Forwarded-Proto set. Filters
- * run afterwards, so a header modifier may still override the forwarding headers.
+ * The same for an HTTP/2 request: pseudo-headers dropped, `:authority` becoming the Host (it
+ * wins over a Host header, RFC 9113 §8.3.1), and the Cookie header, which HTTP/2 lets clients
+ * split into one field per cookie, joined back with "; " for HTTP/1.1 (RFC 9113 §8.2.3).
+ * `endStream`: the HEADERS frame ended the stream, so no body follows.
+ */
+export function readHttp2ClientHeaders(rawHeaders: readonly string[], endStream: boolean): ClientHeaders {
+  const headers: string[] = [];
+  let authority: string | undefined;
+  let host: string | undefined;
+  let cookie: string | undefined;
+  let hasBody = !endStream;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    // HTTP/2 field names are lower-case on the wire (node:http2 refuses anything else).
+    const name = rawHeaders[i];
+    const value = rawHeaders[i + 1];
+    if (name.charCodeAt(0) === 0x3a /* : */) {
+      if (name === ':authority') authority = value;
+      continue;
+    }
+    if (name === 'host') {
+      host ??= value;
+      continue;
+    }
+    if (name === 'cookie') {
+      cookie = cookie === undefined ? value : `${cookie}; ${value}`;
+      continue;
+    }
+    if (name === 'content-length' && value === '0') hasBody = false;
+    headers.push(name, value);
+  }
+  authority ??= host;
+  if (authority !== undefined) headers.unshift('host', authority);
+  if (cookie !== undefined) headers.push('cookie', cookie);
+  return { headers, host: authority, hasBody };
+}
+
+/**
+ * The upstream request's headers before filters: client headers minus hop-by-hop ones (except
+ * `te: trailers`, which the proxy honours by forwarding trailers), the Host kept as the client
+ * sent it, X-Forwarded-For appended and X-Forwarded-Proto set. Filters run afterwards, so a
+ * header modifier may still override the forwarding headers.
  */
 export function upstreamRequestHeaders(client: ClientHeaders, clientAddress: string | undefined, scheme: Scheme): string[] {
   const headers = client.headers;
@@ -50,10 +91,16 @@ export function upstreamRequestHeaders(client: ClientHeaders, clientAddress: str
   let connection: string | undefined;
   let sawHost = false;
   let sawContentLength = false;
+  let sawTeTrailers = false;
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i];
     if (HOP_BY_HOP.has(name)) {
       if (name === 'connection') connection = connection === undefined ? headers[i + 1] : `${connection},${headers[i + 1]}`;
+      // The proxy passes trailers on, so it may say so upstream itself (gRPC servers insist).
+      else if (name === 'te' && !sawTeTrailers && /\btrailers\b/i.test(headers[i + 1])) {
+        sawTeTrailers = true;
+        out.push('te', 'trailers');
+      }
       continue;
     }
     if (REBUILT_REQUEST_HEADERS.has(name)) continue;

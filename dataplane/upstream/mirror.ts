@@ -1,8 +1,16 @@
 // RequestMirror: a copy of the request goes to another backend and its answer is dropped.
-// Fire and forget: a slow or failing mirror never affects the real request.
+// Fire and forget: a slow or failing mirror never affects the real request, and copies are sent
+// only after the real request was dispatched.
 
 import type { Dispatcher } from 'undici';
 import type { MirrorPlan } from '../filters/chain.ts';
+
+/** A copy to send: headers and target as the filters before the mirror left them. */
+export interface MirrorCopy {
+  plan: MirrorPlan;
+  target: string;
+  headers: string[];
+}
 
 /** Reads and drops the mirror's answer; failures are of no interest to anyone. */
 const DISCARD: Dispatcher.DispatchHandler = {
@@ -13,16 +21,20 @@ const DISCARD: Dispatcher.DispatchHandler = {
   onResponseError() {},
 };
 
+/** Whether this request is one of the mirror's `percent` share. */
+export function mirrorSampled(plan: MirrorPlan): boolean {
+  return plan.percent >= 100 || Math.random() * 100 < plan.percent;
+}
+
 /**
- * Sends the copy when the mirror's percentage samples this request. Only requests without a
- * body are mirrored: the body is a stream read once, by the real upstream.
+ * Sends the copy. `body` is the request body, buffered (a stream is read once, by the real
+ * upstream: requests whose body was too large to buffer are not mirrored).
  */
-export function mirrorRequest(plan: MirrorPlan, method: string, target: string, headers: string[]): void {
-  if (plan.percent < 100 && Math.random() * 100 >= plan.percent) return;
-  const endpoint = plan.backend.nextEndpoint();
+export function mirrorRequest(copy: MirrorCopy, method: string, body: Buffer | null): void {
+  const endpoint = copy.plan.backend.nextEndpoint();
   if (endpoint === undefined) return;
   try {
-    endpoint.pool.dispatch({ path: target, method, headers, body: null }, DISCARD);
+    endpoint.pool.dispatch({ path: copy.target, method, headers: copy.headers, body }, DISCARD);
   } catch {
     // Invalid for undici (it validated synchronously): the mirror is simply not sent.
   }

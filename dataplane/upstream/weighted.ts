@@ -13,8 +13,9 @@ export interface PickerState {
 }
 
 export class SmoothWeightedPicker<T> {
-  private readonly items: readonly T[];
-  private readonly weights: readonly number[];
+  /** The candidates with non-zero weight, and their weights. */
+  readonly items: readonly T[];
+  readonly weights: readonly number[];
   private readonly current: number[];
   private readonly total: number;
 

@@ -1,11 +1,13 @@
 // Gateway API Extended features end to end: URL rewrites, backend redirects, timeouts,
 // retries, mirrors and CORS.
 
+import http from 'node:http';
 import http2 from 'node:http2';
-import type net from 'node:net';
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { CorsPolicy, Filter, Route } from '../../controller/ir/types.ts';
-import { request } from './support/client.ts';
+import { REPLAY_BODY_LIMIT_BYTES } from '../../dataplane/upstream/forward.ts';
+import { request, type Response } from './support/client.ts';
 import { startEchoServer, type EchoServer } from './support/echo-server.ts';
 import { freePort } from './support/free-port.ts';
 import { testDataplane, type TestDataplane } from './support/harness.ts';
@@ -23,9 +25,28 @@ async function eventually(condition: () => boolean, what: string): Promise<void>
   if (!condition()) throw new Error(`timed out waiting for ${what}`);
 }
 
+/** A chunked upload (no Content-Length): `body` written in pieces. */
+function chunkedRequest(port: number, path: string, body: Buffer): Promise<Response> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path, method: 'POST', agent: false }, (res) => {
+      let text = '';
+      res.on('data', (chunk: Buffer) => (text += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, rawHeaders: res.rawHeaders, body: text, echo: res.headers['content-type'] === 'application/json' ? JSON.parse(text) : null }));
+    });
+    req.on('error', reject);
+    const piece = 16 * 1024;
+    for (let offset = 0; offset < body.length; offset += piece) req.write(body.subarray(offset, offset + piece));
+    req.end();
+  });
+}
+
 describe('Extended HTTPRoute features', () => {
   let a: EchoServer;
   let b: EchoServer;
+  /** Accepts connections and never answers. */
+  let silent: net.Server;
+  let silentRequests = 0;
+  const silentSockets = new Set<net.Socket>();
   let port: number;
   let harness: TestDataplane;
   let keys = 0;
@@ -33,6 +54,13 @@ describe('Extended HTTPRoute features', () => {
 
   beforeAll(async () => {
     [a, b] = await Promise.all([startEchoServer('a', { responseHeaders: { 'access-control-allow-origin': 'https://upstream.example' } }), startEchoServer('b')]);
+    silent = net.createServer((socket) => {
+      silentSockets.add(socket);
+      socket.once('data', () => silentRequests++);
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const silentEndpoint = { address: '127.0.0.1', port: (silent.address() as net.AddressInfo).port };
+    const deadPort = await freePort();
     port = await freePort();
     const routes: Route[] = [
       route('rewrite-prefix', { path: prefix('/prefix/one') }, forwardTo('svc/a'), [rewrite({ path: { type: 'ReplacePrefixMatch', value: '/one' } })]),
@@ -54,6 +82,7 @@ describe('Extended HTTPRoute features', () => {
         requestHeaders({ set: [{ name: 'x-after-mirror', value: '1' }] }),
       ]),
       route('half-mirror', { path: prefix('/half-mirror') }, forwardTo('svc/a'), [mirrorTo('svc/b', 50)]),
+      route('mirror-nowhere', { path: prefix('/mirror-nowhere') }, forwardTo('svc/a'), [mirrorTo('svc/silent'), mirrorTo('svc/dead')]),
       route('cors', { path: prefix('/cors') }, forwardTo('svc/a'), [
         cors({ allowOrigins: ['https://www.foo.com', 'https://*.bar.com'], allowMethods: ['GET', 'OPTIONS'], allowHeaders: ['x-header-1', 'x-header-2'], exposeHeaders: ['x-header-3'], allowCredentials: true, maxAge: 3600 }),
       ]),
@@ -61,15 +90,32 @@ describe('Extended HTTPRoute features', () => {
       route('cors-direct', { path: exact('/cors-direct') }, { type: 'DirectResponse', status: 200, body: 'direct' }, [cors({ allowOrigins: ['*'] }), responseHeaders({ set: [{ name: 'x-direct', value: '1' }] })]),
     ];
     harness = testDataplane();
-    const result = await harness.dataplane.apply('v1', singleHostIR(port, routes, [backend('svc/a', [a.endpoint]), backend('svc/b', [b.endpoint])]));
+    const result = await harness.dataplane.apply(
+      'v1',
+      singleHostIR(port, routes, [
+        backend('svc/a', [a.endpoint]),
+        backend('svc/b', [b.endpoint]),
+        backend('svc/silent', [silentEndpoint]),
+        backend('svc/dead', [{ address: '127.0.0.1', port: deadPort }]),
+      ]),
+    );
     expect(result.listeners[0].ok).toBe(true);
     expect(harness.logs.filter((line) => line.level >= 40)).toEqual([]);
   });
 
   afterAll(async () => {
+    // Unanswered mirror requests would hold the pools' drain for its whole timeout.
+    for (const socket of silentSockets) socket.destroy();
+    silent.close();
     await harness.dataplane.close();
     await Promise.all([a.close(), b.close()]);
   });
+
+  const notReplayable = async (routeName: string): Promise<number> => {
+    const text = await harness.registry.metrics();
+    const match = new RegExp(`sluice_http_request_body_not_replayable_total\\{route="httproute/default/${routeName}/rule/0/match/0"\\} (\\d+)`).exec(text);
+    return match === null ? 0 : Number(match[1]);
+  };
 
   describe('URLRewrite', () => {
     it('replaces the matched prefix element-wise and keeps the query', async () => {
@@ -148,10 +194,36 @@ describe('Extended HTTPRoute features', () => {
       expect(response.status).toBe(504);
     });
 
-    it('never retries a request with a body (it cannot be replayed)', async () => {
+    it('retries a request with a body, sending the same body each time', async () => {
       const k = key();
-      expect((await request(port, `/retry?key=${k}&fail=2&code=500`, { method: 'POST', body: 'payload' })).status).toBe(500);
-      expect(a.attempts.get(k)).toBe(1);
+      const response = await request(port, `/retry?key=${k}&fail=2&code=500`, { method: 'POST', body: 'payload' });
+      expect(response.status).toBe(200);
+      expect(response.echo?.body).toBe('payload');
+      expect(a.attempts.get(k)).toBe(3);
+      // Chunked (no Content-Length) works the same, and resets are retried too.
+      const chunked = key();
+      const body = Buffer.alloc(40 * 1024, 'c');
+      const again = await chunkedRequest(port, `/retry?key=${chunked}&fail=1&code=reset`, body);
+      expect(again.echo?.bodyLength).toBe(body.length);
+      expect(a.attempts.get(chunked)).toBe(2);
+    });
+
+    it('sends a body beyond the replay buffer once, without retrying, and counts it', async () => {
+      const before = await notReplayable('retry');
+      const sized = key();
+      const large = Buffer.alloc(REPLAY_BODY_LIMIT_BYTES + 1, 's');
+      expect((await request(port, `/retry?key=${sized}&fail=2&code=500`, { method: 'POST', body: large })).status).toBe(500);
+      expect(a.attempts.get(sized)).toBe(1);
+      // Without Content-Length the limit is found while reading: what was read is sent first.
+      const chunked = key();
+      const body = Buffer.from(Array.from({ length: 3 * REPLAY_BODY_LIMIT_BYTES }, (_, i) => 97 + (i % 26)));
+      const streamed = await chunkedRequest(port, `/retry?key=${chunked}&fail=1&code=500`, body);
+      expect(streamed.status).toBe(500);
+      expect(a.attempts.get(chunked)).toBe(1);
+      const ok = await chunkedRequest(port, `/retry?key=${key()}`, body);
+      expect(ok.echo?.bodyLength).toBe(body.length);
+      expect(ok.echo?.body).toBe(body.toString());
+      expect(await notReplayable('retry')).toBe(before + 3);
     });
 
     it('answers 502 for a reset without a retry policy', async () => {
@@ -167,6 +239,38 @@ describe('Extended HTTPRoute features', () => {
       expect(response.echo?.headers['x-before-mirror']).toBe('1');
       expect(response.echo?.headers['x-after-mirror']).toBe('1');
       await eventually(() => b.count === before + 1, 'the mirrored request');
+    });
+
+    it('mirrors requests with a body, the same body to both', async () => {
+      const before = b.received.length;
+      const response = await request(port, '/mirror/upload', { method: 'POST', body: 'mirrored payload' });
+      expect(response.echo).toMatchObject({ pod: 'a', body: 'mirrored payload' });
+      await eventually(() => b.received.length === before + 1, 'the mirrored request');
+      expect(b.received[before]).toMatchObject({ method: 'POST', path: '/mirror/upload', body: 'mirrored payload' });
+    });
+
+    it('does not mirror a body beyond the replay buffer; the real request still gets all of it', async () => {
+      const before = b.received.length;
+      const counted = await notReplayable('mirror');
+      const large = Buffer.alloc(REPLAY_BODY_LIMIT_BYTES * 2, 'm');
+      expect((await request(port, '/mirror/large', { method: 'POST', body: large })).echo?.bodyLength).toBe(large.length);
+      expect((await chunkedRequest(port, '/mirror/large-chunked', large)).echo?.bodyLength).toBe(large.length);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(b.received.length).toBe(before);
+      expect(await notReplayable('mirror')).toBe(counted + 2);
+    });
+
+    it('never delays or changes the real response, whatever the mirror does', async () => {
+      const seen = silentRequests;
+      const started = performance.now();
+      for (let i = 0; i < 5; i++) {
+        const response = await request(port, `/mirror-nowhere/${i}`, { method: i % 2 === 0 ? 'POST' : 'GET', ...(i % 2 === 0 ? { body: 'x' } : {}) });
+        expect(response.status).toBe(200);
+        expect(response.echo?.pod).toBe('a');
+      }
+      // Five requests while one mirror never answers and the other refuses connections.
+      expect(performance.now() - started).toBeLessThan(1000);
+      await eventually(() => silentRequests >= seen + 1, 'the silent mirror to be reached');
     });
 
     it('mirrors about the configured share of requests', async () => {

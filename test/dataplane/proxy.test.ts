@@ -1,6 +1,7 @@
 // Forwarding end to end: real sockets between a client, the dataplane and echo upstreams.
 
 import http from 'node:http';
+import http2 from 'node:http2';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Route } from '../../controller/ir/types.ts';
@@ -8,6 +9,7 @@ import { podCounts, rawRequest, request } from './support/client.ts';
 import { startEchoServer, type EchoServer } from './support/echo-server.ts';
 import { freePort } from './support/free-port.ts';
 import { testDataplane, type TestDataplane } from './support/harness.ts';
+import { connect, h2request } from './support/http2-client.ts';
 import { backend, exact, forwardTo, prefix, requestHeaders, responseHeaders, route, singleHostIR, weighted } from './support/ir.ts';
 
 describe('dataplane forwarding', () => {
@@ -173,7 +175,7 @@ describe('dataplane forwarding', () => {
         'X-Private: secret',
         'Keep-Alive: timeout=5',
         'Proxy-Connection: keep-alive',
-        'TE: trailers',
+        'TE: deflate',
         'Trailer: X-Checksum',
         'X-Visible: yes',
         '',
@@ -185,6 +187,8 @@ describe('dataplane forwarding', () => {
     const upstreamNames = (JSON.parse(body).rawHeaders as string[]).filter((_, i) => i % 2 === 0).map((name) => name.toLowerCase());
     for (const name of ['x-private', 'keep-alive', 'proxy-connection', 'te', 'trailer']) expect(upstreamNames).not.toContain(name);
     expect(upstreamNames).toContain('x-visible');
+    // `te: trailers` is the one TE the proxy forwards: it passes trailers on.
+    expect((await request(port, '/echo', { headers: { te: 'deflate, trailers' } })).echo?.headers.te).toBe('trailers');
     // The upstream connection is the proxy's own keep-alive one, not the client's "close".
     expect(upstreamNames.filter((name) => name === 'connection')).toEqual(['connection']);
 
@@ -301,5 +305,27 @@ describe('dataplane and disappearing clients', () => {
     await until(() => upstreamRequestsClosed.includes('/never'), 'the upstream request to close');
     await until(() => upstreamSocket.destroyed, 'the aborted upstream connection to close');
     expect((await request(port, '/ok')).body).toBe('ok');
+  });
+
+  it('aborts the upstream request when an HTTP/2 client cancels its stream, keeping the connection', async () => {
+    const before = upstreamRequestsClosed.filter((url) => url === '/stream').length;
+    const session = await connect(`http://127.0.0.1:${port}`);
+    try {
+      for (let round = 0; round < 3; round++) {
+        await new Promise<void>((resolve, reject) => {
+          const stream = session.request({ ':path': '/stream' });
+          stream.once('data', () => {
+            stream.close(http2.constants.NGHTTP2_CANCEL);
+            resolve();
+          });
+          stream.on('error', reject);
+        });
+      }
+      await until(() => upstreamRequestsClosed.filter((url) => url === '/stream').length === before + 3, 'upstream requests to close');
+      // The session itself is still good.
+      expect((await h2request(session, '/ok')).body).toBe('ok');
+    } finally {
+      session.close();
+    }
   });
 });

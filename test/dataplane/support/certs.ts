@@ -2,7 +2,8 @@
 
 import { createHash, webcrypto } from 'node:crypto';
 import type { TlsCertificate } from '../../../controller/ir/types.ts';
-import './reflect-metadata.ts';
+// @peculiar/x509 2.x loads tsyringe, which refuses to start without the reflect-metadata polyfill.
+import 'reflect-metadata';
 
 // Loaded after the polyfill has run: a static import could be evaluated first (jest links
 // CommonJS dependencies before running sibling modules).

@@ -35,6 +35,8 @@ export interface EchoServer {
   openConnections(): number;
   /** Requests seen per `key` query parameter (failed ones included). */
   attempts: Map<string, number>;
+  /** Every request answered: target, body length, and the body's first KiB. */
+  received: Array<{ method: string; path: string; bodyLength: number; body: string }>;
   close(): Promise<void>;
 }
 
@@ -67,6 +69,7 @@ export async function startEchoServer(pod: string, options: { responseHeaders?: 
       const answer = (): void => {
         echo.count++;
         const body = Buffer.concat(chunks);
+        echo.received.push({ method: req.method ?? '', path: req.url ?? '', bodyLength: body.length, body: body.subarray(0, 1024).toString() });
         const reply: EchoReply = {
           pod,
           method: req.method ?? '',
@@ -85,6 +88,7 @@ export async function startEchoServer(pod: string, options: { responseHeaders?: 
     count: 0,
     openConnections: () => sockets.size,
     attempts: new Map(),
+    received: [],
     close: async () => {
       echo.server.closeAllConnections();
       await new Promise<void>((resolve) => echo.server.close(() => resolve()));
