@@ -60,7 +60,7 @@ export async function runStandalone(options: StandaloneOptions): Promise<Standal
     replicas: rateLimitOptions.replicas,
     maxLocalKeys: rateLimitOptions.maxLocalKeys,
   });
-  const dataplane = new Dataplane({ portOffset: options.portOffset, logger, registry });
+  const dataplane = new Dataplane({ portOffset: options.portOffset, logger, registry, rateLimits });
   const demo = options.demoBackends ? new DemoBackends(options.manifests, logger) : null;
   const store = new StatusStore();
   let applied: IR | null = null;

@@ -8,6 +8,8 @@ import type { HttpIR, HttpListener } from '../controller/ir/types.ts';
 import { compileRouteTable } from './config/compile.ts';
 import type { ListenerTable, RouteTable } from './config/route-table.ts';
 import { DataplaneMetrics } from './metrics.ts';
+import { RateLimitService, type RateLimitProblem } from './ratelimit/limiter.ts';
+import { PassthroughServer, compilePassthroughRoutes } from './passthrough/passthrough-server.ts';
 import { ListenerServer } from './server.ts';
 import { SecureContextCache } from './tls/certificates.ts';
 import { UpstreamPools } from './upstream/pools.ts';
@@ -19,6 +21,8 @@ export interface DataplaneOptions {
   logger?: pino.Logger;
   /** Where metrics are registered; prom-client's default registry when absent. */
   registry?: Registry;
+  /** Rate-limit buckets and Redis (kept across reloads); absent: local buckets only, no Redis. */
+  rateLimits?: RateLimitService;
 }
 
 export interface ListenerResult {
@@ -42,7 +46,10 @@ export class Dataplane {
   private readonly pools = new UpstreamPools(DRAIN_TIMEOUT_MS);
   private readonly certificates = new SecureContextCache();
   private readonly pickerStates = new PickerStates();
+  private readonly rateLimits: RateLimitService;
   private readonly servers = new Map<string, ListenerServer>();
+  /** TLS passthrough sockets (TLSRoute), by listener name. */
+  private readonly passthrough = new Map<string, PassthroughServer>();
   /** Sockets being drained after removal; awaited by close(). */
   private readonly closing = new Set<Promise<void>>();
   private table: RouteTable | null = null;
@@ -53,6 +60,7 @@ export class Dataplane {
     this.portOffset = options.portOffset ?? 0;
     this.logger = options.logger ?? pino({ name: 'sluice-dataplane' });
     this.metrics = new DataplaneMetrics(options.registry ?? client.register);
+    this.rateLimits = options.rateLimits ?? new RateLimitService({ registry: options.registry ?? client.register, logger: this.logger });
   }
 
   /** The last version applied (its table is live), or null before the first. */
@@ -73,7 +81,9 @@ export class Dataplane {
     await this.queue;
     const servers = [...this.servers.values()];
     this.servers.clear();
-    await Promise.all([...servers.map((server) => this.closeServer(server)), ...this.closing]);
+    const passthrough = [...this.passthrough.values()];
+    this.passthrough.clear();
+    await Promise.all([...servers.map((server) => this.closeServer(server)), ...passthrough.map((p) => p.close(DRAIN_TIMEOUT_MS)), ...this.closing]);
     await this.pools.closeAll();
   }
 
@@ -83,7 +93,10 @@ export class Dataplane {
     const pickerStates = this.pickerStates.begin();
     let table: RouteTable;
     try {
-      table = compileRouteTable(version, http, { pools: this.pools, certificates: this.certificates, pickerStates, metrics: this.metrics });
+      const rateLimitProblems: RateLimitProblem[] = [];
+      const rateLimits = this.rateLimits.compile(http.rateLimits, rateLimitProblems);
+      table = compileRouteTable(version, http, { pools: this.pools, certificates: this.certificates, pickerStates, metrics: this.metrics, rateLimits });
+      table.problems.push(...rateLimitProblems);
     } catch (error) {
       const message = (error as Error).message;
       this.logger.error({ version, err: message }, 'configuration rejected; keeping the last good table');
@@ -108,6 +121,8 @@ export class Dataplane {
       if (!table.listeners.some((listener) => listener.name === name)) this.metrics.listenerState(name, null);
       this.closeInBackground(server);
     }
+
+    listeners.push(...(await this.applyPassthrough(http, pickerStates)));
 
     this.table = table;
     this.pickerStates.commit(pickerStates);
@@ -149,6 +164,40 @@ export class Dataplane {
     this.servers.set(name, server);
     this.logger.info({ listener: name, address: table.listener.address, port: bindPort, protocol: table.protocol }, 'listener bound');
     return { name, ok: true };
+  }
+
+  /** TLS passthrough listeners: routes swap in place; sockets open before removed ones close. */
+  private async applyPassthrough(http: HttpIR, pickerStates: Parameters<typeof compilePassthroughRoutes>[2]): Promise<ListenerResult[]> {
+    const results: ListenerResult[] = [];
+    const wanted = new Set<string>();
+    for (const listener of http.passthrough ?? []) {
+      wanted.add(listener.name);
+      const routes = compilePassthroughRoutes(listener, http.backends ?? {}, pickerStates);
+      const existing = this.passthrough.get(listener.name);
+      if (existing) {
+        existing.update(routes);
+        results.push({ name: listener.name, ok: true });
+        continue;
+      }
+      const server = new PassthroughServer(listener.name, routes, this.logger);
+      const bindPort = listener.port + this.portOffset;
+      try {
+        await server.listen(listener.address, bindPort);
+        this.passthrough.set(listener.name, server);
+        this.logger.info({ listener: listener.name, address: listener.address, port: bindPort, protocol: 'TLS' }, 'passthrough listener bound');
+        results.push({ name: listener.name, ok: true });
+      } catch (error) {
+        await server.close(0).catch(() => undefined);
+        results.push(this.fail(listener.name, `cannot bind ${listener.address}:${bindPort}: ${(error as Error).message}`));
+      }
+    }
+    for (const [name, server] of this.passthrough) {
+      if (wanted.has(name)) continue;
+      this.passthrough.delete(name);
+      const closing = server.close(DRAIN_TIMEOUT_MS).finally(() => this.closing.delete(closing));
+      this.closing.add(closing);
+    }
+    return results;
   }
 
   private fail(name: string, error: string): ListenerResult {

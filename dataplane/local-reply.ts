@@ -4,6 +4,7 @@
 import { writeResponseHead, type DownstreamResponse } from './downstream.ts';
 import { applyHeaderModifiers, type HeaderModifierPlan } from './filters/header-modifier.ts';
 import type { RequestMetrics } from './metrics.ts';
+import { SERVER_HEADER } from './upstream/headers.ts';
 
 export function sendLocalReply(
   res: DownstreamResponse,
@@ -16,7 +17,7 @@ export function sendLocalReply(
   extraHeaders: readonly string[] | null = null,
 ): void {
   const length = body === null ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.length;
-  const headers = ['content-length', String(length)];
+  const headers = [SERVER_HEADER[0], SERVER_HEADER[1], 'content-length', String(length)];
   if (body !== null) headers.push('content-type', 'text/plain; charset=utf-8');
   if (extraHeaders !== null) for (let i = 0; i < extraHeaders.length; i++) headers.push(extraHeaders[i]);
   if (modifiers.length > 0) applyHeaderModifiers(headers, modifiers);

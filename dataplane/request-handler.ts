@@ -12,6 +12,7 @@ import { applyHeaderModifiers, headerValue, type HeaderModifierPlan } from './fi
 import type { RedirectPlan } from './filters/redirect.ts';
 import { sendLocalReply } from './local-reply.ts';
 import type { RequestMetrics } from './metrics.ts';
+import type { RateLimitDecision } from './ratelimit/limiter.ts';
 import { locationFor, ProxyRequest, upstreamTarget } from './proxy-request.ts';
 import { findRouteInScope, isMisdirected } from './router/router.ts';
 import { forward } from './upstream/forward.ts';
@@ -50,6 +51,50 @@ export function handleRequest(table: ListenerTable, logger: Logger, req: Downstr
     }
   }
 
+  const limiter = route.rateLimit;
+  if (limiter !== null) {
+    const decision = limiter.check(request, req.socket?.remoteAddress);
+    if (decision instanceof Promise) {
+      // A global rule asked Redis: at most its command timeout.
+      decision.then((d) => afterRateLimit(table, logger, route, request, req, res, corsHeaders, startedAt, d));
+    } else {
+      afterRateLimit(table, logger, route, request, req, res, corsHeaders, startedAt, decision);
+    }
+    return;
+  }
+  act(table, logger, route, request, req, res, corsHeaders, startedAt);
+}
+
+/** Over the limit: the limiter's answer (429, or 503 for FailClosed), nothing sent upstream. Else on, with its headers. */
+function afterRateLimit(
+  table: ListenerTable,
+  logger: Logger,
+  route: CompiledRoute,
+  request: ProxyRequest,
+  req: DownstreamRequest,
+  res: DownstreamResponse,
+  corsHeaders: string[] | null,
+  startedAt: number,
+  decision: RateLimitDecision,
+): void {
+  const extra = decision.headers.length === 0 ? corsHeaders : corsHeaders === null ? (decision.headers as string[]) : [...corsHeaders, ...decision.headers];
+  if (!decision.allowed) {
+    sendLocalReply(res, decision.status, decision.body, responseModifiersOf(route), metricsOf(route), startedAt, extra);
+    return;
+  }
+  act(table, logger, route, request, req, res, extra, startedAt);
+}
+
+function act(
+  table: ListenerTable,
+  logger: Logger,
+  route: CompiledRoute,
+  request: ProxyRequest,
+  req: DownstreamRequest,
+  res: DownstreamResponse,
+  corsHeaders: string[] | null,
+  startedAt: number,
+): void {
   const action = route.action;
   switch (action.type) {
     case 'Forward':
@@ -121,6 +166,11 @@ function redirect(
   const location = locationFor(plan, table, request);
   const headers = corsHeaders === null ? ['location', location] : ['location', location, ...corsHeaders];
   sendLocalReply(res, plan.statusCode, null, modifiers, metrics, startedAt, headers);
+}
+
+function responseModifiersOf(route: CompiledRoute): readonly HeaderModifierPlan[] {
+  const action = route.action;
+  return action.type === 'Forward' ? action.noBackend.filters.responseModifiers : action.responseModifiers;
 }
 
 function metricsOf(route: CompiledRoute): RequestMetrics {

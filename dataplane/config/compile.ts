@@ -6,6 +6,7 @@ import type { Backend, HttpIR, HttpListener, ListenerScope, Route, RouteAction, 
 import { compileFilterChain, concatChains, EMPTY_CHAIN, type FilterChain } from '../filters/chain.ts';
 import { compileRedirect } from '../filters/redirect.ts';
 import type { DataplaneMetrics } from '../metrics.ts';
+import type { RateLimitTable } from '../ratelimit/limiter.ts';
 import { HostIndex } from '../router/host.ts';
 import { compileMatch, type MatchProblem } from '../router/match.ts';
 import { cacheKey, CertificateSelector, compileClientValidation, type CertificateProblem, type SecureContextCache } from '../tls/certificates.ts';
@@ -29,6 +30,8 @@ export interface CompileContext {
   certificates: SecureContextCache;
   pickerStates: PickerStateGeneration;
   metrics: DataplaneMetrics;
+  /** This version's rate-limit policies (RateLimitService.compile); absent: nothing is limited. */
+  rateLimits?: RateLimitTable;
 }
 
 export function compileRouteTable(version: string, http: HttpIR, context: CompileContext): RouteTable {
@@ -115,7 +118,7 @@ class TableCompiler {
       this.problems.push({ subject: route.name, message: `${problem.field}: ${problem.message}; the route never matches` });
     }
     const filters = this.filterChain(route, route.filters);
-    return { name: route.name, source: route.source, match, cors: filters.cors, action: this.action(route, route.action, filters) };
+    return { name: route.name, source: route.source, match, cors: filters.cors, rateLimit: this.context.rateLimits?.forRoute(route) ?? null, action: this.action(route, route.action, filters) };
   }
 
   private filterChain(route: Route, filters: Route['filters']): FilterChain {

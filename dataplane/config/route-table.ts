@@ -6,6 +6,7 @@
 import type { HttpListener, ListenerProtocol } from '../../controller/ir/types.ts';
 import type { FilterChain } from '../filters/chain.ts';
 import type { CorsPlan } from '../filters/cors.ts';
+import type { RouteLimiter } from '../ratelimit/limiter.ts';
 import type { HeaderModifierPlan } from '../filters/header-modifier.ts';
 import type { RedirectPlan, Scheme } from '../filters/redirect.ts';
 import type { RequestMetrics } from '../metrics.ts';
@@ -67,6 +68,8 @@ export interface CompiledRoute {
   match: CompiledMatch;
   /** The route's CORS filter: preflights are answered before any backend is picked. */
   cors: CorsPlan | null;
+  /** The route's rate limiter (RateLimitPolicy, Ingress annotation); null: not limited. */
+  rateLimit: RouteLimiter | null;
   action: CompiledAction;
 }
 

@@ -124,13 +124,20 @@ export function upstreamRequestHeaders(client: ClientHeaders, clientAddress: str
   return out;
 }
 
-/** The downstream response's headers: upstream headers minus hop-by-hop ones, then modifiers. */
+/**
+ * Every response names its server: the backend's own `Server` header is kept, and `server: sluice`
+ * is added when it sent none (Envoy overwrites it; keeping the backend's tells users more).
+ */
+export const SERVER_HEADER: readonly [string, string] = ['server', 'sluice'];
+
+/** The downstream response's headers: upstream headers minus hop-by-hop ones, a Server header, then modifiers. */
 export function downstreamResponseHeaders(
   upstream: Record<string, string | string[] | undefined>,
   modifiers: readonly HeaderModifierPlan[],
 ): string[] {
   const out: string[] = [];
   let connection: string | undefined;
+  if (upstream.server === undefined) out.push(SERVER_HEADER[0], SERVER_HEADER[1]);
   for (const name in upstream) {
     const value = upstream[name];
     if (value === undefined) continue;
