@@ -1,8 +1,8 @@
 // `sluice run --demo-backends`: makes a manifest folder runnable on a laptop.
 //  - Every EndpointSlice endpoint on a loopback address gets an echo server
 //    (named after the endpoint's targetRef Pod), so routes answer at once.
-//  - Every HTTPS listener whose certificate Secret is missing gets a
-//    self-signed certificate, written once into the folder as
+//  - Every TLS Secret an HTTPS listener or an Ingress names but the folder
+//    lacks gets a self-signed certificate, written once into the folder as
 //    `generated-tls-<namespace>-<name>.yaml`.
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -67,33 +67,40 @@ export class DemoBackends {
   private async writeMissingCertificates(snapshot: InputSnapshot): Promise<boolean> {
     const secrets = new Set(snapshot.secrets.map((s) => `${s.metadata.namespace}/${s.metadata.name}`));
     let wrote = false;
-    for (const gw of snapshot.gateways) {
-      for (const listener of gw.spec?.listeners ?? []) {
-        if (listener?.protocol !== 'HTTPS') continue;
-        for (const ref of listener?.tls?.certificateRefs ?? []) {
-          if ((ref?.kind ?? 'Secret') !== 'Secret' || (ref?.group ?? '') !== '') continue;
-          const namespace = ref.namespace ?? gw.metadata.namespace!;
-          const key = `${namespace}/${ref.name}`;
-          const file = join(this.dir, `generated-tls-${namespace}-${ref.name}.yaml`);
-          if (secrets.has(key) || existsSync(file)) continue;
-          const hostname = listener.hostname ?? 'localhost';
-          const bundle = await createSelfSignedServerCertificate({ dnsNames: [hostname, ...(hostname === 'localhost' ? [] : ['localhost'])] });
-          const secret = {
-            apiVersion: 'v1',
-            kind: 'Secret',
-            type: 'kubernetes.io/tls',
-            metadata: { name: ref.name, namespace },
-            data: tlsSecretData(bundle),
-          };
-          writeFileSync(file, `# Self-signed certificate written by sluice --demo-backends; delete it to get a new one.\n${stringify(secret)}`);
-          this.logger.info({ secret: key, file }, `wrote a self-signed certificate for ${hostname} to ${file}`);
-          secrets.add(key);
-          wrote = true;
-        }
-      }
+    for (const { namespace, name, hostnames } of tlsSecretsWanted(snapshot)) {
+      const key = `${namespace}/${name}`;
+      const file = join(this.dir, `generated-tls-${namespace}-${name}.yaml`);
+      if (secrets.has(key) || existsSync(file)) continue;
+      const dnsNames = [...new Set([...hostnames, 'localhost'])];
+      const bundle = await createSelfSignedServerCertificate({ dnsNames });
+      const secret = { apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/tls', metadata: { name, namespace }, data: tlsSecretData(bundle) };
+      writeFileSync(file, `# Self-signed certificate written by sluice --demo-backends; delete it to get a new one.\n${stringify(secret)}`);
+      this.logger.info({ secret: key, file }, `wrote a self-signed certificate for ${dnsNames.join(', ')} to ${file}`);
+      secrets.add(key);
+      wrote = true;
     }
     return wrote;
   }
+}
+
+/** TLS Secrets that HTTPS Gateway listeners and Ingresses name, with the hostnames they serve. */
+function tlsSecretsWanted(snapshot: InputSnapshot): { namespace: string; name: string; hostnames: string[] }[] {
+  const out: { namespace: string; name: string; hostnames: string[] }[] = [];
+  for (const gw of snapshot.gateways) {
+    for (const listener of gw.spec?.listeners ?? []) {
+      if (listener?.protocol !== 'HTTPS') continue;
+      for (const ref of listener?.tls?.certificateRefs ?? []) {
+        if ((ref?.kind ?? 'Secret') !== 'Secret' || (ref?.group ?? '') !== '' || !ref?.name) continue;
+        out.push({ namespace: ref.namespace ?? gw.metadata.namespace!, name: ref.name, hostnames: listener.hostname ? [listener.hostname] : [] });
+      }
+    }
+  }
+  for (const ing of snapshot.ingresses) {
+    for (const tls of ing.spec?.tls ?? []) {
+      if (tls?.secretName) out.push({ namespace: ing.metadata.namespace!, name: tls.secretName, hostnames: tls.hosts ?? [] });
+    }
+  }
+  return out;
 }
 
 function isLoopback(address: string): boolean {
