@@ -38,3 +38,13 @@ describe('sluice CLI', () => {
     expect(r.stdout).toMatch(/--listener-port-offset/);
   });
 });
+
+describe('README', () => {
+  it('lists every flag of `sluice --help`, verbatim', async () => {
+    const { readFileSync } = await import('node:fs');
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const usage = sluice('--help').stdout;
+    const flags = usage.slice(usage.indexOf('sluice run --manifests DIR [flags]')).trimEnd();
+    expect(readme).toContain(flags);
+  });
+});
