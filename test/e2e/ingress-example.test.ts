@@ -2,10 +2,10 @@
 // tutorials, unchanged, served standalone with demo backends.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { cpSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
+import { httpsGetText } from '../support/https-get.ts';
 import { freePort, startSluice, type SluiceProcess } from '../support/sluice-process.ts';
 
 const EXAMPLE = join(import.meta.dirname, '..', '..', 'examples', 'ingress');
@@ -44,18 +44,7 @@ describe('examples/ingress', () => {
   });
 
   it('tls-ingress: HTTPS with the generated demo certificate reaches details', async () => {
-    const body = await new Promise<string>((resolve, reject) => {
-      const req = httpsRequest(
-        { host: '127.0.0.1', port: 443 + offset, path: '/details/1', servername: 'bookinfo.cilium.rocks', headers: { host: 'bookinfo.cilium.rocks' }, rejectUnauthorized: false },
-        (res) => {
-          let text = '';
-          res.on('data', (d) => (text += d));
-          res.on('end', () => resolve(text));
-        },
-      );
-      req.on('error', reject);
-      req.end();
-    });
+    const body = await httpsGetText(443 + offset, '/details/1', 'bookinfo.cilium.rocks');
     expect(body).toMatch(/"pod": "details-v1-/);
   });
 

@@ -3,10 +3,10 @@
 // checkout), then the README's requests and their answers.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { cpSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
+import { httpsGetText } from '../support/https-get.ts';
 import { freePort, startSluice, type SluiceProcess } from '../support/sluice-process.ts';
 
 const QUICKSTART = join(import.meta.dirname, '..', '..', 'examples', 'quickstart');
@@ -58,18 +58,7 @@ describe('quickstart', () => {
 
   it('serves HTTPS with the certificate it generated on first start', async () => {
     expect(readdirSync(dir)).toContain('generated-tls-default-quickstart-tls.yaml');
-    const body = await new Promise<string>((resolve, reject) => {
-      const req = httpsRequest(
-        { host: '127.0.0.1', port: 8443 + offset, path: '/api/v1', servername: 'api.example.com', headers: { host: 'api.example.com' }, rejectUnauthorized: false },
-        (res) => {
-          let text = '';
-          res.on('data', (d) => (text += d));
-          res.on('end', () => resolve(text));
-        },
-      );
-      req.on('error', reject);
-      req.end();
-    });
+    const body = await httpsGetText(8443 + offset, '/api/v1', 'api.example.com');
     expect(body).toMatch(/"pod": "api-v1-/);
   });
 

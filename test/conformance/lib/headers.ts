@@ -1,18 +1,7 @@
 // Header helpers with the semantics of the upstream Go conformance client.
 
-/** Go's textproto.CanonicalMIMEHeaderKey (names with non-token characters stay unchanged). */
-export function canonicalHeaderName(name: string): string {
-  if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name)) return name;
-  let upper = true;
-  let out = '';
-  for (const ch of name) {
-    if (upper && ch >= 'a' && ch <= 'z') out += ch.toUpperCase();
-    else if (!upper && ch >= 'A' && ch <= 'Z') out += ch.toLowerCase();
-    else out += ch;
-    upper = ch === '-';
-  }
-  return out;
-}
+// Go's textproto.CanonicalMIMEHeaderKey: one implementation, the echo server's.
+export { canonicalHeaderName } from '../../../controller/demo/echo-server.ts';
 
 /**
  * Groups raw header pairs (`[name, value, name, value, ...]`) by lower-case
