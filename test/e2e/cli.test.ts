@@ -1,6 +1,8 @@
 // The CLI contract: `sluice translate` prints IR and statuses; bad flags exit 2 with a reason.
 import { describe, expect, it } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
+import { cpSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -9,11 +11,19 @@ const sluice = (...args: string[]) =>
 
 describe('sluice CLI', () => {
   it('translate prints the IR and every status as JSON', () => {
-    const r = sluice('translate', '--manifests', join(ROOT, 'examples', 'quickstart'), '-o', 'json');
+    // The quickstart's manifests alone: its TLS Secret is written by `--demo-backends` on first start.
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-cli-'));
+    for (const f of readdirSync(join(ROOT, 'examples', 'quickstart')).filter((f) => !f.startsWith('generated-'))) {
+      cpSync(join(ROOT, 'examples', 'quickstart', f), join(dir, f));
+    }
+    const r = sluice('translate', '--manifests', dir, '-o', 'json');
+    rmSync(dir, { recursive: true, force: true });
     expect(r.status).toBe(0);
     const out = JSON.parse(r.stdout);
     expect(out.version).toMatch(/^[0-9a-f]{16}$/);
-    expect(out.ir.http.listeners.map((l: any) => l.name)).toEqual(['127.0.0.1:8080', '127.0.0.1:8443']);
+    expect(out.ir.http.listeners.map((l: any) => l.name)).toEqual(['127.0.0.1:8080']);
+    const gateway = out.statuses.find((s: any) => s.kind === 'Gateway');
+    expect(gateway.status.listeners[1].conditions).toContainEqual(expect.objectContaining({ type: 'ResolvedRefs', status: 'False', reason: 'InvalidCertificateRef' }));
     const route = out.statuses.find((s: any) => s.kind === 'HTTPRoute');
     expect(route.status.parents[0].conditions.map((c: any) => `${c.type}=${c.status}`)).toEqual(['Accepted=True', 'ResolvedRefs=True']);
     expect(r.stdout).not.toMatch(/PRIVATE KEY/);
