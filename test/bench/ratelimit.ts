@@ -237,17 +237,18 @@ async function main(): Promise<void> {
     start('redis-server', [...pin(1), 'redis-server', '--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']);
     const redisUrl = `redis://127.0.0.1:${redisPort}`;
 
-    const ports = {} as Record<Config, number>;
-    const pids = {} as Record<Config, number>;
-    for (const config of CONFIGS) {
+    // One Sluice process at a time on CPU 0: with all three up at once, the idle ones (timers,
+    // the Redis client) skewed whichever was loaded by up to 20 %.
+    const headers = { host: HOST, 'x-client-id': 'bench' };
+    const notWiredSet = new Set<Config>();
+    const launch = async (config: Config): Promise<{ port: number; pid: number; stop: () => Promise<void> }> => {
       const folder = join(dir, config);
       rmSync(folder, { recursive: true, force: true });
       spawnSync('mkdir', ['-p', folder]);
       writeFileSync(join(folder, 'bench.yaml'), manifests(backendPort, config));
       const port = await freePort();
-      ports[config] = port;
       const admin = await freePort();
-      pids[config] = start(`sluice ${config}`, [
+      const { child } = start(`sluice ${config}`, [
         ...pin(0),
         process.execPath,
         '--disable-warning=ExperimentalWarning',
@@ -262,46 +263,54 @@ async function main(): Promise<void> {
         '--log-level',
         'warn',
         ...(config === 'global' ? ['--redis-url', redisUrl] : []),
-      ]).child.pid!; // taskset execs: this is the node process
-    }
-    const headers = { host: HOST, 'x-client-id': 'bench' };
-    const wired: Record<Config, boolean> = { none: true, local: false, global: false };
-    for (const config of CONFIGS) {
-      await waitFor(async () => (await get(ports[config], headers)).status === 200, `sluice ${config}`);
+      ]);
+      await waitFor(async () => (await get(port, headers)).status === 200, `sluice ${config}`);
       if (config !== 'none') {
         // The policy is live when answers carry its RateLimit-Policy header.
-        await waitFor(async () => (await get(ports[config], headers)).headers['ratelimit-policy'] !== undefined, `rate limiting in sluice ${config}`, 5000).then(
-          () => (wired[config] = true),
-          () => undefined,
+        await waitFor(async () => (await get(port, headers)).headers['ratelimit-policy'] !== undefined, `rate limiting in sluice ${config}`, 5000).catch(() =>
+          notWiredSet.add(config),
         );
       }
-    }
-    const notWired = CONFIGS.filter((c) => !wired[c]);
-    if (notWired.length > 0) {
-      process.stdout.write(`WARNING: ${notWired.join(', ')}: answers carry no RateLimit-Policy header — rate limiting is not wired into the dataplane's request path; the HTTP figures below measure no limiter.\n`);
-    }
+      return {
+        port,
+        pid: child.pid!, // taskset execs: this is the node process
+        stop: async () => {
+          stopping = true;
+          const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+          child.kill('SIGTERM');
+          await exited;
+          stopping = false;
+        },
+      };
+    };
 
     type Samples = { rps: number[]; p50: number[]; p99: number[]; unloadedP50: number[]; cpuUsPerRequest: number[]; errors: number };
     const samples = (): Samples => ({ rps: [], p50: [], p99: [], unloadedP50: [], cpuUsPerRequest: [], errors: 0 });
     const results: Record<Config, Samples> = { none: samples(), local: samples(), global: samples() };
-    const wrk = (config: Config, c: number, seconds: number): Promise<WrkResult> =>
+    const wrk = (port: number, c: number, seconds: number): Promise<WrkResult> =>
       // `Host` capitalised: wrk adds its own unless it sees exactly that name.
-      runWrk({ url: `http://127.0.0.1:${ports[config]}/`, threads: 1, connections: c, durationSec: seconds, headers: { Host: HOST, 'x-client-id': 'bench' }, pin: pin(1), wrk: 'wrk' });
+      runWrk({ url: `http://127.0.0.1:${port}/`, threads: 1, connections: c, durationSec: seconds, headers: { Host: HOST, 'x-client-id': 'bench' }, pin: pin(1), wrk: 'wrk' });
     for (let round = 0; round < rounds; round++) {
       const order = CONFIGS.map((_, i) => CONFIGS[(i + round) % CONFIGS.length]!);
       for (const config of order) {
-        if (warmup > 0) await wrk(config, connections, warmup);
-        const cpuBefore = cpuMs(pids[config]);
-        const loaded = await wrk(config, connections, duration);
+        const sluice = await launch(config);
+        if (warmup > 0) await wrk(sluice.port, connections, warmup);
+        const cpuBefore = cpuMs(sluice.pid);
+        const loaded = await wrk(sluice.port, connections, duration);
         // CPU per request: what the limiter costs even when other work shares the machine.
-        results[config].cpuUsPerRequest.push(((cpuMs(pids[config]) - cpuBefore) * 1000) / loaded.requests);
+        results[config].cpuUsPerRequest.push(((cpuMs(sluice.pid) - cpuBefore) * 1000) / loaded.requests);
         results[config].rps.push(loaded.requestsPerSec);
         results[config].p50.push(loaded.p50Ms);
         results[config].p99.push(loaded.p99Ms);
         results[config].errors += loaded.socketErrors + loaded.non2xx;
-        if (unloaded > 0) results[config].unloadedP50.push((await wrk(config, 1, unloaded)).p50Ms);
+        if (unloaded > 0) results[config].unloadedP50.push((await wrk(sluice.port, 1, unloaded)).p50Ms);
+        await sluice.stop();
         process.stdout.write(`round ${round + 1} ${config}: ${loaded.requestsPerSec.toFixed(0)} req/s, p50 ${loaded.p50Ms.toFixed(3)} ms, ${results[config].cpuUsPerRequest.at(-1)!.toFixed(1)} µs CPU/request\n`);
       }
+    }
+    const notWired = CONFIGS.filter((c) => notWiredSet.has(c));
+    if (notWired.length > 0) {
+      process.stdout.write(`WARNING: ${notWired.join(', ')}: answers carry no RateLimit-Policy header — rate limiting is not wired into the dataplane's request path; the HTTP figures measure no limiter.\n`);
     }
     const median = (xs: number[]) => {
       if (xs.length === 0) return Number.NaN;
@@ -338,7 +347,7 @@ async function main(): Promise<void> {
       ...(notWired.length > 0 ? [`(HTTP figures invalid for ${notWired.join(', ')}: not wired)`] : []),
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
-    if (values.json) writeFileSync(values.json, JSON.stringify({ medians: m, localCost, localCpuCost, globalCost, globalCpuCost, globalAddedP50Ms: globalAddedP50, decision: cost, wired, pinned }, null, 2));
+    if (values.json) writeFileSync(values.json, JSON.stringify({ medians: m, localCost, localCpuCost, globalCost, globalCpuCost, globalAddedP50Ms: globalAddedP50, decision: cost, notWired, pinned }, null, 2));
   } finally {
     stopping = true;
     cleanup();
