@@ -2,19 +2,13 @@
 // suite README describes. Pure: the runner performs the request, this module
 // judges it. Mirror receipts are checked by the runner (they need waiting).
 
+import type { EchoReply } from '../../../controller/demo/echo-server.ts';
 import type { ClientResult } from '../lib/http-client.ts';
 import { joinHeaderValues, lookupHeader, stripWhitespace } from '../lib/headers.ts';
 import type { Expectation } from './types.ts';
 
-export interface EchoCapture {
-  path?: string;
-  host?: string;
-  method?: string;
-  proto?: string;
-  headers?: Record<string, string[]>;
-  namespace?: string;
-  pod?: string;
-}
+/** What an echo backend answered: its JSON reply, as far as the response carried one. */
+export type EchoCapture = Partial<EchoReply>;
 
 export interface RequestFacts {
   method: string;

@@ -11,6 +11,7 @@ import { keyOf, ManifestStore, refOfObject, type KObject } from '../lib/manifest
 import { applyPatch, matchesRef } from '../lib/mutations.ts';
 import { sleep } from '../lib/poll.ts';
 import type { Reporter } from '../lib/report.ts';
+import type { SuiteContext } from '../lib/suite-context.ts';
 import { freePort, SluiceProcess } from '../lib/sluice-process.ts';
 import {
   EchoFleet,
@@ -28,14 +29,7 @@ import { describeCheck, evaluateStatusCheck, StatusIndex, timeoutNameFor, type C
 import { runCase, type TrafficEnv } from './traffic.ts';
 import type { CaseFile, HttpCase, MutationSpec, RunnerAction, StatusCheck, SuiteFile } from './types.ts';
 
-export interface SuiteContext {
-  projectRoot: string;
-  args: RunnerArgs;
-  report: Reporter;
-  claimedFeatures: readonly string[];
-  /** Registers teardown work for an interrupted run (SIGINT). */
-  registerCleanup(fn: () => Promise<void>): void;
-}
+export type { SuiteContext };
 
 const GATEWAY_CLASS_NAME = 'sluice-conformance';
 const STATUS_POLL_MS = 200;

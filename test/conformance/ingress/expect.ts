@@ -6,23 +6,12 @@
 import net from 'node:net';
 import type { ClientResult, PeerCertificateInfo } from '../lib/http-client.ts';
 import { goMatchHostname } from '../lib/http-client.ts';
+import type { EchoReply } from '../../../controller/demo/echo-server.ts';
 import { lookupHeader } from '../lib/headers.ts';
 import type { HttpExpectation, IngressCase, ServiceSpec } from './types.ts';
 
-/** The echo server's JSON (features/README.md, "Echo server response format"). */
-export interface EchoCapture {
-  path?: string;
-  host?: string;
-  method?: string;
-  proto?: string;
-  headers?: Record<string, string[]>;
-  namespace?: string;
-  ingress?: string;
-  service?: string;
-  pod?: string;
-  /** The port the echo server received the request on (Sluice's echo reports it). */
-  httpPort?: string;
-}
+/** What an echo backend answered: its JSON reply, as far as the response carried one. */
+export type EchoCapture = Partial<EchoReply>;
 
 export interface Problem {
   /** The expect key the problem belongs to. */

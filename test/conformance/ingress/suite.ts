@@ -13,6 +13,7 @@ import { ArgsError, type RunnerArgs } from '../lib/args.ts';
 import { keyOf, ManifestStore, type KObject } from '../lib/manifest-store.ts';
 import { awaitConvergence, sleep } from '../lib/poll.ts';
 import type { Reporter } from '../lib/report.ts';
+import type { SuiteContext } from '../lib/suite-context.ts';
 import { freePort, SluiceProcess } from '../lib/sluice-process.ts';
 import { AddressAllocator, generateSecrets, groupEndpointSlices, groupObjects, GroupPods, randomName, serviceKey } from './environment.ts';
 import { bindingKeys, distinctPods, evaluateHttp, loadBalancerAddresses, splitProblems, type Problem } from './expect.ts';
@@ -20,13 +21,7 @@ import { validateGroup, validateIndex } from './schema.ts';
 import { hopUrl, perform, type TrafficSettings } from './traffic.ts';
 import type { ControllerSettings, DistributionCase, GroupFile, HttpCase, HttpExpectation, IndexFile, IngressCase, StatusCase } from './types.ts';
 
-export interface SuiteContext {
-  projectRoot: string;
-  args: RunnerArgs;
-  report: Reporter;
-  claimedFeatures: readonly string[];
-  registerCleanup(fn: () => Promise<void>): void;
-}
+export type { SuiteContext };
 
 const REQUIRED_SUCCESSES = 3;
 const POLL_MS = 250;
