@@ -19,7 +19,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -27,6 +26,8 @@ import pino from 'pino';
 import { Registry } from 'prom-client';
 import { compilePolicy } from '../../controller/translate/ratelimit.ts';
 import { RateLimitService } from '../../dataplane/ratelimit/limiter.ts';
+import { GATEWAY_YAML, serviceYaml } from '../e2e/backends.ts';
+import { freePort } from '../support/ports.ts';
 import { runWrk, type WrkResult } from './wrk.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -72,16 +73,6 @@ function have(cmd: string): boolean {
 const pinned = availableParallelism() >= 2 && have('taskset');
 const pin = (cpu: number): string[] => (pinned ? ['taskset', '-c', String(cpu)] : []);
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 function start(name: string, command: string[]): { child: ChildProcess; logs: () => string } {
   const [cmd, ...args] = command;
@@ -142,18 +133,7 @@ spec:
   ${config}:
     rules: [${JSON.stringify(rule)}]
 `;
-  return `apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: sluice}
-spec: {controllerName: sluice.dev/gateway-controller}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: default}
-spec:
-  gatewayClassName: sluice
-  listeners: [{name: http, port: 80, protocol: HTTP}]
----
+  return `${GATEWAY_YAML}---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: {name: bench, namespace: default}
@@ -162,18 +142,7 @@ spec:
   hostnames: [${HOST}]
   rules: [{backendRefs: [{name: backend, port: 80}]}]
 ---
-apiVersion: v1
-kind: Service
-metadata: {name: backend, namespace: default}
-spec: {ports: [{name: http, port: 80}]}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: backend-1, namespace: default, labels: {kubernetes.io/service-name: backend}}
-addressType: IPv4
-ports: [{name: http, port: ${backendPort}}]
-endpoints: [{addresses: [127.0.0.1]}]
-${policy}`;
+${serviceYaml('backend', { port: backendPort })}${policy}`;
 }
 
 /** The in-process cost of one decision, no HTTP: median of 5 runs. */

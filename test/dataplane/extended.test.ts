@@ -9,7 +9,7 @@ import type { CorsPolicy, Filter, Route } from '../../controller/ir/types.ts';
 import { REPLAY_BODY_LIMIT_BYTES } from '../../dataplane/upstream/forward.ts';
 import { request, type Response } from './support/client.ts';
 import { startEchoServer, type EchoServer } from './support/echo-server.ts';
-import { freePort } from './support/free-port.ts';
+import { freePort } from '../support/ports.ts';
 import { testDataplane, type TestDataplane } from './support/harness.ts';
 import { backend, exact, forwardTo, prefix, requestHeaders, responseHeaders, route, singleHostIR, weighted } from './support/ir.ts';
 

@@ -12,7 +12,7 @@ import { sniffProtocol } from '../../dataplane/server.ts';
 import { certificateAuthority, irCertificate, selfSignedCertificate, type TestCertificate } from './support/certs.ts';
 import { request } from './support/client.ts';
 import { startEchoServer, type EchoReply, type EchoServer } from './support/echo-server.ts';
-import { freePorts } from './support/free-port.ts';
+import { freePorts } from '../support/ports.ts';
 import { testDataplane, type TestDataplane } from './support/harness.ts';
 import { connect, h2request, negotiatedProtocol } from './support/http2-client.ts';
 import { backend, forwardTo, listener, prefix, responseHeaders, route, scope } from './support/ir.ts';

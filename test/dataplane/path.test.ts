@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { normalizePath } from '../../dataplane/router/path.ts';
 import { request } from './support/client.ts';
 import { startEchoServer, type EchoServer } from './support/echo-server.ts';
-import { freePort } from './support/free-port.ts';
+import { freePort } from '../support/ports.ts';
 import { testDataplane, type TestDataplane } from './support/harness.ts';
 import { connect, h2request } from './support/http2-client.ts';
 import { backend, exact, forwardTo, prefix, route, singleHostIR } from './support/ir.ts';

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Route } from '../../controller/ir/types.ts';
 import { podCounts, rawRequest, request } from './support/client.ts';
 import { startEchoServer, type EchoServer } from './support/echo-server.ts';
-import { freePort } from './support/free-port.ts';
+import { freePort } from '../support/ports.ts';
 import { testDataplane, type TestDataplane } from './support/harness.ts';
 import { connect, h2request } from './support/http2-client.ts';
 import { backend, exact, forwardTo, prefix, requestHeaders, responseHeaders, route, singleHostIR, weighted } from './support/ir.ts';

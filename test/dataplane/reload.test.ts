@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { HttpIR } from '../../controller/ir/types.ts';
 import { podCounts, request } from './support/client.ts';
 import { startEchoServer, type EchoServer } from './support/echo-server.ts';
-import { freePort, freePorts } from './support/free-port.ts';
+import { freePort, freePorts } from '../support/ports.ts';
 import { testDataplane } from './support/harness.ts';
 import { backend, forwardTo, listener, prefix, regex, route, scope, singleHostIR, weighted } from './support/ir.ts';
 

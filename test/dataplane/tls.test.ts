@@ -8,7 +8,7 @@ import { certificateAuthority, irCertificate, selfSignedCertificate, type TestCe
 import { request } from './support/client.ts';
 import { startEchoServer, type EchoServer } from './support/echo-server.ts';
 import type { EchoReply } from './support/echo-server.ts';
-import { freePort } from './support/free-port.ts';
+import { freePort } from '../support/ports.ts';
 import { testDataplane, type TestDataplane } from './support/harness.ts';
 import { backend, forwardTo, listener, route, scope } from './support/ir.ts';
 

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { WebSocket, WebSocketServer } from 'ws';
 import { request } from './support/client.ts';
 import { startEchoServer, type EchoServer } from './support/echo-server.ts';
-import { freePort } from './support/free-port.ts';
+import { freePort } from '../support/ports.ts';
 import { testDataplane, type TestDataplane } from './support/harness.ts';
 import { backend, forwardTo, prefix, requestHeaders, route, singleHostIR } from './support/ir.ts';
 

@@ -29,7 +29,7 @@ export async function startNamedBackend(name: string): Promise<NamedBackend> {
 }
 
 /** Service + EndpointSlice YAML pointing a Service at a local backend. */
-export function serviceYaml(service: string, backend: NamedBackend, namespace = 'default'): string {
+export function serviceYaml(service: string, backend: Pick<NamedBackend, 'port'>, namespace = 'default'): string {
   return `apiVersion: v1
 kind: Service
 metadata: {name: ${service}, namespace: ${namespace}}

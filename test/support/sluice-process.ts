@@ -1,8 +1,11 @@
 // Starts a real `sluice run` child process for end-to-end tests and waits
 // until its admin API says it is ready.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
+
+import { freePort } from './ports.ts';
+
+export { freePort };
 
 const ROOT = join(import.meta.dirname, '..', '..');
 
@@ -14,17 +17,6 @@ export interface SluiceProcess {
   stop(): Promise<void>;
 }
 
-export async function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, host, () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 export async function startSluice(args: string[], readyTimeoutMs = 15000): Promise<SluiceProcess> {
   const adminPort = await freePort();

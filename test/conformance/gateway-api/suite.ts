@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { ArgsError, type RunnerArgs } from '../lib/args.ts';
-import { keyOf, ManifestStore, refOfObject, type KObject } from '../lib/manifest-store.ts';
+import { keyOf, ManifestStore, pendingSync, refOfObject, type KObject } from '../lib/manifest-store.ts';
 import { applyPatch, matchesRef } from '../lib/mutations.ts';
 import { sleep } from '../lib/poll.ts';
 import type { Reporter } from '../lib/report.ts';
@@ -45,13 +45,6 @@ interface PlannedTest {
   name: string;
   data?: CaseFile;
   problems: string[];
-}
-
-/** JSON with sorted keys, so equal content compares equal. */
-function stableJson(value: unknown): string {
-  return JSON.stringify(value, (_k, v) =>
-    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, v[k]])) : v,
-  );
 }
 
 export function loadPlan(casesDir: string, only: string[]): PlannedTest[] {
@@ -224,16 +217,7 @@ class Environment {
         await sleep(STATUS_POLL_MS);
         continue;
       }
-      pending = [];
-      for (const o of present) {
-        if (!this.kindsSeen.has(o.kind)) continue;
-        const item = index.get(o.kind, refOfObject(o));
-        if (!item) pending.push(`${keyOf(o)} missing`);
-        else if (o.spec !== undefined && stableJson(item.spec) !== stableJson(o.spec)) pending.push(`${keyOf(o)} has an older spec`);
-      }
-      for (const o of absent) {
-        if (this.kindsSeen.has(o.kind) && index.get(o.kind, refOfObject(o))) pending.push(`${keyOf(o)} still present`);
-      }
+      pending = pendingSync((o) => index.get(o.kind, refOfObject(o)), present, absent, (o) => this.kindsSeen.has(o.kind));
       if (pending.length === 0) return;
       await sleep(STATUS_POLL_MS);
     }

@@ -10,7 +10,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { ArgsError, type RunnerArgs } from '../lib/args.ts';
-import { keyOf, ManifestStore, type KObject } from '../lib/manifest-store.ts';
+import { keyOf, ManifestStore, pendingSync, type KObject } from '../lib/manifest-store.ts';
 import { awaitConvergence, sleep } from '../lib/poll.ts';
 import type { Reporter } from '../lib/report.ts';
 import type { SuiteContext } from '../lib/suite-context.ts';
@@ -20,6 +20,7 @@ import { bindingKeys, distinctPods, evaluateHttp, loadBalancerAddresses, splitPr
 import { validateGroup, validateIndex } from './schema.ts';
 import { hopUrl, perform, type TrafficSettings } from './traffic.ts';
 import type { ControllerSettings, DistributionCase, GroupFile, HttpCase, HttpExpectation, IndexFile, IngressCase, StatusCase } from './types.ts';
+import { stableJson } from '../../../controller/sources/manifest-folder.ts';
 
 export type { SuiteContext };
 
@@ -34,13 +35,6 @@ const GROUP_FILE = '50-group';
 const SLICES_FILE = '51-group-endpointslices';
 const PROBE_FILE = '40-address-probe';
 const PROBE_NAMESPACE = 'sluice-conformance-probe';
-
-/** JSON with sorted keys, so equal content compares equal. */
-function stableJson(value: unknown): string {
-  return JSON.stringify(value, (_k, v) =>
-    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, v[k]])) : v,
-  );
-}
 
 function itemKey(o: { kind?: string; metadata?: { name?: string; namespace?: string } }): string {
   return o.metadata?.namespace ? `${o.kind}/${o.metadata.namespace}/${o.metadata.name}` : `${o.kind}/${o.metadata?.name}`;
@@ -307,13 +301,7 @@ class SluiceHost {
         continue;
       }
       const byKey = new Map(items.map((i) => [itemKey(i), i]));
-      pending = [];
-      for (const o of present) {
-        const item = byKey.get(keyOf(o));
-        if (!item) pending.push(`${keyOf(o)} missing`);
-        else if (o.spec !== undefined && stableJson(item.spec) !== stableJson(o.spec)) pending.push(`${keyOf(o)} has an older spec`);
-      }
-      for (const o of absent) if (byKey.has(keyOf(o))) pending.push(`${keyOf(o)} still present`);
+      pending = pendingSync((o) => byKey.get(keyOf(o)), present, absent);
       if (pending.length === 0) return [];
       await sleep(POLL_MS);
     }

@@ -4,6 +4,7 @@
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments, stringify } from 'yaml';
+import { stableJson } from '../../../controller/sources/manifest-folder.ts';
 
 export interface KObject {
   apiVersion: string;
@@ -108,4 +109,26 @@ export class ManifestStore {
     }
     this.#dirty.clear();
   }
+}
+
+/**
+ * What Sluice has not caught up with yet: objects of `present` it does not list (or lists with
+ * another spec), and objects of `absent` it still lists. `listed` looks an object up in Sluice's
+ * /api/status; objects `relevant` rejects are not waited for.
+ */
+export function pendingSync(
+  listed: (o: KObject) => { spec?: unknown } | undefined,
+  present: KObject[],
+  absent: KObject[],
+  relevant: (o: KObject) => boolean = () => true,
+): string[] {
+  const pending: string[] = [];
+  for (const o of present) {
+    if (!relevant(o)) continue;
+    const item = listed(o);
+    if (!item) pending.push(`${keyOf(o)} missing`);
+    else if (o.spec !== undefined && stableJson(item.spec) !== stableJson(o.spec)) pending.push(`${keyOf(o)} has an older spec`);
+  }
+  for (const o of absent) if (relevant(o) && listed(o)) pending.push(`${keyOf(o)} still present`);
+  return pending;
 }

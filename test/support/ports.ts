@@ -1,0 +1,28 @@
+// Free TCP ports on loopback: bind port 0, note what the kernel chose, release it. The kernel
+// hands out ephemeral ports in rotation, so an immediate reuse by someone else is unlikely.
+import { createServer, type AddressInfo, type Server } from 'node:net';
+
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  return (await freePorts(1, host))[0]!;
+}
+
+/** `count` distinct free ports (all held open at once, then released). */
+export async function freePorts(count: number, host = '127.0.0.1'): Promise<number[]> {
+  const servers: Server[] = [];
+  try {
+    const ports: number[] = [];
+    for (let i = 0; i < count; i++) {
+      const server = createServer();
+      servers.push(server);
+      ports.push(
+        await new Promise<number>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen(0, host, () => resolve((server.address() as AddressInfo).port));
+        }),
+      );
+    }
+    return ports;
+  } finally {
+    await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+  }
+}
