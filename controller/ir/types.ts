@@ -343,14 +343,26 @@ export type RateLimitSelector =
 export interface L4IR {
   /** Service VIPs and the endpoints behind them, sorted by name. */
   services: L4Service[];
+  /**
+   * L3/L4 network policy for traffic from the gateway to backends. Absent when no
+   * NetworkPolicy, CiliumNetworkPolicy or CiliumClusterwideNetworkPolicy exists: nothing is enforced.
+   */
+  policy?: L4Policy;
 }
 
 export interface L4Service {
-  /** `service/<ns>/<name>/port/<port>`. */
+  /** `service/<ns>/<name>/port/<port>`; the same name as the HTTP backend for that Service port. */
   name: string;
   vip: string;
   port: number;
   protocol: 'TCP' | 'UDP';
+  /**
+   * random: each connection draws a slot of the weighted Maglev table.
+   * client: a client (network namespace + cgroup) always lands on the same endpoint while it exists
+   * (Service `spec.sessionAffinity: ClientIP`).
+   */
+  affinity: 'random' | 'client';
+  /** Ready endpoints, sorted by address then port; weights are relative (1 unless something says otherwise). */
   endpoints: L4Endpoint[];
 }
 
@@ -358,4 +370,73 @@ export interface L4Endpoint {
   address: string;
   port: number;
   weight: number;
+}
+
+/** Reserved identities, numbered as Cilium numbers them. */
+export const IDENTITY_ANY = 0;
+export const IDENTITY_HOST = 1;
+/** A destination in no ipcache prefix (outside every known endpoint and policy CIDR). */
+export const IDENTITY_WORLD = 2;
+/** The gateway itself: the source of every connection the BPF programs govern. */
+export const IDENTITY_INGRESS = 8;
+
+export interface L4Policy {
+  /** Every identity an ipcache entry or a rule refers to, sorted by id. */
+  identities: L4Identity[];
+  /** Destination address → identity, longest prefix wins; sorted by cidr. Endpoints are /32. */
+  ipcache: L4IpcacheEntry[];
+  /** Identities that are in default deny for a direction (selected by a policy), sorted by identity. */
+  enforcement: L4Enforcement[];
+  /** Rules as written in policies (one per ingress/egress/deny section), sorted by id; ids start at 1. */
+  rules: L4Rule[];
+  /** Allow and deny entries, one per (direction, local, remote, protocol, port range); sorted. */
+  entries: L4PolicyEntry[];
+}
+
+export interface L4Identity {
+  id: number;
+  /**
+   * What the identity stands for, as sorted `source:key=value` labels: `k8s:app=web`,
+   * `k8s:io.kubernetes.pod.namespace=default`, `reserved:ingress`, `cidr:10.0.0.0/8`.
+   */
+  labels: string[];
+  /** The Kubernetes namespace of the endpoints that carry it (absent for reserved and CIDR identities). */
+  namespace?: string;
+}
+
+export interface L4IpcacheEntry {
+  /** `a.b.c.d/len`. */
+  cidr: string;
+  identity: number;
+}
+
+export interface L4Enforcement {
+  identity: number;
+  /** Ingress default deny: the identity is a destination some ingress policy selects. */
+  ingress: boolean;
+  /** Egress default deny: the identity is a source (the gateway) some egress policy selects. */
+  egress: boolean;
+  /** Audit mode (annotation `sluice.dev/policy-audit-mode: "true"` on a selecting policy): verdicts are reported, nothing is dropped. */
+  audit: boolean;
+}
+
+export interface L4Rule {
+  id: number;
+  /** `<kind>/<ns>/<name>/<ingress|egress|ingressDeny|egressDeny>/<i>` (no namespace for clusterwide policies). */
+  name: string;
+}
+
+export interface L4PolicyEntry {
+  direction: 'ingress' | 'egress';
+  action: 'allow' | 'deny';
+  /** ingress: the destination endpoint's identity; egress: the gateway's identity. */
+  local: number;
+  /** ingress: the gateway's identity or IDENTITY_ANY; egress: the destination's identity or IDENTITY_ANY. */
+  remote: number;
+  /** ANY matches every protocol (and then every port). */
+  protocol: 'TCP' | 'UDP' | 'SCTP' | 'ANY';
+  /** Inclusive destination port range; absent = every port. */
+  ports?: { from: number; to: number };
+  /** L4Rule id that produced the entry. */
+  rule: number;
 }

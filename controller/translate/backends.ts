@@ -92,6 +92,7 @@ export function translateL4Services(index: InputIndex): L4Service[] {
         vip: String(vip),
         port: Number(port.port),
         protocol: port.protocol === 'UDP' ? 'UDP' : 'TCP',
+        affinity: service.spec?.sessionAffinity === 'ClientIP' ? 'client' : 'random',
         endpoints: serviceEndpoints(service, port, index).map((e) => ({ ...e, weight: 1 })),
       });
     }
