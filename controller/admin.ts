@@ -2,6 +2,8 @@
 // (in Kubernetes shape) and the IR currently served.
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
+import { VERDICTS, type Verdict } from '../bpf/agent/codec.ts';
+import { flowMatches as filterMatches, type FlowFilter, type FlowRecord } from '../bpf/agent/flows.ts';
 import type { IR } from './ir/types.ts';
 import { redactIR } from './ir/version.ts';
 import type { KubeObject } from './sources/objects.ts';
@@ -11,11 +13,19 @@ export interface AdminState {
   /** Every object read, with its computed status; Secret data never leaves. */
   objects(): KubeObject[];
   ir(): IR | null;
+  /** Flows seen by the BPF agent; absent when eBPF is off. */
+  flows?: FlowSource;
+}
+
+export interface FlowSource {
+  flows(filter: FlowFilter): FlowRecord[];
+  follow(listener: (flow: FlowRecord) => void): () => void;
 }
 
 export async function startAdminServer(address: string, state: AdminState, registry: Registry): Promise<FastifyInstance> {
   const { host, port } = parseHostPort(address);
-  const app = Fastify({ logger: false });
+  // forceCloseConnections: `follow` streams never end by themselves, and closing must not wait for them.
+  const app = Fastify({ logger: false, forceCloseConnections: true });
   app.get('/healthz', async () => 'ok\n');
   app.get('/readyz', async (_req, reply) => (state.ready() ? 'ready\n' : reply.code(503).send('not ready: no configuration applied yet\n')));
   app.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
@@ -24,6 +34,30 @@ export async function startAdminServer(address: string, state: AdminState, regis
     const ir = state.ir();
     if (!ir) return reply.code(503).send({ error: 'no configuration applied yet' });
     return { version: ir.version, ir: redactIR(ir) };
+  });
+  // Flows as NDJSON, oldest first; `follow=true` keeps the response open and streams new ones.
+  app.get<{ Querystring: { verdict?: string; namespace?: string; 'to-service'?: string; follow?: string } }>('/api/flows', async (req, reply) => {
+    const source = state.flows;
+    if (!source) return reply.code(404).send({ error: 'eBPF is off in this process: no flows (see the log line at start for why)' });
+    const { verdict, namespace } = req.query;
+    if (verdict && !(VERDICTS as readonly string[]).includes(verdict)) {
+      return reply.code(400).send({ error: `verdict ${verdict}: expected one of ${VERDICTS.join(', ')}` });
+    }
+    const filter: FlowFilter = {
+      ...(verdict ? { verdict: verdict as Verdict } : {}),
+      ...(namespace ? { namespace } : {}),
+      ...(req.query['to-service'] ? { toService: req.query['to-service'] } : {}),
+    };
+    const lines = source.flows(filter).map((f) => `${JSON.stringify(f)}\n`).join('');
+    if (req.query.follow !== 'true') return reply.type('application/x-ndjson').send(lines);
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-cache' });
+    res.write(lines);
+    const stop = source.follow((flow) => {
+      if (filterMatches(flow, filter)) res.write(`${JSON.stringify(flow)}\n`);
+    });
+    res.on('close', stop);
   });
   await app.listen({ host, port });
   return app;

@@ -3,6 +3,8 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { stringify } from 'yaml';
+import { DEFAULT_PIN_DIR } from '../bpf/agent/agent.ts';
+import { formatFlow, type FlowRecord } from '../bpf/agent/flows.ts';
 import { redactIR } from './ir/version.ts';
 import { withImplicitGatewayClasses } from './sources/implicit-classes.ts';
 import { ManifestFolder } from './sources/manifest-folder.ts';
@@ -18,6 +20,7 @@ const USAGE = `Usage: sluice <command> [flags]
 Commands:
   run        serve traffic from a folder of Kubernetes manifests (standalone mode)
   translate  print the IR and every computed status for a folder of manifests, serving nothing
+  observe    print the flows the eBPF programs saw (as \`hubble observe\` does), from a running sluice
 
 sluice run --manifests DIR [flags]
   --manifests DIR              folder of YAML manifests (read recursively, multi-document, watched)
@@ -46,9 +49,22 @@ sluice run --manifests DIR [flags]
                                (default 1; env SLUICE_RATE_LIMIT_REPLICAS)
   --rate-limit-max-keys N      local token buckets kept in memory, least recently used dropped first
                                (default 10000)
+  --bpf auto|on|off            eBPF socket load balancing and network policy (default auto: used when the
+                               machine allows it — root, bpffs, cgroup v2, BTF, built objects — else the
+                               log says why once and endpoints are picked in userspace; on: refuse to start)
+  --bpf-pin-dir DIR            where maps and links are pinned (default ${DEFAULT_PIN_DIR}); one per instance
+  --bpf-cgroup PATH            cgroup v2 folder whose sockets are the gateway's: programs attach there
+                               (default: this process's own cgroup)
+  --bpf-trace-forwarded BOOL   record a flow for every forwarded connection, not only drops and audits
+                               (default true)
   --demo-backends              start echo servers for EndpointSlice endpoints on loopback and write
                                self-signed certificates for missing TLS Secrets (the quickstart)
   --log-level LEVEL            trace|debug|info|warn|error (default info)
+
+sluice observe [--verdict FORWARDED|DROPPED|AUDIT] [--namespace NS] [--to-service NS/NAME] [-o json]
+               [--follow] [--admin-address HOST:PORT]
+  prints the latest flows (the agent keeps 1000), oldest first; --follow keeps streaming new ones.
+  --namespace matches the source's, the destination's or the Service's namespace.
 
 sluice translate --manifests DIR [-o yaml|json] [--bind-address ADDR|CIDR] [--controller-name NAME]
                  [--gateway-classes LIST] [--ingress-classes LIST] [--ingress-enforce-https BOOL]
@@ -89,7 +105,15 @@ export async function main(argv: string[]): Promise<number> {
         'rate-limit-replicas': { type: 'string' },
         'rate-limit-max-keys': { type: 'string', default: '10000' },
         'log-level': { type: 'string', default: 'info' },
-        output: { type: 'string', short: 'o', default: 'yaml' },
+        bpf: { type: 'string', default: 'auto' },
+        'bpf-pin-dir': { type: 'string', default: DEFAULT_PIN_DIR },
+        'bpf-cgroup': { type: 'string' },
+        'bpf-trace-forwarded': { type: 'string', default: 'true' },
+        output: { type: 'string', short: 'o' },
+        verdict: { type: 'string' },
+        namespace: { type: 'string' },
+        'to-service': { type: 'string' },
+        follow: { type: 'boolean', short: 'f', default: false },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -101,6 +125,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
+  if (command === 'observe') return observe(values);
   const manifests = values.manifests as string | undefined;
   if (!manifests) return usageError('--manifests DIR is required');
   if (!existsSync(manifests) || !statSync(manifests).isDirectory()) return usageError(`--manifests ${manifests}: not a folder`);
@@ -122,7 +147,7 @@ export async function main(argv: string[]): Promise<number> {
     const result = translate(snapshot, { controllerName, bindAddress, servedClassNames: gatewayClasses, ingress });
     for (const p of result.problems) process.stderr.write(`warning: ${p}\n`);
     const out = { version: result.ir.version, ir: redactIR(result.ir), statuses: result.statuses };
-    const format = values.output;
+    const format = values.output ?? 'yaml';
     if (format === 'json') process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
     else if (format === 'yaml') process.stdout.write(stringify(out, { aliasDuplicateObjects: false }));
     else return usageError(`-o ${format}: expected yaml or json`);
@@ -136,6 +161,10 @@ export async function main(argv: string[]): Promise<number> {
     }
     const rateLimit = rateLimitOptions(values);
     if (typeof rateLimit === 'string') return usageError(rateLimit);
+    const bpfMode = values.bpf as string;
+    if (bpfMode !== 'auto' && bpfMode !== 'on' && bpfMode !== 'off') return usageError(`--bpf ${bpfMode}: expected auto, on or off`);
+    const traceForwarded = values['bpf-trace-forwarded'];
+    if (traceForwarded !== 'true' && traceForwarded !== 'false') return usageError(`--bpf-trace-forwarded ${traceForwarded}: expected true or false`);
     const logger = pino({ level: values['log-level'] as string, base: { component: 'sluice' } });
     const handle = await runStandalone({
       manifests,
@@ -147,6 +176,12 @@ export async function main(argv: string[]): Promise<number> {
       ingress,
       demoBackends: values['demo-backends'] as boolean,
       rateLimit,
+      bpf: {
+        mode: bpfMode,
+        pinDir: values['bpf-pin-dir'] as string,
+        ...(values['bpf-cgroup'] ? { cgroupPath: values['bpf-cgroup'] as string } : {}),
+        traceForwarded: traceForwarded === 'true',
+      },
       logger,
     });
     await new Promise<void>((resolve) => {
@@ -161,6 +196,43 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   return usageError(`unknown command ${command}`);
+}
+
+/** `sluice observe`: flows from a running sluice's admin API, one per line. */
+async function observe(values: Record<string, string | boolean | undefined>): Promise<number> {
+  const format = values.output ?? 'text';
+  if (format !== 'text' && format !== 'json') return usageError(`-o ${format}: expected json (or nothing for text)`);
+  const verdict = values.verdict as string | undefined;
+  if (verdict && !['FORWARDED', 'DROPPED', 'AUDIT'].includes(verdict)) return usageError(`--verdict ${verdict}: expected FORWARDED, DROPPED or AUDIT`);
+  const query = new URLSearchParams();
+  if (verdict) query.set('verdict', verdict);
+  if (values.namespace) query.set('namespace', values.namespace as string);
+  if (values['to-service']) query.set('to-service', values['to-service'] as string);
+  if (values.follow) query.set('follow', 'true');
+  const url = `http://${values['admin-address']}/api/flows?${query}`;
+  let response: Response;
+  try {
+    response = await fetch(url);
+  } catch (err) {
+    process.stderr.write(`sluice observe: cannot reach ${values['admin-address']}: ${(err as Error).message}\n`);
+    return 1;
+  }
+  if (!response.ok || !response.body) {
+    process.stderr.write(`sluice observe: ${response.status} ${await response.text()}\n`);
+    return 1;
+  }
+  let pending = '';
+  const decoder = new TextDecoder();
+  for await (const chunk of response.body) {
+    pending += decoder.decode(chunk, { stream: true });
+    const lines = pending.split('\n');
+    pending = lines.pop()!;
+    for (const line of lines) {
+      if (!line) continue;
+      process.stdout.write(format === 'json' ? `${line}\n` : `${formatFlow(JSON.parse(line) as FlowRecord)}\n`);
+    }
+  }
+  return 0;
 }
 
 /** Rate-limit flags (and their environment variables), checked; a string is a usage error. */

@@ -3,6 +3,9 @@
 // after a short debounce (100 ms after the last change, at most 1 s after the first).
 import type { Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
+import { BpfAgent } from '../bpf/agent/agent.ts';
+import { ownCgroupPath } from '../bpf/agent/environment.ts';
+import { viaServiceVips } from '../dataplane/config/kernel-lb.ts';
 import { Dataplane } from '../dataplane/dataplane.ts';
 import { RateLimitService } from '../dataplane/ratelimit/limiter.ts';
 import { startAdminServer } from './admin.ts';
@@ -30,7 +33,18 @@ export interface StandaloneOptions {
   demoBackends: boolean;
   /** Rate limiting: where Redis is, and the dataplane-side knobs. Absent: defaults, no Redis. */
   rateLimit?: RateLimitOptions;
+  /** eBPF socket load balancing and policy. Absent: off. */
+  bpf?: BpfOptions;
   logger: Logger;
+}
+
+export interface BpfOptions {
+  /** on: refuse to start without eBPF; auto: use it when the machine allows, else say why once. */
+  mode: 'auto' | 'on' | 'off';
+  pinDir: string;
+  /** Default: this process's own cgroup. */
+  cgroupPath?: string;
+  traceForwarded: boolean;
 }
 
 export interface RateLimitOptions {
@@ -60,6 +74,7 @@ export async function runStandalone(options: StandaloneOptions): Promise<Standal
     replicas: rateLimitOptions.replicas,
     maxLocalKeys: rateLimitOptions.maxLocalKeys,
   });
+  const agent = startBpfAgent(options.bpf, logger, registry);
   const dataplane = new Dataplane({ portOffset: options.portOffset, logger, registry, rateLimits });
   const demo = options.demoBackends ? new DemoBackends(options.manifests, logger) : null;
   const store = new StatusStore();
@@ -90,13 +105,16 @@ export async function runStandalone(options: StandaloneOptions): Promise<Standal
     reportedProblems = problems;
     if (result.ir.version !== applied?.version) {
       try {
-        const outcome = await dataplane.apply(result.ir.version, result.ir.http);
+        // The kernel learns the VIPs before the proxy starts connecting to them.
+        agent?.apply(result.ir.l4);
+        const http = agent ? viaServiceVips(result.ir.http, result.ir.l4) : result.ir.http;
+        const outcome = await dataplane.apply(result.ir.version, http);
         socketFailures = outcome.listeners.filter((l) => !l.ok).map((l) => ({ name: l.name, error: l.error ?? 'failed' }));
         for (const f of socketFailures) logger.error({ listener: f.name, error: f.error }, `cannot listen on ${f.name}: ${f.error}`);
         applied = result.ir;
       } catch (err) {
         // The dataplane keeps serving the last good version.
-        logger.error({ err, version: result.ir.version }, 'dataplane rejected the configuration; keeping the last good one');
+        logger.error({ err, version: result.ir.version }, 'the configuration could not be applied; keeping the last good one');
         return;
       }
     }
@@ -114,6 +132,7 @@ export async function runStandalone(options: StandaloneOptions): Promise<Standal
       ready: () => applied !== null,
       ir: () => applied,
       objects: () => (snapshot ? store.withStatus(allObjects(snapshot)) : []),
+      ...(agent ? { flows: agent } : {}),
     },
     registry,
   );
@@ -127,8 +146,29 @@ export async function runStandalone(options: StandaloneOptions): Promise<Standal
       await dataplane.close();
       await rateLimits.close();
       await demo?.close();
+      agent?.close();
     },
   };
+}
+
+/** The BPF agent, or null (with one log line saying why) when eBPF is off or unavailable. */
+function startBpfAgent(options: BpfOptions | undefined, logger: Logger, registry: Registry): BpfAgent | null {
+  if (!options) return null;
+  if (options.mode === 'off') {
+    logger.info('eBPF off (--bpf off): endpoints are picked in userspace and network policy is not enforced');
+    return null;
+  }
+  const cgroupPath = options.cgroupPath ?? ownCgroupPath();
+  const started = cgroupPath
+    ? BpfAgent.start({ pinDir: options.pinDir, cgroupPath, traceForwarded: options.traceForwarded, logger: logger.child({ component: 'bpf' }), registry })
+    : { reason: 'no cgroup v2 mount' };
+  if ('agent' in started) {
+    logger.info({ pinDir: options.pinDir, cgroup: cgroupPath }, 'eBPF on: the kernel picks endpoints for Service VIPs and enforces network policy');
+    return started.agent;
+  }
+  if (options.mode === 'on') throw new Error(`--bpf on: eBPF is unavailable: ${started.reason}`);
+  logger.info({ reason: started.reason }, `eBPF off (${started.reason}): endpoints are picked in userspace and network policy is not enforced`);
+  return null;
 }
 
 function allObjects(snapshot: InputSnapshot): KubeObject[] {

@@ -275,6 +275,17 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sl_config SEC(".maps");
 
+/* Sockets that opened a flow through connect4/sendmsg4 (outbound, policed). The
+ * packet hook enforces only these: replies on connections the gateway accepted
+ * never passed connect4 and must not be judged as if the gateway had opened them. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_sk_outbound SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 256 * 1024);

@@ -223,6 +223,8 @@ async function main(): Promise<void> {
         '--disable-warning=ExperimentalWarning',
         join(ROOT, 'bin', 'sluice.js'),
         'run',
+        '--bpf',
+        'off',
         '--manifests',
         folder,
         '--listener-port-offset',

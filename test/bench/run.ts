@@ -240,6 +240,8 @@ class Bench {
             ...profile,
             join(ROOT, 'bin', 'sluice.js'),
             'run',
+            '--bpf',
+            'off',
             '--manifests',
             manifestDir,
             '--listener-port-offset',

@@ -23,7 +23,8 @@ export async function startSluice(args: string[], readyTimeoutMs = 15000): Promi
   const admin = `http://127.0.0.1:${adminPort}`;
   const child: ChildProcess = spawn(
     process.execPath,
-    ['--disable-warning=ExperimentalWarning', join(ROOT, 'bin', 'sluice.js'), 'run', '--admin-address', `127.0.0.1:${adminPort}`, ...args],
+    // eBPF stays off unless a test asks for it: tests run side by side and must not share pinned maps.
+    ['--disable-warning=ExperimentalWarning', join(ROOT, 'bin', 'sluice.js'), 'run', '--admin-address', `127.0.0.1:${adminPort}`, ...(args.includes('--bpf') ? [] : ['--bpf', 'off']), ...args],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let output = '';

@@ -53,6 +53,9 @@ export class SluiceProcess {
       o.adminAddress,
       '--controller-name',
       o.controllerName,
+      // Conformance runs side by side with other suites: no shared pinned BPF state.
+      '--bpf',
+      'off',
       ...(o.extraArgs ?? []),
     ];
     this.#log.write(`# ${process.execPath} ${args.join(' ')}\n`);

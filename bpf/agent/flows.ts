@@ -1,0 +1,103 @@
+// Kernel flow events → flow records people read: who talked to whom, through
+// which Service, what the policy said and which rule said it. The agent keeps
+// the latest ones for `sluice observe` and streams new ones to followers.
+import type { L4IR } from '../../controller/ir/types.ts';
+import type { FlowEvent, Verdict } from './codec.ts';
+
+export interface FlowEndpoint {
+  ip: string;
+  port: number;
+  identity: number;
+  namespace?: string;
+  labels: string[];
+}
+
+export interface FlowRecord {
+  time: string;
+  verdict: Verdict;
+  /** Why it was dropped (or would have been, for AUDIT). */
+  dropReason?: 'POLICY_DENY' | 'DEFAULT_DENY' | 'NO_BACKEND';
+  hook: string;
+  direction: 'ingress' | 'egress';
+  protocol: string;
+  source: FlowEndpoint;
+  destination: FlowEndpoint;
+  /** The Service whose VIP the connection asked for. */
+  service?: { namespace: string; name: string; vip: string; port: number };
+  /** The rule that decided, when one did. */
+  rule?: { id: number; name: string };
+}
+
+export interface FlowFilter {
+  verdict?: Verdict;
+  /** Source or destination namespace, or the Service's. */
+  namespace?: string;
+  /** `<ns>/<name>`. */
+  toService?: string;
+}
+
+const PROTOCOLS: Record<number, string> = { 6: 'TCP', 17: 'UDP', 132: 'SCTP' };
+
+/** Names for the numbers in events, from the last applied ir.l4. */
+export class FlowContext {
+  private services = new Map<string, { namespace: string; name: string }>();
+  private identities = new Map<number, { labels: string[]; namespace?: string }>();
+  private rules = new Map<number, string>();
+
+  update(l4: L4IR): void {
+    this.services = new Map(l4.services.map((s) => {
+      const [, namespace, name] = s.name.split('/');
+      return [`${s.vip}:${s.port}/${s.protocol}`, { namespace: namespace!, name: name! }];
+    }));
+    this.identities = new Map([
+      [1, { labels: ['reserved:host'] }],
+      [2, { labels: ['reserved:world'] }],
+      [8, { labels: ['reserved:ingress'] }],
+      ...(l4.policy?.identities ?? []).map((i) => [i.id, { labels: i.labels, ...(i.namespace ? { namespace: i.namespace } : {}) }] as const),
+    ]);
+    this.rules = new Map((l4.policy?.rules ?? []).map((r) => [r.id, r.name]));
+  }
+
+  record(e: FlowEvent, wallClockMs: number): FlowRecord {
+    const protocol = PROTOCOLS[e.proto] ?? String(e.proto);
+    const service = e.vip ? this.services.get(`${e.vip}:${e.vipPort}/${protocol}`) : undefined;
+    const rule = e.ruleId ? { id: e.ruleId, name: this.rules.get(e.ruleId) ?? `rule ${e.ruleId}` } : undefined;
+    return {
+      time: new Date(wallClockMs).toISOString(),
+      verdict: e.verdict,
+      ...(e.reason !== 'NONE' ? { dropReason: e.reason } : {}),
+      hook: e.hook,
+      direction: e.direction,
+      protocol,
+      source: this.endpoint(e.srcIp, e.srcPort, e.srcId),
+      destination: this.endpoint(e.dstIp, e.dstPort, e.dstId),
+      ...(service && e.vip ? { service: { ...service, vip: e.vip, port: e.vipPort } } : {}),
+      ...(rule ? { rule } : {}),
+    };
+  }
+
+  private endpoint(ip: string, port: number, identity: number): FlowEndpoint {
+    const known = this.identities.get(identity);
+    return { ip, port, identity, ...(known?.namespace ? { namespace: known.namespace } : {}), labels: known?.labels ?? [] };
+  }
+}
+
+export function flowMatches(flow: FlowRecord, filter: FlowFilter): boolean {
+  if (filter.verdict && flow.verdict !== filter.verdict) return false;
+  if (filter.namespace && ![flow.source.namespace, flow.destination.namespace, flow.service?.namespace].includes(filter.namespace)) return false;
+  if (filter.toService && (!flow.service || `${flow.service.namespace}/${flow.service.name}` !== filter.toService)) return false;
+  return true;
+}
+
+/** One line, as `hubble observe` prints flows. */
+export function formatFlow(flow: FlowRecord): string {
+  const who = (e: FlowEndpoint): string => {
+    const name = e.labels.find((l) => l.startsWith('reserved:'))?.slice('reserved:'.length) ?? e.namespace ?? `ID:${e.identity}`;
+    return `${e.ip}:${e.port} (${name})`;
+  };
+  const time = flow.time.replace('T', ' ').replace('Z', '');
+  const service = flow.service ? ` to-service ${flow.service.namespace}/${flow.service.name} (${flow.service.vip}:${flow.service.port})` : '';
+  const verdict = flow.dropReason ? `${flow.verdict} (${flow.dropReason})` : flow.verdict;
+  const rule = flow.rule ? ` rule ${flow.rule.name}` : '';
+  return `${time}: ${who(flow.source)} -> ${who(flow.destination)}${service} ${flow.direction} ${flow.protocol} ${verdict}${rule}`;
+}
