@@ -36,11 +36,25 @@ export function maglevQuotas(weights: number[], slots = LB_SLOTS): number[] {
   return quotas;
 }
 
+// Tables are pure functions of their backends; most applies change few services, so keep recent ones.
+const cache = new Map<string, Uint32Array>();
+const CACHE_LIMIT = 20_000;
+
 export function maglevTable(backends: MaglevBackend[], slots = LB_SLOTS): Uint32Array {
-  const table = new Uint32Array(slots);
-  if (backends.length === 0) return table;
   // Order by key so the table depends on the set of backends, not on the order they arrived in.
   const sorted = [...backends].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const cacheKey = `${slots}|${sorted.map((b) => `${b.id}=${b.key}*${b.weight}`).join(',')}`;
+  const cached = cache.get(cacheKey);
+  if (cached) return cached;
+  const table = computeTable(sorted, slots);
+  if (cache.size >= CACHE_LIMIT) cache.clear();
+  cache.set(cacheKey, table);
+  return table;
+}
+
+function computeTable(sorted: MaglevBackend[], slots: number): Uint32Array {
+  const table = new Uint32Array(slots);
+  if (sorted.length === 0) return table;
   const quotas = maglevQuotas(sorted.map((b) => b.weight), slots);
   const perms = sorted.map((b) => permutation(b.key, slots));
   const next = new Array<number>(sorted.length).fill(0);
