@@ -4,7 +4,9 @@ import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { stringify } from 'yaml';
 import { DEFAULT_PIN_DIR } from '../bpf/agent/agent.ts';
+import { isIpv4 } from '../bpf/agent/codec.ts';
 import { formatFlow, type FlowRecord } from '../bpf/agent/flows.ts';
+import type { PolicyOptions } from './translate/networkpolicy.ts';
 import { redactIR } from './ir/version.ts';
 import { withImplicitGatewayClasses } from './sources/implicit-classes.ts';
 import { ManifestFolder } from './sources/manifest-folder.ts';
@@ -49,6 +51,11 @@ sluice run --manifests DIR [flags]
                                (default 1; env SLUICE_RATE_LIMIT_REPLICAS)
   --rate-limit-max-keys N      local token buckets kept in memory, least recently used dropped first
                                (default 10000)
+  --gateway-namespace NS       namespace of the gateway's pods, for network policy peers (default sluice-system)
+  --gateway-labels LIST        the gateway pods' labels as k=v,k=v, for network policy peers
+                               (default app.kubernetes.io/name=sluice)
+  --gateway-addresses LIST     source IPv4 addresses of the gateway's connections, matched against CIDR
+                               peers of ingress policy rules (default none)
   --bpf auto|on|off            eBPF socket load balancing and network policy (default auto: used when the
                                machine allows it — root, bpffs, cgroup v2, BTF, built objects — else the
                                log says why once and endpoints are picked in userspace; on: refuse to start)
@@ -68,6 +75,7 @@ sluice observe [--verdict FORWARDED|DROPPED|AUDIT] [--namespace NS] [--to-servic
 
 sluice translate --manifests DIR [-o yaml|json] [--bind-address ADDR|CIDR] [--controller-name NAME]
                  [--gateway-classes LIST] [--ingress-classes LIST] [--ingress-enforce-https BOOL]
+                 [--gateway-namespace NS] [--gateway-labels LIST] [--gateway-addresses LIST]
 `;
 
 export async function main(argv: string[]): Promise<number> {
@@ -105,6 +113,9 @@ export async function main(argv: string[]): Promise<number> {
         'rate-limit-replicas': { type: 'string' },
         'rate-limit-max-keys': { type: 'string', default: '10000' },
         'log-level': { type: 'string', default: 'info' },
+        'gateway-namespace': { type: 'string' },
+        'gateway-labels': { type: 'string' },
+        'gateway-addresses': { type: 'string' },
         bpf: { type: 'string', default: 'auto' },
         'bpf-pin-dir': { type: 'string', default: DEFAULT_PIN_DIR },
         'bpf-cgroup': { type: 'string' },
@@ -139,12 +150,14 @@ export async function main(argv: string[]): Promise<number> {
     controllers: [INGRESS_CONTROLLER],
     enforceHttps: enforceHttps === 'true',
   };
+  const policy = policyOptions(values);
+  if (typeof policy === 'string') return usageError(policy);
 
   if (command === 'translate') {
     const load = new ManifestFolder(manifests).load();
     for (const p of load.problems) process.stderr.write(`warning: ${p.file}: ${p.message}\n`);
     const snapshot = withImplicitGatewayClasses(load.snapshot, gatewayClasses, controllerName);
-    const result = translate(snapshot, { controllerName, bindAddress, servedClassNames: gatewayClasses, ingress });
+    const result = translate(snapshot, { controllerName, bindAddress, servedClassNames: gatewayClasses, ingress, policy });
     for (const p of result.problems) process.stderr.write(`warning: ${p}\n`);
     const out = { version: result.ir.version, ir: redactIR(result.ir), statuses: result.statuses };
     const format = values.output ?? 'yaml';
@@ -174,6 +187,7 @@ export async function main(argv: string[]): Promise<number> {
       controllerName,
       gatewayClasses,
       ingress,
+      policy,
       demoBackends: values['demo-backends'] as boolean,
       rateLimit,
       bpf: {
@@ -233,6 +247,28 @@ async function observe(values: Record<string, string | boolean | undefined>): Pr
     }
   }
   return 0;
+}
+
+/** Who the gateway is for network policy (`--gateway-*`); a string is a usage error. */
+function policyOptions(values: Record<string, string | boolean | undefined>): PolicyOptions | string {
+  const out: PolicyOptions = {};
+  if (values['gateway-namespace']) out.gatewayNamespace = values['gateway-namespace'] as string;
+  if (values['gateway-labels'] !== undefined) {
+    const labels: Record<string, string> = {};
+    for (const pair of splitList(values['gateway-labels'])) {
+      const eq = pair.indexOf('=');
+      if (eq <= 0) return `--gateway-labels ${pair}: expected key=value`;
+      labels[pair.slice(0, eq)] = pair.slice(eq + 1);
+    }
+    out.gatewayLabels = labels;
+  }
+  if (values['gateway-addresses'] !== undefined) {
+    const addresses = splitList(values['gateway-addresses']);
+    const bad = addresses.find((a) => !isIpv4(a));
+    if (bad) return `--gateway-addresses ${bad}: expected IPv4 addresses`;
+    out.gatewayAddresses = addresses;
+  }
+  return out;
 }
 
 /** Rate-limit flags (and their environment variables), checked; a string is a usage error. */

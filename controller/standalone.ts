@@ -18,6 +18,7 @@ import type { Condition, ObjectStatus } from './status/conditions.ts';
 import { foldDataplaneResult, type SocketFailure } from './status/dataplane-result.ts';
 import { StatusStore } from './status/store.ts';
 import type { IngressOptions } from './translate/ingress.ts';
+import type { PolicyOptions } from './translate/networkpolicy.ts';
 import { resolveRedisSettings, type RedisSources } from './translate/ratelimit-redis.ts';
 import { translate } from './translate/translate.ts';
 
@@ -30,6 +31,8 @@ export interface StandaloneOptions {
   /** GatewayClass names served even without a GatewayClass object or with another controllerName. */
   gatewayClasses: string[];
   ingress: IngressOptions;
+  /** Who the gateway is, for network policy translation. */
+  policy?: PolicyOptions;
   demoBackends: boolean;
   /** Rate limiting: where Redis is, and the dataplane-side knobs. Absent: defaults, no Redis. */
   rateLimit?: RateLimitOptions;
@@ -95,6 +98,7 @@ export async function runStandalone(options: StandaloneOptions): Promise<Standal
       bindAddress: options.bindAddress,
       servedClassNames: options.gatewayClasses,
       ingress: options.ingress,
+      ...(options.policy ? { policy: options.policy } : {}),
     });
     for (const p of result.problems) problems.add(p);
     // Redis for global rate limits may come from a Secret among the manifests: re-read each time.
