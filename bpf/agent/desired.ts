@@ -111,11 +111,16 @@ export function desiredState(l4: L4IR, options: DesiredOptions): DesiredResult {
         put(entry.action === 'deny' ? 'sl_policy_deny' : 'sl_policy_allow', k.key, policyVal(entry.rule), `${k.describe} -> rule ${entry.rule}`);
       }
     }
+    // An identity with rules in a direction is looked up there even without default deny, so that
+    // deny rules of policies with enableDefaultDeny: false still refuse.
+    const flags = new Map<number, number>();
+    const add = (identity: number, bits: number) => flags.set(identity, (flags.get(identity) ?? 0) | bits);
+    for (const entry of policy.entries) add(entry.local, entry.direction === 'ingress' ? ENFORCE.rulesIngress : ENFORCE.rulesEgress);
     for (const e of policy.enforcement) {
-      let flags = 0;
-      if (e.ingress) flags |= ENFORCE.ingress | (e.audit ? ENFORCE.auditIngress : 0);
-      if (e.egress) flags |= ENFORCE.egress | (e.audit ? ENFORCE.auditEgress : 0);
-      if (flags) put('sl_enforced', u32Key(e.identity), u32Key(flags), `identity ${e.identity}: ${describeEnforcement(e)}`);
+      add(e.identity, (e.ingress ? ENFORCE.ingress : 0) | (e.egress ? ENFORCE.egress : 0) | (e.audit ? ENFORCE.auditIngress | ENFORCE.auditEgress : 0));
+    }
+    for (const [identity, bits] of [...flags.entries()].sort(([a], [b]) => a - b)) {
+      put('sl_enforced', u32Key(identity), u32Key(bits), `identity ${identity}: ${describeEnforcement(bits)}`);
     }
   }
   return { state, skipped };
@@ -135,8 +140,13 @@ function policyKeys(entry: L4PolicyEntry): { key: Buffer; describe: string }[] {
   }));
 }
 
-function describeEnforcement(e: { ingress: boolean; egress: boolean; audit: boolean }): string {
-  return [e.ingress && 'ingress', e.egress && 'egress', e.audit && 'audit'].filter(Boolean).join(' ');
+function describeEnforcement(bits: number): string {
+  const names: [number, string][] = [
+    [ENFORCE.ingress, 'ingress default-deny'], [ENFORCE.egress, 'egress default-deny'],
+    [ENFORCE.rulesIngress, 'ingress rules'], [ENFORCE.rulesEgress, 'egress rules'],
+    [ENFORCE.auditIngress | ENFORCE.auditEgress, 'audit'],
+  ];
+  return names.filter(([bit]) => (bits & bit) === bit).map(([, name]) => name).join(', ');
 }
 
 function describeTable(table: Uint32Array): string {

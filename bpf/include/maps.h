@@ -118,6 +118,8 @@ struct sl_policy_val {
 #define SL_ENF_EGRESS (1u << 1)         /* selected by an egress policy: default deny at egress */
 #define SL_ENF_AUDIT_INGRESS (1u << 2)  /* ingress verdicts are reported, never enforced */
 #define SL_ENF_AUDIT_EGRESS (1u << 3)
+#define SL_ENF_RULES_INGRESS (1u << 4)  /* has ingress rules but no default deny: a deny decides, a miss forwards */
+#define SL_ENF_RULES_EGRESS (1u << 5)
 
 /* ---------------------------------------------------------------- events and counters */
 

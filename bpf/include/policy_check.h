@@ -145,14 +145,17 @@ static __always_inline __u8 sl_check_direction(__u32 local, __u32 remote, __u8 d
  * verdict only while no enforced denial follows: audit mode on one side must
  * not switch off enforcement on the other. */
 static __always_inline void sl_apply_direction(struct sl_flow_event *ev, __u32 flags, __u32 enforce_bit,
-					       __u32 audit_bit, __u32 local, __u32 remote, __u8 dir)
+					       __u32 rules_bit, __u32 audit_bit, __u32 local, __u32 remote, __u8 dir)
 {
 	__u32 rule_id;
 	__u8 reason;
 
-	if (!(flags & enforce_bit))
+	if (!(flags & (enforce_bit | rules_bit)))
 		return;
 	reason = sl_check_direction(local, remote, dir, ev->proto, ev->dst_port, &rule_id);
+	/* Without default deny (enableDefaultDeny: false) only explicit deny rules refuse. */
+	if (reason == SL_REASON_DEFAULT_DENY && !(flags & enforce_bit))
+		return;
 	if (reason == SL_REASON_NONE) {
 		if (ev->verdict == SL_VERDICT_FORWARDED) {
 			ev->rule_id = rule_id;
@@ -187,13 +190,13 @@ static __always_inline void sl_policy_verdict(__u64 cgroup_id, struct sl_flow_ev
 
 	flags = bpf_map_lookup_elem(&sl_enforced, &ev->src_id);
 	if (flags)
-		sl_apply_direction(ev, *flags, SL_ENF_EGRESS, SL_ENF_AUDIT_EGRESS, ev->src_id, ev->dst_id,
+		sl_apply_direction(ev, *flags, SL_ENF_EGRESS, SL_ENF_RULES_EGRESS, SL_ENF_AUDIT_EGRESS, ev->src_id, ev->dst_id,
 				   SL_DIR_EGRESS);
 	if (ev->verdict == SL_VERDICT_DROPPED)
 		return;
 	flags = bpf_map_lookup_elem(&sl_enforced, &ev->dst_id);
 	if (flags)
-		sl_apply_direction(ev, *flags, SL_ENF_INGRESS, SL_ENF_AUDIT_INGRESS, ev->dst_id, ev->src_id,
+		sl_apply_direction(ev, *flags, SL_ENF_INGRESS, SL_ENF_RULES_INGRESS, SL_ENF_AUDIT_INGRESS, ev->dst_id, ev->src_id,
 				   SL_DIR_INGRESS);
 }
 

@@ -10,6 +10,7 @@ import { join, relative } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import {
   CLUSTER_SCOPED_KINDS,
+  STATUS_INPUT_KINDS,
   SNAPSHOT_FIELD_BY_KIND,
   emptySnapshot,
   objectKey,
@@ -151,7 +152,7 @@ export class ManifestFolder {
   }
 
   private stampMetadata(key: string, obj: KubeObject): KubeObject {
-    const { metadata, status: _ignoredStatus, ...rest } = obj;
+    const { metadata, status, ...rest } = obj;
     const specHash = sha256(stableJson(rest));
     let t = this.tracked.get(key);
     if (!t) {
@@ -168,6 +169,8 @@ export class ManifestFolder {
     }
     return {
       ...rest,
+      // Status is Sluice's to compute, except where it is the input (a Pod's IPs); it never bumps generation.
+      ...(STATUS_INPUT_KINDS.has(obj.kind) && status !== undefined ? { status } : {}),
       metadata: {
         ...metadata,
         generation: t.generation,

@@ -40,6 +40,14 @@ export interface InputSnapshot {
   configMaps: KubeObject[];
   /** sluice.dev RateLimitPolicy objects. */
   rateLimitPolicies: KubeObject[];
+  /** Pods: labels, IPs and container ports, for network policy identities. */
+  pods: KubeObject[];
+  /** networking.k8s.io/v1 NetworkPolicy. */
+  networkPolicies: KubeObject[];
+  /** cilium.io/v2 CiliumNetworkPolicy. */
+  ciliumNetworkPolicies: KubeObject[];
+  /** cilium.io/v2 CiliumClusterwideNetworkPolicy (cluster-scoped). */
+  ciliumClusterwideNetworkPolicies: KubeObject[];
 }
 
 export const GATEWAY_GROUP = 'gateway.networking.k8s.io';
@@ -60,10 +68,17 @@ export const SNAPSHOT_FIELD_BY_KIND: Record<string, keyof InputSnapshot> = {
   Secret: 'secrets',
   ConfigMap: 'configMaps',
   RateLimitPolicy: 'rateLimitPolicies',
+  Pod: 'pods',
+  NetworkPolicy: 'networkPolicies',
+  CiliumNetworkPolicy: 'ciliumNetworkPolicies',
+  CiliumClusterwideNetworkPolicy: 'ciliumClusterwideNetworkPolicies',
 };
 
 /** Kinds that Kubernetes does not namespace. */
-export const CLUSTER_SCOPED_KINDS = new Set(['Namespace', 'GatewayClass', 'IngressClass']);
+export const CLUSTER_SCOPED_KINDS = new Set(['Namespace', 'GatewayClass', 'IngressClass', 'CiliumClusterwideNetworkPolicy']);
+
+/** Kinds whose `status` is input to translation (a Pod's IPs) rather than something Sluice writes. */
+export const STATUS_INPUT_KINDS = new Set(['Pod']);
 
 export function emptySnapshot(): InputSnapshot {
   return {
@@ -81,6 +96,10 @@ export function emptySnapshot(): InputSnapshot {
     secrets: [],
     configMaps: [],
     rateLimitPolicies: [],
+    pods: [],
+    networkPolicies: [],
+    ciliumNetworkPolicies: [],
+    ciliumClusterwideNetworkPolicies: [],
   };
 }
 

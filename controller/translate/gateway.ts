@@ -8,6 +8,7 @@ import { condition, type Condition, type ObjectStatus } from '../status/conditio
 import type { AddressPlan } from './addresses.ts';
 import type { IngressOptions } from './ingress.ts';
 import type { InputIndex } from './index-inputs.ts';
+import type { PolicyOptions } from './networkpolicy.ts';
 import { isReferenceAllowed } from './referencegrant.ts';
 import { selectorMatches, selectorProblem, type LabelSelector } from './selectors.ts';
 
@@ -94,6 +95,8 @@ export interface TranslateOptions {
   bindAddress: string;
   /** Which Ingresses are ours, and how they behave; absent: no Ingress is served. */
   ingress?: IngressOptions;
+  /** Who the gateway is for L3/L4 network policy; defaults in translate/networkpolicy.ts. */
+  policy?: PolicyOptions;
 }
 
 /** Our GatewayClasses (spec.controllerName is ours) with their status; returns the accepted names. */

@@ -23,6 +23,7 @@ import {
 import { hostnameSpecificity, isWildcard } from './hostnames.ts';
 import { translateHttpRoute, type Placement } from './httproute.ts';
 import { InputIndex } from './index-inputs.ts';
+import { translateNetworkPolicies } from './networkpolicy.ts';
 import { INGRESS_GATEWAY_KEY, servedIngresses, translateIngresses } from './ingress.ts';
 import { comparePrecedence } from './precedence.ts';
 import { translateTlsRoute, type PassthroughPlacement } from './tlsroute.ts';
@@ -91,7 +92,8 @@ export function translate(snapshot: InputSnapshot, options: TranslateOptions): T
   const servedRoutes = new Set(routeStatuses.filter((s) => s.kind === 'HTTPRoute').map((s) => `${s.namespace}/${s.name}`));
   const rateLimits = translateRateLimits({ snapshot, gateways, servedRoutes, http: assembled, controllerName: options.controllerName });
   const http = rateLimits.http;
-  const l4 = { services: translateL4Services(index) };
+  const { policy, problems: policyProblems } = translateNetworkPolicies(index, options.policy);
+  const l4 = { services: translateL4Services(index), ...(policy ? { policy } : {}) };
   return {
     ir: { version: irVersion(http, l4), http, l4 },
     statuses: [
@@ -102,7 +104,7 @@ export function translate(snapshot: InputSnapshot, options: TranslateOptions): T
       ...ingress.statuses,
       ...rateLimits.statuses,
     ],
-    problems: [...ingress.problems, ...rateLimits.problems],
+    problems: [...ingress.problems, ...rateLimits.problems, ...policyProblems],
   };
 }
 

@@ -140,6 +140,13 @@ suite('BPF agent (root, network namespaces)', () => {
     expect(agent.flows({ verdict: 'AUDIT' }).slice(before)[0]).toMatchObject({ dropReason: 'POLICY_DENY', rule: { id: 2 } });
   });
 
+  it('applies deny rules of an identity without default deny (enableDefaultDeny: false), and nothing else', async () => {
+    const p = policy(false);
+    agent.apply({ ...policed(false), policy: { ...p, enforcement: [], entries: p.entries.filter((e) => e.action === 'deny') } });
+    expect((await connect('10.96.0.20', 80, 1)).errors).toEqual({ ECONNREFUSED: 1 });
+    expect((await connect('10.96.0.20', 90, 1)).answers).toEqual({ 'be1:9090': 1 });
+  });
+
   it('enforces egress default deny on connections the gateway opens, never on replies to connections it accepted', async () => {
     agent.apply({
       services: [service('web', '10.96.0.21', 80, [endpoint(1, 8080)])],

@@ -24,6 +24,7 @@ describe('translate golden cases', () => {
         bindAddress: options.bindAddress ?? '127.0.0.1',
         servedClassNames: options.gatewayClasses ?? [],
         ingress: { classNames: ['cilium'], controllers: ['sluice.dev/ingress-controller'], enforceHttps: true, ...options.ingress },
+        ...(options.policy ? { policy: options.policy } : {}),
       });
       expectGolden(join(dir, 'output.yaml'), {
         problems: [...load.problems.map((p) => `${p.file}: ${p.message}`), ...result.problems],
