@@ -6,10 +6,11 @@
 //   node test/bench/bpf-maps.ts [--rounds 5]
 
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { machine, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { bpfUnavailableReason } from '../../bpf/agent/environment.ts';
 import { loadNative } from '../../bpf/native/index.ts';
 
 const ENTRIES = 60_000;
@@ -17,9 +18,8 @@ const { values: args } = parseArgs({ options: { rounds: { type: 'string', defaul
 const rounds = Math.max(1, Number(args.rounds));
 
 function unavailable(): string | null {
-  if (process.platform !== 'linux') return 'needs Linux';
-  if (process.getuid?.() !== 0) return 'needs root';
-  if (!existsSync('/sys/fs/bpf/')) return 'no /sys/fs/bpf';
+  const why = bpfUnavailableReason();
+  if (why) return why;
   if (spawnSync('clang', ['--version']).status !== 0) return 'clang is missing (it compiles the fixture)';
   const loaded = loadNative();
   return 'reason' in loaded ? loaded.reason : null;

@@ -10,11 +10,11 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { bpfUnavailableReason, cgroup2Mount } from '../../bpf/agent/environment.ts';
 import { loadNative } from '../../bpf/native/index.ts';
 import type { LoadedObject, NativeError, SluiceBpfNative } from '../../bpf/native/index.ts';
 
 const FIXTURES = path.join(import.meta.dirname, 'native');
-const BPF_FS_MAGIC = 0xcafe4a11;
 const BPF_PROG_TYPE_SCHED_CLS = 3;
 const BPF_PROG_TYPE_CGROUP_SKB = 8;
 const BPF_CGROUP_INET_EGRESS = 1;
@@ -24,29 +24,13 @@ const BPF_NOEXIST = 1;
 const FX_MAGIC = 0x51c3e7a1;
 
 function skipReason(): string | null {
-  if (process.platform !== 'linux') return 'eBPF needs Linux';
-  if (process.getuid?.() !== 0) return 'eBPF tests need root';
-  try {
-    if (fs.statfsSync('/sys/fs/bpf').type !== BPF_FS_MAGIC) return 'bpffs is not mounted at /sys/fs/bpf (mount -t bpf bpf /sys/fs/bpf)';
-  } catch {
-    return 'no /sys/fs/bpf';
-  }
-  if (!fs.existsSync('/sys/kernel/btf/vmlinux')) return 'the kernel has no BTF';
+  const why = bpfUnavailableReason();
+  if (why) return why;
   if (spawnSync('clang', ['--version']).status !== 0) return 'clang is missing (it compiles the test fixtures)';
   const loaded = loadNative();
   return 'reason' in loaded ? loaded.reason : null;
 }
 
-// The cgroup2 mount point, from mountinfo (it is /sys/fs/cgroup/unified on
-// hybrid hosts, /sys/fs/cgroup on pure v2 ones).
-function cgroup2Mount(): string | null {
-  for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-    const fields = line.split(' ');
-    const dash = fields.indexOf('-');
-    if (dash > 0 && fields[dash + 1] === 'cgroup2') return fields[4]!.replace(/\\040/g, ' ');
-  }
-  return null;
-}
 
 // "key:\tvalue" lines of /proc/self/fdinfo/<fd>: the kernel's view of a BPF fd.
 function fdinfo(fd: number): Record<string, string> {

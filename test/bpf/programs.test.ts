@@ -12,12 +12,13 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
+import { bpfUnavailableReason, cgroup2Mount, ownCgroupPath } from '../../bpf/agent/environment.ts';
 import type { Command, TcpResult, UdpResult } from './programs/client.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -25,7 +26,6 @@ const BUILD_SCRIPT = join(ROOT, 'bpf', 'build-programs.sh');
 const OBJECTS = { lb: join(ROOT, 'bpf', 'build', 'sock_lb.o'), policy: join(ROOT, 'bpf', 'build', 'policy.o') };
 const CLIENT = join(import.meta.dirname, 'programs', 'client.ts');
 const BPFFS = '/sys/fs/bpf';
-const BPFFS_MAGIC = 0xcafe4a11;
 const PIN = join(BPFFS, `sluice-test-${process.pid}`);
 const run = promisify(execFile);
 
@@ -63,48 +63,16 @@ const ip4 = (ip: string) => Buffer.from(ip.split('.').map(Number));
 
 // ---------------------------------------------------------------- environment
 
-function isBpffs(): boolean {
-  try {
-    return statfsSync(BPFFS).type === BPFFS_MAGIC;
-  } catch {
-    return false;
-  }
-}
-
-function cgroup2Mount(): string | null {
-  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-    const fields = line.split(' ');
-    const sep = fields.indexOf('-');
-    if (sep > 0 && fields[sep + 1] === 'cgroup2') return fields[4];
-  }
-  return null;
-}
-
 /** The cgroup v2 id of a cgroup directory is its inode number. */
 const cgroupId = (dir: string) => statSync(dir, { bigint: true }).ino;
 
-/** This process's own cgroup v2 directory. */
-function ownCgroup(mount: string): string {
-  const line = readFileSync('/proc/self/cgroup', 'utf8').split('\n').find((l) => l.startsWith('0::'));
-  return join(mount, line!.slice(3));
-}
 
 /** Set when the compiler is there but the sources do not compile: the tests then fail, not skip. */
 let buildError: string | null = null;
 
 function skipReason(): string | null {
-  if (process.platform !== 'linux') return 'BPF programs need Linux';
-  if (process.getuid?.() !== 0) return 'loading BPF programs needs root';
-  if (!isBpffs()) {
-    try {
-      execFileSync('mount', ['-t', 'bpf', 'bpf', BPFFS], { stdio: 'ignore' });
-    } catch {
-      // reported below
-    }
-    if (!isBpffs()) return `no bpffs at ${BPFFS} and mounting one failed`;
-  }
-  if (!cgroup2Mount()) return 'no cgroup2 mount';
-  if (!existsSync('/sys/kernel/btf/vmlinux')) return 'kernel without BTF';
+  const why = bpfUnavailableReason();
+  if (why) return why;
   try {
     execFileSync('bpftool', ['version'], { stdio: 'ignore' });
   } catch {
@@ -375,7 +343,7 @@ suite('BPF programs', () => {
     let self = 0n;
 
     beforeAll(() => {
-      self = cgroupId(ownCgroup(cgroupMount));
+      self = cgroupId(ownCgroupPath()!);
     });
 
     const tcpTo = (dport: number, dst = DST) => ipv4Packet(SRC, dst, TCP, dport);
