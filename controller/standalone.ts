@@ -3,11 +3,7 @@
 // after a short debounce (100 ms after the last change, at most 1 s after the first).
 import type { Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
-import { BpfAgent } from '../bpf/agent/agent.ts';
-import { ownCgroupPath } from '../bpf/agent/environment.ts';
-import { viaServiceVips } from '../dataplane/config/kernel-lb.ts';
-import { Dataplane } from '../dataplane/dataplane.ts';
-import { RateLimitService } from '../dataplane/ratelimit/limiter.ts';
+import { DataplaneNode, type BpfOptions } from '../dataplane/node.ts';
 import { startAdminServer } from './admin.ts';
 import { DemoBackends } from './demo/demo-backends.ts';
 import type { IR } from './ir/types.ts';
@@ -41,14 +37,6 @@ export interface StandaloneOptions {
   logger: Logger;
 }
 
-export interface BpfOptions {
-  /** on: refuse to start without eBPF; auto: use it when the machine allows, else say why once. */
-  mode: 'auto' | 'on' | 'off';
-  pinDir: string;
-  /** Default: this process's own cgroup. */
-  cgroupPath?: string;
-  traceForwarded: boolean;
-}
 
 export interface RateLimitOptions {
   redis: RedisSources;
@@ -70,15 +58,7 @@ export async function runStandalone(options: StandaloneOptions): Promise<Standal
   collectDefaultMetrics({ register: registry, prefix: 'sluice_process_' });
   const folder = new ManifestFolder(options.manifests);
   const rateLimitOptions = options.rateLimit ?? { redis: {}, redisTimeoutMs: 50, replicas: 1, maxLocalKeys: 10_000 };
-  const rateLimits = new RateLimitService({
-    registry,
-    logger: logger.child({ component: 'ratelimit' }),
-    redisTimeoutMs: rateLimitOptions.redisTimeoutMs,
-    replicas: rateLimitOptions.replicas,
-    maxLocalKeys: rateLimitOptions.maxLocalKeys,
-  });
-  const agent = startBpfAgent(options.bpf, logger, registry);
-  const dataplane = new Dataplane({ portOffset: options.portOffset, logger, registry, rateLimits });
+  const node = new DataplaneNode({ portOffset: options.portOffset, logger, registry, rateLimit: rateLimitOptions, ...(options.bpf ? { bpf: options.bpf } : {}) });
   const demo = options.demoBackends ? new DemoBackends(options.manifests, logger) : null;
   const store = new StatusStore();
   let applied: IR | null = null;
@@ -104,15 +84,12 @@ export async function runStandalone(options: StandaloneOptions): Promise<Standal
     // Redis for global rate limits may come from a Secret among the manifests: re-read each time.
     const redis = resolveRedisSettings(rateLimitOptions.redis, process.env, snapshot);
     if (redis.problem) problems.add(redis.problem);
-    rateLimits.setRedis(redis.settings);
+    node.rateLimits.setRedis(redis.settings);
     for (const p of problems) if (!reportedProblems.has(p)) logger.warn({ problem: p }, p);
     reportedProblems = problems;
     if (result.ir.version !== applied?.version) {
       try {
-        // The kernel learns the VIPs before the proxy starts connecting to them.
-        agent?.apply(result.ir.l4);
-        const http = agent ? viaServiceVips(result.ir.http, result.ir.l4) : result.ir.http;
-        const outcome = await dataplane.apply(result.ir.version, http);
+        const outcome = await node.apply(result.ir);
         socketFailures = outcome.listeners.filter((l) => !l.ok).map((l) => ({ name: l.name, error: l.error ?? 'failed' }));
         for (const f of socketFailures) logger.error({ listener: f.name, error: f.error }, `cannot listen on ${f.name}: ${f.error}`);
         applied = result.ir;
@@ -136,7 +113,7 @@ export async function runStandalone(options: StandaloneOptions): Promise<Standal
       ready: () => applied !== null,
       ir: () => applied,
       objects: () => (snapshot ? store.withStatus(allObjects(snapshot)) : []),
-      ...(agent ? { flows: agent } : {}),
+      ...(node.agent ? { flows: node.agent } : {}),
     },
     registry,
   );
@@ -147,32 +124,10 @@ export async function runStandalone(options: StandaloneOptions): Promise<Standal
       stopWatching();
       scheduler.stop();
       await admin.close();
-      await dataplane.close();
-      await rateLimits.close();
+      await node.close();
       await demo?.close();
-      agent?.close();
     },
   };
-}
-
-/** The BPF agent, or null (with one log line saying why) when eBPF is off or unavailable. */
-function startBpfAgent(options: BpfOptions | undefined, logger: Logger, registry: Registry): BpfAgent | null {
-  if (!options) return null;
-  if (options.mode === 'off') {
-    logger.info('eBPF off (--bpf off): endpoints are picked in userspace and network policy is not enforced');
-    return null;
-  }
-  const cgroupPath = options.cgroupPath ?? ownCgroupPath();
-  const started = cgroupPath
-    ? BpfAgent.start({ pinDir: options.pinDir, cgroupPath, traceForwarded: options.traceForwarded, logger: logger.child({ component: 'bpf' }), registry })
-    : { reason: 'no cgroup v2 mount' };
-  if ('agent' in started) {
-    logger.info({ pinDir: options.pinDir, cgroup: cgroupPath }, 'eBPF on: the kernel picks endpoints for Service VIPs and enforces network policy');
-    return started.agent;
-  }
-  if (options.mode === 'on') throw new Error(`--bpf on: eBPF is unavailable: ${started.reason}`);
-  logger.info({ reason: started.reason }, `eBPF off (${started.reason}): endpoints are picked in userspace and network policy is not enforced`);
-  return null;
 }
 
 function allObjects(snapshot: InputSnapshot): KubeObject[] {

@@ -77,8 +77,11 @@ export const SNAPSHOT_FIELD_BY_KIND: Record<string, keyof InputSnapshot> = {
 /** Kinds that Kubernetes does not namespace. */
 export const CLUSTER_SCOPED_KINDS = new Set(['Namespace', 'GatewayClass', 'IngressClass', 'CiliumClusterwideNetworkPolicy']);
 
-/** Kinds whose `status` is input to translation (a Pod's IPs) rather than something Sluice writes. */
-export const STATUS_INPUT_KINDS = new Set(['Pod']);
+/**
+ * Kinds whose `status` is input rather than something Sluice writes: a Pod's IPs, and a Service's
+ * load-balancer addresses (the dataplane Service's become Gateway and Ingress addresses in Kubernetes mode).
+ */
+export const STATUS_INPUT_KINDS = new Set(['Pod', 'Service']);
 
 export function emptySnapshot(): InputSnapshot {
   return {

@@ -1,0 +1,96 @@
+// Everything that serves traffic on one node, fed by IR versions: the proxy
+// (Dataplane), its rate-limit buckets, and the BPF agent when eBPF is on. Used
+// in-process by `sluice run` and as its own process by `sluice dataplane`.
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { BpfAgent } from '../bpf/agent/agent.ts';
+import { ownCgroupPath } from '../bpf/agent/environment.ts';
+import type { IR } from '../controller/ir/types.ts';
+import { viaServiceVips } from './config/kernel-lb.ts';
+import { Dataplane, type ApplyResult } from './dataplane.ts';
+import { RateLimitService } from './ratelimit/limiter.ts';
+
+export interface BpfOptions {
+  /** on: refuse to start without eBPF; auto: use it when the machine allows, else say why once. */
+  mode: 'auto' | 'on' | 'off';
+  pinDir: string;
+  /** Default: this process's own cgroup. */
+  cgroupPath?: string;
+  traceForwarded: boolean;
+}
+
+export interface NodeRateLimitOptions {
+  redisTimeoutMs: number;
+  replicas: number;
+  maxLocalKeys: number;
+}
+
+export interface DataplaneNodeOptions {
+  portOffset: number;
+  logger: Logger;
+  registry: Registry;
+  rateLimit: NodeRateLimitOptions;
+  /** Absent: eBPF off, without a log line. */
+  bpf?: BpfOptions;
+}
+
+export class DataplaneNode {
+  readonly rateLimits: RateLimitService;
+  /** Null when eBPF is off or unavailable. */
+  readonly agent: BpfAgent | null;
+  private readonly dataplane: Dataplane;
+
+  constructor(options: DataplaneNodeOptions) {
+    const { logger, registry } = options;
+    this.rateLimits = new RateLimitService({
+      registry,
+      logger: logger.child({ component: 'ratelimit' }),
+      redisTimeoutMs: options.rateLimit.redisTimeoutMs,
+      replicas: options.rateLimit.replicas,
+      maxLocalKeys: options.rateLimit.maxLocalKeys,
+    });
+    this.agent = startBpfAgent(options.bpf, logger, registry);
+    this.dataplane = new Dataplane({ portOffset: options.portOffset, logger, registry, rateLimits: this.rateLimits });
+  }
+
+  /** The version being served, or null before the first. */
+  get version(): string | null {
+    return this.dataplane.version;
+  }
+
+  /**
+   * Applies one IR version. The kernel learns the VIPs before the proxy starts connecting to them.
+   * Throws when the BPF maps cannot be written; the proxy then keeps the last good version.
+   */
+  async apply(ir: IR): Promise<ApplyResult> {
+    this.agent?.apply(ir.l4);
+    const http = this.agent ? viaServiceVips(ir.http, ir.l4) : ir.http;
+    return this.dataplane.apply(ir.version, http);
+  }
+
+  async close(): Promise<void> {
+    await this.dataplane.close();
+    await this.rateLimits.close();
+    this.agent?.close();
+  }
+}
+
+/** The BPF agent, or null (with one log line saying why) when eBPF is off or unavailable. */
+function startBpfAgent(options: BpfOptions | undefined, logger: Logger, registry: Registry): BpfAgent | null {
+  if (!options) return null;
+  if (options.mode === 'off') {
+    logger.info('eBPF off (--bpf off): endpoints are picked in userspace and network policy is not enforced');
+    return null;
+  }
+  const cgroupPath = options.cgroupPath ?? ownCgroupPath();
+  const started = cgroupPath
+    ? BpfAgent.start({ pinDir: options.pinDir, cgroupPath, traceForwarded: options.traceForwarded, logger: logger.child({ component: 'bpf' }), registry })
+    : { reason: 'no cgroup v2 mount' };
+  if ('agent' in started) {
+    logger.info({ pinDir: options.pinDir, cgroup: cgroupPath }, 'eBPF on: the kernel picks endpoints for Service VIPs and enforces network policy');
+    return started.agent;
+  }
+  if (options.mode === 'on') throw new Error(`--bpf on: eBPF is unavailable: ${started.reason}`);
+  logger.info({ reason: started.reason }, `eBPF off (${started.reason}): endpoints are picked in userspace and network policy is not enforced`);
+  return null;
+}
