@@ -17,6 +17,7 @@ import type { IngressOptions } from './translate/ingress.ts';
 import type { PolicyOptions } from './translate/networkpolicy.ts';
 import { resolveRedisSettings, type RedisSources } from './translate/ratelimit-redis.ts';
 import { translate } from './translate/translate.ts';
+import { serialDebouncer } from './debounce.ts';
 
 export interface StandaloneOptions {
   manifests: string;
@@ -48,9 +49,6 @@ export interface RateLimitOptions {
 export interface StandaloneHandle {
   close(): Promise<void>;
 }
-
-const DEBOUNCE_MS = 100;
-const MAX_DELAY_MS = 1000;
 
 export async function runStandalone(options: StandaloneOptions): Promise<StandaloneHandle> {
   const { logger } = options;
@@ -149,45 +147,4 @@ function logStatusProblems(s: ObjectStatus, changed: Set<string>, logger: Logger
   for (const l of status.listeners ?? []) collect(`listener ${l.name}: `, l.conditions);
   for (const p of status.parents ?? []) collect(`parent ${p.parentRef.name}: `, p.conditions);
   if (falses.length > 0) logger.warn({ object: key, conditions: falses }, `${key}: ${falses.join('; ')}`);
-}
-
-/** Runs `task` one at a time; bursts of `schedule()` calls collapse into one run. */
-function serialDebouncer(task: () => Promise<void>, onError: (err: unknown) => void) {
-  let timer: NodeJS.Timeout | null = null;
-  let firstRequest = 0;
-  let running: Promise<void> | null = null;
-  let again = false;
-  let stopped = false;
-  const run = async (): Promise<void> => {
-    timer = null;
-    if (running) {
-      again = true;
-      return;
-    }
-    running = task().catch(onError);
-    await running;
-    running = null;
-    if (again && !stopped) {
-      again = false;
-      schedule();
-    }
-  };
-  const schedule = (): void => {
-    if (stopped) return;
-    const now = Date.now();
-    if (timer) {
-      if (now - firstRequest >= MAX_DELAY_MS) return; // already due soon enough
-      clearTimeout(timer);
-    } else firstRequest = now;
-    const wait = Math.min(DEBOUNCE_MS, Math.max(0, firstRequest + MAX_DELAY_MS - now));
-    timer = setTimeout(run, wait);
-  };
-  return {
-    schedule,
-    runNow: run,
-    stop(): void {
-      stopped = true;
-      if (timer) clearTimeout(timer);
-    },
-  };
 }

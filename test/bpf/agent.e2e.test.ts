@@ -106,29 +106,33 @@ suite('BPF agent (root, network namespaces)', () => {
     policy: policy(audit),
   });
 
-  it('refuses a denied port within 5 ms and reports one drop with its 5-tuple, verdict and rule', async () => {
+  it('refuses a denied port within 5 ms and reports one drop per connection with its 5-tuple, verdict and rule', async () => {
     agent.apply(policed(false));
     const before = agent.flows({ verdict: 'DROPPED' }).length;
-    const denied = await connect('10.96.0.20', 80, 1);
-    expect(denied.errors).toEqual({ ECONNREFUSED: 1 });
-    expect(denied.connectMs[0]).toBeLessThan(5);
+    // 20 connections: the median is the kernel's answer, not a busy machine's scheduling hiccup.
+    const denied = await connect('10.96.0.20', 80, 20);
+    expect(denied.errors).toEqual({ ECONNREFUSED: 20 });
+    expect(median(denied.connectMs)).toBeLessThan(5);
     const allowed = await connect('10.96.0.20', 90, 1);
     expect(allowed.answers).toEqual({ 'be1:9090': 1 });
-    await waitFor(() => agent.flows({ verdict: 'DROPPED' }).length > before);
+    await waitFor(() => agent.flows({ verdict: 'DROPPED' }).length >= before + 20);
+    await sleep(50);
     const drops = agent.flows({ verdict: 'DROPPED' }).slice(before);
-    expect(drops).toHaveLength(1);
-    expect(drops[0]).toMatchObject({
-      verdict: 'DROPPED',
-      dropReason: 'POLICY_DENY',
-      direction: 'ingress',
-      protocol: 'TCP',
-      source: { ip: '0.0.0.0', port: 0, identity: 8 },
-      destination: { ip: '10.201.1.2', port: 8080, identity: 1000, namespace: 'default' },
-      service: { namespace: 'default', name: 'web', vip: '10.96.0.20', port: 80 },
-      rule: { id: 2, name: 'ciliumnetworkpolicy/default/web/ingressDeny/0' },
-    });
+    expect(drops).toHaveLength(20);
+    for (const drop of drops) {
+      expect(drop).toMatchObject({
+        verdict: 'DROPPED',
+        dropReason: 'POLICY_DENY',
+        direction: 'ingress',
+        protocol: 'TCP',
+        source: { ip: '0.0.0.0', port: 0, identity: 8 },
+        destination: { ip: '10.201.1.2', port: 8080, identity: 1000, namespace: 'default' },
+        service: { namespace: 'default', name: 'web', vip: '10.96.0.20', port: 80 },
+        rule: { id: 2, name: 'ciliumnetworkpolicy/default/web/ingressDeny/0' },
+      });
+    }
     const counters = agent.counters();
-    expect(counters[1]).toBeGreaterThanOrEqual(1); // DROPPED
+    expect(counters[1]).toBeGreaterThanOrEqual(20); // DROPPED
   });
 
   it('forwards in audit mode and reports AUDIT', async () => {
