@@ -11,6 +11,11 @@ import { redactIR } from './ir/version.ts';
 import { withImplicitGatewayClasses } from './sources/implicit-classes.ts';
 import { ManifestFolder } from './sources/manifest-folder.ts';
 import { runStandalone, type RateLimitOptions } from './standalone.ts';
+import { runController } from './kubernetes.ts';
+import { runDataplane } from '../dataplane/main.ts';
+import type { BpfOptions } from '../dataplane/node.ts';
+import { resolveRedisSettings } from './translate/ratelimit-redis.ts';
+import { hostname } from 'node:os';
 import { translate } from './translate/translate.ts';
 
 const DEFAULT_CONTROLLER_NAME = 'sluice.dev/gateway-controller';
@@ -22,6 +27,8 @@ const USAGE = `Usage: sluice <command> [flags]
 Commands:
   run        serve traffic from a folder of Kubernetes manifests (standalone mode)
   translate  print the IR and every computed status for a folder of manifests, serving nothing
+  controller Kubernetes mode: watch the API server, publish IR snapshots to dataplanes, write status
+  dataplane  Kubernetes mode: serve traffic from the controller's snapshots
   observe    print the flows the eBPF programs saw (as \`hubble observe\` does), from a running sluice
 
 sluice run --manifests DIR [flags]
@@ -68,6 +75,32 @@ sluice run --manifests DIR [flags]
                                self-signed certificates for missing TLS Secrets (the quickstart)
   --log-level LEVEL            trace|debug|info|warn|error (default info)
 
+sluice controller [--kubeconfig FILE] [flags]   (Kubernetes mode; the Helm chart runs it)
+  --kubeconfig FILE            kubeconfig to use (default: the in-cluster ServiceAccount)
+  --snapshot-address HOST:PORT where dataplanes subscribe to snapshots (default 0.0.0.0:18000)
+  --snapshot-token-file FILE   bearer token dataplanes must present (default: none required)
+  --leader-election-namespace NS
+                               elect a leader with a Lease in NS: only the leader writes status and serves
+                               snapshots, the others redirect dataplanes to it (default: no election)
+  --leader-election-id NAME    the Lease name (default sluice-controller)
+  --leader-address URL         this replica's snapshot URL, published on the Lease for redirects
+                               (e.g. http://$(POD_IP):18000)
+  --name NAME                  this replica's identity in the Lease (default $POD_NAME or the host name)
+  --dataplane-service NS/NAME  the dataplane Service whose addresses Gateways and Ingresses report; listeners
+                               then bind 0.0.0.0 (the Helm chart sets it). Without it dataplanes bind
+                               --bind-address as in run, and Gateways report that address (one host)
+  --bind-address, --admin-address, --controller-name, --gateway-classes, --ingress-classes,
+  --ingress-enforce-https, --gateway-namespace, --gateway-labels, --gateway-addresses, --log-level: as for run
+
+sluice dataplane --controller URL [flags]   (Kubernetes mode; the Helm chart runs it)
+  --controller URL             the controller's snapshot endpoint, e.g. http://sluice-controller:18000
+  --snapshot-token-file FILE   bearer token to present
+  --name NAME                  this replica's name in acknowledgements (default: the host name)
+  --admin-address, --listener-port-offset, --redis-url, --redis-username, --redis-password-file,
+  --redis-tls-ca, --redis-tls-insecure, --redis-timeout, --rate-limit-replicas, --rate-limit-max-keys,
+  --bpf, --bpf-pin-dir, --bpf-cgroup, --bpf-trace-forwarded, --log-level: as for run
+  (listeners bind what the controller says; Redis settings come from flags and SLUICE_REDIS_* variables)
+
 sluice observe [--verdict FORWARDED|DROPPED|AUDIT] [--namespace NS] [--to-service NS/NAME] [-o json]
                [--follow] [--admin-address HOST:PORT]
   prints the latest flows (the agent keeps 1000), oldest first; --follow keeps streaming new ones.
@@ -113,6 +146,15 @@ export async function main(argv: string[]): Promise<number> {
         'rate-limit-replicas': { type: 'string' },
         'rate-limit-max-keys': { type: 'string', default: '10000' },
         'log-level': { type: 'string', default: 'info' },
+        kubeconfig: { type: 'string' },
+        'snapshot-address': { type: 'string', default: '0.0.0.0:18000' },
+        'snapshot-token-file': { type: 'string' },
+        'leader-election-namespace': { type: 'string' },
+        'leader-election-id': { type: 'string', default: 'sluice-controller' },
+        'leader-address': { type: 'string' },
+        'dataplane-service': { type: 'string' },
+        controller: { type: 'string' },
+        name: { type: 'string' },
         'gateway-namespace': { type: 'string' },
         'gateway-labels': { type: 'string' },
         'gateway-addresses': { type: 'string' },
@@ -137,27 +179,75 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (command === 'observe') return observe(values);
+  const translation = translationOptions(values);
+  if (typeof translation === 'string') return usageError(translation);
+  const logger = () => pino({ level: values['log-level'] as string, base: { component: 'sluice' } });
+
+  if (command === 'controller') {
+    const token = readTokenFile(values['snapshot-token-file']);
+    if (typeof token === 'object') return usageError(token.error);
+    const namespace = values['leader-election-namespace'] as string | undefined;
+    const handle = await runController({
+      ...(values.kubeconfig ? { kubeconfig: values.kubeconfig as string } : {}),
+      snapshotAddress: values['snapshot-address'] as string,
+      ...(token ? { snapshotToken: token } : {}),
+      adminAddress: values['admin-address'] as string,
+      ...translation,
+      ...(namespace
+        ? {
+            leaderElection: {
+              namespace,
+              id: values['leader-election-id'] as string,
+              identity: (values.name as string | undefined) ?? process.env.POD_NAME ?? hostname(),
+              ...(values['leader-address'] ? { address: values['leader-address'] as string } : {}),
+            },
+          }
+        : {}),
+      ...(values['dataplane-service'] ? { dataplaneService: values['dataplane-service'] as string } : {}),
+      // Behind a Service the pods listen on every address; without one, where --bind-address says.
+      bindAddress: values['dataplane-service'] ? '0.0.0.0' : (values['bind-address'] as string),
+      logger: logger(),
+    });
+    await untilSignal();
+    await handle.close();
+    return 0;
+  }
+
+  if (command === 'dataplane') {
+    if (!values.controller) return usageError('--controller URL is required');
+    const token = readTokenFile(values['snapshot-token-file']);
+    if (typeof token === 'object') return usageError(token.error);
+    const node = nodeOptions(values);
+    if (typeof node === 'string') return usageError(node);
+    const redis = resolveRedisSettings(node.rateLimit.redis, process.env, null);
+    const log = logger();
+    if (redis.problem) log.warn(redis.problem);
+    const handle = await runDataplane({
+      controllerUrl: values.controller as string,
+      ...(token ? { snapshotToken: token } : {}),
+      ...(values.name ? { name: values.name as string } : {}),
+      adminAddress: values['admin-address'] as string,
+      portOffset: node.portOffset,
+      rateLimit: node.rateLimit,
+      redis: redis.settings,
+      bpf: node.bpf,
+      logger: log,
+    });
+    await untilSignal();
+    await handle.close();
+    return 0;
+  }
+
   const manifests = values.manifests as string | undefined;
   if (!manifests) return usageError('--manifests DIR is required');
   if (!existsSync(manifests) || !statSync(manifests).isDirectory()) return usageError(`--manifests ${manifests}: not a folder`);
-  const controllerName = values['controller-name'] as string;
   const bindAddress = values['bind-address'] as string;
-  const gatewayClasses = splitList(values['gateway-classes']);
-  const enforceHttps = values['ingress-enforce-https'];
-  if (enforceHttps !== 'true' && enforceHttps !== 'false') return usageError(`--ingress-enforce-https ${enforceHttps}: expected true or false`);
-  const ingress = {
-    classNames: splitList(values['ingress-classes']),
-    controllers: [INGRESS_CONTROLLER],
-    enforceHttps: enforceHttps === 'true',
-  };
-  const policy = policyOptions(values);
-  if (typeof policy === 'string') return usageError(policy);
 
   if (command === 'translate') {
     const load = new ManifestFolder(manifests).load();
     for (const p of load.problems) process.stderr.write(`warning: ${p.file}: ${p.message}\n`);
-    const snapshot = withImplicitGatewayClasses(load.snapshot, gatewayClasses, controllerName);
-    const result = translate(snapshot, { controllerName, bindAddress, servedClassNames: gatewayClasses, ingress, policy });
+    const snapshot = withImplicitGatewayClasses(load.snapshot, translation.gatewayClasses, translation.controllerName);
+    const result = translate(snapshot, { ...translation, bindAddress, servedClassNames: translation.gatewayClasses });
     for (const p of result.problems) process.stderr.write(`warning: ${p}\n`);
     const out = { version: result.ir.version, ir: redactIR(result.ir), statuses: result.statuses };
     const format = values.output ?? 'yaml';
@@ -168,48 +258,83 @@ export async function main(argv: string[]): Promise<number> {
   }
 
   if (command === 'run') {
-    const portOffset = Number(values['listener-port-offset']);
-    if (!Number.isInteger(portOffset) || portOffset < 0 || portOffset > 65000) {
-      return usageError(`--listener-port-offset ${values['listener-port-offset']}: expected a whole number from 0 to 65000`);
-    }
-    const rateLimit = rateLimitOptions(values);
-    if (typeof rateLimit === 'string') return usageError(rateLimit);
-    const bpfMode = values.bpf as string;
-    if (bpfMode !== 'auto' && bpfMode !== 'on' && bpfMode !== 'off') return usageError(`--bpf ${bpfMode}: expected auto, on or off`);
-    const traceForwarded = values['bpf-trace-forwarded'];
-    if (traceForwarded !== 'true' && traceForwarded !== 'false') return usageError(`--bpf-trace-forwarded ${traceForwarded}: expected true or false`);
-    const logger = pino({ level: values['log-level'] as string, base: { component: 'sluice' } });
+    const node = nodeOptions(values);
+    if (typeof node === 'string') return usageError(node);
+    const log = logger();
     const handle = await runStandalone({
       manifests,
       bindAddress,
-      portOffset,
+      portOffset: node.portOffset,
       adminAddress: values['admin-address'] as string,
-      controllerName,
-      gatewayClasses,
-      ingress,
-      policy,
+      ...translation,
       demoBackends: values['demo-backends'] as boolean,
-      rateLimit,
-      bpf: {
-        mode: bpfMode,
-        pinDir: values['bpf-pin-dir'] as string,
-        ...(values['bpf-cgroup'] ? { cgroupPath: values['bpf-cgroup'] as string } : {}),
-        traceForwarded: traceForwarded === 'true',
-      },
-      logger,
+      rateLimit: node.rateLimit,
+      bpf: node.bpf,
+      logger: log,
     });
-    await new Promise<void>((resolve) => {
-      const stop = (signal: string) => {
-        logger.info({ signal }, 'shutting down');
-        resolve();
-      };
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
-    });
+    await untilSignal(log);
     await handle.close();
     return 0;
   }
   return usageError(`unknown command ${command}`);
+}
+
+/** Resolves on SIGINT or SIGTERM. */
+function untilSignal(logger?: { info(obj: object, msg: string): void }): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      logger?.info({ signal }, 'shutting down');
+      resolve();
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+}
+
+/** What every translating command shares (classes, Ingress, policy); a string is a usage error. */
+function translationOptions(values: Record<string, string | boolean | undefined>) {
+  const enforceHttps = values['ingress-enforce-https'];
+  if (enforceHttps !== 'true' && enforceHttps !== 'false') return `--ingress-enforce-https ${enforceHttps}: expected true or false`;
+  const policy = policyOptions(values);
+  if (typeof policy === 'string') return policy;
+  return {
+    controllerName: values['controller-name'] as string,
+    gatewayClasses: splitList(values['gateway-classes']),
+    ingress: { classNames: splitList(values['ingress-classes']), controllers: [INGRESS_CONTROLLER], enforceHttps: enforceHttps === 'true' },
+    policy,
+  };
+}
+
+/** What every serving command shares (ports, rate limits, eBPF); a string is a usage error. */
+function nodeOptions(values: Record<string, string | boolean | undefined>) {
+  const portOffset = Number(values['listener-port-offset']);
+  if (!Number.isInteger(portOffset) || portOffset < 0 || portOffset > 65000) {
+    return `--listener-port-offset ${values['listener-port-offset']}: expected a whole number from 0 to 65000`;
+  }
+  const rateLimit = rateLimitOptions(values);
+  if (typeof rateLimit === 'string') return rateLimit;
+  const mode = values.bpf as string;
+  if (mode !== 'auto' && mode !== 'on' && mode !== 'off') return `--bpf ${mode}: expected auto, on or off`;
+  const traceForwarded = values['bpf-trace-forwarded'];
+  if (traceForwarded !== 'true' && traceForwarded !== 'false') return `--bpf-trace-forwarded ${traceForwarded}: expected true or false`;
+  const bpf: BpfOptions = {
+    mode,
+    pinDir: values['bpf-pin-dir'] as string,
+    ...(values['bpf-cgroup'] ? { cgroupPath: values['bpf-cgroup'] as string } : {}),
+    traceForwarded: traceForwarded === 'true',
+  };
+  return { portOffset, rateLimit, bpf };
+}
+
+/** The snapshot token from a file (trimmed), undefined without the flag. */
+function readTokenFile(file: string | boolean | undefined): string | undefined | { error: string } {
+  if (typeof file !== 'string') return undefined;
+  try {
+    const token = readFileSync(file, 'utf8').trim();
+    return token ? token : { error: `--snapshot-token-file ${file}: empty` };
+  } catch (err) {
+    return { error: `--snapshot-token-file ${file}: ${(err as Error).message}` };
+  }
 }
 
 /** `sluice observe`: flows from a running sluice's admin API, one per line. */

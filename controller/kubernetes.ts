@@ -1,0 +1,164 @@
+// Kubernetes mode, the controller process (`sluice controller`): informers →
+// translate → versioned IR snapshots for the dataplanes, and — on the leader
+// only — statuses written to the real objects. Dataplanes run elsewhere
+// (`sluice dataplane`) and acknowledge each version; Programmed waits for them.
+import { KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import { startAdminServer } from './admin.ts';
+import type { IR } from './ir/types.ts';
+import { LeaderElector } from './leader.ts';
+import { SnapshotServer } from './publish/server.ts';
+import { KubernetesSource } from './sources/kubernetes.ts';
+import { SNAPSHOT_FIELD_BY_KIND, objectKey, type KubeObject } from './sources/objects.ts';
+import { foldDataplaneResult, type SocketFailure } from './status/dataplane-result.ts';
+import { dataplaneAddresses, foldAcknowledgements, withDataplaneAddresses } from './status/kubernetes.ts';
+import { StatusStore } from './status/store.ts';
+import { StatusWriter } from './status/writer.ts';
+import type { IngressOptions } from './translate/ingress.ts';
+import type { PolicyOptions } from './translate/networkpolicy.ts';
+import { translate } from './translate/translate.ts';
+import { serialDebouncer } from './debounce.ts';
+
+export interface ControllerOptions {
+  /** A kubeconfig file; absent: the in-cluster ServiceAccount. */
+  kubeconfig?: string;
+  /** Where dataplanes subscribe to snapshots (HOST:PORT). */
+  snapshotAddress: string;
+  /** Bearer token dataplanes must present; absent: none (only for tests and single-host setups). */
+  snapshotToken?: string;
+  adminAddress: string;
+  controllerName: string;
+  /** GatewayClass names served whatever their controllerName. */
+  gatewayClasses: string[];
+  ingress: IngressOptions;
+  policy?: PolicyOptions;
+  /** Absent: this process always leads (one replica). */
+  leaderElection?: { namespace: string; id: string; identity: string; address?: string };
+  /**
+   * `namespace/name` of the dataplane Service, whose addresses the Gateways and Ingresses report.
+   * Absent: dataplanes bind `bindAddress` themselves (one host, e.g. tests) and Gateways report it.
+   */
+  dataplaneService?: string;
+  /** What dataplanes bind: 0.0.0.0 behind a Service; an address or IPv4 CIDR as in standalone mode. */
+  bindAddress: string;
+  logger: Logger;
+}
+
+export interface ControllerHandle {
+  close(): Promise<void>;
+}
+
+export async function runController(options: ControllerOptions): Promise<ControllerHandle> {
+  const { logger } = options;
+  const kubeConfig = new KubeConfig();
+  if (options.kubeconfig) kubeConfig.loadFromFile(options.kubeconfig);
+  else kubeConfig.loadFromCluster();
+
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'sluice_process_' });
+  const store = new StatusStore();
+  let published: IR | null = null;
+  let synced = false;
+  let reportedProblems = new Set<string>();
+
+  const scheduler = serialDebouncer(() => reconcile(), (err) => logger.error({ err }, 'reconcile failed'));
+  const source = new KubernetesSource({ kubeConfig, logger: logger.child({ component: 'source' }), onChange: () => scheduler.schedule() });
+  const elector = options.leaderElection
+    ? new LeaderElector({
+        kubeConfig,
+        namespace: options.leaderElection.namespace,
+        name: options.leaderElection.id,
+        identity: options.leaderElection.identity,
+        ...(options.leaderElection.address ? { address: options.leaderElection.address } : {}),
+        logger: logger.child({ component: 'leader' }),
+        onStartedLeading: () => {
+          logger.info({ identity: options.leaderElection!.identity }, 'leading: writing status and serving snapshots');
+          scheduler.schedule();
+        },
+        onStoppedLeading: () => {
+          logger.warn('no longer leading: status writes stop; dataplanes are sent to the new leader');
+          snapshots.leadershipChanged();
+        },
+      })
+    : null;
+  const isLeader = () => elector?.isLeader() ?? true;
+  const snapshots = new SnapshotServer({
+    address: options.snapshotAddress,
+    ...(options.snapshotToken ? { token: options.snapshotToken } : {}),
+    logger: logger.child({ component: 'snapshots' }),
+    leader: () => (isLeader() ? { isLeader: true } : { isLeader: false, leaderUrl: elector?.leaderAddress() ?? null }),
+  });
+  const writer = new StatusWriter({
+    kubeConfig,
+    controllerName: options.controllerName,
+    logger: logger.child({ component: 'status' }),
+    current: (kind, namespace, name) => source.get(kind, namespace, name),
+  });
+
+  async function reconcile(): Promise<void> {
+    if (!synced) return;
+    const snapshot = source.snapshot();
+    const result = translate(snapshot, {
+      controllerName: options.controllerName,
+      bindAddress: options.bindAddress,
+      servedClassNames: options.gatewayClasses,
+      ingress: options.ingress,
+      ...(options.policy ? { policy: options.policy } : {}),
+    });
+    const problems = new Set(result.problems);
+    for (const p of problems) if (!reportedProblems.has(p)) logger.warn({ problem: p }, p);
+    reportedProblems = problems;
+    if (result.ir.version !== published?.version) {
+      snapshots.publish(result.ir);
+      published = result.ir;
+    }
+    const dataplanes = snapshots.acks();
+    const failures: SocketFailure[] = dataplanes
+      .filter((d) => d.connected && d.appliedVersion === result.ir.version)
+      .flatMap((d) => (d.listeners ?? []).filter((l) => !l.ok).map((l) => ({ name: l.name, error: `${d.name}: ${l.error ?? 'failed'}` })));
+    let statuses = result.statuses;
+    if (options.dataplaneService) {
+      const [namespace, name] = options.dataplaneService.split('/');
+      const service = snapshot.services.find((s) => s.metadata.namespace === namespace && s.metadata.name === name);
+      statuses = withDataplaneAddresses(statuses, dataplaneAddresses(service), options.dataplaneService);
+    }
+    statuses = foldAcknowledgements(statuses, result.ir.version, dataplanes);
+    statuses = foldDataplaneResult(statuses, result.ir, failures);
+    store.update(statuses, new Date());
+    if (!isLeader()) return;
+    const outcome = await writer.write(statuses.map((s) => store.get(objectKey({ kind: s.kind, metadata: { name: s.name, namespace: s.namespace } })) ?? s));
+    if (outcome.failed.length) logger.warn({ failed: outcome.failed }, `status not written for ${outcome.failed.length} objects; retrying on the next change`);
+    if (outcome.failed.length) scheduler.scheduleRetry();
+  }
+
+  await snapshots.listen();
+  // Acks, connects and disconnects all change what Programmed waits for.
+  snapshots.onAck(() => scheduler.schedule());
+  snapshots.onChange(() => scheduler.schedule());
+  const admin = await startAdminServer(
+    options.adminAddress,
+    {
+      ready: () => synced,
+      ir: () => published,
+      objects: () => store.withStatus(Object.values(SNAPSHOT_FIELD_BY_KIND).flatMap((f) => source.snapshot()[f]) as KubeObject[]),
+    },
+    registry,
+  );
+  logger.info('waiting for every kind to sync before translating');
+  await source.start();
+  synced = true;
+  elector?.start();
+  await scheduler.runNow();
+  logger.info({ snapshots: options.snapshotAddress, admin: options.adminAddress }, 'sluice controller is running');
+
+  return {
+    async close() {
+      scheduler.stop();
+      await elector?.stop();
+      source.stop();
+      await snapshots.close();
+      await admin.close();
+    },
+  };
+}

@@ -1,0 +1,668 @@
+// Kubernetes source: one informer (client-node's ListWatch) per kind Sluice reads, feeding the same
+// InputSnapshot the manifest folder produces, so translate() cannot tell them apart.
+//
+// Lifecycle
+//   start()   discovery picks each kind's served version (kinds.ts). A required kind that is not
+//             served fails start(); optional ones are absent (empty) and looked for again every
+//             `rediscoverMs`. Then every informer lists and watches; start() resolves once EVERY
+//             present kind has listed (the synced gate): before that, nothing may be published,
+//             and onChange() is never called.
+//   errors    client-node's ListWatch relists by itself after 410 Gone (resourceVersion expired)
+//             and reconnects after watch timeouts, but stops on any other error (API server away,
+//             403, 5xx): we restart it after a backoff (1 s doubling to 30 s, ±20% jitter). A
+//             restart resumes the watch from the last resourceVersion; if that expired meanwhile,
+//             the API server answers 410 and the informer relists, diffing against its cache
+//             (deletes included). Watches ask for bookmarks, so quiet kinds keep a fresh
+//             resourceVersion and 410s stay rare.
+//   stop()    stops every informer and aborts requests in flight.
+//
+// What is cached, and what counts as a change
+//   - Objects are the wire JSON (timestamps stay RFC 3339 strings exactly as the API server wrote
+//     them, fields unknown to client-node's generated models survive) with apiVersion and kind set
+//     (list items lack them) and metadata.managedFields and the
+//     `kubectl.kubernetes.io/last-applied-configuration` annotation removed (noise; for a Secret
+//     that annotation even holds its data in clear). Lists therefore go through our own small
+//     request (client-node's auth and TLS settings via KubeConfig.applyToHTTPSOptions) rather
+//     than its typed APIs, whose deserialisers turn timestamps into Date objects: mixed with the
+//     watch's strings, creationTimestamp ordering would break.
+//   - snapshot() hands translate() objects without `status`, except for STATUS_INPUT_KINDS (a
+//     Pod's IPs, a Service's load-balancer addresses): like the manifest folder. get() returns the
+//     whole cached object, status and current resourceVersion included, for the status writer.
+//   - An update is relevant only if the snapshot form changed, ignoring metadata.resourceVersion.
+//     So status-only updates of the kinds Sluice writes status on (Gateway, HTTPRoute, ...) never
+//     call onChange(): no retranslation loop through our own status writes.
+//   - Pods are trimmed to what network policy translation reads (kinds.ts trimPod): their
+//     frequent condition and container-status updates cost nothing.
+//   - Secrets: the API server leaves out the types Sluice never reads (field selector), and only
+//     kubernetes.io/tls and Opaque are cached. All of those are cached with their data, referenced
+//     or not: deciding "referenced" would mean repeating translation's reference rules (Gateway
+//     and ListenerSet certificateRefs, Ingress tls, the Redis Secret, CA references) here, and a
+//     rule missed would be a silent outage. Unrelated Secret changes retranslate to the same IR
+//     version, which publishes nothing.
+//   - Cached objects are the parsed JSON the informer also keeps (normalised in place, so there is
+//     one copy): treat everything snapshot() and get() return as read-only.
+import type { RequestOptions as HttpsRequestOptions } from 'node:https';
+import { ListWatch, Watch, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { Agent, request } from 'undici';
+import { KIND_APIS, apiVersionOf, collectionPath, groupVersionPath, type KindApi } from './kinds.ts';
+import { SNAPSHOT_FIELD_BY_KIND, STATUS_INPUT_KINDS, emptySnapshot, type InputSnapshot, type KubeObject } from './objects.ts';
+
+export interface KubernetesSourceOptions {
+  kubeConfig: KubeConfig;
+  logger: Logger;
+  /** Called after any relevant change once synced (the caller debounces). */
+  onChange(): void;
+  /** Restart delays after errors: from initialMs, doubling, up to maxMs (±20% jitter). Default 1 s → 30 s. */
+  backoff?: { initialMs?: number; maxMs?: number };
+  /** How often absent optional kinds are looked for again, in ms (default 60 s; 0: never). */
+  rediscoverMs?: number;
+  /** Items per list page (default 500). */
+  pageSize?: number;
+}
+
+export interface KindStats {
+  /** apiVersion in use; null while absent. */
+  apiVersion: string | null;
+  state: 'absent' | 'syncing' | 'synced';
+  objects: number;
+  /** Full lists done (1 after the first sync; more after 410 Gone or failed lists). */
+  lists: number;
+  /** Errors reported by list or watch. */
+  errors: number;
+  /** Adds, relevant updates and deletes. */
+  changes: number;
+  /** Updates dropped as irrelevant (status-only, resourceVersion-only, trimmed fields only). */
+  ignored: number;
+}
+
+const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
+
+interface Entry {
+  /** The cached object (status included): what get() returns. */
+  full: KubeObject;
+  /** What snapshot() returns: `full` without status unless the kind's status is input. */
+  input: KubeObject;
+}
+
+interface KindState {
+  api: KindApi;
+  /** Served version in use; null while absent or before discovery. */
+  version: string | null;
+  informer: ListWatch<KubernetesObject> | null;
+  entries: Map<string, Entry>;
+  /** snapshot() array, sorted by namespace and name; null when a change invalidated it. */
+  sorted: KubeObject[] | null;
+  synced: boolean;
+  /** Set by a successful list, read by the start attempt that caused it. */
+  listedInAttempt: boolean;
+  /** The informer.start() in flight, if any. */
+  starting: Promise<void> | null;
+  retry: NodeJS.Timeout | null;
+  /** Consecutive failures (for backoff and "restored" logging). */
+  failures: number;
+  stats: { lists: number; errors: number; changes: number; ignored: number };
+}
+
+/** An HTTP error answer from the API server (the body is usually a Status). */
+class ApiError extends Error {
+  readonly statusCode: number;
+  readonly reason: string | undefined;
+  constructor(path: string, statusCode: number, body: any) {
+    const message = typeof body?.message === 'string' ? body.message : String(body ?? '').slice(0, 300);
+    super(`GET ${path}: ${statusCode} ${message}`);
+    this.name = 'ApiError';
+    this.statusCode = statusCode;
+    this.reason = typeof body?.reason === 'string' ? body.reason : undefined;
+  }
+}
+
+/** client-node's Watch, except that no watch outlives stop(): one that connects afterwards is aborted at once. */
+class StoppableWatch extends Watch {
+  private readonly isStopped: () => boolean;
+  constructor(kubeConfig: KubeConfig, isStopped: () => boolean) {
+    super(kubeConfig);
+    this.isStopped = isStopped;
+  }
+  override async watch(
+    path: string,
+    queryParams: Record<string, string | number | boolean | undefined>,
+    callback: (phase: string, apiObj: any, watchObj?: any) => void,
+    done: (err: any) => void,
+  ): Promise<AbortController> {
+    if (this.isStopped()) {
+      const aborted = new AbortController();
+      aborted.abort();
+      return aborted;
+    }
+    const controller = await super.watch(path, queryParams, callback, done);
+    if (this.isStopped()) controller.abort();
+    return controller;
+  }
+}
+
+export class KubernetesSource {
+  private readonly kubeConfig: KubeConfig;
+  private readonly logger: Logger;
+  private readonly onChange: () => void;
+  private readonly backoffInitialMs: number;
+  private readonly backoffMaxMs: number;
+  private readonly rediscoverMs: number;
+  private readonly pageSize: number;
+  private readonly states = new Map<string, KindState>();
+  private readonly abort = new AbortController();
+  private started = false;
+  private ready = false;
+  private stopped = false;
+  private rediscoverTimer: NodeJS.Timeout | null = null;
+  private rediscovering = false;
+  /** Settles the promise start() waits on (all synced, or stopped). */
+  private syncGate: { resolve: () => void; reject: (err: Error) => void } | null = null;
+
+  constructor(options: KubernetesSourceOptions) {
+    this.kubeConfig = options.kubeConfig;
+    this.logger = options.logger;
+    this.onChange = options.onChange;
+    this.backoffInitialMs = options.backoff?.initialMs ?? 1000;
+    this.backoffMaxMs = Math.max(this.backoffInitialMs, options.backoff?.maxMs ?? 30_000);
+    this.rediscoverMs = options.rediscoverMs ?? 60_000;
+    this.pageSize = options.pageSize ?? 500;
+    for (const api of KIND_APIS) {
+      this.states.set(api.kind, {
+        api,
+        version: null,
+        informer: null,
+        entries: new Map(),
+        sorted: null,
+        synced: false,
+        listedInAttempt: false,
+        starting: null,
+        retry: null,
+        failures: 0,
+        stats: { lists: 0, errors: 0, changes: 0, ignored: 0 },
+      });
+    }
+  }
+
+  /**
+   * Starts an informer per kind and resolves once every present kind has listed. Rejects when a
+   * required kind's API is not served (e.g. the Gateway API CRDs are not installed), or when stop()
+   * comes first. API server errors meanwhile are retried with backoff, not fatal.
+   */
+  async start(): Promise<void> {
+    if (this.started) throw new Error('KubernetesSource.start() called twice');
+    this.started = true;
+    if (!this.kubeConfig.getCurrentCluster()) throw new Error('kubeconfig: no current cluster');
+    const all = [...this.states.values()];
+    const versions = await this.discoverUntilAnswered(all);
+    const missing = all.filter((s) => s.api.required && !versions.get(s));
+    if (missing.length > 0) {
+      const list = missing.map((s) => `${s.api.kind} (${apiVersionOf(s.api.group, s.api.versions[0]!)} ${s.api.plural})`).join(', ');
+      const hint = missing.some((s) => s.api.group === 'gateway.networking.k8s.io')
+        ? ' Install the Gateway API CRDs (standard channel, v1.0 or later) before Sluice.'
+        : '';
+      throw new Error(`the Kubernetes API does not serve ${list}, which Sluice needs.${hint}`);
+    }
+    const absent = all.filter((s) => !versions.get(s));
+    if (absent.length > 0) {
+      this.logger.info(
+        { kinds: absent.map((s) => s.api.kind) },
+        `not served, treated as absent (no objects): ${absent.map((s) => `${s.api.kind} (${apiVersionOf(s.api.group, s.api.versions[0]!)})`).join(', ')}` +
+          (this.rediscoverMs > 0 ? `; looking again every ${formatMs(this.rediscoverMs)}` : ''),
+      );
+    }
+    const synced = new Promise<void>((resolve, reject) => {
+      this.syncGate = { resolve, reject };
+    });
+    for (const s of all) {
+      const version = versions.get(s);
+      if (version) this.launch(s, version);
+    }
+    this.checkAllSynced();
+    await synced;
+    this.ready = true;
+    if (absent.length > 0 && this.rediscoverMs > 0) this.scheduleRediscovery();
+    const present = all.filter((s) => s.version);
+    this.logger.info(
+      { kinds: present.length, objects: present.reduce((n, s) => n + s.entries.size, 0) },
+      `Kubernetes source synced: ${present.length} kinds`,
+    );
+  }
+
+  /** The current cache as the translator's input. */
+  snapshot(): InputSnapshot {
+    const snapshot = emptySnapshot();
+    for (const s of this.states.values()) {
+      s.sorted ??= [...s.entries.values()].map((e) => e.input).sort(byNamespaceAndName);
+      snapshot[SNAPSHOT_FIELD_BY_KIND[s.api.kind]!] = s.sorted.slice();
+    }
+    return snapshot;
+  }
+
+  /** One cached object, status and current resourceVersion included (for the status writer). Read-only. */
+  get(kind: string, namespace: string | undefined, name: string): KubeObject | undefined {
+    return this.states.get(kind)?.entries.get(entryKey(namespace, name))?.full;
+  }
+
+  /** True once start() has resolved (every present kind listed). */
+  get synced(): boolean {
+    return this.ready;
+  }
+
+  /** Per-kind counters and state, for logs, metrics and tests. */
+  stats(): Record<string, KindStats> {
+    const out: Record<string, KindStats> = {};
+    for (const s of this.states.values()) {
+      out[s.api.kind] = {
+        apiVersion: s.version ? apiVersionOf(s.api.group, s.version) : null,
+        state: !s.version ? 'absent' : s.synced ? 'synced' : 'syncing',
+        objects: s.entries.size,
+        ...s.stats,
+      };
+    }
+    return out;
+  }
+
+  /** Stops every informer; the promise settles once requests in flight have ended (callers may ignore it). */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.abort.abort();
+    if (this.rediscoverTimer) clearTimeout(this.rediscoverTimer);
+    this.rediscoverTimer = null;
+    this.syncGate?.reject(new Error('the Kubernetes source was stopped before every kind had synced'));
+    this.syncGate = null;
+    const pending: Promise<unknown>[] = [];
+    for (const s of this.states.values()) {
+      if (s.retry) clearTimeout(s.retry);
+      s.retry = null;
+      void s.informer?.stop();
+      if (s.starting) pending.push(s.starting.catch(() => undefined));
+    }
+    await Promise.all(pending);
+    // A watch that connected while we were stopping is aborted now (StoppableWatch covers later ones).
+    await new Promise((resolve) => setImmediate(resolve));
+    for (const s of this.states.values()) void s.informer?.stop();
+  }
+
+  // ---- informers -----------------------------------------------------------------------------
+
+  private launch(s: KindState, version: string): void {
+    s.version = version;
+    const path = collectionPath(s.api, version);
+    // Bookmarks keep a quiet kind's resourceVersion fresh, so a restarted watch rarely meets 410.
+    const informer = new ListWatch<KubernetesObject>(
+      `${path}?allowWatchBookmarks=true`,
+      new StoppableWatch(this.kubeConfig, () => this.stopped),
+      () => this.list(s, path),
+      false,
+      undefined,
+      s.api.fieldSelector,
+    );
+    informer.on('add', (obj) => this.upsert(s, obj as KubeObject));
+    informer.on('update', (obj) => this.upsert(s, obj as KubeObject));
+    informer.on('delete', (obj) => this.remove(s, obj as KubeObject));
+    informer.on('error', (err) => this.failed(s, err));
+    s.informer = informer;
+    void this.attempt(s);
+  }
+
+  /** One informer.start(): lists if it has no resourceVersion (first time, after 410), then watches. */
+  private async attempt(s: KindState): Promise<void> {
+    s.retry = null;
+    if (this.stopped || !s.informer) return;
+    if (s.starting) return this.scheduleRetry(s);
+    const errorsBefore = s.stats.errors;
+    s.listedInAttempt = false;
+    const starting = s.informer.start();
+    s.starting = starting;
+    try {
+      await starting;
+    } catch (err) {
+      // start() itself throws when the watch cannot even be set up (credentials, kubeconfig).
+      this.failed(s, err);
+    } finally {
+      s.starting = null;
+    }
+    if (this.stopped) return;
+    if (s.listedInAttempt && !s.synced) this.markSynced(s);
+    if (s.stats.errors === errorsBefore) this.recovered(s);
+  }
+
+  private markSynced(s: KindState): void {
+    s.synced = true;
+    this.logger.debug({ kind: s.api.kind, objects: s.entries.size }, `${s.api.kind}: synced`);
+    if (this.ready) {
+      // A kind that appeared after start (rediscovery): its objects are news.
+      if (s.entries.size > 0) this.notify();
+    } else this.checkAllSynced();
+  }
+
+  private checkAllSynced(): void {
+    if (!this.syncGate) return;
+    for (const s of this.states.values()) if (s.version && !s.synced) return;
+    this.syncGate.resolve();
+    this.syncGate = null;
+  }
+
+  private failed(s: KindState, err: unknown): void {
+    if (this.stopped) return;
+    s.stats.errors++;
+    s.failures++;
+    const delay = this.backoffDelay(s.failures);
+    const message = describeError(err);
+    if (s.failures === 1) {
+      this.logger.warn({ kind: s.api.kind, err: message }, `${s.api.kind}: list/watch failed (${message}); retrying with backoff`);
+    } else {
+      this.logger.debug({ kind: s.api.kind, err: message, failures: s.failures, retryInMs: delay }, `${s.api.kind}: list/watch failed again`);
+    }
+    this.scheduleRetry(s, delay);
+  }
+
+  private scheduleRetry(s: KindState, delay = this.backoffDelay(Math.max(1, s.failures))): void {
+    if (this.stopped || s.retry) return;
+    s.retry = setTimeout(() => void this.attempt(s), delay);
+  }
+
+  private recovered(s: KindState): void {
+    if (s.failures === 0) return;
+    this.logger.info({ kind: s.api.kind, failures: s.failures }, `${s.api.kind}: list/watch restored after ${s.failures} failed attempt(s)`);
+    s.failures = 0;
+  }
+
+  private backoffDelay(failures: number): number {
+    const base = Math.min(this.backoffMaxMs, this.backoffInitialMs * 2 ** Math.min(30, failures - 1));
+    return Math.round(base * (0.8 + Math.random() * 0.4));
+  }
+
+  // ---- the cache -----------------------------------------------------------------------------
+
+  private upsert(s: KindState, raw: KubeObject): void {
+    if (this.stopped) return;
+    if (s.failures > 0) this.recovered(s); // an event arrived: the watch is healthy
+    const key = entryKey(raw.metadata?.namespace, raw.metadata?.name);
+    const prev = s.entries.get(key);
+    const obj = this.normalise(s, raw);
+    if (!obj) {
+      if (prev) {
+        s.entries.delete(key);
+        this.changed(s);
+      } else s.stats.ignored++;
+      return;
+    }
+    const input = STATUS_INPUT_KINDS.has(s.api.kind) ? obj : withoutStatus(obj);
+    if (prev && sameInput(prev.input, input)) {
+      // Status, resourceVersion or trimmed fields only: keep the snapshot object, refresh get().
+      prev.full = obj;
+      s.stats.ignored++;
+      return;
+    }
+    s.entries.set(key, { full: obj, input });
+    this.changed(s);
+  }
+
+  private remove(s: KindState, raw: KubeObject): void {
+    if (this.stopped) return;
+    if (s.entries.delete(entryKey(raw.metadata?.namespace, raw.metadata?.name))) this.changed(s);
+  }
+
+  private changed(s: KindState): void {
+    s.sorted = null;
+    s.stats.changes++;
+    if (this.ready) this.notify();
+  }
+
+  private notify(): void {
+    try {
+      this.onChange();
+    } catch (err) {
+      this.logger.error({ err }, 'onChange threw');
+    }
+  }
+
+  /**
+   * The wire object in place (the informer keeps the same object, so there is one copy): apiVersion
+   * and kind set, managedFields and the last-applied annotation dropped, the kind's trim applied.
+   * Null for an object the kind does not keep (its data is dropped from the informer's copy too).
+   */
+  private normalise(s: KindState, raw: KubeObject): KubeObject | null {
+    raw.apiVersion = apiVersionOf(s.api.group, s.version!);
+    raw.kind = s.api.kind;
+    const meta = raw.metadata as KubeObject['metadata'] & { managedFields?: unknown };
+    delete meta.managedFields;
+    if (meta.annotations && LAST_APPLIED in meta.annotations) {
+      const { [LAST_APPLIED]: _dropped, ...rest } = meta.annotations;
+      if (Object.keys(rest).length > 0) meta.annotations = rest;
+      else delete meta.annotations;
+    }
+    if (s.api.keep && !s.api.keep(raw)) {
+      delete raw.data;
+      delete raw.stringData;
+      return null;
+    }
+    s.api.trim?.(raw);
+    return raw;
+  }
+
+  // ---- API requests --------------------------------------------------------------------------
+
+  /** A full list (paginated), as ListWatch expects it. */
+  private async list(s: KindState, path: string): Promise<KubernetesListObject<KubernetesObject>> {
+    if (this.stopped) throw new Error('stopped');
+    s.stats.lists++;
+    if (s.synced) this.logger.info({ kind: s.api.kind }, `${s.api.kind}: listing again (resourceVersion expired, or the last list failed)`);
+    const items: KubernetesObject[] = [];
+    let resourceVersion = '';
+    let continueToken: string | undefined;
+    const session = await this.session();
+    try {
+      do {
+        const query = new URLSearchParams({ limit: String(this.pageSize) });
+        if (s.api.fieldSelector) query.set('fieldSelector', s.api.fieldSelector);
+        if (continueToken) query.set('continue', continueToken);
+        const page = await session.get(`${path}?${query}`);
+        for (const item of page.items ?? []) items.push(item);
+        resourceVersion = page.metadata?.resourceVersion ?? '';
+        continueToken = page.metadata?.continue || undefined;
+      } while (continueToken);
+    } finally {
+      await session.close();
+    }
+    s.listedInAttempt = true;
+    return { metadata: { resourceVersion }, items };
+  }
+
+  /**
+   * Which served version each kind gets (null: not served), retrying with backoff while the API
+   * server cannot answer (down, starting up): only a definite "not served" makes a kind absent.
+   */
+  private async discoverUntilAnswered(states: KindState[]): Promise<Map<KindState, string | null>> {
+    for (let failures = 1; ; failures++) {
+      try {
+        return await this.discover(states);
+      } catch (err) {
+        if (this.stopped) throw new Error('the Kubernetes source was stopped before discovery finished');
+        const delay = this.backoffDelay(failures);
+        const log = failures === 1 ? this.logger.warn.bind(this.logger) : this.logger.debug.bind(this.logger);
+        log({ err: describeError(err), retryInMs: delay }, `API discovery failed (${describeError(err)}); retrying`);
+        await sleep(delay, this.abort.signal);
+      }
+    }
+  }
+
+  private async discover(states: KindState[]): Promise<Map<KindState, string | null>> {
+    const session = await this.session();
+    const resourcesOf = new Map<string, Promise<Set<string> | null>>();
+    const served = (group: string, version: string): Promise<Set<string> | null> => {
+      const path = groupVersionPath(group, version);
+      let p = resourcesOf.get(path);
+      if (!p) {
+        p = session.get(path, [404]).then((body) => (body === null ? null : new Set<string>((body.resources ?? []).map((r: any) => String(r.name)))));
+        resourcesOf.set(path, p);
+      }
+      return p;
+    };
+    try {
+      const out = new Map<KindState, string | null>();
+      for (const s of states) {
+        let found: string | null = null;
+        for (const version of s.api.versions) {
+          if ((await served(s.api.group, version))?.has(s.api.plural)) {
+            found = version;
+            break;
+          }
+        }
+        out.set(s, found);
+      }
+      return out;
+    } finally {
+      // Settle every request before closing (a rejected one would otherwise go unobserved).
+      await Promise.allSettled(resourcesOf.values());
+      await session.close();
+    }
+  }
+
+  private scheduleRediscovery(): void {
+    if (this.stopped) return;
+    this.rediscoverTimer = setTimeout(() => void this.rediscover(), this.rediscoverMs);
+    this.rediscoverTimer.unref();
+  }
+
+  /** Looks for absent optional kinds again (a CRD installed after Sluice started); starts informers for those now served. */
+  private async rediscover(): Promise<void> {
+    this.rediscoverTimer = null;
+    if (this.stopped || this.rediscovering) return;
+    const absent = [...this.states.values()].filter((s) => !s.version);
+    if (absent.length === 0) return;
+    this.rediscovering = true;
+    try {
+      const versions = await this.discover(absent);
+      for (const s of absent) {
+        const version = versions.get(s);
+        if (!version || this.stopped) continue;
+        this.logger.info({ kind: s.api.kind, apiVersion: apiVersionOf(s.api.group, version) }, `${s.api.kind}: now served (${apiVersionOf(s.api.group, version)}); watching it`);
+        this.launch(s, version);
+      }
+    } catch (err) {
+      this.logger.debug({ err: describeError(err) }, 'rediscovery of absent kinds failed; trying again later');
+    } finally {
+      this.rediscovering = false;
+    }
+    if ([...this.states.values()].some((s) => !s.version)) this.scheduleRediscovery();
+  }
+
+  /**
+   * GETs with the kubeconfig's credentials and TLS settings (client-node's own, re-read each time
+   * so rotated tokens and certificates are picked up), answering parsed JSON.
+   */
+  private async session(): Promise<{ get(path: string, nullOn?: number[]): Promise<any>; close(): Promise<void> }> {
+    const cluster = this.kubeConfig.getCurrentCluster();
+    if (!cluster) throw new Error('kubeconfig: no current cluster');
+    const opts: HttpsRequestOptions = {};
+    await this.kubeConfig.applyToHTTPSOptions(opts);
+    const tls: Record<string, unknown> = {};
+    for (const field of ['ca', 'cert', 'key', 'pfx', 'passphrase', 'rejectUnauthorized', 'servername'] as const) {
+      if (opts[field] !== undefined) tls[field] = opts[field];
+    }
+    const headers: Record<string, string> = { accept: 'application/json' };
+    for (const [name, value] of Object.entries(opts.headers ?? {})) if (value !== undefined) headers[name.toLowerCase()] = String(value);
+    if (opts.auth) headers.authorization = `Basic ${Buffer.from(opts.auth).toString('base64')}`;
+    const dispatcher = new Agent({ connect: tls });
+    const server = cluster.server.replace(/\/$/, '');
+    const signal = this.abort.signal;
+    return {
+      async get(path: string, nullOn: number[] = []): Promise<any> {
+        const res = await request(server + path, { method: 'GET', headers, dispatcher, signal });
+        const text = await res.body.text();
+        let body: any = text;
+        try {
+          body = JSON.parse(text);
+        } catch {
+          // not JSON: keep the text for the error message
+        }
+        if (nullOn.includes(res.statusCode)) return null;
+        if (res.statusCode < 200 || res.statusCode > 299) throw new ApiError(path, res.statusCode, body);
+        if (typeof body !== 'object' || body === null) throw new ApiError(path, res.statusCode, 'answer is not JSON');
+        return body;
+      },
+      close: () => dispatcher.close(),
+    };
+  }
+}
+
+// ---- helpers -------------------------------------------------------------------------------------
+
+function entryKey(namespace: string | undefined, name: string | undefined): string {
+  return `${namespace ?? ''}/${name ?? ''}`;
+}
+
+function withoutStatus(obj: KubeObject): KubeObject {
+  if (!('status' in obj)) return obj;
+  const { status: _status, ...rest } = obj;
+  return rest as KubeObject;
+}
+
+function byNamespaceAndName(a: KubeObject, b: KubeObject): number {
+  const na = a.metadata.namespace ?? '';
+  const nb = b.metadata.namespace ?? '';
+  if (na !== nb) return na < nb ? -1 : 1;
+  return a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0;
+}
+
+/** Equal snapshot forms, ignoring metadata.resourceVersion (which changes with every write, status included). */
+export function sameInput(a: KubeObject, b: KubeObject): boolean {
+  const { metadata: ma, ...ra } = a;
+  const { metadata: mb, ...rb } = b;
+  const { resourceVersion: _ra, ...restA } = ma ?? ({} as KubeObject['metadata']);
+  const { resourceVersion: _rb, ...restB } = mb ?? ({} as KubeObject['metadata']);
+  return jsonEqual(restA, restB) && jsonEqual(ra, rb);
+}
+
+/** Deep equality of JSON values; key order does not matter, an undefined property counts as absent. */
+export function jsonEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a)) {
+    const bb = b as unknown[];
+    if (a.length !== bb.length) return false;
+    for (let i = 0; i < a.length; i++) if (!jsonEqual(a[i], bb[i])) return false;
+    return true;
+  }
+  const ao = a as Record<string, unknown>;
+  const bo = b as Record<string, unknown>;
+  const keysA = Object.keys(ao).filter((k) => ao[k] !== undefined);
+  const keysB = Object.keys(bo).filter((k) => bo[k] !== undefined);
+  if (keysA.length !== keysB.length) return false;
+  for (const k of keysA) if (!jsonEqual(ao[k], bo[k])) return false;
+  return true;
+}
+
+function describeError(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const e = err as Error & { statusCode?: number; code?: unknown; cause?: { code?: unknown; message?: string } };
+  const parts = [e.message];
+  if (e.statusCode !== undefined && !e.message.includes(String(e.statusCode))) parts.unshift(`HTTP ${e.statusCode}`);
+  if (e.cause?.code || e.cause?.message) parts.push(`(${e.cause.code ?? e.cause.message})`);
+  else if (e.code && !e.message.includes(String(e.code))) parts.push(`(${String(e.code)})`);
+  return parts.join(' ');
+}
+
+function formatMs(ms: number): string {
+  return ms >= 1000 ? `${Math.round(ms / 1000)} s` : `${ms} ms`;
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(new Error('aborted'));
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(new Error('aborted'));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}

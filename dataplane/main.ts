@@ -1,0 +1,73 @@
+// Kubernetes mode, one dataplane replica (`sluice dataplane`): subscribes to
+// the controller's versioned snapshots, applies each to its DataplaneNode
+// (proxy, rate limits, BPF agent) and acknowledges it. When the controller or
+// the API server is away it keeps serving the last version it applied.
+import { hostname } from 'node:os';
+import type { Logger } from 'pino';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import { startAdminServer } from '../controller/admin.ts';
+import type { IR } from '../controller/ir/types.ts';
+import { SnapshotSubscriber } from './config/subscriber.ts';
+import { DataplaneNode, type BpfOptions, type NodeRateLimitOptions } from './node.ts';
+import type { RedisSettings } from './ratelimit/limiter.ts';
+
+export interface DataplaneProcessOptions {
+  /** The controller's snapshot endpoint, e.g. http://sluice-controller.sluice-system.svc:18000. */
+  controllerUrl: string;
+  snapshotToken?: string;
+  /** This replica's name in acknowledgements (default: the host name, which is the pod name). */
+  name?: string;
+  adminAddress: string;
+  portOffset: number;
+  rateLimit: NodeRateLimitOptions;
+  redis: RedisSettings | null;
+  bpf?: BpfOptions;
+  logger: Logger;
+}
+
+export async function runDataplane(options: DataplaneProcessOptions): Promise<{ close(): Promise<void> }> {
+  const { logger } = options;
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'sluice_process_' });
+  const node = new DataplaneNode({
+    portOffset: options.portOffset,
+    logger,
+    registry,
+    rateLimit: options.rateLimit,
+    ...(options.bpf ? { bpf: options.bpf } : {}),
+  });
+  node.rateLimits.setRedis(options.redis);
+  let applied: IR | null = null;
+  const name = options.name ?? hostname();
+  const subscriber = new SnapshotSubscriber({
+    url: options.controllerUrl,
+    ...(options.snapshotToken ? { token: options.snapshotToken } : {}),
+    name,
+    logger: logger.child({ component: 'subscriber' }),
+    apply: async (version, ir) => {
+      try {
+        const outcome = await node.apply(ir);
+        applied = ir;
+        for (const l of outcome.listeners) if (!l.ok) logger.error({ listener: l.name, error: l.error }, `cannot listen on ${l.name}: ${l.error}`);
+        return { ok: true, listeners: outcome.listeners };
+      } catch (err) {
+        logger.error({ err, version }, 'the configuration could not be applied; keeping the last good one');
+        return { ok: false, listeners: [], error: (err as Error).message };
+      }
+    },
+  });
+  const admin = await startAdminServer(
+    options.adminAddress,
+    { ready: () => applied !== null, ir: () => applied, objects: () => [], ...(node.agent ? { flows: node.agent } : {}) },
+    registry,
+  );
+  subscriber.start();
+  logger.info({ controller: options.controllerUrl, name, admin: options.adminAddress }, 'sluice dataplane is running');
+  return {
+    async close() {
+      await subscriber.stop();
+      await admin.close();
+      await node.close();
+    },
+  };
+}
