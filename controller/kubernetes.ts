@@ -2,7 +2,7 @@
 // translate → versioned IR snapshots for the dataplanes, and — on the leader
 // only — statuses written to the real objects. Dataplanes run elsewhere
 // (`sluice dataplane`) and acknowledge each version; Programmed waits for them.
-import { KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { startAdminServer } from './admin.ts';
@@ -96,6 +96,25 @@ export async function runController(options: ControllerOptions): Promise<Control
     current: (kind, namespace, name) => source.get(kind, namespace, name),
   });
 
+  // A NodePort dataplane Service is reached on the nodes' addresses: list Nodes (at most every 30 s).
+  const core = kubeConfig.makeApiClient(CoreV1Api);
+  let nodes: { at: number; items: KubeObject[] } = { at: 0, items: [] };
+  const nodeAddresses = async (): Promise<KubeObject[]> => {
+    if (Date.now() - nodes.at < 30_000) return nodes.items;
+    try {
+      const list = await core.listNode();
+      nodes = { at: Date.now(), items: JSON.parse(JSON.stringify(list.items)) as KubeObject[] };
+    } catch (err) {
+      logger.warn({ err: (err as Error).message }, 'cannot list Nodes for the NodePort dataplane Service; keeping the last list');
+      nodes = { ...nodes, at: Date.now() };
+    }
+    return nodes.items;
+  };
+  const nodeRefresh = setInterval(() => {
+    if (nodes.at > 0) scheduler.schedule();
+  }, 30_000);
+  nodeRefresh.unref();
+
   async function reconcile(): Promise<void> {
     if (!synced) return;
     const snapshot = source.snapshot();
@@ -121,7 +140,8 @@ export async function runController(options: ControllerOptions): Promise<Control
     if (options.dataplaneService) {
       const [namespace, name] = options.dataplaneService.split('/');
       const service = snapshot.services.find((s) => s.metadata.namespace === namespace && s.metadata.name === name);
-      statuses = withDataplaneAddresses(statuses, dataplaneAddresses(service), options.dataplaneService);
+      const nodeList = service?.spec?.type === 'NodePort' ? await nodeAddresses() : [];
+      statuses = withDataplaneAddresses(statuses, dataplaneAddresses(service, nodeList), options.dataplaneService);
     }
     statuses = foldAcknowledgements(statuses, result.ir.version, dataplanes);
     statuses = foldDataplaneResult(statuses, result.ir, failures);
@@ -154,6 +174,7 @@ export async function runController(options: ControllerOptions): Promise<Control
 
   return {
     async close() {
+      clearInterval(nodeRefresh);
       scheduler.stop();
       await elector?.stop();
       source.stop();

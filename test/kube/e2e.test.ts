@@ -154,6 +154,20 @@ suite('Kubernetes mode against a real API server', () => {
     await waitFor('the new hostname', async () => (await get('/', 'new.example.com')).status === 200, 30000);
   });
 
+  it('reports node addresses for a NodePort dataplane Service', async () => {
+    const c = cluster.client;
+    await c.create({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'node-a' } });
+    await c.mergePatch({ apiVersion: 'v1', kind: 'Node', name: 'node-a' }, { status: { addresses: [{ type: 'InternalIP', address: '192.0.2.10' }, { type: 'ExternalIP', address: '198.51.100.7' }] } }, 'status');
+    const svc = { apiVersion: 'v1', kind: 'Service', namespace: 'sluice-system', name: 'sluice-dataplane' };
+    await c.mergePatch(svc, { status: { loadBalancer: { ingress: null } } }, 'status');
+    await c.mergePatch(svc, { spec: { type: 'NodePort' } });
+    const gateway = await waitFor('node addresses on the Gateway', async () => {
+      const g = await c.get(gw);
+      return g.status?.addresses?.[0]?.value === '198.51.100.7' && g;
+    }, 45000);
+    expect(gateway.status.addresses).toEqual([{ type: 'IPAddress', value: '198.51.100.7' }]);
+  });
+
   it('drops no request while the controller restarts', async () => {
     let failed = 0;
     let ok = 0;
