@@ -117,8 +117,13 @@ class ApiError extends Error {
   }
 }
 
-/** client-node's Watch, except that no watch outlives stop(): one that connects afterwards is aborted at once. */
-class StoppableWatch extends Watch {
+/**
+ * client-node's Watch with two guards: no watch outlives stop() (one that connects afterwards is
+ * aborted at once), and a watch that cannot even be set up (credentials failing to refresh) is
+ * reported through `done` like any other failure instead of rejecting: ListWatch reconnects
+ * without awaiting, so a rejection there would go unhandled and end the process.
+ */
+class GuardedWatch extends Watch {
   private readonly isStopped: () => boolean;
   constructor(kubeConfig: KubeConfig, isStopped: () => boolean) {
     super(kubeConfig);
@@ -130,12 +135,19 @@ class StoppableWatch extends Watch {
     callback: (phase: string, apiObj: any, watchObj?: any) => void,
     done: (err: any) => void,
   ): Promise<AbortController> {
-    if (this.isStopped()) {
-      const aborted = new AbortController();
-      aborted.abort();
-      return aborted;
+    const aborted = () => {
+      const controller = new AbortController();
+      controller.abort();
+      return controller;
+    };
+    if (this.isStopped()) return aborted();
+    let controller: AbortController;
+    try {
+      controller = await super.watch(path, queryParams, callback, done);
+    } catch (err) {
+      done(err);
+      return aborted();
     }
-    const controller = await super.watch(path, queryParams, callback, done);
     if (this.isStopped()) controller.abort();
     return controller;
   }
@@ -195,6 +207,7 @@ export class KubernetesSource {
     if (!this.kubeConfig.getCurrentCluster()) throw new Error('kubeconfig: no current cluster');
     const all = [...this.states.values()];
     const versions = await this.discoverUntilAnswered(all);
+    if (this.stopped) throw new Error('the Kubernetes source was stopped before discovery finished');
     const missing = all.filter((s) => s.api.required && !versions.get(s));
     if (missing.length > 0) {
       const list = missing.map((s) => `${s.api.kind} (${apiVersionOf(s.api.group, s.api.versions[0]!)} ${s.api.plural})`).join(', ');
@@ -280,7 +293,7 @@ export class KubernetesSource {
       if (s.starting) pending.push(s.starting.catch(() => undefined));
     }
     await Promise.all(pending);
-    // A watch that connected while we were stopping is aborted now (StoppableWatch covers later ones).
+    // A watch that connected while we were stopping is aborted now (GuardedWatch covers later ones).
     await new Promise((resolve) => setImmediate(resolve));
     for (const s of this.states.values()) void s.informer?.stop();
   }
@@ -293,7 +306,7 @@ export class KubernetesSource {
     // Bookmarks keep a quiet kind's resourceVersion fresh, so a restarted watch rarely meets 410.
     const informer = new ListWatch<KubernetesObject>(
       `${path}?allowWatchBookmarks=true`,
-      new StoppableWatch(this.kubeConfig, () => this.stopped),
+      new GuardedWatch(this.kubeConfig, () => this.stopped),
       () => this.list(s, path),
       false,
       undefined,
@@ -319,7 +332,7 @@ export class KubernetesSource {
     try {
       await starting;
     } catch (err) {
-      // start() itself throws when the watch cannot even be set up (credentials, kubeconfig).
+      // Defensive: ListWatch and GuardedWatch report failures through 'error'.
       this.failed(s, err);
     } finally {
       s.starting = null;

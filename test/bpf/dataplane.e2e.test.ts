@@ -142,6 +142,19 @@ suite('dataplane over eBPF (root, network namespaces)', () => {
       const text = await topo.runClient(SLUICE, ['observe', '--admin-address', '127.0.0.1:9901', '--verdict', 'FORWARDED', '--namespace', 'default']);
       expect(text).toMatch(/-> 10\.201\.[12]\.2:8080 \(default\) to-service default\/web \(10\.96\.0\.50:80\) ingress TCP FORWARDED/);
 
+      // --follow streams flows as they happen.
+      const follower = topo.spawnClient(SLUICE, ['observe', '--admin-address', '127.0.0.1:9901', '--follow', '--to-service', 'default/locked', '-o', 'json']);
+      let followed = '';
+      follower.stdout!.on('data', (d) => (followed += d));
+      const before = followed.split('\n').filter(Boolean).length;
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const already = followed.split('\n').filter(Boolean).length;
+      await get('/locked', 1);
+      for (let i = 0; i < 50 && followed.split('\n').filter(Boolean).length <= already; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+      follower.kill('SIGTERM');
+      expect(before).toBeLessThanOrEqual(already);
+      expect(followed.split('\n').filter(Boolean).length).toBeGreaterThan(already);
+
       const metrics = await topo.runClient(join(import.meta.dirname, 'support', 'http-body.ts'), ['http://127.0.0.1:9901/metrics']);
       expect(metrics).toMatch(/sluice_drops_total\{reason="DEFAULT_DENY"\} [1-9]/);
       expect(metrics).toMatch(/sluice_policy_verdict_total\{verdict="DROPPED",direction="ingress",namespace="default"\} [1-9]/);
