@@ -5,54 +5,14 @@
 // API server and the controller going away leave traffic flowing. (The API
 // refuses loopback endpoints, so the echo backend lives in a network namespace.)
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { request } from 'node:http';
-import { join } from 'node:path';
+import { GATEWAY, ROUTE, createWebApp, getWithHost, sluice, waitFor, type Proc } from './processes.ts';
 import { freePort, freePorts } from '../support/ports.ts';
 import { binariesSkipReason, kubeTestsRequired, startTestCluster, type TestCluster } from './cluster.ts';
 import { netnsSkipReason, startNetnsEcho, type NetnsEcho } from './netns-echo.ts';
 
-const ROOT = join(import.meta.dirname, '..', '..');
 const why = binariesSkipReason() ?? netnsSkipReason();
 if (why && !kubeTestsRequired()) console.log(`skipped: Kubernetes-mode e2e tests: ${why}`);
 const suite = why && !kubeTestsRequired() ? describe.skip : describe;
-
-interface Proc {
-  child: ChildProcess;
-  logs(): string;
-  stop(signal?: NodeJS.Signals): Promise<void>;
-}
-
-function sluice(args: string[]): Proc {
-  const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', join(ROOT, 'bin', 'sluice.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let logs = '';
-  child.stdout!.on('data', (d) => (logs += d));
-  child.stderr!.on('data', (d) => (logs += d));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  return {
-    child,
-    logs: () => logs,
-    stop: async (signal = 'SIGTERM') => {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      await exited;
-    },
-  };
-}
-
-async function waitFor<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 20000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value) return value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 const condition = (conditions: any[] | undefined, type: string) => conditions?.find((c) => c.type === type);
 
@@ -64,21 +24,10 @@ suite('Kubernetes mode against a real API server', () => {
   let listenerPort: number;
   let offset: number;
   let snapshotPort: number;
-  const gw = { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', namespace: 'app', name: 'gw' };
-  const route = { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', namespace: 'app', name: 'web' };
+  const gw = GATEWAY;
+  const route = ROUTE;
 
-  // node:http, not fetch: fetch does not let a caller set Host.
-  const get = (path: string, host = 'web.example.com') =>
-    new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port: listenerPort + offset, path, headers: { host }, timeout: 2000, agent: false }, (res) => {
-        let body = '';
-        res.on('data', (d) => (body += d));
-        res.on('end', () => resolve({ status: res.statusCode!, body }));
-      });
-      req.on('timeout', () => req.destroy(new Error('timeout')));
-      req.on('error', reject);
-      req.end();
-    });
+  const get = (path: string, host = 'web.example.com') => getWithHost(listenerPort + offset, path, host);
   const startController = (extra: string[] = []) =>
     sluice(['controller', '--kubeconfig', cluster.kubeconfigPath, '--snapshot-address', `127.0.0.1:${snapshotPort}`,
       '--admin-address', `127.0.0.1:0`, '--dataplane-service', 'sluice-system/sluice-dataplane', ...extra]);
@@ -89,23 +38,7 @@ suite('Kubernetes mode against a real API server', () => {
     [snapshotPort] = await freePorts(1);
     listenerPort = 80;
     offset = (await freePort()) - 80;
-    const c = cluster.client;
-    await c.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'sluice-system' } });
-    await c.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'app' } });
-    await c.create({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'sluice-dataplane', namespace: 'sluice-system' }, spec: { type: 'LoadBalancer', ports: [{ name: 'http', port: 80 }] } });
-    await c.mergePatch({ apiVersion: 'v1', kind: 'Service', namespace: 'sluice-system', name: 'sluice-dataplane' }, { status: { loadBalancer: { ingress: [{ ip: '127.0.0.1' }] } } }, 'status');
-    await c.create({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GatewayClass', metadata: { name: 'cilium' }, spec: { controllerName: 'sluice.dev/gateway-controller' } });
-    await c.create({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', metadata: { name: 'gw', namespace: 'app' }, spec: { gatewayClassName: 'cilium', listeners: [{ name: 'http', protocol: 'HTTP', port: 80 }] } });
-    await c.create({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: 'app' }, spec: { ports: [{ port: 8080 }] } });
-    await c.create({
-      apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice',
-      metadata: { name: 'web-1', namespace: 'app', labels: { 'kubernetes.io/service-name': 'web' } },
-      addressType: 'IPv4', ports: [{ port: echo.port }], endpoints: [{ addresses: [echo.address] }],
-    });
-    await c.create({
-      apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'web', namespace: 'app' },
-      spec: { parentRefs: [{ name: 'gw' }], hostnames: ['web.example.com'], rules: [{ backendRefs: [{ name: 'web', port: 8080 }] }] },
-    });
+    await createWebApp(cluster.client, echo, { namespace: 'sluice-system', name: 'sluice-dataplane' });
     controller = startController();
     dataplane = sluice(['dataplane', '--controller', `http://127.0.0.1:${snapshotPort}`, '--name', 'dp-1', '--admin-address', '127.0.0.1:0',
       '--listener-port-offset', String(offset), '--bpf', 'off']);
