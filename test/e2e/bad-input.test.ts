@@ -86,7 +86,8 @@ describe('bad input', () => {
     const conditions = await waitFor('the regex route status', () => parentConditions('regex'));
     expect(conditions).toContainEqual(expect.objectContaining({ type: 'Accepted', status: 'False', reason: 'UnsupportedValue' }));
     expect(conditions.find((c) => c.type === 'Accepted')!.message).toMatch(/invalid regular expression/);
-    expect(sluice.logs()).toMatch(/HTTPRoute\/default\/regex: .*Accepted=False UnsupportedValue/);
+    // The log arrives on another channel than the admin API's answer: wait for it.
+    await waitFor('a log line about the regex route', async () => (/HTTPRoute\/default\/regex: .*Accepted=False UnsupportedValue/.test(sluice.logs()) ? true : undefined));
     expect((await get('/good')).status).toBe(200);
   });
 

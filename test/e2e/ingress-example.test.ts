@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { httpsGetText } from '../support/https-get.ts';
-import { freePort, startSluice, type SluiceProcess } from '../support/sluice-process.ts';
+import { freePortOffset } from '../support/ports.ts';
+import { startSluice, type SluiceProcess } from '../support/sluice-process.ts';
 
 const EXAMPLE = join(import.meta.dirname, '..', '..', 'examples', 'ingress');
 
@@ -23,7 +24,7 @@ describe('examples/ingress', () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'sluice-ingress-example-'));
     for (const f of readdirSync(EXAMPLE).filter((f) => f.endsWith('.yaml') && !f.startsWith('generated-'))) cpSync(join(EXAMPLE, f), join(dir, f));
-    offset = (await freePort()) - 80;
+    offset = await freePortOffset([80, 443]);
     sluice = await startSluice(['--manifests', dir, '--demo-backends', '--listener-port-offset', String(offset)]);
   });
 

@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { httpsGetText } from '../support/https-get.ts';
-import { freePort, startSluice, type SluiceProcess } from '../support/sluice-process.ts';
+import { freePortOffset } from '../support/ports.ts';
+import { startSluice, type SluiceProcess } from '../support/sluice-process.ts';
 
 const QUICKSTART = join(import.meta.dirname, '..', '..', 'examples', 'quickstart');
 
@@ -26,7 +27,7 @@ describe('quickstart', () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'sluice-quickstart-'));
     for (const f of readdirSync(QUICKSTART).filter((f) => !f.startsWith('generated-'))) cpSync(join(QUICKSTART, f), join(dir, f));
-    offset = (await freePort()) - 8080;
+    offset = await freePortOffset([8080, 8443]);
     sluice = await startSluice(['--manifests', dir, '--demo-backends', '--listener-port-offset', String(offset)]);
   });
 

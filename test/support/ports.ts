@@ -26,3 +26,31 @@ export async function freePorts(count: number, host = '127.0.0.1'): Promise<numb
     await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
   }
 }
+
+/**
+ * A listener port offset under which every one of `ports` is free (checked by binding them all at
+ * once), for tests that serve several fixed listener ports (80 and 443, say) with --listener-port-offset.
+ */
+export async function freePortOffset(ports: number[], host = '127.0.0.1'): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const offset = (await freePort(host)) - ports[0]!;
+    if (ports.some((p) => p + offset > 65535)) continue;
+    const servers: Server[] = [];
+    try {
+      for (const p of ports) {
+        const server = createServer();
+        servers.push(server);
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen(p + offset, host, () => resolve());
+        });
+      }
+      return offset;
+    } catch {
+      // one of them is taken: another offset
+    } finally {
+      await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    }
+  }
+  throw new Error(`no free port offset for ${ports.join(', ')}`);
+}
