@@ -185,7 +185,7 @@ describeHelm('charts/sluice (helm lint, helm template)', () => {
     expect(flag(a, 'controller')).toBe(`http://${RELEASE}-controller.${NS}.svc:18000`);
     expect(flag(a, 'snapshot-token-file')).toBe('/var/run/sluice/token/token');
     expect(flag(a, 'name')).toBe('$(POD_NAME)');
-    expect(flag(a, 'bind-address')).toBe('0.0.0.0');
+    expect(flag(a, 'bind-address')).toBeUndefined(); // the controller decides what dataplanes bind (0.0.0.0 behind the Service)
     expect(flag(a, 'rate-limit-replicas')).toBe('2');
     expect(flag(a, 'redis-url')).toBeUndefined();
 
