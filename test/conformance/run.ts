@@ -1,13 +1,17 @@
-// Conformance runner: `npm run conformance -- --suite gateway-api|ingress [--cases DIR] [--only NAME] [--verbose]`.
+// Conformance runner: `npm run conformance -- --suite gateway-api|ingress [--target standalone|kubernetes]
+// [--cases DIR] [--only NAME] [--verbose]`.
 // Prints one line per test (PASS / FAIL / SKIP) and then exactly
 // `N passed, M failed, K skipped`; exits non-zero when anything failed.
 // Suite-specific code lives in its own module (./gateway-api/, ./ingress/); a new suite
-// plugs in through SUITES below.
+// plugs in through SUITES below. Where Sluice runs is the target's business (lib/target.ts);
+// `--target kubernetes` first re-executes the runner in network and PID namespaces of its own
+// (lib/netns.ts).
 
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CLAIMED_FEATURES } from './claimed-features.ts';
+import { CLAIMED_FEATURES, EXPERIMENTAL_CHANNEL_FEATURES } from './claimed-features.ts';
 import { ArgsError, parseRunnerArgs, USAGE, type RunnerArgs } from './lib/args.ts';
+import { insideRunnerNetns, netnsUnavailableReason, reexecInNetns } from './lib/netns.ts';
 import { Reporter } from './lib/report.ts';
 
 export interface SuiteModule {
@@ -48,6 +52,15 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`conformance: --suite ${args.suite}: ${entry.notImplemented}\n`);
     return 2;
   }
+  if (args.target === 'kubernetes' && !insideRunnerNetns()) {
+    const { binariesSkipReason } = await import('../kube/cluster.ts');
+    const why = netnsUnavailableReason() ?? binariesSkipReason(['kube-apiserver', 'etcd']);
+    if (why) {
+      process.stderr.write(`conformance: --target kubernetes: ${why}\n`);
+      return 2;
+    }
+    return reexecInNetns();
+  }
   const report = new Reporter({ verbose: args.verbose });
   const cleanups: (() => Promise<void>)[] = [];
   let interrupted = false;
@@ -63,12 +76,17 @@ async function main(argv: string[]): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   const suite = await entry();
+  if (args.target === 'kubernetes' && args.suite === 'gateway-api') {
+    process.stdout.write(`kubernetes target: not claiming ${EXPERIMENTAL_CHANNEL_FEATURES.join(', ')}: experimental-channel fields, and the test cluster has the v1.6.1 standard-channel CRDs\n`);
+  }
   try {
     await suite.runSuite({
       projectRoot,
       args,
       report,
-      claimedFeatures: CLAIMED_FEATURES,
+      claimedFeatures: args.target === 'kubernetes'
+        ? CLAIMED_FEATURES.filter((f) => !EXPERIMENTAL_CHANNEL_FEATURES.includes(f))
+        : CLAIMED_FEATURES,
       registerCleanup: (fn) => cleanups.push(fn),
     });
   } catch (err) {

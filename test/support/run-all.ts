@@ -1,11 +1,14 @@
 // Runs every test runner of the project in turn — typecheck, jest, the Gateway
-// API and Ingress conformance suites — and prints one closing line summing them:
+// API and Ingress conformance suites (standalone, then through a real
+// kube-apiserver) — and prints one closing line summing them:
 // "N passed, M failed, K skipped". Exits non-zero when anything failed.
 // `npm test` and .ci/run both use it.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { netnsUnavailableReason } from '../conformance/lib/netns.ts';
+import { binariesSkipReason, kubeTestsRequired } from '../kube/cluster.ts';
 
 interface Counts {
   passed: number;
@@ -52,13 +55,23 @@ try {
   if (jest.status === 0) console.log('jest wrote no results');
 }
 
-// 3. The conformance suites, each against a real `sluice run`.
-for (const suite of ['gateway-api', 'ingress']) {
-  const conformance = run(['--disable-warning=ExperimentalWarning', 'test/conformance/run.ts', '--suite', suite]);
-  const lastLines = conformance.output.split('\n').filter(Boolean).reverse().join('\n');
-  const line = /^(\d+) passed, (\d+) failed(?:, (\d+) skipped)?$/m.exec(lastLines);
-  if (line) add(`conformance ${suite}`, { passed: Number(line[1]), failed: Number(line[2]), skipped: Number(line[3] ?? 0) });
-  else add(`conformance ${suite}`, { passed: 0, failed: 1, skipped: 0 });
+// 3. The conformance suites against a real `sluice run`, then through a real kube-apiserver
+// (`--target kubernetes`: root and the binaries test/kube/build-binaries.sh makes).
+const kubernetesTarget = netnsUnavailableReason() ?? binariesSkipReason(['kube-apiserver', 'etcd']);
+for (const target of ['standalone', 'kubernetes']) {
+  for (const suite of ['gateway-api', 'ingress']) {
+    const name = `conformance ${suite}${target === 'kubernetes' ? ' (kubernetes)' : ''}`;
+    if (target === 'kubernetes' && kubernetesTarget) {
+      console.log(`== ${name}: skipped: ${kubernetesTarget}`);
+      add(name, kubeTestsRequired() ? { passed: 0, failed: 1, skipped: 0 } : { passed: 0, failed: 0, skipped: 1 });
+      continue;
+    }
+    const conformance = run(['--disable-warning=ExperimentalWarning', 'test/conformance/run.ts', '--suite', suite, '--target', target]);
+    const lastLines = conformance.output.split('\n').filter(Boolean).reverse().join('\n');
+    const line = /^(\d+) passed, (\d+) failed(?:, (\d+) skipped)?$/m.exec(lastLines);
+    if (line) add(name, { passed: Number(line[1]), failed: Number(line[2]), skipped: Number(line[3] ?? 0) });
+    else add(name, { passed: 0, failed: 1, skipped: 0 });
+  }
 }
 
 console.log(`${total.passed} passed, ${total.failed} failed, ${total.skipped} skipped`);

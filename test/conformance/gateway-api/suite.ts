@@ -1,18 +1,17 @@
 // The Gateway API suite: loads suite.json and the case files, prepares the
-// environment (echo pods, certificates, manifests, one `sluice run` child),
+// environment (echo pods, certificates, manifests, Sluice on the --target),
 // and runs every test in order as the suite README describes.
 
 import { randomInt } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { ArgsError, type RunnerArgs } from '../lib/args.ts';
-import { keyOf, ManifestStore, pendingSync, refOfObject, type KObject } from '../lib/manifest-store.ts';
+import { keyOf, refOfObject, type KObject } from '../lib/manifest-store.ts';
 import { applyPatch, matchesRef } from '../lib/mutations.ts';
 import { sleep } from '../lib/poll.ts';
 import type { Reporter } from '../lib/report.ts';
 import type { SuiteContext } from '../lib/suite-context.ts';
-import { freePort, SluiceProcess } from '../lib/sluice-process.ts';
+import { createTarget, type SluiceTarget } from '../lib/target.ts';
 import {
   EchoFleet,
   endpointSlicesForServices,
@@ -39,6 +38,8 @@ const GROUP_BASE = '10-base';
 const GROUP_BASE_SLICES = '11-base-endpointslices';
 const GROUP_TEST = '50-test';
 const GROUP_TEST_SLICES = '51-test-endpointslices';
+/** Kinds whose status the checks read (and whose generation mutations record). */
+const STATUS_KINDS = ['GatewayClass', 'Gateway', 'ListenerSet', 'HTTPRoute', 'GRPCRoute', 'TLSRoute', 'TCPRoute', 'UDPRoute'];
 
 interface PlannedTest {
   file: string;
@@ -81,41 +82,41 @@ class Environment {
   readonly sharedRoot: string;
   readonly baseManifestPath: string;
   readonly values: PlaceholderValues;
-  readonly tempDir: string;
-  readonly store: ManifestStore;
+  readonly target: SluiceTarget;
   readonly report: Reporter;
   readonly args: RunnerArgs;
   fleet: EchoFleet | undefined;
-  sluice: SluiceProcess | undefined;
   kindsSeen = new Set<string>();
   #suitePristine: KObject[] = [];
   #basePristine: KObject[] = [];
   #baseSlices: KObject[] = [];
   #addressCache = new Map<string, { at: number; addr: string | undefined }>();
 
-  constructor(suite: SuiteFile, sharedRoot: string, args: RunnerArgs, report: Reporter) {
+  constructor(suite: SuiteFile, sharedRoot: string, args: RunnerArgs, report: Reporter, target: SluiceTarget) {
     this.suite = suite;
     this.sharedRoot = sharedRoot;
     this.baseManifestPath = resolve(sharedRoot, suite.baseManifests);
     this.values = { gatewayClassName: GATEWAY_CLASS_NAME, controllerName: args.controllerName };
-    this.tempDir = mkdtempSync(join(tmpdir(), 'sluice-conformance-'));
-    this.store = new ManifestStore(join(this.tempDir, 'manifests'));
+    this.target = target;
     this.report = report;
     this.args = args;
   }
 
-  get logFile(): string {
-    return join(this.tempDir, 'sluice.log');
+  get store() {
+    return this.target.store;
   }
 
-  async start(projectRoot: string): Promise<void> {
+  async start(): Promise<void> {
+    await this.target.prepare();
     const base = loadSuiteManifest(this.baseManifestPath, this.values);
     const namespaces = suiteNamespaces(this.suite, base);
     const generated = await generateObjects(this.suite.generatedObjects ?? []);
+    const prefix = this.target.podPrefix;
     this.fleet = await EchoFleet.start({
       instances: this.suite.echoBackends.instances,
       deployments: base.filter((o) => o.kind === 'Deployment'),
       containerPorts: this.suite.echoBackends.containerPorts,
+      ...(prefix ? { subnet: `${prefix}.${randomInt(1, 255)}` } : {}),
     });
     this.report.verbose(`echo pods: ${this.fleet.pods.map((p) => `${p.namespace}/${p.name}@${p.ip}`).join(', ')}`);
     this.#suitePristine = [...namespaces, gatewayClassObject(GATEWAY_CLASS_NAME, this.args.controllerName), ...generated.objects];
@@ -124,40 +125,34 @@ class Environment {
     this.store.set(GROUP_SUITE, structuredClone(this.#suitePristine));
     this.store.set(GROUP_BASE, structuredClone(this.#basePristine));
     this.store.set(GROUP_BASE_SLICES, structuredClone(this.#baseSlices));
-    this.store.flush();
+    await this.store.flush();
+    const refused = this.target.takeApplyProblems();
+    if (refused.length) throw new Error(`suite objects: ${refused.join('; ')}`);
 
-    const adminPort = await freePort('127.0.0.1');
-    const bindAddress = this.args.bindAddress ?? `127.${randomInt(100, 200)}.0.0/16`;
-    this.sluice = new SluiceProcess({
-      projectRoot,
-      manifestDir: this.store.dir,
-      bindAddress,
-      portOffset: this.args.portOffset,
-      adminAddress: `127.0.0.1:${adminPort}`,
-      controllerName: this.args.controllerName,
-      logFile: this.logFile,
-    });
-    this.report.verbose(`temp dir ${this.tempDir}; sluice admin 127.0.0.1:${adminPort}, gateways in ${bindAddress}, port offset ${this.args.portOffset}`);
-    this.sluice.start();
-    const sluice = this.sluice;
-    process.once('exit', () => sluice.killNow());
-    await this.sluice.waitReady(60_000);
+    await this.target.start();
     const gcCheck: StatusCheck = { check: 'gatewayClassAccepted', gatewayClass: GATEWAY_CLASS_NAME, status: 'True' };
     const failure = await this.runStatusChecks([gcCheck], 'runner GatewayClass: ', []);
     if (failure) throw new Error(failure);
+    await this.listed(); // learns the kinds Sluice reads, which sync() waits for
   }
 
   async close(): Promise<void> {
-    await this.sluice?.stop();
+    await this.target.close();
     await this.fleet?.close();
   }
 
   // -- status --------------------------------------------------------------
 
-  async statusIndex(): Promise<StatusIndex> {
-    const items = await this.sluice!.status();
+  /** What Sluice has read (its /api/status). */
+  async listed(): Promise<any[]> {
+    const items = await this.target.listed();
     for (const i of items) if (typeof i?.kind === 'string') this.kindsSeen.add(i.kind);
-    return new StatusIndex(items);
+    return items;
+  }
+
+  /** The objects the checks judge: Sluice's /api/status (standalone) or the real objects (kubernetes). */
+  async statusIndex(kinds: string[] = STATUS_KINDS): Promise<StatusIndex> {
+    return new StatusIndex(await this.target.statusObjects(kinds));
   }
 
   timeoutMs(check: StatusCheck): number | string {
@@ -186,12 +181,12 @@ class Environment {
       const start = Date.now();
       let problems: string[] = [];
       for (;;) {
-        if (this.sluice?.exitInfo) return `${label}statusChecks[${i}] ${describeCheck(check)}: sluice ${this.sluice.exitInfo}`;
+        if (this.target.exitInfo) return `${label}statusChecks[${i}] ${describeCheck(check)}: sluice ${this.target.exitInfo}`;
         try {
           ctx.index = await this.statusIndex();
           problems = evaluateStatusCheck(check, ctx);
         } catch (err) {
-          problems = [`cannot read Sluice status: ${(err as Error).message}`];
+          problems = [`cannot read the status: ${(err as Error).message}`];
         }
         if (problems.length === 0) break;
         if (Date.now() - start >= timeout) {
@@ -209,15 +204,15 @@ class Environment {
     const deadline = Date.now() + SYNC_TIMEOUT_MS;
     let pending: string[] = [];
     while (Date.now() < deadline) {
-      if (this.sluice?.exitInfo) return;
-      let index: StatusIndex;
+      if (this.target.exitInfo) return;
+      let items: any[];
       try {
-        index = await this.statusIndex();
+        items = await this.listed();
       } catch {
         await sleep(STATUS_POLL_MS);
         continue;
       }
-      pending = pendingSync((o) => index.get(o.kind, refOfObject(o)), present, absent, (o) => this.kindsSeen.has(o.kind));
+      pending = this.target.pending(items, present, absent, (o) => this.kindsSeen.has(o.kind));
       if (pending.length === 0) return;
       await sleep(STATUS_POLL_MS);
     }
@@ -251,7 +246,7 @@ class Environment {
     if (cached && cached.addr && Date.now() - cached.at < 2000) return cached.addr;
     let addr: string | undefined;
     try {
-      const gw = (await this.statusIndex()).get('Gateway', ref);
+      const gw = (await this.statusIndex(['Gateway'])).get('Gateway', ref);
       addr = (gw?.status?.addresses ?? []).find((a: any) => typeof a?.value === 'string' && a.value !== '')?.value;
     } catch {
       addr = undefined;
@@ -263,7 +258,7 @@ class Environment {
   async gatewayAddresses(): Promise<Set<string>> {
     const out = new Set<string>();
     try {
-      for (const gw of (await this.statusIndex()).list('Gateway')) {
+      for (const gw of (await this.statusIndex(['Gateway'])).list('Gateway')) {
         for (const a of gw.status?.addresses ?? []) if (typeof a?.value === 'string') out.add(a.value);
       }
     } catch {
@@ -328,7 +323,11 @@ class TestRun {
   /** Returns the failures (empty = PASS). */
   async run(): Promise<string[]> {
     try {
-      await this.apply();
+      const refused = await this.apply();
+      if (refused.length) {
+        this.failures.push(...refused);
+        return this.failures;
+      }
       if (await this.statusChecks(this.tc.statusChecks ?? [], '', [])) return this.failures;
       for (const [i, action] of (this.tc.runnerActionsBeforeCases ?? []).entries()) {
         const problem = await this.runnerAction(action);
@@ -355,7 +354,8 @@ class TestRun {
     }
   }
 
-  async apply(): Promise<void> {
+  /** Applies the test's manifests; returns the objects the target refused (the API server's 422s). */
+  async apply(): Promise<string[]> {
     const env = this.env;
     const loaded: KObject[] = [];
     for (const m of this.tc.manifests) {
@@ -375,9 +375,11 @@ class TestRun {
     env.store.set(GROUP_BASE_SLICES, env.baseSlicesFor(base));
     env.store.set(GROUP_TEST, this.#testObjects);
     env.store.set(GROUP_TEST_SLICES, endpointSlicesForServices(this.#testObjects, env.fleet!.pods));
-    env.store.flush();
-    this.report.verbose(`  applied ${this.#testObjects.length} test object(s)`);
+    await env.store.flush();
+    const refused = env.target.takeApplyProblems();
+    this.report.verbose(`  applied ${this.#testObjects.length} test object(s)${refused.length ? `, ${refused.length} refused` : ''}`);
     await env.sync([...this.#testObjects, ...env.store.get(GROUP_TEST_SLICES)], [], `the manifests of ${this.tc.name}`);
+    return refused;
   }
 
   async cleanup(): Promise<void> {
@@ -386,9 +388,10 @@ class TestRun {
     env.store.remove(GROUP_TEST);
     env.store.remove(GROUP_TEST_SLICES);
     env.restoreBase();
-    env.store.flush();
+    await env.store.flush();
+    for (const p of env.target.takeApplyProblems()) this.report.verbose(`  warning: cleanup: ${p}`);
     const pristineKeys = new Set(env.pristineObjects().map(keyOf));
-    if (env.sluice && !env.sluice.exitInfo) {
+    if (env.target.running) {
       await env.sync(
         env.store.all().filter((o) => o.kind !== 'EndpointSlice'),
         removed.filter((o) => !pristineKeys.has(keyOf(o))),
@@ -407,7 +410,7 @@ class TestRun {
   async cases(cases: HttpCase[], label: string): Promise<void> {
     const traffic = this.trafficEnv();
     for (const c of cases) {
-      const exited = this.env.sluice?.exitInfo;
+      const exited = this.env.target.exitInfo;
       if (exited) {
         this.failures.push(`${label}case "${c.name}": not run, sluice ${exited}`);
         continue;
@@ -435,7 +438,9 @@ class TestRun {
       env.store.touch(found.group);
       touched.push(found.object);
     }
-    env.store.flush();
+    await env.store.flush();
+    const refused = env.target.takeApplyProblems();
+    if (refused.length) return refused.join('; ');
     await env.sync(touched, [], 'the filled EndpointSlices');
     return undefined;
   }
@@ -445,9 +450,9 @@ class TestRun {
     const env = this.env;
     let index: StatusIndex;
     try {
-      index = await env.statusIndex();
+      index = await env.statusIndex([...new Set([...STATUS_KINDS, ...mutations.map((m) => m.kind)])]);
     } catch (err) {
-      this.failures.push(`${label}cannot read Sluice status before the mutations: ${(err as Error).message}`);
+      this.failures.push(`${label}cannot read the status before the mutations: ${(err as Error).message}`);
       return undefined;
     }
     const before: [string, number][] = [];
@@ -481,7 +486,12 @@ class TestRun {
       }
       env.store.touch(found.group);
     }
-    env.store.flush();
+    await env.store.flush();
+    const refused = env.target.takeApplyProblems();
+    if (refused.length) {
+      this.failures.push(...refused.map((r) => `${label}mutations: ${r}`));
+      return undefined;
+    }
     await env.sync(present, absent, `${label}mutations`);
     return before;
   }
@@ -515,14 +525,15 @@ export async function runSuite(ctx: SuiteContext): Promise<void> {
   let envError: string | undefined;
   const ensureEnv = async (): Promise<Environment | undefined> => {
     if (env || envError) return env;
-    const e = new Environment(suite, sharedRoot, args, report);
+    const target = await createTarget({ projectRoot: ctx.projectRoot, args, report, tempPrefix: 'sluice-conformance-' });
+    const e = new Environment(suite, sharedRoot, args, report, target);
     envRef = e;
     ctx.registerCleanup(() => e.close());
     try {
-      await e.start(ctx.projectRoot);
+      await e.start();
       env = e;
     } catch (err) {
-      envError = `environment setup failed: ${(err as Error).message} (Sluice log: ${e.logFile})`;
+      envError = `environment setup failed: ${(err as Error).message} (logs: ${target.logFiles.join(', ') || `none, in ${target.tempDir}`})`;
       await e.close();
       env = undefined;
     }
@@ -544,8 +555,8 @@ export async function runSuite(ctx: SuiteContext): Promise<void> {
       report.fail(t.name, envError ?? 'environment setup failed');
       continue;
     }
-    if (e.sluice?.exitInfo) {
-      report.fail(t.name, `sluice ${e.sluice.exitInfo}`);
+    if (e.target.exitInfo) {
+      report.fail(t.name, `sluice ${e.target.exitInfo}`);
       continue;
     }
     report.verbose(`RUN ${t.name}`);
@@ -557,9 +568,9 @@ export async function runSuite(ctx: SuiteContext): Promise<void> {
   if (env) await env.close();
   if (envRef) {
     if (report.failed > 0 || args.keepTemp) {
-      report.note(`Sluice log: ${envRef.logFile} (manifests in ${envRef.store.dir})`);
+      report.note(`Sluice log: ${envRef.target.logFiles.join(', ')} (manifests in ${envRef.store.dir})`);
     } else {
-      rmSync(envRef.tempDir, { recursive: true, force: true });
+      rmSync(envRef.target.tempDir, { recursive: true, force: true });
     }
   }
 }

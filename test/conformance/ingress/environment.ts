@@ -38,13 +38,15 @@ export function targetPorts(svc: ServiceSpec): number[] {
 // Echo pods
 // ---------------------------------------------------------------------------
 
-/** Hands out loopback addresses 127.78.X.Y, never twice in a run. */
+/** Hands out addresses PREFIX.X.Y (loopback 127.78.X.Y by default), never twice in a run. */
 export class AddressAllocator {
   #third: number;
   #fourth = 0;
+  readonly #prefix: string;
 
-  constructor(firstThirdOctet = randomInt(1, 150)) {
+  constructor(firstThirdOctet = randomInt(1, 150), prefix = '127.78') {
     this.#third = firstThirdOctet;
+    this.#prefix = prefix;
   }
 
   next(): string {
@@ -52,9 +54,9 @@ export class AddressAllocator {
     if (this.#fourth > 254) {
       this.#fourth = 1;
       this.#third++;
-      if (this.#third > 254) throw new Error('loopback range 127.78.0.0/16 exhausted');
+      if (this.#third > 254) throw new Error(`address range ${this.#prefix}.0.0/16 exhausted`);
     }
-    return `127.78.${this.#third}.${this.#fourth}`;
+    return `${this.#prefix}.${this.#third}.${this.#fourth}`;
   }
 }
 

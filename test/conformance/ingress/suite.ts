@@ -1,20 +1,19 @@
 // The Ingress suite: runs the groups of shared/conformance/ingress/cases/
-// (FORMAT.md) against a real `sluice run` child. Per group: start echo pods,
-// write the group's objects into the watched folder, honour `setup`, run the
-// cases in order, then remove everything and wait until Sluice has forgotten
-// it (every group starts from an empty state). Sluice is restarted only when a
-// group's `controller` settings differ from the running process's.
+// (FORMAT.md) against Sluice on the --target (a `sluice run` child, or a
+// controller + dataplane on a real API server). Per group: start echo pods,
+// write the group's objects, honour `setup`, run the cases in order, then
+// remove everything and wait until Sluice has forgotten it (every group starts
+// from an empty state). Sluice is restarted only when a group's `controller`
+// settings differ from the running process's.
 
-import { randomInt } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { ArgsError, type RunnerArgs } from '../lib/args.ts';
-import { keyOf, ManifestStore, pendingSync, type KObject } from '../lib/manifest-store.ts';
+import { type KObject } from '../lib/manifest-store.ts';
 import { awaitConvergence, sleep } from '../lib/poll.ts';
 import type { Reporter } from '../lib/report.ts';
 import type { SuiteContext } from '../lib/suite-context.ts';
-import { freePort, SluiceProcess } from '../lib/sluice-process.ts';
+import { createTarget, type SluiceTarget } from '../lib/target.ts';
 import { AddressAllocator, generateSecrets, groupEndpointSlices, groupObjects, GroupPods, randomName, serviceKey } from './environment.ts';
 import { bindingKeys, distinctPods, evaluateHttp, loadBalancerAddresses, splitProblems, type Problem } from './expect.ts';
 import { validateGroup, validateIndex } from './schema.ts';
@@ -158,57 +157,35 @@ export function loadPlan(casesDir: string, only: string[]): Plan {
 // ---------------------------------------------------------------------------
 
 class SluiceHost {
-  readonly projectRoot: string;
-  readonly tempDir: string;
-  readonly store: ManifestStore;
+  readonly target: SluiceTarget;
   readonly args: RunnerArgs;
   readonly report: Reporter;
-  readonly bindAddress: string;
-  proc: SluiceProcess | undefined;
   settingsKey: string | undefined;
   /** The Ingress listener address learned from the probe Ingress at start. */
   probeAddress: string | undefined;
-  logFiles: string[] = [];
 
-  constructor(projectRoot: string, args: RunnerArgs, report: Reporter) {
-    this.projectRoot = projectRoot;
+  constructor(target: SluiceTarget, args: RunnerArgs, report: Reporter) {
+    this.target = target;
     this.args = args;
     this.report = report;
-    this.tempDir = mkdtempSync(join(tmpdir(), 'sluice-ingress-conformance-'));
-    this.store = new ManifestStore(join(this.tempDir, 'manifests'));
-    this.bindAddress = args.bindAddress ?? `127.${randomInt(100, 200)}.0.0/16`;
+  }
+
+  get store() {
+    return this.target.store;
   }
 
   get exitInfo(): string | undefined {
-    return this.proc?.exitInfo;
+    return this.target.exitInfo;
   }
 
   /** Runs Sluice with `settings`, restarting it when they differ from the running process's. */
   async ensure(settings: ControllerSettings): Promise<void> {
     const key = stableJson(settings);
-    if (this.proc && this.settingsKey === key && !this.proc.exitInfo) return;
-    await this.stop();
-    const adminPort = await freePort('127.0.0.1');
-    const logFile = join(this.tempDir, `sluice-${this.logFiles.length + 1}.log`);
-    this.logFiles.push(logFile);
-    this.proc = new SluiceProcess({
-      projectRoot: this.projectRoot,
-      manifestDir: this.store.dir,
-      bindAddress: this.bindAddress,
-      portOffset: this.args.portOffset,
-      adminAddress: `127.0.0.1:${adminPort}`,
-      controllerName: this.args.controllerName,
-      logFile,
-      extraArgs: ['--ingress-classes', settings.ingressClassName, '--ingress-enforce-https', String(settings.enforceHttps)],
-    });
+    if (this.target.running && this.settingsKey === key) return;
     this.settingsKey = key;
-    this.report.verbose(
-      `starting sluice (ingress class ${settings.ingressClassName}, enforce-https ${settings.enforceHttps}; bind ${this.bindAddress}, offset ${this.args.portOffset}, admin 127.0.0.1:${adminPort}, log ${logFile})`,
-    );
-    this.proc.start();
-    const proc = this.proc;
-    process.once('exit', () => proc.killNow());
-    await this.proc.waitReady(60_000);
+    this.probeAddress = undefined;
+    this.report.verbose(`starting sluice (ingress class ${settings.ingressClassName}, enforce-https ${settings.enforceHttps})`);
+    await this.target.start(['--ingress-classes', settings.ingressClassName, '--ingress-enforce-https', String(settings.enforceHttps)]);
     await this.probe(settings);
   }
 
@@ -230,11 +207,13 @@ class SluiceHost {
       },
     ];
     this.store.set(PROBE_FILE, objects);
-    this.store.flush();
+    await this.store.flush();
+    const refused = this.target.takeApplyProblems();
+    if (refused.length) throw new Error(`the probe Ingress: ${refused.join('; ')}`);
     const deadline = Date.now() + Math.min(this.args.statusTimeoutSeconds * 1000, 30_000);
     while (Date.now() < deadline && !this.probeAddress) {
       try {
-        const ing = (await this.status()).find((i) => itemKey(i) === `Ingress/${PROBE_NAMESPACE}/address-probe`);
+        const ing = (await this.ingresses()).find((i) => itemKey(i) === `Ingress/${PROBE_NAMESPACE}/address-probe`);
         this.probeAddress = loadBalancerAddresses(ing)[0];
       } catch {
         // not yet
@@ -243,26 +222,24 @@ class SluiceHost {
     }
     this.report.verbose(this.probeAddress ? `Ingress listener address (probe): ${this.probeAddress}` : 'warning: the probe Ingress got no address');
     this.store.remove(PROBE_FILE);
-    this.store.flush();
+    await this.store.flush();
     const pending = await this.sync([], objects);
     if (pending.length) throw new Error(`the probe Ingress was not removed: ${pending.join(', ')}`);
     await this.settleConfig(undefined);
   }
 
-  async status(): Promise<any[]> {
-    if (!this.proc) throw new Error('sluice is not running');
-    return this.proc.status();
+  /** What Sluice has read (its /api/status). */
+  status(): Promise<any[]> {
+    return this.target.listed();
   }
 
-  async configVersion(): Promise<string | undefined> {
-    if (!this.proc || this.proc.exitInfo) return undefined;
-    try {
-      const res = await fetch(`${this.proc.adminUrl}/api/config`, { signal: AbortSignal.timeout(5000) });
-      if (res.status !== 200) return undefined;
-      return ((await res.json()) as { version?: string }).version;
-    } catch {
-      return undefined;
-    }
+  /** Ingresses with the status the cases judge (Sluice's /api/status, or the real objects). */
+  ingresses(): Promise<any[]> {
+    return this.target.statusObjects(['Ingress']);
+  }
+
+  configVersion(): Promise<string | undefined> {
+    return this.target.configVersion();
   }
 
   /**
@@ -300,8 +277,7 @@ class SluiceHost {
         await sleep(POLL_MS);
         continue;
       }
-      const byKey = new Map(items.map((i) => [itemKey(i), i]));
-      pending = pendingSync((o) => byKey.get(keyOf(o)), present, absent);
+      pending = this.target.pending(items, present, absent);
       if (pending.length === 0) return [];
       await sleep(POLL_MS);
     }
@@ -309,8 +285,7 @@ class SluiceHost {
   }
 
   async stop(): Promise<void> {
-    await this.proc?.stop();
-    this.proc = undefined;
+    await this.target.stop();
     this.settingsKey = undefined;
     this.probeAddress = undefined;
   }
@@ -350,7 +325,9 @@ class GroupRun {
     this.#slices = groupEndpointSlices(g, this.pods, randomName(5));
     this.host.store.set(GROUP_FILE, this.#written);
     this.host.store.set(SLICES_FILE, this.#slices);
-    this.host.store.flush();
+    await this.host.store.flush();
+    const refused = this.host.target.takeApplyProblems();
+    if (refused.length) return refused.join('; ');
     const pending = await this.host.sync([...this.#written, ...this.#slices], []);
     if (pending.length) return `Sluice did not pick up the group's objects within ${SYNC_TIMEOUT_MS / 1000} s: ${pending.slice(0, 5).join(', ')}`;
     await this.host.settleConfig(before);
@@ -372,7 +349,9 @@ class GroupRun {
       const beforeScale = await this.host.configVersion();
       this.#slices = groupEndpointSlices(g, this.pods, randomName(5));
       this.host.store.set(SLICES_FILE, this.#slices);
-      this.host.store.flush();
+      await this.host.store.flush();
+      const refusedSlices = this.host.target.takeApplyProblems();
+      if (refusedSlices.length) return `setup.scale: ${refusedSlices.join('; ')}`;
       const p = await this.host.sync(this.#slices, old);
       if (p.length) return `setup.scale: Sluice did not pick up the scaled EndpointSlices: ${p.slice(0, 5).join(', ')}`;
       await this.host.settleConfig(beforeScale);
@@ -385,7 +364,8 @@ class GroupRun {
     const removed = [...this.#written, ...this.#slices];
     this.host.store.remove(GROUP_FILE);
     this.host.store.remove(SLICES_FILE);
-    this.host.store.flush();
+    await this.host.store.flush();
+    for (const p of this.host.target.takeApplyProblems()) this.report.verbose(`  warning: tear-down: ${p}`);
     if (removed.length && !this.host.exitInfo) {
       const pending = await this.host.sync([], removed);
       if (pending.length) this.report.verbose(`  warning: group objects still listed after removal: ${pending.slice(0, 5).join(', ')}`);
@@ -399,14 +379,21 @@ class GroupRun {
     return ing?.metadata.namespace ?? this.g.namespace;
   }
 
+  /** The Ingress with the status the cases judge. */
   async ingressItem(name: string): Promise<any | undefined> {
     const key = `Ingress/${this.ingressNamespace(name)}/${name}`;
-    return (await this.host.status()).find((i) => itemKey(i) === key);
+    return (await this.host.ingresses()).find((i) => itemKey(i) === key);
+  }
+
+  /** Whether Sluice has read the Ingress. */
+  async ingressListed(name: string): Promise<boolean> {
+    const key = `Ingress/${this.ingressNamespace(name)}/${name}`;
+    return (await this.host.status()).some((i) => itemKey(i) === key);
   }
 
   async waitAddress(name: string, timeoutMs: number): Promise<{ ok: boolean; detail: string }> {
     const deadline = Date.now() + timeoutMs;
-    let detail = 'not listed by Sluice';
+    let detail = 'no such Ingress';
     for (;;) {
       if (this.host.exitInfo) return { ok: false, detail: `sluice ${this.host.exitInfo}` };
       try {
@@ -417,7 +404,7 @@ class GroupRun {
           detail = `status.loadBalancer: ${JSON.stringify(item.status?.loadBalancer ?? null)}`;
         }
       } catch (err) {
-        detail = `cannot read /api/status: ${(err as Error).message}`;
+        detail = `cannot read the status: ${(err as Error).message}`;
       }
       if (Date.now() >= deadline) return { ok: false, detail };
       await sleep(POLL_MS);
@@ -430,7 +417,7 @@ class GroupRun {
     const names = [...new Set([...(this.g.setup?.waitForLoadBalancerAddress ?? []), ...this.g.ingresses.map((i) => i.metadata.name)])];
     let addr: string | undefined;
     try {
-      const items = await this.host.status();
+      const items = await this.host.ingresses();
       for (const name of names) {
         const key = `Ingress/${this.ingressNamespace(name)}/${name}`;
         addr = loadBalancerAddresses(items.find((i) => itemKey(i) === key))[0];
@@ -475,11 +462,11 @@ class GroupRun {
       let item: any;
       try {
         item = await this.ingressItem(c.ingress);
+        if (item && !listed) listed = await this.ingressListed(c.ingress);
       } catch (err) {
-        return [`cannot read /api/status: ${(err as Error).message}`];
+        return [`cannot read the status: ${(err as Error).message}`];
       }
       if (item) {
-        listed = true;
         const addrs = loadBalancerAddresses(item);
         if (addrs.length) {
           return [`loadBalancerAddress: expected absent for ${this.args.absentWindowSeconds} s, status.loadBalancer.ingress shows ${addrs.join(', ')} after ${((Date.now() - start) / 1000).toFixed(1)} s`];
@@ -593,12 +580,13 @@ export async function runSuite(ctx: SuiteContext): Promise<void> {
 
   if (args.only.length === 0 && plan.indexProblems.length) report.fail('index.json', plan.indexProblems.join('; '));
 
-  const host = new SluiceHost(ctx.projectRoot, args, report);
-  const alloc = new AddressAllocator();
+  const target = await createTarget({ projectRoot: ctx.projectRoot, args, report, tempPrefix: 'sluice-ingress-conformance-' });
+  const host = new SluiceHost(target, args, report);
+  const alloc = new AddressAllocator(undefined, target.podPrefix);
   let current: GroupRun | undefined;
   ctx.registerCleanup(async () => {
     await current?.pods.close();
-    await host.stop();
+    await target.close();
   });
 
   try {
@@ -659,12 +647,11 @@ export async function runSuite(ctx: SuiteContext): Promise<void> {
       }
     }
   } finally {
-    await host.stop();
-    if (host.logFiles.length) {
-      if (report.failed > 0 || args.keepTemp) report.note(`Sluice log: ${host.logFiles.join(', ')} (manifests in ${host.store.dir})`);
-      else rmSync(host.tempDir, { recursive: true, force: true });
+    await target.close();
+    if (target.logFiles.length && (report.failed > 0 || args.keepTemp)) {
+      report.note(`Sluice log: ${target.logFiles.join(', ')} (manifests in ${target.store.dir})`);
     } else {
-      rmSync(host.tempDir, { recursive: true, force: true });
+      rmSync(target.tempDir, { recursive: true, force: true });
     }
   }
 }

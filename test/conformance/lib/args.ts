@@ -2,8 +2,12 @@
 
 import { parseArgs } from 'node:util';
 
+export type TargetName = 'standalone' | 'kubernetes';
+
 export interface RunnerArgs {
   suite: string;
+  /** standalone: a `sluice run` over a manifest folder; kubernetes: controller + dataplane on a real API server. */
+  target: TargetName;
   casesDir?: string;
   suiteFile?: string;
   only: string[];
@@ -27,6 +31,10 @@ export interface RunnerArgs {
 export const USAGE = `Usage: npm run conformance -- --suite gateway-api|ingress [flags]
 
   --suite NAME                 suite to run: gateway-api or ingress
+  --target NAME                standalone (default): objects go to a manifest folder that \`sluice run\` watches;
+                               kubernetes: objects go through a real kube-apiserver (test/kube) to \`sluice
+                               controller\` + \`sluice dataplane\`, statuses are read from the real objects
+                               (needs root and test/kube/build-binaries.sh; runs in its own network namespace)
   --cases DIR                  folder of case files (default: the suite's cases/ folder)
   --suite-file FILE            gateway-api: suite.json to use (default: DIR/../suite.json if present, else the suite's own)
   --only NAME[,NAME]           run only these tests (repeatable); ingress: case ids or group ids
@@ -51,6 +59,7 @@ export function parseRunnerArgs(argv: string[]): RunnerArgs {
       args: argv,
       options: {
         suite: { type: 'string' },
+        target: { type: 'string', default: 'standalone' },
         cases: { type: 'string' },
         'suite-file': { type: 'string' },
         only: { type: 'string', multiple: true },
@@ -75,6 +84,8 @@ export function parseRunnerArgs(argv: string[]): RunnerArgs {
   if (values.help) throw new ArgsError('');
   const suite = values.suite as string | undefined;
   if (!suite) throw new ArgsError('--suite is required');
+  const target = values.target as string;
+  if (target !== 'standalone' && target !== 'kubernetes') throw new ArgsError(`--target ${target}: expected standalone or kubernetes`);
   const offset = Number(values['listener-port-offset']);
   if (!Number.isInteger(offset) || offset < 0 || offset > 65000) throw new ArgsError(`--listener-port-offset ${values['listener-port-offset']}: expected 0..65000`);
   let maxStatus: number | undefined;
@@ -93,6 +104,7 @@ export function parseRunnerArgs(argv: string[]): RunnerArgs {
   const only = ((values.only as string[] | undefined) ?? []).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
   return {
     suite,
+    target,
     casesDir: values.cases as string | undefined,
     suiteFile: values['suite-file'] as string | undefined,
     only,

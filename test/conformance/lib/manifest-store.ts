@@ -1,5 +1,7 @@
-// The manifest folder Sluice watches, as named groups of objects; each group is
-// one YAML file. Writes are atomic (hidden temp file + rename).
+// The objects a suite wants to exist, as named groups; each group is one YAML file of the manifest
+// folder `sluice run` watches (writes are atomic: hidden temp file + rename). With a sink (the
+// kubernetes target), flush() also makes the API server hold exactly these objects; the folder is
+// then only a record of what was applied.
 
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -43,8 +45,14 @@ export function toYaml(objects: KObject[]): string {
   return objects.map((o) => stringify(o, { aliasDuplicateObjects: false, lineWidth: 0 })).join('---\n');
 }
 
+/** Receives the whole desired object set after each flush (objects defined twice: first group wins). */
+export interface ObjectSink {
+  sync(objects: KObject[]): Promise<void>;
+}
+
 export class ManifestStore {
   readonly dir: string;
+  sink: ObjectSink | undefined;
   #groups = new Map<string, KObject[]>();
   #dirty = new Set<string>();
   #written = new Set<string>();
@@ -92,8 +100,22 @@ export class ManifestStore {
     return undefined;
   }
 
-  /** Writes changed groups (deleting files of removed groups). */
-  flush(): void {
+  /** Writes changed groups (deleting files of removed groups), then hands every object to the sink. */
+  async flush(): Promise<void> {
+    this.#writeFiles();
+    if (!this.sink) return;
+    const seen = new Set<string>();
+    const objects: KObject[] = [];
+    for (const o of this.all()) {
+      const key = keyOf(o);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      objects.push(o);
+    }
+    await this.sink.sync(objects);
+  }
+
+  #writeFiles(): void {
     for (const g of [...this.#dirty].sort()) {
       const file = join(this.dir, `${g}.yaml`);
       const objects = this.#groups.get(g);
@@ -111,23 +133,29 @@ export class ManifestStore {
   }
 }
 
+/** Whether a listed item shows the spec the runner wrote (the standalone rule). */
+export function sameSpec(o: KObject, item: { spec?: unknown }): boolean {
+  return o.spec === undefined || stableJson(item.spec) === stableJson(o.spec);
+}
+
 /**
- * What Sluice has not caught up with yet: objects of `present` it does not list (or lists with
- * another spec), and objects of `absent` it still lists. `listed` looks an object up in Sluice's
- * /api/status; objects `relevant` rejects are not waited for.
+ * What Sluice has not caught up with yet: objects of `present` it does not list (or lists in an
+ * older form, as `current` judges), and objects of `absent` it still lists. `listed` looks an
+ * object up in Sluice's /api/status; objects `relevant` rejects are not waited for.
  */
 export function pendingSync(
   listed: (o: KObject) => { spec?: unknown } | undefined,
   present: KObject[],
   absent: KObject[],
   relevant: (o: KObject) => boolean = () => true,
+  current: (o: KObject, item: any) => boolean = sameSpec,
 ): string[] {
   const pending: string[] = [];
   for (const o of present) {
     if (!relevant(o)) continue;
     const item = listed(o);
     if (!item) pending.push(`${keyOf(o)} missing`);
-    else if (o.spec !== undefined && stableJson(item.spec) !== stableJson(o.spec)) pending.push(`${keyOf(o)} has an older spec`);
+    else if (!current(o, item)) pending.push(`${keyOf(o)} has an older spec`);
   }
   for (const o of absent) if (relevant(o) && listed(o)) pending.push(`${keyOf(o)} still present`);
   return pending;

@@ -1,4 +1,5 @@
-// Runs `sluice run` as a child process and talks to its admin API.
+// Runs a `sluice` command (`run`, `controller`, `dataplane`) as a child process and talks to its
+// admin API.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
@@ -6,13 +7,40 @@ import { sleep } from './poll.ts';
 
 export interface SluiceOptions {
   projectRoot: string;
+  /** Arguments after `bin/sluice.js`, e.g. runArgs(...). */
+  args: string[];
+  adminAddress: string;
+  logFile: string;
+  /** How messages name the process (default "sluice"). */
+  label?: string;
+}
+
+/** Arguments of `sluice run` for the conformance runner. */
+export function runArgs(o: {
   manifestDir: string;
   bindAddress: string;
   portOffset: number;
   adminAddress: string;
   controllerName: string;
-  logFile: string;
   extraArgs?: string[];
+}): string[] {
+  return [
+    'run',
+    '--manifests',
+    o.manifestDir,
+    '--bind-address',
+    o.bindAddress,
+    '--listener-port-offset',
+    String(o.portOffset),
+    '--admin-address',
+    o.adminAddress,
+    '--controller-name',
+    o.controllerName,
+    // Conformance runs side by side with other suites: no shared pinned BPF state.
+    '--bpf',
+    'off',
+    ...(o.extraArgs ?? []),
+  ];
 }
 
 export class SluiceProcess {
@@ -24,6 +52,10 @@ export class SluiceProcess {
 
   constructor(options: SluiceOptions) {
     this.options = options;
+  }
+
+  get label(): string {
+    return this.options.label ?? 'sluice';
   }
 
   get adminUrl(): string {
@@ -39,25 +71,7 @@ export class SluiceProcess {
   start(): void {
     const o = this.options;
     this.#log = createWriteStream(o.logFile, { flags: 'a' });
-    const args = [
-      '--disable-warning=ExperimentalWarning',
-      'bin/sluice.js',
-      'run',
-      '--manifests',
-      o.manifestDir,
-      '--bind-address',
-      o.bindAddress,
-      '--listener-port-offset',
-      String(o.portOffset),
-      '--admin-address',
-      o.adminAddress,
-      '--controller-name',
-      o.controllerName,
-      // Conformance runs side by side with other suites: no shared pinned BPF state.
-      '--bpf',
-      'off',
-      ...(o.extraArgs ?? []),
-    ];
+    const args = ['--disable-warning=ExperimentalWarning', 'bin/sluice.js', ...o.args];
     this.#log.write(`# ${process.execPath} ${args.join(' ')}\n`);
     const child = spawn(process.execPath, args, { cwd: o.projectRoot, stdio: ['ignore', 'pipe', 'pipe'] });
     this.#child = child;
@@ -66,12 +80,12 @@ export class SluiceProcess {
     this.#exited = new Promise((resolve) => {
       child.once('exit', (code, signal) => {
         this.#exit = { code, signal };
-        this.#log?.write(`# sluice exited: ${signal ? `signal ${signal}` : `code ${code}`}\n`);
+        this.#log?.write(`# ${this.label} exited: ${signal ? `signal ${signal}` : `code ${code}`}\n`);
         resolve();
       });
       child.once('error', (err) => {
         this.#exit = { code: -1, signal: null };
-        this.#log?.write(`# cannot start sluice: ${err.message}\n`);
+        this.#log?.write(`# cannot start ${this.label}: ${err.message}\n`);
         resolve();
       });
     });
@@ -82,7 +96,7 @@ export class SluiceProcess {
     const deadline = Date.now() + timeoutMs;
     let last = '';
     while (Date.now() < deadline) {
-      if (this.#exit) throw new Error(`sluice ${this.exitInfo} before becoming ready`);
+      if (this.#exit) throw new Error(`${this.label} ${this.exitInfo} before becoming ready`);
       try {
         const res = await fetch(`${this.adminUrl}/readyz`, { signal: AbortSignal.timeout(2000) });
         if (res.status === 200) return;
@@ -92,17 +106,29 @@ export class SluiceProcess {
       }
       await sleep(200);
     }
-    throw new Error(`sluice not ready after ${Math.round(timeoutMs / 1000)} s (${last})`);
+    throw new Error(`${this.label} not ready after ${Math.round(timeoutMs / 1000)} s (${last})`);
   }
 
   /** GET /api/status items. */
   async status(): Promise<any[]> {
-    if (this.#exit) throw new Error(`sluice ${this.exitInfo}`);
+    if (this.#exit) throw new Error(`${this.label} ${this.exitInfo}`);
     const res = await fetch(`${this.adminUrl}/api/status`, { signal: AbortSignal.timeout(10_000) });
     if (res.status !== 200) throw new Error(`GET /api/status answered ${res.status}`);
     const body = (await res.json()) as { items?: unknown };
     if (!Array.isArray(body.items)) throw new Error('GET /api/status: no items list');
     return body.items;
+  }
+
+  /** GET /api/config version (the configuration in force), or undefined when there is none or no answer. */
+  async configVersion(): Promise<string | undefined> {
+    if (this.#exit) return undefined;
+    try {
+      const res = await fetch(`${this.adminUrl}/api/config`, { signal: AbortSignal.timeout(5000) });
+      if (res.status !== 200) return undefined;
+      return ((await res.json()) as { version?: string }).version;
+    } catch {
+      return undefined;
+    }
   }
 
   async stop(): Promise<void> {
