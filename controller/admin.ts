@@ -1,7 +1,7 @@
 // Admin HTTP API: health, readiness, Prometheus metrics, computed statuses
 // (in Kubernetes shape) and the IR currently served.
 import Fastify, { type FastifyInstance } from 'fastify';
-import type { Registry } from 'prom-client';
+import { Registry, collectDefaultMetrics } from 'prom-client';
 import { VERDICTS, type Verdict } from '../bpf/agent/codec.ts';
 import { flowMatches as filterMatches, type FlowFilter, type FlowRecord } from '../bpf/agent/flows.ts';
 import type { IR } from './ir/types.ts';
@@ -20,6 +20,13 @@ export interface AdminState {
 export interface FlowSource {
   flows(filter: FlowFilter): FlowRecord[];
   follow(listener: (flow: FlowRecord) => void): () => void;
+}
+
+/** A metrics registry with the Node process metrics (`sluice_process_*`), one per Sluice process. */
+export function processRegistry(): Registry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'sluice_process_' });
+  return registry;
 }
 
 export async function startAdminServer(address: string, state: AdminState, registry: Registry): Promise<FastifyInstance> {

@@ -4,8 +4,7 @@
 // (`sluice dataplane`) and acknowledge each version; Programmed waits for them.
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { Registry, collectDefaultMetrics } from 'prom-client';
-import { startAdminServer } from './admin.ts';
+import { processRegistry, startAdminServer } from './admin.ts';
 import type { IR } from './ir/types.ts';
 import { LeaderElector } from './leader.ts';
 import { SnapshotServer } from './publish/server.ts';
@@ -55,8 +54,7 @@ export async function runController(options: ControllerOptions): Promise<Control
   if (options.kubeconfig) kubeConfig.loadFromFile(options.kubeconfig);
   else kubeConfig.loadFromCluster();
 
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'sluice_process_' });
+  const registry = processRegistry();
   const store = new StatusStore();
   let published: IR | null = null;
   let synced = false;

@@ -2,9 +2,8 @@
 // with statuses served by the admin API. Changes to the folder are applied
 // after a short debounce (100 ms after the last change, at most 1 s after the first).
 import type { Logger } from 'pino';
-import { Registry, collectDefaultMetrics } from 'prom-client';
 import { DataplaneNode, type BpfOptions } from '../dataplane/node.ts';
-import { startAdminServer } from './admin.ts';
+import { processRegistry, startAdminServer } from './admin.ts';
 import { DemoBackends } from './demo/demo-backends.ts';
 import type { IR } from './ir/types.ts';
 import { withImplicitGatewayClasses } from './sources/implicit-classes.ts';
@@ -52,8 +51,7 @@ export interface StandaloneHandle {
 
 export async function runStandalone(options: StandaloneOptions): Promise<StandaloneHandle> {
   const { logger } = options;
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'sluice_process_' });
+  const registry = processRegistry();
   const folder = new ManifestFolder(options.manifests);
   const rateLimitOptions = options.rateLimit ?? { redis: {}, redisTimeoutMs: 50, replicas: 1, maxLocalKeys: 10_000 };
   const node = new DataplaneNode({ portOffset: options.portOffset, logger, registry, rateLimit: rateLimitOptions, ...(options.bpf ? { bpf: options.bpf } : {}) });

@@ -4,8 +4,7 @@
 // the API server is away it keeps serving the last version it applied.
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
-import { Registry, collectDefaultMetrics } from 'prom-client';
-import { startAdminServer } from '../controller/admin.ts';
+import { processRegistry, startAdminServer } from '../controller/admin.ts';
 import type { IR } from '../controller/ir/types.ts';
 import { SnapshotSubscriber } from './config/subscriber.ts';
 import { DataplaneNode, type BpfOptions, type NodeRateLimitOptions } from './node.ts';
@@ -27,8 +26,7 @@ export interface DataplaneProcessOptions {
 
 export async function runDataplane(options: DataplaneProcessOptions): Promise<{ close(): Promise<void> }> {
   const { logger } = options;
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'sluice_process_' });
+  const registry = processRegistry();
   const node = new DataplaneNode({
     portOffset: options.portOffset,
     logger,
