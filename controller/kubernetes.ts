@@ -4,11 +4,13 @@
 // (`sluice dataplane`) and acknowledge each version; Programmed waits for them.
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { Counter } from 'prom-client';
 import { processRegistry, startAdminServer } from './admin.ts';
 import type { IR } from './ir/types.ts';
 import { LeaderElector } from './leader.ts';
 import { SnapshotServer } from './publish/server.ts';
 import { KubernetesSource } from './sources/kubernetes.ts';
+import { isRelevantChange, type Dependencies } from './sources/relevance.ts';
 import { SNAPSHOT_FIELD_BY_KIND, objectKey, type KubeObject } from './sources/objects.ts';
 import { foldDataplaneResult, type SocketFailure } from './status/dataplane-result.ts';
 import { dataplaneAddresses, foldAcknowledgements, withDataplaneAddresses } from './status/kubernetes.ts';
@@ -61,7 +63,18 @@ export async function runController(options: ControllerOptions): Promise<Control
   let reportedProblems = new Set<string>();
 
   const scheduler = serialDebouncer(() => reconcile(), (err) => logger.error({ err }, 'reconcile failed'));
-  const source = new KubernetesSource({ kubeConfig, logger: logger.child({ component: 'source' }), onChange: () => scheduler.schedule() });
+  // Changes to Secrets, ConfigMaps and Pods the last translation did not depend on cost nothing.
+  let dependsOn: Dependencies | null = null;
+  const reconciles = new Counter({ name: 'sluice_controller_reconciles_total', help: 'Translations run by the controller', registers: [registry] });
+  const ignored = new Counter({ name: 'sluice_controller_ignored_changes_total', help: 'Source changes no translation depends on', labelNames: ['kind'], registers: [registry] });
+  const source = new KubernetesSource({
+    kubeConfig,
+    logger: logger.child({ component: 'source' }),
+    onChange: (change) => {
+      if (isRelevantChange(change, dependsOn)) scheduler.schedule();
+      else ignored.inc({ kind: change!.kind });
+    },
+  });
   const elector = options.leaderElection
     ? new LeaderElector({
         kubeConfig,
@@ -123,6 +136,8 @@ export async function runController(options: ControllerOptions): Promise<Control
       ingress: options.ingress,
       ...(options.policy ? { policy: options.policy } : {}),
     });
+    reconciles.inc();
+    dependsOn = result.dependsOn;
     const problems = new Set(result.problems);
     for (const p of problems) if (!reportedProblems.has(p)) logger.warn({ problem: p }, p);
     reportedProblems = problems;

@@ -48,11 +48,20 @@ import { Agent, request } from 'undici';
 import { KIND_APIS, apiVersionOf, collectionPath, groupVersionPath, type KindApi } from './kinds.ts';
 import { SNAPSHOT_FIELD_BY_KIND, STATUS_INPUT_KINDS, emptySnapshot, type InputSnapshot, type KubeObject } from './objects.ts';
 
+export interface SourceChange {
+  kind: string;
+  namespace?: string;
+  name: string;
+}
+
 export interface KubernetesSourceOptions {
   kubeConfig: KubeConfig;
   logger: Logger;
-  /** Called after any relevant change once synced (the caller debounces). */
-  onChange(): void;
+  /**
+   * Called after any relevant change once synced (the caller debounces). `change` names the object;
+   * it is absent when a whole kind appeared (rediscovery).
+   */
+  onChange(change?: SourceChange): void;
   /** Restart delays after errors: from initialMs, doubling, up to maxMs (±20% jitter). Default 1 s → 30 s. */
   backoff?: { initialMs?: number; maxMs?: number };
   /** How often absent optional kinds are looked for again, in ms (default 60 s; 0: never). */
@@ -156,7 +165,7 @@ class GuardedWatch extends Watch {
 export class KubernetesSource {
   private readonly kubeConfig: KubeConfig;
   private readonly logger: Logger;
-  private readonly onChange: () => void;
+  private readonly onChange: (change?: SourceChange) => void;
   private readonly backoffInitialMs: number;
   private readonly backoffMaxMs: number;
   private readonly rediscoverMs: number;
@@ -399,7 +408,7 @@ export class KubernetesSource {
     if (!obj) {
       if (prev) {
         s.entries.delete(key);
-        this.changed(s);
+        this.changed(s, raw);
       } else s.stats.ignored++;
       return;
     }
@@ -411,23 +420,24 @@ export class KubernetesSource {
       return;
     }
     s.entries.set(key, { full: obj, input });
-    this.changed(s);
+    this.changed(s, raw);
   }
 
   private remove(s: KindState, raw: KubeObject): void {
     if (this.stopped) return;
-    if (s.entries.delete(entryKey(raw.metadata?.namespace, raw.metadata?.name))) this.changed(s);
+    if (s.entries.delete(entryKey(raw.metadata?.namespace, raw.metadata?.name))) this.changed(s, raw);
   }
 
-  private changed(s: KindState): void {
+  private changed(s: KindState, raw: KubeObject): void {
     s.sorted = null;
     s.stats.changes++;
-    if (this.ready) this.notify();
+    const { namespace, name } = raw.metadata ?? {};
+    if (this.ready) this.notify({ kind: s.api.kind, ...(namespace ? { namespace } : {}), name: name ?? '' });
   }
 
-  private notify(): void {
+  private notify(change?: SourceChange): void {
     try {
-      this.onChange();
+      this.onChange(change);
     } catch (err) {
       this.logger.error({ err }, 'onChange threw');
     }

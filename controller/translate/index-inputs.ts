@@ -8,6 +8,8 @@ export class InputIndex {
   private readonly secrets = new Map<string, KubeObject>();
   private readonly configMaps = new Map<string, KubeObject>();
   private readonly namespaces = new Map<string, KubeObject>();
+  /** `Secret/<ns>/<name>` and `ConfigMap/<ns>/<name>` this translation asked for, found or not. */
+  readonly referenced = new Set<string>();
 
   constructor(snapshot: InputSnapshot) {
     this.snapshot = snapshot;
@@ -34,10 +36,12 @@ export class InputIndex {
   }
 
   secret(namespace: string, name: string): KubeObject | undefined {
+    this.referenced.add(`Secret/${namespace}/${name}`);
     return this.secrets.get(`${namespace}/${name}`);
   }
 
   configMap(namespace: string, name: string): KubeObject | undefined {
+    this.referenced.add(`ConfigMap/${namespace}/${name}`);
     return this.configMaps.get(`${namespace}/${name}`);
   }
 

@@ -36,6 +36,12 @@ export interface TranslateResult {
   statuses: ObjectStatus[];
   /** Problems with objects that have no status of their own to carry them (Ingress). */
   problems: string[];
+  /**
+   * What the result depends on besides the always-read kinds: the Secrets and ConfigMaps it looked
+   * up (`Secret/<ns>/<name>`, found or not), and whether Pods matter (they only do for network
+   * policy). A change to anything else of those kinds cannot change the result (sources/relevance.ts).
+   */
+  dependsOn: { references: string[]; pods: boolean };
 }
 
 export function translate(snapshot: InputSnapshot, options: TranslateOptions): TranslateResult {
@@ -105,6 +111,10 @@ export function translate(snapshot: InputSnapshot, options: TranslateOptions): T
       ...rateLimits.statuses,
     ],
     problems: [...ingress.problems, ...rateLimits.problems, ...policyProblems],
+    dependsOn: {
+      references: [...index.referenced].sort(),
+      pods: snapshot.networkPolicies.length + snapshot.ciliumNetworkPolicies.length + snapshot.ciliumClusterwideNetworkPolicies.length > 0,
+    },
   };
 }
 

@@ -24,18 +24,20 @@ suite('Kubernetes mode against a real API server', () => {
   let listenerPort: number;
   let offset: number;
   let snapshotPort: number;
+  let adminPort: number;
+  const metric = async (line: RegExp) => Number(line.exec(await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text())?.[1] ?? 0);
   const gw = GATEWAY;
   const route = ROUTE;
 
   const get = (path: string, host = 'web.example.com') => getWithHost(listenerPort + offset, path, host);
   const startController = (extra: string[] = []) =>
     sluice(['controller', '--kubeconfig', cluster.kubeconfigPath, '--snapshot-address', `127.0.0.1:${snapshotPort}`,
-      '--admin-address', `127.0.0.1:0`, '--dataplane-service', 'sluice-system/sluice-dataplane', ...extra]);
+      '--admin-address', `127.0.0.1:${adminPort}`, '--dataplane-service', 'sluice-system/sluice-dataplane', ...extra]);
 
   beforeAll(async () => {
     cluster = await startTestCluster();
     echo = await startNetnsEcho('web-1', 'app');
-    [snapshotPort] = await freePorts(1);
+    [snapshotPort, adminPort] = await freePorts(2);
     listenerPort = 80;
     offset = (await freePort()) - 80;
     await createWebApp(cluster.client, echo, { namespace: 'sluice-system', name: 'sluice-dataplane' });
@@ -99,6 +101,33 @@ suite('Kubernetes mode against a real API server', () => {
       return g.status?.addresses?.[0]?.value === '198.51.100.7' && g;
     }, 45000);
     expect(gateway.status.addresses).toEqual([{ type: 'IPAddress', value: '198.51.100.7' }]);
+  });
+
+  it('does not retranslate for Secrets and Pods nothing depends on, and does for what it reads', async () => {
+    const c = cluster.client;
+    const reconciles = () => metric(/^sluice_controller_reconciles_total (\d+)/m);
+    await waitFor('a quiet controller', async () => {
+      const before = await reconciles();
+      await new Promise((r) => setTimeout(r, 1500));
+      return (await reconciles()) === before;
+    });
+    const before = await reconciles();
+    await c.create({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'unrelated', namespace: 'app' }, type: 'Opaque', stringData: { a: 'b' } });
+    // (No controller-manager here makes the namespace's default ServiceAccount, which Pod admission wants.)
+    await c.create({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'default', namespace: 'app' } });
+    await c.create({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'unrelated', namespace: 'app' }, spec: { automountServiceAccountToken: false, containers: [{ name: 'c', image: 'x' }] } });
+    await waitFor('both changes seen and dropped', async () =>
+      (await metric(/^sluice_controller_ignored_changes_total\{kind="Secret"\} (\d+)/m)) >= 1 && (await metric(/^sluice_controller_ignored_changes_total\{kind="Pod"\} (\d+)/m)) >= 1);
+    expect(await reconciles()).toBe(before);
+    // A listener that references a Secret: the Gateway change translates, and so does the Secret's arrival.
+    await c.mergePatch(gw, { spec: { listeners: [{ name: 'http', protocol: 'HTTP', port: 80 }, { name: 'https', protocol: 'HTTPS', port: 443, tls: { certificateRefs: [{ name: 'gw-cert' }] } }] } });
+    await waitFor('the listener without its certificate', async () => {
+      const g = await c.get(gw);
+      return g.status?.listeners?.find((l: any) => l.name === 'https')?.conditions?.find((x: any) => x.type === 'ResolvedRefs')?.status === 'False';
+    });
+    const afterGateway = await reconciles();
+    await c.create({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'gw-cert', namespace: 'app' }, type: 'Opaque', stringData: { nothing: 'here' } });
+    await waitFor('a translation for the referenced Secret', async () => (await reconciles()) > afterGateway);
   });
 
   it('drops no request while the controller restarts', async () => {
