@@ -11,7 +11,8 @@ import { LeaderElector } from './leader.ts';
 import { SnapshotServer } from './publish/server.ts';
 import { KubernetesSource } from './sources/kubernetes.ts';
 import { isRelevantChange, type Dependencies } from './sources/relevance.ts';
-import { SNAPSHOT_FIELD_BY_KIND, objectKey, type KubeObject } from './sources/objects.ts';
+import { SNAPSHOT_FIELD_BY_KIND, objectKey, type InputSnapshot, type KubeObject } from './sources/objects.ts';
+import type { ObjectStatus } from './status/conditions.ts';
 import { foldDataplaneResult, type SocketFailure } from './status/dataplane-result.ts';
 import { dataplaneAddresses, foldAcknowledgements, withDataplaneAddresses } from './status/kubernetes.ts';
 import { StatusStore } from './status/store.ts';
@@ -149,7 +150,7 @@ export async function runController(options: ControllerOptions): Promise<Control
     const failures: SocketFailure[] = dataplanes
       .filter((d) => d.connected && d.appliedVersion === result.ir.version)
       .flatMap((d) => (d.listeners ?? []).filter((l) => !l.ok).map((l) => ({ name: l.name, error: `${d.name}: ${l.error ?? 'failed'}` })));
-    let statuses = result.statuses;
+    let statuses = [...result.statuses, ...detachedRoutes(snapshot, result.statuses, options.controllerName, (k, ns, n) => source.get(k, ns, n))];
     if (options.dataplaneService) {
       const [namespace, name] = options.dataplaneService.split('/');
       const service = snapshot.services.find((s) => s.metadata.namespace === namespace && s.metadata.name === name);
@@ -195,4 +196,26 @@ export async function runController(options: ControllerOptions): Promise<Control
       await admin.close();
     },
   };
+}
+
+/**
+ * Routes that carry a parents entry of ours but no longer attach to any of our Gateways get
+ * `parents: []` from us: the writer then removes our entries and leaves other controllers' alone.
+ */
+function detachedRoutes(
+  snapshot: InputSnapshot,
+  computed: ObjectStatus[],
+  controllerName: string,
+  current: (kind: string, namespace: string | undefined, name: string) => KubeObject | undefined,
+): ObjectStatus[] {
+  const done = new Set(computed.map((s) => `${s.kind}/${s.namespace}/${s.name}`));
+  const out: ObjectStatus[] = [];
+  for (const route of [...snapshot.httpRoutes, ...snapshot.tlsRoutes]) {
+    const { namespace, name } = route.metadata;
+    if (done.has(`${route.kind}/${namespace}/${name}`)) continue;
+    const parents = (current(route.kind, namespace, name)?.status?.parents ?? []) as { controllerName?: string }[];
+    if (!parents.some((p) => p.controllerName === controllerName)) continue;
+    out.push({ apiVersion: route.apiVersion, kind: route.kind, ...(namespace ? { namespace } : {}), name, status: { parents: [] } });
+  }
+  return out;
 }

@@ -153,4 +153,18 @@ suite('Kubernetes mode against a real API server', () => {
     expect(failed).toBe(0);
     expect(ok).toBeGreaterThan(20);
   });
+
+  it('removes its parents entry from a route that no longer attaches to its Gateways, keeping other controllers\' entries', async () => {
+    const c = cluster.client;
+    await c.create({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', metadata: { name: 'theirs', namespace: 'app' }, spec: { gatewayClassName: 'someone-else', listeners: [{ name: 'http', protocol: 'HTTP', port: 80 }] } });
+    const theirEntry = { parentRef: { group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'theirs' }, controllerName: 'example.com/other', conditions: [{ type: 'Accepted', status: 'True', reason: 'Accepted', message: '', lastTransitionTime: '2026-01-01T00:00:00Z', observedGeneration: 1 }] };
+    const current = await c.get(route);
+    await c.mergePatch(route, { status: { parents: [...current.status.parents, theirEntry] } }, 'status');
+    await c.mergePatch(route, { spec: { parentRefs: [{ name: 'theirs' }] } });
+    const detached = await waitFor('our entry removed', async () => {
+      const r = await c.get(route);
+      return !r.status.parents.some((p: any) => p.controllerName === 'sluice.dev/gateway-controller') && r;
+    });
+    expect(detached.status.parents).toEqual([expect.objectContaining({ controllerName: 'example.com/other' })]);
+  });
 });
