@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { stringify } from 'yaml';
 import { DEFAULT_PIN_DIR } from '../bpf/agent/agent.ts';
-import { isIpv4 } from '../bpf/agent/codec.ts';
+import { parseIPv4 } from './ir/ipv4.ts';
 import { formatFlow, type FlowRecord } from '../bpf/agent/flows.ts';
 import type { PolicyOptions } from './translate/networkpolicy.ts';
 import { redactIR } from './ir/version.ts';
@@ -389,7 +389,7 @@ function policyOptions(values: Record<string, string | boolean | undefined>): Po
   }
   if (values['gateway-addresses'] !== undefined) {
     const addresses = splitList(values['gateway-addresses']);
-    const bad = addresses.find((a) => !isIpv4(a));
+    const bad = addresses.find((a) => parseIPv4(a) === null);
     if (bad) return `--gateway-addresses ${bad}: expected IPv4 addresses`;
     out.gatewayAddresses = addresses;
   }

@@ -3,6 +3,7 @@
 // padding bytes never make a hash lookup miss. `checkCodec` compares these
 // layouts with the BTF of the loaded object, so a change on one side only
 // fails loudly at start instead of writing garbage into the kernel.
+import { formatIPv4, parseCidr, parseIPv4 } from '../../controller/ir/ipv4.ts';
 
 export const LB_SLOTS = 1021;
 
@@ -83,23 +84,19 @@ export function checkCodec(btf: Record<string, BtfStructLike>): string[] {
 // ------------------------------------------------------------------ addresses
 
 export function ipv4ToBytes(address: string): Buffer {
-  const parts = address.split('.');
-  if (parts.length !== 4) throw new Error(`not an IPv4 address: ${address}`);
+  const ip = parseIPv4(address);
+  if (ip === null) throw new Error(`not an IPv4 address: ${address}`);
   const out = Buffer.alloc(4);
-  parts.forEach((p, i) => {
-    const n = Number(p);
-    if (!/^\d{1,3}$/.test(p) || n > 255) throw new Error(`not an IPv4 address: ${address}`);
-    out[i] = n;
-  });
+  out.writeUInt32BE(ip, 0);
   return out;
 }
 
 export function bytesToIpv4(buf: Buffer, offset: number): string {
-  return `${buf[offset]}.${buf[offset + 1]}.${buf[offset + 2]}.${buf[offset + 3]}`;
+  return formatIPv4(buf.readUInt32BE(offset));
 }
 
 export function isIpv4(address: string): boolean {
-  return /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.test(address) && address.split('.').every((p) => Number(p) <= 255);
+  return parseIPv4(address) !== null;
 }
 
 export function protocolNumber(protocol: string): number {
@@ -156,15 +153,12 @@ export function backendVal(address: string, port: number, protocol: string): Buf
 // ------------------------------------------------------------------ policy
 
 export function ipcacheKey(cidr: string): Buffer {
-  const [address, len] = cidr.split('/');
-  const prefix = len === undefined ? 32 : Number(len);
-  if (!Number.isInteger(prefix) || prefix < 0 || prefix > 32) throw new Error(`bad prefix length in ${cidr}`);
+  // A bare address is a /32. parseCidr clears the bits past the prefix: two spellings of one prefix stay one entry.
+  const prefix = parseCidr(cidr.includes('/') ? cidr : `${cidr}/32`);
+  if (!prefix) throw new Error(`not an IPv4 prefix: ${cidr}`);
   const b = Buffer.alloc(LAYOUT.sl_ipcache_key.size);
-  b.writeUInt32LE(prefix, 0);
-  ipv4ToBytes(address!).copy(b, 4);
-  // LPM keys must not carry bits past the prefix, or two spellings of one prefix become two entries.
-  const ip = b.readUInt32BE(4);
-  b.writeUInt32BE(prefix === 0 ? 0 : (ip & (0xffffffff << (32 - prefix))) >>> 0, 4);
+  b.writeUInt32LE(prefix.len, 0);
+  b.writeUInt32BE(prefix.ip, 4);
   return b;
 }
 

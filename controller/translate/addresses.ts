@@ -3,6 +3,7 @@
 // its own address, chosen from a hash of its namespace/name so that it stays
 // put when other Gateways come and go.
 import { createHash } from 'node:crypto';
+import { formatIPv4, parseCidr } from '../ir/ipv4.ts';
 
 export interface AddressPlan {
   /** `namespace/name` → address. */
@@ -13,7 +14,7 @@ export interface AddressPlan {
 
 export function planGatewayAddresses(bindAddress: string, gateways: string[]): AddressPlan {
   const byGateway = new Map<string, string>();
-  const cidr = parseCidr(bindAddress);
+  const cidr = poolOf(bindAddress);
   if (!cidr) {
     for (const g of gateways) byGateway.set(g, bindAddress);
     return { byGateway };
@@ -28,22 +29,13 @@ export function planGatewayAddresses(bindAddress: string, gateways: string[]): A
     let slot = createHash('sha256').update(g).digest().readUInt32BE(0) % usable;
     while (taken.has(slot)) slot = (slot + 1) % usable;
     taken.add(slot);
-    byGateway.set(g, intToIp(cidr.base + first + slot));
+    byGateway.set(g, formatIPv4(cidr.base + first + slot));
   }
   return { byGateway };
 }
 
-export function parseCidr(text: string): { base: number; prefix: number } | null {
-  const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)\/(\d+)$/.exec(text);
-  if (!m) return null;
-  const prefix = Number(m[5]);
-  const octets = m.slice(1, 5).map(Number);
-  if (prefix < 8 || prefix > 32 || octets.some((o) => o > 255)) return null;
-  const ip = octets.reduce((acc, o) => acc * 256 + o, 0);
-  const blockSize = 2 ** (32 - prefix);
-  return { base: ip - (ip % blockSize), prefix };
-}
-
-function intToIp(n: number): string {
-  return [24, 16, 8, 0].map((shift) => Math.floor(n / 2 ** shift) % 256).join('.');
+/** An IPv4 CIDR of /8 or longer, as a pool of Gateway addresses; null for a plain address. */
+function poolOf(text: string): { base: number; prefix: number } | null {
+  const cidr = parseCidr(text);
+  return cidr && cidr.len >= 8 ? { base: cidr.ip, prefix: cidr.len } : null;
 }

@@ -31,22 +31,15 @@ import {
   ENDPOINT_IDENTITY_BASE,
   ENDPOINT_IDENTITY_SPAN,
   NAMESPACE_LABEL,
-  addressInCidr,
   allocateIdentities,
   ciliumLabelMap,
-  cidrContains,
-  compareCidrs,
   compareStrings,
-  formatCidr,
   identityLabels,
   identityPodLabels,
-  isIPv6,
-  parseCidr,
-  parseIPv4,
   stringMap,
-  type Cidr,
   type EndpointLabels,
 } from './identities.ts';
+import { addressInCidr, cidrContains, compareCidrs, formatCidr, isIPv6, parseCidr, parseIPv4, type Cidr } from '../ir/ipv4.ts';
 import type { InputIndex } from './index-inputs.ts';
 import { selectorMatches, selectorProblem, type LabelSelector } from './selectors.ts';
 
