@@ -147,7 +147,7 @@ export class BpfAgent {
 
   /** The latest flows (oldest first) that pass the filter. */
   flows(filter: FlowFilter = {}): FlowRecord[] {
-    return this.recent.filter((f) => flowMatches(f, filter));
+    return this.recent.slice(-KEPT_FLOWS).filter((f) => flowMatches(f, filter));
   }
 
   /** Calls `listener` for every new flow until the returned function is called. */
@@ -180,7 +180,8 @@ export class BpfAgent {
         continue;
       }
       this.recent.push(flow);
-      if (this.recent.length > KEPT_FLOWS) this.recent.shift();
+      // Trim in batches: shift() per event would move 1000 entries for every event of a flood.
+      if (this.recent.length >= 2 * KEPT_FLOWS) this.recent.splice(0, this.recent.length - KEPT_FLOWS);
       this.verdicts?.inc({ verdict: flow.verdict, direction: flow.direction, namespace: flow.destination.namespace ?? '' });
       for (const follower of this.followers) follower(flow);
     }

@@ -1,18 +1,17 @@
 // The BPF agent end to end on the real kernel: backends in network namespaces,
 // a client in its own namespace and cgroup, Service VIPs translated at
 // connect() and network policy enforced there, flows read back in Node.
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { BpfAgent } from '../../bpf/agent/agent.ts';
 import type { L4Endpoint, L4IR, L4Policy, L4Service } from '../../controller/ir/types.ts';
 import { ebpfSkipReason } from './support/skip.ts';
 import { makeTopology, type Topology } from './support/topology.ts';
+import { describeIfPossible } from '../support/suite.ts';
 
 const CLIENT = join(import.meta.dirname, 'support', 'client.ts');
-const why = ebpfSkipReason();
-if (why) console.log(`skipped: eBPF agent tests: ${why}`);
-const suite = why ? describe.skip : describe;
+const suite = describeIfPossible('eBPF agent tests', ebpfSkipReason());
 
 interface ClientResult {
   answers: Record<string, number>;

@@ -3,20 +3,19 @@
 // routed nowhere: with eBPF on they only work because connect() to the VIP is
 // translated in the kernel; with eBPF off the proxy picks endpoints itself.
 // A CiliumNetworkPolicy allows the gateway to one port of one app only.
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ebpfSkipReason } from './support/skip.ts';
 import { makeTopology, type Topology } from './support/topology.ts';
+import { describeIfPossible } from '../support/suite.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const SLUICE = join(ROOT, 'bin', 'sluice.js');
 const HTTP_GET = join(import.meta.dirname, 'support', 'http-get.ts');
-const why = ebpfSkipReason();
-if (why) console.log(`skipped: eBPF dataplane tests: ${why}`);
-const suite = why ? describe.skip : describe;
+const suite = describeIfPossible('eBPF dataplane tests', ebpfSkipReason());
 
 const manifests = (topo: Topology) => `
 apiVersion: gateway.networking.k8s.io/v1

@@ -5,7 +5,7 @@
 // consume the ring buffer and attach to a cgroup through a pinned link.
 // Skipped, with the reason printed, where it cannot run (not root, no bpffs,
 // no BTF, no clang, addon not built).
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -13,6 +13,7 @@ import path from 'node:path';
 import { bpfUnavailableReason, cgroup2Mount } from '../../bpf/agent/environment.ts';
 import { loadNative } from '../../bpf/native/index.ts';
 import type { LoadedObject, NativeError, SluiceBpfNative } from '../../bpf/native/index.ts';
+import { describeIfPossible } from '../support/suite.ts';
 
 const FIXTURES = path.join(import.meta.dirname, 'native');
 const BPF_PROG_TYPE_SCHED_CLS = 3;
@@ -76,9 +77,7 @@ function typeError(fn: () => unknown): string {
   return err.message;
 }
 
-const why = skipReason();
-if (why) console.log(`skipped: BPF addon tests: ${why}`);
-const suite = why ? describe.skip : describe;
+const suite = describeIfPossible('BPF addon tests', skipReason());
 
 suite('libbpf addon (root, real kernel)', () => {
   let native: SluiceBpfNative;
@@ -346,8 +345,9 @@ suite('libbpf addon (root, real kernel)', () => {
     expect(child.status).toBe(0);
   });
 
+  // (The suite only runs with a cgroup v2 mount: bpfUnavailableReason checks it.)
   const cgroupRoot = cgroup2Mount();
-  (cgroupRoot ? it : it.skip)('attachCgroup: created, updated in place by a new load, replaced when on another cgroup or defunct', async () => {
+  it('attachCgroup: created, updated in place by a new load, replaced when on another cgroup or defunct', async () => {
     const cgA = path.join(cgroupRoot!, `sluice-native-test-${process.pid}-a`);
     const cgB = path.join(cgroupRoot!, `sluice-native-test-${process.pid}-b`);
     for (const cg of [cgA, cgB]) {

@@ -20,6 +20,7 @@ import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { bpfUnavailableReason, cgroup2Mount, ownCgroupPath } from '../../bpf/agent/environment.ts';
 import type { Command, TcpResult, UdpResult } from './programs/client.ts';
+import { describeIfPossible } from '../support/suite.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const BUILD_SCRIPT = join(ROOT, 'bpf', 'build-programs.sh');
@@ -271,9 +272,7 @@ async function udpEcho(): Promise<[UdpSocket, number]> {
 
 // ---------------------------------------------------------------- tests
 
-const SKIP = skipReason();
-if (SKIP) console.log(`test/bpf/programs.test.ts skipped: ${SKIP}`);
-const suite = SKIP ? describe.skip : describe;
+const suite = describeIfPossible('BPF program tests', skipReason());
 
 suite('BPF programs', () => {
   let cgroupMount = '';

@@ -15,19 +15,12 @@ import { KIND_APIS } from '../../controller/sources/kinds.ts';
 import { SNAPSHOT_FIELD_BY_KIND } from '../../controller/sources/objects.ts';
 import { binariesSkipReason, KubeApiError, kubeTestsRequired, startTestCluster, type TestCluster } from '../kube/cluster.ts';
 import { CHART_DIR, findOne, helm, HelmError, renderChart, withValuesFile, type KubeObject } from './render.ts';
+import { describeIfPossible } from '../support/suite.ts';
 
-const skipReason = binariesSkipReason(['helm']);
-if (skipReason) {
-  if (kubeTestsRequired()) throw new Error(`SLUICE_KUBE_REQUIRED is set, but: ${skipReason}`);
-  console.log(`skipping chart tests: ${skipReason}`);
-}
-const describeHelm = skipReason ? describe.skip : describe;
-const clusterSkipReason = skipReason ?? binariesSkipReason(['kube-apiserver', 'etcd']);
-if (clusterSkipReason && !skipReason) {
-  if (kubeTestsRequired()) throw new Error(`SLUICE_KUBE_REQUIRED is set, but: ${clusterSkipReason}`);
-  console.log(`skipping chart tests against the API server: ${clusterSkipReason}`);
-}
-const describeCluster = clusterSkipReason ? describe.skip : describe;
+const helmMissing = binariesSkipReason(['helm']);
+const describeHelm = describeIfPossible('chart tests', helmMissing, kubeTestsRequired());
+// (Without helm the line above already said why; no second line for the same reason.)
+const describeCluster = helmMissing ? describe.skip : describeIfPossible('chart tests against the API server', binariesSkipReason(['kube-apiserver', 'etcd']), kubeTestsRequired());
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const VALUES_DIR = join(import.meta.dirname, 'values');

@@ -2,18 +2,14 @@
 // Sluice CRDs are served, objects round-trip, the status subresource and optimistic concurrency
 // behave as on a real cluster. Skips (saying why) when the binaries are not built; with
 // SLUICE_KUBE_REQUIRED=1 a missing binary fails instead.
-import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { existsSync, readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 
 import { binariesSkipReason, KubeApiError, kubeTestsRequired, startTestCluster, type KubeObject, type TestCluster } from './cluster.ts';
+import { describeIfPossible } from '../support/suite.ts';
 
-const skipReason = binariesSkipReason();
-if (skipReason) {
-  if (kubeTestsRequired()) throw new Error(`SLUICE_KUBE_REQUIRED is set, but: ${skipReason}`);
-  console.log(`skipping real API server tests: ${skipReason}`);
-}
-const describeKube = skipReason ? describe.skip : describe;
+const describeKube = describeIfPossible('real API server tests', binariesSkipReason(), kubeTestsRequired());
 
 const GW = 'gateway.networking.k8s.io/v1';
 const NS = 'smoke';

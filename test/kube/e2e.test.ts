@@ -4,15 +4,14 @@
 // echo server) and traffic flows; statuses land on the real objects; the
 // API server and the controller going away leave traffic flowing. (The API
 // refuses loopback endpoints, so the echo backend lives in a network namespace.)
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { GATEWAY, ROUTE, createWebApp, getWithHost, sluice, waitFor, type Proc } from './processes.ts';
 import { freePort, freePorts } from '../support/ports.ts';
 import { binariesSkipReason, kubeTestsRequired, startTestCluster, type TestCluster } from './cluster.ts';
 import { netnsSkipReason, startNetnsEcho, type NetnsEcho } from './netns-echo.ts';
+import { describeIfPossible } from '../support/suite.ts';
 
-const why = binariesSkipReason() ?? netnsSkipReason();
-if (why && !kubeTestsRequired()) console.log(`skipped: Kubernetes-mode e2e tests: ${why}`);
-const suite = why && !kubeTestsRequired() ? describe.skip : describe;
+const suite = describeIfPossible('Kubernetes-mode e2e tests', binariesSkipReason() ?? netnsSkipReason(), kubeTestsRequired());
 
 const condition = (conditions: any[] | undefined, type: string) => conditions?.find((c) => c.type === type);
 

@@ -3,17 +3,16 @@
 // ClusterRole and Role are proven sufficient), and one dataplane. Killing the
 // leader hands over within 15 s: the follower takes the Lease, writes status
 // and serves the dataplane, which keeps serving throughout.
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { join } from 'node:path';
 import { ROUTE, createWebApp, getWithHost, sluice, waitFor, type Proc } from './processes.ts';
 import { renderChart } from '../chart/render.ts';
 import { freePort, freePorts } from '../support/ports.ts';
 import { binariesSkipReason, kubeTestsRequired, startTestCluster, type TestCluster } from './cluster.ts';
 import { netnsSkipReason, startNetnsEcho, type NetnsEcho } from './netns-echo.ts';
+import { describeIfPossible } from '../support/suite.ts';
 
-const why = binariesSkipReason(['kube-apiserver', 'etcd', 'helm']) ?? netnsSkipReason();
-if (why && !kubeTestsRequired()) console.log(`skipped: Kubernetes HA tests: ${why}`);
-const suite = why && !kubeTestsRequired() ? describe.skip : describe;
+const suite = describeIfPossible('Kubernetes HA tests', binariesSkipReason(['kube-apiserver', 'etcd', 'helm']) ?? netnsSkipReason(), kubeTestsRequired());
 const NS = 'sluice-system';
 const RELEASE = 'sluice';
 

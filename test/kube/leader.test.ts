@@ -4,7 +4,7 @@
 // follower knows the leader's address; a leader cut off from the API server for longer than the
 // renew deadline steps down, and someone leads again when the API server is back.
 // The electors run with the production defaults (lease 10 s, renew deadline 7 s, retry 2 s).
-import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
+import { afterAll, afterEach, beforeAll, expect, test } from '@jest/globals';
 import { KubeConfig } from '@kubernetes/client-node';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
@@ -12,13 +12,9 @@ import pino from 'pino';
 
 import { LEADER_ADDRESS_ANNOTATION, LeaderElector } from '../../controller/leader.ts';
 import { binariesSkipReason, kubeTestsRequired, startTestCluster, type TestCluster } from './cluster.ts';
+import { describeIfPossible } from '../support/suite.ts';
 
-const skipReason = binariesSkipReason();
-if (skipReason) {
-  if (kubeTestsRequired()) throw new Error(`SLUICE_KUBE_REQUIRED is set, but: ${skipReason}`);
-  console.log(`skipping leader election tests: ${skipReason}`);
-}
-const describeKube = skipReason ? describe.skip : describe;
+const describeKube = describeIfPossible('leader election tests', binariesSkipReason(), kubeTestsRequired());
 
 const NS = 'sluice-system';
 const CHILD = join(import.meta.dirname, 'leader-child.ts');

@@ -11,13 +11,9 @@ import { KIND_APIS, SECRET_TYPES_KEPT, trimPod } from '../../controller/sources/
 import { KubernetesSource, jsonEqual, sameInput } from '../../controller/sources/kubernetes.ts';
 import { CLUSTER_SCOPED_KINDS, SNAPSHOT_FIELD_BY_KIND, type KubeObject as SourceObject } from '../../controller/sources/objects.ts';
 import { binariesSkipReason, kubeTestsRequired, startTestCluster, type KubeObject, type TestCluster } from './cluster.ts';
+import { describeIfPossible } from '../support/suite.ts';
 
-const skipReason = binariesSkipReason();
-if (skipReason) {
-  if (kubeTestsRequired()) throw new Error(`SLUICE_KUBE_REQUIRED is set, but: ${skipReason}`);
-  console.log(`skipping real API server tests of the Kubernetes source: ${skipReason}`);
-}
-const describeKube = skipReason ? describe.skip : describe;
+const describeKube = describeIfPossible('real API server tests of the Kubernetes source', binariesSkipReason(), kubeTestsRequired());
 
 const GW = 'gateway.networking.k8s.io/v1';
 const NS = 'src';

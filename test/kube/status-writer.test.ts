@@ -3,7 +3,7 @@
 // nothing; lastTransitionTime survives a message change; another controller's parents entry
 // survives, including one written between our read and our patch (a real 409); deleted objects
 // are skipped; and every status the golden translation cases produce is accepted by the CRD schemas.
-import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { KubeConfig } from '@kubernetes/client-node';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,13 +13,9 @@ import { parse, parseAllDocuments } from 'yaml';
 import type { ObjectStatus } from '../../controller/status/conditions.ts';
 import { StatusWriter } from '../../controller/status/writer.ts';
 import { binariesSkipReason, KubeApiError, kubeTestsRequired, startTestCluster, type KubeObject, type TestCluster } from './cluster.ts';
+import { describeIfPossible } from '../support/suite.ts';
 
-const skipReason = binariesSkipReason();
-if (skipReason) {
-  if (kubeTestsRequired()) throw new Error(`SLUICE_KUBE_REQUIRED is set, but: ${skipReason}`);
-  console.log(`skipping status writer tests: ${skipReason}`);
-}
-const describeKube = skipReason ? describe.skip : describe;
+const describeKube = describeIfPossible('status writer tests', binariesSkipReason(), kubeTestsRequired());
 
 const GW = 'gateway.networking.k8s.io/v1';
 const NS = 'status-test';
