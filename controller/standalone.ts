@@ -87,7 +87,6 @@ export async function runStandalone(options: StandaloneOptions): Promise<Standal
       try {
         const outcome = await node.apply(result.ir);
         socketFailures = outcome.listeners.filter((l) => !l.ok).map((l) => ({ name: l.name, error: l.error ?? 'failed' }));
-        for (const f of socketFailures) logger.error({ listener: f.name, error: f.error }, `cannot listen on ${f.name}: ${f.error}`);
         applied = result.ir;
       } catch (err) {
         // The dataplane keeps serving the last good version.

@@ -46,7 +46,6 @@ export async function runDataplane(options: DataplaneProcessOptions): Promise<{ 
       try {
         const outcome = await node.apply(ir);
         applied = ir;
-        for (const l of outcome.listeners) if (!l.ok) logger.error({ listener: l.name, error: l.error }, `cannot listen on ${l.name}: ${l.error}`);
         return { ok: true, listeners: outcome.listeners };
       } catch (err) {
         logger.error({ err, version }, 'the configuration could not be applied; keeping the last good one');

@@ -39,9 +39,11 @@ export class DataplaneNode {
   /** Null when eBPF is off or unavailable. */
   readonly agent: BpfAgent | null;
   private readonly dataplane: Dataplane;
+  private readonly logger: Logger;
 
   constructor(options: DataplaneNodeOptions) {
     const { logger, registry } = options;
+    this.logger = logger;
     this.rateLimits = new RateLimitService({
       registry,
       logger: logger.child({ component: 'ratelimit' }),
@@ -59,13 +61,16 @@ export class DataplaneNode {
   }
 
   /**
-   * Applies one IR version. The kernel learns the VIPs before the proxy starts connecting to them.
+   * Applies one IR version (logging each port that could not be bound). The kernel learns the VIPs
+   * before the proxy starts connecting to them.
    * Throws when the BPF maps cannot be written; the proxy then keeps the last good version.
    */
   async apply(ir: IR): Promise<ApplyResult> {
     this.agent?.apply(ir.l4);
     const http = this.agent ? viaServiceVips(ir.http, ir.l4) : ir.http;
-    return this.dataplane.apply(ir.version, http);
+    const outcome = await this.dataplane.apply(ir.version, http);
+    for (const l of outcome.listeners) if (!l.ok) this.logger.error({ listener: l.name, error: l.error }, `cannot listen on ${l.name}: ${l.error ?? 'failed'}`);
+    return outcome;
   }
 
   async close(): Promise<void> {
