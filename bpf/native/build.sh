@@ -7,8 +7,9 @@
 # package when present, else the system's (/usr/include/node).
 #
 # Idempotent: does nothing when the .node is newer than its sources. When a
-# tool or header is missing it prints one line naming it and exits 1 (the
-# caller, bpf/build.sh, then runs Sluice without eBPF).
+# tool or header is missing it prints one line naming it and exits 3 (the
+# caller, bpf/build.sh, then runs Sluice without eBPF); a compile error is any
+# other non-zero status.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -23,7 +24,7 @@ fi
 
 missing() {
   echo "sluice: cannot build the BPF addon: $1"
-  exit 1
+  exit 3
 }
 
 command -v g++ >/dev/null 2>&1 || missing "g++ not found (Debian: apt-get install g++)"

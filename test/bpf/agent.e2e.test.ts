@@ -6,12 +6,12 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { BpfAgent } from '../../bpf/agent/agent.ts';
 import type { L4Endpoint, L4IR, L4Policy, L4Service } from '../../controller/ir/types.ts';
-import { ebpfSkipReason } from './support/skip.ts';
+import { ebpfSkipReason, ebpfTestsRequired } from './support/skip.ts';
 import { makeTopology, type Topology } from './support/topology.ts';
 import { describeIfPossible } from '../support/suite.ts';
 
 const CLIENT = join(import.meta.dirname, 'support', 'client.ts');
-const suite = describeIfPossible('eBPF agent tests', ebpfSkipReason());
+const suite = describeIfPossible('eBPF agent tests', ebpfSkipReason(), ebpfTestsRequired());
 
 interface ClientResult {
   answers: Record<string, number>;

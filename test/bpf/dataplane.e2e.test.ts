@@ -8,14 +8,14 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ebpfSkipReason } from './support/skip.ts';
+import { ebpfSkipReason, ebpfTestsRequired } from './support/skip.ts';
 import { makeTopology, type Topology } from './support/topology.ts';
 import { describeIfPossible } from '../support/suite.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const SLUICE = join(ROOT, 'bin', 'sluice.js');
 const HTTP_GET = join(import.meta.dirname, 'support', 'http-get.ts');
-const suite = describeIfPossible('eBPF dataplane tests', ebpfSkipReason());
+const suite = describeIfPossible('eBPF dataplane tests', ebpfSkipReason(), ebpfTestsRequired());
 
 const manifests = (topo: Topology) => `
 apiVersion: gateway.networking.k8s.io/v1

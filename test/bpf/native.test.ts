@@ -14,6 +14,7 @@ import { bpfUnavailableReason, cgroup2Mount } from '../../bpf/agent/environment.
 import { loadNative } from '../../bpf/native/index.ts';
 import type { LoadedObject, NativeError, SluiceBpfNative } from '../../bpf/native/index.ts';
 import { describeIfPossible } from '../support/suite.ts';
+import { ebpfTestsRequired } from './support/skip.ts';
 
 const FIXTURES = path.join(import.meta.dirname, 'native');
 const BPF_PROG_TYPE_SCHED_CLS = 3;
@@ -77,7 +78,7 @@ function typeError(fn: () => unknown): string {
   return err.message;
 }
 
-const suite = describeIfPossible('BPF addon tests', skipReason());
+const suite = describeIfPossible('BPF addon tests', skipReason(), ebpfTestsRequired());
 
 suite('libbpf addon (root, real kernel)', () => {
   let native: SluiceBpfNative;

@@ -21,6 +21,7 @@ import { promisify } from 'node:util';
 import { bpfUnavailableReason, cgroup2Mount, ownCgroupPath } from '../../bpf/agent/environment.ts';
 import type { Command, TcpResult, UdpResult } from './programs/client.ts';
 import { describeIfPossible } from '../support/suite.ts';
+import { ebpfTestsRequired } from './support/skip.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const BUILD_SCRIPT = join(ROOT, 'bpf', 'build-programs.sh');
@@ -272,7 +273,7 @@ async function udpEcho(): Promise<[UdpSocket, number]> {
 
 // ---------------------------------------------------------------- tests
 
-const suite = describeIfPossible('BPF program tests', skipReason());
+const suite = describeIfPossible('BPF program tests', skipReason(), ebpfTestsRequired());
 
 suite('BPF programs', () => {
   let cgroupMount = '';

@@ -15,6 +15,7 @@ import { parseAllDocuments, stringify } from 'yaml';
 
 import { createCertificateAuthority, createClientCertificate, createServerCertificate, type CertificateAuthority, type CertificateBundle } from '../../controller/demo/certs.ts';
 import { freePorts } from '../support/ports.ts';
+import { requiredByEnvironment } from '../support/suite.ts';
 import { KubeApiError, KubeClient, type KubeCredentials, type KubeObject } from './client.ts';
 
 export { KubeApiError, KubeClient, type KubeObject };
@@ -97,7 +98,7 @@ export function binariesSkipReason(needed: KubeBinary[] = ['kube-apiserver', 'et
 
 /** True when the environment demands the kube tests run (SLUICE_KUBE_REQUIRED=1), e.g. in CI. */
 export function kubeTestsRequired(): boolean {
-  return /^(1|true|yes)$/i.test(process.env.SLUICE_KUBE_REQUIRED ?? '');
+  return requiredByEnvironment('SLUICE_KUBE_REQUIRED');
 }
 
 // ---- the cluster --------------------------------------------------------------------------------

@@ -25,6 +25,13 @@ const add = (name: string, c: Counts) => {
   console.log(`== ${name}: ${c.passed} passed, ${c.failed} failed, ${c.skipped} skipped`);
 };
 
+/** A runner that exits non-zero has failed, whatever its summary counted: one more failure then. */
+function withExitStatus(name: string, status: number, counts: Counts): Counts {
+  if (status === 0 || counts.failed > 0) return counts;
+  console.log(`${name} exited with status ${status} although it counted no failure`);
+  return { ...counts, failed: counts.failed + 1 };
+}
+
 function run(args: string[]): { status: number; output: string } {
   const r = spawnSync(node, args, { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
   process.stdout.write(r.stdout ?? '');
@@ -49,7 +56,7 @@ const jest = run([
 try {
   const r = JSON.parse(readFileSync(out, 'utf8'));
   const suiteErrors = r.numRuntimeErrorTestSuites ?? 0;
-  add('jest', { passed: r.numPassedTests, failed: r.numFailedTests + suiteErrors, skipped: r.numPendingTests + r.numTodoTests });
+  add('jest', withExitStatus('jest', jest.status, { passed: r.numPassedTests, failed: r.numFailedTests + suiteErrors, skipped: r.numPendingTests + r.numTodoTests }));
 } catch {
   add('jest', { passed: 0, failed: 1, skipped: 0 });
   if (jest.status === 0) console.log('jest wrote no results');
@@ -69,7 +76,7 @@ for (const target of ['standalone', 'kubernetes']) {
     const conformance = run(['--disable-warning=ExperimentalWarning', 'test/conformance/run.ts', '--suite', suite, '--target', target]);
     const lastLines = conformance.output.split('\n').filter(Boolean).reverse().join('\n');
     const line = /^(\d+) passed, (\d+) failed(?:, (\d+) skipped)?$/m.exec(lastLines);
-    if (line) add(name, { passed: Number(line[1]), failed: Number(line[2]), skipped: Number(line[3] ?? 0) });
+    if (line) add(name, withExitStatus(name, conformance.status, { passed: Number(line[1]), failed: Number(line[2]), skipped: Number(line[3] ?? 0) }));
     else add(name, { passed: 0, failed: 1, skipped: 0 });
   }
 }
