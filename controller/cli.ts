@@ -1,9 +1,8 @@
-// `sluice <command>`: run (standalone gateway) and translate (dry run).
+// `sluice <command>`: what each command does with its flags (the flags themselves: cli-flags.ts).
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { stringify } from 'yaml';
-import { DEFAULT_PIN_DIR } from '../bpf/agent/agent.ts';
+import { COMMANDS, CONTROLLER, DATAPLANE, INGRESS_CONTROLLER, OBSERVE, OVERVIEW, STATUS, TRANSLATE, commandUsage, parseCommand, type FlagValues } from './cli-flags.ts';
 import { parseIPv4 } from './ir/ipv4.ts';
 import { formatFlow, type FlowRecord } from '../bpf/agent/flows.ts';
 import type { PolicyOptions } from './translate/networkpolicy.ts';
@@ -18,172 +17,40 @@ import { resolveRedisSettings } from './translate/ratelimit-redis.ts';
 import { hostname } from 'node:os';
 import { translate } from './translate/translate.ts';
 
-const DEFAULT_CONTROLLER_NAME = 'sluice.dev/gateway-controller';
-/** IngressClass spec.controller that marks a class as Sluice's. */
-const INGRESS_CONTROLLER = 'sluice.dev/ingress-controller';
-
-const USAGE = `Usage: sluice <command> [flags]
-
-Commands:
-  run        serve traffic from a folder of Kubernetes manifests (standalone mode)
-  translate  print the IR and every computed status for a folder of manifests, serving nothing
-  controller Kubernetes mode: watch the API server, publish IR snapshots to dataplanes, write status
-  dataplane  Kubernetes mode: serve traffic from the controller's snapshots
-  observe    print the flows the eBPF programs saw (as \`hubble observe\` does), from a running sluice
-
-sluice run --manifests DIR [flags]
-  --manifests DIR              folder of YAML manifests (read recursively, multi-document, watched)
-  --bind-address ADDR|CIDR     address listeners bind to (default 127.0.0.1); an IPv4 CIDR such as
-                               127.20.0.0/16 gives every Gateway its own address from that range
-  --listener-port-offset N     bind listener port P at P+N (default 0), e.g. 8000 to serve port 80 on 8080
-  --admin-address HOST:PORT    admin API: /healthz /readyz /metrics /api/status /api/config
-                               (default 127.0.0.1:9901)
-  --controller-name NAME       GatewayClass controllerName to serve (default ${DEFAULT_CONTROLLER_NAME})
-  --gateway-classes LIST       comma-separated GatewayClass names served whatever their controllerName,
-                               created when the folder lacks them (default cilium: drop-in for Cilium)
-  --ingress-classes LIST       comma-separated Ingress class names served (default cilium); IngressClasses
-                               whose spec.controller is ${INGRESS_CONTROLLER} are served too
-  --ingress-enforce-https BOOL redirect plain HTTP to HTTPS for Ingress TLS hosts unless the Ingress says
-                               ingress.cilium.io/force-https: disabled (default true, as Cilium)
-  --redis-url URL              Redis for global rate limits: redis://HOST:PORT, rediss:// for TLS
-                               (env SLUICE_REDIS_URL)
-  --redis-username NAME        Redis ACL user (env SLUICE_REDIS_USERNAME)
-  --redis-password-file FILE   Redis password from a file (env SLUICE_REDIS_PASSWORD holds the password)
-  --redis-tls-ca FILE          PEM CA bundle for rediss:// (env SLUICE_REDIS_TLS_CA=FILE)
-  --redis-tls-insecure         do not verify the Redis server certificate
-  --redis-secret NS/NAME       a Secret among the manifests with keys url, username, password, ca.crt;
-                               flags and environment variables take precedence over its keys
-  --redis-timeout MS           longest a rate-limit decision waits for Redis (default 50, 1 to 1000)
-  --rate-limit-replicas N      dataplane replicas: failureMode Local gives each 1/N of a global limit
-                               (default 1; env SLUICE_RATE_LIMIT_REPLICAS)
-  --rate-limit-max-keys N      local token buckets kept in memory, least recently used dropped first
-                               (default 10000)
-  --gateway-namespace NS       namespace of the gateway's pods, for network policy peers (default sluice-system)
-  --gateway-labels LIST        the gateway pods' labels as k=v,k=v, for network policy peers
-                               (default app.kubernetes.io/name=sluice)
-  --gateway-addresses LIST     source IPv4 addresses of the gateway's connections, matched against CIDR
-                               peers of ingress policy rules (default none)
-  --bpf auto|on|off            eBPF socket load balancing and network policy (default auto: used when the
-                               machine allows it — root, bpffs, cgroup v2, BTF, built objects — else the
-                               log says why once and endpoints are picked in userspace; on: refuse to start)
-  --bpf-pin-dir DIR            where maps and links are pinned (default ${DEFAULT_PIN_DIR}); one per instance
-  --bpf-cgroup PATH            cgroup v2 folder whose sockets are the gateway's: programs attach there
-                               (default: this process's own cgroup)
-  --bpf-trace-forwarded BOOL   record a flow for every forwarded connection, not only drops and audits
-                               (default true)
-  --demo-backends              start echo servers for EndpointSlice endpoints on loopback and write
-                               self-signed certificates for missing TLS Secrets (the quickstart)
-  --log-level LEVEL            trace|debug|info|warn|error (default info)
-
-sluice controller [--kubeconfig FILE] [flags]   (Kubernetes mode; the Helm chart runs it)
-  --kubeconfig FILE            kubeconfig to use (default: the in-cluster ServiceAccount)
-  --snapshot-address HOST:PORT where dataplanes subscribe to snapshots (default 0.0.0.0:18000)
-  --snapshot-token-file FILE   bearer token dataplanes must present (default: none required)
-  --leader-election-namespace NS
-                               elect a leader with a Lease in NS: only the leader writes status and serves
-                               snapshots, the others redirect dataplanes to it (default: no election)
-  --leader-election-id NAME    the Lease name (default sluice-controller)
-  --leader-address URL         this replica's snapshot URL, published on the Lease for redirects
-                               (e.g. http://$(POD_IP):18000)
-  --name NAME                  this replica's identity in the Lease (default $POD_NAME or the host name)
-  --dataplane-service NS/NAME  the dataplane Service whose addresses Gateways and Ingresses report; listeners
-                               then bind 0.0.0.0 (the Helm chart sets it). Without it dataplanes bind
-                               --bind-address as in run, and Gateways report that address (one host)
-  --bind-address, --admin-address, --controller-name, --gateway-classes, --ingress-classes,
-  --ingress-enforce-https, --gateway-namespace, --gateway-labels, --gateway-addresses, --log-level: as for run
-
-sluice dataplane --controller URL [flags]   (Kubernetes mode; the Helm chart runs it)
-  --controller URL             the controller's snapshot endpoint, e.g. http://sluice-controller:18000
-  --snapshot-token-file FILE   bearer token to present
-  --name NAME                  this replica's name in acknowledgements (default: the host name)
-  --admin-address, --listener-port-offset, --redis-url, --redis-username, --redis-password-file,
-  --redis-tls-ca, --redis-tls-insecure, --redis-timeout, --rate-limit-replicas, --rate-limit-max-keys,
-  --bpf, --bpf-pin-dir, --bpf-cgroup, --bpf-trace-forwarded, --log-level: as for run
-  (listeners bind what the controller says; Redis settings come from flags and SLUICE_REDIS_* variables)
-
-sluice observe [--verdict FORWARDED|DROPPED|AUDIT] [--namespace NS] [--to-service NS/NAME] [-o json]
-               [--follow] [--admin-address HOST:PORT]
-  prints the latest flows (the agent keeps 1000), oldest first; --follow keeps streaming new ones.
-  --namespace matches the source's, the destination's or the Service's namespace.
-
-sluice translate --manifests DIR [-o yaml|json] [--bind-address ADDR|CIDR] [--controller-name NAME]
-                 [--gateway-classes LIST] [--ingress-classes LIST] [--ingress-enforce-https BOOL]
-                 [--gateway-namespace NS] [--gateway-labels LIST] [--gateway-addresses LIST]
-`;
-
 export async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
-  if (!command || command === 'help' || command === '--help' || command === '-h') {
-    process.stdout.write(USAGE);
-    return command ? 0 : 2;
+  const [name, ...rest] = argv;
+  if (!name || name === 'help' || name === '--help' || name === '-h') {
+    process.stdout.write(OVERVIEW);
+    return name ? 0 : 2;
   }
-  if (command === '--version' || command === 'version') {
-    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
-    process.stdout.write(`sluice ${pkg.version}\n`);
+  if (name === '--version' || name === 'version') {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    process.stdout.write(`sluice ${pkg.version} (Node.js ${process.version})\n`);
     return 0;
   }
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: rest,
-      options: {
-        manifests: { type: 'string' },
-        'bind-address': { type: 'string', default: '127.0.0.1' },
-        'listener-port-offset': { type: 'string', default: '0' },
-        'admin-address': { type: 'string', default: '127.0.0.1:9901' },
-        'controller-name': { type: 'string', default: DEFAULT_CONTROLLER_NAME },
-        'gateway-classes': { type: 'string', default: 'cilium' },
-        'ingress-classes': { type: 'string', default: 'cilium' },
-        'ingress-enforce-https': { type: 'string', default: 'true' },
-        'demo-backends': { type: 'boolean', default: false },
-        'redis-url': { type: 'string' },
-        'redis-username': { type: 'string' },
-        'redis-password-file': { type: 'string' },
-        'redis-tls-ca': { type: 'string' },
-        'redis-tls-insecure': { type: 'boolean', default: false },
-        'redis-secret': { type: 'string' },
-        'redis-timeout': { type: 'string', default: '50' },
-        'rate-limit-replicas': { type: 'string' },
-        'rate-limit-max-keys': { type: 'string', default: '10000' },
-        'log-level': { type: 'string', default: 'info' },
-        kubeconfig: { type: 'string' },
-        'snapshot-address': { type: 'string', default: '0.0.0.0:18000' },
-        'snapshot-token-file': { type: 'string' },
-        'leader-election-namespace': { type: 'string' },
-        'leader-election-id': { type: 'string', default: 'sluice-controller' },
-        'leader-address': { type: 'string' },
-        'dataplane-service': { type: 'string' },
-        controller: { type: 'string' },
-        name: { type: 'string' },
-        'gateway-namespace': { type: 'string' },
-        'gateway-labels': { type: 'string' },
-        'gateway-addresses': { type: 'string' },
-        bpf: { type: 'string', default: 'auto' },
-        'bpf-pin-dir': { type: 'string', default: DEFAULT_PIN_DIR },
-        'bpf-cgroup': { type: 'string' },
-        'bpf-trace-forwarded': { type: 'string', default: 'true' },
-        output: { type: 'string', short: 'o' },
-        verdict: { type: 'string' },
-        namespace: { type: 'string' },
-        'to-service': { type: 'string' },
-        follow: { type: 'boolean', short: 'f', default: false },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-    }));
-  } catch (err) {
-    return usageError((err as Error).message);
+  const command = COMMANDS.find((c) => c.name === name);
+  if (!command) {
+    process.stderr.write(`sluice: unknown command ${name}\n\n${OVERVIEW}`);
+    return 2;
   }
-  if (values.help) {
-    process.stdout.write(USAGE);
+  const usageError = (message: string): number => {
+    process.stderr.write(`sluice: ${message}\n\n${commandUsage(command)}`);
+    return 2;
+  };
+  const parsed = parseCommand(command, rest);
+  if ('error' in parsed) return usageError(parsed.error);
+  if ('help' in parsed) {
+    process.stdout.write(commandUsage(command));
     return 0;
   }
-  if (command === 'observe') return observe(values);
-  const translation = translationOptions(values);
-  if (typeof translation === 'string') return usageError(translation);
+  const { values } = parsed;
+  if (command === OBSERVE) return observe(values, usageError);
+  if (command === STATUS) return status(values);
   const logger = () => pino({ level: values['log-level'] as string, base: { component: 'sluice' } });
 
-  if (command === 'controller') {
+  if (command === CONTROLLER) {
+    const translation = translationOptions(values);
+    if (typeof translation === 'string') return usageError(translation);
     const token = readTokenFile(values['snapshot-token-file']);
     if (typeof token === 'object') return usageError(token.error);
     const namespace = values['leader-election-namespace'] as string | undefined;
@@ -213,7 +80,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
 
-  if (command === 'dataplane') {
+  if (command === DATAPLANE) {
     if (!values.controller) return usageError('--controller URL is required');
     const token = readTokenFile(values['snapshot-token-file']);
     if (typeof token === 'object') return usageError(token.error);
@@ -242,41 +109,41 @@ export async function main(argv: string[]): Promise<number> {
   if (!manifests) return usageError('--manifests DIR is required');
   if (!existsSync(manifests) || !statSync(manifests).isDirectory()) return usageError(`--manifests ${manifests}: not a folder`);
   const bindAddress = values['bind-address'] as string;
+  const translation = translationOptions(values);
+  if (typeof translation === 'string') return usageError(translation);
 
-  if (command === 'translate') {
+  if (command === TRANSLATE) {
     const load = new ManifestFolder(manifests).load();
     for (const p of load.problems) process.stderr.write(`warning: ${p.file}: ${p.message}\n`);
     const snapshot = withImplicitGatewayClasses(load.snapshot, translation.gatewayClasses, translation.controllerName);
     const result = translate(snapshot, { ...translation, bindAddress, servedClassNames: translation.gatewayClasses });
     for (const p of result.problems) process.stderr.write(`warning: ${p}\n`);
     const out = { version: result.ir.version, ir: redactIR(result.ir), statuses: result.statuses };
-    const format = values.output ?? 'yaml';
+    const format = values.output;
     if (format === 'json') process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
     else if (format === 'yaml') process.stdout.write(stringify(out, { aliasDuplicateObjects: false }));
     else return usageError(`-o ${format}: expected yaml or json`);
     return 0;
   }
 
-  if (command === 'run') {
-    const node = nodeOptions(values);
-    if (typeof node === 'string') return usageError(node);
-    const log = logger();
-    const handle = await runStandalone({
-      manifests,
-      bindAddress,
-      portOffset: node.portOffset,
-      adminAddress: values['admin-address'] as string,
-      ...translation,
-      demoBackends: values['demo-backends'] as boolean,
-      rateLimit: node.rateLimit,
-      bpf: node.bpf,
-      logger: log,
-    });
-    await untilSignal(log);
-    await handle.close();
-    return 0;
-  }
-  return usageError(`unknown command ${command}`);
+  // RUN: the only command left.
+  const node = nodeOptions(values);
+  if (typeof node === 'string') return usageError(node);
+  const log = logger();
+  const handle = await runStandalone({
+    manifests,
+    bindAddress,
+    portOffset: node.portOffset,
+    adminAddress: values['admin-address'] as string,
+    ...translation,
+    demoBackends: values['demo-backends'] === true,
+    rateLimit: node.rateLimit,
+    bpf: node.bpf,
+    logger: log,
+  });
+  await untilSignal(log);
+  await handle.close();
+  return 0;
 }
 
 /** Resolves on SIGINT or SIGTERM. */
@@ -292,7 +159,7 @@ function untilSignal(logger?: { info(obj: object, msg: string): void }): Promise
 }
 
 /** What every translating command shares (classes, Ingress, policy); a string is a usage error. */
-function translationOptions(values: Record<string, string | boolean | undefined>) {
+function translationOptions(values: FlagValues) {
   const enforceHttps = values['ingress-enforce-https'];
   if (enforceHttps !== 'true' && enforceHttps !== 'false') return `--ingress-enforce-https ${enforceHttps}: expected true or false`;
   const policy = policyOptions(values);
@@ -306,7 +173,7 @@ function translationOptions(values: Record<string, string | boolean | undefined>
 }
 
 /** What every serving command shares (ports, rate limits, eBPF); a string is a usage error. */
-function nodeOptions(values: Record<string, string | boolean | undefined>) {
+function nodeOptions(values: FlagValues) {
   const portOffset = Number(values['listener-port-offset']);
   if (!Number.isInteger(portOffset) || portOffset < 0 || portOffset > 65000) {
     return `--listener-port-offset ${values['listener-port-offset']}: expected a whole number from 0 to 65000`;
@@ -337,8 +204,33 @@ function readTokenFile(file: string | boolean | undefined): string | undefined |
   }
 }
 
+/** `sluice status`: the running sluice's current problems, one line each; exit 1 when there are some. */
+async function status(values: FlagValues): Promise<number> {
+  const address = values['admin-address'] as string;
+  let body: unknown;
+  try {
+    // The admin API answers at once; a hung one must not hang the command.
+    const response = await fetch(`http://${address}/api/status`, { signal: AbortSignal.timeout(5000) });
+    if (!response.ok) throw new Error(`${response.status} ${await response.text()}`);
+    body = await response.json();
+  } catch (err) {
+    process.stderr.write(`sluice status: cannot read http://${address}/api/status: ${(err as Error).message}\n`);
+    return 1;
+  }
+  const problems = (body as { problems?: unknown }).problems;
+  if (!Array.isArray(problems)) {
+    process.stderr.write(`sluice status: http://${address}/api/status lists no problems field (an older sluice?)\n`);
+    return 1;
+  }
+  for (const p of problems as Array<{ code: string; message: string; file?: string }>) {
+    process.stdout.write(`${p.code} ${p.file ? `${p.file}: ` : ''}${p.message}\n`);
+  }
+  if (problems.length === 0) process.stdout.write('no problems\n');
+  return problems.length === 0 ? 0 : 1;
+}
+
 /** `sluice observe`: flows from a running sluice's admin API, one per line. */
-async function observe(values: Record<string, string | boolean | undefined>): Promise<number> {
+async function observe(values: FlagValues, usageError: (message: string) => number): Promise<number> {
   const format = values.output ?? 'text';
   if (format !== 'text' && format !== 'json') return usageError(`-o ${format}: expected json (or nothing for text)`);
   const verdict = values.verdict as string | undefined;
@@ -375,7 +267,7 @@ async function observe(values: Record<string, string | boolean | undefined>): Pr
 }
 
 /** Who the gateway is for network policy (`--gateway-*`); a string is a usage error. */
-function policyOptions(values: Record<string, string | boolean | undefined>): PolicyOptions | string {
+function policyOptions(values: FlagValues): PolicyOptions | string {
   const out: PolicyOptions = {};
   if (values['gateway-namespace']) out.gatewayNamespace = values['gateway-namespace'] as string;
   if (values['gateway-labels'] !== undefined) {
@@ -397,7 +289,7 @@ function policyOptions(values: Record<string, string | boolean | undefined>): Po
 }
 
 /** Rate-limit flags (and their environment variables), checked; a string is a usage error. */
-function rateLimitOptions(values: Record<string, string | boolean | undefined>): RateLimitOptions | string {
+function rateLimitOptions(values: FlagValues): RateLimitOptions | string {
   const whole = (flag: string, value: string | undefined, min: number, max: number): number | string => {
     const n = Number(value);
     return Number.isInteger(n) && n >= min && n <= max ? n : `--${flag} ${value}: expected a whole number from ${min} to ${max}`;
@@ -435,11 +327,6 @@ function rateLimitOptions(values: Record<string, string | boolean | undefined>):
 
 function splitList(value: unknown): string[] {
   return String(value ?? '').split(',').map((s) => s.trim()).filter(Boolean);
-}
-
-function usageError(message: string): number {
-  process.stderr.write(`sluice: ${message}\n\n${USAGE}`);
-  return 2;
 }
 
 main(process.argv.slice(2)).then(

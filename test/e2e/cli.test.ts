@@ -1,9 +1,11 @@
-// The CLI contract: `sluice translate` prints IR and statuses; bad flags exit 2 with a reason.
+// The CLI contract: `sluice translate` prints IR and statuses; bad or foreign flags exit 2 with a reason
+// and the command's usage; the README's CLI block is what `--help` prints.
 import { describe, expect, it } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { CLI_BEGIN, CLI_END, COMMANDS } from '../../controller/cli-flags.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const sluice = (...args: string[]) =>
@@ -42,19 +44,53 @@ describe('sluice CLI', () => {
     expect(sluice('run', '--manifests', ROOT, '--listener-port-offset', 'x')).toMatchObject({ status: 2 });
   });
 
-  it('prints usage with --help', () => {
-    const r = sluice('--help');
+  it("refuses another command's flag with this command's usage, before doing anything", () => {
+    const r = sluice('translate', '--manifests', join(ROOT, 'examples', 'quickstart'), '--redis-url', 'redis://127.0.0.1:1');
+    expect(r.status).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain('sluice translate does not take --redis-url (a flag of run, dataplane)');
+    expect(r.stderr).toContain('Usage: sluice translate --manifests DIR [flags]');
+    expect(r.stderr).not.toContain('Usage: sluice run');
+    // --demo-backends is run's: the dataplane must not accept (and ignore) it.
+    expect(sluice('dataplane', '--controller', 'http://127.0.0.1:1', '--demo-backends')).toMatchObject({
+      status: 2,
+      stderr: expect.stringContaining('sluice dataplane does not take --demo-backends (a flag of run)'),
+    });
+    // A positional where a flag belongs (a forgotten `--manifests`) is refused too.
+    expect(sluice('translate', 'examples/quickstart')).toMatchObject({ status: 2, stderr: expect.stringContaining('examples/quickstart') });
+  });
+
+  it('prints the overview with --help and a command\'s own flags with <command> --help', () => {
+    const overview = sluice('--help');
+    expect(overview.status).toBe(0);
+    for (const command of ['run', 'translate', 'status', 'controller', 'dataplane', 'observe']) expect(overview.stdout).toMatch(new RegExp(`^  ${command} `, 'm'));
+    const run = sluice('run', '--help');
+    expect(run.status).toBe(0);
+    expect(run.stdout).toMatch(/^Usage: sluice run --manifests DIR/);
+    expect(run.stdout).toMatch(/^  --listener-port-offset N /m);
+    expect(run.stdout).toMatch(/^  --demo-backends /m);
+    const translate = sluice('translate', '-h');
+    expect(translate.status).toBe(0);
+    expect(translate.stdout).toMatch(/^  -o, --output yaml\|json /m);
+    expect(translate.stdout).not.toMatch(/--listener-port-offset|--redis-url|--demo-backends/);
+    const observe = sluice('observe', '--help');
+    expect(observe.stdout).toMatch(/^  --verdict FORWARDED\|DROPPED\|AUDIT\s/m);
+    expect(observe.stdout).not.toMatch(/--manifests/);
+  });
+
+  it('--version names the versions of Sluice and of the runtime', () => {
+    const r = sluice('--version');
     expect(r.status).toBe(0);
-    expect(r.stdout).toMatch(/--listener-port-offset/);
+    expect(r.stdout).toBe(`sluice ${JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version} (Node.js ${process.version})\n`);
   });
 });
 
 describe('README', () => {
-  it('lists every flag of `sluice --help`, verbatim', async () => {
-    const { readFileSync } = await import('node:fs');
+  it("holds `sluice --help` and every command's `--help`, verbatim, between the generated markers", () => {
     const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
-    const usage = sluice('--help').stdout;
-    const flags = usage.slice(usage.indexOf('sluice run --manifests DIR [flags]')).trimEnd();
-    expect(readme).toContain(flags);
+    const block = readme.slice(readme.indexOf(CLI_BEGIN) + CLI_BEGIN.length, readme.indexOf(CLI_END));
+    const printed = [sluice('--help').stdout, ...COMMANDS.map((c) => sluice(c.name, '--help').stdout)].join('\n');
+    // A mismatch: run `npm run docs:cli`.
+    expect(block).toBe(`\n\`\`\`\n${printed}\`\`\`\n`);
   });
 });
