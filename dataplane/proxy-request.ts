@@ -2,7 +2,7 @@
 // normalised, headers lower-cased (HTTP/2 pseudo-headers turned into HTTP/1.1 ones), Host
 // normalized. Shared by HTTP/1.1 and HTTP/2 requests and by upgrades.
 
-import type { Http2ServerRequest } from 'node:http2';
+import { Http2ServerRequest } from 'node:http2';
 import type { ListenerTable } from './config/route-table.ts';
 import type { DownstreamRequest } from './downstream.ts';
 import { removeHeader } from './filters/header-modifier.ts';
@@ -28,8 +28,8 @@ export class ProxyRequest implements MatchableRequest {
   params: URLSearchParams | null = null;
 
   constructor(req: DownstreamRequest) {
-    const client =
-      req.httpVersionMajor === 2 ? readHttp2ClientHeaders(req.rawHeaders, (req as Http2ServerRequest).stream.endAfterHeaders) : readClientHeaders(req.rawHeaders);
+    // By class, not httpVersionMajor: the HTTP/1.1 parser also accepts `GET / HTTP/2.0`, which has no stream.
+    const client = req instanceof Http2ServerRequest ? readHttp2ClientHeaders(req.rawHeaders, req.stream.endAfterHeaders) : readClientHeaders(req.rawHeaders);
     let target = req.url ?? '/';
     let authority = client.host;
     if (target.charCodeAt(0) !== 0x2f /* / */ && target !== '*') {

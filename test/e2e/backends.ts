@@ -1,6 +1,6 @@
 // Minimal named HTTP backends for end-to-end tests: each answers
 // {"backend": name, "path": ..., "headers": ...} so a test can tell who served.
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 
 export interface NamedBackend {
   name: string;
@@ -8,8 +8,10 @@ export interface NamedBackend {
   close(): Promise<void>;
 }
 
-export async function startNamedBackend(name: string): Promise<NamedBackend> {
+/** `onRequest` sees every request head the backend receives (a test can assert what got through). */
+export async function startNamedBackend(name: string, onRequest?: (req: IncomingMessage) => void): Promise<NamedBackend> {
   const server: Server = createServer((req, res) => {
+    onRequest?.(req);
     req.resume();
     req.on('end', () => {
       res.setHeader('content-type', 'application/json');
