@@ -6,6 +6,7 @@ import { VERDICTS, type Verdict } from '../bpf/agent/codec.ts';
 import { flowMatches as filterMatches, type FlowFilter, type FlowRecord } from '../bpf/agent/flows.ts';
 import type { IR } from './ir/types.ts';
 import { redactIR } from './ir/version.ts';
+import { problemLine, type Problem } from './problems.ts';
 import type { KubeObject } from './sources/objects.ts';
 
 export interface AdminState {
@@ -13,6 +14,8 @@ export interface AdminState {
   /** Every object read, with its computed status; Secret data never leaves. */
   objects(): KubeObject[];
   ir(): IR | null;
+  /** The current problems (PROBLEM_CATALOGUE); absent: none tracked. */
+  problems?(): Problem[];
   /** Flows seen by the BPF agent; absent when eBPF is off. */
   flows?: FlowSource;
 }
@@ -34,9 +37,15 @@ export async function startAdminServer(address: string, state: AdminState, regis
   // forceCloseConnections: `follow` streams never end by themselves, and closing must not wait for them.
   const app = Fastify({ logger: false, forceCloseConnections: true });
   app.get('/healthz', async () => 'ok\n');
-  app.get('/readyz', async (_req, reply) => (state.ready() ? 'ready\n' : reply.code(503).send('not ready: no configuration applied yet\n')));
+  // A source read error leaves the last good configuration serving: still ready (a 503 would only
+  // pull a serving instance out of its load balancer), with the reason in the body.
+  app.get('/readyz', async (_req, reply) => {
+    if (!state.ready()) return reply.code(503).send('not ready: no configuration applied yet\n');
+    const reasons = (state.problems?.() ?? []).filter((p) => p.code === 'SLU_SOURCE_READ').map(problemLine);
+    return reasons.length === 0 ? 'ready\n' : `ready, serving the last good configuration while:\n${reasons.join('\n')}\n`;
+  });
   app.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
-  app.get('/api/status', async () => ({ apiVersion: 'v1', kind: 'List', items: state.objects().map(redactSecret) }));
+  app.get('/api/status', async () => ({ apiVersion: 'v1', kind: 'List', items: state.objects().map(redactSecret), problems: state.problems?.() ?? [] }));
   app.get('/api/config', async (_req, reply) => {
     const ir = state.ir();
     if (!ir) return reply.code(503).send({ error: 'no configuration applied yet' });

@@ -16,6 +16,8 @@ import type { BpfOptions } from '../dataplane/node.ts';
 import { resolveRedisSettings } from './translate/ratelimit-redis.ts';
 import { hostname } from 'node:os';
 import { translate } from './translate/translate.ts';
+import { problemLine } from './problems.ts';
+import { StartupCheckFailed } from './startup-checks.ts';
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
@@ -114,10 +116,10 @@ export async function main(argv: string[]): Promise<number> {
 
   if (command === TRANSLATE) {
     const load = new ManifestFolder(manifests).load();
-    for (const p of load.problems) process.stderr.write(`warning: ${p.file}: ${p.message}\n`);
+    for (const p of load.problems) process.stderr.write(`warning: ${problemLine(p)}\n`);
     const snapshot = withImplicitGatewayClasses(load.snapshot, translation.gatewayClasses, translation.controllerName);
     const result = translate(snapshot, { ...translation, bindAddress, servedClassNames: translation.gatewayClasses });
-    for (const p of result.problems) process.stderr.write(`warning: ${p}\n`);
+    for (const p of result.problems) process.stderr.write(`warning: ${problemLine(p)}\n`);
     const out = { version: result.ir.version, ir: redactIR(result.ir), statuses: result.statuses };
     const format = values.output;
     if (format === 'json') process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
@@ -332,6 +334,11 @@ function splitList(value: unknown): string[] {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err) => {
+    // A failed startup check is one line per problem, not a stack trace.
+    if (err instanceof StartupCheckFailed) {
+      process.stderr.write(`${err.problems.map((p) => `sluice: ${problemLine(p)}`).join('\n')}\n`);
+      process.exit(err.exitCode);
+    }
     process.stderr.write(`sluice: ${(err as Error).stack ?? err}\n`);
     process.exit(1);
   },

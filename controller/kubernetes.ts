@@ -8,6 +8,7 @@ import { Counter } from 'prom-client';
 import { processRegistry, startAdminServer } from './admin.ts';
 import type { IR } from './ir/types.ts';
 import { LeaderElector } from './leader.ts';
+import { ProblemLog } from './problems.ts';
 import { SnapshotServer } from './publish/server.ts';
 import { KubernetesSource } from './sources/kubernetes.ts';
 import { isRelevantChange, type Dependencies } from './sources/relevance.ts';
@@ -61,7 +62,7 @@ export async function runController(options: ControllerOptions): Promise<Control
   const store = new StatusStore();
   let published: IR | null = null;
   let synced = false;
-  let reportedProblems = new Set<string>();
+  const problemLog = new ProblemLog(logger);
 
   const scheduler = serialDebouncer(() => reconcile(), (err) => logger.error({ err }, 'reconcile failed'));
   // Changes to Secrets, ConfigMaps and Pods the last translation did not depend on cost nothing.
@@ -139,9 +140,7 @@ export async function runController(options: ControllerOptions): Promise<Control
     });
     reconciles.inc();
     dependsOn = result.dependsOn;
-    const problems = new Set(result.problems);
-    for (const p of problems) if (!reportedProblems.has(p)) logger.warn({ problem: p }, p);
-    reportedProblems = problems;
+    problemLog.update(result.problems);
     if (result.ir.version !== published?.version) {
       snapshots.publish(result.ir);
       published = result.ir;
@@ -176,6 +175,7 @@ export async function runController(options: ControllerOptions): Promise<Control
       ready: () => synced,
       ir: () => published,
       objects: () => store.withStatus(Object.values(SNAPSHOT_FIELD_BY_KIND).flatMap((f) => source.snapshot()[f]) as KubeObject[]),
+      problems: () => problemLog.list(),
     },
     registry,
   );

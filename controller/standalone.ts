@@ -1,13 +1,17 @@
 // Standalone mode: a manifest folder → translate → the in-process dataplane,
 // with statuses served by the admin API. Changes to the folder are applied
 // after a short debounce (100 ms after the last change, at most 1 s after the first).
+import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import { DataplaneNode, type BpfOptions } from '../dataplane/node.ts';
-import { processRegistry, startAdminServer } from './admin.ts';
-import { DemoBackends } from './demo/demo-backends.ts';
+import { parseHostPort, processRegistry, startAdminServer } from './admin.ts';
+import { DemoBackends, demoEndpoints } from './demo/demo-backends.ts';
 import type { IR } from './ir/types.ts';
 import { withImplicitGatewayClasses } from './sources/implicit-classes.ts';
-import { ManifestFolder } from './sources/manifest-folder.ts';
+import { ProblemLog, type Problem } from './problems.ts';
+import { ManifestFolder, type ReadError } from './sources/manifest-folder.ts';
+import { StartupCheckFailed, checkFolder, checkPorts, pathProblem, type PortClaim } from './startup-checks.ts';
 import { SNAPSHOT_FIELD_BY_KIND, type InputSnapshot, type KubeObject } from './sources/objects.ts';
 import type { Condition, ObjectStatus } from './status/conditions.ts';
 import { foldDataplaneResult, type SocketFailure } from './status/dataplane-result.ts';
@@ -51,24 +55,9 @@ export interface StandaloneHandle {
 
 export async function runStandalone(options: StandaloneOptions): Promise<StandaloneHandle> {
   const { logger } = options;
-  const registry = processRegistry();
   const folder = new ManifestFolder(options.manifests);
-  const rateLimitOptions = options.rateLimit ?? { redis: {}, redisTimeoutMs: 50, replicas: 1, maxLocalKeys: 10_000 };
-  const node = new DataplaneNode({ portOffset: options.portOffset, logger, registry, rateLimit: rateLimitOptions, ...(options.bpf ? { bpf: options.bpf } : {}) });
-  const demo = options.demoBackends ? new DemoBackends(options.manifests, logger) : null;
-  const store = new StatusStore();
-  let applied: IR | null = null;
-  let socketFailures: SocketFailure[] = [];
-  let snapshot: InputSnapshot | null = null;
-  let reportedProblems = new Set<string>();
-
-  const reconcile = async (): Promise<void> => {
-    // (recursive once at most: demo files are written only when missing)
-    const load = folder.load();
-    if (!load.changed && applied) return;
-    const problems = new Set(load.problems.map((p) => `${p.file}: ${p.message}`));
-    if (demo && (await demo.sync(load.snapshot))) return reconcile(); // it wrote files: read them now
-    snapshot = withImplicitGatewayClasses(load.snapshot, options.gatewayClasses, options.controllerName);
+  const translateOnce = (loaded: InputSnapshot) => {
+    const snapshot = withImplicitGatewayClasses(loaded, options.gatewayClasses, options.controllerName);
     const result = translate(snapshot, {
       controllerName: options.controllerName,
       bindAddress: options.bindAddress,
@@ -76,13 +65,38 @@ export async function runStandalone(options: StandaloneOptions): Promise<Standal
       ingress: options.ingress,
       ...(options.policy ? { policy: options.policy } : {}),
     });
-    for (const p of result.problems) problems.add(p);
+    return { snapshot, result };
+  };
+  // Nothing is started or written before this: demo backends, certificates, eBPF, sockets.
+  await checkStartup(options, folder, (loaded) => translateOnce(loaded).result.ir);
+
+  const registry = processRegistry();
+  const sourceMetrics = sourceReadMetrics(registry);
+  const rateLimitOptions = options.rateLimit ?? { redis: {}, redisTimeoutMs: 50, replicas: 1, maxLocalKeys: 10_000 };
+  const node = new DataplaneNode({ portOffset: options.portOffset, logger, registry, rateLimit: rateLimitOptions, ...(options.bpf ? { bpf: options.bpf } : {}) });
+  const demo = options.demoBackends ? new DemoBackends(options.manifests, logger) : null;
+  const store = new StatusStore();
+  const problemLog = new ProblemLog(logger);
+  let applied: IR | null = null;
+  let socketFailures: SocketFailure[] = [];
+  let snapshot: InputSnapshot | null = null;
+
+  const reconcile = async (): Promise<void> => {
+    // (recursive once at most: demo files are written only when missing)
+    const load = folder.load();
+    sourceMetrics.observe(load.readErrors);
+    if (!load.changed && applied) return;
+    const problems: Problem[] = [...load.problems];
+    if (demo && (await demo.sync(load.snapshot))) return reconcile(); // it wrote files: read them now
+    const translated = translateOnce(load.snapshot);
+    snapshot = translated.snapshot;
+    const { result } = translated;
+    problems.push(...result.problems);
     // Redis for global rate limits may come from a Secret among the manifests: re-read each time.
     const redis = resolveRedisSettings(rateLimitOptions.redis, process.env, snapshot);
-    if (redis.problem) problems.add(redis.problem);
+    if (redis.problem) problems.push({ code: 'SLU_REDIS_SETTINGS', message: redis.problem });
     node.rateLimits.setRedis(redis.settings);
-    for (const p of problems) if (!reportedProblems.has(p)) logger.warn({ problem: p }, p);
-    reportedProblems = problems;
+    problemLog.update(problems);
     if (result.ir.version !== applied?.version) {
       try {
         const outcome = await node.apply(result.ir);
@@ -108,6 +122,7 @@ export async function runStandalone(options: StandaloneOptions): Promise<Standal
       ready: () => applied !== null,
       ir: () => applied,
       objects: () => (snapshot ? store.withStatus(allObjects(snapshot)) : []),
+      problems: () => problemLog.list(),
       ...(node.agent ? { flows: node.agent } : {}),
     },
     registry,
@@ -121,6 +136,57 @@ export async function runStandalone(options: StandaloneOptions): Promise<Standal
       await admin.close();
       await node.close();
       await demo?.close();
+    },
+  };
+}
+
+/**
+ * Every path and port `sluice run` needs, before it starts anything: the manifest folder and its
+ * files, the admin address, each listener the manifests ask for (after the offset), and the demo
+ * backends' addresses. Throws StartupCheckFailed with one problem per path or port.
+ */
+async function checkStartup(options: StandaloneOptions, folder: ManifestFolder, irOf: (snapshot: InputSnapshot) => IR): Promise<void> {
+  const folderProblems = checkFolder(options.manifests, '--manifests');
+  if (folderProblems.length > 0) throw new StartupCheckFailed(folderProblems);
+  // Reading the folder is no side effect; the first reconcile reads it again, unchanged files cheaply.
+  const load = folder.load();
+  const problems: Problem[] = load.readErrors.map((e) =>
+    pathProblem(join(options.manifests, e.file), `cannot be read (${e.cause}); fix its permissions or check --manifests`),
+  );
+  const ir = irOf(load.snapshot);
+  const admin = parseHostPort(options.adminAddress);
+  const claims: PortClaim[] = [{ ...admin, what: 'the admin API', remedy: 'choose another with --admin-address' }];
+  const offset = options.portOffset;
+  for (const l of [...ir.http.listeners, ...(ir.http.passthrough ?? [])]) {
+    const what = offset ? `listener port ${l.port} + --listener-port-offset ${offset}` : `listener port ${l.port}`;
+    if (l.port + offset > 65535) {
+      problems.push({ code: 'SLU_STARTUP_PORT', message: `${what} is beyond 65535; lower --listener-port-offset` });
+      continue;
+    }
+    claims.push({ host: l.address, port: l.port + offset, what, remedy: 'choose another offset with --listener-port-offset (or another --bind-address)' });
+  }
+  if (options.demoBackends) {
+    for (const e of demoEndpoints(load.snapshot)) {
+      claims.push({ host: e.address, port: e.port, what: `demo backend ${e.pod}`, remedy: 'stop what listens there, or change that EndpointSlice endpoint (--demo-backends starts an echo server there)' });
+    }
+  }
+  problems.push(...(await checkPorts(claims)));
+  if (problems.length > 0) throw new StartupCheckFailed(problems);
+}
+
+/** `sluice_source_read_errors_total{cause}` (every failed read) and `sluice_source_read_errors` (failing now). */
+function sourceReadMetrics(registry: Registry): { observe(errors: ReadError[]): void } {
+  const total = new Counter({
+    name: 'sluice_source_read_errors_total',
+    help: 'Failed reads of the manifest folder (a file or a folder listing), by errno code',
+    labelNames: ['cause'],
+    registers: [registry],
+  });
+  const current = new Gauge({ name: 'sluice_source_read_errors', help: 'Manifest files and folders that cannot be read now (their last good objects are kept)', registers: [registry] });
+  return {
+    observe(errors) {
+      for (const e of errors) total.inc({ cause: e.cause });
+      current.set(errors.length);
     },
   };
 }

@@ -26,34 +26,21 @@ export class DemoBackends {
   async sync(snapshot: InputSnapshot): Promise<boolean> {
     const wrote = await this.writeMissingCertificates(snapshot);
     const starts: Promise<unknown>[] = [];
-    for (const slice of snapshot.endpointSlices) {
-      const service = slice.metadata.labels?.['kubernetes.io/service-name'] ?? slice.metadata.name;
-      for (const port of (slice.ports ?? []) as any[]) {
-        for (const ep of (slice.endpoints ?? []) as any[]) {
-          for (const address of ep?.addresses ?? []) {
-            if (!isLoopback(address) || !port?.port) continue;
-            const key = `${address}:${port.port}`;
-            if (this.servers.has(key)) continue;
-            const pod = ep?.targetRef?.name ?? `${service}-demo`;
-            const started = startEchoServer({
-              host: address,
-              httpPort: Number(port.port),
-              identity: { pod, namespace: slice.metadata.namespace!, service },
-            }).then(
-              (server) => {
-                this.logger.info({ address: key, pod }, `demo echo backend ${pod} listening on ${key}`);
-                return server;
-              },
-              (err: Error) => {
-                this.logger.warn({ address: key, err: err.message }, `cannot start demo echo backend on ${key}: ${err.message}`);
-                return null;
-              },
-            );
-            this.servers.set(key, started);
-            starts.push(started);
-          }
-        }
-      }
+    for (const { address, port, pod, namespace, service } of demoEndpoints(snapshot)) {
+      const key = `${address}:${port}`;
+      if (this.servers.has(key)) continue;
+      const started = startEchoServer({ host: address, httpPort: port, identity: { pod, namespace, service } }).then(
+        (server) => {
+          this.logger.info({ address: key, pod }, `demo echo backend ${pod} listening on ${key}`);
+          return server;
+        },
+        (err: Error) => {
+          this.logger.warn({ address: key, err: err.message }, `cannot start demo echo backend on ${key}: ${err.message}`);
+          return null;
+        },
+      );
+      this.servers.set(key, started);
+      starts.push(started);
     }
     await Promise.all(starts);
     return wrote;
@@ -98,6 +85,31 @@ function tlsSecretsWanted(snapshot: InputSnapshot): { namespace: string; name: s
   for (const ing of snapshot.ingresses) {
     for (const tls of ing.spec?.tls ?? []) {
       if (tls?.secretName) out.push({ namespace: ing.metadata.namespace!, name: tls.secretName, hostnames: tls.hosts ?? [] });
+    }
+  }
+  return out;
+}
+
+export interface DemoEndpoint {
+  address: string;
+  port: number;
+  pod: string;
+  namespace: string;
+  service: string;
+}
+
+/** The EndpointSlice endpoints on loopback addresses: where `--demo-backends` starts echo servers. */
+export function demoEndpoints(snapshot: InputSnapshot): DemoEndpoint[] {
+  const out: DemoEndpoint[] = [];
+  for (const slice of snapshot.endpointSlices) {
+    const service = slice.metadata.labels?.['kubernetes.io/service-name'] ?? slice.metadata.name;
+    for (const port of (slice.ports ?? []) as any[]) {
+      for (const ep of (slice.endpoints ?? []) as any[]) {
+        for (const address of ep?.addresses ?? []) {
+          if (!isLoopback(address) || !port?.port) continue;
+          out.push({ address, port: Number(port.port), pod: ep?.targetRef?.name ?? `${service}-demo`, namespace: slice.metadata.namespace!, service });
+        }
+      }
     }
   }
   return out;

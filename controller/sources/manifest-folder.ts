@@ -6,8 +6,9 @@
 // `metadata.generation` when an object's spec changes.
 import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync, statSync, watch, type FSWatcher } from 'node:fs';
-import { join, relative } from 'node:path';
+import { join, relative, sep } from 'node:path';
 import { parseAllDocuments } from 'yaml';
+import type { Problem } from '../problems.ts';
 import {
   CLUSTER_SCOPED_KINDS,
   STATUS_INPUT_KINDS,
@@ -18,16 +19,25 @@ import {
   type KubeObject,
 } from './objects.ts';
 
-export interface SourceProblem {
+/** A problem found while reading the folder; `file` is relative to it (the folder itself: its path as given). */
+export type SourceProblem = Problem & { file: string };
+
+/** A file or folder that could not be read, by errno code (EMFILE, EACCES, ENOENT, ENOTDIR, EIO...). */
+export interface ReadError {
   file: string;
-  message: string;
+  cause: string;
 }
 
 export interface FolderLoad {
   snapshot: InputSnapshot;
-  /** Problems found while reading; the objects of a file that failed to parse are its last good ones. */
+  /**
+   * Problems found while reading. The objects of a file that failed to parse or to be read are its
+   * last good ones; where a folder could not be listed, every file under it keeps its last good objects.
+   */
   problems: SourceProblem[];
-  /** False when no file was added, removed or changed since the previous load. */
+  /** What could not be read this time (also among `problems`, as SLU_SOURCE_READ). */
+  readErrors: ReadError[];
+  /** False when no file was added, removed or changed, and no read error came or went, since the previous load. */
   changed: boolean;
 }
 
@@ -35,7 +45,7 @@ interface FileState {
   contentHash: string;
   objects: KubeObject[];
   /** Problems inside an otherwise readable file (unknown kinds, objects without a name). */
-  problems: string[];
+  problems: Problem[];
 }
 
 interface Tracked {
@@ -51,52 +61,67 @@ export class ManifestFolder {
   readonly dir: string;
   private readonly files = new Map<string, FileState>();
   /** Files whose current content failed to parse: content hash and the problem. */
-  private readonly broken = new Map<string, { contentHash: string; message: string }>();
+  private readonly broken = new Map<string, { contentHash: string; problem: SourceProblem }>();
   private readonly tracked = new Map<string, Tracked>();
   private readonly now: () => Date;
+  /** The read errors of the previous load, to tell when one comes or goes. */
+  private lastReadErrors = '';
 
   constructor(dir: string, now: () => Date = () => new Date()) {
     this.dir = dir;
     this.now = now;
   }
 
-  /** Reads the folder again; unchanged files are not re-parsed. */
+  /**
+   * Reads the folder again; unchanged files are not re-parsed. A read error never empties the
+   * configuration: what could not be read keeps its last good objects.
+   */
   load(): FolderLoad {
     const problems: SourceProblem[] = [];
-    const seenFiles = new Set<string>();
+    const readErrors: ReadError[] = [];
+    const unreadable = (file: string, err: unknown, keeping: string) => {
+      readErrors.push({ file, cause: errnoCode(err) });
+      problems.push({ code: 'SLU_SOURCE_READ', file, message: `cannot read: ${errnoText(err)}; keeping ${keeping} until it reads again` });
+    };
+    const listing = listManifestFiles(this.dir);
+    const unlisted = listing.failed.map((f) => relative(this.dir, f.path));
+    for (const [i, failed] of listing.failed.entries()) unreadable(unlisted[i] || this.dir, failed.err, 'the last good objects of every file under it');
+    // Files under a folder that could not be listed are still there as far as we know.
+    const underUnlisted = (file: string) => unlisted.some((u) => u === '' || file === u || file.startsWith(`${u}${sep}`));
+    const seenFiles = new Set<string>([...this.files.keys(), ...this.broken.keys()].filter(underUnlisted));
     let changed = this.files.size === 0;
-    for (const path of listManifestFiles(this.dir)) {
+    for (const path of listing.files) {
       const file = relative(this.dir, path);
       seenFiles.add(file);
       let text: string;
       try {
         text = readFileSync(path, 'utf8');
       } catch (err) {
-        problems.push({ file, message: `cannot read: ${(err as Error).message}` });
+        unreadable(file, err, "this file's last good objects");
         continue;
       }
       const contentHash = sha256(text);
       const loaded = this.files.get(file);
       if (loaded?.contentHash === contentHash) {
-        problems.push(...loaded.problems.map((message) => ({ file, message })));
+        problems.push(...loaded.problems.map((p) => ({ ...p, file })));
         continue;
       }
       const known = this.broken.get(file);
       if (known?.contentHash === contentHash) {
-        problems.push({ file, message: known.message });
+        problems.push(known.problem);
         continue;
       }
       changed = true;
       const parsed = parseManifest(text);
       if ('error' in parsed) {
         // A bad file never replaces its last good content.
-        const message = `${parsed.error}; keeping this file's last good objects`;
-        this.broken.set(file, { contentHash, message });
-        problems.push({ file, message });
+        const problem: SourceProblem = { code: 'SLU_MANIFEST_YAML', file, message: `${parsed.error}; keeping this file's last good objects until it parses again` };
+        this.broken.set(file, { contentHash, problem });
+        problems.push(problem);
         continue;
       }
       this.broken.delete(file);
-      problems.push(...parsed.problems.map((message) => ({ file, message })));
+      problems.push(...parsed.problems.map((p) => ({ ...p, file })));
       this.files.set(file, { contentHash, objects: parsed.objects, problems: parsed.problems });
     }
     for (const file of [...this.files.keys()]) {
@@ -106,7 +131,10 @@ export class ManifestFolder {
       }
     }
     for (const file of [...this.broken.keys()]) if (!seenFiles.has(file)) this.broken.delete(file);
-    return { snapshot: this.assemble(problems), problems, changed };
+    const readErrorsKey = JSON.stringify(readErrors);
+    if (readErrorsKey !== this.lastReadErrors) changed = true;
+    this.lastReadErrors = readErrorsKey;
+    return { snapshot: this.assemble(problems), problems, readErrors, changed };
   }
 
   /** Calls `onChange` (debounced by the caller) whenever something under the folder changes. */
@@ -135,7 +163,7 @@ export class ManifestFolder {
         const key = objectKey(obj);
         const earlier = byKey.get(key);
         if (earlier) {
-          problems.push({ file, message: `${key} is also defined in ${earlier.file}; using that one` });
+          problems.push({ code: 'SLU_MANIFEST_DUPLICATE', file, object: key, message: `${key} is also defined in ${earlier.file}; using that one (remove one of the two)` });
           continue;
         }
         byKey.set(key, { file, obj });
@@ -184,25 +212,22 @@ export class ManifestFolder {
 
 interface ParsedManifest {
   objects: KubeObject[];
-  problems: string[];
+  problems: Problem[];
 }
 
 /** Parses one multi-document YAML text into the objects Sluice reads, with defaults applied. */
 export function parseManifest(text: string): ParsedManifest | { error: string } {
   const docs = parseAllDocuments(text);
   const objects: KubeObject[] = [];
-  const problems: string[] = [];
+  const problems: Problem[] = [];
   for (const [index, doc] of docs.entries()) {
-    if (doc.errors.length > 0) {
-      const e = doc.errors[0]!;
-      return { error: `invalid YAML in document ${index + 1}: ${e.message.split('\n')[0]}` };
-    }
+    if (doc.errors.length > 0) return { error: `invalid YAML in document ${index + 1}${yamlErrorText(doc.errors[0]!.message)}` };
     const value = doc.toJS();
     if (value === null || value === undefined) continue;
     const items: unknown[] = isObject(value) && value.kind === 'List' && Array.isArray(value.items) ? value.items : [value];
     for (const item of items) {
       const checked = checkObject(item, index + 1);
-      if (typeof checked === 'string') problems.push(checked);
+      if (typeof checked === 'string') problems.push({ code: 'SLU_MANIFEST_OBJECT', message: checked });
       else if (checked) objects.push(checked);
     }
   }
@@ -226,13 +251,30 @@ function checkObject(value: unknown, docNumber: number): KubeObject | string | n
   return { ...value, metadata: meta } as KubeObject;
 }
 
-function listManifestFiles(dir: string): string[] {
-  const out: string[] = [];
+/**
+ * `yaml`'s message is "<what> at line L, column C:" followed by an excerpt of the text: one line,
+ * position first (" at line 4, column 1: Map keys must be unique").
+ */
+function yamlErrorText(message: string): string {
+  const first = message.split('\n')[0]!.replace(/:\s*$/, '');
+  const at = / at line (\d+), column (\d+)$/.exec(first);
+  return at ? ` at line ${at[1]}, column ${at[2]}: ${first.slice(0, at.index)}` : `: ${first}`;
+}
+
+interface Listing {
+  files: string[];
+  /** Folders that could not be listed (or entries that could not be examined), with the error. */
+  failed: { path: string; err: unknown }[];
+}
+
+function listManifestFiles(dir: string): Listing {
+  const listing: Listing = { files: [], failed: [] };
   const walk = (d: string) => {
     let entries: string[];
     try {
       entries = readdirSync(d);
-    } catch {
+    } catch (err) {
+      listing.failed.push({ path: d, err });
       return;
     }
     for (const name of entries.sort()) {
@@ -241,15 +283,27 @@ function listManifestFiles(dir: string): string[] {
       let isDir = false;
       try {
         isDir = statSync(path).isDirectory();
-      } catch {
+      } catch (err) {
+        // Gone between the listing and now: it is removed. Anything else: we cannot tell what it holds.
+        if (errnoCode(err) !== 'ENOENT') listing.failed.push({ path, err });
         continue;
       }
       if (isDir) walk(path);
-      else if (MANIFEST_FILE.test(name)) out.push(path);
+      else if (MANIFEST_FILE.test(name)) listing.files.push(path);
     }
   };
   walk(dir);
-  return out;
+  return listing;
+}
+
+function errnoCode(err: unknown): string {
+  return (err as NodeJS.ErrnoException)?.code ?? 'EUNKNOWN';
+}
+
+/** "EACCES: permission denied" — Node's message without the syscall and path it appends. */
+function errnoText(err: unknown): string {
+  const message = (err as Error)?.message ?? String(err);
+  return message.split(',')[0]!.trim() || errnoCode(err);
 }
 
 function isObject(v: unknown): v is Record<string, any> {

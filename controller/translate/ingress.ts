@@ -10,6 +10,7 @@
 //    the Ingress's defaultBackend: a host that matches but whose paths do not
 //    falls through to the defaultBackend (Cilium answers 404 there).
 import type { Backend, Route, RouteAction, TlsCertificate } from '../ir/types.ts';
+import type { Problem } from '../problems.ts';
 import { namespacedName, type KubeObject } from '../sources/objects.ts';
 import type { ObjectStatus } from '../status/conditions.ts';
 import { resolveBackendRef } from './backends.ts';
@@ -53,6 +54,8 @@ export interface ServedIngresses {
    * cluster with Cilium's ingress controller keeps its load balancer while it has no Ingress).
    */
   listening: boolean;
+  /** Ingresses that name no class while no IngressClass is marked default: nobody serves them, and the user should hear why. */
+  problems: Problem[];
 }
 
 export function servedIngresses(index: InputIndex, options: IngressOptions): ServedIngresses {
@@ -60,11 +63,25 @@ export function servedIngresses(index: InputIndex, options: IngressOptions): Ser
   const served = new Set(options.classNames);
   for (const c of classes) if (options.controllers.includes(c.spec?.controller)) served.add(c.metadata.name);
   const defaultIsOurs = classes.some((c) => served.has(c.metadata.name) && c.metadata.annotations?.[DEFAULT_CLASS_ANNOTATION] === 'true');
+  const anyDefault = classes.some((c) => c.metadata.annotations?.[DEFAULT_CLASS_ANNOTATION] === 'true');
+  const problems: Problem[] = [];
   const ingresses = index.snapshot.ingresses.filter((ing) => {
     const cls = ing.metadata.annotations?.[LEGACY_CLASS_ANNOTATION] ?? ing.spec?.ingressClassName;
+    if (cls === undefined && !anyDefault) problems.push(classlessProblem(ing, [...new Set([...options.classNames, ...served])]));
     return cls === undefined ? defaultIsOurs : served.has(cls);
   });
-  return { ingresses, listening: ingresses.length > 0 || classes.some((c) => served.has(c.metadata.name)) };
+  return { ingresses, listening: ingresses.length > 0 || classes.some((c) => served.has(c.metadata.name)), problems };
+}
+
+/** Another default class would own a class-less Ingress; with none, nobody does. */
+function classlessProblem(ing: KubeObject, servedClasses: string[]): Problem {
+  const object = `Ingress ${namespacedName(ing)}`;
+  const choice = servedClasses.length > 0 ? `set spec.ingressClassName: ${servedClasses[0]}` : 'set spec.ingressClassName to a class Sluice serves (--ingress-classes)';
+  return {
+    code: 'SLU_INGRESS_NO_CLASS',
+    object,
+    message: `${object} names no class and no IngressClass is marked default, so no controller serves it; ${choice} (or mark an IngressClass of Sluice's default with ${DEFAULT_CLASS_ANNOTATION}: "true")`,
+  };
 }
 
 export function translateIngresses(served: ServedIngresses, address: string | null, index: InputIndex, options: IngressOptions): IngressTranslation {

@@ -3,6 +3,7 @@
 // same IR (and so the same version) and the same statuses.
 import type { Backend, HttpListener, IR, ListenerScope, PassthroughListener, VirtualHost } from '../ir/types.ts';
 import { irVersion } from '../ir/version.ts';
+import type { Problem } from '../problems.ts';
 import { namespacedName, type InputSnapshot } from '../sources/objects.ts';
 import type { ObjectStatus } from '../status/conditions.ts';
 import { planGatewayAddresses } from './addresses.ts';
@@ -34,8 +35,8 @@ export type { TranslateOptions } from './gateway.ts';
 export interface TranslateResult {
   ir: IR;
   statuses: ObjectStatus[];
-  /** Problems with objects that have no status of their own to carry them (Ingress). */
-  problems: string[];
+  /** Problems with objects that have no status of their own to carry them (Ingress, policies). */
+  problems: Problem[];
   /**
    * What the result depends on besides the always-read kinds: the Secrets and ConfigMaps it looked
    * up (`Secret/<ns>/<name>`, found or not), and whether Pods matter (they only do for network
@@ -48,7 +49,7 @@ export function translate(snapshot: InputSnapshot, options: TranslateOptions): T
   const index = new InputIndex(snapshot);
   const classes = translateGatewayClasses(snapshot.gatewayClasses, options);
   const ourGateways = snapshot.gateways.filter((g) => classes.accepted.has(g.spec?.gatewayClassName));
-  const ingresses = options.ingress ? servedIngresses(index, options.ingress) : { ingresses: [], listening: false };
+  const ingresses = options.ingress ? servedIngresses(index, options.ingress) : { ingresses: [], listening: false, problems: [] };
   const plan = planGatewayAddresses(options.bindAddress, [
     ...ourGateways.map(namespacedName),
     ...(ingresses.listening ? [INGRESS_GATEWAY_KEY] : []),
@@ -110,7 +111,10 @@ export function translate(snapshot: InputSnapshot, options: TranslateOptions): T
       ...ingress.statuses,
       ...rateLimits.statuses,
     ],
-    problems: [...ingress.problems, ...rateLimits.problems, ...policyProblems],
+    problems: [
+      ...ingresses.problems,
+      ...[...ingress.problems, ...rateLimits.problems, ...policyProblems].map((message): Problem => ({ code: 'SLU_TRANSLATION', message })),
+    ],
     dependsOn: {
       references: [...index.referenced].sort(),
       pods: snapshot.networkPolicies.length + snapshot.ciliumNetworkPolicies.length + snapshot.ciliumClusterwideNetworkPolicies.length > 0,
