@@ -188,7 +188,7 @@ export class ListenerServer {
     let front: net.Server;
     if (this.protocol === 'HTTPS') {
       const tlsServer = tls.createServer({
-        ...secureContextOptions(this.table.certificates!.fallback, this.table.clientValidation),
+        ...secureContextOptions(this.table.certificates!.fallback, this.table.clientValidation, this.table.tlsSettings),
         ALPNProtocols: ALPN_PROTOCOLS,
         noDelay: true,
         SNICallback: (servername: string, callback: (error: Error | null, context?: SecureContext) => void) => {
@@ -270,12 +270,12 @@ export class ListenerServer {
     socket.setTimeout(FIRST_BYTES_TIMEOUT_MS, drop);
   }
 
-  /** Applies the table's client-certificate settings and default certificate to the TLS servers. */
+  /** Applies the table's client-certificate settings, TLS versions and ciphers, and default certificate to the TLS servers. */
   private configureTls(created?: tls.Server): void {
     const fallback = this.table.certificates?.fallback;
     if (fallback === undefined) return;
     const validation = this.table.clientValidation;
-    const key = `${fallback.hash}/${validation?.key ?? ''}`;
+    const key = `${fallback.hash}/${validation?.key ?? ''}/${this.table.tlsSettings?.key ?? ''}`;
     // A server being created already has the right default context; existing ones need it
     // replaced when the certificate or the client CAs changed.
     const contextChanged = this.defaultContextKey !== null && key !== this.defaultContextKey;
@@ -287,7 +287,7 @@ export class ListenerServer {
       const verification = server as unknown as { requestCert: boolean; rejectUnauthorized: boolean };
       verification.requestCert = validation !== null;
       verification.rejectUnauthorized = validation?.rejectUnauthorized ?? true;
-      if (contextChanged && created === undefined) server.setSecureContext(secureContextOptions(fallback, validation));
+      if (contextChanged && created === undefined) server.setSecureContext(secureContextOptions(fallback, validation, this.table.tlsSettings));
     }
   }
 }

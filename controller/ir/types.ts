@@ -69,7 +69,26 @@ export interface ListenerTls {
    * per port). Absent: no client certificate is requested.
    */
   clientValidation?: ClientValidation;
+  /**
+   * Protocol versions and TLS 1.2 ciphers for the whole port: OpenSSL settles them before the SNI
+   * callback picks a certificate, so they cannot differ per hostname. Absent: the intermediate profile.
+   */
+  settings?: TlsSettings;
 }
+
+export type TlsVersion = 'TLSv1.2' | 'TLSv1.3';
+
+/** What a TLS port offers (Gateway listener `tls.options`, resolved against a profile; see ir/tls-profiles.ts). */
+export interface TlsSettings {
+  /** The Mozilla server-side TLS profile the settings start from. */
+  profile: TlsProfileName;
+  minVersion: TlsVersion;
+  maxVersion: TlsVersion;
+  /** OpenSSL names of the TLS 1.2 suites, in preference order; TLS 1.3 suites are always OpenSSL's defaults. */
+  ciphers: string[];
+}
+
+export type TlsProfileName = 'modern' | 'intermediate';
 
 export interface ClientValidation {
   /** PEM CA certificates a client certificate must chain to. */
@@ -99,6 +118,11 @@ export interface ListenerScope {
   name: string;
   /** The Gateway listener's hostname, or null when it has none (matches any host). */
   hostname: string | null;
+  /**
+   * HTTPS only: a Strict-Transport-Security value (listener `tls.options` `sluice.dev/hsts`) set on
+   * every response of this scope's routes. Absent: no HSTS header is added.
+   */
+  hsts?: string;
   /** Sorted most specific first: exact names, then wildcards by length, then `*`. */
   virtualHosts: VirtualHost[];
 }

@@ -2,7 +2,8 @@
 // validity of each listener (protocol, conflicts, route kinds, certificates).
 // Route attachment fills in `attachedRoutes` later (httproute.ts).
 import { X509Certificate, createHash, createPrivateKey } from 'node:crypto';
-import type { ClientValidation, TlsCertificate } from '../ir/types.ts';
+import { defaultTlsSettings, describeTlsSettings, sameTlsSettings } from '../ir/tls-profiles.ts';
+import type { ClientValidation, TlsCertificate, TlsSettings } from '../ir/types.ts';
 import { GATEWAY_GROUP, namespacedName, type KubeObject } from '../sources/objects.ts';
 import { condition, type Condition, type ObjectStatus } from '../status/conditions.ts';
 import type { AddressPlan } from './addresses.ts';
@@ -11,6 +12,7 @@ import type { InputIndex } from './index-inputs.ts';
 import type { PolicyOptions } from './networkpolicy.ts';
 import { isReferenceAllowed } from './referencegrant.ts';
 import { selectorMatches, selectorProblem, type LabelSelector } from './selectors.ts';
+import { parseTlsOptions } from './tls-options.ts';
 
 export interface RouteKind {
   group: string;
@@ -58,6 +60,12 @@ export interface ListenerState {
   certificates: TlsCertificate[];
   /** HTTPS: client-certificate validation for this listener's port, when configured. */
   clientValidation?: ClientValidation;
+  /** HTTPS: versions and ciphers from `tls.options` (absent: the default profile). */
+  tlsSettings?: TlsSettings;
+  /** HTTPS: Strict-Transport-Security value from `tls.options`. */
+  hsts?: string;
+  /** `tls.options` keys of other implementations, ignored. */
+  ignoredTlsOptions?: string[];
   /** Ingress semantics: a `*.` host matches exactly one label. */
   singleLabelWildcards?: boolean;
   attachedRoutes: number;
@@ -254,7 +262,34 @@ function translateListener(gateway: GatewayState, owner: ListenerOwner, spec: an
   if (protocol === 'TLS' && spec?.tls?.mode !== 'Passthrough') {
     listener.accepted = { ok: false, reason: 'UnsupportedValue', message: 'TLS listeners support tls.mode Passthrough only (use HTTPS to terminate TLS)' };
   }
+  if (protocol === 'HTTPS' || protocol === 'TLS') resolveTlsOptions(listener, spec?.tls?.options);
   return listener;
+}
+
+/**
+ * `tls.options`: an unknown `sluice.dev/` key or a bad value makes the listener not Accepted
+ * (UnsupportedValue, the message names the key), as any other listener value Sluice cannot honour.
+ */
+function resolveTlsOptions(listener: ListenerState, options: unknown): void {
+  let parsed: ReturnType<typeof parseTlsOptions>;
+  try {
+    parsed = parseTlsOptions(options);
+  } catch (error) {
+    if (listener.accepted.ok) listener.accepted = { ok: false, reason: 'UnsupportedValue', message: (error as Error).message };
+    return;
+  }
+  if (parsed.ignored.length > 0) {
+    listener.ignoredTlsOptions = parsed.ignored;
+    if (listener.accepted.ok) listener.accepted = { ...listener.accepted, message: `Listener is valid; tls.options ${parsed.ignored.join(', ')} ignored (not Sluice's)` };
+  }
+  const ours = Object.keys(options ?? {}).length > parsed.ignored.length;
+  if (listener.protocol === 'TLS') {
+    // Passthrough never decrypts: none of our settings could apply.
+    if (ours && listener.accepted.ok) listener.accepted = { ok: false, reason: 'UnsupportedValue', message: 'tls.options sluice.dev/ keys apply to HTTPS listeners only (TLS passthrough is never decrypted)' };
+    return;
+  }
+  listener.tlsSettings = parsed.settings;
+  if (parsed.hsts !== undefined) listener.hsts = parsed.hsts;
 }
 
 /**
@@ -406,14 +441,26 @@ export function markConflicts(listeners: ListenerState[]): void {
   for (const group of byPort.values()) {
     const first = group[0]!;
     const hostnames = new Set<string | null>();
+    const firstTls = tlsSettingsOf(first);
     for (const l of group) {
       if (l.protocol !== first.protocol) {
         l.conflict = { ok: false, reason: 'ProtocolConflict', message: `port ${l.port} is already used with protocol ${first.protocol}` };
+      } else if (l.protocol === 'HTTPS' && !sameTlsSettings(tlsSettingsOf(l), firstTls)) {
+        // OpenSSL settles versions and ciphers before SNI picks a certificate: one set per port.
+        l.conflict = {
+          ok: false,
+          reason: 'ProtocolConflict',
+          message: `port ${l.port} already serves TLS ${describeTlsSettings(firstTls)} for listener ${first.scopeName}; this listener's tls.options ask for ${describeTlsSettings(tlsSettingsOf(l))} (versions and ciphers are per port)`,
+        };
       } else if (hostnames.has(l.hostname)) {
         l.conflict = { ok: false, reason: 'HostnameConflict', message: `another listener on port ${l.port} has hostname ${l.hostname ?? '(none)'}` };
       } else hostnames.add(l.hostname);
     }
   }
+}
+
+export function tlsSettingsOf(listener: ListenerState): TlsSettings {
+  return listener.tlsSettings ?? defaultTlsSettings();
 }
 
 /** May a route in `namespace` attach to this listener? */

@@ -15,6 +15,7 @@ import {
   listenerSetStatus,
   markConflicts,
   olderFirst,
+  tlsSettingsOf,
   translateGatewayClasses,
   translateGateways,
   type GatewayState,
@@ -60,6 +61,14 @@ export function translate(snapshot: InputSnapshot, options: TranslateOptions): T
   for (const l of ingress.gateway?.listeners ?? []) {
     if (l.conflict) ingress.problems.push(`Ingress listener on port ${l.port} is not served: ${l.conflict.message} (a Gateway listener takes precedence)`);
   }
+
+  const tlsOptionProblems = gateways.flatMap(allListeners).flatMap((l) =>
+    (l.ignoredTlsOptions ?? []).map((key): Problem => ({
+      code: 'SLU_TRANSLATION',
+      message: `${l.owner.kind} ${l.owner.key} listener ${l.name}: tls.options key ${key} is not Sluice's; ignored`,
+      object: `${l.owner.kind} ${l.owner.key}`,
+    })),
+  );
 
   const listenerSets = gateways.flatMap((g) => g.listenerSets);
   const parents = {
@@ -113,6 +122,7 @@ export function translate(snapshot: InputSnapshot, options: TranslateOptions): T
     ],
     problems: [
       ...ingresses.problems,
+      ...tlsOptionProblems,
       ...[...ingress.problems, ...rateLimits.problems, ...policyProblems].map((message): Problem => ({ code: 'SLU_TRANSLATION', message })),
     ],
     dependsOn: {
@@ -159,11 +169,11 @@ function assembleListeners(gateways: GatewayState[], placements: Placement[]): H
       let socket = sockets.get(name);
       if (!socket) {
         socket = { name, address: gateway.address!, port: l.port, protocol: l.protocol as HttpListener['protocol'], scopes: [] };
-        if (l.protocol === 'HTTPS') socket.tls = { certificates: [], ...(l.clientValidation ? { clientValidation: l.clientValidation } : {}) };
+        if (l.protocol === 'HTTPS') socket.tls = { certificates: [], ...(l.clientValidation ? { clientValidation: l.clientValidation } : {}), settings: tlsSettingsOf(l) };
         sockets.set(name, socket);
       }
       socket.tls?.certificates.push(...l.certificates);
-      const scope: ListenerScope = { name: l.scopeName, hostname: l.hostname, virtualHosts: [] };
+      const scope: ListenerScope = { name: l.scopeName, hostname: l.hostname, ...(l.hsts !== undefined ? { hsts: l.hsts } : {}), virtualHosts: [] };
       socket.scopes.push(scope);
       scopes.set(l.scopeName, { listener: l, scope, hosts: new Map() });
     }

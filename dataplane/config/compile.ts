@@ -2,14 +2,21 @@
 // recorded and disable only that piece; anything thrown out of here rejects the whole version
 // (the caller keeps the last good table).
 
-import type { Backend, HttpIR, HttpListener, ListenerScope, Route, RouteAction, VirtualHost } from '../../controller/ir/types.ts';
+import type { Backend, Filter, HttpIR, HttpListener, ListenerScope, Route, RouteAction, VirtualHost } from '../../controller/ir/types.ts';
 import { compileFilterChain, concatChains, EMPTY_CHAIN, type FilterChain } from '../filters/chain.ts';
 import { compileRedirect } from '../filters/redirect.ts';
 import type { DataplaneMetrics } from '../metrics.ts';
 import type { RateLimitTable } from '../ratelimit/limiter.ts';
 import { HostIndex } from '../router/host.ts';
 import { compileMatch, type MatchProblem } from '../router/match.ts';
-import { cacheKey, CertificateSelector, compileClientValidation, type CertificateProblem, type SecureContextCache } from '../tls/certificates.ts';
+import {
+  cacheKey,
+  CertificateSelector,
+  compileClientValidation,
+  compileTlsSettings,
+  type CertificateProblem,
+  type SecureContextCache,
+} from '../tls/certificates.ts';
 import { BackendTarget } from '../upstream/backend.ts';
 import type { UpstreamPools } from '../upstream/pools.ts';
 import { weightedPicker, type PickerStateGeneration } from '../upstream/weighted.ts';
@@ -47,7 +54,7 @@ export function compileRouteTable(version: string, http: HttpIR, context: Compil
   const compiler = new TableCompiler(context, backends, problems);
   const listeners = http.listeners.map((listener) => {
     const table = compiler.listener(listener);
-    for (const certificate of listener.tls?.certificates ?? []) certificateKeys.add(cacheKey(certificate, table.clientValidation));
+    for (const certificate of listener.tls?.certificates ?? []) certificateKeys.add(cacheKey(certificate, table.clientValidation, table.tlsSettings!));
     return table;
   });
 
@@ -75,14 +82,16 @@ class TableCompiler {
   }
 
   listener(listener: HttpListener): ListenerTable {
+    const https = listener.protocol === 'HTTPS';
     const scopes = new HostIndex<ScopeTable>();
-    for (const scope of listener.scopes) scopes.add(scope.hostname, this.scope(scope));
+    for (const scope of listener.scopes) scopes.add(scope.hostname, this.scope(scope, https));
 
     let certificates: CertificateSelector | null = null;
-    const clientValidation = listener.protocol === 'HTTPS' ? compileClientValidation(listener.tls?.clientValidation) : null;
-    if (listener.protocol === 'HTTPS') {
+    const clientValidation = https ? compileClientValidation(listener.tls?.clientValidation) : null;
+    const tlsSettings = https ? compileTlsSettings(listener.tls?.settings) : null;
+    if (tlsSettings !== null) {
       const certificateProblems: CertificateProblem[] = [];
-      certificates = CertificateSelector.build(listener.tls, clientValidation, this.context.certificates, certificateProblems);
+      certificates = CertificateSelector.build(listener.tls, clientValidation, tlsSettings, this.context.certificates, certificateProblems);
       for (const problem of certificateProblems) this.problems.push({ subject: problem.certificate, message: `certificate unusable: ${problem.message}` });
     }
 
@@ -95,20 +104,28 @@ class TableCompiler {
       scopes,
       certificates,
       clientValidation,
+      tlsSettings,
       notFound: this.context.metrics.requestMetrics('', ''),
     };
   }
 
-  private scope(scope: ListenerScope): ScopeTable {
+  private scope(scope: ListenerScope, https: boolean): ScopeTable {
+    // HSTS is a response header modifier appended to each route's own filters: every answer a
+    // route gives (backend, redirect, direct response, error) carries it; never on plain HTTP.
+    const hsts: Filter[] =
+      https && scope.hsts !== undefined
+        ? [{ type: 'ResponseHeaderModifier', modifier: { set: [{ name: 'strict-transport-security', value: scope.hsts }], add: [], remove: [] } }]
+        : [];
     const virtualHosts = new HostIndex<VirtualHostTable>();
     for (const virtualHost of scope.virtualHosts) {
-      virtualHosts.add(virtualHost.hostname, this.virtualHost(virtualHost), virtualHost.singleLabelWildcard === true);
+      virtualHosts.add(virtualHost.hostname, this.virtualHost(virtualHost, hsts), virtualHost.singleLabelWildcard === true);
     }
     return { name: scope.name, hostname: scope.hostname === '*' ? null : scope.hostname, virtualHosts };
   }
 
-  private virtualHost(virtualHost: VirtualHost): VirtualHostTable {
-    return { name: virtualHost.name, routes: virtualHost.routes.map((route) => this.route(route)) };
+  private virtualHost(virtualHost: VirtualHost, scopeFilters: Filter[]): VirtualHostTable {
+    const routes = virtualHost.routes.map((route) => this.route(scopeFilters.length === 0 ? route : { ...route, filters: [...route.filters, ...scopeFilters] }));
+    return { name: virtualHost.name, routes };
   }
 
   private route(route: Route): CompiledRoute {

@@ -46,6 +46,7 @@ function describeListener(listener: ListenerTable): Record<string, unknown> {
             })),
             sni: selector.sniEntries().map((entry) => `${entry.pattern} → ${entry.certificate.name}`),
             fallback: selector.fallback.name,
+            settings: listener.tlsSettings?.settings,
             clientValidation:
               listener.clientValidation === null
                 ? undefined

@@ -12,7 +12,7 @@ import type { RedirectPlan, Scheme } from '../filters/redirect.ts';
 import type { RequestMetrics } from '../metrics.ts';
 import type { HostIndex } from '../router/host.ts';
 import type { CompiledMatch } from '../router/match.ts';
-import type { CertificateSelector, ClientValidationPlan } from '../tls/certificates.ts';
+import type { CertificateSelector, ClientValidationPlan, TlsSettingsPlan } from '../tls/certificates.ts';
 import type { BackendTarget } from '../upstream/backend.ts';
 import type { SmoothWeightedPicker } from '../upstream/weighted.ts';
 
@@ -46,6 +46,8 @@ export interface ListenerTable {
   certificates: CertificateSelector | null;
   /** HTTPS only: client certificates requested (and maybe required); null when not. */
   clientValidation: ClientValidationPlan | null;
+  /** HTTPS only: the port's protocol versions and ciphers; null for HTTP. */
+  tlsSettings: TlsSettingsPlan | null;
   /** Answers for requests that match no route (404). */
   notFound: RequestMetrics;
 }

@@ -4,10 +4,25 @@
 
 import { createHash } from 'node:crypto';
 import tls from 'node:tls';
-import type { ClientValidation, ListenerTls, TlsCertificate } from '../../controller/ir/types.ts';
+import { defaultTlsSettings } from '../../controller/ir/tls-profiles.ts';
+import type { ClientValidation, ListenerTls, TlsCertificate, TlsSettings } from '../../controller/ir/types.ts';
 import { HostIndex, normalizeHost } from '../router/host.ts';
 
-export const MIN_TLS_VERSION = 'TLSv1.2';
+/** OpenSSL's default TLS 1.3 suites as Node ships them (all AEAD); only TLS 1.2 suites are configurable. */
+const TLS13_SUITES = tls.DEFAULT_CIPHERS.split(':').filter((name) => name.startsWith('TLS_'));
+
+/** A port's versions and ciphers (IR TlsSettings, the default profile when absent), ready for node:tls. */
+export interface TlsSettingsPlan {
+  settings: TlsSettings;
+  /** Identifies the settings, so contexts built with them are cached apart. */
+  key: string;
+}
+
+export function compileTlsSettings(settings: TlsSettings | undefined): TlsSettingsPlan {
+  const resolved = settings ?? defaultTlsSettings();
+  const key = createHash('sha256').update(`${resolved.minVersion}/${resolved.maxVersion}/${resolved.ciphers.join(':')}`).digest('hex').slice(0, 16);
+  return { settings: resolved, key };
+}
 
 export interface CertificateProblem {
   certificate: string;
@@ -29,12 +44,27 @@ export function compileClientValidation(validation: ClientValidation | undefined
   return { caCertificates: validation.caCertificates, rejectUnauthorized: validation.mode !== 'AllowInsecureFallback', key };
 }
 
-/** The createSecureContext options for a certificate (and the CAs client certificates must chain to). */
-export function secureContextOptions(certificate: TlsCertificate, clientValidation: ClientValidationPlan | null): tls.SecureContextOptions {
+/**
+ * The createSecureContext options for a certificate, the CAs client certificates must chain to, and
+ * the port's versions and ciphers. Only the server's default context decides versions and ciphers
+ * (OpenSSL has settled them when the SNI callback swaps contexts); SNI contexts carry them too so
+ * that any of them can become the default one.
+ */
+export function secureContextOptions(
+  certificate: TlsCertificate,
+  clientValidation: ClientValidationPlan | null,
+  tlsSettings: TlsSettingsPlan | null,
+): tls.SecureContextOptions {
+  const { minVersion, maxVersion, ciphers } = (tlsSettings ?? compileTlsSettings(undefined)).settings;
   return {
     cert: certificate.certPem,
     key: certificate.keyPem,
-    minVersion: MIN_TLS_VERSION,
+    minVersion,
+    maxVersion,
+    // node:tls caps the maximum at TLS 1.2 when the list has no TLS 1.3 suite: always name them.
+    ciphers: [...TLS13_SUITES, ...ciphers].join(':'),
+    // Mozilla: with only strong suites offered, the client picks the one it runs fastest.
+    honorCipherOrder: false,
     ...(clientValidation !== null ? { ca: clientValidation.caCertificates } : {}),
   };
 }
@@ -43,12 +73,12 @@ export class SecureContextCache {
   private contexts = new Map<string, tls.SecureContext>();
 
   /** Throws when the PEM material is unusable. */
-  get(certificate: TlsCertificate, clientValidation: ClientValidationPlan | null): tls.SecureContext {
+  get(certificate: TlsCertificate, clientValidation: ClientValidationPlan | null, tlsSettings: TlsSettingsPlan): tls.SecureContext {
     // The verification CAs live in the context the SNICallback hands over, so they are part of the key.
-    const key = cacheKey(certificate, clientValidation);
+    const key = cacheKey(certificate, clientValidation, tlsSettings);
     let context = this.contexts.get(key);
     if (context === undefined) {
-      context = tls.createSecureContext(secureContextOptions(certificate, clientValidation));
+      context = tls.createSecureContext(secureContextOptions(certificate, clientValidation, tlsSettings));
       this.contexts.set(key, context);
     }
     return context;
@@ -60,8 +90,8 @@ export class SecureContextCache {
   }
 }
 
-export function cacheKey(certificate: TlsCertificate, clientValidation: ClientValidationPlan | null): string {
-  return clientValidation === null ? certificate.hash : `${certificate.hash}/${clientValidation.key}`;
+export function cacheKey(certificate: TlsCertificate, clientValidation: ClientValidationPlan | null, tlsSettings: TlsSettingsPlan): string {
+  return `${certificate.hash}/${clientValidation?.key ?? ''}/${tlsSettings.key}`;
 }
 
 /**
@@ -89,6 +119,7 @@ export class CertificateSelector {
   static build(
     config: ListenerTls | undefined,
     clientValidation: ClientValidationPlan | null,
+    tlsSettings: TlsSettingsPlan,
     cache: SecureContextCache,
     problems: CertificateProblem[],
   ): CertificateSelector | null {
@@ -98,7 +129,7 @@ export class CertificateSelector {
     for (const certificate of config?.certificates ?? []) {
       let context: tls.SecureContext;
       try {
-        context = cache.get(certificate, clientValidation);
+        context = cache.get(certificate, clientValidation, tlsSettings);
       } catch (error) {
         problems.push({ certificate: certificate.secret || certificate.name, message: (error as Error).message });
         continue;

@@ -3,7 +3,9 @@
 import https from 'node:https';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import type { HttpIR, TlsCertificate } from '../../controller/ir/types.ts';
+import { createSelfSignedServerCertificate } from '../../controller/demo/certs.ts';
+import { TLS_PROFILES } from '../../controller/ir/tls-profiles.ts';
+import type { HttpIR, ListenerScope, TlsCertificate, TlsSettings } from '../../controller/ir/types.ts';
 import { certificateAuthority, irCertificate, selfSignedCertificate, type TestCertificate } from './support/certs.ts';
 import { request } from './support/client.ts';
 import { startEchoServer, type EchoServer } from './support/echo-server.ts';
@@ -11,6 +13,29 @@ import type { EchoReply } from './support/echo-server.ts';
 import { freePort } from '../support/ports.ts';
 import { testDataplane, type TestDataplane } from './support/harness.ts';
 import { backend, forwardTo, listener, route, scope } from './support/ir.ts';
+
+/** What a handshake settled on, or the error that ended it. */
+function negotiate(port: number, options: tls.ConnectionOptions): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, ...options }, () => {
+      resolve(`${socket.getProtocol()} ${socket.getCipher().name}`);
+      socket.end();
+    });
+    socket.on('error', (error: NodeJS.ErrnoException) => resolve(`refused: ${error.code ?? error.message}`));
+  });
+}
+
+/** An HTTPS GET that reports the status and the Strict-Transport-Security header. */
+function stsOf(port: number, path: string): Promise<{ status: number; sts: string | undefined }> {
+  return new Promise((resolve, reject) => {
+    https
+      .get({ host: '127.0.0.1', port, path, rejectUnauthorized: false, agent: false }, (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, sts: res.headers['strict-transport-security'] }));
+      })
+      .on('error', reject);
+  });
+}
 
 /** The CN of the certificate the server presents for `servername` (undefined: send no SNI). */
 function presentedCertificate(port: number, servername?: string, options: tls.ConnectionOptions = {}): Promise<string> {
@@ -216,5 +241,127 @@ describe('HTTPS listeners', () => {
     } finally {
       await mtls.dataplane.close();
     }
+  });
+});
+
+describe('TLS versions, ciphers and HSTS', () => {
+  let ecdsa: TestCertificate;
+  let rsa: TestCertificate;
+  let echo: EchoServer;
+  const harnesses: TestDataplane[] = [];
+
+  beforeAll(async () => {
+    const rsaBundle = await createSelfSignedServerCertificate({ commonName: 'rsa.example.com', dnsNames: ['rsa.example.com'] });
+    rsa = { ...rsaBundle, commonName: 'rsa.example.com' };
+    [ecdsa, echo] = await Promise.all([selfSignedCertificate('ecdsa.example.com'), startEchoServer('echo')]);
+  });
+
+  afterAll(async () => {
+    await Promise.all(harnesses.map((h) => h.dataplane.close()));
+    await echo.close();
+  });
+
+  /** One HTTPS listener on a fresh port with both certificates (ECDSA first: the no-SNI fallback). */
+  async function serve(settings: TlsSettings | undefined, scopes?: ListenerScope[]): Promise<{ port: number; apply: (settings: TlsSettings | undefined) => Promise<void> }> {
+    const port = await freePort();
+    const harness = testDataplane();
+    harnesses.push(harness);
+    let version = 0;
+    const apply = async (next: TlsSettings | undefined): Promise<void> => {
+      const result = await harness.dataplane.apply(`v${++version}`, {
+        listeners: [
+          listener(port, scopes ?? [scope('https', null, [['*', [route('r', {}, forwardTo('svc/echo'))]]])], {
+            protocol: 'HTTPS',
+            tls: {
+              certificates: [irCertificate('secret/default/ecdsa', [], ecdsa), irCertificate('secret/default/rsa', ['rsa.example.com'], rsa)],
+              ...(next !== undefined ? { settings: next } : {}),
+            },
+          }),
+        ],
+        backends: { 'svc/echo': backend('svc/echo', [echo.endpoint]) },
+      });
+      expect(result.listeners).toEqual([{ name: `127.0.0.1:${port}`, ok: true }]);
+    };
+    await apply(settings);
+    return { port, apply };
+  }
+
+  it('offers Mozilla intermediate by default: TLS 1.3, TLS 1.2 with ECDHE and AEAD only, never TLS 1.1, CBC or static RSA', async () => {
+    const { port } = await serve(undefined);
+    expect(await negotiate(port, {})).toMatch(/^TLSv1\.3 TLS_/);
+    expect(await negotiate(port, { maxVersion: 'TLSv1.2' })).toMatch(/^TLSv1\.2 ECDHE-ECDSA-/);
+    expect(await negotiate(port, { maxVersion: 'TLSv1.2', servername: 'rsa.example.com' })).toMatch(/^TLSv1\.2 ECDHE-RSA-/);
+    for (const cipher of ['ECDHE-ECDSA-AES128-SHA256', 'ECDHE-ECDSA-AES256-SHA', 'ECDHE-RSA-AES128-SHA']) {
+      expect(await negotiate(port, { maxVersion: 'TLSv1.2', ciphers: cipher })).toMatch(/^refused/);
+    }
+    expect(await negotiate(port, { minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0' })).toMatch(/^refused/);
+  });
+
+  it('never agrees to static RSA key exchange, with an RSA certificate as the default', async () => {
+    const port = await freePort();
+    const harness = testDataplane();
+    harnesses.push(harness);
+    const result = await harness.dataplane.apply('v1', {
+      listeners: [
+        listener(port, [scope('https', null, [['*', [route('r', {}, forwardTo('svc/echo'))]]])], {
+          protocol: 'HTTPS',
+          tls: { certificates: [irCertificate('secret/default/rsa', [], rsa)] },
+        }),
+      ],
+      backends: { 'svc/echo': backend('svc/echo', [echo.endpoint]) },
+    });
+    expect(result.listeners[0]!.ok).toBe(true);
+    expect(await negotiate(port, { maxVersion: 'TLSv1.2', ciphers: 'AES128-GCM-SHA256:AES256-GCM-SHA384:AES128-SHA' })).toMatch(/^refused/);
+    expect(await negotiate(port, { maxVersion: 'TLSv1.2', ciphers: 'DHE-RSA-AES128-GCM-SHA256' })).toMatch(/^refused/);
+    expect(await negotiate(port, { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-RSA-AES128-GCM-SHA256' })).toBe('TLSv1.2 ECDHE-RSA-AES128-GCM-SHA256');
+  });
+
+  it('lets the client choose among the offered suites (no server preference, as Mozilla advises)', async () => {
+    const { port } = await serve(undefined);
+    const clientOrder = 'ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256';
+    expect(await negotiate(port, { maxVersion: 'TLSv1.2', ciphers: clientOrder })).toBe('TLSv1.2 ECDHE-ECDSA-CHACHA20-POLY1305');
+  });
+
+  it('applies per-port versions and ciphers on reload, whatever SNI names', async () => {
+    const { port, apply } = await serve(TLS_PROFILES.modern);
+    for (const servername of [undefined, 'rsa.example.com']) {
+      const sni = servername === undefined ? {} : { servername };
+      expect(await negotiate(port, { ...sni, maxVersion: 'TLSv1.2' })).toMatch(/^refused/);
+      expect(await negotiate(port, sni)).toMatch(/^TLSv1\.3 /);
+    }
+
+    await apply({ profile: 'intermediate', minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2', ciphers: ['ECDHE-ECDSA-CHACHA20-POLY1305', 'ECDHE-RSA-AES256-GCM-SHA384'] });
+    expect(await negotiate(port, {})).toBe('TLSv1.2 ECDHE-ECDSA-CHACHA20-POLY1305');
+    expect(await negotiate(port, { minVersion: 'TLSv1.3' })).toMatch(/^refused/);
+    expect(await negotiate(port, { ciphers: 'ECDHE-ECDSA-AES128-GCM-SHA256' })).toMatch(/^refused/);
+    // SNI picks the RSA certificate, yet the port's suites stay: only the ones listed.
+    expect(await negotiate(port, { servername: 'rsa.example.com', ciphers: 'ECDHE-RSA-AES128-GCM-SHA256' })).toMatch(/^refused/);
+    expect(await negotiate(port, { servername: 'rsa.example.com', ciphers: 'ECDHE-RSA-AES256-GCM-SHA384' })).toBe('TLSv1.2 ECDHE-RSA-AES256-GCM-SHA384');
+
+    await apply(undefined);
+    expect(await negotiate(port, {})).toMatch(/^TLSv1\.3 /);
+  });
+
+  it('sends HSTS on every response of the scope that sets it, never on plain HTTP', async () => {
+    const hsts = 'max-age=31536000; includeSubDomains';
+    // In precedence order, as the IR has them: the catch-all last.
+    const routes = [
+      route('direct', { path: { type: 'Exact', value: '/direct' } }, { type: 'DirectResponse', status: 204 }),
+      route('broken', { path: { type: 'Exact', value: '/broken' } }, forwardTo('svc/missing')),
+      route('forward', {}, forwardTo('svc/echo')),
+    ];
+    const withHsts: ListenerScope = { ...scope('https', null, [['*', routes]]), hsts };
+    const { port } = await serve(undefined, [withHsts]);
+    expect(await stsOf(port, '/anything')).toEqual({ status: 200, sts: hsts });
+    expect(await stsOf(port, '/direct')).toEqual({ status: 204, sts: hsts });
+    expect(await stsOf(port, '/broken')).toEqual({ status: 500, sts: hsts });
+
+    const plainPort = await freePort();
+    const plain = testDataplane();
+    harnesses.push(plain);
+    await plain.dataplane.apply('v1', { listeners: [listener(plainPort, [withHsts])], backends: { 'svc/echo': backend('svc/echo', [echo.endpoint]) } });
+    const response = await request(plainPort, '/anything');
+    expect(response.status).toBe(200);
+    expect(response.headers['strict-transport-security']).toBeUndefined();
   });
 });
