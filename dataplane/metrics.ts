@@ -45,6 +45,24 @@ export class RequestMetrics {
   }
 }
 
+/**
+ * Requests one listener refused before routing: malformed or ambiguous HTTP (Node's parser or the
+ * front door's own checks). `reason` is a short stable label (see dataplane/http1-strict.ts).
+ */
+export class DownstreamRejections {
+  private readonly counter: client.Counter<'listener' | 'reason'>;
+  private readonly listener: string;
+
+  constructor(counter: client.Counter<'listener' | 'reason'>, listener: string) {
+    this.counter = counter;
+    this.listener = listener;
+  }
+
+  record(reason: string): void {
+    this.counter.labels(this.listener, reason).inc();
+  }
+}
+
 export class DataplaneMetrics {
   private readonly requests: RequestCounter;
   private readonly duration: DurationHistogram;
@@ -52,6 +70,7 @@ export class DataplaneMetrics {
   private readonly configVersion: client.Gauge<'version'>;
   private readonly configApplies: client.Counter<'result'>;
   private readonly listenerUp: client.Gauge<'listener'>;
+  private readonly rejected: client.Counter<'listener' | 'reason'>;
   /** Shared per (route, backend) across reloads so children are created once. */
   private readonly targets = new Map<string, RequestMetrics>();
 
@@ -85,6 +104,18 @@ export class DataplaneMetrics {
     this.listenerUp = metric(registry, 'sluice_listener_up', (registers) =>
       new client.Gauge({ name: 'sluice_listener_up', help: 'Whether a listener socket is bound (1) or failed to bind (0)', labelNames: ['listener'] as const, registers }),
     );
+    this.rejected = metric(registry, 'sluice_downstream_rejected_total', (registers) =>
+      new client.Counter({
+        name: 'sluice_downstream_rejected_total',
+        help: 'Requests refused before routing (malformed or ambiguous HTTP, 400/408/413/431/501/505), by listener and reason',
+        labelNames: ['listener', 'reason'] as const,
+        registers,
+      }),
+    );
+  }
+
+  downstreamRejections(listener: string): DownstreamRejections {
+    return new DownstreamRejections(this.rejected, listener);
   }
 
   requestMetrics(route: string, backend: string): RequestMetrics {
@@ -114,6 +145,6 @@ export class DataplaneMetrics {
 }
 
 /** Reuses a metric already in the registry (several dataplanes may share one registry). */
-function metric<T extends client.Metric>(registry: Registry, name: string, create: (registers: Registry[]) => T): T {
+export function metric<T extends client.Metric>(registry: Registry, name: string, create: (registers: Registry[]) => T): T {
   return (registry.getSingleMetric(name) as T | undefined) ?? create([registry]);
 }

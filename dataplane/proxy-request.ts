@@ -8,6 +8,7 @@ import type { DownstreamRequest } from './downstream.ts';
 import { removeHeader } from './filters/header-modifier.ts';
 import { redirectLocation, type RedirectPlan } from './filters/redirect.ts';
 import { rewritePath, type UrlRewritePlan } from './filters/rewrite.ts';
+import { absoluteFormAuthority } from './http1-strict.ts';
 import { normalizeHost } from './router/host.ts';
 import type { MatchableRequest } from './router/match.ts';
 import { normalizePath } from './router/path.ts';
@@ -33,13 +34,16 @@ export class ProxyRequest implements MatchableRequest {
     let target = req.url ?? '/';
     let authority = client.host;
     if (target.charCodeAt(0) !== 0x2f /* / */ && target !== '*') {
-      // absolute-form (`GET http://host/path`): its authority replaces Host (RFC 9112 §3.2.2).
-      try {
-        const url = new URL(target);
-        authority = url.host;
-        target = url.pathname + url.search;
-      } catch {
-        // Not a URL either: left as is; it matches no route.
+      // absolute-form (`GET http://host/path`, HTTP/1.x): its authority replaces Host, for
+      // routing and for the upstream alike (RFC 9112 §3.2.2). requestProblem() has refused
+      // targets that are not http(s) URLs; anything else left as is matches no route.
+      const absolute = absoluteFormAuthority(target);
+      if (absolute !== null) {
+        authority = absolute.host;
+        target = absolute.pathAndQuery;
+        client.host = authority;
+        removeHeader(client.headers, 'host');
+        client.headers.unshift('host', authority);
       }
     }
     const queryStart = target.indexOf('?');

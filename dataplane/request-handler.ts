@@ -18,10 +18,12 @@ import { findRouteInScope, isMisdirected } from './router/router.ts';
 import { forward } from './upstream/forward.ts';
 import { upstreamRequestHeaders } from './upstream/headers.ts';
 import { mirrorSampled, type MirrorCopy } from './upstream/mirror.ts';
+import type { ClientUpgrade } from './upstream/tunnel.ts';
 
 const NO_MODIFIERS: never[] = [];
 
-export function handleRequest(table: ListenerTable, logger: Logger, req: DownstreamRequest, res: DownstreamResponse): void {
+/** `upgrade`: an HTTP/1.1 upgrade request the route may tunnel (see upgrade-handler.ts), else null. */
+export function handleRequest(table: ListenerTable, logger: Logger, req: DownstreamRequest, res: DownstreamResponse, upgrade: ClientUpgrade | null = null): void {
   const startedAt = performance.now();
   const request = new ProxyRequest(req);
   const scope = table.scopes.find(request.host);
@@ -56,13 +58,13 @@ export function handleRequest(table: ListenerTable, logger: Logger, req: Downstr
     const decision = limiter.check(request, req.socket?.remoteAddress);
     if (decision instanceof Promise) {
       // A global rule asked Redis: at most its command timeout.
-      decision.then((d) => afterRateLimit(table, logger, route, request, req, res, corsHeaders, startedAt, d));
+      decision.then((d) => afterRateLimit(table, logger, route, request, req, res, corsHeaders, startedAt, d, upgrade));
     } else {
-      afterRateLimit(table, logger, route, request, req, res, corsHeaders, startedAt, decision);
+      afterRateLimit(table, logger, route, request, req, res, corsHeaders, startedAt, decision, upgrade);
     }
     return;
   }
-  act(table, logger, route, request, req, res, corsHeaders, startedAt);
+  act(table, logger, route, request, req, res, corsHeaders, startedAt, upgrade);
 }
 
 /** Over the limit: the limiter's answer (429, or 503 for FailClosed), nothing sent upstream. Else on, with its headers. */
@@ -76,13 +78,14 @@ function afterRateLimit(
   corsHeaders: string[] | null,
   startedAt: number,
   decision: RateLimitDecision,
+  upgrade: ClientUpgrade | null,
 ): void {
   const extra = decision.headers.length === 0 ? corsHeaders : corsHeaders === null ? (decision.headers as string[]) : [...corsHeaders, ...decision.headers];
   if (!decision.allowed) {
     sendLocalReply(res, decision.status, decision.body, responseModifiersOf(route), metricsOf(route), startedAt, extra);
     return;
   }
-  act(table, logger, route, request, req, res, extra, startedAt);
+  act(table, logger, route, request, req, res, extra, startedAt, upgrade);
 }
 
 function act(
@@ -94,11 +97,12 @@ function act(
   res: DownstreamResponse,
   corsHeaders: string[] | null,
   startedAt: number,
+  upgrade: ClientUpgrade | null,
 ): void {
   const action = route.action;
   switch (action.type) {
     case 'Forward':
-      forwardToBackend(table, logger, route, action, request, req, res, corsHeaders, startedAt);
+      forwardToBackend(table, logger, route, action, request, req, res, corsHeaders, startedAt, upgrade);
       return;
     case 'Redirect':
       redirect(table, request, res, action.redirect, action.responseModifiers, action.metrics, corsHeaders, startedAt);
@@ -119,6 +123,7 @@ function forwardToBackend(
   res: DownstreamResponse,
   corsHeaders: string[] | null,
   startedAt: number,
+  upgrade: ClientUpgrade | null,
 ): void {
   const choice = action.picker === null ? action.noBackend : action.picker.pick() ?? action.noBackend;
   const filters = choice.filters;
@@ -139,7 +144,8 @@ function forwardToBackend(
 
   const headers = upstreamRequestHeaders(request.client, req.socket.remoteAddress, table.scheme);
   let mirrors: MirrorCopy[] | null = null;
-  for (let i = 0; i < filters.mirrors.length; i++) {
+  // A mirror gets plain requests only: it must not open a second tunnel.
+  for (let i = 0; upgrade === null && i < filters.mirrors.length; i++) {
     const mirror = filters.mirrors[i];
     if (!mirrorSampled(mirror)) continue;
     // The copy carries the header changes of the filters listed before the mirror.
@@ -150,7 +156,7 @@ function forwardToBackend(
   if (filters.requestModifiers.length > 0) applyHeaderModifiers(headers, filters.requestModifiers);
   const target = upstreamTarget(request, filters.rewrite, headers);
   const body = request.client.hasBody ? req : null;
-  forward({ method: request.method, target, headers, body, mirrors }, res, route.name, action, choice, backend, corsHeaders, logger, startedAt);
+  forward({ method: request.method, target, headers, body, mirrors, upgrade }, res, route.name, action, choice, backend, corsHeaders, logger, startedAt);
 }
 
 function redirect(

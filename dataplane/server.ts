@@ -28,19 +28,25 @@ import fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { ListenerTable } from './config/route-table.ts';
 import type { DownstreamRequest, DownstreamResponse } from './downstream.ts';
+import { REFUSED_RESPONSE, type ConnectionBudget, type FrontDoorLimits } from './front-door.ts';
+import { answerParserError, CONNECT_REFUSED, parserRejection, RejectionReporter, requestProblem, sendRejection } from './http1-strict.ts';
 import { handleRequest } from './request-handler.ts';
 import { secureContextOptions } from './tls/certificates.ts';
-import { handleUpgrade } from './upgrade-handler.ts';
-
-/** Idle time after which a client keep-alive connection (HTTP/1.1) or session (HTTP/2) is closed. */
-const CLIENT_KEEP_ALIVE_TIMEOUT_MS = 60_000;
+import { handleUpgrade, shouldTakeUpgrade, stopsParser, type ServeRequest } from './upgrade-handler.ts';
 
 /**
- * A cleartext connection that has not sent enough bytes to tell HTTP/1.x from HTTP/2 within
- * this time is closed (before the hand-over no HTTP timeout applies yet). Same as Node's
- * default headersTimeout.
+ * How often Node's http.Server checks request-head deadlines (connectionsCheckingInterval): a
+ * fifth of the headers timeout, between these bounds. Node's default, 30 s, lets a slowloris
+ * client outlive a 10 s headers timeout threefold.
  */
-const FIRST_BYTES_TIMEOUT_MS = 60_000;
+const HEADERS_CHECK_MIN_MS = 50;
+const HEADERS_CHECK_MAX_MS = 1_000;
+
+/** A refused cleartext client gets this long to read the 503 before its socket is destroyed. */
+const REFUSAL_LINGER_MS = 1_000;
+
+/** accept() errors closer together than this belong to one episode (one log line). */
+const ACCEPT_ERROR_EPISODE_MS = 1_000;
 
 /** While draining, how often keep-alive connections that went idle are closed. */
 const DRAIN_SWEEP_MS = 250;
@@ -70,6 +76,8 @@ export class ListenerServer {
   readonly protocol: ListenerTable['protocol'];
   private table: ListenerTable;
   private readonly logger: Logger;
+  private readonly limits: FrontDoorLimits;
+  private readonly budget: ConnectionBudget;
   private readonly app: FastifyInstance;
   /** The listening servers: one, unless fastify binds a name that resolves to several addresses. */
   private readonly fronts: net.Server[] = [];
@@ -84,15 +92,18 @@ export class ListenerServer {
   /** What the default (no-SNI) context was built from: certificate hash and client CA set. */
   private defaultContextKey: string | null = null;
   private draining = false;
+  private lastAcceptErrorAt = 0;
 
   /** `table.certificates` must be set for HTTPS (the caller checks). */
-  constructor(table: ListenerTable, bindPort: number, logger: Logger) {
+  constructor(table: ListenerTable, bindPort: number, logger: Logger, budget: ConnectionBudget) {
     this.name = table.name;
     this.address = table.listener.address;
     this.bindPort = bindPort;
     this.protocol = table.protocol;
     this.table = table;
     this.logger = logger;
+    this.budget = budget;
+    this.limits = budget.limits;
     this.http1 = this.createHttp1Server();
     this.http2 = this.createHttp2Server();
     this.app = fastify({
@@ -146,27 +157,77 @@ export class ListenerServer {
   }
 
   private createHttp1Server(): http.Server {
-    const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
-      if (this.draining) res.shouldKeepAlive = false;
-      handleRequest(this.table, this.logger, req, res);
+    const rejections = new RejectionReporter(this.name, this.logger, () => this.table.rejections);
+    // Plain requests and upgrade requests alike: the strict checks, then routing.
+    const serve: ServeRequest = (req, res, upgrade) => {
+      const problem = requestProblem(req);
+      if (problem !== null) {
+        rejections.report(problem, req.socket.remoteAddress);
+        sendRejection(res, problem);
+        return;
+      }
+      handleRequest(this.table, this.logger, req, res, upgrade);
     };
+    const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+      // An upgrade request with a body: Node's parser dropped what followed it in the same read,
+      // so the client must not pipeline behind it (see shouldTakeUpgrade).
+      if (this.draining || stopsParser(req)) res.shouldKeepAlive = false;
+      if (!req.complete) this.boundBodyGaps(req, res);
+      serve(req, res, null);
+    };
+    const headersTimeout = this.limits.requestHeadersTimeoutMs;
     const server = http.createServer(
       {
-        keepAliveTimeout: CLIENT_KEEP_ALIVE_TIMEOUT_MS,
+        keepAliveTimeout: this.limits.idleTimeoutMs,
+        // From a request's first byte (or from the hand-over, for a connection that says nothing)
+        // to the end of its head; Node answers 408 and closes. It only works because the server
+        // tracks connections (see 'listening' below) and checks often enough.
+        headersTimeout,
+        connectionsCheckingInterval: Math.min(HEADERS_CHECK_MAX_MS, Math.max(HEADERS_CHECK_MIN_MS, Math.floor(headersTimeout / 5))),
         // Request deadlines are a route policy (Gateway API timeouts), not a server default that
-        // would cut long uploads. headersTimeout (60 s) still bounds slowloris.
+        // would cut long uploads; a stalled upload is cut by the body timeout (boundBodyGaps).
         requestTimeout: 0,
-        // Only WebSocket upgrades are tunnelled; any other Upgrade (h2c, ...) is served as a plain
-        // request, its Upgrade header dropped as hop-by-hop.
-        shouldUpgradeCallback: isWebSocketUpgrade,
+        // Upgrade requests go to handleUpgrade, which tunnels WebSocket on the upstream's 101 and
+        // serves everything else as plain requests.
+        shouldUpgradeCallback: shouldTakeUpgrade,
+        // Checked by requestProblem(), so that the 400 is counted and logged like the others.
+        requireHostHeader: false,
       },
       onRequest,
     );
-    server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => handleUpgrade(this.table, this.logger, req, socket, head));
+    server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => handleUpgrade(server, req, socket as Socket, head, !this.draining, serve));
+    // Replaces Node's default answer to what its parser refuses (same statuses), to count and log it.
+    server.on('clientError', (error: Error & { code?: string }, socket: Duplex) => {
+      const rejection = parserRejection(error.code);
+      if (rejection !== null) rejections.report(rejection, (socket as Socket).remoteAddress, error.code);
+      answerParserError(socket as Socket, rejection);
+    });
+    // A gateway is no forward proxy (left unheard, Node closes the connection without a word).
+    server.on('connect', (_req: http.IncomingMessage, socket: Duplex) => {
+      rejections.report(CONNECT_REFUSED, (socket as Socket).remoteAddress);
+      answerParserError(socket as Socket, CONNECT_REFUSED);
+    });
     // A server that never listens never starts tracking its connections, and without that
     // neither headersTimeout nor closeIdleConnections work: start it as `listen` would.
     server.emit('listening');
     return server;
+  }
+
+  /**
+   * While a request body is still coming, the connection may go silent (no byte either way) for
+   * at most the body timeout; then Node's socket timeout handler destroys it (nginx's
+   * client_body_timeout; the backend request is cancelled as for any client that leaves). Reads
+   * refresh the timer even though the parser consumes the socket natively: Node's
+   * onParserExecute calls socket._unrefTimer(). Once the body is in, the wait for the response
+   * is the route's timeout policy, and Node sets the keep-alive timeout after the response.
+   */
+  private boundBodyGaps(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const socket = req.socket;
+    socket.setTimeout(this.limits.requestBodyTimeoutMs);
+    req.once('end', () => {
+      // A response that already finished has set the keep-alive timeout in place of ours.
+      if (!res.writableFinished) socket.setTimeout(0);
+    });
   }
 
   private createHttp2Server(): http2.Http2Server {
@@ -178,7 +239,7 @@ export class ListenerServer {
       this.sessions.add(session);
       session.once('close', () => this.sessions.delete(session));
       // Inactivity (no frame either way): GOAWAY, which lets open streams finish.
-      session.setTimeout(CLIENT_KEEP_ALIVE_TIMEOUT_MS, () => session.close());
+      session.setTimeout(this.limits.http2IdleTimeoutMs, () => session.close());
       if (this.draining) session.close();
     });
     return server;
@@ -191,12 +252,16 @@ export class ListenerServer {
         ...secureContextOptions(this.table.certificates!.fallback, this.table.clientValidation, this.table.tlsSettings),
         ALPNProtocols: ALPN_PROTOCOLS,
         noDelay: true,
+        // From the accept: also bounds a client that never sends its ClientHello.
+        handshakeTimeout: this.limits.tlsHandshakeTimeoutMs,
         SNICallback: (servername: string, callback: (error: Error | null, context?: SecureContext) => void) => {
           const certificates = this.table.certificates;
           callback(null, certificates === null ? undefined : certificates.select(servername));
         },
       });
       this.configureTls(tlsServer);
+      // The raw TCP socket, before its handshake (tls.Server wrapped it in its own listener).
+      tlsServer.on('connection', (socket: Socket) => this.admit(socket));
       tlsServer.on('secureConnection', (socket: TLSSocket) => {
         if (socket.alpnProtocol === 'h2') this.http2.emit('connection', socket);
         else this.http1.emit('connection', socket);
@@ -207,17 +272,58 @@ export class ListenerServer {
       front = tlsServer;
     } else {
       // allowHalfOpen as http.Server has it: the HTTP/1.1 server decides when to end the socket.
-      front = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket: Socket) => this.sniff(socket));
+      front = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket: Socket) => {
+        if (this.admit(socket)) this.sniff(socket);
+      });
     }
     front.on('connection', (socket: Socket) => {
       // Nagle + delayed ACK can stall a proxy completely (seen with TLS under load): always off,
       // whether or not the server option above reached this socket.
       socket.setNoDelay(true);
-      this.connections.add(socket);
-      socket.once('close', () => this.connections.delete(socket));
     });
+    front.on('error', (error: Error & { code?: string }) => this.onAcceptError(error));
     this.fronts.push(front);
     return front;
+  }
+
+  /**
+   * Counts a connection in, or refuses it at once (limits, load shedding): a cleartext client
+   * reads a 503 first, a TLS client is closed before its handshake. False when refused.
+   */
+  private admit(socket: Socket): boolean {
+    const refusal = this.budget.admit(this.name, this.connections.size);
+    if (refusal === null) {
+      this.connections.add(socket);
+      socket.once('close', () => {
+        this.connections.delete(socket);
+        this.budget.release();
+      });
+      return true;
+    }
+    if (this.protocol === 'HTTPS') {
+      socket.destroy();
+      return false;
+    }
+    socket.on('error', () => socket.destroy()); // a client that resets first: nothing to tell it
+    socket.end(REFUSED_RESPONSE);
+    socket.setTimeout(REFUSAL_LINGER_MS, () => socket.destroy());
+    socket.once('finish', () => socket.destroy());
+    return false;
+  }
+
+  /**
+   * accept() errors reach here only when libuv's own remedy failed: on EMFILE/ENFILE it closes a
+   * reserved descriptor, accepts and closes the waiting connections, and reopens the reserve;
+   * when the reserve cannot be reopened, every later accept error is emitted on the server.
+   * Without this listener that 'error' would crash the process; the listener keeps listening.
+   * Logged once per episode (an error after a quiet second starts a new one).
+   */
+  private onAcceptError(error: Error & { code?: string }): void {
+    const now = Date.now();
+    if (now - this.lastAcceptErrorAt > ACCEPT_ERROR_EPISODE_MS) {
+      this.logger.error({ listener: this.name, err: error.message, code: error.code }, `accept failed on ${this.name}: ${error.code ?? error.message}; still listening`);
+    }
+    this.lastAcceptErrorAt = now;
   }
 
   /**
@@ -267,7 +373,8 @@ export class ListenerServer {
     socket.on('error', forget); // a reset before the first bytes: nothing to report
     socket.once('close', forget);
     socket.once('end', drop);
-    socket.setTimeout(FIRST_BYTES_TIMEOUT_MS, drop);
+    // Its request head (or HTTP/2 preface) must begin within the headers timeout anyway.
+    socket.setTimeout(this.limits.requestHeadersTimeoutMs, drop);
   }
 
   /** Applies the table's client-certificate settings, TLS versions and ciphers, and default certificate to the TLS servers. */
@@ -292,7 +399,3 @@ export class ListenerServer {
   }
 }
 
-function isWebSocketUpgrade(req: http.IncomingMessage): boolean {
-  const upgrade = req.headers.upgrade;
-  return upgrade !== undefined && upgrade.toLowerCase() === 'websocket';
-}

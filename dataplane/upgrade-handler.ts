@@ -1,94 +1,88 @@
-// HTTP upgrades (WebSocket): routed exactly like requests, then tunnelled to the chosen
-// endpoint. Answers the gateway gives itself (404, 5xx, redirects, direct responses) are written
-// straight to the socket, which is closed afterwards.
+// HTTP/1.1 upgrade requests. Node's HTTP/1.1 server hands each request that asks for an upgrade
+// (and carries no body, see shouldTakeUpgrade) to handleUpgrade with its raw connection, detached
+// from the parser. The request is then served like any other, through an http.ServerResponse
+// attached to that connection, so routing, filters, rate limits and local answers all apply, with
+// proper HTTP/1.1 framing. Only a WebSocket upgrade on a forwarding route is asked of the
+// upstream, and only the upstream's 101 turns the connection into a tunnel (upstream/tunnel.ts),
+// as nginx and Envoy do. Whatever else happens, once the response is written the connection goes
+// back to the HTTP/1.1 server with the bytes the client sent after the request put back in front:
+// a pipelined request is parsed and routed like any other.
 
-import type { IncomingMessage } from 'node:http';
-import type { Duplex } from 'node:stream';
-import type { TLSSocket } from 'node:tls';
-import type { Logger } from 'pino';
-import type { ListenerTable } from './config/route-table.ts';
-import { applyHeaderModifiers, type HeaderModifierPlan } from './filters/header-modifier.ts';
-import type { RedirectPlan } from './filters/redirect.ts';
-import type { RequestMetrics } from './metrics.ts';
-import { locationFor, ProxyRequest, upstreamTarget } from './proxy-request.ts';
-import { findRouteInScope, isMisdirected } from './router/router.ts';
-import { upstreamRequestHeaders } from './upstream/headers.ts';
-import { openTunnel } from './upstream/tunnel.ts';
+import http, { type IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import type { ClientUpgrade } from './upstream/tunnel.ts';
 
-export function handleUpgrade(table: ListenerTable, logger: Logger, req: IncomingMessage, socket: Duplex, head: Buffer): void {
-  const startedAt = performance.now();
-  const request = new ProxyRequest(req);
-  const scope = table.scopes.find(request.host);
-  if (table.protocol === 'HTTPS' && isMisdirected(table, (req.socket as TLSSocket).servername, scope)) {
-    rawReply(socket, 421, [], table.notFound, startedAt);
-    return;
-  }
-  const route = scope === undefined ? null : findRouteInScope(scope, request.host, request);
-  if (route === null) {
-    rawReply(socket, 404, [], table.notFound, startedAt);
-    return;
-  }
-  const action = route.action;
-  if (action.type === 'Redirect') {
-    rawReply(socket, action.redirect.statusCode, locationHeader(table, request, action.redirect, action.responseModifiers), action.metrics, startedAt);
-    return;
-  }
-  if (action.type === 'DirectResponse') {
-    rawReply(socket, action.status, [], action.metrics, startedAt);
-    return;
-  }
+/** Upgrade protocols tunnelled when the upstream agrees (WebSocket, as Envoy Gateway and Cilium by default). */
+const TUNNELLED_PROTOCOLS: ReadonlySet<string> = new Set(['websocket']);
 
-  const choice = action.picker === null ? action.noBackend : action.picker.pick() ?? action.noBackend;
-  const filters = choice.filters;
-  const backend = choice.backend;
-  if (backend === null) {
-    rawReply(socket, 500, [], choice.metrics, startedAt);
-    return;
-  }
-  if (filters.redirect !== null) {
-    rawReply(socket, filters.redirect.statusCode, locationHeader(table, request, filters.redirect, filters.responseModifiers), choice.metrics, startedAt);
-    return;
-  }
-  const endpoint = backend.nextEndpoint();
-  if (endpoint === undefined) {
-    rawReply(socket, 503, [], choice.metrics, startedAt);
-    return;
-  }
+/** Serves one request on a response; `upgrade` non-null when the request may become a tunnel. */
+export type ServeRequest = (req: IncomingMessage, res: http.ServerResponse, upgrade: ClientUpgrade | null) => void;
 
-  const headers = upstreamRequestHeaders(request.client, req.socket.remoteAddress, table.scheme);
-  // Connection and Upgrade are hop-by-hop, but for an upgrade they are the point: restore them.
-  headers.push('connection', 'upgrade', 'upgrade', req.headers.upgrade ?? 'websocket');
-  if (filters.requestModifiers.length > 0) applyHeaderModifiers(headers, filters.requestModifiers);
-  const target = upstreamTarget(request, filters.rewrite, headers);
-  openTunnel(socket, { method: request.method, target, headers, head }, endpoint, route.name, choice.metrics, logger, startedAt);
+/**
+ * Node's shouldUpgradeCallback: take every upgrade request without a body, whatever it asks for.
+ * Left to Node, an upgrade request it serves as a plain one loses the bytes read along with it (a
+ * pipelined request gets no answer: Node 24 drops the rest of that read). One with a body must be
+ * left to Node, the only one here that parses bodies; server.ts closes its connection after the
+ * response instead.
+ */
+export function shouldTakeUpgrade(req: IncomingMessage): boolean {
+  return req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined;
 }
 
-function locationHeader(table: ListenerTable, request: ProxyRequest, plan: RedirectPlan, modifiers: readonly HeaderModifierPlan[]): string[] {
-  const headers = ['location', locationFor(plan, table, request)];
-  if (modifiers.length > 0) applyHeaderModifiers(headers, modifiers);
-  return headers;
+/** Whether Node's parser stopped reading after this request (Upgrade with `Connection: upgrade`), losing what followed it in the same read. */
+export function stopsParser(req: IncomingMessage): boolean {
+  return req.headers.upgrade !== undefined && connectionTokens(req).includes('upgrade');
 }
 
-function rawReply(socket: Duplex, status: number, headers: string[], metrics: RequestMetrics, startedAt: number): void {
-  let head = `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Status'}\r\ncontent-length: 0\r\nconnection: close\r\n`;
-  for (let i = 0; i < headers.length; i += 2) {
-    // Written raw, so nothing validates it downstream: never let a value break the framing.
-    if (!UNSAFE_HEADER_TEXT.test(headers[i]) && !UNSAFE_HEADER_TEXT.test(headers[i + 1])) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
+/** The response in flight on a connection, set by Node (and by ServerResponse.assignSocket). */
+interface HttpSocket extends Socket {
+  _httpMessage?: http.ServerResponse | null;
+}
+
+export function handleUpgrade(server: http.Server, req: IncomingMessage, socket: Socket, head: Buffer, keepAlive: boolean, serve: ServeRequest): void {
+  // A client that pipelined this request behind another gets it answered after that one.
+  const inFlight = (socket as HttpSocket)._httpMessage;
+  if (inFlight !== undefined && inFlight !== null) {
+    inFlight.once('finish', () => handleUpgrade(server, req, socket, head, keepAlive, serve));
+    return;
   }
-  socket.end(head + '\r\n');
-  metrics.record(status, startedAt);
+  const res = new http.ServerResponse(req);
+  res.shouldKeepAlive = keepAlive && req.httpVersionMinor === 1 && !connectionTokens(req).includes('close');
+  res.assignSocket(socket);
+  res.once('finish', () => {
+    res.detachSocket(socket);
+    if (!res.shouldKeepAlive || socket.destroyed) {
+      socket.destroySoon();
+      return;
+    }
+    if (head.length > 0) socket.unshift(head);
+    // A fresh parser, as for a new connection; the socket is still counted by the listener.
+    server.emit('connection', socket);
+  });
+  const protocol = tunnelProtocol(req);
+  const upgrade: ClientUpgrade | null =
+    protocol === null
+      ? null
+      : {
+          protocol,
+          head,
+          switchProtocols: () => {
+            res.detachSocket(socket);
+            return socket;
+          },
+        };
+  serve(req, res, upgrade);
 }
 
-const UNSAFE_HEADER_TEXT = /[\r\n\0]/;
+/** The protocol to ask the upstream for, or null when the request is served as a plain one (its Upgrade dropped as hop-by-hop). */
+function tunnelProtocol(req: IncomingMessage): string | null {
+  // RFC 6455 §4.1: a GET, over HTTP/1.1. h2c (RFC 7540 §3.2) and unknown tokens are never tunnelled.
+  if (req.method !== 'GET' || req.httpVersionMinor !== 1) return null;
+  const protocol = req.headers.upgrade?.trim().toLowerCase();
+  return protocol !== undefined && TUNNELLED_PROTOCOLS.has(protocol) ? protocol : null;
+}
 
-const STATUS_TEXT: Record<number, string> = {
-  301: 'Moved Permanently',
-  302: 'Found',
-  303: 'See Other',
-  307: 'Temporary Redirect',
-  308: 'Permanent Redirect',
-  404: 'Not Found',
-  421: 'Misdirected Request',
-  500: 'Internal Server Error',
-  503: 'Service Unavailable',
-};
+function connectionTokens(req: IncomingMessage): string[] {
+  const connection = req.headers.connection;
+  return connection === undefined ? [] : connection.toLowerCase().split(',').map((token) => token.trim());
+}

@@ -106,6 +106,7 @@ class TableCompiler {
       clientValidation,
       tlsSettings,
       notFound: this.context.metrics.requestMetrics('', ''),
+      rejections: this.context.metrics.downstreamRejections(listener.name),
     };
   }
 

@@ -9,7 +9,7 @@ import type { CorsPlan } from '../filters/cors.ts';
 import type { RouteLimiter } from '../ratelimit/limiter.ts';
 import type { HeaderModifierPlan } from '../filters/header-modifier.ts';
 import type { RedirectPlan, Scheme } from '../filters/redirect.ts';
-import type { RequestMetrics } from '../metrics.ts';
+import type { DownstreamRejections, RequestMetrics } from '../metrics.ts';
 import type { HostIndex } from '../router/host.ts';
 import type { CompiledMatch } from '../router/match.ts';
 import type { CertificateSelector, ClientValidationPlan, TlsSettingsPlan } from '../tls/certificates.ts';
@@ -50,6 +50,8 @@ export interface ListenerTable {
   tlsSettings: TlsSettingsPlan | null;
   /** Answers for requests that match no route (404). */
   notFound: RequestMetrics;
+  /** Requests refused before routing (malformed or ambiguous HTTP). */
+  rejections: DownstreamRejections;
 }
 
 export interface ScopeTable {

@@ -10,7 +10,7 @@
 // dispatched. Timers exist only when the route has timeouts.
 
 import type { ServerResponse } from 'node:http';
-import type { Readable, Writable } from 'node:stream';
+import type { Duplex, Readable, Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import type { BackendChoice, ForwardPlan } from '../config/route-table.ts';
@@ -23,6 +23,7 @@ import type { BackendTarget } from './backend.ts';
 import { downstreamResponseHeaders } from './headers.ts';
 import { mirrorRequest, type MirrorCopy } from './mirror.ts';
 import type { UpstreamEndpoint } from './pools.ts';
+import { openTunnel, type ClientUpgrade } from './tunnel.ts';
 
 /**
  * Request bodies up to this size are buffered when the route has a retry policy or a mirror, so
@@ -42,6 +43,8 @@ export interface ForwardRequest {
   body: Readable | null;
   /** Copies for the route's mirrors (already sampled); null when none. */
   mirrors: MirrorCopy[] | null;
+  /** An HTTP/1.1 upgrade to ask the upstream for: a 101 opens a tunnel, any other answer is relayed as usual. */
+  upgrade: ClientUpgrade | null;
 }
 
 /** Starts forwarding; `choice.backend` must have at least one endpoint. */
@@ -171,7 +174,7 @@ class ProxyExchange {
     if (this.plan.backendTimeoutMs > 0) attempt.timer = setTimeout(backendTimedOut, this.plan.backendTimeoutMs, this, attempt);
     const request = this.request;
     try {
-      endpoint.pool.dispatch({ path: request.target, method: request.method, headers: request.headers, body: this.body }, attempt);
+      endpoint.pool.dispatch({ path: request.target, method: request.method, headers: request.headers, body: this.body, upgrade: request.upgrade?.protocol ?? null }, attempt);
     } catch (error) {
       // undici validates synchronously (method, path, header values): nothing was sent.
       this.attemptFailed(attempt, error as Error);
@@ -194,6 +197,25 @@ class ProxyExchange {
       attempt.cancel('invalid upstream response headers');
       this.fail(attempt, error as Error, 502);
     }
+  }
+
+  /** The upstream answered the upgrade with 101: the tunnel takes both connections over. */
+  upgraded(attempt: UpstreamAttempt, headers: Record<string, string | string[] | undefined>, upstream: Duplex): void {
+    clearTimeout(attempt.timer);
+    const upgrade = this.request.upgrade;
+    if (this.finished || upgrade === null) {
+      upstream.destroy();
+      return;
+    }
+    const switchedTo = headers.upgrade;
+    if (typeof switchedTo !== 'string' || switchedTo.trim().toLowerCase() !== upgrade.protocol) {
+      // Not what the client asked for (say, h2c for a WebSocket request): never tunnelled.
+      upstream.destroy();
+      this.fail(attempt, new Error(`upstream switched to ${JSON.stringify(switchedTo)} instead of ${upgrade.protocol}`), 502);
+      return;
+    }
+    this.complete(101);
+    openTunnel(upgrade, upstream, downstreamResponseHeaders(headers, this.choice.filters.responseModifiers), this.route, this.logger);
   }
 
   responseData(attempt: UpstreamAttempt, chunk: Buffer): void {
@@ -225,10 +247,11 @@ class ProxyExchange {
       this.retry(attempt, error.message);
       return;
     }
-    const invalidRequest = (error as { code?: string }).code === 'UND_ERR_INVALID_ARG';
+    const code = (error as { code?: string }).code;
     // 502: the one upstream we tried failed. 503: the backend as a whole did, every attempt
-    // the retry policy allowed failed (what Envoy-based gateways answer too).
-    this.fail(attempt, error, invalidRequest ? 400 : this.attempts > 1 ? 503 : 502);
+    // the retry policy allowed failed (what Envoy-based gateways answer too), or the endpoint
+    // never answered the connect within the backend connect timeout (Envoy: 503, flag UF).
+    this.fail(attempt, error, code === 'UND_ERR_INVALID_ARG' ? 400 : this.attempts > 1 || code === 'UND_ERR_CONNECT_TIMEOUT' ? 503 : 502);
   }
 
   backendTimedOut(attempt: UpstreamAttempt): void {
@@ -425,6 +448,15 @@ class UpstreamAttempt implements Dispatcher.DispatchHandler {
     if (this.cancelled || statusCode < 200) return; // 1xx: Node answers 100-continue itself
     this.exchange.responseStart(this, statusCode, headers);
     if (this.discard) this.discardedStatus = statusCode;
+  }
+
+  onRequestUpgrade(_controller: Dispatcher.DispatchController, _statusCode: number, headers: Record<string, string | string[] | undefined>, socket: Duplex): void {
+    // Called for a 101 only; undici delivers any other answer to an upgrade as a response.
+    if (this.cancelled) {
+      socket.destroy();
+      return;
+    }
+    this.exchange.upgraded(this, headers, socket);
   }
 
   onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {

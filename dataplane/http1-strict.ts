@@ -1,0 +1,180 @@
+// What the HTTP/1.x front door refuses, and how it says so. Node's parser (llhttp, strict mode)
+// already rejects most of the request-smuggling matrix: Content-Length with Transfer-Encoding,
+// repeated or malformed Content-Length, obs-fold, bad chunk sizes, bare LF, NUL/CR in values,
+// whitespace before the colon, unknown methods, oversized heads. It lets through a few framings
+// nginx and Envoy refuse; requestProblem() catches those after the head is parsed. Every refusal,
+// the parser's and ours, is counted (sluice_downstream_rejected_total{listener,reason}) and logged,
+// one line per reason per LOG_INTERVAL_MS (with how many were left out), so a flood cannot flood
+// the log. README.md "Front door: what is rejected" lists them.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type { DownstreamRejections } from './metrics.ts';
+import { SERVER_HEADER } from './upstream/headers.ts';
+
+/** A refusal: the status the client gets and the metric/log label. */
+export interface Rejection {
+  status: number;
+  reason: string;
+}
+
+/** One log line per reason per this interval; the rest are counted in the next line. */
+export const LOG_INTERVAL_MS = 10_000;
+
+/**
+ * llhttp error codes (Node's 'clientError') as status and reason. Codes not listed are 400
+ * `malformed_request`; errors without an HPE_ code (resets) are no rejection at all.
+ */
+const PARSER_REJECTIONS: Record<string, Rejection> = {
+  HPE_HEADER_OVERFLOW: { status: 431, reason: 'header_too_large' },
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: { status: 413, reason: 'chunk_extensions_too_large' },
+  HPE_INVALID_METHOD: { status: 400, reason: 'invalid_method' },
+  HPE_INVALID_URL: { status: 400, reason: 'invalid_target' },
+  HPE_INVALID_VERSION: { status: 400, reason: 'invalid_version' },
+  HPE_INVALID_CONSTANT: { status: 400, reason: 'invalid_request_line' },
+  HPE_UNEXPECTED_SPACE: { status: 400, reason: 'invalid_request_line' },
+  HPE_INVALID_HEADER_TOKEN: { status: 400, reason: 'invalid_header' },
+  HPE_INVALID_CONTENT_LENGTH: { status: 400, reason: 'invalid_content_length' },
+  HPE_UNEXPECTED_CONTENT_LENGTH: { status: 400, reason: 'invalid_content_length' },
+  HPE_INVALID_TRANSFER_ENCODING: { status: 400, reason: 'invalid_transfer_encoding' },
+  HPE_INVALID_CHUNK_SIZE: { status: 400, reason: 'invalid_chunk_size' },
+  HPE_CR_EXPECTED: { status: 400, reason: 'invalid_line_ending' },
+  HPE_LF_EXPECTED: { status: 400, reason: 'invalid_line_ending' },
+  HPE_STRICT: { status: 400, reason: 'invalid_line_ending' },
+  HPE_CLOSED_CONNECTION: { status: 400, reason: 'data_after_close' },
+  HPE_INVALID_EOF_STATE: { status: 400, reason: 'incomplete_request' },
+  // Node's headersTimeout (see front-door.ts).
+  ERR_HTTP_REQUEST_TIMEOUT: { status: 408, reason: 'request_header_timeout' },
+};
+
+const MALFORMED: Rejection = { status: 400, reason: 'malformed_request' };
+
+/** How a 'clientError' is answered; null for a socket error (reset, EPIPE), which gets no answer. */
+export function parserRejection(code: string | undefined): Rejection | null {
+  if (code === undefined) return null;
+  return PARSER_REJECTIONS[code] ?? (code.startsWith('HPE_') ? MALFORMED : null);
+}
+
+const DUPLICATE_HOST: Rejection = { status: 400, reason: 'duplicate_host' };
+const MISSING_HOST: Rejection = { status: 400, reason: 'missing_host' };
+const INVALID_TARGET: Rejection = { status: 400, reason: 'invalid_target' };
+const UNSUPPORTED_TRANSFER_ENCODING: Rejection = { status: 501, reason: 'unsupported_transfer_encoding' };
+const HTTP10_TRANSFER_ENCODING: Rejection = { status: 400, reason: 'invalid_transfer_encoding' };
+const UNSUPPORTED_VERSION: Rejection = { status: 505, reason: 'unsupported_version' };
+/** CONNECT: a gateway is no forward proxy (nginx answers 405 too). */
+export const CONNECT_REFUSED: Rejection = { status: 405, reason: 'connect_method' };
+
+/**
+ * A parsed HTTP/1.x request head the front door refuses, or null (RFC 9112, as nginx does):
+ * - a version other than 1.0 and 1.1 (the parser takes `HTTP/2.0` and HTTP/0.9): 505;
+ * - HTTP/1.1 without Host, or more than one Host (§3.2): 400;
+ * - Transfer-Encoding other than exactly `chunked` (`gzip, chunked`, `identity, chunked`): 501,
+ *   as nginx; the parser already refuses `chunked, chunked` and codings without a final chunked;
+ * - Transfer-Encoding in an HTTP/1.0 request (§6.1: faulty framing): 400;
+ * - a target neither origin-form, nor absolute-form with an http(s) URL, nor `*` for OPTIONS: 400.
+ */
+export function requestProblem(req: IncomingMessage): Rejection | null {
+  if (req.httpVersionMajor !== 1 || req.httpVersionMinor > 1) return UNSUPPORTED_VERSION;
+  const raw = req.rawHeaders;
+  let hosts = 0;
+  let transferEncoding: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i];
+    // Compare lengths first: nearly every header is neither.
+    if (name.length === 4 && name.toLowerCase() === 'host') hosts++;
+    else if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') transferEncoding = transferEncoding === undefined ? raw[i + 1] : `${transferEncoding},${raw[i + 1]}`;
+  }
+  if (hosts > 1) return DUPLICATE_HOST;
+  if (hosts === 0 && req.httpVersionMinor === 1) return MISSING_HOST;
+  if (transferEncoding !== undefined) {
+    if (req.httpVersionMinor === 0) return HTTP10_TRANSFER_ENCODING;
+    if (transferEncoding.trim().toLowerCase() !== 'chunked') return UNSUPPORTED_TRANSFER_ENCODING;
+  }
+  const target = req.url ?? '';
+  if (target.charCodeAt(0) === 0x2f /* / */) return null;
+  if (target === '*') return req.method === 'OPTIONS' ? null : INVALID_TARGET;
+  return absoluteFormAuthority(target) === null ? INVALID_TARGET : null;
+}
+
+/** The authority of an absolute-form target (`http://host:port/path`), or null when it is not one. */
+export function absoluteFormAuthority(target: string): { host: string; pathAndQuery: string } | null {
+  let url: URL;
+  try {
+    url = new URL(target);
+  } catch {
+    return null;
+  }
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.host === '' || url.username !== '' || url.password !== '') return null;
+  return { host: url.host, pathAndQuery: url.pathname + url.search };
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request',
+  405: 'Method Not Allowed',
+  408: 'Request Timeout',
+  413: 'Content Too Large',
+  431: 'Request Header Fields Too Large',
+  501: 'Not Implemented',
+  505: 'HTTP Version Not Supported',
+};
+
+/** Answers a parsed request the front door refuses; the connection closes after it. */
+export function sendRejection(res: ServerResponse, rejection: Rejection): void {
+  res.shouldKeepAlive = false;
+  res.writeHead(rejection.status, [SERVER_HEADER[0], SERVER_HEADER[1], 'content-length', '0']);
+  res.end();
+}
+
+/** The Node internals 'clientError' leaves us: the response in flight on the socket, if any. */
+interface HttpSocket extends Socket {
+  _httpMessage?: { headersSent: boolean } | null;
+}
+
+/**
+ * Answers a parser error on the raw socket, as Node's default 'clientError' behaviour does (which
+ * a 'clientError' listener replaces): only when no response has started on the connection, then
+ * closes it once the answer is flushed.
+ */
+export function answerParserError(socket: Socket, rejection: Rejection | null): void {
+  const inFlight = (socket as HttpSocket)._httpMessage;
+  if (rejection !== null && socket.writable && (inFlight === undefined || inFlight === null || !inFlight.headersSent)) {
+    socket.write(`HTTP/1.1 ${rejection.status} ${STATUS_TEXT[rejection.status] ?? 'Bad Request'}\r\n${SERVER_HEADER[0]}: ${SERVER_HEADER[1]}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
+    socket.destroySoon();
+  } else {
+    socket.destroy();
+  }
+}
+
+/** Counts every refusal of one listener and logs them, rate-limited per reason. */
+export class RejectionReporter {
+  private readonly listener: string;
+  private readonly logger: Logger;
+  private readonly counters: () => DownstreamRejections;
+  /** Per reason: until when further ones are only counted, and how many were. */
+  private readonly quiet = new Map<string, { until: number; suppressed: number }>();
+
+  /** `counters` is read per refusal: the listener's table (and so its metrics) swaps on reload. */
+  constructor(listener: string, logger: Logger, counters: () => DownstreamRejections) {
+    this.listener = listener;
+    this.logger = logger;
+    this.counters = counters;
+  }
+
+  report(rejection: Rejection, remote: string | undefined, detail?: string): void {
+    this.counters().record(rejection.reason);
+    const now = Date.now();
+    const window = this.quiet.get(rejection.reason);
+    if (window !== undefined && now < window.until) {
+      window.suppressed++;
+      return;
+    }
+    const suppressed = window?.suppressed ?? 0;
+    this.quiet.set(rejection.reason, { until: now + LOG_INTERVAL_MS, suppressed: 0 });
+    // info, as nginx logs "client sent invalid ...": the client's fault, not the operator's.
+    this.logger.info(
+      { listener: this.listener, status: rejection.status, reason: rejection.reason, remote, ...(detail === undefined ? {} : { detail }), suppressed },
+      `request rejected: ${rejection.reason}`,
+    );
+  }
+}
