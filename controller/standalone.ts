@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { DataplaneNode, type BpfOptions } from '../dataplane/node.ts';
 import { parseHostPort, processRegistry, startAdminServer } from './admin.ts';
-import { DemoBackends, demoEndpoints } from './demo/demo-backends.ts';
+import { DemoBackends, demoEndpoints, withPlannedCertificates } from './demo/demo-backends.ts';
 import type { IR } from './ir/types.ts';
 import { withImplicitGatewayClasses } from './sources/implicit-classes.ts';
 import { ProblemLog, type Problem } from './problems.ts';
@@ -153,7 +153,8 @@ async function checkStartup(options: StandaloneOptions, folder: ManifestFolder, 
   const problems: Problem[] = load.readErrors.map((e) =>
     pathProblem(join(options.manifests, e.file), `cannot be read (${e.cause}); fix its permissions or check --manifests`),
   );
-  const ir = irOf(load.snapshot);
+  // The HTTPS listeners --demo-backends will give a certificate are bound too: check them now.
+  const ir = irOf(options.demoBackends ? await withPlannedCertificates(load.snapshot) : load.snapshot);
   const admin = parseHostPort(options.adminAddress);
   const claims: PortClaim[] = [{ ...admin, what: 'the admin API', remedy: 'choose another with --admin-address' }];
   const offset = options.portOffset;

@@ -8,8 +8,8 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { stringify } from 'yaml';
-import type { InputSnapshot } from '../sources/objects.ts';
-import { createSelfSignedServerCertificate, tlsSecretData } from './certs.ts';
+import type { InputSnapshot, KubeObject } from '../sources/objects.ts';
+import { createSelfSignedServerCertificate, tlsSecretData, type CertificateBundle } from './certs.ts';
 import { startEchoServer, type EchoServer } from './echo-server.ts';
 
 export class DemoBackends {
@@ -60,7 +60,7 @@ export class DemoBackends {
       if (secrets.has(key) || existsSync(file)) continue;
       const dnsNames = [...new Set([...hostnames, 'localhost'])];
       const bundle = await createSelfSignedServerCertificate({ dnsNames });
-      const secret = { apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/tls', metadata: { name, namespace }, data: tlsSecretData(bundle) };
+      const secret = tlsSecret(namespace, name, bundle);
       writeFileSync(file, `# Self-signed certificate written by sluice --demo-backends; delete it to get a new one.\n${stringify(secret)}`);
       this.logger.info({ secret: key, file }, `wrote a self-signed certificate for ${dnsNames.join(', ')} to ${file}`);
       secrets.add(key);
@@ -68,6 +68,24 @@ export class DemoBackends {
     }
     return wrote;
   }
+}
+
+function tlsSecret(namespace: string, name: string, bundle: CertificateBundle): KubeObject {
+  return { apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/tls', metadata: { name, namespace }, data: tlsSecretData(bundle) };
+}
+
+/**
+ * The snapshot as it will be once `--demo-backends` has written its certificates, without writing
+ * them: every missing TLS Secret holds one throwaway certificate. For checks made before any side
+ * effect (which HTTPS listeners will be served, so which ports bound).
+ */
+export async function withPlannedCertificates(snapshot: InputSnapshot): Promise<InputSnapshot> {
+  const present = new Set(snapshot.secrets.map((s) => `${s.metadata.namespace}/${s.metadata.name}`));
+  const missing = tlsSecretsWanted(snapshot).filter(({ namespace, name }) => !present.has(`${namespace}/${name}`));
+  if (missing.length === 0) return snapshot;
+  const placeholder = await createSelfSignedServerCertificate({ dnsNames: ['localhost'] });
+  const planned = new Map(missing.map(({ namespace, name }) => [`${namespace}/${name}`, tlsSecret(namespace, name, placeholder)]));
+  return { ...snapshot, secrets: [...snapshot.secrets, ...planned.values()] };
 }
 
 /** TLS Secrets that HTTPS Gateway listeners and Ingresses name, with the hostnames they serve. */
