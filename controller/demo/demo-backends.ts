@@ -4,11 +4,12 @@
 //  - Every TLS Secret an HTTPS listener or an Ingress names but the folder
 //    lacks gets a self-signed certificate, written once into the folder as
 //    `generated-tls-<namespace>-<name>.yaml`.
-import { existsSync, writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { stringify } from 'yaml';
-import type { InputSnapshot, KubeObject } from '../sources/objects.ts';
+import { parse, stringify } from 'yaml';
+import { GATEWAY_GROUP, type InputSnapshot, type KubeObject } from '../sources/objects.ts';
 import { createSelfSignedServerCertificate, tlsSecretData, type CertificateBundle } from './certs.ts';
 import { startEchoServer, type EchoServer } from './echo-server.ts';
 
@@ -57,11 +58,14 @@ export class DemoBackends {
     for (const { namespace, name, hostnames } of tlsSecretsWanted(snapshot)) {
       const key = `${namespace}/${name}`;
       const file = join(this.dir, `generated-tls-${namespace}-${name}.yaml`);
-      if (secrets.has(key) || existsSync(file)) continue;
       const dnsNames = [...new Set([...hostnames, 'localhost'])];
-      const bundle = await createSelfSignedServerCertificate({ dnsNames });
+      // A certificate this option wrote before is replaced when it no longer names every host served.
+      const missing = existsSync(file) ? namesMissingFromGenerated(file, dnsNames) : [];
+      if (existsSync(file) ? missing.length === 0 : secrets.has(key)) continue;
+      if (missing.length > 0) this.logger.info({ secret: key, file, missing }, `${file} does not name ${missing.join(', ')}: writing a new certificate`);
+      const bundle = await createSelfSignedServerCertificate({ dnsNames, ipAddresses: ['127.0.0.1'] });
       const secret = tlsSecret(namespace, name, bundle);
-      writeFileSync(file, `# Self-signed certificate written by sluice --demo-backends; delete it to get a new one.\n${stringify(secret)}`);
+      writeFileSync(file, `${GENERATED_MARKER}; delete it to get a new one.\n${stringify(secret)}`);
       this.logger.info({ secret: key, file }, `wrote a self-signed certificate for ${dnsNames.join(', ')} to ${file}`);
       secrets.add(key);
       wrote = true;
@@ -88,24 +92,77 @@ export async function withPlannedCertificates(snapshot: InputSnapshot): Promise<
   return { ...snapshot, secrets: [...snapshot.secrets, ...planned.values()] };
 }
 
-/** TLS Secrets that HTTPS Gateway listeners and Ingresses name, with the hostnames they serve. */
-function tlsSecretsWanted(snapshot: InputSnapshot): { namespace: string; name: string; hostnames: string[] }[] {
-  const out: { namespace: string; name: string; hostnames: string[] }[] = [];
-  for (const gw of snapshot.gateways) {
-    for (const listener of gw.spec?.listeners ?? []) {
+const GENERATED_MARKER = '# Self-signed certificate written by sluice --demo-backends';
+
+/** DNS names a certificate file this option wrote lacks; none for a file someone else wrote (it is theirs). */
+function namesMissingFromGenerated(file: string, dnsNames: string[]): string[] {
+  const text = readFileSync(file, 'utf8');
+  if (!text.startsWith(GENERATED_MARKER)) return [];
+  let named: Set<string>;
+  try {
+    const pem = Buffer.from(String((parse(text) as KubeObject).data?.['tls.crt'] ?? ''), 'base64').toString('utf8');
+    named = new Set((new X509Certificate(pem).subjectAltName ?? '').split(', ').filter((san) => san.startsWith('DNS:')).map((san) => san.slice(4)));
+  } catch {
+    return dnsNames; // unreadable: write a good one
+  }
+  return dnsNames.filter((name) => !named.has(name));
+}
+
+export interface WantedTlsSecret {
+  namespace: string;
+  name: string;
+  /** Every hostname served with it, lower-case, first mention first. */
+  hostnames: string[];
+}
+
+/**
+ * TLS Secrets that HTTPS listeners (of Gateways and ListenerSets) and Ingresses name, with the
+ * hostnames they serve: the listener's hostname or, without one, the hostnames of the HTTPRoutes
+ * attached to it; an Ingress TLS entry's hosts or, without them, its rules' hosts.
+ */
+export function tlsSecretsWanted(snapshot: InputSnapshot): WantedTlsSecret[] {
+  const wanted = new Map<string, WantedTlsSecret>();
+  const want = (namespace: string, name: string, hostnames: string[]): void => {
+    const key = `${namespace}/${name}`;
+    const entry = wanted.get(key) ?? { namespace, name, hostnames: [] };
+    for (const hostname of hostnames) if (!entry.hostnames.includes(hostname.toLowerCase())) entry.hostnames.push(hostname.toLowerCase());
+    wanted.set(key, entry);
+  };
+  const owners = [...snapshot.gateways.map((obj) => ({ kind: 'Gateway', obj })), ...snapshot.listenerSets.map((obj) => ({ kind: 'ListenerSet', obj }))];
+  for (const { kind, obj } of owners) {
+    const namespace = obj.metadata.namespace!;
+    for (const listener of obj.spec?.listeners ?? []) {
       if (listener?.protocol !== 'HTTPS') continue;
+      const hostnames: string[] = listener.hostname ? [String(listener.hostname)] : attachedRouteHostnames(snapshot, kind, obj, listener);
       for (const ref of listener?.tls?.certificateRefs ?? []) {
         if ((ref?.kind ?? 'Secret') !== 'Secret' || (ref?.group ?? '') !== '' || !ref?.name) continue;
-        out.push({ namespace: ref.namespace ?? gw.metadata.namespace!, name: ref.name, hostnames: listener.hostname ? [listener.hostname] : [] });
+        want(ref.namespace ?? namespace, ref.name, hostnames);
       }
     }
   }
   for (const ing of snapshot.ingresses) {
+    const ruleHosts: string[] = (ing.spec?.rules ?? []).flatMap((rule: any) => (rule?.host ? [String(rule.host)] : []));
     for (const tls of ing.spec?.tls ?? []) {
-      if (tls?.secretName) out.push({ namespace: ing.metadata.namespace!, name: tls.secretName, hostnames: tls.hosts ?? [] });
+      if (tls?.secretName) want(ing.metadata.namespace!, tls.secretName, tls.hosts?.length ? tls.hosts.map(String) : ruleHosts);
     }
   }
-  return out;
+  return [...wanted.values()];
+}
+
+/** Hostnames of the HTTPRoutes whose parentRefs name this listener (by section or port, or the whole parent). */
+function attachedRouteHostnames(snapshot: InputSnapshot, kind: string, parent: KubeObject, listener: any): string[] {
+  return snapshot.httpRoutes.flatMap((route) => {
+    const attached = (route.spec?.parentRefs ?? []).some(
+      (ref: any) =>
+        (ref?.group ?? GATEWAY_GROUP) === GATEWAY_GROUP &&
+        (ref?.kind ?? 'Gateway') === kind &&
+        ref?.name === parent.metadata.name &&
+        (ref?.namespace ?? route.metadata.namespace) === parent.metadata.namespace &&
+        (ref?.sectionName === undefined || ref.sectionName === listener?.name) &&
+        (ref?.port === undefined || Number(ref.port) === Number(listener?.port)),
+    );
+    return attached ? ((route.spec?.hostnames ?? []) as unknown[]).map(String) : [];
+  });
 }
 
 export interface DemoEndpoint {

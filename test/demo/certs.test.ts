@@ -1,12 +1,46 @@
-import { describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { X509Certificate } from 'node:crypto';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import tls from 'node:tls';
+import pino from 'pino';
+import { parse, stringify } from 'yaml';
 import {
   createCertificateAuthority,
   createClientCertificate,
   createSelfSignedServerCertificate,
   tlsSecretData,
 } from '../../controller/demo/certs.ts';
+import { DemoBackends } from '../../controller/demo/demo-backends.ts';
+import { ManifestFolder } from '../../controller/sources/manifest-folder.ts';
+import { freePortOffset } from '../support/ports.ts';
+import { startSluice, type SluiceProcess } from '../support/sluice-process.ts';
+
+const QUICKSTART = join(import.meta.dirname, '..', '..', 'examples', 'quickstart');
+
+/** The certificate PEM of a Secret file written by --demo-backends. */
+function generatedCertificate(file: string): X509Certificate {
+  const secret = parse(readFileSync(file, 'utf8')) as { data: Record<string, string> };
+  return new X509Certificate(Buffer.from(secret.data['tls.crt']!, 'base64'));
+}
+
+/** An HTTPS GET that verifies the server certificate against `ca` for `servername` (as curl --resolve … --cacert does). */
+function verifiedGet(port: number, servername: string, ca: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { host: '127.0.0.1', port, path: '/api/v1', servername, headers: { host: servername }, ca, rejectUnauthorized: true, agent: false },
+      (res) => {
+        let body = '';
+        res.on('data', (chunk: Buffer) => (body += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
 
 interface HandshakeResult {
   ok: boolean;
@@ -110,5 +144,104 @@ describe('certificates', () => {
     const data = tlsSecretData(cert);
     expect(Buffer.from(data['tls.crt'], 'base64').toString()).toBe(cert.certPem);
     expect(Buffer.from(data['tls.key'], 'base64').toString()).toContain('BEGIN PRIVATE KEY');
+  });
+});
+
+describe('demo certificates name the hosts they serve', () => {
+  it('collects listener hostnames, attached HTTPRoute hostnames and Ingress hosts per Secret, and leaves foreign files alone', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-demo-certs-'));
+    try {
+      writeFileSync(
+        join(dir, 'gateways.yaml'),
+        `apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: web, namespace: default}
+spec:
+  gatewayClassName: sluice
+  listeners:
+  - {name: https, port: 8443, protocol: HTTPS, tls: {certificateRefs: [{name: site-tls}]}}
+  - {name: www, port: 8443, protocol: HTTPS, hostname: WWW.example.org, tls: {certificateRefs: [{name: site-tls}]}}
+  - {name: extra, port: 9443, protocol: HTTPS, tls: {certificateRefs: [{name: extra-tls}]}}
+  - {name: mine, port: 9444, protocol: HTTPS, tls: {certificateRefs: [{name: mine-tls}]}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: api, namespace: default}
+spec:
+  parentRefs: [{name: web, sectionName: https}]
+  hostnames: [api.example.com, "*.apps.example.com"]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: elsewhere, namespace: default}
+spec:
+  parentRefs: [{name: web, sectionName: extra}, {name: other-gateway}]
+  hostnames: [extra.example.com]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: shop, namespace: default}
+spec:
+  tls: [{secretName: shop-tls}]
+  rules: [{host: shop.example.com}, {host: cart.example.com}]
+`,
+      );
+      // A Secret file the user wrote (no marker): never replaced, whatever it names.
+      const own = await createSelfSignedServerCertificate({ dnsNames: ['mine.example.com'] });
+      const ownFile = join(dir, 'generated-tls-default-mine-tls.yaml');
+      const ownText = stringify({ apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/tls', metadata: { name: 'mine-tls', namespace: 'default' }, data: tlsSecretData(own) });
+      writeFileSync(ownFile, ownText);
+
+      const demo = new DemoBackends(dir, pino({ level: 'silent' }));
+      expect(await demo.sync(new ManifestFolder(dir).load().snapshot)).toBe(true);
+      await demo.close();
+      const sans = (secret: string) => generatedCertificate(join(dir, `generated-tls-default-${secret}.yaml`)).subjectAltName;
+      expect(sans('site-tls')).toBe('DNS:api.example.com, DNS:*.apps.example.com, DNS:www.example.org, DNS:localhost, IP Address:127.0.0.1');
+      expect(sans('extra-tls')).toBe('DNS:extra.example.com, DNS:localhost, IP Address:127.0.0.1');
+      expect(sans('shop-tls')).toBe('DNS:shop.example.com, DNS:cart.example.com, DNS:localhost, IP Address:127.0.0.1');
+      expect(readFileSync(ownFile, 'utf8')).toBe(ownText);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  describe('with a real sluice run on the quickstart', () => {
+    let dir: string;
+    let sluice: SluiceProcess;
+    let offset: number;
+    const file = () => join(dir, 'generated-tls-default-quickstart-tls.yaml');
+
+    beforeAll(async () => {
+      dir = mkdtempSync(join(tmpdir(), 'sluice-demo-certs-e2e-'));
+      for (const f of readdirSync(QUICKSTART).filter((f) => !f.startsWith('generated-'))) cpSync(join(QUICKSTART, f), join(dir, f));
+      // What an older Sluice wrote: a certificate for localhost only. It is replaced on start.
+      const stale = await createSelfSignedServerCertificate({ dnsNames: ['localhost'] });
+      const secret = { apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/tls', metadata: { name: 'quickstart-tls', namespace: 'default' }, data: tlsSecretData(stale) };
+      writeFileSync(file(), `# Self-signed certificate written by sluice --demo-backends; delete it to get a new one.\n${stringify(secret)}`);
+      offset = await freePortOffset([8080, 8443]);
+      sluice = await startSluice(['--manifests', dir, '--demo-backends', '--listener-port-offset', String(offset)]);
+    });
+
+    afterAll(async () => {
+      await sluice?.stop();
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('verifies api.example.com and localhost with the generated certificate as the CA', async () => {
+      const certificate = generatedCertificate(file());
+      expect(certificate.subjectAltName).toContain('DNS:api.example.com');
+      expect(sluice.logs()).toMatch(/does not name api\.example\.com: writing a new certificate/);
+      // The folder is read again after the write; the new certificate is served once it is.
+      const deadline = Date.now() + 10_000;
+      let answer: { status: number; body: string } | Error = new Error('not tried');
+      while (Date.now() < deadline) {
+        answer = await verifiedGet(8443 + offset, 'api.example.com', certificate.toString()).catch((error: Error) => error);
+        if (!(answer instanceof Error)) break;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      expect(answer).toEqual({ status: 200, body: expect.stringMatching(/"pod": "api-v1-/) });
+      await expect(verifiedGet(8443 + offset, 'localhost', certificate.toString())).resolves.toMatchObject({ status: expect.any(Number) });
+      await expect(verifiedGet(8443 + offset, 'unnamed.example.net', certificate.toString())).rejects.toThrow(/altnames|not in the cert/i);
+    });
   });
 });

@@ -11,6 +11,8 @@ const ROOT = join(import.meta.dirname, '..', '..');
 
 export interface SluiceProcess {
   admin: string;
+  /** The child's process id (for prlimit and the like). */
+  pid: number;
   /** Everything the process printed so far. */
   logs(): string;
   status(): Promise<any[]>;
@@ -48,6 +50,7 @@ export async function startSluice(args: string[], readyTimeoutMs = 15000): Promi
   }
   return {
     admin,
+    pid: child.pid!,
     logs: () => output,
     status: async () => ((await (await fetch(`${admin}/api/status`)).json()) as { items: any[] }).items,
     stop: async () => {
