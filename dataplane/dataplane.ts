@@ -7,6 +7,7 @@ import client, { type Registry } from 'prom-client';
 import type { HttpIR, HttpListener } from '../controller/ir/types.ts';
 import { compileRouteTable } from './config/compile.ts';
 import type { ListenerTable, RouteTable } from './config/route-table.ts';
+import { ConnectionBudget, DEFAULT_FRONT_DOOR_LIMITS, type FrontDoorLimits } from './front-door.ts';
 import { DataplaneMetrics } from './metrics.ts';
 import { RateLimitService, type RateLimitProblem } from './ratelimit/limiter.ts';
 import { PassthroughServer, compilePassthroughRoutes } from './passthrough/passthrough-server.ts';
@@ -16,13 +17,21 @@ import { UpstreamPools } from './upstream/pools.ts';
 import { PickerStates } from './upstream/weighted.ts';
 
 export interface DataplaneOptions {
-  /** Added to every listener port when binding (redirects still use the listener port). */
+  /** Added to every listener port when binding. */
   portOffset?: number;
+  /**
+   * Added to the ports of redirects Sluice derives (no explicit port): where clients connect to the
+   * bound ports themselves (standalone) it is portOffset; 0 (the default) where a Service or NAT in
+   * front maps Gateway ports to the bound ones (Kubernetes mode, conformance runs).
+   */
+  redirectPortOffset?: number;
   logger?: pino.Logger;
   /** Where metrics are registered; prom-client's default registry when absent. */
   registry?: Registry;
   /** Rate-limit buckets and Redis (kept across reloads); absent: local buckets only, no Redis. */
   rateLimits?: RateLimitService;
+  /** Client timeouts and connection limits; DEFAULT_FRONT_DOOR_LIMITS when absent. */
+  frontDoor?: FrontDoorLimits;
 }
 
 export interface ListenerResult {
@@ -41,9 +50,12 @@ export const DRAIN_TIMEOUT_MS = 10_000;
 
 export class Dataplane {
   private readonly portOffset: number;
+  private readonly redirectPortOffset: number;
   private readonly logger: pino.Logger;
   private readonly metrics: DataplaneMetrics;
-  private readonly pools = new UpstreamPools(DRAIN_TIMEOUT_MS);
+  private readonly pools: UpstreamPools;
+  /** Connection counts and load shedding across every listener of this dataplane. */
+  private readonly budget: ConnectionBudget;
   private readonly certificates = new SecureContextCache();
   private readonly pickerStates = new PickerStates();
   private readonly rateLimits: RateLimitService;
@@ -58,8 +70,12 @@ export class Dataplane {
 
   constructor(options: DataplaneOptions = {}) {
     this.portOffset = options.portOffset ?? 0;
+    this.redirectPortOffset = options.redirectPortOffset ?? 0;
     this.logger = options.logger ?? pino({ name: 'sluice-dataplane' });
     this.metrics = new DataplaneMetrics(options.registry ?? client.register);
+    const frontDoor = options.frontDoor ?? DEFAULT_FRONT_DOOR_LIMITS;
+    this.budget = new ConnectionBudget(frontDoor, options.registry ?? client.register, this.logger);
+    this.pools = new UpstreamPools(DRAIN_TIMEOUT_MS, frontDoor.backendConnectTimeoutMs);
     this.rateLimits = options.rateLimits ?? new RateLimitService({ registry: options.registry ?? client.register, logger: this.logger });
   }
 
@@ -85,6 +101,7 @@ export class Dataplane {
     this.passthrough.clear();
     await Promise.all([...servers.map((server) => this.closeServer(server)), ...passthrough.map((p) => p.close(DRAIN_TIMEOUT_MS)), ...this.closing]);
     await this.pools.closeAll();
+    this.budget.close();
   }
 
   private async applyNow(version: string, http: HttpIR): Promise<ApplyResult> {
@@ -95,7 +112,7 @@ export class Dataplane {
     try {
       const rateLimitProblems: RateLimitProblem[] = [];
       const rateLimits = this.rateLimits.compile(http.rateLimits, rateLimitProblems);
-      table = compileRouteTable(version, http, { pools: this.pools, certificates: this.certificates, pickerStates, metrics: this.metrics, rateLimits });
+      table = compileRouteTable(version, http, { pools: this.pools, certificates: this.certificates, pickerStates, metrics: this.metrics, rateLimits, redirectPortOffset: this.redirectPortOffset });
       table.problems.push(...rateLimitProblems);
     } catch (error) {
       const message = (error as Error).message;
@@ -154,7 +171,7 @@ export class Dataplane {
       this.servers.delete(name);
       this.closeInBackground(existing);
     }
-    const server = new ListenerServer(table, bindPort, this.logger);
+    const server = new ListenerServer(table, bindPort, this.logger, this.budget);
     try {
       await server.listen();
     } catch (error) {
@@ -179,7 +196,7 @@ export class Dataplane {
         results.push({ name: listener.name, ok: true });
         continue;
       }
-      const server = new PassthroughServer(listener.name, routes, this.logger);
+      const server = new PassthroughServer(listener.name, routes, this.logger, this.budget);
       const bindPort = listener.port + this.portOffset;
       try {
         await server.listen(listener.address, bindPort);

@@ -5,6 +5,13 @@
 //
 // Defaults and the anchors they follow are listed in README.md ("Front door: timeouts and limits").
 
+import { readdir } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import v8 from 'node:v8';
+import client, { type Registry } from 'prom-client';
+import type { Logger } from 'pino';
+import { metric } from './metrics.ts';
+
 export interface FrontDoorLimits {
   /** Longest a client may take to send a whole request head (HTTP/1.x), from its first byte. */
   requestHeadersTimeoutMs: number;
@@ -24,16 +31,205 @@ export interface FrontDoorLimits {
   maxConnectionsPerListener: number;
   /** Connections all listeners of the process hold together at most. */
   maxConnections: number;
+  /** New connections are shed while open descriptors exceed this share of the descriptor limit (0 < r ≤ 1; 1: never). */
+  shedDescriptorRatio: number;
+  /** New connections are shed while the V8 heap in use exceeds this share of its limit (0 < r ≤ 1; 1: never). */
+  shedHeapRatio: number;
 }
+
+/** Descriptors kept out of the client connection budget: listeners, backends' keep-alive pools, files, the admin port. */
+const DESCRIPTOR_RESERVE = 100;
+
+/** Upper bound of the global connection limit when the descriptor limit allows more. */
+const MAX_CONNECTIONS_CAP = 20_000;
 
 export const DEFAULT_FRONT_DOOR_LIMITS: FrontDoorLimits = {
   requestHeadersTimeoutMs: 10_000,
   tlsHandshakeTimeoutMs: 10_000,
   idleTimeoutMs: 60_000,
-  requestBodyTimeoutMs: 60_000,
+  requestBodyTimeoutMs: 30_000,
   http2IdleTimeoutMs: 60_000,
   http2AckTimeoutMs: 10_000,
-  backendConnectTimeoutMs: 10_000,
+  backendConnectTimeoutMs: 5_000,
   maxConnectionsPerListener: 10_000,
-  maxConnections: 20_000,
+  maxConnections: defaultMaxConnections(descriptorLimit()),
+  shedDescriptorRatio: 0.9,
+  shedHeapRatio: 0.9,
 };
+
+/**
+ * The process's soft RLIMIT_NOFILE (what `ulimit -n` shows), read from /proc/self/limits; null
+ * where that file does not exist or says "unlimited".
+ */
+export function descriptorLimit(): number | null {
+  let text: string;
+  try {
+    text = readFileSync('/proc/self/limits', 'latin1');
+  } catch {
+    return null;
+  }
+  const line = /^Max open files\s+(\S+)/m.exec(text);
+  const soft = line === null ? NaN : Number(line[1]);
+  return Number.isSafeInteger(soft) && soft > 0 ? soft : null;
+}
+
+/**
+ * Each client connection may hold a backend connection too (nginx's worker_connections counts
+ * both), so half of what the descriptor limit leaves after a reserve, capped.
+ */
+export function defaultMaxConnections(limit: number | null): number {
+  if (limit === null) return MAX_CONNECTIONS_CAP;
+  return Math.max(1, Math.min(MAX_CONNECTIONS_CAP, Math.floor((limit - DESCRIPTOR_RESERVE) / 2)));
+}
+
+/** Why a new connection was turned away. */
+export type RefusalReason = 'listener_limit' | 'global_limit' | 'shedding';
+
+/** What the load monitor found: null while there is headroom. */
+type Pressure = { resource: 'descriptors' | 'heap'; used: number; limit: number } | null;
+
+/** How often descriptors and heap are sampled for load shedding. */
+const LOAD_SAMPLE_MS = 1_000;
+
+/**
+ * Connection accounting shared by every listener of one process: the global count, refusals and
+ * load shedding. Listeners keep their own count and ask `admit` before serving a connection.
+ */
+export class ConnectionBudget {
+  readonly limits: FrontDoorLimits;
+  private open = 0;
+  private pressure: Pressure = null;
+  private readonly logger: Logger;
+  private readonly refused: client.Counter<'listener' | 'reason'>;
+  private readonly openGauge: client.Gauge;
+  private readonly sheddingGauge: client.Gauge;
+  private readonly sampler: NodeJS.Timeout;
+  private readonly maxDescriptors: number | null;
+  private sampling = false;
+  /** One log line per refusal episode and reason, not one per connection. */
+  private readonly refusingSince = new Map<string, number>();
+
+  constructor(limits: FrontDoorLimits, registry: Registry, logger: Logger, maxDescriptors: number | null = descriptorLimit()) {
+    this.limits = limits;
+    this.logger = logger;
+    this.maxDescriptors = maxDescriptors;
+    this.refused = metric(registry, 'sluice_connections_refused_total', (registers) =>
+      new client.Counter({
+        name: 'sluice_connections_refused_total',
+        help: 'Client connections closed at accept, by listener and reason (listener_limit, global_limit, shedding)',
+        labelNames: ['listener', 'reason'] as const,
+        registers,
+      }),
+    );
+    this.openGauge = metric(registry, 'sluice_connections_open', (registers) =>
+      new client.Gauge({ name: 'sluice_connections_open', help: 'Client connections open across all listeners', registers }),
+    );
+    this.sheddingGauge = metric(registry, 'sluice_load_shedding', (registers) =>
+      new client.Gauge({ name: 'sluice_load_shedding', help: 'Whether new connections are being shed (1) because descriptors or heap run low', registers }),
+    );
+    this.sheddingGauge.set(0);
+    this.sampler = setInterval(() => void this.sample(), LOAD_SAMPLE_MS);
+    this.sampler.unref();
+  }
+
+  get connections(): number {
+    return this.open;
+  }
+
+  /**
+   * Counts the connection in, or says why it must be refused (the caller closes it; the refusal
+   * is counted and logged once per episode here). `listenerOpen` is the listener's own count.
+   */
+  admit(listener: string, listenerOpen: number): RefusalReason | null {
+    const reason: RefusalReason | null =
+      this.pressure !== null ? 'shedding' : listenerOpen >= this.limits.maxConnectionsPerListener ? 'listener_limit' : this.open >= this.limits.maxConnections ? 'global_limit' : null;
+    if (reason === null) {
+      this.open++;
+      this.openGauge.set(this.open);
+      this.endRefusals(listener);
+      return null;
+    }
+    this.refused.labels(listener, reason).inc();
+    const key = `${listener}\u0000${reason}`;
+    if (!this.refusingSince.has(key)) {
+      this.refusingSince.set(key, Date.now());
+      const limit = reason === 'listener_limit' ? this.limits.maxConnectionsPerListener : reason === 'global_limit' ? this.limits.maxConnections : undefined;
+      this.logger.warn({ listener, reason, limit, open: this.open }, `refusing new connections on ${listener}: ${describeRefusal(reason)}`);
+    }
+    return reason;
+  }
+
+  /** A connection `admit` counted in has closed. */
+  release(): void {
+    this.open--;
+    this.openGauge.set(this.open);
+  }
+
+  close(): void {
+    clearInterval(this.sampler);
+  }
+
+  /** Samples descriptors and heap now (also what the timer does every second). */
+  async sample(): Promise<void> {
+    if (this.sampling) return;
+    this.sampling = true;
+    try {
+      this.setPressure((await this.descriptorPressure()) ?? this.heapPressure());
+    } finally {
+      this.sampling = false;
+    }
+  }
+
+  private async descriptorPressure(): Promise<Pressure> {
+    if (this.maxDescriptors === null || this.limits.shedDescriptorRatio >= 1) return null;
+    let used: number;
+    try {
+      used = (await readdir('/proc/self/fd')).length;
+    } catch (error) {
+      // Reading the directory needs a descriptor itself: none left is the pressure we look for.
+      const code = (error as { code?: string }).code;
+      if (code === 'EMFILE' || code === 'ENFILE') return { resource: 'descriptors', used: this.maxDescriptors, limit: this.maxDescriptors };
+      return null;
+    }
+    return used > this.maxDescriptors * this.limits.shedDescriptorRatio ? { resource: 'descriptors', used, limit: this.maxDescriptors } : null;
+  }
+
+  private heapPressure(): Pressure {
+    if (this.limits.shedHeapRatio >= 1) return null;
+    const heap = v8.getHeapStatistics();
+    return heap.used_heap_size > heap.heap_size_limit * this.limits.shedHeapRatio ? { resource: 'heap', used: heap.used_heap_size, limit: heap.heap_size_limit } : null;
+  }
+
+  private setPressure(pressure: Pressure): void {
+    const was = this.pressure;
+    this.pressure = pressure;
+    if ((was === null) === (pressure === null)) return;
+    this.sheddingGauge.set(pressure === null ? 0 : 1);
+    if (pressure !== null) {
+      this.logger.warn({ ...pressure, open: this.open }, `load shedding on: ${pressure.resource} ${pressure.used} of ${pressure.limit} in use; new connections are refused`);
+    } else {
+      this.logger.info({ resource: was?.resource, open: this.open }, 'load shedding off: new connections are served again');
+    }
+  }
+
+  private endRefusals(listener: string): void {
+    if (this.refusingSince.size === 0) return;
+    for (const [key, since] of this.refusingSince) {
+      if (!key.startsWith(`${listener}\u0000`)) continue;
+      this.refusingSince.delete(key);
+      this.logger.info({ listener, reason: key.slice(listener.length + 1), refusingForMs: Date.now() - since }, `accepting new connections on ${listener} again`);
+    }
+  }
+}
+
+function describeRefusal(reason: RefusalReason): string {
+  if (reason === 'listener_limit') return 'the listener holds its maximum of connections (--max-connections-per-listener)';
+  if (reason === 'global_limit') return 'the process holds its maximum of connections (--max-connections)';
+  return 'descriptors or memory run low (load shedding)';
+}
+
+/** What a refused cleartext HTTP client reads before the close. */
+export const REFUSED_RESPONSE = Buffer.from(
+  'HTTP/1.1 503 Service Unavailable\r\nserver: sluice\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 20\r\nconnection: close\r\n\r\nService Unavailable\n',
+  'latin1',
+);

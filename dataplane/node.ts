@@ -8,6 +8,7 @@ import { ownCgroupPath } from '../bpf/agent/environment.ts';
 import type { IR } from '../controller/ir/types.ts';
 import { viaServiceVips } from './config/kernel-lb.ts';
 import { Dataplane, type ApplyResult } from './dataplane.ts';
+import type { FrontDoorLimits } from './front-door.ts';
 import { RateLimitService } from './ratelimit/limiter.ts';
 
 export interface BpfOptions {
@@ -27,9 +28,13 @@ export interface NodeRateLimitOptions {
 
 export interface DataplaneNodeOptions {
   portOffset: number;
+  /** See DataplaneOptions.redirectPortOffset; 0 when absent. */
+  redirectPortOffset?: number;
   logger: Logger;
   registry: Registry;
   rateLimit: NodeRateLimitOptions;
+  /** Client timeouts and connection limits (--*-timeout, --max-connections* flags); defaults when absent. */
+  frontDoor?: FrontDoorLimits;
   /** Absent: eBPF off, without a log line. */
   bpf?: BpfOptions;
 }
@@ -52,7 +57,7 @@ export class DataplaneNode {
       maxLocalKeys: options.rateLimit.maxLocalKeys,
     });
     this.agent = startBpfAgent(options.bpf, logger, registry);
-    this.dataplane = new Dataplane({ portOffset: options.portOffset, logger, registry, rateLimits: this.rateLimits });
+    this.dataplane = new Dataplane({ portOffset: options.portOffset, redirectPortOffset: options.redirectPortOffset ?? 0, logger, registry, rateLimits: this.rateLimits, ...(options.frontDoor ? { frontDoor: options.frontDoor } : {}) });
   }
 
   /** The version being served, or null before the first. */

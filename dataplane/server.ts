@@ -268,6 +268,9 @@ export class ListenerServer {
       });
       tlsServer.on('tlsClientError', (error: Error, socket: TLSSocket) => {
         this.logger.debug({ listener: this.name, err: error.message, remote: socket.remoteAddress }, 'TLS handshake failed');
+        // Node reports a handshake timeout (ERR_TLS_HANDSHAKE_TIMEOUT) here but leaves the
+        // connection open: a client that never sends its ClientHello would stay forever.
+        socket.destroy();
       });
       front = tlsServer;
     } else {

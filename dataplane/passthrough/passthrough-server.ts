@@ -5,13 +5,10 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Backend, PassthroughListener } from '../../controller/ir/types.ts';
+import type { ConnectionBudget } from '../front-door.ts';
 import { HostIndex } from '../router/host.ts';
 import { weightedPicker, type PickerStateGeneration, type SmoothWeightedPicker } from '../upstream/weighted.ts';
 import { readServerName } from './client-hello.ts';
-
-/** How long a client may take to send its ClientHello. */
-const HELLO_TIMEOUT_MS = 10_000;
-const CONNECT_TIMEOUT_MS = 5_000;
 
 interface CompiledRoute {
   name: string;
@@ -35,13 +32,18 @@ export class PassthroughServer {
   private routes: HostIndex<CompiledRoute>;
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
-  private readonly logger: Logger | undefined;
+  private readonly logger: Logger;
+  /** Connection limits, load shedding, and the ClientHello (TLS handshake) and backend connect timeouts. */
+  private readonly budget: ConnectionBudget;
 
-  constructor(name: string, routes: HostIndex<CompiledRoute>, logger?: Logger) {
+  constructor(name: string, routes: HostIndex<CompiledRoute>, logger: Logger, budget: ConnectionBudget) {
     this.name = name;
     this.routes = routes;
     this.logger = logger;
+    this.budget = budget;
     this.server = createServer((socket) => this.accept(socket));
+    // Only reached when libuv could not absorb an accept error (EMFILE) itself; never a crash.
+    this.server.on('error', (error: Error & { code?: string }) => this.logger.debug({ listener: name, code: error.code }, 'passthrough: accept failed'));
   }
 
   listen(address: string, port: number): Promise<void> {
@@ -70,10 +72,19 @@ export class PassthroughServer {
   }
 
   private accept(client: Socket): void {
+    // Refused (limits, load shedding): closed before a byte is read; TLS has no way to say more.
+    if (this.budget.admit(this.name, this.sockets.size) !== null) {
+      client.destroy();
+      return;
+    }
     this.sockets.add(client);
-    client.once('close', () => this.sockets.delete(client));
+    client.once('close', () => {
+      this.sockets.delete(client);
+      this.budget.release();
+    });
     client.setNoDelay(true);
-    client.setTimeout(HELLO_TIMEOUT_MS, () => client.destroy());
+    // The ClientHello is the first step of the client's handshake.
+    client.setTimeout(this.budget.limits.tlsHandshakeTimeoutMs, () => client.destroy());
     client.on('error', () => client.destroy());
     const chunks: Buffer[] = [];
     const onData = (chunk: Buffer) => {
@@ -85,7 +96,7 @@ export class PassthroughServer {
       client.pause();
       client.setTimeout(0);
       if (hello.kind === 'invalid') {
-        this.logger?.debug({ listener: this.name, reason: hello.reason }, 'passthrough: not a TLS ClientHello');
+        this.logger.debug({ listener: this.name, reason: hello.reason }, 'passthrough: not a TLS ClientHello');
         client.destroy();
         return;
       }
@@ -99,7 +110,7 @@ export class PassthroughServer {
     const backend = route?.picker?.pick();
     const endpoints = backend?.endpoints ?? [];
     if (!route || !backend || endpoints.length === 0) {
-      this.logger?.debug({ listener: this.name, serverName, route: route?.name }, 'passthrough: no route or endpoint for this server name');
+      this.logger.debug({ listener: this.name, serverName, route: route?.name }, 'passthrough: no route or endpoint for this server name');
       client.destroy();
       return;
     }
@@ -107,7 +118,8 @@ export class PassthroughServer {
     route.next.set(backend.name, position + 1);
     const endpoint = endpoints[position % endpoints.length]!;
     const upstream = connect({ host: endpoint.address, port: endpoint.port, noDelay: true });
-    upstream.setTimeout(CONNECT_TIMEOUT_MS, () => upstream.destroy(new Error('connect timeout')));
+    const connectTimeoutMs = this.budget.limits.backendConnectTimeoutMs;
+    upstream.setTimeout(connectTimeoutMs, () => upstream.destroy(new Error(`connect timeout after ${connectTimeoutMs} ms`)));
     upstream.once('connect', () => {
       upstream.setTimeout(0);
       upstream.write(hello);

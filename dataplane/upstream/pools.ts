@@ -8,15 +8,14 @@
 import { H2CClient, Pool, type Dispatcher } from 'undici';
 import type { AppProtocol, Endpoint } from '../../controller/ir/types.ts';
 
-/** Connect timeout: a dead endpoint fails the request after this instead of hanging. */
-export const UPSTREAM_CONNECT_TIMEOUT_MS = 5_000;
-
 export interface UpstreamEndpoint {
   /** `address:port` (`[v6]:port`), prefixed `h2c:` for HTTP/2 endpoints. */
   readonly key: string;
   readonly address: string;
   readonly port: number;
   readonly pool: Dispatcher;
+  /** How long a connection to the endpoint may take to establish (WebSocket tunnels use it too). */
+  readonly connectTimeoutMs: number;
 }
 
 export function endpointKey(endpoint: Endpoint): string {
@@ -26,9 +25,12 @@ export function endpointKey(endpoint: Endpoint): string {
 export class UpstreamPools {
   private readonly pools = new Map<string, UpstreamEndpoint>();
   private readonly drainTimeoutMs: number;
+  private readonly connectTimeoutMs: number;
 
-  constructor(drainTimeoutMs: number) {
+  /** `connectTimeoutMs`: a dead endpoint (no answer to SYN) fails the request after this instead of hanging. */
+  constructor(drainTimeoutMs: number, connectTimeoutMs: number) {
     this.drainTimeoutMs = drainTimeoutMs;
+    this.connectTimeoutMs = connectTimeoutMs;
   }
 
   /** The endpoint's dispatcher, created on first use (creating one opens no connection). */
@@ -39,7 +41,7 @@ export class UpstreamPools {
     let upstream = this.pools.get(key);
     if (upstream === undefined) {
       const options = {
-        connectTimeout: UPSTREAM_CONNECT_TIMEOUT_MS,
+        connectTimeout: this.connectTimeoutMs,
         // Deadlines are per route (Gateway API timeouts, enforced by the proxy), not per pool.
         headersTimeout: 0,
         bodyTimeout: 0,
@@ -49,6 +51,7 @@ export class UpstreamPools {
         address: endpoint.address,
         port: endpoint.port,
         pool: h2c ? new H2CClient(`http://${address}`, options) : new Pool(`http://${address}`, options),
+        connectTimeoutMs: this.connectTimeoutMs,
       };
       this.pools.set(key, upstream);
     }

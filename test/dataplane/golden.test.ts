@@ -30,7 +30,7 @@ class PlaceholderContexts extends SecureContextCache {
   }
 }
 
-const pools = new UpstreamPools(1000);
+const pools = new UpstreamPools(1000, 1000);
 afterAll(() => pools.closeAll());
 
 describe('route table golden cases', () => {

@@ -14,7 +14,7 @@ import { UpstreamPools } from '../../dataplane/upstream/pools.ts';
 import { PickerStates } from '../../dataplane/upstream/weighted.ts';
 import { exact, forwardTo, listener, prefix, regex, route, scope } from './support/ir.ts';
 
-const pools = new UpstreamPools(1000);
+const pools = new UpstreamPools(1000, 1000);
 afterAll(() => pools.closeAll());
 
 function compile(http: HttpIR): RouteTable {

@@ -8,6 +8,8 @@ import type { Backend, PassthroughListener } from '../../../controller/ir/types.
 import { readServerName } from '../../../dataplane/passthrough/client-hello.ts';
 import { PassthroughServer, compilePassthroughRoutes } from '../../../dataplane/passthrough/passthrough-server.ts';
 import { PickerStates } from '../../../dataplane/upstream/weighted.ts';
+import type { ConnectionBudget } from '../../../dataplane/front-door.ts';
+import { capturingLogger, testBudget } from '../support/harness.ts';
 
 /** A TLS backend that answers every connection with its name and closes. */
 async function tlsBackend(name: string, cert: CertificateBundle): Promise<{ server: TlsServer; port: number }> {
@@ -61,6 +63,7 @@ describe('PassthroughServer', () => {
   let cert: CertificateBundle;
   const backends: { server: TlsServer; port: number }[] = [];
   let proxy: PassthroughServer;
+  let budget: ConnectionBudget;
   let port: number;
 
   beforeAll(async () => {
@@ -81,7 +84,8 @@ describe('PassthroughServer', () => {
     };
     const states = new PickerStates();
     const generation = states.begin();
-    proxy = new PassthroughServer('test', compilePassthroughRoutes(listener, ir, generation));
+    budget = testBudget();
+    proxy = new PassthroughServer('test', compilePassthroughRoutes(listener, ir, generation), capturingLogger().logger, budget);
     states.commit(generation);
     await proxy.listen('127.0.0.1', 0);
     port = (proxy as unknown as { server: { address(): AddressInfo } }).server.address().port;
@@ -89,6 +93,7 @@ describe('PassthroughServer', () => {
 
   afterAll(async () => {
     await proxy.close(100);
+    budget.close();
     for (const b of backends) b.server.close();
   });
 

@@ -1,0 +1,339 @@
+// The front door's timeouts and limits, with raw sockets against a real Dataplane: slow and
+// silent clients are cut by the configured timeouts (set short here, 1 s), connection limits and
+// load shedding refuse with a 503, a backend that never answers SYN fails within the connect
+// timeout.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync, readdirSync } from 'node:fs';
+import net from 'node:net';
+import tls from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import type { Registry } from 'prom-client';
+import { descriptorLimit, defaultMaxConnections } from '../../dataplane/front-door.ts';
+import { freePort, freePorts } from '../support/ports.ts';
+import { request } from './support/client.ts';
+import { startEchoServer, type EchoServer } from './support/echo-server.ts';
+import { irCertificate, selfSignedCertificate } from './support/certs.ts';
+import { testDataplane, type LogLine, type TestDataplane } from './support/harness.ts';
+import { backend, forwardTo, listener, prefix, route, scope, singleHostIR } from './support/ir.ts';
+
+/** What the tests configure; every bound asserted below allows generous slack on a loaded box. */
+const TIMEOUT_MS = 1_000;
+const CLOSED_WITHIN_MS = 6_000;
+
+interface Closed {
+  /** Everything the server sent before closing. */
+  text: string;
+  afterMs: number;
+}
+
+/** Resolves when the server closes the socket (or rejects after `withinMs`). */
+function closedBy(socket: net.Socket, withinMs = CLOSED_WITHIN_MS): Promise<Closed> {
+  const start = performance.now();
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`still open after ${withinMs} ms; received ${JSON.stringify(Buffer.concat(chunks).toString())}`));
+    }, withinMs);
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('error', () => undefined); // a reset is a close too
+    socket.once('close', () => {
+      clearTimeout(timer);
+      resolve({ text: Buffer.concat(chunks).toString('latin1'), afterMs: performance.now() - start });
+    });
+  });
+}
+
+function connect(port: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () => resolve(socket));
+    socket.once('error', reject);
+  });
+}
+
+/** Writes `parts` one every `gapMs` until the socket closes. */
+function trickle(socket: net.Socket, parts: string[], gapMs: number): void {
+  let next = 0;
+  const timer = setInterval(() => {
+    if (socket.destroyed || next >= parts.length) clearInterval(timer);
+    else socket.write(parts[next++]!);
+  }, gapMs);
+  socket.once('close', () => clearInterval(timer));
+}
+
+async function metricValue(registry: Registry, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const metric = (await registry.getMetricsAsJSON()).find((m) => m.name === name);
+  const value = metric?.values.find((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l));
+  return value?.value ?? 0;
+}
+
+async function waitForLog(logs: LogLine[], pattern: RegExp, withinMs = CLOSED_WITHIN_MS): Promise<LogLine> {
+  const deadline = performance.now() + withinMs;
+  for (;;) {
+    const line = logs.find((l) => pattern.test(l.msg));
+    if (line) return line;
+    if (performance.now() > deadline) throw new Error(`no log line ${pattern} within ${withinMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe('front door timeouts (HTTP/1.1, cleartext)', () => {
+  let echo: EchoServer;
+  let port: number;
+  let harness: TestDataplane;
+
+  beforeAll(async () => {
+    echo = await startEchoServer('a');
+    port = await freePort();
+    harness = testDataplane({
+      frontDoor: { requestHeadersTimeoutMs: TIMEOUT_MS, idleTimeoutMs: TIMEOUT_MS, requestBodyTimeoutMs: TIMEOUT_MS },
+    });
+    await harness.dataplane.apply('v1', singleHostIR(port, [route('echo', { path: prefix('/') }, forwardTo('svc/a'))], [backend('svc/a', [echo.endpoint])]));
+  });
+
+  afterAll(async () => {
+    await harness.dataplane.close();
+    await echo.close();
+  });
+
+  it('cuts a request head trickled one line at a time (slowloris) with a 408', async () => {
+    const socket = await connect(port);
+    const closed = closedBy(socket);
+    trickle(socket, ['GET / HTTP/1.1\r\n', 'Host: a\r\n', ...Array.from({ length: 40 }, (_, i) => `X-Slow-${i}: 1\r\n`)], 300);
+    const { text, afterMs } = await closed;
+    expect(text).toMatch(/^HTTP\/1\.1 408 /);
+    expect(afterMs).toBeGreaterThanOrEqual(TIMEOUT_MS - 100);
+  });
+
+  it('cuts a lone byte followed by silence', async () => {
+    const socket = await connect(port);
+    const closed = closedBy(socket);
+    socket.write('G');
+    expect((await closed).text).toMatch(/^HTTP\/1\.1 408 /);
+  });
+
+  it('cuts a connection that never sends a byte', async () => {
+    const socket = await connect(port);
+    expect((await closedBy(socket)).text).toBe('');
+  });
+
+  it('closes an idle keep-alive connection after the idle timeout, not before', async () => {
+    const socket = await connect(port);
+    const closed = closedBy(socket);
+    socket.write('GET /idle HTTP/1.1\r\nHost: a\r\n\r\n');
+    const { text, afterMs } = await closed;
+    expect(text).toMatch(/^HTTP\/1\.1 200 /);
+    expect(afterMs).toBeGreaterThanOrEqual(TIMEOUT_MS - 100);
+  });
+
+  it('cuts a request body that stalls longer than the body timeout; the backend never gets a request', async () => {
+    const before = echo.received.length;
+    const socket = await connect(port);
+    const closed = closedBy(socket);
+    socket.write('POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n0123456789');
+    await closed;
+    expect(echo.received.slice(before).filter((r) => r.path === '/upload')).toEqual([]);
+  });
+
+  it('lets a slow body through while each gap stays under the timeout, and waits for a slow backend', async () => {
+    // 8 parts 300 ms apart (2.4 s in all, more than the body timeout), then a backend that takes
+    // longer than the body timeout to answer: neither is a stalled body.
+    const parts = Array.from({ length: 8 }, (_, i) => `part${i}..`);
+    const socket = await connect(port);
+    const closed = closedBy(socket, 15_000);
+    socket.write(`POST /slow-body?delay=${TIMEOUT_MS * 2} HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: ${parts.join('').length}\r\n\r\n`);
+    trickle(socket, parts, 300);
+    const { text } = await closed;
+    expect(text).toMatch(/^HTTP\/1\.1 200 /);
+    expect(text).toContain('"bodyLength":56');
+  });
+});
+
+describe('front door timeouts (HTTPS)', () => {
+  let port: number;
+  let harness: TestDataplane;
+
+  beforeAll(async () => {
+    port = await freePort();
+    const certificate = await selfSignedCertificate('front.example.com');
+    harness = testDataplane({ frontDoor: { tlsHandshakeTimeoutMs: TIMEOUT_MS, requestHeadersTimeoutMs: TIMEOUT_MS } });
+    const routes = [route('direct', { path: prefix('/') }, { type: 'DirectResponse', status: 200, body: 'ok' })];
+    const result = await harness.dataplane.apply('v1', {
+      listeners: [listener(port, [scope('https', null, [['*', routes]])], { protocol: 'HTTPS', tls: { certificates: [irCertificate('secret/default/front', ['front.example.com'], certificate)] } })],
+      backends: {},
+    });
+    expect(result.listeners.every((l) => l.ok)).toBe(true);
+  });
+
+  afterAll(async () => {
+    await harness.dataplane.close();
+  });
+
+  it('cuts a TCP connection that never sends its ClientHello', async () => {
+    const socket = await connect(port);
+    const { text, afterMs } = await closedBy(socket);
+    expect(text).toBe('');
+    expect(afterMs).toBeGreaterThanOrEqual(TIMEOUT_MS - 100);
+  });
+
+  it('cuts a TLS session that completes its handshake and never sends a request (408)', async () => {
+    const socket = tls.connect({ host: '127.0.0.1', port, servername: 'front.example.com', rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('secureConnect', () => resolve());
+      socket.once('error', reject);
+    });
+    const { text } = await closedBy(socket as net.Socket);
+    expect(text).toMatch(/^HTTP\/1\.1 408 /);
+  });
+});
+
+describe('backend connect timeout', () => {
+  let blackhole: ChildProcess;
+  let blackholePort: number;
+  let port: number;
+  let harness: TestDataplane;
+  const fillers: net.Socket[] = [];
+
+  beforeAll(async () => {
+    [blackholePort, port] = await freePorts(2);
+    // A listening socket that never accepts, its accept queue filled: the kernel drops further
+    // SYNs, so a connect neither succeeds nor fails, as with a firewalled or vanished endpoint.
+    blackhole = spawn('python3', ['-c', `import socket, time\ns = socket.socket()\ns.bind(('127.0.0.1', ${blackholePort}))\ns.listen(0)\nprint('ready', flush=True)\ntime.sleep(120)`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((resolve) => blackhole.stdout!.once('data', () => resolve()));
+    // Queue of backlog+1 entries: a few connects take every place (later ones hang, as intended).
+    for (let i = 0; i < 3; i++) {
+      const filler = net.connect(blackholePort, '127.0.0.1');
+      filler.on('error', () => undefined);
+      fillers.push(filler);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    harness = testDataplane({ frontDoor: { backendConnectTimeoutMs: TIMEOUT_MS } });
+    await harness.dataplane.apply('v1', singleHostIR(port, [route('hole', { path: prefix('/') }, forwardTo('svc/hole'))], [backend('svc/hole', [{ address: '127.0.0.1', port: blackholePort }])]));
+  });
+
+  afterAll(async () => {
+    await harness.dataplane.close();
+    for (const filler of fillers) filler.destroy();
+    blackhole.kill();
+  });
+
+  it('answers 503 once the endpoint has not answered the connect within the timeout', async () => {
+    const started = performance.now();
+    const response = await request(port, '/');
+    const elapsed = performance.now() - started;
+    expect(response.status).toBe(503);
+    expect(elapsed).toBeGreaterThanOrEqual(TIMEOUT_MS - 100);
+    expect(elapsed).toBeLessThan(CLOSED_WITHIN_MS);
+    expect(harness.logs.some((l) => l.msg === 'upstream request failed' && (l.err as { code?: string }).code === 'UND_ERR_CONNECT_TIMEOUT')).toBe(true);
+  });
+});
+
+describe('connection limits', () => {
+  let ports: number[];
+  let harness: TestDataplane;
+  const held: net.Socket[] = [];
+
+  beforeAll(async () => {
+    ports = await freePorts(2);
+    harness = testDataplane({ frontDoor: { maxConnectionsPerListener: 2, maxConnections: 3 } });
+    const routes = [route('direct', { path: prefix('/') }, { type: 'DirectResponse', status: 200, body: 'ok' })];
+    await harness.dataplane.apply('v1', { listeners: ports.map((p) => listener(p, [scope('http', null, [['*', routes]])])), backends: {} });
+  });
+
+  afterAll(async () => {
+    for (const socket of held) socket.destroy();
+    await harness.dataplane.close();
+  });
+
+  it('refuses over the per-listener limit with a 503, counts it, logs the episode once, and serves again below it', async () => {
+    const [a] = ports as [number, number];
+    held.push(await connect(a), await connect(a));
+    for (let i = 0; i < 2; i++) {
+      const refused = await closedBy(await connect(a));
+      expect(refused.text).toMatch(/^HTTP\/1\.1 503 Service Unavailable\r\n/);
+      expect(refused.text).toMatch(/\r\nconnection: close\r\n/i);
+    }
+    expect(await metricValue(harness.registry, 'sluice_connections_refused_total', { listener: `127.0.0.1:${a}`, reason: 'listener_limit' })).toBe(2);
+    expect(harness.logs.filter((l) => /^refusing new connections/.test(l.msg))).toHaveLength(1);
+
+    held.pop()!.destroy();
+    await waitFor(async () => (await metricValue(harness.registry, 'sluice_connections_open')) === 1);
+    expect((await request(a, '/')).status).toBe(200);
+    expect(harness.logs.some((l) => /^accepting new connections/.test(l.msg))).toBe(true);
+  });
+
+  it('refuses over the global limit on any listener', async () => {
+    const [a, b] = ports as [number, number];
+    held.push(await connect(a), await connect(b));
+    await waitFor(async () => (await metricValue(harness.registry, 'sluice_connections_open')) === 3);
+    const refused = await closedBy(await connect(b));
+    expect(refused.text).toMatch(/^HTTP\/1\.1 503 /);
+    expect(await metricValue(harness.registry, 'sluice_connections_refused_total', { listener: `127.0.0.1:${b}`, reason: 'global_limit' })).toBe(1);
+    for (const socket of held.splice(0)) socket.destroy();
+  });
+});
+
+describe('load shedding', () => {
+  const limit = descriptorLimit();
+  let port: number;
+  let harness: TestDataplane;
+
+  it('derives the global limit from the descriptor limit: half of what the reserve leaves, capped', () => {
+    expect(defaultMaxConnections(256)).toBe(78);
+    expect(defaultMaxConnections(1024)).toBe(462);
+    expect(defaultMaxConnections(1_048_576)).toBe(20_000);
+    expect(defaultMaxConnections(null)).toBe(20_000);
+  });
+
+  it('sheds new connections while descriptors run high, one log line per episode, and serves again when they are freed', async () => {
+    if (limit === null) throw new Error('no /proc/self/limits: load shedding by descriptors needs Linux');
+    port = await freePort();
+    // The high-water mark sits 40 descriptors above what this process uses now; opening 80
+    // files crosses it for real.
+    const inUse = readdirSync('/proc/self/fd').length;
+    harness = testDataplane({ frontDoor: { shedDescriptorRatio: (inUse + 40) / limit } });
+    const routes = [route('direct', { path: prefix('/') }, { type: 'DirectResponse', status: 200, body: 'ok' })];
+    await harness.dataplane.apply('v1', singleHostIR(port, routes));
+    try {
+      expect((await request(port, '/')).status).toBe(200);
+      const files = Array.from({ length: 80 }, () => openSync('/dev/null', 'r'));
+      try {
+        await waitForLog(harness.logs, /^load shedding on: descriptors/);
+        const refused = await closedBy(await connect(port));
+        expect(refused.text).toMatch(/^HTTP\/1\.1 503 /);
+        expect(await metricValue(harness.registry, 'sluice_load_shedding')).toBe(1);
+        expect(await metricValue(harness.registry, 'sluice_connections_refused_total', { reason: 'shedding' })).toBe(1);
+      } finally {
+        for (const fd of files) closeSync(fd);
+      }
+      await waitForLog(harness.logs, /^load shedding off/);
+      expect((await request(port, '/')).status).toBe(200);
+      expect(harness.logs.filter((l) => /^load shedding on/.test(l.msg))).toHaveLength(1);
+      expect(await metricValue(harness.registry, 'sluice_load_shedding')).toBe(0);
+    } finally {
+      await harness.dataplane.close();
+    }
+  });
+
+  it('sheds when the heap is above its bound', async () => {
+    port = await freePort();
+    // Any heap in use is above a bound this small: the real heap statistics drive the switch.
+    harness = testDataplane({ frontDoor: { shedHeapRatio: 1e-9 } });
+    await harness.dataplane.apply('v1', singleHostIR(port, [route('direct', { path: prefix('/') }, { type: 'DirectResponse', status: 200, body: 'ok' })]));
+    try {
+      await waitForLog(harness.logs, /^load shedding on: heap/);
+      expect((await closedBy(await connect(port))).text).toMatch(/^HTTP\/1\.1 503 /);
+    } finally {
+      await harness.dataplane.close();
+    }
+  });
+});
+
+async function waitFor(condition: () => Promise<boolean>, withinMs = CLOSED_WITHIN_MS): Promise<void> {
+  const deadline = performance.now() + withinMs;
+  while (!(await condition())) {
+    if (performance.now() > deadline) throw new Error(`condition not met within ${withinMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
