@@ -45,11 +45,9 @@ export class ProblemLog {
     this.logger = logger;
   }
 
-  /** Replaces the current problems with `problems` (of the given codes only, when `codes` is set). */
-  update(problems: Problem[], codes?: ReadonlySet<ProblemCode>): void {
-    const next = new Map<string, Problem>();
-    for (const [line, p] of this.current) if (codes && !codes.has(p.code)) next.set(line, p);
-    for (const p of problems) next.set(problemLine(p), p);
+  /** Replaces the current problems with `problems`. */
+  update(problems: Problem[]): void {
+    const next = new Map(problems.map((p) => [problemLine(p), p]));
     for (const [line, p] of next) if (!this.current.has(line)) this.logger.warn(fields(p), line);
     for (const [line, p] of this.current) if (!next.has(line)) this.logger.info({ ...fields(p), resolved: true }, `resolved: ${line}`);
     this.current = next;
