@@ -43,7 +43,11 @@ const bindAddress: Flag = {
 };
 const listenerPortOffset: Flag = {
   name: 'listener-port-offset', type: 'string', value: 'N', default: '0',
-  help: 'bind listener port P at P+N, e.g. 8000 to serve port 80 on 8080; redirects Sluice generates point at the offset port',
+  help: 'bind listener port P at P+N, e.g. 8000 to serve port 80 on 8080',
+};
+const redirectPortOffset: Flag = {
+  name: 'redirect-port-offset', type: 'string', value: 'N', defaultHelp: 'the --listener-port-offset',
+  help: 'added to the port of a redirect Sluice derives (force-https, RequestRedirect without a port): clients connect to the offset ports, so https from port 80 served on 8080 goes to 8443. 0 when something in front maps Gateway ports to the offset ones',
 };
 const adminAddress: Flag = {
   name: 'admin-address', type: 'string', value: 'HOST:PORT', default: '127.0.0.1:9901',
@@ -123,7 +127,7 @@ export const RUN: Command = {
   summary: 'serve traffic from a folder of Kubernetes manifests (standalone mode)',
   synopsis: '--manifests DIR [flags]',
   flags: [
-    manifests, bindAddress, listenerPortOffset, adminAddress, ...TRANSLATION_FLAGS, ...RATE_LIMIT_FLAGS, redisSecret, ...BPF_FLAGS,
+    manifests, bindAddress, listenerPortOffset, redirectPortOffset, adminAddress, ...TRANSLATION_FLAGS, ...RATE_LIMIT_FLAGS, redisSecret, ...BPF_FLAGS,
     {
       name: 'demo-backends', type: 'boolean',
       help: 'start echo servers for EndpointSlice endpoints on loopback and write self-signed certificates for missing TLS Secrets (the quickstart; not in the container image)',

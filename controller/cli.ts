@@ -131,11 +131,14 @@ export async function main(argv: string[]): Promise<number> {
   // RUN: the only command left.
   const node = nodeOptions(values);
   if (typeof node === 'string') return usageError(node);
+  const redirectPortOffset = values['redirect-port-offset'] === undefined ? node.portOffset : portOffsetValue('redirect-port-offset', values);
+  if (typeof redirectPortOffset === 'string') return usageError(redirectPortOffset);
   const log = logger();
   const handle = await runStandalone({
     manifests,
     bindAddress,
     portOffset: node.portOffset,
+    redirectPortOffset,
     adminAddress: values['admin-address'] as string,
     ...translation,
     demoBackends: values['demo-backends'] === true,
@@ -176,10 +179,8 @@ function translationOptions(values: FlagValues) {
 
 /** What every serving command shares (ports, rate limits, eBPF); a string is a usage error. */
 function nodeOptions(values: FlagValues) {
-  const portOffset = Number(values['listener-port-offset']);
-  if (!Number.isInteger(portOffset) || portOffset < 0 || portOffset > 65000) {
-    return `--listener-port-offset ${values['listener-port-offset']}: expected a whole number from 0 to 65000`;
-  }
+  const portOffset = portOffsetValue('listener-port-offset', values);
+  if (typeof portOffset === 'string') return portOffset;
   const rateLimit = rateLimitOptions(values);
   if (typeof rateLimit === 'string') return rateLimit;
   const mode = values.bpf as string;
@@ -193,6 +194,17 @@ function nodeOptions(values: FlagValues) {
     traceForwarded: traceForwarded === 'true',
   };
   return { portOffset, rateLimit, bpf };
+}
+
+/** A whole-number flag's value within [min, max]; a string is a usage error. */
+function wholeNumber(flag: string, value: string | boolean | undefined, min: number, max: number): number | string {
+  const n = Number(value);
+  return Number.isInteger(n) && n >= min && n <= max ? n : `--${flag} ${value}: expected a whole number from ${min} to ${max}`;
+}
+
+/** A port offset flag's value; a string is a usage error. */
+function portOffsetValue(flag: string, values: FlagValues): number | string {
+  return wholeNumber(flag, values[flag], 0, 65000);
 }
 
 /** The snapshot token from a file (trimmed), undefined without the flag. */
@@ -292,13 +304,9 @@ function policyOptions(values: FlagValues): PolicyOptions | string {
 
 /** Rate-limit flags (and their environment variables), checked; a string is a usage error. */
 function rateLimitOptions(values: FlagValues): RateLimitOptions | string {
-  const whole = (flag: string, value: string | undefined, min: number, max: number): number | string => {
-    const n = Number(value);
-    return Number.isInteger(n) && n >= min && n <= max ? n : `--${flag} ${value}: expected a whole number from ${min} to ${max}`;
-  };
-  const timeout = whole('redis-timeout', values['redis-timeout'] as string, 1, 1000);
-  const replicas = whole('rate-limit-replicas', (values['rate-limit-replicas'] as string | undefined) ?? process.env.SLUICE_RATE_LIMIT_REPLICAS ?? '1', 1, 10000);
-  const maxKeys = whole('rate-limit-max-keys', values['rate-limit-max-keys'] as string, 1, 100_000_000);
+  const timeout = wholeNumber('redis-timeout', values['redis-timeout'] as string, 1, 1000);
+  const replicas = wholeNumber('rate-limit-replicas', (values['rate-limit-replicas'] as string | undefined) ?? process.env.SLUICE_RATE_LIMIT_REPLICAS ?? '1', 1, 10000);
+  const maxKeys = wholeNumber('rate-limit-max-keys', values['rate-limit-max-keys'] as string, 1, 100_000_000);
   for (const v of [timeout, replicas, maxKeys]) if (typeof v === 'string') return v;
   const read = (flag: string, file: string | undefined): string | undefined => {
     if (file === undefined) return undefined;

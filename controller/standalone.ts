@@ -26,6 +26,8 @@ export interface StandaloneOptions {
   manifests: string;
   bindAddress: string;
   portOffset: number;
+  /** Added to the ports of redirects Sluice derives (clients connect to the bound ports): portOffset when absent. */
+  redirectPortOffset?: number;
   adminAddress: string;
   controllerName: string;
   /** GatewayClass names served even without a GatewayClass object or with another controllerName. */
@@ -73,7 +75,7 @@ export async function runStandalone(options: StandaloneOptions): Promise<Standal
   const registry = processRegistry();
   const sourceMetrics = sourceReadMetrics(registry);
   const rateLimitOptions = options.rateLimit ?? { redis: {}, redisTimeoutMs: 50, replicas: 1, maxLocalKeys: 10_000 };
-  const node = new DataplaneNode({ portOffset: options.portOffset, logger, registry, rateLimit: rateLimitOptions, ...(options.bpf ? { bpf: options.bpf } : {}) });
+  const node = new DataplaneNode({ portOffset: options.portOffset, redirectPortOffset: options.redirectPortOffset ?? options.portOffset, logger, registry, rateLimit: rateLimitOptions, ...(options.bpf ? { bpf: options.bpf } : {}) });
   const demo = options.demoBackends ? new DemoBackends(options.manifests, logger) : null;
   const store = new StatusStore();
   const problemLog = new ProblemLog(logger);

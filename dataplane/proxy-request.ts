@@ -79,6 +79,7 @@ export function locationFor(plan: RedirectPlan, table: ListenerTable, request: P
     scheme: table.scheme,
     host: request.host,
     listenerPort: table.port,
+    portOffset: table.redirectPortOffset,
     path: request.path,
     query: request.query,
     hasQuery: request.hasQuery,

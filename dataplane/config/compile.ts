@@ -39,6 +39,8 @@ export interface CompileContext {
   metrics: DataplaneMetrics;
   /** This version's rate-limit policies (RateLimitService.compile); absent: nothing is limited. */
   rateLimits?: RateLimitTable;
+  /** DataplaneOptions.redirectPortOffset; 0 when absent. */
+  redirectPortOffset?: number;
 }
 
 export function compileRouteTable(version: string, http: HttpIR, context: CompileContext): RouteTable {
@@ -101,6 +103,7 @@ class TableCompiler {
       protocol: listener.protocol,
       scheme: listener.protocol === 'HTTPS' ? 'https' : 'http',
       port: listener.port,
+      redirectPortOffset: this.context.redirectPortOffset ?? 0,
       scopes,
       certificates,
       clientValidation,

@@ -41,6 +41,8 @@ export interface ListenerTable {
   scheme: Scheme;
   /** The Gateway listener port: redirects derive from it, never from the bound port. */
   port: number;
+  /** Added to the ports redirects derive (DataplaneOptions.redirectPortOffset). */
+  redirectPortOffset: number;
   scopes: HostIndex<ScopeTable>;
   /** HTTPS only; null when no certificate could be loaded (the listener cannot be served). */
   certificates: CertificateSelector | null;

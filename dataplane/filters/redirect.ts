@@ -1,6 +1,7 @@
 // RequestRedirect: the Location header, derived per the Gateway API spec
 // (HTTPRequestRedirectFilter): absent fields keep the request's values, and the port follows
-// the scheme or the Gateway listener port.
+// the scheme or the Gateway listener port, plus the port offset clients see (standalone
+// --listener-port-offset) when the port is derived rather than given.
 
 import type { PathMatch, RedirectAction } from '../../controller/ir/types.ts';
 import { compilePathModifier, rewritePath, type PathRewritePlan } from './rewrite.ts';
@@ -22,6 +23,11 @@ export interface RedirectRequest {
   host: string;
   /** The Gateway listener port the request arrived on (not the bound port). */
   listenerPort: number;
+  /**
+   * Between a Gateway port and the port clients connect to (0 when a Service or NAT maps them):
+   * added to derived ports, so `https` from a listener served at 8080 for port 80 goes to 8443.
+   */
+  portOffset: number;
   path: string;
   /** Query string without `?`, `''` when none. */
   query: string;
@@ -43,10 +49,10 @@ export function compileRedirect(action: RedirectAction, match: PathMatch): Redir
 export function redirectLocation(plan: RedirectPlan, request: RedirectRequest): string {
   const scheme = plan.scheme ?? request.scheme;
   const hostname = plan.hostname ?? request.host;
-  // Spec: an explicit port wins; else a redirect that names a scheme goes to that scheme's
-  // well-known port; else the Gateway listener port (what the client connected to, before any
-  // dataplane port offset).
-  const port = plan.port ?? (plan.scheme !== null ? DEFAULT_PORT[plan.scheme] : request.listenerPort);
+  // Spec: an explicit port wins (as written: it may name another host's port); else a redirect
+  // that names a scheme goes to that scheme's well-known port; else the Gateway listener port.
+  // A derived port is the Gateway's: clients reach it at the offset port.
+  const port = plan.port ?? (plan.scheme !== null ? DEFAULT_PORT[plan.scheme] : request.listenerPort) + request.portOffset;
   const authority = hostname.includes(':') && !hostname.startsWith('[') ? `[${hostname}]` : hostname;
   const portPart = port === DEFAULT_PORT[scheme] ? '' : `:${port}`;
   const path = rewritePath(plan.path, request.path);

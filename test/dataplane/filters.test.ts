@@ -8,7 +8,7 @@ import { PickerStates, weightedPicker } from '../../dataplane/upstream/weighted.
 import { exact, prefix } from './support/ir.ts';
 
 describe('redirect Location', () => {
-  const base: RedirectRequest = { scheme: 'http', host: 'shop.example.com', listenerPort: 8080, path: '/a/b', query: '', hasQuery: false };
+  const base: RedirectRequest = { scheme: 'http', host: 'shop.example.com', listenerPort: 8080, portOffset: 0, path: '/a/b', query: '', hasQuery: false };
   const location = (action: Partial<RedirectAction>, request: Partial<RedirectRequest> = {}, match = prefix('/a')) =>
     redirectLocation(compileRedirect({ type: 'Redirect', statusCode: 302, ...action }, match), { ...base, ...request });
 
@@ -31,6 +31,16 @@ describe('redirect Location', () => {
     expect(location({ port: 9090 })).toBe('http://shop.example.com:9090/a/b');
     expect(location({ scheme: 'https', port: 8443 })).toBe('https://shop.example.com:8443/a/b');
     expect(location({ scheme: 'https', port: 443 })).toBe('https://shop.example.com/a/b');
+  });
+
+  it('adds the offset clients see to a derived port, never to an explicit one', () => {
+    // `sluice run --listener-port-offset 8000`: Gateway port 80 is served on 8080, 443 on 8443.
+    const offset = { portOffset: 8000, listenerPort: 80 };
+    expect(location({ scheme: 'https' }, offset)).toBe('https://shop.example.com:8443/a/b'); // force-https
+    expect(location({ scheme: 'http' }, { ...offset, scheme: 'https', listenerPort: 443 })).toBe('http://shop.example.com:8080/a/b');
+    expect(location({ hostname: 'other.example.org' }, offset)).toBe('http://other.example.org:8080/a/b'); // same scheme: the port used
+    expect(location({ path: { type: 'ReplaceFullPath', value: '/x' } }, { ...offset, scheme: 'https', listenerPort: 443 })).toBe('https://shop.example.com:8443/x');
+    expect(location({ scheme: 'https', port: 9443 }, offset)).toBe('https://shop.example.com:9443/a/b'); // as written
   });
 
   it('replaces the hostname and keeps the query string', () => {

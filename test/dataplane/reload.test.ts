@@ -262,7 +262,7 @@ describe('apply with bad content', () => {
     }
   });
 
-  it('binds at port + portOffset but redirects to the listener port', async () => {
+  it('binds at port + portOffset but redirects to the listener port (a Service maps it, redirectPortOffset 0)', async () => {
     const bound = await freePort();
     const listenerPort = 8080;
     const { dataplane } = testDataplane({ portOffset: bound - listenerPort });
@@ -272,6 +272,20 @@ describe('apply with bad content', () => {
       const response = await request(bound, '/path?q=1', { host: 'shop.example.com' });
       expect(response.status).toBe(302);
       expect(response.headers.location).toBe('http://example.com:8080/path?q=1');
+    } finally {
+      await dataplane.close();
+    }
+  });
+
+  it('with redirectPortOffset (clients reach the bound ports), redirects to the port the client used', async () => {
+    const bound = await freePort();
+    const listenerPort = 8080;
+    const { dataplane } = testDataplane({ portOffset: bound - listenerPort, redirectPortOffset: bound - listenerPort });
+    try {
+      await dataplane.apply('v1', singleHostIR(listenerPort, [route('r', {}, { type: 'Redirect', hostname: 'example.com', statusCode: 302 })]));
+      const response = await request(bound, '/path?q=1', { host: 'shop.example.com' });
+      expect(response.status).toBe(302);
+      expect(response.headers.location).toBe(`http://example.com:${bound}/path?q=1`);
     } finally {
       await dataplane.close();
     }

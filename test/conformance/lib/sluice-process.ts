@@ -32,6 +32,9 @@ export function runArgs(o: {
     o.bindAddress,
     '--listener-port-offset',
     String(o.portOffset),
+    // The suite adds the offset itself, as a Service would, and expects the spec's redirect ports.
+    '--redirect-port-offset',
+    '0',
     '--admin-address',
     o.adminAddress,
     '--controller-name',
