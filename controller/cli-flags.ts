@@ -111,7 +111,7 @@ const bpf: Flag = {
 };
 const bpfPinDir: Flag = { name: 'bpf-pin-dir', type: 'string', value: 'DIR', default: DEFAULT_PIN_DIR, help: 'where maps and links are pinned, one per instance' };
 const bpfCgroup: Flag = {
-  name: 'bpf-cgroup', type: 'string', value: 'PATH', defaultHelp: "this process's own cgroup",
+  name: 'bpf-cgroup', type: 'string', value: 'PATH', defaultHelp: "run: a cgroup it creates for itself and removes on exit; dataplane: this process's own cgroup",
   help: "cgroup v2 folder whose sockets are the gateway's: programs attach there",
 };
 const bpfTraceForwarded: Flag = {

@@ -75,7 +75,9 @@ export async function runStandalone(options: StandaloneOptions): Promise<Standal
   const registry = processRegistry();
   const sourceMetrics = sourceReadMetrics(registry);
   const rateLimitOptions = options.rateLimit ?? { redis: {}, redisTimeoutMs: 50, replicas: 1, maxLocalKeys: 10_000 };
-  const node = new DataplaneNode({ portOffset: options.portOffset, redirectPortOffset: options.redirectPortOffset ?? options.portOffset, logger, registry, rateLimit: rateLimitOptions, ...(options.bpf ? { bpf: options.bpf } : {}) });
+  // eBPF attaches to the cgroup --bpf-cgroup names, else to one Sluice makes for itself: never unasked to one it shares.
+  const bpf = options.bpf ? { bpf: { ...options.bpf, dedicatedCgroup: true } } : {};
+  const node = new DataplaneNode({ portOffset: options.portOffset, redirectPortOffset: options.redirectPortOffset ?? options.portOffset, logger, registry, rateLimit: rateLimitOptions, ...bpf });
   const demo = options.demoBackends ? new DemoBackends(options.manifests, logger) : null;
   const store = new StatusStore();
   const problemLog = new ProblemLog(logger);

@@ -4,7 +4,7 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { BpfAgent } from '../bpf/agent/agent.ts';
-import { ownCgroupPath } from '../bpf/agent/environment.ts';
+import { bpfUnavailableReason, enterDedicatedCgroup, ownCgroupPath, type DedicatedCgroup } from '../bpf/agent/environment.ts';
 import type { IR } from '../controller/ir/types.ts';
 import { viaServiceVips } from './config/kernel-lb.ts';
 import { Dataplane, type ApplyResult } from './dataplane.ts';
@@ -15,8 +15,13 @@ export interface BpfOptions {
   /** on: refuse to start without eBPF; auto: use it when the machine allows, else say why once. */
   mode: 'auto' | 'on' | 'off';
   pinDir: string;
-  /** Default: this process's own cgroup. */
+  /** Default: this process's own cgroup, or a dedicated one (`dedicatedCgroup`). */
   cgroupPath?: string;
+  /**
+   * Without cgroupPath: attach to a cgroup Sluice creates for itself and moves into, removed with
+   * its pins on close (`sluice run`: never a cgroup it shares with others unless told to).
+   */
+  dedicatedCgroup?: boolean;
   traceForwarded: boolean;
 }
 
@@ -45,6 +50,8 @@ export class DataplaneNode {
   readonly agent: BpfAgent | null;
   private readonly dataplane: Dataplane;
   private readonly logger: Logger;
+  /** The cgroup eBPF attached to when Sluice made it; released on close. */
+  private readonly dedicatedCgroup: DedicatedCgroup | null;
 
   constructor(options: DataplaneNodeOptions) {
     const { logger, registry } = options;
@@ -56,7 +63,7 @@ export class DataplaneNode {
       replicas: options.rateLimit.replicas,
       maxLocalKeys: options.rateLimit.maxLocalKeys,
     });
-    this.agent = startBpfAgent(options.bpf, logger, registry);
+    ({ agent: this.agent, dedicated: this.dedicatedCgroup } = startBpfAgent(options.bpf, logger, registry));
     this.dataplane = new Dataplane({ portOffset: options.portOffset, redirectPortOffset: options.redirectPortOffset ?? 0, logger, registry, rateLimits: this.rateLimits, ...(options.frontDoor ? { frontDoor: options.frontDoor } : {}) });
   }
 
@@ -82,25 +89,40 @@ export class DataplaneNode {
     await this.dataplane.close();
     await this.rateLimits.close();
     this.agent?.close();
+    this.dedicatedCgroup?.release();
   }
 }
 
 /** The BPF agent, or null (with one log line saying why) when eBPF is off or unavailable. */
-function startBpfAgent(options: BpfOptions | undefined, logger: Logger, registry: Registry): BpfAgent | null {
-  if (!options) return null;
+function startBpfAgent(options: BpfOptions | undefined, logger: Logger, registry: Registry): { agent: BpfAgent | null; dedicated: DedicatedCgroup | null } {
+  const off = { agent: null, dedicated: null };
+  if (!options) return off;
   if (options.mode === 'off') {
     logger.info('eBPF off (--bpf off): endpoints are picked in userspace and network policy is not enforced');
-    return null;
+    return off;
   }
-  const cgroupPath = options.cgroupPath ?? ownCgroupPath();
+  let cgroupPath = options.cgroupPath ?? null;
+  let pinDir = options.pinDir;
+  let dedicated: DedicatedCgroup | null = null;
+  let unavailable = 'no cgroup v2 mount';
+  if (!cgroupPath && options.dedicatedCgroup) {
+    // A cgroup of our own is made only where eBPF can work: nothing to undo otherwise.
+    const why = bpfUnavailableReason();
+    const entered = why ? { reason: why } : enterDedicatedCgroup(options.pinDir);
+    if ('reason' in entered) unavailable = entered.reason;
+    else ({ path: cgroupPath, pinDir } = dedicated = entered);
+  } else {
+    cgroupPath ??= ownCgroupPath();
+  }
   const started = cgroupPath
-    ? BpfAgent.start({ pinDir: options.pinDir, cgroupPath, traceForwarded: options.traceForwarded, logger: logger.child({ component: 'bpf' }), registry })
-    : { reason: 'no cgroup v2 mount' };
+    ? BpfAgent.start({ pinDir, cgroupPath, traceForwarded: options.traceForwarded, logger: logger.child({ component: 'bpf' }), registry })
+    : { reason: unavailable };
   if ('agent' in started) {
-    logger.info({ pinDir: options.pinDir, cgroup: cgroupPath }, 'eBPF on: the kernel picks endpoints for Service VIPs and enforces network policy');
-    return started.agent;
+    logger.info({ pinDir, cgroup: cgroupPath, dedicated: dedicated !== null }, 'eBPF on: the kernel picks endpoints for Service VIPs and enforces network policy');
+    return { agent: started.agent, dedicated };
   }
+  dedicated?.release();
   if (options.mode === 'on') throw new Error(`--bpf on: eBPF is unavailable: ${started.reason}`);
   logger.info({ reason: started.reason }, `eBPF off (${started.reason}): endpoints are picked in userspace and network policy is not enforced`);
-  return null;
+  return off;
 }

@@ -4,17 +4,17 @@ import { describe, expect, it } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { CLI_BEGIN, CLI_END, COMMANDS } from '../../controller/cli-flags.ts';
 import { describeIfPossible } from '../support/suite.ts';
+import { userShellEnv } from '../support/user-shell.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const sluice = (...args: string[]) =>
   spawnSync(process.execPath, ['--disable-warning=ExperimentalWarning', join(ROOT, 'bin', 'sluice.js'), ...args], { encoding: 'utf8' });
 
-// The machine's own Node (what a bare `node` finds without node_modules/.bin on the PATH): npm runs on it.
-const userPath = (process.env.PATH ?? '').split(delimiter).filter((dir) => !dir.includes('node_modules')).join(delimiter);
-const machineNode = spawnSync('node', ['--version'], { env: { ...process.env, PATH: userPath }, encoding: 'utf8' });
+// The machine's own Node (what a bare `node` finds in a user's shell): npm runs on it.
+const machineNode = spawnSync('node', ['--version'], { env: userShellEnv(), encoding: 'utf8' });
 const machineNodeMajor = machineNode.error ? null : Number(machineNode.stdout.slice(1).split('.')[0]);
 
 describe('sluice CLI', () => {
@@ -85,15 +85,11 @@ describe('sluice CLI', () => {
   });
 
   it('`npx sluice --help`, as a user types it in a fresh checkout, prints the usage and no npm warning', () => {
-    // A user's shell: no npm-run environment and no node_modules/.bin on the PATH (npx adds it), and
-    // an empty npm cache, as on a first run (npx links the checkout into its cache then, which is
+    // A user's shell and an empty npm cache, as on a first run (npx links the checkout into its cache then, which is
     // when npm checked package.json `engines` against its own Node and printed EBADENGINE).
     const cache = mkdtempSync(join(tmpdir(), 'sluice-npx-cache-'));
-    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.toLowerCase().startsWith('npm_')));
-    env.PATH = userPath;
-    env.npm_config_cache = cache;
     try {
-      const r = spawnSync('npx', ['sluice', '--help'], { cwd: ROOT, env, encoding: 'utf8', timeout: 60_000 });
+      const r = spawnSync('npx', ['sluice', '--help'], { cwd: ROOT, env: userShellEnv({ npm_config_cache: cache }), encoding: 'utf8', timeout: 60_000 });
       expect(r.stderr).not.toMatch(/EBADENGINE|^npm warn/m);
       expect(r.status).toBe(0);
       expect(r.stdout).toMatch(/^Usage: sluice <command> \[flags\]/);
@@ -114,7 +110,7 @@ describeIfPossible(
   machineNodeMajor === null ? 'no `node` on the PATH besides the pinned one' : machineNodeMajor >= 24 ? `the machine's Node is ${machineNode.stdout.trim()}, not older than 24` : null,
 )('bin/sluice.js under an older Node', () => {
   it('refuses to start with one line saying which Node to use', () => {
-    const r = spawnSync('node', [join(ROOT, 'bin', 'sluice.js'), '--help'], { env: { ...process.env, PATH: userPath }, encoding: 'utf8' });
+    const r = spawnSync('node', [join(ROOT, 'bin', 'sluice.js'), '--help'], { env: userShellEnv(), encoding: 'utf8' });
     expect(r.status).toBe(1);
     expect(r.stdout).toBe('');
     expect(r.stderr).toContain(`sluice: needs Node.js 24 or later to run, this is ${machineNode.stdout.trim()}`);
