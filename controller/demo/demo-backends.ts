@@ -63,10 +63,11 @@ export class DemoBackends {
       const missing = existsSync(file) ? namesMissingFromGenerated(file, dnsNames) : [];
       if (existsSync(file) ? missing.length === 0 : secrets.has(key)) continue;
       if (missing.length > 0) this.logger.info({ secret: key, file, missing }, `${file} does not name ${missing.join(', ')}: writing a new certificate`);
-      const bundle = await createSelfSignedServerCertificate({ dnsNames, ipAddresses: ['127.0.0.1'] });
+      const ipAddresses = ['127.0.0.1'];
+      const bundle = await createSelfSignedServerCertificate({ dnsNames, ipAddresses });
       const secret = tlsSecret(namespace, name, bundle);
       writeFileSync(file, `${GENERATED_MARKER}; delete it to get a new one.\n${stringify(secret)}`);
-      this.logger.info({ secret: key, file }, `wrote a self-signed certificate for ${dnsNames.join(', ')} to ${file}`);
+      this.logger.info({ secret: key, file }, `wrote a self-signed certificate for ${[...dnsNames, ...ipAddresses].join(', ')} to ${file}`);
       secrets.add(key);
       wrote = true;
     }
