@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, startSluice, type SluiceProcess } from '../support/sluice-process.ts';
+import { waitFor } from '../support/wait.ts';
 import { GATEWAY_YAML, serviceYaml, startNamedBackend, type NamedBackend } from './backends.ts';
 
 const route = (name: string, path: string, service: string, pathType = 'PathPrefix') => `apiVersion: gateway.networking.k8s.io/v1
@@ -17,16 +18,6 @@ spec:
   - matches: [{path: {type: ${pathType}, value: "${path}"}}]
     backendRefs: [{name: ${service}, port: 80}]
 `;
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('bad input', () => {
   let dir: string;

@@ -11,6 +11,7 @@ import { Client } from 'undici';
 import type { Problem } from '../../controller/problems.ts';
 import { freePort, startSluice, type SluiceProcess } from '../support/sluice-process.ts';
 import { describeIfPossible } from '../support/suite.ts';
+import { waitFor } from '../support/wait.ts';
 import { GATEWAY_YAML, serviceYaml, startNamedBackend, type NamedBackend } from './backends.ts';
 
 const ROUTE = `apiVersion: gateway.networking.k8s.io/v1
@@ -32,16 +33,6 @@ ${className ? `  ingressClassName: ${className}\n` : ''}  rules:
     http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: good, port: {number: 80}}}}]}
 `;
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 /** The JSON log lines of the process whose message matches. */
 function logLines(sluice: SluiceProcess, message: RegExp): { raw: string; line: Record<string, unknown> }[] {
   return sluice
@@ -52,11 +43,30 @@ function logLines(sluice: SluiceProcess, message: RegExp): { raw: string; line: 
     .filter(({ line }) => message.test(String(line.msg)));
 }
 
+/** `sluice run` on a folder with one route to a live backend; `stop` ends both and removes the folder. */
+async function startWithGoodRoute(prefix: string): Promise<{ dir: string; sluice: SluiceProcess; port: number; stop(): Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const backend: NamedBackend = await startNamedBackend('good');
+  writeFileSync(join(dir, 'gateway.yaml'), `${GATEWAY_YAML}---\n${serviceYaml('good', backend)}`);
+  writeFileSync(join(dir, 'good.yaml'), ROUTE);
+  const port = await freePort();
+  const sluice = await startSluice(['--manifests', dir, '--listener-port-offset', String(port - 80)]);
+  return {
+    dir,
+    sluice,
+    port,
+    async stop() {
+      await sluice.stop();
+      await backend.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
 describe('problems in sluice run', () => {
   let dir: string;
   let sluice: SluiceProcess;
-  let backend: NamedBackend;
-  let port: number;
+  let stop: () => Promise<void>;
   const problems = async () => ((await (await fetch(`${sluice.admin}/api/status`)).json()) as { problems: Problem[] }).problems;
   /** Another file changes: the folder is read and translated again (seen by the problem that file brings). */
   let touches = 0;
@@ -67,18 +77,11 @@ describe('problems in sluice run', () => {
   };
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'sluice-e2e-problems-'));
-    backend = await startNamedBackend('good');
-    writeFileSync(join(dir, 'gateway.yaml'), `${GATEWAY_YAML}---\n${serviceYaml('good', backend)}`);
-    writeFileSync(join(dir, 'good.yaml'), ROUTE);
-    port = await freePort();
-    sluice = await startSluice(['--manifests', dir, '--listener-port-offset', String(port - 80)]);
+    ({ dir, sluice, stop } = await startWithGoodRoute('sluice-e2e-problems-'));
   });
 
   afterAll(async () => {
-    await sluice?.stop();
-    await backend?.close();
-    rmSync(dir, { recursive: true, force: true });
+    await stop?.();
   });
 
   it('a YAML error: one line, shown once, listed by /api/status, and resolved when fixed', async () => {
@@ -125,22 +128,15 @@ const prlimitReason = process.getuid?.() !== 0 ? 'needs root to lower and raise 
 describeIfPossible('sluice run out of descriptors', prlimitReason)('sluice run out of file descriptors (EMFILE)', () => {
   let dir: string;
   let sluice: SluiceProcess;
-  let backend: NamedBackend;
   let port: number;
+  let stop: () => Promise<void>;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'sluice-e2e-emfile-'));
-    backend = await startNamedBackend('good');
-    writeFileSync(join(dir, 'gateway.yaml'), `${GATEWAY_YAML}---\n${serviceYaml('good', backend)}`);
-    writeFileSync(join(dir, 'good.yaml'), ROUTE);
-    port = await freePort();
-    sluice = await startSluice(['--manifests', dir, '--listener-port-offset', String(port - 80)]);
+    ({ dir, sluice, port, stop } = await startWithGoodRoute('sluice-e2e-emfile-'));
   });
 
   afterAll(async () => {
-    await sluice?.stop();
-    await backend?.close();
-    rmSync(dir, { recursive: true, force: true });
+    await stop?.();
   });
 
   it('keeps the configuration serving, says why on /readyz and /metrics, and recovers', async () => {
