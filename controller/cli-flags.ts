@@ -3,6 +3,7 @@
 // (`npm run docs:cli`) all come from here, so they cannot drift apart.
 import { parseArgs } from 'node:util';
 import { DEFAULT_PIN_DIR } from '../bpf/agent/agent.ts';
+import { DEFAULT_FRONT_DOOR_LIMITS as FRONT_DOOR } from '../dataplane/front-door.ts';
 
 export const DEFAULT_CONTROLLER_NAME = 'sluice.dev/gateway-controller';
 /** IngressClass spec.controller that marks a class as Sluice's. */
@@ -120,6 +121,35 @@ const bpfTraceForwarded: Flag = {
 };
 const BPF_FLAGS: readonly Flag[] = [bpf, bpfPinDir, bpfCgroup, bpfTraceForwarded];
 
+/** A front-door duration flag, its default taken from DEFAULT_FRONT_DOOR_LIMITS. */
+const timeoutFlag = (name: string, defaultMs: number, help: string): Flag => ({ name, type: 'string', value: 'MS', default: String(defaultMs), help });
+/** Client timeouts, connection limits and load shedding of the serving commands (README: "Front door: timeouts and limits"). */
+export const FRONT_DOOR_FLAGS: readonly Flag[] = [
+  timeoutFlag('request-headers-timeout', FRONT_DOOR.requestHeadersTimeoutMs, 'longest a client may take to send a request head, from its first byte (or from the connection, when it sends none): 408 and close'),
+  timeoutFlag('tls-handshake-timeout', FRONT_DOOR.tlsHandshakeTimeoutMs, 'longest a TLS handshake may take from the accept, ClientHello included (TLS passthrough too)'),
+  timeoutFlag('idle-timeout', FRONT_DOOR.idleTimeoutMs, 'an HTTP/1.1 keep-alive connection with no request is closed after this'),
+  timeoutFlag('request-body-timeout', FRONT_DOOR.requestBodyTimeoutMs, 'longest silence while a request body is still coming: the connection is closed'),
+  timeoutFlag('http2-idle-timeout', FRONT_DOOR.http2IdleTimeoutMs, 'an HTTP/2 connection with no frame either way is closed (GOAWAY) after this'),
+  timeoutFlag('http2-ack-timeout', FRONT_DOOR.http2AckTimeoutMs, "longest wait for the client's SETTINGS or PING acknowledgement"),
+  timeoutFlag('backend-connect-timeout', FRONT_DOOR.backendConnectTimeoutMs, 'longest wait for a connection to a backend endpoint: then 503'),
+  {
+    name: 'max-connections-per-listener', type: 'string', value: 'N', default: String(FRONT_DOOR.maxConnectionsPerListener),
+    help: 'client connections one listener holds; more are refused (cleartext HTTP: 503 and close)',
+  },
+  {
+    name: 'max-connections', type: 'string', value: 'N', defaultHelp: 'half of what `ulimit -n` leaves after 100, at most 20000',
+    help: 'client connections all listeners hold together; more are refused',
+  },
+  {
+    name: 'shed-descriptors-percent', type: 'string', value: 'P', default: String(Math.round(FRONT_DOOR.shedDescriptorRatio * 100)),
+    help: 'new connections are refused while open descriptors exceed P% of `ulimit -n` (100: never)',
+  },
+  {
+    name: 'shed-heap-percent', type: 'string', value: 'P', default: String(Math.round(FRONT_DOOR.shedHeapRatio * 100)),
+    help: 'new connections are refused while the JavaScript heap in use exceeds P% of its limit (100: never)',
+  },
+];
+
 // --- Commands -----------------------------------------------------------------------------------
 
 export const RUN: Command = {
@@ -127,7 +157,7 @@ export const RUN: Command = {
   summary: 'serve traffic from a folder of Kubernetes manifests (standalone mode)',
   synopsis: '--manifests DIR [flags]',
   flags: [
-    manifests, bindAddress, listenerPortOffset, redirectPortOffset, adminAddress, ...TRANSLATION_FLAGS, ...RATE_LIMIT_FLAGS, redisSecret, ...BPF_FLAGS,
+    manifests, bindAddress, listenerPortOffset, redirectPortOffset, adminAddress, ...TRANSLATION_FLAGS, ...RATE_LIMIT_FLAGS, redisSecret, ...BPF_FLAGS, ...FRONT_DOOR_FLAGS,
     {
       name: 'demo-backends', type: 'boolean',
       help: 'start echo servers for EndpointSlice endpoints on loopback and write self-signed certificates for missing TLS Secrets (the quickstart; not in the container image)',
@@ -185,7 +215,7 @@ export const DATAPLANE: Command = {
     { name: 'controller', type: 'string', value: 'URL', help: "the controller's snapshot endpoint, e.g. http://sluice-controller:18000" },
     { name: 'snapshot-token-file', type: 'string', value: 'FILE', help: 'bearer token to present' },
     { name: 'name', type: 'string', value: 'NAME', defaultHelp: 'the host name', help: "this replica's name in acknowledgements" },
-    adminAddress, listenerPortOffset, ...RATE_LIMIT_FLAGS, ...BPF_FLAGS, logLevel,
+    adminAddress, listenerPortOffset, ...RATE_LIMIT_FLAGS, ...BPF_FLAGS, ...FRONT_DOOR_FLAGS, logLevel,
   ],
   notes: 'listeners bind what the controller says; Redis settings come from flags and SLUICE_REDIS_* variables',
 };

@@ -13,6 +13,7 @@ import { runStandalone, type RateLimitOptions } from './standalone.ts';
 import { runController } from './kubernetes.ts';
 import { runDataplane } from '../dataplane/main.ts';
 import type { BpfOptions } from '../dataplane/node.ts';
+import { DEFAULT_FRONT_DOOR_LIMITS, type FrontDoorLimits } from '../dataplane/front-door.ts';
 import { resolveRedisSettings } from './translate/ratelimit-redis.ts';
 import { hostname } from 'node:os';
 import { translate } from './translate/translate.ts';
@@ -100,6 +101,7 @@ export async function main(argv: string[]): Promise<number> {
       rateLimit: node.rateLimit,
       redis: redis.settings,
       bpf: node.bpf,
+      frontDoor: node.frontDoor,
       logger: log,
     });
     await untilSignal();
@@ -133,6 +135,10 @@ export async function main(argv: string[]): Promise<number> {
   if (typeof node === 'string') return usageError(node);
   const redirectPortOffset = values['redirect-port-offset'] === undefined ? node.portOffset : portOffsetValue('redirect-port-offset', values);
   if (typeof redirectPortOffset === 'string') return usageError(redirectPortOffset);
+  if (values['demo-backends'] === true && !(await import('./demo/demo-backends.ts').then(() => true, () => false))) {
+    process.stderr.write('sluice: --demo-backends is not available here: the demo echo backends are test doubles, left out of the container image; run the quickstart from a source checkout\n');
+    return 2;
+  }
   const log = logger();
   const handle = await runStandalone({
     manifests,
@@ -144,6 +150,7 @@ export async function main(argv: string[]): Promise<number> {
     demoBackends: values['demo-backends'] === true,
     rateLimit: node.rateLimit,
     bpf: node.bpf,
+    frontDoor: node.frontDoor,
     logger: log,
   });
   await untilSignal(log);
@@ -193,7 +200,38 @@ function nodeOptions(values: FlagValues) {
     ...(values['bpf-cgroup'] ? { cgroupPath: values['bpf-cgroup'] as string } : {}),
     traceForwarded: traceForwarded === 'true',
   };
-  return { portOffset, rateLimit, bpf };
+  const frontDoor = frontDoorLimits(values);
+  if (typeof frontDoor === 'string') return frontDoor;
+  return { portOffset, rateLimit, bpf, frontDoor };
+}
+
+/** Client timeouts, connection limits and load shedding (FRONT_DOOR_FLAGS); a string is a usage error. */
+function frontDoorLimits(values: FlagValues): FrontDoorLimits | string {
+  const DAY_MS = 86_400_000;
+  const fields: Array<[keyof FrontDoorLimits, string, number, number]> = [
+    ['requestHeadersTimeoutMs', 'request-headers-timeout', 1, DAY_MS],
+    ['tlsHandshakeTimeoutMs', 'tls-handshake-timeout', 1, DAY_MS],
+    ['idleTimeoutMs', 'idle-timeout', 1, DAY_MS],
+    ['requestBodyTimeoutMs', 'request-body-timeout', 1, DAY_MS],
+    ['http2IdleTimeoutMs', 'http2-idle-timeout', 1, DAY_MS],
+    ['http2AckTimeoutMs', 'http2-ack-timeout', 1, DAY_MS],
+    ['backendConnectTimeoutMs', 'backend-connect-timeout', 1, DAY_MS],
+    ['maxConnectionsPerListener', 'max-connections-per-listener', 1, 10_000_000],
+    ['maxConnections', 'max-connections', 1, 10_000_000],
+  ];
+  const limits: FrontDoorLimits = { ...DEFAULT_FRONT_DOOR_LIMITS };
+  for (const [field, flag, min, max] of fields) {
+    if (values[flag] === undefined) continue; // --max-connections: its default depends on `ulimit -n`
+    const value = wholeNumber(flag, values[flag], min, max);
+    if (typeof value === 'string') return value;
+    limits[field] = value;
+  }
+  for (const [field, flag] of [['shedDescriptorRatio', 'shed-descriptors-percent'], ['shedHeapRatio', 'shed-heap-percent']] as const) {
+    const percent = wholeNumber(flag, values[flag], 1, 100);
+    if (typeof percent === 'string') return percent;
+    limits[field] = percent / 100;
+  }
+  return limits;
 }
 
 /** A whole-number flag's value within [min, max]; a string is a usage error. */

@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { DataplaneNode, type BpfOptions } from '../dataplane/node.ts';
+import type { FrontDoorLimits } from '../dataplane/front-door.ts';
 import { parseHostPort, processRegistry, startAdminServer } from './admin.ts';
-import { DemoBackends, demoEndpoints, withPlannedCertificates } from './demo/demo-backends.ts';
 import type { IR } from './ir/types.ts';
 import { withImplicitGatewayClasses } from './sources/implicit-classes.ts';
 import { ProblemLog, type Problem } from './problems.ts';
@@ -21,6 +21,9 @@ import type { PolicyOptions } from './translate/networkpolicy.ts';
 import { resolveRedisSettings, type RedisSources } from './translate/ratelimit-redis.ts';
 import { translate } from './translate/translate.ts';
 import { serialDebouncer } from './debounce.ts';
+
+/** The demo backends are test doubles, left out of the container image: loaded only for --demo-backends. */
+const demoModule = (): Promise<typeof import('./demo/demo-backends.ts')> => import('./demo/demo-backends.ts');
 
 export interface StandaloneOptions {
   manifests: string;
@@ -40,6 +43,8 @@ export interface StandaloneOptions {
   rateLimit?: RateLimitOptions;
   /** eBPF socket load balancing and policy. Absent: off. */
   bpf?: BpfOptions;
+  /** Client timeouts and connection limits. Absent: defaults. */
+  frontDoor?: FrontDoorLimits;
   logger: Logger;
 }
 
@@ -77,8 +82,8 @@ export async function runStandalone(options: StandaloneOptions): Promise<Standal
   const rateLimitOptions = options.rateLimit ?? { redis: {}, redisTimeoutMs: 50, replicas: 1, maxLocalKeys: 10_000 };
   // eBPF attaches to the cgroup --bpf-cgroup names, else to one Sluice makes for itself: never unasked to one it shares.
   const bpf = options.bpf ? { bpf: { ...options.bpf, dedicatedCgroup: true } } : {};
-  const node = new DataplaneNode({ portOffset: options.portOffset, redirectPortOffset: options.redirectPortOffset ?? options.portOffset, logger, registry, rateLimit: rateLimitOptions, ...bpf });
-  const demo = options.demoBackends ? new DemoBackends(options.manifests, logger) : null;
+  const node = new DataplaneNode({ portOffset: options.portOffset, redirectPortOffset: options.redirectPortOffset ?? options.portOffset, logger, registry, rateLimit: rateLimitOptions, ...bpf, ...(options.frontDoor ? { frontDoor: options.frontDoor } : {}) });
+  const demo = options.demoBackends ? new (await demoModule()).DemoBackends(options.manifests, logger) : null;
   const store = new StatusStore();
   const problemLog = new ProblemLog(logger);
   let applied: IR | null = null;
@@ -158,7 +163,7 @@ async function checkStartup(options: StandaloneOptions, folder: ManifestFolder, 
     pathProblem(join(options.manifests, e.file), `cannot be read (${e.cause}); fix its permissions or check --manifests`),
   );
   // The HTTPS listeners --demo-backends will give a certificate are bound too: check them now.
-  const ir = irOf(options.demoBackends ? await withPlannedCertificates(load.snapshot) : load.snapshot);
+  const ir = irOf(options.demoBackends ? await (await demoModule()).withPlannedCertificates(load.snapshot) : load.snapshot);
   const admin = parseHostPort(options.adminAddress);
   const claims: PortClaim[] = [{ ...admin, what: 'the admin API', remedy: 'choose another with --admin-address' }];
   const offset = options.portOffset;
@@ -171,7 +176,7 @@ async function checkStartup(options: StandaloneOptions, folder: ManifestFolder, 
     claims.push({ host: l.address, port: l.port + offset, what, remedy: 'choose another offset with --listener-port-offset (or another --bind-address)' });
   }
   if (options.demoBackends) {
-    for (const e of demoEndpoints(load.snapshot)) {
+    for (const e of (await demoModule()).demoEndpoints(load.snapshot)) {
       claims.push({ host: e.address, port: e.port, what: `demo backend ${e.pod}`, remedy: 'stop what listens there, or change that EndpointSlice endpoint (--demo-backends starts an echo server there)' });
     }
   }

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import { processRegistry, startAdminServer } from '../controller/admin.ts';
 import type { IR } from '../controller/ir/types.ts';
 import { SnapshotSubscriber } from './config/subscriber.ts';
+import type { FrontDoorLimits } from './front-door.ts';
 import { DataplaneNode, type BpfOptions, type NodeRateLimitOptions } from './node.ts';
 import type { RedisSettings } from './ratelimit/limiter.ts';
 
@@ -21,6 +22,8 @@ export interface DataplaneProcessOptions {
   rateLimit: NodeRateLimitOptions;
   redis: RedisSettings | null;
   bpf?: BpfOptions;
+  /** Client timeouts and connection limits; defaults when absent. */
+  frontDoor?: FrontDoorLimits;
   logger: Logger;
 }
 
@@ -33,6 +36,7 @@ export async function runDataplane(options: DataplaneProcessOptions): Promise<{ 
     registry,
     rateLimit: options.rateLimit,
     ...(options.bpf ? { bpf: options.bpf } : {}),
+    ...(options.frontDoor ? { frontDoor: options.frontDoor } : {}),
   });
   node.rateLimits.setRedis(options.redis);
   let applied: IR | null = null;
