@@ -28,12 +28,12 @@ export function handleRequest(table: ListenerTable, logger: Logger, req: Downstr
   const request = new ProxyRequest(req);
   const scope = table.scopes.find(request.host);
   if (table.protocol === 'HTTPS' && isMisdirected(table, (req.socket as TLSSocket).servername, scope)) {
-    sendLocalReply(res, 421, 'Misdirected Request\n', NO_MODIFIERS, table.notFound, startedAt);
+    sendLocalReply(res, 421, 'Misdirected Request\n', scope?.replyModifiers ?? NO_MODIFIERS, table.notFound, startedAt);
     return;
   }
   const route = scope === undefined ? null : findRouteInScope(scope, request.host, request);
   if (route === null) {
-    sendLocalReply(res, 404, 'Not Found\n', NO_MODIFIERS, table.notFound, startedAt);
+    sendLocalReply(res, 404, 'Not Found\n', scope?.replyModifiers ?? NO_MODIFIERS, table.notFound, startedAt);
     return;
   }
 

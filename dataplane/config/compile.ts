@@ -2,8 +2,9 @@
 // recorded and disable only that piece; anything thrown out of here rejects the whole version
 // (the caller keeps the last good table).
 
-import type { Backend, Filter, HttpIR, HttpListener, ListenerScope, Route, RouteAction, VirtualHost } from '../../controller/ir/types.ts';
+import type { Backend, Filter, HeaderModifier, HttpIR, HttpListener, ListenerScope, Route, RouteAction, VirtualHost } from '../../controller/ir/types.ts';
 import { compileFilterChain, concatChains, EMPTY_CHAIN, type FilterChain } from '../filters/chain.ts';
+import { compileHeaderModifier } from '../filters/header-modifier.ts';
 import { compileRedirect } from '../filters/redirect.ts';
 import type { DataplaneMetrics } from '../metrics.ts';
 import type { RateLimitTable } from '../ratelimit/limiter.ts';
@@ -115,16 +116,21 @@ class TableCompiler {
 
   private scope(scope: ListenerScope, https: boolean): ScopeTable {
     // HSTS is a response header modifier appended to each route's own filters: every answer a
-    // route gives (backend, redirect, direct response, error) carries it; never on plain HTTP.
-    const hsts: Filter[] =
-      https && scope.hsts !== undefined
-        ? [{ type: 'ResponseHeaderModifier', modifier: { set: [{ name: 'strict-transport-security', value: scope.hsts }], add: [], remove: [] } }]
-        : [];
+    // route gives (backend, redirect, direct response, error) carries it, and so do the scope's
+    // 404 and 421; never on plain HTTP.
+    const hsts: HeaderModifier | null =
+      https && scope.hsts !== undefined ? { set: [{ name: 'strict-transport-security', value: scope.hsts }], add: [], remove: [] } : null;
+    const routeFilters: Filter[] = hsts === null ? [] : [{ type: 'ResponseHeaderModifier', modifier: hsts }];
     const virtualHosts = new HostIndex<VirtualHostTable>();
     for (const virtualHost of scope.virtualHosts) {
-      virtualHosts.add(virtualHost.hostname, this.virtualHost(virtualHost, hsts), virtualHost.singleLabelWildcard === true);
+      virtualHosts.add(virtualHost.hostname, this.virtualHost(virtualHost, routeFilters), virtualHost.singleLabelWildcard === true);
     }
-    return { name: scope.name, hostname: scope.hostname === '*' ? null : scope.hostname, virtualHosts };
+    return {
+      name: scope.name,
+      hostname: scope.hostname === '*' ? null : scope.hostname,
+      virtualHosts,
+      replyModifiers: hsts === null ? [] : [compileHeaderModifier(hsts)],
+    };
   }
 
   private virtualHost(virtualHost: VirtualHost, scopeFilters: Filter[]): VirtualHostTable {

@@ -61,6 +61,8 @@ export interface ScopeTable {
   /** The Gateway listener's hostname; null: any host. */
   hostname: string | null;
   virtualHosts: HostIndex<VirtualHostTable>;
+  /** The scope's HSTS header (HTTPS), for the answers no route gives (404, 421); empty otherwise. */
+  replyModifiers: readonly HeaderModifierPlan[];
 }
 
 export interface VirtualHostTable {

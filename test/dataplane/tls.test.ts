@@ -25,11 +25,11 @@ function negotiate(port: number, options: tls.ConnectionOptions): Promise<string
   });
 }
 
-/** An HTTPS GET that reports the status and the Strict-Transport-Security header. */
-function stsOf(port: number, path: string): Promise<{ status: number; sts: string | undefined }> {
+/** An HTTPS GET (SNI `servername`, Host `host`) that reports the status and the Strict-Transport-Security header. */
+function stsOf(port: number, path: string, host: string, servername = host): Promise<{ status: number; sts: string | undefined }> {
   return new Promise((resolve, reject) => {
     https
-      .get({ host: '127.0.0.1', port, path, rejectUnauthorized: false, agent: false }, (res) => {
+      .get({ host: '127.0.0.1', port, path, servername, headers: { host }, rejectUnauthorized: false, agent: false }, (res) => {
         res.resume();
         res.on('end', () => resolve({ status: res.statusCode ?? 0, sts: res.headers['strict-transport-security'] }));
       })
@@ -344,24 +344,31 @@ describe('TLS versions, ciphers and HSTS', () => {
 
   it('sends HSTS on every response of the scope that sets it, never on plain HTTP', async () => {
     const hsts = 'max-age=31536000; includeSubDomains';
-    // In precedence order, as the IR has them: the catch-all last.
     const routes = [
       route('direct', { path: { type: 'Exact', value: '/direct' } }, { type: 'DirectResponse', status: 204 }),
       route('broken', { path: { type: 'Exact', value: '/broken' } }, forwardTo('svc/missing')),
-      route('forward', {}, forwardTo('svc/echo')),
+      route('forward', { path: { type: 'PathPrefix', value: '/app' } }, forwardTo('svc/echo')),
     ];
-    const withHsts: ListenerScope = { ...scope('https', null, [['*', routes]]), hsts };
-    const { port } = await serve(undefined, [withHsts]);
-    expect(await stsOf(port, '/anything')).toEqual({ status: 200, sts: hsts });
-    expect(await stsOf(port, '/direct')).toEqual({ status: 204, sts: hsts });
-    expect(await stsOf(port, '/broken')).toEqual({ status: 500, sts: hsts });
+    const withHsts: ListenerScope = { ...scope('secure', 'a.example.com', [['a.example.com', routes]]), hsts };
+    const without = scope('other', 'b.example.com', [['b.example.com', [route('other', {}, forwardTo('svc/echo'))]]]);
+    const { port } = await serve(undefined, [withHsts, without]);
+    expect(await stsOf(port, '/app', 'a.example.com')).toEqual({ status: 200, sts: hsts });
+    expect(await stsOf(port, '/direct', 'a.example.com')).toEqual({ status: 204, sts: hsts });
+    expect(await stsOf(port, '/broken', 'a.example.com')).toEqual({ status: 500, sts: hsts });
+    expect(await stsOf(port, '/nothing-here', 'a.example.com')).toEqual({ status: 404, sts: hsts });
+    expect(await stsOf(port, '/app', 'a.example.com', 'b.example.com')).toEqual({ status: 421, sts: hsts });
+    // The other listener on the port set no HSTS.
+    expect(await stsOf(port, '/app', 'b.example.com')).toEqual({ status: 200, sts: undefined });
+    expect(await stsOf(port, '/app', 'unknown.example.com')).toEqual({ status: 404, sts: undefined });
 
     const plainPort = await freePort();
     const plain = testDataplane();
     harnesses.push(plain);
     await plain.dataplane.apply('v1', { listeners: [listener(plainPort, [withHsts])], backends: { 'svc/echo': backend('svc/echo', [echo.endpoint]) } });
-    const response = await request(plainPort, '/anything');
-    expect(response.status).toBe(200);
-    expect(response.headers['strict-transport-security']).toBeUndefined();
+    for (const path of ['/app', '/nothing-here']) {
+      const response = await request(plainPort, path, { host: 'a.example.com' });
+      expect(response.status).toBe(path === '/app' ? 200 : 404);
+      expect(response.headers['strict-transport-security']).toBeUndefined();
+    }
   });
 });
