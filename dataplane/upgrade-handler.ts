@@ -56,7 +56,8 @@ export function handleUpgrade(server: http.Server, req: IncomingMessage, socket:
       return;
     }
     if (head.length > 0) socket.unshift(head);
-    // A fresh parser, as for a new connection; the socket is still counted by the listener.
+    // A fresh parser, as for a new connection: the socket is still counted by the listener, and
+    // Node treats it as a new connection (the headers timeout runs until its next request).
     server.emit('connection', socket);
   });
   const protocol = tunnelProtocol(req);

@@ -30,6 +30,11 @@ export function openTunnel(upgrade: ClientUpgrade, upstream: Duplex, headers: re
     if (!UNSAFE_HEADER_TEXT.test(headers[i]) && !UNSAFE_HEADER_TEXT.test(headers[i + 1])) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
   }
   client.write(head + '\r\n');
+  // Either side's FIN ends the tunnel (each socket then ends its own writing half, and a closed
+  // socket destroys the other below): a peer that half-closes and goes silent cannot pin both
+  // connections. The cleartext front accepts connections half-open for HTTP/1.1's sake.
+  client.allowHalfOpen = false;
+  upstream.allowHalfOpen = false;
   if (upgrade.head.length > 0) upstream.write(upgrade.head);
   client.pipe(upstream);
   upstream.pipe(client);

@@ -1,0 +1,188 @@
+// HTTP/1.1 upgrades at the front door: a connection becomes a tunnel only when the upstream
+// answers 101 to a WebSocket upgrade; otherwise the answer is relayed with HTTP/1.1 framing and
+// the connection stays HTTP/1.1, every later (or pipelined) request routed on its own. Raw
+// sockets on both sides, over cleartext and TLS.
+
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import type { DirectResponseAction } from '../../controller/ir/types.ts';
+import { freePort } from '../support/ports.ts';
+import { irCertificate, selfSignedCertificate } from './support/certs.ts';
+import { testDataplane, type TestDataplane } from './support/harness.ts';
+import { backend, forwardTo, listener, prefix, route, scope } from './support/ir.ts';
+import { RawConnection, startCountingBackend, type CountingBackend } from './support/raw-http.ts';
+
+const direct: DirectResponseAction = { type: 'DirectResponse', status: 200, body: 'direct\n' };
+
+const upgradeRequest = (path: string, protocol: string, extra = ''): string =>
+  `GET ${path} HTTP/1.1\r\nHost: app.example.com\r\nConnection: Upgrade\r\nUpgrade: ${protocol}\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`;
+
+/** What the smuggling attack sent once a tunnel was (wrongly) open: a host no route sends to the backend. */
+const ADMIN_REQUEST = 'GET /admin HTTP/1.1\r\nHost: internal.local\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n';
+
+describe('HTTP/1.1 upgrades', () => {
+  let app: CountingBackend;
+  let httpPort: number;
+  let httpsPort: number;
+  let harness: TestDataplane;
+
+  beforeAll(async () => {
+    app = await startCountingBackend();
+    const certificate = await selfSignedCertificate('app.example.com', ['app.example.com', 'internal.local']);
+    httpPort = await freePort();
+    httpsPort = await freePort();
+    harness = testDataplane();
+    const scopes = (name: string) => [
+      scope(name, null, [
+        [
+          'app.example.com',
+          [route('direct', { path: prefix('/direct') }, direct), route('empty', { path: prefix('/empty') }, forwardTo('svc/empty')), route('app', { path: prefix('/') }, forwardTo('svc/app'))],
+        ],
+      ]),
+    ];
+    const result = await harness.dataplane.apply('v1', {
+      listeners: [
+        listener(httpPort, scopes('http')),
+        listener(httpsPort, scopes('https'), { protocol: 'HTTPS', tls: { certificates: [irCertificate('secret/default/app', ['app.example.com', 'internal.local'], certificate)] } }),
+      ],
+      backends: { 'svc/app': backend('svc/app', [app.endpoint]), 'svc/empty': backend('svc/empty', []) },
+    });
+    expect(result.listeners.every((l) => l.ok)).toBe(true);
+  });
+
+  afterAll(async () => {
+    await harness.dataplane.close();
+    await app.close();
+  });
+
+  const schemes: Array<[string, () => Promise<RawConnection>]> = [
+    ['cleartext', () => RawConnection.open(httpPort)],
+    ['TLS', () => RawConnection.open(httpsPort, { tls: true, servername: 'app.example.com' })],
+  ];
+
+  describe.each(schemes)('over %s', (_scheme, open) => {
+    it('relays a refused WebSocket upgrade (200) as a response and routes the next request on its own: no tunnel', async () => {
+      const connection = await open();
+      try {
+        const linesBefore = app.requestLines().length;
+        connection.send(upgradeRequest('/refused', 'websocket'));
+        await connection.untilResponses(1);
+        expect(connection.statuses()).toEqual([200]);
+        expect(connection.text).toContain('backend /refused\n');
+        // What the attack sent next: routed by the gateway (no route for that host), never
+        // written to the backend's connection.
+        connection.send(ADMIN_REQUEST);
+        await connection.untilResponses(2);
+        expect(connection.statuses()).toEqual([200, 404]);
+        connection.send('GET /again HTTP/1.1\r\nHost: app.example.com\r\n\r\n');
+        await connection.untilResponses(3);
+        expect(connection.statuses()).toEqual([200, 404, 200]);
+        expect(app.requestLines().slice(linesBefore)).toEqual(['GET /refused HTTP/1.1', 'GET /again HTTP/1.1']);
+        expect(app.raw()).not.toContain('/admin');
+      } finally {
+        connection.close();
+      }
+    });
+
+    it('tunnels after the upstream 101: bytes flow both ways, early client bytes included', async () => {
+      const connection = await open();
+      try {
+        connection.send(upgradeRequest('/ws', 'websocket', 'X-Answer: 101\r\n') + 'early');
+        await connection.until((text) => text.includes('echo:early'));
+        expect(connection.text).toMatch(/^HTTP\/1\.1 101 Switching Protocols\r\n/);
+        expect(connection.text).toMatch(/\r\nupgrade: websocket\r\n/i);
+        expect(connection.text).toMatch(/\r\nx-backend: tunnel\r\n/i);
+        connection.send('GET /inside HTTP/1.1\r\n\r\n');
+        await connection.until((text) => text.includes('echo:GET /inside'));
+        expect(app.tunnelled()).toContain('GET /inside HTTP/1.1');
+      } finally {
+        connection.close();
+      }
+    });
+
+    it('answers pipelined requests behind a refused upgrade, in order', async () => {
+      const connection = await open();
+      try {
+        connection.send(upgradeRequest('/first', 'websocket') + 'GET /second HTTP/1.1\r\nHost: app.example.com\r\n\r\n' + ADMIN_REQUEST);
+        await connection.untilResponses(3);
+        expect(connection.statuses()).toEqual([200, 200, 404]);
+        expect(connection.text.indexOf('backend /first')).toBeLessThan(connection.text.indexOf('backend /second'));
+      } finally {
+        connection.close();
+      }
+    });
+  });
+
+  it.each(['h2c', 'foo/1.0'])('serves an `Upgrade: %s` request as a plain one and answers what is pipelined behind it', async (protocol) => {
+    const connection = await RawConnection.open(httpPort);
+    try {
+      const before = app.requests.length;
+      connection.send(upgradeRequest('/plain', protocol, 'HTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n') + 'GET /behind HTTP/1.1\r\nHost: app.example.com\r\n\r\n');
+      await connection.untilResponses(2);
+      expect(connection.statuses()).toEqual([200, 200]);
+      const [plain, behind] = app.requests.slice(before);
+      expect(plain.url).toBe('/plain');
+      // Hop-by-hop: neither the Upgrade nor what Connection named reaches the backend.
+      expect(plain.headers.upgrade).toBeUndefined();
+      expect(plain.headers['http2-settings']).toBeUndefined();
+      expect(behind.url).toBe('/behind');
+    } finally {
+      connection.close();
+    }
+  });
+
+  it('never tunnels an upstream 101 to another protocol than the one asked', async () => {
+    const connection = await RawConnection.open(httpPort);
+    try {
+      connection.send(upgradeRequest('/switch', 'websocket', 'X-Answer: 101 h2c\r\n'));
+      await connection.untilResponses(1);
+      expect(connection.statuses()).toEqual([502]);
+      connection.send('GET /after HTTP/1.1\r\nHost: app.example.com\r\n\r\n');
+      await connection.untilResponses(2);
+      expect(connection.statuses()).toEqual([502, 200]);
+    } finally {
+      connection.close();
+    }
+  });
+
+  it('serves an upgrade request with a body as a plain request and closes the connection after it', async () => {
+    const connection = await RawConnection.open(httpPort);
+    try {
+      const before = app.requests.length;
+      connection.send(upgradeRequest('/with-body', 'websocket', 'X-Answer: 101\r\nContent-Length: 5\r\n') + 'hello');
+      await connection.untilClosed();
+      expect(connection.statuses()).toEqual([200]);
+      expect(connection.text).toMatch(/\r\nconnection: close\r\n/i);
+      expect(app.requests.slice(before)).toEqual([expect.objectContaining({ url: '/with-body', body: 'hello', headers: expect.not.objectContaining({ upgrade: expect.anything() }) })]);
+    } finally {
+      connection.close();
+    }
+  });
+
+  it('answers an upgrade the gateway itself answers (direct response, no endpoint) and keeps the connection', async () => {
+    const connection = await RawConnection.open(httpPort);
+    try {
+      connection.send(upgradeRequest('/direct', 'websocket'));
+      await connection.untilResponses(1);
+      connection.send(upgradeRequest('/empty', 'websocket'));
+      await connection.untilResponses(2);
+      connection.send('GET /direct HTTP/1.1\r\nHost: app.example.com\r\n\r\n');
+      await connection.untilResponses(3);
+      expect(connection.statuses()).toEqual([200, 503, 200]);
+      expect(connection.text).toContain('direct\n');
+    } finally {
+      connection.close();
+    }
+  });
+
+  it('closes the connection after a refused upgrade that said `Connection: close`', async () => {
+    const connection = await RawConnection.open(httpPort);
+    try {
+      connection.send(upgradeRequest('/bye', 'websocket').replace('Connection: Upgrade', 'Connection: Upgrade, close') + 'GET /never HTTP/1.1\r\nHost: app.example.com\r\n\r\n');
+      await connection.untilClosed();
+      expect(connection.statuses()).toEqual([200]);
+      expect(app.raw()).not.toContain('/never');
+    } finally {
+      connection.close();
+    }
+  });
+});
