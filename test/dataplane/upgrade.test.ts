@@ -112,6 +112,18 @@ describe('HTTP/1.1 upgrades', () => {
     });
   });
 
+  it('answers an upgrade pipelined behind a request still in flight after that request, then the rest', async () => {
+    const connection = await RawConnection.open(httpPort);
+    try {
+      connection.send('GET /one HTTP/1.1\r\nHost: app.example.com\r\n\r\n' + upgradeRequest('/two', 'websocket') + 'GET /three HTTP/1.1\r\nHost: app.example.com\r\n\r\n');
+      await connection.untilResponses(3);
+      expect(connection.statuses()).toEqual([200, 200, 200]);
+      expect([...connection.text.matchAll(/backend (\S+)/g)].map((match) => match[1])).toEqual(['/one', '/two', '/three']);
+    } finally {
+      connection.close();
+    }
+  });
+
   it.each(['h2c', 'foo/1.0'])('serves an `Upgrade: %s` request as a plain one and answers what is pipelined behind it', async (protocol) => {
     const connection = await RawConnection.open(httpPort);
     try {
@@ -183,6 +195,54 @@ describe('HTTP/1.1 upgrades', () => {
       expect(app.raw()).not.toContain('/never');
     } finally {
       connection.close();
+    }
+  });
+});
+
+describe('HTTP/1.1 upgrades under a rate limit', () => {
+  let app: CountingBackend;
+  let port: number;
+  let harness: TestDataplane;
+
+  beforeAll(async () => {
+    app = await startCountingBackend();
+    port = await freePort();
+    harness = testDataplane();
+    const limited = { ...route('ws', { path: prefix('/') }, forwardTo('svc/app')), rateLimit: { policy: 'ratelimitpolicy/default/one', partition: 'default/ws' } };
+    await harness.dataplane.apply('v1', {
+      listeners: [listener(port, [scope('http', null, [['*', [limited]]])])],
+      backends: { 'svc/app': backend('svc/app', [app.endpoint]) },
+      rateLimits: {
+        'ratelimitpolicy/default/one': {
+          name: 'ratelimitpolicy/default/one',
+          source: 'default/one',
+          rules: [{ name: 'one', scope: 'Local', selectors: [], requests: 1, unitSeconds: 3600, burst: 1, shared: false, shadowMode: false, hash: 'one' }],
+          failureMode: 'FailOpen',
+          clientIP: { trustedHops: 0, trustedProxies: [] },
+          responseHeaders: { draft10: false, legacy: false },
+        },
+      },
+    });
+  });
+
+  afterAll(async () => {
+    await harness.dataplane.close();
+    await app.close();
+  });
+
+  it('counts an upgrade request like any request: over the limit, 429 and no tunnel', async () => {
+    const first = await RawConnection.open(port);
+    const second = await RawConnection.open(port);
+    try {
+      first.send(upgradeRequest('/ws', 'websocket', 'X-Answer: 101\r\n'));
+      await first.until((text) => text.startsWith('HTTP/1.1 101 '));
+      second.send(upgradeRequest('/ws', 'websocket', 'X-Answer: 101\r\n'));
+      await second.untilResponses(1);
+      expect(second.statuses()).toEqual([429]);
+      expect(app.requests.map((r) => r.url)).toEqual(['/ws']);
+    } finally {
+      first.close();
+      second.close();
     }
   });
 });
