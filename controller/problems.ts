@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 
 export const PROBLEM_CATALOGUE = {
   SLU_MANIFEST_YAML: 'a manifest file is not valid YAML; the objects it last had are kept until it parses again',
-  SLU_MANIFEST_OBJECT: 'a document in a manifest file is not an object Sluice reads (no apiVersion/kind, no name, or a kind Sluice ignores)',
+  SLU_MANIFEST_OBJECT: 'a document in a manifest file is not an object Sluice reads (no apiVersion/kind, no name, a kind Sluice ignores, or a field of the wrong type, which the API server would refuse too)',
   SLU_MANIFEST_DUPLICATE: 'the same object is defined in two files; the file first by path wins',
   SLU_SOURCE_READ: 'a manifest file or folder cannot be read (permissions, descriptors, I/O, moved away); its last good objects are kept',
   SLU_INGRESS_NO_CLASS: 'an Ingress names no class and no IngressClass is marked default: Sluice ignores it',
@@ -14,6 +14,7 @@ export const PROBLEM_CATALOGUE = {
   SLU_REDIS_SETTINGS: 'the Redis settings for global rate limits are incomplete or invalid',
   SLU_STARTUP_PORT: 'a port Sluice must bind at start is taken or not allowed',
   SLU_STARTUP_PATH: 'a path Sluice must read at start is missing or unreadable',
+  SLU_STARTUP_BPF: '--bpf on, but eBPF cannot run here (the line says why)',
 } as const;
 
 export type ProblemCode = keyof typeof PROBLEM_CATALOGUE;

@@ -9,6 +9,7 @@ import { readFileSync, readdirSync, statSync, watch, type FSWatcher } from 'node
 import { join, relative, sep } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import type { Problem } from '../problems.ts';
+import { shapeProblem } from './shapes.ts';
 import {
   CLUSTER_SCOPED_KINDS,
   STATUS_INPUT_KINDS,
@@ -248,7 +249,10 @@ function checkObject(value: unknown, docNumber: number): KubeObject | string | n
   if (CLUSTER_SCOPED_KINDS.has(kind)) delete meta.namespace;
   else meta.namespace ??= 'default';
   if (kind === 'Namespace') meta.labels = { ...meta.labels, 'kubernetes.io/metadata.name': meta.name };
-  return { ...value, metadata: meta } as KubeObject;
+  const checked = { ...value, metadata: meta } as KubeObject;
+  // What the API server's schema validation would refuse never reaches translation.
+  const shape = shapeProblem(checked);
+  return shape ? `${where}: ignoring ${kind} ${metadata.name}: ${shape}` : checked;
 }
 
 /**

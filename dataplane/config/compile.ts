@@ -19,7 +19,7 @@ import {
   type SecureContextCache,
 } from '../tls/certificates.ts';
 import { BackendTarget } from '../upstream/backend.ts';
-import type { UpstreamPools } from '../upstream/pools.ts';
+import type { UpstreamEndpoint, UpstreamPools } from '../upstream/pools.ts';
 import { weightedPicker, type PickerStateGeneration } from '../upstream/weighted.ts';
 import type {
   BackendChoice,
@@ -51,25 +51,34 @@ export function compileRouteTable(version: string, http: HttpIR, context: Compil
 
   const backends = new Map<string, BackendTarget>();
   for (const [key, backend] of Object.entries(http.backends ?? {})) {
-    backends.set(key, compileBackend(backend, context, endpointKeys));
+    backends.set(key, compileBackend(backend, context, endpointKeys, problems));
   }
 
   const compiler = new TableCompiler(context, backends, problems);
   const listeners = http.listeners.map((listener) => {
     const table = compiler.listener(listener);
-    for (const certificate of listener.tls?.certificates ?? []) certificateKeys.add(cacheKey(certificate, table.clientValidation, table.tlsSettings!));
+    if (table.tlsSettings !== null) {
+      for (const certificate of listener.tls?.certificates ?? []) certificateKeys.add(cacheKey(certificate, table.clientValidation, table.tlsSettings));
+    }
     return table;
   });
 
   return { version, listeners, endpointKeys, certificateKeys, problems };
 }
 
-function compileBackend(backend: Backend, context: CompileContext, endpointKeys: Set<string>): BackendTarget {
-  const endpoints = backend.endpoints.map((endpoint) => {
-    const upstream = context.pools.acquire(endpoint, backend.appProtocol);
-    endpointKeys.add(upstream.key);
-    return upstream;
-  });
+function compileBackend(backend: Backend, context: CompileContext, endpointKeys: Set<string>, problems: CompileProblem[]): BackendTarget {
+  const endpoints: UpstreamEndpoint[] = [];
+  for (const endpoint of backend.endpoints) {
+    try {
+      const upstream = context.pools.acquire(endpoint, backend.appProtocol);
+      endpointKeys.add(upstream.key);
+      endpoints.push(upstream);
+    } catch (err) {
+      // An address or port no connection pool takes (a hand-written EndpointSlice): that endpoint
+      // is left out, not the whole version.
+      problems.push({ subject: backend.name, message: `endpoint ${endpoint.address}:${endpoint.port} is unusable (${(err as Error).message}); left out` });
+    }
+  }
   return new BackendTarget(backend.name, endpoints);
 }
 
