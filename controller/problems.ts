@@ -29,9 +29,9 @@ export interface Problem {
   object?: string;
 }
 
-/** The one line a problem is logged and printed as. */
+/** The one line a problem is logged and printed as (a message from elsewhere may hold line breaks: joined with "; "). */
 export function problemLine(p: Problem): string {
-  return `${p.code} ${p.file ? `${p.file}: ` : ''}${p.message}`;
+  return `${p.code} ${p.file ? `${p.file}: ` : ''}${p.message}`.replace(/\s*\n\s*/g, '; ');
 }
 
 /**

@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { DataplaneNode, type BpfOptions } from '../dataplane/node.ts';
+import { BpfUnavailable, DataplaneNode, type BpfOptions, type DataplaneNodeOptions } from '../dataplane/node.ts';
 import type { FrontDoorLimits } from '../dataplane/front-door.ts';
 import { parseHostPort, processRegistry, startAdminServer } from './admin.ts';
 import type { IR } from './ir/types.ts';
@@ -82,7 +82,7 @@ export async function runStandalone(options: StandaloneOptions): Promise<Standal
   const rateLimitOptions = options.rateLimit ?? { redis: {}, redisTimeoutMs: 50, replicas: 1, maxLocalKeys: 10_000 };
   // eBPF attaches to the cgroup --bpf-cgroup names, else to one Sluice makes for itself: never unasked to one it shares.
   const bpf = options.bpf ? { bpf: { ...options.bpf, dedicatedCgroup: true } } : {};
-  const node = new DataplaneNode({ portOffset: options.portOffset, redirectPortOffset: options.redirectPortOffset ?? options.portOffset, logger, registry, rateLimit: rateLimitOptions, ...bpf, ...(options.frontDoor ? { frontDoor: options.frontDoor } : {}) });
+  const node = startNode({ portOffset: options.portOffset, redirectPortOffset: options.redirectPortOffset ?? options.portOffset, logger, registry, rateLimit: rateLimitOptions, ...bpf, ...(options.frontDoor ? { frontDoor: options.frontDoor } : {}) });
   const demo = options.demoBackends ? new (await demoModule()).DemoBackends(options.manifests, logger) : null;
   const store = new StatusStore();
   const problemLog = new ProblemLog(logger);
@@ -182,6 +182,16 @@ async function checkStartup(options: StandaloneOptions, folder: ManifestFolder, 
   }
   problems.push(...(await checkPorts(claims)));
   if (problems.length > 0) throw new StartupCheckFailed(problems);
+}
+
+/** The dataplane; `--bpf on` where eBPF cannot run is a failed startup check (one line), not a stack trace. */
+function startNode(options: DataplaneNodeOptions): DataplaneNode {
+  try {
+    return new DataplaneNode(options);
+  } catch (err) {
+    if (!(err instanceof BpfUnavailable)) throw err;
+    throw new StartupCheckFailed([{ code: 'SLU_STARTUP_BPF', message: `--bpf on, but eBPF is unavailable here: ${err.reason}; fix that, or use --bpf auto (userspace when unavailable)` }]);
+  }
 }
 
 /** `sluice_source_read_errors_total{cause}` (every failed read) and `sluice_source_read_errors` (failing now). */

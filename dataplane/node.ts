@@ -93,6 +93,17 @@ export class DataplaneNode {
   }
 }
 
+/** `--bpf on` where eBPF cannot run: the process must not start. */
+export class BpfUnavailable extends Error {
+  readonly reason: string;
+
+  constructor(reason: string) {
+    super(`--bpf on: eBPF is unavailable: ${reason}`);
+    this.name = 'BpfUnavailable';
+    this.reason = reason;
+  }
+}
+
 /** The BPF agent, or null (with one log line saying why) when eBPF is off or unavailable. */
 function startBpfAgent(options: BpfOptions | undefined, logger: Logger, registry: Registry): { agent: BpfAgent | null; dedicated: DedicatedCgroup | null } {
   const off = { agent: null, dedicated: null };
@@ -122,7 +133,7 @@ function startBpfAgent(options: BpfOptions | undefined, logger: Logger, registry
     return { agent: started.agent, dedicated };
   }
   dedicated?.release();
-  if (options.mode === 'on') throw new Error(`--bpf on: eBPF is unavailable: ${started.reason}`);
+  if (options.mode === 'on') throw new BpfUnavailable(started.reason);
   logger.info({ reason: started.reason }, `eBPF off (${started.reason}): endpoints are picked in userspace and network policy is not enforced`);
   return off;
 }

@@ -3,10 +3,11 @@
 // no demo backend listening and no certificate written.
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ownCgroupPath } from '../../bpf/agent/environment.ts';
 import { STARTUP_CHECK_EXIT_CODE } from '../../controller/startup-checks.ts';
 import { freePort, freePortOffset } from '../support/ports.ts';
 import { startSluice } from '../support/sluice-process.ts';
@@ -134,6 +135,17 @@ describe('sluice run startup checks', () => {
     expect(r.status).toBe(STARTUP_CHECK_EXIT_CODE);
     expect(r.stderr).toContain('sluice: SLU_STARTUP_PORT listener port 8080 + --listener-port-offset 60000 is beyond 65535; lower --listener-port-offset\n');
     expect(readdirSync(dir)).toEqual(['app.yaml']);
+  });
+
+  it('--bpf on where eBPF cannot run (here: pins on a folder that is not bpffs): one line, exit 3, nothing left', () => {
+    const notBpfFs = join(dir, 'pins');
+    const r = run('--bpf', 'on', '--bpf-pin-dir', notBpfFs);
+    expect(r.status).toBe(STARTUP_CHECK_EXIT_CODE);
+    expect(r.stderr).toMatch(/^sluice: SLU_STARTUP_BPF --bpf on, but eBPF is unavailable here: .+; fix that, or use --bpf auto \(userspace when unavailable\)\n$/);
+    expect(readdirSync(dir).filter((f) => f !== 'pins')).toEqual(['app.yaml']);
+    expect(existsSync(join(notBpfFs, `run-${r.pid}`))).toBe(false);
+    const cgroup = ownCgroupPath();
+    if (cgroup) expect(existsSync(join(cgroup, `sluice-run-${r.pid}`))).toBe(false);
   });
 
   it('with every port free it starts (the checks let their ports go)', async () => {
