@@ -7,7 +7,7 @@
 // one line per reason per LOG_INTERVAL_MS (with how many were left out), so a flood cannot flood
 // the log. README.md "Front door: what is rejected" lists them.
 
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { DownstreamRejections } from './metrics.ts';
@@ -109,16 +109,6 @@ export function absoluteFormAuthority(target: string): { host: string; pathAndQu
   return { host: url.host, pathAndQuery: url.pathname + url.search };
 }
 
-const STATUS_TEXT: Record<number, string> = {
-  400: 'Bad Request',
-  405: 'Method Not Allowed',
-  408: 'Request Timeout',
-  413: 'Content Too Large',
-  431: 'Request Header Fields Too Large',
-  501: 'Not Implemented',
-  505: 'HTTP Version Not Supported',
-};
-
 /** Answers a parsed request the front door refuses; the connection closes after it. */
 export function sendRejection(res: ServerResponse, rejection: Rejection): void {
   res.shouldKeepAlive = false;
@@ -139,7 +129,7 @@ interface HttpSocket extends Socket {
 export function answerParserError(socket: Socket, rejection: Rejection | null): void {
   const inFlight = (socket as HttpSocket)._httpMessage;
   if (rejection !== null && socket.writable && (inFlight === undefined || inFlight === null || !inFlight.headersSent)) {
-    socket.write(`HTTP/1.1 ${rejection.status} ${STATUS_TEXT[rejection.status] ?? 'Bad Request'}\r\n${SERVER_HEADER[0]}: ${SERVER_HEADER[1]}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
+    socket.write(`HTTP/1.1 ${rejection.status} ${STATUS_CODES[rejection.status] ?? 'Bad Request'}\r\n${SERVER_HEADER[0]}: ${SERVER_HEADER[1]}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
     socket.destroySoon();
   } else {
     socket.destroy();
