@@ -30,6 +30,7 @@ import type { ListenerTable } from './config/route-table.ts';
 import type { DownstreamRequest, DownstreamResponse } from './downstream.ts';
 import { REFUSED_RESPONSE, type ConnectionBudget, type FrontDoorLimits } from './front-door.ts';
 import { answerParserError, CONNECT_REFUSED, parserRejection, RejectionReporter, requestProblem, sendRejection } from './http1-strict.ts';
+import { serveHttp2 } from './http2-front.ts';
 import { handleRequest } from './request-handler.ts';
 import { secureContextOptions } from './tls/certificates.ts';
 import { handleUpgrade, shouldTakeUpgrade, stopsParser, type ServeRequest } from './upgrade-handler.ts';
@@ -51,22 +52,46 @@ const ACCEPT_ERROR_EPISODE_MS = 1_000;
 /** While draining, how often keep-alive connections that went idle are closed. */
 const DRAIN_SWEEP_MS = 250;
 
-/** Concurrent streams a client may open on one HTTP/2 connection (SETTINGS_MAX_CONCURRENT_STREAMS). */
-const HTTP2_MAX_CONCURRENT_STREAMS = 1000;
+/**
+ * What the HTTP/2 server announces: concurrent streams a client may open on one connection, and
+ * the largest header list it accepts (name + value + 32 per field, RFC 9113 §6.5.2), 32 KiB as
+ * nginx's large_client_header_buffers (4 × 8k) allows HTTP/1.1 request heads; Node's default is 64 KiB.
+ */
+const HTTP2_SETTINGS: http2.Settings = { maxConcurrentStreams: 1000, maxHeaderListSize: 32 * 1024 };
 
 /** ALPN offer of HTTPS listeners, in server preference order. */
 const ALPN_PROTOCOLS = ['h2', 'http/1.1'];
 
-/** What every HTTP/2 connection with prior knowledge starts with (RFC 9113 §3.4). */
-const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+/** The first line of the HTTP/2 connection preface (RFC 9113 §3.4), without its CRLF. */
+const HTTP2_PREFACE_LINE = Buffer.from('PRI * HTTP/2.0', 'latin1');
+
+/** What every HTTP/1.x request line holds, before its version digits. */
+const HTTP_VERSION_MARK = Buffer.from('HTTP/', 'latin1');
+
+/**
+ * Bytes of a cleartext connection's first line read at most to tell HTTP/1.x from HTTP/2 (nginx's
+ * large_client_header_buffers: 8 KiB); a longer line is left to the HTTP/1.1 parser (414/431).
+ */
+const SNIFF_MAX_LINE = 8192;
 
 type Sniffed = 'h2' | 'http/1.1' | 'more';
 
-/** HTTP/2 when `data` starts with the preface, HTTP/1.x as soon as a byte differs, else undecided. */
+/**
+ * HTTP/2 with prior knowledge (RFC 9113 §3.3) or HTTP/1.x, from a cleartext connection's first
+ * line: a line that names an HTTP version other than the preface's `PRI * HTTP/2.0` is an HTTP/1.x
+ * request line (malformed ones get the HTTP/1.1 parser's 400). The preface, and any first line
+ * that is not HTTP at all, go to the HTTP/2 server: a broken preface is a connection error
+ * (GOAWAY PROTOCOL_ERROR, §3.4), not something to answer with an HTTP/1.1 400. 'more' until the
+ * first line is complete. Empty lines before it are skipped, as RFC 9112 §2.2 lets a server do.
+ */
 export function sniffProtocol(data: Buffer): Sniffed {
-  const length = data.length < HTTP2_PREFACE.length ? data.length : HTTP2_PREFACE.length;
-  for (let i = 0; i < length; i++) if (data[i] !== HTTP2_PREFACE[i]) return 'http/1.1';
-  return data.length >= HTTP2_PREFACE.length ? 'h2' : 'more';
+  let start = 0;
+  while (start < data.length && (data[start] === 0x0d || data[start] === 0x0a)) start++;
+  const end = data.indexOf(0x0a, start);
+  if (end === -1) return data.length - start >= SNIFF_MAX_LINE ? 'http/1.1' : 'more';
+  const line = data.subarray(start, end > start && data[end - 1] === 0x0d ? end - 1 : end);
+  if (line.equals(HTTP2_PREFACE_LINE)) return 'h2';
+  return line.indexOf(HTTP_VERSION_MARK) !== -1 ? 'http/1.1' : 'h2';
 }
 
 export class ListenerServer {
@@ -234,15 +259,18 @@ export class ListenerServer {
     const onRequest = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void => {
       handleRequest(this.table, this.logger, req as DownstreamRequest, res as DownstreamResponse);
     };
-    const server = http2.createServer({ settings: { maxConcurrentStreams: HTTP2_MAX_CONCURRENT_STREAMS } }, onRequest);
+    const server = http2.createServer({ settings: HTTP2_SETTINGS }, onRequest);
     server.on('session', (session: http2.ServerHttp2Session) => {
       this.sessions.add(session);
       session.once('close', () => this.sessions.delete(session));
-      // Inactivity (no frame either way): GOAWAY, which lets open streams finish.
-      session.setTimeout(this.limits.http2IdleTimeoutMs, () => session.close());
       if (this.draining) session.close();
     });
     return server;
+  }
+
+  /** Serves a connection that speaks HTTP/2 (ALPN h2 or prior knowledge): see serveHttp2. */
+  private serveHttp2(socket: Socket): void {
+    serveHttp2(this.http2, socket, { idleMs: this.limits.http2IdleTimeoutMs, ackMs: this.limits.http2AckTimeoutMs }, this.logger, this.name);
   }
 
   private createFront(): net.Server {
@@ -263,7 +291,7 @@ export class ListenerServer {
       // The raw TCP socket, before its handshake (tls.Server wrapped it in its own listener).
       tlsServer.on('connection', (socket: Socket) => this.admit(socket));
       tlsServer.on('secureConnection', (socket: TLSSocket) => {
-        if (socket.alpnProtocol === 'h2') this.http2.emit('connection', socket);
+        if (socket.alpnProtocol === 'h2') this.serveHttp2(socket);
         else this.http1.emit('connection', socket);
       });
       tlsServer.on('tlsClientError', (error: Error, socket: TLSSocket) => {
@@ -348,16 +376,15 @@ export class ListenerServer {
       socket.removeListener('error', forget);
       socket.removeListener('close', forget);
       socket.removeListener('end', drop);
-      socket.removeListener('timeout', drop);
-      socket.setTimeout(0);
+      clearTimeout(deadline);
       this.sniffing.delete(socket);
       if (protocol === 'h2') {
-        // Paused, the bytes wait in the socket's buffer, where the HTTP/2 session reads them
-        // before taking the socket over.
+        // Paused, the bytes wait in the socket's buffer, where the frame guard reads them first
+        // once the session starts reading.
         socket.pause();
         socket.unshift(data);
         socket.allowHalfOpen = false; // as an http2 server's own sockets
-        this.http2.emit('connection', socket);
+        this.serveHttp2(socket);
       } else {
         // Still flowing (never paused): the HTTP/1.1 server's 'data' listener gets these bytes
         // on the next tick, before anything its parser reads from the socket later.
@@ -366,6 +393,7 @@ export class ListenerServer {
       }
     };
     const forget = (): void => {
+      clearTimeout(deadline);
       this.sniffing.delete(socket);
     };
     /** Silent too long, or ended before saying what it speaks. */
@@ -376,8 +404,9 @@ export class ListenerServer {
     socket.on('error', forget); // a reset before the first bytes: nothing to report
     socket.once('close', forget);
     socket.once('end', drop);
-    // Its request head (or HTTP/2 preface) must begin within the headers timeout anyway.
-    socket.setTimeout(this.limits.requestHeadersTimeoutMs, drop);
+    // The first line (or HTTP/2 preface) is part of the request head: the headers timeout counts
+    // from the accept, not from the last byte (an idle timeout would let a client trickle it).
+    const deadline = setTimeout(drop, this.limits.requestHeadersTimeoutMs);
   }
 
   /** Applies the table's client-certificate settings, TLS versions and ciphers, and default certificate to the TLS servers. */

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Registry } from 'prom-client';
 import { descriptorLimit, defaultMaxConnections } from '../../dataplane/front-door.ts';
 import { freePort, freePorts } from '../support/ports.ts';
+import { waitFor } from '../support/wait.ts';
 import { request } from './support/client.ts';
 import { startEchoServer, type EchoServer } from './support/echo-server.ts';
 import { irCertificate, selfSignedCertificate } from './support/certs.ts';
@@ -68,14 +69,9 @@ async function metricValue(registry: Registry, name: string, labels: Record<stri
   return value?.value ?? 0;
 }
 
-async function waitForLog(logs: LogLine[], pattern: RegExp, withinMs = CLOSED_WITHIN_MS): Promise<LogLine> {
-  const deadline = performance.now() + withinMs;
-  for (;;) {
-    const line = logs.find((l) => pattern.test(l.msg));
-    if (line) return line;
-    if (performance.now() > deadline) throw new Error(`no log line ${pattern} within ${withinMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+/** The first log line whose message matches. */
+function logLine(logs: LogLine[], pattern: RegExp): Promise<LogLine> {
+  return waitFor(`a log line ${pattern}`, () => logs.find((l) => pattern.test(l.msg)), CLOSED_WITHIN_MS);
 }
 
 describe('front door timeouts (HTTP/1.1, cleartext)', () => {
@@ -110,7 +106,16 @@ describe('front door timeouts (HTTP/1.1, cleartext)', () => {
     const socket = await connect(port);
     const closed = closedBy(socket);
     socket.write('G');
-    expect((await closed).text).toMatch(/^HTTP\/1\.1 408 /);
+    // Cut before or after the protocol is known (408 from the HTTP/1.1 server, or a plain close).
+    expect((await closed).afterMs).toBeGreaterThanOrEqual(TIMEOUT_MS - 100);
+  });
+
+  it('cuts a request line trickled one byte at a time, from the first byte, not the last', async () => {
+    const socket = await connect(port);
+    const closed = closedBy(socket);
+    trickle(socket, [...'GET /a-long-path-that-never-ends-because-it-is-trickled-slowly-one-byte-at-a-time'], 200);
+    const { afterMs } = await closed;
+    expect(afterMs).toBeGreaterThanOrEqual(TIMEOUT_MS - 100);
   });
 
   it('cuts a connection that never sends a byte', async () => {
@@ -258,7 +263,7 @@ describe('connection limits', () => {
     expect(harness.logs.filter((l) => /^refusing new connections/.test(l.msg))).toHaveLength(1);
 
     held.pop()!.destroy();
-    await waitFor(async () => (await metricValue(harness.registry, 'sluice_connections_open')) === 1);
+    await waitFor('one connection open', async () => ((await metricValue(harness.registry, 'sluice_connections_open')) === 1 ? true : undefined));
     expect((await request(a, '/')).status).toBe(200);
     expect(harness.logs.some((l) => /^accepting new connections/.test(l.msg))).toBe(true);
   });
@@ -266,7 +271,7 @@ describe('connection limits', () => {
   it('refuses over the global limit on any listener', async () => {
     const [a, b] = ports as [number, number];
     held.push(await connect(a), await connect(b));
-    await waitFor(async () => (await metricValue(harness.registry, 'sluice_connections_open')) === 3);
+    await waitFor('three connections open', async () => ((await metricValue(harness.registry, 'sluice_connections_open')) === 3 ? true : undefined));
     const refused = await closedBy(await connect(b));
     expect(refused.text).toMatch(/^HTTP\/1\.1 503 /);
     expect(await metricValue(harness.registry, 'sluice_connections_refused_total', { listener: `127.0.0.1:${b}`, reason: 'global_limit' })).toBe(1);
@@ -299,7 +304,7 @@ describe('load shedding', () => {
       expect((await request(port, '/')).status).toBe(200);
       const files = Array.from({ length: 80 }, () => openSync('/dev/null', 'r'));
       try {
-        await waitForLog(harness.logs, /^load shedding on: descriptors/);
+        await logLine(harness.logs, /^load shedding on: descriptors/);
         const refused = await closedBy(await connect(port));
         expect(refused.text).toMatch(/^HTTP\/1\.1 503 /);
         expect(await metricValue(harness.registry, 'sluice_load_shedding')).toBe(1);
@@ -307,7 +312,7 @@ describe('load shedding', () => {
       } finally {
         for (const fd of files) closeSync(fd);
       }
-      await waitForLog(harness.logs, /^load shedding off/);
+      await logLine(harness.logs, /^load shedding off/);
       expect((await request(port, '/')).status).toBe(200);
       expect(harness.logs.filter((l) => /^load shedding on/.test(l.msg))).toHaveLength(1);
       expect(await metricValue(harness.registry, 'sluice_load_shedding')).toBe(0);
@@ -322,18 +327,10 @@ describe('load shedding', () => {
     harness = testDataplane({ frontDoor: { shedHeapRatio: 1e-9 } });
     await harness.dataplane.apply('v1', singleHostIR(port, [route('direct', { path: prefix('/') }, { type: 'DirectResponse', status: 200, body: 'ok' })]));
     try {
-      await waitForLog(harness.logs, /^load shedding on: heap/);
+      await logLine(harness.logs, /^load shedding on: heap/);
       expect((await closedBy(await connect(port))).text).toMatch(/^HTTP\/1\.1 503 /);
     } finally {
       await harness.dataplane.close();
     }
   });
 });
-
-async function waitFor(condition: () => Promise<boolean>, withinMs = CLOSED_WITHIN_MS): Promise<void> {
-  const deadline = performance.now() + withinMs;
-  while (!(await condition())) {
-    if (performance.now() > deadline) throw new Error(`condition not met within ${withinMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}

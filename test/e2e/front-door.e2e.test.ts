@@ -10,6 +10,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, startSluice, type SluiceProcess } from '../support/sluice-process.ts';
+import { waitFor } from '../support/wait.ts';
 import { GATEWAY_YAML, serviceYaml, startNamedBackend, type NamedBackend } from './backends.ts';
 
 const DESCRIPTOR_LIMIT = 256;
@@ -24,16 +25,6 @@ spec:
   - matches: [{path: {type: PathPrefix, value: ${path}}}]
     backendRefs: [{name: good, port: 80}]
 `;
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 interface Held {
   sockets: net.Socket[];
@@ -147,7 +138,7 @@ describe(`sluice run with ${DESCRIPTOR_LIMIT} descriptors and ${CLIENTS} idle cl
 
     // Descriptors are left for the manifest folder and the admin port: a new route applies.
     writeFileSync(join(dir, 'more.yaml'), route('more', '/more'));
-    await waitFor('the new configuration', async () => ((await (await fetch(`${run.admin}/api/config`)).text()).includes('/more') ? true : undefined));
+    await waitFor('the new configuration', async () => ((await (await fetch(`${run.admin}/api/config`)).text()).includes('/more') ? true : undefined), 15_000);
     expect(await listenerNames(run)).toEqual(listeners);
     const metrics = await (await fetch(`${run.admin}/metrics`)).text();
     expect(metrics).toMatch(/^sluice_connections_refused_total\{listener="[^"]+",reason="global_limit"\} [1-9]\d*$/m);
@@ -156,7 +147,7 @@ describe(`sluice run with ${DESCRIPTOR_LIMIT} descriptors and ${CLIENTS} idle cl
     const served = await waitFor('a request served again', async () => {
       const response = await get(port, '/more');
       return response?.status === 200 ? response : undefined;
-    });
+    }, 15_000);
     expect(served.body).toContain('"backend":"good"');
     expect(alive(run.pid)).toBe(true);
   });
@@ -176,9 +167,42 @@ describe(`sluice run with ${DESCRIPTOR_LIMIT} descriptors and ${CLIENTS} idle cl
     const served = await waitFor('a request served again', async () => {
       const response = await get(port, '/good');
       return response?.status === 200 ? response : undefined;
-    });
+    }, 15_000);
     expect(served.body).toContain('"backend":"good"');
     expect(await listenerNames(run)).toEqual(listeners);
     expect(run.logs()).not.toMatch(/"listeners":0/);
+  });
+});
+
+describe('front-door flags of sluice run', () => {
+  it('--request-headers-timeout and --idle-timeout bound slow and idle clients of the real process', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-e2e-front-door-flags-'));
+    const backend = await startNamedBackend('good');
+    let run: SluiceProcess | null = null;
+    try {
+      writeFileSync(join(dir, 'gateway.yaml'), `${GATEWAY_YAML}---\n${serviceYaml('good', backend)}---\n${route('good', '/good')}`);
+      const port = await freePort();
+      run = await startSluice(['--manifests', dir, '--listener-port-offset', String(port - 80), '--request-headers-timeout', '1000', '--idle-timeout', '1000']);
+      const closedAfter = async (send: string): Promise<{ text: string; ms: number }> => {
+        const started = Date.now();
+        const socket = net.connect(port, '127.0.0.1', () => socket.write(send));
+        let text = '';
+        socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+        socket.on('error', () => undefined);
+        await new Promise((resolve) => socket.once('close', resolve));
+        return { text, ms: Date.now() - started };
+      };
+      const slow = await closedAfter('GET /good HTTP/1.1\r\nHost: a\r\n');
+      expect(slow.text).toMatch(/^HTTP\/1\.1 408 /);
+      expect(slow.ms).toBeLessThan(6_000);
+      const idle = await closedAfter('GET /good HTTP/1.1\r\nHost: a\r\n\r\n');
+      expect(idle.text).toMatch(/^HTTP\/1\.1 200 /);
+      expect(idle.ms).toBeGreaterThanOrEqual(900);
+      expect(idle.ms).toBeLessThan(6_000);
+    } finally {
+      await run?.stop();
+      await backend.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
