@@ -69,9 +69,8 @@ const DEDICATED_PREFIX = 'sluice-run-';
  * as it enables no domain controllers for them, which a cgroup holding processes cannot do anyway.
  */
 export function enterDedicatedCgroup(pinRoot: string): DedicatedCgroup | { reason: string } {
-  const own = ownCgroupPath();
-  if (!own) return { reason: 'no cgroup v2 mount' };
-  const home = own;
+  const home = ownCgroupPath();
+  if (!home) return { reason: 'no cgroup v2 mount' };
   removeStaleInstances(home, pinRoot);
   const path = join(home, `${DEDICATED_PREFIX}${process.pid}`);
   const pinDir = join(pinRoot, `run-${process.pid}`);
@@ -90,6 +89,7 @@ export function enterDedicatedCgroup(pinRoot: string): DedicatedCgroup | { reaso
       if (released) return;
       released = true;
       rmSync(pinDir, { recursive: true, force: true });
+      tryRmdir(pinRoot); // only when no other instance pins there
       try {
         writeFileSync(join(home, 'cgroup.procs'), String(process.pid));
       } catch {
