@@ -17,7 +17,7 @@ import { DEFAULT_FRONT_DOOR_LIMITS, type FrontDoorLimits } from '../dataplane/fr
 import { resolveRedisSettings } from './translate/ratelimit-redis.ts';
 import { hostname } from 'node:os';
 import { translate } from './translate/translate.ts';
-import { problemLine } from './problems.ts';
+import { problemLine, type Problem } from './problems.ts';
 import { StartupCheckFailed } from './startup-checks.ts';
 
 export async function main(argv: string[]): Promise<number> {
@@ -274,9 +274,7 @@ async function status(values: FlagValues): Promise<number> {
     process.stderr.write(`sluice status: http://${address}/api/status lists no problems field (an older sluice?)\n`);
     return 1;
   }
-  for (const p of problems as Array<{ code: string; message: string; file?: string }>) {
-    process.stdout.write(`${p.code} ${p.file ? `${p.file}: ` : ''}${p.message}\n`);
-  }
+  for (const p of problems as Problem[]) process.stdout.write(`${problemLine(p)}\n`);
   if (problems.length === 0) process.stdout.write('no problems\n');
   return problems.length === 0 ? 0 : 1;
 }

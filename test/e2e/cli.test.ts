@@ -1,13 +1,16 @@
 // The CLI contract: `sluice translate` prints IR and statuses; bad or foreign flags exit 2 with a reason
 // and the command's usage; the README's CLI block is what `--help` prints.
-import { describe, expect, it } from '@jest/globals';
-import { spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { execFile, spawnSync } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI_BEGIN, CLI_END, COMMANDS } from '../../controller/cli-flags.ts';
 import { describeIfPossible } from '../support/suite.ts';
 import { userShellEnv } from '../support/user-shell.ts';
+import { freePort, startSluice, type SluiceProcess } from '../support/sluice-process.ts';
+import { waitFor } from '../support/wait.ts';
+import { GATEWAY_YAML } from './backends.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const sluice = (...args: string[]) =>
@@ -114,6 +117,52 @@ describeIfPossible(
     expect(r.status).toBe(1);
     expect(r.stdout).toBe('');
     expect(r.stderr).toContain(`sluice: needs Node.js 24 or later to run, this is ${machineNode.stdout.trim()}`);
+  });
+});
+
+describe('sluice status', () => {
+  let dir: string;
+  let running: SluiceProcess;
+  const status = (admin: string) =>
+    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      // Not spawnSync: a blocked event loop stops draining the running sluice's output pipes.
+      execFile(process.execPath, [join(ROOT, 'bin', 'sluice.js'), 'status', '--admin-address', admin], { encoding: 'utf8' }, (err, stdout, stderr) =>
+        resolve({ code: err ? (err as { code?: number }).code ?? 1 : 0, stdout, stderr }),
+      );
+    });
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'sluice-status-'));
+    writeFileSync(join(dir, 'gateway.yaml'), GATEWAY_YAML);
+    writeFileSync(join(dir, 'broken.yaml'), 'kind: Service\nmetadata: {name: [\n');
+    running = await startSluice(['--manifests', dir, '--listener-port-offset', String((await freePort()) - 80)]);
+  });
+
+  afterAll(async () => {
+    await running?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("prints the running instance's problems, one line each, exit 1; once fixed, none and exit 0", async () => {
+    const admin = running.admin.replace('http://', '');
+    const before = await status(admin);
+    expect(before.code).toBe(1);
+    const lines = before.stdout.trimEnd().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^SLU_MANIFEST_YAML broken\.yaml: /);
+    writeFileSync(join(dir, 'broken.yaml'), 'apiVersion: v1\nkind: Service\nmetadata: {name: fixed, namespace: default}\nspec: {ports: [{port: 80}]}\n');
+    let last = before;
+    const after = await waitFor(`the problem to resolve (last answer: ${JSON.stringify(last)})`, async () => {
+      last = await status(admin);
+      return last.code === 0 ? last : undefined;
+    }).catch(() => last);
+    expect(after.stdout).toBe('no problems\n');
+  });
+
+  it('says so, exit 1, when nothing answers at --admin-address', async () => {
+    const r = await status(`127.0.0.1:${await freePort()}`);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^sluice status: cannot read http:\/\/127\.0\.0\.1:\d+\/api\/status: /);
   });
 });
 
