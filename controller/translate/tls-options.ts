@@ -46,7 +46,7 @@ export function parseTlsOptions(options: unknown): ListenerTlsOptions {
 
   const problem = (key: string, value: string, why: string): Error => new Error(`tls.options ${JSON.stringify(key)}: ${JSON.stringify(value)} ${why}`);
   const profileValue = values.get(TLS_OPTION_KEYS.profile);
-  if (profileValue !== undefined && !(profileValue in TLS_PROFILES)) {
+  if (profileValue !== undefined && !Object.hasOwn(TLS_PROFILES, profileValue)) {
     throw problem(TLS_OPTION_KEYS.profile, profileValue, `is not a profile (${Object.keys(TLS_PROFILES).join(' or ')})`);
   }
   const profile = TLS_PROFILES[(profileValue as TlsProfileName | undefined) ?? DEFAULT_TLS_PROFILE];
