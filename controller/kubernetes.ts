@@ -131,13 +131,8 @@ export async function runController(options: ControllerOptions): Promise<Control
   async function reconcile(): Promise<void> {
     if (!synced) return;
     const snapshot = source.snapshot();
-    const result = translate(snapshot, {
-      controllerName: options.controllerName,
-      bindAddress: options.bindAddress,
-      servedClassNames: options.gatewayClasses,
-      ingress: options.ingress,
-      ...(options.policy ? { policy: options.policy } : {}),
-    });
+    // The options carry what translation reads (controllerName, bindAddress, ingress, policy) under the same names.
+    const result = translate(snapshot, { ...options, servedClassNames: options.gatewayClasses });
     reconciles.inc();
     dependsOn = result.dependsOn;
     problemLog.update(result.problems);

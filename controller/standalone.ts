@@ -65,13 +65,8 @@ export async function runStandalone(options: StandaloneOptions): Promise<Standal
   const folder = new ManifestFolder(options.manifests);
   const translateOnce = (loaded: InputSnapshot) => {
     const snapshot = withImplicitGatewayClasses(loaded, options.gatewayClasses, options.controllerName);
-    const result = translate(snapshot, {
-      controllerName: options.controllerName,
-      bindAddress: options.bindAddress,
-      servedClassNames: options.gatewayClasses,
-      ingress: options.ingress,
-      ...(options.policy ? { policy: options.policy } : {}),
-    });
+    // The options carry what translation reads (controllerName, bindAddress, ingress, policy) under the same names.
+    const result = translate(snapshot, { ...options, servedClassNames: options.gatewayClasses });
     return { snapshot, result };
   };
   // Nothing is started or written before this: demo backends, certificates, eBPF, sockets.
