@@ -27,6 +27,7 @@ RUN npm ci --no-audit --no-fund \
 # image brings its own Node 24).
 RUN npm prune --omit=dev --no-audit --no-fund
 COPY bin/ ./bin/
+# controller/demo (the echo backends of --demo-backends: test doubles) is left out by .dockerignore.
 COPY controller/ ./controller/
 COPY dataplane/ ./dataplane/
 
