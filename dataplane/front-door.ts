@@ -85,6 +85,13 @@ export function defaultMaxConnections(limit: number | null): number {
 /** Why a new connection was turned away. */
 export type RefusalReason = 'listener_limit' | 'global_limit' | 'shedding';
 
+/**
+ * Which wait a client overran when Sluice closed its connection. (An overlong request head is
+ * counted with the parser's rejections, reason request_header_timeout; an idle keep-alive
+ * connection closing is no fault of the client.)
+ */
+export type ClientTimeout = 'tls_handshake' | 'first_line' | 'request_body';
+
 /** What the load monitor found: null while there is headroom. */
 type Pressure = { resource: 'descriptors' | 'heap'; used: number; limit: number } | null;
 
@@ -101,6 +108,7 @@ export class ConnectionBudget {
   private pressure: Pressure = null;
   private readonly logger: Logger;
   private readonly refused: client.Counter<'listener' | 'reason'>;
+  private readonly timeouts: client.Counter<'listener' | 'stage'>;
   private readonly openGauge: client.Gauge;
   private readonly sheddingGauge: client.Gauge;
   private readonly sampler: NodeJS.Timeout;
@@ -118,6 +126,14 @@ export class ConnectionBudget {
         name: 'sluice_connections_refused_total',
         help: 'Client connections closed at accept, by listener and reason (listener_limit, global_limit, shedding)',
         labelNames: ['listener', 'reason'] as const,
+        registers,
+      }),
+    );
+    this.timeouts = metric(registry, 'sluice_client_timeouts_total', (registers) =>
+      new client.Counter({
+        name: 'sluice_client_timeouts_total',
+        help: 'Client connections closed because the client overran a front-door timeout, by listener and stage (tls_handshake, first_line, request_body)',
+        labelNames: ['listener', 'stage'] as const,
         registers,
       }),
     );
@@ -157,6 +173,11 @@ export class ConnectionBudget {
       this.logger.warn({ listener, reason, limit, open: this.open }, `refusing new connections on ${listener}: ${describeRefusal(reason)}`);
     }
     return reason;
+  }
+
+  /** Counts a connection closed for overrunning a timeout. */
+  timedOut(listener: string, stage: ClientTimeout): void {
+    this.timeouts.labels(listener, stage).inc();
   }
 
   /** A connection `admit` counted in has closed. */

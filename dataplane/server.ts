@@ -248,8 +248,11 @@ export class ListenerServer {
    */
   private boundBodyGaps(req: http.IncomingMessage, res: http.ServerResponse): void {
     const socket = req.socket;
+    const onTimeout = (): void => this.budget.timedOut(this.name, 'request_body');
     socket.setTimeout(this.limits.requestBodyTimeoutMs);
+    socket.once('timeout', onTimeout);
     req.once('end', () => {
+      socket.removeListener('timeout', onTimeout);
       // A response that already finished has set the keep-alive timeout in place of ours.
       if (!res.writableFinished) socket.setTimeout(0);
     });
@@ -298,6 +301,7 @@ export class ListenerServer {
         this.logger.debug({ listener: this.name, err: error.message, remote: socket.remoteAddress }, 'TLS handshake failed');
         // Node reports a handshake timeout (ERR_TLS_HANDSHAKE_TIMEOUT) here but leaves the
         // connection open: a client that never sends its ClientHello would stay forever.
+        if ((error as { code?: string }).code === 'ERR_TLS_HANDSHAKE_TIMEOUT') this.budget.timedOut(this.name, 'tls_handshake');
         socket.destroy();
       });
       front = tlsServer;
@@ -406,7 +410,10 @@ export class ListenerServer {
     socket.once('end', drop);
     // The first line (or HTTP/2 preface) is part of the request head: the headers timeout counts
     // from the accept, not from the last byte (an idle timeout would let a client trickle it).
-    const deadline = setTimeout(drop, this.limits.requestHeadersTimeoutMs);
+    const deadline = setTimeout(() => {
+      this.budget.timedOut(this.name, 'first_line');
+      drop();
+    }, this.limits.requestHeadersTimeoutMs);
   }
 
   /** Applies the table's client-certificate settings, TLS versions and ciphers, and default certificate to the TLS servers. */

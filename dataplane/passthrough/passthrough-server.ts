@@ -84,7 +84,10 @@ export class PassthroughServer {
     });
     client.setNoDelay(true);
     // The ClientHello is the first step of the client's handshake.
-    client.setTimeout(this.budget.limits.tlsHandshakeTimeoutMs, () => client.destroy());
+    client.setTimeout(this.budget.limits.tlsHandshakeTimeoutMs, () => {
+      this.budget.timedOut(this.name, 'tls_handshake');
+      client.destroy();
+    });
     client.on('error', () => client.destroy());
     const chunks: Buffer[] = [];
     const onData = (chunk: Buffer) => {

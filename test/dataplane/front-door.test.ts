@@ -113,9 +113,11 @@ describe('front door timeouts (HTTP/1.1, cleartext)', () => {
   it('cuts a request line trickled one byte at a time, from the first byte, not the last', async () => {
     const socket = await connect(port);
     const closed = closedBy(socket);
+    const before = await metricValue(harness.registry, 'sluice_client_timeouts_total', { stage: 'first_line' });
     trickle(socket, [...'GET /a-long-path-that-never-ends-because-it-is-trickled-slowly-one-byte-at-a-time'], 200);
     const { afterMs } = await closed;
     expect(afterMs).toBeGreaterThanOrEqual(TIMEOUT_MS - 100);
+    expect(await metricValue(harness.registry, 'sluice_client_timeouts_total', { stage: 'first_line' })).toBe(before + 1);
   });
 
   it('cuts a connection that never sends a byte', async () => {
@@ -139,6 +141,7 @@ describe('front door timeouts (HTTP/1.1, cleartext)', () => {
     socket.write('POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n0123456789');
     await closed;
     expect(echo.received.slice(before).filter((r) => r.path === '/upload')).toEqual([]);
+    expect(await metricValue(harness.registry, 'sluice_client_timeouts_total', { stage: 'request_body' })).toBe(1);
   });
 
   it('lets a slow body through while each gap stays under the timeout, and waits for a slow backend', async () => {
@@ -180,6 +183,7 @@ describe('front door timeouts (HTTPS)', () => {
     const { text, afterMs } = await closedBy(socket);
     expect(text).toBe('');
     expect(afterMs).toBeGreaterThanOrEqual(TIMEOUT_MS - 100);
+    expect(await metricValue(harness.registry, 'sluice_client_timeouts_total', { stage: 'tls_handshake' })).toBe(1);
   });
 
   it('cuts a TLS session that completes its handshake and never sends a request (408)', async () => {
@@ -332,5 +336,35 @@ describe('load shedding', () => {
     } finally {
       await harness.dataplane.close();
     }
+  });
+});
+
+describe('TLS passthrough listeners', () => {
+  let port: number;
+  let harness: TestDataplane;
+  const held: net.Socket[] = [];
+
+  beforeAll(async () => {
+    port = await freePort();
+    harness = testDataplane({ frontDoor: { tlsHandshakeTimeoutMs: TIMEOUT_MS, maxConnectionsPerListener: 1 } });
+    const result = await harness.dataplane.apply('v1', { listeners: [], backends: {}, passthrough: [{ name: 'tls', address: '127.0.0.1', port, routes: [] }] });
+    expect(result.listeners).toEqual([{ name: 'tls', ok: true }]);
+  });
+
+  afterAll(async () => {
+    for (const socket of held) socket.destroy();
+    await harness.dataplane.close();
+  });
+
+  it('cuts a connection that never sends its ClientHello, and refuses over the listener limit at once', async () => {
+    const silent = await connect(port);
+    held.push(silent);
+    const silentClosed = closedBy(silent);
+    const refused = await closedBy(await connect(port), TIMEOUT_MS / 2);
+    expect(refused.text).toBe('');
+    expect(await metricValue(harness.registry, 'sluice_connections_refused_total', { listener: 'tls', reason: 'listener_limit' })).toBe(1);
+    const { afterMs } = await silentClosed;
+    expect(afterMs).toBeGreaterThanOrEqual(TIMEOUT_MS - 100);
+    expect(await metricValue(harness.registry, 'sluice_client_timeouts_total', { listener: 'tls', stage: 'tls_handshake' })).toBe(1);
   });
 });
