@@ -3,6 +3,7 @@
 // client's connection leave HTTP: the 101 is relayed, then bytes flow both ways untouched until
 // either side closes. undici hands the upgraded upstream connection over and never reuses it.
 
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 
@@ -13,8 +14,16 @@ export interface ClientUpgrade {
   /** Bytes the client sent after its request head (held back until the upstream says 101). */
   head: Buffer;
   /** Detaches the client's connection from its HTTP response and hands it over. */
-  switchProtocols(): Duplex;
+  switchProtocols(): Socket;
 }
+
+/**
+ * A tunnel with no byte either way for this long is closed (Envoy's stream_idle_timeout default,
+ * which applies to upgraded streams too; nginx's proxy_read_timeout of 60 s is known to cut
+ * WebSockets that ping less often). Measured on the client's connection: every byte relayed in
+ * either direction is read from or written to it.
+ */
+export const TUNNEL_IDLE_TIMEOUT_MS = 5 * 60_000;
 
 /** Header text written raw to the client: never let a value break the framing. */
 const UNSAFE_HEADER_TEXT = /[\r\n\0]/;
@@ -44,6 +53,7 @@ export function openTunnel(upgrade: ClientUpgrade, upstream: Duplex, headers: re
     client.destroy();
   });
   client.on('error', () => upstream.destroy());
+  client.setTimeout(TUNNEL_IDLE_TIMEOUT_MS, () => client.destroy());
   upstream.once('close', () => client.destroy());
   client.once('close', () => upstream.destroy());
 }
