@@ -70,7 +70,7 @@ export const CONNECT_REFUSED: Rejection = { status: 405, reason: 'connect_method
  * A parsed HTTP/1.x request head the front door refuses, or null (RFC 9112, as nginx does):
  * - a version other than 1.0 and 1.1 (the parser takes `HTTP/2.0` and HTTP/0.9): 505;
  * - HTTP/1.1 without Host, more than one Host (§3.2), or a Host that is no `host[:port]`
- *   (RFC 3986 §3.2.2; nginx refuses spaces, slashes and the like too): 400;
+ *   (RFC 3986 §3.2.2; nginx refuses empty ones, spaces, slashes and the like too): 400;
  * - Transfer-Encoding other than exactly `chunked` (`gzip, chunked`, `identity, chunked`): 501,
  *   as nginx; the parser already refuses `chunked, chunked` and codings without a final chunked;
  * - Transfer-Encoding in an HTTP/1.0 request (§6.1: faulty framing): 400;
@@ -93,7 +93,7 @@ export function requestProblem(req: IncomingMessage): Rejection | null {
   }
   if (hosts > 1) return DUPLICATE_HOST;
   if (hosts === 0 && req.httpVersionMinor === 1) return MISSING_HOST;
-  if (!HOST_SYNTAX.test(host)) return INVALID_HOST;
+  if (hosts === 1 && !HOST_SYNTAX.test(host)) return INVALID_HOST;
   if (transferEncoding !== undefined) {
     if (req.httpVersionMinor === 0) return HTTP10_TRANSFER_ENCODING;
     if (transferEncoding.trim().toLowerCase() !== 'chunked') return UNSUPPORTED_TRANSFER_ENCODING;
@@ -104,8 +104,12 @@ export function requestProblem(req: IncomingMessage): Rejection | null {
   return absoluteFormAuthority(target) === null ? INVALID_TARGET : null;
 }
 
-/** RFC 3986 host (IP-literal, or reg-name/IPv4 characters) and optional port; empty is allowed (RFC 9112 §3.2). */
-const HOST_SYNTAX = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?$/;
+/**
+ * RFC 3986 host (IP-literal, or reg-name/IPv4 characters) and optional port. Not empty: RFC 9112
+ * §3.2 allows an empty Host only for targets without an authority, which a gateway never serves
+ * (nginx refuses it too).
+ */
+const HOST_SYNTAX = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]+)(?::[0-9]*)?$/;
 
 /** The authority of an absolute-form target (`http://host:port/path`), or null when it is not one. */
 export function absoluteFormAuthority(target: string): { host: string; pathAndQuery: string } | null {

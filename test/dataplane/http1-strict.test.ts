@@ -85,6 +85,7 @@ describe('HTTP/1.1 strictness', () => {
     ['two Host headers', 'GET / HTTP/1.1\r\nHost: api.example.com\r\nHost: admin.internal\r\n\r\n', 400, 'duplicate_host'],
     ['no Host header', 'GET / HTTP/1.1\r\nX-A: b\r\n\r\n', 400, 'missing_host'],
     ['a Host list', 'GET / HTTP/1.1\r\nHost: api.example.com, admin.internal\r\n\r\n', 400, 'invalid_host'],
+    ['an empty Host', 'GET / HTTP/1.1\r\nHost: \r\n\r\n', 400, 'invalid_host'],
     ['a Host with a path', 'GET / HTTP/1.1\r\nHost: api.example.com/x\r\n\r\n', 400, 'invalid_host'],
     ['HTTP/2.0 in an HTTP/1 request line', 'GET / HTTP/2.0\r\nHost: api.example.com\r\n\r\n', 505, 'unsupported_version'],
     ['an absolute-form target that is not http(s)', 'GET ftp://api.example.com/x HTTP/1.1\r\nHost: api.example.com\r\n\r\n', 400, 'invalid_target'],
