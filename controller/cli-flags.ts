@@ -248,9 +248,11 @@ export const OVERVIEW = [
   'Commands:',
   ...COMMANDS.map((c) => `  ${c.name.padEnd(12)}${c.summary}`),
   '',
-  '`sluice <command> --help` lists the flags of a command; `sluice --version` prints the versions of',
-  'Sluice and of the Node.js runtime. Exit codes: 0 done, 1 failed while running, 2 bad command line,',
-  '3 a startup check failed (sluice run: a port taken or a path unreadable, one line each).',
+  ...wrap(
+    '`sluice <command> --help` (or `sluice help <command>`) lists the flags of a command; `sluice --version` prints the versions of Sluice and of the Node.js runtime. ' +
+      'Exit codes: 0 done, 1 failed while running, 2 bad command line, 3 a startup check failed (sluice run: a port taken or a path unreadable, one line each).',
+    0,
+  ),
   '',
 ].join('\n');
 

@@ -22,6 +22,11 @@ import { StartupCheckFailed } from './startup-checks.ts';
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
+  const helpFor = name === 'help' ? COMMANDS.find((c) => c.name === rest[0]) : undefined;
+  if (helpFor) {
+    process.stdout.write(commandUsage(helpFor));
+    return 0;
+  }
   if (!name || name === 'help' || name === '--help' || name === '-h') {
     process.stdout.write(OVERVIEW);
     return name ? 0 : 2;

@@ -78,6 +78,7 @@ describe('sluice CLI', () => {
     expect(run.stdout).toMatch(/^Usage: sluice run --manifests DIR/);
     expect(run.stdout).toMatch(/^  --listener-port-offset N /m);
     expect(run.stdout).toMatch(/^  --demo-backends /m);
+    expect(sluice('help', 'run').stdout).toBe(run.stdout);
     const translate = sluice('translate', '-h');
     expect(translate.status).toBe(0);
     expect(translate.stdout).toMatch(/^  -o, --output yaml\|json /m);
