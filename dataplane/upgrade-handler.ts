@@ -55,10 +55,7 @@ export function handleUpgrade(server: http.Server, req: IncomingMessage, socket:
       socket.destroySoon();
       return;
     }
-    if (head.length > 0) socket.unshift(head);
-    // A fresh parser, as for a new connection: the socket is still counted by the listener, and
-    // Node treats it as a new connection (the headers timeout runs until its next request).
-    server.emit('connection', socket);
+    handBack(server, socket, head);
   });
   const protocol = tunnelProtocol(req);
   const upgrade: ClientUpgrade | null =
@@ -73,6 +70,29 @@ export function handleUpgrade(server: http.Server, req: IncomingMessage, socket:
           },
         };
   serve(req, res, upgrade);
+}
+
+/**
+ * Gives the connection back to the HTTP/1.1 server (a fresh parser, as for a new connection; the
+ * listener still counts the socket), with the bytes read after the request put back in front.
+ * Node runs the request-headers timeout from the hand-over, so an idle connection is handed
+ * back with its next byte only: until then it is an idle keep-alive connection, closed after the
+ * server's keep-alive (idle) timeout like any other.
+ */
+function handBack(server: http.Server, socket: Socket, head: Buffer): void {
+  if (head.length > 0 || socket.readableLength > 0) {
+    if (head.length > 0) socket.unshift(head);
+    server.emit('connection', socket);
+    return;
+  }
+  const onReadable = (): void => {
+    socket.setTimeout(0);
+    // With no 'readable' listener left the socket flows again for the parser's 'data' listener.
+    socket.removeListener('readable', onReadable);
+    if (!socket.destroyed) server.emit('connection', socket);
+  };
+  socket.on('readable', onReadable); // also on the client's FIN, which the server then handles
+  socket.setTimeout(server.keepAliveTimeout, () => socket.destroy());
 }
 
 /** The protocol to ask the upstream for, or null when the request is served as a plain one (its Upgrade dropped as hop-by-hop). */

@@ -246,3 +246,60 @@ describe('HTTP/1.1 upgrades under a rate limit', () => {
     }
   });
 });
+
+describe('HTTP/1.1 connections after a refused upgrade', () => {
+  const HEADERS_TIMEOUT_MS = 300;
+  const IDLE_TIMEOUT_MS = 2_000;
+  let app: CountingBackend;
+  let port: number;
+  let harness: TestDataplane;
+
+  beforeAll(async () => {
+    app = await startCountingBackend();
+    port = await freePort();
+    harness = testDataplane({ frontDoor: { requestHeadersTimeoutMs: HEADERS_TIMEOUT_MS, idleTimeoutMs: IDLE_TIMEOUT_MS } });
+    await harness.dataplane.apply('v1', {
+      listeners: [listener(port, [scope('http', null, [['*', [route('app', { path: prefix('/') }, forwardTo('svc/app'))]]])])],
+      backends: { 'svc/app': backend('svc/app', [app.endpoint]) },
+    });
+  });
+
+  afterAll(async () => {
+    await harness.dataplane.close();
+    await app.close();
+  });
+
+  it('are idle keep-alive connections: the idle timeout applies, not the request-headers one', async () => {
+    const connection = await RawConnection.open(port);
+    try {
+      connection.send(upgradeRequest('/refused', 'websocket'));
+      await connection.untilResponses(1);
+      // Well past the headers timeout, well within the idle timeout.
+      await new Promise((resolve) => setTimeout(resolve, HEADERS_TIMEOUT_MS * 3));
+      expect(connection.isClosed).toBe(false);
+      connection.send('GET /later HTTP/1.1\r\nHost: app.example.com\r\n\r\n');
+      await connection.untilResponses(2);
+      expect(connection.statuses()).toEqual([200, 200]);
+      // Idle again after a request: closed by the idle timeout (generous slack: the box is shared).
+      const idleSince = Date.now();
+      await connection.untilClosed(IDLE_TIMEOUT_MS * 5);
+      expect(Date.now() - idleSince).toBeGreaterThanOrEqual(IDLE_TIMEOUT_MS - 100);
+    } finally {
+      connection.close();
+    }
+  });
+
+  it('are closed by the idle timeout when nothing follows the refused upgrade', async () => {
+    const connection = await RawConnection.open(port);
+    try {
+      connection.send(upgradeRequest('/refused', 'websocket'));
+      await connection.untilResponses(1);
+      const idleSince = Date.now();
+      await connection.untilClosed(IDLE_TIMEOUT_MS * 5);
+      expect(Date.now() - idleSince).toBeGreaterThanOrEqual(IDLE_TIMEOUT_MS - 100);
+      expect(connection.statuses()).toEqual([200]);
+    } finally {
+      connection.close();
+    }
+  });
+});
