@@ -63,10 +63,7 @@ const HTTP2_SETTINGS: http2.Settings = { maxConcurrentStreams: 1000, maxHeaderLi
 const ALPN_PROTOCOLS = ['h2', 'http/1.1'];
 
 /** The first line of the HTTP/2 connection preface (RFC 9113 §3.4), without its CRLF. */
-const HTTP2_PREFACE_LINE = Buffer.from('PRI * HTTP/2.0', 'latin1');
-
-/** What every HTTP/1.x request line holds, before its version digits. */
-const HTTP_VERSION_MARK = Buffer.from('HTTP/', 'latin1');
+const HTTP2_PREFACE_LINE = 'PRI * HTTP/2.0';
 
 /**
  * Bytes of a cleartext connection's first line read at most to tell HTTP/1.x from HTTP/2 (nginx's
@@ -78,20 +75,24 @@ type Sniffed = 'h2' | 'http/1.1' | 'more';
 
 /**
  * HTTP/2 with prior knowledge (RFC 9113 §3.3) or HTTP/1.x, from a cleartext connection's first
- * line: a line that names an HTTP version other than the preface's `PRI * HTTP/2.0` is an HTTP/1.x
- * request line (malformed ones get the HTTP/1.1 parser's 400). The preface, and any first line
- * that is not HTTP at all, go to the HTTP/2 server: a broken preface is a connection error
- * (GOAWAY PROTOCOL_ERROR, §3.4), not something to answer with an HTTP/1.1 400. 'more' until the
- * first line is complete. Empty lines before it are skipped, as RFC 9112 §2.2 lets a server do.
+ * line. HTTP/1.x when it reads as a request line, however malformed (the HTTP/1.1 parser then
+ * answers 400): it names an HTTP version, or its target has one of the request-target forms (RFC
+ * 9112 §3.2: `/path`, `*`, `scheme://...`, CONNECT's authority). The preface, and a first line that
+ * is none of these (h2spec's `INVALID CONNECTION PREFACE`), go to the HTTP/2 server: a broken
+ * preface is a connection error there (GOAWAY PROTOCOL_ERROR, §3.4), where an HTTP/1.1 400 would
+ * answer in a protocol the client did not speak. 'more' until the first line is complete; empty
+ * lines before it are skipped, as RFC 9112 §2.2 lets a server do.
  */
 export function sniffProtocol(data: Buffer): Sniffed {
   let start = 0;
   while (start < data.length && (data[start] === 0x0d || data[start] === 0x0a)) start++;
   const end = data.indexOf(0x0a, start);
   if (end === -1) return data.length - start >= SNIFF_MAX_LINE ? 'http/1.1' : 'more';
-  const line = data.subarray(start, end > start && data[end - 1] === 0x0d ? end - 1 : end);
-  if (line.equals(HTTP2_PREFACE_LINE)) return 'h2';
-  return line.indexOf(HTTP_VERSION_MARK) !== -1 ? 'http/1.1' : 'h2';
+  const line = data.toString('latin1', start, end > start && data[end - 1] === 0x0d ? end - 1 : end);
+  if (line === HTTP2_PREFACE_LINE) return 'h2';
+  if (/HTTP\//i.test(line)) return 'http/1.1';
+  const [method, target = ''] = line.split(' ', 2);
+  return target.startsWith('/') || target === '*' || target.includes('://') || method === 'CONNECT' ? 'http/1.1' : 'h2';
 }
 
 export class ListenerServer {
@@ -347,11 +348,11 @@ export class ListenerServer {
   }
 
   /**
-   * accept() errors reach here only when libuv's own remedy failed: on EMFILE/ENFILE it closes a
-   * reserved descriptor, accepts and closes the waiting connections, and reopens the reserve;
-   * when the reserve cannot be reopened, every later accept error is emitted on the server.
-   * Without this listener that 'error' would crash the process; the listener keeps listening.
-   * Logged once per episode (an error after a quiet second starts a new one).
+   * EMFILE/ENFILE never reach here (measured on Node 24.21): libuv closes a descriptor it keeps in
+   * reserve, accepts and closes the waiting connections and reopens the reserve; with no
+   * descriptor to be had at all it retries on each loop turn. Other accept() errors (ENOBUFS,
+   * ENOMEM...) are emitted on the server, and without this listener would crash the process; the
+   * listener keeps listening. Logged once per episode (an error after a quiet second starts a new one).
    */
   private onAcceptError(error: Error & { code?: string }): void {
     const now = Date.now();
