@@ -9,6 +9,7 @@ import { Registry } from 'prom-client';
 import { LOG_INTERVAL_MS, RejectionReporter } from '../../dataplane/http1-strict.ts';
 import { DataplaneMetrics } from '../../dataplane/metrics.ts';
 import { freePort } from '../support/ports.ts';
+import { irCertificate, selfSignedCertificate } from './support/certs.ts';
 import { testDataplane, type LogLine, type TestDataplane } from './support/harness.ts';
 import { backend, forwardTo, listener, prefix, route, scope } from './support/ir.ts';
 import { rawExchange, RawConnection, startCountingBackend, type CountingBackend } from './support/raw-http.ts';
@@ -20,21 +21,26 @@ describe('HTTP/1.1 strictness', () => {
   let api: CountingBackend;
   let admin: CountingBackend;
   let port: number;
+  let tlsPort: number;
   let harness: TestDataplane;
 
   beforeAll(async () => {
     api = await startCountingBackend();
     admin = await startCountingBackend();
     port = await freePort();
+    tlsPort = await freePort();
     harness = testDataplane();
+    const certificate = await selfSignedCertificate('api.example.com');
+    const scopes = (name: string) => [
+      scope(name, null, [
+        ['api.example.com', [route('api', { path: prefix('/') }, forwardTo('svc/api'))]],
+        ['admin.internal', [route('admin', { path: prefix('/') }, forwardTo('svc/admin'))]],
+      ]),
+    ];
     await harness.dataplane.apply('v1', {
       listeners: [
-        listener(port, [
-          scope('http', null, [
-            ['api.example.com', [route('api', { path: prefix('/') }, forwardTo('svc/api'))]],
-            ['admin.internal', [route('admin', { path: prefix('/') }, forwardTo('svc/admin'))]],
-          ]),
-        ]),
+        listener(port, scopes('http')),
+        listener(tlsPort, scopes('https'), { protocol: 'HTTPS', tls: { certificates: [irCertificate('secret/default/api', ['api.example.com'], certificate)] } }),
       ],
       backends: { 'svc/api': backend('svc/api', [api.endpoint]), 'svc/admin': backend('svc/admin', [admin.endpoint]) },
     });
@@ -46,9 +52,9 @@ describe('HTTP/1.1 strictness', () => {
     await admin.close();
   });
 
-  async function rejected(reason: string): Promise<number> {
+  async function rejected(reason: string, listenerPort = port): Promise<number> {
     const metric = await harness.registry.getSingleMetric('sluice_downstream_rejected_total')?.get();
-    return metric?.values.find((value) => value.labels.reason === reason && value.labels.listener === `127.0.0.1:${port}`)?.value ?? 0;
+    return metric?.values.find((value) => value.labels.reason === reason && value.labels.listener === `127.0.0.1:${listenerPort}`)?.value ?? 0;
   }
 
   const post = (headers: string, body: string): string => `POST /upload HTTP/1.1\r\nHost: api.example.com\r\n${headers}\r\n\r\n${body}`;
@@ -105,6 +111,19 @@ describe('HTTP/1.1 strictness', () => {
     // Refused before routing, or (a bad chunk) after the head of the one request went up.
     expect(api.requestLines().length + admin.requestLines().length - seenBefore).toBeLessThanOrEqual(bytes.includes('chunked\r\n\r\n') ? 1 : 0);
     expect(await rejected(reason)).toBe(before + 1);
+  });
+
+  it('refuses the same over TLS, counted for that listener', async () => {
+    const connection = await RawConnection.open(tlsPort, { tls: true, servername: 'api.example.com' });
+    try {
+      connection.send(post('Content-Length: 4\r\nTransfer-Encoding: chunked', '0\r\n\r\n') + SMUGGLED);
+      await connection.untilClosed();
+      expect(connection.statuses()).toEqual([400]);
+      expect(await rejected('invalid_transfer_encoding', tlsPort)).toBe(1);
+      expect(api.raw()).not.toContain('/smuggled');
+    } finally {
+      connection.close();
+    }
   });
 
   it('routes an absolute-form request on its authority and sends that authority as Host', async () => {
