@@ -131,7 +131,13 @@ export class ManifestFolder {
         changed = true;
       }
     }
-    for (const file of [...this.broken.keys()]) if (!seenFiles.has(file)) this.broken.delete(file);
+    for (const file of [...this.broken.keys()]) {
+      // A broken file removed takes its problem with it: that is a change too.
+      if (!seenFiles.has(file)) {
+        this.broken.delete(file);
+        changed = true;
+      }
+    }
     const readErrorsKey = JSON.stringify(readErrors);
     if (readErrorsKey !== this.lastReadErrors) changed = true;
     this.lastReadErrors = readErrorsKey;

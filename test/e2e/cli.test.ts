@@ -158,6 +158,11 @@ describe('sluice status', () => {
       return last.code === 0 ? last : undefined;
     }).catch(() => last);
     expect(after.stdout).toBe('no problems\n');
+    // A broken file that never parsed, then removed: its problem goes with it.
+    writeFileSync(join(dir, 'stray.yaml'), 'kind: [\n');
+    await waitFor('the stray file to be reported', async () => ((await status(admin)).stdout.startsWith('SLU_MANIFEST_YAML stray.yaml: ') ? true : undefined));
+    rmSync(join(dir, 'stray.yaml'));
+    await waitFor('the stray file to be forgotten', async () => ((await status(admin)).code === 0 ? true : undefined));
   });
 
   it('says so, exit 1, when nothing answers at --admin-address', async () => {
