@@ -165,7 +165,7 @@ describe('front door timeouts (HTTPS)', () => {
   beforeAll(async () => {
     port = await freePort();
     const certificate = await selfSignedCertificate('front.example.com');
-    harness = testDataplane({ frontDoor: { tlsHandshakeTimeoutMs: TIMEOUT_MS, requestHeadersTimeoutMs: TIMEOUT_MS } });
+    harness = testDataplane({ frontDoor: { tlsHandshakeTimeoutMs: TIMEOUT_MS, requestHeadersTimeoutMs: TIMEOUT_MS, maxConnectionsPerListener: 1 } });
     const routes = [route('direct', { path: prefix('/') }, { type: 'DirectResponse', status: 200, body: 'ok' })];
     const result = await harness.dataplane.apply('v1', {
       listeners: [listener(port, [scope('https', null, [['*', routes]])], { protocol: 'HTTPS', tls: { certificates: [irCertificate('secret/default/front', ['front.example.com'], certificate)] } })],
@@ -194,6 +194,20 @@ describe('front door timeouts (HTTPS)', () => {
     });
     const { text } = await closedBy(socket as net.Socket);
     expect(text).toMatch(/^HTTP\/1\.1 408 /);
+  });
+
+  it('closes a connection over the listener limit before its handshake', async () => {
+    const held = await connect(port);
+    const heldClosed = closedBy(held);
+    const refused = tls.connect({ host: '127.0.0.1', port, servername: 'front.example.com', rejectUnauthorized: false });
+    const error = await new Promise<Error>((resolve, reject) => {
+      refused.once('error', resolve);
+      refused.once('secureConnect', () => reject(new Error('handshake completed over the limit')));
+    });
+    expect(error.message).toMatch(/ECONNRESET|socket disconnected|EPIPE/);
+    expect(await metricValue(harness.registry, 'sluice_connections_refused_total', { reason: 'listener_limit' })).toBe(1);
+    held.destroy();
+    await heldClosed;
   });
 });
 
