@@ -26,7 +26,8 @@ export type ServeRequest = (req: IncomingMessage, res: http.ServerResponse, upgr
  * response instead.
  */
 export function shouldTakeUpgrade(req: IncomingMessage): boolean {
-  return req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined;
+  const length = req.headers['content-length'];
+  return (length === undefined || length === '0') && req.headers['transfer-encoding'] === undefined;
 }
 
 /** Whether Node's parser stopped reading after this request (Upgrade with `Connection: upgrade`), losing what followed it in the same read. */

@@ -142,6 +142,17 @@ describe('HTTP/1.1 upgrades', () => {
     }
   });
 
+  it('tunnels an upgrade that declares an empty body (Content-Length: 0)', async () => {
+    const connection = await RawConnection.open(httpPort);
+    try {
+      connection.send(upgradeRequest('/ws', 'websocket', 'X-Answer: 101\r\nContent-Length: 0\r\n') + 'early');
+      await connection.until((text) => text.includes('echo:early'));
+      expect(connection.statuses()).toEqual([101]);
+    } finally {
+      connection.close();
+    }
+  });
+
   it('never tunnels an upstream 101 to another protocol than the one asked', async () => {
     const connection = await RawConnection.open(httpPort);
     try {
