@@ -76,6 +76,18 @@ function get(port: number, path: string): Promise<{ status: number; body: string
   });
 }
 
+/** The first 200 on a fresh connection, once the held connections are gone. */
+function servedAgain(port: number, path: string): Promise<{ status: number; body: string }> {
+  return waitFor(
+    `${path} served again`,
+    async () => {
+      const response = await get(port, path);
+      return response?.status === 200 ? response : undefined;
+    },
+    15_000,
+  );
+}
+
 async function listenerNames(sluice: SluiceProcess): Promise<string[]> {
   const config = (await (await fetch(`${sluice.admin}/api/config`, { signal: AbortSignal.timeout(5_000) })).json()) as { ir: { http: { listeners: Array<{ name: string }> } } };
   return config.ir.http.listeners.map((l) => l.name);
@@ -144,11 +156,7 @@ describe(`sluice run with ${DESCRIPTOR_LIMIT} descriptors and ${CLIENTS} idle cl
     expect(metrics).toMatch(/^sluice_connections_refused_total\{listener="[^"]+",reason="global_limit"\} [1-9]\d*$/m);
 
     release(held);
-    const served = await waitFor('a request served again', async () => {
-      const response = await get(port, '/more');
-      return response?.status === 200 ? response : undefined;
-    }, 15_000);
-    expect(served.body).toContain('"backend":"good"');
+    expect((await servedAgain(port, '/more')).body).toContain('"backend":"good"');
     expect(alive(run.pid)).toBe(true);
   });
 
@@ -164,11 +172,7 @@ describe(`sluice run with ${DESCRIPTOR_LIMIT} descriptors and ${CLIENTS} idle cl
     expect(run.logs()).toMatch(/SLU_SOURCE_READ .*EMFILE/);
 
     release(held);
-    const served = await waitFor('a request served again', async () => {
-      const response = await get(port, '/good');
-      return response?.status === 200 ? response : undefined;
-    }, 15_000);
-    expect(served.body).toContain('"backend":"good"');
+    expect((await servedAgain(port, '/good')).body).toContain('"backend":"good"');
     expect(await listenerNames(run)).toEqual(listeners);
     expect(run.logs()).not.toMatch(/"listeners":0/);
   });
