@@ -12,7 +12,7 @@ import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, matchesGlob } from 'node:path';
-import { describeIfPossible } from '../support/suite.ts';
+import { describeIfPossible, requiredByEnvironment } from '../support/suite.ts';
 import { userShellEnv } from '../support/user-shell.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -161,6 +161,7 @@ function walk(root: string, prefix = ''): string[] {
 describeIfPossible(
   'the Dockerfile run as a script',
   missingPackages.length > 0 ? `the packages its apt-get steps install are missing here: ${missingPackages.join(' ')}` : null,
+  requiredByEnvironment('SLUICE_DOCKERFILE_REQUIRED'),
 )('the Dockerfile run as a script', () => {
   let dir: string;
   let image: Stage;
