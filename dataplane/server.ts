@@ -33,7 +33,7 @@ import { answerParserError, CONNECT_REFUSED, parserRejection, RejectionReporter,
 import { serveHttp2 } from './http2-front.ts';
 import { handleRequest } from './request-handler.ts';
 import { secureContextOptions } from './tls/certificates.ts';
-import { handleUpgrade, shouldTakeUpgrade, stopsParser, type ServeRequest } from './upgrade-handler.ts';
+import { Http1Upgrades, shouldTakeUpgrade, stopsParser, type ServeRequest } from './upgrade-handler.ts';
 
 /**
  * How often Node's http.Server checks request-head deadlines (connectionsCheckingInterval): a
@@ -213,7 +213,7 @@ export class ListenerServer {
         // Request deadlines are a route policy (Gateway API timeouts), not a server default that
         // would cut long uploads; a stalled upload is cut by the body timeout (boundBodyGaps).
         requestTimeout: 0,
-        // Upgrade requests go to handleUpgrade, which tunnels WebSocket on the upstream's 101 and
+        // Upgrade requests go to Http1Upgrades, which tunnels WebSocket on the upstream's 101 and
         // serves everything else as plain requests.
         shouldUpgradeCallback: shouldTakeUpgrade,
         // Checked by requestProblem(), so that the 400 is counted and logged like the others.
@@ -221,7 +221,15 @@ export class ListenerServer {
       },
       onRequest,
     );
-    server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => handleUpgrade(server, req, socket as Socket, head, !this.draining, serve));
+    const upgrades = new Http1Upgrades(server, serve);
+    server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => upgrades.handle(req, socket as Socket, head, !this.draining));
+    // Connections back from an upgrade request wait outside the server until their next byte:
+    // draining (close()) must close them with the server's own idle ones.
+    const closeIdleConnections = server.closeIdleConnections.bind(server);
+    server.closeIdleConnections = (): void => {
+      closeIdleConnections();
+      upgrades.closeIdle();
+    };
     // Replaces Node's default answer to what its parser refuses (same statuses), to count and log it.
     server.on('clientError', (error: Error & { code?: string }, socket: Duplex) => {
       const rejection = parserRejection(error.code);

@@ -1,5 +1,5 @@
 // HTTP/1.1 upgrade requests. Node's HTTP/1.1 server hands each request that asks for an upgrade
-// (and carries no body, see shouldTakeUpgrade) to handleUpgrade with its raw connection, detached
+// (and carries no body, see shouldTakeUpgrade) to Http1Upgrades with its raw connection, detached
 // from the parser. The request is then served like any other, through an http.ServerResponse
 // attached to that connection, so routing, filters, rate limits and local answers all apply, with
 // proper HTTP/1.1 framing. Only a WebSocket upgrade on a forwarding route is asked of the
@@ -40,60 +40,82 @@ interface HttpSocket extends Socket {
   _httpMessage?: http.ServerResponse | null;
 }
 
-export function handleUpgrade(server: http.Server, req: IncomingMessage, socket: Socket, head: Buffer, keepAlive: boolean, serve: ServeRequest): void {
-  // A client that pipelined this request behind another gets it answered after that one.
-  const inFlight = (socket as HttpSocket)._httpMessage;
-  if (inFlight !== undefined && inFlight !== null) {
-    inFlight.once('finish', () => handleUpgrade(server, req, socket, head, keepAlive, serve));
-    return;
+/** The upgrade requests of one HTTP/1.1 server (its 'upgrade' event). */
+export class Http1Upgrades {
+  private readonly server: http.Server;
+  private readonly serve: ServeRequest;
+  /** Connections back from an upgrade request, idle: waiting for their next byte (see handBack). */
+  private readonly idle = new Set<Socket>();
+
+  constructor(server: http.Server, serve: ServeRequest) {
+    this.server = server;
+    this.serve = serve;
   }
-  const res = new http.ServerResponse(req);
-  res.shouldKeepAlive = keepAlive && req.httpVersionMinor === 1 && !connectionTokens(req).includes('close');
-  res.assignSocket(socket);
-  res.once('finish', () => {
-    res.detachSocket(socket);
-    if (!res.shouldKeepAlive || socket.destroyed) {
-      socket.destroySoon();
+
+  /** `keepAlive`: false while draining; the connection then closes after the answer. */
+  handle(req: IncomingMessage, socket: Socket, head: Buffer, keepAlive: boolean): void {
+    // A client that pipelined this request behind another gets it answered after that one.
+    const inFlight = (socket as HttpSocket)._httpMessage;
+    if (inFlight !== undefined && inFlight !== null) {
+      inFlight.once('finish', () => this.handle(req, socket, head, keepAlive));
       return;
     }
-    handBack(server, socket, head);
-  });
-  const protocol = tunnelProtocol(req);
-  const upgrade: ClientUpgrade | null =
-    protocol === null
-      ? null
-      : {
-          protocol,
-          head,
-          switchProtocols: () => {
-            res.detachSocket(socket);
-            return socket;
-          },
-        };
-  serve(req, res, upgrade);
-}
-
-/**
- * Gives the connection back to the HTTP/1.1 server (a fresh parser, as for a new connection; the
- * listener still counts the socket), with the bytes read after the request put back in front.
- * Node runs the request-headers timeout from the hand-over, so an idle connection is handed
- * back with its next byte only: until then it is an idle keep-alive connection, closed after the
- * server's keep-alive (idle) timeout like any other.
- */
-function handBack(server: http.Server, socket: Socket, head: Buffer): void {
-  if (head.length > 0 || socket.readableLength > 0) {
-    if (head.length > 0) socket.unshift(head);
-    server.emit('connection', socket);
-    return;
+    const res = new http.ServerResponse(req);
+    res.shouldKeepAlive = keepAlive && req.httpVersionMinor === 1 && !connectionTokens(req).includes('close');
+    res.assignSocket(socket);
+    res.once('finish', () => {
+      res.detachSocket(socket);
+      if (!res.shouldKeepAlive || socket.destroyed) {
+        socket.destroySoon();
+        return;
+      }
+      this.handBack(socket, head);
+    });
+    const protocol = tunnelProtocol(req);
+    const upgrade: ClientUpgrade | null =
+      protocol === null
+        ? null
+        : {
+            protocol,
+            head,
+            switchProtocols: () => {
+              res.detachSocket(socket);
+              return socket;
+            },
+          };
+    this.serve(req, res, upgrade);
   }
-  const onReadable = (): void => {
-    socket.setTimeout(0);
-    // With no 'readable' listener left the socket flows again for the parser's 'data' listener.
-    socket.removeListener('readable', onReadable);
-    if (!socket.destroyed) server.emit('connection', socket);
-  };
-  socket.on('readable', onReadable); // also on the client's FIN, which the server then handles
-  socket.setTimeout(server.keepAliveTimeout, () => socket.destroy());
+
+  /** Closes the idle connections back from upgrade requests, as the server's closeIdleConnections() does for its own. */
+  closeIdle(): void {
+    for (const socket of this.idle) socket.destroy();
+  }
+
+  /**
+   * Gives the connection back to the HTTP/1.1 server (a fresh parser, as for a new connection;
+   * the listener still counts the socket), with the bytes read after the request put back in
+   * front. Node runs the request-headers timeout from the hand-over, so an idle connection is
+   * handed back with its next byte only: until then it is an idle keep-alive connection, closed
+   * after the server's keep-alive (idle) timeout, or by closeIdle(), like any other.
+   */
+  private handBack(socket: Socket, head: Buffer): void {
+    if (head.length > 0 || socket.readableLength > 0) {
+      if (head.length > 0) socket.unshift(head);
+      this.server.emit('connection', socket);
+      return;
+    }
+    const onReadable = (): void => {
+      this.idle.delete(socket);
+      socket.setTimeout(0);
+      // With no 'readable' listener left the socket flows again for the parser's 'data' listener.
+      socket.removeListener('readable', onReadable);
+      if (!socket.destroyed) this.server.emit('connection', socket);
+    };
+    this.idle.add(socket);
+    socket.once('close', () => this.idle.delete(socket));
+    socket.on('readable', onReadable); // also on the client's FIN, which the server then handles
+    socket.setTimeout(this.server.keepAliveTimeout, () => socket.destroy());
+  }
 }
 
 /** The protocol to ask the upstream for, or null when the request is served as a plain one (its Upgrade dropped as hop-by-hop). */

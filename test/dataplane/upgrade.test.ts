@@ -305,6 +305,27 @@ describe('HTTP/1.1 connections after a refused upgrade', () => {
     }
   });
 
+  it('are closed at once when the listener drains, like other idle connections', async () => {
+    const draining = testDataplane({ frontDoor: { requestHeadersTimeoutMs: HEADERS_TIMEOUT_MS, idleTimeoutMs: IDLE_TIMEOUT_MS * 30 } });
+    const drainingPort = await freePort();
+    await draining.dataplane.apply('v1', {
+      listeners: [listener(drainingPort, [scope('http', null, [['*', [route('app', { path: prefix('/') }, forwardTo('svc/app'))]]])])],
+      backends: { 'svc/app': backend('svc/app', [app.endpoint]) },
+    });
+    const connection = await RawConnection.open(drainingPort);
+    try {
+      connection.send(upgradeRequest('/refused', 'websocket'));
+      await connection.untilResponses(1);
+      const closing = draining.dataplane.close();
+      // The drain deadline is 10 s and the idle timeout a minute: only the drain closes it this soon.
+      await connection.untilClosed(5_000);
+      await closing;
+    } finally {
+      connection.close();
+      await draining.dataplane.close();
+    }
+  });
+
   it('are closed by the idle timeout when nothing follows the refused upgrade', async () => {
     const connection = await RawConnection.open(port);
     try {
