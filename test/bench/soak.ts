@@ -1,0 +1,446 @@
+// Soak benchmark (issue #11): a real `sluice run` under mixed load for a long time while one
+// manifest is rewritten every 10 s, to show that neither memory nor failures creep up. A
+// benchmark, not a test: it exits 0 whatever the verdict, non-zero only when it could not run.
+//
+//   node test/bench/soak.ts [--minutes 30] [--warmup-minutes M] [--rate 200]
+//
+// Traffic, all to 127.0.0.1, paced at --rate requests per second in total, each kind a loop of at
+// most CONCURRENCY requests in flight, every request bounded by REQUEST_TIMEOUT_MS:
+//   h1-keepalive  HTTP/1.1 over a keep-alive pool            /api      expects 200 from blue
+//   h1-new-conn   HTTP/1.1, a new connection per request      /api      expects 200 from blue
+//   https-h1      HTTPS, HTTP/1.1 (ALPN), keep-alive           /api      expects 200 from blue
+//   https-h2      HTTPS, HTTP/2 (ALPN), a new session every 50 /api      expects 200 from blue
+//   split         weighted blue/green, weights flipped on each reload    expects 200 from either
+//   rate-limited  local limit of 2/s per x-client-id (3 hot ids, many cold) expects 200 or 429
+//   websocket     echo over /ws, a new connection every 20 messages      expects each echo back
+// Every 10 s split.yaml is rewritten (weights flipped, an extra route added or removed): a reload.
+//
+// After the warm-up, the sluice process's RSS and heap are read from its admin /metrics every
+// 5 s. Printed: requests and failures per kind, reloads, RSS and heap at the end of the warm-up
+// and at the end (each the mean of the samples of a 30 s window), growth in %, and the verdict
+// against the target: RSS growth < 5 % after warm-up and 0 failed requests.
+//
+// Backends (echo servers as `--demo-backends` starts them) run in this process, so the RSS
+// measured is Sluice's alone.
+
+import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import http2 from 'node:http2';
+import https from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Agent, request as undiciRequest } from 'undici';
+import WebSocket from 'ws';
+import { createSelfSignedServerCertificate, tlsSecretData } from '../../controller/demo/certs.ts';
+import { startEchoServer, type EchoServer } from '../../controller/demo/echo-server.ts';
+import { serviceYaml } from '../e2e/backends.ts';
+import { freePortOffset } from '../support/ports.ts';
+import { startSluice, type SluiceProcess } from '../support/sluice-process.ts';
+
+const RELOAD_EVERY_MS = 10_000;
+const SAMPLE_EVERY_MS = 5_000;
+/** Each reported memory figure is the mean of the samples in a window this long. */
+const SAMPLE_WINDOW_MS = 30_000;
+const REQUEST_TIMEOUT_MS = 10_000;
+/** Requests in flight at most per traffic kind. */
+const CONCURRENCY = 8;
+const RSS_GROWTH_TARGET_PERCENT = 5;
+const HOST = 'app.soak.test';
+const LIMITED_HOST = 'limited.soak.test';
+
+const { values } = parseArgs({
+  options: {
+    minutes: { type: 'string', default: '30' },
+    'warmup-minutes': { type: 'string' },
+    rate: { type: 'string', default: '200' },
+  },
+});
+const minutes = Number(values.minutes);
+const warmupMinutes = values['warmup-minutes'] !== undefined ? Number(values['warmup-minutes']) : Math.min(5, minutes / 3);
+const rate = Number(values.rate);
+if (!(minutes > 0) || !(warmupMinutes >= 0) || warmupMinutes >= minutes || !(rate > 0)) {
+  console.error('usage: soak.ts [--minutes N (> 0)] [--warmup-minutes M (< N)] [--rate R (> 0)]');
+  process.exit(2);
+}
+
+/** Share of --rate per kind (the WebSocket loop counts one message as one request). */
+const KINDS = {
+  'h1-keepalive': 0.3,
+  'h1-new-conn': 0.1,
+  'https-h1': 0.15,
+  'https-h2': 0.15,
+  split: 0.15,
+  'rate-limited': 0.1,
+  websocket: 0.05,
+} as const;
+type Kind = keyof typeof KINDS;
+
+interface Tally {
+  requests: number;
+  failed: number;
+  /** A few failures, for the report. */
+  examples: string[];
+  /** What answered, per backend or status. */
+  outcomes: Map<string, number>;
+}
+const tallies = new Map<Kind, Tally>(Object.keys(KINDS).map((k) => [k as Kind, { requests: 0, failed: 0, examples: [], outcomes: new Map() }]));
+
+function record(kind: Kind, outcome: string, failure: string | null): void {
+  const tally = tallies.get(kind)!;
+  tally.requests++;
+  tally.outcomes.set(outcome, (tally.outcomes.get(outcome) ?? 0) + 1);
+  if (failure === null) return;
+  tally.failed++;
+  if (tally.examples.length < 5) tally.examples.push(`${new Date().toISOString()} ${failure}`);
+}
+
+const errorText = (err: unknown): string => (err as { code?: string }).code ?? (err as Error).message ?? String(err);
+
+// --- Manifests ------------------------------------------------------------------------------
+
+function gatewayYaml(secret: Record<string, string>): string {
+  return `apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: sluice}
+spec: {controllerName: sluice.dev/gateway-controller}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: soak, namespace: default}
+spec:
+  gatewayClassName: sluice
+  listeners:
+  - {name: http, port: 80, protocol: HTTP}
+  - name: https
+    port: 443
+    protocol: HTTPS
+    tls: {mode: Terminate, certificateRefs: [{kind: Secret, name: soak-tls}]}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: soak-tls, namespace: default}
+type: kubernetes.io/tls
+data: ${JSON.stringify(secret)}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: app, namespace: default}
+spec:
+  parentRefs: [{name: soak}]
+  hostnames: [${HOST}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /api}}, {path: {type: PathPrefix, value: /ws}}]
+    backendRefs: [{name: blue, port: 80}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: limited, namespace: default}
+spec:
+  parentRefs: [{name: soak}]
+  hostnames: [${LIMITED_HOST}]
+  rules: [{backendRefs: [{name: blue, port: 80}]}]
+---
+apiVersion: sluice.dev/v1alpha1
+kind: RateLimitPolicy
+metadata: {name: per-client, namespace: default}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: limited}]
+  local:
+    rules:
+    - clientSelectors: [{headers: [{name: x-client-id, type: Distinct}]}]
+      limit: {requests: 2, unit: Second}
+`;
+}
+
+/** The file rewritten on every reload: the split's weights flip, and an extra route comes or goes. */
+function splitYaml(reload: number): string {
+  const [blue, green] = reload % 2 === 0 ? [80, 20] : [20, 80];
+  const extra =
+    reload % 4 < 2
+      ? ''
+      : `---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: extra-${reload % 8}, namespace: default}
+spec:
+  parentRefs: [{name: soak}]
+  hostnames: [extra.soak.test]
+  rules: [{matches: [{path: {type: Exact, value: /reload-${reload}}}], backendRefs: [{name: green, port: 80}]}]
+`;
+  return `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: split, namespace: default}
+spec:
+  parentRefs: [{name: soak}]
+  hostnames: [${HOST}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /split}}]
+    backendRefs: [{name: blue, port: 80, weight: ${blue}}, {name: green, port: 80, weight: ${green}}]
+${extra}`;
+}
+
+// --- Traffic --------------------------------------------------------------------------------
+
+/** Runs `send` at `perSecond` until `deadline`, at most CONCURRENCY at once (late sends are skipped, not queued). */
+async function paced(perSecond: number, deadline: number, send: () => Promise<void>): Promise<void> {
+  const interval = 1000 / perSecond;
+  const inFlight = new Set<Promise<void>>();
+  let next = performance.now();
+  while (Date.now() < deadline) {
+    if (inFlight.size < CONCURRENCY) {
+      const p = send().finally(() => inFlight.delete(p));
+      inFlight.add(p);
+    }
+    next += interval;
+    const wait = next - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    else next = performance.now(); // behind: no catch-up burst
+  }
+  await Promise.all(inFlight);
+}
+
+/** The echo server's JSON names the pod (backend) that answered. */
+function podOf(body: string): string {
+  try {
+    return String((JSON.parse(body) as { pod?: unknown }).pod);
+  } catch {
+    return 'not-json';
+  }
+}
+
+function expectBackend(kind: Kind, status: number, body: string, allowed: string[]): void {
+  const pod = status === 200 ? podOf(body) : `status ${status}`;
+  record(kind, pod, status === 200 && allowed.includes(pod) ? null : `${status} from ${pod}: ${body.slice(0, 120)}`);
+}
+
+interface Targets {
+  httpPort: number;
+  httpsPort: number;
+  ca: string;
+}
+
+/** Every traffic loop until `deadline`; resolves when all have finished and closed their clients. */
+async function runTraffic(t: Targets, deadline: number): Promise<void> {
+  const share = (kind: Kind): number => rate * KINDS[kind];
+  const keepAlive = new Agent({ connections: CONCURRENCY, headersTimeout: REQUEST_TIMEOUT_MS, bodyTimeout: REQUEST_TIMEOUT_MS });
+  const httpsAgent = new https.Agent({ keepAlive: true, maxSockets: CONCURRENCY, ca: t.ca, servername: HOST });
+  let clientId = 0;
+
+  const viaUndici = async (kind: Kind, host: string, path: string, headers: Record<string, string>, check: (status: number, body: string) => void): Promise<void> => {
+    try {
+      const res = await undiciRequest(`http://127.0.0.1:${t.httpPort}${path}`, { dispatcher: keepAlive, headers: { host, ...headers }, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+      check(res.statusCode, await res.body.text());
+    } catch (err) {
+      record(kind, 'error', `${path}: ${errorText(err)}`);
+    }
+  };
+
+  /** node:http or node:https, one request; `agent: false` opens a new connection for it. */
+  const viaNode = (kind: Kind, client: typeof http | typeof https, port: number, agent: http.Agent | false): Promise<void> =>
+    new Promise((resolve) => {
+      const req = client.request(
+        { host: '127.0.0.1', port, path: '/api/soak', agent, headers: { host: HOST, ...(agent === false ? { connection: 'close' } : {}) }, ca: t.ca, servername: HOST, timeout: REQUEST_TIMEOUT_MS },
+        (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (d: string) => (body += d));
+          res.on('end', () => {
+            expectBackend(kind, res.statusCode ?? 0, body, ['blue']);
+            resolve();
+          });
+          res.on('error', (err) => {
+            record(kind, 'error', errorText(err));
+            resolve();
+          });
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.on('error', (err) => {
+        record(kind, 'error', errorText(err));
+        resolve();
+      });
+      req.end();
+    });
+
+  let session: http2.ClientHttp2Session | null = null;
+  let sessionRequests = 0;
+  const viaHttp2 = (): Promise<void> =>
+    new Promise((resolve) => {
+      if (session === null || session.closed || session.destroyed || sessionRequests >= 50) {
+        session?.close();
+        session = http2.connect(`https://127.0.0.1:${t.httpsPort}`, { ca: t.ca, servername: HOST });
+        session.on('error', () => undefined); // each stream reports its own failure
+        sessionRequests = 0;
+      }
+      sessionRequests++;
+      const stream = session.request({ ':path': '/api/soak', ':authority': HOST });
+      stream.setTimeout(REQUEST_TIMEOUT_MS, () => stream.close(http2.constants.NGHTTP2_CANCEL));
+      let status = 0;
+      let body = '';
+      stream.setEncoding('utf8');
+      stream.on('response', (headers) => (status = Number(headers[':status'])));
+      stream.on('data', (d: string) => (body += d));
+      stream.on('end', () => {
+        expectBackend('https-h2', status, body, ['blue']);
+        resolve();
+      });
+      stream.on('error', (err) => {
+        record('https-h2', 'error', errorText(err));
+        resolve();
+      });
+      stream.end();
+    });
+
+  /** One message over the current WebSocket (a new one every 20), echoed back or a failure. */
+  let socket: WebSocket | null = null;
+  let socketMessages = 0;
+  const viaWebSocket = async (): Promise<void> => {
+    try {
+      if (socket === null || socket.readyState !== WebSocket.OPEN || socketMessages >= 20) {
+        socket?.close();
+        socket = new WebSocket(`ws://127.0.0.1:${t.httpPort}/ws`, { headers: { host: HOST }, origin: `http://${HOST}`, handshakeTimeout: REQUEST_TIMEOUT_MS });
+        socket.on('error', () => undefined); // reported by the pending message below
+        await once(socket, 'open', { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+        socketMessages = 0;
+      }
+      const ws = socket;
+      const text = `soak ${socketMessages++} ${Date.now()}`;
+      const echoed = once(ws, 'message', { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+      ws.send(text);
+      const [data] = (await echoed) as [Buffer];
+      record('websocket', 'echo', data.toString() === text ? null : `echo mismatch: ${data.toString().slice(0, 80)}`);
+    } catch (err) {
+      socket?.terminate();
+      socket = null;
+      record('websocket', 'error', errorText(err));
+    }
+  };
+
+  const loops: Array<[Kind, () => Promise<void>]> = [
+    ['h1-keepalive', () => viaUndici('h1-keepalive', HOST, '/api/soak', {}, (s, b) => expectBackend('h1-keepalive', s, b, ['blue']))],
+    ['h1-new-conn', () => viaNode('h1-new-conn', http, t.httpPort, false)],
+    ['https-h1', () => viaNode('https-h1', https, t.httpsPort, httpsAgent)],
+    ['https-h2', viaHttp2],
+    ['split', () => viaUndici('split', HOST, '/split', {}, (s, b) => expectBackend('split', s, b, ['blue', 'green']))],
+    [
+      'rate-limited',
+      () =>
+        // Every other request from one of 3 hot clients (over their limit: 429s); the rest from ids
+        // cycling over more than the local bucket table holds (--rate-limit-max-keys 10000), so its bound is exercised too.
+        viaUndici('rate-limited', LIMITED_HOST, '/', { 'x-client-id': ++clientId % 2 === 0 ? `hot-${clientId % 3}` : `client-${clientId % 25_000}` }, (s, b) =>
+          s === 429 ? record('rate-limited', '429', null) : expectBackend('rate-limited', s, b, ['blue']),
+        ),
+    ],
+    ['websocket', viaWebSocket],
+  ];
+  await Promise.all(loops.map(([kind, send]) => paced(share(kind), deadline, send)));
+  (session as http2.ClientHttp2Session | null)?.close();
+  (socket as WebSocket | null)?.close();
+  httpsAgent.destroy();
+  await keepAlive.close();
+}
+
+// --- Memory ---------------------------------------------------------------------------------
+
+interface Sample {
+  at: number;
+  rss: number;
+  heapUsed: number;
+}
+
+/** RSS and V8 heap in use, from the admin API's process metrics (prom-client's default names, any prefix). */
+async function sampleMemory(admin: string): Promise<Sample> {
+  const text = await (await fetch(`${admin}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+  const metric = (suffix: string): number => {
+    const line = text.split('\n').find((l) => !l.startsWith('#') && new RegExp(`^\\w*${suffix}(\\{[^}]*\\})? `).test(l));
+    if (line === undefined) throw new Error(`no ${suffix} in ${admin}/metrics`);
+    return Number(line.split(' ').at(-1));
+  };
+  return { at: Date.now(), rss: metric('process_resident_memory_bytes'), heapUsed: metric('nodejs_heap_size_used_bytes') };
+}
+
+function meanOver(samples: Sample[], from: number, to: number): { rss: number; heapUsed: number; count: number } {
+  const inside = samples.filter((s) => s.at >= from && s.at <= to);
+  const mean = (f: (s: Sample) => number): number => inside.reduce((sum, s) => sum + f(s), 0) / inside.length;
+  return { rss: mean((s) => s.rss), heapUsed: mean((s) => s.heapUsed), count: inside.length };
+}
+
+const mib = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+const growth = (from: number, to: number): number => ((to - from) / from) * 100;
+
+// --- Run ------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-soak-'));
+  const certificate = await createSelfSignedServerCertificate({ commonName: HOST, dnsNames: [HOST, LIMITED_HOST] });
+  const backends: EchoServer[] = [
+    await startEchoServer({ httpPort: 0, identity: { pod: 'blue', namespace: 'default' } }),
+    await startEchoServer({ httpPort: 0, identity: { pod: 'green', namespace: 'default' } }),
+  ];
+  writeFileSync(join(dir, 'gateway.yaml'), gatewayYaml(tlsSecretData(certificate)));
+  writeFileSync(join(dir, 'services.yaml'), serviceYaml('blue', { port: backends[0]!.httpPort }) + '---\n' + serviceYaml('green', { port: backends[1]!.httpPort }));
+  let reloads = 0;
+  writeFileSync(join(dir, 'split.yaml'), splitYaml(reloads));
+  const offset = await freePortOffset([80, 443]);
+  let sluice: SluiceProcess | null = null;
+  try {
+    sluice = await startSluice(['--manifests', dir, '--listener-port-offset', String(offset)]);
+    const admin = sluice.admin;
+    const started = Date.now();
+    const deadline = started + minutes * 60_000;
+    const warmedUp = started + warmupMinutes * 60_000;
+    console.log(`soak: ${minutes} min (warm-up ${warmupMinutes} min) at ${rate} req/s, reload every ${RELOAD_EVERY_MS / 1000} s; sluice admin ${admin}`);
+
+    const traffic = runTraffic({ httpPort: 80 + offset, httpsPort: 443 + offset, ca: certificate.certPem }, deadline);
+    const reloader = setInterval(() => writeFileSync(join(dir, 'split.yaml'), splitYaml(++reloads)), RELOAD_EVERY_MS);
+    const samples: Sample[] = [];
+    const sampler = setInterval(() => {
+      if (Date.now() < warmedUp) return;
+      sampleMemory(admin).then(
+        (s) => samples.push(s),
+        (err: Error) => console.error(`memory sample failed: ${err.message}`),
+      );
+    }, SAMPLE_EVERY_MS);
+    const progress = setInterval(() => {
+      const total = [...tallies.values()].reduce((n, t) => n + t.requests, 0);
+      const failed = [...tallies.values()].reduce((n, t) => n + t.failed, 0);
+      const last = samples.at(-1);
+      console.log(`  ${((Date.now() - started) / 60_000).toFixed(1)} min: ${total} requests, ${failed} failed, ${reloads} reloads${last ? `, RSS ${mib(last.rss)}, heap ${mib(last.heapUsed)}` : ''}`);
+    }, 60_000);
+    await traffic;
+    clearInterval(reloader);
+    clearInterval(sampler);
+    clearInterval(progress);
+
+    const applied = (sluice.logs().match(/configuration applied/g) ?? []).length;
+    const start = meanOver(samples, warmedUp, warmedUp + SAMPLE_WINDOW_MS);
+    const end = meanOver(samples, deadline - SAMPLE_WINDOW_MS, deadline);
+    const total = [...tallies.values()].reduce((n, t) => n + t.requests, 0);
+    const failed = [...tallies.values()].reduce((n, t) => n + t.failed, 0);
+    const rssGrowth = growth(start.rss, end.rss);
+    console.log(`\nsoak results (${minutes} min, warm-up ${warmupMinutes} min, ${rate} req/s offered)`);
+    for (const [kind, t] of tallies) {
+      const outcomes = [...t.outcomes].map(([o, n]) => `${o} ${n}`).join(', ');
+      console.log(`  ${kind.padEnd(13)} ${String(t.requests).padStart(8)} requests, ${t.failed} failed (${outcomes})`);
+      for (const example of t.examples) console.log(`      ${example}`);
+    }
+    console.log(`  requests      ${total}, failed ${failed}`);
+    console.log(`  reloads       ${reloads} manifest rewrites, ${applied} 'configuration applied' (the first is the start)`);
+    console.log(`  RSS           ${mib(start.rss)} after warm-up -> ${mib(end.rss)} at end: ${rssGrowth >= 0 ? '+' : ''}${rssGrowth.toFixed(1)} % (${start.count} and ${end.count} samples)`);
+    const heapGrowth = growth(start.heapUsed, end.heapUsed);
+    console.log(`  heap used     ${mib(start.heapUsed)} after warm-up -> ${mib(end.heapUsed)} at end: ${heapGrowth >= 0 ? '+' : ''}${heapGrowth.toFixed(1)} %`);
+    const pass = rssGrowth < RSS_GROWTH_TARGET_PERCENT && failed === 0;
+    console.log(`  verdict       ${pass ? 'PASS' : 'FAIL'} (target: RSS growth < ${RSS_GROWTH_TARGET_PERCENT} % after warm-up, 0 failed)`);
+  } finally {
+    await sluice?.stop();
+    await Promise.all(backends.map((b) => b.close()));
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: Error) => {
+  console.error(`soak could not run: ${err.stack ?? err.message}`);
+  process.exit(1);
+});
