@@ -35,7 +35,7 @@ import { Agent, request as undiciRequest } from 'undici';
 import WebSocket from 'ws';
 import { createSelfSignedServerCertificate, tlsSecretData } from '../../controller/demo/certs.ts';
 import { startEchoServer, type EchoServer } from '../../controller/demo/echo-server.ts';
-import { serviceYaml } from '../e2e/backends.ts';
+import { GATEWAY_CLASS_YAML, serviceYaml } from '../e2e/backends.ts';
 import { freePortOffset } from '../support/ports.ts';
 import { startSluice, type SluiceProcess } from '../support/sluice-process.ts';
 
@@ -101,11 +101,7 @@ const errorText = (err: unknown): string => (err as { code?: string }).code ?? (
 // --- Manifests ------------------------------------------------------------------------------
 
 function gatewayYaml(secret: Record<string, string>): string {
-  return `apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: sluice}
-spec: {controllerName: sluice.dev/gateway-controller}
----
+  return `${GATEWAY_CLASS_YAML}---
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata: {name: soak, namespace: default}

@@ -7,12 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ManifestFolder, parseManifest } from '../../controller/sources/manifest-folder.ts';
 import { translate } from '../../controller/translate/translate.ts';
+import { GATEWAY_CLASS_YAML } from '../e2e/backends.ts';
 
-const GATEWAY = `apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: sluice}
-spec: {controllerName: sluice.dev/gateway-controller}
----
+const GATEWAY = `${GATEWAY_CLASS_YAML}---
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata: {name: gw}

@@ -47,11 +47,14 @@ endpoints: [{addresses: [127.0.0.1]}]
 `;
 }
 
-export const GATEWAY_YAML = `apiVersion: gateway.networking.k8s.io/v1
+/** The GatewayClass `sluice`, served by Sluice's default controllerName. */
+export const GATEWAY_CLASS_YAML = `apiVersion: gateway.networking.k8s.io/v1
 kind: GatewayClass
 metadata: {name: sluice}
 spec: {controllerName: sluice.dev/gateway-controller}
----
+`;
+
+export const GATEWAY_YAML = `${GATEWAY_CLASS_YAML}---
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata: {name: gw, namespace: default}
