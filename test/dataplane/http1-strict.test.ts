@@ -113,6 +113,13 @@ describe('HTTP/1.1 strictness', () => {
     expect(await rejected(reason)).toBe(before + 1);
   });
 
+  it('let no request behind a refused one reach a backend, not even late', async () => {
+    // A request pipelined behind a refused one could still be dispatched after the connection
+    // closed: give it the time a forward takes on this box.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(api.raw() + admin.raw()).not.toContain('/smuggled');
+  });
+
   it('refuses the same over TLS, counted for that listener', async () => {
     const connection = await RawConnection.open(tlsPort, { tls: true, servername: 'api.example.com' });
     try {
