@@ -396,7 +396,6 @@ export class ListenerServer {
         // once the session starts reading.
         socket.pause();
         socket.unshift(data);
-        socket.allowHalfOpen = false; // as an http2 server's own sockets
         this.serveHttp2(socket);
       } else {
         // Still flowing (never paused): the HTTP/1.1 server's 'data' listener gets these bytes

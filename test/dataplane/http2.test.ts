@@ -77,15 +77,27 @@ async function splittingRelay(port: number): Promise<{ port: number; close(): vo
 }
 
 describe('sniffing the first bytes of a cleartext connection', () => {
-  it('recognises the HTTP/2 preface, even split, and anything else as HTTP/1.x at the first difference', () => {
+  it('recognises the HTTP/2 preface, even split, HTTP/1.x by its request line, and anything else as a broken preface', () => {
     const preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
     expect(sniffProtocol(preface)).toBe('h2');
     expect(sniffProtocol(Buffer.concat([preface, Buffer.from([0, 0, 18, 4])]))).toBe('h2');
     expect(sniffProtocol(preface.subarray(0, 1))).toBe('more');
-    expect(sniffProtocol(preface.subarray(0, 23))).toBe('more');
+    expect(sniffProtocol(preface.subarray(0, 14))).toBe('more');
+    expect(sniffProtocol(preface.subarray(0, 16))).toBe('h2');
     expect(sniffProtocol(Buffer.from('GET / HTTP/1.1\r\n'))).toBe('http/1.1');
-    expect(sniffProtocol(Buffer.from('PUT'))).toBe('http/1.1');
+    expect(sniffProtocol(Buffer.from('\r\nGET / HTTP/1.0\n'))).toBe('http/1.1');
+    expect(sniffProtocol(Buffer.from('PUT'))).toBe('more');
     expect(sniffProtocol(Buffer.from('PRI * HTTP/1.1\r\n'))).toBe('http/1.1');
+    // Malformed, but request lines: the HTTP/1.1 parser's 400.
+    expect(sniffProtocol(Buffer.from('GET /\r\n'))).toBe('http/1.1');
+    expect(sniffProtocol(Buffer.from('GET / http/1.1\r\n'))).toBe('http/1.1');
+    expect(sniffProtocol(Buffer.from('GET http://a.test/ HTTP\r\n'))).toBe('http/1.1');
+    expect(sniffProtocol(Buffer.from('CONNECT a.test:443\r\n'))).toBe('http/1.1');
+    // Not HTTP/1.x at all (h2spec 3.5/2): the HTTP/2 server's GOAWAY, not an HTTP/1.1 400.
+    expect(sniffProtocol(Buffer.from('INVALID CONNECTION PREFACE\r\n\r\n'))).toBe('h2');
+    // A first line longer than the sniffer reads is the HTTP/1.1 parser's to refuse.
+    expect(sniffProtocol(Buffer.alloc(8192, 'A'))).toBe('http/1.1');
+    expect(sniffProtocol(Buffer.alloc(8191, 'A'))).toBe('more');
   });
 });
 

@@ -97,10 +97,25 @@ function answerProblem(request: Buffer, received: Buffer): string | null {
   if (received.length === 0) return null;
   // A client that sent the whole HTTP/2 preface speaks HTTP/2: binary frames are its answer.
   if (request.subarray(0, HTTP2_PREFACE.length).toString('latin1') === HTTP2_PREFACE) return null;
+  // A first line that is no HTTP/1.x request line (nor the whole preface) is a broken HTTP/2
+  // preface on a cleartext port (RFC 9113 §3.4; h2spec 3.5/2): SETTINGS, then GOAWAY
+  // PROTOCOL_ERROR (SETTINGS_TIMEOUT for a preface that stalls half-way).
+  if (isHttp2ConnectionError(received)) return null;
   const text = received.toString('latin1');
   if (!STATUS_LINE.test(text)) return `answer does not start with an HTTP/1.1 status line: ${JSON.stringify(text.slice(0, 80))}`;
   if (!text.includes('\r\n\r\n')) return `answer head never ends: ${JSON.stringify(text.slice(0, 200))}`;
   return null;
+}
+
+/** Whether `received` is HTTP/2 frames: a SETTINGS frame, then a GOAWAY with PROTOCOL_ERROR (0x1) or SETTINGS_TIMEOUT (0x4). */
+function isHttp2ConnectionError(received: Buffer): boolean {
+  let sawSettings = false;
+  for (let offset = 0; offset + 9 <= received.length; offset += 9 + received.readUIntBE(offset, 3)) {
+    const type = received[offset + 3];
+    if (type === 0x4) sawSettings = true;
+    if (type === 0x7) return sawSettings && offset + 17 <= received.length && [0x1, 0x4].includes(received.readUInt32BE(offset + 13));
+  }
+  return false;
 }
 
 function firstStatus(received: Buffer): number | null {

@@ -1,0 +1,544 @@
+// The HTTP/2 frame checks Node's HTTP/2 (nghttp2) leaves out, as a stream between the client's
+// socket and the http2 session. nghttp2 forgets a stream once it closes, so it silently ignores
+// DATA or HEADERS on a stream the client itself ended or reset, and HEADERS that reuse a lower
+// stream id (RFC 9113 §5.1, §5.1.1: connection errors STREAM_CLOSED / PROTOCOL_ERROR); it ignores
+// PRIORITY frames (on stream 0, or a stream depending on itself: §5.3.1, §6.3); it treats a
+// stream's send window overflow as a connection error where §6.9.1 asks for RST_STREAM
+// FLOW_CONTROL_ERROR; and Node closes the connection on a PING ACK it did not ask for, which
+// §6.7 says to ignore. h2spec finds each (test/dataplane/h2spec.test.ts).
+//
+// The guard reads every frame header both ways (9 bytes a frame, payload untouched except the few
+// bytes a check needs) and tracks, per connection: the client's stream ids, which of its streams
+// the client has not finished sending on, and each stream's send window (initial window, the
+// client's WINDOW_UPDATEs, our DATA). A non-native stream costs Node's JSStreamSocket hop per read
+// and write; measured in the report of this change (see README "HTTP/2").
+
+import http2 from 'node:http2';
+import type { Socket } from 'node:net';
+import { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import type { Logger } from 'pino';
+
+const { NGHTTP2_PROTOCOL_ERROR, NGHTTP2_STREAM_CLOSED, NGHTTP2_FLOW_CONTROL_ERROR, NGHTTP2_SETTINGS_TIMEOUT, NGHTTP2_NO_ERROR } = http2.constants;
+
+const FRAME_HEADER = 9;
+const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+
+const DATA = 0x0;
+const HEADERS = 0x1;
+const PRIORITY = 0x2;
+const RST_STREAM = 0x3;
+const SETTINGS = 0x4;
+const PING = 0x6;
+const WINDOW_UPDATE = 0x8;
+
+const END_STREAM = 0x1;
+const ACK = 0x1;
+const PADDED = 0x8;
+const PRIORITY_FLAG = 0x20;
+
+const SETTINGS_INITIAL_WINDOW_SIZE = 0x4;
+const DEFAULT_INITIAL_WINDOW = 65_535;
+const MAX_WINDOW = 2 ** 31 - 1;
+
+/**
+ * Payload bytes a check reads at most: HEADERS with PADDED and PRIORITY (pad length, dependency,
+ * weight); SETTINGS are read whole, up to this many bytes (a SETTINGS frame longer than that has
+ * its INITIAL_WINDOW_SIZE entries past the bound ignored for window tracking only).
+ */
+const MAX_INSPECTED = 6 * 64;
+
+/**
+ * Client streams remembered as "the client finished sending here" (so later DATA/HEADERS on them
+ * are STREAM_CLOSED, not a reused id), and client streams still open for sending. RFC 9113 §5.1
+ * lets an endpoint limit how long it ignores frames on a stream it reset; past these bounds the
+ * oldest entries are forgotten.
+ */
+const MAX_REMEMBERED_STREAMS = 2_000;
+
+/** What the guard asks of the session that reads through it. */
+export interface GuardActions {
+  /** A connection error: GOAWAY with `code`, then close. */
+  connectionError(code: number, reason: string): void;
+  /**
+   * A stream error: RST_STREAM with `code`, or a connection error with `code` when the session no
+   * longer has that stream (§5.4.1 lets any stream error be one).
+   */
+  streamError(streamId: number, code: number, reason: string): void;
+}
+
+interface FrameHead {
+  type: number;
+  flags: number;
+  streamId: number;
+  length: number;
+}
+
+/**
+ * Splits a byte stream into frames, calling `onFrame` once a frame's header and the first
+ * `wanted(head)` payload bytes are in; `onFrame` says whether the frame passes on. Bytes of frames
+ * that pass are handed to `emit` as slices of the input (a copy only for a header split across
+ * chunks); dropped frames are cut out. `flush()`, called from `onFrame`, emits everything before
+ * the frame being decided at once, so the session has seen it (e.g. a stream's HEADERS).
+ */
+class FrameScanner {
+  private readonly pending: Buffer = Buffer.alloc(FRAME_HEADER + MAX_INSPECTED);
+  private pendingLength = 0;
+  /** Payload bytes of the current frame still to come after its inspected part. */
+  private remaining = 0;
+  private dropping = false;
+  /** Preface bytes still expected (inbound only); -1 once it differed: nothing passes any more. */
+  private prefaceLeft: number;
+  private readonly wanted: (head: FrameHead) => number;
+  private readonly onFrame: (head: FrameHead, payload: Buffer) => boolean;
+  private readonly emit: (bytes: Buffer) => void;
+  private readonly onBadPreface: () => void;
+  /** The chunk being scanned, and where its passing bytes not yet emitted start and end. */
+  private chunk: Buffer | null = null;
+  private keepFrom = 0;
+  private headStart = 0;
+
+  /** `onBadPreface` set: the stream must start with the client connection preface. */
+  constructor(wanted: (head: FrameHead) => number, onFrame: (head: FrameHead, payload: Buffer) => boolean, emit: (bytes: Buffer) => void, onBadPreface?: () => void) {
+    this.wanted = wanted;
+    this.onFrame = onFrame;
+    this.emit = emit;
+    this.onBadPreface = onBadPreface ?? (() => undefined);
+    this.prefaceLeft = onBadPreface !== undefined ? PREFACE.length : 0;
+  }
+
+  /** True while the client connection preface has started but not ended. */
+  inPreface(): boolean {
+    return this.prefaceLeft > 0 && this.prefaceLeft < PREFACE.length;
+  }
+
+  flush(): void {
+    if (this.chunk !== null && this.headStart > this.keepFrom) this.emit(this.chunk.subarray(this.keepFrom, this.headStart));
+    this.keepFrom = this.headStart;
+  }
+
+  scan(chunk: Buffer): void {
+    if (this.prefaceLeft === -1) return;
+    this.chunk = chunk;
+    this.keepFrom = 0;
+    this.headStart = 0;
+    let pos = 0;
+    while (pos < chunk.length) {
+      if (this.prefaceLeft > 0) {
+        const offset = PREFACE.length - this.prefaceLeft;
+        const n = Math.min(this.prefaceLeft, chunk.length - pos);
+        if (!chunk.subarray(pos, pos + n).equals(PREFACE.subarray(offset, offset + n))) {
+          // Not a preface (nghttp2 would answer INTERNAL_ERROR): nothing of it passes on.
+          this.prefaceLeft = -1;
+          this.chunk = null;
+          this.onBadPreface();
+          return;
+        }
+        this.prefaceLeft -= n;
+        pos += n;
+        continue;
+      }
+      if (this.remaining > 0) {
+        const n = Math.min(this.remaining, chunk.length - pos);
+        if (this.dropping) {
+          this.headStart = pos;
+          this.flush();
+          this.keepFrom = pos + n;
+        }
+        this.remaining -= n;
+        pos += n;
+        continue;
+      }
+      // A frame header (and the payload bytes its check needs) may straddle chunks: collected in
+      // `pending`, held back until the decision.
+      this.headStart = pos;
+      const needHeader = FRAME_HEADER - this.pendingLength;
+      if (needHeader > 0) {
+        const n = Math.min(needHeader, chunk.length - pos);
+        chunk.copy(this.pending, this.pendingLength, pos, pos + n);
+        this.pendingLength += n;
+        pos += n;
+        if (this.pendingLength < FRAME_HEADER) break;
+      }
+      const head = readHead(this.pending);
+      const inspect = Math.min(head.length, this.wanted(head), MAX_INSPECTED);
+      const haveInspected = this.pendingLength - FRAME_HEADER;
+      if (haveInspected < inspect) {
+        const n = Math.min(inspect - haveInspected, chunk.length - pos);
+        chunk.copy(this.pending, this.pendingLength, pos, pos + n);
+        this.pendingLength += n;
+        pos += n;
+        if (this.pendingLength - FRAME_HEADER < inspect) break;
+      }
+      const passes = this.onFrame(head, this.pending.subarray(FRAME_HEADER, FRAME_HEADER + inspect));
+      // The collected bytes from earlier chunks are not in `chunk`: they go out as a copy.
+      const fromEarlier = this.pendingLength - (pos - this.headStart);
+      this.flush();
+      if (passes && fromEarlier > 0) this.emit(Buffer.from(this.pending.subarray(0, fromEarlier)));
+      this.keepFrom = passes ? this.headStart : pos;
+      this.pendingLength = 0;
+      this.remaining = head.length - inspect;
+      this.dropping = !passes;
+    }
+    // Bytes of an undecided frame (held in `pending`) stay back; the rest passes.
+    const end = this.pendingLength > 0 ? this.headStart : chunk.length;
+    if (end > this.keepFrom) this.emit(chunk.subarray(this.keepFrom, end));
+    this.chunk = null;
+  }
+}
+
+function readHead(bytes: Buffer): FrameHead {
+  return { length: bytes.readUIntBE(0, 3), type: bytes[3], flags: bytes[4], streamId: bytes.readUInt32BE(5) & 0x7fffffff };
+}
+
+/** Bounded insertion-ordered set: stream ids only grow, so the oldest entries are the lowest ids. */
+function rememberBounded(set: Set<number>, id: number): void {
+  set.add(id);
+  if (set.size > MAX_REMEMBERED_STREAMS) set.delete(set.values().next().value as number);
+}
+
+/**
+ * The guard stream: give it to the http2 server in place of the socket. `actions` must be set
+ * (by the session's owner) before any data flows.
+ */
+export class Http2FrameGuard extends Duplex {
+  readonly socket: Socket;
+  actions: GuardActions | null = null;
+  private readonly inbound: FrameScanner;
+  private readonly outbound: FrameScanner;
+  /** Highest stream id the client opened. */
+  private lastClientStream = 0;
+  /** Client streams the client may still send DATA/HEADERS on. */
+  private readonly clientOpen = new Set<number>();
+  /** Client streams the client ended or reset (recent ones). */
+  private readonly clientFinished = new Set<number>();
+  /** Send window per stream we may still send DATA on; NaN once we reset it for an overflow. */
+  private readonly sendWindows = new Map<number, number>();
+  private initialWindow = DEFAULT_INITIAL_WINDOW;
+  /** PINGs we sent whose ACK is still due (Node matches ACKs to them in order). */
+  private pingsInFlight = 0;
+  private failed = false;
+
+  constructor(socket: Socket) {
+    super({ allowHalfOpen: false });
+    this.socket = socket;
+    this.inbound = new FrameScanner(
+      inboundInspection,
+      (head, payload) => this.onInbound(head, payload),
+      (bytes) => {
+        if (!this.failed && !this.push(bytes)) socket.pause();
+      },
+      () => this.fail(NGHTTP2_PROTOCOL_ERROR, 'invalid connection preface'),
+    );
+    this.outbound = new FrameScanner(() => 0, (head) => this.onOutbound(head), () => undefined);
+    socket.on('data', (chunk: Buffer) => {
+      if (!this.failed) this.inbound.scan(chunk);
+    });
+    // The guard ends the socket's writable side itself (allowHalfOpen: false of its own), after
+    // whatever the session still has to say: a client that ends mid-preface gets its GOAWAY.
+    socket.allowHalfOpen = true;
+    socket.once('end', () => {
+      if (this.inbound.inPreface()) this.fail(NGHTTP2_PROTOCOL_ERROR, 'connection preface cut short');
+      else this.push(null);
+    });
+    socket.once('close', () => this.destroy());
+    // Closed, not errored: an 'error' reaching Node's wrapper while it shuts the stream down
+    // makes the session write GOAWAY during the shutdown, which fails an internal assertion of
+    // JSStreamSocket (the process exits). A reset peer needs no error report anyway.
+    socket.on('error', () => this.destroy());
+  }
+
+  /** Call before `session.ping()`: its ACK is then expected and passes on to Node. */
+  expectPingAck(): void {
+    this.pingsInFlight++;
+  }
+
+  override _read(): void {
+    this.socket.resume();
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.outbound.scan(chunk);
+    this.socket.write(chunk, (error) => this.written(error, callback));
+  }
+
+  override _writev(chunks: Array<{ chunk: Buffer }>, callback: (error?: Error | null) => void): void {
+    this.socket.cork();
+    for (let i = 0; i < chunks.length; i++) {
+      this.outbound.scan(chunks[i].chunk);
+      if (i < chunks.length - 1) this.socket.write(chunks[i].chunk);
+      else this.socket.write(chunks[i].chunk, (error) => this.written(error, callback));
+    }
+    this.socket.uncork();
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    this.socket.end();
+    callback();
+  }
+
+  /**
+   * A failed write (EPIPE, reset) closes the guard instead of erroring it: see the 'error'
+   * listener in the constructor for why Node's wrapper must never see an error.
+   */
+  private written(error: Error | null | undefined, callback: (error?: Error | null) => void): void {
+    if (error) this.destroy();
+    callback();
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.socket.destroy();
+    callback(error);
+  }
+
+  /** Decides on one client frame: true passes it on to nghttp2. */
+  private onInbound(head: FrameHead, payload: Buffer): boolean {
+    const id = head.streamId;
+    switch (head.type) {
+      case DATA:
+        if (id !== 0 && id <= this.lastClientStream && (id & 1) === 1 && !this.clientOpen.has(id)) {
+          return this.closedStream(id, 'DATA');
+        }
+        if ((head.flags & END_STREAM) !== 0) this.finish(id);
+        return true;
+      case HEADERS: {
+        if (id === 0 || (id & 1) === 0) return true; // nghttp2 rejects these itself
+        if ((head.flags & PRIORITY_FLAG) !== 0) {
+          const dependency = payload.readUInt32BE((head.flags & PADDED) !== 0 ? 1 : 0) & 0x7fffffff;
+          if (dependency === id) return this.fail(NGHTTP2_PROTOCOL_ERROR, `HEADERS: stream ${id} depends on itself`);
+        }
+        if (id > this.lastClientStream) {
+          this.lastClientStream = id;
+          this.sendWindows.set(id, this.initialWindow);
+          if (this.sendWindows.size > MAX_REMEMBERED_STREAMS) this.sendWindows.delete(this.sendWindows.keys().next().value as number);
+          if ((head.flags & END_STREAM) === 0) rememberBounded(this.clientOpen, id);
+          else rememberBounded(this.clientFinished, id);
+          return true;
+        }
+        if (!this.clientOpen.has(id)) {
+          if (this.clientFinished.has(id)) return this.closedStream(id, 'HEADERS');
+          return this.fail(NGHTTP2_PROTOCOL_ERROR, `HEADERS: stream ${id} is lower than stream ${this.lastClientStream} the client opened before`);
+        }
+        if ((head.flags & END_STREAM) !== 0) this.finish(id); // trailers
+        return true;
+      }
+      case PRIORITY:
+        if (head.length !== 5) return true; // FRAME_SIZE_ERROR: nghttp2's
+        if (id === 0) return this.fail(NGHTTP2_PROTOCOL_ERROR, 'PRIORITY on stream 0');
+        if ((payload.readUInt32BE(0) & 0x7fffffff) === id) {
+          return this.streamError(id, NGHTTP2_PROTOCOL_ERROR, `PRIORITY: stream ${id} depends on itself`);
+        }
+        return true;
+      case RST_STREAM:
+        if (id !== 0 && id <= this.lastClientStream) {
+          this.finish(id);
+          this.sendWindows.delete(id);
+        }
+        return true;
+      case SETTINGS:
+        if ((head.flags & ACK) === 0 && head.length % 6 === 0) this.applySettings(payload);
+        return true;
+      case PING:
+        if ((head.flags & ACK) === 0 || head.length !== 8) return true;
+        if (this.pingsInFlight > 0) {
+          this.pingsInFlight--;
+          return true;
+        }
+        return false; // an ACK of nothing: ignored (§6.7), Node would close the connection
+      case WINDOW_UPDATE:
+        return this.onWindowUpdate(head, payload);
+      default:
+        return true;
+    }
+  }
+
+  /** Outbound: our DATA spends stream windows; our END_STREAM or RST_STREAM ends them. */
+  private onOutbound(head: FrameHead): boolean {
+    const window = this.sendWindows.get(head.streamId);
+    if (window === undefined || Number.isNaN(window)) return true;
+    if (head.type === DATA) this.sendWindows.set(head.streamId, window - head.length);
+    if (head.type === RST_STREAM || ((head.type === DATA || head.type === HEADERS) && (head.flags & END_STREAM) !== 0)) {
+      this.sendWindows.delete(head.streamId);
+    }
+    return true;
+  }
+
+  private onWindowUpdate(head: FrameHead, payload: Buffer): boolean {
+    if (head.streamId === 0 || head.length !== 4) return true; // the connection window, and malformed frames: nghttp2's
+    const window = this.sendWindows.get(head.streamId);
+    if (window === undefined) return true;
+    const increment = payload.readUInt32BE(0) & 0x7fffffff;
+    if (increment === 0) return true; // PROTOCOL_ERROR: nghttp2's
+    if (Number.isNaN(window)) return false; // reset by us for an overflow: nghttp2 must not see more
+    if (window + increment > MAX_WINDOW) {
+      // nghttp2 would see the same overflow (until our RST_STREAM closed the stream) and end the
+      // whole connection: it gets no WINDOW_UPDATE for this stream any more.
+      this.sendWindows.set(head.streamId, NaN);
+      return this.streamError(head.streamId, NGHTTP2_FLOW_CONTROL_ERROR, `WINDOW_UPDATE: stream ${head.streamId} window above 2^31-1`);
+    }
+    this.sendWindows.set(head.streamId, window + increment);
+    return true;
+  }
+
+  private applySettings(payload: Buffer): void {
+    for (let offset = 0; offset + 6 <= payload.length; offset += 6) {
+      if (payload.readUInt16BE(offset) !== SETTINGS_INITIAL_WINDOW_SIZE) continue;
+      const value = payload.readUInt32BE(offset + 2);
+      if (value > MAX_WINDOW) return; // FLOW_CONTROL_ERROR: nghttp2's
+      const delta = value - this.initialWindow;
+      this.initialWindow = value;
+      for (const [id, window] of this.sendWindows) this.sendWindows.set(id, window + delta);
+    }
+  }
+
+  private finish(id: number): void {
+    this.clientOpen.delete(id);
+    rememberBounded(this.clientFinished, id);
+  }
+
+  /**
+   * DATA or HEADERS on a stream the client has finished sending on (§5.1: STREAM_CLOSED; a
+   * connection error when the stream is closed both ways, which is when the session has no stream).
+   */
+  private closedStream(id: number, frame: string): false {
+    return this.streamError(id, NGHTTP2_STREAM_CLOSED, `${frame} on stream ${id} after the client ended or reset it`);
+  }
+
+  /** RST_STREAM through the session, once it has read everything before this frame (so it knows the stream); the frame is dropped. */
+  private streamError(id: number, code: number, reason: string): false {
+    if (!this.failed) {
+      this.inbound.flush();
+      this.actions?.streamError(id, code, reason);
+    }
+    return false;
+  }
+
+  private fail(code: number, reason: string): false {
+    if (!this.failed) {
+      this.failed = true;
+      this.actions?.connectionError(code, reason);
+    }
+    return false;
+  }
+}
+
+/** Payload bytes each inbound frame type needs inspected. */
+function inboundInspection(head: FrameHead): number {
+  switch (head.type) {
+    case HEADERS:
+      return (head.flags & PRIORITY_FLAG) === 0 ? 0 : (head.flags & PADDED) !== 0 ? 6 : 5;
+    case PRIORITY:
+      return 5;
+    case SETTINGS:
+      return head.length;
+    case WINDOW_UPDATE:
+      return 4;
+    default:
+      return 0;
+  }
+}
+
+/** Event-loop turns a stream error waits for the session to read the stream's HEADERS still buffered. */
+const MAX_STREAM_LOOKUPS = 100;
+
+/** The HTTP/2 timeouts a session is supervised with (from FrontDoorLimits). */
+export interface Http2Timeouts {
+  /** No frame either way for this long: GOAWAY when no stream is open, else a PING probe. */
+  idleMs: number;
+  /** Longest wait for the client's SETTINGS ACK (from the session's start) or a PING ACK. */
+  ackMs: number;
+}
+
+/**
+ * Serves `socket` (whose bytes are HTTP/2: prior knowledge or ALPN h2) on `server` through a frame
+ * guard, and supervises the session it becomes: the client's SETTINGS ACK must come within the ack
+ * timeout (RFC 9113 §6.5.3; a client that never sends its preface is closed by the same timer), an
+ * idle session gets GOAWAY, one with open streams but silent a PING whose ACK must come in time.
+ * Returns the session (already announced on the server's 'session' event).
+ */
+export function serveHttp2(server: http2.Http2Server, socket: Socket, timeouts: Http2Timeouts, logger: Logger, listener: string): http2.ServerHttp2Session {
+  const guard = new Http2FrameGuard(socket);
+  let session: http2.ServerHttp2Session | null = null;
+  // connectionListener creates the session and emits 'session' synchronously within emit().
+  const capture = (created: http2.ServerHttp2Session): void => {
+    session = created;
+  };
+  server.once('session', capture);
+  server.emit('connection', guard);
+  server.removeListener('session', capture);
+  if (session === null) throw new Error('http2 server created no session for the connection');
+  supervise(session, guard, timeouts, logger, listener);
+  return session;
+}
+
+function supervise(session: http2.ServerHttp2Session, guard: Http2FrameGuard, timeouts: Http2Timeouts, logger: Logger, listener: string): void {
+  const socket = guard.socket;
+  // Node wraps the guard in a socket of its own (JSStreamSocket) that knows neither peer nor SNI;
+  // the request handler reads both through req.socket. Its _peername is what net.Socket's
+  // remoteAddress/remotePort fall back to for a handle without getpeername.
+  const wrapper = session.socket as unknown as Record<string, unknown>;
+  wrapper._peername = { address: socket.remoteAddress, port: socket.remotePort, family: socket.remoteFamily };
+  const tlsSocket = socket as Partial<TLSSocket>;
+  if (tlsSocket.encrypted === true) {
+    wrapper.servername = tlsSocket.servername;
+    wrapper.encrypted = true;
+    wrapper.alpnProtocol = tlsSocket.alpnProtocol;
+  }
+
+  const streams = new Map<number, http2.ServerHttp2Stream>();
+  session.on('stream', (stream: http2.ServerHttp2Stream) => {
+    const id = stream.id;
+    if (id === undefined) return;
+    streams.set(id, stream);
+    stream.once('close', () => streams.delete(id));
+  });
+  const close = (code: number, reason: string): void => {
+    logger.debug({ listener, remote: socket.remoteAddress, code, reason }, 'HTTP/2 connection closed');
+    // An Error, not just the code: destroy(undefined, code) would send NO_ERROR.
+    session.destroy(new Error(reason), code);
+  };
+  guard.actions = {
+    connectionError: (code, reason) => close(code, reason),
+    // Node announces a stream on the next tick after reading its HEADERS, or later when the
+    // bytes before this frame still wait in the guard's buffer (the session paused reading).
+    streamError: (id, code, reason) => {
+      let tries = 0;
+      const resolve = (): void => {
+        const stream = streams.get(id);
+        if (stream !== undefined && !stream.closed && !stream.destroyed) {
+          logger.debug({ listener, remote: socket.remoteAddress, stream: id, code, reason }, 'HTTP/2 stream reset');
+          stream.close(code);
+        } else if (guard.readableLength > 0 && !session.destroyed && tries++ < MAX_STREAM_LOOKUPS) {
+          setImmediate(resolve);
+        } else {
+          close(code, reason);
+        }
+      };
+      setImmediate(resolve);
+    },
+  };
+
+  let ackTimer: NodeJS.Timeout | null = setTimeout(() => close(NGHTTP2_SETTINGS_TIMEOUT, 'no SETTINGS ACK'), timeouts.ackMs);
+  const clearAck = (): void => {
+    if (ackTimer !== null) clearTimeout(ackTimer);
+    ackTimer = null;
+  };
+  session.once('localSettings', clearAck);
+  session.once('close', clearAck);
+  session.on('error', () => undefined); // reported on the server as 'sessionError'; the session closes itself
+
+  session.setTimeout(timeouts.idleMs, () => {
+    if (session.closed || session.destroyed) return;
+    if (streams.size === 0) {
+      // GOAWAY; a client that does not let the close finish is cut after the ack timeout.
+      session.close();
+      setTimeout(() => session.destroy(), timeouts.ackMs).unref();
+      return;
+    }
+    // Streams open but nothing moves (a long poll, or a client that vanished): ask.
+    if (ackTimer !== null) return;
+    ackTimer = setTimeout(() => close(NGHTTP2_NO_ERROR, 'no PING ACK'), timeouts.ackMs);
+    guard.expectPingAck();
+    session.ping(() => clearAck());
+  });
+}
