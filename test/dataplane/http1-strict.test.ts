@@ -12,7 +12,7 @@ import { freePort } from '../support/ports.ts';
 import { irCertificate, selfSignedCertificate } from './support/certs.ts';
 import { testDataplane, type LogLine, type TestDataplane } from './support/harness.ts';
 import { backend, forwardTo, listener, prefix, route, scope } from './support/ir.ts';
-import { rawExchange, RawConnection, startCountingBackend, type CountingBackend } from './support/raw-http.ts';
+import { rawExchange, RawConnection, startCountingBackend, usingConnection, type CountingBackend } from './support/raw-http.ts';
 
 /** What follows each bad request in the same write: it must never reach a backend. */
 const SMUGGLED = 'GET /smuggled HTTP/1.1\r\nHost: api.example.com\r\n\r\n';
@@ -121,16 +121,13 @@ describe('HTTP/1.1 strictness', () => {
   });
 
   it('refuses the same over TLS, counted for that listener', async () => {
-    const connection = await RawConnection.open(tlsPort, { tls: true, servername: 'api.example.com' });
-    try {
+    await usingConnection(() => RawConnection.open(tlsPort, { tls: true, servername: 'api.example.com' }), async (connection) => {
       connection.send(post('Content-Length: 4\r\nTransfer-Encoding: chunked', '0\r\n\r\n') + SMUGGLED);
       await connection.untilClosed();
       expect(connection.statuses()).toEqual([400]);
       expect(await rejected('invalid_transfer_encoding', tlsPort)).toBe(1);
       expect(api.raw()).not.toContain('/smuggled');
-    } finally {
-      connection.close();
-    }
+    });
   });
 
   it('routes an absolute-form request on its authority and sends that authority as Host', async () => {
@@ -142,8 +139,7 @@ describe('HTTP/1.1 strictness', () => {
   });
 
   it('accepts `Transfer-Encoding: Chunked` (coding names are case-insensitive) and keeps the connection', async () => {
-    const connection = await RawConnection.open(port);
-    try {
+    await usingConnection(() => RawConnection.open(port), async (connection) => {
       connection.send(post('Transfer-Encoding: Chunked', '5\r\nhello\r\n0\r\n\r\n') + 'GET /after HTTP/1.1\r\nHost: api.example.com\r\n\r\n');
       await connection.untilResponses(2);
       expect(connection.statuses()).toEqual([200, 200]);
@@ -151,9 +147,7 @@ describe('HTTP/1.1 strictness', () => {
         ['/upload', 'hello'],
         ['/after', ''],
       ]);
-    } finally {
-      connection.close();
-    }
+    });
   });
 
   it('logs a refusal once per reason and interval, and counts every one', async () => {

@@ -9,7 +9,7 @@ import { freePort } from '../support/ports.ts';
 import { irCertificate, selfSignedCertificate } from './support/certs.ts';
 import { testDataplane, type TestDataplane } from './support/harness.ts';
 import { backend, forwardTo, listener, prefix, route, scope } from './support/ir.ts';
-import { RawConnection, startCountingBackend, type CountingBackend } from './support/raw-http.ts';
+import { RawConnection, startCountingBackend, usingConnection, type CountingBackend } from './support/raw-http.ts';
 
 const direct: DirectResponseAction = { type: 'DirectResponse', status: 200, body: 'direct\n' };
 
@@ -61,8 +61,7 @@ describe('HTTP/1.1 upgrades', () => {
 
   describe.each(schemes)('over %s', (_scheme, open) => {
     it('relays a refused WebSocket upgrade (200) as a response and routes the next request on its own: no tunnel', async () => {
-      const connection = await open();
-      try {
+      await usingConnection(open, async (connection) => {
         const linesBefore = app.requestLines().length;
         connection.send(upgradeRequest('/refused', 'websocket'));
         await connection.untilResponses(1);
@@ -78,14 +77,11 @@ describe('HTTP/1.1 upgrades', () => {
         expect(connection.statuses()).toEqual([200, 404, 200]);
         expect(app.requestLines().slice(linesBefore)).toEqual(['GET /refused HTTP/1.1', 'GET /again HTTP/1.1']);
         expect(app.raw()).not.toContain('/admin');
-      } finally {
-        connection.close();
-      }
+      });
     });
 
     it('tunnels after the upstream 101: bytes flow both ways, early client bytes included', async () => {
-      const connection = await open();
-      try {
+      await usingConnection(open, async (connection) => {
         connection.send(upgradeRequest('/ws', 'websocket', 'X-Answer: 101\r\n') + 'early');
         await connection.until((text) => text.includes('echo:early'));
         expect(connection.text).toMatch(/^HTTP\/1\.1 101 Switching Protocols\r\n/);
@@ -94,39 +90,30 @@ describe('HTTP/1.1 upgrades', () => {
         connection.send('GET /inside HTTP/1.1\r\n\r\n');
         await connection.until((text) => text.includes('echo:GET /inside'));
         expect(app.tunnelled()).toContain('GET /inside HTTP/1.1');
-      } finally {
-        connection.close();
-      }
+      });
     });
 
     it('answers pipelined requests behind a refused upgrade, in order', async () => {
-      const connection = await open();
-      try {
+      await usingConnection(open, async (connection) => {
         connection.send(upgradeRequest('/first', 'websocket') + 'GET /second HTTP/1.1\r\nHost: app.example.com\r\n\r\n' + ADMIN_REQUEST);
         await connection.untilResponses(3);
         expect(connection.statuses()).toEqual([200, 200, 404]);
         expect(connection.text.indexOf('backend /first')).toBeLessThan(connection.text.indexOf('backend /second'));
-      } finally {
-        connection.close();
-      }
+      });
     });
   });
 
   it('answers an upgrade pipelined behind a request still in flight after that request, then the rest', async () => {
-    const connection = await RawConnection.open(httpPort);
-    try {
+    await usingConnection(() => RawConnection.open(httpPort), async (connection) => {
       connection.send('GET /one HTTP/1.1\r\nHost: app.example.com\r\n\r\n' + upgradeRequest('/two', 'websocket') + 'GET /three HTTP/1.1\r\nHost: app.example.com\r\n\r\n');
       await connection.untilResponses(3);
       expect(connection.statuses()).toEqual([200, 200, 200]);
       expect([...connection.text.matchAll(/backend (\S+)/g)].map((match) => match[1])).toEqual(['/one', '/two', '/three']);
-    } finally {
-      connection.close();
-    }
+    });
   });
 
   it.each(['h2c', 'foo/1.0'])('serves an `Upgrade: %s` request as a plain one and answers what is pipelined behind it', async (protocol) => {
-    const connection = await RawConnection.open(httpPort);
-    try {
+    await usingConnection(() => RawConnection.open(httpPort), async (connection) => {
       const before = app.requests.length;
       connection.send(upgradeRequest('/plain', protocol, 'HTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n') + 'GET /behind HTTP/1.1\r\nHost: app.example.com\r\n\r\n');
       await connection.untilResponses(2);
@@ -137,53 +124,41 @@ describe('HTTP/1.1 upgrades', () => {
       expect(plain.headers.upgrade).toBeUndefined();
       expect(plain.headers['http2-settings']).toBeUndefined();
       expect(behind.url).toBe('/behind');
-    } finally {
-      connection.close();
-    }
+    });
   });
 
   it('tunnels an upgrade that declares an empty body (Content-Length: 0)', async () => {
-    const connection = await RawConnection.open(httpPort);
-    try {
+    await usingConnection(() => RawConnection.open(httpPort), async (connection) => {
       connection.send(upgradeRequest('/ws', 'websocket', 'X-Answer: 101\r\nContent-Length: 0\r\n') + 'early');
       await connection.until((text) => text.includes('echo:early'));
       expect(connection.statuses()).toEqual([101]);
-    } finally {
-      connection.close();
-    }
+    });
   });
 
   it('never tunnels an upstream 101 to another protocol than the one asked', async () => {
-    const connection = await RawConnection.open(httpPort);
-    try {
+    await usingConnection(() => RawConnection.open(httpPort), async (connection) => {
       connection.send(upgradeRequest('/switch', 'websocket', 'X-Answer: 101 h2c\r\n'));
       await connection.untilResponses(1);
       expect(connection.statuses()).toEqual([502]);
       connection.send('GET /after HTTP/1.1\r\nHost: app.example.com\r\n\r\n');
       await connection.untilResponses(2);
       expect(connection.statuses()).toEqual([502, 200]);
-    } finally {
-      connection.close();
-    }
+    });
   });
 
   it('serves an upgrade request with a body as a plain request and closes the connection after it', async () => {
-    const connection = await RawConnection.open(httpPort);
-    try {
+    await usingConnection(() => RawConnection.open(httpPort), async (connection) => {
       const before = app.requests.length;
       connection.send(upgradeRequest('/with-body', 'websocket', 'X-Answer: 101\r\nContent-Length: 5\r\n') + 'hello');
       await connection.untilClosed();
       expect(connection.statuses()).toEqual([200]);
       expect(connection.text).toMatch(/\r\nconnection: close\r\n/i);
       expect(app.requests.slice(before)).toEqual([expect.objectContaining({ url: '/with-body', body: 'hello', headers: expect.not.objectContaining({ upgrade: expect.anything() }) })]);
-    } finally {
-      connection.close();
-    }
+    });
   });
 
   it('answers an upgrade the gateway itself answers (direct response, no endpoint) and keeps the connection', async () => {
-    const connection = await RawConnection.open(httpPort);
-    try {
+    await usingConnection(() => RawConnection.open(httpPort), async (connection) => {
       connection.send(upgradeRequest('/direct', 'websocket'));
       await connection.untilResponses(1);
       connection.send(upgradeRequest('/empty', 'websocket'));
@@ -192,21 +167,16 @@ describe('HTTP/1.1 upgrades', () => {
       await connection.untilResponses(3);
       expect(connection.statuses()).toEqual([200, 503, 200]);
       expect(connection.text).toContain('direct\n');
-    } finally {
-      connection.close();
-    }
+    });
   });
 
   it('closes the connection after a refused upgrade that said `Connection: close`', async () => {
-    const connection = await RawConnection.open(httpPort);
-    try {
+    await usingConnection(() => RawConnection.open(httpPort), async (connection) => {
       connection.send(upgradeRequest('/bye', 'websocket').replace('Connection: Upgrade', 'Connection: Upgrade, close') + 'GET /never HTTP/1.1\r\nHost: app.example.com\r\n\r\n');
       await connection.untilClosed();
       expect(connection.statuses()).toEqual([200]);
       expect(app.raw()).not.toContain('/never');
-    } finally {
-      connection.close();
-    }
+    });
   });
 });
 
@@ -288,8 +258,7 @@ describe('HTTP/1.1 connections after a refused upgrade', () => {
   }
 
   it('are idle keep-alive connections: the idle timeout applies, not the request-headers one', async () => {
-    const connection = await RawConnection.open(port);
-    try {
+    await usingConnection(() => RawConnection.open(port), async (connection) => {
       connection.send(upgradeRequest('/refused', 'websocket'));
       await connection.untilResponses(1);
       // Well past the headers timeout, well within the idle timeout.
@@ -300,9 +269,7 @@ describe('HTTP/1.1 connections after a refused upgrade', () => {
       expect(connection.statuses()).toEqual([200, 200]);
       // Idle again after a request.
       await expectClosedByIdleTimeout(connection);
-    } finally {
-      connection.close();
-    }
+    });
   });
 
   it('are closed at once when the listener drains, like other idle connections', async () => {
@@ -312,29 +279,26 @@ describe('HTTP/1.1 connections after a refused upgrade', () => {
       listeners: [listener(drainingPort, [scope('http', null, [['*', [route('app', { path: prefix('/') }, forwardTo('svc/app'))]]])])],
       backends: { 'svc/app': backend('svc/app', [app.endpoint]) },
     });
-    const connection = await RawConnection.open(drainingPort);
     try {
-      connection.send(upgradeRequest('/refused', 'websocket'));
-      await connection.untilResponses(1);
-      const closing = draining.dataplane.close();
-      // The drain deadline is 10 s and the idle timeout a minute: only the drain closes it this soon.
-      await connection.untilClosed(5_000);
-      await closing;
+      await usingConnection(() => RawConnection.open(drainingPort), async (connection) => {
+        connection.send(upgradeRequest('/refused', 'websocket'));
+        await connection.untilResponses(1);
+        const closing = draining.dataplane.close();
+        // The drain deadline is 10 s and the idle timeout a minute: only the drain closes it this soon.
+        await connection.untilClosed(5_000);
+        await closing;
+      });
     } finally {
-      connection.close();
       await draining.dataplane.close();
     }
   });
 
   it('are closed by the idle timeout when nothing follows the refused upgrade', async () => {
-    const connection = await RawConnection.open(port);
-    try {
+    await usingConnection(() => RawConnection.open(port), async (connection) => {
       connection.send(upgradeRequest('/refused', 'websocket'));
       await connection.untilResponses(1);
       await expectClosedByIdleTimeout(connection);
       expect(connection.statuses()).toEqual([200]);
-    } finally {
-      connection.close();
-    }
+    });
   });
 });

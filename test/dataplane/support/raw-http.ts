@@ -183,13 +183,20 @@ function completeResponses(text: string): number {
   }
 }
 
-/** A raw-socket exchange on a fresh connection: sends `text`, returns what was read when the server closes. */
-export async function rawExchange(port: number, text: string, timeoutMs = 3_000): Promise<string> {
-  const connection = await RawConnection.open(port);
+/** Runs `use` on a connection from `open`, closed afterwards whatever happens. */
+export async function usingConnection<T>(open: () => Promise<RawConnection>, use: (connection: RawConnection) => Promise<T>): Promise<T> {
+  const connection = await open();
   try {
-    connection.send(text);
-    return await connection.untilClosed(timeoutMs);
+    return await use(connection);
   } finally {
     connection.close();
   }
+}
+
+/** A raw-socket exchange on a fresh connection: sends `text`, returns what was read when the server closes. */
+export function rawExchange(port: number, text: string, timeoutMs = 3_000): Promise<string> {
+  return usingConnection(() => RawConnection.open(port), (connection) => {
+    connection.send(text);
+    return connection.untilClosed(timeoutMs);
+  });
 }
