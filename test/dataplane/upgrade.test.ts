@@ -238,12 +238,18 @@ describe('HTTP/1.1 connections after a refused upgrade', () => {
   beforeAll(async () => {
     app = await startCountingBackend();
     port = await freePort();
-    harness = testDataplane({ frontDoor: { requestHeadersTimeoutMs: HEADERS_TIMEOUT_MS, idleTimeoutMs: IDLE_TIMEOUT_MS } });
-    await harness.dataplane.apply('v1', {
-      listeners: [listener(port, [scope('http', null, [['*', [route('app', { path: prefix('/') }, forwardTo('svc/app'))]]])])],
-      backends: { 'svc/app': backend('svc/app', [app.endpoint]) },
-    });
+    harness = await gatewayTo(app, port, IDLE_TIMEOUT_MS);
   });
+
+  /** A dataplane with one route to `app` on `port`, short request-head timeouts and the given idle timeout. */
+  async function gatewayTo(backendServer: CountingBackend, listenerPort: number, idleTimeoutMs: number): Promise<TestDataplane> {
+    const gateway = testDataplane({ frontDoor: { requestHeadersTimeoutMs: HEADERS_TIMEOUT_MS, idleTimeoutMs } });
+    await gateway.dataplane.apply('v1', {
+      listeners: [listener(listenerPort, [scope('http', null, [['*', [route('app', { path: prefix('/') }, forwardTo('svc/app'))]]])])],
+      backends: { 'svc/app': backend('svc/app', [backendServer.endpoint]) },
+    });
+    return gateway;
+  }
 
   afterAll(async () => {
     await harness.dataplane.close();
@@ -273,12 +279,8 @@ describe('HTTP/1.1 connections after a refused upgrade', () => {
   });
 
   it('are closed at once when the listener drains, like other idle connections', async () => {
-    const draining = testDataplane({ frontDoor: { requestHeadersTimeoutMs: HEADERS_TIMEOUT_MS, idleTimeoutMs: IDLE_TIMEOUT_MS * 30 } });
     const drainingPort = await freePort();
-    await draining.dataplane.apply('v1', {
-      listeners: [listener(drainingPort, [scope('http', null, [['*', [route('app', { path: prefix('/') }, forwardTo('svc/app'))]]])])],
-      backends: { 'svc/app': backend('svc/app', [app.endpoint]) },
-    });
+    const draining = await gatewayTo(app, drainingPort, IDLE_TIMEOUT_MS * 30);
     try {
       await usingConnection(() => RawConnection.open(drainingPort), async (connection) => {
         connection.send(upgradeRequest('/refused', 'websocket'));
