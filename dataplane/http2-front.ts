@@ -19,7 +19,7 @@ import { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 
-const { NGHTTP2_PROTOCOL_ERROR, NGHTTP2_STREAM_CLOSED, NGHTTP2_FLOW_CONTROL_ERROR, NGHTTP2_SETTINGS_TIMEOUT, NGHTTP2_NO_ERROR } = http2.constants;
+const { NGHTTP2_PROTOCOL_ERROR, NGHTTP2_STREAM_CLOSED, NGHTTP2_FLOW_CONTROL_ERROR, NGHTTP2_SETTINGS_TIMEOUT, NGHTTP2_NO_ERROR, NGHTTP2_CANCEL } = http2.constants;
 
 const FRAME_HEADER = 9;
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -447,6 +447,8 @@ export interface Http2Timeouts {
   idleMs: number;
   /** Longest wait for the client's SETTINGS ACK (from the session's start) or a PING ACK. */
   ackMs: number;
+  /** Longest silence on a stream whose request body is still coming: the stream is reset (CANCEL). */
+  requestBodyMs: number;
 }
 
 /**
@@ -491,6 +493,15 @@ function supervise(session: http2.ServerHttp2Session, guard: Http2FrameGuard, ti
     if (id === undefined) return;
     streams.set(id, stream);
     stream.once('close', () => streams.delete(id));
+    // As the HTTP/1.1 body timeout (nginx's client_body_timeout), per stream: the connection's
+    // other streams go on. Node refreshes the timer on each frame the stream reads or writes.
+    if (!stream.endAfterHeaders) {
+      stream.setTimeout(timeouts.requestBodyMs, () => {
+        logger.debug({ listener, remote: socket.remoteAddress, stream: id }, 'HTTP/2 request body timed out: stream reset');
+        stream.close(NGHTTP2_CANCEL);
+      });
+      stream.once('end', () => stream.setTimeout(0));
+    }
   });
   const close = (code: number, reason: string): void => {
     logger.debug({ listener, remote: socket.remoteAddress, code, reason }, 'HTTP/2 connection closed');

@@ -282,7 +282,8 @@ export class ListenerServer {
 
   /** Serves a connection that speaks HTTP/2 (ALPN h2 or prior knowledge): see serveHttp2. */
   private serveHttp2(socket: Socket): void {
-    serveHttp2(this.http2, socket, { idleMs: this.limits.http2IdleTimeoutMs, ackMs: this.limits.http2AckTimeoutMs }, this.logger, this.name);
+    const timeouts = { idleMs: this.limits.http2IdleTimeoutMs, ackMs: this.limits.http2AckTimeoutMs, requestBodyMs: this.limits.requestBodyTimeoutMs };
+    serveHttp2(this.http2, socket, timeouts, this.logger, this.name);
   }
 
   private createFront(): net.Server {
