@@ -1,4 +1,4 @@
-// Runs every test runner of the project in turn — typecheck, jest, the Gateway
+// Runs every test runner of the project in turn — typecheck, the layer rule, jest, the Gateway
 // API and Ingress conformance suites (standalone, then through a real
 // kube-apiserver) — and prints one closing line summing them:
 // "N passed, M failed, K skipped". Exits non-zero when anything failed.
@@ -43,7 +43,13 @@ function run(args: string[]): { status: number; output: string } {
 const tsc = run(['node_modules/typescript/bin/tsc', '--noEmit', '-p', 'tsconfig.json']);
 add('typecheck', tsc.status === 0 ? { passed: 1, failed: 0, skipped: 0 } : { passed: 0, failed: 1, skipped: 0 });
 
-// 2. Jest: unit, golden, e2e.
+// 2. The layer rule (.dependency-cruiser.cjs, ARCHITECTURE.md): one check; the violations are printed.
+// The arguments are those of `npm run lint:layers`, read from package.json so the two cannot drift.
+const [, ...layerArgs] = (JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: Record<string, string> }).scripts['lint:layers'].split(' ');
+const layers = run(['node_modules/dependency-cruiser/bin/dependency-cruise.mjs', ...layerArgs]);
+add('layers', layers.status === 0 ? { passed: 1, failed: 0, skipped: 0 } : { passed: 0, failed: 1, skipped: 0 });
+
+// 3. Jest: unit, golden, e2e.
 const out = join(mkdtempSync(join(tmpdir(), 'sluice-jest-')), 'results.json');
 const jest = run([
   '--experimental-vm-modules',
@@ -62,7 +68,7 @@ try {
   if (jest.status === 0) console.log('jest wrote no results');
 }
 
-// 3. The conformance suites against a real `sluice run`, then through a real kube-apiserver
+// 4. The conformance suites against a real `sluice run`, then through a real kube-apiserver
 // (`--target kubernetes`: root and the binaries test/kube/build-binaries.sh makes).
 const kubernetesTarget = netnsUnavailableReason() ?? binariesSkipReason(['kube-apiserver', 'etcd']);
 for (const target of ['standalone', 'kubernetes']) {

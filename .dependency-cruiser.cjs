@@ -1,0 +1,107 @@
+// The layer rule (ARCHITECTURE.md): imports point one way, towards the IR.
+//
+//   cmd/  ─▶  controller/ ─┐
+//     │                    ├─▶  ir/  (imports nothing of ours; node: built-ins only)
+//     └──▶  dataplane/, bpf/ ┘
+//
+// Run by `npm run lint:layers` and as a step of `npm test` (test/support/run-all.ts).
+// Type-only imports count: a type names the layer it comes from as much as a value does.
+const RUNTIME = '^(ir|controller|dataplane|bpf|cmd|bin)/';
+
+/** A rule forbidding imports from the layer `from` into any of `to` (folder names). */
+const layer = (name, from, to, comment) => ({
+  name,
+  comment,
+  severity: 'error',
+  from: { path: `^${from}/` },
+  to: { path: `^(${to.join('|')})/` },
+});
+
+module.exports = {
+  forbidden: [
+    {
+      name: 'ir-is-a-leaf',
+      comment: 'ir/ holds what every layer shares (IR types, version hashing, the snapshot wire protocol, address helpers): it imports nothing but itself and Node built-ins.',
+      severity: 'error',
+      from: { path: '^ir/' },
+      to: { pathNot: ['^ir/'], dependencyTypesNot: ['core'] },
+    },
+    layer('dataplane-only-ir', 'dataplane', ['controller', 'cmd', 'bpf', 'bin', 'test', 'scripts'],
+      'dataplane/ reads the IR and nothing else of ours: process wiring (dataplane + eBPF agent + admin server) lives in cmd/.'),
+    layer('bpf-only-ir', 'bpf', ['controller', 'cmd', 'dataplane', 'bin', 'test', 'scripts'],
+      'bpf/ (the agent and its addon loader) reads the IR and nothing else of ours.'),
+    layer('controller-not-dataplane', 'controller', ['dataplane', 'bpf', 'cmd', 'bin', 'test', 'scripts'],
+      'controller/ produces the IR; it meets dataplane/ and bpf/ only through ir/. Process wiring lives in cmd/.'),
+    {
+      name: 'cmd-is-the-top',
+      comment: 'cmd/ (CLI, process wiring, admin server) may import every layer; nothing of the runtime imports it (bin/ starts it).',
+      severity: 'error',
+      from: { path: '^(ir|controller|dataplane|bpf)/' },
+      to: { path: '^cmd/' },
+    },
+    {
+      name: 'bin-starts-cmd',
+      comment: 'bin/sluice.js checks the Node version and loads cmd/cli.ts, nothing else.',
+      severity: 'error',
+      from: { path: '^bin/' },
+      to: { pathNot: '^cmd/cli\\.ts$', dependencyTypesNot: ['core'] },
+    },
+    {
+      name: 'test-doubles-stay-in-tests',
+      comment: 'test/ (the demo backends in test/support/demo/ included) stays out of the runtime layers.',
+      severity: 'error',
+      from: { path: '^(ir|controller|dataplane|bpf|bin)/' },
+      to: { path: '^test/' },
+    },
+    {
+      name: 'demo-loader-only',
+      comment: 'The one way into test/ from cmd/: the on-demand loader of `--demo-backends` in cmd/standalone.ts, a dynamic import that a checkout satisfies and the image (no test/) does not.',
+      severity: 'error',
+      from: { path: '^cmd/', pathNot: '^cmd/standalone\\.ts$' },
+      to: { path: '^test/' },
+    },
+    {
+      name: 'demo-loader-is-dynamic',
+      comment: 'cmd/standalone.ts reaches the demo backends only by a dynamic import (a `typeof import()` type is fine too), so the image starts without them.',
+      severity: 'error',
+      from: { path: '^cmd/standalone\\.ts$' },
+      to: { path: '^test/', pathNot: '^test/support/demo/demo-backends\\.ts$' },
+    },
+    {
+      name: 'demo-loader-is-not-static',
+      comment: 'A static import would make the image fail at start: the demo backends are not in it.',
+      severity: 'error',
+      from: { path: '^cmd/standalone\\.ts$' },
+      to: { path: '^test/', dependencyTypesNot: ['dynamic-import', 'type-import', 'type-only'] },
+    },
+    {
+      name: 'runtime-not-dev-dependencies',
+      comment: 'The image runs `npm prune --omit=dev`: runtime code may only use `dependencies`.',
+      severity: 'error',
+      from: { path: RUNTIME },
+      to: { dependencyTypes: ['npm-dev'] },
+    },
+    {
+      name: 'no-cycles',
+      comment: 'Runtime modules import each other in one direction only.',
+      severity: 'error',
+      from: { path: RUNTIME },
+      to: { circular: true },
+    },
+    {
+      name: 'resolvable',
+      comment: 'Every relative import points at a file that exists.',
+      severity: 'error',
+      from: {},
+      to: { couldNotResolve: true },
+    },
+  ],
+  options: {
+    // TypeScript 7 has no JavaScript API for dependency-cruiser to parse with; swc parses the
+    // sources (type-only imports included) instead.
+    parser: 'swc',
+    doNotFollow: { path: 'node_modules' },
+    tsConfig: { fileName: 'tsconfig.json' },
+    enhancedResolveOptions: { extensions: ['.ts', '.js'] },
+  },
+};
