@@ -4,8 +4,8 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { VERDICTS, type Verdict } from '../bpf/agent/codec.ts';
 import { flowMatches as filterMatches, type FlowFilter, type FlowRecord } from '../bpf/agent/flows.ts';
-import type { IR } from './ir/types.ts';
-import { redactIR } from './ir/version.ts';
+import type { IR } from '../ir/types.ts';
+import { redactIR } from '../ir/version.ts';
 import { problemLine, type Problem } from './problems.ts';
 import type { KubeObject } from './sources/objects.ts';
 

@@ -6,7 +6,7 @@ import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { Counter } from 'prom-client';
 import { processRegistry, startAdminServer } from './admin.ts';
-import type { IR } from './ir/types.ts';
+import type { IR } from '../ir/types.ts';
 import { LeaderElector } from './leader.ts';
 import { ProblemLog } from './problems.ts';
 import { SnapshotServer } from './publish/server.ts';

@@ -7,7 +7,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import { BpfUnavailable, DataplaneNode, type BpfOptions, type DataplaneNodeOptions } from '../dataplane/node.ts';
 import type { FrontDoorLimits } from '../dataplane/front-door.ts';
 import { parseHostPort, processRegistry, startAdminServer } from './admin.ts';
-import type { IR } from './ir/types.ts';
+import type { IR } from '../ir/types.ts';
 import { withImplicitGatewayClasses } from './sources/implicit-classes.ts';
 import { ProblemLog, type Problem } from './problems.ts';
 import { ManifestFolder, type ReadError } from './sources/manifest-folder.ts';

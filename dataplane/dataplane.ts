@@ -4,7 +4,7 @@
 
 import pino from 'pino';
 import client, { type Registry } from 'prom-client';
-import type { HttpIR, HttpListener } from '../controller/ir/types.ts';
+import type { HttpIR, HttpListener } from '../ir/types.ts';
 import { compileRouteTable } from './config/compile.ts';
 import type { ListenerTable, RouteTable } from './config/route-table.ts';
 import { ConnectionBudget, DEFAULT_FRONT_DOOR_LIMITS, type FrontDoorLimits } from './front-door.ts';

@@ -5,7 +5,7 @@
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { processRegistry, startAdminServer } from '../controller/admin.ts';
-import type { IR } from '../controller/ir/types.ts';
+import type { IR } from '../ir/types.ts';
 import { SnapshotSubscriber } from './config/subscriber.ts';
 import type { FrontDoorLimits } from './front-door.ts';
 import { DataplaneNode, type BpfOptions, type NodeRateLimitOptions } from './node.ts';

@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { BpfAgent } from '../bpf/agent/agent.ts';
 import { bpfUnavailableReason, enterDedicatedCgroup, ownCgroupPath, type DedicatedCgroup } from '../bpf/agent/environment.ts';
-import type { IR } from '../controller/ir/types.ts';
+import type { IR } from '../ir/types.ts';
 import { viaServiceVips } from './config/kernel-lb.ts';
 import { Dataplane, type ApplyResult } from './dataplane.ts';
 import type { FrontDoorLimits } from './front-door.ts';

@@ -7,7 +7,7 @@ import { mkdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
-import { IDENTITY_INGRESS, type L4IR } from '../../controller/ir/types.ts';
+import { IDENTITY_INGRESS, type L4IR } from '../../ir/types.ts';
 import { loadNative, type LoadedObject, type RingBufHandle, type SluiceBpfNative } from '../native/index.ts';
 import { COUNTER, COUNTER_SLOTS, checkCodec, decodeFlowEvent, u32Key } from './codec.ts';
 import { MAP_ORDER, desiredState, type ManagedMap } from './desired.ts';

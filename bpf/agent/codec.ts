@@ -3,7 +3,7 @@
 // padding bytes never make a hash lookup miss. `checkCodec` compares these
 // layouts with the BTF of the loaded object, so a change on one side only
 // fails loudly at start instead of writing garbage into the kernel.
-import { formatIPv4, parseCidr, parseIPv4 } from '../../controller/ir/ipv4.ts';
+import { formatIPv4, parseCidr, parseIPv4 } from '../../ir/ipv4.ts';
 
 export const LB_SLOTS = 1021;
 

@@ -1,6 +1,6 @@
 // ir.l4 → the exact entries every map should hold. Pure: the same IR always
 // gives the same bytes, so an agent restarted on unchanged state writes nothing.
-import type { L4IR, L4PolicyEntry, L4Service } from '../../controller/ir/types.ts';
+import type { L4IR, L4PolicyEntry, L4Service } from '../../ir/types.ts';
 import {
   CONFIG_TRACE_FORWARDED,
   DIRECTION,

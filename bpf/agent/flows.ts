@@ -1,7 +1,7 @@
 // Kernel flow events → flow records people read: who talked to whom, through
 // which Service, what the policy said and which rule said it. The agent keeps
 // the latest ones for `sluice observe` and streams new ones to followers.
-import type { L4IR } from '../../controller/ir/types.ts';
+import type { L4IR } from '../../ir/types.ts';
 import type { FlowEvent, Verdict } from './codec.ts';
 
 export interface FlowEndpoint {

@@ -12,7 +12,7 @@ import { hostname } from 'node:os';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { parseHostPort } from '../admin.ts';
-import type { IR } from '../ir/types.ts';
+import type { IR } from '../../ir/types.ts';
 import type { SocketFailure } from '../status/dataplane-result.ts';
 import {
   ACKS_PATH,
@@ -26,7 +26,7 @@ import {
   type Ack,
   type HelloMessage,
   type ListenerAck,
-} from './protocol.ts';
+} from '../../ir/protocol.ts';
 
 export type Leadership = { isLeader: true } | { isLeader: false; leaderUrl: string | null };
 

@@ -10,6 +10,7 @@ import { join, relative, sep } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import type { Problem } from '../problems.ts';
 import { shapeProblem } from './shapes.ts';
+import { stableJson } from '../../ir/version.ts';
 import {
   CLUSTER_SCOPED_KINDS,
   STATUS_INPUT_KINDS,
@@ -324,9 +325,3 @@ function sha256(text: string): string {
   return createHash('sha256').update(text).digest('hex');
 }
 
-/** JSON with object keys sorted, so equal content hashes equally. */
-export function stableJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v) =>
-    isObject(v) ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, v[k]])) : v,
-  );
-}

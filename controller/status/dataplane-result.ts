@@ -1,7 +1,7 @@
 // Programmed means "the dataplane serves it". Translation assumes every valid
 // listener can be served; this folds in what the dataplane reported after
 // applying the version (for example a port that could not be bound).
-import type { IR } from '../ir/types.ts';
+import type { IR } from '../../ir/types.ts';
 import { condition, type Condition, type ObjectStatus } from './conditions.ts';
 
 export interface SocketFailure {

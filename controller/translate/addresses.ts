@@ -3,7 +3,7 @@
 // its own address, chosen from a hash of its namespace/name so that it stays
 // put when other Gateways come and go.
 import { createHash } from 'node:crypto';
-import { formatIPv4, parseCidr } from '../ir/ipv4.ts';
+import { formatIPv4, parseCidr } from '../../ir/ipv4.ts';
 
 export interface AddressPlan {
   /** `namespace/name` → address. */

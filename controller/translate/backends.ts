@@ -1,6 +1,6 @@
 // Services and EndpointSlices: backendRefs become IR backends with ready
 // endpoints; every Service with a cluster IP becomes an l4 service for the BPF agent.
-import type { AppProtocol, Backend, Endpoint, L4Service } from '../ir/types.ts';
+import type { AppProtocol, Backend, Endpoint, L4Service } from '../../ir/types.ts';
 import { GATEWAY_GROUP, type KubeObject } from '../sources/objects.ts';
 import type { InputIndex } from './index-inputs.ts';
 import { isReferenceAllowed } from './referencegrant.ts';

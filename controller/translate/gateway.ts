@@ -2,8 +2,8 @@
 // validity of each listener (protocol, conflicts, route kinds, certificates).
 // Route attachment fills in `attachedRoutes` later (httproute.ts).
 import { X509Certificate, createHash, createPrivateKey } from 'node:crypto';
-import { defaultTlsSettings, describeTlsSettings, sameTlsSettings } from '../ir/tls-profiles.ts';
-import type { ClientValidation, TlsCertificate, TlsSettings } from '../ir/types.ts';
+import { defaultTlsSettings, describeTlsSettings, sameTlsSettings } from '../../ir/tls-profiles.ts';
+import type { ClientValidation, TlsCertificate, TlsSettings } from '../../ir/types.ts';
 import { GATEWAY_GROUP, namespacedName, type KubeObject } from '../sources/objects.ts';
 import { condition, type Condition, type ObjectStatus } from '../status/conditions.ts';
 import type { AddressPlan } from './addresses.ts';

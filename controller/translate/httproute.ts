@@ -1,7 +1,7 @@
 // HTTPRoute: attachment to Gateway listeners (parentRefs, sectionName, port,
 // allowed namespaces and kinds, hostname intersection), rules compiled into IR
 // routes, backendRefs resolved, and the route's per-parent status.
-import type { Backend, CorsPolicy, Filter, HeaderModifier, PathModifier, RedirectAction, RetryPolicy, Route, RouteAction, RouteMatch, WeightedBackend } from '../ir/types.ts';
+import type { Backend, CorsPolicy, Filter, HeaderModifier, PathModifier, RedirectAction, RetryPolicy, Route, RouteAction, RouteMatch, WeightedBackend } from '../../ir/types.ts';
 import { namespacedName, type KubeObject } from '../sources/objects.ts';
 import type { ObjectStatus } from '../status/conditions.ts';
 import { resolveBackendRef, type RefProblem } from './backends.ts';

@@ -9,7 +9,7 @@
 //    regex, then Prefix, longer first), then the paths of host-less rules, then
 //    the Ingress's defaultBackend: a host that matches but whose paths do not
 //    falls through to the defaultBackend (Cilium answers 404 there).
-import type { Backend, Route, RouteAction, TlsCertificate } from '../ir/types.ts';
+import type { Backend, Route, RouteAction, TlsCertificate } from '../../ir/types.ts';
 import type { Problem } from '../problems.ts';
 import { namespacedName, type KubeObject } from '../sources/objects.ts';
 import type { ObjectStatus } from '../status/conditions.ts';

@@ -23,7 +23,7 @@ import {
   type L4Policy,
   type L4PolicyEntry,
   type L4Rule,
-} from '../ir/types.ts';
+} from '../../ir/types.ts';
 import { namespacedName, type KubeObject } from '../sources/objects.ts';
 import {
   CIDR_IDENTITY_BASE,
@@ -39,7 +39,7 @@ import {
   stringMap,
   type EndpointLabels,
 } from './identities.ts';
-import { addressInCidr, cidrContains, compareCidrs, formatCidr, isIPv6, parseCidr, parseIPv4, type Cidr } from '../ir/ipv4.ts';
+import { addressInCidr, cidrContains, compareCidrs, formatCidr, isIPv6, parseCidr, parseIPv4, type Cidr } from '../../ir/ipv4.ts';
 import type { InputIndex } from './index-inputs.ts';
 import { selectorMatches, selectorProblem, type LabelSelector } from './selectors.ts';
 

@@ -8,7 +8,7 @@
 //   5. rule order, then match order within the route
 // Placing RegularExpression between Exact and PathPrefix is our choice where the
 // spec leaves regex precedence to implementations (Envoy Gateway does the same).
-import type { PathMatchType } from '../ir/types.ts';
+import type { PathMatchType } from '../../ir/types.ts';
 import type { Placement } from './httproute.ts';
 
 const PATH_RANK: Record<PathMatchType, number> = { Exact: 0, RegularExpression: 1, PathPrefix: 2 };

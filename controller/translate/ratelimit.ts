@@ -12,8 +12,8 @@
 // Pure like the rest of translation: the same snapshot gives the same IR and statuses.
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
-import type { HttpIR, RateLimitPolicy, RateLimitRule, RateLimitSelector, Route } from '../ir/types.ts';
-import { stableJson } from '../sources/manifest-folder.ts';
+import type { HttpIR, RateLimitPolicy, RateLimitRule, RateLimitSelector, Route } from '../../ir/types.ts';
+import { stableJson } from '../../ir/version.ts';
 import { GATEWAY_GROUP, namespacedName, type InputSnapshot, type KubeObject } from '../sources/objects.ts';
 import { condition, type Condition, type ObjectStatus } from '../status/conditions.ts';
 import type { GatewayState } from './gateway.ts';

@@ -2,8 +2,8 @@
 // `sluice.dev/` keys; an unknown key or a bad value of ours makes the listener invalid (never a
 // silent default), keys of other implementations are ignored and reported.
 import tls from 'node:tls';
-import { DEFAULT_TLS12_CIPHERS, TLS_PROFILES, DEFAULT_TLS_PROFILE } from '../ir/tls-profiles.ts';
-import type { TlsProfileName, TlsSettings, TlsVersion } from '../ir/types.ts';
+import { DEFAULT_TLS12_CIPHERS, TLS_PROFILES, DEFAULT_TLS_PROFILE } from '../../ir/tls-profiles.ts';
+import type { TlsProfileName, TlsSettings, TlsVersion } from '../../ir/types.ts';
 
 const PREFIX = 'sluice.dev/';
 export const TLS_OPTION_KEYS = {

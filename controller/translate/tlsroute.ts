@@ -1,6 +1,6 @@
 // TLSRoute (TLS Passthrough): connections to a TLS listener are forwarded by
 // their SNI server name to the route's backends, without decryption.
-import type { Backend, PassthroughRoute, WeightedBackend } from '../ir/types.ts';
+import type { Backend, PassthroughRoute, WeightedBackend } from '../../ir/types.ts';
 import { namespacedName, type KubeObject } from '../sources/objects.ts';
 import type { ObjectStatus } from '../status/conditions.ts';
 import { attachRoute, type Parents } from './attachment.ts';

@@ -1,8 +1,8 @@
 // translate(snapshot) → { ir, statuses }: a pure function of its inputs.
 // No API calls, no clock, no randomness: the same snapshot always gives the
 // same IR (and so the same version) and the same statuses.
-import type { Backend, HttpListener, IR, ListenerScope, PassthroughListener, VirtualHost } from '../ir/types.ts';
-import { irVersion } from '../ir/version.ts';
+import type { Backend, HttpListener, IR, ListenerScope, PassthroughListener, VirtualHost } from '../../ir/types.ts';
+import { irVersion } from '../../ir/version.ts';
 import type { Problem } from '../problems.ts';
 import { namespacedName, type InputSnapshot } from '../sources/objects.ts';
 import type { ObjectStatus } from '../status/conditions.ts';

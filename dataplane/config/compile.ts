@@ -2,7 +2,7 @@
 // recorded and disable only that piece; anything thrown out of here rejects the whole version
 // (the caller keeps the last good table).
 
-import type { Backend, Filter, HeaderModifier, HttpIR, HttpListener, ListenerScope, Route, RouteAction, VirtualHost } from '../../controller/ir/types.ts';
+import type { Backend, Filter, HeaderModifier, HttpIR, HttpListener, ListenerScope, Route, RouteAction, VirtualHost } from '../../ir/types.ts';
 import { compileFilterChain, concatChains, EMPTY_CHAIN, type FilterChain } from '../filters/chain.ts';
 import { compileHeaderModifier } from '../filters/header-modifier.ts';
 import { compileRedirect } from '../filters/redirect.ts';

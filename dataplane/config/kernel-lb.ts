@@ -1,7 +1,7 @@
 // With the BPF agent active the kernel picks the endpoint at connect(): the
 // proxy connects to the Service VIP and keeps one pool per VIP. Backends whose
 // Service has no VIP in ir.l4 (ExternalName, headless) keep userspace picking.
-import type { HttpIR, L4IR } from '../../controller/ir/types.ts';
+import type { HttpIR, L4IR } from '../../ir/types.ts';
 
 export function viaServiceVips(http: HttpIR, l4: L4IR): HttpIR {
   const vips = new Map(l4.services.filter((s) => s.protocol === 'TCP' && s.endpoints.length > 0).map((s) => [s.name, s]));

@@ -3,7 +3,7 @@
 // A RouteTable is immutable once built (picker state and round-robin cursors aside); a reload
 // builds a new one and swaps references, so in-flight requests finish on the table they began with.
 
-import type { HttpListener, ListenerProtocol } from '../../controller/ir/types.ts';
+import type { HttpListener, ListenerProtocol } from '../../ir/types.ts';
 import type { FilterChain } from '../filters/chain.ts';
 import type { CorsPlan } from '../filters/cors.ts';
 import type { RouteLimiter } from '../ratelimit/limiter.ts';

@@ -1,4 +1,4 @@
-// The dataplane's side of the snapshot protocol (controller/publish/protocol.ts documents it):
+// The dataplane's side of the snapshot protocol (ir/protocol.ts documents it):
 // keeps one stream open to the leading controller, applies the newest version it receives (one
 // apply at a time) and acknowledges each apply.
 //
@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { Agent, request } from 'undici';
-import type { IR } from '../../controller/ir/types.ts';
+import type { IR } from '../../ir/types.ts';
 import {
   ACKS_PATH,
   HEARTBEAT_TIMEOUT_MS,
@@ -20,7 +20,7 @@ import {
   type Ack,
   type ListenerAck,
   type SnapshotMessage,
-} from '../../controller/publish/protocol.ts';
+} from '../../ir/protocol.ts';
 
 export interface ApplyOutcome {
   /** false: the version was rejected as a whole and the previous one keeps serving. */

@@ -2,7 +2,7 @@
 // header modifier lists, one effective URL rewrite, mirrors, CORS and a redirect. Order matters
 // only where the spec says so: a mirror sees the header modifications listed before it.
 
-import type { Filter, PathMatch } from '../../controller/ir/types.ts';
+import type { Filter, PathMatch } from '../../ir/types.ts';
 import type { BackendTarget } from '../upstream/backend.ts';
 import { compileCors, type CorsPlan } from './cors.ts';
 import { compileHeaderModifier, type HeaderModifierPlan } from './header-modifier.ts';

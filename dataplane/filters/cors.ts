@@ -2,7 +2,7 @@
 // the allow-origin family of headers to responses for allowed origins. An origin that is not
 // allowed gets no CORS headers at all, which is what makes the browser refuse.
 
-import type { CorsPolicy } from '../../controller/ir/types.ts';
+import type { CorsPolicy } from '../../ir/types.ts';
 import { removeHeader } from './header-modifier.ts';
 
 /** Spec default for `maxAge` (seconds). */

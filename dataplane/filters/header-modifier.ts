@@ -2,7 +2,7 @@
 // (`[name, value, name, value, ...]`, names lower-case): the form the proxy builds for undici
 // and hands to `res.writeHead`, so no header object is materialised per request.
 
-import type { HeaderModifier } from '../../controller/ir/types.ts';
+import type { HeaderModifier } from '../../ir/types.ts';
 
 /** A HeaderModifier prepared once at compile time: names lower-cased, pairs flattened. */
 export interface HeaderModifierPlan {

@@ -3,7 +3,7 @@
 // the scheme or the Gateway listener port, plus the port offset clients see (standalone
 // --listener-port-offset) when the port is derived rather than given.
 
-import type { PathMatch, RedirectAction } from '../../controller/ir/types.ts';
+import type { PathMatch, RedirectAction } from '../../ir/types.ts';
 import { compilePathModifier, rewritePath, type PathRewritePlan } from './rewrite.ts';
 
 export type Scheme = 'http' | 'https';

@@ -2,7 +2,7 @@
 // (what the client is sent to). ReplacePrefixMatch works element-wise on the route's
 // PathPrefix match, with the Gateway API spec's slash rules.
 
-import type { PathMatch, PathModifier } from '../../controller/ir/types.ts';
+import type { PathMatch, PathModifier } from '../../ir/types.ts';
 import { normalizePrefix } from '../router/match.ts';
 
 export type PathRewritePlan =

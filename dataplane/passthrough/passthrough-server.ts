@@ -4,7 +4,7 @@
 // without decrypting it. Routes swap by reference; open connections keep going.
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
-import type { Backend, PassthroughListener } from '../../controller/ir/types.ts';
+import type { Backend, PassthroughListener } from '../../ir/types.ts';
 import type { ConnectionBudget } from '../front-door.ts';
 import { HostIndex } from '../router/host.ts';
 import { weightedPicker, type PickerStateGeneration, type SmoothWeightedPicker } from '../upstream/weighted.ts';

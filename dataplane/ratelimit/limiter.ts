@@ -13,7 +13,7 @@
 
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import type { RateLimitFailureMode, RateLimitPolicy, RateLimitRule, Route } from '../../controller/ir/types.ts';
+import type { RateLimitFailureMode, RateLimitPolicy, RateLimitRule, Route } from '../../ir/types.ts';
 import { RateLimitMetrics, type DecisionScope, type RuleCounters } from './metrics.ts';
 import { RedisStore, type RedisSettings } from './redis-store.ts';
 import { compileSelectors, type ClientContext, type CompiledSelectors, type RateLimitRequest } from './selectors.ts';

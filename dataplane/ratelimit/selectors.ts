@@ -4,7 +4,7 @@
 
 import { BlockList, isIP } from 'node:net';
 import { createHash } from 'node:crypto';
-import type { ClientIPDetection, RateLimitSelector } from '../../controller/ir/types.ts';
+import type { ClientIPDetection, RateLimitSelector } from '../../ir/types.ts';
 
 /** What the limiter reads from a request; ProxyRequest has the first three. */
 export interface RateLimitRequest {

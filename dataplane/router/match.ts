@@ -1,7 +1,7 @@
 // Route matches compiled once (regexes built, prefixes normalized) and evaluated per request.
 // Every condition of a match must hold: path, then method, headers, query parameters.
 
-import type { HeaderMatch, PathMatch, QueryParamMatch, RouteMatch } from '../../controller/ir/types.ts';
+import type { HeaderMatch, PathMatch, QueryParamMatch, RouteMatch } from '../../ir/types.ts';
 import { headerValue } from '../filters/header-modifier.ts';
 
 /** What matching reads from a request; built once per request by the request handler. */

@@ -4,8 +4,8 @@
 
 import { createHash } from 'node:crypto';
 import tls from 'node:tls';
-import { defaultTlsSettings } from '../../controller/ir/tls-profiles.ts';
-import type { ClientValidation, ListenerTls, TlsCertificate, TlsSettings } from '../../controller/ir/types.ts';
+import { defaultTlsSettings } from '../../ir/tls-profiles.ts';
+import type { ClientValidation, ListenerTls, TlsCertificate, TlsSettings } from '../../ir/types.ts';
 import { HostIndex, normalizeHost } from '../router/host.ts';
 
 /** OpenSSL's default TLS 1.3 suites as Node ships them (all AEAD); only TLS 1.2 suites are configurable. */

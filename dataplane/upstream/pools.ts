@@ -6,7 +6,7 @@
 // prior knowledge, streams multiplexed on one connection), keyed apart as `h2c:address:port`.
 
 import { H2CClient, Pool, type Dispatcher } from 'undici';
-import type { AppProtocol, Endpoint } from '../../controller/ir/types.ts';
+import type { AppProtocol, Endpoint } from '../../ir/types.ts';
 
 export interface UpstreamEndpoint {
   /** `address:port` (`[v6]:port`), prefixed `h2c:` for HTTP/2 endpoints. */

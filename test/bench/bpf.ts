@@ -14,7 +14,7 @@ import { pino } from 'pino';
 import { BpfAgent, OBJECTS_DIR, removePins } from '../../bpf/agent/agent.ts';
 import { cgroup2Mount, ownCgroupPath } from '../../bpf/agent/environment.ts';
 import { loadNative } from '../../bpf/native/index.ts';
-import type { L4IR, L4PolicyEntry, L4Service } from '../../controller/ir/types.ts';
+import type { L4IR, L4PolicyEntry, L4Service } from '../../ir/types.ts';
 import { ebpfSkipReason } from '../bpf/support/skip.ts';
 import { makeTopology } from '../bpf/support/topology.ts';
 

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { BpfAgent } from '../../bpf/agent/agent.ts';
-import type { L4Endpoint, L4IR, L4Policy, L4Service } from '../../controller/ir/types.ts';
+import type { L4Endpoint, L4IR, L4Policy, L4Service } from '../../ir/types.ts';
 import { ebpfSkipReason, ebpfTestsRequired } from './support/skip.ts';
 import { makeTopology, type Topology } from './support/topology.ts';
 import { describeIfPossible } from '../support/suite.ts';

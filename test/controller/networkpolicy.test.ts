@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
-import { IDENTITY_ANY, IDENTITY_HOST, IDENTITY_INGRESS, IDENTITY_WORLD, type L4Policy } from '../../controller/ir/types.ts';
+import { IDENTITY_ANY, IDENTITY_HOST, IDENTITY_INGRESS, IDENTITY_WORLD, type L4Policy } from '../../ir/types.ts';
 import { SNAPSHOT_FIELD_BY_KIND, emptySnapshot, type KubeObject } from '../../controller/sources/objects.ts';
-import { parseCidr } from '../../controller/ir/ipv4.ts';
+import { parseCidr } from '../../ir/ipv4.ts';
 import { allocateIdentities } from '../../controller/translate/identities.ts';
 import { InputIndex } from '../../controller/translate/index-inputs.ts';
 import { translateNetworkPolicies, type PolicyOptions } from '../../controller/translate/networkpolicy.ts';

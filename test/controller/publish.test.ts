@@ -8,9 +8,9 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pino from 'pino';
 import { createCertificateAuthority, createServerCertificate } from '../../controller/demo/certs.ts';
-import type { IR } from '../../controller/ir/types.ts';
-import { irVersion } from '../../controller/ir/version.ts';
-import type { Ack } from '../../controller/publish/protocol.ts';
+import type { IR } from '../../ir/types.ts';
+import { irVersion } from '../../ir/version.ts';
+import type { Ack } from '../../ir/protocol.ts';
 import { SnapshotServer, rollout, type DataplaneState, type Leadership, type SnapshotServerOptions } from '../../controller/publish/server.ts';
 import { SnapshotSubscriber, type ApplyOutcome, type SnapshotSubscriberOptions } from '../../dataplane/config/subscriber.ts';
 

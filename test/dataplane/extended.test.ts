@@ -5,7 +5,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import type { CorsPolicy, Filter, Route } from '../../controller/ir/types.ts';
+import type { CorsPolicy, Filter, Route } from '../../ir/types.ts';
 import { REPLAY_BODY_LIMIT_BYTES } from '../../dataplane/upstream/forward.ts';
 import { request, type Response } from './support/client.ts';
 import { startEchoServer, type EchoServer } from './support/echo-server.ts';

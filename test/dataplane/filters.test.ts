@@ -1,7 +1,7 @@
 // Filters and the weighted picker as pure functions.
 
 import { describe, expect, it } from '@jest/globals';
-import type { RedirectAction } from '../../controller/ir/types.ts';
+import type { RedirectAction } from '../../ir/types.ts';
 import { applyHeaderModifiers, compileHeaderModifier, headerValue } from '../../dataplane/filters/header-modifier.ts';
 import { compileRedirect, redirectLocation, type RedirectRequest } from '../../dataplane/filters/redirect.ts';
 import { PickerStates, weightedPicker } from '../../dataplane/upstream/weighted.ts';

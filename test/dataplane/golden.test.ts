@@ -8,7 +8,7 @@ import type tls from 'node:tls';
 import { afterAll, describe, it } from '@jest/globals';
 import { Registry } from 'prom-client';
 import { parse } from 'yaml';
-import type { HttpIR, TlsCertificate } from '../../controller/ir/types.ts';
+import type { HttpIR, TlsCertificate } from '../../ir/types.ts';
 import { compileRouteTable } from '../../dataplane/config/compile.ts';
 import { describeRouteTable } from '../../dataplane/config/describe.ts';
 import { DataplaneMetrics } from '../../dataplane/metrics.ts';

@@ -7,7 +7,7 @@ import https from 'node:https';
 import net from 'node:net';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import type { HttpIR } from '../../controller/ir/types.ts';
+import type { HttpIR } from '../../ir/types.ts';
 import { sniffProtocol } from '../../dataplane/server.ts';
 import { certificateAuthority, irCertificate, selfSignedCertificate, type TestCertificate } from './support/certs.ts';
 import { request } from './support/client.ts';

@@ -4,7 +4,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import type { Route } from '../../controller/ir/types.ts';
+import type { Route } from '../../ir/types.ts';
 import { podCounts, rawRequest, request } from './support/client.ts';
 import { startEchoServer, type EchoServer } from './support/echo-server.ts';
 import { freePort } from '../support/ports.ts';

@@ -5,7 +5,7 @@ import http from 'node:http';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import type { HttpIR } from '../../controller/ir/types.ts';
+import type { HttpIR } from '../../ir/types.ts';
 import { podCounts, request } from './support/client.ts';
 import { startEchoServer, type EchoServer } from './support/echo-server.ts';
 import { freePort, freePorts } from '../support/ports.ts';

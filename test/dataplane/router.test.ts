@@ -2,7 +2,7 @@
 
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { Registry } from 'prom-client';
-import type { HttpIR, Route } from '../../controller/ir/types.ts';
+import type { HttpIR, Route } from '../../ir/types.ts';
 import { compileRouteTable } from '../../dataplane/config/compile.ts';
 import type { RouteTable } from '../../dataplane/config/route-table.ts';
 import { DataplaneMetrics } from '../../dataplane/metrics.ts';

@@ -10,7 +10,7 @@ import { delimiter, join } from 'node:path';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { createSelfSignedServerCertificate, tlsSecretData, type CertificateBundle } from '../../controller/demo/certs.ts';
-import { TLS_PROFILES } from '../../controller/ir/tls-profiles.ts';
+import { TLS_PROFILES } from '../../ir/tls-profiles.ts';
 import { freePortOffset } from '../support/ports.ts';
 import { startSluice, type SluiceProcess } from '../support/sluice-process.ts';
 import { describeIfPossible, requiredByEnvironment } from '../support/suite.ts';

@@ -4,7 +4,7 @@
 // sockets on both sides, over cleartext and TLS.
 
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import type { DirectResponseAction } from '../../controller/ir/types.ts';
+import type { DirectResponseAction } from '../../ir/types.ts';
 import { freePort } from '../support/ports.ts';
 import { irCertificate, selfSignedCertificate } from './support/certs.ts';
 import { testDataplane, type TestDataplane } from './support/harness.ts';

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { stringify } from 'yaml';
-import type { IR } from '../../controller/ir/types.ts';
+import type { IR } from '../../ir/types.ts';
 import { ManifestFolder } from '../../controller/sources/manifest-folder.ts';
 import type { InputSnapshot, KubeObject } from '../../controller/sources/objects.ts';
 import type { ObjectStatus } from '../../controller/status/conditions.ts';

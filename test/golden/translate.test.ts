@@ -3,7 +3,7 @@
 import { describe, it } from '@jest/globals';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { redactIR } from '../../controller/ir/version.ts';
+import { redactIR } from '../../ir/version.ts';
 import { translate } from '../../controller/translate/translate.ts';
 import { expectGolden } from './golden.ts';
 import { loadInputs, TRANSLATE_CASES as root, translateOptionsOf } from './translate-case.ts';

@@ -2,7 +2,7 @@
 // note's scenarios 1, 8, 9, 12–18 on the global path, and Redis killed, frozen (SIGSTOP) or
 // busy in the middle of a run for each failure mode.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import type { RateLimitPolicy } from '../../controller/ir/types.ts';
+import type { RateLimitPolicy } from '../../ir/types.ts';
 import type { RateLimitDecision, RateLimitService, RouteLimiter } from '../../dataplane/ratelimit/limiter.ts';
 import { FakeClock, header, metricValue, parseSfList, policy, req, service, tutorialRule } from './support/policies.ts';
 import { freePort, RedisServer, sleep } from './support/redis-server.ts';

@@ -19,7 +19,7 @@ import { bindingKeys, distinctPods, evaluateHttp, loadBalancerAddresses, splitPr
 import { validateGroup, validateIndex } from './schema.ts';
 import { hopUrl, perform, type TrafficSettings } from './traffic.ts';
 import type { ControllerSettings, DistributionCase, GroupFile, HttpCase, HttpExpectation, IndexFile, IngressCase, StatusCase } from './types.ts';
-import { stableJson } from '../../../controller/sources/manifest-folder.ts';
+import { stableJson } from '../../../ir/version.ts';
 
 export type { SuiteContext };
 

@@ -11,7 +11,7 @@
 // An object the API server refuses (422 from CRD validation, a kind not served, ...) is recorded
 // as a problem for the suite to report and is not retried until its content changes.
 
-import { stableJson } from '../../../controller/sources/manifest-folder.ts';
+import { stableJson } from '../../../ir/version.ts';
 import { KubeApiError, type KubeClient, type KubeObject } from '../../kube/client.ts';
 import { keyOf, type KObject, type ObjectSink } from './manifest-store.ts';
 

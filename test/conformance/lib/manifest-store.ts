@@ -6,7 +6,7 @@
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments, stringify } from 'yaml';
-import { stableJson } from '../../../controller/sources/manifest-folder.ts';
+import { stableJson } from '../../../ir/version.ts';
 
 export interface KObject {
   apiVersion: string;

@@ -1,7 +1,7 @@
 // Self-signed certificates for TLS tests, made in-process with @peculiar/x509 and webcrypto.
 
 import { createHash, webcrypto } from 'node:crypto';
-import type { TlsCertificate } from '../../../controller/ir/types.ts';
+import type { TlsCertificate } from '../../../ir/types.ts';
 // @peculiar/x509 2.x loads tsyringe, which refuses to start without the reflect-metadata polyfill.
 import 'reflect-metadata';
 

@@ -7,7 +7,7 @@
 
 import http from 'node:http';
 import type net from 'node:net';
-import type { Endpoint } from '../../../controller/ir/types.ts';
+import type { Endpoint } from '../../../ir/types.ts';
 
 export interface EchoReply {
   pod: string;

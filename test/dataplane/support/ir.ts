@@ -16,7 +16,7 @@ import type {
   RouteMatch,
   VirtualHost,
   WeightedBackend,
-} from '../../../controller/ir/types.ts';
+} from '../../../ir/types.ts';
 
 export const prefix = (value: string): PathMatch => ({ type: 'PathPrefix', value });
 export const exact = (value: string): PathMatch => ({ type: 'Exact', value });

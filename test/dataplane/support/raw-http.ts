@@ -7,7 +7,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
-import type { Endpoint } from '../../../controller/ir/types.ts';
+import type { Endpoint } from '../../../ir/types.ts';
 
 export interface SeenRequest {
   method: string;

@@ -2,7 +2,7 @@
 // validation), and reading the answers.
 import pino from 'pino';
 import { Registry } from 'prom-client';
-import type { RateLimitPolicy } from '../../../controller/ir/types.ts';
+import type { RateLimitPolicy } from '../../../ir/types.ts';
 import { compilePolicy } from '../../../controller/translate/ratelimit.ts';
 import { RateLimitService, type RateLimitDecision, type RateLimitServiceOptions, type RateLimitRequest } from '../../../dataplane/ratelimit/limiter.ts';
 

@@ -1,4 +1,4 @@
-// The snapshot protocol between the controller (publish/server.ts) and dataplane replicas
+// The snapshot protocol between the controller (controller/publish/server.ts) and dataplane replicas
 // (dataplane/config/subscriber.ts): how a dataplane receives versioned IR snapshots and how it
 // acknowledges them. Plain HTTP/1.1, JSON, one long-lived response per dataplane.
 //
@@ -53,7 +53,7 @@
 // serve it over HTTPS (`tls` option) with a certificate whose CA the dataplane trusts (`ca`);
 // without that, the keys cross the pod network in clear text.
 
-import type { IR } from '../ir/types.ts';
+import type { IR } from './types.ts';
 
 export const SNAPSHOTS_PATH = '/v1/snapshots';
 export const ACKS_PATH = '/v1/acks';

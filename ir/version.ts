@@ -1,6 +1,5 @@
 // The IR version is a hash of its content: equal configuration, equal version.
 import { createHash } from 'node:crypto';
-import { stableJson } from '../sources/manifest-folder.ts';
 import type { HttpIR, IR, L4IR } from './types.ts';
 
 export function irVersion(http: HttpIR, l4: L4IR): string {
@@ -20,4 +19,13 @@ export function redactIR(ir: IR): IR {
       ),
     },
   };
+}
+
+/** JSON with object keys sorted, so equal content hashes equally. */
+export function stableJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    typeof v === 'object' && v !== null && !Array.isArray(v)
+      ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, (v as Record<string, unknown>)[k]]))
+      : v,
+  );
 }
