@@ -26,8 +26,11 @@ RUN npm ci --no-audit --no-fund \
 # Runtime dependencies only (drops jest, typescript and the pinned `node` devDependency: the runtime
 # image brings its own Node 24).
 RUN npm prune --omit=dev --no-audit --no-fund
+# The runtime layers (ARCHITECTURE.md); the demo backends of --demo-backends (test doubles, under
+# test/) stay out.
 COPY bin/ ./bin/
-# controller/demo (the echo backends of --demo-backends: test doubles) is left out by .dockerignore.
+COPY cmd/ ./cmd/
+COPY ir/ ./ir/
 COPY controller/ ./controller/
 COPY dataplane/ ./dataplane/
 
@@ -41,6 +44,8 @@ WORKDIR /app
 COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/node_modules/ ./node_modules/
 COPY --from=build /app/bin/ ./bin/
+COPY --from=build /app/cmd/ ./cmd/
+COPY --from=build /app/ir/ ./ir/
 COPY --from=build /app/controller/ ./controller/
 COPY --from=build /app/dataplane/ ./dataplane/
 # The agent (TypeScript), the native addon's loader, and the build outputs; not the C sources.

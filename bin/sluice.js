@@ -12,4 +12,4 @@ if (major < 24) {
   );
   process.exit(1);
 }
-await import('../controller/cli.ts');
+await import('../cmd/cli.ts');

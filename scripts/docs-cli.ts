@@ -2,7 +2,7 @@
 // table, so the README says exactly what `sluice <command> --help` prints.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CLI_BEGIN, CLI_END, cliReference } from '../controller/cli-flags.ts';
+import { CLI_BEGIN, CLI_END, cliReference } from '../cmd/cli-flags.ts';
 
 const readmePath = join(import.meta.dirname, '..', 'README.md');
 const readme = readFileSync(readmePath, 'utf8');

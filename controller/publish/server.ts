@@ -11,7 +11,7 @@ import type { ServerResponse } from 'node:http';
 import { hostname } from 'node:os';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { parseHostPort } from '../admin.ts';
+import { parseHostPort } from '../../ir/host-port.ts';
 import type { IR } from '../../ir/types.ts';
 import type { SocketFailure } from '../status/dataplane-result.ts';
 import {

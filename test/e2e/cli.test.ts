@@ -5,7 +5,7 @@ import { execFile, spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CLI_BEGIN, CLI_END, COMMANDS } from '../../controller/cli-flags.ts';
+import { CLI_BEGIN, CLI_END, COMMANDS } from '../../cmd/cli-flags.ts';
 import { describeIfPossible } from '../support/suite.ts';
 import { userShellEnv } from '../support/user-shell.ts';
 import { freePort, startSluice, type SluiceProcess } from '../support/sluice-process.ts';

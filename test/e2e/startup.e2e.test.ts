@@ -8,7 +8,7 @@ import { createConnection, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ownCgroupPath } from '../../bpf/agent/environment.ts';
-import { STARTUP_CHECK_EXIT_CODE } from '../../controller/startup-checks.ts';
+import { STARTUP_CHECK_EXIT_CODE } from '../../cmd/startup-checks.ts';
 import { freePort, freePortOffset } from '../support/ports.ts';
 import { startSluice } from '../support/sluice-process.ts';
 

@@ -1,7 +1,7 @@
 // Where Redis comes from: flag, then environment variable, then Secret, field by field.
 import { describe, expect, it } from '@jest/globals';
 import { emptySnapshot } from '../../controller/sources/objects.ts';
-import { resolveRedisSettings } from '../../controller/translate/ratelimit-redis.ts';
+import { resolveRedisSettings } from '../../cmd/redis-settings.ts';
 
 const snapshot = emptySnapshot();
 snapshot.secrets.push({

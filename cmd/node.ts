@@ -6,10 +6,10 @@ import type { Registry } from 'prom-client';
 import { BpfAgent } from '../bpf/agent/agent.ts';
 import { bpfUnavailableReason, enterDedicatedCgroup, ownCgroupPath, type DedicatedCgroup } from '../bpf/agent/environment.ts';
 import type { IR } from '../ir/types.ts';
-import { viaServiceVips } from './config/kernel-lb.ts';
-import { Dataplane, type ApplyResult } from './dataplane.ts';
-import type { FrontDoorLimits } from './front-door.ts';
-import { RateLimitService } from './ratelimit/limiter.ts';
+import { viaServiceVips } from '../dataplane/config/kernel-lb.ts';
+import { Dataplane, type ApplyResult } from '../dataplane/dataplane.ts';
+import type { FrontDoorLimits } from '../dataplane/front-door.ts';
+import { RateLimitService } from '../dataplane/ratelimit/limiter.ts';
 
 export interface BpfOptions {
   /** on: refuse to start without eBPF; auto: use it when the machine allows, else say why once. */

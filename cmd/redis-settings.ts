@@ -9,8 +9,8 @@
 //   password  --redis-password-file  SLUICE_REDIS_PASSWORD   Secret key `password`
 //   TLS CA    --redis-tls-ca FILE    SLUICE_REDIS_TLS_CA=FILE Secret key `ca.crt`   (the caller reads the file)
 // `rediss://` URLs use TLS. --redis-secret NAMESPACE/NAME names the Secret.
-import type { RedisSettings } from '../../dataplane/ratelimit/redis-store.ts';
-import type { InputSnapshot, KubeObject } from '../sources/objects.ts';
+import type { RedisSettings } from '../dataplane/ratelimit/redis-store.ts';
+import type { InputSnapshot, KubeObject } from '../controller/sources/objects.ts';
 
 export interface RedisSources {
   url?: string;

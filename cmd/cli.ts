@@ -5,19 +5,19 @@ import { stringify } from 'yaml';
 import { COMMANDS, CONTROLLER, DATAPLANE, INGRESS_CONTROLLER, OBSERVE, OVERVIEW, STATUS, TRANSLATE, commandUsage, parseCommand, type FlagValues } from './cli-flags.ts';
 import { parseIPv4 } from '../ir/ipv4.ts';
 import { formatFlow, type FlowRecord } from '../bpf/agent/flows.ts';
-import type { PolicyOptions } from './translate/networkpolicy.ts';
+import type { PolicyOptions } from '../controller/translate/networkpolicy.ts';
 import { redactIR } from '../ir/version.ts';
-import { withImplicitGatewayClasses } from './sources/implicit-classes.ts';
-import { ManifestFolder } from './sources/manifest-folder.ts';
+import { withImplicitGatewayClasses } from '../controller/sources/implicit-classes.ts';
+import { ManifestFolder } from '../controller/sources/manifest-folder.ts';
 import { runStandalone, type RateLimitOptions } from './standalone.ts';
-import { runController } from './kubernetes.ts';
-import { runDataplane } from '../dataplane/main.ts';
-import type { BpfOptions } from '../dataplane/node.ts';
+import { runController } from './controller.ts';
+import { runDataplane } from './dataplane.ts';
+import type { BpfOptions } from './node.ts';
 import { DEFAULT_FRONT_DOOR_LIMITS, type FrontDoorLimits } from '../dataplane/front-door.ts';
-import { resolveRedisSettings } from './translate/ratelimit-redis.ts';
+import { resolveRedisSettings } from './redis-settings.ts';
 import { hostname } from 'node:os';
-import { translate } from './translate/translate.ts';
-import { problemLine, type Problem } from './problems.ts';
+import { translate } from '../controller/translate/translate.ts';
+import { problemLine, type Problem } from '../controller/problems.ts';
 import { StartupCheckFailed } from './startup-checks.ts';
 
 export async function main(argv: string[]): Promise<number> {
@@ -140,7 +140,7 @@ export async function main(argv: string[]): Promise<number> {
   if (typeof node === 'string') return usageError(node);
   const redirectPortOffset = values['redirect-port-offset'] === undefined ? node.portOffset : portOffsetValue('redirect-port-offset', values);
   if (typeof redirectPortOffset === 'string') return usageError(redirectPortOffset);
-  if (values['demo-backends'] === true && !(await import('./demo/demo-backends.ts').then(() => true, () => false))) {
+  if (values['demo-backends'] === true && !(await import('../controller/demo/demo-backends.ts').then(() => true, () => false))) {
     process.stderr.write('sluice: --demo-backends is not available here: the demo echo backends are test doubles, left out of the container image; run the quickstart from a source checkout\n');
     return 2;
   }

@@ -4,12 +4,12 @@
 // the API server is away it keeps serving the last version it applied.
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
-import { processRegistry, startAdminServer } from '../controller/admin.ts';
+import { processRegistry, startAdminServer } from './admin.ts';
 import type { IR } from '../ir/types.ts';
-import { SnapshotSubscriber } from './config/subscriber.ts';
-import type { FrontDoorLimits } from './front-door.ts';
+import { SnapshotSubscriber } from '../dataplane/config/subscriber.ts';
+import type { FrontDoorLimits } from '../dataplane/front-door.ts';
 import { DataplaneNode, type BpfOptions, type NodeRateLimitOptions } from './node.ts';
-import type { RedisSettings } from './ratelimit/limiter.ts';
+import type { RedisSettings } from '../dataplane/ratelimit/limiter.ts';
 
 export interface DataplaneProcessOptions {
   /** The controller's snapshot endpoint, e.g. http://sluice-controller.sluice-system.svc:18000. */

@@ -4,7 +4,7 @@
 // STARTUP_CHECK_EXIT_CODE and leaves nothing behind.
 import { createServer, type Server } from 'node:net';
 import { accessSync, constants, statSync } from 'node:fs';
-import { problemLine, type Problem } from './problems.ts';
+import { problemLine, type Problem } from '../controller/problems.ts';
 
 /** Exit code of a failed startup check (2 is a usage error, 1 a crash). */
 export const STARTUP_CHECK_EXIT_CODE = 3;

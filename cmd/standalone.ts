@@ -4,26 +4,27 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { BpfUnavailable, DataplaneNode, type BpfOptions, type DataplaneNodeOptions } from '../dataplane/node.ts';
+import { BpfUnavailable, DataplaneNode, type BpfOptions, type DataplaneNodeOptions } from './node.ts';
 import type { FrontDoorLimits } from '../dataplane/front-door.ts';
-import { parseHostPort, processRegistry, startAdminServer } from './admin.ts';
+import { parseHostPort } from '../ir/host-port.ts';
+import { processRegistry, startAdminServer } from './admin.ts';
 import type { IR } from '../ir/types.ts';
-import { withImplicitGatewayClasses } from './sources/implicit-classes.ts';
-import { ProblemLog, type Problem } from './problems.ts';
-import { ManifestFolder, type ReadError } from './sources/manifest-folder.ts';
+import { withImplicitGatewayClasses } from '../controller/sources/implicit-classes.ts';
+import { ProblemLog, type Problem } from '../controller/problems.ts';
+import { ManifestFolder, type ReadError } from '../controller/sources/manifest-folder.ts';
 import { StartupCheckFailed, checkFolder, checkPorts, pathProblem, type PortClaim } from './startup-checks.ts';
-import { SNAPSHOT_FIELD_BY_KIND, type InputSnapshot, type KubeObject } from './sources/objects.ts';
-import type { Condition, ObjectStatus } from './status/conditions.ts';
-import { foldDataplaneResult, type SocketFailure } from './status/dataplane-result.ts';
-import { StatusStore } from './status/store.ts';
-import type { IngressOptions } from './translate/ingress.ts';
-import type { PolicyOptions } from './translate/networkpolicy.ts';
-import { resolveRedisSettings, type RedisSources } from './translate/ratelimit-redis.ts';
-import { translate } from './translate/translate.ts';
-import { serialDebouncer } from './debounce.ts';
+import { SNAPSHOT_FIELD_BY_KIND, type InputSnapshot, type KubeObject } from '../controller/sources/objects.ts';
+import type { Condition, ObjectStatus } from '../controller/status/conditions.ts';
+import { foldDataplaneResult, type SocketFailure } from '../controller/status/dataplane-result.ts';
+import { StatusStore } from '../controller/status/store.ts';
+import type { IngressOptions } from '../controller/translate/ingress.ts';
+import type { PolicyOptions } from '../controller/translate/networkpolicy.ts';
+import { resolveRedisSettings, type RedisSources } from './redis-settings.ts';
+import { translate } from '../controller/translate/translate.ts';
+import { serialDebouncer } from '../controller/debounce.ts';
 
 /** The demo backends are test doubles, left out of the container image: loaded only for --demo-backends. */
-const demoModule = (): Promise<typeof import('./demo/demo-backends.ts')> => import('./demo/demo-backends.ts');
+const demoModule = (): Promise<typeof import('../controller/demo/demo-backends.ts')> => import('../controller/demo/demo-backends.ts');
 
 export interface StandaloneOptions {
   manifests: string;

@@ -5,9 +5,10 @@ import { Registry, collectDefaultMetrics } from 'prom-client';
 import { VERDICTS, type Verdict } from '../bpf/agent/codec.ts';
 import { flowMatches as filterMatches, type FlowFilter, type FlowRecord } from '../bpf/agent/flows.ts';
 import type { IR } from '../ir/types.ts';
+import { parseHostPort } from '../ir/host-port.ts';
 import { redactIR } from '../ir/version.ts';
-import { problemLine, type Problem } from './problems.ts';
-import type { KubeObject } from './sources/objects.ts';
+import { problemLine, type Problem } from '../controller/problems.ts';
+import type { KubeObject } from '../controller/sources/objects.ts';
 
 export interface AdminState {
   ready(): boolean;
@@ -77,12 +78,6 @@ export async function startAdminServer(address: string, state: AdminState, regis
   });
   await app.listen({ host, port });
   return app;
-}
-
-export function parseHostPort(address: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(address);
-  if (!m) throw new Error(`invalid address ${JSON.stringify(address)}: expected HOST:PORT`);
-  return { host: m[1] ?? (m[2] || '127.0.0.1'), port: Number(m[3]) };
 }
 
 function redactSecret(obj: KubeObject): KubeObject {

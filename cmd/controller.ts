@@ -7,21 +7,21 @@ import type { Logger } from 'pino';
 import { Counter } from 'prom-client';
 import { processRegistry, startAdminServer } from './admin.ts';
 import type { IR } from '../ir/types.ts';
-import { LeaderElector } from './leader.ts';
-import { ProblemLog } from './problems.ts';
-import { SnapshotServer } from './publish/server.ts';
-import { KubernetesSource } from './sources/kubernetes.ts';
-import { isRelevantChange, type Dependencies } from './sources/relevance.ts';
-import { SNAPSHOT_FIELD_BY_KIND, objectKey, type InputSnapshot, type KubeObject } from './sources/objects.ts';
-import type { ObjectStatus } from './status/conditions.ts';
-import { foldDataplaneResult, type SocketFailure } from './status/dataplane-result.ts';
-import { dataplaneAddresses, foldAcknowledgements, withDataplaneAddresses } from './status/kubernetes.ts';
-import { StatusStore } from './status/store.ts';
-import { StatusWriter } from './status/writer.ts';
-import type { IngressOptions } from './translate/ingress.ts';
-import type { PolicyOptions } from './translate/networkpolicy.ts';
-import { translate } from './translate/translate.ts';
-import { serialDebouncer } from './debounce.ts';
+import { LeaderElector } from '../controller/leader.ts';
+import { ProblemLog } from '../controller/problems.ts';
+import { SnapshotServer } from '../controller/publish/server.ts';
+import { KubernetesSource } from '../controller/sources/kubernetes.ts';
+import { isRelevantChange, type Dependencies } from '../controller/sources/relevance.ts';
+import { SNAPSHOT_FIELD_BY_KIND, objectKey, type InputSnapshot, type KubeObject } from '../controller/sources/objects.ts';
+import type { ObjectStatus } from '../controller/status/conditions.ts';
+import { foldDataplaneResult, type SocketFailure } from '../controller/status/dataplane-result.ts';
+import { dataplaneAddresses, foldAcknowledgements, withDataplaneAddresses } from '../controller/status/kubernetes.ts';
+import { StatusStore } from '../controller/status/store.ts';
+import { StatusWriter } from '../controller/status/writer.ts';
+import type { IngressOptions } from '../controller/translate/ingress.ts';
+import type { PolicyOptions } from '../controller/translate/networkpolicy.ts';
+import { translate } from '../controller/translate/translate.ts';
+import { serialDebouncer } from '../controller/debounce.ts';
 
 export interface ControllerOptions {
   /** A kubeconfig file; absent: the in-cluster ServiceAccount. */
