@@ -9,7 +9,7 @@ import type { PolicyOptions } from '../controller/translate/networkpolicy.ts';
 import { redactIR } from '../ir/version.ts';
 import { withImplicitGatewayClasses } from '../controller/sources/implicit-classes.ts';
 import { ManifestFolder } from '../controller/sources/manifest-folder.ts';
-import { runStandalone, type RateLimitOptions } from './standalone.ts';
+import { demoBackendsAvailable, runStandalone, type RateLimitOptions } from './standalone.ts';
 import { runController } from './controller.ts';
 import { runDataplane } from './dataplane.ts';
 import type { BpfOptions } from './node.ts';
@@ -140,7 +140,7 @@ export async function main(argv: string[]): Promise<number> {
   if (typeof node === 'string') return usageError(node);
   const redirectPortOffset = values['redirect-port-offset'] === undefined ? node.portOffset : portOffsetValue('redirect-port-offset', values);
   if (typeof redirectPortOffset === 'string') return usageError(redirectPortOffset);
-  if (values['demo-backends'] === true && !(await import('../controller/demo/demo-backends.ts').then(() => true, () => false))) {
+  if (values['demo-backends'] === true && !(await demoBackendsAvailable())) {
     process.stderr.write('sluice: --demo-backends is not available here: the demo echo backends are test doubles, left out of the container image; run the quickstart from a source checkout\n');
     return 2;
   }

@@ -23,8 +23,14 @@ import { resolveRedisSettings, type RedisSources } from './redis-settings.ts';
 import { translate } from '../controller/translate/translate.ts';
 import { serialDebouncer } from '../controller/debounce.ts';
 
-/** The demo backends are test doubles, left out of the container image: loaded only for --demo-backends. */
-const demoModule = (): Promise<typeof import('../controller/demo/demo-backends.ts')> => import('../controller/demo/demo-backends.ts');
+/**
+ * The demo backends are test doubles (test/support/demo/), left out of the container image: loaded
+ * only for --demo-backends, by this one dynamic import (the layer rule allows no other way in).
+ */
+const demoModule = (): Promise<typeof import('../test/support/demo/demo-backends.ts')> => import('../test/support/demo/demo-backends.ts');
+
+/** False where test/ is absent (the image): --demo-backends then needs a source checkout. */
+export const demoBackendsAvailable = (): Promise<boolean> => demoModule().then(() => true, () => false);
 
 export interface StandaloneOptions {
   manifests: string;

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { createCertificateAuthority, createClientCertificate, createSelfSignedServerCertificate, type CertificateBundle } from '../../controller/demo/certs.ts';
-import { startEchoServer, type EchoServer } from '../../controller/demo/echo-server.ts';
+import { createCertificateAuthority, createClientCertificate, createSelfSignedServerCertificate, type CertificateBundle } from '../support/demo/certs.ts';
+import { startEchoServer, type EchoServer } from '../support/demo/echo-server.ts';
 import { sendRequest, type ClientRequest } from './lib/http-client.ts';
 import { joinHeaderValues } from './lib/headers.ts';
 

@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pino from 'pino';
-import { createCertificateAuthority, createServerCertificate } from '../../controller/demo/certs.ts';
+import { createCertificateAuthority, createServerCertificate } from '../support/demo/certs.ts';
 import type { IR } from '../../ir/types.ts';
 import { irVersion } from '../../ir/version.ts';
 import type { Ack } from '../../ir/protocol.ts';

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
-import { createSelfSignedServerCertificate, tlsSecretData, type CertificateBundle } from '../../controller/demo/certs.ts';
+import { createSelfSignedServerCertificate, tlsSecretData, type CertificateBundle } from '../support/demo/certs.ts';
 import { TLS_PROFILES } from '../../ir/tls-profiles.ts';
 import { freePortOffset } from '../support/ports.ts';
 import { startSluice, type SluiceProcess } from '../support/sluice-process.ts';

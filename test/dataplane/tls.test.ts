@@ -3,7 +3,7 @@
 import https from 'node:https';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { createSelfSignedServerCertificate } from '../../controller/demo/certs.ts';
+import { createSelfSignedServerCertificate } from '../support/demo/certs.ts';
 import { TLS_PROFILES } from '../../ir/tls-profiles.ts';
 import type { HttpIR, ListenerScope, TlsCertificate, TlsSettings } from '../../ir/types.ts';
 import { certificateAuthority, irCertificate, selfSignedCertificate, type TestCertificate } from './support/certs.ts';

@@ -12,8 +12,8 @@ import {
   createClientCertificate,
   createSelfSignedServerCertificate,
   tlsSecretData,
-} from '../../controller/demo/certs.ts';
-import { DemoBackends } from '../../controller/demo/demo-backends.ts';
+} from '../support/demo/certs.ts';
+import { DemoBackends } from '../support/demo/demo-backends.ts';
 import { ManifestFolder } from '../../controller/sources/manifest-folder.ts';
 import { freePortOffset } from '../support/ports.ts';
 import { startSluice, type SluiceProcess } from '../support/sluice-process.ts';

@@ -11,8 +11,8 @@ import {
   parseGoDuration,
   startEchoServer,
   type EchoServer,
-} from '../../controller/demo/echo-server.ts';
-import { createCertificateAuthority, createClientCertificate, createSelfSignedServerCertificate } from '../../controller/demo/certs.ts';
+} from '../support/demo/echo-server.ts';
+import { createCertificateAuthority, createClientCertificate, createSelfSignedServerCertificate } from '../support/demo/certs.ts';
 
 const HOST = '127.0.0.1';
 

@@ -13,7 +13,7 @@ import { homedir, tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { parseAllDocuments, stringify } from 'yaml';
 
-import { createCertificateAuthority, createClientCertificate, createServerCertificate, type CertificateAuthority, type CertificateBundle } from '../../controller/demo/certs.ts';
+import { createCertificateAuthority, createClientCertificate, createServerCertificate, type CertificateAuthority, type CertificateBundle } from '../support/demo/certs.ts';
 import { freePorts } from '../support/ports.ts';
 import { requiredByEnvironment } from '../support/suite.ts';
 import { KubeApiError, KubeClient, type KubeCredentials, type KubeObject } from './client.ts';

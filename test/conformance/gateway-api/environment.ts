@@ -11,8 +11,8 @@ import {
   tlsSecretData,
   type CertificateAuthority,
   type CertificateBundle,
-} from '../../../controller/demo/certs.ts';
-import { startEchoServer, type EchoServer } from '../../../controller/demo/echo-server.ts';
+} from '../../support/demo/certs.ts';
+import { startEchoServer, type EchoServer } from '../../support/demo/echo-server.ts';
 import { parseYamlObjects, type KObject } from '../lib/manifest-store.ts';
 import type { EchoBackendInstance, GeneratedObject, SuiteFile } from './types.ts';
 

@@ -2,7 +2,7 @@
 // suite README describes. Pure: the runner performs the request, this module
 // judges it. Mirror receipts are checked by the runner (they need waiting).
 
-import type { EchoReply } from '../../../controller/demo/echo-server.ts';
+import type { EchoReply } from '../../support/demo/echo-server.ts';
 import type { ClientResult } from '../lib/http-client.ts';
 import { joinHeaderValues, lookupHeader, stripWhitespace } from '../lib/headers.ts';
 import type { Expectation } from './types.ts';

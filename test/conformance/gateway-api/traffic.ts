@@ -5,7 +5,7 @@
 
 import { randomInt, randomUUID } from 'node:crypto';
 import net from 'node:net';
-import type { EchoServer } from '../../../controller/demo/echo-server.ts';
+import type { EchoServer } from '../../support/demo/echo-server.ts';
 import { canonicalHeaderName, lookupHeader } from '../lib/headers.ts';
 import { runWebSocketExchanges, sendRequest, type ClientRequest, type ClientResult, type Protocol } from '../lib/http-client.ts';
 import { awaitConvergence, sleep, type ConvergenceOptions } from '../lib/poll.ts';

@@ -4,8 +4,8 @@
 // generated TLS Secrets, Services, EndpointSlices, Ingresses).
 
 import { randomInt } from 'node:crypto';
-import { createSelfSignedServerCertificate, tlsSecretData, type CertificateBundle } from '../../../controller/demo/certs.ts';
-import { startEchoServer, type EchoServer } from '../../../controller/demo/echo-server.ts';
+import { createSelfSignedServerCertificate, tlsSecretData, type CertificateBundle } from '../../support/demo/certs.ts';
+import { startEchoServer, type EchoServer } from '../../support/demo/echo-server.ts';
 import type { KObject } from '../lib/manifest-store.ts';
 import type { GroupFile, SecretSpec, ServiceSpec } from './types.ts';
 

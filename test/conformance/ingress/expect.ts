@@ -6,7 +6,7 @@
 import net from 'node:net';
 import type { ClientResult, PeerCertificateInfo } from '../lib/http-client.ts';
 import { goMatchHostname } from '../lib/http-client.ts';
-import type { EchoReply } from '../../../controller/demo/echo-server.ts';
+import type { EchoReply } from '../../support/demo/echo-server.ts';
 import { lookupHeader } from '../lib/headers.ts';
 import type { HttpExpectation, IngressCase, ServiceSpec } from './types.ts';
 

@@ -1,8 +1,8 @@
 // The client as the Ingress suite uses it: TLS without verification (Go's
 // InsecureSkipVerify), SNI from the case, the leaf certificate reported.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { createSelfSignedServerCertificate } from '../../../controller/demo/certs.ts';
-import { startEchoServer, type EchoServer } from '../../../controller/demo/echo-server.ts';
+import { createSelfSignedServerCertificate } from '../../support/demo/certs.ts';
+import { startEchoServer, type EchoServer } from '../../support/demo/echo-server.ts';
 import { sendRequest } from '../lib/http-client.ts';
 import { certificateValidForHost } from './expect.ts';
 import { clientRequest, firstHop } from './traffic.ts';

@@ -1,7 +1,7 @@
 // Header helpers with the semantics of the upstream Go conformance client.
 
 // Go's textproto.CanonicalMIMEHeaderKey: one implementation, the echo server's.
-export { canonicalHeaderName } from '../../../controller/demo/echo-server.ts';
+export { canonicalHeaderName } from '../../support/demo/echo-server.ts';
 
 /**
  * Groups raw header pairs (`[name, value, name, value, ...]`) by lower-case

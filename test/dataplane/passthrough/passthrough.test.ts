@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { connect as tlsConnect, createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
-import { createSelfSignedServerCertificate, type CertificateBundle } from '../../../controller/demo/certs.ts';
+import { createSelfSignedServerCertificate, type CertificateBundle } from '../../support/demo/certs.ts';
 import type { Backend, PassthroughListener } from '../../../ir/types.ts';
 import { readServerName } from '../../../dataplane/passthrough/client-hello.ts';
 import { PassthroughServer, compilePassthroughRoutes } from '../../../dataplane/passthrough/passthrough-server.ts';

@@ -9,7 +9,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { parse, stringify } from 'yaml';
-import { GATEWAY_GROUP, type InputSnapshot, type KubeObject } from '../sources/objects.ts';
+import { GATEWAY_GROUP, type InputSnapshot, type KubeObject } from '../../../controller/sources/objects.ts';
 import { createSelfSignedServerCertificate, tlsSecretData, type CertificateBundle } from './certs.ts';
 import { startEchoServer, type EchoServer } from './echo-server.ts';
 
