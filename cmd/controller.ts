@@ -18,7 +18,7 @@ import { foldDataplaneResult, type SocketFailure } from '../controller/status/da
 import { dataplaneAddresses, foldAcknowledgements, withDataplaneAddresses } from '../controller/status/kubernetes.ts';
 import { StatusStore } from '../controller/status/store.ts';
 import { StatusWriter } from '../controller/status/writer.ts';
-import type { IngressOptions } from '../controller/translate/ingress.ts';
+import type { IngressOptions } from '../controller/translate/options.ts';
 import type { PolicyOptions } from '../controller/translate/networkpolicy.ts';
 import { translate } from '../controller/translate/translate.ts';
 import { serialDebouncer } from '../controller/debounce.ts';

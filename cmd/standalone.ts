@@ -17,7 +17,7 @@ import { SNAPSHOT_FIELD_BY_KIND, type InputSnapshot, type KubeObject } from '../
 import type { Condition, ObjectStatus } from '../controller/status/conditions.ts';
 import { foldDataplaneResult, type SocketFailure } from '../controller/status/dataplane-result.ts';
 import { StatusStore } from '../controller/status/store.ts';
-import type { IngressOptions } from '../controller/translate/ingress.ts';
+import type { IngressOptions } from '../controller/translate/options.ts';
 import type { PolicyOptions } from '../controller/translate/networkpolicy.ts';
 import { resolveRedisSettings, type RedisSources } from './redis-settings.ts';
 import { translate } from '../controller/translate/translate.ts';

@@ -7,9 +7,8 @@ import type { ClientValidation, TlsCertificate, TlsSettings } from '../../ir/typ
 import { GATEWAY_GROUP, namespacedName, type KubeObject } from '../sources/objects.ts';
 import { condition, type Condition, type ObjectStatus } from '../status/conditions.ts';
 import type { AddressPlan } from './addresses.ts';
-import type { IngressOptions } from './ingress.ts';
 import type { InputIndex } from './index-inputs.ts';
-import type { PolicyOptions } from './networkpolicy.ts';
+import type { TranslateOptions } from './options.ts';
 import { isReferenceAllowed } from './referencegrant.ts';
 import { selectorMatches, selectorProblem, type LabelSelector } from './selectors.ts';
 import { parseTlsOptions } from './tls-options.ts';
@@ -90,21 +89,6 @@ export interface ListenerSetState {
   allowed: Verdict;
   /** Empty unless allowed. */
   listeners: ListenerState[];
-}
-
-export interface TranslateOptions {
-  controllerName: string;
-  /**
-   * GatewayClass names served whatever their controllerName says (drop-in for
-   * Cilium: `cilium` classes exported from a cluster name Cilium's controller).
-   */
-  servedClassNames?: string[];
-  /** A shared listen address, or an IPv4 CIDR from which each Gateway gets its own. */
-  bindAddress: string;
-  /** Which Ingresses are ours, and how they behave; absent: no Ingress is served. */
-  ingress?: IngressOptions;
-  /** Who the gateway is for L3/L4 network policy; defaults in translate/networkpolicy.ts. */
-  policy?: PolicyOptions;
 }
 
 /** Our GatewayClasses (spec.controllerName is ours) with their status; returns the accepted names. */

@@ -18,16 +18,8 @@ import { parseDurationMs } from './durations.ts';
 import { readTlsSecret, type GatewayState, type ListenerState } from './gateway.ts';
 import type { Placement } from './httproute.ts';
 import type { InputIndex } from './index-inputs.ts';
+import type { IngressOptions } from './options.ts';
 import { createHash } from 'node:crypto';
-
-export interface IngressOptions {
-  /** Class names served (default `cilium`), by `spec.ingressClassName` or the legacy annotation. */
-  classNames: string[];
-  /** IngressClass `spec.controller` values that make a class ours. */
-  controllers: string[];
-  /** Cilium's `enforce-ingress-https`: redirect plain HTTP for TLS hosts unless `force-https: disabled`. */
-  enforceHttps: boolean;
-}
 
 export const INGRESS_GATEWAY_KEY = 'ingress';
 const LEGACY_CLASS_ANNOTATION = 'kubernetes.io/ingress.class';

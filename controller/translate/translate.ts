@@ -20,7 +20,6 @@ import {
   translateGateways,
   type GatewayState,
   type ListenerState,
-  type TranslateOptions,
 } from './gateway.ts';
 import { hostnameSpecificity, isWildcard } from './hostnames.ts';
 import { translateHttpRoute, type Placement } from './httproute.ts';
@@ -31,7 +30,9 @@ import { comparePrecedence } from './precedence.ts';
 import { translateTlsRoute, type PassthroughPlacement } from './tlsroute.ts';
 import { translateRateLimits } from './ratelimit.ts';
 
-export type { TranslateOptions } from './gateway.ts';
+import type { TranslateOptions } from './options.ts';
+
+export type { TranslateOptions };
 
 export interface TranslateResult {
   ir: IR;
