@@ -119,12 +119,12 @@ function expectFree(port: number, owner: string): Promise<void> {
   });
 }
 
-/** Sources, examples and package files of the checkout (as they are now), node_modules linked. */
+/** Sources, the demo backends, examples and package files of the checkout (as they are now), node_modules linked. */
 function copyOfCheckout(): string {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-readme-'));
   const files = spawnSync('git', ['ls-files', '--cached', '--others', '--exclude-standard'], { cwd: ROOT, encoding: 'utf8' }).stdout.split('\n');
   for (const file of files) {
-    if (!file || !/^(bin|controller|dataplane|bpf|examples)\/|^package(-lock)?\.json$/.test(file) || file.includes('/generated-')) continue;
+    if (!file || !/^(bin|cmd|ir|controller|dataplane|bpf|examples|test\/support\/demo)\/|^package(-lock)?\.json$/.test(file) || file.includes('/generated-')) continue;
     mkdirSync(join(dir, dirname(file)), { recursive: true });
     try {
       copyFileSync(join(ROOT, file), join(dir, file));
