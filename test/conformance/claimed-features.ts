@@ -1,42 +1,118 @@
-// The ONE list of Gateway API conformance features Sluice claims. A test of
-// the suite is skipped exactly when one of its `features[].name` is missing
-// here; the skip line names the missing feature(s). Extend it as features land.
+// The ONE list of Gateway API conformance features Sluice claims, by the upstream feature names
+// (pkg/features of kubernetes-sigs/gateway-api, recorded in ./upstream-features.json). A test of
+// the suite is skipped exactly when one of its `features[].name` is missing here; the skip line
+// names the missing feature(s). Every upstream feature is either claimed or listed in NOT_CLAIMED
+// with the reason (claimed-features.test.ts holds both to the upstream list and to the README).
+
+import { readFileSync } from 'node:fs';
+
+export interface UpstreamFeature {
+  name: string;
+  channel: 'standard' | 'experimental';
+  /** Core or Extended when the upstream set holding the feature says so. */
+  level: 'Core' | 'Extended' | null;
+  /** The pkg/features set that holds it, e.g. HTTPRouteExtendedFeatures. */
+  set: string;
+  /** False: only on upstream main (the commit the shared cases were translated from), not in v1.6.1. */
+  inV1_6_1: boolean;
+}
+
+export interface UpstreamFeatureList {
+  schema: 'sluice-upstream-features/v1';
+  repository: string;
+  release: { tag: string; commit: string };
+  mainCommit: string;
+  features: UpstreamFeature[];
+}
+
+export const UPSTREAM_FEATURES_FILE = new URL('./upstream-features.json', import.meta.url);
+
+export function loadUpstreamFeatures(): UpstreamFeatureList {
+  return JSON.parse(readFileSync(UPSTREAM_FEATURES_FILE, 'utf8')) as UpstreamFeatureList;
+}
 
 export const CLAIMED_FEATURES = [
+  // Gateway
   'Gateway',
-  'HTTPRoute',
-  'ReferenceGrant',
-  'GatewayPort8080',
   'GatewayAddressEmpty',
   'GatewayFrontendClientCertificateValidation',
+  'GatewayFrontendClientCertificateValidationInsecureFallback',
+  'GatewayHTTPListenerIsolation',
+  'GatewayPort8080',
+  'ListenerSet',
+  'ReferenceGrant',
+  // HTTPRoute
+  'HTTPRoute',
   'HTTPRoute303RedirectStatusCode',
+  'HTTPRoute307RedirectStatusCode',
   'HTTPRoute308RedirectStatusCode',
   'HTTPRouteBackendProtocolH2C',
   'HTTPRouteBackendProtocolWebSocket',
+  'HTTPRouteBackendRequestHeaderModification',
+  'HTTPRouteBackendRequestRedirect',
+  'HTTPRouteBackendTimeout',
+  'HTTPRouteBackendURLRewrite',
   'HTTPRouteCORS',
-  'HTTPRouteParentRefPort',
+  'HTTPRouteDestinationPortMatching',
+  'HTTPRouteHostRewrite',
   'HTTPRouteMethodMatching',
   'HTTPRouteNamedRouteRule',
-  'HTTPRouteQueryParamMatching',
+  'HTTPRouteParentRefPort',
   'HTTPRoutePathRedirect',
+  'HTTPRoutePathRewrite',
   'HTTPRoutePortRedirect',
-  'HTTPRouteSchemeRedirect',
+  'HTTPRouteQueryParamMatching',
   'HTTPRouteRequestMirror',
+  'HTTPRouteRequestMultipleMirrors',
   'HTTPRouteRequestPercentageMirror',
+  'HTTPRouteRequestTimeout',
   'HTTPRouteResponseHeaderModification',
   'HTTPRouteRetry',
+  'HTTPRouteRetryBackendTimeout',
   'HTTPRouteRetryConnectionError',
-  'HTTPRoutePathRewrite',
-  'HTTPRouteRequestTimeout',
-  'ListenerSet',
+  'HTTPRouteSchemeRedirect',
+  // TLSRoute (passthrough)
   'TLSRoute',
 ] as const;
 
 export type ClaimedFeature = (typeof CLAIMED_FEATURES)[number];
 
+const MESH = 'Sluice is a gateway, not a mesh: it reads no Service parentRefs (GAMMA)';
+
+/** Every upstream feature Sluice does not claim, and why. */
+export const NOT_CLAIMED: Readonly<Record<string, string>> = {
+  BackendTLSPolicy: 'BackendTLSPolicy is not read: backends are reached in plaintext',
+  BackendTLSPolicySANValidation: 'BackendTLSPolicy is not read',
+  GatewayBackendClientCertificate: 'Gateway spec.tls.backend is not read: no TLS to backends',
+  GatewayHTTPSListenerDetectMisdirectedRequests:
+    'Sluice answers 421 only when the SNI picked a listener with a hostname; upstream also expects 421 when the SNI picked the hostname-less listener and the Host belongs to a more specific one',
+  GatewayInfrastructurePropagation: 'Sluice provisions no per-Gateway infrastructure to carry spec.infrastructure labels and annotations',
+  GatewayStaticAddresses: 'requested spec.addresses values are refused with UnsupportedAddress (standalone assigns addresses itself)',
+  GRPCRoute: 'GRPCRoute is not read',
+  GRPCRouteNamedRouteRule: 'GRPCRoute is not read',
+  GRPCRouteRequestHeaderModifier: 'GRPCRoute is not read',
+  TCPRoute: 'TCP listeners get UnsupportedProtocol',
+  TLSRouteModeMixed: 'TLS listeners pass through only; Terminate is not served',
+  TLSRouteModeTerminate: 'TLS listeners pass through only; Terminate is not served',
+  UDPRoute: 'UDP listeners get UnsupportedProtocol',
+  Mesh: MESH,
+  MeshClusterIPMatching: MESH,
+  MeshConsumerRoute: MESH,
+  MeshHTTPRouteBackendRequestHeaderModification: MESH,
+  MeshHTTPRouteNamedRouteRule: MESH,
+  MeshHTTPRouteQueryParamMatching: MESH,
+  MeshHTTPRouteRedirectPath: MESH,
+  MeshHTTPRouteRedirectPort: MESH,
+  MeshHTTPRouteRewritePath: MESH,
+  MeshHTTPRouteSchemeRedirect: MESH,
+};
+
 /**
- * Claimed, but only in the experimental channel of the Gateway API CRDs: the `--target kubernetes`
- * cluster installs the v1.6.1 standard channel, whose HTTPRoute has no `spec.rules[].retry`, so the
- * API server refuses these tests' routes. That target does not claim them (the skip line says so).
+ * Claimed features of the experimental channel: the `--target kubernetes` cluster installs the
+ * v1.6.1 standard-channel CRDs, whose HTTPRoute has no `spec.rules[].retry` (for example), so the
+ * API server would refuse these tests' objects. That target does not claim them (its run says so).
  */
-export const EXPERIMENTAL_CHANNEL_FEATURES: readonly ClaimedFeature[] = ['HTTPRouteRetry', 'HTTPRouteRetryConnectionError'];
+export function experimentalChannelClaims(upstream: UpstreamFeatureList = loadUpstreamFeatures()): ClaimedFeature[] {
+  const experimental = new Set(upstream.features.filter((f) => f.channel === 'experimental').map((f) => f.name));
+  return CLAIMED_FEATURES.filter((f) => experimental.has(f));
+}

@@ -9,7 +9,7 @@
 
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CLAIMED_FEATURES, EXPERIMENTAL_CHANNEL_FEATURES } from './claimed-features.ts';
+import { CLAIMED_FEATURES, experimentalChannelClaims } from './claimed-features.ts';
 import { ArgsError, parseRunnerArgs, USAGE, type RunnerArgs } from './lib/args.ts';
 import { insideRunnerNetns, netnsUnavailableReason, reexecInNetns } from './lib/netns.ts';
 import { Reporter } from './lib/report.ts';
@@ -76,17 +76,16 @@ async function main(argv: string[]): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   const suite = await entry();
-  if (args.target === 'kubernetes' && args.suite === 'gateway-api') {
-    process.stdout.write(`kubernetes target: not claiming ${EXPERIMENTAL_CHANNEL_FEATURES.join(', ')}: experimental-channel fields, and the test cluster has the v1.6.1 standard-channel CRDs\n`);
+  const unclaimedOnTarget: readonly string[] = args.target === 'kubernetes' && args.suite === 'gateway-api' ? experimentalChannelClaims() : [];
+  if (unclaimedOnTarget.length) {
+    process.stdout.write(`kubernetes target: not claiming ${unclaimedOnTarget.join(', ')}: experimental-channel features, and the test cluster has the v1.6.1 standard-channel CRDs\n`);
   }
   try {
     await suite.runSuite({
       projectRoot,
       args,
       report,
-      claimedFeatures: args.target === 'kubernetes'
-        ? CLAIMED_FEATURES.filter((f) => !EXPERIMENTAL_CHANNEL_FEATURES.includes(f))
-        : CLAIMED_FEATURES,
+      claimedFeatures: CLAIMED_FEATURES.filter((f) => !unclaimedOnTarget.includes(f)),
       registerCleanup: (fn) => cleanups.push(fn),
     });
   } catch (err) {

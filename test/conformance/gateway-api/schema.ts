@@ -4,6 +4,7 @@
 
 import { checkShape, S, type Spec } from '../lib/strict.ts';
 import { validateMutation } from '../lib/mutations.ts';
+import { ROUTE_KINDS } from './types.ts';
 
 export const CASE_SCHEMA = 'gwapi-conformance-case/v1';
 export const SUITE_SCHEMA = 'gwapi-conformance-suite/v1';
@@ -14,6 +15,7 @@ export const KNOWN_PLACEHOLDERS = ['{uuid}'] as const;
 const conditionStatus = S.nullable(S.enum('True', 'False', 'Unknown'));
 const condition = S.obj({ type: S.str, status: conditionStatus, reason: S.nullable(S.str) });
 const conditions = S.arr(condition);
+const routeKind = S.enum(...ROUTE_KINDS);
 const listenerExpectation = S.obj({
   name: S.str,
   supportedKinds: S.arr(S.obj({ group: S.nullable(S.str), kind: S.str }, ['group'])),
@@ -29,10 +31,13 @@ export const STATUS_CHECK_SPECS: Record<string, Record<string, Spec>> = {
     listenerNames: S.nullable(S.arr(S.str)),
     routes: S.arr(S.str),
     requireGatewayAddress: S.bool,
+    checkListeners: S.bool,
+    routeKind,
   },
-  routeCondition: { route: S.str, parent: S.str, condition },
+  routeCondition: { route: S.str, parent: S.str, condition, routeKind },
   routeParents: {
     route: S.str,
+    routeKind,
     namespaceRequired: S.bool,
     parents: S.arr(
       S.obj({
@@ -41,7 +46,7 @@ export const STATUS_CHECK_SPECS: Record<string, Record<string, Spec>> = {
       }),
     ),
   },
-  routeHasNoAcceptedParents: { route: S.str },
+  routeHasNoAcceptedParents: { route: S.str, routeKind },
   gatewayCondition: { gateway: S.str, condition },
   gatewayConditionsAtLatestGeneration: { gateway: S.str },
   gatewayListenersExact: { gateway: S.str, listeners: S.arr(listenerExpectation) },
@@ -55,13 +60,17 @@ export const STATUS_CHECK_SPECS: Record<string, Record<string, Spec>> = {
   listenerSetListenerConditions: { listenerSet: S.str, listeners: S.arr(S.str), conditions },
   gatewayClassAccepted: { gatewayClass: S.str, status: conditionStatus },
   gatewayClassConditionsAtLatestGeneration: { gatewayClass: S.str },
-  routeConditionsAtLatestGeneration: { route: S.str },
+  routeConditionsAtLatestGeneration: { route: S.str, routeKind },
   generationIncreased: { kind: S.str, object: S.str },
 };
 
 const OPTIONAL_CHECK_FIELDS: Record<string, string[]> = {
   gatewayHasAddress: ['listener'],
-  parentAndRoutesAccepted: ['listenerNames'],
+  parentAndRoutesAccepted: ['listenerNames', 'checkListeners', 'routeKind'],
+  routeCondition: ['routeKind'],
+  routeParents: ['routeKind'],
+  routeHasNoAcceptedParents: ['routeKind'],
+  routeConditionsAtLatestGeneration: ['routeKind'],
 };
 
 const statusCheck = S.custom((value, where) => {
@@ -292,6 +301,7 @@ export const CASE_FILE_SPEC: Spec = S.obj(
     upstream: S.any,
     summary: S.str,
     features: S.arr(feature),
+    runWhen: S.obj({ supported: S.arr(S.str), notSupported: S.arr(S.str) }),
     provisional: S.bool,
     parallel: S.bool,
     manifests: S.arr(S.str),
@@ -307,7 +317,7 @@ export const CASE_FILE_SPEC: Spec = S.obj(
     ),
     notes: S.arr(S.str),
   },
-  ['upstream', 'summary', 'provisional', 'parallel', 'gateways', 'runnerActionsBeforeCases', 'followUp', 'notes', 'statusChecks', 'cases'],
+  ['upstream', 'summary', 'runWhen', 'provisional', 'parallel', 'gateways', 'runnerActionsBeforeCases', 'followUp', 'notes', 'statusChecks', 'cases'],
 );
 
 /** Every problem that makes the runner unable to evaluate the case file exactly. */

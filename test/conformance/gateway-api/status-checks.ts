@@ -2,10 +2,9 @@
 // Sluice reports on GET /api/status. Each evaluation returns the list of
 // problems (empty = the check holds); the runner polls until it holds.
 
-import type { Condition, ListenerExpectation, StatusCheck } from './types.ts';
+import type { Condition, ListenerExpectation, RouteKind, StatusCheck } from './types.ts';
 
 export const GATEWAY_GROUP = 'gateway.networking.k8s.io';
-const ROUTE_KINDS = ['HTTPRoute', 'GRPCRoute', 'TLSRoute', 'TCPRoute', 'UDPRoute'];
 
 export interface StatusObject {
   apiVersion?: string;
@@ -40,12 +39,9 @@ export class StatusIndex {
     return [...this.#byKind.keys()];
   }
 
-  route(ref: string): StatusObject | undefined {
-    for (const k of ROUTE_KINDS) {
-      const r = this.get(k, ref);
-      if (r) return r;
-    }
-    return undefined;
+  /** A route a check names: of `kind` (the check's routeKind), HTTPRoute when none is given. */
+  route(ref: string, kind: RouteKind = 'HTTPRoute'): StatusObject | undefined {
+    return this.get(kind, ref);
   }
 }
 
@@ -244,9 +240,9 @@ export function evaluateStatusCheck(check: StatusCheck, ctx: CheckContext): stri
         else if (!hasTypedAddress(gw)) out.push(`Gateway ${gwRef}: no address with a type in status.addresses (${JSON.stringify(gw.status?.addresses ?? [])})`);
       }
       for (const routeRef of check.routes) {
-        const route = index.route(routeRef);
+        const route = index.route(routeRef, check.routeKind);
         if (!route) {
-          out.push(...missing('route', routeRef));
+          out.push(...missing(check.routeKind ?? 'HTTPRoute', routeRef));
           continue;
         }
         const routeNs = route.metadata.namespace;
@@ -266,6 +262,7 @@ export function evaluateStatusCheck(check: StatusCheck, ctx: CheckContext): stri
         }
         out.push(...requireCondition(`route ${routeRef} parent ${check.parent}`, entry.conditions, { type: 'Accepted', status: 'True', reason: 'Accepted' }));
       }
+      if (check.checkListeners === false) return out;
       const specListeners: any[] = parent.spec?.listeners ?? [];
       const statusListeners: any[] = parent.status?.listeners ?? [];
       for (const sl of specListeners) {
@@ -279,8 +276,8 @@ export function evaluateStatusCheck(check: StatusCheck, ctx: CheckContext): stri
     }
 
     case 'routeCondition': {
-      const route = index.route(check.route);
-      if (!route) return missing('route', check.route);
+      const route = index.route(check.route, check.routeKind);
+      if (!route) return missing(check.routeKind ?? 'HTTPRoute', check.route);
       const { namespace: pNs, name: pName } = splitRef(check.parent);
       const parents: any[] = route.status?.parents ?? [];
       const candidates = parents.filter((p) => p?.parentRef?.name === pName && (p.parentRef.namespace == null || p.parentRef.namespace === pNs));
@@ -298,8 +295,8 @@ export function evaluateStatusCheck(check: StatusCheck, ctx: CheckContext): stri
     }
 
     case 'routeParents': {
-      const route = index.route(check.route);
-      if (!route) return missing('route', check.route);
+      const route = index.route(check.route, check.routeKind);
+      if (!route) return missing(check.routeKind ?? 'HTTPRoute', check.route);
       const parents: any[] = route.status?.parents ?? [];
       const out: string[] = [];
       for (const exp of check.parents) {
@@ -323,8 +320,8 @@ export function evaluateStatusCheck(check: StatusCheck, ctx: CheckContext): stri
     }
 
     case 'routeHasNoAcceptedParents': {
-      const route = index.route(check.route);
-      if (!route) return missing('route', check.route);
+      const route = index.route(check.route, check.routeKind);
+      if (!route) return missing(check.routeKind ?? 'HTTPRoute', check.route);
       const parents: any[] = route.status?.parents ?? [];
       if (parents.length === 0) {
         ctx.state.emptyParentsPolls = (ctx.state.emptyParentsPolls ?? 0) + 1;
@@ -455,8 +452,8 @@ export function evaluateStatusCheck(check: StatusCheck, ctx: CheckContext): stri
     }
 
     case 'routeConditionsAtLatestGeneration': {
-      const route = index.route(check.route);
-      if (!route) return missing('route', check.route);
+      const route = index.route(check.route, check.routeKind);
+      if (!route) return missing(check.routeKind ?? 'HTTPRoute', check.route);
       const all = (route.status?.parents ?? []).flatMap((p: any) => p?.conditions ?? []);
       return requireLatestGeneration(`route ${check.route}`, route, all);
     }

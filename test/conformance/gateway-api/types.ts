@@ -16,11 +16,27 @@ export interface ListenerExpectation {
   conditions: Condition[];
 }
 
+export const ROUTE_KINDS = ['HTTPRoute', 'GRPCRoute', 'TLSRoute', 'TCPRoute', 'UDPRoute'] as const;
+export type RouteKind = (typeof ROUTE_KINDS)[number];
+/** The kind of every route a route check names; HTTPRoute when absent. */
+export interface RouteKindField {
+  routeKind?: RouteKind;
+}
+
 export type StatusCheck =
-  | { check: 'parentAndRoutesAccepted'; parentKind: 'Gateway' | 'ListenerSet'; parent: string; listenerNames: string[] | null; routes: string[]; requireGatewayAddress: boolean }
-  | { check: 'routeCondition'; route: string; parent: string; condition: Condition }
-  | { check: 'routeParents'; route: string; namespaceRequired: boolean; parents: { parentRef: { group: string; kind: string; name: string; namespace?: string | null }; conditions: Condition[] }[] }
-  | { check: 'routeHasNoAcceptedParents'; route: string }
+  | ({
+      check: 'parentAndRoutesAccepted';
+      parentKind: 'Gateway' | 'ListenerSet';
+      parent: string;
+      listenerNames: string[] | null;
+      routes: string[];
+      requireGatewayAddress: boolean;
+      /** false: the listeners' conditions are not looked at (upstream's TLSRoute helper). */
+      checkListeners?: boolean;
+    } & RouteKindField)
+  | ({ check: 'routeCondition'; route: string; parent: string; condition: Condition } & RouteKindField)
+  | ({ check: 'routeParents'; route: string; namespaceRequired: boolean; parents: { parentRef: { group: string; kind: string; name: string; namespace?: string | null }; conditions: Condition[] }[] } & RouteKindField)
+  | ({ check: 'routeHasNoAcceptedParents'; route: string } & RouteKindField)
   | { check: 'gatewayCondition'; gateway: string; condition: Condition }
   | { check: 'gatewayConditionsAtLatestGeneration'; gateway: string }
   | { check: 'gatewayListenersExact'; gateway: string; listeners: ListenerExpectation[] }
@@ -34,7 +50,7 @@ export type StatusCheck =
   | { check: 'listenerSetListenerConditions'; listenerSet: string; listeners: string[]; conditions: Condition[] }
   | { check: 'gatewayClassAccepted'; gatewayClass: string; status: string | null }
   | { check: 'gatewayClassConditionsAtLatestGeneration'; gatewayClass: string }
-  | { check: 'routeConditionsAtLatestGeneration'; route: string }
+  | ({ check: 'routeConditionsAtLatestGeneration'; route: string } & RouteKindField)
   | { check: 'generationIncreased'; kind: string; object: string };
 
 export type StatusCheckKind = StatusCheck['check'];
@@ -186,6 +202,8 @@ export interface CaseFile {
   upstream?: unknown;
   summary?: string;
   features: Feature[];
+  /** Upstream returns early (a pass without checks) unless these hold for the claimed features. */
+  runWhen?: { supported: string[]; notSupported: string[] };
   provisional?: boolean;
   parallel?: boolean;
   manifests: string[];

@@ -35,7 +35,8 @@ export const USAGE = `Usage: npm run conformance -- --suite gateway-api|ingress 
                                kubernetes: objects go through a real kube-apiserver (test/kube) to \`sluice
                                controller\` + \`sluice dataplane\`, statuses are read from the real objects
                                (needs root and test/kube/build-binaries.sh; runs in its own network namespace)
-  --cases DIR                  folder of case files (default: the suite's cases/ folder)
+  --cases DIR                  folder of case files (default: the suite's cases/ folder; gateway-api also reads
+                               cases-new-kinds/)
   --suite-file FILE            gateway-api: suite.json to use (default: DIR/../suite.json if present, else the suite's own)
   --only NAME[,NAME]           run only these tests (repeatable); ingress: case ids or group ids
   --verbose                    print progress and details

@@ -13,9 +13,10 @@ export class Reporter {
     this.#write = opts.write ?? ((line) => process.stdout.write(`${line}\n`));
   }
 
-  pass(name: string): void {
+  /** `note`: why a pass had nothing to check (a test upstream also passes without checks). */
+  pass(name: string, note?: string): void {
     this.passed++;
-    this.#write(`PASS ${name}`);
+    this.#write(note ? `PASS ${name} (${oneLine(note)})` : `PASS ${name}`);
   }
 
   fail(name: string, why: string): void {
