@@ -205,9 +205,45 @@ export const CASE_KIND_SPECS: Record<string, KindSpec> = {
   },
 };
 
+const l4Target = S.obj({ gateway: S.str, port: S.num, scheme: S.enum('tls', 'tcp') });
+const l4Attempts = { attemptTimeoutSeconds: S.num, retry: S.nullable(S.obj({ intervalSeconds: S.num, budgetSeconds: S.num })) };
+
+/** The L4 case kinds (suite README, "L4 cases"), each a complete shape. */
+export const L4_CASE_SPECS: Record<string, Spec> = {
+  tcpEcho: S.obj(
+    {
+      name: S.str,
+      kind: S.str,
+      target: l4Target,
+      request: S.obj({ tls: S.obj({ serverName: S.str, trustCACertificateFrom: S.str }) }),
+      expect: S.obj({
+        backendIsTLS: S.bool,
+        backend: S.obj({ podNamePrefix: S.str, namespace: S.str }),
+        backendTLS: S.nullable(S.obj({ serverName: S.str })),
+      }),
+      ...l4Attempts,
+    },
+    ['request', 'attemptTimeoutSeconds', 'retry'],
+  ),
+  tlsConnectionRejected: S.obj(
+    { name: S.str, kind: S.str, target: l4Target, request: S.obj({ tls: S.obj({ serverName: S.str }) }), ...l4Attempts },
+    ['attemptTimeoutSeconds', 'retry'],
+  ),
+};
+
+function l4CaseProblems(kind: string, value: Record<string, any>, where: string): string[] {
+  const problems = checkShape(value, L4_CASE_SPECS[kind], where);
+  const scheme = value.target?.scheme;
+  if (kind === 'tlsConnectionRejected' && scheme !== 'tls') problems.push(`${where}: tlsConnectionRejected needs scheme tls`);
+  if (kind === 'tcpEcho' && scheme === 'tls' && !value.request?.tls) problems.push(`${where}: a tls target needs request.tls`);
+  if (kind === 'tcpEcho' && scheme === 'tcp' && value.request) problems.push(`${where}: request given for a tcp target`);
+  return problems;
+}
+
 const httpCase = S.custom((value, where) => {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return [`${where}: expected object`];
   const rec = value as Record<string, unknown>;
+  if (typeof rec.kind === 'string' && rec.kind in L4_CASE_SPECS) return l4CaseProblems(rec.kind, rec, where);
   const kind = rec.kind === undefined ? 'plain' : rec.kind;
   if (typeof kind !== 'string' || kind === 'plain' && rec.kind !== undefined || !(kind in CASE_KIND_SPECS)) {
     return [`${where}: unknown case kind ${JSON.stringify(rec.kind)}`];

@@ -13,6 +13,7 @@ import type { Reporter } from '../lib/report.ts';
 import type { SuiteContext } from '../lib/suite-context.ts';
 import { createTarget, type SluiceTarget } from '../lib/target.ts';
 import {
+  configMapValue,
   EchoFleet,
   endpointSlicesForServices,
   fillEndpointSlice,
@@ -26,7 +27,7 @@ import {
 import { SUITE_SCHEMA, validateCaseFile } from './schema.ts';
 import { describeCheck, evaluateStatusCheck, StatusIndex, timeoutNameFor, type CheckContext } from './status-checks.ts';
 import { runCase, type TrafficEnv } from './traffic.ts';
-import { ROUTE_KINDS, type CaseFile, type HttpCase, type MutationSpec, type RunnerAction, type StatusCheck, type SuiteFile } from './types.ts';
+import { ROUTE_KINDS, type CaseFile, type MutationSpec, type RunnerAction, type StatusCheck, type SuiteFile, type TestCase } from './types.ts';
 
 export type { SuiteContext };
 
@@ -167,6 +168,7 @@ class Environment {
       instances: this.suite.echoBackends.instances,
       deployments: base.filter((o) => o.kind === 'Deployment'),
       containerPorts: this.suite.echoBackends.containerPorts,
+      tlsFor: (ref) => secretPem(generated.objects, ref),
       ...(prefix ? { subnet: `${prefix}.${randomInt(1, 255)}` } : {}),
     });
     this.report.verbose(`echo pods: ${this.fleet.pods.map((p) => `${p.namespace}/${p.name}@${p.ip}`).join(', ')}`);
@@ -322,13 +324,13 @@ class Environment {
     const objects = this.store.all();
     const svc = objects.find((o) => o.kind === 'Service' && o.metadata.name === service && (o.metadata.namespace ?? 'default') === namespace);
     const selector: Record<string, string> | undefined = svc?.spec?.selector;
-    if (selector && Object.keys(selector).length) return this.fleet!.select(namespace, selector).map((p) => p.server);
+    if (selector && Object.keys(selector).length) return this.fleet!.select(namespace, selector).flatMap((p) => (p.server ? [p.server] : []));
     const ips = new Set<string>();
     for (const s of objects) {
       if (s.kind !== 'EndpointSlice' || s.metadata.namespace !== namespace || s.metadata.labels?.['kubernetes.io/service-name'] !== service) continue;
       for (const ep of (s.endpoints ?? []) as any[]) for (const a of ep?.addresses ?? []) ips.add(a);
     }
-    return this.fleet!.pods.filter((p) => ips.has(p.ip)).map((p) => p.server);
+    return this.fleet!.pods.filter((p) => ips.has(p.ip)).flatMap((p) => (p.server ? [p.server] : []));
   }
 }
 
@@ -366,6 +368,7 @@ class TestRun {
       gatewayAddress: (ref) => env.gatewayAddress(ref),
       gatewayAddresses: () => env.gatewayAddresses(),
       secret: (ref) => secretPem(env.store.all(), ref),
+      configMapValue: (ref, key) => configMapValue(env.store.all(), ref, key),
       servicePods: (ns, svc) => env.servicePods(ns, svc),
       verbose: (line) => this.report.verbose(line),
     };
@@ -458,7 +461,7 @@ class TestRun {
     return Boolean(failure);
   }
 
-  async cases(cases: HttpCase[], label: string): Promise<void> {
+  async cases(cases: TestCase[], label: string): Promise<void> {
     const traffic = this.trafficEnv();
     for (const c of cases) {
       const exited = this.env.target.exitInfo;

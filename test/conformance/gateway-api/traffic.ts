@@ -1,7 +1,7 @@
 // Runs the HTTP cases of a test: request building (placeholders, request ids,
 // Host, X-Echo-Set-Header, jitter, TLS material), redirects, convergence and
 // the special kinds (weightedDistribution, percentageMirror,
-// backendHeaderMatchesPod, websocket, tlsConnectionFailure).
+// backendHeaderMatchesPod, websocket, tlsConnectionFailure); L4 kinds in l4-traffic.ts.
 
 import { randomInt, randomUUID } from 'node:crypto';
 import net from 'node:net';
@@ -11,7 +11,8 @@ import { runWebSocketExchanges, sendRequest, type ClientRequest, type ClientResu
 import { awaitConvergence, sleep, type ConvergenceOptions } from '../lib/poll.ts';
 import { backendFromPodName, binomialBounds, checkWeightedDistribution } from '../lib/stats.ts';
 import { captureEcho, evaluateResult, isRedirectStatus, parseLocation, type EchoCapture, type RequestFacts } from './expect.ts';
-import type { Expectation, HttpCase, MirrorExpectation } from './types.ts';
+import { runL4Case } from './l4-traffic.ts';
+import type { Expectation, HttpCase, MirrorExpectation, TestCase } from './types.ts';
 
 export interface TrafficEnv {
   testName: string;
@@ -24,6 +25,8 @@ export interface TrafficEnv {
   gatewayAddresses(): Promise<Set<string>>;
   /** PEMs of a kubernetes.io/tls Secret of the manifest set. */
   secret(ref: string): { certPem: string; keyPem?: string } | undefined;
+  /** One data value of a ConfigMap of the manifest set. */
+  configMapValue(ref: string, key: string): string | undefined;
   /** Echo servers backing a Service. */
   servicePods(namespace: string, service: string): EchoServer[];
   verbose(line: string): void;
@@ -289,8 +292,11 @@ async function runPool<T>(count: number, concurrency: number, fn: (i: number) =>
 // ---------------------------------------------------------------------------
 
 /** Runs one case; returns its problems (empty = passed). */
-export async function runCase(c: HttpCase, env: TrafficEnv): Promise<string[]> {
+export async function runCase(c: TestCase, env: TrafficEnv): Promise<string[]> {
   switch (c.kind) {
+    case 'tcpEcho':
+    case 'tlsConnectionRejected':
+      return runL4Case(c, env);
     case undefined:
     case 'tlsConnectionFailure':
       return converge(c, env, { checkMirrors: true });

@@ -185,8 +185,46 @@ export interface FollowUp {
   description: string;
   mutations: MutationSpec[];
   statusChecks: StatusCheck[];
-  cases: HttpCase[];
+  cases: TestCase[];
 }
+
+/** A connection to `<gateway address>:<port>` carrying TLS without HTTP, or plain TCP. */
+export interface L4Target {
+  gateway: string;
+  port: number;
+  scheme: 'tls' | 'tcp';
+}
+
+/** Per attempt deadline and retry pacing of the L4 cases (defaults: 10 s; every 100 ms for 30 s). */
+interface L4Attempts {
+  attemptTimeoutSeconds?: number;
+  retry?: { intervalSeconds: number; budgetSeconds: number } | null;
+}
+
+/** One exchange with an echo-basic TCP backend (suite README, `tcpEcho`). */
+export interface TcpEchoCase extends L4Attempts {
+  name: string;
+  kind: 'tcpEcho';
+  target: L4Target;
+  /** Only for scheme tls: the SNI (also the verified name) and the ConfigMap whose ca.crt is the only root. */
+  request?: { tls: { serverName: string; trustCACertificateFrom: string } };
+  expect: {
+    backendIsTLS: boolean;
+    backend: { podNamePrefix: string; namespace: string };
+    backendTLS: { serverName: string } | null;
+  };
+}
+
+/** The gateway must close or reset the TLS connection without an alert (suite README). */
+export interface TlsConnectionRejectedCase extends L4Attempts {
+  name: string;
+  kind: 'tlsConnectionRejected';
+  target: L4Target;
+  request: { tls: { serverName: string } };
+}
+
+export type L4Case = TcpEchoCase | TlsConnectionRejectedCase;
+export type TestCase = HttpCase | L4Case;
 
 export interface Feature {
   name: string;
@@ -210,7 +248,7 @@ export interface CaseFile {
   gateways?: string[];
   statusChecks: StatusCheck[];
   runnerActionsBeforeCases?: RunnerAction[];
-  cases: HttpCase[];
+  cases: TestCase[];
   followUp?: FollowUp[];
   notes?: string[];
 }
@@ -220,7 +258,14 @@ export interface EchoBackendInstance {
   deployment: string;
   replicas: number;
   service: string;
-  servicePorts: { name?: string; port: number; targetPort: number; appProtocol?: string }[];
+  servicePorts: { name?: string; port: number; targetPort: number; appProtocol?: string; protocol?: string }[];
+  /** echo-basic mode (suite.json echoBackends.modes); absent = http. */
+  mode?: 'http' | 'grpc' | 'tcp' | 'udp' | 'dns';
+  /** Container ports by name when they differ from the suite-wide ones (tcp: {tcp, tls}). */
+  containerPorts?: Record<string, number>;
+  /** Secret ns/name whose tls.crt/tls.key the backend serves on its TLS port. */
+  tlsCertificateFrom?: string;
+  clientCACertificateFrom?: string | null;
   note?: string;
 }
 
