@@ -5,6 +5,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { GATEWAY_CLASS_YAML, serviceYaml } from '../../e2e/backends.ts';
 import { freePortOffset } from '../../support/ports.ts';
 import { startSluice, type SluiceProcess } from '../../support/sluice-process.ts';
 import { selfSignedCertificate } from './certs.ts';
@@ -33,11 +34,7 @@ export async function startH2Gateway(flags: string[] = []): Promise<H2Gateway> {
     const base64 = (text: string): string => Buffer.from(text).toString('base64');
     writeFileSync(
       join(dir, 'gateway.yaml'),
-      `apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: sluice}
-spec: {controllerName: sluice.dev/gateway-controller}
----
+      `${GATEWAY_CLASS_YAML}---
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata: {name: h2, namespace: default}
@@ -68,24 +65,7 @@ spec:
   rules:
   - backendRefs: [{name: echo, port: 80}]
 ---
-apiVersion: v1
-kind: Service
-metadata: {name: echo, namespace: default}
-spec:
-  ports: [{name: http, port: 80, targetPort: ${echo.port}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: echo
-  namespace: default
-  labels: {kubernetes.io/service-name: echo}
-addressType: IPv4
-ports: [{name: http, port: ${echo.port}, protocol: TCP}]
-endpoints:
-- addresses: [127.0.0.1]
-  conditions: {ready: true}
-`,
+${serviceYaml('echo', echo)}`,
     );
     const offset = await freePortOffset([80, 443]);
     const sluice = await startSluice(['--manifests', dir, '--listener-port-offset', String(offset), ...flags]);
