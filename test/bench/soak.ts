@@ -300,7 +300,7 @@ async function runTraffic(t: Targets, deadline: number): Promise<void> {
   /** One message over the current WebSocket (a new one every 20), echoed back or a failure. */
   let socket: WebSocket | null = null;
   let socketMessages = 0;
-  const viaWebSocket = async (): Promise<void> => {
+  const oneMessage = async (): Promise<void> => {
     try {
       if (socket === null || socket.readyState !== WebSocket.OPEN || socketMessages >= 20) {
         socket?.close();
@@ -311,16 +311,20 @@ async function runTraffic(t: Targets, deadline: number): Promise<void> {
       }
       const ws = socket;
       const text = `soak ${socketMessages++} ${Date.now()}`;
-      const echoed = once(ws, 'message', { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+      const reply = once(ws, 'message', { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
       ws.send(text);
-      const [data] = (await echoed) as [Buffer];
-      record('websocket', 'echo', data.toString() === text ? null : `echo mismatch: ${data.toString().slice(0, 80)}`);
+      const [data] = (await reply) as [Buffer];
+      const echoedBack = data.toString() === text;
+      record('websocket', echoedBack ? 'echo' : 'mismatch', echoedBack ? null : `sent ${text}, got ${data.toString().slice(0, 80)}`);
     } catch (err) {
       socket?.terminate();
       socket = null;
       record('websocket', 'error', errorText(err));
     }
   };
+  // One message at a time: an echo is told from the next only by order.
+  let webSocketTurn: Promise<void> = Promise.resolve();
+  const viaWebSocket = (): Promise<void> => (webSocketTurn = webSocketTurn.then(oneMessage));
 
   const loops: Array<[Kind, () => Promise<void>]> = [
     ['h1-keepalive', () => viaUndici('h1-keepalive', HOST, '/api/soak', {}, (s, b) => expectBackend('h1-keepalive', s, b, ['blue']))],
