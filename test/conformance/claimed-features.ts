@@ -36,7 +36,6 @@ export const CLAIMED_FEATURES = [
   'Gateway',
   'GatewayAddressEmpty',
   'GatewayFrontendClientCertificateValidation',
-  'GatewayFrontendClientCertificateValidationInsecureFallback',
   'GatewayHTTPListenerIsolation',
   'GatewayPort8080',
   'ListenerSet',
@@ -84,6 +83,8 @@ export const NOT_CLAIMED: Readonly<Record<string, string>> = {
   BackendTLSPolicy: 'BackendTLSPolicy is not read: backends are reached in plaintext',
   BackendTLSPolicySANValidation: 'BackendTLSPolicy is not read',
   GatewayBackendClientCertificate: 'Gateway spec.tls.backend is not read: no TLS to backends',
+  GatewayFrontendClientCertificateValidationInsecureFallback:
+    'AllowInsecureFallback is served, but the Gateway lacks the condition InsecureFrontendValidationMode=True (ConfigurationChanged) that upstream checks',
   GatewayHTTPSListenerDetectMisdirectedRequests:
     'Sluice answers 421 only when the SNI picked a listener with a hostname; upstream also expects 421 when the SNI picked the hostname-less listener and the Host belongs to a more specific one',
   GatewayInfrastructurePropagation: 'Sluice provisions no per-Gateway infrastructure to carry spec.infrastructure labels and annotations',
