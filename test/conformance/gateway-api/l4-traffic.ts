@@ -52,7 +52,11 @@ async function tlsRejectedAttempt(c: TlsConnectionRejectedCase, host: string, po
     // Default trust (the system roots), as upstream's client.
     const socket = tls.connect({ host, port, servername: c.request.tls.serverName, minVersion: 'TLSv1.2' });
     const timer = setTimeout(() => finish({ retry: `no verdict within ${timeoutMs} ms` }), timeoutMs);
+    let decided = false;
+    // The first event decides ('close' follows every 'error').
     const finish = (a: Attempt) => {
+      if (decided) return;
+      decided = true;
       clearTimeout(timer);
       socket.destroy();
       resolve(a);
