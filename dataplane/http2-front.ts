@@ -65,6 +65,8 @@ export interface GuardActions {
    * longer has that stream (§5.4.1 lets any stream error be one).
    */
   streamError(streamId: number, code: number, reason: string): void;
+  /** Our complete response (END_STREAM) went out while the client is still sending the request. */
+  responseCompleteEarly(streamId: number): void;
 }
 
 interface FrameHead {
@@ -354,6 +356,9 @@ export class Http2FrameGuard extends Duplex {
 
   /** Outbound: our DATA spends stream windows; our END_STREAM or RST_STREAM ends them. */
   private onOutbound(head: FrameHead): boolean {
+    if ((head.type === DATA || head.type === HEADERS) && (head.flags & END_STREAM) !== 0 && this.clientOpen.has(head.streamId)) {
+      this.actions?.responseCompleteEarly(head.streamId);
+    }
     const window = this.sendWindows.get(head.streamId);
     if (window === undefined || Number.isNaN(window)) return true;
     if (head.type === DATA) this.sendWindows.set(head.streamId, window - head.length);
@@ -527,6 +532,15 @@ function supervise(session: http2.ServerHttp2Session, guard: Http2FrameGuard, ti
       };
       setImmediate(resolve);
     },
+    // RFC 9113 §8.1: after a complete response, RST_STREAM NO_ERROR asks the client to stop sending
+    // the request (nginx does the same); otherwise an upload nobody reads any more holds the stream
+    // open on flow control until the client gives up. Deferred: this runs inside the session's write.
+    responseCompleteEarly: (id) =>
+      setImmediate(() => {
+        const stream = streams.get(id);
+
+        if (stream !== undefined && !stream.closed && !stream.destroyed && !stream.readableEnded) stream.close(NGHTTP2_NO_ERROR);
+      }),
   };
 
   let ackTimer: NodeJS.Timeout | null = setTimeout(() => close(NGHTTP2_SETTINGS_TIMEOUT, 'no SETTINGS ACK'), timeouts.ackMs);

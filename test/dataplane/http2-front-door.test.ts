@@ -6,6 +6,8 @@
 
 import http2 from 'node:http2';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { createServer } from 'node:http';
+import { serviceYaml, type NamedBackend } from '../e2e/backends.ts';
 import { connect, h2request } from './support/http2-client.ts';
 import { ErrorCode, Flag, frame, FrameType, headersFrame, RawH2, requestHeaders, u32 } from './support/h2-frames.ts';
 import { startH2Gateway, type H2Gateway } from './support/h2-gateway.ts';
@@ -19,14 +21,26 @@ const SLACK_MS = 5_000;
 describe('HTTP/2 front door', () => {
   let gateway: H2Gateway;
   let authority: string;
+  /** A backend that answers at once, before reading the request body (as many do for errors). */
+  let early: NamedBackend;
 
   beforeAll(async () => {
-    gateway = await startH2Gateway(['--http2-idle-timeout', String(IDLE_MS), '--http2-ack-timeout', String(ACK_MS), '--request-body-timeout', String(BODY_MS)]);
+    early = await startEarlyBackend();
+    const earlyRoute = `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: early, namespace: default}
+spec:
+  parentRefs: [{name: h2}]
+  rules: [{matches: [{path: {type: PathPrefix, value: /early}}], backendRefs: [{name: early, port: 80}]}]
+---
+${serviceYaml('early', early)}`;
+    gateway = await startH2Gateway(['--http2-idle-timeout', String(IDLE_MS), '--http2-ack-timeout', String(ACK_MS), '--request-body-timeout', String(BODY_MS)], earlyRoute);
     authority = `127.0.0.1:${gateway.plainPort}`;
   });
 
   afterAll(async () => {
     await gateway?.stop();
+    await early?.close();
   });
 
   describe('timeouts', () => {
@@ -176,6 +190,25 @@ describe('HTTP/2 front door', () => {
     }, 30_000);
   });
 
+  describe('streams', () => {
+    it('asks the client to stop sending a request body once the response is complete (RST_STREAM NO_ERROR, RFC 9113 §8.1)', async () => {
+      const raw = await RawH2.connect(gateway.plainPort);
+      try {
+        await raw.handshake();
+        raw.send(headersFrame(1, requestHeaders(authority, '/early/upload', { method: 'POST' }), false), frame(FrameType.DATA, 0, 1, Buffer.alloc(1000, 'x')));
+        const ended = await raw.waitFor((f) => (f.type === FrameType.DATA || f.type === FrameType.HEADERS) && f.streamId === 1 && (f.flags & Flag.END_STREAM) !== 0);
+        expect(ended).not.toBeNull();
+        // Without it the client would keep its upload open until flow control stalls it, forever.
+        const reset = await raw.waitFor((f) => f.type === FrameType.RST_STREAM && f.streamId === 1);
+        expect(reset?.payload.readUInt32BE(0)).toBe(ErrorCode.NO_ERROR);
+        expect(raw.frames.indexOf(reset!)).toBeGreaterThan(raw.frames.indexOf(ended!));
+        expect(raw.frames.some((f) => f.type === FrameType.GOAWAY)).toBe(false);
+      } finally {
+        raw.destroy();
+      }
+    });
+  });
+
   describe('frame checks in front of nghttp2', () => {
     it('ignores a PING ACK it did not ask for and answers the next PING', async () => {
       const raw = await RawH2.connect(gateway.plainPort);
@@ -265,3 +298,20 @@ describe('HTTP/2 front door', () => {
   });
 });
 
+
+/** Answers 200 to every request at once, never reading its body. */
+async function startEarlyBackend(): Promise<NamedBackend> {
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain' }).end('answered before the body\n');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    name: 'early',
+    port: (server.address() as { port: number }).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -25,8 +25,11 @@ export interface H2Gateway {
 
 const HOSTNAME = 'h2.sluice.test';
 
-/** Starts the Gateway; `flags` go to `sluice run` (e.g. `--http2-idle-timeout 500`). */
-export async function startH2Gateway(flags: string[] = []): Promise<H2Gateway> {
+/**
+ * Starts the Gateway; `flags` go to `sluice run` (e.g. `--http2-idle-timeout 500`), `extraManifests`
+ * (YAML) join the folder, e.g. a route with more specific matches to another backend on parent `h2`.
+ */
+export async function startH2Gateway(flags: string[] = [], extraManifests = ''): Promise<H2Gateway> {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-h2-'));
   const echo = await startEchoServer('h2-echo');
   try {
@@ -65,7 +68,7 @@ spec:
   rules:
   - backendRefs: [{name: echo, port: 80}]
 ---
-${serviceYaml('echo', echo)}`,
+${serviceYaml('echo', echo)}${extraManifests === '' ? '' : `---\n${extraManifests}`}`,
     );
     const offset = await freePortOffset([80, 443]);
     const sluice = await startSluice(['--manifests', dir, '--listener-port-offset', String(offset), ...flags]);
