@@ -245,6 +245,8 @@ function translateListener(gateway: GatewayState, owner: ListenerOwner, spec: an
   }
   if (protocol === 'TLS' && spec?.tls?.mode !== 'Passthrough') {
     listener.accepted = { ok: false, reason: 'UnsupportedValue', message: 'TLS listeners support tls.mode Passthrough only (use HTTPS to terminate TLS)' };
+    // No route kind can attach to a listener Sluice cannot serve (upstream TLSRouteListenerTerminateNotSupported).
+    listener.supportedKinds = [];
   }
   if (protocol === 'HTTPS' || protocol === 'TLS') resolveTlsOptions(listener, spec?.tls?.options);
   return listener;

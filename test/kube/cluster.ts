@@ -15,7 +15,7 @@ import { parseAllDocuments, stringify } from 'yaml';
 
 import { createCertificateAuthority, createClientCertificate, createServerCertificate, type CertificateAuthority, type CertificateBundle } from '../support/demo/certs.ts';
 import { freePorts } from '../support/ports.ts';
-import { requiredByEnvironment } from '../support/suite.ts';
+import { requiredByEnvironment } from '../support/required.ts';
 import { KubeApiError, KubeClient, type KubeCredentials, type KubeObject } from './client.ts';
 
 export { KubeApiError, KubeClient, type KubeObject };

@@ -4,6 +4,10 @@
 // (SLUICE_KUBE_REQUIRED, SLUICE_BPF_REQUIRED ... in CI), a failure naming the reason.
 import { describe } from '@jest/globals';
 
+// Also used outside jest (the conformance runner reaches it through test/kube/cluster.ts), so it
+// lives in a module that does not import @jest/globals.
+export { requiredByEnvironment } from './required.ts';
+
 export function describeIfPossible(what: string, reason: string | null, required = false): typeof describe.skip {
   if (!reason) return describe;
   if (required) throw new Error(`${what} must run here (this environment requires them), but: ${reason}`);
@@ -12,7 +16,3 @@ export function describeIfPossible(what: string, reason: string | null, required
   return describe.skip;
 }
 
-/** True when the environment variable says a suite must run here (CI sets it after installing what the suite needs). */
-export function requiredByEnvironment(variable: string): boolean {
-  return /^(1|true|yes)$/i.test(process.env[variable] ?? '');
-}

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { OBJECTS_DIR } from '../../../bpf/agent/agent.ts';
 import { bpfUnavailableReason } from '../../../bpf/agent/environment.ts';
 import { loadNative } from '../../../bpf/native/index.ts';
-import { requiredByEnvironment } from '../../support/suite.ts';
+import { requiredByEnvironment } from '../../support/required.ts';
 
 /** CI runs as root with the toolchain installed: there the eBPF suites must run (SLUICE_BPF_REQUIRED=1). */
 export function ebpfTestsRequired(): boolean {
