@@ -12,6 +12,23 @@ export interface IR {
   l4: L4IR;
 }
 
+/**
+ * The object (and the part of it) an IR element was translated from. Consumers and status read
+ * identities here; IR names are for stable diffs and pools, never parsed back.
+ */
+export interface Origin {
+  kind: 'Gateway' | 'ListenerSet' | 'IngressClass' | 'Ingress' | 'HTTPRoute' | 'TLSRoute' | 'RateLimitPolicy';
+  /** Empty for cluster-scoped objects (the implicit Ingress IngressClass). */
+  namespace: string;
+  name: string;
+  /** A listener's name (Gateway, ListenerSet), or a named HTTPRoute rule's name. */
+  sectionName?: string;
+  /** HTTPRoute: the rule's position in `spec.rules`. */
+  ruleIndex?: number;
+  /** A ListenerSet listener: the Gateway it attaches to. */
+  parent?: Origin;
+}
+
 // ---------------------------------------------------------------- HTTP
 
 export interface HttpIR {
@@ -28,6 +45,8 @@ export interface HttpIR {
 export interface PassthroughListener {
   /** `<address>:<port>`. */
   name: string;
+  /** The Gateway and ListenerSet listeners served on this socket. */
+  origins: Origin[];
   address: string;
   port: number;
   /** Most specific SNI first: exact names, then wildcards by length. No SNI or no match: the connection is closed. */
@@ -37,6 +56,7 @@ export interface PassthroughListener {
 export interface PassthroughRoute {
   /** `tlsroute/<ns>/<name>/host/<hostname>`. */
   name: string;
+  origin: Origin;
   /** Exact or `*.` wildcard (Gateway API semantics). */
   hostname: string;
   /** Weighted split over backends (keys into HttpIR.backends; null = invalid reference). */
@@ -116,6 +136,8 @@ export interface TlsCertificate {
 export interface ListenerScope {
   /** `gateway/<ns>/<name>/listener/<listenerName>`. */
   name: string;
+  /** The listener this scope serves. */
+  origin: Origin;
   /** The Gateway listener's hostname, or null when it has none (matches any host). */
   hostname: string | null;
   /**
@@ -146,6 +168,8 @@ export interface Route {
   name: string;
   /** The HTTPRoute this came from, `<ns>/<name>`, for metrics and logs. */
   source: string;
+  /** The HTTPRoute rule (or Ingress) this came from. */
+  origin: Origin;
   match: RouteMatch;
   /** Applied in order before the action. */
   filters: Filter[];
@@ -305,6 +329,8 @@ export interface RateLimitPolicy {
   name: string;
   /** `<ns>/<name>` of the object it came from: the `policy` metric label. */
   source: string;
+  /** The RateLimitPolicy or the annotated Ingress. */
+  origin: Origin;
   /** Token buckets; a request is admitted only when every applicable enforced rule has a token for it. */
   rules: RateLimitRule[];
   /** What Global rules do when Redis cannot answer in time. */

@@ -143,6 +143,7 @@ function compileRules(route: KubeObject, index: InputIndex): Compiled {
         route: {
           name: `${base}/rule/${ruleIndex}/match/${matchIndex}`,
           source: `${ns}/${route.metadata.name}`,
+          origin: { kind: 'HTTPRoute', namespace: ns, name: route.metadata.name, ruleIndex, ...(typeof rule?.name === 'string' && rule.name !== '' ? { sectionName: rule.name } : {}) },
           match,
           filters,
           action,

@@ -9,7 +9,7 @@
 //    regex, then Prefix, longer first), then the paths of host-less rules, then
 //    the Ingress's defaultBackend: a host that matches but whose paths do not
 //    falls through to the defaultBackend (Cilium answers 404 there).
-import type { Backend, Route, RouteAction, TlsCertificate } from '../../ir/types.ts';
+import type { Backend, Origin, Route, RouteAction, TlsCertificate } from '../../ir/types.ts';
 import type { Problem } from '../problems.ts';
 import { namespacedName, type KubeObject } from '../sources/objects.ts';
 import type { ObjectStatus } from '../status/conditions.ts';
@@ -169,6 +169,7 @@ export function translateIngresses(served: ServedIngresses, address: string | nu
         const redirect: Route = {
           name: `ingress/${key}/force-https/${host}`,
           source: key,
+          origin: ingressOrigin(ing),
           match: { path: { type: 'PathPrefix', value: '/' }, headers: [], queryParams: [] },
           filters: [],
           action: { type: 'Redirect', scheme: 'https', statusCode: 301 },
@@ -262,6 +263,7 @@ function ingressRoute(
   return {
     name,
     source: key,
+    origin: ingressOrigin(ing),
     match: { path: pathMatch, headers: [], queryParams: [] },
     filters: [],
     action,
@@ -283,4 +285,8 @@ function parseTimeout(value: string, key: string, problems: string[]): number | 
     return undefined;
   }
   return ms || undefined;
+}
+
+function ingressOrigin(ing: KubeObject): Origin {
+  return { kind: 'Ingress', namespace: ing.metadata.namespace ?? '', name: ing.metadata.name };
 }

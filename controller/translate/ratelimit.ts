@@ -9,14 +9,18 @@
 // policies naming the same target (same kind, name and sectionName): the older one
 // (creationTimestamp, then namespace/name) is accepted, the other is Conflicted for that target.
 //
+// Attachment works on the translator's graph: each placement (a route rule's match on a listener)
+// before the IR is assembled, identified by its typed origins, never by parsing IR names.
+//
 // Pure like the rest of translation: the same snapshot gives the same IR and statuses.
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
-import type { HttpIR, RateLimitPolicy, RateLimitRule, RateLimitSelector, Route } from '../../ir/types.ts';
+import type { Origin, RateLimitPolicy, RateLimitRule, RateLimitSelector } from '../../ir/types.ts';
 import { stableJson } from '../../ir/version.ts';
 import { GATEWAY_GROUP, namespacedName, type InputSnapshot, type KubeObject } from '../sources/objects.ts';
 import { condition, type Condition, type ObjectStatus } from '../status/conditions.ts';
 import type { GatewayState } from './gateway.ts';
+import type { Placement } from './httproute.ts';
 
 export const RATE_LIMIT_GROUP = 'sluice.dev';
 export const RATE_LIMIT_ANNOTATION = 'sluice.dev/rate-limit';
@@ -36,13 +40,17 @@ export interface RateLimitInput {
   gateways: GatewayState[];
   /** `namespace/name` of the HTTPRoutes that have a parent among our Gateways. */
   servedRoutes: Set<string>;
-  http: HttpIR;
+  /**
+   * The served placements (on programmed listeners), each with its listener's origin. A governed
+   * placement's route is replaced by a copy carrying `rateLimit` (routes are shared between placements).
+   */
+  placements: { placement: Placement; listener: Origin }[];
   controllerName: string;
 }
 
 export interface RateLimitTranslation {
-  /** `http` with `rateLimits` and the routes' `rateLimit` filled in (the input is not modified). */
-  http: HttpIR;
+  /** The policies the placements' routes reference, keyed by IR name; empty when none. */
+  rateLimits: Record<string, RateLimitPolicy>;
   statuses: ObjectStatus[];
   /** Problems with objects that carry no status of their own (Ingress annotations, foreign kinds). */
   problems: string[];
@@ -104,14 +112,13 @@ export function translateRateLimits(input: RateLimitInput): RateLimitTranslation
     }
   }
 
-  const ingressPolicies = readIngressAnnotations(snapshot, input.http, problems);
+  const ingressPolicies = readIngressAnnotations(snapshot, input.placements, problems);
   const rateLimits: Record<string, RateLimitPolicy> = {};
-  const governedBy = (route: Route, scopeName: string): RateLimitPolicy | null => {
-    const candidates = candidateKeys(route, scopeName, snapshot);
-    const ingress = ingressPolicies.get(route.source);
-    if (route.name.startsWith('ingress/') && ingress) return ingress;
+  const governedBy = (placement: Placement, listener: Origin): RateLimitPolicy | null => {
+    const { route } = placement;
+    if (route.origin.kind === 'Ingress') return ingressPolicies.get(`${route.origin.namespace}/${route.origin.name}`) ?? null;
     let winner: RateLimitPolicy | null = null;
-    for (const key of candidates) {
+    for (const key of candidateKeys(route.origin, listener)) {
       const claim = claims.get(key);
       if (!claim) continue;
       if (winner === null) {
@@ -121,54 +128,26 @@ export function translateRateLimits(input: RateLimitInput): RateLimitTranslation
     }
     return winner;
   };
-
-  const http: HttpIR = {
-    ...input.http,
-    listeners: input.http.listeners.map((listener) => ({
-      ...listener,
-      scopes: listener.scopes.map((scope) => ({
-        ...scope,
-        virtualHosts: scope.virtualHosts.map((vh) => ({
-          ...vh,
-          routes: vh.routes.map((route) => {
-            const policy = governedBy(route, scope.name);
-            if (policy === null) return route;
-            rateLimits[policy.name] = policy;
-            return { ...route, rateLimit: { policy: policy.name, partition: route.source } };
-          }),
-        })),
-      })),
-    })),
-  };
-  const names = Object.keys(rateLimits).sort();
-  if (names.length > 0) http.rateLimits = Object.fromEntries(names.map((n) => [n, rateLimits[n]!]));
-
-  return { http: names.length > 0 ? http : input.http, statuses: policies.map((p) => policyStatus(p, input.controllerName)), problems };
+  for (const { placement, listener } of input.placements) {
+    const policy = governedBy(placement, listener);
+    if (policy === null) continue;
+    rateLimits[policy.name] = policy;
+    placement.route = { ...placement.route, rateLimit: { policy: policy.name, partition: placement.route.source } };
+  }
+  const sorted = Object.fromEntries(Object.keys(rateLimits).sort().map((n) => [n, rateLimits[n]!]));
+  return { rateLimits: sorted, statuses: policies.map((p) => policyStatus(p, input.controllerName)), problems };
 }
 
-/** Target keys that could govern a route placed in `scopeName`, most specific first. */
-function candidateKeys(route: Route, scopeName: string, snapshot: InputSnapshot): string[] {
+/** Target keys (`Kind/ns/name/sectionName`) that could govern a route rule placed on a listener, most specific first. */
+function candidateKeys(route: Origin, listener: Origin): string[] {
   const keys: string[] = [];
-  const routeName = /^httproute\/([^/]+)\/([^/]+)\/rule\/(\d+)\//.exec(route.name);
-  if (routeName) {
-    const [, ns, name, ruleIndex] = routeName;
-    const obj = snapshot.httpRoutes.find((r) => r.metadata.namespace === ns && r.metadata.name === name);
-    const ruleName = obj?.spec?.rules?.[Number(ruleIndex)]?.name;
-    if (typeof ruleName === 'string' && ruleName !== '') keys.push(`HTTPRoute/${ns}/${name}/${ruleName}`);
-    keys.push(`HTTPRoute/${ns}/${name}/`);
+  if (route.kind === 'HTTPRoute') {
+    if (route.sectionName !== undefined) keys.push(`HTTPRoute/${route.namespace}/${route.name}/${route.sectionName}`);
+    keys.push(`HTTPRoute/${route.namespace}/${route.name}/`);
   }
-  const gatewayScope = /^gateway\/([^/]+)\/([^/]+)\/listener\/(.+)$/.exec(scopeName);
-  if (gatewayScope) {
-    const [, ns, name, listener] = gatewayScope;
-    keys.push(`Gateway/${ns}/${name}/${listener}`, `Gateway/${ns}/${name}/`);
-  }
-  const setScope = /^listenerset\/([^/]+)\/([^/]+)\/listener\/(.+)$/.exec(scopeName);
-  if (setScope) {
-    const [, ns, name] = setScope;
-    const set = snapshot.listenerSets.find((s) => s.metadata.namespace === ns && s.metadata.name === name);
-    const parent = set?.spec?.parentRef;
-    if (parent?.name) keys.push(`Gateway/${parent.namespace ?? ns}/${parent.name}/`);
-  }
+  if (listener.kind === 'Gateway') keys.push(`Gateway/${listener.namespace}/${listener.name}/${listener.sectionName}`, `Gateway/${listener.namespace}/${listener.name}/`);
+  // A ListenerSet listener is not a section of its Gateway: only policies on the whole Gateway reach it.
+  if (listener.kind === 'ListenerSet' && listener.parent) keys.push(`Gateway/${listener.parent.namespace}/${listener.parent.name}/`);
   return keys;
 }
 
@@ -289,6 +268,7 @@ export function compilePolicy(obj: KubeObject): { policy: RateLimitPolicy } | { 
       policy: {
         name: `ratelimitpolicy/${key}`,
         source: key,
+        origin: { kind: 'RateLimitPolicy', namespace: obj.metadata.namespace ?? '', name: obj.metadata.name },
         rules,
         failureMode,
         clientIP: { trustedHops, trustedProxies },
@@ -387,9 +367,9 @@ const ANNOTATION_UNITS: Record<string, number> = { s: 1, sec: 1, second: 1, m: 6
  * address) and per Ingress, local unless `sluice.dev/rate-limit-scope: Global`. Keyed by the
  * Ingress `<ns>/<name>` (the routes' source).
  */
-function readIngressAnnotations(snapshot: InputSnapshot, http: HttpIR, problems: string[]): Map<string, RateLimitPolicy> {
+function readIngressAnnotations(snapshot: InputSnapshot, placements: RateLimitInput['placements'], problems: string[]): Map<string, RateLimitPolicy> {
   const served = new Set<string>();
-  for (const l of http.listeners) for (const s of l.scopes) for (const vh of s.virtualHosts) for (const r of vh.routes) if (r.name.startsWith('ingress/')) served.add(r.source);
+  for (const { placement } of placements) if (placement.route.origin.kind === 'Ingress') served.add(placement.route.source);
   const out = new Map<string, RateLimitPolicy>();
   for (const ing of snapshot.ingresses) {
     const key = namespacedName(ing);
@@ -417,6 +397,7 @@ function readIngressAnnotations(snapshot: InputSnapshot, http: HttpIR, problems:
     out.set(key, {
       name: `ingress/${key}/rate-limit`,
       source: key,
+      origin: { kind: 'Ingress', namespace: ing.metadata.namespace ?? '', name: ing.metadata.name },
       rules: [{ name: ing.metadata.name, ...content, shadowMode: false, hash: createHash('sha256').update(stableJson(content)).digest('hex').slice(0, 12) }],
       failureMode: 'FailOpen',
       clientIP: { trustedHops: 0, trustedProxies: [] },

@@ -41,7 +41,7 @@ export function translateTlsRoute(route: KubeObject, parents: Parents, index: In
   const placements = attachment.attached.flatMap(({ listener, hostnames: effective }) =>
     effective.map((hostname) => ({
       listener,
-      route: { name: `tlsroute/${namespacedName(route)}/host/${hostname}`, hostname, backends: weighted },
+      route: { name: `tlsroute/${namespacedName(route)}/host/${hostname}`, origin: { kind: 'TLSRoute' as const, namespace: ns, name: route.metadata.name }, hostname, backends: weighted },
       creationTimestamp: route.metadata.creationTimestamp ?? '',
     })),
   );

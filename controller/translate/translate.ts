@@ -1,7 +1,7 @@
 // translate(snapshot) → { ir, statuses }: a pure function of its inputs.
 // No API calls, no clock, no randomness: the same snapshot always gives the
 // same IR (and so the same version) and the same statuses.
-import type { Backend, HttpListener, IR, ListenerScope, PassthroughListener, VirtualHost } from '../../ir/types.ts';
+import type { Backend, HttpListener, IR, ListenerScope, Origin, PassthroughListener, VirtualHost } from '../../ir/types.ts';
 import { irVersion } from '../../ir/version.ts';
 import type { Problem } from '../problems.ts';
 import { namespacedName, type InputSnapshot } from '../sources/objects.ts';
@@ -99,16 +99,17 @@ export function translate(snapshot: InputSnapshot, options: TranslateOptions): T
     for (const b of result.backends) backends.set(b.name, b);
   }
 
+  // Rate limits (RateLimitPolicy, Ingress annotation) attach to the served placements before assembly.
+  const servedRoutes = new Set(routeStatuses.filter((s) => s.kind === 'HTTPRoute').map((s) => `${s.namespace}/${s.name}`));
+  const served = placements.filter((p) => p.listener.protocol !== 'TLS' && listenerProgrammed(p.listener)).map((placement) => ({ placement, listener: listenerOrigin(placement.listener) }));
+  const rateLimits = translateRateLimits({ snapshot, gateways, servedRoutes, placements: served, controllerName: options.controllerName });
   const servingGateways: GatewayState[] = ingress.gateway ? [...gateways, ingress.gateway] : gateways;
-  const assembled = {
+  const http: IR['http'] = {
     listeners: assembleListeners(servingGateways, placements),
     passthrough: assemblePassthrough(gateways, passthrough),
     backends: Object.fromEntries([...backends.entries()].sort(([a], [b]) => a.localeCompare(b))),
+    ...(Object.keys(rateLimits.rateLimits).length > 0 ? { rateLimits: rateLimits.rateLimits } : {}),
   };
-  // Rate limits (RateLimitPolicy, Ingress annotation): `rateLimits` and route `rateLimit` added when any applies.
-  const servedRoutes = new Set(routeStatuses.filter((s) => s.kind === 'HTTPRoute').map((s) => `${s.namespace}/${s.name}`));
-  const rateLimits = translateRateLimits({ snapshot, gateways, servedRoutes, http: assembled, controllerName: options.controllerName });
-  const http = rateLimits.http;
   const { policy, problems: policyProblems } = translateNetworkPolicies(index, options.policy);
   const l4 = { services: translateL4Services(index), ...(policy ? { policy } : {}) };
   return {
@@ -133,6 +134,15 @@ export function translate(snapshot: InputSnapshot, options: TranslateOptions): T
   };
 }
 
+/** A Gateway, ListenerSet or Ingress listener as an IR origin; a ListenerSet's names its Gateway as parent. */
+export function listenerOrigin(l: ListenerState): Origin {
+  const { kind, obj } = l.owner;
+  const origin: Origin = { kind, namespace: obj.metadata.namespace ?? '', name: obj.metadata.name, sectionName: l.name };
+  if (kind !== 'ListenerSet') return origin;
+  const gateway = l.gateway.obj.metadata;
+  return { ...origin, parent: { kind: 'Gateway', namespace: gateway.namespace ?? '', name: gateway.name } };
+}
+
 function sortByName<T extends { metadata: { namespace?: string; name: string } }>(objects: T[]): T[] {
   return [...objects].sort((a, b) => namespacedName(a).localeCompare(namespacedName(b)));
 }
@@ -144,7 +154,9 @@ function assemblePassthrough(gateways: GatewayState[], placements: PassthroughPl
     for (const l of allListeners(gateway)) {
       if (l.protocol !== 'TLS' || !listenerProgrammed(l)) continue;
       const name = `${gateway.address}:${l.port}`;
-      if (!sockets.has(name)) sockets.set(name, { name, address: gateway.address!, port: l.port, routes: [] });
+      const socket = sockets.get(name) ?? { name, origins: [], address: gateway.address!, port: l.port, routes: [] };
+      socket.origins.push(listenerOrigin(l));
+      sockets.set(name, socket);
     }
   }
   const sorted = [...placements].sort((a, b) => a.creationTimestamp.localeCompare(b.creationTimestamp) || a.route.name.localeCompare(b.route.name));
@@ -174,7 +186,7 @@ function assembleListeners(gateways: GatewayState[], placements: Placement[]): H
         sockets.set(name, socket);
       }
       socket.tls?.certificates.push(...l.certificates);
-      const scope: ListenerScope = { name: l.scopeName, hostname: l.hostname, ...(l.hsts !== undefined ? { hsts: l.hsts } : {}), virtualHosts: [] };
+      const scope: ListenerScope = { name: l.scopeName, origin: listenerOrigin(l), hostname: l.hostname, ...(l.hsts !== undefined ? { hsts: l.hsts } : {}), virtualHosts: [] };
       socket.scopes.push(scope);
       scopes.set(l.scopeName, { listener: l, scope, hosts: new Map() });
     }

@@ -78,11 +78,3 @@ function appendHeader(headers: string[], name: string, value: string): void {
   if (folded) removeHeader(headers, '');
 }
 
-/** All values of `name` (lower-case) joined with ",", or undefined when absent. */
-export function headerValue(headers: readonly string[], name: string): string | undefined {
-  let value: string | undefined;
-  for (let i = 0; i < headers.length; i += 2) {
-    if (headers[i] === name) value = value === undefined ? headers[i + 1] : value + ',' + headers[i + 1];
-  }
-  return value;
-}

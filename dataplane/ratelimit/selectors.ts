@@ -5,6 +5,7 @@
 import { BlockList, isIP } from 'node:net';
 import { createHash } from 'node:crypto';
 import type { ClientIPDetection, RateLimitSelector } from '../../ir/types.ts';
+import { headerValue } from '../header-fields.ts';
 
 /** What the limiter reads from a request; ProxyRequest has the first three. */
 export interface RateLimitRequest {
@@ -148,11 +149,6 @@ function cidrList(cidrs: readonly string[]): BlockList {
 
 function contains(list: BlockList, address: string): boolean {
   return list.check(address, isIP(address) === 6 ? 'ipv6' : 'ipv4');
-}
-
-function headerValue(headers: readonly string[], name: string): string | undefined {
-  for (let i = 0; i < headers.length; i += 2) if (headers[i] === name) return headers[i + 1];
-  return undefined;
 }
 
 function anchoredTest(pattern: string): (v: string) => boolean {

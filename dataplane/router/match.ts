@@ -2,7 +2,7 @@
 // Every condition of a match must hold: path, then method, headers, query parameters.
 
 import type { HeaderMatch, PathMatch, QueryParamMatch, RouteMatch } from '../../ir/types.ts';
-import { headerValue } from '../filters/header-modifier.ts';
+import { headerValue } from '../header-fields.ts';
 
 /** What matching reads from a request; built once per request by the request handler. */
 export interface MatchableRequest {

@@ -16,7 +16,7 @@ import type { Dispatcher } from 'undici';
 import type { BackendChoice, ForwardPlan } from '../config/route-table.ts';
 import { writeResponseHead, type DownstreamResponse } from '../downstream.ts';
 import { addCorsHeaders } from '../filters/cors.ts';
-import { headerValue } from '../filters/header-modifier.ts';
+import { headerValue } from '../header-fields.ts';
 import { sendLocalReply } from '../local-reply.ts';
 import { CLIENT_CLOSED_CODE } from '../metrics.ts';
 import type { BackendTarget } from './backend.ts';

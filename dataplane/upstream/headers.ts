@@ -1,7 +1,8 @@
 // Header rewriting at the proxy boundary: hop-by-hop headers stay on their own connection
 // (RFC 9110 §7.6.1), X-Forwarded-For/-Proto tell the upstream who asked and how.
 
-import { applyHeaderModifiers, headerValue, removeHeader, type HeaderModifierPlan } from '../filters/header-modifier.ts';
+import { applyHeaderModifiers, removeHeader, type HeaderModifierPlan } from '../filters/header-modifier.ts';
+import { headerValue } from '../header-fields.ts';
 import type { Scheme } from '../filters/redirect.ts';
 
 /**

@@ -2,7 +2,8 @@
 
 import { describe, expect, it } from '@jest/globals';
 import type { RedirectAction } from '../../ir/types.ts';
-import { applyHeaderModifiers, compileHeaderModifier, headerValue } from '../../dataplane/filters/header-modifier.ts';
+import { applyHeaderModifiers, compileHeaderModifier } from '../../dataplane/filters/header-modifier.ts';
+import { headerValue } from '../../dataplane/header-fields.ts';
 import { compileRedirect, redirectLocation, type RedirectRequest } from '../../dataplane/filters/redirect.ts';
 import { PickerStates, weightedPicker } from '../../dataplane/upstream/weighted.ts';
 import { exact, prefix } from './support/ir.ts';

@@ -361,7 +361,7 @@ describe('TLS passthrough listeners', () => {
   beforeAll(async () => {
     port = await freePort();
     harness = testDataplane({ frontDoor: { tlsHandshakeTimeoutMs: TIMEOUT_MS, maxConnectionsPerListener: 1 } });
-    const result = await harness.dataplane.apply('v1', { listeners: [], backends: {}, passthrough: [{ name: 'tls', address: '127.0.0.1', port, routes: [] }] });
+    const result = await harness.dataplane.apply('v1', { listeners: [], backends: {}, passthrough: [{ name: 'tls', origins: [], address: '127.0.0.1', port, routes: [] }] });
     expect(result.listeners).toEqual([{ name: 'tls', ok: true }]);
   });
 

@@ -197,6 +197,7 @@ describe('HTTP/1.1 upgrades under a rate limit', () => {
         'ratelimitpolicy/default/one': {
           name: 'ratelimitpolicy/default/one',
           source: 'default/one',
+          origin: { kind: 'RateLimitPolicy', namespace: 'default', name: 'one' },
           rules: [{ name: 'one', scope: 'Local', selectors: [], requests: 1, unitSeconds: 3600, burst: 1, shared: false, shadowMode: false, hash: 'one' }],
           failureMode: 'FailOpen',
           clientIP: { trustedHops: 0, trustedProxies: [] },

@@ -22,7 +22,7 @@ interface Reply {
   body: string;
 }
 
-async function get(port: number, path: string, headers: Record<string, string> = {}): Promise<Reply> {
+async function get(port: number, path: string, headers: Record<string, string> | string[] = {}): Promise<Reply> {
   const res = await request(`http://127.0.0.1:${port}${path}`, { headers });
   const body = await res.body.text();
   const flat: Record<string, string> = {};
@@ -54,6 +54,17 @@ describe('the rate-limit example, standalone', () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'sluice-rate-limit-'));
     for (const f of readdirSync(EXAMPLE).filter((f) => f.endsWith('.yaml'))) cpSync(join(EXAMPLE, f), join(dir, f));
+    // A route selected only by a repeated x-client-id (the joined value has a comma), under the same Gateway policy.
+    writeFileSync(join(dir, 'joined-route.yaml'), `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: joined, namespace: default}
+spec:
+  parentRefs: [{name: rate-limit}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /joined}, headers: [{name: x-client-id, type: RegularExpression, value: 'a,.*'}]}]
+    filters: [{type: ResponseHeaderModifier, responseHeaderModifier: {set: [{name: x-route, value: joined}]}}]
+    backendRefs: [{name: echo, port: 80}]
+`);
     port = await freePort();
     sluice = await startSluice(['--manifests', dir, '--demo-backends', '--listener-port-offset', String(port - 8080)]);
   });
@@ -81,6 +92,18 @@ describe('the rate-limit example, standalone', () => {
     const plain = await Promise.all(Array.from({ length: 30 }, () => get(port, '/')));
     expect(count(plain, 200)).toBe(30);
     expect(plain.every((r) => r.headers['ratelimit'] === undefined)).toBe(true);
+  });
+
+  it('a repeated header is one value, comma-joined, for the route match and the rate-limit key alike (RFC 9110 §5.3)', async () => {
+    const twice = (second: string) => ['x-client-id', 'a', 'x-client-id', second];
+    // The route matches only the joined value: one `a` alone goes to the example's catch-all route.
+    expect((await get(port, '/joined', { 'x-client-id': 'a' })).headers['x-route']).toBeUndefined();
+    const first = await Promise.all(Array.from({ length: 11 }, () => get(port, '/joined', twice('b'))));
+    expect(first.every((r) => r.headers['x-route'] === 'joined')).toBe(true);
+    expect(count(first, 200)).toBe(10);
+    expect(count(first, 429)).toBe(1);
+    // `a,c` is a key of its own: keyed on the first value only, it would share the exhausted bucket of `a,b`.
+    expect(statuses(await Promise.all(Array.from({ length: 10 }, () => get(port, '/joined', twice('c')))))).toEqual(Array(10).fill(200));
   });
 
   it('reports the policy Accepted and Programmed, and the decisions in /metrics', async () => {

@@ -95,6 +95,15 @@ describe('local token bucket', () => {
     expect(ungoverned.every((d) => d.status === 200 && d.headers.length === 0)).toBe(true);
   });
 
+  it('a repeated header is keyed on its comma-joined value, as the router matches it', () => {
+    const clock = new FakeClock();
+    const { limiter } = tutorial(clock);
+    const twice = (second: string) => ({ method: 'GET', path: '/', headers: ['x-client-id', 'a', 'x-client-id', second] });
+    expect(count(statuses(limiter, 11, twice('b')), 429)).toBe(1);
+    expect(count(statuses(limiter, 10, twice('c')), 200)).toBe(10);
+    expect(count(statuses(limiter, 10, req({ 'x-client-id': 'a' })), 200)).toBe(10);
+  });
+
   it('6: source IP Distinct inside a CIDR; a spoofed X-Forwarded-For from an untrusted peer changes nothing', () => {
     const clock = new FakeClock();
     const s = service({ now: clock.now });

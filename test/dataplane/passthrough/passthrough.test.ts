@@ -75,11 +75,12 @@ describe('PassthroughServer', () => {
     };
     const listener: PassthroughListener = {
       name: 'test',
+      origins: [],
       address: '127.0.0.1',
       port: 0,
       routes: [
-        { name: 'exact', hostname: 'app.example.com', backends: [{ backend: 'one', weight: 3, filters: [] }, { backend: 'two', weight: 1, filters: [] }] },
-        { name: 'wildcard', hostname: '*.apps.example.com', backends: [{ backend: 'two', weight: 1, filters: [] }] },
+        { name: 'exact', origin: { kind: 'TLSRoute', namespace: 'default', name: 'exact' }, hostname: 'app.example.com', backends: [{ backend: 'one', weight: 3, filters: [] }, { backend: 'two', weight: 1, filters: [] }] },
+        { name: 'wildcard', origin: { kind: 'TLSRoute', namespace: 'default', name: 'wildcard' }, hostname: '*.apps.example.com', backends: [{ backend: 'two', weight: 1, filters: [] }] },
       ],
     };
     const states = new PickerStates();

@@ -26,6 +26,7 @@ export function route(name: string, match: Partial<RouteMatch>, action: RouteAct
   return {
     name: `httproute/default/${name}/rule/0/match/0`,
     source: `default/${name}`,
+    origin: { kind: 'HTTPRoute', namespace: 'default', name, ruleIndex: 0 },
     match: { path: match.path ?? prefix('/'), headers: match.headers ?? [], queryParams: match.queryParams ?? [], ...(match.method ? { method: match.method } : {}) },
     filters,
     action,
@@ -58,7 +59,7 @@ export function vhost(scopeName: string, hostname: string, routes: Route[]): Vir
 
 export function scope(listenerName: string, hostname: string | null, virtualHosts: Array<[hostname: string, routes: Route[]]>): ListenerScope {
   const name = `gateway/default/gw/listener/${listenerName}`;
-  return { name, hostname, virtualHosts: virtualHosts.map(([host, routes]) => vhost(name, host, routes)) };
+  return { name, origin: { kind: 'Gateway', namespace: 'default', name: 'gw', sectionName: listenerName }, hostname, virtualHosts: virtualHosts.map(([host, routes]) => vhost(name, host, routes)) };
 }
 
 export function listener(
