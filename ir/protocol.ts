@@ -150,12 +150,3 @@ export function parseAck(body: unknown): { ack: Ack } | { problem: string } {
   };
   return { ack };
 }
-
-/**
- * Reconnect and retry delays: `initialMs` doubling per consecutive failure up to `maxMs`, with
- * "equal jitter" (between half and all of it) so replicas that lost the same controller spread out.
- */
-export function backoffDelay(failures: number, initialMs = 200, maxMs = 5_000, random: () => number = Math.random): number {
-  const ceiling = Math.min(maxMs, initialMs * 2 ** Math.max(0, Math.min(failures - 1, 30)));
-  return Math.round(ceiling / 2 + random() * (ceiling / 2));
-}

@@ -9,7 +9,7 @@
 //             and onChange() is never called.
 //   errors    client-node's ListWatch relists by itself after 410 Gone (resourceVersion expired)
 //             and reconnects after watch timeouts, but stops on any other error (API server away,
-//             403, 5xx): we restart it after a backoff (1 s doubling to 30 s, ±20% jitter). A
+//             403, 5xx): we restart it after a backoff (1 s doubling to 30 s, equal jitter: ir/backoff.ts). A
 //             restart resumes the watch from the last resourceVersion; if that expired meanwhile,
 //             the API server answers 410 and the informer relists, diffing against its cache
 //             (deletes included). Watches ask for bookmarks, so quiet kinds keep a fresh
@@ -45,6 +45,7 @@ import type { RequestOptions as HttpsRequestOptions } from 'node:https';
 import { ListWatch, Watch, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { Agent, request } from 'undici';
+import { backoffDelay, type Backoff } from '../../ir/backoff.ts';
 import { KIND_APIS, apiVersionOf, collectionPath, groupVersionPath, type KindApi } from './kinds.ts';
 import { SNAPSHOT_FIELD_BY_KIND, STATUS_INPUT_KINDS, emptySnapshot, type InputSnapshot, type KubeObject } from './objects.ts';
 
@@ -62,7 +63,7 @@ export interface KubernetesSourceOptions {
    * it is absent when a whole kind appeared (rediscovery).
    */
   onChange(change?: SourceChange): void;
-  /** Restart delays after errors: from initialMs, doubling, up to maxMs (±20% jitter). Default 1 s → 30 s. */
+  /** Restart delays after errors (ir/backoff.ts): from initialMs, doubling, up to maxMs. Default 1 s → 30 s. */
   backoff?: { initialMs?: number; maxMs?: number };
   /** How often absent optional kinds are looked for again, in ms (default 60 s; 0: never). */
   rediscoverMs?: number;
@@ -166,8 +167,7 @@ export class KubernetesSource {
   private readonly kubeConfig: KubeConfig;
   private readonly logger: Logger;
   private readonly onChange: (change?: SourceChange) => void;
-  private readonly backoffInitialMs: number;
-  private readonly backoffMaxMs: number;
+  private readonly backoff: Backoff;
   private readonly rediscoverMs: number;
   private readonly pageSize: number;
   private readonly states = new Map<string, KindState>();
@@ -184,8 +184,8 @@ export class KubernetesSource {
     this.kubeConfig = options.kubeConfig;
     this.logger = options.logger;
     this.onChange = options.onChange;
-    this.backoffInitialMs = options.backoff?.initialMs ?? 1000;
-    this.backoffMaxMs = Math.max(this.backoffInitialMs, options.backoff?.maxMs ?? 30_000);
+    const initialMs = options.backoff?.initialMs ?? 1000;
+    this.backoff = { initialMs, maxMs: Math.max(initialMs, options.backoff?.maxMs ?? 30_000) };
     this.rediscoverMs = options.rediscoverMs ?? 60_000;
     this.pageSize = options.pageSize ?? 500;
     for (const api of KIND_APIS) {
@@ -371,7 +371,7 @@ export class KubernetesSource {
     if (this.stopped) return;
     s.stats.errors++;
     s.failures++;
-    const delay = this.backoffDelay(s.failures);
+    const delay = backoffDelay(s.failures, this.backoff);
     const message = describeError(err);
     if (s.failures === 1) {
       this.logger.warn({ kind: s.api.kind, err: message }, `${s.api.kind}: list/watch failed (${message}); retrying with backoff`);
@@ -381,7 +381,7 @@ export class KubernetesSource {
     this.scheduleRetry(s, delay);
   }
 
-  private scheduleRetry(s: KindState, delay = this.backoffDelay(Math.max(1, s.failures))): void {
+  private scheduleRetry(s: KindState, delay = backoffDelay(Math.max(1, s.failures), this.backoff)): void {
     if (this.stopped || s.retry) return;
     s.retry = setTimeout(() => void this.attempt(s), delay);
   }
@@ -390,11 +390,6 @@ export class KubernetesSource {
     if (s.failures === 0) return;
     this.logger.info({ kind: s.api.kind, failures: s.failures }, `${s.api.kind}: list/watch restored after ${s.failures} failed attempt(s)`);
     s.failures = 0;
-  }
-
-  private backoffDelay(failures: number): number {
-    const base = Math.min(this.backoffMaxMs, this.backoffInitialMs * 2 ** Math.min(30, failures - 1));
-    return Math.round(base * (0.8 + Math.random() * 0.4));
   }
 
   // ---- the cache -----------------------------------------------------------------------------
@@ -505,7 +500,7 @@ export class KubernetesSource {
         return await this.discover(states);
       } catch (err) {
         if (this.stopped) throw new Error('the Kubernetes source was stopped before discovery finished');
-        const delay = this.backoffDelay(failures);
+        const delay = backoffDelay(failures, this.backoff);
         const log = failures === 1 ? this.logger.warn.bind(this.logger) : this.logger.debug.bind(this.logger);
         log({ err: describeError(err), retryInMs: delay }, `API discovery failed (${describeError(err)}); retrying`);
         await sleep(delay, this.abort.signal);

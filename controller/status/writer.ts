@@ -26,9 +26,13 @@ import {
   type ObservableMiddleware,
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { backoffDelay, type Backoff } from '../../ir/backoff.ts';
 
 import type { KubeObject } from '../sources/objects.ts';
 import type { Condition, ObjectStatus } from './conditions.ts';
+
+/** Between conflicting patches: a fresh read usually settles it, so short (25–50 ms, then doubling). */
+const CONFLICT_BACKOFF: Backoff = { initialMs: 50, maxMs: 1_000 };
 
 export interface StatusWriterOptions {
   kubeConfig: KubeConfig;
@@ -175,7 +179,7 @@ export class StatusWriter {
         result.conflicts++;
         this.options.logger.debug({ object: key, attempt }, `conflict writing the status of ${key}; reading it again`);
         if (attempt >= this.maxAttempts) throw new Error(`still conflicting after ${attempt} attempts`);
-        await sleep(25 * 2 ** (attempt - 1) + Math.random() * 25);
+        await sleep(backoffDelay(attempt, CONFLICT_BACKOFF));
         obj = undefined;
       }
     }

@@ -14,13 +14,13 @@ import {
   HEARTBEAT_TIMEOUT_MS,
   MAX_REDIRECTS,
   SNAPSHOTS_PATH,
-  backoffDelay,
   isValidName,
   isValidVersion,
   type Ack,
   type ListenerAck,
   type SnapshotMessage,
 } from '../../ir/protocol.ts';
+import { backoffDelay, type Backoff } from '../../ir/backoff.ts';
 
 export interface ApplyOutcome {
   /** false: the version was rejected as a whole and the previous one keeps serving. */
@@ -64,8 +64,7 @@ export class SnapshotSubscriber {
   private readonly logger: Logger;
   private readonly agent: Agent;
   private readonly stopController = new AbortController();
-  private readonly initialMs: number;
-  private readonly maxMs: number;
+  private readonly backoff: Backoff;
   private applied: string | null = null;
   /** The newest snapshot received and not yet applied (newer ones replace it). */
   private pending: SnapshotMessage | null = null;
@@ -89,8 +88,7 @@ export class SnapshotSubscriber {
     this.options = options;
     this.logger = options.logger;
     this.ackBase = url.origin;
-    this.initialMs = options.backoff?.initialMs ?? 200;
-    this.maxMs = options.backoff?.maxMs ?? 5_000;
+    this.backoff = { initialMs: options.backoff?.initialMs ?? 200, maxMs: options.backoff?.maxMs ?? 5_000 };
     // Timeouts are ours (the heartbeat watchdog, the ack deadline), not undici's.
     this.agent = new Agent({ headersTimeout: 0, bodyTimeout: 0, ...(options.ca ? { connect: { ca: options.ca } } : {}) });
   }
@@ -136,7 +134,7 @@ export class SnapshotSubscriber {
       if (this.stopped) break;
       if (outcome.hello) failures = 0;
       failures++;
-      const delay = Math.max(backoffDelay(failures, this.initialMs, this.maxMs), Math.min(outcome.retryAfterMs ?? 0, this.maxMs));
+      const delay = Math.max(backoffDelay(failures, this.backoff), Math.min(outcome.retryAfterMs ?? 0, this.backoff.maxMs));
       const fields = { controller: this.options.url, reason: outcome.reason, retryInMs: delay, attempt: failures, serving: this.applied };
       // Loud when a working stream breaks, then about once a minute while the controller stays away.
       if (outcome.hello || failures === 1 || failures % 12 === 0) this.logger.warn(fields, `snapshot stream: ${outcome.reason}; still serving ${this.applied ?? 'nothing'}`);
@@ -333,7 +331,7 @@ export class SnapshotSubscriber {
       } catch (err) {
         if (this.stopped) return;
         failures++;
-        const delay = backoffDelay(failures, this.initialMs, this.maxMs);
+        const delay = backoffDelay(failures, this.backoff);
         const fields = { version: ack.version, reason: describe(err), retryInMs: delay, attempt: failures };
         if (failures === 1 || failures % 12 === 0) this.logger.warn(fields, `acknowledgement of ${ack.version} not delivered: ${fields.reason}`);
         await sleep(delay, undefined, { signal: this.stopController.signal }).catch(() => undefined);
