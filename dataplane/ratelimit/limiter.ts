@@ -101,7 +101,7 @@ export class RateLimitService {
     const compiled = new Map<string, CompiledPolicy>();
     for (const [name, policy] of Object.entries(policies ?? {})) {
       try {
-        const c = compilePolicy(policy, this.metrics);
+        const c = compileRules(policy, this.metrics);
         compiled.set(name, c);
         if (c.hasGlobal && this.store === null) {
           problems.push({ subject: name, message: `global rules but no Redis configured (--redis-url): failure mode ${policy.failureMode} applies to every request` });
@@ -182,10 +182,10 @@ interface CompiledPolicy {
   failureMode: RateLimitFailureMode;
 }
 
-function compilePolicy(policy: RateLimitPolicy, metrics: RateLimitMetrics): CompiledPolicy {
+// The IR's bounds (requests, burst ≥ 1; a known unit, scope and failure mode) are the schema's and
+// the translator's to enforce; the dataplane trusts the IR's types and does not check them again.
+function compileRules(policy: RateLimitPolicy, metrics: RateLimitMetrics): CompiledPolicy {
   const rules = policy.rules.map((rule): CompiledRule => {
-    if (!(rule.requests > 0 && rule.unitSeconds > 0 && rule.burst >= 1)) throw new Error(`rule ${rule.name}: requests, unit and burst must be positive`);
-    if (rule.scope !== 'Local' && rule.scope !== 'Global') throw new Error(`rule ${rule.name}: unknown scope ${JSON.stringify(rule.scope)}`);
     const ratePerMs = rule.requests / (rule.unitSeconds * 1000);
     return {
       ir: rule,
@@ -202,7 +202,6 @@ function compilePolicy(policy: RateLimitPolicy, metrics: RateLimitMetrics): Comp
       counters: metrics.rule(policy.source, rule.name),
     };
   });
-  if (!['FailOpen', 'FailClosed', 'Local'].includes(policy.failureMode)) throw new Error(`unknown failureMode ${JSON.stringify(policy.failureMode)}`);
   return { ir: policy, rules, hasGlobal: rules.some((r) => r.global), failureMode: policy.failureMode };
 }
 

@@ -75,8 +75,11 @@ export function compileSelectors(selectors: readonly RateLimitSelector[], detect
         else conditions.push((ctx) => inRange(ctx) !== null);
         break;
       }
-      default:
-        throw new Error(`unknown rate-limit selector ${JSON.stringify((s as { type: unknown }).type)}`);
+      default: {
+        // Unreachable by the IR's types (the compiler checks every selector type is handled).
+        const unhandled: never = s;
+        throw new Error(`unknown rate-limit selector ${JSON.stringify((unhandled as { type: unknown }).type)}`);
+      }
     }
   }
   return {
