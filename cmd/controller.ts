@@ -13,14 +13,14 @@ import { SnapshotServer } from '../controller/publish/server.ts';
 import { KubernetesSource } from '../controller/sources/kubernetes.ts';
 import { isRelevantChange, type Dependencies } from '../controller/sources/relevance.ts';
 import { SNAPSHOT_FIELD_BY_KIND, objectKey, type InputSnapshot, type KubeObject } from '../controller/sources/objects.ts';
-import type { ObjectStatus } from '../controller/status/conditions.ts';
-import { foldDataplaneResult, type SocketFailure } from '../controller/status/dataplane-result.ts';
-import { dataplaneAddresses, foldAcknowledgements, withDataplaneAddresses } from '../controller/status/kubernetes.ts';
+import { assembleStatuses, detachedRoutes, type DataplaneFeedback } from '../controller/status/assemble.ts';
+import type { SocketFailure } from '../controller/status/dataplane-result.ts';
+import { dataplaneAddresses } from '../controller/status/kubernetes.ts';
 import { StatusStore } from '../controller/status/store.ts';
 import { StatusWriter } from '../controller/status/writer.ts';
 import type { IngressOptions } from '../controller/translate/options.ts';
 import type { PolicyOptions } from '../controller/translate/networkpolicy.ts';
-import { translate } from '../controller/translate/translate.ts';
+import { translate, type TranslateResult } from '../controller/translate/translate.ts';
 import { serialDebouncer } from '../controller/debounce.ts';
 
 export interface ControllerOptions {
@@ -65,6 +65,14 @@ export async function runController(options: ControllerOptions): Promise<Control
   const problemLog = new ProblemLog(logger);
 
   const scheduler = serialDebouncer(() => reconcile(), (err) => logger.error({ err }, 'reconcile failed'));
+  // The last translation and the snapshot it read. Source changes mark it stale; acks, dataplane
+  // connects and the Node refresh only re-fold status from it (status/assemble.ts).
+  let translated: { snapshot: InputSnapshot; result: TranslateResult } | null = null;
+  let stale = true;
+  const retranslate = () => {
+    stale = true;
+    scheduler.schedule();
+  };
   // Changes to Secrets, ConfigMaps and Pods the last translation did not depend on cost nothing.
   let dependsOn: Dependencies | null = null;
   const reconciles = new Counter({ name: 'sluice_controller_reconciles_total', help: 'Translations run by the controller', registers: [registry] });
@@ -73,7 +81,7 @@ export async function runController(options: ControllerOptions): Promise<Control
     kubeConfig,
     logger: logger.child({ component: 'source' }),
     onChange: (change) => {
-      if (isRelevantChange(change, dependsOn)) scheduler.schedule();
+      if (isRelevantChange(change, dependsOn)) retranslate();
       else ignored.inc({ kind: change!.kind });
     },
   });
@@ -130,34 +138,40 @@ export async function runController(options: ControllerOptions): Promise<Control
 
   async function reconcile(): Promise<void> {
     if (!synced) return;
-    const snapshot = source.snapshot();
-    // The options carry what translation reads (controllerName, bindAddress, ingress, policy) under the same names.
-    const result = translate(snapshot, { ...options, servedClassNames: options.gatewayClasses });
-    reconciles.inc();
-    dependsOn = result.dependsOn;
-    problemLog.update(result.problems);
-    if (result.ir.version !== published?.version) {
-      snapshots.publish(result.ir);
-      published = result.ir;
+    if (stale || !translated) {
+      stale = false;
+      const snapshot = source.snapshot();
+      // The options carry what translation reads (controllerName, bindAddress, ingress, policy) under the same names.
+      const result = translate(snapshot, { ...options, servedClassNames: options.gatewayClasses });
+      reconciles.inc();
+      translated = { snapshot, result };
+      dependsOn = result.dependsOn;
+      problemLog.update(result.problems);
+      if (result.ir.version !== published?.version) {
+        snapshots.publish(result.ir);
+        published = result.ir;
+      }
     }
-    const dataplanes = snapshots.acks();
-    const failures: SocketFailure[] = dataplanes
-      .filter((d) => d.connected && d.appliedVersion === result.ir.version)
-      .flatMap((d) => (d.listeners ?? []).filter((l) => !l.ok).map((l) => ({ name: l.name, error: `${d.name}: ${l.error ?? 'failed'}` })));
-    let statuses = [...result.statuses, ...detachedRoutes(snapshot, result.statuses, options.controllerName, (k, ns, n) => source.get(k, ns, n))];
-    if (options.dataplaneService) {
-      const [namespace, name] = options.dataplaneService.split('/');
-      const service = snapshot.services.find((s) => s.metadata.namespace === namespace && s.metadata.name === name);
-      const nodeList = service?.spec?.type === 'NodePort' ? await nodeAddresses() : [];
-      statuses = withDataplaneAddresses(statuses, dataplaneAddresses(service, nodeList), options.dataplaneService);
-    }
-    statuses = foldAcknowledgements(statuses, result.ir.version, dataplanes);
-    statuses = foldDataplaneResult(statuses, result.ir, failures);
+    const statuses = assembleStatuses(translated.result, await dataplaneFeedback(translated.snapshot, translated.result));
     store.update(statuses, new Date());
     if (!isLeader()) return;
     const outcome = await writer.write(statuses.map((s) => store.get(objectKey({ kind: s.kind, metadata: { name: s.name, namespace: s.namespace } })) ?? s));
     if (outcome.failed.length) logger.warn({ failed: outcome.failed }, `status not written for ${outcome.failed.length} objects; retrying on the next change`);
     if (outcome.failed.length) scheduler.scheduleRetry();
+  }
+
+  /** What the dataplanes report about the translated version, and where clients reach them. */
+  async function dataplaneFeedback(snapshot: InputSnapshot, result: TranslateResult): Promise<DataplaneFeedback> {
+    const acks = snapshots.acks();
+    const socketFailures: SocketFailure[] = acks
+      .filter((d) => d.connected && d.appliedVersion === result.ir.version)
+      .flatMap((d) => (d.listeners ?? []).filter((l) => !l.ok).map((l) => ({ name: l.name, error: `${d.name}: ${l.error ?? 'failed'}` })));
+    const detached = detachedRoutes(snapshot, result.statuses, options.controllerName, (k, ns, n) => source.get(k, ns, n));
+    if (!options.dataplaneService) return { socketFailures, acks, detached };
+    const [namespace, name] = options.dataplaneService.split('/');
+    const service = snapshot.services.find((s) => s.metadata.namespace === namespace && s.metadata.name === name);
+    const nodeList = service?.spec?.type === 'NodePort' ? await nodeAddresses() : [];
+    return { socketFailures, acks, detached, service: { name: options.dataplaneService, addresses: dataplaneAddresses(service, nodeList) } };
   }
 
   await snapshots.listen();
@@ -193,24 +207,3 @@ export async function runController(options: ControllerOptions): Promise<Control
   };
 }
 
-/**
- * Routes that carry a parents entry of ours but no longer attach to any of our Gateways get
- * `parents: []` from us: the writer then removes our entries and leaves other controllers' alone.
- */
-function detachedRoutes(
-  snapshot: InputSnapshot,
-  computed: ObjectStatus[],
-  controllerName: string,
-  current: (kind: string, namespace: string | undefined, name: string) => KubeObject | undefined,
-): ObjectStatus[] {
-  const done = new Set(computed.map((s) => `${s.kind}/${s.namespace}/${s.name}`));
-  const out: ObjectStatus[] = [];
-  for (const route of [...snapshot.httpRoutes, ...snapshot.tlsRoutes]) {
-    const { namespace, name } = route.metadata;
-    if (done.has(`${route.kind}/${namespace}/${name}`)) continue;
-    const parents = (current(route.kind, namespace, name)?.status?.parents ?? []) as { controllerName?: string }[];
-    if (!parents.some((p) => p.controllerName === controllerName)) continue;
-    out.push({ apiVersion: route.apiVersion, kind: route.kind, ...(namespace ? { namespace } : {}), name, status: { parents: [] } });
-  }
-  return out;
-}

@@ -15,7 +15,8 @@ import { ManifestFolder, type ReadError } from '../controller/sources/manifest-f
 import { StartupCheckFailed, checkFolder, checkPorts, pathProblem, type PortClaim } from './startup-checks.ts';
 import { SNAPSHOT_FIELD_BY_KIND, type InputSnapshot, type KubeObject } from '../controller/sources/objects.ts';
 import type { Condition, ObjectStatus } from '../controller/status/conditions.ts';
-import { foldDataplaneResult, type SocketFailure } from '../controller/status/dataplane-result.ts';
+import { assembleStatuses } from '../controller/status/assemble.ts';
+import type { SocketFailure } from '../controller/status/dataplane-result.ts';
 import { StatusStore } from '../controller/status/store.ts';
 import type { IngressOptions } from '../controller/translate/options.ts';
 import type { PolicyOptions } from '../controller/translate/networkpolicy.ts';
@@ -119,7 +120,7 @@ export async function runStandalone(options: StandaloneOptions): Promise<Standal
         return;
       }
     }
-    const statuses = foldDataplaneResult(result.statuses, result.ir, socketFailures);
+    const statuses = assembleStatuses(result, { socketFailures });
     const changed = new Set(store.update(statuses, new Date()));
     for (const s of statuses) logStatusProblems(s, changed, logger);
   };

@@ -61,7 +61,7 @@ export interface DataplaneAck {
 
 /**
  * Programmed=True only once every connected dataplane (at least one) serves `version`; until then
- * the Gateway and its programmed listeners say Pending.
+ * Gateways, ListenerSets and their programmed listeners say Pending.
  */
 export function foldAcknowledgements(statuses: ObjectStatus[], version: string, dataplanes: DataplaneAck[]): ObjectStatus[] {
   const connected = dataplanes.filter((d) => d.connected);
@@ -73,7 +73,7 @@ export function foldAcknowledgements(statuses: ObjectStatus[], version: string, 
   const pending = (c: Condition): Condition =>
     c.type === 'Programmed' && c.status === 'True' ? condition('Programmed', false, 'Pending', message, c.observedGeneration) : c;
   return statuses.map((s) => {
-    if (s.kind !== 'Gateway') return s;
+    if (s.kind !== 'Gateway' && s.kind !== 'ListenerSet') return s;
     const status = s.status as { conditions?: Condition[]; listeners?: { conditions: Condition[] }[] };
     return {
       ...s,
