@@ -262,14 +262,16 @@ describe('Extended HTTPRoute features', () => {
 
     it('never delays or changes the real response, whatever the mirror does', async () => {
       const seen = silentRequests;
-      const started = performance.now();
+      // Five requests while one mirror never answers and the other refuses connections. A response
+      // that waited for the silent mirror would never come (the route sets no timeout):
+      // each one within 5 s shows it did not, with slack for a loaded machine.
       for (let i = 0; i < 5; i++) {
+        const started = performance.now();
         const response = await request(port, `/mirror-nowhere/${i}`, { method: i % 2 === 0 ? 'POST' : 'GET', ...(i % 2 === 0 ? { body: 'x' } : {}) });
+        expect(performance.now() - started).toBeLessThan(5000);
         expect(response.status).toBe(200);
         expect(response.echo?.pod).toBe('a');
       }
-      // Five requests while one mirror never answers and the other refuses connections.
-      expect(performance.now() - started).toBeLessThan(1000);
       await eventually(() => silentRequests >= seen + 1, 'the silent mirror to be reached');
     });
 

@@ -139,8 +139,10 @@ describeKube('leader election with a real Lease (controller/leader.ts)', () => {
     expect(released.metadata.annotations?.[LEADER_ADDRESS_ANNOTATION]).toBeUndefined();
     const handover = await waitFor('the follower to lead', () => follower.elector.isLeader(), 10_000);
     console.log(`leader stopped (lease released): the other replica led ${seconds(performance.now() - stoppedAt)} after stop() was called`);
-    expect(performance.now() - stoppedAt).toBeLessThan(3_000);
-    expect(handover).toBeLessThan(3_000);
+    // At its next attempt (retry 2 s × up to 1.2), not when the 10 s lease would have run out: the
+    // bound sits between the two, with room for a loaded machine.
+    expect(performance.now() - stoppedAt).toBeLessThan(7_000);
+    expect(handover).toBeLessThan(7_000);
     expect(follower.elector.leaderAddress()).toBe(follower === a ? 'https://10.0.0.1:9443' : 'https://10.0.0.2:9443');
     const taken = await lease('pair');
     expect(taken.spec).toMatchObject({ holderIdentity: follower.identity, leaseTransitions: 1 });

@@ -104,3 +104,26 @@ export function parseSfList(text: string): { value: string; params: Record<strin
   }
   return out;
 }
+
+/** When a paced load ran: from its start to its last request sent, and to its last answer. */
+export interface LoadWindow {
+  lastSentMs: number;
+  answeredMs: number;
+}
+
+/**
+ * A token bucket offered more than its rate admits its capacity plus what refilled meanwhile. The
+ * expectation is taken from the window the load really took, not the nominal duration, so a loaded
+ * machine that sends late moves the expectation instead of failing the test: at least what refilled
+ * up to the last request sent, at most what refilled up to the last answer (2 % + 2 of slack for
+ * the clocks of Redis and of several processes). Returns the ratio admitted / expected, to print.
+ */
+export function expectBucketAdmitted(admitted: number, bucket: { capacity: number; perSecond: number }, window: LoadWindow): number {
+  const expected = (ms: number) => bucket.capacity + (bucket.perSecond * ms) / 1000;
+  const low = expected(window.lastSentMs) * 0.98 - 2;
+  const high = expected(window.answeredMs) * 1.02 + 2;
+  if (admitted < low || admitted > high) {
+    throw new Error(`admitted ${admitted}, expected ${low.toFixed(1)} to ${high.toFixed(1)} (capacity ${bucket.capacity}, ${bucket.perSecond}/s, sent over ${window.lastSentMs.toFixed(0)} ms, answered by ${window.answeredMs.toFixed(0)} ms)`);
+  }
+  return admitted / expected(window.lastSentMs);
+}

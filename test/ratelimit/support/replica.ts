@@ -1,6 +1,6 @@
 // One "dataplane replica" for the accuracy test: its own RateLimitService (own process, own
 // memory, own Redis connection), offered evenly paced load. Reads a JSON job from argv, waits
-// for the shared start time, prints the admitted counts as JSON.
+// for the shared start time, prints the admitted counts and the window the load took as JSON.
 //
 //   live:     global rule, capacity 50, 50/s, on the shared Redis
 //   local:    local rule, capacity 30, 30/s
@@ -42,15 +42,17 @@ const count = (which: keyof typeof admitted) => (d: { allowed: boolean }) => {
 };
 await sleep(Math.max(0, job.startAt - Date.now()));
 const started = performance.now();
+let lastSentMs = 0;
 for (let i = 0; i < total; i++) {
   const wait = started + i * interval - performance.now();
   if (wait > 0) await sleep(wait);
+  lastSentMs = performance.now() - started;
   pending.push(Promise.resolve(liveLimiter.check(request, '127.0.0.1')).then(count('live')));
   pending.push(Promise.resolve(localLimiter.check(request, '127.0.0.1')).then(count('local')));
   pending.push(Promise.resolve(fallbackLimiter.check(request, '127.0.0.1')).then(count('fallback')));
 }
 await Promise.all(pending);
-process.stdout.write(`${JSON.stringify({ admitted, offered: total, elapsedMs: performance.now() - started })}\n`);
+process.stdout.write(`${JSON.stringify({ admitted, offered: total, window: { lastSentMs, answeredMs: performance.now() - started } })}\n`);
 await live.close();
 await dead.close();
 process.exit(0);
