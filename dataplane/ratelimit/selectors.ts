@@ -6,6 +6,7 @@ import { BlockList, isIP } from 'node:net';
 import { createHash } from 'node:crypto';
 import type { ClientIPDetection, RateLimitSelector } from '../../ir/types.ts';
 import { headerValue } from '../header-fields.ts';
+import { anchored, compilePathMatch, pathMatches, type MatchProblem } from '../router/match.ts';
 
 /** What the limiter reads from a request; ProxyRequest has the first three. */
 export interface RateLimitRequest {
@@ -45,7 +46,8 @@ export function compileSelectors(selectors: readonly RateLimitSelector[], detect
           distinct.push((ctx) => headerValue(ctx.request.headers, name) ?? null);
         } else {
           const value = s.value ?? '';
-          const test: (v: string) => boolean = s.match === 'Exact' ? (v) => v === value : anchoredTest(value);
+          const regex = s.match === 'Exact' ? null : anchored(value);
+          const test = regex === null ? (v: string) => v === value : (v: string) => regex.test(v);
           const invert = s.invert;
           conditions.push((ctx) => {
             const v = headerValue(ctx.request.headers, name);
@@ -60,9 +62,12 @@ export function compileSelectors(selectors: readonly RateLimitSelector[], detect
         break;
       }
       case 'Path': {
-        const test = pathTest(s.match, s.value);
+        // The same path matching as HTTPRoute matches (element-wise prefixes, anchored regexes).
+        const problems: MatchProblem[] = [];
+        const matcher = compilePathMatch({ type: s.match, value: s.value }, problems);
+        if (problems.length > 0) throw new Error(`path selector: ${problems[0].message}`);
         const invert = s.invert;
-        conditions.push((ctx) => test(ctx.request.path) !== invert);
+        conditions.push((ctx) => pathMatches(matcher, ctx.request.path) !== invert);
         break;
       }
       case 'SourceCIDR': {
@@ -152,20 +157,4 @@ function cidrList(cidrs: readonly string[]): BlockList {
 
 function contains(list: BlockList, address: string): boolean {
   return list.check(address, isIP(address) === 6 ? 'ipv6' : 'ipv4');
-}
-
-function anchoredTest(pattern: string): (v: string) => boolean {
-  const regex = new RegExp(`^(?:${pattern})$`);
-  return (v) => regex.test(v);
-}
-
-function pathTest(type: string, value: string): (path: string) => boolean {
-  if (type === 'Exact') return (path) => path === value;
-  if (type === 'RegularExpression') return anchoredTest(value);
-  // PathPrefix, element-wise: `/api` matches `/api` and `/api/x`, not `/apix`.
-  let end = value.length;
-  while (end > 0 && value.charCodeAt(end - 1) === 0x2f) end--;
-  const prefix = value.slice(0, end);
-  if (prefix === '') return () => true;
-  return (path) => path === prefix || (path.startsWith(prefix) && path.charCodeAt(prefix.length) === 0x2f);
 }

@@ -53,7 +53,7 @@ export function normalizePrefix(value: string): string {
 }
 
 /** Gateway API regexes match the whole value; wrap once instead of checking indices per request. */
-function anchored(pattern: string): RegExp {
+export function anchored(pattern: string): RegExp {
   return new RegExp(`^(?:${pattern})$`);
 }
 
@@ -66,7 +66,7 @@ export function compileMatch(match: RouteMatch, problems: MatchProblem[]): Compi
   };
 }
 
-function compilePathMatch(path: PathMatch, problems: MatchProblem[]): PathMatcher {
+export function compilePathMatch(path: PathMatch, problems: MatchProblem[]): PathMatcher {
   switch (path.type) {
     case 'Exact':
       return { type: 'Exact', value: path.value };
