@@ -5,6 +5,7 @@
 // API server and the controller going away leave traffic flowing. (The API
 // refuses loopback endpoints, so the echo backend lives in a network namespace.)
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
+import { createServer } from 'node:net';
 import { GATEWAY, ROUTE, createWebApp, getWithHost, sluice, waitFor, type Proc } from './processes.ts';
 import { freePort, freePorts } from '../support/ports.ts';
 import { binariesSkipReason, kubeTestsRequired, startTestCluster, type TestCluster } from './cluster.ts';
@@ -25,6 +26,15 @@ suite('Kubernetes mode against a real API server', () => {
   let snapshotPort: number;
   let adminPort: number;
   const metric = async (line: RegExp) => Number(line.exec(await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text())?.[1] ?? 0);
+  /** Translations run so far (sluice_controller_reconciles_total). */
+  const reconciles = () => metric(/^sluice_controller_reconciles_total (\d+)/m);
+  /** Until no translation ran for 1.5 s: what came before has settled. */
+  const quietController = () =>
+    waitFor('a quiet controller', async () => {
+      const before = await reconciles();
+      await new Promise((r) => setTimeout(r, 1500));
+      return (await reconciles()) === before;
+    });
   const gw = GATEWAY;
   const route = ROUTE;
 
@@ -104,12 +114,7 @@ suite('Kubernetes mode against a real API server', () => {
 
   it('does not retranslate for Secrets and Pods nothing depends on, and does for what it reads', async () => {
     const c = cluster.client;
-    const reconciles = () => metric(/^sluice_controller_reconciles_total (\d+)/m);
-    await waitFor('a quiet controller', async () => {
-      const before = await reconciles();
-      await new Promise((r) => setTimeout(r, 1500));
-      return (await reconciles()) === before;
-    });
+    await quietController();
     const before = await reconciles();
     await c.create({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'unrelated', namespace: 'app' }, type: 'Opaque', stringData: { a: 'b' } });
     // (No controller-manager here makes the namespace's default ServiceAccount, which Pod admission wants.)
@@ -127,6 +132,31 @@ suite('Kubernetes mode against a real API server', () => {
     const afterGateway = await reconciles();
     await c.create({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'gw-cert', namespace: 'app' }, type: 'Opaque', stringData: { nothing: 'here' } });
     await waitFor('a translation for the referenced Secret', async () => (await reconciles()) > afterGateway);
+  });
+
+  it('re-folds status on acks and disconnects without translating: a second dataplane that cannot bind, then leaves', async () => {
+    const c = cluster.client;
+    const httpProgrammed = async () => condition((await c.get(gw)).status?.listeners?.find((l: any) => l.name === 'http')?.conditions, 'Programmed');
+    await quietController();
+    const before = await reconciles();
+    // dp-2 binds the Gateway's port 80 at an offset whose port the test holds.
+    const held = await freePort();
+    const blocker = createServer((socket) => socket.destroy());
+    await new Promise<void>((resolve) => blocker.listen(held, '127.0.0.1', resolve));
+    const second = sluice(['dataplane', '--controller', `http://127.0.0.1:${snapshotPort}`, '--name', 'dp-2', '--admin-address', '127.0.0.1:0',
+      '--listener-port-offset', String(held - 80), '--bpf', 'off']);
+    try {
+      const failed = await waitFor('dp-2 reporting the listener it cannot bind', async () => {
+        const programmed = await httpProgrammed();
+        return programmed?.status === 'False' && /dp-2: .*EADDRINUSE/.test(programmed.message) && programmed;
+      }, 30000);
+      expect(failed.reason).toBe('Invalid');
+    } finally {
+      await second.stop();
+      await new Promise((resolve) => blocker.close(resolve));
+    }
+    await waitFor('the listener served again once dp-2 left', async () => (await httpProgrammed())?.status === 'True', 30000);
+    expect(await reconciles()).toBe(before);
   });
 
   it('drops no request while the controller restarts', async () => {
