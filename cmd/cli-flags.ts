@@ -168,7 +168,7 @@ export const RUN: Command = {
 
 export const TRANSLATE: Command = {
   name: 'translate',
-  summary: 'print the IR and every computed status for a folder of manifests, serving nothing',
+  summary: 'print the IR and every computed status for a folder of manifests, serving nothing (exit 1 when an object is refused)',
   synopsis: '--manifests DIR [flags]',
   flags: [manifests, { name: 'output', short: 'o', type: 'string', value: 'yaml|json', default: 'yaml', help: 'output format' }, bindAddress, ...TRANSLATION_FLAGS],
 };

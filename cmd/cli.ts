@@ -123,7 +123,9 @@ export async function main(argv: string[]): Promise<number> {
 
   if (command === TRANSLATE) {
     const load = new ManifestFolder(manifests).load();
-    for (const p of load.problems) process.stderr.write(`warning: ${problemLine(p)}\n`);
+    // An object the API server would refuse is an error: printed, left out, and the exit status is 1.
+    const refused = load.problems.filter((p) => p.code === 'SLU_MANIFEST_INVALID');
+    for (const p of load.problems) process.stderr.write(`${p.code === 'SLU_MANIFEST_INVALID' ? 'error' : 'warning'}: ${problemLine(p)}\n`);
     const snapshot = withImplicitGatewayClasses(load.snapshot, translation.gatewayClasses, translation.controllerName);
     const result = translate(snapshot, { ...translation, bindAddress, servedClassNames: translation.gatewayClasses });
     for (const p of result.problems) process.stderr.write(`warning: ${problemLine(p)}\n`);
@@ -132,7 +134,7 @@ export async function main(argv: string[]): Promise<number> {
     if (format === 'json') process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
     else if (format === 'yaml') process.stdout.write(stringify(out, { aliasDuplicateObjects: false }));
     else return usageError(`-o ${format}: expected yaml or json`);
-    return 0;
+    return refused.length > 0 ? 1 : 0;
   }
 
   // RUN: the only command left.

@@ -10,6 +10,7 @@ import { join, relative, sep } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import type { Problem } from '../problems.ts';
 import { shapeProblem } from './shapes.ts';
+import { hasInputSchema, inputProblem, readsApiGroup, withoutNulls } from '../schema/validate.ts';
 import { stableJson } from '../../ir/version.ts';
 import {
   CLUSTER_SCOPED_KINDS,
@@ -236,14 +237,18 @@ export function parseManifest(text: string): ParsedManifest | { error: string } 
     for (const item of items) {
       const checked = checkObject(item, index + 1);
       if (typeof checked === 'string') problems.push({ code: 'SLU_MANIFEST_OBJECT', message: checked });
-      else if (checked) objects.push(checked);
+      else if (checked && 'refused' in checked) problems.push(checked.refused);
+      else if (checked) objects.push(checked.object);
     }
   }
   return { objects, problems };
 }
 
-/** Returns the defaulted object, a problem text, or null for a kind Sluice does not read. */
-function checkObject(value: unknown, docNumber: number): KubeObject | string | null {
+/**
+ * Returns the defaulted object, a problem text, the problem of an object the API server would
+ * refuse, or null for a kind Sluice does not read.
+ */
+function checkObject(value: unknown, docNumber: number): { object: KubeObject } | { refused: Problem } | string | null {
   const where = `document ${docNumber}`;
   if (!isObject(value)) return `${where}: not a Kubernetes object (expected a mapping)`;
   const { kind, apiVersion, metadata } = value;
@@ -251,15 +256,19 @@ function checkObject(value: unknown, docNumber: number): KubeObject | string | n
   if (!isObject(metadata) || typeof metadata.name !== 'string' || metadata.name === '') {
     return `${where}: ${kind} needs metadata.name`;
   }
-  if (!(kind in SNAPSHOT_FIELD_BY_KIND)) return `${where}: ignoring ${apiVersion} ${kind} ${metadata.name}: Sluice does not read this kind`;
+  if (!(kind in SNAPSHOT_FIELD_BY_KIND) || !readsApiGroup(kind, apiVersion)) return `${where}: ignoring ${apiVersion} ${kind} ${metadata.name}: Sluice does not read this kind`;
   const meta = { ...metadata } as KubeObject['metadata'];
   if (CLUSTER_SCOPED_KINDS.has(kind)) delete meta.namespace;
   else meta.namespace ??= 'default';
   if (kind === 'Namespace') meta.labels = { ...meta.labels, 'kubernetes.io/metadata.name': meta.name };
-  const checked = { ...value, metadata: meta } as KubeObject;
-  // What the API server's schema validation would refuse never reaches translation.
-  const shape = shapeProblem(checked);
-  return shape ? `${where}: ignoring ${kind} ${metadata.name}: ${shape}` : checked;
+  // Null fields are absent, as the API server stores them.
+  const checked = withoutNulls({ ...value, metadata: meta }) as KubeObject;
+  // What the API server would refuse never reaches translation: validated against the kind's
+  // schema; Cilium's kinds, whose schemas are not at hand, by the types of the fields read.
+  const invalid = hasInputSchema(kind) ? inputProblem(checked) : shapeProblem(checked);
+  if (!invalid) return { object: checked };
+  const object = objectKey(checked);
+  return { refused: { code: 'SLU_MANIFEST_INVALID', object, message: `${where}: ${object} refused: ${invalid}` } };
 }
 
 /**

@@ -1,12 +1,9 @@
-// Manifest files reach translation without the API server's schema validation, so a field of the
-// wrong type (a map where a list belongs, a number where a name belongs, an empty list item)
-// would throw deep inside translate() and stop every update. The API server refuses such an
-// object; the manifest folder does the same here: each field translation reads is checked, by
-// name, against the type Kubernetes, Gateway API and Cilium give it, and an object with a wrong
-// one is left out with a problem naming the field.
-//
-// Checked by field name, wherever it appears, because these names mean one type across the kinds
-// Sluice reads; the few that do not (`tls`, `http`, `path`, `from`, `rules`, `addresses`) are typed per kind.
+// Cilium's policies (CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy) are the kinds Sluice
+// reads without a schema at hand (every other kind is validated against its schema by
+// controller/schema/validate.ts). A field of the wrong type would throw deep inside translate()
+// and stop every update; the API server refuses such an object, and the manifest folder does the
+// same here: each field translation reads is checked, by name, against the type Cilium gives it,
+// and an object with a wrong one is left out with a problem naming the field.
 // Found and kept honest by test/fuzz/translate.test.ts.
 
 import type { KubeObject } from './objects.ts';
@@ -147,18 +144,10 @@ const FIELD_SHAPES: Record<string, Shape> = {
   uid: 'string',
 };
 
-/** Field names whose type depends on the kind. */
+/** Field names whose type in Cilium's kinds differs from the table above. */
 const KIND_FIELD_SHAPES: Record<string, Record<string, Shape>> = {
-  Gateway: { tls: 'object', from: 'string' },
-  ListenerSet: { tls: 'object', from: 'string' },
-  ReferenceGrant: { from: 'objects' },
-  NetworkPolicy: { from: 'objects' },
-  HTTPRoute: { path: 'object' },
-  RateLimitPolicy: { path: 'object' },
-  Ingress: { tls: 'objects', http: 'object', path: 'string' },
   CiliumNetworkPolicy: { http: 'objects', path: 'string', rules: 'object' },
   CiliumClusterwideNetworkPolicy: { http: 'objects', path: 'string', rules: 'object' },
-  EndpointSlice: { addresses: 'strings' },
 };
 
 /** Parts of an object whose content is free-form: never checked by field name. */
