@@ -17,6 +17,7 @@ import {
   STATUS_INPUT_KINDS,
   SNAPSHOT_FIELD_BY_KIND,
   emptySnapshot,
+  namespacedName,
   objectKey,
   type InputSnapshot,
   type KubeObject,
@@ -267,7 +268,7 @@ function checkObject(value: unknown, docNumber: number): { object: KubeObject } 
   // schema; Cilium's kinds, whose schemas are not at hand, by the types of the fields read.
   const invalid = hasInputSchema(kind) ? inputProblem(checked) : shapeProblem(checked);
   if (!invalid) return { object: checked };
-  const object = objectKey(checked);
+  const object = `${kind} ${namespacedName(checked)}`;
   return { refused: { code: 'SLU_MANIFEST_INVALID', object, message: `${where}: ${object} refused: ${invalid}` } };
 }
 
