@@ -1,7 +1,8 @@
 // The one retry backoff of Sluice, for everything that retries a remote peer: the dataplane
 // reconnecting to the controller and re-sending acks, the Kubernetes source restarting a failed
-// list/watch or API discovery, the status writer after a conflict. Here (a pure utility in `ir/`)
-// because both the controller and the dataplane use it and neither may import the other.
+// list/watch or API discovery, the status writer after a conflict, the rate limiter's Redis
+// client reconnecting. Here (a pure utility in `ir/`) because both the controller and the
+// dataplane use it and neither may import the other.
 
 /** Retry delays: `initialMs` doubling per consecutive failure, never above `maxMs`. */
 export interface Backoff {

@@ -10,6 +10,7 @@
 
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
+import { backoffDelay, type Backoff } from '../../ir/backoff.ts';
 import type { BackendErrorReason, RateLimitMetrics } from './metrics.ts';
 
 export interface RedisSettings {
@@ -76,6 +77,8 @@ type Breaker = 'closed' | 'open' | 'half-open';
 const FAILURES_TO_OPEN = 5;
 const OPEN_MS = 1000;
 const LOG_EVERY_MS = 10_000;
+/** Redis reconnects (ioredis's retryStrategy): from 50 ms, doubling, at most 500 ms apart. */
+const REDIS_RECONNECT: Backoff = { initialMs: 50, maxMs: 500 };
 
 export class StoreUnavailable extends Error {
   readonly reason: BackendErrorReason;
@@ -113,7 +116,7 @@ export class RedisStore {
       commandTimeout: options.timeoutMs,
       connectTimeout: 1000,
       // Reconnect quickly and forever: the breaker, not the client, decides when to use it.
-      retryStrategy: (times) => Math.min(50 * times, 500),
+      retryStrategy: (times) => backoffDelay(times, REDIS_RECONNECT),
       enableReadyCheck: true,
       // No auto-pipelining: measured here, a pipelined command's timeout fired up to 50 ms late
       // while Redis stalled (the timeout would no longer bound a decision).
