@@ -238,9 +238,9 @@ export async function generate(): Promise<{ schemasJson: string; typesTs: string
       additionalProperties: false,
       format: true,
       unknownAny: true,
-      strictIndexSignatures: true,
-      // A tuple type per length up to maxItems (64 listeners) is unreadable and huge: plain arrays.
-      maxItems: -1,
+      strictIndexSignatures: false,
+      // Tuple types for minItems/maxItems (64 listeners) are unreadable and huge: plain arrays.
+      ignoreMinAndMaxItems: true,
     });
     types.push(ts);
   }

@@ -8,6 +8,7 @@ import type { RefProblem } from './backends.ts';
 import { listenerAllowsNamespace, listenerTakesRoutes, type GatewayState, type ListenerSetState, type ListenerState } from './gateway.ts';
 import { intersectHostnames } from './hostnames.ts';
 import type { InputIndex } from './index-inputs.ts';
+import type { ParentRef } from '../schema/kinds.ts';
 
 /** What a parentRef can name: our Gateways and the ListenerSets attached to them, by `namespace/name`. */
 export interface Parents {
@@ -80,7 +81,7 @@ type Attachment = { listeners: Attached[] } | { problem: { reason: string; messa
 function attachToParent(
   parent: GatewayState | ListenerSetState,
   what: string,
-  parentRef: any,
+  parentRef: ParentRef,
   routeKind: string,
   routeNamespace: string,
   hostnames: string[],

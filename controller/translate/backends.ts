@@ -2,6 +2,7 @@
 // endpoints; every Service with a cluster IP becomes an l4 service for the BPF agent.
 import type { AppProtocol, Backend, Endpoint, L4Service } from '../../ir/types.ts';
 import { GATEWAY_GROUP, type KubeObject } from '../sources/objects.ts';
+import type { BackendRef, EndpointSliceEndpoint, EndpointSlicePort, ServicePort } from '../schema/kinds.ts';
 import type { InputIndex } from './index-inputs.ts';
 import { isReferenceAllowed } from './referencegrant.ts';
 
@@ -13,7 +14,7 @@ export interface RefProblem {
 export type BackendResolution = { backend: Backend } | { problem: RefProblem };
 
 /** Resolves one backendRef of a route (HTTPRoute by default) in `routeNamespace`. */
-export function resolveBackendRef(ref: any, routeNamespace: string, index: InputIndex, routeKind = 'HTTPRoute'): BackendResolution {
+export function resolveBackendRef(ref: BackendRef | undefined, routeNamespace: string, index: InputIndex, routeKind = 'HTTPRoute'): BackendResolution {
   const group = ref?.group ?? '';
   const kind = ref?.kind ?? 'Service';
   const namespace = ref?.namespace ?? routeNamespace;
@@ -32,7 +33,7 @@ export function resolveBackendRef(ref: any, routeNamespace: string, index: Input
   if (!service) return { problem: { reason: 'BackendNotFound', message: `${what}: Service not found` } };
   if (ref?.port === undefined) return { problem: { reason: 'BackendNotFound', message: `${what}: port is required` } };
   const port = Number(ref.port);
-  const servicePort = (service.spec?.ports ?? []).find((p: any) => Number(p?.port) === port);
+  const servicePort = ((service.spec?.ports ?? []) as ServicePort[]).find((p) => Number(p?.port) === port);
   if (!servicePort) return { problem: { reason: 'BackendNotFound', message: `${what}: the Service has no port ${port}` } };
   const appProtocol = toAppProtocol(servicePort.appProtocol);
   if (!appProtocol) {
@@ -56,7 +57,7 @@ function toAppProtocol(value: unknown): AppProtocol | null {
 }
 
 /** Ready endpoints for one Service port, from its EndpointSlices (or the ExternalName). */
-function serviceEndpoints(service: KubeObject, servicePort: any, index: InputIndex): Endpoint[] {
+function serviceEndpoints(service: KubeObject, servicePort: ServicePort, index: InputIndex): Endpoint[] {
   if (service.spec?.type === 'ExternalName' && service.spec?.externalName) {
     return [{ address: String(service.spec.externalName), port: Number(servicePort.port) }];
   }
@@ -64,10 +65,10 @@ function serviceEndpoints(service: KubeObject, servicePort: any, index: InputInd
   const seen = new Set<string>();
   const out: Endpoint[] = [];
   for (const slice of index.endpointSlices(service.metadata.namespace!, service.metadata.name)) {
-    const slicePort = (slice.ports ?? [] as any[]) as any[];
+    const slicePort = (slice.ports ?? []) as EndpointSlicePort[];
     const match = slicePort.find((p) => (p?.name ?? '') === portName);
     if (!match || match.port === undefined) continue;
-    for (const ep of (slice.endpoints ?? []) as any[]) {
+    for (const ep of (slice.endpoints ?? []) as EndpointSliceEndpoint[]) {
       if (ep?.conditions?.ready === false) continue;
       for (const address of ep?.addresses ?? []) {
         const key = `${address}:${match.port}`;

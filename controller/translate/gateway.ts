@@ -12,6 +12,10 @@ import type { TranslateOptions } from './options.ts';
 import { isReferenceAllowed } from './referencegrant.ts';
 import { selectorMatches, selectorProblem, type LabelSelector } from './selectors.ts';
 import { parseTlsOptions } from './tls-options.ts';
+import type { CertificateRef, FrontendValidation, GatewaySpec, Listener, ListenerSet, ListenerTLS, RouteGroupKind } from '../schema/kinds.ts';
+
+/** A reference to a core object (a certificate's Secret, a CA's ConfigMap). */
+type ObjectRef = { group?: string; kind?: string; name: string; namespace?: string };
 
 export interface RouteKind {
   group: string;
@@ -136,7 +140,7 @@ export function translateGateways(
       listenerSets: [],
     };
     const owner = ownerOf('Gateway', obj);
-    gateway.listeners = (obj.spec?.listeners ?? []).map((l: any) => translateListener(gateway, owner, l, index));
+    gateway.listeners = ((obj.spec as GatewaySpec | undefined)?.listeners ?? []).map((l) => translateListener(gateway, owner, l, index));
     return gateway;
   });
   const byKey = new Map(states.map((g) => [g.key, g]));
@@ -148,7 +152,7 @@ export function translateGateways(
     const owner = ownerOf('ListenerSet', obj);
     const allowed = listenerSetAllowed(gateway, owner, index);
     const set: ListenerSetState = { owner, gateway, allowed, listeners: [] };
-    if (allowed.ok) set.listeners = (obj.spec?.listeners ?? []).map((l: any) => translateListener(gateway, owner, l, index));
+    if (allowed.ok) set.listeners = ((obj.spec as ListenerSet['spec'] | undefined)?.listeners ?? []).map((l) => translateListener(gateway, owner, l, index));
     gateway.listenerSets.push(set);
   }
   for (const g of states) g.listenerSets.sort((a, b) => olderFirst(a.owner, b.owner));
@@ -202,7 +206,7 @@ function gatewayVerdict(obj: KubeObject, addressProblem: string | null): Verdict
   return { ok: true, reason: 'Accepted', message: 'Gateway is valid' };
 }
 
-function translateListener(gateway: GatewayState, owner: ListenerOwner, spec: any, index: InputIndex): ListenerState {
+function translateListener(gateway: GatewayState, owner: ListenerOwner, spec: Listener, index: InputIndex): ListenerState {
   const protocol = String(spec?.protocol ?? '');
   const listener: ListenerState = {
     gateway,
@@ -284,8 +288,8 @@ function resolveTlsOptions(listener: ListenerState, options: unknown): void {
  * When none resolves, the listener is not accepted (NoValidCACertificate) rather than served
  * without the validation its owner asked for.
  */
-function resolveClientValidation(listener: ListenerState, frontend: any, index: InputIndex): void {
-  const perPort = (frontend?.perPort ?? []).find((p: any) => Number(p?.port) === listener.port);
+function resolveClientValidation(listener: ListenerState, frontend: FrontendValidation | undefined, index: InputIndex): void {
+  const perPort = (frontend?.perPort ?? []).find((p) => Number(p?.port) === listener.port);
   const validation = perPort ? perPort.tls?.validation : frontend?.default?.validation;
   if (!validation) return;
   const cas = resolveCoreRefs<string>(listener, validation.caCertificateRefs ?? [], 'caCertificateRefs', 'ConfigMap', 'InvalidCACertificateKind', 'InvalidCACertificateRef', index, (configMap) => {
@@ -306,7 +310,7 @@ function resolveClientValidation(listener: ListenerState, frontend: any, index: 
   listener.clientValidation = { caCertificates: cas.map((c) => c.value), mode };
 }
 
-function resolveRouteKinds(kinds: any[] | undefined, served: RouteKind): { supported: RouteKind[]; invalid: RouteKind[] } {
+function resolveRouteKinds(kinds: RouteGroupKind[] | undefined, served: RouteKind): { supported: RouteKind[]; invalid: RouteKind[] } {
   if (!kinds || kinds.length === 0) return { supported: [served], invalid: [] };
   const supported: RouteKind[] = [];
   const invalid: RouteKind[] = [];
@@ -319,12 +323,12 @@ function resolveRouteKinds(kinds: any[] | undefined, served: RouteKind): { suppo
   return { supported, invalid };
 }
 
-function resolveCertificates(listener: ListenerState, tls: any, index: InputIndex): void {
+function resolveCertificates(listener: ListenerState, tls: ListenerTLS | undefined, index: InputIndex): void {
   if (tls?.mode === 'Passthrough') {
     listener.accepted = { ok: false, reason: 'UnsupportedValue', message: 'tls.mode Passthrough needs protocol TLS (TLSRoute), not HTTPS' };
     return;
   }
-  const refs: any[] = tls?.certificateRefs ?? [];
+  const refs: CertificateRef[] = tls?.certificateRefs ?? [];
   if (refs.length === 0) {
     listener.resolvedRefs = { ok: false, reason: 'InvalidCertificateRef', message: 'HTTPS listener has no tls.certificateRefs' };
     return;
@@ -352,7 +356,7 @@ function resolveCertificates(listener: ListenerState, tls: any, index: InputInde
  */
 function resolveCoreRefs<T>(
   listener: ListenerState,
-  refs: any[],
+  refs: ObjectRef[],
   field: string,
   kindWanted: 'Secret' | 'ConfigMap',
   wrongKindReason: string,

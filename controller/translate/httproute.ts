@@ -9,6 +9,23 @@ import type { ListenerState } from './gateway.ts';
 import { attachRoute, type Parents } from './attachment.ts';
 import { parseDurationMs } from './durations.ts';
 import type { InputIndex } from './index-inputs.ts';
+import type {
+  HTTPBackendRef,
+  HTTPCors,
+  HTTPHeader,
+  HTTPHeaderModifier,
+  HTTPPathModifier,
+  HTTPRequestMirror,
+  HTTPRequestRedirect,
+  HTTPRouteFilter,
+  HTTPRouteMatch,
+  HTTPRouteRetry,
+  HTTPRouteSpec,
+  HTTPRouteTimeouts,
+} from '../schema/kinds.ts';
+
+/** A backendRef's filter (the same kinds as a rule's, typed apart by the CRD). */
+type BackendFilter = NonNullable<HTTPBackendRef['filters']>[number];
 
 /** A compiled route placed on one listener under one hostname. */
 export interface Placement {
@@ -92,7 +109,7 @@ function compileRules(route: KubeObject, index: InputIndex): Compiled {
   const refProblem = (p: RefProblem) => {
     out.refProblem ??= p;
   };
-  (route.spec?.rules ?? []).forEach((rule: any, ruleIndex: number) => {
+  ((route.spec as HTTPRouteSpec | undefined)?.rules ?? []).forEach((rule, ruleIndex) => {
     const where = `rule ${ruleIndex}`;
     const filters: Filter[] = [];
     let redirect: RedirectAction | null = null;
@@ -129,7 +146,7 @@ function compileRules(route: KubeObject, index: InputIndex): Compiled {
       : backends.length > 0
         ? { type: 'Forward', backends }
         : { type: 'DirectResponse', status: 500 };
-    const matches: any[] = rule?.matches?.length ? rule.matches : [{}];
+    const matches: HTTPRouteMatch[] = rule?.matches?.length ? rule.matches : [{}];
     const compiled: CompiledRule = { routes: [] };
     matches.forEach((m, matchIndex) => {
       const match = toMatch(m, `${where} match ${matchIndex}`, unsupported);
@@ -159,7 +176,7 @@ function compileRules(route: KubeObject, index: InputIndex): Compiled {
   return out;
 }
 
-function toMatch(m: any, where: string, unsupported: (msg: string) => void): RouteMatch {
+function toMatch(m: HTTPRouteMatch, where: string, unsupported: (msg: string) => void): RouteMatch {
   const pathType = m?.path?.type ?? 'PathPrefix';
   const pathValue = String(m?.path?.value ?? '/');
   if (!['Exact', 'PathPrefix', 'RegularExpression'].includes(pathType)) unsupported(`${where}: path type ${pathType} is not supported`);
@@ -204,7 +221,7 @@ function checkRegex(pattern: string, where: string, unsupported: (msg: string) =
 }
 
 /** Every filter but RequestRedirect (which becomes the rule's action, or a backend-level filter). */
-function toFilter(f: any, ns: string, index: InputIndex, out: Compiled, refProblem: (p: RefProblem) => void): Filter {
+function toFilter(f: HTTPRouteFilter | BackendFilter, ns: string, index: InputIndex, out: Compiled, refProblem: (p: RefProblem) => void): Filter {
   switch (f.type) {
     case 'RequestHeaderModifier':
       return { type: f.type, modifier: toHeaderModifier(f.requestHeaderModifier ?? {}) };
@@ -215,7 +232,7 @@ function toFilter(f: any, ns: string, index: InputIndex, out: Compiled, refProbl
       return { type: 'URLRewrite', ...(f.urlRewrite?.hostname ? { hostname: String(f.urlRewrite.hostname) } : {}), ...(path ? { path } : {}) };
     }
     case 'RequestMirror': {
-      const mirror = f.requestMirror ?? {};
+      const mirror: Partial<HTTPRequestMirror> = f.requestMirror ?? {};
       const resolved = resolveBackendRef(mirror.backendRef, ns, index);
       if ('problem' in resolved) refProblem(resolved.problem);
       else out.backends.push(resolved.backend);
@@ -229,7 +246,7 @@ function toFilter(f: any, ns: string, index: InputIndex, out: Compiled, refProbl
 }
 
 /** `percent` (0–100) or `fraction` (numerator / denominator, default 100); neither means every request. */
-function mirrorPercent(mirror: any): number {
+function mirrorPercent(mirror: Partial<HTTPRequestMirror>): number {
   if (mirror.percent !== undefined) return Math.min(100, Math.max(0, Number(mirror.percent)));
   if (mirror.fraction?.numerator !== undefined) {
     const denominator = Number(mirror.fraction.denominator ?? 100);
@@ -238,7 +255,7 @@ function mirrorPercent(mirror: any): number {
   return 100;
 }
 
-function toCors(spec: any): CorsPolicy {
+function toCors(spec: HTTPCors): CorsPolicy {
   return {
     allowOrigins: (spec.allowOrigins ?? []).map(String),
     allowCredentials: spec.allowCredentials === true,
@@ -249,7 +266,7 @@ function toCors(spec: any): CorsPolicy {
   };
 }
 
-function toTimeouts(spec: any, where: string, unsupported: (msg: string) => void): Route['timeouts'] | undefined {
+function toTimeouts(spec: HTTPRouteTimeouts | undefined, where: string, unsupported: (msg: string) => void): Route['timeouts'] | undefined {
   if (!spec) return undefined;
   const out: NonNullable<Route['timeouts']> = {};
   for (const [field, key] of [['request', 'requestMs'], ['backendRequest', 'backendRequestMs']] as const) {
@@ -264,7 +281,7 @@ function toTimeouts(spec: any, where: string, unsupported: (msg: string) => void
   return Object.keys(out).length ? out : undefined;
 }
 
-function toRetry(spec: any, where: string, unsupported: (msg: string) => void): RetryPolicy | undefined {
+function toRetry(spec: HTTPRouteRetry | undefined, where: string, unsupported: (msg: string) => void): RetryPolicy | undefined {
   if (!spec) return undefined;
   const backoffMs = spec.backoff === undefined ? 0 : parseDurationMs(spec.backoff);
   if (backoffMs === null) {
@@ -275,18 +292,18 @@ function toRetry(spec: any, where: string, unsupported: (msg: string) => void): 
   return { codes: (spec.codes ?? []).map(Number), attempts: spec.attempts === undefined ? 1 : Number(spec.attempts), backoffMs };
 }
 
-function toHeaderModifier(spec: any): HeaderModifier {
-  const values = (list: any[] | undefined) => (list ?? []).map((h) => ({ name: String(h.name).toLowerCase(), value: String(h.value ?? '') }));
+function toHeaderModifier(spec: HTTPHeaderModifier): HeaderModifier {
+  const values = (list: HTTPHeader[] | undefined) => (list ?? []).map((h) => ({ name: String(h.name).toLowerCase(), value: String(h.value ?? '') }));
   return { set: values(spec.set), add: values(spec.add), remove: (spec.remove ?? []).map((n: string) => String(n).toLowerCase()) };
 }
 
-function toPathModifier(path: any): PathModifier | undefined {
+function toPathModifier(path: HTTPPathModifier | undefined): PathModifier | undefined {
   if (path?.type === 'ReplaceFullPath') return { type: 'ReplaceFullPath', value: String(path.replaceFullPath ?? '/') };
   if (path?.type === 'ReplacePrefixMatch') return { type: 'ReplacePrefixMatch', value: String(path.replacePrefixMatch ?? '/') };
   return undefined;
 }
 
-function toRedirect(spec: any): RedirectAction {
+function toRedirect(spec: HTTPRequestRedirect): RedirectAction {
   const path = toPathModifier(spec.path);
   return {
     type: 'Redirect',

@@ -20,6 +20,7 @@ import type { Placement } from './httproute.ts';
 import type { InputIndex } from './index-inputs.ts';
 import type { IngressOptions } from './options.ts';
 import { createHash } from 'node:crypto';
+import type { IngressBackend, IngressPath, IngressRule, IngressServiceBackend, IngressTLS, ServicePort } from '../schema/kinds.ts';
 
 export const INGRESS_GATEWAY_KEY = 'ingress';
 const LEGACY_CLASS_ANNOTATION = 'kubernetes.io/ingress.class';
@@ -121,8 +122,8 @@ export function translateIngresses(served: ServedIngresses, address: string | nu
 
     // TLS: certificates chosen by SNI; hosts listed here get the HTTPS redirect on port 80.
     const tlsHosts = new Set<string>();
-    (ing.spec?.tls ?? []).forEach((tls: any, i: number) => {
-      const hosts: string[] = (tls?.hosts ?? []).map((h: string) => String(h).toLowerCase());
+    ((ing.spec?.tls ?? []) as IngressTLS[]).forEach((tls, i) => {
+      const hosts: string[] = (tls?.hosts ?? []).map((h) => String(h).toLowerCase());
       for (const h of hosts) tlsHosts.add(h);
       if (!tls?.secretName) return;
       const secret = index.secret(ns, tls.secretName);
@@ -135,13 +136,13 @@ export function translateIngresses(served: ServedIngresses, address: string | nu
     });
     const forceHttps = annotations[FORCE_HTTPS] === 'enabled' || (options.enforceHttps && annotations[FORCE_HTTPS] !== 'disabled');
 
-    const routesFor = (rule: any, ruleIndex: number): { route: Route; matchIndex: number }[] =>
-      (rule?.http?.paths ?? []).flatMap((p: any, j: number) => {
+    const routesFor = (rule: IngressRule, ruleIndex: number): { route: Route; matchIndex: number }[] =>
+      (rule?.http?.paths ?? []).flatMap((p, j) => {
         const route = ingressRoute(ing, `rule/${ruleIndex}/path/${j}`, p, p?.backend, index, out, timeoutMs);
         return route ? [{ route, matchIndex: j }] : [];
       });
 
-    const rules: any[] = ing.spec?.rules ?? [];
+    const rules: IngressRule[] = ing.spec?.rules ?? [];
     const hostless = rules.flatMap((rule, i) => (rule?.host ? [] : routesFor(rule, i).map((r) => ({ ...r, ruleIndex: i }))));
     const ownHosts = new Set<string>(['*']);
     rules.forEach((rule, i) => {
@@ -224,8 +225,8 @@ function certificate(name: string, secret: string, hostnames: string[], pair: { 
 function ingressRoute(
   ing: KubeObject,
   suffix: string,
-  path: any,
-  backend: any,
+  path: Pick<IngressPath, 'path' | 'pathType'> | undefined,
+  backend: IngressBackend | undefined,
   index: InputIndex,
   out: IngressTranslation,
   timeoutMs: number | undefined,
@@ -249,9 +250,9 @@ function ingressRoute(
     out.problems.push(`Ingress ${key} ${suffix}: resource backends are not supported; answering 503`);
     action = { type: 'DirectResponse', status: 503 };
   } else {
-    const service = backend?.service ?? {};
-    const port = service.port?.number ?? servicePortByName(index, ing.metadata.namespace!, service.name, service.port?.name);
-    const resolved = resolveBackendRef({ name: service.name, port }, ing.metadata.namespace!, index);
+    const service: Partial<IngressServiceBackend> = backend?.service ?? {};
+    const port = service.port?.number ?? servicePortByName(index, ing.metadata.namespace!, service.name ?? '', service.port?.name);
+    const resolved = resolveBackendRef({ name: service.name ?? '', port }, ing.metadata.namespace!, index);
     if ('problem' in resolved) {
       out.problems.push(`Ingress ${key} ${suffix}: ${resolved.problem.message}; answering 503`);
       action = { type: 'DirectResponse', status: 503 };
@@ -273,7 +274,7 @@ function ingressRoute(
 
 function servicePortByName(index: InputIndex, ns: string, service: string, portName: string | undefined): number | undefined {
   if (portName === undefined) return undefined;
-  const port = (index.service(ns, service)?.spec?.ports ?? []).find((p: any) => p?.name === portName);
+  const port = ((index.service(ns, service)?.spec?.ports ?? []) as ServicePort[]).find((p) => p?.name === portName);
   return port?.port;
 }
 

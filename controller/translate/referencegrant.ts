@@ -2,6 +2,7 @@
 // the target's namespace names the referrer's group, kind and namespace, and
 // the target's group, kind and (if given) name.
 import type { KubeObject } from '../sources/objects.ts';
+import type { ReferenceGrantFrom, ReferenceGrantTo } from '../schema/kinds.ts';
 
 export interface ReferenceFrom {
   group: string;
@@ -22,10 +23,10 @@ export function isReferenceAllowed(grants: KubeObject[], from: ReferenceFrom, to
     (grant) =>
       grant.metadata.namespace === to.namespace &&
       (grant.spec?.from ?? []).some(
-        (f: any) => (f?.group ?? '') === from.group && f?.kind === from.kind && f?.namespace === from.namespace,
+        (f: ReferenceGrantFrom) => (f?.group ?? '') === from.group && f?.kind === from.kind && f?.namespace === from.namespace,
       ) &&
       (grant.spec?.to ?? []).some(
-        (t: any) => (t?.group ?? '') === to.group && t?.kind === to.kind && (t?.name === undefined || t?.name === '' || t.name === to.name),
+        (t: ReferenceGrantTo) => (t?.group ?? '') === to.group && t?.kind === to.kind && (t?.name === undefined || t?.name === '' || t.name === to.name),
       ),
   );
 }

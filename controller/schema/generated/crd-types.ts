@@ -23,7 +23,7 @@ export interface Gateway {
             values?: string[];
           }[];
           matchLabels?: {
-            [k: string]: string | undefined;
+            [k: string]: string;
           };
         };
       };
@@ -31,10 +31,10 @@ export interface Gateway {
     gatewayClassName: string;
     infrastructure?: {
       annotations?: {
-        [k: string]: string | undefined;
+        [k: string]: string;
       };
       labels?: {
-        [k: string]: string | undefined;
+        [k: string]: string;
       };
       parametersRef?: {
         group: string;
@@ -46,94 +46,49 @@ export interface Gateway {
      * @minItems 1
      * @maxItems 64
      */
-    listeners: [
-      {
-        allowedRoutes?: {
-          /**
-           * @maxItems 8
-           */
-          kinds?: {
-            group?: string;
-            kind: string;
-          }[];
-          namespaces?: {
-            from?: "All" | "Selector" | "Same";
-            selector?: {
-              matchExpressions?: {
-                key: string;
-                operator: string;
-                values?: string[];
-              }[];
-              matchLabels?: {
-                [k: string]: string | undefined;
-              };
+    listeners: {
+      allowedRoutes?: {
+        /**
+         * @maxItems 8
+         */
+        kinds?: {
+          group?: string;
+          kind: string;
+        }[];
+        namespaces?: {
+          from?: "All" | "Selector" | "Same";
+          selector?: {
+            matchExpressions?: {
+              key: string;
+              operator: string;
+              values?: string[];
+            }[];
+            matchLabels?: {
+              [k: string]: string;
             };
           };
         };
-        hostname?: string;
-        name: string;
-        port: number;
-        protocol: string;
-        tls?: {
-          /**
-           * @maxItems 64
-           */
-          certificateRefs?: {
-            group?: string;
-            kind?: string;
-            name: string;
-            namespace?: string;
-          }[];
-          mode?: "Terminate" | "Passthrough";
-          options?: {
-            [k: string]: string | undefined;
-          };
+      };
+      hostname?: string;
+      name: string;
+      port: number;
+      protocol: string;
+      tls?: {
+        /**
+         * @maxItems 64
+         */
+        certificateRefs?: {
+          group?: string;
+          kind?: string;
+          name: string;
+          namespace?: string;
+        }[];
+        mode?: "Terminate" | "Passthrough";
+        options?: {
+          [k: string]: string;
         };
-      },
-      ...{
-        allowedRoutes?: {
-          /**
-           * @maxItems 8
-           */
-          kinds?: {
-            group?: string;
-            kind: string;
-          }[];
-          namespaces?: {
-            from?: "All" | "Selector" | "Same";
-            selector?: {
-              matchExpressions?: {
-                key: string;
-                operator: string;
-                values?: string[];
-              }[];
-              matchLabels?: {
-                [k: string]: string | undefined;
-              };
-            };
-          };
-        };
-        hostname?: string;
-        name: string;
-        port: number;
-        protocol: string;
-        tls?: {
-          /**
-           * @maxItems 64
-           */
-          certificateRefs?: {
-            group?: string;
-            kind?: string;
-            name: string;
-            namespace?: string;
-          }[];
-          mode?: "Terminate" | "Passthrough";
-          options?: {
-            [k: string]: string | undefined;
-          };
-        };
-      }[]
-    ];
+      };
+    }[];
     tls?: {
       backend?: {
         clientCertificateRef?: {
@@ -150,20 +105,12 @@ export interface Gateway {
              * @minItems 1
              * @maxItems 16
              */
-            caCertificateRefs: [
-              {
-                group: string;
-                kind: string;
-                name: string;
-                namespace?: string;
-              },
-              ...{
-                group: string;
-                kind: string;
-                name: string;
-                namespace?: string;
-              }[]
-            ];
+            caCertificateRefs: {
+              group: string;
+              kind: string;
+              name: string;
+              namespace?: string;
+            }[];
             mode?: "AllowValidOnly" | "AllowInsecureFallback";
           };
         };
@@ -178,20 +125,12 @@ export interface Gateway {
                * @minItems 1
                * @maxItems 16
                */
-              caCertificateRefs: [
-                {
-                  group: string;
-                  kind: string;
-                  name: string;
-                  namespace?: string;
-                },
-                ...{
-                  group: string;
-                  kind: string;
-                  name: string;
-                  namespace?: string;
-                }[]
-              ];
+              caCertificateRefs: {
+                group: string;
+                kind: string;
+                name: string;
+                namespace?: string;
+              }[];
               mode?: "AllowValidOnly" | "AllowInsecureFallback";
             };
           };
@@ -306,132 +245,11 @@ export interface HTTPRoute {
      * @minItems 1
      * @maxItems 16
      */
-    rules?: [
-      {
-        /**
-         * @maxItems 16
-         */
-        backendRefs?: {
-          /**
-           * @maxItems 16
-           */
-          filters?: {
-            cors?: {
-              allowCredentials?: boolean;
-              /**
-               * @maxItems 64
-               */
-              allowHeaders?: string[];
-              /**
-               * @maxItems 9
-               */
-              allowMethods?: (
-                "GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "CONNECT" | "OPTIONS" | "TRACE" | "PATCH" | "*"
-              )[];
-              /**
-               * @maxItems 64
-               */
-              allowOrigins?: string[];
-              /**
-               * @maxItems 64
-               */
-              exposeHeaders?: string[];
-              maxAge?: number;
-            };
-            extensionRef?: {
-              group: string;
-              kind: string;
-              name: string;
-            };
-            requestHeaderModifier?: {
-              /**
-               * @maxItems 16
-               */
-              add?: {
-                name: string;
-                value: string;
-              }[];
-              /**
-               * @maxItems 16
-               */
-              remove?: string[];
-              /**
-               * @maxItems 16
-               */
-              set?: {
-                name: string;
-                value: string;
-              }[];
-            };
-            requestMirror?: {
-              backendRef: {
-                group?: string;
-                kind?: string;
-                name: string;
-                namespace?: string;
-                port?: number;
-              };
-              fraction?: {
-                denominator?: number;
-                numerator: number;
-              };
-              percent?: number;
-            };
-            requestRedirect?: {
-              hostname?: string;
-              path?: {
-                replaceFullPath?: string;
-                replacePrefixMatch?: string;
-                type: "ReplaceFullPath" | "ReplacePrefixMatch";
-              };
-              port?: number;
-              scheme?: "http" | "https";
-              statusCode?: 301 | 302 | 303 | 307 | 308;
-            };
-            responseHeaderModifier?: {
-              /**
-               * @maxItems 16
-               */
-              add?: {
-                name: string;
-                value: string;
-              }[];
-              /**
-               * @maxItems 16
-               */
-              remove?: string[];
-              /**
-               * @maxItems 16
-               */
-              set?: {
-                name: string;
-                value: string;
-              }[];
-            };
-            type:
-              | "RequestHeaderModifier"
-              | "ResponseHeaderModifier"
-              | "RequestMirror"
-              | "RequestRedirect"
-              | "URLRewrite"
-              | "ExtensionRef"
-              | "CORS";
-            urlRewrite?: {
-              hostname?: string;
-              path?: {
-                replaceFullPath?: string;
-                replacePrefixMatch?: string;
-                type: "ReplaceFullPath" | "ReplacePrefixMatch";
-              };
-            };
-          }[];
-          group?: string;
-          kind?: string;
-          name: string;
-          namespace?: string;
-          port?: number;
-          weight?: number;
-        }[];
+    rules?: {
+      /**
+       * @maxItems 16
+       */
+      backendRefs?: {
         /**
          * @maxItems 16
          */
@@ -545,319 +363,163 @@ export interface HTTPRoute {
             };
           };
         }[];
-        /**
-         * @maxItems 64
-         */
-        matches?: {
+        group?: string;
+        kind?: string;
+        name: string;
+        namespace?: string;
+        port?: number;
+        weight?: number;
+      }[];
+      /**
+       * @maxItems 16
+       */
+      filters?: {
+        cors?: {
+          allowCredentials?: boolean;
           /**
-           * @maxItems 16
+           * @maxItems 64
            */
-          headers?: {
-            name: string;
-            type?: "Exact" | "RegularExpression";
-            value: string;
-          }[];
-          method?: "GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "CONNECT" | "OPTIONS" | "TRACE" | "PATCH";
-          path?: {
-            type?: "Exact" | "PathPrefix" | "RegularExpression";
-            value?: string;
-          };
+          allowHeaders?: string[];
           /**
-           * @maxItems 16
+           * @maxItems 9
            */
-          queryParams?: {
-            name: string;
-            type?: "Exact" | "RegularExpression";
-            value: string;
-          }[];
-        }[];
-        name?: string;
-        timeouts?: {
-          backendRequest?: string;
-          request?: string;
+          allowMethods?: (
+            "GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "CONNECT" | "OPTIONS" | "TRACE" | "PATCH" | "*"
+          )[];
+          /**
+           * @maxItems 64
+           */
+          allowOrigins?: string[];
+          /**
+           * @maxItems 64
+           */
+          exposeHeaders?: string[];
+          maxAge?: number;
         };
-        retry?: {
-          attempts?: number;
-          backoff?: string;
-          codes?: number[];
-        };
-      },
-      ...{
-        /**
-         * @maxItems 16
-         */
-        backendRefs?: {
-          /**
-           * @maxItems 16
-           */
-          filters?: {
-            cors?: {
-              allowCredentials?: boolean;
-              /**
-               * @maxItems 64
-               */
-              allowHeaders?: string[];
-              /**
-               * @maxItems 9
-               */
-              allowMethods?: (
-                "GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "CONNECT" | "OPTIONS" | "TRACE" | "PATCH" | "*"
-              )[];
-              /**
-               * @maxItems 64
-               */
-              allowOrigins?: string[];
-              /**
-               * @maxItems 64
-               */
-              exposeHeaders?: string[];
-              maxAge?: number;
-            };
-            extensionRef?: {
-              group: string;
-              kind: string;
-              name: string;
-            };
-            requestHeaderModifier?: {
-              /**
-               * @maxItems 16
-               */
-              add?: {
-                name: string;
-                value: string;
-              }[];
-              /**
-               * @maxItems 16
-               */
-              remove?: string[];
-              /**
-               * @maxItems 16
-               */
-              set?: {
-                name: string;
-                value: string;
-              }[];
-            };
-            requestMirror?: {
-              backendRef: {
-                group?: string;
-                kind?: string;
-                name: string;
-                namespace?: string;
-                port?: number;
-              };
-              fraction?: {
-                denominator?: number;
-                numerator: number;
-              };
-              percent?: number;
-            };
-            requestRedirect?: {
-              hostname?: string;
-              path?: {
-                replaceFullPath?: string;
-                replacePrefixMatch?: string;
-                type: "ReplaceFullPath" | "ReplacePrefixMatch";
-              };
-              port?: number;
-              scheme?: "http" | "https";
-              statusCode?: 301 | 302 | 303 | 307 | 308;
-            };
-            responseHeaderModifier?: {
-              /**
-               * @maxItems 16
-               */
-              add?: {
-                name: string;
-                value: string;
-              }[];
-              /**
-               * @maxItems 16
-               */
-              remove?: string[];
-              /**
-               * @maxItems 16
-               */
-              set?: {
-                name: string;
-                value: string;
-              }[];
-            };
-            type:
-              | "RequestHeaderModifier"
-              | "ResponseHeaderModifier"
-              | "RequestMirror"
-              | "RequestRedirect"
-              | "URLRewrite"
-              | "ExtensionRef"
-              | "CORS";
-            urlRewrite?: {
-              hostname?: string;
-              path?: {
-                replaceFullPath?: string;
-                replacePrefixMatch?: string;
-                type: "ReplaceFullPath" | "ReplacePrefixMatch";
-              };
-            };
-          }[];
-          group?: string;
-          kind?: string;
+        extensionRef?: {
+          group: string;
+          kind: string;
           name: string;
-          namespace?: string;
+        };
+        requestHeaderModifier?: {
+          /**
+           * @maxItems 16
+           */
+          add?: {
+            name: string;
+            value: string;
+          }[];
+          /**
+           * @maxItems 16
+           */
+          remove?: string[];
+          /**
+           * @maxItems 16
+           */
+          set?: {
+            name: string;
+            value: string;
+          }[];
+        };
+        requestMirror?: {
+          backendRef: {
+            group?: string;
+            kind?: string;
+            name: string;
+            namespace?: string;
+            port?: number;
+          };
+          fraction?: {
+            denominator?: number;
+            numerator: number;
+          };
+          percent?: number;
+        };
+        requestRedirect?: {
+          hostname?: string;
+          path?: {
+            replaceFullPath?: string;
+            replacePrefixMatch?: string;
+            type: "ReplaceFullPath" | "ReplacePrefixMatch";
+          };
           port?: number;
-          weight?: number;
-        }[];
+          scheme?: "http" | "https";
+          statusCode?: 301 | 302 | 303 | 307 | 308;
+        };
+        responseHeaderModifier?: {
+          /**
+           * @maxItems 16
+           */
+          add?: {
+            name: string;
+            value: string;
+          }[];
+          /**
+           * @maxItems 16
+           */
+          remove?: string[];
+          /**
+           * @maxItems 16
+           */
+          set?: {
+            name: string;
+            value: string;
+          }[];
+        };
+        type:
+          | "RequestHeaderModifier"
+          | "ResponseHeaderModifier"
+          | "RequestMirror"
+          | "RequestRedirect"
+          | "URLRewrite"
+          | "ExtensionRef"
+          | "CORS";
+        urlRewrite?: {
+          hostname?: string;
+          path?: {
+            replaceFullPath?: string;
+            replacePrefixMatch?: string;
+            type: "ReplaceFullPath" | "ReplacePrefixMatch";
+          };
+        };
+      }[];
+      /**
+       * @maxItems 64
+       */
+      matches?: {
         /**
          * @maxItems 16
          */
-        filters?: {
-          cors?: {
-            allowCredentials?: boolean;
-            /**
-             * @maxItems 64
-             */
-            allowHeaders?: string[];
-            /**
-             * @maxItems 9
-             */
-            allowMethods?: (
-              "GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "CONNECT" | "OPTIONS" | "TRACE" | "PATCH" | "*"
-            )[];
-            /**
-             * @maxItems 64
-             */
-            allowOrigins?: string[];
-            /**
-             * @maxItems 64
-             */
-            exposeHeaders?: string[];
-            maxAge?: number;
-          };
-          extensionRef?: {
-            group: string;
-            kind: string;
-            name: string;
-          };
-          requestHeaderModifier?: {
-            /**
-             * @maxItems 16
-             */
-            add?: {
-              name: string;
-              value: string;
-            }[];
-            /**
-             * @maxItems 16
-             */
-            remove?: string[];
-            /**
-             * @maxItems 16
-             */
-            set?: {
-              name: string;
-              value: string;
-            }[];
-          };
-          requestMirror?: {
-            backendRef: {
-              group?: string;
-              kind?: string;
-              name: string;
-              namespace?: string;
-              port?: number;
-            };
-            fraction?: {
-              denominator?: number;
-              numerator: number;
-            };
-            percent?: number;
-          };
-          requestRedirect?: {
-            hostname?: string;
-            path?: {
-              replaceFullPath?: string;
-              replacePrefixMatch?: string;
-              type: "ReplaceFullPath" | "ReplacePrefixMatch";
-            };
-            port?: number;
-            scheme?: "http" | "https";
-            statusCode?: 301 | 302 | 303 | 307 | 308;
-          };
-          responseHeaderModifier?: {
-            /**
-             * @maxItems 16
-             */
-            add?: {
-              name: string;
-              value: string;
-            }[];
-            /**
-             * @maxItems 16
-             */
-            remove?: string[];
-            /**
-             * @maxItems 16
-             */
-            set?: {
-              name: string;
-              value: string;
-            }[];
-          };
-          type:
-            | "RequestHeaderModifier"
-            | "ResponseHeaderModifier"
-            | "RequestMirror"
-            | "RequestRedirect"
-            | "URLRewrite"
-            | "ExtensionRef"
-            | "CORS";
-          urlRewrite?: {
-            hostname?: string;
-            path?: {
-              replaceFullPath?: string;
-              replacePrefixMatch?: string;
-              type: "ReplaceFullPath" | "ReplacePrefixMatch";
-            };
-          };
+        headers?: {
+          name: string;
+          type?: "Exact" | "RegularExpression";
+          value: string;
         }[];
+        method?: "GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "CONNECT" | "OPTIONS" | "TRACE" | "PATCH";
+        path?: {
+          type?: "Exact" | "PathPrefix" | "RegularExpression";
+          value?: string;
+        };
         /**
-         * @maxItems 64
+         * @maxItems 16
          */
-        matches?: {
-          /**
-           * @maxItems 16
-           */
-          headers?: {
-            name: string;
-            type?: "Exact" | "RegularExpression";
-            value: string;
-          }[];
-          method?: "GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "CONNECT" | "OPTIONS" | "TRACE" | "PATCH";
-          path?: {
-            type?: "Exact" | "PathPrefix" | "RegularExpression";
-            value?: string;
-          };
-          /**
-           * @maxItems 16
-           */
-          queryParams?: {
-            name: string;
-            type?: "Exact" | "RegularExpression";
-            value: string;
-          }[];
+        queryParams?: {
+          name: string;
+          type?: "Exact" | "RegularExpression";
+          value: string;
         }[];
-        name?: string;
-        timeouts?: {
-          backendRequest?: string;
-          request?: string;
-        };
-        retry?: {
-          attempts?: number;
-          backoff?: string;
-          codes?: number[];
-        };
-      }[]
-    ];
+      }[];
+      name?: string;
+      timeouts?: {
+        backendRequest?: string;
+        request?: string;
+      };
+      retry?: {
+        attempts?: number;
+        backoff?: string;
+        codes?: number[];
+      };
+    }[];
   };
   status?: {
     /**
@@ -868,24 +530,14 @@ export interface HTTPRoute {
        * @minItems 1
        * @maxItems 8
        */
-      conditions: [
-        {
-          lastTransitionTime: string;
-          message: string;
-          observedGeneration?: number;
-          reason: string;
-          status: "True" | "False" | "Unknown";
-          type: string;
-        },
-        ...{
-          lastTransitionTime: string;
-          message: string;
-          observedGeneration?: number;
-          reason: string;
-          status: "True" | "False" | "Unknown";
-          type: string;
-        }[]
-      ];
+      conditions: {
+        lastTransitionTime: string;
+        message: string;
+        observedGeneration?: number;
+        reason: string;
+        status: "True" | "False" | "Unknown";
+        type: string;
+      }[];
       controllerName: string;
       parentRef: {
         group?: string;
@@ -908,94 +560,49 @@ export interface ListenerSet {
      * @minItems 1
      * @maxItems 64
      */
-    listeners: [
-      {
-        allowedRoutes?: {
-          /**
-           * @maxItems 8
-           */
-          kinds?: {
-            group?: string;
-            kind: string;
-          }[];
-          namespaces?: {
-            from?: "All" | "Selector" | "Same";
-            selector?: {
-              matchExpressions?: {
-                key: string;
-                operator: string;
-                values?: string[];
-              }[];
-              matchLabels?: {
-                [k: string]: string | undefined;
-              };
+    listeners: {
+      allowedRoutes?: {
+        /**
+         * @maxItems 8
+         */
+        kinds?: {
+          group?: string;
+          kind: string;
+        }[];
+        namespaces?: {
+          from?: "All" | "Selector" | "Same";
+          selector?: {
+            matchExpressions?: {
+              key: string;
+              operator: string;
+              values?: string[];
+            }[];
+            matchLabels?: {
+              [k: string]: string;
             };
           };
         };
-        hostname?: string;
-        name: string;
-        port: number;
-        protocol: string;
-        tls?: {
-          /**
-           * @maxItems 64
-           */
-          certificateRefs?: {
-            group?: string;
-            kind?: string;
-            name: string;
-            namespace?: string;
-          }[];
-          mode?: "Terminate" | "Passthrough";
-          options?: {
-            [k: string]: string | undefined;
-          };
+      };
+      hostname?: string;
+      name: string;
+      port: number;
+      protocol: string;
+      tls?: {
+        /**
+         * @maxItems 64
+         */
+        certificateRefs?: {
+          group?: string;
+          kind?: string;
+          name: string;
+          namespace?: string;
+        }[];
+        mode?: "Terminate" | "Passthrough";
+        options?: {
+          [k: string]: string;
         };
-      },
-      ...{
-        allowedRoutes?: {
-          /**
-           * @maxItems 8
-           */
-          kinds?: {
-            group?: string;
-            kind: string;
-          }[];
-          namespaces?: {
-            from?: "All" | "Selector" | "Same";
-            selector?: {
-              matchExpressions?: {
-                key: string;
-                operator: string;
-                values?: string[];
-              }[];
-              matchLabels?: {
-                [k: string]: string | undefined;
-              };
-            };
-          };
-        };
-        hostname?: string;
-        name: string;
-        port: number;
-        protocol: string;
-        tls?: {
-          /**
-           * @maxItems 64
-           */
-          certificateRefs?: {
-            group?: string;
-            kind?: string;
-            name: string;
-            namespace?: string;
-          }[];
-          mode?: "Terminate" | "Passthrough";
-          options?: {
-            [k: string]: string | undefined;
-          };
-        };
-      }[]
-    ];
+      };
+    }[];
     parentRef: {
       group?: string;
       kind?: string;
@@ -1052,109 +659,55 @@ export interface RateLimitPolicy {
      * @minItems 1
      * @maxItems 16
      */
-    targetRefs: [
-      {
-        group: string;
-        kind: string;
-        name: string;
-        sectionName?: string;
-      },
-      ...{
-        group: string;
-        kind: string;
-        name: string;
-        sectionName?: string;
-      }[]
-    ];
+    targetRefs: {
+      group: string;
+      kind: string;
+      name: string;
+      sectionName?: string;
+    }[];
     local?: {
       /**
        * @minItems 1
        * @maxItems 64
        */
-      rules: [
-        {
-          name?: string;
+      rules: {
+        name?: string;
+        /**
+         * @maxItems 8
+         */
+        clientSelectors?: {
           /**
-           * @maxItems 8
+           * @maxItems 16
            */
-          clientSelectors?: {
-            /**
-             * @maxItems 16
-             */
-            headers?: {
-              name: string;
-              type?: "Exact" | "RegularExpression" | "Distinct";
-              value?: string;
-              invert?: boolean;
-            }[];
-            /**
-             * @minItems 1
-             * @maxItems 9
-             */
-            methods?: [
-              "GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "CONNECT" | "OPTIONS" | "TRACE" | "PATCH",
-              ...("GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "CONNECT" | "OPTIONS" | "TRACE" | "PATCH")[]
-            ];
-            path?: {
-              type?: "Exact" | "PathPrefix" | "RegularExpression";
-              value: string;
-              invert?: boolean;
-            };
-            sourceCIDR?: {
-              type?: "Exact" | "Distinct";
-              value: string;
-            };
+          headers?: {
+            name: string;
+            type?: "Exact" | "RegularExpression" | "Distinct";
+            value?: string;
+            invert?: boolean;
           }[];
-          limit: {
-            requests: number;
-            unit: "Second" | "Minute" | "Hour" | "Day";
-          };
-          burst?: number;
-          shared?: boolean;
-          shadowMode?: boolean;
-        },
-        ...{
-          name?: string;
           /**
-           * @maxItems 8
+           * @minItems 1
+           * @maxItems 9
            */
-          clientSelectors?: {
-            /**
-             * @maxItems 16
-             */
-            headers?: {
-              name: string;
-              type?: "Exact" | "RegularExpression" | "Distinct";
-              value?: string;
-              invert?: boolean;
-            }[];
-            /**
-             * @minItems 1
-             * @maxItems 9
-             */
-            methods?: [
-              "GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "CONNECT" | "OPTIONS" | "TRACE" | "PATCH",
-              ...("GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "CONNECT" | "OPTIONS" | "TRACE" | "PATCH")[]
-            ];
-            path?: {
-              type?: "Exact" | "PathPrefix" | "RegularExpression";
-              value: string;
-              invert?: boolean;
-            };
-            sourceCIDR?: {
-              type?: "Exact" | "Distinct";
-              value: string;
-            };
-          }[];
-          limit: {
-            requests: number;
-            unit: "Second" | "Minute" | "Hour" | "Day";
+          methods?: ("GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "CONNECT" | "OPTIONS" | "TRACE" | "PATCH")[];
+          path?: {
+            type?: "Exact" | "PathPrefix" | "RegularExpression";
+            value: string;
+            invert?: boolean;
           };
-          burst?: number;
-          shared?: boolean;
-          shadowMode?: boolean;
-        }[]
-      ];
+          sourceCIDR?: {
+            type?: "Exact" | "Distinct";
+            value: string;
+          };
+        }[];
+        limit: {
+          requests: number;
+          unit: "Second" | "Minute" | "Hour" | "Day";
+        };
+        burst?: number;
+        shared?: boolean;
+        shadowMode?: boolean;
+      }[];
     };
     global?: {
       failureMode?: "FailOpen" | "FailClosed" | "Local";
@@ -1162,90 +715,44 @@ export interface RateLimitPolicy {
        * @minItems 1
        * @maxItems 64
        */
-      rules: [
-        {
-          name?: string;
+      rules: {
+        name?: string;
+        /**
+         * @maxItems 8
+         */
+        clientSelectors?: {
           /**
-           * @maxItems 8
+           * @maxItems 16
            */
-          clientSelectors?: {
-            /**
-             * @maxItems 16
-             */
-            headers?: {
-              name: string;
-              type?: "Exact" | "RegularExpression" | "Distinct";
-              value?: string;
-              invert?: boolean;
-            }[];
-            /**
-             * @minItems 1
-             * @maxItems 9
-             */
-            methods?: [
-              "GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "CONNECT" | "OPTIONS" | "TRACE" | "PATCH",
-              ...("GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "CONNECT" | "OPTIONS" | "TRACE" | "PATCH")[]
-            ];
-            path?: {
-              type?: "Exact" | "PathPrefix" | "RegularExpression";
-              value: string;
-              invert?: boolean;
-            };
-            sourceCIDR?: {
-              type?: "Exact" | "Distinct";
-              value: string;
-            };
+          headers?: {
+            name: string;
+            type?: "Exact" | "RegularExpression" | "Distinct";
+            value?: string;
+            invert?: boolean;
           }[];
-          limit: {
-            requests: number;
-            unit: "Second" | "Minute" | "Hour" | "Day";
-          };
-          burst?: number;
-          shared?: boolean;
-          shadowMode?: boolean;
-        },
-        ...{
-          name?: string;
           /**
-           * @maxItems 8
+           * @minItems 1
+           * @maxItems 9
            */
-          clientSelectors?: {
-            /**
-             * @maxItems 16
-             */
-            headers?: {
-              name: string;
-              type?: "Exact" | "RegularExpression" | "Distinct";
-              value?: string;
-              invert?: boolean;
-            }[];
-            /**
-             * @minItems 1
-             * @maxItems 9
-             */
-            methods?: [
-              "GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "CONNECT" | "OPTIONS" | "TRACE" | "PATCH",
-              ...("GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "CONNECT" | "OPTIONS" | "TRACE" | "PATCH")[]
-            ];
-            path?: {
-              type?: "Exact" | "PathPrefix" | "RegularExpression";
-              value: string;
-              invert?: boolean;
-            };
-            sourceCIDR?: {
-              type?: "Exact" | "Distinct";
-              value: string;
-            };
-          }[];
-          limit: {
-            requests: number;
-            unit: "Second" | "Minute" | "Hour" | "Day";
+          methods?: ("GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "CONNECT" | "OPTIONS" | "TRACE" | "PATCH")[];
+          path?: {
+            type?: "Exact" | "PathPrefix" | "RegularExpression";
+            value: string;
+            invert?: boolean;
           };
-          burst?: number;
-          shared?: boolean;
-          shadowMode?: boolean;
-        }[]
-      ];
+          sourceCIDR?: {
+            type?: "Exact" | "Distinct";
+            value: string;
+          };
+        }[];
+        limit: {
+          requests: number;
+          unit: "Second" | "Minute" | "Hour" | "Day";
+        };
+        burst?: number;
+        shared?: boolean;
+        shadowMode?: boolean;
+      }[];
     };
     clientIPDetection?: {
       xForwardedFor?: {
@@ -1299,34 +806,20 @@ export interface ReferenceGrant {
      * @minItems 1
      * @maxItems 16
      */
-    from: [
-      {
-        group: string;
-        kind: string;
-        namespace: string;
-      },
-      ...{
-        group: string;
-        kind: string;
-        namespace: string;
-      }[]
-    ];
+    from: {
+      group: string;
+      kind: string;
+      namespace: string;
+    }[];
     /**
      * @minItems 1
      * @maxItems 16
      */
-    to: [
-      {
-        group: string;
-        kind: string;
-        name?: string;
-      },
-      ...{
-        group: string;
-        kind: string;
-        name?: string;
-      }[]
-    ];
+    to: {
+      group: string;
+      kind: string;
+      name?: string;
+    }[];
   };
 }
 
@@ -1339,7 +832,7 @@ export interface TLSRoute {
      * @minItems 1
      * @maxItems 1024
      */
-    hostnames: [string, ...string[]];
+    hostnames: string[];
     /**
      * @maxItems 32
      */
@@ -1355,58 +848,21 @@ export interface TLSRoute {
      * @minItems 1
      * @maxItems 1
      */
-    rules: [
-      {
-        /**
-         * @minItems 1
-         * @maxItems 16
-         */
-        backendRefs: [
-          {
-            group?: string;
-            kind?: string;
-            name: string;
-            namespace?: string;
-            port?: number;
-            weight?: number;
-          },
-          ...{
-            group?: string;
-            kind?: string;
-            name: string;
-            namespace?: string;
-            port?: number;
-            weight?: number;
-          }[]
-        ];
-        name?: string;
-      },
-      ...{
-        /**
-         * @minItems 1
-         * @maxItems 16
-         */
-        backendRefs: [
-          {
-            group?: string;
-            kind?: string;
-            name: string;
-            namespace?: string;
-            port?: number;
-            weight?: number;
-          },
-          ...{
-            group?: string;
-            kind?: string;
-            name: string;
-            namespace?: string;
-            port?: number;
-            weight?: number;
-          }[]
-        ];
-        name?: string;
-      }[]
-    ];
+    rules: {
+      /**
+       * @minItems 1
+       * @maxItems 16
+       */
+      backendRefs: {
+        group?: string;
+        kind?: string;
+        name: string;
+        namespace?: string;
+        port?: number;
+        weight?: number;
+      }[];
+      name?: string;
+    }[];
   };
   status?: {
     /**
@@ -1417,24 +873,14 @@ export interface TLSRoute {
        * @minItems 1
        * @maxItems 8
        */
-      conditions: [
-        {
-          lastTransitionTime: string;
-          message: string;
-          observedGeneration?: number;
-          reason: string;
-          status: "True" | "False" | "Unknown";
-          type: string;
-        },
-        ...{
-          lastTransitionTime: string;
-          message: string;
-          observedGeneration?: number;
-          reason: string;
-          status: "True" | "False" | "Unknown";
-          type: string;
-        }[]
-      ];
+      conditions: {
+        lastTransitionTime: string;
+        message: string;
+        observedGeneration?: number;
+        reason: string;
+        status: "True" | "False" | "Unknown";
+        type: string;
+      }[];
       controllerName: string;
       parentRef: {
         group?: string;
