@@ -17,7 +17,7 @@ export interface IR {
  * identities here; IR names are for stable diffs and pools, never parsed back.
  */
 export interface Origin {
-  kind: 'Gateway' | 'ListenerSet' | 'IngressClass' | 'Ingress' | 'HTTPRoute' | 'TLSRoute' | 'RateLimitPolicy';
+  kind: 'Gateway' | 'ListenerSet' | 'IngressClass' | 'Ingress' | 'HTTPRoute' | 'TLSRoute' | 'RateLimitPolicy' | 'Service';
   /** Empty for cluster-scoped objects (the implicit Ingress IngressClass). */
   namespace: string;
   name: string;
@@ -403,6 +403,8 @@ export interface L4IR {
 export interface L4Service {
   /** `service/<ns>/<name>/port/<port>`; the same name as the HTTP backend for that Service port. */
   name: string;
+  /** The Service (flows name it). */
+  origin: Origin;
   vip: string;
   port: number;
   protocol: 'TCP' | 'UDP';

@@ -45,10 +45,7 @@ export class FlowContext {
   private rules = new Map<number, string>();
 
   update(l4: L4IR): void {
-    this.services = new Map(l4.services.map((s) => {
-      const [, namespace, name] = s.name.split('/');
-      return [`${s.vip}:${s.port}/${s.protocol}`, { namespace: namespace!, name: name! }];
-    }));
+    this.services = new Map(l4.services.map((s) => [`${s.vip}:${s.port}/${s.protocol}`, { namespace: s.origin.namespace, name: s.origin.name }]));
     this.identities = new Map([
       [1, { labels: ['reserved:host'] }],
       [2, { labels: ['reserved:world'] }],

@@ -90,6 +90,7 @@ export function translateL4Services(index: InputIndex): L4Service[] {
     for (const port of service.spec?.ports ?? []) {
       out.push({
         name: `service/${service.metadata.namespace}/${service.metadata.name}/port/${port.port}`,
+        origin: { kind: 'Service', namespace: service.metadata.namespace ?? '', name: service.metadata.name },
         vip: String(vip),
         port: Number(port.port),
         protocol: port.protocol === 'UDP' ? 'UDP' : 'TCP',

@@ -44,6 +44,7 @@ try {
 
   const services = (n: number, endpoints: number): L4Service[] => Array.from({ length: n }, (_, i) => ({
     name: `service/bench/svc-${i}/port/80`,
+    origin: { kind: 'Service' as const, namespace: 'bench', name: `svc-${i}` },
     vip: `10.${96 + Math.floor(i / 65536)}.${Math.floor(i / 256) % 256}.${i % 256}`,
     port: 80,
     protocol: 'TCP' as const,
@@ -133,7 +134,7 @@ try {
   await topo.startBackends([8080]);
   const started = BpfAgent.start({ pinDir: topo.pinDir, cgroupPath: topo.cgroupPath, logger, traceForwarded: false });
   if ('reason' in started) throw new Error(started.reason);
-  started.agent.apply({ services: [{ name: 'service/bench/web/port/80', vip: '10.96.0.10', port: 80, protocol: 'TCP', affinity: 'random', endpoints: [{ address: topo.backendAddress(1), port: 8080, weight: 1 }] }] });
+  started.agent.apply({ services: [{ name: 'service/bench/web/port/80', origin: { kind: 'Service', namespace: 'bench', name: 'web' }, vip: '10.96.0.10', port: 80, protocol: 'TCP', affinity: 'random', endpoints: [{ address: topo.backendAddress(1), port: 8080, weight: 1 }] }] });
   const n = args.connections;
   const measure = async (host: string, port: number) => JSON.parse(await topo.runClient(CLIENT, [host, String(port), n])) as { connectMs: number[]; errors: Record<string, number> };
   const rounds: { vip: number; direct: number }[] = [];

@@ -113,8 +113,8 @@ describe('desired state', () => {
   it('skips what the kernel side cannot hold and says so', () => {
     const { state, skipped } = desiredState({
       services: [
-        { name: 'service/a/v6/port/80', vip: 'fd00::1', port: 80, protocol: 'TCP', affinity: 'random', endpoints: [] },
-        { name: 'service/a/web/port/80', vip: '10.96.0.1', port: 80, protocol: 'TCP', affinity: 'random', endpoints: [{ address: 'fd00::2', port: 80, weight: 1 }, { address: '10.0.0.1', port: 80, weight: 1 }] },
+        { name: 'service/a/v6/port/80', origin: { kind: 'Service', namespace: 'a', name: 'v6' }, vip: 'fd00::1', port: 80, protocol: 'TCP', affinity: 'random', endpoints: [] },
+        { name: 'service/a/web/port/80', origin: { kind: 'Service', namespace: 'a', name: 'web' }, vip: '10.96.0.1', port: 80, protocol: 'TCP', affinity: 'random', endpoints: [{ address: 'fd00::2', port: 80, weight: 1 }, { address: '10.0.0.1', port: 80, weight: 1 }] },
       ],
     }, { gatewayCgroups: [], traceForwarded: false });
     expect(skipped).toEqual(['service/a/v6/port/80: VIP fd00::1 is not IPv4', 'service/a/web/port/80: endpoint fd00::2 is not IPv4']);

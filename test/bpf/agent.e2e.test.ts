@@ -35,6 +35,7 @@ suite('BPF agent (root, network namespaces)', () => {
   const endpoint = (i: number, port = 8080, weight = 1): L4Endpoint => ({ address: topo.backendAddress(i), port, weight });
   const service = (name: string, vip: string, port: number, endpoints: L4Endpoint[], affinity: 'random' | 'client' = 'random'): L4Service => ({
     name: `service/default/${name}/port/${port}`,
+    origin: { kind: 'Service', namespace: 'default', name },
     vip,
     port,
     protocol: 'TCP',
