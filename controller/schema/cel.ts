@@ -36,10 +36,16 @@ const CEL_RESERVED = new Set([
   'import', 'let', 'loop', 'package', 'namespace', 'return', 'var', 'void', 'while',
 ]);
 
-/** How a property name reads in a rule (Kubernetes' escaping of field names). */
+const escapedNames = new Map<string, string>();
+
+/** How a property name reads in a rule (Kubernetes' escaping of field names); schema names only, so the cache stays small. */
 export function celFieldName(name: string): string {
-  if (CEL_RESERVED.has(name)) return `__${name}__`;
-  return name.replace(/__|[./-]/g, (m) => ({ __: '__underscores__', '.': '__dot__', '-': '__dash__', '/': '__slash__' })[m]!);
+  let escaped = escapedNames.get(name);
+  if (escaped === undefined) {
+    escaped = CEL_RESERVED.has(name) ? `__${name}__` : name.replace(/__|[./-]/g, (m) => ({ __: '__underscores__', '.': '__dot__', '-': '__dash__', '/': '__slash__' })[m]!);
+    escapedNames.set(name, escaped);
+  }
+  return escaped;
 }
 
 /**

@@ -102,7 +102,7 @@ export function inputProblem(obj: Validated): string | null {
   applyDefaults(schema, copy);
   const validate = validatorFor(index);
   if (!validate(copy)) return schemaError(validate.errors ?? []);
-  return celProblem(schema, copy, '');
+  return celProblem(schema, copy, celValue(copy, schema), '');
 }
 
 /**
@@ -193,37 +193,38 @@ function celValue(value: unknown, schema: JsonSchema | undefined): unknown {
   return out;
 }
 
-/** The first CEL rule `value` breaks, depth first (parents before children, as a path reads). */
-function celProblem(schema: JsonSchema, value: unknown, path: string): string | null {
-  const rules = schema['x-kubernetes-validations'];
-  if (rules) {
-    let self: unknown;
-    for (const { rule, message } of rules) {
-      const evaluate = celRule(rule);
-      if (!evaluate) continue;
-      self ??= celValue(value, schema);
-      let result: unknown;
-      try {
-        result = evaluate(self);
-      } catch (err) {
-        return `${path || '<root>'}: Invalid value: rule ${JSON.stringify(rule)} cannot be evaluated: ${(err as Error).message.split('\n')[0]}`;
-      }
-      if (result !== true) return `${path || '<root>'}: Invalid value: ${message ?? `failed rule: ${rule}`}`;
+/**
+ * The first CEL rule `value` breaks, depth first (parents before children, as a path reads).
+ * `view` is `value` as rules read it (celValue), converted once for the whole object.
+ */
+function celProblem(schema: JsonSchema, value: unknown, view: unknown, path: string): string | null {
+  for (const { rule, message } of schema['x-kubernetes-validations'] ?? []) {
+    const evaluate = celRule(rule);
+    if (!evaluate) continue;
+    let result: unknown;
+    try {
+      result = evaluate(view);
+    } catch (err) {
+      return `${path || '<root>'}: Invalid value: rule ${JSON.stringify(rule)} cannot be evaluated: ${(err as Error).message.split('\n')[0]}`;
     }
+    if (result !== true) return `${path || '<root>'}: Invalid value: ${message ?? `failed rule: ${rule}`}`;
   }
   if (Array.isArray(value)) {
     if (!schema.items) return null;
+    const views = view as unknown[];
     for (const [i, item] of value.entries()) {
-      const problem = celProblem(schema.items, item, `${path}[${i}]`);
+      const problem = celProblem(schema.items, item, views[i], `${path}[${i}]`);
       if (problem) return problem;
     }
     return null;
   }
   if (typeof value !== 'object' || value === null) return null;
+  const views = view as Record<string, unknown>;
   for (const [key, child] of Object.entries(value)) {
-    const sub = schema.properties?.[key] ?? (typeof schema.additionalProperties === 'object' ? schema.additionalProperties : undefined);
+    const property = schema.properties?.[key];
+    const sub = property ?? (typeof schema.additionalProperties === 'object' ? schema.additionalProperties : undefined);
     if (!sub) continue;
-    const problem = celProblem(sub, child, path ? `${path}.${key}` : key);
+    const problem = celProblem(sub, child, views[property ? celFieldName(key) : key], path ? `${path}.${key}` : key);
     if (problem) return problem;
   }
   return null;
