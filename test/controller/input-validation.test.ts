@@ -79,6 +79,8 @@ const REFUSED: Array<[what: string, yaml: string, object: string, says: string]>
   ['a Service backend without a port', route('[{backendRefs: [{name: s}]}]'), 'HTTPRoute default/bad', 'spec.rules[0].backendRefs[0]: Invalid value: Must have port for Service reference'],
   ['a redirect with a prefix rewrite and two matches', route('[{matches: [{path: {value: /a}}, {path: {value: /b}}], filters: [{type: RequestRedirect, requestRedirect: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /x}}}]}]'), 'HTTPRoute default/bad', 'spec.rules[0]: Invalid value: When using RequestRedirect filter with path.replacePrefixMatch, exactly one PathPrefix match must be specified'],
   ['a TLSRoute hostname that is an IP address (isIP)', 'apiVersion: gateway.networking.k8s.io/v1\nkind: TLSRoute\nmetadata: {name: bad}\nspec: {parentRefs: [{name: gw}], hostnames: [10.0.0.1], rules: [{backendRefs: [{name: s, port: 443}]}]}', 'TLSRoute default/bad', 'spec.hostnames: Invalid value: Hostnames cannot contain an IP'],
+  ['a backendRequest timeout longer than the request timeout (duration())', route('[{timeouts: {request: 10s, backendRequest: 1m}, backendRefs: [{name: s, port: 80}]}]'), 'HTTPRoute default/bad', 'spec.rules[0].timeouts: Invalid value: backendRequest timeout cannot be longer than request timeout'],
+  ['a rate-limit sourceCIDR that is no CIDR (isCIDR)', policy('{clientSelectors: [{sourceCIDR: {value: 10.0.0.0/33}}], limit: {requests: 1, unit: Second}}'), 'RateLimitPolicy default/bad', 'spec.local.rules[0].clientSelectors[0].sourceCIDR.value: Invalid value: must be a CIDR such as 10.0.0.0/8'],
   ['a RateLimitPolicy with no rules (our CRD rule)', 'apiVersion: sluice.dev/v1alpha1\nkind: RateLimitPolicy\nmetadata: {name: bad}\nspec: {targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: gw}]}', 'RateLimitPolicy default/bad', 'spec: Invalid value: a policy needs local or global rules'],
   // Wrong types that once threw out of translate() (found by test/fuzz/translate.test.ts).
   ['HTTPRoute rules as a mapping', route('{a: 1}'), 'HTTPRoute default/bad', 'spec.rules: Invalid value: a mapping: must be array'],
@@ -149,9 +151,18 @@ spec:
     filters: [{type: RequestRedirect, requestRedirect: {scheme: https}}]
   - backendRefs: [{name: s, port: 80}]
     retry: {attempts: 2, backoff: 10ms, codes: [503]}
+    timeouts: {request: 1m30s, backendRequest: 10s}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: TLSRoute
+metadata: {name: t}
+spec:
+  parentRefs: [{name: gw}]
+  hostnames: ["*.example.com"]
+  rules: [{backendRefs: [{name: s, port: 443}]}]
 `);
     expect(parsed).toMatchObject({ problems: [] });
-    expect('objects' in parsed && parsed.objects.map((o) => o.kind)).toEqual(['GatewayClass', 'Gateway', 'CiliumNetworkPolicy', 'Ingress', 'EndpointSlice', 'HTTPRoute']);
+    expect('objects' in parsed && parsed.objects.map((o) => o.kind)).toEqual(['GatewayClass', 'Gateway', 'CiliumNetworkPolicy', 'Ingress', 'EndpointSlice', 'HTTPRoute', 'TLSRoute']);
     // Translation gets the object as written, not the defaulted copy the rules saw.
     expect('objects' in parsed && parsed.objects[5]!.spec.rules[0].matches[0]).toEqual({ path: { value: '/a' } });
   });
