@@ -160,7 +160,7 @@ spec:
   gatewayClassName: sluice
   listeners:
   - {name: https, port: 8443, protocol: HTTPS, tls: {certificateRefs: [{name: site-tls}]}}
-  - {name: www, port: 8443, protocol: HTTPS, hostname: WWW.example.org, tls: {certificateRefs: [{name: site-tls}]}}
+  - {name: www, port: 8443, protocol: HTTPS, hostname: www.example.org, tls: {certificateRefs: [{name: site-tls}]}}
   - {name: extra, port: 9443, protocol: HTTPS, tls: {certificateRefs: [{name: extra-tls}]}}
   - {name: mine, port: 9444, protocol: HTTPS, tls: {certificateRefs: [{name: mine-tls}]}}
 ---
