@@ -127,12 +127,15 @@ const isObject = (v: Json | undefined): v is JsonObject => typeof v === 'object'
  * - `x-kubernetes-int-or-string` is an integer or a string;
  * - `nullable` allows null;
  * - descriptions, formats (the API server checks few, and only loosely) and the other `x-kubernetes-*`
- *   markers are dropped; `x-kubernetes-validations` (CEL rules) stays for controller/schema/cel.ts.
+ *   markers are dropped; KEPT_MARKERS stay for controller/schema/validate.ts.
  */
+/** The markers validation reads: CEL rules, and list types (a `set`, or a `map` keyed by some fields, holds no duplicates). */
+const KEPT_MARKERS = new Set(['x-kubernetes-validations', 'x-kubernetes-list-type', 'x-kubernetes-list-map-keys']);
+
 function toJsonSchema(schema: JsonObject, inBranch = false): JsonObject {
   const out: JsonObject = {};
   for (const [key, value] of Object.entries(schema)) {
-    if (key === 'description' || key === 'format' || (key.startsWith('x-kubernetes-') && key !== 'x-kubernetes-validations')) continue;
+    if (key === 'description' || key === 'format' || (key.startsWith('x-kubernetes-') && !KEPT_MARKERS.has(key))) continue;
     if (key === 'nullable') continue;
     if (key === 'properties' && isObject(value)) {
       out.properties = Object.fromEntries(Object.entries(value).map(([name, sub]) => [name, isObject(sub) ? toJsonSchema(sub, inBranch) : sub]));
@@ -190,7 +193,7 @@ function forTypes(schema: Json): Json {
   if (!isObject(schema)) return schema;
   const out: JsonObject = {};
   for (const [k, v] of Object.entries(schema)) {
-    if (k === 'x-kubernetes-validations' || k === 'oneOf' || k === 'not' || (k === 'anyOf' && schema.type !== undefined)) continue;
+    if (k.startsWith('x-kubernetes-') || k === 'oneOf' || k === 'not' || (k === 'anyOf' && schema.type !== undefined)) continue;
     out[k] = forTypes(v);
   }
   return out;

@@ -69,6 +69,8 @@ const REFUSED: Array<[what: string, yaml: string, object: string, says: string]>
   ['an apiVersion that does not serve the kind', 'apiVersion: gateway.networking.k8s.io/v9\nkind: HTTPRoute\nmetadata: {name: bad}\nspec: {}', 'HTTPRoute default/bad', 'apiVersion: gateway.networking.k8s.io/v9 does not serve HTTPRoute (served: gateway.networking.k8s.io/v1, gateway.networking.k8s.io/v1beta1)'],
   ['a core kind with a field of the wrong type', 'apiVersion: v1\nkind: Service\nmetadata: {name: bad}\nspec: {ports: [{port: "80"}]}', 'Service default/bad', 'spec.ports[0].port: Invalid value: string "80": must be integer'],
   ['a core kind with an unknown field', 'apiVersion: v1\nkind: Service\nmetadata: {name: bad}\nspec: {portz: []}', 'Service default/bad', 'spec.portz: unknown field'],
+  // List types: a map-list holds no two items with the same keys.
+  ['a header matched twice by name', route('[{matches: [{headers: [{name: x, value: a}, {name: x, value: b}]}], backendRefs: [{name: s, port: 80}]}]'), 'HTTPRoute default/bad', 'spec.rules[0].matches[0].headers[1]: Duplicate value: {"name":"x"}'],
   // The CRDs' CEL rules (x-kubernetes-validations).
   ['two listeners with one name', gateway('[{name: h, port: 80, protocol: HTTP}, {name: h, port: 81, protocol: HTTP}]'), 'Gateway default/bad', 'spec.listeners: Invalid value: Listener name must be unique within the Gateway'],
   ['two listeners with one port, protocol and hostname', gateway('[{name: a, port: 80, protocol: HTTP}, {name: b, port: 80, protocol: HTTP}]'), 'Gateway default/bad', 'spec.listeners: Invalid value: Combination of port, protocol and hostname must be unique for each listener'],
