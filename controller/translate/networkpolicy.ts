@@ -319,13 +319,14 @@ function collectEndpoints(index: InputIndex, options: PolicyOptions, problems: s
     const service = serviceName ? index.service(namespace, serviceName) : undefined;
     const selector = stringMap(service?.spec?.selector);
     for (const ep of asArray(slice.endpoints)) {
-      if (ep?.conditions?.ready === false) continue;
-      const ref = ep?.targetRef;
-      const refPod = ref?.kind === 'Pod' ? podsByName.get(`${ref.namespace ?? namespace}/${ref.name}`) : undefined;
+      const endpoint = fieldsOf(ep);
+      if (fieldsOf(endpoint.conditions).ready === false) continue;
+      const ref = fieldsOf(endpoint.targetRef);
+      const refPod = ref.kind === 'Pod' ? podsByName.get(`${String(ref.namespace ?? namespace)}/${String(ref.name)}`) : undefined;
       const owner: AddressOwner = refPod
         ? { namespace, labels: stringMap(refPod.metadata.labels), pods: [refPod], fromPod: true }
         : { namespace, labels: selector, pods: [], fromPod: false };
-      for (const address of asArray(ep?.addresses)) {
+      for (const address of asArray(endpoint.addresses)) {
         const ip = parseIPv4(String(address));
         if (ip === null) continue;
         if (isGateway(namespace, owner.labels)) {
@@ -367,7 +368,7 @@ function collectEndpoints(index: InputIndex, options: PolicyOptions, problems: s
 }
 
 function podAddresses(pod: KubeObject): number[] {
-  const texts = [...asArray(pod.status?.podIPs).map((p: any) => p?.ip), pod.status?.podIP];
+  const texts = [...asArray(pod.status?.podIPs).map((p) => fieldsOf(p).ip), pod.status?.podIP];
   const out = new Set<number>();
   for (const t of texts) {
     const ip = typeof t === 'string' ? parseIPv4(t) : null;
@@ -455,7 +456,8 @@ function kubernetesPeers(list: unknown, path: string, policyNamespace: string, p
     const hasSelector = p.podSelector !== undefined || p.namespaceSelector !== undefined;
     if (p.ipBlock !== undefined) {
       if (hasSelector) return problem(`${where}: ipBlock cannot be combined with a selector; peer skipped`);
-      const peer = cidrPeer(p.ipBlock?.cidr, p.ipBlock?.except, `${where}.ipBlock`, problem);
+      const block = fieldsOf(p.ipBlock);
+      const peer = cidrPeer(block.cidr, block.except, `${where}.ipBlock`, problem);
       if (peer) peers.push(peer);
       return;
     }
@@ -503,7 +505,7 @@ function parseCiliumPolicy(obj: KubeObject, clusterwide: boolean, ctx: Context):
   const what = `${kind} ${namespacedName(obj)}`;
   const problem = (text: string) => ctx.problems.push(`${what}: ${text}`);
   const prefix = `${kind.toLowerCase()}/${ns === null ? '' : `${ns}/`}${obj.metadata.name}`;
-  const specs: { spec: any; path: string }[] = [];
+  const specs: { spec: unknown; path: string }[] = [];
   if (obj.spec !== undefined && obj.spec !== null) specs.push({ spec: obj.spec, path: 'spec' });
   if (Array.isArray(obj.specs)) obj.specs.forEach((spec, i) => specs.push({ spec, path: `specs[${i}]` }));
   else if (obj.specs !== undefined && obj.specs !== null) problem('specs is not a list; ignored');
@@ -568,7 +570,7 @@ function parseCiliumPolicy(obj: KubeObject, clusterwide: boolean, ctx: Context):
 }
 
 function ciliumRule(
-  rule: any,
+  rule: unknown,
   direction: Direction,
   where: string,
   namespace: string | null,
@@ -582,7 +584,7 @@ function ciliumRule(
   const from = direction === 'ingress' ? 'from' : 'to';
   const peers: Peer[] = [];
   let hasPeerField = false;
-  const list = (key: string): any[] => {
+  const list = (key: string): unknown[] => {
     const value = rule[key];
     if (value === undefined || value === null) return [];
     hasPeerField = true; // present, even empty: an explicit empty list selects nothing
@@ -604,7 +606,7 @@ function ciliumRule(
     if (isObject(set) && (set.cidrGroupRef !== undefined || set.cidrGroupSelector !== undefined)) {
       return problem(`${at}: CiliumCIDRGroup references are not supported; peer skipped`);
     }
-    const peer = cidrPeer(set?.cidr, set?.except, at, problem);
+    const peer = cidrPeer(fieldsOf(set).cidr, fieldsOf(set).except, at, problem);
     if (peer) peers.push(peer);
   });
   list(`${from}Entities`).forEach((entity, j) => {
@@ -855,10 +857,11 @@ class NamedPortReport {
     const out = new Map<string, { protocol: Protocol; port: number }>();
     for (const pod of identity.pods) {
       for (const c of asArray(pod.spec?.containers)) {
-        for (const cp of asArray(c?.ports)) {
-          const protocol = (cp?.protocol ?? 'TCP') as Protocol;
-          if (String(cp?.name ?? '').toLowerCase() !== p.name || (p.protocol !== 'ANY' && protocol !== p.protocol)) continue;
-          const port = Number(cp?.containerPort);
+        for (const containerPort of asArray(fieldsOf(c).ports)) {
+          const cp = fieldsOf(containerPort);
+          const protocol = (cp.protocol ?? 'TCP') as Protocol;
+          if (String(cp.name ?? '').toLowerCase() !== p.name || (p.protocol !== 'ANY' && protocol !== p.protocol)) continue;
+          const port = Number(cp.containerPort);
           if (Number.isInteger(port) && port >= 1 && port <= 65535) out.set(`${protocol}/${port}`, { protocol, port });
         }
       }
@@ -988,11 +991,16 @@ function sortByName(objects: KubeObject[]): KubeObject[] {
   return [...objects].sort((a, b) => compareStrings(namespacedName(a), namespacedName(b)));
 }
 
-function asArray(value: unknown): any[] {
+function asArray(value: unknown): unknown[] {
   return Array.isArray(value) ? value : [];
 }
 
-function isObject(v: unknown): v is Record<string, any> {
+function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** The fields of a value read as an object: none when it is not one (what optional chaining gives on parsed YAML). */
+function fieldsOf(v: unknown): Record<string, unknown> {
+  return isObject(v) ? v : {};
 }
 
