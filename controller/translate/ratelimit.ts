@@ -14,10 +14,10 @@
 //
 // Pure like the rest of translation: the same snapshot gives the same IR and statuses.
 import { createHash } from 'node:crypto';
-import { isIP } from 'node:net';
 import type { Origin, RateLimitPolicy, RateLimitRule, RateLimitSelector } from '../../ir/types.ts';
 import { stableJson } from '../../ir/version.ts';
-import { GATEWAY_GROUP, namespacedName, type InputSnapshot, type KubeObject } from '../sources/objects.ts';
+import type { HTTPRouteSpec, RateLimitPolicy as RateLimitPolicyObject } from '../schema/kinds.ts';
+import { namespacedName, type InputSnapshot, type KubeObject } from '../sources/objects.ts';
 import { condition, type Condition, type ObjectStatus } from '../status/conditions.ts';
 import type { GatewayState } from './gateway.ts';
 import type { Placement } from './httproute.ts';
@@ -26,13 +26,15 @@ export const RATE_LIMIT_GROUP = 'sluice.dev';
 export const RATE_LIMIT_ANNOTATION = 'sluice.dev/rate-limit';
 export const RATE_LIMIT_SCOPE_ANNOTATION = 'sluice.dev/rate-limit-scope';
 
-const UNIT_SECONDS: Record<string, number> = { Second: 1, Minute: 60, Hour: 3600, Day: 86400 };
-const MAX_TARGET_REFS = 16;
-const MAX_RULES = 64;
-const MAX_SELECTORS = 8;
-const RULE_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
-const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$/;
-const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']);
+// The spec as its CRD types it. A policy translation sees has passed the CRD's schema and CEL rules
+// (standalone: controller/schema/validate.ts; Kubernetes mode: the API server), so the bounds,
+// enums, patterns and required fields are not checked again here; only what the schema cannot
+// say is (a regular expression JavaScript compiles, unique rule names, a path starting with /).
+type RateLimitSpec = RateLimitPolicyObject['spec'];
+type RuleSpec = NonNullable<RateLimitSpec['local']>['rules'][number] | NonNullable<RateLimitSpec['global']>['rules'][number];
+type SelectorSpec = NonNullable<RuleSpec['clientSelectors']>[number];
+
+const UNIT_SECONDS: Record<RuleSpec['limit']['unit'], number> = { Second: 1, Minute: 60, Hour: 3600, Day: 86400 };
 
 export interface RateLimitInput {
   snapshot: InputSnapshot;
@@ -153,38 +155,26 @@ function candidateKeys(route: Origin, listener: Origin): string[] {
 
 function readPolicy(obj: KubeObject, input: RateLimitInput): PolicyState {
   const ns = obj.metadata.namespace ?? 'default';
-  const spec = obj.spec ?? {};
-  const refs: any[] = Array.isArray(spec.targetRefs) ? spec.targetRefs : [];
+  const spec = obj.spec as RateLimitSpec;
   const compiled = compilePolicy(obj);
-  const invalid = 'error' in compiled ? compiled.error : refs.length === 0 ? 'spec.targetRefs must name at least one target' : refs.length > MAX_TARGET_REFS ? `spec.targetRefs has ${refs.length} entries (at most ${MAX_TARGET_REFS})` : null;
+  const invalid = 'error' in compiled ? compiled.error : null;
   const seen = new Set<string>();
   const ancestors: Ancestor[] = [];
-  refs.forEach((raw, i) => {
-    const ref: TargetRef = {
-      group: String(raw?.group ?? GATEWAY_GROUP),
-      kind: String(raw?.kind ?? ''),
-      namespace: ns,
-      name: String(raw?.name ?? ''),
-      ...(raw?.sectionName !== undefined ? { sectionName: String(raw.sectionName) } : {}),
-    };
+  // A targetRef has no namespace field: a policy targets objects of its own namespace.
+  for (const { group, kind, name, sectionName } of spec.targetRefs) {
+    const ref: TargetRef = { group, kind, namespace: ns, name, ...(sectionName !== undefined ? { sectionName } : {}) };
     const key = `${ref.kind}/${ns}/${ref.name}/${ref.sectionName ?? ''}`;
-    if (seen.has(key)) return; // the same target listed twice: one ancestor
+    if (seen.has(key)) continue; // the same target listed twice: one ancestor
     seen.add(key);
-    const problem = invalid
-      ? { reason: 'Invalid', message: invalid }
-      : raw?.namespace !== undefined && raw.namespace !== ns
-        ? { reason: 'Invalid', message: `targetRefs[${i}]: a policy targets objects in its own namespace only` }
-        : resolveTarget(ref, input);
+    const problem = invalid ? { reason: 'Invalid', message: invalid } : resolveTarget(ref, input);
     ancestors.push({ ref, problem, key, governed: new Set(), overridden: new Set() });
-  });
+  }
   return { obj, ir: 'error' in compiled ? null : compiled.policy, invalid, ancestors };
 }
 
 function resolveTarget(ref: TargetRef, input: RateLimitInput): Ancestor['problem'] {
   const what = describeRef(ref);
-  if (ref.group !== GATEWAY_GROUP || (ref.kind !== 'Gateway' && ref.kind !== 'HTTPRoute')) {
-    return { reason: 'Invalid', message: `${what}: only Gateway and HTTPRoute (${GATEWAY_GROUP}) can be targeted` };
-  }
+  // The CRD's CEL rule admits Gateway and HTTPRoute of gateway.networking.k8s.io only.
   if (ref.kind === 'Gateway') {
     const gateway = input.gateways.find((g) => g.key === `${ref.namespace}/${ref.name}`);
     if (!gateway) return { reason: 'TargetNotFound', message: `${what} does not exist or is not served by this controller` };
@@ -197,7 +187,7 @@ function resolveTarget(ref: TargetRef, input: RateLimitInput): Ancestor['problem
   if (!route || !input.servedRoutes.has(`${ref.namespace}/${ref.name}`)) {
     return { reason: 'TargetNotFound', message: `${what} does not exist or is not attached to a Gateway this controller serves` };
   }
-  if (ref.sectionName !== undefined && !(route.spec?.rules ?? []).some((r: any) => r?.name === ref.sectionName)) {
+  if (ref.sectionName !== undefined && !((route.spec as HTTPRouteSpec | undefined)?.rules ?? []).some((r) => r.name === ref.sectionName)) {
     return { reason: 'TargetNotFound', message: `${what}: the HTTPRoute has no rule named ${ref.sectionName}` };
   }
   return null;
@@ -233,45 +223,32 @@ function policyStatus(policy: PolicyState, controllerName: string): ObjectStatus
 
 // ------------------------------------------------------------------ validation and IR
 
-/** The policy's spec as IR, or the first thing wrong with it (the API server's schema checks plus what CEL cannot). */
+/** The policy's spec as IR, or what the schema cannot refuse that is wrong with it (see RateLimitSpec). */
 export function compilePolicy(obj: KubeObject): { policy: RateLimitPolicy } | { error: string } {
-  const spec = obj.spec ?? {};
+  const spec = obj.spec as RateLimitSpec;
   const key = namespacedName(obj);
   try {
-    const rules: RateLimitRule[] = [];
-    const raw: { scope: 'Local' | 'Global'; rule: any; where: string }[] = [];
-    for (const [field, scope] of [['local', 'Local'], ['global', 'Global']] as const) {
-      const block = spec[field];
-      if (block === undefined || block === null) continue;
-      if (!Array.isArray(block.rules) || block.rules.length === 0) throw new Error(`spec.${field}.rules must list at least one rule`);
-      block.rules.forEach((rule: any, i: number) => raw.push({ scope, rule, where: `spec.${field}.rules[${i}]` }));
-    }
-    if (raw.length === 0) throw new Error('spec needs local or global rules');
-    if (raw.length > MAX_RULES) throw new Error(`at most ${MAX_RULES} rules`);
+    const raw = [
+      ...(spec.local?.rules ?? []).map((rule, i) => ({ scope: 'Local' as const, rule, where: `spec.local.rules[${i}]` })),
+      ...(spec.global?.rules ?? []).map((rule, i) => ({ scope: 'Global' as const, rule, where: `spec.global.rules[${i}]` })),
+    ];
     const names = new Set<string>();
-    raw.forEach(({ scope, rule, where }, i) => {
-      const name = rule?.name !== undefined ? String(rule.name) : raw.length === 1 ? obj.metadata.name : `${obj.metadata.name}-${i}`;
-      if (rule?.name !== undefined && !RULE_NAME.test(name)) throw new Error(`${where}.name ${JSON.stringify(name)}: letters, digits, '-', '_' and '.', at most 63`);
+    const rules = raw.map(({ scope, rule, where }, i) => {
+      const name = rule.name ?? (raw.length === 1 ? obj.metadata.name : `${obj.metadata.name}-${i}`);
       if (names.has(name)) throw new Error(`${where}.name ${name} is used twice`);
       names.add(name);
-      rules.push(compileRule(rule, scope, name, where));
+      return compileRule(rule, scope, name, where);
     });
-    const failureMode = spec.global?.failureMode ?? 'FailOpen';
-    if (!['FailOpen', 'FailClosed', 'Local'].includes(failureMode)) throw new Error(`spec.global.failureMode ${JSON.stringify(failureMode)}: FailOpen, FailClosed or Local`);
     const xff = spec.clientIPDetection?.xForwardedFor ?? {};
-    const trustedHops = xff.numTrustedHops ?? 0;
-    if (!Number.isInteger(trustedHops) || trustedHops < 0 || trustedHops > 8) throw new Error('spec.clientIPDetection.xForwardedFor.numTrustedHops: a whole number from 0 to 8');
-    const trustedProxies = (xff.trustedCIDRs ?? []).map((c: unknown, i: number) => checkCidr(c, `spec.clientIPDetection.xForwardedFor.trustedCIDRs[${i}]`));
     const draft = spec.responseHeaders?.draft ?? 'Draft10';
-    if (draft !== 'Draft10' && draft !== 'None') throw new Error(`spec.responseHeaders.draft ${JSON.stringify(draft)}: Draft10 or None`);
     return {
       policy: {
         name: `ratelimitpolicy/${key}`,
         source: key,
         origin: { kind: 'RateLimitPolicy', namespace: obj.metadata.namespace ?? '', name: obj.metadata.name },
         rules,
-        failureMode,
-        clientIP: { trustedHops, trustedProxies },
+        failureMode: spec.global?.failureMode ?? 'FailOpen',
+        clientIP: { trustedHops: xff.numTrustedHops ?? 0, trustedProxies: (xff.trustedCIDRs ?? []).map(canonicalCidr) },
         responseHeaders: { draft10: draft === 'Draft10', legacy: spec.responseHeaders?.legacyXRateLimit === true },
       },
     };
@@ -280,18 +257,10 @@ export function compilePolicy(obj: KubeObject): { policy: RateLimitPolicy } | { 
   }
 }
 
-function compileRule(rule: any, scope: 'Local' | 'Global', name: string, where: string): RateLimitRule {
-  const requests = rule?.limit?.requests;
-  const unit = rule?.limit?.unit;
-  if (!Number.isInteger(requests) || requests < 1 || requests > 1_000_000_000) throw new Error(`${where}.limit.requests: a whole number from 1`);
-  if (!(unit in UNIT_SECONDS)) throw new Error(`${where}.limit.unit ${JSON.stringify(unit)}: Second, Minute, Hour or Day`);
-  const burst = rule.burst ?? requests;
-  if (!Number.isInteger(burst) || burst < 1 || burst > 1_000_000_000) throw new Error(`${where}.burst: a whole number from 1`);
-  const selectorsIn: any[] = rule.clientSelectors ?? [];
-  if (!Array.isArray(selectorsIn) || selectorsIn.length > MAX_SELECTORS) throw new Error(`${where}.clientSelectors: a list of at most ${MAX_SELECTORS}`);
-  const selectors: RateLimitSelector[] = [];
-  selectorsIn.forEach((sel, i) => selectors.push(...compileSelector(sel, `${where}.clientSelectors[${i}]`)));
-  const content = { scope, selectors, requests, unitSeconds: UNIT_SECONDS[unit]!, burst, shared: rule.shared === true };
+function compileRule(rule: RuleSpec, scope: 'Local' | 'Global', name: string, where: string): RateLimitRule {
+  const { requests, unit } = rule.limit;
+  const selectors = (rule.clientSelectors ?? []).flatMap((sel, i) => compileSelector(sel, `${where}.clientSelectors[${i}]`));
+  const content = { scope, selectors, requests, unitSeconds: UNIT_SECONDS[unit], burst: rule.burst ?? requests, shared: rule.shared === true };
   return {
     name,
     ...content,
@@ -300,46 +269,29 @@ function compileRule(rule: any, scope: 'Local' | 'Global', name: string, where: 
   };
 }
 
-function compileSelector(sel: any, where: string): RateLimitSelector[] {
+function compileSelector(sel: SelectorSpec, where: string): RateLimitSelector[] {
   const out: RateLimitSelector[] = [];
-  if (sel === null || typeof sel !== 'object') throw new Error(`${where}: expected an object`);
   for (const [j, h] of (sel.headers ?? []).entries()) {
-    const w = `${where}.headers[${j}]`;
-    const name = String(h?.name ?? '');
-    if (!HEADER_NAME.test(name)) throw new Error(`${w}.name ${JSON.stringify(name)} is not a header name`);
-    const type = h?.type ?? 'Exact';
-    const invert = h?.invert === true;
+    const name = h.name.toLowerCase();
+    const type = h.type ?? 'Exact';
     if (type === 'Distinct') {
-      if (h.value !== undefined) throw new Error(`${w}: a Distinct header takes no value`);
-      if (invert) throw new Error(`${w}: a Distinct header cannot be inverted`);
-      out.push({ type: 'Header', name: name.toLowerCase(), match: 'Distinct', invert: false });
-    } else if (type === 'Exact' || type === 'RegularExpression') {
-      if (typeof h.value !== 'string') throw new Error(`${w}: ${type} needs a value`);
-      if (type === 'RegularExpression') checkRegex(h.value, w);
-      out.push({ type: 'Header', name: name.toLowerCase(), match: type, value: h.value, invert });
-    } else throw new Error(`${w}.type ${JSON.stringify(type)}: Exact, RegularExpression or Distinct`);
+      out.push({ type: 'Header', name, match: 'Distinct', invert: false });
+      continue;
+    }
+    // The CRD's CEL rule: Exact and RegularExpression carry a value.
+    const value = h.value!;
+    if (type === 'RegularExpression') checkRegex(value, `${where}.headers[${j}]`);
+    out.push({ type: 'Header', name, match: type, value, invert: h.invert === true });
   }
-  if (sel.methods !== undefined) {
-    if (!Array.isArray(sel.methods) || sel.methods.length === 0) throw new Error(`${where}.methods: a non-empty list`);
-    const methods = sel.methods.map((m: unknown) => String(m));
-    for (const m of methods) if (!METHODS.has(m)) throw new Error(`${where}.methods: ${m} is not an HTTP method (upper case, as in HTTPRoute matches)`);
-    out.push({ type: 'Method', methods });
-  }
+  if (sel.methods !== undefined) out.push({ type: 'Method', methods: [...sel.methods] });
   if (sel.path !== undefined) {
-    const type = sel.path?.type ?? 'PathPrefix';
-    const value = sel.path?.value;
-    if (!['Exact', 'PathPrefix', 'RegularExpression'].includes(type)) throw new Error(`${where}.path.type ${JSON.stringify(type)}: Exact, PathPrefix or RegularExpression`);
-    if (typeof value !== 'string') throw new Error(`${where}.path.value is required`);
+    const type = sel.path.type ?? 'PathPrefix';
+    const value = sel.path.value;
     if (type === 'RegularExpression') checkRegex(value, `${where}.path`);
     else if (!value.startsWith('/')) throw new Error(`${where}.path.value must start with /`);
     out.push({ type: 'Path', match: type, value, invert: sel.path.invert === true });
   }
-  if (sel.sourceCIDR !== undefined) {
-    const type = sel.sourceCIDR?.type ?? 'Exact';
-    if (type !== 'Exact' && type !== 'Distinct') throw new Error(`${where}.sourceCIDR.type ${JSON.stringify(type)}: Exact or Distinct`);
-    out.push({ type: 'SourceCIDR', match: type, cidrs: [checkCidr(sel.sourceCIDR?.value, `${where}.sourceCIDR.value`)] });
-  }
-  if (out.length === 0) throw new Error(`${where}: a selector needs headers, methods, path or sourceCIDR`);
+  if (sel.sourceCIDR !== undefined) out.push({ type: 'SourceCIDR', match: sel.sourceCIDR.type ?? 'Exact', cidrs: [canonicalCidr(sel.sourceCIDR.value)] });
   return out;
 }
 
@@ -351,11 +303,10 @@ function checkRegex(pattern: string, where: string): void {
   }
 }
 
-function checkCidr(value: unknown, where: string): string {
-  const m = /^([^/]+)\/(\d{1,3})$/.exec(String(value ?? ''));
-  const family = m ? isIP(m[1]!) : 0;
-  if (!m || family === 0 || Number(m[2]) > (family === 4 ? 32 : 128)) throw new Error(`${where} ${JSON.stringify(value)} is not a CIDR such as 10.0.0.0/8`);
-  return `${m[1]!.toLowerCase()}/${Number(m[2])}`;
+/** A CIDR the schema's isCIDR() admitted, in one spelling: address lower case, prefix length without leading zeros. */
+function canonicalCidr(cidr: string): string {
+  const slash = cidr.indexOf('/');
+  return `${cidr.slice(0, slash).toLowerCase()}/${Number(cidr.slice(slash + 1))}`;
 }
 
 // ------------------------------------------------------------------ the Ingress annotation

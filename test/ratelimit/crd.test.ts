@@ -1,16 +1,21 @@
 // The RateLimitPolicy CRD: a structural schema (every node typed, no $ref, defaults inside
-// their enums), and it agrees with the controller: the examples and the valid golden inputs
-// pass it, schema-level mistakes fail it, and the translator rejects the same mistakes.
+// their enums), and it agrees with the controller: the examples and the valid golden inputs pass
+// the validator generated from it (controller/schema, what standalone mode runs; the API server runs
+// the same CRD), schema-level mistakes fail it with their field path, and the translator keeps only
+// the checks the schema cannot express.
 import { describe, expect, it } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, parseAllDocuments } from 'yaml';
+import { inputProblem } from '../../controller/schema/validate.ts';
+import type { KubeObject } from '../../controller/sources/objects.ts';
 import { compilePolicy } from '../../controller/translate/ratelimit.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const crd = parse(readFileSync(join(ROOT, 'crds', 'sluice.dev_ratelimitpolicies.yaml'), 'utf8'));
 const schema = crd.spec.versions[0].schema.openAPIV3Schema;
 
+// The CRD's schema as parsed YAML: read loosely, as the structural rules walk any node.
 type Schema = Record<string, any>;
 
 /** Structural-schema rules (Kubernetes "Specifying a structural schema"), the ones that apply here. */
@@ -28,43 +33,10 @@ function structuralProblems(node: Schema, path: string, out: string[]): string[]
   return out;
 }
 
-/** Enough of OpenAPI v3 validation for this schema (types, enums, bounds, patterns, required, unknown fields). CEL rules are not run. */
-function validate(value: unknown, node: Schema, path: string, out: string[]): string[] {
-  if (value === undefined || value === null) return out;
-  const type = node.type;
-  if (type === 'object') {
-    if (typeof value !== 'object' || Array.isArray(value)) return [...out, `${path}: expected an object`];
-    const obj = value as Record<string, unknown>;
-    for (const r of node.required ?? []) if (obj[r] === undefined) out.push(`${path}.${r}: required`);
-    if (node.properties) {
-      for (const [k, v] of Object.entries(obj)) {
-        if (!(k in node.properties)) out.push(`${path}.${k}: unknown field`);
-        else validate(v, node.properties[k], `${path}.${k}`, out);
-      }
-    }
-  } else if (type === 'array') {
-    if (!Array.isArray(value)) return [...out, `${path}: expected an array`];
-    if (node.minItems !== undefined && value.length < node.minItems) out.push(`${path}: fewer than ${node.minItems} items`);
-    if (node.maxItems !== undefined && value.length > node.maxItems) out.push(`${path}: more than ${node.maxItems} items`);
-    value.forEach((item, i) => validate(item, node.items, `${path}[${i}]`, out));
-  } else if (type === 'string') {
-    if (typeof value !== 'string') return [...out, `${path}: expected a string`];
-    if (node.enum && !node.enum.includes(value)) out.push(`${path}: ${value} not in ${node.enum.join(', ')}`);
-    if (node.pattern && !new RegExp(node.pattern).test(value)) out.push(`${path}: does not match ${node.pattern}`);
-    if (node.maxLength !== undefined && value.length > node.maxLength) out.push(`${path}: longer than ${node.maxLength}`);
-    if (node.minLength !== undefined && value.length < node.minLength) out.push(`${path}: shorter than ${node.minLength}`);
-  } else if (type === 'integer') {
-    if (!Number.isInteger(value)) return [...out, `${path}: expected an integer`];
-    if (node.minimum !== undefined && (value as number) < node.minimum) out.push(`${path}: below ${node.minimum}`);
-    if (node.maximum !== undefined && (value as number) > node.maximum) out.push(`${path}: above ${node.maximum}`);
-  } else if (type === 'boolean' && typeof value !== 'boolean') out.push(`${path}: expected a boolean`);
-  return out;
-}
-
-function policiesIn(file: string): any[] {
+function policiesIn(file: string): KubeObject[] {
   return parseAllDocuments(readFileSync(join(ROOT, file), 'utf8'))
-    .map((d) => d.toJS())
-    .filter((o) => o?.kind === 'RateLimitPolicy' && String(o.apiVersion).startsWith('sluice.dev/'));
+    .map((d) => d.toJS() as KubeObject | null)
+    .filter((o): o is KubeObject => o?.kind === 'RateLimitPolicy' && String(o.apiVersion).startsWith('sluice.dev/'));
 }
 
 describe('RateLimitPolicy CRD', () => {
@@ -83,29 +55,58 @@ describe('RateLimitPolicy CRD', () => {
     ];
     expect(valid.length).toBeGreaterThan(5);
     for (const p of valid) {
-      const { status: _status, ...withoutStatus } = p;
-      expect({ name: p.metadata.name, problems: validate(withoutStatus, schema, '', []) }).toEqual({ name: p.metadata.name, problems: [] });
+      expect({ name: p.metadata.name, problem: inputProblem(p) }).toEqual({ name: p.metadata.name, problem: null });
       expect(compilePolicy(p)).toHaveProperty('policy');
     }
   });
 
-  it('rejects what the translator rejects', () => {
-    const base = { apiVersion: 'sluice.dev/v1alpha1', kind: 'RateLimitPolicy', metadata: { name: 'p', namespace: 'default' } };
-    const target = [{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'gw' }];
-    const bad: Record<string, unknown>[] = [
-      { targetRefs: target, local: { rules: [{ limit: { requests: 10, unit: 'Fortnight' } }] } },
-      { targetRefs: target, local: { rules: [{ limit: { requests: 0, unit: 'Second' } }] } },
-      { targetRefs: target, local: { rules: [{ limit: { requests: 1, unit: 'Second' }, burst: 0 }] } },
-      { targetRefs: target, global: { failureMode: 'Maybe', rules: [{ limit: { requests: 1, unit: 'Second' } }] } },
-      { targetRefs: target, local: { rules: [{ clientSelectors: [{ headers: [{ name: 'x', type: 'Prefix', value: 'a' }] }], limit: { requests: 1, unit: 'Second' } }] } },
-      { targetRefs: target, local: { rules: [{ name: 'bad name', limit: { requests: 1, unit: 'Second' } }] } },
-      { targetRefs: target, local: { rules: [] } },
-      { targetRefs: target, responseHeaders: { draft: 'Draft3' }, local: { rules: [{ limit: { requests: 1, unit: 'Second' } }] } },
-      { targetRefs: target, local: { rules: [{ clientSelectors: [{ methods: ['get'] }], limit: { requests: 1, unit: 'Second' } }] } },
+  const base = { apiVersion: 'sluice.dev/v1alpha1', kind: 'RateLimitPolicy', metadata: { name: 'p', namespace: 'default' } };
+  const target = [{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'gw' }];
+  const limit = { requests: 1, unit: 'Second' };
+
+  it('refuses schema-level mistakes with their field path (the translator does not check them again)', () => {
+    const bad: [Record<string, unknown>, string][] = [
+      [{ targetRefs: target, local: { rules: [{ limit: { requests: 10, unit: 'Fortnight' } }] } }, 'spec.local.rules[0].limit.unit'],
+      [{ targetRefs: target, local: { rules: [{ limit: { requests: 0, unit: 'Second' } }] } }, 'spec.local.rules[0].limit.requests'],
+      [{ targetRefs: target, local: { rules: [{ limit: { requests: 1_000_000_001, unit: 'Second' } }] } }, 'spec.local.rules[0].limit.requests'],
+      [{ targetRefs: target, local: { rules: [{ limit, burst: 0 }] } }, 'spec.local.rules[0].burst'],
+      [{ targetRefs: target, global: { failureMode: 'Maybe', rules: [{ limit }] } }, 'spec.global.failureMode'],
+      [{ targetRefs: target, local: { rules: [{ clientSelectors: [{ headers: [{ name: 'x', type: 'Prefix', value: 'a' }] }], limit }] } }, 'spec.local.rules[0].clientSelectors[0].headers[0].type'],
+      [{ targetRefs: target, local: { rules: [{ clientSelectors: [{ headers: [{ name: 'x y', value: 'a' }] }], limit }] } }, 'spec.local.rules[0].clientSelectors[0].headers[0].name'],
+      [{ targetRefs: target, local: { rules: [{ clientSelectors: [{ headers: [{ name: 'x', type: 'Distinct', value: 'a' }] }], limit }] } }, 'spec.local.rules[0].clientSelectors[0].headers[0]'],
+      [{ targetRefs: target, local: { rules: [{ clientSelectors: [{ headers: [{ name: 'x' }] }], limit }] } }, 'spec.local.rules[0].clientSelectors[0].headers[0]'],
+      [{ targetRefs: target, local: { rules: [{ clientSelectors: [{}], limit }] } }, 'spec.local.rules[0].clientSelectors[0]'],
+      [{ targetRefs: target, local: { rules: [{ clientSelectors: Array(9).fill({ methods: ['GET'] }), limit }] } }, 'spec.local.rules[0].clientSelectors'],
+      [{ targetRefs: target, local: { rules: [{ clientSelectors: [{ methods: ['get'] }], limit }] } }, 'spec.local.rules[0].clientSelectors[0].methods[0]'],
+      [{ targetRefs: target, local: { rules: [{ clientSelectors: [{ sourceCIDR: { value: '10.0.0.0/33' } }], limit }] } }, 'spec.local.rules[0].clientSelectors[0].sourceCIDR.value'],
+      [{ targetRefs: target, local: { rules: [{ name: 'bad name', limit }] } }, 'spec.local.rules[0].name'],
+      [{ targetRefs: target, local: { rules: [] } }, 'spec.local.rules'],
+      [{ targetRefs: target, local: { rules: Array(65).fill({ limit }) } }, 'spec.local.rules'],
+      [{ targetRefs: target }, 'spec'],
+      [{ targetRefs: [], local: { rules: [{ limit }] } }, 'spec.targetRefs'],
+      [{ targetRefs: [{ group: '', kind: 'Service', name: 'web' }], local: { rules: [{ limit }] } }, 'spec.targetRefs[0]'],
+      [{ targetRefs: [{ ...target[0], namespace: 'other' }], local: { rules: [{ limit }] } }, 'spec.targetRefs[0].namespace'],
+      [{ targetRefs: target, clientIPDetection: { xForwardedFor: { numTrustedHops: 9 } }, local: { rules: [{ limit }] } }, 'spec.clientIPDetection.xForwardedFor.numTrustedHops'],
+      [{ targetRefs: target, clientIPDetection: { xForwardedFor: { trustedCIDRs: ['10.0.0.1'] } }, local: { rules: [{ limit }] } }, 'spec.clientIPDetection.xForwardedFor.trustedCIDRs[0]'],
+      [{ targetRefs: target, responseHeaders: { draft: 'Draft3' }, local: { rules: [{ limit }] } }, 'spec.responseHeaders.draft'],
     ];
-    for (const spec of bad) {
-      expect({ spec, schema: validate({ ...base, spec }, schema, '', []).length > 0 }).toEqual({ spec, schema: true });
-      expect({ spec, translator: compilePolicy({ ...base, spec }) }).toEqual({ spec, translator: { error: expect.any(String) } });
+    for (const [spec, path] of bad) {
+      const policy: KubeObject = { ...base, spec };
+      const problem = inputProblem(policy);
+      expect({ spec, at: problem?.startsWith(`${path}: `) ? path : problem }).toEqual({ spec, at: path });
+    }
+  });
+
+  it('leaves to the translator what the schema cannot express', () => {
+    const schemaValid: [Record<string, unknown>, RegExp][] = [
+      [{ targetRefs: target, local: { rules: [{ clientSelectors: [{ headers: [{ name: 'x', type: 'RegularExpression', value: '(unclosed' }] }], limit }] } }, /headers\[0\]: invalid regular expression/],
+      [{ targetRefs: target, local: { rules: [{ clientSelectors: [{ path: { type: 'RegularExpression', value: '[' } }], limit }] } }, /path: invalid regular expression/],
+      [{ targetRefs: target, local: { rules: [{ clientSelectors: [{ path: { type: 'Exact', value: 'api' } }], limit }] } }, /path\.value must start with \//],
+      [{ targetRefs: target, local: { rules: [{ name: 'a', limit }] }, global: { rules: [{ name: 'a', limit }] } }, /spec\.global\.rules\[0\]\.name a is used twice/],
+    ];
+    for (const [spec, error] of schemaValid) {
+      const policy = { ...base, spec };
+      expect({ spec, schema: inputProblem(policy), translator: compilePolicy(policy) }).toEqual({ spec, schema: null, translator: { error: expect.stringMatching(error) } });
     }
   });
 
