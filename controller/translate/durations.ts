@@ -1,11 +1,13 @@
-// Gateway API durations (GEP-2257): a Go-style duration of h, m, s, ms units,
-// e.g. "1h", "500ms", "1m30s", "0s". Returns milliseconds, or null when invalid.
-const DURATION = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$/;
+// Gateway API durations (GEP-2257): `^([0-9]{1,5}(h|m|s|ms)){1,4}$`, read as Go's
+// time.ParseDuration reads it — units in any order, repeats summed ("1s1h" is 3601 s).
+// Returns milliseconds, or null when the text is not one.
+const DURATION = /^(?:[0-9]{1,5}(?:h|ms|m|s)){1,4}$/;
+const PART = /([0-9]{1,5})(h|ms|m|s)/g;
+const UNIT_MS: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1000, ms: 1 };
 
 export function parseDurationMs(text: unknown): number | null {
-  if (typeof text !== 'string' || text === '') return null;
-  const m = DURATION.exec(text);
-  if (!m) return null;
-  const [h, min, s, ms] = m.slice(1).map((v) => Number(v ?? 0)) as [number, number, number, number];
-  return ((h * 60 + min) * 60 + s) * 1000 + ms;
+  if (typeof text !== 'string' || !DURATION.test(text)) return null;
+  let total = 0;
+  for (const [, count, unit] of text.matchAll(PART)) total += Number(count) * UNIT_MS[unit!]!;
+  return total;
 }
