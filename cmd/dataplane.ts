@@ -4,11 +4,11 @@
 // the API server is away it keeps serving the last version it applied.
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
-import { processRegistry, startAdminServer } from './admin.ts';
+import { processRegistry, startAdminServer, type Running } from './admin.ts';
 import type { IR } from '../ir/types.ts';
 import { SnapshotSubscriber } from '../dataplane/config/subscriber.ts';
 import type { FrontDoorLimits } from '../dataplane/front-door.ts';
-import { DataplaneNode, type BpfOptions, type NodeRateLimitOptions } from './node.ts';
+import { startNode, type BpfOptions, type NodeRateLimitOptions } from './node.ts';
 import type { RedisSettings } from '../dataplane/ratelimit/limiter.ts';
 
 export interface DataplaneProcessOptions {
@@ -27,10 +27,10 @@ export interface DataplaneProcessOptions {
   logger: Logger;
 }
 
-export async function runDataplane(options: DataplaneProcessOptions): Promise<{ close(): Promise<void> }> {
+export async function runDataplane(options: DataplaneProcessOptions): Promise<Running> {
   const { logger } = options;
   const registry = processRegistry();
-  const node = new DataplaneNode({
+  const node = startNode({
     portOffset: options.portOffset,
     logger,
     registry,

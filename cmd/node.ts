@@ -10,6 +10,7 @@ import { viaServiceVips } from '../dataplane/config/kernel-lb.ts';
 import { Dataplane, type ApplyResult } from '../dataplane/dataplane.ts';
 import type { FrontDoorLimits } from '../dataplane/front-door.ts';
 import { RateLimitService } from '../dataplane/ratelimit/limiter.ts';
+import { StartupCheckFailed } from './startup-checks.ts';
 
 export interface BpfOptions {
   /** on: refuse to start without eBPF; auto: use it when the machine allows, else say why once. */
@@ -90,6 +91,16 @@ export class DataplaneNode {
     await this.rateLimits.close();
     this.agent?.close();
     this.dedicatedCgroup?.release();
+  }
+}
+
+/** The dataplane; `--bpf on` where eBPF cannot run is a failed startup check (one line), not a stack trace. */
+export function startNode(options: DataplaneNodeOptions): DataplaneNode {
+  try {
+    return new DataplaneNode(options);
+  } catch (err) {
+    if (!(err instanceof BpfUnavailable)) throw err;
+    throw new StartupCheckFailed([{ code: 'SLU_STARTUP_BPF', message: `--bpf on, but eBPF is unavailable here: ${err.reason}; fix that, or use --bpf auto (userspace when unavailable)` }]);
   }
 }
 

@@ -4,10 +4,10 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { BpfUnavailable, DataplaneNode, type BpfOptions, type DataplaneNodeOptions } from './node.ts';
+import { startNode, type BpfOptions } from './node.ts';
 import type { FrontDoorLimits } from '../dataplane/front-door.ts';
 import { parseHostPort } from '../ir/host-port.ts';
-import { processRegistry, startAdminServer } from './admin.ts';
+import { processRegistry, startAdminServer, type Running } from './admin.ts';
 import type { IR } from '../ir/types.ts';
 import { withImplicitGatewayClasses } from '../controller/sources/implicit-classes.ts';
 import { ProblemLog, type Problem } from '../controller/problems.ts';
@@ -64,11 +64,7 @@ export interface RateLimitOptions {
   maxLocalKeys: number;
 }
 
-export interface StandaloneHandle {
-  close(): Promise<void>;
-}
-
-export async function runStandalone(options: StandaloneOptions): Promise<StandaloneHandle> {
+export async function runStandalone(options: StandaloneOptions): Promise<Running> {
   const { logger } = options;
   const folder = new ManifestFolder(options.manifests);
   const translateOnce = (loaded: InputSnapshot) => {
@@ -185,16 +181,6 @@ async function checkStartup(options: StandaloneOptions, folder: ManifestFolder, 
   }
   problems.push(...(await checkPorts(claims)));
   if (problems.length > 0) throw new StartupCheckFailed(problems);
-}
-
-/** The dataplane; `--bpf on` where eBPF cannot run is a failed startup check (one line), not a stack trace. */
-function startNode(options: DataplaneNodeOptions): DataplaneNode {
-  try {
-    return new DataplaneNode(options);
-  } catch (err) {
-    if (!(err instanceof BpfUnavailable)) throw err;
-    throw new StartupCheckFailed([{ code: 'SLU_STARTUP_BPF', message: `--bpf on, but eBPF is unavailable here: ${err.reason}; fix that, or use --bpf auto (userspace when unavailable)` }]);
-  }
 }
 
 /** `sluice_source_read_errors_total{cause}` (every failed read) and `sluice_source_read_errors` (failing now). */

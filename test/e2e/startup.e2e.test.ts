@@ -148,6 +148,17 @@ describe('sluice run startup checks', () => {
     if (cgroup) expect(existsSync(join(cgroup, `sluice-run-${r.pid}`))).toBe(false);
   });
 
+  it('sluice dataplane --bpf on where eBPF cannot run: the same one line and exit 3', () => {
+    const notBpfFs = join(dir, 'pins');
+    const r = spawnSync(
+      process.execPath,
+      ['--disable-warning=ExperimentalWarning', join(ROOT, 'bin', 'sluice.js'), 'dataplane', '--controller', 'http://127.0.0.1:1', '--bpf', 'on', '--bpf-pin-dir', notBpfFs, '--admin-address', '127.0.0.1:0'],
+      { encoding: 'utf8', timeout: 30_000 },
+    );
+    expect(r.status).toBe(STARTUP_CHECK_EXIT_CODE);
+    expect(r.stderr).toMatch(/^sluice: SLU_STARTUP_BPF --bpf on, but eBPF is unavailable here: .+; fix that, or use --bpf auto \(userspace when unavailable\)\n$/);
+  });
+
   it('with every port free it starts (the checks let their ports go)', async () => {
     const sluice = await startSluice(['--manifests', dir, '--demo-backends', '--listener-port-offset', String(offset)]);
     try {
