@@ -10,6 +10,11 @@ import { redactIR } from '../ir/version.ts';
 import { problemLine, type Problem } from '../controller/problems.ts';
 import type { KubeObject } from '../controller/sources/objects.ts';
 
+/** A started part of the process (controller, standalone, dataplane): what its caller may do with it. */
+export interface Running {
+  close(): Promise<void>;
+}
+
 export interface AdminState {
   ready(): boolean;
   /** Every object read, with its computed status; Secret data never leaves. */

@@ -5,7 +5,7 @@
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { Counter } from 'prom-client';
-import { processRegistry, startAdminServer } from './admin.ts';
+import { processRegistry, startAdminServer, type Running } from './admin.ts';
 import type { IR } from '../ir/types.ts';
 import { LeaderElector } from '../controller/leader.ts';
 import { ProblemLog } from '../controller/problems.ts';
@@ -48,11 +48,7 @@ export interface ControllerOptions {
   logger: Logger;
 }
 
-export interface ControllerHandle {
-  close(): Promise<void>;
-}
-
-export async function runController(options: ControllerOptions): Promise<ControllerHandle> {
+export async function runController(options: ControllerOptions): Promise<Running> {
   const { logger } = options;
   const kubeConfig = new KubeConfig();
   if (options.kubeconfig) kubeConfig.loadFromFile(options.kubeconfig);

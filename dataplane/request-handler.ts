@@ -16,7 +16,7 @@ import type { RequestMetrics } from './metrics.ts';
 import type { RateLimitDecision } from './ratelimit/limiter.ts';
 import { locationFor, ProxyRequest, upstreamTarget } from './proxy-request.ts';
 import { findRouteInScope, isMisdirected } from './router/router.ts';
-import { forward } from './upstream/forward.ts';
+import { ProxyExchange } from './upstream/forward.ts';
 import { upstreamRequestHeaders } from './upstream/headers.ts';
 import { mirrorSampled, type MirrorCopy } from './upstream/mirror.ts';
 import type { ClientUpgrade } from './upstream/tunnel.ts';
@@ -157,7 +157,7 @@ function forwardToBackend(
   if (filters.requestModifiers.length > 0) applyHeaderModifiers(headers, filters.requestModifiers);
   const target = upstreamTarget(request, filters.rewrite, headers);
   const body = request.client.hasBody ? req : null;
-  forward({ method: request.method, target, headers, body, mirrors, upgrade }, res, route.name, action, choice, backend, corsHeaders, logger, startedAt);
+  new ProxyExchange({ method: request.method, target, headers, body, mirrors, upgrade }, res, route.name, action, choice, backend, corsHeaders, logger, startedAt).start();
 }
 
 function redirect(

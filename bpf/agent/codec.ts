@@ -162,10 +162,15 @@ export function ipcacheKey(cidr: string): Buffer {
   return b;
 }
 
-export function ipcacheVal(identity: number): Buffer {
-  const b = Buffer.alloc(LAYOUT.sl_ipcache_val.size);
-  b.writeUInt32LE(identity, 0);
+/** A map value that is one u32 at offset 0 (the rest of the struct zero). */
+function u32Value(size: number, value: number): Buffer {
+  const b = Buffer.alloc(size);
+  b.writeUInt32LE(value, 0);
   return b;
+}
+
+export function ipcacheVal(identity: number): Buffer {
+  return u32Value(LAYOUT.sl_ipcache_val.size, identity);
 }
 
 export interface PolicyKeyFields {
@@ -193,9 +198,7 @@ export function policyKey(f: PolicyKeyFields): Buffer {
 }
 
 export function policyVal(ruleId: number): Buffer {
-  const b = Buffer.alloc(LAYOUT.sl_policy_val.size);
-  b.writeUInt32LE(ruleId, 0);
-  return b;
+  return u32Value(LAYOUT.sl_policy_val.size, ruleId);
 }
 
 /**
@@ -217,9 +220,7 @@ export function portBlocks(from: number, to: number): { port: number; portBits: 
 }
 
 export function configVal(flags: number): Buffer {
-  const b = Buffer.alloc(LAYOUT.sl_config.size);
-  b.writeUInt32LE(flags, 0);
-  return b;
+  return u32Value(LAYOUT.sl_config.size, flags);
 }
 
 // ------------------------------------------------------------------ events

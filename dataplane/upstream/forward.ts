@@ -47,21 +47,6 @@ export interface ForwardRequest {
   upgrade: ClientUpgrade | null;
 }
 
-/** Starts forwarding; `choice.backend` must have at least one endpoint. */
-export function forward(
-  request: ForwardRequest,
-  res: DownstreamResponse,
-  route: string,
-  plan: ForwardPlan,
-  choice: BackendChoice,
-  backend: BackendTarget,
-  corsHeaders: string[] | null,
-  logger: Logger,
-  startedAt: number,
-): void {
-  new ProxyExchange(request, res, route, plan, choice, backend, corsHeaders, logger, startedAt).start();
-}
-
 class AttemptCancelledError extends Error {
   constructor(reason: string) {
     super(reason);
@@ -69,7 +54,8 @@ class AttemptCancelledError extends Error {
   }
 }
 
-class ProxyExchange {
+/** One client request forwarded upstream (retries, timeouts, mirrors): `new ProxyExchange(...).start()`; `choice.backend` must have at least one endpoint. */
+export class ProxyExchange {
   private readonly request: ForwardRequest;
   private readonly res: DownstreamResponse;
   private readonly route: string;
