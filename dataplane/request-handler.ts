@@ -55,40 +55,19 @@ export function handleRequest(table: ListenerTable, logger: Logger, req: Downstr
   }
 
   const limiter = route.rateLimit;
-  if (limiter !== null) {
-    const decision = limiter.check(request, req.socket?.remoteAddress);
-    if (decision instanceof Promise) {
-      // A global rule asked Redis: at most its command timeout.
-      decision.then((d) => afterRateLimit(table, logger, route, request, req, res, corsHeaders, startedAt, d, upgrade));
-    } else {
-      afterRateLimit(table, logger, route, request, req, res, corsHeaders, startedAt, decision, upgrade);
-    }
+  const decision = limiter === null ? null : limiter.check(request, req.socket?.remoteAddress);
+  if (decision instanceof Promise) {
+    // A global rule asked Redis: at most its command timeout.
+    decision.then((d) => act(table, logger, route, request, req, res, corsHeaders, startedAt, upgrade, d));
     return;
   }
-  act(table, logger, route, request, req, res, corsHeaders, startedAt, upgrade);
+  act(table, logger, route, request, req, res, corsHeaders, startedAt, upgrade, decision);
 }
 
-/** Over the limit: the limiter's answer (429, or 503 for FailClosed), nothing sent upstream. Else on, with its headers. */
-function afterRateLimit(
-  table: ListenerTable,
-  logger: Logger,
-  route: CompiledRoute,
-  request: ProxyRequest,
-  req: DownstreamRequest,
-  res: DownstreamResponse,
-  corsHeaders: string[] | null,
-  startedAt: number,
-  decision: RateLimitDecision,
-  upgrade: ClientUpgrade | null,
-): void {
-  const extra = decision.headers.length === 0 ? corsHeaders : corsHeaders === null ? (decision.headers as string[]) : [...corsHeaders, ...decision.headers];
-  if (!decision.allowed) {
-    sendLocalReply(res, decision.status, decision.body, responseModifiersOf(route), metricsOf(route), startedAt, extra);
-    return;
-  }
-  act(table, logger, route, request, req, res, extra, startedAt, upgrade);
-}
-
+/**
+ * The route's action. Over a rate limit: the limiter's answer (429, or 503 for FailClosed), nothing
+ * sent upstream; within it, on with the limiter's headers.
+ */
 function act(
   table: ListenerTable,
   logger: Logger,
@@ -96,10 +75,19 @@ function act(
   request: ProxyRequest,
   req: DownstreamRequest,
   res: DownstreamResponse,
-  corsHeaders: string[] | null,
+  routeHeaders: string[] | null,
   startedAt: number,
   upgrade: ClientUpgrade | null,
+  decision: RateLimitDecision | null,
 ): void {
+  let corsHeaders = routeHeaders;
+  if (decision !== null) {
+    if (decision.headers.length > 0) corsHeaders = corsHeaders === null ? (decision.headers as string[]) : [...corsHeaders, ...decision.headers];
+    if (!decision.allowed) {
+      sendLocalReply(res, decision.status, decision.body, responseModifiersOf(route), metricsOf(route), startedAt, corsHeaders);
+      return;
+    }
+  }
   const action = route.action;
   switch (action.type) {
     case 'Forward':
