@@ -93,6 +93,7 @@ export async function runStandalone(options: StandaloneOptions): Promise<Running
     // (recursive once at most: demo files are written only when missing)
     const load = folder.load();
     sourceMetrics.observe(load.readErrors);
+    if (load.settling.length > 0) scheduler.schedule(); // read those files again once their write is done
     if (!load.changed && applied) return;
     const problems: Problem[] = [...load.problems];
     if (demo && (await demo.sync(load.snapshot))) return reconcile(); // it wrote files: read them now

@@ -43,6 +43,11 @@ export interface FolderLoad {
   readErrors: ReadError[];
   /** False when no file was added, removed or changed, and no read error came or went, since the previous load. */
   changed: boolean;
+  /**
+   * Files that lost objects in a write still under way (modified within SETTLE_MS of the read):
+   * they keep their last good objects this time; the caller reads again shortly.
+   */
+  settling: string[];
 }
 
 interface FileState {
@@ -60,6 +65,14 @@ interface Tracked {
 }
 
 const MANIFEST_FILE = /\.(ya?ml|json)$/i;
+
+/**
+ * A file written in place (truncate, then write) reads empty or cut short for a moment; a read in
+ * that moment would drop its objects and serve 404s until the next read (seen in the soak bench
+ * under load). A file that lost objects and was modified this recently is read again once it
+ * settles. Reads after a file event are debounced by 100 ms, so this delays nothing else.
+ */
+const SETTLE_MS = 50;
 
 export class ManifestFolder {
   readonly dir: string;
@@ -83,6 +96,7 @@ export class ManifestFolder {
   load(): FolderLoad {
     const problems: SourceProblem[] = [];
     const readErrors: ReadError[] = [];
+    const settling: string[] = [];
     const unreadable = (file: string, err: unknown, keeping: string) => {
       readErrors.push({ file, cause: errnoCode(err) });
       problems.push({ code: 'SLU_SOURCE_READ', file, message: `cannot read: ${errnoText(err)}; keeping ${keeping} until it reads again` });
@@ -115,8 +129,13 @@ export class ManifestFolder {
         problems.push(known.problem);
         continue;
       }
-      changed = true;
       const parsed = parseManifest(text);
+      if (loaded !== undefined && !('error' in parsed) && parsed.objects.length < loaded.objects.length && modifiedWithin(path, SETTLE_MS)) {
+        settling.push(file);
+        problems.push(...loaded.problems.map((p) => ({ ...p, file })));
+        continue;
+      }
+      changed = true;
       if ('error' in parsed) {
         // A bad file never replaces its last good content.
         const problem: SourceProblem = { code: 'SLU_MANIFEST_YAML', file, message: `${parsed.error}; keeping this file's last good objects until it parses again` };
@@ -144,7 +163,7 @@ export class ManifestFolder {
     const readErrorsKey = JSON.stringify(readErrors);
     if (readErrorsKey !== this.lastReadErrors) changed = true;
     this.lastReadErrors = readErrorsKey;
-    return { snapshot: this.assemble(problems), problems, readErrors, changed };
+    return { snapshot: this.assemble(problems), problems, readErrors, changed, settling };
   }
 
   /** Calls `onChange` (debounced by the caller) whenever something under the folder changes. */
@@ -335,3 +354,11 @@ function sha256(text: string): string {
   return createHash('sha256').update(text).digest('hex');
 }
 
+/** Whether the file's last modification is less than `ms` old (false when it cannot be stat'ed). */
+function modifiedWithin(path: string, ms: number): boolean {
+  try {
+    return Date.now() - statSync(path).mtimeMs < ms;
+  } catch {
+    return false;
+  }
+}

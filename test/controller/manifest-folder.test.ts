@@ -40,6 +40,27 @@ describe('ManifestFolder', () => {
     expect(folder.load().snapshot.httpRoutes[0]!.metadata.generation).toBe(2);
   });
 
+  it('a file caught mid-write (truncated in place a moment ago) keeps its objects until it settles', async () => {
+    const folder = new ManifestFolder(dir);
+    const two = `${route('/a')}---\n${route('/b').replace('name: r', 'name: r2')}`;
+    writeFileSync(join(dir, 'r.yaml'), two);
+    expect(folder.load().snapshot.httpRoutes).toHaveLength(2);
+    writeFileSync(join(dir, 'r.yaml'), ''); // what an in-place writer leaves between truncate and write
+    const caught = folder.load();
+    expect(caught.snapshot.httpRoutes).toHaveLength(2);
+    expect(caught.settling).toEqual(['r.yaml']);
+    expect(caught.changed).toBe(false);
+    // A file that really was emptied is read as empty once it has stayed so past the settle time.
+    await new Promise((r) => setTimeout(r, 120));
+    const settled = folder.load();
+    expect(settled.snapshot.httpRoutes).toHaveLength(0);
+    expect(settled.settling).toEqual([]);
+    expect(settled.changed).toBe(true);
+    // Objects added are taken at once, however fresh the file.
+    writeFileSync(join(dir, 'r.yaml'), two);
+    expect(folder.load().snapshot.httpRoutes).toHaveLength(2);
+  });
+
   it('keeps the last good objects of a file that stops parsing, and says why', () => {
     const folder = new ManifestFolder(dir);
     writeFileSync(join(dir, 'r.yaml'), route('/good'));
