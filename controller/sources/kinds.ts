@@ -15,6 +15,7 @@
 // Gateway, HTTPRoute, ReferenceGrant). Optional kinds are treated as absent (an empty list, one log
 // line) and looked for again now and then: ListenerSet and TLSRoute (standard channel only since
 // v1.5), our RateLimitPolicy, and Cilium's policies (present only where Cilium is installed).
+import type { V1Container } from '@kubernetes/client-node';
 import { CLUSTER_SCOPED_KINDS, GATEWAY_GROUP, SNAPSHOT_FIELD_BY_KIND, type KubeObject } from './objects.ts';
 
 export interface KindApi {
@@ -64,7 +65,8 @@ export function trimPod(pod: KubeObject): void {
   const spec: Record<string, unknown> = {};
   if (pod.spec?.hostNetwork !== undefined) spec.hostNetwork = pod.spec.hostNetwork;
   if (Array.isArray(pod.spec?.containers)) {
-    spec.containers = pod.spec.containers.map((c: any) => (c?.ports !== undefined ? { name: c?.name, ports: c.ports } : { name: c?.name }));
+    // From the API server: a Pod as its schema types it.
+    spec.containers = (pod.spec.containers as V1Container[]).map((c) => (c.ports !== undefined ? { name: c.name, ports: c.ports } : { name: c.name }));
   }
   const status: Record<string, unknown> = {};
   for (const field of ['phase', 'podIP', 'podIPs', 'hostIP']) {
