@@ -118,12 +118,13 @@ interface KindState {
 class ApiError extends Error {
   readonly statusCode: number;
   readonly reason: string | undefined;
-  constructor(path: string, statusCode: number, body: any) {
-    const message = typeof body?.message === 'string' ? body.message : String(body ?? '').slice(0, 300);
+  constructor(path: string, statusCode: number, body: unknown) {
+    const status: { message?: unknown; reason?: unknown } = typeof body === 'object' && body !== null ? body : {};
+    const message = typeof status.message === 'string' ? status.message : String(body ?? '').slice(0, 300);
     super(`GET ${path}: ${statusCode} ${message}`);
     this.name = 'ApiError';
     this.statusCode = statusCode;
-    this.reason = typeof body?.reason === 'string' ? body.reason : undefined;
+    this.reason = typeof status.reason === 'string' ? status.reason : undefined;
   }
 }
 
@@ -142,8 +143,8 @@ class GuardedWatch extends Watch {
   override async watch(
     path: string,
     queryParams: Record<string, string | number | boolean | undefined>,
-    callback: (phase: string, apiObj: any, watchObj?: any) => void,
-    done: (err: any) => void,
+    callback: (phase: string, apiObj: unknown, watchObj?: unknown) => void,
+    done: (err: unknown) => void,
   ): Promise<AbortController> {
     const aborted = () => {
       const controller = new AbortController();
@@ -478,7 +479,7 @@ export class KubernetesSource {
         const query = new URLSearchParams({ limit: String(this.pageSize) });
         if (s.api.fieldSelector) query.set('fieldSelector', s.api.fieldSelector);
         if (continueToken) query.set('continue', continueToken);
-        const page = await session.get(`${path}?${query}`);
+        const page = (await session.get(`${path}?${query}`)) as ListPage;
         for (const item of page.items ?? []) items.push(item);
         resourceVersion = page.metadata?.resourceVersion ?? '';
         continueToken = page.metadata?.continue || undefined;
@@ -515,7 +516,7 @@ export class KubernetesSource {
       const path = groupVersionPath(group, version);
       let p = resourcesOf.get(path);
       if (!p) {
-        p = session.get(path, [404]).then((body) => (body === null ? null : new Set<string>((body.resources ?? []).map((r: any) => String(r.name)))));
+        p = session.get(path, [404]).then((body) => (body === null ? null : new Set<string>(((body as ResourceList).resources ?? []).map((r) => String(r.name)))));
         resourcesOf.set(path, p);
       }
       return p;
@@ -573,7 +574,7 @@ export class KubernetesSource {
    * GETs with the kubeconfig's credentials and TLS settings (client-node's own, re-read each time
    * so rotated tokens and certificates are picked up), answering parsed JSON.
    */
-  private async session(): Promise<{ get(path: string, nullOn?: number[]): Promise<any>; close(): Promise<void> }> {
+  private async session(): Promise<{ get(path: string, nullOn?: number[]): Promise<unknown>; close(): Promise<void> }> {
     const cluster = this.kubeConfig.getCurrentCluster();
     if (!cluster) throw new Error('kubeconfig: no current cluster');
     const opts: HttpsRequestOptions = {};
@@ -589,10 +590,10 @@ export class KubernetesSource {
     const server = cluster.server.replace(/\/$/, '');
     const signal = this.abort.signal;
     return {
-      async get(path: string, nullOn: number[] = []): Promise<any> {
+      async get(path: string, nullOn: number[] = []): Promise<unknown> {
         const res = await request(server + path, { method: 'GET', headers, dispatcher, signal });
         const text = await res.body.text();
-        let body: any = text;
+        let body: unknown = text;
         try {
           body = JSON.parse(text);
         } catch {
@@ -609,6 +610,17 @@ export class KubernetesSource {
 }
 
 // ---- helpers -------------------------------------------------------------------------------------
+
+// The API server's JSON as read here (raw: client-node's models rename `continue` to `_continue`).
+/** A page of a list. */
+interface ListPage {
+  items?: KubernetesObject[];
+  metadata?: { resourceVersion?: string; continue?: string };
+}
+/** A group version's discovery document (APIResourceList). */
+interface ResourceList {
+  resources?: { name: string }[];
+}
 
 function entryKey(namespace: string | undefined, name: string | undefined): string {
   return `${namespace ?? ''}/${name ?? ''}`;
