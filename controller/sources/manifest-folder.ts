@@ -277,7 +277,7 @@ function checkObject(value: unknown, docNumber: number): { object: KubeObject } 
     return `${where}: ${kind} needs metadata.name`;
   }
   if (!(kind in SNAPSHOT_FIELD_BY_KIND) || !readsApiGroup(kind, apiVersion)) return `${where}: ignoring ${apiVersion} ${kind} ${metadata.name}: Sluice does not read this kind`;
-  const meta = { ...metadata } as KubeObject['metadata'];
+  const meta = { ...metadata, name: metadata.name } as KubeObject['metadata'];
   if (CLUSTER_SCOPED_KINDS.has(kind)) delete meta.namespace;
   else meta.namespace ??= 'default';
   if (kind === 'Namespace') meta.labels = { ...meta.labels, 'kubernetes.io/metadata.name': meta.name };
@@ -346,7 +346,7 @@ function errnoText(err: unknown): string {
   return message.split(',')[0]!.trim() || errnoCode(err);
 }
 
-function isObject(v: unknown): v is Record<string, any> {
+function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
