@@ -2,7 +2,7 @@
 // translate → versioned IR snapshots for the dataplanes, and — on the leader
 // only — statuses written to the real objects. Dataplanes run elsewhere
 // (`sluice dataplane`) and acknowledge each version; Programmed waits for them.
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig, type V1Node } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { Counter } from 'prom-client';
 import { processRegistry, startAdminServer, type Running } from './admin.ts';
@@ -115,12 +115,12 @@ export async function runController(options: ControllerOptions): Promise<Running
 
   // A NodePort dataplane Service is reached on the nodes' addresses: list Nodes (at most every 30 s).
   const core = kubeConfig.makeApiClient(CoreV1Api);
-  let nodes: { at: number; items: KubeObject[] } = { at: 0, items: [] };
-  const nodeAddresses = async (): Promise<KubeObject[]> => {
+  let nodes: { at: number; items: V1Node[] } = { at: 0, items: [] };
+  const nodeAddresses = async (): Promise<V1Node[]> => {
     if (Date.now() - nodes.at < 30_000) return nodes.items;
     try {
       const list = await core.listNode();
-      nodes = { at: Date.now(), items: JSON.parse(JSON.stringify(list.items)) as KubeObject[] };
+      nodes = { at: Date.now(), items: JSON.parse(JSON.stringify(list.items)) as V1Node[] };
     } catch (err) {
       logger.warn({ err: (err as Error).message }, 'cannot list Nodes for the NodePort dataplane Service; keeping the last list');
       nodes = { ...nodes, at: Date.now() };

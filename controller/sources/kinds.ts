@@ -15,8 +15,7 @@
 // Gateway, HTTPRoute, ReferenceGrant). Optional kinds are treated as absent (an empty list, one log
 // line) and looked for again now and then: ListenerSet and TLSRoute (standard channel only since
 // v1.5), our RateLimitPolicy, and Cilium's policies (present only where Cilium is installed).
-import type { V1Container } from '@kubernetes/client-node';
-import { CLUSTER_SCOPED_KINDS, GATEWAY_GROUP, SNAPSHOT_FIELD_BY_KIND, type KubeObject } from './objects.ts';
+import { CLUSTER_SCOPED_KINDS, GATEWAY_GROUP, SNAPSHOT_FIELD_BY_KIND, type KubeObject, type PodObject } from './objects.ts';
 
 export interface KindApi {
   kind: string;
@@ -62,15 +61,16 @@ export const SECRET_TYPES_EXCLUDED = [
  * irrelevant, and the informer's copy stays small. When translation reads more of a Pod, add it here.
  */
 export function trimPod(pod: KubeObject): void {
+  // From the API server: a Pod as its schema types it.
+  const { spec: podSpec, status: podStatus } = pod as PodObject;
   const spec: Record<string, unknown> = {};
-  if (pod.spec?.hostNetwork !== undefined) spec.hostNetwork = pod.spec.hostNetwork;
-  if (Array.isArray(pod.spec?.containers)) {
-    // From the API server: a Pod as its schema types it.
-    spec.containers = (pod.spec.containers as V1Container[]).map((c) => (c.ports !== undefined ? { name: c.name, ports: c.ports } : { name: c.name }));
+  if (podSpec?.hostNetwork !== undefined) spec.hostNetwork = podSpec.hostNetwork;
+  if (Array.isArray(podSpec?.containers)) {
+    spec.containers = podSpec.containers.map((c) => (c.ports !== undefined ? { name: c.name, ports: c.ports } : { name: c.name }));
   }
   const status: Record<string, unknown> = {};
-  for (const field of ['phase', 'podIP', 'podIPs', 'hostIP']) {
-    if (pod.status?.[field] !== undefined) status[field] = pod.status[field];
+  for (const field of ['phase', 'podIP', 'podIPs', 'hostIP'] as const) {
+    if (podStatus?.[field] !== undefined) status[field] = podStatus[field];
   }
   pod.spec = spec;
   pod.status = status;

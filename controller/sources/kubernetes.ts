@@ -47,7 +47,7 @@ import type { Logger } from 'pino';
 import { Agent, request } from 'undici';
 import { backoffDelay, type Backoff } from '../../ir/backoff.ts';
 import { KIND_APIS, apiVersionOf, collectionPath, groupVersionPath, type KindApi } from './kinds.ts';
-import { SNAPSHOT_FIELD_BY_KIND, STATUS_INPUT_KINDS, emptySnapshot, type InputSnapshot, type KubeObject } from './objects.ts';
+import { SNAPSHOT_FIELD_BY_KIND, STATUS_INPUT_KINDS, emptySnapshot, snapshotArrays, type InputSnapshot, type KubeObject } from './objects.ts';
 
 export interface SourceChange {
   kind: string;
@@ -255,9 +255,10 @@ export class KubernetesSource {
   /** The current cache as the translator's input. */
   snapshot(): InputSnapshot {
     const snapshot = emptySnapshot();
+    const arrays = snapshotArrays(snapshot);
     for (const s of this.states.values()) {
       s.sorted ??= [...s.entries.values()].map((e) => e.input).sort(byNamespaceAndName);
-      snapshot[SNAPSHOT_FIELD_BY_KIND[s.api.kind]!] = s.sorted.slice();
+      arrays[SNAPSHOT_FIELD_BY_KIND[s.api.kind]!] = s.sorted.slice();
     }
     return snapshot;
   }

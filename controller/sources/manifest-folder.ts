@@ -19,6 +19,7 @@ import {
   emptySnapshot,
   namespacedName,
   objectKey,
+  snapshotArrays,
   type InputSnapshot,
   type KubeObject,
 } from './objects.ts';
@@ -202,7 +203,7 @@ export class ManifestFolder {
     for (const [key, { obj }] of byKey) {
       live.add(key);
       const withMeta = this.stampMetadata(key, obj);
-      snapshot[SNAPSHOT_FIELD_BY_KIND[obj.kind]].push(withMeta);
+      snapshotArrays(snapshot)[SNAPSHOT_FIELD_BY_KIND[obj.kind]].push(withMeta);
     }
     for (const key of [...this.tracked.keys()]) if (!live.has(key)) this.tracked.delete(key);
     return snapshot;

@@ -1,6 +1,19 @@
-// Kubernetes object shapes Sluice reads. Only the fields translation uses are
-// typed; everything arrives as parsed YAML/JSON, so every field is optional
-// and translation validates what it relies on.
+// Kubernetes object shapes Sluice reads. A KubeObject is any kind, its spec and status unknown; the
+// InputSnapshot holds each kind as a KindObject with its kind's spec and status types (the custom
+// resources' generated from their CRDs, the core kinds' from @kubernetes/client-node): an object
+// reaches the snapshot only after its kind's schema accepted it (standalone: controller/schema/validate.ts;
+// Kubernetes mode: the API server), which is what makes those types sound.
+import type {
+  V1IngressClassSpec,
+  V1IngressSpec,
+  V1IngressStatus,
+  V1NetworkPolicySpec,
+  V1PodSpec,
+  V1PodStatus,
+  V1ServiceSpec,
+  V1ServiceStatus,
+} from '@kubernetes/client-node';
+import type { Gateway, GatewayClass, HTTPRoute, ListenerSet, RateLimitPolicy, ReferenceGrant, TLSRoute } from '../schema/generated/crd-types.ts';
 
 export interface ObjectMeta {
   name: string;
@@ -17,33 +30,58 @@ export interface KubeObject {
   apiVersion: string;
   kind: string;
   metadata: ObjectMeta;
-  spec?: any;
-  status?: any;
+  spec?: unknown;
+  status?: unknown;
   data?: Record<string, string>;
   [field: string]: unknown;
 }
 
+/** A custom resource: spec and status as its CRD's generated type says (every CRD Sluice reads requires a spec). */
+interface CustomResource<T extends { spec: unknown; status?: unknown }> extends KubeObject {
+  spec: T['spec'];
+  status?: T['status'];
+}
+
+/** A core kind: spec and status as @kubernetes/client-node types them (both optional, as there). */
+interface CoreObject<Spec, Status = unknown> extends KubeObject {
+  spec?: Spec;
+  status?: Status;
+}
+
+export type GatewayClassObject = CustomResource<GatewayClass>;
+export type GatewayObject = CustomResource<Gateway>;
+export type ListenerSetObject = CustomResource<ListenerSet>;
+export type HTTPRouteObject = CustomResource<HTTPRoute>;
+export type TLSRouteObject = CustomResource<TLSRoute>;
+export type ReferenceGrantObject = CustomResource<ReferenceGrant>;
+export type RateLimitPolicyObject = CustomResource<RateLimitPolicy>;
+export type IngressObject = CoreObject<V1IngressSpec, V1IngressStatus>;
+export type IngressClassObject = CoreObject<V1IngressClassSpec>;
+export type ServiceObject = CoreObject<V1ServiceSpec, V1ServiceStatus>;
+export type PodObject = CoreObject<V1PodSpec, V1PodStatus>;
+export type NetworkPolicyObject = CoreObject<V1NetworkPolicySpec>;
+
 /** The input of translation: plain arrays of objects, nothing below calls out. */
 export interface InputSnapshot {
   namespaces: KubeObject[];
-  gatewayClasses: KubeObject[];
-  gateways: KubeObject[];
-  listenerSets: KubeObject[];
-  httpRoutes: KubeObject[];
-  tlsRoutes: KubeObject[];
-  ingresses: KubeObject[];
-  ingressClasses: KubeObject[];
-  referenceGrants: KubeObject[];
-  services: KubeObject[];
+  gatewayClasses: GatewayClassObject[];
+  gateways: GatewayObject[];
+  listenerSets: ListenerSetObject[];
+  httpRoutes: HTTPRouteObject[];
+  tlsRoutes: TLSRouteObject[];
+  ingresses: IngressObject[];
+  ingressClasses: IngressClassObject[];
+  referenceGrants: ReferenceGrantObject[];
+  services: ServiceObject[];
   endpointSlices: KubeObject[];
   secrets: KubeObject[];
   configMaps: KubeObject[];
   /** sluice.dev RateLimitPolicy objects. */
-  rateLimitPolicies: KubeObject[];
+  rateLimitPolicies: RateLimitPolicyObject[];
   /** Pods: labels, IPs and container ports, for network policy identities. */
-  pods: KubeObject[];
+  pods: PodObject[];
   /** networking.k8s.io/v1 NetworkPolicy. */
-  networkPolicies: KubeObject[];
+  networkPolicies: NetworkPolicyObject[];
   /** cilium.io/v2 CiliumNetworkPolicy. */
   ciliumNetworkPolicies: KubeObject[];
   /** cilium.io/v2 CiliumClusterwideNetworkPolicy (cluster-scoped). */
@@ -82,6 +120,14 @@ export const CLUSTER_SCOPED_KINDS = new Set(['Namespace', 'GatewayClass', 'Ingre
  * load-balancer addresses (the dataplane Service's become Gateway and Ingress addresses in Kubernetes mode).
  */
 export const STATUS_INPUT_KINDS = new Set(['Pod', 'Service']);
+
+/**
+ * The snapshot's arrays as plain KubeObject arrays, for the sources that fill them: each puts an object
+ * in its kind's array only after the kind's schema accepted it, which is what the per-kind types rest on.
+ */
+export function snapshotArrays(snapshot: InputSnapshot): Record<keyof InputSnapshot, KubeObject[]> {
+  return snapshot;
+}
 
 export function emptySnapshot(): InputSnapshot {
   return {

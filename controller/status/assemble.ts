@@ -47,7 +47,9 @@ export function detachedRoutes(
   for (const route of [...snapshot.httpRoutes, ...snapshot.tlsRoutes]) {
     const { namespace, name } = route.metadata;
     if (done.has(`${route.kind}/${namespace}/${name}`)) continue;
-    const parents = (current(route.kind, namespace, name)?.status?.parents ?? []) as { controllerName?: string }[];
+    // The cached copy of this very route: its kind's status type.
+    const cached = current(route.kind, namespace, name) as typeof route | undefined;
+    const parents: { controllerName: string }[] = cached?.status?.parents ?? [];
     if (!parents.some((p) => p.controllerName === controllerName)) continue;
     out.push({ apiVersion: route.apiVersion, kind: route.kind, ...(namespace ? { namespace } : {}), name, status: { parents: [] } });
   }

@@ -1,7 +1,8 @@
 // Status facts that exist only in Kubernetes mode, folded into what
 // translation computed: addresses come from the dataplane Service, and
 // Programmed waits until the dataplanes acknowledged the version.
-import type { KubeObject } from '../sources/objects.ts';
+import type { V1Node } from '@kubernetes/client-node';
+import type { ServiceObject } from '../sources/objects.ts';
 import { condition, type Condition, type ObjectStatus } from './conditions.ts';
 
 export interface GatewayAddress {
@@ -14,17 +15,17 @@ export interface GatewayAddress {
  * its spec.externalIPs; for a NodePort Service, the addresses of the nodes (ExternalIP first, else
  * InternalIP). Empty while nothing is assigned.
  */
-export function dataplaneAddresses(service: KubeObject | undefined, nodes: KubeObject[] = []): GatewayAddress[] {
+export function dataplaneAddresses(service: ServiceObject | undefined, nodes: V1Node[] = []): GatewayAddress[] {
   if (!service) return [];
   const out: GatewayAddress[] = [];
-  for (const i of (service.status?.loadBalancer?.ingress ?? []) as { ip?: string; hostname?: string }[]) {
+  for (const i of service.status?.loadBalancer?.ingress ?? []) {
     if (i.ip) out.push({ type: 'IPAddress', value: i.ip });
     else if (i.hostname) out.push({ type: 'Hostname', value: i.hostname });
   }
-  for (const ip of (service.spec?.externalIPs ?? []) as string[]) out.push({ type: 'IPAddress', value: ip });
+  for (const ip of service.spec?.externalIPs ?? []) out.push({ type: 'IPAddress', value: ip });
   if (out.length === 0 && service.spec?.type === 'NodePort') {
     for (const node of nodes) {
-      const addresses = (node.status?.addresses ?? []) as { type: string; address: string }[];
+      const addresses = node.status?.addresses ?? [];
       const pick = addresses.find((a) => a.type === 'ExternalIP') ?? addresses.find((a) => a.type === 'InternalIP');
       if (pick) out.push({ type: 'IPAddress', value: pick.address });
     }

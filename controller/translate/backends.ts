@@ -1,7 +1,7 @@
 // Services and EndpointSlices: backendRefs become IR backends with ready
 // endpoints; every Service with a cluster IP becomes an l4 service for the BPF agent.
 import type { AppProtocol, Backend, Endpoint, L4Service } from '../../ir/types.ts';
-import { GATEWAY_GROUP, type KubeObject } from '../sources/objects.ts';
+import { GATEWAY_GROUP, type ServiceObject } from '../sources/objects.ts';
 import type { BackendRef, EndpointSliceEndpoint, EndpointSlicePort, ServicePort } from '../schema/kinds.ts';
 import type { InputIndex } from './index-inputs.ts';
 import { isReferenceAllowed } from './referencegrant.ts';
@@ -33,7 +33,7 @@ export function resolveBackendRef(ref: BackendRef | undefined, routeNamespace: s
   if (!service) return { problem: { reason: 'BackendNotFound', message: `${what}: Service not found` } };
   if (ref?.port === undefined) return { problem: { reason: 'BackendNotFound', message: `${what}: port is required` } };
   const port = Number(ref.port);
-  const servicePort = ((service.spec?.ports ?? []) as ServicePort[]).find((p) => Number(p?.port) === port);
+  const servicePort = (service.spec?.ports ?? []).find((p) => Number(p?.port) === port);
   if (!servicePort) return { problem: { reason: 'BackendNotFound', message: `${what}: the Service has no port ${port}` } };
   const appProtocol = toAppProtocol(servicePort.appProtocol);
   if (!appProtocol) {
@@ -57,7 +57,7 @@ function toAppProtocol(value: unknown): AppProtocol | null {
 }
 
 /** Ready endpoints for one Service port, from its EndpointSlices (or the ExternalName). */
-function serviceEndpoints(service: KubeObject, servicePort: ServicePort, index: InputIndex): Endpoint[] {
+function serviceEndpoints(service: ServiceObject, servicePort: ServicePort, index: InputIndex): Endpoint[] {
   if (service.spec?.type === 'ExternalName' && service.spec?.externalName) {
     return [{ address: String(service.spec.externalName), port: Number(servicePort.port) }];
   }

@@ -4,7 +4,7 @@
 import { X509Certificate, createHash, createPrivateKey } from 'node:crypto';
 import { defaultTlsSettings, describeTlsSettings, sameTlsSettings } from '../../ir/tls-profiles.ts';
 import type { ClientValidation, TlsCertificate, TlsSettings } from '../../ir/types.ts';
-import { GATEWAY_GROUP, namespacedName, type KubeObject } from '../sources/objects.ts';
+import { GATEWAY_GROUP, namespacedName, type GatewayClassObject, type GatewayObject, type IngressClassObject, type KubeObject, type ListenerSetObject } from '../sources/objects.ts';
 import { condition, type Condition, type ObjectStatus } from '../status/conditions.ts';
 import type { AddressPlan } from './addresses.ts';
 import type { InputIndex } from './index-inputs.ts';
@@ -12,7 +12,7 @@ import type { TranslateOptions } from './options.ts';
 import { isReferenceAllowed } from './referencegrant.ts';
 import { selectorMatches, selectorProblem, type LabelSelector } from './selectors.ts';
 import { parseTlsOptions } from './tls-options.ts';
-import type { CertificateRef, FrontendValidation, GatewaySpec, Listener, ListenerSet, ListenerTLS, RouteGroupKind } from '../schema/kinds.ts';
+import type { CertificateRef, FrontendValidation, GatewaySpec, Listener, ListenerTLS, RouteGroupKind } from '../schema/kinds.ts';
 
 /** A reference to a core object (a certificate's Secret, a CA's ConfigMap). */
 type ObjectRef = { group?: string; kind?: string; name: string; namespace?: string };
@@ -75,7 +75,8 @@ export interface ListenerState {
 }
 
 export interface GatewayState {
-  obj: KubeObject;
+  /** The Gateway, or for the Ingress listeners an IngressClass that stands in for one. */
+  obj: GatewayObject | IngressClassObject;
   /** `namespace/name`. */
   key: string;
   generation: number | undefined;
@@ -97,7 +98,7 @@ export interface ListenerSetState {
 
 /** Our GatewayClasses (spec.controllerName is ours) with their status; returns the accepted names. */
 export function translateGatewayClasses(
-  classes: KubeObject[],
+  classes: GatewayClassObject[],
   options: TranslateOptions,
 ): { accepted: Set<string>; statuses: ObjectStatus[] } {
   const accepted = new Set<string>();
@@ -123,8 +124,8 @@ export function translateGatewayClasses(
 
 /** Gateways of our classes, in `namespace/name` order; `markConflicts` must run over all listeners afterwards. */
 export function translateGateways(
-  ours: KubeObject[],
-  listenerSets: KubeObject[],
+  ours: GatewayObject[],
+  listenerSets: ListenerSetObject[],
   plan: AddressPlan,
   index: InputIndex,
 ): GatewayState[] {
@@ -140,7 +141,7 @@ export function translateGateways(
       listenerSets: [],
     };
     const owner = ownerOf('Gateway', obj);
-    gateway.listeners = ((obj.spec as GatewaySpec | undefined)?.listeners ?? []).map((l) => translateListener(gateway, owner, l, index));
+    gateway.listeners = (obj.spec?.listeners ?? []).map((l) => translateListener(gateway, owner, l, index));
     return gateway;
   });
   const byKey = new Map(states.map((g) => [g.key, g]));
@@ -152,7 +153,7 @@ export function translateGateways(
     const owner = ownerOf('ListenerSet', obj);
     const allowed = listenerSetAllowed(gateway, owner, index);
     const set: ListenerSetState = { owner, gateway, allowed, listeners: [] };
-    if (allowed.ok) set.listeners = ((obj.spec as ListenerSet['spec'] | undefined)?.listeners ?? []).map((l) => translateListener(gateway, owner, l, index));
+    if (allowed.ok) set.listeners = (obj.spec?.listeners ?? []).map((l) => translateListener(gateway, owner, l, index));
     gateway.listenerSets.push(set);
   }
   for (const g of states) g.listenerSets.sort((a, b) => olderFirst(a.owner, b.owner));
@@ -170,7 +171,7 @@ function ownerOf(kind: ListenerOwner['kind'], obj: KubeObject): ListenerOwner {
 
 /** Gateway `spec.allowedListeners.namespaces.from`: None (the default), Same, All or Selector. */
 function listenerSetAllowed(gateway: GatewayState, owner: ListenerOwner, index: InputIndex): Verdict {
-  const namespaces = gateway.obj.spec?.allowedListeners?.namespaces;
+  const namespaces = gatewaySpec(gateway)?.allowedListeners?.namespaces;
   const from = namespaces?.from ?? 'None';
   const ok =
     from === 'All' ||
@@ -181,6 +182,15 @@ function listenerSetAllowed(gateway: GatewayState, owner: ListenerOwner, index: 
     : { ok: false, reason: 'NotAllowed', message: `Gateway ${gateway.key} does not allow ListenerSets from namespace ${owner.namespace} (allowedListeners: ${from})` };
 }
 
+/** The Gateway's spec; none for the IngressClass that stands in for the Ingress listeners' Gateway. */
+function gatewaySpec(gateway: GatewayState): GatewaySpec | undefined {
+  return isGateway(gateway.obj) ? gateway.obj.spec : undefined;
+}
+
+function isGateway(obj: GatewayObject | IngressClassObject): obj is GatewayObject {
+  return obj.kind === 'Gateway';
+}
+
 /** Creation order, then name: the order in which conflicting claims are granted. */
 export function olderFirst(a: { obj: KubeObject; key: string }, b: { obj: KubeObject; key: string }): number {
   const ta = a.obj.metadata.creationTimestamp ?? '';
@@ -188,7 +198,7 @@ export function olderFirst(a: { obj: KubeObject; key: string }, b: { obj: KubeOb
   return ta < tb ? -1 : ta > tb ? 1 : a.key.localeCompare(b.key);
 }
 
-function gatewayVerdict(obj: KubeObject, addressProblem: string | null): Verdict {
+function gatewayVerdict(obj: GatewayObject, addressProblem: string | null): Verdict {
   const params = obj.spec?.infrastructure?.parametersRef;
   if (params) {
     return { ok: false, reason: 'InvalidParameters', message: `infrastructure.parametersRef ${params.kind}/${params.name}: Sluice takes no Gateway parameters` };
@@ -245,7 +255,7 @@ function translateListener(gateway: GatewayState, owner: ListenerOwner, spec: Li
   if (selectorError) listener.accepted = { ok: false, reason: 'UnsupportedValue', message: `allowedRoutes.namespaces.selector: ${selectorError}` };
   if (protocol === 'HTTPS') {
     resolveCertificates(listener, spec?.tls, index);
-    resolveClientValidation(listener, gateway.obj.spec?.tls?.frontend, index);
+    resolveClientValidation(listener, gatewaySpec(gateway)?.tls?.frontend, index);
   }
   if (protocol === 'TLS' && spec?.tls?.mode !== 'Passthrough') {
     listener.accepted = { ok: false, reason: 'UnsupportedValue', message: 'TLS listeners support tls.mode Passthrough only (use HTTPS to terminate TLS)' };

@@ -2,7 +2,7 @@
 // allowed namespaces and kinds, hostname intersection), rules compiled into IR
 // routes, backendRefs resolved, and the route's per-parent status.
 import type { Backend, CorsPolicy, Filter, HeaderModifier, PathModifier, RedirectAction, RetryPolicy, Route, RouteAction, RouteMatch, WeightedBackend } from '../../ir/types.ts';
-import { namespacedName, type KubeObject } from '../sources/objects.ts';
+import { namespacedName, type HTTPRouteObject } from '../sources/objects.ts';
 import type { ObjectStatus } from '../status/conditions.ts';
 import { resolveBackendRef, type RefProblem } from './backends.ts';
 import type { ListenerState } from './gateway.ts';
@@ -20,7 +20,6 @@ import type {
   HTTPRouteFilter,
   HTTPRouteMatch,
   HTTPRouteRetry,
-  HTTPRouteSpec,
   HTTPRouteTimeouts,
 } from '../schema/kinds.ts';
 
@@ -66,7 +65,7 @@ interface Compiled {
 const ROUTE_FILTERS = new Set(['RequestHeaderModifier', 'ResponseHeaderModifier', 'RequestRedirect', 'URLRewrite', 'RequestMirror', 'CORS']);
 const BACKEND_FILTERS = new Set(['RequestHeaderModifier', 'ResponseHeaderModifier', 'RequestRedirect', 'URLRewrite', 'RequestMirror']);
 
-export function translateHttpRoute(route: KubeObject, parents: Parents, index: InputIndex): RouteTranslation | null {
+export function translateHttpRoute(route: HTTPRouteObject, parents: Parents, index: InputIndex): RouteTranslation | null {
   const compiled = compileRules(route, index);
   const hostnames: string[] = (route.spec?.hostnames ?? []).map((h: string) => String(h).toLowerCase());
   const attachment = attachRoute(route, 'HTTPRoute', hostnames, parents, compiled, index);
@@ -99,7 +98,7 @@ export function translateHttpRoute(route: KubeObject, parents: Parents, index: I
   };
 }
 
-function compileRules(route: KubeObject, index: InputIndex): Compiled {
+function compileRules(route: HTTPRouteObject, index: InputIndex): Compiled {
   const ns = route.metadata.namespace!;
   const base = `httproute/${ns}/${route.metadata.name}`;
   const out: Compiled = { rules: [], unsupported: null, refProblem: null, backends: [] };
@@ -109,7 +108,7 @@ function compileRules(route: KubeObject, index: InputIndex): Compiled {
   const refProblem = (p: RefProblem) => {
     out.refProblem ??= p;
   };
-  ((route.spec as HTTPRouteSpec | undefined)?.rules ?? []).forEach((rule, ruleIndex) => {
+  (route.spec?.rules ?? []).forEach((rule, ruleIndex) => {
     const where = `rule ${ruleIndex}`;
     const filters: Filter[] = [];
     let redirect: RedirectAction | null = null;

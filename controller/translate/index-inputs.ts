@@ -1,9 +1,9 @@
 // Lookup tables over an InputSnapshot, built once per translation.
-import type { InputSnapshot, KubeObject } from '../sources/objects.ts';
+import type { InputSnapshot, KubeObject, ServiceObject } from '../sources/objects.ts';
 
 export class InputIndex {
   readonly snapshot: InputSnapshot;
-  private readonly services = new Map<string, KubeObject>();
+  private readonly services = new Map<string, ServiceObject>();
   private readonly slicesByService = new Map<string, KubeObject[]>();
   private readonly secrets = new Map<string, KubeObject>();
   private readonly configMaps = new Map<string, KubeObject>();
@@ -27,7 +27,7 @@ export class InputIndex {
     }
   }
 
-  service(namespace: string, name: string): KubeObject | undefined {
+  service(namespace: string, name: string): ServiceObject | undefined {
     return this.services.get(`${namespace}/${name}`);
   }
 

@@ -11,7 +11,7 @@
 //    falls through to the defaultBackend (Cilium answers 404 there).
 import type { Backend, Origin, Route, RouteAction, TlsCertificate } from '../../ir/types.ts';
 import type { Problem } from '../problems.ts';
-import { namespacedName, type KubeObject } from '../sources/objects.ts';
+import { namespacedName, type IngressObject, type KubeObject } from '../sources/objects.ts';
 import type { ObjectStatus } from '../status/conditions.ts';
 import { resolveBackendRef } from './backends.ts';
 import { parseDurationMs } from './durations.ts';
@@ -20,7 +20,7 @@ import type { Placement } from './httproute.ts';
 import type { InputIndex } from './index-inputs.ts';
 import type { IngressOptions } from './options.ts';
 import { createHash } from 'node:crypto';
-import type { IngressBackend, IngressPath, IngressRule, IngressServiceBackend, IngressTLS, ServicePort } from '../schema/kinds.ts';
+import type { IngressBackend, IngressPath, IngressRule, IngressServiceBackend } from '../schema/kinds.ts';
 
 export const INGRESS_GATEWAY_KEY = 'ingress';
 const LEGACY_CLASS_ANNOTATION = 'kubernetes.io/ingress.class';
@@ -41,7 +41,7 @@ export interface IngressTranslation {
 
 export interface ServedIngresses {
   /** Ingresses of a served class: legacy annotation first (as Cilium), then spec.ingressClassName, then the default class. */
-  ingresses: KubeObject[];
+  ingresses: IngressObject[];
   /**
    * Whether Ingress listeners exist: some Ingress is ours, or an IngressClass of ours does (as a
    * cluster with Cilium's ingress controller keeps its load balancer while it has no Ingress).
@@ -54,7 +54,7 @@ export interface ServedIngresses {
 export function servedIngresses(index: InputIndex, options: IngressOptions): ServedIngresses {
   const classes = index.snapshot.ingressClasses;
   const served = new Set(options.classNames);
-  for (const c of classes) if (options.controllers.includes(c.spec?.controller)) served.add(c.metadata.name);
+  for (const c of classes) if (c.spec?.controller !== undefined && options.controllers.includes(c.spec.controller)) served.add(c.metadata.name);
   const defaultIsOurs = classes.some((c) => served.has(c.metadata.name) && c.metadata.annotations?.[DEFAULT_CLASS_ANNOTATION] === 'true');
   const anyDefault = classes.some((c) => c.metadata.annotations?.[DEFAULT_CLASS_ANNOTATION] === 'true');
   const problems: Problem[] = [];
@@ -122,7 +122,7 @@ export function translateIngresses(served: ServedIngresses, address: string | nu
 
     // TLS: certificates chosen by SNI; hosts listed here get the HTTPS redirect on port 80.
     const tlsHosts = new Set<string>();
-    ((ing.spec?.tls ?? []) as IngressTLS[]).forEach((tls, i) => {
+    (ing.spec?.tls ?? []).forEach((tls, i) => {
       const hosts: string[] = (tls?.hosts ?? []).map((h) => String(h).toLowerCase());
       for (const h of hosts) tlsHosts.add(h);
       if (!tls?.secretName) return;
@@ -223,7 +223,7 @@ function certificate(name: string, secret: string, hostnames: string[], pair: { 
 
 /** One Ingress path → one IR route. A missing Service answers 503, as it would with no endpoints. */
 function ingressRoute(
-  ing: KubeObject,
+  ing: IngressObject,
   suffix: string,
   path: Pick<IngressPath, 'path' | 'pathType'> | undefined,
   backend: IngressBackend | undefined,
@@ -274,7 +274,7 @@ function ingressRoute(
 
 function servicePortByName(index: InputIndex, ns: string, service: string, portName: string | undefined): number | undefined {
   if (portName === undefined) return undefined;
-  const port = ((index.service(ns, service)?.spec?.ports ?? []) as ServicePort[]).find((p) => p?.name === portName);
+  const port = (index.service(ns, service)?.spec?.ports ?? []).find((p) => p?.name === portName);
   return port?.port;
 }
 

@@ -24,7 +24,7 @@ import {
   type L4PolicyEntry,
   type L4Rule,
 } from '../../ir/types.ts';
-import { namespacedName, type KubeObject } from '../sources/objects.ts';
+import { namespacedName, type KubeObject, type PodObject } from '../sources/objects.ts';
 import {
   CIDR_IDENTITY_BASE,
   CIDR_IDENTITY_SPAN,
@@ -88,7 +88,7 @@ interface Identity {
   /** For Cilium selectors: pod labels, namespace, namespace labels (and `reserved:ingress` for the gateway). */
   cilium: Record<string, string>;
   /** Known Pods carrying it, for named ports. */
-  pods: KubeObject[];
+  pods: PodObject[];
 }
 
 type Peer =
@@ -272,7 +272,7 @@ interface World {
 interface AddressOwner {
   namespace: string;
   labels: Record<string, string>;
-  pods: KubeObject[];
+  pods: PodObject[];
   /** The labels are a known Pod's (else the owning Services' selectors). */
   fromPod: boolean;
 }
@@ -300,7 +300,7 @@ function collectEndpoints(index: InputIndex, options: PolicyOptions, problems: s
   }
   const gatewayIps = new Set(gatewayAddresses);
   const owners = new Map<number, AddressOwner>();
-  const pods = sortByName(index.snapshot.pods).filter((p) => p.spec?.hostNetwork !== true && !['Succeeded', 'Failed'].includes(p.status?.phase));
+  const pods = sortByName(index.snapshot.pods).filter((p) => p.spec?.hostNetwork !== true && !['Succeeded', 'Failed'].includes(p.status?.phase ?? ''));
   const podsByName = new Map(pods.map((p) => [namespacedName(p), p]));
 
   for (const pod of pods) {
@@ -344,7 +344,7 @@ function collectEndpoints(index: InputIndex, options: PolicyOptions, problems: s
   }
   for (const ip of gatewayIps) owners.delete(ip);
 
-  const groups = new Map<string, { k8s: EndpointLabels; labels: string[]; pods: Set<KubeObject>; ips: number[] }>();
+  const groups = new Map<string, { k8s: EndpointLabels; labels: string[]; pods: Set<PodObject>; ips: number[] }>();
   for (const [ip, owner] of owners) {
     const k8s: EndpointLabels = { namespace: owner.namespace, pod: identityPodLabels(owner.labels), namespaceLabels: index.namespaceLabels(owner.namespace) };
     const labels = identityLabels(k8s);
@@ -367,7 +367,7 @@ function collectEndpoints(index: InputIndex, options: PolicyOptions, problems: s
   return { endpoints, gateway, gatewayAddresses, gatewayIps: [...gatewayIps].sort((a, b) => a - b), endpointIps };
 }
 
-function podAddresses(pod: KubeObject): number[] {
+function podAddresses(pod: PodObject): number[] {
   const texts = [...asArray(pod.status?.podIPs).map((p) => fieldsOf(p).ip), pod.status?.podIP];
   const out = new Set<number>();
   for (const t of texts) {
@@ -987,7 +987,7 @@ function dedupeEntries(entries: L4PolicyEntry[]): L4PolicyEntry[] {
   );
 }
 
-function sortByName(objects: KubeObject[]): KubeObject[] {
+function sortByName<T extends KubeObject>(objects: T[]): T[] {
   return [...objects].sort((a, b) => compareStrings(namespacedName(a), namespacedName(b)));
 }
 

@@ -16,8 +16,7 @@
 import { createHash } from 'node:crypto';
 import type { Origin, RateLimitPolicy, RateLimitRule, RateLimitSelector } from '../../ir/types.ts';
 import { stableJson } from '../../ir/version.ts';
-import type { HTTPRouteSpec, RateLimitPolicy as RateLimitPolicyObject } from '../schema/kinds.ts';
-import { namespacedName, type InputSnapshot, type KubeObject } from '../sources/objects.ts';
+import { namespacedName, type InputSnapshot, type KubeObject, type RateLimitPolicyObject } from '../sources/objects.ts';
 import { condition, type Condition, type ObjectStatus } from '../status/conditions.ts';
 import type { GatewayState } from './gateway.ts';
 import type { Placement } from './httproute.ts';
@@ -78,7 +77,7 @@ interface Ancestor {
 }
 
 interface PolicyState {
-  obj: KubeObject;
+  obj: RateLimitPolicyObject;
   ir: RateLimitPolicy | null;
   invalid: string | null;
   ancestors: Ancestor[];
@@ -153,9 +152,9 @@ function candidateKeys(route: Origin, listener: Origin): string[] {
   return keys;
 }
 
-function readPolicy(obj: KubeObject, input: RateLimitInput): PolicyState {
+function readPolicy(obj: RateLimitPolicyObject, input: RateLimitInput): PolicyState {
   const ns = obj.metadata.namespace ?? 'default';
-  const spec = obj.spec as RateLimitSpec;
+  const spec = obj.spec;
   const compiled = compilePolicy(obj);
   const invalid = 'error' in compiled ? compiled.error : null;
   const seen = new Set<string>();
@@ -187,7 +186,7 @@ function resolveTarget(ref: TargetRef, input: RateLimitInput): Ancestor['problem
   if (!route || !input.servedRoutes.has(`${ref.namespace}/${ref.name}`)) {
     return { reason: 'TargetNotFound', message: `${what} does not exist or is not attached to a Gateway this controller serves` };
   }
-  if (ref.sectionName !== undefined && !((route.spec as HTTPRouteSpec | undefined)?.rules ?? []).some((r) => r.name === ref.sectionName)) {
+  if (ref.sectionName !== undefined && !(route.spec?.rules ?? []).some((r) => r.name === ref.sectionName)) {
     return { reason: 'TargetNotFound', message: `${what}: the HTTPRoute has no rule named ${ref.sectionName}` };
   }
   return null;

@@ -1,7 +1,7 @@
 // ReferenceGrant: a reference across namespaces is allowed only when a grant in
 // the target's namespace names the referrer's group, kind and namespace, and
 // the target's group, kind and (if given) name.
-import type { KubeObject } from '../sources/objects.ts';
+import type { ReferenceGrantObject } from '../sources/objects.ts';
 import type { ReferenceGrantFrom, ReferenceGrantTo } from '../schema/kinds.ts';
 
 export interface ReferenceFrom {
@@ -17,7 +17,7 @@ export interface ReferenceTo {
   name: string;
 }
 
-export function isReferenceAllowed(grants: KubeObject[], from: ReferenceFrom, to: ReferenceTo): boolean {
+export function isReferenceAllowed(grants: ReferenceGrantObject[], from: ReferenceFrom, to: ReferenceTo): boolean {
   if (from.namespace === to.namespace) return true;
   return grants.some(
     (grant) =>

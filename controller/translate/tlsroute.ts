@@ -1,7 +1,7 @@
 // TLSRoute (TLS Passthrough): connections to a TLS listener are forwarded by
 // their SNI server name to the route's backends, without decryption.
 import type { Backend, PassthroughRoute, WeightedBackend } from '../../ir/types.ts';
-import { namespacedName, type KubeObject } from '../sources/objects.ts';
+import { namespacedName, type TLSRouteObject } from '../sources/objects.ts';
 import type { ObjectStatus } from '../status/conditions.ts';
 import { attachRoute, type Parents } from './attachment.ts';
 import { resolveBackendRef, type RefProblem } from './backends.ts';
@@ -21,7 +21,7 @@ export interface TlsRouteTranslation {
   backends: Backend[];
 }
 
-export function translateTlsRoute(route: KubeObject, parents: Parents, index: InputIndex): TlsRouteTranslation | null {
+export function translateTlsRoute(route: TLSRouteObject, parents: Parents, index: InputIndex): TlsRouteTranslation | null {
   const ns = route.metadata.namespace!;
   const hostnames: string[] = (route.spec?.hostnames ?? []).map((h: string) => String(h).toLowerCase());
   const backends: Backend[] = [];

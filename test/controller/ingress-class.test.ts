@@ -1,7 +1,8 @@
 // Which Ingresses Sluice serves by class, and the one case where nobody does and the user must hear
 // why: no class named and no IngressClass marked default (SLU_INGRESS_NO_CLASS, once per object).
 import { describe, expect, it } from '@jest/globals';
-import { emptySnapshot, type KubeObject } from '../../controller/sources/objects.ts';
+import type { V1IngressSpec } from '@kubernetes/client-node';
+import { emptySnapshot, type IngressClassObject, type IngressObject } from '../../controller/sources/objects.ts';
 import { translate } from '../../controller/translate/translate.ts';
 
 const NET = 'networking.k8s.io/v1';
@@ -12,21 +13,21 @@ const options = {
   ingress: { classNames: ['cilium'], controllers: ['sluice.dev/ingress-controller'], enforceHttps: true },
 };
 
-const ingress = (name: string, spec: Record<string, unknown> = {}, annotations?: Record<string, string>): KubeObject => ({
+const ingress = (name: string, spec: V1IngressSpec = {}, annotations?: Record<string, string>): IngressObject => ({
   apiVersion: NET,
   kind: 'Ingress',
   metadata: { name, namespace: 'shop', ...(annotations ? { annotations } : {}) },
   spec: { ...spec, defaultBackend: { service: { name: 'web', port: { number: 80 } } } },
 });
 
-const ingressClass = (name: string, controller: string, isDefault: boolean): KubeObject => ({
+const ingressClass = (name: string, controller: string, isDefault: boolean): IngressClassObject => ({
   apiVersion: NET,
   kind: 'IngressClass',
   metadata: { name, ...(isDefault ? { annotations: { 'ingressclass.kubernetes.io/is-default-class': 'true' } } : {}) },
   spec: { controller },
 });
 
-function run(ingresses: KubeObject[], classes: KubeObject[] = []) {
+function run(ingresses: IngressObject[], classes: IngressClassObject[] = []) {
   const s = emptySnapshot();
   s.ingresses.push(...ingresses);
   s.ingressClasses.push(...classes);

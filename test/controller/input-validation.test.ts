@@ -13,6 +13,7 @@ import { translate } from '../../controller/translate/translate.ts';
 import { celRule, rewriteHas } from '../../controller/schema/cel.ts';
 import { generate, SCHEMAS_FILE, TYPES_FILE } from '../../scripts/gen-input-types.ts';
 import type { Problem } from '../../controller/problems.ts';
+import type { HTTPRouteObject } from '../../controller/sources/objects.ts';
 import { freePort, startSluice } from '../support/sluice-process.ts';
 import { describeIfPossible } from '../support/suite.ts';
 import { waitFor } from '../support/wait.ts';
@@ -166,7 +167,7 @@ spec:
     expect(parsed).toMatchObject({ problems: [] });
     expect('objects' in parsed && parsed.objects.map((o) => o.kind)).toEqual(['GatewayClass', 'Gateway', 'CiliumNetworkPolicy', 'Ingress', 'EndpointSlice', 'HTTPRoute', 'TLSRoute']);
     // Translation gets the object as written, not the defaulted copy the rules saw.
-    expect('objects' in parsed && parsed.objects[5]!.spec.rules[0].matches[0]).toEqual({ path: { value: '/a' } });
+    expect('objects' in parsed && (parsed.objects[5] as HTTPRouteObject).spec.rules?.[0].matches?.[0]).toEqual({ path: { value: '/a' } });
   });
 
   it('ignores, with a line, a kind of the same name from another API group', () => {

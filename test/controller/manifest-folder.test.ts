@@ -67,7 +67,7 @@ describe('ManifestFolder', () => {
     folder.load();
     writeFileSync(join(dir, 'r.yaml'), 'kind: HTTPRoute\n  bad: [indent\n');
     const { snapshot, problems } = folder.load();
-    expect(snapshot.httpRoutes.map((r) => r.spec.rules[0].matches[0].path.value)).toEqual(['/good']);
+    expect(snapshot.httpRoutes.map((r) => r.spec.rules?.[0].matches?.[0].path?.value)).toEqual(['/good']);
     expect(problems).toEqual([
       {
         code: 'SLU_MANIFEST_YAML',
@@ -94,7 +94,7 @@ describe('ManifestFolder', () => {
     writeFileSync(join(dir, 'a.yaml'), route('/a'));
     writeFileSync(join(dir, 'b.yaml'), route('/b'));
     const { snapshot, problems } = new ManifestFolder(dir).load();
-    expect(snapshot.httpRoutes.map((r) => r.spec.rules[0].matches[0].path.value)).toEqual(['/a']);
+    expect(snapshot.httpRoutes.map((r) => r.spec.rules?.[0].matches?.[0].path?.value)).toEqual(['/a']);
     expect(problems[0]!.message).toMatch(/also defined in a.yaml/);
   });
 
@@ -118,7 +118,7 @@ describe('ManifestFolder', () => {
       }
       const back = folder.load();
       expect(back).toMatchObject({ problems: [], readErrors: [], changed: true });
-      expect(back.snapshot.httpRoutes.map((r) => r.spec.rules[0].matches[0].path.value)).toEqual(['/a']);
+      expect(back.snapshot.httpRoutes.map((r) => r.spec.rules?.[0].matches?.[0].path?.value)).toEqual(['/a']);
     });
 
     it('a folder replaced by a file: kept (ENOTDIR)', () => {

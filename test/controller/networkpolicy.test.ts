@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { IDENTITY_ANY, IDENTITY_HOST, IDENTITY_INGRESS, IDENTITY_WORLD, type L4Policy } from '../../ir/types.ts';
-import { SNAPSHOT_FIELD_BY_KIND, emptySnapshot, type KubeObject } from '../../controller/sources/objects.ts';
+import { SNAPSHOT_FIELD_BY_KIND, emptySnapshot, snapshotArrays, type KubeObject } from '../../controller/sources/objects.ts';
 import { parseCidr } from '../../ir/ipv4.ts';
 import { allocateIdentities } from '../../controller/translate/identities.ts';
 import { InputIndex } from '../../controller/translate/index-inputs.ts';
@@ -40,7 +40,7 @@ const ccnp = (name: string, spec: unknown): KubeObject => ({ apiVersion: 'cilium
 
 function run(objects: KubeObject[], options?: PolicyOptions) {
   const snapshot = emptySnapshot();
-  for (const o of objects) snapshot[SNAPSHOT_FIELD_BY_KIND[o.kind]!].push(o);
+  for (const o of objects) snapshotArrays(snapshot)[SNAPSHOT_FIELD_BY_KIND[o.kind]!].push(o);
   return translateNetworkPolicies(new InputIndex(snapshot), options);
 }
 

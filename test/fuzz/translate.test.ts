@@ -15,7 +15,7 @@ import { Registry } from 'prom-client';
 import { stringify } from 'yaml';
 import type { IR } from '../../ir/types.ts';
 import { ManifestFolder } from '../../controller/sources/manifest-folder.ts';
-import type { InputSnapshot, KubeObject } from '../../controller/sources/objects.ts';
+import type { HTTPRouteObject, InputSnapshot, KubeObject } from '../../controller/sources/objects.ts';
 import type { ObjectStatus } from '../../controller/status/conditions.ts';
 import { translate, type TranslateOptions } from '../../controller/translate/translate.ts';
 import { compileRouteTable } from '../../dataplane/config/compile.ts';
@@ -252,7 +252,7 @@ describe('translate under mutated golden inputs', () => {
     const reference = referenceObjects(options);
     const alone = translate(loadAsFiles(dir, reference), options);
     const touched = structuredClone(reference);
-    touched.find((o) => o.kind === 'HTTPRoute')!.spec.rules[0].backendRefs[0].weight = 4;
+    (touched.find((o) => o.kind === 'HTTPRoute') as HTTPRouteObject).spec.rules![0].backendRefs![0].weight = 4;
     const result = translate(loadAsFiles(dir, touched), options);
     expect(referencePart(result.ir, result.statuses)).not.toEqual(referencePart(alone.ir, alone.statuses));
   });

@@ -9,7 +9,13 @@ import pino from 'pino';
 
 import { KIND_APIS, SECRET_TYPES_KEPT, trimPod } from '../../controller/sources/kinds.ts';
 import { KubernetesSource, jsonEqual, sameInput } from '../../controller/sources/kubernetes.ts';
-import { CLUSTER_SCOPED_KINDS, SNAPSHOT_FIELD_BY_KIND, type KubeObject as SourceObject } from '../../controller/sources/objects.ts';
+import {
+  CLUSTER_SCOPED_KINDS,
+  SNAPSHOT_FIELD_BY_KIND,
+  type GatewayClassObject,
+  type GatewayObject,
+  type KubeObject as SourceObject,
+} from '../../controller/sources/objects.ts';
 import { binariesSkipReason, kubeTestsRequired, startTestCluster, type KubeObject, type TestCluster } from './cluster.ts';
 import { describeIfPossible } from '../support/suite.ts';
 
@@ -165,7 +171,7 @@ describeKube('Kubernetes source against a real kube-apiserver', () => {
     expect(gw.metadata.annotations).toEqual({ team: 'edge' }); // last-applied-configuration dropped
     expect(gw.spec.listeners[0].name).toBe('http');
     expect(source.get('Gateway', NS, 'gw')!.status).toEqual(gwStatus);
-    expect(source.get('GatewayClass', undefined, 'sluice')!.spec.controllerName).toBe('sluice.dev/gateway-controller');
+    expect((source.get('GatewayClass', undefined, 'sluice') as GatewayClassObject).spec.controllerName).toBe('sluice.dev/gateway-controller');
     expect(one(snap.services, 'svc')!.status).toMatchObject({ loadBalancer: { ingress: [{ ip: '192.0.2.10' }] } });
     const slice = one(snap.endpointSlices, 'svc-1')!;
     expect([slice.addressType, slice.endpoints, slice.ports]).toEqual([
@@ -235,7 +241,7 @@ describeKube('Kubernetes source against a real kube-apiserver', () => {
     // ... and called nothing: the snapshot objects are the very same ones.
     expect(changes).toBe(n);
     expect(source.stats().Gateway!.ignored).toBe(ignoredBefore + 1);
-    expect(source.get('Gateway', NS, 'gw')!.status.conditions).toHaveLength(2);
+    expect((source.get('Gateway', NS, 'gw') as GatewayObject).status?.conditions).toHaveLength(2);
     const snapAfter = source.snapshot();
     expect(snapAfter.gateways[0]).toBe(snapBefore.gateways[0]);
     expect(snapAfter.httpRoutes[0]).toBe(snapBefore.httpRoutes[0]);
@@ -243,10 +249,10 @@ describeKube('Kubernetes source against a real kube-apiserver', () => {
 
     // Status that is input does count: a Pod's IP, a Service's load-balancer address.
     await c().mergePatch({ apiVersion: 'v1', kind: 'Pod', name: 'echo', namespace: NS }, { status: { podIP: '10.1.0.6', podIPs: [{ ip: '10.1.0.6' }] } }, 'status');
-    await waitFor(() => source.snapshot().pods[0]?.status.podIP === '10.1.0.6');
+    await waitFor(() => source.snapshot().pods[0]?.status?.podIP === '10.1.0.6');
     expect(changes).toBe(n + 1);
     await c().mergePatch({ apiVersion: 'v1', kind: 'Service', name: 'svc', namespace: NS }, { status: { loadBalancer: { ingress: [{ ip: '192.0.2.11' }] } } }, 'status');
-    await waitFor(() => one(source.snapshot().services, 'svc')?.status.loadBalancer.ingress?.[0].ip === '192.0.2.11');
+    await waitFor(() => one(source.snapshot().services, 'svc')?.status?.loadBalancer?.ingress?.[0].ip === '192.0.2.11');
     expect(changes).toBe(n + 2);
     // And so does a label on a Gateway (no generation bump, still input).
     await c().mergePatch(gwRef, { metadata: { labels: { tier: 'edge' } } });
@@ -381,7 +387,7 @@ describeKube('Kubernetes source against a real kube-apiserver', () => {
 // ---- fixtures and helpers ------------------------------------------------------------------------
 
 /** The object of that name in namespace NS (or cluster-scoped). */
-function one(objs: SourceObject[], name: string): SourceObject | undefined {
+function one<T extends SourceObject>(objs: T[], name: string): T | undefined {
   return objs.find((o) => o.metadata.name === name && (o.metadata.namespace ?? NS) === NS);
 }
 
