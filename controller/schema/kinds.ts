@@ -6,13 +6,10 @@
 // with a schema default may still be absent (standalone hands translation the object as written),
 // which these types say: such fields are optional.
 import type {
-  DiscoveryV1EndpointPort,
-  V1Endpoint,
   V1HTTPIngressPath,
   V1IngressBackend,
   V1IngressRule,
   V1IngressServiceBackend,
-  V1IngressTLS,
   V1ServicePort,
 } from '@kubernetes/client-node';
 import type { Gateway, HTTPRoute, ListenerSet, ReferenceGrant, TLSRoute } from './generated/crd-types.ts';
@@ -47,5 +44,5 @@ export type HTTPRouteRetry = NonNullable<HTTPRouteRule['retry']>;
 export type ReferenceGrantFrom = Item<ReferenceGrant['spec']['from']>;
 export type ReferenceGrantTo = Item<ReferenceGrant['spec']['to']>;
 
-export type { DiscoveryV1EndpointPort as EndpointSlicePort, V1Endpoint as EndpointSliceEndpoint, V1ServicePort as ServicePort };
-export type { V1IngressTLS as IngressTLS, V1IngressRule as IngressRule, V1HTTPIngressPath as IngressPath, V1IngressBackend as IngressBackend, V1IngressServiceBackend as IngressServiceBackend };
+export type { V1ServicePort as ServicePort };
+export type { V1IngressRule as IngressRule, V1HTTPIngressPath as IngressPath, V1IngressBackend as IngressBackend, V1IngressServiceBackend as IngressServiceBackend };

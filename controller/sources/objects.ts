@@ -4,6 +4,8 @@
 // reaches the snapshot only after its kind's schema accepted it (standalone: controller/schema/validate.ts;
 // Kubernetes mode: the API server), which is what makes those types sound.
 import type {
+  DiscoveryV1EndpointPort,
+  V1Endpoint,
   V1IngressClassSpec,
   V1IngressSpec,
   V1IngressStatus,
@@ -61,6 +63,13 @@ export type ServiceObject = CoreObject<V1ServiceSpec, V1ServiceStatus>;
 export type PodObject = CoreObject<V1PodSpec, V1PodStatus>;
 export type NetworkPolicyObject = CoreObject<V1NetworkPolicySpec>;
 
+/** An EndpointSlice has no spec: its fields sit at the top level (as in client-node's V1EndpointSlice). */
+export interface EndpointSliceObject extends KubeObject {
+  addressType?: string;
+  endpoints?: V1Endpoint[];
+  ports?: DiscoveryV1EndpointPort[];
+}
+
 /** The input of translation: plain arrays of objects, nothing below calls out. */
 export interface InputSnapshot {
   namespaces: KubeObject[];
@@ -73,7 +82,7 @@ export interface InputSnapshot {
   ingressClasses: IngressClassObject[];
   referenceGrants: ReferenceGrantObject[];
   services: ServiceObject[];
-  endpointSlices: KubeObject[];
+  endpointSlices: EndpointSliceObject[];
   secrets: KubeObject[];
   configMaps: KubeObject[];
   /** sluice.dev RateLimitPolicy objects. */

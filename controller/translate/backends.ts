@@ -2,7 +2,7 @@
 // endpoints; every Service with a cluster IP becomes an l4 service for the BPF agent.
 import type { AppProtocol, Backend, Endpoint, L4Service } from '../../ir/types.ts';
 import { GATEWAY_GROUP, type ServiceObject } from '../sources/objects.ts';
-import type { BackendRef, EndpointSliceEndpoint, EndpointSlicePort, ServicePort } from '../schema/kinds.ts';
+import type { BackendRef, ServicePort } from '../schema/kinds.ts';
 import type { InputIndex } from './index-inputs.ts';
 import { isReferenceAllowed } from './referencegrant.ts';
 
@@ -65,10 +65,10 @@ function serviceEndpoints(service: ServiceObject, servicePort: ServicePort, inde
   const seen = new Set<string>();
   const out: Endpoint[] = [];
   for (const slice of index.endpointSlices(service.metadata.namespace!, service.metadata.name)) {
-    const slicePort = (slice.ports ?? []) as EndpointSlicePort[];
+    const slicePort = slice.ports ?? [];
     const match = slicePort.find((p) => (p?.name ?? '') === portName);
     if (!match || match.port === undefined) continue;
-    for (const ep of (slice.endpoints ?? []) as EndpointSliceEndpoint[]) {
+    for (const ep of slice.endpoints ?? []) {
       if (ep?.conditions?.ready === false) continue;
       for (const address of ep?.addresses ?? []) {
         const key = `${address}:${match.port}`;

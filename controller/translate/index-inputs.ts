@@ -1,10 +1,10 @@
 // Lookup tables over an InputSnapshot, built once per translation.
-import type { InputSnapshot, KubeObject, ServiceObject } from '../sources/objects.ts';
+import type { EndpointSliceObject, InputSnapshot, KubeObject, ServiceObject } from '../sources/objects.ts';
 
 export class InputIndex {
   readonly snapshot: InputSnapshot;
   private readonly services = new Map<string, ServiceObject>();
-  private readonly slicesByService = new Map<string, KubeObject[]>();
+  private readonly slicesByService = new Map<string, EndpointSliceObject[]>();
   private readonly secrets = new Map<string, KubeObject>();
   private readonly configMaps = new Map<string, KubeObject>();
   private readonly namespaces = new Map<string, KubeObject>();
@@ -31,7 +31,7 @@ export class InputIndex {
     return this.services.get(`${namespace}/${name}`);
   }
 
-  endpointSlices(namespace: string, service: string): KubeObject[] {
+  endpointSlices(namespace: string, service: string): EndpointSliceObject[] {
     return this.slicesByService.get(`${namespace}/${service}`) ?? [];
   }
 

@@ -179,8 +179,8 @@ export function demoEndpoints(snapshot: InputSnapshot): DemoEndpoint[] {
   const out: DemoEndpoint[] = [];
   for (const slice of snapshot.endpointSlices) {
     const service = slice.metadata.labels?.['kubernetes.io/service-name'] ?? slice.metadata.name;
-    for (const port of (slice.ports ?? []) as any[]) {
-      for (const ep of (slice.endpoints ?? []) as any[]) {
+    for (const port of slice.ports ?? []) {
+      for (const ep of slice.endpoints ?? []) {
         for (const address of ep?.addresses ?? []) {
           if (!isLoopback(address) || !port?.port) continue;
           out.push({ address, port: Number(port.port), pod: ep?.targetRef?.name ?? `${service}-demo`, namespace: slice.metadata.namespace!, service });
