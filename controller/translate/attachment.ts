@@ -61,10 +61,12 @@ export function attachRoute(route: HTTPRouteObject | TLSRouteObject, routeKind: 
       out.attached.push(...attach.listeners);
     }
     out.parents.push({
+      // The spec's entry as the API server stores it (group and kind are CRD defaults, the rest
+      // only when written): Flagger finds its parent by deep equality with spec.parentRefs[].
       parentRef: {
         group,
         kind,
-        namespace: parentNs,
+        ...(parentRef.namespace !== undefined ? { namespace: parentRef.namespace } : {}),
         name: parentRef.name,
         ...(parentRef.sectionName !== undefined ? { sectionName: parentRef.sectionName } : {}),
         ...(parentRef.port !== undefined ? { port: parentRef.port } : {}),

@@ -81,6 +81,8 @@ suite('Kubernetes mode against a real API server', () => {
     const r = await cluster.client.get(route);
     expect(r.status.parents).toHaveLength(1);
     expect(r.status.parents[0]).toMatchObject({ controllerName: 'sluice.dev/gateway-controller', parentRef: { name: 'gw' } });
+    // As stored (group/kind defaulted, no namespace): Flagger finds its parent by deep equality.
+    expect(r.status.parents[0].parentRef).toEqual(r.spec.parentRefs[0]);
     expect(condition(r.status.parents[0].conditions, 'Accepted')?.status).toBe('True');
     expect(condition(r.status.parents[0].conditions, 'ResolvedRefs')?.status).toBe('True');
     const cls = await cluster.client.get({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GatewayClass', name: 'cilium' });
