@@ -3,6 +3,7 @@
 // benchmark, not a test: it exits 0 whatever the verdict, non-zero only when it could not run.
 //
 //   node test/bench/soak.ts [--minutes 30] [--warmup-minutes M] [--rate 200]
+//                           [--heap-snapshots MIN[,MIN...] --out DIR]
 //
 // Traffic, all to 127.0.0.1, paced at --rate requests per second in total, each kind a loop of at
 // most CONCURRENCY requests in flight, every request bounded by REQUEST_TIMEOUT_MS:
@@ -23,11 +24,17 @@
 // samples' range), and the verdict against the target: RSS growth < 5 % after warm-up and 0
 // failed requests.
 //
+// --heap-snapshots 30,60,120 makes the sluice process write a V8 heap snapshot at those minutes
+// (SIGUSR2 with --heapsnapshot-signal, files in --out): compare them with
+// `node test/bench/heap-diff.ts DIR/*.heapsnapshot` to tell a leak (some constructor's retained
+// count keeps rising) from V8 and the allocator sizing themselves to a plateau. Writing a snapshot
+// stops the process for seconds; requests that fail within such a pause are counted apart.
+//
 // Backends (echo servers as `--demo-backends` starts them) run in this process, so the RSS
 // measured is Sluice's alone.
 
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
 import https from 'node:https';
@@ -63,13 +70,17 @@ const { values } = parseArgs({
     minutes: { type: 'string', default: '30' },
     'warmup-minutes': { type: 'string' },
     rate: { type: 'string', default: '200' },
+    'heap-snapshots': { type: 'string' },
+    out: { type: 'string' },
   },
 });
+const snapshotMinutes = (values['heap-snapshots'] ?? '').split(',').filter((m) => m !== '').map(Number);
 const minutes = Number(values.minutes);
 const warmupMinutes = values['warmup-minutes'] !== undefined ? Number(values['warmup-minutes']) : Math.min(5, minutes / 3);
 const rate = Number(values.rate);
-if (!(minutes > 0) || !(warmupMinutes >= 0) || warmupMinutes >= minutes || !(rate > 0)) {
-  console.error('usage: soak.ts [--minutes N (> 0)] [--warmup-minutes M (< N)] [--rate R (> 0)]');
+const snapshotsValid = snapshotMinutes.every((m) => m > 0 && m <= minutes) && (snapshotMinutes.length === 0 || values.out !== undefined);
+if (!(minutes > 0) || !(warmupMinutes >= 0) || warmupMinutes >= minutes || !(rate > 0) || !snapshotsValid) {
+  console.error('usage: soak.ts [--minutes N (> 0)] [--warmup-minutes M (< N)] [--rate R (> 0)] [--heap-snapshots MIN[,MIN] (each <= N) --out DIR]');
   process.exit(2);
 }
 
@@ -95,11 +106,20 @@ interface Tally {
 }
 const tallies = new Map<Kind, Tally>(Object.keys(KINDS).map((k) => [k as Kind, { requests: 0, failed: 0, examples: [], outcomes: new Map() }]));
 
+/** Until when a heap snapshot (plus one request timeout) may still fail requests: they are counted apart. */
+let snapshotPauseUntil = 0;
+let failedInSnapshotPause = 0;
+
 function record(kind: Kind, outcome: string, failure: string | null): void {
   const tally = tallies.get(kind)!;
   tally.requests++;
   tally.outcomes.set(outcome, (tally.outcomes.get(outcome) ?? 0) + 1);
   if (failure === null) return;
+  if (Date.now() < snapshotPauseUntil) {
+    failedInSnapshotPause++;
+    if (tally.examples.length < 5) tally.examples.push(`${new Date().toISOString()} (during a heap snapshot) ${failure}`);
+    return;
+  }
   tally.failed++;
   if (tally.examples.length < 5) tally.examples.push(`${new Date().toISOString()} ${failure}`);
 }
@@ -291,7 +311,8 @@ async function runTraffic(t: Targets, deadline: number): Promise<void> {
         resolve();
       });
       stream.on('error', (err) => {
-        record('https-h2', 'error', errorText(err));
+        // The RST_STREAM code and the session's state tell a server reset from a client-side close.
+        record('https-h2', 'error', `${errorText(err)} (rstCode ${stream.rstCode}, session ${sessionRequests} requests old${stream.session?.closed ? ', closing' : ''})`);
         resolve();
       });
       stream.end();
@@ -402,13 +423,24 @@ async function main(): Promise<void> {
   const offset = await freePortOffset([80, 443]);
   let sluice: SluiceProcess | null = null;
   try {
-    sluice = await startSluice(['--manifests', dir, '--listener-port-offset', String(offset), '--rate-limit-max-keys', String(RATE_LIMIT_KEYS)]);
+    const snapshotDir = values.out;
+    if (snapshotDir !== undefined) mkdirSync(snapshotDir, { recursive: true });
+    const nodeArgs = snapshotDir !== undefined ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${snapshotDir}`] : [];
+    sluice = await startSluice(['--manifests', dir, '--listener-port-offset', String(offset), '--rate-limit-max-keys', String(RATE_LIMIT_KEYS)], 15000, { nodeArgs });
+    const pid = sluice.pid;
     const admin = sluice.admin;
     const started = Date.now();
     const deadline = started + minutes * 60_000;
     const warmedUp = started + warmupMinutes * 60_000;
     console.log(`soak: ${minutes} min (warm-up ${warmupMinutes} min) at ${rate} req/s, reload every ${RELOAD_EVERY_MS / 1000} s; sluice admin ${admin}`);
 
+    const snapshotTimers = snapshotMinutes.map((m) =>
+      setTimeout(() => {
+        snapshotPauseUntil = Date.now() + 60_000 + REQUEST_TIMEOUT_MS;
+        console.log(`  ${m} min: heap snapshot requested (SIGUSR2 to ${pid}, into ${snapshotDir})`);
+        process.kill(pid, 'SIGUSR2');
+      }, m * 60_000 - 1000),
+    );
     const traffic = runTraffic({ httpPort: 80 + offset, httpsPort: 443 + offset, ca: certificate.certPem }, deadline);
     const reloader = setInterval(() => writeFileSync(join(dir, 'split.yaml'), splitYaml(++reloads)), RELOAD_EVERY_MS);
     const samples: Sample[] = [];
@@ -429,6 +461,7 @@ async function main(): Promise<void> {
     clearInterval(reloader);
     clearInterval(sampler);
     clearInterval(progress);
+    snapshotTimers.forEach(clearTimeout);
 
     const applied = (sluice.logs().match(/configuration applied/g) ?? []).length;
     const total = [...tallies.values()].reduce((n, t) => n + t.requests, 0);
@@ -439,7 +472,7 @@ async function main(): Promise<void> {
       console.log(`  ${kind.padEnd(13)} ${String(t.requests).padStart(8)} requests, ${t.failed} failed (${outcomes})`);
       for (const example of t.examples) console.log(`      ${example}`);
     }
-    console.log(`  requests      ${total}, failed ${failed}`);
+    console.log(`  requests      ${total}, failed ${failed}${snapshotMinutes.length > 0 ? `, and ${failedInSnapshotPause} more within a minute after a heap snapshot was requested` : ''}`);
     console.log(`  reloads       ${reloads} manifest rewrites, ${applied} 'configuration applied' (the first is the start)`);
     if (samples.length < 2) throw new Error(`only ${samples.length} memory samples after the warm-up: run longer`);
     let rssGrowth = 0;
@@ -455,6 +488,14 @@ async function main(): Promise<void> {
       console.log(
         `  ${label.padEnd(13)} ${mib(line.start)} after warm-up -> ${mib(line.end)} at end (trend of ${samples.length} samples): ${signed(change)}; samples ${mib(Math.min(...values))} to ${mib(Math.max(...values))}`,
       );
+    }
+    // Medians per 10-minute window: a plateau shows as equal medians, a leak as a staircase.
+    const windowMs = 10 * 60_000;
+    const windows = new Map<number, Sample[]>();
+    for (const s of samples) windows.set(Math.floor((s.at - started) / windowMs), [...(windows.get(Math.floor((s.at - started) / windowMs)) ?? []), s]);
+    const median = (xs: number[]): number => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    for (const [w, ws] of windows) {
+      console.log(`  min ${String(w * 10).padStart(3)}-${String(w * 10 + 10).padEnd(4)} median RSS ${mib(median(ws.map((s) => s.rss)))}, heap used ${mib(median(ws.map((s) => s.heapUsed)))}, external ${mib(median(ws.map((s) => s.external)))} (${ws.length} samples)`);
     }
     if (minutes - warmupMinutes < SHORTEST_TREND_MINUTES) {
       console.log(`  note          ${minutes - warmupMinutes} min measured: one garbage-collection swing of RSS lasts minutes, so the trend of fewer than ${SHORTEST_TREND_MINUTES} says little`);

@@ -23,13 +23,15 @@ export interface SluiceProcess {
 export interface StartOptions {
   /** Started under this descriptor limit (soft and hard, `prlimit --nofile`, as `ulimit -n` would). */
   descriptorLimit?: number;
+  /** Options for the child's Node itself, before the script (e.g. `--heapsnapshot-signal=SIGUSR2`). */
+  nodeArgs?: string[];
 }
 
 export async function startSluice(args: string[], readyTimeoutMs = 15000, options: StartOptions = {}): Promise<SluiceProcess> {
   const adminPort = await freePort();
   const admin = `http://127.0.0.1:${adminPort}`;
   // eBPF stays off unless a test asks for it: tests run side by side and must not share pinned maps.
-  const command = [process.execPath, '--disable-warning=ExperimentalWarning', join(ROOT, 'bin', 'sluice.js'), 'run', '--admin-address', `127.0.0.1:${adminPort}`, ...(args.includes('--bpf') ? [] : ['--bpf', 'off']), ...args];
+  const command = [process.execPath, '--disable-warning=ExperimentalWarning', ...(options.nodeArgs ?? []), join(ROOT, 'bin', 'sluice.js'), 'run', '--admin-address', `127.0.0.1:${adminPort}`, ...(args.includes('--bpf') ? [] : ['--bpf', 'off']), ...args];
   if (options.descriptorLimit !== undefined) command.unshift('prlimit', `--nofile=${options.descriptorLimit}:${options.descriptorLimit}`, '--');
   const child: ChildProcess = spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
