@@ -8,7 +8,7 @@ import { runL4Case } from './gateway-api/l4-traffic.ts';
 import { validateCaseFile } from './gateway-api/schema.ts';
 import type { TrafficEnv } from './gateway-api/traffic.ts';
 import type { TcpEchoCase, TlsConnectionRejectedCase } from './gateway-api/types.ts';
-import { startTcpEcho, TCP_ECHO_WELCOME, type TcpEchoServer } from './lib/tcp-echo.ts';
+import { startTcpEcho, TCP_ECHO_WELCOME, type TcpEchoServer } from '../support/demo/tcp-echo.ts';
 
 const HOST = '127.0.0.1';
 const LISTENER_PORT = 443;

@@ -15,7 +15,7 @@ import {
 } from '../../support/demo/certs.ts';
 import { startEchoServer, type EchoServer } from '../../support/demo/echo-server.ts';
 import { parseYamlObjects, type KObject } from '../lib/manifest-store.ts';
-import { startTcpEcho } from '../lib/tcp-echo.ts';
+import { startTcpEcho } from '../../support/demo/tcp-echo.ts';
 import type { EchoBackendInstance, GeneratedObject, SuiteFile } from './types.ts';
 
 // ---------------------------------------------------------------------------

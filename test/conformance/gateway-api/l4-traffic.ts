@@ -5,7 +5,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { sleep } from '../lib/poll.ts';
-import { TCP_ECHO_WELCOME } from '../lib/tcp-echo.ts';
+import { TCP_ECHO_WELCOME } from '../../support/demo/tcp-echo.ts';
 import type { TrafficEnv } from './traffic.ts';
 import type { L4Case, TcpEchoCase, TlsConnectionRejectedCase } from './types.ts';
 

@@ -445,11 +445,18 @@ class EchoServerImpl extends EventEmitter implements EchoServer {
         cert: o.tls.cert,
         key: o.tls.key,
         ALPNProtocols: ['h2', 'http/1.1'],
-        ...(o.tls.ca ? { ca: o.tls.ca, requestCert: true, rejectUnauthorized: true } : {}),
+        // Go's VerifyClientCertIfGiven: ask for a client certificate, accept a connection without
+        // one, refuse one that does not chain to the CA.
+        ...(o.tls.ca ? { ca: o.tls.ca, requestCert: true, rejectUnauthorized: false } : {}),
       });
       tlsListener.on('connection', (socket: net.Socket) => this.#track(socket));
       tlsListener.on('secureConnection', (socket: tls.TLSSocket) => {
         this.#track(socket);
+        if (o.tls?.ca && !socket.authorized && socket.getPeerX509Certificate()) {
+          this.#log(`TLS: client certificate refused: ${socket.authorizationError}`);
+          socket.destroy();
+          return;
+        }
         if (socket.alpnProtocol === 'h2') this.#h2.emit('connection', socket);
         else this.#http1.emit('connection', socket);
       });
@@ -784,9 +791,18 @@ function tlsInfo(socket: tls.TLSSocket): NonNullable<EchoReply['tls']> {
     cipherSuite: socket.getCipher()?.standardName ?? '',
   };
   if (socket.alpnProtocol) info.negotiatedProtocol = socket.alpnProtocol;
-  const peer = socket.getPeerX509Certificate();
-  if (peer) info.peerCertificates = [peer.toString()];
+  const peers = peerCertificatePems(socket);
+  if (peers.length) info.peerCertificates = peers;
   return info;
+}
+
+/**
+ * PEM of the certificate the client presented. Leaf only: Node completes the chain from its own
+ * trust store, so the issuers it reports are not necessarily what the client sent.
+ */
+export function peerCertificatePems(socket: tls.TLSSocket): string[] {
+  const leaf = socket.getPeerX509Certificate();
+  return leaf ? [leaf.toString()] : [];
 }
 
 function isH2cUpgrade(req: http.IncomingMessage): boolean {

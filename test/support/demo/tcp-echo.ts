@@ -61,7 +61,9 @@ export async function startTcpEcho(opts: TcpEchoOptions): Promise<TcpEchoServer>
       tls.createServer({ cert: opts.tls.certPem, key: opts.tls.keyPem, minVersion: 'TLSv1.2' }, (s) =>
         serve(s, () => {
           const cipher = s.getCipher();
-          return { version: s.getProtocol() ?? '', serverName: typeof s.servername === 'string' ? s.servername : '', cipherSuite: cipher.standardName ?? cipher.name };
+          // Go's tls.VersionName spelling ("TLS 1.3"), as echo-basic writes it.
+          const version = (s.getProtocol() ?? '').replace(/^TLSv/, 'TLS ');
+          return { version, serverName: typeof s.servername === 'string' ? s.servername : '', cipherSuite: cipher.standardName ?? cipher.name };
         }),
       ),
     );
