@@ -17,7 +17,7 @@ export interface IR {
  * identities here; IR names are for stable diffs and pools, never parsed back.
  */
 export interface Origin {
-  kind: 'Gateway' | 'ListenerSet' | 'IngressClass' | 'Ingress' | 'HTTPRoute' | 'TLSRoute' | 'RateLimitPolicy' | 'Service';
+  kind: 'Gateway' | 'ListenerSet' | 'IngressClass' | 'Ingress' | 'HTTPRoute' | 'GRPCRoute' | 'TLSRoute' | 'TCPRoute' | 'UDPRoute' | 'RateLimitPolicy' | 'BackendTLSPolicy' | 'Service';
   /** Empty for cluster-scoped objects (the implicit Ingress IngressClass). */
   namespace: string;
   name: string;
@@ -36,8 +36,12 @@ export interface HttpIR {
   listeners: HttpListener[];
   /** Every backend any route references, keyed by IR name. */
   backends: Record<string, Backend>;
-  /** TLS listeners in Passthrough mode (TLSRoute): connections forwarded by SNI, never decrypted. */
+  /** TLS listeners (TLSRoute): connections picked by SNI, passed through or terminated per route. */
   passthrough?: PassthroughListener[];
+  /** TCP listeners (TCPRoute): each connection forwarded to one backend picked by weight. */
+  tcp?: ProxyListener[];
+  /** UDP listeners (UDPRoute): each client address is a session with one backend picked by weight. */
+  udp?: ProxyListener[];
   /** Rate-limit policies any route references (Route.rateLimit), keyed by IR name; absent when none. */
   rateLimits?: Record<string, RateLimitPolicy>;
 }
@@ -47,6 +51,8 @@ export interface PassthroughListener {
   name: string;
   /** The Gateway and ListenerSet listeners served on this socket. */
   origins: Origin[];
+  /** The Gateway's client certificate for TLS backends of terminated routes (`spec.tls.backend`). */
+  backendClientCertificate?: BackendClientCertificate;
   address: string;
   port: number;
   /** Most specific SNI first: exact names, then wildcards by length. No SNI or no match: the connection is closed. */
@@ -60,6 +66,31 @@ export interface PassthroughRoute {
   /** Exact or `*.` wildcard (Gateway API semantics). */
   hostname: string;
   /** Weighted split over backends (keys into HttpIR.backends; null = invalid reference). */
+  backends: WeightedBackend[];
+  /**
+   * The route attached to a TLS listener in Terminate mode: the gateway ends TLS with the listener's
+   * certificates and settings and forwards the plaintext stream. Absent: passthrough.
+   */
+  terminate?: ListenerTls;
+}
+
+/** A TCP or UDP socket (TCPRoute, UDPRoute): no hostnames, one route served. */
+export interface ProxyListener {
+  /** `<address>:<port>` (TCP) or `udp/<address>:<port>` (UDP: the same port number is another socket). */
+  name: string;
+  /** The Gateway or ListenerSet listener served on this socket. */
+  origin: Origin;
+  address: string;
+  port: number;
+  /** The oldest route attached; absent when none is (connections are closed, datagrams dropped). */
+  route?: ProxyRoute;
+}
+
+export interface ProxyRoute {
+  /** `tcproute/<ns>/<name>` or `udproute/<ns>/<name>`. */
+  name: string;
+  origin: Origin;
+  /** Weighted split over backends (keys into HttpIR.backends; null = invalid reference, its share is refused). */
   backends: WeightedBackend[];
 }
 
@@ -145,6 +176,8 @@ export interface ListenerScope {
    * every response of this scope's routes. Absent: no HSTS header is added.
    */
   hsts?: string;
+  /** The Gateway's client certificate for TLS backends (`spec.tls.backend`); absent: none is presented. */
+  backendClientCertificate?: BackendClientCertificate;
   /** Sorted most specific first: exact names, then wildcards by length, then `*`. */
   virtualHosts: VirtualHost[];
 }
@@ -180,7 +213,21 @@ export interface Route {
   retry?: RetryPolicy;
   /** The rate-limit policy in force for this route (the most specific one attached); absent: none. */
   rateLimit?: RouteRateLimit;
+  /**
+   * HTTP/1.1 upgrade protocols (lower-case tokens, e.g. `websocket`, `spdy/3.1`) this route tunnels
+   * once the backend answers 101; an upgrade to any other is served as a plain request. Absent:
+   * DEFAULT_UPGRADE_TYPES. `h2c` is never tunnelled.
+   */
+  upgradeTypes?: string[];
+  /**
+   * A GRPCRoute rule: only gRPC requests (HTTP/2, `content-type: application/grpc`) are served, an
+   * invalid backend share answers UNAVAILABLE, and `grpc-timeout` bounds the exchange. Absent: HTTP.
+   */
+  grpc?: true;
 }
+
+/** Upgrades tunnelled when a route says nothing: WebSocket, as Envoy Gateway and Cilium do by default. */
+export const DEFAULT_UPGRADE_TYPES: readonly string[] = ['websocket'];
 
 export interface RetryPolicy {
   /** Response codes that are retried; connection errors (refused, reset, no response) always are. */
@@ -301,9 +348,53 @@ export type AppProtocol = 'http' | 'h2c' | 'ws';
 export interface Backend {
   /** `service/<ns>/<name>/port/<port>`. */
   name: string;
+  /** The Service port this came from, `<ns>/<name>:<port>`, for metrics and logs (absent from older controllers). */
+  source?: string;
   appProtocol: AppProtocol;
   /** Ready endpoints; empty => the dataplane answers 503 at once. */
   endpoints: Endpoint[];
+  /** TLS to the endpoints (a BackendTLSPolicy targets this Service port); absent: plaintext. */
+  tls?: BackendTls;
+}
+
+/** How the gateway speaks TLS to a backend (BackendTLSPolicy `spec.validation`). */
+export interface BackendTls {
+  /** The BackendTLSPolicy in force. */
+  origin: Origin;
+  /** SNI sent, and the name the certificate must carry when `subjectAltNames` is empty. */
+  serverName: string;
+  /** CA certificates the backend's chain must end in; absent: the system roots (wellKnownCACertificates: System). */
+  caCertificates?: BackendCaCertificate[];
+  /** Not empty: the certificate must carry one of these SANs, and `serverName` is only the SNI. */
+  subjectAltNames: BackendSubjectAltName[];
+  /**
+   * The policy is not usable (Accepted=False, e.g. no valid CA certificate): no connection is made,
+   * never a plaintext one; requests to the backend answer 503. The text says why.
+   */
+  refused?: string;
+  /** sha256 of the settings above: connections are pooled per endpoint and hash, so a new CA opens new ones. */
+  hash: string;
+}
+
+export interface BackendCaCertificate {
+  /** Where it came from: `configmap/<ns>/<name>` or `secret/<ns>/<name>`. */
+  source: string;
+  pem: string;
+}
+
+export interface BackendSubjectAltName {
+  type: 'Hostname' | 'URI';
+  value: string;
+}
+
+/** The certificate the gateway presents to TLS backends that ask for one (Gateway `spec.tls.backend.clientCertificateRef`). */
+export interface BackendClientCertificate {
+  /** The Secret it came from, `secret/<ns>/<name>`. */
+  secret: string;
+  certPem: string;
+  keyPem: string;
+  /** sha256 of cert+key: pools are keyed by it; golden output shows this, not the key. */
+  hash: string;
 }
 
 export interface Endpoint {
@@ -443,6 +534,58 @@ export interface L4Policy {
   rules: L4Rule[];
   /** Allow and deny entries, one per (direction, local, remote, protocol, port range); sorted. */
   entries: L4PolicyEntry[];
+  /**
+   * L7 HTTP rules (Cilium `toPorts[].rules.http`), enforced by the proxy on each request to an
+   * endpoint; one per (direction, identity) that some L7 rule governs, sorted. Absent: none.
+   */
+  http?: HttpPolicy[];
+}
+
+/**
+ * What the allow rules covering the gateway grant one identity at L7. A request to an endpoint of
+ * `identity` on port P is checked against the HTTP rules of the grants whose ports take in P,
+ * unless one of those grants is L4-only (`http` null: every request, as in Cilium). No grant takes
+ * in P: L7 has no say (L3/L4 decides in the kernel).
+ */
+export interface HttpPolicy {
+  /** ingress: rules of policies selecting the destination endpoint; egress: the gateway's rules towards it. */
+  direction: 'ingress' | 'egress';
+  /** ingress: the endpoint's identity; egress: the destination's, or IDENTITY_ANY for every destination. */
+  identity: number;
+  /** Audit mode for the governed identity: denied requests are forwarded and recorded AUDIT. */
+  audit: boolean;
+  grants: HttpPolicyGrant[];
+}
+
+export interface HttpPolicyGrant {
+  /** L4Rule id of the section. */
+  rule: number;
+  /** Inclusive TCP destination port range; absent = every port. */
+  ports?: { from: number; to: number };
+  /** A request passes when one rule matches; null: L4-only (every request); empty: none passes. */
+  http: HttpPolicyRule[] | null;
+}
+
+/** One `rules.http[]` entry. Regexes match the whole value (anchored, as Cilium's Envoy matches). */
+export interface HttpPolicyRule {
+  /** Against the method. */
+  method?: string;
+  /** Against the request target as sent upstream, query included (Envoy's `:path`). */
+  path?: string;
+  /** Against the Host (`:authority`) as sent upstream. */
+  host?: string;
+  /** Each must be present, with this exact value when one is given (`headers`, and `headerMatches` without a mismatch action). */
+  headers: HttpPolicyHeader[];
+  /** `headerMatches` with a mismatch action: the rule still matches on a mismatch, after the action. */
+  headerActions: (HttpPolicyHeader & { mismatch: 'LOG' | 'ADD' | 'DELETE' | 'REPLACE' })[];
+}
+
+export interface HttpPolicyHeader {
+  /** Lower-case. */
+  name: string;
+  value?: string;
+  /** `<ns>/<name>` of the Secret the value came from: redacted wherever the IR is shown. */
+  secret?: string;
 }
 
 export interface L4Identity {

@@ -146,12 +146,13 @@ const FIELD_SHAPES: Record<string, Shape> = {
 
 /** Field names whose type in Cilium's kinds differs from the table above. */
 const KIND_FIELD_SHAPES: Record<string, Record<string, Shape>> = {
-  CiliumNetworkPolicy: { http: 'objects', path: 'string', rules: 'object' },
-  CiliumClusterwideNetworkPolicy: { http: 'objects', path: 'string', rules: 'object' },
+  CiliumNetworkPolicy: { http: 'objects', path: 'string', rules: 'object', headers: 'strings', headerMatches: 'objects' },
+  CiliumClusterwideNetworkPolicy: { http: 'objects', path: 'string', rules: 'object', headers: 'strings', headerMatches: 'objects' },
 };
 
 /** Parts of an object whose content is free-form: never checked by field name. */
-const FREE_FORM = new Set(['status', 'annotations', 'labels', 'matchLabels', 'data', 'stringData', 'options']);
+// enableDefaultDeny (Cilium) holds booleans named ingress/egress, which are rule lists elsewhere; the translator checks them.
+const FREE_FORM = new Set(['status', 'annotations', 'labels', 'matchLabels', 'data', 'stringData', 'options', 'enableDefaultDeny']);
 
 const isMapping = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 

@@ -17,6 +17,9 @@ import {
   IDENTITY_HOST,
   IDENTITY_INGRESS,
   IDENTITY_WORLD,
+  type HttpPolicy,
+  type HttpPolicyGrant,
+  type HttpPolicyRule,
   type L4Enforcement,
   type L4Identity,
   type L4IpcacheEntry,
@@ -66,8 +69,11 @@ const CILIUM_ENTITIES = new Set([
 ]);
 /** Entities whose addresses Sluice cannot know: as egress peers they match nothing (said in a problem line). */
 const UNTRACKED_ENTITIES = new Set(['remote-node', 'kube-apiserver']);
-/** Parts of a Cilium toPorts entry that act above L4. */
-const L7_FIELDS = ['rules', 'serverNames', 'listener', 'terminatingTLS', 'originatingTLS'];
+/** Parts of a Cilium toPorts entry about TLS interception: they restrict nothing Sluice could check. */
+const TLS_FIELDS = ['listener', 'terminatingTLS', 'originatingTLS'];
+/** L7 protocols of `toPorts[].rules` other than HTTP. */
+const OTHER_L7 = ['kafka', 'dns', 'l7proto', 'l7'];
+const MISMATCH_ACTIONS = new Set(['LOG', 'ADD', 'DELETE', 'REPLACE']);
 
 export interface PolicyTranslation {
   /** Absent when no policy object exists at all. */
@@ -99,6 +105,12 @@ type Peer =
 
 type PortSpec = { protocol: PortProtocol; from?: number; to?: number } | { protocol: PortProtocol; name: string };
 
+/** One toPorts entry as L7 sees it: its TCP ports (null: every port) and HTTP rules (null: L4-only). */
+interface L7Grant {
+  ports: PortSpec[] | null;
+  http: HttpPolicyRule[] | null;
+}
+
 interface Section {
   /** L4Rule name. */
   rule: string;
@@ -110,6 +122,8 @@ interface Section {
   peers: Peer[];
   /** null: every protocol and port; empty: none. */
   ports: PortSpec[] | null;
+  /** What the section grants at L7 (Cilium allow sections); absent: L4 only on all its ports. */
+  l7?: L7Grant[];
 }
 
 /** One policy spec: what it selects and its rules. */
@@ -125,6 +139,7 @@ interface Unit {
 }
 
 interface Context {
+  index: InputIndex;
   problems: string[];
   endpoints: Identity[];
   gateway: Identity;
@@ -132,6 +147,7 @@ interface Context {
 }
 
 type EntryDraft = Omit<L4PolicyEntry, 'rule'> & { rule: string };
+type GrantDraft = Omit<HttpPolicyGrant, 'rule'> & { rule: string };
 
 export function translateNetworkPolicies(index: InputIndex, options: PolicyOptions = {}): PolicyTranslation {
   const snapshot = index.snapshot;
@@ -140,7 +156,7 @@ export function translateNetworkPolicies(index: InputIndex, options: PolicyOptio
 
   const problems: string[] = [];
   const world = collectEndpoints(index, options, problems);
-  const ctx: Context = { problems, endpoints: world.endpoints, gateway: world.gateway, gatewayAddresses: world.gatewayAddresses };
+  const ctx: Context = { index, problems, endpoints: world.endpoints, gateway: world.gateway, gatewayAddresses: world.gatewayAddresses };
   const units = [
     ...sortByName(snapshot.networkPolicies).flatMap((p) => parseNetworkPolicy(p, ctx)),
     ...sortByName(snapshot.ciliumNetworkPolicies).flatMap((p) => parseCiliumPolicy(p, false, ctx)),
@@ -167,6 +183,17 @@ export function translateNetworkPolicies(index: InputIndex, options: PolicyOptio
   // Entries, rules, enforcement.
   const drafts: EntryDraft[] = [];
   const ruleNames = new Set<string>();
+  /** `<direction>/<identity>` → what the allow sections covering the gateway grant it at L7. */
+  const grants = new Map<string, GrantDraft[]>();
+  const grant = (direction: Direction, identity: number, s: Section, named: (p: NamedPort) => { protocol: Protocol; port: number }[]) => {
+    const list = grants.get(`${direction}/${identity}`) ?? [];
+    for (const g of s.l7 ?? [{ ports: null, http: null }]) {
+      // L7 sees TCP only: the ports of other protocols grant nothing here.
+      const ranges = portRanges(g.ports, named).filter((r) => r.protocol === 'TCP' || r.protocol === 'ANY');
+      for (const r of ranges) list.push({ rule: s.rule, ...(r.ports ? { ports: r.ports } : {}), http: g.http });
+    }
+    grants.set(`${direction}/${identity}`, list);
+  };
   const enforcement = new Map<number, L4Enforcement>();
   const governedBy = new Map<number, { what: string; audit: boolean }[]>();
   const govern = (u: Unit, id: number, direction: Direction, defaultDeny: boolean) => {
@@ -197,6 +224,7 @@ export function translateNetworkPolicies(index: InputIndex, options: PolicyOptio
           for (const r of portRanges(s.ports, (p) => named.resolve(p, local))) {
             drafts.push({ direction: 'ingress', action: s.action, local: local.id, remote, ...r, rule: s.rule });
           }
+          if (s.action === 'allow') grant('ingress', local.id, s, (p) => named.resolve(p, local, true));
         }
       } else {
         for (const remote of egressPeers(s, u)) {
@@ -206,12 +234,14 @@ export function translateNetworkPolicies(index: InputIndex, options: PolicyOptio
           for (const r of portRanges(s.ports, (p) => (remote === IDENTITY_ANY ? [] : named.resolve(p, target)))) {
             drafts.push({ direction: 'egress', action: s.action, local: IDENTITY_INGRESS, remote, ...r, rule: s.rule });
           }
+          if (s.action === 'allow') grant('egress', remote, s, (p) => (remote === IDENTITY_ANY ? [] : named.resolve(p, target, true)));
           if (remote !== IDENTITY_ANY || !s.ports) continue;
           const namedOnly = s.ports.filter((p): p is NamedPort => 'name' in p);
           for (const t of namedOnly.length > 0 ? ctx.endpoints : []) {
             for (const r of portRanges(namedOnly, (p) => named.resolve(p, t, true))) {
               drafts.push({ direction: 'egress', action: s.action, local: IDENTITY_INGRESS, remote: t.id, ...r, rule: s.rule });
             }
+            if (s.action === 'allow') grant('egress', t.id, s, (p) => named.resolve(p, t, true));
           }
           for (const p of namedOnly) named.resolve(p, undefined); // reported if no destination declares it
         }
@@ -224,6 +254,7 @@ export function translateNetworkPolicies(index: InputIndex, options: PolicyOptio
   const ruleIds = new Map([...ruleNames].sort(compareRuleNames).map((name, i) => [name, i + 1]));
   const rules: L4Rule[] = [...ruleIds.entries()].map(([name, id]) => ({ id, name }));
   const entries = dedupeEntries(drafts.map((d) => ({ ...d, rule: ruleIds.get(d.rule)! })));
+  const http = httpPolicies(grants, ruleIds, enforcement);
 
   // ipcache: the gateway, then endpoints, then the host, then policy prefixes; the first claim of a prefix wins.
   const ipcache = new Map<string, { cidr: Cidr; identity: number }>();
@@ -253,6 +284,7 @@ export function translateNetworkPolicies(index: InputIndex, options: PolicyOptio
       enforcement: [...enforcement.values()].filter((e) => e.ingress || e.egress || e.audit).sort((a, b) => a.identity - b.identity),
       rules,
       entries,
+      ...(http.length > 0 ? { http } : {}),
     },
     problems: [...new Set(problems)],
   };
@@ -513,7 +545,7 @@ function parseCiliumPolicy(obj: KubeObject, clusterwide: boolean, ctx: Context):
 
   const audit = auditMode(obj, problem);
   const next = { ingress: 0, ingressDeny: 0, egress: 0, egressDeny: 0 };
-  const l7 = { found: false };
+  const l7 = { tls: false, namespace: ns ?? '', index: ctx.index };
   const units: Unit[] = [];
   for (const { spec, path } of specs) {
     if (!isObject(spec)) {
@@ -565,7 +597,7 @@ function parseCiliumPolicy(obj: KubeObject, clusterwide: boolean, ctx: Context):
       sections,
     });
   }
-  if (l7.found) problem('L7 rules (toPorts[].rules) are honoured at L3/L4 only: their ports are allowed whatever the request');
+  if (l7.tls) problem('toPorts[].listener, terminatingTLS and originatingTLS are not supported (the gateway intercepts no TLS); ignored');
   return units;
 }
 
@@ -575,8 +607,8 @@ function ciliumRule(
   where: string,
   namespace: string | null,
   problem: (t: string) => void,
-  l7: { found: boolean },
-): { peers: Peer[]; ports: PortSpec[] | null } {
+  l7: L7Context,
+): { peers: Peer[]; ports: PortSpec[] | null; l7?: L7Grant[] } {
   if (!isObject(rule)) {
     problem(`${where} is not a rule; it allows nothing`);
     return { peers: [], ports: [] };
@@ -623,50 +655,208 @@ function ciliumRule(
   if (rule[requires] !== undefined) problem(`${where}.${requires} is not supported (deprecated by Cilium); ignored, which may allow more than Cilium would`);
   if (rule.authentication !== undefined) problem(`${where}.authentication is not supported; the rule applies without it`);
 
-  let ports = ciliumPorts(rule.toPorts, `${where}.toPorts`, problem, l7);
+  const parsed = ciliumPorts(rule.toPorts, `${where}.toPorts`, direction, problem, l7);
+  let ports = parsed.ports;
+  const grants = parsed.l7.some((g) => g.http !== null) ? { l7: parsed.l7 } : {};
   if (rule.icmps !== undefined) {
     problem(`${where}.icmps: ICMP is not governed (the gateway only opens TCP and UDP connections); ignored`);
     if (ports === null) ports = []; // an ICMP-only rule allows no TCP, UDP or SCTP port
   }
   // No peer field: an L4-only rule applies to every peer; a rule with neither peers nor ports selects nothing.
   const l4Only = asArray(rule.toPorts).length > 0 || rule.icmps !== undefined;
-  if (!hasPeerField) return { peers: l4Only ? [{ type: 'any' }] : [], ports };
-  return { peers, ports };
+  if (!hasPeerField) return { peers: l4Only ? [{ type: 'any' }] : [], ports, ...grants };
+  return { peers, ports, ...grants };
 }
 
-/** `toPorts` of a Cilium rule; absent, empty, or an entry without ports: every port. */
-function ciliumPorts(toPorts: unknown, path: string, problem: (t: string) => void, l7: { found: boolean }): PortSpec[] | null {
-  if (toPorts === undefined || toPorts === null) return null;
+interface L7Context {
+  /** A TLS interception field was seen (one problem line per policy). */
+  tls: boolean;
+  /** The policy's namespace, where headerMatches secrets are looked up ('' for clusterwide policies). */
+  namespace: string;
+  index: InputIndex;
+}
+
+/**
+ * `toPorts` of a Cilium rule; absent, empty, or an entry without ports: every port. With each
+ * entry's L7 grant: its ports and HTTP rules (null when it has none).
+ */
+function ciliumPorts(
+  toPorts: unknown,
+  path: string,
+  direction: Direction,
+  problem: (t: string) => void,
+  l7: L7Context,
+): { ports: PortSpec[] | null; l7: L7Grant[] } {
+  if (toPorts === undefined || toPorts === null) return { ports: null, l7: [] };
   if (!Array.isArray(toPorts)) {
     problem(`${path} is not a list; the rule allows no port`);
-    return [];
+    return { ports: [], l7: [] };
   }
-  if (toPorts.length === 0) return null;
+  if (toPorts.length === 0) return { ports: null, l7: [] };
   const out: PortSpec[] = [];
+  const grants: L7Grant[] = [];
   let every = false;
   toPorts.forEach((entry, k) => {
     if (!isObject(entry)) return problem(`${path}[${k}] is not a port rule; skipped`);
-    if (L7_FIELDS.some((f) => entry[f] !== undefined && entry[f] !== null)) l7.found = true;
+    if (TLS_FIELDS.some((f) => entry[f] !== undefined && entry[f] !== null)) l7.tls = true;
+    const http = l7Rules(entry, `${path}[${k}]`, direction, problem, l7);
     const ports = entry.ports;
     if (ports === undefined || ports === null || (Array.isArray(ports) && ports.length === 0)) {
       every = true;
+      grants.push({ ports: null, http });
       return;
     }
     if (!Array.isArray(ports)) return problem(`${path}[${k}].ports is not a list; skipped`);
+    const specs: PortSpec[] = [];
     ports.forEach((p, j) => {
       const where = `${path}[${k}].ports[${j}]`;
-      const protocol = String(p?.protocol ?? 'ANY').toUpperCase();
+      let protocol = String(p?.protocol ?? 'ANY').toUpperCase();
       if (protocol !== 'ANY' && !L4_PROTOCOLS.includes(protocol as Protocol)) {
         return problem(`${where}: protocol ${JSON.stringify(p.protocol)} is not TCP, UDP, SCTP or ANY; port skipped`);
+      }
+      if (http !== null && protocol !== 'TCP') {
+        // Cilium refuses the whole policy (which would then enforce nothing); the narrower reading keeps it on TCP.
+        if (protocol !== 'ANY') return problem(`${where}: L7 rules apply to TCP only (Cilium refuses ${protocol}); port skipped`);
+        problem(`${where}: L7 rules need protocol TCP (Cilium refuses ANY); applied to TCP only`);
+        protocol = 'TCP';
       }
       // Cilium: port "0" (or none) is every port; endPort 0 is no range.
       const port = p?.port === '0' || p?.port === 0 || p?.port === '' ? undefined : p?.port;
       const endPort = p?.endPort === 0 ? undefined : p?.endPort;
       const spec = portSpec(protocol as PortProtocol, port, endPort, where, problem);
-      if (spec) out.push(spec);
+      if (spec) specs.push(spec);
     });
+    out.push(...specs);
+    grants.push({ ports: specs, http });
   });
-  return every ? null : out;
+  return { ports: every ? null : out, l7: grants };
+}
+
+/**
+ * The HTTP rules of one toPorts entry: null when it has no L7 part (L4-only). Rules Sluice cannot
+ * check never widen: an invalid HTTP rule matches nothing, and a port governed by another L7
+ * protocol (or by SNI, which the gateway's plain HTTP connections never carry) admits no request.
+ */
+function l7Rules(entry: Record<string, unknown>, where: string, direction: Direction, problem: (t: string) => void, l7: L7Context): HttpPolicyRule[] | null {
+  const sni = entry.serverNames;
+  const rules = entry.rules;
+  const deny = (text: string): HttpPolicyRule[] => {
+    problem(`${where}: ${text}; requests to those ports are denied`);
+    return [];
+  };
+  if (Array.isArray(sni) && sni.length > 0) return deny('serverNames is not supported (the gateway speaks plain HTTP to backends: no SNI to match)');
+  if (rules === undefined || rules === null) return null;
+  if (!isObject(rules)) return deny('rules is not an object');
+  const others = OTHER_L7.filter((k) => rules[k] !== undefined && rules[k] !== null && !(Array.isArray(rules[k]) && rules[k].length === 0));
+  if (others.length > 0) {
+    const what = others.map((k) => `rules.${k}`).join(', ');
+    const why = others.includes('dns') && direction === 'ingress' ? 'DNS rules are egress only in Cilium' : 'the gateway sends HTTP, which those parsers would not let through';
+    return deny(`${what} is not supported (${why})`);
+  }
+  if (rules.http === undefined || rules.http === null) return null;
+  if (!Array.isArray(rules.http)) return deny('rules.http is not a list');
+  const out: HttpPolicyRule[] = [];
+  rules.http.forEach((h, i) => {
+    const rule = httpRule(h, `${where}.rules.http[${i}]`, problem, l7);
+    if (rule) out.push(rule);
+  });
+  // An empty list is no constraint in Cilium (`rules.http: []` is L4-only).
+  return rules.http.length === 0 ? null : out;
+}
+
+/** One `rules.http[]` entry, or null (with a problem line) when it cannot be checked as written: it then allows nothing. */
+function httpRule(value: unknown, where: string, problem: (t: string) => void, l7: L7Context): HttpPolicyRule | null {
+  if (!isObject(value)) {
+    problem(`${where} is not an HTTP rule; it allows nothing`);
+    return null;
+  }
+  const rule: HttpPolicyRule = { headers: [], headerActions: [] };
+  for (const field of ['method', 'path', 'host'] as const) {
+    const re = value[field];
+    if (re === undefined || re === null || re === '') continue;
+    if (typeof re !== 'string' || !compiles(re)) {
+      problem(`${where}.${field}: ${JSON.stringify(re)} is not a regular expression Sluice can compile; the rule allows nothing`);
+      return null;
+    }
+    rule[field] = re;
+  }
+  for (const [j, header] of asArray(value.headers).entries()) {
+    // As Cilium: "Name" is presence, "Name value" (or "Name: value") an exact value.
+    if (typeof header !== 'string' || header === '') {
+      problem(`${where}.headers[${j}] is not a header; the rule allows nothing`);
+      return null;
+    }
+    const space = header.indexOf(' ');
+    if (space < 0) rule.headers.push({ name: header.toLowerCase() });
+    else rule.headers.push({ name: header.slice(0, space).replace(/:+$/, '').toLowerCase(), value: header.slice(space + 1) });
+  }
+  for (const [j, m] of asArray(value.headerMatches).entries()) {
+    const at = `${where}.headerMatches[${j}]`;
+    const match = fieldsOf(m);
+    if (typeof match.name !== 'string' || match.name === '') {
+      problem(`${at}: header name missing; the rule allows nothing`);
+      return null;
+    }
+    const mismatch = match.mismatch === undefined || match.mismatch === null || match.mismatch === '' ? null : String(match.mismatch);
+    if (mismatch !== null && !MISMATCH_ACTIONS.has(mismatch)) {
+      problem(`${at}.mismatch: ${JSON.stringify(match.mismatch)} is not LOG, ADD, DELETE or REPLACE; the rule allows nothing`);
+      return null;
+    }
+    const found = headerMatchValue(match, at, problem, l7);
+    if (found === null) return null;
+    const header = { name: match.name.toLowerCase(), ...(found.value !== '' ? { value: found.value } : {}), ...(found.secret ? { secret: found.secret } : {}) };
+    if (mismatch === null) rule.headers.push(header);
+    else rule.headerActions.push({ ...header, mismatch: mismatch as HttpPolicyRule['headerActions'][number]['mismatch'] });
+  }
+  return rule;
+}
+
+/**
+ * The value a headerMatch compares with ('' = presence): the Secret's one entry (as Cilium: it must
+ * hold exactly one), else `value`; null when neither exists (the rule never matches).
+ */
+function headerMatchValue(match: Record<string, unknown>, at: string, problem: (t: string) => void, l7: L7Context): { value: string; secret?: string } | null {
+  const inline = typeof match.value === 'string' ? match.value : '';
+  if (match.secret === undefined || match.secret === null) return { value: inline };
+  const ref = fieldsOf(match.secret);
+  const namespace = typeof ref.namespace === 'string' && ref.namespace !== '' ? ref.namespace : l7.namespace;
+  const secret = typeof ref.name === 'string' ? l7.index.secret(namespace, ref.name) : undefined;
+  const entries = Object.values(fieldsOf(secret?.data));
+  if (entries.length === 1 && typeof entries[0] === 'string') return { value: Buffer.from(entries[0], 'base64').toString('utf8'), secret: `${namespace}/${String(ref.name)}` };
+  if (inline !== '') return { value: inline };
+  problem(`${at}.secret: Secret ${namespace}/${String(ref.name)} ${secret ? 'does not hold exactly one entry' : 'is not known'} and no value is given; the rule allows nothing`);
+  return null;
+}
+
+function compiles(re: string): boolean {
+  try {
+    new RegExp(`^(?:${re})$`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The grants of every (direction, identity) some HTTP rule governs, in IR form; audit mode from the governed identity. */
+function httpPolicies(grants: Map<string, GrantDraft[]>, ruleIds: Map<string, number>, enforcement: Map<number, L4Enforcement>): HttpPolicy[] {
+  const out: HttpPolicy[] = [];
+  for (const [key, list] of grants) {
+    if (!list.some((g) => g.http !== null)) continue;
+    const [direction, id] = key.split('/') as [Direction, string];
+    const identity = Number(id);
+    const seen = new Set<string>();
+    const unique: HttpPolicyGrant[] = [];
+    for (const g of list) {
+      const grant: HttpPolicyGrant = { rule: ruleIds.get(g.rule)!, ...(g.ports ? { ports: g.ports } : {}), http: g.http };
+      const k = JSON.stringify(grant);
+      if (!seen.has(k)) unique.push(grant);
+      seen.add(k);
+    }
+    unique.sort((a, b) => a.rule - b.rule || (a.ports?.from ?? 0) - (b.ports?.from ?? 0) || (a.ports?.to ?? 0) - (b.ports?.to ?? 0));
+    const audit = enforcement.get(direction === 'ingress' ? identity : IDENTITY_INGRESS)?.audit ?? false;
+    out.push({ direction, identity, audit, grants: unique });
+  }
+  return out.sort((a, b) => compareStrings(a.direction, b.direction) || a.identity - b.identity);
 }
 
 /** One port (number, digits or a name) with an optional inclusive endPort; null (with a problem) when invalid. */
