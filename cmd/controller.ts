@@ -14,7 +14,7 @@ import { KubernetesSource } from '../controller/sources/kubernetes.ts';
 import { isRelevantChange, type Dependencies } from '../controller/sources/relevance.ts';
 import { SNAPSHOT_FIELD_BY_KIND, objectKey, type InputSnapshot, type KubeObject } from '../controller/sources/objects.ts';
 import { assembleStatuses, detachedRoutes, type DataplaneFeedback } from '../controller/status/assemble.ts';
-import type { SocketFailure } from '../controller/status/dataplane-result.ts';
+import { socketFailure, type SocketFailure } from '../controller/status/dataplane-result.ts';
 import { dataplaneAddresses } from '../controller/status/kubernetes.ts';
 import { StatusStore } from '../controller/status/store.ts';
 import { StatusWriter } from '../controller/status/writer.ts';
@@ -161,7 +161,7 @@ export async function runController(options: ControllerOptions): Promise<Running
     const acks = snapshots.acks();
     const socketFailures: SocketFailure[] = acks
       .filter((d) => d.connected && d.appliedVersion === result.ir.version)
-      .flatMap((d) => (d.listeners ?? []).filter((l) => !l.ok).map((l) => ({ name: l.name, error: `${d.name}: ${l.error ?? 'failed'}` })));
+      .flatMap((d) => (d.listeners ?? []).filter((l) => !l.ok).map((l) => socketFailure(l, d.name)));
     const detached = detachedRoutes(snapshot, result.statuses, options.controllerName, (k, ns, n) => source.get(k, ns, n));
     if (!options.dataplaneService) return { socketFailures, acks, detached };
     const [namespace, name] = options.dataplaneService.split('/');

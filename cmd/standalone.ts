@@ -16,12 +16,13 @@ import { StartupCheckFailed, checkFolder, checkPorts, pathProblem, type PortClai
 import { SNAPSHOT_FIELD_BY_KIND, type InputSnapshot, type KubeObject } from '../controller/sources/objects.ts';
 import type { Condition, ObjectStatus } from '../controller/status/conditions.ts';
 import { assembleStatuses } from '../controller/status/assemble.ts';
-import type { SocketFailure } from '../controller/status/dataplane-result.ts';
+import { socketFailure, type SocketFailure } from '../controller/status/dataplane-result.ts';
 import { StatusStore } from '../controller/status/store.ts';
 import type { IngressOptions } from '../controller/translate/options.ts';
 import type { PolicyOptions } from '../controller/translate/networkpolicy.ts';
 import { resolveRedisSettings, type RedisSources } from './redis-settings.ts';
 import { translate } from '../controller/translate/translate.ts';
+import { isPlannedAddress } from '../controller/translate/addresses.ts';
 import { serialDebouncer } from '../controller/debounce.ts';
 
 /**
@@ -109,7 +110,7 @@ export async function runStandalone(options: StandaloneOptions): Promise<Running
     if (result.ir.version !== applied?.version) {
       try {
         const outcome = await node.apply(result.ir);
-        socketFailures = outcome.listeners.filter((l) => !l.ok).map((l) => ({ name: l.name, error: l.error ?? 'failed' }));
+        socketFailures = outcome.listeners.filter((l) => !l.ok).map((l) => socketFailure(l));
         applied = result.ir;
       } catch (err) {
         // The dataplane keeps serving the last good version.
@@ -173,6 +174,8 @@ async function checkStartup(options: StandaloneOptions, folder: ManifestFolder, 
       problems.push({ code: 'SLU_STARTUP_PORT', message: `${what} is beyond 65535; lower --listener-port-offset` });
       continue;
     }
+    // A Gateway's own spec.addresses are not the process's to check: their bind result is the Gateway's status (AddressNotUsable).
+    if (!isPlannedAddress(options.bindAddress, l.address)) continue;
     claims.push({ host: l.address, port: l.port + offset, what, remedy: 'choose another offset with --listener-port-offset (or another --bind-address)' });
   }
   if (options.demoBackends) {

@@ -38,6 +38,8 @@ export interface ListenerResult {
   name: string;
   ok: boolean;
   error?: string;
+  /** The bind error's code (EADDRNOTAVAIL: the address is on no interface here). */
+  code?: string;
 }
 
 export interface ApplyResult {
@@ -176,7 +178,7 @@ export class Dataplane {
       await server.listen();
     } catch (error) {
       await server.close(0).catch(() => undefined);
-      return this.fail(name, describeBindError(error as Error, table.listener, bindPort));
+      return this.fail(name, describeBindError(error as Error, table.listener, bindPort), (error as NodeJS.ErrnoException).code);
     }
     this.servers.set(name, server);
     this.logger.info({ listener: name, address: table.listener.address, port: bindPort, protocol: table.protocol }, 'listener bound');
@@ -205,7 +207,7 @@ export class Dataplane {
         results.push({ name: listener.name, ok: true });
       } catch (error) {
         await server.close(0).catch(() => undefined);
-        results.push(this.fail(listener.name, `cannot bind ${listener.address}:${bindPort}: ${(error as Error).message}`));
+        results.push(this.fail(listener.name, `cannot bind ${listener.address}:${bindPort}: ${(error as Error).message}`, (error as NodeJS.ErrnoException).code));
       }
     }
     for (const [name, server] of this.passthrough) {
@@ -217,9 +219,9 @@ export class Dataplane {
     return results;
   }
 
-  private fail(name: string, error: string): ListenerResult {
+  private fail(name: string, error: string, code?: string): ListenerResult {
     this.logger.error({ listener: name, err: error }, 'listener not serving');
-    return { name, ok: false, error };
+    return { name, ok: false, error, ...(code !== undefined ? { code } : {}) };
   }
 
   private closeInBackground(server: ListenerServer): void {

@@ -91,6 +91,8 @@ export interface ListenerAck {
   name: string;
   ok: boolean;
   error?: string;
+  /** The bind error's code (EADDRINUSE, EADDRNOTAVAIL ...), when binding is what failed. */
+  code?: string;
 }
 
 export interface Ack {
@@ -137,7 +139,13 @@ export function parseAck(body: unknown): { ack: Ack } | { problem: string } {
       return { problem: `listeners[${i}]: expected {name: string, ok: boolean, error?: string}` };
     }
     if (item.error !== undefined && typeof item.error !== 'string') return { problem: `listeners[${i}].error: expected a string` };
-    listeners.push({ name: item.name, ok: item.ok, ...(typeof item.error === 'string' ? { error: item.error } : {}) });
+    if (item.code !== undefined && (typeof item.code !== 'string' || !/^[A-Z0-9_]{1,32}$/.test(item.code))) return { problem: `listeners[${i}].code: expected an error code such as EADDRINUSE` };
+    listeners.push({
+      name: item.name,
+      ok: item.ok,
+      ...(typeof item.error === 'string' ? { error: item.error } : {}),
+      ...(typeof item.code === 'string' ? { code: item.code } : {}),
+    });
   }
   const ack: Ack = {
     name: b.name,

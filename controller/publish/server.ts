@@ -13,7 +13,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import type { Logger } from 'pino';
 import { parseHostPort } from '../../ir/host-port.ts';
 import type { IR } from '../../ir/types.ts';
-import type { SocketFailure } from '../status/dataplane-result.ts';
+import { socketFailure, type SocketFailure } from '../status/dataplane-result.ts';
 import {
   ACKS_PATH,
   DATAPLANES_PATH,
@@ -100,7 +100,7 @@ export function rollout(states: DataplaneState[], version: string): Rollout {
     rejected: connected
       .filter((s) => s.lastAck?.version === version && !s.lastAck.ok)
       .map((s) => ({ name: s.name, error: s.lastAck?.error ?? 'rejected' })),
-    socketFailures: applied.flatMap((s) => s.listeners.filter((l) => !l.ok).map((l) => ({ name: l.name, error: `${s.name}: ${l.error ?? 'failed'}` }))),
+    socketFailures: applied.flatMap((s) => s.listeners.filter((l) => !l.ok).map((l) => socketFailure(l, s.name))),
   };
 }
 

@@ -3,7 +3,7 @@
 // its own address, chosen from a hash of its namespace/name so that it stays
 // put when other Gateways come and go.
 import { createHash } from 'node:crypto';
-import { formatIPv4, parseCidr } from '../../ir/ipv4.ts';
+import { addressInCidr, formatIPv4, parseCidr, parseIPv4 } from '../../ir/ipv4.ts';
 
 export interface AddressPlan {
   /** `namespace/name` → address. */
@@ -34,8 +34,53 @@ export function planGatewayAddresses(bindAddress: string, gateways: string[]): A
   return { byGateway };
 }
 
+/** Is `address` one the --bind-address gives (itself, or in its pool), rather than a Gateway's own spec.addresses? */
+export function isPlannedAddress(bindAddress: string, address: string): boolean {
+  const cidr = poolOf(bindAddress);
+  const ip = parseIPv4(address);
+  return cidr ? ip !== null && addressInCidr(ip, { ip: cidr.base, len: cidr.prefix }) : address === bindAddress;
+}
+
 /** An IPv4 CIDR of /8 or longer, as a pool of Gateway addresses; null for a plain address. */
 function poolOf(text: string): { base: number; prefix: number } | null {
   const cidr = parseCidr(text);
   return cidr && cidr.len >= 8 ? { base: cidr.ip, prefix: cidr.len } : null;
+}
+
+/** One `spec.addresses` entry, as the Gateway CRD types it. */
+export interface RequestedAddress {
+  type?: string;
+  value?: string;
+}
+
+/**
+ * What a Gateway's `spec.addresses` asks of Sluice. IPAddress values are bound as they are (every
+ * listener on every one of them, as the spec says); an IPAddress entry without a value, or no
+ * entry at all, takes Sluice's own address (the --bind-address plan). Sluice binds sockets, so it
+ * has no use for a Hostname or an implementation-specific NamedAddress: any type but IPAddress
+ * is `unsupported` (Accepted=False UnsupportedAddress), as Envoy Gateway does.
+ */
+export interface AddressRequest {
+  /** IPAddress values, in spec order, duplicates removed. */
+  static: string[];
+  /** Also take the planned address: no entries, or an IPAddress entry without a value. */
+  planned: boolean;
+  /** Why the request cannot be honoured, naming the entry; null when it can. */
+  unsupported: string | null;
+}
+
+export function addressRequest(entries: RequestedAddress[] | undefined): AddressRequest {
+  const list = entries ?? [];
+  const values: string[] = [];
+  let planned = list.length === 0;
+  for (const [i, a] of list.entries()) {
+    const type = a.type ?? 'IPAddress';
+    if (type !== 'IPAddress') {
+      const why = type === 'Hostname' || type === 'NamedAddress' ? 'Sluice binds IP addresses only' : 'not a type Sluice knows';
+      return { static: [], planned: false, unsupported: `spec.addresses[${i}] type ${type}: ${why} (IPAddress is supported)` };
+    }
+    if (a.value) values.push(a.value);
+    else planned = true;
+  }
+  return { static: [...new Set(values)], planned, unsupported: null };
 }

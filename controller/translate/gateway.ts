@@ -6,7 +6,7 @@ import { defaultTlsSettings, describeTlsSettings, sameTlsSettings } from '../../
 import type { ClientValidation, TlsCertificate, TlsSettings } from '../../ir/types.ts';
 import { GATEWAY_GROUP, namespacedName, type GatewayClassObject, type GatewayObject, type IngressClassObject, type KubeObject, type ListenerSetObject } from '../sources/objects.ts';
 import { condition, type Condition, type ObjectStatus } from '../status/conditions.ts';
-import type { AddressPlan } from './addresses.ts';
+import { addressRequest, type AddressPlan, type AddressRequest } from './addresses.ts';
 import type { InputIndex } from './index-inputs.ts';
 import type { TranslateOptions } from './options.ts';
 import { isReferenceAllowed } from './referencegrant.ts';
@@ -80,7 +80,10 @@ export interface GatewayState {
   /** `namespace/name`. */
   key: string;
   generation: number | undefined;
+  /** The first of `addresses`, null when it has none. */
   address: string | null;
+  /** Where its listeners are bound: the requested IPAddress values and/or Sluice's own address. */
+  addresses: string[];
   accepted: Verdict;
   listeners: ListenerState[];
   /** ListenerSets whose parentRef names this Gateway, allowed or not, oldest first. */
@@ -131,12 +134,16 @@ export function translateGateways(
 ): GatewayState[] {
   const states = ours.map((obj) => {
     const key = namespacedName(obj);
+    const request = addressRequest(obj.spec?.addresses);
+    const planned = request.planned ? plan.byGateway.get(key) : undefined;
+    const addresses = request.unsupported ? [] : [...new Set([...request.static, ...(planned !== undefined ? [planned] : [])])];
     const gateway: GatewayState = {
       obj,
       key,
       generation: obj.metadata.generation,
-      address: plan.byGateway.get(key) ?? null,
-      accepted: gatewayVerdict(obj, plan.byGateway.has(key) ? null : plan.problem ?? 'no address'),
+      address: addresses[0] ?? null,
+      addresses,
+      accepted: gatewayVerdict(obj, request, request.planned && planned === undefined ? plan.problem ?? 'no address' : null),
       listeners: [],
       listenerSets: [],
     };
@@ -198,20 +205,12 @@ export function olderFirst(a: { obj: KubeObject; key: string }, b: { obj: KubeOb
   return ta < tb ? -1 : ta > tb ? 1 : a.key.localeCompare(b.key);
 }
 
-function gatewayVerdict(obj: GatewayObject, addressProblem: string | null): Verdict {
+function gatewayVerdict(obj: GatewayObject, request: AddressRequest, addressProblem: string | null): Verdict {
   const params = obj.spec?.infrastructure?.parametersRef;
   if (params) {
     return { ok: false, reason: 'InvalidParameters', message: `infrastructure.parametersRef ${params.kind}/${params.name}: Sluice takes no Gateway parameters` };
   }
-  for (const a of obj.spec?.addresses ?? []) {
-    // An entry without a value asks for an address of that type: Sluice assigns one.
-    if ((a?.type ?? 'IPAddress') !== 'IPAddress') {
-      return { ok: false, reason: 'UnsupportedAddress', message: `spec.addresses type ${a.type}: only IPAddress is supported` };
-    }
-    if (a?.value) {
-      return { ok: false, reason: 'UnsupportedAddress', message: `spec.addresses ${a.value}: Sluice assigns Gateway addresses itself (--bind-address)` };
-    }
-  }
+  if (request.unsupported) return { ok: false, reason: 'UnsupportedAddress', message: request.unsupported };
   if (addressProblem) return { ok: false, reason: 'AddressNotAssigned', message: addressProblem };
   return { ok: true, reason: 'Accepted', message: 'Gateway is valid' };
 }
@@ -433,13 +432,20 @@ export function markConflicts(listeners: ListenerState[]): void {
   const byPort = new Map<string, ListenerState[]>();
   for (const l of listeners) {
     if (!l.accepted.ok) continue;
-    const socket = `${l.gateway.address}:${l.port}`;
-    const list = byPort.get(socket) ?? [];
-    list.push(l);
-    byPort.set(socket, list);
+    // A listener is bound on every address of its Gateway: it must fit on each of those sockets
+    // (a Gateway without one has no socket to share).
+    for (const address of l.gateway.addresses) {
+      const socket = `${address}:${l.port}`;
+      const list = byPort.get(socket) ?? [];
+      list.push(l);
+      byPort.set(socket, list);
+    }
   }
-  for (const group of byPort.values()) {
-    const first = group[0]!;
+  for (const all of byPort.values()) {
+    // One that lost on another of its addresses is not served at all: it claims nothing here.
+    const group = all.filter((l) => l.conflict === null);
+    const first = group[0];
+    if (!first) continue;
     const hostnames = new Set<string | null>();
     const firstTls = tlsSettingsOf(first);
     for (const l of group) {
@@ -496,7 +502,7 @@ export function gatewayStatus(gateway: GatewayState): ObjectStatus {
     condition('Accepted', gateway.accepted.ok, gateway.accepted.reason, gateway.accepted.message, gen),
     gateway.accepted.ok
       ? anyProgrammed || gateway.listeners.length === 0
-        ? condition('Programmed', true, 'Programmed', `Serving on ${gateway.address}`, gen)
+        ? condition('Programmed', true, 'Programmed', `Serving on ${gateway.addresses.join(', ')}`, gen)
         : condition('Programmed', false, 'Invalid', 'No listener of this Gateway can be served', gen)
       : condition('Programmed', false, 'Invalid', `Gateway is not accepted: ${gateway.accepted.message}`, gen),
   ];
@@ -506,7 +512,7 @@ export function gatewayStatus(gateway: GatewayState): ObjectStatus {
     namespace: gateway.obj.metadata.namespace,
     name: gateway.obj.metadata.name,
     status: {
-      ...(gateway.address && gateway.accepted.ok ? { addresses: [{ type: 'IPAddress', value: gateway.address }] } : {}),
+      ...(gateway.addresses.length > 0 && gateway.accepted.ok ? { addresses: gateway.addresses.map((value) => ({ type: 'IPAddress', value })) } : {}),
       conditions,
       listeners,
       attachedListenerSets,

@@ -89,6 +89,7 @@ export function translateIngresses(served: ServedIngresses, address: string | nu
     key: INGRESS_GATEWAY_KEY,
     generation: undefined,
     address,
+    addresses: address ? [address] : [],
     accepted: address ? { ok: true, reason: 'Accepted', message: 'Ingress listeners' } : { ok: false, reason: 'AddressNotAssigned', message: 'no address' },
     listeners: [],
     listenerSets: [],

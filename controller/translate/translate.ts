@@ -6,7 +6,7 @@ import { irVersion } from '../../ir/version.ts';
 import type { Problem } from '../problems.ts';
 import { namespacedName, type InputSnapshot } from '../sources/objects.ts';
 import type { ObjectStatus } from '../status/conditions.ts';
-import { planGatewayAddresses } from './addresses.ts';
+import { addressRequest, planGatewayAddresses } from './addresses.ts';
 import { translateL4Services } from './backends.ts';
 import {
   allListeners,
@@ -53,7 +53,8 @@ export function translate(snapshot: InputSnapshot, options: TranslateOptions): T
   const ourGateways = snapshot.gateways.filter((g) => classes.accepted.has(g.spec?.gatewayClassName));
   const ingresses = options.ingress ? servedIngresses(index, options.ingress) : { ingresses: [], listening: false, problems: [] };
   const plan = planGatewayAddresses(options.bindAddress, [
-    ...ourGateways.map(namespacedName),
+    // Gateways that name all their addresses take none of the plan's.
+    ...ourGateways.filter((g) => addressRequest(g.spec?.addresses).planned).map(namespacedName),
     ...(ingresses.listening ? [INGRESS_GATEWAY_KEY] : []),
   ]);
   const gateways = translateGateways(ourGateways, snapshot.listenerSets, plan, index);
@@ -153,17 +154,21 @@ function assemblePassthrough(gateways: GatewayState[], placements: PassthroughPl
   for (const gateway of gateways) {
     for (const l of allListeners(gateway)) {
       if (l.protocol !== 'TLS' || !listenerProgrammed(l)) continue;
-      const name = `${gateway.address}:${l.port}`;
-      const socket = sockets.get(name) ?? { name, origins: [], address: gateway.address!, port: l.port, routes: [] };
-      socket.origins.push(listenerOrigin(l));
-      sockets.set(name, socket);
+      for (const address of gateway.addresses) {
+        const name = `${address}:${l.port}`;
+        const socket = sockets.get(name) ?? { name, origins: [], address, port: l.port, routes: [] };
+        socket.origins.push(listenerOrigin(l));
+        sockets.set(name, socket);
+      }
     }
   }
   const sorted = [...placements].sort((a, b) => a.creationTimestamp.localeCompare(b.creationTimestamp) || a.route.name.localeCompare(b.route.name));
   for (const p of sorted) {
-    const socket = sockets.get(`${p.listener.gateway.address}:${p.listener.port}`);
-    if (!socket || !listenerProgrammed(p.listener) || socket.routes.some((r) => r.hostname === p.route.hostname)) continue;
-    socket.routes.push(p.route);
+    if (!listenerProgrammed(p.listener)) continue;
+    for (const address of p.listener.gateway.addresses) {
+      const socket = sockets.get(`${address}:${p.listener.port}`);
+      if (socket && !socket.routes.some((r) => r.hostname === p.route.hostname)) socket.routes.push(p.route);
+    }
   }
   for (const socket of sockets.values()) {
     socket.routes.sort((a, b) => hostnameSpecificity(b.hostname) - hostnameSpecificity(a.hostname) || a.name.localeCompare(b.name));
@@ -178,16 +183,19 @@ function assembleListeners(gateways: GatewayState[], placements: Placement[]): H
   for (const gateway of gateways) {
     for (const l of allListeners(gateway)) {
       if (l.protocol === 'TLS' || !listenerProgrammed(l)) continue;
-      const name = `${gateway.address}:${l.port}`;
-      let socket = sockets.get(name);
-      if (!socket) {
-        socket = { name, address: gateway.address!, port: l.port, protocol: l.protocol as HttpListener['protocol'], scopes: [] };
-        if (l.protocol === 'HTTPS') socket.tls = { certificates: [], ...(l.clientValidation ? { clientValidation: l.clientValidation } : {}), settings: tlsSettingsOf(l) };
-        sockets.set(name, socket);
-      }
-      socket.tls?.certificates.push(...l.certificates);
+      // One scope, on a socket per Gateway address (the spec: every listener on every address).
       const scope: ListenerScope = { name: l.scopeName, origin: listenerOrigin(l), hostname: l.hostname, ...(l.hsts !== undefined ? { hsts: l.hsts } : {}), virtualHosts: [] };
-      socket.scopes.push(scope);
+      for (const address of gateway.addresses) {
+        const name = `${address}:${l.port}`;
+        let socket = sockets.get(name);
+        if (!socket) {
+          socket = { name, address, port: l.port, protocol: l.protocol as HttpListener['protocol'], scopes: [] };
+          if (l.protocol === 'HTTPS') socket.tls = { certificates: [], ...(l.clientValidation ? { clientValidation: l.clientValidation } : {}), settings: tlsSettingsOf(l) };
+          sockets.set(name, socket);
+        }
+        socket.tls?.certificates.push(...l.certificates);
+        socket.scopes.push(scope);
+      }
       scopes.set(l.scopeName, { listener: l, scope, hosts: new Map() });
     }
   }
