@@ -131,7 +131,10 @@ export const FRONT_DOOR_FLAGS: readonly Flag[] = [
   timeoutFlag('request-body-timeout', FRONT_DOOR.requestBodyTimeoutMs, 'longest silence while a request body is still coming: the connection is closed'),
   timeoutFlag('http2-idle-timeout', FRONT_DOOR.http2IdleTimeoutMs, 'an HTTP/2 connection with no frame either way is closed (GOAWAY) after this'),
   timeoutFlag('http2-ack-timeout', FRONT_DOOR.http2AckTimeoutMs, "longest wait for the client's SETTINGS or PING acknowledgement"),
-  timeoutFlag('backend-connect-timeout', FRONT_DOOR.backendConnectTimeoutMs, 'longest wait for a connection to a backend endpoint: then 503'),
+  timeoutFlag('backend-connect-timeout', FRONT_DOOR.backendConnectTimeoutMs, 'longest wait for a connection to a backend endpoint: then 503 (TCP and TLS routes: the connection is closed)'),
+  timeoutFlag('stream-idle-timeout', FRONT_DOOR.streamIdleTimeoutMs, 'a TCPRoute or TLSRoute connection with no byte either way is closed after this'),
+  timeoutFlag('udp-session-timeout', FRONT_DOOR.udpSessionTimeoutMs, 'a UDPRoute client session with no datagram either way ends after this (the next datagram picks a backend again)'),
+  timeoutFlag('tunnel-idle-timeout', FRONT_DOOR.tunnelIdleTimeoutMs, 'an upgraded connection (WebSocket) with no byte either way is closed after this'),
   {
     name: 'max-connections-per-listener', type: 'string', value: 'N', default: String(FRONT_DOOR.maxConnectionsPerListener),
     help: 'client connections one listener holds; more are refused (cleartext HTTP: 503 and close)',

@@ -27,6 +27,12 @@ export interface FrontDoorLimits {
   http2AckTimeoutMs: number;
   /** Longest wait for a TCP (and TLS) connection to a backend endpoint. */
   backendConnectTimeoutMs: number;
+  /** A relayed TCP or TLS stream (TCPRoute, TLSRoute) with no byte either way is closed after this. */
+  streamIdleTimeoutMs: number;
+  /** A UDP client session (UDPRoute) with no datagram either way is forgotten after this. */
+  udpSessionTimeoutMs: number;
+  /** An upgraded connection (WebSocket tunnel) with no byte either way is closed after this. */
+  tunnelIdleTimeoutMs: number;
   /** Connections one listener holds at most; more are refused. */
   maxConnectionsPerListener: number;
   /** Connections all listeners of the process hold together at most. */
@@ -51,6 +57,13 @@ export const DEFAULT_FRONT_DOOR_LIMITS: FrontDoorLimits = {
   http2IdleTimeoutMs: 60_000,
   http2AckTimeoutMs: 10_000,
   backendConnectTimeoutMs: 5_000,
+  // Envoy's tcp_proxy idle_timeout default (Envoy Gateway keeps it for TCPRoute and TLSRoute).
+  streamIdleTimeoutMs: 3_600_000,
+  // Envoy's udp_proxy idle_timeout default (Envoy Gateway keeps it for UDPRoute).
+  udpSessionTimeoutMs: 60_000,
+  // Envoy's stream_idle_timeout default, which covers upgraded streams; nginx's proxy_read_timeout
+  // of 60 s is known to cut WebSockets that ping less often.
+  tunnelIdleTimeoutMs: 300_000,
   maxConnectionsPerListener: 10_000,
   maxConnections: defaultMaxConnections(descriptorLimit()),
   shedDescriptorRatio: 0.9,

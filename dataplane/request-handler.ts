@@ -9,6 +9,7 @@ import type { CompiledRoute, ForwardPlan, ListenerTable } from './config/route-t
 import type { DownstreamRequest, DownstreamResponse } from './downstream.ts';
 import { originAllowed, preflightHeaders, responseCorsHeaders } from './filters/cors.ts';
 import { applyHeaderModifiers, type HeaderModifierPlan } from './filters/header-modifier.ts';
+import { grpcTimeoutMs, isGrpcRequest } from './grpc/grpc.ts';
 import { headerValue } from './header-fields.ts';
 import type { RedirectPlan } from './filters/redirect.ts';
 import { sendLocalReply } from './local-reply.ts';
@@ -35,6 +36,12 @@ export function handleRequest(table: ListenerTable, logger: Logger, req: Downstr
   const route = scope === undefined ? null : findRouteInScope(scope, request.host, request);
   if (route === null) {
     sendLocalReply(res, 404, 'Not Found\n', scope?.replyModifiers ?? NO_MODIFIERS, table.notFound, startedAt);
+    return;
+  }
+  if (route.grpc && !isGrpcRequest(req, request.headers)) {
+    // A GRPCRoute rule serves gRPC calls only (HTTP/2, application/grpc): anything else is told so
+    // here rather than confusing a gRPC backend (HTTP/1.x, gRPC-Web, a browser).
+    sendLocalReply(res, 415, 'Unsupported Media Type: this route serves gRPC only (HTTP/2, content-type application/grpc)\n', responseModifiersOf(route), metricsOf(route), startedAt);
     return;
   }
 
@@ -118,8 +125,10 @@ function forwardToBackend(
   const filters = choice.filters;
   const backend = choice.backend;
   if (backend === null) {
-    // All weights zero, or the picked share points at an invalid reference (Gateway API: 500).
-    sendLocalReply(res, 500, 'Internal Server Error\n', filters.responseModifiers, choice.metrics, startedAt, corsHeaders);
+    // All weights zero, or the picked share points at an invalid reference (Gateway API: 500; for a
+    // GRPCRoute, UNAVAILABLE).
+    if (route.grpc) sendLocalReply(res, 503, 'Service Unavailable: no valid backend\n', filters.responseModifiers, choice.metrics, startedAt, corsHeaders);
+    else sendLocalReply(res, 500, 'Internal Server Error\n', filters.responseModifiers, choice.metrics, startedAt, corsHeaders);
     return;
   }
   if (filters.redirect !== null) {
@@ -131,6 +140,8 @@ function forwardToBackend(
     return;
   }
 
+  // An upgrade the route does not allow goes upstream as a plain request (Upgrade is hop-by-hop).
+  if (upgrade !== null && !route.upgradeTypes.has(upgrade.protocol)) upgrade = null;
   const headers = upstreamRequestHeaders(request.client, req.socket.remoteAddress, table.scheme);
   let mirrors: MirrorCopy[] | null = null;
   // A mirror gets plain requests only: it must not open a second tunnel.
@@ -145,7 +156,8 @@ function forwardToBackend(
   if (filters.requestModifiers.length > 0) applyHeaderModifiers(headers, filters.requestModifiers);
   const target = upstreamTarget(request, filters.rewrite, headers);
   const body = request.client.hasBody ? req : null;
-  new ProxyExchange({ method: request.method, target, headers, body, mirrors, upgrade }, res, route.name, action, choice, backend, corsHeaders, logger, startedAt).start();
+  const deadlineMs = route.grpc ? grpcTimeoutMs(request.headers) : 0;
+  new ProxyExchange({ method: request.method, target, headers, body, mirrors, upgrade, deadlineMs }, res, route.name, action, choice, backend, corsHeaders, logger, startedAt).start();
 }
 
 function redirect(

@@ -221,7 +221,7 @@ export class ListenerServer {
       },
       onRequest,
     );
-    const upgrades = new Http1Upgrades(server, serve);
+    const upgrades = new Http1Upgrades(server, serve, this.limits.tunnelIdleTimeoutMs);
     server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => upgrades.handle(req, socket as Socket, head, !this.draining));
     // Connections back from an upgrade request wait outside the server until their next byte:
     // draining (close()) must close them with the server's own idle ones.

@@ -2,18 +2,17 @@
 // (and carries no body, see shouldTakeUpgrade) to Http1Upgrades with its raw connection, detached
 // from the parser. The request is then served like any other, through an http.ServerResponse
 // attached to that connection, so routing, filters, rate limits and local answers all apply, with
-// proper HTTP/1.1 framing. Only a WebSocket upgrade on a forwarding route is asked of the
-// upstream, and only the upstream's 101 turns the connection into a tunnel (upstream/tunnel.ts),
-// as nginx and Envoy do. Whatever else happens, once the response is written the connection goes
+// proper HTTP/1.1 framing. Only an upgrade the route allows (route.upgradeTypes, WebSocket by
+// default) on a forwarding route is asked of the upstream, and only the upstream's 101 turns the
+// connection into a tunnel (upstream/tunnel.ts), as nginx and Envoy do. Whatever else happens, once the response is written the connection goes
 // back to the HTTP/1.1 server with the bytes the client sent after the request put back in front:
 // a pipelined request is parsed and routed like any other.
 
 import http, { type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
+import { UPGRADE_PROTOCOL } from '../ir/upgrades.ts';
 import type { ClientUpgrade } from './upstream/tunnel.ts';
 
-/** Upgrade protocols tunnelled when the upstream agrees (WebSocket, as Envoy Gateway and Cilium by default). */
-const TUNNELLED_PROTOCOLS: ReadonlySet<string> = new Set(['websocket']);
 
 /** Serves one request on a response; `upgrade` non-null when the request may become a tunnel. */
 export type ServeRequest = (req: IncomingMessage, res: http.ServerResponse, upgrade: ClientUpgrade | null) => void;
@@ -47,9 +46,12 @@ export class Http1Upgrades {
   /** Connections back from an upgrade request, idle: waiting for their next byte (see handBack). */
   private readonly idle = new Set<Socket>();
 
-  constructor(server: http.Server, serve: ServeRequest) {
+  private readonly tunnelIdleTimeoutMs: number;
+
+  constructor(server: http.Server, serve: ServeRequest, tunnelIdleTimeoutMs: number) {
     this.server = server;
     this.serve = serve;
+    this.tunnelIdleTimeoutMs = tunnelIdleTimeoutMs;
   }
 
   /** `keepAlive`: false while draining; the connection then closes after the answer. */
@@ -78,6 +80,7 @@ export class Http1Upgrades {
         : {
             protocol,
             head,
+            idleTimeoutMs: this.tunnelIdleTimeoutMs,
             switchProtocols: () => {
               res.detachSocket(socket);
               return socket;
@@ -120,10 +123,11 @@ export class Http1Upgrades {
 
 /** The protocol to ask the upstream for, or null when the request is served as a plain one (its Upgrade dropped as hop-by-hop). */
 function tunnelProtocol(req: IncomingMessage): string | null {
-  // RFC 6455 §4.1: a GET, over HTTP/1.1. h2c (RFC 7540 §3.2) and unknown tokens are never tunnelled.
+  // RFC 6455 §4.1: a GET, over HTTP/1.1. h2c (RFC 7540 §3.2) is never tunnelled, nor a list of
+  // several protocols; whether the route allows the protocol is asked once it is routed.
   if (req.method !== 'GET' || req.httpVersionMinor !== 1) return null;
   const protocol = req.headers.upgrade?.trim().toLowerCase();
-  return protocol !== undefined && TUNNELLED_PROTOCOLS.has(protocol) ? protocol : null;
+  return protocol !== undefined && protocol !== 'h2c' && UPGRADE_PROTOCOL.test(protocol) ? protocol : null;
 }
 
 function connectionTokens(req: IncomingMessage): string[] {

@@ -216,7 +216,7 @@ export interface Route {
   /**
    * HTTP/1.1 upgrade protocols (lower-case tokens, e.g. `websocket`, `spdy/3.1`) this route tunnels
    * once the backend answers 101; an upgrade to any other is served as a plain request. Absent:
-   * DEFAULT_UPGRADE_TYPES. `h2c` is never tunnelled.
+   * DEFAULT_UPGRADE_TYPES (ir/upgrades.ts). `h2c` is never tunnelled.
    */
   upgradeTypes?: string[];
   /**
@@ -225,9 +225,6 @@ export interface Route {
    */
   grpc?: true;
 }
-
-/** Upgrades tunnelled when a route says nothing: WebSocket, as Envoy Gateway and Cilium do by default. */
-export const DEFAULT_UPGRADE_TYPES: readonly string[] = ['websocket'];
 
 export interface RetryPolicy {
   /** Response codes that are retried; connection errors (refused, reset, no response) always are. */

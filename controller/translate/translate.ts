@@ -1,7 +1,7 @@
 // translate(snapshot) → { ir, statuses }: a pure function of its inputs.
 // No API calls, no clock, no randomness: the same snapshot always gives the
 // same IR (and so the same version) and the same statuses.
-import type { Backend, HttpListener, IR, ListenerScope, Origin, PassthroughListener, VirtualHost } from '../../ir/types.ts';
+import type { Backend, HttpListener, IR, ListenerScope, Origin, PassthroughListener, ProxyListener, VirtualHost } from '../../ir/types.ts';
 import { irVersion } from '../../ir/version.ts';
 import type { Problem } from '../problems.ts';
 import { namespacedName, type InputSnapshot } from '../sources/objects.ts';
@@ -22,15 +22,19 @@ import {
   type ListenerState,
 } from './gateway.ts';
 import { hostnameSpecificity, isWildcard } from './hostnames.ts';
-import { translateHttpRoute, type Placement } from './httproute.ts';
+import { translateHttpAndGrpcRoutes } from './grpcroute.ts';
+import type { Placement } from './httproute.ts';
 import { InputIndex } from './index-inputs.ts';
 import { translateNetworkPolicies } from './networkpolicy.ts';
 import { INGRESS_GATEWAY_KEY, servedIngresses, translateIngresses } from './ingress.ts';
 import { comparePrecedence } from './precedence.ts';
 import { translateTlsRoute, type PassthroughPlacement } from './tlsroute.ts';
+import { translateProxyRoute, type ProxyPlacement } from './proxyroute.ts';
 import { translateRateLimits } from './ratelimit.ts';
+import { applyBackendTlsPolicies, attachBackendClientCertificates } from './backendtls.ts';
 
 import type { TranslateOptions } from './options.ts';
+import { applyUpgradeTypes } from './upgrades.ts';
 
 export type { TranslateOptions };
 
@@ -58,6 +62,7 @@ export function translate(snapshot: InputSnapshot, options: TranslateOptions): T
     ...(ingresses.listening ? [INGRESS_GATEWAY_KEY] : []),
   ]);
   const gateways = translateGateways(ourGateways, snapshot.listenerSets, plan, index);
+  attachBackendClientCertificates(gateways, index);
   const ingress = translateIngresses(ingresses, plan.byGateway.get(INGRESS_GATEWAY_KEY) ?? null, index, options.ingress!);
   markConflicts([...[...gateways].sort(olderFirst).flatMap(allListeners), ...(ingress.gateway?.listeners ?? [])]);
   for (const l of ingress.gateway?.listeners ?? []) {
@@ -81,15 +86,20 @@ export function translate(snapshot: InputSnapshot, options: TranslateOptions): T
   const placements: Placement[] = [...ingress.placements];
   const backends = new Map<string, Backend>(ingress.backends.map((b) => [b.name, b]));
   const passthrough: PassthroughPlacement[] = [];
+  const proxied: ProxyPlacement[] = [];
   const results = [
-    ...sortByName(snapshot.httpRoutes).map((r) => {
-      const result = translateHttpRoute(r, parents, index);
-      if (result) placements.push(...result.placements);
+    // HTTPRoutes and GRPCRoutes, cross-serving resolved between them.
+    ...translateHttpAndGrpcRoutes(sortByName(snapshot.httpRoutes), sortByName(snapshot.grpcRoutes), parents, index).map((result) => {
+      placements.push(...result.placements);
       return result;
     }),
     ...sortByName(snapshot.tlsRoutes).map((r) => {
       const result = translateTlsRoute(r, parents, index);
       if (result) passthrough.push(...result.placements);
+      return result;
+    }),
+    ...[...sortByName(snapshot.tcpRoutes).map((r) => translateProxyRoute(r, 'TCPRoute', parents, index)), ...sortByName(snapshot.udpRoutes).map((r) => translateProxyRoute(r, 'UDPRoute', parents, index))].map((result) => {
+      if (result) proxied.push(...result.placements);
       return result;
     }),
   ];
@@ -108,9 +118,12 @@ export function translate(snapshot: InputSnapshot, options: TranslateOptions): T
   const http: IR['http'] = {
     listeners: assembleListeners(servingGateways, placements),
     passthrough: assemblePassthrough(gateways, passthrough),
+    ...assembleProxyListeners(gateways, proxied),
     backends: Object.fromEntries([...backends.entries()].sort(([a], [b]) => a.localeCompare(b))),
     ...(Object.keys(rateLimits.rateLimits).length > 0 ? { rateLimits: rateLimits.rateLimits } : {}),
   };
+  const upgradeProblems = applyUpgradeTypes(http, snapshot);
+  const backendTls = applyBackendTlsPolicies(http, index, options.controllerName);
   const { policy, problems: policyProblems } = translateNetworkPolicies(index, options.policy);
   const l4 = { services: translateL4Services(index), ...(policy ? { policy } : {}) };
   return {
@@ -122,11 +135,12 @@ export function translate(snapshot: InputSnapshot, options: TranslateOptions): T
       ...routeStatuses,
       ...ingress.statuses,
       ...rateLimits.statuses,
+      ...backendTls.statuses,
     ],
     problems: [
       ...ingresses.problems,
       ...tlsOptionProblems,
-      ...[...ingress.problems, ...rateLimits.problems, ...policyProblems].map((message): Problem => ({ code: 'SLU_TRANSLATION', message })),
+      ...[...ingress.problems, ...rateLimits.problems, ...backendTls.problems, ...policyProblems, ...upgradeProblems].map((message): Problem => ({ code: 'SLU_TRANSLATION', message })),
     ],
     dependsOn: {
       references: [...index.referenced].sort(),
@@ -156,7 +170,8 @@ function assemblePassthrough(gateways: GatewayState[], placements: PassthroughPl
       if (l.protocol !== 'TLS' || !listenerProgrammed(l)) continue;
       for (const address of gateway.addresses) {
         const name = `${address}:${l.port}`;
-        const socket = sockets.get(name) ?? { name, origins: [], address, port: l.port, routes: [] };
+        const socket: PassthroughListener = sockets.get(name) ?? { name, origins: [], address, port: l.port, routes: [] };
+        if (gateway.backendTls?.certificate) socket.backendClientCertificate = gateway.backendTls.certificate;
         socket.origins.push(listenerOrigin(l));
         sockets.set(name, socket);
       }
@@ -176,15 +191,47 @@ function assemblePassthrough(gateways: GatewayState[], placements: PassthroughPl
   return [...sockets.values()].sort((a, b) => a.name.localeCompare(b.name));
 }
 
+/**
+ * TCP and UDP sockets (absent from the IR when there are none), each serving the oldest route
+ * attached to its listener (creation time, then name).
+ */
+function assembleProxyListeners(gateways: GatewayState[], placements: ProxyPlacement[]): Pick<IR['http'], 'tcp' | 'udp'> {
+  const sockets = new Map<string, ProxyListener>();
+  const byListener = new Map<ListenerState, ProxyListener[]>();
+  for (const gateway of gateways) {
+    for (const l of allListeners(gateway)) {
+      if ((l.protocol !== 'TCP' && l.protocol !== 'UDP') || !listenerProgrammed(l)) continue;
+      const list = gateway.addresses.map((address): ProxyListener => ({ name: `${l.protocol === 'UDP' ? 'udp/' : ''}${address}:${l.port}`, origin: listenerOrigin(l), address, port: l.port }));
+      for (const socket of list) sockets.set(socket.name, socket);
+      byListener.set(l, list);
+    }
+  }
+  const sorted = [...placements].sort((a, b) => a.creationTimestamp.localeCompare(b.creationTimestamp) || a.route.name.localeCompare(b.route.name));
+  for (const p of sorted) {
+    for (const socket of byListener.get(p.listener) ?? []) socket.route ??= p.route;
+  }
+  const of = (protocol: string) => [...sockets.values()].filter((s) => s.name.startsWith('udp/') === (protocol === 'UDP')).sort((a, b) => a.name.localeCompare(b.name));
+  const tcp = of('TCP');
+  const udp = of('UDP');
+  return { ...(tcp.length > 0 ? { tcp } : {}), ...(udp.length > 0 ? { udp } : {}) };
+}
+
 /** Sockets from the programmed listeners, each with its scopes, virtual hosts and routes in precedence order. */
 function assembleListeners(gateways: GatewayState[], placements: Placement[]): HttpListener[] {
   const sockets = new Map<string, HttpListener>();
   const scopes = new Map<string, { listener: ListenerState; scope: ListenerScope; hosts: Map<string, Placement[]> }>();
   for (const gateway of gateways) {
     for (const l of allListeners(gateway)) {
-      if (l.protocol === 'TLS' || !listenerProgrammed(l)) continue;
+      if ((l.protocol !== 'HTTP' && l.protocol !== 'HTTPS') || !listenerProgrammed(l)) continue;
       // One scope, on a socket per Gateway address (the spec: every listener on every address).
-      const scope: ListenerScope = { name: l.scopeName, origin: listenerOrigin(l), hostname: l.hostname, ...(l.hsts !== undefined ? { hsts: l.hsts } : {}), virtualHosts: [] };
+      const scope: ListenerScope = {
+        name: l.scopeName,
+        origin: listenerOrigin(l),
+        hostname: l.hostname,
+        ...(l.hsts !== undefined ? { hsts: l.hsts } : {}),
+        ...(l.gateway.backendTls?.certificate ? { backendClientCertificate: l.gateway.backendTls.certificate } : {}),
+        virtualHosts: [],
+      };
       for (const address of gateway.addresses) {
         const name = `${address}:${l.port}`;
         let socket = sockets.get(name);

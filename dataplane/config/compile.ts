@@ -2,7 +2,8 @@
 // recorded and disable only that piece; anything thrown out of here rejects the whole version
 // (the caller keeps the last good table).
 
-import type { Backend, Filter, HeaderModifier, HttpIR, HttpListener, ListenerScope, Route, RouteAction, VirtualHost } from '../../ir/types.ts';
+import type { Backend, BackendClientCertificate, Filter, HeaderModifier, HttpIR, HttpListener, ListenerScope, Route, RouteAction, VirtualHost } from '../../ir/types.ts';
+import { DEFAULT_UPGRADE_TYPES } from '../../ir/upgrades.ts';
 import { compileFilterChain, concatChains, EMPTY_CHAIN, type FilterChain } from '../filters/chain.ts';
 import { compileHeaderModifier } from '../filters/header-modifier.ts';
 import { compileRedirect } from '../filters/redirect.ts';
@@ -18,7 +19,8 @@ import {
   type CertificateProblem,
   type SecureContextCache,
 } from '../tls/certificates.ts';
-import { BackendTarget } from '../upstream/backend.ts';
+import type { EndpointPolicy, HttpPolicyIndex } from '../policy/http-policy.ts';
+import { BackendTarget, BackendTargets } from '../upstream/backend.ts';
 import type { UpstreamEndpoint, UpstreamPools } from '../upstream/pools.ts';
 import { weightedPicker, type PickerStateGeneration } from '../upstream/weighted.ts';
 import type {
@@ -42,6 +44,8 @@ export interface CompileContext {
   rateLimits?: RateLimitTable;
   /** DataplaneOptions.redirectPortOffset; 0 when absent. */
   redirectPortOffset?: number;
+  /** L7 network policy (ir.l4.policy.http); absent or null: none. */
+  httpPolicy?: HttpPolicyIndex | null;
 }
 
 export function compileRouteTable(version: string, http: HttpIR, context: CompileContext): RouteTable {
@@ -49,12 +53,10 @@ export function compileRouteTable(version: string, http: HttpIR, context: Compil
   const endpointKeys = new Set<string>();
   const certificateKeys = new Set<string>();
 
-  const backends = new Map<string, BackendTarget>();
-  for (const [key, backend] of Object.entries(http.backends ?? {})) {
-    backends.set(key, compileBackend(backend, context, endpointKeys, problems));
-  }
+  const backends = new BackendTargets(http.backends ?? {}, (backend, client) => compileBackend(backend, client, context, endpointKeys, problems));
+  for (const key of Object.keys(http.backends ?? {})) backends.get(key);
 
-  const compiler = new TableCompiler(context, backends, problems);
+  const compiler = new TableCompiler(context, backends, http.backends ?? {}, problems);
   const listeners = http.listeners.map((listener) => {
     const table = compiler.listener(listener);
     if (table.tlsSettings !== null) {
@@ -66,30 +68,44 @@ export function compileRouteTable(version: string, http: HttpIR, context: Compil
   return { version, listeners, endpointKeys, certificateKeys, problems };
 }
 
-function compileBackend(backend: Backend, context: CompileContext, endpointKeys: Set<string>, problems: CompileProblem[]): BackendTarget {
+function compileBackend(backend: Backend, client: BackendClientCertificate | undefined, context: CompileContext, endpointKeys: Set<string>, problems: CompileProblem[]): BackendTarget {
   const endpoints: UpstreamEndpoint[] = [];
+  const tls = backend.tls;
+  if (tls?.refused !== undefined) {
+    // Never plaintext instead: no endpoint, every request answers 503.
+    problems.push({ subject: backend.name, message: `${tls.refused}; requests answer 503` });
+    return new BackendTarget(backend.name, []);
+  }
+  let policies: Map<string, EndpointPolicy> | null = null;
   for (const endpoint of backend.endpoints) {
     try {
-      const upstream = context.pools.acquire(endpoint, backend.appProtocol);
+      const upstream = context.pools.acquire(endpoint, backend.appProtocol, tls ? { settings: tls, client } : undefined);
       endpointKeys.add(upstream.key);
       endpoints.push(upstream);
+      const policy = context.httpPolicy?.forEndpoint(endpoint.address, endpoint.port) ?? null;
+      if (policy !== null) (policies ??= new Map()).set(upstream.key, policy);
     } catch (err) {
       // An address or port no connection pool takes (a hand-written EndpointSlice): that endpoint
       // is left out, not the whole version.
       problems.push({ subject: backend.name, message: `endpoint ${endpoint.address}:${endpoint.port} is unusable (${(err as Error).message}); left out` });
     }
   }
-  return new BackendTarget(backend.name, endpoints);
+  return new BackendTarget(backend.name, endpoints, policies);
 }
 
 class TableCompiler {
   private readonly context: CompileContext;
-  private readonly backends: ReadonlyMap<string, BackendTarget>;
+  private readonly backends: BackendTargets;
+  /** The scope being compiled's client certificate for TLS backends (its Gateway's spec.tls.backend). */
+  private clientCertificate: BackendClientCertificate | undefined;
+  /** The IR backends, for the per-backend metrics' labels. */
+  private readonly irBackends: Readonly<Record<string, Backend>>;
   private readonly problems: CompileProblem[];
 
-  constructor(context: CompileContext, backends: ReadonlyMap<string, BackendTarget>, problems: CompileProblem[]) {
+  constructor(context: CompileContext, backends: BackendTargets, irBackends: Readonly<Record<string, Backend>>, problems: CompileProblem[]) {
     this.context = context;
     this.backends = backends;
+    this.irBackends = irBackends;
     this.problems = problems;
   }
 
@@ -124,6 +140,7 @@ class TableCompiler {
   }
 
   private scope(scope: ListenerScope, https: boolean): ScopeTable {
+    this.clientCertificate = scope.backendClientCertificate;
     // HSTS is a response header modifier appended to each route's own filters: every answer a
     // route gives (backend, redirect, direct response, error) carries it, and so do the scope's
     // 404 and 421; never on plain HTTP.
@@ -154,12 +171,12 @@ class TableCompiler {
       this.problems.push({ subject: route.name, message: `${problem.field}: ${problem.message}; the route never matches` });
     }
     const filters = this.filterChain(route, route.filters);
-    return { name: route.name, source: route.source, match, cors: filters.cors, rateLimit: this.context.rateLimits?.forRoute(route) ?? null, action: this.action(route, route.action, filters) };
+    return { name: route.name, source: route.source, match, cors: filters.cors, rateLimit: this.context.rateLimits?.forRoute(route) ?? null, grpc: route.grpc === true, upgradeTypes: new Set(route.upgradeTypes ?? DEFAULT_UPGRADE_TYPES), action: this.action(route, route.action, filters) };
   }
 
   private filterChain(route: Route, filters: Route['filters']): FilterChain {
     const messages: string[] = [];
-    const chain = compileFilterChain(filters, route.match.path, (name) => this.backends.get(name) ?? null, messages);
+    const chain = compileFilterChain(filters, route.match.path, (name) => this.backends.get(name, this.clientCertificate), messages);
     for (const message of messages) this.problems.push({ subject: route.name, message });
     return chain;
   }
@@ -171,13 +188,14 @@ class TableCompiler {
         const candidates = action.backends.map((weighted, index) => {
           let backend: BackendTarget | null = null;
           if (weighted.backend !== null) {
-            backend = this.backends.get(weighted.backend) ?? null;
+            backend = this.backends.get(weighted.backend, this.clientCertificate);
             if (backend === null) this.problems.push({ subject: route.name, message: `backend ${weighted.backend} is not in the IR; its share answers 500` });
           }
+          const irBackend = backend === null ? undefined : this.irBackends[backend.name];
           const choice: BackendChoice = {
             backend,
             filters: concatChains(filters, this.filterChain(route, weighted.filters)),
-            metrics: metrics.requestMetrics(route.name, weighted.backend ?? ''),
+            metrics: metrics.requestMetrics(route.name, weighted.backend ?? '', irBackend && { route, backend: irBackend }),
           };
           return { item: choice, weight: weighted.weight, id: `${index}:${weighted.backend ?? ''}` };
         });

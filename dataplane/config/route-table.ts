@@ -78,6 +78,10 @@ export interface CompiledRoute {
   cors: CorsPlan | null;
   /** The route's rate limiter (RateLimitPolicy, Ingress annotation); null: not limited. */
   rateLimit: RouteLimiter | null;
+  /** A GRPCRoute rule (IR `grpc`): gRPC calls only, UNAVAILABLE for an invalid backend, `grpc-timeout` honoured. */
+  grpc: boolean;
+  /** Upgrade protocols tunnelled after a 101 (IR `upgradeTypes`); others are served as plain requests. */
+  upgradeTypes: ReadonlySet<string>;
   action: CompiledAction;
 }
 

@@ -15,15 +15,12 @@ export interface ClientUpgrade {
   head: Buffer;
   /** Detaches the client's connection from its HTTP response and hands it over. */
   switchProtocols(): Socket;
+  /**
+   * The tunnel is closed after this long with no byte either way (--tunnel-idle-timeout). Measured
+   * on the client's connection: every byte relayed in either direction is read from or written to it.
+   */
+  idleTimeoutMs: number;
 }
-
-/**
- * A tunnel with no byte either way for this long is closed (Envoy's stream_idle_timeout default,
- * which applies to upgraded streams too; nginx's proxy_read_timeout of 60 s is known to cut
- * WebSockets that ping less often). Measured on the client's connection: every byte relayed in
- * either direction is read from or written to it.
- */
-export const TUNNEL_IDLE_TIMEOUT_MS = 5 * 60_000;
 
 /** Header text written raw to the client: never let a value break the framing. */
 const UNSAFE_HEADER_TEXT = /[\r\n\0]/;
@@ -53,7 +50,7 @@ export function openTunnel(upgrade: ClientUpgrade, upstream: Duplex, headers: re
     client.destroy();
   });
   client.on('error', () => upstream.destroy());
-  client.setTimeout(TUNNEL_IDLE_TIMEOUT_MS, () => client.destroy());
+  client.setTimeout(upgrade.idleTimeoutMs, () => client.destroy());
   upstream.once('close', () => client.destroy());
   client.once('close', () => upstream.destroy());
 }

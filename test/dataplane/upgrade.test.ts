@@ -35,7 +35,11 @@ describe('HTTP/1.1 upgrades', () => {
       scope(name, null, [
         [
           'app.example.com',
-          [route('direct', { path: prefix('/direct') }, direct), route('empty', { path: prefix('/empty') }, forwardTo('svc/empty')), route('app', { path: prefix('/') }, forwardTo('svc/app'))],
+          [route('direct', { path: prefix('/direct') }, direct), route('empty', { path: prefix('/empty') }, forwardTo('svc/empty')),
+            { ...route('spdy', { path: prefix('/spdy') }, forwardTo('svc/app')), upgradeTypes: ['spdy/3.1'] },
+            { ...route('no-upgrades', { path: prefix('/no-upgrades') }, forwardTo('svc/app')), upgradeTypes: [] },
+            route('app', { path: prefix('/') }, forwardTo('svc/app')),
+          ],
         ],
       ]),
     ];
@@ -124,6 +128,35 @@ describe('HTTP/1.1 upgrades', () => {
       expect(plain.headers.upgrade).toBeUndefined();
       expect(plain.headers['http2-settings']).toBeUndefined();
       expect(behind.url).toBe('/behind');
+    });
+  });
+
+  describe('per route (IR upgradeTypes, annotation sluice.dev/upgrade-types)', () => {
+    it('tunnels a protocol the route lists after the upstream 101', async () => {
+      await usingConnection(() => RawConnection.open(httpPort), async (connection) => {
+        connection.send(upgradeRequest('/spdy', 'SPDY/3.1', 'X-Answer: 101\r\n') + 'early');
+        await connection.until((text) => text.includes('echo:early'));
+        expect(connection.statuses()).toEqual([101]);
+        expect(connection.text).toMatch(/\r\nupgrade: spdy\/3\.1\r\n/i);
+      });
+    });
+
+    it.each([
+      ['/spdy', 'websocket', 'a route listing other protocols'],
+      ['/no-upgrades', 'websocket', 'a route allowing none'],
+      ['/ws', 'spdy/3.1', 'a route on the WebSocket-only default'],
+      ['/ws', 'websocket, spdy/3.1', 'a list of protocols'],
+    ])('serves %s with Upgrade: %s as a plain request (%s): no Upgrade upstream, no tunnel', async (path, protocol) => {
+      await usingConnection(() => RawConnection.open(httpPort), async (connection) => {
+        const before = app.requests.length;
+        connection.send(upgradeRequest(path, protocol, 'X-Answer: 101\r\n') + 'GET /behind HTTP/1.1\r\nHost: app.example.com\r\n\r\n');
+        await connection.untilResponses(2);
+        expect(connection.statuses()).toEqual([200, 200]);
+        const [plain, behind] = app.requests.slice(before);
+        expect(plain.url).toBe(path);
+        expect(plain.headers.upgrade).toBeUndefined();
+        expect(behind.url).toBe('/behind');
+      });
     });
   });
 
@@ -293,6 +326,27 @@ describe('HTTP/1.1 connections after a refused upgrade', () => {
       });
     } finally {
       await draining.dataplane.close();
+    }
+  });
+
+  it('a tunnel with no byte either way is closed after --tunnel-idle-timeout', async () => {
+    const TUNNEL_IDLE_MS = 500;
+    const tunnelPort = await freePort();
+    const gateway = testDataplane({ frontDoor: { tunnelIdleTimeoutMs: TUNNEL_IDLE_MS } });
+    await gateway.dataplane.apply('v1', {
+      listeners: [listener(tunnelPort, [scope('http', null, [['*', [route('app', { path: prefix('/') }, forwardTo('svc/app'))]]])])],
+      backends: { 'svc/app': backend('svc/app', [app.endpoint]) },
+    });
+    try {
+      await usingConnection(() => RawConnection.open(tunnelPort), async (connection) => {
+        connection.send(upgradeRequest('/ws', 'websocket', 'X-Answer: 101\r\n') + 'ping');
+        await connection.until((text) => text.includes('echo:ping'));
+        const quietSince = Date.now();
+        await connection.untilClosed(TUNNEL_IDLE_MS * 10);
+        expect(Date.now() - quietSince).toBeGreaterThanOrEqual(TUNNEL_IDLE_MS - 100);
+      });
+    } finally {
+      await gateway.dataplane.close();
     }
   });
 
