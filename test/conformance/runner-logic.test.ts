@@ -197,7 +197,7 @@ describe('mutations', () => {
   it('rejects unknown ops and fields', () => {
     expect(validateMutation({ op: 'merge', kind: 'A', name: 'b' })).toContain('unknown mutation op "merge"');
     expect(validateMutation({ op: 'patch', kind: 'A', name: 'b', set: {}, extra: 1 })).toContain('unknown mutation field "extra"');
-    expect(validateMutation({ op: 'patch', kind: 'A', name: 'b' })).toContain('a patch mutation needs set, appendTo or keepOnly');
+    expect(validateMutation({ op: 'patch', kind: 'A', name: 'b' })).toContain('a patch mutation needs one of set, appendTo, keepOnly, removeWhere, setData');
     expect(validateMutation({ op: 'delete', kind: 'A', name: 'b' })).toEqual([]);
   });
 });

@@ -13,9 +13,9 @@ import {
   type CertificateAuthority,
   type CertificateBundle,
 } from '../../support/demo/certs.ts';
-import { startEchoServer, type EchoServer } from '../../support/demo/echo-server.ts';
+import { modeFromEnv, startEchoBasic, type ContainerPort, type EchoMode, type RunningEcho } from '../../support/demo/echo-basic.ts';
+import type { EchoServer } from '../../support/demo/echo-server.ts';
 import { parseYamlObjects, type KObject } from '../lib/manifest-store.ts';
-import { startTcpEcho } from '../../support/demo/tcp-echo.ts';
 import type { EchoBackendInstance, GeneratedObject, SuiteFile } from './types.ts';
 
 // ---------------------------------------------------------------------------
@@ -63,9 +63,10 @@ export interface EchoPod {
   deployment: string;
   ip: string;
   labels: Record<string, string>;
-  /** Container ports by name (upstream echo-basic: http 3000, h2c 3001, https 8443). */
-  containerPorts: { name: string; port: number }[];
-  /** The HTTP echo; undefined for a pod in TCP mode (it logs no requests). */
+  mode: EchoMode;
+  /** What listens, by the names suite.json uses (http, h2c, https, grpc, grpcTLS, tcp, tls, udp, dns). */
+  containerPorts: ContainerPort[];
+  /** The HTTP echo (HTTP mode); undefined in the other modes (they log no requests). */
   server: EchoServer | undefined;
   stop(): Promise<void>;
 }
@@ -83,103 +84,180 @@ export function podName(deployment: string, hash: string): string {
   return `${deployment}-${hash}-${randomName(5)}`;
 }
 
+/** A pod's echo-basic container as its Deployment describes it: mode, environment, mounted files. */
+export interface EchoContainer {
+  mode: EchoMode;
+  env: Record<string, string>;
+  files: Record<string, string>;
+}
+
+function dataOf(o: KObject | undefined): Record<string, string> | undefined {
+  if (!o) return undefined;
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries((o.data ?? {}) as Record<string, unknown>)) {
+    if (typeof v === 'string') out[k] = o.kind === 'Secret' ? Buffer.from(v, 'base64').toString('utf8') : v;
+  }
+  for (const [k, v] of Object.entries((o.stringData ?? {}) as Record<string, unknown>)) if (typeof v === 'string') out[k] = v;
+  return out;
+}
+
+/**
+ * Reads the first container of a Deployment's pod template the way the kubelet would start it:
+ * literal env values, the fieldRefs echo-basic uses (pod name, namespace, pod IP), and the files of
+ * Secret / ConfigMap volumes (`items` or every key). The image decides the kind of backend:
+ * echo-basic (mode from its environment, unless `mode` overrides it) or CoreDNS (the DNS stand-in).
+ */
+export function echoContainer(
+  deployment: KObject,
+  pod: { name: string; ip: string },
+  objects: KObject[],
+  mode?: EchoMode,
+): EchoContainer | { problem: string } {
+  const namespace = deployment.metadata.namespace ?? 'default';
+  const where = `Deployment ${namespace}/${deployment.metadata.name}`;
+  const spec = deployment.spec?.template?.spec ?? {};
+  const container = (spec.containers ?? [])[0];
+  if (!container) return { problem: `${where}: no container` };
+  const image = String(container.image ?? '');
+  const isDns = /coredns/.test(image);
+  if (!isDns && !/echo-basic/.test(image)) return { problem: `${where}: image ${image} is neither echo-basic nor CoreDNS; the runner cannot stand in for it` };
+  const env: Record<string, string> = {};
+  for (const e of (container.env ?? []) as { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath?: string } } }[]) {
+    if (typeof e.value === 'string') env[e.name] = e.value;
+    else if (e.valueFrom?.fieldRef?.fieldPath === 'metadata.name') env[e.name] = pod.name;
+    else if (e.valueFrom?.fieldRef?.fieldPath === 'metadata.namespace') env[e.name] = namespace;
+    else if (e.valueFrom?.fieldRef?.fieldPath === 'status.podIP') env[e.name] = pod.ip;
+    else if (e.valueFrom !== undefined) return { problem: `${where}: env ${e.name}: only literal values and the fieldRefs metadata.name, metadata.namespace, status.podIP are supported` };
+    else env[e.name] = '';
+  }
+  const files: Record<string, string> = {};
+  const volumes = (spec.volumes ?? []) as { name: string; secret?: { secretName: string; items?: { key: string; path: string }[] }; configMap?: { name: string; items?: { key: string; path: string }[] } }[];
+  for (const m of (container.volumeMounts ?? []) as { name: string; mountPath: string }[]) {
+    const v = volumes.find((x) => x.name === m.name);
+    const source = v?.secret
+      ? { kind: 'Secret', name: v.secret.secretName, items: v.secret.items }
+      : v?.configMap
+        ? { kind: 'ConfigMap', name: v.configMap.name, items: v.configMap.items }
+        : undefined;
+    if (!source) continue;
+    const data = dataOf(objects.find((o) => o.kind === source.kind && o.metadata.name === source.name && (o.metadata.namespace ?? 'default') === namespace));
+    if (!data) continue; // the kubelet would wait; the server then starts without the file (echo-basic: no TLS port)
+    const dir = m.mountPath.replace(/\/$/, '');
+    for (const item of source.items ?? Object.keys(data).map((key) => ({ key, path: key }))) {
+      if (data[item.key] !== undefined) files[`${dir}/${item.path}`] = data[item.key];
+    }
+  }
+  return { mode: mode ?? (isDns ? 'dns' : modeFromEnv(env)), env, files };
+}
+
 export interface FleetOptions {
+  /** suite.json echoBackends.instances (mode, replicas) for the Deployments they name. */
   instances: EchoBackendInstance[];
-  /** Deployments from the base manifests (for pod template labels). */
+  /** The base manifests' Deployments: one pod per replica. */
   deployments: KObject[];
-  containerPorts: { http: number; h2c: number; https: number };
+  /** Secrets and ConfigMaps the pods' volumes mount. */
+  objects: KObject[];
   /** Fixed first three octets (e.g. "127.77.3"); random when omitted. */
   subnet?: string;
-  /** PEM pair of a generated Secret (`namespace/name`), for backends that serve TLS. */
-  tlsFor?: (secretRef: string) => { certPem: string; keyPem?: string } | undefined;
   log?: (line: string) => void;
 }
 
-/** A pod in echo-basic's TCP mode: plain TCP and, with `tlsCertificateFrom`, TLS. */
-async function startTcpPod(
-  inst: EchoBackendInstance,
-  host: string,
-  identity: { pod: string; namespace: string },
-  tlsFor: FleetOptions['tlsFor'],
-): Promise<Pick<EchoPod, 'containerPorts' | 'stop'>> {
-  const tcpPort = inst.containerPorts?.tcp ?? TCP_ECHO_PORTS.tcp;
-  const tlsPort = inst.containerPorts?.tls ?? TCP_ECHO_PORTS.tls;
-  let tlsPem: { certPem: string; keyPem: string } | undefined;
-  if (inst.tlsCertificateFrom) {
-    const pem = tlsFor?.(inst.tlsCertificateFrom);
-    if (!pem?.keyPem) throw new Error(`echo backend ${inst.namespace}/${inst.deployment}: no certificate and key in Secret ${inst.tlsCertificateFrom}`);
-    tlsPem = { certPem: pem.certPem, keyPem: pem.keyPem };
-  }
-  const server = await startTcpEcho({ host, tcpPort, tlsPort, ...(tlsPem ? { tls: tlsPem } : {}), identity });
-  return {
-    containerPorts: [
-      { name: 'tcp', port: tcpPort },
-      { name: 'tls', port: tlsPort },
-    ],
-    stop: () => server.close(),
-  };
-}
-
-/** echo-basic's TCP_PORT and TLS_PORT defaults. */
-const TCP_ECHO_PORTS = { tcp: 3000, tls: 8443 };
+/** Addresses per subnet: .1 to .254. */
+const HOSTS_PER_SUBNET = 254;
 
 export class EchoFleet {
-  readonly pods: EchoPod[];
+  readonly pods: EchoPod[] = [];
   readonly subnet: string;
+  readonly #instances: EchoBackendInstance[];
+  readonly #log: FleetOptions['log'];
+  readonly #usedHosts = new Set<number>();
 
-  private constructor(pods: EchoPod[], subnet: string) {
-    this.pods = pods;
+  private constructor(subnet: string, instances: EchoBackendInstance[], log: FleetOptions['log']) {
     this.subnet = subnet;
+    this.#instances = instances;
+    this.#log = log;
   }
 
-  /** Starts one echo server per replica, each on its own loopback address. */
+  /** Starts one echo server per replica of the base Deployments, each on its own loopback address. */
   static async start(opts: FleetOptions): Promise<EchoFleet> {
     let lastError: unknown;
     for (let attempt = 0; attempt < 6; attempt++) {
-      const subnet = opts.subnet ?? `127.77.${randomInt(1, 255)}`;
-      const pods: EchoPod[] = [];
+      const fleet = new EchoFleet(opts.subnet ?? `127.77.${randomInt(1, 255)}`, opts.instances, opts.log);
       try {
-        let host = 1;
-        for (const inst of opts.instances) {
-          const deployment = opts.deployments.find((d) => d.metadata.name === inst.deployment && d.metadata.namespace === inst.namespace);
-          const labels: Record<string, string> = deployment?.spec?.template?.metadata?.labels ?? { app: inst.deployment };
-          const hash = randomName(9 + randomInt(2));
-          for (let r = 0; r < inst.replicas; r++) {
-            const ip = `${subnet}.${host++}`;
-            const name = podName(inst.deployment, hash);
-            const identity = { pod: name, namespace: inst.namespace };
-            const base = { name, namespace: inst.namespace, deployment: inst.deployment, ip, labels };
-            if (inst.mode === 'tcp') {
-              pods.push({ ...base, ...(await startTcpPod(inst, ip, identity, opts.tlsFor)), server: undefined });
-              continue;
-            }
-            // gRPC, UDP and DNS modes are not served yet: their tests need unclaimed features.
-            const server = await startEchoServer({
-              host: ip,
-              httpPort: opts.containerPorts.http,
-              h2cPort: opts.containerPorts.h2c,
-              identity,
-              log: opts.log ? (line) => opts.log!(`[${name}] ${line}`) : undefined,
-            });
-            pods.push({
-              ...base,
-              containerPorts: [
-                { name: 'http', port: opts.containerPorts.http },
-                { name: 'h2c', port: opts.containerPorts.h2c },
-              ],
-              server,
-              stop: () => server.close(),
-            });
-          }
-        }
-        return new EchoFleet(pods, subnet);
+        await fleet.startDeployments(opts.deployments, opts.objects);
+        return fleet;
       } catch (err) {
         lastError = err;
-        await Promise.all(pods.map((p) => p.stop()));
+        await fleet.close();
         if (opts.subnet) break;
       }
     }
     throw new Error(`cannot start the echo pods: ${(lastError as Error)?.message ?? lastError}`);
+  }
+
+  /**
+   * Starts the pods of `deployments` (replicas from suite.json's instance, else spec.replicas, else
+   * 1) and returns them; on failure the ones started are stopped again and the error names the
+   * Deployment.
+   */
+  async startDeployments(deployments: KObject[], objects: KObject[]): Promise<EchoPod[]> {
+    const started: EchoPod[] = [];
+    try {
+      for (const d of deployments) {
+        const namespace = d.metadata.namespace ?? 'default';
+        const inst = this.#instances.find((i) => i.deployment === d.metadata.name && i.namespace === namespace);
+        const labels: Record<string, string> = d.spec?.template?.metadata?.labels ?? { app: d.metadata.name };
+        const replicas = inst?.replicas ?? (typeof d.spec?.replicas === 'number' ? d.spec.replicas : 1);
+        const hash = randomName(9 + randomInt(2));
+        for (let r = 0; r < replicas; r++) {
+          const ip = `${this.subnet}.${this.#takeHost()}`;
+          const name = podName(d.metadata.name, hash);
+          const container = echoContainer(d, { name, ip }, objects, inst?.mode);
+          if ('problem' in container) {
+            this.#releaseHost(ip);
+            throw new Error(container.problem);
+          }
+          let echo: RunningEcho;
+          try {
+            echo = await startEchoBasic({ host: ip, mode: container.mode, env: container.env, files: container.files, log: this.#log ? (line) => this.#log!(`[${name}] ${line}`) : undefined });
+          } catch (err) {
+            this.#releaseHost(ip);
+            throw new Error(`Deployment ${namespace}/${d.metadata.name}: pod ${name} (${container.mode}) on ${ip}: ${(err as Error).message}`);
+          }
+          const pod: EchoPod = { name, namespace, deployment: d.metadata.name, ip, labels, mode: echo.mode, containerPorts: echo.ports, server: echo.http, stop: () => echo.stop() };
+          started.push(pod);
+          this.pods.push(pod);
+        }
+      }
+    } catch (err) {
+      await this.stopPods(started);
+      throw err;
+    }
+    return started;
+  }
+
+  /** Stops `pods` and forgets them (their addresses become free again). */
+  async stopPods(pods: EchoPod[]): Promise<void> {
+    await Promise.all(pods.map((p) => p.stop()));
+    for (const p of pods) {
+      const i = this.pods.indexOf(p);
+      if (i !== -1) this.pods.splice(i, 1);
+      this.#releaseHost(p.ip);
+    }
+  }
+
+  #takeHost(): number {
+    for (let h = 1; h <= HOSTS_PER_SUBNET; h++) {
+      if (!this.#usedHosts.has(h)) {
+        this.#usedHosts.add(h);
+        return h;
+      }
+    }
+    throw new Error(`no free address left in ${this.subnet}.0/24`);
+  }
+
+  #releaseHost(ip: string): void {
+    this.#usedHosts.delete(Number(ip.slice(ip.lastIndexOf('.') + 1)));
   }
 
   /** Pods in `namespace` whose labels satisfy `selector`. */
@@ -192,7 +270,7 @@ export class EchoFleet {
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.pods.map((p) => p.stop()));
+    await this.stopPods([...this.pods]);
   }
 }
 

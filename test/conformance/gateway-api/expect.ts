@@ -17,6 +17,30 @@ export interface RequestFacts {
   path: string;
   /** Base URL of the request as the client sees it: scheme://address[:listenerPort]. */
   baseUrl: string;
+  /** tls.crt of a Secret of the manifest set (backendRequest.tls.peerCertificateFrom). */
+  secretCertPem?: (ref: string) => string | undefined;
+}
+
+/** DER of every certificate in a PEM text, in order. */
+export function pemCertificatesDer(pem: string): Buffer[] {
+  return [...pem.matchAll(/-----BEGIN CERTIFICATE-----([\s\S]*?)-----END CERTIFICATE-----/g)].map((m) => Buffer.from(m[1].replace(/\s+/g, ''), 'base64'));
+}
+
+/** backendRequest.tls: the backend was reached over TLS with this SNI, and saw that client certificate. */
+export function backendTlsProblems(want: { serverName: string; peerCertificateFrom?: string | null }, echo: EchoCapture, req: RequestFacts): string[] {
+  const t = echo.tls;
+  if (!t) return ['backendRequest.tls: the backend was reached without TLS (its reply has no "tls")'];
+  const out: string[] = [];
+  if (t.serverName !== want.serverName) out.push(`backendRequest.tls.serverName: expected ${show(want.serverName)}, got ${show(t.serverName)}`);
+  if (want.peerCertificateFrom) {
+    const pem = req.secretCertPem?.(want.peerCertificateFrom);
+    const leaf = pem ? pemCertificatesDer(pem)[0] : undefined;
+    if (!leaf) out.push(`backendRequest.tls.peerCertificateFrom: Secret ${want.peerCertificateFrom} has no certificate in tls.crt`);
+    else if (!(t.peerCertificates ?? []).some((p) => pemCertificatesDer(p).some((der) => der.equals(leaf)))) {
+      out.push(`backendRequest.tls.peerCertificateFrom: the backend did not see the certificate of ${want.peerCertificateFrom} (it saw ${(t.peerCertificates ?? []).length} client certificate(s))`);
+    }
+  }
+  return out;
 }
 
 export const TIMEOUT_STATUSES = [408, 504];
@@ -132,6 +156,7 @@ function successProblems(
         const actual = lookupHeader(seen, name);
         if (actual) out.push(`backendRequest.absentHeaders: ${name} present with ${show(joinHeaderValues(actual))}`);
       }
+      if (br.tls) out.push(...backendTlsProblems(br.tls, echo, req));
     }
   }
 

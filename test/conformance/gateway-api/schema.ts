@@ -6,6 +6,15 @@ import { checkShape, S, type Spec } from '../lib/strict.ts';
 import { validateMutation } from '../lib/mutations.ts';
 import { ROUTE_KINDS } from './types.ts';
 
+/** gRPC status code names, by number (grpc/grpc doc/statuscodes.md). */
+export const GRPC_CODE_NAMES = [
+  'OK', 'CANCELLED', 'UNKNOWN', 'INVALID_ARGUMENT', 'DEADLINE_EXCEEDED', 'NOT_FOUND', 'ALREADY_EXISTS', 'PERMISSION_DENIED',
+  'RESOURCE_EXHAUSTED', 'FAILED_PRECONDITION', 'ABORTED', 'OUT_OF_RANGE', 'UNIMPLEMENTED', 'INTERNAL', 'UNAVAILABLE', 'DATA_LOSS', 'UNAUTHENTICATED',
+] as const;
+
+/** Question types a dnsQuery may ask (what dns-packet encodes). */
+export const DNS_QUERY_TYPES = ['A', 'AAAA', 'CNAME', 'MX', 'NS', 'PTR', 'SOA', 'SRV', 'TXT', 'ANY'] as const;
+
 export const CASE_SCHEMA = 'gwapi-conformance-case/v1';
 export const SUITE_SCHEMA = 'gwapi-conformance-suite/v1';
 
@@ -62,6 +71,14 @@ export const STATUS_CHECK_SPECS: Record<string, Record<string, Spec>> = {
   gatewayClassConditionsAtLatestGeneration: { gatewayClass: S.str },
   routeConditionsAtLatestGeneration: { route: S.str, routeKind },
   generationIncreased: { kind: S.str, object: S.str },
+  backendTLSPolicyCondition: { policy: S.str, ancestor: S.str, condition },
+  backendTLSPolicyConditionsAtLatestGeneration: { policy: S.str },
+  gatewayStatusAddresses: {
+    gateway: S.str,
+    count: S.num,
+    mustContain: S.arr(S.obj({ type: S.str, value: S.str })),
+    mustNotContain: S.arr(S.str),
+  },
 };
 
 const OPTIONAL_CHECK_FIELDS: Record<string, string[]> = {
@@ -113,8 +130,9 @@ const backendRequest = S.nullable(
       host: S.nullable(S.str),
       headers: S.map(S.str),
       absentHeaders: S.arr(S.str),
+      tls: S.nullable(S.obj({ serverName: S.str, peerCertificateFrom: S.nullable(S.str) }, ['peerCertificateFrom'])),
     },
-    ['path', 'method', 'host', 'headers', 'absentHeaders'],
+    ['path', 'method', 'host', 'headers', 'absentHeaders', 'tls'],
   ),
 );
 const response = S.nullable(
@@ -206,7 +224,8 @@ export const CASE_KIND_SPECS: Record<string, KindSpec> = {
 };
 
 const l4Target = S.obj({ gateway: S.str, port: S.num, scheme: S.enum('tls', 'tcp') });
-const l4Attempts = { attemptTimeoutSeconds: S.num, retry: S.nullable(S.obj({ intervalSeconds: S.num, budgetSeconds: S.num })) };
+/** Fields every L4 kind may carry (note: informational, as in HTTP cases). */
+const l4Attempts = { attemptTimeoutSeconds: S.num, retry: S.nullable(S.obj({ intervalSeconds: S.num, budgetSeconds: S.num })), note: S.str };
 
 /** The L4 case kinds (suite README, "L4 cases"), each a complete shape. */
 export const L4_CASE_SPECS: Record<string, Spec> = {
@@ -223,16 +242,121 @@ export const L4_CASE_SPECS: Record<string, Spec> = {
       }),
       ...l4Attempts,
     },
-    ['request', 'attemptTimeoutSeconds', 'retry'],
+    ['request', 'attemptTimeoutSeconds', 'retry', 'note'],
   ),
   tlsConnectionRejected: S.obj(
     { name: S.str, kind: S.str, target: l4Target, request: S.obj({ tls: S.obj({ serverName: S.str }) }), ...l4Attempts },
-    ['attemptTimeoutSeconds', 'retry'],
+    ['attemptTimeoutSeconds', 'retry', 'note'],
   ),
 };
 
+const udpTarget = S.obj({ gateway: S.str, port: S.num, scheme: S.enum('udp') });
+const l4EchoTarget = S.obj({ gateway: S.str, port: S.num, scheme: S.enum('tcp', 'udp') });
+const payload = S.obj({ payload: S.str });
+L4_CASE_SPECS.udpEcho = S.obj(
+  {
+    name: S.str,
+    kind: S.str,
+    target: udpTarget,
+    request: payload,
+    expect: S.union(S.obj({ anyReply: S.enum(true) }), S.obj({ backend: S.obj({ service: S.str, namespace: S.str }) })),
+    ...l4Attempts,
+  },
+  ['attemptTimeoutSeconds', 'retry', 'note'],
+);
+L4_CASE_SPECS.dnsQuery = S.obj(
+  {
+    name: S.str,
+    kind: S.str,
+    target: udpTarget,
+    request: S.obj({ name: S.str, type: S.enum(...DNS_QUERY_TYPES), recursionDesired: S.bool }),
+    expect: S.obj({ anyResponse: S.enum(true) }),
+    ...l4Attempts,
+  },
+  ['attemptTimeoutSeconds', 'retry', 'note'],
+);
+L4_CASE_SPECS.echoRepeat = S.obj(
+  {
+    name: S.str,
+    kind: S.str,
+    target: l4EchoTarget,
+    request: payload,
+    repeat: S.num,
+    onTransportError: S.enum('fail', 'retryRound'),
+    expect: S.obj({ backendName: S.str }),
+    ...l4Attempts,
+  },
+  ['request', 'attemptTimeoutSeconds', 'retry', 'note'],
+);
+const distributionSpec = S.obj(
+  {
+    totalRequests: S.num,
+    concurrency: S.num,
+    absoluteTolerance: S.num,
+    maxAttempts: S.num,
+    backendFromPodName: S.str,
+    zeroWeightBackendsMustGetNoTraffic: S.bool,
+  },
+  ['totalRequests', 'concurrency', 'absoluteTolerance', 'maxAttempts', 'backendFromPodName', 'zeroWeightBackendsMustGetNoTraffic'],
+);
+/** weightedDistribution over TCP/UDP (README, "L4 cases"): told apart by target.scheme. */
+const L4_WEIGHTED_SPEC = S.obj(
+  {
+    name: S.str,
+    kind: S.str,
+    target: l4EchoTarget,
+    request: payload,
+    warmUp: S.arr(S.enum('tcpConnect', 'tcpEchoOnce', 'udpAnyReply')),
+    expect: S.obj({ weights: S.map(S.num) }),
+    distribution: distributionSpec,
+    ...l4Attempts,
+  },
+  ['request', 'warmUp', 'distribution', 'attemptTimeoutSeconds', 'retry', 'note'],
+);
+
+const grpcRequest = S.obj({ protocol: S.enum('grpc'), authority: S.nullable(S.str), service: S.str, method: S.str, metadata: S.map(S.str) });
+const grpcCodeName = S.enum(...GRPC_CODE_NAMES);
+const grpcBackend = S.nullable(S.obj({ podNamePrefix: S.str, namespace: S.str }));
+const grpcBackendRequest = S.nullable(S.obj({ fullyQualifiedMethod: S.nullable(S.str) }, ['fullyQualifiedMethod']));
+
+/** gRPC cases (README, "gRPC cases"): plain, or weightedDistribution. */
+function grpcCaseProblems(value: Record<string, any>, where: string): string[] {
+  const weighted = value.kind === 'weightedDistribution';
+  if (value.kind !== undefined && !weighted) return [`${where}: unknown gRPC case kind ${JSON.stringify(value.kind)}`];
+  const spec = S.obj(
+    {
+      name: S.str,
+      kind: S.str,
+      target: S.obj({ gateway: S.str, port: S.num, scheme: S.enum('http') }),
+      request: grpcRequest,
+      expect: weighted
+        ? S.obj({ grpcCode: grpcCodeName, weights: S.map(S.num) })
+        : S.obj({ grpcCode: grpcCodeName, notGrpcCode: S.arr(grpcCodeName), backend: grpcBackend, backendRequest: grpcBackendRequest }, ['grpcCode', 'notGrpcCode', 'backend', 'backendRequest']),
+      randomJitter: S.obj({ metadata: S.str, note: S.str }, ['note']),
+      connectionPerRequest: S.bool,
+      distribution: distributionSpec,
+      note: S.str,
+    },
+    ['kind', 'randomJitter', 'connectionPerRequest', 'distribution', 'note'],
+  );
+  const problems = checkShape(value, spec, where);
+  const ex = value.expect ?? {};
+  if (!weighted && (ex.grpcCode === undefined) === (ex.notGrpcCode === undefined)) problems.push(`${where}: expect needs exactly one of grpcCode and notGrpcCode`);
+  if (!weighted && (value.randomJitter || value.connectionPerRequest !== undefined || value.distribution)) {
+    problems.push(`${where}: randomJitter, connectionPerRequest and distribution belong to weightedDistribution`);
+  }
+  return problems;
+}
+
 function l4CaseProblems(kind: string, value: Record<string, any>, where: string): string[] {
-  const problems = checkShape(value, L4_CASE_SPECS[kind], where);
+  const problems = checkShape(value, kind === 'weightedDistribution' ? L4_WEIGHTED_SPEC : L4_CASE_SPECS[kind], where);
+  if ((kind === 'echoRepeat' || kind === 'weightedDistribution') && value.target?.scheme === 'udp' && !value.request) {
+    problems.push(`${where}: a udp ${kind} needs request.payload`);
+  }
+  if ((kind === 'echoRepeat' || kind === 'weightedDistribution') && value.target?.scheme === 'tcp' && value.request) {
+    problems.push(`${where}: request given for a tcp ${kind}`);
+  }
+  if (kind === 'echoRepeat' && value.onTransportError === 'retryRound' && !value.retry) problems.push(`${where}: onTransportError retryRound needs retry`);
   const scheme = value.target?.scheme;
   if (kind === 'tlsConnectionRejected' && scheme !== 'tls') problems.push(`${where}: tlsConnectionRejected needs scheme tls`);
   if (kind === 'tcpEcho' && scheme === 'tls' && !value.request?.tls) problems.push(`${where}: a tls target needs request.tls`);
@@ -242,8 +366,10 @@ function l4CaseProblems(kind: string, value: Record<string, any>, where: string)
 
 const httpCase = S.custom((value, where) => {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return [`${where}: expected object`];
-  const rec = value as Record<string, unknown>;
+  const rec = value as Record<string, any>;
+  if (rec.request?.protocol === 'grpc') return grpcCaseProblems(rec, where);
   if (typeof rec.kind === 'string' && rec.kind in L4_CASE_SPECS) return l4CaseProblems(rec.kind, rec, where);
+  if (rec.kind === 'weightedDistribution' && (rec.target?.scheme === 'tcp' || rec.target?.scheme === 'udp')) return l4CaseProblems(rec.kind, rec, where);
   const kind = rec.kind === undefined ? 'plain' : rec.kind;
   if (typeof kind !== 'string' || kind === 'plain' && rec.kind !== undefined || !(kind in CASE_KIND_SPECS)) {
     return [`${where}: unknown case kind ${JSON.stringify(rec.kind)}`];
@@ -258,11 +384,12 @@ const httpCase = S.custom((value, where) => {
     echoSetResponseHeaders: S.map(S.str),
     placeholders: S.map(S.str, KNOWN_PLACEHOLDERS),
     uniqueRequestIdQueryParam: S.str,
+    note: S.str,
     randomJitter,
     ...(k.distribution ? { distribution: k.distribution } : {}),
     ...(k.extraCaseFields ?? {}),
   };
-  const optional = ['kind', 'echoSetResponseHeaders', 'placeholders', 'uniqueRequestIdQueryParam', 'randomJitter', 'distribution', ...Object.keys(k.extraCaseFields ?? {})];
+  const optional = ['kind', 'echoSetResponseHeaders', 'placeholders', 'uniqueRequestIdQueryParam', 'note', 'randomJitter', 'distribution', ...Object.keys(k.extraCaseFields ?? {})];
   const problems = checkShape(value, S.obj(fields, optional), where);
   problems.push(...semanticCaseProblems(kind, rec, where));
   return problems;
@@ -341,6 +468,13 @@ export const CASE_FILE_SPEC: Spec = S.obj(
     provisional: S.bool,
     parallel: S.bool,
     manifests: S.arr(S.str),
+    staticAddressInjection: S.obj({
+      gateway: S.str,
+      placeholders: S.obj({ usable: S.str, unusable: S.str }),
+      usable: S.obj({ type: S.enum('IPAddress'), choose: S.str, substitutes: S.str }),
+      unusable: S.obj({ type: S.enum('IPAddress'), choose: S.str, substitutes: S.str }),
+      resultOrder: S.arr(S.obj({ type: S.str, value: S.str })),
+    }),
     gateways: S.arr(S.str),
     statusChecks: S.arr(statusCheck),
     runnerActionsBeforeCases: S.arr(runnerAction),
@@ -353,7 +487,7 @@ export const CASE_FILE_SPEC: Spec = S.obj(
     ),
     notes: S.arr(S.str),
   },
-  ['upstream', 'summary', 'runWhen', 'provisional', 'parallel', 'gateways', 'runnerActionsBeforeCases', 'followUp', 'notes', 'statusChecks', 'cases'],
+  ['upstream', 'summary', 'runWhen', 'provisional', 'parallel', 'staticAddressInjection', 'gateways', 'runnerActionsBeforeCases', 'followUp', 'notes', 'statusChecks', 'cases'],
 );
 
 /** Every problem that makes the runner unable to evaluate the case file exactly. */

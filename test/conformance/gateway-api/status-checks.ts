@@ -99,14 +99,32 @@ export function timeoutNameFor(check: StatusCheck): string {
     case 'gatewayClassConditionsAtLatestGeneration':
     case 'routeConditionsAtLatestGeneration':
     case 'generationIncreased':
+    case 'backendTLSPolicyConditionsAtLatestGeneration':
       return 'latestObservedGenerationSet';
+    case 'backendTLSPolicyCondition':
+      return 'backendTLSPolicyMustHaveCondition';
+    case 'gatewayStatusAddresses':
+      return 'gatewayMustHaveAddress';
+  }
+}
+
+/** How often a check is polled (ms); 0 = evaluated once (suite README, "Status checks"). */
+export function pollIntervalFor(check: StatusCheck, defaultMs: number): number {
+  switch (check.check) {
+    case 'backendTLSPolicyConditionsAtLatestGeneration':
+      return 0;
+    case 'backendTLSPolicyCondition':
+    case 'gatewayStatusAddresses':
+      return 100;
+    default:
+      return defaultMs;
   }
 }
 
 /** Short description of a check for failure messages. */
 export function describeCheck(check: StatusCheck): string {
   const c = check as Record<string, unknown>;
-  const subject = c.route ?? c.gateway ?? c.listenerSet ?? c.gatewayClass ?? c.parent ?? c.object ?? (Array.isArray(c.namespaces) ? c.namespaces.join(',') : '');
+  const subject = c.route ?? c.gateway ?? c.listenerSet ?? c.gatewayClass ?? c.parent ?? c.object ?? c.policy ?? (Array.isArray(c.namespaces) ? c.namespaces.join(',') : '');
   return `${check.check} ${String(subject)}`;
 }
 
@@ -456,6 +474,45 @@ export function evaluateStatusCheck(check: StatusCheck, ctx: CheckContext): stri
       if (!route) return missing(check.routeKind ?? 'HTTPRoute', check.route);
       const all = (route.status?.parents ?? []).flatMap((p: any) => p?.conditions ?? []);
       return requireLatestGeneration(`route ${check.route}`, route, all);
+    }
+
+    case 'backendTLSPolicyCondition': {
+      // As upstream's BackendTLSPolicyMustHaveCondition: not yet while any ancestor entry is stale.
+      const policy = index.get('BackendTLSPolicy', check.policy);
+      if (!policy) return missing('BackendTLSPolicy', check.policy);
+      const ancestors: any[] = policy.status?.ancestors ?? [];
+      const stale = ancestors.flatMap((a) => requireLatestGeneration(`BackendTLSPolicy ${check.policy} ancestor ${a?.ancestorRef?.name}`, policy, a?.conditions, false));
+      if (stale.length > 0) return stale;
+      const { namespace: gwNs, name: gwName } = splitRef(check.ancestor);
+      const entries = ancestors.filter((a) => a?.ancestorRef?.name === gwName && (a.ancestorRef.namespace == null || a.ancestorRef.namespace === gwNs));
+      if (entries.some((a) => (a.conditions ?? []).some((c: K8sCondition) => conditionMatches(c, check.condition)))) return [];
+      return [
+        `BackendTLSPolicy ${check.policy} ancestor ${check.ancestor}: expected condition ${formatCondition(check.condition)}, got ${
+          entries.length ? entries.map((a) => formatActual(a.conditions)).join(' | ') : 'no ancestor entry for it'
+        }`,
+      ];
+    }
+
+    case 'backendTLSPolicyConditionsAtLatestGeneration': {
+      const policy = index.get('BackendTLSPolicy', check.policy);
+      if (!policy) return missing('BackendTLSPolicy', check.policy);
+      return (policy.status?.ancestors ?? []).flatMap((a: any) => requireLatestGeneration(`BackendTLSPolicy ${check.policy}`, policy, a?.conditions, false));
+    }
+
+    case 'gatewayStatusAddresses': {
+      const gw = index.get('Gateway', check.gateway);
+      if (!gw) return missing('Gateway', check.gateway);
+      const out = requireLatestGeneration(`Gateway ${check.gateway}`, gw, gw.status?.conditions);
+      const addresses: { type?: string; value?: string }[] = gw.status?.addresses ?? [];
+      const shown = JSON.stringify(addresses);
+      if (addresses.length !== check.count) out.push(`Gateway ${check.gateway}: ${addresses.length} status.addresses ${shown}, expected ${check.count}`);
+      for (const want of check.mustContain) {
+        if (!addresses.some((a) => a?.value === want.value && a?.type === want.type)) out.push(`Gateway ${check.gateway}: status.addresses ${shown} lacks ${want.type} ${want.value}`);
+      }
+      for (const value of check.mustNotContain) {
+        if (addresses.some((a) => a?.value === value)) out.push(`Gateway ${check.gateway}: status.addresses ${shown} contains ${value}`);
+      }
+      return out;
     }
 
     case 'generationIncreased': {

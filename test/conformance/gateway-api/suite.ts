@@ -7,7 +7,7 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { ArgsError, type RunnerArgs } from '../lib/args.ts';
 import { keyOf, refOfObject, type KObject } from '../lib/manifest-store.ts';
-import { applyPatch, matchesRef } from '../lib/mutations.ts';
+import { applyPatch, matchesRef, resolveDataValue, setDataKeys } from '../lib/mutations.ts';
 import { sleep } from '../lib/poll.ts';
 import type { Reporter } from '../lib/report.ts';
 import type { SuiteContext } from '../lib/suite-context.ts';
@@ -15,6 +15,7 @@ import { createTarget, type SluiceTarget } from '../lib/target.ts';
 import {
   configMapValue,
   EchoFleet,
+  type EchoPod,
   endpointSlicesForServices,
   fillEndpointSlice,
   gatewayClassObject,
@@ -25,7 +26,8 @@ import {
   type PlaceholderValues,
 } from './environment.ts';
 import { SUITE_SCHEMA, validateCaseFile } from './schema.ts';
-import { describeCheck, evaluateStatusCheck, StatusIndex, timeoutNameFor, type CheckContext } from './status-checks.ts';
+import { caseWithStaticAddresses, chooseStaticAddresses, injectStaticAddresses, type StaticAddressValues } from './static-addresses.ts';
+import { describeCheck, evaluateStatusCheck, pollIntervalFor, StatusIndex, timeoutNameFor, type CheckContext } from './status-checks.ts';
 import { runCase, type TrafficEnv } from './traffic.ts';
 import { ROUTE_KINDS, type CaseFile, type MutationSpec, type RunnerAction, type StatusCheck, type SuiteFile, type TestCase } from './types.ts';
 
@@ -42,7 +44,7 @@ const GROUP_BASE_SLICES = '11-base-endpointslices';
 const GROUP_TEST = '50-test';
 const GROUP_TEST_SLICES = '51-test-endpointslices';
 /** Kinds whose status the checks read (and whose generation mutations record). */
-const STATUS_KINDS = ['GatewayClass', 'Gateway', 'ListenerSet', ...ROUTE_KINDS];
+const STATUS_KINDS = ['GatewayClass', 'Gateway', 'ListenerSet', ...ROUTE_KINDS, 'BackendTLSPolicy'];
 
 export interface PlannedTest {
   file: string;
@@ -167,8 +169,7 @@ class Environment {
     this.fleet = await EchoFleet.start({
       instances: this.suite.echoBackends.instances,
       deployments: base.filter((o) => o.kind === 'Deployment'),
-      containerPorts: this.suite.echoBackends.containerPorts,
-      tlsFor: (ref) => secretPem(generated.objects, ref),
+      objects: [...generated.objects, ...base],
       ...(prefix ? { subnet: `${prefix}.${randomInt(1, 255)}` } : {}),
     });
     this.report.verbose(`echo pods: ${this.fleet.pods.map((p) => `${p.namespace}/${p.name}@${p.ip}`).join(', ')}`);
@@ -242,10 +243,12 @@ class Environment {
           problems = [`cannot read the status: ${(err as Error).message}`];
         }
         if (problems.length === 0) break;
+        const interval = pollIntervalFor(check, STATUS_POLL_MS);
+        if (interval === 0) return `${label}statusChecks[${i}] ${describeCheck(check)}: ${problems.join('; ')} (evaluated once, not polled)`;
         if (Date.now() - start >= timeout) {
           return `${label}statusChecks[${i}] ${describeCheck(check)}: ${problems.join('; ')} (not true within ${Math.round(timeout / 1000)} s)`;
         }
-        await sleep(STATUS_POLL_MS);
+        await sleep(interval);
       }
       this.report.verbose(`  ok ${label}statusChecks[${i}] ${describeCheck(check)} (${Date.now() - start} ms)`);
     }
@@ -340,9 +343,13 @@ class Environment {
 
 class TestRun {
   readonly env: Environment;
-  readonly tc: CaseFile;
+  /** The case file; with staticAddressInjection, the chosen addresses substituted. */
+  tc: CaseFile;
   readonly failures: string[] = [];
   #testObjects: KObject[] = [];
+  /** Pods of the test's own Deployments, stopped with its objects. */
+  #pods: EchoPod[] = [];
+  #staticAddresses: StaticAddressValues | undefined;
 
   constructor(env: Environment, tc: CaseFile) {
     this.env = env;
@@ -377,6 +384,11 @@ class TestRun {
   /** Returns the failures (empty = PASS). */
   async run(): Promise<string[]> {
     try {
+      if (this.tc.staticAddressInjection) {
+        this.#staticAddresses = await chooseStaticAddresses(this.env.target.bindAddress);
+        this.report.verbose(`  static addresses: usable ${this.#staticAddresses.usable}, unusable ${this.#staticAddresses.unusable}`);
+        this.tc = caseWithStaticAddresses(this.tc, this.#staticAddresses);
+      }
       const refused = await this.apply();
       if (refused.length) {
         this.failures.push(...refused);
@@ -421,6 +433,22 @@ class TestRun {
     const byKey = new Map<string, KObject>();
     for (const o of loaded) byKey.set(keyOf(o), o);
     this.#testObjects = [...byKey.values()];
+    const inj = this.tc.staticAddressInjection;
+    if (inj && this.#staticAddresses) {
+      const gw = this.#testObjects.find((o) => o.kind === 'Gateway' && refOfObject(o) === inj.gateway);
+      if (!gw) return [`staticAddressInjection: Gateway ${inj.gateway} is not in the test's manifests`];
+      const problems = injectStaticAddresses(gw, inj, this.#staticAddresses);
+      if (problems.length) return problems;
+    }
+    const deployments = this.#testObjects.filter((o) => o.kind === 'Deployment');
+    if (deployments.length) {
+      try {
+        this.#pods = await env.fleet!.startDeployments(deployments, [...env.store.all(), ...this.#testObjects]);
+      } catch (err) {
+        return [`the test's Deployments: ${(err as Error).message}`];
+      }
+      this.report.verbose(`  test pods: ${this.#pods.map((p) => `${p.namespace}/${p.name}@${p.ip} (${p.mode})`).join(', ')}`);
+    }
     const overridden = new Set(byKey.keys());
     const suite = env.store.get(GROUP_SUITE).filter((o) => !overridden.has(keyOf(o)));
     const base = env.store.get(GROUP_BASE).filter((o) => !overridden.has(keyOf(o)));
@@ -442,6 +470,8 @@ class TestRun {
     env.store.remove(GROUP_TEST);
     env.store.remove(GROUP_TEST_SLICES);
     env.restoreBase();
+    await env.fleet?.stopPods(this.#pods);
+    this.#pods = [];
     await env.store.flush();
     for (const p of env.target.takeApplyProblems()) this.report.verbose(`  warning: cleanup: ${p}`);
     const pristineKeys = new Set(env.pristineObjects().map(keyOf));
@@ -504,7 +534,7 @@ class TestRun {
     const env = this.env;
     let index: StatusIndex;
     try {
-      index = await env.statusIndex([...new Set([...STATUS_KINDS, ...mutations.map((m) => m.kind)])]);
+      index = await env.statusIndex([...new Set([...STATUS_KINDS, ...mutations.flatMap((m) => (m.op === 'create' ? [] : [m.kind]))])]);
     } catch (err) {
       this.failures.push(`${label}cannot read the status before the mutations: ${(err as Error).message}`);
       return undefined;
@@ -512,7 +542,33 @@ class TestRun {
     const before: [string, number][] = [];
     const present: KObject[] = [];
     const absent: KObject[] = [];
+    // copyFrom reads the object's current value (earlier mutations included).
+    const lookup = (kind: string, ref: string) => env.store.find((o) => o.kind === kind && refOfObject(o) === ref)?.object as Record<string, unknown> | undefined;
     for (const [i, m] of mutations.entries()) {
+      if (m.op === 'create') {
+        const created = structuredClone(m.object) as unknown as KObject;
+        const what = `${created.kind} ${refOfObject(created)}`;
+        if (env.store.find((o) => keyOf(o) === keyOf(created))) {
+          this.failures.push(`${label}mutations[${i}] create ${what}: it already exists`);
+          return undefined;
+        }
+        try {
+          if ((created.kind === 'ConfigMap' || created.kind === 'Secret') && created.data) {
+            const values = Object.fromEntries(Object.entries(created.data as Record<string, unknown>).map(([k, v]) => [k, resolveDataValue(v, lookup)]));
+            created.data = {};
+            setDataKeys(created as unknown as Record<string, unknown>, values);
+          }
+        } catch (err) {
+          this.failures.push(`${label}mutations[${i}] create ${what}: ${(err as Error).message}`);
+          return undefined;
+        }
+        // Upstream waits so that the creationTimestamp (second precision) is later than the rest.
+        if (m.waitBeforeSeconds) await sleep(m.waitBeforeSeconds * 1000);
+        env.store.get(GROUP_TEST).push(created);
+        env.store.touch(GROUP_TEST);
+        present.push(created);
+        continue;
+      }
       const found = env.store.find((o) => matchesRef(o, m));
       const target = `${m.kind} ${m.namespace ? `${m.namespace}/` : ''}${m.name}`;
       if (!found) {
@@ -528,7 +584,8 @@ class TestRun {
         absent.push(found.object);
       } else if (m.op === 'patch') {
         try {
-          list[found.index] = applyPatch(found.object as unknown as Record<string, unknown>, m) as unknown as KObject;
+          const setData = m.setData ? Object.fromEntries(Object.entries(m.setData).map(([k, v]) => [k, resolveDataValue(v, lookup)])) : undefined;
+          list[found.index] = applyPatch(found.object as unknown as Record<string, unknown>, { ...m, ...(setData ? { setData } : {}) }) as unknown as KObject;
         } catch (err) {
           this.failures.push(`${label}mutations[${i}] patch ${target}: ${(err as Error).message}`);
           return undefined;

@@ -9,10 +9,12 @@ import type { EchoServer } from '../../support/demo/echo-server.ts';
 import { canonicalHeaderName, lookupHeader } from '../lib/headers.ts';
 import { runWebSocketExchanges, sendRequest, type ClientRequest, type ClientResult, type Protocol } from '../lib/http-client.ts';
 import { awaitConvergence, sleep, type ConvergenceOptions } from '../lib/poll.ts';
-import { backendFromPodName, binomialBounds, checkWeightedDistribution } from '../lib/stats.ts';
+import { runPool, runWeightedAttempts } from '../lib/distribution.ts';
+import { binomialBounds } from '../lib/stats.ts';
 import { captureEcho, evaluateResult, isRedirectStatus, parseLocation, type EchoCapture, type RequestFacts } from './expect.ts';
 import { runL4Case } from './l4-traffic.ts';
-import type { Expectation, HttpCase, MirrorExpectation, TestCase } from './types.ts';
+import { runGrpcCase } from './grpc-traffic.ts';
+import { isGrpcCase, isL4Case, type Expectation, type HttpCase, type MirrorExpectation, type TestCase } from './types.ts';
 
 export interface TrafficEnv {
   testName: string;
@@ -56,7 +58,7 @@ export function appendQueryParam(path: string, name: string, value: string): str
   return `${base}${sep}${encodeURIComponent(name)}=${encodeURIComponent(value)}${hashAt === -1 ? '' : path.slice(hashAt)}`;
 }
 
-function deepSubstitute<T>(value: T, subst: (s: string) => string): T {
+export function deepSubstitute<T>(value: T, subst: (s: string) => string): T {
   if (typeof value === 'string') return subst(value) as T;
   if (Array.isArray(value)) return value.map((v) => deepSubstitute(v, subst)) as T;
   if (value && typeof value === 'object') {
@@ -155,6 +157,7 @@ export function prepareAttempt(
       scheme,
       path: q === -1 ? path : path.slice(0, q),
       baseUrl: `${scheme}://${hostForUrl(addr)}${defaultPort ? '' : `:${c.target.port}`}`,
+      secretCertPem: (ref) => env.secret(ref)?.certPem,
     },
     expect,
     sentPath: path,
@@ -274,29 +277,15 @@ async function converge(c: HttpCase, env: TrafficEnv, opts: AttemptOptions): Pro
   return r.ok ? [] : [convergenceFailure(r, env)];
 }
 
-async function runPool<T>(count: number, concurrency: number, fn: (i: number) => Promise<T>): Promise<T[]> {
-  const out: T[] = new Array(count);
-  let next = 0;
-  const worker = async () => {
-    while (next < count) {
-      const i = next++;
-      out[i] = await fn(i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, count)) }, worker));
-  return out;
-}
-
 // ---------------------------------------------------------------------------
 // Case kinds
 // ---------------------------------------------------------------------------
 
 /** Runs one case; returns its problems (empty = passed). */
 export async function runCase(c: TestCase, env: TrafficEnv): Promise<string[]> {
+  if (isGrpcCase(c)) return runGrpcCase(c, env);
+  if (isL4Case(c)) return runL4Case(c, env);
   switch (c.kind) {
-    case 'tcpEcho':
-    case 'tlsConnectionRejected':
-      return runL4Case(c, env);
     case undefined:
     case 'tlsConnectionFailure':
       return converge(c, env, { checkMirrors: true });
@@ -344,34 +333,19 @@ async function runWebSocketCase(c: HttpCase, env: TrafficEnv): Promise<string[]>
 }
 
 async function runWeightedCase(c: HttpCase, env: TrafficEnv): Promise<string[]> {
-  const d = c.distribution ?? {};
   const { weights, ...plainExpect } = c.expect;
-  const total = d.totalRequests ?? 500;
-  const concurrency = d.concurrency ?? 10;
-  const tolerance = d.absoluteTolerance ?? 0.05;
-  const maxAttempts = d.maxAttempts ?? 10;
   const plain = await converge(c, env, { checkMirrors: false, expect: plainExpect });
   if (plain.length) return plain.map((p) => `plain phase: ${p}`);
-  let last: string[] = [];
-  for (let attempt = 1; attempt <= maxAttempts; attempt++) {
-    const outcomes = await runPool(total, concurrency, () => attemptOnce(c, env, { checkMirrors: false, expect: plainExpect }));
-    const failed = outcomes.filter((o) => o.problems.length > 0);
-    if (failed.length > 0) {
-      last = [`${failed.length}/${total} responses failed, e.g. ${failed[0].problems.join('; ')}`];
-      continue;
-    }
-    const counts: Record<string, number> = {};
-    for (const o of outcomes) {
-      const pod = o.result ? echoOf(o.result)?.pod ?? '' : '';
-      const backend = backendFromPodName(pod);
-      counts[backend] = (counts[backend] ?? 0) + 1;
-    }
-    const verdict = checkWeightedDistribution(counts, weights ?? {}, tolerance, d.zeroWeightBackendsMustGetNoTraffic ?? true);
-    env.verbose(`    distribution attempt ${attempt}: ${JSON.stringify(counts)}`);
-    if (verdict.ok) return [];
-    last = [`counts ${JSON.stringify(counts)}: ${verdict.problems.join('; ')}`];
-  }
-  return [`weighted distribution not within tolerance after ${maxAttempts} attempts: ${last.join('; ')}`];
+  return runWeightedAttempts(
+    c.distribution,
+    weights ?? {},
+    async () => {
+      const o = await attemptOnce(c, env, { checkMirrors: false, expect: plainExpect });
+      if (o.problems.length) return { problem: o.problems.join('; ') };
+      return { pod: (o.result ? echoOf(o.result)?.pod : undefined) ?? '' };
+    },
+    env.verbose,
+  );
 }
 
 async function countMirrored(pods: EchoServer[], target: string): Promise<number> {

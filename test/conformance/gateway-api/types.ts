@@ -51,7 +51,10 @@ export type StatusCheck =
   | { check: 'gatewayClassAccepted'; gatewayClass: string; status: string | null }
   | { check: 'gatewayClassConditionsAtLatestGeneration'; gatewayClass: string }
   | ({ check: 'routeConditionsAtLatestGeneration'; route: string } & RouteKindField)
-  | { check: 'generationIncreased'; kind: string; object: string };
+  | { check: 'generationIncreased'; kind: string; object: string }
+  | { check: 'backendTLSPolicyCondition'; policy: string; ancestor: string; condition: Condition }
+  | { check: 'backendTLSPolicyConditionsAtLatestGeneration'; policy: string }
+  | { check: 'gatewayStatusAddresses'; gateway: string; count: number; mustContain: { type: string; value: string }[]; mustNotContain: string[] };
 
 export type StatusCheckKind = StatusCheck['check'];
 
@@ -90,6 +93,8 @@ export interface BackendRequestExpectation {
   host?: string | null;
   headers?: Record<string, string>;
   absentHeaders?: string[];
+  /** The backend was reached over TLS with this SNI; peerCertificateFrom: the gateway presented that Secret's certificate. */
+  tls?: { serverName: string; peerCertificateFrom?: string | null } | null;
 }
 
 export interface ResponseExpectation {
@@ -158,12 +163,16 @@ export interface HttpCase {
   echoSetResponseHeaders?: Record<string, string>;
   placeholders?: Record<string, string>;
   uniqueRequestIdQueryParam?: string;
+  note?: string;
   randomJitter?: { header: string; note?: string };
   distribution?: Distribution;
   header?: string;
 }
 
-export interface MutationSpec {
+/** A ConfigMap/Secret data value: a literal, or the current value of a key of another object. */
+export type DataValue = string | { copyFrom: { kind: 'ConfigMap' | 'Secret'; object: string; key: string } };
+
+export interface PatchOrDeleteMutation {
   op: 'delete' | 'patch';
   apiVersion?: string;
   kind: string;
@@ -172,7 +181,18 @@ export interface MutationSpec {
   set?: Record<string, unknown>;
   appendTo?: Record<string, unknown>;
   keepOnly?: Record<string, unknown>;
+  removeWhere?: Record<string, unknown>;
+  setData?: Record<string, DataValue>;
 }
+
+/** Adds a complete object (its data values may be DataValues) after waiting `waitBeforeSeconds`. */
+export interface CreateMutation {
+  op: 'create';
+  object: Record<string, unknown> & { apiVersion: string; kind: string; metadata: { name: string; namespace?: string } };
+  waitBeforeSeconds?: number;
+}
+
+export type MutationSpec = PatchOrDeleteMutation | CreateMutation;
 
 export interface RunnerAction {
   action: 'fillEndpointSlices';
@@ -197,6 +217,7 @@ export interface L4Target {
 
 /** Per attempt deadline and retry pacing of the L4 cases (defaults: 10 s; every 100 ms for 30 s). */
 interface L4Attempts {
+  note?: string;
   attemptTimeoutSeconds?: number;
   retry?: { intervalSeconds: number; budgetSeconds: number } | null;
 }
@@ -223,8 +244,109 @@ export interface TlsConnectionRejectedCase extends L4Attempts {
   request: { tls: { serverName: string } };
 }
 
-export type L4Case = TcpEchoCase | TlsConnectionRejectedCase;
-export type TestCase = HttpCase | L4Case;
+/** A Gateway listener reached with UDP datagrams. */
+export interface UdpTarget {
+  gateway: string;
+  port: number;
+  scheme: 'udp';
+}
+
+/** One datagram to a UDP echo backend (suite README, `udpEcho`). */
+export interface UdpEchoCase extends L4Attempts {
+  name: string;
+  kind: 'udpEcho';
+  target: UdpTarget;
+  request: { payload: string };
+  expect: { anyReply: true } | { backend: { service: string; namespace: string } };
+}
+
+/** One DNS query through a UDP listener (suite README, `dnsQuery`). */
+export interface DnsQueryCase extends L4Attempts {
+  name: string;
+  kind: 'dnsQuery';
+  target: UdpTarget;
+  request: { name: string; type: string; recursionDesired: boolean };
+  expect: { anyResponse: true };
+}
+
+/** `repeat` sequential exchanges that must all reach one backend (suite README, `echoRepeat`). */
+export interface EchoRepeatCase extends L4Attempts {
+  name: string;
+  kind: 'echoRepeat';
+  target: { gateway: string; port: number; scheme: 'tcp' | 'udp' };
+  request?: { payload: string };
+  repeat: number;
+  onTransportError: 'fail' | 'retryRound';
+  expect: { backendName: string };
+}
+
+export type WarmUpStep = 'tcpConnect' | 'tcpEchoOnce' | 'udpAnyReply';
+
+/** weightedDistribution over TCP or UDP: each request is one echoRepeat exchange. */
+export interface L4WeightedCase extends L4Attempts {
+  name: string;
+  kind: 'weightedDistribution';
+  target: { gateway: string; port: number; scheme: 'tcp' | 'udp' };
+  request?: { payload: string };
+  warmUp?: WarmUpStep[];
+  expect: { weights: Record<string, number> };
+  distribution?: Distribution;
+}
+
+export type L4Case = TcpEchoCase | TlsConnectionRejectedCase | UdpEchoCase | DnsQueryCase | EchoRepeatCase | L4WeightedCase;
+
+/** A unary RPC of the GrpcEcho service over cleartext HTTP/2 (suite README, "gRPC cases"). */
+export interface GrpcRequestSpec {
+  protocol: 'grpc';
+  /** null: `<gateway address>:<port>`. */
+  authority: string | null;
+  service: string;
+  method: string;
+  metadata: Record<string, string>;
+}
+
+export interface GrpcExpectation {
+  grpcCode?: string;
+  notGrpcCode?: string[];
+  backend?: { podNamePrefix: string; namespace: string } | null;
+  backendRequest?: { fullyQualifiedMethod?: string | null } | null;
+  weights?: Record<string, number>;
+}
+
+export interface GrpcCase {
+  name: string;
+  kind?: 'weightedDistribution';
+  target: { gateway: string; port: number; scheme: 'http' };
+  request: GrpcRequestSpec;
+  expect: GrpcExpectation;
+  randomJitter?: { metadata: string; note?: string };
+  connectionPerRequest?: boolean;
+  distribution?: Distribution;
+  note?: string;
+}
+
+export type TestCase = HttpCase | L4Case | GrpcCase;
+
+const L4_KINDS = new Set(['tcpEcho', 'tlsConnectionRejected', 'udpEcho', 'dnsQuery', 'echoRepeat']);
+
+/** The L4 kinds, and weightedDistribution over a tcp or udp target. */
+export function isL4Case(c: TestCase): c is L4Case {
+  if (typeof c.kind === 'string' && L4_KINDS.has(c.kind)) return true;
+  return c.kind === 'weightedDistribution' && (c.target.scheme === 'tcp' || c.target.scheme === 'udp');
+}
+
+export function isGrpcCase(c: TestCase): c is GrpcCase {
+  return (c as { request?: { protocol?: unknown } }).request?.protocol === 'grpc';
+}
+
+/** How the runner rewrites a Gateway's spec.addresses (suite README, "Static addresses"). */
+export interface StaticAddressInjection {
+  gateway: string;
+  placeholders: { usable: string; unusable: string };
+  usable: { type: string; choose: string; substitutes: string };
+  unusable: { type: string; choose: string; substitutes: string };
+  resultOrder: { type: string; value: string }[];
+}
 
 export interface Feature {
   name: string;
@@ -245,6 +367,7 @@ export interface CaseFile {
   provisional?: boolean;
   parallel?: boolean;
   manifests: string[];
+  staticAddressInjection?: StaticAddressInjection;
   gateways?: string[];
   statusChecks: StatusCheck[];
   runnerActionsBeforeCases?: RunnerAction[];

@@ -206,6 +206,9 @@ async function connectTls(req: ClientRequest, alpn: string[], deadline: number):
       ? { rejectUnauthorized: false }
       : {
           ca: [t.trustPem!],
+          // Go accepts a chain that ends at a trusted leaf (a passthrough backend's certificate,
+          // issued by CA 'C'); OpenSSL needs X509_V_FLAG_PARTIAL_CHAIN for that (suite README).
+          allowPartialTrustChain: true,
           rejectUnauthorized: true,
           checkServerIdentity: (_host: string, cert: tls.PeerCertificate) => goCheckServerIdentity(t.serverName, cert),
         }),

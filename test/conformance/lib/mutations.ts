@@ -4,6 +4,9 @@
 //   {op: patch, appendTo: {path: item}}  append an item to the list at path (created when missing)
 //   {op: patch, keepOnly: {path: match}} keep the list items whose fields equal `match`
 //                                        (an object, or a list of objects = any of them)
+//   {op: patch, removeWhere: {path: match}} remove the list items whose fields equal `match`
+//   {op: patch, setData: {key: value}}   ConfigMap/Secret data keys (literal keys; copyFrom values)
+//   {op: create, object, waitBeforeSeconds} add a complete object (after the wait)
 // Anything else is an error: the runner never ignores an operation it does not know.
 
 export type PathSegment = string | number;
@@ -20,23 +23,54 @@ export interface Mutation extends ObjectRef {
   set?: Record<string, unknown>;
   appendTo?: Record<string, unknown>;
   keepOnly?: Record<string, unknown>;
+  removeWhere?: Record<string, unknown>;
+  /** ConfigMap/Secret only: literal `data` keys; values already resolved (see resolveDataValue). */
+  setData?: Record<string, unknown>;
 }
 
-const MUTATION_KEYS = new Set(['op', 'apiVersion', 'kind', 'namespace', 'name', 'set', 'appendTo', 'keepOnly']);
+const MUTATION_KEYS = new Set(['op', 'apiVersion', 'kind', 'namespace', 'name', 'set', 'appendTo', 'keepOnly', 'removeWhere', 'setData']);
+const CREATE_KEYS = new Set(['op', 'object', 'waitBeforeSeconds']);
+const PATCH_OPS = ['set', 'appendTo', 'keepOnly', 'removeWhere', 'setData'];
+
+/** A data value: a string, or {copyFrom: {kind: ConfigMap|Secret, object: ns/name, key}}. */
+function dataValueProblems(v: unknown, where: string): string[] {
+  if (typeof v === 'string') return [];
+  const c = isPlainObject(v) && Object.keys(v).length === 1 ? v.copyFrom : undefined;
+  if (!isPlainObject(c) || Object.keys(c).some((k) => !['kind', 'object', 'key'].includes(k)) || (c.kind !== 'ConfigMap' && c.kind !== 'Secret') || typeof c.object !== 'string' || !c.object.includes('/') || typeof c.key !== 'string') {
+    return [`${where}: a value must be a string or {copyFrom: {kind: ConfigMap|Secret, object: "ns/name", key}}`];
+  }
+  return [];
+}
 
 /** Problems with a mutation's shape (unknown op or field, missing target); empty when valid. */
 export function validateMutation(m: Record<string, unknown>): string[] {
   const problems: string[] = [];
+  if (m.op === 'create') {
+    for (const k of Object.keys(m)) if (!CREATE_KEYS.has(k)) problems.push(`unknown mutation field "${k}"`);
+    const o = m.object;
+    if (!isPlainObject(o) || typeof o.apiVersion !== 'string' || typeof o.kind !== 'string' || !isPlainObject(o.metadata) || typeof o.metadata.name !== 'string') {
+      problems.push('a create mutation needs object with apiVersion, kind and metadata.name');
+    } else if ((o.kind === 'ConfigMap' || o.kind === 'Secret') && isPlainObject(o.data)) {
+      for (const [k, v] of Object.entries(o.data)) problems.push(...dataValueProblems(v, `object.data.${k}`));
+    }
+    if (m.waitBeforeSeconds !== undefined && (typeof m.waitBeforeSeconds !== 'number' || m.waitBeforeSeconds < 0)) problems.push('waitBeforeSeconds must be a number >= 0');
+    return problems;
+  }
   for (const k of Object.keys(m)) if (!MUTATION_KEYS.has(k)) problems.push(`unknown mutation field "${k}"`);
   if (m.op !== 'delete' && m.op !== 'patch') problems.push(`unknown mutation op ${JSON.stringify(m.op)}`);
   if (typeof m.kind !== 'string' || typeof m.name !== 'string') problems.push('mutation needs kind and name');
-  if (m.op === 'delete' && (m.set !== undefined || m.appendTo !== undefined || m.keepOnly !== undefined)) {
-    problems.push('a delete mutation cannot carry set/appendTo/keepOnly');
+  if (m.op === 'delete' && PATCH_OPS.some((k) => m[k] !== undefined)) {
+    problems.push(`a delete mutation cannot carry ${PATCH_OPS.join('/')}`);
+  }
+  if (m.setData !== undefined) {
+    if (m.kind !== 'ConfigMap' && m.kind !== 'Secret') problems.push('setData applies to a ConfigMap or Secret only');
+    if (isPlainObject(m.setData)) for (const [k, v] of Object.entries(m.setData)) problems.push(...dataValueProblems(v, `setData.${k}`));
+    else problems.push('setData must map data keys to values');
   }
   if (m.op === 'patch') {
-    const ops = ['set', 'appendTo', 'keepOnly'].filter((k) => m[k] !== undefined);
-    if (ops.length === 0) problems.push('a patch mutation needs set, appendTo or keepOnly');
-    for (const k of ops) {
+    const ops = PATCH_OPS.filter((k) => m[k] !== undefined);
+    if (ops.length === 0) problems.push(`a patch mutation needs one of ${PATCH_OPS.join(', ')}`);
+    for (const k of ops.filter((x) => x !== 'setData')) {
       const v = m[k];
       if (typeof v !== 'object' || v === null || Array.isArray(v)) problems.push(`${k} must map paths to values`);
       else {
@@ -171,12 +205,64 @@ export function keepOnlyAtPath(obj: Record<string, unknown>, path: string, match
   parent[key] = list.filter((item) => matchers.some((m) => itemMatches(item, m)));
 }
 
-/** Applies a patch mutation to a copy of `obj` and returns it. */
+/** Removes the list items whose fields all equal `match` (an object, or a list of objects = any of them). */
+export function removeWhereAtPath(obj: Record<string, unknown>, path: string, match: unknown): void {
+  const segs = parsePath(path);
+  const { parent, key } = walkTo(obj, segs, false, path);
+  const list = parent[key];
+  if (!Array.isArray(list)) throw new Error(`path ${path}: not a list`);
+  const matchers = Array.isArray(match) ? match : [match];
+  parent[key] = list.filter((item) => !matchers.some((m) => itemMatches(item, m)));
+}
+
+/**
+ * Sets `data` keys of a ConfigMap or Secret (keys are literal, e.g. `ca.crt`). Values are the
+ * resolved strings (bytes for a Secret, stored base64 as the API does; `""` stores an empty value).
+ */
+export function setDataKeys(obj: Record<string, unknown>, values: Record<string, string>): void {
+  const data = isPlainObject(obj.data) ? obj.data : {};
+  for (const [k, v] of Object.entries(values)) data[k] = obj.kind === 'Secret' ? Buffer.from(v, 'utf8').toString('base64') : v;
+  obj.data = data;
+  if (obj.kind === 'Secret' && isPlainObject(obj.stringData)) for (const k of Object.keys(values)) delete obj.stringData[k];
+}
+
+/** The current value of `key` in a ConfigMap or Secret (a Secret's decoded bytes), or undefined. */
+export function dataKeyOf(obj: Record<string, unknown> | undefined, key: string): string | undefined {
+  if (!obj) return undefined;
+  if (obj.kind === 'Secret' && isPlainObject(obj.stringData) && typeof obj.stringData[key] === 'string') return obj.stringData[key];
+  const v = isPlainObject(obj.data) ? obj.data[key] : undefined;
+  if (typeof v !== 'string') return undefined;
+  return obj.kind === 'Secret' ? Buffer.from(v, 'base64').toString('utf8') : v;
+}
+
+/**
+ * A data value made concrete: a string as is; {copyFrom} the current value of that key of that
+ * object, found with `lookup(kind, "ns/name")`. Throws when the object or key does not exist.
+ */
+export function resolveDataValue(v: unknown, lookup: (kind: string, ref: string) => Record<string, unknown> | undefined): string {
+  if (typeof v === 'string') return v;
+  const c = (v as { copyFrom?: { kind: string; object: string; key: string } } | null)?.copyFrom;
+  if (!c) throw new Error(`not a data value: ${JSON.stringify(v)}`);
+  const value = dataKeyOf(lookup(c.kind, c.object), c.key);
+  if (value === undefined) throw new Error(`copyFrom: ${c.kind} ${c.object} has no key ${c.key}`);
+  return value;
+}
+
+/** Applies a patch mutation (setData values already resolved to strings) to a copy of `obj` and returns it. */
 export function applyPatch(obj: Record<string, unknown>, m: Mutation): Record<string, unknown> {
   const copy = structuredClone(obj);
   for (const [path, value] of Object.entries(m.set ?? {})) setPath(copy, path, value);
   for (const [path, item] of Object.entries(m.appendTo ?? {})) appendToPath(copy, path, item);
   for (const [path, match] of Object.entries(m.keepOnly ?? {})) keepOnlyAtPath(copy, path, match);
+  for (const [path, match] of Object.entries(m.removeWhere ?? {})) removeWhereAtPath(copy, path, match);
+  if (m.setData) {
+    const values: Record<string, string> = {};
+    for (const [k, v] of Object.entries(m.setData)) {
+      if (typeof v !== 'string') throw new Error(`setData.${k}: unresolved value ${JSON.stringify(v)}`);
+      values[k] = v;
+    }
+    setDataKeys(copy, values);
+  }
   return copy;
 }
 

@@ -10,6 +10,11 @@ export interface ConvergenceOptions {
   budgetMs: number;
 }
 
+/** An attempt whose outcome ends the case at once (a negative case saw a listed answer). */
+export interface FatalProblems {
+  fatal: string[];
+}
+
 export interface ConvergenceResult {
   ok: boolean;
   attempts: number;
@@ -21,10 +26,10 @@ export interface ConvergenceResult {
 /**
  * Runs `attempt` until it returns no problems `requiredSuccesses` times in a
  * row (a failure resets the streak; successes are not delayed, failures wait
- * `pollIntervalMs`), or until `budgetMs` is exhausted.
+ * `pollIntervalMs`), or until `budgetMs` is exhausted; an attempt returning {fatal} ends it at once.
  */
 export async function awaitConvergence(
-  attempt: () => Promise<string[]>,
+  attempt: () => Promise<string[] | FatalProblems>,
   opts: ConvergenceOptions,
 ): Promise<ConvergenceResult> {
   const start = Date.now();
@@ -35,8 +40,10 @@ export async function awaitConvergence(
     if (Date.now() - start > opts.budgetMs) {
       return { ok: false, attempts, lastProblems: lastProblems.length ? lastProblems : [`only ${successes}/${opts.requiredSuccesses} consecutive successes`], elapsedMs: Date.now() - start };
     }
-    const problems = await attempt();
+    const verdict = await attempt();
     attempts++;
+    if (!Array.isArray(verdict)) return { ok: false, attempts, lastProblems: verdict.fatal, elapsedMs: Date.now() - start };
+    const problems = verdict;
     if (problems.length === 0) {
       successes++;
       if (successes >= opts.requiredSuccesses) return { ok: true, attempts, lastProblems: [], elapsedMs: Date.now() - start };
