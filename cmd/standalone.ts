@@ -133,7 +133,8 @@ export async function runStandalone(options: StandaloneOptions): Promise<Running
       ir: () => applied,
       objects: () => (snapshot ? store.withStatus(allObjects(snapshot)) : []),
       problems: () => problemLog.list(),
-      ...(node.agent ? { flows: node.agent } : {}),
+      ui: { mode: 'run', controllerName: options.controllerName },
+      flows: node.flows,
     },
     registry,
   );
@@ -168,7 +169,8 @@ async function checkStartup(options: StandaloneOptions, folder: ManifestFolder, 
   const admin = parseHostPort(options.adminAddress);
   const claims: PortClaim[] = [{ ...admin, what: 'the admin API', remedy: 'choose another with --admin-address' }];
   const offset = options.portOffset;
-  for (const l of [...ir.http.listeners, ...(ir.http.passthrough ?? [])]) {
+  // UDP sockets are not checked: checkPorts probes TCP ports.
+  for (const l of [...ir.http.listeners, ...(ir.http.passthrough ?? []), ...(ir.http.tcp ?? [])]) {
     const what = offset ? `listener port ${l.port} + --listener-port-offset ${offset}` : `listener port ${l.port}`;
     if (l.port + offset > 65535) {
       problems.push({ code: 'SLU_STARTUP_PORT', message: `${what} is beyond 65535; lower --listener-port-offset` });

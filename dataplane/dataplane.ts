@@ -4,8 +4,10 @@
 
 import pino from 'pino';
 import client, { type Registry } from 'prom-client';
-import type { HttpIR, HttpListener } from '../ir/types.ts';
+import type { HttpIR, HttpListener, L4IR } from '../ir/types.ts';
 import { compileRouteTable } from './config/compile.ts';
+import { HttpPolicyIndex } from './policy/http-policy.ts';
+import { FlowNames, RequestFlows, type RequestFlowOptions } from './flows/request-flows.ts';
 import type { ListenerTable, RouteTable } from './config/route-table.ts';
 import { ConnectionBudget, DEFAULT_FRONT_DOOR_LIMITS, type FrontDoorLimits } from './front-door.ts';
 import { DataplaneMetrics } from './metrics.ts';
@@ -14,7 +16,17 @@ import { PassthroughServer, compilePassthroughRoutes } from './passthrough/passt
 import { ListenerServer } from './server.ts';
 import { SecureContextCache } from './tls/certificates.ts';
 import { UpstreamPools } from './upstream/pools.ts';
-import { PickerStates } from './upstream/weighted.ts';
+import { PickerStates, type PickerStateGeneration } from './upstream/weighted.ts';
+import { L4Metrics } from './l4/metrics.ts';
+import { TcpProxyServer, compileProxyRoute } from './l4/tcp-proxy.ts';
+import { UdpProxyServer } from './l4/udp-proxy.ts';
+
+/** A TLS, TCP or UDP socket server: routes swap in with `update`. */
+interface L4Server<R> {
+  listen(address: string, port: number): Promise<void>;
+  update(routes: R): void;
+  close(drainMs: number): Promise<void>;
+}
 
 export interface DataplaneOptions {
   /** Added to every listener port when binding. */
@@ -32,6 +44,8 @@ export interface DataplaneOptions {
   rateLimits?: RateLimitService;
   /** Client timeouts and connection limits; DEFAULT_FRONT_DOOR_LIMITS when absent. */
   frontDoor?: FrontDoorLimits;
+  /** Request flows (one record per proxied request) go here; absent: none are recorded. */
+  flows?: RequestFlowOptions;
 }
 
 export interface ListenerResult {
@@ -62,19 +76,28 @@ export class Dataplane {
   private readonly pickerStates = new PickerStates();
   private readonly rateLimits: RateLimitService;
   private readonly servers = new Map<string, ListenerServer>();
-  /** TLS passthrough sockets (TLSRoute), by listener name. */
+  /** TLS sockets (TLSRoute, passthrough and terminate), by listener name. */
   private readonly passthrough = new Map<string, PassthroughServer>();
+  /** TCP sockets (TCPRoute), by listener name. */
+  private readonly tcp = new Map<string, TcpProxyServer>();
+  /** UDP sockets (UDPRoute), by listener name. */
+  private readonly udp = new Map<string, UdpProxyServer>();
+  private readonly l4Metrics: L4Metrics;
   /** Sockets being drained after removal; awaited by close(). */
   private readonly closing = new Set<Promise<void>>();
   private table: RouteTable | null = null;
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
 
+  private readonly flows: RequestFlowOptions | null;
+
   constructor(options: DataplaneOptions = {}) {
+    this.flows = options.flows ?? null;
     this.portOffset = options.portOffset ?? 0;
     this.redirectPortOffset = options.redirectPortOffset ?? 0;
     this.logger = options.logger ?? pino({ name: 'sluice-dataplane' });
     this.metrics = new DataplaneMetrics(options.registry ?? client.register);
+    this.l4Metrics = new L4Metrics(options.registry ?? client.register);
     const frontDoor = options.frontDoor ?? DEFAULT_FRONT_DOOR_LIMITS;
     this.budget = new ConnectionBudget(frontDoor, options.registry ?? client.register, this.logger);
     this.pools = new UpstreamPools(DRAIN_TIMEOUT_MS, frontDoor.backendConnectTimeoutMs);
@@ -87,8 +110,9 @@ export class Dataplane {
   }
 
   /** Never rejects for bad IR: problems come back per listener and in the logs. */
-  apply(version: string, http: HttpIR): Promise<ApplyResult> {
-    const result = this.queue.then(() => this.applyNow(version, http));
+  /** `l4`: ir.l4, whose HTTP rules (`policy.http`) the proxy enforces per request and whose names flows use. */
+  apply(version: string, http: HttpIR, l4?: L4IR): Promise<ApplyResult> {
+    const result = this.queue.then(() => this.applyNow(version, http, l4));
     this.queue = result.catch(() => undefined);
     return result;
   }
@@ -99,14 +123,16 @@ export class Dataplane {
     await this.queue;
     const servers = [...this.servers.values()];
     this.servers.clear();
-    const passthrough = [...this.passthrough.values()];
+    const streams: L4Server<unknown>[] = [...this.passthrough.values(), ...this.tcp.values(), ...this.udp.values()];
     this.passthrough.clear();
-    await Promise.all([...servers.map((server) => this.closeServer(server)), ...passthrough.map((p) => p.close(DRAIN_TIMEOUT_MS)), ...this.closing]);
+    this.tcp.clear();
+    this.udp.clear();
+    await Promise.all([...servers.map((server) => this.closeServer(server)), ...streams.map((p) => p.close(DRAIN_TIMEOUT_MS)), ...this.closing]);
     await this.pools.closeAll();
     this.budget.close();
   }
 
-  private async applyNow(version: string, http: HttpIR): Promise<ApplyResult> {
+  private async applyNow(version: string, http: HttpIR, l4?: L4IR): Promise<ApplyResult> {
     if (this.closed) return rejected(version, http, 'the dataplane is closed');
 
     const pickerStates = this.pickerStates.begin();
@@ -114,7 +140,7 @@ export class Dataplane {
     try {
       const rateLimitProblems: RateLimitProblem[] = [];
       const rateLimits = this.rateLimits.compile(http.rateLimits, rateLimitProblems);
-      table = compileRouteTable(version, http, { pools: this.pools, certificates: this.certificates, pickerStates, metrics: this.metrics, rateLimits, redirectPortOffset: this.redirectPortOffset });
+      table = compileRouteTable(version, http, { pools: this.pools, certificates: this.certificates, pickerStates, metrics: this.metrics, rateLimits, redirectPortOffset: this.redirectPortOffset, httpPolicy: HttpPolicyIndex.build(l4?.policy), flows: this.flows === null ? null : new RequestFlows(this.flows, new FlowNames(l4)) });
       table.problems.push(...rateLimitProblems);
     } catch (error) {
       const message = (error as Error).message;
@@ -141,7 +167,7 @@ export class Dataplane {
       this.closeInBackground(server);
     }
 
-    listeners.push(...(await this.applyPassthrough(http, pickerStates)));
+    listeners.push(...(await this.applyStreams(http, pickerStates)));
 
     this.table = table;
     this.pickerStates.commit(pickerStates);
@@ -185,34 +211,57 @@ export class Dataplane {
     return { name, ok: true };
   }
 
-  /** TLS passthrough listeners: routes swap in place; sockets open before removed ones close. */
-  private async applyPassthrough(http: HttpIR, pickerStates: Parameters<typeof compilePassthroughRoutes>[2]): Promise<ListenerResult[]> {
+  /** TLS, TCP and UDP listeners: routes swap in place; sockets open before removed ones close. */
+  private async applyStreams(http: HttpIR, pickerStates: PickerStateGeneration): Promise<ListenerResult[]> {
+    const backends = http.backends ?? {};
+    const { limits } = this.budget;
+    return [
+      ...(await this.applySockets(this.passthrough, http.passthrough ?? [], 'TLS', (l) => compilePassthroughRoutes(l, backends, pickerStates), (name, routes) =>
+        new PassthroughServer(name, routes, this.logger, this.budget, this.l4Metrics, limits.streamIdleTimeoutMs),
+      )),
+      ...(await this.applySockets(this.tcp, http.tcp ?? [], 'TCP', (l) => compileProxyRoute(l, backends, pickerStates), (name, route) =>
+        new TcpProxyServer(name, route, this.logger, this.budget, this.l4Metrics, limits.streamIdleTimeoutMs),
+      )),
+      ...(await this.applySockets(this.udp, http.udp ?? [], 'UDP', (l) => compileProxyRoute(l, backends, pickerStates), (name, route) =>
+        new UdpProxyServer(name, route, this.logger, this.budget, this.l4Metrics, limits.udpSessionTimeoutMs),
+      )),
+    ];
+  }
+
+  /** One kind of byte-stream or datagram socket: kept ones get their new routes, new ones bind, dropped ones drain. */
+  private async applySockets<L extends { name: string; address: string; port: number }, R, S extends L4Server<R>>(
+    servers: Map<string, S>,
+    listeners: L[],
+    protocol: string,
+    compile: (listener: L) => R,
+    create: (name: string, routes: R) => S,
+  ): Promise<ListenerResult[]> {
     const results: ListenerResult[] = [];
     const wanted = new Set<string>();
-    for (const listener of http.passthrough ?? []) {
+    for (const listener of listeners) {
       wanted.add(listener.name);
-      const routes = compilePassthroughRoutes(listener, http.backends ?? {}, pickerStates);
-      const existing = this.passthrough.get(listener.name);
+      const routes = compile(listener);
+      const existing = servers.get(listener.name);
       if (existing) {
         existing.update(routes);
         results.push({ name: listener.name, ok: true });
         continue;
       }
-      const server = new PassthroughServer(listener.name, routes, this.logger, this.budget);
+      const server = create(listener.name, routes);
       const bindPort = listener.port + this.portOffset;
       try {
         await server.listen(listener.address, bindPort);
-        this.passthrough.set(listener.name, server);
-        this.logger.info({ listener: listener.name, address: listener.address, port: bindPort, protocol: 'TLS' }, 'passthrough listener bound');
+        servers.set(listener.name, server);
+        this.logger.info({ listener: listener.name, address: listener.address, port: bindPort, protocol }, 'listener bound');
         results.push({ name: listener.name, ok: true });
       } catch (error) {
         await server.close(0).catch(() => undefined);
         results.push(this.fail(listener.name, `cannot bind ${listener.address}:${bindPort}: ${(error as Error).message}`, (error as NodeJS.ErrnoException).code));
       }
     }
-    for (const [name, server] of this.passthrough) {
+    for (const [name, server] of servers) {
       if (wanted.has(name)) continue;
-      this.passthrough.delete(name);
+      servers.delete(name);
       const closing = server.close(DRAIN_TIMEOUT_MS).finally(() => this.closing.delete(closing));
       this.closing.add(closing);
     }

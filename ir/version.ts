@@ -18,6 +18,9 @@ export function redactIR(ir: IR): IR {
           ? { ...redacted, scopes: redacted.scopes.map((s) => (s.backendClientCertificate ? { ...s, backendClientCertificate: redactKeyPair(s.backendClientCertificate) } : s)) }
           : redacted;
       }),
+      ...(ir.http.passthrough
+        ? { passthrough: ir.http.passthrough.map((p) => ({ ...p, routes: p.routes.map((r) => (r.terminate ? { ...r, terminate: { ...r.terminate, certificates: r.terminate.certificates.map(redactKeyPair) } } : r)) })) }
+        : {}),
       backends: Object.fromEntries(
         Object.entries(ir.http.backends).map(([name, b]) => [
           name,

@@ -26,8 +26,12 @@ const CRD_FILES = [
   join(GATEWAY_API_CRDS, 'gateway.networking.k8s.io_gateways.yaml'),
   join(GATEWAY_API_CRDS, 'gateway.networking.k8s.io_listenersets.yaml'),
   join(GATEWAY_API_CRDS, 'gateway.networking.k8s.io_httproutes.yaml'),
+  join(GATEWAY_API_CRDS, 'gateway.networking.k8s.io_grpcroutes.yaml'),
   join(GATEWAY_API_CRDS, 'gateway.networking.k8s.io_tlsroutes.yaml'),
+  join(GATEWAY_API_CRDS, 'gateway.networking.k8s.io_tcproutes.yaml'),
+  join(GATEWAY_API_CRDS, 'gateway.networking.k8s.io_udproutes.yaml'),
   join(GATEWAY_API_CRDS, 'gateway.networking.k8s.io_referencegrants.yaml'),
+  join(GATEWAY_API_CRDS, 'gateway.networking.k8s.io_backendtlspolicies.yaml'),
   ...readdirSync(join(ROOT, 'crds')).filter((f) => f.endsWith('.yaml')).sort().map((f) => join(ROOT, 'crds', f)),
 ];
 
@@ -224,6 +228,9 @@ export async function generate(): Promise<{ schemasJson: string; typesTs: string
         entry.versions[v.name] = index;
         if (v.storage === true) preferred.push({ kind, schema });
       }
+      // TCPRoute and UDPRoute are v1alpha2 in the experimental channel (and upstream's conformance
+      // manifests): the same schema as v1, so both versions are read.
+      if ((kind === 'TCPRoute' || kind === 'UDPRoute') && entry.versions.v1 !== undefined) entry.versions.v1alpha2 ??= entry.versions.v1;
       result.kinds[kind] = entry;
     }
   }

@@ -8,13 +8,20 @@
 // serves every kind we read at v1: GatewayClass, Gateway, HTTPRoute (v1 storage, v1beta1 served),
 // ReferenceGrant (v1 served, v1beta1 storage), TLSRoute (v1 only), ListenerSet (v1 only, in
 // gateway.networking.k8s.io: the experimental gateway.networking.x-k8s.io/v1alpha1 XListenerSet
-// of older releases is another kind and is not read).
+// of older releases is another kind and is not read), GRPCRoute, TCPRoute and UDPRoute (v1; the
+// experimental channel also serves TCPRoute/UDPRoute v1alpha2, the same schema) and
+// BackendTLSPolicy (v1; v1alpha3 before v1.4).
 //
 // Required kinds make start() fail when their API is missing: the core and networking kinds every
 // cluster has, and the Gateway API kinds of every standard-channel install since v1.0 (GatewayClass,
 // Gateway, HTTPRoute, ReferenceGrant). Optional kinds are treated as absent (an empty list, one log
 // line) and looked for again now and then: ListenerSet and TLSRoute (standard channel only since
-// v1.5), our RateLimitPolicy, and Cilium's policies (present only where Cilium is installed).
+// v1.5), GRPCRoute (since v1.1), TCPRoute and UDPRoute (standard since v1.6), BackendTLSPolicy
+// (since v1.4), our RateLimitPolicy, and Cilium's policies (present only where Cilium is installed).
+//
+// ConfigMaps are all watched, not only the CA bundles some BackendTLSPolicy or Gateway names: a
+// watch cannot be limited to a changing set of names (one watch per object would not scale), and
+// sources/relevance.ts makes a change to a ConfigMap no translation read cost no retranslation.
 import { CLUSTER_SCOPED_KINDS, GATEWAY_GROUP, SNAPSHOT_FIELD_BY_KIND, type KubeObject, type PodObject } from './objects.ts';
 
 export interface KindApi {
@@ -83,6 +90,11 @@ const GATEWAY_KINDS: Record<string, { plural: string; versions: string[]; requir
   ReferenceGrant: { plural: 'referencegrants', versions: ['v1', 'v1beta1'], required: true },
   ListenerSet: { plural: 'listenersets', versions: ['v1'], required: false },
   TLSRoute: { plural: 'tlsroutes', versions: ['v1', 'v1alpha3', 'v1alpha2'], required: false },
+  GRPCRoute: { plural: 'grpcroutes', versions: ['v1'], required: false },
+  // v1.6.1's standard channel serves v1; experimental-channel installs (and upstream's conformance manifests) use v1alpha2.
+  TCPRoute: { plural: 'tcproutes', versions: ['v1', 'v1alpha2'], required: false },
+  UDPRoute: { plural: 'udproutes', versions: ['v1', 'v1alpha2'], required: false },
+  BackendTLSPolicy: { plural: 'backendtlspolicies', versions: ['v1', 'v1alpha3'], required: false },
 };
 
 const OTHER_KINDS: Record<string, Omit<KindApi, 'kind' | 'namespaced'>> = {

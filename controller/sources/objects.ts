@@ -15,7 +15,7 @@ import type {
   V1ServiceSpec,
   V1ServiceStatus,
 } from '@kubernetes/client-node';
-import type { Gateway, GatewayClass, HTTPRoute, ListenerSet, RateLimitPolicy, ReferenceGrant, TLSRoute } from '../schema/generated/crd-types.ts';
+import type { BackendTLSPolicy, Gateway, GatewayClass, GRPCRoute, HTTPRoute, ListenerSet, RateLimitPolicy, ReferenceGrant, TCPRoute, TLSRoute, UDPRoute } from '../schema/generated/crd-types.ts';
 
 export interface ObjectMeta {
   name: string;
@@ -55,8 +55,12 @@ export type GatewayObject = CustomResource<Gateway>;
 export type ListenerSetObject = CustomResource<ListenerSet>;
 export type HTTPRouteObject = CustomResource<HTTPRoute>;
 export type TLSRouteObject = CustomResource<TLSRoute>;
+export type GRPCRouteObject = CustomResource<GRPCRoute>;
+export type TCPRouteObject = CustomResource<TCPRoute>;
+export type UDPRouteObject = CustomResource<UDPRoute>;
 export type ReferenceGrantObject = CustomResource<ReferenceGrant>;
 export type RateLimitPolicyObject = CustomResource<RateLimitPolicy>;
+export type BackendTLSPolicyObject = CustomResource<BackendTLSPolicy>;
 export type IngressObject = CoreObject<V1IngressSpec, V1IngressStatus>;
 export type IngressClassObject = CoreObject<V1IngressClassSpec>;
 export type ServiceObject = CoreObject<V1ServiceSpec, V1ServiceStatus>;
@@ -78,6 +82,9 @@ export interface InputSnapshot {
   listenerSets: ListenerSetObject[];
   httpRoutes: HTTPRouteObject[];
   tlsRoutes: TLSRouteObject[];
+  grpcRoutes: GRPCRouteObject[];
+  tcpRoutes: TCPRouteObject[];
+  udpRoutes: UDPRouteObject[];
   ingresses: IngressObject[];
   ingressClasses: IngressClassObject[];
   referenceGrants: ReferenceGrantObject[];
@@ -87,6 +94,8 @@ export interface InputSnapshot {
   configMaps: KubeObject[];
   /** sluice.dev RateLimitPolicy objects. */
   rateLimitPolicies: RateLimitPolicyObject[];
+  /** BackendTLSPolicy: TLS from the gateway to the Services they target. */
+  backendTlsPolicies: BackendTLSPolicyObject[];
   /** Pods: labels, IPs and container ports, for network policy identities. */
   pods: PodObject[];
   /** networking.k8s.io/v1 NetworkPolicy. */
@@ -107,6 +116,9 @@ export const SNAPSHOT_FIELD_BY_KIND: Record<string, keyof InputSnapshot> = {
   ListenerSet: 'listenerSets',
   HTTPRoute: 'httpRoutes',
   TLSRoute: 'tlsRoutes',
+  GRPCRoute: 'grpcRoutes',
+  TCPRoute: 'tcpRoutes',
+  UDPRoute: 'udpRoutes',
   Ingress: 'ingresses',
   IngressClass: 'ingressClasses',
   ReferenceGrant: 'referenceGrants',
@@ -115,6 +127,7 @@ export const SNAPSHOT_FIELD_BY_KIND: Record<string, keyof InputSnapshot> = {
   Secret: 'secrets',
   ConfigMap: 'configMaps',
   RateLimitPolicy: 'rateLimitPolicies',
+  BackendTLSPolicy: 'backendTlsPolicies',
   Pod: 'pods',
   NetworkPolicy: 'networkPolicies',
   CiliumNetworkPolicy: 'ciliumNetworkPolicies',
@@ -146,6 +159,9 @@ export function emptySnapshot(): InputSnapshot {
     listenerSets: [],
     httpRoutes: [],
     tlsRoutes: [],
+    grpcRoutes: [],
+    tcpRoutes: [],
+    udpRoutes: [],
     ingresses: [],
     ingressClasses: [],
     referenceGrants: [],
@@ -154,6 +170,7 @@ export function emptySnapshot(): InputSnapshot {
     secrets: [],
     configMaps: [],
     rateLimitPolicies: [],
+    backendTlsPolicies: [],
     pods: [],
     networkPolicies: [],
     ciliumNetworkPolicies: [],

@@ -44,7 +44,7 @@ export function detachedRoutes(
 ): ObjectStatus[] {
   const done = new Set(computed.map((s) => `${s.kind}/${s.namespace}/${s.name}`));
   const out: ObjectStatus[] = [];
-  for (const route of [...snapshot.httpRoutes, ...snapshot.tlsRoutes]) {
+  for (const route of [...snapshot.httpRoutes, ...snapshot.grpcRoutes, ...snapshot.tlsRoutes, ...snapshot.tcpRoutes, ...snapshot.udpRoutes]) {
     const { namespace, name } = route.metadata;
     if (done.has(`${route.kind}/${namespace}/${name}`)) continue;
     // The cached copy of this very route: its kind's status type.

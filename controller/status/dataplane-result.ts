@@ -82,6 +82,7 @@ function socketsOf(ir: IR): Map<string, IrSocket> {
   const out = new Map<string, IrSocket>();
   for (const l of ir.http.listeners) out.set(l.name, { address: l.address, origins: l.scopes.map((scope) => scope.origin) });
   for (const p of ir.http.passthrough ?? []) out.set(p.name, { address: p.address, origins: p.origins });
+  for (const p of [...(ir.http.tcp ?? []), ...(ir.http.udp ?? [])]) out.set(p.name, { address: p.address, origins: [p.origin] });
   return out;
 }
 

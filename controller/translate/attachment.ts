@@ -1,7 +1,7 @@
 // Route attachment, shared by every route kind: which listeners of each
 // parentRef (a Gateway or a ListenerSet of ours) a route attaches to, and the
 // per-parent status entry (Accepted with the spec's reasons, ResolvedRefs).
-import type { HTTPRouteObject, TLSRouteObject } from '../sources/objects.ts';
+import type { ObjectMeta } from '../sources/objects.ts';
 import { GATEWAY_GROUP } from '../sources/objects.ts';
 import { condition, type Condition } from '../status/conditions.ts';
 import type { RefProblem } from './backends.ts';
@@ -36,7 +36,13 @@ export interface RouteProblems {
   refProblem: RefProblem | null;
 }
 
-export function attachRoute(route: HTTPRouteObject | TLSRouteObject, routeKind: string, hostnames: string[], parents: Parents, problems: RouteProblems, index: InputIndex): RouteAttachment {
+/** What attachment reads of a route of any kind (HTTPRoute, GRPCRoute, TLSRoute, TCPRoute, UDPRoute). */
+export interface AttachableRoute {
+  metadata: ObjectMeta;
+  spec: { parentRefs?: ParentRef[] };
+}
+
+export function attachRoute(route: AttachableRoute, routeKind: string, hostnames: string[], parents: Parents, problems: RouteProblems, index: InputIndex): RouteAttachment {
   const ns = route.metadata.namespace!;
   const gen = route.metadata.generation;
   const resolvedRefs = problems.refProblem

@@ -3,7 +3,7 @@
 // Route attachment fills in `attachedRoutes` later (httproute.ts).
 import { X509Certificate, createHash, createPrivateKey } from 'node:crypto';
 import { defaultTlsSettings, describeTlsSettings, sameTlsSettings } from '../../ir/tls-profiles.ts';
-import type { ClientValidation, TlsCertificate, TlsSettings } from '../../ir/types.ts';
+import type { BackendClientCertificate, ClientValidation, TlsCertificate, TlsSettings } from '../../ir/types.ts';
 import { GATEWAY_GROUP, namespacedName, type GatewayClassObject, type GatewayObject, type IngressClassObject, type KubeObject, type ListenerSetObject } from '../sources/objects.ts';
 import { condition, type Condition, type ObjectStatus } from '../status/conditions.ts';
 import { addressRequest, type AddressPlan, type AddressRequest } from './addresses.ts';
@@ -22,11 +22,21 @@ export interface RouteKind {
   kind: string;
 }
 
-/** The route kind each listener protocol serves. TLS listeners pass TLS through to TLSRoute backends. */
-const ROUTE_KIND_BY_PROTOCOL: Record<string, RouteKind> = {
-  HTTP: { group: GATEWAY_GROUP, kind: 'HTTPRoute' },
-  HTTPS: { group: GATEWAY_GROUP, kind: 'HTTPRoute' },
-  TLS: { group: GATEWAY_GROUP, kind: 'TLSRoute' },
+/**
+ * The route kinds each listener protocol serves. HTTP and HTTPS listeners take gRPC too (GRPCRoute:
+ * h2c with prior knowledge, h2 by ALPN). TLS listeners pass TLS through to TLSRoute backends.
+ */
+const HTTP_ROUTE_KINDS: RouteKind[] = [
+  { group: GATEWAY_GROUP, kind: 'HTTPRoute' },
+  { group: GATEWAY_GROUP, kind: 'GRPCRoute' },
+];
+const ROUTE_KINDS_BY_PROTOCOL: Record<string, RouteKind[]> = {
+  HTTP: HTTP_ROUTE_KINDS,
+  HTTPS: HTTP_ROUTE_KINDS,
+  TLS: [{ group: GATEWAY_GROUP, kind: 'TLSRoute' }],
+  // TCP and UDP listeners forward byte streams and datagrams to TCPRoute and UDPRoute backends.
+  TCP: [{ group: GATEWAY_GROUP, kind: 'TCPRoute' }],
+  UDP: [{ group: GATEWAY_GROUP, kind: 'UDPRoute' }],
 };
 
 interface Verdict {
@@ -53,6 +63,8 @@ export interface ListenerState {
   port: number;
   protocol: string;
   hostname: string | null;
+  /** TLS listeners: Passthrough, or Terminate (the CRD default: the gateway ends TLS and forwards the stream). */
+  tlsMode?: 'Passthrough' | 'Terminate';
   /** IR scope name: `gateway/<ns>/<name>/listener/<listener>` or `listenerset/<ns>/<name>/listener/<listener>`. */
   scopeName: string;
   supportedKinds: RouteKind[];
@@ -88,6 +100,8 @@ export interface GatewayState {
   listeners: ListenerState[];
   /** ListenerSets whose parentRef names this Gateway, allowed or not, oldest first. */
   listenerSets: ListenerSetState[];
+  /** `spec.tls.backend` when set (backendtls.ts): the client certificate for TLS backends, and the verdict on its reference. */
+  backendTls?: { certificate?: BackendClientCertificate; resolvedRefs: Verdict };
 }
 
 export interface ListenerSetState {
@@ -194,7 +208,7 @@ function gatewaySpec(gateway: GatewayState): GatewaySpec | undefined {
   return isGateway(gateway.obj) ? gateway.obj.spec : undefined;
 }
 
-function isGateway(obj: GatewayObject | IngressClassObject): obj is GatewayObject {
+export function isGateway(obj: GatewayObject | IngressClassObject): obj is GatewayObject {
   return obj.kind === 'Gateway';
 }
 
@@ -236,12 +250,12 @@ function translateListener(gateway: GatewayState, owner: ListenerOwner, spec: Li
     certificates: [],
     attachedRoutes: 0,
   };
-  const routeKind = ROUTE_KIND_BY_PROTOCOL[protocol];
-  if (!routeKind) {
-    listener.accepted = { ok: false, reason: 'UnsupportedProtocol', message: `protocol ${protocol} is not supported (HTTP, HTTPS and TLS are)` };
+  const routeKinds = ROUTE_KINDS_BY_PROTOCOL[protocol];
+  if (!routeKinds) {
+    listener.accepted = { ok: false, reason: 'UnsupportedProtocol', message: `protocol ${protocol} is not supported (HTTP, HTTPS, TLS, TCP and UDP are)` };
     return listener;
   }
-  const kinds = resolveRouteKinds(spec?.allowedRoutes?.kinds, routeKind);
+  const kinds = resolveRouteKinds(spec?.allowedRoutes?.kinds, routeKinds);
   listener.supportedKinds = kinds.supported;
   if (kinds.invalid.length > 0) {
     listener.resolvedRefs = {
@@ -256,10 +270,10 @@ function translateListener(gateway: GatewayState, owner: ListenerOwner, spec: Li
     resolveCertificates(listener, spec?.tls, index);
     resolveClientValidation(listener, gatewaySpec(gateway)?.tls?.frontend, index);
   }
-  if (protocol === 'TLS' && spec?.tls?.mode !== 'Passthrough') {
-    listener.accepted = { ok: false, reason: 'UnsupportedValue', message: 'TLS listeners support tls.mode Passthrough only (use HTTPS to terminate TLS)' };
-    // No route kind can attach to a listener Sluice cannot serve (upstream TLSRouteListenerTerminateNotSupported).
-    listener.supportedKinds = [];
+  if (protocol === 'TLS') {
+    // The CRD defaults tls.mode to Terminate: the gateway ends TLS with the listener's certificates.
+    listener.tlsMode = spec?.tls?.mode === 'Passthrough' ? 'Passthrough' : 'Terminate';
+    if (listener.tlsMode === 'Terminate') resolveCertificates(listener, spec?.tls, index);
   }
   if (protocol === 'HTTPS' || protocol === 'TLS') resolveTlsOptions(listener, spec?.tls?.options);
   return listener;
@@ -282,13 +296,15 @@ function resolveTlsOptions(listener: ListenerState, options: unknown): void {
     if (listener.accepted.ok) listener.accepted = { ...listener.accepted, message: `Listener is valid; tls.options ${parsed.ignored.join(', ')} ignored (not Sluice's)` };
   }
   const ours = Object.keys(options ?? {}).length > parsed.ignored.length;
-  if (listener.protocol === 'TLS') {
+  if (listener.tlsMode === 'Passthrough') {
     // Passthrough never decrypts: none of our settings could apply.
     if (ours && listener.accepted.ok) listener.accepted = { ok: false, reason: 'UnsupportedValue', message: 'tls.options sluice.dev/ keys apply to HTTPS listeners only (TLS passthrough is never decrypted)' };
     return;
   }
   listener.tlsSettings = parsed.settings;
-  if (parsed.hsts !== undefined) listener.hsts = parsed.hsts;
+  if (parsed.hsts !== undefined && listener.protocol === 'TLS' && listener.accepted.ok) {
+    listener.accepted = { ok: false, reason: 'UnsupportedValue', message: 'tls.options sluice.dev/hsts applies to HTTPS listeners only (a TLS listener forwards a byte stream)' };
+  } else if (parsed.hsts !== undefined) listener.hsts = parsed.hsts;
 }
 
 /**
@@ -319,14 +335,15 @@ function resolveClientValidation(listener: ListenerState, frontend: FrontendVali
   listener.clientValidation = { caCertificates: cas.map((c) => c.value), mode };
 }
 
-function resolveRouteKinds(kinds: RouteGroupKind[] | undefined, served: RouteKind): { supported: RouteKind[]; invalid: RouteKind[] } {
-  if (!kinds || kinds.length === 0) return { supported: [served], invalid: [] };
+function resolveRouteKinds(kinds: RouteGroupKind[] | undefined, served: RouteKind[]): { supported: RouteKind[]; invalid: RouteKind[] } {
+  if (!kinds || kinds.length === 0) return { supported: served.map((k) => ({ ...k })), invalid: [] };
   const supported: RouteKind[] = [];
   const invalid: RouteKind[] = [];
+  const same = (a: RouteKind) => (b: RouteKind) => a.group === b.group && a.kind === b.kind;
   for (const k of kinds) {
     const kind: RouteKind = { group: k?.group ?? GATEWAY_GROUP, kind: String(k?.kind) };
-    if (kind.group === served.group && kind.kind === served.kind) {
-      if (!supported.length) supported.push(kind);
+    if (served.some(same(kind))) {
+      if (!supported.some(same(kind))) supported.push(kind);
     } else invalid.push(kind);
   }
   return { supported, invalid };
@@ -339,7 +356,7 @@ function resolveCertificates(listener: ListenerState, tls: ListenerTLS | undefin
   }
   const refs: CertificateRef[] = tls?.certificateRefs ?? [];
   if (refs.length === 0) {
-    listener.resolvedRefs = { ok: false, reason: 'InvalidCertificateRef', message: 'HTTPS listener has no tls.certificateRefs' };
+    listener.resolvedRefs = { ok: false, reason: 'InvalidCertificateRef', message: `${listener.protocol} listener has no tls.certificateRefs` };
     return;
   }
   const pairs = resolveCoreRefs(listener, refs, 'certificateRefs', 'Secret', 'InvalidCertificateRef', 'InvalidCertificateRef', index, (secret) => {
@@ -435,7 +452,8 @@ export function markConflicts(listeners: ListenerState[]): void {
     // A listener is bound on every address of its Gateway: it must fit on each of those sockets
     // (a Gateway without one has no socket to share).
     for (const address of l.gateway.addresses) {
-      const socket = `${address}:${l.port}`;
+      // UDP port P and TCP port P are different sockets.
+      const socket = `${l.protocol === 'UDP' ? 'udp/' : ''}${address}:${l.port}`;
       const list = byPort.get(socket) ?? [];
       list.push(l);
       byPort.set(socket, list);
@@ -458,8 +476,10 @@ export function markConflicts(listeners: ListenerState[]): void {
           reason: 'ProtocolConflict',
           message: `port ${l.port} already serves TLS ${describeTlsSettings(firstTls)} for listener ${first.scopeName}; this listener's tls.options ask for ${describeTlsSettings(tlsSettingsOf(l))} (versions and ciphers are per port)`,
         };
-      } else if (hostnames.has(l.hostname)) {
-        l.conflict = { ok: false, reason: 'HostnameConflict', message: `another listener on port ${l.port} has hostname ${l.hostname ?? '(none)'}` };
+      } else if (hostnames.has(l.hostname) || ((l.protocol === 'TCP' || l.protocol === 'UDP') && hostnames.size > 0)) {
+        // TCP and UDP have no hostname to tell listeners apart (the spec ignores it there): one per socket.
+        const message = l.protocol === 'TCP' || l.protocol === 'UDP' ? `another ${l.protocol} listener already serves port ${l.port}` : `another listener on port ${l.port} has hostname ${l.hostname ?? '(none)'}`;
+        l.conflict = { ok: false, reason: 'HostnameConflict', message };
       } else hostnames.add(l.hostname);
     }
   }
@@ -483,9 +503,10 @@ export function listenerTakesRoutes(listener: ListenerState): boolean {
   return listener.gateway.accepted.ok && listener.accepted.ok && listener.conflict === null;
 }
 
-/** Valid enough to serve: takes routes, and an HTTPS listener has at least one usable certificate. */
+/** Valid enough to serve: takes routes, and a listener that terminates TLS has at least one usable certificate. */
 function listenerServable(listener: ListenerState): boolean {
-  return listenerTakesRoutes(listener) && (listener.protocol !== 'HTTPS' || listener.certificates.length > 0);
+  const terminates = listener.protocol === 'HTTPS' || listener.tlsMode === 'Terminate';
+  return listenerTakesRoutes(listener) && (!terminates || listener.certificates.length > 0);
 }
 
 /** Will the dataplane serve it? */
@@ -505,6 +526,8 @@ export function gatewayStatus(gateway: GatewayState): ObjectStatus {
         ? condition('Programmed', true, 'Programmed', `Serving on ${gateway.addresses.join(', ')}`, gen)
         : condition('Programmed', false, 'Invalid', 'No listener of this Gateway can be served', gen)
       : condition('Programmed', false, 'Invalid', `Gateway is not accepted: ${gateway.accepted.message}`, gen),
+    // Written when spec.tls.backend is set: the references outside listeners, then the listeners' summary.
+    ...(gateway.backendTls ? [gatewayResolvedRefs(gateway.backendTls.resolvedRefs, gateway.listeners, gen)] : []),
   ];
   return {
     apiVersion: gateway.obj.apiVersion,
@@ -518,6 +541,14 @@ export function gatewayStatus(gateway: GatewayState): ObjectStatus {
       attachedListenerSets,
     },
   };
+}
+
+function gatewayResolvedRefs(backend: Verdict, listeners: ListenerState[], gen: number | undefined): Condition {
+  if (!backend.ok) return condition('ResolvedRefs', false, backend.reason, backend.message, gen);
+  const unresolved = listeners.filter((l) => !l.resolvedRefs.ok).map((l) => l.name);
+  return unresolved.length > 0
+    ? condition('ResolvedRefs', false, 'ListenersNotResolved', `listeners with unresolved references: ${unresolved.join(', ')}`, gen)
+    : condition('ResolvedRefs', true, 'ResolvedRefs', 'All references resolved', gen);
 }
 
 /** Accepted when allowed by its Gateway and at least one of its listeners is valid. */

@@ -31,7 +31,7 @@ import { comparePrecedence } from './precedence.ts';
 import { translateTlsRoute, type PassthroughPlacement } from './tlsroute.ts';
 import { translateProxyRoute, type ProxyPlacement } from './proxyroute.ts';
 import { translateRateLimits } from './ratelimit.ts';
-import { applyBackendTlsPolicies, attachBackendClientCertificates } from './backendtls.ts';
+import { attachBackendClientCertificates, backendTlsPolicyStatuses } from './backendtls.ts';
 
 import type { TranslateOptions } from './options.ts';
 import { applyUpgradeTypes } from './upgrades.ts';
@@ -123,7 +123,7 @@ export function translate(snapshot: InputSnapshot, options: TranslateOptions): T
     ...(Object.keys(rateLimits.rateLimits).length > 0 ? { rateLimits: rateLimits.rateLimits } : {}),
   };
   const upgradeProblems = applyUpgradeTypes(http, snapshot);
-  const backendTls = applyBackendTlsPolicies(http, index, options.controllerName);
+  const backendTls = backendTlsPolicyStatuses(http, index, options.controllerName);
   const { policy, problems: policyProblems } = translateNetworkPolicies(index, options.policy);
   const l4 = { services: translateL4Services(index), ...(policy ? { policy } : {}) };
   return {

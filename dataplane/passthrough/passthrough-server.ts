@@ -1,94 +1,89 @@
-// TLS passthrough (TLSRoute): a plain TCP listener that reads the SNI from
-// the ClientHello, picks the route by hostname (exact, then the longest
-// wildcard) and a backend by weight, and splices the connection through
-// without decrypting it. Routes swap by reference; open connections keep going.
-import { connect, createServer, type Server, type Socket } from 'node:net';
+// TLS listeners (TLSRoute): a plain TCP listener that reads the SNI from the ClientHello, picks the
+// route by hostname (exact, then the longest wildcard) and a backend by weight. A passthrough route
+// splices the connection through without decrypting it; a terminate route (listener tls.mode
+// Terminate) ends TLS here with the listener's certificate for that name and relays the plaintext
+// stream. Both kinds may share the port (TLSRouteModeMixed). Routes swap by reference; open
+// connections keep going.
+import type { Socket } from 'node:net';
+import { Duplex } from 'node:stream';
+import { TLSSocket, createSecureContext, type SecureContext } from 'node:tls';
 import type { Logger } from 'pino';
-import type { Backend, PassthroughListener } from '../../ir/types.ts';
+import type { Backend, BackendClientCertificate, ListenerTls, PassthroughListener } from '../../ir/types.ts';
 import type { ConnectionBudget } from '../front-door.ts';
+import { chooseEndpoint, compileBackendChoice, upstreamTls, type BackendChoice } from '../l4/backend-choice.ts';
+import type { L4Metrics } from '../l4/metrics.ts';
+import { StreamListener } from '../l4/stream-listener.ts';
 import { HostIndex } from '../router/host.ts';
-import { weightedPicker, type PickerStateGeneration, type SmoothWeightedPicker } from '../upstream/weighted.ts';
+import { compileTlsSettings, secureContextOptions } from '../tls/certificates.ts';
+import type { PickerStateGeneration } from '../upstream/weighted.ts';
 import { readServerName } from './client-hello.ts';
 
-interface CompiledRoute {
-  name: string;
-  /** Picks a backend's endpoint list; null entries are invalid references. */
-  picker: SmoothWeightedPicker<Backend | null> | null;
-  /** Round-robin position per backend. */
-  next: Map<string, number>;
+interface CompiledRoute extends BackendChoice {
+  /** Terminate routes: the certificates by SNI (the listener's). Absent: passthrough. */
+  terminate?: TerminateContexts;
+  /** Terminate routes: the Gateway's client certificate for TLS backends. */
+  backendClientCertificate?: BackendClientCertificate;
 }
 
 export function compilePassthroughRoutes(listener: PassthroughListener, backends: Record<string, Backend>, states: PickerStateGeneration): HostIndex<CompiledRoute> {
   const index = new HostIndex<CompiledRoute>();
   for (const route of listener.routes) {
-    const candidates = route.backends.map((b, i) => ({ item: b.backend ? (backends[b.backend] ?? null) : null, weight: b.weight, id: `${i}:${b.backend}` }));
-    index.add(route.hostname, { name: route.name, picker: weightedPicker(route.name, candidates, states), next: new Map() });
+    const choice: CompiledRoute = compileBackendChoice(route.name, route.backends, backends, states);
+    if (route.terminate) {
+      const contexts = terminateContexts(route.terminate);
+      if (!contexts) continue; // no certificate loads: the name is not served
+      choice.terminate = contexts;
+      if (listener.backendClientCertificate) choice.backendClientCertificate = listener.backendClientCertificate;
+    }
+    index.add(route.hostname, choice);
   }
   return index;
 }
 
-export class PassthroughServer {
-  readonly name: string;
-  private routes: HostIndex<CompiledRoute>;
-  private readonly server: Server;
-  private readonly sockets = new Set<Socket>();
-  private readonly logger: Logger;
-  /** Connection limits, load shedding, and the ClientHello (TLS handshake) and backend connect timeouts. */
-  private readonly budget: ConnectionBudget;
+interface TerminateContexts {
+  byName: HostIndex<SecureContext>;
+  /** The first certificate that loads: for names no certificate lists. */
+  fallback: SecureContext;
+}
 
-  constructor(name: string, routes: HostIndex<CompiledRoute>, logger: Logger, budget: ConnectionBudget) {
-    this.name = name;
-    this.routes = routes;
-    this.logger = logger;
-    this.budget = budget;
-    this.server = createServer((socket) => this.accept(socket));
-    // Only reached when libuv could not absorb an accept error (EMFILE) itself; never a crash.
-    this.server.on('error', (error: Error & { code?: string }) => this.logger.debug({ listener: name, code: error.code }, 'passthrough: accept failed'));
+/** The listener's certificates by hostname. Null when none loads. */
+function terminateContexts(tls: ListenerTls): TerminateContexts | null {
+  const settings = compileTlsSettings(tls.settings);
+  const byName = new HostIndex<SecureContext>();
+  let fallback: SecureContext | null = null;
+  for (const certificate of tls.certificates) {
+    let context: SecureContext;
+    try {
+      context = createSecureContext(secureContextOptions(certificate, null, settings));
+    } catch {
+      continue; // the HTTPS compile reports broken certificates; here the next one is tried
+    }
+    fallback ??= context;
+    for (const hostname of certificate.hostnames) byName.add(hostname, context);
   }
+  return fallback ? { byName, fallback } : null;
+}
 
-  listen(address: string, port: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, address, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
+export class PassthroughServer extends StreamListener {
+  private routes: HostIndex<CompiledRoute>;
+  private readonly idleTimeoutMs: number;
+
+  constructor(name: string, routes: HostIndex<CompiledRoute>, logger: Logger, budget: ConnectionBudget, metrics: L4Metrics, idleTimeoutMs: number) {
+    super(name, 'TLS', logger, budget, metrics);
+    this.routes = routes;
+    this.idleTimeoutMs = idleTimeoutMs;
   }
 
   update(routes: HostIndex<CompiledRoute>): void {
     this.routes = routes;
   }
 
-  /** Stops accepting; open connections are ended after `drainMs`. */
-  async close(drainMs: number): Promise<void> {
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    const timer = setTimeout(() => {
-      for (const s of this.sockets) s.destroy();
-    }, drainMs);
-    timer.unref();
-    await closed;
-    clearTimeout(timer);
-  }
-
-  private accept(client: Socket): void {
-    // Refused (limits, load shedding): closed before a byte is read; TLS has no way to say more.
-    if (this.budget.admit(this.name, this.sockets.size) !== null) {
-      client.destroy();
-      return;
-    }
-    this.sockets.add(client);
-    client.once('close', () => {
-      this.sockets.delete(client);
-      this.budget.release();
-    });
-    client.setNoDelay(true);
+  protected serve(client: Socket): void {
     // The ClientHello is the first step of the client's handshake.
     client.setTimeout(this.budget.limits.tlsHandshakeTimeoutMs, () => {
       this.budget.timedOut(this.name, 'tls_handshake');
       client.destroy();
     });
-    client.on('error', () => client.destroy());
     const chunks: Buffer[] = [];
     const onData = (chunk: Buffer) => {
       chunks.push(chunk);
@@ -97,9 +92,8 @@ export class PassthroughServer {
       if (hello.kind === 'more') return;
       client.off('data', onData);
       client.pause();
-      client.setTimeout(0);
       if (hello.kind === 'invalid') {
-        this.logger.debug({ listener: this.name, reason: hello.reason }, 'passthrough: not a TLS ClientHello');
+        this.logger.debug({ listener: this.name, reason: hello.reason }, 'tls listener: not a TLS ClientHello');
         client.destroy();
         return;
       }
@@ -110,32 +104,64 @@ export class PassthroughServer {
 
   private forward(client: Socket, serverName: string | null, hello: Buffer): void {
     const route = serverName ? this.routes.find(serverName) : undefined;
-    const backend = route?.picker?.pick();
-    const endpoints = backend?.endpoints ?? [];
-    if (!route || !backend || endpoints.length === 0) {
-      this.logger.debug({ listener: this.name, serverName, route: route?.name }, 'passthrough: no route or endpoint for this server name');
+    const chosen = route ? chooseEndpoint(route) : null;
+    if (!route || !chosen) {
+      // Closed without an alert: upstream's tlsConnectionRejected wants EOF or a reset.
+      this.count(route ? 'no_endpoint' : 'no_route');
+      this.logger.debug({ listener: this.name, serverName, route: route?.name }, 'tls listener: no route or endpoint for this server name');
       client.destroy();
       return;
     }
-    const position = route.next.get(backend.name) ?? 0;
-    route.next.set(backend.name, position + 1);
-    const endpoint = endpoints[position % endpoints.length]!;
-    const upstream = connect({ host: endpoint.address, port: endpoint.port, noDelay: true });
-    const connectTimeoutMs = this.budget.limits.backendConnectTimeoutMs;
-    upstream.setTimeout(connectTimeoutMs, () => upstream.destroy(new Error(`connect timeout after ${connectTimeoutMs} ms`)));
-    upstream.once('connect', () => {
-      upstream.setTimeout(0);
-      upstream.write(hello);
-      client.pipe(upstream);
-      upstream.pipe(client);
-      client.resume();
-    });
-    const teardown = () => {
+    if (!route.terminate) {
+      client.setTimeout(0);
+      this.relay(client, chosen.endpoint, route.name, this.idleTimeoutMs, hello);
+      return;
+    }
+    // Terminate: run the server side of TLS over the stream, starting with the ClientHello already
+    // read; then plaintext to the backend, or TLS when a BackendTLSPolicy covers it.
+    const upstream = upstreamTls(chosen.backend, route.backendClientCertificate);
+    if ('refused' in upstream) {
+      this.count('no_endpoint');
+      this.logger.warn({ listener: this.name, route: route.name, backend: chosen.backend.name, reason: upstream.refused }, 'tls listener: the backend TLS policy is not usable; connection closed');
       client.destroy();
-      upstream.destroy();
-    };
-    upstream.on('error', teardown);
-    upstream.on('close', teardown);
-    client.on('close', teardown);
+      return;
+    }
+    const contexts = route.terminate;
+    const secure = new TLSSocket(replayed(client, hello), { isServer: true, secureContext: (serverName ? contexts.byName.find(serverName) : undefined) ?? contexts.fallback });
+    secure.on('error', (error) => {
+      this.count('tls_failed');
+      this.logger.debug({ listener: this.name, serverName, err: error.message }, 'tls listener: handshake failed');
+      secure.destroy();
+      client.destroy();
+    });
+    secure.once('secure', () => {
+      client.setTimeout(0);
+      secure.pause();
+      this.relay(secure, chosen.endpoint, route.name, this.idleTimeoutMs, undefined, upstream.tls);
+    });
   }
+}
+
+/**
+ * The client's stream with `head` (bytes already read) in front. node:tls takes a net.Socket's
+ * handle over directly and would never see bytes read before; a plain Duplex goes through its
+ * stream interface instead. Backpressure: the socket pauses while the TLS side does not read.
+ */
+function replayed(client: Socket, head: Buffer): Duplex {
+  const stream = new Duplex({
+    read: () => void client.resume(),
+    write: (chunk: Buffer, _encoding, callback) => void client.write(chunk, callback),
+    final: (callback) => void client.end(callback),
+    destroy: (error, callback) => {
+      client.destroy();
+      callback(error);
+    },
+  });
+  stream.push(head);
+  client.on('data', (chunk: Buffer) => {
+    if (!stream.push(chunk)) client.pause();
+  });
+  client.on('end', () => stream.push(null));
+  client.on('close', () => stream.destroy());
+  return stream;
 }

@@ -35,11 +35,15 @@ export const CLAIMED_FEATURES = [
   // Gateway
   'Gateway',
   'GatewayAddressEmpty',
+  'GatewayBackendClientCertificate',
   'GatewayFrontendClientCertificateValidation',
   'GatewayHTTPListenerIsolation',
   'GatewayPort8080',
   'ListenerSet',
   'ReferenceGrant',
+  // BackendTLSPolicy (TLS to Services of HTTPRoute, GRPCRoute and terminated TLSRoute backends)
+  'BackendTLSPolicy',
+  'BackendTLSPolicySANValidation',
   // HTTPRoute
   'HTTPRoute',
   'HTTPRoute303RedirectStatusCode',
@@ -70,8 +74,12 @@ export const CLAIMED_FEATURES = [
   'HTTPRouteRetryBackendTimeout',
   'HTTPRouteRetryConnectionError',
   'HTTPRouteSchemeRedirect',
-  // TLSRoute (passthrough)
+  // TLSRoute (passthrough, terminate, both on one port), TCPRoute, UDPRoute
   'TLSRoute',
+  'TLSRouteModeTerminate',
+  'TLSRouteModeMixed',
+  'TCPRoute',
+  'UDPRoute',
 ] as const;
 
 export type ClaimedFeature = (typeof CLAIMED_FEATURES)[number];
@@ -80,9 +88,6 @@ const MESH = 'Sluice is a gateway, not a mesh: it reads no Service parentRefs (G
 
 /** Every upstream feature Sluice does not claim, and why. */
 export const NOT_CLAIMED: Readonly<Record<string, string>> = {
-  BackendTLSPolicy: 'BackendTLSPolicy is not read: backends are reached in plaintext',
-  BackendTLSPolicySANValidation: 'BackendTLSPolicy is not read',
-  GatewayBackendClientCertificate: 'Gateway spec.tls.backend is not read: no TLS to backends',
   GatewayFrontendClientCertificateValidationInsecureFallback:
     'AllowInsecureFallback is served, but the Gateway lacks the condition InsecureFrontendValidationMode=True (ConfigurationChanged) that upstream checks',
   GatewayHTTPSListenerDetectMisdirectedRequests:
@@ -92,10 +97,6 @@ export const NOT_CLAIMED: Readonly<Record<string, string>> = {
   GRPCRoute: 'GRPCRoute is not read',
   GRPCRouteNamedRouteRule: 'GRPCRoute is not read',
   GRPCRouteRequestHeaderModifier: 'GRPCRoute is not read',
-  TCPRoute: 'TCP listeners get UnsupportedProtocol',
-  TLSRouteModeMixed: 'TLS listeners pass through only; Terminate is not served',
-  TLSRouteModeTerminate: 'TLS listeners pass through only; Terminate is not served',
-  UDPRoute: 'UDP listeners get UnsupportedProtocol',
   Mesh: MESH,
   MeshClusterIPMatching: MESH,
   MeshConsumerRoute: MESH,
@@ -107,13 +108,3 @@ export const NOT_CLAIMED: Readonly<Record<string, string>> = {
   MeshHTTPRouteRewritePath: MESH,
   MeshHTTPRouteSchemeRedirect: MESH,
 };
-
-/**
- * Claimed features of the experimental channel: the `--target kubernetes` cluster installs the
- * v1.6.1 standard-channel CRDs, whose HTTPRoute has no `spec.rules[].retry` (for example), so the
- * API server would refuse these tests' objects. That target does not claim them (its run says so).
- */
-export function experimentalChannelClaims(upstream: UpstreamFeatureList = loadUpstreamFeatures()): ClaimedFeature[] {
-  const experimental = new Set(upstream.features.filter((f) => f.channel === 'experimental').map((f) => f.name));
-  return CLAIMED_FEATURES.filter((f) => experimental.has(f));
-}

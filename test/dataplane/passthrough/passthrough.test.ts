@@ -9,6 +9,8 @@ import { readServerName } from '../../../dataplane/passthrough/client-hello.ts';
 import { PassthroughServer, compilePassthroughRoutes } from '../../../dataplane/passthrough/passthrough-server.ts';
 import { PickerStates } from '../../../dataplane/upstream/weighted.ts';
 import type { ConnectionBudget } from '../../../dataplane/front-door.ts';
+import { L4Metrics } from '../../../dataplane/l4/metrics.ts';
+import { Registry } from 'prom-client';
 import { capturingLogger, testBudget } from '../support/harness.ts';
 
 /** A TLS backend that answers every connection with its name and closes. */
@@ -86,7 +88,7 @@ describe('PassthroughServer', () => {
     const states = new PickerStates();
     const generation = states.begin();
     budget = testBudget();
-    proxy = new PassthroughServer('test', compilePassthroughRoutes(listener, ir, generation), capturingLogger().logger, budget);
+    proxy = new PassthroughServer('test', compilePassthroughRoutes(listener, ir, generation), capturingLogger().logger, budget, new L4Metrics(new Registry()), 60_000);
     states.commit(generation);
     await proxy.listen('127.0.0.1', 0);
     port = (proxy as unknown as { server: { address(): AddressInfo } }).server.address().port;

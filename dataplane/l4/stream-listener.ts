@@ -1,0 +1,119 @@
+// A TCP listener that relays byte streams (TLS passthrough and terminate, TCP): connection limits
+// from the front door's budget, one backend connection per client connection with the backend
+// connect timeout, an idle timeout on the relayed stream, and a drain on close (open connections
+// keep going until `drainMs`, so a reload or a removed route never cuts them at once).
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import type { Endpoint } from '../../ir/types.ts';
+import type { ConnectionBudget } from '../front-door.ts';
+import type { L4Metrics, L4Outcome } from './metrics.ts';
+
+export type StreamProtocol = 'TLS' | 'TCP';
+
+export abstract class StreamListener {
+  readonly name: string;
+  protected readonly logger: Logger;
+  /** Connection limits, load shedding, and the backend connect timeout. */
+  protected readonly budget: ConnectionBudget;
+  protected readonly metrics: L4Metrics;
+  private readonly protocol: StreamProtocol;
+  private readonly server: Server;
+  private readonly sockets = new Set<Socket>();
+
+  constructor(name: string, protocol: StreamProtocol, logger: Logger, budget: ConnectionBudget, metrics: L4Metrics) {
+    this.name = name;
+    this.protocol = protocol;
+    this.logger = logger;
+    this.budget = budget;
+    this.metrics = metrics;
+    this.server = createServer((socket) => this.accept(socket));
+    // Only reached when libuv could not absorb an accept error (EMFILE) itself; never a crash.
+    this.server.on('error', (error: Error & { code?: string }) => this.logger.debug({ listener: name, code: error.code }, 'stream listener: accept failed'));
+  }
+
+  listen(address: string, port: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, address, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  /** Stops accepting; open connections are ended after `drainMs`. */
+  async close(drainMs: number): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const timer = setTimeout(() => {
+      for (const s of this.sockets) s.destroy();
+    }, drainMs);
+    timer.unref();
+    await closed;
+    clearTimeout(timer);
+  }
+
+  /** Serves an admitted client connection (counted, error-safe, closed with the listener's drain). */
+  protected abstract serve(client: Socket): void;
+
+  private accept(client: Socket): void {
+    // Refused (limits, load shedding): closed before a byte is read; a byte stream has no way to say more.
+    if (this.budget.admit(this.name, this.sockets.size) !== null) {
+      client.destroy();
+      return;
+    }
+    this.sockets.add(client);
+    client.once('close', () => {
+      this.sockets.delete(client);
+      this.budget.release();
+      this.metrics.bytes.labels(this.name, this.protocol, 'from_client').inc(client.bytesRead);
+      this.metrics.bytes.labels(this.name, this.protocol, 'to_client').inc(client.bytesWritten);
+    });
+    client.setNoDelay(true);
+    client.on('error', () => client.destroy());
+    this.serve(client);
+  }
+
+  protected count(outcome: L4Outcome): void {
+    this.metrics.connections.labels(this.name, this.protocol, outcome).inc();
+  }
+
+  /**
+   * Connects to `endpoint` (TLS when `tls` is given) within the backend connect timeout, writes
+   * `head` (bytes already read from the client), then relays both ways until either side ends or
+   * nothing moves for `idleTimeoutMs`. `client` is the plain socket or the TLS stream over it.
+   */
+  protected relay(client: Socket | Duplex, endpoint: Endpoint, route: string, idleTimeoutMs: number, head?: Buffer, tls?: ConnectionOptions): void {
+    const connectTimeoutMs = this.budget.limits.backendConnectTimeoutMs;
+    const upstream = tls ? tlsConnect({ ...tls, host: endpoint.address, port: endpoint.port }) : connect({ host: endpoint.address, port: endpoint.port, noDelay: true });
+    let connected = false;
+    const teardown = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    upstream.setTimeout(connectTimeoutMs, () => upstream.destroy(new Error(`connect timeout after ${connectTimeoutMs} ms`)));
+    upstream.once(tls ? 'secureConnect' : 'connect', () => {
+      connected = true;
+      this.count('forwarded');
+      // Socket timeouts count writes too: bytes either way keep the relay alive.
+      upstream.setTimeout(idleTimeoutMs, () => {
+        this.logger.debug({ listener: this.name, route }, 'stream idle: closing both sides');
+        teardown();
+      });
+      if (head) upstream.write(head);
+      client.pipe(upstream);
+      upstream.pipe(client);
+      client.resume();
+    });
+    upstream.on('error', (error) => {
+      if (!connected) {
+        this.count('connect_failed');
+        this.logger.debug({ listener: this.name, route, endpoint: `${endpoint.address}:${endpoint.port}`, err: error.message }, 'backend connection failed');
+      }
+      teardown();
+    });
+    upstream.on('close', teardown);
+    client.on('close', teardown);
+  }
+}
