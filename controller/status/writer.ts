@@ -73,6 +73,7 @@ const SHARED_LISTS: Record<string, 'parents' | 'ancestors'> = {
   TCPRoute: 'parents',
   UDPRoute: 'parents',
   RateLimitPolicy: 'ancestors',
+  BackendTLSPolicy: 'ancestors',
 };
 
 const PLURALS: Record<string, string> = {
@@ -85,9 +86,13 @@ const PLURALS: Record<string, string> = {
   TCPRoute: 'tcproutes',
   UDPRoute: 'udproutes',
   RateLimitPolicy: 'ratelimitpolicies',
+  BackendTLSPolicy: 'backendtlspolicies',
 };
 
 const CLUSTER_SCOPED = new Set(['GatewayClass']);
+
+/** Every kind whose status the writer patches: the custom resources above and Ingress (the chart's RBAC follows it). */
+export const STATUS_WRITTEN_KINDS: readonly string[] = [...Object.keys(PLURALS), 'Ingress'];
 
 export class StatusWriter {
   private readonly options: StatusWriterOptions;

@@ -13,6 +13,8 @@ import { parse } from 'yaml';
 
 import { KIND_APIS } from '../../controller/sources/kinds.ts';
 import { SNAPSHOT_FIELD_BY_KIND } from '../../controller/sources/objects.ts';
+// Kinds whose status the controller writes; the rest are only read.
+import { STATUS_WRITTEN_KINDS } from '../../controller/status/writer.ts';
 import { binariesSkipReason, KubeApiError, kubeTestsRequired, startTestCluster, type TestCluster } from '../kube/cluster.ts';
 import { CHART_DIR, findOne, helm, HelmError, renderChart, withValuesFile, type KubeObject } from './render.ts';
 import { describeIfPossible } from '../support/suite.ts';
@@ -31,8 +33,6 @@ const RELEASE = 'edge';
 const NS = 'gateways';
 const render = (values: object = {}) => renderChart(values, RELEASE, NS);
 
-/** Kinds whose status the controller writes (controller/status/writer.ts); the rest are only read. */
-const STATUS_WRITTEN_KINDS = ['GatewayClass', 'Gateway', 'ListenerSet', 'HTTPRoute', 'TLSRoute', 'Ingress', 'RateLimitPolicy'];
 const READ_VERBS = ['get', 'list', 'watch'];
 const STATUS_VERBS = ['get', 'patch'];
 /** The eBPF agent's capabilities (measured: each one removed makes loading or attaching fail). */

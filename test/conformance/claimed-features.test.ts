@@ -4,7 +4,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CLAIMED_FEATURES, experimentalChannelClaims, loadUpstreamFeatures, NOT_CLAIMED } from './claimed-features.ts';
+import { CLAIMED_FEATURES, loadUpstreamFeatures, NOT_CLAIMED } from './claimed-features.ts';
 
 const upstream = loadUpstreamFeatures();
 const upstreamNames = upstream.features.map((f) => f.name);
@@ -28,12 +28,6 @@ describe('claimed Gateway API features', () => {
     expect(upstreamNames.filter((n) => !(CLAIMED_FEATURES as readonly string[]).includes(n) && !NOT_CLAIMED[n])).toEqual([]);
     expect(Object.keys(NOT_CLAIMED).filter((n) => !upstreamNames.includes(n))).toEqual([]);
     expect(CLAIMED_FEATURES.filter((n) => n in NOT_CLAIMED)).toEqual([]);
-  });
-
-  it('leaves the experimental-channel claims out of the standard-channel cluster', () => {
-    expect(experimentalChannelClaims()).toEqual(['HTTPRouteDestinationPortMatching', 'HTTPRouteRetry', 'HTTPRouteRetryBackendTimeout', 'HTTPRouteRetryConnectionError']);
-    const withRetryStandard = { ...upstream, features: upstream.features.map((f) => (f.name === 'HTTPRouteRetry' ? { ...f, channel: 'standard' as const } : f)) };
-    expect(experimentalChannelClaims(withRetryStandard)).not.toContain('HTTPRouteRetry');
   });
 
   it('lists every claimed and unclaimed feature in the README table', () => {

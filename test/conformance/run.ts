@@ -9,7 +9,7 @@
 
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CLAIMED_FEATURES, experimentalChannelClaims } from './claimed-features.ts';
+import { CLAIMED_FEATURES } from './claimed-features.ts';
 import { ArgsError, parseRunnerArgs, USAGE, type RunnerArgs } from './lib/args.ts';
 import { insideRunnerNetns, netnsUnavailableReason, reexecInNetns } from './lib/netns.ts';
 import { Reporter } from './lib/report.ts';
@@ -76,16 +76,13 @@ async function main(argv: string[]): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   const suite = await entry();
-  const unclaimedOnTarget: readonly string[] = args.target === 'kubernetes' && args.suite === 'gateway-api' ? experimentalChannelClaims() : [];
-  if (unclaimedOnTarget.length) {
-    process.stdout.write(`kubernetes target: not claiming ${unclaimedOnTarget.join(', ')}: experimental-channel features, and the test cluster has the v1.6.1 standard-channel CRDs\n`);
-  }
   try {
     await suite.runSuite({
       projectRoot,
       args,
       report,
-      claimedFeatures: CLAIMED_FEATURES.filter((f) => !unclaimedOnTarget.includes(f)),
+      // Both targets claim the same: the kubernetes target's cluster has the experimental-channel CRDs.
+      claimedFeatures: CLAIMED_FEATURES,
       registerCleanup: (fn) => cleanups.push(fn),
     });
   } catch (err) {

@@ -1,7 +1,8 @@
 // A real kube-apiserver + etcd for tests, envtest style: both run as child processes on loopback
 // with generated certificates, a static token file and service-account signing keys; the Gateway
-// API CRDs (../shared/gateway-api-crds/v1.6.1/) and ours (crds/) are installed and Established
-// before startTestCluster() resolves. The binaries come from test/kube/build-binaries.sh.
+// API CRDs (../shared/gateway-api-crds/v1.6.1/, the standard channel; or with `crdChannel:
+// 'experimental'` the release's experimental channel, test/kube/crds-experimental/) and ours
+// (crds/) are installed and Established before startTestCluster() resolves. The binaries come from test/kube/build-binaries.sh.
 //
 // There is no kube-controller-manager: nothing garbage-collects, namespaces never finish
 // terminating, ServiceAccounts get no token Secrets (use serviceAccountToken(), the TokenRequest
@@ -24,6 +25,13 @@ const ROOT = join(import.meta.dirname, '..', '..');
 const BUILD_SCRIPT = join(ROOT, 'test', 'kube', 'build-binaries.sh');
 /** The Gateway API release the tests install (standard channel, plus its safe-upgrades policy). */
 export const GATEWAY_API_CRD_DIR = join(ROOT, '..', 'shared', 'gateway-api-crds', 'v1.6.1');
+/**
+ * The same release's experimental channel (config/crd/experimental at tag v1.6.1, unchanged, with
+ * the upstream licence): every standard kind with its experimental fields (HTTPRoute retry, ...) and
+ * versions (TCPRoute/UDPRoute/TLSRoute v1alpha2, which upstream's conformance manifests use), plus
+ * XBackendTrafficPolicy and XMesh, and the same safe-upgrades policy.
+ */
+export const GATEWAY_API_EXPERIMENTAL_CRD_DIR = join(ROOT, 'test', 'kube', 'crds-experimental');
 export const SLUICE_CRD_DIR = join(ROOT, 'crds');
 
 // ---- binaries ------------------------------------------------------------------------------------
@@ -117,6 +125,8 @@ export interface TestClusterOptions {
   users?: TestUser[];
   /** Install the Gateway API CRDs and ours (default true). */
   installCrds?: boolean;
+  /** Which Gateway API channel's CRDs (default standard, what a standard install has). */
+  crdChannel?: 'standard' | 'experimental';
   /** Also install ValidatingAdmissionPolicy safe-upgrades from the Gateway API release (default true). */
   installSafeUpgradesPolicy?: boolean;
   /** More directories of YAML manifests to create after the CRDs (CRDs among them are waited for). */
@@ -421,7 +431,7 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
     writeKubeconfig(files.kubeconfig);
 
     if (opts.installCrds ?? true) {
-      const gatewayApi = loadManifests(GATEWAY_API_CRD_DIR);
+      const gatewayApi = loadManifests(opts.crdChannel === 'experimental' ? GATEWAY_API_EXPERIMENTAL_CRD_DIR : GATEWAY_API_CRD_DIR);
       const crds = [...gatewayApi.filter((o) => o.kind === 'CustomResourceDefinition'), ...loadManifests(SLUICE_CRD_DIR)];
       await createAll(client, crds);
       await waitForCrds(client, crds, deadline);

@@ -54,7 +54,9 @@ export class KubernetesTarget extends TargetBase implements SluiceTarget {
     prepareNetns();
     const { report, args } = this.opts;
     const started = Date.now();
-    this.#cluster = await startTestCluster({ keepDir: args.keepTemp });
+    // The experimental channel: upstream's manifests use its versions (TCPRoute/UDPRoute v1alpha2)
+    // and fields (HTTPRoute retry), so every claimed feature runs on this target too.
+    this.#cluster = await startTestCluster({ keepDir: args.keepTemp, crdChannel: 'experimental' });
     report.verbose(`kube-apiserver ${this.#cluster.server} ready in ${Date.now() - started} ms (dir ${this.#cluster.dir})`);
     this.#applier = new KubeApplier(this.#cluster.client);
     this.store.sink = this.#applier;
