@@ -5,6 +5,7 @@ import { GATEWAY_GROUP, type ServiceObject } from '../sources/objects.ts';
 import type { BackendRef, ServicePort } from '../schema/kinds.ts';
 import type { InputIndex } from './index-inputs.ts';
 import { isReferenceAllowed } from './referencegrant.ts';
+import { backendTlsFor } from './backendtls.ts';
 
 export interface RefProblem {
   reason: 'InvalidKind' | 'RefNotPermitted' | 'BackendNotFound' | 'UnsupportedProtocol';
@@ -39,13 +40,21 @@ export function resolveBackendRef(ref: BackendRef | undefined, routeNamespace: s
   if (!appProtocol) {
     return { problem: { reason: 'UnsupportedProtocol', message: `${what}: appProtocol ${servicePort.appProtocol} is not supported` } };
   }
+  const tls = backendTlsFor(index, namespace, name, servicePort.name);
   return {
     backend: {
-      name: `service/${namespace}/${name}/port/${port}`,
+      name: serviceBackendName(namespace, name, port),
+      source: `${namespace}/${name}:${port}`,
       appProtocol,
       endpoints: serviceEndpoints(service, servicePort, index),
+      ...(tls ? { tls } : {}),
     },
   };
+}
+
+/** The IR name of a Service port's backend (and of its l4 service). */
+export function serviceBackendName(namespace: string, name: string, port: number): string {
+  return `service/${namespace}/${name}/port/${port}`;
 }
 
 function toAppProtocol(value: unknown): AppProtocol | null {
@@ -89,7 +98,7 @@ export function translateL4Services(index: InputIndex): L4Service[] {
     if (!vip || vip === 'None') continue;
     for (const port of service.spec?.ports ?? []) {
       out.push({
-        name: `service/${service.metadata.namespace}/${service.metadata.name}/port/${port.port}`,
+        name: serviceBackendName(service.metadata.namespace ?? '', service.metadata.name, Number(port.port)),
         origin: { kind: 'Service', namespace: service.metadata.namespace ?? '', name: service.metadata.name },
         vip: String(vip),
         port: Number(port.port),

@@ -4,9 +4,13 @@
 //
 // HTTP/1.1 endpoints get a Pool; endpoints of an `h2c` backend get one H2CClient (HTTP/2 with
 // prior knowledge, streams multiplexed on one connection), keyed apart as `h2c:address:port`.
+// Endpoints of a TLS backend (BackendTLSPolicy) get a Pool over TLS (HTTP/2 by ALPN for `h2c`
+// backends), keyed by the TLS settings' hash and the client certificate's, so a changed CA or
+// certificate opens new connections and the old pool drains.
 
 import { H2CClient, Pool, type Dispatcher } from 'undici';
-import type { AppProtocol, Endpoint } from '../../ir/types.ts';
+import type { AppProtocol, BackendClientCertificate, BackendTls, Endpoint } from '../../ir/types.ts';
+import { backendConnector } from './tls.ts';
 
 export interface UpstreamEndpoint {
   /** `address:port` (`[v6]:port`), prefixed `h2c:` for HTTP/2 endpoints. */
@@ -33,11 +37,14 @@ export class UpstreamPools {
     this.connectTimeoutMs = connectTimeoutMs;
   }
 
-  /** The endpoint's dispatcher, created on first use (creating one opens no connection). */
-  acquire(endpoint: Endpoint, appProtocol: AppProtocol): UpstreamEndpoint {
+  /**
+   * The endpoint's dispatcher, created on first use (creating one opens no connection). `tls`: the
+   * backend's TLS settings (not refused) and the client certificate of the Gateway that uses it.
+   */
+  acquire(endpoint: Endpoint, appProtocol: AppProtocol, tls?: { settings: BackendTls; client: BackendClientCertificate | undefined }): UpstreamEndpoint {
     const address = endpointKey(endpoint);
     const h2c = appProtocol === 'h2c';
-    const key = h2c ? `h2c:${address}` : address;
+    const key = tls ? `tls:${tls.settings.hash}:${tls.client?.hash ?? ''}:${h2c ? 'h2:' : ''}${address}` : h2c ? `h2c:${address}` : address;
     let upstream = this.pools.get(key);
     if (upstream === undefined) {
       const options = {
@@ -46,11 +53,16 @@ export class UpstreamPools {
         headersTimeout: 0,
         bodyTimeout: 0,
       };
+      let pool: Dispatcher;
+      if (tls) {
+        const connect = backendConnector(tls.settings, tls.client, h2c, this.connectTimeoutMs);
+        pool = new Pool(`https://${address}`, { ...options, connect, allowH2: h2c });
+      } else pool = h2c ? new H2CClient(`http://${address}`, options) : new Pool(`http://${address}`, options);
       upstream = {
         key,
         address: endpoint.address,
         port: endpoint.port,
-        pool: h2c ? new H2CClient(`http://${address}`, options) : new Pool(`http://${address}`, options),
+        pool,
         connectTimeoutMs: this.connectTimeoutMs,
       };
       this.pools.set(key, upstream);

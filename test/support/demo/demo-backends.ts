@@ -4,19 +4,36 @@
 //  - Every TLS Secret an HTTPS listener or an Ingress names but the folder
 //    lacks gets a self-signed certificate, written once into the folder as
 //    `generated-tls-<namespace>-<name>.yaml`.
+//  - Services a BackendTLSPolicy targets get HTTPS echo servers with a
+//    certificate for the policy's hostname and SANs, signed by a CA made for
+//    this run; the CA ConfigMaps the policies name and the client certificates
+//    Gateways name (spec.tls.backend) that the folder lacks are written as
+//    `generated-ca-...` / `generated-tls-...` files, renewed on every start.
 import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { parse, stringify } from 'yaml';
 import { GATEWAY_GROUP, type InputSnapshot, type KubeObject } from '../../../controller/sources/objects.ts';
-import { createSelfSignedServerCertificate, tlsSecretData, type CertificateBundle } from './certs.ts';
+import {
+  createCertificateAuthority,
+  createClientCertificate,
+  createSelfSignedServerCertificate,
+  createServerCertificate,
+  tlsSecretData,
+  type CertificateAuthority,
+  type CertificateBundle,
+} from './certs.ts';
 import { startEchoServer, type EchoServer } from './echo-server.ts';
 
 export class DemoBackends {
   private readonly servers = new Map<string, Promise<EchoServer | null>>();
   private readonly dir: string;
   private readonly logger: Logger;
+  /** The CA behind the HTTPS demo backends and the client certificates written for Gateways; one per run. */
+  private backendCa: Promise<CertificateAuthority> | null = null;
+  /** Files of backend TLS this run has written (earlier runs' files hold another CA: rewritten once). */
+  private readonly writtenThisRun = new Set<string>();
 
   constructor(manifestDir: string, logger: Logger) {
     this.dir = manifestDir;
@@ -25,12 +42,22 @@ export class DemoBackends {
 
   /** Starts what the snapshot needs; returns true when it wrote files (the folder will be read again). */
   async sync(snapshot: InputSnapshot): Promise<boolean> {
-    const wrote = await this.writeMissingCertificates(snapshot);
+    const wroteCertificates = await this.writeMissingCertificates(snapshot);
+    const wrote = (await this.writeBackendTlsFiles(snapshot)) || wroteCertificates;
+    const tlsServices = backendTlsWanted(snapshot).services;
     const starts: Promise<unknown>[] = [];
     for (const { address, port, pod, namespace, service } of demoEndpoints(snapshot)) {
       const key = `${address}:${port}`;
       if (this.servers.has(key)) continue;
-      const started = startEchoServer({ host: address, httpPort: port, identity: { pod, namespace, service } }).then(
+      const names = tlsServices.get(`${namespace}/${service}`);
+      const options = names
+        ? this.caOnce().then(async (ca) => {
+            const leaf = await createServerCertificate(ca, { dnsNames: names.dnsNames, uris: names.uris });
+            // HTTPS on the endpoint's port; asks for a client certificate and verifies it against the CA.
+            return { host: address, httpPort: 0, httpsPort: port, tls: { cert: leaf.certPem, key: leaf.keyPem, ca: ca.certPem }, identity: { pod, namespace, service } };
+          })
+        : Promise.resolve({ host: address, httpPort: port, identity: { pod, namespace, service } });
+      const started = options.then(startEchoServer).then(
         (server) => {
           this.logger.info({ address: key, pod }, `demo echo backend ${pod} listening on ${key}`);
           return server;
@@ -50,6 +77,33 @@ export class DemoBackends {
   async close(): Promise<void> {
     const servers = await Promise.all(this.servers.values());
     await Promise.all(servers.map((s) => s?.close()));
+  }
+
+  private caOnce(): Promise<CertificateAuthority> {
+    return (this.backendCa ??= createCertificateAuthority({ commonName: 'sluice demo backend CA' }));
+  }
+
+  /** CA ConfigMaps and Gateway client certificates for backend TLS that the folder lacks (or that an earlier run wrote). */
+  private async writeBackendTlsFiles(snapshot: InputSnapshot): Promise<boolean> {
+    const { caConfigMaps, clientSecrets } = backendTlsWanted(snapshot);
+    const present = (kind: 'ConfigMap' | 'Secret', key: string) => (kind === 'ConfigMap' ? snapshot.configMaps : snapshot.secrets).some((o) => `${o.metadata.namespace}/${o.metadata.name}` === key);
+    const ours = (file: string) => existsSync(file) && readFileSync(file, 'utf8').startsWith(GENERATED_BACKEND_MARKER);
+    let wrote = false;
+    const write = async (kind: 'ConfigMap' | 'Secret', namespace: string, name: string, object: (ca: CertificateAuthority) => Promise<KubeObject>) => {
+      const file = join(this.dir, `generated-${kind === 'ConfigMap' ? 'ca' : 'tls'}-${namespace}-${name}.yaml`);
+      if (this.writtenThisRun.has(file) || (present(kind, `${namespace}/${name}`) && !ours(file))) return;
+      writeFileSync(file, `${GENERATED_BACKEND_MARKER}; rewritten on every start.\n${stringify(await object(await this.caOnce()))}`);
+      this.writtenThisRun.add(file);
+      this.logger.info({ file }, `wrote ${kind} ${namespace}/${name} for backend TLS to ${file}`);
+      wrote = true;
+    };
+    for (const { namespace, name } of caConfigMaps) {
+      await write('ConfigMap', namespace, name, async (ca) => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace }, data: { 'ca.crt': ca.certPem } }));
+    }
+    for (const { namespace, name } of clientSecrets) {
+      await write('Secret', namespace, name, async (ca) => tlsSecret(namespace, name, await createClientCertificate(ca, { commonName: `gateway client ${namespace}/${name}` })));
+    }
+    return wrote;
   }
 
   private async writeMissingCertificates(snapshot: InputSnapshot): Promise<boolean> {
@@ -94,6 +148,39 @@ export async function withPlannedCertificates(snapshot: InputSnapshot): Promise<
 }
 
 const GENERATED_MARKER = '# Self-signed certificate written by sluice --demo-backends';
+const GENERATED_BACKEND_MARKER = '# Backend TLS demo file written by sluice --demo-backends (its CA lives only in the running process)';
+
+export interface BackendTlsWanted {
+  /** `namespace/service` → the names its demo certificate must carry (policy hostnames and SANs). */
+  services: Map<string, { dnsNames: string[]; uris: string[] }>;
+  /** ConfigMaps BackendTLSPolicies take CA certificates from. */
+  caConfigMaps: { namespace: string; name: string }[];
+  /** Secrets Gateways present to TLS backends (spec.tls.backend.clientCertificateRef). */
+  clientSecrets: { namespace: string; name: string }[];
+}
+
+/** What `--demo-backends` needs for the BackendTLSPolicies and Gateway client certificates of a folder. */
+export function backendTlsWanted(snapshot: InputSnapshot): BackendTlsWanted {
+  const services = new Map<string, { dnsNames: string[]; uris: string[] }>();
+  const caConfigMaps: { namespace: string; name: string }[] = [];
+  for (const policy of snapshot.backendTlsPolicies) {
+    const namespace = policy.metadata.namespace ?? 'default';
+    const validation = policy.spec.validation;
+    for (const ref of policy.spec.targetRefs) {
+      if (ref.group !== '' || ref.kind !== 'Service') continue;
+      const names = services.get(`${namespace}/${ref.name}`) ?? { dnsNames: [], uris: [] };
+      for (const dns of [validation.hostname, ...(validation.subjectAltNames ?? []).flatMap((s) => (s.hostname ? [s.hostname] : []))]) if (!names.dnsNames.includes(dns)) names.dnsNames.push(dns);
+      for (const uri of (validation.subjectAltNames ?? []).flatMap((s) => (s.uri ? [s.uri] : []))) if (!names.uris.includes(uri)) names.uris.push(uri);
+      services.set(`${namespace}/${ref.name}`, names);
+    }
+    for (const ref of validation.caCertificateRefs ?? []) if (ref.group === '' && ref.kind === 'ConfigMap') caConfigMaps.push({ namespace, name: ref.name });
+  }
+  const clientSecrets = snapshot.gateways.flatMap((g) => {
+    const ref = g.spec.tls?.backend?.clientCertificateRef;
+    return ref && (ref.group ?? '') === '' && (ref.kind ?? 'Secret') === 'Secret' ? [{ namespace: ref.namespace ?? g.metadata.namespace ?? 'default', name: ref.name }] : [];
+  });
+  return { services, caConfigMaps, clientSecrets };
+}
 
 /** DNS names a certificate file this option wrote lacks; none for a file someone else wrote (it is theirs). */
 function namesMissingFromGenerated(file: string, dnsNames: string[]): string[] {
