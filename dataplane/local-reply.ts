@@ -1,7 +1,9 @@
 // Answers the dataplane writes itself (404, 5xx, redirects, direct responses). Route response
-// header modifiers apply to them too: they are the route's responses.
+// header modifiers apply to them too: they are the route's responses. A gRPC request's errors are
+// answered in gRPC form (trailers-only, grpc-status), as Envoy does for its local replies.
 
 import { writeResponseHead, type DownstreamResponse } from './downstream.ts';
+import { grpcStatusForHttp, isGrpcContentType, sendTrailersOnly } from './grpc/grpc.ts';
 import { applyHeaderModifiers, type HeaderModifierPlan } from './filters/header-modifier.ts';
 import type { RequestMetrics } from './metrics.ts';
 import { SERVER_HEADER } from './upstream/headers.ts';
@@ -15,7 +17,13 @@ export function sendLocalReply(
   startedAt: number,
   /** Flat `[name, value, ...]` added before the modifiers run (Location, CORS headers). */
   extraHeaders: readonly string[] | null = null,
+  /** The gRPC status when the HTTP status does not say it (DEADLINE_EXCEEDED); absent: mapped from `status`. */
+  grpcStatus?: number,
 ): void {
+  if (status >= 400 && isGrpcContentType(res.req?.headers['content-type'])) {
+    sendGrpcLocalReply(res, status, body, modifiers, metrics, startedAt, extraHeaders, grpcStatus ?? grpcStatusForHttp(status));
+    return;
+  }
   const length = body === null ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.length;
   const headers = [SERVER_HEADER[0], SERVER_HEADER[1], 'content-length', String(length)];
   if (body !== null) headers.push('content-type', 'text/plain; charset=utf-8');
@@ -33,4 +41,24 @@ export function sendLocalReply(
   if (body === null) res.end();
   else res.end(body);
   metrics.record(status, startedAt);
+}
+
+/** An error for a gRPC call: HTTP 200, trailers-only; the body text becomes `grpc-message`. */
+function sendGrpcLocalReply(
+  res: DownstreamResponse,
+  status: number,
+  body: string | Buffer | null,
+  modifiers: readonly HeaderModifierPlan[],
+  metrics: RequestMetrics,
+  startedAt: number,
+  extraHeaders: readonly string[] | null,
+  grpcStatus: number,
+): void {
+  const headers = [SERVER_HEADER[0], SERVER_HEADER[1]];
+  if (extraHeaders !== null) for (let i = 0; i < extraHeaders.length; i++) headers.push(extraHeaders[i]);
+  if (modifiers.length > 0) applyHeaderModifiers(headers, modifiers);
+  const message = body === null ? `HTTP ${status}` : (typeof body === 'string' ? body : body.toString('utf8')).trim();
+  sendTrailersOnly(res, grpcStatus, message, headers);
+  // What went on the wire, as Envoy counts its gRPC local replies: 200 (the status is in grpc-status).
+  metrics.record(200, startedAt);
 }

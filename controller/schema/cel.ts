@@ -74,6 +74,15 @@ export function rewriteHas(rule: string): string {
   return out;
 }
 
+/**
+ * RE2's flag group `(?i)` sets a flag to the end of the pattern (the GRPCRoute rules use it); a
+ * JavaScript RegExp knows only the scoped modifier `(?i:...)`, so the rest of the raw-string pattern
+ * becomes its scope: `r"""^(?i)\.?[a-z]$"""` → `r"""^(?i:\.?[a-z]$)"""`.
+ */
+export function rewriteFlagGroups(rule: string): string {
+  return rule.replace(/\(\?([ims]+)\)([\s\S]*?)"""/g, '(?$1:$2)"""');
+}
+
 /** The index of the parenthesis closing the one at `open`, skipping quoted text. */
 function matchingParen(text: string, open: number): number {
   let depth = 0;
@@ -99,7 +108,7 @@ export function celRule(rule: string): CelRule | null {
   if (fn === undefined) {
     if (/\boldSelf\b/.test(rule)) fn = null;
     else {
-      const evaluate = environment.parse(rewriteHas(rule));
+      const evaluate = environment.parse(rewriteFlagGroups(rewriteHas(rule)));
       fn = (self: unknown) => evaluate({ self });
     }
     compiled.set(rule, fn);

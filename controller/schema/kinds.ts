@@ -12,9 +12,9 @@ import type {
   V1IngressServiceBackend,
   V1ServicePort,
 } from '@kubernetes/client-node';
-import type { Gateway, HTTPRoute, ListenerSet, ReferenceGrant, TLSRoute } from './generated/crd-types.ts';
+import type { Gateway, GRPCRoute, HTTPRoute, ListenerSet, ReferenceGrant, TLSRoute } from './generated/crd-types.ts';
 
-export type { Gateway, GatewayClass, HTTPRoute, ListenerSet, RateLimitPolicy, ReferenceGrant, TLSRoute } from './generated/crd-types.ts';
+export type { Gateway, GatewayClass, GRPCRoute, HTTPRoute, ListenerSet, RateLimitPolicy, ReferenceGrant, TLSRoute } from './generated/crd-types.ts';
 
 type Item<T> = T extends readonly (infer U)[] ? U : never;
 
@@ -40,6 +40,11 @@ export type HTTPRequestMirror = NonNullable<HTTPRouteFilter['requestMirror']>;
 export type HTTPCors = NonNullable<HTTPRouteFilter['cors']>;
 export type HTTPRouteTimeouts = NonNullable<HTTPRouteRule['timeouts']>;
 export type HTTPRouteRetry = NonNullable<HTTPRouteRule['retry']>;
+
+export type GRPCRouteRule = Item<GRPCRoute['spec']['rules']>;
+export type GRPCRouteMatch = Item<GRPCRouteRule['matches']>;
+export type GRPCRouteFilter = Item<GRPCRouteRule['filters']>;
+export type GRPCBackendRef = Item<GRPCRouteRule['backendRefs']>;
 
 export type ReferenceGrantFrom = Item<ReferenceGrant['spec']['from']>;
 export type ReferenceGrantTo = Item<ReferenceGrant['spec']['to']>;

@@ -13,6 +13,11 @@ export function hostnameMatches(pattern: string, name: string): boolean {
   return name.endsWith(suffix) && name.length > suffix.length;
 }
 
+/** Could some request host match both (exact names, `*.` wildcards, `*` for any)? */
+export function hostnamesIntersect(a: string, b: string): boolean {
+  return a === '*' || b === '*' || a === b || hostnameMatches(a, b) || hostnameMatches(b, a);
+}
+
 /**
  * Hostnames a route serves on a listener: the intersection of the route's
  * hostnames with the listener's hostname, taking the more specific name of

@@ -1,15 +1,16 @@
 // HTTPRoute: attachment to Gateway listeners (parentRefs, sectionName, port,
 // allowed namespaces and kinds, hostname intersection), rules compiled into IR
 // routes, backendRefs resolved, and the route's per-parent status.
-import type { Backend, CorsPolicy, Filter, HeaderModifier, PathModifier, RedirectAction, RetryPolicy, Route, RouteAction, RouteMatch, WeightedBackend } from '../../ir/types.ts';
-import { namespacedName, type HTTPRouteObject } from '../sources/objects.ts';
+import type { Backend, CorsPolicy, Filter, HeaderMatch, HeaderModifier, PathModifier, RedirectAction, RetryPolicy, Route, RouteAction, RouteMatch, StringMatchType, WeightedBackend } from '../../ir/types.ts';
+import { namespacedName, type HTTPRouteObject, type KubeObject } from '../sources/objects.ts';
 import type { ObjectStatus } from '../status/conditions.ts';
-import { resolveBackendRef, type RefProblem } from './backends.ts';
+import { resolveBackendRef, type BackendResolution, type RefProblem } from './backends.ts';
 import type { ListenerState } from './gateway.ts';
-import { attachRoute, type Parents } from './attachment.ts';
+import { attachRoute, type Attached, type Parents } from './attachment.ts';
 import { parseDurationMs } from './durations.ts';
 import type { InputIndex } from './index-inputs.ts';
 import type {
+  BackendRef,
   HTTPBackendRef,
   HTTPCors,
   HTTPHeader,
@@ -42,6 +43,8 @@ export interface RouteOrder {
   source: string;
   ruleIndex: number;
   matchIndex: number;
+  /** GRPCRoute matches: the characters of the matched service and method (precedence.ts). */
+  grpc?: { service: number; method: number };
 }
 
 export interface RouteTranslation {
@@ -50,11 +53,11 @@ export interface RouteTranslation {
   backends: Backend[];
 }
 
-interface CompiledRule {
+export interface CompiledRule {
   routes: { route: Route; ruleIndex: number; matchIndex: number }[];
 }
 
-interface Compiled {
+export interface Compiled {
   rules: CompiledRule[];
   /** Set when a rule uses something Sluice cannot serve: the route is not accepted. */
   unsupported: string | null;
@@ -70,32 +73,35 @@ export function translateHttpRoute(route: HTTPRouteObject, parents: Parents, ind
   const hostnames: string[] = (route.spec?.hostnames ?? []).map((h: string) => String(h).toLowerCase());
   const attachment = attachRoute(route, 'HTTPRoute', hostnames, parents, compiled, index);
   if (attachment.parents.length === 0) return null;
+  return {
+    status: { apiVersion: route.apiVersion, kind: 'HTTPRoute', namespace: route.metadata.namespace, name: route.metadata.name, status: { parents: attachment.parents } },
+    placements: placeRoutes(route, attachment.attached, compiled.rules),
+    backends: compiled.backends,
+  };
+}
+
+/** Every compiled route of every rule on every attached listener, under each effective hostname. */
+export function placeRoutes(route: KubeObject, attached: Attached[], rules: CompiledRule[], grpc?: (ruleIndex: number, matchIndex: number) => RouteOrder['grpc']): Placement[] {
   const placements: Placement[] = [];
-  for (const { listener, hostnames: effective } of attachment.attached) {
+  for (const { listener, hostnames: effective } of attached) {
     for (const hostname of effective) {
-      for (const rule of compiled.rules) {
+      for (const rule of rules) {
         for (const r of rule.routes) {
-          placements.push({
-            listener,
-            hostname,
-            route: r.route,
-            order: {
-              tier: 0,
-              creationTimestamp: route.metadata.creationTimestamp ?? '',
-              source: namespacedName(route),
-              ruleIndex: r.ruleIndex,
-              matchIndex: r.matchIndex,
-            },
-          });
+          const order: RouteOrder = {
+            tier: 0,
+            creationTimestamp: route.metadata.creationTimestamp ?? '',
+            source: namespacedName(route),
+            ruleIndex: r.ruleIndex,
+            matchIndex: r.matchIndex,
+          };
+          const grpcOrder = grpc?.(r.ruleIndex, r.matchIndex);
+          if (grpcOrder) order.grpc = grpcOrder;
+          placements.push({ listener, hostname, route: r.route, order });
         }
       }
     }
   }
-  return {
-    status: { apiVersion: route.apiVersion, kind: 'HTTPRoute', namespace: route.metadata.namespace, name: route.metadata.name, status: { parents: attachment.parents } },
-    placements,
-    backends: compiled.backends,
-  };
+  return placements;
 }
 
 function compileRules(route: HTTPRouteObject, index: InputIndex): Compiled {
@@ -105,9 +111,7 @@ function compileRules(route: HTTPRouteObject, index: InputIndex): Compiled {
   const unsupported = (msg: string) => {
     out.unsupported ??= msg;
   };
-  const refProblem = (p: RefProblem) => {
-    out.refProblem ??= p;
-  };
+  const backendOf = (ref: BackendRef | undefined) => backendName(resolveBackendRef(ref, ns, index), out);
   (route.spec?.rules ?? []).forEach((rule, ruleIndex) => {
     const where = `rule ${ruleIndex}`;
     const filters: Filter[] = [];
@@ -118,7 +122,7 @@ function compileRules(route: HTTPRouteObject, index: InputIndex): Compiled {
         continue;
       }
       if (f.type === 'RequestRedirect') redirect = toRedirect(f.requestRedirect ?? {});
-      else filters.push(toFilter(f, ns, index, out, refProblem));
+      else filters.push(toFilter(f, backendOf));
     }
     if (redirect && filters.some((f) => f.type === 'URLRewrite')) unsupported(`${where}: RequestRedirect and URLRewrite cannot be combined`);
     const backends: WeightedBackend[] = [];
@@ -128,12 +132,10 @@ function compileRules(route: HTTPRouteObject, index: InputIndex): Compiled {
       for (const f of ref?.filters ?? []) {
         if (!BACKEND_FILTERS.has(f?.type)) unsupported(`${where}: backendRef filter ${f?.type} is not supported`);
         else if (f.type === 'RequestRedirect') refFilters.push({ type: 'RequestRedirect', redirect: toRedirect(f.requestRedirect ?? {}) });
-        else refFilters.push(toFilter(f, ns, index, out, refProblem));
+        else refFilters.push(toFilter(f, backendOf));
       }
-      if ('problem' in resolved) refProblem(resolved.problem);
-      else out.backends.push(resolved.backend);
       backends.push({
-        backend: 'backend' in resolved ? resolved.backend.name : null,
+        backend: backendName(resolved, out),
         weight: ref?.weight === undefined ? 1 : Number(ref.weight),
         filters: refFilters,
       });
@@ -183,16 +185,7 @@ function toMatch(m: HTTPRouteMatch, where: string, unsupported: (msg: string) =>
   const pathType = m?.path?.type ?? 'PathPrefix';
   const pathValue = String(m?.path?.value ?? '/');
   if (pathType === 'RegularExpression') checkRegex(pathValue, `${where} path`, unsupported);
-  const seenHeaders = new Set<string>();
-  const headers = [];
-  for (const h of m?.headers ?? []) {
-    const name = String(h?.name ?? '').toLowerCase();
-    if (seenHeaders.has(name)) continue; // the spec: later duplicates of a header name are ignored
-    seenHeaders.add(name);
-    const type = h?.type ?? 'Exact';
-    if (type === 'RegularExpression') checkRegex(String(h?.value), `${where} header ${name}`, unsupported);
-    headers.push({ name, type, value: String(h?.value ?? '') });
-  }
+  const headers = toHeaderMatches(m?.headers, where, unsupported);
   const seenParams = new Set<string>();
   const queryParams = [];
   for (const q of m?.queryParams ?? []) {
@@ -211,7 +204,26 @@ function toMatch(m: HTTPRouteMatch, where: string, unsupported: (msg: string) =>
   };
 }
 
-function checkRegex(pattern: string, where: string, unsupported: (msg: string) => void): void {
+/** HTTPRoute and GRPCRoute header matches: names lower-cased, a repeated name ignored (the spec). */
+export function toHeaderMatches(
+  list: { name: string; type?: StringMatchType; value: string }[] | undefined,
+  where: string,
+  unsupported: (msg: string) => void,
+): HeaderMatch[] {
+  const seen = new Set<string>();
+  const headers: HeaderMatch[] = [];
+  for (const h of list ?? []) {
+    const name = String(h?.name ?? '').toLowerCase();
+    if (seen.has(name)) continue; // the spec: later duplicates of a header name are ignored
+    seen.add(name);
+    const type = h?.type ?? 'Exact';
+    if (type === 'RegularExpression') checkRegex(String(h?.value), `${where} header ${name}`, unsupported);
+    headers.push({ name, type, value: String(h?.value ?? '') });
+  }
+  return headers;
+}
+
+export function checkRegex(pattern: string, where: string, unsupported: (msg: string) => void): void {
   try {
     new RegExp(pattern);
   } catch (err) {
@@ -219,8 +231,21 @@ function checkRegex(pattern: string, where: string, unsupported: (msg: string) =
   }
 }
 
-/** Every filter but RequestRedirect (which becomes the rule's action, or a backend-level filter). */
-function toFilter(f: HTTPRouteFilter | BackendFilter, ns: string, index: InputIndex, out: Compiled, refProblem: (p: RefProblem) => void): Filter {
+/** A resolved reference's IR backend name (recorded in `out`), or null with its problem recorded. */
+export function backendName(resolved: BackendResolution, out: Compiled): string | null {
+  if ('problem' in resolved) {
+    out.refProblem ??= resolved.problem;
+    return null;
+  }
+  out.backends.push(resolved.backend);
+  return resolved.backend.name;
+}
+
+/**
+ * Every filter but RequestRedirect (which becomes the rule's action, or a backend-level filter).
+ * `backendOf` resolves a mirror's backendRef as the route kind resolves its backends.
+ */
+export function toFilter(f: HTTPRouteFilter | BackendFilter, backendOf: (ref: BackendRef | undefined) => string | null): Filter {
   switch (f.type) {
     case 'RequestHeaderModifier':
       return { type: f.type, modifier: toHeaderModifier(f.requestHeaderModifier ?? {}) };
@@ -232,10 +257,7 @@ function toFilter(f: HTTPRouteFilter | BackendFilter, ns: string, index: InputIn
     }
     case 'RequestMirror': {
       const mirror: Partial<HTTPRequestMirror> = f.requestMirror ?? {};
-      const resolved = resolveBackendRef(mirror.backendRef, ns, index);
-      if ('problem' in resolved) refProblem(resolved.problem);
-      else out.backends.push(resolved.backend);
-      return { type: 'RequestMirror', backend: 'backend' in resolved ? resolved.backend.name : null, percent: mirrorPercent(mirror) };
+      return { type: 'RequestMirror', backend: backendOf(mirror.backendRef), percent: mirrorPercent(mirror) };
     }
     case 'CORS':
       return { type: 'CORS', cors: toCors(f.cors ?? {}) };

@@ -6,6 +6,9 @@
 //   3. more header matches first, then more query-param matches first
 //   4. the older route first (creationTimestamp), then namespace/name alphabetically
 //   5. rule order, then match order within the route
+// GRPCRoute matches (the spec's order, after the hostname the virtual host settled): more characters
+// in the matched service first, then in the method, then more header matches; then 4 and 5.
+// HTTPRoutes and GRPCRoutes never share a virtual host (grpcroute.ts resolves cross-serving).
 // Placing RegularExpression between Exact and PathPrefix is our choice where the
 // spec leaves regex precedence to implementations (Envoy Gateway does the same).
 import type { PathMatchType } from '../../ir/types.ts';
@@ -16,6 +19,9 @@ const PATH_RANK: Record<PathMatchType, number> = { Exact: 0, RegularExpression: 
 export function comparePrecedence(a: Placement, b: Placement): number {
   const ma = a.route.match;
   const mb = b.route.match;
+  const ga = a.order.grpc;
+  const gb = b.order.grpc;
+  if (ga && gb) return gb.service - ga.service || gb.method - ga.method || mb.headers.length - ma.headers.length || compareOrigins(a, b);
   return (
     a.order.tier - b.order.tier ||
     PATH_RANK[ma.path.type] - PATH_RANK[mb.path.type] ||
@@ -23,6 +29,13 @@ export function comparePrecedence(a: Placement, b: Placement): number {
     Number(mb.method !== undefined) - Number(ma.method !== undefined) ||
     mb.headers.length - ma.headers.length ||
     mb.queryParams.length - ma.queryParams.length ||
+    compareOrigins(a, b)
+  );
+}
+
+/** Ties: the older route, then namespace/name, then rule and match order. */
+function compareOrigins(a: Placement, b: Placement): number {
+  return (
     compareStrings(a.order.creationTimestamp, b.order.creationTimestamp) ||
     compareStrings(a.order.source, b.order.source) ||
     a.order.ruleIndex - b.order.ruleIndex ||

@@ -10,6 +10,7 @@
 // dispatched. Timers exist only when the route has timeouts.
 
 import type { ServerResponse } from 'node:http';
+import { Http2ServerResponse } from 'node:http2';
 import type { Duplex, Readable, Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
@@ -17,6 +18,7 @@ import type { BackendChoice, ForwardPlan } from '../config/route-table.ts';
 import { writeResponseHead, type DownstreamResponse } from '../downstream.ts';
 import { addCorsHeaders } from '../filters/cors.ts';
 import { headerValue } from '../header-fields.ts';
+import { GRPC_STATUS, respondTrailersOnly } from '../grpc/grpc.ts';
 import { sendLocalReply } from '../local-reply.ts';
 import { CLIENT_CLOSED_CODE } from '../metrics.ts';
 import type { BackendTarget } from './backend.ts';
@@ -45,6 +47,8 @@ export interface ForwardRequest {
   mirrors: MirrorCopy[] | null;
   /** An HTTP/1.1 upgrade to ask the upstream for: a 101 opens a tunnel, any other answer is relayed as usual. */
   upgrade: ClientUpgrade | null;
+  /** A gRPC call's `grpc-timeout` in ms (0: none): bounds the exchange like the route's request timeout, ending in DEADLINE_EXCEEDED. */
+  deadlineMs?: number;
 }
 
 class AttemptCancelledError extends Error {
@@ -102,7 +106,9 @@ export class ProxyExchange {
     this.replayable = request.body === null;
     res.on('close', this.onDownstreamClose);
     // Started before any body buffering: the request timeout covers the whole exchange.
-    if (plan.requestTimeoutMs > 0) this.requestTimer = setTimeout(requestTimedOut, plan.requestTimeoutMs, this);
+    const deadline = request.deadlineMs ?? 0;
+    if (deadline > 0 && (plan.requestTimeoutMs === 0 || deadline < plan.requestTimeoutMs)) this.requestTimer = setTimeout(deadlineExceeded, deadline, this);
+    else if (plan.requestTimeoutMs > 0) this.requestTimer = setTimeout(requestTimedOut, plan.requestTimeoutMs, this);
   }
 
   start(): void {
@@ -176,6 +182,13 @@ export class ProxyExchange {
     this.status = statusCode;
     const responseHeaders = downstreamResponseHeaders(headers, this.choice.filters.responseModifiers);
     if (this.corsHeaders !== null) addCorsHeaders(responseHeaders, this.corsHeaders);
+    if (statusCode === 200 && this.res instanceof Http2ServerResponse && headerValue(responseHeaders, 'grpc-status') !== undefined) {
+      // A gRPC trailers-only answer (grpc-status in the headers: the call ended with them): relayed
+      // as one HEADERS frame with END_STREAM, as gRPC clients need it. What else arrives is dropped.
+      this.complete(statusCode);
+      respondTrailersOnly(this.res, responseHeaders);
+      return;
+    }
     try {
       writeResponseHead(this.res, statusCode, responseHeaders);
     } catch (error) {
@@ -258,6 +271,15 @@ export class ProxyExchange {
     this.fail(attempt, new Error(`no complete response within the request timeout (${this.plan.requestTimeoutMs} ms)`), 504);
   }
 
+  /** The gRPC client's deadline passed: DEADLINE_EXCEEDED (HTTP 504 in the log), what the client would conclude itself. */
+  deadlineExceeded(): void {
+    if (this.finished) return;
+    const attempt = this.current;
+    attempt?.cancel('grpc-timeout');
+    clearTimeout(this.retryTimer);
+    this.fail(attempt, new Error(`no complete response within grpc-timeout (${this.request.deadlineMs} ms)`), 504, GRPC_STATUS.DEADLINE_EXCEEDED);
+  }
+
   private canRetry(): boolean {
     const retry = this.plan.retry;
     return retry !== null && this.attempts <= retry.attempts && this.replayable;
@@ -271,7 +293,7 @@ export class ProxyExchange {
   }
 
   /** Answers with an error status, or cuts the response if it had already started. */
-  private fail(attempt: UpstreamAttempt | null, error: Error, status: number): void {
+  private fail(attempt: UpstreamAttempt | null, error: Error, status: number, grpcStatus?: number): void {
     const res = this.res;
     this.logger.warn(
       {
@@ -287,7 +309,7 @@ export class ProxyExchange {
     );
     if (!res.headersSent) {
       this.finish();
-      sendLocalReply(res, status, STATUS_TEXT[status] ?? 'Error\n', this.choice.filters.responseModifiers, this.choice.metrics, this.startedAt, this.corsHeaders);
+      sendLocalReply(res, status, STATUS_TEXT[status] ?? 'Error\n', this.choice.filters.responseModifiers, this.choice.metrics, this.startedAt, this.corsHeaders, grpcStatus);
     } else {
       // Mid-body failure: cut the connection so the client sees a truncated response, not a
       // complete-looking one.
@@ -392,6 +414,9 @@ function ignoreBodyError(): void {}
 // Timer callbacks as plain functions with arguments: no closure per request.
 function requestTimedOut(exchange: ProxyExchange): void {
   exchange.requestTimedOut();
+}
+function deadlineExceeded(exchange: ProxyExchange): void {
+  exchange.deadlineExceeded();
 }
 function backendTimedOut(exchange: ProxyExchange, attempt: UpstreamAttempt): void {
   exchange.backendTimedOut(attempt);

@@ -1,0 +1,232 @@
+// GRPCRoute (Gateway API v1, GEP-1016): attachment, hostnames, ReferenceGrant and filters as for
+// HTTPRoute (httproute.ts, attachment.ts); what differs is here:
+// - a method match becomes a match on the HTTP/2 `:path` `/<service>/<method>` (an omitted service
+//   or method matches any, as the spec says), header matches are HTTPRoute's;
+// - backends speak HTTP/2 cleartext (h2c) unless the Service port names another protocol Sluice
+//   cannot use for gRPC (kubernetes.io/ws) — then ResolvedRefs=False UnsupportedProtocol;
+// - a rule without backendRefs answers UNIMPLEMENTED (HTTP 404 in gRPC form), an invalid backend
+//   share UNAVAILABLE (the dataplane maps it, Route.grpc);
+// - an HTTPRoute and a GRPCRoute on one listener with intersecting hostnames: only the older (then
+//   alphabetically first) is served there (resolveCrossServing).
+import type { Backend, Filter, HeaderMatch, PathMatch, RouteAction, WeightedBackend } from '../../ir/types.ts';
+import type { GRPCRouteObject, HTTPRouteObject, KubeObject } from '../sources/objects.ts';
+import { condition } from '../status/conditions.ts';
+import type { BackendRef, GRPCRouteMatch } from '../schema/kinds.ts';
+import { attachRoute, type Parents } from './attachment.ts';
+import { resolveBackendRef, type BackendResolution } from './backends.ts';
+import { hostnamesIntersect } from './hostnames.ts';
+import { backendName, checkRegex, placeRoutes, toFilter, translateHttpRoute, toHeaderMatches, type Compiled, type CompiledRule, type Placement, type RouteTranslation } from './httproute.ts';
+import type { InputIndex } from './index-inputs.ts';
+
+const GRPC_FILTERS = new Set(['RequestHeaderModifier', 'ResponseHeaderModifier', 'RequestMirror']);
+
+/** Any one path segment: what an omitted service or method stands for. */
+const ANY_SEGMENT = '[^/]+';
+
+/** Both kinds that share HTTP listeners, each in the order given, cross-serving resolved between them. */
+export function translateHttpAndGrpcRoutes(httpRoutes: HTTPRouteObject[], grpcRoutes: GRPCRouteObject[], parents: Parents, index: InputIndex): RouteTranslation[] {
+  const served: ServedRoute[] = [];
+  const add = (kind: ServedRoute['kind'], route: KubeObject, translation: RouteTranslation | null) => {
+    if (translation) served.push({ kind, namespace: route.metadata.namespace ?? '', creationTimestamp: route.metadata.creationTimestamp ?? '', translation });
+  };
+  for (const r of httpRoutes) add('HTTPRoute', r, translateHttpRoute(r, parents, index));
+  for (const r of grpcRoutes) add('GRPCRoute', r, translateGrpcRoute(r, parents, index));
+  resolveCrossServing(served);
+  return served.map((s) => s.translation);
+}
+
+export function translateGrpcRoute(route: GRPCRouteObject, parents: Parents, index: InputIndex): RouteTranslation | null {
+  const { compiled, order } = compileGrpcRules(route, index);
+  const hostnames = (route.spec?.hostnames ?? []).map((h) => String(h).toLowerCase());
+  const attachment = attachRoute(route, 'GRPCRoute', hostnames, parents, compiled, index);
+  if (attachment.parents.length === 0) return null;
+  return {
+    status: { apiVersion: route.apiVersion, kind: 'GRPCRoute', namespace: route.metadata.namespace, name: route.metadata.name, status: { parents: attachment.parents } },
+    placements: placeRoutes(route, attachment.attached, compiled.rules, (rule, match) => order.get(`${rule}/${match}`)),
+    backends: compiled.backends,
+  };
+}
+
+/**
+ * A GRPCRoute backendRef as HTTPRoute resolves it (kinds, ReferenceGrant from GRPCRoute, Service
+ * port, BackendTLSPolicy), spoken to over HTTP/2: a port without appProtocol (or with a custom one
+ * such as `grpc`) is h2c, under a name of its own so an HTTPRoute to the same port keeps HTTP/1.1.
+ */
+export function resolveGrpcBackendRef(ref: BackendRef | undefined, routeNamespace: string, index: InputIndex): BackendResolution {
+  const resolved = resolveBackendRef(ref, routeNamespace, index, 'GRPCRoute');
+  if ('problem' in resolved) return resolved;
+  const backend: Backend = resolved.backend;
+  if (backend.appProtocol === 'h2c') return resolved;
+  if (backend.appProtocol === 'ws') {
+    return { problem: { reason: 'UnsupportedProtocol', message: `backendRef ${backend.name}: appProtocol kubernetes.io/ws cannot carry gRPC` } };
+  }
+  return { backend: { ...backend, name: `${backend.name}/grpc`, appProtocol: 'h2c' } };
+}
+
+function compileGrpcRules(route: GRPCRouteObject, index: InputIndex): { compiled: Compiled; order: Map<string, { service: number; method: number }> } {
+  const ns = route.metadata.namespace!;
+  const base = `grpcroute/${ns}/${route.metadata.name}`;
+  const out: Compiled = { rules: [], unsupported: null, refProblem: null, backends: [] };
+  const order = new Map<string, { service: number; method: number }>();
+  const unsupported = (msg: string) => {
+    out.unsupported ??= msg;
+  };
+  const backendOf = (ref: BackendRef | undefined) => backendName(resolveGrpcBackendRef(ref, ns, index), out);
+  (route.spec?.rules ?? []).forEach((rule, ruleIndex) => {
+    const where = `rule ${ruleIndex}`;
+    const filters: Filter[] = [];
+    // An ExtensionRef Sluice cannot resolve (it resolves none): the filter is not skipped, the
+    // rule answers an error instead (the spec), the rest of the route is served.
+    let unresolvedFilter: string | null = null;
+    for (const f of rule?.filters ?? []) {
+      if (f.type === 'ExtensionRef') {
+        const ext = f.extensionRef;
+        unresolvedFilter ??= `${where}: ExtensionRef filter ${ext?.group}/${ext?.kind} ${ext?.name} is not supported; the rule answers 500`;
+      } else if (GRPC_FILTERS.has(f.type)) filters.push(toFilter(f, backendOf));
+      else unsupported(`${where}: filter ${f.type} is not supported`);
+    }
+    if (unresolvedFilter !== null) out.refProblem ??= { reason: 'InvalidKind', message: unresolvedFilter };
+    const backends: WeightedBackend[] = [];
+    for (const ref of rule?.backendRefs ?? []) {
+      const resolved = resolveGrpcBackendRef(ref, ns, index);
+      const refFilters: Filter[] = [];
+      for (const f of ref?.filters ?? []) {
+        if (GRPC_FILTERS.has(f.type)) refFilters.push(toFilter(f, backendOf));
+        else unsupported(`${where}: backendRef filter ${f.type} is not supported`);
+      }
+      backends.push({ backend: backendName(resolved, out), weight: ref?.weight === undefined ? 1 : Number(ref.weight), filters: refFilters });
+    }
+    // No backendRefs: UNIMPLEMENTED (404 in gRPC form), as the spec says for a rule that forwards nowhere.
+    const action: RouteAction =
+      unresolvedFilter !== null
+        ? { type: 'DirectResponse', status: 500 }
+        : backends.length > 0
+          ? { type: 'Forward', backends }
+          : { type: 'DirectResponse', status: 404 };
+    const matches: GRPCRouteMatch[] = rule?.matches?.length ? rule.matches : [{}];
+    const compiled: CompiledRule = { routes: [] };
+    matches.forEach((m, matchIndex) => {
+      const matchWhere = `${where} match ${matchIndex}`;
+      const method = toMethodMatch(m?.method, matchWhere, unsupported);
+      const headers: HeaderMatch[] = toHeaderMatches(m?.headers, matchWhere, unsupported);
+      order.set(`${ruleIndex}/${matchIndex}`, { service: method.service, method: method.method });
+      compiled.routes.push({
+        route: {
+          name: `${base}/rule/${ruleIndex}/match/${matchIndex}`,
+          source: `${ns}/${route.metadata.name}`,
+          origin: { kind: 'GRPCRoute', namespace: ns, name: route.metadata.name, ruleIndex, ...(typeof rule?.name === 'string' && rule.name !== '' ? { sectionName: rule.name } : {}) },
+          match: { path: method.path, headers, queryParams: [] },
+          filters,
+          action,
+          grpc: true,
+        },
+        ruleIndex,
+        matchIndex,
+      });
+    });
+    out.rules.push(compiled);
+  });
+  return { compiled: out, order };
+}
+
+/**
+ * A GRPCMethodMatch as a match on `:path` (`/<service>/<method>`), with the characters of service and
+ * method for precedence. Exact (the CRD's CEL rules already refused `/` and other characters a
+ * service or method cannot have): both → Exact; service only → the element-wise prefix
+ * `/<service>/`; method only → any service. RegularExpression: each part anchored to its segment.
+ */
+export function toMethodMatch(
+  spec: GRPCRouteMatch['method'] | undefined,
+  where: string,
+  unsupported: (msg: string) => void,
+): { path: PathMatch; service: number; method: number } {
+  const service = spec?.service ?? '';
+  const method = spec?.method ?? '';
+  const lengths = { service: service.length, method: method.length };
+  if (service === '' && method === '') return { path: { type: 'PathPrefix', value: '/' }, ...lengths };
+  if ((spec?.type ?? 'Exact') === 'RegularExpression') {
+    if (service !== '') checkRegex(service, `${where} method.service`, unsupported);
+    if (method !== '') checkRegex(method, `${where} method.method`, unsupported);
+    const part = (value: string) => (value === '' ? ANY_SEGMENT : `(?:${value})`);
+    return { path: { type: 'RegularExpression', value: `/${part(service)}/${part(method)}` }, ...lengths };
+  }
+  if (method === '') return { path: { type: 'PathPrefix', value: `/${service}/` }, ...lengths };
+  if (service === '') return { path: { type: 'RegularExpression', value: `/${ANY_SEGMENT}/${escapeRegex(method)}` }, ...lengths };
+  return { path: { type: 'Exact', value: `/${service}/${method}` }, ...lengths };
+}
+
+function escapeRegex(value: string): string {
+  return value.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+}
+
+/** What cross-serving needs of a translated route of either kind. */
+export interface ServedRoute {
+  kind: 'HTTPRoute' | 'GRPCRoute';
+  /** The route's own namespace (parentRefs without one name it). */
+  namespace: string;
+  creationTimestamp: string;
+  translation: RouteTranslation;
+}
+
+/**
+ * The spec (GRPCRouteSpec.hostnames): an HTTPRoute and a GRPCRoute attached to one listener with
+ * intersecting hostnames — only the older route (then the first by namespace/name) is served there;
+ * the other loses that listener (attachedRoutes counts it no more), and a parent where it lost every
+ * listener it had gets Accepted=False. Mutates the translations; returns nothing.
+ */
+export function resolveCrossServing(routes: ServedRoute[]): void {
+  const sorted = [...routes].sort(
+    (a, b) => compare(a.creationTimestamp, b.creationTimestamp) || compare(a.translation.status.namespace ?? '', b.translation.status.namespace ?? '') || compare(a.translation.status.name, b.translation.status.name),
+  );
+  // Per listener scope: the hostnames each kind already serves there, and by which route.
+  const served = new Map<string, { kind: ServedRoute['kind']; hostnames: string[]; route: string }[]>();
+  for (const r of sorted) {
+    const byListener = new Map<string, Placement[]>();
+    for (const p of r.translation.placements) {
+      const list = byListener.get(p.listener.scopeName) ?? [];
+      list.push(p);
+      byListener.set(p.listener.scopeName, list);
+    }
+    const lost = new Map<string, { placements: Placement[]; winner: string }>();
+    for (const [scope, placements] of byListener) {
+      const hostnames = [...new Set(placements.map((p) => p.hostname))];
+      const others = served.get(scope) ?? [];
+      const winner = others.find((o) => o.kind !== r.kind && o.hostnames.some((h) => hostnames.some((mine) => hostnamesIntersect(h, mine))));
+      if (winner) lost.set(scope, { placements, winner: winner.route });
+      else {
+        others.push({ kind: r.kind, hostnames, route: `${r.kind} ${r.translation.status.namespace}/${r.translation.status.name}` });
+        served.set(scope, others);
+      }
+    }
+    if (lost.size === 0) continue;
+    const kept = r.translation.placements.filter((p) => !lost.has(p.listener.scopeName));
+    for (const { placements } of lost.values()) placements[0].listener.attachedRoutes -= 1;
+    r.translation.placements = kept;
+    rejectLostParents(r, lost, kept);
+  }
+}
+
+/** Accepted=False on each parent whose every listener the route lost to cross-serving. */
+function rejectLostParents(r: ServedRoute, lost: Map<string, { placements: Placement[]; winner: string }>, kept: Placement[]): void {
+  const parents = r.translation.status.status.parents as StatusParent[];
+  for (const parent of parents) {
+    const owns = (p: Placement) => {
+      const owner = p.listener.owner;
+      return owner.kind === (parent.parentRef.kind ?? 'Gateway') && owner.key === `${parent.parentRef.namespace ?? r.namespace}/${parent.parentRef.name}`;
+    };
+    const lostHere = [...lost.values()].filter((l) => owns(l.placements[0]));
+    if (lostHere.length === 0 || kept.some(owns)) continue;
+    const accepted = parent.conditions.findIndex((c) => c.type === 'Accepted');
+    const message = `hostnames already served on this listener by ${lostHere[0].winner}, which is older: HTTPRoutes and GRPCRoutes cannot share a hostname on a listener`;
+    parent.conditions[accepted] = condition('Accepted', false, 'NotAllowedByListeners', message, parent.conditions[accepted].observedGeneration);
+  }
+}
+
+interface StatusParent {
+  parentRef: { kind?: string; namespace?: string; name: string };
+  conditions: ReturnType<typeof condition>[];
+}
+
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
