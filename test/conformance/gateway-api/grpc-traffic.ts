@@ -102,7 +102,9 @@ async function convergeGrpc(c: GrpcCase, env: TrafficEnv): Promise<string[]> {
       }
       return evaluateGrpcResult(expect, c.request.method, result);
     }, env.convergence);
-    return r.ok ? [] : [`${r.lastProblems.join('; ')} (not ${env.convergence.requiredSuccesses}x in a row within ${Math.round(env.convergence.budgetMs / 1000)} s, ${r.attempts} attempts)`];
+    if (r.ok) return [];
+    if (r.fatal) return [`${r.lastProblems.join('; ')} (attempt ${r.attempts})`];
+    return [`${r.lastProblems.join('; ')} (not ${env.convergence.requiredSuccesses}x in a row within ${Math.round(env.convergence.budgetMs / 1000)} s, ${r.attempts} attempts)`];
   } finally {
     conn?.close();
   }

@@ -17,6 +17,8 @@ export interface FatalProblems {
 
 export interface ConvergenceResult {
   ok: boolean;
+  /** Ended by an attempt that returned {fatal}. */
+  fatal?: boolean;
   attempts: number;
   /** Mismatches of the last failed attempt (empty when ok). */
   lastProblems: string[];
@@ -42,7 +44,7 @@ export async function awaitConvergence(
     }
     const verdict = await attempt();
     attempts++;
-    if (!Array.isArray(verdict)) return { ok: false, attempts, lastProblems: verdict.fatal, elapsedMs: Date.now() - start };
+    if (!Array.isArray(verdict)) return { ok: false, fatal: true, attempts, lastProblems: verdict.fatal, elapsedMs: Date.now() - start };
     const problems = verdict;
     if (problems.length === 0) {
       successes++;
