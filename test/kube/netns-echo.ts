@@ -20,7 +20,11 @@ export function netnsSkipReason(): string | null {
   return null;
 }
 
-export async function startNetnsEcho(pod: string, namespace: string, port = 8080): Promise<NetnsEcho> {
+/**
+ * `env` is the echo-basic container's environment (e.g. {GRPC_ECHO_SERVER: '1'} for the gRPC mode,
+ * TLS_SERVER_CERT naming a file); `port` is its main port (HTTP_PORT, TCP_PORT or UDP_PORT).
+ */
+export async function startNetnsEcho(pod: string, namespace: string, port = 8080, env: Record<string, string> = {}): Promise<NetnsEcho> {
   const n = (process.pid % 250) + 1;
   const ns = `slk-${process.pid}`;
   const host = `slkh${process.pid % 100000}`;
@@ -43,7 +47,7 @@ export async function startNetnsEcho(pod: string, namespace: string, port = 8080
     ip('link', 'set', host, 'up');
     ip('-n', ns, 'link', 'set', peer, 'up');
     const child = spawn('nsenter', [`--net=/var/run/netns/${ns}`, '--', process.execPath, '--disable-warning=ExperimentalWarning',
-      join(ROOT, 'test', 'kube', 'echo-child.ts'), pod, namespace, String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+      join(ROOT, 'test', 'kube', 'echo-child.ts'), pod, namespace, String(port)], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
     await new Promise<void>((resolve, reject) => {
       child.stdout!.once('data', () => resolve());
       child.once('exit', (code) => reject(new Error(`echo server in ${ns} exited ${code}`)));
