@@ -74,6 +74,10 @@ export const CLAIMED_FEATURES = [
   'HTTPRouteRetryBackendTimeout',
   'HTTPRouteRetryConnectionError',
   'HTTPRouteSchemeRedirect',
+  // GRPCRoute (h2c and h2 by ALPN on HTTP/HTTPS listeners)
+  'GRPCRoute',
+  'GRPCRouteNamedRouteRule',
+  'GRPCRouteRequestHeaderModifier',
   // TLSRoute (passthrough, terminate, both on one port), TCPRoute, UDPRoute
   'TLSRoute',
   'TLSRouteModeTerminate',
@@ -94,9 +98,6 @@ export const NOT_CLAIMED: Readonly<Record<string, string>> = {
     'Sluice answers 421 only when the SNI picked a listener with a hostname; upstream also expects 421 when the SNI picked the hostname-less listener and the Host belongs to a more specific one',
   GatewayInfrastructurePropagation: 'Sluice provisions no per-Gateway infrastructure to carry spec.infrastructure labels and annotations',
   GatewayStaticAddresses: 'requested spec.addresses values are refused with UnsupportedAddress (standalone assigns addresses itself)',
-  GRPCRoute: 'GRPCRoute is not read',
-  GRPCRouteNamedRouteRule: 'GRPCRoute is not read',
-  GRPCRouteRequestHeaderModifier: 'GRPCRoute is not read',
   Mesh: MESH,
   MeshClusterIPMatching: MESH,
   MeshConsumerRoute: MESH,
