@@ -11,6 +11,7 @@ import { request } from 'undici';
 import { createCertificateAuthority, createClientCertificate, createServerCertificate, tlsSecretData, type CertificateBundle } from '../support/demo/certs.ts';
 import { startEchoServer, type EchoReply, type EchoServer } from '../support/demo/echo-server.ts';
 import { freePortOffset } from '../support/ports.ts';
+import { waitFor } from '../support/wait.ts';
 import { startSluice, type SluiceProcess } from '../support/sluice-process.ts';
 
 const HTTP_PORT = 8080;
@@ -83,14 +84,12 @@ async function get(port: number, path: string): Promise<{ status: number; reply:
   return { status: res.statusCode, reply: res.statusCode === 200 ? (JSON.parse(text) as EchoReply) : null };
 }
 
-async function eventually<T>(probe: () => Promise<T>, wanted: (value: T) => boolean, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let value = await probe();
-  while (!wanted(value) && Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    value = await probe();
-  }
-  return value;
+/** The answer to `path` once it is a 200 (the configuration may still be on its way). */
+function ok(port: number, path: string): Promise<{ status: number; reply: EchoReply | null }> {
+  return waitFor(`200 from ${path}`, async () => {
+    const answer = await get(port, path);
+    return answer.status === 200 ? answer : undefined;
+  });
 }
 
 describe('BackendTLSPolicy in a real sluice run', () => {
@@ -123,7 +122,7 @@ describe('BackendTLSPolicy in a real sluice run', () => {
   });
 
   it('reaches the backend over TLS with the policy hostname as SNI, presenting the Gateway client certificate', async () => {
-    const { status, reply } = await eventually(() => get(port, '/valid'), (r) => r.status === 200);
+    const { status, reply } = await ok(port, '/valid');
     expect(status).toBe(200);
     expect(reply!.tls?.serverName).toBe('abc.example.com');
     expect(reply!.tls?.peerCertificates?.[0]?.replace(/\s/g, '')).toBe(clientCert.replace(/\s/g, ''));
@@ -137,7 +136,7 @@ describe('BackendTLSPolicy in a real sluice run', () => {
     expect((await get(port, '/wrong-ca')).status).toBe(502);
     expect((await get(port, '/san-mismatch')).status).toBe(502);
     // Logs are written asynchronously.
-    const logs = await eventually(async () => sluice.logs(), (l) => l.includes('service/default/san-mismatch/port/443'));
+    const logs = await waitFor('the san-mismatch failure logged', () => (sluice.logs().includes('service/default/san-mismatch/port/443') ? sluice.logs() : undefined));
     expect(logs).toMatch(/"backend":"service\/default\/wrong-ca\/port\/443".*SELF_SIGNED_CERT_IN_CHAIN/);
     expect(logs).toMatch(/"backend":"service\/default\/san-mismatch\/port\/443".*none of the required subjectAltNames/);
   });
@@ -165,7 +164,7 @@ describe('BackendTLSPolicy in a real sluice run', () => {
     expect(backend.received.length).toBe(before); // nothing reached the backend, in plaintext or otherwise
 
     write(true);
-    const after = await eventually(() => get(port, '/refused'), (r) => r.status === 200);
+    const after = await ok(port, '/refused');
     expect(after.status).toBe(200);
     expect(after.reply!.tls?.serverName).toBe('abc.example.com');
     const accepted = (await sluice.status()).find((o) => o.kind === 'BackendTLSPolicy' && o.metadata.name === 'refused');
