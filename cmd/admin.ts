@@ -2,13 +2,15 @@
 // (in Kubernetes shape) and the IR currently served.
 import Fastify, { type FastifyInstance } from 'fastify';
 import { Registry, collectDefaultMetrics } from 'prom-client';
-import { VERDICTS, type Verdict } from '../bpf/agent/codec.ts';
-import { flowMatches as filterMatches, type FlowFilter, type FlowRecord } from '../bpf/agent/flows.ts';
+import { FLOW_VERDICTS, flowMatches as filterMatches, type Flow, type FlowFilter } from '../ir/flow.ts';
 import type { IR } from '../ir/types.ts';
 import { parseHostPort } from '../ir/host-port.ts';
 import { redactIR } from '../ir/version.ts';
 import { problemLine, type Problem } from '../controller/problems.ts';
 import type { KubeObject } from '../controller/sources/objects.ts';
+import { UiHub } from './ui/events.ts';
+import { kernelFlowFeed, type FlowFeed } from './ui/flows.ts';
+import { registerUi, uiNotes, type UiMode } from './ui/server.ts';
 
 /** A started part of the process (controller, standalone, dataplane): what its caller may do with it. */
 export interface Running {
@@ -22,13 +24,57 @@ export interface AdminState {
   ir(): IR | null;
   /** The current problems (PROBLEM_CATALOGUE); absent: none tracked. */
   problems?(): Problem[];
-  /** Flows seen by the BPF agent; absent when eBPF is off. */
+  /** The node's flows: the kernel's connection records (eBPF on) and the proxy's request records, one stream. */
   flows?: FlowSource;
+  /** The web view (/ui): which process this is, and whose statuses are ours. Absent: `sluice run`. */
+  ui?: { mode: UiMode; controllerName?: string };
+  /** Per-request flow records for the web view (drops with their reason); absent: none recorded. */
+  requestFlows?: FlowFeed;
 }
 
 export interface FlowSource {
-  flows(filter: FlowFilter): FlowRecord[];
-  follow(listener: (flow: FlowRecord) => void): () => void;
+  /** The latest `last` flows that pass `filter`, oldest first. */
+  flows(filter: FlowFilter, last?: number): Flow[];
+  follow(listener: (flow: Flow) => void): () => void;
+}
+
+/** /api/flows query parameters: hubble observe's filters, each repeatable or comma-separated. */
+const FLOW_QUERY: Record<string, keyof FlowFilter> = {
+  verdict: 'verdict',
+  type: 'type',
+  'from-pod': 'fromPod',
+  'to-pod': 'toPod',
+  'from-namespace': 'fromNamespace',
+  'to-namespace': 'toNamespace',
+  namespace: 'namespace',
+  'to-service': 'toService',
+  'http-status': 'httpStatus',
+  'http-method': 'httpMethod',
+  'http-path': 'httpPath',
+};
+
+/** The filter a query asks for, or the problem with it. */
+export function flowFilterOf(query: Record<string, string | string[] | undefined>): FlowFilter | string {
+  const filter: Record<string, string[]> = {};
+  for (const [param, field] of Object.entries(FLOW_QUERY)) {
+    const raw = query[param];
+    if (raw === undefined) continue;
+    const values = (Array.isArray(raw) ? raw : [raw]).flatMap((v) => v.split(',')).filter((v) => v !== '');
+    if (values.length > 0) filter[field] = values;
+  }
+  for (const v of filter.verdict ?? []) if (!(FLOW_VERDICTS as readonly string[]).includes(v)) return `verdict ${v}: expected one of ${FLOW_VERDICTS.join(', ')}`;
+  filter.type = (filter.type ?? []).map((t) => ({ l7: 'L7', 'l3/l4': 'L3_L4', l3_l4: 'L3_L4', l4: 'L3_L4', drop: 'drop', 'policy-verdict': 'policy-verdict' })[t.toLowerCase()] ?? t);
+  for (const t of filter.type) if (t !== 'L7' && t !== 'L3_L4') return `type ${t}: expected l7 or l3/l4`;
+  if (filter.type.length === 0) delete filter.type;
+  for (const p of filter.httpPath ?? []) {
+    try {
+      new RegExp(p);
+    } catch {
+      return `http-path ${p}: not a regular expression`;
+    }
+  }
+  for (const s of filter.httpStatus ?? []) if (!/^\d{1,3}\+?$/.test(s)) return `http-status ${s}: expected a code (403) or a class (5+)`;
+  return filter as FlowFilter;
 }
 
 /** A metrics registry with the Node process metrics (`sluice_process_*`), one per Sluice process. */
@@ -58,19 +104,15 @@ export async function startAdminServer(address: string, state: AdminState, regis
     return { version: ir.version, ir: redactIR(ir) };
   });
   // Flows as NDJSON, oldest first; `follow=true` keeps the response open and streams new ones.
-  app.get<{ Querystring: { verdict?: string; namespace?: string; 'to-service'?: string; follow?: string } }>('/api/flows', async (req, reply) => {
+  app.get<{ Querystring: Record<string, string | string[] | undefined> }>('/api/flows', async (req, reply) => {
     const source = state.flows;
-    if (!source) return reply.code(404).send({ error: 'eBPF is off in this process: no flows (see the log line at start for why)' });
-    const { verdict, namespace } = req.query;
-    if (verdict && !(VERDICTS as readonly string[]).includes(verdict)) {
-      return reply.code(400).send({ error: `verdict ${verdict}: expected one of ${VERDICTS.join(', ')}` });
-    }
-    const filter: FlowFilter = {
-      ...(verdict ? { verdict: verdict as Verdict } : {}),
-      ...(namespace ? { namespace } : {}),
-      ...(req.query['to-service'] ? { toService: req.query['to-service'] } : {}),
-    };
-    const lines = source.flows(filter).map((f) => `${JSON.stringify(f)}\n`).join('');
+    if (!source) return reply.code(404).send({ error: 'no flows are recorded in this process' });
+    const filter = flowFilterOf(req.query);
+    if (typeof filter === 'string') return reply.code(400).send({ error: filter });
+    const lastText = typeof req.query.last === 'string' ? req.query.last : undefined;
+    const last = lastText === undefined ? undefined : Number(lastText);
+    if (last !== undefined && (!Number.isInteger(last) || last < 0)) return reply.code(400).send({ error: `last ${lastText}: expected a whole number` });
+    const lines = source.flows(filter, last).map((f) => `${JSON.stringify(f)}\n`).join('');
     if (req.query.follow !== 'true') return reply.type('application/x-ndjson').send(lines);
     reply.hijack();
     const res = reply.raw;
@@ -81,6 +123,22 @@ export async function startAdminServer(address: string, state: AdminState, regis
     });
     res.on('close', stop);
   });
+  const feeds = [...(state.flows ? [kernelFlowFeed(state.flows)] : []), ...(state.requestFlows ? [state.requestFlows] : [])];
+  const mode = state.ui?.mode ?? 'run';
+  const hub = new UiHub({
+    ir: () => state.ir(),
+    objects: () => state.objects(),
+    ...(state.problems ? { problems: () => state.problems!() } : {}),
+    ...(state.ui?.controllerName ? { controllerName: state.ui.controllerName } : {}),
+    feeds,
+    registry,
+    hello: {
+      mode,
+      capabilities: { conditions: mode !== 'dataplane', traffic: registry.getSingleMetric('sluice_http_requests_total') !== undefined, flows: feeds.length > 0 },
+      notes: uiNotes(mode, feeds.length > 0),
+    },
+  });
+  registerUi(app, hub);
   await app.listen({ host, port });
   return app;
 }

@@ -225,17 +225,26 @@ export const DATAPLANE: Command = {
 
 export const OBSERVE: Command = {
   name: 'observe',
-  summary: 'print the flows the eBPF programs saw (as `hubble observe` does), from a running sluice',
+  summary: 'print the flows of a running sluice, requests and connections (as `hubble observe` does)',
   synopsis: '[flags]',
   flags: [
-    { name: 'verdict', type: 'string', value: 'FORWARDED|DROPPED|AUDIT', help: 'only flows with this verdict' },
+    { name: 'verdict', type: 'string', value: 'FORWARDED|DROPPED|AUDIT', help: 'only flows with this verdict (a comma-separated list: any of them)' },
+    { name: 'type', type: 'string', value: 'l7|l3/l4|drop', help: 'only request flows (l7), connection flows (l3/l4; also policy-verdict, trace), or drops' },
+    { name: 'from-pod', type: 'string', value: '[NS/]POD', help: 'only flows from Pods whose name starts so' },
+    { name: 'to-pod', type: 'string', value: '[NS/]POD', help: 'only flows to Pods whose name starts so' },
+    { name: 'from-namespace', type: 'string', value: 'NS', help: 'only flows from namespace NS' },
+    { name: 'to-namespace', type: 'string', value: 'NS', help: "only flows to namespace NS (the destination's or its Service's)" },
     { name: 'namespace', type: 'string', value: 'NS', help: "only flows whose source's, destination's or Service's namespace is NS" },
     { name: 'to-service', type: 'string', value: 'NS/NAME', help: 'only flows to this Service' },
-    { name: 'output', short: 'o', type: 'string', value: 'json', defaultHelp: 'one line of text per flow', help: 'output format' },
+    { name: 'http-status', type: 'string', value: 'CODE', help: 'only requests answered with this status (403) or class (5+)' },
+    { name: 'http-method', type: 'string', value: 'METHOD', help: 'only requests with this method' },
+    { name: 'http-path', type: 'string', value: 'REGEX', help: 'only requests whose path matches (unanchored, query left out)' },
+    { name: 'last', type: 'string', value: 'N', defaultHelp: 'every flow kept', help: 'only the latest N flows that match' },
+    { name: 'output', short: 'o', type: 'string', value: 'compact|json|table', default: 'compact', help: "output format; json is Hubble's flow JSON" },
     { name: 'follow', short: 'f', type: 'boolean', help: 'keep streaming new flows' },
     { ...adminAddress, help: "the running sluice's admin API" },
   ],
-  notes: 'prints the latest flows (the agent keeps 1000), oldest first',
+  notes: 'prints the latest flows (the node keeps --flow-buffer-size, default 4096), oldest first',
 };
 
 export const COMMANDS: readonly Command[] = [RUN, TRANSLATE, STATUS, CONTROLLER, DATAPLANE, OBSERVE];

@@ -4,7 +4,7 @@ import { pino } from 'pino';
 import { stringify } from 'yaml';
 import { COMMANDS, CONTROLLER, DATAPLANE, INGRESS_CONTROLLER, OBSERVE, OVERVIEW, STATUS, TRANSLATE, commandUsage, parseCommand, type FlagValues } from './cli-flags.ts';
 import { parseIPv4 } from '../ir/ipv4.ts';
-import { formatFlow, type FlowRecord } from '../bpf/agent/flows.ts';
+import { observe } from './observe.ts';
 import type { PolicyOptions } from '../controller/translate/networkpolicy.ts';
 import { redactIR } from '../ir/version.ts';
 import { withImplicitGatewayClasses } from '../controller/sources/implicit-classes.ts';
@@ -287,43 +287,6 @@ async function status(values: FlagValues): Promise<number> {
   for (const p of problems as Problem[]) process.stdout.write(`${problemLine(p)}\n`);
   if (problems.length === 0) process.stdout.write('no problems\n');
   return problems.length === 0 ? 0 : 1;
-}
-
-/** `sluice observe`: flows from a running sluice's admin API, one per line. */
-async function observe(values: FlagValues, usageError: (message: string) => number): Promise<number> {
-  const format = values.output ?? 'text';
-  if (format !== 'text' && format !== 'json') return usageError(`-o ${format}: expected json (or nothing for text)`);
-  const verdict = values.verdict as string | undefined;
-  if (verdict && !['FORWARDED', 'DROPPED', 'AUDIT'].includes(verdict)) return usageError(`--verdict ${verdict}: expected FORWARDED, DROPPED or AUDIT`);
-  const query = new URLSearchParams();
-  if (verdict) query.set('verdict', verdict);
-  if (values.namespace) query.set('namespace', values.namespace as string);
-  if (values['to-service']) query.set('to-service', values['to-service'] as string);
-  if (values.follow) query.set('follow', 'true');
-  const url = `http://${values['admin-address']}/api/flows?${query}`;
-  let response: Response;
-  try {
-    response = await fetch(url);
-  } catch (err) {
-    process.stderr.write(`sluice observe: cannot reach ${values['admin-address']}: ${(err as Error).message}\n`);
-    return 1;
-  }
-  if (!response.ok || !response.body) {
-    process.stderr.write(`sluice observe: ${response.status} ${await response.text()}\n`);
-    return 1;
-  }
-  let pending = '';
-  const decoder = new TextDecoder();
-  for await (const chunk of response.body) {
-    pending += decoder.decode(chunk, { stream: true });
-    const lines = pending.split('\n');
-    pending = lines.pop()!;
-    for (const line of lines) {
-      if (!line) continue;
-      process.stdout.write(format === 'json' ? `${line}\n` : `${formatFlow(JSON.parse(line) as FlowRecord)}\n`);
-    }
-  }
-  return 0;
 }
 
 /** Who the gateway is for network policy (`--gateway-*`); a string is a usage error. */

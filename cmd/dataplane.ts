@@ -59,7 +59,7 @@ export async function runDataplane(options: DataplaneProcessOptions): Promise<Ru
   });
   const admin = await startAdminServer(
     options.adminAddress,
-    { ready: () => applied !== null, ir: () => applied, objects: () => [], ...(node.agent ? { flows: node.agent } : {}) },
+    { ready: () => applied !== null, ir: () => applied, objects: () => [], ui: { mode: 'dataplane' }, flows: node.flows },
     registry,
   );
   subscriber.start();

@@ -10,6 +10,7 @@ import { viaServiceVips } from '../dataplane/config/kernel-lb.ts';
 import { Dataplane, type ApplyResult } from '../dataplane/dataplane.ts';
 import type { FrontDoorLimits } from '../dataplane/front-door.ts';
 import { RateLimitService } from '../dataplane/ratelimit/limiter.ts';
+import { DEFAULT_FLOW_BUFFER_SIZE, FlowBuffer } from '../dataplane/flows/flow-buffer.ts';
 import { StartupCheckFailed } from './startup-checks.ts';
 
 export interface BpfOptions {
@@ -43,12 +44,24 @@ export interface DataplaneNodeOptions {
   frontDoor?: FrontDoorLimits;
   /** Absent: eBPF off, without a log line. */
   bpf?: BpfOptions;
+  /** Flow records (--flow-* flags); absent: defaults (every request recorded, 4096 kept). */
+  flows?: NodeFlowOptions;
+}
+
+export interface NodeFlowOptions {
+  /** Request flows at all (--request-flows); the kernel's are governed by --bpf-trace-forwarded. */
+  requests: boolean;
+  /** Share of forwarded requests recorded, 0–1 (drops and audits always are). */
+  sampleRate: number;
+  bufferSize: number;
 }
 
 export class DataplaneNode {
   readonly rateLimits: RateLimitService;
   /** Null when eBPF is off or unavailable. */
   readonly agent: BpfAgent | null;
+  /** Every flow of this node in one ring: the kernel's connections and the proxy's requests. */
+  readonly flows: FlowBuffer;
   private readonly dataplane: Dataplane;
   private readonly logger: Logger;
   /** The cgroup eBPF attached to when Sluice made it; released on close. */
@@ -65,7 +78,11 @@ export class DataplaneNode {
       maxLocalKeys: options.rateLimit.maxLocalKeys,
     });
     ({ agent: this.agent, dedicated: this.dedicatedCgroup } = startBpfAgent(options.bpf, logger, registry));
-    this.dataplane = new Dataplane({ portOffset: options.portOffset, redirectPortOffset: options.redirectPortOffset ?? 0, logger, registry, rateLimits: this.rateLimits, ...(options.frontDoor ? { frontDoor: options.frontDoor } : {}) });
+    this.flows = new FlowBuffer(options.flows?.bufferSize ?? DEFAULT_FLOW_BUFFER_SIZE);
+    this.agent?.follow((flow) => this.flows.push(flow));
+    const flows = options.flows?.requests === false ? {} : { flows: { buffer: this.flows, sampleRate: options.flows?.sampleRate ?? 1 } };
+    this.dataplane = new Dataplane({
+      ...flows, portOffset: options.portOffset, redirectPortOffset: options.redirectPortOffset ?? 0, logger, registry, rateLimits: this.rateLimits, ...(options.frontDoor ? { frontDoor: options.frontDoor } : {}) });
   }
 
   /** The version being served, or null before the first. */
@@ -81,7 +98,7 @@ export class DataplaneNode {
   async apply(ir: IR): Promise<ApplyResult> {
     this.agent?.apply(ir.l4);
     const http = this.agent ? viaServiceVips(ir.http, ir.l4) : ir.http;
-    const outcome = await this.dataplane.apply(ir.version, http);
+    const outcome = await this.dataplane.apply(ir.version, http, ir.l4);
     for (const l of outcome.listeners) if (!l.ok) this.logger.error({ listener: l.name, error: l.error }, `cannot listen on ${l.name}: ${l.error ?? 'failed'}`);
     return outcome;
   }

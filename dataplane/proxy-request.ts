@@ -4,6 +4,7 @@
 
 import { Http2ServerRequest } from 'node:http2';
 import type { ListenerTable } from './config/route-table.ts';
+import type { RequestFlow } from './flows/request-flows.ts';
 import type { DownstreamRequest } from './downstream.ts';
 import { removeHeader } from './filters/header-modifier.ts';
 import { redirectLocation, type RedirectPlan } from './filters/redirect.ts';
@@ -27,6 +28,8 @@ export class ProxyRequest implements MatchableRequest {
   readonly host: string;
   readonly client: ClientHeaders;
   params: URLSearchParams | null = null;
+  /** Its flow record once routed, when flows are on (dataplane/flows). */
+  flow: RequestFlow | null = null;
 
   constructor(req: DownstreamRequest) {
     // By class, not httpVersionMajor: the HTTP/1.1 parser also accepts `GET / HTTP/2.0`, which has no stream.

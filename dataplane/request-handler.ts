@@ -34,10 +34,13 @@ export function handleRequest(table: ListenerTable, logger: Logger, req: Downstr
     return;
   }
   const route = scope === undefined ? null : findRouteInScope(scope, request.host, request);
+  if (table.flows !== null) request.flow = table.flows.begin(req.socket?.remoteAddress, req.socket?.remotePort, request.method, request.target, request.host, req.httpVersion, startedAt);
   if (route === null) {
+    request.flow?.finish(404, 'NO_ROUTE');
     sendLocalReply(res, 404, 'Not Found\n', scope?.replyModifiers ?? NO_MODIFIERS, table.notFound, startedAt);
     return;
   }
+  if (request.flow !== null) request.flow.route = { name: route.name, source: route.source };
   if (route.grpc && !isGrpcRequest(req, request.headers)) {
     // A GRPCRoute rule serves gRPC calls only (HTTP/2, application/grpc): anything else is told so
     // here rather than confusing a gRPC backend (HTTP/1.x, gRPC-Web, a browser).
@@ -91,6 +94,7 @@ function act(
   if (decision !== null) {
     if (decision.headers.length > 0) corsHeaders = corsHeaders === null ? (decision.headers as string[]) : [...corsHeaders, ...decision.headers];
     if (!decision.allowed) {
+      request.flow?.finish(decision.status, 'RATE_LIMITED');
       sendLocalReply(res, decision.status, decision.body, responseModifiersOf(route), metricsOf(route), startedAt, corsHeaders);
       return;
     }
@@ -135,7 +139,9 @@ function forwardToBackend(
     redirect(table, request, res, filters.redirect, filters.responseModifiers, choice.metrics, corsHeaders, startedAt);
     return;
   }
+  if (request.flow !== null) request.flow.backend = backend.name;
   if (backend.endpoints.length === 0) {
+    request.flow?.finish(503, 'NO_BACKEND');
     sendLocalReply(res, 503, 'Service Unavailable\n', filters.responseModifiers, choice.metrics, startedAt, corsHeaders);
     return;
   }
@@ -157,7 +163,7 @@ function forwardToBackend(
   const target = upstreamTarget(request, filters.rewrite, headers);
   const body = request.client.hasBody ? req : null;
   const deadlineMs = route.grpc ? grpcTimeoutMs(request.headers) : 0;
-  new ProxyExchange({ method: request.method, target, headers, body, mirrors, upgrade, deadlineMs }, res, route.name, action, choice, backend, corsHeaders, logger, startedAt).start();
+  new ProxyExchange({ method: request.method, target, headers, body, mirrors, upgrade, deadlineMs, flow: request.flow }, res, route.name, action, choice, backend, corsHeaders, logger, startedAt).start();
 }
 
 function redirect(

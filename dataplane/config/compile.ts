@@ -20,6 +20,7 @@ import {
   type SecureContextCache,
 } from '../tls/certificates.ts';
 import type { EndpointPolicy, HttpPolicyIndex } from '../policy/http-policy.ts';
+import type { RequestFlows } from '../flows/request-flows.ts';
 import { BackendTarget, BackendTargets } from '../upstream/backend.ts';
 import type { UpstreamEndpoint, UpstreamPools } from '../upstream/pools.ts';
 import { weightedPicker, type PickerStateGeneration } from '../upstream/weighted.ts';
@@ -46,6 +47,8 @@ export interface CompileContext {
   redirectPortOffset?: number;
   /** L7 network policy (ir.l4.policy.http); absent or null: none. */
   httpPolicy?: HttpPolicyIndex | null;
+  /** This version's request flow recorder; absent or null: flows are off. */
+  flows?: RequestFlows | null;
 }
 
 export function compileRouteTable(version: string, http: HttpIR, context: CompileContext): RouteTable {
@@ -136,6 +139,7 @@ class TableCompiler {
       tlsSettings,
       notFound: this.context.metrics.requestMetrics('', ''),
       rejections: this.context.metrics.downstreamRejections(listener.name),
+      flows: this.context.flows ?? null,
     };
   }
 

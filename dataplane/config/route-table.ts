@@ -5,6 +5,7 @@
 
 import type { HttpListener, ListenerProtocol } from '../../ir/types.ts';
 import type { FilterChain } from '../filters/chain.ts';
+import type { RequestFlows } from '../flows/request-flows.ts';
 import type { CorsPlan } from '../filters/cors.ts';
 import type { RouteLimiter } from '../ratelimit/limiter.ts';
 import type { HeaderModifierPlan } from '../filters/header-modifier.ts';
@@ -54,6 +55,8 @@ export interface ListenerTable {
   notFound: RequestMetrics;
   /** Requests refused before routing (malformed or ambiguous HTTP). */
   rejections: DownstreamRejections;
+  /** Request flow records (dataplane/flows); null: flows are off. */
+  flows: RequestFlows | null;
 }
 
 export interface ScopeTable {

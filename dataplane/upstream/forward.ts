@@ -21,6 +21,8 @@ import { headerValue } from '../header-fields.ts';
 import { GRPC_STATUS, respondTrailersOnly } from '../grpc/grpc.ts';
 import { sendLocalReply } from '../local-reply.ts';
 import { CLIENT_CLOSED_CODE } from '../metrics.ts';
+import type { RequestFlow } from '../flows/request-flows.ts';
+import { ACCESS_DENIED_BODY, type EndpointPolicy } from '../policy/http-policy.ts';
 import type { BackendTarget } from './backend.ts';
 import { downstreamResponseHeaders } from './headers.ts';
 import { mirrorRequest, type MirrorCopy } from './mirror.ts';
@@ -49,6 +51,8 @@ export interface ForwardRequest {
   upgrade: ClientUpgrade | null;
   /** A gRPC call's `grpc-timeout` in ms (0: none): bounds the exchange like the route's request timeout, ending in DEADLINE_EXCEEDED. */
   deadlineMs?: number;
+  /** The request's flow record when flows are on (dataplane/flows); finished with the answer. */
+  flow?: RequestFlow | null;
 }
 
 class AttemptCancelledError extends Error {
@@ -72,6 +76,8 @@ export class ProxyExchange {
   private current: UpstreamAttempt | null = null;
   private attempts = 0;
   private status = 0;
+  /** The L7 policy the request was last checked against (see admitted). */
+  private decidedBy: EndpointPolicy | null = null;
   /** Answered, cut or abandoned: nothing more may be written or recorded. */
   private finished = false;
   private waitingForDrain = false;
@@ -160,6 +166,10 @@ export class ProxyExchange {
   attempt(): void {
     if (this.finished) return;
     const endpoint = this.backend.nextEndpoint()!;
+    const flow = this.request.flow;
+    if (flow) flow.endpoint = { address: endpoint.address, port: endpoint.port };
+    const policies = this.backend.policies;
+    if (policies !== null && !this.admitted(policies.get(endpoint.key))) return;
     const attempt = new UpstreamAttempt(this, endpoint);
     this.current = attempt;
     this.attempts++;
@@ -171,6 +181,25 @@ export class ProxyExchange {
       // undici validates synchronously (method, path, header values): nothing was sent.
       this.attemptFailed(attempt, error as Error);
     }
+  }
+
+  /**
+   * L7 network policy on the endpoint just picked, before anything is sent to it: a denied request
+   * gets Cilium's 403 and never reaches the endpoint; in audit mode it goes on, recorded AUDIT. A
+   * retry to an endpoint with the same policy is not decided twice (mismatch actions change headers).
+   */
+  private admitted(policy: EndpointPolicy | undefined): boolean {
+    if (policy === undefined) return true;
+    if (policy === this.decidedBy) return true;
+    const request = this.request;
+    const decision = policy.decide(request.method, request.target, request.headers);
+    this.decidedBy = policy;
+    if (request.flow) request.flow.decision = decision;
+    if (decision.verdict !== 'DROPPED') return true;
+    this.finish();
+    request.flow?.finish(403);
+    sendLocalReply(this.res, 403, ACCESS_DENIED_BODY, this.choice.filters.responseModifiers, this.choice.metrics, this.startedAt, this.corsHeaders);
+    return false;
   }
 
   responseStart(attempt: UpstreamAttempt, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
@@ -309,6 +338,7 @@ export class ProxyExchange {
     );
     if (!res.headersSent) {
       this.finish();
+      this.request.flow?.finish(status);
       sendLocalReply(res, status, STATUS_TEXT[status] ?? 'Error\n', this.choice.filters.responseModifiers, this.choice.metrics, this.startedAt, this.corsHeaders, grpcStatus);
     } else {
       // Mid-body failure: cut the connection so the client sees a truncated response, not a
@@ -320,6 +350,7 @@ export class ProxyExchange {
 
   private complete(status: number): void {
     this.finish();
+    this.request.flow?.finish(status);
     this.choice.metrics.record(status, this.startedAt);
   }
 

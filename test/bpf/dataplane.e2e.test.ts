@@ -130,13 +130,17 @@ suite('dataplane over eBPF (root, network namespaces)', () => {
       expect(locked.statuses).toEqual({ 502: 3 });
 
       const observed = await topo.runClient(SLUICE, ['observe', '--admin-address', '127.0.0.1:9901', '--verdict', 'DROPPED', '--to-service', 'default/locked', '-o', 'json']);
-      const flows = observed.trim().split('\n').map((l) => JSON.parse(l));
+      // Hubble's flow JSON (cmd/observe.ts), Sluice's own names under `sluice`.
+      const flows = observed.trim().split('\n').map((l) => JSON.parse(l).flow);
       expect(flows.length).toBeGreaterThanOrEqual(3);
       expect(flows[0]).toMatchObject({
         verdict: 'DROPPED',
-        dropReason: 'DEFAULT_DENY',
-        destination: { ip: topo.backendAddress(3), port: 9090 },
-        service: { namespace: 'default', name: 'locked', vip: '10.96.0.51', port: 80 },
+        drop_reason_desc: 'POLICY_DENIED',
+        Type: 'L3_L4',
+        IP: { destination: topo.backendAddress(3) },
+        l4: { TCP: { destination_port: 9090 } },
+        destination_service: { namespace: 'default', name: 'locked' },
+        sluice: { drop_reason: 'DEFAULT_DENY', vip: '10.96.0.51', service_port: 80 },
       });
       const text = await topo.runClient(SLUICE, ['observe', '--admin-address', '127.0.0.1:9901', '--verdict', 'FORWARDED', '--namespace', 'default']);
       expect(text).toMatch(/-> 10\.201\.[12]\.2:8080 \(default\) to-service default\/web \(10\.96\.0\.50:80\) ingress TCP FORWARDED/);

@@ -1,0 +1,135 @@
+// L7 HTTP policy evaluation (dataplane/policy/http-policy.ts) on the IR the translator writes:
+// identity by longest prefix, grants per port, Cilium's L4-only wildcard, anchored regexes,
+// headers, mismatch actions, both directions and audit mode.
+import { describe, expect, it } from '@jest/globals';
+import { IDENTITY_ANY, type HttpPolicy, type HttpPolicyRule, type L4Policy } from '../../ir/types.ts';
+import { HttpPolicyIndex } from '../../dataplane/policy/http-policy.ts';
+
+const API = 300;
+const OTHER = 301;
+
+const rule = (r: Partial<HttpPolicyRule>): HttpPolicyRule => ({ headers: [], headerActions: [], ...r });
+
+function policy(http: HttpPolicy[]): L4Policy {
+  return {
+    identities: [],
+    ipcache: [
+      { cidr: '10.0.0.0/8', identity: OTHER },
+      { cidr: '10.0.9.91/32', identity: API },
+    ],
+    enforcement: [],
+    rules: [],
+    entries: [],
+    http,
+  };
+}
+
+const SEED: HttpPolicy = {
+  direction: 'ingress',
+  identity: API,
+  audit: false,
+  grants: [
+    {
+      rule: 1,
+      ports: { from: 8080, to: 8080 },
+      http: [rule({ method: 'GET', path: '/api/products' }), rule({ method: 'POST', path: '/api/orders' }), rule({ method: 'GET', path: '/api/users/[0-9]+' })],
+    },
+    { rule: 2, ports: { from: 9090, to: 9090 }, http: null },
+  ],
+};
+
+const decide = (index: HttpPolicyIndex, address: string, port: number, method: string, target: string, headers: string[] = ['host', 'shop.example']) =>
+  index.forEndpoint(address, port)?.decide(method, target, headers) ?? null;
+
+describe('L7 HTTP policy', () => {
+  const index = new HttpPolicyIndex(policy([SEED]));
+
+  it('allows exactly the seed requests on the governed port, anchored as Envoy matches', () => {
+    expect(decide(index, '10.0.9.91', 8080, 'GET', '/api/products')).toMatchObject({ verdict: 'FORWARDED', rules: [1] });
+    expect(decide(index, '10.0.9.91', 8080, 'POST', '/api/orders')?.verdict).toBe('FORWARDED');
+    expect(decide(index, '10.0.9.91', 8080, 'GET', '/api/users/42')?.verdict).toBe('FORWARDED');
+    for (const [method, target] of [
+      ['GET', '/api/users/abc'],
+      ['GET', '/api/users/42/orders'],
+      ['DELETE', '/api/products'],
+      ['GETX', '/api/products'],
+      ['GET', '/x/api/products'],
+      // :path carries the query: the whole value must match (Cilium's Envoy header match).
+      ['GET', '/api/products?page=2'],
+    ] as const) {
+      expect(decide(index, '10.0.9.91', 8080, method, target)).toMatchObject({ verdict: 'DROPPED', direction: 'ingress', rules: [1] });
+    }
+  });
+
+  it('has no say on an L4-only port, on other identities, or on ports no grant names', () => {
+    expect(index.forEndpoint('10.0.9.91', 9090)).toBeNull();
+    expect(index.forEndpoint('10.0.9.92', 8080)).toBeNull(); // 10.0.0.0/8: identity OTHER
+    expect(index.forEndpoint('10.0.9.91', 7070)).toBeNull();
+    expect(index.identityOf('10.0.9.92')).toBe(OTHER);
+    expect(index.identityOf('192.168.1.1')).toBe(2);
+  });
+
+  it('lets an L4-only grant on the same port wildcard the HTTP rules (as Cilium)', () => {
+    const widened = new HttpPolicyIndex(policy([{ ...SEED, grants: [...SEED.grants, { rule: 3, ports: { from: 8000, to: 8100 }, http: null }] }]));
+    expect(widened.forEndpoint('10.0.9.91', 8080)).toBeNull();
+  });
+
+  it('denies everything on a port whose grant has no HTTP rule Sluice can check (empty list)', () => {
+    const closed = new HttpPolicyIndex(policy([{ direction: 'ingress', identity: API, audit: false, grants: [{ rule: 4, ports: { from: 9092, to: 9092 }, http: [] }] }]));
+    expect(decide(closed, '10.0.9.91', 9092, 'GET', '/')?.verdict).toBe('DROPPED');
+  });
+
+  it('matches host and headers, and runs mismatch actions on the request', () => {
+    const index2 = new HttpPolicyIndex(
+      policy([
+        {
+          direction: 'ingress',
+          identity: API,
+          audit: false,
+          grants: [
+            {
+              rule: 5,
+              http: [
+                rule({
+                  host: 'admin\\.example\\.com',
+                  headers: [{ name: 'x-admin' }, { name: 'x-team', value: 'blue' }],
+                  headerActions: [
+                    { name: 'x-trace', value: 'on', mismatch: 'ADD' },
+                    { name: 'x-env', value: 'prod', mismatch: 'REPLACE' },
+                    { name: 'x-debug', value: 'no', mismatch: 'DELETE' },
+                    { name: 'x-log', value: 'yes', mismatch: 'LOG' },
+                  ],
+                }),
+              ],
+            },
+          ],
+        },
+      ]),
+    );
+    const headers = ['host', 'admin.example.com', 'x-admin', '1', 'x-team', 'blue', 'x-env', 'dev', 'x-debug', 'yes'];
+    expect(decide(index2, '10.0.9.91', 1, 'GET', '/', headers)?.verdict).toBe('FORWARDED');
+    expect(headers).toEqual(['host', 'admin.example.com', 'x-admin', '1', 'x-team', 'blue', 'x-trace', 'on', 'x-env', 'prod']);
+    expect(decide(index2, '10.0.9.91', 1, 'GET', '/', ['host', 'admin.example.com', 'x-admin', '1', 'x-team', 'red'])?.verdict).toBe('DROPPED');
+    expect(decide(index2, '10.0.9.91', 1, 'GET', '/', ['host', 'other.example.com', 'x-admin', '1', 'x-team', 'blue'])?.verdict).toBe('DROPPED');
+  });
+
+  it("checks the gateway's egress rules too, and audit mode forwards what it would deny", () => {
+    const both = new HttpPolicyIndex(
+      policy([
+        { direction: 'egress', identity: IDENTITY_ANY, audit: true, grants: [{ rule: 7, http: [rule({ method: 'GET' })] }] },
+        { ...SEED, audit: true },
+      ]),
+    );
+    expect(decide(both, '10.0.9.91', 8080, 'GET', '/api/products')?.verdict).toBe('FORWARDED');
+    expect(decide(both, '10.0.9.91', 8080, 'POST', '/api/products')).toMatchObject({ verdict: 'AUDIT', direction: 'egress', rules: [7] });
+    const enforcedIngress = new HttpPolicyIndex(policy([{ direction: 'egress', identity: IDENTITY_ANY, audit: true, grants: [{ rule: 7, http: [rule({ method: 'GET' })] }] }, SEED]));
+    expect(decide(enforcedIngress, '10.0.9.91', 8080, 'POST', '/api/products')).toMatchObject({ verdict: 'DROPPED', direction: 'ingress' });
+    expect(decide(enforcedIngress, '10.0.9.92', 8080, 'POST', '/x')).toMatchObject({ verdict: 'AUDIT', direction: 'egress' });
+  });
+
+  it('reads gRPC calls as POST /package.Service/Method paths', () => {
+    const grpc = new HttpPolicyIndex(policy([{ direction: 'ingress', identity: API, audit: false, grants: [{ rule: 8, http: [rule({ method: 'POST', path: '/shop.Catalog/GetProduct' })] }] }]));
+    expect(decide(grpc, '10.0.9.91', 50051, 'POST', '/shop.Catalog/GetProduct')?.verdict).toBe('FORWARDED');
+    expect(decide(grpc, '10.0.9.91', 50051, 'POST', '/shop.Catalog/DeleteProduct')?.verdict).toBe('DROPPED');
+  });
+});
