@@ -52,6 +52,9 @@ interface PolicyIndex {
 
 const indexes = new WeakMap<InputIndex, PolicyIndex>();
 
+/** The CRD's bound on `status.ancestors` (PolicyStatus): more would make the API server refuse the write. */
+const MAX_ANCESTORS = 16;
+
 function policyIndex(index: InputIndex): PolicyIndex {
   let built = indexes.get(index);
   if (built) return built;
@@ -98,7 +101,8 @@ export function backendTlsFor(index: InputIndex, namespace: string, service: str
  * Gateways whose served routes (HTTP, gRPC, terminated TLS) use a backend it covers.
  */
 export function backendTlsPolicyStatuses(http: HttpIR, index: InputIndex, controllerName: string): BackendTlsTranslation {
-  const { policies, problems } = policyIndex(index);
+  const { policies, problems: found } = policyIndex(index);
+  const problems = [...found];
   const gatewaysByPolicy = new Map<BackendTls, Set<string>>();
   for (const [backend, gateways] of gatewaysUsingBackends(http)) {
     const tls = http.backends[backend]?.tls;
@@ -112,6 +116,9 @@ export function backendTlsPolicyStatuses(http: HttpIR, index: InputIndex, contro
     for (const g of gatewaysByPolicy.get(policy.tls) ?? []) ancestors.set(g, false);
     // Where an older policy took a target of this one, this one is Conflicted on that policy's Gateways.
     for (const winner of policy.beatenBy) for (const g of gatewaysByPolicy.get(winner.tls) ?? []) ancestors.set(g, true);
+    if (ancestors.size > MAX_ANCESTORS) {
+      problems.push(`BackendTLSPolicy ${policy.key}: used through ${ancestors.size} Gateways; status.ancestors holds ${MAX_ANCESTORS}, the first ${MAX_ANCESTORS} by name are written`);
+    }
     return policyStatus(policy, ancestors, controllerName);
   });
   return { statuses, problems };
@@ -227,6 +234,7 @@ function policyStatus(policy: PolicyState, ancestors: Map<string, boolean>, cont
   const gen = policy.obj.metadata.generation;
   const entries = [...ancestors.entries()]
     .sort(([a], [b]) => a.localeCompare(b))
+    .slice(0, MAX_ANCESTORS)
     .map(([gateway, conflicted]) => {
       const [namespace, name] = gateway.split('/') as [string, string];
       const accepted: Verdict = conflicted
