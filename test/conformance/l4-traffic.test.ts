@@ -7,6 +7,7 @@ import { createCertificateAuthority, createServerCertificate, type CertificateAu
 import { runL4Case } from './gateway-api/l4-traffic.ts';
 import { validateCaseFile } from './gateway-api/schema.ts';
 import type { TrafficEnv } from './gateway-api/traffic.ts';
+import { directTrafficEnv } from './direct-env.ts';
 import type { TcpEchoCase, TlsConnectionRejectedCase } from './gateway-api/types.ts';
 import { startTcpEcho, TCP_ECHO_WELCOME, type TcpEchoServer } from '../support/demo/tcp-echo.ts';
 
@@ -16,21 +17,10 @@ const QUICK_RETRY = { intervalSeconds: 0.05, budgetSeconds: 0.6 };
 
 /** The runner's view of the world: the Gateway "listens" on `port` of HOST (listener port + offset). */
 function envFor(port: number, caPem: string): TrafficEnv {
-  const unused = (): never => {
-    throw new Error('not used by L4 cases');
-  };
-  return {
-    testName: 't',
-    portOffset: port - LISTENER_PORT,
-    requestTimeoutMs: 5000,
+  return directTrafficEnv(HOST, port - LISTENER_PORT, {
     convergence: { requiredSuccesses: 1, pollIntervalMs: 50, budgetMs: 1000 },
-    gatewayAddress: async () => HOST,
-    gatewayAddresses: async () => new Set([HOST]),
-    secret: unused,
     configMapValue: (ref, key) => (ref === 'ns/ca' && key === 'ca.crt' ? caPem : undefined),
-    servicePods: unused,
-    verbose: () => {},
-  };
+  });
 }
 
 async function listen(onConnection: (s: net.Socket) => void): Promise<{ port: number; close: () => Promise<void> }> {

@@ -18,8 +18,8 @@ import { runL4Case } from './gateway-api/l4-traffic.ts';
 import { validateCaseFile } from './gateway-api/schema.ts';
 import { canBind, caseWithStaticAddresses, chooseStaticAddresses, injectStaticAddresses } from './gateway-api/static-addresses.ts';
 import { evaluateStatusCheck, StatusIndex, type StatusObject } from './gateway-api/status-checks.ts';
-import type { TrafficEnv } from './gateway-api/traffic.ts';
 import type { CaseFile, GrpcCase, L4Case, StaticAddressInjection } from './gateway-api/types.ts';
+import { directTrafficEnv } from './direct-env.ts';
 import { codeForHttpStatus, deriveGrpcCode, GrpcConnection } from './lib/grpc-client.ts';
 import { parseYamlObjects, type KObject } from './lib/manifest-store.ts';
 import { applyPatch, dataKeyOf, resolveDataValue, setDataKeys, validateMutation } from './lib/mutations.ts';
@@ -40,23 +40,7 @@ async function start(pod: string, env: Record<string, string>, mode?: 'dns'): Pr
 }
 
 /** The runner's view: Gateway `ns/gw` is HOST, and its listener port 80 is the given real port. */
-function directEnv(port: number): TrafficEnv {
-  const unused = (): never => {
-    throw new Error('not used here');
-  };
-  return {
-    testName: 't',
-    portOffset: port - LISTENER_PORT,
-    requestTimeoutMs: 5000,
-    convergence: { requiredSuccesses: 3, pollIntervalMs: 50, budgetMs: 1500 },
-    gatewayAddress: async () => HOST,
-    gatewayAddresses: async () => new Set([HOST]),
-    secret: unused,
-    configMapValue: unused,
-    servicePods: unused,
-    verbose: () => {},
-  };
-}
+const directEnv = (port: number) => directTrafficEnv(HOST, port - LISTENER_PORT);
 
 const portOf = (r: RunningEcho, name: string) => r.ports.find((p) => p.name === name)!.port;
 

@@ -171,6 +171,18 @@ const wsFrame = S.obj({ type: S.enum('text', 'binary'), data: S.str, bytes: S.ar
 
 const randomJitter = S.obj({ header: S.str, note: S.str }, ['note']);
 
+const distributionSpec = S.obj(
+  {
+    totalRequests: S.num,
+    concurrency: S.num,
+    absoluteTolerance: S.num,
+    maxAttempts: S.num,
+    backendFromPodName: S.str,
+    zeroWeightBackendsMustGetNoTraffic: S.bool,
+  },
+  ['totalRequests', 'concurrency', 'absoluteTolerance', 'maxAttempts', 'backendFromPodName', 'zeroWeightBackendsMustGetNoTraffic'],
+);
+
 interface KindSpec {
   request: Spec;
   expect: Spec;
@@ -191,17 +203,7 @@ export const CASE_KIND_SPECS: Record<string, KindSpec> = {
   weightedDistribution: {
     request: httpRequest,
     expect: S.obj({ status: statusList, backend, weights: S.map(S.num) }, ['status', 'backend']),
-    distribution: S.obj(
-      {
-        totalRequests: S.num,
-        concurrency: S.num,
-        absoluteTolerance: S.num,
-        maxAttempts: S.num,
-        backendFromPodName: S.str,
-        zeroWeightBackendsMustGetNoTraffic: S.bool,
-      },
-      ['totalRequests', 'concurrency', 'absoluteTolerance', 'maxAttempts', 'backendFromPodName', 'zeroWeightBackendsMustGetNoTraffic'],
-    ),
+    distribution: distributionSpec,
   },
   percentageMirror: {
     request: httpRequest,
@@ -227,91 +229,52 @@ const l4Target = S.obj({ gateway: S.str, port: S.num, scheme: S.enum('tls', 'tcp
 /** Fields every L4 kind may carry (note: informational, as in HTTP cases). */
 const l4Attempts = { attemptTimeoutSeconds: S.num, retry: S.nullable(S.obj({ intervalSeconds: S.num, budgetSeconds: S.num })), note: S.str };
 
-/** The L4 case kinds (suite README, "L4 cases"), each a complete shape. */
-export const L4_CASE_SPECS: Record<string, Spec> = {
-  tcpEcho: S.obj(
-    {
-      name: S.str,
-      kind: S.str,
-      target: l4Target,
-      request: S.obj({ tls: S.obj({ serverName: S.str, trustCACertificateFrom: S.str }) }),
-      expect: S.obj({
-        backendIsTLS: S.bool,
-        backend: S.obj({ podNamePrefix: S.str, namespace: S.str }),
-        backendTLS: S.nullable(S.obj({ serverName: S.str })),
-      }),
-      ...l4Attempts,
-    },
-    ['request', 'attemptTimeoutSeconds', 'retry', 'note'],
-  ),
-  tlsConnectionRejected: S.obj(
-    { name: S.str, kind: S.str, target: l4Target, request: S.obj({ tls: S.obj({ serverName: S.str }) }), ...l4Attempts },
-    ['attemptTimeoutSeconds', 'retry', 'note'],
-  ),
-};
+/** An L4 case kind: name, kind, its own fields and the attempt fields (`optional`: its own that may be absent). */
+function l4Spec(fields: Record<string, Spec>, optional: string[] = []): Spec {
+  return S.obj({ name: S.str, kind: S.str, ...fields, ...l4Attempts }, [...optional, 'attemptTimeoutSeconds', 'retry', 'note']);
+}
 
 const udpTarget = S.obj({ gateway: S.str, port: S.num, scheme: S.enum('udp') });
 const l4EchoTarget = S.obj({ gateway: S.str, port: S.num, scheme: S.enum('tcp', 'udp') });
 const payload = S.obj({ payload: S.str });
-L4_CASE_SPECS.udpEcho = S.obj(
-  {
-    name: S.str,
-    kind: S.str,
+
+/** The L4 case kinds (suite README, "L4 cases"), each a complete shape. */
+export const L4_CASE_SPECS: Record<string, Spec> = {
+  tcpEcho: l4Spec(
+    {
+      target: l4Target,
+      request: S.obj({ tls: S.obj({ serverName: S.str, trustCACertificateFrom: S.str }) }),
+      expect: S.obj({ backendIsTLS: S.bool, backend: S.obj({ podNamePrefix: S.str, namespace: S.str }), backendTLS: S.nullable(S.obj({ serverName: S.str })) }),
+    },
+    ['request'],
+  ),
+  tlsConnectionRejected: l4Spec({ target: l4Target, request: S.obj({ tls: S.obj({ serverName: S.str }) }) }),
+  udpEcho: l4Spec({
     target: udpTarget,
     request: payload,
     expect: S.union(S.obj({ anyReply: S.enum(true) }), S.obj({ backend: S.obj({ service: S.str, namespace: S.str }) })),
-    ...l4Attempts,
-  },
-  ['attemptTimeoutSeconds', 'retry', 'note'],
-);
-L4_CASE_SPECS.dnsQuery = S.obj(
-  {
-    name: S.str,
-    kind: S.str,
+  }),
+  dnsQuery: l4Spec({
     target: udpTarget,
     request: S.obj({ name: S.str, type: S.enum(...DNS_QUERY_TYPES), recursionDesired: S.bool }),
     expect: S.obj({ anyResponse: S.enum(true) }),
-    ...l4Attempts,
-  },
-  ['attemptTimeoutSeconds', 'retry', 'note'],
-);
-L4_CASE_SPECS.echoRepeat = S.obj(
-  {
-    name: S.str,
-    kind: S.str,
-    target: l4EchoTarget,
-    request: payload,
-    repeat: S.num,
-    onTransportError: S.enum('fail', 'retryRound'),
-    expect: S.obj({ backendName: S.str }),
-    ...l4Attempts,
-  },
-  ['request', 'attemptTimeoutSeconds', 'retry', 'note'],
-);
-const distributionSpec = S.obj(
-  {
-    totalRequests: S.num,
-    concurrency: S.num,
-    absoluteTolerance: S.num,
-    maxAttempts: S.num,
-    backendFromPodName: S.str,
-    zeroWeightBackendsMustGetNoTraffic: S.bool,
-  },
-  ['totalRequests', 'concurrency', 'absoluteTolerance', 'maxAttempts', 'backendFromPodName', 'zeroWeightBackendsMustGetNoTraffic'],
-);
+  }),
+  echoRepeat: l4Spec(
+    { target: l4EchoTarget, request: payload, repeat: S.num, onTransportError: S.enum('fail', 'retryRound'), expect: S.obj({ backendName: S.str }) },
+    ['request'],
+  ),
+};
+
 /** weightedDistribution over TCP/UDP (README, "L4 cases"): told apart by target.scheme. */
-const L4_WEIGHTED_SPEC = S.obj(
+const L4_WEIGHTED_SPEC = l4Spec(
   {
-    name: S.str,
-    kind: S.str,
     target: l4EchoTarget,
     request: payload,
     warmUp: S.arr(S.enum('tcpConnect', 'tcpEchoOnce', 'udpAnyReply')),
     expect: S.obj({ weights: S.map(S.num) }),
     distribution: distributionSpec,
-    ...l4Attempts,
   },
-  ['request', 'warmUp', 'distribution', 'attemptTimeoutSeconds', 'retry', 'note'],
+  ['request', 'warmUp', 'distribution'],
 );
 
 const grpcRequest = S.obj({ protocol: S.enum('grpc'), authority: S.nullable(S.str), service: S.str, method: S.str, metadata: S.map(S.str) });

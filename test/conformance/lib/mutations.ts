@@ -196,23 +196,22 @@ export function itemMatches(item: unknown, match: unknown): boolean {
   return Object.entries(match).every(([k, v]) => deepEqual(item[k], v));
 }
 
-export function keepOnlyAtPath(obj: Record<string, unknown>, path: string, match: unknown): void {
+/** Keeps (`keep`) or removes the list items whose fields all equal `match` (an object, or a list of objects = any of them). */
+function filterListAtPath(obj: Record<string, unknown>, path: string, match: unknown, keep: boolean): void {
   const segs = parsePath(path);
   const { parent, key } = walkTo(obj, segs, false, path);
   const list = parent[key];
   if (!Array.isArray(list)) throw new Error(`path ${path}: not a list`);
   const matchers = Array.isArray(match) ? match : [match];
-  parent[key] = list.filter((item) => matchers.some((m) => itemMatches(item, m)));
+  parent[key] = list.filter((item) => matchers.some((m) => itemMatches(item, m)) === keep);
 }
 
-/** Removes the list items whose fields all equal `match` (an object, or a list of objects = any of them). */
+export function keepOnlyAtPath(obj: Record<string, unknown>, path: string, match: unknown): void {
+  filterListAtPath(obj, path, match, true);
+}
+
 export function removeWhereAtPath(obj: Record<string, unknown>, path: string, match: unknown): void {
-  const segs = parsePath(path);
-  const { parent, key } = walkTo(obj, segs, false, path);
-  const list = parent[key];
-  if (!Array.isArray(list)) throw new Error(`path ${path}: not a list`);
-  const matchers = Array.isArray(match) ? match : [match];
-  parent[key] = list.filter((item) => !matchers.some((m) => itemMatches(item, m)));
+  filterListAtPath(obj, path, match, false);
 }
 
 /**

@@ -13,6 +13,7 @@ import { ReflectionService } from '@grpc/reflection';
 import net from 'node:net';
 import tls from 'node:tls';
 import { join } from 'node:path';
+import { listenAll } from './listen.ts';
 import { peerCertificatePems, type EchoIdentity } from './echo-server.ts';
 
 export const GRPC_ECHO_PACKAGE = 'gateway_api_conformance.echo_basic.grpcecho';
@@ -140,30 +141,9 @@ export async function startGrpcEcho(opts: GrpcEchoOptions): Promise<GrpcEchoServ
     tlsServer.on('tlsClientError', () => {});
     listeners.push(tlsServer);
   }
-  const close = async () => {
-    for (const s of sockets) s.destroy();
+  const listening = await listenAll(listeners, opts.host, [opts.port, opts.tlsPort ?? 8443], sockets, () => {
     injector.destroy();
     server.forceShutdown();
-    await Promise.all(listeners.map((l) => new Promise<void>((resolve) => (l.listening ? l.close(() => resolve()) : resolve()))));
-  };
-  const ports = [opts.port, opts.tlsPort ?? 8443];
-  try {
-    await Promise.all(
-      listeners.map(
-        (l, i) =>
-          new Promise<void>((resolve, reject) => {
-            l.once('error', reject);
-            l.listen({ host: opts.host, port: ports[i], exclusive: true }, () => {
-              l.off('error', reject);
-              resolve();
-            });
-          }),
-      ),
-    );
-  } catch (err) {
-    await close();
-    throw err;
-  }
-  const bound = listeners.map((l) => (l.address() as net.AddressInfo).port);
-  return { port: bound[0], tlsPort: bound[1], received, close };
+  });
+  return { port: listening.ports[0], tlsPort: listening.ports[1], received, close: listening.close };
 }

@@ -4,6 +4,7 @@
 
 import net from 'node:net';
 import tls from 'node:tls';
+import { listenAll } from './listen.ts';
 
 export const TCP_ECHO_WELCOME = 'Gateway API Test TCP Server';
 /** Longest line the server buffers; a client sending more without a newline is cut off. */
@@ -68,25 +69,7 @@ export async function startTcpEcho(opts: TcpEchoOptions): Promise<TcpEchoServer>
       ),
     );
   }
-  const ports = [opts.tcpPort, opts.tlsPort];
-  const close = async () => {
-    for (const s of sockets) s.destroy();
-    await Promise.all(servers.map((s) => new Promise<void>((resolve) => (s.listening ? s.close(() => resolve()) : resolve()))));
-  };
-  try {
-    await Promise.all(
-      servers.map(
-        (s, i) =>
-          new Promise<void>((resolve, reject) => {
-            s.once('error', reject);
-            s.listen(ports[i], opts.host, () => resolve());
-          }),
-      ),
-    );
-  } catch (err) {
-    await close();
-    throw err;
-  }
-  for (const s of servers) bound.push((s.address() as net.AddressInfo).port);
-  return { tcpPort: bound[0], tlsPort: bound[1], close };
+  const listening = await listenAll(servers, opts.host, [opts.tcpPort, opts.tlsPort], sockets);
+  bound.push(...listening.ports);
+  return { tcpPort: bound[0], tlsPort: bound[1], close: listening.close };
 }
