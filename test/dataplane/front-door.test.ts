@@ -3,7 +3,6 @@
 // load shedding refuse with a 503, a backend that never answers SYN fails within the connect
 // timeout.
 
-import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readdirSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
@@ -11,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Registry } from 'prom-client';
 import { descriptorLimit, defaultMaxConnections } from '../../dataplane/front-door.ts';
 import { freePort, freePorts } from '../support/ports.ts';
+import { startBlackhole, type Blackhole } from './support/blackhole.ts';
 import { waitFor } from '../support/wait.ts';
 import { request } from './support/client.ts';
 import { startEchoServer, type EchoServer } from './support/echo-server.ts';
@@ -212,33 +212,20 @@ describe('front door timeouts (HTTPS)', () => {
 });
 
 describe('backend connect timeout', () => {
-  let blackhole: ChildProcess;
-  let blackholePort: number;
+  let blackhole: Blackhole;
   let port: number;
   let harness: TestDataplane;
-  const fillers: net.Socket[] = [];
 
   beforeAll(async () => {
-    [blackholePort, port] = await freePorts(2);
-    // A listening socket that never accepts, its accept queue filled: the kernel drops further
-    // SYNs, so a connect neither succeeds nor fails, as with a firewalled or vanished endpoint.
-    blackhole = spawn('python3', ['-c', `import socket, time\ns = socket.socket()\ns.bind(('127.0.0.1', ${blackholePort}))\ns.listen(0)\nprint('ready', flush=True)\ntime.sleep(120)`], { stdio: ['ignore', 'pipe', 'inherit'] });
-    await new Promise<void>((resolve) => blackhole.stdout!.once('data', () => resolve()));
-    // Queue of backlog+1 entries: a few connects take every place (later ones hang, as intended).
-    for (let i = 0; i < 3; i++) {
-      const filler = net.connect(blackholePort, '127.0.0.1');
-      filler.on('error', () => undefined);
-      fillers.push(filler);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    blackhole = await startBlackhole();
+    port = await freePort();
     harness = testDataplane({ frontDoor: { backendConnectTimeoutMs: TIMEOUT_MS } });
-    await harness.dataplane.apply('v1', singleHostIR(port, [route('hole', { path: prefix('/') }, forwardTo('svc/hole'))], [backend('svc/hole', [{ address: '127.0.0.1', port: blackholePort }])]));
+    await harness.dataplane.apply('v1', singleHostIR(port, [route('hole', { path: prefix('/') }, forwardTo('svc/hole'))], [backend('svc/hole', [{ address: '127.0.0.1', port: blackhole.port }])]));
   });
 
   afterAll(async () => {
     await harness.dataplane.close();
-    for (const filler of fillers) filler.destroy();
-    blackhole.kill();
+    blackhole.close();
   });
 
   it('answers 503 once the endpoint has not answered the connect within the timeout', async () => {
