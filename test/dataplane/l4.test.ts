@@ -240,7 +240,7 @@ describe('UDP listeners (UDPRoute)', () => {
     const name = `udp/${HOST}:${port}`;
     await t.dataplane.apply('v1', ir({ backends: { a: backendOf('a', a.port), b: backendOf('b', b.port) }, udp: [proxyListener(name, port, [{ backend: 'a', weight: 3 }, { backend: 'b', weight: 1 }])] }));
     const client = createSocket('udp4');
-    cleanups.push(() => client.close());
+    cleanups.push(() => void client.close());
     const sticky = new Set<string>();
     for (let i = 0; i < 5; i++) {
       const { reply, from } = await udpExchange(port, `ping ${i}`, client);
