@@ -15,7 +15,7 @@ import type { BackendRef, GRPCRouteMatch } from '../schema/kinds.ts';
 import { attachRoute, type Parents } from './attachment.ts';
 import { resolveBackendRef, type BackendResolution } from './backends.ts';
 import { hostnamesIntersect } from './hostnames.ts';
-import { backendName, checkRegex, placeRoutes, toFilter, translateHttpRoute, toHeaderMatches, type Compiled, type CompiledRule, type Placement, type RouteTranslation } from './httproute.ts';
+import { backendName, checkRegex, placeRoutes, toFilter, translateHttpRoute, toHeaderMatches, type Compiled, type CompiledRule, type Placement, type RouteOrder, type RouteTranslation } from './httproute.ts';
 import type { InputIndex } from './index-inputs.ts';
 
 const GRPC_FILTERS = new Set(['RequestHeaderModifier', 'ResponseHeaderModifier', 'RequestMirror']);
@@ -63,11 +63,11 @@ export function resolveGrpcBackendRef(ref: BackendRef | undefined, routeNamespac
   return { backend: { ...backend, name: `${backend.name}/grpc`, appProtocol: 'h2c' } };
 }
 
-function compileGrpcRules(route: GRPCRouteObject, index: InputIndex): { compiled: Compiled; order: Map<string, { service: number; method: number }> } {
+function compileGrpcRules(route: GRPCRouteObject, index: InputIndex): { compiled: Compiled; order: Map<string, NonNullable<RouteOrder['grpc']>> } {
   const ns = route.metadata.namespace!;
   const base = `grpcroute/${ns}/${route.metadata.name}`;
   const out: Compiled = { rules: [], unsupported: null, refProblem: null, backends: [] };
-  const order = new Map<string, { service: number; method: number }>();
+  const order = new Map<string, NonNullable<RouteOrder['grpc']>>();
   const unsupported = (msg: string) => {
     out.unsupported ??= msg;
   };
@@ -109,7 +109,7 @@ function compileGrpcRules(route: GRPCRouteObject, index: InputIndex): { compiled
       const matchWhere = `${where} match ${matchIndex}`;
       const method = toMethodMatch(m?.method, matchWhere, unsupported);
       const headers: HeaderMatch[] = toHeaderMatches(m?.headers, matchWhere, unsupported);
-      order.set(`${ruleIndex}/${matchIndex}`, { service: method.service, method: method.method });
+      order.set(`${ruleIndex}/${matchIndex}`, { tier: method.tier, service: method.service, method: method.method });
       compiled.routes.push({
         route: {
           name: `${base}/rule/${ruleIndex}/match/${matchIndex}`,
@@ -130,8 +130,8 @@ function compileGrpcRules(route: GRPCRouteObject, index: InputIndex): { compiled
 }
 
 /**
- * A GRPCMethodMatch as a match on `:path` (`/<service>/<method>`), with the characters of service and
- * method for precedence. Exact (the CRD's CEL rules already refused `/` and other characters a
+ * A GRPCMethodMatch as a match on `:path` (`/<service>/<method>`), with its precedence: the tier
+ * (Exact, RegularExpression, no method match) and the characters of service and method. Exact (the CRD's CEL rules already refused `/` and other characters a
  * service or method cannot have): both → Exact; service only → the element-wise prefix
  * `/<service>/`; method only → any service. RegularExpression: each part anchored to its segment.
  */
@@ -139,12 +139,13 @@ export function toMethodMatch(
   spec: GRPCRouteMatch['method'] | undefined,
   where: string,
   unsupported: (msg: string) => void,
-): { path: PathMatch; service: number; method: number } {
+): { path: PathMatch; tier: number; service: number; method: number } {
   const service = spec?.service ?? '';
   const method = spec?.method ?? '';
-  const lengths = { service: service.length, method: method.length };
-  if (service === '' && method === '') return { path: { type: 'PathPrefix', value: '/' }, ...lengths };
-  if ((spec?.type ?? 'Exact') === 'RegularExpression') {
+  const regex = (spec?.type ?? 'Exact') === 'RegularExpression';
+  const lengths = { tier: regex ? 1 : 0, service: service.length, method: method.length };
+  if (service === '' && method === '') return { path: { type: 'PathPrefix', value: '/' }, ...lengths, tier: 2 };
+  if (regex) {
     if (service !== '') checkRegex(service, `${where} method.service`, unsupported);
     if (method !== '') checkRegex(method, `${where} method.method`, unsupported);
     const part = (value: string) => (value === '' ? ANY_SEGMENT : `(?:${value})`);

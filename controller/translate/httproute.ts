@@ -43,8 +43,11 @@ export interface RouteOrder {
   source: string;
   ruleIndex: number;
   matchIndex: number;
-  /** GRPCRoute matches: the characters of the matched service and method (precedence.ts). */
-  grpc?: { service: number; method: number };
+  /**
+   * GRPCRoute matches (precedence.ts): 0 an Exact method match, 1 a RegularExpression one, 2 none;
+   * the characters of its service and method.
+   */
+  grpc?: { tier: number; service: number; method: number };
 }
 
 export interface RouteTranslation {
@@ -116,7 +119,14 @@ function compileRules(route: HTTPRouteObject, index: InputIndex): Compiled {
     const where = `rule ${ruleIndex}`;
     const filters: Filter[] = [];
     let redirect: RedirectAction | null = null;
+    // An ExtensionRef Sluice cannot resolve (it resolves none): not skipped; the requests it would
+    // have processed get 500 (the spec), ResolvedRefs=False names it, the other rules are served.
+    let unresolvedFilter: string | null = null;
     for (const f of rule?.filters ?? []) {
+      if (f?.type === 'ExtensionRef') {
+        unresolvedFilter ??= extensionRefProblem(f.extensionRef, where);
+        continue;
+      }
       if (!ROUTE_FILTERS.has(f?.type)) {
         unsupported(`${where}: filter ${f?.type} is not supported`);
         continue;
@@ -129,24 +139,31 @@ function compileRules(route: HTTPRouteObject, index: InputIndex): Compiled {
     for (const ref of rule?.backendRefs ?? []) {
       const resolved = resolveBackendRef(ref, ns, index);
       const refFilters: Filter[] = [];
+      let unresolvedRefFilter: string | null = null;
       for (const f of ref?.filters ?? []) {
-        if (!BACKEND_FILTERS.has(f?.type)) unsupported(`${where}: backendRef filter ${f?.type} is not supported`);
+        if (f?.type === 'ExtensionRef') unresolvedRefFilter ??= extensionRefProblem(f.extensionRef, `${where} backendRef ${ref?.name}`);
+        else if (!BACKEND_FILTERS.has(f?.type)) unsupported(`${where}: backendRef filter ${f?.type} is not supported`);
         else if (f.type === 'RequestRedirect') refFilters.push({ type: 'RequestRedirect', redirect: toRedirect(f.requestRedirect ?? {}) });
         else refFilters.push(toFilter(f, backendOf));
       }
+      // Its share of the requests gets 500, as for an invalid backendRef.
+      if (unresolvedRefFilter !== null) out.refProblem ??= { reason: 'InvalidKind', message: unresolvedRefFilter };
       backends.push({
-        backend: backendName(resolved, out),
+        backend: unresolvedRefFilter !== null ? null : backendName(resolved, out),
         weight: ref?.weight === undefined ? 1 : Number(ref.weight),
         filters: refFilters,
       });
     }
     const timeouts = toTimeouts(rule?.timeouts, where, unsupported);
     const retry = toRetry(rule?.retry, where, unsupported);
-    const action: RouteAction = redirect
-      ? redirect
-      : backends.length > 0
-        ? { type: 'Forward', backends }
-        : { type: 'DirectResponse', status: 500 };
+    if (unresolvedFilter !== null) out.refProblem ??= { reason: 'InvalidKind', message: unresolvedFilter };
+    const action: RouteAction = unresolvedFilter !== null
+      ? { type: 'DirectResponse', status: 500 }
+      : redirect
+        ? redirect
+        : backends.length > 0
+          ? { type: 'Forward', backends }
+          : { type: 'DirectResponse', status: 500 };
     const matches: HTTPRouteMatch[] = rule?.matches?.length ? rule.matches : [{}];
     const compiled: CompiledRule = { routes: [] };
     matches.forEach((m, matchIndex) => {
@@ -232,6 +249,11 @@ export function checkRegex(pattern: string, where: string, unsupported: (msg: st
 }
 
 /** A resolved reference's IR backend name (recorded in `out`), or null with its problem recorded. */
+/** An ExtensionRef filter, which Sluice never resolves (it defines no filter kinds), as the route's ResolvedRefs message. */
+export function extensionRefProblem(ref: { group?: string; kind?: string; name?: string } | undefined, where: string): string {
+  return `${where}: ExtensionRef filter ${ref?.group || 'core'}/${ref?.kind} ${ref?.name} cannot be resolved (Sluice has no filter extensions); its requests get 500`;
+}
+
 export function backendName(resolved: BackendResolution, out: Compiled): string | null {
   if ('problem' in resolved) {
     out.refProblem ??= resolved.problem;

@@ -7,7 +7,10 @@
 //   4. the older route first (creationTimestamp), then namespace/name alphabetically
 //   5. rule order, then match order within the route
 // GRPCRoute matches (the spec's order, after the hostname the virtual host settled): more characters
-// in the matched service first, then in the method, then more header matches; then 4 and 5.
+// in the matched service first, then in the method, then more header matches; then 4 and 5. Our
+// choice where the spec counts characters of implementation-specific regexes too: RegularExpression
+// method matches come after every Exact one (a regex never shadows an exact name) and before matches
+// without a method (which have no characters to count: last, as the spec has them).
 // HTTPRoutes and GRPCRoutes never share a virtual host (grpcroute.ts resolves cross-serving).
 // Placing RegularExpression between Exact and PathPrefix is our choice where the
 // spec leaves regex precedence to implementations (Envoy Gateway does the same).
@@ -21,7 +24,7 @@ export function comparePrecedence(a: Placement, b: Placement): number {
   const mb = b.route.match;
   const ga = a.order.grpc;
   const gb = b.order.grpc;
-  if (ga && gb) return gb.service - ga.service || gb.method - ga.method || mb.headers.length - ma.headers.length || compareOrigins(a, b);
+  if (ga && gb) return ga.tier - gb.tier || gb.service - ga.service || gb.method - ga.method || mb.headers.length - ma.headers.length || compareOrigins(a, b);
   return (
     a.order.tier - b.order.tier ||
     PATH_RANK[ma.path.type] - PATH_RANK[mb.path.type] ||
