@@ -5,9 +5,11 @@
 
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
 import dgram from 'node:dgram';
 import https from 'node:https';
 import net from 'node:net';
+import { join } from 'node:path';
 import tls from 'node:tls';
 import * as dnsPacket from 'dns-packet';
 import { createCertificateAuthority, createClientCertificate, createServerCertificate, type CertificateAuthority, type CertificateBundle } from '../support/demo/certs.ts';
@@ -115,6 +117,22 @@ describe('gRPC mode', () => {
     expect(t.version).toMatch(/^TLSv1\.[23]$/);
     expect(t.cipher_suite).toMatch(/^TLS_/);
     expect(t.peer_certificates).toEqual([]);
+    client.close();
+  });
+
+  it('answers server reflection with the GrpcEcho service', async () => {
+    const protoPath = join(import.meta.dirname, '..', '..', 'node_modules', '@grpc', 'reflection', 'build', 'proto', 'grpc', 'reflection', 'v1', 'reflection.proto');
+    const def = protoLoader.loadSync(protoPath, { keepCase: true, defaults: true, oneofs: true });
+    const Reflection = grpc.makeGenericClientConstructor(def['grpc.reflection.v1.ServerReflection'] as grpc.ServiceDefinition, 'ServerReflection');
+    const client = new Reflection(`${HOST}:${port(echo, 'grpc')}`, grpc.credentials.createInsecure());
+    const call = (client as unknown as { ServerReflectionInfo: () => grpc.ClientDuplexStream<object, { list_services_response?: { service: { name: string }[] } }> }).ServerReflectionInfo();
+    const reply = new Promise<string[]>((resolve, reject) => {
+      call.once('data', (r) => resolve((r.list_services_response?.service ?? []).map((x: { name: string }) => x.name)));
+      call.once('error', reject);
+    });
+    call.write({ list_services: '' });
+    expect(await reply).toContain(GRPC_ECHO_SERVICE);
+    call.end();
     client.close();
   });
 
