@@ -76,6 +76,10 @@ function policyIndex(index: InputIndex): PolicyIndex {
       if (service && ref.sectionName && !(service.spec?.ports ?? []).some((p) => p.name === ref.sectionName)) {
         problems.push(`BackendTLSPolicy ${policy.key}: targetRef Service ${ref.name} has no port named ${ref.sectionName}; the policy does not apply to it`);
       }
+      const udp = (service?.spec?.ports ?? []).filter((p) => p.protocol === 'UDP' && (!ref.sectionName || p.name === ref.sectionName));
+      if (udp.length > 0) {
+        problems.push(`BackendTLSPolicy ${policy.key}: Service ${ref.name} port${udp.length > 1 ? 's' : ''} ${udp.map((p) => p.name ?? p.port).join(', ')} ${udp.length > 1 ? 'are' : 'is'} UDP; the policy applies to TCP ports only`);
+      }
       const target = `${ns}/${ref.name}/${ref.sectionName ?? ''}`;
       const holder = claims.get(target);
       if (holder) policy.beatenBy.add(holder);
