@@ -15,7 +15,7 @@ import type { BackendRef, GRPCRouteMatch } from '../schema/kinds.ts';
 import { attachRoute, type Parents } from './attachment.ts';
 import { resolveBackendRef, type BackendResolution } from './backends.ts';
 import { hostnamesIntersect } from './hostnames.ts';
-import { backendName, checkRegex, placeRoutes, toFilter, translateHttpRoute, toHeaderMatches, type Compiled, type CompiledRule, type Placement, type RouteOrder, type RouteTranslation } from './httproute.ts';
+import { backendName, checkRegex, extensionRefProblem, placeRoutes, toFilter, translateHttpRoute, toHeaderMatches, type Compiled, type CompiledRule, type Placement, type RouteOrder, type RouteTranslation } from './httproute.ts';
 import type { InputIndex } from './index-inputs.ts';
 
 const GRPC_FILTERS = new Set(['RequestHeaderModifier', 'ResponseHeaderModifier', 'RequestMirror']);
@@ -79,10 +79,8 @@ function compileGrpcRules(route: GRPCRouteObject, index: InputIndex): { compiled
     // rule answers an error instead (the spec), the rest of the route is served.
     let unresolvedFilter: string | null = null;
     for (const f of rule?.filters ?? []) {
-      if (f.type === 'ExtensionRef') {
-        const ext = f.extensionRef;
-        unresolvedFilter ??= `${where}: ExtensionRef filter ${ext?.group}/${ext?.kind} ${ext?.name} is not supported; the rule answers 500`;
-      } else if (GRPC_FILTERS.has(f.type)) filters.push(toFilter(f, backendOf));
+      if (f.type === 'ExtensionRef') unresolvedFilter ??= extensionRefProblem(f.extensionRef, where);
+      else if (GRPC_FILTERS.has(f.type)) filters.push(toFilter(f, backendOf));
       else unsupported(`${where}: filter ${f.type} is not supported`);
     }
     if (unresolvedFilter !== null) out.refProblem ??= { reason: 'InvalidKind', message: unresolvedFilter };
@@ -90,11 +88,15 @@ function compileGrpcRules(route: GRPCRouteObject, index: InputIndex): { compiled
     for (const ref of rule?.backendRefs ?? []) {
       const resolved = resolveGrpcBackendRef(ref, ns, index);
       const refFilters: Filter[] = [];
+      let unresolvedRefFilter: string | null = null;
       for (const f of ref?.filters ?? []) {
-        if (GRPC_FILTERS.has(f.type)) refFilters.push(toFilter(f, backendOf));
+        if (f.type === 'ExtensionRef') unresolvedRefFilter ??= extensionRefProblem(f.extensionRef, `${where} backendRef ${ref?.name}`);
+        else if (GRPC_FILTERS.has(f.type)) refFilters.push(toFilter(f, backendOf));
         else unsupported(`${where}: backendRef filter ${f.type} is not supported`);
       }
-      backends.push({ backend: backendName(resolved, out), weight: ref?.weight === undefined ? 1 : Number(ref.weight), filters: refFilters });
+      // Its share gets an error, as for an invalid backendRef.
+      if (unresolvedRefFilter !== null) out.refProblem ??= { reason: 'InvalidKind', message: unresolvedRefFilter };
+      backends.push({ backend: unresolvedRefFilter !== null ? null : backendName(resolved, out), weight: ref?.weight === undefined ? 1 : Number(ref.weight), filters: refFilters });
     }
     // No backendRefs: UNIMPLEMENTED (404 in gRPC form), as the spec says for a rule that forwards nowhere.
     const action: RouteAction =

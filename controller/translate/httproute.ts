@@ -248,12 +248,12 @@ export function checkRegex(pattern: string, where: string, unsupported: (msg: st
   }
 }
 
-/** A resolved reference's IR backend name (recorded in `out`), or null with its problem recorded. */
 /** An ExtensionRef filter, which Sluice never resolves (it defines no filter kinds), as the route's ResolvedRefs message. */
 export function extensionRefProblem(ref: { group?: string; kind?: string; name?: string } | undefined, where: string): string {
   return `${where}: ExtensionRef filter ${ref?.group || 'core'}/${ref?.kind} ${ref?.name} cannot be resolved (Sluice has no filter extensions); its requests get 500`;
 }
 
+/** A resolved reference's IR backend name (recorded in `out`), or null with its problem recorded. */
 export function backendName(resolved: BackendResolution, out: Compiled): string | null {
   if ('problem' in resolved) {
     out.refProblem ??= resolved.problem;
