@@ -1,6 +1,7 @@
 // The CLI's one table: every flag defined once (name, type, default, value name, help), every
 // command listing the flags it accepts. Parsing, `--help` and the README's CLI section
 // (`npm run docs:cli`) all come from here, so they cannot drift apart.
+import { ACCESS_LOG_FIELDS } from '../dataplane/flows/access-log.ts';
 import { parseArgs } from 'node:util';
 import { DEFAULT_PIN_DIR } from '../bpf/agent/agent.ts';
 import { DEFAULT_FRONT_DOOR_LIMITS as FRONT_DOOR } from '../dataplane/front-door.ts';
@@ -121,6 +122,15 @@ const bpfTraceForwarded: Flag = {
 };
 const BPF_FLAGS: readonly Flag[] = [bpf, bpfPinDir, bpfCgroup, bpfTraceForwarded];
 
+/** Flow records of the serving commands (README "Flows"). */
+const FLOW_FLAGS: readonly Flag[] = [
+  { name: 'request-flows', type: 'string', value: 'BOOL', default: 'true', help: 'record a flow per proxied request (drops and audits always, forwarded ones at --flow-sample-rate)' },
+  { name: 'flow-sample-rate', type: 'string', value: 'R', default: '1', help: 'share of forwarded requests recorded as flows, 0 to 1' },
+  { name: 'flow-buffer-size', type: 'string', value: 'N', default: '4096', help: 'flows kept for /api/flows and `sluice observe` (as Hubble\'s ring), 1 to 1000000' },
+  { name: 'access-log', type: 'string', value: 'PATH|-', defaultHelp: 'off', help: 'one JSON line per recorded request flow, appended to PATH (- for stdout)' },
+  { name: 'access-log-fields', type: 'string', value: 'LIST', defaultHelp: 'all', help: `the fields of each access log line, some of: ${ACCESS_LOG_FIELDS.join(', ')}` },
+];
+
 /** A front-door duration flag, its default taken from DEFAULT_FRONT_DOOR_LIMITS. */
 const timeoutFlag = (name: string, defaultMs: number, help: string): Flag => ({ name, type: 'string', value: 'MS', default: String(defaultMs), help });
 /** Client timeouts, connection limits and load shedding of the serving commands (README: "Front door: timeouts and limits"). */
@@ -160,7 +170,7 @@ export const RUN: Command = {
   summary: 'serve traffic from a folder of Kubernetes manifests (standalone mode)',
   synopsis: '--manifests DIR [flags]',
   flags: [
-    manifests, bindAddress, listenerPortOffset, redirectPortOffset, adminAddress, ...TRANSLATION_FLAGS, ...RATE_LIMIT_FLAGS, redisSecret, ...BPF_FLAGS, ...FRONT_DOOR_FLAGS,
+    manifests, bindAddress, listenerPortOffset, redirectPortOffset, adminAddress, ...TRANSLATION_FLAGS, ...RATE_LIMIT_FLAGS, redisSecret, ...BPF_FLAGS, ...FLOW_FLAGS, ...FRONT_DOOR_FLAGS,
     {
       name: 'demo-backends', type: 'boolean',
       help: 'start echo servers for EndpointSlice endpoints on loopback and write self-signed certificates for missing TLS Secrets (the quickstart; not in the container image)',
@@ -218,7 +228,7 @@ export const DATAPLANE: Command = {
     { name: 'controller', type: 'string', value: 'URL', help: "the controller's snapshot endpoint, e.g. http://sluice-controller:18000" },
     { name: 'snapshot-token-file', type: 'string', value: 'FILE', help: 'bearer token to present' },
     { name: 'name', type: 'string', value: 'NAME', defaultHelp: 'the host name', help: "this replica's name in acknowledgements" },
-    adminAddress, listenerPortOffset, ...RATE_LIMIT_FLAGS, ...BPF_FLAGS, ...FRONT_DOOR_FLAGS, logLevel,
+    adminAddress, listenerPortOffset, ...RATE_LIMIT_FLAGS, ...BPF_FLAGS, ...FLOW_FLAGS, ...FRONT_DOOR_FLAGS, logLevel,
   ],
   notes: 'listeners bind what the controller says; Redis settings come from flags and SLUICE_REDIS_* variables',
 };

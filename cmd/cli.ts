@@ -12,7 +12,8 @@ import { ManifestFolder } from '../controller/sources/manifest-folder.ts';
 import { demoBackendsAvailable, runStandalone, type RateLimitOptions } from './standalone.ts';
 import { runController } from './controller.ts';
 import { runDataplane } from './dataplane.ts';
-import type { BpfOptions } from './node.ts';
+import type { BpfOptions, NodeFlowOptions } from './node.ts';
+import { ACCESS_LOG_FIELDS } from '../dataplane/flows/access-log.ts';
 import { DEFAULT_FRONT_DOOR_LIMITS, type FrontDoorLimits } from '../dataplane/front-door.ts';
 import { resolveRedisSettings } from './redis-settings.ts';
 import { hostname } from 'node:os';
@@ -107,6 +108,7 @@ export async function main(argv: string[]): Promise<number> {
       redis: redis.settings,
       bpf: node.bpf,
       frontDoor: node.frontDoor,
+      flows: node.flows,
       logger: log,
     });
     await untilSignal();
@@ -158,6 +160,7 @@ export async function main(argv: string[]): Promise<number> {
     rateLimit: node.rateLimit,
     bpf: node.bpf,
     frontDoor: node.frontDoor,
+    flows: node.flows,
     logger: log,
   });
   await untilSignal(log);
@@ -209,7 +212,28 @@ function nodeOptions(values: FlagValues) {
   };
   const frontDoor = frontDoorLimits(values);
   if (typeof frontDoor === 'string') return frontDoor;
-  return { portOffset, rateLimit, bpf, frontDoor };
+  const flows = flowOptions(values);
+  if (typeof flows === 'string') return flows;
+  return { portOffset, rateLimit, bpf, frontDoor, flows };
+}
+
+/** Flow records and the access log (FLOW_FLAGS); a string is a usage error. */
+function flowOptions(values: FlagValues): NodeFlowOptions | string {
+  const requests = values['request-flows'];
+  if (requests !== 'true' && requests !== 'false') return `--request-flows ${requests}: expected true or false`;
+  const rate = Number(values['flow-sample-rate']);
+  if (!(rate >= 0 && rate <= 1)) return `--flow-sample-rate ${values['flow-sample-rate']}: expected a number from 0 to 1`;
+  const bufferSize = wholeNumber('flow-buffer-size', values['flow-buffer-size'], 1, 1_000_000);
+  if (typeof bufferSize === 'string') return bufferSize;
+  const out: NodeFlowOptions = { requests: requests === 'true', sampleRate: rate, bufferSize };
+  const path = values['access-log'] as string | undefined;
+  if (path) {
+    const fields = values['access-log-fields'] === undefined ? ACCESS_LOG_FIELDS : splitList(values['access-log-fields']);
+    const unknown = fields.filter((f) => !ACCESS_LOG_FIELDS.includes(f));
+    if (unknown.length > 0) return `--access-log-fields ${unknown.join(',')}: expected some of ${ACCESS_LOG_FIELDS.join(',')}`;
+    out.accessLog = { path, fields };
+  } else if (values['access-log-fields'] !== undefined) return '--access-log-fields needs --access-log';
+  return out;
 }
 
 /** Client timeouts, connection limits and load shedding (FRONT_DOOR_FLAGS); a string is a usage error. */

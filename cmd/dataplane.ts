@@ -8,7 +8,7 @@ import { processRegistry, startAdminServer, type Running } from './admin.ts';
 import type { IR } from '../ir/types.ts';
 import { SnapshotSubscriber } from '../dataplane/config/subscriber.ts';
 import type { FrontDoorLimits } from '../dataplane/front-door.ts';
-import { startNode, type BpfOptions, type NodeRateLimitOptions } from './node.ts';
+import { startNode, type BpfOptions, type NodeFlowOptions, type NodeRateLimitOptions } from './node.ts';
 import type { RedisSettings } from '../dataplane/ratelimit/limiter.ts';
 
 export interface DataplaneProcessOptions {
@@ -22,6 +22,8 @@ export interface DataplaneProcessOptions {
   rateLimit: NodeRateLimitOptions;
   redis: RedisSettings | null;
   bpf?: BpfOptions;
+  /** Flow records and the access log (--flow-*, --request-flows, --access-log*); defaults when absent. */
+  flows?: NodeFlowOptions;
   /** Client timeouts and connection limits; defaults when absent. */
   frontDoor?: FrontDoorLimits;
   logger: Logger;
@@ -37,6 +39,7 @@ export async function runDataplane(options: DataplaneProcessOptions): Promise<Ru
     rateLimit: options.rateLimit,
     ...(options.bpf ? { bpf: options.bpf } : {}),
     ...(options.frontDoor ? { frontDoor: options.frontDoor } : {}),
+    ...(options.flows ? { flows: options.flows } : {}),
   });
   node.rateLimits.setRedis(options.redis);
   let applied: IR | null = null;

@@ -11,6 +11,8 @@ import { Dataplane, type ApplyResult } from '../dataplane/dataplane.ts';
 import type { FrontDoorLimits } from '../dataplane/front-door.ts';
 import { RateLimitService } from '../dataplane/ratelimit/limiter.ts';
 import { DEFAULT_FLOW_BUFFER_SIZE, FlowBuffer } from '../dataplane/flows/flow-buffer.ts';
+import { AccessLog } from '../dataplane/flows/access-log.ts';
+import { FlowMetrics } from '../dataplane/flows/flow-metrics.ts';
 import { StartupCheckFailed } from './startup-checks.ts';
 
 export interface BpfOptions {
@@ -54,6 +56,8 @@ export interface NodeFlowOptions {
   /** Share of forwarded requests recorded, 0–1 (drops and audits always are). */
   sampleRate: number;
   bufferSize: number;
+  /** --access-log: a file or `-` (stdout), and the fields of each line; absent: no access log. */
+  accessLog?: { path: string; fields: readonly string[] };
 }
 
 export class DataplaneNode {
@@ -62,6 +66,7 @@ export class DataplaneNode {
   readonly agent: BpfAgent | null;
   /** Every flow of this node in one ring: the kernel's connections and the proxy's requests. */
   readonly flows: FlowBuffer;
+  private readonly accessLog: AccessLog | null;
   private readonly dataplane: Dataplane;
   private readonly logger: Logger;
   /** The cgroup eBPF attached to when Sluice made it; released on close. */
@@ -80,6 +85,11 @@ export class DataplaneNode {
     ({ agent: this.agent, dedicated: this.dedicatedCgroup } = startBpfAgent(options.bpf, logger, registry));
     this.flows = new FlowBuffer(options.flows?.bufferSize ?? DEFAULT_FLOW_BUFFER_SIZE);
     this.agent?.follow((flow) => this.flows.push(flow));
+    const metrics = new FlowMetrics(registry);
+    this.flows.subscribeFlows((flow) => metrics.record(flow));
+    const accessLog = options.flows?.accessLog;
+    this.accessLog = accessLog ? new AccessLog(accessLog.path, accessLog.fields, registry) : null;
+    if (this.accessLog) this.flows.subscribeFlows((flow) => this.accessLog!.write(flow));
     const flows = options.flows?.requests === false ? {} : { flows: { buffer: this.flows, sampleRate: options.flows?.sampleRate ?? 1 } };
     this.dataplane = new Dataplane({
       ...flows, portOffset: options.portOffset, redirectPortOffset: options.redirectPortOffset ?? 0, logger, registry, rateLimits: this.rateLimits, ...(options.frontDoor ? { frontDoor: options.frontDoor } : {}) });
@@ -106,6 +116,7 @@ export class DataplaneNode {
   async close(): Promise<void> {
     await this.dataplane.close();
     await this.rateLimits.close();
+    await this.accessLog?.close();
     this.agent?.close();
     this.dedicatedCgroup?.release();
   }

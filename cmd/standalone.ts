@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { startNode, type BpfOptions } from './node.ts';
+import { startNode, type BpfOptions, type NodeFlowOptions } from './node.ts';
 import type { FrontDoorLimits } from '../dataplane/front-door.ts';
 import { parseHostPort } from '../ir/host-port.ts';
 import { processRegistry, startAdminServer, type Running } from './admin.ts';
@@ -52,6 +52,8 @@ export interface StandaloneOptions {
   rateLimit?: RateLimitOptions;
   /** eBPF socket load balancing and policy. Absent: off. */
   bpf?: BpfOptions;
+  /** Flow records and the access log (--flow-*, --request-flows, --access-log*); defaults when absent. */
+  flows?: NodeFlowOptions;
   /** Client timeouts and connection limits. Absent: defaults. */
   frontDoor?: FrontDoorLimits;
   logger: Logger;
@@ -82,7 +84,7 @@ export async function runStandalone(options: StandaloneOptions): Promise<Running
   const rateLimitOptions = options.rateLimit ?? { redis: {}, redisTimeoutMs: 50, replicas: 1, maxLocalKeys: 10_000 };
   // eBPF attaches to the cgroup --bpf-cgroup names, else to one Sluice makes for itself: never unasked to one it shares.
   const bpf = options.bpf ? { bpf: { ...options.bpf, dedicatedCgroup: true } } : {};
-  const node = startNode({ portOffset: options.portOffset, redirectPortOffset: options.redirectPortOffset ?? options.portOffset, logger, registry, rateLimit: rateLimitOptions, ...bpf, ...(options.frontDoor ? { frontDoor: options.frontDoor } : {}) });
+  const node = startNode({ portOffset: options.portOffset, redirectPortOffset: options.redirectPortOffset ?? options.portOffset, logger, registry, rateLimit: rateLimitOptions, ...bpf, ...(options.frontDoor ? { frontDoor: options.frontDoor } : {}), ...(options.flows ? { flows: options.flows } : {}) });
   const demo = options.demoBackends ? new (await demoModule()).DemoBackends(options.manifests, logger) : null;
   const store = new StatusStore();
   const problemLog = new ProblemLog(logger);

@@ -600,6 +600,8 @@ export interface L4IpcacheEntry {
   /** `a.b.c.d/len`. */
   cidr: string;
   identity: number;
+  /** `<ns>/<name>` of the one known Pod with this address (a /32 endpoint), for flows. */
+  pod?: string;
 }
 
 export interface L4Enforcement {

@@ -257,13 +257,13 @@ export function translateNetworkPolicies(index: InputIndex, options: PolicyOptio
   const http = httpPolicies(grants, ruleIds, enforcement);
 
   // ipcache: the gateway, then endpoints, then the host, then policy prefixes; the first claim of a prefix wins.
-  const ipcache = new Map<string, { cidr: Cidr; identity: number }>();
-  const claim = (cidr: Cidr, identity: number) => {
+  const ipcache = new Map<string, { cidr: Cidr; identity: number; pod?: string }>();
+  const claim = (cidr: Cidr, identity: number, pod?: string) => {
     const key = formatCidr(cidr);
-    if (!ipcache.has(key)) ipcache.set(key, { cidr, identity });
+    if (!ipcache.has(key)) ipcache.set(key, { cidr, identity, ...(pod ? { pod } : {}) });
   };
   for (const ip of world.gatewayIps) claim({ ip, len: 32 }, IDENTITY_INGRESS);
-  for (const [ip, id] of world.endpointIps) claim({ ip, len: 32 }, id);
+  for (const [ip, id] of world.endpointIps) claim({ ip, len: 32 }, id, world.podByIp.get(ip));
   claim(LOOPBACK, IDENTITY_HOST);
   for (const c of cidrIdentities) claim(c.cidr, c.id);
 
@@ -280,7 +280,7 @@ export function translateNetworkPolicies(index: InputIndex, options: PolicyOptio
       identities,
       ipcache: [...ipcache.values()]
         .sort((a, b) => compareCidrs(a.cidr, b.cidr))
-        .map((e): L4IpcacheEntry => ({ cidr: formatCidr(e.cidr), identity: e.identity })),
+        .map((e): L4IpcacheEntry => ({ cidr: formatCidr(e.cidr), identity: e.identity, ...(e.pod ? { pod: e.pod } : {}) })),
       enforcement: [...enforcement.values()].filter((e) => e.ingress || e.egress || e.audit).sort((a, b) => a.identity - b.identity),
       rules,
       entries,
@@ -299,6 +299,8 @@ interface World {
   gatewayIps: number[];
   /** Address → endpoint identity, in address order. */
   endpointIps: [number, number][];
+  /** Address → `<ns>/<name>` of the one known Pod that has it. */
+  podByIp: Map<number, string>;
 }
 
 interface AddressOwner {
@@ -389,6 +391,8 @@ function collectEndpoints(index: InputIndex, options: PolicyOptions, problems: s
   const ids = allocateIdentities(groups.keys(), ENDPOINT_IDENTITY_BASE, ENDPOINT_IDENTITY_SPAN);
   const endpoints: Identity[] = [];
   const endpointIps: [number, number][] = [];
+  const podByIp = new Map<number, string>();
+  for (const [ip, owner] of owners) if (owner.fromPod && owner.pods.length === 1) podByIp.set(ip, namespacedName(owner.pods[0]!));
   for (const [key, g] of groups) {
     const id = ids.get(key)!;
     endpoints.push({ id, labels: g.labels, namespace: g.k8s.namespace, k8s: g.k8s, cilium: ciliumLabelMap(g.k8s), pods: [...g.pods] });
@@ -396,7 +400,7 @@ function collectEndpoints(index: InputIndex, options: PolicyOptions, problems: s
   }
   endpoints.sort((a, b) => a.id - b.id);
   endpointIps.sort((a, b) => a[0] - b[0]);
-  return { endpoints, gateway, gatewayAddresses, gatewayIps: [...gatewayIps].sort((a, b) => a - b), endpointIps };
+  return { endpoints, gateway, gatewayAddresses, gatewayIps: [...gatewayIps].sort((a, b) => a - b), endpointIps, podByIp };
 }
 
 function podAddresses(pod: PodObject): number[] {

@@ -21,11 +21,14 @@ export class FlowNames {
   private readonly identities = new Map<number, { labels: string[]; namespace?: string }>();
   private readonly rules = new Map<number, string>();
   private readonly services = new Map<string, { namespace: string; name: string; port: number }>();
+  /** Endpoint address → `<ns>/<name>` of its Pod. */
+  private readonly pods = new Map<string, string>();
   private readonly index: HttpPolicyIndex | null;
 
   constructor(l4: L4IR | undefined) {
     for (const i of l4?.policy?.identities ?? []) this.identities.set(i.id, { labels: i.labels, ...(i.namespace ? { namespace: i.namespace } : {}) });
     for (const r of l4?.policy?.rules ?? []) this.rules.set(r.id, r.name);
+    for (const e of l4?.policy?.ipcache ?? []) if (e.pod) this.pods.set(e.cidr.slice(0, e.cidr.indexOf('/')), e.pod);
     for (const s of l4?.services ?? []) this.services.set(s.name, { namespace: s.origin.namespace, name: s.origin.name, port: s.port });
     this.index = l4?.policy ? new HttpPolicyIndex(l4.policy) : null;
   }
@@ -33,7 +36,8 @@ export class FlowNames {
   peer(ip: string, port: number, identity?: number): FlowPeer {
     const id = identity ?? this.index?.identityOf(ip) ?? IDENTITY_WORLD;
     const known = this.identities.get(id);
-    return { ip, port, identity: id, ...(known?.namespace ? { namespace: known.namespace } : {}), labels: known?.labels ?? (id === IDENTITY_WORLD ? ['reserved:world'] : []) };
+    const pod = this.pods.get(ip);
+    return { ip, port, identity: id, ...(known?.namespace ? { namespace: known.namespace } : {}), labels: known?.labels ?? (id === IDENTITY_WORLD ? ['reserved:world'] : []), ...(pod ? { pod } : {}) };
   }
 
   rule(id: number): { id: number; name: string } {

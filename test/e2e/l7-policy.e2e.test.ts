@@ -5,7 +5,7 @@
 // and the rule that decided, served by /api/flows and `sluice observe`.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -127,7 +127,7 @@ describe('L7 HTTP policy through sluice run', () => {
     writeFileSync(join(dir, 'routes.yaml'), [route('api', '/api', 'api'), route('legacy', '/legacy', 'legacy'), route('grpc', '/shop.Catalog', 'grpc')].join('---\n'));
     writeFileSync(join(dir, 'policy.yaml'), policies(api, legacy, grpc));
     port = await freePort();
-    sluice = await startSluice(['--manifests', dir, '--listener-port-offset', String(port - 80)]);
+    sluice = await startSluice(['--manifests', dir, '--listener-port-offset', String(port - 80), '--access-log', join(dir, 'access.log'), '--access-log-fields', 'method,path,status,verdict,rule']);
   });
 
   afterAll(async () => {
@@ -219,5 +219,20 @@ describe('L7 HTTP policy through sluice run', () => {
       drop_reason_desc: 'POLICY_DENIED',
       sluice: { drop_reason: 'POLICY_L7', route: { source: 'default/api' } },
     });
+  });
+
+  it('counts drops and policy verdicts as Hubble names them, and writes the access log', async () => {
+    const metrics = await (await fetch(`${sluice.admin}/metrics`)).text();
+    expect(metrics).toMatch(/^sluice_flow_drops_total\{reason="POLICY_L7",protocol="TCP"\} 6$/m);
+    expect(metrics).toMatch(/^sluice_flow_policy_verdicts_total\{direction="ingress",match="l7\/http",action="dropped"\} 6$/m);
+    expect(metrics).toMatch(/^sluice_flow_policy_verdicts_total\{direction="ingress",match="l7\/http",action="audit"\} 1$/m);
+    expect(metrics).toMatch(/^sluice_flow_http_requests_total\{method="GET",status="200",source_namespace="",destination_namespace="default",destination_workload="api"\} 2$/m);
+    // Lines are written asynchronously: wait (2 s at most) for the 12 requests sent above.
+    const read = () => readFileSync(join(dir, 'access.log'), 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    for (let i = 0; i < 40 && read().length < 12; i++) await new Promise((r) => setTimeout(r, 50));
+    const lines = read();
+    expect(lines).toContainEqual({ method: 'GET', path: '/api/users/abc', status: 403, verdict: 'DROPPED', rule: 'ciliumnetworkpolicy/default/api-l7/ingress/0' });
+    expect(lines).toContainEqual({ method: 'GET', path: '/api/products', status: 200, verdict: 'FORWARDED', rule: 'ciliumnetworkpolicy/default/api-l7/ingress/0' });
+    expect(lines).toHaveLength(12);
   });
 });

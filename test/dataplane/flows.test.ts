@@ -1,0 +1,103 @@
+// The flow ring (dataplane/flows/flow-buffer.ts), hubble's filters (ir/flow.ts) and the Hubble
+// JSON `sluice observe -o json` prints (cmd/observe.ts).
+import { describe, expect, it } from '@jest/globals';
+import { flowMatches, type Flow } from '../../ir/flow.ts';
+import { FlowBuffer } from '../../dataplane/flows/flow-buffer.ts';
+import { compactLine, hubbleJson } from '../../cmd/observe.ts';
+import { flowFilterOf } from '../../cmd/admin.ts';
+
+const flow = (over: Partial<Flow> & { path?: string; status?: number; method?: string }): Flow => ({
+  time: '2026-12-04T22:00:00.000Z',
+  type: 'L7',
+  verdict: 'FORWARDED',
+  direction: 'ingress',
+  protocol: 'TCP',
+  source: { ip: '10.1.0.9', port: 41000, identity: 2, labels: ['reserved:world'] },
+  destination: { ip: '10.0.9.91', port: 8080, identity: 300, namespace: 'shop', labels: ['k8s:app=api'], pod: 'shop/api-7d9f-x2' },
+  service: { namespace: 'shop', name: 'api', port: 80 },
+  l7: { method: over.method ?? 'GET', path: over.path ?? '/api/products', host: 'shop.example', protocol: 'HTTP/1.1', status: over.status ?? 200, latencyMs: 1.5 },
+  ...over,
+});
+
+describe('flow ring', () => {
+  it('keeps the latest `size` flows, oldest first, and tells subscribers of each new one', () => {
+    const ring = new FlowBuffer(3);
+    const seen: string[] = [];
+    const stop = ring.subscribeFlows((f) => seen.push(f.l7!.path));
+    for (const p of ['/1', '/2', '/3', '/4', '/5']) ring.push(flow({ path: p }));
+    stop();
+    ring.push(flow({ path: '/6' }));
+    expect(ring.flows().map((f) => f.l7!.path)).toEqual(['/4', '/5', '/6']);
+    expect(ring.flows({}, 2).map((f) => f.l7!.path)).toEqual(['/5', '/6']);
+    expect(seen).toEqual(['/1', '/2', '/3', '/4', '/5']);
+    expect(ring.total).toBe(6);
+  });
+
+  it('keeps a flow when a subscriber throws', () => {
+    const ring = new FlowBuffer(2);
+    ring.subscribeFlows(() => {
+      throw new Error('subscriber bug');
+    });
+    ring.push(flow({}));
+    expect(ring.flows()).toHaveLength(1);
+  });
+});
+
+describe("hubble's filters", () => {
+  const denied = flow({ verdict: 'DROPPED', dropReason: 'POLICY_L7', method: 'DELETE', status: 403, path: '/api/products?x=1' });
+  const kernel: Flow = { ...flow({}), type: undefined, l7: undefined } as Flow;
+  it('select by verdict, type, pod, namespace, Service and HTTP fields', () => {
+    const f = (q: Record<string, string>) => {
+      const filter = flowFilterOf(q);
+      if (typeof filter === 'string') throw new Error(filter);
+      return [denied, kernel].filter((x) => flowMatches(x, filter)).length;
+    };
+    expect(f({ verdict: 'DROPPED' })).toBe(1);
+    expect(f({ verdict: 'DROPPED,FORWARDED' })).toBe(2);
+    expect(f({ type: 'l7' })).toBe(1);
+    expect(f({ type: 'l3/l4' })).toBe(1);
+    expect(f({ 'to-pod': 'shop/api-' })).toBe(2);
+    expect(f({ 'to-pod': 'api-7' })).toBe(2);
+    expect(f({ 'to-pod': 'web' })).toBe(0);
+    expect(f({ 'from-pod': 'api' })).toBe(0);
+    expect(f({ 'to-namespace': 'shop', 'from-namespace': 'shop' })).toBe(0);
+    expect(f({ namespace: 'shop' })).toBe(2);
+    expect(f({ 'to-service': 'shop/api' })).toBe(2);
+    expect(f({ 'http-status': '4+' })).toBe(1);
+    expect(f({ 'http-status': '403' })).toBe(1);
+    expect(f({ 'http-method': 'delete' })).toBe(1);
+    expect(f({ 'http-path': '^/api/products$' })).toBe(1); // the query is left out
+  });
+
+  it('refuses what it cannot read', () => {
+    expect(flowFilterOf({ verdict: 'LOST' })).toMatch(/verdict LOST/);
+    expect(flowFilterOf({ type: 'dns' })).toMatch(/type dns/);
+    expect(flowFilterOf({ 'http-path': '(' })).toMatch(/not a regular expression/);
+    expect(flowFilterOf({ 'http-status': 'abc' })).toMatch(/http-status/);
+  });
+});
+
+describe('Hubble flow JSON', () => {
+  it('names the fields as hubble observe -o json does', () => {
+    const out = hubbleJson(flow({ verdict: 'DROPPED', dropReason: 'POLICY_L7', status: 403, rule: { id: 1, name: 'ciliumnetworkpolicy/shop/api-l7/ingress/0' } }), 'node-1');
+    expect(out).toEqual({
+      flow: expect.objectContaining({
+        verdict: 'DROPPED',
+        drop_reason_desc: 'POLICY_DENIED',
+        IP: { source: '10.1.0.9', destination: '10.0.9.91', ipVersion: 'IPv4' },
+        l4: { TCP: { source_port: 41000, destination_port: 8080 } },
+        destination: { identity: 300, namespace: 'shop', labels: ['k8s:app=api'], pod_name: 'api-7d9f-x2' },
+        Type: 'L7',
+        traffic_direction: 'INGRESS',
+        ingress_denied_by: [{ name: 'ciliumnetworkpolicy/shop/api-l7/ingress/0' }],
+        l7: { type: 'REQUEST', latency_ns: '1500000', http: { code: 403, method: 'GET', url: 'http://shop.example/api/products', protocol: 'HTTP/1.1' } },
+        destination_service: { name: 'api', namespace: 'shop' },
+      }),
+      node_name: 'node-1',
+      time: '2026-12-04T22:00:00.000Z',
+    });
+    expect(compactLine(flow({}))).toBe(
+      '2026-12-04 22:00:00.000: 10.1.0.9:41000 (world) -> 10.0.9.91:8080 (shop/api-7d9f-x2) to-service shop/api (port 80) http-request FORWARDED (HTTP/1.1 GET http://shop.example/api/products => 200 (1.5 ms))',
+    );
+  });
+});
