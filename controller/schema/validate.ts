@@ -109,6 +109,37 @@ export function inputProblem(obj: Validated): string | null {
 }
 
 /**
+ * The fields of a custom resource's spec that its kind's schema here does not declare, as paths
+ * (`spec.rules[0].sessionPersistence`), in document order. Standalone validation refuses such an
+ * object; in Kubernetes mode they are what a CRD of another channel or release added (experimental
+ * `sessionPersistence`, `useDefaultGateways`, ...) and the API server accepted: fields Sluice does
+ * not read, which translation reports instead of ignoring. Empty for kinds without a schema here.
+ */
+export function undeclaredFields(obj: Validated & { spec?: unknown }): string[] {
+  const crd = INPUT_SCHEMAS.kinds[obj.kind];
+  if (!crd?.custom || apiGroupOf(obj.apiVersion) !== crd.group) return [];
+  const version = obj.apiVersion.slice(obj.apiVersion.indexOf('/') + 1);
+  const index = crd.versions[version] ?? Object.values(crd.versions)[0];
+  const spec = index === undefined ? undefined : INPUT_SCHEMAS.schemas[index]?.properties?.spec;
+  const out: string[] = [];
+  if (spec) collectUndeclared(spec, obj.spec, 'spec', out);
+  return out;
+}
+
+function collectUndeclared(schema: JsonSchema, value: unknown, path: string, out: string[]): void {
+  if (Array.isArray(value)) {
+    if (schema.items) value.forEach((item, i) => collectUndeclared(schema.items!, item, `${path}[${i}]`, out));
+    return;
+  }
+  if (typeof value !== 'object' || value === null) return;
+  for (const [key, child] of Object.entries(value)) {
+    const declared = schema.properties?.[key] ?? (typeof schema.additionalProperties === 'object' ? schema.additionalProperties : undefined);
+    if (declared) collectUndeclared(declared, child, `${path}.${key}`, out);
+    else if (schema.additionalProperties === false) out.push(`${path}.${key}`);
+  }
+}
+
+/**
  * A deep copy without null fields: absent, as the API server reads and stores them (`tls:` with
  * nothing after it, a mutation's `key: null`).
  * (Not structuredClone: its objects come from the main realm, which cel-js does not recognise under jest.)

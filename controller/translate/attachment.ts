@@ -9,6 +9,7 @@ import { listenerAllowsNamespace, listenerTakesRoutes, type GatewayState, type L
 import { intersectHostnames } from './hostnames.ts';
 import type { InputIndex } from './index-inputs.ts';
 import type { ParentRef } from '../schema/kinds.ts';
+import { undeclaredFields } from '../schema/validate.ts';
 
 /** What a parentRef can name: our Gateways and the ListenerSets attached to them, by `namespace/name`. */
 export interface Parents {
@@ -38,6 +39,7 @@ export interface RouteProblems {
 
 /** What attachment reads of a route of any kind (HTTPRoute, GRPCRoute, TLSRoute, TCPRoute, UDPRoute). */
 export interface AttachableRoute {
+  apiVersion: string;
   metadata: ObjectMeta;
   spec: { parentRefs?: ParentRef[] };
 }
@@ -48,40 +50,75 @@ export function attachRoute(route: AttachableRoute, routeKind: string, hostnames
   const resolvedRefs = problems.refProblem
     ? condition('ResolvedRefs', false, problems.refProblem.reason, problems.refProblem.message, gen)
     : condition('ResolvedRefs', true, 'ResolvedRefs', 'All references resolved', gen);
+  const unsupported = problems.unsupported ?? undeclaredProblem(route, routeKind);
   const out: RouteAttachment = { parents: [], attached: [] };
+  /** parentRefs of kinds Sluice cannot be (a Service: GAMMA), answered only on routes that are ours. */
+  const foreign: ParentRef[] = [];
   for (const parentRef of route.spec?.parentRefs ?? []) {
     const group = parentRef?.group ?? GATEWAY_GROUP;
     const kind = parentRef?.kind ?? 'Gateway';
     const parentNs = parentRef?.namespace ?? ns;
-    if (group !== GATEWAY_GROUP || (kind !== 'Gateway' && kind !== 'ListenerSet')) continue;
+    if (group !== GATEWAY_GROUP || (kind !== 'Gateway' && kind !== 'ListenerSet')) {
+      foreign.push(parentRef);
+      continue;
+    }
     const parentKey = `${parentNs}/${parentRef?.name}`;
     const parent = kind === 'Gateway' ? parents.gateways.get(parentKey) : parents.listenerSets.get(parentKey);
     if (!parent) continue; // not one of ours: another controller reports on it
     const attach = attachToParent(parent, `${kind} ${parentKey}`, parentRef, routeKind, ns, hostnames, index);
     let accepted: Condition;
     if ('problem' in attach) accepted = condition('Accepted', false, attach.problem.reason, attach.problem.message, gen);
-    else if (problems.unsupported) accepted = condition('Accepted', false, 'UnsupportedValue', problems.unsupported, gen);
+    else if (unsupported) accepted = condition('Accepted', false, 'UnsupportedValue', unsupported, gen);
     else {
       accepted = condition('Accepted', true, 'Accepted', `Attached to ${attach.listeners.length} listener(s)`, gen);
       for (const a of attach.listeners) a.listener.attachedRoutes += 1;
       out.attached.push(...attach.listeners);
     }
-    out.parents.push({
-      // The spec's entry as the API server stores it (group and kind are CRD defaults, the rest
-      // only when written): Flagger finds its parent by deep equality with spec.parentRefs[].
-      parentRef: {
-        group,
-        kind,
-        ...(parentRef.namespace !== undefined ? { namespace: parentRef.namespace } : {}),
-        name: parentRef.name,
-        ...(parentRef.sectionName !== undefined ? { sectionName: parentRef.sectionName } : {}),
-        ...(parentRef.port !== undefined ? { port: parentRef.port } : {}),
-      },
-      controllerName: '',
-      conditions: [accepted, resolvedRefs],
-    });
+    out.parents.push(parentEntry(parentRef, [accepted, resolvedRefs]));
+  }
+  // A route that is ours (it names one of our parents) hears about its other parents too: a Service
+  // (mesh, GAMMA) or another kind is no parent Sluice can be, never silently dropped. A route with
+  // only such parents is left to whichever implementation serves them (a mesh), like a Gateway of
+  // another class.
+  if (out.parents.length > 0) {
+    for (const parentRef of foreign) {
+      const group = parentRef.group ?? GATEWAY_GROUP;
+      const what = `parentRef ${group ? `${group}/` : ''}${parentRef.kind ?? 'Gateway'} ${parentRef.name}`;
+      const message = (parentRef.kind ?? 'Gateway') === 'Service'
+        ? `${what}: Service parents (GAMMA, mesh) are not supported: Sluice is a gateway, not a mesh`
+        : `${what}: Sluice attaches routes to Gateways and ListenerSets only`;
+      out.parents.push(parentEntry(parentRef, [condition('Accepted', false, 'UnsupportedValue', message, gen), resolvedRefs]));
+    }
   }
   return out;
+}
+
+/** A `status.parents` entry (controllerName filled in by translate()). */
+function parentEntry(parentRef: ParentRef, conditions: Condition[]): unknown {
+  return {
+    // The spec's entry as the API server stores it (group and kind are CRD defaults, the rest
+    // only when written): Flagger finds its parent by deep equality with spec.parentRefs[].
+    parentRef: {
+      group: parentRef.group ?? GATEWAY_GROUP,
+      kind: parentRef.kind ?? 'Gateway',
+      ...(parentRef.namespace !== undefined ? { namespace: parentRef.namespace } : {}),
+      name: parentRef.name,
+      ...(parentRef.sectionName !== undefined ? { sectionName: parentRef.sectionName } : {}),
+      ...(parentRef.port !== undefined ? { port: parentRef.port } : {}),
+    },
+    controllerName: '',
+    conditions,
+  };
+}
+
+/**
+ * Fields of the route its kind's schema here does not declare (in Kubernetes mode, what an
+ * experimental-channel CRD adds: sessionPersistence, useDefaultGateways, externalAuth ...): the route
+ * asks for behaviour Sluice does not have, so it is not accepted (UnsupportedValue, naming them).
+ */
+function undeclaredProblem(route: AttachableRoute, routeKind: string): string | null {
+  const fields = undeclaredFields({ apiVersion: route.apiVersion, kind: routeKind, spec: route.spec });
+  return fields.length > 0 ? `${fields.join(', ')}: not supported by Sluice (not in the Gateway API v1.6.1 standard channel it reads)` : null;
 }
 
 type Attachment = { listeners: Attached[] } | { problem: { reason: string; message: string } };

@@ -35,6 +35,7 @@ import { attachBackendClientCertificates, backendTlsPolicyStatuses } from './bac
 
 import type { TranslateOptions } from './options.ts';
 import { applyUpgradeTypes } from './upgrades.ts';
+import { ignoredFieldProblems } from './ignored-fields.ts';
 
 export type { TranslateOptions };
 
@@ -140,6 +141,7 @@ export function translate(snapshot: InputSnapshot, options: TranslateOptions): T
     problems: [
       ...ingresses.problems,
       ...tlsOptionProblems,
+      ...ignoredFieldProblems([...snapshot.listenerSets, ...snapshot.referenceGrants, ...snapshot.backendTlsPolicies], ourGateways),
       ...[...ingress.problems, ...rateLimits.problems, ...backendTls.problems, ...policyProblems, ...upgradeProblems].map((message): Problem => ({ code: 'SLU_TRANSLATION', message })),
     ],
     dependsOn: {

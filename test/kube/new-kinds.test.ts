@@ -84,6 +84,14 @@ suite('Kubernetes mode: GRPCRoute, TCPRoute, UDPRoute and BackendTLSPolicy', () 
         validation: { caCertificateRefs: [{ group: '', kind: 'ConfigMap', name: 'backend-ca' }], hostname: 'grpc.example.com' },
       },
     });
+    // An experimental-channel field Sluice does not implement: the API server accepts it, Sluice says no.
+    await c.create({
+      apiVersion: `${GW}/v1`, kind: 'HTTPRoute', metadata: { name: 'sticky', namespace: NS },
+      spec: {
+        parentRefs: [{ name: 'gw', sectionName: 'http' }],
+        rules: [{ sessionPersistence: { type: 'Cookie', sessionName: 'sticky' }, backendRefs: [{ name: 'grpc', port: 50051 }] }],
+      },
+    });
     const [snapshotPort, adminPort] = await freePorts(2);
     controller = sluice(['controller', '--kubeconfig', cluster.kubeconfigPath, '--snapshot-address', `127.0.0.1:${snapshotPort}`, '--admin-address', `127.0.0.1:${adminPort}`]);
   }, 180_000);
@@ -108,6 +116,16 @@ suite('Kubernetes mode: GRPCRoute, TCPRoute, UDPRoute and BackendTLSPolicy', () 
     expect(entry!.parentRef).toMatchObject({ name: 'gw', sectionName: section });
     expect(condition(entry!.conditions, 'Accepted')).toMatchObject({ status: 'True', reason: 'Accepted', observedGeneration: route.metadata.generation });
     expect(condition(entry!.conditions, 'ResolvedRefs')).toMatchObject({ status: 'True', reason: 'ResolvedRefs' });
+  });
+
+  it('an HTTPRoute with an experimental field Sluice does not implement is not accepted, naming the field', async () => {
+    const route = await waitFor('the sticky route status', async () => {
+      const r = await cluster.client.get(ref(`${GW}/v1`, 'HTTPRoute', 'sticky'));
+      return ours(r.status?.parents).length > 0 && r;
+    }, 30_000);
+    const accepted = condition(ours(route.status.parents)[0]!.conditions, 'Accepted') as Condition & { message: string };
+    expect(accepted).toMatchObject({ status: 'False', reason: 'UnsupportedValue' });
+    expect(accepted.message).toContain('spec.rules[0].sessionPersistence');
   });
 
   it('the Gateway counts each kind on its listener', async () => {

@@ -1,0 +1,30 @@
+// Fields Sluice does not read, on objects whose own status cannot say so, each said once per object,
+// naming it:
+// - undeclared fields: in Kubernetes mode the API server validates with the CRDs installed, which
+//   may be another channel or release than the v1.6.1 standard channel Sluice reads (the
+//   experimental Gateway `spec.defaultScope`, for example). Routes say it in their status instead
+//   (Accepted=False UnsupportedValue, attachment.ts); standalone validation refuses such objects.
+// - Gateway `spec.infrastructure` labels and annotations (Extended): Sluice provisions no
+//   per-Gateway Service or Deployment to carry them (feature GatewayInfrastructurePropagation is not
+//   claimed); the Gateway is served, the fields have no effect.
+import type { Problem } from '../problems.ts';
+import { undeclaredFields } from '../schema/validate.ts';
+import { namespacedName, type GatewayObject, type KubeObject } from '../sources/objects.ts';
+
+export function ignoredFieldProblems(objects: KubeObject[], gateways: GatewayObject[]): Problem[] {
+  const out: Problem[] = [];
+  const report = (obj: KubeObject, fields: string[], why: string) => {
+    const object = `${obj.kind} ${namespacedName(obj)}`;
+    out.push({ code: 'SLU_TRANSLATION', message: `${object}: ${fields.join(', ')} ${why}; ignored`, object });
+  };
+  for (const obj of [...gateways, ...objects]) {
+    const fields = undeclaredFields(obj);
+    if (fields.length > 0) report(obj, fields, 'not read by Sluice (not in the Gateway API v1.6.1 standard channel)');
+  }
+  for (const gateway of gateways) {
+    const infrastructure = gateway.spec.infrastructure;
+    const fields = (['labels', 'annotations'] as const).filter((f) => Object.keys(infrastructure?.[f] ?? {}).length > 0).map((f) => `spec.infrastructure.${f}`);
+    if (fields.length > 0) report(gateway, fields, 'not propagated: Sluice provisions no per-Gateway resources to carry them');
+  }
+  return out;
+}
