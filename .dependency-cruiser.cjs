@@ -63,6 +63,27 @@ module.exports = {
       to: { path: '^test/', dependencyTypesNot: ['dynamic-import', 'type-import', 'type-only'] },
     },
     {
+      name: 'web-view-page-stays-in-the-browser',
+      comment: 'cmd/ui/browser/ is the web view page, served as files: it imports its own modules and the event payload types (cmd/ui/view-types.ts), nothing of the server or of Node.',
+      severity: 'error',
+      from: { path: '^cmd/ui/browser/' },
+      to: { pathNot: ['^cmd/ui/browser/', '^cmd/ui/view-types\\.ts$'] },
+    },
+    {
+      name: 'web-view-types-are-a-leaf',
+      comment: 'cmd/ui/view-types.ts is the contract between the admin server and the page, which imports it: it imports nothing.',
+      severity: 'error',
+      from: { path: '^cmd/ui/view-types\\.ts$' },
+      to: {},
+    },
+    {
+      name: 'web-view-page-is-not-imported',
+      comment: 'The page\'s modules run in the browser; the server serves them as files and never imports them.',
+      severity: 'error',
+      from: { pathNot: '^cmd/ui/browser/' },
+      to: { path: '^cmd/ui/browser/' },
+    },
+    {
       name: 'runtime-not-dev-dependencies',
       comment: 'The image runs `npm prune --omit=dev`: runtime code may only use `dependencies`.',
       severity: 'error',

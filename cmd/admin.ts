@@ -9,7 +9,7 @@ import { redactIR } from '../ir/version.ts';
 import { problemLine, type Problem } from '../controller/problems.ts';
 import type { KubeObject } from '../controller/sources/objects.ts';
 import { UiHub } from './ui/events.ts';
-import { kernelFlowFeed, type FlowFeed } from './ui/flows.ts';
+import { nodeFlowFeed } from './ui/flows.ts';
 import { registerUi, uiNotes, type UiMode } from './ui/server.ts';
 
 /** A started part of the process (controller, standalone, dataplane): what its caller may do with it. */
@@ -28,8 +28,6 @@ export interface AdminState {
   flows?: FlowSource;
   /** The web view (/ui): which process this is, and whose statuses are ours. Absent: `sluice run`. */
   ui?: { mode: UiMode; controllerName?: string };
-  /** Per-request flow records for the web view (drops with their reason); absent: none recorded. */
-  requestFlows?: FlowFeed;
 }
 
 export interface FlowSource {
@@ -123,7 +121,7 @@ export async function startAdminServer(address: string, state: AdminState, regis
     });
     res.on('close', stop);
   });
-  const feeds = [...(state.flows ? [kernelFlowFeed(state.flows)] : []), ...(state.requestFlows ? [state.requestFlows] : [])];
+  const feeds = state.flows ? [nodeFlowFeed(state.flows)] : [];
   const mode = state.ui?.mode ?? 'run';
   const hub = new UiHub({
     ir: () => state.ir(),

@@ -181,6 +181,7 @@ export async function runController(options: ControllerOptions): Promise<Running
       ir: () => published,
       objects: () => store.withStatus(Object.values(SNAPSHOT_FIELD_BY_KIND).flatMap((f) => source.snapshot()[f]) as KubeObject[]),
       problems: () => problemLog.list(),
+      ui: { mode: 'controller', controllerName: options.controllerName },
     },
     registry,
   );

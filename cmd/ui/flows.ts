@@ -1,0 +1,109 @@
+// Flow records for the web view. The node's one flow stream (the eBPF agent's connection records
+// and the proxy's request records: route, method, path, status, verdict, drop reason POLICY_L7,
+// RATE_LIMITED, NO_ROUTE ...) comes in through nodeFlowFeed as UiFlow, the shape the view needs;
+// another source would plug in as another FlowFeed. The view keeps the latest drops and counts
+// flows per graph element.
+import type { Flow, FlowPeer } from '../../ir/flow.ts';
+import type { RouteIndex } from './graph.ts';
+import type { UiDrop } from './view-types.ts';
+
+/** One flow as the view needs it; sources map their records onto this. */
+export interface UiFlow {
+  time: string;
+  /** FORWARDED, DROPPED or AUDIT (would have been dropped, audit mode forwarded it). */
+  verdict: string;
+  /** Why it was (or would have been) dropped. */
+  reason?: string;
+  source: string;
+  destination: string;
+  /** The IR route name that matched (per-request flows). */
+  route?: string;
+  /** The IR backend name chosen (per-request flows). */
+  backend?: string;
+  /** The Service asked for (kernel flows): `<ns>/<name>:<port>`. */
+  service?: string;
+  http?: { method: string; path: string; status?: number };
+  /** The policy rule that decided. */
+  rule?: string;
+}
+
+export interface FlowFeed {
+  /** Calls `listener` for every new flow until the returned function is called. */
+  follow(listener: (flow: UiFlow) => void): () => void;
+}
+
+/** The node's flows (AdminState.flows: the eBPF agent's connection records and the proxy's request records) as a FlowFeed. */
+export function nodeFlowFeed(source: { follow(listener: (flow: Flow) => void): () => void }): FlowFeed {
+  return {
+    follow: (listener) =>
+      source.follow((f) =>
+        listener({
+          time: f.time,
+          verdict: f.verdict,
+          ...(f.dropReason ? { reason: f.dropReason } : {}),
+          source: endpoint(f.source),
+          destination: endpoint(f.destination),
+          ...(f.service ? { service: `${f.service.namespace}/${f.service.name}:${f.service.port}` } : {}),
+          ...(f.rule ? { rule: f.rule.name } : {}),
+          ...(f.route ? { route: f.route.name } : {}),
+          ...(f.l7 ? { http: { method: f.l7.method, path: f.l7.path, status: f.l7.status } } : {}),
+        }),
+      ),
+  };
+}
+
+function endpoint(e: FlowPeer): string {
+  const pod = e.labels.find((l) => l.startsWith('k8s:app='));
+  return `${e.ip}:${e.port}${pod ? ` (${pod.slice(4)})` : ''}`;
+}
+
+/** The latest drops (bounded) and flow counts per graph element since the last take. */
+export class FlowTally {
+  private readonly kept: UiDrop[] = [];
+  private fresh: UiDrop[] = [];
+  private counts = new Map<string, number>();
+  private readonly keep: number;
+
+  constructor(keep: number) {
+    this.keep = keep;
+  }
+
+  /** `counting`: false while nobody watches (drops are still kept for whoever opens the view next). */
+  add(flow: UiFlow, index: RouteIndex, counting: boolean): void {
+    const routeId = flow.route ? index.routeNode.get(flow.route) : undefined;
+    const backendId = flow.backend ?? (flow.service ? index.services.get(flow.service) : undefined);
+    if (counting) {
+      const key = routeId && backendId ? `${routeId}→${backendId}` : (backendId ?? routeId);
+      if (key) this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
+    }
+    if (flow.verdict !== 'DROPPED' && flow.verdict !== 'AUDIT') return;
+    const drop: UiDrop = {
+      time: flow.time,
+      verdict: flow.verdict,
+      reason: flow.reason ?? 'unknown',
+      source: flow.source,
+      destination: flow.destination,
+      ...((routeId ?? backendId) ? { node: routeId ?? backendId } : {}),
+      detail: [flow.http ? `${flow.http.method} ${flow.http.path}${flow.http.status ? ` → ${flow.http.status}` : ''}` : '', flow.service ?? '', flow.rule ? `rule ${flow.rule}` : ''].filter(Boolean).join(' · '),
+    };
+    this.kept.push(drop);
+    if (this.kept.length > this.keep) this.kept.splice(0, this.kept.length - this.keep);
+    if (counting) {
+      this.fresh.push(drop);
+      if (this.fresh.length > this.keep) this.fresh.splice(0, this.fresh.length - this.keep);
+    }
+  }
+
+  latest(): UiDrop[] {
+    return [...this.kept];
+  }
+
+  /** Drops since the last take, and flows per second by edge or node id over `seconds`. */
+  take(seconds: number): { drops: UiDrop[]; perSecond: Record<string, number> } {
+    const perSecond = Object.fromEntries([...this.counts].map(([k, n]) => [k, n / seconds]));
+    const drops = this.fresh;
+    this.fresh = [];
+    this.counts = new Map();
+    return { drops, perSecond };
+  }
+}

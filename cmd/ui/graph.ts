@@ -1,0 +1,278 @@
+// The web view's graph: Gateway → listeners → routes → backends. What is served comes from the
+// IR (which listener serves which route, the weighted backends); what went wrong comes from the
+// computed statuses (conditions) of the objects, so a route that is not served at all still shows,
+// red, tied to the parent it asked for. Pure: the same inputs give the same graph.
+import type { IR, Origin, WeightedBackend } from '../../ir/types.ts';
+import type { KubeObject } from '../../controller/sources/objects.ts';
+import type { UiCondition, UiEdge, UiGraph, UiNode } from './view-types.ts';
+
+/** The condition types whose False marks a node red (the ones the Gateway API says a user must act on). */
+const JUDGED = new Set(['Accepted', 'Programmed', 'ResolvedRefs']);
+
+/** Kinds drawn in the route column, and how their statuses report (`parents`, as the Gateway API routes do). */
+const ROUTE_KINDS = new Set(['HTTPRoute', 'GRPCRoute', 'TLSRoute', 'TCPRoute', 'UDPRoute']);
+
+export interface GraphInput {
+  ir: IR | null;
+  /** Every object read, with its computed status (empty in `sluice dataplane`). */
+  objects: KubeObject[];
+  /** Route status `parents` entries of other controllers are not ours to show. */
+  controllerName?: string;
+}
+
+/** Node id of the object (and listener) an IR origin names. */
+export function originId(o: Pick<Origin, 'kind' | 'namespace' | 'name' | 'sectionName'>): string {
+  return [o.kind, o.namespace, o.name, ...(o.sectionName !== undefined ? [o.sectionName] : [])].join('/');
+}
+
+/** Where the IR names each route: IR route name → the route node, and the listener nodes serving it. */
+export interface RouteIndex {
+  routeNode: Map<string, string>;
+  listeners: Map<string, Set<string>>;
+  /** `<ns>/<name>:<port>` of a Service port → its backend node (flow records name Services). */
+  services: Map<string, string>;
+}
+
+export function indexRoutes(ir: IR | null): RouteIndex {
+  const index: RouteIndex = { routeNode: new Map(), listeners: new Map(), services: new Map() };
+  if (!ir) return index;
+  for (const [name, label] of backendLabels(ir)) index.services.set(label, name);
+  const add = (routeName: string, origin: Origin, listener: string) => {
+    index.routeNode.set(routeName, originId({ ...origin, sectionName: undefined }));
+    let set = index.listeners.get(routeName);
+    if (!set) index.listeners.set(routeName, (set = new Set()));
+    set.add(listener);
+  };
+  for (const l of ir.http.listeners) {
+    for (const scope of l.scopes) {
+      const listener = listenerId(scope.origin, l.name);
+      for (const vh of scope.virtualHosts) for (const r of vh.routes) add(r.name, r.origin, listener);
+    }
+  }
+  for (const l of ir.http.passthrough ?? []) {
+    for (const origin of l.origins) for (const r of l.routes) add(r.name, r.origin, listenerId(origin, l.name));
+  }
+  return index;
+}
+
+/** A Gateway or ListenerSet listener is its own node; an Ingress class has one per socket. */
+function listenerId(origin: Origin, socket: string): string {
+  return origin.sectionName !== undefined ? originId(origin) : `${originId(origin)}@${socket}`;
+}
+
+/** The Gateway a listener origin belongs to (a ListenerSet's parent; an IngressClass stands for itself). */
+function gatewayOf(origin: Origin): Origin {
+  return origin.kind === 'ListenerSet' && origin.parent ? origin.parent : origin;
+}
+
+export function buildGraph(input: GraphInput): UiGraph {
+  const nodes = new Map<string, UiNode>();
+  const edges = new Map<string, UiEdge>();
+  const node = (id: string, init: Omit<UiNode, 'id' | 'health' | 'conditions'>): UiNode => {
+    let n = nodes.get(id);
+    if (!n) nodes.set(id, (n = { id, health: 'unknown', conditions: [], ...init }));
+    return n;
+  };
+  const edge = (from: string, to: string, extra: Partial<UiEdge> = {}): UiEdge => {
+    const id = `${from}→${to}`;
+    let e = edges.get(id);
+    if (!e) edges.set(id, (e = { id, from, to, health: 'ok', ...extra }));
+    return e;
+  };
+  const { ir } = input;
+
+  if (ir) {
+    const labels = backendLabels(ir);
+    const gatewayAndListener = (origin: Origin, socket: string, detail: string): string => {
+      const gw = gatewayOf(origin);
+      const gwId = originId({ ...gw, sectionName: undefined });
+      node(gwId, { column: 'gateway', kind: gw.kind, label: nsName(gw), detail: '' });
+      const id = listenerId(origin, socket);
+      const label = origin.kind === 'ListenerSet' ? `${nsName(origin)} ${origin.sectionName ?? ''}` : (origin.sectionName ?? socket);
+      node(id, { column: 'listener', kind: origin.kind === 'ListenerSet' ? 'ListenerSet listener' : 'Listener', label, detail });
+      edge(gwId, id);
+      return id;
+    };
+    const routeNode = (origin: Origin, detail: string): string => {
+      const id = originId({ ...origin, sectionName: undefined });
+      node(id, { column: 'route', kind: origin.kind, label: nsName(origin), detail });
+      return id;
+    };
+    const rulesSeen = new Map<string, Map<string, string>>();
+    const backendEdges = (routeId: string, rule: string, backends: WeightedBackend[]) => {
+      const total = backends.reduce((sum, b) => sum + b.weight, 0);
+      for (const b of backends) {
+        const target = b.backend ?? `invalid:${routeId}`;
+        if (b.backend) {
+          const backend = ir.http.backends[b.backend];
+          const n = node(b.backend, { column: 'backend', kind: 'Service', label: labels.get(b.backend) ?? b.backend, detail: endpointsDetail(backend?.endpoints.length ?? 0) });
+          if ((backend?.endpoints.length ?? 0) === 0) fail(n, 'no ready endpoints: its share is answered 503');
+          else n.health = n.health === 'unknown' ? 'ok' : n.health;
+        } else {
+          fail(node(target, { column: 'backend', kind: 'backendRef', label: 'invalid backendRef', detail: 'its share is answered 500' }), 'the reference does not resolve (see the route\'s ResolvedRefs)');
+        }
+        const e = edge(routeId, target);
+        if (!b.backend) e.health = 'failing';
+        const share = total > 0 ? Math.round((b.weight / total) * 100) : 0;
+        const key = e.id;
+        let perRule = rulesSeen.get(key);
+        if (!perRule) rulesSeen.set(key, (perRule = new Map()));
+        perRule.set(rule, `${b.weight} (${share}%)`);
+      }
+    };
+    for (const l of ir.http.listeners) {
+      for (const scope of l.scopes) {
+        const detail = `${l.protocol} :${l.port}${scope.hostname ? ` ${scope.hostname}` : ''}`;
+        const listener = gatewayAndListener(scope.origin, l.name, detail);
+        for (const vh of scope.virtualHosts) {
+          for (const r of vh.routes) {
+            const routeId = routeNode(r.origin, '');
+            edge(listener, routeId);
+            const rule = r.origin.sectionName ?? String(r.origin.ruleIndex ?? 0);
+            if (r.action.type === 'Forward') backendEdges(routeId, rule, r.action.backends);
+            else if (r.action.type === 'Redirect') nodes.get(routeId)!.detail = 'redirect';
+            else nodes.get(routeId)!.detail = `direct response ${r.action.status}`;
+            if (r.rateLimit) {
+              const policy = ir.http.rateLimits?.[r.rateLimit.policy]?.source ?? r.rateLimit.policy;
+              const n = nodes.get(routeId)!;
+              n.rateLimits = [...new Set([...(n.rateLimits ?? []), policy])].sort();
+            }
+          }
+        }
+      }
+    }
+    for (const l of ir.http.passthrough ?? []) {
+      for (const origin of l.origins) {
+        const listener = gatewayAndListener(origin, l.name, `TLS passthrough :${l.port}`);
+        for (const r of l.routes) {
+          const routeId = routeNode(r.origin, r.hostname);
+          edge(listener, routeId);
+          backendEdges(routeId, '0', r.backends);
+        }
+      }
+    }
+    for (const [key, perRule] of rulesSeen) {
+      const weights = [...new Set(perRule.values())];
+      edges.get(key)!.weight = weights.length === 1 ? weights[0] : [...perRule].map(([rule, w]) => `rule ${rule}: ${w}`).join(', ');
+    }
+  }
+
+  // Conditions, and what the IR does not show: Gateways, listeners and routes that are not served.
+  for (const obj of input.objects) {
+    if (obj.kind === 'Gateway') gatewayConditions(obj, node, edge);
+    else if (obj.kind === 'ListenerSet') listenerSetConditions(obj, node, edge);
+    else if (ROUTE_KINDS.has(obj.kind)) routeConditions(obj, input.controllerName, node, edge, nodes);
+  }
+  for (const n of nodes.values()) if (n.health === 'unknown' && n.conditions.length > 0) n.health = 'ok';
+
+  const order: Record<UiNode['column'], number> = { gateway: 0, listener: 1, route: 2, backend: 3 };
+  return {
+    nodes: [...nodes.values()].sort((a, b) => order[a.column] - order[b.column] || a.id.localeCompare(b.id)),
+    edges: [...edges.values()].sort((a, b) => a.id.localeCompare(b.id)),
+    version: ir?.version ?? null,
+  };
+}
+
+type NodeFn = (id: string, init: Omit<UiNode, 'id' | 'health' | 'conditions'>) => UiNode;
+type EdgeFn = (from: string, to: string, extra?: Partial<UiEdge>) => UiEdge;
+
+function gatewayConditions(obj: KubeObject, node: NodeFn, edge: EdgeFn): void {
+  const status = record(obj.status);
+  const own = conditionsOf(status?.conditions);
+  if (own.length === 0) return; // not ours (or not judged yet): nothing to say
+  const gwId = `Gateway/${obj.metadata.namespace ?? ''}/${obj.metadata.name}`;
+  judge(node(gwId, { column: 'gateway', kind: 'Gateway', label: `${obj.metadata.namespace ?? ''}/${obj.metadata.name}`, detail: '' }), own);
+  const spec = record(obj.spec);
+  const specListeners = new Map(list(spec?.listeners).map((l) => [String(l.name), l]));
+  for (const l of list(status?.listeners)) {
+    const name = String(l.name);
+    const declared = specListeners.get(name);
+    const id = `${gwId}/${name}`;
+    const detail = declared ? `${String(declared.protocol)} :${String(declared.port)}${declared.hostname ? ` ${String(declared.hostname)}` : ''}` : '';
+    judge(node(id, { column: 'listener', kind: 'Listener', label: name, detail }), conditionsOf(l.conditions));
+    edge(gwId, id);
+  }
+}
+
+function listenerSetConditions(obj: KubeObject, node: NodeFn, edge: EdgeFn): void {
+  const status = record(obj.status);
+  const own = conditionsOf(status?.conditions);
+  if (own.length === 0) return;
+  const parent = record(record(obj.spec)?.parentRef);
+  const ns = obj.metadata.namespace ?? '';
+  const gwId = `Gateway/${parent?.namespace !== undefined ? String(parent.namespace) : ns}/${String(parent?.name ?? '')}`;
+  for (const l of list(status?.listeners)) {
+    const name = String(l.name);
+    const id = `ListenerSet/${ns}/${obj.metadata.name}/${name}`;
+    const n = node(id, { column: 'listener', kind: 'ListenerSet listener', label: `${ns}/${obj.metadata.name} ${name}`, detail: '' });
+    judge(n, [...own.filter((c) => c.status === 'False'), ...conditionsOf(l.conditions)]);
+    edge(gwId, id);
+  }
+}
+
+function routeConditions(obj: KubeObject, controllerName: string | undefined, node: NodeFn, edge: EdgeFn, nodes: Map<string, UiNode>): void {
+  const parents = list(record(obj.status)?.parents).filter((p) => controllerName === undefined || p.controllerName === controllerName);
+  if (parents.length === 0) return;
+  const ns = obj.metadata.namespace ?? '';
+  const id = `${obj.kind}/${ns}/${obj.metadata.name}`;
+  const n = node(id, { column: 'route', kind: obj.kind, label: `${ns}/${obj.metadata.name}`, detail: '' });
+  const all: UiCondition[] = [];
+  for (const p of parents) {
+    const ref = record(p.parentRef);
+    const conditions = conditionsOf(p.conditions);
+    all.push(...conditions);
+    const failing = conditions.find((c) => c.status === 'False' && JUDGED.has(c.type));
+    if (!failing || !ref) continue;
+    // Drawn to the parent it names, red, so the reason sits where the user looks for the route.
+    const parentKind = ref.kind !== undefined ? String(ref.kind) : 'Gateway';
+    const parentObject = `${parentKind}/${ref.namespace !== undefined ? String(ref.namespace) : ns}/${String(ref.name ?? '')}`;
+    const listener = ref.sectionName !== undefined ? `${parentObject}/${String(ref.sectionName)}` : parentObject;
+    // The listener it names, else its Gateway (a listener that does not exist has no node).
+    const parentId = nodes.has(listener) ? listener : parentObject;
+    if (!nodes.has(parentId)) continue; // a parent that is not ours or not shown: the route node says it
+    edge(parentId, id, { health: 'failing', problem: conditionText(failing) });
+  }
+  judge(n, all);
+}
+
+/** Adds the conditions; the node turns red on the first judged one that is False. */
+function judge(n: UiNode, conditions: UiCondition[]): void {
+  n.conditions.push(...conditions);
+  const failing = conditions.find((c) => c.status === 'False' && JUDGED.has(c.type));
+  if (failing) fail(n, conditionText(failing));
+  else if (n.health === 'unknown' && conditions.length > 0) n.health = 'ok';
+}
+
+function fail(n: UiNode, problem: string): void {
+  n.health = 'failing';
+  n.problem ??= problem;
+}
+
+export function conditionText(c: UiCondition): string {
+  return `${c.type}=${c.status} ${c.reason}${c.message ? `: ${c.message}` : ''}`;
+}
+
+function conditionsOf(value: unknown): UiCondition[] {
+  return list(value).map((c) => ({ type: String(c.type ?? ''), status: String(c.status ?? ''), reason: String(c.reason ?? ''), message: String(c.message ?? '') }));
+}
+
+function record(value: unknown): Record<string, unknown> | undefined {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+}
+
+function list(value: unknown): Record<string, unknown>[] {
+  return Array.isArray(value) ? value.map(record).filter((v): v is Record<string, unknown> => v !== undefined) : [];
+}
+
+function nsName(o: Pick<Origin, 'namespace' | 'name'>): string {
+  return o.namespace ? `${o.namespace}/${o.name}` : o.name;
+}
+
+/** `<ns>/<name>:<port>` from the Service the L4 part names it after (IR names are never parsed back); else the IR name. */
+function backendLabels(ir: IR): Map<string, string> {
+  return new Map(ir.l4.services.map((s) => [s.name, `${nsName(s.origin)}:${s.port}`]));
+}
+
+function endpointsDetail(count: number): string {
+  return count === 1 ? '1 endpoint' : `${count} endpoints`;
+}

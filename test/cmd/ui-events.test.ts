@@ -1,0 +1,146 @@
+// The web view's event stream over real sockets: the client limit (503 beyond it), a client that
+// stops reading is disconnected once its queue passes the bound while a reading client keeps
+// receiving, and the latest drops are kept, bounded, for a page that opens later.
+import { afterEach, describe, expect, it } from '@jest/globals';
+import { createServer, type Server } from 'node:http';
+import { connect, type Socket } from 'node:net';
+import { Registry } from 'prom-client';
+import type { KubeObject } from '../../controller/sources/objects.ts';
+import { UiHub, type UiLimits } from '../../cmd/ui/events.ts';
+import type { FlowFeed, UiFlow } from '../../cmd/ui/flows.ts';
+
+const LIMITS: UiLimits = { maxClients: 2, maxQueuedBytes: 1024 * 1024, intervalMs: 100, keptDrops: 3 };
+
+/** Gateways whose condition message changes on every read: each interval sends a new graph of ~`count` KB. */
+function changingGateways(count: number): () => KubeObject[] {
+  let generation = 0;
+  return () => {
+    generation++;
+    return Array.from({ length: count }, (_, i) => ({
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'Gateway',
+      metadata: { name: `gw-${i}`, namespace: 'default' },
+      spec: { gatewayClassName: 'sluice', listeners: [{ name: 'http', port: 80, protocol: 'HTTP' }] },
+      status: {
+        conditions: [{ type: 'Programmed', status: 'True', reason: 'Programmed', message: `generation ${generation} ${'x'.repeat(600)}` }],
+        listeners: [{ name: 'http', conditions: [{ type: 'Accepted', status: 'True', reason: 'Accepted', message: '' }] }],
+      },
+    }));
+  };
+}
+
+/** A flow source the test drives: the hub subscribes as it would to the agent or the request flows. */
+function drivenFeed(): FlowFeed & { emit(flow: UiFlow): void } {
+  const listeners = new Set<(flow: UiFlow) => void>();
+  return {
+    follow(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    emit: (flow) => listeners.forEach((l) => l(flow)),
+  };
+}
+
+interface Started {
+  hub: UiHub;
+  registry: Registry;
+  port: number;
+  server: Server;
+}
+
+let started: Started | null = null;
+const sockets: Socket[] = [];
+
+async function start(objects: () => KubeObject[], feed: FlowFeed): Promise<Started> {
+  const registry = new Registry();
+  const hub = new UiHub({ ir: () => null, objects, feeds: [feed], registry, hello: { mode: 'run', capabilities: { conditions: true, traffic: false, flows: true }, notes: [] } }, LIMITS);
+  const server = createServer((req, res) => hub.attach(req, res));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  started = { hub, registry, server, port: (server.address() as { port: number }).port };
+  return started;
+}
+
+afterEach(async () => {
+  for (const s of sockets.splice(0)) s.destroy();
+  if (started) {
+    started.hub.close();
+    started.server.closeAllConnections();
+    await new Promise((r) => started!.server.close(r));
+    started = null;
+  }
+});
+
+/** A raw client: what arrives is collected; `paused` ones never read (a stalled page). */
+function client(port: number, paused = false): { socket: Socket; received: () => string; ended: Promise<void> } {
+  const socket = connect(port, '127.0.0.1');
+  sockets.push(socket);
+  let data = '';
+  socket.setEncoding('utf8');
+  socket.write('GET /ui/events HTTP/1.1\r\nHost: x\r\n\r\n');
+  // A 'data' listener would make the socket flow: a stalled client gets none until the test reads it.
+  if (paused) socket.pause();
+  else socket.on('data', (d: string) => (data = (data + d).slice(-200_000)));
+  const ended = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  return { socket, received: () => data, ended };
+}
+
+async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+const metricValue = async (registry: Registry, name: string, labels: Record<string, string> = {}) =>
+  (await registry.getSingleMetric(name)!.get()).values.find((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x))?.value ?? 0;
+
+describe('web view events', () => {
+  it('sends hello, graph, drops and problems first, and refuses a client beyond the limit with 503', async () => {
+    const { port, registry } = await start(changingGateways(2), drivenFeed());
+    const a = client(port);
+    const b = client(port);
+    await until('both clients streaming', () => a.received().includes('event: graph') && b.received().includes('event: graph'));
+    const events = [...a.received().matchAll(/^event: (\w+)$/gm)].map((m) => m[1]).slice(0, 4);
+    expect(events).toEqual(['hello', 'graph', 'drops', 'problems']);
+    expect(a.received()).toMatch(/content-type: text\/event-stream/i);
+    expect(a.received()).toMatch(/content-security-policy: default-src 'none'/i);
+
+    const c = client(port);
+    await c.ended;
+    expect(c.received()).toMatch(/^HTTP\/1\.1 503 /);
+    expect(c.received()).toMatch(/retry-after: 5/i);
+    expect(await metricValue(registry, 'sluice_ui_clients_refused_total', { reason: 'too_many' })).toBe(1);
+    expect(await metricValue(registry, 'sluice_ui_clients')).toBe(2);
+  });
+
+  it('disconnects a client that stops reading once its queue passes the bound; a reading one keeps receiving', async () => {
+    const { port, registry } = await start(changingGateways(300), drivenFeed());
+    const stalled = client(port, true);
+    const reading = client(port);
+    await until('the stalled client dropped', async () => (await metricValue(registry, 'sluice_ui_clients_refused_total', { reason: 'slow' })) === 1, 30_000);
+    expect(await metricValue(registry, 'sluice_ui_clients')).toBe(1);
+    // The server closed the stalled stream: once it reads again, it reaches the end.
+    stalled.socket.on('data', () => {}).resume();
+    await stalled.ended;
+    const generation = () => Number([...reading.received().matchAll(/generation (\d+)/g)].at(-1)?.[1] ?? 0);
+    const before = generation();
+    await until('new graphs on the reading client', () => generation() > before + 2);
+    expect(reading.socket.destroyed).toBe(false);
+  });
+
+  it('keeps the latest drops, bounded, and hands them to a page that opens later', async () => {
+    const feed = drivenFeed();
+    const { port } = await start(changingGateways(1), feed);
+    const flow = (i: number, verdict: string): UiFlow => ({ time: `2026-01-01T00:00:0${i}.000Z`, verdict, reason: 'POLICY_DENY', source: '10.0.0.1:1234', destination: `10.0.0.2:${8000 + i}`, service: 'default/web:80' });
+    feed.emit(flow(1, 'FORWARDED'));
+    for (let i = 2; i <= 6; i++) feed.emit(flow(i, 'DROPPED'));
+    const page = client(port);
+    await until('drops sent', () => page.received().includes('event: drops'));
+    const drops = JSON.parse(/event: drops\ndata: (.*)\n/.exec(page.received())![1]!) as { destination: string; verdict: string }[];
+    expect(drops.map((d) => d.destination)).toEqual(['10.0.0.2:8004', '10.0.0.2:8005', '10.0.0.2:8006']);
+    // New drops reach a connected page within an interval.
+    feed.emit(flow(7, 'AUDIT'));
+    await until('the new drop', () => page.received().includes('10.0.0.2:8007'));
+  });
+});
