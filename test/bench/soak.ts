@@ -109,6 +109,7 @@ const tallies = new Map<Kind, Tally>(Object.keys(KINDS).map((k) => [k as Kind, {
 /** Until when a heap snapshot (plus one request timeout) may still fail requests: they are counted apart. */
 let snapshotPauseUntil = 0;
 let failedInSnapshotPause = 0;
+let failuresPrinted = 0;
 
 function record(kind: Kind, outcome: string, failure: string | null): void {
   const tally = tallies.get(kind)!;
@@ -122,6 +123,8 @@ function record(kind: Kind, outcome: string, failure: string | null): void {
   }
   tally.failed++;
   if (tally.examples.length < 5) tally.examples.push(`${new Date().toISOString()} ${failure}`);
+  // As it happens too (the first 100): a failure is read next to the load the box had then.
+  if (++failuresPrinted <= 100) console.log(`  FAILED ${new Date().toISOString()} ${kind}: ${failure}`);
 }
 
 const errorText = (err: unknown): string => (err as { code?: string }).code ?? (err as Error).message ?? String(err);
