@@ -52,9 +52,12 @@ export function nodeFlowFeed(source: { follow(listener: (flow: Flow) => void): (
   };
 }
 
+/** `ip:port (pod)`; a request dropped before any backend was picked has no destination: `—`. */
 function endpoint(e: FlowPeer): string {
-  const pod = e.labels.find((l) => l.startsWith('k8s:app='));
-  return `${e.ip}:${e.port}${pod ? ` (${pod.slice(4)})` : ''}`;
+  if (!e.ip) return '—';
+  const app = e.labels.find((l) => l.startsWith('k8s:app='));
+  const who = e.pod ?? app?.slice(4);
+  return `${e.ip}:${e.port}${who ? ` (${who})` : ''}`;
 }
 
 /** The latest drops (bounded) and flow counts per graph element since the last take. */

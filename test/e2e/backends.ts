@@ -9,7 +9,7 @@ export interface NamedBackend {
 }
 
 /** `onRequest` sees every request head the backend receives (a test can assert what got through). */
-export async function startNamedBackend(name: string, onRequest?: (req: IncomingMessage) => void): Promise<NamedBackend> {
+export async function startNamedBackend(name: string, onRequest?: (req: IncomingMessage) => void, address = '127.0.0.1'): Promise<NamedBackend> {
   const server: Server = createServer((req, res) => {
     onRequest?.(req);
     req.resume();
@@ -18,7 +18,7 @@ export async function startNamedBackend(name: string, onRequest?: (req: Incoming
       res.end(JSON.stringify({ backend: name, path: req.url, headers: req.headers }));
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(0, address, resolve));
   return {
     name,
     port: (server.address() as { port: number }).port,

@@ -43,6 +43,15 @@ spec:
   rules:
   - backendRefs: [{name: green, port: 80}]
 ---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: api, namespace: default}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /api}}]
+    backendRefs: [{name: api, port: 80}]
+---
 apiVersion: sluice.dev/v1alpha1
 kind: RateLimitPolicy
 metadata: {name: few, namespace: default}
@@ -52,6 +61,36 @@ spec:
     rules:
     - name: tiny
       limit: {requests: 2, unit: Hour}
+`;
+
+/** The api Service (a VIP, its own loopback address) behind an L7 policy that allows GET /api/products only. */
+const api = (backend: NamedBackend) => `apiVersion: v1
+kind: Service
+metadata: {name: api, namespace: default}
+spec:
+  clusterIP: 10.96.0.20
+  selector: {app: api}
+  ports: [{name: http, port: 80}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: api-1, namespace: default, labels: {kubernetes.io/service-name: api}}
+addressType: IPv4
+ports: [{name: http, port: ${backend.port}}]
+endpoints: [{addresses: [127.0.0.2]}]
+---
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: api-l7, namespace: default}
+spec:
+  endpointSelector: {matchLabels: {app: api}}
+  ingress:
+  - fromEntities: [ingress]
+    toPorts:
+    - ports: [{port: "${backend.port}", protocol: TCP}]
+      rules:
+        http:
+        - {method: GET, path: /api/products}
 `;
 
 const reason = CHROMIUM ? null : 'no chromium at /usr/bin/chromium (apt-get install chromium)';
@@ -66,8 +105,8 @@ describeIfPossible('web view in a real browser', reason, requiredByEnvironment('
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'sluice-e2e-ui-'));
-    backends = [await startNamedBackend('blue'), await startNamedBackend('green')];
-    writeFileSync(join(dir, 'gateway.yaml'), `${GATEWAY_YAML}---\n${serviceYaml('blue', backends[0]!)}---\n${serviceYaml('green', backends[1]!)}`);
+    backends = [await startNamedBackend('blue'), await startNamedBackend('green'), await startNamedBackend('api', undefined, '127.0.0.2')];
+    writeFileSync(join(dir, 'gateway.yaml'), `${GATEWAY_YAML}---\n${serviceYaml('blue', backends[0]!)}---\n${serviceYaml('green', backends[1]!)}---\n${api(backends[2]!)}`);
     writeFileSync(join(dir, 'routes.yaml'), ROUTES);
     port = await freePort();
     sluice = await startSluice(['--manifests', dir, '--listener-port-offset', String(port - 80)]);
@@ -138,6 +177,27 @@ describeIfPossible('web view in a real browser', reason, requiredByEnvironment('
     expect(row[0]).toBe('default/few');
     expect(row[1]).toBe('tiny');
     expect(row.slice(4)).toEqual(['2', '3']); // allowed, limited since start
+  });
+
+  it('lists a request the L7 policy denied within 2 s, and the rate-limited ones, with their reasons', async () => {
+    const dropRows = () => page.$$eval('#drops tbody tr', (rows) => rows.map((tr) => Array.from(tr.querySelectorAll('td'), (td) => td.textContent ?? '')));
+    // The three 429s of the test before, recorded as drops by the proxy.
+    await page.waitForFunction(() => document.querySelectorAll('#drops tbody tr').length >= 3, { timeout: 5000 });
+    const limited = (await dropRows()).filter((r) => r[2] === 'RATE_LIMITED');
+    expect(limited.length).toBe(3);
+    expect(limited[0]![1]).toBe('DROPPED');
+    expect(limited[0]![5]).toContain('GET /limited → 429');
+
+    expect((await fetch(`http://127.0.0.1:${port}/api/products`)).status).toBe(200);
+    const denied = await fetch(`http://127.0.0.1:${port}/api/products`, { method: 'DELETE' });
+    expect(denied.status).toBe(403);
+    // The issue's bound: one update interval (1 s) plus the time to draw, well within 2 s.
+    await page.waitForFunction(() => Array.from(document.querySelectorAll('#drops tbody tr'), (tr) => tr.textContent ?? '').some((t) => t.includes('POLICY_L7') && t.includes('DELETE /api/products')), { timeout: 2000 });
+    const row = (await dropRows()).find((r) => r[2] === 'POLICY_L7')!;
+    expect(row[1]).toBe('DROPPED');
+    expect(row[4]).toContain('127.0.0.2');
+    expect(row[5]).toContain('DELETE /api/products → 403');
+    expect(await nodeText('service/default/api/port/80')).toContain('default/api:80');
 
     mkdirSync(DOCS, { recursive: true });
     await page.screenshot({ path: join(DOCS, 'web-view.png'), fullPage: true });
