@@ -96,6 +96,11 @@ function expectAnswer(output: string, answer: string): void {
     expect(pods).toHaveLength(Number(m[1]) + Number(m[3]));
   } else if ((m = /^"pod": "([\w-]+)…"/.exec(answer))) {
     expect(output).toContain(`"pod": "${m[1]}`);
+  } else if ((m = /^pod ([\w-]+)…/.exec(answer))) {
+    // A pod name picked out of a binary (gRPC) answer: the output is that name.
+    expect(output.trim()).toMatch(new RegExp(`^${m[1]}[\\w-]*$`));
+  } else if ((m = /^(grpc-status: \d+)/.exec(answer))) {
+    expect(output.trim()).toBe(m[1]);
   } else if ((m = /^(\d{3})(?: (https?:\/\/\S+))?(?:[:\s]|$)/.exec(answer))) {
     expect(output.trim()).toBe(m[2] ? `${m[1]} ${m[2]}` : m[1]);
   } else if (answer.startsWith('{')) {
@@ -200,7 +205,7 @@ describe('README commands, as written', () => {
   }, 30_000);
 
   it('lists the quickstart and every example folder', () => {
-    expect(examples.map((e) => e.folder)).toEqual(['examples/quickstart', 'examples/ingress', 'examples/rate-limit', 'examples/backend-tls']);
+    expect(examples.map((e) => e.folder)).toEqual(['examples/quickstart', 'examples/ingress', 'examples/rate-limit', 'examples/backend-tls', 'examples/grpc']);
   });
 
   describe.each(examples.map((e) => [e.folder, e] as const))('%s', (_folder, example) => {

@@ -4,6 +4,9 @@
 //  - Every TLS Secret an HTTPS listener or an Ingress names but the folder
 //    lacks gets a self-signed certificate, written once into the folder as
 //    `generated-tls-<namespace>-<name>.yaml`.
+//  - Services a GRPCRoute sends to get gRPC echo servers (echo-basic's gRPC mode, grpc-echo.ts).
+//  - Services a TCPRoute or TLSRoute sends to get TCP echo servers, those a UDPRoute sends to UDP
+//    echo servers (echo-basic's TCP and UDP modes).
 //  - Services a BackendTLSPolicy targets get HTTPS echo servers with a
 //    certificate for the policy's hostname and SANs, signed by a CA made for
 //    this run; the CA ConfigMaps the policies name and the client certificates
@@ -24,10 +27,13 @@ import {
   type CertificateAuthority,
   type CertificateBundle,
 } from './certs.ts';
-import { startEchoServer, type EchoServer } from './echo-server.ts';
+import { startEchoServer } from './echo-server.ts';
+import { startGrpcEcho } from './grpc-echo.ts';
+import { startTcpEcho } from './tcp-echo.ts';
+import { startUdpEcho } from './udp-echo.ts';
 
 export class DemoBackends {
-  private readonly servers = new Map<string, Promise<EchoServer | null>>();
+  private readonly servers = new Map<string, Promise<{ close(): Promise<void> } | null>>();
   private readonly dir: string;
   private readonly logger: Logger;
   /** The CA behind the HTTPS demo backends and the client certificates written for Gateways; one per run. */
@@ -45,10 +51,26 @@ export class DemoBackends {
     const wroteCertificates = await this.writeMissingCertificates(snapshot);
     const wrote = (await this.writeBackendTlsFiles(snapshot)) || wroteCertificates;
     const tlsServices = backendTlsWanted(snapshot).services;
+    const grpc = routeServices(snapshot.grpcRoutes);
+    const tcp = routeServices([...snapshot.tcpRoutes, ...snapshot.tlsRoutes]);
+    const udp = routeServices(snapshot.udpRoutes);
     const starts: Promise<unknown>[] = [];
     for (const { address, port, pod, namespace, service } of demoEndpoints(snapshot)) {
       const key = `${address}:${port}`;
       if (this.servers.has(key)) continue;
+      const identity = { pod, namespace, service };
+      const special: Promise<{ close(): Promise<void> }> | null = grpc.has(`${namespace}/${service}`)
+        ? startGrpcEcho({ host: address, port, identity })
+        : tcp.has(`${namespace}/${service}`)
+          ? startTcpEcho({ host: address, tcpPort: port, tlsPort: 0, identity })
+          : udp.has(`${namespace}/${service}`)
+            ? startUdpEcho({ host: address, port, identity })
+            : null;
+      if (special) {
+        this.servers.set(key, this.started(key, pod, special));
+        starts.push(this.servers.get(key)!);
+        continue;
+      }
       const names = tlsServices.get(`${namespace}/${service}`);
       const options = names
         ? this.caOnce().then(async (ca) => {
@@ -57,21 +79,26 @@ export class DemoBackends {
             return { host: address, httpPort: 0, httpsPort: port, tls: { cert: leaf.certPem, key: leaf.keyPem, ca: ca.certPem }, identity: { pod, namespace, service } };
           })
         : Promise.resolve({ host: address, httpPort: port, identity: { pod, namespace, service } });
-      const started = options.then(startEchoServer).then(
-        (server) => {
-          this.logger.info({ address: key, pod }, `demo echo backend ${pod} listening on ${key}`);
-          return server;
-        },
-        (err: Error) => {
-          this.logger.warn({ address: key, err: err.message }, `cannot start demo echo backend on ${key}: ${err.message}`);
-          return null;
-        },
-      );
+      const started = this.started(key, pod, options.then(startEchoServer));
       this.servers.set(key, started);
       starts.push(started);
     }
     await Promise.all(starts);
     return wrote;
+  }
+
+  /** Logs a demo backend's start (or why it could not start); a failed one is null. */
+  private started<T>(key: string, pod: string, server: Promise<T>): Promise<T | null> {
+    return server.then(
+      (s) => {
+        this.logger.info({ address: key, pod }, `demo echo backend ${pod} listening on ${key}`);
+        return s;
+      },
+      (err: Error) => {
+        this.logger.warn({ address: key, err: err.message }, `cannot start demo echo backend on ${key}: ${err.message}`);
+        return null;
+      },
+    );
   }
 
   async close(): Promise<void> {
@@ -220,7 +247,9 @@ export function tlsSecretsWanted(snapshot: InputSnapshot): WantedTlsSecret[] {
   for (const { kind, obj } of owners) {
     const namespace = obj.metadata.namespace!;
     for (const listener of obj.spec?.listeners ?? []) {
-      if (listener?.protocol !== 'HTTPS') continue;
+      // HTTPS listeners, and TLS listeners that terminate (tls.mode defaults to Terminate).
+      const terminates = listener?.protocol === 'HTTPS' || (listener?.protocol === 'TLS' && listener.tls?.mode !== 'Passthrough');
+      if (!terminates) continue;
       const hostnames: string[] = listener.hostname ? [String(listener.hostname)] : attachedRouteHostnames(snapshot, kind, obj, listener);
       for (const ref of listener?.tls?.certificateRefs ?? []) {
         if ((ref?.kind ?? 'Secret') !== 'Secret' || (ref?.group ?? '') !== '' || !ref?.name) continue;
@@ -237,9 +266,9 @@ export function tlsSecretsWanted(snapshot: InputSnapshot): WantedTlsSecret[] {
   return [...wanted.values()];
 }
 
-/** Hostnames of the HTTPRoutes whose parentRefs name this listener (by section or port, or the whole parent). */
+/** Hostnames of the HTTPRoutes and TLSRoutes whose parentRefs name this listener (by section or port, or the whole parent). */
 function attachedRouteHostnames(snapshot: InputSnapshot, kind: string, parent: KubeObject, listener: any): string[] {
-  return snapshot.httpRoutes.flatMap((route) => {
+  return [...snapshot.httpRoutes, ...snapshot.tlsRoutes].flatMap((route) => {
     const attached = (route.spec?.parentRefs ?? []).some(
       (ref: any) =>
         (ref?.group ?? GATEWAY_GROUP) === GATEWAY_GROUP &&
@@ -262,6 +291,19 @@ export interface DemoEndpoint {
 }
 
 /** The EndpointSlice endpoints on loopback addresses: where `--demo-backends` starts echo servers. */
+/** `namespace/name` of every Service the routes' rules send to (GRPCRoute: their demo backends speak gRPC; TCPRoute, UDPRoute...). */
+function routeServices(routes: { metadata: { namespace?: string }; spec?: { rules?: { backendRefs?: { kind?: string; group?: string; name: string; namespace?: string }[] }[] } }[]): Set<string> {
+  const out = new Set<string>();
+  for (const route of routes) {
+    for (const rule of route.spec?.rules ?? []) {
+      for (const ref of rule?.backendRefs ?? []) {
+        if ((ref.kind ?? 'Service') === 'Service' && !ref.group) out.add(`${ref.namespace ?? route.metadata.namespace}/${ref.name}`);
+      }
+    }
+  }
+  return out;
+}
+
 export function demoEndpoints(snapshot: InputSnapshot): DemoEndpoint[] {
   const out: DemoEndpoint[] = [];
   for (const slice of snapshot.endpointSlices) {
