@@ -53,7 +53,7 @@ const redirectPortOffset: Flag = {
 };
 const adminAddress: Flag = {
   name: 'admin-address', type: 'string', value: 'HOST:PORT', default: '127.0.0.1:9901',
-  help: 'admin API: /healthz /readyz /metrics /api/status /api/config',
+  help: 'admin API: /healthz /readyz /metrics /api/status /api/config /ui',
 };
 const controllerName: Flag = { name: 'controller-name', type: 'string', value: 'NAME', default: DEFAULT_CONTROLLER_NAME, help: 'GatewayClass controllerName to serve' };
 const gatewayClasses: Flag = {
