@@ -4,6 +4,8 @@
 // put when other Gateways come and go.
 import { createHash } from 'node:crypto';
 import { addressInCidr, formatIPv4, parseCidr, parseIPv4 } from '../../ir/ipv4.ts';
+import type { ServiceObject } from '../sources/objects.ts';
+import { dataplaneAddresses } from '../status/kubernetes.ts';
 
 export interface AddressPlan {
   /** `namespace/name` → address. */
@@ -61,15 +63,21 @@ export interface RequestedAddress {
  * is `unsupported` (Accepted=False UnsupportedAddress), as Envoy Gateway does.
  */
 export interface AddressRequest {
-  /** IPAddress values, in spec order, duplicates removed. */
+  /** IPAddress values to bind, in spec order, duplicates removed (none when a Service carries them). */
   static: string[];
+  /** Every IPAddress value asked for, bound or not. */
+  requested: string[];
   /** Also take the planned address: no entries, or an IPAddress entry without a value. */
   planned: boolean;
   /** Why the request cannot be honoured, naming the entry; null when it can. */
   unsupported: string | null;
 }
 
-export function addressRequest(entries: RequestedAddress[] | undefined): AddressRequest {
+/**
+ * `bind` false (Kubernetes mode with a dataplane Service): the requested values are the Service's
+ * to carry, the dataplanes bind the planned address.
+ */
+export function addressRequest(entries: RequestedAddress[] | undefined, bind = true): AddressRequest {
   const list = entries ?? [];
   const values: string[] = [];
   let planned = list.length === 0;
@@ -77,10 +85,29 @@ export function addressRequest(entries: RequestedAddress[] | undefined): Address
     const type = a.type ?? 'IPAddress';
     if (type !== 'IPAddress') {
       const why = type === 'Hostname' || type === 'NamedAddress' ? 'Sluice binds IP addresses only' : 'not a type Sluice knows';
-      return { static: [], planned: false, unsupported: `spec.addresses[${i}] type ${type}: ${why} (IPAddress is supported)` };
+      return { static: [], requested: [], planned: false, unsupported: `spec.addresses[${i}] type ${type}: ${why} (IPAddress is supported)` };
     }
     if (a.value) values.push(a.value);
     else planned = true;
   }
-  return { static: [...new Set(values)], planned, unsupported: null };
+  const requested = [...new Set(values)];
+  return bind ? { static: requested, requested, planned, unsupported: null } : { static: [], requested, planned: true, unsupported: null };
+}
+
+/** Kubernetes mode with `--dataplane-service`: the Service every Gateway is reached through, and its addresses. */
+export interface ServiceAddressing {
+  /** `namespace/name`. */
+  name: string;
+  addresses: Set<string>;
+}
+
+/**
+ * The dataplane Service's load-balancer and external addresses (as status reports them; a NodePort
+ * Service's node addresses are not known to translation), or null without `--dataplane-service`.
+ */
+export function serviceAddressing(dataplaneService: string | undefined, services: ServiceObject[]): ServiceAddressing | null {
+  if (!dataplaneService) return null;
+  const [namespace, name] = dataplaneService.split('/');
+  const service = services.find((s) => s.metadata.namespace === namespace && s.metadata.name === name);
+  return { name: dataplaneService, addresses: new Set(dataplaneAddresses(service).map((a) => a.value)) };
 }

@@ -6,7 +6,7 @@ import { defaultTlsSettings, describeTlsSettings, sameTlsSettings } from '../../
 import type { BackendClientCertificate, ClientValidation, TlsCertificate, TlsSettings } from '../../ir/types.ts';
 import { GATEWAY_GROUP, namespacedName, type GatewayClassObject, type GatewayObject, type IngressClassObject, type KubeObject, type ListenerSetObject } from '../sources/objects.ts';
 import { condition, type Condition, type ObjectStatus } from '../status/conditions.ts';
-import { addressRequest, type AddressPlan, type AddressRequest } from './addresses.ts';
+import { addressRequest, type AddressPlan, type AddressRequest, type ServiceAddressing } from './addresses.ts';
 import type { InputIndex } from './index-inputs.ts';
 import type { TranslateOptions } from './options.ts';
 import { isReferenceAllowed } from './referencegrant.ts';
@@ -96,6 +96,8 @@ export interface GatewayState {
   address: string | null;
   /** Where its listeners are bound: the requested IPAddress values and/or Sluice's own address. */
   addresses: string[];
+  /** Requested addresses the dataplane Service does not carry (Programmed=False AddressNotAssigned). */
+  unassigned: string | null;
   accepted: Verdict;
   listeners: ListenerState[];
   /** ListenerSets whose parentRef names this Gateway, allowed or not, oldest first. */
@@ -145,10 +147,12 @@ export function translateGateways(
   listenerSets: ListenerSetObject[],
   plan: AddressPlan,
   index: InputIndex,
+  service: ServiceAddressing | null = null,
 ): GatewayState[] {
   const states = ours.map((obj) => {
     const key = namespacedName(obj);
-    const request = addressRequest(obj.spec?.addresses);
+    const request = addressRequest(obj.spec?.addresses, service === null);
+    const missing = service ? request.requested.filter((a) => !service.addresses.has(a)) : [];
     const planned = request.planned ? plan.byGateway.get(key) : undefined;
     const addresses = request.unsupported ? [] : [...new Set([...request.static, ...(planned !== undefined ? [planned] : [])])];
     const gateway: GatewayState = {
@@ -157,6 +161,9 @@ export function translateGateways(
       generation: obj.metadata.generation,
       address: addresses[0] ?? null,
       addresses,
+      unassigned: missing.length > 0
+        ? `spec.addresses ${missing.join(', ')}: not an address of the dataplane Service ${service!.name}; Sluice does not edit it (give it spec.loadBalancerIP or externalIPs)`
+        : null,
       accepted: gatewayVerdict(obj, request, request.planned && planned === undefined ? plan.problem ?? 'no address' : null),
       listeners: [],
       listenerSets: [],
@@ -514,6 +521,14 @@ export function listenerProgrammed(listener: ListenerState): boolean {
   return listenerServable(listener) && listener.gateway.address !== null;
 }
 
+function gatewayProgrammed(gateway: GatewayState, anyProgrammed: boolean, gen: number | undefined): Condition {
+  if (!gateway.accepted.ok) return condition('Programmed', false, 'Invalid', `Gateway is not accepted: ${gateway.accepted.message}`, gen);
+  if (gateway.unassigned) return condition('Programmed', false, 'AddressNotAssigned', gateway.unassigned, gen);
+  return anyProgrammed || gateway.listeners.length === 0
+    ? condition('Programmed', true, 'Programmed', `Serving on ${gateway.addresses.join(', ')}`, gen)
+    : condition('Programmed', false, 'Invalid', 'No listener of this Gateway can be served', gen);
+}
+
 export function gatewayStatus(gateway: GatewayState): ObjectStatus {
   const gen = gateway.generation;
   const listeners = gateway.listeners.map((l) => listenerStatus(l, gen));
@@ -521,11 +536,7 @@ export function gatewayStatus(gateway: GatewayState): ObjectStatus {
   const anyProgrammed = gateway.listeners.some(listenerProgrammed);
   const conditions: Condition[] = [
     condition('Accepted', gateway.accepted.ok, gateway.accepted.reason, gateway.accepted.message, gen),
-    gateway.accepted.ok
-      ? anyProgrammed || gateway.listeners.length === 0
-        ? condition('Programmed', true, 'Programmed', `Serving on ${gateway.addresses.join(', ')}`, gen)
-        : condition('Programmed', false, 'Invalid', 'No listener of this Gateway can be served', gen)
-      : condition('Programmed', false, 'Invalid', `Gateway is not accepted: ${gateway.accepted.message}`, gen),
+    gatewayProgrammed(gateway, anyProgrammed, gen),
     // Written when spec.tls.backend is set: the references outside listeners, then the listeners' summary.
     ...(gateway.backendTls ? [gatewayResolvedRefs(gateway.backendTls.resolvedRefs, gateway.listeners, gen)] : []),
   ];

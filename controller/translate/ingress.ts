@@ -90,6 +90,7 @@ export function translateIngresses(served: ServedIngresses, address: string | nu
     generation: undefined,
     address,
     addresses: address ? [address] : [],
+    unassigned: null,
     accepted: address ? { ok: true, reason: 'Accepted', message: 'Ingress listeners' } : { ok: false, reason: 'AddressNotAssigned', message: 'no address' },
     listeners: [],
     listenerSets: [],

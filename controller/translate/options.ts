@@ -11,6 +11,11 @@ export interface TranslateOptions {
   servedClassNames?: string[];
   /** A shared listen address, or an IPv4 CIDR from which each Gateway gets its own. */
   bindAddress: string;
+  /**
+   * Kubernetes mode: `namespace/name` of the Service clients reach the dataplanes through. Gateways'
+   * `spec.addresses` are then that Service's to carry (checked against it), not bind addresses.
+   */
+  dataplaneService?: string;
   /** Which Ingresses are ours, and how they behave; absent: no Ingress is served. */
   ingress?: IngressOptions;
   /** Who the gateway is for L3/L4 network policy; defaults in translate/networkpolicy.ts. */

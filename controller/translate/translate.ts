@@ -6,7 +6,7 @@ import { irVersion } from '../../ir/version.ts';
 import type { Problem } from '../problems.ts';
 import { namespacedName, type InputSnapshot } from '../sources/objects.ts';
 import type { ObjectStatus } from '../status/conditions.ts';
-import { addressRequest, planGatewayAddresses } from './addresses.ts';
+import { addressRequest, planGatewayAddresses, serviceAddressing } from './addresses.ts';
 import { translateL4Services } from './backends.ts';
 import {
   allListeners,
@@ -59,10 +59,10 @@ export function translate(snapshot: InputSnapshot, options: TranslateOptions): T
   const ingresses = options.ingress ? servedIngresses(index, options.ingress) : { ingresses: [], listening: false, problems: [] };
   const plan = planGatewayAddresses(options.bindAddress, [
     // Gateways that name all their addresses take none of the plan's.
-    ...ourGateways.filter((g) => addressRequest(g.spec?.addresses).planned).map(namespacedName),
+    ...ourGateways.filter((g) => addressRequest(g.spec?.addresses, !options.dataplaneService).planned).map(namespacedName),
     ...(ingresses.listening ? [INGRESS_GATEWAY_KEY] : []),
   ]);
-  const gateways = translateGateways(ourGateways, snapshot.listenerSets, plan, index);
+  const gateways = translateGateways(ourGateways, snapshot.listenerSets, plan, index, serviceAddressing(options.dataplaneService, snapshot.services));
   attachBackendClientCertificates(gateways, index);
   const ingress = translateIngresses(ingresses, plan.byGateway.get(INGRESS_GATEWAY_KEY) ?? null, index, options.ingress!);
   markConflicts([...[...gateways].sort(olderFirst).flatMap(allListeners), ...(ingress.gateway?.listeners ?? [])]);

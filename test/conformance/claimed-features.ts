@@ -39,6 +39,7 @@ export const CLAIMED_FEATURES = [
   'GatewayFrontendClientCertificateValidation',
   'GatewayHTTPListenerIsolation',
   'GatewayPort8080',
+  'GatewayStaticAddresses',
   'ListenerSet',
   'ReferenceGrant',
   // BackendTLSPolicy (TLS to Services of HTTPRoute, GRPCRoute and terminated TLSRoute backends)
@@ -97,7 +98,6 @@ export const NOT_CLAIMED: Readonly<Record<string, string>> = {
   GatewayHTTPSListenerDetectMisdirectedRequests:
     'Sluice answers 421 only when the SNI picked a listener with a hostname; upstream also expects 421 when the SNI picked the hostname-less listener and the Host belongs to a more specific one',
   GatewayInfrastructurePropagation: 'Sluice provisions no per-Gateway infrastructure to carry spec.infrastructure labels and annotations',
-  GatewayStaticAddresses: 'requested spec.addresses values are refused with UnsupportedAddress (standalone assigns addresses itself)',
   Mesh: MESH,
   MeshClusterIPMatching: MESH,
   MeshConsumerRoute: MESH,
