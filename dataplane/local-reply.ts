@@ -20,15 +20,20 @@ export function sendLocalReply(
   /** The gRPC status when the HTTP status does not say it (DEADLINE_EXCEEDED); absent: mapped from `status`. */
   grpcStatus?: number,
 ): void {
-  if (status >= 400 && isGrpcContentType(res.req?.headers['content-type'])) {
-    sendGrpcLocalReply(res, status, body, modifiers, metrics, startedAt, extraHeaders, grpcStatus ?? grpcStatusForHttp(status));
-    return;
-  }
+  // A gRPC call's error: HTTP 200, trailers-only; the body text becomes `grpc-message`.
+  const grpc = status >= 400 && isGrpcContentType(res.req?.headers['content-type']);
   const length = body === null ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.length;
-  const headers = [SERVER_HEADER[0], SERVER_HEADER[1], 'content-length', String(length)];
-  if (body !== null) headers.push('content-type', 'text/plain; charset=utf-8');
+  const headers = grpc ? [SERVER_HEADER[0], SERVER_HEADER[1]] : [SERVER_HEADER[0], SERVER_HEADER[1], 'content-length', String(length)];
+  if (body !== null && !grpc) headers.push('content-type', 'text/plain; charset=utf-8');
   if (extraHeaders !== null) for (let i = 0; i < extraHeaders.length; i++) headers.push(extraHeaders[i]);
   if (modifiers.length > 0) applyHeaderModifiers(headers, modifiers);
+  if (grpc) {
+    const message = body === null ? `HTTP ${status}` : (typeof body === 'string' ? body : body.toString('utf8')).trim();
+    sendTrailersOnly(res, grpcStatus ?? grpcStatusForHttp(status), message, headers);
+    // What went on the wire, as Envoy counts its gRPC local replies: 200 (the status is in grpc-status).
+    metrics.record(200, startedAt);
+    return;
+  }
   try {
     writeResponseHead(res, status, headers);
   } catch {
@@ -41,24 +46,4 @@ export function sendLocalReply(
   if (body === null) res.end();
   else res.end(body);
   metrics.record(status, startedAt);
-}
-
-/** An error for a gRPC call: HTTP 200, trailers-only; the body text becomes `grpc-message`. */
-function sendGrpcLocalReply(
-  res: DownstreamResponse,
-  status: number,
-  body: string | Buffer | null,
-  modifiers: readonly HeaderModifierPlan[],
-  metrics: RequestMetrics,
-  startedAt: number,
-  extraHeaders: readonly string[] | null,
-  grpcStatus: number,
-): void {
-  const headers = [SERVER_HEADER[0], SERVER_HEADER[1]];
-  if (extraHeaders !== null) for (let i = 0; i < extraHeaders.length; i++) headers.push(extraHeaders[i]);
-  if (modifiers.length > 0) applyHeaderModifiers(headers, modifiers);
-  const message = body === null ? `HTTP ${status}` : (typeof body === 'string' ? body : body.toString('utf8')).trim();
-  sendTrailersOnly(res, grpcStatus, message, headers);
-  // What went on the wire, as Envoy counts its gRPC local replies: 200 (the status is in grpc-status).
-  metrics.record(200, startedAt);
 }

@@ -11,7 +11,9 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
+import { createSelfSignedServerCertificate, tlsSecretData, type CertificateBundle } from '../support/demo/certs.ts';
 import { grpcEchoDefinition, startGrpcEcho, GRPC_ECHO_SERVICE, type GrpcEchoResponse, type GrpcEchoServer } from '../support/demo/grpc-echo.ts';
+import { freePortOffset } from '../support/ports.ts';
 import { freePort, startSluice, type SluiceProcess } from '../support/sluice-process.ts';
 import { waitFor } from '../support/wait.ts';
 import { GATEWAY_YAML } from './backends.ts';
@@ -55,6 +57,9 @@ spec:
       responseHeaderModifier: {set: [{name: x-route, value: two-b}]}
     backendRefs: [{name: grpc-b, port: 8080}]
   - matches: [{method: {service: ${GRPC_ECHO_SERVICE}, method: EchoTwo}}]
+    filters:
+    - type: RequestMirror
+      requestMirror: {backendRef: {name: grpc-b, port: 8080}}
     backendRefs: [{name: grpc-a, port: 8080}]
   - matches: [{method: {method: EchoThree}}]
     backendRefs: [{name: grpc-a, port: 8080}]
@@ -76,6 +81,16 @@ spec:
   - matches: [{method: {type: RegularExpression, service: ".*\\\\.GrpcEcho", method: "Echo(Two)?"}}]
     backendRefs: [{name: grpc-b, port: 8080}]
 ---
+# The HTTPS listener: gRPC over TLS, HTTP/2 chosen by ALPN.
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: secure, namespace: default, creationTimestamp: "2026-01-01T00:00:00Z"}
+spec:
+  parentRefs: [{name: gw-tls}]
+  hostnames: [secure.example.com]
+  rules:
+  - backendRefs: [{name: grpc-b, port: 8080}]
+---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: {name: http-on-grpc-host, namespace: default, creationTimestamp: "2026-02-01T00:00:00Z"}
@@ -93,10 +108,14 @@ describe('GRPCRoute through a real sluice run', () => {
   let b: GrpcEchoServer;
   let slow: net.Server;
   let port: number;
+  let tlsPort: number;
+  let certificate: CertificateBundle;
   const clients: grpc.Client[] = [];
 
-  const client = (authority: string): EchoClient => {
-    const c = new EchoClientCtor(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), { 'grpc.default_authority': authority });
+  const client = (authority: string, tls = false): EchoClient => {
+    const credentials = tls ? grpc.credentials.createSsl(Buffer.from(certificate.certPem)) : grpc.credentials.createInsecure();
+    const options = tls ? { 'grpc.ssl_target_name_override': authority, 'grpc.default_authority': authority } : { 'grpc.default_authority': authority };
+    const c = new EchoClientCtor(`127.0.0.1:${tls ? tlsPort : port}`, credentials, options);
     clients.push(c);
     return c;
   };
@@ -136,13 +155,29 @@ describe('GRPCRoute through a real sluice run', () => {
     slow = slowServer as unknown as net.Server;
     await new Promise<void>((resolve) => slowServer.listen(0, '127.0.0.1', resolve));
     const deadPort = await freePort(); // nothing listens there: connect refused
-    port = await freePort();
+    const offset = await freePortOffset([80, 443]);
+    port = 80 + offset;
+    tlsPort = 443 + offset;
+    certificate = await createSelfSignedServerCertificate({ dnsNames: ['secure.example.com'] });
+    const tlsGateway = `apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw-tls, namespace: default}
+spec:
+  gatewayClassName: sluice
+  listeners: [{name: https, port: 443, protocol: HTTPS, tls: {certificateRefs: [{name: secure-cert}]}}]
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: secure-cert, namespace: default}
+type: kubernetes.io/tls
+data: ${JSON.stringify(tlsSecretData(certificate))}
+`;
     writeFileSync(
       join(dir, 'gateway.yaml'),
-      [GATEWAY_YAML, grpcService('grpc-a', a.port), grpcService('grpc-b', b.port), grpcService('grpc-dead', deadPort), grpcService('grpc-slow', (slowServer.address() as net.AddressInfo).port)].join('---\n'),
+      [GATEWAY_YAML, tlsGateway, grpcService('grpc-a', a.port), grpcService('grpc-b', b.port), grpcService('grpc-dead', deadPort), grpcService('grpc-slow', (slowServer.address() as net.AddressInfo).port)].join('---\n'),
     );
     writeFileSync(join(dir, 'routes.yaml'), ROUTES);
-    sluice = await startSluice(['--manifests', dir, '--listener-port-offset', String(port - 80)]);
+    sluice = await startSluice(['--manifests', dir, '--listener-port-offset', String(offset)]);
   });
 
   afterAll(async () => {
@@ -161,6 +196,20 @@ describe('GRPCRoute through a real sluice run', () => {
     const two = await call(c, 'EchoTwo');
     expect(two.err).toBeNull();
     expect(two.res?.assertions?.context?.pod).toBe('grpc-a-1-x');
+  });
+
+  it('HTTPS listener: gRPC over TLS with HTTP/2 by ALPN', async () => {
+    const r = await call(client('secure.example.com', true), 'Echo');
+    expect(r.err).toBeNull();
+    expect(r.res?.assertions?.context?.pod).toBe('grpc-b-1-x');
+    expect(r.res?.assertions?.authority).toBe('secure.example.com');
+  });
+
+  it('RequestMirror sends a copy of the call to the mirror backend, the answer comes from the real one', async () => {
+    const before = b.received.filter((m) => m.endsWith('/EchoTwo')).length;
+    const r = await call(client('grpc.example.com'), 'EchoTwo');
+    expect(r.res?.assertions?.context?.pod).toBe('grpc-a-1-x');
+    await waitFor('the mirrored EchoTwo at grpc-b', () => (b.received.filter((m) => m.endsWith('/EchoTwo')).length > before ? true : undefined), 5000);
   });
 
   it('a header match picks its rule first; request and response header modifiers apply', async () => {
