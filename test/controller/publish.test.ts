@@ -327,6 +327,11 @@ describe('snapshot protocol', () => {
     expect(JSON.parse(bad.body).error).toMatch(/^ok:/);
     expect((await post({ name: 'bad name!', version: v2.version, ok: true, listeners: [] })).status).toBe(400);
     expect((await raw(`${server.url()}/v1/snapshots`)).status).toBe(400); // no name
+    // A failed socket's bind error code is kept (EADDRNOTAVAIL becomes a Gateway's AddressNotUsable).
+    const failed = { name: '192.0.2.10:80', ok: false, error: 'cannot bind 192.0.2.10:80: EADDRNOTAVAIL', code: 'EADDRNOTAVAIL' };
+    expect((await post({ name: 'dp-d', version: v2.version, ok: true, listeners: [failed], serving: v2.version })).status).toBe(204);
+    expect(stateOf(server, 'dp-d')).toMatchObject({ listeners: [failed] });
+    expect((await post({ name: 'dp-e', version: v2.version, ok: true, listeners: [{ ...failed, code: 'not a code' }] })).status).toBe(400);
   });
 
   it('redirects to the leader from another replica; the dataplane follows, and finds the new leader after a handover', async () => {
