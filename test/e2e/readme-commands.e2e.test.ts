@@ -205,7 +205,7 @@ describe('README commands, as written', () => {
   }, 30_000);
 
   it('lists the quickstart and every example folder', () => {
-    expect(examples.map((e) => e.folder)).toEqual(['examples/quickstart', 'examples/ingress', 'examples/rate-limit', 'examples/backend-tls', 'examples/grpc']);
+    expect(examples.map((e) => e.folder)).toEqual(['examples/quickstart', 'examples/ingress', 'examples/rate-limit', 'examples/backend-tls', 'examples/grpc', 'examples/l4']);
   });
 
   describe.each(examples.map((e) => [e.folder, e] as const))('%s', (_folder, example) => {
