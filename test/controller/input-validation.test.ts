@@ -13,7 +13,8 @@ import { translate } from '../../controller/translate/translate.ts';
 import { celRule, rewriteHas } from '../../controller/schema/cel.ts';
 import { generate, SCHEMAS_FILE, TYPES_FILE } from '../../scripts/gen-input-types.ts';
 import type { Problem } from '../../controller/problems.ts';
-import type { HTTPRouteObject } from '../../controller/sources/objects.ts';
+import { SNAPSHOT_FIELD_BY_KIND, type HTTPRouteObject } from '../../controller/sources/objects.ts';
+import { hasInputSchema } from '../../controller/schema/validate.ts';
 import { freePort, startSluice } from '../support/sluice-process.ts';
 import { describeIfPossible } from '../support/suite.ts';
 import { waitFor } from '../support/wait.ts';
@@ -202,6 +203,10 @@ describeIfPossible('generated schemas and types', existsSync(GATEWAY_API_CRDS) ?
     const { schemasJson, typesTs } = await generate();
     expect(schemasJson === readFileSync(SCHEMAS_FILE, 'utf8')).toBe(true);
     expect(typesTs === readFileSync(TYPES_FILE, 'utf8')).toBe(true);
+  });
+
+  it('cover every kind Sluice reads (Cilium\'s policies aside: sources/shapes.ts checks those)', () => {
+    expect(Object.keys(SNAPSHOT_FIELD_BY_KIND).filter((k) => !hasInputSchema(k))).toEqual(['CiliumNetworkPolicy', 'CiliumClusterwideNetworkPolicy']);
   });
 });
 
