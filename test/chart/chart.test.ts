@@ -243,11 +243,13 @@ describeHelm('charts/sluice (helm lint, helm template)', () => {
     const objects = render(fixture('listener-ports.yaml'));
     const service = findOne(objects, 'Service', `${RELEASE}-dataplane`);
     expect(service.spec.type).toBe('ClusterIP');
-    expect(service.spec.ports.map((p: any) => [p.port, p.targetPort])).toEqual([
-      [80, 80],
-      [443, 443],
-      [8080, 8080],
+    expect(service.spec.ports.map((p: any) => [p.port, p.targetPort, p.protocol])).toEqual([
+      [80, 80, 'TCP'],
+      [443, 443, 'TCP'],
+      [8080, 8080, 'TCP'],
+      [8080, 8080, 'UDP'],
     ]);
+    expect(container(objects, 'dataplane').ports.filter((p: any) => p.containerPort === 8080).map((p: any) => p.protocol)).toEqual(['TCP', 'UDP']);
     expect(podSpec(objects, 'dataplane').securityContext.sysctls).toEqual([{ name: 'net.ipv4.ip_unprivileged_port_start', value: '0' }]);
     expect(podSpec(render(), 'dataplane').securityContext.sysctls).toBeUndefined();
     expect(flag(args(objects, 'dataplane'), 'listener-port-offset')).toBe('0');
