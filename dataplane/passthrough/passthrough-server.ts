@@ -79,11 +79,13 @@ export class PassthroughServer extends StreamListener {
   }
 
   protected serve(client: Socket): void {
-    // The ClientHello is the first step of the client's handshake.
-    client.setTimeout(this.budget.limits.tlsHandshakeTimeoutMs, () => {
+    // From the accept to the ClientHello (passthrough) or to the finished handshake (terminate):
+    // one deadline, not an idle timer, so a client trickling bytes cannot stretch it.
+    const deadline = setTimeout(() => {
       this.budget.timedOut(this.name, 'tls_handshake');
       client.destroy();
-    });
+    }, this.budget.limits.tlsHandshakeTimeoutMs);
+    client.once('close', () => clearTimeout(deadline));
     const chunks: Buffer[] = [];
     const onData = (chunk: Buffer) => {
       chunks.push(chunk);
@@ -97,12 +99,12 @@ export class PassthroughServer extends StreamListener {
         client.destroy();
         return;
       }
-      this.forward(client, hello.serverName, data);
+      this.forward(client, hello.serverName, data, deadline);
     };
     client.on('data', onData);
   }
 
-  private forward(client: Socket, serverName: string | null, hello: Buffer): void {
+  private forward(client: Socket, serverName: string | null, hello: Buffer, deadline: NodeJS.Timeout): void {
     const route = serverName ? this.routes.find(serverName) : undefined;
     const chosen = route ? chooseEndpoint(route) : null;
     if (!route || !chosen) {
@@ -113,7 +115,7 @@ export class PassthroughServer extends StreamListener {
       return;
     }
     if (!route.terminate) {
-      client.setTimeout(0);
+      clearTimeout(deadline);
       this.relay(client, chosen.endpoint, route.name, this.idleTimeoutMs, hello);
       return;
     }
@@ -135,7 +137,7 @@ export class PassthroughServer extends StreamListener {
       client.destroy();
     });
     secure.once('secure', () => {
-      client.setTimeout(0);
+      clearTimeout(deadline);
       secure.pause();
       this.relay(secure, chosen.endpoint, route.name, this.idleTimeoutMs, undefined, upstream.tls);
     });

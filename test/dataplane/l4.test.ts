@@ -345,4 +345,19 @@ describe('TLS listeners in Terminate mode (TLSRoute), beside passthrough', () =>
     await expect(viaTls('other.example.com', gatewayCert.certPem)).rejects.toThrow(/socket disconnected|ECONNRESET/);
     expect(await metricValue(t, 'sluice_l4_connections_total', { protocol: 'TLS', outcome: 'no_route' })).toBe(1);
   });
+  it('closes a client that trickles its ClientHello past the handshake deadline (a deadline, not an idle timer)', async () => {
+    const t = await started({ frontDoor: { tlsHandshakeTimeoutMs: 300 } });
+    const port = await freePort();
+    await t.dataplane.apply('v1', ir({ passthrough: [{ name: `${HOST}:${port}`, origins: [], address: HOST, port, routes: [] }] }));
+    const socket = connect({ host: HOST, port });
+    socket.on('error', () => undefined);
+    // A handshake record header announcing a large ClientHello, then one byte every 50 ms.
+    socket.write(Buffer.from([0x16, 0x03, 0x01, 0x40, 0x00, 0x01]));
+    const trickle = setInterval(() => socket.write(Buffer.from([0])), 50);
+    const since = performance.now();
+    await new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    clearInterval(trickle);
+    expect(performance.now() - since).toBeLessThan(5_000);
+    expect(await metricValue(t, 'sluice_client_timeouts_total', { stage: 'tls_handshake' })).toBe(1);
+  });
 });
