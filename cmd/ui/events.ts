@@ -9,6 +9,7 @@ import client, { type Registry } from 'prom-client';
 import type { IR } from '../../ir/types.ts';
 import type { KubeObject } from '../../controller/sources/objects.ts';
 import type { Problem } from '../../controller/problems.ts';
+import { metric } from '../../dataplane/metrics.ts';
 import { buildGraph, indexRoutes, type RouteIndex } from './graph.ts';
 import { FlowTally, type FlowFeed } from './flows.ts';
 import { TrafficReader } from './traffic.ts';
@@ -70,13 +71,15 @@ export class UiHub {
     this.traffic = new TrafficReader(sources.registry);
     this.tally = new FlowTally(limits.keptDrops);
     this.unfollow = sources.feeds.map((feed) => feed.follow((flow) => this.tally.add(flow, this.currentIndex(), this.clients.size > 0)));
-    this.connected = new client.Gauge({ name: 'sluice_ui_clients', help: 'Web view (/ui/events) clients connected', registers: [sources.registry] });
-    this.dropped = new client.Counter({
-      name: 'sluice_ui_clients_refused_total',
-      help: 'Web view clients refused (too_many: over the client limit) or disconnected (slow: more than the queue bound not taken)',
-      labelNames: ['reason'] as const,
-      registers: [sources.registry],
-    });
+    this.connected = metric(sources.registry, 'sluice_ui_clients', (registers) => new client.Gauge({ name: 'sluice_ui_clients', help: 'Web view (/ui/events) clients connected', registers }));
+    this.dropped = metric(sources.registry, 'sluice_ui_clients_refused_total', (registers) =>
+      new client.Counter({
+        name: 'sluice_ui_clients_refused_total',
+        help: 'Web view clients refused (too_many: over the client limit) or disconnected (slow: more than the queue bound not taken)',
+        labelNames: ['reason'] as const,
+        registers,
+      }),
+    );
   }
 
   /** Takes the request over as an event stream, or answers 503 when the client limit is reached. */
@@ -151,9 +154,9 @@ export class UiHub {
       this.broadcast(problems);
     }
     const now = performance.now();
-    const { drops, perSecond } = this.tally.take(Math.max(0.001, (now - this.lastTick) / 1000));
+    const { drops, flowsPerSecond, recentDrops } = this.tally.take(Math.max(0.001, (now - this.lastTick) / 1000));
     this.lastTick = now;
-    const traffic: UiTraffic = { ...(await this.traffic.read(this.currentIndex())), flows: perSecond };
+    const traffic: UiTraffic = { ...(await this.traffic.read(this.currentIndex())), flows: flowsPerSecond, drops: recentDrops };
     this.sent.traffic = frame('traffic', traffic);
     this.broadcast(this.sent.traffic);
     if (drops.length > 0) this.broadcast(frame('drops', drops));

@@ -60,6 +60,9 @@ function endpoint(e: FlowPeer): string {
   return `${e.ip}:${e.port}${who ? ` (${who})` : ''}`;
 }
 
+/** What a node's drop count covers. */
+const RECENT_MS = 10_000;
+
 /** The latest drops (bounded) and flow counts per graph element since the last take. */
 export class FlowTally {
   private readonly kept: UiDrop[] = [];
@@ -101,12 +104,13 @@ export class FlowTally {
     return [...this.kept];
   }
 
-  /** Drops since the last take, and flows per second by edge or node id over `seconds`. */
-  take(seconds: number): { drops: UiDrop[]; perSecond: Record<string, number> } {
-    const perSecond = Object.fromEntries([...this.counts].map(([k, n]) => [k, n / seconds]));
-    const drops = this.fresh;
+  /** Drops since the last take; flows per second by edge or node id over `seconds`; drops of the last 10 s by node. */
+  take(seconds: number, now = Date.now()): { drops: UiDrop[]; flowsPerSecond: Record<string, number>; recentDrops: Record<string, number> } {
+    const recentDrops: Record<string, number> = {};
+    for (const d of this.kept) if (d.node && Date.parse(d.time) > now - RECENT_MS) recentDrops[d.node] = (recentDrops[d.node] ?? 0) + 1;
+    const taken = { drops: this.fresh, flowsPerSecond: Object.fromEntries([...this.counts].map(([k, n]) => [k, n / seconds])), recentDrops };
     this.fresh = [];
     this.counts = new Map();
-    return { drops, perSecond };
+    return taken;
   }
 }

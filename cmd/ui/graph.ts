@@ -98,8 +98,13 @@ export function buildGraph(input: GraphInput): UiGraph {
       node(id, { column: 'route', kind: origin.kind, label: nsName(origin), detail });
       return id;
     };
-    const rulesSeen = new Map<string, Map<string, string>>();
+    /** Edge id → rule → that backend's weight in the rule (summed: a rule may name it twice) and the rule's total. */
+    const rulesSeen = new Map<string, Map<string, { weight: number; total: number }>>();
+    const rulesDone = new Set<string>();
     const backendEdges = (routeId: string, rule: string, backends: WeightedBackend[]) => {
+      // The IR has one route per match (and per listener): each rule is drawn once.
+      if (rulesDone.has(`${routeId}#${rule}`)) return;
+      rulesDone.add(`${routeId}#${rule}`);
       const total = backends.reduce((sum, b) => sum + b.weight, 0);
       for (const b of backends) {
         const target = b.backend ?? `invalid:${routeId}`;
@@ -107,17 +112,15 @@ export function buildGraph(input: GraphInput): UiGraph {
           const backend = ir.http.backends[b.backend];
           const n = node(b.backend, { column: 'backend', kind: 'Service', label: labels.get(b.backend) ?? b.backend, detail: endpointsDetail(backend?.endpoints.length ?? 0) });
           if ((backend?.endpoints.length ?? 0) === 0) fail(n, 'no ready endpoints: its share is answered 503');
-          else n.health = n.health === 'unknown' ? 'ok' : n.health;
+          else if (n.health === 'unknown') n.health = 'ok';
         } else {
-          fail(node(target, { column: 'backend', kind: 'backendRef', label: 'invalid backendRef', detail: 'its share is answered 500' }), 'the reference does not resolve (see the route\'s ResolvedRefs)');
+          fail(node(target, { column: 'backend', kind: 'backendRef', label: 'invalid backendRef', detail: 'its share is answered 500' }), "the reference does not resolve (see the route's ResolvedRefs)");
         }
         const e = edge(routeId, target);
         if (!b.backend) e.health = 'failing';
-        const share = total > 0 ? Math.round((b.weight / total) * 100) : 0;
-        const key = e.id;
-        let perRule = rulesSeen.get(key);
-        if (!perRule) rulesSeen.set(key, (perRule = new Map()));
-        perRule.set(rule, `${b.weight} (${share}%)`);
+        let perRule = rulesSeen.get(e.id);
+        if (!perRule) rulesSeen.set(e.id, (perRule = new Map()));
+        perRule.set(rule, { weight: (perRule.get(rule)?.weight ?? 0) + b.weight, total });
       }
     };
     for (const l of ir.http.listeners) {
@@ -128,7 +131,8 @@ export function buildGraph(input: GraphInput): UiGraph {
           for (const r of vh.routes) {
             const routeId = routeNode(r.origin, '');
             edge(listener, routeId);
-            const rule = r.origin.sectionName ?? String(r.origin.ruleIndex ?? 0);
+            // HTTPRoute rules by index; an Ingress path has none: each IR route is its own rule.
+            const rule = r.origin.ruleIndex !== undefined ? String(r.origin.ruleIndex) : r.name;
             if (r.action.type === 'Forward') backendEdges(routeId, rule, r.action.backends);
             else if (r.action.type === 'Redirect') nodes.get(routeId)!.detail = 'redirect';
             else nodes.get(routeId)!.detail = `direct response ${r.action.status}`;
@@ -152,8 +156,10 @@ export function buildGraph(input: GraphInput): UiGraph {
       }
     }
     for (const [key, perRule] of rulesSeen) {
-      const weights = [...new Set(perRule.values())];
-      edges.get(key)!.weight = weights.length === 1 ? weights[0] : [...perRule].map(([rule, w]) => `rule ${rule}: ${w}`).join(', ');
+      const text = ([rule, { weight, total }]: [string, { weight: number; total: number }]) => [rule, `${weight} (${total > 0 ? Math.round((weight / total) * 100) : 0}%)`] as const;
+      const byRule = [...perRule].map(text);
+      const weights = [...new Set(byRule.map(([, w]) => w))];
+      edges.get(key)!.weight = weights.length === 1 ? weights[0] : byRule.map(([rule, w]) => `rule ${rule}: ${w}`).join(', ');
     }
   }
 
@@ -182,16 +188,22 @@ function gatewayConditions(obj: KubeObject, node: NodeFn, edge: EdgeFn): void {
   if (own.length === 0) return; // not ours (or not judged yet): nothing to say
   const gwId = `Gateway/${obj.metadata.namespace ?? ''}/${obj.metadata.name}`;
   judge(node(gwId, { column: 'gateway', kind: 'Gateway', label: `${obj.metadata.namespace ?? ''}/${obj.metadata.name}`, detail: '' }), own);
-  const spec = record(obj.spec);
-  const specListeners = new Map(list(spec?.listeners).map((l) => [String(l.name), l]));
-  for (const l of list(status?.listeners)) {
-    const name = String(l.name);
-    const declared = specListeners.get(name);
+  for (const { name, declared, conditions } of listenersOf(obj)) {
     const id = `${gwId}/${name}`;
-    const detail = declared ? `${String(declared.protocol)} :${String(declared.port)}${declared.hostname ? ` ${String(declared.hostname)}` : ''}` : '';
-    judge(node(id, { column: 'listener', kind: 'Listener', label: name, detail }), conditionsOf(l.conditions));
+    judge(node(id, { column: 'listener', kind: 'Listener', label: name, detail: listenerDetail(declared) }), conditions);
     edge(gwId, id);
   }
+}
+
+/** Each listener in the spec or the status (a refused object may report none), with its conditions. */
+function listenersOf(obj: KubeObject): { name: string; declared: Record<string, unknown> | undefined; conditions: UiCondition[] }[] {
+  const declared = new Map(list(record(obj.spec)?.listeners).map((l) => [String(l.name), l]));
+  const reported = new Map(list(record(obj.status)?.listeners).map((l) => [String(l.name), conditionsOf(l.conditions)]));
+  return [...new Set([...declared.keys(), ...reported.keys()])].map((name) => ({ name, declared: declared.get(name), conditions: reported.get(name) ?? [] }));
+}
+
+function listenerDetail(declared: Record<string, unknown> | undefined): string {
+  return declared ? `${String(declared.protocol)} :${String(declared.port)}${declared.hostname ? ` ${String(declared.hostname)}` : ''}` : '';
 }
 
 function listenerSetConditions(obj: KubeObject, node: NodeFn, edge: EdgeFn): void {
@@ -201,11 +213,11 @@ function listenerSetConditions(obj: KubeObject, node: NodeFn, edge: EdgeFn): voi
   const parent = record(record(obj.spec)?.parentRef);
   const ns = obj.metadata.namespace ?? '';
   const gwId = `Gateway/${parent?.namespace !== undefined ? String(parent.namespace) : ns}/${String(parent?.name ?? '')}`;
-  for (const l of list(status?.listeners)) {
-    const name = String(l.name);
+  for (const { name, declared, conditions } of listenersOf(obj)) {
     const id = `ListenerSet/${ns}/${obj.metadata.name}/${name}`;
-    const n = node(id, { column: 'listener', kind: 'ListenerSet listener', label: `${ns}/${obj.metadata.name} ${name}`, detail: '' });
-    judge(n, [...own.filter((c) => c.status === 'False'), ...conditionsOf(l.conditions)]);
+    const n = node(id, { column: 'listener', kind: 'ListenerSet listener', label: `${ns}/${obj.metadata.name} ${name}`, detail: listenerDetail(declared) });
+    // A ListenerSet refused as a whole reports no listener conditions: its own False ones say why.
+    judge(n, [...own.filter((c) => c.status === 'False'), ...conditions]);
     edge(gwId, id);
   }
 }

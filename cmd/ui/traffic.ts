@@ -51,7 +51,7 @@ export class TrafficReader {
   }
 
   /** Rates since the previous call, placed on the graph through `index` (from the IR served now). */
-  async read(index: RouteIndex): Promise<Omit<UiTraffic, 'flows'>> {
+  async read(index: RouteIndex): Promise<Omit<UiTraffic, 'flows' | 'drops'>> {
     const now = performance.now();
     const seconds = Math.max(0.001, (now - this.lastAt) / 1000);
     this.lastAt = now;

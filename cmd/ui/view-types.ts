@@ -95,6 +95,8 @@ export interface UiTraffic {
   nodes: Record<string, UiRate>;
   /** Flows per second by edge or node id (flow records that name a route, backend or Service). */
   flows: Record<string, number>;
+  /** Drops (and audits) of the last 10 s by the node they belong to (counted among the latest kept). */
+  drops: Record<string, number>;
   /** Requests no route matched (404 from the gateway itself). */
   noRoute: UiRate;
   rateLimits: UiRateLimitRow[];

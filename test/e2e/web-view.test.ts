@@ -112,7 +112,7 @@ describeIfPossible('web view in a real browser', reason, requiredByEnvironment('
     sluice = await startSluice(['--manifests', dir, '--listener-port-offset', String(port - 80)]);
     browser = await launchBrowser();
     page = await browser.newPage();
-    await page.setViewport({ width: 1700, height: 900 });
+    await page.setViewport({ width: 1600, height: 800 });
   });
 
   afterAll(async () => {
@@ -198,6 +198,8 @@ describeIfPossible('web view in a real browser', reason, requiredByEnvironment('
     expect(row[4]).toContain('127.0.0.2');
     expect(row[5]).toContain('DELETE /api/products → 403');
     expect(await nodeText('service/default/api/port/80')).toContain('default/api:80');
+    // The drop is counted on the route it belongs to (drops of the last 10 s).
+    expect(await nodeText('HTTPRoute/default/api')).toContain('1 dropped (10 s)');
 
     mkdirSync(DOCS, { recursive: true });
     await page.screenshot({ path: join(DOCS, 'web-view.png'), fullPage: true });

@@ -8,7 +8,7 @@ const SVG = 'http://www.w3.org/2000/svg';
 const COLUMNS: UiNode['column'][] = ['gateway', 'listener', 'route', 'backend'];
 const TITLES = ['Gateways', 'Listeners', 'Routes', 'Backends'];
 const NODE_WIDTH = 240;
-const GAP_X = 170;
+const GAP_X = 150;
 const GAP_Y = 14;
 const TOP = 34;
 const MAX_CHARS = 37;
@@ -44,7 +44,7 @@ export function drawGraph(svg: SVGSVGElement, graph: UiGraph, traffic: UiTraffic
     if (e.problem) path.append(title(e.problem));
     edgeLayer.append(path);
     // Two short lines at the middle of the curve: what the edge is (weight, problem), then what flows on it.
-    const lines = [[e.weight ? `weight ${e.weight}` : '', e.problem ? truncate(e.problem, 30) : ''], [rate ? rateText(rate) : '', flows ? `${flows.toFixed(1)} flows/s` : '']]
+    const lines = [[e.weight ? `weight ${e.weight}` : '', e.problem ? truncate(e.problem, 30) : ''], [flowText(rate, flows)]]
       .map((parts) => parts.filter(Boolean).join(' · '))
       .filter(Boolean);
     if (lines.length > 0) {
@@ -59,28 +59,41 @@ export function drawGraph(svg: SVGSVGElement, graph: UiGraph, traffic: UiTraffic
   }
   for (const p of placed.values()) {
     height = Math.max(height, p.y + p.height + GAP_Y);
-    nodeLayer.append(drawNode(p, traffic?.nodes[p.node.id], traffic?.flows[p.node.id], p.node.id === selected, onSelect));
+    nodeLayer.append(drawNode(p, traffic?.nodes[p.node.id], traffic?.flows[p.node.id], traffic?.drops[p.node.id], p.node.id === selected, onSelect));
   }
   const width = 40 + COLUMNS.length * NODE_WIDTH + (COLUMNS.length - 1) * GAP_X;
   // Scaled to the section's width by the stylesheet; the viewBox keeps the proportions.
   svg.setAttribute('viewBox', `0 0 ${width} ${height}`);
 }
 
-function drawNode(p: Placed, rate: UiRate | undefined, flows: number | undefined, selected: boolean, onSelect: (node: UiNode) => void): SVGGElement {
+function drawNode(p: Placed, rate: UiRate | undefined, flows: number | undefined, drops: number | undefined, selected: boolean, onSelect: (node: UiNode) => void): SVGGElement {
   const n = p.node;
   const g = el('g', { class: `node${selected ? ' selected' : ''}`, 'data-id': n.id, 'data-health': n.health, 'data-column': n.column, transform: `translate(${p.x},${p.y})` }) as SVGGElement;
   g.append(el('rect', { width: String(NODE_WIDTH), height: String(p.height), rx: '6' }));
   g.append(title([`${n.kind} ${n.label}`, ...n.conditions.map((c) => `${c.type}=${c.status} ${c.reason}: ${c.message}`), ...(n.problem ? [n.problem] : [])].join('\n')));
   let y = 15;
   g.append(text(10, y, n.kind, 'kind'));
+  if (drops) {
+    // On the kind's line, right-aligned: the one line that always has room.
+    const d = text(NODE_WIDTH - 10, y, `${drops} dropped (10 s)`, 'drops');
+    d.setAttribute('text-anchor', 'end');
+    g.append(d);
+  }
   y += 16;
   g.append(text(10, y, truncate(n.label, MAX_CHARS - 4), 'label'));
   const detail = [n.detail, ...(n.rateLimits ?? []).map((r) => `rate limit ${r}`)].filter(Boolean).join(' · ');
   if (detail) g.append(text(10, (y += 15), truncate(detail, MAX_CHARS), 'detail'));
-  if (rate || flows) g.append(text(10, (y += 15), [rate ? rateText(rate) : '', flows ? `${flows.toFixed(1)} flows/s` : ''].filter(Boolean).join(' · '), 'rate'));
+  if (rate || flows) g.append(text(10, (y += 15), flowText(rate, flows), 'rate'));
+
   if (n.problem) g.append(text(10, (y += 15), truncate(n.problem, MAX_CHARS), 'problem'));
   g.addEventListener('click', () => onSelect(n));
   return g;
+}
+
+/** Requests when the counters have them; flow records otherwise (a Service only the kernel saw). */
+function flowText(rate: UiRate | undefined, flows: number | undefined): string {
+  if (rate) return rateText(rate);
+  return flows ? `${flows.toFixed(1)} flows/s` : '';
 }
 
 function rateText(rate: UiRate): string {
