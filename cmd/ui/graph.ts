@@ -155,6 +155,15 @@ export function buildGraph(input: GraphInput): UiGraph {
         }
       }
     }
+    for (const [sockets, protocol] of [[ir.http.tcp ?? [], 'TCP'], [ir.http.udp ?? [], 'UDP']] as const) {
+      for (const l of sockets) {
+        const listener = gatewayAndListener(l.origin, l.name, `${protocol} :${l.port}`);
+        if (!l.route) continue;
+        const routeId = routeNode(l.route.origin, '');
+        edge(listener, routeId);
+        backendEdges(routeId, '0', l.route.backends);
+      }
+    }
     for (const [key, perRule] of rulesSeen) {
       const text = ([rule, { weight, total }]: [string, { weight: number; total: number }]) => [rule, `${weight} (${total > 0 ? Math.round((weight / total) * 100) : 0}%)`] as const;
       const byRule = [...perRule].map(text);

@@ -24,10 +24,25 @@ function asset(name: string): string {
   let body = cache.get(name);
   if (body === undefined) {
     const source = readFileSync(join(BROWSER, name), 'utf8');
-    body = name.endsWith('.ts') ? stripTypeScriptTypes(source, { mode: 'strip' }) : source;
+    body = name.endsWith('.ts') ? stripTypes(source) : source;
     cache.set(name, body);
   }
   return body;
+}
+
+/**
+ * Node's own type stripper (the one that runs Sluice's sources). The API warns once that it is
+ * experimental; that line would land, unstructured, among the JSON log lines of a checkout run
+ * (the image disables the warning), so it is held back for this call only.
+ */
+function stripTypes(source: string): string {
+  const emitWarning = process.emitWarning;
+  process.emitWarning = () => {};
+  try {
+    return stripTypeScriptTypes(source, { mode: 'strip' });
+  } finally {
+    process.emitWarning = emitWarning;
+  }
 }
 
 export function registerUi(app: FastifyInstance, hub: UiHub): void {

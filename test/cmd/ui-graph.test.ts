@@ -66,6 +66,21 @@ describe('web view graph', () => {
     expect(g.edges.some((e) => listeners.some((l) => l.id === e.from) && tls.some((t) => t.id === e.to))).toBe(true);
   });
 
+  it('TCP and UDP listeners with the one route each serves, weights, and the routes with a problem red', () => {
+    const g = graphOf('TCPRouteUDPRoute');
+    const older = node(g, 'TCPRoute/infra/older');
+    // Served, with its cross-namespace backendRef refused (no ReferenceGrant): red for that, its share refused.
+    expect(older.problem).toMatch(/^ResolvedRefs=False RefNotPermitted/);
+    expect(edge(g, older.id, `invalid:${older.id}`)?.weight).toBe('30 (30%)');
+    expect(edge(g, 'Gateway/infra/l4/tcp', older.id)).toBeDefined();
+    expect(node(g, 'Gateway/infra/l4/tcp').detail).toMatch(/^TCP :9000/);
+    const weights = g.edges.filter((e) => e.from === older.id).map((e) => e.weight).sort();
+    expect(weights).toEqual(['30 (30%)', '70 (70%)']);
+    // A TCP listener serves one route, the oldest: the newer one is drawn without an edge to it.
+    expect(g.edges.filter((e) => e.to === 'TCPRoute/infra/newer')).toEqual([]);
+    expect(g.nodes.some((n) => n.column === 'listener' && n.detail.startsWith('UDP :'))).toBe(true);
+  });
+
   it('from the IR alone (sluice dataplane): the same served graph, no conditions to judge by', () => {
     const full = graphOf('HTTPRouteWeightAndInvalidBackends');
     const g = graphOf('HTTPRouteWeightAndInvalidBackends', true);
