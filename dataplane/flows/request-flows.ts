@@ -16,6 +16,21 @@ export interface RequestFlowOptions {
   onFlow?: (flow: Flow) => void;
 }
 
+const WORLD_LABELS = ['reserved:world'];
+/** Bounds the peer cache (endpoint addresses of one version; a client address is never cached). */
+const MAX_CACHED_PEERS = 10_000;
+
+/** ISO time of a millisecond, cached: requests finishing in the same millisecond share the string. */
+let isoMs = 0;
+let isoText = '';
+function isoTime(ms: number): string {
+  if (ms !== isoMs) {
+    isoMs = ms;
+    isoText = new Date(ms).toISOString();
+  }
+  return isoText;
+}
+
 /** Names for the numbers a request meets, from one IR version: identities, rules, Services. */
 export class FlowNames {
   private readonly identities = new Map<number, { labels: string[]; namespace?: string }>();
@@ -33,16 +48,29 @@ export class FlowNames {
     this.index = l4?.policy ? new HttpPolicyIndex(l4.policy) : null;
   }
 
+  /** Endpoints are few: their peers are made once per version and shared by every flow (flows are read-only data). */
+  private readonly peers = new Map<string, FlowPeer>();
+
   peer(ip: string, port: number, identity?: number): FlowPeer {
-    const id = identity ?? this.index?.identityOf(ip) ?? IDENTITY_WORLD;
-    const known = this.identities.get(id);
-    const pod = this.pods.get(ip);
-    return { ip, port, identity: id, ...(known?.namespace ? { namespace: known.namespace } : {}), labels: known?.labels ?? (id === IDENTITY_WORLD ? ['reserved:world'] : []), ...(pod ? { pod } : {}) };
+    const key = `${ip}:${port}`;
+    let peer = this.peers.get(key);
+    if (peer === undefined) {
+      const id = identity ?? this.index?.identityOf(ip) ?? IDENTITY_WORLD;
+      const known = this.identities.get(id);
+      const pod = this.pods.get(ip);
+      peer = { ip, port, identity: id, ...(known?.namespace ? { namespace: known.namespace } : {}), labels: known?.labels ?? (id === IDENTITY_WORLD ? WORLD_LABELS : []), ...(pod ? { pod } : {}) };
+      if (this.peers.size < MAX_CACHED_PEERS) this.peers.set(key, peer);
+    }
+    return peer;
   }
 
   rule(id: number): { id: number; name: string } {
-    return { id, name: this.rules.get(id) ?? `rule ${id}` };
+    let rule = this.ruleObjects.get(id);
+    if (rule === undefined) this.ruleObjects.set(id, (rule = { id, name: this.rules.get(id) ?? `rule ${id}` }));
+    return rule;
   }
+
+  private readonly ruleObjects = new Map<number, { id: number; name: string }>();
 
   service(backend: string): { namespace: string; name: string; port: number } | undefined {
     return this.services.get(backend);
@@ -74,6 +102,8 @@ export class RequestFlows {
     this.options.onFlow?.(flow);
   }
 }
+
+const NO_DESTINATION: FlowPeer = { ip: '', port: 0, identity: 0, labels: [] };
 
 /** One request on its way; `finish` records it (once). */
 export class RequestFlow {
@@ -111,30 +141,30 @@ export class RequestFlow {
     const verdict: FlowVerdict = dropReason !== undefined ? 'DROPPED' : (decision?.verdict ?? 'FORWARDED');
     if (!this.recorder.keep(this, verdict)) return;
     const names = this.recorder.names;
-    const service = this.backend !== null ? names.service(this.backend) : undefined;
-    const reason = dropReason ?? (decision !== null && decision.verdict !== 'FORWARDED' ? 'POLICY_L7' : undefined);
-    const firstRule = decision?.rules[0];
+    // Built field by field, no spreads: this runs for every recorded request.
     const flow: Flow = {
-      time: new Date(this.wallClock).toISOString(),
+      time: isoTime(this.wallClock),
       type: 'L7',
       verdict,
-      ...(reason ? { dropReason: reason } : {}),
-      direction: decision?.direction ?? 'ingress',
+      direction: decision !== null ? decision.direction : 'ingress',
       protocol: 'TCP',
-      source: names.peer(this.clientIp, this.clientPort, IDENTITY_WORLD),
-      destination: this.endpoint !== null ? names.peer(this.endpoint.address, this.endpoint.port, this.endpoint.identity) : { ip: '', port: 0, identity: 0, labels: [] },
-      ...(service ? { service } : {}),
-      ...(firstRule !== undefined ? { rule: names.rule(firstRule) } : {}),
-      ...(this.route !== null ? { route: this.route } : {}),
+      source: { ip: this.clientIp, port: this.clientPort, identity: IDENTITY_WORLD, labels: WORLD_LABELS },
+      destination: this.endpoint !== null ? names.peer(this.endpoint.address, this.endpoint.port, this.endpoint.identity) : NO_DESTINATION,
       l7: {
         method: this.method,
         path: this.path,
         host: this.host,
-        protocol: this.httpVersion === '2.0' ? 'HTTP/2' : `HTTP/${this.httpVersion}`,
+        protocol: this.httpVersion === '1.1' ? 'HTTP/1.1' : this.httpVersion === '2.0' ? 'HTTP/2' : `HTTP/${this.httpVersion}`,
         status,
         latencyMs: Math.round((performance.now() - this.startedAt) * 1000) / 1000,
       },
     };
+    const reason = dropReason ?? (decision !== null && decision.verdict !== 'FORWARDED' ? 'POLICY_L7' : undefined);
+    if (reason !== undefined) flow.dropReason = reason;
+    const service = this.backend !== null ? names.service(this.backend) : undefined;
+    if (service !== undefined) flow.service = service;
+    if (decision !== null && decision.rules.length > 0) flow.rule = names.rule(decision.rules[0]!);
+    if (this.route !== null) flow.route = this.route;
     this.recorder.push(flow);
   }
 }
