@@ -11,7 +11,7 @@
 
 import type { ServerResponse } from 'node:http';
 import { Http2ServerResponse } from 'node:http2';
-import type { Duplex, Readable, Writable } from 'node:stream';
+import { Transform, type Duplex, type Readable, type Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import type { BackendChoice, ForwardPlan } from '../config/route-table.ts';
@@ -51,6 +51,11 @@ export interface ForwardRequest {
   upgrade: ClientUpgrade | null;
   /** A gRPC call's `grpc-timeout` in ms (0: none): bounds the exchange like the route's request timeout, ending in DEADLINE_EXCEEDED. */
   deadlineMs?: number;
+  /**
+   * The body must go up as it arrives (a gRPC call: a bidirectional stream may wait for answers
+   * before it ends), so mirrors get their copy when it has ended instead of holding it back.
+   */
+  streamed?: boolean;
   /** The request's flow record when flows are on (dataplane/flows); finished with the answer. */
   flow?: RequestFlow | null;
 }
@@ -119,8 +124,41 @@ export class ProxyExchange {
 
   start(): void {
     const body = this.request.body;
-    if (body !== null && (this.plan.retry !== null || this.request.mirrors !== null)) this.bufferBody(body);
+    if (body !== null && this.request.streamed === true && this.request.mirrors !== null && this.plan.retry === null) this.teeBody(body);
+    else if (body !== null && (this.plan.retry !== null || this.request.mirrors !== null)) this.bufferBody(body);
     else this.begin();
+  }
+
+  /**
+   * A streamed body with mirrors: it goes up at once, a copy of up to REPLAY_BODY_LIMIT_BYTES is kept
+   * and sent to the mirrors when the body ends (a longer one is not mirrored, counted as not replayable).
+   */
+  private teeBody(body: Readable): void {
+    let chunks: Buffer[] | null = [];
+    let length = 0;
+    const tee = new Transform({
+      transform: (chunk: Buffer, _encoding, done) => {
+        if (chunks !== null && (length += chunk.length) <= REPLAY_BODY_LIMIT_BYTES) chunks.push(chunk);
+        else if (chunks !== null) {
+          chunks = null;
+          this.bodyNotReplayable();
+        }
+        done(null, chunk);
+      },
+      flush: (done) => {
+        const mirrors = this.request.mirrors;
+        if (chunks !== null && mirrors !== null) {
+          const copy = Buffer.concat(chunks, length);
+          for (let i = 0; i < mirrors.length; i++) mirrorRequest(mirrors[i], this.request.method, copy);
+        }
+        done();
+      },
+    });
+    // The client went away mid-body: the downstream 'close' ends the exchange; the upstream stream is cut.
+    body.on('error', (error) => tee.destroy(error));
+    body.pipe(tee);
+    this.body = tee;
+    this.attempt();
   }
 
   /** The first attempt, then the mirrors: a mirror never goes ahead of the real request. */

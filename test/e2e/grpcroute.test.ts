@@ -5,6 +5,7 @@
 // (UNIMPLEMENTED, UNAVAILABLE, DEADLINE_EXCEEDED) in trailers-only form.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import net from 'node:net';
@@ -81,6 +82,17 @@ spec:
   - matches: [{method: {type: RegularExpression, service: ".*\\\\.GrpcEcho", method: "Echo(Two)?"}}]
     backendRefs: [{name: grpc-b, port: 8080}]
 ---
+# Streaming calls, mirrored: the request stream must flow up as it arrives.
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: streams, namespace: default, creationTimestamp: "2026-01-01T00:00:00Z"}
+spec:
+  parentRefs: [{name: gw}]
+  hostnames: [streams.example.com]
+  rules:
+  - filters: [{type: RequestMirror, requestMirror: {backendRef: {name: grpc-stream, port: 8080}}}]
+    backendRefs: [{name: grpc-stream, port: 8080}]
+---
 # The HTTPS listener: gRPC over TLS, HTTP/2 chosen by ALPN.
 apiVersion: gateway.networking.k8s.io/v1
 kind: GRPCRoute
@@ -107,6 +119,10 @@ describe('GRPCRoute through a real sluice run', () => {
   let a: GrpcEchoServer;
   let b: GrpcEchoServer;
   let slow: net.Server;
+  let streams: grpc.Server;
+  let streamClient: grpc.Client & Record<'Bidi', (options: grpc.CallOptions) => grpc.ClientDuplexStream<{ v: string }, { v: string }>>;
+  /** What the streaming backend received, per method (mirrored calls arrive twice). */
+  const streamCalls: string[] = [];
   let port: number;
   let tlsPort: number;
   let certificate: CertificateBundle;
@@ -154,6 +170,18 @@ describe('GRPCRoute through a real sluice run', () => {
     const slowServer = http2.createServer(() => {});
     slow = slowServer as unknown as net.Server;
     await new Promise<void>((resolve) => slowServer.listen(0, '127.0.0.1', resolve));
+    // A bidirectional-streaming service: echoes each message as it comes.
+    writeFileSync(join(dir, 'stream.proto'), 'syntax = "proto3"; package s; message M { string v = 1; } service S { rpc Bidi(stream M) returns (stream M); }');
+    const streamPackage = grpc.loadPackageDefinition(protoLoader.loadSync(join(dir, 'stream.proto'))) as unknown as { s: { S: grpc.ServiceClientConstructor } };
+    streams = new grpc.Server();
+    streams.addService(streamPackage.s.S.service, {
+      Bidi: (call: grpc.ServerDuplexStream<{ v: string }, { v: string }>) => {
+        streamCalls.push('Bidi');
+        call.on('data', (m: { v: string }) => call.write({ v: `echo:${m.v}` }));
+        call.on('end', () => call.end());
+      },
+    });
+    const streamPort = await new Promise<number>((resolve, reject) => streams.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
     const deadPort = await freePort(); // nothing listens there: connect refused
     const offset = await freePortOffset([80, 443]);
     port = 80 + offset;
@@ -174,15 +202,18 @@ data: ${JSON.stringify(tlsSecretData(certificate))}
 `;
     writeFileSync(
       join(dir, 'gateway.yaml'),
-      [GATEWAY_YAML, tlsGateway, grpcService('grpc-a', a.port), grpcService('grpc-b', b.port), grpcService('grpc-dead', deadPort), grpcService('grpc-slow', (slowServer.address() as net.AddressInfo).port)].join('---\n'),
+      [GATEWAY_YAML, tlsGateway, grpcService('grpc-a', a.port), grpcService('grpc-b', b.port), grpcService('grpc-dead', deadPort), grpcService('grpc-stream', streamPort), grpcService('grpc-slow', (slowServer.address() as net.AddressInfo).port)].join('---\n'),
     );
     writeFileSync(join(dir, 'routes.yaml'), ROUTES);
     sluice = await startSluice(['--manifests', dir, '--listener-port-offset', String(offset)]);
+    streamClient = new streamPackage.s.S(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), { 'grpc.default_authority': 'streams.example.com' }) as unknown as typeof streamClient;
+    clients.push(streamClient);
   });
 
   afterAll(async () => {
     for (const c of clients) c.close();
     await sluice?.stop();
+    streams?.forceShutdown();
     await Promise.all([a?.close(), b?.close(), new Promise((r) => (slow ? slow.close(r) : r(undefined)))]);
     rmSync(dir, { recursive: true, force: true });
   });
@@ -210,6 +241,26 @@ data: ${JSON.stringify(tlsSecretData(certificate))}
     const r = await call(client('grpc.example.com'), 'EchoTwo');
     expect(r.res?.assertions?.context?.pod).toBe('grpc-a-1-x');
     await waitFor('the mirrored EchoTwo at grpc-b', () => (b.received.filter((m) => m.endsWith('/EchoTwo')).length > before ? true : undefined), 5000);
+  });
+
+  it('a bidirectional stream on a mirrored rule flows both ways at once; the mirror gets the call when it ends', async () => {
+    const before = streamCalls.length;
+    const answers = await new Promise<string[]>((resolve, reject) => {
+      const got: string[] = [];
+      const call = streamClient.Bidi({ deadline: Date.now() + 5000 });
+      // The second message is sent only after the first answer: a body held back until the client
+      // half-closes would never get there.
+      call.on('data', (m: { v: string }) => {
+        got.push(m.v);
+        if (got.length === 1) call.write({ v: 'two' });
+        else call.end();
+      });
+      call.on('status', (status: grpc.StatusObject) => (status.code === grpc.status.OK ? resolve(got) : reject(new Error(`${status.code} ${status.details}`))));
+      call.on('error', () => {});
+      call.write({ v: 'one' });
+    });
+    expect(answers).toEqual(['echo:one', 'echo:two']);
+    await waitFor('the mirrored Bidi call', () => (streamCalls.length >= before + 2 ? true : undefined), 5000);
   });
 
   it('a header match picks its rule first; request and response header modifiers apply', async () => {
@@ -277,6 +328,6 @@ data: ${JSON.stringify(tlsSecretData(certificate))}
     expect(http.status.parents[0].conditions).toContainEqual(expect.objectContaining({ type: 'Accepted', status: 'False', reason: 'NotAllowedByListeners' }));
     const gateway = await find('Gateway', 'gw');
     expect(gateway.status.listeners[0].supportedKinds.map((k: { kind: string }) => k.kind)).toEqual(['HTTPRoute', 'GRPCRoute']);
-    expect(gateway.status.listeners[0].attachedRoutes).toBe(2);
+    expect(gateway.status.listeners[0].attachedRoutes).toBe(3); // echo, regex, streams (not the HTTPRoute)
   });
 });
