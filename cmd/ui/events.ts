@@ -64,6 +64,7 @@ export class UiHub {
   private sent: { graph?: { json: string; frame: string }; problems?: string; traffic?: string } = {};
   private readonly connected: client.Gauge;
   private readonly dropped: client.Counter<'reason'>;
+  private readonly failed: client.Counter;
 
   constructor(sources: UiSources, limits: UiLimits = UI_LIMITS) {
     this.sources = sources;
@@ -72,6 +73,9 @@ export class UiHub {
     this.tally = new FlowTally(limits.keptDrops);
     this.unfollow = sources.feeds.map((feed) => feed.follow((flow) => this.tally.add(flow, this.currentIndex(), this.clients.size > 0)));
     this.connected = metric(sources.registry, 'sluice_ui_clients', (registers) => new client.Gauge({ name: 'sluice_ui_clients', help: 'Web view (/ui/events) clients connected', registers }));
+    this.failed = metric(sources.registry, 'sluice_ui_update_failures_total', (registers) =>
+      new client.Counter({ name: 'sluice_ui_update_failures_total', help: 'Web view updates that failed (the pages keep the previous one)', registers }),
+    );
     this.dropped = metric(sources.registry, 'sluice_ui_clients_refused_total', (registers) =>
       new client.Counter({
         name: 'sluice_ui_clients_refused_total',
@@ -82,13 +86,24 @@ export class UiHub {
     );
   }
 
-  /** Takes the request over as an event stream, or answers 503 when the client limit is reached. */
+  /** Takes the request over as an event stream; 503 when the client limit is reached, 500 when the view cannot be built. */
   attach(_req: IncomingMessage, res: ServerResponse): void {
     if (this.clients.size >= this.limits.maxClients) {
       this.dropped.labels('too_many').inc();
       res.writeHead(503, { ...UI_HEADERS, 'content-type': 'text/plain; charset=utf-8', 'retry-after': '5', connection: 'close' });
       res.end(`the web view has ${this.limits.maxClients} clients already; try again later\n`);
       return;
+    }
+    if (!this.timer) {
+      // Nobody was watching: what was sent last is stale. Built before answering: a failure is a 500.
+      try {
+        this.sent = { graph: this.buildGraph(), problems: frame('problems', this.problems()) };
+      } catch (err) {
+        this.failed.inc();
+        res.writeHead(500, { ...UI_HEADERS, 'content-type': 'text/plain; charset=utf-8', connection: 'close' });
+        res.end(`the web view could not be built: ${(err as Error).message}\n`);
+        return;
+      }
     }
     res.writeHead(200, { ...UI_HEADERS, 'content-type': 'text/event-stream; charset=utf-8', 'x-accel-buffering': 'no' });
     // The browser reconnects by itself after this long when the stream breaks.
@@ -102,10 +117,6 @@ export class UiHub {
     });
     const hello: UiHello = { ...this.sources.hello, intervalSeconds: this.limits.intervalMs / 1000 };
     res.write(frame('hello', hello));
-    if (!this.timer) {
-      // Nobody was watching: what was sent last is stale.
-      this.sent = { graph: this.buildGraph(), problems: frame('problems', this.problems()) };
-    }
     res.write(this.sent.graph!.frame);
     res.write(frame('drops', this.tally.latest()));
     res.write(this.sent.problems!);
@@ -123,10 +134,11 @@ export class UiHub {
   private startTimer(): void {
     if (this.timer) return;
     // Counters read now start the first interval: the first rates cover one interval, not the process's life.
-    void this.traffic.read(this.currentIndex());
+    this.traffic.read(this.currentIndex()).catch(() => this.failed.inc());
     this.tally.take(1);
     this.lastTick = performance.now();
-    this.timer = setInterval(() => void this.tick(), this.limits.intervalMs);
+    // A failed update must not take the process down: the pages keep the last one, the metric counts it.
+    this.timer = setInterval(() => this.tick().catch(() => this.failed.inc()), this.limits.intervalMs);
   }
 
   private stopTimer(): void {
@@ -136,8 +148,10 @@ export class UiHub {
 
   private async tick(): Promise<void> {
     // A client still holding more than the bound of what earlier intervals sent is not keeping up.
+    // (A graph larger than the bound gets room for two of it: a page must be able to take one.)
+    const bound = Math.max(this.limits.maxQueuedBytes, 2 * (this.sent.graph?.frame.length ?? 0));
     for (const res of this.clients) {
-      if (res.writableLength <= this.limits.maxQueuedBytes) continue;
+      if (res.writableLength <= bound) continue;
       this.dropped.labels('slow').inc();
       this.clients.delete(res);
       res.destroy();

@@ -129,6 +129,33 @@ describe('web view events', () => {
     expect(reading.socket.destroyed).toBe(false);
   });
 
+  it('survives an update that fails: the page keeps the last one, the metric counts it; a first graph that fails is a 500', async () => {
+    // A source that throws stands in for a bug in building the view (no real input provokes one).
+    let broken = false;
+    const healthy = changingGateways(1);
+    const { port, registry } = await start(() => {
+      if (broken) throw new Error('objects unavailable');
+      return healthy();
+    }, drivenFeed());
+    const page = client(port);
+    await until('streaming', () => page.received().includes('event: graph'));
+    broken = true;
+    await until('failed updates counted', async () => (await metricValue(registry, 'sluice_ui_update_failures_total')) >= 2);
+    expect(page.socket.destroyed).toBe(false);
+    broken = false;
+    const graphs = () => page.received().split('event: graph').length;
+    const before = graphs();
+    await until('updates again', () => graphs() > before);
+    // With nobody watching, a page that opens while the view cannot be built is told so.
+    page.socket.destroy();
+    await until('the page gone', async () => (await metricValue(registry, 'sluice_ui_clients')) === 0);
+    broken = true;
+    const late = client(port);
+    await late.ended;
+    expect(late.received()).toMatch(/^HTTP\/1\.1 500 /);
+    expect(late.received()).toContain('the web view could not be built: objects unavailable');
+  });
+
   it('keeps the latest drops, bounded, and hands them to a page that opens later', async () => {
     const feed = drivenFeed();
     const { port } = await start(changingGateways(1), feed);
