@@ -179,7 +179,7 @@ function assemblePassthrough(gateways: GatewayState[], placements: PassthroughPl
       }
     }
   }
-  const sorted = [...placements].sort((a, b) => a.creationTimestamp.localeCompare(b.creationTimestamp) || a.route.name.localeCompare(b.route.name));
+  const sorted = [...placements].sort(olderRouteFirst);
   for (const p of sorted) {
     if (!listenerProgrammed(p.listener)) continue;
     for (const address of p.listener.gateway.addresses) {
@@ -208,7 +208,7 @@ function assembleProxyListeners(gateways: GatewayState[], placements: ProxyPlace
       byListener.set(l, list);
     }
   }
-  const sorted = [...placements].sort((a, b) => a.creationTimestamp.localeCompare(b.creationTimestamp) || a.route.name.localeCompare(b.route.name));
+  const sorted = [...placements].sort(olderRouteFirst);
   for (const p of sorted) {
     for (const socket of byListener.get(p.listener) ?? []) socket.route ??= p.route;
   }
@@ -216,6 +216,14 @@ function assembleProxyListeners(gateways: GatewayState[], placements: ProxyPlace
   const tcp = of('TCP');
   const udp = of('UDP');
   return { ...(tcp.length > 0 ? { tcp } : {}), ...(udp.length > 0 ? { udp } : {}) };
+}
+
+/**
+ * Creation time, then IR name: who wins a hostname (TLS) or a listener (TCP, UDP) claimed twice.
+ * Compared as values: creationTimestamp is not schema-checked metadata.
+ */
+function olderRouteFirst(a: { creationTimestamp: string; route: { name: string } }, b: { creationTimestamp: string; route: { name: string } }): number {
+  return a.creationTimestamp < b.creationTimestamp ? -1 : a.creationTimestamp > b.creationTimestamp ? 1 : a.route.name.localeCompare(b.route.name);
 }
 
 /** Sockets from the programmed listeners, each with its scopes, virtual hosts and routes in precedence order. */
