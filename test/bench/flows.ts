@@ -18,18 +18,19 @@
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Registry } from 'prom-client';
 import { GATEWAY_YAML, serviceYaml } from '../e2e/backends.ts';
+import { SEED_HTTP_RULES, httpPolicyYaml } from '../support/http-policy-yaml.ts';
 import { FlowBuffer } from '../../dataplane/flows/flow-buffer.ts';
 import { FlowMetrics } from '../../dataplane/flows/flow-metrics.ts';
 import { FlowNames, RequestFlows } from '../../dataplane/flows/request-flows.ts';
 import { HttpPolicyIndex } from '../../dataplane/policy/http-policy.ts';
 import type { L4IR } from '../../ir/types.ts';
 import { freePort } from '../support/ports.ts';
+import { httpGet, waitFor200 } from './processes.ts';
 import { runWrk, type WrkResult } from './wrk.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -81,48 +82,9 @@ function cpuMs(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
-function status(port: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path: PATH, headers: { host: HOST }, agent: false, timeout: 2000 }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', reject);
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.end();
-  });
-}
-
-async function waitFor(check: () => Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch {
-      // not up yet
-    }
-    if (Date.now() > deadline) throw new Error(`${what} not ready after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 function manifests(backendPort: number, l7: boolean): string {
-  const policy = `---
-apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata: {name: bench-l7, namespace: default}
-spec:
-  endpointSelector: {}
-  ingress:
-  - fromEntities: [ingress]
-    toPorts:
-    - ports: [{port: "${backendPort}", protocol: TCP}]
-      rules:
-        http:
-        - {method: GET, path: /api/products}
-        - {method: POST, path: /api/orders}
-        - {method: GET, path: "/api/users/[0-9]+"}
-`;
+  // Every benchmark request matches the last seed rule: the most work a check does.
+  const policy = `---\n${httpPolicyYaml({ name: 'bench-l7', port: backendPort, rules: SEED_HTTP_RULES })}`;
   return `${GATEWAY_YAML}---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -201,7 +163,7 @@ async function main(): Promise<void> {
     const backendScript = join(dir, 'backend.mjs');
     writeFileSync(backendScript, `import http from 'node:http';\nconst body = Buffer.from('ok\\n');\nhttp.createServer((req, res) => { req.resume(); res.writeHead(200, ['content-type', 'text/plain', 'content-length', String(body.length)]); res.end(body); }).listen(${backendPort}, '127.0.0.1');\n`);
     start([...pin(1), process.execPath, backendScript]);
-    await waitFor(async () => (await status(backendPort)) === 200, 'backend');
+    await waitFor200(null, backendPort, PATH, 20_000);
 
     const results = Object.fromEntries(CONFIGS.map((c) => [c, { rps: [] as number[], cpuUs: [] as number[], errors: 0 }])) as Record<Config, { rps: number[]; cpuUs: number[]; errors: number }>;
     const wrk = (port: number, seconds: number): Promise<WrkResult> =>
@@ -221,17 +183,13 @@ async function main(): Promise<void> {
           '--manifests', folder, '--listener-port-offset', String(port - 80), '--admin-address', `127.0.0.1:${admin}`, '--log-level', 'warn',
           '--request-flows', String(flows),
         ]);
-        await waitFor(async () => (await status(port)) === 200, `sluice ${config}`);
+        await waitFor200(null, port, PATH, 20_000, { host: HOST });
         if (l7) {
           // The check is live: a path the rules do not allow is refused.
-          await waitFor(
-            () => new Promise<boolean>((resolve, reject) => {
-              const req = request({ host: '127.0.0.1', port, path: '/nope', headers: { host: HOST }, agent: false }, (res) => (res.resume(), resolve(res.statusCode === 403)));
-              req.on('error', reject);
-              req.end();
-            }),
-            `L7 policy in sluice ${config}`,
-          );
+          for (let i = 0; (await httpGet(port, '/nope', { host: HOST })).status !== 403; i++) {
+            if (i > 100) throw new Error(`L7 policy not in force in sluice ${config}`);
+            await new Promise((r) => setTimeout(r, 100));
+          }
         }
         if (warmup > 0) await wrk(port, warmup);
         const before = cpuMs(child.pid!);

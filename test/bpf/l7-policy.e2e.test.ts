@@ -13,6 +13,7 @@ import type { Flow } from '../../ir/flow.ts';
 import { ebpfSkipReason, ebpfTestsRequired } from './support/skip.ts';
 import { makeTopology, type Topology } from './support/topology.ts';
 import { describeIfPossible } from '../support/suite.ts';
+import { SEED_HTTP_RULES, httpPolicyYaml } from '../support/http-policy-yaml.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const SLUICE = join(ROOT, 'bin', 'sluice.js');
@@ -61,37 +62,8 @@ ${service('api-admin', 'api', '10.96.0.61', 9090, topo.backendAddress(1))}
 ---
 ${service('legacy', 'legacy', '10.96.0.62', 8080, topo.backendAddress(2))}
 ---
-apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata: { name: api-l7, namespace: default }
-spec:
-  endpointSelector: { matchLabels: { app: api } }
-  ingress:
-  - fromEntities: [ingress]
-    toPorts:
-    - ports: [{ port: "8080", protocol: TCP }]
-      rules:
-        http:
-        - { method: GET, path: /api/products }
-        - { method: POST, path: /api/orders }
-        - { method: GET, path: "/api/users/[0-9]+" }
----
-apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata:
-  name: legacy-l7
-  namespace: default
-  annotations: { sluice.dev/policy-audit-mode: "true" }
-spec:
-  endpointSelector: { matchLabels: { app: legacy } }
-  ingress:
-  - fromEntities: [ingress]
-    toPorts:
-    - ports: [{ port: "8080", protocol: TCP }]
-      rules:
-        http:
-        - { method: GET }
-`;
+${httpPolicyYaml({ name: 'api-l7', app: 'api', port: 8080, rules: SEED_HTTP_RULES })}---
+${httpPolicyYaml({ name: 'legacy-l7', app: 'legacy', port: 8080, rules: ['{method: GET}'], audit: true })}`;
 
 suite('L7 HTTP policy over eBPF (root, network namespaces)', () => {
   let topo: Topology;

@@ -14,6 +14,7 @@ import { request } from 'undici';
 import type { Flow } from '../../ir/flow.ts';
 import { freePort, startSluice, type SluiceProcess } from '../support/sluice-process.ts';
 import { GATEWAY_YAML } from './backends.ts';
+import { SEED_HTTP_RULES, httpPolicyYaml } from '../support/http-policy-yaml.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 
@@ -67,50 +68,12 @@ spec:
     backendRefs: [{name: ${backend}, port: 80}]
 `;
 
-const policies = (api: Backend, legacy: Backend, grpc: Backend) => `apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata: {name: api-l7, namespace: default}
-spec:
-  endpointSelector: {matchLabels: {app: api}}
-  ingress:
-  - fromEntities: [ingress]
-    toPorts:
-    - ports: [{port: "${api.port}", protocol: TCP}]
-      rules:
-        http:
-        - {method: GET, path: /api/products}
-        - {method: POST, path: /api/orders}
-        - {method: GET, path: "/api/users/[0-9]+"}
----
-apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata:
-  name: legacy-l7
-  namespace: default
-  annotations: {sluice.dev/policy-audit-mode: "true"}
-spec:
-  endpointSelector: {matchLabels: {app: legacy}}
-  ingress:
-  - fromEntities: [ingress]
-    toPorts:
-    - ports: [{port: "${legacy.port}", protocol: TCP}]
-      rules:
-        http:
-        - {method: GET}
----
-apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata: {name: grpc-l7, namespace: default}
-spec:
-  endpointSelector: {matchLabels: {app: grpc}}
-  ingress:
-  - fromEntities: [ingress]
-    toPorts:
-    - ports: [{port: "${grpc.port}", protocol: TCP}]
-      rules:
-        http:
-        - {method: POST, path: /shop.Catalog/GetProduct}
-`;
+const policies = (api: Backend, legacy: Backend, grpc: Backend) =>
+  [
+    httpPolicyYaml({ name: 'api-l7', app: 'api', port: api.port, rules: SEED_HTTP_RULES }),
+    httpPolicyYaml({ name: 'legacy-l7', app: 'legacy', port: legacy.port, rules: ['{method: GET}'], audit: true }),
+    httpPolicyYaml({ name: 'grpc-l7', app: 'grpc', port: grpc.port, rules: ['{method: POST, path: /shop.Catalog/GetProduct}'] }),
+  ].join('---\n');
 
 describe('L7 HTTP policy through sluice run', () => {
   let dir: string;
