@@ -130,13 +130,17 @@ export class PassthroughServer extends StreamListener {
     }
     const contexts = route.terminate;
     const secure = new TLSSocket(replayed(client, hello), { isServer: true, secureContext: (serverName ? contexts.byName.find(serverName) : undefined) ?? contexts.fallback });
+    let established = false;
     secure.on('error', (error) => {
-      this.count('tls_failed');
-      this.logger.debug({ listener: this.name, serverName, err: error.message }, 'tls listener: handshake failed');
+      if (!established) {
+        this.count('tls_failed');
+        this.logger.debug({ listener: this.name, serverName, err: error.message }, 'tls listener: handshake failed');
+      }
       secure.destroy();
       client.destroy();
     });
     secure.once('secure', () => {
+      established = true;
       clearTimeout(deadline);
       secure.pause();
       this.relay(secure, chosen.endpoint, route.name, this.idleTimeoutMs, undefined, upstream.tls);
