@@ -424,6 +424,8 @@ export const CASE_FILE_SPEC: Spec = S.obj(
   {
     schema: S.enum(CASE_SCHEMA),
     name: S.str,
+    /** Provenance in words (our own translations say which upstream file and commit they follow). */
+    description: S.str,
     upstream: S.any,
     summary: S.str,
     features: S.arr(feature),
@@ -450,7 +452,7 @@ export const CASE_FILE_SPEC: Spec = S.obj(
     ),
     notes: S.arr(S.str),
   },
-  ['upstream', 'summary', 'runWhen', 'provisional', 'parallel', 'staticAddressInjection', 'gateways', 'runnerActionsBeforeCases', 'followUp', 'notes', 'statusChecks', 'cases'],
+  ['description', 'upstream', 'summary', 'runWhen', 'provisional', 'parallel', 'staticAddressInjection', 'gateways', 'runnerActionsBeforeCases', 'followUp', 'notes', 'statusChecks', 'cases'],
 );
 
 /** Every problem that makes the runner unable to evaluate the case file exactly. */

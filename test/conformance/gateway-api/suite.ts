@@ -38,6 +38,11 @@ const STATUS_POLL_MS = 200;
 const SYNC_TIMEOUT_MS = 20_000;
 /** The suite's case folders, read in this order when no --cases is given. */
 export const DEFAULT_CASE_FOLDERS = ['cases', 'cases-new-kinds'];
+/**
+ * Our own translations of the upstream tests the shared folders lack (project-relative), read after
+ * them when no --cases is given. Fallback only: a test the shared folders also define runs from there.
+ */
+export const PROJECT_CASE_FOLDERS = ['test/conformance/gateway-api/upstream-cases'];
 const GROUP_SUITE = '00-suite';
 const GROUP_BASE = '10-base';
 const GROUP_BASE_SLICES = '11-base-endpointslices';
@@ -61,11 +66,18 @@ export interface PlannedTest {
  * before the claim decision, so a case file of a kind this runner cannot evaluate yet is a SKIP
  * naming the unclaimed feature, never a FAIL; the files of claimed tests are validated strictly.
  */
-export function loadPlan(casesDirs: string[], only: string[], claimed: readonly string[]): PlannedTest[] {
+export function loadPlan(casesDirs: string[], only: string[], claimed: readonly string[], fallbackDirs: string[] = []): PlannedTest[] {
   const plan: PlannedTest[] = [];
   for (const dir of casesDirs) {
     if (!existsSync(dir)) throw new ArgsError(`--cases ${dir}: no such folder`);
     for (const f of readdirSync(dir).filter((x) => x.endsWith('.json')).sort()) plan.push(planTest(join(dir, f), claimed));
+  }
+  const primary = new Set(plan.map((t) => t.name));
+  for (const dir of fallbackDirs.filter((d) => existsSync(d))) {
+    for (const f of readdirSync(dir).filter((x) => x.endsWith('.json')).sort()) {
+      const t = planTest(join(dir, f), claimed);
+      if (!primary.has(t.name)) plan.push(t);
+    }
   }
   const seen = new Map<string, string>();
   for (const t of plan) {
@@ -75,7 +87,7 @@ export function loadPlan(casesDirs: string[], only: string[], claimed: readonly 
   }
   if (only.length === 0) return plan;
   const unknown = only.filter((n) => !plan.some((p) => p.name === n));
-  if (unknown.length) throw new ArgsError(`--only: no test named ${unknown.join(', ')} in ${casesDirs.join(', ')}`);
+  if (unknown.length) throw new ArgsError(`--only: no test named ${unknown.join(', ')} in ${[...casesDirs, ...fallbackDirs].join(', ')}`);
   return plan.filter((p) => only.includes(p.name));
 }
 
@@ -618,6 +630,7 @@ export async function runSuite(ctx: SuiteContext): Promise<void> {
   const defaultDir = join(sharedRoot, 'shared', 'conformance', 'gateway-api');
   // Both folders by default: the new route kinds live in a folder of their own (see the suite README).
   const casesDirs = args.casesDir ? [resolve(args.casesDir)] : DEFAULT_CASE_FOLDERS.map((d) => join(defaultDir, d));
+  const fallbackDirs = args.casesDir ? [] : PROJECT_CASE_FOLDERS.map((d) => join(ctx.projectRoot, d));
   const siblingSuite = join(casesDirs[0], '..', 'suite.json');
   const suitePath = args.suiteFile ? resolve(args.suiteFile) : existsSync(siblingSuite) ? siblingSuite : join(defaultDir, 'suite.json');
   let suite: SuiteFile;
@@ -628,8 +641,8 @@ export async function runSuite(ctx: SuiteContext): Promise<void> {
   }
   if (suite?.schema !== SUITE_SCHEMA) throw new ArgsError(`${suitePath}: schema ${JSON.stringify(suite?.schema)}, expected ${SUITE_SCHEMA}`);
 
-  const plan = loadPlan(casesDirs, args.only, ctx.claimedFeatures);
-  report.verbose(`suite ${suitePath}, ${plan.length} test(s) from ${casesDirs.join(', ')}`);
+  const plan = loadPlan(casesDirs, args.only, ctx.claimedFeatures, fallbackDirs);
+  report.verbose(`suite ${suitePath}, ${plan.length} test(s) from ${[...casesDirs, ...fallbackDirs].join(', ')}`);
 
   let env: Environment | undefined;
   /** The environment whose temp dir holds the manifests and the Sluice log (also after a failed setup). */
