@@ -85,16 +85,3 @@ export function flowMatches(flow: FlowRecord, filter: FlowFilter): boolean {
   if (filter.toService && (!flow.service || `${flow.service.namespace}/${flow.service.name}` !== filter.toService)) return false;
   return true;
 }
-
-/** One line, as `hubble observe` prints flows. */
-export function formatFlow(flow: FlowRecord): string {
-  const who = (e: FlowEndpoint): string => {
-    const name = e.labels.find((l) => l.startsWith('reserved:'))?.slice('reserved:'.length) ?? e.namespace ?? `ID:${e.identity}`;
-    return `${e.ip}:${e.port} (${name})`;
-  };
-  const time = flow.time.replace('T', ' ').replace('Z', '');
-  const service = flow.service ? ` to-service ${flow.service.namespace}/${flow.service.name} (${flow.service.vip}:${flow.service.port})` : '';
-  const verdict = flow.dropReason ? `${flow.verdict} (${flow.dropReason})` : flow.verdict;
-  const rule = flow.rule ? ` rule ${flow.rule.name}` : '';
-  return `${time}: ${who(flow.source)} -> ${who(flow.destination)}${service} ${flow.direction} ${flow.protocol} ${verdict}${rule}`;
-}
