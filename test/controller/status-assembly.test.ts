@@ -1,6 +1,6 @@
 // The one status assembly (controller/status/assemble.ts), from real translations of golden
 // inputs: bind failures reported for an IR socket reach every listener on it by origin — a
-// Gateway's, a ListenerSet's, a TLS passthrough one — and acks and addresses fold in the same pass.
+// Gateway's, a ListenerSet's, a TLS passthrough one, a UDP one — and acks and addresses fold in the same pass.
 import { describe, expect, it } from '@jest/globals';
 import { join } from 'node:path';
 import { assembleStatuses } from '../../controller/status/assemble.ts';
@@ -53,6 +53,15 @@ describe('status assembly', () => {
 
     const statuses = assembleStatuses(result, { socketFailures: [{ name: passthrough.name, error: 'listen EACCES' }] });
     expect(listenerProgrammed(statuses, 'Gateway', 'tls', 'passthrough')).toMatchObject({ status: 'False', message: 'the dataplane cannot listen: listen EACCES' });
+  });
+
+  it('marks the UDP listener whose socket failed Programmed=False, and not the TCP listener on the same port number', () => {
+    const result = translateCase('TCPRouteUDPRoute');
+    const udp = result.ir.http.udp!.find((s) => s.origin.sectionName === 'udp')!;
+    expect(udp.name).toBe('udp/127.0.0.1:9000');
+    const statuses = assembleStatuses(result, { socketFailures: [{ name: udp.name, error: 'bind EADDRINUSE' }] });
+    expect(listenerProgrammed(statuses, 'Gateway', 'l4', 'udp')).toMatchObject({ status: 'False', message: 'the dataplane cannot listen: bind EADDRINUSE' });
+    expect(listenerProgrammed(statuses, 'Gateway', 'l4', 'tcp')?.status).toBe('True');
   });
 
   it('a failure on a socket the IR does not have changes nothing', () => {
