@@ -31,7 +31,7 @@ describe('kinds table', () => {
     expect(KIND_APIS.map((k) => k.kind)).toEqual(Object.keys(SNAPSHOT_FIELD_BY_KIND));
     for (const k of KIND_APIS) expect([k.kind, k.namespaced]).toEqual([k.kind, !CLUSTER_SCOPED_KINDS.has(k.kind)]);
     expect(KIND_APIS.filter((k) => !k.required).map((k) => k.kind).sort()).toEqual(
-      ['CiliumClusterwideNetworkPolicy', 'CiliumNetworkPolicy', 'ListenerSet', 'RateLimitPolicy', 'TLSRoute'],
+      ['BackendTLSPolicy', 'CiliumClusterwideNetworkPolicy', 'CiliumNetworkPolicy', 'GRPCRoute', 'ListenerSet', 'RateLimitPolicy', 'TCPRoute', 'TLSRoute', 'UDPRoute'],
     );
     expect([...SECRET_TYPES_KEPT].sort()).toEqual(['Opaque', 'kubernetes.io/tls']);
   });
