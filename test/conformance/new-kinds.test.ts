@@ -39,8 +39,13 @@ async function start(pod: string, env: Record<string, string>, mode?: 'dns'): Pr
   return r;
 }
 
-/** The runner's view: Gateway `ns/gw` is HOST, and its listener port 80 is the given real port. */
-const directEnv = (port: number) => directTrafficEnv(HOST, port - LISTENER_PORT);
+/**
+ * The runner's view: Gateway `ns/gw` is HOST, and its listener port 80 is the given real port. A
+ * passing case ends as soon as it converged, so the budget only bounds how long a failing one tries
+ * (short where the test expects a failure, roomy where a loaded machine must not fail a pass).
+ */
+const directEnv = (port: number, budgetMs = 10_000) => directTrafficEnv(HOST, port - LISTENER_PORT, { convergence: { requiredSuccesses: 3, pollIntervalMs: 50, budgetMs } });
+const FAILING_BUDGET_MS = 1000;
 
 const portOf = (r: RunningEcho, name: string) => r.ports.find((p) => p.name === name)!.port;
 
@@ -67,9 +72,9 @@ describe('gRPC cases against the gRPC echo', () => {
 
   it('fails when another pod or method answered', async () => {
     const wrongPod = grpcCase({ expect: { grpcCode: 'OK', backend: { podNamePrefix: 'grpc-infra-backend-v2', namespace: 'gateway-conformance-infra' } } });
-    expect((await runGrpcCase(wrongPod, directEnv(portOf(echo, 'grpc')))).join()).toContain('backend.pod: expected prefix "grpc-infra-backend-v2"');
+    expect((await runGrpcCase(wrongPod, directEnv(portOf(echo, 'grpc'), FAILING_BUDGET_MS))).join()).toContain('backend.pod: expected prefix "grpc-infra-backend-v2"');
     const wrongMethod = grpcCase({ expect: { grpcCode: 'OK', backendRequest: { fullyQualifiedMethod: `/${GRPC_ECHO_SERVICE}/EchoTwo` } } });
-    expect((await runGrpcCase(wrongMethod, directEnv(portOf(echo, 'grpc')))).join()).toContain('fullyQualifiedMethod');
+    expect((await runGrpcCase(wrongMethod, directEnv(portOf(echo, 'grpc'), FAILING_BUDGET_MS))).join()).toContain('fullyQualifiedMethod');
   });
 
   it('reads UNIMPLEMENTED for EchoThree, and notGrpcCode fails at once on a listed code', async () => {
