@@ -88,7 +88,9 @@ export class DataplaneNode {
     const metrics = new FlowMetrics(registry);
     this.flows.subscribeFlows((flow) => metrics.record(flow));
     const accessLog = options.flows?.accessLog;
-    this.accessLog = accessLog ? new AccessLog(accessLog.path, accessLog.fields, registry) : null;
+    this.accessLog = accessLog
+      ? new AccessLog(accessLog.path, accessLog.fields, registry, (err) => logger.error({ path: accessLog.path, err: err.message }, 'access log cannot be written: its lines are dropped (sluice_access_log_dropped_total)'))
+      : null;
     if (this.accessLog) this.flows.subscribeFlows((flow) => this.accessLog!.write(flow));
     const flows = options.flows?.requests === false ? {} : { flows: { buffer: this.flows, sampleRate: options.flows?.sampleRate ?? 1 } };
     this.dataplane = new Dataplane({

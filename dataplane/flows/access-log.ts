@@ -37,12 +37,15 @@ export class AccessLog {
   private readonly ownsStream: boolean;
 
   /** `path`: a file (appended to) or `-` (stdout). `fields`: a subset of ACCESS_LOG_FIELDS, in that order. */
-  constructor(path: string, fields: readonly string[], registry: Registry) {
+  /** `onError`: told once when the log cannot be written (its lines are then dropped and counted). */
+  constructor(path: string, fields: readonly string[], registry: Registry, onError: (error: Error) => void) {
     for (const f of fields) if (!(f in FIELDS)) throw new Error(`access log field ${f}: expected one of ${ACCESS_LOG_FIELDS.join(', ')}`);
     this.fields = fields.map((f) => [f, FIELDS[f]!]);
     this.ownsStream = path !== '-';
     this.out = this.ownsStream ? createWriteStream(path, { flags: 'a' }) : process.stdout;
-    this.out.on('error', () => undefined); // a broken log must not take the proxy down; lines count as dropped
+    // A broken log must not take the proxy down: said once, then its lines count as dropped.
+    this.out.once('error', onError);
+    this.out.on('error', () => undefined);
     this.dropped = new client.Counter({ name: 'sluice_access_log_dropped_total', help: 'Access log lines dropped because the log could not keep up (over 1 MiB queued)', registers: [registry] });
   }
 

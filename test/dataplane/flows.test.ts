@@ -5,6 +5,11 @@ import { flowMatches, type Flow } from '../../ir/flow.ts';
 import { FlowBuffer } from '../../dataplane/flows/flow-buffer.ts';
 import { compactLine, hubbleJson } from '../../cmd/observe.ts';
 import { flowFilterOf } from '../../cmd/admin.ts';
+import { AccessLog } from '../../dataplane/flows/access-log.ts';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Registry } from 'prom-client';
 
 const flow = (over: Partial<Flow> & { path?: string; status?: number; method?: string }): Flow => ({
   time: '2026-12-04T22:00:00.000Z',
@@ -99,5 +104,31 @@ describe('Hubble flow JSON', () => {
     expect(compactLine(flow({}))).toBe(
       '2026-12-04 22:00:00.000: 10.1.0.9:41000 (world) -> 10.0.9.91:8080 (shop/api-7d9f-x2) to-service shop/api (port 80) http-request FORWARDED (HTTP/1.1 GET http://shop.example/api/products => 200 (1.5 ms))',
     );
+  });
+});
+
+describe('access log', () => {
+  it('writes one JSON line per request flow with the chosen fields, and skips connection flows', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-access-log-'));
+    try {
+      const log = new AccessLog(join(dir, 'a.log'), ['method', 'path', 'status', 'verdict'], new Registry(), () => undefined);
+      log.write(flow({ method: 'POST', path: '/api/orders', status: 201 }));
+      log.write({ ...flow({}), type: 'L3_L4', l7: undefined } as Flow);
+      await log.close();
+      expect(readFileSync(join(dir, 'a.log'), 'utf8')).toBe('{"method":"POST","path":"/api/orders","status":201,"verdict":"FORWARDED"}\n');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('says once when it cannot write, then counts the lines it drops', async () => {
+    const registry = new Registry();
+    const errors: string[] = [];
+    const log = new AccessLog('/nonexistent-sluice-dir/a.log', ['path'], registry, (e) => errors.push(e.message));
+    await new Promise((r) => setTimeout(r, 50));
+    log.write(flow({}));
+    log.write(flow({}));
+    expect(errors).toHaveLength(1);
+    expect(await registry.getSingleMetricAsString('sluice_access_log_dropped_total')).toMatch(/sluice_access_log_dropped_total 2/);
   });
 });
