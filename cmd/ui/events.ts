@@ -55,7 +55,7 @@ export class UiHub {
   private readonly clients = new Set<ServerResponse>();
   private readonly traffic: TrafficReader;
   private readonly tally: FlowTally;
-  private readonly unfollow: (() => void)[];
+  private unfollow: (() => void)[] = [];
   private index: RouteIndex = indexRoutes(null);
   private indexedVersion: string | null | undefined = undefined;
   private timer: NodeJS.Timeout | null = null;
@@ -71,7 +71,6 @@ export class UiHub {
     this.limits = limits;
     this.traffic = new TrafficReader(sources.registry);
     this.tally = new FlowTally(limits.keptDrops);
-    this.unfollow = sources.feeds.map((feed) => feed.follow((flow) => this.tally.add(flow, this.currentIndex(), this.clients.size > 0)));
     this.connected = metric(sources.registry, 'sluice_ui_clients', (registers) => new client.Gauge({ name: 'sluice_ui_clients', help: 'Web view (/ui/events) clients connected', registers }));
     this.failed = metric(sources.registry, 'sluice_ui_update_failures_total', (registers) =>
       new client.Counter({ name: 'sluice_ui_update_failures_total', help: 'Web view updates that failed (the pages keep the previous one)', registers }),
@@ -98,6 +97,7 @@ export class UiHub {
       // Nobody was watching: what was sent last is stale. Built before answering: a failure is a 500.
       try {
         this.sent = { graph: this.buildGraph(), problems: frame('problems', this.problems()) };
+        this.tally.reset(this.sources.feeds.flatMap((feed) => feed.latestDrops(this.limits.keptDrops)), this.currentIndex());
       } catch (err) {
         this.failed.inc();
         res.writeHead(500, { ...UI_HEADERS, 'content-type': 'text/plain; charset=utf-8', connection: 'close' });
@@ -126,7 +126,6 @@ export class UiHub {
 
   close(): void {
     this.stopTimer();
-    for (const u of this.unfollow) u();
     for (const res of this.clients) res.destroy();
     this.clients.clear();
   }
@@ -136,6 +135,7 @@ export class UiHub {
     // Counters read now start the first interval: the first rates cover one interval, not the process's life.
     this.traffic.read(this.currentIndex()).catch(() => this.failed.inc());
     this.tally.take(1);
+    this.unfollow = this.sources.feeds.map((feed) => feed.follow((flow) => this.tally.add(flow, this.currentIndex())));
     this.lastTick = performance.now();
     // A failed update must not take the process down: the pages keep the last one, the metric counts it.
     this.timer = setInterval(() => this.tick().catch(() => this.failed.inc()), this.limits.intervalMs);
@@ -144,6 +144,8 @@ export class UiHub {
   private stopTimer(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    for (const u of this.unfollow) u();
+    this.unfollow = [];
   }
 
   private async tick(): Promise<void> {

@@ -1,9 +1,10 @@
 // Flow records for the web view. The node's one flow stream (the eBPF agent's connection records
 // and the proxy's request records: route, method, path, status, verdict, drop reason POLICY_L7,
 // RATE_LIMITED, NO_ROUTE ...) comes in through nodeFlowFeed as UiFlow, the shape the view needs;
-// another source would plug in as another FlowFeed. The view keeps the latest drops and counts
-// flows per graph element.
-import type { Flow, FlowPeer } from '../../ir/flow.ts';
+// another source would plug in as another FlowFeed. Followed only while a page is open (the
+// request path pays nothing otherwise); a page that opens starts from the drops the source's own
+// ring still holds.
+import type { Flow, FlowFilter, FlowPeer } from '../../ir/flow.ts';
 import type { RouteIndex } from './graph.ts';
 import type { UiDrop } from './view-types.ts';
 
@@ -30,25 +31,29 @@ export interface UiFlow {
 export interface FlowFeed {
   /** Calls `listener` for every new flow until the returned function is called. */
   follow(listener: (flow: UiFlow) => void): () => void;
+  /** The latest `count` drops and audits the source still holds, oldest first. */
+  latestDrops(count: number): UiFlow[];
 }
 
-/** The node's flows (AdminState.flows: the eBPF agent's connection records and the proxy's request records) as a FlowFeed. */
-export function nodeFlowFeed(source: { follow(listener: (flow: Flow) => void): () => void }): FlowFeed {
+/** The node's flow stream (AdminState.flows: the eBPF agent's connection records and the proxy's request records) as a FlowFeed. */
+export function nodeFlowFeed(source: { follow(listener: (flow: Flow) => void): () => void; flows(filter: FlowFilter, last?: number): Flow[] }): FlowFeed {
   return {
-    follow: (listener) =>
-      source.follow((f) =>
-        listener({
-          time: f.time,
-          verdict: f.verdict,
-          ...(f.dropReason ? { reason: f.dropReason } : {}),
-          source: endpoint(f.source),
-          destination: endpoint(f.destination),
-          ...(f.service ? { service: `${f.service.namespace}/${f.service.name}:${f.service.port}` } : {}),
-          ...(f.rule ? { rule: f.rule.name } : {}),
-          ...(f.route ? { route: f.route.name } : {}),
-          ...(f.l7 ? { http: { method: f.l7.method, path: f.l7.path, status: f.l7.status } } : {}),
-        }),
-      ),
+    follow: (listener) => source.follow((f) => listener(uiFlow(f))),
+    latestDrops: (count) => source.flows({ verdict: ['DROPPED', 'AUDIT'] }, count).map(uiFlow),
+  };
+}
+
+function uiFlow(f: Flow): UiFlow {
+  return {
+    time: f.time,
+    verdict: f.verdict,
+    ...(f.dropReason ? { reason: f.dropReason } : {}),
+    source: endpoint(f.source),
+    destination: endpoint(f.destination),
+    ...(f.service ? { service: `${f.service.namespace}/${f.service.name}:${f.service.port}` } : {}),
+    ...(f.rule ? { rule: f.rule.name } : {}),
+    ...(f.route ? { route: f.route.name } : {}),
+    ...(f.l7 ? { http: { method: f.l7.method, path: f.l7.path, status: f.l7.status } } : {}),
   };
 }
 
@@ -74,14 +79,19 @@ export class FlowTally {
     this.keep = keep;
   }
 
-  /** `counting`: false while nobody watches (drops are still kept for whoever opens the view next). */
-  add(flow: UiFlow, index: RouteIndex, counting: boolean): void {
+  /** Starts afresh from the drops a source still holds (when a page opens and nobody was watching). */
+  reset(latest: UiFlow[], index: RouteIndex): void {
+    this.kept.length = 0;
+    for (const flow of latest.sort((a, b) => a.time.localeCompare(b.time))) this.add(flow, index);
+    this.fresh = [];
+    this.counts = new Map();
+  }
+
+  add(flow: UiFlow, index: RouteIndex): void {
     const routeId = flow.route ? index.routeNode.get(flow.route) : undefined;
     const backendId = flow.backend ?? (flow.service ? index.services.get(flow.service) : undefined);
-    if (counting) {
-      const key = routeId && backendId ? `${routeId}→${backendId}` : (backendId ?? routeId);
-      if (key) this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
-    }
+    const key = routeId && backendId ? `${routeId}→${backendId}` : (backendId ?? routeId);
+    if (key) this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
     if (flow.verdict !== 'DROPPED' && flow.verdict !== 'AUDIT') return;
     const drop: UiDrop = {
       time: flow.time,
@@ -94,10 +104,8 @@ export class FlowTally {
     };
     this.kept.push(drop);
     if (this.kept.length > this.keep) this.kept.splice(0, this.kept.length - this.keep);
-    if (counting) {
-      this.fresh.push(drop);
-      if (this.fresh.length > this.keep) this.fresh.splice(0, this.fresh.length - this.keep);
-    }
+    this.fresh.push(drop);
+    if (this.fresh.length > this.keep) this.fresh.splice(0, this.fresh.length - this.keep);
   }
 
   latest(): UiDrop[] {

@@ -7,7 +7,9 @@ import { connect, type Socket } from 'node:net';
 import { Registry } from 'prom-client';
 import type { KubeObject } from '../../controller/sources/objects.ts';
 import { UiHub, type UiLimits } from '../../cmd/ui/events.ts';
-import type { FlowFeed, UiFlow } from '../../cmd/ui/flows.ts';
+import { nodeFlowFeed, type FlowFeed } from '../../cmd/ui/flows.ts';
+import { FlowBuffer } from '../../dataplane/flows/flow-buffer.ts';
+import type { Flow } from '../../ir/flow.ts';
 
 const LIMITS: UiLimits = { maxClients: 2, maxQueuedBytes: 1024 * 1024, intervalMs: 100, keptDrops: 3 };
 
@@ -26,18 +28,6 @@ function changingGateways(count: number): () => KubeObject[] {
         listeners: [{ name: 'http', conditions: [{ type: 'Accepted', status: 'True', reason: 'Accepted', message: '' }] }],
       },
     }));
-  };
-}
-
-/** A flow source the test drives: the hub subscribes as it would to the agent or the request flows. */
-function drivenFeed(): FlowFeed & { emit(flow: UiFlow): void } {
-  const listeners = new Set<(flow: UiFlow) => void>();
-  return {
-    follow(listener) {
-      listeners.add(listener);
-      return () => listeners.delete(listener);
-    },
-    emit: (flow) => listeners.forEach((l) => l(flow)),
   };
 }
 
@@ -97,7 +87,7 @@ const metricValue = async (registry: Registry, name: string, labels: Record<stri
 
 describe('web view events', () => {
   it('sends hello, graph, drops and problems first, and refuses a client beyond the limit with 503', async () => {
-    const { port, registry } = await start(changingGateways(2), drivenFeed());
+    const { port, registry } = await start(changingGateways(2), nodeFlowFeed(new FlowBuffer(64)));
     const a = client(port);
     const b = client(port);
     await until('both clients streaming', () => a.received().includes('event: graph') && b.received().includes('event: graph'));
@@ -115,7 +105,7 @@ describe('web view events', () => {
   });
 
   it('disconnects a client that stops reading once its queue passes the bound; a reading one keeps receiving', async () => {
-    const { port, registry } = await start(changingGateways(300), drivenFeed());
+    const { port, registry } = await start(changingGateways(300), nodeFlowFeed(new FlowBuffer(64)));
     const stalled = client(port, true);
     const reading = client(port);
     await until('the stalled client dropped', async () => (await metricValue(registry, 'sluice_ui_clients_refused_total', { reason: 'slow' })) === 1, 30_000);
@@ -136,7 +126,7 @@ describe('web view events', () => {
     const { port, registry } = await start(() => {
       if (broken) throw new Error('objects unavailable');
       return healthy();
-    }, drivenFeed());
+    }, nodeFlowFeed(new FlowBuffer(64)));
     const page = client(port);
     await until('streaming', () => page.received().includes('event: graph'));
     broken = true;
@@ -156,18 +146,31 @@ describe('web view events', () => {
     expect(late.received()).toContain('the web view could not be built: objects unavailable');
   });
 
-  it('keeps the latest drops, bounded, and hands them to a page that opens later', async () => {
-    const feed = drivenFeed();
-    const { port } = await start(changingGateways(1), feed);
-    const flow = (i: number, verdict: string): UiFlow => ({ time: `2026-01-01T00:00:0${i}.000Z`, verdict, reason: 'POLICY_DENY', source: '10.0.0.1:1234', destination: `10.0.0.2:${8000 + i}`, service: 'default/web:80' });
-    feed.emit(flow(1, 'FORWARDED'));
-    for (let i = 2; i <= 6; i++) feed.emit(flow(i, 'DROPPED'));
+  it('hands a page that opens the latest drops the flow ring holds, bounded, then new ones as they come', async () => {
+    const buffer = new FlowBuffer(64);
+    const { port } = await start(changingGateways(1), nodeFlowFeed(buffer));
+    const flow = (i: number, verdict: Flow['verdict']): Flow => ({
+      time: `2026-01-01T00:00:0${i}.000Z`,
+      type: 'L7',
+      verdict,
+      ...(verdict === 'FORWARDED' ? {} : { dropReason: 'POLICY_L7' as const }),
+      direction: 'ingress',
+      protocol: 'TCP',
+      source: { ip: '10.0.0.1', port: 1234, identity: 2, labels: [] },
+      destination: { ip: '10.0.0.2', port: 8000 + i, identity: 300, labels: ['k8s:app=web'] },
+      service: { namespace: 'default', name: 'web', port: 80 },
+      l7: { method: 'DELETE', path: `/x/${i}`, host: 'h', protocol: 'HTTP/1.1', status: 403, latencyMs: 1 },
+    });
+    // Pushed while nobody watches: the view does not follow the stream then, the ring keeps them.
+    buffer.push(flow(1, 'FORWARDED'));
+    for (let i = 2; i <= 6; i++) buffer.push(flow(i, 'DROPPED'));
     const page = client(port);
     await until('drops sent', () => page.received().includes('event: drops'));
-    const drops = JSON.parse(/event: drops\ndata: (.*)\n/.exec(page.received())![1]!) as { destination: string; verdict: string }[];
-    expect(drops.map((d) => d.destination)).toEqual(['10.0.0.2:8004', '10.0.0.2:8005', '10.0.0.2:8006']);
+    const drops = JSON.parse(/event: drops\ndata: (.*)\n/.exec(page.received())![1]!) as { destination: string; reason: string; detail: string }[];
+    expect(drops.map((d) => d.destination)).toEqual(['10.0.0.2:8004 (app=web)', '10.0.0.2:8005 (app=web)', '10.0.0.2:8006 (app=web)']);
+    expect(drops[2]).toMatchObject({ reason: 'POLICY_L7', detail: 'DELETE /x/6 → 403 · default/web:80' });
     // New drops reach a connected page within an interval.
-    feed.emit(flow(7, 'AUDIT'));
+    buffer.push(flow(7, 'AUDIT'));
     await until('the new drop', () => page.received().includes('10.0.0.2:8007'));
   });
 });

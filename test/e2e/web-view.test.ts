@@ -109,11 +109,12 @@ describeIfPossible('web view in a real browser', reason, requiredByEnvironment('
     writeFileSync(join(dir, 'gateway.yaml'), `${GATEWAY_YAML}---\n${serviceYaml('blue', backends[0]!)}---\n${serviceYaml('green', backends[1]!)}---\n${api(backends[2]!)}`);
     writeFileSync(join(dir, 'routes.yaml'), ROUTES);
     port = await freePort();
-    sluice = await startSluice(['--manifests', dir, '--listener-port-offset', String(port - 80)]);
+    // Generous: seven helpers share two cores here, and chromium starts slowly under load.
+    sluice = await startSluice(['--manifests', dir, '--listener-port-offset', String(port - 80)], 60_000);
     browser = await launchBrowser();
     page = await browser.newPage();
     await page.setViewport({ width: 1600, height: 800 });
-  });
+  }, 180_000);
 
   afterAll(async () => {
     await browser?.close();

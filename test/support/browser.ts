@@ -17,7 +17,7 @@ export async function launchBrowser(): Promise<Browser> {
     executablePath: CHROMIUM,
     // No sandbox: the tests run as root, where chromium refuses its sandbox.
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', `--user-data-dir=${profile}`],
-    timeout: 30_000,
+    timeout: 90_000,
   });
   browser.once('disconnected', () => rmSync(profile, { recursive: true, force: true }));
   return browser;
