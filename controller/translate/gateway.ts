@@ -184,8 +184,24 @@ export function translateGateways(
     if (allowed.ok) set.listeners = (obj.spec?.listeners ?? []).map((l) => translateListener(gateway, owner, l, index));
     gateway.listenerSets.push(set);
   }
-  for (const g of states) g.listenerSets.sort((a, b) => olderFirst(a.owner, b.owner));
+  for (const g of states) {
+    g.listenerSets.sort((a, b) => olderFirst(a.owner, b.owner));
+    g.accepted = listenersVerdict(g.accepted, allListeners(g));
+  }
   return states.sort((a, b) => a.key.localeCompare(b.key));
+}
+
+/**
+ * Gateway Accepted reason ListenersNotValid (gateway_types.go): a listener with an invalid or
+ * unsupported configuration makes it True/ListenersNotValid while others are valid, and
+ * False/ListenersNotValid when none is (upstream GatewayListenerUnsupportedProtocol).
+ */
+function listenersVerdict(verdict: Verdict, listeners: ListenerState[]): Verdict {
+  const invalid = listeners.filter((l) => !l.accepted.ok).map((l) => l.name);
+  if (!verdict.ok || invalid.length === 0) return verdict;
+  return invalid.length === listeners.length
+    ? { ok: false, reason: 'ListenersNotValid', message: `No valid listener (not valid: ${invalid.join(', ')}; see status.listeners)` }
+    : { ok: true, reason: 'ListenersNotValid', message: `Not valid: listener ${invalid.join(', ')} (see status.listeners); the other listeners are served` };
 }
 
 /** A Gateway's own listeners followed by those of its allowed ListenerSets. */
