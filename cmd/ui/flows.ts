@@ -5,7 +5,7 @@
 // request path pays nothing otherwise); a page that opens starts from the drops the source's own
 // ring still holds.
 import type { Flow, FlowFilter, FlowPeer } from '../../ir/flow.ts';
-import type { RouteIndex } from './graph.ts';
+import { byCodePoint, type RouteIndex } from './graph.ts';
 import type { UiDrop } from './view-types.ts';
 
 /** One flow as the view needs it; sources map their records onto this. */
@@ -82,7 +82,7 @@ export class FlowTally {
   /** Starts afresh from the drops a source still holds (when a page opens and nobody was watching). */
   reset(latest: UiFlow[], index: RouteIndex): void {
     this.kept.length = 0;
-    for (const flow of latest.sort((a, b) => a.time.localeCompare(b.time))) this.add(flow, index);
+    for (const flow of latest.sort((a, b) => byCodePoint(a.time, b.time))) this.add(flow, index);
     this.fresh = [];
     this.counts = new Map();
   }

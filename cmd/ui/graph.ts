@@ -182,8 +182,8 @@ export function buildGraph(input: GraphInput): UiGraph {
 
   const order: Record<UiNode['column'], number> = { gateway: 0, listener: 1, route: 2, backend: 3 };
   return {
-    nodes: [...nodes.values()].sort((a, b) => order[a.column] - order[b.column] || a.id.localeCompare(b.id)),
-    edges: [...edges.values()].sort((a, b) => a.id.localeCompare(b.id)),
+    nodes: [...nodes.values()].sort((a, b) => order[a.column] - order[b.column] || byCodePoint(a.id, b.id)),
+    edges: [...edges.values()].sort((a, b) => byCodePoint(a.id, b.id)),
     version: ir?.version ?? null,
   };
 }
@@ -267,6 +267,11 @@ function judge(n: UiNode, conditions: UiCondition[]): void {
 function fail(n: UiNode, problem: string): void {
   n.health = 'failing';
   n.problem ??= problem;
+}
+
+/** Ordinal order: stable, and far cheaper than localeCompare on thousands of ids. */
+export function byCodePoint(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 export function conditionText(c: UiCondition): string {

@@ -3,7 +3,7 @@
 // (by IR route and backend) and `sluice_ratelimit_decisions_total` become per-second rates on the
 // graph's edges and nodes.
 import type { Registry } from 'prom-client';
-import type { RouteIndex } from './graph.ts';
+import { byCodePoint, type RouteIndex } from './graph.ts';
 import type { UiRate, UiRateLimitRow, UiTraffic } from './view-types.ts';
 
 interface Sample {
@@ -94,7 +94,7 @@ export class TrafficReader {
       row.perSecond[result] = (row.perSecond[result] ?? 0) + delta / seconds;
       row.totals[result] = (row.totals[result] ?? 0) + total;
     }
-    return [...rows.values()].sort((a, b) => a.policy.localeCompare(b.policy) || a.rule.localeCompare(b.rule));
+    return [...rows.values()].sort((a, b) => byCodePoint(a.policy, b.policy) || byCodePoint(a.rule, b.rule));
   }
 }
 

@@ -112,7 +112,7 @@ function layout(graph: UiGraph): Map<string, Placed> {
       const rows = (incoming.get(n.id) ?? []).map((id) => row.get(id)).filter((r): r is number => r !== undefined);
       return rows.length > 0 ? rows.reduce((a, b) => a + b, 0) / rows.length : Number.MAX_SAFE_INTEGER;
     };
-    nodes.sort((a, b) => weight(a) - weight(b) || a.id.localeCompare(b.id));
+    nodes.sort((a, b) => weight(a) - weight(b) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     let y = TOP;
     nodes.forEach((n, r) => {
       row.set(n.id, r);
