@@ -6,6 +6,7 @@
 import type { Flow, FlowDropReason, FlowPeer, FlowVerdict } from '../../ir/flow.ts';
 import { IDENTITY_WORLD, type L4IR } from '../../ir/types.ts';
 import { HttpPolicyIndex, type L7Decision } from '../policy/http-policy.ts';
+import { L4PolicyIndex, type L4Decision } from '../policy/l4-verdict.ts';
 import type { FlowBuffer } from './flow-buffer.ts';
 
 export interface RequestFlowOptions {
@@ -36,6 +37,9 @@ export class FlowNames {
   private readonly identities = new Map<number, { labels: string[]; namespace?: string }>();
   private readonly rules = new Map<number, string>();
   private readonly services = new Map<string, { namespace: string; name: string; port: number }>();
+  /** Service VIP and real endpoints by backend name, to name the kernel's refusals. */
+  private readonly serviceEndpoints = new Map<string, { vip: string; endpoints: { address: string; port: number }[] }>();
+  private readonly l4: L4PolicyIndex | null;
   /** Endpoint address → `<ns>/<name>` of its Pod. */
   private readonly pods = new Map<string, string>();
   private readonly index: HttpPolicyIndex | null;
@@ -46,6 +50,8 @@ export class FlowNames {
     for (const e of l4?.policy?.ipcache ?? []) if (e.pod) this.pods.set(e.cidr.slice(0, e.cidr.indexOf('/')), e.pod);
     for (const s of l4?.services ?? []) this.services.set(s.name, { namespace: s.origin.namespace, name: s.origin.name, port: s.port });
     this.index = l4?.policy ? new HttpPolicyIndex(l4.policy) : null;
+    this.l4 = l4?.policy ? new L4PolicyIndex(l4.policy) : null;
+    for (const s of l4?.services ?? []) this.serviceEndpoints.set(s.name, { vip: s.vip, endpoints: s.endpoints });
   }
 
   /** Endpoints are few: their peers are made once per version and shared by every flow (flows are read-only data). */
@@ -74,6 +80,25 @@ export class FlowNames {
 
   service(backend: string): { namespace: string; name: string; port: number } | undefined {
     return this.services.get(backend);
+  }
+
+  /**
+   * Why the kernel refused a connection to `endpoint` of `backend`, when L3/L4 policy refuses it:
+   * the endpoint's own verdict, or, for a Service VIP (the kernel picked the endpoint), the verdict
+   * every endpoint behind it shares. Null when policy does not explain the refusal.
+   */
+  l4Refusal(backend: string | null, endpoint: { address: string; port: number }): (L4Decision & { identity: number; endpoint: { address: string; port: number } }) | null {
+    if (this.l4 === null || this.index === null) return null;
+    const service = backend !== null ? this.serviceEndpoints.get(backend) : undefined;
+    const targets = service !== undefined && service.vip === endpoint.address ? service.endpoints : [endpoint];
+    let first: (L4Decision & { identity: number; endpoint: { address: string; port: number } }) | null = null;
+    for (const t of targets) {
+      const identity = this.index.identityOf(t.address);
+      const d = this.l4.decide(identity, t.port);
+      if (d.verdict !== 'DROPPED') return null;
+      first ??= { ...d, identity, endpoint: t };
+    }
+    return first;
   }
 }
 
@@ -120,6 +145,8 @@ export class RequestFlow {
   backend: string | null = null;
   endpoint: { address: string; port: number; identity?: number } | null = null;
   decision: L7Decision | null = null;
+  /** The endpoint refused the connection (ECONNREFUSED): L3/L4 policy may say why. */
+  connectionRefused = false;
   private done = false;
 
   constructor(recorder: RequestFlows, clientIp: string, clientPort: number, method: string, path: string, host: string, httpVersion: string, startedAt: number) {
@@ -141,6 +168,8 @@ export class RequestFlow {
     const verdict: FlowVerdict = dropReason !== undefined ? 'DROPPED' : (decision?.verdict ?? 'FORWARDED');
     if (!this.recorder.keep(this, verdict)) return;
     const names = this.recorder.names;
+    const refusal = this.connectionRefused && this.endpoint !== null && dropReason === undefined ? names.l4Refusal(this.backend, this.endpoint) : null;
+    if (refusal !== null) return this.record(status, refusal);
     // Built field by field, no spreads: this runs for every recorded request.
     const flow: Flow = {
       time: isoTime(this.wallClock),
@@ -166,5 +195,26 @@ export class RequestFlow {
     if (decision !== null && decision.rules.length > 0) flow.rule = names.rule(decision.rules[0]!);
     if (this.route !== null) flow.route = this.route;
     this.recorder.push(flow);
+  }
+
+  /** A request whose connection the kernel refused by L3/L4 policy: DROPPED with that reason and rule. */
+  private record(status: number, refusal: L4Decision & { identity: number; endpoint: { address: string; port: number } }): void {
+    const names = this.recorder.names;
+    const service = this.backend !== null ? names.service(this.backend) : undefined;
+    this.recorder.push({
+      time: isoTime(this.wallClock),
+      type: 'L7',
+      verdict: 'DROPPED',
+      ...(refusal.reason ? { dropReason: refusal.reason } : {}),
+      direction: refusal.direction,
+      protocol: 'TCP',
+      source: { ip: this.clientIp, port: this.clientPort, identity: IDENTITY_WORLD, labels: WORLD_LABELS },
+      // The endpoint refused (behind a VIP: the first of them, all refused alike).
+      destination: names.peer(refusal.endpoint.address, refusal.endpoint.port, refusal.identity),
+      ...(service ? { service } : {}),
+      ...(refusal.rule !== undefined ? { rule: names.rule(refusal.rule) } : {}),
+      ...(this.route !== null ? { route: this.route } : {}),
+      l7: { method: this.method, path: this.path, host: this.host, protocol: this.httpVersion === '2.0' ? 'HTTP/2' : `HTTP/${this.httpVersion}`, status, latencyMs: Math.round((performance.now() - this.startedAt) * 1000) / 1000 },
+    });
   }
 }

@@ -309,6 +309,8 @@ export class ProxyExchange {
   attemptFailed(attempt: UpstreamAttempt, error: Error): void {
     clearTimeout(attempt.timer);
     if (this.finished) return;
+    // Refused at connect(): with eBPF on, L3/L4 policy may be why (the flow record says so).
+    if (this.request.flow && (error as { code?: string }).code === 'ECONNREFUSED') this.request.flow.connectionRefused = true;
     if (!this.res.headersSent && this.canRetry()) {
       this.retry(attempt, error.message);
       return;

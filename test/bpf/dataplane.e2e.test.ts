@@ -129,7 +129,7 @@ suite('dataplane over eBPF (root, network namespaces)', () => {
       // connect() refused by the kernel: 502, as for any endpoint that refuses (503 once retries are configured).
       expect(locked.statuses).toEqual({ 502: 3 });
 
-      const observed = await topo.runClient(SLUICE, ['observe', '--admin-address', '127.0.0.1:9901', '--verdict', 'DROPPED', '--to-service', 'default/locked', '-o', 'json']);
+      const observed = await topo.runClient(SLUICE, ['observe', '--admin-address', '127.0.0.1:9901', '--verdict', 'DROPPED', '--type', 'l3/l4', '--to-service', 'default/locked', '-o', 'json']);
       // Hubble's flow JSON (cmd/observe.ts), Sluice's own names under `sluice`.
       const flows = observed.trim().split('\n').map((l) => JSON.parse(l).flow);
       expect(flows.length).toBeGreaterThanOrEqual(3);

@@ -135,8 +135,11 @@ suite('L7 HTTP policy over eBPF (root, network namespaces)', () => {
       'DROPPED GET /api/users/seven ciliumnetworkpolicy/default/api-l7/ingress/0',
       'DROPPED PUT /api/products ciliumnetworkpolicy/default/api-l7/ingress/0',
       'DROPPED GET /api/admin ciliumnetworkpolicy/default/api-l7/ingress/0',
+      'DROPPED GET /admin undefined', // refused at connect() by default deny: no rule
       'AUDIT DELETE /legacy ciliumnetworkpolicy/default/legacy-l7/ingress/0',
     ]);
+    // The request whose connection the kernel refused says why, in its own record.
+    expect(flows.find((f) => f.type === 'L7' && f.l7!.path === '/admin')).toMatchObject({ verdict: 'DROPPED', dropReason: 'DEFAULT_DENY', l7: { status: 502 }, destination: { port: 9090 } });
     const kernelDrop = flows.find((f) => f.type !== 'L7' && f.verdict === 'DROPPED');
     expect(kernelDrop).toMatchObject({ dropReason: 'DEFAULT_DENY', destination: { ip: topo.backendAddress(1), port: 9090 }, service: { name: 'api-admin' } });
     // Forwarded requests went to the endpoint itself (userspace picking for an L7-governed backend).

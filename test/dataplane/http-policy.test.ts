@@ -133,3 +133,32 @@ describe('L7 HTTP policy', () => {
     expect(decide(grpc, '10.0.9.91', 50051, 'POST', '/shop.Catalog/DeleteProduct')?.verdict).toBe('DROPPED');
   });
 });
+
+describe("the kernel's L3/L4 verdict, named in userspace", () => {
+  const l4: L4Policy = {
+    identities: [],
+    ipcache: [],
+    enforcement: [
+      { identity: API, ingress: true, egress: false, audit: false },
+      { identity: OTHER, ingress: true, egress: false, audit: true },
+    ],
+    rules: [],
+    entries: [
+      { direction: 'ingress', action: 'allow', local: API, remote: 8, protocol: 'TCP', ports: { from: 8080, to: 8080 }, rule: 1 },
+      { direction: 'ingress', action: 'deny', local: API, remote: 0, protocol: 'TCP', ports: { from: 8081, to: 8081 }, rule: 2 },
+      { direction: 'egress', action: 'deny', local: 8, remote: 0, protocol: 'ANY', rule: 3 },
+    ],
+  };
+
+  it('follows the kernel: egress first, deny before allow, default deny, audit', async () => {
+    const { L4PolicyIndex } = await import('../../dataplane/policy/l4-verdict.ts');
+    const withoutEgress = new L4PolicyIndex({ ...l4, entries: l4.entries.filter((e) => e.direction === 'ingress') });
+    expect(withoutEgress.decide(API, 8080)).toEqual({ verdict: 'FORWARDED', rule: 1, direction: 'ingress' });
+    expect(withoutEgress.decide(API, 8081)).toEqual({ verdict: 'DROPPED', reason: 'POLICY_DENY', rule: 2, direction: 'ingress' });
+    expect(withoutEgress.decide(API, 9090)).toEqual({ verdict: 'DROPPED', reason: 'DEFAULT_DENY', direction: 'ingress' });
+    expect(withoutEgress.decide(OTHER, 9090)).toEqual({ verdict: 'AUDIT', reason: 'DEFAULT_DENY', direction: 'ingress' });
+    expect(withoutEgress.decide(999, 9090)).toEqual({ verdict: 'FORWARDED', direction: 'ingress' });
+    // The gateway's egress deny rule (no default deny for it: only deny entries refuse) decides first.
+    expect(new L4PolicyIndex(l4).decide(API, 8080)).toEqual({ verdict: 'DROPPED', reason: 'POLICY_DENY', rule: 3, direction: 'egress' });
+  });
+});
