@@ -11,6 +11,7 @@ import type { KubeObject } from '../controller/sources/objects.ts';
 import { UiHub } from './ui/events.ts';
 import { nodeFlowFeed } from './ui/flows.ts';
 import { registerUi, uiNotes, type UiMode } from './ui/server.ts';
+import { WorkerMetricsRegistry } from './workers.ts';
 
 /** A started part of the process (controller, standalone, dataplane): what its caller may do with it. */
 export interface Running {
@@ -35,6 +36,9 @@ export interface FlowSource {
   flows(filter: FlowFilter, last?: number): Flow[];
   follow(listener: (flow: Flow) => void): () => void;
 }
+
+/** Bytes a flow follower may have queued before flows are skipped for it. */
+const FOLLOW_QUEUE_LIMIT = 1024 * 1024;
 
 /** /api/flows query parameters: hubble observe's filters, each repeatable or comma-separated. */
 const FLOW_QUERY: Record<string, keyof FlowFilter> = {
@@ -75,9 +79,9 @@ export function flowFilterOf(query: Record<string, string | string[] | undefined
   return filter as FlowFilter;
 }
 
-/** A metrics registry with the Node process metrics (`sluice_process_*`), one per Sluice process. */
-export function processRegistry(): Registry {
-  const registry = new Registry();
+/** A metrics registry with the Node process metrics (`sluice_process_*`), one per Sluice process (with --workers, theirs summed in). */
+export function processRegistry(): WorkerMetricsRegistry {
+  const registry = new WorkerMetricsRegistry();
   collectDefaultMetrics({ register: registry, prefix: 'sluice_process_' });
   return registry;
 }
@@ -116,8 +120,10 @@ export async function startAdminServer(address: string, state: AdminState, regis
     const res = reply.raw;
     res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-cache' });
     res.write(lines);
+    // A follower that does not read (a stopped `sluice observe -f`) skips flows past 1 MiB queued
+    // rather than growing this process's memory.
     const stop = source.follow((flow) => {
-      if (filterMatches(flow, filter)) res.write(`${JSON.stringify(flow)}\n`);
+      if (res.writableLength < FOLLOW_QUEUE_LIMIT && filterMatches(flow, filter)) res.write(`${JSON.stringify(flow)}\n`);
     });
     res.on('close', stop);
   });

@@ -99,8 +99,19 @@ export function flowMatches(flow: Flow, filter: FlowFilter): boolean {
     any(filter.toService, (s) => flow.service !== undefined && `${flow.service.namespace}/${flow.service.name}` === s) &&
     any(filter.httpStatus, (s) => l7 !== undefined && statusMatches(l7.status, s)) &&
     any(filter.httpMethod, (m) => l7 !== undefined && l7.method === m.toUpperCase()) &&
-    any(filter.httpPath, (p) => l7 !== undefined && new RegExp(p).test(l7.path.split('?')[0]!))
+    any(filter.httpPath, (p) => l7 !== undefined && pathRegex(p).test(l7.path.split('?')[0]!))
   );
+}
+
+/** Compiled --http-path patterns: a follower's filter runs on every flow. */
+const PATH_REGEXES = new Map<string, RegExp>();
+function pathRegex(pattern: string): RegExp {
+  let re = PATH_REGEXES.get(pattern);
+  if (re === undefined) {
+    re = new RegExp(pattern);
+    if (PATH_REGEXES.size < 100) PATH_REGEXES.set(pattern, re);
+  }
+  return re;
 }
 
 /** `403` exactly, or `4+` for the class (hubble's syntax). */
