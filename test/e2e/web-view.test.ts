@@ -1,7 +1,8 @@
 // The web view (/ui) in a real browser: Debian's chromium driven by puppeteer-core against a real
 // `sluice run` with real backends. Asserts what a person sees: the names in the graph, the weights,
 // a route whose parent does not exist drawn red with its reason, request and rate-limit counters
-// rising after real requests; and takes the README's screenshot (docs/web-view.png).
+// rising after real requests; and takes the README's screenshot (docs/web-view.png with
+// SLUICE_UPDATE_SCREENSHOTS=1, else into a temporary folder).
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,7 +14,11 @@ import { freePort, startSluice, type SluiceProcess } from '../support/sluice-pro
 import { GATEWAY_YAML, serviceYaml, startNamedBackend, type NamedBackend } from './backends.ts';
 import { launchBrowser, CHROMIUM } from '../support/browser.ts';
 
-const DOCS = join(import.meta.dirname, '..', '..', 'docs');
+/**
+ * The README's screenshot is rewritten only when asked (SLUICE_UPDATE_SCREENSHOTS=1): a test run
+ * must not leave the checkout modified. Otherwise it goes to a temporary folder, still taken.
+ */
+const DOCS = process.env.SLUICE_UPDATE_SCREENSHOTS === '1' ? join(import.meta.dirname, '..', '..', 'docs') : mkdtempSync(join(tmpdir(), 'sluice-web-view-'));
 
 const ROUTES = `apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
