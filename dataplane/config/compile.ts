@@ -11,6 +11,7 @@ import type { DataplaneMetrics } from '../metrics.ts';
 import type { RateLimitTable } from '../ratelimit/limiter.ts';
 import { HostIndex } from '../router/host.ts';
 import { compileMatch, type MatchProblem } from '../router/match.ts';
+import { RouteIndex } from '../router/route-index.ts';
 import {
   cacheKey,
   CertificateSelector,
@@ -165,7 +166,7 @@ class TableCompiler {
 
   private virtualHost(virtualHost: VirtualHost, scopeFilters: Filter[]): VirtualHostTable {
     const routes = virtualHost.routes.map((route) => this.route(scopeFilters.length === 0 ? route : { ...route, filters: [...route.filters, ...scopeFilters] }));
-    return { name: virtualHost.name, routes };
+    return { name: virtualHost.name, routes, index: new RouteIndex(routes) };
   }
 
   private route(route: Route): CompiledRoute {

@@ -13,6 +13,7 @@ import type { RedirectPlan, Scheme } from '../filters/redirect.ts';
 import type { DownstreamRejections, RequestMetrics } from '../metrics.ts';
 import type { HostIndex } from '../router/host.ts';
 import type { CompiledMatch } from '../router/match.ts';
+import type { RouteIndex } from '../router/route-index.ts';
 import type { CertificateSelector, ClientValidationPlan, TlsSettingsPlan } from '../tls/certificates.ts';
 import type { BackendTarget } from '../upstream/backend.ts';
 import type { SmoothWeightedPicker } from '../upstream/weighted.ts';
@@ -71,6 +72,8 @@ export interface ScopeTable {
 export interface VirtualHostTable {
   name: string;
   routes: CompiledRoute[];
+  /** `routes` indexed by path: what the router searches (same answer as walking `routes` in order). */
+  index: RouteIndex<CompiledRoute>;
 }
 
 export interface CompiledRoute {

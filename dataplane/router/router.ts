@@ -1,9 +1,10 @@
 // Host → listener scope → virtual host → first matching route. The controller has already
-// sorted routes by Gateway API precedence; the router only walks them in order.
+// sorted routes by Gateway API precedence; the router takes the first that matches in that order
+// (through the virtual host's path index, route-index.ts).
 
 import type { CompiledRoute, ListenerTable, ScopeTable } from '../config/route-table.ts';
 import { normalizeHost } from './host.ts';
-import { matches, type MatchableRequest } from './match.ts';
+import type { MatchableRequest } from './match.ts';
 
 /**
  * The route for a request, or null (404). `host` is normalized (see normalizeHost). Once a
@@ -17,12 +18,7 @@ export function findRoute(table: ListenerTable, host: string, request: Matchable
 /** The second half of findRoute, for a scope already chosen by `host`. */
 export function findRouteInScope(scope: ScopeTable, host: string, request: MatchableRequest): CompiledRoute | null {
   const virtualHost = scope.virtualHosts.find(host);
-  if (virtualHost === undefined) return null;
-  const routes = virtualHost.routes;
-  for (let i = 0; i < routes.length; i++) {
-    if (matches(routes[i].match, request)) return routes[i];
-  }
-  return null;
+  return virtualHost === undefined ? null : virtualHost.index.find(request);
 }
 
 /**
