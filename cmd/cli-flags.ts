@@ -103,6 +103,10 @@ const rateLimitMaxKeys: Flag = {
   name: 'rate-limit-max-keys', type: 'string', value: 'N', default: '10000',
   help: 'local token buckets kept in memory, least recently used dropped first',
 };
+const workers: Flag = {
+  name: 'workers', type: 'string', value: 'N|auto', default: '1',
+  help: "worker threads serving the listeners, each accepting on every port (SO_REUSEPORT); auto: the CPUs this process may use (affinity, cgroup CPU quota). Local rate limits, metrics and flows stay one per process",
+};
 /** Rate-limit flags of the serving commands (`--redis-secret` is run's alone: it names a manifest). */
 const RATE_LIMIT_FLAGS: readonly Flag[] = [redisUrl, redisUsername, redisPasswordFile, redisTlsCa, redisTlsInsecure, redisTimeout, rateLimitReplicas, rateLimitMaxKeys];
 
@@ -150,6 +154,14 @@ export const FRONT_DOOR_FLAGS: readonly Flag[] = [
     help: 'client connections one listener holds; more are refused (cleartext HTTP: 503 and close)',
   },
   {
+    name: 'max-udp-sessions-per-listener', type: 'string', value: 'N', default: String(FRONT_DOOR.maxUdpSessionsPerListener),
+    help: 'UDP client sessions one UDP listener holds; datagrams from further sources are dropped (not counted among connections)',
+  },
+  {
+    name: 'udp-reply-ratio', type: 'string', value: 'R', default: String(FRONT_DOOR.udpReplyRatio),
+    help: 'a UDP session sends its client at most R times the bytes the client sent; further replies are dropped (0: no bound)',
+  },
+  {
     name: 'max-connections', type: 'string', value: 'N', defaultHelp: 'half of what `ulimit -n` leaves after 100, at most 20000',
     help: 'client connections all listeners hold together; more are refused',
   },
@@ -170,7 +182,7 @@ export const RUN: Command = {
   summary: 'serve traffic from a folder of Kubernetes manifests (standalone mode)',
   synopsis: '--manifests DIR [flags]',
   flags: [
-    manifests, bindAddress, listenerPortOffset, redirectPortOffset, adminAddress, ...TRANSLATION_FLAGS, ...RATE_LIMIT_FLAGS, redisSecret, ...BPF_FLAGS, ...FLOW_FLAGS, ...FRONT_DOOR_FLAGS,
+    manifests, bindAddress, listenerPortOffset, redirectPortOffset, adminAddress, workers, ...TRANSLATION_FLAGS, ...RATE_LIMIT_FLAGS, redisSecret, ...BPF_FLAGS, ...FLOW_FLAGS, ...FRONT_DOOR_FLAGS,
     {
       name: 'demo-backends', type: 'boolean',
       help: 'start echo servers for EndpointSlice endpoints on loopback and write self-signed certificates for missing TLS Secrets (the quickstart; not in the container image)',
@@ -228,7 +240,7 @@ export const DATAPLANE: Command = {
     { name: 'controller', type: 'string', value: 'URL', help: "the controller's snapshot endpoint, e.g. http://sluice-controller:18000" },
     { name: 'snapshot-token-file', type: 'string', value: 'FILE', help: 'bearer token to present' },
     { name: 'name', type: 'string', value: 'NAME', defaultHelp: 'the host name', help: "this replica's name in acknowledgements" },
-    adminAddress, listenerPortOffset, ...RATE_LIMIT_FLAGS, ...BPF_FLAGS, ...FLOW_FLAGS, ...FRONT_DOOR_FLAGS, logLevel,
+    adminAddress, listenerPortOffset, workers, ...RATE_LIMIT_FLAGS, ...BPF_FLAGS, ...FLOW_FLAGS, ...FRONT_DOOR_FLAGS, logLevel,
   ],
   notes: 'listeners bind what the controller says; Redis settings come from flags and SLUICE_REDIS_* variables',
 };

@@ -11,6 +11,7 @@ import { withImplicitGatewayClasses } from '../controller/sources/implicit-class
 import { ManifestFolder } from '../controller/sources/manifest-folder.ts';
 import { demoBackendsAvailable, runStandalone, type RateLimitOptions } from './standalone.ts';
 import { runController } from './controller.ts';
+import { parseWorkers } from './workers.ts';
 import { runDataplane } from './dataplane.ts';
 import type { BpfOptions, NodeFlowOptions } from './node.ts';
 import { ACCESS_LOG_FIELDS } from '../dataplane/flows/access-log.ts';
@@ -109,6 +110,7 @@ export async function main(argv: string[]): Promise<number> {
       bpf: node.bpf,
       frontDoor: node.frontDoor,
       flows: node.flows,
+      workers: node.workers,
       logger: log,
     });
     await untilSignal();
@@ -161,6 +163,7 @@ export async function main(argv: string[]): Promise<number> {
     bpf: node.bpf,
     frontDoor: node.frontDoor,
     flows: node.flows,
+    workers: node.workers,
     logger: log,
   });
   await untilSignal(log);
@@ -214,7 +217,9 @@ function nodeOptions(values: FlagValues) {
   if (typeof frontDoor === 'string') return frontDoor;
   const flows = flowOptions(values);
   if (typeof flows === 'string') return flows;
-  return { portOffset, rateLimit, bpf, frontDoor, flows };
+  const workers = parseWorkers(values.workers as string);
+  if (typeof workers === 'string') return workers;
+  return { portOffset, rateLimit, bpf, frontDoor, flows, workers };
 }
 
 /** Flow records and the access log (FLOW_FLAGS); a string is a usage error. */
@@ -252,6 +257,8 @@ function frontDoorLimits(values: FlagValues): FrontDoorLimits | string {
     ['tunnelIdleTimeoutMs', 'tunnel-idle-timeout', 1, DAY_MS],
     ['maxConnectionsPerListener', 'max-connections-per-listener', 1, 10_000_000],
     ['maxConnections', 'max-connections', 1, 10_000_000],
+    ['maxUdpSessionsPerListener', 'max-udp-sessions-per-listener', 1, 10_000_000],
+    ['udpReplyRatio', 'udp-reply-ratio', 0, 1_000_000],
   ];
   const limits: FrontDoorLimits = { ...DEFAULT_FRONT_DOOR_LIMITS };
   for (const [field, flag, min, max] of fields) {

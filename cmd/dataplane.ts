@@ -26,6 +26,8 @@ export interface DataplaneProcessOptions {
   flows?: NodeFlowOptions;
   /** Client timeouts and connection limits; defaults when absent. */
   frontDoor?: FrontDoorLimits;
+  /** Worker threads serving the listeners (--workers); absent: 1, this thread. */
+  workers?: number;
   logger: Logger;
 }
 
@@ -40,6 +42,7 @@ export async function runDataplane(options: DataplaneProcessOptions): Promise<Ru
     ...(options.bpf ? { bpf: options.bpf } : {}),
     ...(options.frontDoor ? { frontDoor: options.frontDoor } : {}),
     ...(options.flows ? { flows: options.flows } : {}),
+    ...(options.workers ? { workers: options.workers } : {}),
   });
   node.rateLimits.setRedis(options.redis);
   let applied: IR | null = null;

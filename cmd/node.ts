@@ -5,15 +5,16 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { BpfAgent } from '../bpf/agent/agent.ts';
 import { bpfUnavailableReason, enterDedicatedCgroup, ownCgroupPath, type DedicatedCgroup } from '../bpf/agent/environment.ts';
-import type { IR } from '../ir/types.ts';
+import type { HttpIR, IR, L4IR } from '../ir/types.ts';
 import { viaServiceVips } from '../dataplane/config/kernel-lb.ts';
 import { Dataplane, type ApplyResult } from '../dataplane/dataplane.ts';
 import type { FrontDoorLimits } from '../dataplane/front-door.ts';
-import { RateLimitService } from '../dataplane/ratelimit/limiter.ts';
+import { RateLimitService, type RedisSettings } from '../dataplane/ratelimit/limiter.ts';
 import { DEFAULT_FLOW_BUFFER_SIZE, FlowBuffer } from '../dataplane/flows/flow-buffer.ts';
 import { AccessLog } from '../dataplane/flows/access-log.ts';
 import { FlowMetrics } from '../dataplane/flows/flow-metrics.ts';
 import { StartupCheckFailed } from './startup-checks.ts';
+import { WorkerMetricsRegistry, WorkerPool } from './workers.ts';
 
 export interface BpfOptions {
   /** on: refuse to start without eBPF; auto: use it when the machine allows, else say why once. */
@@ -48,6 +49,15 @@ export interface DataplaneNodeOptions {
   bpf?: BpfOptions;
   /** Flow records (--flow-* flags); absent: defaults (every request recorded, 4096 kept). */
   flows?: NodeFlowOptions;
+  /** Worker threads serving the listeners (--workers); 1 or absent: this thread serves them. */
+  workers?: number;
+}
+
+/** What serves the listeners: the in-process Dataplane, or a WorkerPool of them. */
+interface Proxy {
+  readonly version: string | null;
+  apply(version: string, http: HttpIR, l4?: L4IR): Promise<ApplyResult>;
+  close(): Promise<void>;
 }
 
 export interface NodeFlowOptions {
@@ -61,13 +71,14 @@ export interface NodeFlowOptions {
 }
 
 export class DataplaneNode {
-  readonly rateLimits: RateLimitService;
+  /** Where global rate limits find Redis (the workers' services, with --workers). */
+  readonly rateLimits: { setRedis(settings: RedisSettings | null): void };
   /** Null when eBPF is off or unavailable. */
   readonly agent: BpfAgent | null;
   /** Every flow of this node in one ring: the kernel's connections and the proxy's requests. */
   readonly flows: FlowBuffer;
   private readonly accessLog: AccessLog | null;
-  private readonly dataplane: Dataplane;
+  private readonly dataplane: Proxy;
   private readonly logger: Logger;
   /** The cgroup eBPF attached to when Sluice made it; released on close. */
   private readonly dedicatedCgroup: DedicatedCgroup | null;
@@ -75,13 +86,6 @@ export class DataplaneNode {
   constructor(options: DataplaneNodeOptions) {
     const { logger, registry } = options;
     this.logger = logger;
-    this.rateLimits = new RateLimitService({
-      registry,
-      logger: logger.child({ component: 'ratelimit' }),
-      redisTimeoutMs: options.rateLimit.redisTimeoutMs,
-      replicas: options.rateLimit.replicas,
-      maxLocalKeys: options.rateLimit.maxLocalKeys,
-    });
     ({ agent: this.agent, dedicated: this.dedicatedCgroup } = startBpfAgent(options.bpf, logger, registry));
     this.flows = new FlowBuffer(options.flows?.bufferSize ?? DEFAULT_FLOW_BUFFER_SIZE);
     this.agent?.follow((flow) => this.flows.push(flow));
@@ -92,10 +96,46 @@ export class DataplaneNode {
       ? new AccessLog(accessLog.path, accessLog.fields, registry, (err) => logger.error({ path: accessLog.path, err: err.message }, 'access log cannot be written: its lines are dropped (sluice_access_log_dropped_total)'))
       : null;
     if (this.accessLog) this.flows.subscribeFlows((flow) => this.accessLog!.write(flow));
+    const workers = options.workers ?? 1;
+    if (workers > 1) {
+      // Their metrics are summed into this registry: it must be the process's (processRegistry()).
+      if (!(registry instanceof WorkerMetricsRegistry)) throw new Error('--workers: the registry must come from processRegistry()');
+      const pool = new WorkerPool({
+        count: workers,
+        logger,
+        registry,
+        onFlows: (flows) => {
+          for (const flow of flows) this.flows.push(flow);
+        },
+        init: {
+          logLevel: logger.level,
+          portOffset: options.portOffset,
+          redirectPortOffset: options.redirectPortOffset ?? 0,
+          ...(options.frontDoor ? { frontDoor: options.frontDoor } : {}),
+          flows: options.flows?.requests === false ? null : { sampleRate: options.flows?.sampleRate ?? 1, bufferSize: this.flows.size },
+          rateLimit: options.rateLimit,
+        },
+      });
+      this.rateLimits = pool;
+      this.dataplane = pool;
+      return;
+    }
+    const rateLimits = new RateLimitService({
+      registry,
+      logger: logger.child({ component: 'ratelimit' }),
+      redisTimeoutMs: options.rateLimit.redisTimeoutMs,
+      replicas: options.rateLimit.replicas,
+      maxLocalKeys: options.rateLimit.maxLocalKeys,
+    });
+    this.rateLimits = rateLimits;
     const flows = options.flows?.requests === false ? {} : { flows: { buffer: this.flows, sampleRate: options.flows?.sampleRate ?? 1 } };
     this.dataplane = new Dataplane({
-      ...flows, portOffset: options.portOffset, redirectPortOffset: options.redirectPortOffset ?? 0, logger, registry, rateLimits: this.rateLimits, ...(options.frontDoor ? { frontDoor: options.frontDoor } : {}) });
+      ...flows, portOffset: options.portOffset, redirectPortOffset: options.redirectPortOffset ?? 0, logger, registry, rateLimits, ...(options.frontDoor ? { frontDoor: options.frontDoor } : {}) });
+    this.closeRateLimits = () => rateLimits.close();
   }
+
+  /** The in-process rate limiter's Redis connection (workers close their own). */
+  private readonly closeRateLimits: () => Promise<void> = async () => undefined;
 
   /** The version being served, or null before the first. */
   get version(): string | null {
@@ -117,7 +157,7 @@ export class DataplaneNode {
 
   async close(): Promise<void> {
     await this.dataplane.close();
-    await this.rateLimits.close();
+    await this.closeRateLimits();
     await this.accessLog?.close();
     this.agent?.close();
     this.dedicatedCgroup?.release();

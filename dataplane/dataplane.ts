@@ -23,7 +23,7 @@ import { UdpProxyServer } from './l4/udp-proxy.ts';
 
 /** A TLS, TCP or UDP socket server: routes swap in with `update`. */
 interface L4Server<R> {
-  listen(address: string, port: number): Promise<void>;
+  listen(address: string, port: number, reusePort?: boolean): Promise<void>;
   update(routes: R): void;
   close(drainMs: number): Promise<void>;
 }
@@ -46,6 +46,8 @@ export interface DataplaneOptions {
   frontDoor?: FrontDoorLimits;
   /** Request flows (one record per proxied request) go here; absent: none are recorded. */
   flows?: RequestFlowOptions;
+  /** Bind with SO_REUSEPORT: one of several worker threads serving the same listeners (--workers). */
+  reusePort?: boolean;
 }
 
 export interface ListenerResult {
@@ -90,9 +92,11 @@ export class Dataplane {
   private closed = false;
 
   private readonly flows: RequestFlowOptions | null;
+  private readonly reusePort: boolean;
 
   constructor(options: DataplaneOptions = {}) {
     this.flows = options.flows ?? null;
+    this.reusePort = options.reusePort ?? false;
     this.portOffset = options.portOffset ?? 0;
     this.redirectPortOffset = options.redirectPortOffset ?? 0;
     this.logger = options.logger ?? pino({ name: 'sluice-dataplane' });
@@ -199,7 +203,7 @@ export class Dataplane {
       this.servers.delete(name);
       this.closeInBackground(existing);
     }
-    const server = new ListenerServer(table, bindPort, this.logger, this.budget);
+    const server = new ListenerServer(table, bindPort, this.logger, this.budget, this.reusePort);
     try {
       await server.listen();
     } catch (error) {
@@ -250,7 +254,7 @@ export class Dataplane {
       const server = create(listener.name, routes);
       const bindPort = listener.port + this.portOffset;
       try {
-        await server.listen(listener.address, bindPort);
+        await server.listen(listener.address, bindPort, this.reusePort);
         servers.set(listener.name, server);
         this.logger.info({ listener: listener.name, address: listener.address, port: bindPort, protocol }, 'listener bound');
         results.push({ name: listener.name, ok: true });

@@ -24,7 +24,7 @@ import http2 from 'node:http2';
 import net, { type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls, { type SecureContext, type TLSSocket } from 'node:tls';
-import fastify, { type FastifyInstance } from 'fastify';
+import fastify, { type FastifyInstance, type FastifyListenOptions } from 'fastify';
 import type { Logger } from 'pino';
 import type { ListenerTable } from './config/route-table.ts';
 import type { DownstreamRequest, DownstreamResponse } from './downstream.ts';
@@ -119,9 +119,12 @@ export class ListenerServer {
   private defaultContextKey: string | null = null;
   private draining = false;
   private lastAcceptErrorAt = 0;
+  /** Each worker thread (--workers) binds its own socket to the port (SO_REUSEPORT); the kernel spreads connections. */
+  private readonly reusePort: boolean;
 
   /** `table.certificates` must be set for HTTPS (the caller checks). */
-  constructor(table: ListenerTable, bindPort: number, logger: Logger, budget: ConnectionBudget) {
+  constructor(table: ListenerTable, bindPort: number, logger: Logger, budget: ConnectionBudget, reusePort = false) {
+    this.reusePort = reusePort;
     this.name = table.name;
     this.address = table.listener.address;
     this.bindPort = bindPort;
@@ -142,7 +145,8 @@ export class ListenerServer {
 
   /** Rejects with the bind error (EADDRINUSE, EACCES, ...). */
   async listen(): Promise<void> {
-    await this.app.listen({ host: this.address, port: this.bindPort });
+    // fastify hands its listen options to net.Server#listen, which knows reusePort (fastify's types do not).
+    await this.app.listen({ host: this.address, port: this.bindPort, ...(this.reusePort ? { reusePort: true } : {}) } as FastifyListenOptions);
   }
 
   /**

@@ -33,10 +33,11 @@ export abstract class StreamListener {
     this.server.on('error', (error: Error & { code?: string }) => this.logger.debug({ listener: name, code: error.code }, 'stream listener: accept failed'));
   }
 
-  listen(address: string, port: number): Promise<void> {
+  /** `reusePort`: each worker thread (--workers) binds its own socket to the port (SO_REUSEPORT). */
+  listen(address: string, port: number, reusePort = false): Promise<void> {
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen(port, address, () => {
+      this.server.listen({ port, host: address, reusePort }, () => {
         this.server.off('error', reject);
         resolve();
       });

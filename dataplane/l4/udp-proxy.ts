@@ -2,8 +2,11 @@
 // route's backends, picked by weight when its first datagram arrives. A session has its own socket
 // towards the backend; the backend's replies go back to the client from the listener socket (the
 // address the client sent to). Sessions end after the session timeout without a datagram either
-// way. Bounded: sessions count against the front door's connection limits (each holds a
-// descriptor), and a session drops client datagrams while too many of its sends are still queued.
+// way. Bounded: a UDP listener holds at most --max-udp-sessions-per-listener sessions, apart from
+// the TCP connection counts (a spoofed-source flood must not refuse TCP and HTTP clients); a session
+// drops client datagrams while too many of its sends are still queued, and replies beyond
+// --udp-reply-ratio times the bytes its client sent (the source of a datagram is not verified: a
+// forged one must not make Sluice an amplifier towards the address it names).
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import type { Logger } from 'pino';
@@ -47,8 +50,9 @@ export class UdpProxyServer {
     return this.sessions.size;
   }
 
-  listen(address: string, port: number): Promise<void> {
-    const socket = createSocket({ type: isIPv6(address) ? 'udp6' : 'udp4' });
+  /** `reusePort`: each worker thread (--workers) binds its own socket; the kernel keeps a client on one (4-tuple hash). */
+  listen(address: string, port: number, reusePort = false): Promise<void> {
+    const socket = createSocket({ type: isIPv6(address) ? 'udp6' : 'udp4', reusePort });
     return new Promise((resolve, reject) => {
       socket.once('error', reject);
       socket.bind(port, address, () => {
@@ -101,14 +105,14 @@ export class UdpProxyServer {
   }
 
   private open(key: string, client: RemoteInfo): Session | null {
-    if (this.budget.admit(this.name, this.sessions.size) !== null) {
-      this.drop('session_limit');
+    const refused = this.budget.admitUdpSession(this.name, this.sessions.size);
+    if (refused !== null) {
+      this.drop(refused === 'shedding' ? 'shedding' : 'session_limit');
       return null;
     }
     const route = this.route;
     const chosen = route ? chooseEndpoint(route) : null;
     if (!route || !chosen) {
-      this.budget.release();
       this.metrics.connections.labels(this.name, 'UDP', route ? 'no_endpoint' : 'no_route').inc();
       this.drop('no_endpoint');
       return null;
@@ -120,6 +124,11 @@ export class UdpProxyServer {
     upstream.on('message', (reply, from) => {
       // Only the chosen endpoint answers for this session: anything else reaching its port is not a reply.
       if (from.port !== endpoint.port || from.address !== endpoint.address || !this.socket) return;
+      const ratio = this.budget.limits.udpReplyRatio;
+      if (ratio > 0 && session.toClient + reply.length > session.fromClient * ratio) {
+        this.metrics.replyDropped.labels(this.name).inc();
+        return;
+      }
       session.timer.refresh();
       session.toClient += reply.length;
       this.metrics.datagrams.labels(this.name, 'to_client').inc();
@@ -141,7 +150,6 @@ export class UdpProxyServer {
     this.sessions.delete(key);
     clearTimeout(session.timer);
     session.upstream.close();
-    this.budget.release();
     this.metrics.sessions.labels(this.name).set(this.sessions.size);
     this.metrics.bytes.labels(this.name, 'UDP', 'from_client').inc(session.fromClient);
     this.metrics.bytes.labels(this.name, 'UDP', 'to_client').inc(session.toClient);

@@ -17,7 +17,7 @@ import type { RateLimitFailureMode, RateLimitPolicy, RateLimitRule, Route } from
 import { RateLimitMetrics, type DecisionScope, type RuleCounters } from './metrics.ts';
 import { RedisStore, type RedisSettings } from './redis-store.ts';
 import { compileSelectors, type ClientContext, type CompiledSelectors, type RateLimitRequest } from './selectors.ts';
-import { LocalBuckets, report, type BucketItem, type BucketSpec } from './token-bucket.ts';
+import { LocalBuckets, report, type BucketItem, type Buckets, type BucketSpec } from './token-bucket.ts';
 
 export type { RateLimitRequest } from './selectors.ts';
 export type { RedisSettings } from './redis-store.ts';
@@ -43,8 +43,10 @@ export interface RateLimitServiceOptions {
   replicas?: number;
   /** Local (and, separately, Local-fallback) buckets kept in memory (default 10 000). */
   maxLocalKeys?: number;
-  /** Milliseconds, monotonic; tests pass a fake clock. */
+  /** Milliseconds, monotonic; tests pass a fake clock. With `buckets` shared across threads: one base for all (sharedClock). */
   now?: () => number;
+  /** Bucket stores (worker threads share theirs: SharedBuckets); absent: in-process LRU maps of maxLocalKeys. */
+  buckets?: { local: Buckets; fallback: Buckets };
 }
 
 export interface RateLimitProblem {
@@ -60,8 +62,8 @@ const TOO_MANY = 'Too Many Requests\n';
 const UNAVAILABLE = 'Service Unavailable\n';
 
 export class RateLimitService {
-  readonly local: LocalBuckets;
-  readonly fallback: LocalBuckets;
+  readonly local: Buckets;
+  readonly fallback: Buckets;
   readonly metrics: RateLimitMetrics;
   readonly logger: Logger;
   readonly now: () => number;
@@ -76,8 +78,8 @@ export class RateLimitService {
     this.redisTimeoutMs = options.redisTimeoutMs ?? DEFAULT_REDIS_TIMEOUT_MS;
     this.replicas = Math.max(1, Math.floor(options.replicas ?? 1));
     const maxKeys = options.maxLocalKeys ?? DEFAULT_MAX_LOCAL_KEYS;
-    this.local = new LocalBuckets(maxKeys);
-    this.fallback = new LocalBuckets(maxKeys);
+    this.local = options.buckets?.local ?? new LocalBuckets(maxKeys);
+    this.fallback = options.buckets?.fallback ?? new LocalBuckets(maxKeys);
     this.metrics = new RateLimitMetrics(options.registry, () => ({ local: this.local.size, fallback: this.fallback.size }));
     this.setRedis(options.redis ?? null);
   }
@@ -320,7 +322,7 @@ export class RouteLimiter {
     }
   }
 
-  private refund(buckets: LocalBuckets, applied: Applied[]): void {
+  private refund(buckets: Buckets, applied: Applied[]): void {
     const now = this.service.now();
     for (const a of applied) {
       if (!a.taken) continue;

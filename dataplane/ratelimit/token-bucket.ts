@@ -47,7 +47,15 @@ export interface BucketItem {
   lacked: boolean;
 }
 
-export class LocalBuckets {
+/** What RateLimitService needs of a bucket store: LocalBuckets (one thread), SharedBuckets (worker threads). */
+export interface Buckets {
+  readonly size: number;
+  peek(key: string, spec: BucketSpec, now: number): number;
+  takeAll(items: readonly BucketItem[], now: number): boolean;
+  refund(key: string, spec: BucketSpec, now: number): void;
+}
+
+export class LocalBuckets implements Buckets {
   readonly maxKeys: number;
   /** Map order is recency order: the first entry is the least recently used. */
   private readonly states = new Map<string, BucketState>();

@@ -1,0 +1,92 @@
+// One worker thread of `--workers N` (started by cmd/workers.ts): a Dataplane binding every
+// listener with SO_REUSEPORT, its own metrics registry (the primary aggregates them), rate-limit
+// buckets in the memory all workers share, and its request flows sent to the primary's ring.
+// It does what the primary's messages say, in order: apply a version, switch Redis, report
+// metrics, drain and exit.
+import { parentPort, workerData } from 'node:worker_threads';
+import pino from 'pino';
+import { Registry } from 'prom-client';
+import type { Flow } from '../ir/flow.ts';
+import { Dataplane } from '../dataplane/dataplane.ts';
+import { FlowBuffer } from '../dataplane/flows/flow-buffer.ts';
+import { RateLimitService } from '../dataplane/ratelimit/limiter.ts';
+import { SharedBuckets, sharedClock } from '../dataplane/ratelimit/shared-buckets.ts';
+import type { ToWorker, FromWorker, WorkerInit } from './workers.ts';
+
+/** Flows are sent to the primary in batches this often (one message per batch, not per request). */
+const FLOW_BATCH_MS = 20;
+
+const init = workerData as WorkerInit;
+const port = parentPort!;
+const post = (message: FromWorker): void => port.postMessage(message);
+const logger = pino({ level: init.logLevel, base: { component: 'sluice', worker: init.index } });
+const registry = new Registry();
+const rateLimits = new RateLimitService({
+  registry,
+  logger: logger.child({ component: 'ratelimit' }),
+  redisTimeoutMs: init.rateLimit.redisTimeoutMs,
+  replicas: init.rateLimit.replicas,
+  maxLocalKeys: init.rateLimit.maxLocalKeys,
+  now: sharedClock,
+  buckets: { local: new SharedBuckets(init.buckets.local), fallback: new SharedBuckets(init.buckets.fallback) },
+  redis: init.redis,
+});
+
+let pending: Flow[] = [];
+let flushTimer: NodeJS.Timeout | null = null;
+const flush = (): void => {
+  flushTimer = null;
+  const flows = pending;
+  pending = [];
+  if (flows.length > 0) post({ type: 'flows', flows });
+};
+let flowOptions = {};
+if (init.flows !== null) {
+  // The worker's ring is only a hand-over: the primary's keeps --flow-buffer-size flows.
+  const buffer = new FlowBuffer(1);
+  buffer.subscribeFlows((flow) => {
+    // Bounded: a primary that stops reading cannot make a worker hold more than its ring would.
+    if (pending.length >= init.flows!.bufferSize) pending.shift();
+    pending.push(flow);
+    flushTimer ??= setTimeout(flush, FLOW_BATCH_MS);
+  });
+  flowOptions = { flows: { buffer, sampleRate: init.flows.sampleRate } };
+}
+
+const dataplane = new Dataplane({
+  ...flowOptions,
+  portOffset: init.portOffset,
+  redirectPortOffset: init.redirectPortOffset,
+  logger,
+  registry,
+  rateLimits,
+  reusePort: true,
+  ...(init.frontDoor ? { frontDoor: init.frontDoor } : {}),
+});
+
+port.on('message', (message: ToWorker) => {
+  void handle(message).catch((err: Error) => post({ type: 'failed', id: message.id, error: err.message }));
+});
+
+async function handle(message: ToWorker): Promise<void> {
+  switch (message.type) {
+    case 'apply':
+      post({ type: 'applied', id: message.id, result: await dataplane.apply(message.version, message.http, message.l4) });
+      return;
+    case 'redis':
+      rateLimits.setRedis(message.settings);
+      post({ type: 'done', id: message.id });
+      return;
+    case 'metrics':
+      post({ type: 'metrics', id: message.id, metrics: await registry.getMetricsAsJSON() });
+      return;
+    case 'close':
+      await dataplane.close();
+      await rateLimits.close();
+      if (flushTimer) clearTimeout(flushTimer);
+      flush();
+      post({ type: 'done', id: message.id });
+      port.close();
+      return;
+  }
+}

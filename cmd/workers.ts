@@ -1,0 +1,368 @@
+// `--workers N`: N worker threads (cmd/worker-thread.ts) serve the same listeners, each binding its
+// own socket per port with SO_REUSEPORT, so the kernel spreads new connections over them and no
+// thread hands connections to another. The primary keeps everything that is one per process —
+// translation or the snapshot subscription, the admin API, the eBPF agent, the flow ring and the
+// access log — and here: every configuration version goes to every worker (a version is applied
+// when all have applied it), Redis settings likewise, metrics are collected from each and summed
+// (WorkerMetricsRegistry), and a worker that dies is replaced and given the current version.
+//
+// Why threads with SO_REUSEPORT rather than processes behind a primary that accepts and hands
+// sockets out (node:cluster's round robin): local rate limits must be exact across workers, which
+// threads get from one SharedArrayBuffer (dataplane/ratelimit/shared-buckets.ts) and processes
+// could only get by a round trip to the primary per decision; and handing out costs the primary
+// an accept plus an IPC send per connection (measured: README "Workers").
+import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import { AggregatorRegistry, Counter, Gauge, Registry, type Metric, type MetricObjectWithValues, type MetricValue } from 'prom-client';
+import { backoffDelay } from '../ir/backoff.ts';
+import type { Flow } from '../ir/flow.ts';
+import type { HttpIR, L4IR } from '../ir/types.ts';
+import { DRAIN_TIMEOUT_MS, type ApplyResult, type ListenerResult } from '../dataplane/dataplane.ts';
+import type { FrontDoorLimits } from '../dataplane/front-door.ts';
+import type { RedisSettings } from '../dataplane/ratelimit/limiter.ts';
+import { sharedBucketMemory } from '../dataplane/ratelimit/shared-buckets.ts';
+
+export interface WorkerInit {
+  index: number;
+  logLevel: string;
+  portOffset: number;
+  redirectPortOffset: number;
+  frontDoor?: FrontDoorLimits;
+  /** Null: request flows off. */
+  flows: { sampleRate: number; bufferSize: number } | null;
+  rateLimit: { redisTimeoutMs: number; replicas: number; maxLocalKeys: number };
+  redis: RedisSettings | null;
+  buckets: { local: SharedArrayBuffer; fallback: SharedArrayBuffer };
+}
+
+export type ToWorker =
+  | { type: 'apply'; id: number; version: string; http: HttpIR; l4: L4IR | undefined }
+  | { type: 'redis'; id: number; settings: RedisSettings | null }
+  | { type: 'metrics'; id: number }
+  | { type: 'close'; id: number };
+
+export type FromWorker =
+  | { type: 'applied'; id: number; result: ApplyResult }
+  | { type: 'metrics'; id: number; metrics: MetricObjectWithValues<MetricValue<string>>[] }
+  | { type: 'done'; id: number }
+  | { type: 'failed'; id: number; error: string }
+  | { type: 'flows'; flows: Flow[] };
+
+type MetricsJson = MetricObjectWithValues<MetricValue<string>>[];
+
+/** Restarts of a worker that keeps dying wait longer each time (a worker that lived this long starts the count afresh). */
+const RESTART_BACKOFF = { initialMs: 100, maxMs: 5_000 };
+const STABLE_AFTER_MS = 10_000;
+/** A worker gets this long beyond the drain timeout to finish closing before it is terminated. */
+const CLOSE_GRACE_MS = 2_000;
+/** A worker that does not answer a metrics request within this is left out of that scrape. */
+const METRICS_TIMEOUT_MS = 2_000;
+
+/**
+ * How workers' gauges combine (prom-client sums by default, right for counts such as open
+ * connections): a listener is up only when every worker bound it, a state flag is on when any
+ * worker has it, and shared or identical values are taken once.
+ */
+const GAUGE_AGGREGATORS: Record<string, 'min' | 'max' | 'first'> = {
+  sluice_listener_up: 'min',
+  sluice_config_version_info: 'max',
+  sluice_load_shedding: 'max',
+  sluice_ratelimit_fallback_active: 'max',
+  // The buckets are shared: every worker reports the same table.
+  sluice_ratelimit_tracked_keys: 'first',
+};
+
+/**
+ * `auto`: the CPUs this process may run on — the scheduler affinity (os.availableParallelism)
+ * capped by the cgroup v2 CPU quota (cpu.max, rounded up), as Envoy's --concurrency and Go's
+ * GOMAXPROCS (1.25) read them; at least 1.
+ */
+export function autoWorkers(readFile: (path: string) => string = (p) => readFileSync(p, 'utf8')): number {
+  const affinity = availableParallelism();
+  const quota = cgroupCpuQuota(readFile);
+  return Math.max(1, quota === null ? affinity : Math.min(affinity, Math.ceil(quota)));
+}
+
+/** CPUs the cgroup v2 quota allows (quota / period), or null when unlimited or unknown. */
+export function cgroupCpuQuota(readFile: (path: string) => string): number | null {
+  try {
+    const line = readFile('/proc/self/cgroup').split('\n').find((l) => l.startsWith('0::'));
+    if (line === undefined) return null;
+    // The tightest quota on the way up counts (a parent's limit binds its children).
+    let best: number | null = null;
+    for (let dir = line.slice(3); ; dir = dir.slice(0, dir.lastIndexOf('/'))) {
+      const quota = readCpuMax(readFile, `/sys/fs/cgroup${dir === '/' ? '' : dir}/cpu.max`);
+      if (quota !== null && (best === null || quota < best)) best = quota;
+      if (dir === '' || dir === '/') break;
+    }
+    return best;
+  } catch {
+    return null;
+  }
+}
+
+function readCpuMax(readFile: (path: string) => string, path: string): number | null {
+  let text: string;
+  try {
+    text = readFile(path);
+  } catch {
+    return null;
+  }
+  const [max, period] = text.trim().split(/\s+/);
+  const q = Number(max);
+  const p = Number(period);
+  return max === 'max' || !(q > 0 && p > 0) ? null : q / p;
+}
+
+/** `--workers` value: a count, or `auto`; a string is a usage error. */
+export function parseWorkers(value: string): number | string {
+  if (value === 'auto') return autoWorkers();
+  const n = Number(value);
+  return Number.isInteger(n) && n >= 1 && n <= 1024 ? n : `--workers ${value}: expected auto or a whole number from 1 to 1024`;
+}
+
+interface Slot {
+  index: number;
+  worker: Worker;
+  startedAt: number;
+  pending: Map<number, { resolve(message: FromWorker): void; reject(error: Error): void }>;
+}
+
+export interface WorkerPoolOptions {
+  count: number;
+  init: Omit<WorkerInit, 'index' | 'buckets' | 'redis'>;
+  logger: Logger;
+  /** The primary's registry: worker metrics are summed into it, and the pool's own are registered there. */
+  registry: WorkerMetricsRegistry;
+  /** Request flows the workers recorded, in batches. */
+  onFlows(flows: Flow[]): void;
+}
+
+/** The Dataplane's surface (apply, version, close) over N worker threads. */
+export class WorkerPool {
+  private readonly options: WorkerPoolOptions;
+  private readonly logger: Logger;
+  private readonly slots: (Slot | null)[];
+  private readonly buckets: WorkerInit['buckets'];
+  private readonly failures: number[];
+  private readonly restarts: Counter<'reason'>;
+  private current: { version: string; http: HttpIR; l4: L4IR | undefined } | null = null;
+  private redis: RedisSettings | null = null;
+  private applied: string | null = null;
+  private nextId = 1;
+  private closing = false;
+
+  constructor(options: WorkerPoolOptions) {
+    this.options = options;
+    this.logger = options.logger;
+    const keys = options.init.rateLimit.maxLocalKeys;
+    this.buckets = { local: sharedBucketMemory(keys), fallback: sharedBucketMemory(keys) };
+    this.failures = new Array<number>(options.count).fill(0);
+    this.slots = new Array<Slot | null>(options.count).fill(null);
+    const registers = [options.registry];
+    new Gauge({ name: 'sluice_workers', help: 'Worker threads serving traffic (--workers)', registers, collect: () => undefined }).set(options.count);
+    this.restarts = new Counter({ name: 'sluice_worker_restarts_total', help: 'Worker threads replaced after they died, by reason (error, exit)', labelNames: ['reason'], registers });
+    for (let i = 0; i < options.count; i++) this.slots[i] = this.spawn(i);
+    options.registry.attachWorkers(() => this.collectMetrics());
+  }
+
+  get version(): string | null {
+    return this.applied;
+  }
+
+  get size(): number {
+    return this.slots.length;
+  }
+
+  /**
+   * Applies a version in every worker; a listener is served when every worker bound it. A worker
+   * that dies meanwhile is left out (its replacement starts on this version).
+   */
+  async apply(version: string, http: HttpIR, l4?: L4IR): Promise<ApplyResult> {
+    this.current = { version, http, l4 };
+    const answers = await Promise.allSettled(this.live().map((slot) => this.request(slot, { type: 'apply', id: 0, version, http, l4 })));
+    const results = answers.flatMap((a) => (a.status === 'fulfilled' && a.value.type === 'applied' ? [a.value.result] : []));
+    if (results.length === 0) throw new Error(`no worker applied version ${version}: ${answers.map((a) => (a.status === 'rejected' ? (a.reason as Error).message : 'failed')).join('; ')}`);
+    if (this.applied === null) await this.options.registry.learnWorkerMetrics();
+    this.applied = version;
+    return { version, listeners: mergeListeners(results) };
+  }
+
+  setRedis(settings: RedisSettings | null): void {
+    if (JSON.stringify(settings) === JSON.stringify(this.redis)) return;
+    this.redis = settings;
+    for (const slot of this.live()) void this.request(slot, { type: 'redis', id: 0, settings }).catch(() => undefined);
+  }
+
+  /** Graceful: each worker drains its connections (DRAIN_TIMEOUT_MS at most) and exits. */
+  async close(): Promise<void> {
+    this.closing = true;
+    await Promise.all(
+      this.live().map(async (slot) => {
+        const exited = new Promise<void>((resolve) => slot.worker.once('exit', () => resolve()));
+        const deadline = setTimeout(() => void slot.worker.terminate(), DRAIN_TIMEOUT_MS + CLOSE_GRACE_MS);
+        await this.request(slot, { type: 'close', id: 0 }).catch(() => undefined);
+        await exited;
+        clearTimeout(deadline);
+      }),
+    );
+  }
+
+  /**
+   * Ends worker `index` at once, as a crash would (its connections are cut); it is replaced.
+   * For tests and the bench: nothing else in a thread can be killed from outside.
+   */
+  async terminate(index: number): Promise<void> {
+    await this.slots[index]?.worker.terminate();
+  }
+
+  /** The thread ids serving now (a replaced worker has a new one). */
+  threadIds(): number[] {
+    return this.live().map((s) => s.worker.threadId);
+  }
+
+  private live(): Slot[] {
+    return this.slots.filter((s): s is Slot => s !== null);
+  }
+
+  private spawn(index: number): Slot {
+    const init: WorkerInit = { ...this.options.init, index, buckets: this.buckets, redis: this.redis };
+    const worker = new Worker(new URL('./worker-thread.ts', import.meta.url), { workerData: init });
+    const slot: Slot = { index, worker, startedAt: performance.now(), pending: new Map() };
+    worker.on('message', (message: FromWorker) => {
+      if (message.type === 'flows') return this.options.onFlows(message.flows);
+      const waiting = slot.pending.get(message.id);
+      slot.pending.delete(message.id);
+      if (message.type === 'failed') waiting?.reject(new Error(message.error));
+      else waiting?.resolve(message);
+    });
+    let error: Error | null = null;
+    worker.on('error', (err) => {
+      error = err;
+      this.logger.error({ worker: index, err: err.message, stack: err.stack }, `worker ${index} failed`);
+    });
+    worker.on('exit', (code) => this.exited(slot, code, error));
+    // The current version first: messages wait in the worker's queue until it listens.
+    if (this.current) void this.request(slot, { type: 'apply', id: 0, ...this.current }).catch(() => undefined);
+    return slot;
+  }
+
+  private exited(slot: Slot, code: number, error: Error | null): void {
+    for (const waiting of slot.pending.values()) waiting.reject(new Error(`worker ${slot.index} exited (code ${code})`));
+    slot.pending.clear();
+    if (this.slots[slot.index] !== slot) return;
+    this.slots[slot.index] = null;
+    if (this.closing) return;
+    const lived = performance.now() - slot.startedAt;
+    this.failures[slot.index] = lived > STABLE_AFTER_MS ? 1 : this.failures[slot.index] + 1;
+    const delay = backoffDelay(this.failures[slot.index], RESTART_BACKOFF);
+    this.restarts.inc({ reason: error ? 'error' : 'exit' });
+    this.logger.error({ worker: slot.index, code, restartInMs: delay }, `worker ${slot.index} exited (code ${code}); starting a new one`);
+    setTimeout(() => {
+      if (!this.closing && this.slots[slot.index] === null) this.slots[slot.index] = this.spawn(slot.index);
+    }, delay).unref();
+  }
+
+  private request(slot: Slot, message: ToWorker): Promise<FromWorker> {
+    const id = this.nextId++;
+    return new Promise<FromWorker>((resolve, reject) => {
+      slot.pending.set(id, { resolve, reject });
+      slot.worker.postMessage({ ...message, id });
+    });
+  }
+
+  /** Each live worker's metrics, plus `sluice_worker_http_requests_total{worker}` (how evenly they share). */
+  private async collectMetrics(): Promise<MetricsJson[]> {
+    const answers = await Promise.all(
+      this.live().map(async (slot) => {
+        let timer: NodeJS.Timeout | undefined;
+        const timeout = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), METRICS_TIMEOUT_MS)));
+        const answer = await Promise.race([this.request(slot, { type: 'metrics', id: 0 }).catch(() => null), timeout]);
+        clearTimeout(timer);
+        return answer?.type === 'metrics' ? { index: slot.index, metrics: answer.metrics } : null;
+      }),
+    );
+    return answers.flatMap((a) => {
+      if (a === null) return [];
+      const requests = a.metrics.find((m) => m.name === 'sluice_http_requests_total');
+      const total = requests?.values.reduce((sum, v) => sum + v.value, 0) ?? 0;
+      const perWorker = {
+        name: 'sluice_worker_http_requests_total',
+        help: 'HTTP requests answered, by worker thread (--workers)',
+        type: 'counter',
+        aggregator: 'sum',
+        values: [{ labels: { worker: String(a.index) }, value: total }],
+      } as unknown as MetricsJson[number];
+      return [[...a.metrics.map(withAggregator), perWorker]];
+    });
+  }
+}
+
+function withAggregator(metric: MetricsJson[number]): MetricsJson[number] {
+  const aggregator = GAUGE_AGGREGATORS[metric.name];
+  return aggregator === undefined ? metric : { ...metric, aggregator };
+}
+
+/** One result per listener: served when every worker served it, else the first worker's failure. */
+function mergeListeners(results: ApplyResult[]): ListenerResult[] {
+  const merged = new Map<string, ListenerResult>();
+  for (const result of results) {
+    for (const l of result.listeners) {
+      const seen = merged.get(l.name);
+      if (seen === undefined || (seen.ok && !l.ok)) merged.set(l.name, l);
+    }
+  }
+  return [...merged.values()];
+}
+
+/**
+ * The process registry: its own metrics, and with workers attached the workers' metrics summed
+ * (prom-client's AggregatorRegistry, the one node:cluster setups use), in the text exposition and
+ * for readers of single metrics (the web view's rates).
+ */
+export class WorkerMetricsRegistry extends Registry {
+  private source: (() => Promise<MetricsJson[]>) | null = null;
+  /** Names the workers reported at their last collection. */
+  private readonly workerNames = new Set<string>();
+
+  attachWorkers(source: () => Promise<MetricsJson[]>): void {
+    this.source = source;
+  }
+
+  /** Collects once, so that getSingleMetric knows the workers' metrics before the first scrape. */
+  async learnWorkerMetrics(): Promise<void> {
+    await this.aggregated();
+  }
+
+  private async aggregated(): Promise<Registry | null> {
+    if (this.source === null) return null;
+    const collected = await this.source();
+    for (const metrics of collected) for (const m of metrics) this.workerNames.add(m.name);
+    return AggregatorRegistry.aggregate(collected);
+  }
+
+  override async metrics(): Promise<string> {
+    const own = await super.metrics();
+    const workers = await this.aggregated();
+    return workers === null ? own : `${own}${own.endsWith('\n') || own === '' ? '' : '\n'}${await workers.metrics()}`;
+  }
+
+  override async getMetricsAsJSON(): Promise<MetricsJson> {
+    const own = (await super.getMetricsAsJSON()) as MetricsJson;
+    const workers = await this.aggregated();
+    return workers === null ? own : [...own, ...((await workers.getMetricsAsJSON()) as MetricsJson)];
+  }
+
+  /** A worker metric reads as a metric whose get() sums the workers at that moment. */
+  override getSingleMetric<T extends string>(name: string): Metric<T> | undefined {
+    const own = super.getSingleMetric<T>(name);
+    if (own !== undefined || !this.workerNames.has(name)) return own;
+    const get = async (): Promise<MetricObjectWithValues<MetricValue<T>>> => {
+      const metric = (await this.aggregated())?.getSingleMetric(name);
+      return (metric ? await metric.get() : { name, help: '', type: 'counter', aggregator: 'sum', values: [] }) as unknown as MetricObjectWithValues<MetricValue<T>>;
+    };
+    return { get } as unknown as Metric<T>;
+  }
+}
