@@ -9,7 +9,8 @@
 //   claimed); the Gateway is served, the fields have no effect.
 import type { Problem } from '../problems.ts';
 import { undeclaredFields } from '../schema/validate.ts';
-import { namespacedName, type GatewayObject, type KubeObject } from '../sources/objects.ts';
+import type { ParentRef } from '../schema/kinds.ts';
+import { GATEWAY_GROUP, namespacedName, type GatewayObject, type KubeObject } from '../sources/objects.ts';
 
 export function ignoredFieldProblems(objects: KubeObject[], gateways: GatewayObject[]): Problem[] {
   const out: Problem[] = [];
@@ -25,6 +26,24 @@ export function ignoredFieldProblems(objects: KubeObject[], gateways: GatewayObj
     const infrastructure = gateway.spec.infrastructure;
     const fields = (['labels', 'annotations'] as const).filter((f) => Object.keys(infrastructure?.[f] ?? {}).length > 0).map((f) => `spec.infrastructure.${f}`);
     if (fields.length > 0) report(gateway, fields, 'not propagated: Sluice provisions no per-Gateway resources to carry them');
+  }
+  return out;
+}
+
+/**
+ * Routes whose parentRefs name Services only (GAMMA: a mesh's routes). Not Sluice's to answer in
+ * status (a mesh implementation writes their parents), but not passed over in silence either: one
+ * problem each, so a cluster without a mesh learns why such a route does nothing. (A Service parent
+ * next to a Gateway of Sluice's gets a parent entry instead, attachment.ts.)
+ */
+export function meshRouteProblems(routes: (KubeObject & { spec: { parentRefs?: ParentRef[] } })[]): Problem[] {
+  const out: Problem[] = [];
+  for (const route of routes) {
+    const refs = route.spec.parentRefs ?? [];
+    const gatewayParent = refs.some((r) => (r.group ?? GATEWAY_GROUP) === GATEWAY_GROUP && ['Gateway', 'ListenerSet'].includes(r.kind ?? 'Gateway'));
+    if (gatewayParent || !refs.some((r) => r.kind === 'Service')) continue;
+    const object = `${route.kind} ${namespacedName(route)}`;
+    out.push({ code: 'SLU_TRANSLATION', message: `${object}: its parentRefs are Services (GAMMA, mesh), which Sluice does not serve: it is a gateway, not a mesh; left to a mesh implementation`, object });
   }
   return out;
 }

@@ -35,7 +35,7 @@ import { attachBackendClientCertificates, backendTlsPolicyStatuses } from './bac
 
 import type { TranslateOptions } from './options.ts';
 import { applyUpgradeTypes } from './upgrades.ts';
-import { ignoredFieldProblems } from './ignored-fields.ts';
+import { ignoredFieldProblems, meshRouteProblems } from './ignored-fields.ts';
 
 export type { TranslateOptions };
 
@@ -142,6 +142,7 @@ export function translate(snapshot: InputSnapshot, options: TranslateOptions): T
       ...ingresses.problems,
       ...tlsOptionProblems,
       ...ignoredFieldProblems([...snapshot.listenerSets, ...snapshot.referenceGrants, ...snapshot.backendTlsPolicies], ourGateways),
+      ...meshRouteProblems([...snapshot.httpRoutes, ...snapshot.grpcRoutes]),
       ...[...ingress.problems, ...rateLimits.problems, ...backendTls.problems, ...policyProblems, ...upgradeProblems].map((message): Problem => ({ code: 'SLU_TRANSLATION', message })),
     ],
     dependsOn: {
