@@ -1,0 +1,121 @@
+// The worker pool behind --workers: real worker threads on real sockets. A worker that dies is
+// replaced and serves the current version again, and only requests it had in flight fail; close
+// drains every worker. (The process-level behaviour — reload storm, shared limit, metrics — is in
+// test/e2e/workers.test.ts.)
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import http from 'node:http';
+import { WorkerMetricsRegistry, WorkerPool, cgroupCpuQuota } from '../../cmd/workers.ts';
+import type { Flow } from '../../ir/flow.ts';
+import { DEFAULT_FRONT_DOOR_LIMITS } from '../../dataplane/front-door.ts';
+import { startEchoServer, type EchoServer } from './support/echo-server.ts';
+import { freePort } from '../support/ports.ts';
+import { capturingLogger } from './support/harness.ts';
+import { backend, forwardTo, prefix, route, singleHostIR } from './support/ir.ts';
+
+function get(port: number, path: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode!));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.setTimeout(10_000, () => req.destroy(new Error('timed out')));
+  });
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('worker pool', () => {
+  let echo: EchoServer;
+  beforeAll(async () => {
+    echo = await startEchoServer('a');
+  });
+  afterAll(async () => {
+    await echo.close();
+  });
+
+  it('replaces a worker that dies; only requests it had in flight fail, and the new worker serves the current version', async () => {
+    const port = await freePort();
+    const registry = new WorkerMetricsRegistry();
+    const { logger, logs } = capturingLogger();
+    const flows: Flow[] = [];
+    const pool = new WorkerPool({
+      count: 2,
+      logger,
+      registry,
+      onFlows: (batch) => flows.push(...batch),
+      init: {
+        logLevel: 'warn',
+        portOffset: 0,
+        redirectPortOffset: 0,
+        frontDoor: DEFAULT_FRONT_DOOR_LIMITS,
+        flows: { sampleRate: 1, bufferSize: 4096 },
+        rateLimit: { redisTimeoutMs: 50, replicas: 1, maxLocalKeys: 1000 },
+      },
+    });
+    try {
+      const ir = singleHostIR(port, [route('all', { path: prefix('/') }, forwardTo('svc/a'))], [backend('svc/a', [echo.endpoint])]);
+      const result = await pool.apply('v1', ir);
+      expect(result.listeners).toEqual([{ name: `127.0.0.1:${port}`, ok: true }]);
+      const before = pool.threadIds();
+      expect(before).toHaveLength(2);
+
+      const CLIENTS = 4;
+      let running = true;
+      let served = 0;
+      const failures: string[] = [];
+      const client = async (): Promise<void> => {
+        while (running) {
+          try {
+            const status = await get(port, '/kill');
+            if (status === 200) served++;
+            else failures.push(`status ${status}`);
+          } catch (error) {
+            failures.push((error as Error).message);
+          }
+        }
+      };
+      const clients = Array.from({ length: CLIENTS }, client);
+      await sleep(300);
+      await pool.terminate(0);
+      // Replaced (a new thread id in slot 0) and serving: both threads take new connections again.
+      const deadline = Date.now() + 30_000;
+      while (Date.now() < deadline && !(pool.threadIds().length === 2 && !pool.threadIds().includes(before[0]!))) await sleep(50);
+      const servedAtReplacement = served;
+      await sleep(1500);
+      running = false;
+      await Promise.all(clients);
+
+      expect(pool.threadIds()).toHaveLength(2);
+      expect(pool.threadIds()).not.toContain(before[0]);
+      // At most one request per client was on the dead worker's connections (or in its accept queue).
+      expect(failures.length).toBeLessThanOrEqual(CLIENTS);
+      expect(served).toBeGreaterThan(servedAtReplacement);
+      expect(logs.some((l) => l.msg === 'worker 0 exited (code 1); starting a new one')).toBe(true);
+      const text = await registry.metrics();
+      expect(text).toMatch(/sluice_worker_restarts_total\{reason="exit"\} 1/);
+      // The replacement has counted requests of its own since it started.
+      expect(text).toMatch(/sluice_worker_http_requests_total\{worker="0"\} [1-9]/);
+      // Request flows reach the primary in batches.
+      await sleep(100);
+      expect(flows.filter((f) => f.l7?.path === '/kill').length).toBeGreaterThan(0);
+    } finally {
+      await pool.close();
+    }
+    // Closed: nothing listens any more.
+    await expect(get(port, '/after')).rejects.toThrow(/ECONNREFUSED/);
+  }, 60_000);
+
+  it('reads the cgroup v2 CPU quota, the tightest on the way up; unlimited or unknown is null', () => {
+    const files = (entries: Record<string, string>) => (path: string) => {
+      if (path in entries) return entries[path]!;
+      throw Object.assign(new Error(`ENOENT ${path}`), { code: 'ENOENT' });
+    };
+    expect(cgroupCpuQuota(files({ '/proc/self/cgroup': '0::/kubepods/pod1/c1\n', '/sys/fs/cgroup/kubepods/pod1/c1/cpu.max': '150000 100000\n', '/sys/fs/cgroup/kubepods/cpu.max': 'max 100000\n' })))
+      .toBe(1.5);
+    expect(cgroupCpuQuota(files({ '/proc/self/cgroup': '0::/a/b\n', '/sys/fs/cgroup/a/b/cpu.max': '400000 100000', '/sys/fs/cgroup/a/cpu.max': '200000 100000' }))).toBe(2);
+    expect(cgroupCpuQuota(files({ '/proc/self/cgroup': '0::/\n', '/sys/fs/cgroup/cpu.max': 'max 100000' }))).toBeNull();
+    expect(cgroupCpuQuota(files({}))).toBeNull();
+  });
+});

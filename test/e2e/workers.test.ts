@@ -1,0 +1,169 @@
+// `sluice run --workers 2`, a real process: both worker threads accept on the one port
+// (SO_REUSEPORT), every request is served across a storm of configuration changes, a local rate
+// limit is one limit across the workers (shared memory), and /metrics sums what each worker counted.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import http from 'node:http';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { GATEWAY_YAML, serviceYaml, startNamedBackend, type NamedBackend } from '../e2e/backends.ts';
+import { freePort, startSluice, type SluiceProcess } from '../support/sluice-process.ts';
+
+interface Reply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+}
+
+/** One request on a connection of its own (agent: false), so the kernel picks a worker for each. */
+function get(port: number, path: string, headers: Record<string, string> = {}, agent: http.Agent | false = false): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path, headers, agent }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.setTimeout(10_000, () => req.destroy(new Error('timed out')));
+  });
+}
+
+const routeYaml = (version: number) => `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: app, namespace: default}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - filters: [{type: ResponseHeaderModifier, responseHeaderModifier: {set: [{name: x-version, value: v${version}}]}}]
+    backendRefs: [{name: app, port: 80}]
+`;
+
+const POLICY_YAML = `apiVersion: sluice.dev/v1alpha1
+kind: RateLimitPolicy
+metadata: {name: hundred, namespace: default}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: gw}]
+  local:
+    rules:
+    - clientSelectors: [{headers: [{name: x-client-id, type: Distinct}]}]
+      limit: {requests: 100, unit: Minute}
+`;
+
+/** The sum of a metric's samples in a Prometheus text exposition, optionally by one label's value. */
+function samples(text: string, name: string): { labels: string; value: number }[] {
+  return text
+    .split('\n')
+    .filter((line) => line.startsWith(`${name}{`) || line.startsWith(`${name} `))
+    .map((line) => {
+      const space = line.lastIndexOf(' ');
+      return { labels: line.slice(name.length, space), value: Number(line.slice(space + 1)) };
+    });
+}
+
+describe('sluice run --workers 2', () => {
+  let dir: string;
+  let backend: NamedBackend;
+  let sluice: SluiceProcess;
+  let port: number;
+  /** Every response this file received from the gateway: what /metrics must add up to. */
+  let answered = 0;
+  const send = async (path: string, headers: Record<string, string> = {}, agent: http.Agent | false = false): Promise<Reply> => {
+    const reply = await get(port, path, headers, agent);
+    answered++;
+    return reply;
+  };
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'sluice-workers-'));
+    backend = await startNamedBackend('app');
+    writeFileSync(join(dir, 'gateway.yaml'), GATEWAY_YAML);
+    writeFileSync(join(dir, 'service.yaml'), serviceYaml('app', backend));
+    writeFileSync(join(dir, 'route.yaml'), routeYaml(0));
+    port = await freePort();
+    sluice = await startSluice(['--manifests', dir, '--workers', '2', '--listener-port-offset', String(port - 80)], 60_000);
+  }, 90_000);
+
+  afterAll(async () => {
+    await sluice?.stop();
+    await backend?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('serves every request across 15 configuration changes (new connections and keep-alive alike), then the last version from both workers', async () => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 2 });
+    const failures: string[] = [];
+    let served = 0;
+    let running = true;
+    const client = async (keepAlive: boolean): Promise<void> => {
+      while (running) {
+        try {
+          const reply = await send('/storm', {}, keepAlive ? agent : false);
+          if (reply.status === 200) served++;
+          else failures.push(`status ${reply.status}`);
+        } catch (error) {
+          failures.push((error as Error).message);
+        }
+      }
+    };
+    const clients = [client(false), client(false), client(true), client(true)];
+    for (let version = 1; version <= 15; version++) {
+      writeFileSync(join(dir, 'route.yaml'), routeYaml(version));
+      await new Promise((resolve) => setTimeout(resolve, 150));
+    }
+    // Until both workers serve the last version: each new connection lands on either.
+    const deadline = Date.now() + 15_000;
+    let lastVersion = 0;
+    while (Date.now() < deadline) {
+      const replies = await Promise.all(Array.from({ length: 20 }, () => send('/probe')));
+      lastVersion = replies.filter((r) => r.headers['x-version'] === 'v15').length;
+      if (lastVersion === 20) break;
+    }
+    running = false;
+    await Promise.all(clients);
+    agent.destroy();
+    expect(failures).toEqual([]);
+    expect(served).toBeGreaterThan(50);
+    expect(lastVersion).toBe(20);
+  }, 60_000);
+
+  it('a local limit of 100 per minute admits 100 across both workers (± the tokens refilled while the requests ran)', async () => {
+    writeFileSync(join(dir, 'policy.yaml'), POLICY_YAML);
+    // Programmed when a request with another client id gets the policy's headers.
+    const deadline = Date.now() + 15_000;
+    while (Date.now() < deadline && (await send('/', { 'x-client-id': 'probe' })).headers['ratelimit-policy'] === undefined) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const before = await (await fetch(`${sluice.admin}/metrics`)).text();
+    const started = performance.now();
+    const replies: Reply[] = [];
+    // 150 requests, 10 at a time, each on its own connection.
+    for (let i = 0; i < 15; i++) replies.push(...(await Promise.all(Array.from({ length: 10 }, () => send('/', { 'x-client-id': 'hundred' })))));
+    const elapsedMs = performance.now() - started;
+    const admitted = replies.filter((r) => r.status === 200).length;
+    expect(replies.filter((r) => r.status !== 200 && r.status !== 429)).toEqual([]);
+    // 100 per minute refills one token per 600 ms.
+    const refilled = Math.floor(elapsedMs / 600);
+    process.stderr.write(`workers: 100/minute admitted ${admitted} of 150 in ${Math.round(elapsedMs)} ms (${refilled} tokens refilled meanwhile)\n`);
+    expect(admitted).toBeGreaterThanOrEqual(100);
+    expect(admitted).toBeLessThanOrEqual(100 + refilled + 1);
+    // Both workers decided some of them: the limit was shared, not one worker's alone.
+    const after = await (await fetch(`${sluice.admin}/metrics`)).text();
+    const perWorker = (text: string) => new Map(samples(text, 'sluice_worker_http_requests_total').map((s) => [s.labels, s.value]));
+    const [b, a] = [perWorker(before), perWorker(after)];
+    expect(a.size).toBe(2);
+    for (const [labels, value] of a) expect(value - (b.get(labels) ?? 0)).toBeGreaterThan(0);
+  }, 60_000);
+
+  it('/metrics sums what the workers counted: every answered request once, split over both workers', async () => {
+    const text = await (await fetch(`${sluice.admin}/metrics`)).text();
+    expect(samples(text, 'sluice_workers')).toEqual([{ labels: '', value: 2 }]);
+    const total = samples(text, 'sluice_http_requests_total').reduce((sum, s) => sum + s.value, 0);
+    expect(total).toBe(answered);
+    const perWorker = samples(text, 'sluice_worker_http_requests_total');
+    expect(perWorker.map((s) => s.labels).sort()).toEqual(['{worker="0"}', '{worker="1"}']);
+    expect(perWorker.reduce((sum, s) => sum + s.value, 0)).toBe(answered);
+    for (const s of perWorker) expect(s.value).toBeGreaterThan(answered / 10);
+    // A listener is up when every worker bound it; the version is one, not one per worker.
+    expect(samples(text, 'sluice_listener_up')).toEqual([{ labels: '{listener="127.0.0.1:80"}', value: 1 }]);
+    expect(samples(text, 'sluice_config_version_info').map((s) => s.value)).toEqual([1]);
+  });
+});
