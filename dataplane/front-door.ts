@@ -35,6 +35,16 @@ export interface FrontDoorLimits {
   tunnelIdleTimeoutMs: number;
   /** Connections one listener holds at most; more are refused. */
   maxConnectionsPerListener: number;
+  /**
+   * UDP client sessions one UDP listener holds at most; a new source beyond is dropped. Apart from
+   * the connection counts: a spoofed-source flood must not take the TCP and HTTP listeners' room.
+   */
+  maxUdpSessionsPerListener: number;
+  /**
+   * Bytes a UDP session sends its client at most per byte the client sent (anti-amplification:
+   * a spoofed source must not turn a small datagram into a large reply to its victim); 0: no bound.
+   */
+  udpReplyRatio: number;
   /** Connections all listeners of the process hold together at most. */
   maxConnections: number;
   /** New connections are shed while open descriptors exceed this share of the descriptor limit (0 < r ≤ 1; 1: never). */
@@ -65,6 +75,14 @@ export const DEFAULT_FRONT_DOOR_LIMITS: FrontDoorLimits = {
   // of 60 s is known to cut WebSockets that ping less often.
   tunnelIdleTimeoutMs: 300_000,
   maxConnectionsPerListener: 10_000,
+  // Envoy's udp_proxy: sessions per upstream cluster are bounded by the cluster's max_connections
+  // circuit breaker, 1024 by default.
+  maxUdpSessionsPerListener: 1_024,
+  // Off, as in Envoy's udp_proxy and nginx stream (neither bounds replies): echo-basic's UDP mode,
+  // behind the upstream UDPRoute conformance tests, answers a 4-byte datagram with ~100 bytes of
+  // JSON, and a DNS answer is often several times its query. 3 is QUIC's anti-amplification factor
+  // for an unvalidated address (RFC 9000 section 8.1), for request/response backends facing the internet.
+  udpReplyRatio: 0,
   maxConnections: defaultMaxConnections(descriptorLimit()),
   shedDescriptorRatio: 0.9,
   shedHeapRatio: 0.9,
@@ -96,7 +114,7 @@ export function defaultMaxConnections(limit: number | null): number {
 }
 
 /** Why a new connection was turned away. */
-export type RefusalReason = 'listener_limit' | 'global_limit' | 'shedding';
+export type RefusalReason = 'listener_limit' | 'global_limit' | 'shedding' | 'udp_session_limit';
 
 /**
  * Which wait a client overran when Sluice closed its connection. (An overlong request head is
@@ -137,7 +155,7 @@ export class ConnectionBudget {
     this.refused = metric(registry, 'sluice_connections_refused_total', (registers) =>
       new client.Counter({
         name: 'sluice_connections_refused_total',
-        help: 'Client connections closed at accept, by listener and reason (listener_limit, global_limit, shedding)',
+        help: 'Client connections closed at accept (UDP: new sessions refused), by listener and reason (listener_limit, global_limit, shedding, udp_session_limit)',
         labelNames: ['listener', 'reason'] as const,
         registers,
       }),
@@ -178,11 +196,32 @@ export class ConnectionBudget {
       this.endRefusals(listener);
       return null;
     }
+    return this.refuse(listener, reason);
+  }
+
+  /**
+   * A new UDP session: bounded by its listener's own session cap and by load shedding, and not
+   * counted among the connections, so datagrams from spoofed sources cannot refuse TCP clients.
+   */
+  admitUdpSession(listener: string, sessions: number): RefusalReason | null {
+    const reason: RefusalReason | null = this.pressure !== null ? 'shedding' : sessions >= this.limits.maxUdpSessionsPerListener ? 'udp_session_limit' : null;
+    if (reason === null) {
+      this.endRefusals(listener);
+      return null;
+    }
+    return this.refuse(listener, reason);
+  }
+
+  private refuse(listener: string, reason: RefusalReason): RefusalReason {
     this.refused.labels(listener, reason).inc();
     const key = `${listener}\u0000${reason}`;
     if (!this.refusingSince.has(key)) {
       this.refusingSince.set(key, Date.now());
-      const limit = reason === 'listener_limit' ? this.limits.maxConnectionsPerListener : reason === 'global_limit' ? this.limits.maxConnections : undefined;
+      const limit =
+        reason === 'listener_limit' ? this.limits.maxConnectionsPerListener
+        : reason === 'global_limit' ? this.limits.maxConnections
+        : reason === 'udp_session_limit' ? this.limits.maxUdpSessionsPerListener
+        : undefined;
       this.logger.warn({ listener, reason, limit, open: this.open }, `refusing new connections on ${listener}: ${describeRefusal(reason)}`);
     }
     return reason;
@@ -259,6 +298,7 @@ export class ConnectionBudget {
 function describeRefusal(reason: RefusalReason): string {
   if (reason === 'listener_limit') return 'the listener holds its maximum of connections (--max-connections-per-listener)';
   if (reason === 'global_limit') return 'the process holds its maximum of connections (--max-connections)';
+  if (reason === 'udp_session_limit') return 'the UDP listener holds its maximum of sessions (--max-udp-sessions-per-listener)';
   return 'descriptors or memory run low (load shedding)';
 }
 

@@ -5,7 +5,7 @@ import { metric } from '../metrics.ts';
 /** How a connection or UDP session ended up: forwarded, or why not. */
 export type L4Outcome = 'forwarded' | 'no_route' | 'no_endpoint' | 'connect_failed' | 'tls_failed';
 
-export type DatagramDrop = 'no_endpoint' | 'session_limit' | 'backpressure' | 'backend_error';
+export type DatagramDrop = 'no_endpoint' | 'session_limit' | 'shedding' | 'backpressure' | 'backend_error';
 
 export class L4Metrics {
   readonly connections: client.Counter<'listener' | 'protocol' | 'outcome'>;
@@ -13,6 +13,7 @@ export class L4Metrics {
   readonly sessions: client.Gauge<'listener'>;
   readonly datagrams: client.Counter<'listener' | 'direction'>;
   readonly dropped: client.Counter<'listener' | 'reason'>;
+  readonly replyDropped: client.Counter<'listener'>;
 
   constructor(registry: Registry) {
     this.connections = metric(registry, 'sluice_l4_connections_total', (registers) =>
@@ -45,8 +46,16 @@ export class L4Metrics {
     this.dropped = metric(registry, 'sluice_udp_datagrams_dropped_total', (registers) =>
       new client.Counter({
         name: 'sluice_udp_datagrams_dropped_total',
-        help: 'Client datagrams a UDP listener dropped, by listener and reason (no_endpoint, session_limit, backpressure: too many sends to the backend queued, backend_error)',
+        help: 'Client datagrams a UDP listener dropped, by listener and reason (no_endpoint, session_limit, shedding, backpressure: too many sends to the backend queued, backend_error)',
         labelNames: ['listener', 'reason'] as const,
+        registers,
+      }),
+    );
+    this.replyDropped = metric(registry, 'sluice_udp_replies_dropped_total', (registers) =>
+      new client.Counter({
+        name: 'sluice_udp_replies_dropped_total',
+        help: 'Backend datagrams a UDP listener did not send on to its client: the session had received more than --udp-reply-ratio times what the client sent (anti-amplification), by listener',
+        labelNames: ['listener'] as const,
         registers,
       }),
     );

@@ -261,7 +261,7 @@ describe('UDP listeners (UDPRoute)', () => {
 
   it('ends idle sessions, limits sessions per listener and drops datagrams without a backend', async () => {
     const a = tracked(await udpBackend('a'));
-    const t = await started({ frontDoor: { udpSessionTimeoutMs: 1_000, maxConnectionsPerListener: 2 } });
+    const t = await started({ frontDoor: { udpSessionTimeoutMs: 1_000, maxUdpSessionsPerListener: 2 } });
     const [port, invalid] = [await freePort(), await freePort()];
     const name = `udp/${HOST}:${port}`;
     await t.dataplane.apply('v1', ir({
