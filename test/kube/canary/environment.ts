@@ -24,6 +24,8 @@ export interface CanaryEnvironment {
   dataplaneAdmin: string;
   /** Everything the Sluice processes and the kubelet printed, for a failing test's message. */
   logs(): string;
+  /** The dataplane's whole log (JSON lines): when it applied each configuration. */
+  dataplaneLogs(): string;
   stop(): Promise<void>;
 }
 
@@ -69,6 +71,7 @@ export async function startCanaryEnvironment(): Promise<CanaryEnvironment> {
       controllerAdmin: `http://127.0.0.1:${controllerAdminPort}`,
       dataplaneAdmin: `http://127.0.0.1:${dataplaneAdminPort}`,
       logs: () => `--- sluice controller\n${controller.logs().slice(-4000)}\n--- sluice dataplane\n${dataplane.logs().slice(-4000)}\n--- kubelet\n${kubelet.logs().slice(-4000)}`,
+      dataplaneLogs: () => dataplane.logs(),
       stop,
     };
     await waitFor('the Gateway Programmed', async () => {
