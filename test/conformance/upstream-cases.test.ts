@@ -72,3 +72,28 @@ describe('fallback case folders', () => {
     expect(loadPlan([primary], [], ['Gateway'], [join(fallback, 'missing')]).map((t) => t.name)).toEqual(['A', 'B']);
   });
 });
+
+describe('backendHeaderMatchesPod in the suite README spelling', () => {
+  const file = (kase: Record<string, unknown>) => ({
+    schema: 'gwapi-conformance-case/v1',
+    name: 'T',
+    features: [{ name: 'Gateway' }],
+    manifests: [],
+    cases: [
+      {
+        name: 'c',
+        kind: 'backendHeaderMatchesPod',
+        target: { gateway: 'ns/gw', port: 80, scheme: 'http' },
+        request: { method: 'GET', host: null, path: '/', headers: {}, protocol: 'HTTP/1.1', followRedirects: true },
+        ...kase,
+      },
+    ],
+  });
+
+  it('takes a case-level repeat and the expect flags exactlyOneValue / podNameMustStartWithHeaderValue', () => {
+    const expect200 = { status: [200], header: 'Backend', exactlyOneValue: true, podNameMustStartWithHeaderValue: true };
+    expect(validateCaseFile(file({ repeat: 100, expect: expect200 }))).toEqual([]);
+    expect(validateCaseFile(file({ repeat: '100', expect: expect200 })).join('\n')).toContain('repeat');
+    expect(validateCaseFile(file({ repeat: 100, expect: { ...expect200, oneValue: true } })).join('\n')).toContain('unknown field "oneValue"');
+  });
+});

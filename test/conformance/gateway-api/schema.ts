@@ -215,9 +215,13 @@ export const CASE_KIND_SPECS: Record<string, KindSpec> = {
   },
   backendHeaderMatchesPod: {
     request: httpRequest,
-    expect: S.obj({ ...plainExpectFields, header: S.str }, [...plainExpectOptional, 'header']),
+    expect: S.obj(
+      { ...plainExpectFields, header: S.str, exactlyOneValue: S.bool, podNameMustStartWithHeaderValue: S.bool },
+      [...plainExpectOptional, 'header', 'exactlyOneValue', 'podNameMustStartWithHeaderValue'],
+    ),
     distribution: S.obj({ totalRequests: S.num, requests: S.num }, ['totalRequests', 'requests']),
-    extraCaseFields: { header: S.str },
+    // `repeat` is the suite README's count of sequential requests; distribution.totalRequests an older spelling.
+    extraCaseFields: { header: S.str, repeat: S.num },
   },
   websocket: {
     request: wsRequest,

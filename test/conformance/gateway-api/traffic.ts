@@ -410,13 +410,16 @@ async function runPercentageMirrorCase(c: HttpCase, env: TrafficEnv): Promise<st
 
 async function runBackendHeaderCase(c: HttpCase, env: TrafficEnv): Promise<string[]> {
   const header = (c.header ?? c.expect.header)!;
-  const { header: _ignored, ...expect } = c.expect;
-  const total = c.distribution?.totalRequests ?? c.distribution?.requests ?? 100;
+  const { header: _ignored, exactlyOneValue, podNameMustStartWithHeaderValue, ...expect } = c.expect;
+  const total = c.repeat ?? c.distribution?.totalRequests ?? c.distribution?.requests ?? 100;
   const extra = (echo: EchoCapture | undefined, res: ClientResult): string[] => {
     if (!res.ok || !echo) return res.ok ? ['no echo reply to read the backend header from'] : [];
     const values = lookupHeader(echo.headers ?? {}, header) ?? [];
-    if (values.length !== 1) return [`backend saw ${values.length} values of ${header} (${JSON.stringify(values)}), expected exactly one`];
-    if (!(echo.pod ?? '').startsWith(values[0])) return [`${header}: ${JSON.stringify(values[0])} is not a prefix of pod ${JSON.stringify(echo.pod)}`];
+    if (values.length === 0) return [`backend did not see ${header}`];
+    if (exactlyOneValue !== false && values.length !== 1) return [`backend saw ${values.length} values of ${header} (${JSON.stringify(values)}), expected exactly one`];
+    if (podNameMustStartWithHeaderValue !== false && !(echo.pod ?? '').startsWith(values[0])) {
+      return [`${header}: ${JSON.stringify(values[0])} is not a prefix of pod ${JSON.stringify(echo.pod)}`];
+    }
     return [];
   };
   const plain = await converge(c, env, { checkMirrors: true, expect, extra });

@@ -136,6 +136,10 @@ export interface Expectation {
   weights?: Record<string, number>;
   exchanges?: { send: WsFrame; receive: WsFrame }[];
   header?: string;
+  /** backendHeaderMatchesPod: the backend saw exactly one value of `header` (checked unless false). */
+  exactlyOneValue?: boolean;
+  /** backendHeaderMatchesPod: the echo pod name starts with that value (checked unless false). */
+  podNameMustStartWithHeaderValue?: boolean;
 }
 
 export interface Distribution {
@@ -167,6 +171,8 @@ export interface HttpCase {
   randomJitter?: { header: string; note?: string };
   distribution?: Distribution;
   header?: string;
+  /** backendHeaderMatchesPod: how many sequential requests (suite README; upstream 100). */
+  repeat?: number;
 }
 
 /** A ConfigMap/Secret data value: a literal, or the current value of a key of another object. */
