@@ -109,8 +109,9 @@ describe('identity numbers', () => {
     const web = idOf(policy, 'k8s:app=web', 'k8s:tier=front');
     expect(policy.ipcache).toEqual(
       expect.arrayContaining([
-        { cidr: '10.0.0.1/32', identity: web },
-        { cidr: '10.0.0.2/32', identity: web },
+        // The Pod behind an address is named when one is known (flows show it).
+        { cidr: '10.0.0.1/32', identity: web, pod: 'shop/web-a' },
+        { cidr: '10.0.0.2/32', identity: web, pod: 'shop/web-b' },
         { cidr: '10.0.0.3/32', identity: idOf(policy, 'k8s:app=api', 'k8s:metrics=on') },
       ]),
     );
@@ -130,7 +131,7 @@ describe('identity numbers', () => {
     expect(policy.ipcache).toEqual([
       { cidr: '10.0.0.5/32', identity: IDENTITY_INGRESS },
       { cidr: '127.0.0.0/8', identity: IDENTITY_HOST },
-      { cidr: '127.0.0.1/32', identity: idOf(policy, 'k8s:app=web') },
+      { cidr: '127.0.0.1/32', identity: idOf(policy, 'k8s:app=web'), pod: 'shop/web' },
       { cidr: '172.18.0.3/32', identity: IDENTITY_INGRESS },
     ]);
     expect(run([np('shop', 'p', {})], { gatewayAddresses: ['not-an-ip'] }).problems).toEqual([
