@@ -1,6 +1,7 @@
 // nginx configurations for the benchmark: the backend (`return 200` with a 64-byte body) and
 // nginx as a reverse proxy with upstream keep-alive. Everything nginx writes (pid, logs, temp
-// files) stays in the run's temp folder; one worker each, run in the foreground.
+// files) stays in the run's temp folder; one worker each (the proxy: as many as asked), run in the
+// foreground.
 
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -8,10 +9,10 @@ import { join } from 'node:path';
 /** 63 characters and a newline. */
 export const BACKEND_BODY = `${'sluice-bench-backend-'.repeat(3)}\n`;
 
-function common(dir: string, name: string): string {
+function common(dir: string, name: string, workers = 1): string {
   const tmp = join(dir, `${name}-tmp`);
   mkdirSync(tmp, { recursive: true, mode: 0o755 });
-  return `worker_processes 1;
+  return `worker_processes ${workers};
 pid ${join(dir, `${name}.pid`)};
 error_log ${join(dir, `${name}-error.log`)} warn;
 events { worker_connections 8192; }
@@ -50,11 +51,11 @@ ${httpCommon(dir, 'backend')}
 `;
 }
 
-/** Reverse proxy to the backend with upstream keep-alive. */
-export function proxyConf(dir: string, port: number, backendPort: number): string {
-  return `${common(dir, 'nginx-proxy')}
+/** Reverse proxy to the backend with upstream keep-alive; `name` keeps each configuration's files apart. */
+export function proxyConf(dir: string, port: number, backendPort: number, workers = 1, name = 'nginx-proxy'): string {
+  return `${common(dir, name, workers)}
 http {
-${httpCommon(dir, 'nginx-proxy')}
+${httpCommon(dir, name)}
   upstream bench_backend {
     server 127.0.0.1:${backendPort};
     keepalive 64;

@@ -1,0 +1,234 @@
+// `npm run bench:routes`: how Sluice's cost grows with the number of HTTPRoutes (issue #14), in one
+// process on the real pipeline: translate() of an input snapshot, then a real Dataplane applying
+// the IR (compile + listener bound on a free port). Figures per table size, each as a ratio to the
+// smallest table measured in the same run:
+//   - full translate, compile + apply;
+//   - one route changed (its path), re-translated and applied: p50/p99 over --changes changes;
+//   - route lookup (findRoute on the live table) for a request hitting a route near the end of the
+//     precedence order, ns per lookup and ratio to the smallest table;
+//   - heap retained per route (after GC, the dataplane holding the table).
+// Two layouts: `hosts` (each HTTPRoute its own hostname, as on a shared gateway) and `paths` (every
+// HTTPRoute on one hostname, distinct path prefixes: the worst case for a host-only index).
+// A benchmark, not a test: exits 0 whatever the figures.
+
+import { parseArgs } from 'node:util';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import pino from 'pino';
+import { Registry } from 'prom-client';
+import { emptySnapshot, type InputSnapshot } from '../../controller/sources/objects.ts';
+import { translate, type TranslateOptions } from '../../controller/translate/translate.ts';
+import { Dataplane } from '../../dataplane/dataplane.ts';
+import type { RouteTable } from '../../dataplane/config/route-table.ts';
+import { normalizeHost } from '../../dataplane/router/host.ts';
+import type { MatchableRequest } from '../../dataplane/router/match.ts';
+import { findRoute } from '../../dataplane/router/router.ts';
+import type { IR } from '../../ir/types.ts';
+import { freePorts } from './processes.ts';
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+const RULES_PER_ROUTE = 5;
+const OPTIONS: TranslateOptions = {
+  controllerName: 'sluice.dev/gateway-controller',
+  bindAddress: '127.0.0.1',
+  servedClassNames: [],
+  ingress: { classNames: [], controllers: [], enforceHttps: false },
+};
+
+type Layout = 'hosts' | 'paths';
+
+const USAGE = `Usage: npm run bench:routes -- [flags]
+
+  --routes LIST    HTTPRoute counts (default 10,1000,10000), ${RULES_PER_ROUTE} rules each
+  --layouts LIST   hosts,paths (default both)
+  --changes N      one-route changes applied per size, for the p50/p99 (default 30)
+  --lookups N      route lookups timed per size (default 200000)
+`;
+
+function parseOptions(): { routes: number[]; layouts: Layout[]; changes: number; lookups: number } {
+  const { values } = parseArgs({
+    options: {
+      routes: { type: 'string', default: '10,1000,10000' },
+      layouts: { type: 'string', default: 'hosts,paths' },
+      changes: { type: 'string', default: '30' },
+      lookups: { type: 'string', default: '200000' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    process.exit(0);
+  }
+  const routes = values.routes.split(',').map(Number);
+  const layouts = values.layouts.split(',') as Layout[];
+  if (routes.some((n) => !Number.isInteger(n) || n < 1) || layouts.some((l) => l !== 'hosts' && l !== 'paths')) {
+    process.stderr.write(USAGE);
+    process.exit(2);
+  }
+  return { routes, layouts, changes: Number(values.changes), lookups: Number(values.lookups) };
+}
+
+/** `routes` HTTPRoutes of RULES_PER_ROUTE rules each (an exact path, prefixes, a header match), 10 Services. */
+function snapshotOf(routes: number, layout: Layout, backendPort: number, changed = -1, generation = 0): InputSnapshot {
+  const snapshot = emptySnapshot();
+  const created = '2026-01-01T00:00:00Z';
+  snapshot.gatewayClasses.push({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GatewayClass', metadata: { name: 'scale', creationTimestamp: created }, spec: { controllerName: OPTIONS.controllerName } });
+  snapshot.gateways.push({
+    apiVersion: 'gateway.networking.k8s.io/v1',
+    kind: 'Gateway',
+    metadata: { name: 'scale', namespace: 'default', creationTimestamp: created },
+    spec: { gatewayClassName: 'scale', listeners: [{ name: 'http', protocol: 'HTTP', port: 80, allowedRoutes: { namespaces: { from: 'Same' } } }] },
+  });
+  for (let s = 0; s < 10; s++) {
+    snapshot.services.push({ apiVersion: 'v1', kind: 'Service', metadata: { name: `svc-${s}`, namespace: 'default', creationTimestamp: created }, spec: { ports: [{ name: 'http', port: 80, targetPort: backendPort }] } });
+    snapshot.endpointSlices.push({
+      apiVersion: 'discovery.k8s.io/v1',
+      kind: 'EndpointSlice',
+      metadata: { name: `svc-${s}-1`, namespace: 'default', creationTimestamp: created, labels: { 'kubernetes.io/service-name': `svc-${s}` } },
+      addressType: 'IPv4',
+      ports: [{ name: 'http', port: backendPort, protocol: 'TCP' }],
+      endpoints: [{ addresses: ['127.0.0.1'], conditions: { ready: true } }],
+    });
+  }
+  for (let r = 0; r < routes; r++) {
+    const base = layout === 'hosts' ? '/api' : `/t${r}`;
+    const backendRefs = [{ name: `svc-${r % 10}`, port: 80 }];
+    const suffix = r === changed ? `-g${generation}` : '';
+    snapshot.httpRoutes.push({
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'HTTPRoute',
+      metadata: { name: `route-${r}`, namespace: 'default', creationTimestamp: created, generation: 1 },
+      spec: {
+        parentRefs: [{ name: 'scale' }],
+        ...(layout === 'hosts' ? { hostnames: [`r${r}.scale.test`] } : { hostnames: ['scale.test'] }),
+        rules: [
+          { matches: [{ path: { type: 'Exact', value: `${base}/health${suffix}` } }], backendRefs },
+          { matches: [{ path: { type: 'PathPrefix', value: `${base}/v1/users` } }], backendRefs },
+          { matches: [{ path: { type: 'PathPrefix', value: `${base}/v1/orders` }, headers: [{ name: 'x-tenant', value: 'gold' }] }], backendRefs },
+          { matches: [{ path: { type: 'PathPrefix', value: `${base}/v1/orders` } }], backendRefs },
+          { matches: [{ path: { type: 'PathPrefix', value: `${base}/v2` } }], backendRefs },
+        ],
+      },
+    });
+  }
+  return snapshot;
+}
+
+interface SizeResult {
+  layout: Layout;
+  routes: number;
+  rules: number;
+  translateMs: number;
+  applyMs: number;
+  changeP50Ms: number;
+  changeP99Ms: number;
+  lookupNs: number;
+  heapPerRouteBytes: number;
+}
+
+/** CPU milliseconds of this process since `from` (user + system): other helpers share these cores, wall time would count their work too. */
+function cpuMs(from?: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(from);
+  return (used.user + used.system) / 1000;
+}
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+}
+
+function heapUsed(): number {
+  gc();
+  gc();
+  return process.memoryUsage().heapUsed;
+}
+
+/** The table the dataplane serves (private field: a benchmark may look inside). */
+function liveTable(dataplane: Dataplane): RouteTable {
+  return (dataplane as unknown as { table: RouteTable }).table;
+}
+
+async function measure(routes: number, layout: Layout, changes: number, lookups: number, backendPort: number, listenPort: number): Promise<SizeResult> {
+  const heapBefore = heapUsed();
+  const dataplane = new Dataplane({ portOffset: listenPort - 80, registry: new Registry(), logger: pino({ level: 'silent' }) });
+  try {
+    const snapshot = snapshotOf(routes, layout, backendPort);
+    let cpu = process.cpuUsage();
+    let ir: IR = translate(snapshot, OPTIONS).ir;
+    const translateMs = cpuMs(cpu);
+    cpu = process.cpuUsage();
+    const applied = await dataplane.apply(ir.version, ir.http, ir.l4);
+    const applyMs = cpuMs(cpu);
+    if (!applied.listeners.every((l) => l.ok)) throw new Error(`listener not bound: ${JSON.stringify(applied.listeners)}`);
+    const rules = ir.http.listeners.reduce((n, l) => n + l.scopes.reduce((m, s) => m + s.virtualHosts.reduce((k, v) => k + v.routes.length, 0), 0), 0);
+    const heapPerRouteBytes = (heapUsed() - heapBefore) / routes;
+
+    // The last route's prefix rule: in the `paths` layout, the bottom of one long virtual host.
+    const last = routes - 1;
+    const host = normalizeHost(layout === 'hosts' ? `r${last}.scale.test` : 'scale.test');
+    const request: MatchableRequest = { method: 'GET', path: `${layout === 'hosts' ? '/api' : `/t${last}`}/v1/orders/42`, query: '', headers: ['user-agent', 'bench'], params: null };
+    const listener = liveTable(dataplane).listeners[0];
+    const expected = findRoute(listener, host, request);
+    if (expected === null || !expected.source.endsWith(`route-${last}`)) throw new Error(`lookup chose ${expected?.source ?? 'nothing'}, expected default/route-${last}`);
+    for (let i = 0; i < 20_000; i++) findRoute(listener, host, request);
+    cpu = process.cpuUsage();
+    for (let i = 0; i < lookups; i++) findRoute(listener, host, request);
+    const lookupNs = (cpuMs(cpu) * 1e6) / lookups;
+
+    const changeTimes: number[] = [];
+    for (let c = 0; c < changes; c++) {
+      const changedSnapshot = snapshotOf(routes, layout, backendPort, (c * 7919) % routes, c + 1);
+      cpu = process.cpuUsage();
+      ir = translate(changedSnapshot, OPTIONS).ir;
+      await dataplane.apply(ir.version, ir.http, ir.l4);
+      changeTimes.push(cpuMs(cpu));
+    }
+    return { layout, routes, rules, translateMs, applyMs, changeP50Ms: percentile(changeTimes, 50), changeP99Ms: percentile(changeTimes, 99), lookupNs, heapPerRouteBytes };
+  } finally {
+    await dataplane.close();
+  }
+}
+
+function fmt(n: number, digits = 1): string {
+  return Number.isFinite(n) ? n.toFixed(digits) : '-';
+}
+
+async function main(): Promise<void> {
+  const opts = parseOptions();
+  const [backendPort, listenPort] = await freePorts(2);
+  const out = (s = ''): boolean => process.stdout.write(`${s}\n`);
+  out(`sluice route-scale bench  ${new Date().toISOString()}  node ${process.version}`);
+  out(`${RULES_PER_ROUTE} rules per HTTPRoute; one-route changes: ${opts.changes} per size; lookups: ${opts.lookups} per size`);
+  for (const layout of opts.layouts) {
+    const results: SizeResult[] = [];
+    for (const routes of opts.routes) {
+      process.stdout.write(`${layout} ${routes} routes ... `);
+      const r = await measure(routes, layout, opts.changes, opts.lookups, backendPort, listenPort);
+      results.push(r);
+      out('done');
+    }
+    const base = results[0];
+    out();
+    out(`layout ${layout} (ratios against ${base.routes} routes, same run):`);
+    out('(times are CPU time of this process: the machine is shared)');
+    out('routes  rules   translate ms  compile+apply ms  change p50/p99 ms  lookup ns  x lookup  heap/route KiB');
+    for (const r of results) {
+      out(
+        `${String(r.routes).padStart(6)}  ${String(r.rules).padStart(6)}  ${fmt(r.translateMs).padStart(12)}  ${fmt(r.applyMs).padStart(16)}  ` +
+          `${`${fmt(r.changeP50Ms)} / ${fmt(r.changeP99Ms)}`.padStart(17)}  ${fmt(r.lookupNs, 0).padStart(9)}  ${fmt(r.lookupNs / base.lookupNs, 2).padStart(8)}  ${fmt(r.heapPerRouteBytes / 1024, 2).padStart(14)}`,
+      );
+    }
+    out();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    process.stderr.write(`bench: ${(error as Error).stack ?? String(error)}\n`);
+    process.exit(1);
+  },
+);
