@@ -296,7 +296,12 @@ function translateListener(gateway: GatewayState, owner: ListenerOwner, spec: Li
   if (protocol === 'TLS') {
     // The CRD defaults tls.mode to Terminate: the gateway ends TLS with the listener's certificates.
     listener.tlsMode = spec?.tls?.mode === 'Passthrough' ? 'Passthrough' : 'Terminate';
-    if (listener.tlsMode === 'Terminate') resolveCertificates(listener, spec?.tls, index);
+    if (listener.tlsMode === 'Terminate') {
+      resolveCertificates(listener, spec?.tls, index);
+      // The spec names HTTPS listeners; a TLS listener that ends TLS here asks for client
+      // certificates the same way rather than quietly serving without the validation asked for.
+      resolveClientValidation(listener, gatewaySpec(gateway)?.tls?.frontend, index);
+    }
   }
   if (protocol === 'HTTPS' || protocol === 'TLS') resolveTlsOptions(listener, spec?.tls?.options);
   return listener;

@@ -38,8 +38,11 @@ export function translateTlsRoute(route: TLSRouteObject, parents: Parents, index
         origin: { kind: 'TLSRoute' as const, namespace: ns, name: route.metadata.name },
         hostname,
         backends: weighted,
-        // A Terminate listener's certificates (all of them: the SNI picks among them) and settings.
-        ...(listener.tlsMode === 'Terminate' ? { terminate: { certificates: listener.certificates, settings: tlsSettingsOf(listener) } } : {}),
+        // A Terminate listener's certificates (all of them: the SNI picks among them), settings and
+        // client-certificate validation (Gateway spec.tls.frontend).
+        ...(listener.tlsMode === 'Terminate'
+          ? { terminate: { certificates: listener.certificates, ...(listener.clientValidation ? { clientValidation: listener.clientValidation } : {}), settings: tlsSettingsOf(listener) } }
+          : {}),
       },
       creationTimestamp: route.metadata.creationTimestamp ?? '',
     })),

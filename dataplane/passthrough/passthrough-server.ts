@@ -14,7 +14,7 @@ import { chooseEndpoint, compileBackendChoice, upstreamTls, type BackendChoice }
 import type { L4Metrics } from '../l4/metrics.ts';
 import { StreamListener } from '../l4/stream-listener.ts';
 import { HostIndex } from '../router/host.ts';
-import { compileTlsSettings, secureContextOptions } from '../tls/certificates.ts';
+import { compileClientValidation, compileTlsSettings, secureContextOptions, type ClientValidationPlan } from '../tls/certificates.ts';
 import type { PickerStateGeneration } from '../upstream/weighted.ts';
 import { readServerName } from './client-hello.ts';
 
@@ -44,24 +44,27 @@ interface TerminateContexts {
   byName: HostIndex<SecureContext>;
   /** The first certificate that loads: for names no certificate lists. */
   fallback: SecureContext;
+  /** Gateway `spec.tls.frontend`: client certificates asked for, and whether one must verify. */
+  clientValidation: ClientValidationPlan | null;
 }
 
 /** The listener's certificates by hostname. Null when none loads. */
 function terminateContexts(tls: ListenerTls): TerminateContexts | null {
   const settings = compileTlsSettings(tls.settings);
+  const clientValidation = compileClientValidation(tls.clientValidation);
   const byName = new HostIndex<SecureContext>();
   let fallback: SecureContext | null = null;
   for (const certificate of tls.certificates) {
     let context: SecureContext;
     try {
-      context = createSecureContext(secureContextOptions(certificate, null, settings));
+      context = createSecureContext(secureContextOptions(certificate, clientValidation, settings));
     } catch {
       continue; // the HTTPS compile reports broken certificates; here the next one is tried
     }
     fallback ??= context;
     for (const hostname of certificate.hostnames) byName.add(hostname, context);
   }
-  return fallback ? { byName, fallback } : null;
+  return fallback ? { byName, fallback, clientValidation } : null;
 }
 
 export class PassthroughServer extends StreamListener {
@@ -129,7 +132,13 @@ export class PassthroughServer extends StreamListener {
       return;
     }
     const contexts = route.terminate;
-    const secure = new TLSSocket(replayed(client, hello), { isServer: true, secureContext: (serverName ? contexts.byName.find(serverName) : undefined) ?? contexts.fallback });
+    const validation = contexts.clientValidation;
+    const secure = new TLSSocket(replayed(client, hello), {
+      isServer: true,
+      secureContext: (serverName ? contexts.byName.find(serverName) : undefined) ?? contexts.fallback,
+      // AllowValidOnly: a client without a certificate the CAs verify fails the handshake, as on HTTPS listeners.
+      ...(validation ? { requestCert: true, rejectUnauthorized: validation.rejectUnauthorized } : {}),
+    });
     let established = false;
     secure.on('error', (error) => {
       if (!established) {
@@ -140,12 +149,31 @@ export class PassthroughServer extends StreamListener {
       client.destroy();
     });
     secure.once('secure', () => {
+      if (validation?.rejectUnauthorized && !clientVerified(secure)) {
+        this.count('tls_failed');
+        this.logger.debug({ listener: this.name, serverName }, 'tls listener: client certificate not verified by the frontend CAs; connection closed');
+        secure.destroy();
+        client.destroy();
+        return;
+      }
       established = true;
       clearTimeout(deadline);
       secure.pause();
       this.relay(secure, chosen.endpoint, route.name, this.idleTimeoutMs, undefined, upstream.tls);
     });
   }
+}
+
+/**
+ * Whether OpenSSL verified the client's certificate against the frontend CAs. A TLSSocket made
+ * outside a tls.Server requests the certificate but, unlike tls.Server (onServerSocketSecure in
+ * Node's _tls_wrap.js), never acts on the verification: OpenSSL only fails the handshake when no
+ * certificate comes. The same internal call tls.Server makes; fails closed should it ever be gone.
+ */
+function clientVerified(secure: TLSSocket): boolean {
+  const handle = (secure as unknown as { _handle?: { verifyError?: () => Error | null } })._handle;
+  if (typeof handle?.verifyError !== 'function') return false;
+  return handle.verifyError() === null && secure.getPeerX509Certificate() !== undefined;
 }
 
 /**
