@@ -33,6 +33,9 @@ export function mirrorSampled(plan: MirrorPlan): boolean {
 export function mirrorRequest(copy: MirrorCopy, method: string, body: Buffer | null): void {
   const endpoint = copy.plan.backend.nextEndpoint();
   if (endpoint === undefined) return;
+  // L7 network policy holds for copies too: an endpoint sees only the requests its rules allow.
+  const policy = copy.plan.backend.policies?.get(endpoint.key);
+  if (policy !== undefined && policy.decide(method, copy.target, copy.headers).verdict === 'DROPPED') return;
   try {
     endpoint.pool.dispatch({ path: copy.target, method, headers: copy.headers, body }, DISCARD);
   } catch {
