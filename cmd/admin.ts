@@ -3,6 +3,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { FLOW_VERDICTS, flowMatches as filterMatches, type Flow, type FlowFilter } from '../ir/flow.ts';
+import { compilePathPattern, pathPatternMatches } from '../dataplane/flows/path-pattern.ts';
 import type { IR } from '../ir/types.ts';
 import { parseHostPort } from '../ir/host-port.ts';
 import { redactIR } from '../ir/version.ts';
@@ -70,9 +71,9 @@ export function flowFilterOf(query: Record<string, string | string[] | undefined
   if (filter.type.length === 0) delete filter.type;
   for (const p of filter.httpPath ?? []) {
     try {
-      new RegExp(p);
-    } catch {
-      return `http-path ${p}: not a regular expression`;
+      compilePathPattern(p);
+    } catch (error) {
+      return `http-path ${p}: not a regular expression (RE2 syntax, as hubble's): ${(error as Error).message}`;
     }
   }
   for (const s of filter.httpStatus ?? []) if (!/^\d{1,3}\+?$/.test(s)) return `http-status ${s}: expected a code (403) or a class (5+)`;
@@ -123,7 +124,7 @@ export async function startAdminServer(address: string, state: AdminState, regis
     // A follower that does not read (a stopped `sluice observe -f`) skips flows past 1 MiB queued
     // rather than growing this process's memory.
     const stop = source.follow((flow) => {
-      if (res.writableLength < FOLLOW_QUEUE_LIMIT && filterMatches(flow, filter)) res.write(`${JSON.stringify(flow)}\n`);
+      if (res.writableLength < FOLLOW_QUEUE_LIMIT && filterMatches(flow, filter, pathPatternMatches)) res.write(`${JSON.stringify(flow)}\n`);
     });
     res.on('close', stop);
   });

@@ -260,7 +260,7 @@ export const OBSERVE: Command = {
     { name: 'to-service', type: 'string', value: 'NS/NAME', help: 'only flows to this Service' },
     { name: 'http-status', type: 'string', value: 'CODE', help: 'only requests answered with this status (403) or class (5+)' },
     { name: 'http-method', type: 'string', value: 'METHOD', help: 'only requests with this method' },
-    { name: 'http-path', type: 'string', value: 'REGEX', help: 'only requests whose path matches (unanchored, query left out)' },
+    { name: 'http-path', type: 'string', value: 'REGEX', help: 'only requests whose path matches (RE2 syntax, unanchored, query left out)' },
     { name: 'last', type: 'string', value: 'N', defaultHelp: 'every flow kept', help: 'only the latest N flows that match' },
     { name: 'output', short: 'o', type: 'string', value: 'compact|json|table', default: 'compact', help: "output format; json is Hubble's flow JSON" },
     { name: 'follow', short: 'f', type: 'boolean', help: 'keep streaming new flows' },

@@ -79,8 +79,15 @@ export interface FlowFilter {
   httpPath?: string[];
 }
 
+/**
+ * Matches an `httpPath` pattern against a request path. Supplied by the caller: the patterns are
+ * RE2 (hubble's Go regexps) and the paths are clients', so the engine must be linear-time, which
+ * no Node built-in is (dataplane/flows/path-pattern.ts).
+ */
+export type PathMatcher = (pattern: string, path: string) => boolean;
+
 /** Whether a flow passes a filter: every given field must match, any of its values. */
-export function flowMatches(flow: Flow, filter: FlowFilter): boolean {
+export function flowMatches(flow: Flow, filter: FlowFilter, matchPath: PathMatcher): boolean {
   const any = <T>(values: T[] | undefined, test: (v: T) => boolean): boolean => values === undefined || values.length === 0 || values.some(test);
   const pod = (peer: FlowPeer, want: string): boolean => {
     const name = peer.pod;
@@ -99,19 +106,8 @@ export function flowMatches(flow: Flow, filter: FlowFilter): boolean {
     any(filter.toService, (s) => flow.service !== undefined && `${flow.service.namespace}/${flow.service.name}` === s) &&
     any(filter.httpStatus, (s) => l7 !== undefined && statusMatches(l7.status, s)) &&
     any(filter.httpMethod, (m) => l7 !== undefined && l7.method === m.toUpperCase()) &&
-    any(filter.httpPath, (p) => l7 !== undefined && pathRegex(p).test(l7.path.split('?')[0]!))
+    any(filter.httpPath, (p) => l7 !== undefined && matchPath(p, l7.path.split('?')[0]!))
   );
-}
-
-/** Compiled --http-path patterns: a follower's filter runs on every flow. */
-const PATH_REGEXES = new Map<string, RegExp>();
-function pathRegex(pattern: string): RegExp {
-  let re = PATH_REGEXES.get(pattern);
-  if (re === undefined) {
-    re = new RegExp(pattern);
-    if (PATH_REGEXES.size < 100) PATH_REGEXES.set(pattern, re);
-  }
-  return re;
 }
 
 /** `403` exactly, or `4+` for the class (hubble's syntax). */

@@ -3,6 +3,7 @@
 // Subscribers (`sluice observe -f`, the web view) get each flow as it is pushed.
 
 import { flowMatches, type Flow, type FlowFilter } from '../../ir/flow.ts';
+import { pathPatternMatches } from './path-pattern.ts';
 
 /** Flows kept for /api/flows and `sluice observe --last`: Hubble's ring default is 4095. */
 export const DEFAULT_FLOW_BUFFER_SIZE = 4096;
@@ -41,7 +42,7 @@ export class FlowBuffer {
     const count = Math.min(this.next, this.size);
     for (let i = this.next - 1; i >= this.next - count && out.length < last; i--) {
       const flow = this.ring[i % this.size]!;
-      if (flowMatches(flow, filter)) out.push(flow);
+      if (flowMatches(flow, filter, pathPatternMatches)) out.push(flow);
     }
     return out.reverse();
   }

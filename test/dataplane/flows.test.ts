@@ -2,6 +2,7 @@
 // JSON `sluice observe -o json` prints (cmd/observe.ts).
 import { describe, expect, it } from '@jest/globals';
 import { flowMatches, type Flow } from '../../ir/flow.ts';
+import { pathPatternMatches } from '../../dataplane/flows/path-pattern.ts';
 import { FlowBuffer } from '../../dataplane/flows/flow-buffer.ts';
 import { compactLine, hubbleJson } from '../../cmd/observe.ts';
 import { flowFilterOf } from '../../cmd/admin.ts';
@@ -55,7 +56,7 @@ describe("hubble's filters", () => {
     const f = (q: Record<string, string>) => {
       const filter = flowFilterOf(q);
       if (typeof filter === 'string') throw new Error(filter);
-      return [denied, kernel].filter((x) => flowMatches(x, filter)).length;
+      return [denied, kernel].filter((x) => flowMatches(x, filter, pathPatternMatches)).length;
     };
     expect(f({ verdict: 'DROPPED' })).toBe(1);
     expect(f({ verdict: 'DROPPED,FORWARDED' })).toBe(2);
