@@ -11,7 +11,7 @@ import { processRegistry, startAdminServer, type Running } from './admin.ts';
 import type { IR } from '../ir/types.ts';
 import { withImplicitGatewayClasses } from '../controller/sources/implicit-classes.ts';
 import { ProblemLog, type Problem } from '../controller/problems.ts';
-import { ManifestFolder, type ReadError } from '../controller/sources/manifest-folder.ts';
+import { ManifestFolder, SETTLE_MS, type ReadError } from '../controller/sources/manifest-folder.ts';
 import { StartupCheckFailed, checkFolder, checkPorts, pathProblem, type PortClaim } from './startup-checks.ts';
 import { SNAPSHOT_FIELD_BY_KIND, type InputSnapshot, type KubeObject } from '../controller/sources/objects.ts';
 import type { Condition, ObjectStatus } from '../controller/status/conditions.ts';
@@ -94,12 +94,13 @@ export async function runStandalone(options: StandaloneOptions): Promise<Running
   let socketFailures: SocketFailure[] = [];
   let snapshot: InputSnapshot | null = null;
 
-  const reconcile = async (): Promise<void> => {
+  /** False when the folder had not changed (the debouncer then starts no burst). */
+  const reconcile = async (): Promise<boolean> => {
     // (recursive once at most: demo files are written only when missing)
     const load = folder.load();
     sourceMetrics.observe(load.readErrors);
-    if (load.settling.length > 0) scheduler.schedule(); // read those files again once their write is done
-    if (!load.changed && applied) return;
+    if (load.settling.length > 0) scheduler.schedule(SETTLE_MS); // read those files again once their write is done
+    if (!load.changed && applied) return false;
     const problems: Problem[] = [...load.problems];
     if (demo && (await demo.sync(load.snapshot))) return reconcile(); // it wrote files: read them now
     const translated = translateOnce(load.snapshot);
@@ -119,12 +120,13 @@ export async function runStandalone(options: StandaloneOptions): Promise<Running
       } catch (err) {
         // The dataplane keeps serving the last good version.
         logger.error({ err, version: result.ir.version }, 'the configuration could not be applied; keeping the last good one');
-        return;
+        return true;
       }
     }
     const statuses = assembleStatuses(result, { socketFailures });
     const changed = new Set(store.update(statuses, new Date()));
     for (const s of statuses) logStatusProblems(s, changed, logger);
+    return true;
   };
 
   const scheduler = serialDebouncer(reconcile, (err) => logger.error({ err }, 'reconcile failed'));

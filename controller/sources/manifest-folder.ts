@@ -71,9 +71,10 @@ const MANIFEST_FILE = /\.(ya?ml|json)$/i;
  * A file written in place (truncate, then write) reads empty or cut short for a moment; a read in
  * that moment would drop its objects and serve 404s until the next read (seen in the soak bench
  * under load). A file that lost objects and was modified this recently is read again once it
- * settles. Reads after a file event are debounced by 100 ms, so this delays nothing else.
+ * settles. A change while idle is read at once (controller/debounce.ts), so this rule is what
+ * stands between a half-written file and the served configuration; it delays nothing else.
  */
-const SETTLE_MS = 50;
+export const SETTLE_MS = 50;
 
 export class ManifestFolder {
   readonly dir: string;
