@@ -9,7 +9,7 @@ import { parseHostPort } from '../ir/host-port.ts';
 import { redactIR } from '../ir/version.ts';
 import { problemLine, type Problem } from '../controller/problems.ts';
 import type { KubeObject } from '../controller/sources/objects.ts';
-import { UiHub } from './ui/events.ts';
+import { UI_LIMITS, UiHub } from './ui/events.ts';
 import { nodeFlowFeed } from './ui/flows.ts';
 import { registerUi, uiNotes, type UiMode } from './ui/server.ts';
 import { WorkerMetricsRegistry } from './workers.ts';
@@ -40,6 +40,8 @@ export interface FlowSource {
 
 /** Bytes a flow follower may have queued before flows are skipped for it. */
 const FOLLOW_QUEUE_LIMIT = 1024 * 1024;
+/** Flow followers at a time (each one's filter runs on every flow, on the serving thread): as /ui/events. */
+export const MAX_FLOW_FOLLOWERS = UI_LIMITS.maxClients;
 
 /** /api/flows query parameters: hubble observe's filters, each repeatable or comma-separated. */
 const FLOW_QUERY: Record<string, keyof FlowFilter> = {
@@ -107,6 +109,7 @@ export async function startAdminServer(address: string, state: AdminState, regis
     return { version: ir.version, ir: redactIR(ir) };
   });
   // Flows as NDJSON, oldest first; `follow=true` keeps the response open and streams new ones.
+  let followers = 0;
   app.get<{ Querystring: Record<string, string | string[] | undefined> }>('/api/flows', async (req, reply) => {
     const source = state.flows;
     if (!source) return reply.code(404).send({ error: 'no flows are recorded in this process' });
@@ -117,6 +120,10 @@ export async function startAdminServer(address: string, state: AdminState, regis
     if (last !== undefined && (!Number.isInteger(last) || last < 0)) return reply.code(400).send({ error: `last ${lastText}: expected a whole number` });
     const lines = source.flows(filter, last).map((f) => `${JSON.stringify(f)}\n`).join('');
     if (req.query.follow !== 'true') return reply.type('application/x-ndjson').send(lines);
+    if (followers >= MAX_FLOW_FOLLOWERS) {
+      return reply.code(503).header('retry-after', '5').send({ error: `${MAX_FLOW_FOLLOWERS} clients already follow flows; try again later` });
+    }
+    followers++;
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-cache' });
@@ -126,7 +133,10 @@ export async function startAdminServer(address: string, state: AdminState, regis
     const stop = source.follow((flow) => {
       if (res.writableLength < FOLLOW_QUEUE_LIMIT && filterMatches(flow, filter, pathPatternMatches)) res.write(`${JSON.stringify(flow)}\n`);
     });
-    res.on('close', stop);
+    res.on('close', () => {
+      stop();
+      followers--;
+    });
   });
   const feeds = state.flows ? [nodeFlowFeed(state.flows)] : [];
   const mode = state.ui?.mode ?? 'run';
