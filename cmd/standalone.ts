@@ -11,7 +11,7 @@ import { processRegistry, startAdminServer, type Running } from './admin.ts';
 import type { IR } from '../ir/types.ts';
 import { withImplicitGatewayClasses } from '../controller/sources/implicit-classes.ts';
 import { ProblemLog, type Problem } from '../controller/problems.ts';
-import { ManifestFolder, SETTLE_MS, type ReadError } from '../controller/sources/manifest-folder.ts';
+import { LOSS_SETTLE_MS, ManifestFolder, type ReadError } from '../controller/sources/manifest-folder.ts';
 import { StartupCheckFailed, checkFolder, checkPorts, pathProblem, type PortClaim } from './startup-checks.ts';
 import { SNAPSHOT_FIELD_BY_KIND, type InputSnapshot, type KubeObject } from '../controller/sources/objects.ts';
 import type { Condition, ObjectStatus } from '../controller/status/conditions.ts';
@@ -99,7 +99,7 @@ export async function runStandalone(options: StandaloneOptions): Promise<Running
     // (recursive once at most: demo files are written only when missing)
     const load = folder.load();
     sourceMetrics.observe(load.readErrors);
-    if (load.settling.length > 0) scheduler.schedule(SETTLE_MS); // read those files again once their write is done
+    if (load.settling.length > 0) scheduler.schedule(LOSS_SETTLE_MS); // read those files again: a loss that stands is taken
     if (!load.changed && applied) return false;
     const problems: Problem[] = [...load.problems];
     if (demo && (await demo.sync(load.snapshot))) return reconcile(); // it wrote files: read them now

@@ -45,8 +45,8 @@ export interface FolderLoad {
   /** False when no file was added, removed or changed, and no read error came or went, since the previous load. */
   changed: boolean;
   /**
-   * Files that lost objects in a write still under way (modified within SETTLE_MS of the read):
-   * they keep their last good objects this time; the caller reads again shortly.
+   * Files that lost objects, not yet for LOSS_SETTLE_MS (a write may still be under way): they
+   * keep their last good objects this time; the caller reads again after LOSS_SETTLE_MS.
    */
   settling: string[];
 }
@@ -70,14 +70,26 @@ const MANIFEST_FILE = /\.(ya?ml|json)$/i;
 /**
  * A file written in place (truncate, then write) reads empty or cut short for a moment; a read in
  * that moment would drop its objects and serve 404s until the next read (seen in the soak bench
- * under load). A file that lost objects and was modified this recently is read again once it
- * settles. A change while idle is read at once (controller/debounce.ts), so this rule is what
- * stands between a half-written file and the served configuration; it delays nothing else.
+ * under load). A file modified this recently is still being written: read again once it settles.
+ * A change while idle is read at once (controller/debounce.ts), so these rules are what stand
+ * between a half-written file and the served configuration.
  */
 export const SETTLE_MS = 50;
 
+/**
+ * A file that lost objects keeps its last good ones until the same content has been seen for
+ * this long. The file's age alone (SETTLE_MS) did not suffice: on a loaded machine (load 18 on
+ * 2 cores, the soak bench) the writer was descheduled between its truncate and its write for
+ * longer than 50 ms, the empty file read as settled, and a route answered 404 for 70 ms. Only
+ * removals wait (objects added or changed are taken at once): deleting routes by editing a file
+ * takes this much longer, which nobody waits on.
+ */
+export const LOSS_SETTLE_MS = 500;
+
 export class ManifestFolder {
   readonly dir: string;
+  /** Files that lost objects: the lossy content and when it was first read (see LOSS_SETTLE_MS). */
+  private readonly lossSeen = new Map<string, { contentHash: string; since: number }>();
   private readonly files = new Map<string, FileState>();
   /** Files whose current content failed to parse: content hash and the problem. */
   private readonly broken = new Map<string, { contentHash: string; problem: SourceProblem }>();
@@ -132,11 +144,12 @@ export class ManifestFolder {
         continue;
       }
       const parsed = parseManifest(text);
-      if (loaded !== undefined && !('error' in parsed) && parsed.objects.length < loaded.objects.length && modifiedWithin(path, SETTLE_MS)) {
+      if (loaded !== undefined && !('error' in parsed) && parsed.objects.length < loaded.objects.length && !this.lossSettled(file, path, contentHash)) {
         settling.push(file);
         problems.push(...loaded.problems.map((p) => ({ ...p, file })));
         continue;
       }
+      this.lossSeen.delete(file);
       changed = true;
       if ('error' in parsed) {
         // A bad file never replaces its last good content.
@@ -152,6 +165,7 @@ export class ManifestFolder {
     for (const file of [...this.files.keys()]) {
       if (!seenFiles.has(file)) {
         this.files.delete(file);
+        this.lossSeen.delete(file);
         changed = true;
       }
     }
@@ -166,6 +180,17 @@ export class ManifestFolder {
     if (readErrorsKey !== this.lastReadErrors) changed = true;
     this.lastReadErrors = readErrorsKey;
     return { snapshot: this.assemble(problems), problems, readErrors, changed, settling };
+  }
+
+  /** Whether this loss of objects (the file's content `contentHash`) has stood for LOSS_SETTLE_MS. */
+  private lossSettled(file: string, path: string, contentHash: string): boolean {
+    const seen = this.lossSeen.get(file);
+    const now = Date.now();
+    if (seen?.contentHash !== contentHash) {
+      this.lossSeen.set(file, { contentHash, since: now });
+      return false;
+    }
+    return now - seen.since >= LOSS_SETTLE_MS && !modifiedWithin(path, SETTLE_MS);
   }
 
   /** Calls `onChange` (debounced by the caller) whenever something under the folder changes. */

@@ -4,7 +4,7 @@ import { chmodSync, mkdtempSync, renameSync, rmSync, writeFileSync, mkdirSync } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { ManifestFolder, type ReadError, type SourceProblem } from '../../controller/sources/manifest-folder.ts';
+import { LOSS_SETTLE_MS, ManifestFolder, type ReadError, type SourceProblem } from '../../controller/sources/manifest-folder.ts';
 import { describeIfPossible } from '../support/suite.ts';
 
 const route = (path: string) => `apiVersion: gateway.networking.k8s.io/v1
@@ -40,6 +40,21 @@ describe('ManifestFolder', () => {
     expect(folder.load().snapshot.httpRoutes[0]!.metadata.generation).toBe(2);
   });
 
+  it('a file truncated and written again by a slow writer never loses its objects, however late the read', async () => {
+    const folder = new ManifestFolder(dir);
+    const two = `${route('/a')}---\n${route('/b').replace('name: r', 'name: r2')}`;
+    writeFileSync(join(dir, 'r.yaml'), two);
+    expect(folder.load().snapshot.httpRoutes).toHaveLength(2);
+    writeFileSync(join(dir, 'r.yaml'), '');
+    // The watcher's read comes 150 ms after the truncate (a loaded machine): the file looks settled by its age.
+    await new Promise((r) => setTimeout(r, 150));
+    expect(folder.load().snapshot.httpRoutes).toHaveLength(2);
+    writeFileSync(join(dir, 'r.yaml'), `${two}# rewritten\n`);
+    const rewritten = folder.load();
+    expect(rewritten.snapshot.httpRoutes).toHaveLength(2);
+    expect(rewritten.settling).toEqual([]);
+  });
+
   it('a file caught mid-write (truncated in place a moment ago) keeps its objects until it settles', async () => {
     const folder = new ManifestFolder(dir);
     const two = `${route('/a')}---\n${route('/b').replace('name: r', 'name: r2')}`;
@@ -50,8 +65,12 @@ describe('ManifestFolder', () => {
     expect(caught.snapshot.httpRoutes).toHaveLength(2);
     expect(caught.settling).toEqual(['r.yaml']);
     expect(caught.changed).toBe(false);
-    // A file that really was emptied is read as empty once it has stayed so past the settle time.
+    // Read again later but still within LOSS_SETTLE_MS of first seeing the loss: still kept,
+    // however old the file's modification time (a writer descheduled between truncate and write).
     await new Promise((r) => setTimeout(r, 120));
+    expect(folder.load().snapshot.httpRoutes).toHaveLength(2);
+    // A file that really was emptied is read as empty once the loss has stood for LOSS_SETTLE_MS.
+    await new Promise((r) => setTimeout(r, LOSS_SETTLE_MS));
     const settled = folder.load();
     expect(settled.snapshot.httpRoutes).toHaveLength(0);
     expect(settled.settling).toEqual([]);
