@@ -560,6 +560,7 @@ export function gatewayStatus(gateway: GatewayState): ObjectStatus {
     gatewayProgrammed(gateway, anyProgrammed, gen),
     // Written when spec.tls.backend is set: the references outside listeners, then the listeners' summary.
     ...(gateway.backendTls ? [gatewayResolvedRefs(gateway.backendTls.resolvedRefs, gateway.listeners, gen)] : []),
+    ...insecureFrontendValidation(gatewaySpec(gateway)?.tls?.frontend, gen),
   ];
   return {
     apiVersion: gateway.obj.apiVersion,
@@ -573,6 +574,17 @@ export function gatewayStatus(gateway: GatewayState): ObjectStatus {
       attachedListenerSets,
     },
   };
+}
+
+/**
+ * InsecureFrontendValidationMode=True/ConfigurationChanged while spec.tls.frontend (default or a
+ * per-port entry) is in mode AllowInsecureFallback; absent otherwise (gateway_types.go).
+ */
+function insecureFrontendValidation(frontend: FrontendValidation | undefined, gen: number | undefined): Condition[] {
+  const entries = [frontend?.default, ...(frontend?.perPort ?? []).map((p) => ({ port: p?.port, validation: p?.tls?.validation }))];
+  const insecure = entries.filter((e) => e?.validation?.mode === 'AllowInsecureFallback').map((e) => (e && 'port' in e ? `port ${e.port}` : 'default'));
+  if (insecure.length === 0) return [];
+  return [condition('InsecureFrontendValidationMode', true, 'ConfigurationChanged', `Client certificates are optional (AllowInsecureFallback): ${insecure.join(', ')}`, gen)];
 }
 
 function gatewayResolvedRefs(backend: Verdict, listeners: ListenerState[], gen: number | undefined): Condition {

@@ -22,15 +22,16 @@ export function findRouteInScope(scope: ScopeTable, host: string, request: Match
 }
 
 /**
- * 421 Misdirected Request (RFC 9110 §15.5.20): the TLS connection's SNI selected a listener scope
- * that has a hostname, and the request's Host falls into another scope (or none). An HTTP/2
- * client that reused one connection for several hosts (connection coalescing, RFC 9113 §9.1.1)
- * then retries on a connection of its own, with the right certificate and client validation.
- * SNI that selects a scope without hostname never causes it: that scope accepts any host.
- * `hostScope` is what the Host selected.
+ * 421 Misdirected Request (RFC 9110 §15.5.20; Listener.hostname in gateway_types.go): the TLS
+ * connection's SNI selected one listener scope and the request's Host selects another on the same
+ * port — also a more specific one than the hostname-less scope the SNI fell to, so a Host cannot
+ * reach a listener's routes past its certificate and client validation. An HTTP/2 client that
+ * reused one connection for several hosts (connection coalescing, RFC 9113 §9.1.1) then retries on
+ * a connection of its own. A Host no scope takes is a 404 (the spec's MUST), as is a request
+ * without SNI. `hostScope` is what the Host selected.
  */
 export function isMisdirected(table: ListenerTable, servername: string | false | null | undefined, hostScope: ScopeTable | undefined): boolean {
-  if (!servername) return false;
+  if (!servername || hostScope === undefined) return false;
   const sniScope = table.scopes.find(normalizeHost(servername));
-  return sniScope !== undefined && sniScope.hostname !== null && sniScope !== hostScope;
+  return sniScope !== undefined && sniScope !== hostScope;
 }

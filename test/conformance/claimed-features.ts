@@ -37,6 +37,8 @@ export const CLAIMED_FEATURES = [
   'GatewayAddressEmpty',
   'GatewayBackendClientCertificate',
   'GatewayFrontendClientCertificateValidation',
+  'GatewayFrontendClientCertificateValidationInsecureFallback',
+  'GatewayHTTPSListenerDetectMisdirectedRequests',
   'GatewayHTTPListenerIsolation',
   'GatewayPort8080',
   'GatewayStaticAddresses',
@@ -93,10 +95,6 @@ const MESH = 'Sluice is a gateway, not a mesh: it reads no Service parentRefs (G
 
 /** Every upstream feature Sluice does not claim, and why. */
 export const NOT_CLAIMED: Readonly<Record<string, string>> = {
-  GatewayFrontendClientCertificateValidationInsecureFallback:
-    'AllowInsecureFallback is served, but the Gateway lacks the condition InsecureFrontendValidationMode=True (ConfigurationChanged) that upstream checks',
-  GatewayHTTPSListenerDetectMisdirectedRequests:
-    'Sluice answers 421 only when the SNI picked a listener with a hostname; upstream also expects 421 when the SNI picked the hostname-less listener and the Host belongs to a more specific one',
   GatewayInfrastructurePropagation: 'Sluice provisions no per-Gateway infrastructure to carry spec.infrastructure labels and annotations',
   Mesh: MESH,
   MeshClusterIPMatching: MESH,

@@ -340,9 +340,11 @@ describe('downstream HTTP/2', () => {
       }
     });
 
-    it('never answers 421 when SNI selects a scope without hostname, or when there is no SNI', async () => {
-      expect((await httpsRequest(tlsPort, 'x.other.example.org', 'b.example.com')).echo?.pod).toBe('b');
-      expect((await httpsRequest(tlsPort, 'x.other.example.org', 'a.example.com')).echo?.pod).toBe('a');
+    it('answers 421 when SNI fell to the scope without hostname and the Host has a listener of its own; never without SNI', async () => {
+      // Listener.hostname (gateway_types.go): another listener with an exact or more specific match → 421.
+      expect((await httpsRequest(tlsPort, 'x.other.example.org', 'b.example.com')).status).toBe(421);
+      expect((await httpsRequest(tlsPort, 'x.other.example.org', 'a.example.com')).status).toBe(421);
+      expect((await httpsRequest(tlsPort, 'x.other.example.org', 'y.other.example.org')).echo?.pod).toBe('b');
       expect((await httpsRequest(tlsPort, '', 'b.example.com')).echo?.pod).toBe('b');
     });
   });

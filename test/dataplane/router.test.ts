@@ -8,7 +8,7 @@ import type { RouteTable } from '../../dataplane/config/route-table.ts';
 import { DataplaneMetrics } from '../../dataplane/metrics.ts';
 import { HostIndex, normalizeHost } from '../../dataplane/router/host.ts';
 import type { MatchableRequest } from '../../dataplane/router/match.ts';
-import { findRoute } from '../../dataplane/router/router.ts';
+import { findRoute, isMisdirected } from '../../dataplane/router/router.ts';
 import { SecureContextCache } from '../../dataplane/tls/certificates.ts';
 import { UpstreamPools } from '../../dataplane/upstream/pools.ts';
 import { PickerStates } from '../../dataplane/upstream/weighted.ts';
@@ -255,5 +255,43 @@ describe('invalid regular expressions', () => {
       'httproute/default/broken-header/rule/0/match/0',
     ]);
     expect(table.problems[0].message).toMatch(/invalid regular expression.*never matches/);
+  });
+});
+
+describe('421 Misdirected Request (Listener.hostname, gateway_types.go)', () => {
+  // The listeners of upstream HTTPRouteHTTPSListenerDetectMisdirectedRequests on one HTTPS port.
+  const ok = forwardTo('svc/a');
+  const table = compile({
+    listeners: [
+      listener(443, [
+        scope('https', null, [['*', [route('any', {}, ok)]]]),
+        scope('second', 'second-example.org', [['second-example.org', [route('second', {}, ok)]]]),
+        scope('wildcard', '*.wildcard.org', [['*.wildcard.org', [route('wildcard', {}, ok)]]]),
+        scope('fourth', 'fourth-example.wildcard.org', [['fourth-example.wildcard.org', [route('fourth', {}, ok)]]]),
+      ]),
+    ],
+    backends: {},
+  }).listeners[0];
+  const misdirected = (sni: string, host: string, t = table) => isMisdirected(t, sni, t.scopes.find(normalizeHost(host)));
+
+  it('answers 421 when the Host belongs to another listener than the SNI picked, the hostname-less one included', () => {
+    expect(misdirected('example.org', 'second-example.org')).toBe(true);
+    expect(misdirected('second-example.org', 'example.org')).toBe(true);
+    expect(misdirected('second-example.org', 'unknown-example.org')).toBe(true);
+    expect(misdirected('third-example.wildcard.org', 'fourth-example.wildcard.org')).toBe(true);
+    expect(misdirected('fourth-example.wildcard.org', 'fith-example.wildcard.org')).toBe(true);
+  });
+
+  it('serves a Host of the listener the SNI picked, and never judges a request without SNI', () => {
+    expect(misdirected('example.org', 'unknown-example.org')).toBe(false);
+    expect(misdirected('unknown-example.org', 'example.org')).toBe(false);
+    expect(misdirected('third-example.wildcard.org', 'fith-example.wildcard.org')).toBe(false);
+    expect(misdirected('fourth-example.wildcard.org', 'FOURTH-example.wildcard.org:443')).toBe(false);
+    expect(isMisdirected(table, '', table.scopes.find('second-example.org'))).toBe(false);
+  });
+
+  it('leaves a Host no listener takes to the 404 the spec requires', () => {
+    const specific = compile({ listeners: [listener(443, [scope('second', 'second-example.org', [['second-example.org', [route('second', {}, ok)]]])])], backends: {} }).listeners[0];
+    expect(misdirected('second-example.org', 'unknown-example.org', specific)).toBe(false);
   });
 });
