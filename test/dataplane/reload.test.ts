@@ -212,7 +212,7 @@ describe('apply with bad content', () => {
     try {
       const result = await dataplane.apply('v1', ir);
       expect(result.listeners).toEqual([
-        { name: `127.0.0.1:${busyPort}`, ok: false, error: expect.stringContaining('EADDRINUSE') },
+        { name: `127.0.0.1:${busyPort}`, ok: false, code: 'EADDRINUSE', error: expect.stringContaining('EADDRINUSE') },
         { name: `127.0.0.1:${freeOne}`, ok: true },
       ]);
       expect(dataplane.version).toBe('v1');
