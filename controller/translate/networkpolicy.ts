@@ -27,6 +27,7 @@ import {
   type L4PolicyEntry,
   type L4Rule,
 } from '../../ir/types.ts';
+import { RE2JS } from 're2js';
 import { namespacedName, type KubeObject, type PodObject } from '../sources/objects.ts';
 import {
   CIDR_IDENTITY_BASE,
@@ -778,8 +779,9 @@ function httpRule(value: unknown, where: string, problem: (t: string) => void, l
   for (const field of ['method', 'path', 'host'] as const) {
     const re = value[field];
     if (re === undefined || re === null || re === '') continue;
-    if (typeof re !== 'string' || !compiles(re)) {
-      problem(`${where}.${field}: ${JSON.stringify(re)} is not a regular expression Sluice can compile; the rule allows nothing`);
+    const error = typeof re === 'string' ? re2Error(re) : 'not a string';
+    if (typeof re !== 'string' || error !== null) {
+      problem(`${where}.${field}: ${JSON.stringify(re)} is not an RE2 regular expression (${error}); the rule allows nothing`);
       return null;
     }
     rule[field] = re;
@@ -832,12 +834,13 @@ function headerMatchValue(match: Record<string, unknown>, at: string, problem: (
   return null;
 }
 
-function compiles(re: string): boolean {
+/** Why RE2 (Cilium's Envoy's regex engine; the dataplane's re2js) refuses a pattern, or null when it compiles. */
+function re2Error(re: string): string | null {
   try {
-    new RegExp(`^(?:${re})$`);
-    return true;
-  } catch {
-    return false;
+    RE2JS.compile(re);
+    return null;
+  } catch (e) {
+    return e instanceof Error ? e.message : String(e);
   }
 }
 

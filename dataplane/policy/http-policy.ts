@@ -3,13 +3,15 @@
 // (longest prefix), its rules from the grants of that identity and port, in both directions: the
 // destination's ingress rules and the gateway's egress rules must each let the request through.
 // Matching is Cilium's Envoy filter's: method, path (the whole `:path`, query included) and host
-// are regexes matched against the whole value; `headers` need presence or an exact value;
+// are RE2 regexes (Envoy's safe_regex, via re2js: linear time, whatever path a client sends)
+// matched against the whole value; `headers` need presence or an exact value;
 // `headerMatches` with a mismatch action run on every rule whose other parts matched and may
 // change the request (ADD, DELETE, REPLACE) before it goes on.
 
 import { IDENTITY_ANY, IDENTITY_WORLD, type HttpPolicy, type HttpPolicyHeader, type HttpPolicyRule, type L4Policy } from '../../ir/types.ts';
 import { addressInCidr, parseCidr, parseIPv4, type Cidr } from '../../ir/ipv4.ts';
 import { removeHeader } from '../filters/header-modifier.ts';
+import { RE2JS } from 're2js';
 
 /** Cilium's Envoy answers a denied request with this body (403). */
 export const ACCESS_DENIED_BODY = 'Access denied\r\n';
@@ -28,26 +30,33 @@ export interface L7Decision {
 /** One compiled `rules.http[]` entry. */
 class CompiledHttpRule {
   readonly rule: number;
-  private readonly method: RegExp | null;
-  private readonly path: RegExp | null;
-  private readonly host: RegExp | null;
+  private readonly method: Pattern | null;
+  private readonly path: Pattern | null;
+  private readonly host: Pattern | null;
+  /** A pattern RE2 cannot compile (the translator said so): the rule admits nothing. */
+  private readonly broken: boolean;
   private readonly headers: readonly HttpPolicyHeader[];
   readonly actions: HttpPolicyRule['headerActions'];
 
   constructor(rule: number, http: HttpPolicyRule) {
     this.rule = rule;
-    this.method = anchored(http.method);
-    this.path = anchored(http.path);
-    this.host = anchored(http.host);
+    const method = compileRe2(http.method);
+    const path = compileRe2(http.path);
+    const host = compileRe2(http.host);
+    this.broken = method === undefined || path === undefined || host === undefined;
+    this.method = method ?? null;
+    this.path = path ?? null;
+    this.host = host ?? null;
     this.headers = http.headers;
     this.actions = http.headerActions;
   }
 
   /** Method, path, host and `headers`: Envoy's HeaderMatchers, no side effects. */
   allowed(method: string, target: string, headers: readonly string[]): boolean {
-    if (this.method !== null && !this.method.test(method)) return false;
-    if (this.path !== null && !this.path.test(target)) return false;
-    if (this.host !== null && !this.host.test(joinedHeader(headers, 'host') ?? '')) return false;
+    if (this.broken) return false;
+    if (this.method !== null && !this.method.testExact(method)) return false;
+    if (this.path !== null && !this.path.testExact(target)) return false;
+    if (this.host !== null && !this.host.testExact(joinedHeader(headers, 'host') ?? '')) return false;
     for (const h of this.headers) {
       const value = joinedHeader(headers, h.name);
       if (value === undefined || (h.value !== undefined && value !== h.value)) return false;
@@ -202,8 +211,31 @@ export class HttpPolicyIndex {
   }
 }
 
-function anchored(re: string | undefined): RegExp | null {
-  return re === undefined ? null : new RegExp(`^(?:${re})$`);
+/** Whole-value matching (Envoy's safe_regex_match is a full match). */
+interface Pattern {
+  testExact(value: string): boolean;
+}
+
+/** A pattern without metacharacters (`GET`, `/api/products`): string equality, the same answer at a tenth of RE2's cost. */
+class Literal implements Pattern {
+  private readonly text: string;
+  constructor(text: string) {
+    this.text = text;
+  }
+  testExact(value: string): boolean {
+    return value === this.text;
+  }
+}
+
+/** The pattern for whole-value matching; null when absent, undefined when RE2 refuses it. */
+function compileRe2(re: string | undefined): Pattern | null | undefined {
+  if (re === undefined) return null;
+  try {
+    const compiled = RE2JS.compile(re);
+    return RE2JS.quote(re) === re ? new Literal(re) : compiled;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Every value of a header joined with ',' (Envoy's getAllOfHeaderAsString); undefined when absent. */

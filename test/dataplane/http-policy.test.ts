@@ -79,6 +79,22 @@ describe('L7 HTTP policy', () => {
     expect(decide(closed, '10.0.9.91', 9092, 'GET', '/')?.verdict).toBe('DROPPED');
   });
 
+  it('runs the rules as RE2 (Envoy safe_regex): linear time on a hostile path, RE2 syntax, refused syntax admits nothing', () => {
+    const re2 = (path: string): HttpPolicyIndex =>
+      new HttpPolicyIndex(policy([{ direction: 'ingress', identity: API, audit: false, grants: [{ rule: 5, ports: { from: 8080, to: 8080 }, http: [rule({ path })] }] }]));
+    // Exponential for a backtracking engine (V8 needs minutes for this path); RE2 answers at once.
+    // Without RE2 this test runs past jest's timeout and fails.
+    const nested = re2('/(a+)+');
+    expect(decide(nested, '10.0.9.91', 8080, 'GET', `/${'a'.repeat(29)}!`)?.verdict).toBe('DROPPED');
+    expect(decide(nested, '10.0.9.91', 8080, 'GET', `/${'a'.repeat(29)}`)?.verdict).toBe('FORWARDED');
+    // RE2's inline flags (a JavaScript RegExp refuses them).
+    expect(decide(re2('(?i)/api/.*'), '10.0.9.91', 8080, 'GET', '/API/x')?.verdict).toBe('FORWARDED');
+    // A lookahead (JavaScript has it, RE2 does not; the translator says so): the rule admits nothing.
+    const ahead = re2('/(?=a).*');
+    expect(decide(ahead, '10.0.9.91', 8080, 'GET', '/a')?.verdict).toBe('DROPPED');
+    expect(decide(ahead, '10.0.9.91', 8080, 'GET', '/b')?.verdict).toBe('DROPPED');
+  });
+
   it('matches host and headers, and runs mismatch actions on the request', () => {
     const index2 = new HttpPolicyIndex(
       policy([
