@@ -176,7 +176,7 @@ class TableCompiler {
       this.problems.push({ subject: route.name, message: `${problem.field}: ${problem.message}; the route never matches` });
     }
     const filters = this.filterChain(route, route.filters);
-    return { name: route.name, source: route.source, match, cors: filters.cors, rateLimit: this.context.rateLimits?.forRoute(route) ?? null, grpc: route.grpc === true, upgradeTypes: new Set(route.upgradeTypes ?? DEFAULT_UPGRADE_TYPES), action: this.action(route, route.action, filters) };
+    return { name: route.name, source: route.source, match, cors: filters.cors, rateLimit: this.context.rateLimits?.forRoute(route) ?? null, grpc: route.grpc === true, upgradeTypes: route.upgradeTypes === undefined ? DEFAULT_UPGRADES : new Set(route.upgradeTypes), action: this.action(route, route.action, filters) };
   }
 
   private filterChain(route: Route, filters: Route['filters']): FilterChain {
@@ -247,6 +247,9 @@ class TableCompiler {
     }
   }
 }
+
+/** One set for every route that says nothing (most): a set per rule is memory at 50 000 rules. */
+const DEFAULT_UPGRADES: ReadonlySet<string> = new Set(DEFAULT_UPGRADE_TYPES);
 
 function positive(milliseconds: number | undefined): number {
   return milliseconds !== undefined && Number.isFinite(milliseconds) && milliseconds > 0 ? milliseconds : 0;

@@ -9,6 +9,9 @@
 //   - heap retained per route (after GC, the dataplane holding the table).
 // Two layouts: `hosts` (each HTTPRoute its own hostname, as on a shared gateway) and `paths` (every
 // HTTPRoute on one hostname, distinct path prefixes: the worst case for a host-only index).
+// Then the request cost end to end: `sluice run` with the same objects as manifests, wrk against
+// it (the nginx backend of the proxy bench), CPU-seconds per request of the Sluice process and its
+// RSS, each as a ratio to the smallest table (needs wrk and nginx; --e2e-duration 0 skips it).
 // A benchmark, not a test: exits 0 whatever the figures.
 
 import { parseArgs } from 'node:util';
@@ -24,7 +27,16 @@ import { normalizeHost } from '../../dataplane/router/host.ts';
 import type { MatchableRequest } from '../../dataplane/router/match.ts';
 import { findRoute } from '../../dataplane/router/router.ts';
 import type { IR } from '../../ir/types.ts';
-import { freePorts } from './processes.ts';
+import { chmodSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { snapshotArrays } from '../../controller/sources/objects.ts';
+import { BACKEND_BODY, backendConf } from './nginx-conf.ts';
+import { findExecutable, freePorts, killAll, Proc, UsageSampler, waitFor200 } from './processes.ts';
+import { formatSummary, monotonicUs, summariseFile } from './profile-summary.ts';
+import { startSluiceRun } from './sluice-run.ts';
+import { runWrk } from './wrk.ts';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -45,15 +57,28 @@ const USAGE = `Usage: npm run bench:routes -- [flags]
   --layouts LIST   hosts,paths (default both)
   --changes N      one-route changes applied per size, for the p50/p99 (default 30)
   --lookups N      route lookups timed per size (default 200000)
+  --e2e-duration S wrk load per size through \`sluice run\`, seconds; 0 skips (default 8)
+  --cpu-prof       run Sluice under node --cpu-prof in the end-to-end part and summarise each profile
 `;
 
-function parseOptions(): { routes: number[]; layouts: Layout[]; changes: number; lookups: number } {
+interface Options {
+  routes: number[];
+  layouts: Layout[];
+  changes: number;
+  lookups: number;
+  e2eDuration: number;
+  cpuProf: boolean;
+}
+
+function parseOptions(): Options {
   const { values } = parseArgs({
     options: {
       routes: { type: 'string', default: '10,1000,10000' },
       layouts: { type: 'string', default: 'hosts,paths' },
       changes: { type: 'string', default: '30' },
       lookups: { type: 'string', default: '200000' },
+      'e2e-duration': { type: 'string', default: '8' },
+      'cpu-prof': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -68,7 +93,7 @@ function parseOptions(): { routes: number[]; layouts: Layout[]; changes: number;
     process.stderr.write(USAGE);
     process.exit(2);
   }
-  return { routes, layouts, changes: Number(values.changes), lookups: Number(values.lookups) };
+  return { routes, layouts, changes: Number(values.changes), lookups: Number(values.lookups), e2eDuration: Number(values['e2e-duration']), cpuProf: values['cpu-prof'] };
 }
 
 /** `routes` HTTPRoutes of RULES_PER_ROUTE rules each (an exact path, prefixes, a header match), 10 Services. */
@@ -127,6 +152,8 @@ interface SizeResult {
   changeP99Ms: number;
   lookupNs: number;
   heapPerRouteBytes: number;
+  /** Of which the IR (and translation's snapshot), the rest being the compiled table. */
+  irPerRouteBytes: number;
 }
 
 /** CPU milliseconds of this process since `from` (user + system): other helpers share these cores, wall time would count their work too. */
@@ -159,17 +186,20 @@ async function measure(routes: number, layout: Layout, changes: number, lookups:
     let cpu = process.cpuUsage();
     let ir: IR = translate(snapshot, OPTIONS).ir;
     const translateMs = cpuMs(cpu);
+    const heapAfterTranslate = heapUsed();
     cpu = process.cpuUsage();
     const applied = await dataplane.apply(ir.version, ir.http, ir.l4);
     const applyMs = cpuMs(cpu);
     if (!applied.listeners.every((l) => l.ok)) throw new Error(`listener not bound: ${JSON.stringify(applied.listeners)}`);
     const rules = ir.http.listeners.reduce((n, l) => n + l.scopes.reduce((m, s) => m + s.virtualHosts.reduce((k, v) => k + v.routes.length, 0), 0), 0);
     const heapPerRouteBytes = (heapUsed() - heapBefore) / routes;
+    const irPerRouteBytes = (heapAfterTranslate - heapBefore) / routes;
 
     // The last route's prefix rule: in the `paths` layout, the bottom of one long virtual host.
     const last = routes - 1;
-    const host = normalizeHost(layout === 'hosts' ? `r${last}.scale.test` : 'scale.test');
-    const request: MatchableRequest = { method: 'GET', path: `${layout === 'hosts' ? '/api' : `/t${last}`}/v1/orders/42`, query: '', headers: ['user-agent', 'bench'], params: null };
+    const benchmarked = benchmarkedRequest(routes, layout);
+    const host = normalizeHost(benchmarked.host);
+    const request: MatchableRequest = { method: 'GET', path: benchmarked.path, query: '', headers: ['user-agent', 'bench'], params: null };
     const listener = liveTable(dataplane).listeners[0];
     const expected = findRoute(listener, host, request);
     if (expected === null || !expected.source.endsWith(`route-${last}`)) throw new Error(`lookup chose ${expected?.source ?? 'nothing'}, expected default/route-${last}`);
@@ -186,9 +216,105 @@ async function measure(routes: number, layout: Layout, changes: number, lookups:
       await dataplane.apply(ir.version, ir.http, ir.l4);
       changeTimes.push(cpuMs(cpu));
     }
-    return { layout, routes, rules, translateMs, applyMs, changeP50Ms: percentile(changeTimes, 50), changeP99Ms: percentile(changeTimes, 99), lookupNs, heapPerRouteBytes };
+    return { layout, routes, rules, translateMs, applyMs, changeP50Ms: percentile(changeTimes, 50), changeP99Ms: percentile(changeTimes, 99), lookupNs, heapPerRouteBytes, irPerRouteBytes };
   } finally {
     await dataplane.close();
+  }
+}
+
+/** The request every measurement sends: the last route's orders rule (see snapshotOf). */
+function benchmarkedRequest(routes: number, layout: Layout): { host: string; path: string } {
+  const last = routes - 1;
+  return { host: layout === 'hosts' ? `r${last}.scale.test` : 'scale.test', path: `${layout === 'hosts' ? '/api' : `/t${last}`}/v1/orders/42` };
+}
+
+interface EndToEnd {
+  routes: number;
+  requestsPerCpuSecond: number;
+  rssMb: number;
+  errors: number;
+  /** With --cpu-prof: the profile's summary over the measured load. */
+  profile: string | null;
+}
+
+/** `sluice run` serving the table, wrk -c64 against it: CPU time per request, RSS. */
+async function endToEnd(routes: number, layout: Layout, seconds: number, backendPort: number, dir: string, wrk: string, cpuProf: boolean): Promise<EndToEnd> {
+  const yaml = Object.values(snapshotArrays(snapshotOf(routes, layout, backendPort)))
+    .flat()
+    .map((object) => stringify(object))
+    .join('---\n');
+  const { host, path } = benchmarkedRequest(routes, layout);
+  const profileDir = cpuProf ? join(dir, `profile-${layout}-${routes}`) : null;
+  const sluice = await startSluiceRun({
+    node: process.execPath,
+    dir,
+    name: `${layout}-${routes}`,
+    yaml,
+    pin: [],
+    profileDir,
+    readyTimeoutMs: 120_000,
+    verify: async (proc, port) => {
+      const reply = await waitFor200(proc, port, path, 60_000, { host });
+      if (reply.body !== BACKEND_BODY) throw new Error(`unexpected body ${JSON.stringify(reply.body.slice(0, 200))}`);
+    },
+  });
+  try {
+    const load = (durationSec: number) => runWrk({ wrk, pin: [], url: `http://127.0.0.1:${sluice.port}${path}`, threads: 1, connections: 64, durationSec, headers: { Host: host } });
+    await load(2);
+    const sampler = new UsageSampler(sluice.proc.pid, null);
+    const window = { startUs: monotonicUs(), endUs: 0 };
+    const result = await load(seconds);
+    window.endUs = monotonicUs();
+    const usage = sampler.stop();
+    await sluice.proc.stop('SIGTERM', 15_000);
+    let profile: string | null = null;
+    if (profileDir !== null) {
+      const file = readdirSync(profileDir).find((f) => f.endsWith('.cpuprofile'));
+      profile = file === undefined ? 'no profile written' : formatSummary(summariseFile(join(profileDir, file), 25, window));
+    }
+    return { routes, requestsPerCpuSecond: usage.cpuPercent > 0 ? result.requestsPerSec / (usage.cpuPercent / 100) : Number.NaN, rssMb: usage.rssMb, errors: result.non2xx + result.socketErrors, profile };
+  } finally {
+    await sluice.proc.stop('SIGTERM', 15_000);
+  }
+}
+
+async function endToEndSection(opts: Options, backendPort: number, out: (s?: string) => boolean): Promise<void> {
+  const wrk = findExecutable('wrk');
+  const nginx = findExecutable('nginx');
+  if (opts.e2eDuration <= 0) return;
+  if (wrk === null || nginx === null) {
+    out('end to end: skipped (needs wrk and nginx: apt-get install wrk nginx)');
+    return;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-route-scale-'));
+  chmodSync(dir, 0o755);
+  writeFileSync(join(dir, 'backend.conf'), backendConf(dir, backendPort));
+  const backend = new Proc('backend', [nginx, '-p', dir, '-e', join(dir, 'backend-error.log'), '-c', join(dir, 'backend.conf'), '-g', 'daemon off;']);
+  try {
+    await waitFor200(backend, backendPort, '/', 10_000);
+    for (const layout of opts.layouts) {
+      const results: EndToEnd[] = [];
+      for (const routes of opts.routes) {
+        process.stdout.write(`end to end: ${layout} ${routes} routes ... `);
+        results.push(await endToEnd(routes, layout, opts.e2eDuration, backendPort, dir, wrk, opts.cpuProf));
+        out('done');
+      }
+      const base = results[0];
+      out();
+      out(`end to end, layout ${layout}: sluice run, wrk -c64 ${opts.e2eDuration}s (ratios against ${base.routes} routes, same run)`);
+      out('routes  req/CPU-s  x cost per request  RSS MB  x RSS  RSS KiB/route over smallest  errors');
+      for (const r of results) {
+        out(
+          `${String(r.routes).padStart(6)}  ${fmt(r.requestsPerCpuSecond, 0).padStart(9)}  ${fmt(base.requestsPerCpuSecond / r.requestsPerCpuSecond, 2).padStart(18)}  ` +
+            `${fmt(r.rssMb, 0).padStart(6)}  ${fmt(r.rssMb / base.rssMb, 2).padStart(5)}  ${fmt(r.routes === base.routes ? Number.NaN : ((r.rssMb - base.rssMb) * 1024) / (r.routes - base.routes), 2).padStart(27)}  ${String(r.errors).padStart(6)}`,
+        );
+      }
+      out();
+      for (const r of results) if (r.profile !== null) out(`CPU profile of sluice run, ${layout} ${r.routes} routes, under load:\n${r.profile}\n`);
+    }
+  } finally {
+    await backend.stop();
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 
@@ -214,20 +340,22 @@ async function main(): Promise<void> {
     out();
     out(`layout ${layout} (ratios against ${base.routes} routes, same run):`);
     out('(times are CPU time of this process: the machine is shared)');
-    out('routes  rules   translate ms  compile+apply ms  change p50/p99 ms  lookup ns  x lookup  heap/route KiB');
+    out('routes  rules   translate ms  compile+apply ms  change p50/p99 ms  lookup ns  x lookup  heap/route KiB (IR + input / table)');
     for (const r of results) {
       out(
         `${String(r.routes).padStart(6)}  ${String(r.rules).padStart(6)}  ${fmt(r.translateMs).padStart(12)}  ${fmt(r.applyMs).padStart(16)}  ` +
-          `${`${fmt(r.changeP50Ms)} / ${fmt(r.changeP99Ms)}`.padStart(17)}  ${fmt(r.lookupNs, 0).padStart(9)}  ${fmt(r.lookupNs / base.lookupNs, 2).padStart(8)}  ${fmt(r.heapPerRouteBytes / 1024, 2).padStart(14)}`,
+          `${`${fmt(r.changeP50Ms)} / ${fmt(r.changeP99Ms)}`.padStart(17)}  ${fmt(r.lookupNs, 0).padStart(9)}  ${fmt(r.lookupNs / base.lookupNs, 2).padStart(8)}  ${fmt(r.heapPerRouteBytes / 1024, 2).padStart(14)} (${fmt(r.irPerRouteBytes / 1024, 2)} / ${fmt((r.heapPerRouteBytes - r.irPerRouteBytes) / 1024, 2)})`,
       );
     }
     out();
   }
+  await endToEndSection(opts, backendPort, out);
 }
 
 main().then(
   () => process.exit(0),
   (error: unknown) => {
+    killAll();
     process.stderr.write(`bench: ${(error as Error).stack ?? String(error)}\n`);
     process.exit(1);
   },

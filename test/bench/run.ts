@@ -20,8 +20,9 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BENCH_HOST, benchManifests, type BenchManifests } from './manifests.ts';
 import { BACKEND_BODY, backendConf, proxyConf } from './nginx-conf.ts';
-import { commandOutput, cpuBusyPercent, findExecutable, freePorts, killAll, Proc, tail, UsageSampler, waitFor200, httpGet, type Usage } from './processes.ts';
-import { formatSummary, summariseFile, type Window } from './profile-summary.ts';
+import { commandOutput, cpuBusyPercent, findExecutable, freePorts, killAll, Proc, tail, UsageSampler, waitFor200, type Usage } from './processes.ts';
+import { formatSummary, monotonicUs, summariseFile, type Window } from './profile-summary.ts';
+import { startSluiceRun } from './sluice-run.ts';
 import { runWrk, type WrkResult } from './wrk.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -149,11 +150,6 @@ function checkTools(): Tools {
   return { wrk: wrk!, nginx: nginx!, taskset: findExecutable('taskset'), node: existsSync(localNode) ? localNode : process.execPath };
 }
 
-/** CLOCK_MONOTONIC in microseconds: the clock V8 stamps .cpuprofile samples with. */
-function monotonicUs(): number {
-  return Number(process.hrtime.bigint() / 1000n);
-}
-
 interface RoundResult {
   /** 0-based round, to pair configurations measured in the same round. */
   round: number;
@@ -227,46 +223,15 @@ class Bench {
         return { port, proc, stop: () => proc.stop() };
       }
       case 'sluice': {
-        const [port, adminPort] = await freePorts(2);
-        const manifestDir = join(this.dir, 'manifests');
-        mkdirSync(manifestDir, { recursive: true });
-        writeFileSync(join(manifestDir, 'bench.yaml'), this.manifests.yaml);
-        const profile = profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
-        const proc = new Proc(
-          'sluice',
-          [
-            ...this.pin(SUT_CPU),
-            this.tools.node,
-            '--disable-warning=ExperimentalWarning',
-            ...profile,
-            join(ROOT, 'bin', 'sluice.js'),
-            'run',
-            '--bpf',
-            'off',
-            '--manifests',
-            manifestDir,
-            '--listener-port-offset',
-            String(port - 80),
-            '--admin-address',
-            `127.0.0.1:${adminPort}`,
-            '--log-level',
-            'warn',
-          ],
-          ROOT,
-        );
-        try {
-          await waitFor200(proc, adminPort, '/readyz', 30_000);
-          await this.verify(proc, port, true);
-        } catch (error) {
-          let status = '';
-          try {
-            status = (await httpGet(adminPort, '/api/status')).body.slice(0, 4000);
-          } catch {
-            // admin not up
-          }
-          await proc.stop();
-          throw new Error(`${(error as Error).message}${status ? `\n/api/status: ${status}` : ''}\nsluice output:\n${tail(proc.logs())}`);
-        }
+        const { port, proc } = await startSluiceRun({
+          node: this.tools.node,
+          dir: this.dir,
+          name: 'manifests',
+          yaml: this.manifests.yaml,
+          pin: this.pin(SUT_CPU),
+          profileDir,
+          verify: (p, listenPort) => this.verify(p, listenPort, true),
+        });
         return { port, proc, stop: () => proc.stop('SIGTERM', 15_000) };
       }
     }
