@@ -211,6 +211,8 @@ export interface Route {
   timeouts?: { requestMs?: number; backendRequestMs?: number };
   /** HTTPRoute rule `retry`. */
   retry?: RetryPolicy;
+  /** HTTPRoute or GRPCRoute rule `sessionPersistence` (GEP-1619); absent: every request is load balanced. */
+  sessionPersistence?: SessionPersistence;
   /** The rate-limit policy in force for this route (the most specific one attached); absent: none. */
   rateLimit?: RouteRateLimit;
   /**
@@ -233,6 +235,27 @@ export interface RetryPolicy {
   attempts: number;
   /** Wait before each retry, in milliseconds. */
   backoffMs: number;
+}
+
+/**
+ * Sticky sessions (GEP-1619). A request carrying a valid token of this rule goes to the endpoint the
+ * token names while the endpoint is in the backend (the token beats the weights, weight 0 included);
+ * any other request is load balanced and its response carries a new token naming the endpoint that
+ * answered. Tokens are opaque and signed by the dataplane (never an address in the clear).
+ */
+export interface SessionPersistence {
+  /** Cookie: `Set-Cookie` / `Cookie`; Header: the same header both ways. */
+  type: 'Cookie' | 'Header';
+  /** The cookie's name, or the header's (lower-case): `sessionName`, or one generated per rule. */
+  name: string;
+  /** The rule the sessions belong to (`<kind>/<ns>/<name>/rule/<i>`): another rule's token is never honoured. */
+  scope: string;
+  /** A session ends this long after it started (its token names the start); absent: never. */
+  absoluteTimeoutMs?: number;
+  /** Cookie only. Permanent: `Max-Age` is the absolute timeout; Session: neither `Max-Age` nor `Expires`. */
+  cookieLifetime?: 'Session' | 'Permanent';
+  /** Cookie only: its `Path`, from the route's path match (GEP-1619 "Path"). */
+  cookiePath?: string;
 }
 
 export interface CorsPolicy {

@@ -170,12 +170,17 @@ function toJsonSchema(schema: JsonObject, inBranch = false): JsonObject {
  * Experimental-channel fields Sluice serves (its claimed experimental features, see
  * test/conformance/claimed-features.ts), absent from the standard-channel CRDs: HTTPRoute
  * `rules[].retry` (GEP-1731: attempts, backoff as a Gateway API Duration, codes 400-599, as in
- * config/crd/experimental of the same release). Without them the schema would refuse what Sluice implements.
+ * config/crd/experimental of the same release), HTTPRoute and GRPCRoute `rules[].sessionPersistence`
+ * (GEP-1619). Without them the schema would refuse what Sluice implements.
  */
 function addExperimentalFields(kind: string, schema: JsonObject): void {
-  if (kind !== 'HTTPRoute') return;
+  if (kind !== 'HTTPRoute' && kind !== 'GRPCRoute') return;
   const rule = (((schema.properties as JsonObject).spec as JsonObject).properties as JsonObject).rules as JsonObject;
   const ruleProperties = (rule.items as JsonObject).properties as JsonObject;
+  // GEP-1619 `rules[].sessionPersistence`, exactly as the experimental CRD of the release says it
+  // (its CEL rules included): read from there, not written again here.
+  ruleProperties.sessionPersistence = experimentalRuleField(kind, 'sessionPersistence');
+  if (kind !== 'HTTPRoute') return;
   const duration = (((ruleProperties.timeouts as JsonObject).properties as JsonObject).request as JsonObject).pattern as string;
   ruleProperties.retry = {
     type: 'object',
@@ -186,6 +191,21 @@ function addExperimentalFields(kind: string, schema: JsonObject): void {
       codes: { type: 'array', items: { type: 'integer', minimum: 400, maximum: 599 } },
     },
   };
+}
+
+/** The experimental-channel CRDs of the same release (test/kube/crds-experimental, installed there by the Kubernetes target). */
+const EXPERIMENTAL_CRDS = join(ROOT, 'test', 'kube', 'crds-experimental');
+
+/** A route rule field of `kind`'s experimental CRD (its storage version), as plain JSON Schema. */
+function experimentalRuleField(kind: 'HTTPRoute' | 'GRPCRoute', field: string): JsonObject {
+  const file = join(EXPERIMENTAL_CRDS, `gateway.networking.k8s.io_${kind.toLowerCase()}s.yaml`);
+  const crd = parseAllDocuments(readFileSync(file, 'utf8'))[0]!.toJS() as { spec: { versions: { storage: boolean; schema: { openAPIV3Schema: JsonObject } }[] } };
+  const version = crd.spec.versions.find((v) => v.storage)!;
+  const spec = (version.schema.openAPIV3Schema.properties as JsonObject).spec as JsonObject;
+  const rules = (spec.properties as JsonObject).rules as JsonObject;
+  const sub = ((rules.items as JsonObject).properties as JsonObject)[field];
+  if (!isObject(sub)) throw new Error(`${file}: no rules[].${field}`);
+  return toJsonSchema(sub);
 }
 
 /**

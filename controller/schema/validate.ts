@@ -110,9 +110,9 @@ export function inputProblem(obj: Validated): string | null {
 
 /**
  * The fields of a custom resource's spec that its kind's schema here does not declare, as paths
- * (`spec.rules[0].sessionPersistence`), in document order. Standalone validation refuses such an
+ * (`spec.rules[0].filters[0].externalAuth`), in document order. Standalone validation refuses such an
  * object; in Kubernetes mode they are what a CRD of another channel or release added (experimental
- * `sessionPersistence`, `useDefaultGateways`, ...) and the API server accepted: fields Sluice does
+ * `useDefaultGateways`, `externalAuth`, ...) and the API server accepted: fields Sluice does
  * not read, which translation reports instead of ignoring. Empty for kinds without a schema here.
  */
 export function undeclaredFields(obj: Validated & { spec?: unknown }): string[] {

@@ -113,7 +113,7 @@ function parentEntry(parentRef: ParentRef, conditions: Condition[]): unknown {
 
 /**
  * Fields of the route its kind's schema here does not declare (in Kubernetes mode, what an
- * experimental-channel CRD adds: sessionPersistence, useDefaultGateways, externalAuth ...): the route
+ * experimental-channel CRD adds: useDefaultGateways, externalAuth ...): the route
  * asks for behaviour Sluice does not have, so it is not accepted (UnsupportedValue, naming them).
  */
 function undeclaredProblem(route: AttachableRoute, routeKind: string): string | null {

@@ -17,6 +17,7 @@ import { resolveBackendRef, type BackendResolution } from './backends.ts';
 import { hostnamesIntersect } from './hostnames.ts';
 import { backendName, checkRegex, extensionRefProblem, placeRoutes, toFilter, translateHttpRoute, toHeaderMatches, type Compiled, type CompiledRule, type Placement, type RouteOrder, type RouteTranslation } from './httproute.ts';
 import type { InputIndex } from './index-inputs.ts';
+import { toSessionPersistence, withCookiePath } from './session-persistence.ts';
 
 const GRPC_FILTERS = new Set(['RequestHeaderModifier', 'ResponseHeaderModifier', 'RequestMirror']);
 
@@ -105,6 +106,7 @@ function compileGrpcRules(route: GRPCRouteObject, index: InputIndex): { compiled
         : backends.length > 0
           ? { type: 'Forward', backends }
           : { type: 'DirectResponse', status: 404 };
+    const session = toSessionPersistence(rule?.sessionPersistence, `${base}/rule/${ruleIndex}`, where, unsupported);
     const matches: GRPCRouteMatch[] = rule?.matches?.length ? rule.matches : [{}];
     const compiled: CompiledRule = { routes: [] };
     matches.forEach((m, matchIndex) => {
@@ -121,6 +123,7 @@ function compileGrpcRules(route: GRPCRouteObject, index: InputIndex): { compiled
           filters,
           action,
           grpc: true,
+          ...(session ? { sessionPersistence: withCookiePath(session, method.path)! } : {}),
         },
         ruleIndex,
         matchIndex,

@@ -8,6 +8,7 @@ import { resolveBackendRef, type BackendResolution, type RefProblem } from './ba
 import type { ListenerState } from './gateway.ts';
 import { attachRoute, type Attached, type Parents } from './attachment.ts';
 import { parseDurationMs } from './durations.ts';
+import { toSessionPersistence, withCookiePath } from './session-persistence.ts';
 import type { InputIndex } from './index-inputs.ts';
 import type {
   BackendRef,
@@ -156,6 +157,7 @@ function compileRules(route: HTTPRouteObject, index: InputIndex): Compiled {
     }
     const timeouts = toTimeouts(rule?.timeouts, where, unsupported);
     const retry = toRetry(rule?.retry, where, unsupported);
+    const session = toSessionPersistence(rule?.sessionPersistence, `${base}/rule/${ruleIndex}`, where, unsupported);
     if (unresolvedFilter !== null) out.refProblem ??= { reason: 'InvalidKind', message: unresolvedFilter };
     const action: RouteAction = unresolvedFilter !== null
       ? { type: 'DirectResponse', status: 500 }
@@ -184,6 +186,7 @@ function compileRules(route: HTTPRouteObject, index: InputIndex): Compiled {
           action,
           ...(timeouts ? { timeouts } : {}),
           ...(retry ? { retry } : {}),
+          ...(session ? { sessionPersistence: withCookiePath(session, match.path)! } : {}),
         },
         ruleIndex,
         matchIndex,

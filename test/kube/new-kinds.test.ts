@@ -89,7 +89,8 @@ suite('Kubernetes mode: GRPCRoute, TCPRoute, UDPRoute and BackendTLSPolicy', () 
       apiVersion: `${GW}/v1`, kind: 'HTTPRoute', metadata: { name: 'sticky', namespace: NS },
       spec: {
         parentRefs: [{ name: 'gw', sectionName: 'http' }],
-        rules: [{ sessionPersistence: { type: 'Cookie', sessionName: 'sticky' }, backendRefs: [{ name: 'grpc', port: 50051 }] }],
+        useDefaultGateways: 'All',
+        rules: [{ backendRefs: [{ name: 'grpc', port: 50051 }] }],
       },
     });
     const [snapshotPort, adminPort] = await freePorts(2);
@@ -125,7 +126,7 @@ suite('Kubernetes mode: GRPCRoute, TCPRoute, UDPRoute and BackendTLSPolicy', () 
     }, 30_000);
     const accepted = condition(ours(route.status.parents)[0]!.conditions, 'Accepted') as Condition & { message: string };
     expect(accepted).toMatchObject({ status: 'False', reason: 'UnsupportedValue' });
-    expect(accepted.message).toContain('spec.rules[0].sessionPersistence');
+    expect(accepted.message).toContain('spec.useDefaultGateways');
   });
 
   it('the Gateway counts each kind on its listener', async () => {

@@ -474,6 +474,14 @@ export interface GRPCRoute {
         };
       }[];
       name?: string;
+      sessionPersistence?: {
+        absoluteTimeout?: string;
+        cookieConfig?: {
+          lifetimeType?: "Permanent" | "Session";
+        };
+        sessionName?: string;
+        type?: "Cookie" | "Header";
+      };
     }[];
   };
   status?: {
@@ -798,6 +806,14 @@ export interface HTTPRoute {
       timeouts?: {
         backendRequest?: string;
         request?: string;
+      };
+      sessionPersistence?: {
+        absoluteTimeout?: string;
+        cookieConfig?: {
+          lifetimeType?: "Permanent" | "Session";
+        };
+        sessionName?: string;
+        type?: "Cookie" | "Header";
       };
       retry?: {
         attempts?: number;
