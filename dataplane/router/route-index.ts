@@ -7,7 +7,11 @@
 
 import { matches, type CompiledMatch, type MatchableRequest } from './match.ts';
 
-/** Below this many routes a plain walk is as cheap as the probes (measured: test/bench/route-scale.ts). */
+/**
+ * Up to this many routes a plain walk is as cheap as the index: measured on prefix tables, the
+ * index costs ~65 ns whatever the size, a walk ~14 ns per route passed (8 routes: ~55 ns to the
+ * middle one, ~110 ns to the last).
+ */
 export const LINEAR_SCAN_LIMIT = 8;
 
 const NO_POSITIONS = new Int32Array(0);
