@@ -8,6 +8,7 @@ import type { HttpIR, HttpListener, L4IR } from '../ir/types.ts';
 import { compileRouteTable } from './config/compile.ts';
 import { HttpPolicyIndex } from './policy/http-policy.ts';
 import { FlowNames, RequestFlows, type RequestFlowOptions } from './flows/request-flows.ts';
+import { StreamPolicy } from './policy/stream-policy.ts';
 import type { ListenerTable, RouteTable } from './config/route-table.ts';
 import { ConnectionBudget, DEFAULT_FRONT_DOOR_LIMITS, type FrontDoorLimits } from './front-door.ts';
 import { DataplaneMetrics } from './metrics.ts';
@@ -20,6 +21,7 @@ import { PickerStates, type PickerStateGeneration } from './upstream/weighted.ts
 import { L4Metrics } from './l4/metrics.ts';
 import { TcpProxyServer, compileProxyRoute } from './l4/tcp-proxy.ts';
 import { UdpProxyServer } from './l4/udp-proxy.ts';
+import { newSessionKey } from './upstream/session.ts';
 
 /** A TLS, TCP or UDP socket server: routes swap in with `update`. */
 interface L4Server<R> {
@@ -48,6 +50,8 @@ export interface DataplaneOptions {
   flows?: RequestFlowOptions;
   /** Bind with SO_REUSEPORT: one of several worker threads serving the same listeners (--workers). */
   reusePort?: boolean;
+  /** Signs session persistence tokens (dataplane/upstream/session.ts); absent: a random key of this dataplane's own. */
+  sessionKey?: Buffer;
 }
 
 export interface ListenerResult {
@@ -69,6 +73,7 @@ export const DRAIN_TIMEOUT_MS = 10_000;
 export class Dataplane {
   private readonly portOffset: number;
   private readonly redirectPortOffset: number;
+  private readonly sessionKey: Buffer;
   private readonly logger: pino.Logger;
   private readonly metrics: DataplaneMetrics;
   private readonly pools: UpstreamPools;
@@ -99,6 +104,7 @@ export class Dataplane {
     this.reusePort = options.reusePort ?? false;
     this.portOffset = options.portOffset ?? 0;
     this.redirectPortOffset = options.redirectPortOffset ?? 0;
+    this.sessionKey = options.sessionKey ?? newSessionKey();
     this.logger = options.logger ?? pino({ name: 'sluice-dataplane' });
     this.metrics = new DataplaneMetrics(options.registry ?? client.register);
     this.l4Metrics = new L4Metrics(options.registry ?? client.register);
@@ -140,11 +146,13 @@ export class Dataplane {
     if (this.closed) return rejected(version, http, 'the dataplane is closed');
 
     const pickerStates = this.pickerStates.begin();
+    const httpPolicy = HttpPolicyIndex.build(l4?.policy);
+    const flows = this.flows === null ? null : new RequestFlows(this.flows, new FlowNames(l4));
     let table: RouteTable;
     try {
       const rateLimitProblems: RateLimitProblem[] = [];
       const rateLimits = this.rateLimits.compile(http.rateLimits, rateLimitProblems);
-      table = compileRouteTable(version, http, { pools: this.pools, certificates: this.certificates, pickerStates, metrics: this.metrics, rateLimits, redirectPortOffset: this.redirectPortOffset, httpPolicy: HttpPolicyIndex.build(l4?.policy), flows: this.flows === null ? null : new RequestFlows(this.flows, new FlowNames(l4)) });
+      table = compileRouteTable(version, http, { pools: this.pools, certificates: this.certificates, pickerStates, metrics: this.metrics, rateLimits, redirectPortOffset: this.redirectPortOffset, sessionKey: this.sessionKey, httpPolicy, flows });
       table.problems.push(...rateLimitProblems);
     } catch (error) {
       const message = (error as Error).message;
@@ -171,7 +179,7 @@ export class Dataplane {
       this.closeInBackground(server);
     }
 
-    listeners.push(...(await this.applyStreams(http, pickerStates)));
+    listeners.push(...(await this.applyStreams(http, pickerStates, StreamPolicy.build(httpPolicy, flows))));
 
     this.table = table;
     this.pickerStates.commit(pickerStates);
@@ -216,17 +224,17 @@ export class Dataplane {
   }
 
   /** TLS, TCP and UDP listeners: routes swap in place; sockets open before removed ones close. */
-  private async applyStreams(http: HttpIR, pickerStates: PickerStateGeneration): Promise<ListenerResult[]> {
+  private async applyStreams(http: HttpIR, pickerStates: PickerStateGeneration, policy: StreamPolicy | null): Promise<ListenerResult[]> {
     const backends = http.backends ?? {};
     const { limits } = this.budget;
     return [
-      ...(await this.applySockets(this.passthrough, http.passthrough ?? [], 'TLS', (l) => compilePassthroughRoutes(l, backends, pickerStates), (name, routes) =>
+      ...(await this.applySockets(this.passthrough, http.passthrough ?? [], 'TLS', (l) => compilePassthroughRoutes(l, backends, pickerStates, policy), (name, routes) =>
         new PassthroughServer(name, routes, this.logger, this.budget, this.l4Metrics, limits.streamIdleTimeoutMs),
       )),
-      ...(await this.applySockets(this.tcp, http.tcp ?? [], 'TCP', (l) => compileProxyRoute(l, backends, pickerStates), (name, route) =>
+      ...(await this.applySockets(this.tcp, http.tcp ?? [], 'TCP', (l) => compileProxyRoute(l, backends, pickerStates, policy), (name, route) =>
         new TcpProxyServer(name, route, this.logger, this.budget, this.l4Metrics, limits.streamIdleTimeoutMs),
       )),
-      ...(await this.applySockets(this.udp, http.udp ?? [], 'UDP', (l) => compileProxyRoute(l, backends, pickerStates), (name, route) =>
+      ...(await this.applySockets(this.udp, http.udp ?? [], 'UDP', (l) => compileProxyRoute(l, backends, pickerStates, null), (name, route) =>
         new UdpProxyServer(name, route, this.logger, this.budget, this.l4Metrics, limits.udpSessionTimeoutMs),
       )),
     ];

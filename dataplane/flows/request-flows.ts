@@ -21,6 +21,9 @@ const WORLD_LABELS = ['reserved:world'];
 /** Bounds the peer cache (endpoint addresses of one version; a client address is never cached). */
 const MAX_CACHED_PEERS = 10_000;
 
+/** An IPv4 client on a dual-stack socket as its IPv4 address. */
+const plainIp = (ip: string): string => (ip.startsWith('::ffff:') ? ip.slice(7) : ip);
+
 /** ISO time of a millisecond, cached: requests finishing in the same millisecond share the string. */
 let isoMs = 0;
 let isoText = '';
@@ -126,6 +129,28 @@ export class RequestFlows {
     this.options.buffer.push(flow);
     this.options.onFlow?.(flow);
   }
+
+  /**
+   * A byte stream (TCPRoute, TLSRoute) to an endpoint whose port has HTTP rules: refused (DROPPED)
+   * or let through in audit mode (AUDIT), reason POLICY_L7, naming the rule. Type L7: L7 policy
+   * decided, though no request was read (no `l7` part).
+   */
+  stream(clientIp: string, clientPort: number, route: { name: string; source: string }, backend: string, endpoint: { address: string; port: number }, decision: L7Decision): void {
+    const service = this.names.service(backend);
+    this.push({
+      time: isoTime(Date.now()),
+      type: 'L7',
+      verdict: decision.verdict,
+      dropReason: 'POLICY_L7',
+      direction: decision.direction,
+      protocol: 'TCP',
+      source: { ip: plainIp(clientIp), port: clientPort, identity: IDENTITY_WORLD, labels: WORLD_LABELS },
+      destination: this.names.peer(endpoint.address, endpoint.port),
+      ...(service ? { service } : {}),
+      ...(decision.rules.length > 0 ? { rule: this.names.rule(decision.rules[0]!) } : {}),
+      route,
+    });
+  }
 }
 
 const NO_DESTINATION: FlowPeer = { ip: '', port: 0, identity: 0, labels: [] };
@@ -151,7 +176,7 @@ export class RequestFlow {
 
   constructor(recorder: RequestFlows, clientIp: string, clientPort: number, method: string, path: string, host: string, httpVersion: string, startedAt: number) {
     this.recorder = recorder;
-    this.clientIp = clientIp.startsWith('::ffff:') ? clientIp.slice(7) : clientIp;
+    this.clientIp = plainIp(clientIp);
     this.clientPort = clientPort;
     this.method = method;
     this.path = path;

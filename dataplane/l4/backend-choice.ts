@@ -2,7 +2,8 @@
 // weight (smooth weighted round robin, state kept across reloads), then its endpoints in turn.
 // One choice per connection (TCP, TLS) or per UDP client session.
 import type { ConnectionOptions } from 'node:tls';
-import type { Backend, BackendClientCertificate, Endpoint, WeightedBackend } from '../../ir/types.ts';
+import type { Backend, BackendClientCertificate, Endpoint, Origin, WeightedBackend } from '../../ir/types.ts';
+import type { StreamPolicy } from '../policy/stream-policy.ts';
 import { backendTlsOptions } from '../upstream/tls.ts';
 import { weightedPicker, type PickerStateGeneration, type SmoothWeightedPicker } from '../upstream/weighted.ts';
 
@@ -13,11 +14,15 @@ export interface BackendChoice {
   picker: SmoothWeightedPicker<Backend | null> | null;
   /** Round-robin position per backend. */
   next: Map<string, number>;
+  /** `<ns>/<name>` of the route (flows). */
+  source: string;
+  /** L7 HTTP policy on the endpoints streams go to; null: none governs any endpoint. */
+  policy: StreamPolicy | null;
 }
 
-export function compileBackendChoice(name: string, weighted: WeightedBackend[], backends: Record<string, Backend>, states: PickerStateGeneration): BackendChoice {
+export function compileBackendChoice(name: string, origin: Origin, weighted: WeightedBackend[], backends: Record<string, Backend>, states: PickerStateGeneration, policy: StreamPolicy | null): BackendChoice {
   const candidates = weighted.map((b, i) => ({ item: b.backend ? (backends[b.backend] ?? null) : null, weight: b.weight, id: `${i}:${b.backend}` }));
-  return { name, picker: weightedPicker(name, candidates, states), next: new Map() };
+  return { name, picker: weightedPicker(name, candidates, states), next: new Map(), source: `${origin.namespace}/${origin.name}`, policy };
 }
 
 /** The endpoint for a new connection or session; null when the pick is an invalid reference or a backend without endpoints. */

@@ -3,7 +3,7 @@ import client, { type Registry } from 'prom-client';
 import { metric } from '../metrics.ts';
 
 /** How a connection or UDP session ended up: forwarded, or why not. */
-export type L4Outcome = 'forwarded' | 'no_route' | 'no_endpoint' | 'connect_failed' | 'tls_failed';
+export type L4Outcome = 'forwarded' | 'no_route' | 'no_endpoint' | 'connect_failed' | 'tls_failed' | 'policy_denied';
 
 export type DatagramDrop = 'no_endpoint' | 'session_limit' | 'shedding' | 'backpressure' | 'backend_error';
 
@@ -19,7 +19,7 @@ export class L4Metrics {
     this.connections = metric(registry, 'sluice_l4_connections_total', (registers) =>
       new client.Counter({
         name: 'sluice_l4_connections_total',
-        help: 'Connections (TCP, TLS) and UDP sessions accepted by TLS, TCP and UDP listeners, by listener, protocol and outcome (forwarded, no_route, no_endpoint, connect_failed, tls_failed)',
+        help: 'Connections (TCP, TLS) and UDP sessions accepted by TLS, TCP and UDP listeners, by listener, protocol and outcome (forwarded, no_route, no_endpoint, connect_failed, tls_failed, policy_denied: the endpoint port has L7 HTTP rules)',
         labelNames: ['listener', 'protocol', 'outcome'] as const,
         registers,
       }),

@@ -6,7 +6,8 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import type { Endpoint } from '../../ir/types.ts';
+import type { Backend, Endpoint } from '../../ir/types.ts';
+import type { BackendChoice } from './backend-choice.ts';
 import type { ConnectionBudget } from '../front-door.ts';
 import type { L4Metrics, L4Outcome } from './metrics.ts';
 
@@ -78,6 +79,19 @@ export abstract class StreamListener {
 
   protected count(outcome: L4Outcome): void {
     this.metrics.connections.labels(this.name, this.protocol, outcome).inc();
+  }
+
+  /**
+   * L7 HTTP policy on the chosen endpoint (dataplane/policy/stream-policy.ts): true when it refuses
+   * the stream, which is then closed before anything is read or relayed (counted policy_denied).
+   */
+  protected refusedByPolicy(client: Socket, route: BackendChoice, chosen: { backend: Backend; endpoint: Endpoint }): boolean {
+    const decision = route.policy?.decide(client, { name: route.name, source: route.source }, chosen.backend.name, chosen.endpoint);
+    if (decision?.verdict !== 'DROPPED') return false;
+    this.count('policy_denied');
+    this.logger.debug({ listener: this.name, route: route.name, endpoint: `${chosen.endpoint.address}:${chosen.endpoint.port}`, rules: decision.rules }, 'stream refused: the endpoint port has L7 HTTP rules');
+    client.destroy();
+    return true;
   }
 
   /**

@@ -1,18 +1,20 @@
 // TCP listeners (TCPRoute): every accepted connection goes to one endpoint of the route's backends,
-// picked by weight, and bytes are relayed both ways. No route, an invalid reference or a backend
-// without endpoints: the connection is closed at once. The route swaps by reference on reload;
+// picked by weight, and bytes are relayed both ways. No route, an invalid reference, a backend
+// without endpoints or an endpoint port with L7 HTTP rules: the connection is closed at once. The route swaps by reference on reload;
 // open connections keep their backend.
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Backend, ProxyListener } from '../../ir/types.ts';
 import type { ConnectionBudget } from '../front-door.ts';
+import type { StreamPolicy } from '../policy/stream-policy.ts';
 import type { PickerStateGeneration } from '../upstream/weighted.ts';
 import { chooseEndpoint, compileBackendChoice, upstreamTls, type BackendChoice } from './backend-choice.ts';
 import type { L4Metrics } from './metrics.ts';
 import { StreamListener } from './stream-listener.ts';
 
-export function compileProxyRoute(listener: ProxyListener, backends: Record<string, Backend>, states: PickerStateGeneration): BackendChoice | null {
-  return listener.route ? compileBackendChoice(listener.route.name, listener.route.backends, backends, states) : null;
+/** `policy`: L7 HTTP policy, for TCP listeners (UDP: null, HTTP rules are TCP-only). */
+export function compileProxyRoute(listener: ProxyListener, backends: Record<string, Backend>, states: PickerStateGeneration, policy: StreamPolicy | null): BackendChoice | null {
+  return listener.route ? compileBackendChoice(listener.route.name, listener.route.origin, listener.route.backends, backends, states, policy) : null;
 }
 
 export class TcpProxyServer extends StreamListener {
@@ -45,6 +47,7 @@ export class TcpProxyServer extends StreamListener {
       client.destroy();
       return;
     }
+    if (this.refusedByPolicy(client, route, chosen)) return;
     client.pause();
     this.relay(client, chosen.endpoint, route.name, this.idleTimeoutMs, undefined, tls.tls);
   }

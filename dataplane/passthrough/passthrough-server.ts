@@ -15,6 +15,7 @@ import type { L4Metrics } from '../l4/metrics.ts';
 import { StreamListener } from '../l4/stream-listener.ts';
 import { HostIndex } from '../router/host.ts';
 import { compileClientValidation, compileTlsSettings, secureContextOptions, type ClientValidationPlan } from '../tls/certificates.ts';
+import type { StreamPolicy } from '../policy/stream-policy.ts';
 import type { PickerStateGeneration } from '../upstream/weighted.ts';
 import { readServerName } from './client-hello.ts';
 
@@ -25,10 +26,10 @@ interface CompiledRoute extends BackendChoice {
   backendClientCertificate?: BackendClientCertificate;
 }
 
-export function compilePassthroughRoutes(listener: PassthroughListener, backends: Record<string, Backend>, states: PickerStateGeneration): HostIndex<CompiledRoute> {
+export function compilePassthroughRoutes(listener: PassthroughListener, backends: Record<string, Backend>, states: PickerStateGeneration, policy: StreamPolicy | null): HostIndex<CompiledRoute> {
   const index = new HostIndex<CompiledRoute>();
   for (const route of listener.routes) {
-    const choice: CompiledRoute = compileBackendChoice(route.name, route.backends, backends, states);
+    const choice: CompiledRoute = compileBackendChoice(route.name, route.origin, route.backends, backends, states, policy);
     if (route.terminate) {
       const contexts = terminateContexts(route.terminate);
       if (!contexts) continue; // no certificate loads: the name is not served
@@ -117,6 +118,8 @@ export class PassthroughServer extends StreamListener {
       client.destroy();
       return;
     }
+    // Before the handshake (terminate) or the first byte relayed (passthrough).
+    if (this.refusedByPolicy(client, route, chosen)) return;
     if (!route.terminate) {
       clearTimeout(deadline);
       this.relay(client, chosen.endpoint, route.name, this.idleTimeoutMs, hello);

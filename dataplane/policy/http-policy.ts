@@ -91,12 +91,16 @@ class DirectionCheck {
   /** No rule has mismatch actions: the first rule that matches decides (Envoy short-circuits too). */
   private readonly shortCircuit: boolean;
 
+  /** What this direction says of what its rules do not allow. */
+  readonly denial: L7Decision;
+
   constructor(direction: PolicyDirection, audit: boolean, rules: CompiledHttpRule[]) {
     this.direction = direction;
     this.audit = audit;
     this.rules = rules;
     this.allRuleIds = [...new Set(rules.map((r) => r.rule))];
     this.shortCircuit = rules.every((r) => r.actions.length === 0);
+    this.denial = { verdict: audit ? 'AUDIT' : 'DROPPED', direction, rules: this.allRuleIds };
   }
 
   /** The ids of the rules that allowed the request, or null when none did. */
@@ -109,10 +113,6 @@ class DirectionCheck {
       (allowedBy ??= []).push(rule.rule);
     }
     return allowedBy;
-  }
-
-  get ruleIds(): readonly number[] {
-    return this.allRuleIds;
   }
 }
 
@@ -141,11 +141,25 @@ export class EndpointPolicy {
         last = { verdict: 'FORWARDED', direction: c.direction, rules: allowedBy };
         continue;
       }
-      const denied: L7Decision = { verdict: c.audit ? 'AUDIT' : 'DROPPED', direction: c.direction, rules: c.ruleIds };
-      if (!c.audit) return denied;
-      audited ??= denied;
+      if (!c.audit) return c.denial;
+      audited ??= c.denial;
     }
     return audited ?? last!;
+  }
+
+  /**
+   * Decides a byte stream (TCPRoute, TLSRoute) to the endpoint: the gateway relays bytes it does
+   * not parse, and a port with HTTP rules passes only HTTP the rules allow (Cilium redirects it to
+   * Envoy, which lets nothing else through), so every stream is denied — DROPPED, or AUDIT when
+   * each direction that has a say is in audit mode.
+   */
+  decideStream(): L7Decision {
+    let audited: L7Decision | null = null;
+    for (const c of this.checks) {
+      if (!c.audit) return c.denial;
+      audited ??= c.denial;
+    }
+    return audited!;
   }
 }
 

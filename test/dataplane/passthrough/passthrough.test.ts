@@ -88,7 +88,7 @@ describe('PassthroughServer', () => {
     const states = new PickerStates();
     const generation = states.begin();
     budget = testBudget();
-    proxy = new PassthroughServer('test', compilePassthroughRoutes(listener, ir, generation), capturingLogger().logger, budget, new L4Metrics(new Registry()), 60_000);
+    proxy = new PassthroughServer('test', compilePassthroughRoutes(listener, ir, generation, null), capturingLogger().logger, budget, new L4Metrics(new Registry()), 60_000);
     states.commit(generation);
     await proxy.listen('127.0.0.1', 0);
     port = (proxy as unknown as { server: { address(): AddressInfo } }).server.address().port;
