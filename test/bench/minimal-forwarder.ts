@@ -16,6 +16,8 @@ const { values } = parseArgs({
     port: { type: 'string', default: '0' },
     host: { type: 'string', default: '127.0.0.1' },
     upstream: { type: 'string' },
+    // One of several worker threads on one port (test/bench/workers-forwarder.ts).
+    'reuse-port': { type: 'boolean', default: false },
   },
   strict: true,
 });
@@ -106,7 +108,7 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
 }
 
 const server = createServer({ noDelay: true, keepAliveTimeout: 60_000 }, handle);
-server.listen(Number(values.port), values.host, () => {
+server.listen({ port: Number(values.port), host: values.host, reusePort: values['reuse-port'] }, () => {
   const { port } = server.address() as { port: number };
   process.stdout.write(`listening ${port}\n`);
 });
