@@ -15,6 +15,7 @@ import { AccessLog } from '../dataplane/flows/access-log.ts';
 import { FlowMetrics } from '../dataplane/flows/flow-metrics.ts';
 import { StartupCheckFailed } from './startup-checks.ts';
 import { WorkerMetricsRegistry, WorkerPool } from './workers.ts';
+import { newSessionKey } from '../dataplane/upstream/session.ts';
 
 export interface BpfOptions {
   /** on: refuse to start without eBPF; auto: use it when the machine allows, else say why once. */
@@ -51,6 +52,8 @@ export interface DataplaneNodeOptions {
   flows?: NodeFlowOptions;
   /** Worker threads serving the listeners (--workers); 1 or absent: this thread serves them. */
   workers?: number;
+  /** Signs session persistence tokens (--session-key-file); absent: a random key, shared by this process's workers only. */
+  sessionKey?: Buffer;
 }
 
 /** What serves the listeners: the in-process Dataplane, or a WorkerPool of them. */
@@ -97,6 +100,8 @@ export class DataplaneNode {
       : null;
     if (this.accessLog) this.flows.subscribeFlows((flow) => this.accessLog!.write(flow));
     const workers = options.workers ?? 1;
+    // One key for every worker: a token one worker hands out is honoured by all of them.
+    const sessionKey = options.sessionKey ?? newSessionKey();
     if (workers > 1) {
       // Their metrics are summed into this registry: it must be the process's (processRegistry()).
       if (!(registry instanceof WorkerMetricsRegistry)) throw new Error('--workers: the registry must come from processRegistry()');
@@ -114,23 +119,18 @@ export class DataplaneNode {
           ...(options.frontDoor ? { frontDoor: options.frontDoor } : {}),
           flows: options.flows?.requests === false ? null : { sampleRate: options.flows?.sampleRate ?? 1, bufferSize: this.flows.size },
           rateLimit: options.rateLimit,
+          sessionKey,
         },
       });
       this.rateLimits = pool;
       this.dataplane = pool;
       return;
     }
-    const rateLimits = new RateLimitService({
-      registry,
-      logger: logger.child({ component: 'ratelimit' }),
-      redisTimeoutMs: options.rateLimit.redisTimeoutMs,
-      replicas: options.rateLimit.replicas,
-      maxLocalKeys: options.rateLimit.maxLocalKeys,
-    });
+    const rateLimits = new RateLimitService({ registry, logger: logger.child({ component: 'ratelimit' }), ...options.rateLimit });
     this.rateLimits = rateLimits;
     const flows = options.flows?.requests === false ? {} : { flows: { buffer: this.flows, sampleRate: options.flows?.sampleRate ?? 1 } };
     this.dataplane = new Dataplane({
-      ...flows, portOffset: options.portOffset, redirectPortOffset: options.redirectPortOffset ?? 0, logger, registry, rateLimits, ...(options.frontDoor ? { frontDoor: options.frontDoor } : {}) });
+      ...flows, portOffset: options.portOffset, redirectPortOffset: options.redirectPortOffset ?? 0, logger, registry, rateLimits, sessionKey, ...(options.frontDoor ? { frontDoor: options.frontDoor } : {}) });
     this.closeRateLimits = () => rateLimits.close();
   }
 

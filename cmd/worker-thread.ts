@@ -24,9 +24,7 @@ const registry = new Registry();
 const rateLimits = new RateLimitService({
   registry,
   logger: logger.child({ component: 'ratelimit' }),
-  redisTimeoutMs: init.rateLimit.redisTimeoutMs,
-  replicas: init.rateLimit.replicas,
-  maxLocalKeys: init.rateLimit.maxLocalKeys,
+  ...init.rateLimit,
   now: sharedClock,
   buckets: { local: new SharedBuckets(init.buckets.local), fallback: new SharedBuckets(init.buckets.fallback) },
   redis: init.redis,
@@ -57,6 +55,7 @@ const dataplane = new Dataplane({
   ...flowOptions,
   portOffset: init.portOffset,
   redirectPortOffset: init.redirectPortOffset,
+  ...(init.sessionKey ? { sessionKey: Buffer.from(init.sessionKey) } : {}),
   logger,
   registry,
   rateLimits,

@@ -23,6 +23,7 @@ import { DRAIN_TIMEOUT_MS, type ApplyResult, type ListenerResult } from '../data
 import type { FrontDoorLimits } from '../dataplane/front-door.ts';
 import type { RedisSettings } from '../dataplane/ratelimit/limiter.ts';
 import { sharedBucketMemory } from '../dataplane/ratelimit/shared-buckets.ts';
+import { newSessionKey } from '../dataplane/upstream/session.ts';
 
 export interface WorkerInit {
   index: number;
@@ -35,6 +36,8 @@ export interface WorkerInit {
   rateLimit: { redisTimeoutMs: number; replicas: number; maxLocalKeys: number };
   redis: RedisSettings | null;
   buckets: { local: SharedArrayBuffer; fallback: SharedArrayBuffer };
+  /** The process's session persistence key (arrives as a Uint8Array: workerData is structured-cloned); the pool makes one when absent. */
+  sessionKey?: Uint8Array;
 }
 
 export type ToWorker =
@@ -152,11 +155,14 @@ export class WorkerPool {
   private redis: RedisSettings | null = null;
   private applied: string | null = null;
   private nextId = 1;
+  /** Every worker's (and every replacement's): a token one worker hands out is honoured by all. */
+  private readonly sessionKey: Uint8Array;
   private closing = false;
 
   constructor(options: WorkerPoolOptions) {
     this.options = options;
     this.logger = options.logger;
+    this.sessionKey = options.init.sessionKey ?? newSessionKey();
     const keys = options.init.rateLimit.maxLocalKeys;
     this.buckets = { local: sharedBucketMemory(keys), fallback: sharedBucketMemory(keys) };
     this.failures = new Array<number>(options.count).fill(0);
@@ -228,7 +234,7 @@ export class WorkerPool {
   }
 
   private spawn(index: number): Slot {
-    const init: WorkerInit = { ...this.options.init, index, buckets: this.buckets, redis: this.redis };
+    const init: WorkerInit = { ...this.options.init, index, buckets: this.buckets, redis: this.redis, sessionKey: this.sessionKey };
     const worker = new Worker(new URL('./worker-thread.ts', import.meta.url), { workerData: init });
     const slot: Slot = { index, worker, startedAt: performance.now(), pending: new Map() };
     worker.on('message', (message: FromWorker) => {

@@ -125,7 +125,10 @@ function forwardToBackend(
   startedAt: number,
   upgrade: ClientUpgrade | null,
 ): void {
-  const choice = action.picker === null ? action.noBackend : action.picker.pick() ?? action.noBackend;
+  // A valid session token beats the weights (GEP-1619); without one the request starts a session.
+  const session = action.session === null ? null : action.session.bind(request.headers, Date.now());
+  const pinned = session?.target ?? null;
+  const choice = pinned !== null ? pinned.choice : action.picker === null ? action.noBackend : action.picker.pick() ?? action.noBackend;
   const filters = choice.filters;
   const backend = choice.backend;
   if (backend === null) {
@@ -163,7 +166,7 @@ function forwardToBackend(
   const target = upstreamTarget(request, filters.rewrite, headers);
   const body = request.client.hasBody ? req : null;
   const deadlineMs = route.grpc ? grpcTimeoutMs(request.headers) : 0;
-  new ProxyExchange({ method: request.method, target, headers, body, mirrors, upgrade, deadlineMs, streamed: route.grpc, flow: request.flow }, res, route.name, action, choice, backend, corsHeaders, logger, startedAt).start();
+  new ProxyExchange({ method: request.method, target, headers, body, mirrors, upgrade, deadlineMs, streamed: route.grpc, flow: request.flow, session }, res, route.name, action, choice, backend, corsHeaders, logger, startedAt).start();
 }
 
 function redirect(

@@ -24,6 +24,7 @@ import type { EndpointPolicy, HttpPolicyIndex } from '../policy/http-policy.ts';
 import type { RequestFlows } from '../flows/request-flows.ts';
 import { BackendTarget, BackendTargets } from '../upstream/backend.ts';
 import type { UpstreamEndpoint, UpstreamPools } from '../upstream/pools.ts';
+import { SessionPlan } from '../upstream/session.ts';
 import { weightedPicker, type PickerStateGeneration } from '../upstream/weighted.ts';
 import type {
   BackendChoice,
@@ -50,6 +51,8 @@ export interface CompileContext {
   httpPolicy?: HttpPolicyIndex | null;
   /** This version's request flow recorder; absent or null: flows are off. */
   flows?: RequestFlows | null;
+  /** Signs and checks session persistence tokens (DataplaneOptions.sessionKey); absent: routes with sessions are load balanced, with a problem. */
+  sessionKey?: Buffer;
 }
 
 export function compileRouteTable(version: string, http: HttpIR, context: CompileContext): RouteTable {
@@ -102,6 +105,8 @@ class TableCompiler {
   private readonly backends: BackendTargets;
   /** The scope being compiled's client certificate for TLS backends (its Gateway's spec.tls.backend). */
   private clientCertificate: BackendClientCertificate | undefined;
+  /** Whether the listener being compiled is HTTPS (session cookies are Secure there). */
+  private https = false;
   /** The IR backends, for the per-backend metrics' labels. */
   private readonly irBackends: Readonly<Record<string, Backend>>;
   private readonly problems: CompileProblem[];
@@ -146,6 +151,7 @@ class TableCompiler {
 
   private scope(scope: ListenerScope, https: boolean): ScopeTable {
     this.clientCertificate = scope.backendClientCertificate;
+    this.https = https;
     // HSTS is a response header modifier appended to each route's own filters: every answer a
     // route gives (backend, redirect, direct response, error) carries it, and so do the scope's
     // 404 and 421; never on plain HTTP.
@@ -211,6 +217,7 @@ class TableCompiler {
           requestTimeoutMs: positive(route.timeouts?.requestMs),
           backendTimeoutMs: positive(route.timeouts?.backendRequestMs),
           retry: compileRetry(route),
+          session: this.session(route, candidates),
         };
       }
       case 'Redirect': {
@@ -245,6 +252,20 @@ class TableCompiler {
         this.problems.push({ subject: route.name, message: `unknown action type ${JSON.stringify((action as RouteAction).type)}; the route answers 500` });
         return { type: 'DirectResponse', status: 500, body: null, responseModifiers: EMPTY_CHAIN.responseModifiers, metrics: metrics.requestMetrics(route.name, '') };
     }
+  }
+
+  /** Every endpoint of every valid share, weight 0 included, as the route's session targets. */
+  private session(route: Route, candidates: { item: BackendChoice }[]): SessionPlan<BackendChoice> | null {
+    const spec = route.sessionPersistence;
+    if (spec === undefined) return null;
+    const key = this.context.sessionKey;
+    if (key === undefined) {
+      this.problems.push({ subject: route.name, message: 'session persistence needs a session key, which this dataplane was not given; requests are load balanced without sessions' });
+      return null;
+    }
+    const targets = [];
+    for (const { item } of candidates) if (item.backend !== null) targets.push({ choice: item, backend: item.backend.name, endpoints: item.backend.endpoints });
+    return new SessionPlan(spec, key, targets, this.https);
   }
 }
 

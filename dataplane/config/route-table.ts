@@ -16,6 +16,7 @@ import type { CompiledMatch } from '../router/match.ts';
 import type { RouteIndex } from '../router/route-index.ts';
 import type { CertificateSelector, ClientValidationPlan, TlsSettingsPlan } from '../tls/certificates.ts';
 import type { BackendTarget } from '../upstream/backend.ts';
+import type { SessionPlan } from '../upstream/session.ts';
 import type { SmoothWeightedPicker } from '../upstream/weighted.ts';
 
 export interface RouteTable {
@@ -104,6 +105,8 @@ export interface ForwardPlan {
   /** Each attempt at a backend; 0 = none. */
   backendTimeoutMs: number;
   retry: RetryPlan | null;
+  /** Session persistence (IR Route.sessionPersistence): a valid token picks choice and endpoint; null: none. */
+  session: SessionPlan<BackendChoice> | null;
 }
 
 export interface RetryPlan {

@@ -27,6 +27,7 @@ import type { BackendTarget } from './backend.ts';
 import { downstreamResponseHeaders } from './headers.ts';
 import { mirrorRequest, type MirrorCopy } from './mirror.ts';
 import type { UpstreamEndpoint } from './pools.ts';
+import type { SessionBinding } from './session.ts';
 import { openTunnel, type ClientUpgrade } from './tunnel.ts';
 
 /**
@@ -58,7 +59,12 @@ export interface ForwardRequest {
   streamed?: boolean;
   /** The request's flow record when flows are on (dataplane/flows); finished with the answer. */
   flow?: RequestFlow | null;
+  /** The route's session persistence: the endpoint the client's token names (first attempt), the token to hand out. */
+  session?: SessionBinding<BackendChoice> | null;
 }
+
+/** Errors of a connection that was never made: a session's endpoint that gives one is left for another (once). */
+const UNREACHABLE = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN']);
 
 class AttemptCancelledError extends Error {
   constructor(reason: string) {
@@ -203,7 +209,7 @@ export class ProxyExchange {
 
   attempt(): void {
     if (this.finished) return;
-    const endpoint = this.backend.nextEndpoint()!;
+    const endpoint = this.pickEndpoint();
     const flow = this.request.flow;
     if (flow) flow.endpoint = { address: endpoint.address, port: endpoint.port };
     const policies = this.backend.policies;
@@ -219,6 +225,26 @@ export class ProxyExchange {
       // undici validates synchronously (method, path, header values): nothing was sent.
       this.attemptFailed(attempt, error as Error);
     }
+  }
+
+  /**
+   * The first attempt of a session goes to the endpoint its token names; later attempts (retries,
+   * an unreachable session endpoint) are load balanced over the backend, away from that endpoint.
+   */
+  private pickEndpoint(): UpstreamEndpoint {
+    const pinned = this.request.session?.target?.endpoint;
+    if (pinned === undefined) return this.backend.nextEndpoint()!;
+    if (this.attempts === 0) return pinned;
+    const endpoint = this.backend.nextEndpoint()!;
+    return endpoint === pinned ? this.backend.nextEndpoint()! : endpoint;
+  }
+
+  /** A session's response carries a new token when the client had none valid or another endpoint answered. */
+  private addSessionHeader(headers: string[], endpoint: UpstreamEndpoint): void {
+    const session = this.request.session;
+    if (session === undefined || session === null) return;
+    const header = session.plan.responseHeader(session, this.choice, endpoint, Date.now());
+    if (header !== null) headers.push(header[0], header[1]);
   }
 
   /**
@@ -249,6 +275,7 @@ export class ProxyExchange {
     this.status = statusCode;
     const responseHeaders = downstreamResponseHeaders(headers, this.choice.filters.responseModifiers);
     if (this.corsHeaders !== null) addCorsHeaders(responseHeaders, this.corsHeaders);
+    this.addSessionHeader(responseHeaders, attempt.endpoint);
     if (statusCode === 200 && this.res instanceof Http2ServerResponse && headerValue(responseHeaders, 'grpc-status') !== undefined) {
       // A gRPC trailers-only answer (grpc-status in the headers: the call ended with them): relayed
       // as one HEADERS frame with END_STREAM, as gRPC clients need it. What else arrives is dropped.
@@ -281,7 +308,9 @@ export class ProxyExchange {
       return;
     }
     this.complete(101);
-    openTunnel(upgrade, upstream, downstreamResponseHeaders(headers, this.choice.filters.responseModifiers), this.route, this.logger);
+    const responseHeaders = downstreamResponseHeaders(headers, this.choice.filters.responseModifiers);
+    this.addSessionHeader(responseHeaders, attempt.endpoint);
+    openTunnel(upgrade, upstream, responseHeaders, this.route, this.logger);
   }
 
   responseData(attempt: UpstreamAttempt, chunk: Buffer): void {
@@ -316,6 +345,12 @@ export class ProxyExchange {
       return;
     }
     const code = (error as { code?: string }).code;
+    // GEP-1619 leaves a failed session endpoint to implementations ("MAY fall back"): one more
+    // attempt at another endpoint of the backend, whose token the answer then carries.
+    if (!this.res.headersSent && this.attempts === 1 && this.replayable && attempt.endpoint === this.request.session?.target?.endpoint && this.backend.endpoints.length > 1 && UNREACHABLE.has(code ?? '')) {
+      this.retry(attempt, `session endpoint unreachable: ${error.message}`);
+      return;
+    }
     // 502: the one upstream we tried failed. 503: the backend as a whole did, every attempt
     // the retry policy allowed failed (what Envoy-based gateways answer too), or the endpoint
     // never answered the connect within the backend connect timeout (Envoy: 503, flag UF).
