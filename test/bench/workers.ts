@@ -16,6 +16,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { GATEWAY_YAML, serviceYaml } from '../e2e/backends.ts';
 import { BENCH_HOST, benchManifests } from './manifests.ts';
 import { BACKEND_BODY, backendConf } from './nginx-conf.ts';
 import { findExecutable, freePorts, httpGet, killAll, Proc, UsageSampler, waitFor200 } from './processes.ts';
@@ -130,18 +131,7 @@ for (const config of CONFIGS) {
 console.log(`design: fwd-reuseport-${N} / fwd-cluster-${N}: ${(med(`fwd-reuseport-${N}`, 'rps') / med(`fwd-cluster-${N}`, 'rps')).toFixed(2)}x req/s, ${(med(`fwd-reuseport-${N}`, 'perCpuSecond') / med(`fwd-cluster-${N}`, 'perCpuSecond')).toFixed(2)}x req per CPU-second`);
 
 // Convergence: a file change until a request sees it.
-const routeYaml = (value: string) => `apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: sluice}
-spec: {controllerName: sluice.dev/gateway-controller}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: default}
-spec:
-  gatewayClassName: sluice
-  listeners: [{name: http, port: 80, protocol: HTTP}]
----
+const routeYaml = (value: string) => `${GATEWAY_YAML}---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: {name: r, namespace: default}
@@ -151,18 +141,7 @@ spec:
   - filters: [{type: ResponseHeaderModifier, responseHeaderModifier: {set: [{name: x-change, value: '${value}'}]}}]
     backendRefs: [{name: backend, port: 80}]
 ---
-apiVersion: v1
-kind: Service
-metadata: {name: backend, namespace: default}
-spec: {ports: [{name: http, port: 80}]}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: backend-1, namespace: default, labels: {kubernetes.io/service-name: backend}}
-addressType: IPv4
-ports: [{name: http, port: ${backendPort}}]
-endpoints: [{addresses: [127.0.0.1]}]
-`;
+${serviceYaml('backend', { port: backendPort! })}`;
 const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;

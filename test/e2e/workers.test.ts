@@ -8,24 +8,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GATEWAY_YAML, serviceYaml, startNamedBackend, type NamedBackend } from '../e2e/backends.ts';
 import { freePort, startSluice, type SluiceProcess } from '../support/sluice-process.ts';
+import { request, type Response } from '../dataplane/support/client.ts';
 
-interface Reply {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-}
+type Reply = Response;
 
 /** One request on a connection of its own (agent: false), so the kernel picks a worker for each. */
-function get(port: number, path: string, headers: Record<string, string> = {}, agent: http.Agent | false = false): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path, headers, agent }, (res) => {
-      res.resume();
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.setTimeout(10_000, () => req.destroy(new Error('timed out')));
-  });
-}
+const get = (port: number, path: string, headers: Record<string, string> = {}, agent: http.Agent | false = false): Promise<Reply> => request(port, path, { headers, agent });
 
 const routeYaml = (version: number) => `apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
