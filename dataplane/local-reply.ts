@@ -20,6 +20,7 @@ export function sendLocalReply(
   /** The gRPC status when the HTTP status does not say it (DEADLINE_EXCEEDED); absent: mapped from `status`. */
   grpcStatus?: number,
 ): void {
+  keepReceivingRequest(res);
   // A gRPC call's error: HTTP 200, trailers-only; the body text becomes `grpc-message`.
   const grpc = status >= 400 && isGrpcContentType(res.req?.headers['content-type']);
   const length = body === null ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.length;
@@ -46,4 +47,17 @@ export function sendLocalReply(
   if (body === null) res.end();
   else res.end(body);
   metrics.record(status, startedAt);
+}
+
+/**
+ * An HTTP/2 request still coming when we answer it ourselves: node:http2 closes a stream whose
+ * request body nobody started reading as soon as the response is written, before frames of the
+ * request already received are checked (malformed trailers then go unanswered instead of getting
+ * PROTOCOL_ERROR, h2spec 8.1.2.1/3). Paused, unread, the stream is left to the front door's reset
+ * after a complete response (http2-front.ts), which runs once those frames are processed.
+ */
+function keepReceivingRequest(res: DownstreamResponse): void {
+  if (!('stream' in res)) return;
+  const stream = res.stream;
+  if (stream !== undefined && !stream.readableEnded && stream.readableFlowing === null) stream.pause();
 }

@@ -25,11 +25,22 @@ export interface H2Gateway {
 
 const HOSTNAME = 'h2.sluice.test';
 
+/** The route every request takes unless a test gives its own: everything to the echo backend. */
+const ALL_TO_ECHO = `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: all, namespace: default}
+spec:
+  parentRefs: [{name: h2}]
+  rules:
+  - backendRefs: [{name: echo, port: 80}]
+`;
+
 /**
  * Starts the Gateway; `flags` go to `sluice run` (e.g. `--http2-idle-timeout 500`), `extraManifests`
- * (YAML) join the folder, e.g. a route with more specific matches to another backend on parent `h2`.
+ * (YAML) join the folder, e.g. a route with more specific matches to another backend on parent `h2`;
+ * `route` replaces the HTTPRoute that sends everything to the echo backend (e.g. a GRPCRoute).
  */
-export async function startH2Gateway(flags: string[] = [], extraManifests = ''): Promise<H2Gateway> {
+export async function startH2Gateway(flags: string[] = [], extraManifests = '', route = ALL_TO_ECHO): Promise<H2Gateway> {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-h2-'));
   const echo = await startEchoServer('h2-echo');
   try {
@@ -60,14 +71,7 @@ data:
   tls.crt: ${base64(certificate.certPem)}
   tls.key: ${base64(certificate.keyPem)}
 ---
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: all, namespace: default}
-spec:
-  parentRefs: [{name: h2}]
-  rules:
-  - backendRefs: [{name: echo, port: 80}]
----
+${route}---
 ${serviceYaml('echo', echo)}${extraManifests === '' ? '' : `---\n${extraManifests}`}`,
     );
     const offset = await freePortOffset([80, 443]);
