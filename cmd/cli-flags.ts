@@ -107,6 +107,10 @@ const workers: Flag = {
   name: 'workers', type: 'string', value: 'N|auto', default: '1',
   help: "worker threads serving the listeners, each accepting on every port (SO_REUSEPORT); auto: the CPUs this process may use (affinity, cgroup CPU quota). Local rate limits, metrics and flows stay one per process",
 };
+const sessionKeyFile: Flag = {
+  name: 'session-key-file', type: 'string', value: 'PATH', defaultHelp: 'a random key per process',
+  help: 'signs session persistence tokens (HTTPRoute/GRPCRoute sessionPersistence): at least 32 bytes, read once at start. Give every replica the same file (a mounted Secret) so each honours the sessions the others started',
+};
 /** Rate-limit flags of the serving commands (`--redis-secret` is run's alone: it names a manifest). */
 const RATE_LIMIT_FLAGS: readonly Flag[] = [redisUrl, redisUsername, redisPasswordFile, redisTlsCa, redisTlsInsecure, redisTimeout, rateLimitReplicas, rateLimitMaxKeys];
 
@@ -182,7 +186,7 @@ export const RUN: Command = {
   summary: 'serve traffic from a folder of Kubernetes manifests (standalone mode)',
   synopsis: '--manifests DIR [flags]',
   flags: [
-    manifests, bindAddress, listenerPortOffset, redirectPortOffset, adminAddress, workers, ...TRANSLATION_FLAGS, ...RATE_LIMIT_FLAGS, redisSecret, ...BPF_FLAGS, ...FLOW_FLAGS, ...FRONT_DOOR_FLAGS,
+    manifests, bindAddress, listenerPortOffset, redirectPortOffset, adminAddress, workers, sessionKeyFile, ...TRANSLATION_FLAGS, ...RATE_LIMIT_FLAGS, redisSecret, ...BPF_FLAGS, ...FLOW_FLAGS, ...FRONT_DOOR_FLAGS,
     {
       name: 'demo-backends', type: 'boolean',
       help: 'start echo servers for EndpointSlice endpoints on loopback and write self-signed certificates for missing TLS Secrets (the quickstart; not in the container image)',
@@ -240,7 +244,7 @@ export const DATAPLANE: Command = {
     { name: 'controller', type: 'string', value: 'URL', help: "the controller's snapshot endpoint, e.g. http://sluice-controller:18000" },
     { name: 'snapshot-token-file', type: 'string', value: 'FILE', help: 'bearer token to present' },
     { name: 'name', type: 'string', value: 'NAME', defaultHelp: 'the host name', help: "this replica's name in acknowledgements" },
-    adminAddress, listenerPortOffset, workers, ...RATE_LIMIT_FLAGS, ...BPF_FLAGS, ...FLOW_FLAGS, ...FRONT_DOOR_FLAGS, logLevel,
+    adminAddress, listenerPortOffset, workers, sessionKeyFile, ...RATE_LIMIT_FLAGS, ...BPF_FLAGS, ...FLOW_FLAGS, ...FRONT_DOOR_FLAGS, logLevel,
   ],
   notes: 'listeners bind what the controller says; Redis settings come from flags and SLUICE_REDIS_* variables',
 };

@@ -16,6 +16,7 @@ import { runDataplane } from './dataplane.ts';
 import type { BpfOptions, NodeFlowOptions } from './node.ts';
 import { ACCESS_LOG_FIELDS } from '../dataplane/flows/access-log.ts';
 import { DEFAULT_FRONT_DOOR_LIMITS, type FrontDoorLimits } from '../dataplane/front-door.ts';
+import { SESSION_KEY_MIN_BYTES } from '../dataplane/upstream/session.ts';
 import { resolveRedisSettings } from './redis-settings.ts';
 import { hostname } from 'node:os';
 import { translate } from '../controller/translate/translate.ts';
@@ -111,6 +112,7 @@ export async function main(argv: string[]): Promise<number> {
       frontDoor: node.frontDoor,
       flows: node.flows,
       workers: node.workers,
+      ...(node.sessionKey ? { sessionKey: node.sessionKey } : {}),
       logger: log,
     });
     await untilSignal();
@@ -164,6 +166,7 @@ export async function main(argv: string[]): Promise<number> {
     frontDoor: node.frontDoor,
     flows: node.flows,
     workers: node.workers,
+    ...(node.sessionKey ? { sessionKey: node.sessionKey } : {}),
     logger: log,
   });
   await untilSignal(log);
@@ -219,7 +222,21 @@ function nodeOptions(values: FlagValues) {
   if (typeof flows === 'string') return flows;
   const workers = parseWorkers(values.workers as string);
   if (typeof workers === 'string') return workers;
-  return { portOffset, rateLimit, bpf, frontDoor, flows, workers };
+  const sessionKey = readSessionKey(values['session-key-file'] as string | undefined);
+  if (typeof sessionKey === 'string') return sessionKey;
+  return { portOffset, rateLimit, bpf, frontDoor, flows, workers, ...(sessionKey ? { sessionKey } : {}) };
+}
+
+/** --session-key-file: its bytes, at least SESSION_KEY_MIN_BYTES; undefined when not given; a string is a usage error. */
+function readSessionKey(path: string | undefined): Buffer | string | undefined {
+  if (path === undefined) return undefined;
+  let key: Buffer;
+  try {
+    key = readFileSync(path);
+  } catch (err) {
+    return `--session-key-file ${path}: ${(err as Error).message}`;
+  }
+  return key.length >= SESSION_KEY_MIN_BYTES ? key : `--session-key-file ${path}: ${key.length} bytes; a session key needs at least ${SESSION_KEY_MIN_BYTES} (e.g. head -c 32 /dev/urandom)`;
 }
 
 /** Flow records and the access log (FLOW_FLAGS); a string is a usage error. */

@@ -28,6 +28,8 @@ export interface DataplaneProcessOptions {
   frontDoor?: FrontDoorLimits;
   /** Worker threads serving the listeners (--workers); absent: 1, this thread. */
   workers?: number;
+  /** --session-key-file; absent: a random key of this process. */
+  sessionKey?: Buffer;
   logger: Logger;
 }
 
@@ -43,6 +45,7 @@ export async function runDataplane(options: DataplaneProcessOptions): Promise<Ru
     ...(options.frontDoor ? { frontDoor: options.frontDoor } : {}),
     ...(options.flows ? { flows: options.flows } : {}),
     ...(options.workers ? { workers: options.workers } : {}),
+    ...(options.sessionKey ? { sessionKey: options.sessionKey } : {}),
   });
   node.rateLimits.setRedis(options.redis);
   let applied: IR | null = null;

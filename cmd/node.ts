@@ -126,7 +126,9 @@ export class DataplaneNode {
       this.dataplane = pool;
       return;
     }
-    const rateLimits = new RateLimitService({ registry, logger: logger.child({ component: 'ratelimit' }), ...options.rateLimit });
+    // Only these fields: callers' rateLimit objects may carry more (standalone's `redis` flag settings), which the service must not take as its Redis.
+    const { redisTimeoutMs, replicas, maxLocalKeys } = options.rateLimit;
+    const rateLimits = new RateLimitService({ registry, logger: logger.child({ component: 'ratelimit' }), redisTimeoutMs, replicas, maxLocalKeys });
     this.rateLimits = rateLimits;
     const flows = options.flows?.requests === false ? {} : { flows: { buffer: this.flows, sampleRate: options.flows?.sampleRate ?? 1 } };
     this.dataplane = new Dataplane({

@@ -58,6 +58,8 @@ export interface StandaloneOptions {
   frontDoor?: FrontDoorLimits;
   /** Worker threads serving the listeners (--workers); absent: 1, this thread. */
   workers?: number;
+  /** --session-key-file; absent: a random key of this process. */
+  sessionKey?: Buffer;
   logger: Logger;
 }
 
@@ -86,7 +88,7 @@ export async function runStandalone(options: StandaloneOptions): Promise<Running
   const rateLimitOptions = options.rateLimit ?? { redis: {}, redisTimeoutMs: 50, replicas: 1, maxLocalKeys: 10_000 };
   // eBPF attaches to the cgroup --bpf-cgroup names, else to one Sluice makes for itself: never unasked to one it shares.
   const bpf = options.bpf ? { bpf: { ...options.bpf, dedicatedCgroup: true } } : {};
-  const node = startNode({ portOffset: options.portOffset, redirectPortOffset: options.redirectPortOffset ?? options.portOffset, logger, registry, rateLimit: rateLimitOptions, ...bpf, ...(options.frontDoor ? { frontDoor: options.frontDoor } : {}), ...(options.flows ? { flows: options.flows } : {}), ...(options.workers ? { workers: options.workers } : {}) });
+  const node = startNode({ portOffset: options.portOffset, redirectPortOffset: options.redirectPortOffset ?? options.portOffset, logger, registry, rateLimit: rateLimitOptions, ...bpf, ...(options.frontDoor ? { frontDoor: options.frontDoor } : {}), ...(options.flows ? { flows: options.flows } : {}), ...(options.workers ? { workers: options.workers } : {}), ...(options.sessionKey ? { sessionKey: options.sessionKey } : {}) });
   const demo = options.demoBackends ? new (await demoModule()).DemoBackends(options.manifests, logger) : null;
   const store = new StatusStore();
   const problemLog = new ProblemLog(logger);
