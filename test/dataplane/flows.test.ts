@@ -49,6 +49,30 @@ describe('flow ring', () => {
   });
 });
 
+describe('http-path filters against hostile paths', () => {
+  // Matched with RE2 (linear in the path): a client's crafted path cannot stall the process that
+  // serves traffic while someone follows flows with a pattern a backtracking engine explodes on.
+  const parsed = (q: Record<string, string>) => {
+    const filter = flowFilterOf(q);
+    if (typeof filter === 'string') throw new Error(filter);
+    return filter;
+  };
+
+  it('match a path crafted against a nested quantifier without backtracking (V8 RegExp: minutes for this path)', () => {
+    const ring = new FlowBuffer(10);
+    // 40 characters: a backtracking engine tries 2^38 ways before saying no.
+    ring.push(flow({ path: `/${'a'.repeat(38)}!` }));
+    ring.push(flow({ path: '/aaaa' }));
+    expect(ring.flows(parsed({ 'http-path': '^/(a+)+$' })).map((f) => f.l7!.path)).toEqual(['/aaaa']);
+  });
+
+  it("are RE2, as hubble's Go regexps: syntax RE2 lacks (backreferences, lookarounds) is refused, not run", () => {
+    expect(flowFilterOf({ 'http-path': '^/(a)\\1$' })).toMatch(/http-path .*not a regular expression \(RE2 syntax/);
+    expect(flowFilterOf({ 'http-path': '^/(?=api)' })).toMatch(/not a regular expression/);
+    expect(parsed({ 'http-path': '^/api/(v1|v2)/' }).httpPath).toEqual(['^/api/(v1|v2)/']);
+  });
+});
+
 describe("hubble's filters", () => {
   const denied = flow({ verdict: 'DROPPED', dropReason: 'POLICY_L7', method: 'DELETE', status: 403, path: '/api/products?x=1' });
   const kernel: Flow = { ...flow({}), type: undefined, l7: undefined } as Flow;
