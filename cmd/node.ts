@@ -100,6 +100,9 @@ export class DataplaneNode {
       : null;
     if (this.accessLog) this.flows.subscribeFlows((flow) => this.accessLog!.write(flow));
     const workers = options.workers ?? 1;
+    // Only these fields: callers' rateLimit objects may carry more (standalone's `redis` flag settings), which the service must not take as its Redis.
+    const { redisTimeoutMs, replicas, maxLocalKeys } = options.rateLimit;
+    const rateLimit = { redisTimeoutMs, replicas, maxLocalKeys };
     // One key for every worker: a token one worker hands out is honoured by all of them.
     const sessionKey = options.sessionKey ?? newSessionKey();
     if (workers > 1) {
@@ -118,7 +121,7 @@ export class DataplaneNode {
           redirectPortOffset: options.redirectPortOffset ?? 0,
           ...(options.frontDoor ? { frontDoor: options.frontDoor } : {}),
           flows: options.flows?.requests === false ? null : { sampleRate: options.flows?.sampleRate ?? 1, bufferSize: this.flows.size },
-          rateLimit: options.rateLimit,
+          rateLimit,
           sessionKey,
         },
       });
@@ -126,9 +129,7 @@ export class DataplaneNode {
       this.dataplane = pool;
       return;
     }
-    // Only these fields: callers' rateLimit objects may carry more (standalone's `redis` flag settings), which the service must not take as its Redis.
-    const { redisTimeoutMs, replicas, maxLocalKeys } = options.rateLimit;
-    const rateLimits = new RateLimitService({ registry, logger: logger.child({ component: 'ratelimit' }), redisTimeoutMs, replicas, maxLocalKeys });
+    const rateLimits = new RateLimitService({ registry, logger: logger.child({ component: 'ratelimit' }), ...rateLimit });
     this.rateLimits = rateLimits;
     const flows = options.flows?.requests === false ? {} : { flows: { buffer: this.flows, sampleRate: options.flows?.sampleRate ?? 1 } };
     this.dataplane = new Dataplane({
