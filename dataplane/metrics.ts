@@ -131,8 +131,11 @@ export class DataplaneMetrics {
   private readonly rejected: client.Counter<'listener' | 'reason'>;
   private readonly backendRequests: client.Counter<BackendLabel>;
   private readonly backendDuration: client.Histogram<BackendLabel>;
-  /** Shared per (route, backend) across reloads so children are created once. */
-  private readonly targets = new Map<string, RequestMetrics>();
+  /**
+   * Shared per (route, backend) across reloads so children are created once. By route, then
+   * backend: no key string built per rule at each compile (50 000 rules made that a fifth of it).
+   */
+  private readonly targets = new Map<string, Map<string, RequestMetrics>>();
   /** Per-backend series by `route\0rule\0backend`, and those the compile under way uses. */
   private readonly backendSeries = new Map<string, BackendSeries>();
   private readonly backendSeriesInUse = new Set<string>();
@@ -203,11 +206,15 @@ export class DataplaneMetrics {
    * the per-backend series.
    */
   requestMetrics(route: string, backend: string, forward?: { route: Route; backend: Backend }): RequestMetrics {
-    const key = `${route}\u0000${backend}`;
-    let target = this.targets.get(key);
+    let byBackend = this.targets.get(route);
+    if (byBackend === undefined) {
+      byBackend = new Map();
+      this.targets.set(route, byBackend);
+    }
+    let target = byBackend.get(backend);
     if (target === undefined) {
       target = new RequestMetrics(this.requests, this.duration, this.notReplayable, route, backend);
-      this.targets.set(key, target);
+      byBackend.set(backend, target);
     }
     target.perBackend = forward === undefined ? null : this.seriesFor(forward.route, forward.backend);
     return target;

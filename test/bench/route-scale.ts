@@ -58,6 +58,7 @@ const USAGE = `Usage: npm run bench:routes -- [flags]
   --changes N      one-route changes applied per size, for the p50/p99 (default 30)
   --lookups N      route lookups timed per size (default 200000)
   --e2e-duration S wrk load per size through \`sluice run\`, seconds; 0 skips (default 8)
+  --e2e-only       skip the in-process part
   --cpu-prof       run Sluice under node --cpu-prof in the end-to-end part and summarise each profile
 `;
 
@@ -68,6 +69,7 @@ interface Options {
   lookups: number;
   e2eDuration: number;
   cpuProf: boolean;
+  e2eOnly: boolean;
 }
 
 function parseOptions(): Options {
@@ -79,6 +81,7 @@ function parseOptions(): Options {
       lookups: { type: 'string', default: '200000' },
       'e2e-duration': { type: 'string', default: '8' },
       'cpu-prof': { type: 'boolean', default: false },
+      'e2e-only': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -93,7 +96,7 @@ function parseOptions(): Options {
     process.stderr.write(USAGE);
     process.exit(2);
   }
-  return { routes, layouts, changes: Number(values.changes), lookups: Number(values.lookups), e2eDuration: Number(values['e2e-duration']), cpuProf: values['cpu-prof'] };
+  return { routes, layouts, changes: Number(values.changes), lookups: Number(values.lookups), e2eDuration: Number(values['e2e-duration']), cpuProf: values['cpu-prof'], e2eOnly: values['e2e-only'] };
 }
 
 /** `routes` HTTPRoutes of RULES_PER_ROUTE rules each (an exact path, prefixes, a header match), 10 Services. */
@@ -328,7 +331,7 @@ async function main(): Promise<void> {
   const out = (s = ''): boolean => process.stdout.write(`${s}\n`);
   out(`sluice route-scale bench  ${new Date().toISOString()}  node ${process.version}`);
   out(`${RULES_PER_ROUTE} rules per HTTPRoute; one-route changes: ${opts.changes} per size; lookups: ${opts.lookups} per size`);
-  for (const layout of opts.layouts) {
+  for (const layout of opts.e2eOnly ? [] : opts.layouts) {
     const results: SizeResult[] = [];
     for (const routes of opts.routes) {
       process.stdout.write(`${layout} ${routes} routes ... `);
