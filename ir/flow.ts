@@ -2,6 +2,8 @@
 // shape, so one stream holds both: the eBPF agent (type L3_L4, one per connection the gateway
 // opens) and the proxy (type L7, one per proxied request). Plain JSON data.
 
+import type { L4Policy } from './types.ts';
+
 export type FlowVerdict = 'FORWARDED' | 'DROPPED' | 'AUDIT';
 export const FLOW_VERDICTS: readonly FlowVerdict[] = ['FORWARDED', 'DROPPED', 'AUDIT'];
 
@@ -57,6 +59,8 @@ export interface Flow {
   rule?: { id: number; name: string };
   /** L7 only: the route that matched (IR name) and the object it came from (`<ns>/<name>`). */
   route?: { name: string; source: string };
+  /** L7 only: `<ns>/<name>` of the Gateway whose listener took the request (a ListenerSet's: its Gateway). */
+  gateway?: string;
   l7?: FlowL7;
 }
 
@@ -85,6 +89,17 @@ export interface FlowFilter {
  * no Node built-in is (dataplane/flows/path-pattern.ts).
  */
 export type PathMatcher = (pattern: string, path: string) => boolean;
+
+/** What an access log line may hold (dataplane/flows/access-log.ts reads each from a flow). */
+export const ACCESS_LOG_FIELDS = ['time', 'verdict', 'drop_reason', 'method', 'path', 'host', 'protocol', 'status', 'duration_ms', 'client', 'upstream', 'route', 'route_source', 'service', 'rule', 'gateway'] as const;
+export type AccessLogField = (typeof ACCESS_LOG_FIELDS)[number];
+
+/** Pod address → `<ns>/<name>`, from the ipcache entries that name a Pod: both producers name peers with it. */
+export function podsByAddress(policy: L4Policy | undefined): Map<string, string> {
+  const pods = new Map<string, string>();
+  for (const e of policy?.ipcache ?? []) if (e.pod !== undefined) pods.set(e.cidr.slice(0, e.cidr.indexOf('/')), e.pod);
+  return pods;
+}
 
 /** Whether a flow passes a filter: every given field must match, any of its values. */
 export function flowMatches(flow: Flow, filter: FlowFilter, matchPath: PathMatcher): boolean {

@@ -1,6 +1,7 @@
 // Kernel flow events → flow records people read: who talked to whom, through
 // which Service, what the policy said and which rule said it. The agent keeps
 // the latest ones for `sluice observe` and streams new ones to followers.
+import { podsByAddress } from '../../ir/flow.ts';
 import type { L4IR } from '../../ir/types.ts';
 import type { FlowEvent, Verdict } from './codec.ts';
 
@@ -10,6 +11,8 @@ export interface FlowEndpoint {
   identity: number;
   namespace?: string;
   labels: string[];
+  /** `<ns>/<name>` of the Pod with this address, when the ipcache names one. */
+  pod?: string;
 }
 
 export interface FlowRecord {
@@ -43,8 +46,11 @@ export class FlowContext {
   private services = new Map<string, { namespace: string; name: string }>();
   private identities = new Map<number, { labels: string[]; namespace?: string }>();
   private rules = new Map<number, string>();
+  /** Pod address → `<ns>/<name>`. */
+  private pods = new Map<string, string>();
 
   update(l4: L4IR): void {
+    this.pods = podsByAddress(l4.policy);
     this.services = new Map(l4.services.map((s) => [`${s.vip}:${s.port}/${s.protocol}`, { namespace: s.origin.namespace, name: s.origin.name }]));
     this.identities = new Map([
       [1, { labels: ['reserved:host'] }],
@@ -75,7 +81,8 @@ export class FlowContext {
 
   private endpoint(ip: string, port: number, identity: number): FlowEndpoint {
     const known = this.identities.get(identity);
-    return { ip, port, identity, ...(known?.namespace ? { namespace: known.namespace } : {}), labels: known?.labels ?? [] };
+    const pod = this.pods.get(ip);
+    return { ip, port, identity, ...(known?.namespace ? { namespace: known.namespace } : {}), labels: known?.labels ?? [], ...(pod !== undefined ? { pod } : {}) };
   }
 }
 

@@ -3,7 +3,7 @@
 // forwarded requests are sampled (`sampleRate`), so the cost on the hot path stays one small
 // object per request and, for the sampled ones, one more pushed into the ring.
 
-import type { Flow, FlowDropReason, FlowPeer, FlowVerdict } from '../../ir/flow.ts';
+import { podsByAddress, type Flow, type FlowDropReason, type FlowPeer, type FlowVerdict } from '../../ir/flow.ts';
 import { IDENTITY_WORLD, type L4IR } from '../../ir/types.ts';
 import { HttpPolicyIndex, type L7Decision } from '../policy/http-policy.ts';
 import { L4PolicyIndex, type L4Decision } from '../policy/l4-verdict.ts';
@@ -44,13 +44,13 @@ export class FlowNames {
   private readonly serviceEndpoints = new Map<string, { vip: string; endpoints: { address: string; port: number }[] }>();
   private readonly l4: L4PolicyIndex | null;
   /** Endpoint address → `<ns>/<name>` of its Pod. */
-  private readonly pods = new Map<string, string>();
+  private readonly pods: Map<string, string>;
   private readonly index: HttpPolicyIndex | null;
 
   constructor(l4: L4IR | undefined) {
     for (const i of l4?.policy?.identities ?? []) this.identities.set(i.id, { labels: i.labels, ...(i.namespace ? { namespace: i.namespace } : {}) });
     for (const r of l4?.policy?.rules ?? []) this.rules.set(r.id, r.name);
-    for (const e of l4?.policy?.ipcache ?? []) if (e.pod) this.pods.set(e.cidr.slice(0, e.cidr.indexOf('/')), e.pod);
+    this.pods = podsByAddress(l4?.policy);
     for (const s of l4?.services ?? []) this.services.set(s.name, { namespace: s.origin.namespace, name: s.origin.name, port: s.port });
     this.index = l4?.policy ? new HttpPolicyIndex(l4.policy) : null;
     this.l4 = l4?.policy ? new L4PolicyIndex(l4.policy) : null;
@@ -167,6 +167,8 @@ export class RequestFlow {
   private readonly startedAt: number;
   private readonly wallClock = Date.now();
   route: { name: string; source: string } | null = null;
+  /** `<ns>/<name>` of the Gateway whose listener took the request (the access log's per-Gateway switch). */
+  gateway: string | null = null;
   backend: string | null = null;
   endpoint: { address: string; port: number; identity?: number } | null = null;
   decision: L7Decision | null = null;
@@ -219,6 +221,7 @@ export class RequestFlow {
     if (service !== undefined) flow.service = service;
     if (decision !== null && decision.rules.length > 0) flow.rule = names.rule(decision.rules[0]!);
     if (this.route !== null) flow.route = this.route;
+    if (this.gateway !== null) flow.gateway = this.gateway;
     this.recorder.push(flow);
   }
 
@@ -239,6 +242,7 @@ export class RequestFlow {
       ...(service ? { service } : {}),
       ...(refusal.rule !== undefined ? { rule: names.rule(refusal.rule) } : {}),
       ...(this.route !== null ? { route: this.route } : {}),
+      ...(this.gateway !== null ? { gateway: this.gateway } : {}),
       l7: { method: this.method, path: this.path, host: this.host, protocol: this.httpVersion === '2.0' ? 'HTTP/2' : `HTTP/${this.httpVersion}`, status, latencyMs: Math.round((performance.now() - this.startedAt) * 1000) / 1000 },
     });
   }

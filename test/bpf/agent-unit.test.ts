@@ -1,7 +1,10 @@
 // The agent's pure parts, no kernel needed: byte layouts, port blocks, the
 // weighted Maglev table, stable ids and the order maps are written in.
 import { describe, expect, it } from '@jest/globals';
-import { LAYOUT, checkCodec, decodeFlowEvent, ipcacheKey, policyKey, portBlocks, svcKey } from '../../bpf/agent/codec.ts';
+import { LAYOUT, checkCodec, decodeFlowEvent, ipcacheKey, policyKey, portBlocks, svcKey, type FlowEvent } from '../../bpf/agent/codec.ts';
+import { FlowContext } from '../../bpf/agent/flows.ts';
+import { flowMatches, type Flow } from '../../ir/flow.ts';
+import type { L4Policy } from '../../ir/types.ts';
 import { MAP_ORDER, desiredState, stableIds } from '../../bpf/agent/desired.ts';
 import { maglevQuotas, maglevTable } from '../../bpf/agent/maglev.ts';
 
@@ -60,6 +63,29 @@ describe('codec', () => {
       tsNs: 123n, srcIp: '0.0.0.0', dstIp: '10.201.1.2', vip: '10.96.0.20', dstPort: 8080, vipPort: 80,
       proto: 6, verdict: 'DROPPED', reason: 'POLICY_DENY', hook: 'connect4', direction: 'ingress', srcId: 8, dstId: 1000, ruleId: 2,
     });
+  });
+
+  it('names the Pod of an address the ipcache names, so --to-pod finds kernel records', () => {
+    const context = new FlowContext();
+    const policy: L4Policy = {
+      identities: [{ id: 1000, labels: ['k8s:app=api'], namespace: 'shop' }],
+      ipcache: [{ cidr: '10.201.1.2/32', identity: 1000, pod: 'shop/api-0' }, { cidr: '10.201.1.3/32', identity: 1000 }],
+      enforcement: [], rules: [], entries: [],
+    };
+    context.update({ services: [], policy });
+    const event: FlowEvent = {
+      tsNs: 1n, cookie: 0n, srcIp: '10.0.0.1', dstIp: '10.201.1.2', vip: null, srcPort: 40000, dstPort: 8080, vipPort: 0,
+      proto: 6, verdict: 'DROPPED', reason: 'DEFAULT_DENY', hook: 'connect4', direction: 'ingress', srcId: 8, dstId: 1000, ruleId: 0,
+    };
+    const named = context.record(event, 0);
+    expect(named.destination).toMatchObject({ ip: '10.201.1.2', pod: 'shop/api-0', namespace: 'shop' });
+    expect(named.source.pod).toBeUndefined();
+    const matches = (flow: Flow, toPod: string) => flowMatches(flow, { toPod: [toPod] }, () => true);
+    expect(matches(named, 'shop/api-0')).toBe(true);
+    expect(matches(named, 'api-')).toBe(true);
+    expect(matches(named, 'web')).toBe(false);
+    // An address without a Pod: no name, and no --to-pod filter takes it.
+    expect(matches(context.record({ ...event, dstIp: '10.201.1.3' }, 0), 'api-')).toBe(false);
   });
 });
 

@@ -58,6 +58,11 @@ spec:
 ---
 ${service('api', 'api', '10.96.0.60', 8080, topo.backendAddress(1))}
 ---
+apiVersion: v1
+kind: Pod
+metadata: { name: api-0, namespace: default, labels: { app: api } }
+status: { phase: Running, podIP: ${topo.backendAddress(1)} }
+---
 ${service('api-admin', 'api', '10.96.0.61', 9090, topo.backendAddress(1))}
 ---
 ${service('legacy', 'legacy', '10.96.0.62', 8080, topo.backendAddress(2))}
@@ -144,5 +149,20 @@ suite('L7 HTTP policy over eBPF (root, network namespaces)', () => {
     expect(kernelDrop).toMatchObject({ dropReason: 'DEFAULT_DENY', destination: { ip: topo.backendAddress(1), port: 9090 }, service: { name: 'api-admin' } });
     // Forwarded requests went to the endpoint itself (userspace picking for an L7-governed backend).
     expect(flows.find((f) => f.type === 'L7' && f.l7!.path === '/api/products')).toMatchObject({ verdict: 'FORWARDED', destination: { ip: topo.backendAddress(1), port: 8080 } });
+  });
+
+  it('names the Pod on kernel records too, so --to-pod finds them (hubble observe --to-pod)', async () => {
+    const query = async (q: string) =>
+      (await topo.runClient(HTTP_BODY, [`http://127.0.0.1:9902/api/flows?${q}`]))
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Flow);
+    const kernel = await query('type=l3/l4&to-pod=default/api-0');
+    // The kernel's records of the gateway's connections to api-0: 8080 (allowed), 9090 (refused).
+    expect(new Set(kernel.map((f) => `${f.verdict} ${f.destination.port} ${f.destination.pod}`))).toEqual(new Set(['FORWARDED 8080 default/api-0', 'DROPPED 9090 default/api-0']));
+    expect((await query('type=l3/l4&to-pod=api-')).length).toBe(kernel.length);
+    // legacy has no Pod object: its records name none, and no --to-pod filter finds them.
+    expect((await query('type=l3/l4&to-pod=legacy')).length).toBe(0);
+    expect((await query('type=l3/l4')).some((f) => f.destination.ip === topo.backendAddress(2) && f.destination.pod === undefined)).toBe(true);
   });
 });
