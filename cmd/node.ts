@@ -11,7 +11,7 @@ import { Dataplane, type ApplyResult } from '../dataplane/dataplane.ts';
 import type { FrontDoorLimits } from '../dataplane/front-door.ts';
 import { RateLimitService, type RedisSettings } from '../dataplane/ratelimit/limiter.ts';
 import { DEFAULT_FLOW_BUFFER_SIZE, FlowBuffer } from '../dataplane/flows/flow-buffer.ts';
-import { AccessLog } from '../dataplane/flows/access-log.ts';
+import { ACCESS_LOG_FIELDS, AccessLog, gatewayAccessLogs } from '../dataplane/flows/access-log.ts';
 import { FlowMetrics } from '../dataplane/flows/flow-metrics.ts';
 import { StartupCheckFailed } from './startup-checks.ts';
 import { WorkerMetricsRegistry, WorkerPool } from './workers.ts';
@@ -80,7 +80,7 @@ export class DataplaneNode {
   readonly agent: BpfAgent | null;
   /** Every flow of this node in one ring: the kernel's connections and the proxy's requests. */
   readonly flows: FlowBuffer;
-  private readonly accessLog: AccessLog | null;
+  private readonly accessLog: AccessLog;
   private readonly dataplane: Proxy;
   private readonly logger: Logger;
   /** The cgroup eBPF attached to when Sluice made it; released on close. */
@@ -94,11 +94,10 @@ export class DataplaneNode {
     this.agent?.follow((flow) => this.flows.push(flow));
     const metrics = new FlowMetrics(registry);
     this.flows.subscribeFlows((flow) => metrics.record(flow));
-    const accessLog = options.flows?.accessLog;
-    this.accessLog = accessLog
-      ? new AccessLog(accessLog.path, accessLog.fields, registry, (err) => logger.error({ path: accessLog.path, err: err.message }, 'access log cannot be written: its lines are dropped (sluice_access_log_dropped_total)'))
-      : null;
-    if (this.accessLog) this.flows.subscribeFlows((flow) => this.accessLog!.write(flow));
+    // Without --access-log, only Gateways that ask for it (sluice.dev/access-log) are logged, to stdout.
+    const accessLog = options.flows?.accessLog ?? { path: '-', fields: ACCESS_LOG_FIELDS };
+    this.accessLog = new AccessLog(accessLog.path, accessLog.fields, registry, (err) => logger.error({ path: accessLog.path, err: err.message }, 'access log cannot be written: its lines are dropped (sluice_access_log_dropped_total)'), options.flows?.accessLog !== undefined);
+    this.flows.subscribeFlows((flow) => this.accessLog.write(flow));
     const workers = options.workers ?? 1;
     // Only these fields: callers' rateLimit objects may carry more (standalone's `redis` flag settings), which the service must not take as its Redis.
     const { redisTimeoutMs, replicas, maxLocalKeys } = options.rateLimit;
@@ -154,6 +153,7 @@ export class DataplaneNode {
     this.agent?.apply(ir.l4);
     const http = this.agent ? viaServiceVips(ir.http, ir.l4) : ir.http;
     const outcome = await this.dataplane.apply(ir.version, http, ir.l4);
+    this.accessLog.configure(gatewayAccessLogs(ir.http));
     for (const l of outcome.listeners) if (!l.ok) this.logger.error({ listener: l.name, error: l.error }, `cannot listen on ${l.name}: ${l.error ?? 'failed'}`);
     return outcome;
   }
@@ -161,7 +161,7 @@ export class DataplaneNode {
   async close(): Promise<void> {
     await this.dataplane.close();
     await this.closeRateLimits();
-    await this.accessLog?.close();
+    await this.accessLog.close();
     this.agent?.close();
     this.dedicatedCgroup?.release();
   }

@@ -120,6 +120,7 @@ export function hubbleJson(flow: Flow, node: string): Record<string, unknown> {
         ...(flow.dropReason ? { drop_reason: flow.dropReason } : {}),
         ...(flow.rule ? { rule: flow.rule } : {}),
         ...(flow.route ? { route: flow.route } : {}),
+        ...(flow.gateway ? { gateway: flow.gateway } : {}),
         ...(flow.service?.vip ? { vip: flow.service.vip, service_port: flow.service.port } : {}),
         ...(flow.hook ? { hook: flow.hook } : {}),
       },

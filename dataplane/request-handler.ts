@@ -34,7 +34,10 @@ export function handleRequest(table: ListenerTable, logger: Logger, req: Downstr
     return;
   }
   const route = scope === undefined ? null : findRouteInScope(scope, request.host, request);
-  if (table.flows !== null) request.flow = table.flows.begin(req.socket?.remoteAddress, req.socket?.remotePort, request.method, request.target, request.host, req.httpVersion, startedAt);
+  if (table.flows !== null) {
+    request.flow = table.flows.begin(req.socket?.remoteAddress, req.socket?.remotePort, request.method, request.target, request.host, req.httpVersion, startedAt);
+    request.flow.gateway = scope?.gateway ?? null;
+  }
   if (route === null) {
     request.flow?.finish(404, 'NO_ROUTE');
     sendLocalReply(res, 404, 'Not Found\n', scope?.replyModifiers ?? NO_MODIFIERS, table.notFound, startedAt);

@@ -178,8 +178,17 @@ export interface ListenerScope {
   hsts?: string;
   /** The Gateway's client certificate for TLS backends (`spec.tls.backend`); absent: none is presented. */
   backendClientCertificate?: BackendClientCertificate;
+  /** The Gateway's access log switch (annotations `sluice.dev/access-log`, `-fields`); absent: `--access-log` decides. */
+  accessLog?: AccessLogSetting;
   /** Sorted most specific first: exact names, then wildcards by length, then `*`. */
   virtualHosts: VirtualHost[];
+}
+
+export interface AccessLogSetting {
+  /** Lines for this Gateway's requests (to `--access-log`'s sink, stdout without it), or none even when the flag is on; absent: the flag decides. */
+  enabled?: boolean;
+  /** The fields of its lines (ACCESS_LOG_FIELDS of ir/flow.ts); absent: `--access-log-fields`. */
+  fields?: string[];
 }
 
 export interface VirtualHost {

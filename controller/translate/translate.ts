@@ -4,6 +4,7 @@
 import type { Backend, HttpListener, IR, ListenerScope, Origin, PassthroughListener, ProxyListener, VirtualHost } from '../../ir/types.ts';
 import { irVersion } from '../../ir/version.ts';
 import type { Problem } from '../problems.ts';
+import { applyAccessLog } from './access-log.ts';
 import { namespacedName, type InputSnapshot } from '../sources/objects.ts';
 import type { ObjectStatus } from '../status/conditions.ts';
 import { addressRequest, planGatewayAddresses, serviceAddressing } from './addresses.ts';
@@ -124,6 +125,7 @@ export function translate(snapshot: InputSnapshot, options: TranslateOptions): T
     ...(Object.keys(rateLimits.rateLimits).length > 0 ? { rateLimits: rateLimits.rateLimits } : {}),
   };
   const upgradeProblems = applyUpgradeTypes(http, snapshot);
+  const accessLogProblems = applyAccessLog(http, gateways);
   const backendTls = backendTlsPolicyStatuses(http, index, options.controllerName);
   const { policy, problems: policyProblems } = translateNetworkPolicies(index, options.policy);
   const l4 = { services: translateL4Services(index), ...(policy ? { policy } : {}) };
@@ -143,7 +145,7 @@ export function translate(snapshot: InputSnapshot, options: TranslateOptions): T
       ...tlsOptionProblems,
       ...ignoredFieldProblems([...snapshot.listenerSets, ...snapshot.referenceGrants, ...snapshot.backendTlsPolicies], ourGateways),
       ...meshRouteProblems([...snapshot.httpRoutes, ...snapshot.grpcRoutes]),
-      ...[...ingress.problems, ...rateLimits.problems, ...backendTls.problems, ...policyProblems, ...upgradeProblems].map((message): Problem => ({ code: 'SLU_TRANSLATION', message })),
+      ...[...ingress.problems, ...rateLimits.problems, ...backendTls.problems, ...policyProblems, ...upgradeProblems, ...accessLogProblems].map((message): Problem => ({ code: 'SLU_TRANSLATION', message })),
     ],
     dependsOn: {
       references: [...index.referenced].sort(),

@@ -2,7 +2,7 @@
 // recorded and disable only that piece; anything thrown out of here rejects the whole version
 // (the caller keeps the last good table).
 
-import type { Backend, BackendClientCertificate, Filter, HeaderModifier, HttpIR, HttpListener, ListenerScope, Route, RouteAction, VirtualHost } from '../../ir/types.ts';
+import type { Backend, BackendClientCertificate, Filter, HeaderModifier, HttpIR, HttpListener, ListenerScope, Origin, Route, RouteAction, VirtualHost } from '../../ir/types.ts';
 import { DEFAULT_UPGRADE_TYPES } from '../../ir/upgrades.ts';
 import { compileFilterChain, concatChains, EMPTY_CHAIN, type FilterChain } from '../filters/chain.ts';
 import { compileHeaderModifier } from '../filters/header-modifier.ts';
@@ -167,6 +167,7 @@ class TableCompiler {
       hostname: scope.hostname === '*' ? null : scope.hostname,
       virtualHosts,
       replyModifiers: hsts === null ? [] : [compileHeaderModifier(hsts)],
+      gateway: gatewayOf(scope.origin),
     };
   }
 
@@ -280,4 +281,10 @@ function compileRetry(route: Route): RetryPlan | null {
   const retry = route.retry;
   if (retry === undefined || !(retry.attempts > 0)) return null;
   return { codes: new Set(retry.codes), attempts: Math.floor(retry.attempts), backoffMs: positive(retry.backoffMs) };
+}
+
+/** `<ns>/<name>` of the Gateway a listener belongs to (a ListenerSet's parent), null for Ingress. */
+function gatewayOf(origin: Origin): string | null {
+  const gateway = origin.kind === 'ListenerSet' ? origin.parent : origin;
+  return gateway?.kind === 'Gateway' ? `${gateway.namespace}/${gateway.name}` : null;
 }

@@ -68,6 +68,8 @@ export interface ScopeTable {
   virtualHosts: HostIndex<VirtualHostTable>;
   /** The scope's HSTS header (HTTPS), for the answers no route gives (404, 421); empty otherwise. */
   replyModifiers: readonly HeaderModifierPlan[];
+  /** `<ns>/<name>` of the Gateway the listener belongs to (a ListenerSet's: its Gateway), for flows; null: Ingress. */
+  gateway: string | null;
 }
 
 export interface VirtualHostTable {

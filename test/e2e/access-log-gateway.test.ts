@@ -1,0 +1,115 @@
+// The per-Gateway access log switch through a real `sluice run`: Gateway annotations
+// sluice.dev/access-log ("true" | "false") and sluice.dev/access-log-fields. With --access-log, a
+// Gateway may opt out or shape its own lines; without it, only the Gateways that opt in are
+// logged, to stdout. Lines are asserted as written, per Gateway.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePortOffset } from '../support/ports.ts';
+import { startSluice, type SluiceProcess } from '../support/sluice-process.ts';
+import { GATEWAY_CLASS_YAML, serviceYaml, startNamedBackend, type NamedBackend } from './backends.ts';
+
+const PORTS = { logged: 8101, quiet: 8102, plain: 8103 };
+
+const gatewayYaml = (name: keyof typeof PORTS, annotations: Record<string, string>) => `apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: ${name}
+  namespace: default
+  annotations: ${JSON.stringify(annotations)}
+spec:
+  gatewayClassName: sluice
+  listeners: [{name: http, port: ${PORTS[name]}, protocol: HTTP}]
+`;
+
+const ROUTE = `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: web, namespace: default}
+spec:
+  parentRefs: [{name: logged}, {name: quiet}, {name: plain}]
+  rules: [{backendRefs: [{name: web, port: 80}]}]
+`;
+
+/** Lines written asynchronously: waits (2 s at most) for `count` of them. */
+async function lines(read: () => string, count: number): Promise<Record<string, unknown>[]> {
+  const parse = () =>
+    read()
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      // Process log lines (pino) share stdout: access log lines have no level.
+      .filter((l) => !('level' in l));
+  for (let i = 0; i < 40 && parse().length < count; i++) await new Promise((r) => setTimeout(r, 50));
+  return parse();
+}
+
+describe('per-Gateway access log through sluice run', () => {
+  let dir: string;
+  let backend: NamedBackend;
+  let offset: number;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'sluice-e2e-access-log-'));
+    backend = await startNamedBackend('web');
+    offset = await freePortOffset(Object.values(PORTS));
+  });
+
+  afterAll(async () => {
+    await backend?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const start = async (folder: string, annotations: Record<keyof typeof PORTS, Record<string, string>>, args: string[]): Promise<SluiceProcess> => {
+    const manifests = join(dir, folder);
+    rmSync(manifests, { recursive: true, force: true });
+    mkdirSync(manifests);
+    const gateways = (Object.keys(PORTS) as (keyof typeof PORTS)[]).map((g) => gatewayYaml(g, annotations[g]));
+    writeFileSync(join(manifests, 'all.yaml'), [GATEWAY_CLASS_YAML, ...gateways, serviceYaml('web', backend), ROUTE].join('---\n'));
+    return startSluice(['--manifests', manifests, '--listener-port-offset', String(offset), '--bind-address', '127.0.0.1', ...args]);
+  };
+
+  const get = async (gateway: keyof typeof PORTS, path: string) => {
+    const res = await fetch(`http://127.0.0.1:${PORTS[gateway] + offset}${path}`);
+    await res.text();
+    return res.status;
+  };
+
+  it('with --access-log: a Gateway opts out ("false") or shapes its own lines; the others follow the flag', async () => {
+    const log = join(dir, 'access.log');
+    const sluice = await start(
+      'with-flag',
+      { logged: { 'sluice.dev/access-log-fields': 'path,gateway,route_source' }, quiet: { 'sluice.dev/access-log': 'false' }, plain: {} },
+      ['--access-log', log, '--access-log-fields', 'method,path,status'],
+    );
+    try {
+      for (const g of ['logged', 'quiet', 'plain'] as const) expect(await get(g, `/${g}`)).toBe(200);
+      const written = await lines(() => readFileSync(log, 'utf8'), 2);
+      // Give a line the quiet Gateway should not write the same time to appear.
+      await new Promise((r) => setTimeout(r, 200));
+      expect(await lines(() => readFileSync(log, 'utf8'), 2)).toEqual(written);
+      expect(written).toEqual([
+        { path: '/logged', gateway: 'default/logged', route_source: 'default/web' },
+        { method: 'GET', path: '/plain', status: 200 },
+      ]);
+    } finally {
+      await sluice.stop();
+    }
+  });
+
+  it('without --access-log: only the Gateways that opt in ("true") are logged, to stdout', async () => {
+    const sluice = await start('no-flag', { logged: { 'sluice.dev/access-log': 'true', 'sluice.dev/access-log-fields': 'method,path,status,gateway' }, quiet: {}, plain: {} }, []);
+    try {
+      for (const g of ['quiet', 'logged', 'plain'] as const) expect(await get(g, `/${g}`)).toBe(200);
+      expect(await get('logged', '/logged/again')).toBe(200);
+      await lines(() => sluice.logs(), 2);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(await lines(() => sluice.logs(), 2)).toEqual([
+        { method: 'GET', path: '/logged', status: 200, gateway: 'default/logged' },
+        { method: 'GET', path: '/logged/again', status: 200, gateway: 'default/logged' },
+      ]);
+    } finally {
+      await sluice.stop();
+    }
+  });
+});
