@@ -58,9 +58,17 @@ export interface RequestedAddress {
 /**
  * What a Gateway's `spec.addresses` asks of Sluice. IPAddress values are bound as they are (every
  * listener on every one of them, as the spec says); an IPAddress entry without a value, or no
- * entry at all, takes Sluice's own address (the --bind-address plan). Sluice binds sockets, so it
- * has no use for a Hostname or an implementation-specific NamedAddress: any type but IPAddress
- * is `unsupported` (Accepted=False UnsupportedAddress), as Envoy Gateway does.
+ * entry at all, takes Sluice's own address (the --bind-address plan).
+ * A Hostname is "a DNS based ingress point ... used for cloud load balancers where a DNS name is used
+ * to expose a load balancer" (apis/v1 HostnameAddressType): something in front of the Gateway gives
+ * it, not a socket. With a dataplane Service (Kubernetes mode, --dataplane-service) that is the
+ * Service's load balancer, so a Hostname is requested like an IPAddress: the Gateway's when the
+ * Service's status carries it, else Programmed=False AddressNotAssigned. Where Sluice binds the
+ * addresses itself there is nothing to give the name: resolving it and binding whatever it
+ * resolves to would serve on what an outside resolver says at that moment, not what the objects
+ * say, and claim a name whose DNS records nobody here keeps. So it, NamedAddress (no names are
+ * defined) and unknown types are `unsupported` (Accepted=False UnsupportedAddress, the spec's
+ * reason for a type the implementation does not support), each with why.
  */
 export interface AddressRequest {
   /** IPAddress values to bind, in spec order, duplicates removed (none when a Service carries them). */
@@ -83,9 +91,19 @@ export function addressRequest(entries: RequestedAddress[] | undefined, bind = t
   let planned = list.length === 0;
   for (const [i, a] of list.entries()) {
     const type = a.type ?? 'IPAddress';
+    if (type === 'Hostname' && !bind) {
+      if (a.value) values.push(a.value);
+      else planned = true;
+      continue;
+    }
     if (type !== 'IPAddress') {
-      const why = type === 'Hostname' || type === 'NamedAddress' ? 'Sluice binds IP addresses only' : 'not a type Sluice knows';
-      return { static: [], requested: [], planned: false, unsupported: `spec.addresses[${i}] type ${type}: ${why} (IPAddress is supported)` };
+      const why =
+        type === 'Hostname'
+          ? 'a load balancer or DNS record in front of a Gateway gives it a DNS name; here Sluice binds the addresses itself, so list them as IPAddress entries (in Kubernetes mode with --dataplane-service, a hostname the Service\'s load balancer reports is honoured)'
+          : type === 'NamedAddress'
+            ? 'Sluice defines no named addresses (IPAddress is supported)'
+            : 'not a type Sluice knows (IPAddress is supported)';
+      return { static: [], requested: [], planned: false, unsupported: `spec.addresses[${i}] type ${type}: ${why}` };
     }
     if (a.value) values.push(a.value);
     else planned = true;

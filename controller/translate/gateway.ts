@@ -162,7 +162,7 @@ export function translateGateways(
       address: addresses[0] ?? null,
       addresses,
       unassigned: missing.length > 0
-        ? `spec.addresses ${missing.join(', ')}: not an address of the dataplane Service ${service!.name}; Sluice does not edit it (give it spec.loadBalancerIP or externalIPs)`
+        ? `spec.addresses ${missing.join(', ')}: not an address of the dataplane Service ${service!.name}; Sluice does not edit it (give it spec.loadBalancerIP or externalIPs; a hostname is what its load balancer reports)`
         : null,
       accepted: gatewayVerdict(obj, request, request.planned && planned === undefined ? plan.problem ?? 'no address' : null),
       listeners: [],
