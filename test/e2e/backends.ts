@@ -47,6 +47,18 @@ endpoints: [{addresses: [127.0.0.1]}]
 `;
 }
 
+/** A kubernetes.io/tls Secret YAML holding a certificate and its key (PEM). */
+export function tlsSecretYaml(name: string, cert: { certPem: string; keyPem: string }, namespace = 'default'): string {
+  return `apiVersion: v1
+kind: Secret
+metadata: {name: ${name}, namespace: ${namespace}}
+type: kubernetes.io/tls
+stringData:
+  tls.crt: ${JSON.stringify(cert.certPem)}
+  tls.key: ${JSON.stringify(cert.keyPem)}
+`;
+}
+
 /** The GatewayClass `sluice`, served by Sluice's default controllerName. */
 export const GATEWAY_CLASS_YAML = `apiVersion: gateway.networking.k8s.io/v1
 kind: GatewayClass

@@ -14,7 +14,7 @@ import { startEchoBasic, type RunningEcho } from '../support/demo/echo-basic.ts'
 import { freePortOffset, freePorts } from '../support/ports.ts';
 import { startSluice, type SluiceProcess } from '../support/sluice-process.ts';
 import { waitFor } from '../support/wait.ts';
-import { GATEWAY_CLASS_YAML } from './backends.ts';
+import { GATEWAY_CLASS_YAML, tlsSecretYaml } from './backends.ts';
 
 const HOST = '127.0.0.1';
 const TCP_PORT = 9000;
@@ -96,14 +96,7 @@ describe('TCPRoute, UDPRoute and TLSRoute Terminate through sluice run', () => {
       join(dir, 'gateway.yaml'),
       [
         GATEWAY_CLASS_YAML,
-        `apiVersion: v1
-kind: Secret
-metadata: {name: cert, namespace: default}
-type: kubernetes.io/tls
-stringData:
-  tls.crt: ${JSON.stringify(cert.certPem)}
-  tls.key: ${JSON.stringify(cert.keyPem)}
-`,
+        tlsSecretYaml('cert', cert),
         `apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata: {name: l4, namespace: default}

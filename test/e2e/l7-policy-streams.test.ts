@@ -17,7 +17,7 @@ import { createSelfSignedServerCertificate } from '../support/demo/certs.ts';
 import { SEED_HTTP_RULES, httpPolicyYaml } from '../support/http-policy-yaml.ts';
 import { freePortOffset } from '../support/ports.ts';
 import { startSluice, type SluiceProcess } from '../support/sluice-process.ts';
-import { GATEWAY_CLASS_YAML } from './backends.ts';
+import { GATEWAY_CLASS_YAML, tlsSecretYaml } from './backends.ts';
 
 const PORTS = { http: 80, api: 9000, legacy: 9001, open: 9002, passthrough: 9443, terminate: 9444 };
 
@@ -117,14 +117,7 @@ describe('L7 HTTP policy on TCPRoute and TLSRoute streams through sluice run', (
       join(dir, 'gateway.yaml'),
       [
         GATEWAY_CLASS_YAML,
-        `apiVersion: v1
-kind: Secret
-metadata: {name: cert, namespace: default}
-type: kubernetes.io/tls
-stringData:
-  tls.crt: ${JSON.stringify(cert.certPem)}
-  tls.key: ${JSON.stringify(cert.keyPem)}
-`,
+        tlsSecretYaml('cert', cert),
         `apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata: {name: gw, namespace: default}
