@@ -62,6 +62,11 @@ const STABLE_AFTER_MS = 10_000;
 const CLOSE_GRACE_MS = 2_000;
 /** A worker that does not answer a metrics request within this is left out of that scrape. */
 const METRICS_TIMEOUT_MS = 2_000;
+/**
+ * The primary reads every worker's metrics this often besides scrapes, so that what a worker that
+ * dies had counted is kept (all but its last second at most) and totals never go back.
+ */
+const METRICS_REFRESH_MS = 1_000;
 
 /**
  * How workers' gauges combine (prom-client sums by default, right for counts such as open
@@ -158,6 +163,11 @@ export class WorkerPool {
   /** Every worker's (and every replacement's): a token one worker hands out is honoured by all. */
   private readonly sessionKey: Uint8Array;
   private closing = false;
+  /** Each live worker's metrics at the last collection. */
+  private readonly lastMetrics = new Map<Slot, MetricsJson>();
+  /** Counters and histograms of the workers that died, summed (their last collection). */
+  private retired: MetricsJson = [];
+  private readonly refresh: NodeJS.Timeout;
 
   constructor(options: WorkerPoolOptions) {
     this.options = options;
@@ -172,6 +182,8 @@ export class WorkerPool {
     this.restarts = new Counter({ name: 'sluice_worker_restarts_total', help: 'Worker threads replaced after they died, by reason (error, exit)', labelNames: ['reason'], registers });
     for (let i = 0; i < options.count; i++) this.slots[i] = this.spawn(i);
     options.registry.attachWorkers(() => this.collectMetrics());
+    this.refresh = setInterval(() => void this.collectMetrics(), METRICS_REFRESH_MS);
+    this.refresh.unref();
   }
 
   get version(): string | null {
@@ -205,6 +217,7 @@ export class WorkerPool {
   /** Graceful: each worker drains its connections (DRAIN_TIMEOUT_MS at most) and exits. */
   async close(): Promise<void> {
     this.closing = true;
+    clearInterval(this.refresh);
     await Promise.all(
       this.live().map(async (slot) => {
         const exited = new Promise<void>((resolve) => slot.worker.once('exit', () => resolve()));
@@ -258,6 +271,9 @@ export class WorkerPool {
   private exited(slot: Slot, code: number, error: Error | null): void {
     for (const waiting of slot.pending.values()) waiting.reject(new Error(`worker ${slot.index} exited (code ${code})`));
     slot.pending.clear();
+    const last = this.lastMetrics.get(slot);
+    this.lastMetrics.delete(slot);
+    if (last !== undefined && !this.closing) void this.retire(last);
     if (this.slots[slot.index] !== slot) return;
     this.slots[slot.index] = null;
     if (this.closing) return;
@@ -287,10 +303,13 @@ export class WorkerPool {
         const timeout = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), METRICS_TIMEOUT_MS)));
         const answer = await Promise.race([this.request(slot, { type: 'metrics', id: 0 }).catch(() => null), timeout]);
         clearTimeout(timer);
-        return answer?.type === 'metrics' ? { index: slot.index, metrics: answer.metrics } : null;
+        if (answer?.type !== 'metrics') return null;
+        if (this.slots[slot.index] === slot) this.lastMetrics.set(slot, answer.metrics);
+        return { index: slot.index, metrics: answer.metrics };
       }),
     );
-    return answers.flatMap((a) => {
+    const retired = this.retired.length > 0 ? [this.retired] : [];
+    return retired.concat(answers.flatMap((a) => {
       if (a === null) return [];
       const requests = a.metrics.find((m) => m.name === 'sluice_http_requests_total');
       const total = requests?.values.reduce((sum, v) => sum + v.value, 0) ?? 0;
@@ -302,7 +321,13 @@ export class WorkerPool {
         values: [{ labels: { worker: String(a.index) }, value: total }],
       } as unknown as MetricsJson[number];
       return [[...a.metrics.map(withAggregator), perWorker]];
-    });
+    }));
+  }
+
+  /** Folds a dead worker's counters and histograms into the retired totals (its gauges die with it). */
+  private async retire(last: MetricsJson): Promise<void> {
+    const kept = last.filter((m) => String(m.type) === 'counter' || String(m.type) === 'histogram');
+    this.retired = this.retired.length === 0 ? kept : ((await AggregatorRegistry.aggregate([this.retired, kept]).getMetricsAsJSON()) as MetricsJson);
   }
 }
 
