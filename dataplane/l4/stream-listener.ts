@@ -29,7 +29,9 @@ export abstract class StreamListener {
     this.logger = logger;
     this.budget = budget;
     this.metrics = metrics;
-    this.server = createServer((socket) => this.accept(socket));
+    // Half-open: a client that shuts down its sending side after its request (nc -N, whois) still
+    // reads the answer; each side's end is passed on to the other, as Envoy's tcp_proxy does.
+    this.server = createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
     // Only reached when libuv could not absorb an accept error (EMFILE) itself; never a crash.
     this.server.on('error', (error: Error & { code?: string }) => this.logger.debug({ listener: name, code: error.code }, 'stream listener: accept failed'));
   }
@@ -101,11 +103,22 @@ export abstract class StreamListener {
    */
   protected relay(client: Socket | Duplex, endpoint: Endpoint, route: string, idleTimeoutMs: number, head?: Buffer, tls?: ConnectionOptions): void {
     const connectTimeoutMs = this.budget.limits.backendConnectTimeoutMs;
-    const upstream = tls ? tlsConnect({ ...tls, host: endpoint.address, port: endpoint.port }) : connect({ host: endpoint.address, port: endpoint.port, noDelay: true });
+    const upstream = tls
+      ? tlsConnect({ ...tls, host: endpoint.address, port: endpoint.port })
+      : connect({ host: endpoint.address, port: endpoint.port, noDelay: true, allowHalfOpen: true });
     let connected = false;
     const teardown = () => {
       client.destroy();
       upstream.destroy();
+    };
+    // One side closed after its clean end: the other gets what is still queued for it, then goes,
+    // within the idle timeout should that peer not read it. A reset or an error: both go at once.
+    const closeAfterFlush = (closed: Socket | Duplex, other: Socket | Duplex) => {
+      if (!closed.readableEnded || other.destroyed || other.writableFinished || !connected) return teardown();
+      other.once('finish', teardown);
+      const timer = setTimeout(teardown, idleTimeoutMs);
+      timer.unref();
+      other.once('close', () => clearTimeout(timer));
     };
     upstream.setTimeout(connectTimeoutMs, () => upstream.destroy(new Error(`connect timeout after ${connectTimeoutMs} ms`)));
     upstream.once(tls ? 'secureConnect' : 'connect', () => {
@@ -128,7 +141,7 @@ export abstract class StreamListener {
       }
       teardown();
     });
-    upstream.on('close', teardown);
-    client.on('close', teardown);
+    upstream.on('close', () => closeAfterFlush(upstream, client));
+    client.on('close', () => closeAfterFlush(client, upstream));
   }
 }

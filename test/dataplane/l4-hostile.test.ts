@@ -151,3 +151,32 @@ describe('UDP listeners under a flood from many sources', () => {
     expect((await received).map((r) => r.length)).toEqual([1000]);
   });
 });
+
+describe('TCP listeners and half-closed connections', () => {
+  it("relays the backend's answer to a client that half-closed after its request (shutdown(SHUT_WR), as nc -N or whois do)", async () => {
+    // Answers once the client's side has ended: what it read, then its own end.
+    const server: Server = createServer({ allowHalfOpen: true }, (socket) => {
+      let got = '';
+      socket.on('data', (d) => (got += d));
+      socket.on('end', () => socket.end(`got ${got}\n`));
+    });
+    await new Promise<void>((resolve) => server.listen(0, HOST, resolve));
+    cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const t = started({});
+    const port = await freePort();
+    await t.dataplane.apply('v1', ir({
+      backends: { b: { name: 'b', appProtocol: 'http', endpoints: [{ address: HOST, port: (server.address() as AddressInfo).port }] } },
+      tcp: [{ ...listener(`${HOST}:${port}`, port, 'b'), origin: { kind: 'Gateway', namespace: 'default', name: 'gw', sectionName: 'tcp' } }],
+    }));
+    const answer = await new Promise<string>((resolve) => {
+      const client = connect({ host: HOST, port, allowHalfOpen: true }, () => client.end('hello'));
+      let text = '';
+      client.on('data', (d) => (text += d));
+      client.on('end', () => resolve(text));
+      client.on('close', () => resolve(text));
+      client.on('error', () => resolve(`error ${text}`));
+    });
+    expect(answer).toBe('got hello\n');
+  });
+});
+
