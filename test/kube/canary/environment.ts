@@ -77,7 +77,10 @@ export async function startCanaryEnvironment(): Promise<CanaryEnvironment> {
     await waitFor('the Gateway Programmed', async () => {
       const gw = await client.get({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', namespace: NAMESPACE, name: 'gw' });
       return gw.status?.conditions?.some((c: { type: string; status: string }) => c.type === 'Programmed' && c.status === 'True');
-    }, 60_000);
+    }, 60_000).catch(async (e: Error) => {
+      const gw = await client.get({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', namespace: NAMESPACE, name: 'gw' });
+      throw new Error(`${e.message}: ${JSON.stringify(gw.status)}\n${env.logs()}`);
+    });
     await waitFor('the dataplane listening', async () => (await request(`http://127.0.0.1:${env.port}/`).then((r) => r.body.dump().then(() => true)).catch(() => false)) || undefined, 30_000);
     return env;
   } catch (error) {

@@ -100,13 +100,15 @@ suite('Flagger (gatewayapi:v1) with Sluice', () => {
   /** Runs one release under traffic until the canary reaches `final`; what was measured. */
   const rollout = async (vars: Record<string, string>, final: 'Succeeded' | 'Failed') => {
     const traffic: Traffic = startTraffic(env.port, HOST);
-    const weights = watchWeights(env.client, NAMESPACE, 'podinfo', 'podinfo-canary');
+    const weights = watchWeights(env.cluster, NAMESPACE, 'podinfo', 'podinfo-canary');
     const started = Date.now();
     try {
       await new Promise((resolve) => setTimeout(resolve, 2000));
       await release(vars);
       const other = final === 'Succeeded' ? 'Failed' : 'Succeeded';
-      await waitFor('the analysis to start', async () => (await phase()) === 'Progressing', 120_000);
+      await waitFor('the analysis to start', async () => (await phase()) === 'Progressing', 120_000).catch(async (e: Error) => {
+        throw new Error(`${e.message}\n${await diagnostics()}`);
+      });
       // support/wait.ts's waitFor: a throw ends the wait (the other outcome is final too).
       await waitUntil(`the canary ${final}`, async () => {
         const p = await phase();
@@ -121,13 +123,13 @@ suite('Flagger (gatewayapi:v1) with Sluice', () => {
       await traffic.stop();
       await weights.stop();
     }
-    return { samples: traffic.samples, changes: weights.changes, seconds: (Date.now() - started) / 1000 };
+    return { samples: traffic.samples, changes: weights.changes, seconds: (Date.now() - started) / 1000, started };
   };
 
-  /** Milliseconds from each weight change on the API server to the dataplane's next apply. */
+  /** Milliseconds from each weight change's watch event (after the first) to the dataplane's next apply. */
   const patchToServed = (changes: { at: number }[]) => {
     const applied = appliedTimes(env.dataplaneLogs());
-    return changes.slice(1).map((c) => (applied.find((t) => t >= c.at - 20) ?? NaN) - c.at).filter((ms) => Number.isFinite(ms));
+    return changes.slice(1).map((c) => (applied.find((a) => a >= c.at) ?? NaN) - c.at).filter((ms) => Number.isFinite(ms));
   };
 
   it('promotes a good canary step by step: each step split as weighted (±3 %), no failed request', async () => {
@@ -140,7 +142,7 @@ suite('Flagger (gatewayapi:v1) with Sluice', () => {
     console.log(
       `Flagger promotion: ${run.seconds.toFixed(0)} s, ${run.samples.length} requests, ${failed.length} failed; weights ${run.changes.map((c) => `${c.canary}/${c.total}`).join(' → ')}\n` +
         steps.map((s) => `  canary weight ${s.canaryWeight}/${s.total}: ${(s.canaryShare * 100).toFixed(1)} % of ${s.requests}`).join('\n') +
-        `\n  weight patch → dataplane applied: p50 ${percentile(latency, 50)} ms, p99 ${percentile(latency, 99)} ms (n=${latency.length})`,
+        `\n  weight change (API server watch event) → dataplane applied: ${latency.join(', ')} ms; p50 ${percentile(latency, 50)} ms, p99 ${percentile(latency, 99)} ms`,
     );
     expect(failed).toEqual([]);
     const shifted = steps.filter((s) => s.canaryWeight > 0 && s.canaryWeight < s.total);
@@ -155,7 +157,39 @@ suite('Flagger (gatewayapi:v1) with Sluice', () => {
     expect(run.changes.at(-1)).toMatchObject({ canary: 0 });
   }, 480_000);
 
+  it('A/B: requests with the header reach the canary, the others the primary, until promotion; nothing fails', async () => {
+    await env.client.mergePatch(canaryRef, {
+      spec: {
+        analysis: {
+          stepWeights: null,
+          iterations: 2,
+          match: [{ headers: { 'x-canary': { exact: 'insider' } } }],
+        },
+      },
+    });
+    const insiders = startTraffic(env.port, HOST, 2, 5, { 'x-canary': 'insider' });
+    let run;
+    try {
+      run = await rollout({ VERSION: 'v4' }, 'Succeeded');
+    } finally {
+      await insiders.stop();
+    }
+    const isCanary = (s: { pod: string | null }) => s.pod !== null && !s.pod.startsWith('podinfo-primary-');
+    const insiderCanary = insiders.samples.filter(isCanary);
+    const othersCanary = run.samples.filter(isCanary);
+    console.log(
+      `Flagger A/B: ${run.seconds.toFixed(0)} s; with x-canary: insider ${insiderCanary.length} of ${insiders.samples.length} answered by the canary, without it ${othersCanary.length} of ${run.samples.length}`,
+    );
+    expect([...run.samples, ...insiders.samples].filter((s) => s.status !== 200)).toEqual([]);
+    // The header rule sent insiders to the canary (v4 before promotion) while nobody else got there.
+    expect(insiderCanary.length).toBeGreaterThan(100);
+    expect(insiderCanary.every((s) => s.version === 'v4')).toBe(true);
+    expect(othersCanary).toEqual([]);
+    expect(run.samples.slice(-200).every((s) => s.version === 'v4')).toBe(true);
+  }, 480_000);
   it('rolls back a canary answering 500 to half its requests: traffic returns to the primary, which fails nothing', async () => {
+    // Progressive again (the A/B test left header matching and iterations).
+    await env.client.mergePatch(canaryRef, { spec: { analysis: { stepWeights: [10, 30, 50], iterations: null, match: null } } });
     const run = await rollout({ VERSION: 'v3', FAIL_EVERY: '2' }, 'Failed');
     const primaryFailures = run.samples.filter((s) => s.version !== 'v3' && s.status !== 200);
     const canaryAnswers = run.samples.filter((s) => s.version === 'v3');
@@ -166,6 +200,7 @@ suite('Flagger (gatewayapi:v1) with Sluice', () => {
     expect(primaryFailures).toEqual([]);
     expect(run.changes.at(-1)).toMatchObject({ canary: 0 });
     const tail = run.samples.slice(-200);
-    expect(tail.every((s) => s.status === 200 && s.version === 'v2')).toBe(true);
+    expect(tail.every((s) => s.status === 200 && s.pod?.startsWith('podinfo-primary-'))).toBe(true);
   }, 480_000);
+
 });

@@ -1,7 +1,9 @@
 // What the canary scenarios measure: steady traffic through Sluice (who answered, with what), the
 // split weights the API server holds over time, and when the dataplane applied each version.
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
 import { Pool } from 'undici';
-import type { KubeClient } from '../client.ts';
+import type { TestCluster } from '../cluster.ts';
 
 export interface Sample {
   /** performance.timeOrigin + performance.now() at the answer: the same clock as Date.now(). */
@@ -21,14 +23,14 @@ export interface Traffic {
  * `clients` loops of GET / with this Host until stop(), each pausing `pauseMs` between requests
  * (the machine is shared: a few hundred requests a second are plenty); a connection error is status 0.
  */
-export function startTraffic(port: number, host: string, clients = 4, pauseMs = 5): Traffic {
+export function startTraffic(port: number, host: string, clients = 4, pauseMs = 5, headers: Record<string, string> = {}): Traffic {
   const pool = new Pool(`http://127.0.0.1:${port}`, { connections: clients, headersTimeout: 10_000, bodyTimeout: 10_000 });
   const samples: Sample[] = [];
   let running = true;
   const loops = Array.from({ length: clients }, async () => {
     while (running) {
       try {
-        const res = await pool.request({ path: '/', method: 'GET', headers: { host } });
+        const res = await pool.request({ path: '/', method: 'GET', headers: { ...headers, host } });
         const text = await res.body.text();
         let answer: { version?: string; pod?: string } = {};
         try {
@@ -54,37 +56,48 @@ export function startTraffic(port: number, host: string, clients = 4, pauseMs = 
 }
 
 export interface WeightChange {
-  /** When the poll saw the new weights (Date.now() clock; polled every 20 ms). */
+  /** When the API server's watch event arrived here (Date.now() clock). */
   at: number;
   canary: number;
   total: number;
 }
 
-/** Polls an HTTPRoute and records the canary backend's weight in `rule` whenever it changes. */
-export function watchWeights(client: KubeClient, namespace: string, route: string, canaryService: string): { changes: WeightChange[]; stop(): Promise<void> } {
+/**
+ * Watches an HTTPRoute through the API server's watch stream (watch-child.ts, a process of its
+ * own: the event reaches it when it reaches Sluice's informer) and records the canary backend's
+ * weight whenever it changes.
+ */
+export function watchWeights(cluster: Pick<TestCluster, 'server' | 'dir' | 'adminToken'>, namespace: string, route: string, canaryService: string): { changes: WeightChange[]; stop(): Promise<void> } {
   const changes: WeightChange[] = [];
-  let running = true;
+  const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', join(import.meta.dirname, 'watch-child.ts'), cluster.server, join(cluster.dir, 'ca.crt'), cluster.adminToken, namespace, route], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   let last = '';
-  const loop = (async () => {
-    while (running) {
-      const r = await client.getOrUndefined({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', namespace, name: route }).catch(() => undefined);
-      const refs: { name: string; weight?: number }[] = (r?.spec?.rules ?? []).flatMap((rule: { backendRefs?: { name: string; weight?: number }[] }) => rule.backendRefs ?? []);
+  let buffer = '';
+  child.stdout!.on('data', (chunk: Buffer) => {
+    buffer += chunk.toString();
+    let nl: number;
+    while ((nl = buffer.indexOf('\n')) >= 0) {
+      const event = JSON.parse(buffer.slice(0, nl)) as { at: number; type: string; spec?: { rules?: { backendRefs?: { name: string; weight?: number }[] }[] } };
+      buffer = buffer.slice(nl + 1);
+      if (event.type !== 'ADDED' && event.type !== 'MODIFIED') continue;
+      const refs = (event.spec?.rules ?? []).flatMap((rule) => rule.backendRefs ?? []);
       // The weighted rule: the last one with the canary Service (A/B rules come first).
       const canary = refs.filter((b) => b.name === canaryService).at(-1)?.weight ?? 0;
       const total = refs.length === 0 ? 0 : canary + (refs.filter((b) => b.name !== canaryService).at(-1)?.weight ?? 0);
       const key = `${canary}/${total}`;
-      if (r && key !== last) {
+      if (key !== last) {
         last = key;
-        changes.push({ at: Date.now(), canary, total });
+        changes.push({ at: event.at, canary, total });
       }
-      await new Promise((resolve) => setTimeout(resolve, 20));
     }
-  })();
+  });
   return {
     changes,
     async stop() {
-      running = false;
-      await loop;
+      child.kill('SIGTERM');
+      await exited;
     },
   };
 }
