@@ -145,8 +145,12 @@ function verdictText(flow: Flow): string {
 function summary(flow: Flow): string {
   const l7 = flow.l7;
   if (flow.type === 'L7' && l7) return `${l7.protocol} ${l7.method} http://${l7.host}${l7.path} => ${l7.status || '-'} (${l7.latencyMs} ms)`;
+  if (flow.type === 'L7') return `${flow.direction} ${flow.protocol} stream to a port with L7 HTTP rules`;
   return `${flow.direction} ${flow.protocol}`;
 }
+
+/** An L7 flow's kind: a request, or a TCPRoute/TLSRoute stream L7 policy decided without one. */
+const l7Kind = (flow: Flow): string => (flow.l7 ? 'http-request' : 'l7-stream');
 
 /** One line, as `hubble observe` prints flows. */
 export function compactLine(flow: Flow): string {
@@ -155,7 +159,7 @@ export function compactLine(flow: Flow): string {
   const rule = flow.rule ? ` rule ${flow.rule.name}` : '';
   if (flow.type === 'L7') {
     const route = flow.route ? ` route ${flow.route.source}` : '';
-    return `${time}: ${who(flow.source)} -> ${who(flow.destination)}${service} http-request ${verdictText(flow)} (${summary(flow)})${route}${rule}`;
+    return `${time}: ${who(flow.source)} -> ${who(flow.destination)}${service} ${l7Kind(flow)} ${verdictText(flow)} (${summary(flow)})${route}${rule}`;
   }
   return `${time}: ${who(flow.source)} -> ${who(flow.destination)}${service} ${summary(flow)} ${verdictText(flow)}${rule}`;
 }
@@ -164,6 +168,6 @@ const TABLE_COLUMNS = [26, 28, 36, 12, 26] as const;
 const TABLE_HEADER = ['TIMESTAMP', 'SOURCE', 'DESTINATION', 'TYPE', 'VERDICT', 'SUMMARY'].map((h, i) => (i < TABLE_COLUMNS.length ? h.padEnd(TABLE_COLUMNS[i]!) : h)).join(' ');
 
 function tableRow(flow: Flow): string {
-  const cells = [flow.time, who(flow.source), who(flow.destination), flow.type === 'L7' ? 'http-request' : 'L3_L4', verdictText(flow), summary(flow) + (flow.rule ? ` rule ${flow.rule.name}` : '')];
+  const cells = [flow.time, who(flow.source), who(flow.destination), flow.type === 'L7' ? l7Kind(flow) : 'L3_L4', verdictText(flow), summary(flow) + (flow.rule ? ` rule ${flow.rule.name}` : '')];
   return cells.map((c, i) => (i < TABLE_COLUMNS.length ? c.padEnd(TABLE_COLUMNS[i]!) : c)).join(' ');
 }

@@ -6,12 +6,14 @@
 // with reason POLICY_L7 and the rule. In audit mode the stream is relayed and recorded AUDIT; a
 // stream to pods without HTTP rules is relayed as before.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
+import { promisify } from 'node:util';
 import type { Flow } from '../../ir/flow.ts';
 import { createSelfSignedServerCertificate } from '../support/demo/certs.ts';
 import { SEED_HTTP_RULES, httpPolicyYaml } from '../support/http-policy-yaml.ts';
@@ -19,6 +21,7 @@ import { freePortOffset } from '../support/ports.ts';
 import { startSluice, type SluiceProcess } from '../support/sluice-process.ts';
 import { GATEWAY_CLASS_YAML, tlsSecretYaml } from './backends.ts';
 
+const ROOT = join(import.meta.dirname, '..', '..');
 const PORTS = { http: 80, api: 9000, legacy: 9001, open: 9002, passthrough: 9443, terminate: 9444 };
 
 /** An HTTP backend on its own loopback address (its own identity) counting connections and requests. */
@@ -207,5 +210,12 @@ spec:
     expect(streams[0]!.destination.labels).toContain('k8s:app=api');
     const audited = await flows('verdict=AUDIT');
     expect(audited.map((f) => `${f.route?.source} ${f.dropReason} ${f.rule?.name}`)).toEqual(['default/legacy-tcp POLICY_L7 ciliumnetworkpolicy/default/legacy-l7/ingress/0']);
+  });
+
+  it('`sluice observe --verdict DROPPED --type l7` prints them as L7 streams, with route and rule', async () => {
+    const { stdout } = await promisify(execFile)(process.execPath, ['--disable-warning=ExperimentalWarning', join(ROOT, 'bin', 'sluice.js'), 'observe', '--admin-address', sluice.admin.replace('http://', ''), '--verdict', 'DROPPED', '--type', 'l7', '-o', 'compact']);
+    const streams = stdout.split('\n').filter((l) => l.includes('l7-stream'));
+    expect(streams).toHaveLength(3);
+    expect(streams[0]).toMatch(/l7-stream DROPPED \(POLICY_L7\) \(ingress TCP stream to a port with L7 HTTP rules\) route default\/api-tcp rule ciliumnetworkpolicy\/default\/api-l7\/ingress\/0$/);
   });
 });
