@@ -595,7 +595,7 @@ export interface HttpPolicyGrant {
   http: HttpPolicyRule[] | null;
 }
 
-/** One `rules.http[]` entry. Regexes match the whole value (anchored, as Cilium's Envoy matches). */
+/** One `rules.http[]` entry. RE2 regexes matching the whole value (as Cilium's Envoy: safe_regex, a full match). */
 export interface HttpPolicyRule {
   /** Against the method. */
   method?: string;
