@@ -66,6 +66,18 @@ metadata: {name: sluice}
 spec: {controllerName: sluice.dev/gateway-controller}
 `;
 
+/** GatewayClass `sluice` and Gateway default/gw with one HTTP listener `http` on `port`. */
+export function httpGatewayYaml(port: number): string {
+  return `${GATEWAY_CLASS_YAML}---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: default}
+spec:
+  gatewayClassName: sluice
+  listeners: [{name: http, port: ${port}, protocol: HTTP}]
+`;
+}
+
 export const GATEWAY_YAML = `${GATEWAY_CLASS_YAML}---
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, startSluice, type SluiceProcess } from '../support/sluice-process.ts';
 import { waitFor } from '../support/wait.ts';
-import { GATEWAY_CLASS_YAML, serviceYaml, startNamedBackend, type NamedBackend } from './backends.ts';
+import { httpGatewayYaml, serviceYaml, startNamedBackend, type NamedBackend } from './backends.ts';
 
 interface Condition {
   type: string;
@@ -28,14 +28,7 @@ describe('ExtensionRef filters', () => {
     dir = mkdtempSync(join(tmpdir(), 'sluice-e2e-extref-'));
     port = await freePort();
     backend = await startNamedBackend('web', (req) => paths.push(req.url ?? ''));
-    writeFileSync(join(dir, 'objects.yaml'), `${GATEWAY_CLASS_YAML}---
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: default}
-spec:
-  gatewayClassName: sluice
-  listeners: [{name: http, port: ${port}, protocol: HTTP}]
----
+    writeFileSync(join(dir, 'objects.yaml'), `${httpGatewayYaml(port)}---
 ${serviceYaml('web', backend)}---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, startSluice, type SluiceProcess } from '../support/sluice-process.ts';
 import { waitFor } from '../support/wait.ts';
-import { GATEWAY_CLASS_YAML, serviceYaml, startNamedBackend, type NamedBackend } from './backends.ts';
+import { httpGatewayYaml, serviceYaml, startNamedBackend, type NamedBackend } from './backends.ts';
 
 interface Answer {
   backend: string;
@@ -41,14 +41,7 @@ describe('session persistence through sluice run', () => {
     for (const name of ['a', 'b', 'c']) backends.push(await startNamedBackend(name));
     const manifests = join(dir, 'manifests');
     mkdirSync(manifests);
-    writeFileSync(join(manifests, 'objects.yaml'), `${GATEWAY_CLASS_YAML}---
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: default}
-spec:
-  gatewayClassName: sluice
-  listeners: [{name: http, port: ${port}, protocol: HTTP}]
----
+    writeFileSync(join(manifests, 'objects.yaml'), `${httpGatewayYaml(port)}---
 ${backends.map((b) => serviceYaml(b.name, b)).join('---\n')}---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
