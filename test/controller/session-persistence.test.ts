@@ -1,12 +1,13 @@
 // The parts of session persistence that are plain functions: the cookie Path a match gives
 // (GEP-1619 "Path"), and the Set-Cookie attributes by listener and lifetime.
 import { describe, expect, it } from '@jest/globals';
+import type { PathMatchType } from '../../ir/types.ts';
 import { cookiePathOf } from '../../controller/translate/session-persistence.ts';
 import { newSessionKey, SessionPlan } from '../../dataplane/upstream/session.ts';
 import type { UpstreamEndpoint } from '../../dataplane/upstream/pools.ts';
 
 describe('cookie Path', () => {
-  it.each([
+  it.each<[PathMatchType, string, string]>([
     ['PathPrefix', '/', '/'],
     ['PathPrefix', '/cart', '/cart'],
     ['Exact', '/checkout/pay', '/checkout/pay'],
@@ -15,7 +16,7 @@ describe('cookie Path', () => {
     ['RegularExpression', '^/api', '/'],
     ['RegularExpression', '/.*', '/'],
     ['PathPrefix', '/a;b', '/'],
-  ] as const)('%s %s → %s', (type, value, path) => {
+  ])('%s %s → %s', (type, value, path) => {
     expect(cookiePathOf({ type, value })).toBe(path);
   });
 });
