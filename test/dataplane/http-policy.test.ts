@@ -143,6 +143,19 @@ describe('L7 HTTP policy', () => {
     expect(decide(enforcedIngress, '10.0.9.92', 8080, 'POST', '/x')).toMatchObject({ verdict: 'AUDIT', direction: 'egress' });
   });
 
+  it('denies byte streams (TCPRoute, TLSRoute) to a port with HTTP rules: DROPPED when a direction enforces, AUDIT when each audits', () => {
+    const egressAudit: HttpPolicy = { direction: 'egress', identity: IDENTITY_ANY, audit: true, grants: [{ rule: 7, http: [rule({ method: 'GET' })] }] };
+    // Rules that would allow any request still pass only HTTP: a stream is refused all the same.
+    const open = new HttpPolicyIndex(policy([{ ...SEED, grants: [{ rule: 9, ports: { from: 8080, to: 8080 }, http: [rule({})] }] }]));
+    expect(open.forEndpoint('10.0.9.91', 8080)!.decideStream()).toEqual({ verdict: 'DROPPED', direction: 'ingress', rules: [9] });
+    const enforcedIngress = new HttpPolicyIndex(policy([egressAudit, SEED]));
+    expect(enforcedIngress.forEndpoint('10.0.9.91', 8080)!.decideStream()).toEqual({ verdict: 'DROPPED', direction: 'ingress', rules: [1] });
+    const audited = new HttpPolicyIndex(policy([egressAudit, { ...SEED, audit: true }]));
+    expect(audited.forEndpoint('10.0.9.91', 8080)!.decideStream()).toEqual({ verdict: 'AUDIT', direction: 'egress', rules: [7] });
+    // L4-only on the port, or no grant: no say (the relay goes on; L3/L4 decides).
+    expect(new HttpPolicyIndex(policy([SEED])).forEndpoint('10.0.9.91', 9090)).toBeNull();
+  });
+
   it('reads gRPC calls as POST /package.Service/Method paths', () => {
     const grpc = new HttpPolicyIndex(policy([{ direction: 'ingress', identity: API, audit: false, grants: [{ rule: 8, http: [rule({ method: 'POST', path: '/shop.Catalog/GetProduct' })] }] }]));
     expect(decide(grpc, '10.0.9.91', 50051, 'POST', '/shop.Catalog/GetProduct')?.verdict).toBe('FORWARDED');
