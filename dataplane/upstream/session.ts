@@ -25,6 +25,9 @@ const TOKEN_BYTES = PAYLOAD_BYTES + MAC_BYTES;
 /** base64url length of a token: anything else is not one, without decoding it. */
 const TOKEN_CHARS = Math.ceil((TOKEN_BYTES * 4) / 3);
 
+/** Valid tokens remembered per route (their HMAC is checked once): the oldest is dropped beyond this. */
+const VERIFIED_CACHE_SIZE = 4096;
+
 /** Bytes of key a session key file must hold at least (HMAC-SHA256's block is more; this is its output). */
 export const SESSION_KEY_MIN_BYTES = 32;
 
@@ -58,6 +61,8 @@ export class SessionPlan<C> {
   private readonly byId = new Map<string, SessionTarget<C>>();
   /** Endpoint ids by endpoint and choice, for the tokens responses hand out. */
   private readonly idOf = new Map<UpstreamEndpoint, Map<C, string>>();
+  /** Tokens already verified, with where they lead and their start (only valid ones: a forged token cannot fill it). */
+  private readonly verified = new Map<string, { target: SessionTarget<C>; startedAt: number }>();
 
   /**
    * `targets`: every endpoint of every backend of the route, weight 0 included (GEP-1619: a session
@@ -133,17 +138,25 @@ export class SessionPlan<C> {
 
   private verify(token: string, now: number): SessionBinding<C> | null {
     if (token.length !== TOKEN_CHARS) return null;
+    const known = this.verified.get(token);
+    if (known !== undefined) return this.expired(known.startedAt, now) ? null : { plan: this, target: known.target, startedAt: known.startedAt };
     const bytes = Buffer.from(token, 'base64url');
     if (bytes.length !== TOKEN_BYTES || bytes[0] !== VERSION) return null;
     const payload = bytes.subarray(0, PAYLOAD_BYTES);
     if (!timingSafeEqual(this.mac(payload), bytes.subarray(PAYLOAD_BYTES))) return null;
     const startedAt = payload.readUIntBE(1, START_BYTES);
-    // Expired, or started in the future (another replica's clock, far ahead): a new session.
-    if (startedAt > now + 60_000) return null;
-    if (this.absoluteTimeoutMs > 0 && now - startedAt >= this.absoluteTimeoutMs) return null;
+    if (this.expired(startedAt, now)) return null;
     // Signed by us, but its endpoint is gone from the backend (scaled down, not ready): a new session.
     const target = this.byId.get(payload.subarray(1 + START_BYTES).toString('base64url'));
-    return target === undefined ? null : { plan: this, target, startedAt };
+    if (target === undefined) return null;
+    if (this.verified.size >= VERIFIED_CACHE_SIZE) this.verified.delete(this.verified.keys().next().value!);
+    this.verified.set(token, { target, startedAt });
+    return { plan: this, target, startedAt };
+  }
+
+  /** Past its absolute timeout, or started in the future (another replica's clock, far ahead): a new session. */
+  private expired(startedAt: number, now: number): boolean {
+    return startedAt > now + 60_000 || (this.absoluteTimeoutMs > 0 && now - startedAt >= this.absoluteTimeoutMs);
   }
 
   private mac(payload: Buffer): Buffer {
