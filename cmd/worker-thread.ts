@@ -60,6 +60,7 @@ const dataplane = new Dataplane({
   registry,
   rateLimits,
   reusePort: true,
+  tlsTicketKeys: Buffer.from(init.ticketKeys),
   ...(init.frontDoor ? { frontDoor: init.frontDoor } : {}),
 });
 

@@ -11,6 +11,7 @@
 // threads get from one SharedArrayBuffer (dataplane/ratelimit/shared-buckets.ts) and processes
 // could only get by a round trip to the primary per decision; and handing out costs the primary
 // an accept plus an IPC send per connection (measured: README "Workers").
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
@@ -36,6 +37,8 @@ export interface WorkerInit {
   rateLimit: { redisTimeoutMs: number; replicas: number; maxLocalKeys: number };
   redis: RedisSettings | null;
   buckets: { local: SharedArrayBuffer; fallback: SharedArrayBuffer };
+  /** TLS session ticket keys (48 bytes), one set for all workers: a client resumes whichever worker it reaches. */
+  ticketKeys: Uint8Array;
   /** The process's session persistence key (arrives as a Uint8Array: workerData is structured-cloned); the pool makes one when absent. */
   sessionKey?: Uint8Array;
 }
@@ -140,7 +143,7 @@ interface Slot {
 
 export interface WorkerPoolOptions {
   count: number;
-  init: Omit<WorkerInit, 'index' | 'buckets' | 'redis'>;
+  init: Omit<WorkerInit, 'index' | 'buckets' | 'redis' | 'ticketKeys'>;
   logger: Logger;
   /** The primary's registry: worker metrics are summed into it, and the pool's own are registered there. */
   registry: WorkerMetricsRegistry;
@@ -154,6 +157,7 @@ export class WorkerPool {
   private readonly logger: Logger;
   private readonly slots: (Slot | null)[];
   private readonly buckets: WorkerInit['buckets'];
+  private readonly ticketKeys: Uint8Array;
   private readonly failures: number[];
   private readonly restarts: Counter<'reason'>;
   private current: { version: string; http: HttpIR; l4: L4IR | undefined } | null = null;
@@ -175,6 +179,7 @@ export class WorkerPool {
     this.sessionKey = options.init.sessionKey ?? newSessionKey();
     const keys = options.init.rateLimit.maxLocalKeys;
     this.buckets = { local: sharedBucketMemory(keys), fallback: sharedBucketMemory(keys) };
+    this.ticketKeys = randomBytes(48);
     this.failures = new Array<number>(options.count).fill(0);
     this.slots = new Array<Slot | null>(options.count).fill(null);
     const registers = [options.registry];
@@ -247,7 +252,7 @@ export class WorkerPool {
   }
 
   private spawn(index: number): Slot {
-    const init: WorkerInit = { ...this.options.init, index, buckets: this.buckets, redis: this.redis, sessionKey: this.sessionKey };
+    const init: WorkerInit = { ...this.options.init, index, buckets: this.buckets, ticketKeys: this.ticketKeys, redis: this.redis, sessionKey: this.sessionKey };
     const worker = new Worker(new URL('./worker-thread.ts', import.meta.url), { workerData: init });
     const slot: Slot = { index, worker, startedAt: performance.now(), pending: new Map() };
     worker.on('message', (message: FromWorker) => {

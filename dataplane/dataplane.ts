@@ -50,6 +50,8 @@ export interface DataplaneOptions {
   flows?: RequestFlowOptions;
   /** Bind with SO_REUSEPORT: one of several worker threads serving the same listeners (--workers). */
   reusePort?: boolean;
+  /** 48 bytes: the TLS session ticket keys of HTTPS listeners, the same in every worker thread (a ticket resumes on any). */
+  tlsTicketKeys?: Buffer;
   /** Signs session persistence tokens (dataplane/upstream/session.ts); absent: a random key of this dataplane's own. */
   sessionKey?: Buffer;
 }
@@ -98,10 +100,12 @@ export class Dataplane {
 
   private readonly flows: RequestFlowOptions | null;
   private readonly reusePort: boolean;
+  private readonly tlsTicketKeys: Buffer | null;
 
   constructor(options: DataplaneOptions = {}) {
     this.flows = options.flows ?? null;
     this.reusePort = options.reusePort ?? false;
+    this.tlsTicketKeys = options.tlsTicketKeys ?? null;
     this.portOffset = options.portOffset ?? 0;
     this.redirectPortOffset = options.redirectPortOffset ?? 0;
     this.sessionKey = options.sessionKey ?? newSessionKey();
@@ -211,7 +215,7 @@ export class Dataplane {
       this.servers.delete(name);
       this.closeInBackground(existing);
     }
-    const server = new ListenerServer(table, bindPort, this.logger, this.budget, this.reusePort);
+    const server = new ListenerServer(table, bindPort, this.logger, this.budget, this.reusePort, this.tlsTicketKeys);
     try {
       await server.listen();
     } catch (error) {

@@ -121,10 +121,13 @@ export class ListenerServer {
   private lastAcceptErrorAt = 0;
   /** Each worker thread (--workers) binds its own socket to the port (SO_REUSEPORT); the kernel spreads connections. */
   private readonly reusePort: boolean;
+  /** TLS session ticket keys shared by the worker threads, so that a ticket one issued resumes on any; null: the server's own. */
+  private readonly ticketKeys: Buffer | null;
 
   /** `table.certificates` must be set for HTTPS (the caller checks). */
-  constructor(table: ListenerTable, bindPort: number, logger: Logger, budget: ConnectionBudget, reusePort = false) {
+  constructor(table: ListenerTable, bindPort: number, logger: Logger, budget: ConnectionBudget, reusePort = false, ticketKeys: Buffer | null = null) {
     this.reusePort = reusePort;
+    this.ticketKeys = ticketKeys;
     this.name = table.name;
     this.address = table.listener.address;
     this.bindPort = bindPort;
@@ -297,6 +300,7 @@ export class ListenerServer {
         ...secureContextOptions(this.table.certificates!.fallback, this.table.clientValidation, this.table.tlsSettings),
         ALPNProtocols: ALPN_PROTOCOLS,
         noDelay: true,
+        ...(this.ticketKeys !== null ? { ticketKeys: this.ticketKeys } : {}),
         // From the accept: also bounds a client that never sends its ClientHello.
         handshakeTimeout: this.limits.tlsHandshakeTimeoutMs,
         SNICallback: (servername: string, callback: (error: Error | null, context?: SecureContext) => void) => {

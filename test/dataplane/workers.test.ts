@@ -10,7 +10,10 @@ import { request } from './support/client.ts';
 import { startEchoServer, type EchoServer } from './support/echo-server.ts';
 import { freePort } from '../support/ports.ts';
 import { capturingLogger } from './support/harness.ts';
-import { backend, forwardTo, prefix, route, singleHostIR } from './support/ir.ts';
+import { backend, forwardTo, listener, prefix, route, scope, singleHostIR } from './support/ir.ts';
+import { irCertificate, selfSignedCertificate } from './support/certs.ts';
+import type { HttpIR } from '../../ir/types.ts';
+import tls from 'node:tls';
 
 /** One request on a connection of its own (the kernel picks a worker for each). */
 const get = async (port: number, path: string): Promise<number> => (await request(port, path)).status;
@@ -103,6 +106,50 @@ describe('worker pool', () => {
     }
     // Closed: nothing listens any more.
     await expect(get(port, '/after')).rejects.toThrow(/ECONNREFUSED/);
+  }, 60_000);
+
+  it('resumes TLS sessions on either worker: the workers share their session ticket keys', async () => {
+    const port = await freePort();
+    const registry = new WorkerMetricsRegistry();
+    const { logger } = capturingLogger();
+    const pool = new WorkerPool({
+      count: 2,
+      logger,
+      registry,
+      onFlows: () => undefined,
+      init: { logLevel: 'warn', portOffset: 0, redirectPortOffset: 0, flows: null, rateLimit: { redisTimeoutMs: 50, replicas: 1, maxLocalKeys: 1000 } },
+    });
+    try {
+      const certificate = await selfSignedCertificate('workers.example.com');
+      const ir: HttpIR = {
+        listeners: [listener(port, [scope('https', null, [['*', [route('secure', {}, forwardTo('svc/a'))]]])], { protocol: 'HTTPS', tls: { certificates: [irCertificate('secret/default/workers', [], certificate)] } })],
+        backends: { 'svc/a': backend('svc/a', [echo.endpoint]) },
+      };
+      expect((await pool.apply('tls', ir)).listeners).toEqual([{ name: `127.0.0.1:${port}`, ok: true }]);
+      // One request per connection, each offering the latest ticket the gateway issued.
+      let session: Buffer | undefined;
+      const reused: boolean[] = [];
+      for (let i = 0; i < 16; i++) {
+        await new Promise<void>((resolve, reject) => {
+          const socket = tls.connect({ host: '127.0.0.1', port, servername: 'workers.example.com', rejectUnauthorized: false, ...(session ? { session } : {}) }, () => {
+            reused.push(socket.isSessionReused());
+            socket.end('GET / HTTP/1.1\r\nHost: workers.example.com\r\nConnection: close\r\n\r\n');
+          });
+          socket.on('session', (ticket: Buffer) => (session = ticket));
+          socket.on('data', () => undefined);
+          socket.on('close', () => resolve());
+          socket.on('error', reject);
+        });
+      }
+      expect(reused.slice(1)).toEqual(Array(15).fill(true));
+      // Both workers answered some of them: tickets crossed from one worker to the other.
+      const text = await registry.metrics();
+      const perWorker = [...text.matchAll(/^sluice_worker_http_requests_total\{worker="\d"\} (\d+)$/gm)].map((m) => Number(m[1]));
+      expect(perWorker).toHaveLength(2);
+      expect(Math.min(...perWorker)).toBeGreaterThan(0);
+    } finally {
+      await pool.close();
+    }
   }, 60_000);
 
   it('reads the cgroup v2 CPU quota, the tightest on the way up; unlimited or unknown is null', () => {
