@@ -4,7 +4,8 @@
 
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Backend, HttpIR, Route, SessionPersistence } from '../../ir/types.ts';
+import type { Backend, HttpIR, L4IR, Route, SessionPersistence } from '../../ir/types.ts';
+import { viaServiceVips } from '../../dataplane/config/kernel-lb.ts';
 import { request, type Response } from './support/client.ts';
 import { startEchoServer, type EchoServer } from './support/echo-server.ts';
 import { freePort } from '../support/ports.ts';
@@ -177,5 +178,25 @@ describe('session persistence', () => {
     expect(moved.echo!.pod).toBe('e');
     const next = tokenOf(setCookie(moved, 'fb'));
     expect((await request(port, '/fallback', { headers: { cookie: `fb=${next}` } })).echo!.pod).toBe('e');
+  });
+});
+
+describe('session persistence with kernel load balancing (eBPF)', () => {
+  it('a sticky route\'s backends keep their endpoints; others are reached through the Service VIP', () => {
+    const endpoints = [{ address: '10.0.0.1', port: 80 }, { address: '10.0.0.2', port: 80 }];
+    const http = singleHostIR(8080, [
+      sticky('sticky', '/s', forwardTo('service/ns/a/port/80'), cookie('sid', 'httproute/default/sticky/rule/0')),
+      route('plain', { path: prefix('/p') }, forwardTo('service/ns/b/port/80')),
+    ], [backend('service/ns/a/port/80', endpoints), backend('service/ns/b/port/80', endpoints)]);
+    const l4: L4IR = {
+      services: ['a', 'b'].map((name, i) => ({
+        name: `service/ns/${name}/port/80`, origin: { kind: 'Service', namespace: 'ns', name }, vip: `10.96.0.${i + 1}`, port: 80, protocol: 'TCP', affinity: 'random',
+        endpoints: endpoints.map((e) => ({ ...e, weight: 1 })),
+      })),
+    };
+    const out = viaServiceVips(http, l4);
+    // The token names an endpoint: the proxy must pick it, not the kernel.
+    expect(out.backends['service/ns/a/port/80']!.endpoints).toEqual(endpoints);
+    expect(out.backends['service/ns/b/port/80']!.endpoints).toEqual([{ address: '10.96.0.2', port: 80 }]);
   });
 });
