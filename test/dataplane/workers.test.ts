@@ -20,6 +20,27 @@ const get = async (port: number, path: string): Promise<number> => (await reques
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Two real worker threads with their own registry and captured primary logs; flows go to `flows`. */
+function twoWorkers(flows: Flow[] = []) {
+  const registry = new WorkerMetricsRegistry();
+  const { logger, logs } = capturingLogger();
+  const pool = new WorkerPool({
+    count: 2,
+    logger,
+    registry,
+    onFlows: (batch) => flows.push(...batch),
+    init: {
+      logLevel: 'warn',
+      portOffset: 0,
+      redirectPortOffset: 0,
+      frontDoor: DEFAULT_FRONT_DOOR_LIMITS,
+      flows: { sampleRate: 1, bufferSize: 4096 },
+      rateLimit: { redisTimeoutMs: 50, replicas: 1, maxLocalKeys: 1000 },
+    },
+  });
+  return { pool, registry, logs };
+}
+
 describe('worker pool', () => {
   let echo: EchoServer;
   beforeAll(async () => {
@@ -31,23 +52,8 @@ describe('worker pool', () => {
 
   it('replaces a worker that dies; only requests it had in flight fail, and the new worker serves the current version', async () => {
     const port = await freePort();
-    const registry = new WorkerMetricsRegistry();
-    const { logger, logs } = capturingLogger();
     const flows: Flow[] = [];
-    const pool = new WorkerPool({
-      count: 2,
-      logger,
-      registry,
-      onFlows: (batch) => flows.push(...batch),
-      init: {
-        logLevel: 'warn',
-        portOffset: 0,
-        redirectPortOffset: 0,
-        frontDoor: DEFAULT_FRONT_DOOR_LIMITS,
-        flows: { sampleRate: 1, bufferSize: 4096 },
-        rateLimit: { redisTimeoutMs: 50, replicas: 1, maxLocalKeys: 1000 },
-      },
-    });
+    const { pool, registry, logs } = twoWorkers(flows);
     try {
       const ir = singleHostIR(port, [route('all', { path: prefix('/') }, forwardTo('svc/a'))], [backend('svc/a', [echo.endpoint])]);
       const result = await pool.apply('v1', ir);
@@ -110,15 +116,7 @@ describe('worker pool', () => {
 
   it('resumes TLS sessions on either worker: the workers share their session ticket keys', async () => {
     const port = await freePort();
-    const registry = new WorkerMetricsRegistry();
-    const { logger } = capturingLogger();
-    const pool = new WorkerPool({
-      count: 2,
-      logger,
-      registry,
-      onFlows: () => undefined,
-      init: { logLevel: 'warn', portOffset: 0, redirectPortOffset: 0, flows: null, rateLimit: { redisTimeoutMs: 50, replicas: 1, maxLocalKeys: 1000 } },
-    });
+    const { pool, registry } = twoWorkers();
     try {
       const certificate = await selfSignedCertificate('workers.example.com');
       const ir: HttpIR = {
