@@ -1,19 +1,12 @@
 // Kernel flow events → flow records people read: who talked to whom, through
 // which Service, what the policy said and which rule said it. The agent keeps
 // the latest ones for `sluice observe` and streams new ones to followers.
-import { podsByAddress } from '../../ir/flow.ts';
+import { podsByAddress, type FlowPeer } from '../../ir/flow.ts';
 import type { L4IR } from '../../ir/types.ts';
 import type { FlowEvent, Verdict } from './codec.ts';
 
-export interface FlowEndpoint {
-  ip: string;
-  port: number;
-  identity: number;
-  namespace?: string;
-  labels: string[];
-  /** `<ns>/<name>` of the Pod with this address, when the ipcache names one. */
-  pod?: string;
-}
+/** One side of a kernel flow: the same shape as a request flow's peers (pod from the ipcache). */
+export type FlowEndpoint = FlowPeer;
 
 export interface FlowRecord {
   time: string;
