@@ -1,5 +1,6 @@
 // Admin HTTP API: health, readiness, Prometheus metrics, computed statuses
 // (in Kubernetes shape) and the IR currently served.
+import { isIP } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { FLOW_VERDICTS, flowMatches as filterMatches, type Flow, type FlowFilter } from '../ir/flow.ts';
@@ -89,10 +90,36 @@ export function processRegistry(): WorkerMetricsRegistry {
   return registry;
 }
 
+/**
+ * Host names no public DNS can hand an attacker: `localhost` and `*.localhost` (RFC 6761), single
+ * labels (search-domain names such as a Service's), `.local` (mDNS), `.internal` (reserved by
+ * ICANN for private use), and the cluster's `.svc` / `.cluster.local`.
+ */
+const PRIVATE_NAME = /^(?:[a-z0-9-]+|(?:[a-z0-9-]+\.)*(?:localhost|local|internal|svc|cluster\.local))\.?$/i;
+
+/**
+ * Whether the admin API answers a request with this Host. DNS rebinding: a page on a public name
+ * that resolves to 127.0.0.1 (or to the node) reaches the admin port from a browser with its own
+ * name as Host, and would read /api/status, /api/config, flows and /ui/events. What the admin API
+ * really gets — kubelet probes and Prometheus (the pod IP), port-forwards and curl (localhost,
+ * 127.0.0.1), in-cluster clients (a Service name) — always passes; no Host (HTTP/1.0) passes too,
+ * since browsers always send one.
+ */
+export function adminHostAllowed(hostHeader: string | undefined): boolean {
+  if (hostHeader === undefined || hostHeader === '') return true;
+  const host = hostHeader.startsWith('[') ? hostHeader.slice(1, hostHeader.indexOf(']')) : hostHeader.replace(/:\d*$/, '');
+  return isIP(host) !== 0 || PRIVATE_NAME.test(host);
+}
+
 export async function startAdminServer(address: string, state: AdminState, registry: Registry): Promise<FastifyInstance> {
   const { host, port } = parseHostPort(address);
   // forceCloseConnections: `follow` streams never end by themselves, and closing must not wait for them.
   const app = Fastify({ logger: false, forceCloseConnections: true });
+  app.addHook('onRequest', async (req, reply) => {
+    if (!adminHostAllowed(req.headers.host)) {
+      return reply.code(403).type('text/plain').send('forbidden: the admin API answers an IP address, localhost or a cluster-internal name as Host (DNS rebinding)\n');
+    }
+  });
   app.get('/healthz', async () => 'ok\n');
   // A source read error leaves the last good configuration serving: still ready (a 503 would only
   // pull a serving instance out of its load balancer), with the reason in the body.
