@@ -236,7 +236,10 @@ export async function generate(): Promise<{ schemasJson: string; typesTs: string
       const kind = names.kind;
       const entry = { group, versions: {} as Record<string, number>, custom: true };
       for (const v of versions) {
-        if (!isObject(v) || v.served !== true || typeof v.name !== 'string' || !isObject(v.schema) || !isObject(v.schema.openAPIV3Schema)) continue;
+        // TLSRoute v1alpha2/v1alpha3: not served by the standard channel but by the experimental one,
+        // which Envoy Gateway's and Cilium's examples (and the Kubernetes source) use: read them too.
+        if (!isObject(v) || typeof v.name !== 'string' || !isObject(v.schema) || !isObject(v.schema.openAPIV3Schema)) continue;
+        if (v.served !== true && !(kind === 'TLSRoute' && (v.name === 'v1alpha2' || v.name === 'v1alpha3'))) continue;
         const schema = toJsonSchema(v.schema.openAPIV3Schema);
         addExperimentalFields(kind, schema);
         const text = JSON.stringify(schema);

@@ -171,6 +171,21 @@ spec:
     expect('objects' in parsed && (parsed.objects[5] as HTTPRouteObject).spec.rules?.[0].matches?.[0]).toEqual({ path: { value: '/a' } });
   });
 
+  it('reads TLSRoute at v1alpha2 and v1alpha3 (the experimental channel serves them; Envoy Gateway\'s and Cilium\'s examples use them)', () => {
+    const tlsRoute = (version: string, name: string) => `apiVersion: gateway.networking.k8s.io/${version}
+kind: TLSRoute
+metadata: {name: ${name}}
+spec:
+  parentRefs: [{name: gw}]
+  hostnames: [passthrough.example.com]
+  rules: [{backendRefs: [{group: "", kind: Service, name: s, port: 443, weight: 1}]}]
+`;
+    const parsed = parseManifest(`${tlsRoute('v1alpha2', 'a2')}---\n${tlsRoute('v1alpha3', 'a3')}---\n${tlsRoute('v1alpha2', 'bad').replace('port: 443', 'port: 70000')}`);
+    expect('objects' in parsed && parsed.objects.map((o) => `${o.apiVersion} ${o.metadata.name}`)).toEqual(['gateway.networking.k8s.io/v1alpha2 a2', 'gateway.networking.k8s.io/v1alpha3 a3']);
+    // Validated by their own version's schema, as any other: the bad port is refused.
+    expect(parsed.problems).toEqual([expect.objectContaining({ code: 'SLU_MANIFEST_INVALID', message: 'document 3: TLSRoute default/bad refused: spec.rules[0].backendRefs[0].port: Invalid value: number 70000: must be <= 65535' })]);
+  });
+
   it('ignores, with a line, a kind of the same name from another API group', () => {
     const parsed = parseManifest('apiVersion: kuadrant.io/v1\nkind: RateLimitPolicy\nmetadata: {name: theirs}\nspec: {}\n');
     expect(parsed).toEqual({ objects: [], problems: [{ code: 'SLU_MANIFEST_OBJECT', message: 'document 1: ignoring kuadrant.io/v1 RateLimitPolicy theirs: Sluice does not read this kind' }] });
