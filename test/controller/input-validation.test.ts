@@ -183,7 +183,7 @@ spec:
     const parsed = parseManifest(`${tlsRoute('v1alpha2', 'a2')}---\n${tlsRoute('v1alpha3', 'a3')}---\n${tlsRoute('v1alpha2', 'bad').replace('port: 443', 'port: 70000')}`);
     expect('objects' in parsed && parsed.objects.map((o) => `${o.apiVersion} ${o.metadata.name}`)).toEqual(['gateway.networking.k8s.io/v1alpha2 a2', 'gateway.networking.k8s.io/v1alpha3 a3']);
     // Validated by their own version's schema, as any other: the bad port is refused.
-    expect(parsed.problems).toEqual([expect.objectContaining({ code: 'SLU_MANIFEST_INVALID', message: 'document 3: TLSRoute default/bad refused: spec.rules[0].backendRefs[0].port: Invalid value: number 70000: must be <= 65535' })]);
+    expect('problems' in parsed && parsed.problems).toEqual([expect.objectContaining({ code: 'SLU_MANIFEST_INVALID', message: 'document 3: TLSRoute default/bad refused: spec.rules[0].backendRefs[0].port: Invalid value: number 70000: must be <= 65535' })]);
   });
 
   it('ignores, with a line, a kind of the same name from another API group', () => {

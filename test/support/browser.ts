@@ -19,6 +19,18 @@ export async function launchBrowser(): Promise<Browser> {
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', `--user-data-dir=${profile}`],
     timeout: 90_000,
   });
-  browser.once('disconnected', () => rmSync(profile, { recursive: true, force: true }));
+  // Removed once the browser process is gone: at 'disconnected' chromium may still be writing
+  // into the profile (rmSync then fails with ENOTEMPTY, seen in CI). A leftover temporary
+  // folder is not worth failing a test over, so a removal that still fails is left.
+  const removeProfile = (): void => {
+    try {
+      rmSync(profile, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+    } catch {
+      // left in the temporary folder
+    }
+  };
+  const child = browser.process();
+  if (child !== null && child.exitCode === null) child.once('exit', removeProfile);
+  else browser.once('disconnected', removeProfile);
   return browser;
 }
