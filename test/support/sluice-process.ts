@@ -27,7 +27,22 @@ export interface StartOptions {
   nodeArgs?: string[];
 }
 
+/** The startup check's line when the admin port a test picked is one of the listener ports (both picked free, neither held). */
+const ADMIN_PORT_CLASH = /SLU_STARTUP_PORT .*(?:is also wanted by the admin API|\(the admin API\) is already in use)/;
+
 export async function startSluice(args: string[], readyTimeoutMs = 15000, options: StartOptions = {}): Promise<SluiceProcess> {
+  // The admin port and the test's listener offset are each free when picked but not held: they can
+  // coincide (seen once in CI). Sluice refuses that at start (exit 3); pick another admin port.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startSluiceOnce(args, readyTimeoutMs, options);
+    } catch (error) {
+      if (attempt >= 3 || !ADMIN_PORT_CLASH.test((error as Error).message)) throw error;
+    }
+  }
+}
+
+async function startSluiceOnce(args: string[], readyTimeoutMs: number, options: StartOptions): Promise<SluiceProcess> {
   const adminPort = await freePort();
   const admin = `http://127.0.0.1:${adminPort}`;
   // eBPF stays off unless a test asks for it: tests run side by side and must not share pinned maps.
