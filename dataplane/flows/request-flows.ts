@@ -206,14 +206,7 @@ export class RequestFlow {
       protocol: 'TCP',
       source: { ip: this.clientIp, port: this.clientPort, identity: IDENTITY_WORLD, labels: WORLD_LABELS },
       destination: this.endpoint !== null ? names.peer(this.endpoint.address, this.endpoint.port, this.endpoint.identity) : NO_DESTINATION,
-      l7: {
-        method: this.method,
-        path: this.path,
-        host: this.host,
-        protocol: this.httpVersion === '1.1' ? 'HTTP/1.1' : this.httpVersion === '2.0' ? 'HTTP/2' : `HTTP/${this.httpVersion}`,
-        status,
-        latencyMs: Math.round((performance.now() - this.startedAt) * 1000) / 1000,
-      },
+      l7: this.l7(status),
     };
     const reason = dropReason ?? (decision !== null && decision.verdict !== 'FORWARDED' ? 'POLICY_L7' : undefined);
     if (reason !== undefined) flow.dropReason = reason;
@@ -243,7 +236,19 @@ export class RequestFlow {
       ...(refusal.rule !== undefined ? { rule: names.rule(refusal.rule) } : {}),
       ...(this.route !== null ? { route: this.route } : {}),
       ...(this.gateway !== null ? { gateway: this.gateway } : {}),
-      l7: { method: this.method, path: this.path, host: this.host, protocol: this.httpVersion === '2.0' ? 'HTTP/2' : `HTTP/${this.httpVersion}`, status, latencyMs: Math.round((performance.now() - this.startedAt) * 1000) / 1000 },
+      l7: this.l7(status),
     });
+  }
+
+  /** The request's HTTP part of a flow, as answered now. */
+  private l7(status: number): NonNullable<Flow['l7']> {
+    return {
+      method: this.method,
+      path: this.path,
+      host: this.host,
+      protocol: this.httpVersion === '2.0' ? 'HTTP/2' : `HTTP/${this.httpVersion}`,
+      status,
+      latencyMs: Math.round((performance.now() - this.startedAt) * 1000) / 1000,
+    };
   }
 }
