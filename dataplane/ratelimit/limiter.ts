@@ -8,7 +8,8 @@
 //   // a RateLimitDecision when only local buckets were involved, a Promise when Redis was asked
 //
 // A decision: local rules first (synchronous; a local rejection never reaches Redis), then the
-// global rules in one Redis script. Everything a request touches is taken together or not at
+// global rules in one Redis script (coalesced with other requests' while Redis is busy: one
+// round trip decides many, each all-or-nothing; see redis-batcher.ts). Everything a request touches is taken together or not at
 // all: local tokens taken are given back when the global part says no.
 
 import type { Logger } from 'pino';
@@ -167,6 +168,8 @@ interface CompiledRule {
   localPrefix: string;
   /** Redis key prefix, hash-tagged by policy: all buckets of one request share a cluster slot. */
   redisPrefix: string;
+  /** That hash tag: requests of one tag may share a script call on Redis Cluster. */
+  redisTag: string;
   /** Script arguments: capacity, refill per microsecond. */
   capacityArg: string;
   rateArg: string;
@@ -197,6 +200,7 @@ function compileRules(policy: RateLimitPolicy, metrics: RateLimitMetrics): Compi
       spec: { capacity: rule.burst, ratePerMs },
       localPrefix: `${policy.name}\n${rule.hash}\n`,
       redisPrefix: `sluice:rl:{${policy.name}}:${rule.hash}:`,
+      redisTag: policy.name,
       capacityArg: String(rule.burst),
       rateArg: String(ratePerMs / 1000),
       quota: sfString(rule.name),
@@ -280,7 +284,7 @@ export class RouteLimiter {
       args[3 * i + 1] = g.rule.rateArg;
       args[3 * i + 2] = g.rule.enforced ? '1' : '0';
     }
-    return store.take(keys, args).then(
+    return store.take(global[0]!.rule.redisTag, keys, args).then(
       (reply) => {
         const allowed = reply[0] === 1;
         const shadowAllowed = reply[1] === 1;

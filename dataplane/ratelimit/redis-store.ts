@@ -1,21 +1,32 @@
 // Global buckets in Redis: one atomic Lua script decides every bucket of a request with
 // Redis's own clock (no replica clock skew), taking a token from all of them or from none.
+// Decisions are coalesced (redis-batcher.ts): one script call decides every request that queued
+// while the previous call of its lane was in flight, each one still all-or-nothing.
 //
 // A decision never waits on Redis longer than the command timeout: ioredis runs with its
 // offline queue off (a command on a connection that is not ready fails at once instead of
-// queueing), no per-request retries, and `commandTimeout`. A circuit breaker stops paying even
-// that: after 5 failures in a row Redis is skipped for 1 s, then one probe decides whether to
-// use it again. (rate-limiter-flexible is not used: its Redis limiters are fixed windows; its
-// insurance and timeout wrappers are what this file does, with a token bucket.)
+// queueing), no per-request retries, and each decision has its own deadline in the batcher. A
+// circuit breaker stops paying even that: after 5 failures in a row Redis is skipped for 1 s,
+// then one probe decides whether to use it again. (rate-limiter-flexible is not used: its Redis
+// limiters are fixed windows; its insurance and timeout wrappers are what this file does, with a
+// token bucket.)
+//
+// Redis Cluster (`cluster: true`, seed nodes in `url`): every key of one request carries its
+// policy's hash tag, so one script call stays in one slot; batches are formed per tag.
 
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { backoffDelay, type Backoff } from '../../ir/backoff.ts';
 import type { BackendErrorReason, RateLimitMetrics } from './metrics.ts';
+import { BatchFailure, RedisBatcher } from './redis-batcher.ts';
+
+export { BatchFailure } from './redis-batcher.ts';
 
 export interface RedisSettings {
-  /** `redis://[user:password@]host:port[/db]`, or `rediss://…` for TLS. */
+  /** `redis://[user:password@]host:port[/db]`, or `rediss://…` for TLS; with `cluster`, seed nodes separated by commas. */
   url: string;
+  /** Redis Cluster: `url` lists seed nodes, the client follows the cluster's slot map. */
+  cluster?: boolean;
   username?: string;
   password?: string;
   /** PEM CA bundle for `rediss://` (otherwise the system's). */
@@ -25,49 +36,63 @@ export interface RedisSettings {
 }
 
 /**
- * KEYS: the buckets. ARGV: per key, capacity, refill per microsecond, enforced (1) or shadow (0).
- * Returns {enforced group admits, shadow group would, then per key: whole tokens left, ms until
- * one whole token}. Enforced keys give a token only when the enforced group admits; shadow keys
- * when, in addition, the shadow group would. A key that was written expires once it would be
- * full again (+1 s), so idle clients leave nothing behind.
+ * Decides a batch of requests in turn, each all-or-nothing, with one Redis clock reading.
+ * KEYS: every request's buckets, request after request. ARGV: per request, its number of keys n,
+ * then per key capacity, refill per microsecond, enforced (1) or shadow (0).
+ * Returns, per request: {enforced group admits, shadow group would, then per key: whole tokens
+ * left, ms until one whole token}. Enforced keys give a token only when the enforced group
+ * admits; shadow keys when, in addition, the shadow group would. A later request of the batch
+ * sees what an earlier one took. A key that was written expires once it would be full again
+ * (+1 s), so idle clients leave nothing behind.
  */
-export const TOKEN_BUCKET_SCRIPT = `
+export const BATCH_SCRIPT = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local n = #KEYS
-local tokens = {}
-local okEnforced, okShadow = true, true
-for i = 1, n do
-  local cap = tonumber(ARGV[3 * i - 2])
-  local rate = tonumber(ARGV[3 * i - 1])
-  local s = redis.call('HMGET', KEYS[i], 'tk', 'ts')
-  local tk = tonumber(s[1])
-  local ts = tonumber(s[2])
-  if tk == nil or ts == nil then
-    tk = cap
-  elseif now > ts then
-    tk = math.min(cap, tk + (now - ts) * rate)
+local out = {}
+local k = 0
+local a = 1
+local nargs = #ARGV
+while a <= nargs do
+  local n = tonumber(ARGV[a])
+  local tokens = {}
+  local okEnforced, okShadow = true, true
+  for i = 1, n do
+    local p = a + 3 * i - 2
+    local cap = tonumber(ARGV[p])
+    local rate = tonumber(ARGV[p + 1])
+    local s = redis.call('HMGET', KEYS[k + i], 'tk', 'ts')
+    local tk = tonumber(s[1])
+    local ts = tonumber(s[2])
+    if tk == nil or ts == nil then
+      tk = cap
+    elseif now > ts then
+      tk = math.min(cap, tk + (now - ts) * rate)
+    end
+    tokens[i] = tk
+    if tk < 1 - 1e-9 then
+      if ARGV[p + 2] == '1' then okEnforced = false else okShadow = false end
+    end
   end
-  tokens[i] = tk
-  if tk < 1 - 1e-9 then
-    if ARGV[3 * i] == '1' then okEnforced = false else okShadow = false end
+  out[#out + 1] = okEnforced and 1 or 0
+  out[#out + 1] = okShadow and 1 or 0
+  for i = 1, n do
+    local p = a + 3 * i - 2
+    local cap = tonumber(ARGV[p])
+    local rate = tonumber(ARGV[p + 1])
+    local tk = tokens[i]
+    if okEnforced and (ARGV[p + 2] == '1' or okShadow) then
+      tk = math.max(0, tk - 1)
+      redis.call('HSET', KEYS[k + i], 'tk', string.format('%.17g', tk), 'ts', string.format('%d', now))
+      redis.call('PEXPIRE', KEYS[k + i], string.format('%d', math.ceil((cap - tk) / rate / 1000) + 1000))
+    end
+    local whole = math.floor(tk + 1e-9)
+    local wait = 0
+    if whole < 1 then wait = math.max(1, math.ceil((1 - tk) / rate / 1000 - 1e-9)) end
+    out[#out + 1] = whole
+    out[#out + 1] = wait
   end
-end
-local out = {okEnforced and 1 or 0, okShadow and 1 or 0}
-for i = 1, n do
-  local cap = tonumber(ARGV[3 * i - 2])
-  local rate = tonumber(ARGV[3 * i - 1])
-  local tk = tokens[i]
-  if okEnforced and (ARGV[3 * i] == '1' or okShadow) then
-    tk = math.max(0, tk - 1)
-    redis.call('HSET', KEYS[i], 'tk', string.format('%.17g', tk), 'ts', string.format('%d', now))
-    redis.call('PEXPIRE', KEYS[i], string.format('%d', math.ceil((cap - tk) / rate / 1000) + 1000))
-  end
-  local whole = math.floor(tk + 1e-9)
-  local wait = 0
-  if whole < 1 then wait = math.max(1, math.ceil((1 - tk) / rate / 1000 - 1e-9)) end
-  out[#out + 1] = whole
-  out[#out + 1] = wait
+  k = k + n
+  a = a + 1 + 3 * n
 end
 return out
 `;
@@ -79,22 +104,20 @@ const OPEN_MS = 1000;
 const LOG_EVERY_MS = 10_000;
 /** Redis reconnects (ioredis's retryStrategy): from 50 ms, doubling, at most 500 ms apart. */
 const REDIS_RECONNECT: Backoff = { initialMs: 50, maxMs: 500 };
+/** Cluster: the slot map is re-read this often, and at most this often after a node failed. */
+const SLOTS_REFRESH_MS = 1000;
+const SLOTS_REFRESH_ON_FAILURE_MS = 100;
 
-export class StoreUnavailable extends Error {
-  readonly reason: BackendErrorReason;
-  constructor(reason: BackendErrorReason, message: string) {
-    super(message);
-    this.reason = reason;
-  }
+interface BatchClient {
+  sluiceBatch(numberOfKeys: number, keysThenArgs: string[]): Promise<number[]>;
 }
-
-interface TokenBucketClient extends Redis {
-  sluiceTokenBucket(numberOfKeys: number, ...args: (string | number)[]): Promise<number[]>;
-}
+type Client = (Redis | Cluster) & BatchClient;
 
 export class RedisStore {
   readonly timeoutMs: number;
-  private readonly client: TokenBucketClient;
+  readonly cluster: boolean;
+  private readonly client: Client;
+  private readonly batcher: RedisBatcher;
   private readonly metrics: RateLimitMetrics;
   private readonly logger: Logger;
   private breaker: Breaker = 'closed';
@@ -103,35 +126,79 @@ export class RedisStore {
   private probing = false;
   private lastLog = -Infinity;
   private suppressed = 0;
+  private lastSlotsRefresh = -Infinity;
   private closed = false;
 
   constructor(settings: RedisSettings, options: { timeoutMs: number; metrics: RateLimitMetrics; logger: Logger }) {
     this.timeoutMs = options.timeoutMs;
     this.metrics = options.metrics;
     this.logger = options.logger;
+    this.cluster = settings.cluster === true;
     const redisOptions: RedisOptions = {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
       autoResendUnfulfilledCommands: false,
+      // A backstop: each decision has its own deadline in the batcher, which also gives up a
+      // round trip none of whose decisions still waits.
       commandTimeout: options.timeoutMs,
       connectTimeout: 1000,
       // Reconnect quickly and forever: the breaker, not the client, decides when to use it.
       retryStrategy: (times) => backoffDelay(times, REDIS_RECONNECT),
       enableReadyCheck: true,
-      // No auto-pipelining: measured here, a pipelined command's timeout fired up to 50 ms late
-      // while Redis stalled (the timeout would no longer bound a decision).
+      // No auto-pipelining (it deferred commands to a later tick: +0.5 ms p50, timeouts fired
+      // late); the batcher coalesces decisions itself, only while a round trip is outstanding.
       enableAutoPipelining: false,
       lazyConnect: false,
       ...(settings.username !== undefined ? { username: settings.username } : {}),
       ...(settings.password !== undefined ? { password: settings.password } : {}),
     };
-    if (settings.url.startsWith('rediss://')) {
+    const tls = settings.url.startsWith('rediss://');
+    if (tls) {
       redisOptions.tls = { ...(settings.tlsCA ? { ca: settings.tlsCA } : {}), ...(settings.tlsInsecure ? { rejectUnauthorized: false } : {}) };
     }
-    this.client = new Redis(settings.url, redisOptions) as TokenBucketClient;
-    this.client.defineCommand('sluiceTokenBucket', { lua: TOKEN_BUCKET_SCRIPT });
+    const scripts = { sluiceBatch: { lua: BATCH_SCRIPT } };
+    if (this.cluster) {
+      // The cluster has its own offline queue and reconnect settings; its nodes take the rest.
+      const nodeOptions: NonNullable<ClusterOptions['redisOptions']> & RedisOptions = { ...redisOptions };
+      delete nodeOptions.retryStrategy;
+      delete nodeOptions.enableOfflineQueue;
+      const seeds = clusterSeeds(settings.url);
+      if (settings.username === undefined && seeds.username !== undefined) nodeOptions.username = seeds.username;
+      if (settings.password === undefined && seeds.password !== undefined) nodeOptions.password = seeds.password;
+      const clusterOptions: ClusterOptions = {
+        enableOfflineQueue: false,
+        enableReadyCheck: true,
+        scaleReads: 'master',
+        clusterRetryStrategy: (times) => backoffDelay(times, REDIS_RECONNECT),
+        // Failover and redirections: no delayed retries (the decision's deadline is short), but
+        // the slot map is re-read at once (refreshSlots) and every second.
+        retryDelayOnFailover: 0,
+        retryDelayOnClusterDown: 0,
+        retryDelayOnTryAgain: 0,
+        maxRedirections: 4,
+        slotsRefreshTimeout: 1000,
+        slotsRefreshInterval: SLOTS_REFRESH_MS,
+        enableAutoPipelining: false,
+        scripts,
+        redisOptions: nodeOptions,
+      };
+      this.client = new Cluster(seeds.nodes, clusterOptions) as Client;
+      this.client.on('node error', (err: Error, key: string) => this.logRateLimited(`Redis Cluster node ${key}: ${err.message}`));
+    } else {
+      this.client = new Redis(settings.url, { ...redisOptions, scripts }) as Client;
+    }
     this.client.on('error', (err: Error) => this.logRateLimited(`Redis connection: ${err.message}`));
-    this.client.on('ready', () => this.logger.info({ redis: redact(settings.url) }, 'rate limiting: Redis connected'));
+    this.client.on('ready', () => this.logger.info({ redis: redact(settings.url), cluster: this.cluster }, 'rate limiting: Redis connected'));
+    this.batcher = new RedisBatcher((numKeys, flat) => this.client.sluiceBatch(numKeys, flat), {
+      timeoutMs: options.timeoutMs,
+      events: {
+        answered: (ms) => {
+          this.metrics.backendDuration.observe(ms / 1000);
+          this.succeeded();
+        },
+        failed: (reason, message) => this.failed(reason, message),
+      },
+    });
   }
 
   /** Whether to call Redis for this decision (false: use the failure mode at once). */
@@ -153,28 +220,28 @@ export class RedisStore {
     return this.client.status === 'ready';
   }
 
-  /** Runs the script; rejects with StoreUnavailable. Call only after `available()` said yes. */
-  async take(keys: readonly string[], args: readonly (string | number)[]): Promise<number[]> {
+  /** Decisions queued or in flight (for tests). */
+  get pending(): number {
+    return this.batcher.pending;
+  }
+
+  /**
+   * Runs the script for one request's buckets (all with the hash tag `tag`); rejects with a
+   * BatchFailure (reason: timeout, unavailable, script). Call only after `available()` said yes.
+   */
+  take(tag: string, keys: readonly string[], args: readonly string[]): Promise<number[]> {
     if (this.client.status !== 'ready') {
-      this.failed('unavailable', `Redis is ${this.client.status}`);
-      throw new StoreUnavailable('unavailable', `Redis is ${this.client.status}`);
+      const message = `Redis is ${this.client.status}`;
+      this.failed('unavailable', message);
+      return Promise.reject(new BatchFailure('unavailable', message));
     }
-    const started = performance.now();
-    try {
-      const reply = await this.client.sluiceTokenBucket(keys.length, ...keys, ...args);
-      this.metrics.backendDuration.observe((performance.now() - started) / 1000);
-      this.succeeded();
-      return reply;
-    } catch (err) {
-      const message = (err as Error).message ?? String(err);
-      const reason: BackendErrorReason = /timed out/i.test(message) ? 'timeout' : /ERR|script|NOSCRIPT|WRONGTYPE/.test(message) ? 'script' : 'unavailable';
-      this.failed(reason, message);
-      throw new StoreUnavailable(reason, message);
-    }
+    // One Redis: every request may share a script call. Cluster: only those of one slot may.
+    return this.batcher.take(this.cluster ? tag : '', keys, args);
   }
 
   async close(): Promise<void> {
     this.closed = true;
+    this.batcher.close();
     this.client.disconnect();
   }
 
@@ -196,7 +263,16 @@ export class RedisStore {
       this.breaker = 'open';
       this.openUntil = performance.now() + OPEN_MS;
     }
+    if (this.cluster && reason !== 'timeout') this.refreshSlots();
     this.logRateLimited(`Redis ${reason}: ${message}`);
+  }
+
+  /** After a node failed (a failover?): re-read the slot map now, not at the next interval. */
+  private refreshSlots(): void {
+    const now = performance.now();
+    if (now - this.lastSlotsRefresh < SLOTS_REFRESH_ON_FAILURE_MS || this.closed) return;
+    this.lastSlotsRefresh = now;
+    (this.client as Cluster).refreshSlotsCache();
   }
 
   /** At most one line per 10 s, with how many were held back. */
@@ -210,6 +286,23 @@ export class RedisStore {
     this.lastLog = now;
     this.suppressed = 0;
   }
+}
+
+/** Seed nodes of `redis://a:6379,redis://b:6379` (a bare `host:port` item takes the first's scheme); credentials of the first. */
+export function clusterSeeds(url: string): { nodes: { host: string; port: number }[]; username?: string; password?: string } {
+  const items = url.split(',').map((u) => u.trim()).filter((u) => u !== '');
+  const scheme = /^rediss?:\/\//.exec(items[0] ?? '')?.[0] ?? 'redis://';
+  let username: string | undefined;
+  let password: string | undefined;
+  const nodes = items.map((item, i) => {
+    const parsed = new URL(/^rediss?:\/\//.test(item) ? item : `${scheme}${item}`);
+    if (i === 0) {
+      if (parsed.username !== '') username = decodeURIComponent(parsed.username);
+      if (parsed.password !== '') password = decodeURIComponent(parsed.password);
+    }
+    return { host: parsed.hostname.replace(/^\[|\]$/g, ''), port: parsed.port === '' ? 6379 : Number(parsed.port) };
+  });
+  return { nodes, ...(username !== undefined ? { username } : {}), ...(password !== undefined ? { password } : {}) };
 }
 
 function redact(url: string): string {

@@ -1,0 +1,260 @@
+// Coalesces global rate-limit decisions into few Redis round trips, Nagle-like and without a
+// timer: a decision for a lane with nothing in flight is sent at once (alone: no added latency
+// when idle); decisions arriving while a lane's round trip is outstanding wait for it and then go
+// together, as one script call that decides each of them in turn, all-or-nothing per request
+// (BATCH_SCRIPT). A lane is one Redis Cluster slot group (the keys' hash tag), or everything on a
+// single Redis.
+//
+// Every decision keeps its own deadline (`timeoutMs` after it was asked), whether it is queued or
+// in flight: one timer, armed for the oldest pending decision, fails those past their deadline.
+// A round trip whose decisions have all timed out no longer holds its lane (a stalled or lost
+// reply does not stop the lane), and its late reply is dropped.
+
+import type { BackendErrorReason } from './metrics.ts';
+
+/** Sends one batch: `numKeys` keys, then the script's arguments, flat. Resolves with the flat reply. */
+export type BatchSender = (numKeys: number, keysThenArgs: string[]) => Promise<number[]>;
+
+export interface BatcherEvents {
+  /** A round trip answered `answered` live decisions after `ms`. */
+  answered(ms: number, answered: number): void;
+  /** A decision failed (its timeout, or the round trip's error). */
+  failed(reason: BackendErrorReason, message: string): void;
+}
+
+export class BatchFailure extends Error {
+  readonly reason: BackendErrorReason;
+  constructor(reason: BackendErrorReason, message: string) {
+    super(message);
+    this.reason = reason;
+  }
+}
+
+/** Requests per script call: bounds one call's time inside Redis (each request is a few hash ops). */
+export const MAX_BATCH = 256;
+/** Decisions waiting in one lane; beyond it a decision fails at once (bounded memory). */
+export const MAX_QUEUED = 8192;
+/** A deadline timer fires for every decision within this many ms of its deadline: fewer timers. */
+const DEADLINE_SLACK_MS = 1;
+
+class Entry {
+  readonly keys: readonly string[];
+  readonly args: readonly string[];
+  readonly deadline: number;
+  resolve!: (reply: number[]) => void;
+  reject!: (err: BatchFailure) => void;
+  settled = false;
+  /** The round trip carrying it, once sent. */
+  batch: Batch | null = null;
+  /** Next decision in deadline order (= arrival order: one timeout for all). */
+  next: Entry | null = null;
+  readonly promise: Promise<number[]>;
+
+  constructor(keys: readonly string[], args: readonly string[], deadline: number) {
+    this.keys = keys;
+    this.args = args;
+    this.deadline = deadline;
+    this.promise = new Promise<number[]>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+  }
+}
+
+class Batch {
+  readonly lane: Lane;
+  readonly entries: Entry[];
+  /** Decisions not yet timed out (a reply or error settles the rest at once). */
+  pending: number;
+  /** Replied, failed or abandoned: no longer holds its lane. */
+  done = false;
+
+  constructor(lane: Lane, entries: Entry[]) {
+    this.lane = lane;
+    this.entries = entries;
+    this.pending = entries.length;
+  }
+}
+
+class Lane {
+  readonly name: string;
+  queue: Entry[] = [];
+  inFlight = 0;
+  constructor(name: string) {
+    this.name = name;
+  }
+}
+
+export class RedisBatcher {
+  private readonly send: BatchSender;
+  private readonly timeoutMs: number;
+  private readonly events: BatcherEvents;
+  private readonly lanes = new Map<string, Lane>();
+  private head: Entry | null = null;
+  private tail: Entry | null = null;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(send: BatchSender, options: { timeoutMs: number; events: BatcherEvents }) {
+    this.send = send;
+    this.timeoutMs = options.timeoutMs;
+    this.events = options.events;
+  }
+
+  /** Decisions queued or in flight (for tests). */
+  get pending(): number {
+    let n = 0;
+    for (let e = this.head; e !== null; e = e.next) if (!e.settled) n++;
+    return n;
+  }
+
+  /**
+   * One request's buckets: `keys`, and per key capacity, refill per µs, enforced ('1') or shadow.
+   * Resolves with {enforced admits, shadow would, then per key: whole tokens left, ms to one};
+   * rejects with BatchFailure. `lane`: requests of one lane may share a script call.
+   */
+  take(lane: string, keys: readonly string[], args: readonly string[]): Promise<number[]> {
+    let l = this.lanes.get(lane);
+    if (l === undefined) {
+      l = new Lane(lane);
+      this.lanes.set(lane, l);
+    }
+    const entry = new Entry(keys, args, performance.now() + this.timeoutMs);
+    if (l.queue.length >= MAX_QUEUED) {
+      this.fail(entry, 'unavailable', `more than ${MAX_QUEUED} decisions waiting for Redis`);
+      return entry.promise;
+    }
+    if (this.tail === null) this.head = entry;
+    else this.tail.next = entry;
+    this.tail = entry;
+    if (this.timer === null) this.arm(entry.deadline);
+    if (l.inFlight === 0) this.dispatch(l, [entry]);
+    else l.queue.push(entry);
+    return entry.promise;
+  }
+
+  /** Fails everything pending (the store is closing). */
+  close(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    for (let e = this.head; e !== null; e = e.next) if (!e.settled) this.fail(e, 'unavailable', 'rate limiter closed');
+    this.head = this.tail = null;
+    this.lanes.clear();
+  }
+
+  private dispatch(lane: Lane, entries: Entry[]): void {
+    const batch = new Batch(lane, entries);
+    lane.inFlight++;
+    let numKeys = 0;
+    let numArgs = 0;
+    for (const e of entries) {
+      e.batch = batch;
+      numKeys += e.keys.length;
+      numArgs += 1 + e.args.length;
+    }
+    // KEYS: every request's keys in order. ARGV: per request, its key count, then its key args.
+    const flat = new Array<string>(numKeys + numArgs);
+    let k = 0;
+    let a = numKeys;
+    for (const e of entries) {
+      for (let i = 0; i < e.keys.length; i++) flat[k++] = e.keys[i]!;
+      flat[a++] = String(e.keys.length);
+      for (let i = 0; i < e.args.length; i++) flat[a++] = e.args[i]!;
+    }
+    const started = performance.now();
+    let sent: Promise<number[]>;
+    try {
+      sent = this.send(numKeys, flat);
+    } catch (err) {
+      sent = Promise.reject(err);
+    }
+    sent.then(
+      (reply) => this.replied(batch, reply, performance.now() - started),
+      (err: unknown) => this.errored(batch, err),
+    );
+  }
+
+  private replied(batch: Batch, reply: number[], ms: number): void {
+    if (batch.done) return; // abandoned: its decisions timed out, the reply comes too late
+    let offset = 0;
+    let answered = 0;
+    for (const e of batch.entries) {
+      const size = 2 + 2 * e.keys.length;
+      if (!e.settled) {
+        if (reply.length < offset + size) {
+          this.fail(e, 'script', `script reply too short: ${reply.length} values`);
+        } else {
+          e.settled = true;
+          answered++;
+          e.resolve(reply.slice(offset, offset + size));
+        }
+      }
+      offset += size;
+    }
+    if (answered > 0) this.events.answered(ms, answered);
+    this.finish(batch);
+  }
+
+  private errored(batch: Batch, err: unknown): void {
+    if (batch.done) return;
+    const message = err instanceof Error ? err.message : String(err);
+    const reason: BackendErrorReason = /timed out/i.test(message) ? 'timeout' : /ERR|script|NOSCRIPT|WRONGTYPE|CROSSSLOT/.test(message) ? 'script' : 'unavailable';
+    for (const e of batch.entries) if (!e.settled) this.fail(e, reason, message);
+    this.finish(batch);
+  }
+
+  /** The batch no longer holds its lane: send what queued meanwhile. */
+  private finish(batch: Batch): void {
+    if (batch.done) return;
+    batch.done = true;
+    const lane = batch.lane;
+    lane.inFlight--;
+    if (lane.inFlight > 0) return;
+    const queue = lane.queue;
+    if (queue.length === 0) {
+      this.lanes.delete(lane.name); // idle lanes are not kept (names follow configurations)
+      return;
+    }
+    lane.queue = [];
+    let chunk: Entry[] = [];
+    for (const e of queue) {
+      if (e.settled) continue; // timed out while queued
+      chunk.push(e);
+      if (chunk.length === MAX_BATCH) {
+        this.dispatch(lane, chunk);
+        chunk = [];
+      }
+    }
+    if (chunk.length > 0) this.dispatch(lane, chunk);
+    else if (lane.inFlight === 0) this.lanes.delete(lane.name);
+  }
+
+  private fail(entry: Entry, reason: BackendErrorReason, message: string): void {
+    entry.settled = true;
+    this.events.failed(reason, message);
+    entry.reject(new BatchFailure(reason, message));
+  }
+
+  private arm(at: number): void {
+    this.timer = setTimeout(() => this.expire(), Math.max(0, at - performance.now()));
+    this.timer.unref();
+  }
+
+  /** Fails decisions past their deadline (oldest first), then re-arms for the oldest left. */
+  private expire(): void {
+    this.timer = null;
+    const now = performance.now() + DEADLINE_SLACK_MS;
+    let e = this.head;
+    while (e !== null && (e.settled || e.deadline <= now)) {
+      if (!e.settled) {
+        this.fail(e, 'timeout', `no answer within ${this.timeoutMs} ms`);
+        const batch = e.batch;
+        // A round trip none of whose decisions still waits gives its lane up.
+        if (batch !== null && !batch.done && --batch.pending === 0) this.finish(batch);
+      }
+      e = e.next;
+    }
+    this.head = e;
+    if (e === null) this.tail = null;
+    else this.arm(e.deadline);
+  }
+}
