@@ -94,6 +94,14 @@ const redisSecret: Flag = {
   name: 'redis-secret', type: 'string', value: 'NS/NAME',
   help: 'a Secret among the manifests with keys url, username, password, ca.crt; flags and environment variables take precedence over its keys',
 };
+const redisType: Flag = {
+  name: 'redis-type', type: 'string', value: 'single|cluster', defaultHelp: 'single; env SLUICE_REDIS_TYPE',
+  help: 'cluster: Redis Cluster, --redis-url lists seed nodes separated by commas (as Envoy ratelimit REDIS_TYPE=cluster)',
+};
+const redisBatchLimit: Flag = {
+  name: 'redis-batch-limit', type: 'string', value: 'N', default: '256', defaultHelp: '256, 1 to 4096',
+  help: 'most decisions one Redis script call takes: those that arrive while the previous call is in flight go together; 1: one call per request',
+};
 const redisTimeout: Flag = { name: 'redis-timeout', type: 'string', value: 'MS', default: '50', defaultHelp: '50, 1 to 1000', help: 'longest a rate-limit decision waits for Redis' };
 const rateLimitReplicas: Flag = {
   name: 'rate-limit-replicas', type: 'string', value: 'N', defaultHelp: '1; env SLUICE_RATE_LIMIT_REPLICAS',
@@ -112,7 +120,7 @@ const sessionKeyFile: Flag = {
   help: 'signs session persistence tokens (HTTPRoute/GRPCRoute sessionPersistence): at least 32 bytes, read once at start. Give every replica the same file (a mounted Secret) so each honours the sessions the others started',
 };
 /** Rate-limit flags of the serving commands (`--redis-secret` is run's alone: it names a manifest). */
-const RATE_LIMIT_FLAGS: readonly Flag[] = [redisUrl, redisUsername, redisPasswordFile, redisTlsCa, redisTlsInsecure, redisTimeout, rateLimitReplicas, rateLimitMaxKeys];
+const RATE_LIMIT_FLAGS: readonly Flag[] = [redisUrl, redisType, redisUsername, redisPasswordFile, redisTlsCa, redisTlsInsecure, redisTimeout, redisBatchLimit, rateLimitReplicas, rateLimitMaxKeys];
 
 const bpf: Flag = {
   name: 'bpf', type: 'string', value: 'auto|on|off', default: 'auto',

@@ -364,7 +364,8 @@ function rateLimitOptions(values: FlagValues): RateLimitOptions | string {
   const timeout = wholeNumber('redis-timeout', values['redis-timeout'] as string, 1, 1000);
   const replicas = wholeNumber('rate-limit-replicas', (values['rate-limit-replicas'] as string | undefined) ?? process.env.SLUICE_RATE_LIMIT_REPLICAS ?? '1', 1, 10000);
   const maxKeys = wholeNumber('rate-limit-max-keys', values['rate-limit-max-keys'] as string, 1, 100_000_000);
-  for (const v of [timeout, replicas, maxKeys]) if (typeof v === 'string') return v;
+  const batchLimit = wholeNumber('redis-batch-limit', values['redis-batch-limit'] as string, 1, 4096);
+  for (const v of [timeout, replicas, maxKeys, batchLimit]) if (typeof v === 'string') return v;
   const read = (flag: string, file: string | undefined): string | undefined => {
     if (file === undefined) return undefined;
     try {
@@ -377,6 +378,8 @@ function rateLimitOptions(values: FlagValues): RateLimitOptions | string {
     return {
       redis: {
         url: values['redis-url'] as string | undefined,
+        type: values['redis-type'] as string | undefined,
+        batchLimit: batchLimit as number,
         username: values['redis-username'] as string | undefined,
         password: read('redis-password-file', values['redis-password-file'] as string | undefined)?.trim(),
         tlsCA: read('redis-tls-ca', (values['redis-tls-ca'] as string | undefined) ?? process.env.SLUICE_REDIS_TLS_CA),

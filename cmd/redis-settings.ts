@@ -8,12 +8,18 @@
 //   username  --redis-username       SLUICE_REDIS_USERNAME   Secret key `username`
 //   password  --redis-password-file  SLUICE_REDIS_PASSWORD   Secret key `password`
 //   TLS CA    --redis-tls-ca FILE    SLUICE_REDIS_TLS_CA=FILE Secret key `ca.crt`   (the caller reads the file)
-// `rediss://` URLs use TLS. --redis-secret NAMESPACE/NAME names the Secret.
+//   type      --redis-type           SLUICE_REDIS_TYPE       Secret key `type`      single | cluster
+// `rediss://` URLs use TLS. --redis-secret NAMESPACE/NAME names the Secret. With type cluster
+// the URL lists seed nodes separated by commas (Envoy ratelimit's REDIS_TYPE=cluster, REDIS_URL).
 import type { RedisSettings } from '../dataplane/ratelimit/redis-store.ts';
 import type { InputSnapshot, KubeObject } from '../controller/sources/objects.ts';
 
 export interface RedisSources {
   url?: string;
+  /** `single` (default) or `cluster`. */
+  type?: string;
+  /** --redis-batch-limit (a flag only: not a connection secret). */
+  batchLimit?: number;
   username?: string;
   /** Already read from --redis-password-file. */
   password?: string;
@@ -28,6 +34,7 @@ export const REDIS_ENV = {
   url: 'SLUICE_REDIS_URL',
   username: 'SLUICE_REDIS_USERNAME',
   password: 'SLUICE_REDIS_PASSWORD',
+  type: 'SLUICE_REDIS_TYPE',
 } as const;
 
 export function resolveRedisSettings(
@@ -47,13 +54,23 @@ export function resolveRedisSettings(
     nonEmpty(flags[field]) ?? nonEmpty(env[REDIS_ENV[field]]) ?? nonEmpty(secret[secretKey]);
   const url = pick('url', 'url');
   if (url === undefined) return { settings: null, problem };
-  if (!/^rediss?:\/\//.test(url)) return { settings: null, problem: `Redis URL ${JSON.stringify(url.replace(/\/\/[^@/]*@/, '//***@'))}: expected redis://HOST:PORT or rediss://HOST:PORT` };
+  const type = pick('type', 'type') ?? 'single';
+  if (type !== 'single' && type !== 'cluster') return { settings: null, problem: `Redis type ${JSON.stringify(type)}: expected single or cluster` };
+  const redacted = JSON.stringify(url.replace(/\/\/[^@/]*@/g, '//***@'));
+  const items = type === 'cluster' ? url.split(',').map((u) => u.trim()) : [url];
+  if (!items.every((u) => /^rediss?:\/\/[^/,\s]+/.test(u)) || (type === 'single' && /,\s*rediss?:\/\//.test(url))) {
+    const expected = type === 'cluster' ? 'seed nodes redis://HOST:PORT separated by commas (rediss:// for TLS)' : 'redis://HOST:PORT or rediss://HOST:PORT (several nodes: --redis-type cluster)';
+    return { settings: null, problem: `Redis URL ${redacted}: expected ${expected}` };
+  }
+  if (new Set(items.map((u) => u.startsWith('rediss://'))).size > 1) return { settings: null, problem: `Redis URL ${redacted}: seed nodes mix redis:// and rediss://` };
   const username = pick('username', 'username');
   const password = pick('password', 'password');
   const tlsCA = nonEmpty(flags.tlsCA) ?? nonEmpty(secret['ca.crt']);
   return {
     settings: {
       url,
+      ...(type === 'cluster' ? { cluster: true } : {}),
+      ...(flags.batchLimit !== undefined ? { batchLimit: flags.batchLimit } : {}),
       ...(username !== undefined ? { username } : {}),
       ...(password !== undefined ? { password } : {}),
       ...(tlsCA !== undefined ? { tlsCA } : {}),

@@ -30,8 +30,8 @@ export class BatchFailure extends Error {
   }
 }
 
-/** Requests per script call: bounds one call's time inside Redis (each request is a few hash ops). */
-export const MAX_BATCH = 256;
+/** Requests per script call, default: bounds one call's time inside Redis (each request is a few hash ops). */
+export const DEFAULT_BATCH_LIMIT = 256;
 /** Decisions waiting in one lane; beyond it a decision fails at once (bounded memory). */
 export const MAX_QUEUED = 8192;
 /** A deadline timer fires for every decision within this many ms of its deadline: fewer timers. */
@@ -88,15 +88,18 @@ class Lane {
 export class RedisBatcher {
   private readonly send: BatchSender;
   private readonly timeoutMs: number;
+  private readonly batchLimit: number;
   private readonly events: BatcherEvents;
   private readonly lanes = new Map<string, Lane>();
   private head: Entry | null = null;
   private tail: Entry | null = null;
   private timer: NodeJS.Timeout | null = null;
 
-  constructor(send: BatchSender, options: { timeoutMs: number; events: BatcherEvents }) {
+  /** `batchLimit` 1: every decision is its own script call, sent at once (nothing coalesced). */
+  constructor(send: BatchSender, options: { timeoutMs: number; batchLimit?: number; events: BatcherEvents }) {
     this.send = send;
     this.timeoutMs = options.timeoutMs;
+    this.batchLimit = Math.max(1, Math.floor(options.batchLimit ?? DEFAULT_BATCH_LIMIT));
     this.events = options.events;
   }
 
@@ -127,7 +130,7 @@ export class RedisBatcher {
     else this.tail.next = entry;
     this.tail = entry;
     if (this.timer === null) this.arm(entry.deadline);
-    if (l.inFlight === 0) this.dispatch(l, [entry]);
+    if (l.inFlight === 0 || this.batchLimit === 1) this.dispatch(l, [entry]);
     else l.queue.push(entry);
     return entry.promise;
   }
@@ -219,7 +222,7 @@ export class RedisBatcher {
     for (const e of queue) {
       if (e.settled) continue; // timed out while queued
       chunk.push(e);
-      if (chunk.length === MAX_BATCH) {
+      if (chunk.length === this.batchLimit) {
         this.dispatch(lane, chunk);
         chunk = [];
       }
@@ -243,18 +246,21 @@ export class RedisBatcher {
   private expire(): void {
     this.timer = null;
     const now = performance.now() + DEADLINE_SLACK_MS;
+    // Lanes are released after the sweep, so a queue is not sent with decisions about to expire.
+    let given: Batch[] | null = null;
     let e = this.head;
     while (e !== null && (e.settled || e.deadline <= now)) {
       if (!e.settled) {
         this.fail(e, 'timeout', `no answer within ${this.timeoutMs} ms`);
         const batch = e.batch;
         // A round trip none of whose decisions still waits gives its lane up.
-        if (batch !== null && !batch.done && --batch.pending === 0) this.finish(batch);
+        if (batch !== null && !batch.done && --batch.pending === 0) (given ??= []).push(batch);
       }
       e = e.next;
     }
     this.head = e;
     if (e === null) this.tail = null;
     else this.arm(e.deadline);
+    if (given !== null) for (const batch of given) this.finish(batch);
   }
 }

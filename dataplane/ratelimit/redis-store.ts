@@ -27,6 +27,8 @@ export interface RedisSettings {
   url: string;
   /** Redis Cluster: `url` lists seed nodes, the client follows the cluster's slot map. */
   cluster?: boolean;
+  /** Most requests one script call decides (default 256); 1: one call per request, nothing coalesced. */
+  batchLimit?: number;
   username?: string;
   password?: string;
   /** PEM CA bundle for `rediss://` (otherwise the system's). */
@@ -191,6 +193,7 @@ export class RedisStore {
     this.client.on('ready', () => this.logger.info({ redis: redact(settings.url), cluster: this.cluster }, 'rate limiting: Redis connected'));
     this.batcher = new RedisBatcher((numKeys, flat) => this.client.sluiceBatch(numKeys, flat), {
       timeoutMs: options.timeoutMs,
+      ...(settings.batchLimit !== undefined ? { batchLimit: settings.batchLimit } : {}),
       events: {
         answered: (ms) => {
           this.metrics.backendDuration.observe(ms / 1000);

@@ -30,4 +30,15 @@ describe('Redis settings', () => {
     expect(bad.problem).toContain('expected redis://');
     expect(bad.problem).not.toContain('secret@');
   });
+
+  it('Redis Cluster: --redis-type cluster (or SLUICE_REDIS_TYPE, or the Secret key type) and seed nodes separated by commas', () => {
+    const seeds = 'redis://10.0.0.1:7000, redis://10.0.0.2:7000';
+    expect(resolveRedisSettings({ url: seeds, type: 'cluster', batchLimit: 64 }, {}, snapshot).settings).toEqual({ url: seeds, cluster: true, batchLimit: 64 });
+    expect(resolveRedisSettings({ url: 'redis://a:1' }, { SLUICE_REDIS_TYPE: 'cluster' }, snapshot).settings).toMatchObject({ cluster: true });
+    expect(resolveRedisSettings({ url: 'redis://a:1' }, {}, snapshot).settings).not.toHaveProperty('cluster');
+    expect(resolveRedisSettings({ url: 'redis://a:1', type: 'sentinel' }, {}, snapshot).problem).toContain('expected single or cluster');
+    expect(resolveRedisSettings({ url: seeds }, {}, snapshot).problem).toContain('--redis-type cluster');
+    expect(resolveRedisSettings({ url: 'redis://a:1,rediss://b:2', type: 'cluster' }, {}, snapshot).problem).toContain('mix');
+    expect(resolveRedisSettings({ url: 'redis://a:1,b:2', type: 'cluster' }, {}, snapshot).problem).toContain('seed nodes');
+  });
 });

@@ -14,16 +14,21 @@ export function redisServerAvailable(): boolean {
 
 export class RedisServer {
   readonly port: number;
+  private readonly extraArgs: readonly string[];
+  private readonly cwd: string | undefined;
   private child: ChildProcess | null = null;
   private output = '';
 
-  private constructor(port: number) {
+  private constructor(port: number, extraArgs: readonly string[], cwd: string | undefined) {
     this.port = port;
+    this.extraArgs = extraArgs;
+    this.cwd = cwd;
   }
 
-  static async start(port?: number): Promise<RedisServer> {
+  /** `extraArgs`: more redis-server options (cluster mode); `cwd`: its directory (nodes.conf). */
+  static async start(port?: number, extraArgs: readonly string[] = [], cwd?: string): Promise<RedisServer> {
     if (!redisServerAvailable()) throw new Error('redis-server is not installed (apt-get install -y redis-server): the rate-limit tests need a real one');
-    const server = new RedisServer(port ?? (await freePort()));
+    const server = new RedisServer(port ?? (await freePort()), extraArgs, cwd);
     await server.launch();
     return server;
   }
@@ -39,9 +44,8 @@ export class RedisServer {
   /** Starts it again on the same port, with no data. */
   async launch(): Promise<void> {
     if (this.child) throw new Error('redis-server is already running');
-    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning', '--enable-debug-command', 'local', ...this.extraArgs];
+    const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'], ...(this.cwd !== undefined ? { cwd: this.cwd } : {}) });
     child.stdout!.on('data', (d) => (this.output += d));
     child.stderr!.on('data', (d) => (this.output += d));
     this.child = child;
