@@ -60,6 +60,7 @@ const dataplane = new Dataplane({
   registry,
   rateLimits,
   reusePort: true,
+  connectionCount: { memory: init.connections, worker: init.index },
   tlsTicketKeys: Buffer.from(init.ticketKeys),
   ...(init.frontDoor ? { frontDoor: init.frontDoor } : {}),
 });

@@ -21,7 +21,7 @@ import { backoffDelay } from '../ir/backoff.ts';
 import type { Flow } from '../ir/flow.ts';
 import type { HttpIR, L4IR } from '../ir/types.ts';
 import { DRAIN_TIMEOUT_MS, type ApplyResult, type ListenerResult } from '../dataplane/dataplane.ts';
-import type { FrontDoorLimits } from '../dataplane/front-door.ts';
+import { releaseWorkerConnections, sharedConnectionMemory, type FrontDoorLimits } from '../dataplane/front-door.ts';
 import type { RedisSettings } from '../dataplane/ratelimit/limiter.ts';
 import { sharedBucketMemory } from '../dataplane/ratelimit/shared-buckets.ts';
 import { newSessionKey } from '../dataplane/upstream/session.ts';
@@ -37,6 +37,8 @@ export interface WorkerInit {
   rateLimit: { redisTimeoutMs: number; replicas: number; maxLocalKeys: number };
   redis: RedisSettings | null;
   buckets: { local: SharedArrayBuffer; fallback: SharedArrayBuffer };
+  /** The process-wide connection count (--max-connections bounds all workers together). */
+  connections: SharedArrayBuffer;
   /** TLS session ticket keys (48 bytes), one set for all workers: a client resumes whichever worker it reaches. */
   ticketKeys: Uint8Array;
   /** The process's session persistence key (arrives as a Uint8Array: workerData is structured-cloned); the pool makes one when absent. */
@@ -143,7 +145,7 @@ interface Slot {
 
 export interface WorkerPoolOptions {
   count: number;
-  init: Omit<WorkerInit, 'index' | 'buckets' | 'redis' | 'ticketKeys'>;
+  init: Omit<WorkerInit, 'index' | 'buckets' | 'connections' | 'redis' | 'ticketKeys'>;
   logger: Logger;
   /** The primary's registry: worker metrics are summed into it, and the pool's own are registered there. */
   registry: WorkerMetricsRegistry;
@@ -157,6 +159,7 @@ export class WorkerPool {
   private readonly logger: Logger;
   private readonly slots: (Slot | null)[];
   private readonly buckets: WorkerInit['buckets'];
+  private readonly connections: SharedArrayBuffer;
   private readonly ticketKeys: Uint8Array;
   private readonly failures: number[];
   private readonly restarts: Counter<'reason'>;
@@ -179,6 +182,7 @@ export class WorkerPool {
     this.sessionKey = options.init.sessionKey ?? newSessionKey();
     const keys = options.init.rateLimit.maxLocalKeys;
     this.buckets = { local: sharedBucketMemory(keys), fallback: sharedBucketMemory(keys) };
+    this.connections = sharedConnectionMemory(options.count);
     this.ticketKeys = randomBytes(48);
     this.failures = new Array<number>(options.count).fill(0);
     this.slots = new Array<Slot | null>(options.count).fill(null);
@@ -252,7 +256,7 @@ export class WorkerPool {
   }
 
   private spawn(index: number): Slot {
-    const init: WorkerInit = { ...this.options.init, index, buckets: this.buckets, ticketKeys: this.ticketKeys, redis: this.redis, sessionKey: this.sessionKey };
+    const init: WorkerInit = { ...this.options.init, index, buckets: this.buckets, connections: this.connections, ticketKeys: this.ticketKeys, redis: this.redis, sessionKey: this.sessionKey };
     const worker = new Worker(new URL('./worker-thread.ts', import.meta.url), { workerData: init });
     const slot: Slot = { index, worker, startedAt: performance.now(), pending: new Map() };
     worker.on('message', (message: FromWorker) => {
@@ -276,6 +280,8 @@ export class WorkerPool {
   private exited(slot: Slot, code: number, error: Error | null): void {
     for (const waiting of slot.pending.values()) waiting.reject(new Error(`worker ${slot.index} exited (code ${code})`));
     slot.pending.clear();
+    // Its connections died with it (a worker that drained has counted them out already).
+    releaseWorkerConnections(this.connections, slot.index);
     const last = this.lastMetrics.get(slot);
     this.lastMetrics.delete(slot);
     if (last !== undefined && !this.closing) void this.retire(last);

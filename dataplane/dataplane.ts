@@ -10,7 +10,7 @@ import { HttpPolicyIndex } from './policy/http-policy.ts';
 import { FlowNames, RequestFlows, type RequestFlowOptions } from './flows/request-flows.ts';
 import { StreamPolicy } from './policy/stream-policy.ts';
 import type { ListenerTable, RouteTable } from './config/route-table.ts';
-import { ConnectionBudget, DEFAULT_FRONT_DOOR_LIMITS, type FrontDoorLimits } from './front-door.ts';
+import { ConnectionBudget, DEFAULT_FRONT_DOOR_LIMITS, type FrontDoorLimits, type SharedConnectionCount } from './front-door.ts';
 import { DataplaneMetrics } from './metrics.ts';
 import { RateLimitService, type RateLimitProblem } from './ratelimit/limiter.ts';
 import { PassthroughServer, compilePassthroughRoutes } from './passthrough/passthrough-server.ts';
@@ -52,6 +52,8 @@ export interface DataplaneOptions {
   reusePort?: boolean;
   /** 48 bytes: the TLS session ticket keys of HTTPS listeners, the same in every worker thread (a ticket resumes on any). */
   tlsTicketKeys?: Buffer;
+  /** --workers: --max-connections counts every worker's connections (shared memory); absent: this dataplane's alone. */
+  connectionCount?: SharedConnectionCount;
   /** Signs session persistence tokens (dataplane/upstream/session.ts); absent: a random key of this dataplane's own. */
   sessionKey?: Buffer;
 }
@@ -113,7 +115,7 @@ export class Dataplane {
     this.metrics = new DataplaneMetrics(options.registry ?? client.register);
     this.l4Metrics = new L4Metrics(options.registry ?? client.register);
     const frontDoor = options.frontDoor ?? DEFAULT_FRONT_DOOR_LIMITS;
-    this.budget = new ConnectionBudget(frontDoor, options.registry ?? client.register, this.logger);
+    this.budget = new ConnectionBudget(frontDoor, options.registry ?? client.register, this.logger, undefined, options.connectionCount);
     this.pools = new UpstreamPools(DRAIN_TIMEOUT_MS, frontDoor.backendConnectTimeoutMs);
     this.rateLimits = options.rateLimits ?? new RateLimitService({ registry: options.registry ?? client.register, logger: this.logger });
   }

@@ -130,12 +130,38 @@ type Pressure = { resource: 'descriptors' | 'heap'; used: number; limit: number 
 const LOAD_SAMPLE_MS = 1_000;
 
 /**
+ * The process-wide connection count of --workers: slot 0 counts the open connections of every
+ * worker (what --max-connections bounds), slot 1 + i worker i's own, which the primary takes off
+ * slot 0 when that worker dies with connections open (they died with it).
+ */
+export interface SharedConnectionCount {
+  memory: SharedArrayBuffer;
+  /** This worker's index. */
+  worker: number;
+}
+
+/** Memory for `workers` workers' SharedConnectionCount. */
+export function sharedConnectionMemory(workers: number): SharedArrayBuffer {
+  return new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT * (1 + workers));
+}
+
+/** A dead worker's connections leave the process count (the primary calls it once the worker has exited). */
+export function releaseWorkerConnections(memory: SharedArrayBuffer, worker: number): void {
+  const counts = new Int32Array(memory);
+  Atomics.sub(counts, 0, Atomics.exchange(counts, 1 + worker, 0));
+}
+
+/**
  * Connection accounting shared by every listener of one process: the global count, refusals and
  * load shedding. Listeners keep their own count and ask `admit` before serving a connection.
  */
 export class ConnectionBudget {
   readonly limits: FrontDoorLimits;
+  /** This budget's open connections (its thread's: with --workers, the gauges are summed). */
   private open = 0;
+  /** [0]: the process's open connections (every worker's, with --workers); [1 + own]: this worker's. */
+  private readonly processCount: Int32Array;
+  private readonly own: number;
   private pressure: Pressure = null;
   private readonly logger: Logger;
   private readonly refused: client.Counter<'listener' | 'reason'>;
@@ -148,8 +174,11 @@ export class ConnectionBudget {
   /** One log line per refusal episode and reason, not one per connection. */
   private readonly refusingSince = new Map<string, number>();
 
-  constructor(limits: FrontDoorLimits, registry: Registry, logger: Logger, maxDescriptors: number | null = descriptorLimit()) {
+  /** `shared`: count in the process-wide memory of --workers; absent: this budget is the process's. */
+  constructor(limits: FrontDoorLimits, registry: Registry, logger: Logger, maxDescriptors: number | null = descriptorLimit(), shared?: SharedConnectionCount) {
     this.limits = limits;
+    this.processCount = new Int32Array(shared?.memory ?? new ArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT));
+    this.own = 1 + (shared?.worker ?? 0);
     this.logger = logger;
     this.maxDescriptors = maxDescriptors;
     this.refused = metric(registry, 'sluice_connections_refused_total', (registers) =>
@@ -189,14 +218,24 @@ export class ConnectionBudget {
    */
   admit(listener: string, listenerOpen: number): RefusalReason | null {
     const reason: RefusalReason | null =
-      this.pressure !== null ? 'shedding' : listenerOpen >= this.limits.maxConnectionsPerListener ? 'listener_limit' : this.open >= this.limits.maxConnections ? 'global_limit' : null;
+      this.pressure !== null ? 'shedding' : listenerOpen >= this.limits.maxConnectionsPerListener ? 'listener_limit' : !this.takeProcessSlot() ? 'global_limit' : null;
     if (reason === null) {
       this.open++;
+      Atomics.add(this.processCount, this.own, 1);
       this.openGauge.set(this.open);
       this.endRefusals(listener);
       return null;
     }
     return this.refuse(listener, reason);
+  }
+
+  /** Counts one more connection in the process unless it holds --max-connections already (workers race for the last one: compare-and-swap). */
+  private takeProcessSlot(): boolean {
+    for (;;) {
+      const open = Atomics.load(this.processCount, 0);
+      if (open >= this.limits.maxConnections) return false;
+      if (Atomics.compareExchange(this.processCount, 0, open, open + 1) === open) return true;
+    }
   }
 
   /**
@@ -222,7 +261,7 @@ export class ConnectionBudget {
         : reason === 'global_limit' ? this.limits.maxConnections
         : reason === 'udp_session_limit' ? this.limits.maxUdpSessionsPerListener
         : undefined;
-      this.logger.warn({ listener, reason, limit, open: this.open }, `refusing new connections on ${listener}: ${describeRefusal(reason)}`);
+      this.logger.warn({ listener, reason, limit, open: Atomics.load(this.processCount, 0) }, `refusing new connections on ${listener}: ${describeRefusal(reason)}`);
     }
     return reason;
   }
@@ -235,6 +274,8 @@ export class ConnectionBudget {
   /** A connection `admit` counted in has closed. */
   release(): void {
     this.open--;
+    Atomics.sub(this.processCount, 0, 1);
+    Atomics.sub(this.processCount, this.own, 1);
     this.openGauge.set(this.open);
   }
 

@@ -13,15 +13,68 @@ import { capturingLogger } from './support/harness.ts';
 import { backend, forwardTo, listener, prefix, route, scope, singleHostIR } from './support/ir.ts';
 import { irCertificate, selfSignedCertificate } from './support/certs.ts';
 import type { HttpIR } from '../../ir/types.ts';
+import net from 'node:net';
 import tls from 'node:tls';
+import type { FrontDoorLimits } from '../../dataplane/front-door.ts';
 
 /** One request on a connection of its own (the kernel picks a worker for each). */
 const get = async (port: number, path: string): Promise<number> => (await request(port, path)).status;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Polls `done` every 50 ms for 10 s at most. */
+async function until(done: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!(await done())) {
+    if (Date.now() > deadline) throw new Error('condition not met within 10 s');
+    await sleep(50);
+  }
+}
+
+/** A client connection kept open: what it received, whether the server closed it, and one keep-alive GET on it. */
+interface HeldConnection {
+  socket: net.Socket;
+  readonly closed: boolean;
+  readonly received: string;
+  get(path: string): Promise<number>;
+}
+
+function holdConnection(port: number): Promise<HeldConnection> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    let received = '';
+    let closed = false;
+    socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+    socket.on('error', () => undefined); // a reset is a close too
+    socket.once('close', () => (closed = true));
+    const held: HeldConnection = {
+      socket,
+      get closed() {
+        return closed;
+      },
+      get received() {
+        return received;
+      },
+      get: (path) =>
+        new Promise((done, fail) => {
+          const from = received.length;
+          const check = (): void => {
+            const head = /^HTTP\/1\.1 (\d{3}) /.exec(received.slice(from));
+            if (head) done(Number(head[1]));
+            else if (closed) fail(new Error(`closed before an answer to ${path}`));
+            else setTimeout(check, 10);
+          };
+          socket.write(`GET ${path} HTTP/1.1\r\nHost: workers.test\r\n\r\n`);
+          check();
+        }),
+    };
+    socket.once('connect', () => resolve(held));
+    socket.once('error', reject);
+  });
+}
+
 /** Two real worker threads with their own registry and captured primary logs; flows go to `flows`. */
-function twoWorkers(flows: Flow[] = []) {
+function twoWorkers(flows: Flow[] = [], frontDoor: FrontDoorLimits = DEFAULT_FRONT_DOOR_LIMITS) {
   const registry = new WorkerMetricsRegistry();
   const { logger, logs } = capturingLogger();
   const pool = new WorkerPool({
@@ -33,7 +86,7 @@ function twoWorkers(flows: Flow[] = []) {
       logLevel: 'warn',
       portOffset: 0,
       redirectPortOffset: 0,
-      frontDoor: DEFAULT_FRONT_DOOR_LIMITS,
+      frontDoor,
       flows: { sampleRate: 1, bufferSize: 4096 },
       rateLimit: { redisTimeoutMs: 50, replicas: 1, maxLocalKeys: 1000 },
     },
@@ -146,6 +199,47 @@ describe('worker pool', () => {
       expect(perWorker).toHaveLength(2);
       expect(Math.min(...perWorker)).toBeGreaterThan(0);
     } finally {
+      await pool.close();
+    }
+  }, 60_000);
+
+  it('counts --max-connections across the workers: N + k connections, exactly k refused, and a dead worker\'s connections leave the count', async () => {
+    const port = await freePort();
+    const MAX = 20;
+    const { pool, registry } = twoWorkers([], { ...DEFAULT_FRONT_DOOR_LIMITS, maxConnections: MAX });
+    const held: HeldConnection[] = [];
+    try {
+      const ir = singleHostIR(port, [route('all', { path: prefix('/') }, forwardTo('svc/a'))], [backend('svc/a', [echo.endpoint])]);
+      await pool.apply('v1', ir);
+      const metric = async (name: string, labels: Record<string, string> = {}) =>
+        (await registry.getSingleMetric(name)!.get()).values.filter((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l)).reduce((sum, v) => sum + v.value, 0);
+
+      // MAX + 3 at once: the kernel spreads them over both workers, which admit MAX between them.
+      held.push(...(await Promise.all(Array.from({ length: MAX + 3 }, () => holdConnection(port)))));
+      await until(async () => held.filter((c) => c.closed).length === 3 && (await metric('sluice_connections_open')) === MAX);
+      await sleep(300); // no late refusal
+      const refused = held.filter((c) => c.closed);
+      expect(refused).toHaveLength(3);
+      for (const c of refused) expect(c.received).toMatch(/^HTTP\/1\.1 503 /);
+      expect(await metric('sluice_connections_refused_total', { reason: 'global_limit' })).toBe(3);
+      // The MAX admitted are served, by both workers (a worker's own limit would have refused some).
+      const admitted = held.filter((c) => !c.closed);
+      expect((await Promise.all(admitted.map((c) => c.get('/held')))).every((status) => status === 200)).toBe(true);
+      const perWorker = [...(await registry.metrics()).matchAll(/^sluice_worker_http_requests_total\{worker="\d"\} (\d+)$/gm)].map((m) => Number(m[1]));
+      expect(Math.min(...perWorker)).toBeGreaterThan(0);
+
+      // Worker 0 dies with its connections: they leave the process count, which admits as many new ones, no more.
+      await pool.terminate(0);
+      await until(async () => admitted.filter((c) => c.closed).length > 0 && (await metric('sluice_connections_open')) === admitted.filter((c) => !c.closed).length);
+      const lost = admitted.filter((c) => c.closed).length;
+      const fresh = await Promise.all(Array.from({ length: lost + 2 }, () => holdConnection(port)));
+      held.push(...fresh);
+      await until(async () => fresh.filter((c) => c.closed).length === 2);
+      await sleep(300);
+      expect(fresh.filter((c) => c.closed)).toHaveLength(2);
+      expect((await Promise.all(fresh.filter((c) => !c.closed).map((c) => c.get('/fresh')))).every((status) => status === 200)).toBe(true);
+    } finally {
+      for (const c of held) c.socket.destroy();
       await pool.close();
     }
   }, 60_000);
