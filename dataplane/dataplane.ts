@@ -5,7 +5,7 @@
 import pino from 'pino';
 import client, { type Registry } from 'prom-client';
 import type { HttpIR, HttpListener, L4IR } from '../ir/types.ts';
-import { compileRouteTable } from './config/compile.ts';
+import { RouteTableCompiler } from './config/compile.ts';
 import { HttpPolicyIndex } from './policy/http-policy.ts';
 import { FlowNames, RequestFlows, type RequestFlowOptions } from './flows/request-flows.ts';
 import { StreamPolicy } from './policy/stream-policy.ts';
@@ -97,6 +97,11 @@ export class Dataplane {
   /** Sockets being drained after removal; awaited by close(). */
   private readonly closing = new Set<Promise<void>>();
   private table: RouteTable | null = null;
+  /** Recompiles only what a version changed (by IR object identity); see RouteTableCompiler. */
+  private readonly compiler = new RouteTableCompiler();
+  /** The last version's L7 policy index and flow recorder, reused while their IR part is the same object. */
+  private httpPolicy: { source: L4IR['policy']; index: HttpPolicyIndex | null } | null = null;
+  private requestFlows: { source: L4IR | undefined; flows: RequestFlows | null } | null = null;
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
 
@@ -152,14 +157,19 @@ export class Dataplane {
     if (this.closed) return rejected(version, http, 'the dataplane is closed');
 
     const pickerStates = this.pickerStates.begin();
-    const httpPolicy = HttpPolicyIndex.build(l4?.policy);
-    const flows = this.flows === null ? null : new RequestFlows(this.flows, new FlowNames(l4));
+    if (this.httpPolicy === null || this.httpPolicy.source !== l4?.policy) this.httpPolicy = { source: l4?.policy, index: HttpPolicyIndex.build(l4?.policy) };
+    const httpPolicy = this.httpPolicy.index;
+    if (this.requestFlows === null || this.requestFlows.source !== l4) this.requestFlows = { source: l4, flows: this.flows === null ? null : new RequestFlows(this.flows, new FlowNames(l4)) };
+    const flows = this.requestFlows.flows;
     let table: RouteTable;
     try {
       const rateLimitProblems: RateLimitProblem[] = [];
       const rateLimits = this.rateLimits.compile(http.rateLimits, rateLimitProblems);
-      table = compileRouteTable(version, http, { pools: this.pools, certificates: this.certificates, pickerStates, metrics: this.metrics, rateLimits, redirectPortOffset: this.redirectPortOffset, sessionKey: this.sessionKey, httpPolicy, flows });
+      const compiled = this.compiler.compile(version, http, { pools: this.pools, certificates: this.certificates, pickerStates, metrics: this.metrics, rateLimits, redirectPortOffset: this.redirectPortOffset, sessionKey: this.sessionKey, httpPolicy, flows });
+      table = compiled.table;
       table.problems.push(...rateLimitProblems);
+      // From here the version is served: kept backends take their new endpoints now.
+      compiled.commit();
     } catch (error) {
       const message = (error as Error).message;
       this.logger.error({ version, err: message }, 'configuration rejected; keeping the last good table');

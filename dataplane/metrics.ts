@@ -37,8 +37,11 @@ class BackendSeries {
   private readonly counter: client.Counter<BackendLabel>;
   private readonly histogram: client.Histogram<BackendLabel>;
   private readonly labels: { route: string; rule: string; backend: string };
+  /** Its key in DataplaneMetrics.backendSeries. */
+  readonly key: string;
 
-  constructor(counter: client.Counter<BackendLabel>, histogram: client.Histogram<BackendLabel>, labels: { route: string; rule: string; backend: string }) {
+  constructor(counter: client.Counter<BackendLabel>, histogram: client.Histogram<BackendLabel>, labels: { route: string; rule: string; backend: string }, key: string) {
+    this.key = key;
     this.counter = counter;
     this.histogram = histogram;
     this.labels = labels;
@@ -233,11 +236,20 @@ export class DataplaneMetrics {
     }
     let series = this.backendSeries.get(key);
     if (series === undefined) {
-      series = new BackendSeries(this.backendRequests, this.backendDuration, labels);
+      series = new BackendSeries(this.backendRequests, this.backendDuration, labels, key);
       this.backendSeries.set(key, series);
     }
     this.backendSeriesInUse.add(key);
     return series;
+  }
+
+  /**
+   * A route reused as compiled from the live table (dataplane/config/compile.ts) calls this for each
+   * RequestMetrics it holds instead of requestMetrics(): what the applied table uses must count as
+   * in use for every pruning here.
+   */
+  keep(target: RequestMetrics): void {
+    if (target.perBackend !== null) this.backendSeriesInUse.add(target.perBackend.key);
   }
 
   versionApplied(version: string): void {

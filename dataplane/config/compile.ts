@@ -1,13 +1,13 @@
-// HttpIR → RouteTable. Problems confined to one route, backend reference or certificate are
-// recorded and disable only that piece; anything thrown out of here rejects the whole version
-// (the caller keeps the last good table).
+// HttpIR → RouteTable, incrementally (RouteTableCompiler). Problems confined to one route, backend
+// reference or certificate are recorded and disable only that piece; anything thrown out of here
+// rejects the whole version (the caller keeps the last good table and the compiler its last base).
 
 import type { Backend, BackendClientCertificate, Filter, HeaderModifier, HttpIR, HttpListener, ListenerScope, Origin, Route, RouteAction, VirtualHost } from '../../ir/types.ts';
 import { DEFAULT_UPGRADE_TYPES } from '../../ir/upgrades.ts';
 import { compileFilterChain, concatChains, EMPTY_CHAIN, type FilterChain } from '../filters/chain.ts';
 import { compileHeaderModifier } from '../filters/header-modifier.ts';
 import { compileRedirect } from '../filters/redirect.ts';
-import type { DataplaneMetrics } from '../metrics.ts';
+import type { DataplaneMetrics, RequestMetrics } from '../metrics.ts';
 import type { RateLimitTable } from '../ratelimit/limiter.ts';
 import { HostIndex } from '../router/host.ts';
 import { compileMatch, type MatchProblem } from '../router/match.ts';
@@ -22,10 +22,10 @@ import {
 } from '../tls/certificates.ts';
 import type { EndpointPolicy, HttpPolicyIndex } from '../policy/http-policy.ts';
 import type { RequestFlows } from '../flows/request-flows.ts';
-import { BackendTarget, BackendTargets } from '../upstream/backend.ts';
+import { BackendTarget } from '../upstream/backend.ts';
 import type { UpstreamEndpoint, UpstreamPools } from '../upstream/pools.ts';
 import { SessionPlan } from '../upstream/session.ts';
-import { weightedPicker, type PickerStateGeneration } from '../upstream/weighted.ts';
+import { weightedPicker, type PickerState, type PickerStateGeneration } from '../upstream/weighted.ts';
 import type {
   BackendChoice,
   CompiledAction,
@@ -55,39 +55,212 @@ export interface CompileContext {
   sessionKey?: Buffer;
 }
 
+/** A compile from scratch (tests, golden files); the Dataplane keeps a RouteTableCompiler across versions. */
 export function compileRouteTable(version: string, http: HttpIR, context: CompileContext): RouteTable {
-  const problems: CompileProblem[] = [];
-  const endpointKeys = new Set<string>();
-  const certificateKeys = new Set<string>();
-
-  const backends = new BackendTargets(http.backends ?? {}, (backend, client) => compileBackend(backend, client, context, endpointKeys, problems));
-  for (const key of Object.keys(http.backends ?? {})) backends.get(key);
-
-  const compiler = new TableCompiler(context, backends, http.backends ?? {}, problems);
-  const listeners = http.listeners.map((listener) => {
-    const table = compiler.listener(listener);
-    if (table.tlsSettings !== null) {
-      for (const certificate of listener.tls?.certificates ?? []) certificateKeys.add(cacheKey(certificate, table.clientValidation, table.tlsSettings));
-    }
-    return table;
-  });
-
-  return { version, listeners, endpointKeys, certificateKeys, problems };
+  return new RouteTableCompiler().compile(version, http, context).table;
 }
 
-function compileBackend(backend: Backend, client: BackendClientCertificate | undefined, context: CompileContext, endpointKeys: Set<string>, problems: CompileProblem[]): BackendTarget {
+export interface CompileResult {
+  table: RouteTable;
+  /**
+   * Makes this compile the base of the next one, and gives the backends whose endpoints alone changed
+   * their new endpoints (in place: the routes using them were not recompiled). Call once the table
+   * is going to be served; never for a table that is thrown away.
+   */
+  commit(): void;
+}
+
+/**
+ * HttpIR → RouteTable across versions, recompiling only what changed. The controller keeps the IR
+ * objects made from unchanged inputs (structural sharing), so identity says what is unchanged: a
+ * route whose IR object, scope context (HTTPS, HSTS) and backend targets are those of the live
+ * table is reused as compiled, a virtual host whose compiled routes are all reused keeps its path
+ * index, a scope or listener whose parts are all reused is the same object. A backend whose IR
+ * changed only in its endpoints (EndpointSlice churn, the most frequent change) keeps its
+ * BackendTarget, which takes the new endpoints at commit: no route is recompiled for it. The
+ * answer is the one a compile from scratch gives (property test: test/dataplane/incremental.test.ts).
+ */
+export class RouteTableCompiler {
+  private live = new Generation();
+
+  compile(version: string, http: HttpIR, context: CompileContext): CompileResult {
+    const next = new Generation();
+    const problems: CompileProblem[] = [];
+    const endpointKeys = new Set<string>();
+    const certificateKeys = new Set<string>();
+    const specs = http.backends ?? {};
+    const backends = new BackendResolver(specs, this.live.backends, next.backends, context, endpointKeys, problems);
+    for (const key of Object.keys(specs)) backends.get(key);
+
+    const compiler = new TableCompiler(context, backends, specs, problems, this.live, next);
+    const listeners = http.listeners.map((listener) => {
+      const table = compiler.listener(listener);
+      if (table.tlsSettings !== null) {
+        for (const certificate of listener.tls?.certificates ?? []) certificateKeys.add(cacheKey(certificate, table.clientValidation, table.tlsSettings));
+      }
+      return table;
+    });
+
+    return {
+      table: { version, listeners, endpointKeys, certificateKeys, problems },
+      commit: () => {
+        backends.commit();
+        this.live = next;
+      },
+    };
+  }
+}
+
+/** What one compile made, by IR name, for the next compile to reuse. */
+class Generation {
+  /** By backend name, `name\0<client certificate hash>` for a TLS backend presenting one. */
+  readonly backends = new Map<string, BackendEntry>();
+  readonly listeners = new Map<string, ListenerEntry>();
+  /** Several when one IR object is compiled in several contexts (the same scope on two sockets). */
+  readonly scopes = new Map<string, ScopeEntry[]>();
+  readonly virtualHosts = new Map<string, VirtualHostEntry[]>();
+}
+
+interface BackendEntry {
+  spec: Backend;
+  httpPolicy: HttpPolicyIndex | null;
+  target: BackendTarget;
+  /** What `target` serves once the compile is committed. */
+  endpoints: readonly UpstreamEndpoint[];
+  policies: ReadonlyMap<string, EndpointPolicy> | null;
+  endpointKeys: readonly string[];
+  problems: readonly CompileProblem[];
+}
+
+interface ListenerEntry {
+  listener: HttpListener;
+  table: ListenerTable;
+  scopes: readonly ScopeTable[];
+  certificateProblems: readonly CompileProblem[];
+}
+
+interface ScopeEntry {
+  scope: ListenerScope;
+  https: boolean;
+  table: ScopeTable;
+  virtualHosts: readonly VirtualHostTable[];
+}
+
+interface VirtualHostEntry {
+  virtualHost: VirtualHost;
+  https: boolean;
+  table: VirtualHostTable;
+  routes: readonly RouteEntry[];
+}
+
+interface RouteEntry {
+  route: Route;
+  https: boolean;
+  compiled: CompiledRoute;
+  /** Every backend the compile looked up (with the scope's client certificate) and what it found. */
+  backends: readonly { name: string; target: BackendTarget | null }[];
+  /** A session plan's targets and the endpoints it was built over: those change in place. */
+  session: readonly { target: BackendTarget; endpoints: readonly UpstreamEndpoint[] }[] | null;
+  problems: readonly CompileProblem[];
+  metrics: readonly RequestMetrics[];
+  /** A multi-backend picker's state, carried to the next generation of picker states. */
+  picker: PickerState | null;
+}
+
+/** The version's backends as targets, built on first use, reused from the live table when their IR is. */
+class BackendResolver {
+  private readonly specs: Readonly<Record<string, Backend>>;
+  private readonly previous: ReadonlyMap<string, BackendEntry>;
+  private readonly next: Map<string, BackendEntry>;
+  private readonly context: CompileContext;
+  private readonly endpointKeys: Set<string>;
+  private readonly problems: CompileProblem[];
+  /** Kept targets whose endpoints change at commit. */
+  private readonly staged = new Map<BackendTarget, BackendEntry>();
+
+  constructor(
+    specs: Readonly<Record<string, Backend>>,
+    previous: ReadonlyMap<string, BackendEntry>,
+    next: Map<string, BackendEntry>,
+    context: CompileContext,
+    endpointKeys: Set<string>,
+    problems: CompileProblem[],
+  ) {
+    this.specs = specs;
+    this.previous = previous;
+    this.next = next;
+    this.context = context;
+    this.endpointKeys = endpointKeys;
+    this.problems = problems;
+  }
+
+  /** Null when the IR has no such backend. A client certificate matters only to TLS backends. */
+  get(name: string, client?: BackendClientCertificate): BackendTarget | null {
+    const spec = this.specs[name];
+    if (spec === undefined) return null;
+    const presented = spec.tls !== undefined ? client : undefined;
+    const key = presented === undefined ? name : `${name}\0${presented.hash}`;
+    let entry = this.next.get(key);
+    if (entry === undefined) {
+      entry = this.build(spec, presented, this.previous.get(key));
+      this.next.set(key, entry);
+      for (const endpointKey of entry.endpointKeys) this.endpointKeys.add(endpointKey);
+      for (const problem of entry.problems) this.problems.push(problem);
+    }
+    return entry.target;
+  }
+
+  /** The endpoints `target` serves once this compile is committed. */
+  endpointsOf(target: BackendTarget): readonly UpstreamEndpoint[] {
+    return this.staged.get(target)?.endpoints ?? target.endpoints;
+  }
+
+  commit(): void {
+    for (const [target, entry] of this.staged) target.replaceEndpoints(entry.endpoints, entry.policies);
+  }
+
+  private build(spec: Backend, client: BackendClientCertificate | undefined, previous: BackendEntry | undefined): BackendEntry {
+    const httpPolicy = this.context.httpPolicy ?? null;
+    if (previous !== undefined && previous.spec === spec && previous.httpPolicy === httpPolicy) return previous;
+    const problems: CompileProblem[] = [];
+    const endpointKeys: string[] = [];
+    const { endpoints, policies } = compileEndpoints(spec, client, this.context, endpointKeys, problems);
+    if (previous !== undefined && sameShape(previous.spec, spec)) {
+      const entry = { spec, httpPolicy, target: previous.target, endpoints, policies, endpointKeys, problems };
+      this.staged.set(previous.target, entry);
+      return entry;
+    }
+    return { spec, httpPolicy, target: new BackendTarget(spec.name, endpoints, policies), endpoints, policies, endpointKeys, problems };
+  }
+}
+
+/**
+ * What the routes using a backend took from its IR besides the target: the metric labels (name and
+ * source). Endpoints, app protocol and TLS only make the endpoints' pools, which a kept target takes anew.
+ */
+function sameShape(a: Backend, b: Backend): boolean {
+  return a.name === b.name && a.source === b.source;
+}
+
+function compileEndpoints(
+  backend: Backend,
+  client: BackendClientCertificate | undefined,
+  context: CompileContext,
+  endpointKeys: string[],
+  problems: CompileProblem[],
+): { endpoints: UpstreamEndpoint[]; policies: Map<string, EndpointPolicy> | null } {
   const endpoints: UpstreamEndpoint[] = [];
   const tls = backend.tls;
   if (tls?.refused !== undefined) {
     // Never plaintext instead: no endpoint, every request answers 503.
     problems.push({ subject: backend.name, message: `${tls.refused}; requests answer 503` });
-    return new BackendTarget(backend.name, []);
+    return { endpoints, policies: null };
   }
   let policies: Map<string, EndpointPolicy> | null = null;
   for (const endpoint of backend.endpoints) {
     try {
       const upstream = context.pools.acquire(endpoint, backend.appProtocol, tls ? { settings: tls, client } : undefined);
-      endpointKeys.add(upstream.key);
+      endpointKeys.push(upstream.key);
       endpoints.push(upstream);
       const policy = context.httpPolicy?.forEndpoint(endpoint.address, endpoint.port) ?? null;
       if (policy !== null) (policies ??= new Map()).set(upstream.key, policy);
@@ -97,12 +270,32 @@ function compileBackend(backend: Backend, client: BackendClientCertificate | und
       problems.push({ subject: backend.name, message: `endpoint ${endpoint.address}:${endpoint.port} is unusable (${(err as Error).message}); left out` });
     }
   }
-  return new BackendTarget(backend.name, endpoints, policies);
+  return { endpoints, policies };
+}
+
+/** The entry compiled for `object` in this context (HTTPS or not), if any. */
+function entryFor<E extends { https: boolean }>(entries: readonly E[] | undefined, matches: (entry: E) => boolean, https: boolean): E | undefined {
+  if (entries === undefined) return undefined;
+  for (const entry of entries) if (entry.https === https && matches(entry)) return entry;
+  return undefined;
+}
+
+/** Same length, same objects at every position. */
+function sameItems<T>(a: readonly T[], b: readonly T[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function addEntry<E>(map: Map<string, E[]>, name: string, entry: E): void {
+  const entries = map.get(name);
+  if (entries === undefined) map.set(name, [entry]);
+  else entries.push(entry);
 }
 
 class TableCompiler {
   private readonly context: CompileContext;
-  private readonly backends: BackendTargets;
+  private readonly backends: BackendResolver;
   /** The scope being compiled's client certificate for TLS backends (its Gateway's spec.tls.backend). */
   private clientCertificate: BackendClientCertificate | undefined;
   /** Whether the listener being compiled is HTTPS (session cookies are Secure there). */
@@ -110,43 +303,64 @@ class TableCompiler {
   /** The IR backends, for the per-backend metrics' labels. */
   private readonly irBackends: Readonly<Record<string, Backend>>;
   private readonly problems: CompileProblem[];
+  private readonly live: Generation;
+  private readonly next: Generation;
+  /** What the route being compiled looks up and uses (recorded into its RouteEntry). */
+  private recording: { backends: { name: string; target: BackendTarget | null }[]; metrics: RequestMetrics[]; problems: CompileProblem[]; session: RouteEntry['session'] } | null = null;
 
-  constructor(context: CompileContext, backends: BackendTargets, irBackends: Readonly<Record<string, Backend>>, problems: CompileProblem[]) {
+  constructor(context: CompileContext, backends: BackendResolver, irBackends: Readonly<Record<string, Backend>>, problems: CompileProblem[], live: Generation, next: Generation) {
     this.context = context;
     this.backends = backends;
     this.irBackends = irBackends;
     this.problems = problems;
+    this.live = live;
+    this.next = next;
   }
 
   listener(listener: HttpListener): ListenerTable {
     const https = listener.protocol === 'HTTPS';
-    const scopes = new HostIndex<ScopeTable>();
-    for (const scope of listener.scopes) scopes.add(scope.hostname, this.scope(scope, https));
+    const previous = this.live.listeners.get(listener.name);
+    const scopes = listener.scopes.map((scope) => this.scope(scope, https));
+    const flows = this.context.flows ?? null;
 
-    let certificates: CertificateSelector | null = null;
-    const clientValidation = https ? compileClientValidation(listener.tls?.clientValidation) : null;
-    const tlsSettings = https ? compileTlsSettings(listener.tls?.settings) : null;
-    if (tlsSettings !== null) {
-      const certificateProblems: CertificateProblem[] = [];
-      certificates = CertificateSelector.build(listener.tls, clientValidation, tlsSettings, this.context.certificates, certificateProblems);
-      for (const problem of certificateProblems) this.problems.push({ subject: problem.certificate, message: `certificate unusable: ${problem.message}` });
+    let entry: ListenerEntry;
+    if (previous !== undefined && previous.listener === listener && sameItems(previous.scopes, scopes)) {
+      for (const problem of previous.certificateProblems) this.problems.push(problem);
+      // Nothing in it changed: the same table, unless only the version's flow recorder did.
+      entry = previous.table.flows === flows ? previous : { ...previous, table: { ...previous.table, flows } };
+    } else {
+      const index = new HostIndex<ScopeTable>();
+      for (let i = 0; i < scopes.length; i++) index.add(listener.scopes[i].hostname, scopes[i]);
+
+      let certificates: CertificateSelector | null = null;
+      const clientValidation = https ? compileClientValidation(listener.tls?.clientValidation) : null;
+      const tlsSettings = https ? compileTlsSettings(listener.tls?.settings) : null;
+      const certificateProblems: CompileProblem[] = [];
+      if (tlsSettings !== null) {
+        const problems: CertificateProblem[] = [];
+        certificates = CertificateSelector.build(listener.tls, clientValidation, tlsSettings, this.context.certificates, problems);
+        for (const problem of problems) certificateProblems.push({ subject: problem.certificate, message: `certificate unusable: ${problem.message}` });
+      }
+      for (const problem of certificateProblems) this.problems.push(problem);
+      const table: ListenerTable = {
+        name: listener.name,
+        listener,
+        protocol: listener.protocol,
+        scheme: listener.protocol === 'HTTPS' ? 'https' : 'http',
+        port: listener.port,
+        redirectPortOffset: this.context.redirectPortOffset ?? 0,
+        scopes: index,
+        certificates,
+        clientValidation,
+        tlsSettings,
+        notFound: this.context.metrics.requestMetrics('', ''),
+        rejections: this.context.metrics.downstreamRejections(listener.name),
+        flows,
+      };
+      entry = { listener, table, scopes, certificateProblems };
     }
-
-    return {
-      name: listener.name,
-      listener,
-      protocol: listener.protocol,
-      scheme: listener.protocol === 'HTTPS' ? 'https' : 'http',
-      port: listener.port,
-      redirectPortOffset: this.context.redirectPortOffset ?? 0,
-      scopes,
-      certificates,
-      clientValidation,
-      tlsSettings,
-      notFound: this.context.metrics.requestMetrics('', ''),
-      rejections: this.context.metrics.downstreamRejections(listener.name),
-      flows: this.context.flows ?? null,
-    };
+    this.next.listeners.set(listener.name, entry);
+    return entry.table;
   }
 
   private scope(scope: ListenerScope, https: boolean): ScopeTable {
@@ -158,63 +372,150 @@ class TableCompiler {
     const hsts: HeaderModifier | null =
       https && scope.hsts !== undefined ? { set: [{ name: 'strict-transport-security', value: scope.hsts }], add: [], remove: [] } : null;
     const routeFilters: Filter[] = hsts === null ? [] : [{ type: 'ResponseHeaderModifier', modifier: hsts }];
-    const virtualHosts = new HostIndex<VirtualHostTable>();
-    for (const virtualHost of scope.virtualHosts) {
-      virtualHosts.add(virtualHost.hostname, this.virtualHost(virtualHost, routeFilters), virtualHost.singleLabelWildcard === true);
+    const virtualHosts = scope.virtualHosts.map((virtualHost) => this.virtualHost(virtualHost, routeFilters));
+
+    const previous = entryFor(this.live.scopes.get(scope.name), (e) => e.scope === scope, https);
+    let entry: ScopeEntry;
+    if (previous !== undefined && sameItems(previous.virtualHosts, virtualHosts)) {
+      entry = previous;
+    } else {
+      const index = new HostIndex<VirtualHostTable>();
+      for (let i = 0; i < virtualHosts.length; i++) {
+        const virtualHost = scope.virtualHosts[i];
+        index.add(virtualHost.hostname, virtualHosts[i], virtualHost.singleLabelWildcard === true);
+      }
+      const table: ScopeTable = {
+        name: scope.name,
+        hostname: scope.hostname === '*' ? null : scope.hostname,
+        virtualHosts: index,
+        replyModifiers: hsts === null ? [] : [compileHeaderModifier(hsts)],
+        gateway: gatewayOf(scope.origin),
+      };
+      entry = { scope, https, table, virtualHosts };
     }
-    return {
-      name: scope.name,
-      hostname: scope.hostname === '*' ? null : scope.hostname,
-      virtualHosts,
-      replyModifiers: hsts === null ? [] : [compileHeaderModifier(hsts)],
-      gateway: gatewayOf(scope.origin),
-    };
+    addEntry(this.next.scopes, scope.name, entry);
+    return entry.table;
   }
 
+  /** `scopeFilters` (HSTS) depend on the scope object and `this.https`, both part of the entry's key. */
   private virtualHost(virtualHost: VirtualHost, scopeFilters: Filter[]): VirtualHostTable {
-    const routes = virtualHost.routes.map((route) => this.route(scopeFilters.length === 0 ? route : { ...route, filters: [...route.filters, ...scopeFilters] }));
-    return { name: virtualHost.name, routes, index: new RouteIndex(routes) };
+    const https = this.https;
+    const candidates = this.live.virtualHosts.get(virtualHost.name);
+    const same = entryFor(candidates, (e) => e.virtualHost === virtualHost, https);
+    // A changed virtual host (a route added, removed or edited) still reuses its unchanged routes.
+    let previousRoutes: ((route: Route, position: number) => RouteEntry | undefined) | null = null;
+    if (same !== undefined) {
+      previousRoutes = (route, position) => same.routes[position];
+    } else {
+      const changed = entryFor(candidates, () => true, https);
+      if (changed !== undefined) {
+        const byRoute = new Map<Route, RouteEntry>();
+        for (const entry of changed.routes) byRoute.set(entry.route, entry);
+        previousRoutes = (route) => byRoute.get(route);
+      }
+    }
+
+    const routes: CompiledRoute[] = new Array<CompiledRoute>(virtualHost.routes.length);
+    const entries: RouteEntry[] = new Array<RouteEntry>(virtualHost.routes.length);
+    let unchanged = same !== undefined;
+    for (let i = 0; i < virtualHost.routes.length; i++) {
+      const route = virtualHost.routes[i];
+      const entry = this.routeEntry(route, scopeFilters, previousRoutes?.(route, i));
+      entries[i] = entry;
+      routes[i] = entry.compiled;
+      if (unchanged && same!.table.routes[i] !== entry.compiled) unchanged = false;
+    }
+    const entry: VirtualHostEntry =
+      unchanged && same !== undefined
+        ? { ...same, routes: entries }
+        : { virtualHost, https, table: { name: virtualHost.name, routes, index: new RouteIndex(routes) }, routes: entries };
+    addEntry(this.next.virtualHosts, virtualHost.name, entry);
+    return entry.table;
+  }
+
+  /** The route as compiled for the live table when nothing it depends on changed, else compiled now. */
+  private routeEntry(route: Route, scopeFilters: Filter[], previous: RouteEntry | undefined): RouteEntry {
+    if (previous !== undefined && previous.route === route && previous.https === this.https && this.stillValid(previous)) {
+      for (const problem of previous.problems) this.problems.push(problem);
+      for (const metrics of previous.metrics) this.context.metrics.keep(metrics);
+      if (previous.picker !== null && !this.context.pickerStates.next.has(route.name)) this.context.pickerStates.next.set(route.name, previous.picker);
+      // Limiters belong to the version's rate-limit table: a limited route takes this version's.
+      const limiter = this.context.rateLimits?.forRoute(route) ?? null;
+      return limiter === previous.compiled.rateLimit ? previous : { ...previous, compiled: { ...previous.compiled, rateLimit: limiter } };
+    }
+    const recording: NonNullable<TableCompiler['recording']> = { backends: [], metrics: [], problems: [], session: null };
+    this.recording = recording;
+    try {
+      const compiled = this.route(scopeFilters.length === 0 ? route : { ...route, filters: [...route.filters, ...scopeFilters] });
+      const action = compiled.action;
+      const picker = action.type === 'Forward' && action.picker !== null && action.picker.items.length > 1 ? (this.context.pickerStates.next.get(route.name) ?? null) : null;
+      return { route, https: this.https, compiled, backends: recording.backends, session: recording.session, problems: recording.problems, metrics: recording.metrics, picker };
+    } finally {
+      this.recording = null;
+    }
+  }
+
+  /** The backends the entry's route looked up resolve to the same targets, and a session plan's endpoints are unchanged. */
+  private stillValid(entry: RouteEntry): boolean {
+    for (const { name, target } of entry.backends) if (this.backends.get(name, this.clientCertificate) !== target) return false;
+    if (entry.session !== null) for (const { target, endpoints } of entry.session) if (this.backends.endpointsOf(target) !== endpoints) return false;
+    return true;
+  }
+
+  private problem(subject: string, message: string): void {
+    const problem = { subject, message };
+    this.problems.push(problem);
+    this.recording?.problems.push(problem);
+  }
+
+  private backend(name: string): BackendTarget | null {
+    const target = this.backends.get(name, this.clientCertificate);
+    this.recording?.backends.push({ name, target });
+    return target;
+  }
+
+  private requestMetrics(...args: Parameters<DataplaneMetrics['requestMetrics']>): RequestMetrics {
+    const metrics = this.context.metrics.requestMetrics(...args);
+    this.recording?.metrics.push(metrics);
+    return metrics;
   }
 
   private route(route: Route): CompiledRoute {
     const matchProblems: MatchProblem[] = [];
     const match = compileMatch(route.match, matchProblems);
-    for (const problem of matchProblems) {
-      this.problems.push({ subject: route.name, message: `${problem.field}: ${problem.message}; the route never matches` });
-    }
+    for (const problem of matchProblems) this.problem(route.name, `${problem.field}: ${problem.message}; the route never matches`);
     const filters = this.filterChain(route, route.filters);
     return { name: route.name, source: route.source, match, cors: filters.cors, rateLimit: this.context.rateLimits?.forRoute(route) ?? null, grpc: route.grpc === true, upgradeTypes: route.upgradeTypes === undefined ? DEFAULT_UPGRADES : new Set(route.upgradeTypes), action: this.action(route, route.action, filters) };
   }
 
   private filterChain(route: Route, filters: Route['filters']): FilterChain {
     const messages: string[] = [];
-    const chain = compileFilterChain(filters, route.match.path, (name) => this.backends.get(name, this.clientCertificate), messages);
-    for (const message of messages) this.problems.push({ subject: route.name, message });
+    const chain = compileFilterChain(filters, route.match.path, (name) => this.backend(name), messages);
+    for (const message of messages) this.problem(route.name, message);
     return chain;
   }
 
   private action(route: Route, action: RouteAction, filters: FilterChain): CompiledAction {
-    const metrics = this.context.metrics;
     switch (action.type) {
       case 'Forward': {
         const candidates = action.backends.map((weighted, index) => {
           let backend: BackendTarget | null = null;
           if (weighted.backend !== null) {
-            backend = this.backends.get(weighted.backend, this.clientCertificate);
-            if (backend === null) this.problems.push({ subject: route.name, message: `backend ${weighted.backend} is not in the IR; its share answers 500` });
+            backend = this.backend(weighted.backend);
+            if (backend === null) this.problem(route.name, `backend ${weighted.backend} is not in the IR; its share answers 500`);
           }
           const irBackend = backend === null ? undefined : this.irBackends[backend.name];
           const choice: BackendChoice = {
             backend,
             filters: concatChains(filters, this.filterChain(route, weighted.filters)),
-            metrics: metrics.requestMetrics(route.name, weighted.backend ?? '', irBackend && { route, backend: irBackend }),
+            metrics: this.requestMetrics(route.name, weighted.backend ?? '', irBackend && { route, backend: irBackend }),
           };
           return { item: choice, weight: weighted.weight, id: `${index}:${weighted.backend ?? ''}` };
         });
         return {
           type: 'Forward',
           picker: weightedPicker(route.name, candidates, this.context.pickerStates),
-          noBackend: { backend: null, filters, metrics: metrics.requestMetrics(route.name, '') },
+          noBackend: { backend: null, filters, metrics: this.requestMetrics(route.name, '') },
           requestTimeoutMs: positive(route.timeouts?.requestMs),
           backendTimeoutMs: positive(route.timeouts?.backendRequestMs),
           retry: compileRetry(route),
@@ -224,20 +525,20 @@ class TableCompiler {
       case 'Redirect': {
         let statusCode = action.statusCode;
         if (!(statusCode >= 300 && statusCode <= 399)) {
-          this.problems.push({ subject: route.name, message: `redirect status ${statusCode} is not 3xx; using 302` });
+          this.problem(route.name, `redirect status ${statusCode} is not 3xx; using 302`);
           statusCode = 302;
         }
         return {
           type: 'Redirect',
           redirect: compileRedirect({ ...action, statusCode }, route.match.path),
           responseModifiers: filters.responseModifiers,
-          metrics: metrics.requestMetrics(route.name, ''),
+          metrics: this.requestMetrics(route.name, ''),
         };
       }
       case 'DirectResponse': {
         let status = action.status;
         if (!(Number.isInteger(status) && status >= 200 && status <= 599)) {
-          this.problems.push({ subject: route.name, message: `direct response status ${status} is invalid; using 500` });
+          this.problem(route.name, `direct response status ${status} is invalid; using 500`);
           status = 500;
         }
         return {
@@ -245,13 +546,13 @@ class TableCompiler {
           status,
           body: action.body === undefined ? null : Buffer.from(action.body),
           responseModifiers: filters.responseModifiers,
-          metrics: metrics.requestMetrics(route.name, ''),
+          metrics: this.requestMetrics(route.name, ''),
         };
       }
       default:
         // A newer IR than this dataplane knows: fail the one route loudly, not the whole table.
-        this.problems.push({ subject: route.name, message: `unknown action type ${JSON.stringify((action as RouteAction).type)}; the route answers 500` });
-        return { type: 'DirectResponse', status: 500, body: null, responseModifiers: EMPTY_CHAIN.responseModifiers, metrics: metrics.requestMetrics(route.name, '') };
+        this.problem(route.name, `unknown action type ${JSON.stringify((action as RouteAction).type)}; the route answers 500`);
+        return { type: 'DirectResponse', status: 500, body: null, responseModifiers: EMPTY_CHAIN.responseModifiers, metrics: this.requestMetrics(route.name, '') };
     }
   }
 
@@ -261,11 +562,19 @@ class TableCompiler {
     if (spec === undefined) return null;
     const key = this.context.sessionKey;
     if (key === undefined) {
-      this.problems.push({ subject: route.name, message: 'session persistence needs a session key, which this dataplane was not given; requests are load balanced without sessions' });
+      this.problem(route.name, 'session persistence needs a session key, which this dataplane was not given; requests are load balanced without sessions');
       return null;
     }
     const targets = [];
-    for (const { item } of candidates) if (item.backend !== null) targets.push({ choice: item, backend: item.backend.name, endpoints: item.backend.endpoints });
+    const recorded: { target: BackendTarget; endpoints: readonly UpstreamEndpoint[] }[] = [];
+    for (const { item } of candidates) {
+      if (item.backend === null) continue;
+      // The endpoints the target serves once this version is live (a kept target's change at commit).
+      const endpoints = this.backends.endpointsOf(item.backend);
+      targets.push({ choice: item, backend: item.backend.name, endpoints });
+      recorded.push({ target: item.backend, endpoints });
+    }
+    if (this.recording !== null) this.recording.session = recorded;
     return new SessionPlan(spec, key, targets, this.https);
   }
 }

@@ -1,7 +1,9 @@
 // The compiled form of HttpIR the proxy runs on. Everything a request needs is resolved here
 // once: host indexes, regexes, header modifier lists, pickers, pools and metric children.
-// A RouteTable is immutable once built (picker state and round-robin cursors aside); a reload
-// builds a new one and swaps references, so in-flight requests finish on the table they began with.
+// A RouteTable is immutable once built (picker state and round-robin cursors aside, and a kept
+// BackendTarget's endpoints, which a version that changes only them replaces in place); a reload
+// builds a new one — reusing what it did not change — and swaps references, so in-flight requests
+// finish on the table they began with.
 
 import type { HttpListener, ListenerProtocol } from '../../ir/types.ts';
 import type { FilterChain } from '../filters/chain.ts';
