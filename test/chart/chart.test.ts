@@ -181,6 +181,7 @@ describeHelm('charts/sluice (helm lint, helm template)', () => {
     expect(flag(a, 'bind-address')).toBeUndefined(); // the controller decides what dataplanes bind (0.0.0.0 behind the Service)
     expect(flag(a, 'rate-limit-replicas')).toBe('2');
     expect(flag(a, 'redis-url')).toBeUndefined();
+    expect(flag(a, 'workers')).toBe('1');
 
     // Both mount the same token Secret at /var/run/sluice/token (key `token`).
     const secret = findOne(objects, 'Secret');
@@ -199,6 +200,14 @@ describeHelm('charts/sluice (helm lint, helm template)', () => {
     const podLabels = deployment(objects, 'dataplane').spec.template.metadata.labels;
     for (const [k, v] of Object.entries(gatewayLabels)) expect(podLabels[k]).toBe(v);
     expect(deployment(objects, 'controller').spec.template.metadata.labels['app.kubernetes.io/component']).not.toBe('dataplane');
+  });
+
+  test('workers: 1 by default, a count, or auto, which reads the CPU limit the pod is given', () => {
+    expect(flag(args(render({ dataplane: { workers: 4 } }), 'dataplane'), 'workers')).toBe('4');
+    const auto = render({ dataplane: { workers: 'auto', resources: { limits: { cpu: '1500m', memory: '1Gi' } } } });
+    expect(flag(args(auto, 'dataplane'), 'workers')).toBe('auto');
+    // What `auto` reads: the container's cgroup cpu.max, which the kubelet sets from this limit (2 workers here).
+    expect(container(auto, 'dataplane').resources.limits.cpu).toBe('1500m');
   });
 
   test('the dataplane has no Kubernetes API access: no ServiceAccount token, no binding', () => {
@@ -446,6 +455,8 @@ describeHelm('charts/sluice (helm lint, helm template)', () => {
     expectHelmFailure({ redis: { url: 'http://redis:6379' } }, /redis\/url/);
     expectHelmFailure({ service: { ports: [{ name: 'HTTP', port: 80 }] } }, /service\/ports\/0\/name/);
     expectHelmFailure({ dataplane: { listenerPortOffset: -1 } }, /listenerPortOffset/);
+    expectHelmFailure({ dataplane: { workers: 0 } }, /dataplane\/workers/);
+    expectHelmFailure({ dataplane: { workers: 'all' } }, /dataplane\/workers/);
     expectHelmFailure({ gatewayClass: { name: '' } }, /gatewayClass.name is empty/);
     expectHelmFailure({ service: { ports: [{ name: 'admin-clash', port: 1901 }] } }, /collides with dataplane.adminPort/);
     expectHelmFailure({ service: { ports: [{ name: 'too-high', port: 60000 }] } }, /above 65535/);
