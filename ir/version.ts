@@ -1,9 +1,57 @@
 // The IR version is a hash of its content: equal configuration, equal version.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { HttpIR, HttpPolicy, HttpPolicyHeader, IR, L4IR } from './types.ts';
 
+/** The version of an IR, hashed from scratch (a translator keeps an IrHasher to reuse the hashes of unchanged parts). */
 export function irVersion(http: HttpIR, l4: L4IR): string {
-  return createHash('sha256').update(stableJson({ http, l4 })).digest('hex').slice(0, 16);
+  return new IrHasher().version(http, l4);
+}
+
+/**
+ * Hashes IR content with the hash of each named entity (an object with a string `name` and at least
+ * one object-valued field: a route, backend, virtual host, scope, listener, l4 service...) cached by
+ * identity, so a new IR that shares unchanged parts with the previous one (structural sharing, see
+ * controller/translate/memo.ts) is hashed in time proportional to what changed. The value depends
+ * on content only (keys sorted, undefined fields absent as in JSON): equal IRs, equal versions,
+ * whether hashed from scratch or not. Sound only because IR objects are never mutated once a
+ * translation returned them; an instance lives as long as the translator that owns it.
+ */
+export class IrHasher {
+  private readonly hashes = new WeakMap<object, string>();
+
+  version(http: HttpIR, l4: L4IR): string {
+    return hash('sha256', this.encode({ http, l4 }), 'hex').slice(0, 16);
+  }
+
+  private encode(value: unknown): string {
+    if (typeof value !== 'object' || value === null) return JSON.stringify(value) ?? 'null';
+    if (Array.isArray(value)) {
+      let out = '[';
+      for (let i = 0; i < value.length; i++) out += (i > 0 ? ',' : '') + this.child(value[i]);
+      return `${out}]`;
+    }
+    const record = value as Record<string, unknown>;
+    let out = '{';
+    let first = true;
+    for (const key of Object.keys(record).sort()) {
+      const v = record[key];
+      if (v === undefined || typeof v === 'function') continue;
+      out += `${first ? '' : ','}${JSON.stringify(key)}:${this.child(v)}`;
+      first = false;
+    }
+    return `${out}}`;
+  }
+
+  /** A named entity as `#<its hash>` (unquoted: no string value reads the same), anything else inline. */
+  private child(value: unknown): string {
+    if (typeof value !== 'object' || value === null || Array.isArray(value) || typeof (value as { name?: unknown }).name !== 'string') return this.encode(value);
+    const cached = this.hashes.get(value);
+    if (cached !== undefined) return cached;
+    if (!Object.values(value).some((v) => typeof v === 'object' && v !== null)) return this.encode(value);
+    const digest = `#${hash('sha256', this.encode(value), 'base64url')}`;
+    this.hashes.set(value, digest);
+    return digest;
+  }
 }
 
 /** The IR with key material replaced by references: for golden files, the admin API and `sluice translate`. */

@@ -107,6 +107,7 @@ export function backendTlsFor(index: InputIndex, namespace: string, service: str
 export function backendTlsPolicyStatuses(http: HttpIR, index: InputIndex, controllerName: string): BackendTlsTranslation {
   const { policies, problems: found } = policyIndex(index);
   const problems = [...found];
+  if (policies.length === 0) return { statuses: [], problems }; // no walk over every route
   const gatewaysByPolicy = new Map<BackendTls, Set<string>>();
   for (const [backend, gateways] of gatewaysUsingBackends(http)) {
     const tls = http.backends[backend]?.tls;

@@ -15,8 +15,9 @@ import type { BackendRef, GRPCRouteMatch } from '../schema/kinds.ts';
 import { attachRoute, type Parents } from './attachment.ts';
 import { resolveBackendRef, type BackendResolution } from './backends.ts';
 import { hostnamesIntersect } from './hostnames.ts';
-import { backendName, checkRegex, extensionRefProblem, placeRoutes, toFilter, translateHttpRoute, toHeaderMatches, type Compiled, type CompiledRule, type Placement, type RouteOrder, type RouteTranslation } from './httproute.ts';
+import { backendName, checkRegex, compileMemoised, extensionRefProblem, placeRoutes, toFilter, translateHttpRoute, toHeaderMatches, type Compiled, type CompiledRule, type Placement, type RouteOrder, type RouteTranslation } from './httproute.ts';
 import type { InputIndex } from './index-inputs.ts';
+import type { Resolve } from './memo.ts';
 import { toSessionPersistence, withCookiePath } from './session-persistence.ts';
 
 const GRPC_FILTERS = new Set(['RequestHeaderModifier', 'ResponseHeaderModifier', 'RequestMirror']);
@@ -32,12 +33,14 @@ export function translateHttpAndGrpcRoutes(httpRoutes: HTTPRouteObject[], grpcRo
   };
   for (const r of httpRoutes) add('HTTPRoute', r, translateHttpRoute(r, parents, index));
   for (const r of grpcRoutes) add('GRPCRoute', r, translateGrpcRoute(r, parents, index));
-  resolveCrossServing(served);
+  // Only the two kinds together can cross-serve.
+  if (httpRoutes.length > 0 && grpcRoutes.length > 0) resolveCrossServing(served);
   return served.map((s) => s.translation);
 }
 
 export function translateGrpcRoute(route: GRPCRouteObject, parents: Parents, index: InputIndex): RouteTranslation | null {
-  const { compiled, order } = compileGrpcRules(route, index);
+  const compiled = compileMemoised(route, 'GRPCRoute', index, resolveGrpcBackendRef, (resolve) => compileGrpcRules(route, resolve));
+  const { order } = compiled;
   const hostnames = (route.spec?.hostnames ?? []).map((h) => String(h).toLowerCase());
   const attachment = attachRoute(route, 'GRPCRoute', hostnames, parents, compiled, index);
   if (attachment.parents.length === 0) return null;
@@ -64,7 +67,8 @@ export function resolveGrpcBackendRef(ref: BackendRef | undefined, routeNamespac
   return { backend: { ...backend, name: `${backend.name}/grpc`, appProtocol: 'h2c' } };
 }
 
-function compileGrpcRules(route: GRPCRouteObject, index: InputIndex): { compiled: Compiled; order: Map<string, NonNullable<RouteOrder['grpc']>> } {
+/** Reads nothing but the route and its references' resolutions (`resolve`): see compileMemoised. */
+function compileGrpcRules(route: GRPCRouteObject, resolve: Resolve): Compiled & { order: Map<string, NonNullable<RouteOrder['grpc']>> } {
   const ns = route.metadata.namespace!;
   const base = `grpcroute/${ns}/${route.metadata.name}`;
   const out: Compiled = { rules: [], unsupported: null, refProblem: null, backends: [] };
@@ -72,7 +76,7 @@ function compileGrpcRules(route: GRPCRouteObject, index: InputIndex): { compiled
   const unsupported = (msg: string) => {
     out.unsupported ??= msg;
   };
-  const backendOf = (ref: BackendRef | undefined) => backendName(resolveGrpcBackendRef(ref, ns, index), out);
+  const backendOf = (ref: BackendRef | undefined) => backendName(resolve(ref), out);
   (route.spec?.rules ?? []).forEach((rule, ruleIndex) => {
     const where = `rule ${ruleIndex}`;
     const filters: Filter[] = [];
@@ -87,7 +91,7 @@ function compileGrpcRules(route: GRPCRouteObject, index: InputIndex): { compiled
     if (unresolvedFilter !== null) out.refProblem ??= { reason: 'InvalidKind', message: unresolvedFilter };
     const backends: WeightedBackend[] = [];
     for (const ref of rule?.backendRefs ?? []) {
-      const resolved = resolveGrpcBackendRef(ref, ns, index);
+      const resolved = resolve(ref);
       const refFilters: Filter[] = [];
       let unresolvedRefFilter: string | null = null;
       for (const f of ref?.filters ?? []) {
@@ -131,7 +135,7 @@ function compileGrpcRules(route: GRPCRouteObject, index: InputIndex): { compiled
     });
     out.rules.push(compiled);
   });
-  return { compiled: out, order };
+  return { ...out, order };
 }
 
 /**
@@ -184,8 +188,9 @@ export function resolveCrossServing(routes: ServedRoute[]): void {
   const sorted = [...routes].sort(
     (a, b) => compare(a.creationTimestamp, b.creationTimestamp) || compare(a.translation.status.namespace ?? '', b.translation.status.namespace ?? '') || compare(a.translation.status.name, b.translation.status.name),
   );
-  // Per listener scope: the hostnames each kind already serves there, and by which route.
-  const served = new Map<string, { kind: ServedRoute['kind']; hostnames: string[]; route: string }[]>();
+  // Per listener scope and kind: the hostnames that kind already serves there, and by which route
+  // (only the other kind's are compared: kept apart, a listener with thousands of one kind costs nothing).
+  const served = new Map<string, Record<ServedRoute['kind'], { hostnames: string[]; route: string }[]>>();
   for (const r of sorted) {
     const byListener = new Map<string, Placement[]>();
     for (const p of r.translation.placements) {
@@ -196,13 +201,11 @@ export function resolveCrossServing(routes: ServedRoute[]): void {
     const lost = new Map<string, { placements: Placement[]; winner: string }>();
     for (const [scope, placements] of byListener) {
       const hostnames = [...new Set(placements.map((p) => p.hostname))];
-      const others = served.get(scope) ?? [];
-      const winner = others.find((o) => o.kind !== r.kind && o.hostnames.some((h) => hostnames.some((mine) => hostnamesIntersect(h, mine))));
+      let byKind = served.get(scope);
+      if (!byKind) served.set(scope, (byKind = { HTTPRoute: [], GRPCRoute: [] }));
+      const winner = byKind[r.kind === 'HTTPRoute' ? 'GRPCRoute' : 'HTTPRoute'].find((o) => o.hostnames.some((h) => hostnames.some((mine) => hostnamesIntersect(h, mine))));
       if (winner) lost.set(scope, { placements, winner: winner.route });
-      else {
-        others.push({ kind: r.kind, hostnames, route: `${r.kind} ${r.translation.status.namespace}/${r.translation.status.name}` });
-        served.set(scope, others);
-      }
+      else byKind[r.kind].push({ hostnames, route: `${r.kind} ${r.translation.status.namespace}/${r.translation.status.name}` });
     }
     if (lost.size === 0) continue;
     const kept = r.translation.placements.filter((p) => !lost.has(p.listener.scopeName));

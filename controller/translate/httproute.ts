@@ -10,6 +10,7 @@ import { attachRoute, type Attached, type Parents } from './attachment.ts';
 import { parseDurationMs } from './durations.ts';
 import { toSessionPersistence, withCookiePath } from './session-persistence.ts';
 import type { InputIndex } from './index-inputs.ts';
+import type { Resolve } from './memo.ts';
 import type {
   BackendRef,
   HTTPBackendRef,
@@ -73,7 +74,7 @@ const ROUTE_FILTERS = new Set(['RequestHeaderModifier', 'ResponseHeaderModifier'
 const BACKEND_FILTERS = new Set(['RequestHeaderModifier', 'ResponseHeaderModifier', 'RequestRedirect', 'URLRewrite', 'RequestMirror']);
 
 export function translateHttpRoute(route: HTTPRouteObject, parents: Parents, index: InputIndex): RouteTranslation | null {
-  const compiled = compileRules(route, index);
+  const compiled = compileMemoised(route, 'HTTPRoute', index, resolveBackendRef, (resolve) => compileRules(route, resolve));
   const hostnames: string[] = (route.spec?.hostnames ?? []).map((h: string) => String(h).toLowerCase());
   const attachment = attachRoute(route, 'HTTPRoute', hostnames, parents, compiled, index);
   if (attachment.parents.length === 0) return null;
@@ -108,14 +109,40 @@ export function placeRoutes(route: KubeObject, attached: Attached[], rules: Comp
   return placements;
 }
 
-function compileRules(route: HTTPRouteObject, index: InputIndex): Compiled {
+/**
+ * A route's rules compiled, each backendRef resolved once per translation; with a Translator's memo,
+ * the previous compilation when the route and what its references resolve to are unchanged.
+ */
+export function compileMemoised<T extends Compiled>(
+  route: KubeObject,
+  routeKind: 'HTTPRoute' | 'GRPCRoute',
+  index: InputIndex,
+  resolveOne: (ref: BackendRef | undefined, routeNamespace: string, index: InputIndex, routeKind: string) => BackendResolution,
+  compile: (resolve: Resolve) => T,
+): T {
+  const ns = route.metadata.namespace!;
+  const { memo } = index;
+  if (!memo) return compile((ref) => resolveOne(ref, ns, index, routeKind));
+  return memo.compile(
+    route,
+    {
+      // The key names everything resolveOne reads of the reference (the rest it reads from the index).
+      key: (ref) => `backendRef ${JSON.stringify([routeKind, ns, ref?.group, ref?.kind, ref?.namespace, ref?.name, ref?.port])}`,
+      resolve: (key, ref) => index.cached(key, () => resolveOne(ref, ns, index, routeKind)),
+    },
+    compile,
+  );
+}
+
+/** Reads nothing but the route and its references' resolutions (`resolve`): what makes the memo above sound. */
+function compileRules(route: HTTPRouteObject, resolve: Resolve): Compiled {
   const ns = route.metadata.namespace!;
   const base = `httproute/${ns}/${route.metadata.name}`;
   const out: Compiled = { rules: [], unsupported: null, refProblem: null, backends: [] };
   const unsupported = (msg: string) => {
     out.unsupported ??= msg;
   };
-  const backendOf = (ref: BackendRef | undefined) => backendName(resolveBackendRef(ref, ns, index), out);
+  const backendOf = (ref: BackendRef | undefined) => backendName(resolve(ref), out);
   (route.spec?.rules ?? []).forEach((rule, ruleIndex) => {
     const where = `rule ${ruleIndex}`;
     const filters: Filter[] = [];
@@ -138,7 +165,7 @@ function compileRules(route: HTTPRouteObject, index: InputIndex): Compiled {
     if (redirect && filters.some((f) => f.type === 'URLRewrite')) unsupported(`${where}: RequestRedirect and URLRewrite cannot be combined`);
     const backends: WeightedBackend[] = [];
     for (const ref of rule?.backendRefs ?? []) {
-      const resolved = resolveBackendRef(ref, ns, index);
+      const resolved = resolve(ref);
       const refFilters: Filter[] = [];
       let unresolvedRefFilter: string | null = null;
       for (const f of ref?.filters ?? []) {

@@ -1,5 +1,6 @@
 // Lookup tables over an InputSnapshot, built once per translation.
 import type { EndpointSliceObject, InputSnapshot, KubeObject, ServiceObject } from '../sources/objects.ts';
+import type { TranslateMemo } from './memo.ts';
 
 export class InputIndex {
   readonly snapshot: InputSnapshot;
@@ -10,9 +11,14 @@ export class InputIndex {
   private readonly namespaces = new Map<string, KubeObject>();
   /** `Secret/<ns>/<name>` and `ConfigMap/<ns>/<name>` this translation asked for, found or not. */
   readonly referenced = new Set<string>();
+  /** What a Translator keeps between translations; null for a one-off translate(). */
+  readonly memo: TranslateMemo | null;
+  /** Values computed once per translation (backend resolutions by reference), by key. */
+  private readonly once = new Map<string, unknown>();
 
-  constructor(snapshot: InputSnapshot) {
+  constructor(snapshot: InputSnapshot, memo: TranslateMemo | null = null) {
     this.snapshot = snapshot;
+    this.memo = memo;
     for (const s of snapshot.services) this.services.set(nsName(s), s);
     for (const s of snapshot.secrets) this.secrets.set(nsName(s), s);
     for (const c of snapshot.configMaps) this.configMaps.set(nsName(c), c);
@@ -43,6 +49,22 @@ export class InputIndex {
   configMap(namespace: string, name: string): KubeObject | undefined {
     this.referenced.add(`ConfigMap/${namespace}/${name}`);
     return this.configMaps.get(`${namespace}/${name}`);
+  }
+
+  /** `compute()` once per translation for `key` (which must name everything compute reads besides this index). */
+  cached<T>(key: string, compute: () => T): T {
+    if (this.once.has(key)) return this.once.get(key) as T;
+    const value = compute();
+    this.once.set(key, value);
+    return value;
+  }
+
+  /**
+   * `compute()` — a function of `obj` alone (and of `name`, which tells the functions apart) — once
+   * per object while a Translator's memo lasts; every time without one.
+   */
+  perObject<T>(obj: object, name: string, compute: () => T): T {
+    return this.memo ? this.memo.perObject(obj, name, compute) : compute();
   }
 
   /** A namespace's labels; one that is not declared still carries the label Kubernetes adds to all. */

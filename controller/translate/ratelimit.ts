@@ -20,6 +20,7 @@ import { namespacedName, type InputSnapshot, type KubeObject, type RateLimitPoli
 import { condition, type Condition, type ObjectStatus } from '../status/conditions.ts';
 import type { GatewayState } from './gateway.ts';
 import type { Placement } from './httproute.ts';
+import type { InputIndex } from './index-inputs.ts';
 
 export const RATE_LIMIT_GROUP = 'sluice.dev';
 export const RATE_LIMIT_ANNOTATION = 'sluice.dev/rate-limit';
@@ -47,6 +48,8 @@ export interface RateLimitInput {
    */
   placements: { placement: Placement; listener: Origin }[];
   controllerName: string;
+  /** The translation's index: a Translator's memo keeps each governed route's copy (structural sharing). */
+  index: InputIndex;
 }
 
 export interface RateLimitTranslation {
@@ -129,11 +132,13 @@ export function translateRateLimits(input: RateLimitInput): RateLimitTranslation
     }
     return winner;
   };
-  for (const { placement, listener } of input.placements) {
+  // Nothing to attach (the usual case): no walk over every placement.
+  for (const { placement, listener } of claims.size > 0 || ingressPolicies.size > 0 ? input.placements : []) {
     const policy = governedBy(placement, listener);
     if (policy === null) continue;
     rateLimits[policy.name] = policy;
-    placement.route = { ...placement.route, rateLimit: { policy: policy.name, partition: placement.route.source } };
+    const route = placement.route;
+    placement.route = input.index.perObject(route, `rateLimit ${policy.name}`, () => ({ ...route, rateLimit: { policy: policy.name, partition: route.source } }));
   }
   const sorted = Object.fromEntries(Object.keys(rateLimits).sort().map((n) => [n, rateLimits[n]!]));
   return { rateLimits: sorted, statuses: policies.map((p) => policyStatus(p, input.controllerName)), problems };
@@ -318,6 +323,7 @@ const ANNOTATION_UNITS: Record<string, number> = { s: 1, sec: 1, second: 1, m: 6
  * Ingress `<ns>/<name>` (the routes' source).
  */
 function readIngressAnnotations(snapshot: InputSnapshot, placements: RateLimitInput['placements'], problems: string[]): Map<string, RateLimitPolicy> {
+  if (!snapshot.ingresses.some((ing) => ing.metadata.annotations?.[RATE_LIMIT_ANNOTATION] !== undefined)) return new Map(); // no walk over every placement
   const served = new Set<string>();
   for (const { placement } of placements) if (placement.route.origin.kind === 'Ingress') served.add(placement.route.source);
   const out = new Map<string, RateLimitPolicy>();

@@ -1,8 +1,9 @@
 // translate(snapshot) → { ir, statuses }: a pure function of its inputs.
 // No API calls, no clock, no randomness: the same snapshot always gives the
-// same IR (and so the same version) and the same statuses.
-import type { Backend, HttpListener, IR, ListenerScope, Origin, PassthroughListener, ProxyListener, VirtualHost } from '../../ir/types.ts';
-import { irVersion } from '../../ir/version.ts';
+// same IR (and so the same version) and the same statuses. A Translator gives
+// the same results, computed incrementally (memo.ts).
+import type { Backend, HttpListener, IR, L4IR, ListenerScope, Origin, PassthroughListener, ProxyListener, VirtualHost } from '../../ir/types.ts';
+import { IrHasher } from '../../ir/version.ts';
 import type { Problem } from '../problems.ts';
 import { applyAccessLog } from './access-log.ts';
 import { namespacedName, type InputSnapshot } from '../sources/objects.ts';
@@ -26,6 +27,7 @@ import { hostnameSpecificity, isWildcard } from './hostnames.ts';
 import { translateHttpAndGrpcRoutes } from './grpcroute.ts';
 import type { Placement } from './httproute.ts';
 import { InputIndex } from './index-inputs.ts';
+import { share, TranslateMemo } from './memo.ts';
 import { translateNetworkPolicies } from './networkpolicy.ts';
 import { INGRESS_GATEWAY_KEY, servedIngresses, translateIngresses } from './ingress.ts';
 import { comparePrecedence } from './precedence.ts';
@@ -53,8 +55,33 @@ export interface TranslateResult {
   dependsOn: { references: string[]; pods: boolean };
 }
 
+/** One translation from scratch: nothing kept, nothing shared with an earlier result. */
 export function translate(snapshot: InputSnapshot, options: TranslateOptions): TranslateResult {
-  const index = new InputIndex(snapshot);
+  return translateWith(snapshot, options, null);
+}
+
+/**
+ * Translations in sequence (a process's source → apply loop): each result deep-equal to what
+ * translate() gives for the same inputs, but made from what the previous ones computed where the
+ * inputs it depended on are unchanged (memo.ts), and sharing with the previous IR every part that
+ * did not change (same JS objects: the dataplane skips recompiling them, the version rehashes only
+ * what is new). Inputs must not be mutated once given: a changed object is a new object.
+ */
+export class Translator {
+  private readonly memo: TranslateMemo;
+
+  /** `memo`: for tests only (one made to break on purpose shows the property test can fail). */
+  constructor(memo = new TranslateMemo()) {
+    this.memo = memo;
+  }
+
+  translate(snapshot: InputSnapshot, options: TranslateOptions): TranslateResult {
+    return translateWith(snapshot, options, this.memo);
+  }
+}
+
+function translateWith(snapshot: InputSnapshot, options: TranslateOptions, memo: TranslateMemo | null): TranslateResult {
+  const index = new InputIndex(snapshot, memo);
   const classes = translateGatewayClasses(snapshot.gatewayClasses, options);
   const ourGateways = snapshot.gateways.filter((g) => classes.accepted.has(g.spec?.gatewayClassName));
   const ingresses = options.ingress ? servedIngresses(index, options.ingress) : { ingresses: [], listening: false, problems: [] };
@@ -115,22 +142,26 @@ export function translate(snapshot: InputSnapshot, options: TranslateOptions): T
   // Rate limits (RateLimitPolicy, Ingress annotation) attach to the served placements before assembly.
   const servedRoutes = new Set(routeStatuses.filter((s) => s.kind === 'HTTPRoute').map((s) => `${s.namespace}/${s.name}`));
   const served = placements.filter((p) => p.listener.protocol !== 'TLS' && listenerProgrammed(p.listener)).map((placement) => ({ placement, listener: listenerOrigin(placement.listener) }));
-  const rateLimits = translateRateLimits({ snapshot, gateways, servedRoutes, placements: served, controllerName: options.controllerName });
+  const rateLimits = translateRateLimits({ snapshot, gateways, servedRoutes, placements: served, controllerName: options.controllerName, index });
+  const upgradeProblems = applyUpgradeTypes(served, snapshot, index);
   const servingGateways: GatewayState[] = ingress.gateway ? [...gateways, ingress.gateway] : gateways;
   const http: IR['http'] = {
-    listeners: assembleListeners(servingGateways, placements),
+    listeners: assembleListeners(servingGateways, placements, memo),
     passthrough: assemblePassthrough(gateways, passthrough),
     ...assembleProxyListeners(gateways, proxied),
     backends: Object.fromEntries([...backends.entries()].sort(([a], [b]) => a.localeCompare(b))),
     ...(Object.keys(rateLimits.rateLimits).length > 0 ? { rateLimits: rateLimits.rateLimits } : {}),
   };
-  const upgradeProblems = applyUpgradeTypes(http, snapshot);
+
   const accessLogProblems = applyAccessLog(http, gateways);
   const backendTls = backendTlsPolicyStatuses(http, index, options.controllerName);
   const { policy, problems: policyProblems } = translateNetworkPolicies(index, options.policy);
-  const l4 = { services: translateL4Services(index), ...(policy ? { policy } : {}) };
+  const l4: L4IR = { services: translateL4Services(index), ...(policy ? { policy } : {}) };
+  // Last, once nothing more is written into the IR: parts equal to the previous IR's become those parts.
+  const ir = memo ? share(memo.previous, { http, l4 }) : { http, l4 };
+  if (memo) memo.previous = ir;
   return {
-    ir: { version: irVersion(http, l4), http, l4 },
+    ir: { version: (memo?.hasher ?? new IrHasher()).version(ir.http, ir.l4), ...ir },
     statuses: [
       ...classes.statuses,
       ...gateways.map(gatewayStatus),
@@ -230,7 +261,7 @@ function olderRouteFirst(a: { creationTimestamp: string; route: { name: string }
 }
 
 /** Sockets from the programmed listeners, each with its scopes, virtual hosts and routes in precedence order. */
-function assembleListeners(gateways: GatewayState[], placements: Placement[]): HttpListener[] {
+function assembleListeners(gateways: GatewayState[], placements: Placement[], memo: TranslateMemo | null): HttpListener[] {
   const sockets = new Map<string, HttpListener>();
   const scopes = new Map<string, { listener: ListenerState; scope: ListenerScope; hosts: Map<string, Placement[]> }>();
   for (const gateway of gateways) {
@@ -266,18 +297,42 @@ function assembleListeners(gateways: GatewayState[], placements: Placement[]): H
     list.push(p);
     entry.hosts.set(p.hostname, list);
   }
+  const previous = memo?.virtualHosts;
+  const made = new Map<string, { placements: Placement[]; host: VirtualHost }>();
   for (const { listener, scope, hosts } of scopes.values()) {
     scope.virtualHosts = [...hosts.entries()]
-      .map(([hostname, list]): VirtualHost => ({
-        name: `${scope.name}/host/${hostname}`,
-        hostname,
-        ...(listener.singleLabelWildcards && isWildcard(hostname) ? { singleLabelWildcard: true } : {}),
-        routes: dedupeRoutes(list.sort(comparePrecedence)),
-      }))
+      .map(([hostname, list]): VirtualHost => {
+        const name = `${scope.name}/host/${hostname}`;
+        const singleLabelWildcard = listener.singleLabelWildcards === true && isWildcard(hostname);
+        // The same placements (routes and their order keys) as last time: the same sorted host.
+        const before = previous?.get(name);
+        const host: VirtualHost =
+          before && (before.host.singleLabelWildcard === true) === singleLabelWildcard && samePlacements(before.placements, list)
+            ? before.host
+            : { name, hostname, ...(singleLabelWildcard ? { singleLabelWildcard: true } : {}), routes: dedupeRoutes([...list].sort(comparePrecedence)) };
+        if (memo) made.set(name, { placements: list, host });
+        return host;
+      })
       .sort(bySpecificity);
   }
+  if (memo) memo.virtualHosts = made;
   for (const socket of sockets.values()) socket.scopes.sort(bySpecificity);
   return [...sockets.values()].sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** Same routes (by identity) in the same order, with the same precedence keys: what a virtual host's sort reads. */
+function samePlacements(a: Placement[], b: Placement[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (x.route !== y.route || x.hostname !== y.hostname) return false;
+    const o = x.order;
+    const p = y.order;
+    if (o.tier !== p.tier || o.creationTimestamp !== p.creationTimestamp || o.source !== p.source || o.ruleIndex !== p.ruleIndex || o.matchIndex !== p.matchIndex) return false;
+    if (o.grpc?.tier !== p.grpc?.tier || o.grpc?.service !== p.grpc?.service || o.grpc?.method !== p.grpc?.method) return false;
+  }
+  return true;
 }
 
 /** A route attached twice to one listener (two parentRefs) appears once. */

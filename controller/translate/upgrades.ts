@@ -4,9 +4,10 @@
 // by copying Upgrade/Connection. Without the annotation a route tunnels WebSocket only
 // (ir DEFAULT_UPGRADE_TYPES). h2c is never tunnelled: an HTTP/2 upgrade is for the hop, not a tunnel.
 
-import type { HttpIR, Route } from '../../ir/types.ts';
+import type { Route } from '../../ir/types.ts';
 import { UPGRADE_PROTOCOL } from '../../ir/upgrades.ts';
 import { namespacedName, type InputSnapshot } from '../sources/objects.ts';
+import type { InputIndex } from './index-inputs.ts';
 
 export const UPGRADE_TYPES_ANNOTATION = 'sluice.dev/upgrade-types';
 
@@ -24,10 +25,11 @@ export function parseUpgradeTypes(value: string): { types: string[] } | { proble
 }
 
 /**
- * Sets `upgradeTypes` on every served route whose HTTPRoute or Ingress carries the annotation;
- * returns one problem line per bad annotation (those routes keep the default).
+ * Puts a copy with `upgradeTypes` in place of the route of every served placement whose HTTPRoute
+ * or Ingress carries the annotation (a copy: routes may be shared with the previous IR, see
+ * memo.ts); returns one problem line per bad annotation (those routes keep the default).
  */
-export function applyUpgradeTypes(http: HttpIR, snapshot: InputSnapshot): string[] {
+export function applyUpgradeTypes(served: { placement: { route: Route } }[], snapshot: InputSnapshot, index: InputIndex): string[] {
   const byObject = new Map<string, { types: string[] } | { problem: string }>();
   for (const [kind, objects] of [
     ['HTTPRoute', snapshot.httpRoutes],
@@ -40,13 +42,14 @@ export function applyUpgradeTypes(http: HttpIR, snapshot: InputSnapshot): string
   }
   if (byObject.size === 0) return [];
   const problems = new Set<string>();
-  const visit = (route: Route): void => {
+  const visit = (route: Route): Route => {
     const key = `${route.origin.kind} ${route.origin.namespace}/${route.origin.name}`;
     const parsed = byObject.get(key);
-    if (parsed === undefined) return;
-    if ('types' in parsed) route.upgradeTypes = parsed.types;
-    else problems.add(`${key}: annotation ${UPGRADE_TYPES_ANNOTATION}: ${parsed.problem}; WebSocket only is tunnelled`);
+    if (parsed === undefined) return route;
+    if ('types' in parsed) return index.perObject(route, `upgradeTypes ${JSON.stringify(parsed.types)}`, () => ({ ...route, upgradeTypes: parsed.types }));
+    problems.add(`${key}: annotation ${UPGRADE_TYPES_ANNOTATION}: ${parsed.problem}; WebSocket only is tunnelled`);
+    return route;
   };
-  for (const listener of http.listeners) for (const scope of listener.scopes) for (const host of scope.virtualHosts) host.routes.forEach(visit);
+  for (const { placement } of served) placement.route = visit(placement.route);
   return [...problems].sort();
 }

@@ -1,0 +1,140 @@
+// What a Translator (translate.ts) keeps from one translation to the next, so that a change to one
+// object costs about what that object costs, and so that the IR parts made from unchanged inputs
+// are the same JS objects as in the previous IR (structural sharing: the dataplane skips
+// recompiling what kept its identity, the IrHasher rehashes only what is new).
+//
+// The result stays a pure function of the inputs: every cached value is keyed on the input object
+// (identity: inputs are never mutated once given to translate()) plus a fingerprint of everything
+// else it read, and `share` only swaps a new part for an old one that is deep-equal to it. A fresh
+// translate() uses no memo at all; test/controller/translate-incremental.test.ts checks that both
+// give deep-equal results over random edit sequences.
+import type { Backend, HttpIR, L4IR, VirtualHost } from '../../ir/types.ts';
+import { IrHasher } from '../../ir/version.ts';
+import type { BackendRef } from '../schema/kinds.ts';
+import type { BackendResolution } from './backends.ts';
+import type { Placement } from './httproute.ts';
+
+/** One backend reference a route's compilation resolved (by key: what the resolution reads of it), and what it got (backend name or problem). */
+interface ResolutionRead {
+  key: string;
+  ref: BackendRef | undefined;
+  fingerprint: string;
+}
+
+interface CompileEntry {
+  value: { backends: Backend[] };
+  reads: ResolutionRead[];
+}
+
+export type Resolve = (ref: BackendRef | undefined) => BackendResolution;
+
+/** A Resolve that says under which key it caches each reference's resolution for the translation. */
+export interface KeyedResolve {
+  key(ref: BackendRef | undefined): string;
+  resolve(key: string, ref: BackendRef | undefined): BackendResolution;
+}
+
+export class TranslateMemo {
+  readonly hasher = new IrHasher();
+  /** The previous translation's IR, which the next one shares unchanged parts with. */
+  previous: { http: HttpIR; l4: L4IR } | null = null;
+  /** The previous translation's virtual hosts by name, with the placements each was sorted from. */
+  virtualHosts = new Map<string, { placements: Placement[]; host: VirtualHost }>();
+  /** Route kind compilations by route object (HTTPRoute, GRPCRoute). */
+  private readonly compiled = new WeakMap<object, CompileEntry>();
+  /** Pure functions of one input object (its undeclared fields...), by function name. */
+  private readonly ofObject = new WeakMap<object, Map<string, unknown>>();
+
+  /**
+   * A route's compilation, reused while the route object is the same and every backendRef it
+   * resolved resolves to the same backend name or the same problem: what `compile` reads besides
+   * the route is through `resolve` only (its type gives it nothing else). The reused value's
+   * backends are this translation's objects of those names (endpoints and TLS may have changed
+   * without changing anything the routes hold).
+   */
+  compile<T extends { backends: Backend[] }>(route: object, resolver: KeyedResolve, compile: (resolve: Resolve) => T): T {
+    const entry = this.compiled.get(route);
+    if (entry) {
+      const current: Backend[] = [];
+      let valid = true;
+      for (const read of entry.reads) {
+        const resolved = resolver.resolve(read.key, read.ref);
+        if (fingerprint(resolved) !== read.fingerprint) {
+          valid = false;
+          break;
+        }
+        if ('backend' in resolved) current.push(resolved.backend);
+      }
+      if (valid) {
+        const { backends } = entry.value;
+        if (backends.length === 0) return entry.value as T;
+        return { ...(entry.value as T), backends: backends.map((b) => current.find((c) => c.name === b.name)!) };
+      }
+    }
+    const reads = new Map<string, ResolutionRead>();
+    const value = compile((ref) => {
+      const key = resolver.key(ref);
+      const resolved = resolver.resolve(key, ref);
+      if (!reads.has(key)) reads.set(key, { key, ref, fingerprint: fingerprint(resolved) });
+      return resolved;
+    });
+    this.compiled.set(route, { value, reads: [...reads.values()] });
+    return value;
+  }
+
+  /** `compute(obj)` once per object: only for functions of that object alone. */
+  perObject<T>(obj: object, name: string, compute: () => T): T {
+    let values = this.ofObject.get(obj);
+    if (!values) this.ofObject.set(obj, (values = new Map()));
+    if (values.has(name)) return values.get(name) as T;
+    const value = compute();
+    values.set(name, value);
+    return value;
+  }
+}
+
+/** What a route's compilation takes from a resolution: the backend's name, or the problem. */
+function fingerprint(resolved: BackendResolution): string {
+  return 'problem' in resolved ? `P${resolved.problem.reason}\n${resolved.problem.message}` : `B${resolved.backend.name}`;
+}
+
+/**
+ * `next`, with every part deep-equal to the part of `prev` at the same place replaced by that part
+ * (array elements that carry a `name` are matched by name, others by position). The result is
+ * deep-equal to `next`; where nothing changed it is `prev` itself. Plain objects and arrays only:
+ * anything else is taken from `next` as it is.
+ */
+export function share<T>(prev: unknown, next: T): T {
+  if (prev === next || typeof next !== 'object' || next === null || typeof prev !== 'object' || prev === null) return next;
+  if (Array.isArray(next)) {
+    if (!Array.isArray(prev)) return next;
+    const byName = prev.length > 8 && next.every(hasName) ? new Map(prev.filter(hasName).map((p) => [p.name, p])) : null;
+    let same = prev.length === next.length;
+    const out = next.map((n: unknown, i) => {
+      const s = share(byName ? byName.get((n as { name: string }).name) : prev[i], n);
+      if (s !== prev[i]) same = false;
+      return s;
+    });
+    return (same ? prev : out) as T;
+  }
+  if (Array.isArray(prev) || !isPlain(next) || !isPlain(prev)) return next;
+  const p = prev as Record<string, unknown>;
+  const keys = Object.keys(next);
+  let same = keys.length === Object.keys(p).length;
+  const out: Record<string, unknown> = {};
+  for (const key of keys) {
+    const s = share(p[key], (next as Record<string, unknown>)[key]);
+    if (s !== p[key] || !(key in p)) same = false;
+    out[key] = s;
+  }
+  return (same ? prev : out) as T;
+}
+
+function hasName(v: unknown): v is { name: string } {
+  return typeof v === 'object' && v !== null && typeof (v as { name?: unknown }).name === 'string';
+}
+
+function isPlain(v: object): boolean {
+  const proto = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+}
