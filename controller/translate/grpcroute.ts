@@ -68,7 +68,7 @@ export function resolveGrpcBackendRef(ref: BackendRef | undefined, routeNamespac
 }
 
 /** Reads nothing but the route and its references' resolutions (`resolve`): see compileMemoised. */
-function compileGrpcRules(route: GRPCRouteObject, resolve: Resolve): Compiled & { order: Map<string, NonNullable<RouteOrder['grpc']>> } {
+function compileGrpcRules(route: GRPCRouteObject, resolve: Resolve<BackendResolution>): Compiled & { order: Map<string, NonNullable<RouteOrder['grpc']>> } {
   const ns = route.metadata.namespace!;
   const base = `grpcroute/${ns}/${route.metadata.name}`;
   const out: Compiled = { rules: [], unsupported: null, refProblem: null, backends: [] };

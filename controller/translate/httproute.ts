@@ -118,7 +118,7 @@ export function compileMemoised<T extends Compiled>(
   routeKind: 'HTTPRoute' | 'GRPCRoute',
   index: InputIndex,
   resolveOne: (ref: BackendRef | undefined, routeNamespace: string, index: InputIndex, routeKind: string) => BackendResolution,
-  compile: (resolve: Resolve) => T,
+  compile: (resolve: Resolve<BackendResolution>) => T,
 ): T {
   const ns = route.metadata.namespace!;
   const { memo } = index;
@@ -135,7 +135,7 @@ export function compileMemoised<T extends Compiled>(
 }
 
 /** Reads nothing but the route and its references' resolutions (`resolve`): what makes the memo above sound. */
-function compileRules(route: HTTPRouteObject, resolve: Resolve): Compiled {
+function compileRules(route: HTTPRouteObject, resolve: Resolve<BackendResolution>): Compiled {
   const ns = route.metadata.namespace!;
   const base = `httproute/${ns}/${route.metadata.name}`;
   const out: Compiled = { rules: [], unsupported: null, refProblem: null, backends: [] };

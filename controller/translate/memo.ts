@@ -11,8 +11,6 @@
 import type { Backend, HttpIR, L4IR, VirtualHost } from '../../ir/types.ts';
 import { IrHasher } from '../../ir/version.ts';
 import type { BackendRef } from '../schema/kinds.ts';
-import type { BackendResolution } from './backends.ts';
-import type { Placement } from './httproute.ts';
 
 /** One backend reference a route's compilation resolved (by key: what the resolution reads of it), and what it got (backend name or problem). */
 interface ResolutionRead {
@@ -26,12 +24,15 @@ interface CompileEntry {
   reads: ResolutionRead[];
 }
 
-export type Resolve = (ref: BackendRef | undefined) => BackendResolution;
+/** What resolving a backendRef gives (backends.ts BackendResolution; declared here so that this module imports none of translate/). */
+export type Resolution = { backend: Backend } | { problem: { reason: string; message: string } };
+
+export type Resolve<R extends Resolution = Resolution> = (ref: BackendRef | undefined) => R;
 
 /** A Resolve that says under which key it caches each reference's resolution for the translation. */
-export interface KeyedResolve {
+export interface KeyedResolve<R extends Resolution = Resolution> {
   key(ref: BackendRef | undefined): string;
-  resolve(key: string, ref: BackendRef | undefined): BackendResolution;
+  resolve(key: string, ref: BackendRef | undefined): R;
 }
 
 export class TranslateMemo {
@@ -39,7 +40,7 @@ export class TranslateMemo {
   /** The previous translation's IR, which the next one shares unchanged parts with. */
   previous: { http: HttpIR; l4: L4IR } | null = null;
   /** The previous translation's virtual hosts by name, with the placements each was sorted from. */
-  virtualHosts = new Map<string, { placements: Placement[]; host: VirtualHost }>();
+  virtualHosts = new Map<string, { placements: readonly unknown[]; host: VirtualHost }>();
   /** Route kind compilations by route object (HTTPRoute, GRPCRoute). */
   private readonly compiled = new WeakMap<object, CompileEntry>();
   /** Pure functions of one input object (its undeclared fields...), by function name. */
@@ -52,7 +53,7 @@ export class TranslateMemo {
    * backends are this translation's objects of those names (endpoints and TLS may have changed
    * without changing anything the routes hold).
    */
-  compile<T extends { backends: Backend[] }>(route: object, resolver: KeyedResolve, compile: (resolve: Resolve) => T): T {
+  compile<T extends { backends: Backend[] }, R extends Resolution>(route: object, resolver: KeyedResolve<R>, compile: (resolve: Resolve<R>) => T): T {
     const entry = this.compiled.get(route);
     if (entry) {
       const current: Backend[] = [];
@@ -94,7 +95,7 @@ export class TranslateMemo {
 }
 
 /** What a route's compilation takes from a resolution: the backend's name, or the problem. */
-function fingerprint(resolved: BackendResolution): string {
+function fingerprint(resolved: Resolution): string {
   return 'problem' in resolved ? `P${resolved.problem.reason}\n${resolved.problem.message}` : `B${resolved.backend.name}`;
 }
 

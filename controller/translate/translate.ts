@@ -307,7 +307,7 @@ function assembleListeners(gateways: GatewayState[], placements: Placement[], me
         // The same placements (routes and their order keys) as last time: the same sorted host.
         const before = previous?.get(name);
         const host: VirtualHost =
-          before && (before.host.singleLabelWildcard === true) === singleLabelWildcard && samePlacements(before.placements, list)
+          before && (before.host.singleLabelWildcard === true) === singleLabelWildcard && samePlacements(before.placements as Placement[], list)
             ? before.host
             : { name, hostname, ...(singleLabelWildcard ? { singleLabelWildcard: true } : {}), routes: dedupeRoutes([...list].sort(comparePrecedence)) };
         if (memo) made.set(name, { placements: list, host });

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { stableJson } from '../../ir/version.ts';
 import { emptySnapshot, objectKey, SNAPSHOT_FIELD_BY_KIND, snapshotArrays, type HTTPRouteObject, type InputSnapshot, type KubeObject } from '../../controller/sources/objects.ts';
 import { translate, Translator, type TranslateOptions, type TranslateResult } from '../../controller/translate/translate.ts';
-import { TranslateMemo, type KeyedResolve, type Resolve } from '../../controller/translate/memo.ts';
+import { TranslateMemo, type KeyedResolve, type Resolution, type Resolve } from '../../controller/translate/memo.ts';
 import type { Backend, IR } from '../../ir/types.ts';
 import { loadInputs, TRANSLATE_CASES, translateOptionsOf } from '../golden/translate-case.ts';
 
@@ -215,7 +215,7 @@ describe('incremental translation', () => {
     /** Broken on purpose: reuses a route's compilation whatever its references now resolve to. */
     class RouteOnlyMemo extends TranslateMemo {
       private readonly byRoute = new WeakMap<object, { backends: Backend[] }>();
-      override compile<T extends { backends: Backend[] }>(route: object, resolver: KeyedResolve, compile: (resolve: Resolve) => T): T {
+      override compile<T extends { backends: Backend[] }, R extends Resolution>(route: object, resolver: KeyedResolve<R>, compile: (resolve: Resolve<R>) => T): T {
         const hit = this.byRoute.get(route);
         if (hit) return hit as T;
         const value = compile((ref) => resolver.resolve(resolver.key(ref), ref));
