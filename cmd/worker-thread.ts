@@ -7,6 +7,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import type { Flow } from '../ir/flow.ts';
+import { IrDeltaDecoder } from '../dataplane/config/ir-delta.ts';
 import { Dataplane } from '../dataplane/dataplane.ts';
 import { FlowBuffer } from '../dataplane/flows/flow-buffer.ts';
 import { RateLimitService } from '../dataplane/ratelimit/limiter.ts';
@@ -65,15 +66,26 @@ const dataplane = new Dataplane({
   ...(init.frontDoor ? { frontDoor: init.frontDoor } : {}),
 });
 
+/** Versions arrive as deltas against the one before: the decoder holds that one's objects. */
+const decoder = new IrDeltaDecoder();
+
 port.on('message', (message: ToWorker) => {
   void handle(message).catch((err: Error) => post({ type: 'failed', id: message.id, error: err.message }));
 });
 
 async function handle(message: ToWorker): Promise<void> {
   switch (message.type) {
-    case 'apply':
-      post({ type: 'applied', id: message.id, result: await dataplane.apply(message.version, message.http, message.l4) });
+    case 'apply': {
+      let ir: ReturnType<IrDeltaDecoder['decode']>;
+      try {
+        ir = decoder.decode(message.ir);
+      } catch (error) {
+        post({ type: 'failed', id: message.id, error: (error as Error).message, resync: true });
+        return;
+      }
+      post({ type: 'applied', id: message.id, result: await dataplane.apply(message.version, ir.http, ir.l4) });
       return;
+    }
     case 'redis':
       rateLimits.setRedis(message.settings);
       post({ type: 'done', id: message.id });

@@ -23,6 +23,7 @@ import type { HttpIR, L4IR } from '../ir/types.ts';
 import { DRAIN_TIMEOUT_MS, type ApplyResult, type ListenerResult } from '../dataplane/dataplane.ts';
 import { releaseWorkerConnections, sharedConnectionMemory, type FrontDoorLimits } from '../dataplane/front-door.ts';
 import type { RedisSettings } from '../dataplane/ratelimit/limiter.ts';
+import { IrDeltaEncoder, type EncodedIR } from '../dataplane/config/ir-delta.ts';
 import { sharedBucketMemory } from '../dataplane/ratelimit/shared-buckets.ts';
 import { newSessionKey } from '../dataplane/upstream/session.ts';
 
@@ -46,7 +47,8 @@ export interface WorkerInit {
 }
 
 export type ToWorker =
-  | { type: 'apply'; id: number; version: string; http: HttpIR; l4: L4IR | undefined }
+  /** `ir`: a delta against the version before (dataplane/config/ir-delta.ts), full for a new worker. */
+  | { type: 'apply'; id: number; version: string; ir: EncodedIR }
   | { type: 'redis'; id: number; settings: RedisSettings | null }
   | { type: 'metrics'; id: number }
   | { type: 'close'; id: number };
@@ -55,7 +57,8 @@ export type FromWorker =
   | { type: 'applied'; id: number; result: ApplyResult }
   | { type: 'metrics'; id: number; metrics: MetricObjectWithValues<MetricValue<string>>[] }
   | { type: 'done'; id: number }
-  | { type: 'failed'; id: number; error: string }
+  /** `resync`: the worker could not decode a delta and needs the version in full. */
+  | { type: 'failed'; id: number; error: string; resync?: boolean }
   | { type: 'flows'; flows: Flow[] };
 
 type MetricsJson = MetricObjectWithValues<MetricValue<string>>[];
@@ -164,6 +167,8 @@ export class WorkerPool {
   private readonly failures: number[];
   private readonly restarts: Counter<'reason'>;
   private current: { version: string; http: HttpIR; l4: L4IR | undefined } | null = null;
+  /** Versions go to workers as deltas: only what changed is cloned, and the workers' compilers reuse the rest. */
+  private readonly encoder = new IrDeltaEncoder();
   private redis: RedisSettings | null = null;
   private applied: string | null = null;
   private nextId = 1;
@@ -209,7 +214,8 @@ export class WorkerPool {
    */
   async apply(version: string, http: HttpIR, l4?: L4IR): Promise<ApplyResult> {
     this.current = { version, http, l4 };
-    const answers = await Promise.allSettled(this.live().map((slot) => this.request(slot, { type: 'apply', id: 0, version, http, l4 })));
+    const delta = this.encoder.encode(http, l4);
+    const answers = await Promise.allSettled(this.live().map((slot) => this.applyIn(slot, version, delta)));
     const results = answers.flatMap((a) => (a.status === 'fulfilled' && a.value.type === 'applied' ? [a.value.result] : []));
     if (results.length === 0) throw new Error(`no worker applied version ${version}: ${answers.map((a) => (a.status === 'rejected' ? (a.reason as Error).message : 'failed')).join('; ')}`);
     if (this.applied === null) await this.options.registry.learnWorkerMetrics();
@@ -263,7 +269,7 @@ export class WorkerPool {
       if (message.type === 'flows') return this.options.onFlows(message.flows);
       const waiting = slot.pending.get(message.id);
       slot.pending.delete(message.id);
-      if (message.type === 'failed') waiting?.reject(new Error(message.error));
+      if (message.type === 'failed') waiting?.reject(Object.assign(new Error(message.error), { resync: message.resync === true }));
       else waiting?.resolve(message);
     });
     let error: Error | null = null;
@@ -273,7 +279,7 @@ export class WorkerPool {
     });
     worker.on('exit', (code) => this.exited(slot, code, error));
     // The current version first: messages wait in the worker's queue until it listens.
-    if (this.current) void this.request(slot, { type: 'apply', id: 0, ...this.current }).catch(() => undefined);
+    if (this.current) void this.request(slot, { type: 'apply', id: 0, version: this.current.version, ir: this.encoder.encode(this.current.http, this.current.l4, true) }).catch(() => undefined);
     return slot;
   }
 
@@ -296,6 +302,18 @@ export class WorkerPool {
     setTimeout(() => {
       if (!this.closing && this.slots[slot.index] === null) this.slots[slot.index] = this.spawn(slot.index);
     }, delay).unref();
+  }
+
+  /** A version in one worker; one that lost track of the deltas gets it in full. */
+  private async applyIn(slot: Slot, version: string, ir: EncodedIR): Promise<FromWorker> {
+    try {
+      return await this.request(slot, { type: 'apply', id: 0, version, ir });
+    } catch (error) {
+      if (!(error as { resync?: boolean }).resync || this.current === null) throw error;
+      this.logger.warn({ worker: slot.index, err: (error as Error).message }, 'worker needs the configuration in full');
+      // The newest version in full (deltas sent after the one it refused refer to what it lacks too).
+      return this.request(slot, { type: 'apply', id: 0, version: this.current.version, ir: this.encoder.encode(this.current.http, this.current.l4, true) });
+    }
   }
 
   private request(slot: Slot, message: ToWorker): Promise<FromWorker> {

@@ -1,0 +1,158 @@
+// An IR version as a delta against the previous one, for receivers that keep the previous one: the
+// worker threads of --workers (cmd/workers.ts). A structured clone (postMessage) makes new objects of
+// everything, so a worker's RouteTableCompiler would recompile 50 000 rules for a one-rule change and
+// the primary would serialise them all. Instead the sender numbers the IR's parts — listeners,
+// scopes, virtual hosts, routes, backends, rate-limit policies, stream listeners, the L4 part — and
+// sends a part the receivers already hold as its number; the receiver puts back the very object it
+// decoded before, so identity (and with it the compiler's reuse) survives the thread boundary.
+// A part is new or changed when it is not the same object as before (the controller keeps the
+// objects of unchanged inputs), so the delta costs what the change costs.
+//
+// Both sides hold exactly the parts of the last version: the sender refers only to those (or to
+// parts defined earlier in the same message), the receiver forgets every other part after each
+// version. A full encoding (`full`) refers to nothing: for a new or restarted receiver, and to
+// resynchronise one that failed to decode.
+
+import type { HttpIR, L4IR } from '../../ir/types.ts';
+
+/** A part: its number alone when the receiver holds it, else its number and its content. */
+type Part = number | { id: number; value: unknown };
+
+export interface EncodedIR {
+  /** Refers to no part of an earlier version: the receiver starts afresh. */
+  full: boolean;
+  http: unknown;
+  l4: Part | null;
+}
+
+/** The containers whose elements are parts, by field, top down; every other field is copied as it is. */
+const NESTED: Record<string, readonly string[]> = {
+  http: ['listeners', 'passthrough', 'tcp', 'udp'],
+  listeners: ['scopes'],
+  scopes: ['virtualHosts'],
+  virtualHosts: ['routes'],
+};
+/** Record fields of HttpIR whose values are parts. */
+const RECORDS = ['backends', 'rateLimits'] as const;
+
+type Obj = Record<string, unknown>;
+
+export class IrDeltaEncoder {
+  private readonly ids = new WeakMap<object, number>();
+  private nextId = 1;
+  /** The parts of the last version encoded: what every receiver holds. */
+  private held = new Set<number>();
+
+  /** The version as a delta against the last one encoded (or full); it becomes the last one. */
+  encode(http: HttpIR, l4: L4IR | undefined, full = false): EncodedIR {
+    const refer = full ? new Set<number>() : this.held;
+    const sent = new Set<number>();
+    const part = (value: object, encodeValue: (value: Obj) => unknown): Part => {
+      let id = this.ids.get(value);
+      if (id !== undefined && (refer.has(id) || sent.has(id))) return id;
+      id ??= this.nextId++;
+      this.ids.set(value, id);
+      sent.add(id);
+      return { id, value: encodeValue(value as Obj) };
+    };
+    const container = (field: string, value: Obj): Obj => {
+      const nested = NESTED[field];
+      if (nested === undefined) return value;
+      const out: Obj = { ...value };
+      for (const child of nested) {
+        const items = value[child];
+        if (Array.isArray(items)) out[child] = items.map((item: object) => part(item, (v) => container(child, v)));
+      }
+      return out;
+    };
+    const out = container('http', http as unknown as Obj);
+    for (const field of RECORDS) {
+      const record = http[field];
+      if (record === undefined) continue;
+      const encoded: Record<string, Part> = {};
+      for (const [name, value] of Object.entries(record)) encoded[name] = part(value, (v) => v);
+      out[field] = encoded;
+    }
+    const encoded: EncodedIR = { full, http: out, l4: l4 === undefined ? null : part(l4, (v) => v) };
+    this.held = this.partIds(http, l4);
+    return encoded;
+  }
+
+  /** The numbers of every part of a version (each was numbered when encoded). */
+  private partIds(http: HttpIR, l4: L4IR | undefined): Set<number> {
+    const ids = new Set<number>();
+    forEachPart(http, l4, (value) => {
+      const id = this.ids.get(value);
+      if (id !== undefined) ids.add(id);
+    });
+    return ids;
+  }
+}
+
+export class IrDeltaDecoder {
+  private byId = new Map<number, object>();
+  private readonly idOf = new WeakMap<object, number>();
+
+  /** Throws when the delta refers to a part this decoder does not hold (it needs a full encoding). */
+  decode(encoded: EncodedIR): { http: HttpIR; l4: L4IR | undefined } {
+    const held = encoded.full ? new Map<number, object>() : this.byId;
+    const defined = new Map<number, object>();
+    const part = (item: Part, decodeValue: (value: Obj) => object): object => {
+      if (typeof item === 'number') {
+        const value = defined.get(item) ?? held.get(item);
+        if (value === undefined) throw new Error(`IR delta refers to part ${item}, which this receiver does not hold`);
+        return value;
+      }
+      const value = decodeValue(item.value as Obj);
+      defined.set(item.id, value);
+      this.idOf.set(value, item.id);
+      return value;
+    };
+    const container = (field: string, value: Obj): Obj => {
+      const nested = NESTED[field];
+      if (nested === undefined) return value;
+      for (const child of nested) {
+        const items = value[child];
+        if (Array.isArray(items)) value[child] = items.map((item: Part) => part(item, (v) => container(child, v)));
+      }
+      return value;
+    };
+    const http = container('http', encoded.http as Obj);
+    for (const field of RECORDS) {
+      const record = http[field] as Record<string, Part> | undefined;
+      if (record === undefined) continue;
+      const decoded: Record<string, object> = {};
+      for (const [name, item] of Object.entries(record)) decoded[name] = part(item, (v) => v);
+      http[field] = decoded;
+    }
+    const l4 = encoded.l4 === null ? undefined : (part(encoded.l4, (v) => v) as unknown as L4IR);
+    const ir = { http: http as unknown as HttpIR, l4 };
+    // Keep exactly this version's parts: the sender refers to nothing else next time.
+    const next = new Map<number, object>();
+    forEachPart(ir.http, ir.l4, (value) => {
+      const id = this.idOf.get(value);
+      if (id !== undefined) next.set(id, value);
+    });
+    this.byId = next;
+    return ir;
+  }
+}
+
+/** Every part of a version, containers before their elements. */
+function forEachPart(http: HttpIR, l4: L4IR | undefined, visit: (value: object) => void): void {
+  const walk = (field: string, value: Obj): void => {
+    const nested = NESTED[field];
+    if (nested === undefined) return;
+    for (const child of nested) {
+      const items = value[child];
+      if (!Array.isArray(items)) continue;
+      for (const item of items as Obj[]) {
+        visit(item);
+        walk(child, item);
+      }
+    }
+  };
+  walk('http', http as unknown as Obj);
+  for (const field of RECORDS) for (const value of Object.values(http[field] ?? {})) visit(value);
+  if (l4 !== undefined) visit(l4);
+}
