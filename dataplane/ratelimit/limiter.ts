@@ -274,7 +274,8 @@ export class RouteLimiter {
     }
     if (global === null) return this.finish(local, null, true, null);
     const store = this.service.redis;
-    if (store === null || !store.available()) return this.failureMode(local, global, now);
+    const tag = global[0]!.rule.redisTag;
+    if (store === null || !store.available(tag)) return this.failureMode(local, global, now);
     const keys = new Array<string>(global.length);
     const args = new Array<string>(global.length * 3);
     for (let i = 0; i < global.length; i++) {
@@ -284,7 +285,7 @@ export class RouteLimiter {
       args[3 * i + 1] = g.rule.rateArg;
       args[3 * i + 2] = g.rule.enforced ? '1' : '0';
     }
-    return store.take(global[0]!.rule.redisTag, keys, args).then(
+    return store.take(tag, keys, args).then(
       (reply) => {
         const allowed = reply[0] === 1;
         const shadowAllowed = reply[1] === 1;

@@ -16,10 +16,10 @@ import type { BackendErrorReason } from './metrics.ts';
 export type BatchSender = (numKeys: number, keysThenArgs: string[]) => Promise<number[]>;
 
 export interface BatcherEvents {
-  /** A round trip answered `answered` live decisions after `ms`. */
-  answered(ms: number, answered: number): void;
-  /** A decision failed (its timeout, or the round trip's error). */
-  failed(reason: BackendErrorReason, message: string): void;
+  /** A round trip of `lane` answered `answered` live decisions after `ms`. */
+  answered(lane: string, ms: number, answered: number): void;
+  /** A decision of `lane` failed (its timeout, or the round trip's error). */
+  failed(lane: string, reason: BackendErrorReason, message: string): void;
 }
 
 export class BatchFailure extends Error {
@@ -38,6 +38,7 @@ export const MAX_QUEUED = 8192;
 const DEADLINE_SLACK_MS = 1;
 
 class Entry {
+  readonly lane: string;
   readonly keys: readonly string[];
   readonly args: readonly string[];
   readonly deadline: number;
@@ -50,7 +51,8 @@ class Entry {
   next: Entry | null = null;
   readonly promise: Promise<number[]>;
 
-  constructor(keys: readonly string[], args: readonly string[], deadline: number) {
+  constructor(lane: string, keys: readonly string[], args: readonly string[], deadline: number) {
+    this.lane = lane;
     this.keys = keys;
     this.args = args;
     this.deadline = deadline;
@@ -121,9 +123,9 @@ export class RedisBatcher {
       l = new Lane(lane);
       this.lanes.set(lane, l);
     }
-    const entry = new Entry(keys, args, performance.now() + this.timeoutMs);
+    const entry = new Entry(lane, keys, args, performance.now() + this.timeoutMs);
     if (l.queue.length >= MAX_QUEUED) {
-      this.fail(entry, 'unavailable', `more than ${MAX_QUEUED} decisions waiting for Redis`);
+      this.fail(entry, lane, 'unavailable', `more than ${MAX_QUEUED} decisions waiting for Redis`);
       return entry.promise;
     }
     if (this.tail === null) this.head = entry;
@@ -139,7 +141,7 @@ export class RedisBatcher {
   close(): void {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
-    for (let e = this.head; e !== null; e = e.next) if (!e.settled) this.fail(e, 'unavailable', 'rate limiter closed');
+    for (let e = this.head; e !== null; e = e.next) if (!e.settled) this.fail(e, e.lane, 'unavailable', 'rate limiter closed');
     this.head = this.tail = null;
     this.lanes.clear();
   }
@@ -184,7 +186,7 @@ export class RedisBatcher {
       const size = 2 + 2 * e.keys.length;
       if (!e.settled) {
         if (reply.length < offset + size) {
-          this.fail(e, 'script', `script reply too short: ${reply.length} values`);
+          this.fail(e, batch.lane.name, 'script', `script reply too short: ${reply.length} values`);
         } else {
           e.settled = true;
           answered++;
@@ -193,7 +195,7 @@ export class RedisBatcher {
       }
       offset += size;
     }
-    if (answered > 0) this.events.answered(ms, answered);
+    if (answered > 0) this.events.answered(batch.lane.name, ms, answered);
     this.finish(batch);
   }
 
@@ -201,7 +203,7 @@ export class RedisBatcher {
     if (batch.done) return;
     const message = err instanceof Error ? err.message : String(err);
     const reason: BackendErrorReason = /timed out/i.test(message) ? 'timeout' : /ERR|script|NOSCRIPT|WRONGTYPE|CROSSSLOT/.test(message) ? 'script' : 'unavailable';
-    for (const e of batch.entries) if (!e.settled) this.fail(e, reason, message);
+    for (const e of batch.entries) if (!e.settled) this.fail(e, batch.lane.name, reason, message);
     this.finish(batch);
   }
 
@@ -231,9 +233,9 @@ export class RedisBatcher {
     else if (lane.inFlight === 0) this.lanes.delete(lane.name);
   }
 
-  private fail(entry: Entry, reason: BackendErrorReason, message: string): void {
+  private fail(entry: Entry, lane: string, reason: BackendErrorReason, message: string): void {
     entry.settled = true;
-    this.events.failed(reason, message);
+    this.events.failed(lane, reason, message);
     entry.reject(new BatchFailure(reason, message));
   }
 
@@ -251,7 +253,7 @@ export class RedisBatcher {
     let e = this.head;
     while (e !== null && (e.settled || e.deadline <= now)) {
       if (!e.settled) {
-        this.fail(e, 'timeout', `no answer within ${this.timeoutMs} ms`);
+        this.fail(e, e.lane, 'timeout', `no answer within ${this.timeoutMs} ms`);
         const batch = e.batch;
         // A round trip none of whose decisions still waits gives its lane up.
         if (batch !== null && !batch.done && --batch.pending === 0) (given ??= []).push(batch);

@@ -7,7 +7,7 @@
 // offline queue off (a command on a connection that is not ready fails at once instead of
 // queueing), no per-request retries, and each decision has its own deadline in the batcher. A
 // circuit breaker stops paying even that: after 5 failures in a row Redis is skipped for 1 s,
-// then one probe decides whether to use it again. (rate-limiter-flexible is not used: its Redis
+// then one probe decides whether to use it again (on a Cluster, per hash tag). (rate-limiter-flexible is not used: its Redis
 // limiters are fixed windows; its insurance and timeout wrappers are what this file does, with a
 // token bucket.)
 //
@@ -99,7 +99,15 @@ end
 return out
 `;
 
-type Breaker = 'closed' | 'open' | 'half-open';
+/** A circuit breaker: one for a single Redis; on a Cluster one per hash tag, so a failed master does not stop the others' slots. */
+interface Breaker {
+  state: 'closed' | 'open' | 'half-open';
+  failures: number;
+  openUntil: number;
+  probing: boolean;
+}
+/** Breakers kept for a Cluster's tags; past it, closed ones are dropped (tags follow configurations). */
+const MAX_BREAKERS = 4096;
 
 const FAILURES_TO_OPEN = 5;
 const OPEN_MS = 1000;
@@ -122,10 +130,7 @@ export class RedisStore {
   private readonly batcher: RedisBatcher;
   private readonly metrics: RateLimitMetrics;
   private readonly logger: Logger;
-  private breaker: Breaker = 'closed';
-  private failures = 0;
-  private openUntil = 0;
-  private probing = false;
+  private readonly breakers = new Map<string, Breaker>();
   private lastLog = -Infinity;
   private suppressed = 0;
   private lastSlotsRefresh = -Infinity;
@@ -184,8 +189,13 @@ export class RedisStore {
         scripts,
         redisOptions: nodeOptions,
       };
-      this.client = new Cluster(seeds.nodes, clusterOptions) as Client;
-      this.client.on('node error', (err: Error, key: string) => this.logRateLimited(`Redis Cluster node ${key}: ${err.message}`));
+      const cluster = new Cluster(seeds.nodes, clusterOptions);
+      this.client = cluster as Client;
+      cluster.on('node error', (err: Error, key: string) => this.logRateLimited(`Redis Cluster node ${key}: ${err.message}`));
+      // ioredis connects to a node on its first command, and (no offline queue) refuses the
+      // commands sent while it connects: connect every node as soon as it is known instead.
+      cluster.on('+node', (node: Redis) => connectNow(node));
+      cluster.on('ready', () => cluster.nodes('all').forEach(connectNow));
     } else {
       this.client = new Redis(settings.url, { ...redisOptions, scripts }) as Client;
     }
@@ -195,32 +205,35 @@ export class RedisStore {
       timeoutMs: options.timeoutMs,
       ...(settings.batchLimit !== undefined ? { batchLimit: settings.batchLimit } : {}),
       events: {
-        answered: (ms) => {
+        answered: (lane, ms) => {
           this.metrics.backendDuration.observe(ms / 1000);
-          this.succeeded();
+          this.succeeded(lane);
         },
-        failed: (reason, message) => this.failed(reason, message),
+        failed: (lane, reason, message) => this.failed(lane, reason, message),
       },
     });
   }
 
-  /** Whether to call Redis for this decision (false: use the failure mode at once). */
-  available(): boolean {
+  /** Whether to call Redis for a decision on buckets of hash tag `tag` (false: use the failure mode at once). */
+  available(tag: string): boolean {
     if (this.closed) return false;
-    if (this.breaker === 'open') {
-      if (performance.now() < this.openUntil) return false;
-      this.breaker = 'half-open';
+    const b = this.breakers.get(this.cluster ? tag : '');
+    if (b === undefined) return true;
+    if (b.state === 'open') {
+      if (performance.now() < b.openUntil) return false;
+      b.state = 'half-open';
     }
-    if (this.breaker === 'half-open') {
-      if (this.probing) return false;
-      this.probing = true;
+    if (b.state === 'half-open') {
+      if (b.probing) return false;
+      b.probing = true;
     }
     return true;
   }
 
-  /** Connected and usable now (for tests and readiness). */
+  /** Connected and usable now (for tests and readiness); on a Cluster, to every master. */
   get ready(): boolean {
-    return this.client.status === 'ready';
+    if (this.client.status !== 'ready') return false;
+    return !this.cluster || (this.client as Cluster).nodes('master').every((n) => n.status === 'ready');
   }
 
   /** Decisions queued or in flight (for tests). */
@@ -233,13 +246,14 @@ export class RedisStore {
    * BatchFailure (reason: timeout, unavailable, script). Call only after `available()` said yes.
    */
   take(tag: string, keys: readonly string[], args: readonly string[]): Promise<number[]> {
+    // One Redis: every request may share a script call. Cluster: only those of one slot may.
+    const lane = this.cluster ? tag : '';
     if (this.client.status !== 'ready') {
       const message = `Redis is ${this.client.status}`;
-      this.failed('unavailable', message);
+      this.failed(lane, 'unavailable', message);
       return Promise.reject(new BatchFailure('unavailable', message));
     }
-    // One Redis: every request may share a script call. Cluster: only those of one slot may.
-    return this.batcher.take(this.cluster ? tag : '', keys, args);
+    return this.batcher.take(lane, keys, args);
   }
 
   async close(): Promise<void> {
@@ -248,23 +262,29 @@ export class RedisStore {
     this.client.disconnect();
   }
 
-  private succeeded(): void {
-    this.failures = 0;
-    this.probing = false;
-    if (this.breaker !== 'closed') {
-      this.breaker = 'closed';
-      this.logger.info('rate limiting: Redis answers again; global rules use it');
+  private succeeded(lane: string): void {
+    const b = this.breakers.get(lane);
+    if (b !== undefined) {
+      // Only a breaker that failed is kept: the common path allocates nothing.
+      this.breakers.delete(lane);
+      if (b.state !== 'closed') this.logger.info({ ...(this.cluster ? { tag: lane } : {}) }, 'rate limiting: Redis answers again; global rules use it');
     }
     this.metrics.backendHealthy();
   }
 
-  private failed(reason: BackendErrorReason, message: string): void {
+  private failed(lane: string, reason: BackendErrorReason, message: string): void {
     this.metrics.backendError(reason);
-    this.failures += 1;
-    this.probing = false;
-    if (this.breaker === 'half-open' || this.failures >= FAILURES_TO_OPEN) {
-      this.breaker = 'open';
-      this.openUntil = performance.now() + OPEN_MS;
+    let b = this.breakers.get(lane);
+    if (b === undefined) {
+      if (this.breakers.size >= MAX_BREAKERS) for (const [k, v] of this.breakers) if (v.state === 'closed') this.breakers.delete(k);
+      b = { state: 'closed', failures: 0, openUntil: 0, probing: false };
+      this.breakers.set(lane, b);
+    }
+    b.failures += 1;
+    b.probing = false;
+    if (b.state === 'half-open' || b.failures >= FAILURES_TO_OPEN) {
+      b.state = 'open';
+      b.openUntil = performance.now() + OPEN_MS;
     }
     if (this.cluster && reason !== 'timeout') this.refreshSlots();
     this.logRateLimited(`Redis ${reason}: ${message}`);
@@ -289,6 +309,10 @@ export class RedisStore {
     this.lastLog = now;
     this.suppressed = 0;
   }
+}
+
+function connectNow(node: Redis): void {
+  if (node.status === 'wait') node.connect().catch(() => undefined); // failures: the 'node error' event
 }
 
 /** Seed nodes of `redis://a:6379,redis://b:6379` (a bare `host:port` item takes the first's scheme); credentials of the first. */

@@ -1,6 +1,8 @@
 // A real Redis Cluster for tests: six redis-server processes in cluster mode (3 masters, 3
 // replicas), each in its own temporary folder, joined by `redis-cli --cluster create`. A master
-// can be killed; its replica takes over after the node timeout (1 s here).
+// can be killed; its replica takes over after the node timeout (1 s here). The other masters keep
+// serving their slots meanwhile (cluster-require-full-coverage no: with Redis's default, yes, the
+// whole cluster refuses commands while any slot has no master).
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -54,13 +56,14 @@ export class RedisCluster {
         const folder = join(dir, String(port));
         mkdirSync(folder);
         servers.push(
-          await RedisServer.start(port, ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', String(CLUSTER_NODE_TIMEOUT_MS)], folder),
+          await RedisServer.start(port, ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', String(CLUSTER_NODE_TIMEOUT_MS), '--repl-diskless-sync-delay', '0', '--cluster-require-full-coverage', 'no'], folder),
         );
       }
       const created = spawnSync('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '1', '--cluster-yes'], { encoding: 'utf8', timeout: 60_000 });
       if (created.status !== 0) throw new Error(`redis-cli --cluster create failed:\n${created.stdout}\n${created.stderr}`);
       const cluster = new RedisCluster(servers, dir);
       await cluster.waitHealthy();
+      await cluster.waitReplicated();
       return cluster;
     } catch (err) {
       await Promise.all(servers.map((s) => s.stop()));
@@ -121,9 +124,22 @@ export class RedisCluster {
     for (;;) {
       const states = await Promise.all(this.servers.filter((s) => s.pid).map((s) => s.command('CLUSTER', 'INFO').catch(() => '')));
       const nodes = await this.nodes().catch(() => [] as ClusterNode[]);
-      const masters = nodes.filter((n) => n.master && !n.failed);
+      // Masters that run (a killed one is listed as a master until the others mark it failed).
+      const masters = nodes.filter((n) => n.master && !n.failed && this.servers.some((x) => x.port === n.port && x.pid !== undefined));
       if (states.every((s) => s.includes('cluster_state:ok')) && masters.length === 3) return;
       if (Date.now() > deadline) throw new Error(`cluster not healthy after ${timeoutMs} ms: ${states.join(' | ')}`);
+      await sleep(100);
+    }
+  }
+
+  /** Every running replica has synced with its master (else it would not take over: its data age is unknown). */
+  async waitReplicated(timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const running = this.servers.filter((s) => s.pid !== undefined);
+      const infos = await Promise.all(running.map((s) => s.command('INFO', 'replication').catch(() => '')));
+      if (infos.every((i) => i.includes('role:master') || i.includes('master_link_status:up'))) return;
+      if (Date.now() > deadline) throw new Error(`replicas not synced after ${timeoutMs} ms`);
       await sleep(100);
     }
   }

@@ -1,0 +1,171 @@
+// Global limits on a real Redis Cluster (3 masters, 3 replicas, created here): exact across
+// policies whose keys live on all three masters, and a master killed under load — its replica
+// takes over — with FailOpen and with Local: every request answered within its timeout by its
+// mode, the other masters' policies still decided by Redis, exact counts again after.
+import { afterAll, afterEach, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import type { RateLimitPolicy } from '../../ir/types.ts';
+import type { RateLimitDecision, RateLimitService, RouteLimiter } from '../../dataplane/ratelimit/limiter.ts';
+import { header, metricValue, policy, req, service } from './support/policies.ts';
+import { CLUSTER_NODE_TIMEOUT_MS, RedisCluster } from './support/redis-cluster.ts';
+import { sleep } from './support/redis-server.ts';
+
+jest.setTimeout(120_000);
+
+const TIMEOUT_MS = 50;
+const LIMIT = 100;
+const client = (id: string) => req({ 'x-client-id': id });
+const count = (list: RateLimitDecision[], status: number) => list.filter((d) => d.status === status).length;
+const perClient = (name: string, failureMode: string) =>
+  policy(name, { global: { failureMode, rules: [{ clientSelectors: [{ headers: [{ name: 'x-client-id', type: 'Distinct' }] }], limit: { requests: LIMIT, unit: 'Hour' } }] } });
+/** The hash tag of a policy's keys (as the limiter writes them). */
+const tagOf = (p: RateLimitPolicy) => `{${p.name}}`;
+
+let cluster: RedisCluster;
+const services: RateLimitService[] = [];
+
+beforeAll(async () => {
+  cluster = await RedisCluster.start();
+});
+
+afterAll(async () => {
+  await cluster?.stop();
+});
+
+afterEach(async () => {
+  await Promise.all(services.splice(0).map((s) => s.close()));
+});
+
+async function clusterService() {
+  const s = service({ redis: { url: cluster.url, cluster: true }, redisTimeoutMs: TIMEOUT_MS });
+  services.push(s.service);
+  const deadline = Date.now() + 10_000;
+  while (!s.service.redis?.ready) {
+    if (Date.now() > deadline) throw new Error('Redis Cluster client did not connect');
+    await sleep(20);
+  }
+  return s;
+}
+
+/** One policy per live master, named `prefix-…` (a name's slot decides its master). */
+async function policiesOnEveryMaster(prefix: string, failureMode: string): Promise<{ policy: RateLimitPolicy; master: number }[]> {
+  const masters = (await cluster.nodes()).filter((n) => n.master && !n.failed).map((n) => n.port);
+  const chosen = new Map<number, RateLimitPolicy>();
+  for (let i = 0; chosen.size < masters.length && i < 200; i++) {
+    const p = perClient(`${prefix}-${i}`, failureMode);
+    const master = await cluster.masterOf(tagOf(p));
+    if (!chosen.has(master)) chosen.set(master, p);
+  }
+  expect(chosen.size).toBe(3);
+  return [...chosen].map(([master, p]) => ({ policy: p, master }));
+}
+
+/** `n` requests of one client at once: how many were admitted. */
+async function burst(limiter: RouteLimiter, id: string, n: number): Promise<RateLimitDecision[]> {
+  return Promise.all(Array.from({ length: n }, () => limiter.check(client(id), '127.0.0.1')));
+}
+
+describe('Redis Cluster', () => {
+  it(`limits are exact on every master: 150 concurrent requests per policy and client against ${LIMIT} admit ${LIMIT}`, async () => {
+    const { service: svc } = await clusterService();
+    const policies = [...(await policiesOnEveryMaster('exact-a', 'FailOpen')), ...(await policiesOnEveryMaster('exact-b', 'FailOpen'))];
+    const table = svc.compile(Object.fromEntries(policies.map(({ policy: p }) => [p.name, p])));
+    const limiters = policies.map(({ policy: p }) => table.limiter(p.name, 'default/route')!);
+    // Every policy, several clients, all at once: batches per slot, on three masters.
+    const results = await Promise.all(limiters.flatMap((l, i) => ['x', 'y', 'z'].map((c) => burst(l, `${c}${i}`, 150))));
+    for (const answers of results) {
+      expect([count(answers, 200), count(answers, 429)]).toEqual([LIMIT, 50]);
+      expect(answers.every((d) => header(d, 'ratelimit') !== undefined)).toBe(true); // decided by Redis
+    }
+    // The buckets live on the three masters.
+    for (const master of new Set(policies.map((p) => p.master))) expect(Number((await cluster.server(master).command('DBSIZE')).slice(1))).toBeGreaterThan(0);
+    expect(new Set(policies.map((p) => p.master)).size).toBe(3);
+  });
+
+  for (const mode of ['FailOpen', 'Local'] as const) {
+    it(`a master killed under load (${mode}): every request answered by the mode within its timeout, other masters unaffected, exact again after the failover`, async () => {
+      const { service: svc, registry } = await clusterService();
+      // A victim master that has a live replica to take over.
+      const nodes = await cluster.nodes();
+      const policies = await policiesOnEveryMaster(`failover-${mode.toLowerCase()}`, mode);
+      const victim = policies.find(({ master }) => {
+        const id = nodes.find((n) => n.port === master)!.id;
+        return nodes.some((n) => n.masterId === id && !n.failed);
+      })!;
+      expect(victim).toBeDefined();
+      const table = svc.compile(Object.fromEntries(policies.map(({ policy: p }) => [p.name, p])));
+      const limiters = policies.map(({ policy: p }) => ({ limiter: table.limiter(p.name, 'default/route')!, victim: p === victim.policy }));
+
+      // 100 rounds per second, one request per policy each (20 clients in turn: far below the
+      // limit), while the victim master is killed 300 ms in; until its replica serves its slots.
+      interface Answer {
+        victim: boolean;
+        decision: RateLimitDecision;
+        late: number;
+        at: number;
+      }
+      const answers: Promise<Answer>[] = [];
+      const started = performance.now();
+      let killedAt = Number.POSITIVE_INFINITY;
+      let recoveredAt = Number.POSITIVE_INFINITY;
+      const recovery = (async () => {
+        await sleep(300);
+        killedAt = performance.now() - started;
+        await cluster.server(victim.master).kill();
+        await cluster.waitHealthy();
+        // The client re-reads the slot map (on failure, and every second): Redis decides again.
+        const limiter = limiters.find((l) => l.victim)!.limiter;
+        const deadline = Date.now() + 15_000;
+        for (;;) {
+          await sleep(100); // also lets the breaker's probe through
+          const d = await limiter.check(client('probe'), '127.0.0.1');
+          if (header(d, 'ratelimit') !== undefined) break;
+          if (Date.now() > deadline) throw new Error('the victim policy is not decided by Redis after the failover');
+        }
+        recoveredAt = performance.now() - started;
+      })();
+      let round = 0;
+      while (recoveredAt === Number.POSITIVE_INFINITY && performance.now() - started < 30_000) {
+        const wait = started + round * 10 - performance.now();
+        if (wait > 0) await sleep(wait);
+        const at = performance.now() - started;
+        for (const { limiter, victim: v } of limiters) {
+          let sentinel = Number.POSITIVE_INFINITY;
+          const timer = setTimeout(() => (sentinel = performance.now()), TIMEOUT_MS);
+          answers.push(
+            Promise.resolve(limiter.check(client(`load-${round % 20}`), '127.0.0.1')).then((decision) => {
+              clearTimeout(timer);
+              return { victim: v, decision, late: Math.max(0, performance.now() - sentinel), at };
+            }),
+          );
+        }
+        round++;
+      }
+      await recovery;
+      const all = await Promise.all(answers);
+      process.stdout.write(`${mode}: master killed at ${killedAt.toFixed(0)} ms, Redis decides the victim's slots again at ${recoveredAt.toFixed(0)} ms; ${all.length} decisions\n`);
+
+      // Every request answered, none waited past its timeout, all admitted (far below the limit).
+      expect(all.filter((a) => a.late >= 10)).toEqual([]);
+      expect(all.every((a) => a.decision.status === 200)).toBe(true);
+      // The victim's requests during the outage were decided by the failure mode, and only they:
+      // the other masters' policies were decided by Redis throughout.
+      const victims = all.filter((a) => a.victim);
+      const byMode = mode === 'Local' ? await metricValue(registry, 'sluice_ratelimit_decisions_total', { scope: 'fallback' }) : await metricValue(registry, 'sluice_ratelimit_decisions_total', { result: 'fail_open' });
+      expect(byMode).toBeGreaterThan(0);
+      expect(byMode).toBeLessThanOrEqual(victims.length);
+      // No replica can take over before the node timeout: the first 900 ms after the kill are an outage.
+      const outage = victims.filter((a) => a.at > killedAt + 100 && a.at < killedAt + CLUSTER_NODE_TIMEOUT_MS - 100);
+      expect(outage.length).toBeGreaterThan(0);
+      if (mode === 'FailOpen') expect(outage.filter((a) => header(a.decision, 'ratelimit') !== undefined)).toHaveLength(0);
+      const others = all.filter((a) => !a.victim);
+      expect(others.filter((a) => header(a.decision, 'ratelimit') === undefined)).toHaveLength(0);
+
+      // Exact again after the failover, on every master (the promoted replica included).
+      const after = await Promise.all(limiters.map(({ limiter }) => burst(limiter, 'after', 150)));
+      for (const list of after) {
+        expect([count(list, 200), count(list, 429)]).toEqual([LIMIT, 50]);
+        expect(list.every((d) => header(d, 'ratelimit') !== undefined)).toBe(true);
+      }
+    });
+  }
+});
