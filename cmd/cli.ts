@@ -10,7 +10,6 @@ import { redactIR } from '../ir/version.ts';
 import { withImplicitGatewayClasses } from '../controller/sources/implicit-classes.ts';
 import { ManifestFolder } from '../controller/sources/manifest-folder.ts';
 import { demoBackendsAvailable, runStandalone, type RateLimitOptions } from './standalone.ts';
-import { runController } from './controller.ts';
 import { parseWorkers } from './workers.ts';
 import { runDataplane } from './dataplane.ts';
 import type { BpfOptions, NodeFlowOptions } from './node.ts';
@@ -65,6 +64,8 @@ export async function main(argv: string[]): Promise<number> {
     const token = readTokenFile(values['snapshot-token-file']);
     if (typeof token === 'object') return usageError(token.error);
     const namespace = values['leader-election-namespace'] as string | undefined;
+    // Loaded here only: @kubernetes/client-node (some 870 modules, ~60 MB of RSS) is for the controller alone.
+    const { runController } = await import('./controller.ts');
     const handle = await runController({
       ...(values.kubeconfig ? { kubeconfig: values.kubeconfig as string } : {}),
       snapshotAddress: values['snapshot-address'] as string,

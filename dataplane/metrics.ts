@@ -1,14 +1,15 @@
-// Prometheus metrics. Label children are resolved at compile time per (route, backend), and per
-// status code on first use, so a request costs two increments, not a label lookup per metric.
+// Prometheus metrics. The request metrics are plain numbers held by what the compiled table
+// points at (a RequestMetrics per (route, backend), a BackendSeries per (route, rule, backend)):
+// a request costs a Map increment and a histogram bucket increment, no label lookup. prom-client's
+// children hash their labels and validate them on every inc() and observe() (profiled under load:
+// ~5 % of the proxy's CPU); here the numbers are read into samples only when scraped
+// (ScrapedMetric). Series of routes the applied table no longer has are dropped at the apply.
 
 import client from 'prom-client';
 import type { Registry } from 'prom-client';
 import type { Backend, Route } from '../ir/types.ts';
 
-type RequestCounter = client.Counter<'route' | 'backend' | 'code'>;
-type DurationHistogram = client.Histogram<'route'>;
 type RouteCounter = client.Counter<'route'>;
-type BackendLabel = 'route' | 'rule' | 'backend' | 'code_class';
 
 /** Status code recorded when the client went away before the response completed (nginx's 499). */
 export const CLIENT_CLOSED_CODE = 499;
@@ -22,68 +23,151 @@ const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 export const BACKEND_SERIES_LIMIT = 1000;
 const OVERFLOW = '_overflow';
 
-/** `2xx` and so on; anything outside 100..599 is `other` (six values at most). */
-function codeClass(code: number): string {
-  return code >= 100 && code <= 599 ? `${Math.floor(code / 100)}xx` : 'other';
+const CODE_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx', 'other'];
+
+/** Index in CODE_CLASSES: `2xx` and so on; anything outside 100..599 is `other`. */
+function codeClassIndex(code: number): number {
+  return code >= 100 && code <= 599 ? Math.floor(code / 100) - 1 : 5;
+}
+
+/** One sample as prom-client's Registry formats it (and its AggregatorRegistry sums across workers). */
+interface Sample {
+  labels: Record<string, string | number>;
+  value: number;
+  metricName?: string;
+}
+
+/** Durations of one series: per-bucket counts (not cumulative; the last slot is above every bound), sum, count. */
+class Durations {
+  readonly counts = new Float64Array(DURATION_BUCKETS.length + 1);
+  sum = 0;
+  count = 0;
+
+  observe(seconds: number): void {
+    let i = 0;
+    while (i < DURATION_BUCKETS.length && seconds > DURATION_BUCKETS[i]!) i++;
+    this.counts[i]++;
+    this.sum += seconds;
+    this.count++;
+  }
+
+  /** The Prometheus histogram's samples, as prom-client's Histogram gives them (`le` first). */
+  samples(name: string, labels: Record<string, string>, out: Sample[]): void {
+    const bucket = `${name}_bucket`;
+    let cumulative = 0;
+    for (let i = 0; i < DURATION_BUCKETS.length; i++) {
+      cumulative += this.counts[i]!;
+      out.push({ metricName: bucket, labels: { le: DURATION_BUCKETS[i]!, ...labels }, value: cumulative });
+    }
+    out.push({ metricName: bucket, labels: { le: '+Inf', ...labels }, value: this.count });
+    out.push({ metricName: `${name}_sum`, labels, value: this.sum });
+    out.push({ metricName: `${name}_count`, labels, value: this.count });
+  }
+}
+
+type SampleSource = (out: Sample[]) => void;
+
+/**
+ * A counter or histogram whose samples are read from plain numbers when scraped. prom-client's
+ * Registry takes any metric object with get() (its AggregatorRegistry registers such objects
+ * itself); each DataplaneMetrics sharing the registry adds its source, and equal label sets of
+ * several sources are summed, as one prom-client metric shared by them counted them.
+ */
+class ScrapedMetric {
+  readonly name: string;
+  readonly help: string;
+  readonly type: 'counter' | 'histogram';
+  readonly aggregator = 'sum';
+  private readonly sources = new Set<SampleSource>();
+
+  private constructor(name: string, help: string, type: 'counter' | 'histogram') {
+    this.name = name;
+    this.help = help;
+    this.type = type;
+  }
+
+  /** The registry's metric of that name, registered now when it has none. */
+  static in(registry: Registry, name: string, help: string, type: 'counter' | 'histogram'): ScrapedMetric {
+    const existing: unknown = registry.getSingleMetric(name);
+    if (existing instanceof ScrapedMetric) return existing;
+    const created = new ScrapedMetric(name, help, type);
+    registry.registerMetric(created as unknown as client.Metric);
+    return created;
+  }
+
+  add(source: SampleSource): void {
+    this.sources.add(source);
+  }
+
+  async get(): Promise<{ name: string; help: string; type: string; values: Sample[]; aggregator: string }> {
+    let values: Sample[] = [];
+    for (const source of this.sources) source(values);
+    if (this.sources.size > 1) values = summed(values);
+    return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
+  }
+
+  /** Registry#resetMetrics: the numbers belong to the live tables; nothing to reset. */
+  reset(): void {}
+}
+
+function summed(values: Sample[]): Sample[] {
+  const byKey = new Map<string, Sample>();
+  for (const v of values) {
+    const key = `${v.metricName ?? ''}\u0000${JSON.stringify(v.labels)}`;
+    const seen = byKey.get(key);
+    if (seen === undefined) byKey.set(key, { ...v });
+    else seen.value += v.value;
+  }
+  return [...byKey.values()];
 }
 
 /**
- * One (route, rule, backend) triple of the per-backend metrics, for canary analysis: the children
- * per code class are made on first use and removed when no route of the live table uses the triple.
+ * One (route, rule, backend) triple of the per-backend metrics, for canary analysis: a count and
+ * durations per code class, from first use until no route of the live table uses the triple.
  */
 class BackendSeries {
-  private readonly byClass = new Map<string, { count: client.Counter.Internal; duration: client.Histogram.Internal<BackendLabel> }>();
-
-  private readonly counter: client.Counter<BackendLabel>;
-  private readonly histogram: client.Histogram<BackendLabel>;
-  private readonly labels: { route: string; rule: string; backend: string };
+  readonly labels: { route: string; rule: string; backend: string };
   /** Its key in DataplaneMetrics.backendSeries. */
   readonly key: string;
+  /** By code class index (CODE_CLASSES); the counter's value is the durations' count. */
+  readonly byClass: (Durations | undefined)[] = new Array(CODE_CLASSES.length);
+  /** Dropped at an apply: a request still in flight on the previous table brings it back. */
+  retired = false;
+  private readonly owner: DataplaneMetrics;
 
-  constructor(counter: client.Counter<BackendLabel>, histogram: client.Histogram<BackendLabel>, labels: { route: string; rule: string; backend: string }, key: string) {
+  constructor(owner: DataplaneMetrics, labels: { route: string; rule: string; backend: string }, key: string) {
+    this.owner = owner;
     this.key = key;
-    this.counter = counter;
-    this.histogram = histogram;
     this.labels = labels;
   }
 
   record(code: number, seconds: number): void {
-    const code_class = codeClass(code);
-    let child = this.byClass.get(code_class);
-    if (child === undefined) {
-      const labels = { ...this.labels, code_class };
-      child = { count: this.counter.labels(labels), duration: this.histogram.labels(labels) };
-      this.byClass.set(code_class, child);
-    }
-    child.count.inc();
-    child.duration.observe(seconds);
-  }
-
-  remove(): void {
-    for (const code_class of this.byClass.keys()) {
-      this.counter.remove({ ...this.labels, code_class });
-      this.histogram.remove({ ...this.labels, code_class });
-    }
-    this.byClass.clear();
+    if (this.retired) this.owner.revive(this);
+    const i = codeClassIndex(code);
+    (this.byClass[i] ??= new Durations()).observe(seconds);
   }
 }
 
-/** Counters for one (route, backend) pair; `backend` is '' for local answers. */
+/** What one (route, backend) pair answered; `backend` is '' for local answers. */
 export class RequestMetrics {
-  private readonly counter: RequestCounter;
-  private readonly route: string;
-  private readonly backend: string;
-  private readonly byCode = new Map<number, client.Counter.Internal>();
-  private readonly duration: client.Histogram.Internal<'route'>;
+  readonly route: string;
+  readonly backend: string;
+  /** Requests answered, by status code. */
+  readonly codes = new Map<number, number>();
+  /** The route's durations, shared by every backend of the route. */
+  readonly durations: Durations;
   private readonly notReplayable: RouteCounter;
+  private readonly owner: DataplaneMetrics;
   /** The per-backend series of a forward to a backend (re-resolved at every compile); null otherwise. */
   perBackend: BackendSeries | null = null;
+  /** Dropped at an apply: a request still in flight on the previous table brings it back. */
+  retired = false;
 
-  constructor(counter: RequestCounter, histogram: DurationHistogram, notReplayable: RouteCounter, route: string, backend: string) {
-    this.counter = counter;
+  constructor(owner: DataplaneMetrics, durations: Durations, notReplayable: RouteCounter, route: string, backend: string) {
+    this.owner = owner;
+    this.durations = durations;
     this.route = route;
     this.backend = backend;
-    this.duration = histogram.labels(route);
     this.notReplayable = notReplayable;
   }
 
@@ -94,14 +178,10 @@ export class RequestMetrics {
 
   /** `startedAt` from performance.now(). */
   record(code: number, startedAt: number): void {
-    let child = this.byCode.get(code);
-    if (child === undefined) {
-      child = this.counter.labels(this.route, this.backend, String(code));
-      this.byCode.set(code, child);
-    }
-    child.inc();
+    if (this.retired) this.owner.revive(this);
+    this.codes.set(code, (this.codes.get(code) ?? 0) + 1);
     const seconds = (performance.now() - startedAt) / 1000;
-    this.duration.observe(seconds);
+    this.durations.observe(seconds);
     this.perBackend?.record(code, seconds);
   }
 }
@@ -125,54 +205,59 @@ export class DownstreamRejections {
 }
 
 export class DataplaneMetrics {
-  private readonly requests: RequestCounter;
-  private readonly duration: DurationHistogram;
   private readonly notReplayable: RouteCounter;
   private readonly configVersion: client.Gauge<'version'>;
   private readonly configApplies: client.Counter<'result'>;
   private readonly listenerUp: client.Gauge<'listener'>;
   private readonly rejected: client.Counter<'listener' | 'reason'>;
-  private readonly backendRequests: client.Counter<BackendLabel>;
-  private readonly backendDuration: client.Histogram<BackendLabel>;
   /**
-   * Shared per (route, backend) across reloads so children are created once. By route, then
-   * backend: no key string built per rule at each compile (50 000 rules made that a fifth of it).
+   * Shared per (route, backend) across reloads, so counts carry on. By route, then backend: no
+   * key string built per rule at each compile (50 000 rules made that a fifth of it).
    */
   private readonly targets = new Map<string, Map<string, RequestMetrics>>();
+  /** Each route's durations (all its backends), while the route has targets. */
+  private readonly routeDurations = new Map<string, Durations>();
+  /** What the compile under way uses (compiled or kept): the rest goes at the apply. */
+  private readonly targetsInUse = new Set<RequestMetrics>();
   /** Per-backend series by `route\0rule\0backend`, and those the compile under way uses. */
   private readonly backendSeries = new Map<string, BackendSeries>();
   private readonly backendSeriesInUse = new Set<string>();
 
   constructor(registry: Registry) {
-    this.requests = metric(registry, 'sluice_http_requests_total', (registers) =>
-      new client.Counter({ name: 'sluice_http_requests_total', help: 'HTTP requests answered, by route, backend and status code', labelNames: ['route', 'backend', 'code'] as const, registers }),
-    );
-    this.duration = metric(registry, 'sluice_http_request_duration_seconds', (registers) =>
-      new client.Histogram({
-        name: 'sluice_http_request_duration_seconds',
-        help: 'Time from request arrival to the end of the response, by route',
-        labelNames: ['route'] as const,
-        buckets: DURATION_BUCKETS,
-        registers,
-      }),
-    );
-    this.backendRequests = metric(registry, 'sluice_backend_requests_total', (registers) =>
-      new client.Counter({
-        name: 'sluice_backend_requests_total',
-        help: 'Requests routed to a backend, by HTTPRoute (namespace/name), rule, backend (namespace/Service:port) and response code class',
-        labelNames: ['route', 'rule', 'backend', 'code_class'] as const,
-        registers,
-      }),
-    );
-    this.backendDuration = metric(registry, 'sluice_backend_request_duration_seconds', (registers) =>
-      new client.Histogram({
-        name: 'sluice_backend_request_duration_seconds',
-        help: 'Time from request arrival to the end of the response, for requests routed to a backend, by route, rule, backend and response code class',
-        labelNames: ['route', 'rule', 'backend', 'code_class'] as const,
-        buckets: DURATION_BUCKETS,
-        registers,
-      }),
-    );
+    ScrapedMetric.in(registry, 'sluice_http_requests_total', 'HTTP requests answered, by route, backend and status code', 'counter').add((out) => {
+      for (const byBackend of this.targets.values()) {
+        for (const target of byBackend.values()) {
+          for (const [code, n] of target.codes) out.push({ labels: { route: target.route, backend: target.backend, code: String(code) }, value: n });
+        }
+      }
+    });
+    ScrapedMetric.in(registry, 'sluice_http_request_duration_seconds', 'Time from request arrival to the end of the response, by route', 'histogram').add((out) => {
+      for (const [route, durations] of this.routeDurations) if (durations.count > 0) durations.samples('sluice_http_request_duration_seconds', { route }, out);
+    });
+    ScrapedMetric.in(
+      registry,
+      'sluice_backend_requests_total',
+      'Requests routed to a backend, by HTTPRoute (namespace/name), rule, backend (namespace/Service:port) and response code class',
+      'counter',
+    ).add((out) => {
+      for (const series of this.backendSeries.values()) {
+        series.byClass.forEach((durations, i) => {
+          if (durations !== undefined) out.push({ labels: { ...series.labels, code_class: CODE_CLASSES[i]! }, value: durations.count });
+        });
+      }
+    });
+    ScrapedMetric.in(
+      registry,
+      'sluice_backend_request_duration_seconds',
+      'Time from request arrival to the end of the response, for requests routed to a backend, by route, rule, backend and response code class',
+      'histogram',
+    ).add((out) => {
+      for (const series of this.backendSeries.values()) {
+        series.byClass.forEach((durations, i) => {
+          if (durations !== undefined) durations.samples('sluice_backend_request_duration_seconds', { ...series.labels, code_class: CODE_CLASSES[i]! }, out);
+        });
+      }
+    });
     this.notReplayable = metric(registry, 'sluice_http_request_body_not_replayable_total', (registers) =>
       new client.Counter({
         name: 'sluice_http_request_body_not_replayable_total',
@@ -216,9 +301,15 @@ export class DataplaneMetrics {
     }
     let target = byBackend.get(backend);
     if (target === undefined) {
-      target = new RequestMetrics(this.requests, this.duration, this.notReplayable, route, backend);
+      let durations = this.routeDurations.get(route);
+      if (durations === undefined) {
+        durations = new Durations();
+        this.routeDurations.set(route, durations);
+      }
+      target = new RequestMetrics(this, durations, this.notReplayable, route, backend);
       byBackend.set(backend, target);
     }
+    this.targetsInUse.add(target);
     target.perBackend = forward === undefined ? null : this.seriesFor(forward.route, forward.backend);
     return target;
   }
@@ -236,7 +327,7 @@ export class DataplaneMetrics {
     }
     let series = this.backendSeries.get(key);
     if (series === undefined) {
-      series = new BackendSeries(this.backendRequests, this.backendDuration, labels, key);
+      series = new BackendSeries(this, labels, key);
       this.backendSeries.set(key, series);
     }
     this.backendSeriesInUse.add(key);
@@ -249,7 +340,21 @@ export class DataplaneMetrics {
    * in use for every pruning here.
    */
   keep(target: RequestMetrics): void {
+    this.targetsInUse.add(target);
     if (target.perBackend !== null) this.backendSeriesInUse.add(target.perBackend.key);
+  }
+
+  /** A retired target or series that recorded again (a request in flight on the previous table): counted again. */
+  revive(retired: RequestMetrics | BackendSeries): void {
+    retired.retired = false;
+    if (retired instanceof BackendSeries) {
+      if (!this.backendSeries.has(retired.key)) this.backendSeries.set(retired.key, retired);
+      return;
+    }
+    let byBackend = this.targets.get(retired.route);
+    if (byBackend === undefined) this.targets.set(retired.route, (byBackend = new Map()));
+    if (!byBackend.has(retired.backend)) byBackend.set(retired.backend, retired);
+    if (!this.routeDurations.has(retired.route)) this.routeDurations.set(retired.route, retired.durations);
   }
 
   versionApplied(version: string): void {
@@ -259,16 +364,31 @@ export class DataplaneMetrics {
     // Series of routes and backends the applied table no longer has go, so the count stays bounded.
     for (const [key, series] of this.backendSeries) {
       if (this.backendSeriesInUse.has(key)) continue;
-      series.remove();
+      series.retired = true;
       this.backendSeries.delete(key);
     }
     this.backendSeriesInUse.clear();
+    for (const [route, byBackend] of this.targets) {
+      // A listener's local answers (route '') are compiled with the listener, which an
+      // incremental compile may keep without asking again: never dropped.
+      if (route === '') continue;
+      for (const [backend, target] of byBackend) {
+        if (this.targetsInUse.has(target)) continue;
+        target.retired = true;
+        byBackend.delete(backend);
+      }
+      if (byBackend.size > 0) continue;
+      this.targets.delete(route);
+      this.routeDurations.delete(route);
+    }
+    this.targetsInUse.clear();
   }
 
   versionRejected(): void {
     this.configApplies.labels('rejected').inc();
     // The live table is the previous one: what the failed compile marked proves nothing.
     this.backendSeriesInUse.clear();
+    this.targetsInUse.clear();
   }
 
   listenerState(listener: string, up: boolean | null): void {

@@ -49,6 +49,8 @@ const USAGE = `Usage: npm run bench -- [flags]
   --unloaded S       one-connection latency measurement after each load, seconds; 0 skips (default 3)
   --configs LIST     subset of ${CONFIGS.join(',')} (default all)
   --rules N          HTTPRoute rules in Sluice's table (default 50)
+  --sluice-args ARGS more \`sluice run\` flags, space-separated (e.g. "--request-flows false"), to
+                     measure what a feature costs
   --cpu-prof         afterwards, one extra load each on the minimal forwarder and Sluice under
                      node --cpu-prof (not counted in the table), summarised
   --quiet-wait S     before each load, wait up to S seconds for CPU 0 to be idle when other
@@ -68,6 +70,7 @@ interface Options {
   unloaded: number;
   configs: ConfigName[];
   rules: number;
+  sluiceArgs: string[];
   cpuProf: boolean;
   quietWait: number;
   json: string | null;
@@ -85,6 +88,7 @@ function parseOptions(): Options {
       unloaded: { type: 'string', default: '3' },
       configs: { type: 'string', default: CONFIGS.join(',') },
       rules: { type: 'string', default: '50' },
+      'sluice-args': { type: 'string', default: '' },
       'cpu-prof': { type: 'boolean', default: false },
       'quiet-wait': { type: 'string', default: '30' },
       json: { type: 'string' },
@@ -116,6 +120,7 @@ function parseOptions(): Options {
     unloaded: int('unloaded', 0),
     configs: CONFIGS.filter((c) => configs.includes(c)),
     rules: int('rules', 8),
+    sluiceArgs: String(values['sluice-args']).split(' ').filter(Boolean),
     cpuProf: values['cpu-prof'],
     quietWait: int('quiet-wait', 0),
     json: values.json ?? null,
@@ -230,6 +235,7 @@ class Bench {
           yaml: this.manifests.yaml,
           pin: this.pin(SUT_CPU),
           profileDir,
+          args: this.opts.sluiceArgs,
           verify: (p, listenPort) => this.verify(p, listenPort, true),
         });
         return { port, proc, stop: () => proc.stop('SIGTERM', 15_000) };
@@ -386,6 +392,7 @@ async function main(): Promise<number> {
     `layout: ${pinned ? `system under test on CPU ${SUT_CPU}, wrk + backend + harness on CPU ${LOAD_CPU}` : 'UNPINNED'}; ` +
       `wrk -t${opts.threads} -c${opts.connections} -d${opts.duration}s --latency (warm-up ${opts.warmup}s), keep-alive both sides`,
   );
+  if (opts.sluiceArgs.length > 0) out(`sluice flags: ${opts.sluiceArgs.join(' ')}`);
   out(`sluice table: ${bench.manifests.rules} HTTPRoute rules; GET ${bench.manifests.path} (Host ${BENCH_HOST}) hits rule ${bench.manifests.position} of ${bench.manifests.rules} in precedence order`);
   out(`rounds: ${opts.rounds}; temp folder ${dir}${opts.keep ? ' (kept)' : ''}`);
   out();
