@@ -21,7 +21,7 @@ import { StatusStore } from '../controller/status/store.ts';
 import type { IngressOptions } from '../controller/translate/options.ts';
 import type { PolicyOptions } from '../controller/translate/networkpolicy.ts';
 import { resolveRedisSettings, type RedisSources } from './redis-settings.ts';
-import { translate } from '../controller/translate/translate.ts';
+import { Translator } from '../controller/translate/translate.ts';
 import { isPlannedAddress } from '../controller/translate/addresses.ts';
 import { serialDebouncer } from '../controller/debounce.ts';
 
@@ -74,10 +74,13 @@ export interface RateLimitOptions {
 export async function runStandalone(options: StandaloneOptions): Promise<Running> {
   const { logger } = options;
   const folder = new ManifestFolder(options.manifests);
+  // One translator for the process: each change costs what it touches, and unchanged IR parts keep
+  // their identity for the dataplane (controller/translate/memo.ts).
+  const translator = new Translator();
   const translateOnce = (loaded: InputSnapshot) => {
     const snapshot = withImplicitGatewayClasses(loaded, options.gatewayClasses, options.controllerName);
     // The options carry what translation reads (controllerName, bindAddress, ingress, policy) under the same names.
-    const result = translate(snapshot, { ...options, servedClassNames: options.gatewayClasses });
+    const result = translator.translate(snapshot, { ...options, servedClassNames: options.gatewayClasses });
     return { snapshot, result };
   };
   // Nothing is started or written before this: demo backends, certificates, eBPF, sockets.

@@ -53,6 +53,10 @@ export interface FolderLoad {
 
 interface FileState {
   contentHash: string;
+  /** Its documents that parsed without a problem, by text (see parseManifest). */
+  documents?: Map<string, ParsedDocument>;
+  /** What stat said when this content was read: the same again, the file is not read again. */
+  stat: string;
   objects: KubeObject[];
   /** Problems inside an otherwise readable file (unknown kinds, objects without a name). */
   problems: Problem[];
@@ -63,6 +67,9 @@ interface Tracked {
   generation: number;
   creationTimestamp: string;
   uid: string;
+  /** The parsed object last stamped, and the result: the same parsed object gives the same stamped one (same identity: translation reuses its work). */
+  source: KubeObject;
+  stamped: KubeObject;
 }
 
 const MANIFEST_FILE = /\.(ya?ml|json)$/i;
@@ -92,11 +99,15 @@ export class ManifestFolder {
   private readonly lossSeen = new Map<string, { contentHash: string; since: number }>();
   private readonly files = new Map<string, FileState>();
   /** Files whose current content failed to parse: content hash and the problem. */
-  private readonly broken = new Map<string, { contentHash: string; problem: SourceProblem }>();
+  private readonly broken = new Map<string, { contentHash: string; stat: string; problem: SourceProblem }>();
   private readonly tracked = new Map<string, Tracked>();
   private readonly now: () => Date;
   /** The read errors of the previous load, to tell when one comes or goes. */
   private lastReadErrors = '';
+  /** Documents parsed without a problem, by their text: an edit to one document of a big file parses that document only. */
+  private documents = new Map<string, ParsedDocument>();
+  /** The last snapshot and the problems its assembly found, returned again while nothing changed. */
+  private assembled: { snapshot: InputSnapshot; problems: SourceProblem[] } | null = null;
 
   constructor(dir: string, now: () => Date = () => new Date()) {
     this.dir = dir;
@@ -122,9 +133,26 @@ export class ManifestFolder {
     const underUnlisted = (file: string) => unlisted.some((u) => u === '' || file === u || file.startsWith(`${u}${sep}`));
     const seenFiles = new Set<string>([...this.files.keys(), ...this.broken.keys()].filter(underUnlisted));
     let changed = this.files.size === 0;
+    const documents = new Map<string, ParsedDocument>();
     for (const path of listing.files) {
       const file = relative(this.dir, path);
       seenFiles.add(file);
+      const loaded = this.files.get(file);
+      const known = this.broken.get(file);
+      // Stat first (the 2 s safety poll reads nothing that did not change): size, inode, and the
+      // modification and change times in nanoseconds. A file that is settling a loss is read again.
+      const stat = statKey(path);
+      if (stat !== null && !this.lossSeen.has(file)) {
+        if (loaded?.stat === stat && known === undefined) {
+          problems.push(...loaded.problems.map((p) => ({ ...p, file })));
+          for (const [text, objects] of loaded.documents ?? []) documents.set(text, objects);
+          continue;
+        }
+        if (known?.stat === stat) {
+          problems.push(known.problem);
+          continue;
+        }
+      }
       let text: string;
       try {
         text = readFileSync(path, 'utf8');
@@ -133,17 +161,18 @@ export class ManifestFolder {
         continue;
       }
       const contentHash = sha256(text);
-      const loaded = this.files.get(file);
-      if (loaded?.contentHash === contentHash) {
+      if (loaded?.contentHash === contentHash && known === undefined) {
+        loaded.stat = stat ?? '';
         problems.push(...loaded.problems.map((p) => ({ ...p, file })));
+        for (const [t, objects] of loaded.documents ?? []) documents.set(t, objects);
         continue;
       }
-      const known = this.broken.get(file);
       if (known?.contentHash === contentHash) {
+        known.stat = stat ?? '';
         problems.push(known.problem);
         continue;
       }
-      const parsed = parseManifest(text);
+      const parsed = parseManifestDocuments(text, this.documents);
       if (loaded !== undefined && !('error' in parsed) && parsed.objects.length < loaded.objects.length && !this.lossSettled(file, path, contentHash)) {
         settling.push(file);
         problems.push(...loaded.problems.map((p) => ({ ...p, file })));
@@ -154,14 +183,17 @@ export class ManifestFolder {
       if ('error' in parsed) {
         // A bad file never replaces its last good content.
         const problem: SourceProblem = { code: 'SLU_MANIFEST_YAML', file, message: `${parsed.error}; keeping this file's last good objects until it parses again` };
-        this.broken.set(file, { contentHash, problem });
+        this.broken.set(file, { contentHash, stat: stat ?? '', problem });
         problems.push(problem);
         continue;
       }
       this.broken.delete(file);
       problems.push(...parsed.problems.map((p) => ({ ...p, file })));
-      this.files.set(file, { contentHash, objects: parsed.objects, problems: parsed.problems });
+      for (const [t, objects] of parsed.documents) documents.set(t, objects);
+      this.files.set(file, { contentHash, stat: stat ?? '', objects: parsed.objects, problems: parsed.problems, documents: parsed.documents });
     }
+    // Kept: the documents of the files as they are now (a document edited away is forgotten).
+    this.documents = documents;
     for (const file of [...this.files.keys()]) {
       if (!seenFiles.has(file)) {
         this.files.delete(file);
@@ -179,7 +211,12 @@ export class ManifestFolder {
     const readErrorsKey = JSON.stringify(readErrors);
     if (readErrorsKey !== this.lastReadErrors) changed = true;
     this.lastReadErrors = readErrorsKey;
-    return { snapshot: this.assemble(problems), problems, readErrors, changed, settling };
+    if (changed || this.assembled === null) {
+      const found: SourceProblem[] = [];
+      this.assembled = { snapshot: this.assemble(found), problems: found };
+    }
+    problems.push(...this.assembled.problems);
+    return { snapshot: this.assembled.snapshot, problems, readErrors, changed, settling };
   }
 
   /** Whether this loss of objects (the file's content `contentHash`) has stood for LOSS_SETTLE_MS. */
@@ -236,22 +273,27 @@ export class ManifestFolder {
   }
 
   private stampMetadata(key: string, obj: KubeObject): KubeObject {
+    const known = this.tracked.get(key);
+    if (known?.source === obj) return known.stamped;
     const { metadata, status, ...rest } = obj;
     const specHash = sha256(stableJson(rest));
-    let t = this.tracked.get(key);
+    let t = known;
     if (!t) {
       t = {
         specHash,
         generation: 1,
         creationTimestamp: metadata.creationTimestamp ?? this.now().toISOString().replace(/\.\d+Z$/, 'Z'),
         uid: sha256(`${key}/${this.now().getTime()}`).slice(0, 32),
+        source: obj,
+        stamped: obj,
       };
       this.tracked.set(key, t);
     } else if (t.specHash !== specHash) {
       t.specHash = specHash;
       t.generation += 1;
     }
-    return {
+    t.source = obj;
+    t.stamped = {
       ...rest,
       // Status is Sluice's to compute, except where it is the input (a Pod's IPs); it never bumps generation.
       ...(STATUS_INPUT_KINDS.has(obj.kind) && status !== undefined ? { status } : {}),
@@ -263,32 +305,84 @@ export class ManifestFolder {
         resourceVersion: String(t.generation),
       },
     } as KubeObject;
+    return t.stamped;
   }
+}
+
+/** One document's text parsed: its objects, and how many YAML documents it holds (0 or 1). */
+interface ParsedDocument {
+  objects: KubeObject[];
+  docs: number;
 }
 
 interface ParsedManifest {
   objects: KubeObject[];
   problems: Problem[];
+  /** The file's documents that parsed without a problem, by text, with their objects. */
+  documents: Map<string, ParsedDocument>;
 }
 
-/** Parses one multi-document YAML text into the objects Sluice reads, with defaults applied. */
-export function parseManifest(text: string): ParsedManifest | { error: string } {
-  const docs = parseAllDocuments(text);
+/** A line that starts a YAML document (`---` alone or before content): nothing inside a document can look like it. */
+const DOCUMENT_START = /^---(?=[ \t\r\n]|$)/gm;
+
+/**
+ * Parses one multi-document YAML text into the objects Sluice reads, with defaults applied.
+ * `known`: documents parsed before without a problem, by text — their objects are taken as they
+ * are (same identity). A text with directives (`%`) or document end markers (`...`) is parsed whole.
+ */
+export function parseManifest(text: string): Omit<ParsedManifest, 'documents'> | { error: string } {
+  const parsed = parseManifestDocuments(text, new Map());
+  return 'error' in parsed ? parsed : { objects: parsed.objects, problems: parsed.problems };
+}
+
+function parseManifestDocuments(text: string, known: Map<string, ParsedDocument>): ParsedManifest | { error: string } {
   const objects: KubeObject[] = [];
   const problems: Problem[] = [];
+  const documents = new Map<string, ParsedDocument>();
+  if (/^(%|\.\.\.)/m.test(text)) {
+    const docs = parseDocuments(text, 0, 0, objects, problems);
+    return typeof docs === 'number' ? { objects, problems, documents } : docs;
+  }
+  const starts = [...text.matchAll(DOCUMENT_START)].map((m) => m.index);
+  if (starts[0] !== 0) starts.unshift(0);
+  let docNumber = 0;
+  let line = 0;
+  for (const [i, start] of starts.entries()) {
+    const chunk = text.slice(start, starts[i + 1] ?? text.length);
+    const cached = known.get(chunk);
+    if (cached) {
+      objects.push(...cached.objects);
+      documents.set(chunk, cached);
+      docNumber += cached.docs;
+    } else {
+      const before = { objects: objects.length, problems: problems.length };
+      const docs = parseDocuments(chunk, docNumber, line, objects, problems);
+      if (typeof docs !== 'number') return docs;
+      // One with problems is parsed again next time: its problems name its position in the file.
+      if (problems.length === before.problems) documents.set(chunk, { objects: objects.slice(before.objects), docs });
+      docNumber += docs;
+    }
+    line += chunk.split('\n').length - 1;
+  }
+  return { objects, problems, documents };
+}
+
+/** Parses `text` (documents numbered from firstDoc + 1, lines from firstLine + 1) into `objects` and `problems`: how many documents, or the error. */
+function parseDocuments(text: string, firstDoc: number, firstLine: number, objects: KubeObject[], problems: Problem[]): number | { error: string } {
+  const docs = parseAllDocuments(text);
   for (const [index, doc] of docs.entries()) {
-    if (doc.errors.length > 0) return { error: `invalid YAML in document ${index + 1}${yamlErrorText(doc.errors[0]!.message)}` };
+    if (doc.errors.length > 0) return { error: `invalid YAML in document ${firstDoc + index + 1}${yamlErrorText(doc.errors[0]!.message, firstLine)}` };
     const value = doc.toJS();
     if (value === null || value === undefined) continue;
     const items: unknown[] = isObject(value) && value.kind === 'List' && Array.isArray(value.items) ? value.items : [value];
     for (const item of items) {
-      const checked = checkObject(item, index + 1);
+      const checked = checkObject(item, firstDoc + index + 1);
       if (typeof checked === 'string') problems.push({ code: 'SLU_MANIFEST_OBJECT', message: checked });
       else if (checked && 'refused' in checked) problems.push(checked.refused);
       else if (checked) objects.push(checked.object);
     }
   }
-  return { objects, problems };
+  return docs.length;
 }
 
 /**
@@ -322,10 +416,10 @@ function checkObject(value: unknown, docNumber: number): { object: KubeObject } 
  * `yaml`'s message is "<what> at line L, column C:" followed by an excerpt of the text: one line,
  * position first (" at line 4, column 1: Map keys must be unique").
  */
-function yamlErrorText(message: string): string {
+function yamlErrorText(message: string, firstLine = 0): string {
   const first = message.split('\n')[0]!.replace(/:\s*$/, '');
   const at = / at line (\d+), column (\d+)$/.exec(first);
-  return at ? ` at line ${at[1]}, column ${at[2]}: ${first.slice(0, at.index)}` : `: ${first}`;
+  return at ? ` at line ${Number(at[1]) + firstLine}, column ${at[2]}: ${first.slice(0, at.index)}` : `: ${first}`;
 }
 
 interface Listing {
@@ -379,6 +473,16 @@ function isObject(v: unknown): v is Record<string, unknown> {
 
 function sha256(text: string): string {
   return createHash('sha256').update(text).digest('hex');
+}
+
+/** Size, inode, modification and change times (ns) of a file; null when it cannot be stat'ed (then it is read). */
+function statKey(path: string): string | null {
+  try {
+    const st = statSync(path, { bigint: true });
+    return `${st.size}/${st.ino}/${st.mtimeNs}/${st.ctimeNs}`;
+  } catch {
+    return null;
+  }
 }
 
 /** Whether the file's last modification is less than `ms` old (false when it cannot be stat'ed). */
