@@ -1,4 +1,4 @@
-// `--workers N`: N worker threads (cmd/worker-thread.ts) serve the same listeners, each binding its
+// `--workers N`: N worker threads (cmd/worker-thread.ts, started by cmd/worker-boot.ts) serve the same listeners, each binding its
 // own socket per port with SO_REUSEPORT, so the kernel spreads new connections over them and no
 // thread hands connections to another. The primary keeps everything that is one per process —
 // translation or the snapshot subscription, the admin API, the eBPF agent, the flow ring and the
@@ -263,7 +263,7 @@ export class WorkerPool {
 
   private spawn(index: number): Slot {
     const init: WorkerInit = { ...this.options.init, index, buckets: this.buckets, connections: this.connections, ticketKeys: this.ticketKeys, redis: this.redis, sessionKey: this.sessionKey };
-    const worker = new Worker(new URL('./worker-thread.ts', import.meta.url), { workerData: init });
+    const worker = new Worker(new URL('./worker-boot.ts', import.meta.url), { workerData: init });
     const slot: Slot = { index, worker, startedAt: performance.now(), pending: new Map() };
     worker.on('message', (message: FromWorker) => {
       if (message.type === 'flows') return this.options.onFlows(message.flows);
