@@ -18,8 +18,11 @@ export type BatchSender = (numKeys: number, keysThenArgs: string[]) => Promise<n
 export interface BatcherEvents {
   /** A round trip of `lane` answered `answered` live decisions after `ms`. */
   answered(lane: string, ms: number, answered: number): void;
-  /** A decision of `lane` failed (its timeout, or the round trip's error). */
-  failed(lane: string, reason: BackendErrorReason, message: string): void;
+  /**
+   * `decisions` decisions of `lane` failed together: one round trip's error, or their deadlines
+   * passed in one sweep (one failure of Redis, however many requests it held).
+   */
+  failed(lane: string, reason: BackendErrorReason, message: string, decisions: number): void;
 }
 
 export class BatchFailure extends Error {
@@ -125,7 +128,9 @@ export class RedisBatcher {
     }
     const entry = new Entry(lane, keys, args, performance.now() + this.timeoutMs);
     if (l.queue.length >= MAX_QUEUED) {
-      this.fail(entry, lane, 'unavailable', `more than ${MAX_QUEUED} decisions waiting for Redis`);
+      const message = `more than ${MAX_QUEUED} decisions waiting for Redis`;
+      this.fail(entry, 'unavailable', message);
+      this.events.failed(lane, 'unavailable', message, 1);
       return entry.promise;
     }
     if (this.tail === null) this.head = entry;
@@ -141,7 +146,7 @@ export class RedisBatcher {
   close(): void {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
-    for (let e = this.head; e !== null; e = e.next) if (!e.settled) this.fail(e, e.lane, 'unavailable', 'rate limiter closed');
+    for (let e = this.head; e !== null; e = e.next) if (!e.settled) this.fail(e, 'unavailable', 'rate limiter closed');
     this.head = this.tail = null;
     this.lanes.clear();
   }
@@ -182,11 +187,13 @@ export class RedisBatcher {
     if (batch.done) return; // abandoned: its decisions timed out, the reply comes too late
     let offset = 0;
     let answered = 0;
+    let short = 0;
     for (const e of batch.entries) {
       const size = 2 + 2 * e.keys.length;
       if (!e.settled) {
         if (reply.length < offset + size) {
-          this.fail(e, batch.lane.name, 'script', `script reply too short: ${reply.length} values`);
+          this.fail(e, 'script', `script reply too short: ${reply.length} values`);
+          short++;
         } else {
           e.settled = true;
           answered++;
@@ -196,6 +203,7 @@ export class RedisBatcher {
       offset += size;
     }
     if (answered > 0) this.events.answered(batch.lane.name, ms, answered);
+    if (short > 0) this.events.failed(batch.lane.name, 'script', `script reply too short: ${reply.length} values`, short);
     this.finish(batch);
   }
 
@@ -203,7 +211,13 @@ export class RedisBatcher {
     if (batch.done) return;
     const message = err instanceof Error ? err.message : String(err);
     const reason: BackendErrorReason = /timed out/i.test(message) ? 'timeout' : /ERR|script|NOSCRIPT|WRONGTYPE|CROSSSLOT/.test(message) ? 'script' : 'unavailable';
-    for (const e of batch.entries) if (!e.settled) this.fail(e, batch.lane.name, reason, message);
+    let failed = 0;
+    for (const e of batch.entries) {
+      if (e.settled) continue;
+      this.fail(e, reason, message);
+      failed++;
+    }
+    if (failed > 0) this.events.failed(batch.lane.name, reason, message, failed);
     this.finish(batch);
   }
 
@@ -233,9 +247,8 @@ export class RedisBatcher {
     else if (lane.inFlight === 0) this.lanes.delete(lane.name);
   }
 
-  private fail(entry: Entry, lane: string, reason: BackendErrorReason, message: string): void {
+  private fail(entry: Entry, reason: BackendErrorReason, message: string): void {
     entry.settled = true;
-    this.events.failed(lane, reason, message);
     entry.reject(new BatchFailure(reason, message));
   }
 
@@ -250,10 +263,14 @@ export class RedisBatcher {
     const now = performance.now() + DEADLINE_SLACK_MS;
     // Lanes are released after the sweep, so a queue is not sent with decisions about to expire.
     let given: Batch[] | null = null;
+    let expired: Map<string, number> | null = null;
+    const message = `no answer within ${this.timeoutMs} ms`;
     let e = this.head;
     while (e !== null && (e.settled || e.deadline <= now)) {
       if (!e.settled) {
-        this.fail(e, e.lane, 'timeout', `no answer within ${this.timeoutMs} ms`);
+        this.fail(e, 'timeout', message);
+        expired ??= new Map();
+        expired.set(e.lane, (expired.get(e.lane) ?? 0) + 1);
         const batch = e.batch;
         // A round trip none of whose decisions still waits gives its lane up.
         if (batch !== null && !batch.done && --batch.pending === 0) (given ??= []).push(batch);
@@ -263,6 +280,7 @@ export class RedisBatcher {
     this.head = e;
     if (e === null) this.tail = null;
     else this.arm(e.deadline);
+    if (expired !== null) for (const [lane, n] of expired) this.events.failed(lane, 'timeout', message, n);
     if (given !== null) for (const batch of given) this.finish(batch);
   }
 }

@@ -6,8 +6,9 @@
 // A decision never waits on Redis longer than the command timeout: ioredis runs with its
 // offline queue off (a command on a connection that is not ready fails at once instead of
 // queueing), no per-request retries, and each decision has its own deadline in the batcher. A
-// circuit breaker stops paying even that: after 5 failures in a row Redis is skipped for 1 s,
-// then one probe decides whether to use it again (on a Cluster, per hash tag). (rate-limiter-flexible is not used: its Redis
+// circuit breaker stops paying even that: after 5 failures in a row (round trips, however many
+// decisions each held) Redis is skipped for 1 s, then one probe decides whether to use it again
+// (on a Cluster, per hash tag). (rate-limiter-flexible is not used: its Redis
 // limiters are fixed windows; its insurance and timeout wrappers are what this file does, with a
 // token bucket.)
 //
@@ -209,7 +210,7 @@ export class RedisStore {
           this.metrics.backendDuration.observe(ms / 1000);
           this.succeeded(lane);
         },
-        failed: (lane, reason, message) => this.failed(lane, reason, message),
+        failed: (lane, reason, message, decisions) => this.failed(lane, reason, message, decisions),
       },
     });
   }
@@ -272,8 +273,9 @@ export class RedisStore {
     this.metrics.backendHealthy();
   }
 
-  private failed(lane: string, reason: BackendErrorReason, message: string): void {
-    this.metrics.backendError(reason);
+  /** One failure of Redis (a round trip, or a connection not ready) that failed `decisions` decisions. */
+  private failed(lane: string, reason: BackendErrorReason, message: string, decisions = 1): void {
+    for (let i = 0; i < decisions; i++) this.metrics.backendError(reason); // the metric counts decisions
     let b = this.breakers.get(lane);
     if (b === undefined) {
       if (this.breakers.size >= MAX_BREAKERS) for (const [k, v] of this.breakers) if (v.state === 'closed') this.breakers.delete(k);
