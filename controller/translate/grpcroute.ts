@@ -15,7 +15,7 @@ import type { BackendRef, GRPCRouteMatch } from '../schema/kinds.ts';
 import { attachRoute, type Parents } from './attachment.ts';
 import { resolveBackendRef, type BackendResolution } from './backends.ts';
 import { hostnamesIntersect } from './hostnames.ts';
-import { backendName, checkRegex, compileMemoised, extensionRefProblem, placeRoutes, toFilter, translateHttpRoute, toHeaderMatches, type Compiled, type CompiledRule, type Placement, type RouteOrder, type RouteTranslation } from './httproute.ts';
+import { backendName, checkRegex, compileMemoised, extensionRefProblem, placeRoutes, routeOrder, toFilter, translateHttpRoute, toHeaderMatches, type Compiled, type CompiledRule, type Placement, type RouteTranslation } from './httproute.ts';
 import type { InputIndex } from './index-inputs.ts';
 import type { Resolve } from './memo.ts';
 import { toSessionPersistence, withCookiePath } from './session-persistence.ts';
@@ -40,13 +40,12 @@ export function translateHttpAndGrpcRoutes(httpRoutes: HTTPRouteObject[], grpcRo
 
 export function translateGrpcRoute(route: GRPCRouteObject, parents: Parents, index: InputIndex): RouteTranslation | null {
   const compiled = compileMemoised(route, 'GRPCRoute', index, resolveGrpcBackendRef, (resolve) => compileGrpcRules(route, resolve));
-  const { order } = compiled;
   const hostnames = (route.spec?.hostnames ?? []).map((h) => String(h).toLowerCase());
   const attachment = attachRoute(route, 'GRPCRoute', hostnames, parents, compiled, index);
   if (attachment.parents.length === 0) return null;
   return {
     status: { apiVersion: route.apiVersion, kind: 'GRPCRoute', namespace: route.metadata.namespace, name: route.metadata.name, status: { parents: attachment.parents } },
-    placements: placeRoutes(route, attachment.attached, compiled.rules, (rule, match) => order.get(`${rule}/${match}`)),
+    placements: placeRoutes(attachment.attached, compiled.rules),
     backends: compiled.backends,
   };
 }
@@ -68,11 +67,10 @@ export function resolveGrpcBackendRef(ref: BackendRef | undefined, routeNamespac
 }
 
 /** Reads nothing but the route and its references' resolutions (`resolve`): see compileMemoised. */
-function compileGrpcRules(route: GRPCRouteObject, resolve: Resolve<BackendResolution>): Compiled & { order: Map<string, NonNullable<RouteOrder['grpc']>> } {
+function compileGrpcRules(route: GRPCRouteObject, resolve: Resolve<BackendResolution>): Compiled {
   const ns = route.metadata.namespace!;
   const base = `grpcroute/${ns}/${route.metadata.name}`;
   const out: Compiled = { rules: [], unsupported: null, refProblem: null, backends: [] };
-  const order = new Map<string, NonNullable<RouteOrder['grpc']>>();
   const unsupported = (msg: string) => {
     out.unsupported ??= msg;
   };
@@ -117,7 +115,6 @@ function compileGrpcRules(route: GRPCRouteObject, resolve: Resolve<BackendResolu
       const matchWhere = `${where} match ${matchIndex}`;
       const method = toMethodMatch(m?.method, matchWhere, unsupported);
       const headers: HeaderMatch[] = toHeaderMatches(m?.headers, matchWhere, unsupported);
-      order.set(`${ruleIndex}/${matchIndex}`, { tier: method.tier, service: method.service, method: method.method });
       compiled.routes.push({
         route: {
           name: `${base}/rule/${ruleIndex}/match/${matchIndex}`,
@@ -129,13 +126,12 @@ function compileGrpcRules(route: GRPCRouteObject, resolve: Resolve<BackendResolu
           grpc: true,
           ...(session ? { sessionPersistence: withCookiePath(session, method.path)! } : {}),
         },
-        ruleIndex,
-        matchIndex,
+        order: routeOrder(route, ruleIndex, matchIndex, { tier: method.tier, service: method.service, method: method.method }),
       });
     });
     out.rules.push(compiled);
   });
-  return { ...out, order };
+  return out;
 }
 
 /**

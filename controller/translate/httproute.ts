@@ -59,7 +59,7 @@ export interface RouteTranslation {
 }
 
 export interface CompiledRule {
-  routes: { route: Route; ruleIndex: number; matchIndex: number }[];
+  routes: { route: Route; order: RouteOrder }[];
 }
 
 export interface Compiled {
@@ -80,33 +80,27 @@ export function translateHttpRoute(route: HTTPRouteObject, parents: Parents, ind
   if (attachment.parents.length === 0) return null;
   return {
     status: { apiVersion: route.apiVersion, kind: 'HTTPRoute', namespace: route.metadata.namespace, name: route.metadata.name, status: { parents: attachment.parents } },
-    placements: placeRoutes(route, attachment.attached, compiled.rules),
+    placements: placeRoutes(attachment.attached, compiled.rules),
     backends: compiled.backends,
   };
 }
 
 /** Every compiled route of every rule on every attached listener, under each effective hostname. */
-export function placeRoutes(route: KubeObject, attached: Attached[], rules: CompiledRule[], grpc?: (ruleIndex: number, matchIndex: number) => RouteOrder['grpc']): Placement[] {
+export function placeRoutes(attached: Attached[], rules: CompiledRule[]): Placement[] {
   const placements: Placement[] = [];
   for (const { listener, hostnames: effective } of attached) {
     for (const hostname of effective) {
       for (const rule of rules) {
-        for (const r of rule.routes) {
-          const order: RouteOrder = {
-            tier: 0,
-            creationTimestamp: route.metadata.creationTimestamp ?? '',
-            source: namespacedName(route),
-            ruleIndex: r.ruleIndex,
-            matchIndex: r.matchIndex,
-          };
-          const grpcOrder = grpc?.(r.ruleIndex, r.matchIndex);
-          if (grpcOrder) order.grpc = grpcOrder;
-          placements.push({ listener, hostname, route: r.route, order });
-        }
+        for (const r of rule.routes) placements.push({ listener, hostname, route: r.route, order: r.order });
       }
     }
   }
   return placements;
+}
+
+/** A compiled route's precedence keys (the route's own; every placement of it shares them). */
+export function routeOrder(route: KubeObject, ruleIndex: number, matchIndex: number, grpc?: RouteOrder['grpc']): RouteOrder {
+  return { tier: 0, creationTimestamp: route.metadata.creationTimestamp ?? '', source: namespacedName(route), ruleIndex, matchIndex, ...(grpc ? { grpc } : {}) };
 }
 
 /**
@@ -215,8 +209,7 @@ function compileRules(route: HTTPRouteObject, resolve: Resolve<BackendResolution
           ...(retry ? { retry } : {}),
           ...(session ? { sessionPersistence: withCookiePath(session, match.path)! } : {}),
         },
-        ruleIndex,
-        matchIndex,
+        order: routeOrder(route, ruleIndex, matchIndex),
       });
     });
     out.rules.push(compiled);

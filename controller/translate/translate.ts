@@ -329,6 +329,7 @@ function samePlacements(a: Placement[], b: Placement[]): boolean {
     if (x.route !== y.route || x.hostname !== y.hostname) return false;
     const o = x.order;
     const p = y.order;
+    if (o === p) continue; // a compiled route's own keys (httproute.ts routeOrder), unchanged with it
     if (o.tier !== p.tier || o.creationTimestamp !== p.creationTimestamp || o.source !== p.source || o.ruleIndex !== p.ruleIndex || o.matchIndex !== p.matchIndex) return false;
     if (o.grpc?.tier !== p.grpc?.tier || o.grpc?.service !== p.grpc?.service || o.grpc?.method !== p.grpc?.method) return false;
   }
