@@ -1,8 +1,15 @@
 // Global limits on a real Redis Cluster (3 masters, 3 replicas, created here): exact across
 // policies whose keys live on all three masters, and a master killed under load — its replica
 // takes over — with FailOpen and with Local: every request answered within its timeout by its
-// mode, the other masters' policies still decided by Redis, exact counts again after.
+// mode, the other masters' policies still decided by Redis, exact counts again after. And two
+// real `sluice run` processes configured with --redis-type cluster sharing one limit.
 import { afterAll, afterEach, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { GATEWAY_YAML, serviceYaml, startNamedBackend, type NamedBackend } from '../e2e/backends.ts';
+import { freePort, startSluice, type SluiceProcess } from '../support/sluice-process.ts';
 import type { RateLimitPolicy } from '../../ir/types.ts';
 import type { RateLimitDecision, RateLimitService, RouteLimiter } from '../../dataplane/ratelimit/limiter.ts';
 import { header, metricValue, policy, req, service } from './support/policies.ts';
@@ -168,4 +175,69 @@ describe('Redis Cluster', () => {
       }
     });
   }
+});
+
+describe('sluice run --redis-type cluster', () => {
+  let dir: string;
+  let backend: NamedBackend;
+  const replicas: { sluice: SluiceProcess; port: number }[] = [];
+
+  beforeAll(async () => {
+    backend = await startNamedBackend('app');
+    dir = mkdtempSync(join(tmpdir(), 'sluice-rate-limit-cluster-'));
+    writeFileSync(
+      join(dir, 'all.yaml'),
+      `${GATEWAY_YAML}---
+${serviceYaml('app', backend)}---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: app, namespace: default}
+spec:
+  parentRefs: [{name: gw}]
+  rules: [{backendRefs: [{name: app, port: 80}]}]
+---
+apiVersion: sluice.dev/v1alpha1
+kind: RateLimitPolicy
+metadata: {name: shared, namespace: default}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: app}]
+  global:
+    rules:
+    - clientSelectors: [{headers: [{name: x-client-id, type: Distinct}]}]
+      limit: {requests: ${LIMIT}, unit: Hour}
+`,
+    );
+    // Seeds: two of the six nodes (the client learns the rest from the slot map).
+    const seeds = cluster.servers.slice(0, 2).map((s) => `redis://127.0.0.1:${s.port}`).join(',');
+    for (let i = 0; i < 2; i++) {
+      const port = await freePort();
+      replicas.push({ sluice: await startSluice(['--manifests', dir, '--listener-port-offset', String(port - 80), '--redis-type', 'cluster', '--redis-url', seeds]), port });
+    }
+  });
+
+  afterAll(async () => {
+    await Promise.all(replicas.map((r) => r.sluice.stop()));
+    await backend?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it(`two replicas share one bucket per client on the cluster: 150 concurrent requests (75 each) admit exactly ${LIMIT}`, async () => {
+    const get = async (port: number, id: string) => {
+      const res = await request(`http://127.0.0.1:${port}/`, { headers: { 'x-client-id': id } });
+      await res.body.dump();
+      return { status: res.statusCode, state: res.headers['ratelimit'] };
+    };
+    // Both serve the policy from Redis (RateLimit header) before the count starts.
+    for (const { port } of replicas) {
+      const deadline = Date.now() + 10_000;
+      while ((await get(port, `warm-${port}`)).state === undefined) {
+        if (Date.now() > deadline) throw new Error('the policy is not served from the cluster');
+        await sleep(100);
+      }
+    }
+    for (const id of ['alice', 'bob', 'carol']) {
+      const replies = await Promise.all(Array.from({ length: 150 }, (_, i) => get(replicas[i % 2]!.port, id)));
+      expect([replies.filter((r) => r.status === 200).length, replies.filter((r) => r.status === 429).length]).toEqual([LIMIT, 50]);
+    }
+  });
 });
