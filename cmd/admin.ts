@@ -34,8 +34,11 @@ export interface AdminState {
 }
 
 export interface FlowSource {
-  /** The latest `last` flows that pass `filter`, oldest first. */
-  flows(filter: FlowFilter, last?: number): Flow[];
+  /**
+   * The latest `last` flows that pass `filter`, oldest first; with --workers a promise (they are
+   * read from every worker), except for a filter of drops and audits only (see WorkerFlows).
+   */
+  flows(filter: FlowFilter, last?: number): Flow[] | Promise<Flow[]>;
   follow(listener: (flow: Flow) => void): () => void;
 }
 
@@ -145,7 +148,7 @@ export async function startAdminServer(address: string, state: AdminState, regis
     const lastText = typeof req.query.last === 'string' ? req.query.last : undefined;
     const last = lastText === undefined ? undefined : Number(lastText);
     if (last !== undefined && (!Number.isInteger(last) || last < 0)) return reply.code(400).send({ error: `last ${lastText}: expected a whole number` });
-    const lines = source.flows(filter, last).map((f) => `${JSON.stringify(f)}\n`).join('');
+    const lines = (await source.flows(filter, last)).map((f) => `${JSON.stringify(f)}\n`).join('');
     if (req.query.follow !== 'true') return reply.type('application/x-ndjson').send(lines);
     if (followers >= MAX_FLOW_FOLLOWERS) {
       return reply.code(503).header('retry-after', '5').send({ error: `${MAX_FLOW_FOLLOWERS} clients already follow flows; try again later` });

@@ -14,7 +14,7 @@ import { DEFAULT_FLOW_BUFFER_SIZE, FlowBuffer } from '../dataplane/flows/flow-bu
 import { ACCESS_LOG_FIELDS, AccessLog, gatewayAccessLogs } from '../dataplane/flows/access-log.ts';
 import { FlowMetrics } from '../dataplane/flows/flow-metrics.ts';
 import { StartupCheckFailed } from './startup-checks.ts';
-import { WorkerMetricsRegistry, WorkerPool } from './workers.ts';
+import { WorkerFlows, WorkerMetricsRegistry, WorkerPool } from './workers.ts';
 import { newSessionKey } from '../dataplane/upstream/session.ts';
 
 export interface BpfOptions {
@@ -78,9 +78,14 @@ export class DataplaneNode {
   readonly rateLimits: { setRedis(settings: RedisSettings | null): void };
   /** Null when eBPF is off or unavailable. */
   readonly agent: BpfAgent | null;
-  /** Every flow of this node in one ring: the kernel's connections and the proxy's requests. */
-  readonly flows: FlowBuffer;
+  /**
+   * Every flow of this node: the kernel's connections and the proxy's requests, in one ring (with
+   * --workers, forwarded requests stay in each worker's ring until read: WorkerFlows).
+   */
+  readonly flows: FlowBuffer | WorkerFlows;
   private readonly accessLog: AccessLog;
+  /** With --workers: whether they must send each forwarded request's flow (for the access log). */
+  private readonly accessLogRelay: ((accessLogs: ReturnType<typeof gatewayAccessLogs>) => void) | null = null;
   private readonly dataplane: Proxy;
   private readonly logger: Logger;
   /** The cgroup eBPF attached to when Sluice made it; released on close. */
@@ -90,14 +95,15 @@ export class DataplaneNode {
     const { logger, registry } = options;
     this.logger = logger;
     ({ agent: this.agent, dedicated: this.dedicatedCgroup } = startBpfAgent(options.bpf, logger, registry));
-    this.flows = new FlowBuffer(options.flows?.bufferSize ?? DEFAULT_FLOW_BUFFER_SIZE);
-    this.agent?.follow((flow) => this.flows.push(flow));
+    const ring = new FlowBuffer(options.flows?.bufferSize ?? DEFAULT_FLOW_BUFFER_SIZE);
+    this.flows = ring;
+    this.agent?.follow((flow) => ring.push(flow));
     const metrics = new FlowMetrics(registry);
-    this.flows.subscribeFlows((flow) => metrics.record(flow));
+    ring.subscribeFlows((flow) => metrics.record(flow));
     // Without --access-log, only Gateways that ask for it (sluice.dev/access-log) are logged, to stdout.
     const accessLog = options.flows?.accessLog ?? { path: '-', fields: ACCESS_LOG_FIELDS };
     this.accessLog = new AccessLog(accessLog.path, accessLog.fields, registry, (err) => logger.error({ path: accessLog.path, err: err.message }, 'access log cannot be written: its lines are dropped (sluice_access_log_dropped_total)'), options.flows?.accessLog !== undefined);
-    this.flows.subscribeFlows((flow) => this.accessLog.write(flow));
+    ring.subscribeFlows((flow) => this.accessLog.write(flow));
     const workers = options.workers ?? 1;
     // Only these fields: callers' rateLimit objects may carry more (standalone's `redis` flag settings), which the service must not take as its Redis.
     const { redisTimeoutMs, replicas, maxLocalKeys } = options.rateLimit;
@@ -112,18 +118,30 @@ export class DataplaneNode {
         logger,
         registry,
         onFlows: (flows) => {
-          for (const flow of flows) this.flows.push(flow);
+          for (const flow of flows) {
+            // Drops and audits come always, into the ring (counted there); forwarded requests only
+            // while relayed, and are counted by their worker.
+            if (flow.verdict !== 'FORWARDED') ring.push(flow);
+            else {
+              this.accessLog.write(flow);
+              workerFlows.relayed(flow);
+            }
+          }
         },
         init: {
           logLevel: logger.level,
           portOffset: options.portOffset,
           redirectPortOffset: options.redirectPortOffset ?? 0,
           ...(options.frontDoor ? { frontDoor: options.frontDoor } : {}),
-          flows: options.flows?.requests === false ? null : { sampleRate: options.flows?.sampleRate ?? 1, bufferSize: this.flows.size },
+          flows: options.flows?.requests === false ? null : { sampleRate: options.flows?.sampleRate ?? 1, bufferSize: ring.size },
           rateLimit,
           sessionKey,
         },
       });
+      const workerFlows = new WorkerFlows(ring, pool);
+      this.flows = workerFlows;
+      const accessLogOnByDefault = options.flows?.accessLog !== undefined;
+      this.accessLogRelay = (accessLogs) => workerFlows.setAccessLog(accessLogOnByDefault || [...accessLogs.values()].some((s) => s.enabled === true));
       this.rateLimits = pool;
       this.dataplane = pool;
       return;
@@ -152,8 +170,12 @@ export class DataplaneNode {
   async apply(ir: IR): Promise<ApplyResult> {
     this.agent?.apply(ir.l4);
     const http = this.agent ? viaServiceVips(ir.http, ir.l4) : ir.http;
+    const accessLogs = gatewayAccessLogs(ir.http);
+    // Workers relay forwarded requests before a version that logs them is served, and stop after.
+    if (this.accessLogRelay !== null && [...accessLogs.values()].some((s) => s.enabled === true)) this.accessLogRelay(accessLogs);
     const outcome = await this.dataplane.apply(ir.version, http, ir.l4);
-    this.accessLog.configure(gatewayAccessLogs(ir.http));
+    this.accessLog.configure(accessLogs);
+    this.accessLogRelay?.(accessLogs);
     for (const l of outcome.listeners) if (!l.ok) this.logger.error({ listener: l.name, error: l.error }, `cannot listen on ${l.name}: ${l.error ?? 'failed'}`);
     return outcome;
   }

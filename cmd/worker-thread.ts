@@ -1,8 +1,9 @@
 // One worker thread of `--workers N` (started by cmd/workers.ts): a Dataplane binding every
 // listener with SO_REUSEPORT, its own metrics registry (the primary aggregates them), rate-limit
-// buckets in the memory all workers share, and its request flows sent to the primary's ring.
+// buckets in the memory all workers share, and its request flows in a ring of its own (counted
+// in its flow metrics; read by the primary on demand, relayed as they come only when asked).
 // It does what the primary's messages say, in order: apply a version, switch Redis, report
-// metrics, drain and exit.
+// metrics or flows, drain and exit.
 import { parentPort, workerData } from 'node:worker_threads';
 import pino from 'pino';
 import { Registry } from 'prom-client';
@@ -10,6 +11,7 @@ import type { Flow } from '../ir/flow.ts';
 import { IrDeltaDecoder } from '../dataplane/config/ir-delta.ts';
 import { Dataplane } from '../dataplane/dataplane.ts';
 import { FlowBuffer } from '../dataplane/flows/flow-buffer.ts';
+import { FlowMetrics } from '../dataplane/flows/flow-metrics.ts';
 import { RateLimitService } from '../dataplane/ratelimit/limiter.ts';
 import { SharedBuckets, sharedClock } from '../dataplane/ratelimit/shared-buckets.ts';
 import type { ToWorker, FromWorker, WorkerInit } from './workers.ts';
@@ -40,16 +42,29 @@ const flush = (): void => {
   if (flows.length > 0) post({ type: 'flows', flows });
 };
 let flowOptions = {};
+/** The latest --flow-buffer-size forwarded requests of this worker; the primary merges the rings when read. */
+let ring: FlowBuffer | null = null;
+let relaying = init.flows?.relay ?? false;
 if (init.flows !== null) {
-  // The worker's ring is only a hand-over: the primary's keeps --flow-buffer-size flows.
-  const buffer = new FlowBuffer(1);
-  buffer.subscribeFlows((flow) => {
-    // Bounded: a primary that stops reading cannot make a worker hold more than its ring would.
-    if (pending.length >= init.flows!.bufferSize) pending.shift();
+  const bufferSize = init.flows.bufferSize;
+  const kept = new FlowBuffer(bufferSize);
+  ring = kept;
+  const metrics = new FlowMetrics(registry);
+  // Forwarded requests (the bulk) stay and are counted here; drops and audits (rare, and what the
+  // web view lists at once) go to the primary's ring as they come, as forwarded ones do while relayed.
+  const handOver = new FlowBuffer(1);
+  handOver.subscribeFlows((flow) => {
+    if (flow.verdict === 'FORWARDED') {
+      kept.push(flow);
+      metrics.record(flow);
+      if (!relaying) return;
+    }
+    // Bounded: a primary that stops reading cannot make a worker hold more than its ring does.
+    if (pending.length >= bufferSize) pending.shift();
     pending.push(flow);
     flushTimer ??= setTimeout(flush, FLOW_BATCH_MS);
   });
-  flowOptions = { flows: { buffer, sampleRate: init.flows.sampleRate } };
+  flowOptions = { flows: { buffer: handOver, sampleRate: init.flows.sampleRate } };
 }
 
 const dataplane = new Dataplane({
@@ -92,6 +107,13 @@ async function handle(message: ToWorker): Promise<void> {
       return;
     case 'metrics':
       post({ type: 'metrics', id: message.id, metrics: await registry.getMetricsAsJSON() });
+      return;
+    case 'read-flows':
+      post({ type: 'flows-read', id: message.id, flows: ring?.flows(message.filter, message.last) ?? [] });
+      return;
+    case 'relay-flows':
+      relaying = message.on;
+      post({ type: 'done', id: message.id });
       return;
     case 'close':
       await dataplane.close();

@@ -1,10 +1,11 @@
-// `--workers N`: N worker threads (cmd/worker-thread.ts, started by cmd/worker-boot.ts) serve the same listeners, each binding its
-// own socket per port with SO_REUSEPORT, so the kernel spreads new connections over them and no
-// thread hands connections to another. The primary keeps everything that is one per process —
-// translation or the snapshot subscription, the admin API, the eBPF agent, the flow ring and the
-// access log — and here: every configuration version goes to every worker (a version is applied
-// when all have applied it), Redis settings likewise, metrics are collected from each and summed
-// (WorkerMetricsRegistry), and a worker that dies is replaced and given the current version.
+// `--workers N`: N worker threads (cmd/worker-thread.ts, started by cmd/worker-boot.ts) serve the
+// same listeners, each binding its own socket per port with SO_REUSEPORT, so the kernel spreads
+// new connections over them and no thread hands connections to another. The primary keeps
+// everything that is one per process — translation or the snapshot subscription, the admin API,
+// the eBPF agent and the access log — and here: every configuration version goes to every worker
+// (a version is applied when all have applied it), Redis settings likewise, metrics are collected
+// from each and summed (WorkerMetricsRegistry), request flows stay in each worker's ring until
+// read (WorkerFlows), and a worker that dies is replaced and given the current version.
 //
 // Why threads with SO_REUSEPORT rather than processes behind a primary that accepts and hands
 // sockets out (node:cluster's round robin): local rate limits must be exact across workers, which
@@ -18,7 +19,8 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { AggregatorRegistry, Counter, Gauge, Registry, type Metric, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import { backoffDelay } from '../ir/backoff.ts';
-import type { Flow } from '../ir/flow.ts';
+import type { Flow, FlowFilter } from '../ir/flow.ts';
+import type { FlowBuffer } from '../dataplane/flows/flow-buffer.ts';
 import type { HttpIR, L4IR } from '../ir/types.ts';
 import { DRAIN_TIMEOUT_MS, type ApplyResult, type ListenerResult } from '../dataplane/dataplane.ts';
 import { releaseWorkerConnections, sharedConnectionMemory, type FrontDoorLimits } from '../dataplane/front-door.ts';
@@ -33,8 +35,11 @@ export interface WorkerInit {
   portOffset: number;
   redirectPortOffset: number;
   frontDoor?: FrontDoorLimits;
-  /** Null: request flows off. */
-  flows: { sampleRate: number; bufferSize: number } | null;
+  /**
+   * Null: request flows off. Each worker keeps the latest `bufferSize` of its own and sends them to
+   * the primary as they come only while `relay` is on (someone follows, or the access log writes).
+   */
+  flows: { sampleRate: number; bufferSize: number; relay?: boolean } | null;
   rateLimit: { redisTimeoutMs: number; replicas: number; maxLocalKeys: number };
   redis: RedisSettings | null;
   buckets: { local: SharedArrayBuffer; fallback: SharedArrayBuffer };
@@ -51,11 +56,14 @@ export type ToWorker =
   | { type: 'apply'; id: number; version: string; ir: EncodedIR }
   | { type: 'redis'; id: number; settings: RedisSettings | null }
   | { type: 'metrics'; id: number }
+  | { type: 'read-flows'; id: number; filter: FlowFilter; last: number | undefined }
+  | { type: 'relay-flows'; id: number; on: boolean }
   | { type: 'close'; id: number };
 
 export type FromWorker =
   | { type: 'applied'; id: number; result: ApplyResult }
   | { type: 'metrics'; id: number; metrics: MetricObjectWithValues<MetricValue<string>>[] }
+  | { type: 'flows-read'; id: number; flows: Flow[] }
   | { type: 'done'; id: number }
   /** `resync`: the worker could not decode a delta and needs the version in full. */
   | { type: 'failed'; id: number; error: string; resync?: boolean }
@@ -152,7 +160,7 @@ export interface WorkerPoolOptions {
   logger: Logger;
   /** The primary's registry: worker metrics are summed into it, and the pool's own are registered there. */
   registry: WorkerMetricsRegistry;
-  /** Request flows the workers recorded, in batches. */
+  /** Request flows the workers recorded, in batches, while relayFlows(true). */
   onFlows(flows: Flow[]): void;
 }
 
@@ -170,6 +178,7 @@ export class WorkerPool {
   /** Versions go to workers as deltas: only what changed is cloned, and the workers' compilers reuse the rest. */
   private readonly encoder = new IrDeltaEncoder();
   private redis: RedisSettings | null = null;
+  private relay = false;
   private applied: string | null = null;
   private nextId = 1;
   /** Every worker's (and every replacement's): a token one worker hands out is honoured by all. */
@@ -229,6 +238,19 @@ export class WorkerPool {
     for (const slot of this.live()) void this.request(slot, { type: 'redis', id: 0, settings }).catch(() => undefined);
   }
 
+  /** Whether workers send each request flow as it comes (costly: only while someone needs every flow at once). */
+  relayFlows(on: boolean): void {
+    if (on === this.relay) return;
+    this.relay = on;
+    for (const slot of this.live()) void this.request(slot, { type: 'relay-flows', id: 0, on }).catch(() => undefined);
+  }
+
+  /** Each live worker's latest `last` flows that pass `filter` (a worker that does not answer in time is left out). */
+  async readFlows(filter: FlowFilter, last: number | undefined): Promise<Flow[][]> {
+    const answers = await Promise.all(this.live().map((slot) => this.ask(slot, { type: 'read-flows', id: 0, filter, last })));
+    return answers.flatMap((a) => (a?.type === 'flows-read' ? [a.flows] : []));
+  }
+
   /** Graceful: each worker drains its connections (DRAIN_TIMEOUT_MS at most) and exits. */
   async close(): Promise<void> {
     this.closing = true;
@@ -262,7 +284,8 @@ export class WorkerPool {
   }
 
   private spawn(index: number): Slot {
-    const init: WorkerInit = { ...this.options.init, index, buckets: this.buckets, connections: this.connections, ticketKeys: this.ticketKeys, redis: this.redis, sessionKey: this.sessionKey };
+    const flows = this.options.init.flows === null ? null : { ...this.options.init.flows, relay: this.relay };
+    const init: WorkerInit = { ...this.options.init, flows, index, buckets: this.buckets, connections: this.connections, ticketKeys: this.ticketKeys, redis: this.redis, sessionKey: this.sessionKey };
     const worker = new Worker(new URL('./worker-boot.ts', import.meta.url), { workerData: init });
     const slot: Slot = { index, worker, startedAt: performance.now(), pending: new Map() };
     worker.on('message', (message: FromWorker) => {
@@ -324,14 +347,20 @@ export class WorkerPool {
     });
   }
 
+  /** A request whose answer is null when the worker fails it or does not answer within METRICS_TIMEOUT_MS. */
+  private async ask(slot: Slot, message: ToWorker): Promise<FromWorker | null> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), METRICS_TIMEOUT_MS)));
+    const answer = await Promise.race([this.request(slot, message).catch(() => null), timeout]);
+    clearTimeout(timer);
+    return answer;
+  }
+
   /** Each live worker's metrics, plus `sluice_worker_http_requests_total{worker}` (how evenly they share). */
   private async collectMetrics(): Promise<MetricsJson[]> {
     const answers = await Promise.all(
       this.live().map(async (slot) => {
-        let timer: NodeJS.Timeout | undefined;
-        const timeout = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), METRICS_TIMEOUT_MS)));
-        const answer = await Promise.race([this.request(slot, { type: 'metrics', id: 0 }).catch(() => null), timeout]);
-        clearTimeout(timer);
+        const answer = await this.ask(slot, { type: 'metrics', id: 0 });
         if (answer?.type !== 'metrics') return null;
         if (this.slots[slot.index] === slot) this.lastMetrics.set(slot, answer.metrics);
         return { index: slot.index, metrics: answer.metrics };
@@ -378,6 +407,78 @@ function mergeListeners(results: ApplyResult[]): ListenerResult[] {
 }
 
 /**
+ * The flows of a process with workers, as the admin API and the web view read them: the primary's
+ * ring (the eBPF agent's connection flows, and the workers' drops and audits, sent as they come)
+ * and each worker's (its forwarded requests), merged in time order when read. Sending every
+ * request's flow to the primary as it happened cost 2 workers 0.79x the requests per CPU-second of
+ * 1 (0.97x without flows; this 2-core box): the structured clone on both sides, and the garbage.
+ * Workers send forwarded requests only while a follower or the access log needs each one
+ * (`sluice observe -f`, the web view, a Gateway whose requests are logged).
+ */
+export class WorkerFlows {
+  private readonly ring: FlowBuffer;
+  private readonly pool: WorkerPool;
+  private readonly followers = new Set<(flow: Flow) => void>();
+  private accessLog = false;
+
+  /** `ring`: the primary's own flows (the kernel's). */
+  constructor(ring: FlowBuffer, pool: WorkerPool) {
+    this.ring = ring;
+    this.pool = pool;
+  }
+
+  /**
+   * The latest `last` flows that pass `filter`, every thread's, oldest first. Drops and audits are
+   * all in the primary's ring (workers send them at once): a read of only those (the web view's)
+   * is answered at once, not as a promise.
+   */
+  flows(filter: FlowFilter, last: number = this.ring.size): Flow[] | Promise<Flow[]> {
+    const own = this.ring.flows(filter, last);
+    if (filter.verdict !== undefined && !filter.verdict.includes('FORWARDED')) return own;
+    return this.pool.readFlows(filter, last).then((theirs) => mergeFlows([own, ...theirs], last));
+  }
+
+  follow(listener: (flow: Flow) => void): () => void {
+    this.followers.add(listener);
+    const unfollow = this.ring.subscribeFlows(listener);
+    this.update();
+    return () => {
+      this.followers.delete(listener);
+      unfollow();
+      this.update();
+    };
+  }
+
+  /** Whether the access log writes any request (--access-log, or a Gateway that asks for it). */
+  setAccessLog(on: boolean): void {
+    this.accessLog = on;
+    this.update();
+  }
+
+  /** A forwarded request's flow a worker relayed: to the followers (the access log is the caller's). */
+  relayed(flow: Flow): void {
+    for (const listener of this.followers) {
+      try {
+        listener(flow);
+      } catch {
+        // A follower's bug must not stop the others (as FlowBuffer's subscribers).
+      }
+    }
+  }
+
+  private update(): void {
+    this.pool.relayFlows(this.accessLog || this.followers.size > 0);
+  }
+}
+
+/** The latest `last` of several rings' flows, oldest first. */
+function mergeFlows(rings: Flow[][], last: number): Flow[] {
+  // ISO 8601 UTC times of one width sort as strings; sort() is stable (each ring's order stays).
+  const merged = rings.flat().sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
+  return last === 0 ? [] : merged.slice(-last);
+}
+
+/**
  * The process registry: its own metrics, and with workers attached the workers' metrics summed
  * (prom-client's AggregatorRegistry, the one node:cluster setups use), in the text exposition and
  * for readers of single metrics (the web view's rates).
@@ -396,31 +497,40 @@ export class WorkerMetricsRegistry extends Registry {
     await this.aggregated();
   }
 
-  private async aggregated(): Promise<Registry | null> {
+  /**
+   * The workers' metrics summed, this registry's own of the same names added in (the flow
+   * metrics: the primary counts the kernel's flows and the drops, the workers their forwarded
+   * requests), so that each name is one family; `shared`: those names.
+   */
+  private async aggregated(): Promise<{ merged: Registry; shared: Set<string> } | null> {
     if (this.source === null) return null;
     const collected = await this.source();
-    for (const metrics of collected) for (const m of metrics) this.workerNames.add(m.name);
-    return AggregatorRegistry.aggregate(collected);
+    const names = new Set<string>();
+    for (const metrics of collected) for (const m of metrics) names.add(m.name);
+    for (const name of names) this.workerNames.add(name);
+    const own = ((await super.getMetricsAsJSON()) as MetricsJson).filter((m) => names.has(m.name));
+    return { merged: AggregatorRegistry.aggregate([own, ...collected]), shared: new Set(own.map((m) => m.name)) };
   }
 
   override async metrics(): Promise<string> {
-    const own = await super.metrics();
     const workers = await this.aggregated();
-    return workers === null ? own : `${own}${own.endsWith('\n') || own === '' ? '' : '\n'}${await workers.metrics()}`;
+    if (workers === null) return super.metrics();
+    const ownNames = ((await super.getMetricsAsJSON()) as MetricsJson).map((m) => m.name).filter((name) => !workers.shared.has(name));
+    const parts = [...(await Promise.all(ownNames.map((name) => super.getSingleMetricAsString(name)))), await workers.merged.metrics()];
+    return parts.filter((text) => text !== '').map((text) => (text.endsWith('\n') ? text : `${text}\n`)).join('');
   }
 
   override async getMetricsAsJSON(): Promise<MetricsJson> {
     const own = (await super.getMetricsAsJSON()) as MetricsJson;
     const workers = await this.aggregated();
-    return workers === null ? own : [...own, ...((await workers.getMetricsAsJSON()) as MetricsJson)];
+    return workers === null ? own : [...own.filter((m) => !workers.shared.has(m.name)), ...((await workers.merged.getMetricsAsJSON()) as MetricsJson)];
   }
 
-  /** A worker metric reads as a metric whose get() sums the workers at that moment. */
+  /** A worker metric reads as a metric whose get() sums the workers (and this registry's own of that name) at that moment. */
   override getSingleMetric<T extends string>(name: string): Metric<T> | undefined {
-    const own = super.getSingleMetric<T>(name);
-    if (own !== undefined || !this.workerNames.has(name)) return own;
+    if (!this.workerNames.has(name)) return super.getSingleMetric<T>(name);
     const get = async (): Promise<MetricObjectWithValues<MetricValue<T>>> => {
-      const metric = (await this.aggregated())?.getSingleMetric(name);
+      const metric = (await this.aggregated())?.merged.getSingleMetric(name);
       return (metric ? await metric.get() : { name, help: '', type: 'counter', aggregator: 'sum', values: [] }) as unknown as MetricObjectWithValues<MetricValue<T>>;
     };
     return { get } as unknown as Metric<T>;

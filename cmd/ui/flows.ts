@@ -36,10 +36,14 @@ export interface FlowFeed {
 }
 
 /** The node's flow stream (AdminState.flows: the eBPF agent's connection records and the proxy's request records) as a FlowFeed. */
-export function nodeFlowFeed(source: { follow(listener: (flow: Flow) => void): () => void; flows(filter: FlowFilter, last?: number): Flow[] }): FlowFeed {
+export function nodeFlowFeed(source: { follow(listener: (flow: Flow) => void): () => void; flows(filter: FlowFilter, last?: number): Flow[] | Promise<Flow[]> }): FlowFeed {
   return {
     follow: (listener) => source.follow((f) => listener(uiFlow(f))),
-    latestDrops: (count) => source.flows({ verdict: ['DROPPED', 'AUDIT'] }, count).map(uiFlow),
+    latestDrops: (count) => {
+      // Drops and audits are held by the primary thread in every mode, so they come at once (cmd/workers.ts WorkerFlows).
+      const drops = source.flows({ verdict: ['DROPPED', 'AUDIT'] }, count);
+      return Array.isArray(drops) ? drops.map(uiFlow) : [];
+    },
   };
 }
 

@@ -157,9 +157,15 @@ describe('worker pool', () => {
       // Totals never go back when a worker is replaced (Prometheus would read a reset); readers of
       // one metric (the web view's rates) get the workers' sum too.
       expect(await requestCount()).toBeGreaterThan(countedBeforeKill);
-      // Request flows reach the primary in batches.
-      await sleep(100);
-      expect(flows.filter((f) => f.l7?.path === '/kill').length).toBeGreaterThan(0);
+      // Forwarded requests' flows stay in the workers, read when asked; sent as they come only while relayed.
+      const kept = (await pool.readFlows({}, undefined)).flat();
+      expect(kept.filter((f) => f.l7?.path === '/kill').length).toBeGreaterThan(0);
+      expect(flows.filter((f) => f.l7?.path === '/kill')).toEqual([]);
+      pool.relayFlows(true);
+      await sleep(100); // the switch is a message to each worker
+      for (let i = 0; i < 4; i++) expect(await get(port, '/relayed')).toBe(200);
+      await sleep(200); // batches leave every 20 ms
+      expect(flows.filter((f) => f.l7?.path === '/relayed')).toHaveLength(4);
     } finally {
       await pool.close();
     }

@@ -112,4 +112,18 @@ describe('per-Gateway access log through sluice run', () => {
       await sluice.stop();
     }
   });
+
+  it('with --workers 2: a Gateway that opts in has the workers send each of its requests to the one log; the others are not logged', async () => {
+    const sluice = await start('workers', { logged: { 'sluice.dev/access-log': 'true', 'sluice.dev/access-log-fields': 'path,gateway' }, quiet: {}, plain: {} }, ['--workers', '2']);
+    try {
+      for (let i = 0; i < 6; i++) for (const g of ['quiet', 'logged', 'plain'] as const) expect(await get(g, `/${g}/${i}`)).toBe(200);
+      await lines(() => sluice.logs(), 6);
+      await new Promise((r) => setTimeout(r, 200));
+      // (Each worker sends its lines in batches: two workers' lines of one 20 ms may swap; compared in path order.)
+      const written = (await lines(() => sluice.logs(), 6)).sort((a, b) => String(a.path).localeCompare(String(b.path)));
+      expect(written).toEqual(Array.from({ length: 6 }, (_, i) => ({ path: `/logged/${i}`, gateway: 'default/logged' })));
+    } finally {
+      await sluice.stop();
+    }
+  }, 30_000);
 });
