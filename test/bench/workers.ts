@@ -2,24 +2,28 @@
 // same run (configurations interleaved, order rotated per round, medians reported):
 //
 //   sluice-1 / sluice-N     `sluice run --workers 1` and `--workers N` (50-rule table, the proxy bench's)
+//   sluice-N-noflows        `--workers N --request-flows false`: what request flows cost with workers
 //   fwd-1                   the raw undici forwarder, one thread
 //   fwd-reuseport-N         the same in N worker threads binding the port with SO_REUSEPORT
 //   fwd-cluster-N           the same in N processes behind node:cluster's round robin primary
+//   nginx-1 / nginx-N       nginx proxy_pass with 1 and N worker processes: the box's own effect
 //
 // Nothing is pinned: the load generator (wrk) and the nginx backend share the cores with the
 // proxy, so requests/s alone understates N workers; requests per CPU-second of the proxy's
 // process tree (all its threads) says whether a worker costs more per request, and must not drop
-// with workers. Then config convergence: a route's response header rewritten in its file, the
+// with workers — unless nginx's drops as much on the same box. Each Sluice round also prints
+// where its CPU went, per thread (/proc/<pid>/task/*/stat): the main thread (primary), the
+// workers, V8's platform threads (GC), libuv's pool. Then config convergence: a route's response header rewritten in its file, the
 // time until a request (on a fresh connection) sees the new value; p50 and p99, with 1 and N
 // workers. A benchmark, not a test: exits 0 whether or not a target is met.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { GATEWAY_YAML, serviceYaml } from '../e2e/backends.ts';
 import { BENCH_HOST, benchManifests } from './manifests.ts';
-import { BACKEND_BODY, backendConf } from './nginx-conf.ts';
-import { findExecutable, freePorts, httpGet, killAll, Proc, UsageSampler, waitFor200 } from './processes.ts';
+import { BACKEND_BODY, backendConf, proxyConf } from './nginx-conf.ts';
+import { commandOutput, findExecutable, freePorts, httpGet, killAll, Proc, UsageSampler, waitFor200 } from './processes.ts';
 import { startSluiceRun } from './sluice-run.ts';
 import { runWrk } from './wrk.ts';
 
@@ -39,9 +43,10 @@ const N = Number(values.workers);
 const DURATION = Number(values.duration);
 const CONNECTIONS = Number(values.connections);
 const ROUNDS = Number(values.rounds);
-const CONFIGS = ['sluice-1', `sluice-${N}`, 'fwd-1', `fwd-reuseport-${N}`, `fwd-cluster-${N}`] as const;
+const CONFIGS = ['sluice-1', `sluice-${N}`, `sluice-${N}-noflows`, 'fwd-1', `fwd-reuseport-${N}`, `fwd-cluster-${N}`, 'nginx-1', `nginx-${N}`] as const;
 
 const node = process.execPath;
+const CLOCK_TICKS = Number(commandOutput('getconf', ['CLK_TCK'])) || 100;
 const wrk = findExecutable('wrk');
 const nginx = findExecutable('nginx');
 if (!wrk || !nginx) {
@@ -66,9 +71,10 @@ interface Running {
 
 async function start(config: string): Promise<Running> {
   if (config.startsWith('sluice-')) {
-    const workers = config.slice('sluice-'.length);
+    const [, workers, variant] = config.split('-');
+    const args = ['--workers', workers!, ...(variant === 'noflows' ? ['--request-flows', 'false'] : [])];
     return startSluiceRun({
-      node, dir, name: `manifests-${workers}`, yaml: manifests.yaml, pin: [], args: ['--workers', workers], readyTimeoutMs: 60_000,
+      node, dir, name: `manifests-${config}`, yaml: manifests.yaml, pin: [], args, readyTimeoutMs: 60_000,
       verify: async (proc, port) => {
         const reply = await waitFor200(proc, port, manifests.path, 30_000, { host: BENCH_HOST });
         if (reply.body !== BACKEND_BODY) throw new Error('sluice: unexpected body');
@@ -76,6 +82,13 @@ async function start(config: string): Promise<Running> {
     });
   }
   const [port] = await freePorts(1);
+  if (config.startsWith('nginx-')) {
+    const file = join(dir, `${config}.conf`);
+    writeFileSync(file, proxyConf(dir, port!, backendPort!, Number(config.slice('nginx-'.length)), config));
+    const proc = new Proc(config, [nginx!, '-p', dir, '-e', join(dir, `${config}-error.log`), '-c', file, '-g', 'daemon off;']);
+    await waitFor200(proc, port!, '/', 10_000);
+    return { port: port!, proc };
+  }
   const upstream = `127.0.0.1:${backendPort}`;
   const command =
     config === 'fwd-1'
@@ -87,6 +100,8 @@ async function start(config: string): Promise<Running> {
 }
 
 interface Sample {
+  /** Spawn to ready (Sluice: /readyz answers 200 and the benchmarked request is served). */
+  startMs: number;
   rps: number;
   perCpuSecond: number;
   cpuPercent: number;
@@ -98,19 +113,60 @@ const samples = new Map<string, Sample[]>(CONFIGS.map((c) => [c, []]));
 for (let round = 0; round < ROUNDS; round++) {
   const order = CONFIGS.map((_, i) => CONFIGS[(i + round) % CONFIGS.length]!);
   for (const config of order) {
+    const startedAt = performance.now();
     const running = await start(config);
+    const startMs = performance.now() - startedAt;
     // `Host`, capitalised: wrk adds its own unless it sees exactly that name (two Host headers: nginx says 400).
     const load = { url: `http://127.0.0.1:${running.port}${manifests.path}`, threads: 1, connections: CONNECTIONS, headers: { Host: BENCH_HOST }, pin: [], wrk: wrk! };
     await runWrk({ ...load, durationSec: 2 }); // warm-up
     const usage = new UsageSampler(running.proc.pid, null);
+    const threadsBefore = threadCpu(running.proc.pid);
     const result = await runWrk({ ...load, durationSec: DURATION });
     const { cpuPercent } = usage.stop();
+    const perThread = config.startsWith('sluice-') ? threadShares(threadsBefore, threadCpu(running.proc.pid), DURATION) : '';
     await running.proc.stop('SIGTERM', 15_000);
-    const sample = { rps: result.requestsPerSec, perCpuSecond: result.requestsPerSec / Math.max(0.01, cpuPercent / 100), cpuPercent, p99Ms: result.p99Ms, errors: result.socketErrors + result.non2xx };
+    const sample = { startMs, rps: result.requestsPerSec, perCpuSecond: result.requestsPerSec / Math.max(0.01, cpuPercent / 100), cpuPercent, p99Ms: result.p99Ms, errors: result.socketErrors + result.non2xx };
     samples.get(config)!.push(sample);
     if (sample.errors > 0) process.stderr.write(`${config}: ${/Socket errors.*|Non-2xx.*/.exec(result.raw)?.[0] ?? ''}\n`);
-    process.stderr.write(`round ${round + 1} ${config}: ${Math.round(sample.rps)} req/s, ${Math.round(cpuPercent)}% CPU, ${Math.round(sample.perCpuSecond)} req per CPU-second, errors ${sample.errors}\n`);
+    process.stderr.write(`round ${round + 1} ${config}: ready in ${Math.round(startMs)} ms, ${Math.round(sample.rps)} req/s, ${Math.round(cpuPercent)}% CPU, ${Math.round(sample.perCpuSecond)} req per CPU-second, errors ${sample.errors}${perThread}, load average ${loadAverage()}\n`);
   }
+}
+
+/** CPU seconds of each thread of `pid`, by thread id, with its name (MainThread, WorkerThread, V8Worker, libuv-worker...). */
+function threadCpu(pid: number): Map<string, { name: string; seconds: number }> {
+  const out = new Map<string, { name: string; seconds: number }>();
+  let tids: string[] = [];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(tid, { name: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), seconds: (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS });
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out;
+}
+
+/** ` (main 4%, workers 41+42%, V8 platform 8%)`: each kind of thread's share of one core over the run. */
+function threadShares(before: Map<string, { name: string; seconds: number }>, after: Map<string, { name: string; seconds: number }>, seconds: number): string {
+  const byKind = new Map<string, number[]>();
+  for (const [tid, t] of after) {
+    const kind = t.name === 'MainThread' ? 'main' : t.name === 'WorkerThread' ? 'workers' : t.name.startsWith('V8') ? 'V8 platform' : t.name.startsWith('libuv') ? 'libuv pool' : 'other';
+    const percent = (100 * (t.seconds - (before.get(tid)?.seconds ?? 0))) / seconds;
+    byKind.set(kind, [...(byKind.get(kind) ?? []), percent]);
+  }
+  const parts = [...byKind].map(([kind, xs]) => `${kind} ${kind === 'workers' ? xs.map((x) => x.toFixed(0)).join('+') : xs.reduce((a, b) => a + b, 0).toFixed(0)}%`);
+  return ` (${parts.join(', ')})`;
+}
+
+function loadAverage(): string {
+  return readFileSync('/proc/loadavg', 'utf8').split(' ')[0]!;
 }
 
 const median = (xs: number[]): number => {
@@ -128,6 +184,9 @@ for (const config of CONFIGS) {
     `${pad(config, 20)}${pad(String(Math.round(rps)), 10)}${pad((rps / med('sluice-1', 'rps')).toFixed(2), 12)}${pad((rps / med('fwd-1', 'rps')).toFixed(2), 10)}${pad(String(Math.round(med(config, 'cpuPercent'))), 8)}${pad(String(Math.round(perCpu)), 11)}${pad((perCpu / med('sluice-1', 'perCpuSecond')).toFixed(2), 12)}${pad(med(config, 'p99Ms').toFixed(1), 8)}${samples.get(config)!.reduce((a, s) => a + s.errors, 0)}`,
   );
 }
+const perCpuRatio = (a: string, b: string) => (med(a, 'perCpuSecond') / med(b, 'perCpuSecond')).toFixed(2);
+console.log(`${N} workers vs 1, req per CPU-second: sluice ${perCpuRatio(`sluice-${N}`, 'sluice-1')}x, nginx ${perCpuRatio(`nginx-${N}`, 'nginx-1')}x (the box's own effect); sluice without request flows ${perCpuRatio(`sluice-${N}-noflows`, 'sluice-1')}x`);
+console.log(`start (sluice run to /readyz), medians: --workers 1 ${med('sluice-1', 'startMs').toFixed(0)} ms, --workers ${N} ${med(`sluice-${N}`, 'startMs').toFixed(0)} ms`);
 console.log(`design: fwd-reuseport-${N} / fwd-cluster-${N}: ${(med(`fwd-reuseport-${N}`, 'rps') / med(`fwd-cluster-${N}`, 'rps')).toFixed(2)}x req/s, ${(med(`fwd-reuseport-${N}`, 'perCpuSecond') / med(`fwd-cluster-${N}`, 'perCpuSecond')).toFixed(2)}x req per CPU-second`);
 
 // Convergence: a file change until a request sees it.
