@@ -175,7 +175,7 @@ export const FRONT_DOOR_FLAGS: readonly Flag[] = [
   },
   {
     name: 'max-connections', type: 'string', value: 'N', defaultHelp: 'half of what `ulimit -n` leaves after 100, at most 20000',
-    help: 'client connections all listeners hold together; more are refused',
+    help: 'client connections all listeners (and all --workers) hold together; more are refused',
   },
   {
     name: 'shed-descriptors-percent', type: 'string', value: 'P', default: String(Math.round(FRONT_DOOR.shedDescriptorRatio * 100)),

@@ -161,7 +161,7 @@ function threadShares(before: Map<string, { name: string; seconds: number }>, af
     const percent = (100 * (t.seconds - (before.get(tid)?.seconds ?? 0))) / seconds;
     byKind.set(kind, [...(byKind.get(kind) ?? []), percent]);
   }
-  const parts = [...byKind].map(([kind, xs]) => `${kind} ${kind === 'workers' ? xs.map((x) => x.toFixed(0)).join('+') : xs.reduce((a, b) => a + b, 0).toFixed(0)}%`);
+  const parts = [...byKind].filter(([kind, xs]) => kind === 'workers' || xs.reduce((a, b) => a + b, 0) >= 0.5).map(([kind, xs]) => `${kind} ${kind === 'workers' ? xs.map((x) => x.toFixed(0)).join('+') : xs.reduce((a, b) => a + b, 0).toFixed(0)}%`);
   return ` (${parts.join(', ')})`;
 }
 
