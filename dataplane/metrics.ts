@@ -133,6 +133,8 @@ class BackendSeries {
   readonly byClass: (Durations | undefined)[] = new Array(CODE_CLASSES.length);
   /** Dropped at an apply: a request still in flight on the previous table brings it back. */
   retired = false;
+  /** Compiled routes of the live table holding it (DataplaneMetrics.versionApplied). */
+  uses = 0;
   private readonly owner: DataplaneMetrics;
 
   constructor(owner: DataplaneMetrics, labels: { route: string; rule: string; backend: string }, key: string) {
@@ -162,6 +164,8 @@ export class RequestMetrics {
   perBackend: BackendSeries | null = null;
   /** Dropped at an apply: a request still in flight on the previous table brings it back. */
   retired = false;
+  /** Compiled routes of the live table holding it (DataplaneMetrics.versionApplied). */
+  uses = 0;
 
   constructor(owner: DataplaneMetrics, durations: Durations, notReplayable: RouteCounter, route: string, backend: string) {
     this.owner = owner;
@@ -217,11 +221,17 @@ export class DataplaneMetrics {
   private readonly targets = new Map<string, Map<string, RequestMetrics>>();
   /** Each route's durations (all its backends), while the route has targets. */
   private readonly routeDurations = new Map<string, Durations>();
-  /** What the compile under way uses (compiled or kept): the rest goes at the apply. */
-  private readonly targetsInUse = new Set<RequestMetrics>();
-  /** Per-backend series by `route\0rule\0backend`, and those the compile under way uses. */
+  /** Per-backend series by `route\0rule\0backend`. */
   private readonly backendSeries = new Map<string, BackendSeries>();
-  private readonly backendSeriesInUse = new Set<string>();
+  /**
+   * Use counts change at the apply: the compile under way takes a use of what it compiles a route
+   * with, and gives back those of the routes of the live table it drops (release). A target or
+   * series at no use goes; one revived by a request in flight is checked again. Routes the compile
+   * reuses keep theirs, so an apply costs what it changed, not the table's size.
+   */
+  private taken: (RequestMetrics | BackendSeries)[] = [];
+  private released: (RequestMetrics | BackendSeries)[] = [];
+  private revived: (RequestMetrics | BackendSeries)[] = [];
 
   constructor(registry: Registry) {
     ScrapedMetric.in(registry, 'sluice_http_requests_total', 'HTTP requests answered, by route, backend and status code', 'counter').add((out) => {
@@ -309,7 +319,9 @@ export class DataplaneMetrics {
       target = new RequestMetrics(this, durations, this.notReplayable, route, backend);
       byBackend.set(backend, target);
     }
-    this.targetsInUse.add(target);
+    // A listener's local answers (route '') are compiled with the listener, which an incremental
+    // compile may keep without asking again: never counted, never dropped.
+    if (route !== '') this.taken.push(target);
     target.perBackend = forward === undefined ? null : this.seriesFor(forward.route, forward.backend);
     return target;
   }
@@ -330,23 +342,23 @@ export class DataplaneMetrics {
       series = new BackendSeries(this, labels, key);
       this.backendSeries.set(key, series);
     }
-    this.backendSeriesInUse.add(key);
+    this.taken.push(series);
     return series;
   }
 
   /**
-   * A route reused as compiled from the live table (dataplane/config/compile.ts) calls this for each
-   * RequestMetrics it holds instead of requestMetrics(): what the applied table uses must count as
-   * in use for every pruning here.
+   * A compiled route of the live table that the compile under way drops gives back the uses its
+   * requestMetrics() took: its targets and the series each had then (dataplane/config/compile.ts).
    */
-  keep(target: RequestMetrics): void {
-    this.targetsInUse.add(target);
-    if (target.perBackend !== null) this.backendSeriesInUse.add(target.perBackend.key);
+  release(target: RequestMetrics, series: BackendSeries | null): void {
+    this.released.push(target);
+    if (series !== null) this.released.push(series);
   }
 
   /** A retired target or series that recorded again (a request in flight on the previous table): counted again. */
   revive(retired: RequestMetrics | BackendSeries): void {
     retired.retired = false;
+    this.revived.push(retired);
     if (retired instanceof BackendSeries) {
       if (!this.backendSeries.has(retired.key)) this.backendSeries.set(retired.key, retired);
       return;
@@ -362,33 +374,33 @@ export class DataplaneMetrics {
     this.configVersion.labels(version).set(1);
     this.configApplies.labels('applied').inc();
     // Series of routes and backends the applied table no longer has go, so the count stays bounded.
-    for (const [key, series] of this.backendSeries) {
-      if (this.backendSeriesInUse.has(key)) continue;
-      series.retired = true;
-      this.backendSeries.delete(key);
+    for (const taken of this.taken) taken.uses++;
+    for (const released of this.released) if (--released.uses <= 0) this.drop(released);
+    for (const revived of this.revived) if (revived.uses <= 0) this.drop(revived);
+    this.taken = [];
+    this.released = [];
+    this.revived = [];
+  }
+
+  private drop(unused: RequestMetrics | BackendSeries): void {
+    unused.retired = true;
+    if (unused instanceof BackendSeries) {
+      if (this.backendSeries.get(unused.key) === unused) this.backendSeries.delete(unused.key);
+      return;
     }
-    this.backendSeriesInUse.clear();
-    for (const [route, byBackend] of this.targets) {
-      // A listener's local answers (route '') are compiled with the listener, which an
-      // incremental compile may keep without asking again: never dropped.
-      if (route === '') continue;
-      for (const [backend, target] of byBackend) {
-        if (this.targetsInUse.has(target)) continue;
-        target.retired = true;
-        byBackend.delete(backend);
-      }
-      if (byBackend.size > 0) continue;
-      this.targets.delete(route);
-      this.routeDurations.delete(route);
-    }
-    this.targetsInUse.clear();
+    const byBackend = this.targets.get(unused.route);
+    if (byBackend?.get(unused.backend) !== unused) return;
+    byBackend.delete(unused.backend);
+    if (byBackend.size > 0) return;
+    this.targets.delete(unused.route);
+    this.routeDurations.delete(unused.route);
   }
 
   versionRejected(): void {
     this.configApplies.labels('rejected').inc();
-    // The live table is the previous one: what the failed compile marked proves nothing.
-    this.backendSeriesInUse.clear();
-    this.targetsInUse.clear();
+    // The live table is the previous one: what the failed compile took counts for nothing.
+    this.taken = [];
+    this.released = [];
   }
 
   listenerState(listener: string, up: boolean | null): void {

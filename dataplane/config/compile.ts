@@ -84,7 +84,7 @@ export class RouteTableCompiler {
   private live = new Generation();
 
   compile(version: string, http: HttpIR, context: CompileContext): CompileResult {
-    const next = new Generation();
+    const next = new Generation(this.live.stamp + 1);
     const problems: CompileProblem[] = [];
     const endpointKeys = new Set<string>();
     const certificateKeys = new Set<string>();
@@ -101,18 +101,40 @@ export class RouteTableCompiler {
       return table;
     });
 
+    const live = this.live;
     return {
       table: { version, listeners, endpointKeys, certificateKeys, problems },
       commit: () => {
         backends.commit();
+        releaseDropped(live, next, context.metrics);
         this.live = next;
       },
     };
   }
 }
 
+/** The routes of `live` that `next` does not reuse give back their metrics' uses. */
+function releaseDropped(live: Generation, next: Generation, metrics: DataplaneMetrics): void {
+  for (const entries of live.virtualHosts.values()) {
+    for (const virtualHost of entries) {
+      if (virtualHost.carried === next.stamp) continue;
+      for (const route of virtualHost.routes) {
+        if (route.carried === next.stamp) continue;
+        route.carried = next.stamp; // once, though it may sit in several positions
+        for (const { target, series } of route.metrics) metrics.release(target, series);
+      }
+    }
+  }
+}
+
 /** What one compile made, by IR name, for the next compile to reuse. */
 class Generation {
+  /** Marks the entries of the live generation this one reuses (their `carried`). */
+  readonly stamp: number;
+  constructor(stamp = 0) {
+    this.stamp = stamp;
+  }
+
   /** By backend name, `name\0<client certificate hash>` for a TLS backend presenting one. */
   readonly backends = new Map<string, BackendEntry>();
   readonly listeners = new Map<string, ListenerEntry>();
@@ -147,25 +169,48 @@ interface ScopeEntry {
 }
 
 interface VirtualHostEntry {
+  /**
+   * Every backend its routes looked up and what each found, and its session plans' targets and
+   * endpoints: a superset (carried over from the entry it was made from, plus its new routes'),
+   * which is sound — a dependency that changed only makes it recheck its routes one by one.
+   */
+  backends: ReadonlyMap<string, BackendTarget | null>;
+  session: ReadonlyMap<BackendTarget, readonly UpstreamEndpoint[]> | null;
   virtualHost: VirtualHost;
   https: boolean;
   table: VirtualHostTable;
   routes: readonly RouteEntry[];
+  /** Its routes' problems and multi-backend picker states, re-stated when it is reused whole. */
+  problems: readonly CompileProblem[];
+  pickers: readonly { route: string; state: PickerState }[];
+  /** Some route is rate limited: limiters are the version's, so it is never reused whole. */
+  limited: boolean;
+  /** The stamp of the last compile that reused it whole. */
+  carried: number;
 }
 
-interface RouteEntry {
+/** What a compiled route was made with besides its IR: valid while these hold. */
+interface Dependencies {
+  /** Every backend looked up (with the scope's client certificate) and what it found. */
+  backends: readonly { name: string; target: BackendTarget | null }[];
+  /** Session plans' targets and the endpoints they were built over: those change in place. */
+  session: readonly { target: BackendTarget; endpoints: readonly UpstreamEndpoint[] }[] | null;
+}
+
+interface RouteEntry extends Dependencies {
   route: Route;
   https: boolean;
   compiled: CompiledRoute;
-  /** Every backend the compile looked up (with the scope's client certificate) and what it found. */
-  backends: readonly { name: string; target: BackendTarget | null }[];
-  /** A session plan's targets and the endpoints it was built over: those change in place. */
-  session: readonly { target: BackendTarget; endpoints: readonly UpstreamEndpoint[] }[] | null;
   problems: readonly CompileProblem[];
-  metrics: readonly RequestMetrics[];
+  /** The metrics its compile took a use of (and the per-backend series each had then): given back when it is dropped. */
+  metrics: readonly { target: RequestMetrics; series: RequestMetrics['perBackend'] }[];
   /** A multi-backend picker's state, carried to the next generation of picker states. */
   picker: PickerState | null;
+  /** The stamp of the last compile that reused it. */
+  carried: number;
 }
+
+const NONE: readonly never[] = [];
 
 /** The version's backends as targets, built on first use, reused from the live table when their IR is. */
 class BackendResolver {
@@ -280,6 +325,29 @@ function entryFor<E extends { https: boolean }>(entries: readonly E[] | undefine
   return undefined;
 }
 
+/**
+ * A virtual host's routes' dependencies, problems and picker states. `carried`: an entry whose
+ * dependencies all hold and from which the unchanged routes come, so that only `fresh` (the routes
+ * compiled now) add to its dependencies.
+ */
+function aggregate(routes: readonly RouteEntry[], carried: VirtualHostEntry | undefined, fresh: readonly RouteEntry[]): Pick<VirtualHostEntry, 'backends' | 'session' | 'problems' | 'pickers' | 'limited'> {
+  const backends = new Map(carried?.backends);
+  let session = carried?.session == null ? null : new Map(carried.session);
+  let problems: CompileProblem[] | null = null;
+  let pickers: { route: string; state: PickerState }[] | null = null;
+  let limited = false;
+  for (const route of carried === undefined ? routes : fresh) {
+    for (const { name, target } of route.backends) backends.set(name, target);
+    if (route.session !== null) for (const { target, endpoints } of route.session) (session ??= new Map()).set(target, endpoints);
+  }
+  for (const route of routes) {
+    if (route.problems.length > 0) (problems ??= []).push(...route.problems);
+    if (route.picker !== null) (pickers ??= []).push({ route: route.route.name, state: route.picker });
+    if (route.route.rateLimit !== undefined) limited = true;
+  }
+  return { backends, session, problems: problems ?? NONE, pickers: pickers ?? NONE, limited };
+}
+
 /** Same length, same objects at every position. */
 function sameItems<T>(a: readonly T[], b: readonly T[]): boolean {
   if (a.length !== b.length) return false;
@@ -306,7 +374,7 @@ class TableCompiler {
   private readonly live: Generation;
   private readonly next: Generation;
   /** What the route being compiled looks up and uses (recorded into its RouteEntry). */
-  private recording: { backends: { name: string; target: BackendTarget | null }[]; metrics: RequestMetrics[]; problems: CompileProblem[]; session: RouteEntry['session'] } | null = null;
+  private recording: { backends: { name: string; target: BackendTarget | null }[]; metrics: RouteEntry['metrics'][number][]; problems: CompileProblem[]; session: RouteEntry['session'] } | null = null;
 
   constructor(context: CompileContext, backends: BackendResolver, irBackends: Readonly<Record<string, Backend>>, problems: CompileProblem[], live: Generation, next: Generation) {
     this.context = context;
@@ -402,42 +470,63 @@ class TableCompiler {
     const https = this.https;
     const candidates = this.live.virtualHosts.get(virtualHost.name);
     const same = entryFor(candidates, (e) => e.virtualHost === virtualHost, https);
-    // A changed virtual host (a route added, removed or edited) still reuses its unchanged routes.
+    if (same !== undefined && !same.limited && this.allStillValid(same)) {
+      // Unchanged, and so is everything it was compiled with: reused whole, in time independent of its size.
+      same.carried = this.next.stamp;
+      for (const problem of same.problems) this.problems.push(problem);
+      for (const { route, state } of same.pickers) if (!this.context.pickerStates.next.has(route)) this.context.pickerStates.next.set(route, state);
+      addEntry(this.next.virtualHosts, virtualHost.name, same);
+      return same.table;
+    }
+    // A changed virtual host (a route added, removed or edited) still reuses its unchanged routes:
+    // found at the same position (an edit in place), else by route object.
+    const previous = same ?? entryFor(candidates, () => true, https);
     let previousRoutes: ((route: Route, position: number) => RouteEntry | undefined) | null = null;
-    if (same !== undefined) {
-      previousRoutes = (route, position) => same.routes[position];
-    } else {
-      const changed = entryFor(candidates, () => true, https);
-      if (changed !== undefined) {
-        const byRoute = new Map<Route, RouteEntry>();
-        for (const entry of changed.routes) byRoute.set(entry.route, entry);
-        previousRoutes = (route) => byRoute.get(route);
-      }
+    // When all the previous entry's dependencies hold, so do each of its routes': not checked one by one.
+    let valid = false;
+    if (previous !== undefined) {
+      valid = this.allStillValid(previous);
+      let byRoute: Map<Route, RouteEntry> | null = null;
+      let misses = 0;
+      previousRoutes = (route, position) => {
+        const atPosition = previous.routes[position];
+        if (atPosition?.route === route) return atPosition;
+        // A few misses are rules edited in place (new objects, found nowhere); more, rules inserted
+        // or removed before them: then by route object.
+        if (byRoute === null) {
+          if (++misses <= 8) return undefined;
+          byRoute = new Map();
+          for (const entry of previous.routes) byRoute.set(entry.route, entry);
+        }
+        return byRoute.get(route);
+      };
     }
 
-    const routes: CompiledRoute[] = new Array<CompiledRoute>(virtualHost.routes.length);
-    const entries: RouteEntry[] = new Array<RouteEntry>(virtualHost.routes.length);
+    const count = virtualHost.routes.length;
+    const routes: CompiledRoute[] = new Array<CompiledRoute>(count);
+    const entries: RouteEntry[] = new Array<RouteEntry>(count);
     let unchanged = same !== undefined;
-    for (let i = 0; i < virtualHost.routes.length; i++) {
+    const fresh: RouteEntry[] = [];
+    for (let i = 0; i < count; i++) {
       const route = virtualHost.routes[i];
-      const entry = this.routeEntry(route, scopeFilters, previousRoutes?.(route, i));
+      const prior = previousRoutes?.(route, i);
+      const entry = this.routeEntry(route, scopeFilters, prior, valid);
+      if (prior === undefined || entry.compiled.match !== prior.compiled.match) fresh.push(entry);
       entries[i] = entry;
       routes[i] = entry.compiled;
       if (unchanged && same!.table.routes[i] !== entry.compiled) unchanged = false;
     }
-    const entry: VirtualHostEntry =
-      unchanged && same !== undefined
-        ? { ...same, routes: entries }
-        : { virtualHost, https, table: { name: virtualHost.name, routes, index: new RouteIndex(routes) }, routes: entries };
+    const table = unchanged && same !== undefined ? same.table : { name: virtualHost.name, routes, index: new RouteIndex(routes) };
+    const entry: VirtualHostEntry = { virtualHost, https, table, routes: entries, carried: 0, ...aggregate(entries, valid ? previous : undefined, fresh) };
     addEntry(this.next.virtualHosts, virtualHost.name, entry);
     return entry.table;
   }
 
   /** The route as compiled for the live table when nothing it depends on changed, else compiled now. */
-  private routeEntry(route: Route, scopeFilters: Filter[], previous: RouteEntry | undefined): RouteEntry {
-    if (previous !== undefined && previous.route === route && previous.https === this.https && this.stillValid(previous)) {
+  private routeEntry(route: Route, scopeFilters: Filter[], previous: RouteEntry | undefined, valid: boolean): RouteEntry {
+    if (previous !== undefined && previous.route === route && previous.https === this.https && (valid || this.stillValid(previous))) {
+      previous.carried = this.next.stamp;
       for (const problem of previous.problems) this.problems.push(problem);
-      for (const metrics of previous.metrics) this.context.metrics.keep(metrics);
       if (previous.picker !== null && !this.context.pickerStates.next.has(route.name)) this.context.pickerStates.next.set(route.name, previous.picker);
       // Limiters belong to the version's rate-limit table: a limited route takes this version's.
       const limiter = this.context.rateLimits?.forRoute(route) ?? null;
@@ -449,16 +538,33 @@ class TableCompiler {
       const compiled = this.route(scopeFilters.length === 0 ? route : { ...route, filters: [...route.filters, ...scopeFilters] });
       const action = compiled.action;
       const picker = action.type === 'Forward' && action.picker !== null && action.picker.items.length > 1 ? (this.context.pickerStates.next.get(route.name) ?? null) : null;
-      return { route, https: this.https, compiled, backends: recording.backends, session: recording.session, problems: recording.problems, metrics: recording.metrics, picker };
+      return {
+        route,
+        https: this.https,
+        compiled,
+        backends: recording.backends.length === 0 ? NONE : recording.backends,
+        session: recording.session,
+        problems: recording.problems.length === 0 ? NONE : recording.problems,
+        metrics: recording.metrics,
+        picker,
+        carried: this.next.stamp,
+      };
     } finally {
       this.recording = null;
     }
   }
 
-  /** The backends the entry's route looked up resolve to the same targets, and a session plan's endpoints are unchanged. */
-  private stillValid(entry: RouteEntry): boolean {
-    for (const { name, target } of entry.backends) if (this.backends.get(name, this.clientCertificate) !== target) return false;
-    if (entry.session !== null) for (const { target, endpoints } of entry.session) if (this.backends.endpointsOf(target) !== endpoints) return false;
+  /** The backends looked up resolve to the same targets, and session plans' endpoints are unchanged. */
+  private stillValid(dependencies: Dependencies): boolean {
+    for (const { name, target } of dependencies.backends) if (this.backends.get(name, this.clientCertificate) !== target) return false;
+    if (dependencies.session !== null) for (const { target, endpoints } of dependencies.session) if (this.backends.endpointsOf(target) !== endpoints) return false;
+    return true;
+  }
+
+  /** stillValid for all of a virtual host's routes at once. */
+  private allStillValid(entry: VirtualHostEntry): boolean {
+    for (const [name, target] of entry.backends) if (this.backends.get(name, this.clientCertificate) !== target) return false;
+    if (entry.session !== null) for (const [target, endpoints] of entry.session) if (this.backends.endpointsOf(target) !== endpoints) return false;
     return true;
   }
 
@@ -476,7 +582,7 @@ class TableCompiler {
 
   private requestMetrics(...args: Parameters<DataplaneMetrics['requestMetrics']>): RequestMetrics {
     const metrics = this.context.metrics.requestMetrics(...args);
-    this.recording?.metrics.push(metrics);
+    this.recording?.metrics.push({ target: metrics, series: metrics.perBackend });
     return metrics;
   }
 

@@ -64,7 +64,7 @@ export function withVirtualHost(ir: HttpIR, a: number, b: number, change: (vh: V
 let nextId = 1000;
 
 export function edit(ir: HttpIR, e: Edit): HttpIR {
-  switch (e.kind % 12) {
+  switch (e.kind % 13) {
     case 0: // a rule added
       return withVirtualHost(ir, e.a, e.b, (vh) => {
         const routes = [...vh.routes];
@@ -133,9 +133,11 @@ export function edit(ir: HttpIR, e: Edit): HttpIR {
     }
     case 10: // nothing changed: a new version made of the same objects
       return { ...ir };
+    case 11: // many rules inserted at the front: every kept rule moves (a compile finds them by object, not position)
+      return withVirtualHost(ir, e.a, e.b, (vh) => ({ ...vh, routes: [...Array.from({ length: 10 + (e.c % 5) }, (_, i) => routeOf(nextId++, e.c + i)), ...vh.routes] }));
     default: // every object new (a dataplane that received the IR as JSON): identity says nothing
       return structuredClone(ir);
   }
 }
 
-export const editArb: fc.Arbitrary<Edit> = fc.record({ kind: fc.nat(23), a: fc.nat(50), b: fc.nat(50), c: fc.nat(50) });
+export const editArb: fc.Arbitrary<Edit> = fc.record({ kind: fc.nat(25), a: fc.nat(50), b: fc.nat(50), c: fc.nat(50) });
