@@ -230,20 +230,45 @@ export class ManifestFolder {
     return now - seen.since >= LOSS_SETTLE_MS && !modifiedWithin(path, SETTLE_MS);
   }
 
-  /** Calls `onChange` (debounced by the caller) whenever something under the folder changes. */
+  /**
+   * Calls `onChange` (debounced by the caller) whenever something under the folder changes. One
+   * watch per folder, not a recursive one: on Linux Node's recursive watch follows each file by its
+   * inode, so after a file is replaced by a rename (editors, `git checkout`, a writer that renames a
+   * finished file in) it heard nothing more of that file and only the poll saw its later edits
+   * (measured: 1.3 s p50 instead of milliseconds). A folder's own watch hears every entry of it.
+   */
   watch(onChange: () => void): () => void {
-    let watcher: FSWatcher | undefined;
-    try {
-      watcher = watch(this.dir, { recursive: true }, () => onChange());
-      watcher.on('error', () => undefined);
-    } catch {
-      watcher = undefined;
-    }
-    // fs.watch misses some changes (editors that rename, network filesystems): a slow poll backs it up.
-    const poll = setInterval(onChange, 2000);
+    const watchers = new Map<string, FSWatcher>();
+    const follow = () => {
+      const folders = listFolders(this.dir);
+      for (const folder of folders) {
+        if (watchers.has(folder)) continue;
+        try {
+          const watcher = watch(folder, (event) => {
+            if (event === 'rename') follow(); // an entry came or went: maybe a folder
+            onChange();
+          });
+          watcher.on('error', () => undefined);
+          watchers.set(folder, watcher);
+        } catch {
+          // gone or unreadable: the poll and the load's own read errors cover it
+        }
+      }
+      for (const [folder, watcher] of watchers) {
+        if (folders.has(folder)) continue;
+        watcher.close();
+        watchers.delete(folder);
+      }
+    };
+    follow();
+    // fs.watch misses some changes (network filesystems, a folder made and filled at once): a slow poll backs it up.
+    const poll = setInterval(() => {
+      follow();
+      onChange();
+    }, 2000);
     poll.unref();
     return () => {
-      watcher?.close();
+      for (const watcher of watchers.values()) watcher.close();
       clearInterval(poll);
     };
   }
@@ -455,6 +480,35 @@ function listManifestFiles(dir: string): Listing {
   };
   walk(dir);
   return listing;
+}
+
+/** The folder and its sub-folders (not hidden ones, as for files), as far as they can be listed. */
+function listFolders(dir: string): Set<string> {
+  const folders = new Set<string>();
+  const walk = (d: string) => {
+    folders.add(d);
+    let entries;
+    try {
+      entries = readdirSync(d, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const entry of entries) {
+      if (entry.name.startsWith('.')) continue;
+      const path = join(d, entry.name);
+      if (entry.isDirectory() || (entry.isSymbolicLink() && isFolder(path))) walk(path);
+    }
+  };
+  walk(dir);
+  return folders;
+}
+
+function isFolder(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 function errnoCode(err: unknown): string {

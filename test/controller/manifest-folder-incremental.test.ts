@@ -3,7 +3,7 @@
 // document only and leaves every other object the same JS object (what lets the Translator reuse
 // its work), and positions in problems stay those of the whole file.
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
@@ -52,6 +52,35 @@ describe('ManifestFolder, incrementally', () => {
     expect(after[2]).toBe(before[2]);
     expect(after[1]).not.toBe(before[1]);
     expect(after.map((r) => r.metadata.generation)).toEqual([1, 2, 1]);
+  });
+
+  it('watch hears a file that was replaced by a rename when it is edited again, and files in a folder made later (before the 2 s poll)', async () => {
+    writeFileSync(join(dir, 'r.yaml'), routes(['/a']));
+    const folder = new ManifestFolder(dir);
+    let calls = 0;
+    const stop = folder.watch(() => calls++);
+    const heard = async (what: () => void) => {
+      const before = calls;
+      const started = Date.now();
+      what();
+      while (calls === before && Date.now() - started < 1500) await new Promise((r) => setTimeout(r, 10));
+      return calls > before;
+    };
+    try {
+      for (const path of ['/b', '/c', '/d']) {
+        // Written beside it, renamed over it: the file's inode changes every time.
+        expect(await heard(() => {
+          writeFileSync(join(dir, 'r.yaml.next'), routes([path]));
+          renameSync(join(dir, 'r.yaml.next'), join(dir, 'r.yaml'));
+        })).toBe(true);
+      }
+      expect(await heard(() => writeFileSync(join(dir, 'r.yaml'), routes(['/in-place'])))).toBe(true);
+      expect(await heard(() => mkdirSync(join(dir, 'sub')))).toBe(true);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(await heard(() => writeFileSync(join(dir, 'sub', 's.yaml'), routes(['/s'])))).toBe(true);
+    } finally {
+      stop();
+    }
   });
 
   it('a YAML error in a later document is reported at its document and line in the file', () => {
