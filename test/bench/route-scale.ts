@@ -3,7 +3,10 @@
 // the IR (compile + listener bound on a free port). Figures per table size, each as a ratio to the
 // smallest table measured in the same run:
 //   - full translate, compile + apply;
-//   - one route changed (its path), re-translated and applied: p50/p99 over --changes changes;
+//   - full translate() against the Translator's incremental one (a process's translator: one
+//     HTTPRoute object replaced, everything else the same objects), x = how many times cheaper;
+//   - one route changed (its path), re-translated by the Translator and applied: p50/p99 of the
+//     translate, of the apply and of both over --changes changes;
 //   - route lookup (findRoute on the live table) for a request hitting a route near the end of the
 //     precedence order, ns per lookup and ratio to the smallest table;
 //   - heap retained per route (after GC, the dataplane holding the table).
@@ -12,6 +15,9 @@
 // Then the request cost end to end: `sluice run` with the same objects as manifests, wrk against
 // it (the nginx backend of the proxy bench), CPU-seconds per request of the Sluice process and its
 // RSS, each as a ratio to the smallest table (needs wrk and nginx; --e2e-duration 0 skips it).
+// And convergence through the same `sluice run`: one route's document edited in the manifest file
+// (written beside it, renamed over it: what an editor or `git checkout` does), until a request for
+// the new path is answered by the backend — wall ms p50/p99 over --converge edits (0 skips).
 // A benchmark, not a test: exits 0 whatever the figures.
 
 import { parseArgs } from 'node:util';
@@ -20,20 +26,20 @@ import { runInNewContext } from 'node:vm';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { emptySnapshot, type InputSnapshot } from '../../controller/sources/objects.ts';
-import { translate, type TranslateOptions } from '../../controller/translate/translate.ts';
+import { translate, Translator, type TranslateOptions } from '../../controller/translate/translate.ts';
 import { Dataplane } from '../../dataplane/dataplane.ts';
 import type { RouteTable } from '../../dataplane/config/route-table.ts';
 import { normalizeHost } from '../../dataplane/router/host.ts';
 import type { MatchableRequest } from '../../dataplane/router/match.ts';
 import { findRoute } from '../../dataplane/router/router.ts';
 import type { IR } from '../../ir/types.ts';
-import { chmodSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { snapshotArrays } from '../../controller/sources/objects.ts';
 import { BACKEND_BODY, backendConf } from './nginx-conf.ts';
-import { findExecutable, freePorts, killAll, Proc, UsageSampler, waitFor200 } from './processes.ts';
+import { findExecutable, freePorts, httpGet, killAll, Proc, tail, UsageSampler, waitFor200 } from './processes.ts';
 import { formatSummary, monotonicUs, summariseFile } from './profile-summary.ts';
 import { startSluiceRun } from './sluice-run.ts';
 import { runWrk } from './wrk.ts';
@@ -58,6 +64,7 @@ const USAGE = `Usage: npm run bench:routes -- [flags]
   --changes N      one-route changes applied per size, for the p50/p99 (default 30)
   --lookups N      route lookups timed per size (default 200000)
   --e2e-duration S wrk load per size through \`sluice run\`, seconds; 0 skips (default 8)
+  --converge N     manifest edits per size through \`sluice run\`, file written to request served; 0 skips (default 20)
   --e2e-only       skip the in-process part
   --cpu-prof       run Sluice under node --cpu-prof in the end-to-end part and summarise each profile
 `;
@@ -68,6 +75,7 @@ interface Options {
   changes: number;
   lookups: number;
   e2eDuration: number;
+  converge: number;
   cpuProf: boolean;
   e2eOnly: boolean;
 }
@@ -80,6 +88,7 @@ function parseOptions(): Options {
       changes: { type: 'string', default: '30' },
       lookups: { type: 'string', default: '200000' },
       'e2e-duration': { type: 'string', default: '8' },
+      converge: { type: 'string', default: '20' },
       'cpu-prof': { type: 'boolean', default: false },
       'e2e-only': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -96,11 +105,11 @@ function parseOptions(): Options {
     process.stderr.write(USAGE);
     process.exit(2);
   }
-  return { routes, layouts, changes: Number(values.changes), lookups: Number(values.lookups), e2eDuration: Number(values['e2e-duration']), cpuProf: values['cpu-prof'], e2eOnly: values['e2e-only'] };
+  return { routes, layouts, changes: Number(values.changes), lookups: Number(values.lookups), e2eDuration: Number(values['e2e-duration']), converge: Number(values.converge), cpuProf: values['cpu-prof'], e2eOnly: values['e2e-only'] };
 }
 
 /** `routes` HTTPRoutes of RULES_PER_ROUTE rules each (an exact path, prefixes, a header match), 10 Services. */
-function snapshotOf(routes: number, layout: Layout, backendPort: number, changed = -1, generation = 0): InputSnapshot {
+function snapshotOf(routes: number, layout: Layout, backendPort: number): InputSnapshot {
   const snapshot = emptySnapshot();
   const created = '2026-01-01T00:00:00Z';
   snapshot.gatewayClasses.push({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GatewayClass', metadata: { name: 'scale', creationTimestamp: created }, spec: { controllerName: OPTIONS.controllerName } });
@@ -121,28 +130,35 @@ function snapshotOf(routes: number, layout: Layout, backendPort: number, changed
       endpoints: [{ addresses: ['127.0.0.1'], conditions: { ready: true } }],
     });
   }
-  for (let r = 0; r < routes; r++) {
-    const base = layout === 'hosts' ? '/api' : `/t${r}`;
-    const backendRefs = [{ name: `svc-${r % 10}`, port: 80 }];
-    const suffix = r === changed ? `-g${generation}` : '';
-    snapshot.httpRoutes.push({
-      apiVersion: 'gateway.networking.k8s.io/v1',
-      kind: 'HTTPRoute',
-      metadata: { name: `route-${r}`, namespace: 'default', creationTimestamp: created, generation: 1 },
-      spec: {
-        parentRefs: [{ name: 'scale' }],
-        ...(layout === 'hosts' ? { hostnames: [`r${r}.scale.test`] } : { hostnames: ['scale.test'] }),
-        rules: [
-          { matches: [{ path: { type: 'Exact', value: `${base}/health${suffix}` } }], backendRefs },
-          { matches: [{ path: { type: 'PathPrefix', value: `${base}/v1/users` } }], backendRefs },
-          { matches: [{ path: { type: 'PathPrefix', value: `${base}/v1/orders` }, headers: [{ name: 'x-tenant', value: 'gold' }] }], backendRefs },
-          { matches: [{ path: { type: 'PathPrefix', value: `${base}/v1/orders` } }], backendRefs },
-          { matches: [{ path: { type: 'PathPrefix', value: `${base}/v2` } }], backendRefs },
-        ],
-      },
-    });
-  }
+  for (let r = 0; r < routes; r++) snapshot.httpRoutes.push(httpRouteOf(r, layout));
   return snapshot;
+}
+
+/** HTTPRoute `route-<r>`; `generation` > 0 changes its exact path to `<base>/health-g<generation>` (see changedPath). */
+function httpRouteOf(r: number, layout: Layout, generation = 0): InputSnapshot['httpRoutes'][number] {
+  const base = layout === 'hosts' ? '/api' : `/t${r}`;
+  const backendRefs = [{ name: `svc-${r % 10}`, port: 80 }];
+  return {
+    apiVersion: 'gateway.networking.k8s.io/v1',
+    kind: 'HTTPRoute',
+    metadata: { name: `route-${r}`, namespace: 'default', creationTimestamp: '2026-01-01T00:00:00Z', generation: 1 },
+    spec: {
+      parentRefs: [{ name: 'scale' }],
+      ...(layout === 'hosts' ? { hostnames: [`r${r}.scale.test`] } : { hostnames: ['scale.test'] }),
+      rules: [
+        { matches: [{ path: { type: 'Exact', value: generation > 0 ? changedPath(r, layout, generation).path : `${base}/health` } }], backendRefs },
+        { matches: [{ path: { type: 'PathPrefix', value: `${base}/v1/users` } }], backendRefs },
+        { matches: [{ path: { type: 'PathPrefix', value: `${base}/v1/orders` }, headers: [{ name: 'x-tenant', value: 'gold' }] }], backendRefs },
+        { matches: [{ path: { type: 'PathPrefix', value: `${base}/v1/orders` } }], backendRefs },
+        { matches: [{ path: { type: 'PathPrefix', value: `${base}/v2` } }], backendRefs },
+      ],
+    },
+  };
+}
+
+/** The request only route `r` at `generation` answers (no other rule of the table matches it). */
+function changedPath(r: number, layout: Layout, generation: number): { host: string; path: string } {
+  return layout === 'hosts' ? { host: `r${r}.scale.test`, path: `/api/health-g${generation}` } : { host: 'scale.test', path: `/t${r}/health-g${generation}` };
 }
 
 interface SizeResult {
@@ -151,8 +167,11 @@ interface SizeResult {
   rules: number;
   translateMs: number;
   applyMs: number;
-  changeP50Ms: number;
-  changeP99Ms: number;
+  /** translate() from scratch of the changed snapshots (median), against the Translator's p50. */
+  freshChangeTranslateMs: number;
+  changeTranslate: Percentiles;
+  changeApply: Percentiles;
+  change: Percentiles;
   lookupNs: number;
   heapPerRouteBytes: number;
   /** Of which the IR (and translation's snapshot), the rest being the compiled table. */
@@ -163,6 +182,15 @@ interface SizeResult {
 function cpuMs(from?: NodeJS.CpuUsage): number {
   const used = process.cpuUsage(from);
   return (used.user + used.system) / 1000;
+}
+
+interface Percentiles {
+  p50: number;
+  p99: number;
+}
+
+function percentiles(values: number[]): Percentiles {
+  return { p50: percentile(values, 50), p99: percentile(values, 99) };
 }
 
 function percentile(values: number[], p: number): number {
@@ -185,10 +213,13 @@ async function measure(routes: number, layout: Layout, changes: number, lookups:
   const heapBefore = heapUsed();
   const dataplane = new Dataplane({ portOffset: listenPort - 80, registry: new Registry(), logger: pino({ level: 'silent' }) });
   try {
-    const snapshot = snapshotOf(routes, layout, backendPort);
+    let snapshot = snapshotOf(routes, layout, backendPort);
     let cpu = process.cpuUsage();
-    let ir: IR = translate(snapshot, OPTIONS).ir;
+    translate(snapshot, OPTIONS);
     const translateMs = cpuMs(cpu);
+    // The process's translator: its first translation costs what translate() does.
+    const translator = new Translator();
+    let ir: IR = translator.translate(snapshot, OPTIONS).ir;
     const heapAfterTranslate = heapUsed();
     cpu = process.cpuUsage();
     const applied = await dataplane.apply(ir.version, ir.http, ir.l4);
@@ -211,15 +242,43 @@ async function measure(routes: number, layout: Layout, changes: number, lookups:
     for (let i = 0; i < lookups; i++) findRoute(listener, host, request);
     const lookupNs = (cpuMs(cpu) * 1e6) / lookups;
 
-    const changeTimes: number[] = [];
+    // One HTTPRoute replaced by a new object (its exact path changed), the rest the same objects: what
+    // the manifest folder or an informer hands over after an edit.
+    const translateTimes: number[] = [];
+    const applyTimes: number[] = [];
+    const freshTimes: number[] = [];
     for (let c = 0; c < changes; c++) {
-      const changedSnapshot = snapshotOf(routes, layout, backendPort, (c * 7919) % routes, c + 1);
+      const changed = (c * 7919) % routes;
+      snapshot = { ...snapshot, httpRoutes: snapshot.httpRoutes.map((r, i) => (i === changed ? httpRouteOf(changed, layout, c + 1) : r)) };
       cpu = process.cpuUsage();
-      ir = translate(changedSnapshot, OPTIONS).ir;
+      ir = translator.translate(snapshot, OPTIONS).ir;
+      translateTimes.push(cpuMs(cpu));
+      cpu = process.cpuUsage();
       await dataplane.apply(ir.version, ir.http, ir.l4);
-      changeTimes.push(cpuMs(cpu));
+      applyTimes.push(cpuMs(cpu));
+      if (c < 3) {
+        cpu = process.cpuUsage();
+        translate(snapshot, OPTIONS);
+        freshTimes.push(cpuMs(cpu));
+      }
     }
-    return { layout, routes, rules, translateMs, applyMs, changeP50Ms: percentile(changeTimes, 50), changeP99Ms: percentile(changeTimes, 99), lookupNs, heapPerRouteBytes, irPerRouteBytes };
+    const { host: newHost, path: newPath } = changedPath(((changes - 1) * 7919) % routes, layout, changes);
+    const served = changes > 0 ? findRoute(liveTable(dataplane).listeners[0], normalizeHost(newHost), { ...request, path: newPath }) : null;
+    if (changes > 0 && served === null) throw new Error(`the last change is not served: no route for ${newHost}${newPath}`);
+    return {
+      layout,
+      routes,
+      rules,
+      translateMs,
+      applyMs,
+      freshChangeTranslateMs: percentile(freshTimes, 50),
+      changeTranslate: percentiles(translateTimes),
+      changeApply: percentiles(applyTimes),
+      change: percentiles(translateTimes.map((t, i) => t + applyTimes[i]!)),
+      lookupNs,
+      heapPerRouteBytes,
+      irPerRouteBytes,
+    };
   } finally {
     await dataplane.close();
   }
@@ -236,16 +295,18 @@ interface EndToEnd {
   requestsPerCpuSecond: number;
   rssMb: number;
   errors: number;
+  /** Manifest edit → request served by the edited route, wall ms; null when not measured. */
+  convergence: (Percentiles & { max: number }) | null;
   /** With --cpu-prof: the profile's summary over the measured load. */
   profile: string | null;
 }
 
 /** `sluice run` serving the table, wrk -c64 against it: CPU time per request, RSS. */
-async function endToEnd(routes: number, layout: Layout, seconds: number, backendPort: number, dir: string, wrk: string, cpuProf: boolean): Promise<EndToEnd> {
-  const yaml = Object.values(snapshotArrays(snapshotOf(routes, layout, backendPort)))
-    .flat()
-    .map((object) => stringify(object))
-    .join('---\n');
+async function endToEnd(routes: number, layout: Layout, seconds: number, edits: number, backendPort: number, dir: string, wrk: string, cpuProf: boolean): Promise<EndToEnd> {
+  const snapshot = snapshotOf(routes, layout, backendPort);
+  const objects = Object.values(snapshotArrays(snapshot)).flat();
+  const documents = objects.map((object) => stringify(object));
+  const yaml = documents.join('---\n');
   const { host, path } = benchmarkedRequest(routes, layout);
   const profileDir = cpuProf ? join(dir, `profile-${layout}-${routes}`) : null;
   const sluice = await startSluiceRun({
@@ -262,6 +323,13 @@ async function endToEnd(routes: number, layout: Layout, seconds: number, backend
     },
   });
   try {
+    const convergence =
+      edits > 0
+        ? await converge(sluice.port, join(dir, `${layout}-${routes}`, 'bench.yaml'), documents, (r) => objects.indexOf(snapshot.httpRoutes[r]!), layout, routes, edits).catch((error: unknown) => {
+            throw new Error(`${(error as Error).message}\nsluice output:\n${tail(sluice.proc.logs())}`);
+          })
+        : null;
+    if (seconds <= 0) return { routes, requestsPerCpuSecond: Number.NaN, rssMb: Number.NaN, errors: 0, convergence, profile: null };
     const load = (durationSec: number) => runWrk({ wrk, pin: [], url: `http://127.0.0.1:${sluice.port}${path}`, threads: 1, connections: 64, durationSec, headers: { Host: host } });
     await load(2);
     const sampler = new UsageSampler(sluice.proc.pid, null);
@@ -275,16 +343,43 @@ async function endToEnd(routes: number, layout: Layout, seconds: number, backend
       const file = readdirSync(profileDir).find((f) => f.endsWith('.cpuprofile'));
       profile = file === undefined ? 'no profile written' : formatSummary(summariseFile(join(profileDir, file), 25, window));
     }
-    return { routes, requestsPerCpuSecond: usage.cpuPercent > 0 ? result.requestsPerSec / (usage.cpuPercent / 100) : Number.NaN, rssMb: usage.rssMb, errors: result.non2xx + result.socketErrors, profile };
+    return { routes, requestsPerCpuSecond: usage.cpuPercent > 0 ? result.requestsPerSec / (usage.cpuPercent / 100) : Number.NaN, rssMb: usage.rssMb, errors: result.non2xx + result.socketErrors, convergence, profile };
   } finally {
     await sluice.proc.stop('SIGTERM', 15_000);
   }
 }
 
+/**
+ * `edits` times: route r's document rewritten with a new exact path (the file written beside it and
+ * renamed over it), then GET of that path (a new connection every millisecond or so) until the
+ * backend answers it: wall ms from the rename to that answer. Before the edit no rule matches the path.
+ */
+async function converge(port: number, file: string, documents: string[], documentOf: (r: number) => number, layout: Layout, routes: number, edits: number): Promise<Percentiles & { max: number }> {
+  const times: number[] = [];
+  for (let c = 1; c <= edits; c++) {
+    const r = (c * 7919) % routes;
+    documents[documentOf(r)] = stringify(httpRouteOf(r, layout, c));
+    const { host, path } = changedPath(r, layout, c);
+    writeFileSync(`${file}.next`, documents.join('---\n'));
+    renameSync(`${file}.next`, file);
+    const written = performance.now();
+    for (;;) {
+      const reply = await httpGet(port, path, { host }, 2000).catch(() => null);
+      if (reply?.status === 200 && reply.body === BACKEND_BODY) break;
+      if (performance.now() - written > 30_000) throw new Error(`edit ${c} (route-${r}, ${host}${path}) not served after 30 s (last: ${reply?.status ?? 'no answer'})`);
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    times.push(performance.now() - written);
+    // Apart, as edits by a person or a pipeline are: each one finds the process idle.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  return { ...percentiles(times), max: Math.max(...times) };
+}
+
 async function endToEndSection(opts: Options, backendPort: number, out: (s?: string) => boolean): Promise<void> {
   const wrk = findExecutable('wrk');
   const nginx = findExecutable('nginx');
-  if (opts.e2eDuration <= 0) return;
+  if (opts.e2eDuration <= 0 && opts.converge <= 0) return;
   if (wrk === null || nginx === null) {
     out('end to end: skipped (needs wrk and nginx: apt-get install wrk nginx)');
     return;
@@ -299,17 +394,19 @@ async function endToEndSection(opts: Options, backendPort: number, out: (s?: str
       const results: EndToEnd[] = [];
       for (const routes of opts.routes) {
         process.stdout.write(`end to end: ${layout} ${routes} routes ... `);
-        results.push(await endToEnd(routes, layout, opts.e2eDuration, backendPort, dir, wrk, opts.cpuProf));
+        results.push(await endToEnd(routes, layout, opts.e2eDuration, opts.converge, backendPort, dir, wrk, opts.cpuProf));
         out('done');
       }
       const base = results[0];
       out();
-      out(`end to end, layout ${layout}: sluice run, wrk -c64 ${opts.e2eDuration}s (ratios against ${base.routes} routes, same run)`);
-      out('routes  req/CPU-s  x cost per request  RSS MB  x RSS  RSS KiB/route over smallest  errors');
+      out(`end to end, layout ${layout}: sluice run, wrk -c64 ${opts.e2eDuration}s (ratios against ${base.routes} routes, same run); ${opts.converge} manifest edits, file renamed in → served, wall ms`);
+      out('routes  req/CPU-s  x cost per request  RSS MB  x RSS  RSS KiB/route over smallest  errors  converge p50 / p99 / max ms');
       for (const r of results) {
+        const c = r.convergence;
         out(
           `${String(r.routes).padStart(6)}  ${fmt(r.requestsPerCpuSecond, 0).padStart(9)}  ${fmt(base.requestsPerCpuSecond / r.requestsPerCpuSecond, 2).padStart(18)}  ` +
-            `${fmt(r.rssMb, 0).padStart(6)}  ${fmt(r.rssMb / base.rssMb, 2).padStart(5)}  ${fmt(r.routes === base.routes ? Number.NaN : ((r.rssMb - base.rssMb) * 1024) / (r.routes - base.routes), 2).padStart(27)}  ${String(r.errors).padStart(6)}`,
+            `${fmt(r.rssMb, 0).padStart(6)}  ${fmt(r.rssMb / base.rssMb, 2).padStart(5)}  ${fmt(r.routes === base.routes ? Number.NaN : ((r.rssMb - base.rssMb) * 1024) / (r.routes - base.routes), 2).padStart(27)}  ${String(r.errors).padStart(6)}  ` +
+            `${c ? `${fmt(c.p50)} / ${fmt(c.p99)} / ${fmt(c.max)}` : '-'}`,
         );
       }
       out();
@@ -343,11 +440,21 @@ async function main(): Promise<void> {
     out();
     out(`layout ${layout} (ratios against ${base.routes} routes, same run):`);
     out('(times are CPU time of this process: the machine is shared)');
-    out('routes  rules   translate ms  compile+apply ms  change p50/p99 ms  lookup ns  x lookup  heap/route KiB (IR + input / table)');
+    out('routes  rules   translate ms  compile+apply ms  full cycle ms  lookup ns  x lookup  heap/route KiB (IR + input / table)');
     for (const r of results) {
       out(
-        `${String(r.routes).padStart(6)}  ${String(r.rules).padStart(6)}  ${fmt(r.translateMs).padStart(12)}  ${fmt(r.applyMs).padStart(16)}  ` +
-          `${`${fmt(r.changeP50Ms)} / ${fmt(r.changeP99Ms)}`.padStart(17)}  ${fmt(r.lookupNs, 0).padStart(9)}  ${fmt(r.lookupNs / base.lookupNs, 2).padStart(8)}  ${fmt(r.heapPerRouteBytes / 1024, 2).padStart(14)} (${fmt(r.irPerRouteBytes / 1024, 2)} / ${fmt((r.heapPerRouteBytes - r.irPerRouteBytes) / 1024, 2)})`,
+        `${String(r.routes).padStart(6)}  ${String(r.rules).padStart(6)}  ${fmt(r.translateMs).padStart(12)}  ${fmt(r.applyMs).padStart(16)}  ${fmt(r.translateMs + r.applyMs).padStart(13)}  ` +
+          `${fmt(r.lookupNs, 0).padStart(9)}  ${fmt(r.lookupNs / base.lookupNs, 2).padStart(8)}  ${fmt(r.heapPerRouteBytes / 1024, 2).padStart(14)} (${fmt(r.irPerRouteBytes / 1024, 2)} / ${fmt((r.heapPerRouteBytes - r.irPerRouteBytes) / 1024, 2)})`,
+      );
+    }
+    out();
+    out(`one HTTPRoute changed, ${opts.changes} times per size: the Translator (incremental) then the dataplane's apply, CPU ms p50 / p99`);
+    out('routes  translate() ms  Translator p50/p99  x cheaper  apply p50/p99  change p50/p99  x change vs smallest');
+    for (const r of results) {
+      const pair = (p: Percentiles) => `${fmt(p.p50)} / ${fmt(p.p99)}`;
+      out(
+        `${String(r.routes).padStart(6)}  ${fmt(r.freshChangeTranslateMs).padStart(14)}  ${pair(r.changeTranslate).padStart(18)}  ${fmt(r.freshChangeTranslateMs / r.changeTranslate.p50, 1).padStart(9)}  ` +
+          `${pair(r.changeApply).padStart(13)}  ${pair(r.change).padStart(14)}  ${fmt(r.change.p50 / base.change.p50, 2).padStart(20)}`,
       );
     }
     out();
