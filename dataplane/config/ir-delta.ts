@@ -8,10 +8,12 @@
 // A part is new or changed when it is not the same object as before (the controller keeps the
 // objects of unchanged inputs), so the delta costs what the change costs.
 //
-// Both sides hold exactly the parts of the last version: the sender refers only to those (or to
-// parts defined earlier in the same message), the receiver forgets every other part after each
-// version. A full encoding (`full`) refers to nothing: for a new or restarted receiver, and to
-// resynchronise one that failed to decode.
+// The sender refers only to parts every receiver holds (or defined earlier in the same message):
+// those of the last version and, between prunes, parts of earlier ones too, so that a version costs
+// a walk of what changed, not of the whole IR. Every so often (`prune`, once enough new parts were
+// sent) both sides forget what the version does not contain. A full encoding (`full`) refers to
+// nothing: for a new or restarted receiver, and to resynchronise one that failed to decode; the
+// sender then holds only that version's parts, which the others hold too.
 
 import type { HttpIR, L4IR } from '../../ir/types.ts';
 
@@ -21,6 +23,8 @@ type Part = number | { id: number; value: unknown };
 export interface EncodedIR {
   /** Refers to no part of an earlier version: the receiver starts afresh. */
   full: boolean;
+  /** After this version, hold only its parts. */
+  prune: boolean;
   http: unknown;
   l4: Part | null;
 }
@@ -37,15 +41,28 @@ const RECORDS = ['backends', 'rateLimits'] as const;
 
 type Obj = Record<string, unknown>;
 
+/** New parts sent before the held ones are pruned at the least. */
+const PRUNE_AFTER = 4096;
+
 export class IrDeltaEncoder {
   private readonly ids = new WeakMap<object, number>();
   private nextId = 1;
-  /** The parts of the last version encoded: what every receiver holds. */
+  /** What every receiver holds: the parts of the last version, and of earlier ones since the last prune. */
   private held = new Set<number>();
+  private sentSincePrune = 0;
+  private readonly pruneAfter: number;
 
-  /** The version as a delta against the last one encoded (or full); it becomes the last one. */
+  /** `pruneAfter`: new parts sent before held ones are pruned at the least (tests make it small). */
+  constructor(options: { pruneAfter?: number } = {}) {
+    this.pruneAfter = options.pruneAfter ?? PRUNE_AFTER;
+  }
+
+  /** The version as a delta against what the receivers hold (or full); it becomes the last one. */
   encode(http: HttpIR, l4: L4IR | undefined, full = false): EncodedIR {
     const refer = full ? new Set<number>() : this.held;
+    // Old parts held cost memory on both sides: pruned once as many new parts went out as a quarter
+    // of what is held (and at least PRUNE_AFTER), so pruning walks cost little per version.
+    const prune = !full && this.sentSincePrune > Math.max(this.pruneAfter, this.held.size / 4);
     const sent = new Set<number>();
     const part = (value: object, encodeValue: (value: Obj) => unknown): Part => {
       let id = this.ids.get(value);
@@ -73,8 +90,14 @@ export class IrDeltaEncoder {
       for (const [name, value] of Object.entries(record)) encoded[name] = part(value, (v) => v);
       out[field] = encoded;
     }
-    const encoded: EncodedIR = { full, http: out, l4: l4 === undefined ? null : part(l4, (v) => v) };
-    this.held = this.partIds(http, l4);
+    const encoded: EncodedIR = { full, prune, http: out, l4: l4 === undefined ? null : part(l4, (v) => v) };
+    if (full || prune) {
+      this.held = this.partIds(http, l4);
+      this.sentSincePrune = 0;
+    } else {
+      for (const id of sent) this.held.add(id);
+      this.sentSincePrune += sent.size;
+    }
     return encoded;
   }
 
@@ -127,13 +150,17 @@ export class IrDeltaDecoder {
     }
     const l4 = encoded.l4 === null ? undefined : (part(encoded.l4, (v) => v) as unknown as L4IR);
     const ir = { http: http as unknown as HttpIR, l4 };
-    // Keep exactly this version's parts: the sender refers to nothing else next time.
-    const next = new Map<number, object>();
-    forEachPart(ir.http, ir.l4, (value) => {
-      const id = this.idOf.get(value);
-      if (id !== undefined) next.set(id, value);
-    });
-    this.byId = next;
+    if (encoded.full || encoded.prune) {
+      // Exactly this version's parts, as the sender does.
+      const next = new Map<number, object>();
+      forEachPart(ir.http, ir.l4, (value) => {
+        const id = this.idOf.get(value);
+        if (id !== undefined) next.set(id, value);
+      });
+      this.byId = next;
+    } else {
+      for (const [id, value] of defined) this.byId.set(id, value);
+    }
     return ir;
   }
 }

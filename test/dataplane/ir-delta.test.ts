@@ -2,7 +2,8 @@
 // clone as postMessage makes it: the receiver gets every version equal to the sender's, and a part
 // that is the same object in the sender's consecutive versions is the same object in the
 // receiver's (what lets a worker's compiler reuse it); a changed part is never the old object.
-// Property over random edit sequences, with a receiver that starts late on a full encoding.
+// Property over random edit sequences (reverts to earlier versions among them), with a receiver
+// that starts late on a full encoding, and prunes of held parts early and often.
 
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
@@ -38,8 +39,9 @@ const post = (encoded: EncodedIR): EncodedIR => structuredClone(encoded);
 describe('IR deltas', () => {
   it('deliver equal versions and keep the identity of unchanged parts across a structured clone', () => {
     fc.assert(
-      fc.property(fc.nat(1000), fc.array(editArb, { minLength: 1, maxLength: 20 }), fc.nat(20), (seed, edits, lateAt) => {
-        const encoder = new IrDeltaEncoder();
+      fc.property(fc.nat(1000), fc.array(editArb, { minLength: 1, maxLength: 20 }), fc.nat(20), fc.integer({ min: 1, max: 40 }), (seed, edits, lateAt, pruneAfter) => {
+        const encoder = new IrDeltaEncoder({ pruneAfter });
+        const history: HttpIR[] = [];
         const early = new IrDeltaDecoder();
         let late: IrDeltaDecoder | null = null;
         let ir = initialIR(seed);
@@ -47,7 +49,9 @@ describe('IR deltas', () => {
         let received = early.decode(post(encoder.encode(ir, L4)));
         let lateReceived: ReturnType<IrDeltaDecoder['decode']> | null = null;
         for (let step = 0; step < edits.length; step++) {
-          ir = edit(ir, edits[step]);
+          history.push(ir);
+          // Now and then a version from before comes back (an edit reverted): old parts reappear.
+          ir = edits[step].kind % 7 === 6 ? history[edits[step].a % history.length] : edit(ir, edits[step]);
           const l4 = step % 3 === 2 ? structuredClone(L4) : sent.l4;
           const delta = post(encoder.encode(ir, l4));
           if (step === lateAt % edits.length) {
