@@ -10,6 +10,7 @@ import { request } from 'undici';
 import { startNamedBackend, serviceYaml, GATEWAY_YAML, type NamedBackend } from '../e2e/backends.ts';
 import { freePort, startSluice, type SluiceProcess } from '../support/sluice-process.ts';
 import { expectBucketAdmitted, parseSfList } from './support/policies.ts';
+import { appWithGlobalPolicy } from './support/manifests.ts';
 import { RedisServer, sleep } from './support/redis-server.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -280,25 +281,9 @@ describe('two sluice processes sharing Redis', () => {
     dir = mkdtempSync(join(tmpdir(), 'sluice-rate-limit-'));
     writeFileSync(
       join(dir, 'all.yaml'),
-      `${GATEWAY_YAML}---
-${serviceYaml('app', backend)}---
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: app, namespace: default}
-spec:
-  parentRefs: [{name: gw}]
-  rules: [{backendRefs: [{name: app, port: 80}]}]
----
-apiVersion: sluice.dev/v1alpha1
-kind: RateLimitPolicy
-metadata: {name: shared, namespace: default}
-spec:
-  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: app}]
-  global:
-    rules:
-    - clientSelectors: [{headers: [{name: x-load, type: Exact, value: "yes"}]}]
+      appWithGlobalPolicy(backend, `    - clientSelectors: [{headers: [{name: x-load, type: Exact, value: "yes"}]}]
       limit: {requests: 50, unit: Second}
-`,
+`),
     );
     for (let i = 0; i < 2; i++) {
       const offset = (await freePort()) - 80;

@@ -2,12 +2,12 @@
 // each still decided on its own (exact admissions, all-or-nothing per request), and a Redis that
 // stalls (DEBUG SLEEP) with a batch in flight and more queued behind it still answers every
 // request within its own timeout, by its policy's failure mode.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import type { Registry } from 'prom-client';
 import type { RateLimitPolicy } from '../../ir/types.ts';
-import type { RateLimitDecision, RateLimitService } from '../../dataplane/ratelimit/limiter.ts';
+import type { RateLimitDecision } from '../../dataplane/ratelimit/limiter.ts';
 import { header, metricValue, parseSfList, policy, req, service } from './support/policies.ts';
-import { RedisServer, sleep } from './support/redis-server.ts';
+import { redisConnected, redisForSuite, sleep } from './support/redis-server.ts';
 
 const TIMEOUT_MS = 50;
 const client = (id = 'a') => req({ 'x-client-id': id });
@@ -17,34 +17,17 @@ const perClient = (requests: number, failureMode = 'FailOpen') =>
     global: { failureMode, rules: [{ clientSelectors: [{ headers: [{ name: 'x-client-id', type: 'Distinct' }] }], limit: { requests, unit: 'Hour' } }] },
   });
 
-let redis: RedisServer;
-const services: RateLimitService[] = [];
-
-beforeAll(async () => {
-  redis = await RedisServer.start();
-});
-
-afterAll(async () => {
-  await redis?.stop();
-});
-
-afterEach(async () => {
-  await Promise.all(services.splice(0).map((s) => s.close()));
-  await redis.command('FLUSHALL');
-});
+const suite = redisForSuite();
+const services = suite.services;
 
 /** Counting tests use the longest timeout: on a loaded box a 50 ms one may fail a few open. */
 const COUNTING_TIMEOUT_MS = 1000;
 
 async function globalLimiter(p: RateLimitPolicy, options: { batchLimit?: number; timeoutMs?: number } = {}) {
   const batch = options.batchLimit !== undefined ? { batchLimit: options.batchLimit } : {};
-  const s = service({ redis: { url: redis.url, ...batch }, redisTimeoutMs: options.timeoutMs ?? COUNTING_TIMEOUT_MS });
+  const s = service({ redis: { url: suite.server().url, ...batch }, redisTimeoutMs: options.timeoutMs ?? COUNTING_TIMEOUT_MS });
   services.push(s.service);
-  const deadline = Date.now() + 5000;
-  while (!s.service.redis?.ready) {
-    if (Date.now() > deadline) throw new Error('Redis client did not connect');
-    await sleep(10);
-  }
+  await redisConnected(s.service);
   return { ...s, limiter: s.service.compile({ [p.name]: p }).limiter(p.name, 'default/route')! };
 }
 
@@ -100,7 +83,7 @@ describe('coalesced global decisions', () => {
   for (const mode of ['FailOpen', 'FailClosed', 'Local'] as const) {
     it(`Redis stalls (DEBUG SLEEP) with a batch in flight and 199 queued (${mode}): every request answered by its mode within its timeout, exact again after`, async () => {
       const { service: svc, limiter, registry } = await globalLimiter(perClient(100, mode), { timeoutMs: TIMEOUT_MS });
-      const stall = redis.command('DEBUG', 'SLEEP', '0.5');
+      const stall = suite.server().command('DEBUG', 'SLEEP', '0.5');
       await sleep(20); // Redis is asleep now
       const started = performance.now();
       let sentinel = Number.POSITIVE_INFINITY;

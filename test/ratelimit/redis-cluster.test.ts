@@ -8,13 +8,14 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
-import { GATEWAY_YAML, serviceYaml, startNamedBackend, type NamedBackend } from '../e2e/backends.ts';
+import { startNamedBackend, type NamedBackend } from '../e2e/backends.ts';
 import { freePort, startSluice, type SluiceProcess } from '../support/sluice-process.ts';
 import type { RateLimitPolicy } from '../../ir/types.ts';
 import type { RateLimitDecision, RateLimitService, RouteLimiter } from '../../dataplane/ratelimit/limiter.ts';
 import { header, metricValue, policy, req, service } from './support/policies.ts';
+import { appWithGlobalPolicy } from './support/manifests.ts';
 import { CLUSTER_NODE_TIMEOUT_MS, RedisCluster } from './support/redis-cluster.ts';
-import { sleep } from './support/redis-server.ts';
+import { redisConnected, sleep } from './support/redis-server.ts';
 
 jest.setTimeout(120_000);
 
@@ -48,11 +49,7 @@ const COUNTING_TIMEOUT_MS = 1000;
 async function clusterService(redisTimeoutMs = TIMEOUT_MS) {
   const s = service({ redis: { url: cluster.url, cluster: true }, redisTimeoutMs });
   services.push(s.service);
-  const deadline = Date.now() + 10_000;
-  while (!s.service.redis?.ready) {
-    if (Date.now() > deadline) throw new Error('Redis Cluster client did not connect');
-    await sleep(20);
-  }
+  await redisConnected(s.service);
   return s;
 }
 
@@ -192,25 +189,9 @@ describe('sluice run --redis-type cluster', () => {
     dir = mkdtempSync(join(tmpdir(), 'sluice-rate-limit-cluster-'));
     writeFileSync(
       join(dir, 'all.yaml'),
-      `${GATEWAY_YAML}---
-${serviceYaml('app', backend)}---
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: app, namespace: default}
-spec:
-  parentRefs: [{name: gw}]
-  rules: [{backendRefs: [{name: app, port: 80}]}]
----
-apiVersion: sluice.dev/v1alpha1
-kind: RateLimitPolicy
-metadata: {name: shared, namespace: default}
-spec:
-  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: app}]
-  global:
-    rules:
-    - clientSelectors: [{headers: [{name: x-client-id, type: Distinct}]}]
+      appWithGlobalPolicy(backend, `    - clientSelectors: [{headers: [{name: x-client-id, type: Distinct}]}]
       limit: {requests: ${LIMIT}, unit: Hour}
-`,
+`),
     );
     // Seeds: two of the six nodes (the client learns the rest from the slot map). The longest
     // timeout: this counts admissions on a loaded box, where a 50 ms one may fail open a few.

@@ -2,6 +2,7 @@
 // itself. It can be killed (and restarted on the same port, empty), frozen with SIGSTOP and
 // thawed, or kept busy by a long Lua script.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { afterAll, afterEach, beforeAll } from '@jest/globals';
 import { Socket } from 'node:net';
 
 import { freePort } from '../../support/ports.ts';
@@ -119,6 +120,43 @@ export class RedisServer {
     } catch {
       return false;
     }
+  }
+}
+
+/**
+ * One redis-server for a test file, started before its tests and stopped after them; after each
+ * test, the services it registered are closed, a killed server is started again, and it is emptied.
+ */
+export function redisForSuite(): { server: () => RedisServer; services: { close(): Promise<void> }[] } {
+  let redis: RedisServer | undefined;
+  const services: { close(): Promise<void> }[] = [];
+  beforeAll(async () => {
+    redis = await RedisServer.start();
+  });
+  afterAll(async () => {
+    await redis?.stop();
+  });
+  afterEach(async () => {
+    await Promise.all(services.splice(0).map((s) => s.close()));
+    if (!redis) return;
+    if (!redis.pid) await redis.launch();
+    await redis.command('FLUSHALL');
+  });
+  return {
+    server: () => {
+      if (!redis) throw new Error('redis-server is not started yet (use it inside a test)');
+      return redis;
+    },
+    services,
+  };
+}
+
+/** Waits until a rate limiter's Redis client is connected (to every master, on a Cluster). */
+export async function redisConnected(svc: { readonly redis: { readonly ready: boolean } | null }, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!svc.redis?.ready) {
+    if (Date.now() > deadline) throw new Error(`the Redis client did not connect within ${timeoutMs} ms`);
+    await sleep(10);
   }
 }
 
