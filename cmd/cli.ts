@@ -1,15 +1,12 @@
 // `sluice <command>`: what each command does with its flags (the flags themselves: cli-flags.ts).
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { pino } from 'pino';
-import { stringify } from 'yaml';
 import { COMMANDS, CONTROLLER, DATAPLANE, INGRESS_CONTROLLER, OBSERVE, OVERVIEW, STATUS, TRANSLATE, commandUsage, parseCommand, type FlagValues } from './cli-flags.ts';
 import { parseIPv4 } from '../ir/ipv4.ts';
 import { observe } from './observe.ts';
 import type { PolicyOptions } from '../controller/translate/networkpolicy.ts';
 import { redactIR } from '../ir/version.ts';
-import { withImplicitGatewayClasses } from '../controller/sources/implicit-classes.ts';
-import { ManifestFolder } from '../controller/sources/manifest-folder.ts';
-import { demoBackendsAvailable, runStandalone, type RateLimitOptions } from './standalone.ts';
+import type { RateLimitOptions } from './standalone.ts';
 import { parseWorkers } from './workers.ts';
 import { runDataplane } from './dataplane.ts';
 import type { BpfOptions, NodeFlowOptions } from './node.ts';
@@ -18,7 +15,6 @@ import { DEFAULT_FRONT_DOOR_LIMITS, type FrontDoorLimits } from '../dataplane/fr
 import { SESSION_KEY_MIN_BYTES } from '../dataplane/upstream/session.ts';
 import { resolveRedisSettings } from './redis-settings.ts';
 import { hostname } from 'node:os';
-import { translate } from '../controller/translate/translate.ts';
 import { problemLine, type Problem } from '../controller/problems.ts';
 import { StartupCheckFailed } from './startup-checks.ts';
 
@@ -129,6 +125,12 @@ export async function main(argv: string[]): Promise<number> {
   if (typeof translation === 'string') return usageError(translation);
 
   if (command === TRANSLATE) {
+    const [{ ManifestFolder }, { withImplicitGatewayClasses }, { translate }, { stringify }] = await Promise.all([
+      import('../controller/sources/manifest-folder.ts'),
+      import('../controller/sources/implicit-classes.ts'),
+      import('../controller/translate/translate.ts'),
+      import('yaml'),
+    ]);
     const load = new ManifestFolder(manifests).load();
     // An object the API server would refuse is an error: printed, left out, and the exit status is 1.
     const refused = load.problems.filter((p) => p.code === 'SLU_MANIFEST_INVALID');
@@ -144,7 +146,9 @@ export async function main(argv: string[]): Promise<number> {
     return refused.length > 0 ? 1 : 0;
   }
 
-  // RUN: the only command left.
+  // RUN: the only command left. Translation, validation and the manifest reader load with it only:
+  // `sluice dataplane` never needs them (~40 MB of RSS).
+  const { demoBackendsAvailable, runStandalone } = await import('./standalone.ts');
   const node = nodeOptions(values);
   if (typeof node === 'string') return usageError(node);
   const redirectPortOffset = values['redirect-port-offset'] === undefined ? node.portOffset : portOffsetValue('redirect-port-offset', values);
