@@ -15,7 +15,7 @@ import type { BackendRef, GRPCRouteMatch } from '../schema/kinds.ts';
 import { attachRoute, type Parents } from './attachment.ts';
 import { resolveBackendRef, type BackendResolution } from './backends.ts';
 import { hostnamesIntersect } from './hostnames.ts';
-import { backendName, checkRegex, compileMemoised, extensionRefProblem, placeRoutes, routeOrder, toFilter, translateHttpRoute, toHeaderMatches, type Compiled, type CompiledRule, type Placement, type RouteTranslation } from './httproute.ts';
+import { attachCompiled, backendName, checkRegex, compileMemoised, extensionRefProblem, routeOrder, toFilter, translateHttpRoute, toHeaderMatches, type Compiled, type CompiledRule, type Placement, type RouteTranslation } from './httproute.ts';
 import type { InputIndex } from './index-inputs.ts';
 import type { Resolve } from './memo.ts';
 import { toSessionPersistence, withCookiePath } from './session-persistence.ts';
@@ -40,14 +40,7 @@ export function translateHttpAndGrpcRoutes(httpRoutes: HTTPRouteObject[], grpcRo
 
 export function translateGrpcRoute(route: GRPCRouteObject, parents: Parents, index: InputIndex): RouteTranslation | null {
   const compiled = compileMemoised(route, 'GRPCRoute', index, resolveGrpcBackendRef, (resolve) => compileGrpcRules(route, resolve));
-  const hostnames = (route.spec?.hostnames ?? []).map((h) => String(h).toLowerCase());
-  const attachment = attachRoute(route, 'GRPCRoute', hostnames, parents, compiled, index);
-  if (attachment.parents.length === 0) return null;
-  return {
-    status: { apiVersion: route.apiVersion, kind: 'GRPCRoute', namespace: route.metadata.namespace, name: route.metadata.name, status: { parents: attachment.parents } },
-    placements: placeRoutes(attachment.attached, compiled.rules),
-    backends: compiled.backends,
-  };
+  return attachCompiled(route, 'GRPCRoute', compiled, parents, index);
 }
 
 /**
@@ -211,20 +204,23 @@ export function resolveCrossServing(routes: ServedRoute[]): void {
   }
 }
 
-/** Accepted=False on each parent whose every listener the route lost to cross-serving. */
+/**
+ * Accepted=False on each parent whose every listener the route lost to cross-serving. The status is
+ * replaced, not written into: a Translator may hand the same status object to the next translation.
+ */
 function rejectLostParents(r: ServedRoute, lost: Map<string, { placements: Placement[]; winner: string }>, kept: Placement[]): void {
-  const parents = r.translation.status.status.parents as StatusParent[];
-  for (const parent of parents) {
+  const parents = (r.translation.status.status.parents as StatusParent[]).map((parent) => {
     const owns = (p: Placement) => {
       const owner = p.listener.owner;
       return owner.kind === (parent.parentRef.kind ?? 'Gateway') && owner.key === `${parent.parentRef.namespace ?? r.namespace}/${parent.parentRef.name}`;
     };
     const lostHere = [...lost.values()].filter((l) => owns(l.placements[0]));
-    if (lostHere.length === 0 || kept.some(owns)) continue;
-    const accepted = parent.conditions.findIndex((c) => c.type === 'Accepted');
+    if (lostHere.length === 0 || kept.some(owns)) return parent;
     const message = `hostnames already served on this listener by ${lostHere[0].winner}, which is older: HTTPRoutes and GRPCRoutes cannot share a hostname on a listener`;
-    parent.conditions[accepted] = condition('Accepted', false, 'NotAllowedByListeners', message, parent.conditions[accepted].observedGeneration);
-  }
+    const conditions = parent.conditions.map((c) => (c.type === 'Accepted' ? condition('Accepted', false, 'NotAllowedByListeners', message, c.observedGeneration) : c));
+    return { ...parent, conditions };
+  });
+  r.translation.status = { ...r.translation.status, status: { ...r.translation.status.status, parents } };
 }
 
 interface StatusParent {

@@ -2,10 +2,10 @@
 // allowed namespaces and kinds, hostname intersection), rules compiled into IR
 // routes, backendRefs resolved, and the route's per-parent status.
 import type { Backend, CorsPolicy, Filter, HeaderMatch, HeaderModifier, PathModifier, RedirectAction, RetryPolicy, Route, RouteAction, RouteMatch, StringMatchType, WeightedBackend } from '../../ir/types.ts';
-import { namespacedName, type HTTPRouteObject, type KubeObject } from '../sources/objects.ts';
+import { namespacedName, type GRPCRouteObject, type HTTPRouteObject, type KubeObject } from '../sources/objects.ts';
 import type { ObjectStatus } from '../status/conditions.ts';
 import { resolveBackendRef, type BackendResolution, type RefProblem } from './backends.ts';
-import type { ListenerState } from './gateway.ts';
+import { listenerTakesRoutes, type GatewayState, type ListenerSetState, type ListenerState } from './gateway.ts';
 import { attachRoute, type Attached, type Parents } from './attachment.ts';
 import { parseDurationMs } from './durations.ts';
 import { toSessionPersistence, withCookiePath } from './session-persistence.ts';
@@ -75,14 +75,91 @@ const BACKEND_FILTERS = new Set(['RequestHeaderModifier', 'ResponseHeaderModifie
 
 export function translateHttpRoute(route: HTTPRouteObject, parents: Parents, index: InputIndex): RouteTranslation | null {
   const compiled = compileMemoised(route, 'HTTPRoute', index, resolveBackendRef, (resolve) => compileRules(route, resolve));
+  return attachCompiled(route, 'HTTPRoute', compiled, parents, index);
+}
+
+/** What a route's attachment is reused from (memo.ts): its status, and where it attached by scope name. */
+interface AttachmentEntry {
+  rules: CompiledRule[];
+  unsupported: string | null;
+  refProblem: RefProblem | null;
+  /** The parents the route's parentRefs named, as attachment reads them (parentsKey). */
+  parentsKey: string;
+  status: ObjectStatus;
+  attached: { scopeName: string; hostnames: string[] }[];
+}
+
+/**
+ * A compiled HTTPRoute or GRPCRoute attached to its parents: status, placements and backends. With a
+ * Translator's memo, the previous status object and attachment are reused while the route, its
+ * compilation and everything attachment reads of the parents it names are unchanged; the
+ * placements are made anew on this translation's listeners (and counted on them).
+ */
+export function attachCompiled(route: HTTPRouteObject | GRPCRouteObject, kind: 'HTTPRoute' | 'GRPCRoute', compiled: Compiled, parents: Parents, index: InputIndex): RouteTranslation | null {
+  const memo = index.memo;
+  const parentsKey = memo ? attachmentKey(route, parents, index) : null;
+  const before = parentsKey !== null ? (memo!.perRoute.get(route) as AttachmentEntry | undefined) : undefined;
+  const listeners = parentsKey !== null ? listenersByScope(parents, index) : null;
+  if (before && listeners && before.parentsKey === parentsKey && before.rules === compiled.rules && before.unsupported === compiled.unsupported && before.refProblem === compiled.refProblem) {
+    const attached = before.attached.map((a): Attached => ({ listener: listeners.get(a.scopeName)!, hostnames: a.hostnames }));
+    for (const a of attached) a.listener.attachedRoutes += 1;
+    return { status: before.status, placements: placeRoutes(attached, compiled.rules), backends: compiled.backends };
+  }
   const hostnames: string[] = (route.spec?.hostnames ?? []).map((h: string) => String(h).toLowerCase());
-  const attachment = attachRoute(route, 'HTTPRoute', hostnames, parents, compiled, index);
+  const attachment = attachRoute(route, kind, hostnames, parents, compiled, index);
   if (attachment.parents.length === 0) return null;
-  return {
-    status: { apiVersion: route.apiVersion, kind: 'HTTPRoute', namespace: route.metadata.namespace, name: route.metadata.name, status: { parents: attachment.parents } },
-    placements: placeRoutes(attachment.attached, compiled.rules),
-    backends: compiled.backends,
-  };
+  const status: ObjectStatus = { apiVersion: route.apiVersion, kind, namespace: route.metadata.namespace, name: route.metadata.name, status: { parents: attachment.parents } };
+  if (parentsKey !== null && listeners !== null) {
+    const entry: AttachmentEntry = { rules: compiled.rules, unsupported: compiled.unsupported, refProblem: compiled.refProblem, parentsKey, status, attached: attachment.attached.map((a) => ({ scopeName: a.listener.scopeName, hostnames: a.hostnames })) };
+    memo!.perRoute.set(route, entry);
+  }
+  return { status, placements: placeRoutes(attachment.attached, compiled.rules), backends: compiled.backends };
+}
+
+/**
+ * Everything attachRoute reads besides the route and its compilation: for each parentRef, the
+ * parent it names (or none) with, per listener, what attachToParent checks; the route namespace's
+ * labels where a listener selects namespaces. Null when listeners cannot be told apart by scope
+ * name (then nothing is reused).
+ */
+function attachmentKey(route: HTTPRouteObject | GRPCRouteObject, parents: Parents, index: InputIndex): string | null {
+  if (listenersByScope(parents, index) === null) return null;
+  const ns = route.metadata.namespace!;
+  let key = '';
+  for (const parentRef of route.spec?.parentRefs ?? []) {
+    const kind = parentRef?.kind ?? 'Gateway';
+    const parentKey = `${parentRef?.namespace ?? ns}/${parentRef?.name}`;
+    const parent = kind === 'Gateway' ? parents.gateways.get(parentKey) : kind === 'ListenerSet' ? parents.listenerSets.get(parentKey) : undefined;
+    if (!parent) {
+      key += '|-';
+      continue;
+    }
+    const fingerprint = index.cached(`attachment parent ${kind} ${parentKey}`, () => parentFingerprint(parent));
+    key += `|${fingerprint.key}`;
+    if (fingerprint.selects) key += JSON.stringify(index.namespaceLabels(ns));
+  }
+  return key;
+}
+
+function parentFingerprint(parent: GatewayState | ListenerSetState): { key: string; selects: boolean } {
+  const allowed = 'allowed' in parent ? `${parent.allowed.ok}:${parent.allowed.message}` : '';
+  const listeners = parent.listeners.map((l) => [l.scopeName, l.name, l.port, l.hostname, listenerTakesRoutes(l), l.supportedKinds, l.allowedRoutes, l.owner.namespace]);
+  return { key: JSON.stringify([allowed, listeners]), selects: parent.listeners.some((l) => l.allowedRoutes.from === 'Selector') };
+}
+
+/** This translation's listeners of every parent by scope name; null if a name is taken twice. */
+function listenersByScope(parents: Parents, index: InputIndex): Map<string, ListenerState> | null {
+  return index.cached('attachment listeners by scope', () => {
+    const out = new Map<string, ListenerState>();
+    for (const parent of [...parents.gateways.values(), ...parents.listenerSets.values()]) {
+      for (const l of parent.listeners) {
+        const known = out.get(l.scopeName);
+        if (known !== undefined && known !== l) return null;
+        out.set(l.scopeName, l);
+      }
+    }
+    return out;
+  });
 }
 
 /** Every compiled route of every rule on every attached listener, under each effective hostname. */

@@ -41,6 +41,8 @@ export class TranslateMemo {
   previous: { http: HttpIR; l4: L4IR } | null = null;
   /** The previous translation's virtual hosts by name, with the placements each was sorted from. */
   virtualHosts = new Map<string, { placements: readonly unknown[]; host: VirtualHost }>();
+  /** Per route object, what its attachment is reused from (httproute.ts attachCompiled). */
+  readonly perRoute = new WeakMap<object, unknown>();
   /** Route kind compilations by route object (HTTPRoute, GRPCRoute). */
   private readonly compiled = new WeakMap<object, CompileEntry>();
   /** Pure functions of one input object (its undeclared fields...), by function name. */

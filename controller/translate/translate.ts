@@ -134,7 +134,8 @@ function translateWith(snapshot: InputSnapshot, options: TranslateOptions, memo:
   ];
   for (const result of results) {
     if (!result) continue;
-    for (const parent of result.status.status.parents as { controllerName: string }[]) parent.controllerName = options.controllerName;
+    // (A status reused from the previous translation already carries it: written only when it differs.)
+    for (const parent of result.status.status.parents as { controllerName: string }[]) if (parent.controllerName !== options.controllerName) parent.controllerName = options.controllerName;
     routeStatuses.push(result.status);
     for (const b of result.backends) backends.set(b.name, b);
   }
