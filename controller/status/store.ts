@@ -7,21 +7,31 @@ import type { Condition, ObjectStatus } from './conditions.ts';
 
 export class StatusStore {
   private current = new Map<string, ObjectStatus>();
+  /** The computed status each entry was stamped from. */
+  private inputs = new Map<string, unknown>();
 
   /** Replaces all statuses; returns the keys whose status changed. */
   update(statuses: ObjectStatus[], now: Date): string[] {
     const stamp = now.toISOString().replace(/\.\d+Z$/, 'Z');
     const next = new Map<string, ObjectStatus>();
+    const inputs = new Map<string, unknown>();
     const changed: string[] = [];
     for (const s of statuses) {
       const key = objectKey({ kind: s.kind, metadata: { name: s.name, namespace: s.namespace } });
       const previous = this.current.get(key);
+      inputs.set(key, s.status);
+      // The very status object stamped last time (a Translator reuses an unchanged route's): unchanged.
+      if (previous !== undefined && this.inputs.get(key) === s.status) {
+        next.set(key, previous);
+        continue;
+      }
       const status = stampConditions(s.status, previous?.status, stamp) as Record<string, unknown>;
       next.set(key, { ...s, status });
       if (JSON.stringify(status) !== JSON.stringify(previous?.status)) changed.push(key);
     }
     for (const key of this.current.keys()) if (!next.has(key)) changed.push(key);
     this.current = next;
+    this.inputs = inputs;
     return changed;
   }
 

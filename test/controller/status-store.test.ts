@@ -24,4 +24,15 @@ describe('StatusStore', () => {
     expect(status.listeners[0].conditions[0].lastTransitionTime).toBe('2026-01-02T00:00:00Z');
     expect(store.update([gateway(false)], new Date('2026-01-03T00:00:00Z'))).toEqual([]);
   });
+
+  it('the same status object again (what a Translator hands over for an unchanged route) keeps its stamped entry; a changed one is stamped', () => {
+    const store = new StatusStore();
+    const same = gateway(true);
+    store.update([same], new Date('2026-01-01T00:00:00Z'));
+    const stamped = store.get('Gateway/ns/gw');
+    expect(store.update([same], new Date('2026-01-02T00:00:00Z'))).toEqual([]);
+    expect(store.get('Gateway/ns/gw')).toBe(stamped);
+    expect(store.update([gateway(false)], new Date('2026-01-03T00:00:00Z'))).toEqual(['Gateway/ns/gw']);
+    expect((store.get('Gateway/ns/gw')!.status as any).listeners[0].conditions[0].lastTransitionTime).toBe('2026-01-03T00:00:00Z');
+  });
 });
