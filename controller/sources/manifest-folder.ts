@@ -338,6 +338,8 @@ export class ManifestFolder {
 interface ParsedDocument {
   objects: KubeObject[];
   docs: number;
+  /** Line breaks in its text (where the next document starts). */
+  lines: number;
 }
 
 interface ParsedManifest {
@@ -347,8 +349,20 @@ interface ParsedManifest {
   documents: Map<string, ParsedDocument>;
 }
 
-/** A line that starts a YAML document (`---` alone or before content): nothing inside a document can look like it. */
-const DOCUMENT_START = /^---(?=[ \t\r\n]|$)/gm;
+/**
+ * Where each document of a multi-document text starts (0 first): lines that begin with `---`
+ * alone or before content, which nothing inside a document can look like. indexOf, not a
+ * multi-line regular expression: several times faster over a file of 10 000 routes.
+ */
+function documentStarts(text: string): number[] {
+  const starts = [0];
+  const isStart = (at: number) => {
+    const next = text.charCodeAt(at + 3);
+    return text.startsWith('---', at) && (Number.isNaN(next) || next === 0x20 || next === 0x09 || next === 0x0d || next === 0x0a);
+  };
+  for (let at = text.indexOf('\n---'); at !== -1; at = text.indexOf('\n---', at + 1)) if (isStart(at + 1)) starts.push(at + 1);
+  return starts;
+}
 
 /**
  * Parses one multi-document YAML text into the objects Sluice reads, with defaults applied.
@@ -368,8 +382,7 @@ function parseManifestDocuments(text: string, known: Map<string, ParsedDocument>
     const docs = parseDocuments(text, 0, 0, objects, problems);
     return typeof docs === 'number' ? { objects, problems, documents } : docs;
   }
-  const starts = [...text.matchAll(DOCUMENT_START)].map((m) => m.index);
-  if (starts[0] !== 0) starts.unshift(0);
+  const starts = documentStarts(text);
   let docNumber = 0;
   let line = 0;
   for (const [i, start] of starts.entries()) {
@@ -379,15 +392,17 @@ function parseManifestDocuments(text: string, known: Map<string, ParsedDocument>
       objects.push(...cached.objects);
       documents.set(chunk, cached);
       docNumber += cached.docs;
+      line += cached.lines;
     } else {
       const before = { objects: objects.length, problems: problems.length };
       const docs = parseDocuments(chunk, docNumber, line, objects, problems);
       if (typeof docs !== 'number') return docs;
       // One with problems is parsed again next time: its problems name its position in the file.
-      if (problems.length === before.problems) documents.set(chunk, { objects: objects.slice(before.objects), docs });
+      const lines = chunk.split('\n').length - 1;
+      if (problems.length === before.problems) documents.set(chunk, { objects: objects.slice(before.objects), docs, lines });
       docNumber += docs;
+      line += lines;
     }
-    line += chunk.split('\n').length - 1;
   }
   return { objects, problems, documents };
 }
