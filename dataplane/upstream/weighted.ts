@@ -78,6 +78,9 @@ export class PickerStateGeneration {
   }
 }
 
+const WEIGHT_ONE: readonly number[] = [1];
+const SINGLE_STATE: PickerState = { signature: '', current: [0] };
+
 /** Builds a picker over the items with non-zero weight; null when there are none. */
 export function weightedPicker<T>(
   key: string,
@@ -87,8 +90,9 @@ export function weightedPicker<T>(
   const live = candidates.filter((candidate) => candidate.weight > 0 && Number.isFinite(candidate.weight));
   if (live.length === 0) return null;
   // One candidate is always picked and has no cycle to keep: no signature or state to look up
-  // (most rules; at 50 000 rules that lookup was a tenth of a compile).
-  if (live.length === 1) return new SmoothWeightedPicker([live[0].item], [live[0].weight], { signature: '', current: [0] });
+  // (most rules; at 50 000 rules that lookup was a tenth of a compile), and a state shared by all
+  // (pick() never touches it for one candidate).
+  if (live.length === 1) return new SmoothWeightedPicker([live[0].item], live[0].weight === 1 ? WEIGHT_ONE : [live[0].weight], SINGLE_STATE);
   const signature = live.map((candidate) => `${candidate.id}=${candidate.weight}`).join(',');
   return new SmoothWeightedPicker(
     live.map((candidate) => candidate.item),
