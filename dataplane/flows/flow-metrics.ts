@@ -5,24 +5,35 @@
 // (at --flow-sample-rate, as Hubble counts what it sees); drops and audits are always recorded.
 // Latency per workload is sluice_backend_request_duration_seconds (the Service is the backend).
 //
-// Counting is plain JavaScript (one map lookup and an increment per flow); prom-client reads the
+// Counting is plain JavaScript (a map lookup per label and an increment per flow); prom-client reads the
 // counts when scraped: its own label children hash their labels on every increment.
 
 import client, { type Registry } from 'prom-client';
 import type { Flow } from '../../ir/flow.ts';
 
 /** Label combinations counted per metric; past it, new ones count under `_overflow`. */
-const MAX_SERIES = 10_000;
+export const MAX_SERIES = 10_000;
 const OVERFLOW = '_overflow';
 
-/** A counter whose counts live in a map until a scrape copies them into prom-client. */
+interface Counted<L extends string> {
+  labels: Record<L, string>;
+  n: number;
+}
+
+/**
+ * A counter whose counts live in plain maps until a scrape copies them into prom-client: one Map
+ * level per label, so a flow costs a lookup per label and an increment, no key string.
+ */
 class CountedSeries<L extends string> {
-  private readonly counts = new Map<string, { labels: Record<L, string>; n: number }>();
+  private readonly root = new Map<string, unknown>();
+  private readonly counted: Counted<L>[] = [];
+  private overflow: Counted<L> | null = null;
   private readonly labelNames: readonly L[];
 
   constructor(registry: Registry, name: string, help: string, labelNames: readonly L[]) {
     this.labelNames = labelNames;
-    const counts = this.counts;
+    const counted = this.counted;
+    const series = this;
     new client.Counter<L>({
       name,
       help,
@@ -30,23 +41,38 @@ class CountedSeries<L extends string> {
       registers: [registry],
       collect() {
         this.reset();
-        for (const { labels, n } of counts.values()) this.inc(labels as Partial<Record<L, string>>, n);
+        for (const { labels, n } of counted) this.inc(labels as Partial<Record<L, string>>, n);
+        if (series.overflow !== null) this.inc(series.overflow.labels as Partial<Record<L, string>>, series.overflow.n);
       },
     });
   }
 
   /** `values` in labelNames order. */
   inc(...values: string[]): void {
-    const key = values.join('\u0000');
-    let entry = this.counts.get(key);
+    let level = this.root;
+    const last = values.length - 1;
+    for (let i = 0; i < last; i++) {
+      let next = level.get(values[i]!) as Map<string, unknown> | undefined;
+      if (next === undefined) {
+        if (this.counted.length >= MAX_SERIES) return this.countOverflow();
+        level.set(values[i]!, (next = new Map()));
+      }
+      level = next;
+    }
+    let entry = level.get(values[last]!) as Counted<L> | undefined;
     if (entry === undefined) {
-      const overflow = this.counts.size >= MAX_SERIES;
-      const labels = Object.fromEntries(this.labelNames.map((name, i) => [name, overflow ? OVERFLOW : values[i]!])) as Record<L, string>;
-      const k = overflow ? OVERFLOW : key;
-      entry = this.counts.get(k) ?? { labels, n: 0 };
-      this.counts.set(k, entry);
+      if (this.counted.length >= MAX_SERIES) return this.countOverflow();
+      entry = { labels: Object.fromEntries(this.labelNames.map((name, i) => [name, values[i]!])) as Record<L, string>, n: 0 };
+      level.set(values[last]!, entry);
+      this.counted.push(entry);
     }
     entry.n++;
+  }
+
+  /** Past MAX_SERIES label combinations, new ones count together under `_overflow`. */
+  private countOverflow(): void {
+    this.overflow ??= { labels: Object.fromEntries(this.labelNames.map((name) => [name, OVERFLOW])) as Record<L, string>, n: 0 };
+    this.overflow.n++;
   }
 }
 

@@ -57,18 +57,26 @@ export class FlowNames {
     for (const s of l4?.services ?? []) this.serviceEndpoints.set(s.name, { vip: s.vip, endpoints: s.endpoints });
   }
 
-  /** Endpoints are few: their peers are made once per version and shared by every flow (flows are read-only data). */
-  private readonly peers = new Map<string, FlowPeer>();
+  /**
+   * Endpoints are few: their peers are made once per version and shared by every flow (flows are
+   * read-only data). By address, then port: no key string built per request.
+   */
+  private readonly peers = new Map<string, Map<number, FlowPeer>>();
+  private cachedPeers = 0;
 
   peer(ip: string, port: number, identity?: number): FlowPeer {
-    const key = `${ip}:${port}`;
-    let peer = this.peers.get(key);
+    let byPort = this.peers.get(ip);
+    let peer = byPort?.get(port);
     if (peer === undefined) {
       const id = identity ?? this.index?.identityOf(ip) ?? IDENTITY_WORLD;
       const known = this.identities.get(id);
       const pod = this.pods.get(ip);
       peer = { ip, port, identity: id, ...(known?.namespace ? { namespace: known.namespace } : {}), labels: known?.labels ?? (id === IDENTITY_WORLD ? WORLD_LABELS : []), ...(pod ? { pod } : {}) };
-      if (this.peers.size < MAX_CACHED_PEERS) this.peers.set(key, peer);
+      if (this.cachedPeers < MAX_CACHED_PEERS) {
+        if (byPort === undefined) this.peers.set(ip, (byPort = new Map()));
+        byPort.set(port, peer);
+        this.cachedPeers++;
+      }
     }
     return peer;
   }
@@ -170,7 +178,7 @@ export class RequestFlow {
   /** `<ns>/<name>` of the Gateway whose listener took the request (the access log's per-Gateway switch). */
   gateway: string | null = null;
   backend: string | null = null;
-  endpoint: { address: string; port: number; identity?: number } | null = null;
+  endpoint: { readonly address: string; readonly port: number; readonly identity?: number } | null = null;
   decision: L7Decision | null = null;
   /** The endpoint refused the connection (ECONNREFUSED): L3/L4 policy may say why. */
   connectionRefused = false;

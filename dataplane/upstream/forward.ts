@@ -211,7 +211,8 @@ export class ProxyExchange {
     if (this.finished) return;
     const endpoint = this.pickEndpoint();
     const flow = this.request.flow;
-    if (flow) flow.endpoint = { address: endpoint.address, port: endpoint.port };
+    // The endpoint itself (address, port): flows read those two only, no copy per request.
+    if (flow) flow.endpoint = endpoint;
     const policies = this.backend.policies;
     if (policies !== null && !this.admitted(policies.get(endpoint.key))) return;
     const attempt = new UpstreamAttempt(this, endpoint);
@@ -319,7 +320,8 @@ export class ProxyExchange {
     attempt.controller?.pause();
     if (!this.waitingForDrain) {
       this.waitingForDrain = true;
-      this.res.on('drain', this.onDownstreamDrain);
+      // Made here, not per exchange: most responses never wait for the client.
+      this.res.on('drain', () => this.current?.controller?.resume());
     }
   }
 
@@ -434,10 +436,6 @@ export class ProxyExchange {
     clearTimeout(this.requestTimer);
     clearTimeout(this.retryTimer);
   }
-
-  private readonly onDownstreamDrain = (): void => {
-    this.current?.controller?.resume();
-  };
 
   private readonly onDownstreamClose = (): void => {
     if (this.finished) return;

@@ -2,7 +2,6 @@
 // (RFC 9110 §7.6.1), X-Forwarded-For/-Proto tell the upstream who asked and how.
 
 import { applyHeaderModifiers, removeHeader, type HeaderModifierPlan } from '../filters/header-modifier.ts';
-import { headerValue } from '../header-fields.ts';
 import type { Scheme } from '../filters/redirect.ts';
 
 /**
@@ -93,6 +92,8 @@ export function upstreamRequestHeaders(client: ClientHeaders, clientAddress: str
   let sawHost = false;
   let sawContentLength = false;
   let sawTeTrailers = false;
+  // Every X-Forwarded-For line, joined (headerValue's reading), gathered in the same pass.
+  let forwardedFor: string | undefined;
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i];
     if (HOP_BY_HOP.has(name)) {
@@ -104,7 +105,10 @@ export function upstreamRequestHeaders(client: ClientHeaders, clientAddress: str
       }
       continue;
     }
-    if (REBUILT_REQUEST_HEADERS.has(name)) continue;
+    if (REBUILT_REQUEST_HEADERS.has(name)) {
+      if (name === 'x-forwarded-for') forwardedFor = forwardedFor === undefined ? headers[i + 1] : `${forwardedFor},${headers[i + 1]}`;
+      continue;
+    }
     // undici rejects repeated Host or Content-Length; the first one is the one Node used.
     if (name === 'host') {
       if (sawHost) continue;
@@ -118,7 +122,6 @@ export function upstreamRequestHeaders(client: ClientHeaders, clientAddress: str
   if (connection !== undefined) removeConnectionOptions(out, connection);
 
   const address = clientAddress?.startsWith('::ffff:') ? clientAddress.slice(7) : clientAddress;
-  const forwardedFor = headerValue(headers, 'x-forwarded-for');
   if (address !== undefined) out.push('x-forwarded-for', forwardedFor === undefined ? address : `${forwardedFor}, ${address}`);
   else if (forwardedFor !== undefined) out.push('x-forwarded-for', forwardedFor);
   out.push('x-forwarded-proto', scheme);
