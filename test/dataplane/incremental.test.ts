@@ -10,7 +10,9 @@
 import { afterAll, afterEach, describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { Registry } from 'prom-client';
-import type { HttpIR } from '../../ir/types.ts';
+import pino from 'pino';
+import type { HttpIR, Route } from '../../ir/types.ts';
+import { RateLimitService } from '../../dataplane/ratelimit/limiter.ts';
 import { compileRouteTable, RouteTableCompiler } from '../../dataplane/config/compile.ts';
 import { describeRouteTable } from '../../dataplane/config/describe.ts';
 import type { CompiledRoute, RouteTable } from '../../dataplane/config/route-table.ts';
@@ -37,8 +39,11 @@ const certificates = new SecureContextCache();
 
 // ------------------------------------------------------------------ compiling and comparing
 
-function context(pickerStates: PickerStates, metrics: DataplaneMetrics) {
-  return { pools, certificates, pickerStates: pickerStates.begin(), metrics, sessionKey };
+const rateLimits = new RateLimitService({ registry: new Registry(), logger: pino({ level: 'silent' }) });
+
+/** As the Dataplane makes it per version: a rate-limit table of the version's own (new limiters). */
+function context(pickerStates: PickerStates, metrics: DataplaneMetrics, http: HttpIR) {
+  return { pools, certificates, pickerStates: pickerStates.begin(), metrics, sessionKey, rateLimits: rateLimits.compile(http.rateLimits) };
 }
 
 /** One compiler across versions, as the Dataplane keeps it. */
@@ -49,17 +54,34 @@ class Incremental {
   private readonly metrics = new DataplaneMetrics(this.registry);
 
   apply(version: string, http: HttpIR): RouteTable {
-    const ctx = context(this.pickerStates, this.metrics);
+    const ctx = context(this.pickerStates, this.metrics, http);
     const result = this.compiler.compile(version, http, ctx);
     result.commit();
     this.pickerStates.commit(ctx.pickerStates);
     this.metrics.versionApplied(version);
+    // Every limited rule holds this version's limiter, whether compiled now or reused.
+    for (const [name, ir] of irRoutes(http)) {
+      const want = ir.rateLimit === undefined ? null : ctx.rateLimits.limiter(ir.rateLimit.policy, ir.rateLimit.partition);
+      for (const compiled of compiledRoutes(result.table).get(name) ?? []) if (compiled.rateLimit !== want) throw new Error(`${name}: a limiter not of this version`);
+    }
     return result.table;
   }
 }
 
 function fresh(version: string, http: HttpIR): RouteTable {
-  return compileRouteTable(version, http, context(new PickerStates(), new DataplaneMetrics(new Registry())));
+  return compileRouteTable(version, http, context(new PickerStates(), new DataplaneMetrics(new Registry()), http));
+}
+
+function irRoutes(http: HttpIR): Map<string, Route> {
+  const out = new Map<string, Route>();
+  for (const l of http.listeners) for (const s of l.scopes) for (const v of s.virtualHosts) for (const r of v.routes) out.set(r.name, r);
+  return out;
+}
+
+function compiledRoutes(table: RouteTable): Map<string, CompiledRoute[]> {
+  const out = new Map<string, CompiledRoute[]>();
+  for (const l of table.listeners) for (const s of l.scopes.entries()) for (const v of s.value.virtualHosts.entries()) for (const r of v.value.routes) out.set(r.name, [...(out.get(r.name) ?? []), r]);
+  return out;
 }
 
 /** The description with problems as a sorted list: their order is the compile's walk, not meaning. */

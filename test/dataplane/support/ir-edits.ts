@@ -3,7 +3,7 @@
 // property tests of what relies on that identity (test/dataplane/incremental.test.ts, ir-delta.test.ts).
 
 import fc from 'fast-check';
-import type { Backend, Endpoint, HttpIR, ListenerScope, Route, VirtualHost } from '../../../ir/types.ts';
+import type { Backend, Endpoint, HttpIR, ListenerScope, RateLimitPolicy, Route, VirtualHost } from '../../../ir/types.ts';
 import { exact, forwardTo, listener, prefix, regex, requestHeaders, route, scope, vhost, weighted } from './ir.ts';
 
 export const HOSTS = ['*', 'x.test', '*.x.test', 'y.test'];
@@ -31,7 +31,26 @@ export function routeOf(id: number, seed: number): Route {
       : forwardTo(weighted(backend(seed % 6), 1, seed % 7 === 1 ? [requestHeaders({ set: [{ name: 'x-b', value: String(seed) }] })] : []));
   const filters = seed % 13 === 12 ? [{ type: 'RequestMirror' as const, backend: backend((seed >> 3) % 6), percent: 100 }] : [];
   const rule = route(`r${id}`, { path, headers }, action, filters);
-  return seed % 9 === 8 ? { ...rule, sessionPersistence: { type: 'Cookie', name: 's', scope: `r${id}` } } : rule;
+  if (seed % 9 === 8) return { ...rule, sessionPersistence: { type: 'Cookie', name: 's', scope: `r${id}` } };
+  // Rate limited by the IR's policy (or by one it lacks: not enforced).
+  if (seed % 8 === 7) return { ...rule, rateLimit: { policy: seed % 16 === 15 ? 'missing' : RATE_LIMIT_POLICY, partition: `default/r${id}` } };
+  return rule;
+}
+
+export const RATE_LIMIT_POLICY = 'ratelimitpolicy/default/limit';
+
+/** A RateLimitPolicy as the translator makes it; `requests` varies with the edits (a new object each time). */
+export function rateLimitPolicy(requests: number): RateLimitPolicy {
+  const rule = { name: 'r', scope: 'Local' as const, selectors: [], requests, unitSeconds: 60, burst: requests, shared: false, shadowMode: false, hash: String(requests) };
+  return {
+    name: RATE_LIMIT_POLICY,
+    source: 'default/limit',
+    origin: { kind: 'RateLimitPolicy', namespace: 'default', name: 'limit' },
+    rules: [rule],
+    failureMode: 'FailOpen',
+    clientIP: { trustedHops: 0, trustedProxies: [] },
+    responseHeaders: { draft10: false, legacy: false },
+  };
 }
 
 export function initialIR(seed: number): HttpIR {
@@ -41,6 +60,7 @@ export function initialIR(seed: number): HttpIR {
   return {
     listeners: [listener(80, [scope('http', null, vhosts(3)), scope('named', 'y.test', vhosts(2))]), listener(81, [scope('other', null, vhosts(4))])],
     backends: Object.fromEntries(BACKENDS.slice(0, 4).map((name, i) => [name, backendOf(name, seed + i)])),
+    rateLimits: { [RATE_LIMIT_POLICY]: rateLimitPolicy(10) },
   };
 }
 
@@ -131,8 +151,8 @@ export function edit(ir: HttpIR, e: Edit): HttpIR {
       const hostname = [null, 'x.test', '*.x.test'][e.c % 3];
       return { ...ir, listeners: ir.listeners.map((x, i) => (i === l ? { ...target, scopes: target.scopes.map((y, k) => (k === s ? { ...y, hostname } : y)) } : x)) };
     }
-    case 10: // nothing changed: a new version made of the same objects
-      return { ...ir };
+    case 10: // nothing changed but the rate-limit policy, now and then: a new version made of the same objects
+      return e.a % 3 === 0 ? { ...ir, rateLimits: { [RATE_LIMIT_POLICY]: rateLimitPolicy(1 + e.b) } } : { ...ir };
     case 11: // many rules inserted at the front: every kept rule moves (a compile finds them by object, not position)
       return withVirtualHost(ir, e.a, e.b, (vh) => ({ ...vh, routes: [...Array.from({ length: 10 + (e.c % 5) }, (_, i) => routeOf(nextId++, e.c + i)), ...vh.routes] }));
     default: // every object new (a dataplane that received the IR as JSON): identity says nothing
