@@ -181,16 +181,16 @@ export async function incrementalSection(options: { routes: number[]; layouts: L
     }
     out();
     out(`incremental apply, layout ${layout}: ${RULES_PER_ROUTE} rules per route, ${options.changes} changes per kind (x: against the same change with every object new, same run)`);
-    out('in process: CPU ms of this process; workers: wall ms until every worker applied (CPU ms of all threads in brackets)');
-    out('where        routes  first apply  one rule p50/p99   x     endpoints p50/p99   x     every object new p50');
+    out('in process: CPU ms of this process; workers: wall ms until every worker applied, and CPU ms of all threads (primary + workers)');
+    out('where        routes  first apply  one rule p50/p99   x     endpoints p50/p99   x      all new p50  | CPU: one rule p50  all new p50');
     for (const r of rows) {
       const workersRow = r.where !== 'in process';
       const pick = (t: Timed): number[] => (workersRow ? t.wall : t.cpu);
       const lost = percentile(pick(r.identityLost), 50);
-      const cpuNote = (t: Timed): string => (workersRow ? ` (${fmt(percentile(t.cpu, 50))})` : '');
       out(
         `${r.where.padEnd(11)}  ${String(r.routes).padStart(6)}  ${fmt(pick(r.full)[0]).padStart(11)}  ${p50p99(pick(r.rule)).padStart(15)}  ${fmt(percentile(pick(r.rule), 50) / lost, 3).padStart(5)}  ` +
-          `${p50p99(pick(r.endpoints)).padStart(17)}  ${fmt(percentile(pick(r.endpoints), 50) / lost, 3).padStart(5)}  ${fmt(lost).padStart(10)}${cpuNote(r.identityLost)}  rule cpu${cpuNote(r.rule)}`,
+          `${p50p99(pick(r.endpoints)).padStart(17)}  ${fmt(percentile(pick(r.endpoints), 50) / lost, 3).padStart(5)}  ${fmt(lost).padStart(11)}  | ` +
+          (workersRow ? `${fmt(percentile(r.rule.cpu, 50)).padStart(17)}  ${fmt(percentile(r.identityLost.cpu, 50)).padStart(11)}` : ''),
       );
     }
   }

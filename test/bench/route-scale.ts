@@ -43,6 +43,7 @@ import { findExecutable, freePorts, httpGet, killAll, Proc, tail, UsageSampler, 
 import { formatSummary, monotonicUs, summariseFile } from './profile-summary.ts';
 import { startSluiceRun } from './sluice-run.ts';
 import { runWrk } from './wrk.ts';
+import { incrementalSection } from './route-scale-incremental.ts';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -323,13 +324,20 @@ async function endToEnd(routes: number, layout: Layout, seconds: number, edits: 
     },
   });
   try {
+    const convergeWindow = { startUs: monotonicUs(), endUs: 0 };
     const convergence =
       edits > 0
         ? await converge(sluice.port, join(dir, `${layout}-${routes}`, 'bench.yaml'), documents, (r) => objects.indexOf(snapshot.httpRoutes[r]!), layout, routes, edits).catch((error: unknown) => {
             throw new Error(`${(error as Error).message}\nsluice output:\n${tail(sluice.proc.logs())}`);
           })
         : null;
-    if (seconds <= 0) return { routes, requestsPerCpuSecond: Number.NaN, rssMb: Number.NaN, errors: 0, convergence, profile: null };
+    convergeWindow.endUs = monotonicUs();
+    writeFileSync('/tmp/t-work/sluice.log', sluice.proc.logs());
+    if (seconds <= 0) {
+      // --cpu-prof without load: the profile of the edits.
+      await sluice.proc.stop('SIGTERM', 15_000);
+      return { routes, requestsPerCpuSecond: Number.NaN, rssMb: Number.NaN, errors: 0, convergence, profile: profileDir === null ? null : profileSummary(profileDir, convergeWindow) };
+    }
     const load = (durationSec: number) => runWrk({ wrk, pin: [], url: `http://127.0.0.1:${sluice.port}${path}`, threads: 1, connections: 64, durationSec, headers: { Host: host } });
     await load(2);
     const sampler = new UsageSampler(sluice.proc.pid, null);
@@ -338,15 +346,16 @@ async function endToEnd(routes: number, layout: Layout, seconds: number, edits: 
     window.endUs = monotonicUs();
     const usage = sampler.stop();
     await sluice.proc.stop('SIGTERM', 15_000);
-    let profile: string | null = null;
-    if (profileDir !== null) {
-      const file = readdirSync(profileDir).find((f) => f.endsWith('.cpuprofile'));
-      profile = file === undefined ? 'no profile written' : formatSummary(summariseFile(join(profileDir, file), 25, window));
-    }
+    const profile = profileDir === null ? null : profileSummary(profileDir, window);
     return { routes, requestsPerCpuSecond: usage.cpuPercent > 0 ? result.requestsPerSec / (usage.cpuPercent / 100) : Number.NaN, rssMb: usage.rssMb, errors: result.non2xx + result.socketErrors, convergence, profile };
   } finally {
     await sluice.proc.stop('SIGTERM', 15_000);
   }
+}
+
+function profileSummary(profileDir: string, window: { startUs: number; endUs: number }): string {
+  const file = readdirSync(profileDir).find((f) => f.endsWith('.cpuprofile'));
+  return file === undefined ? 'no profile written' : formatSummary(summariseFile(join(profileDir, file), 25, window));
 }
 
 /**
@@ -410,7 +419,7 @@ async function endToEndSection(opts: Options, backendPort: number, out: (s?: str
         );
       }
       out();
-      for (const r of results) if (r.profile !== null) out(`CPU profile of sluice run, ${layout} ${r.routes} routes, under load:\n${r.profile}\n`);
+      for (const r of results) if (r.profile !== null) out(`CPU profile of sluice run, ${layout} ${r.routes} routes, ${opts.e2eDuration > 0 ? 'under load' : 'during the manifest edits'}:\n${r.profile}\n`);
     }
   } finally {
     await backend.stop();
@@ -459,6 +468,8 @@ async function main(): Promise<void> {
     }
     out();
   }
+  // The dataplane's side alone, full vs incremental, in process and with --workers 1 and 2.
+  if (!opts.e2eOnly) await incrementalSection({ routes: opts.routes, layouts: opts.layouts, changes: opts.changes }, out);
   await endToEndSection(opts, backendPort, out);
 }
 
