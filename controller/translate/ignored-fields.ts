@@ -10,6 +10,7 @@
 import type { Problem } from '../problems.ts';
 import { undeclaredFields } from '../schema/validate.ts';
 import type { ParentRef } from '../schema/kinds.ts';
+import type { InputIndex } from './index-inputs.ts';
 import { GATEWAY_GROUP, namespacedName, type GatewayObject, type KubeObject } from '../sources/objects.ts';
 
 export function ignoredFieldProblems(objects: KubeObject[], gateways: GatewayObject[]): Problem[] {
@@ -36,14 +37,19 @@ export function ignoredFieldProblems(objects: KubeObject[], gateways: GatewayObj
  * problem each, so a cluster without a mesh learns why such a route does nothing. (A Service parent
  * next to a Gateway of Sluice's gets a parent entry instead, attachment.ts.)
  */
-export function meshRouteProblems(routes: (KubeObject & { spec: { parentRefs?: ParentRef[] } })[]): Problem[] {
+export function meshRouteProblems(routes: (KubeObject & { spec: { parentRefs?: ParentRef[] } })[], index: InputIndex): Problem[] {
   const out: Problem[] = [];
   for (const route of routes) {
-    const refs = route.spec.parentRefs ?? [];
-    const gatewayParent = refs.some((r) => (r.group ?? GATEWAY_GROUP) === GATEWAY_GROUP && ['Gateway', 'ListenerSet'].includes(r.kind ?? 'Gateway'));
-    if (gatewayParent || !refs.some((r) => r.kind === 'Service')) continue;
-    const object = `${route.kind} ${namespacedName(route)}`;
-    out.push({ code: 'SLU_TRANSLATION', message: `${object}: its parentRefs are Services (GAMMA, mesh), which Sluice does not serve: it is a gateway, not a mesh; left to a mesh implementation`, object });
+    const problem = index.perObject(route, 'mesh route', () => meshRouteProblem(route));
+    if (problem) out.push(problem);
   }
   return out;
+}
+
+function meshRouteProblem(route: KubeObject & { spec: { parentRefs?: ParentRef[] } }): Problem | null {
+  const refs = route.spec.parentRefs ?? [];
+  const gatewayParent = refs.some((r) => (r.group ?? GATEWAY_GROUP) === GATEWAY_GROUP && ['Gateway', 'ListenerSet'].includes(r.kind ?? 'Gateway'));
+  if (gatewayParent || !refs.some((r) => r.kind === 'Service')) return null;
+  const object = `${route.kind} ${namespacedName(route)}`;
+  return { code: 'SLU_TRANSLATION', message: `${object}: its parentRefs are Services (GAMMA, mesh), which Sluice does not serve: it is a gateway, not a mesh; left to a mesh implementation`, object };
 }

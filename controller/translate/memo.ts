@@ -45,6 +45,8 @@ export class TranslateMemo {
   readonly perRoute = new WeakMap<object, unknown>();
   /** Route kind compilations by route object (HTTPRoute, GRPCRoute). */
   private readonly compiled = new WeakMap<object, CompileEntry>();
+  /** The previous input and output of each sorted() by name. */
+  private readonly sorts = new Map<string, { input: readonly object[]; output: object[] }>();
   /** Pure functions of one input object (its undeclared fields...), by function name. */
   private readonly ofObject = new WeakMap<object, Map<string, unknown>>();
 
@@ -85,6 +87,25 @@ export class TranslateMemo {
     return value;
   }
 
+  /**
+   * `objects` sorted by `compare`, which must order distinct objects strictly (no ties: then the
+   * result is the same however it is reached). From the previous sort of the same `name` when the
+   * input differs from the previous input in a few positions (the objects that changed): those
+   * leave the previous output and are inserted where they belong.
+   */
+  sorted<T extends object>(name: string, objects: readonly T[], compare: (a: T, b: T) => number): T[] {
+    const before = this.sorts.get(name) as { input: readonly T[]; output: T[] } | undefined;
+    let output: T[] | null = null;
+    if (before && before.input.length === objects.length) {
+      const changed: number[] = [];
+      for (let i = 0; i < objects.length && changed.length <= 64; i++) if (objects[i] !== before.input[i]) changed.push(i);
+      if (changed.length <= 64) output = resort(before.output, changed.map((i) => before.input[i]!), changed.map((i) => objects[i]!), compare);
+    }
+    output ??= [...objects].sort(compare);
+    this.sorts.set(name, { input: objects, output });
+    return output;
+  }
+
   /** `compute(obj)` once per object: only for functions of that object alone. */
   perObject<T>(obj: object, name: string, compute: () => T): T {
     let values = this.ofObject.get(obj);
@@ -94,6 +115,24 @@ export class TranslateMemo {
     values.set(name, value);
     return value;
   }
+}
+
+/** `sorted` without `removed`, with `added` inserted in order; null where an insertion ties (then sort in full). */
+function resort<T>(sorted: readonly T[], removed: T[], added: T[], compare: (a: T, b: T) => number): T[] | null {
+  const gone = new Set(removed);
+  const out = gone.size > 0 ? sorted.filter((o) => !gone.has(o)) : [...sorted];
+  for (const item of added) {
+    let lo = 0;
+    let hi = out.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (compare(out[mid]!, item) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    if (lo < out.length && compare(item, out[lo]!) >= 0) return null;
+    out.splice(lo, 0, item);
+  }
+  return out;
 }
 
 /** What a route's compilation takes from a resolution: the backend's name, or the problem. */

@@ -41,12 +41,14 @@ export interface RateLimitInput {
   /** Our Gateways (accepted or not), as translated. */
   gateways: GatewayState[];
   /** `namespace/name` of the HTTPRoutes that have a parent among our Gateways. */
-  servedRoutes: Set<string>;
+  servedRoutes: () => Set<string>;
   /**
    * The served placements (on programmed listeners), each with its listener's origin. A governed
    * placement's route is replaced by a copy carrying `rateLimit` (routes are shared between placements).
    */
-  placements: { placement: Placement; listener: Origin }[];
+  placements: Placement[];
+  /** A served placement's listener as an origin (asked only of placements a policy may govern). */
+  listenerOrigin: (listener: Placement['listener']) => Origin;
   controllerName: string;
   /** The translation's index: a Translator's memo keeps each governed route's copy (structural sharing). */
   index: InputIndex;
@@ -133,8 +135,8 @@ export function translateRateLimits(input: RateLimitInput): RateLimitTranslation
     return winner;
   };
   // Nothing to attach (the usual case): no walk over every placement.
-  for (const { placement, listener } of claims.size > 0 || ingressPolicies.size > 0 ? input.placements : []) {
-    const policy = governedBy(placement, listener);
+  for (const placement of claims.size > 0 || ingressPolicies.size > 0 ? input.placements : []) {
+    const policy = governedBy(placement, input.listenerOrigin(placement.listener));
     if (policy === null) continue;
     rateLimits[policy.name] = policy;
     const route = placement.route;
@@ -188,7 +190,7 @@ function resolveTarget(ref: TargetRef, input: RateLimitInput): Ancestor['problem
     return null;
   }
   const route = input.snapshot.httpRoutes.find((r) => r.metadata.namespace === ref.namespace && r.metadata.name === ref.name);
-  if (!route || !input.servedRoutes.has(`${ref.namespace}/${ref.name}`)) {
+  if (!route || !input.servedRoutes().has(`${ref.namespace}/${ref.name}`)) {
     return { reason: 'TargetNotFound', message: `${what} does not exist or is not attached to a Gateway this controller serves` };
   }
   if (ref.sectionName !== undefined && !(route.spec?.rules ?? []).some((r) => r.name === ref.sectionName)) {
@@ -325,7 +327,7 @@ const ANNOTATION_UNITS: Record<string, number> = { s: 1, sec: 1, second: 1, m: 6
 function readIngressAnnotations(snapshot: InputSnapshot, placements: RateLimitInput['placements'], problems: string[]): Map<string, RateLimitPolicy> {
   if (!snapshot.ingresses.some((ing) => ing.metadata.annotations?.[RATE_LIMIT_ANNOTATION] !== undefined)) return new Map(); // no walk over every placement
   const served = new Set<string>();
-  for (const { placement } of placements) if (placement.route.origin.kind === 'Ingress') served.add(placement.route.source);
+  for (const placement of placements) if (placement.route.origin.kind === 'Ingress') served.add(placement.route.source);
   const out = new Map<string, RateLimitPolicy>();
   for (const ing of snapshot.ingresses) {
     const key = namespacedName(ing);

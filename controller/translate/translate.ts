@@ -118,16 +118,16 @@ function translateWith(snapshot: InputSnapshot, options: TranslateOptions, memo:
   const proxied: ProxyPlacement[] = [];
   const results = [
     // HTTPRoutes and GRPCRoutes, cross-serving resolved between them.
-    ...translateHttpAndGrpcRoutes(sortByName(snapshot.httpRoutes), sortByName(snapshot.grpcRoutes), parents, index).map((result) => {
+    ...translateHttpAndGrpcRoutes(sortByName(snapshot.httpRoutes, memo, 'HTTPRoute'), sortByName(snapshot.grpcRoutes, memo, 'GRPCRoute'), parents, index).map((result) => {
       placements.push(...result.placements);
       return result;
     }),
-    ...sortByName(snapshot.tlsRoutes).map((r) => {
+    ...sortByName(snapshot.tlsRoutes, memo, 'TLSRoute').map((r) => {
       const result = translateTlsRoute(r, parents, index);
       if (result) passthrough.push(...result.placements);
       return result;
     }),
-    ...[...sortByName(snapshot.tcpRoutes).map((r) => translateProxyRoute(r, 'TCPRoute', parents, index)), ...sortByName(snapshot.udpRoutes).map((r) => translateProxyRoute(r, 'UDPRoute', parents, index))].map((result) => {
+    ...[...sortByName(snapshot.tcpRoutes, memo, 'TCPRoute').map((r) => translateProxyRoute(r, 'TCPRoute', parents, index)), ...sortByName(snapshot.udpRoutes, memo, 'UDPRoute').map((r) => translateProxyRoute(r, 'UDPRoute', parents, index))].map((result) => {
       if (result) proxied.push(...result.placements);
       return result;
     }),
@@ -141,9 +141,17 @@ function translateWith(snapshot: InputSnapshot, options: TranslateOptions, memo:
   }
 
   // Rate limits (RateLimitPolicy, Ingress annotation) attach to the served placements before assembly.
-  const servedRoutes = new Set(routeStatuses.filter((s) => s.kind === 'HTTPRoute').map((s) => `${s.namespace}/${s.name}`));
-  const served = placements.filter((p) => p.listener.protocol !== 'TLS' && listenerProgrammed(p.listener)).map((placement) => ({ placement, listener: listenerOrigin(placement.listener) }));
-  const rateLimits = translateRateLimits({ snapshot, gateways, servedRoutes, placements: served, controllerName: options.controllerName, index });
+  let servedRoutes: Set<string> | undefined;
+  const served = placements.filter((p) => p.listener.protocol !== 'TLS' && listenerProgrammed(p.listener));
+  const rateLimits = translateRateLimits({
+    snapshot,
+    gateways,
+    servedRoutes: () => (servedRoutes ??= new Set(routeStatuses.filter((s) => s.kind === 'HTTPRoute').map((s) => `${s.namespace}/${s.name}`))),
+    placements: served,
+    listenerOrigin,
+    controllerName: options.controllerName,
+    index,
+  });
   const upgradeProblems = applyUpgradeTypes(served, snapshot, index);
   const servingGateways: GatewayState[] = ingress.gateway ? [...gateways, ingress.gateway] : gateways;
   const http: IR['http'] = {
@@ -176,7 +184,8 @@ function translateWith(snapshot: InputSnapshot, options: TranslateOptions, memo:
       ...ingresses.problems,
       ...tlsOptionProblems,
       ...ignoredFieldProblems([...snapshot.listenerSets, ...snapshot.referenceGrants, ...snapshot.backendTlsPolicies], ourGateways),
-      ...meshRouteProblems([...snapshot.httpRoutes, ...snapshot.grpcRoutes]),
+      ...meshRouteProblems(snapshot.httpRoutes, index),
+      ...meshRouteProblems(snapshot.grpcRoutes, index),
       ...[...ingress.problems, ...rateLimits.problems, ...backendTls.problems, ...policyProblems, ...upgradeProblems, ...accessLogProblems].map((message): Problem => ({ code: 'SLU_TRANSLATION', message })),
     ],
     dependsOn: {
@@ -195,8 +204,13 @@ export function listenerOrigin(l: ListenerState): Origin {
   return { ...origin, parent: { kind: 'Gateway', namespace: gateway.namespace ?? '', name: gateway.name } };
 }
 
-function sortByName<T extends { metadata: { namespace?: string; name: string } }>(objects: T[]): T[] {
-  return [...objects].sort((a, b) => namespacedName(a).localeCompare(namespacedName(b)));
+/**
+ * By namespace/name; with a memo, from the previous sort of `kind` (a kind's objects never share a
+ * namespace/name: the order is strict, as memo.sorted needs; a tie would make it sort in full).
+ */
+function sortByName<T extends { metadata: { namespace?: string; name: string } }>(objects: T[], memo: TranslateMemo | null, kind: string): T[] {
+  const compare = (a: T, b: T) => namespacedName(a).localeCompare(namespacedName(b));
+  return memo ? memo.sorted(kind, objects, compare) : [...objects].sort(compare);
 }
 
 /** TLS passthrough sockets, SNI routes most specific first; a hostname claimed twice goes to the older route. */

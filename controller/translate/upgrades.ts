@@ -29,7 +29,7 @@ export function parseUpgradeTypes(value: string): { types: string[] } | { proble
  * or Ingress carries the annotation (a copy: routes may be shared with the previous IR, see
  * memo.ts); returns one problem line per bad annotation (those routes keep the default).
  */
-export function applyUpgradeTypes(served: { placement: { route: Route } }[], snapshot: InputSnapshot, index: InputIndex): string[] {
+export function applyUpgradeTypes(served: { route: Route }[], snapshot: InputSnapshot, index: InputIndex): string[] {
   const byObject = new Map<string, { types: string[] } | { problem: string }>();
   for (const [kind, objects] of [
     ['HTTPRoute', snapshot.httpRoutes],
@@ -50,6 +50,6 @@ export function applyUpgradeTypes(served: { placement: { route: Route } }[], sna
     problems.add(`${key}: annotation ${UPGRADE_TYPES_ANNOTATION}: ${parsed.problem}; WebSocket only is tunnelled`);
     return route;
   };
-  for (const { placement } of served) placement.route = visit(placement.route);
+  for (const placement of served) placement.route = visit(placement.route);
   return [...problems].sort();
 }
