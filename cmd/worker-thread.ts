@@ -8,7 +8,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import type { Flow } from '../ir/flow.ts';
-import { IrDeltaDecoder } from '../dataplane/config/ir-delta.ts';
+import { IrDeltaDecoder } from '../ir/delta.ts';
 import { Dataplane } from '../dataplane/dataplane.ts';
 import { FlowBuffer } from '../dataplane/flows/flow-buffer.ts';
 import { FlowMetrics } from '../dataplane/flows/flow-metrics.ts';

@@ -25,7 +25,7 @@ import type { HttpIR, L4IR } from '../ir/types.ts';
 import { DRAIN_TIMEOUT_MS, type ApplyResult, type ListenerResult } from '../dataplane/dataplane.ts';
 import { releaseWorkerConnections, sharedConnectionMemory, type FrontDoorLimits } from '../dataplane/front-door.ts';
 import type { RedisSettings } from '../dataplane/ratelimit/limiter.ts';
-import { IrDeltaEncoder, type EncodedIR } from '../dataplane/config/ir-delta.ts';
+import { IrDeltaEncoder, type EncodedIR } from '../ir/delta.ts';
 import { sharedBucketMemory } from '../dataplane/ratelimit/shared-buckets.ts';
 import { newSessionKey } from '../dataplane/upstream/session.ts';
 
@@ -52,7 +52,7 @@ export interface WorkerInit {
 }
 
 export type ToWorker =
-  /** `ir`: a delta against the version before (dataplane/config/ir-delta.ts), full for a new worker. */
+  /** `ir`: a delta against the version before (ir/delta.ts), full for a new worker. */
   | { type: 'apply'; id: number; version: string; ir: EncodedIR }
   | { type: 'redis'; id: number; settings: RedisSettings | null }
   | { type: 'metrics'; id: number }

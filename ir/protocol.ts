@@ -5,7 +5,7 @@
 // Endpoints (all require `Authorization: Bearer <token>` when the controller has a token; 401
 // otherwise, checked in constant time and before anything else):
 //
-//   GET /v1/snapshots?name=<dataplane>&have=<version>
+//   GET /v1/snapshots?name=<dataplane>&have=<version>[&delta=1]
 //     200, `content-type: application/x-ndjson`, never ends by itself: one JSON message per line.
 //       {"type":"hello","server":"<controller id>","version":"<latest>"|null,"heartbeatMs":5000}
 //           always first. `version` is what the controller publishes now (null: nothing yet).
@@ -13,6 +13,12 @@
 //           right after hello unless `have` == V; then once per newly published version. Only the
 //           latest matters: a dataplane that reads slowly is sent the newest version when its
 //           socket drains, never a queue of stale ones.
+//       {"type":"delta","version":"<V>","ir":{"full":…,"prune":…,"http":…,"l4":…}}
+//           instead of `snapshot` when the dataplane asked for deltas (`&delta=1`): version V as a
+//           delta against what this stream sent before (ir/delta.ts): parts the dataplane holds go
+//           as numbers, so it costs what changed, and the dataplane gets back the objects it holds
+//           (its compiler reuses them). The first on a stream is full. A dataplane that cannot
+//           decode one ends the stream; the next stream starts full.
 //       {"type":"heartbeat"}
 //           every `heartbeatMs` (5 s). A dataplane that receives no byte for 15 s (or 3 ×
 //           heartbeatMs, whichever is longer) treats the controller as dead and reconnects.
@@ -53,6 +59,7 @@
 // serve it over HTTPS (`tls` option) with a certificate whose CA the dataplane trusts (`ca`);
 // without that, the keys cross the pod network in clear text.
 
+import type { EncodedIR } from './delta.ts';
 import type { IR } from './types.ts';
 
 export const SNAPSHOTS_PATH = '/v1/snapshots';
@@ -80,11 +87,18 @@ export interface SnapshotMessage {
   ir: IR;
 }
 
+/** A version as a delta against what the stream sent before (`delta=1` streams). */
+export interface DeltaMessage {
+  type: 'delta';
+  version: string;
+  ir: EncodedIR;
+}
+
 export interface HeartbeatMessage {
   type: 'heartbeat';
 }
 
-export type StreamMessage = HelloMessage | SnapshotMessage | HeartbeatMessage;
+export type StreamMessage = HelloMessage | SnapshotMessage | DeltaMessage | HeartbeatMessage;
 
 /** One socket of the applied version (an HttpListener or PassthroughListener name). */
 export interface ListenerAck {

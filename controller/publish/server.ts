@@ -12,6 +12,7 @@ import { hostname } from 'node:os';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { parseHostPort } from '../../ir/host-port.ts';
+import { IrDeltaEncoder } from '../../ir/delta.ts';
 import type { IR } from '../../ir/types.ts';
 import { socketFailure, type SocketFailure } from '../status/dataplane-result.ts';
 import {
@@ -24,6 +25,7 @@ import {
   isValidVersion,
   parseAck,
   type Ack,
+  type DeltaMessage,
   type HelloMessage,
   type ListenerAck,
 } from '../../ir/protocol.ts';
@@ -111,6 +113,9 @@ interface Stream {
   sentVersion: string | null;
   /** Socket full: wait for 'drain' before writing again. */
   stalledSince: number | null;
+  /** `delta=1`: versions go as deltas against what this stream sent (ir/delta.ts); null: full snapshots. */
+  encoder: IrDeltaEncoder | null;
+  sentAny: boolean;
 }
 
 interface StateRecord {
@@ -139,7 +144,7 @@ export class SnapshotServer {
   private readonly known = new Set<string>();
   private readonly ackListeners = new Set<(state: DataplaneState, ack: Ack) => void>();
   private readonly changeListeners = new Set<(state: DataplaneState) => void>();
-  private latest: { version: string; line: string } | null = null;
+  private latest: { version: string; ir: IR; line: string | null } | null = null;
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
 
@@ -176,11 +181,12 @@ export class SnapshotServer {
   /** The version to serve from now on. Re-publishing the current version does nothing. */
   publish(ir: IR): void {
     if (this.latest?.version === ir.version) return;
-    this.latest = { version: ir.version, line: `${JSON.stringify({ type: 'snapshot', version: ir.version, ir })}\n` };
+    // The full line is made when a stream without deltas needs it (20 MB at 10 000 routes).
+    this.latest = { version: ir.version, ir, line: null };
     this.known.add(ir.version);
     if (this.known.size > KNOWN_VERSIONS) this.known.delete(this.known.values().next().value as string);
     for (const stream of this.streams) this.sendLatest(stream);
-    this.logger.debug({ version: ir.version, streams: this.streams.size, bytes: this.latest.line.length }, 'published');
+    this.logger.debug({ version: ir.version, streams: this.streams.size }, 'published');
   }
 
   /** The latest published version, or null. */
@@ -237,7 +243,7 @@ export class SnapshotServer {
       if (have !== null && !isValidVersion(have)) return reply.code(400).send({ error: 'have: expected a version' });
       if (this.closed) return reply.code(503).header('retry-after', String(NO_LEADER_RETRY_AFTER_S)).send({ error: 'shutting down' });
       reply.hijack();
-      this.openStream(query.name, have, reply.raw);
+      this.openStream(query.name, have, reply.raw, query.delta === '1');
     });
 
     app.post(ACKS_PATH, async (req, reply) => {
@@ -283,11 +289,11 @@ export class SnapshotServer {
 
   // ------------------------------------------------------------------ streams
 
-  private openStream(name: string, have: string | null, res: ServerResponse): void {
+  private openStream(name: string, have: string | null, res: ServerResponse, delta: boolean): void {
     res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
     res.socket?.setNoDelay(true);
     res.socket?.setKeepAlive(true, 10_000);
-    const stream: Stream = { name, res, sentVersion: have, stalledSince: null };
+    const stream: Stream = { name, res, sentVersion: have, stalledSince: null, encoder: delta ? new IrDeltaEncoder() : null, sentAny: false };
     this.streams.add(stream);
     const state = this.stateFor(name);
     state.streams++;
@@ -309,6 +315,15 @@ export class SnapshotServer {
   private sendLatest(stream: Stream): void {
     if (!this.latest || stream.sentVersion === this.latest.version || stream.stalledSince !== null) return;
     stream.sentVersion = this.latest.version;
+    const { version, ir } = this.latest;
+    if (stream.encoder !== null) {
+      // Against what this stream sent before (its own encoder: a slow stream skips versions).
+      const encoded = stream.encoder.encode(ir.http, ir.l4, !stream.sentAny);
+      stream.sentAny = true;
+      this.write(stream, `${JSON.stringify({ type: 'delta', version, ir: encoded } satisfies DeltaMessage)}\n`);
+      return;
+    }
+    this.latest.line ??= `${JSON.stringify({ type: 'snapshot', version, ir })}\n`;
     this.write(stream, this.latest.line);
   }
 

@@ -8,6 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { Agent, request } from 'undici';
+import { IrDeltaDecoder, type EncodedIR } from '../../ir/delta.ts';
 import type { IR } from '../../ir/types.ts';
 import {
   ACKS_PATH,
@@ -160,7 +161,10 @@ export class SnapshotSubscriber {
     const outcome: StreamOutcome = { hello: false, reason: '' };
     arm();
     try {
-      const query = new URLSearchParams({ name: this.options.name });
+      // Versions as deltas against what this stream sent (ir/delta.ts); a controller that does not
+      // know the parameter sends snapshots, which are handled as before.
+      const query = new URLSearchParams({ name: this.options.name, delta: '1' });
+      const decoder = new IrDeltaDecoder();
       // While an apply runs, what is served is about to change: ask for the latest whatever it is.
       if (this.applied !== null && !this.applying) query.set('have', this.applied);
       let url = new URL(`${SNAPSHOTS_PATH}?${query}`, this.options.url);
@@ -190,7 +194,7 @@ export class SnapshotSubscriber {
             const line = parts.join('');
             parts.length = 0;
             if (line.trim() === '') continue;
-            const timeout = this.onLine(line, url.origin);
+            const timeout = this.onLine(line, url.origin, decoder);
             if (timeout !== null) {
               outcome.hello = true;
               timeoutMs = Math.max(timeoutMs, timeout);
@@ -212,7 +216,7 @@ export class SnapshotSubscriber {
   }
 
   /** Handles one message; for a hello, returns the watchdog timeout it implies (else null). */
-  private onLine(line: string, origin: string): number | null {
+  private onLine(line: string, origin: string, decoder: IrDeltaDecoder): number | null {
     const message = JSON.parse(line) as { type?: unknown } & Record<string, unknown>; // a broken line breaks the stream: reconnect
     switch (message.type) {
       case 'hello': {
@@ -230,6 +234,18 @@ export class SnapshotSubscriber {
           return null;
         }
         this.pending = message as unknown as SnapshotMessage;
+        this.kickApply();
+        return null;
+      }
+      case 'delta': {
+        if (!isValidVersion(message.version) || typeof message.ir !== 'object' || message.ir === null) {
+          this.logger.error({ controller: origin }, 'ignoring a malformed delta message');
+          return null;
+        }
+        // Throws on a delta naming parts this stream never sent: the stream ends, the next starts full.
+        const { http, l4 } = decoder.decode(message.ir as EncodedIR);
+        if (l4 === undefined) throw new Error(`delta for version ${message.version} has no l4 part`);
+        this.pending = { type: 'snapshot', version: message.version, ir: { version: message.version, http, l4 } };
         this.kickApply();
         return null;
       }

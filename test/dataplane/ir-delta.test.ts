@@ -1,4 +1,4 @@
-// IR versions to worker threads as deltas (dataplane/config/ir-delta.ts), through a real structured
+// IR versions to worker threads as deltas (ir/delta.ts), through a real structured
 // clone as postMessage makes it: the receiver gets every version equal to the sender's, and a part
 // that is the same object in the sender's consecutive versions is the same object in the
 // receiver's (what lets a worker's compiler reuse it); a changed part is never the old object.
@@ -8,7 +8,7 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import type { HttpIR, L4IR } from '../../ir/types.ts';
-import { IrDeltaDecoder, IrDeltaEncoder, type EncodedIR } from '../../dataplane/config/ir-delta.ts';
+import { IrDeltaDecoder, IrDeltaEncoder, type EncodedIR } from '../../ir/delta.ts';
 import { edit, editArb, initialIR } from './support/ir-edits.ts';
 
 const SEED = Number(process.env.SLUICE_FUZZ_SEED ?? 14_2028);

@@ -15,7 +15,7 @@
 // nothing: for a new or restarted receiver, and to resynchronise one that failed to decode; the
 // sender then holds only that version's parts, which the others hold too.
 
-import type { HttpIR, L4IR } from '../../ir/types.ts';
+import type { HttpIR, L4IR } from './types.ts';
 
 /** A part: its number alone when the receiver holds it, else its number and its content. */
 type Part = number | { id: number; value: unknown };
