@@ -8,6 +8,10 @@
 //   fwd-cluster-N           the same in N processes behind node:cluster's round robin primary
 //   nginx-1 / nginx-N       nginx proxy_pass with 1 and N worker processes: the box's own effect
 //
+// `--rate-limit`: the Gateway gets a local RateLimitPolicy that never refuses (10^9 per second), one
+// bucket for every request: each decision takes the shared buckets' lock (what workers contend
+// for). `--configs a,b`: only those (the summary lines need their pairs).
+//
 // Nothing is pinned: the load generator (wrk) and the nginx backend share the cores with the
 // proxy, so requests/s alone understates N workers; requests per CPU-second of the proxy's
 // process tree (all its threads) says whether a worker costs more per request, and must not drop
@@ -36,6 +40,8 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' },
     workers: { type: 'string', default: String(Math.max(2, availableParallelism())) },
     changes: { type: 'string', default: '40' },
+    'rate-limit': { type: 'boolean', default: false },
+    configs: { type: 'string' },
   },
   strict: true,
 });
@@ -43,7 +49,13 @@ const N = Number(values.workers);
 const DURATION = Number(values.duration);
 const CONNECTIONS = Number(values.connections);
 const ROUNDS = Number(values.rounds);
-const CONFIGS = ['sluice-1', `sluice-${N}`, `sluice-${N}-noflows`, 'fwd-1', `fwd-reuseport-${N}`, `fwd-cluster-${N}`, 'nginx-1', `nginx-${N}`] as const;
+const ALL_CONFIGS = ['sluice-1', `sluice-${N}`, `sluice-${N}-noflows`, 'fwd-1', `fwd-reuseport-${N}`, `fwd-cluster-${N}`, 'nginx-1', `nginx-${N}`];
+const CONFIGS = values.configs === undefined ? ALL_CONFIGS : values.configs.split(',');
+const unknown = CONFIGS.filter((c) => !ALL_CONFIGS.includes(c));
+if (unknown.length > 0) {
+  process.stderr.write(`--configs: ${unknown.join(', ')} unknown; expected some of ${ALL_CONFIGS.join(', ')}\n`);
+  process.exit(2);
+}
 
 const node = process.execPath;
 const CLOCK_TICKS = Number(commandOutput('getconf', ['CLK_TCK'])) || 100;
@@ -63,6 +75,17 @@ writeFileSync(join(dir, 'backend.conf'), backendConf(dir, backendPort!));
 const backend = new Proc('backend', [nginx, '-p', dir, '-e', join(dir, 'backend-error.log'), '-c', join(dir, 'backend.conf'), '-g', 'daemon off;']);
 if ((await waitFor200(backend, backendPort!, '/', 10_000)).body !== BACKEND_BODY) throw new Error('unexpected backend body');
 const manifests = benchManifests(backendPort!);
+if (values['rate-limit']) {
+  manifests.yaml += `---
+apiVersion: sluice.dev/v1alpha1
+kind: RateLimitPolicy
+metadata: {name: bench-never, namespace: default}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: bench}]
+  local:
+    rules: [{limit: {requests: 1000000000, unit: Second}}]
+`;
+}
 
 interface Running {
   port: number;
@@ -173,9 +196,9 @@ const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
-const med = (config: string, field: keyof Sample) => median(samples.get(config)!.map((s) => s[field]));
+const med = (config: string, field: keyof Sample) => median(samples.get(config)?.map((s) => s[field]) ?? [Number.NaN]);
 const pad = (text: string, width: number) => text.padEnd(width);
-console.log(`\n--workers on ${availableParallelism()} CPUs, unpinned (wrk and the backend share them), c=${CONNECTIONS}, ${DURATION} s x ${ROUNDS} rounds, medians`);
+console.log(`\n--workers on ${availableParallelism()} CPUs, unpinned (wrk and the backend share them), c=${CONNECTIONS}, ${DURATION} s x ${ROUNDS} rounds, medians${values['rate-limit'] ? ', a local rate limit on every request' : ''}`);
 console.log(`${pad('config', 20)}${pad('req/s', 10)}${pad('x sluice-1', 12)}${pad('x fwd-1', 10)}${pad('CPU %', 8)}${pad('req/CPU-s', 11)}${pad('x sluice-1', 12)}${pad('p99 ms', 8)}errors`);
 for (const config of CONFIGS) {
   const rps = med(config, 'rps');
@@ -205,7 +228,7 @@ const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
 };
-for (const workers of [1, N]) {
+for (const workers of Number(values.changes) > 0 ? [1, N] : []) {
   const name = `converge-${workers}`;
   const running = await startSluiceRun({
     node, dir, name, yaml: routeYaml('c0'), pin: [], args: ['--workers', String(workers)], readyTimeoutMs: 60_000,
