@@ -20,7 +20,7 @@ import { StatusStore } from '../controller/status/store.ts';
 import { StatusWriter } from '../controller/status/writer.ts';
 import type { IngressOptions } from '../controller/translate/options.ts';
 import type { PolicyOptions } from '../controller/translate/networkpolicy.ts';
-import { translate, type TranslateResult } from '../controller/translate/translate.ts';
+import { Translator, type TranslateResult } from '../controller/translate/translate.ts';
 import { serialDebouncer } from '../controller/debounce.ts';
 
 export interface ControllerOptions {
@@ -64,6 +64,9 @@ export async function runController(options: ControllerOptions): Promise<Running
   // The last translation and the snapshot it read. Source changes mark it stale; acks, dataplane
   // connects and the Node refresh only re-fold status from it (status/assemble.ts).
   let translated: { snapshot: InputSnapshot; result: TranslateResult } | null = null;
+  // One Translator for the process: the IR parts of unchanged inputs stay the same objects, so the
+  // snapshot deltas to the dataplanes (ir/delta.ts) carry only what changed.
+  const translator = new Translator();
   let stale = true;
   const retranslate = () => {
     stale = true;
@@ -138,7 +141,7 @@ export async function runController(options: ControllerOptions): Promise<Running
       stale = false;
       const snapshot = source.snapshot();
       // The options carry what translation reads (controllerName, bindAddress, ingress, policy) under the same names.
-      const result = translate(snapshot, { ...options, servedClassNames: options.gatewayClasses });
+      const result = translator.translate(snapshot, { ...options, servedClassNames: options.gatewayClasses });
       reconciles.inc();
       translated = { snapshot, result };
       dependsOn = result.dependsOn;
