@@ -40,7 +40,7 @@ export class TranslateMemo {
   /** The previous translation's IR, which the next one shares unchanged parts with. */
   previous: { http: HttpIR; l4: L4IR } | null = null;
   /** The previous translation's virtual hosts by name, with the placements each was sorted from. */
-  virtualHosts = new Map<string, { placements: readonly unknown[]; host: VirtualHost }>();
+  virtualHosts = new Map<string, { host: VirtualHost }>();
   /** Per route object, what its attachment is reused from (httproute.ts attachCompiled). */
   readonly perRoute = new WeakMap<object, unknown>();
   /** Route kind compilations by route object (HTTPRoute, GRPCRoute). */
@@ -117,8 +117,11 @@ export class TranslateMemo {
   }
 }
 
-/** `sorted` without `removed`, with `added` inserted in order; null where an insertion ties (then sort in full). */
-function resort<T>(sorted: readonly T[], removed: T[], added: T[], compare: (a: T, b: T) => number): T[] | null {
+/**
+ * `sorted` without `removed`, with `added` inserted in order; null where an insertion ties with an
+ * element (then sort in full: a stable sort's order among ties is the input's, not ours).
+ */
+export function resort<T>(sorted: readonly T[], removed: T[], added: T[], compare: (a: T, b: T) => number): T[] | null {
   const gone = new Set(removed);
   const out = gone.size > 0 ? sorted.filter((o) => !gone.has(o)) : [...sorted];
   for (const item of added) {

@@ -27,7 +27,7 @@ import { hostnameSpecificity, isWildcard } from './hostnames.ts';
 import { translateHttpAndGrpcRoutes } from './grpcroute.ts';
 import type { Placement } from './httproute.ts';
 import { InputIndex } from './index-inputs.ts';
-import { share, TranslateMemo } from './memo.ts';
+import { resort, share, TranslateMemo } from './memo.ts';
 import { translateNetworkPolicies } from './networkpolicy.ts';
 import { INGRESS_GATEWAY_KEY, servedIngresses, translateIngresses } from './ingress.ts';
 import { comparePrecedence } from './precedence.ts';
@@ -312,21 +312,29 @@ function assembleListeners(gateways: GatewayState[], placements: Placement[], me
     list.push(p);
     entry.hosts.set(p.hostname, list);
   }
-  const previous = memo?.virtualHosts;
-  const made = new Map<string, { placements: Placement[]; host: VirtualHost }>();
+  const previous = memo?.virtualHosts as Map<string, SortedHost> | undefined;
+  const made = new Map<string, SortedHost>();
   for (const { listener, scope, hosts } of scopes.values()) {
     scope.virtualHosts = [...hosts.entries()]
       .map(([hostname, list]): VirtualHost => {
         const name = `${scope.name}/host/${hostname}`;
         const singleLabelWildcard = listener.singleLabelWildcards === true && isWildcard(hostname);
-        // The same placements (routes and their order keys) as last time: the same sorted host.
         const before = previous?.get(name);
-        const host: VirtualHost =
-          before && (before.host.singleLabelWildcard === true) === singleLabelWildcard && samePlacements(before.placements as Placement[], list)
-            ? before.host
-            : { name, hostname, ...(singleLabelWildcard ? { singleLabelWildcard: true } : {}), routes: dedupeRoutes([...list].sort(comparePrecedence)) };
-        if (memo) made.set(name, { placements: list, host });
-        return host;
+        const changed = before && (before.host.singleLabelWildcard === true) === singleLabelWildcard ? changedPlacements(before.placements, list) : null;
+        let entry: SortedHost;
+        // The same placements (routes and their order keys) as last time: the same sorted host.
+        if (before && changed?.length === 0) entry = before;
+        else {
+          // A few changed: the previous order with those taken out and put back where they belong
+          // (`placements` keeps the very objects `sorted` holds: the next change takes them out by identity).
+          const resorted = before && changed && changed.length <= 64 ? resort(before.sorted, changed.map((i) => before.placements[i]!), changed.map((i) => list[i]!), comparePrecedence) : null;
+          const at = new Set(changed);
+          const placements = resorted ? before!.placements.map((p, i) => (at.has(i) ? list[i]! : p)) : list;
+          const sorted = resorted ?? [...list].sort(comparePrecedence);
+          entry = { placements, sorted, host: { name, hostname, ...(singleLabelWildcard ? { singleLabelWildcard: true } : {}), routes: dedupeRoutes(sorted) } };
+        }
+        if (memo) made.set(name, entry);
+        return entry.host;
       })
       .sort(bySpecificity);
   }
@@ -335,20 +343,33 @@ function assembleListeners(gateways: GatewayState[], placements: Placement[], me
   return [...sockets.values()].sort((a, b) => a.name.localeCompare(b.name));
 }
 
-/** Same routes (by identity) in the same order, with the same precedence keys: what a virtual host's sort reads. */
-function samePlacements(a: Placement[], b: Placement[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) {
-    const x = a[i]!;
-    const y = b[i]!;
-    if (x.route !== y.route || x.hostname !== y.hostname) return false;
-    const o = x.order;
-    const p = y.order;
-    if (o === p) continue; // a compiled route's own keys (httproute.ts routeOrder), unchanged with it
-    if (o.tier !== p.tier || o.creationTimestamp !== p.creationTimestamp || o.source !== p.source || o.ruleIndex !== p.ruleIndex || o.matchIndex !== p.matchIndex) return false;
-    if (o.grpc?.tier !== p.grpc?.tier || o.grpc?.service !== p.grpc?.service || o.grpc?.method !== p.grpc?.method) return false;
-  }
-  return true;
+/** A virtual host as sorted last time: its placements in arrival order, in precedence order, and the host. */
+interface SortedHost {
+  placements: Placement[];
+  sorted: Placement[];
+  host: VirtualHost;
+}
+
+/**
+ * Positions where `b` differs from `a` in what a virtual host's sort reads (route by identity,
+ * hostname, precedence keys); null when the lengths differ (then the host is sorted in full).
+ */
+function changedPlacements(a: Placement[], b: Placement[]): number[] | null {
+  if (a.length !== b.length) return null;
+  const changed: number[] = [];
+  for (let i = 0; i < a.length; i++) if (!samePlacement(a[i]!, b[i]!)) changed.push(i);
+  return changed;
+}
+
+function samePlacement(x: Placement, y: Placement): boolean {
+  if (x.route !== y.route || x.hostname !== y.hostname) return false;
+  const o = x.order;
+  const p = y.order;
+  if (o === p) return true; // a compiled route's own keys (httproute.ts routeOrder), unchanged with it
+  return (
+    o.tier === p.tier && o.creationTimestamp === p.creationTimestamp && o.source === p.source && o.ruleIndex === p.ruleIndex && o.matchIndex === p.matchIndex &&
+    o.grpc?.tier === p.grpc?.tier && o.grpc?.service === p.grpc?.service && o.grpc?.method === p.grpc?.method
+  );
 }
 
 /** A route attached twice to one listener (two parentRefs) appears once. */

@@ -180,6 +180,56 @@ describe('incremental translation', () => {
     process.stdout.write(`incremental translation: ${counts.translated} snapshots compared, ${counts.refused} refused by both\n`);
   });
 
+  it('virtual hosts many routes share: re-sorted from the previous order after random route edits, as a fresh sort orders them', () => {
+    const spec = fc.record({
+      host: fc.constantFrom('a.example.com', 'b.example.com'),
+      type: fc.constantFrom<'Exact' | 'PathPrefix' | 'RegularExpression'>('Exact', 'PathPrefix', 'RegularExpression'),
+      path: fc.constantFrom('/', '/a', '/a/b', '/ab', '/b'),
+      headers: fc.nat({ max: 2 }),
+      created: fc.constantFrom('2026-01-01T00:00:00Z', '2026-01-02T00:00:00Z'),
+      rules: fc.integer({ min: 1, max: 3 }),
+      // Two parentRefs to the one listener: the same route placed twice on a host (a tie in the sort).
+      twice: fc.boolean(),
+    });
+    type Spec = typeof spec extends fc.Arbitrary<infer S> ? S : never;
+    const routeOf = (id: number, s: Spec): HTTPRouteObject => ({
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'HTTPRoute',
+      metadata: { name: `r${id}`, namespace: 'default', creationTimestamp: s.created, generation: 1 },
+      spec: {
+        parentRefs: s.twice ? [{ name: 'gw' }, { name: 'gw', sectionName: 'http' }] : [{ name: 'gw' }],
+        hostnames: [s.host],
+        rules: Array.from({ length: s.rules }, (_, i) => ({
+          matches: [{ path: { type: s.type, value: `${s.path}${i > 0 ? `/${i}` : ''}` }, headers: Array.from({ length: s.headers }, (_, h) => ({ name: `x-${h}`, value: 'v' })) }],
+          backendRefs: [{ name: 'svc', port: 80 }],
+        })),
+      },
+    });
+    const edit = fc.record({ op: fc.constantFrom('change', 'change', 'change', 'add', 'remove', 'copy'), at: fc.nat(), spec });
+    fc.assert(
+      fc.property(fc.array(spec, { minLength: 2, maxLength: 24 }), fc.array(edit, { minLength: 1, maxLength: 12 }), (initial, edits) => {
+        const base = emptySnapshot();
+        base.gatewayClasses.push({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GatewayClass', metadata: { name: 'c' }, spec: { controllerName: OPTIONS.controllerName } });
+        base.gateways.push({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', metadata: { name: 'gw', namespace: 'default' }, spec: { gatewayClassName: 'c', listeners: [{ name: 'http', protocol: 'HTTP', port: 80 }] } });
+        base.services.push({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'svc', namespace: 'default' }, spec: { ports: [{ port: 80 }] } });
+        let next = initial.length;
+        let snapshot: InputSnapshot = { ...base, httpRoutes: initial.map((s, i) => routeOf(i, s)) };
+        const translator = new Translator();
+        translator.translate(snapshot, OPTIONS);
+        for (const e of edits) {
+          const routes = snapshot.httpRoutes;
+          const at = e.at % routes.length;
+          if (e.op === 'change') snapshot = { ...snapshot, httpRoutes: routes.map((r, i) => (i === at ? routeOf(Number(r.metadata.name.slice(1)), e.spec) : r)) };
+          else if (e.op === 'add') snapshot = { ...snapshot, httpRoutes: [...routes, routeOf(next++, e.spec)] };
+          else if (e.op === 'remove' && routes.length > 1) snapshot = { ...snapshot, httpRoutes: routes.filter((_, i) => i !== at) };
+          else if (e.op === 'copy') snapshot = { ...snapshot, httpRoutes: routes.map((r, i) => (i === at ? structuredClone(r) : r)) };
+          expect(stableJson(translator.translate(snapshot, OPTIONS))).toBe(stableJson(translate(snapshot, OPTIONS)));
+        }
+      }),
+      { seed: SEED, numRuns: 300 },
+    );
+  });
+
   it('shares every unchanged part with the previous IR: an edit to one route leaves the other routes, their hosts and the backends the same objects', () => {
     const snapshot = emptySnapshot();
     const meta = (name: string) => ({ name, namespace: 'default', creationTimestamp: '2026-01-01T00:00:00Z', generation: 1 });
