@@ -122,20 +122,28 @@ export function undeclaredFields(obj: Validated & { spec?: unknown }): string[] 
   const index = crd.versions[version] ?? Object.values(crd.versions)[0];
   const spec = index === undefined ? undefined : INPUT_SCHEMAS.schemas[index]?.properties?.spec;
   const out: string[] = [];
-  if (spec) collectUndeclared(spec, obj.spec, 'spec', out);
+  if (spec) collectUndeclared(spec, obj.spec, ['spec'], out);
   return out;
 }
 
-function collectUndeclared(schema: JsonSchema, value: unknown, path: string, out: string[]): void {
+/** `path`: the keys and indexes down to `value`, spelled out only for a field reported (most objects have none). */
+function collectUndeclared(schema: JsonSchema, value: unknown, path: (string | number)[], out: string[]): void {
   if (Array.isArray(value)) {
-    if (schema.items) value.forEach((item, i) => collectUndeclared(schema.items!, item, `${path}[${i}]`, out));
+    if (!schema.items) return;
+    for (let i = 0; i < value.length; i++) {
+      path.push(i);
+      collectUndeclared(schema.items, value[i], path, out);
+      path.pop();
+    }
     return;
   }
   if (typeof value !== 'object' || value === null) return;
-  for (const [key, child] of Object.entries(value)) {
+  for (const key of Object.keys(value)) {
     const declared = schema.properties?.[key] ?? (typeof schema.additionalProperties === 'object' ? schema.additionalProperties : undefined);
-    if (declared) collectUndeclared(declared, child, `${path}.${key}`, out);
-    else if (schema.additionalProperties === false) out.push(`${path}.${key}`);
+    path.push(key);
+    if (declared) collectUndeclared(declared, (value as Record<string, unknown>)[key], path, out);
+    else if (schema.additionalProperties === false) out.push(path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join(''));
+    path.pop();
   }
 }
 
