@@ -26,32 +26,52 @@ export class IrHasher {
   private encode(value: unknown): string {
     if (typeof value !== 'object' || value === null) return JSON.stringify(value) ?? 'null';
     if (Array.isArray(value)) {
-      let out = '[';
-      for (let i = 0; i < value.length; i++) out += (i > 0 ? ',' : '') + this.child(value[i]);
-      return `${out}]`;
+      const parts = new Array<string>(value.length);
+      for (let i = 0; i < value.length; i++) parts[i] = this.child(value[i]);
+      return `[${parts.join(',')}]`;
     }
     const record = value as Record<string, unknown>;
-    let out = '{';
-    let first = true;
-    for (const key of Object.keys(record).sort()) {
+    const keys = Object.keys(record);
+    if (keys.length > 1) keys.sort();
+    const parts: string[] = [];
+    for (const key of keys) {
       const v = record[key];
       if (v === undefined || typeof v === 'function') continue;
-      out += `${first ? '' : ','}${JSON.stringify(key)}:${this.child(v)}`;
-      first = false;
+      parts.push(`${quoted(key)}:${this.child(v)}`);
     }
-    return `${out}}`;
+    return `{${parts.join(',')}}`;
   }
 
   /** A named entity as `#<its hash>` (unquoted: no string value reads the same), anything else inline. */
   private child(value: unknown): string {
-    if (typeof value !== 'object' || value === null || Array.isArray(value) || typeof (value as { name?: unknown }).name !== 'string') return this.encode(value);
+    if (typeof value !== 'object' || value === null) return JSON.stringify(value) ?? 'null';
+    if (Array.isArray(value) || typeof (value as { name?: unknown }).name !== 'string') return this.encode(value);
     const cached = this.hashes.get(value);
     if (cached !== undefined) return cached;
-    if (!Object.values(value).some((v) => typeof v === 'object' && v !== null)) return this.encode(value);
+    if (!hasObjectField(value as Record<string, unknown>)) return this.encode(value);
     const digest = `#${hash('sha256', this.encode(value), 'base64url')}`;
     this.hashes.set(value, digest);
     return digest;
   }
+}
+
+function hasObjectField(record: Record<string, unknown>): boolean {
+  for (const key in record) {
+    const v = record[key];
+    if (typeof v === 'object' && v !== null) return true;
+  }
+  return false;
+}
+
+/** JSON of an object key, remembered (the IR has few distinct keys). */
+const quotedKeys = new Map<string, string>();
+function quoted(key: string): string {
+  let q = quotedKeys.get(key);
+  if (q === undefined) {
+    q = JSON.stringify(key);
+    if (quotedKeys.size < 10_000) quotedKeys.set(key, q);
+  }
+  return q;
 }
 
 /** The IR with key material replaced by references: for golden files, the admin API and `sluice translate`. */
