@@ -490,9 +490,14 @@ class TableCompiler {
       valid = this.allStillValid(previous);
       let byRoute: Map<Route, RouteEntry> | null = null;
       let misses = 0;
+      // Kept rules sit where they were, or one further or nearer for each rule that moved past them
+      // (a changed rule re-sorted by precedence): followed with a running offset.
+      let offset = 0;
+      const at = (position: number, route: Route): boolean => previous.routes[position]?.route === route;
       previousRoutes = (route, position) => {
-        const atPosition = previous.routes[position];
-        if (atPosition?.route === route) return atPosition;
+        if (at(position + offset, route)) return previous.routes[position + offset];
+        if (at(position + offset + 1, route)) return previous.routes[position + ++offset];
+        if (at(position + offset - 1, route)) return previous.routes[position + --offset];
         // A few misses are rules edited in place (new objects, found nowhere); more, rules inserted
         // or removed before them: then by route object.
         if (byRoute === null) {
