@@ -1,9 +1,10 @@
 // Coalesces global rate-limit decisions into few Redis round trips, Nagle-like and without a
-// timer: a decision for a lane with nothing in flight is sent at once (alone: no added latency
-// when idle); decisions arriving while a lane's round trip is outstanding wait for it and then go
-// together, as one script call that decides each of them in turn, all-or-nothing per request
-// (BATCH_SCRIPT). A lane is one Redis Cluster slot group (the keys' hash tag), or everything on a
-// single Redis.
+// timer: a lane with nothing in flight sends at the end of the current event-loop turn
+// (setImmediate), together with whatever else arrived in that turn — when idle, a lone decision
+// is sent microseconds later; decisions arriving while a lane's round trip is outstanding wait for
+// it and then go together. A batch is one script call that decides each of its requests in turn,
+// all-or-nothing per request (BATCH_SCRIPT). A lane is one Redis Cluster slot group (the keys'
+// hash tag), or everything on a single Redis.
 //
 // Every decision keeps its own deadline (`timeoutMs` after it was asked), whether it is queued or
 // in flight: one timer, armed for the oldest pending decision, fails those past their deadline.
@@ -85,6 +86,7 @@ class Lane {
   readonly name: string;
   queue: Entry[] = [];
   inFlight = 0;
+  scheduled = false;
   constructor(name: string) {
     this.name = name;
   }
@@ -137,8 +139,12 @@ export class RedisBatcher {
     else this.tail.next = entry;
     this.tail = entry;
     if (this.timer === null) this.arm(entry.deadline);
-    if (l.inFlight === 0 || this.batchLimit === 1) this.dispatch(l, [entry]);
-    else l.queue.push(entry);
+    if (this.batchLimit === 1) {
+      this.dispatch(l, [entry]);
+    } else {
+      l.queue.push(entry);
+      if (l.inFlight === 0 && !l.scheduled) this.schedule(l);
+    }
     return entry.promise;
   }
 
@@ -228,11 +234,25 @@ export class RedisBatcher {
     const lane = batch.lane;
     lane.inFlight--;
     if (lane.inFlight > 0) return;
-    const queue = lane.queue;
-    if (queue.length === 0) {
-      this.lanes.delete(lane.name); // idle lanes are not kept (names follow configurations)
+    if (lane.queue.length === 0) {
+      if (!lane.scheduled) this.lanes.delete(lane.name); // idle lanes are not kept (names follow configurations)
       return;
     }
+    this.flush(lane); // they waited a round trip already
+  }
+
+  /** An idle lane sends at the end of this event-loop turn: with what else arrived in the turn. */
+  private schedule(lane: Lane): void {
+    lane.scheduled = true;
+    setImmediate(() => {
+      lane.scheduled = false;
+      if (lane.inFlight === 0) this.flush(lane);
+    });
+  }
+
+  /** Sends a lane's queue, at most `batchLimit` decisions per script call. */
+  private flush(lane: Lane): void {
+    const queue = lane.queue;
     lane.queue = [];
     let chunk: Entry[] = [];
     for (const e of queue) {

@@ -46,9 +46,9 @@ describe('coalesced global decisions', () => {
     // Each admitted request saw its own bucket state: remaining 99 … 0, once each.
     const remaining = answers.filter((d) => d.allowed).map((d) => parseSfList(header(d, 'ratelimit')!)[0]!.params.r as number);
     expect(remaining.sort((a, b) => a - b)).toEqual(Array.from({ length: 100 }, (_, i) => i));
-    // The first went alone (nothing was in flight); the rest queued behind it.
+    // Asked in one event-loop turn, they go together (at most a few calls on a loaded box).
     const trips = await roundTrips(registry);
-    expect(trips).toBeGreaterThanOrEqual(2);
+    expect(trips).toBeGreaterThanOrEqual(1);
     expect(trips).toBeLessThanOrEqual(10);
   });
 
