@@ -8,7 +8,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import type { Flow } from '../ir/flow.ts';
-import { IrDeltaDecoder } from '../ir/delta.ts';
+import { IrDeltaDecoder, type EncodedIR } from '../ir/delta.ts';
 import { Dataplane } from '../dataplane/dataplane.ts';
 import { FlowBuffer } from '../dataplane/flows/flow-buffer.ts';
 import { FlowMetrics } from '../dataplane/flows/flow-metrics.ts';
@@ -93,7 +93,7 @@ async function handle(message: ToWorker): Promise<void> {
     case 'apply': {
       let ir: ReturnType<IrDeltaDecoder['decode']>;
       try {
-        ir = decoder.decode(message.ir);
+        ir = decoder.decode(JSON.parse(message.ir) as EncodedIR);
       } catch (error) {
         post({ type: 'failed', id: message.id, error: (error as Error).message, resync: true });
         return;
