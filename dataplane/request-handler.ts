@@ -43,7 +43,7 @@ export function handleRequest(table: ListenerTable, logger: Logger, req: Downstr
     sendLocalReply(res, 404, 'Not Found\n', scope?.replyModifiers ?? NO_MODIFIERS, table.notFound, startedAt);
     return;
   }
-  if (request.flow !== null) request.flow.route = { name: route.name, source: route.source };
+  if (request.flow !== null) request.flow.route = route;
   if (route.grpc && !isGrpcRequest(req, request.headers)) {
     // A GRPCRoute rule serves gRPC calls only (HTTP/2, application/grpc): anything else is told so
     // here rather than confusing a gRPC backend (HTTP/1.x, gRPC-Web, a browser).

@@ -163,6 +163,14 @@ export class RequestFlows {
 
 const NO_DESTINATION: FlowPeer = { ip: '', port: 0, identity: 0, labels: [] };
 
+/** A flow's `route`, one object per compiled route shared by its flows (flows are read-only data). */
+const FLOW_ROUTES = new WeakMap<object, { name: string; source: string }>();
+function flowRoute(route: { readonly name: string; readonly source: string }): { name: string; source: string } {
+  let shared = FLOW_ROUTES.get(route);
+  if (shared === undefined) FLOW_ROUTES.set(route, (shared = { name: route.name, source: route.source }));
+  return shared;
+}
+
 /** One request on its way; `finish` records it (once). */
 export class RequestFlow {
   private readonly recorder: RequestFlows;
@@ -174,7 +182,8 @@ export class RequestFlow {
   private readonly httpVersion: string;
   private readonly startedAt: number;
   private readonly wallClock = Date.now();
-  route: { name: string; source: string } | null = null;
+  /** The route that matched (the compiled route itself: its name and source are read when recorded). */
+  route: { readonly name: string; readonly source: string } | null = null;
   /** `<ns>/<name>` of the Gateway whose listener took the request (the access log's per-Gateway switch). */
   gateway: string | null = null;
   backend: string | null = null;
@@ -221,7 +230,7 @@ export class RequestFlow {
     const service = this.backend !== null ? names.service(this.backend) : undefined;
     if (service !== undefined) flow.service = service;
     if (decision !== null && decision.rules.length > 0) flow.rule = names.rule(decision.rules[0]!);
-    if (this.route !== null) flow.route = this.route;
+    if (this.route !== null) flow.route = flowRoute(this.route);
     if (this.gateway !== null) flow.gateway = this.gateway;
     this.recorder.push(flow);
   }
@@ -242,7 +251,7 @@ export class RequestFlow {
       destination: names.peer(refusal.endpoint.address, refusal.endpoint.port, refusal.identity),
       ...(service ? { service } : {}),
       ...(refusal.rule !== undefined ? { rule: names.rule(refusal.rule) } : {}),
-      ...(this.route !== null ? { route: this.route } : {}),
+      ...(this.route !== null ? { route: flowRoute(this.route) } : {}),
       ...(this.gateway !== null ? { gateway: this.gateway } : {}),
       l7: this.l7(status),
     });
