@@ -153,13 +153,25 @@ export function share<T>(prev: unknown, next: T): T {
   if (prev === next || typeof next !== 'object' || next === null || typeof prev !== 'object' || prev === null) return next;
   if (Array.isArray(next)) {
     if (!Array.isArray(prev)) return next;
-    const byName = prev.length > 8 && next.every(hasName) ? new Map(prev.filter(hasName).map((p) => [p.name, p])) : null;
+    // Named elements are matched by name where the one at the same position has another (a route
+    // moved in its host's order); the names of `prev` are looked at only then, once.
+    let byName: Map<string, unknown> | null = null;
     let same = prev.length === next.length;
-    const out = next.map((n: unknown, i) => {
-      const s = share(byName ? byName.get((n as { name: string }).name) : prev[i], n);
+    const out = new Array<unknown>(next.length);
+    for (let i = 0; i < next.length; i++) {
+      const n: unknown = next[i];
+      let p: unknown = prev[i];
+      if (n !== p && hasName(n) && !(hasName(p) && p.name === n.name)) {
+        if (byName === null) {
+          byName = new Map();
+          for (const q of prev) if (hasName(q) && !byName.has(q.name)) byName.set(q.name, q);
+        }
+        p = byName.get(n.name);
+      }
+      const s = n === p ? n : share(p, n);
       if (s !== prev[i]) same = false;
-      return s;
-    });
+      out[i] = s;
+    }
     return (same ? prev : out) as T;
   }
   if (Array.isArray(prev) || !isPlain(next) || !isPlain(prev)) return next;

@@ -2,7 +2,7 @@
 // No API calls, no clock, no randomness: the same snapshot always gives the
 // same IR (and so the same version) and the same statuses. A Translator gives
 // the same results, computed incrementally (memo.ts).
-import type { Backend, HttpListener, IR, L4IR, ListenerScope, Origin, PassthroughListener, ProxyListener, VirtualHost } from '../../ir/types.ts';
+import type { Backend, HttpListener, IR, L4IR, ListenerScope, Origin, PassthroughListener, ProxyListener, Route, VirtualHost } from '../../ir/types.ts';
 import { IrHasher } from '../../ir/version.ts';
 import type { Problem } from '../problems.ts';
 import { applyAccessLog } from './access-log.ts';
@@ -372,10 +372,15 @@ function samePlacement(x: Placement, y: Placement): boolean {
   );
 }
 
-/** A route attached twice to one listener (two parentRefs) appears once. */
-function dedupeRoutes(sorted: Placement[]) {
-  const seen = new Set<string>();
-  return sorted.filter((p) => !seen.has(p.route.name) && seen.add(p.route.name)).map((p) => p.route);
+/**
+ * A route attached twice to one listener (two parentRefs) appears once. Its two placements are
+ * next to each other in precedence order (same match, same order keys: nothing sorts between them),
+ * so comparing each with the one before suffices.
+ */
+function dedupeRoutes(sorted: Placement[]): Route[] {
+  const out: Route[] = [];
+  for (const p of sorted) if (out.length === 0 || out[out.length - 1]!.name !== p.route.name) out.push(p.route);
+  return out;
 }
 
 function bySpecificity<T extends { name: string; hostname: string | null }>(a: T, b: T): number {
