@@ -251,25 +251,13 @@ export class DataplaneMetrics {
       'sluice_backend_requests_total',
       'Requests routed to a backend, by HTTPRoute (namespace/name), rule, backend (namespace/Service:port) and response code class',
       'counter',
-    ).add((out) => {
-      for (const series of this.backendSeries.values()) {
-        series.byClass.forEach((durations, i) => {
-          if (durations !== undefined) out.push({ labels: { ...series.labels, code_class: CODE_CLASSES[i]! }, value: durations.count });
-        });
-      }
-    });
+    ).add((out) => this.eachBackendClass((labels, durations) => out.push({ labels, value: durations.count })));
     ScrapedMetric.in(
       registry,
       'sluice_backend_request_duration_seconds',
       'Time from request arrival to the end of the response, for requests routed to a backend, by route, rule, backend and response code class',
       'histogram',
-    ).add((out) => {
-      for (const series of this.backendSeries.values()) {
-        series.byClass.forEach((durations, i) => {
-          if (durations !== undefined) durations.samples('sluice_backend_request_duration_seconds', { ...series.labels, code_class: CODE_CLASSES[i]! }, out);
-        });
-      }
-    });
+    ).add((out) => this.eachBackendClass((labels, durations) => durations.samples('sluice_backend_request_duration_seconds', labels, out)));
     this.notReplayable = metric(registry, 'sluice_http_request_body_not_replayable_total', (registers) =>
       new client.Counter({
         name: 'sluice_http_request_body_not_replayable_total',
@@ -295,6 +283,15 @@ export class DataplaneMetrics {
         registers,
       }),
     );
+  }
+
+  /** Each per-backend series' code classes seen so far, with their labels. */
+  private eachBackendClass(visit: (labels: Record<string, string>, durations: Durations) => void): void {
+    for (const series of this.backendSeries.values()) {
+      series.byClass.forEach((durations, i) => {
+        if (durations !== undefined) visit({ ...series.labels, code_class: CODE_CLASSES[i]! }, durations);
+      });
+    }
   }
 
   downstreamRejections(listener: string): DownstreamRejections {
