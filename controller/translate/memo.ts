@@ -154,7 +154,8 @@ export function share<T>(prev: unknown, next: T): T {
   if (Array.isArray(next)) {
     if (!Array.isArray(prev)) return next;
     // Named elements are matched by name where the one at the same position has another (a route
-    // moved in its host's order); the names of `prev` are looked at only then, once.
+    // moved in its host's order); the names of `prev` are looked at only then, once, and not in long
+    // arrays (a host of 50 000 rules: its routes are the translator's memoised objects already).
     let byName: Map<string, unknown> | null = null;
     let same = prev.length === next.length;
     const out = new Array<unknown>(next.length);
@@ -162,13 +163,13 @@ export function share<T>(prev: unknown, next: T): T {
       const n: unknown = next[i];
       let p: unknown = prev[i];
       if (n !== p && hasName(n) && !(hasName(p) && p.name === n.name)) {
-        if (byName === null) {
+        if (byName === null && prev.length <= MAX_NAME_INDEX) {
           byName = new Map();
           for (const q of prev) if (hasName(q) && !byName.has(q.name)) byName.set(q.name, q);
         }
-        p = byName.get(n.name);
+        p = byName?.get(n.name);
       }
-      const s = n === p ? n : share(p, n);
+      const s = n === p || p === undefined ? n : share(p, n);
       if (s !== prev[i]) same = false;
       out[i] = s;
     }
@@ -186,6 +187,9 @@ export function share<T>(prev: unknown, next: T): T {
   }
   return (same ? prev : out) as T;
 }
+
+/** Longest array whose elements share() matches by name (see there). */
+const MAX_NAME_INDEX = 1024;
 
 function hasName(v: unknown): v is { name: string } {
   return typeof v === 'object' && v !== null && typeof (v as { name?: unknown }).name === 'string';
