@@ -179,6 +179,8 @@ interface VirtualHostEntry {
   session: ReadonlyMap<BackendTarget, readonly UpstreamEndpoint[]> | null;
   virtualHost: VirtualHost;
   https: boolean;
+  /** The scope's HSTS value its routes were compiled with (HTTPS only). */
+  hsts: string | undefined;
   table: VirtualHostTable;
   routes: readonly RouteEntry[];
   /** Its routes' problems and multi-backend picker states, re-stated when it is reused whole. */
@@ -201,6 +203,7 @@ interface Dependencies {
 interface RouteEntry extends Dependencies {
   route: Route;
   https: boolean;
+  hsts: string | undefined;
   compiled: CompiledRoute;
   problems: readonly CompileProblem[];
   /** The metrics its compile took a use of and the per-backend series each had then, flat pairs: given back when it is dropped. */
@@ -370,6 +373,8 @@ class TableCompiler {
   private clientCertificate: BackendClientCertificate | undefined;
   /** Whether the listener being compiled is HTTPS (session cookies are Secure there). */
   private https = false;
+  /** The scope being compiled's HSTS value (HTTPS only), appended to its routes' filters. */
+  private hsts: string | undefined = undefined;
   /** The IR backends, for the per-backend metrics' labels. */
   private readonly irBackends: Readonly<Record<string, Backend>>;
   private readonly problems: CompileProblem[];
@@ -436,6 +441,7 @@ class TableCompiler {
   private scope(scope: ListenerScope, https: boolean): ScopeTable {
     this.clientCertificate = scope.backendClientCertificate;
     this.https = https;
+    this.hsts = https ? scope.hsts : undefined;
     // HSTS is a response header modifier appended to each route's own filters: every answer a
     // route gives (backend, redirect, direct response, error) carries it, and so do the scope's
     // 404 and 421; never on plain HTTP.
@@ -467,11 +473,12 @@ class TableCompiler {
     return entry.table;
   }
 
-  /** `scopeFilters` (HSTS) depend on the scope object and `this.https`, both part of the entry's key. */
+  /** `scopeFilters` are the scope's HSTS: `this.https` and `this.hsts` are part of the entries' key. */
   private virtualHost(virtualHost: VirtualHost, scopeFilters: Filter[]): VirtualHostTable {
     const https = this.https;
+    const hsts = this.hsts;
     const candidates = this.live.virtualHosts.get(virtualHost.name);
-    const same = entryFor(candidates, (e) => e.virtualHost === virtualHost, https);
+    const same = entryFor(candidates, (e) => e.virtualHost === virtualHost && e.hsts === hsts, https);
     if (same !== undefined && !same.limited && this.allStillValid(same)) {
       // Unchanged, and so is everything it was compiled with: reused whole, in time independent of its size.
       same.carried = this.next.stamp;
@@ -482,7 +489,7 @@ class TableCompiler {
     }
     // A changed virtual host (a route added, removed or edited) still reuses its unchanged routes:
     // found at the same position (an edit in place), else by route object.
-    const previous = same ?? entryFor(candidates, () => true, https);
+    const previous = same ?? entryFor(candidates, (e) => e.hsts === hsts, https);
     let previousRoutes: ((route: Route, position: number) => RouteEntry | undefined) | null = null;
     // When all the previous entry's dependencies hold, so do each of its routes': not checked one by one.
     let valid = false;
@@ -524,14 +531,14 @@ class TableCompiler {
       if (unchanged && same!.table.routes[i] !== entry.compiled) unchanged = false;
     }
     const table = unchanged && same !== undefined ? same.table : { name: virtualHost.name, routes, index: new RouteIndex(routes) };
-    const entry: VirtualHostEntry = { virtualHost, https, table, routes: entries, carried: 0, ...aggregate(entries, valid ? previous : undefined, fresh) };
+    const entry: VirtualHostEntry = { virtualHost, https, hsts, table, routes: entries, carried: 0, ...aggregate(entries, valid ? previous : undefined, fresh) };
     addEntry(this.next.virtualHosts, virtualHost.name, entry);
     return entry.table;
   }
 
   /** The route as compiled for the live table when nothing it depends on changed, else compiled now. */
   private routeEntry(route: Route, scopeFilters: Filter[], previous: RouteEntry | undefined, valid: boolean): RouteEntry {
-    if (previous !== undefined && previous.route === route && previous.https === this.https && (valid || this.stillValid(previous))) {
+    if (previous !== undefined && previous.route === route && previous.https === this.https && previous.hsts === this.hsts && (valid || this.stillValid(previous))) {
       previous.carried = this.next.stamp;
       for (const problem of previous.problems) this.problems.push(problem);
       if (previous.picker !== null && !this.context.pickerStates.next.has(route.name)) this.context.pickerStates.next.set(route.name, previous.picker);
@@ -548,6 +555,7 @@ class TableCompiler {
       return {
         route,
         https: this.https,
+        hsts: this.hsts,
         compiled,
         backends: recording.backends.length === 0 ? NONE : recording.backends,
         session: recording.session,

@@ -7,7 +7,7 @@
 // know the same endpoints. Then: the property catches a cache that is wrong on purpose, and an
 // endpoint-only change recompiles no route.
 
-import { afterAll, afterEach, describe, expect, it } from '@jest/globals';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { Registry } from 'prom-client';
 import pino from 'pino';
@@ -26,11 +26,14 @@ import { UpstreamPools } from '../../dataplane/upstream/pools.ts';
 import { newSessionKey } from '../../dataplane/upstream/session.ts';
 import { PickerStates } from '../../dataplane/upstream/weighted.ts';
 import { forwardTo, listener, prefix, route, scope, weighted } from './support/ir.ts';
-import { BACKENDS, backendOf, edit, editArb, initialIR, withVirtualHost, type Edit } from './support/ir-edits.ts';
+import { BACKENDS, backendOf, edit, editArb, initialIR, useHttpsCertificate, withVirtualHost, type Edit } from './support/ir-edits.ts';
+import { irCertificate, selfSignedCertificate } from './support/certs.ts';
 
 /** Fixed, so a failure names a case that replays; SLUICE_FUZZ_SEED explores others. */
 const SEED = Number(process.env.SLUICE_FUZZ_SEED ?? 14_2027);
 const RUNS = 150;
+
+beforeAll(async () => useHttpsCertificate(irCertificate('secret/default/tls', [], await selfSignedCertificate('x.test'))));
 
 const pools = new UpstreamPools(1000, 1000);
 afterAll(() => void pools.closeAll());

@@ -3,7 +3,7 @@
 // property tests of what relies on that identity (test/dataplane/incremental.test.ts, ir-delta.test.ts).
 
 import fc from 'fast-check';
-import type { Backend, Endpoint, HttpIR, ListenerScope, RateLimitPolicy, Route, VirtualHost } from '../../../ir/types.ts';
+import type { Backend, Endpoint, HttpIR, ListenerScope, RateLimitPolicy, Route, TlsCertificate, VirtualHost } from '../../../ir/types.ts';
 import { exact, forwardTo, listener, prefix, regex, requestHeaders, route, scope, vhost, weighted } from './ir.ts';
 
 export const HOSTS = ['*', 'x.test', '*.x.test', 'y.test'];
@@ -53,12 +53,25 @@ export function rateLimitPolicy(requests: number): RateLimitPolicy {
   };
 }
 
+let httpsCertificate: TlsCertificate | null = null;
+
+/** With a certificate set, initialIR adds an HTTPS listener (its scopes may carry HSTS: edit 9). */
+export function useHttpsCertificate(certificate: TlsCertificate): void {
+  httpsCertificate = certificate;
+}
+
 export function initialIR(seed: number): HttpIR {
   let id = 0;
   const vhosts = (count: number): Array<[string, Route[]]> =>
     HOSTS.slice(0, count).map((host, h) => [host, Array.from({ length: (seed + h) % 4 }, () => routeOf(id++, seed + id * 7))]);
   return {
-    listeners: [listener(80, [scope('http', null, vhosts(3)), scope('named', 'y.test', vhosts(2))]), listener(81, [scope('other', null, vhosts(4))])],
+    listeners: [
+      listener(80, [scope('http', null, vhosts(3)), scope('named', 'y.test', vhosts(2))]),
+      listener(81, [scope('other', null, vhosts(4))]),
+      ...(httpsCertificate === null
+        ? []
+        : [listener(443, [{ ...scope('https', null, vhosts(3)), ...(seed % 2 === 0 ? { hsts: 'max-age=60' } : {}) }], { protocol: 'HTTPS', tls: { certificates: [httpsCertificate] } })]),
+    ],
     backends: Object.fromEntries(BACKENDS.slice(0, 4).map((name, i) => [name, backendOf(name, seed + i)])),
     rateLimits: { [RATE_LIMIT_POLICY]: rateLimitPolicy(10) },
   };
@@ -148,8 +161,14 @@ export function edit(ir: HttpIR, e: Edit): HttpIR {
       const target = ir.listeners[l];
       const s = e.b % Math.max(1, target.scopes.length);
       if (target.scopes[s] === undefined) return ir;
+      // or its HSTS (HTTPS listeners: every route of the scope answers with it)
       const hostname = [null, 'x.test', '*.x.test'][e.c % 3];
-      return { ...ir, listeners: ir.listeners.map((x, i) => (i === l ? { ...target, scopes: target.scopes.map((y, k) => (k === s ? { ...y, hostname } : y)) } : x)) };
+      const changed = (y: ListenerScope): ListenerScope => {
+        if (e.b % 2 === 0) return { ...y, hostname };
+        const { hsts: _, ...rest } = y;
+        return e.c % 3 === 0 ? rest : { ...rest, hsts: `max-age=${e.c}` };
+      };
+      return { ...ir, listeners: ir.listeners.map((x, i) => (i === l ? { ...target, scopes: target.scopes.map((y, k) => (k === s ? changed(y) : y)) } : x)) };
     }
     case 10: // nothing changed but the rate-limit policy, now and then: a new version made of the same objects
       return e.a % 3 === 0 ? { ...ir, rateLimits: { [RATE_LIMIT_POLICY]: rateLimitPolicy(1 + e.b) } } : { ...ir };
