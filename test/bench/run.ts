@@ -36,7 +36,7 @@ const QUIET_BUSY_PERCENT = 10;
 /** Interference above this on the SUT's CPU makes a measurement suspect. */
 const NOISY_OTHER_PERCENT = 10;
 
-const CONFIGS = ['direct', 'minimal', 'fastify', 'nginx', 'nginx-n', 'sluice'] as const;
+const CONFIGS = ['direct', 'minimal', 'fastify', 'nginx', 'nginx-n', 'sluice', 'sluice-ref'] as const;
 type ConfigName = (typeof CONFIGS)[number];
 
 const USAGE = `Usage: npm run bench -- [flags]
@@ -51,6 +51,8 @@ const USAGE = `Usage: npm run bench -- [flags]
   --rules N          HTTPRoute rules in Sluice's table (default 50)
   --sluice-args ARGS more \`sluice run\` flags, space-separated (e.g. "--request-flows false"), to
                      measure what a feature costs
+  --ref DIR          another checkout (e.g. \`git worktree add /tmp/ref HEAD~3\`): configuration
+                     sluice-ref runs its bin/sluice.js, interleaved with this one's (before/after)
   --cpu-prof         afterwards, one extra load each on the minimal forwarder and Sluice under
                      node --cpu-prof (not counted in the table), summarised
   --quiet-wait S     before each load, wait up to S seconds for CPU 0 to be idle when other
@@ -71,6 +73,7 @@ interface Options {
   configs: ConfigName[];
   rules: number;
   sluiceArgs: string[];
+  ref: string | null;
   cpuProf: boolean;
   quietWait: number;
   json: string | null;
@@ -89,6 +92,7 @@ function parseOptions(): Options {
       configs: { type: 'string', default: CONFIGS.join(',') },
       rules: { type: 'string', default: '50' },
       'sluice-args': { type: 'string', default: '' },
+      ref: { type: 'string' },
       'cpu-prof': { type: 'boolean', default: false },
       'quiet-wait': { type: 'string', default: '30' },
       json: { type: 'string' },
@@ -107,6 +111,8 @@ function parseOptions(): Options {
     return n;
   };
   const configs = String(values.configs).split(',').map((s) => s.trim()).filter(Boolean);
+  if (values.ref !== undefined && !configs.includes('sluice-ref')) configs.push('sluice-ref');
+  if (configs.includes('sluice-ref') && values.ref === undefined) fail('--configs sluice-ref needs --ref DIR');
   for (const c of configs) if (!(CONFIGS as readonly string[]).includes(c)) fail(`--configs: unknown configuration ${c} (expected ${CONFIGS.join(',')})`);
   const threads = int('threads', 1);
   const connections = int('connections', 1);
@@ -121,6 +127,7 @@ function parseOptions(): Options {
     configs: CONFIGS.filter((c) => configs.includes(c)),
     rules: int('rules', 8),
     sluiceArgs: String(values['sluice-args']).split(' ').filter(Boolean),
+    ref: values.ref ?? null,
     cpuProf: values['cpu-prof'],
     quietWait: int('quiet-wait', 0),
     json: values.json ?? null,
@@ -227,8 +234,10 @@ class Bench {
         await this.verify(proc, port, false);
         return { port, proc, stop: () => proc.stop() };
       }
-      case 'sluice': {
+      case 'sluice':
+      case 'sluice-ref': {
         const { port, proc } = await startSluiceRun({
+          ...(config === 'sluice-ref' ? { root: this.opts.ref! } : {}),
           node: this.tools.node,
           dir: this.dir,
           name: 'manifests',
@@ -323,6 +332,7 @@ const LABELS: Record<ConfigName, string> = {
   nginx: 'nginx proxy_pass, 1 worker',
   'nginx-n': `nginx proxy_pass, ${availableParallelism()} workers (unpinned)`,
   sluice: 'sluice',
+  'sluice-ref': 'sluice (--ref checkout)',
 };
 
 function median(values: number[]): number {
@@ -550,6 +560,14 @@ function report(opts: Options, results: Map<ConfigName, RoundResult[]>, out: (s?
     line(`sluice / ${LABELS[baseline]} (req/CPU-s)`, ratio('sluice', baseline, efficiency));
   }
   if (sluiceOk && ok('minimal')) line('sluice / minimal forwarder (RSS)', ratio('sluice', 'minimal', rss));
+  if (ok('sluice-ref') && ok('minimal')) {
+    line('sluice-ref / minimal forwarder (req/CPU-s)', ratio('sluice-ref', 'minimal', efficiency));
+    line('sluice-ref / minimal forwarder (RSS)', ratio('sluice-ref', 'minimal', rss));
+  }
+  if (sluiceOk && ok('sluice-ref')) {
+    line('sluice / sluice-ref (req/CPU-s)', ratio('sluice', 'sluice-ref', efficiency));
+    line('sluice / sluice-ref (RSS)', ratio('sluice', 'sluice-ref', rss));
+  }
   if (ok('minimal') && ok('nginx')) line('minimal / nginx proxy (req/s)', ratio('minimal', 'nginx'));
   const invalid = [...results].filter(([, rs]) => rs.some((r) => r.load.non2xx + r.load.socketErrors > r.load.requests * 0.001)).map(([c]) => c);
   const noisy = [...results].filter(([c, rs]) => c !== 'nginx-n' && median(rs.map((r) => r.usage.otherPercent)) > NOISY_OTHER_PERCENT).map(([c]) => c);

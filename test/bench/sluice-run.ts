@@ -30,6 +30,8 @@ export interface SluiceRunOptions {
   verify(proc: Proc, port: number): Promise<void>;
   /** More `sluice run` flags (e.g. --workers 2). */
   args?: string[];
+  /** Another checkout to run `bin/sluice.js` from (a before/after comparison); default this one. */
+  root?: string;
 }
 
 export async function startSluiceRun(options: SluiceRunOptions): Promise<SluiceRun> {
@@ -45,7 +47,7 @@ export async function startSluiceRun(options: SluiceRunOptions): Promise<SluiceR
       options.node,
       '--disable-warning=ExperimentalWarning',
       ...profile,
-      join(ROOT, 'bin', 'sluice.js'),
+      join(options.root ?? ROOT, 'bin', 'sluice.js'),
       'run',
       '--bpf',
       'off',
@@ -59,7 +61,7 @@ export async function startSluiceRun(options: SluiceRunOptions): Promise<SluiceR
       'warn',
       ...(options.args ?? []),
     ],
-    ROOT,
+    options.root ?? ROOT,
   );
   try {
     await waitFor200(proc, adminPort, '/readyz', options.readyTimeoutMs ?? 30_000);
