@@ -82,9 +82,11 @@ export interface CompileResult {
  */
 export class RouteTableCompiler {
   private live = new Generation();
+  /** Every compile's own stamp, a failed one's included (the entries it marked are not the next one's). */
+  private stamps = 0;
 
   compile(version: string, http: HttpIR, context: CompileContext): CompileResult {
-    const next = new Generation(this.live.stamp + 1);
+    const next = new Generation(++this.stamps);
     const problems: CompileProblem[] = [];
     const endpointKeys = new Set<string>();
     const certificateKeys = new Set<string>();

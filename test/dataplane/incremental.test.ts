@@ -56,6 +56,13 @@ class Incremental {
   readonly registry = new Registry();
   private readonly metrics = new DataplaneMetrics(this.registry);
 
+  /** A version whose compile throws part-way (the Dataplane keeps the last good table, commits nothing). */
+  reject(http: HttpIR): void {
+    const broken = { ...http, listeners: [...http.listeners, null as unknown as HttpIR['listeners'][number]] };
+    expect(() => this.compiler.compile('broken', broken, context(this.pickerStates, this.metrics, http))).toThrow();
+    this.metrics.versionRejected();
+  }
+
   apply(version: string, http: HttpIR): RouteTable {
     const ctx = context(this.pickerStates, this.metrics, http);
     const result = this.compiler.compile(version, http, ctx);
@@ -122,6 +129,8 @@ function firstDifference(seed: number, edits: Edit[]): string | null {
   const incremental = new Incremental();
   for (let step = 0; step <= edits.length; step++) {
     if (step > 0) ir = edit(ir, edits[step - 1]);
+    // Now and then a rejected version first: it must leave nothing behind.
+    if (step > 0 && edits[step - 1].c % 5 === 4) incremental.reject(ir);
     const version = `v${step}`;
     const got = incremental.apply(version, ir);
     const want = fresh(version, ir);
