@@ -52,7 +52,8 @@ export interface FolderLoad {
 }
 
 interface FileState {
-  contentHash: string;
+  /** The file's text as last read. */
+  content: string;
   /** Its documents that parsed without a problem, by text (see parseManifest). */
   documents?: Map<string, ParsedDocument>;
   /** What stat said when this content was read: the same again, the file is not read again. */
@@ -96,10 +97,10 @@ export const LOSS_SETTLE_MS = 500;
 export class ManifestFolder {
   readonly dir: string;
   /** Files that lost objects: the lossy content and when it was first read (see LOSS_SETTLE_MS). */
-  private readonly lossSeen = new Map<string, { contentHash: string; since: number }>();
+  private readonly lossSeen = new Map<string, { content: string; since: number }>();
   private readonly files = new Map<string, FileState>();
   /** Files whose current content failed to parse: content hash and the problem. */
-  private readonly broken = new Map<string, { contentHash: string; stat: string; problem: SourceProblem }>();
+  private readonly broken = new Map<string, { content: string; stat: string; problem: SourceProblem }>();
   private readonly tracked = new Map<string, Tracked>();
   private readonly now: () => Date;
   /** The read errors of the previous load, to tell when one comes or goes. */
@@ -160,20 +161,22 @@ export class ManifestFolder {
         unreadable(file, err, "this file's last good objects");
         continue;
       }
-      const contentHash = sha256(text);
-      if (loaded?.contentHash === contentHash && known === undefined) {
+      // The text itself, not a hash of it: its documents' texts are slices of it, kept anyway, and
+      // comparing is cheaper than hashing 10 MB.
+      const content = text;
+      if (loaded?.content === content && known === undefined) {
         loaded.stat = stat ?? '';
         problems.push(...loaded.problems.map((p) => ({ ...p, file })));
         for (const [t, objects] of loaded.documents ?? []) documents.set(t, objects);
         continue;
       }
-      if (known?.contentHash === contentHash) {
+      if (known?.content === content) {
         known.stat = stat ?? '';
         problems.push(known.problem);
         continue;
       }
       const parsed = parseManifestDocuments(text, this.documents);
-      if (loaded !== undefined && !('error' in parsed) && parsed.objects.length < loaded.objects.length && !this.lossSettled(file, path, contentHash)) {
+      if (loaded !== undefined && !('error' in parsed) && parsed.objects.length < loaded.objects.length && !this.lossSettled(file, path, content)) {
         settling.push(file);
         problems.push(...loaded.problems.map((p) => ({ ...p, file })));
         continue;
@@ -183,14 +186,14 @@ export class ManifestFolder {
       if ('error' in parsed) {
         // A bad file never replaces its last good content.
         const problem: SourceProblem = { code: 'SLU_MANIFEST_YAML', file, message: `${parsed.error}; keeping this file's last good objects until it parses again` };
-        this.broken.set(file, { contentHash, stat: stat ?? '', problem });
+        this.broken.set(file, { content, stat: stat ?? '', problem });
         problems.push(problem);
         continue;
       }
       this.broken.delete(file);
       problems.push(...parsed.problems.map((p) => ({ ...p, file })));
       for (const [t, objects] of parsed.documents) documents.set(t, objects);
-      this.files.set(file, { contentHash, stat: stat ?? '', objects: parsed.objects, problems: parsed.problems, documents: parsed.documents });
+      this.files.set(file, { content, stat: stat ?? '', objects: parsed.objects, problems: parsed.problems, documents: parsed.documents });
     }
     // Kept: the documents of the files as they are now (a document edited away is forgotten).
     this.documents = documents;
@@ -219,12 +222,12 @@ export class ManifestFolder {
     return { snapshot: this.assembled.snapshot, problems, readErrors, changed, settling };
   }
 
-  /** Whether this loss of objects (the file's content `contentHash`) has stood for LOSS_SETTLE_MS. */
-  private lossSettled(file: string, path: string, contentHash: string): boolean {
+  /** Whether this loss of objects (the file's content `content`) has stood for LOSS_SETTLE_MS. */
+  private lossSettled(file: string, path: string, content: string): boolean {
     const seen = this.lossSeen.get(file);
     const now = Date.now();
-    if (seen?.contentHash !== contentHash) {
-      this.lossSeen.set(file, { contentHash, since: now });
+    if (seen?.content !== content) {
+      this.lossSeen.set(file, { content, since: now });
       return false;
     }
     return now - seen.since >= LOSS_SETTLE_MS && !modifiedWithin(path, SETTLE_MS);
