@@ -1,4 +1,4 @@
-// `--workers N`: N worker threads (cmd/worker-thread.ts, started by cmd/worker-boot.ts) serve the
+// `--workers N`: N worker threads (cmd/worker-thread.ts, started by cmd/worker-boot.js) serve the
 // same listeners, each binding its own socket per port with SO_REUSEPORT, so the kernel spreads
 // new connections over them and no thread hands connections to another. The primary keeps
 // everything that is one per process — translation or the snapshot subscription, the admin API,
@@ -291,7 +291,7 @@ export class WorkerPool {
   private spawn(index: number): Slot {
     const flows = this.options.init.flows === null ? null : { ...this.options.init.flows, relay: this.relay };
     const init: WorkerInit = { ...this.options.init, flows, index, buckets: this.buckets, connections: this.connections, ticketKeys: this.ticketKeys, redis: this.redis, sessionKey: this.sessionKey };
-    const worker = new Worker(new URL('./worker-boot.ts', import.meta.url), { workerData: init });
+    const worker = new Worker(new URL('./worker-boot.js', import.meta.url), { workerData: init });
     const slot: Slot = { index, worker, startedAt: performance.now(), pending: new Map() };
     worker.on('message', (message: FromWorker) => {
       if (message.type === 'flows') return this.options.onFlows(message.flows);

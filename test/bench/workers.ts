@@ -36,6 +36,10 @@ const ROOT = join(import.meta.dirname, '..', '..');
 const { values } = parseArgs({
   options: {
     duration: { type: 'string', default: '8' },
+    // Each worker's isolate compiles its hot code itself (V8's optimising compiler, on V8's
+    // platform threads): measured, a fifth of a core in a 2-worker process's first 4 s under load, ~3 % after.
+    // Shorter, N workers pay N times the start-up in the measured window.
+    warmup: { type: 'string', default: '5' },
     connections: { type: 'string', default: '64' },
     rounds: { type: 'string', default: '3' },
     workers: { type: 'string', default: String(Math.max(2, availableParallelism())) },
@@ -47,6 +51,7 @@ const { values } = parseArgs({
 });
 const N = Number(values.workers);
 const DURATION = Number(values.duration);
+const WARMUP = Number(values.warmup);
 const CONNECTIONS = Number(values.connections);
 const ROUNDS = Number(values.rounds);
 const ALL_CONFIGS = ['sluice-1', `sluice-${N}`, `sluice-${N}-noflows`, 'fwd-1', `fwd-reuseport-${N}`, `fwd-cluster-${N}`, 'nginx-1', `nginx-${N}`];
@@ -141,7 +146,7 @@ for (let round = 0; round < ROUNDS; round++) {
     const startMs = performance.now() - startedAt;
     // `Host`, capitalised: wrk adds its own unless it sees exactly that name (two Host headers: nginx says 400).
     const load = { url: `http://127.0.0.1:${running.port}${manifests.path}`, threads: 1, connections: CONNECTIONS, headers: { Host: BENCH_HOST }, pin: [], wrk: wrk! };
-    await runWrk({ ...load, durationSec: 2 }); // warm-up
+    await runWrk({ ...load, durationSec: WARMUP }); // warm-up
     const usage = new UsageSampler(running.proc.pid, null);
     const threadsBefore = threadCpu(running.proc.pid);
     const result = await runWrk({ ...load, durationSec: DURATION });
