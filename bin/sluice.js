@@ -12,12 +12,12 @@ if (major < 24) {
   );
   process.exit(1);
 }
-// Node strips the TypeScript with a WebAssembly compiler whose memory grows to the largest file
-// stripped and is never given back: ~40 MB of RSS for Sluice's sources, kept for the life of the
-// process. Node's compile cache keeps the stripped sources (and V8's code cache) on disk, keyed by
-// content: from the second start on no file is stripped, and start-up is faster. In the OS temp
-// folder (the chart mounts an emptyDir there); NODE_COMPILE_CACHE picks another folder and
-// NODE_DISABLE_COMPILE_CACHE=1 turns it off. A folder that cannot be written only costs the saving.
-const { enableCompileCache } = await import('node:module');
-enableCompileCache?.();
+// Node's compile cache first (cmd/compile-cache.js): stripped sources and V8's code cache from disk,
+// no WebAssembly type stripper holding ~40 MB for the life of the process once the cache is warm.
+const { enableSluiceCompileCache } = await import('../cmd/compile-cache.js');
+if (enableSluiceCompileCache()) {
+  // Node writes the cache at exit; also once start-up is over, for a process that never exits cleanly.
+  const { flushCompileCache } = await import('node:module');
+  setTimeout(flushCompileCache, 30_000).unref();
+}
 await import('../cmd/cli.ts');
