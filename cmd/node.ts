@@ -84,8 +84,6 @@ export class DataplaneNode {
    */
   readonly flows: FlowBuffer | WorkerFlows;
   private readonly accessLog: AccessLog;
-  /** With --workers: whether they must send each forwarded request's flow (for the access log). */
-  private readonly accessLogRelay: ((accessLogs: ReturnType<typeof gatewayAccessLogs>) => void) | null = null;
   private readonly dataplane: Proxy;
   private readonly logger: Logger;
   /** The cgroup eBPF attached to when Sluice made it; released on close. */
@@ -119,13 +117,10 @@ export class DataplaneNode {
         registry,
         onFlows: (flows) => {
           for (const flow of flows) {
-            // Drops and audits come always, into the ring (counted there); forwarded requests only
-            // while relayed, and are counted by their worker.
+            // Drops and audits come always, into the ring (counted and logged there); forwarded
+            // requests only while followed, and are counted and logged by their worker.
             if (flow.verdict !== 'FORWARDED') ring.push(flow);
-            else {
-              this.accessLog.write(flow);
-              workerFlows.relayed(flow);
-            }
+            else workerFlows.relayed(flow);
           }
         },
         init: {
@@ -136,12 +131,11 @@ export class DataplaneNode {
           flows: options.flows?.requests === false ? null : { sampleRate: options.flows?.sampleRate ?? 1, bufferSize: ring.size },
           rateLimit,
           sessionKey,
+          accessLog: { ...accessLog, onByDefault: options.flows?.accessLog !== undefined },
         },
       });
       const workerFlows = new WorkerFlows(ring, pool);
       this.flows = workerFlows;
-      const accessLogOnByDefault = options.flows?.accessLog !== undefined;
-      this.accessLogRelay = (accessLogs) => workerFlows.setAccessLog(accessLogOnByDefault || [...accessLogs.values()].some((s) => s.enabled === true));
       this.rateLimits = pool;
       this.dataplane = pool;
       return;
@@ -170,12 +164,8 @@ export class DataplaneNode {
   async apply(ir: IR): Promise<ApplyResult> {
     this.agent?.apply(ir.l4);
     const http = this.agent ? viaServiceVips(ir.http, ir.l4) : ir.http;
-    const accessLogs = gatewayAccessLogs(ir.http);
-    // Workers relay forwarded requests before a version that logs them is served, and stop after.
-    if (this.accessLogRelay !== null && [...accessLogs.values()].some((s) => s.enabled === true)) this.accessLogRelay(accessLogs);
     const outcome = await this.dataplane.apply(ir.version, http, ir.l4);
-    this.accessLog.configure(accessLogs);
-    this.accessLogRelay?.(accessLogs);
+    this.accessLog.configure(gatewayAccessLogs(ir.http));
     for (const l of outcome.listeners) if (!l.ok) this.logger.error({ listener: l.name, error: l.error }, `cannot listen on ${l.name}: ${l.error ?? 'failed'}`);
     return outcome;
   }

@@ -1,7 +1,8 @@
 // One worker thread of `--workers N` (started by cmd/workers.ts): a Dataplane binding every
 // listener with SO_REUSEPORT, its own metrics registry (the primary aggregates them), rate-limit
 // buckets in the memory all workers share, and its request flows in a ring of its own (counted
-// in its flow metrics; read by the primary on demand, relayed as they come only when asked).
+// in its flow metrics, written to the access log; read by the primary on demand, relayed as they
+// come only when asked).
 // It does what the primary's messages say, in order: apply a version, switch Redis, report
 // metrics or flows, drain and exit.
 import { parentPort, workerData } from 'node:worker_threads';
@@ -12,6 +13,7 @@ import { IrDeltaDecoder, type EncodedIR } from '../ir/delta.ts';
 import { Dataplane } from '../dataplane/dataplane.ts';
 import { FlowBuffer } from '../dataplane/flows/flow-buffer.ts';
 import { FlowMetrics } from '../dataplane/flows/flow-metrics.ts';
+import { ACCESS_LOG_FIELDS, AccessLog, gatewayAccessLogs } from '../dataplane/flows/access-log.ts';
 import { RateLimitService } from '../dataplane/ratelimit/limiter.ts';
 import { SharedBuckets, sharedClock } from '../dataplane/ratelimit/shared-buckets.ts';
 import type { ToWorker, FromWorker, WorkerInit } from './workers.ts';
@@ -41,6 +43,9 @@ const flush = (): void => {
   pending = [];
   if (flows.length > 0) post({ type: 'flows', flows });
 };
+const accessLogSettings = init.accessLog ?? { path: '-', fields: ACCESS_LOG_FIELDS, onByDefault: false };
+const accessLog = new AccessLog(accessLogSettings.path, accessLogSettings.fields, registry, (err) =>
+  logger.error({ path: accessLogSettings.path, err: err.message }, 'access log cannot be written: its lines are dropped (sluice_access_log_dropped_total)'), accessLogSettings.onByDefault);
 let flowOptions = {};
 /** The latest --flow-buffer-size forwarded requests of this worker; the primary merges the rings when read. */
 let ring: FlowBuffer | null = null;
@@ -57,6 +62,7 @@ if (init.flows !== null) {
     if (flow.verdict === 'FORWARDED') {
       kept.push(flow);
       metrics.record(flow);
+      accessLog.write(flow);
       if (!relaying) return;
     }
     // Bounded: a primary that stops reading cannot make a worker hold more than its ring does.
@@ -98,6 +104,7 @@ async function handle(message: ToWorker): Promise<void> {
         post({ type: 'failed', id: message.id, error: (error as Error).message, resync: true });
         return;
       }
+      accessLog.configure(gatewayAccessLogs(ir.http));
       post({ type: 'applied', id: message.id, result: await dataplane.apply(message.version, ir.http, ir.l4) });
       return;
     }
@@ -118,6 +125,7 @@ async function handle(message: ToWorker): Promise<void> {
     case 'close':
       await dataplane.close();
       await rateLimits.close();
+      await accessLog.close();
       if (flushTimer) clearTimeout(flushTimer);
       flush();
       post({ type: 'done', id: message.id });

@@ -37,9 +37,15 @@ export interface WorkerInit {
   frontDoor?: FrontDoorLimits;
   /**
    * Null: request flows off. Each worker keeps the latest `bufferSize` of its own and sends them to
-   * the primary as they come only while `relay` is on (someone follows, or the access log writes).
+   * the primary as they come only while `relay` is on (someone follows).
    */
   flows: { sampleRate: number; bufferSize: number; relay?: boolean } | null;
+  /**
+   * The access log (AccessLog's arguments): each worker writes its forwarded requests' lines itself
+   * (appending to the file, or to the process's stdout); the primary writes drops and audits.
+   * Absent: as without --access-log (stdout, for the Gateways that ask for it).
+   */
+  accessLog?: { path: string; fields: readonly string[]; onByDefault: boolean };
   rateLimit: { redisTimeoutMs: number; replicas: number; maxLocalKeys: number };
   redis: RedisSettings | null;
   buckets: { local: SharedArrayBuffer; fallback: SharedArrayBuffer };
@@ -417,14 +423,13 @@ function mergeListeners(results: ApplyResult[]): ListenerResult[] {
  * and each worker's (its forwarded requests), merged in time order when read. Sending every
  * request's flow to the primary as it happened cost 2 workers 0.79x the requests per CPU-second of
  * 1 (0.97x without flows; this 2-core box): the structured clone on both sides, and the garbage.
- * Workers send forwarded requests only while a follower or the access log needs each one
- * (`sluice observe -f`, the web view, a Gateway whose requests are logged).
+ * Workers send forwarded requests only while a follower needs each one (`sluice observe -f`, the
+ * web view); they write their own access log lines.
  */
 export class WorkerFlows {
   private readonly ring: FlowBuffer;
   private readonly pool: WorkerPool;
   private readonly followers = new Set<(flow: Flow) => void>();
-  private accessLog = false;
 
   /** `ring`: the primary's own flows (the kernel's). */
   constructor(ring: FlowBuffer, pool: WorkerPool) {
@@ -454,13 +459,7 @@ export class WorkerFlows {
     };
   }
 
-  /** Whether the access log writes any request (--access-log, or a Gateway that asks for it). */
-  setAccessLog(on: boolean): void {
-    this.accessLog = on;
-    this.update();
-  }
-
-  /** A forwarded request's flow a worker relayed: to the followers (the access log is the caller's). */
+  /** A forwarded request's flow a worker relayed: to the followers. */
   relayed(flow: Flow): void {
     for (const listener of this.followers) {
       try {
@@ -472,7 +471,7 @@ export class WorkerFlows {
   }
 
   private update(): void {
-    this.pool.relayFlows(this.accessLog || this.followers.size > 0);
+    this.pool.relayFlows(this.followers.size > 0);
   }
 }
 

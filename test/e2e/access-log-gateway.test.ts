@@ -4,6 +4,7 @@
 // logged, to stdout. Lines are asserted as written, per Gateway.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePortOffset } from '../support/ports.ts';
@@ -122,6 +123,29 @@ describe('per-Gateway access log through sluice run', () => {
       // (Each worker sends its lines in batches: two workers' lines of one 20 ms may swap; compared in path order.)
       const written = (await lines(() => sluice.logs(), 6)).sort((a, b) => String(a.path).localeCompare(String(b.path)));
       expect(written).toEqual(Array.from({ length: 6 }, (_, i) => ({ path: `/logged/${i}`, gateway: 'default/logged' })));
+    } finally {
+      await sluice.stop();
+    }
+  }, 30_000);
+
+  it('with --workers 2 and --access-log FILE: each worker appends its own lines, one per request, none torn', async () => {
+    const log = join(dir, 'workers-access.log');
+    const sluice = await start('workers-file', { logged: {}, quiet: { 'sluice.dev/access-log': 'false' }, plain: {} }, ['--workers', '2', '--access-log', log, '--access-log-fields', 'path,status']);
+    try {
+      // Each on a connection of its own, so that the kernel hands them to both workers.
+      const once = (gateway: keyof typeof PORTS, path: string) =>
+        new Promise<number>((resolve, reject) => {
+          http.get({ host: '127.0.0.1', port: PORTS[gateway] + offset, path, agent: false }, (res) => res.resume().on('end', () => resolve(res.statusCode ?? 0))).on('error', reject);
+        });
+      const COUNT = 40;
+      const statuses = await Promise.all(Array.from({ length: COUNT }, (_, i) => once(i % 2 === 0 ? 'logged' : 'quiet', `/file/${i}`)));
+      expect(statuses.every((s) => s === 200)).toBe(true);
+      await lines(() => readFileSync(log, 'utf8'), COUNT / 2);
+      await new Promise((r) => setTimeout(r, 200));
+      const written = (await lines(() => readFileSync(log, 'utf8'), COUNT / 2)).map((l) => l.path).sort();
+      expect(written).toEqual(Array.from({ length: COUNT / 2 }, (_, i) => `/file/${2 * i}`).sort());
+      const perWorker = [...(await (await fetch(`${sluice.admin}/metrics`)).text()).matchAll(/^sluice_worker_http_requests_total\{worker="\d"\} (\d+)$/gm)].map((m) => Number(m[1]));
+      expect(Math.min(...perWorker)).toBeGreaterThan(0);
     } finally {
       await sluice.stop();
     }
