@@ -247,9 +247,14 @@ export class ManifestFolder {
       for (const folder of folders) {
         if (watchers.has(folder)) continue;
         try {
-          const watcher = watch(folder, (event) => {
+          const watcher = watch(folder, (event, name) => {
+            // Only what the folder's reading sees: a manifest file or a folder. Not an editor's swap
+            // file or a file written beside a manifest before it is renamed in, whose run would find
+            // nothing and make the rename that follows wait as a burst (controller/debounce.ts).
+            const path = name === null ? null : join(folder, String(name));
+            const relevant = path === null || watchers.has(path) || (!String(name).startsWith('.') && (MANIFEST_FILE.test(path) || isFolder(path)));
             if (event === 'rename') follow(); // an entry came or went: maybe a folder
-            onChange();
+            if (relevant) onChange();
           });
           watcher.on('error', () => undefined);
           watchers.set(folder, watcher);
