@@ -634,7 +634,8 @@ class TableCompiler {
             filters: concatChains(filters, this.filterChain(route, weighted.filters)),
             metrics: this.requestMetrics(route.name, weighted.backend ?? '', irBackend && { route, backend: irBackend }),
           };
-          return { item: choice, weight: weighted.weight, id: `${index}:${weighted.backend ?? ''}` };
+          // The id only enters a multi-backend picker's signature: no string per rule for the rest.
+          return { item: choice, weight: weighted.weight, id: action.backends.length === 1 ? '' : `${index}:${weighted.backend ?? ''}` };
         });
         return {
           type: 'Forward',
