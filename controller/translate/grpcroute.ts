@@ -27,14 +27,26 @@ const ANY_SEGMENT = '[^/]+';
 
 /** Both kinds that share HTTP listeners, each in the order given, cross-serving resolved between them. */
 export function translateHttpAndGrpcRoutes(httpRoutes: HTTPRouteObject[], grpcRoutes: GRPCRouteObject[], parents: Parents, index: InputIndex): RouteTranslation[] {
+  // Only the two kinds together can cross-serve: one kind alone needs none of what follows.
+  if (grpcRoutes.length === 0 || httpRoutes.length === 0) {
+    const out: RouteTranslation[] = [];
+    for (const r of httpRoutes) {
+      const t = translateHttpRoute(r, parents, index);
+      if (t) out.push(t);
+    }
+    for (const r of grpcRoutes) {
+      const t = translateGrpcRoute(r, parents, index);
+      if (t) out.push(t);
+    }
+    return out;
+  }
   const served: ServedRoute[] = [];
   const add = (kind: ServedRoute['kind'], route: KubeObject, translation: RouteTranslation | null) => {
     if (translation) served.push({ kind, namespace: route.metadata.namespace ?? '', creationTimestamp: route.metadata.creationTimestamp ?? '', translation });
   };
   for (const r of httpRoutes) add('HTTPRoute', r, translateHttpRoute(r, parents, index));
   for (const r of grpcRoutes) add('GRPCRoute', r, translateGrpcRoute(r, parents, index));
-  // Only the two kinds together can cross-serve.
-  if (httpRoutes.length > 0 && grpcRoutes.length > 0) resolveCrossServing(served);
+  resolveCrossServing(served);
   return served.map((s) => s.translation);
 }
 
