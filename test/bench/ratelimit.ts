@@ -372,7 +372,8 @@ async function main(): Promise<void> {
     const globalAddedP50 = m.global.unloadedP50 - m.none.unloadedP50;
     const global1AddedP50 = m['global-1'].unloadedP50 - m.none.unloadedP50;
     const localAddedP50 = m.local.unloadedP50 - m.none.unloadedP50;
-    const globalRatio = Math.max(m.global.rps / m.none.rps, m.none.cpuUs / m.global.cpuUs);
+    // The verdict is per CPU: requests/s swing ±30 % between rounds on a shared box.
+    const globalRatio = m.none.cpuUs / m.global.cpuUs;
     const fmt = (g: GlobalCost) => `${g.sequentialUs.toFixed(1)} µs sequential, ${g.concurrentUs.toFixed(1)} µs wall and ${g.concurrentCpuUs.toFixed(1)} µs CPU each with 200 in flight (${(g.fromRedis * 100).toFixed(1)} % answered by Redis)`;
     const lines = [
       '',
@@ -383,7 +384,7 @@ async function main(): Promise<void> {
       ),
       '',
       `local:  throughput cost ${(localCost * 100).toFixed(1)} %, per CPU ${(localCpuCost * 100).toFixed(1)} % (target < ${LOCAL_COST_TARGET * 100} %) ${Math.min(localCost, localCpuCost) < LOCAL_COST_TARGET ? 'MET' : 'NOT MET'}; unloaded p50 +${localAddedP50.toFixed(3)} ms`,
-      `global: unloaded p50 +${globalAddedP50.toFixed(3)} ms (target < ${GLOBAL_P50_TARGET_MS} ms) ${globalAddedP50 < GLOBAL_P50_TARGET_MS ? 'MET' : 'NOT MET'}; ${(m.global.rps / m.none.rps).toFixed(3)} × the no-limit throughput, ${(m.none.cpuUs / m.global.cpuUs).toFixed(3)} × per CPU (target ≥ ${GLOBAL_RATIO_TARGET}) ${globalRatio >= GLOBAL_RATIO_TARGET ? 'MET' : 'NOT MET'}`,
+      `global: unloaded p50 +${globalAddedP50.toFixed(3)} ms (target < ${GLOBAL_P50_TARGET_MS} ms) ${globalAddedP50 < GLOBAL_P50_TARGET_MS ? 'MET' : 'NOT MET'}; ${(m.global.rps / m.none.rps).toFixed(3)} × the no-limit throughput, ${(m.none.cpuUs / m.global.cpuUs).toFixed(3)} × per CPU (target ≥ ${GLOBAL_RATIO_TARGET} per CPU) ${globalRatio >= GLOBAL_RATIO_TARGET ? 'MET' : 'NOT MET'}`,
       `global-1 (one script call per request): unloaded p50 +${global1AddedP50.toFixed(3)} ms; ${(m['global-1'].rps / m.none.rps).toFixed(3)} × throughput, ${(m.none.cpuUs / m['global-1'].cpuUs).toFixed(3)} × per CPU; coalescing saves ${(m['global-1'].cpuUs - m.global.cpuUs).toFixed(1)} µs CPU per request`,
       `in process: local decision ${cost.localNs.toFixed(0)} ns (${((cost.localNs / 1e9) * m.none.rps * 100).toFixed(2)} % of a core at the 'none' rate)`,
       `in process: global decision, coalesced: ${fmt(cost.global)}`,
