@@ -7,7 +7,8 @@
 // hash tag), or everything on a single Redis.
 //
 // Every decision keeps its own deadline (`timeoutMs` after it was asked), whether it is queued or
-// in flight: one timer, armed for the oldest pending decision, fails those past their deadline.
+// in flight: one timer, armed for the oldest pending decision (a list of the unsettled ones, in
+// arrival order), fails those past their deadline.
 // A round trip whose decisions have all timed out no longer holds its lane (a stalled or lost
 // reply does not stop the lane), and its late reply is dropped.
 
@@ -51,7 +52,8 @@ class Entry {
   settled = false;
   /** The round trip carrying it, once sent. */
   batch: Batch | null = null;
-  /** Next decision in deadline order (= arrival order: one timeout for all). */
+  /** Neighbours among the unsettled decisions, in deadline order (= arrival order: one timeout for all). */
+  prev: Entry | null = null;
   next: Entry | null = null;
   readonly promise: Promise<number[]>;
 
@@ -113,7 +115,7 @@ export class RedisBatcher {
   /** Decisions queued or in flight (for tests). */
   get pending(): number {
     let n = 0;
-    for (let e = this.head; e !== null; e = e.next) if (!e.settled) n++;
+    for (let e = this.head; e !== null; e = e.next) n++;
     return n;
   }
 
@@ -136,7 +138,10 @@ export class RedisBatcher {
       return entry.promise;
     }
     if (this.tail === null) this.head = entry;
-    else this.tail.next = entry;
+    else {
+      this.tail.next = entry;
+      entry.prev = this.tail;
+    }
     this.tail = entry;
     if (this.timer === null) this.arm(entry.deadline);
     if (this.batchLimit === 1) {
@@ -152,8 +157,7 @@ export class RedisBatcher {
   close(): void {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
-    for (let e = this.head; e !== null; e = e.next) if (!e.settled) this.fail(e, 'unavailable', 'rate limiter closed');
-    this.head = this.tail = null;
+    while (this.head !== null) this.fail(this.head, 'unavailable', 'rate limiter closed');
     this.lanes.clear();
   }
 
@@ -201,7 +205,7 @@ export class RedisBatcher {
           this.fail(e, 'script', `script reply too short: ${reply.length} values`);
           short++;
         } else {
-          e.settled = true;
+          this.settle(e);
           answered++;
           e.resolve(reply.slice(offset, offset + size));
         }
@@ -268,8 +272,21 @@ export class RedisBatcher {
   }
 
   private fail(entry: Entry, reason: BackendErrorReason, message: string): void {
-    entry.settled = true;
+    this.settle(entry);
     entry.reject(new BatchFailure(reason, message));
+  }
+
+  /** Out of the deadline list at once: a settled decision is garbage while still young. */
+  private settle(entry: Entry): void {
+    entry.settled = true;
+    const { prev, next } = entry;
+    if (prev === null) {
+      if (this.head === entry) this.head = next;
+    } else prev.next = next;
+    if (next === null) {
+      if (this.tail === entry) this.tail = prev;
+    } else next.prev = prev;
+    entry.prev = entry.next = null;
   }
 
   private arm(at: number): void {
@@ -285,21 +302,16 @@ export class RedisBatcher {
     let given: Batch[] | null = null;
     let expired: Map<string, number> | null = null;
     const message = `no answer within ${this.timeoutMs} ms`;
-    let e = this.head;
-    while (e !== null && (e.settled || e.deadline <= now)) {
-      if (!e.settled) {
-        this.fail(e, 'timeout', message);
-        expired ??= new Map();
-        expired.set(e.lane, (expired.get(e.lane) ?? 0) + 1);
-        const batch = e.batch;
-        // A round trip none of whose decisions still waits gives its lane up.
-        if (batch !== null && !batch.done && --batch.pending === 0) (given ??= []).push(batch);
-      }
-      e = e.next;
+    while (this.head !== null && this.head.deadline <= now) {
+      const e = this.head;
+      this.fail(e, 'timeout', message); // unlinks it: the next is the head
+      expired ??= new Map();
+      expired.set(e.lane, (expired.get(e.lane) ?? 0) + 1);
+      const batch = e.batch;
+      // A round trip none of whose decisions still waits gives its lane up.
+      if (batch !== null && !batch.done && --batch.pending === 0) (given ??= []).push(batch);
     }
-    this.head = e;
-    if (e === null) this.tail = null;
-    else this.arm(e.deadline);
+    if (this.head !== null) this.arm(this.head.deadline);
     if (expired !== null) for (const [lane, n] of expired) this.events.failed(lane, 'timeout', message, n);
     if (given !== null) for (const batch of given) this.finish(batch);
   }
