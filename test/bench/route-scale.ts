@@ -332,7 +332,6 @@ async function endToEnd(routes: number, layout: Layout, seconds: number, edits: 
           })
         : null;
     convergeWindow.endUs = monotonicUs();
-    writeFileSync('/tmp/t-work/sluice.log', sluice.proc.logs());
     if (seconds <= 0) {
       // --cpu-prof without load: the profile of the edits.
       await sluice.proc.stop('SIGTERM', 15_000);
