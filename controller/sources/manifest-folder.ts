@@ -66,7 +66,8 @@ interface FileState {
 interface Tracked {
   specHash: string;
   generation: number;
-  creationTimestamp: string;
+  /** When this reader first saw the object: its creationTimestamp unless the manifest sets one (then that one, edits included, as a fresh read would take it). */
+  firstSeen: string;
   uid: string;
   /** The parsed object last stamped, and the result: the same parsed object gives the same stamped one (same identity: translation reuses its work). */
   source: KubeObject;
@@ -315,7 +316,7 @@ export class ManifestFolder {
       t = {
         specHash,
         generation: 1,
-        creationTimestamp: metadata.creationTimestamp ?? this.now().toISOString().replace(/\.\d+Z$/, 'Z'),
+        firstSeen: this.now().toISOString().replace(/\.\d+Z$/, 'Z'),
         uid: sha256(`${key}/${this.now().getTime()}`).slice(0, 32),
         source: obj,
         stamped: obj,
@@ -333,7 +334,7 @@ export class ManifestFolder {
       metadata: {
         ...metadata,
         generation: t.generation,
-        creationTimestamp: t.creationTimestamp,
+        creationTimestamp: metadata.creationTimestamp ?? t.firstSeen,
         uid: metadata.uid ?? t.uid,
         resourceVersion: String(t.generation),
       },

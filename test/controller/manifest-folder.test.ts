@@ -40,6 +40,21 @@ describe('ManifestFolder', () => {
     expect(folder.load().snapshot.httpRoutes[0]!.metadata.generation).toBe(2);
   });
 
+  it('follows a creationTimestamp the manifest sets or edits (a fresh read would take it), else keeps the first sight', () => {
+    // Route precedence (older wins) reads it: a reader that kept the first value served another
+    // route than a fresh `sluice run` on the same folder (test/e2e/incremental-soundness.test.ts).
+    let now = new Date('2026-03-01T00:00:00Z');
+    const folder = new ManifestFolder(dir, () => now);
+    const stamped = () => folder.load().snapshot.httpRoutes[0]!.metadata;
+    writeFileSync(join(dir, 'r.yaml'), route('/a'));
+    expect(stamped().creationTimestamp).toBe('2026-03-01T00:00:00Z');
+    now = new Date('2026-03-02T00:00:00Z');
+    writeFileSync(join(dir, 'r.yaml'), route('/a').replace('metadata: {', 'metadata: {creationTimestamp: "2020-01-01T00:00:00Z", '));
+    expect(stamped()).toMatchObject({ creationTimestamp: '2020-01-01T00:00:00Z', generation: 1 });
+    writeFileSync(join(dir, 'r.yaml'), route('/a'));
+    expect(stamped().creationTimestamp).toBe('2026-03-01T00:00:00Z');
+  });
+
   it('a file truncated and written again by a slow writer never loses its objects, however late the read', async () => {
     const folder = new ManifestFolder(dir);
     const two = `${route('/a')}---\n${route('/b').replace('name: r', 'name: r2')}`;
