@@ -176,6 +176,19 @@ function scenarios(): Scenario[] {
       steps: [
         { what: 'route.yaml stops parsing', files: { 'route.yaml': manifestText([httpRoute('web', { hostnames: ['x.example.com'], backend: 'green' })]) + 'spec: [unclosed\n' }, reference: 'previous', problems: ['SLU_MANIFEST_YAML'] },
         { what: 'route.yaml fixed, with the edit', files: { 'route.yaml': [httpRoute('web', { hostnames: ['x.example.com'], backend: 'green' })] }, expect: (o) => expect([o.answers.x!.backend, o.answers.y!.status]).toEqual(['green', 404]) },
+        { what: 'route.yaml stops parsing again', files: { 'route.yaml': 'kind: [\n' }, reference: 'previous', problems: ['SLU_MANIFEST_YAML'] },
+        { what: 'the broken route.yaml is deleted (its last good objects go with it)', files: { 'route.yaml': null }, expect: (o) => expect(o.answers.x!.status).toBe(404) },
+        {
+          what: 'an invalid document, then one added before it',
+          files: { 'route.yaml': [httpRoute('web', { hostnames: ['x.example.com'], backend: 'blue' }), { ...httpRoute('bad', { hostnames: ['z.example.com'], backend: 'blue' }), spec: { parentRefs: [{ name: 'gw', port: 70000 }] } }] },
+          problems: ['SLU_MANIFEST_INVALID'],
+        },
+        {
+          what: 'a document added before the invalid one (its position in the problem moves)',
+          files: { 'route.yaml': [httpRoute('two', { hostnames: ['y.example.com'], backend: 'green' }), httpRoute('web', { hostnames: ['x.example.com'], backend: 'blue' }), { ...httpRoute('bad', { hostnames: ['z.example.com'], backend: 'blue' }), spec: { parentRefs: [{ name: 'gw', port: 70000 }] } }] },
+          problems: ['SLU_MANIFEST_INVALID'],
+          expect: (o) => expect(o.problems.find((p) => p.startsWith('SLU_MANIFEST_INVALID'))).toMatch(/document 3/),
+        },
       ],
     },
     {
