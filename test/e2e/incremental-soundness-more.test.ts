@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createCertificateAuthority, createClientCertificate, createSelfSignedServerCertificate, createServerCertificate, type CertificateBundle } from '../support/demo/certs.ts';
 import type { EchoServer } from '../support/demo/echo-server.ts';
+import { httpPolicyYaml } from '../support/http-policy-yaml.ts';
 import {
   backendTlsPolicy,
   caConfigMap,
@@ -81,6 +82,18 @@ const ingress = (className?: string) => ({
   metadata: meta('ing', 'default'),
   spec: { ...(className ? { ingressClassName: className } : {}), rules: [{ host: 'i.example.com', http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'blue', port: { number: 80 } } } }] } }] },
 });
+
+/** Service `name` selecting Pods app=`app`, one such Pod at 127.0.0.1, and its EndpointSlice to the echo server. */
+const selected = (name: string, app: string) => {
+  const [svc, endpoints] = service(name, name === 'blue' ? blue : green) as [{ spec: object }, object];
+  return [
+    { ...svc, spec: { ...svc.spec, selector: { app } } },
+    endpoints,
+    { apiVersion: 'v1', kind: 'Pod', metadata: meta(`${name}-pod`, 'default', { labels: { app } }), spec: { containers: [{ name: 'c', image: 'echo' }] }, status: { podIP: '127.0.0.1', podIPs: [{ ip: '127.0.0.1' }] } },
+  ];
+};
+
+const l7Policy = (rules: string[], audit = false, app?: string) => httpPolicyYaml({ name: 'l7', port: blue.httpPort, rules, audit, ...(app ? { app } : {}) });
 
 function scenarios(): Scenario[] {
   const services = [...service('blue', blue), ...service('green', green)];
@@ -194,6 +207,19 @@ function scenarios(): Scenario[] {
       ],
     },
     {
+      name: 'an L7 network policy edited, and the Service selector it depends on',
+      files: { 'base.yaml': [gatewayClass(), gateway([HTTP_ALL]), ...selected('blue', 'blue'), httpRoute('web', { hostnames: ['x.example.com'], backend: 'blue' })] },
+      probes: { root: httpProbe('x.example.com'), allowed: httpProbe('x.example.com', '/allowed') },
+      steps: [
+        { what: 'a policy allows GET /allowed only', files: { 'policy.yaml': l7Policy(['{method: GET, path: /allowed}']) }, expect: (o) => expect([o.answers.root!.status, o.answers.allowed!.backend]).toEqual([403, 'blue']) },
+        { what: 'the policy allows every GET', files: { 'policy.yaml': l7Policy(['{method: GET, path: "/.*"}']) }, expect: (o) => expect(o.answers.root!.backend).toBe('blue') },
+        { what: 'back to /allowed only, in audit mode', files: { 'policy.yaml': l7Policy(['{method: GET, path: /allowed}'], true) }, expect: (o) => expect(o.answers.root!.backend).toBe('blue') },
+        { what: 'enforced again, selecting app=blue', files: { 'policy.yaml': l7Policy(['{method: GET, path: /allowed}'], false, 'blue') } },
+        { what: "the Service's selector and Pod label change to app=other", files: { 'base.yaml': [gatewayClass(), gateway([HTTP_ALL]), ...selected('blue', 'other'), httpRoute('web', { hostnames: ['x.example.com'], backend: 'blue' })] } },
+        { what: 'the policy is deleted', files: { 'policy.yaml': null }, expect: (o) => expect(o.answers.root!.backend).toBe('blue') },
+      ],
+    },
+    {
       name: 'a route switches listeners (sectionName)',
       files: { 'base.yaml': [gatewayClass(), gateway([HTTP_ALL, { name: 'alt', port: 8080, protocol: 'HTTP' }]), ...services], 'route.yaml': [httpRoute('web', { backend: 'blue', parent: { name: 'gw', sectionName: 'http' } })] },
       probes: { http: httpProbe('x.example.com'), alt: { scheme: 'http', port: 8080, host: 'x.example.com', path: '/' } },
@@ -233,6 +259,7 @@ describe('incremental pipeline against a fresh process, after each edit (more ki
     'a ListenerSet allowed, moved and removed',
     'Ingress classes changed',
     'a route switches listeners (sectionName)',
+    'an L7 network policy edited, and the Service selector it depends on',
   ];
   for (const name of NAMES) {
     it(name, async () => {
