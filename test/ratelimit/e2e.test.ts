@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { request } from 'undici';
 import { startNamedBackend, serviceYaml, GATEWAY_YAML, type NamedBackend } from '../e2e/backends.ts';
 import { freePort, startSluice, type SluiceProcess } from '../support/sluice-process.ts';
+import { freePortOffset } from '../support/ports.ts';
 import { expectBucketAdmitted, parseSfList } from './support/policies.ts';
 import { appWithGlobalPolicy } from './support/manifests.ts';
 import { RedisServer, sleep } from './support/redis-server.ts';
@@ -160,7 +161,8 @@ describe('per-route and shared buckets, the Ingress annotation, FailClosed', () 
     redis = await RedisServer.start();
     backend = await startNamedBackend('app');
     dir = mkdtempSync(join(tmpdir(), 'sluice-rate-limit-'));
-    offset = (await freePort()) - 80;
+    // Ports 80 (Ingress) and 81 (Gateway) are both served: an offset under which both are free.
+    offset = await freePortOffset([80, 81]);
     writeFileSync(
       join(dir, 'all.yaml'),
       // The Gateway on port 81: port 80 is the Ingress listener's.
