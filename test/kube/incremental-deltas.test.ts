@@ -105,6 +105,21 @@ suite('controller → dataplane deltas through edits of what a route depends on'
       expect({ step: step.what, ir: last.served.ir }).toEqual({ step: step.what, ir: last.published.ir });
     }
 
+    // The route deleted and created again as it was: a new object (new uid, no status) whose computed
+    // status equals the old one's: it must still be written, and the IR served must not change.
+    const before = await c.get(ROUTE);
+    await c.delete(ROUTE);
+    await waitFor('the route gone from the dataplane', async () => (await answers(80)).root === 404, 30000);
+    await c.create({ apiVersion: before.apiVersion, kind: before.kind, metadata: { name: 'web', namespace: 'app' }, spec: before.spec });
+    const recreated = await waitFor('the recreated route accepted in its status', async () => {
+      const r = await c.get(ROUTE);
+      return r.status?.parents?.[0]?.conditions?.find((x: any) => x.type === 'Accepted')?.status === 'True' && r;
+    }, 30000);
+    expect(recreated.metadata.uid).not.toBe(before.metadata.uid);
+    const afterRecreate = await settled(dataplaneAdmin, 'route recreated');
+    expect(afterRecreate.served).toEqual(last!.served);
+    expect(await answers(80)).toEqual(steps.at(-1)!.expect);
+
     // A dataplane that starts now gets one full delta: it must hold what dp-1 built from many.
     const freshAdmin = await freePort();
     const freshOffset = (await freePort()) - 80;
