@@ -6,14 +6,15 @@ import { join } from 'node:path';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 
-/** Every `name: 'sluice_…'` a runtime folder registers. */
+/** Every `sluice_…` metric a runtime folder registers. */
 function exportedMetrics(): Set<string> {
   const names = new Set<string>();
   const walk = (dir: string): void => {
     for (const entry of readdirSync(dir)) {
       const path = join(dir, entry);
       if (statSync(path).isDirectory()) walk(path);
-      else if (path.endsWith('.ts')) for (const m of readFileSync(path, 'utf8').matchAll(/name: '(sluice_[a-z0-9_]+)'/g)) names.add(m[1]!);
+      // prom-client metrics (`name: '…'`) and the ones read only when scraped (`ScrapedMetric.in(registry, '…'`).
+      else if (path.endsWith('.ts')) for (const m of readFileSync(path, 'utf8').matchAll(/(?:name: |ScrapedMetric\.in\(\s*\w+,\s*)'(sluice_[a-z0-9_]+)'/g)) names.add(m[1]!);
     }
   };
   for (const folder of ['bpf', 'cmd', 'controller', 'dataplane']) walk(join(ROOT, folder));
