@@ -14,11 +14,13 @@ import {
   echo,
   gateway,
   gatewayClass,
+  gatewayCondition,
   grpcRoute,
   GW,
   HTTP_ALL,
   httpProbe,
   httpRoute,
+  item,
   listenerCondition,
   manifestText,
   meta,
@@ -125,12 +127,16 @@ function scenarios(): Scenario[] {
     {
       name: 'GatewayClass deleted and re-added',
       files: { 'class.yaml': [gatewayClass()], 'base.yaml': [gateway([HTTP_ALL]), ...service('blue', blue), httpRoute('web', { backend: 'blue' })] },
-      probes: { x: httpProbe('x.example.com') },
+      probes: { x: httpProbe('x.example.com'), cilium: { scheme: 'http', port: 8080, host: 'x.example.com', path: '/' } },
       steps: [
         { what: 'the GatewayClass is deleted', files: { 'class.yaml': null }, expect: (o) => expect(o.answers.x!.status).toMatch(/^error/) },
         { what: 'the GatewayClass is back', files: { 'class.yaml': [gatewayClass()] }, expect: (o) => expect(o.answers.x!.backend).toBe('blue') },
         { what: 'the GatewayClass names another controller', files: { 'class.yaml': [gatewayClass('example.com/other')] } },
         { what: 'the GatewayClass names Sluice again', files: { 'class.yaml': [gatewayClass()] } },
+        { what: "a Gateway of the implicit class cilium (--gateway-classes)", files: { 'cilium.yaml': [{ ...gateway([{ ...HTTP_ALL, port: 8080 }], 'gw-cilium'), spec: { gatewayClassName: 'cilium', listeners: [{ ...HTTP_ALL, port: 8080 }] } }, httpRoute('on-cilium', { backend: 'blue', parent: { name: 'gw-cilium' } })] }, expect: (o) => expect(gatewayCondition(o, 'Accepted', 'gw-cilium')).toBe('True Accepted') },
+        // --gateway-classes serves cilium whatever its controllerName: the folder's own definition replaces the implicit one.
+        { what: 'the folder defines cilium, for another controller', files: { 'cilium-class.yaml': [{ ...gatewayClass('example.com/other'), metadata: meta('cilium') }] }, expect: (o) => expect(item(o, 'GatewayClass', 'cilium')?.status?.conditions?.[0]?.type).toBe('Accepted') },
+        { what: 'that definition is removed (implicit again)', files: { 'cilium-class.yaml': null }, expect: (o) => expect(gatewayCondition(o, 'Accepted', 'gw-cilium')).toBe('True Accepted') },
       ],
     },
     {
