@@ -79,7 +79,9 @@ describe('TCPRoute, UDPRoute and TLSRoute Terminate through sluice run', () => {
   let gatewayCertPem: string;
 
   const tcp = () => tcpExchange(HOST, TCP_PORT + offset, 5_000);
-  const udp = () => udpExchange(HOST, TCP_PORT + offset, 'hello', 2_000);
+  // Each exchange from a local port not used before: a reused one would continue its session.
+  const udpSources = new Set<number>();
+  const udp = () => udpExchange(HOST, TCP_PORT + offset, 'hello', 2_000, udpSources);
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'sluice-e2e-l4-'));

@@ -71,8 +71,14 @@ async function retryAttempts(retry: { intervalSeconds: number; budgetSeconds: nu
 // ---------------------------------------------------------------------------
 
 /** Sends one datagram from a fresh socket and resolves with the first datagram back (max 1024 bytes read). */
-export function udpRoundTrip(host: string, port: number, payload: Buffer, timeoutMs: number): Promise<Buffer> {
-  const socket = dgram.createSocket(net.isIPv6(host) ? 'udp6' : 'udp4');
+/**
+ * One datagram out, the first one back. With `usedSources`, the socket is bound first to a local port
+ * not in the set (then added to it): the gateway keys a UDP session on the client address, and the
+ * kernel may hand a closed socket's port out again, which would continue that session instead of
+ * starting a new one (about 1 in 6 over 100 sequential sockets).
+ */
+export async function udpRoundTrip(host: string, port: number, payload: Buffer, timeoutMs: number, usedSources?: Set<number>): Promise<Buffer> {
+  const socket = usedSources ? await freshSourceSocket(host, usedSources) : dgram.createSocket(net.isIPv6(host) ? 'udp6' : 'udp4');
   return new Promise((resolve, reject) => {
     const done = (err: Error | undefined, msg?: Buffer) => {
       clearTimeout(timer);
@@ -87,6 +93,23 @@ export function udpRoundTrip(host: string, port: number, payload: Buffer, timeou
       if (err) done(new Error(`udp send to ${host}:${port}: ${err.message}`));
     });
   });
+}
+
+async function freshSourceSocket(host: string, used: Set<number>): Promise<dgram.Socket> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const socket = dgram.createSocket(net.isIPv6(host) ? 'udp6' : 'udp4');
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(0, () => resolve());
+    });
+    const local = socket.address().port;
+    if (!used.has(local)) {
+      used.add(local);
+      return socket;
+    }
+    socket.close();
+  }
+  throw new Error('no unused local UDP port in 50 binds');
 }
 
 async function udpEchoAttempt(c: UdpEchoCase, host: string, port: number, timeoutMs: number): Promise<Attempt> {
@@ -170,9 +193,9 @@ export async function tcpExchange(host: string, port: number, timeoutMs: number)
 }
 
 /** UDP: send the payload, read one datagram, parse it as JSON. */
-export async function udpExchange(host: string, port: number, payload: string, timeoutMs: number): Promise<Exchange> {
+export async function udpExchange(host: string, port: number, payload: string, timeoutMs: number, usedSources?: Set<number>): Promise<Exchange> {
   try {
-    return podOf((await udpRoundTrip(host, port, Buffer.from(payload, 'utf8'), timeoutMs)).toString('utf8'));
+    return podOf((await udpRoundTrip(host, port, Buffer.from(payload, 'utf8'), timeoutMs, usedSources)).toString('utf8'));
   } catch (err) {
     return { error: (err as Error).message };
   }
