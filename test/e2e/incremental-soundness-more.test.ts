@@ -13,6 +13,7 @@ import {
   echo,
   gateway,
   gatewayClass,
+  grpcRoute,
   GW,
   HTTP_ALL,
   httpProbe,
@@ -91,6 +92,12 @@ const selected = (name: string, app: string) => {
     endpoints,
     { apiVersion: 'v1', kind: 'Pod', metadata: meta(`${name}-pod`, 'default', { labels: { app } }), spec: { containers: [{ name: 'c', image: 'echo' }] }, status: { podIP: '127.0.0.1', podIPs: [{ ip: '127.0.0.1' }] } },
   ];
+};
+
+/** Service blue with its port's appProtocol (h2c: the slice points at the echo server's h2c port). */
+const protocolService = (appProtocol?: string) => {
+  const [svc, slice] = service('blue', blue, { h2c: appProtocol === 'kubernetes.io/h2c' }) as [{ spec: { ports: object[] } }, object];
+  return [{ ...svc, spec: { ports: [{ ...svc.spec.ports[0], ...(appProtocol ? { appProtocol } : {}) }] } }, slice];
 };
 
 const l7Policy = (rules: string[], audit = false, app?: string) => httpPolicyYaml({ name: 'l7', port: blue.httpPort, rules, audit, ...(app ? { app } : {}) });
@@ -220,6 +227,16 @@ function scenarios(): Scenario[] {
       ],
     },
     {
+      name: "a Service port's appProtocol changed under an HTTPRoute and a GRPCRoute",
+      files: { 'base.yaml': [gatewayClass(), gateway([HTTP_ALL]), httpRoute('web', { hostnames: ['x.example.com'], backend: 'blue' }), grpcRoute('rpc', ['g.example.com'], 'blue')], 'svc.yaml': protocolService() },
+      probes: { http: httpProbe('x.example.com'), grpc: { scheme: 'grpc', port: 80, host: 'g.example.com', path: '/echo.Echo/Call' } },
+      steps: [
+        { what: 'appProtocol kubernetes.io/h2c (the slice to the h2c port)', files: { 'svc.yaml': protocolService('kubernetes.io/h2c') }, expect: (o) => expect(o.answers.http!.backend).toBe('blue') },
+        { what: 'appProtocol kubernetes.io/ws', files: { 'svc.yaml': protocolService('kubernetes.io/ws') }, expect: (o) => expect(routeCondition(o, 'GRPCRoute', 'rpc', 'ResolvedRefs')).toBe('False UnsupportedProtocol') },
+        { what: 'appProtocol unset again', files: { 'svc.yaml': protocolService() } },
+      ],
+    },
+    {
       name: 'a route switches listeners (sectionName)',
       files: { 'base.yaml': [gatewayClass(), gateway([HTTP_ALL, { name: 'alt', port: 8080, protocol: 'HTTP' }]), ...services], 'route.yaml': [httpRoute('web', { backend: 'blue', parent: { name: 'gw', sectionName: 'http' } })] },
       probes: { http: httpProbe('x.example.com'), alt: { scheme: 'http', port: 8080, host: 'x.example.com', path: '/' } },
@@ -260,6 +277,7 @@ describe('incremental pipeline against a fresh process, after each edit (more ki
     'Ingress classes changed',
     'a route switches listeners (sectionName)',
     'an L7 network policy edited, and the Service selector it depends on',
+    "a Service port's appProtocol changed under an HTTPRoute and a GRPCRoute",
   ];
   for (const name of NAMES) {
     it(name, async () => {
