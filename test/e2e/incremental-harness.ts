@@ -4,7 +4,7 @@
 // caches (translator memo, per-document parse, compiled routes, worker deltas, status store), a
 // process that lived through the edits must serve what a fresh one serves: the same IR (version
 // included: it is a content hash), the same statuses and problems, and the same answers.
-import { expect } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
@@ -438,3 +438,28 @@ export function backendTlsPolicy() {
 
 export const caConfigMap = (pem: string) => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: meta('ca', 'default'), data: { 'ca.crt': pem } });
 
+
+/**
+ * One test per scenario, named before `setup` runs (the scenarios are built after it: the backends'
+ * ports are in their manifests); `setup` returns what tears its backends down. A scenario missing
+ * from `names` fails the last test rather than going unrun.
+ */
+export function describeScenarios(title: string, names: string[], setup: () => Promise<() => Promise<void>>, scenarios: () => Scenario[]): void {
+  describe(title, () => {
+    let teardown: (() => Promise<void>) | undefined;
+    beforeAll(async () => {
+      teardown = await setup();
+    });
+    afterAll(async () => {
+      await teardown?.();
+    });
+    for (const name of names) {
+      it(name, async () => {
+        const scenario = scenarios().find((s) => s.name === name);
+        expect(scenario).toBeDefined();
+        await runScenario(scenario!);
+      }, 120_000);
+    }
+    it('runs every scenario', () => expect(scenarios().map((s) => s.name).sort()).toEqual([...names].sort()));
+  });
+}

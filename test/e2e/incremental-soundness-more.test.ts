@@ -3,13 +3,14 @@
 // EndpointSlices, TCPRoute (the l4 side), two Gateways sharing a port, ListenerSets, Ingress classes,
 // and a route switching listeners. Each edit is compared with a fresh `sluice run` on the same folder,
 // for one worker and for --workers 2.
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { expect } from '@jest/globals';
 import { createCertificateAuthority, createClientCertificate, createSelfSignedServerCertificate, createServerCertificate, type CertificateBundle } from '../support/demo/certs.ts';
 import type { EchoServer } from '../support/demo/echo-server.ts';
 import { httpPolicyYaml } from '../support/http-policy-yaml.ts';
 import {
   backendTlsPolicy,
   caConfigMap,
+  describeScenarios,
   echo,
   gateway,
   gatewayClass,
@@ -21,7 +22,6 @@ import {
   listenerCondition,
   meta,
   routeCondition,
-  runScenario,
   service,
   T0,
   T1,
@@ -249,24 +249,9 @@ function scenarios(): Scenario[] {
   ];
 }
 
-describe('incremental pipeline against a fresh process, after each edit (more kinds)', () => {
-  beforeAll(async () => {
-    const ca = await createCertificateAuthority({ commonName: 'backend-ca' });
-    backendCa = ca.certPem;
-    const serving = await createServerCertificate(ca, { dnsNames: ['backend.example.com'] });
-    [certA, clientA, clientB] = await Promise.all([
-      createSelfSignedServerCertificate({ dnsNames: ['*.example.com'] }),
-      createClientCertificate(ca, { commonName: 'gateway-a' }),
-      createClientCertificate(ca, { commonName: 'gateway-b' }),
-    ]);
-    [blue, green, mtlsBackend] = await Promise.all([echo('blue'), echo('green'), echo('secure', { cert: serving.certPem, key: serving.keyPem, ca: ca.certPem })]);
-  });
-
-  afterAll(async () => {
-    await Promise.all([blue, green, mtlsBackend].map((b) => b?.close()));
-  });
-
-  const NAMES = [
+describeScenarios(
+  'incremental pipeline against a fresh process, after each edit (more kinds)',
+  [
     "the Gateway's backend client certificate replaced in place",
     "a listener's HSTS option edited",
     'a cross-namespace listener certificate and its ReferenceGrant',
@@ -278,12 +263,20 @@ describe('incremental pipeline against a fresh process, after each edit (more ki
     'a route switches listeners (sectionName)',
     'an L7 network policy edited, and the Service selector it depends on',
     "a Service port's appProtocol changed under an HTTPRoute and a GRPCRoute",
-  ];
-  for (const name of NAMES) {
-    it(name, async () => {
-      const scenario = scenarios().find((s) => s.name === name);
-      expect(scenario).toBeDefined();
-      await runScenario(scenario!);
-    }, 120_000);
-  }
-});
+  ],
+  async () => {
+    const ca = await createCertificateAuthority({ commonName: 'backend-ca' });
+    backendCa = ca.certPem;
+    const serving = await createServerCertificate(ca, { dnsNames: ['backend.example.com'] });
+    [certA, clientA, clientB] = await Promise.all([
+      createSelfSignedServerCertificate({ dnsNames: ['*.example.com'] }),
+      createClientCertificate(ca, { commonName: 'gateway-a' }),
+      createClientCertificate(ca, { commonName: 'gateway-b' }),
+    ]);
+    [blue, green, mtlsBackend] = await Promise.all([echo('blue'), echo('green'), echo('secure', { cert: serving.certPem, key: serving.keyPem, ca: ca.certPem })]);
+    return async () => {
+      await Promise.all([blue, green, mtlsBackend].map((b) => b.close()));
+    };
+  },
+  scenarios,
+);

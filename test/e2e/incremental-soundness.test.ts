@@ -5,12 +5,13 @@
 // `--workers 2` (IR deltas to worker threads) — must serve exactly what a fresh `sluice run` on the
 // same folder serves: IR and version, statuses, problems, and the answers to the scenario's requests
 // (status, backend, headers, certificate). See incremental-harness.ts.
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { expect } from '@jest/globals';
 import { createCertificateAuthority, createSelfSignedServerCertificate, createServerCertificate, type CertificateBundle } from '../support/demo/certs.ts';
 import type { EchoServer } from '../support/demo/echo-server.ts';
 import {
   backendTlsPolicy,
   caConfigMap,
+  describeScenarios,
   echo,
   gateway,
   gatewayClass,
@@ -26,7 +27,6 @@ import {
   meta,
   rateLimit,
   routeCondition,
-  runScenario,
   service,
   T0,
   T1,
@@ -248,23 +248,9 @@ function scenarios(): Scenario[] {
   ];
 }
 
-describe('incremental pipeline against a fresh process, after each edit', () => {
-  beforeAll(async () => {
-    const ca = await createCertificateAuthority({ commonName: 'backend-ca' });
-    const other = await createCertificateAuthority({ commonName: 'unrelated-ca' });
-    backendCa = ca.certPem;
-    otherCa = other.certPem;
-    const serving = await createServerCertificate(ca, { dnsNames: ['backend.example.com'] });
-    [certA, certB] = await Promise.all([createSelfSignedServerCertificate({ dnsNames: ['*.example.com'] }), createSelfSignedServerCertificate({ dnsNames: ['*.example.com'] })]);
-    [blue, green, tlsBackend] = await Promise.all([echo('blue'), echo('green'), echo('secure', { cert: serving.certPem, key: serving.keyPem })]);
-  });
-
-  afterAll(async () => {
-    await Promise.all([blue, green, tlsBackend].map((b) => b?.close()));
-  });
-
-  // Built after beforeAll (the backends' ports are in the manifests): one test per scenario, by index.
-  const NAMES = [
+describeScenarios(
+  'incremental pipeline against a fresh process, after each edit',
+  [
     'TLS Secret replaced in place',
     'ReferenceGrant added then removed',
     'Service port renamed and removed',
@@ -279,12 +265,18 @@ describe('incremental pipeline against a fresh process, after each edit', () => 
     'a BackendTLSPolicy CA ConfigMap changed',
     'GRPCRoute and HTTPRoute cross-serving',
     'a multi-document file reordered while one object changes',
-  ];
-  for (const name of NAMES) {
-    it(name, async () => {
-      const scenario = scenarios().find((s) => s.name === name);
-      expect(scenario).toBeDefined();
-      await runScenario(scenario!);
-    }, 120_000);
-  }
-});
+  ],
+  async () => {
+    const ca = await createCertificateAuthority({ commonName: 'backend-ca' });
+    const other = await createCertificateAuthority({ commonName: 'unrelated-ca' });
+    backendCa = ca.certPem;
+    otherCa = other.certPem;
+    const serving = await createServerCertificate(ca, { dnsNames: ['backend.example.com'] });
+    [certA, certB] = await Promise.all([createSelfSignedServerCertificate({ dnsNames: ['*.example.com'] }), createSelfSignedServerCertificate({ dnsNames: ['*.example.com'] })]);
+    [blue, green, tlsBackend] = await Promise.all([echo('blue'), echo('green'), echo('secure', { cert: serving.certPem, key: serving.keyPem })]);
+    return async () => {
+      await Promise.all([blue, green, tlsBackend].map((b) => b.close()));
+    };
+  },
+  scenarios,
+);

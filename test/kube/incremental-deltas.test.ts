@@ -36,13 +36,17 @@ suite('controller → dataplane deltas through edits of what a route depends on'
       const again = await config(controllerAdmin);
       return again.version === published.version ? { published, served } : undefined;
     }, 30000);
-  const answers = async (port: number) => {
+  /** The status of each probe on the dataplane serving listener port 80 at `at` (its offset port). */
+  const answers = async (at = 80 + offset) => {
     const out: Record<string, number> = {};
     for (const [name, [path, host]] of Object.entries({ root: ['/', 'web.example.com'], other: ['/other', 'web.example.com'], alt: ['/', 'alt.example.com'] })) {
-      out[name] = (await getWithHost(port + offset, path!, host!).catch(() => ({ status: 0 }))).status;
+      out[name] = (await getWithHost(at, path!, host!).catch(() => ({ status: 0 }))).status;
     }
     return out;
   };
+  const startDataplane = (name: string, admin: number, portOffset: number, extra: string[] = []) =>
+    sluice(['dataplane', '--controller', `http://127.0.0.1:${snapshotPort}`, '--name', name, '--admin-address', `127.0.0.1:${admin}`,
+      '--listener-port-offset', String(portOffset), '--bpf', 'off', ...extra]);
 
   beforeAll(async () => {
     cluster = await startTestCluster();
@@ -67,8 +71,7 @@ suite('controller → dataplane deltas through edits of what a route depends on'
     });
     controller = sluice(['controller', '--kubeconfig', cluster.kubeconfigPath, '--snapshot-address', `127.0.0.1:${snapshotPort}`,
       '--admin-address', `127.0.0.1:${controllerAdmin}`, '--dataplane-service', 'sluice-system/sluice-dataplane']);
-    dataplane = sluice(['dataplane', '--controller', `http://127.0.0.1:${snapshotPort}`, '--name', 'dp-1', '--admin-address', `127.0.0.1:${dataplaneAdmin}`,
-      '--listener-port-offset', String(offset), '--bpf', 'off', '--workers', '2']);
+    dataplane = startDataplane('dp-1', dataplaneAdmin, offset, ['--workers', '2']);
   }, 180000);
 
   afterAll(async () => {
@@ -99,9 +102,9 @@ suite('controller → dataplane deltas through edits of what a route depends on'
     for (const step of steps) {
       await step.edit();
       // The answers first (they wait for the edit to reach the dataplane), then the IRs once settled.
-      await waitFor(`${step.what}: answers ${JSON.stringify(step.expect)}`, async () => JSON.stringify(await answers(80)) === JSON.stringify(step.expect), 30000).catch(() => undefined);
+      await waitFor(`${step.what}: answers ${JSON.stringify(step.expect)}`, async () => JSON.stringify(await answers()) === JSON.stringify(step.expect), 30000).catch(() => undefined);
       last = await settled(dataplaneAdmin, step.what);
-      expect({ step: step.what, answers: await answers(80) }).toEqual({ step: step.what, answers: step.expect });
+      expect({ step: step.what, answers: await answers() }).toEqual({ step: step.what, answers: step.expect });
       expect({ step: step.what, ir: last.served.ir }).toEqual({ step: step.what, ir: last.published.ir });
     }
 
@@ -109,7 +112,7 @@ suite('controller → dataplane deltas through edits of what a route depends on'
     // status equals the old one's: it must still be written, and the IR served must not change.
     const before = await c.get(ROUTE);
     await c.delete(ROUTE);
-    await waitFor('the route gone from the dataplane', async () => (await answers(80)).root === 404, 30000);
+    await waitFor('the route gone from the dataplane', async () => (await answers()).root === 404, 30000);
     await c.create({ apiVersion: before.apiVersion, kind: before.kind, metadata: { name: 'web', namespace: 'app' }, spec: before.spec });
     const recreated = await waitFor('the recreated route accepted in its status', async () => {
       const r = await c.get(ROUTE);
@@ -118,21 +121,16 @@ suite('controller → dataplane deltas through edits of what a route depends on'
     expect(recreated.metadata.uid).not.toBe(before.metadata.uid);
     const afterRecreate = await settled(dataplaneAdmin, 'route recreated');
     expect(afterRecreate.served).toEqual(last!.served);
-    expect(await answers(80)).toEqual(steps.at(-1)!.expect);
+    expect(await answers()).toEqual(steps.at(-1)!.expect);
 
     // A dataplane that starts now gets one full delta: it must hold what dp-1 built from many.
     const freshAdmin = await freePort();
     const freshOffset = (await freePort()) - 80;
-    const fresh = sluice(['dataplane', '--controller', `http://127.0.0.1:${snapshotPort}`, '--name', 'dp-fresh', '--admin-address', `127.0.0.1:${freshAdmin}`,
-      '--listener-port-offset', String(freshOffset), '--bpf', 'off']);
+    const fresh = startDataplane('dp-fresh', freshAdmin, freshOffset);
     try {
       const { served } = await settled(freshAdmin, 'fresh dataplane');
       expect(served).toEqual(last!.served);
-      const freshAnswers: Record<string, number> = {};
-      for (const [name, [path, host]] of Object.entries({ root: ['/', 'web.example.com'], other: ['/other', 'web.example.com'], alt: ['/', 'alt.example.com'] })) {
-        freshAnswers[name] = (await getWithHost(80 + freshOffset, path!, host!)).status;
-      }
-      expect(freshAnswers).toEqual(await answers(80));
+      expect(await answers(80 + freshOffset)).toEqual(await answers());
     } finally {
       await fresh.stop();
     }
