@@ -46,6 +46,8 @@ export interface Step {
   what: string;
   /** Files written (path relative to the folder), `null` deletes the file. */
   files?: Record<string, FileContent | null>;
+  /** Versions written before `files`, 20 ms apart (a burst: the process may read any of them, or none). */
+  burst?: Record<string, FileContent | null>[];
   /** Renames, applied before `files`. */
   renames?: [string, string][];
   /**
@@ -386,6 +388,10 @@ export async function runScenario(s: Scenario): Promise<void> {
     procs.push({ label: 'sluice run', ...one! }, { label: 'sluice run --workers 2', ...two! });
     let previous = await observe(one!.sluice, one!.offset, s.probes, 1);
     for (const step of s.steps) {
+      for (const files of step.burst ?? []) {
+        writeFiles(dir, files);
+        await new Promise((r) => setTimeout(r, 20));
+      }
       if (s.inPlace) for (const [path, content] of Object.entries(step.files ?? {})) writeFileSync(join(dir, path), content === null ? '' : manifestText(content));
       else applyStep(dir, step);
       let fresh: Observation;

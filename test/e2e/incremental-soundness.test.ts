@@ -236,6 +236,31 @@ function scenarios(): Scenario[] {
       ],
     },
     {
+      name: 'a burst of edits, the last one wins',
+      files: { 'base.yaml': base(), 'route.yaml': [httpRoute('web', { hostnames: ['x.example.com'], backend: 'blue' })] },
+      probes: { x: httpProbe('x.example.com'), y: httpProbe('y.example.com') },
+      steps: [
+        {
+          what: 'the route flips six times in 120 ms, its file deleted and written again among them',
+          burst: [
+            { 'route.yaml': [httpRoute('web', { hostnames: ['y.example.com'], backend: 'green' })] },
+            { 'route.yaml': null },
+            { 'route.yaml': [httpRoute('web', { hostnames: ['x.example.com'], backend: 'green' })], 'other.yaml': [httpRoute('other', { hostnames: ['y.example.com'], backend: 'blue' })] },
+            { 'route.yaml': [httpRoute('web', { hostnames: ['x.example.com', 'y.example.com'], backend: 'blue' })] },
+            { 'other.yaml': null },
+          ],
+          files: { 'route.yaml': [httpRoute('web', { hostnames: ['x.example.com'], backend: 'green' })] },
+          expect: (o) => expect([o.answers.x!.backend, o.answers.y!.status]).toEqual(['green', 404]),
+        },
+        {
+          what: 'a burst that ends where it started',
+          burst: [{ 'route.yaml': null }, { 'route.yaml': [httpRoute('web', { hostnames: ['y.example.com'], backend: 'blue' })] }],
+          files: { 'route.yaml': [httpRoute('web', { hostnames: ['x.example.com'], backend: 'green' })] },
+          expect: (o) => expect(o.answers.x!.backend).toBe('green'),
+        },
+      ],
+    },
+    {
       name: 'a multi-document file reordered while one object changes',
       files: { 'all.yaml': [gatewayClass(), gateway([HTTP_ALL]), ...service('blue', blue), ...service('green', green), httpRoute('one', { hostnames: ['x.example.com'], backend: 'blue' }), httpRoute('two', { hostnames: ['y.example.com'], backend: 'green' })] },
       probes: { x: httpProbe('x.example.com'), y: httpProbe('y.example.com') },
@@ -265,6 +290,7 @@ describeScenarios(
     'a BackendTLSPolicy CA ConfigMap changed',
     'GRPCRoute and HTTPRoute cross-serving',
     'a multi-document file reordered while one object changes',
+    'a burst of edits, the last one wins',
   ],
   async () => {
     const ca = await createCertificateAuthority({ commonName: 'backend-ca' });
