@@ -10,7 +10,7 @@ import { attachRoute, type Attached, type Parents } from './attachment.ts';
 import { parseDurationMs } from './durations.ts';
 import { toSessionPersistence, withCookiePath } from './session-persistence.ts';
 import type { InputIndex } from './index-inputs.ts';
-import type { Resolve } from './memo.ts';
+import type { KeyedResolve, Resolve } from './memo.ts';
 import type {
   BackendRef,
   HTTPBackendRef,
@@ -101,9 +101,13 @@ export function attachCompiled(route: HTTPRouteObject | GRPCRouteObject, kind: '
   const before = parentsKey !== null ? (memo!.perRoute.get(route) as AttachmentEntry | undefined) : undefined;
   const listeners = parentsKey !== null ? listenersByScope(parents, index) : null;
   if (before && listeners && before.parentsKey === parentsKey && before.rules === compiled.rules && before.unsupported === compiled.unsupported && before.refProblem === compiled.refProblem) {
-    const attached = before.attached.map((a): Attached => ({ listener: listeners.get(a.scopeName)!, hostnames: a.hostnames }));
-    for (const a of attached) a.listener.attachedRoutes += 1;
-    return { status: before.status, placements: placeRoutes(attached, compiled.rules), backends: compiled.backends };
+    const placements: Placement[] = [];
+    for (const a of before.attached) {
+      const listener = listeners.get(a.scopeName)!;
+      listener.attachedRoutes += 1;
+      place(placements, listener, a.hostnames, compiled.rules);
+    }
+    return { status: before.status, placements, backends: compiled.backends };
   }
   const hostnames: string[] = (route.spec?.hostnames ?? []).map((h: string) => String(h).toLowerCase());
   const attachment = attachRoute(route, kind, hostnames, parents, compiled, index);
@@ -134,12 +138,22 @@ function attachmentKey(route: HTTPRouteObject | GRPCRouteObject, parents: Parent
       key += '|-';
       continue;
     }
-    const fingerprint = index.cached(`attachment parent ${kind} ${parentKey}`, () => parentFingerprint(parent));
-    key += `|${fingerprint.key}`;
+    let fingerprint = parentFingerprints.get(parent);
+    if (!fingerprint) {
+      const { key: text, selects } = parentFingerprint(parent);
+      parentFingerprints.set(parent, (fingerprint = { token: index.memo!.token(text), selects }));
+    }
+    key += `|${fingerprint.token}`;
     if (fingerprint.selects) key += JSON.stringify(index.namespaceLabels(ns));
   }
   return key;
 }
+
+/**
+ * Each parent's fingerprint as a token (memo.token: equal tokens, equal fingerprints), computed once
+ * per translation: parents are this translation's objects. A route's key is then a few characters.
+ */
+const parentFingerprints = new WeakMap<GatewayState | ListenerSetState, { token: number; selects: boolean }>();
 
 function parentFingerprint(parent: GatewayState | ListenerSetState): { key: string; selects: boolean } {
   const allowed = 'allowed' in parent ? `${parent.allowed.ok}:${parent.allowed.message}` : '';
@@ -165,14 +179,16 @@ function listenersByScope(parents: Parents, index: InputIndex): Map<string, List
 /** Every compiled route of every rule on every attached listener, under each effective hostname. */
 export function placeRoutes(attached: Attached[], rules: CompiledRule[]): Placement[] {
   const placements: Placement[] = [];
-  for (const { listener, hostnames: effective } of attached) {
-    for (const hostname of effective) {
-      for (const rule of rules) {
-        for (const r of rule.routes) placements.push({ listener, hostname, route: r.route, order: r.order });
-      }
+  for (const { listener, hostnames } of attached) place(placements, listener, hostnames, rules);
+  return placements;
+}
+
+function place(placements: Placement[], listener: ListenerState, hostnames: string[], rules: CompiledRule[]): void {
+  for (const hostname of hostnames) {
+    for (const rule of rules) {
+      for (const r of rule.routes) placements.push({ listener, hostname, route: r.route, order: r.order });
     }
   }
-  return placements;
 }
 
 /** A compiled route's precedence keys (the route's own; every placement of it shares them). */
@@ -194,15 +210,33 @@ export function compileMemoised<T extends Compiled>(
   const ns = route.metadata.namespace!;
   const { memo } = index;
   if (!memo) return compile((ref) => resolveOne(ref, ns, index, routeKind));
-  return memo.compile(
-    route,
-    {
+  return memo.compile(route, keyedResolver(index, routeKind, ns, resolveOne), compile);
+}
+
+/** Per translation, one resolver per route kind, namespace and resolve function (not one per route: nothing to allocate for a route whose compilation is reused). */
+type ResolveOne = (ref: BackendRef | undefined, routeNamespace: string, index: InputIndex, routeKind: string) => BackendResolution;
+const resolvers = new WeakMap<InputIndex, Map<string, KeyedResolve<BackendResolution> & { fn: ResolveOne }>>();
+
+function keyedResolver(
+  index: InputIndex,
+  routeKind: 'HTTPRoute' | 'GRPCRoute',
+  ns: string,
+  resolveOne: ResolveOne,
+): KeyedResolve<BackendResolution> {
+  let byScope = resolvers.get(index);
+  if (!byScope) resolvers.set(index, (byScope = new Map()));
+  const scope = `${routeKind} ${ns}`;
+  let resolver = byScope.get(scope);
+  if (resolver?.fn !== resolveOne) {
+    resolver = {
+      fn: resolveOne,
       // The key names everything resolveOne reads of the reference (the rest it reads from the index).
       key: (ref) => `backendRef ${JSON.stringify([routeKind, ns, ref?.group, ref?.kind, ref?.namespace, ref?.name, ref?.port])}`,
-      resolve: (key, ref) => index.cached(key, () => resolveOne(ref, ns, index, routeKind)),
-    },
-    compile,
-  );
+      resolve: (key, ref) => (index.computed(key) as BackendResolution | undefined) ?? index.cached(key, () => resolveOne(ref, ns, index, routeKind)),
+    };
+    byScope.set(scope, resolver);
+  }
+  return resolver;
 }
 
 /** Reads nothing but the route and its references' resolutions (`resolve`): what makes the memo above sound. */

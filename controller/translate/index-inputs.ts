@@ -53,10 +53,16 @@ export class InputIndex {
 
   /** `compute()` once per translation for `key` (which must name everything compute reads besides this index). */
   cached<T>(key: string, compute: () => T): T {
-    if (this.once.has(key)) return this.once.get(key) as T;
+    const known = this.once.get(key);
+    if (known !== undefined || this.once.has(key)) return known as T;
     const value = compute();
     this.once.set(key, value);
     return value;
+  }
+
+  /** What cached() computed for `key` in this translation, if it did (and it was not undefined). */
+  computed(key: string): unknown {
+    return this.once.get(key);
   }
 
   /**

@@ -39,8 +39,8 @@ export class TranslateMemo {
   readonly hasher = new IrHasher();
   /** The previous translation's IR, which the next one shares unchanged parts with. */
   previous: { http: HttpIR; l4: L4IR } | null = null;
-  /** The previous translation's virtual hosts by name, with the placements each was sorted from. */
-  virtualHosts = new Map<string, { host: VirtualHost }>();
+  /** The previous translation's virtual hosts by scope and hostname, with the placements each was sorted from; and each scope's sort of them. */
+  virtualHosts = new Map<string, { hosts: Map<string, { host: VirtualHost }>; order: Sort<VirtualHost> }>();
   /** Per route object, what its attachment is reused from (httproute.ts attachCompiled). */
   readonly perRoute = new WeakMap<object, unknown>();
   /** Route kind compilations by route object (HTTPRoute, GRPCRoute). */
@@ -49,6 +49,23 @@ export class TranslateMemo {
   private readonly sorts = new Map<string, { input: readonly object[]; output: object[] }>();
   /** Pure functions of one input object (its undeclared fields...), by function name. */
   private readonly ofObject = new WeakMap<object, Map<string, unknown>>();
+  /** token(): texts seen lately, and the next token (never given twice, even after the map is cleared). */
+  private readonly tokens = new Map<string, number>();
+  private nextToken = 0;
+
+  /**
+   * A small number for `text`: equal numbers only for equal texts, as long as this memo lives
+   * (so keys compared across translations can be short). Forgets texts past a bound: a forgotten
+   * text gets a new number, which only makes the next comparison miss.
+   */
+  token(text: string): number {
+    let token = this.tokens.get(text);
+    if (token === undefined) {
+      if (this.tokens.size >= 4096) this.tokens.clear();
+      this.tokens.set(text, (token = this.nextToken++));
+    }
+    return token;
+  }
 
   /**
    * A route's compilation, reused while the route object is the same and every backendRef it
@@ -64,7 +81,7 @@ export class TranslateMemo {
       let valid = true;
       for (const read of entry.reads) {
         const resolved = resolver.resolve(read.key, read.ref);
-        if (fingerprint(resolved) !== read.fingerprint) {
+        if (!hasFingerprint(resolved, read.fingerprint)) {
           valid = false;
           break;
         }
@@ -94,16 +111,9 @@ export class TranslateMemo {
    * leave the previous output and are inserted where they belong.
    */
   sorted<T extends object>(name: string, objects: readonly T[], compare: (a: T, b: T) => number): T[] {
-    const before = this.sorts.get(name) as { input: readonly T[]; output: T[] } | undefined;
-    let output: T[] | null = null;
-    if (before && before.input.length === objects.length) {
-      const changed: number[] = [];
-      for (let i = 0; i < objects.length && changed.length <= 64; i++) if (objects[i] !== before.input[i]) changed.push(i);
-      if (changed.length <= 64) output = resort(before.output, changed.map((i) => before.input[i]!), changed.map((i) => objects[i]!), compare);
-    }
-    output ??= [...objects].sort(compare);
-    this.sorts.set(name, { input: objects, output });
-    return output;
+    const sort = sortFrom(this.sorts.get(name) as Sort<T> | undefined, objects, compare);
+    this.sorts.set(name, sort);
+    return sort.output;
   }
 
   /** `compute(obj)` once per object: only for functions of that object alone. */
@@ -115,6 +125,24 @@ export class TranslateMemo {
     values.set(name, value);
     return value;
   }
+}
+
+/** A sort's input and output (memo.sorted). */
+export interface Sort<T> {
+  input: readonly T[];
+  output: T[];
+}
+
+/** `objects` sorted by `compare` (strict: see TranslateMemo.sorted), from `before` where they differ in a few positions. */
+export function sortFrom<T>(before: Sort<T> | undefined, objects: readonly T[], compare: (a: T, b: T) => number): Sort<T> {
+  let output: T[] | null = null;
+  if (before && before.input.length === objects.length) {
+    const changed: number[] = [];
+    for (let i = 0; i < objects.length && changed.length <= 64; i++) if (objects[i] !== before.input[i]) changed.push(i);
+    if (changed.length === 0) return before;
+    if (changed.length <= 64) output = resort(before.output, changed.map((i) => before.input[i]!), changed.map((i) => objects[i]!), compare);
+  }
+  return { input: objects, output: output ?? [...objects].sort(compare) };
 }
 
 /**
@@ -141,6 +169,13 @@ export function resort<T>(sorted: readonly T[], removed: T[], added: T[], compar
 /** What a route's compilation takes from a resolution: the backend's name, or the problem. */
 function fingerprint(resolved: Resolution): string {
   return 'problem' in resolved ? `P${resolved.problem.reason}\n${resolved.problem.message}` : `B${resolved.backend.name}`;
+}
+
+/** fingerprint(resolved) === expected, without making the string for a backend (every reused route checks each of its references). */
+function hasFingerprint(resolved: Resolution, expected: string): boolean {
+  if ('problem' in resolved) return fingerprint(resolved) === expected;
+  const { name } = resolved.backend;
+  return expected.length === name.length + 1 && expected.charCodeAt(0) === 66 /* B */ && expected.endsWith(name);
 }
 
 /**

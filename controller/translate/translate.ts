@@ -27,7 +27,7 @@ import { hostnameSpecificity, isWildcard } from './hostnames.ts';
 import { translateHttpAndGrpcRoutes } from './grpcroute.ts';
 import type { Placement } from './httproute.ts';
 import { InputIndex } from './index-inputs.ts';
-import { resort, share, TranslateMemo } from './memo.ts';
+import { resort, share, sortFrom, TranslateMemo, type Sort } from './memo.ts';
 import { translateNetworkPolicies } from './networkpolicy.ts';
 import { INGRESS_GATEWAY_KEY, servedIngresses, translateIngresses } from './ingress.ts';
 import { comparePrecedence } from './precedence.ts';
@@ -119,7 +119,7 @@ function translateWith(snapshot: InputSnapshot, options: TranslateOptions, memo:
   const results = [
     // HTTPRoutes and GRPCRoutes, cross-serving resolved between them.
     ...translateHttpAndGrpcRoutes(sortByName(snapshot.httpRoutes, memo, 'HTTPRoute'), sortByName(snapshot.grpcRoutes, memo, 'GRPCRoute'), parents, index).map((result) => {
-      placements.push(...result.placements);
+      for (const p of result.placements) placements.push(p);
       return result;
     }),
     ...sortByName(snapshot.tlsRoutes, memo, 'TLSRoute').map((r) => {
@@ -312,14 +312,15 @@ function assembleListeners(gateways: GatewayState[], placements: Placement[], me
     list.push(p);
     entry.hosts.set(p.hostname, list);
   }
-  const previous = memo?.virtualHosts as Map<string, SortedHost> | undefined;
-  const made = new Map<string, SortedHost>();
+  const previousScopes = memo?.virtualHosts as Map<string, ScopeHosts> | undefined;
+  const made = new Map<string, ScopeHosts>();
   for (const { listener, scope, hosts } of scopes.values()) {
-    scope.virtualHosts = [...hosts.entries()]
+    const previous = previousScopes?.get(scope.name);
+    const madeHosts = new Map<string, SortedHost>();
+    const unsorted = [...hosts.entries()]
       .map(([hostname, list]): VirtualHost => {
-        const name = `${scope.name}/host/${hostname}`;
         const singleLabelWildcard = listener.singleLabelWildcards === true && isWildcard(hostname);
-        const before = previous?.get(name);
+        const before = previous?.hosts.get(hostname);
         const changed = before && (before.host.singleLabelWildcard === true) === singleLabelWildcard ? changedPlacements(before.placements, list) : null;
         let entry: SortedHost;
         // The same placements (routes and their order keys) as last time: the same sorted host.
@@ -331,16 +332,25 @@ function assembleListeners(gateways: GatewayState[], placements: Placement[], me
           const at = new Set(changed);
           const placements = resorted ? before!.placements.map((p, i) => (at.has(i) ? list[i]! : p)) : list;
           const sorted = resorted ?? [...list].sort(comparePrecedence);
-          entry = { placements, sorted, host: { name, hostname, ...(singleLabelWildcard ? { singleLabelWildcard: true } : {}), routes: dedupeRoutes(sorted) } };
+          entry = { placements, sorted, host: { name: `${scope.name}/host/${hostname}`, hostname, ...(singleLabelWildcard ? { singleLabelWildcard: true } : {}), routes: dedupeRoutes(sorted) } };
         }
-        if (memo) made.set(name, entry);
+        if (memo) madeHosts.set(hostname, entry);
         return entry.host;
-      })
-      .sort(bySpecificity);
+      });
+    // Hosts in the order of their routes; sorted from last time's order where a few are new objects.
+    const order = sortFrom(previous?.order, unsorted, bySpecificity);
+    scope.virtualHosts = order.output;
+    if (memo) made.set(scope.name, { hosts: madeHosts, order });
   }
   if (memo) memo.virtualHosts = made;
   for (const socket of sockets.values()) socket.scopes.sort(bySpecificity);
   return [...sockets.values()].sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** A scope's virtual hosts as made last time, by hostname, and their order. */
+interface ScopeHosts {
+  hosts: Map<string, SortedHost>;
+  order: Sort<VirtualHost>;
 }
 
 /** A virtual host as sorted last time: its placements in arrival order, in precedence order, and the host. */
