@@ -35,6 +35,7 @@ let blue: EchoServer;
 let green: EchoServer;
 let mtlsBackend: EchoServer;
 let certA: CertificateBundle;
+let certB: CertificateBundle;
 let clientA: CertificateBundle;
 let clientB: CertificateBundle;
 let backendCa: string;
@@ -62,6 +63,13 @@ const tcpRoute = (backend: string, port = 80) => ({
   kind: 'TCPRoute',
   metadata: meta('tcp', 'default'),
   spec: { parentRefs: [{ name: 'gw', sectionName: 'tcp' }], rules: [{ backendRefs: [{ name: backend, port }] }] },
+});
+
+const tlsRoute = (hostnames: string[], backend: string) => ({
+  apiVersion: `${GW}/v1`,
+  kind: 'TLSRoute',
+  metadata: meta('tls', 'default'),
+  spec: { parentRefs: [{ name: 'gw', sectionName: 'tls' }], hostnames, rules: [{ backendRefs: [{ name: backend, port: 80 }] }] },
 });
 
 const listenerSet = (port: number, hostname: string) => ({
@@ -237,6 +245,21 @@ function scenarios(): Scenario[] {
       ],
     },
     {
+      name: 'a TLS Terminate listener: its Secret replaced, the TLSRoute moved',
+      files: {
+        'base.yaml': [gatewayClass(), gateway([HTTP_ALL, { name: 'tls', port: 443, protocol: 'TLS', tls: { mode: 'Terminate', certificateRefs: [{ name: 'cert' }] }, allowedRoutes: { namespaces: { from: 'All' } } }]), ...services],
+        'secret.yaml': [tlsSecret('cert', certA)],
+        'route.yaml': [tlsRoute(['t.example.com'], 'blue')],
+      },
+      probes: { t: { scheme: 'https', port: 443, host: 't.example.com', path: '/' }, u: { scheme: 'https', port: 443, host: 'u.example.com', path: '/' } },
+      steps: [
+        { what: 'the Secret holds another certificate', files: { 'secret.yaml': [tlsSecret('cert', certB)] }, expect: (o) => expect(o.answers.t!.backend).toBe('blue') },
+        { what: 'the TLSRoute moves to u.example.com and green', files: { 'route.yaml': [tlsRoute(['u.example.com'], 'green')] }, expect: (o) => expect(o.answers.u!.backend).toBe('green') },
+        { what: 'the Secret is gone', files: { 'secret.yaml': null }, expect: (o) => expect(listenerCondition(o, 'tls', 'ResolvedRefs')).toBe('False InvalidCertificateRef') },
+        { what: 'the first certificate is back', files: { 'secret.yaml': [tlsSecret('cert', certA)] } },
+      ],
+    },
+    {
       name: 'a route switches listeners (sectionName)',
       files: { 'base.yaml': [gatewayClass(), gateway([HTTP_ALL, { name: 'alt', port: 8080, protocol: 'HTTP' }]), ...services], 'route.yaml': [httpRoute('web', { backend: 'blue', parent: { name: 'gw', sectionName: 'http' } })] },
       probes: { http: httpProbe('x.example.com'), alt: { scheme: 'http', port: 8080, host: 'x.example.com', path: '/' } },
@@ -263,12 +286,14 @@ describeScenarios(
     'a route switches listeners (sectionName)',
     'an L7 network policy edited, and the Service selector it depends on',
     "a Service port's appProtocol changed under an HTTPRoute and a GRPCRoute",
+    'a TLS Terminate listener: its Secret replaced, the TLSRoute moved',
   ],
   async () => {
     const ca = await createCertificateAuthority({ commonName: 'backend-ca' });
     backendCa = ca.certPem;
     const serving = await createServerCertificate(ca, { dnsNames: ['backend.example.com'] });
-    [certA, clientA, clientB] = await Promise.all([
+    [certA, certB, clientA, clientB] = await Promise.all([
+      createSelfSignedServerCertificate({ dnsNames: ['*.example.com'] }),
       createSelfSignedServerCertificate({ dnsNames: ['*.example.com'] }),
       createClientCertificate(ca, { commonName: 'gateway-a' }),
       createClientCertificate(ca, { commonName: 'gateway-b' }),
