@@ -72,6 +72,13 @@ const tlsRoute = (hostnames: string[], backend: string) => ({
   spec: { parentRefs: [{ name: 'gw', sectionName: 'tls' }], hostnames, rules: [{ backendRefs: [{ name: backend, port: 80 }] }] },
 });
 
+/** HTTPRoute web to blue, every request mirrored to Service `copy` in `namespace`. */
+const mirrored = (namespace: string) => {
+  const route = httpRoute('web', { hostnames: ['x.example.com'], backend: 'blue' });
+  const mirror = { type: 'RequestMirror', requestMirror: { backendRef: { name: 'copy', port: 80, ...(namespace === 'default' ? {} : { namespace }) } } };
+  return { ...route, spec: { ...route.spec, rules: route.spec.rules.map((r) => ({ ...r, filters: [mirror] })) } };
+};
+
 const listenerSet = (port: number, hostname: string) => ({
   apiVersion: `${GW}/v1`,
   kind: 'ListenerSet',
@@ -260,6 +267,17 @@ function scenarios(): Scenario[] {
       ],
     },
     {
+      name: "a RequestMirror filter's backend appears, moves namespace and gets its grant",
+      files: { 'base.yaml': [gatewayClass(), gateway([HTTP_ALL]), ...service('blue', blue), mirrored('default')] },
+      probes: { x: httpProbe('x.example.com') },
+      steps: [
+        { what: 'the mirror Service appears', files: { 'mirror.yaml': service('copy', green) }, expect: (o) => expect(routeCondition(o, 'HTTPRoute', 'web', 'ResolvedRefs')).toBe('True ResolvedRefs') },
+        { what: 'the filter names it in another namespace', files: { 'base.yaml': [gatewayClass(), gateway([HTTP_ALL]), ...service('blue', blue), mirrored('mirrors')], 'mirror.yaml': service('copy', green, { namespace: 'mirrors' }) }, expect: (o) => expect(routeCondition(o, 'HTTPRoute', 'web', 'ResolvedRefs')).toBe('False RefNotPermitted') },
+        { what: 'a ReferenceGrant allows it', files: { 'grant.yaml': [{ apiVersion: `${GW}/v1beta1`, kind: 'ReferenceGrant', metadata: meta('mirrors', 'mirrors'), spec: { from: [{ group: GW, kind: 'HTTPRoute', namespace: 'default' }], to: [{ group: '', kind: 'Service' }] } }] }, expect: (o) => expect(routeCondition(o, 'HTTPRoute', 'web', 'ResolvedRefs')).toBe('True ResolvedRefs') },
+        { what: 'the mirror Service is removed', files: { 'mirror.yaml': null } },
+      ],
+    },
+    {
       name: 'a route switches listeners (sectionName)',
       files: { 'base.yaml': [gatewayClass(), gateway([HTTP_ALL, { name: 'alt', port: 8080, protocol: 'HTTP' }]), ...services], 'route.yaml': [httpRoute('web', { backend: 'blue', parent: { name: 'gw', sectionName: 'http' } })] },
       probes: { http: httpProbe('x.example.com'), alt: { scheme: 'http', port: 8080, host: 'x.example.com', path: '/' } },
@@ -287,6 +305,7 @@ describeScenarios(
     'an L7 network policy edited, and the Service selector it depends on',
     "a Service port's appProtocol changed under an HTTPRoute and a GRPCRoute",
     'a TLS Terminate listener: its Secret replaced, the TLSRoute moved',
+    "a RequestMirror filter's backend appears, moves namespace and gets its grant",
   ],
   async () => {
     const ca = await createCertificateAuthority({ commonName: 'backend-ca' });
