@@ -24,27 +24,30 @@ export class IrHasher {
   }
 
   private encode(value: unknown): string {
-    if (typeof value !== 'object' || value === null) return JSON.stringify(value) ?? 'null';
+    if (typeof value !== 'object' || value === null) return primitive(value);
     if (Array.isArray(value)) {
-      const parts = new Array<string>(value.length);
-      for (let i = 0; i < value.length; i++) parts[i] = this.child(value[i]);
-      return `[${parts.join(',')}]`;
+      if (value.length === 0) return '[]';
+      let out = `[${this.child(value[0])}`;
+      for (let i = 1; i < value.length; i++) out += `,${this.child(value[i])}`;
+      return `${out}]`;
     }
     const record = value as Record<string, unknown>;
-    const keys = Object.keys(record);
-    if (keys.length > 1) keys.sort();
-    const parts: string[] = [];
-    for (const key of keys) {
+    const keys = sortedKeys(record);
+    let out = '{';
+    let first = true;
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]!;
       const v = record[key];
       if (v === undefined || typeof v === 'function') continue;
-      parts.push(`${quoted(key)}:${this.child(v)}`);
+      out += `${first ? '' : ','}${quoted(key)}:${this.child(v)}`;
+      first = false;
     }
-    return `{${parts.join(',')}}`;
+    return `${out}}`;
   }
 
   /** A named entity as `#<its hash>` (unquoted: no string value reads the same), anything else inline. */
   private child(value: unknown): string {
-    if (typeof value !== 'object' || value === null) return JSON.stringify(value) ?? 'null';
+    if (typeof value !== 'object' || value === null) return primitive(value);
     if (Array.isArray(value) || typeof (value as { name?: unknown }).name !== 'string') return this.encode(value);
     const cached = this.hashes.get(value);
     if (cached !== undefined) return cached;
@@ -55,12 +58,46 @@ export class IrHasher {
   }
 }
 
+/** JSON of a value that is not an object (as JSON.stringify: `null` for what it leaves out). */
+function primitive(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'number') return Number.isFinite(value) ? String(value) : 'null';
+  if (typeof value === 'boolean') return value ? 'true' : 'false';
+  return JSON.stringify(value) ?? 'null';
+}
+
 function hasObjectField(record: Record<string, unknown>): boolean {
   for (const key in record) {
     const v = record[key];
     if (typeof v === 'object' && v !== null) return true;
   }
   return false;
+}
+
+/**
+ * An object's own keys, sorted. IR objects come in a few shapes: the sorted list is remembered per
+ * list of keys (looked up by its first key, then compared key by key: Object.keys gives
+ * the same interned strings for the same names, so that is a few pointer comparisons).
+ * Bounded: at most 1000 first keys, 16 shapes each; others are sorted every time.
+ */
+const sortedByShape = new Map<string, { keys: string[]; sorted: string[] }[]>();
+function sortedKeys(record: Record<string, unknown>): string[] {
+  const keys = Object.keys(record);
+  if (keys.length < 2) return keys;
+  const bucket = keys[0]!;
+  let shapes = sortedByShape.get(bucket);
+  if (shapes) {
+    for (const shape of shapes) if (sameKeys(shape.keys, keys)) return shape.sorted;
+  } else if (sortedByShape.size < 1000) sortedByShape.set(bucket, (shapes = []));
+  const sorted = [...keys].sort();
+  if (shapes && shapes.length < 16) shapes.push({ keys, sorted });
+  return sorted;
+}
+
+function sameKeys(a: string[], b: string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** JSON of an object key, remembered (the IR has few distinct keys). */

@@ -1,0 +1,50 @@
+// The IR version is a function of content only (ir/version.ts): equal content, equal version,
+// however its objects' keys are ordered and whichever shapes the hasher met before; different
+// content, a different version. Checked against stableJson (sorted-key JSON) over random values.
+import fc from 'fast-check';
+import { IrHasher, stableJson } from '../../ir/version.ts';
+import type { HttpIR, L4IR } from '../../ir/types.ts';
+
+/** The same value with every object's keys in another order (reversed, then rotated by `turn`). */
+function reordered(value: unknown, turn: number): unknown {
+  if (Array.isArray(value)) return value.map((v) => reordered(v, turn));
+  if (typeof value !== 'object' || value === null) return value;
+  const keys = Object.keys(value).reverse();
+  const n = keys.length === 0 ? 0 : turn % keys.length;
+  const out: Record<string, unknown> = {};
+  for (const key of [...keys.slice(n), ...keys.slice(0, n)]) out[key] = reordered((value as Record<string, unknown>)[key], turn);
+  return out;
+}
+
+// Objects with a `name` and an object field are hashed apart (cached by identity): the arbitrary makes some.
+const key = fc.constantFrom('name', 'match', 'path', 'type', 'value', 'routes', 'a', 'b', 'weight');
+const leaf = fc.oneof(fc.string({ maxLength: 4 }), fc.integer({ min: -3, max: 3 }), fc.boolean(), fc.constant(null), fc.double({ noNaN: false }));
+const { value } = fc.letrec((tie) => ({
+  value: fc.oneof({ depthSize: 'small' }, leaf, tie('object'), fc.array(tie('value'), { maxLength: 4 })),
+  object: fc.dictionary(key, tie('value'), { maxKeys: 5 }),
+}));
+
+const version = (hasher: IrHasher, v: unknown) => hasher.version({ listeners: [v] } as unknown as HttpIR, {} as L4IR);
+const json = (v: unknown) => stableJson({ http: { listeners: [v] }, l4: {} });
+
+describe('IR version', () => {
+  it('is equal for equal content in any key order, and different for different content', () => {
+    // One hasher for the whole run (as a translator keeps one): the shapes it remembers must never decide a version.
+    const hasher = new IrHasher();
+    fc.assert(
+      fc.property(value, value, fc.nat(8), (a, b, turn) => {
+        expect(version(hasher, reordered(a, turn))).toBe(version(new IrHasher(), a));
+        expect(version(hasher, a) === version(hasher, b)).toBe(json(a) === json(b));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('leaves out undefined fields as JSON does, and writes non-finite numbers as null', () => {
+    const hasher = new IrHasher();
+    expect(version(hasher, { a: 1, b: undefined })).toBe(version(hasher, { a: 1 }));
+    expect(version(hasher, { a: Infinity, b: [NaN] })).toBe(version(hasher, { a: null, b: [null] }));
+    expect(version(hasher, { a: -0 })).toBe(version(hasher, { a: 0 }));
+    expect(version(hasher, { a: 1 })).not.toBe(version(hasher, { a: '1' }));
+  });
+});
