@@ -15,7 +15,8 @@
 // Redis Cluster (`cluster: true`, seed nodes in `url`): every key of one request carries its
 // policy's hash tag, so one script call stays in one slot; batches are formed per tag.
 
-import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { createRequire } from 'node:module';
+import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { backoffDelay, type Backoff } from '../../ir/backoff.ts';
 import type { BackendErrorReason, RateLimitMetrics } from './metrics.ts';
@@ -124,6 +125,13 @@ interface BatchClient {
 }
 type Client = (Redis | Cluster) & BatchClient;
 
+/**
+ * ioredis (45 modules, a few MB of heap) is loaded when the first store is made: a dataplane
+ * without global limits never needs it. Synchronous (it is CommonJS), so the store's constructor stays so.
+ */
+let ioredis: typeof import('ioredis') | null = null;
+const loadIoredis = (): typeof import('ioredis') => (ioredis ??= createRequire(import.meta.url)('ioredis') as typeof import('ioredis'));
+
 export class RedisStore {
   readonly timeoutMs: number;
   readonly cluster: boolean;
@@ -190,7 +198,7 @@ export class RedisStore {
         scripts,
         redisOptions: nodeOptions,
       };
-      const cluster = new Cluster(seeds.nodes, clusterOptions);
+      const cluster = new (loadIoredis().Cluster)(seeds.nodes, clusterOptions);
       this.client = cluster as Client;
       cluster.on('node error', (err: Error, key: string) => this.logRateLimited(`Redis Cluster node ${key}: ${err.message}`));
       // ioredis connects to a node on its first command, and (no offline queue) refuses the
@@ -198,7 +206,7 @@ export class RedisStore {
       cluster.on('+node', (node: Redis) => connectNow(node));
       cluster.on('ready', () => cluster.nodes('all').forEach(connectNow));
     } else {
-      this.client = new Redis(settings.url, { ...redisOptions, scripts }) as Client;
+      this.client = new (loadIoredis().Redis)(settings.url, { ...redisOptions, scripts }) as Client;
     }
     this.client.on('error', (err: Error) => this.logRateLimited(`Redis connection: ${err.message}`));
     this.client.on('ready', () => this.logger.info({ redis: redact(settings.url), cluster: this.cluster }, 'rate limiting: Redis connected'));
