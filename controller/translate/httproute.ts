@@ -209,8 +209,10 @@ export function compileMemoised<T extends Compiled>(
 ): T {
   const ns = route.metadata.namespace!;
   const { memo } = index;
-  if (!memo) return compile((ref) => resolveOne(ref, ns, index, routeKind));
-  return memo.compile(route, keyedResolver(index, routeKind, ns, resolveOne), compile);
+  const resolver = keyedResolver(index, routeKind, ns, resolveOne);
+  // Without a memo too, each distinct reference is resolved once per translation (10 000 routes to one Service: one resolution).
+  if (!memo) return compile((ref) => resolver.resolve(resolver.key(ref), ref));
+  return memo.compile(route, resolver, compile);
 }
 
 /** Per translation, one resolver per route kind, namespace and resolve function (not one per route: nothing to allocate for a route whose compilation is reused). */
@@ -300,13 +302,9 @@ function compileRules(route: HTTPRouteObject, resolve: Resolve<BackendResolution
           : { type: 'DirectResponse', status: 500 };
     const matches: HTTPRouteMatch[] = rule?.matches?.length ? rule.matches : [{}];
     const compiled: CompiledRule = { routes: [] };
+    const replacesPrefix = (redirect as RedirectAction | null)?.path?.type === 'ReplacePrefixMatch' || filters.some(replacesPrefixMatch) || backends.some((b) => b.filters.some(replacesPrefixMatch));
     matches.forEach((m, matchIndex) => {
       const match = toMatch(m, `${where} match ${matchIndex}`, unsupported);
-      const replacesPrefix =
-        redirect?.path?.type === 'ReplacePrefixMatch' ||
-        [...filters, ...backends.flatMap((b) => b.filters)].some(
-          (f) => (f.type === 'URLRewrite' && f.path?.type === 'ReplacePrefixMatch') || (f.type === 'RequestRedirect' && f.redirect.path?.type === 'ReplacePrefixMatch'),
-        );
       if (replacesPrefix && match.path.type !== 'PathPrefix') unsupported(`${where}: ReplacePrefixMatch needs a PathPrefix match`);
       compiled.routes.push({
         route: {
@@ -328,6 +326,11 @@ function compileRules(route: HTTPRouteObject, resolve: Resolve<BackendResolution
   return out;
 }
 
+/** A filter that replaces the matched prefix (it needs a PathPrefix match). */
+function replacesPrefixMatch(f: Filter): boolean {
+  return (f.type === 'URLRewrite' && f.path?.type === 'ReplacePrefixMatch') || (f.type === 'RequestRedirect' && f.redirect.path?.type === 'ReplacePrefixMatch');
+}
+
 // The HTTPRoute CRD's enums and CEL rules (checked in standalone by controller/schema/validate.ts, in
 // Kubernetes mode by the API server) already refuse other path, header and query match types, Exact
 // and PathPrefix values not starting with /, and lower-case methods: only what they cannot say is
@@ -337,12 +340,12 @@ function toMatch(m: HTTPRouteMatch, where: string, unsupported: (msg: string) =>
   const pathValue = String(m?.path?.value ?? '/');
   if (pathType === 'RegularExpression') checkRegex(pathValue, `${where} path`, unsupported);
   const headers = toHeaderMatches(m?.headers, where, unsupported);
-  const seenParams = new Set<string>();
   const queryParams = [];
+  const seenParams = m?.queryParams?.length ? new Set<string>() : null;
   for (const q of m?.queryParams ?? []) {
     const name = String(q?.name ?? '');
-    if (seenParams.has(name)) continue;
-    seenParams.add(name);
+    if (seenParams!.has(name)) continue;
+    seenParams!.add(name);
     const type = q?.type ?? 'Exact';
     if (type === 'RegularExpression') checkRegex(String(q?.value), `${where} query ${name}`, unsupported);
     queryParams.push({ name, type, value: String(q?.value ?? '') });
@@ -361,9 +364,10 @@ export function toHeaderMatches(
   where: string,
   unsupported: (msg: string) => void,
 ): HeaderMatch[] {
-  const seen = new Set<string>();
   const headers: HeaderMatch[] = [];
-  for (const h of list ?? []) {
+  if (!list?.length) return headers;
+  const seen = new Set<string>();
+  for (const h of list) {
     const name = String(h?.name ?? '').toLowerCase();
     if (seen.has(name)) continue; // the spec: later duplicates of a header name are ignored
     seen.add(name);

@@ -305,12 +305,19 @@ function assembleListeners(gateways: GatewayState[], placements: Placement[], me
       scopes.set(l.scopeName, { listener: l, scope, hosts: new Map() });
     }
   }
+  // A route's placements on one listener and hostname come one after another: looked up once per run.
+  let list: Placement[] | null = null;
+  let last: Placement | null = null;
   for (const p of placements) {
-    const entry = scopes.get(p.listener.scopeName);
-    if (!entry) continue; // attached to a listener that is not served (e.g. its certificate is missing)
-    const list = entry.hosts.get(p.hostname) ?? [];
-    list.push(p);
-    entry.hosts.set(p.hostname, list);
+    if (last === null || p.listener !== last.listener || p.hostname !== last.hostname) {
+      last = p;
+      const entry = scopes.get(p.listener.scopeName);
+      list = null;
+      if (!entry) continue; // attached to a listener that is not served (e.g. its certificate is missing)
+      list = entry.hosts.get(p.hostname) ?? null;
+      if (list === null) entry.hosts.set(p.hostname, (list = []));
+    }
+    list?.push(p);
   }
   const previousScopes = memo?.virtualHosts as Map<string, ScopeHosts> | undefined;
   const made = new Map<string, ScopeHosts>();
