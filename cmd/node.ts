@@ -96,12 +96,11 @@ export class DataplaneNode {
     const ring = new FlowBuffer(options.flows?.bufferSize ?? DEFAULT_FLOW_BUFFER_SIZE);
     this.flows = ring;
     this.agent?.follow((flow) => ring.push(flow));
-    const metrics = new FlowMetrics(registry);
-    ring.subscribeFlows((flow) => metrics.record(flow));
+    ring.subscribeRecorder(new FlowMetrics(registry));
     // Without --access-log, only Gateways that ask for it (sluice.dev/access-log) are logged, to stdout.
     const accessLog = options.flows?.accessLog ?? { path: '-', fields: ACCESS_LOG_FIELDS };
     this.accessLog = new AccessLog(accessLog.path, accessLog.fields, registry, (err) => logger.error({ path: accessLog.path, err: err.message }, 'access log cannot be written: its lines are dropped (sluice_access_log_dropped_total)'), options.flows?.accessLog !== undefined);
-    ring.subscribeFlows((flow) => this.accessLog.write(flow));
+    ring.subscribeRecorder(this.accessLog);
     const workers = options.workers ?? 1;
     // Only these fields: callers' rateLimit objects may carry more (standalone's `redis` flag settings), which the service must not take as its Redis.
     const { redisTimeoutMs, replicas, maxLocalKeys } = options.rateLimit;

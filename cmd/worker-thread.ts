@@ -11,7 +11,7 @@ import { Registry } from 'prom-client';
 import type { Flow } from '../ir/flow.ts';
 import { IrDeltaDecoder, type EncodedIR } from '../ir/delta.ts';
 import { Dataplane } from '../dataplane/dataplane.ts';
-import { FlowBuffer } from '../dataplane/flows/flow-buffer.ts';
+import { FlowBuffer, forwardedFlow } from '../dataplane/flows/flow-buffer.ts';
 import { FlowMetrics } from '../dataplane/flows/flow-metrics.ts';
 import { ACCESS_LOG_FIELDS, AccessLog, gatewayAccessLogs } from '../dataplane/flows/access-log.ts';
 import { RateLimitService } from '../dataplane/ratelimit/limiter.ts';
@@ -58,17 +58,20 @@ if (init.flows !== null) {
   // Forwarded requests (the bulk) stay and are counted here; drops and audits (rare, and what the
   // web view lists at once) go to the primary's ring as they come, as forwarded ones do while relayed.
   const handOver = new FlowBuffer(1);
-  handOver.subscribeFlows((flow) => {
-    if (flow.verdict === 'FORWARDED') {
-      kept.push(flow);
-      metrics.record(flow);
-      accessLog.write(flow);
-      if (!relaying) return;
-    }
+  const send = (flow: Flow): void => {
     // Bounded: a primary that stops reading cannot make a worker hold more than its ring does.
     if (pending.length >= bufferSize) pending.shift();
     pending.push(flow);
     flushTimer ??= setTimeout(flush, FLOW_BATCH_MS);
+  };
+  handOver.subscribeRecorder({
+    flow: send,
+    forwarded: (request) => {
+      kept.pushForwarded(request);
+      metrics.forwarded(request);
+      accessLog.forwarded(request);
+      if (relaying) send(forwardedFlow(request));
+    },
   });
   flowOptions = { flows: { buffer: handOver, sampleRate: init.flows.sampleRate } };
 }

@@ -9,6 +9,7 @@ import { createWriteStream } from 'node:fs';
 import type { Writable } from 'node:stream';
 import client, { type Registry } from 'prom-client';
 import { ACCESS_LOG_FIELDS as FIELD_NAMES, type AccessLogField, type Flow } from '../../ir/flow.ts';
+import { forwardedFlow, type FlowRecorder, type ForwardedRequest } from './flow-buffer.ts';
 import type { AccessLogSetting, HttpIR } from '../../ir/types.ts';
 import { metric } from '../metrics.ts';
 
@@ -54,7 +55,7 @@ export function gatewayAccessLogs(http: HttpIR): Map<string, AccessLogSetting> {
 /** Bytes queued on the stream past which lines are dropped. */
 export const ACCESS_LOG_QUEUE_LIMIT = 1024 * 1024;
 
-export class AccessLog {
+export class AccessLog implements FlowRecorder {
   private readonly out: Writable;
   private readonly fields: FieldReader[];
   private readonly dropped: client.Counter;
@@ -88,10 +89,23 @@ export class AccessLog {
     this.gateways = new Map([...gateways].map(([key, s]) => [key, { enabled: s.enabled, fields: s.fields ? readers(s.fields) : this.fields }]));
   }
 
+  /** FlowRecorder: flows pushed as objects. */
+  readonly flow = (flow: Flow): void => this.write(flow);
+
+  /** FlowRecorder: a forwarded request's flow is built only when its line is written. */
+  readonly forwarded = (r: ForwardedRequest): void => {
+    if (this.logs(r.gateway)) this.write(forwardedFlow(r));
+  };
+
+  /** Whether requests through Gateway `gateway` (`<ns>/<name>`) are logged. */
+  private logs(gateway: string | undefined): boolean {
+    return (gateway !== undefined ? this.gateways.get(gateway)?.enabled : undefined) ?? this.onByDefault;
+  }
+
   write(flow: Flow): void {
     if (flow.type !== 'L7') return;
     const gateway = flow.gateway !== undefined ? this.gateways.get(flow.gateway) : undefined;
-    if (!(gateway?.enabled ?? this.onByDefault)) return;
+    if (!this.logs(flow.gateway)) return;
     if (this.out.writableLength > ACCESS_LOG_QUEUE_LIMIT || this.out.destroyed) {
       this.dropped.inc();
       return;

@@ -9,7 +9,8 @@
 // counts when scraped: its own label children hash their labels on every increment.
 
 import client, { type Registry } from 'prom-client';
-import type { Flow } from '../../ir/flow.ts';
+import type { Flow, FlowPeer } from '../../ir/flow.ts';
+import type { FlowRecorder, ForwardedRequest } from './flow-buffer.ts';
 
 /** Label combinations counted per metric; past it, new ones count under `_overflow`. */
 export const MAX_SERIES = 10_000;
@@ -76,7 +77,16 @@ class CountedSeries<L extends string> {
   }
 }
 
-export class FlowMetrics {
+/** Status codes as label values, made once each. */
+const STATUS_TEXT: string[] = [];
+const statusText = (status: number): string => (STATUS_TEXT[status] ??= String(status));
+
+/** Workload: the Service's name (bounded by the configuration), else the endpoint's app label. */
+function workloadOf(service: Flow['service'], destination: FlowPeer): string {
+  return service?.name ?? destination.labels.find((l) => l.startsWith('k8s:app='))?.slice('k8s:app='.length) ?? '';
+}
+
+export class FlowMetrics implements FlowRecorder {
   private readonly processed: CountedSeries<'type' | 'verdict'>;
   private readonly drops: CountedSeries<'reason' | 'protocol'>;
   private readonly verdicts: CountedSeries<'direction' | 'match' | 'action'>;
@@ -109,8 +119,16 @@ export class FlowMetrics {
     }
     const l7 = flow.l7;
     if (type !== 'L7' || l7 === undefined) return;
-    // Workload: the Service's name (bounded by the configuration), else the endpoint's app label.
-    const workload = flow.service?.name ?? flow.destination.labels.find((l) => l.startsWith('k8s:app='))?.slice('k8s:app='.length) ?? '';
-    this.requests.inc(l7.method, String(l7.status), flow.source.namespace ?? '', flow.service?.namespace ?? flow.destination.namespace ?? '', workload);
+    this.requests.inc(l7.method, statusText(l7.status), flow.source.namespace ?? '', flow.service?.namespace ?? flow.destination.namespace ?? '', workloadOf(flow.service, flow.destination));
   }
+
+  /** FlowRecorder: flows pushed as objects. */
+  readonly flow = (flow: Flow): void => this.record(flow);
+
+  /** FlowRecorder: a forwarded request, counted as `record` would count its flow (its client is the world: no namespace). */
+  readonly forwarded = (r: ForwardedRequest): void => {
+    this.processed.inc('L7', 'FORWARDED');
+    if (r.rule !== undefined) this.verdicts.inc(r.direction, 'l7/http', 'forwarded');
+    this.requests.inc(r.method, statusText(r.status), '', r.service?.namespace ?? r.destination.namespace ?? '', workloadOf(r.service, r.destination));
+  };
 }

@@ -1,20 +1,19 @@
 // One flow record per proxied request (type L7): who asked, which route and endpoint answered,
 // what L7 policy said, the status and how long it took. Drops and audits are always recorded;
 // forwarded requests are sampled (`sampleRate`), so the cost on the hot path stays one small
-// object per request and, for the sampled ones, one more pushed into the ring.
+// object per request; a sampled forwarded one is copied into the ring's columns (FlowBuffer.pushForwarded)
+// through one record reused in place, so it leaves no object behind.
 
 import { podsByAddress, type Flow, type FlowDropReason, type FlowPeer, type FlowVerdict } from '../../ir/flow.ts';
 import { IDENTITY_WORLD, type L4IR } from '../../ir/types.ts';
 import { HttpPolicyIndex, type L7Decision } from '../policy/http-policy.ts';
 import { L4PolicyIndex, type L4Decision } from '../policy/l4-verdict.ts';
-import type { FlowBuffer } from './flow-buffer.ts';
+import { isoTime, type FlowBuffer, type ForwardedRequest } from './flow-buffer.ts';
 
 export interface RequestFlowOptions {
   buffer: FlowBuffer;
   /** Share of FORWARDED requests recorded, 0–1; drops and audits are always recorded. */
   sampleRate: number;
-  /** Called with every recorded flow after it is pushed (metrics, access log); absent: none. */
-  onFlow?: (flow: Flow) => void;
 }
 
 const WORLD_LABELS = ['reserved:world'];
@@ -24,15 +23,16 @@ const MAX_CACHED_PEERS = 10_000;
 /** An IPv4 client on a dual-stack socket as its IPv4 address. */
 const plainIp = (ip: string): string => (ip.startsWith('::ffff:') ? ip.slice(7) : ip);
 
-/** ISO time of a millisecond, cached: requests finishing in the same millisecond share the string. */
-let isoMs = 0;
-let isoText = '';
-function isoTime(ms: number): string {
-  if (ms !== isoMs) {
-    isoMs = ms;
-    isoText = new Date(ms).toISOString();
+/** `HTTP/<version>` of Node's httpVersion, made once per version. */
+const PROTOCOLS = new Map<string, string>([['2.0', 'HTTP/2']]);
+function protocolOf(httpVersion: string): string {
+  let protocol = PROTOCOLS.get(httpVersion);
+  if (protocol === undefined) {
+    protocol = `HTTP/${httpVersion}`;
+    // Bounded: Node's parser yields 1.0, 1.1 and 2.0 only; anything else is not remembered.
+    if (PROTOCOLS.size < 8) PROTOCOLS.set(httpVersion, protocol);
   }
-  return isoText;
+  return protocol;
 }
 
 /** Names for the numbers a request meets, from one IR version: identities, rules, Services. */
@@ -135,7 +135,29 @@ export class RequestFlows {
 
   push(flow: Flow): void {
     this.options.buffer.push(flow);
-    this.options.onFlow?.(flow);
+  }
+
+  /** The record forwarded requests are written into (reused: the ring copies it). */
+  readonly forwarded: ForwardedRequest = {
+    wallClock: 0,
+    clientIp: '',
+    clientPort: 0,
+    method: '',
+    path: '',
+    host: '',
+    protocol: '',
+    status: 0,
+    latencyMs: 0,
+    direction: 'ingress',
+    destination: NO_DESTINATION,
+    service: undefined,
+    rule: undefined,
+    route: undefined,
+    gateway: undefined,
+  };
+
+  pushForwarded(): void {
+    this.options.buffer.pushForwarded(this.forwarded);
   }
 
   /**
@@ -214,7 +236,8 @@ export class RequestFlow {
     const names = this.recorder.names;
     const refusal = this.connectionRefused && this.endpoint !== null && dropReason === undefined ? names.l4Refusal(this.backend, this.endpoint) : null;
     if (refusal !== null) return this.record(status, refusal);
-    // Built field by field, no spreads: this runs for every recorded request.
+    if (verdict === 'FORWARDED') return this.recordForwarded(status);
+    // Built field by field, no spreads (drops and audits; forwarded requests are recordForwarded's).
     const flow: Flow = {
       time: isoTime(this.wallClock),
       type: 'L7',
@@ -233,6 +256,29 @@ export class RequestFlow {
     if (this.route !== null) flow.route = flowRoute(this.route);
     if (this.gateway !== null) flow.gateway = this.gateway;
     this.recorder.push(flow);
+  }
+
+  /** The bulk: written into the recorder's reused record, which the ring copies (no object per request). */
+  private recordForwarded(status: number): void {
+    const names = this.recorder.names;
+    const r = this.recorder.forwarded;
+    const decision = this.decision;
+    r.wallClock = this.wallClock;
+    r.clientIp = this.clientIp;
+    r.clientPort = this.clientPort;
+    r.method = this.method;
+    r.path = this.path;
+    r.host = this.host;
+    r.protocol = protocolOf(this.httpVersion);
+    r.status = status;
+    r.latencyMs = Math.round((performance.now() - this.startedAt) * 1000) / 1000;
+    r.direction = decision !== null ? decision.direction : 'ingress';
+    r.destination = this.endpoint !== null ? names.peer(this.endpoint.address, this.endpoint.port, this.endpoint.identity) : NO_DESTINATION;
+    r.service = this.backend !== null ? names.service(this.backend) : undefined;
+    r.rule = decision !== null && decision.rules.length > 0 ? names.rule(decision.rules[0]!) : undefined;
+    r.route = this.route !== null ? flowRoute(this.route) : undefined;
+    r.gateway = this.gateway ?? undefined;
+    this.recorder.pushForwarded();
   }
 
   /** A request whose connection the kernel refused by L3/L4 policy: DROPPED with that reason and rule. */
@@ -263,7 +309,7 @@ export class RequestFlow {
       method: this.method,
       path: this.path,
       host: this.host,
-      protocol: this.httpVersion === '2.0' ? 'HTTP/2' : `HTTP/${this.httpVersion}`,
+      protocol: protocolOf(this.httpVersion),
       status,
       latencyMs: Math.round((performance.now() - this.startedAt) * 1000) / 1000,
     };

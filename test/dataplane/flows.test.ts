@@ -3,7 +3,8 @@
 import { describe, expect, it } from '@jest/globals';
 import { flowMatches, type Flow } from '../../ir/flow.ts';
 import { pathPatternMatches } from '../../dataplane/flows/path-pattern.ts';
-import { FlowBuffer } from '../../dataplane/flows/flow-buffer.ts';
+import { FlowBuffer, type ForwardedRequest } from '../../dataplane/flows/flow-buffer.ts';
+import { FlowMetrics } from '../../dataplane/flows/flow-metrics.ts';
 import { compactLine, hubbleJson } from '../../cmd/observe.ts';
 import { flowFilterOf } from '../../cmd/admin.ts';
 import { AccessLog } from '../../dataplane/flows/access-log.ts';
@@ -37,6 +38,50 @@ describe('flow ring', () => {
     expect(ring.flows({}, 2).map((f) => f.l7!.path)).toEqual(['/5', '/6']);
     expect(seen).toEqual(['/1', '/2', '/3', '/4', '/5']);
     expect(ring.total).toBe(6);
+  });
+
+  it('keeps forwarded requests compact and reads them back as the flows they were, between flow objects', async () => {
+    const ring = new FlowBuffer(3);
+    const destination = flow({}).destination;
+    const record: ForwardedRequest = {
+      wallClock: Date.parse('2026-12-04T22:00:00.000Z'), clientIp: '10.1.0.9', clientPort: 41000, method: 'GET', path: '', host: 'shop.example',
+      protocol: 'HTTP/1.1', status: 200, latencyMs: 1.5, direction: 'ingress', destination, service: { namespace: 'shop', name: 'api', port: 80 },
+      rule: undefined, route: { name: 'r', source: 'shop/route' }, gateway: 'infra/gw',
+    };
+    const registry = new Registry();
+    ring.subscribeRecorder(new FlowMetrics(registry));
+    const objects: string[] = [];
+    ring.subscribeFlows((f) => objects.push(`${f.verdict} ${f.l7!.path}`));
+    ring.push(flow({ path: '/drop', verdict: 'DROPPED', dropReason: 'POLICY_L7' }));
+    // One record reused in place, as RequestFlows does: the ring copies it.
+    for (const [path, status] of [['/a', 200], ['/b', 503]] as const) {
+      record.path = path;
+      record.status = status;
+      ring.pushForwarded(record);
+    }
+    // flow() leaves its shorthands (path, status) on the object too: the ring's flows have none.
+    const plain = (f: Flow & { path?: string; status?: number }): Flow => {
+      const { path: _path, status: _status, ...rest } = f;
+      return rest;
+    };
+    expect(ring.flows()).toEqual([
+      flow({ path: '/drop', verdict: 'DROPPED', dropReason: 'POLICY_L7' }),
+      plain(flow({ path: '/a', route: { name: 'r', source: 'shop/route' }, gateway: 'infra/gw' })),
+      plain(flow({ path: '/b', status: 503, route: { name: 'r', source: 'shop/route' }, gateway: 'infra/gw' })),
+    ]);
+    expect(objects).toEqual(['DROPPED /drop', 'FORWARDED /a', 'FORWARDED /b']);
+    // A flow object over a compact slot (and the reverse) reads as itself.
+    ring.push(flow({ path: '/c' }));
+    record.path = '/d';
+    ring.pushForwarded(record);
+    expect(ring.flows().map((f) => `${f.verdict} ${f.l7!.path} ${f.l7!.status}`)).toEqual(['FORWARDED /b 503', 'FORWARDED /c 200', 'FORWARDED /d 503']);
+    expect(ring.flows({ httpStatus: ['5+'] }).map((f) => f.l7!.path)).toEqual(['/b', '/d']);
+    // The recorder counted forwarded requests from their records as it counts flow objects.
+    const requests = (await registry.getSingleMetric('sluice_flow_http_requests_total')!.get()).values.map((v) => `${v.labels.method} ${v.labels.status} ${v.labels.destination_namespace} ${v.labels.destination_workload} ${v.value}`);
+    // 200: /drop and /c (objects), /a (a record); 503: /b and /d (records).
+    expect(requests.sort()).toEqual(['GET 200 shop api 3', 'GET 503 shop api 2']);
+    const processed = (await registry.getSingleMetric('sluice_flow_processed_total')!.get()).values.map((v) => `${v.labels.verdict} ${v.value}`);
+    expect(processed.sort()).toEqual(['DROPPED 1', 'FORWARDED 4']);
   });
 
   it('keeps a flow when a subscriber throws', () => {
