@@ -122,7 +122,7 @@ function inProcessCosts(): { flowNs: number; decideNs: number } {
   };
   const buffer = new FlowBuffer();
   const metrics = new FlowMetrics(new Registry());
-  buffer.subscribeFlows((f) => metrics.record(f));
+  buffer.subscribeRecorder(metrics);
   const recorder = new RequestFlows({ buffer, sampleRate: 1 }, new FlowNames(l4));
   const policy = HttpPolicyIndex.build(l4.policy)!.forEndpoint('127.0.0.1', 8080)!;
   const headers = ['host', HOST, 'user-agent', 'wrk', 'x-forwarded-for', '127.0.0.1', 'x-forwarded-proto', 'http'];
