@@ -50,6 +50,11 @@ class CountedSeries<L extends string> {
 
   /** `values` in labelNames order. */
   inc(...values: string[]): void {
+    this.add(values);
+  }
+
+  /** inc with the values in an array the caller may reuse (read at once, never kept). */
+  add(values: readonly string[]): void {
     let level = this.root;
     const last = values.length - 1;
     for (let i = 0; i < last; i++) {
@@ -76,6 +81,8 @@ class CountedSeries<L extends string> {
     this.overflow.n++;
   }
 }
+
+const L7_FORWARDED: readonly string[] = ['L7', 'FORWARDED'];
 
 /** Status codes as label values, made once each. */
 const STATUS_TEXT: string[] = [];
@@ -125,10 +132,22 @@ export class FlowMetrics implements FlowRecorder {
   /** FlowRecorder: flows pushed as objects. */
   readonly flow = (flow: Flow): void => this.record(flow);
 
+  /** Label values of forwarded requests, filled in place (no arguments array per request). */
+  private readonly verdictValues = ['', 'l7/http', 'forwarded'];
+  private readonly requestValues = ['', '', '', '', ''];
+
   /** FlowRecorder: a forwarded request, counted as `record` would count its flow (its client is the world: no namespace). */
   readonly forwarded = (r: ForwardedRequest): void => {
-    this.processed.inc('L7', 'FORWARDED');
-    if (r.rule !== undefined) this.verdicts.inc(r.direction, 'l7/http', 'forwarded');
-    this.requests.inc(r.method, statusText(r.status), '', r.service?.namespace ?? r.destination.namespace ?? '', workloadOf(r.service, r.destination));
+    this.processed.add(L7_FORWARDED);
+    if (r.rule !== undefined) {
+      this.verdictValues[0] = r.direction;
+      this.verdicts.add(this.verdictValues);
+    }
+    const values = this.requestValues;
+    values[0] = r.method;
+    values[1] = statusText(r.status);
+    values[3] = r.service?.namespace ?? r.destination.namespace ?? '';
+    values[4] = workloadOf(r.service, r.destination);
+    this.requests.add(values);
   };
 }

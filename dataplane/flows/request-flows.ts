@@ -203,7 +203,6 @@ export class RequestFlow {
   private readonly host: string;
   private readonly httpVersion: string;
   private readonly startedAt: number;
-  private readonly wallClock = Date.now();
   /** The route that matched (the compiled route itself: its name and source are read when recorded). */
   route: { readonly name: string; readonly source: string } | null = null;
   /** `<ns>/<name>` of the Gateway whose listener took the request (the access log's per-Gateway switch). */
@@ -226,6 +225,11 @@ export class RequestFlow {
     this.startedAt = startedAt;
   }
 
+  /** Epoch ms when the request came, from its start on the monotonic clock: no field (a boxed number) per request. */
+  private wallClock(): number {
+    return Math.floor(performance.timeOrigin + this.startedAt);
+  }
+
   /** The answer the client got. The verdict is L7 policy's unless a drop reason says otherwise. */
   finish(status: number, dropReason?: FlowDropReason): void {
     if (this.done) return;
@@ -239,7 +243,7 @@ export class RequestFlow {
     if (verdict === 'FORWARDED') return this.recordForwarded(status);
     // Built field by field, no spreads (drops and audits; forwarded requests are recordForwarded's).
     const flow: Flow = {
-      time: isoTime(this.wallClock),
+      time: isoTime(this.wallClock()),
       type: 'L7',
       verdict,
       direction: decision !== null ? decision.direction : 'ingress',
@@ -263,7 +267,7 @@ export class RequestFlow {
     const names = this.recorder.names;
     const r = this.recorder.forwarded;
     const decision = this.decision;
-    r.wallClock = this.wallClock;
+    r.wallClock = this.wallClock();
     r.clientIp = this.clientIp;
     r.clientPort = this.clientPort;
     r.method = this.method;
@@ -286,7 +290,7 @@ export class RequestFlow {
     const names = this.recorder.names;
     const service = this.backend !== null ? names.service(this.backend) : undefined;
     this.recorder.push({
-      time: isoTime(this.wallClock),
+      time: isoTime(this.wallClock()),
       type: 'L7',
       verdict: 'DROPPED',
       ...(refusal.reason ? { dropReason: refusal.reason } : {}),
