@@ -426,14 +426,17 @@ describeHelm('charts/sluice (helm lint, helm template)', () => {
     const objects = render(fixture('redis.yaml'));
     const c = container(objects, 'dataplane');
     expect(deployment(objects, 'dataplane').spec.replicas).toBe(3);
-    expect(flag(c.args, 'redis-url')).toBe('rediss://redis.cache.svc:6380/0');
+    expect(flag(c.args, 'redis-url')).toBe('rediss://redis-0.cache.svc:6380,rediss://redis-1.cache.svc:6380');
     expect(flag(c.args, 'redis-timeout')).toBe('100');
+    expect(flag(c.args, 'redis-type')).toBe('cluster');
+    expect(flag(c.args, 'redis-batch-limit')).toBe('64');
     expect(flag(c.args, 'rate-limit-replicas')).toBe('4');
     expect(flag(c.args, 'redis-tls-ca')).toBe('/var/run/sluice/redis-ca/ca.crt');
     for (const [name, key] of [
       ['SLUICE_REDIS_URL', 'url'],
       ['SLUICE_REDIS_USERNAME', 'username'],
       ['SLUICE_REDIS_PASSWORD', 'password'],
+      ['SLUICE_REDIS_TYPE', 'type'],
     ]) {
       expect(envVar(c, name!).valueFrom.secretKeyRef).toEqual({ name: 'sluice-redis', key, optional: true });
     }
@@ -442,7 +445,8 @@ describeHelm('charts/sluice (helm lint, helm template)', () => {
     expect(c.volumeMounts).toContainEqual({ name: 'redis-ca', mountPath: '/var/run/sluice/redis-ca', readOnly: true });
     // Without Redis values: no Redis flag or variable; the replica count still follows the Deployment.
     const plain = container(render({ dataplane: { replicas: 5 } }), 'dataplane');
-    expect(plain.args.filter((a: string) => a.startsWith('--redis-') && !a.startsWith('--redis-timeout'))).toEqual([]);
+    expect(plain.args.filter((a: string) => a.startsWith('--redis-') && !a.startsWith('--redis-timeout') && !a.startsWith('--redis-batch-limit'))).toEqual([]);
+    expect(flag(plain.args, 'redis-batch-limit')).toBe('256');
     expect((plain.env ?? []).filter((e: any) => e.name.startsWith('SLUICE_REDIS'))).toEqual([]);
     expect(flag(plain.args, 'rate-limit-replicas')).toBe('5');
   });
@@ -453,6 +457,8 @@ describeHelm('charts/sluice (helm lint, helm template)', () => {
     expectHelmFailure({ bpf: { mode: 'maybe' } }, /bpf\/mode/);
     expectHelmFailure({ controller: { replicas: 0 } }, /controller\/replicas/);
     expectHelmFailure({ redis: { url: 'http://redis:6379' } }, /redis\/url/);
+    expectHelmFailure({ redis: { type: 'sentinel' } }, /redis\/type/);
+    expectHelmFailure({ redis: { batchLimit: 0 } }, /redis\/batchLimit/);
     expectHelmFailure({ service: { ports: [{ name: 'HTTP', port: 80 }] } }, /service\/ports\/0\/name/);
     expectHelmFailure({ dataplane: { listenerPortOffset: -1 } }, /listenerPortOffset/);
     expectHelmFailure({ dataplane: { workers: 0 } }, /dataplane\/workers/);
