@@ -169,7 +169,7 @@ function forwardToBackend(
   const target = upstreamTarget(request, filters.rewrite, headers);
   const body = request.client.hasBody ? req : null;
   const deadlineMs = route.grpc ? grpcTimeoutMs(request.headers) : 0;
-  new ProxyExchange({ method: request.method, target, headers, body, mirrors, upgrade, deadlineMs, streamed: route.grpc, flow: request.flow, session }, res, route.name, action, choice, backend, corsHeaders, logger, startedAt).start();
+  new ProxyExchange(request.method, target, headers, body, mirrors, upgrade, deadlineMs, route.grpc, request.flow, session, res, route.name, action, choice, backend, corsHeaders, logger, startedAt).start();
 }
 
 function redirect(
