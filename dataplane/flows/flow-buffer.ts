@@ -7,7 +7,7 @@
 // is no object of its own and the ring promotes no flow objects into the old generation. The
 // Hubble-shaped object is built when read, or when pushed only if a subscriber wants objects.
 
-import { flowMatches, type Flow, type FlowFilter, type FlowPeer } from '../../ir/flow.ts';
+import { flowMatches, type Flow, type FlowFilter, type FlowL7, type FlowPeer } from '../../ir/flow.ts';
 import { IDENTITY_WORLD } from '../../ir/types.ts';
 import { pathPatternMatches } from './path-pattern.ts';
 
@@ -20,18 +20,11 @@ export type FlowListener = (flow: Flow) => void;
  * A FORWARDED request flow's fields, filled in place by its recorder (one record reused for every
  * request) and copied into the ring: listeners must read it at once, never keep it.
  */
-export interface ForwardedRequest {
+export interface ForwardedRequest extends FlowL7 {
   /** Epoch milliseconds when the request came. */
   wallClock: number;
   clientIp: string;
   clientPort: number;
-  method: string;
-  path: string;
-  host: string;
-  /** `HTTP/1.1`, `HTTP/2`. */
-  protocol: string;
-  status: number;
-  latencyMs: number;
   direction: Flow['direction'];
   destination: FlowPeer;
   service: Flow['service'];
