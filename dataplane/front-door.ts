@@ -5,6 +5,7 @@
 //
 // Defaults and the anchors they follow are listed in README.md ("Front door: timeouts and limits").
 
+import { createHash } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import v8 from 'node:v8';
@@ -113,6 +114,12 @@ export function defaultMaxConnections(limit: number | null): number {
   return Math.max(1, Math.min(MAX_CONNECTIONS_CAP, Math.floor((limit - DESCRIPTOR_RESERVE) / 2)));
 }
 
+/** One row of connection counts: [all workers', worker 0's, worker 1's, ...] from `at`. */
+interface Row {
+  counts: Int32Array;
+  at: number;
+}
+
 /** Why a new connection was turned away. */
 export type RefusalReason = 'listener_limit' | 'global_limit' | 'shedding' | 'udp_session_limit';
 
@@ -130,9 +137,20 @@ type Pressure = { resource: 'descriptors' | 'heap'; used: number; limit: number 
 const LOAD_SAMPLE_MS = 1_000;
 
 /**
- * The process-wide connection count of --workers: slot 0 counts the open connections of every
- * worker (what --max-connections bounds), slot 1 + i worker i's own, which the primary takes off
- * slot 0 when that worker dies with connections open (they died with it).
+ * Listeners whose connections one process can count in shared memory (distinct listener names over
+ * its life: names are `address:port`, so a process meets few). Beyond, a listener's connections are
+ * counted by each worker alone, with a warning naming it.
+ */
+const SHARED_LISTENER_ROWS = 1024;
+
+/**
+ * The connection counts of one process, in memory every worker of --workers shares: one row for the
+ * process (what --max-connections bounds) and one per listener (--max-connections-per-listener),
+ * each row [all workers' count, worker 0's, worker 1's, ...]. A worker takes a slot with
+ * compare-and-swap on the row's total (workers race for the last one) and counts it in its own
+ * column too, so that the primary can take a dead worker's connections off every row (they died
+ * with it). A listener's row is found by a 64-bit hash of its name, claimed by the first worker
+ * that meets it (compare-and-swap on the key), so workers agree without asking the primary.
  */
 export interface SharedConnectionCount {
   memory: SharedArrayBuffer;
@@ -140,15 +158,31 @@ export interface SharedConnectionCount {
   worker: number;
 }
 
-/** Memory for `workers` workers' SharedConnectionCount. */
-export function sharedConnectionMemory(workers: number): SharedArrayBuffer {
-  return new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT * (1 + workers));
+/** How `memory` is laid out for `workers` workers: listener keys (BigInt64), then the rows (Int32). */
+function connectionTable(memory: SharedArrayBuffer): { keys: BigInt64Array; counts: Int32Array; width: number } {
+  const keys = new BigInt64Array(memory, 0, SHARED_LISTENER_ROWS);
+  const counts = new Int32Array(memory, keys.byteLength);
+  return { keys, counts, width: counts.length / (1 + SHARED_LISTENER_ROWS) };
 }
 
-/** A dead worker's connections leave the process count (the primary calls it once the worker has exited). */
+/** Memory for `workers` workers' SharedConnectionCount (one worker: a process without --workers). */
+export function sharedConnectionMemory(workers: number): SharedArrayBuffer {
+  return new SharedArrayBuffer(BigInt64Array.BYTES_PER_ELEMENT * SHARED_LISTENER_ROWS + Int32Array.BYTES_PER_ELEMENT * (1 + SHARED_LISTENER_ROWS) * (1 + workers));
+}
+
+/** A dead worker's connections leave the process's and its listeners' counts (the primary calls it once the worker has exited). */
 export function releaseWorkerConnections(memory: SharedArrayBuffer, worker: number): void {
-  const counts = new Int32Array(memory);
-  Atomics.sub(counts, 0, Atomics.exchange(counts, 1 + worker, 0));
+  const { counts, width } = connectionTable(memory);
+  for (let row = 0; row < counts.length; row += width) {
+    const own = Atomics.exchange(counts, row + 1 + worker, 0);
+    if (own !== 0) Atomics.sub(counts, row, own);
+  }
+}
+
+/** A listener name's key in the shared table: 64 bits of its SHA-256, never 0 (an empty slot). */
+function listenerKey(name: string): bigint {
+  const key = createHash('sha256').update(name).digest().readBigInt64LE(0);
+  return key === 0n ? 1n : key;
 }
 
 /**
@@ -159,9 +193,13 @@ export class ConnectionBudget {
   readonly limits: FrontDoorLimits;
   /** This budget's open connections (its thread's: with --workers, the gauges are summed). */
   private open = 0;
-  /** [0]: the process's open connections (every worker's, with --workers); [1 + own]: this worker's. */
-  private readonly processCount: Int32Array;
+  /** The process's and its listeners' counts (shared by the workers of --workers; see SharedConnectionCount). */
+  private readonly table: ReturnType<typeof connectionTable>;
+  /** This worker's column in each row. */
   private readonly own: number;
+  /** Each listener's row met so far: its offset in `table.counts`, or a row of its own when the shared table is full. */
+  private readonly rows = new Map<string, Row>();
+  private readonly processRow: Row;
   private pressure: Pressure = null;
   private readonly logger: Logger;
   private readonly refused: client.Counter<'listener' | 'reason'>;
@@ -177,8 +215,9 @@ export class ConnectionBudget {
   /** `shared`: count in the process-wide memory of --workers; absent: this budget is the process's. */
   constructor(limits: FrontDoorLimits, registry: Registry, logger: Logger, maxDescriptors: number | null = descriptorLimit(), shared?: SharedConnectionCount) {
     this.limits = limits;
-    this.processCount = new Int32Array(shared?.memory ?? new ArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT));
+    this.table = connectionTable(shared?.memory ?? sharedConnectionMemory(1));
     this.own = 1 + (shared?.worker ?? 0);
+    this.processRow = { counts: this.table.counts, at: 0 };
     this.logger = logger;
     this.maxDescriptors = maxDescriptors;
     this.refused = metric(registry, 'sluice_connections_refused_total', (registers) =>
@@ -213,29 +252,61 @@ export class ConnectionBudget {
   }
 
   /**
-   * Counts the connection in, or says why it must be refused (the caller closes it; the refusal
-   * is counted and logged once per episode here). `listenerOpen` is the listener's own count.
+   * Counts the connection in, in its listener's and the process's counts (every worker's), or says
+   * why it must be refused (the caller closes it; the refusal is counted and logged once per
+   * episode here). Each admitted connection is given back with `release(listener)`.
    */
-  admit(listener: string, listenerOpen: number): RefusalReason | null {
-    const reason: RefusalReason | null =
-      this.pressure !== null ? 'shedding' : listenerOpen >= this.limits.maxConnectionsPerListener ? 'listener_limit' : !this.takeProcessSlot() ? 'global_limit' : null;
-    if (reason === null) {
-      this.open++;
-      Atomics.add(this.processCount, this.own, 1);
-      this.openGauge.set(this.open);
-      this.endRefusals(listener);
-      return null;
+  admit(listener: string): RefusalReason | null {
+    if (this.pressure !== null) return this.refuse(listener, 'shedding');
+    const row = this.row(listener);
+    if (!this.take(row, this.limits.maxConnectionsPerListener)) return this.refuse(listener, 'listener_limit');
+    if (!this.take(this.processRow, this.limits.maxConnections)) {
+      this.give(row);
+      return this.refuse(listener, 'global_limit');
     }
-    return this.refuse(listener, reason);
+    this.open++;
+    this.openGauge.set(this.open);
+    this.endRefusals(listener);
+    return null;
   }
 
-  /** Counts one more connection in the process unless it holds --max-connections already (workers race for the last one: compare-and-swap). */
-  private takeProcessSlot(): boolean {
+  /** Counts one more connection in a row unless it holds `limit` already (workers race for the last one: compare-and-swap). */
+  private take(row: Row, limit: number): boolean {
+    const { counts, at } = row;
     for (;;) {
-      const open = Atomics.load(this.processCount, 0);
-      if (open >= this.limits.maxConnections) return false;
-      if (Atomics.compareExchange(this.processCount, 0, open, open + 1) === open) return true;
+      const open = Atomics.load(counts, at);
+      if (open >= limit) return false;
+      if (Atomics.compareExchange(counts, at, open, open + 1) === open) break;
     }
+    Atomics.add(counts, at + this.own, 1);
+    return true;
+  }
+
+  private give(row: Row): void {
+    Atomics.sub(row.counts, row.at, 1);
+    Atomics.sub(row.counts, row.at + this.own, 1);
+  }
+
+  /** A listener's row: found (or claimed) in the shared table by its name's key. */
+  private row(listener: string): Row {
+    let row = this.rows.get(listener);
+    if (row !== undefined) return row;
+    const { keys, counts, width } = this.table;
+    const key = listenerKey(listener);
+    // Open addressing, linear probing; a slot once claimed keeps its key (no deletion, so probes stay valid).
+    for (let i = 0, slot = Number(BigInt.asUintN(32, key) % BigInt(keys.length)); i < keys.length; i++, slot = (slot + 1) % keys.length) {
+      const held = Atomics.compareExchange(keys, slot, 0n, key);
+      if (held === 0n || held === key) {
+        row = { counts, at: width * (1 + slot) };
+        break;
+      }
+    }
+    if (row === undefined) {
+      row = { counts: new Int32Array(width), at: 0 };
+      this.logger.warn({ listener, listeners: keys.length }, `listener ${listener}: the shared connection table is full; its --max-connections-per-listener is counted by each worker alone`);
+    }
+    this.rows.set(listener, row);
+    return row;
   }
 
   /**
@@ -261,7 +332,7 @@ export class ConnectionBudget {
         : reason === 'global_limit' ? this.limits.maxConnections
         : reason === 'udp_session_limit' ? this.limits.maxUdpSessionsPerListener
         : undefined;
-      this.logger.warn({ listener, reason, limit, open: Atomics.load(this.processCount, 0) }, `refusing new connections on ${listener}: ${describeRefusal(reason)}`);
+      this.logger.warn({ listener, reason, limit, open: Atomics.load(this.table.counts, 0) }, `refusing new connections on ${listener}: ${describeRefusal(reason)}`);
     }
     return reason;
   }
@@ -271,11 +342,11 @@ export class ConnectionBudget {
     this.timeouts.labels(listener, stage).inc();
   }
 
-  /** A connection `admit` counted in has closed. */
-  release(): void {
+  /** A connection `admit(listener)` counted in has closed. */
+  release(listener: string): void {
     this.open--;
-    Atomics.sub(this.processCount, 0, 1);
-    Atomics.sub(this.processCount, this.own, 1);
+    this.give(this.row(listener));
+    this.give(this.processRow);
     this.openGauge.set(this.open);
   }
 

@@ -359,12 +359,12 @@ export class ListenerServer {
    * reads a 503 first, a TLS client is closed before its handshake. False when refused.
    */
   private admit(socket: Socket): boolean {
-    const refusal = this.budget.admit(this.name, this.connections.size);
+    const refusal = this.budget.admit(this.name);
     if (refusal === null) {
       this.connections.add(socket);
       socket.once('close', () => {
         this.connections.delete(socket);
-        this.budget.release();
+        this.budget.release(this.name);
       });
       return true;
     }

@@ -63,14 +63,14 @@ export abstract class StreamListener {
 
   private accept(client: Socket): void {
     // Refused (limits, load shedding): closed before a byte is read; a byte stream has no way to say more.
-    if (this.budget.admit(this.name, this.sockets.size) !== null) {
+    if (this.budget.admit(this.name) !== null) {
       client.destroy();
       return;
     }
     this.sockets.add(client);
     client.once('close', () => {
       this.sockets.delete(client);
-      this.budget.release();
+      this.budget.release(this.name);
       this.metrics.bytes.labels(this.name, this.protocol, 'from_client').inc(client.bytesRead);
       this.metrics.bytes.labels(this.name, this.protocol, 'to_client').inc(client.bytesWritten);
     });

@@ -250,6 +250,57 @@ describe('worker pool', () => {
     }
   }, 60_000);
 
+  it('counts --max-connections-per-listener across the workers: N + k connections to one listener, exactly k refused, another listener unaffected, a dead worker\'s connections given back', async () => {
+    const [port, other] = [await freePort(), await freePort()];
+    const N = 10;
+    const { pool, registry } = twoWorkers([], { ...DEFAULT_FRONT_DOOR_LIMITS, maxConnectionsPerListener: N });
+    const held: HeldConnection[] = [];
+    try {
+      const routes = [route('all', { path: prefix('/') }, forwardTo('svc/a'))];
+      const ir: HttpIR = {
+        listeners: [listener(port, [scope('http', null, [['*', routes]])]), listener(other, [scope('other', null, [['*', routes]])])],
+        backends: { 'svc/a': backend('svc/a', [echo.endpoint]) },
+      };
+      await pool.apply('v1', ir);
+      const metric = async (name: string, labels: Record<string, string> = {}) =>
+        (await registry.getSingleMetric(name)!.get()).values.filter((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l)).reduce((sum, v) => sum + v.value, 0);
+
+      // N + 3 at once to one listener: the kernel spreads them over both workers, which admit N between them.
+      const first = await Promise.all(Array.from({ length: N + 3 }, () => holdConnection(port)));
+      held.push(...first);
+      await until(async () => first.filter((c) => c.closed).length === 3 && (await metric('sluice_connections_open')) === N);
+      await sleep(300); // no late refusal
+      const refused = first.filter((c) => c.closed);
+      expect(refused).toHaveLength(3);
+      for (const c of refused) expect(c.received).toMatch(/^HTTP\/1\.1 503 /);
+      expect(await metric('sluice_connections_refused_total', { listener: `127.0.0.1:${port}`, reason: 'listener_limit' })).toBe(3);
+      const admitted = first.filter((c) => !c.closed);
+      expect((await Promise.all(admitted.map((c) => c.get('/held')))).every((status) => status === 200)).toBe(true);
+      const perWorker = [...(await registry.metrics()).matchAll(/^sluice_worker_http_requests_total\{worker="\d"\} (\d+)$/gm)].map((m) => Number(m[1]));
+      expect(Math.min(...perWorker)).toBeGreaterThan(0);
+
+      // The other listener has its own N: all served while the first is full.
+      const others = await Promise.all(Array.from({ length: N }, () => holdConnection(other)));
+      held.push(...others);
+      expect(await Promise.all(others.map((c) => c.get('/other')))).toEqual(Array(N).fill(200));
+      expect(await metric('sluice_connections_refused_total', { listener: `127.0.0.1:${other}` })).toBe(0);
+
+      // Worker 0 dies with its connections: they leave the listener's count, which admits as many new ones, no more.
+      await pool.terminate(0);
+      await until(async () => admitted.some((c) => c.closed) && (await metric('sluice_connections_open')) === [...admitted, ...others].filter((c) => !c.closed).length);
+      const lost = admitted.filter((c) => c.closed).length;
+      const fresh = await Promise.all(Array.from({ length: lost + 2 }, () => holdConnection(port)));
+      held.push(...fresh);
+      await until(async () => fresh.filter((c) => c.closed).length === 2);
+      await sleep(300);
+      expect(fresh.filter((c) => c.closed)).toHaveLength(2);
+      expect((await Promise.all(fresh.filter((c) => !c.closed).map((c) => c.get('/fresh')))).every((status) => status === 200)).toBe(true);
+    } finally {
+      for (const c of held) c.socket.destroy();
+      await pool.close();
+    }
+  }, 60_000);
+
   it('reads the cgroup v2 CPU quota, the tightest on the way up; unlimited or unknown is null', () => {
     const files = (entries: Record<string, string>) => (path: string) => {
       if (path in entries) return entries[path]!;
