@@ -14,6 +14,7 @@ import { condition } from '../status/conditions.ts';
 import type { BackendRef, GRPCRouteMatch } from '../schema/kinds.ts';
 import { attachRoute, type Parents } from './attachment.ts';
 import { resolveBackendRef, type BackendResolution } from './backends.ts';
+import type { ListenerState } from './gateway.ts';
 import { hostnamesIntersect } from './hostnames.ts';
 import { attachCompiled, backendName, checkRegex, compileMemoised, extensionRefProblem, routeOrder, toFilter, translateHttpRoute, toHeaderMatches, type Compiled, type CompiledRule, type Placement, type RouteTranslation } from './httproute.ts';
 import type { InputIndex } from './index-inputs.ts';
@@ -46,7 +47,10 @@ export function translateHttpAndGrpcRoutes(httpRoutes: HTTPRouteObject[], grpcRo
   };
   for (const r of httpRoutes) add('HTTPRoute', r, translateHttpRoute(r, parents, index));
   for (const r of grpcRoutes) add('GRPCRoute', r, translateGrpcRoute(r, parents, index));
-  resolveCrossServing(served);
+  resolveCrossServing(served, (scope) => {
+    for (const parent of [...parents.gateways.values(), ...parents.listenerSets.values()]) for (const l of parent.listeners) if (l.scopeName === scope) return l;
+    throw new Error(`no listener ${scope}`); // placements name listeners of these parents only
+  });
   return served.map((s) => s.translation);
 }
 
@@ -185,7 +189,7 @@ export interface ServedRoute {
  * the other loses that listener (attachedRoutes counts it no more), and a parent where it lost every
  * listener it had gets Accepted=False. Mutates the translations; returns nothing.
  */
-export function resolveCrossServing(routes: ServedRoute[]): void {
+export function resolveCrossServing(routes: ServedRoute[], listenerOf: (scope: string) => ListenerState): void {
   const sorted = [...routes].sort(
     (a, b) => compare(a.creationTimestamp, b.creationTimestamp) || compare(a.translation.status.namespace ?? '', b.translation.status.namespace ?? '') || compare(a.translation.status.name, b.translation.status.name),
   );
@@ -195,9 +199,9 @@ export function resolveCrossServing(routes: ServedRoute[]): void {
   for (const r of sorted) {
     const byListener = new Map<string, Placement[]>();
     for (const p of r.translation.placements) {
-      const list = byListener.get(p.listener.scopeName) ?? [];
+      const list = byListener.get(p.scope) ?? [];
       list.push(p);
-      byListener.set(p.listener.scopeName, list);
+      byListener.set(p.scope, list);
     }
     const lost = new Map<string, { placements: Placement[]; winner: string }>();
     for (const [scope, placements] of byListener) {
@@ -209,10 +213,10 @@ export function resolveCrossServing(routes: ServedRoute[]): void {
       else byKind[r.kind].push({ hostnames, route: `${r.kind} ${r.translation.status.namespace}/${r.translation.status.name}` });
     }
     if (lost.size === 0) continue;
-    const kept = r.translation.placements.filter((p) => !lost.has(p.listener.scopeName));
-    for (const { placements } of lost.values()) placements[0].listener.attachedRoutes -= 1;
-    r.translation.placements = kept;
-    rejectLostParents(r, lost, kept);
+    const kept = r.translation.placements.filter((p) => !lost.has(p.scope));
+    for (const scope of lost.keys()) listenerOf(scope).attachedRoutes -= 1;
+    r.translation = { ...r.translation, placements: kept };
+    rejectLostParents(r, lost, kept, listenerOf);
   }
 }
 
@@ -220,10 +224,10 @@ export function resolveCrossServing(routes: ServedRoute[]): void {
  * Accepted=False on each parent whose every listener the route lost to cross-serving. The status is
  * replaced, not written into: a Translator may hand the same status object to the next translation.
  */
-function rejectLostParents(r: ServedRoute, lost: Map<string, { placements: Placement[]; winner: string }>, kept: Placement[]): void {
+function rejectLostParents(r: ServedRoute, lost: Map<string, { placements: Placement[]; winner: string }>, kept: readonly Placement[], listenerOf: (scope: string) => ListenerState): void {
   const parents = (r.translation.status.status.parents as StatusParent[]).map((parent) => {
     const owns = (p: Placement) => {
-      const owner = p.listener.owner;
+      const owner = listenerOf(p.scope).owner;
       return owner.kind === (parent.parentRef.kind ?? 'Gateway') && owner.key === `${parent.parentRef.namespace ?? r.namespace}/${parent.parentRef.name}`;
     };
     const lostHere = [...lost.values()].filter((l) => owns(l.placements[0]));

@@ -29,9 +29,14 @@ import type {
 /** A backendRef's filter (the same kinds as a rule's, typed apart by the CRD). */
 type BackendFilter = NonNullable<HTTPBackendRef['filters']>[number];
 
-/** A compiled route placed on one listener under one hostname. */
+/**
+ * A compiled route placed on one listener under one hostname. The listener is named by its scope
+ * (ListenerState.scopeName), not held: a Translator hands an unchanged route's placements to the
+ * next translation as they are (its listeners are new objects each time). Never mutated: a
+ * placement whose route changes (rate limit, upgrade types) is replaced by a copy.
+ */
 export interface Placement {
-  listener: ListenerState;
+  scope: string;
   hostname: string;
   route: Route;
   order: RouteOrder;
@@ -54,7 +59,8 @@ export interface RouteOrder {
 
 export interface RouteTranslation {
   status: ObjectStatus;
-  placements: Placement[];
+  /** A Translator's memo may hand the same array to the next translation: read only. */
+  placements: readonly Placement[];
   backends: Backend[];
 }
 
@@ -87,13 +93,15 @@ interface AttachmentEntry {
   parentsKey: string;
   status: ObjectStatus;
   attached: { scopeName: string; hostnames: string[] }[];
+  /** The placements made from it (by scope name: they hold nothing of one translation). */
+  placements: readonly Placement[];
 }
 
 /**
  * A compiled HTTPRoute or GRPCRoute attached to its parents: status, placements and backends. With a
  * Translator's memo, the previous status object and attachment are reused while the route, its
- * compilation and everything attachment reads of the parents it names are unchanged; the
- * placements are made anew on this translation's listeners (and counted on them).
+ * compilation and everything attachment reads of the parents it names are unchanged, with its
+ * placements (counted on this translation's listeners).
  */
 export function attachCompiled(route: HTTPRouteObject | GRPCRouteObject, kind: 'HTTPRoute' | 'GRPCRoute', compiled: Compiled, parents: Parents, index: InputIndex): RouteTranslation | null {
   const memo = index.memo;
@@ -101,23 +109,20 @@ export function attachCompiled(route: HTTPRouteObject | GRPCRouteObject, kind: '
   const before = parentsKey !== null ? (memo!.perRoute.get(route) as AttachmentEntry | undefined) : undefined;
   const listeners = parentsKey !== null ? listenersByScope(parents, index) : null;
   if (before && listeners && before.parentsKey === parentsKey && before.rules === compiled.rules && before.unsupported === compiled.unsupported && before.refProblem === compiled.refProblem) {
-    const placements: Placement[] = [];
-    for (const a of before.attached) {
-      const listener = listeners.get(a.scopeName)!;
-      listener.attachedRoutes += 1;
-      place(placements, listener, a.hostnames, compiled.rules);
-    }
-    return { status: before.status, placements, backends: compiled.backends };
+    for (const a of before.attached) listeners.get(a.scopeName)!.attachedRoutes += 1;
+    return { status: before.status, placements: before.placements, backends: compiled.backends };
   }
   const hostnames: string[] = (route.spec?.hostnames ?? []).map((h: string) => String(h).toLowerCase());
   const attachment = attachRoute(route, kind, hostnames, parents, compiled, index);
   if (attachment.parents.length === 0) return null;
   const status: ObjectStatus = { apiVersion: route.apiVersion, kind, namespace: route.metadata.namespace, name: route.metadata.name, status: { parents: attachment.parents } };
+  const placements = placeRoutes(attachment.attached, compiled.rules);
   if (parentsKey !== null && listeners !== null) {
-    const entry: AttachmentEntry = { rules: compiled.rules, unsupported: compiled.unsupported, refProblem: compiled.refProblem, parentsKey, status, attached: attachment.attached.map((a) => ({ scopeName: a.listener.scopeName, hostnames: a.hostnames })) };
+    const attached = attachment.attached.map((a) => ({ scopeName: a.listener.scopeName, hostnames: a.hostnames }));
+    const entry: AttachmentEntry = { rules: compiled.rules, unsupported: compiled.unsupported, refProblem: compiled.refProblem, parentsKey, status, attached, placements };
     memo!.perRoute.set(route, entry);
   }
-  return { status, placements: placeRoutes(attachment.attached, compiled.rules), backends: compiled.backends };
+  return { status, placements, backends: compiled.backends };
 }
 
 /**
@@ -179,16 +184,14 @@ function listenersByScope(parents: Parents, index: InputIndex): Map<string, List
 /** Every compiled route of every rule on every attached listener, under each effective hostname. */
 export function placeRoutes(attached: Attached[], rules: CompiledRule[]): Placement[] {
   const placements: Placement[] = [];
-  for (const { listener, hostnames } of attached) place(placements, listener, hostnames, rules);
-  return placements;
-}
-
-function place(placements: Placement[], listener: ListenerState, hostnames: string[], rules: CompiledRule[]): void {
-  for (const hostname of hostnames) {
-    for (const rule of rules) {
-      for (const r of rule.routes) placements.push({ listener, hostname, route: r.route, order: r.order });
+  for (const { listener, hostnames } of attached) {
+    for (const hostname of hostnames) {
+      for (const rule of rules) {
+        for (const r of rule.routes) placements.push({ scope: listener.scopeName, hostname, route: r.route, order: r.order });
+      }
     }
   }
+  return placements;
 }
 
 /** A compiled route's precedence keys (the route's own; every placement of it shares them). */

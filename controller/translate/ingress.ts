@@ -120,7 +120,7 @@ export function translateIngresses(served: ServedIngresses, address: string | nu
       matchIndex,
     });
     const place = (listener: ListenerState, hostname: string, route: Route, order: Placement['order']) =>
-      out.placements.push({ listener, hostname, route, order });
+      out.placements.push({ scope: listener.scopeName, hostname, route, order });
 
     // TLS: certificates chosen by SNI; hosts listed here get the HTTPS redirect on port 80.
     const tlsHosts = new Set<string>();

@@ -44,11 +44,12 @@ export interface RateLimitInput {
   servedRoutes: () => Set<string>;
   /**
    * The served placements (on programmed listeners), each with its listener's origin. A governed
-   * placement's route is replaced by a copy carrying `rateLimit` (routes are shared between placements).
+   * placement is replaced in this array by a copy whose route carries `rateLimit` (routes and
+   * placements are shared: neither is written into).
    */
   placements: Placement[];
-  /** A served placement's listener as an origin (asked only of placements a policy may govern). */
-  listenerOrigin: (listener: Placement['listener']) => Origin;
+  /** A served placement's listener (by scope name) as an origin (asked only of placements a policy may govern). */
+  listenerOrigin: (scope: string) => Origin;
   controllerName: string;
   /** The translation's index: a Translator's memo keeps each governed route's copy (structural sharing). */
   index: InputIndex;
@@ -135,12 +136,15 @@ export function translateRateLimits(input: RateLimitInput): RateLimitTranslation
     return winner;
   };
   // Nothing to attach (the usual case): no walk over every placement.
-  for (const placement of claims.size > 0 || ingressPolicies.size > 0 ? input.placements : []) {
-    const policy = governedBy(placement, input.listenerOrigin(placement.listener));
+  const { placements } = input;
+  for (let i = 0; i < (claims.size > 0 || ingressPolicies.size > 0 ? placements.length : 0); i++) {
+    const placement = placements[i]!;
+    const policy = governedBy(placement, input.listenerOrigin(placement.scope));
     if (policy === null) continue;
     rateLimits[policy.name] = policy;
     const route = placement.route;
-    placement.route = input.index.perObject(route, `rateLimit ${policy.name}`, () => ({ ...route, rateLimit: { policy: policy.name, partition: route.source } }));
+    // A copy of the placement: placements may be the previous translation's (memo.ts).
+    placements[i] = { ...placement, route: input.index.perObject(route, `rateLimit ${policy.name}`, () => ({ ...route, rateLimit: { policy: policy.name, partition: route.source } })) };
   }
   const sorted = Object.fromEntries(Object.keys(rateLimits).sort().map((n) => [n, rateLimits[n]!]));
   return { rateLimits: sorted, statuses: policies.map((p) => policyStatus(p, input.controllerName)), problems };

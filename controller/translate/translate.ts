@@ -140,22 +140,26 @@ function translateWith(snapshot: InputSnapshot, options: TranslateOptions, memo:
     for (const b of result.backends) backends.set(b.name, b);
   }
 
+  // Placements name their listener by scope: this translation's listeners by scope name (a name
+  // taken twice, which the CRD's unique listener names rule out, goes to the programmed one).
+  const servingGateways: GatewayState[] = ingress.gateway ? [...gateways, ingress.gateway] : gateways;
+  const listenerByScope = new Map<string, ListenerState>();
+  for (const l of servingGateways.flatMap(allListeners)) if (!listenerByScope.has(l.scopeName) || listenerProgrammed(l)) listenerByScope.set(l.scopeName, l);
   // Rate limits (RateLimitPolicy, Ingress annotation) attach to the served placements before assembly.
   let servedRoutes: Set<string> | undefined;
-  const served = placements.filter((p) => p.listener.protocol !== 'TLS' && listenerProgrammed(p.listener));
+  const served = servedPlacements(placements, listenerByScope);
   const rateLimits = translateRateLimits({
     snapshot,
     gateways,
     servedRoutes: () => (servedRoutes ??= new Set(routeStatuses.filter((s) => s.kind === 'HTTPRoute').map((s) => `${s.namespace}/${s.name}`))),
     placements: served,
-    listenerOrigin,
+    listenerOrigin: (scope) => listenerOrigin(listenerByScope.get(scope)!),
     controllerName: options.controllerName,
     index,
   });
   const upgradeProblems = applyUpgradeTypes(served, snapshot, index);
-  const servingGateways: GatewayState[] = ingress.gateway ? [...gateways, ingress.gateway] : gateways;
   const http: IR['http'] = {
-    listeners: assembleListeners(servingGateways, placements, memo),
+    listeners: assembleListeners(servingGateways, served, memo),
     passthrough: assemblePassthrough(gateways, passthrough),
     ...assembleProxyListeners(gateways, proxied),
     backends: Object.fromEntries([...backends.entries()].sort(([a], [b]) => a.localeCompare(b))),
@@ -193,6 +197,25 @@ function translateWith(snapshot: InputSnapshot, options: TranslateOptions, memo:
       pods: snapshot.networkPolicies.length + snapshot.ciliumNetworkPolicies.length + snapshot.ciliumClusterwideNetworkPolicies.length > 0,
     },
   };
+}
+
+/**
+ * The placements on programmed listeners that serve HTTP (a new array: rate limits and upgrade
+ * types replace placements in it). A route's placements come in runs on one listener: looked up once a run.
+ */
+function servedPlacements(placements: readonly Placement[], listenerByScope: Map<string, ListenerState>): Placement[] {
+  const out: Placement[] = [];
+  let scope: string | null = null;
+  let serves = false;
+  for (const p of placements) {
+    if (p.scope !== scope) {
+      scope = p.scope;
+      const l = listenerByScope.get(scope);
+      serves = l !== undefined && l.protocol !== 'TLS' && listenerProgrammed(l);
+    }
+    if (serves) out.push(p);
+  }
+  return out;
 }
 
 /** A Gateway, ListenerSet or Ingress listener as an IR origin; a ListenerSet's names its Gateway as parent. */
@@ -309,9 +332,9 @@ function assembleListeners(gateways: GatewayState[], placements: Placement[], me
   let list: Placement[] | null = null;
   let last: Placement | null = null;
   for (const p of placements) {
-    if (last === null || p.listener !== last.listener || p.hostname !== last.hostname) {
+    if (last === null || p.scope !== last.scope || p.hostname !== last.hostname) {
       last = p;
-      const entry = scopes.get(p.listener.scopeName);
+      const entry = scopes.get(p.scope);
       list = null;
       if (!entry) continue; // attached to a listener that is not served (e.g. its certificate is missing)
       list = entry.hosts.get(p.hostname) ?? null;

@@ -25,11 +25,11 @@ export function parseUpgradeTypes(value: string): { types: string[] } | { proble
 }
 
 /**
- * Puts a copy with `upgradeTypes` in place of the route of every served placement whose HTTPRoute
- * or Ingress carries the annotation (a copy: routes may be shared with the previous IR, see
- * memo.ts); returns one problem line per bad annotation (those routes keep the default).
+ * Replaces in `served` every placement whose HTTPRoute or Ingress carries the annotation by a copy
+ * whose route is a copy with `upgradeTypes` (copies: placements and routes may be shared with the
+ * previous translation, see memo.ts); returns one problem line per bad annotation (those routes keep the default).
  */
-export function applyUpgradeTypes(served: { route: Route }[], snapshot: InputSnapshot, index: InputIndex): string[] {
+export function applyUpgradeTypes<P extends { route: Route }>(served: P[], snapshot: InputSnapshot, index: InputIndex): string[] {
   const byObject = new Map<string, { types: string[] } | { problem: string }>();
   for (const [kind, objects] of [
     ['HTTPRoute', snapshot.httpRoutes],
@@ -50,6 +50,10 @@ export function applyUpgradeTypes(served: { route: Route }[], snapshot: InputSna
     problems.add(`${key}: annotation ${UPGRADE_TYPES_ANNOTATION}: ${parsed.problem}; WebSocket only is tunnelled`);
     return route;
   };
-  for (const placement of served) placement.route = visit(placement.route);
+  for (let i = 0; i < served.length; i++) {
+    const placement = served[i]!;
+    const route = visit(placement.route);
+    if (route !== placement.route) served[i] = { ...placement, route };
+  }
   return [...problems].sort();
 }

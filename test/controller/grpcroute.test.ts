@@ -73,7 +73,7 @@ describe('GRPCRoute precedence', () => {
       match: { path: method.path, headers: Array.from({ length: headers }, (_, i) => ({ name: `h${i}`, type: 'Exact' as const, value: 'v' })), queryParams: [] },
     } as unknown as Route;
     return {
-      listener: {} as Placement['listener'],
+      scope: 'gateway/default/g/listener/http',
       hostname: '*',
       route,
       order: { tier: 0, creationTimestamp, source: `ns/${name}`, ruleIndex, matchIndex: 0, grpc: { tier: method.tier, service: method.service, method: method.method } },
