@@ -49,6 +49,10 @@ export class TranslateMemo {
   private readonly sorts = new Map<string, { input: readonly object[]; output: object[] }>();
   /** Pure functions of one input object (its undeclared fields...), by function name. */
   private readonly ofObject = new WeakMap<object, Map<string, unknown>>();
+  /** This translation's fingerprint of each backendRef key compile() checked or resolved (begin() clears it). */
+  private readonly fingerprintsNow = new Map<string, string>();
+  /** This translation's backends of the keys in fingerprintsNow, by name (see compile()). */
+  private readonly backendsNow = new Map<string, Backend>();
   /** token(): texts seen lately, and the next token (never given twice, even after the map is cleared). */
   private readonly tokens = new Map<string, number>();
   private nextToken = 0;
@@ -67,41 +71,60 @@ export class TranslateMemo {
     return token;
   }
 
+  /** A new translation begins: what compile() learnt of the previous one's references is forgotten. */
+  begin(): void {
+    this.fingerprintsNow.clear();
+    this.backendsNow.clear();
+  }
+
   /**
    * A route's compilation, reused while the route object is the same and every backendRef it
    * resolved resolves to the same backend name or the same problem: what `compile` reads besides
-   * the route is through `resolve` only (its type gives it nothing else). The reused value's
-   * backends are this translation's objects of those names (endpoints and TLS may have changed
-   * without changing anything the routes hold).
+   * the route is through `resolve` only (its type gives it nothing else). Each key is resolved and
+   * fingerprinted once per translation, whichever routes read it. The reused value is the previous
+   * one as it is: its backends may be an earlier translation's objects (endpoints and TLS may have
+   * changed without changing anything the routes hold); backend() gives this translation's.
    */
   compile<T extends { backends: Backend[] }, R extends Resolution>(route: object, resolver: KeyedResolve<R>, compile: (resolve: Resolve<R>) => T): T {
     const entry = this.compiled.get(route);
     if (entry) {
-      const current: Backend[] = [];
       let valid = true;
       for (const read of entry.reads) {
-        const resolved = resolver.resolve(read.key, read.ref);
-        if (!hasFingerprint(resolved, read.fingerprint)) {
+        if (this.fingerprintNow(resolver, read.key, read.ref) !== read.fingerprint) {
           valid = false;
           break;
         }
-        if ('backend' in resolved) current.push(resolved.backend);
       }
-      if (valid) {
-        const { backends } = entry.value;
-        if (backends.length === 0) return entry.value as T;
-        return { ...(entry.value as T), backends: backends.map((b) => current.find((c) => c.name === b.name)!) };
-      }
+      if (valid) return entry.value as T;
     }
     const reads = new Map<string, ResolutionRead>();
     const value = compile((ref) => {
       const key = resolver.key(ref);
       const resolved = resolver.resolve(key, ref);
-      if (!reads.has(key)) reads.set(key, { key, ref, fingerprint: fingerprint(resolved) });
+      if (!reads.has(key)) reads.set(key, { key, ref, fingerprint: this.fingerprintNow(resolver, key, ref) });
       return resolved;
     });
     this.compiled.set(route, { value, reads: [...reads.values()] });
     return value;
+  }
+
+  /**
+   * This translation's backend of a name that a route's compilation (compile()) holds: the backend
+   * its reference resolved to in this translation.
+   */
+  backend(name: string): Backend | undefined {
+    return this.backendsNow.get(name);
+  }
+
+  /** What `key` resolves to in this translation, fingerprinted (once a translation: the resolver's resolution is too). */
+  private fingerprintNow<R extends Resolution>(resolver: KeyedResolve<R>, key: string, ref: BackendRef | undefined): string {
+    let fp = this.fingerprintsNow.get(key);
+    if (fp === undefined) {
+      const resolved = resolver.resolve(key, ref);
+      this.fingerprintsNow.set(key, (fp = fingerprint(resolved)));
+      if ('backend' in resolved) this.backendsNow.set(resolved.backend.name, resolved.backend);
+    }
+    return fp;
   }
 
   /**
@@ -169,13 +192,6 @@ export function resort<T>(sorted: readonly T[], removed: T[], added: T[], compar
 /** What a route's compilation takes from a resolution: the backend's name, or the problem. */
 function fingerprint(resolved: Resolution): string {
   return 'problem' in resolved ? `P${resolved.problem.reason}\n${resolved.problem.message}` : `B${resolved.backend.name}`;
-}
-
-/** fingerprint(resolved) === expected, without making the string for a backend (every reused route checks each of its references). */
-function hasFingerprint(resolved: Resolution, expected: string): boolean {
-  if ('problem' in resolved) return fingerprint(resolved) === expected;
-  const { name } = resolved.backend;
-  return expected.length === name.length + 1 && expected.charCodeAt(0) === 66 /* B */ && expected.endsWith(name);
 }
 
 /**

@@ -81,6 +81,7 @@ export class Translator {
 }
 
 function translateWith(snapshot: InputSnapshot, options: TranslateOptions, memo: TranslateMemo | null): TranslateResult {
+  memo?.begin();
   const index = new InputIndex(snapshot, memo);
   const classes = translateGatewayClasses(snapshot.gatewayClasses, options);
   const ourGateways = snapshot.gateways.filter((g) => classes.accepted.has(g.spec?.gatewayClassName));
@@ -137,7 +138,8 @@ function translateWith(snapshot: InputSnapshot, options: TranslateOptions, memo:
     // (A status reused from the previous translation already carries it: written only when it differs.)
     for (const parent of result.status.status.parents as { controllerName: string }[]) if (parent.controllerName !== options.controllerName) parent.controllerName = options.controllerName;
     routeStatuses.push(result.status);
-    for (const b of result.backends) backends.set(b.name, b);
+    // (A reused compilation may hold an earlier translation's backend objects: this translation's by name.)
+    for (const b of result.backends) backends.set(b.name, memo?.backend(b.name) ?? b);
   }
 
   // Placements name their listener by scope: this translation's listeners by scope name (a name
