@@ -236,7 +236,8 @@ function rejectLostParents(r: ServedRoute, lost: Map<string, { placements: Place
     const conditions = parent.conditions.map((c) => (c.type === 'Accepted' ? condition('Accepted', false, 'NotAllowedByListeners', message, c.observedGeneration) : c));
     return { ...parent, conditions };
   });
-  r.translation.status = { ...r.translation.status, status: { ...r.translation.status.status, parents } };
+  // (The translation is replaced too: a Translator hands an unchanged route's translation on as it is.)
+  r.translation = { ...r.translation, status: { ...r.translation.status, status: { ...r.translation.status.status, parents } } };
 }
 
 interface StatusParent {

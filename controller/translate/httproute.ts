@@ -91,10 +91,16 @@ interface AttachmentEntry {
   refProblem: RefProblem | null;
   /** The parents the route's parentRefs named, as attachment reads them (parentsKey). */
   parentsKey: string;
-  status: ObjectStatus;
+  /** The route's parentRefs as kind and `namespace/name` (the route object's: made once). */
+  parentRefs: ParentRefKey[];
   attached: { scopeName: string; hostnames: string[] }[];
-  /** The placements made from it (by scope name: they hold nothing of one translation). */
-  placements: readonly Placement[];
+  /** Status, placements (by scope name: they hold nothing of one translation) and backends: handed on as they are. */
+  translation: RouteTranslation;
+}
+
+interface ParentRefKey {
+  kind: string;
+  key: string;
 }
 
 /**
@@ -105,39 +111,37 @@ interface AttachmentEntry {
  */
 export function attachCompiled(route: HTTPRouteObject | GRPCRouteObject, kind: 'HTTPRoute' | 'GRPCRoute', compiled: Compiled, parents: Parents, index: InputIndex): RouteTranslation | null {
   const memo = index.memo;
-  const parentsKey = memo ? attachmentKey(route, parents, index) : null;
-  const before = parentsKey !== null ? (memo!.perRoute.get(route) as AttachmentEntry | undefined) : undefined;
-  const listeners = parentsKey !== null ? listenersByScope(parents, index) : null;
+  // Nothing reused when listeners cannot be told apart by scope name.
+  const listeners = memo ? listenersByScope(parents, index) : null;
+  const before = listeners !== null ? (memo!.perRoute.get(route) as AttachmentEntry | undefined) : undefined;
+  const parentRefs = listeners !== null ? (before?.parentRefs ?? parentRefKeys(route)) : null;
+  const parentsKey = parentRefs !== null ? attachmentKey(route.metadata.namespace!, parentRefs, parents, index) : null;
   if (before && listeners && before.parentsKey === parentsKey && before.rules === compiled.rules && before.unsupported === compiled.unsupported && before.refProblem === compiled.refProblem) {
-    for (const a of before.attached) listeners.get(a.scopeName)!.attachedRoutes += 1;
-    return { status: before.status, placements: before.placements, backends: compiled.backends };
+    for (let i = 0; i < before.attached.length; i++) listeners.get(before.attached[i]!.scopeName)!.attachedRoutes += 1;
+    return before.translation;
   }
   const hostnames: string[] = (route.spec?.hostnames ?? []).map((h: string) => String(h).toLowerCase());
   const attachment = attachRoute(route, kind, hostnames, parents, compiled, index);
   if (attachment.parents.length === 0) return null;
   const status: ObjectStatus = { apiVersion: route.apiVersion, kind, namespace: route.metadata.namespace, name: route.metadata.name, status: { parents: attachment.parents } };
-  const placements = placeRoutes(attachment.attached, compiled.rules);
-  if (parentsKey !== null && listeners !== null) {
+  const translation: RouteTranslation = { status, placements: placeRoutes(attachment.attached, compiled.rules), backends: compiled.backends };
+  if (parentsKey !== null && parentRefs !== null) {
     const attached = attachment.attached.map((a) => ({ scopeName: a.listener.scopeName, hostnames: a.hostnames }));
-    const entry: AttachmentEntry = { rules: compiled.rules, unsupported: compiled.unsupported, refProblem: compiled.refProblem, parentsKey, status, attached, placements };
+    const entry: AttachmentEntry = { rules: compiled.rules, unsupported: compiled.unsupported, refProblem: compiled.refProblem, parentsKey, parentRefs, attached, translation };
     memo!.perRoute.set(route, entry);
   }
-  return { status, placements, backends: compiled.backends };
+  return translation;
 }
 
 /**
  * Everything attachRoute reads besides the route and its compilation: for each parentRef, the
  * parent it names (or none) with, per listener, what attachToParent checks; the route namespace's
- * labels where a listener selects namespaces. Null when listeners cannot be told apart by scope
- * name (then nothing is reused).
+ * labels where a listener selects namespaces.
  */
-function attachmentKey(route: HTTPRouteObject | GRPCRouteObject, parents: Parents, index: InputIndex): string | null {
-  if (listenersByScope(parents, index) === null) return null;
-  const ns = route.metadata.namespace!;
+function attachmentKey(ns: string, parentRefs: ParentRefKey[], parents: Parents, index: InputIndex): string {
   let key = '';
-  for (const parentRef of route.spec?.parentRefs ?? []) {
-    const kind = parentRef?.kind ?? 'Gateway';
-    const parentKey = `${parentRef?.namespace ?? ns}/${parentRef?.name}`;
+  for (let i = 0; i < parentRefs.length; i++) {
+    const { kind, key: parentKey } = parentRefs[i]!;
     const parent = kind === 'Gateway' ? parents.gateways.get(parentKey) : kind === 'ListenerSet' ? parents.listenerSets.get(parentKey) : undefined;
     if (!parent) {
       key += '|-';
@@ -152,6 +156,11 @@ function attachmentKey(route: HTTPRouteObject | GRPCRouteObject, parents: Parent
     if (fingerprint.selects) key += JSON.stringify(index.namespaceLabels(ns));
   }
   return key;
+}
+
+function parentRefKeys(route: HTTPRouteObject | GRPCRouteObject): ParentRefKey[] {
+  const ns = route.metadata.namespace!;
+  return (route.spec?.parentRefs ?? []).map((parentRef) => ({ kind: parentRef?.kind ?? 'Gateway', key: `${parentRef?.namespace ?? ns}/${parentRef?.name}` }));
 }
 
 /**
@@ -220,7 +229,7 @@ export function compileMemoised<T extends Compiled>(
 
 /** Per translation, one resolver per route kind, namespace and resolve function (not one per route: nothing to allocate for a route whose compilation is reused). */
 type ResolveOne = (ref: BackendRef | undefined, routeNamespace: string, index: InputIndex, routeKind: string) => BackendResolution;
-const resolvers = new WeakMap<InputIndex, Map<string, KeyedResolve<BackendResolution> & { fn: ResolveOne }>>();
+const resolvers = new WeakMap<InputIndex, Map<string, Map<string, KeyedResolve<BackendResolution> & { fn: ResolveOne }>>>();
 
 function keyedResolver(
   index: InputIndex,
@@ -228,10 +237,12 @@ function keyedResolver(
   ns: string,
   resolveOne: ResolveOne,
 ): KeyedResolve<BackendResolution> {
-  let byScope = resolvers.get(index);
-  if (!byScope) resolvers.set(index, (byScope = new Map()));
-  const scope = `${routeKind} ${ns}`;
-  let resolver = byScope.get(scope);
+  let byKind = resolvers.get(index);
+  if (!byKind) resolvers.set(index, (byKind = new Map()));
+  // By kind, then namespace: no key string made per route.
+  let byScope = byKind.get(routeKind);
+  if (!byScope) byKind.set(routeKind, (byScope = new Map()));
+  let resolver = byScope.get(ns);
   if (resolver?.fn !== resolveOne) {
     resolver = {
       fn: resolveOne,
@@ -239,7 +250,7 @@ function keyedResolver(
       key: (ref) => `backendRef ${JSON.stringify([routeKind, ns, ref?.group, ref?.kind, ref?.namespace, ref?.name, ref?.port])}`,
       resolve: (key, ref) => (index.computed(key) as BackendResolution | undefined) ?? index.cached(key, () => resolveOne(ref, ns, index, routeKind)),
     };
-    byScope.set(scope, resolver);
+    byScope.set(ns, resolver);
   }
   return resolver;
 }

@@ -120,7 +120,9 @@ function translateWith(snapshot: InputSnapshot, options: TranslateOptions, memo:
   const results = [
     // HTTPRoutes and GRPCRoutes, cross-serving resolved between them.
     ...translateHttpAndGrpcRoutes(sortByName(snapshot.httpRoutes, memo, 'HTTPRoute'), sortByName(snapshot.grpcRoutes, memo, 'GRPCRoute'), parents, index).map((result) => {
-      for (const p of result.placements) placements.push(p);
+      // Indexed loops over what grows with the routes (here and below): a for-of in a function run
+      // once a translation, never optimised, allocates an iterator result per element.
+      for (let i = 0; i < result.placements.length; i++) placements.push(result.placements[i]!);
       return result;
     }),
     ...sortByName(snapshot.tlsRoutes, memo, 'TLSRoute').map((r) => {
@@ -133,13 +135,18 @@ function translateWith(snapshot: InputSnapshot, options: TranslateOptions, memo:
       return result;
     }),
   ];
-  for (const result of results) {
+  for (let r = 0; r < results.length; r++) {
+    const result = results[r];
     if (!result) continue;
     // (A status reused from the previous translation already carries it: written only when it differs.)
-    for (const parent of result.status.status.parents as { controllerName: string }[]) if (parent.controllerName !== options.controllerName) parent.controllerName = options.controllerName;
+    const statusParents = result.status.status.parents as { controllerName: string }[];
+    for (let i = 0; i < statusParents.length; i++) if (statusParents[i]!.controllerName !== options.controllerName) statusParents[i]!.controllerName = options.controllerName;
     routeStatuses.push(result.status);
     // (A reused compilation may hold an earlier translation's backend objects: this translation's by name.)
-    for (const b of result.backends) backends.set(b.name, memo?.backend(b.name) ?? b);
+    for (let i = 0; i < result.backends.length; i++) {
+      const b = result.backends[i]!;
+      backends.set(b.name, memo?.backend(b.name) ?? b);
+    }
   }
 
   // Placements name their listener by scope: this translation's listeners by scope name (a name
@@ -209,7 +216,8 @@ function servedPlacements(placements: readonly Placement[], listenerByScope: Map
   const out: Placement[] = [];
   let scope: string | null = null;
   let serves = false;
-  for (const p of placements) {
+  for (let i = 0; i < placements.length; i++) {
+    const p = placements[i]!;
     if (p.scope !== scope) {
       scope = p.scope;
       const l = listenerByScope.get(scope);
@@ -333,7 +341,8 @@ function assembleListeners(gateways: GatewayState[], placements: Placement[], me
   // A route's placements on one listener and hostname come one after another: looked up once per run.
   let list: Placement[] | null = null;
   let last: Placement | null = null;
-  for (const p of placements) {
+  for (let i = 0; i < placements.length; i++) {
+    const p = placements[i]!;
     if (last === null || p.scope !== last.scope || p.hostname !== last.hostname) {
       last = p;
       const entry = scopes.get(p.scope);
@@ -421,7 +430,13 @@ function samePlacement(x: Placement, y: Placement): boolean {
  */
 function dedupeRoutes(sorted: Placement[]): Route[] {
   const out: Route[] = [];
-  for (const p of sorted) if (out.length === 0 || out[out.length - 1]!.name !== p.route.name) out.push(p.route);
+  let last: Route | null = null;
+  for (let i = 0; i < sorted.length; i++) {
+    const { route } = sorted[i]!;
+    // Twice the same object, or (a fresh translate()'s rate-limit and upgrade copies) the same name.
+    if (last !== null && (last === route || last.name === route.name)) continue;
+    out.push((last = route));
+  }
   return out;
 }
 
