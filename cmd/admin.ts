@@ -13,7 +13,7 @@ import type { KubeObject } from '../controller/sources/objects.ts';
 import { UI_LIMITS, UiHub } from './ui/events.ts';
 import { nodeFlowFeed } from './ui/flows.ts';
 import { registerUi, uiNotes, type UiMode } from './ui/server.ts';
-import { WorkerMetricsRegistry } from './workers.ts';
+import { WorkerMetricsRegistry, type WorkerVersion } from './workers.ts';
 
 /** A started part of the process (controller, standalone, dataplane): what its caller may do with it. */
 export interface Running {
@@ -29,6 +29,11 @@ export interface AdminState {
   problems?(): Problem[];
   /** The node's flows: the kernel's connection records (eBPF on) and the proxy's request records, one stream. */
   flows?: FlowSource;
+  /**
+   * With --workers: the version each worker thread serves (`ir()` is the one the process applied,
+   * which every serving worker had acknowledged when it was applied). Absent, or undefined: one thread.
+   */
+  workers?(): WorkerVersion[] | undefined;
   /** The web view (/ui): which process this is, and whose statuses are ours. Absent: `sluice run`. */
   ui?: { mode: UiMode; controllerName?: string };
 }
@@ -126,17 +131,26 @@ export async function startAdminServer(address: string, state: AdminState, regis
   app.get('/healthz', async () => 'ok\n');
   // A source read error leaves the last good configuration serving: still ready (a 503 would only
   // pull a serving instance out of its load balancer), with the reason in the body.
+  // With --workers, ready once every worker serves a version (each one's apply is awaited, bounded:
+  // cmd/workers.ts); a worker being replaced, or already on the next version, is named in the body.
   app.get('/readyz', async (_req, reply) => {
     if (!state.ready()) return reply.code(503).send('not ready: no configuration applied yet\n');
-    const reasons = (state.problems?.() ?? []).filter((p) => p.code === 'SLU_SOURCE_READ').map(problemLine);
-    return reasons.length === 0 ? 'ready\n' : `ready, serving the last good configuration while:\n${reasons.join('\n')}\n`;
+    const version = state.ir()?.version;
+    const reasons = [
+      ...(state.problems?.() ?? []).filter((p) => p.code === 'SLU_SOURCE_READ').map(problemLine),
+      ...(state.workers?.() ?? []).filter((w) => w.version !== version).map((w) => (w.version === null ? `worker ${w.worker}: starting, serves nothing yet` : `worker ${w.worker}: serves version ${w.version}, not ${version} (a change being applied)`)),
+    ];
+    return reasons.length === 0 ? 'ready\n' : `ready, serving version ${version} while:\n${reasons.join('\n')}\n`;
   });
   app.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
   app.get('/api/status', async () => ({ apiVersion: 'v1', kind: 'List', items: state.objects().map(redactSecret), problems: state.problems?.() ?? [] }));
   app.get('/api/config', async (_req, reply) => {
     const ir = state.ir();
     if (!ir) return reply.code(503).send({ error: 'no configuration applied yet' });
-    return { version: ir.version, ir: redactIR(ir) };
+    // `version`: what every serving worker has applied; `workers`: what each serves now (a change
+    // in flight shows on them first; null: a worker starting). Converged when all equal `version`.
+    const workers = state.workers?.();
+    return { version: ir.version, ...(workers ? { workers } : {}), ir: redactIR(ir) };
   });
   // Flows as NDJSON, oldest first; `follow=true` keeps the response open and streams new ones.
   let followers = 0;

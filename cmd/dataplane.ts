@@ -68,7 +68,7 @@ export async function runDataplane(options: DataplaneProcessOptions): Promise<Ru
   });
   const admin = await startAdminServer(
     options.adminAddress,
-    { ready: () => applied !== null, ir: () => applied, objects: () => [], ui: { mode: 'dataplane' }, flows: node.flows },
+    { ready: () => applied !== null, ir: () => applied, workers: () => node.workers(), objects: () => [], ui: { mode: 'dataplane' }, flows: node.flows },
     registry,
   );
   subscriber.start();

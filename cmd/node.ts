@@ -14,7 +14,7 @@ import { DEFAULT_FLOW_BUFFER_SIZE, FlowBuffer } from '../dataplane/flows/flow-bu
 import { ACCESS_LOG_FIELDS, AccessLog, gatewayAccessLogs } from '../dataplane/flows/access-log.ts';
 import { FlowMetrics } from '../dataplane/flows/flow-metrics.ts';
 import { StartupCheckFailed } from './startup-checks.ts';
-import { WorkerFlows, WorkerMetricsRegistry, WorkerPool } from './workers.ts';
+import { WorkerFlows, WorkerMetricsRegistry, WorkerPool, type WorkerVersion } from './workers.ts';
 import { newSessionKey } from '../dataplane/upstream/session.ts';
 
 export interface BpfOptions {
@@ -153,6 +153,11 @@ export class DataplaneNode {
   /** The version being served, or null before the first. */
   get version(): string | null {
     return this.dataplane.version;
+  }
+
+  /** With --workers, the version each worker serves; undefined with one thread. */
+  workers(): WorkerVersion[] | undefined {
+    return this.dataplane instanceof WorkerPool ? this.dataplane.workerVersions() : undefined;
   }
 
   /**

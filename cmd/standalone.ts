@@ -146,6 +146,7 @@ export async function runStandalone(options: StandaloneOptions): Promise<Running
     {
       ready: () => applied !== null,
       ir: () => applied,
+      workers: () => node.workers(),
       objects: () => (snapshot ? store.withStatus(allObjects(snapshot)) : []),
       problems: () => problemLog.list(),
       ui: { mode: 'run', controllerName: options.controllerName },

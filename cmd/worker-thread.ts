@@ -125,6 +125,11 @@ async function handle(message: ToWorker): Promise<void> {
       relaying = message.on;
       post({ type: 'done', id: message.id });
       return;
+    case 'stall':
+      // Blocks this thread for real (no event loop turn) until the time is up.
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, message.ms);
+      post({ type: 'done', id: message.id });
+      return;
     case 'close':
       await dataplane.close();
       await rateLimits.close();

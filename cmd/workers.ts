@@ -69,6 +69,8 @@ export type ToWorker =
   | { type: 'metrics'; id: number }
   | { type: 'read-flows'; id: number; filter: FlowFilter; last: number | undefined }
   | { type: 'relay-flows'; id: number; on: boolean }
+  /** Blocks the worker's thread for `ms`, as a runaway loop would (WorkerPool.stall: tests only). */
+  | { type: 'stall'; id: number; ms: number }
   | { type: 'close'; id: number };
 
 export type FromWorker =
@@ -87,6 +89,15 @@ const RESTART_BACKOFF = { initialMs: 100, maxMs: 5_000 };
 const STABLE_AFTER_MS = 10_000;
 /** A worker gets this long beyond the drain timeout to finish closing before it is terminated. */
 const CLOSE_GRACE_MS = 2_000;
+/**
+ * Longest wait for a worker to acknowledge a version. One that has not by then (its thread stuck,
+ * or a failed apply) while another worker applied the version is ended and replaced (the
+ * replacement starts on the version, in full), so that the workers never serve different versions
+ * for longer: what Envoy's watchdog does with a stuck worker thread (its kill_timeout), here per
+ * version. 30 s is ~10x the slowest first version measured (10 000 routes to 2 workers: 2.8-4.4 s,
+ * README "Route scale"); when no worker applied in time the version itself is slow, and none is ended.
+ */
+export const APPLY_TIMEOUT_MS = 30_000;
 /** A worker that does not answer a metrics request within this is left out of that scrape. */
 const METRICS_TIMEOUT_MS = 2_000;
 /**
@@ -163,6 +174,17 @@ interface Slot {
   worker: Worker;
   startedAt: number;
   pending: Map<number, { resolve(message: FromWorker): void; reject(error: Error): void }>;
+  /** The last version this worker acknowledged (null before its first: it serves nothing yet). */
+  version: string | null;
+  /** Why the pool ended it (counted as the restart's reason instead of error/exit). */
+  ended?: 'apply_timeout' | 'apply_failed';
+}
+
+/** One worker's state, as /api/config and /readyz show it. */
+export interface WorkerVersion {
+  worker: number;
+  /** The version it serves; null while it starts (or is replaced) and serves nothing. */
+  version: string | null;
 }
 
 export interface WorkerPoolOptions {
@@ -173,6 +195,8 @@ export interface WorkerPoolOptions {
   registry: WorkerMetricsRegistry;
   /** Request flows the workers recorded, in batches, while relayFlows(true). */
   onFlows(flows: Flow[]): void;
+  /** APPLY_TIMEOUT_MS unless given (tests). */
+  applyTimeoutMs?: number;
 }
 
 /** The Dataplane's surface (apply, version, close) over N worker threads. */
@@ -185,6 +209,8 @@ export class WorkerPool {
   private readonly ticketKeys: Uint8Array;
   private readonly failures: number[];
   private readonly restarts: Counter<'reason'>;
+  private readonly applyFailures: Counter<'worker' | 'reason'>;
+  private readonly applyTimeoutMs: number;
   private current: { version: string; http: HttpIR; l4: L4IR | undefined } | null = null;
   /** Versions go to workers as deltas: only what changed is cloned, and the workers' compilers reuse the rest. */
   private readonly encoder = new IrDeltaEncoder();
@@ -213,15 +239,28 @@ export class WorkerPool {
     this.slots = new Array<Slot | null>(options.count).fill(null);
     const registers = [options.registry];
     new Gauge({ name: 'sluice_workers', help: 'Worker threads serving traffic (--workers)', registers, collect: () => undefined }).set(options.count);
-    this.restarts = new Counter({ name: 'sluice_worker_restarts_total', help: 'Worker threads replaced after they died, by reason (error, exit)', labelNames: ['reason'], registers });
+    this.restarts = new Counter({ name: 'sluice_worker_restarts_total', help: 'Worker threads replaced after they died or were ended, by reason (error, exit, apply_timeout, apply_failed)', labelNames: ['reason'], registers });
+    this.applyFailures = new Counter({
+      name: 'sluice_worker_apply_failures_total',
+      help: 'Configuration versions a worker thread did not apply, by worker and reason (timeout: no acknowledgement within 30 s; error: it failed the version)',
+      labelNames: ['worker', 'reason'],
+      registers,
+    });
+    this.applyTimeoutMs = options.applyTimeoutMs ?? APPLY_TIMEOUT_MS;
     for (let i = 0; i < options.count; i++) this.slots[i] = this.spawn(i);
     options.registry.attachWorkers(() => this.collectMetrics());
     this.refresh = setInterval(() => void this.collectMetrics(), METRICS_REFRESH_MS);
     this.refresh.unref();
   }
 
+  /** The version every worker serving has applied (a worker that lagged was replaced), or null before the first. */
   get version(): string | null {
     return this.applied;
+  }
+
+  /** Each worker's applied version (a worker being replaced serves nothing: null). */
+  workerVersions(): WorkerVersion[] {
+    return this.slots.map((slot, worker) => ({ worker, version: slot?.version ?? null }));
   }
 
   get size(): number {
@@ -235,9 +274,19 @@ export class WorkerPool {
   async apply(version: string, http: HttpIR, l4?: L4IR): Promise<ApplyResult> {
     this.current = { version, http, l4 };
     const delta = JSON.stringify(this.encoder.encode(http, l4));
-    const answers = await Promise.allSettled(this.live().map((slot) => this.applyIn(slot, version, delta)));
-    const results = answers.flatMap((a) => (a.status === 'fulfilled' && a.value.type === 'applied' ? [a.value.result] : []));
-    if (results.length === 0) throw new Error(`no worker applied version ${version}: ${answers.map((a) => (a.status === 'rejected' ? (a.reason as Error).message : 'failed')).join('; ')}`);
+    const slots = this.live();
+    const answers = await Promise.all(slots.map((slot) => this.applyIn(slot, version, delta).then((result) => ({ slot, result }), (error: Error) => ({ slot, error }))));
+    const results = answers.flatMap((a) => ('result' in a && a.result.type === 'applied' ? [a.result.result] : []));
+    const lagging = answers.flatMap((a) => ('error' in a ? [{ slot: a.slot, error: a.error }] : []));
+    for (const { slot, error } of lagging) {
+      const timedOut = (error as { timedOut?: boolean }).timedOut === true;
+      this.applyFailures.inc({ worker: String(slot.index), reason: timedOut ? 'timeout' : 'error' });
+      this.logger.error({ worker: slot.index, version, err: error.message }, `worker ${slot.index} did not apply version ${version}: ${error.message}`);
+    }
+    if (results.length === 0) throw new Error(`no worker applied version ${version}: ${lagging.map((l) => `worker ${l.slot.index}: ${l.error.message}`).join('; ')}`);
+    // The others applied it: a worker left on an older version is ended (its replacement starts on
+    // this one and serves nothing before), so that every serving worker serves this version.
+    await Promise.all(lagging.map(({ slot, error }) => this.end(slot, (error as { timedOut?: boolean }).timedOut === true ? 'apply_timeout' : 'apply_failed')));
     if (this.applied === null) await this.options.registry.learnWorkerMetrics();
     this.applied = version;
     return { version, listeners: mergeListeners(results) };
@@ -285,6 +334,17 @@ export class WorkerPool {
     await this.slots[index]?.worker.terminate();
   }
 
+  /** Blocks worker `index`'s thread for `ms` (tests: a stuck worker, which nothing from outside can make for real). */
+  stall(index: number, ms: number): void {
+    this.slots[index]?.worker.postMessage({ type: 'stall', id: 0, ms } satisfies ToWorker);
+  }
+
+  /** Ends a worker the pool gave up on (it is replaced as a dead one is, the restart counted by `reason`). */
+  private async end(slot: Slot, reason: NonNullable<Slot['ended']>): Promise<void> {
+    slot.ended = reason;
+    await slot.worker.terminate();
+  }
+
   /** The thread ids serving now (a replaced worker has a new one). */
   threadIds(): number[] {
     return this.live().map((s) => s.worker.threadId);
@@ -298,9 +358,11 @@ export class WorkerPool {
     const flows = this.options.init.flows === null ? null : { ...this.options.init.flows, relay: this.relay };
     const init: WorkerInit = { ...this.options.init, flows, index, buckets: this.buckets, connections: this.connections, ticketKeys: this.ticketKeys, redis: this.redis, sessionKey: this.sessionKey };
     const worker = new Worker(new URL('./worker-boot.js', import.meta.url), { workerData: init });
-    const slot: Slot = { index, worker, startedAt: performance.now(), pending: new Map() };
+    const slot: Slot = { index, worker, startedAt: performance.now(), pending: new Map(), version: null };
     worker.on('message', (message: FromWorker) => {
       if (message.type === 'flows') return this.options.onFlows(message.flows);
+      // What it serves from now on (a late acknowledgement too: a worker answers in order).
+      if (message.type === 'applied') slot.version = message.result.version;
       const waiting = slot.pending.get(message.id);
       slot.pending.delete(message.id);
       if (message.type === 'failed') waiting?.reject(Object.assign(new Error(message.error), { resync: message.resync === true }));
@@ -313,7 +375,11 @@ export class WorkerPool {
     });
     worker.on('exit', (code) => this.exited(slot, code, error));
     // The current version first: messages wait in the worker's queue until it listens.
-    if (this.current) void this.request(slot, { type: 'apply', id: 0, version: this.current.version, ir: JSON.stringify(this.encoder.encode(this.current.http, this.current.l4, true)) }).catch(() => undefined);
+    const current = this.current;
+    if (current) {
+      this.request(slot, { type: 'apply', id: 0, version: current.version, ir: JSON.stringify(this.encoder.encode(current.http, current.l4, true)) }).catch((err: Error) =>
+        this.logger.error({ worker: index, version: current.version, err: err.message }, `worker ${index} could not apply the current version on start: it serves nothing`));
+    }
     return slot;
   }
 
@@ -331,15 +397,26 @@ export class WorkerPool {
     const lived = performance.now() - slot.startedAt;
     this.failures[slot.index] = lived > STABLE_AFTER_MS ? 1 : this.failures[slot.index] + 1;
     const delay = backoffDelay(this.failures[slot.index], RESTART_BACKOFF);
-    this.restarts.inc({ reason: error ? 'error' : 'exit' });
+    this.restarts.inc({ reason: slot.ended ?? (error ? 'error' : 'exit') });
     this.logger.error({ worker: slot.index, code, restartInMs: delay }, `worker ${slot.index} exited (code ${code}); starting a new one`);
     setTimeout(() => {
       if (!this.closing && this.slots[slot.index] === null) this.slots[slot.index] = this.spawn(slot.index);
     }, delay).unref();
   }
 
-  /** A version in one worker; one that lost track of the deltas gets it in full. */
-  private async applyIn(slot: Slot, version: string, ir: string): Promise<FromWorker> {
+  /**
+   * A version in one worker (one that lost track of the deltas gets it in full), acknowledged within
+   * the apply timeout or rejected with `timedOut` (a late acknowledgement still records its version).
+   */
+  private applyIn(slot: Slot, version: string, ir: string): Promise<FromWorker> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(Object.assign(new Error(`no acknowledgement within ${this.applyTimeoutMs} ms`), { timedOut: true })), this.applyTimeoutMs);
+    });
+    return Promise.race([this.applyOrResync(slot, version, ir), timeout]).finally(() => clearTimeout(timer));
+  }
+
+  private async applyOrResync(slot: Slot, version: string, ir: string): Promise<FromWorker> {
     try {
       return await this.request(slot, { type: 'apply', id: 0, version, ir });
     } catch (error) {

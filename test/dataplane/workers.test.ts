@@ -74,7 +74,7 @@ function holdConnection(port: number): Promise<HeldConnection> {
 }
 
 /** Two real worker threads with their own registry and captured primary logs; flows go to `flows`. */
-function twoWorkers(flows: Flow[] = [], frontDoor: FrontDoorLimits = DEFAULT_FRONT_DOOR_LIMITS) {
+function twoWorkers(flows: Flow[] = [], frontDoor: FrontDoorLimits = DEFAULT_FRONT_DOOR_LIMITS, applyTimeoutMs?: number) {
   const registry = new WorkerMetricsRegistry();
   const { logger, logs } = capturingLogger();
   const pool = new WorkerPool({
@@ -82,6 +82,7 @@ function twoWorkers(flows: Flow[] = [], frontDoor: FrontDoorLimits = DEFAULT_FRO
     logger,
     registry,
     onFlows: (batch) => flows.push(...batch),
+    ...(applyTimeoutMs === undefined ? {} : { applyTimeoutMs }),
     init: {
       logLevel: 'warn',
       portOffset: 0,
@@ -297,6 +298,37 @@ describe('worker pool', () => {
       expect((await Promise.all(fresh.filter((c) => !c.closed).map((c) => c.get('/fresh')))).every((status) => status === 200)).toBe(true);
     } finally {
       for (const c of held) c.socket.destroy();
+      await pool.close();
+    }
+  }, 60_000);
+
+  it('a worker that does not acknowledge a version within the bound is named in the log and a metric and replaced; the version is applied without waiting for it, then served by both', async () => {
+    const port = await freePort();
+    const { pool, registry, logs } = twoWorkers([], DEFAULT_FRONT_DOOR_LIMITS, 2_000);
+    const irFor = (path: string) => singleHostIR(port, [route('one', { path: prefix(path) }, forwardTo('svc/a'))], [backend('svc/a', [echo.endpoint])]);
+    try {
+      await pool.apply('v1', irFor('/v1'));
+      expect(pool.workerVersions()).toEqual([{ worker: 0, version: 'v1' }, { worker: 1, version: 'v1' }]);
+      // Worker 1's thread is stuck for far longer than the test may take: waiting for it would fail the test.
+      pool.stall(1, 600_000);
+      const result = await pool.apply('v2', irFor('/v2'));
+      expect(result).toEqual({ version: 'v2', listeners: [{ name: `127.0.0.1:${port}`, ok: true }] });
+      expect(pool.version).toBe('v2');
+      // Worker 1 was ended before apply returned: whatever serves now serves v2.
+      expect(pool.workerVersions()).toEqual([{ worker: 0, version: 'v2' }, { worker: 1, version: null }]);
+      expect(logs.some((l) => l.worker === 1 && l.version === 'v2' && /^worker 1 did not apply version v2: no acknowledgement within 2000 ms/.test(String(l.msg)))).toBe(true);
+      const counted = async (name: string) => (await registry.getSingleMetric(name)!.get()).values.map((v) => ({ labels: v.labels, value: v.value }));
+      expect(await counted('sluice_worker_apply_failures_total')).toEqual([{ labels: { worker: '1', reason: 'timeout' }, value: 1 }]);
+      expect(await counted('sluice_worker_restarts_total')).toEqual([{ labels: { reason: 'apply_timeout' }, value: 1 }]);
+      for (let i = 0; i < 10; i++) expect(await get(port, '/v2')).toBe(200);
+      // Its replacement starts on v2; then both serve it (new connections land on either).
+      await until(async () => pool.workerVersions().every((w) => w.version === 'v2'));
+      const statuses = await Promise.all(Array.from({ length: 20 }, () => get(port, '/v2')));
+      expect(statuses).toEqual(Array(20).fill(200));
+      expect(await get(port, '/v1')).toBe(404);
+      const perWorker = [...(await registry.metrics()).matchAll(/^sluice_worker_http_requests_total\{worker="\d"\} (\d+)$/gm)].map((m) => Number(m[1]));
+      expect(perWorker).toHaveLength(2);
+    } finally {
       await pool.close();
     }
   }, 60_000);

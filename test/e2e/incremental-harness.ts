@@ -17,13 +17,18 @@ import { tlsSecretData, type CertificateBundle } from '../support/demo/certs.ts'
 import { startEchoServer, type EchoReply, type EchoServer, type EchoTlsOptions } from '../support/demo/echo-server.ts';
 import { freePortOffset } from '../support/ports.ts';
 import { startSluice, type SluiceProcess } from '../support/sluice-process.ts';
+import { udpExchange } from '../conformance/gateway-api/l4-traffic.ts';
 
 /** Listener ports the scenarios use (each process binds them at its own offset). */
 export const PORTS = [80, 443, 8080] as const;
 
-/** One request sent to every process; `grpc`: an HTTP/2 cleartext call with a gRPC content type. */
+/**
+ * One request sent to every process; `grpc`: an HTTP/2 cleartext call with a gRPC content type;
+ * `udp`: one datagram from a local port not used before (a new UDP session; host and path unused);
+ * `session`: a session persistence exchange (see askSession).
+ */
 export interface Probe {
-  scheme: 'http' | 'https' | 'grpc';
+  scheme: 'http' | 'https' | 'grpc' | 'udp' | 'session';
   port: (typeof PORTS)[number];
   host: string;
   path: string;
@@ -203,11 +208,52 @@ function backendOf(body: string): string | null {
   }
 }
 
-function askOnce(probe: Probe, offset: number): Promise<Answer> {
+/** Local UDP ports used by probes (each exchange must start a session of its own). */
+const udpSources = new Set<number>();
+
+async function askUdp(port: number): Promise<Answer> {
+  const exchange = await udpExchange('127.0.0.1', port, 'incremental', 1000, udpSources);
+  return 'pod' in exchange ? { status: 'answered', backend: exchange.pod, headers: {} } : { status: `error ${exchange.error}`, backend: null, headers: {} };
+}
+
+/** A session token (dataplane/upstream/session.ts): 38 characters of base64url. */
+const TOKEN = /^[A-Za-z0-9_-]{38}$/;
+
+/**
+ * Session persistence: a first request, then three that send back the token it got (the cookie of
+ * its Set-Cookie, or the response header holding a token); the answer is the first one's, with the
+ * token masked (each process signs with its own key) and, as `backend`, whether the session stayed
+ * on the backend that answered first (which one is the load balancer's pick, not compared).
+ */
+async function askSession(probe: Probe, offset: number): Promise<Answer> {
+  const first = await askOnce({ ...probe, scheme: 'http' }, offset);
+  const headers = { ...first.headers };
+  let send: Record<string, string> | null = null;
+  const cookie = /^([^=;\s]+)=([^;]*)(.*)$/.exec(headers['set-cookie'] ?? '');
+  if (cookie && TOKEN.test(cookie[2]!)) {
+    send = { cookie: `${cookie[1]}=${cookie[2]}` };
+    headers['set-cookie'] = `${cookie[1]}=<token>${cookie[3]}`;
+  }
+  for (const [name, value] of Object.entries(headers)) {
+    if (send === null && TOKEN.test(value)) {
+      send = { [name]: value };
+      headers[name] = '<token>';
+    }
+  }
+  // (Which backend answered is the load balancer's pick: not compared.)
+  if (send === null) return { ...first, headers, backend: first.backend === null ? null : 'no session token' };
+  const backends = [first.backend];
+  for (let i = 0; i < 3; i++) backends.push((await askOnce({ ...probe, scheme: 'http' }, offset, send)).backend);
+  return { ...first, headers, backend: backends.every((b) => b === backends[0]) ? 'the session stays on its backend' : `the session moved: ${backends.join(', ')}` };
+}
+
+function askOnce(probe: Probe, offset: number, extra: Record<string, string> = {}): Promise<Answer> {
   const port = probe.port + offset;
   if (probe.scheme === 'grpc') return askGrpc(probe, port);
+  if (probe.scheme === 'udp') return askUdp(port);
+  if (probe.scheme === 'session') return askSession(probe, offset);
   return new Promise<Answer>((resolve) => {
-    const options = { host: '127.0.0.1', port, path: probe.path, headers: { host: probe.host }, agent: false as const, timeout: 5000 };
+    const options = { host: '127.0.0.1', port, path: probe.path, headers: { host: probe.host, ...extra }, agent: false as const, timeout: 5000 };
     const req =
       probe.scheme === 'https'
         ? httpsRequest({ ...options, servername: probe.host, rejectUnauthorized: false })
@@ -260,24 +306,28 @@ export function comparable(o: Observation, withProblems: boolean): unknown {
 }
 
 /**
- * Polls the incremental process until what it serves equals the fresh observation (a change is
- * applied within milliseconds, a removal within a file after 0.5 s of stable content, a burst after
- * 100 ms; /api/config may show a version a worker thread has not applied yet, so the answers are
- * awaited too) and lists `problemCodes`, at most `timeoutMs`; returns its last observation either way.
+ * Waits until the incremental process says (admin API) that it serves the fresh observation's
+ * version on every worker thread (`/api/config` `workers`; a change is applied within
+ * milliseconds, a removal within a file after 0.5 s of stable content, a burst after 100 ms), with
+ * the same statuses and listing `problemCodes`, at most `timeoutMs`; then observes it once: its
+ * answers must then be the fresh process's, with no further polling.
  */
-export async function converge(proc: Incremental, target: Observation, probes: Record<string, Probe>, tries: number, withProblems: boolean, problemCodes: string[] = [], timeoutMs = 10_000): Promise<Observation> {
+export async function converge(proc: Incremental, target: Observation, probes: Record<string, Probe>, tries: number, problemCodes: string[] = [], timeoutMs = 10_000): Promise<Observation> {
   const deadline = Date.now() + timeoutMs;
-  const wanted = JSON.stringify(comparable(target, withProblems));
+  const wantedStatuses = JSON.stringify(target.statuses);
   for (;;) {
     const config = await json(`${proc.sluice.admin}/api/config`).catch(() => null);
-    // The answers (the slow part) only once the version is the one wanted.
-    if (config?.version === target.version || Date.now() > deadline) {
-      const seen = await observe(proc.sluice, proc.offset, probes, tries);
-      const listed = problemCodes.every((c) => seen.problems.some((p) => p.startsWith(`${c} `)));
-      if ((JSON.stringify(comparable(seen, withProblems)) === wanted && listed) || Date.now() > deadline) return seen;
+    const workers = (config?.workers ?? []) as { worker: number; version: string | null }[];
+    if (config?.version === target.version && workers.every((w) => w.version === target.version)) {
+      const status = await json(`${proc.sluice.admin}/api/status`);
+      const statuses = [...status.items].sort((a, b) => key(a).localeCompare(key(b))).map(normaliseStatus);
+      const listed = (status.problems as { code: string }[]).map((p) => p.code);
+      if (JSON.stringify(statuses) === wantedStatuses && problemCodes.every((c) => listed.includes(c))) break;
     }
-    await new Promise((r) => setTimeout(r, 100));
+    if (Date.now() > deadline) break;
+    await new Promise((r) => setTimeout(r, 50));
   }
+  return observe(proc.sluice, proc.offset, probes, tries);
 }
 
 // -- builders of the scenarios' objects --
@@ -407,10 +457,13 @@ export async function runScenario(s: Scenario): Promise<void> {
       }
       step.expect?.(fresh);
       for (const proc of procs) {
-        const seen = await converge(proc, fresh, s.probes, proc.label.includes('workers') ? 4 : 1, step.reference !== 'previous', step.problems);
+        const seen = await converge(proc, fresh, s.probes, proc.label.includes('workers') ? 4 : 1, step.problems);
         const context = `${s.name}: after "${step.what}", ${proc.label}`;
         expect({ context, ...(comparable(seen, step.reference !== 'previous') as object) }).toEqual({ context, ...(comparable(fresh, step.reference !== 'previous') as object) });
         for (const code of step.problems ?? []) expect({ context, problems: seen.problems.filter((p) => p.startsWith(code)).length > 0 }).toEqual({ context, problems: true });
+        // Every worker thread says it serves the version (what converge waited on).
+        const workers = proc.label.includes('workers') ? [0, 1].map((worker) => ({ worker, version: fresh.version })) : undefined;
+        expect({ context, workers: ((await json(`${proc.sluice.admin}/api/config`)) as { workers?: unknown }).workers }).toEqual({ context, workers });
         const status = (await (await fetch(`${proc.sluice.admin}/api/status`)).json()) as { items: any[] };
         expect({ context, stale: staleConditions(status.items) }).toEqual({ context, stale: [] });
       }

@@ -111,6 +111,10 @@ describe('sluice run --workers 2', () => {
     expect(failures).toEqual([]);
     expect(served).toBeGreaterThan(50);
     expect(lastVersion).toBe(20);
+    // The admin API says which version each worker serves: both the one shown, and /readyz agrees.
+    const config = (await (await fetch(`${sluice.admin}/api/config`)).json()) as { version: string; workers: unknown };
+    expect(config.workers).toEqual([{ worker: 0, version: config.version }, { worker: 1, version: config.version }]);
+    expect(await (await fetch(`${sluice.admin}/readyz`)).text()).toBe('ready\n');
   }, 60_000);
 
   it('a local limit of 100 per minute admits 100 across both workers (± the tokens refilled while the requests ran)', async () => {
