@@ -4,7 +4,7 @@
 
 import { Http2ServerRequest } from 'node:http2';
 import type { ListenerTable } from './config/route-table.ts';
-import type { RequestFlow } from './flows/request-flows.ts';
+import { RequestFlow, type RequestFlows } from './flows/request-flows.ts';
 import type { DownstreamRequest } from './downstream.ts';
 import { removeHeader } from './filters/header-modifier.ts';
 import { redirectLocation, type RedirectPlan } from './filters/redirect.ts';
@@ -13,27 +13,31 @@ import { absoluteFormAuthority } from './http1-strict.ts';
 import { normalizeHost } from './router/host.ts';
 import type { MatchableRequest } from './router/match.ts';
 import { normalizePath } from './router/path.ts';
-import { readClientHeaders, readHttp2ClientHeaders, type ClientHeaders } from './upstream/headers.ts';
+import { readClientHeaders, readHttp2ClientHeaders } from './upstream/headers.ts';
 
-/** The request as matching and forwarding see it; one allocation per request. */
-export class ProxyRequest implements MatchableRequest {
-  readonly method: string;
-  /** Path and query as they go upstream (origin-form, the path normalised). */
-  readonly target: string;
+/**
+ * The request as matching and forwarding see it, and its flow record (a RequestFlow itself, which
+ * records only when the table has flows on): one allocation per request.
+ */
+export class ProxyRequest extends RequestFlow implements MatchableRequest {
   /** Normalised (see normalizePath): what routes match and the upstream receives. */
   readonly path: string;
   readonly query: string;
   readonly hasQuery: boolean;
+  /** Flat `[name, value, ...]`, names lower-case, every header in arrival order (see readClientHeaders). */
   readonly headers: string[];
-  readonly host: string;
-  readonly client: ClientHeaders;
+  /** Whether a request body follows (Content-Length > 0 or Transfer-Encoding). */
+  readonly hasBody: boolean;
   params: URLSearchParams | null = null;
-  /** Its flow record once routed, when flows are on (dataplane/flows). */
-  flow: RequestFlow | null = null;
+  /** This request as a flow record when flows are on (dataplane/flows), else null. */
+  readonly flow: RequestFlow | null;
 
-  constructor(req: DownstreamRequest) {
+  /** `flows`: the table's flow recorder, or null; `startedAt` from performance.now(). */
+  constructor(req: DownstreamRequest, flows: RequestFlows | null, startedAt: number) {
     // By class, not httpVersionMajor: the HTTP/1.1 parser also accepts `GET / HTTP/2.0`, which has no stream.
     const client = req instanceof Http2ServerRequest ? readHttp2ClientHeaders(req.rawHeaders, req.stream.endAfterHeaders) : readClientHeaders(req.rawHeaders);
+    const hasBody = client.hasBody;
+    let headers = client.headers;
     let target = req.url ?? '/';
     let authority = client.host;
     if (target.charCodeAt(0) !== 0x2f /* / */ && target !== '*') {
@@ -44,23 +48,22 @@ export class ProxyRequest implements MatchableRequest {
       if (absolute !== null) {
         authority = absolute.host;
         target = absolute.pathAndQuery;
-        client.host = authority;
-        removeHeader(client.headers, 'host');
-        client.headers.unshift('host', authority);
+        removeHeader(headers, 'host');
+        headers.unshift('host', authority);
       }
     }
     const queryStart = target.indexOf('?');
     const rawPath = queryStart < 0 ? target : target.slice(0, queryStart);
     const path = normalizePath(rawPath);
     if (path !== rawPath) target = queryStart < 0 ? path : path + target.slice(queryStart);
-    this.method = req.method ?? 'GET';
-    this.target = target;
+    const socket = flows === null ? undefined : req.socket;
+    super(flows, socket?.remoteAddress ?? '', socket?.remotePort ?? 0, req.method ?? 'GET', target, normalizeHost(authority), req.httpVersion, startedAt);
     this.path = path;
     this.query = queryStart < 0 ? '' : target.slice(queryStart + 1);
     this.hasQuery = queryStart >= 0;
-    this.headers = client.headers;
-    this.host = normalizeHost(authority);
-    this.client = client;
+    this.headers = headers;
+    this.hasBody = hasBody;
+    this.flow = flows === null ? null : this;
   }
 }
 

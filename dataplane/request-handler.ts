@@ -27,17 +27,14 @@ const NO_MODIFIERS: never[] = [];
 /** `upgrade`: an HTTP/1.1 upgrade request the route may tunnel (see upgrade-handler.ts), else null. */
 export function handleRequest(table: ListenerTable, logger: Logger, req: DownstreamRequest, res: DownstreamResponse, upgrade: ClientUpgrade | null = null): void {
   const startedAt = performance.now();
-  const request = new ProxyRequest(req);
+  const request = new ProxyRequest(req, table.flows, startedAt);
   const scope = table.scopes.find(request.host);
   if (table.protocol === 'HTTPS' && isMisdirected(table, (req.socket as TLSSocket).servername, scope)) {
     sendLocalReply(res, 421, 'Misdirected Request\n', scope?.replyModifiers ?? NO_MODIFIERS, table.notFound, startedAt);
     return;
   }
   const route = scope === undefined ? null : findRouteInScope(scope, request.host, request);
-  if (table.flows !== null) {
-    request.flow = table.flows.begin(req.socket?.remoteAddress, req.socket?.remotePort, request.method, request.target, request.host, req.httpVersion, startedAt);
-    request.flow.gateway = scope?.gateway ?? null;
-  }
+  if (request.flow !== null) request.flow.gateway = scope?.gateway ?? null;
   if (route === null) {
     request.flow?.finish(404, 'NO_ROUTE');
     sendLocalReply(res, 404, 'Not Found\n', scope?.replyModifiers ?? NO_MODIFIERS, table.notFound, startedAt);
@@ -154,7 +151,7 @@ function forwardToBackend(
 
   // An upgrade the route does not allow goes upstream as a plain request (Upgrade is hop-by-hop).
   if (upgrade !== null && !route.upgradeTypes.has(upgrade.protocol)) upgrade = null;
-  const headers = upstreamRequestHeaders(request.client, req.socket.remoteAddress, table.scheme);
+  const headers = upstreamRequestHeaders(request.headers, req.socket.remoteAddress, table.scheme);
   let mirrors: MirrorCopy[] | null = null;
   // A mirror gets plain requests only: it must not open a second tunnel.
   for (let i = 0; upgrade === null && i < filters.mirrors.length; i++) {
@@ -167,7 +164,7 @@ function forwardToBackend(
   }
   if (filters.requestModifiers.length > 0) applyHeaderModifiers(headers, filters.requestModifiers);
   const target = upstreamTarget(request, filters.rewrite, headers);
-  const body = request.client.hasBody ? req : null;
+  const body = request.hasBody ? req : null;
   const deadlineMs = route.grpc ? grpcTimeoutMs(request.headers) : 0;
   new ProxyExchange(request.method, target, headers, body, mirrors, upgrade, deadlineMs, route.grpc, request.flow, session, res, route.name, action, choice, backend, corsHeaders, logger, startedAt).start();
 }

@@ -187,22 +187,34 @@ const NO_DESTINATION: FlowPeer = { ip: '', port: 0, identity: 0, labels: [] };
 
 /** A flow's `route`, one object per compiled route shared by its flows (flows are read-only data). */
 const FLOW_ROUTES = new WeakMap<object, { name: string; source: string }>();
+/** The last route asked for and its flow route: consecutive requests mostly take the same route, and a WeakMap probe costs more than a compare. */
+let lastRoute: object | null = null;
+let lastFlowRoute: { name: string; source: string } = { name: '', source: '' };
 function flowRoute(route: { readonly name: string; readonly source: string }): { name: string; source: string } {
+  if (route === lastRoute) return lastFlowRoute;
   let shared = FLOW_ROUTES.get(route);
   if (shared === undefined) FLOW_ROUTES.set(route, (shared = { name: route.name, source: route.source }));
+  lastRoute = route;
+  lastFlowRoute = shared;
   return shared;
 }
 
-/** One request on its way; `finish` records it (once). */
+/**
+ * One request on its way; `finish` records it (once). The proxy's request (ProxyRequest) is one
+ * itself, so a routed request allocates no separate flow object (issue #14); `begin` makes a
+ * standalone one.
+ */
 export class RequestFlow {
-  private readonly recorder: RequestFlows;
+  /** Null: the request's table records no flows, and `finish` records nothing. */
+  private readonly recorder: RequestFlows | null;
   private readonly clientIp: string;
   private readonly clientPort: number;
-  private readonly method: string;
-  private readonly path: string;
-  private readonly host: string;
+  readonly method: string;
+  /** Path and query (origin-form), as the flow's `l7.path` shows them. */
+  readonly target: string;
+  readonly host: string;
   private readonly httpVersion: string;
-  private readonly startedAt: number;
+  readonly startedAt: number;
   /** The route that matched (the compiled route itself: its name and source are read when recorded). */
   route: { readonly name: string; readonly source: string } | null = null;
   /** `<ns>/<name>` of the Gateway whose listener took the request (the access log's per-Gateway switch). */
@@ -214,12 +226,12 @@ export class RequestFlow {
   connectionRefused = false;
   private done = false;
 
-  constructor(recorder: RequestFlows, clientIp: string, clientPort: number, method: string, path: string, host: string, httpVersion: string, startedAt: number) {
+  constructor(recorder: RequestFlows | null, clientIp: string, clientPort: number, method: string, target: string, host: string, httpVersion: string, startedAt: number) {
     this.recorder = recorder;
-    this.clientIp = plainIp(clientIp);
+    this.clientIp = recorder === null ? clientIp : plainIp(clientIp);
     this.clientPort = clientPort;
     this.method = method;
-    this.path = path;
+    this.target = target;
     this.host = host;
     this.httpVersion = httpVersion;
     this.startedAt = startedAt;
@@ -232,15 +244,16 @@ export class RequestFlow {
 
   /** The answer the client got. The verdict is L7 policy's unless a drop reason says otherwise. */
   finish(status: number, dropReason?: FlowDropReason): void {
-    if (this.done) return;
+    const recorder = this.recorder;
+    if (this.done || recorder === null) return;
     this.done = true;
     const decision = this.decision;
     const verdict: FlowVerdict = dropReason !== undefined ? 'DROPPED' : (decision?.verdict ?? 'FORWARDED');
-    if (!this.recorder.keep(this, verdict)) return;
-    const names = this.recorder.names;
+    if (!recorder.keep(this, verdict)) return;
+    const names = recorder.names;
     const refusal = this.connectionRefused && this.endpoint !== null && dropReason === undefined ? names.l4Refusal(this.backend, this.endpoint) : null;
-    if (refusal !== null) return this.record(status, refusal);
-    if (verdict === 'FORWARDED') return this.recordForwarded(status);
+    if (refusal !== null) return this.record(recorder, status, refusal);
+    if (verdict === 'FORWARDED') return this.recordForwarded(recorder, status);
     // Built field by field, no spreads (drops and audits; forwarded requests are recordForwarded's).
     const flow: Flow = {
       time: isoTime(this.wallClock()),
@@ -259,19 +272,19 @@ export class RequestFlow {
     if (decision !== null && decision.rules.length > 0) flow.rule = names.rule(decision.rules[0]!);
     if (this.route !== null) flow.route = flowRoute(this.route);
     if (this.gateway !== null) flow.gateway = this.gateway;
-    this.recorder.push(flow);
+    recorder.push(flow);
   }
 
   /** The bulk: written into the recorder's reused record, which the ring copies (no object per request). */
-  private recordForwarded(status: number): void {
-    const names = this.recorder.names;
-    const r = this.recorder.forwarded;
+  private recordForwarded(recorder: RequestFlows, status: number): void {
+    const names = recorder.names;
+    const r = recorder.forwarded;
     const decision = this.decision;
     r.wallClock = this.wallClock();
     r.clientIp = this.clientIp;
     r.clientPort = this.clientPort;
     r.method = this.method;
-    r.path = this.path;
+    r.path = this.target;
     r.host = this.host;
     r.protocol = protocolOf(this.httpVersion);
     r.status = status;
@@ -282,14 +295,14 @@ export class RequestFlow {
     r.rule = decision !== null && decision.rules.length > 0 ? names.rule(decision.rules[0]!) : undefined;
     r.route = this.route !== null ? flowRoute(this.route) : undefined;
     r.gateway = this.gateway ?? undefined;
-    this.recorder.pushForwarded();
+    recorder.pushForwarded();
   }
 
   /** A request whose connection the kernel refused by L3/L4 policy: DROPPED with that reason and rule. */
-  private record(status: number, refusal: L4Decision & { identity: number; endpoint: { address: string; port: number } }): void {
-    const names = this.recorder.names;
+  private record(recorder: RequestFlows, status: number, refusal: L4Decision & { identity: number; endpoint: { address: string; port: number } }): void {
+    const names = recorder.names;
     const service = this.backend !== null ? names.service(this.backend) : undefined;
-    this.recorder.push({
+    recorder.push({
       time: isoTime(this.wallClock()),
       type: 'L7',
       verdict: 'DROPPED',
@@ -311,7 +324,7 @@ export class RequestFlow {
   private l7(status: number): NonNullable<Flow['l7']> {
     return {
       method: this.method,
-      path: this.path,
+      path: this.target,
       host: this.host,
       protocol: protocolOf(this.httpVersion),
       status,

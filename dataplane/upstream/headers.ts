@@ -16,7 +16,7 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te'
  */
 const REBUILT_REQUEST_HEADERS = new Set(['expect', 'x-forwarded-for', 'x-forwarded-proto']);
 
-/** The client's headers, read once: what matching and forwarding need. */
+/** The client's headers, read once: what matching and forwarding need (copied out by ProxyRequest at once). */
 export interface ClientHeaders {
   /** Flat `[name, value, ...]`, names lower-case, every header in arrival order. */
   headers: string[];
@@ -26,6 +26,21 @@ export interface ClientHeaders {
   hasBody: boolean;
 }
 
+/**
+ * The readers' one result object, filled again by every read: the reading is synchronous and its
+ * one caller (ProxyRequest) copies the fields out at once, so a request allocates no object for it
+ * (issue #14).
+ */
+const READ: ClientHeaders = { headers: [], host: undefined, hasBody: false };
+
+function result(headers: string[], host: string | undefined, hasBody: boolean): ClientHeaders {
+  READ.headers = headers;
+  READ.host = host;
+  READ.hasBody = hasBody;
+  return READ;
+}
+
+/** The returned object is reused by the next read: copy its fields before reading again. */
 export function readClientHeaders(rawHeaders: readonly string[]): ClientHeaders {
   const headers = new Array<string>(rawHeaders.length);
   let host: string | undefined;
@@ -39,14 +54,15 @@ export function readClientHeaders(rawHeaders: readonly string[]): ClientHeaders 
     else if (name === 'content-length') hasBody ||= value !== '0';
     else if (name === 'transfer-encoding') hasBody = true;
   }
-  return { headers, host, hasBody };
+  return result(headers, host, hasBody);
 }
 
 /**
  * The same for an HTTP/2 request: pseudo-headers dropped, `:authority` becoming the Host (it
  * wins over a Host header, RFC 9113 §8.3.1), and the Cookie header, which HTTP/2 lets clients
  * split into one field per cookie, joined back with "; " for HTTP/1.1 (RFC 9113 §8.2.3).
- * `endStream`: the HEADERS frame ended the stream, so no body follows.
+ * `endStream`: the HEADERS frame ended the stream, so no body follows. The returned object is
+ * reused by the next read.
  */
 export function readHttp2ClientHeaders(rawHeaders: readonly string[], endStream: boolean): ClientHeaders {
   const headers: string[] = [];
@@ -76,7 +92,7 @@ export function readHttp2ClientHeaders(rawHeaders: readonly string[], endStream:
   authority ??= host;
   if (authority !== undefined) headers.unshift('host', authority);
   if (cookie !== undefined) headers.push('cookie', cookie);
-  return { headers, host: authority, hasBody };
+  return result(headers, authority, hasBody);
 }
 
 /**
@@ -85,8 +101,7 @@ export function readHttp2ClientHeaders(rawHeaders: readonly string[], endStream:
  * sent it, X-Forwarded-For appended and X-Forwarded-Proto set. Filters run afterwards, so a
  * header modifier may still override the forwarding headers.
  */
-export function upstreamRequestHeaders(client: ClientHeaders, clientAddress: string | undefined, scheme: Scheme): string[] {
-  const headers = client.headers;
+export function upstreamRequestHeaders(headers: readonly string[], clientAddress: string | undefined, scheme: Scheme): string[] {
   const out: string[] = [];
   let connection: string | undefined;
   let sawHost = false;
