@@ -90,14 +90,19 @@ const STABLE_AFTER_MS = 10_000;
 /** A worker gets this long beyond the drain timeout to finish closing before it is terminated. */
 const CLOSE_GRACE_MS = 2_000;
 /**
- * Longest wait for a worker to acknowledge a version. One that has not by then (its thread stuck,
- * or a failed apply) while another worker applied the version is ended and replaced (the
- * replacement starts on the version, in full), so that the workers never serve different versions
- * for longer: what Envoy's watchdog does with a stuck worker thread (its kill_timeout), here per
- * version. 30 s is ~10x the slowest first version measured (10 000 routes to 2 workers: 2.8-4.4 s,
- * README "Route scale"); when no worker applied in time the version itself is slow, and none is ended.
+ * Longest wait for a worker: to acknowledge a version, and to answer anything at all (it is asked
+ * for metrics every second). One that has not acknowledged a version by then (its thread stuck, or
+ * a failed apply) while another worker applied it is ended and replaced (the replacement starts on
+ * the version, in full), so that the workers never serve different versions for longer; one that
+ * answers nothing for as long is ended and replaced too (its socket would keep taking its share of
+ * new connections and never serve them): what Envoy's watchdog does with a stuck worker thread
+ * (its kill_timeout). 30 s is ~10x the slowest first version measured (10 000 routes to 2 workers:
+ * 2.8-4.4 s, README "Route scale"); when no worker applied a version in time the version itself is
+ * slow, and none is ended for it.
  */
-export const APPLY_TIMEOUT_MS = 30_000;
+export const WORKER_TIMEOUT_MS = 30_000;
+/** The watchdog gives every worker a new window when it itself ran this late (the primary's thread was busy: answers wait unread). */
+const WATCHDOG_LATE_MS = 5_000;
 /** A worker that does not answer a metrics request within this is left out of that scrape. */
 const METRICS_TIMEOUT_MS = 2_000;
 /**
@@ -176,8 +181,10 @@ interface Slot {
   pending: Map<number, { resolve(message: FromWorker): void; reject(error: Error): void }>;
   /** The last version this worker acknowledged (null before its first: it serves nothing yet). */
   version: string | null;
+  /** When it last sent anything (performance.now(); its start before that). */
+  heardAt: number;
   /** Why the pool ended it (counted as the restart's reason instead of error/exit). */
-  ended?: 'apply_timeout' | 'apply_failed';
+  ended?: 'apply_timeout' | 'apply_failed' | 'unresponsive';
 }
 
 /** One worker's state, as /api/config and /readyz show it. */
@@ -195,8 +202,10 @@ export interface WorkerPoolOptions {
   registry: WorkerMetricsRegistry;
   /** Request flows the workers recorded, in batches, while relayFlows(true). */
   onFlows(flows: Flow[]): void;
-  /** APPLY_TIMEOUT_MS unless given (tests). */
-  applyTimeoutMs?: number;
+  /** WORKER_TIMEOUT_MS unless given (tests): the wait for a version's acknowledgement and other answers. */
+  timeoutMs?: number;
+  /** How long a worker may answer nothing before it is ended; `timeoutMs` unless given (tests). */
+  watchdogMs?: number;
 }
 
 /** The Dataplane's surface (apply, version, close) over N worker threads. */
@@ -210,7 +219,10 @@ export class WorkerPool {
   private readonly failures: number[];
   private readonly restarts: Counter<'reason'>;
   private readonly applyFailures: Counter<'worker' | 'reason'>;
-  private readonly applyTimeoutMs: number;
+  private readonly timeoutMs: number;
+  private readonly watchdogMs: number;
+  /** When the watchdog last looked (performance.now()). */
+  private watchedAt = performance.now();
   private current: { version: string; http: HttpIR; l4: L4IR | undefined } | null = null;
   /** Versions go to workers as deltas: only what changed is cloned, and the workers' compilers reuse the rest. */
   private readonly encoder = new IrDeltaEncoder();
@@ -239,17 +251,21 @@ export class WorkerPool {
     this.slots = new Array<Slot | null>(options.count).fill(null);
     const registers = [options.registry];
     new Gauge({ name: 'sluice_workers', help: 'Worker threads serving traffic (--workers)', registers, collect: () => undefined }).set(options.count);
-    this.restarts = new Counter({ name: 'sluice_worker_restarts_total', help: 'Worker threads replaced after they died or were ended, by reason (error, exit, apply_timeout, apply_failed)', labelNames: ['reason'], registers });
+    this.restarts = new Counter({ name: 'sluice_worker_restarts_total', help: 'Worker threads replaced after they died or were ended, by reason (error, exit, apply_timeout, apply_failed, unresponsive)', labelNames: ['reason'], registers });
     this.applyFailures = new Counter({
       name: 'sluice_worker_apply_failures_total',
       help: 'Configuration versions a worker thread did not apply, by worker and reason (timeout: no acknowledgement within 30 s; error: it failed the version)',
       labelNames: ['worker', 'reason'],
       registers,
     });
-    this.applyTimeoutMs = options.applyTimeoutMs ?? APPLY_TIMEOUT_MS;
+    this.timeoutMs = options.timeoutMs ?? WORKER_TIMEOUT_MS;
+    this.watchdogMs = options.watchdogMs ?? this.timeoutMs;
     for (let i = 0; i < options.count; i++) this.slots[i] = this.spawn(i);
     options.registry.attachWorkers(() => this.collectMetrics());
-    this.refresh = setInterval(() => void this.collectMetrics(), METRICS_REFRESH_MS);
+    this.refresh = setInterval(() => {
+      this.watch();
+      void this.collectMetrics();
+    }, METRICS_REFRESH_MS);
     this.refresh.unref();
   }
 
@@ -295,14 +311,14 @@ export class WorkerPool {
   setRedis(settings: RedisSettings | null): void {
     if (JSON.stringify(settings) === JSON.stringify(this.redis)) return;
     this.redis = settings;
-    for (const slot of this.live()) void this.request(slot, { type: 'redis', id: 0, settings }).catch(() => undefined);
+    for (const slot of this.live()) this.tell(slot, { type: 'redis', id: 0, settings });
   }
 
   /** Whether workers send each request flow as it comes (costly: only while someone needs every flow at once). */
   relayFlows(on: boolean): void {
     if (on === this.relay) return;
     this.relay = on;
-    for (const slot of this.live()) void this.request(slot, { type: 'relay-flows', id: 0, on }).catch(() => undefined);
+    for (const slot of this.live()) this.tell(slot, { type: 'relay-flows', id: 0, on });
   }
 
   /** Each live worker's latest `last` flows that pass `filter` (a worker that does not answer in time is left out). */
@@ -339,9 +355,23 @@ export class WorkerPool {
     this.slots[index]?.worker.postMessage({ type: 'stall', id: 0, ms } satisfies ToWorker);
   }
 
+  /** Ends and replaces a worker that has answered nothing for the timeout (its thread is stuck). */
+  private watch(): void {
+    const now = performance.now();
+    const late = now - this.watchedAt > WATCHDOG_LATE_MS;
+    this.watchedAt = now;
+    for (const slot of this.live()) {
+      if (late) slot.heardAt = Math.max(slot.heardAt, now);
+      const silentMs = now - slot.heardAt;
+      if (silentMs <= this.watchdogMs || slot.ended !== undefined) continue;
+      this.logger.error({ worker: slot.index, silentMs: Math.round(silentMs) }, `worker ${slot.index} has answered nothing for ${Math.round(silentMs)} ms (its thread is stuck): ending it; a new one starts`);
+      void this.end(slot, 'unresponsive');
+    }
+  }
+
   /** Ends a worker the pool gave up on (it is replaced as a dead one is, the restart counted by `reason`). */
   private async end(slot: Slot, reason: NonNullable<Slot['ended']>): Promise<void> {
-    slot.ended = reason;
+    slot.ended ??= reason;
     await slot.worker.terminate();
   }
 
@@ -358,8 +388,9 @@ export class WorkerPool {
     const flows = this.options.init.flows === null ? null : { ...this.options.init.flows, relay: this.relay };
     const init: WorkerInit = { ...this.options.init, flows, index, buckets: this.buckets, connections: this.connections, ticketKeys: this.ticketKeys, redis: this.redis, sessionKey: this.sessionKey };
     const worker = new Worker(new URL('./worker-boot.js', import.meta.url), { workerData: init });
-    const slot: Slot = { index, worker, startedAt: performance.now(), pending: new Map(), version: null };
+    const slot: Slot = { index, worker, startedAt: performance.now(), pending: new Map(), version: null, heardAt: performance.now() };
     worker.on('message', (message: FromWorker) => {
+      slot.heardAt = performance.now();
       if (message.type === 'flows') return this.options.onFlows(message.flows);
       // What it serves from now on (a late acknowledgement too: a worker answers in order).
       if (message.type === 'applied') slot.version = message.result.version;
@@ -373,6 +404,8 @@ export class WorkerPool {
       error = err;
       this.logger.error({ worker: index, err: err.message, stack: err.stack }, `worker ${index} failed`);
     });
+    // A message that cannot be deserialised is lost to its request, which then times out: say why.
+    worker.on('messageerror', (err) => this.logger.error({ worker: index, err: err.message }, `worker ${index} sent a message that cannot be read`));
     worker.on('exit', (code) => this.exited(slot, code, error));
     // The current version first: messages wait in the worker's queue until it listens.
     const current = this.current;
@@ -408,40 +441,47 @@ export class WorkerPool {
    * A version in one worker (one that lost track of the deltas gets it in full), acknowledged within
    * the apply timeout or rejected with `timedOut` (a late acknowledgement still records its version).
    */
-  private applyIn(slot: Slot, version: string, ir: string): Promise<FromWorker> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(Object.assign(new Error(`no acknowledgement within ${this.applyTimeoutMs} ms`), { timedOut: true })), this.applyTimeoutMs);
-    });
-    return Promise.race([this.applyOrResync(slot, version, ir), timeout]).finally(() => clearTimeout(timer));
-  }
-
-  private async applyOrResync(slot: Slot, version: string, ir: string): Promise<FromWorker> {
+  private async applyIn(slot: Slot, version: string, ir: string): Promise<FromWorker> {
+    const deadline = performance.now() + this.timeoutMs;
     try {
       return await this.request(slot, { type: 'apply', id: 0, version, ir });
     } catch (error) {
       if (!(error as { resync?: boolean }).resync || this.current === null) throw error;
       this.logger.warn({ worker: slot.index, err: (error as Error).message }, 'worker needs the configuration in full');
       // The newest version in full (deltas sent after the one it refused refer to what it lacks too).
-      return this.request(slot, { type: 'apply', id: 0, version: this.current.version, ir: JSON.stringify(this.encoder.encode(this.current.http, this.current.l4, true)) });
+      return this.request(slot, { type: 'apply', id: 0, version: this.current.version, ir: JSON.stringify(this.encoder.encode(this.current.http, this.current.l4, true)) }, Math.max(1, deadline - performance.now()));
     }
   }
 
-  private request(slot: Slot, message: ToWorker): Promise<FromWorker> {
+  /**
+   * A message and its answer, rejected (`timedOut`) when none comes within `timeoutMs`: the wait
+   * is forgotten then, so a stuck worker holds no more of them than it is sent in that time.
+   */
+  private request(slot: Slot, message: ToWorker, timeoutMs = this.timeoutMs): Promise<FromWorker> {
     const id = this.nextId++;
     return new Promise<FromWorker>((resolve, reject) => {
-      slot.pending.set(id, { resolve, reject });
+      const timer = setTimeout(() => {
+        slot.pending.delete(id);
+        reject(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { timedOut: true }));
+      }, timeoutMs);
+      timer.unref();
+      const settle = <T>(then: (value: T) => void) => (value: T) => {
+        clearTimeout(timer);
+        then(value);
+      };
+      slot.pending.set(id, { resolve: settle(resolve), reject: settle(reject) });
       slot.worker.postMessage({ ...message, id });
     });
   }
 
+  /** A message whose answer does not matter, only its failure (logged, naming the worker). */
+  private tell(slot: Slot, message: ToWorker): void {
+    this.request(slot, message).catch((err: Error) => this.logger.error({ worker: slot.index, message: message.type, err: err.message }, `worker ${slot.index} did not take ${message.type}: ${err.message}`));
+  }
+
   /** A request whose answer is null when the worker fails it or does not answer within METRICS_TIMEOUT_MS. */
-  private async ask(slot: Slot, message: ToWorker): Promise<FromWorker | null> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), METRICS_TIMEOUT_MS)));
-    const answer = await Promise.race([this.request(slot, message).catch(() => null), timeout]);
-    clearTimeout(timer);
-    return answer;
+  private ask(slot: Slot, message: ToWorker): Promise<FromWorker | null> {
+    return this.request(slot, message, METRICS_TIMEOUT_MS).catch(() => null);
   }
 
   /** Each live worker's metrics, plus `sluice_worker_http_requests_total{worker}` (how evenly they share). */

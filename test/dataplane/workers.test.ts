@@ -74,7 +74,7 @@ function holdConnection(port: number): Promise<HeldConnection> {
 }
 
 /** Two real worker threads with their own registry and captured primary logs; flows go to `flows`. */
-function twoWorkers(flows: Flow[] = [], frontDoor: FrontDoorLimits = DEFAULT_FRONT_DOOR_LIMITS, applyTimeoutMs?: number) {
+function twoWorkers(flows: Flow[] = [], frontDoor: FrontDoorLimits = DEFAULT_FRONT_DOOR_LIMITS, bounds: { timeoutMs?: number; watchdogMs?: number } = {}) {
   const registry = new WorkerMetricsRegistry();
   const { logger, logs } = capturingLogger();
   const pool = new WorkerPool({
@@ -82,7 +82,7 @@ function twoWorkers(flows: Flow[] = [], frontDoor: FrontDoorLimits = DEFAULT_FRO
     logger,
     registry,
     onFlows: (batch) => flows.push(...batch),
-    ...(applyTimeoutMs === undefined ? {} : { applyTimeoutMs }),
+    ...bounds,
     init: {
       logLevel: 'warn',
       portOffset: 0,
@@ -304,7 +304,8 @@ describe('worker pool', () => {
 
   it('a worker that does not acknowledge a version within the bound is named in the log and a metric and replaced; the version is applied without waiting for it, then served by both', async () => {
     const port = await freePort();
-    const { pool, registry, logs } = twoWorkers([], DEFAULT_FRONT_DOOR_LIMITS, 2_000);
+    // (The watchdog, which would end a silent worker too, is kept out of this one.)
+    const { pool, registry, logs } = twoWorkers([], DEFAULT_FRONT_DOOR_LIMITS, { timeoutMs: 2_000, watchdogMs: 600_000 });
     const irFor = (path: string) => singleHostIR(port, [route('one', { path: prefix(path) }, forwardTo('svc/a'))], [backend('svc/a', [echo.endpoint])]);
     try {
       await pool.apply('v1', irFor('/v1'));
@@ -316,7 +317,7 @@ describe('worker pool', () => {
       expect(pool.version).toBe('v2');
       // Worker 1 was ended before apply returned: whatever serves now serves v2.
       expect(pool.workerVersions()).toEqual([{ worker: 0, version: 'v2' }, { worker: 1, version: null }]);
-      expect(logs.some((l) => l.worker === 1 && l.version === 'v2' && /^worker 1 did not apply version v2: no acknowledgement within 2000 ms/.test(String(l.msg)))).toBe(true);
+      expect(logs.some((l) => l.worker === 1 && l.version === 'v2' && /^worker 1 did not apply version v2: no answer within 2000 ms/.test(String(l.msg)))).toBe(true);
       const counted = async (name: string) => (await registry.getSingleMetric(name)!.get()).values.map((v) => ({ labels: v.labels, value: v.value }));
       expect(await counted('sluice_worker_apply_failures_total')).toEqual([{ labels: { worker: '1', reason: 'timeout' }, value: 1 }]);
       expect(await counted('sluice_worker_restarts_total')).toEqual([{ labels: { reason: 'apply_timeout' }, value: 1 }]);
@@ -328,6 +329,27 @@ describe('worker pool', () => {
       expect(await get(port, '/v1')).toBe(404);
       const perWorker = [...(await registry.metrics()).matchAll(/^sluice_worker_http_requests_total\{worker="\d"\} (\d+)$/gm)].map((m) => Number(m[1]));
       expect(perWorker).toHaveLength(2);
+    } finally {
+      await pool.close();
+    }
+  }, 60_000);
+
+  it('a worker that answers nothing (its thread stuck) is named in the log, ended and replaced, without a configuration change', async () => {
+    const port = await freePort();
+    const { pool, registry, logs } = twoWorkers([], DEFAULT_FRONT_DOOR_LIMITS, { watchdogMs: 2_000 });
+    try {
+      await pool.apply('v1', singleHostIR(port, [route('all', { path: prefix('/') }, forwardTo('svc/a'))], [backend('svc/a', [echo.endpoint])]));
+      const [, stuck] = pool.threadIds();
+      // Stuck far longer than the test may take: only the watchdog gets it out.
+      pool.stall(1, 600_000);
+      await until(async () => !pool.threadIds().includes(stuck!) && pool.workerVersions().every((w) => w.version === 'v1'));
+      expect(logs.some((l) => l.worker === 1 && /^worker 1 has answered nothing for \d+ ms \(its thread is stuck\): ending it/.test(String(l.msg)))).toBe(true);
+      expect((await registry.getSingleMetric('sluice_worker_restarts_total')!.get()).values.map((v) => [v.labels.reason, v.value])).toEqual([['unresponsive', 1]]);
+      // Both serve again (new connections land on either).
+      expect(await Promise.all(Array.from({ length: 20 }, () => get(port, '/after')))).toEqual(Array(20).fill(200));
+      const perWorker = [...(await registry.metrics()).matchAll(/^sluice_worker_http_requests_total\{worker="\d"\} (\d+)$/gm)].map((m) => Number(m[1]));
+      expect(perWorker).toHaveLength(2);
+      expect(Math.min(...perWorker)).toBeGreaterThan(0);
     } finally {
       await pool.close();
     }
