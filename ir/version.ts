@@ -18,6 +18,8 @@ export function irVersion(http: HttpIR, l4: L4IR): string {
  */
 export class IrHasher {
   private readonly hashes = new WeakMap<object, string>();
+  /** Chunks of long arrays (see chunked()) by their first element: the elements, by identity, and the chunk's digest. */
+  private readonly chunks = new WeakMap<object, { elements: unknown[]; digest: string }[]>();
 
   version(http: HttpIR, l4: L4IR): string {
     return hash('sha256', this.encode({ http, l4 }), 'hex').slice(0, 16);
@@ -26,6 +28,7 @@ export class IrHasher {
   private encode(value: unknown): string {
     if (typeof value !== 'object' || value === null) return primitive(value);
     if (Array.isArray(value)) {
+      if (value.length > CHUNKED_FROM) return this.chunked(value);
       if (value.length === 0) return '[]';
       let out = `[${this.child(value[0])}`;
       for (let i = 1; i < value.length; i++) out += `,${this.child(value[i])}`;
@@ -45,6 +48,51 @@ export class IrHasher {
     return `${out}}`;
   }
 
+  /**
+   * A long array (a virtual host of 50 000 routes, a scope of 10 000 hosts) as `[@` and the digests
+   * of its chunks: a new array that shares most elements with an earlier one (one route changed)
+   * then hashes only the chunks that changed, not all its elements' text again. Chunks end where an
+   * element's encoding says so (chunkEnds), or after MAX_CHUNK elements: boundaries follow content,
+   * so an element inserted or removed changes only its chunk. Content only, as the rest: equal
+   * arrays, equal chunks, equal digests. (`@` starts no element's encoding: no other array reads the same.)
+   */
+  private chunked(value: unknown[]): string {
+    let out = '[@';
+    let start = 0;
+    const encoded: string[] = [];
+    for (let i = 0; i < value.length; i++) {
+      const child = this.child(value[i]);
+      encoded.push(child);
+      if (i === value.length - 1 || i - start + 1 >= MAX_CHUNK || chunkEnds(child)) {
+        out += `${start === 0 ? '' : ','}${this.chunkDigest(value, start, i + 1, encoded)}`;
+        start = i + 1;
+        encoded.length = 0;
+      }
+    }
+    return `${out}]`;
+  }
+
+  /** The digest of value[start, end) (encoded: their encodings), reused when an earlier chunk held the same elements (by identity). */
+  private chunkDigest(value: unknown[], start: number, end: number, encoded: string[]): string {
+    const head = value[start];
+    const cacheable = typeof head === 'object' && head !== null;
+    const known = cacheable ? this.chunks.get(head) : undefined;
+    if (known !== undefined) {
+      for (const chunk of known) if (sameRange(chunk.elements, value, start, end)) return chunk.digest;
+    }
+    const digest = hash('sha256', encoded.join(','), 'base64url');
+    if (cacheable) {
+      const chunk = { elements: value.slice(start, end), digest };
+      if (known === undefined) this.chunks.set(head, [chunk]);
+      else {
+        // A few per first element (it may start chunks in several arrays); the oldest goes.
+        if (known.length >= 4) known.shift();
+        known.push(chunk);
+      }
+    }
+    return digest;
+  }
+
   /** A named entity as `#<its hash>` (unquoted: no string value reads the same), anything else inline. */
   private child(value: unknown): string {
     if (typeof value !== 'object' || value === null) return primitive(value);
@@ -56,6 +104,25 @@ export class IrHasher {
     this.hashes.set(value, digest);
     return digest;
   }
+}
+
+/** Arrays longer than this are hashed in chunks (IrHasher.chunked); shorter ones as JSON arrays. */
+const CHUNKED_FROM = 1024;
+/** The most elements in one chunk (about 32 on average: see chunkEnds). */
+const MAX_CHUNK = 256;
+
+/** Whether a chunk ends after an element of this encoding: about one in 32, by a hash of its last characters. */
+function chunkEnds(encoded: string): boolean {
+  const n = encoded.length;
+  let h = n;
+  for (let i = Math.max(0, n - 8); i < n; i++) h = (h * 31 + encoded.charCodeAt(i)) | 0;
+  return (h & 31) === 0;
+}
+
+function sameRange(elements: unknown[], value: unknown[], start: number, end: number): boolean {
+  if (elements.length !== end - start) return false;
+  for (let i = start; i < end; i++) if (elements[i - start] !== value[i]) return false;
+  return true;
 }
 
 /** JSON of a value that is not an object (as JSON.stringify: `null` for what it leaves out). */

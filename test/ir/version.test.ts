@@ -40,6 +40,35 @@ describe('IR version', () => {
     );
   });
 
+  it('hashes long arrays (chunked) by content only: edited in place, from scratch or from shared elements', () => {
+    // Routes of one long virtual host; a few edits (replace, insert, remove, move) on arrays that share the
+    // unchanged elements with the previous one, as a translator's IR does.
+    const route = (i: number, tag = '') => ({ name: `r${i}${tag}`, match: { path: `/p${i}` } });
+    const edit = fc.record({ at: fc.nat(2999), op: fc.constantFrom('replace', 'insert', 'remove', 'move'), to: fc.nat(2999) });
+    fc.assert(
+      fc.property(fc.integer({ min: 1025, max: 3000 }), fc.array(edit, { minLength: 1, maxLength: 6 }), (n, edits) => {
+        const hasher = new IrHasher();
+        let routes = Array.from({ length: n }, (_, i) => route(i));
+        let before = version(hasher, { routes });
+        edits.forEach(({ at, op, to }, e) => {
+          const next = [...routes];
+          const i = at % next.length;
+          if (op === 'replace') next[i] = route(i, `-e${e}`);
+          else if (op === 'insert') next.splice(i, 0, route(i, `-new${e}`));
+          else if (op === 'remove') next.splice(i, 1);
+          else next.splice(to % next.length, 0, next.splice(i, 1)[0]!);
+          const after = version(hasher, { routes: next });
+          // Equal to a fresh hasher on fresh objects of the same content; different when the content differs.
+          expect(after).toBe(version(new IrHasher(), { routes: structuredClone(next) }));
+          expect(after === before).toBe(json({ routes: next }) === json({ routes }));
+          routes = next;
+          before = after;
+        });
+      }),
+      { numRuns: 60 },
+    );
+  });
+
   it('leaves out undefined fields as JSON does, and writes non-finite numbers as null', () => {
     const hasher = new IrHasher();
     expect(version(hasher, { a: 1, b: undefined })).toBe(version(hasher, { a: 1 }));
