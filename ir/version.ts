@@ -19,7 +19,7 @@ export function irVersion(http: HttpIR, l4: L4IR): string {
 export class IrHasher {
   private readonly hashes = new WeakMap<object, string>();
   /** Chunks of long arrays (see chunked()) by their first element: the elements, by identity, and the chunk's digest. */
-  private readonly chunks = new WeakMap<object, { elements: unknown[]; digest: string }[]>();
+  private readonly chunks = new WeakMap<object, Chunk[]>();
 
   version(http: HttpIR, l4: L4IR): string {
     return hash('sha256', this.encode({ http, l4 }), 'hex').slice(0, 16);
@@ -51,46 +51,71 @@ export class IrHasher {
   /**
    * A long array (a virtual host of 50 000 routes, a scope of 10 000 hosts) as `[@` and the digests
    * of its chunks: a new array that shares most elements with an earlier one (one route changed)
-   * then hashes only the chunks that changed, not all its elements' text again. Chunks end where an
-   * element's encoding says so (chunkEnds), or after MAX_CHUNK elements: boundaries follow content,
-   * so an element inserted or removed changes only its chunk. Content only, as the rest: equal
-   * arrays, equal chunks, equal digests. (`@` starts no element's encoding: no other array reads the same.)
+   * then costs an identity comparison per element, and hashes only the chunks that changed. A chunk
+   * ends where an element's encoding says so (chunkEnds), after MAX_CHUNK elements, or with the
+   * array: boundaries follow content, so an element inserted or removed changes only its chunk, and
+   * a chunk starting where an earlier one with the same elements started ends where it ended (then
+   * its digest is taken without looking at its elements' encodings). Content only, as the rest:
+   * equal arrays, equal chunks, equal digests. (`@` starts no element's encoding: no other array reads the same.)
    */
   private chunked(value: unknown[]): string {
     let out = '[@';
-    let start = 0;
     const encoded: string[] = [];
-    for (let i = 0; i < value.length; i++) {
-      const child = this.child(value[i]);
-      encoded.push(child);
-      if (i === value.length - 1 || i - start + 1 >= MAX_CHUNK || chunkEnds(child)) {
-        out += `${start === 0 ? '' : ','}${this.chunkDigest(value, start, i + 1, encoded)}`;
-        start = i + 1;
-        encoded.length = 0;
+    for (let start = 0; start < value.length; ) {
+      const known = this.knownChunk(value, start);
+      if (known !== undefined) {
+        out += `${start === 0 ? '' : ','}${known.digest}`;
+        start += known.elements.length;
+        continue;
       }
+      encoded.length = 0;
+      let end = start;
+      let byEnd = false;
+      for (;;) {
+        const child = this.child(value[end]);
+        encoded.push(child);
+        end += 1;
+        if (end - start >= MAX_CHUNK || chunkEnds(child)) break;
+        if (end === value.length) {
+          byEnd = true;
+          break;
+        }
+      }
+      const digest = hash('sha256', encoded.join(','), 'base64url');
+      this.remember(value, start, end, digest, byEnd);
+      out += `${start === 0 ? '' : ','}${digest}`;
+      start = end;
     }
     return `${out}]`;
   }
 
-  /** The digest of value[start, end) (encoded: their encodings), reused when an earlier chunk held the same elements (by identity). */
-  private chunkDigest(value: unknown[], start: number, end: number, encoded: string[]): string {
+  /**
+   * A chunk made earlier that starts with value[start] and holds the same elements (by identity)
+   * as value from there: the chunk the scan would make. One that ended only with its array serves
+   * only where this array ends there too.
+   */
+  private knownChunk(value: unknown[], start: number): Chunk | undefined {
     const head = value[start];
-    const cacheable = typeof head === 'object' && head !== null;
-    const known = cacheable ? this.chunks.get(head) : undefined;
-    if (known !== undefined) {
-      for (const chunk of known) if (sameRange(chunk.elements, value, start, end)) return chunk.digest;
+    if (typeof head !== 'object' || head === null) return undefined;
+    for (const chunk of this.chunks.get(head) ?? []) {
+      const end = start + chunk.elements.length;
+      if (end > value.length || (chunk.byEnd && end !== value.length)) continue;
+      if (sameRange(chunk.elements, value, start, end)) return chunk;
     }
-    const digest = hash('sha256', encoded.join(','), 'base64url');
-    if (cacheable) {
-      const chunk = { elements: value.slice(start, end), digest };
-      if (known === undefined) this.chunks.set(head, [chunk]);
-      else {
-        // A few per first element (it may start chunks in several arrays); the oldest goes.
-        if (known.length >= 4) known.shift();
-        known.push(chunk);
-      }
+    return undefined;
+  }
+
+  private remember(value: unknown[], start: number, end: number, digest: string, byEnd: boolean): void {
+    const head = value[start];
+    if (typeof head !== 'object' || head === null) return;
+    const chunk: Chunk = { elements: value.slice(start, end), digest, byEnd };
+    const known = this.chunks.get(head);
+    if (known === undefined) this.chunks.set(head, [chunk]);
+    else {
+      // A few per first element (it may start chunks in several arrays); the oldest goes.
+      if (known.length >= 4) known.shift();
+      known.push(chunk);
     }
-    return digest;
   }
 
   /** A named entity as `#<its hash>` (unquoted: no string value reads the same), anything else inline. */
@@ -104,6 +129,13 @@ export class IrHasher {
     this.hashes.set(value, digest);
     return digest;
   }
+}
+
+/** A chunk of a long array (IrHasher.chunked): its elements, its digest, and whether it ended only because its array did. */
+interface Chunk {
+  elements: unknown[];
+  digest: string;
+  byEnd: boolean;
 }
 
 /** Arrays longer than this are hashed in chunks (IrHasher.chunked); shorter ones as JSON arrays. */

@@ -41,10 +41,10 @@ describe('IR version', () => {
   });
 
   it('hashes long arrays (chunked) by content only: edited in place, from scratch or from shared elements', () => {
-    // Routes of one long virtual host; a few edits (replace, insert, remove, move) on arrays that share the
+    // Routes of one long virtual host; a few edits (replace, insert, append, remove, move) on arrays that share the
     // unchanged elements with the previous one, as a translator's IR does.
     const route = (i: number, tag = '') => ({ name: `r${i}${tag}`, match: { path: `/p${i}` } });
-    const edit = fc.record({ at: fc.nat(2999), op: fc.constantFrom('replace', 'insert', 'remove', 'move'), to: fc.nat(2999) });
+    const edit = fc.record({ at: fc.nat(2999), op: fc.constantFrom('replace', 'insert', 'append', 'remove', 'move'), to: fc.nat(2999) });
     fc.assert(
       fc.property(fc.integer({ min: 1025, max: 3000 }), fc.array(edit, { minLength: 1, maxLength: 6 }), (n, edits) => {
         const hasher = new IrHasher();
@@ -55,6 +55,7 @@ describe('IR version', () => {
           const i = at % next.length;
           if (op === 'replace') next[i] = route(i, `-e${e}`);
           else if (op === 'insert') next.splice(i, 0, route(i, `-new${e}`));
+          else if (op === 'append') next.push(route(next.length, `-new${e}`));
           else if (op === 'remove') next.splice(i, 1);
           else next.splice(to % next.length, 0, next.splice(i, 1)[0]!);
           const after = version(hasher, { routes: next });
