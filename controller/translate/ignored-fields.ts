@@ -39,11 +39,20 @@ export function ignoredFieldProblems(objects: KubeObject[], gateways: GatewayObj
  */
 export function meshRouteProblems(routes: (KubeObject & { spec: { parentRefs?: ParentRef[] } })[], index: InputIndex): Problem[] {
   const out: Problem[] = [];
-  for (const route of routes) {
+  // Only a route with a Service parent can be one: the rest (every route of a gateway) are passed
+  // with a look at their parentRefs' kinds, nothing allocated or looked up.
+  for (let i = 0; i < routes.length; i++) {
+    const route = routes[i]!;
+    const refs = route.spec.parentRefs;
+    if (refs === undefined || !refs.some(isServiceRef)) continue;
     const problem = index.perObject(route, 'mesh route', () => meshRouteProblem(route));
     if (problem) out.push(problem);
   }
   return out;
+}
+
+function isServiceRef(ref: ParentRef): boolean {
+  return ref?.kind === 'Service';
 }
 
 function meshRouteProblem(route: KubeObject & { spec: { parentRefs?: ParentRef[] } }): Problem | null {

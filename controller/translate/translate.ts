@@ -413,6 +413,7 @@ function changedPlacements(a: Placement[], b: Placement[]): number[] | null {
 }
 
 function samePlacement(x: Placement, y: Placement): boolean {
+  if (x === y) return true; // an unchanged route's placement, handed on by the memo
   if (x.route !== y.route || x.hostname !== y.hostname) return false;
   const o = x.order;
   const p = y.order;
