@@ -10,10 +10,10 @@ import { request } from './support/client.ts';
 import { startEchoServer, type EchoServer } from './support/echo-server.ts';
 import { freePort } from '../support/ports.ts';
 import { capturingLogger } from './support/harness.ts';
+import { holdConnection, type HeldConnection } from './support/held-connection.ts';
 import { backend, forwardTo, listener, prefix, route, scope, singleHostIR } from './support/ir.ts';
 import { irCertificate, selfSignedCertificate } from './support/certs.ts';
 import type { HttpIR } from '../../ir/types.ts';
-import net from 'node:net';
 import tls from 'node:tls';
 import type { FrontDoorLimits } from '../../dataplane/front-door.ts';
 
@@ -29,48 +29,6 @@ async function until(done: () => Promise<boolean>): Promise<void> {
     if (Date.now() > deadline) throw new Error('condition not met within 10 s');
     await sleep(50);
   }
-}
-
-/** A client connection kept open: what it received, whether the server closed it, and one keep-alive GET on it. */
-interface HeldConnection {
-  socket: net.Socket;
-  readonly closed: boolean;
-  readonly received: string;
-  get(path: string): Promise<number>;
-}
-
-function holdConnection(port: number): Promise<HeldConnection> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(port, '127.0.0.1');
-    let received = '';
-    let closed = false;
-    socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
-    socket.on('error', () => undefined); // a reset is a close too
-    socket.once('close', () => (closed = true));
-    const held: HeldConnection = {
-      socket,
-      get closed() {
-        return closed;
-      },
-      get received() {
-        return received;
-      },
-      get: (path) =>
-        new Promise((done, fail) => {
-          const from = received.length;
-          const check = (): void => {
-            const head = /^HTTP\/1\.1 (\d{3}) /.exec(received.slice(from));
-            if (head) done(Number(head[1]));
-            else if (closed) fail(new Error(`closed before an answer to ${path}`));
-            else setTimeout(check, 10);
-          };
-          socket.write(`GET ${path} HTTP/1.1\r\nHost: workers.test\r\n\r\n`);
-          check();
-        }),
-    };
-    socket.once('connect', () => resolve(held));
-    socket.once('error', reject);
-  });
 }
 
 /** Two real worker threads with their own registry and captured primary logs; flows go to `flows`. */
