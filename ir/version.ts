@@ -55,7 +55,7 @@ export class IrHasher {
    * ends where an element's encoding says so (chunkEnds), after MAX_CHUNK elements, or with the
    * array: boundaries follow content, so an element inserted or removed changes only its chunk, and
    * a chunk starting where an earlier one with the same elements started ends where it ended (then
-   * its digest is taken without looking at its elements' encodings). Content only, as the rest:
+   * its digest is taken without encoding its elements). Content only, as the rest:
    * equal arrays, equal chunks, equal digests. (`@` starts no element's encoding: no other array reads the same.)
    */
   private chunked(value: unknown[]): string {
@@ -72,10 +72,13 @@ export class IrHasher {
       let end = start;
       let byEnd = false;
       for (;;) {
-        const child = this.child(value[end]);
-        encoded.push(child);
+        // Elements in full (a named one too: the chunk's digest covers it, no digest of its own to
+        // make and keep for each of 50 000 routes).
+        const element = value[end];
+        const text = typeof element === 'object' && element !== null ? this.encode(element) : primitive(element);
+        encoded.push(text);
         end += 1;
-        if (end - start >= MAX_CHUNK || chunkEnds(child)) break;
+        if (end - start >= MAX_CHUNK || chunkEnds(text)) break;
         if (end === value.length) {
           byEnd = true;
           break;
@@ -143,12 +146,11 @@ const CHUNKED_FROM = 1024;
 /** The most elements in one chunk (about 32 on average: see chunkEnds). */
 const MAX_CHUNK = 256;
 
-/** Whether a chunk ends after an element of this encoding: about one in 32, by a hash of its last characters. */
+/** Whether a chunk ends after an element of this encoding: about one in 32, by a hash (FNV-1a) of all of it. */
 function chunkEnds(encoded: string): boolean {
-  const n = encoded.length;
-  let h = n;
-  for (let i = Math.max(0, n - 8); i < n; i++) h = (h * 31 + encoded.charCodeAt(i)) | 0;
-  return (h & 31) === 0;
+  let h = 0x811c9dc5;
+  for (let i = 0; i < encoded.length; i++) h = Math.imul(h ^ encoded.charCodeAt(i), 0x01000193);
+  return (h >>> 27) === 0;
 }
 
 function sameRange(elements: unknown[], value: unknown[], start: number, end: number): boolean {
