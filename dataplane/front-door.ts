@@ -179,6 +179,11 @@ export function releaseWorkerConnections(memory: SharedArrayBuffer, worker: numb
   }
 }
 
+/** The row of a UDP listener's sessions (its connections' row is the name itself: a UDP listener has none). */
+function udpSessionsKey(listener: string): string {
+  return `udp-sessions\u0000${listener}`;
+}
+
 /** A listener name's key in the shared table: 64 bits of its SHA-256, never 0 (an empty slot). */
 function listenerKey(name: string): bigint {
   const key = createHash('sha256').update(name).digest().readBigInt64LE(0);
@@ -310,16 +315,20 @@ export class ConnectionBudget {
   }
 
   /**
-   * A new UDP session: bounded by its listener's own session cap and by load shedding, and not
-   * counted among the connections, so datagrams from spoofed sources cannot refuse TCP clients.
+   * A new UDP session: bounded by its listener's own session cap (one count across workers, as
+   * connections) and by load shedding, and not counted among the connections, so datagrams from
+   * spoofed sources cannot refuse TCP clients. Each admitted session is given back with
+   * `releaseUdpSession(listener)`.
    */
-  admitUdpSession(listener: string, sessions: number): RefusalReason | null {
-    const reason: RefusalReason | null = this.pressure !== null ? 'shedding' : sessions >= this.limits.maxUdpSessionsPerListener ? 'udp_session_limit' : null;
-    if (reason === null) {
-      this.endRefusals(listener);
-      return null;
-    }
-    return this.refuse(listener, reason);
+  admitUdpSession(listener: string): RefusalReason | null {
+    if (this.pressure !== null) return this.refuse(listener, 'shedding');
+    if (!this.take(this.row(udpSessionsKey(listener)), this.limits.maxUdpSessionsPerListener)) return this.refuse(listener, 'udp_session_limit');
+    this.endRefusals(listener);
+    return null;
+  }
+
+  releaseUdpSession(listener: string): void {
+    this.give(this.row(udpSessionsKey(listener)));
   }
 
   private refuse(listener: string, reason: RefusalReason): RefusalReason {

@@ -105,16 +105,17 @@ export class UdpProxyServer {
   }
 
   private open(key: string, client: RemoteInfo): Session | null {
-    const refused = this.budget.admitUdpSession(this.name, this.sessions.size);
-    if (refused !== null) {
-      this.drop(refused === 'shedding' ? 'shedding' : 'session_limit');
-      return null;
-    }
     const route = this.route;
     const chosen = route ? chooseEndpoint(route) : null;
     if (!route || !chosen) {
       this.metrics.connections.labels(this.name, 'UDP', route ? 'no_endpoint' : 'no_route').inc();
       this.drop('no_endpoint');
+      return null;
+    }
+    // Counted until end() gives it back (the count is shared by the workers of --workers).
+    const refused = this.budget.admitUdpSession(this.name);
+    if (refused !== null) {
+      this.drop(refused === 'shedding' ? 'shedding' : 'session_limit');
       return null;
     }
     const { endpoint } = chosen;
@@ -148,6 +149,7 @@ export class UdpProxyServer {
     const session = this.sessions.get(key);
     if (!session) return;
     this.sessions.delete(key);
+    this.budget.releaseUdpSession(this.name);
     clearTimeout(session.timer);
     session.upstream.close();
     this.metrics.sessions.labels(this.name).set(this.sessions.size);

@@ -14,6 +14,7 @@ import { holdConnection, type HeldConnection } from './support/held-connection.t
 import { backend, forwardTo, listener, prefix, route, scope, singleHostIR } from './support/ir.ts';
 import { irCertificate, selfSignedCertificate } from './support/certs.ts';
 import type { HttpIR } from '../../ir/types.ts';
+import dgram from 'node:dgram';
 import tls from 'node:tls';
 import type { FrontDoorLimits } from '../../dataplane/front-door.ts';
 
@@ -256,6 +257,52 @@ describe('worker pool', () => {
       expect((await Promise.all(fresh.filter((c) => !c.closed).map((c) => c.get('/fresh')))).every((status) => status === 200)).toBe(true);
     } finally {
       for (const c of held) c.socket.destroy();
+      await pool.close();
+    }
+  }, 60_000);
+
+  it('counts --max-udp-sessions-per-listener across the workers: N + k new UDP sources, exactly k dropped; a session ended gives its room back', async () => {
+    const port = await freePort();
+    const N = 4;
+    const { pool, registry } = twoWorkers([], { ...DEFAULT_FRONT_DOOR_LIMITS, maxUdpSessionsPerListener: N, udpSessionTimeoutMs: 1_500 });
+    const sockets: dgram.Socket[] = [];
+    const socket = async (): Promise<dgram.Socket> => {
+      const s = dgram.createSocket('udp4');
+      sockets.push(s);
+      await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve));
+      return s;
+    };
+    /** Whether a datagram from `s` is answered within 3 s. */
+    const answered = (s: dgram.Socket): Promise<boolean> =>
+      new Promise((resolve) => {
+        const timer = setTimeout(() => resolve(false), 3_000);
+        s.once('message', () => {
+          clearTimeout(timer);
+          resolve(true);
+        });
+        s.send('ping', port, '127.0.0.1');
+      });
+    try {
+      const echoUdp = await socket();
+      echoUdp.on('message', (msg, from) => echoUdp.send(msg, from.port, from.address));
+      const name = `udp/127.0.0.1:${port}`;
+      await pool.apply('v1', {
+        listeners: [],
+        backends: { u: { name: 'u', appProtocol: 'http', endpoints: [{ address: '127.0.0.1', port: echoUdp.address().port }] } },
+        udp: [{ name, origin: { kind: 'Gateway', namespace: 'default', name: 'gw', sectionName: 'udp' }, address: '127.0.0.1', port, route: { name: 'route-udp', origin: { kind: 'UDPRoute', namespace: 'default', name: 'r' }, backends: [{ backend: 'u', weight: 1, filters: [] }] } }],
+      });
+      // N + 2 sources at once: the kernel spreads them over both workers (by source port), which admit N between them.
+      const clients = await Promise.all(Array.from({ length: N + 2 }, () => socket()));
+      const first = await Promise.all(clients.map(answered));
+      expect(first.filter(Boolean)).toHaveLength(N);
+      const dropped = async () => (await registry.getSingleMetric('sluice_udp_datagrams_dropped_total')!.get()).values.filter((v) => v.labels.reason === 'session_limit').reduce((sum, v) => sum + v.value, 0);
+      expect(await dropped()).toBe(2);
+      // Once the sessions time out (1.5 s idle), their room is given back: N new sources are served.
+      await sleep(2_500);
+      const later = await Promise.all(Array.from({ length: N }, () => socket()));
+      expect(await Promise.all(later.map(answered))).toEqual(Array(N).fill(true));
+    } finally {
+      for (const s of sockets) s.close();
       await pool.close();
     }
   }, 60_000);
