@@ -163,11 +163,11 @@ export const FRONT_DOOR_FLAGS: readonly Flag[] = [
   timeoutFlag('tunnel-idle-timeout', FRONT_DOOR.tunnelIdleTimeoutMs, 'an upgraded connection (WebSocket) with no byte either way is closed after this'),
   {
     name: 'max-connections-per-listener', type: 'string', value: 'N', default: String(FRONT_DOOR.maxConnectionsPerListener),
-    help: 'client connections one listener holds; more are refused (cleartext HTTP: 503 and close)',
+    help: 'client connections one listener holds (all --workers together); more are refused (cleartext HTTP: 503 and close)',
   },
   {
     name: 'max-udp-sessions-per-listener', type: 'string', value: 'N', default: String(FRONT_DOOR.maxUdpSessionsPerListener),
-    help: 'UDP client sessions one UDP listener holds; datagrams from further sources are dropped (not counted among connections)',
+    help: 'UDP client sessions one UDP listener holds (all --workers together); datagrams from further sources are dropped (not counted among connections)',
   },
   {
     name: 'udp-reply-ratio', type: 'string', value: 'R', default: String(FRONT_DOOR.udpReplyRatio),
