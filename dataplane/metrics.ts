@@ -181,12 +181,12 @@ export class RequestMetrics {
     this.notReplayable.labels(this.route).inc();
   }
 
-  /** `startedAt` from performance.now(). */
-  record(code: number, startedAt: number): void {
+  /** `startedAt` and `now` from performance.now() (`now`: the caller's, when it has read the clock already). */
+  record(code: number, startedAt: number, now = performance.now()): void {
     if (this.retired) this.owner.revive(this);
     const codes = (this.codes ??= new Map());
     codes.set(code, (codes.get(code) ?? 0) + 1);
-    const seconds = (performance.now() - startedAt) / 1000;
+    const seconds = (now - startedAt) / 1000;
     this.durations.observe(seconds);
     this.perBackend?.record(code, seconds);
   }

@@ -243,7 +243,8 @@ export class RequestFlow {
   }
 
   /** The answer the client got. The verdict is L7 policy's unless a drop reason says otherwise. */
-  finish(status: number, dropReason?: FlowDropReason): void {
+  /** `now`: performance.now() when the caller has read it already. */
+  finish(status: number, dropReason?: FlowDropReason, now = performance.now()): void {
     const recorder = this.recorder;
     if (this.done || recorder === null) return;
     this.done = true;
@@ -252,8 +253,8 @@ export class RequestFlow {
     if (!recorder.keep(this, verdict)) return;
     const names = recorder.names;
     const refusal = this.connectionRefused && this.endpoint !== null && dropReason === undefined ? names.l4Refusal(this.backend, this.endpoint) : null;
-    if (refusal !== null) return this.record(recorder, status, refusal);
-    if (verdict === 'FORWARDED') return this.recordForwarded(recorder, status);
+    if (refusal !== null) return this.record(recorder, status, refusal, now);
+    if (verdict === 'FORWARDED') return this.recordForwarded(recorder, status, now);
     // Built field by field, no spreads (drops and audits; forwarded requests are recordForwarded's).
     const flow: Flow = {
       time: isoTime(this.wallClock()),
@@ -263,7 +264,7 @@ export class RequestFlow {
       protocol: 'TCP',
       source: { ip: this.clientIp, port: this.clientPort, identity: IDENTITY_WORLD, labels: WORLD_LABELS },
       destination: this.endpoint !== null ? names.peer(this.endpoint.address, this.endpoint.port, this.endpoint.identity) : NO_DESTINATION,
-      l7: this.l7(status),
+      l7: this.l7(status, now),
     };
     const reason = dropReason ?? (decision !== null && decision.verdict !== 'FORWARDED' ? 'POLICY_L7' : undefined);
     if (reason !== undefined) flow.dropReason = reason;
@@ -276,7 +277,7 @@ export class RequestFlow {
   }
 
   /** The bulk: written into the recorder's reused record, which the ring copies (no object per request). */
-  private recordForwarded(recorder: RequestFlows, status: number): void {
+  private recordForwarded(recorder: RequestFlows, status: number, now: number): void {
     const names = recorder.names;
     const r = recorder.forwarded;
     const decision = this.decision;
@@ -288,7 +289,7 @@ export class RequestFlow {
     r.host = this.host;
     r.protocol = protocolOf(this.httpVersion);
     r.status = status;
-    r.latencyMs = Math.round((performance.now() - this.startedAt) * 1000) / 1000;
+    r.latencyMs = Math.round((now - this.startedAt) * 1000) / 1000;
     r.direction = decision !== null ? decision.direction : 'ingress';
     r.destination = this.endpoint !== null ? names.peer(this.endpoint.address, this.endpoint.port, this.endpoint.identity) : NO_DESTINATION;
     r.service = this.backend !== null ? names.service(this.backend) : undefined;
@@ -299,7 +300,7 @@ export class RequestFlow {
   }
 
   /** A request whose connection the kernel refused by L3/L4 policy: DROPPED with that reason and rule. */
-  private record(recorder: RequestFlows, status: number, refusal: L4Decision & { identity: number; endpoint: { address: string; port: number } }): void {
+  private record(recorder: RequestFlows, status: number, refusal: L4Decision & { identity: number; endpoint: { address: string; port: number } }, now: number): void {
     const names = recorder.names;
     const service = this.backend !== null ? names.service(this.backend) : undefined;
     recorder.push({
@@ -316,19 +317,19 @@ export class RequestFlow {
       ...(refusal.rule !== undefined ? { rule: names.rule(refusal.rule) } : {}),
       ...(this.route !== null ? { route: flowRoute(this.route) } : {}),
       ...(this.gateway !== null ? { gateway: this.gateway } : {}),
-      l7: this.l7(status),
+      l7: this.l7(status, now),
     });
   }
 
   /** The request's HTTP part of a flow, as answered now. */
-  private l7(status: number): NonNullable<Flow['l7']> {
+  private l7(status: number, now: number): NonNullable<Flow['l7']> {
     return {
       method: this.method,
       path: this.target,
       host: this.host,
       protocol: protocolOf(this.httpVersion),
       status,
-      latencyMs: Math.round((performance.now() - this.startedAt) * 1000) / 1000,
+      latencyMs: Math.round((now - this.startedAt) * 1000) / 1000,
     };
   }
 }

@@ -15,7 +15,7 @@ import { Transform, type Duplex, type Readable, type Writable } from 'node:strea
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import type { BackendChoice, ForwardPlan } from '../config/route-table.ts';
-import { writeResponseHead, type DownstreamResponse } from '../downstream.ts';
+import { exchangeResponseClosed, ExchangeResponse, writeResponseHead, type CloseListener, type DownstreamResponse } from '../downstream.ts';
 import { addCorsHeaders } from '../filters/cors.ts';
 import { headerValue } from '../header-fields.ts';
 import { GRPC_STATUS, respondTrailersOnly } from '../grpc/grpc.ts';
@@ -50,7 +50,7 @@ class AttemptCancelledError extends Error {
 }
 
 /** One client request forwarded upstream (retries, timeouts, mirrors): `new ProxyExchange(...).start()`; `choice.backend` must have at least one endpoint. */
-export class ProxyExchange {
+export class ProxyExchange implements CloseListener {
   // The request's own fields rather than one object holding them: one allocation fewer per request (issue #14).
   private readonly method: string;
   /** Path and query, as sent upstream (after any rewrite). */
@@ -87,6 +87,10 @@ export class ProxyExchange {
   /** Answered, cut or abandoned: nothing more may be written or recorded. */
   private finished = false;
   private waitingForDrain = false;
+  /** Body bytes the upstream response has still to send by its Content-Length; -1: no length. */
+  private bodyLeft = -1;
+  /** The last chunk of a body of known length, sent with `end()` (see responseData). */
+  private lastChunk: Buffer | null = null;
   private requestTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   /** What each attempt sends: the client's stream, or the buffered body once read. */
@@ -134,7 +138,10 @@ export class ProxyExchange {
     this.startedAt = startedAt;
     this.body = body;
     this.replayable = body === null;
-    res.on('close', this.onDownstreamClose);
+    if (res instanceof ExchangeResponse) {
+      res.exchange = this;
+      res.on('close', exchangeResponseClosed);
+    } else res.on('close', () => this.downstreamClosed());
     // Started before any body buffering: the request timeout covers the whole exchange.
     const deadline = deadlineMs;
     if (deadline > 0 && (plan.requestTimeoutMs === 0 || deadline < plan.requestTimeoutMs)) this.requestTimer = setTimeout(deadlineExceeded, deadline, this);
@@ -286,6 +293,9 @@ export class ProxyExchange {
       return;
     }
     this.status = statusCode;
+    const length = headers['content-length'];
+    // undici's parser has checked it (digits only, one value); a HEAD answer has no body to count.
+    this.bodyLeft = typeof length === 'string' && this.method !== 'HEAD' ? Number(length) : -1;
     const responseHeaders = downstreamResponseHeaders(headers, this.choice.filters.responseModifiers);
     if (this.corsHeaders !== null) addCorsHeaders(responseHeaders, this.corsHeaders);
     this.addSessionHeader(responseHeaders, attempt.endpoint);
@@ -327,8 +337,16 @@ export class ProxyExchange {
   }
 
   responseData(attempt: UpstreamAttempt, chunk: Buffer): void {
+    if (this.finished) return;
+    // The chunk that completes a body of known length: undici ends the response right after it (same
+    // parser pass), and Node's end(chunk) sends it in one write with 'finish' attached, where
+    // write() then end() costs a cork tick and a finish tick more (issue #14).
+    if (this.bodyLeft > 0 && (this.bodyLeft -= chunk.length) === 0) {
+      this.lastChunk = chunk;
+      return;
+    }
     // Both response kinds are Writables; their overloads just don't unify.
-    if (this.finished || (this.res as Writable).write(chunk)) return;
+    if ((this.res as Writable).write(chunk)) return;
     attempt.controller?.pause();
     if (!this.waitingForDrain) {
       this.waitingForDrain = true;
@@ -346,7 +364,12 @@ export class ProxyExchange {
     }
     this.complete(this.status);
     if (trailers !== undefined) addTrailers(this.res, trailers);
-    this.res.end();
+    const last = this.lastChunk;
+    if (last === null) this.res.end();
+    else {
+      this.lastChunk = null;
+      (this.res as Writable).end(last);
+    }
   }
 
   attemptFailed(attempt: UpstreamAttempt, error: Error): void {
@@ -439,8 +462,10 @@ export class ProxyExchange {
 
   private complete(status: number): void {
     this.finish();
-    this.flow?.finish(status);
-    this.choice.metrics.record(status, this.startedAt);
+    // One clock read for both records.
+    const now = performance.now();
+    this.flow?.finish(status, undefined, now);
+    this.choice.metrics.record(status, this.startedAt, now);
   }
 
   private finish(): void {
@@ -449,11 +474,12 @@ export class ProxyExchange {
     clearTimeout(this.retryTimer);
   }
 
-  private readonly onDownstreamClose = (): void => {
+  /** The client's response closed (answered, or the client went away): the latter cancels the attempt. */
+  downstreamClosed(): void {
     if (this.finished) return;
     this.current?.cancel('client closed the connection');
     this.complete(CLIENT_CLOSED_CODE);
-  };
+  }
 }
 
 const STATUS_TEXT: Record<number, string> = {

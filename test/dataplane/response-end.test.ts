@@ -1,0 +1,112 @@
+// How an upstream response of known length reaches the client: its last chunk goes out with
+// end() (upstream/forward.ts responseData). Checked on real sockets against a node:http upstream
+// that writes its body in pieces, answers HEAD, and dies halfway through a body.
+
+import http from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { freePort } from '../support/ports.ts';
+import { testDataplane, type TestDataplane } from './support/harness.ts';
+import { backend, forwardTo, prefix, route, singleHostIR } from './support/ir.ts';
+
+const PIECES = ['first piece, ', 'second piece, ', 'the last piece'];
+const WHOLE = PIECES.join('');
+
+interface Answer {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+  /** The client's socket: the same one again means the connection was kept. */
+  socket: Socket;
+}
+
+function get(port: number, path: string, agent: http.Agent, method = 'GET'): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path, method, agent }, (res) => {
+      let body = '';
+      res.setEncoding('latin1');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('error', reject);
+      res.on('aborted', () => reject(new Error('aborted')));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body, socket: req.socket! }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('upstream responses of known length', () => {
+  let upstream: http.Server;
+  let port: number;
+  let harness: TestDataplane;
+
+  beforeAll(async () => {
+    upstream = http.createServer((req, res) => {
+      req.resume();
+      if (req.url === '/pieces') {
+        // Three writes apart in time: the client must get every piece, the last one too.
+        res.writeHead(200, { 'content-length': String(Buffer.byteLength(WHOLE)) });
+        res.write(PIECES[0]);
+        setTimeout(() => res.write(PIECES[1]), 20);
+        setTimeout(() => res.end(PIECES[2]), 40);
+      } else if (req.url === '/head') {
+        res.writeHead(200, { 'content-length': '1000' });
+        res.end();
+      } else if (req.url === '/dies') {
+        // 100 bytes announced, 60 sent, then the connection is cut.
+        res.writeHead(200, { 'content-length': '100' });
+        res.write('x'.repeat(60));
+        setTimeout(() => res.socket?.destroy(), 20);
+      } else res.end('small');
+    });
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+    const upstreamPort = (upstream.address() as AddressInfo).port;
+    port = await freePort();
+    harness = testDataplane();
+    const ir = singleHostIR(port, [route('all', { path: prefix('/') }, forwardTo('svc/up'))], [backend('svc/up', [{ address: '127.0.0.1', port: upstreamPort }])]);
+    expect((await harness.dataplane.apply('v1', ir)).listeners[0]?.ok).toBe(true);
+  });
+
+  afterAll(async () => {
+    await harness.dataplane.close();
+    upstream.closeAllConnections();
+    await new Promise<void>((resolve) => upstream.close(() => resolve()));
+  });
+
+  it('relays a body written in pieces whole, and keeps the connection', async () => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const first = await get(port, '/pieces', agent);
+      expect(first).toMatchObject({ status: 200, body: WHOLE });
+      expect(first.headers['content-length']).toBe(String(Buffer.byteLength(WHOLE)));
+      const small = await get(port, '/small', agent);
+      expect(small.body).toBe('small');
+      expect(small.socket).toBe(first.socket);
+    } finally {
+      agent.destroy();
+    }
+  });
+
+  it('answers HEAD with the announced length and no body, and the connection serves on', async () => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const head = await get(port, '/head', agent, 'HEAD');
+      expect(head).toMatchObject({ status: 200, body: '' });
+      expect(head.headers['content-length']).toBe('1000');
+      const next = await get(port, '/small', agent);
+      expect(next.body).toBe('small');
+      expect(next.socket).toBe(head.socket);
+    } finally {
+      agent.destroy();
+    }
+  });
+
+  it('cuts the client off when the upstream dies before the announced end (never a complete-looking answer)', async () => {
+    const agent = new http.Agent({ keepAlive: false });
+    try {
+      await expect(get(port, '/dies', agent)).rejects.toThrow();
+    } finally {
+      agent.destroy();
+    }
+  });
+});
