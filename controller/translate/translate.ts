@@ -373,7 +373,7 @@ function assembleListeners(gateways: GatewayState[], placements: Placement[], me
           const at = new Set(changed);
           const placements = resorted ? before!.placements.map((p, i) => (at.has(i) ? list[i]! : p)) : list;
           const sorted = resorted ?? [...list].sort(comparePrecedence);
-          entry = { placements, sorted, host: { name: `${scope.name}/host/${hostname}`, hostname, ...(singleLabelWildcard ? { singleLabelWildcard: true } : {}), routes: dedupeRoutes(sorted) } };
+          entry = { placements, sorted, host: { name: `${scope.name}/host/${hostname}`, hostname, ...(singleLabelWildcard ? { singleLabelWildcard: true } : {}), routes: dedupeRoutes(sorted, memo !== null) } };
         }
         if (memo) madeHosts.set(hostname, entry);
         return entry.host;
@@ -427,17 +427,20 @@ function samePlacement(x: Placement, y: Placement): boolean {
 /**
  * A route attached twice to one listener (two parentRefs) appears once. Its two placements are
  * next to each other in precedence order (same match, same order keys: nothing sorts between them),
- * so comparing each with the one before suffices.
+ * so comparing each with the one before suffices. With a memo they hold the same route object (its
+ * rate-limit and upgrade copies are made once per route, memo.perObject): compared by identity,
+ * not reading 50 000 names; without one, those copies are made per placement: compared by name.
  */
-function dedupeRoutes(sorted: Placement[]): Route[] {
-  const out: Route[] = [];
+function dedupeRoutes(sorted: Placement[], sameObjects: boolean): Route[] {
+  const out: Route[] = new Array<Route>(sorted.length);
+  let n = 0;
   let last: Route | null = null;
   for (let i = 0; i < sorted.length; i++) {
     const { route } = sorted[i]!;
-    // Twice the same object, or (a fresh translate()'s rate-limit and upgrade copies) the same name.
-    if (last !== null && (last === route || last.name === route.name)) continue;
-    out.push((last = route));
+    if (last !== null && (last === route || (!sameObjects && last.name === route.name))) continue;
+    out[n++] = last = route;
   }
+  out.length = n;
   return out;
 }
 
