@@ -50,7 +50,8 @@ export function removeHeader(headers: string[], name: string): void {
     }
     write += 2;
   }
-  headers.length = write;
+  // Only when something went: setting the length costs even when it is unchanged.
+  if (write !== headers.length) headers.length = write;
 }
 
 function appendHeader(headers: string[], name: string, value: string): void {
