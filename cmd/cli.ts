@@ -13,7 +13,7 @@ import type { BpfOptions, NodeFlowOptions } from './node.ts';
 import { ACCESS_LOG_FIELDS } from '../dataplane/flows/access-log.ts';
 import { DEFAULT_FRONT_DOOR_LIMITS, type FrontDoorLimits } from '../dataplane/front-door.ts';
 import { SESSION_KEY_MIN_BYTES } from '../dataplane/upstream/session.ts';
-import { resolveRedisSettings } from './redis-settings.ts';
+import { REDIS_ENV, REDIS_TYPES, resolveRedisSettings } from './redis-settings.ts';
 import { hostname } from 'node:os';
 import { problemLine, type Problem } from '../controller/problems.ts';
 import { StartupCheckFailed } from './startup-checks.ts';
@@ -95,6 +95,7 @@ export async function main(argv: string[]): Promise<number> {
     const node = nodeOptions(values);
     if (typeof node === 'string') return usageError(node);
     const redis = resolveRedisSettings(node.rateLimit.redis, process.env, null);
+    if (redis.invalid) return usageError(redis.problem!);
     const log = logger();
     if (redis.problem) log.warn(redis.problem);
     const handle = await runDataplane({
@@ -371,6 +372,12 @@ function rateLimitOptions(values: FlagValues): RateLimitOptions | string {
   const maxKeys = wholeNumber('rate-limit-max-keys', values['rate-limit-max-keys'] as string, 1, 100_000_000);
   const batchLimit = wholeNumber('redis-batch-limit', values['redis-batch-limit'] as string, 1, 4096);
   for (const v of [timeout, replicas, maxKeys, batchLimit]) if (typeof v === 'string') return v;
+  // A type Sluice does not know is refused here, not logged: it would leave global rules on their failure mode.
+  const typeFlag = (values['redis-type'] as string | undefined)?.trim() || undefined;
+  const type = typeFlag ?? (process.env[REDIS_ENV.type]?.trim() || undefined);
+  if (type !== undefined && !(REDIS_TYPES as readonly string[]).includes(type)) {
+    return `${typeFlag !== undefined ? '--redis-type' : REDIS_ENV.type} ${JSON.stringify(type)}: expected ${REDIS_TYPES.join(' or ')}`;
+  }
   const read = (flag: string, file: string | undefined): string | undefined => {
     if (file === undefined) return undefined;
     try {

@@ -11,6 +11,9 @@
 //   type      --redis-type           SLUICE_REDIS_TYPE       Secret key `type`      single | cluster
 // `rediss://` URLs use TLS. --redis-secret NAMESPACE/NAME names the Secret. With type cluster
 // the URL lists seed nodes separated by commas (Envoy ratelimit's REDIS_TYPE=cluster, REDIS_URL).
+// A value that is not usable (a type other than single/cluster, a URL that is not redis://) is
+// refused at start (a usage error naming the flag, variable or Secret key) and, in a running
+// `sluice run` whose Secret changed, reported while the Redis in use is kept.
 import type { RedisSettings } from '../dataplane/ratelimit/redis-store.ts';
 import type { InputSnapshot, KubeObject } from '../controller/sources/objects.ts';
 
@@ -37,11 +40,20 @@ export const REDIS_ENV = {
   type: 'SLUICE_REDIS_TYPE',
 } as const;
 
-export function resolveRedisSettings(
-  flags: RedisSources,
-  env: Record<string, string | undefined>,
-  snapshot: InputSnapshot | null,
-): { settings: RedisSettings | null; problem: string | null } {
+/** Accepted values of --redis-type, SLUICE_REDIS_TYPE and the Secret key `type`. */
+export const REDIS_TYPES = ['single', 'cluster'] as const;
+
+export interface ResolvedRedis {
+  settings: RedisSettings | null;
+  problem: string | null;
+  /**
+   * The sources name a Redis but a value is not usable (type, URL): no settings. At start that is
+   * refused; a running process keeps the Redis it has (never a quiet fall back to the failure mode).
+   */
+  invalid: boolean;
+}
+
+export function resolveRedisSettings(flags: RedisSources, env: Record<string, string | undefined>, snapshot: InputSnapshot | null): ResolvedRedis {
   let secret: Record<string, string> = {};
   let problem: string | null = null;
   if (flags.secret) {
@@ -52,17 +64,22 @@ export function resolveRedisSettings(
   }
   const pick = (field: keyof typeof REDIS_ENV, secretKey: string): string | undefined =>
     nonEmpty(flags[field]) ?? nonEmpty(env[REDIS_ENV[field]]) ?? nonEmpty(secret[secretKey]);
+  /** Where a field's value came from, for a problem that names it. */
+  const source = (field: keyof typeof REDIS_ENV, secretKey: string): string =>
+    nonEmpty(flags[field]) !== undefined ? `--redis-${field}` : nonEmpty(env[REDIS_ENV[field]]) !== undefined ? REDIS_ENV[field] : `Secret ${flags.secret} key ${secretKey}`;
   const url = pick('url', 'url');
-  if (url === undefined) return { settings: null, problem };
+  if (url === undefined) return { settings: null, problem, invalid: false };
   const type = pick('type', 'type') ?? 'single';
-  if (type !== 'single' && type !== 'cluster') return { settings: null, problem: `Redis type ${JSON.stringify(type)}: expected single or cluster` };
+  if (!(REDIS_TYPES as readonly string[]).includes(type)) {
+    return { settings: null, problem: `${source('type', 'type')} ${JSON.stringify(type)}: expected ${REDIS_TYPES.join(' or ')}`, invalid: true };
+  }
   const redacted = JSON.stringify(url.replace(/\/\/[^@/]*@/g, '//***@'));
   const items = type === 'cluster' ? url.split(',').map((u) => u.trim()) : [url];
   if (!items.every((u) => /^rediss?:\/\/[^/,\s]+/.test(u)) || (type === 'single' && /,\s*rediss?:\/\//.test(url))) {
     const expected = type === 'cluster' ? 'seed nodes redis://HOST:PORT separated by commas (rediss:// for TLS)' : 'redis://HOST:PORT or rediss://HOST:PORT (several nodes: --redis-type cluster)';
-    return { settings: null, problem: `Redis URL ${redacted}: expected ${expected}` };
+    return { settings: null, problem: `${source('url', 'url')} ${redacted}: expected ${expected}`, invalid: true };
   }
-  if (new Set(items.map((u) => u.startsWith('rediss://'))).size > 1) return { settings: null, problem: `Redis URL ${redacted}: seed nodes mix redis:// and rediss://` };
+  if (new Set(items.map((u) => u.startsWith('rediss://'))).size > 1) return { settings: null, problem: `${source('url', 'url')} ${redacted}: seed nodes mix redis:// and rediss://`, invalid: true };
   const username = pick('username', 'username');
   const password = pick('password', 'password');
   const tlsCA = nonEmpty(flags.tlsCA) ?? nonEmpty(secret['ca.crt']);
@@ -77,6 +94,7 @@ export function resolveRedisSettings(
       ...(flags.tlsInsecure ? { tlsInsecure: true } : {}),
     },
     problem,
+    invalid: false,
   };
 }
 

@@ -113,9 +113,10 @@ export async function runStandalone(options: StandaloneOptions): Promise<Running
     const { result } = translated;
     problems.push(...result.problems);
     // Redis for global rate limits may come from a Secret among the manifests: re-read each time.
+    // Settings made unusable (the Secret edited to a bad type or URL) keep the Redis in use.
     const redis = resolveRedisSettings(rateLimitOptions.redis, process.env, snapshot);
-    if (redis.problem) problems.push({ code: 'SLU_REDIS_SETTINGS', message: redis.problem });
-    node.rateLimits.setRedis(redis.settings);
+    if (redis.problem) problems.push({ code: 'SLU_REDIS_SETTINGS', message: redis.invalid ? `${redis.problem}; the Redis settings in use are kept` : redis.problem });
+    if (!redis.invalid) node.rateLimits.setRedis(redis.settings);
     problemLog.update(problems);
     if (result.ir.version !== applied?.version) {
       try {
@@ -201,6 +202,9 @@ async function checkStartup(options: StandaloneOptions, folder: ManifestFolder, 
       claims.push({ host: e.address, port: e.port, what: `demo backend ${e.pod}`, remedy: 'stop what listens there, or change that EndpointSlice endpoint (--demo-backends starts an echo server there)' });
     }
   }
+  // Redis settings made unusable by the flags, the environment or the --redis-secret Secret: refused at start.
+  const redis = resolveRedisSettings(options.rateLimit?.redis ?? {}, process.env, load.snapshot);
+  if (redis.invalid) problems.push({ code: 'SLU_REDIS_SETTINGS', message: redis.problem! });
   problems.push(...(await checkPorts(claims)));
   if (problems.length > 0) throw new StartupCheckFailed(problems);
 }

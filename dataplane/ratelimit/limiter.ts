@@ -15,8 +15,8 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { RateLimitFailureMode, RateLimitPolicy, RateLimitRule, Route } from '../../ir/types.ts';
-import { RateLimitMetrics, type DecisionScope, type RuleCounters } from './metrics.ts';
-import { RedisStore, type RedisSettings } from './redis-store.ts';
+import { RateLimitMetrics, type BackendErrorReason, type DecisionScope, type RuleCounters } from './metrics.ts';
+import { PendingDecision, RedisStore, type RedisSettings } from './redis-store.ts';
 import { compileSelectors, type ClientContext, type CompiledSelectors, type RateLimitRequest } from './selectors.ts';
 import { LocalBuckets, report, type BucketItem, type Buckets, type BucketSpec } from './token-bucket.ts';
 
@@ -170,9 +170,8 @@ interface CompiledRule {
   redisPrefix: string;
   /** That hash tag: requests of one tag may share a script call on Redis Cluster. */
   redisTag: string;
-  /** Script arguments: capacity, refill per microsecond. */
-  capacityArg: string;
-  rateArg: string;
+  /** Its item of the script's spec: `capacity:refill-per-µs:enforced` (BATCH_SCRIPT). */
+  redisSpec: string;
   /** `"name"` as an RFC 9651 String. */
   quota: string;
   /** Its RateLimit-Policy item, `"name";q=…;w=…`. */
@@ -184,6 +183,9 @@ interface CompiledPolicy {
   ir: RateLimitPolicy;
   rules: CompiledRule[];
   hasGlobal: boolean;
+  /** Global rules, and the script spec of a request they all apply to (the common case: made once). */
+  globalRules: number;
+  globalSpec: string;
   failureMode: RateLimitFailureMode;
 }
 
@@ -201,33 +203,63 @@ function compileRules(policy: RateLimitPolicy, metrics: RateLimitMetrics): Compi
       localPrefix: `${policy.name}\n${rule.hash}\n`,
       redisPrefix: `sluice:rl:{${policy.name}}:${rule.hash}:`,
       redisTag: policy.name,
-      capacityArg: String(rule.burst),
-      rateArg: String(ratePerMs / 1000),
+      redisSpec: `${rule.burst}:${ratePerMs / 1000}:${rule.shadowMode ? 0 : 1}`,
       quota: sfString(rule.name),
       policyItem: policyItem(sfString(rule.name), { capacity: rule.burst, ratePerMs }),
       counters: metrics.rule(policy.source, rule.name),
     };
   });
-  return { ir: policy, rules, hasGlobal: rules.some((r) => r.global), failureMode: policy.failureMode };
+  const global = rules.filter((r) => r.global);
+  return { ir: policy, rules, hasGlobal: global.length > 0, globalRules: global.length, globalSpec: global.map((r) => r.redisSpec).join(' '), failureMode: policy.failureMode };
 }
 
 /** One rule that applies to a request: its bucket and, once decided, its report. */
 interface Applied extends BucketItem {
   rule: CompiledRule;
-  /** Bucket key without the rule's prefix: partition and distinct values. */
-  bucket: string;
   scope: DecisionScope;
+}
+
+/** A distinct value's bucket key (a global rule's: its Redis key), and that key alone as a request's key list. */
+interface MemoKey {
+  key: string;
+  alone: readonly string[];
 }
 
 /** Distinct values seen per rule are memoised into their full bucket keys (bounded). */
 const MAX_MEMO_KEYS = 4096;
 
+/** A request's global rules on their way to Redis: told the answer by the batcher, it settles the request's promise. */
+class GlobalCheck extends PendingDecision {
+  readonly limiter: RouteLimiter;
+  readonly local: Applied[] | null;
+  readonly global: Applied[];
+  resolve: (decision: RateLimitDecision) => void = noResolve;
+
+  constructor(limiter: RouteLimiter, local: Applied[] | null, global: Applied[], keys: readonly string[], spec: string) {
+    super();
+    this.limiter = limiter;
+    this.local = local;
+    this.global = global;
+    this.keys = keys;
+    this.spec = spec;
+  }
+
+  decided(reply: readonly number[], offset: number): void {
+    this.resolve(this.limiter.redisAnswered(this.local, this.global, reply, offset));
+  }
+
+  failed(_reason: BackendErrorReason): void {
+    this.resolve(this.limiter.failureMode(this.local, this.global, this.limiter.now()));
+  }
+}
+const noResolve = (): void => undefined;
+
 export class RouteLimiter {
   private readonly service: RateLimitService;
   private readonly policy: CompiledPolicy;
   private readonly partition: string;
-  /** Per rule: distinct value → local bucket key. A reused key string keeps its hash: cheaper Map lookups. */
-  private readonly keys: Map<string, string>[];
+  /** Per rule: distinct value → bucket key. A reused key string keeps its hash: cheaper Map lookups. */
+  private readonly keys: Map<string, MemoKey>[];
 
   constructor(service: RateLimitService, policy: CompiledPolicy, partition: string) {
     this.service = service;
@@ -236,85 +268,88 @@ export class RouteLimiter {
     this.keys = policy.rules.map(() => new Map());
   }
 
+  now(): number {
+    return this.service.now();
+  }
+
   /** Synchronous unless a global rule applies and Redis is asked. Never rejects. */
   check(request: RateLimitRequest, remoteAddress: string | undefined): RateLimitDecision | Promise<RateLimitDecision> {
     const ctx: ClientContext = { request, remoteAddress, address: undefined };
     let local: Applied[] | null = null;
     let global: Applied[] | null = null;
+    let memoKey: MemoKey | null = null;
     const rules = this.policy.rules;
     for (let i = 0; i < rules.length; i++) {
       const rule = rules[i];
       const part = rule.selectors.keyFor(ctx);
       if (part === null) continue;
       const memo = this.keys[i];
-      let key = memo.get(part);
-      if (key === undefined) {
+      let entry = memo.get(part);
+      if (entry === undefined) {
         if (memo.size >= MAX_MEMO_KEYS) memo.clear();
-        key = `${rule.localPrefix}${rule.ir.shared ? '' : this.partition}\n${part}`;
-        memo.set(part, key);
+        const key = `${rule.global ? rule.redisPrefix : rule.localPrefix}${rule.ir.shared ? '' : this.partition}\n${part}`;
+        entry = { key, alone: [key] };
+        memo.set(part, entry);
       }
-      const applied: Applied = {
-        rule,
-        key,
-        bucket: rule.global ? key.slice(rule.localPrefix.length) : '',
-        spec: rule.spec,
-        enforced: rule.enforced,
-        scope: rule.global ? 'global' : 'local',
-        report: null,
-        taken: false,
-        lacked: false,
-      };
-      if (rule.global) (global ??= []).push(applied);
-      else (local ??= []).push(applied);
+      const applied: Applied = { rule, key: entry.key, spec: rule.spec, enforced: rule.enforced, scope: rule.global ? 'global' : 'local', report: null, taken: false, lacked: false };
+      if (rule.global) {
+        (global ??= []).push(applied);
+        memoKey = entry;
+      } else (local ??= []).push(applied);
     }
     if (local === null && global === null) return ALLOWED;
-    const now = this.service.now();
-    if (local !== null && !this.service.local.takeAll(local, now)) {
+    if (local !== null && !this.service.local.takeAll(local, this.service.now())) {
       return this.finish(local, null, false, null); // Redis is not asked when a local rule says no
     }
     if (global === null) return this.finish(local, null, true, null);
     const store = this.service.redis;
     const tag = global[0]!.rule.redisTag;
-    if (store === null || !store.available(tag)) return this.failureMode(local, global, now);
-    const keys = new Array<string>(global.length);
-    const args = new Array<string>(global.length * 3);
+    if (store === null || !store.available(tag)) return this.failureMode(local, global, this.service.now());
+    let keys: readonly string[];
+    let spec: string;
+    if (global.length === 1) {
+      keys = memoKey!.alone;
+      spec = global[0]!.rule.redisSpec;
+    } else {
+      keys = global.map((g) => g.key);
+      spec = global.length === this.policy.globalRules ? this.policy.globalSpec : global.map((g) => g.rule.redisSpec).join(' ');
+    }
+    const pending = new GlobalCheck(this, local, global, keys, spec);
+    const decision = new Promise<RateLimitDecision>((resolve) => (pending.resolve = resolve));
+    store.take(tag, pending);
+    return decision;
+  }
+
+  /** Redis's answer for a request's global rules (`reply` from `offset`: verdict, then per key tokens left and ms to one). */
+  redisAnswered(local: Applied[] | null, global: Applied[], reply: readonly number[], offset: number): RateLimitDecision {
+    const verdict = reply[offset]!;
+    const allowed = (verdict & 1) === 1;
+    const shadowAllowed = (verdict & 2) === 2;
     for (let i = 0; i < global.length; i++) {
       const g = global[i];
-      keys[i] = g.rule.redisPrefix + g.bucket;
-      args[3 * i] = g.rule.capacityArg;
-      args[3 * i + 1] = g.rule.rateArg;
-      args[3 * i + 2] = g.rule.enforced ? '1' : '0';
+      g.taken = allowed && (g.rule.enforced || shadowAllowed);
+      g.report = { remaining: reply[offset + 1 + 2 * i]!, resetMs: reply[offset + 2 + 2 * i]! };
+      g.lacked = !g.taken && g.report.remaining < 1;
     }
-    return store.take(tag, keys, args).then(
-      (reply) => {
-        const allowed = reply[0] === 1;
-        const shadowAllowed = reply[1] === 1;
-        for (let i = 0; i < global!.length; i++) {
-          const g = global![i];
-          g.taken = allowed && (g.rule.enforced || shadowAllowed);
-          g.report = { remaining: Number(reply[2 + 2 * i]), resetMs: Number(reply[3 + 2 * i]) };
-          g.lacked = !g.taken && g.report.remaining < 1;
-        }
-        if (!allowed && local !== null) this.refund(this.service.local, local);
-        return this.finish(local, global, allowed, null);
-      },
-      () => this.failureMode(local, global!, this.service.now()),
-    );
+    if (!allowed && local !== null) this.refund(this.service.local, local);
+    this.service.metrics.onRedis(this.policy.ir.source);
+    return this.finish(local, global, allowed, null);
   }
 
   /** Global rules without Redis: the policy's failure mode decides. */
-  private failureMode(local: Applied[] | null, global: Applied[], now: number): RateLimitDecision {
+  failureMode(local: Applied[] | null, global: Applied[], now: number): RateLimitDecision {
     switch (this.policy.failureMode) {
       case 'FailClosed':
-        this.service.metrics.fallbackActive('FailClosed');
+        this.service.metrics.fallbackActive(this.policy.ir.source, 'FailClosed');
         if (local !== null) this.refund(this.service.local, local);
         return this.finish(local, global, false, 'fail_closed');
       case 'Local': {
-        this.service.metrics.fallbackActive('Local');
+        this.service.metrics.fallbackActive(this.policy.ir.source, 'Local');
         const replicas = this.service.replicas;
         for (const g of global) {
           g.scope = 'fallback';
-          g.key = `fallback:${replicas}\n${g.key}`;
+          // The same bucket as a local rule's key names it (the Redis key carries the rule's prefix for Redis).
+          g.key = `fallback:${replicas}\n${g.rule.localPrefix}${g.key.slice(g.rule.redisPrefix.length)}`;
           if (replicas > 1) g.spec = { capacity: Math.max(1, g.rule.spec.capacity / replicas), ratePerMs: g.rule.spec.ratePerMs / replicas };
         }
         const allowed = this.service.fallback.takeAll(global, now);
@@ -322,7 +357,7 @@ export class RouteLimiter {
         return this.finish(local, global, allowed, null);
       }
       default:
-        this.service.metrics.fallbackActive('FailOpen');
+        this.service.metrics.fallbackActive(this.policy.ir.source, 'FailOpen');
         return this.finish(local, global, true, 'fail_open');
     }
   }

@@ -5,7 +5,7 @@
 //       result: allowed | limited | shadow_limited | fail_open | fail_closed
 //   sluice_ratelimit_backend_errors_total{reason}        timeout | unavailable | script
 //   sluice_ratelimit_backend_duration_seconds            Redis round trips that answered
-//   sluice_ratelimit_fallback_active{mode}               1 while global rules run on their failure mode
+//   sluice_ratelimit_fallback_active{policy, mode}       1 while a policy's global rules run on its failure mode
 //   sluice_ratelimit_tracked_keys{scope}                 local | fallback buckets in memory
 
 import client, { type Registry } from 'prom-client';
@@ -56,9 +56,10 @@ export class RateLimitMetrics {
   private readonly decisions: client.Counter<'policy' | 'rule' | 'scope' | 'result'>;
   private readonly errors: client.Counter<'reason'>;
   readonly backendDuration: client.Histogram<never>;
-  private readonly fallback: client.Gauge<'mode'>;
+  private readonly fallback: client.Gauge<'policy' | 'mode'>;
   readonly rules = new Map<string, RuleCounters>();
-  private readonly activeModes = new Set<string>();
+  /** Per policy whose global rules run on their failure mode now: that mode. */
+  private readonly onFallback = new Map<string, string>();
 
   constructor(registry: Registry, trackedKeys: () => { local: number; fallback: number }) {
     // Several services may share a registry (tests, several dataplanes): the counter flushes all.
@@ -92,7 +93,15 @@ export class RateLimitMetrics {
       }),
     );
     this.fallback = metric(registry, 'sluice_ratelimit_fallback_active', (registers) =>
-      new client.Gauge({ name: 'sluice_ratelimit_fallback_active', help: 'Whether global rules currently run on their failure mode (1) or on Redis (0), by mode', labelNames: ['mode'] as const, registers }),
+      // Per policy, not per process: on a Redis Cluster each policy's buckets live on one master
+      // (its hash tag) with a breaker of their own, so one master down puts only its policies on
+      // their failure mode. A series appears with a policy's first decision without Redis.
+      new client.Gauge({
+        name: 'sluice_ratelimit_fallback_active',
+        help: "Whether a policy's global rules run on its failure mode (1: Redis did not answer its last decision) or on Redis again (0), by policy and mode",
+        labelNames: ['policy', 'mode'] as const,
+        registers,
+      }),
     );
     metric(registry, 'sluice_ratelimit_tracked_keys', (registers) =>
       new client.Gauge({
@@ -107,7 +116,6 @@ export class RateLimitMetrics {
         },
       }),
     );
-    for (const mode of ['FailOpen', 'FailClosed', 'Local']) this.fallback.labels(mode).set(0);
   }
 
   rule(policy: string, rule: string): RuleCounters {
@@ -124,16 +132,20 @@ export class RateLimitMetrics {
     this.errors.labels(reason).inc();
   }
 
-  fallbackActive(mode: string): void {
-    if (this.activeModes.has(mode)) return;
-    this.activeModes.add(mode);
-    this.fallback.labels(mode).set(1);
+  /** A decision of `policy`'s global rules was made by its failure mode `mode` (a Map lookup: the failure path only). */
+  fallbackActive(policy: string, mode: string): void {
+    if (this.onFallback.get(policy) === mode) return;
+    this.onFallback.set(policy, mode);
+    this.fallback.labels(policy, mode).set(1);
   }
 
-  backendHealthy(): void {
-    if (this.activeModes.size === 0) return;
-    for (const mode of this.activeModes) this.fallback.labels(mode).set(0);
-    this.activeModes.clear();
+  /** Redis decided for `policy` again (on every answered decision: nothing to do unless a policy is on its fallback). */
+  onRedis(policy: string): void {
+    if (this.onFallback.size === 0) return;
+    const mode = this.onFallback.get(policy);
+    if (mode === undefined) return;
+    this.onFallback.delete(policy);
+    this.fallback.labels(policy, mode).set(0);
   }
 }
 

@@ -2,7 +2,7 @@
 // timer: a lane with nothing in flight sends at the end of the current event-loop turn
 // (setImmediate), together with whatever else arrived in that turn — when idle, a lone decision
 // is sent microseconds later; decisions arriving while a lane's round trip is outstanding wait for
-// it and then go together. A batch is one script call that decides each of its requests in turn,
+// it and then go together, with those of the turn that reads its reply. A batch is one script call that decides each of its requests in turn,
 // all-or-nothing per request (BATCH_SCRIPT). A lane is one Redis Cluster slot group (the keys'
 // hash tag), or everything on a single Redis.
 //
@@ -14,8 +14,11 @@
 
 import type { BackendErrorReason } from './metrics.ts';
 
-/** Sends one batch: `numKeys` keys, then the script's arguments, flat. Resolves with the flat reply. */
-export type BatchSender = (numKeys: number, keysThenArgs: string[]) => Promise<number[]>;
+/**
+ * Sends one batch: `numKeys` keys, then the script's arguments, flat. Resolves with the script's
+ * reply: one string of numbers separated by commas (BATCH_SCRIPT).
+ */
+export type BatchSender = (numKeys: number, keysThenArgs: string[]) => Promise<unknown>;
 
 export interface BatcherEvents {
   /** A round trip of `lane` answered `answered` live decisions after `ms`. */
@@ -27,14 +30,6 @@ export interface BatcherEvents {
   failed(lane: string, reason: BackendErrorReason, message: string, decisions: number): void;
 }
 
-export class BatchFailure extends Error {
-  readonly reason: BackendErrorReason;
-  constructor(reason: BackendErrorReason, message: string) {
-    super(message);
-    this.reason = reason;
-  }
-}
-
 /** Requests per script call, default: bounds one call's time inside Redis (each request is a few hash ops). */
 export const DEFAULT_BATCH_LIMIT = 256;
 /** Decisions waiting in one lane; beyond it a decision fails at once (bounded memory). */
@@ -42,42 +37,43 @@ export const MAX_QUEUED = 8192;
 /** A deadline timer fires for every decision within this many ms of its deadline: fewer timers. */
 const DEADLINE_SLACK_MS = 1;
 
-class Entry {
-  readonly lane: string;
-  readonly keys: readonly string[];
-  readonly args: readonly string[];
-  readonly deadline: number;
-  resolve!: (reply: number[]) => void;
-  reject!: (err: BatchFailure) => void;
+/**
+ * One request's decision, as the batcher carries it: the caller's own object (the limiter's
+ * per-request state extends it), told its answer by a call, not a promise: no promise, closure or
+ * reply copy per decision on the way back.
+ */
+export abstract class PendingDecision {
+  /** Its buckets (Redis keys), in the order of the spec's rules. */
+  keys: readonly string[] = [];
+  /** ARGV: its rules' `capacity:refill-per-µs:enforced` items, separated by spaces (BATCH_SCRIPT). */
+  spec = '';
+  lane = '';
+  deadline = 0;
   settled = false;
   /** The round trip carrying it, once sent. */
   batch: Batch | null = null;
   /** Neighbours among the unsettled decisions, in deadline order (= arrival order: one timeout for all). */
-  prev: Entry | null = null;
-  next: Entry | null = null;
-  readonly promise: Promise<number[]>;
+  prev: PendingDecision | null = null;
+  next: PendingDecision | null = null;
 
-  constructor(lane: string, keys: readonly string[], args: readonly string[], deadline: number) {
-    this.lane = lane;
-    this.keys = keys;
-    this.args = args;
-    this.deadline = deadline;
-    this.promise = new Promise<number[]>((resolve, reject) => {
-      this.resolve = resolve;
-      this.reject = reject;
-    });
-  }
+  /**
+   * Redis answered: `reply[offset]` is the enforced (bit 1) and shadow (bit 2) verdict, then per
+   * key: whole tokens left, ms until one whole token. `reply` is the batch's, shared: read, not kept.
+   */
+  abstract decided(reply: readonly number[], offset: number): void;
+  /** Redis did not answer it (reason: timeout, unavailable, script): the failure mode decides. */
+  abstract failed(reason: BackendErrorReason): void;
 }
 
 class Batch {
   readonly lane: Lane;
-  readonly entries: Entry[];
+  readonly entries: PendingDecision[];
   /** Decisions not yet timed out (a reply or error settles the rest at once). */
   pending: number;
   /** Replied, failed or abandoned: no longer holds its lane. */
   done = false;
 
-  constructor(lane: Lane, entries: Entry[]) {
+  constructor(lane: Lane, entries: PendingDecision[]) {
     this.lane = lane;
     this.entries = entries;
     this.pending = entries.length;
@@ -86,12 +82,35 @@ class Batch {
 
 class Lane {
   readonly name: string;
-  queue: Entry[] = [];
+  queue: PendingDecision[] = [];
   inFlight = 0;
   scheduled = false;
   constructor(name: string) {
     this.name = name;
   }
+}
+
+/** The numbers of a reply string `1,99,0,3,98,0`, into `out` (reused); false when it is not such a string. */
+export function parseReply(reply: unknown, out: number[]): boolean {
+  out.length = 0;
+  if (typeof reply !== 'string') return false;
+  let value = 0;
+  let digits = 0;
+  for (let i = 0; i < reply.length; i++) {
+    const c = reply.charCodeAt(i);
+    if (c === 44) {
+      if (digits === 0) return false;
+      out.push(value);
+      value = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57) {
+      value = value * 10 + (c - 48);
+      digits++;
+    } else return false;
+  }
+  if (digits > 0) out.push(value);
+  else if (reply.length > 0) return false;
+  return true;
 }
 
 export class RedisBatcher {
@@ -100,9 +119,11 @@ export class RedisBatcher {
   private readonly batchLimit: number;
   private readonly events: BatcherEvents;
   private readonly lanes = new Map<string, Lane>();
-  private head: Entry | null = null;
-  private tail: Entry | null = null;
+  private head: PendingDecision | null = null;
+  private tail: PendingDecision | null = null;
   private timer: NodeJS.Timeout | null = null;
+  /** One reply's numbers: replies are read one at a time, synchronously. */
+  private readonly numbers: number[] = [];
 
   /** `batchLimit` 1: every decision is its own script call, sent at once (nothing coalesced). */
   constructor(send: BatchSender, options: { timeoutMs: number; batchLimit?: number; events: BatcherEvents }) {
@@ -120,22 +141,22 @@ export class RedisBatcher {
   }
 
   /**
-   * One request's buckets: `keys`, and per key capacity, refill per µs, enforced ('1') or shadow.
-   * Resolves with {enforced admits, shadow would, then per key: whole tokens left, ms to one};
-   * rejects with BatchFailure. `lane`: requests of one lane may share a script call.
+   * Queues one request's decision (its `keys` and `spec` set); it is told its answer or failure
+   * later, never synchronously except for a full queue. `lane`: requests of one lane may share a script call.
    */
-  take(lane: string, keys: readonly string[], args: readonly string[]): Promise<number[]> {
+  take(lane: string, entry: PendingDecision): void {
     let l = this.lanes.get(lane);
     if (l === undefined) {
       l = new Lane(lane);
       this.lanes.set(lane, l);
     }
-    const entry = new Entry(lane, keys, args, performance.now() + this.timeoutMs);
+    entry.lane = lane;
+    entry.deadline = performance.now() + this.timeoutMs;
     if (l.queue.length >= MAX_QUEUED) {
       const message = `more than ${MAX_QUEUED} decisions waiting for Redis`;
-      this.fail(entry, 'unavailable', message);
       this.events.failed(lane, 'unavailable', message, 1);
-      return entry.promise;
+      this.fail(entry, 'unavailable');
+      return;
     }
     if (this.tail === null) this.head = entry;
     else {
@@ -150,38 +171,35 @@ export class RedisBatcher {
       l.queue.push(entry);
       if (l.inFlight === 0 && !l.scheduled) this.schedule(l);
     }
-    return entry.promise;
   }
 
   /** Fails everything pending (the store is closing). */
   close(): void {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
-    while (this.head !== null) this.fail(this.head, 'unavailable', 'rate limiter closed');
+    while (this.head !== null) this.fail(this.head, 'unavailable');
     this.lanes.clear();
   }
 
-  private dispatch(lane: Lane, entries: Entry[]): void {
+  private dispatch(lane: Lane, entries: PendingDecision[]): void {
     const batch = new Batch(lane, entries);
     lane.inFlight++;
     let numKeys = 0;
-    let numArgs = 0;
     for (const e of entries) {
       e.batch = batch;
       numKeys += e.keys.length;
-      numArgs += 1 + e.args.length;
     }
-    // KEYS: every request's keys in order. ARGV: per request, its key count, then its key args.
-    const flat = new Array<string>(numKeys + numArgs);
+    // KEYS: every request's keys in order. ARGV: per request, its spec (its key count is the spec's item count).
+    const flat = new Array<string>(numKeys + entries.length);
     let k = 0;
     let a = numKeys;
     for (const e of entries) {
-      for (let i = 0; i < e.keys.length; i++) flat[k++] = e.keys[i]!;
-      flat[a++] = String(e.keys.length);
-      for (let i = 0; i < e.args.length; i++) flat[a++] = e.args[i]!;
+      const keys = e.keys;
+      for (let i = 0; i < keys.length; i++) flat[k++] = keys[i]!;
+      flat[a++] = e.spec;
     }
     const started = performance.now();
-    let sent: Promise<number[]>;
+    let sent: Promise<unknown>;
     try {
       sent = this.send(numKeys, flat);
     } catch (err) {
@@ -193,27 +211,29 @@ export class RedisBatcher {
     );
   }
 
-  private replied(batch: Batch, reply: number[], ms: number): void {
+  private replied(batch: Batch, reply: unknown, ms: number): void {
     if (batch.done) return; // abandoned: its decisions timed out, the reply comes too late
+    const numbers = this.numbers;
+    const parsed = parseReply(reply, numbers);
     let offset = 0;
     let answered = 0;
     let short = 0;
     for (const e of batch.entries) {
-      const size = 2 + 2 * e.keys.length;
+      const size = 1 + 2 * e.keys.length;
       if (!e.settled) {
-        if (reply.length < offset + size) {
-          this.fail(e, 'script', `script reply too short: ${reply.length} values`);
+        if (!parsed || numbers.length < offset + size) {
+          this.fail(e, 'script');
           short++;
         } else {
           this.settle(e);
           answered++;
-          e.resolve(reply.slice(offset, offset + size));
+          e.decided(numbers, offset);
         }
       }
       offset += size;
     }
     if (answered > 0) this.events.answered(batch.lane.name, ms, answered);
-    if (short > 0) this.events.failed(batch.lane.name, 'script', `script reply too short: ${reply.length} values`, short);
+    if (short > 0) this.events.failed(batch.lane.name, 'script', parsed ? `script reply too short: ${numbers.length} values` : 'script reply not a list of numbers', short);
     this.finish(batch);
   }
 
@@ -221,13 +241,11 @@ export class RedisBatcher {
     if (batch.done) return;
     const message = err instanceof Error ? err.message : String(err);
     const reason: BackendErrorReason = /timed out/i.test(message) ? 'timeout' : /ERR|script|NOSCRIPT|WRONGTYPE|CROSSSLOT/.test(message) ? 'script' : 'unavailable';
-    let failed = 0;
-    for (const e of batch.entries) {
-      if (e.settled) continue;
-      this.fail(e, reason, message);
-      failed++;
-    }
-    if (failed > 0) this.events.failed(batch.lane.name, reason, message, failed);
+    const failing: PendingDecision[] = [];
+    for (const e of batch.entries) if (!e.settled) failing.push(e);
+    // The store hears of the failure first (its breaker, its metrics), then each decision its mode.
+    if (failing.length > 0) this.events.failed(batch.lane.name, reason, message, failing.length);
+    for (const e of failing) this.fail(e, reason);
     this.finish(batch);
   }
 
@@ -242,7 +260,10 @@ export class RedisBatcher {
       if (!lane.scheduled) this.lanes.delete(lane.name); // idle lanes are not kept (names follow configurations)
       return;
     }
-    this.flush(lane); // they waited a round trip already
+    // Not at once: a reply is read amid the turn's other I/O, and the requests read after it in
+    // the same turn join this call (one call per lane and turn, not a small one and then the rest
+    // a round trip later). Those queued wait at most the rest of the turn.
+    if (!lane.scheduled) this.schedule(lane);
   }
 
   /** An idle lane sends at the end of this event-loop turn: with what else arrived in the turn. */
@@ -258,7 +279,7 @@ export class RedisBatcher {
   private flush(lane: Lane): void {
     const queue = lane.queue;
     lane.queue = [];
-    let chunk: Entry[] = [];
+    let chunk: PendingDecision[] = [];
     for (const e of queue) {
       if (e.settled) continue; // timed out while queued
       chunk.push(e);
@@ -271,13 +292,13 @@ export class RedisBatcher {
     else if (lane.inFlight === 0) this.lanes.delete(lane.name);
   }
 
-  private fail(entry: Entry, reason: BackendErrorReason, message: string): void {
+  private fail(entry: PendingDecision, reason: BackendErrorReason): void {
     this.settle(entry);
-    entry.reject(new BatchFailure(reason, message));
+    entry.failed(reason);
   }
 
   /** Out of the deadline list at once: a settled decision is garbage while still young. */
-  private settle(entry: Entry): void {
+  private settle(entry: PendingDecision): void {
     entry.settled = true;
     const { prev, next } = entry;
     if (prev === null) {
@@ -300,19 +321,24 @@ export class RedisBatcher {
     const now = performance.now() + DEADLINE_SLACK_MS;
     // Lanes are released after the sweep, so a queue is not sent with decisions about to expire.
     let given: Batch[] | null = null;
-    let expired: Map<string, number> | null = null;
-    const message = `no answer within ${this.timeoutMs} ms`;
+    let expired: PendingDecision[] | null = null;
     while (this.head !== null && this.head.deadline <= now) {
       const e = this.head;
-      this.fail(e, 'timeout', message); // unlinks it: the next is the head
-      expired ??= new Map();
-      expired.set(e.lane, (expired.get(e.lane) ?? 0) + 1);
+      this.settle(e); // unlinks it: the next is the head
+      (expired ??= []).push(e);
       const batch = e.batch;
       // A round trip none of whose decisions still waits gives its lane up.
       if (batch !== null && !batch.done && --batch.pending === 0) (given ??= []).push(batch);
     }
     if (this.head !== null) this.arm(this.head.deadline);
-    if (expired !== null) for (const [lane, n] of expired) this.events.failed(lane, 'timeout', message, n);
+    if (expired !== null) {
+      // The store hears of the failures first (per lane: one failure of Redis), then each decision its mode.
+      const message = `no answer within ${this.timeoutMs} ms`;
+      const perLane = new Map<string, number>();
+      for (const e of expired) perLane.set(e.lane, (perLane.get(e.lane) ?? 0) + 1);
+      for (const [lane, n] of perLane) this.events.failed(lane, 'timeout', message, n);
+      for (const e of expired) e.failed('timeout');
+    }
     if (given !== null) for (const batch of given) this.finish(batch);
   }
 }

@@ -20,9 +20,9 @@ import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { backoffDelay, type Backoff } from '../../ir/backoff.ts';
 import type { BackendErrorReason, RateLimitMetrics } from './metrics.ts';
-import { BatchFailure, RedisBatcher } from './redis-batcher.ts';
+import { RedisBatcher, type PendingDecision } from './redis-batcher.ts';
 
-export { BatchFailure } from './redis-batcher.ts';
+export { PendingDecision } from './redis-batcher.ts';
 
 export interface RedisSettings {
   /** `redis://[user:password@]host:port[/db]`, or `rediss://…` for TLS; with `cluster`, seed nodes separated by commas. */
@@ -41,29 +41,37 @@ export interface RedisSettings {
 
 /**
  * Decides a batch of requests in turn, each all-or-nothing, with one Redis clock reading.
- * KEYS: every request's buckets, request after request. ARGV: per request, its number of keys n,
- * then per key capacity, refill per microsecond, enforced (1) or shadow (0).
- * Returns, per request: {enforced group admits, shadow group would, then per key: whole tokens
- * left, ms until one whole token}. Enforced keys give a token only when the enforced group
- * admits; shadow keys when, in addition, the shadow group would. A later request of the batch
- * sees what an earlier one took. A key that was written expires once it would be full again
- * (+1 s), so idle clients leave nothing behind.
+ * KEYS: every request's buckets, request after request. ARGV: one item per request, its spec:
+ * per key `capacity:refill-per-µs:enforced` (1 enforced, 0 shadow), separated by spaces (a spec is
+ * the same string for every request of a rule set: parsed once per call).
+ * Returns one string of numbers separated by commas, per request: its verdict (1: the enforced
+ * group admits, + 2: the shadow group would), then per key: whole tokens left, ms until one whole
+ * token. (One bulk string, not nested arrays: the client decodes one value per call, not several
+ * per request.) Enforced keys give a token only when the enforced group admits; shadow keys
+ * when, in addition, the shadow group would. A later request of the batch sees what an earlier
+ * one took. A key that was written expires once it would be full again (+1 s), so idle clients
+ * leave nothing behind.
  */
 export const BATCH_SCRIPT = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local specs = {}
 local out = {}
 local k = 0
-local a = 1
-local nargs = #ARGV
-while a <= nargs do
-  local n = tonumber(ARGV[a])
+for r = 1, #ARGV do
+  local spec = specs[ARGV[r]]
+  if spec == nil then
+    spec = {}
+    for cap, rate, enforced in string.gmatch(ARGV[r], '([^: ]+):([^: ]+):([01])') do
+      spec[#spec + 1] = {tonumber(cap), tonumber(rate), enforced == '1'}
+    end
+    specs[ARGV[r]] = spec
+  end
+  local n = #spec
   local tokens = {}
   local okEnforced, okShadow = true, true
   for i = 1, n do
-    local p = a + 3 * i - 2
-    local cap = tonumber(ARGV[p])
-    local rate = tonumber(ARGV[p + 1])
+    local cap, rate = spec[i][1], spec[i][2]
     local s = redis.call('HMGET', KEYS[k + i], 'tk', 'ts')
     local tk = tonumber(s[1])
     local ts = tonumber(s[2])
@@ -74,17 +82,14 @@ while a <= nargs do
     end
     tokens[i] = tk
     if tk < 1 - 1e-9 then
-      if ARGV[p + 2] == '1' then okEnforced = false else okShadow = false end
+      if spec[i][3] then okEnforced = false else okShadow = false end
     end
   end
-  out[#out + 1] = okEnforced and 1 or 0
-  out[#out + 1] = okShadow and 1 or 0
+  out[#out + 1] = (okEnforced and 1 or 0) + (okShadow and 2 or 0)
   for i = 1, n do
-    local p = a + 3 * i - 2
-    local cap = tonumber(ARGV[p])
-    local rate = tonumber(ARGV[p + 1])
+    local cap, rate = spec[i][1], spec[i][2]
     local tk = tokens[i]
-    if okEnforced and (ARGV[p + 2] == '1' or okShadow) then
+    if okEnforced and (spec[i][3] or okShadow) then
       tk = math.max(0, tk - 1)
       redis.call('HSET', KEYS[k + i], 'tk', string.format('%.17g', tk), 'ts', string.format('%d', now))
       redis.call('PEXPIRE', KEYS[k + i], string.format('%d', math.ceil((cap - tk) / rate / 1000) + 1000))
@@ -92,13 +97,12 @@ while a <= nargs do
     local whole = math.floor(tk + 1e-9)
     local wait = 0
     if whole < 1 then wait = math.max(1, math.ceil((1 - tk) / rate / 1000 - 1e-9)) end
-    out[#out + 1] = whole
-    out[#out + 1] = wait
+    out[#out + 1] = string.format('%d', whole)
+    out[#out + 1] = string.format('%d', wait)
   end
   k = k + n
-  a = a + 1 + 3 * n
 end
-return out
+return table.concat(out, ',')
 `;
 
 /** A circuit breaker: one for a single Redis; on a Cluster one per hash tag, so a failed master does not stop the others' slots. */
@@ -121,7 +125,7 @@ const SLOTS_REFRESH_MS = 1000;
 const SLOTS_REFRESH_ON_FAILURE_MS = 100;
 
 interface BatchClient {
-  sluiceBatch(numberOfKeys: number, keysThenArgs: string[]): Promise<number[]>;
+  sluiceBatch(numberOfKeys: number, keysThenArgs: string[]): Promise<unknown>;
 }
 type Client = (Redis | Cluster) & BatchClient;
 
@@ -251,18 +255,19 @@ export class RedisStore {
   }
 
   /**
-   * Runs the script for one request's buckets (all with the hash tag `tag`); rejects with a
-   * BatchFailure (reason: timeout, unavailable, script). Call only after `available()` said yes.
+   * Queues one request's decision (its keys, all with the hash tag `tag`, and spec set); it is
+   * told its answer, or its failure (reason: timeout, unavailable, script). Call only after
+   * `available()` said yes.
    */
-  take(tag: string, keys: readonly string[], args: readonly string[]): Promise<number[]> {
+  take(tag: string, decision: PendingDecision): void {
     // One Redis: every request may share a script call. Cluster: only those of one slot may.
     const lane = this.cluster ? tag : '';
     if (this.client.status !== 'ready') {
-      const message = `Redis is ${this.client.status}`;
-      this.failed(lane, 'unavailable', message);
-      return Promise.reject(new BatchFailure('unavailable', message));
+      this.failed(lane, 'unavailable', `Redis is ${this.client.status}`);
+      decision.failed('unavailable');
+      return;
     }
-    return this.batcher.take(lane, keys, args);
+    this.batcher.take(lane, decision);
   }
 
   async close(): Promise<void> {
@@ -278,7 +283,6 @@ export class RedisStore {
       this.breakers.delete(lane);
       if (b.state !== 'closed') this.logger.info({ ...(this.cluster ? { tag: lane } : {}) }, 'rate limiting: Redis answers again; global rules use it');
     }
-    this.metrics.backendHealthy();
   }
 
   /** One failure of Redis (a round trip, or a connection not ready) that failed `decisions` decisions. */

@@ -2,7 +2,7 @@
 // real `sluice run`, as ratios. A benchmark, not a test: it exits 0 whether or not the targets
 // are met, non-zero only when something could not be run.
 //
-//   node test/bench/ratelimit.ts [--duration 10] [--connections 64] [--rounds 2] [--unloaded 5]
+//   node test/bench/ratelimit.ts [--duration 10] [--connections 64] [--rounds 2] [--unloaded 5] [--cpu-prof] [--ref DIR]
 //
 //   CPU 0: Sluice (taskset -c 0)          CPU 1: wrk, the backend, redis-server, this harness
 //
@@ -18,9 +18,12 @@
 // Targets (issue 5): local costs < 5 % of throughput; global adds < 0.5 ms p50 on loopback.
 // Issue 14: global ≥ 0.85 × the no-limit throughput (and per CPU), p50 added < 0.5 ms unloaded.
 // Also prints the in-process cost of one decision (no HTTP), for orientation.
+// --ref DIR: a fifth configuration, `global-ref`, is `global` served by the checkout in DIR (a
+// before/after in the same rounds). --cpu-prof: afterwards one extra load each on `none` and `global` under node --cpu-prof (not
+// counted in the table), summarised over the measured load only.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,12 +33,14 @@ import { Registry } from 'prom-client';
 import { compilePolicy } from '../../controller/translate/ratelimit.ts';
 import { RateLimitService } from '../../dataplane/ratelimit/limiter.ts';
 import { GATEWAY_YAML, serviceYaml } from '../e2e/backends.ts';
+import { formatSummary, monotonicUs, summariseFile } from './profile-summary.ts';
 import { freePort } from '../support/ports.ts';
 import { runWrk, type WrkResult } from './wrk.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const HOST = 'rl.bench.local';
-const CONFIGS = ['none', 'local', 'global', 'global-1'] as const;
+/** `global-ref`: `global` served by another checkout (--ref DIR), in the same rounds: a before/after. */
+const CONFIGS = ['none', 'local', 'global', 'global-1', 'global-ref'] as const;
 type Config = (typeof CONFIGS)[number];
 const LOCAL_COST_TARGET = 0.05;
 const GLOBAL_P50_TARGET_MS = 0.5;
@@ -49,12 +54,15 @@ const { values } = parseArgs({
     unloaded: { type: 'string', default: '5' },
     warmup: { type: 'string', default: '2' },
     json: { type: 'string' },
+    'cpu-prof': { type: 'boolean', default: false },
+    configs: { type: 'string', default: 'none,local,global,global-1' },
+    ref: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
   strict: true,
 });
 if (values.help) {
-  process.stdout.write('Usage: node test/bench/ratelimit.ts [--duration S] [--connections N] [--rounds N] [--unloaded S] [--warmup S] [--json FILE]\nNeeds wrk, redis-server and taskset (2+ CPUs for the pinned layout).\n');
+  process.stdout.write('Usage: node test/bench/ratelimit.ts [--duration S] [--connections N] [--rounds N] [--unloaded S] [--warmup S] [--json FILE] [--cpu-prof] [--configs none,local,global,global-1] [--ref DIR]\nNeeds wrk, redis-server and taskset (2+ CPUs for the pinned layout).\n');
   process.exit(0);
 }
 const duration = Number(values.duration);
@@ -62,6 +70,8 @@ const connections = Number(values.connections);
 const rounds = Number(values.rounds);
 const unloaded = Number(values.unloaded);
 const warmup = Number(values.warmup);
+/** Configurations loaded in the rounds (while iterating: fewer); the others print as NaN. */
+const roundConfigs = CONFIGS.filter((c) => values.configs.split(',').includes(c) || (c === 'global-ref' && values.ref !== undefined));
 
 const children: ChildProcess[] = [];
 const cleanup = () => {
@@ -258,7 +268,7 @@ async function main(): Promise<void> {
     // the Redis client) skewed whichever was loaded by up to 20 %.
     const headers = { host: HOST, 'x-client-id': 'bench' };
     const notWiredSet = new Set<Config>();
-    const launch = async (config: Config): Promise<{ port: number; admin: number; pid: number; stop: () => Promise<void> }> => {
+    const launch = async (config: Config, profileDir: string | null = null): Promise<{ port: number; admin: number; pid: number; stop: () => Promise<void> }> => {
       const folder = join(dir, config);
       rmSync(folder, { recursive: true, force: true });
       spawnSync('mkdir', ['-p', folder]);
@@ -269,7 +279,8 @@ async function main(): Promise<void> {
         ...pin(0),
         process.execPath,
         '--disable-warning=ExperimentalWarning',
-        join(ROOT, 'bin', 'sluice.js'),
+        ...(profileDir !== null ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []),
+        join(config === 'global-ref' ? values.ref! : ROOT, 'bin', 'sluice.js'),
         'run',
         '--bpf',
         'off',
@@ -281,7 +292,7 @@ async function main(): Promise<void> {
         `127.0.0.1:${admin}`,
         '--log-level',
         'warn',
-        ...(config === 'global' ? ['--redis-url', redisUrl] : []),
+        ...(config === 'global' || config === 'global-ref' ? ['--redis-url', redisUrl] : []),
         ...(config === 'global-1' ? ['--redis-url', redisUrl, '--redis-batch-limit', '1'] : []),
       ]);
       await waitFor(async () => (await get(port, headers)).status === 200, `sluice ${config}`);
@@ -305,13 +316,15 @@ async function main(): Promise<void> {
       };
     };
 
-    type Samples = { rps: number[]; p50: number[]; p99: number[]; unloadedP50: number[]; cpuUsPerRequest: number[]; errors: number; failedOpen: number; decisions: number };
-    const samples = (): Samples => ({ rps: [], p50: [], p99: [], unloadedP50: [], cpuUsPerRequest: [], errors: 0, failedOpen: 0, decisions: 0 });
+    type Samples = { rps: number[]; p50: number[]; p99: number[]; unloadedP50: number[]; cpuUsPerRequest: number[]; errors: number; failedOpen: number; decisions: number; roundTrips: number };
+    const samples = (): Samples => ({ rps: [], p50: [], p99: [], unloadedP50: [], cpuUsPerRequest: [], errors: 0, failedOpen: 0, decisions: 0, roundTrips: 0 });
     // Decisions Redis did not answer in time (FailOpen admitted them): a figure is only worth its
     // share of decisions made by Redis.
-    const decisionCounts = async (admin: number): Promise<{ failedOpen: number; decisions: number }> => {
+    const decisionCounts = async (admin: number): Promise<{ failedOpen: number; decisions: number; roundTrips: number }> => {
       const text = await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text();
       let failedOpen = 0;
+      // Redis round trips that answered: decisions per round trip is what coalescing achieved.
+      const roundTrips = Number(/^sluice_ratelimit_backend_duration_seconds_count (\d+)/m.exec(text)?.[1] ?? 0);
       let decisions = 0;
       for (const line of text.split('\n')) {
         const m = /^sluice_ratelimit_decisions_total\{[^}]*result="([a-z_]+)"[^}]*\} (\d+)/.exec(line);
@@ -319,14 +332,14 @@ async function main(): Promise<void> {
         decisions += Number(m[2]);
         if (m[1] === 'fail_open') failedOpen += Number(m[2]);
       }
-      return { failedOpen, decisions };
+      return { failedOpen, decisions, roundTrips };
     };
     const results = Object.fromEntries(CONFIGS.map((c) => [c, samples()])) as Record<Config, Samples>;
     const wrk = (port: number, c: number, seconds: number): Promise<WrkResult> =>
       // `Host` capitalised: wrk adds its own unless it sees exactly that name.
       runWrk({ url: `http://127.0.0.1:${port}/`, threads: 1, connections: c, durationSec: seconds, headers: { Host: HOST, 'x-client-id': 'bench' }, pin: pin(1), wrk: 'wrk' });
     for (let round = 0; round < rounds; round++) {
-      const order = CONFIGS.map((_, i) => CONFIGS[(i + round) % CONFIGS.length]!);
+      const order = roundConfigs.map((_, i) => roundConfigs[(i + round) % roundConfigs.length]!);
       for (const config of order) {
         const sluice = await launch(config);
         if (warmup > 0) await wrk(sluice.port, connections, warmup);
@@ -341,6 +354,7 @@ async function main(): Promise<void> {
         if (unloaded > 0) results[config].unloadedP50.push((await wrk(sluice.port, 1, unloaded)).p50Ms);
         const counted = await decisionCounts(sluice.admin);
         results[config].failedOpen += counted.failedOpen;
+        results[config].roundTrips += counted.roundTrips;
         results[config].decisions += counted.decisions;
         await sluice.stop();
         process.stdout.write(`round ${round + 1} ${config}: ${loaded.requestsPerSec.toFixed(0)} req/s, p50 ${loaded.p50Ms.toFixed(3)} ms, ${results[config].cpuUsPerRequest.at(-1)!.toFixed(1)} µs CPU/request\n`);
@@ -362,6 +376,22 @@ async function main(): Promise<void> {
         { rps: median(results[c].rps), p50: median(results[c].p50), p99: median(results[c].p99), unloadedP50: median(results[c].unloadedP50), cpuUs: median(results[c].cpuUsPerRequest), errors: results[c].errors, failedOpen: results[c].decisions === 0 ? 0 : results[c].failedOpen / results[c].decisions },
       ]),
     ) as Record<Config, { rps: number; p50: number; p99: number; unloadedP50: number; cpuUs: number; errors: number; failedOpen: number }>;
+    const profiles: string[] = [];
+    if (values['cpu-prof']) {
+      for (const config of ['none', 'global'] as const) {
+        const profileDir = join(dir, 'profiles', config);
+        mkdirSync(profileDir, { recursive: true });
+        const sluice = await launch(config, profileDir);
+        if (warmup > 0) await wrk(sluice.port, connections, warmup);
+        const startUs = monotonicUs();
+        const loaded = await wrk(sluice.port, connections, duration);
+        const window = { startUs, endUs: monotonicUs() };
+        await sluice.stop(); // SIGTERM: sluice exits cleanly, node writes the profile
+        const file = readdirSync(profileDir).filter((f) => f.endsWith('.cpuprofile')).sort().at(-1);
+        if (file === undefined) throw new Error(`no .cpuprofile written for ${config}`);
+        profiles.push(`CPU profile of ${config} under load (${loaded.requestsPerSec.toFixed(0)} req/s, not counted above):\n${formatSummary(summariseFile(join(profileDir, file), 30, window))}`);
+      }
+    }
     const cost = await decisionCost(redisUrl);
 
     const localCost = 1 - m.local.rps / m.none.rps;
@@ -372,19 +402,28 @@ async function main(): Promise<void> {
     const globalAddedP50 = m.global.unloadedP50 - m.none.unloadedP50;
     const global1AddedP50 = m['global-1'].unloadedP50 - m.none.unloadedP50;
     const localAddedP50 = m.local.unloadedP50 - m.none.unloadedP50;
+    // Rounds are interleaved: a ratio within one round sees the same machine load on both sides.
+    const ratios = (c: Config): number[] => results[c].cpuUsPerRequest.map((us, i) => results.none.cpuUsPerRequest[i]! / us);
+    const perRound = (c: Config): string => ratios(c).map((r) => r.toFixed(3)).join(', ');
+    const pairedRatio = (c: Config): string => median(ratios(c)).toFixed(3);
     // The verdict is per CPU: requests/s swing ±30 % between rounds on a shared box.
     const globalRatio = m.none.cpuUs / m.global.cpuUs;
     const fmt = (g: GlobalCost) => `${g.sequentialUs.toFixed(1)} µs sequential, ${g.concurrentUs.toFixed(1)} µs wall and ${g.concurrentCpuUs.toFixed(1)} µs CPU each with 200 in flight (${(g.fromRedis * 100).toFixed(1)} % answered by Redis)`;
     const lines = [
       '',
       `Rate-limit cost, ${rounds} round(s) × ${duration} s, ${connections} connections, medians${pinned ? ' (Sluice on CPU 0, load on CPU 1)' : ' (not pinned)'}`,
-      'config   req/s     ratio   CPU µs/req   ratio   p50 ms   p99 ms   unloaded p50 ms   errors   failed open',
-      ...CONFIGS.map((c) =>
-        `${c.padEnd(8)} ${m[c].rps.toFixed(0).padStart(7)}   ${(m[c].rps / m.none.rps).toFixed(3)}   ${m[c].cpuUs.toFixed(1).padStart(10)}   ${(m.none.cpuUs / m[c].cpuUs).toFixed(3)}   ${m[c].p50.toFixed(3).padStart(6)}   ${m[c].p99.toFixed(3).padStart(6)}   ${m[c].unloadedP50.toFixed(3).padStart(15)}   ${String(m[c].errors).padStart(6)}   ${(m[c].failedOpen * 100).toFixed(2)} %`,
+      'config     req/s     ratio   CPU µs/req   ratio   p50 ms   p99 ms   unloaded p50 ms   errors   failed open',
+      ...roundConfigs.map((c) =>
+        `${c.padEnd(10)} ${m[c].rps.toFixed(0).padStart(7)}   ${(m[c].rps / m.none.rps).toFixed(3)}   ${m[c].cpuUs.toFixed(1).padStart(10)}   ${(m.none.cpuUs / m[c].cpuUs).toFixed(3)}   ${m[c].p50.toFixed(3).padStart(6)}   ${m[c].p99.toFixed(3).padStart(6)}   ${m[c].unloadedP50.toFixed(3).padStart(15)}   ${String(m[c].errors).padStart(6)}   ${(m[c].failedOpen * 100).toFixed(2)} %`,
       ),
       '',
       `local:  throughput cost ${(localCost * 100).toFixed(1)} %, per CPU ${(localCpuCost * 100).toFixed(1)} % (target < ${LOCAL_COST_TARGET * 100} %) ${Math.min(localCost, localCpuCost) < LOCAL_COST_TARGET ? 'MET' : 'NOT MET'}; unloaded p50 +${localAddedP50.toFixed(3)} ms`,
       `global: unloaded p50 +${globalAddedP50.toFixed(3)} ms (target < ${GLOBAL_P50_TARGET_MS} ms) ${globalAddedP50 < GLOBAL_P50_TARGET_MS ? 'MET' : 'NOT MET'}; ${(m.global.rps / m.none.rps).toFixed(3)} × the no-limit throughput, ${(m.none.cpuUs / m.global.cpuUs).toFixed(3)} × per CPU (target ≥ ${GLOBAL_RATIO_TARGET} per CPU) ${globalRatio >= GLOBAL_RATIO_TARGET ? 'MET' : 'NOT MET'}`,
+      `decisions per Redis round trip (all rounds, unloaded runs included): ${roundConfigs.filter((c) => c.startsWith('global')).map((c) => `${c} ${(results[c].decisions / Math.max(1, results[c].roundTrips)).toFixed(1)}`).join(', ')}`,
+      `global, paired by round (none's CPU per request / global's, same round): ${pairedRatio('global')} (each round: ${perRound('global')})`,
+      ...(values.ref !== undefined
+        ? [`global-ref (${values.ref}): ${(m.none.cpuUs / m['global-ref'].cpuUs).toFixed(3)} × per CPU, paired ${pairedRatio('global-ref')} (each round: ${perRound('global-ref')}); unloaded p50 +${(m['global-ref'].unloadedP50 - m.none.unloadedP50).toFixed(3)} ms; this checkout's global uses ${(m.global.cpuUs - m['global-ref'].cpuUs).toFixed(2)} µs CPU per request more (negative: less)`]
+        : []),
       `global-1 (one script call per request): unloaded p50 +${global1AddedP50.toFixed(3)} ms; ${(m['global-1'].rps / m.none.rps).toFixed(3)} × throughput, ${(m.none.cpuUs / m['global-1'].cpuUs).toFixed(3)} × per CPU; coalescing saves ${(m['global-1'].cpuUs - m.global.cpuUs).toFixed(1)} µs CPU per request`,
       `in process: local decision ${cost.localNs.toFixed(0)} ns (${((cost.localNs / 1e9) * m.none.rps * 100).toFixed(2)} % of a core at the 'none' rate)`,
       `in process: global decision, coalesced: ${fmt(cost.global)}`,
@@ -393,6 +432,7 @@ async function main(): Promise<void> {
       ...(notWired.length > 0 ? [`(HTTP figures invalid for ${notWired.join(', ')}: not wired)`] : []),
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
+    for (const p of profiles) process.stdout.write(`\n${p}\n`);
     if (values.json) writeFileSync(values.json, JSON.stringify({ medians: m, localCost, localCpuCost, globalCost, globalCpuCost, globalAddedP50Ms: globalAddedP50, global1AddedP50Ms: global1AddedP50, decision: cost, notWired, pinned }, null, 2));
   } finally {
     stopping = true;

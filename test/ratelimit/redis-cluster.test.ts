@@ -115,10 +115,23 @@ describe('Redis Cluster', () => {
       let killedAt = Number.POSITIVE_INFINITY;
       let recoveredAt = Number.POSITIVE_INFINITY;
       let probes = 0;
+      const victimGauge: number[] = [];
+      const othersAtZero = new Set<string>();
       const recovery = (async () => {
         await sleep(300);
         killedAt = performance.now() - started;
         await cluster.server(victim.master).kill();
+        // Within the outage (no replica takes over before the node timeout): the fallback gauge is
+        // per policy — the victim's on, the other masters' policies on Redis (a sample at 0 each).
+        await sleep(300);
+        for (let i = 0; i < 5; i++) {
+          for (const { policy: p } of policies) {
+            const on = await metricValue(registry, 'sluice_ratelimit_fallback_active', { policy: p.source, mode });
+            if (p === victim.policy) victimGauge.push(on);
+            else if (on === 0) othersAtZero.add(p.source);
+          }
+          await sleep(20);
+        }
         await cluster.waitHealthy();
         // The client re-reads the slot map (on failure, and every second): Redis decides again.
         const limiter = limiters.find((l) => l.victim)!.limiter;
@@ -170,6 +183,19 @@ describe('Redis Cluster', () => {
       // loaded box: 50 ms is short.
       const others = all.filter((a) => !a.victim);
       expect(others.filter((a) => header(a.decision, 'ratelimit') === undefined).length).toBeLessThanOrEqual(others.length * 0.02);
+      expect(victimGauge).toEqual([1, 1, 1, 1, 1]);
+      expect([...othersAtZero].sort()).toEqual(policies.filter((p) => p !== victim).map((p) => p.policy.source).sort());
+      // Once Redis answers the victim's policy again its gauge is back to 0 (decisions after every
+      // earlier one settled: some timed out after the probe's answer; under Local a decision has
+      // RateLimit headers either way, so the gauge is polled).
+      const victimLimiter = limiters.find((l) => l.victim)!.limiter;
+      let gauge = 1;
+      for (let i = 0; i < 50 && gauge !== 0; i++) {
+        await victimLimiter.check(client('probe'), '127.0.0.1');
+        gauge = await metricValue(registry, 'sluice_ratelimit_fallback_active', { policy: victim.policy.source });
+        if (gauge !== 0) await sleep(100);
+      }
+      expect(gauge).toBe(0);
 
       // Exact again after the failover, on every master (the promoted replica included): the
       // same buckets, counted through a second client with the counting timeout.
