@@ -2,7 +2,7 @@
 // response (HTTP/1.x) or node:http2's compatibility API (HTTP/2). Both are streams with the
 // members the proxy uses; only header handling differs, and it is done here.
 
-import { ServerResponse, type IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Http2ServerResponse, type Http2ServerRequest } from 'node:http2';
 import { removeHeader } from './filters/header-modifier.ts';
 
@@ -27,23 +27,4 @@ export function writeResponseHead(res: DownstreamResponse, status: number, heade
   } else {
     res.writeHead(status, headers);
   }
-}
-
-/** What a response's 'close' tells: the exchange under way on it (upstream/forward.ts). */
-export interface CloseListener {
-  downstreamClosed(): void;
-}
-
-/**
- * node:http's response as the HTTP/1.x listeners make it (the server's ServerResponse option),
- * with a slot for the exchange under way: one shared 'close' listener finds it there, where a
- * closure per request would be made otherwise (issue #14).
- */
-export class ExchangeResponse<Request extends IncomingMessage = IncomingMessage> extends ServerResponse<Request> {
-  exchange: CloseListener | null = null;
-}
-
-/** The 'close' listener of every ExchangeResponse (`this` is the response). */
-export function exchangeResponseClosed(this: ExchangeResponse): void {
-  this.exchange?.downstreamClosed();
 }

@@ -27,7 +27,7 @@ import tls, { type SecureContext, type TLSSocket } from 'node:tls';
 import fastify, { type FastifyInstance, type FastifyListenOptions } from 'fastify';
 import type { Logger } from 'pino';
 import type { ListenerTable } from './config/route-table.ts';
-import { ExchangeResponse, type DownstreamRequest, type DownstreamResponse } from './downstream.ts';
+import type { DownstreamRequest, DownstreamResponse } from './downstream.ts';
 import { REFUSED_RESPONSE, type ConnectionBudget, type FrontDoorLimits } from './front-door.ts';
 import { answerParserError, CONNECT_REFUSED, parserRejection, RejectionReporter, requestProblem, sendRejection } from './http1-strict.ts';
 import { serveHttp2 } from './http2-front.ts';
@@ -240,8 +240,6 @@ export class ListenerServer {
         shouldUpgradeCallback: shouldTakeUpgrade,
         // Checked by requestProblem(), so that the 400 is counted and logged like the others.
         requireHostHeader: false,
-        // Responses with a slot for their exchange: one shared 'close' listener (downstream.ts).
-        ServerResponse: ExchangeResponse,
       },
       onRequest,
     );
