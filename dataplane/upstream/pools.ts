@@ -2,7 +2,7 @@
 // that reaches the endpoint and kept across reloads, so a reload never drops warm keep-alive
 // connections. A dispatcher is closed only when a committed table no longer references it.
 //
-// HTTP/1.1 endpoints get a ClientPool (client-pool.ts: undici's Pool with O(1) idle lookup); endpoints of an `h2c` backend get one H2CClient (HTTP/2 with
+// HTTP/1.1 endpoints get a Pool; endpoints of an `h2c` backend get one H2CClient (HTTP/2 with
 // prior knowledge, streams multiplexed on one connection), keyed apart as `h2c:address:port`.
 // Endpoints of a TLS backend (BackendTLSPolicy) get a Pool over TLS (HTTP/2 by ALPN for `h2c`
 // backends), keyed by the TLS settings' hash and the client certificate's, so a changed CA or
@@ -10,7 +10,6 @@
 
 import { H2CClient, Pool, type Dispatcher } from 'undici';
 import type { AppProtocol, BackendClientCertificate, BackendTls, Endpoint } from '../../ir/types.ts';
-import { ClientPool } from './client-pool.ts';
 import { backendConnector } from './tls.ts';
 
 export interface UpstreamEndpoint {
@@ -58,7 +57,7 @@ export class UpstreamPools {
       if (tls) {
         const connect = backendConnector(tls.settings, tls.client, h2c, this.connectTimeoutMs);
         pool = new Pool(`https://${address}`, { ...options, connect, allowH2: h2c });
-      } else pool = h2c ? new H2CClient(`http://${address}`, options) : new ClientPool(`http://${address}`, options);
+      } else pool = h2c ? new H2CClient(`http://${address}`, options) : new Pool(`http://${address}`, options);
       upstream = {
         key,
         address: endpoint.address,
