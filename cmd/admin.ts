@@ -136,11 +136,14 @@ export async function startAdminServer(address: string, state: AdminState, regis
   app.get('/readyz', async (_req, reply) => {
     if (!state.ready()) return reply.code(503).send('not ready: no configuration applied yet\n');
     const version = state.ir()?.version;
+    const unread = (state.problems?.() ?? []).filter((p) => p.code === 'SLU_SOURCE_READ').map(problemLine);
     const reasons = [
-      ...(state.problems?.() ?? []).filter((p) => p.code === 'SLU_SOURCE_READ').map(problemLine),
+      ...unread,
       ...(state.workers?.() ?? []).filter((w) => w.version !== version).map((w) => (w.version === null ? `worker ${w.worker}: starting, serves nothing yet` : `worker ${w.worker}: serves version ${w.version}, not ${version} (a change being applied)`)),
     ];
-    return reasons.length === 0 ? 'ready\n' : `ready, serving version ${version} while:\n${reasons.join('\n')}\n`;
+    // A source that cannot be read leaves the last good configuration in place: say that first.
+    const serving = unread.length > 0 ? 'the last good configuration' : `version ${version}`;
+    return reasons.length === 0 ? 'ready\n' : `ready, serving ${serving} while:\n${reasons.join('\n')}\n`;
   });
   app.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
   app.get('/api/status', async () => ({ apiVersion: 'v1', kind: 'List', items: state.objects().map(redactSecret), problems: state.problems?.() ?? [] }));

@@ -8,6 +8,8 @@ import { FakeClock, header, metricValue, parseSfList, policy, req, service, tuto
 import { freePort, RedisServer, sleep } from './support/redis-server.ts';
 
 const TIMEOUT_MS = 50;
+/** Tests that count admissions exactly: a decision slower than 50 ms on a loaded CI box would fail open and count one too many (seen in CI). */
+const COUNTING_TIMEOUT_MS = 1000;
 const client = (id = 'a') => req({ 'x-client-id': id });
 const count = (list: RateLimitDecision[], status: number) => list.filter((d) => d.status === status).length;
 
@@ -63,7 +65,7 @@ const tutorialGlobal = (failureMode = 'FailOpen', extra: Record<string, unknown>
 
 describe('global token bucket in Redis', () => {
   it('1: 20 concurrent requests, one client — exactly 10 × 200 and 10 × 429 with the headers', async () => {
-    const { service: svc, limiter } = globalLimiter(tutorialGlobal());
+    const { service: svc, limiter } = globalLimiter(tutorialGlobal(), { redisTimeoutMs: COUNTING_TIMEOUT_MS });
     await connected(svc);
     const answers = await Promise.all(Array.from({ length: 20 }, () => limiter.check(client(), '127.0.0.1')));
     expect(count(answers, 200)).toBe(10);
@@ -89,7 +91,7 @@ describe('global token bucket in Redis', () => {
         ],
       },
     });
-    const { service: svc, limiter } = globalLimiter(p);
+    const { service: svc, limiter } = globalLimiter(p, { redisTimeoutMs: COUNTING_TIMEOUT_MS });
     await connected(svc);
     const answers: RateLimitDecision[] = [];
     for (let i = 0; i < 10; i++) answers.push(await limiter.check(client(), '127.0.0.1'));
@@ -105,7 +107,7 @@ describe('global token bucket in Redis', () => {
       local: { rules: [{ name: 'local', limit: { requests: 100, unit: 'Minute' } }] },
       global: { rules: [{ name: 'global', clientSelectors: [{ headers: [{ name: 'x-client-id', type: 'Distinct' }] }], limit: { requests: 3, unit: 'Minute' } }] },
     });
-    const { service: svc, limiter } = globalLimiter(p);
+    const { service: svc, limiter } = globalLimiter(p, { redisTimeoutMs: COUNTING_TIMEOUT_MS });
     await connected(svc);
     const answers: RateLimitDecision[] = [];
     for (let i = 0; i < 6; i++) answers.push(await limiter.check(client(), '127.0.0.1'));
@@ -114,7 +116,7 @@ describe('global token bucket in Redis', () => {
   });
 
   it('9: shadow mode on the global path — 20 × 200, shadow_limited = 10', async () => {
-    const { service: svc, limiter, registry } = globalLimiter(tutorialGlobal('FailOpen', { shadowMode: true }));
+    const { service: svc, limiter, registry } = globalLimiter(tutorialGlobal('FailOpen', { shadowMode: true }), { redisTimeoutMs: COUNTING_TIMEOUT_MS });
     await connected(svc);
     const answers = await Promise.all(Array.from({ length: 20 }, () => limiter.check(client(), '127.0.0.1')));
     expect(count(answers, 200)).toBe(20);
@@ -124,7 +126,7 @@ describe('global token bucket in Redis', () => {
 
   it('17: a changed rule starts with a fresh, full bucket in Redis', async () => {
     const ten = tutorialGlobal();
-    const s = globalLimiter(ten);
+    const s = globalLimiter(ten, { redisTimeoutMs: COUNTING_TIMEOUT_MS });
     await connected(s.service);
     for (let i = 0; i < 10; i++) await s.limiter.check(client(), '127.0.0.1');
     expect((await s.limiter.check(client(), '127.0.0.1')).status).toBe(429);
@@ -137,7 +139,7 @@ describe('global token bucket in Redis', () => {
 
   it('18: Redis keys expire within capacity / rate + 1 s of their last use', async () => {
     const p = policy('fast', { global: { rules: [tutorialRule({ limit: { requests: 10, unit: 'Second' } })] } });
-    const { service: svc, limiter } = globalLimiter(p);
+    const { service: svc, limiter } = globalLimiter(p, { redisTimeoutMs: COUNTING_TIMEOUT_MS });
     await connected(svc);
     await Promise.all(Array.from({ length: 1000 }, (_, i) => limiter.check(client(`c${i}`), '127.0.0.1')));
     expect(await redis.command('DBSIZE')).toBe(':1000');
