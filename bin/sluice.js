@@ -12,6 +12,23 @@ if (major < 24) {
   );
   process.exit(1);
 }
+// A bounded young generation (README "Memory"): V8 grows each of the young generation's two
+// semi-spaces to 64 MB under steady allocation on a machine this size, twice what the raw undici
+// forwarder's settles at, and that growth was most of Sluice's RSS above it under load. The size
+// can only be set when the process starts, so this process replaces itself (execve, same pid,
+// same fds) with one started with --max-semi-space-size. Not when the user set the flag
+// (NODE_OPTIONS or on the command line), SLUICE_MAX_SEMI_SPACE_MB=0 asks for V8's own sizing, this
+// Node cannot execve, or a parent holds an IPC channel to this process (the new image would not
+// inherit it cleanly).
+const semiSpaceMb = process.env.SLUICE_MAX_SEMI_SPACE_MB ?? '32';
+if (!/^\d{1,4}$/.test(semiSpaceMb)) {
+  process.stderr.write(`sluice: SLUICE_MAX_SEMI_SPACE_MB must be a whole number of MB (0: V8's default), not ${JSON.stringify(semiSpaceMb)}\n`);
+  process.exit(2);
+}
+const semiSpaceSet = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some((arg) => arg.startsWith('--max-semi-space-size'));
+if (semiSpaceMb !== '0' && !semiSpaceSet && typeof process.execve === 'function' && !process.channel) {
+  process.execve(process.execPath, [process.execPath, `--max-semi-space-size=${semiSpaceMb}`, ...process.execArgv, ...process.argv.slice(1)], process.env);
+}
 // Node's compile cache first (cmd/compile-cache.js): stripped sources and V8's code cache from disk,
 // no WebAssembly type stripper holding ~40 MB for the life of the process once the cache is warm.
 const { enableSluiceCompileCache } = await import('../cmd/compile-cache.js');

@@ -10,6 +10,7 @@ import { SnapshotSubscriber } from '../dataplane/config/subscriber.ts';
 import type { FrontDoorLimits } from '../dataplane/front-door.ts';
 import { startNode, type BpfOptions, type NodeFlowOptions, type NodeRateLimitOptions } from './node.ts';
 import type { RedisSettings } from '../dataplane/ratelimit/limiter.ts';
+import { releaseStartupMemory } from './memory.ts';
 
 export interface DataplaneProcessOptions {
   /** The controller's snapshot endpoint, e.g. http://sluice-controller.sluice-system.svc:18000. */
@@ -58,6 +59,7 @@ export async function runDataplane(options: DataplaneProcessOptions): Promise<Ru
     apply: async (version, ir) => {
       try {
         const outcome = await node.apply(ir);
+        if (applied === null) releaseStartupMemory();
         applied = ir;
         return { ok: true, listeners: outcome.listeners };
       } catch (err) {

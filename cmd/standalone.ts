@@ -24,6 +24,7 @@ import { resolveRedisSettings, type RedisSources } from './redis-settings.ts';
 import { Translator } from '../controller/translate/translate.ts';
 import { isPlannedAddress } from '../controller/translate/addresses.ts';
 import { serialDebouncer } from '../controller/debounce.ts';
+import { releaseStartupMemory } from './memory.ts';
 
 /**
  * The demo backends are test doubles (test/support/demo/), left out of the container image: loaded
@@ -156,6 +157,7 @@ export async function runStandalone(options: StandaloneOptions): Promise<Running
     registry,
   );
   logger.info({ manifests: options.manifests, admin: options.adminAddress }, 'sluice standalone is running');
+  releaseStartupMemory();
 
   return {
     async close() {

@@ -25,6 +25,8 @@ export interface StartOptions {
   descriptorLimit?: number;
   /** Options for the child's Node itself, before the script (e.g. `--heapsnapshot-signal=SIGUSR2`). */
   nodeArgs?: string[];
+  /** The child's environment (default: this process's). */
+  env?: NodeJS.ProcessEnv;
 }
 
 /** The startup check's line when the admin port a test picked is one of the listener ports (both picked free, neither held). */
@@ -48,7 +50,7 @@ async function startSluiceOnce(args: string[], readyTimeoutMs: number, options: 
   // eBPF stays off unless a test asks for it: tests run side by side and must not share pinned maps.
   const command = [process.execPath, '--disable-warning=ExperimentalWarning', ...(options.nodeArgs ?? []), join(ROOT, 'bin', 'sluice.js'), 'run', '--admin-address', `127.0.0.1:${adminPort}`, ...(args.includes('--bpf') ? [] : ['--bpf', 'off']), ...args];
   if (options.descriptorLimit !== undefined) command.unshift('prlimit', `--nofile=${options.descriptorLimit}:${options.descriptorLimit}`, '--');
-  const child: ChildProcess = spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], ...(options.env ? { env: options.env } : {}) });
   let output = '';
   child.stdout!.on('data', (d) => (output += d));
   child.stderr!.on('data', (d) => (output += d));

@@ -1,0 +1,92 @@
+// Memory settings every Sluice process gets (README "Memory"), checked on a real `sluice run`
+// serving the benchmark's 50-rule table: bin/sluice.js starts the process with a bounded young
+// generation (--max-semi-space-size, SLUICE_MAX_SEMI_SPACE_MB), and once the first version is
+// served a memory-reducing GC gives back what start-up grew (cmd/memory.ts).
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { benchManifests } from '../bench/manifests.ts';
+import { freePort, startSluice, type SluiceProcess } from '../support/sluice-process.ts';
+import { describeIfPossible } from '../support/suite.ts';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const MB = 1024 * 1024;
+
+/** The node flags the process runs with now (after bin/sluice.js replaced itself), from /proc. */
+function commandLine(pid: number): string[] {
+  return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+}
+
+/** prom-client's default metric: the committed size of one V8 heap space, bytes. */
+async function heapSpaceBytes(admin: string, space: string): Promise<number> {
+  const text = await (await fetch(`${admin}/metrics`)).text();
+  const line = new RegExp(`^sluice_process_nodejs_heap_space_size_total_bytes\\{space="${space}"\\} (\\d+)`, 'm').exec(text);
+  if (!line) throw new Error(`no heap space ${space} in /metrics`);
+  return Number(line[1]);
+}
+
+async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 5000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describeIfPossible('sluice run memory settings', process.platform === 'linux' ? null : 'reads /proc/PID/cmdline (Linux only)')('sluice run memory settings', () => {
+  let dir: string;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'sluice-memory-'));
+    writeFileSync(join(dir, 'bench.yaml'), benchManifests(await freePort()).yaml);
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** `sluice run` on the table, with these variables set (undefined: unset). */
+  async function start(vars: Record<string, string | undefined>): Promise<SluiceProcess> {
+    const env = { ...process.env, ...vars };
+    for (const [k, v] of Object.entries(vars)) if (v === undefined) delete env[k];
+    return startSluice(['--manifests', dir, '--listener-port-offset', String((await freePort()) - 80)], 15000, { env });
+  }
+
+  it('runs with a 32 MB semi-space and gives back the young generation start-up grew', async () => {
+    const sluice = await start({ SLUICE_MAX_SEMI_SPACE_MB: undefined, NODE_OPTIONS: undefined });
+    try {
+      expect(commandLine(sluice.pid)).toContain('--max-semi-space-size=32');
+      // Start-up grows the young generation to 32 MB with this table; after the GC it is V8's minimum (1 MB).
+      const young = await eventually('the young generation to shrink', async () => {
+        const bytes = await heapSpaceBytes(sluice.admin, 'new');
+        return bytes <= 2 * MB ? bytes : undefined;
+      });
+      expect(young).toBeLessThanOrEqual(2 * MB);
+    } finally {
+      await sluice.stop();
+    }
+  });
+
+  it("SLUICE_MAX_SEMI_SPACE_MB=0 leaves V8's sizing; a semi-space size given to Node is kept", async () => {
+    const own = await start({ SLUICE_MAX_SEMI_SPACE_MB: '0', NODE_OPTIONS: undefined });
+    try {
+      expect(commandLine(own.pid).some((a) => a.startsWith('--max-semi-space-size'))).toBe(false);
+    } finally {
+      await own.stop();
+    }
+    const given = await start({ SLUICE_MAX_SEMI_SPACE_MB: undefined, NODE_OPTIONS: '--max-semi-space-size=8' });
+    try {
+      // Not replaced by a process with Sluice's size: NODE_OPTIONS keeps the user's.
+      expect(commandLine(given.pid).some((a) => a.startsWith('--max-semi-space-size'))).toBe(false);
+      expect(readFileSync(`/proc/${given.pid}/environ`, 'utf8').split('\0')).toContain('NODE_OPTIONS=--max-semi-space-size=8');
+    } finally {
+      await given.stop();
+    }
+  });
+
+  it('refuses a SLUICE_MAX_SEMI_SPACE_MB that is not a number of MB', () => {
+    const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'sluice.js'), '--version'], { env: { ...process.env, SLUICE_MAX_SEMI_SPACE_MB: '32m' }, encoding: 'utf8' });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('SLUICE_MAX_SEMI_SPACE_MB must be a whole number of MB');
+  });
+});
