@@ -54,8 +54,8 @@ export interface FolderLoad {
 interface FileState {
   /** The file's text as last read. */
   content: string;
-  /** Its documents that parsed without a problem, by text (see parseManifest). */
-  documents?: Map<string, ParsedDocument>;
+  /** Its documents in file order, each with its text (null: one with a problem, parsed again next time). */
+  ordered?: (OrderedDocument | null)[];
   /** What stat said when this content was read: the same again, the file is not read again. */
   stat: string;
   objects: KubeObject[];
@@ -107,7 +107,8 @@ export class ManifestFolder {
   /** The read errors of the previous load, to tell when one comes or goes. */
   private lastReadErrors = '';
   /** Documents parsed without a problem, by their text: an edit to one document of a big file parses that document only. */
-  private documents = new Map<string, ParsedDocument>();
+  /** Every file's documents as last loaded (looked up by text only when one is not where it was: known()). */
+  private documents: (OrderedDocument | null)[][] = [];
   /** The last snapshot and the problems its assembly found, returned again while nothing changed. */
   private assembled: { snapshot: InputSnapshot; problems: SourceProblem[] } | null = null;
 
@@ -135,7 +136,16 @@ export class ManifestFolder {
     const underUnlisted = (file: string) => unlisted.some((u) => u === '' || file === u || file.startsWith(`${u}${sep}`));
     const seenFiles = new Set<string>([...this.files.keys(), ...this.broken.keys()].filter(underUnlisted));
     let changed = this.files.size === 0;
-    const documents = new Map<string, ParsedDocument>();
+    const documents: (OrderedDocument | null)[][] = [];
+    // The last load's documents by text, made only if a document is not found where it was in its file.
+    let byText: Map<string, ParsedDocument> | null = null;
+    const knownDocuments = (): Map<string, ParsedDocument> => {
+      if (byText === null) {
+        byText = new Map();
+        for (const list of this.documents) for (const d of list) if (d !== null) byText.set(d.text, d.parsed);
+      }
+      return byText;
+    };
     for (const path of listing.files) {
       const file = relative(this.dir, path);
       seenFiles.add(file);
@@ -147,7 +157,7 @@ export class ManifestFolder {
       if (stat !== null && !this.lossSeen.has(file)) {
         if (loaded?.stat === stat && known === undefined) {
           problems.push(...loaded.problems.map((p) => ({ ...p, file })));
-          for (const [text, objects] of loaded.documents ?? []) documents.set(text, objects);
+          if (loaded.ordered) documents.push(loaded.ordered);
           continue;
         }
         if (known?.stat === stat) {
@@ -168,7 +178,7 @@ export class ManifestFolder {
       if (loaded?.content === content && known === undefined) {
         loaded.stat = stat ?? '';
         problems.push(...loaded.problems.map((p) => ({ ...p, file })));
-        for (const [t, objects] of loaded.documents ?? []) documents.set(t, objects);
+        if (loaded.ordered) documents.push(loaded.ordered);
         continue;
       }
       if (known?.content === content) {
@@ -176,7 +186,7 @@ export class ManifestFolder {
         problems.push(known.problem);
         continue;
       }
-      const parsed = parseManifestDocuments(text, this.documents);
+      const parsed = parseManifestDocuments(text, knownDocuments, loaded?.ordered);
       if (loaded !== undefined && !('error' in parsed) && parsed.objects.length < loaded.objects.length && !this.lossSettled(file, path, content)) {
         settling.push(file);
         problems.push(...loaded.problems.map((p) => ({ ...p, file })));
@@ -193,8 +203,8 @@ export class ManifestFolder {
       }
       this.broken.delete(file);
       problems.push(...parsed.problems.map((p) => ({ ...p, file })));
-      for (const [t, objects] of parsed.documents) documents.set(t, objects);
-      this.files.set(file, { content, stat: stat ?? '', objects: parsed.objects, problems: parsed.problems, documents: parsed.documents });
+      documents.push(parsed.ordered);
+      this.files.set(file, { content, stat: stat ?? '', objects: parsed.objects, problems: parsed.problems, ordered: parsed.ordered });
     }
     // Kept: the documents of the files as they are now (a document edited away is forgotten).
     this.documents = documents;
@@ -354,8 +364,13 @@ interface ParsedDocument {
 interface ParsedManifest {
   objects: KubeObject[];
   problems: Problem[];
-  /** The file's documents that parsed without a problem, by text, with their objects. */
-  documents: Map<string, ParsedDocument>;
+  /** The file's documents in order, with their texts and objects (null where a document had a problem). */
+  ordered: (OrderedDocument | null)[];
+}
+
+interface OrderedDocument {
+  text: string;
+  parsed: ParsedDocument;
 }
 
 /**
@@ -378,28 +393,35 @@ function documentStarts(text: string): number[] {
  * `known`: documents parsed before without a problem, by text — their objects are taken as they
  * are (same identity). A text with directives (`%`) or document end markers (`...`) is parsed whole.
  */
-export function parseManifest(text: string): Omit<ParsedManifest, 'documents'> | { error: string } {
-  const parsed = parseManifestDocuments(text, new Map());
+export function parseManifest(text: string): Omit<ParsedManifest, 'ordered'> | { error: string } {
+  const parsed = parseManifestDocuments(text, () => new Map());
   return 'error' in parsed ? parsed : { objects: parsed.objects, problems: parsed.problems };
 }
 
-function parseManifestDocuments(text: string, known: Map<string, ParsedDocument>): ParsedManifest | { error: string } {
+/**
+ * `previous`: the file's documents in order as last parsed. A document whose text is the one at
+ * the same position last time is taken from there: compared with that one text, not looked up by
+ * text (which hashes every document of a 5 MB file at each edit); others are looked up in `known()`.
+ */
+function parseManifestDocuments(text: string, known: () => Map<string, ParsedDocument>, previous: (OrderedDocument | null)[] = []): ParsedManifest | { error: string } {
   const objects: KubeObject[] = [];
   const problems: Problem[] = [];
-  const documents = new Map<string, ParsedDocument>();
+  const ordered: (OrderedDocument | null)[] = [];
   if (/^(%|\.\.\.)/m.test(text)) {
     const docs = parseDocuments(text, 0, 0, objects, problems);
-    return typeof docs === 'number' ? { objects, problems, documents } : docs;
+    return typeof docs === 'number' ? { objects, problems, ordered } : docs;
   }
   const starts = documentStarts(text);
   let docNumber = 0;
   let line = 0;
-  for (const [i, start] of starts.entries()) {
-    const chunk = text.slice(start, starts[i + 1] ?? text.length);
-    const cached = known.get(chunk);
+  for (let i = 0; i < starts.length; i++) {
+    const chunk = text.slice(starts[i]!, starts[i + 1] ?? text.length);
+    const was = previous[i];
+    const cached = was != null && was.text === chunk ? was.parsed : known().get(chunk);
     if (cached) {
       objects.push(...cached.objects);
-      documents.set(chunk, cached);
+      // This text's slice, not the one kept before: only the file's current text stays alive.
+      ordered.push({ text: chunk, parsed: cached });
       docNumber += cached.docs;
       line += cached.lines;
     } else {
@@ -408,12 +430,12 @@ function parseManifestDocuments(text: string, known: Map<string, ParsedDocument>
       if (typeof docs !== 'number') return docs;
       // One with problems is parsed again next time: its problems name its position in the file.
       const lines = chunk.split('\n').length - 1;
-      if (problems.length === before.problems) documents.set(chunk, { objects: objects.slice(before.objects), docs, lines });
+      ordered.push(problems.length === before.problems ? { text: chunk, parsed: { objects: objects.slice(before.objects), docs, lines } } : null);
       docNumber += docs;
       line += lines;
     }
   }
-  return { objects, problems, documents };
+  return { objects, problems, ordered };
 }
 
 /** Parses `text` (documents numbered from firstDoc + 1, lines from firstLine + 1) into `objects` and `problems`: how many documents, or the error. */
