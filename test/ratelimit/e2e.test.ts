@@ -289,7 +289,9 @@ describe('two sluice processes sharing Redis', () => {
     );
     for (let i = 0; i < 2; i++) {
       const offset = (await freePort()) - 80;
-      replicas.push({ sluice: await startSluice(['--manifests', dir, '--listener-port-offset', String(offset), '--redis-url', redis.url]), offset });
+      // Counting exactly: a decision slower than the default 50 ms on a loaded CI box fails open and
+      // admits beyond the bucket (seen: 606 against at most 562), so this suite waits up to 1 s.
+      replicas.push({ sluice: await startSluice(['--manifests', dir, '--listener-port-offset', String(offset), '--redis-url', redis.url, '--redis-timeout', '1000']), offset });
     }
   });
 
