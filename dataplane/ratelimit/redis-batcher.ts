@@ -90,7 +90,13 @@ class Lane {
   }
 }
 
-/** The numbers of a reply string `1,99,0,3,98,0`, into `out` (reused); false when it is not such a string. */
+/** Digits a reply's number may have: beyond 15 a double is no longer exact (the script's are far smaller). */
+const MAX_DIGITS = 15;
+
+/**
+ * The numbers of a reply string `1,99,0,3,98,0`, into `out` (reused); false when it is not such a
+ * string (a non-string, an empty item, a sign, a non-digit, a number of more than 15 digits).
+ */
 export function parseReply(reply: unknown, out: number[]): boolean {
   out.length = 0;
   if (typeof reply !== 'string') return false;
@@ -104,13 +110,29 @@ export function parseReply(reply: unknown, out: number[]): boolean {
       value = 0;
       digits = 0;
     } else if (c >= 48 && c <= 57) {
+      if (++digits > MAX_DIGITS) return false;
       value = value * 10 + (c - 48);
-      digits++;
     } else return false;
   }
   if (digits > 0) out.push(value);
   else if (reply.length > 0) return false;
   return true;
+}
+
+/**
+ * Why a parsed reply does not answer `entries` (null: it does): it must hold exactly their values
+ * (a reply of another length is not this call's: no decision of it is trusted), each verdict 0-3.
+ */
+export function replyMismatch(numbers: readonly number[], entries: readonly PendingDecision[]): string | null {
+  let offset = 0;
+  for (const e of entries) offset += 1 + 2 * e.keys.length;
+  if (offset !== numbers.length) return `script reply has ${numbers.length} values, ${offset} expected`;
+  offset = 0;
+  for (const e of entries) {
+    if (numbers[offset]! > 3) return `script reply has verdict ${numbers[offset]} at ${offset}`;
+    offset += 1 + 2 * e.keys.length;
+  }
+  return null;
 }
 
 export class RedisBatcher {
@@ -214,27 +236,37 @@ export class RedisBatcher {
   private replied(batch: Batch, reply: unknown, ms: number): void {
     if (batch.done) return; // abandoned: its decisions timed out, the reply comes too late
     const numbers = this.numbers;
-    const parsed = parseReply(reply, numbers);
+    const wrong = !parseReply(reply, numbers) ? 'script reply not a string of numbers' : replyMismatch(numbers, batch.entries);
+    // A decision whose deadline passed while the reply was on its way (the sweep not yet run) is a timeout too.
+    const now = performance.now();
     let offset = 0;
     let answered = 0;
-    let short = 0;
-    for (const e of batch.entries) {
-      const size = 1 + 2 * e.keys.length;
-      if (!e.settled) {
-        if (!parsed || numbers.length < offset + size) {
-          this.fail(e, 'script');
-          short++;
-        } else {
-          this.settle(e);
-          answered++;
-          e.decided(numbers, offset);
+    let failed = 0;
+    let late = 0;
+    try {
+      for (const e of batch.entries) {
+        if (!e.settled) {
+          if (wrong !== null) {
+            this.fail(e, 'script');
+            failed++;
+          } else if (e.deadline <= now) {
+            this.fail(e, 'timeout');
+            late++;
+          } else {
+            this.settle(e);
+            answered++;
+            e.decided(numbers, offset);
+          }
         }
+        offset += 1 + 2 * e.keys.length;
       }
-      offset += size;
+    } finally {
+      // Even if a decision's own code threw: the call's outcome is counted and the lane released.
+      if (answered > 0) this.events.answered(batch.lane.name, ms, answered);
+      if (failed > 0) this.events.failed(batch.lane.name, 'script', wrong!, failed);
+      if (late > 0) this.events.failed(batch.lane.name, 'timeout', `answered after ${this.timeoutMs} ms`, late);
+      this.finish(batch);
     }
-    if (answered > 0) this.events.answered(batch.lane.name, ms, answered);
-    if (short > 0) this.events.failed(batch.lane.name, 'script', parsed ? `script reply too short: ${numbers.length} values` : 'script reply not a list of numbers', short);
-    this.finish(batch);
   }
 
   private errored(batch: Batch, err: unknown): void {
