@@ -126,6 +126,10 @@ export class IrDeltaDecoder {
         if (value === undefined) throw new Error(`IR delta refers to part ${item}, which this receiver does not hold`);
         return value;
       }
+      // A peer's message: a part is its number or {id, value: object}, nothing else (never half a version).
+      if (typeof item !== 'object' || item === null || !Number.isInteger(item.id) || typeof item.value !== 'object' || item.value === null) {
+        throw new Error(`IR delta has a malformed part ${JSON.stringify(item)?.slice(0, 100)}`);
+      }
       const value = decodeValue(item.value as Obj);
       defined.set(item.id, value);
       this.idOf.set(value, item.id);
@@ -140,6 +144,7 @@ export class IrDeltaDecoder {
       }
       return value;
     };
+    if (typeof encoded !== 'object' || encoded === null || typeof encoded.http !== 'object' || encoded.http === null) throw new Error('IR delta has no http part');
     const http = container('http', encoded.http as Obj);
     for (const field of RECORDS) {
       const record = http[field] as Record<string, Part> | undefined;

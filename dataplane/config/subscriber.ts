@@ -48,17 +48,25 @@ export interface SnapshotSubscriberOptions {
   heartbeatTimeoutMs?: number;
   /** Reconnect and ack retry delays (defaults 200 ms doubling up to 5 s, jittered). */
   backoff?: { initialMs?: number; maxMs?: number };
+  /** Longest message line accepted; a longer one ends the stream (default MAX_MESSAGE_BYTES). */
+  maxMessageBytes?: number;
 }
 
 interface StreamOutcome {
   /** A hello was received: the controller answered properly (the backoff starts over). */
   hello: boolean;
+  /** A message could not be read or applied as a whole (not JSON, too long, a delta naming what this stream never sent). */
+  malformed?: boolean;
   reason: string;
   retryAfterMs?: number;
 }
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const ACK_TIMEOUT_MS = 10_000;
+/** One message's bound: ~10x the IR of 50 000 routes (a line is one whole version). */
+export const MAX_MESSAGE_BYTES = 256 * 1024 * 1024;
+/** Of an error answer's body, this much is read (for the log); the rest is not waited for. */
+const MAX_ERROR_BODY = 4096;
 
 export class SnapshotSubscriber {
   private readonly options: SnapshotSubscriberOptions;
@@ -133,12 +141,14 @@ export class SnapshotSubscriber {
     while (!this.stopped) {
       const outcome = await this.streamOnce();
       if (this.stopped) break;
-      if (outcome.hello) failures = 0;
+      // A controller that says hello and then sends what cannot be applied is not a working
+      // stream: the backoff keeps growing (no reconnect loop at the first step's pace).
+      if (outcome.hello && outcome.malformed !== true) failures = 0;
       failures++;
       const delay = Math.max(backoffDelay(failures, this.backoff), Math.min(outcome.retryAfterMs ?? 0, this.backoff.maxMs));
       const fields = { controller: this.options.url, reason: outcome.reason, retryInMs: delay, attempt: failures, serving: this.applied };
       // Loud when a working stream breaks, then about once a minute while the controller stays away.
-      if (outcome.hello || failures === 1 || failures % 12 === 0) this.logger.warn(fields, `snapshot stream: ${outcome.reason}; still serving ${this.applied ?? 'nothing'}`);
+      if ((outcome.hello && outcome.malformed !== true) || failures === 1 || failures % 12 === 0) this.logger.warn(fields, `snapshot stream: ${outcome.reason}; still serving ${this.applied ?? 'nothing'}`);
       else this.logger.debug(fields, 'snapshot stream: retrying');
       await sleep(delay, undefined, { signal: this.stopController.signal }).catch(() => undefined);
     }
@@ -185,6 +195,8 @@ export class SnapshotSubscriber {
         this.ackBase = url.origin;
         res.body.setEncoding('utf8');
         const parts: string[] = [];
+        let partial = 0; // characters in `parts` (UTF-16 units: at most the bytes they came from)
+        const maxMessage = this.options.maxMessageBytes ?? MAX_MESSAGE_BYTES;
         for await (const chunk of res.body as AsyncIterable<string>) {
           arm();
           let start = 0;
@@ -193,15 +205,26 @@ export class SnapshotSubscriber {
             start = nl + 1;
             const line = parts.join('');
             parts.length = 0;
+            partial = 0;
+            if (line.length > maxMessage) throw this.malformed(outcome, `a message longer than ${maxMessage} bytes`);
             if (line.trim() === '') continue;
-            const timeout = this.onLine(line, url.origin, decoder);
+            let timeout: number | null;
+            try {
+              timeout = this.onLine(line, url.origin, decoder);
+            } catch (err) {
+              throw this.malformed(outcome, describe(err));
+            }
             if (timeout !== null) {
               outcome.hello = true;
               timeoutMs = Math.max(timeoutMs, timeout);
               arm();
             }
           }
-          if (start < chunk.length) parts.push(chunk.slice(start));
+          if (start < chunk.length) {
+            partial += chunk.length - start;
+            if (partial > maxMessage) throw this.malformed(outcome, `a message longer than ${maxMessage} bytes`);
+            parts.push(chunk.slice(start));
+          }
         }
         return { ...outcome, reason: 'the controller ended the stream' };
       }
@@ -213,6 +236,12 @@ export class SnapshotSubscriber {
       watchdog.abort();
       this.isConnected = false;
     }
+  }
+
+  /** A message that cannot be applied whole: nothing of it is, the stream ends and the next starts with a full snapshot. */
+  private malformed(outcome: StreamOutcome, why: string): Error {
+    outcome.malformed = true;
+    return new Error(`malformed message from the controller (${why}); reconnecting for a full snapshot`);
   }
 
   /** Handles one message; for a hello, returns the watchdog timeout it implies (else null). */
@@ -389,9 +418,21 @@ export class SnapshotSubscriber {
   }
 }
 
-/** The start of a response body, for error messages. */
-async function readSome(body: { text(): Promise<string> }): Promise<string> {
-  const text = await body.text().catch(() => '');
+/** The start of a response body, for error messages: at most MAX_ERROR_BODY bytes read, the rest not waited for. */
+async function readSome(body: AsyncIterable<Buffer> & { destroy(): unknown }): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of body) {
+      chunks.push(chunk);
+      size += chunk.length;
+      if (size >= MAX_ERROR_BODY) break; // leaving the loop destroys the body
+    }
+  } catch {
+    // what arrived is enough for the message
+  }
+  body.destroy();
+  const text = Buffer.concat(chunks).toString('utf8', 0, Math.min(size, MAX_ERROR_BODY));
   return text.length > 300 ? `${text.slice(0, 300)}…` : text.trim();
 }
 
