@@ -49,6 +49,8 @@ export interface SnapshotServerOptions {
   stallTimeoutMs?: number;
   /** A dataplane disconnected for this long disappears from `acks()`. Default 60 s. */
   forgetAfterMs?: number;
+  /** Snapshot streams open at once, all dataplanes together; more are answered 503. Default 1024. */
+  maxStreams?: number;
 }
 
 /** What the controller knows about one dataplane (by name). */
@@ -130,6 +132,14 @@ interface StateRecord {
 
 /** How many published versions are remembered to tell `unknown` acks apart. */
 const KNOWN_VERSIONS = 256;
+/**
+ * Each open stream holds a socket and, with deltas, an encoder remembering what it sent: bounded,
+ * so a client with the token (or any, without one) cannot open streams until memory runs out.
+ * 1024 dataplanes per controller is far beyond a cluster's nodes per gateway; a dataplane has one
+ * stream, a few while a reconnect overlaps a stream whose peer vanished (cut after `stallTimeoutMs`).
+ */
+const MAX_STREAMS = 1024;
+const MAX_STREAMS_PER_DATAPLANE = 4;
 const HEARTBEAT_LINE = '{"type":"heartbeat"}\n';
 
 export class SnapshotServer {
@@ -242,6 +252,11 @@ export class SnapshotServer {
       const have = query.have === undefined || query.have === '' ? null : query.have;
       if (have !== null && !isValidVersion(have)) return reply.code(400).send({ error: 'have: expected a version' });
       if (this.closed) return reply.code(503).header('retry-after', String(NO_LEADER_RETRY_AFTER_S)).send({ error: 'shutting down' });
+      const refused = this.streamRefused(query.name);
+      if (refused !== null) {
+        this.logger.warn({ dataplane: query.name, streams: this.streams.size }, `snapshot stream refused: ${refused}`);
+        return reply.code(503).header('retry-after', String(NO_LEADER_RETRY_AFTER_S)).send({ error: refused });
+      }
       reply.hijack();
       this.openStream(query.name, have, reply.raw, query.delta === '1');
     });
@@ -288,6 +303,14 @@ export class SnapshotServer {
   }
 
   // ------------------------------------------------------------------ streams
+
+  /** Why one more stream (for dataplane `name`) is refused, or null. */
+  private streamRefused(name: string): string | null {
+    const max = this.options.maxStreams ?? MAX_STREAMS;
+    if (this.streams.size >= max) return `too many snapshot streams open (${max})`;
+    if ((this.states.get(name)?.streams ?? 0) >= MAX_STREAMS_PER_DATAPLANE) return `dataplane ${name} has ${MAX_STREAMS_PER_DATAPLANE} snapshot streams open already`;
+    return null;
+  }
 
   private openStream(name: string, have: string | null, res: ServerResponse, delta: boolean): void {
     res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });

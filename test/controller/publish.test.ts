@@ -390,6 +390,34 @@ describe('snapshot protocol', () => {
     expect(performance.now() - since).toBeLessThan(2500); // Retry-After 1 s, capped backoff
   });
 
+  it('bounds open streams: all dataplanes together (maxStreams), and 4 per dataplane name; a closed one makes room', async () => {
+    const server = await startServer({ maxStreams: 6 });
+    server.publish(irNumber(1));
+    /** Opens a stream and resolves once its hello arrived (the stream then counts). */
+    const open = (name: string) =>
+      new Promise<{ close: () => void }>((resolve, reject) => {
+        const req = httpRequest(`${server.url()}/v1/snapshots?name=${name}`, (res) => {
+          if (res.statusCode !== 200) return reject(new Error(`${name}: ${res.statusCode}`));
+          res.once('data', () => resolve({ close: () => req.destroy() }));
+        });
+        req.on('error', () => undefined);
+        req.end();
+      });
+    const same = [await open('dp-1'), await open('dp-1'), await open('dp-1'), await open('dp-1')];
+    cleanups.push(() => same.forEach((s) => s.close()));
+    const fifth = await raw(`${server.url()}/v1/snapshots?name=dp-1`);
+    expect([fifth.status, fifth.headers['retry-after'], JSON.parse(fifth.body)]).toEqual([503, '1', { error: 'dataplane dp-1 has 4 snapshot streams open already' }]);
+    const others = [await open('dp-2'), await open('dp-3')];
+    cleanups.push(() => others.forEach((s) => s.close()));
+    const seventh = await raw(`${server.url()}/v1/snapshots?name=dp-4`);
+    expect([seventh.status, JSON.parse(seventh.body)]).toEqual([503, { error: 'too many snapshot streams open (6)' }]);
+    // A stream that ends gives its room back.
+    same[0]!.close();
+    await waitFor('dp-1 down to 3 streams', () => (server as unknown as { streams: Set<unknown> }).streams.size === 5);
+    const again = await open('dp-4');
+    again.close();
+  });
+
   it('notices a controller that goes silent without closing (heartbeat timeout) and reconnects', async () => {
     // A real HTTP server: the 1st request gets a hello and then silence, the 2nd no response at
     // all (not even headers); a 3rd request proves the 2nd was given up too.
