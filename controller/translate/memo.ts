@@ -47,8 +47,8 @@ export class TranslateMemo {
   private readonly compiled = new WeakMap<object, CompileEntry>();
   /** The previous input and output of each sorted() by name. */
   private readonly sorts = new Map<string, { input: readonly object[]; output: object[] }>();
-  /** Pure functions of one input object (its undeclared fields...), by function name. */
-  private readonly ofObject = new WeakMap<object, Map<string, unknown>>();
+  /** Pure functions of one input object (its undeclared fields...): by function name, then object (no Map per object). */
+  private readonly ofObject = new Map<string, WeakMap<object, unknown>>();
   /** This translation's fingerprint of each backendRef key compile() checked or resolved (begin() clears it). */
   private readonly fingerprintsNow = new Map<string, string>();
   /** This translation's backends of the keys in fingerprintsNow, by name (see compile()). */
@@ -75,6 +75,9 @@ export class TranslateMemo {
   begin(): void {
     this.fingerprintsNow.clear();
     this.backendsNow.clear();
+    // perObject's names carry policy names and upgrade types, which come and go: bounded, and only
+    // between translations (within one, a route's copies must keep their identity: translate.ts dedupeRoutes).
+    if (this.ofObject.size > 1024) this.ofObject.clear();
   }
 
   /**
@@ -97,14 +100,15 @@ export class TranslateMemo {
       }
       if (valid) return entry.value as T;
     }
-    const reads = new Map<string, ResolutionRead>();
+    // A route reads a few distinct keys (often one, read by every rule): an array scanned, no Map per route.
+    const reads: ResolutionRead[] = [];
     const value = compile((ref) => {
       const key = resolver.key(ref);
       const resolved = resolver.resolve(key, ref);
-      if (!reads.has(key)) reads.set(key, { key, ref, fingerprint: this.fingerprintNow(resolver, key, ref) });
+      if (!reads.some((read) => read.key === key)) reads.push({ key, ref, fingerprint: this.fingerprintNow(resolver, key, ref) });
       return resolved;
     });
-    this.compiled.set(route, { value, reads: [...reads.values()] });
+    this.compiled.set(route, { value, reads });
     return value;
   }
 
@@ -141,11 +145,12 @@ export class TranslateMemo {
 
   /** `compute(obj)` once per object: only for functions of that object alone. */
   perObject<T>(obj: object, name: string, compute: () => T): T {
-    let values = this.ofObject.get(obj);
-    if (!values) this.ofObject.set(obj, (values = new Map()));
-    if (values.has(name)) return values.get(name) as T;
+    let values = this.ofObject.get(name);
+    if (!values) this.ofObject.set(name, (values = new WeakMap()));
+    const known = values.get(obj);
+    if (known !== undefined || values.has(obj)) return known as T;
     const value = compute();
-    values.set(name, value);
+    values.set(obj, value);
     return value;
   }
 }
