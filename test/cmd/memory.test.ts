@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { benchManifests } from '../bench/manifests.ts';
 import { freePort, startSluice, type SluiceProcess } from '../support/sluice-process.ts';
 import { describeIfPossible } from '../support/suite.ts';
+import { waitFor } from '../support/wait.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const MB = 1024 * 1024;
@@ -24,16 +25,6 @@ async function heapSpaceBytes(admin: string, space: string): Promise<number> {
   const line = new RegExp(`^sluice_process_nodejs_heap_space_size_total_bytes\\{space="${space}"\\} (\\d+)`, 'm').exec(text);
   if (!line) throw new Error(`no heap space ${space} in /metrics`);
   return Number(line[1]);
-}
-
-async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 describeIfPossible('sluice run memory settings', process.platform === 'linux' ? null : 'reads /proc/PID/cmdline (Linux only)')('sluice run memory settings', () => {
@@ -57,7 +48,7 @@ describeIfPossible('sluice run memory settings', process.platform === 'linux' ? 
     try {
       expect(commandLine(sluice.pid)).toContain('--max-semi-space-size=32');
       // Start-up grows the young generation to 32 MB with this table; after the GC it is V8's minimum (1 MB).
-      const young = await eventually('the young generation to shrink', async () => {
+      const young = await waitFor('the young generation to shrink', async () => {
         const bytes = await heapSpaceBytes(sluice.admin, 'new');
         return bytes <= 2 * MB ? bytes : undefined;
       });

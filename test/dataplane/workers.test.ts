@@ -24,6 +24,22 @@ const get = async (port: number, path: string): Promise<number> => (await reques
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Polls `done` every 50 ms for 10 s at most. */
+/**
+ * Kills worker 0 (holding some of `admitted`); once `counted` says the open count shows it, as many
+ * new connections as it lost are admitted and exactly two more are refused, the admitted ones served.
+ */
+async function expectDeadWorkerGivesBack(pool: WorkerPool, port: number, held: HeldConnection[], admitted: HeldConnection[], counted: () => Promise<boolean>): Promise<void> {
+  await pool.terminate(0);
+  await until(async () => admitted.some((c) => c.closed) && (await counted()));
+  const lost = admitted.filter((c) => c.closed).length;
+  const fresh = await Promise.all(Array.from({ length: lost + 2 }, () => holdConnection(port)));
+  held.push(...fresh);
+  await until(async () => fresh.filter((c) => c.closed).length === 2);
+  await sleep(300);
+  expect(fresh.filter((c) => c.closed)).toHaveLength(2);
+  expect((await Promise.all(fresh.filter((c) => !c.closed).map((c) => c.get('/fresh')))).every((status) => status === 200)).toBe(true);
+}
+
 async function until(done: () => Promise<boolean>): Promise<void> {
   const deadline = Date.now() + 10_000;
   while (!(await done())) {
@@ -195,15 +211,7 @@ describe('worker pool', () => {
       expect(Math.min(...perWorker)).toBeGreaterThan(0);
 
       // Worker 0 dies with its connections: they leave the process count, which admits as many new ones, no more.
-      await pool.terminate(0);
-      await until(async () => admitted.filter((c) => c.closed).length > 0 && (await metric('sluice_connections_open')) === admitted.filter((c) => !c.closed).length);
-      const lost = admitted.filter((c) => c.closed).length;
-      const fresh = await Promise.all(Array.from({ length: lost + 2 }, () => holdConnection(port)));
-      held.push(...fresh);
-      await until(async () => fresh.filter((c) => c.closed).length === 2);
-      await sleep(300);
-      expect(fresh.filter((c) => c.closed)).toHaveLength(2);
-      expect((await Promise.all(fresh.filter((c) => !c.closed).map((c) => c.get('/fresh')))).every((status) => status === 200)).toBe(true);
+      await expectDeadWorkerGivesBack(pool, port, held, admitted, async () => (await metric('sluice_connections_open')) === admitted.filter((c) => !c.closed).length);
     } finally {
       for (const c of held) c.socket.destroy();
       await pool.close();
@@ -246,15 +254,7 @@ describe('worker pool', () => {
       expect(await metric('sluice_connections_refused_total', { listener: `127.0.0.1:${other}` })).toBe(0);
 
       // Worker 0 dies with its connections: they leave the listener's count, which admits as many new ones, no more.
-      await pool.terminate(0);
-      await until(async () => admitted.some((c) => c.closed) && (await metric('sluice_connections_open')) === [...admitted, ...others].filter((c) => !c.closed).length);
-      const lost = admitted.filter((c) => c.closed).length;
-      const fresh = await Promise.all(Array.from({ length: lost + 2 }, () => holdConnection(port)));
-      held.push(...fresh);
-      await until(async () => fresh.filter((c) => c.closed).length === 2);
-      await sleep(300);
-      expect(fresh.filter((c) => c.closed)).toHaveLength(2);
-      expect((await Promise.all(fresh.filter((c) => !c.closed).map((c) => c.get('/fresh')))).every((status) => status === 200)).toBe(true);
+      await expectDeadWorkerGivesBack(pool, port, held, admitted, async () => (await metric('sluice_connections_open')) === [...admitted, ...others].filter((c) => !c.closed).length);
     } finally {
       for (const c of held) c.socket.destroy();
       await pool.close();
