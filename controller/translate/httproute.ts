@@ -113,7 +113,7 @@ export function attachCompiled(route: HTTPRouteObject | GRPCRouteObject, kind: '
   const memo = index.memo;
   // Nothing reused when listeners cannot be told apart by scope name.
   const listeners = memo ? listenersByScope(parents, index) : null;
-  const before = listeners !== null ? (memo!.perRoute.get(route) as AttachmentEntry | undefined) : undefined;
+  const before = listeners !== null ? (memo!.attachment(route) as AttachmentEntry | undefined) : undefined;
   const parentRefs = listeners !== null ? (before?.parentRefs ?? parentRefKeys(route)) : null;
   const parentsKey = parentRefs !== null ? attachmentKey(route.metadata.namespace!, parentRefs, parents, index) : null;
   if (before && listeners && before.parentsKey === parentsKey && before.rules === compiled.rules && before.unsupported === compiled.unsupported && before.refProblem === compiled.refProblem) {
@@ -128,7 +128,7 @@ export function attachCompiled(route: HTTPRouteObject | GRPCRouteObject, kind: '
   if (parentsKey !== null && parentRefs !== null) {
     const attached = attachment.attached.map((a) => ({ scopeName: a.listener.scopeName, hostnames: a.hostnames }));
     const entry: AttachmentEntry = { rules: compiled.rules, unsupported: compiled.unsupported, refProblem: compiled.refProblem, parentsKey, parentRefs, attached, translation };
-    memo!.perRoute.set(route, entry);
+    memo!.setAttachment(route, entry);
   }
   return translation;
 }

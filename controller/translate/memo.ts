@@ -24,6 +24,11 @@ interface CompileEntry {
   reads: ResolutionRead[];
 }
 
+interface RouteEntry {
+  compiled: CompileEntry | null;
+  attachment: unknown;
+}
+
 /** What resolving a backendRef gives (backends.ts BackendResolution; declared here so that this module imports none of translate/). */
 export type Resolution = { backend: Backend } | { problem: { reason: string; message: string } };
 
@@ -41,10 +46,8 @@ export class TranslateMemo {
   previous: { http: HttpIR; l4: L4IR } | null = null;
   /** The previous translation's virtual hosts by scope and hostname, with the placements each was sorted from; and each scope's sort of them. */
   virtualHosts = new Map<string, { hosts: Map<string, { host: VirtualHost }>; order: Sort<VirtualHost> }>();
-  /** Per route object, what its attachment is reused from (httproute.ts attachCompiled). */
-  readonly perRoute = new WeakMap<object, unknown>();
-  /** Route kind compilations by route object (HTTPRoute, GRPCRoute). */
-  private readonly compiled = new WeakMap<object, CompileEntry>();
+  /** Per route object (HTTPRoute, GRPCRoute): its compilation and what its attachment is reused from (one WeakMap entry a route, not two). */
+  private readonly routes = new WeakMap<object, RouteEntry>();
   /** The previous input and output of each sorted() by name. */
   private readonly sorts = new Map<string, { input: readonly object[]; output: object[] }>();
   /** Pure functions of one input object (its undeclared fields...): by function name, then object (no Map per object). */
@@ -89,7 +92,8 @@ export class TranslateMemo {
    * changed without changing anything the routes hold); backend() gives this translation's.
    */
   compile<T extends { backends: Backend[] }, R extends Resolution>(route: object, resolver: KeyedResolve<R>, compile: (resolve: Resolve<R>) => T): T {
-    const entry = this.compiled.get(route);
+    const record = this.routes.get(route);
+    const entry = record?.compiled;
     if (entry) {
       let valid = true;
       for (const read of entry.reads) {
@@ -108,8 +112,20 @@ export class TranslateMemo {
       if (!reads.some((read) => read.key === key)) reads.push({ key, ref, fingerprint: this.fingerprintNow(resolver, key, ref) });
       return resolved;
     });
-    this.compiled.set(route, { value, reads });
+    if (record) record.compiled = { value, reads };
+    else this.routes.set(route, { compiled: { value, reads }, attachment: undefined });
     return value;
+  }
+
+  /** What a route's attachment is reused from (httproute.ts attachCompiled), if it was attached before. */
+  attachment(route: object): unknown {
+    return this.routes.get(route)?.attachment;
+  }
+
+  setAttachment(route: object, attachment: unknown): void {
+    const record = this.routes.get(route);
+    if (record) record.attachment = attachment;
+    else this.routes.set(route, { compiled: null, attachment });
   }
 
   /**
