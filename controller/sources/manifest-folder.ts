@@ -72,6 +72,9 @@ interface Tracked {
   /** The parsed object last stamped, and the result: the same parsed object gives the same stamped one (same identity: translation reuses its work). */
   source: KubeObject;
   stamped: KubeObject;
+  /** The assembly that last took it (one that meets it again has a duplicate), and from which file. */
+  seen: number;
+  file: string;
 }
 
 const MANIFEST_FILE = /\.(ya?ml|json)$/i;
@@ -103,6 +106,9 @@ export class ManifestFolder {
   /** Files whose current content failed to parse: content hash and the problem. */
   private readonly broken = new Map<string, { content: string; stat: string; problem: SourceProblem }>();
   private readonly tracked = new Map<string, Tracked>();
+  /** Each parsed object's key (objectKey), by identity. */
+  private readonly keys = new WeakMap<KubeObject, string>();
+  private assemblies = 0;
   private readonly now: () => Date;
   /** The read errors of the previous load, to tell when one comes or goes. */
   private lastReadErrors = '';
@@ -292,33 +298,40 @@ export class ManifestFolder {
     };
   }
 
+  /**
+   * The snapshot of every file's objects, the first of a key (files in name order) winning. Its
+   * work is a lookup per object: keys are kept by object identity (an unchanged document's objects
+   * are the same), and duplicates and objects gone are told by the assembly that last saw each key.
+   */
   private assemble(problems: SourceProblem[]): InputSnapshot {
     const snapshot = emptySnapshot();
-    const byKey = new Map<string, { file: string; obj: KubeObject }>();
+    const arrays = snapshotArrays(snapshot);
+    const pass = ++this.assemblies;
     for (const file of [...this.files.keys()].sort()) {
       for (const obj of this.files.get(file)!.objects) {
-        const key = objectKey(obj);
-        const earlier = byKey.get(key);
-        if (earlier) {
-          problems.push({ code: 'SLU_MANIFEST_DUPLICATE', file, object: key, message: `${key} is also defined in ${earlier.file}; using that one (remove one of the two)` });
+        let key = this.keys.get(obj);
+        if (key === undefined) {
+          key = objectKey(obj);
+          this.keys.set(obj, key);
+        }
+        const known = this.tracked.get(key);
+        if (known?.seen === pass) {
+          problems.push({ code: 'SLU_MANIFEST_DUPLICATE', file, object: key, message: `${key} is also defined in ${known.file}; using that one (remove one of the two)` });
           continue;
         }
-        byKey.set(key, { file, obj });
+        arrays[SNAPSHOT_FIELD_BY_KIND[obj.kind]].push(this.stampMetadata(key, obj, known, file, pass));
       }
     }
-    const live = new Set<string>();
-    for (const [key, { obj }] of byKey) {
-      live.add(key);
-      const withMeta = this.stampMetadata(key, obj);
-      snapshotArrays(snapshot)[SNAPSHOT_FIELD_BY_KIND[obj.kind]].push(withMeta);
-    }
-    for (const key of [...this.tracked.keys()]) if (!live.has(key)) this.tracked.delete(key);
+    for (const [key, t] of this.tracked) if (t.seen !== pass) this.tracked.delete(key);
     return snapshot;
   }
 
-  private stampMetadata(key: string, obj: KubeObject): KubeObject {
-    const known = this.tracked.get(key);
-    if (known?.source === obj) return known.stamped;
+  private stampMetadata(key: string, obj: KubeObject, known: Tracked | undefined, file: string, pass: number): KubeObject {
+    if (known !== undefined) {
+      known.seen = pass;
+      known.file = file;
+      if (known.source === obj) return known.stamped;
+    }
     const { metadata, status, ...rest } = obj;
     const specHash = sha256(stableJson(rest));
     let t = known;
@@ -330,6 +343,8 @@ export class ManifestFolder {
         uid: sha256(`${key}/${this.now().getTime()}`).slice(0, 32),
         source: obj,
         stamped: obj,
+        seen: pass,
+        file,
       };
       this.tracked.set(key, t);
     } else if (t.specHash !== specHash) {
@@ -399,9 +414,17 @@ export function parseManifest(text: string): Omit<ParsedManifest, 'ordered'> | {
 }
 
 /**
- * `previous`: the file's documents in order as last parsed. A document whose text is the one at
- * the same position last time is taken from there: compared with that one text, not looked up by
- * text (which hashes every document of a 5 MB file at each edit); others are looked up in `known()`.
+ * Up to this many documents between the file's unchanged start and end are looked up among the
+ * previous ones of that stretch only; more (documents reordered) among every file's (`known()`).
+ */
+const SMALL_EDIT_DOCUMENTS = 64;
+
+/**
+ * `previous`: the file's documents in order as last parsed. Documents are compared with the
+ * previous ones from the file's start and from its end (one string comparison each): an edit,
+ * insertion or removal of a few documents leaves a short stretch between, looked up among the
+ * previous documents of that stretch. Only a long one is looked up in `known()` (made by hashing
+ * every document of every file: ~9 ms for a 5 MB file, which one edit must not pay).
  */
 function parseManifestDocuments(text: string, known: () => Map<string, ParsedDocument>, previous: (OrderedDocument | null)[] = []): ParsedManifest | { error: string } {
   const objects: KubeObject[] = [];
@@ -412,12 +435,24 @@ function parseManifestDocuments(text: string, known: () => Map<string, ParsedDoc
     return typeof docs === 'number' ? { objects, problems, ordered } : docs;
   }
   const starts = documentStarts(text);
+  const chunks = starts.map((start, i) => text.slice(start, starts[i + 1] ?? text.length));
+  const same = (chunk: string, was: OrderedDocument | null | undefined) => was != null && was.text === chunk;
+  let head = 0;
+  while (head < chunks.length && same(chunks[head]!, previous[head])) head++;
+  let tail = 0;
+  while (tail < chunks.length - head && tail < previous.length - head && same(chunks[chunks.length - 1 - tail]!, previous[previous.length - 1 - tail])) tail++;
+  const between = previous.slice(head, previous.length - tail);
+  let lookup = known;
+  if (between.length <= SMALL_EDIT_DOCUMENTS && chunks.length - head - tail <= SMALL_EDIT_DOCUMENTS) {
+    const stretch = new Map<string, ParsedDocument>();
+    for (const d of between) if (d !== null) stretch.set(d.text, d.parsed);
+    lookup = () => stretch;
+  }
   let docNumber = 0;
   let line = 0;
-  for (let i = 0; i < starts.length; i++) {
-    const chunk = text.slice(starts[i]!, starts[i + 1] ?? text.length);
-    const was = previous[i];
-    const cached = was != null && was.text === chunk ? was.parsed : known().get(chunk);
+  for (let i = 0; i < chunks.length; i++) {
+    const chunk = chunks[i]!;
+    const cached = i < head ? previous[i]!.parsed : i >= chunks.length - tail ? previous[previous.length - (chunks.length - i)]!.parsed : lookup().get(chunk);
     if (cached) {
       objects.push(...cached.objects);
       // This text's slice, not the one kept before: only the file's current text stays alive.

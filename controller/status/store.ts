@@ -5,44 +5,62 @@
 import { objectKey, type KubeObject } from '../sources/objects.ts';
 import type { Condition, ObjectStatus } from './conditions.ts';
 
-export class StatusStore {
-  private current = new Map<string, ObjectStatus>();
-  /** The computed status each entry was stamped from. */
-  private inputs = new Map<string, unknown>();
+/** One object's stamped status, the computed status it was stamped from, and the last update that named it. */
+interface Entry {
+  input: unknown;
+  stamped: ObjectStatus;
+  seen: number;
+}
 
-  /** Replaces all statuses; returns the keys whose status changed. */
+export class StatusStore {
+  private current = new Map<string, Entry>();
+  /**
+   * Each computed status's key, by its identity: a Translator hands over the same ObjectStatus for
+   * an unchanged object, so an update over 10 000 objects with one changed builds one key string.
+   */
+  private keys = new WeakMap<ObjectStatus, string>();
+  private updates = 0;
+
+  /**
+   * Replaces all statuses; returns the keys whose status changed. Entries are updated in place (no
+   * new map per update): an unchanged one is only marked seen, one not named this time is removed.
+   */
   update(statuses: ObjectStatus[], now: Date): string[] {
     const stamp = now.toISOString().replace(/\.\d+Z$/, 'Z');
-    const next = new Map<string, ObjectStatus>();
-    const inputs = new Map<string, unknown>();
+    const seen = ++this.updates;
     const changed: string[] = [];
     for (const s of statuses) {
-      const key = objectKey({ kind: s.kind, metadata: { name: s.name, namespace: s.namespace } });
+      let key = this.keys.get(s);
+      if (key === undefined) {
+        key = objectKey({ kind: s.kind, metadata: { name: s.name, namespace: s.namespace } });
+        this.keys.set(s, key);
+      }
       const previous = this.current.get(key);
-      inputs.set(key, s.status);
       // The very status object stamped last time (a Translator reuses an unchanged route's): unchanged.
-      if (previous !== undefined && this.inputs.get(key) === s.status) {
-        next.set(key, previous);
+      if (previous !== undefined && previous.input === s.status) {
+        previous.seen = seen;
         continue;
       }
-      const status = stampConditions(s.status, previous?.status, stamp) as Record<string, unknown>;
-      next.set(key, { ...s, status });
-      if (JSON.stringify(status) !== JSON.stringify(previous?.status)) changed.push(key);
+      const status = stampConditions(s.status, previous?.stamped.status, stamp) as Record<string, unknown>;
+      this.current.set(key, { input: s.status, stamped: { ...s, status }, seen });
+      if (JSON.stringify(status) !== JSON.stringify(previous?.stamped.status)) changed.push(key);
     }
-    for (const key of this.current.keys()) if (!next.has(key)) changed.push(key);
-    this.current = next;
-    this.inputs = inputs;
+    for (const [key, entry] of this.current) {
+      if (entry.seen === seen) continue;
+      this.current.delete(key);
+      changed.push(key);
+    }
     return changed;
   }
 
   get(key: string): ObjectStatus | undefined {
-    return this.current.get(key);
+    return this.current.get(key)?.stamped;
   }
 
   /** The objects with their computed status in place of whatever status they carried. */
   withStatus(objects: KubeObject[]): KubeObject[] {
     return objects.map((obj) => {
-      const computed = this.current.get(objectKey(obj));
+      const computed = this.current.get(objectKey(obj))?.stamped;
       return computed ? { ...obj, status: computed.status } : obj;
     });
   }

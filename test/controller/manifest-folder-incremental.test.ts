@@ -54,6 +54,78 @@ describe('ManifestFolder, incrementally', () => {
     expect(after.map((r) => r.metadata.generation)).toEqual([1, 2, 1]);
   });
 
+  it('documents inserted and removed in the middle of a long file: every other object stays the same object, the removed one is gone', () => {
+    const paths = Array.from({ length: 100 }, (_, i) => `/p${i}`);
+    const docs = paths.map((p, i) => route(`r${i}`, p));
+    writeFileSync(join(dir, 'r.yaml'), docs.join('---\n'));
+    const folder = new ManifestFolder(dir);
+    const before = new Map(folder.load().snapshot.httpRoutes.map((r) => [r.metadata.name, r]));
+    // r20 removed, a new route inserted after r49, r60 edited.
+    const edited = [...docs.slice(0, 20), ...docs.slice(21, 50), route('new', '/new'), ...docs.slice(50, 60), route('r60', '/edited'), ...docs.slice(61)];
+    writeFileSync(join(dir, 'r.yaml'), edited.join('---\n'));
+    // As many objects as before: no loss to settle, taken at once.
+    const after = folder.load().snapshot.httpRoutes;
+    const names = after.map((r) => r.metadata.name);
+    expect(names).toContain('new');
+    const byName = new Map(after.map((r) => [r.metadata.name, r]));
+    for (const [name, r] of before) {
+      if (name === 'r20' || name === 'r60') continue;
+      expect(byName.get(name)).toBe(r);
+    }
+    expect(byName.get('r60')!.spec.rules?.[0]?.matches?.[0]?.path?.value).toBe('/edited');
+    expect(byName.get('r60')!.metadata.generation).toBe(2);
+  });
+
+  it('documents reordered throughout a file (more than a short stretch between unchanged ends) keep their objects', () => {
+    const docs = Array.from({ length: 200 }, (_, i) => route(`r${i}`, `/p${i}`));
+    writeFileSync(join(dir, 'r.yaml'), docs.join('---\n'));
+    const folder = new ManifestFolder(dir);
+    const before = folder.load().snapshot.httpRoutes;
+    writeFileSync(join(dir, 'r.yaml'), [...docs].reverse().join('---\n'));
+    const load = folder.load();
+    expect(load.changed).toBe(true);
+    const after = load.snapshot.httpRoutes;
+    expect(after.map((r) => r.metadata.name)).toEqual(before.map((r) => r.metadata.name).reverse());
+    // All but the two ends: the first document's text has no '---' line before it, so theirs changed.
+    for (let i = 1; i < after.length - 1; i++) expect(after[i]).toBe(before[before.length - 1 - i]);
+  });
+
+  it('a document with a problem is named by its new position after documents are inserted before it', () => {
+    const unknown = 'apiVersion: v1\nkind: Frobnicator\nmetadata: {name: f}\n';
+    const docs = [route('r0', '/a'), route('r1', '/b'), unknown, route('r2', '/c')];
+    writeFileSync(join(dir, 'r.yaml'), docs.join('---\n'));
+    const folder = new ManifestFolder(dir);
+    expect(folder.load().problems).toEqual([expect.objectContaining({ code: 'SLU_MANIFEST_OBJECT', message: expect.stringMatching(/^document 3: /) })]);
+    writeFileSync(join(dir, 'r.yaml'), [route('x', '/x'), ...docs].join('---\n'));
+    const load = folder.load();
+    expect(load.problems).toEqual([expect.objectContaining({ code: 'SLU_MANIFEST_OBJECT', message: expect.stringMatching(/^document 4: /) })]);
+    expect(load.snapshot.httpRoutes.map((r) => r.metadata.name)).toEqual(['x', 'r0', 'r1', 'r2']);
+  });
+
+  it('a duplicate in a later file is reported naming the file kept, and goes with it; an object removed and added again starts at generation 1', () => {
+    writeFileSync(join(dir, 'a.yaml'), route('r', '/a'));
+    writeFileSync(join(dir, 'b.yaml'), `${route('r', '/b')}---\n${route('s', '/s')}`);
+    const folder = new ManifestFolder(dir);
+    const first = folder.load();
+    expect(first.problems).toEqual([expect.objectContaining({ code: 'SLU_MANIFEST_DUPLICATE', file: 'b.yaml', object: 'HTTPRoute/default/r', message: expect.stringContaining('also defined in a.yaml') })]);
+    expect(first.snapshot.httpRoutes.map((r) => r.spec.rules?.[0]?.matches?.[0]?.path?.value)).toEqual(['/a', '/s']);
+    // a.yaml edited: r raised to generation 2, still from a.yaml, still the duplicate's problem.
+    writeFileSync(join(dir, 'a.yaml'), route('r', '/a2'));
+    const second = folder.load();
+    expect(second.problems.map((p) => p.code)).toEqual(['SLU_MANIFEST_DUPLICATE']);
+    expect(second.snapshot.httpRoutes.find((r) => r.metadata.name === 'r')!.metadata.generation).toBe(2);
+    // a.yaml removed: b.yaml's r is taken (its spec differs: generation 3), no problem left.
+    rmSync(join(dir, 'a.yaml'));
+    const third = folder.load();
+    expect(third.problems).toEqual([]);
+    expect(third.snapshot.httpRoutes.find((r) => r.metadata.name === 'r')!.spec.rules?.[0]?.matches?.[0]?.path?.value).toBe('/b');
+    // r renamed away (no object lost: taken at once), then back: a new object again, generation 1.
+    writeFileSync(join(dir, 'b.yaml'), `${route('q', '/bq')}---\n${route('s', '/s')}`);
+    expect(folder.load().snapshot.httpRoutes.map((r) => r.metadata.name)).toEqual(['q', 's']);
+    writeFileSync(join(dir, 'b.yaml'), `${route('r', '/b')}---\n${route('s', '/s')}`);
+    expect(folder.load().snapshot.httpRoutes.map((r) => [r.metadata.name, r.metadata.generation])).toEqual([['r', 1], ['s', 1]]);
+  });
+
   it('watch hears a file that was replaced by a rename when it is edited again, and files in a folder made later (before the 2 s poll)', async () => {
     writeFileSync(join(dir, 'r.yaml'), routes(['/a']));
     const folder = new ManifestFolder(dir);

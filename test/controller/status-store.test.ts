@@ -35,4 +35,21 @@ describe('StatusStore', () => {
     expect(store.update([gateway(false)], new Date('2026-01-03T00:00:00Z'))).toEqual(['Gateway/ns/gw']);
     expect((store.get('Gateway/ns/gw')!.status as any).listeners[0].conditions[0].lastTransitionTime).toBe('2026-01-03T00:00:00Z');
   });
+
+  it('an update names only what changed: an unchanged status keeps its stamped entry, one no longer computed is removed and named', () => {
+    const store = new StatusStore();
+    const named = (name: string, programmed: boolean) => ({ ...gateway(programmed), name });
+    const a = named('a', true);
+    const b = named('b', true);
+    store.update([a, b, named('c', true)], new Date('2026-01-01T00:00:00Z'));
+    const stampedA = store.get('Gateway/ns/a');
+    expect(store.update([a, b, named('c', false)], new Date('2026-01-02T00:00:00Z'))).toEqual(['Gateway/ns/c']);
+    expect(store.get('Gateway/ns/a')).toBe(stampedA);
+    expect(store.update([a, named('c', false)], new Date('2026-01-03T00:00:00Z'))).toEqual(['Gateway/ns/b']);
+    expect(store.get('Gateway/ns/b')).toBeUndefined();
+    expect(store.withStatus([{ apiVersion: 'v1', kind: 'Gateway', metadata: { namespace: 'ns', name: 'b' } } as never])[0]).not.toHaveProperty('status');
+    // Back again: stamped anew, named as changed.
+    expect(store.update([a, b, named('c', false)], new Date('2026-01-04T00:00:00Z'))).toEqual(['Gateway/ns/b']);
+    expect((store.get('Gateway/ns/b')!.status as any).conditions[0].lastTransitionTime).toBe('2026-01-04T00:00:00Z');
+  });
 });
