@@ -370,8 +370,8 @@ function assembleListeners(gateways: GatewayState[], placements: Placement[], me
           // A few changed: the previous order with those taken out and put back where they belong
           // (`placements` keeps the very objects `sorted` holds: the next change takes them out by identity).
           const resorted = before && changed && changed.length <= 64 ? resort(before.sorted, changed.map((i) => before.placements[i]!), changed.map((i) => list[i]!), comparePrecedence) : null;
-          const at = new Set(changed);
-          const placements = resorted ? before!.placements.map((p, i) => (at.has(i) ? list[i]! : p)) : list;
+          const at = resorted ? new Set(changed) : null;
+          const placements = at !== null ? before!.placements.map((p, i) => (at.has(i) ? list[i]! : p)) : list;
           const sorted = resorted ?? [...list].sort(comparePrecedence);
           entry = { placements, sorted, host: { name: `${scope.name}/host/${hostname}`, hostname, ...(singleLabelWildcard ? { singleLabelWildcard: true } : {}), routes: dedupeRoutes(sorted, memo !== null) } };
         }
