@@ -538,7 +538,8 @@ class TableCompiler {
       routes[i] = entry.compiled;
       if (unchanged && same!.table.routes[i] !== entry.compiled) unchanged = false;
     }
-    const table = unchanged && same !== undefined ? same.table : { name: virtualHost.name, routes, index: new RouteIndex(routes) };
+    // A changed host's path index is derived from the previous one: only the changed rules' keys are touched.
+    const table = unchanged && same !== undefined ? same.table : { name: virtualHost.name, routes, index: previous?.table.index.derive(routes) ?? new RouteIndex(routes) };
     const entry: VirtualHostEntry = { virtualHost, https, hsts, table, routes: entries, carried: 0, ...aggregate(entries, valid ? previous : undefined, fresh) };
     addEntry(this.next.virtualHosts, virtualHost.name, entry);
     return entry.table;

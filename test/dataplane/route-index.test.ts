@@ -10,7 +10,7 @@ import { compileRouteTable } from '../../dataplane/config/compile.ts';
 import { DataplaneMetrics } from '../../dataplane/metrics.ts';
 import { normalizeHost } from '../../dataplane/router/host.ts';
 import { compileMatch, matches, type CompiledMatch, type MatchableRequest } from '../../dataplane/router/match.ts';
-import { RouteIndex } from '../../dataplane/router/route-index.ts';
+import { MAX_OVERLAY_KEYS, RouteIndex } from '../../dataplane/router/route-index.ts';
 import { findRoute } from '../../dataplane/router/router.ts';
 import { SecureContextCache } from '../../dataplane/tls/certificates.ts';
 import { UpstreamPools } from '../../dataplane/upstream/pools.ts';
@@ -106,6 +106,85 @@ describe('RouteIndex', () => {
     expect(prefixes.find({ path: '/ab', method: 'GET', query: '', headers: [], params: null })).toBeNull();
     expect(prefixes.find({ path: '/a', method: 'GET', query: '', headers: [], params: null })?.id).toBe(0);
     expect(prefixes.find({ path: '/a/', method: 'GET', query: '', headers: [], params: null })?.id).toBe(0);
+  });
+});
+
+/** One edit of a table: what a route change does to a virtual host's sorted rules. */
+type Edit =
+  | { kind: 'insert'; at: number; match: RouteMatch }
+  | { kind: 'remove'; at: number }
+  | { kind: 'replace'; at: number; match: RouteMatch }
+  | { kind: 'move'; at: number; to: number }
+  | { kind: 'recompile'; at: number };
+
+const edit: fc.Arbitrary<Edit> = fc.oneof(
+  fc.record({ kind: fc.constant('insert' as const), at: fc.nat(), match: routeMatch }),
+  fc.record({ kind: fc.constant('remove' as const), at: fc.nat() }),
+  fc.record({ kind: fc.constant('replace' as const), at: fc.nat(), match: routeMatch }),
+  fc.record({ kind: fc.constant('move' as const), at: fc.nat(), to: fc.nat() }),
+  // The same match in a new compiled route (its backends changed): the index must hand out the new one.
+  fc.record({ kind: fc.constant('recompile' as const), at: fc.nat() }),
+);
+
+let nextId = 1_000_000;
+
+function applyEdit(entries: readonly Entry[], e: Edit): Entry[] {
+  const next = [...entries];
+  const at = entries.length === 0 ? 0 : e.at % entries.length;
+  if (e.kind === 'insert') next.splice(e.at % (entries.length + 1), 0, { id: nextId++, match: compileMatch(e.match, []) });
+  else if (entries.length === 0) return next;
+  else if (e.kind === 'remove') next.splice(at, 1);
+  else if (e.kind === 'replace') next[at] = { id: nextId++, match: compileMatch(e.match, []) };
+  else if (e.kind === 'recompile') next[at] = { id: nextId++, match: entries[at].match };
+  else next.splice(e.to % entries.length, 0, ...next.splice(at, 1));
+  return next;
+}
+
+describe('RouteIndex.derive (the index of a changed virtual host, from the previous one)', () => {
+  it('answers as a fresh index and the walk in table order, over random edit sequences', () => {
+    fc.assert(
+      fc.property(fc.array(routeMatch, { maxLength: 60 }), fc.array(edit, { minLength: 1, maxLength: 25 }), fc.array(request, { minLength: 1, maxLength: 12 }), (table, edits, requests) => {
+        let entries = compileEntries(table);
+        let index = new RouteIndex(entries, -1);
+        for (const e of edits) {
+          entries = applyEdit(entries, e);
+          index = index.derive(entries);
+          const fresh = new RouteIndex(entries, -1);
+          for (const r of requests) {
+            const expected = linear(entries, { ...r, params: null });
+            expect(index.find({ ...r, params: null })).toBe(expected);
+            expect(fresh.find({ ...r, params: null })).toBe(expected);
+          }
+        }
+      }),
+      { seed: SEED, numRuns: 300 },
+    );
+  });
+
+  it('touches only the changed keys of a long table, and is rebuilt once too many have changed', () => {
+    let entries: Entry[] = [];
+    for (let i = 0; i < 2000; i++) entries.push({ id: i, match: compileMatch({ path: { type: i % 2 === 0 ? 'Exact' : 'PathPrefix', value: `/t${i}/v1` }, headers: [], queryParams: [] }, []) });
+    let index = new RouteIndex(entries);
+    const at = (path: string): number | null => index.find({ path, method: 'GET', query: '', headers: [], params: null })?.id ?? null;
+    // Rule 10 re-sorted to the end with a new path: two keys changed (its old and its new path).
+    entries = [...entries.slice(0, 10), ...entries.slice(11), { id: 5000, match: compileMatch({ path: { type: 'Exact', value: '/t10/v2' }, headers: [], queryParams: [] }, []) }];
+    index = index.derive(entries);
+    expect(index.changedKeys).toBe(2);
+    expect(at('/t10/v1')).toBeNull();
+    expect(at('/t10/v2')).toBe(5000);
+    expect(at('/t11/v1/x')).toBe(11);
+    for (let edit = 0; edit < 300; edit++) {
+      const i = 1 + 2 * ((edit * 37) % 900);
+      entries = entries.map((entry, p) => (p === i ? { id: 10_000 + edit, match: compileMatch({ path: { type: 'PathPrefix', value: `/e${edit}` }, headers: [], queryParams: [] }, []) } : entry));
+      index = index.derive(entries);
+      expect(index.changedKeys).toBeLessThanOrEqual(MAX_OVERLAY_KEYS);
+      expect(at(`/e${edit}/x`)).toBe(10_000 + edit);
+    }
+    expect(index.changedKeys).toBeLessThan(2 * 300);
+    for (let p = 0; p < entries.length; p += 97) {
+      const path = entries[p].match.path;
+      if (path.type === 'Exact') expect(at(path.value)).toBe(entries[p].id);
+    }
   });
 });
 
