@@ -205,8 +205,12 @@ export class RouteIndex<T extends { match: CompiledMatch }> {
       lower = positionOf[end - 1];
       i = end;
     }
-    const slots: T[] = [];
-    for (let i = 0; i < routes.length; i++) slots[positionOf[i]] = routes[i];
+    // The previous slots copied (one copy of a packed array; filling a new one with holes grew it
+    // step by step, most of this function's time), the removed ones emptied first: an added rule
+    // may take a removed one's number.
+    const slots = this.slots.slice();
+    for (let p = 0; p < previous.length; p++) if (keptPrevious[p] === 0) slots[this.positionOf[p]] = undefined as unknown as T;
+    for (let i = 0; i < routes.length; i++) if (slots[positionOf[i]] !== routes[i]) slots[positionOf[i]] = routes[i];
 
     // The changed keys' lists: their previous positions without the removed, with the added.
     const changes = new Map<Map<string, Positions>, Map<string, { removed: Set<number>; added: number[] }>>([
