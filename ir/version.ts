@@ -159,9 +159,13 @@ function sameRange(elements: unknown[], value: unknown[], start: number, end: nu
   return true;
 }
 
+/** What JSON.stringify escapes in a string: `"`, `\\`, control characters, surrogates (a lone one is escaped). */
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+
 /** JSON of a value that is not an object (as JSON.stringify: `null` for what it leaves out). */
 function primitive(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
+  // Most IR strings (names, hosts, paths) need no escaping: quoted directly, the same text.
+  if (typeof value === 'string') return NEEDS_ESCAPE.test(value) ? JSON.stringify(value) : `"${value}"`;
   if (typeof value === 'number') return Number.isFinite(value) ? String(value) : 'null';
   if (typeof value === 'boolean') return value ? 'true' : 'false';
   return JSON.stringify(value) ?? 'null';
