@@ -35,10 +35,15 @@ let scratchSingles: Int32Array = new Int32Array(16);
 type Positions = number;
 
 /**
- * A fresh index numbers its routes 0, GAP, 2·GAP…: a route inserted later takes a free number
+ * A fresh index numbers its routes GAP/2, GAP/2 + GAP…: a route inserted later takes a free number
  * between its neighbours, so the routes after it keep theirs and their keys are not touched.
  */
 const GAP = 4;
+
+/** Rule i's position in a fresh index: free numbers before the first rule too (an edit may sort a rule first). */
+function firstPosition(i: number): number {
+  return i * GAP + GAP / 2;
+}
 
 /**
  * A derived index (see `derive`) keeps its base's maps and adds an overlay of the keys changed
@@ -108,8 +113,8 @@ export class RouteIndex<T extends { match: CompiledMatch }> {
     // Filled in ascending order, not `new Array(length)`: V8 makes a long one a dictionary.
     this.slots = [];
     for (let i = 0; i < this.positionOf.length; i++) {
-      this.positionOf[i] = i * GAP;
-      this.slots[i * GAP] = routes[i];
+      this.positionOf[i] = firstPosition(i);
+      this.slots[firstPosition(i)] = routes[i];
     }
     const several = new Map<Map<string, Positions>, Map<string, number[]>>([
       [this.exact, new Map()],
@@ -122,14 +127,14 @@ export class RouteIndex<T extends { match: CompiledMatch }> {
         const path = routes[i].match.path;
         switch (path.type) {
           case 'Exact':
-            add(this.exact, several.get(this.exact)!, path.value, i * GAP);
+            add(this.exact, several.get(this.exact)!, path.value, firstPosition(i));
             break;
           case 'PathPrefix':
-            add(this.prefixes, several.get(this.prefixes)!, path.prefix, i * GAP);
+            add(this.prefixes, several.get(this.prefixes)!, path.prefix, firstPosition(i));
             if (path.prefix.length > longest) longest = path.prefix.length;
             break;
           case 'RegularExpression':
-            unindexed.push(i * GAP);
+            unindexed.push(firstPosition(i));
             break;
           default:
           // 'Never': no request can select it, so it is no candidate either.

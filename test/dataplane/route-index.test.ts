@@ -173,6 +173,8 @@ describe('RouteIndex.derive (the index of a changed virtual host, from the previ
     expect(at('/t10/v1')).toBeNull();
     expect(at('/t10/v2')).toBe(5000);
     expect(at('/t11/v1/x')).toBe(11);
+    // A rule sorted first (before every kept one) is derived too: a fresh index leaves room there.
+    expect(index.derive([{ id: 7000, match: compileMatch({ path: { type: 'Exact', value: '/first' }, headers: [], queryParams: [] }, []) }, ...entries]).changedKeys).toBe(3);
     for (let edit = 0; edit < 300; edit++) {
       const i = 1 + 2 * ((edit * 37) % 900);
       entries = entries.map((entry, p) => (p === i ? { id: 10_000 + edit, match: compileMatch({ path: { type: 'PathPrefix', value: `/e${edit}` }, headers: [], queryParams: [] }, []) } : entry));
