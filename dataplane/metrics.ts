@@ -157,8 +157,13 @@ export class RequestMetrics {
   readonly backend: string;
   /** Requests answered, by status code; made at the first (most of 50 000 rules never answer one: memory). */
   codes: Map<number, number> | null = null;
-  /** The route's durations, shared by every backend of the route. */
-  readonly durations: Durations;
+  /**
+   * The route's durations, shared by every backend of the route: found or made at the first
+   * request (DataplaneMetrics.durationsOf), not at the compile (most of 50 000 rules never answer one).
+   */
+  durations: Durations | null = null;
+  /** The next target of the same route (DataplaneMetrics.targets: a chain per route, not a Map per route). */
+  sibling: RequestMetrics | null = null;
   private readonly notReplayable: RouteCounter;
   private readonly owner: DataplaneMetrics;
   /** The per-backend series of a forward to a backend (re-resolved at every compile); null otherwise. */
@@ -168,9 +173,8 @@ export class RequestMetrics {
   /** Compiled routes of the live table holding it (DataplaneMetrics.versionApplied). */
   uses = 0;
 
-  constructor(owner: DataplaneMetrics, durations: Durations, notReplayable: RouteCounter, route: string, backend: string) {
+  constructor(owner: DataplaneMetrics, notReplayable: RouteCounter, route: string, backend: string) {
     this.owner = owner;
-    this.durations = durations;
     this.route = route;
     this.backend = backend;
     this.notReplayable = notReplayable;
@@ -187,7 +191,7 @@ export class RequestMetrics {
     const codes = (this.codes ??= new Map());
     codes.set(code, (codes.get(code) ?? 0) + 1);
     const seconds = (now - startedAt) / 1000;
-    this.durations.observe(seconds);
+    (this.durations ??= this.owner.durationsOf(this.route)).observe(seconds);
     this.perBackend?.record(code, seconds);
   }
 }
@@ -217,11 +221,12 @@ export class DataplaneMetrics {
   private readonly listenerUp: client.Gauge<'listener'>;
   private readonly rejected: client.Counter<'listener' | 'reason'>;
   /**
-   * Shared per (route, backend) across reloads, so counts carry on. By route, then backend: no
-   * key string built per rule at each compile (50 000 rules made that a fifth of it).
+   * Shared per (route, backend) across reloads, so counts carry on. By route, the first of a chain of
+   * its targets by backend (RequestMetrics.sibling, in the order made; a route has a few backends):
+   * no key string built per rule at each compile (50 000 rules made that a fifth of it), no Map per route.
    */
-  private readonly targets = new Map<string, Map<string, RequestMetrics>>();
-  /** Each route's durations (all its backends), while the route has targets. */
+  private readonly targets = new Map<string, RequestMetrics>();
+  /** Each route's durations (all its backends), from its first request while the route has targets. */
   private readonly routeDurations = new Map<string, Durations>();
   /** Per-backend series by `route\0rule\0backend`. */
   private readonly backendSeries = new Map<string, BackendSeries>();
@@ -237,8 +242,8 @@ export class DataplaneMetrics {
 
   constructor(registry: Registry) {
     ScrapedMetric.in(registry, 'sluice_http_requests_total', 'HTTP requests answered, by route, backend and status code', 'counter').add((out) => {
-      for (const byBackend of this.targets.values()) {
-        for (const target of byBackend.values()) {
+      for (const first of this.targets.values()) {
+        for (let target: RequestMetrics | null = first; target !== null; target = target.sibling) {
           if (target.codes !== null) for (const [code, n] of target.codes) out.push({ labels: { route: target.route, backend: target.backend, code: String(code) }, value: n });
         }
       }
@@ -303,26 +308,43 @@ export class DataplaneMetrics {
    * the per-backend series.
    */
   requestMetrics(route: string, backend: string, forward?: { route: Route; backend: Backend }): RequestMetrics {
-    let byBackend = this.targets.get(route);
-    if (byBackend === undefined) {
-      byBackend = new Map();
-      this.targets.set(route, byBackend);
-    }
-    let target = byBackend.get(backend);
+    let target = this.targetOf(route, backend);
     if (target === undefined) {
-      let durations = this.routeDurations.get(route);
-      if (durations === undefined) {
-        durations = new Durations();
-        this.routeDurations.set(route, durations);
-      }
-      target = new RequestMetrics(this, durations, this.notReplayable, route, backend);
-      byBackend.set(backend, target);
+      target = new RequestMetrics(this, this.notReplayable, route, backend);
+      this.addTarget(target);
     }
     // A listener's local answers (route '') are compiled with the listener, which an incremental
     // compile may keep without asking again: never counted, never dropped.
     if (route !== '') this.taken.push(target);
     target.perBackend = forward === undefined ? null : this.seriesFor(forward.route, forward.backend);
     return target;
+  }
+
+  private targetOf(route: string, backend: string): RequestMetrics | undefined {
+    for (let target = this.targets.get(route); target !== undefined; target = target.sibling ?? undefined) if (target.backend === backend) return target;
+    return undefined;
+  }
+
+  /** At the end of its route's chain (the order scraped stays the order made). */
+  private addTarget(target: RequestMetrics): void {
+    target.sibling = null;
+    let last = this.targets.get(target.route);
+    if (last === undefined) {
+      this.targets.set(target.route, target);
+      return;
+    }
+    while (last.sibling !== null) last = last.sibling;
+    last.sibling = target;
+  }
+
+  /** A route's durations, made at its first request (RequestMetrics.record). */
+  durationsOf(route: string): Durations {
+    let durations = this.routeDurations.get(route);
+    if (durations === undefined) {
+      durations = new Durations();
+      this.routeDurations.set(route, durations);
+    }
+    return durations;
   }
 
   private seriesFor(route: Route, backend: Backend): BackendSeries {
@@ -362,10 +384,8 @@ export class DataplaneMetrics {
       if (!this.backendSeries.has(retired.key)) this.backendSeries.set(retired.key, retired);
       return;
     }
-    let byBackend = this.targets.get(retired.route);
-    if (byBackend === undefined) this.targets.set(retired.route, (byBackend = new Map()));
-    if (!byBackend.has(retired.backend)) byBackend.set(retired.backend, retired);
-    if (!this.routeDurations.has(retired.route)) this.routeDurations.set(retired.route, retired.durations);
+    if (this.targetOf(retired.route, retired.backend) === undefined) this.addTarget(retired);
+    if (retired.durations !== null && !this.routeDurations.has(retired.route)) this.routeDurations.set(retired.route, retired.durations);
   }
 
   versionApplied(version: string): void {
@@ -387,12 +407,22 @@ export class DataplaneMetrics {
       if (this.backendSeries.get(unused.key) === unused) this.backendSeries.delete(unused.key);
       return;
     }
-    const byBackend = this.targets.get(unused.route);
-    if (byBackend?.get(unused.backend) !== unused) return;
-    byBackend.delete(unused.backend);
-    if (byBackend.size > 0) return;
-    this.targets.delete(unused.route);
-    this.routeDurations.delete(unused.route);
+    const first = this.targets.get(unused.route);
+    if (first === unused) {
+      if (unused.sibling !== null) {
+        this.targets.set(unused.route, unused.sibling);
+        return;
+      }
+      this.targets.delete(unused.route);
+      this.routeDurations.delete(unused.route);
+      return;
+    }
+    for (let before = first; before !== undefined && before.sibling !== null; before = before.sibling) {
+      if (before.sibling === unused) {
+        before.sibling = unused.sibling;
+        return;
+      }
+    }
   }
 
   versionRejected(): void {
