@@ -204,8 +204,22 @@ export class RouteIndex<T extends { match: CompiledMatch }> {
       }
       let end = i;
       while (end < routes.length && kept[end] < 0) end++;
-      const upper = end < routes.length ? this.positionOf[kept[end]] : lower + 1 + (end - i) * GAP;
-      if (upper - lower - 1 < end - i) return new RouteIndex(routes, this.linearLimit);
+      // Too few free numbers (edits keep landing in one place): the kept neighbours are taken into
+      // the run, alternately after and before it, renumbered like added rules until it has room
+      // for twice its length.
+      let upper = end < routes.length ? this.positionOf[kept[end]] : lower + 1 + (end - i) * GAP;
+      for (let after = true; upper - lower - 1 < 2 * (end - i); after = !after) {
+        if (after && end < routes.length) {
+          keptPrevious[kept[end]] = 0;
+          kept[end] = -1;
+          while (++end < routes.length && kept[end] < 0);
+          upper = end < routes.length ? this.positionOf[kept[end]] : lower + 1 + (end - i) * GAP;
+        } else if (!after && i > 0) {
+          keptPrevious[kept[--i]] = 0;
+          kept[i] = -1;
+          lower = i > 0 ? positionOf[i - 1] : -1;
+        }
+      }
       for (let k = i; k < end; k++) positionOf[k] = lower + Math.floor(((k - i + 1) * (upper - lower)) / (end - i + 1));
       lower = positionOf[end - 1];
       i = end;

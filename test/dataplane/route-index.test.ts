@@ -175,6 +175,16 @@ describe('RouteIndex.derive (the index of a changed virtual host, from the previ
     expect(at('/t11/v1/x')).toBe(11);
     // A rule sorted first (before every kept one) is derived too: a fresh index leaves room there.
     expect(index.derive([{ id: 7000, match: compileMatch({ path: { type: 'Exact', value: '/first' }, headers: [], queryParams: [] }, []) }, ...entries]).changedKeys).toBe(3);
+    // Rules added again and again at one place: its neighbours are renumbered, not the whole index.
+    for (let added = 0; added < 20; added++) {
+      entries = [...entries.slice(0, 500), { id: 6000 + added, match: compileMatch({ path: { type: 'Exact', value: `/a${added}` }, headers: [], queryParams: [] }, []) }, ...entries.slice(500)];
+      const keys = index.changedKeys;
+      index = index.derive(entries);
+      expect(index.changedKeys).toBeGreaterThan(keys);
+      expect(at(`/a${added}`)).toBe(6000 + added);
+    }
+    expect(at('/t498/v1')).toBe(498);
+    expect(at('/t501/v1/x')).toBe(501);
     for (let edit = 0; edit < 300; edit++) {
       const i = 1 + 2 * ((edit * 37) % 900);
       entries = entries.map((entry, p) => (p === i ? { id: 10_000 + edit, match: compileMatch({ path: { type: 'PathPrefix', value: `/e${edit}` }, headers: [], queryParams: [] }, []) } : entry));
