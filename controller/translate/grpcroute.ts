@@ -8,15 +8,15 @@
 //   share UNAVAILABLE (the dataplane maps it, Route.grpc);
 // - an HTTPRoute and a GRPCRoute on one listener with intersecting hostnames: only the older (then
 //   alphabetically first) is served there (resolveCrossServing).
-import type { Backend, Filter, HeaderMatch, PathMatch, RouteAction, WeightedBackend } from '../../ir/types.ts';
-import type { GRPCRouteObject, HTTPRouteObject, KubeObject } from '../sources/objects.ts';
+import type { Backend, Filter, HeaderMatch, PathMatch, Route, RouteAction, WeightedBackend } from '../../ir/types.ts';
+import { namespacedName, type GRPCRouteObject, type HTTPRouteObject, type KubeObject } from '../sources/objects.ts';
 import { condition } from '../status/conditions.ts';
 import type { BackendRef, GRPCRouteMatch } from '../schema/kinds.ts';
 import { attachRoute, type Parents } from './attachment.ts';
 import { resolveBackendRef, type BackendResolution } from './backends.ts';
 import type { ListenerState } from './gateway.ts';
 import { hostnamesIntersect } from './hostnames.ts';
-import { attachCompiled, backendName, checkRegex, compileMemoised, extensionRefProblem, routeOrder, toFilter, translateHttpRoute, toHeaderMatches, type Compiled, type CompiledRule, type Placement, type RouteTranslation } from './httproute.ts';
+import { attachCompiled, backendName, checkRegex, compileMemoised, extensionRefProblem, compiledSize, routeOrder, toFilter, translateHttpRoute, toHeaderMatches, type Compiled, type Placement, type RouteOrder, type RouteTranslation } from './httproute.ts';
 import type { InputIndex } from './index-inputs.ts';
 import type { Resolve } from './memo.ts';
 import { toSessionPersistence, withCookiePath } from './session-persistence.ts';
@@ -79,12 +79,17 @@ export function resolveGrpcBackendRef(ref: BackendRef | undefined, routeNamespac
 function compileGrpcRules(route: GRPCRouteObject, resolve: Resolve<BackendResolution>): Compiled {
   const ns = route.metadata.namespace!;
   const base = `grpcroute/${ns}/${route.metadata.name}`;
-  const out: Compiled = { rules: [], unsupported: null, refProblem: null, backends: [] };
+  const source = `${ns}/${route.metadata.name}`;
+  const orderSource = ns ? source : namespacedName(route);
+  const rules = route.spec?.rules ?? [];
+  const size = compiledSize(rules);
+  const out: Compiled = { routes: new Array<Route>(size), orders: new Array<RouteOrder>(size), unsupported: null, refProblem: null, backends: [] };
+  let n = 0;
   const unsupported = (msg: string) => {
     out.unsupported ??= msg;
   };
   const backendOf = (ref: BackendRef | undefined) => backendName(resolve(ref), out);
-  (route.spec?.rules ?? []).forEach((rule, ruleIndex) => {
+  rules.forEach((rule, ruleIndex) => {
     const where = `rule ${ruleIndex}`;
     const filters: Filter[] = [];
     // An ExtensionRef Sluice cannot resolve (it resolves none): the filter is not skipped, the
@@ -96,8 +101,8 @@ function compileGrpcRules(route: GRPCRouteObject, resolve: Resolve<BackendResolu
       else unsupported(`${where}: filter ${f.type} is not supported`);
     }
     if (unresolvedFilter !== null) out.refProblem ??= { reason: 'InvalidKind', message: unresolvedFilter };
-    const backends: WeightedBackend[] = [];
-    for (const ref of rule?.backendRefs ?? []) {
+    // map: an array of the exact size (the IR keeps it).
+    const backends: WeightedBackend[] = (rule?.backendRefs ?? []).map((ref) => {
       const resolved = resolve(ref);
       const refFilters: Filter[] = [];
       let unresolvedRefFilter: string | null = null;
@@ -108,8 +113,8 @@ function compileGrpcRules(route: GRPCRouteObject, resolve: Resolve<BackendResolu
       }
       // Its share gets an error, as for an invalid backendRef.
       if (unresolvedRefFilter !== null) out.refProblem ??= { reason: 'InvalidKind', message: unresolvedRefFilter };
-      backends.push({ backend: unresolvedRefFilter !== null ? null : backendName(resolved, out), weight: ref?.weight === undefined ? 1 : Number(ref.weight), filters: refFilters });
-    }
+      return { backend: unresolvedRefFilter !== null ? null : backendName(resolved, out), weight: ref?.weight === undefined ? 1 : Number(ref.weight), filters: refFilters };
+    });
     // No backendRefs: UNIMPLEMENTED (404 in gRPC form), as the spec says for a rule that forwards nowhere.
     const action: RouteAction =
       unresolvedFilter !== null
@@ -119,26 +124,22 @@ function compileGrpcRules(route: GRPCRouteObject, resolve: Resolve<BackendResolu
           : { type: 'DirectResponse', status: 404 };
     const session = toSessionPersistence(rule?.sessionPersistence, `${base}/rule/${ruleIndex}`, where, unsupported);
     const matches: GRPCRouteMatch[] = rule?.matches?.length ? rule.matches : [{}];
-    const compiled: CompiledRule = { routes: [] };
     matches.forEach((m, matchIndex) => {
       const matchWhere = `${where} match ${matchIndex}`;
       const method = toMethodMatch(m?.method, matchWhere, unsupported);
       const headers: HeaderMatch[] = toHeaderMatches(m?.headers, matchWhere, unsupported);
-      compiled.routes.push({
-        route: {
-          name: `${base}/rule/${ruleIndex}/match/${matchIndex}`,
-          source: `${ns}/${route.metadata.name}`,
-          origin: { kind: 'GRPCRoute', namespace: ns, name: route.metadata.name, ruleIndex, ...(typeof rule?.name === 'string' && rule.name !== '' ? { sectionName: rule.name } : {}) },
-          match: { path: method.path, headers, queryParams: [] },
-          filters,
-          action,
-          grpc: true,
-          ...(session ? { sessionPersistence: withCookiePath(session, method.path)! } : {}),
-        },
-        order: routeOrder(route, ruleIndex, matchIndex, { tier: method.tier, service: method.service, method: method.method }),
-      });
+      out.routes[n] = {
+        name: `${base}/rule/${ruleIndex}/match/${matchIndex}`,
+        source,
+        origin: { kind: 'GRPCRoute', namespace: ns, name: route.metadata.name, ruleIndex, ...(typeof rule?.name === 'string' && rule.name !== '' ? { sectionName: rule.name } : {}) },
+        match: { path: method.path, headers, queryParams: [] },
+        filters,
+        action,
+        grpc: true,
+        ...(session ? { sessionPersistence: withCookiePath(session, method.path)! } : {}),
+      };
+      out.orders[n++] = routeOrder(route, orderSource, ruleIndex, matchIndex, { tier: method.tier, service: method.service, method: method.method });
     });
-    out.rules.push(compiled);
   });
   return out;
 }

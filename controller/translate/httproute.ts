@@ -64,12 +64,14 @@ export interface RouteTranslation {
   backends: Backend[];
 }
 
-export interface CompiledRule {
-  routes: { route: Route; order: RouteOrder }[];
-}
-
 export interface Compiled {
-  rules: CompiledRule[];
+  /**
+   * Every rule's IR routes, rule by rule then match by match, and each one's precedence keys
+   * (orders[i] is routes[i]'s): two flat arrays, no object per rule or per pair (50 000 rules
+   * are held by a Translator's memo: what the GC copies and traces).
+   */
+  routes: Route[];
+  orders: RouteOrder[];
   /** Set when a rule uses something Sluice cannot serve: the route is not accepted. */
   unsupported: string | null;
   refProblem: RefProblem | null;
@@ -86,7 +88,7 @@ export function translateHttpRoute(route: HTTPRouteObject, parents: Parents, ind
 
 /** What a route's attachment is reused from (memo.ts): its status, and where it attached by scope name. */
 interface AttachmentEntry {
-  rules: CompiledRule[];
+  routes: Route[];
   unsupported: string | null;
   refProblem: RefProblem | null;
   /** The parents the route's parentRefs named, as attachment reads them (parentsKey). */
@@ -116,7 +118,7 @@ export function attachCompiled(route: HTTPRouteObject | GRPCRouteObject, kind: '
   const before = listeners !== null ? (memo!.attachment(route) as AttachmentEntry | undefined) : undefined;
   const parentRefs = listeners !== null ? (before?.parentRefs ?? parentRefKeys(route)) : null;
   const parentsKey = parentRefs !== null ? attachmentKey(route.metadata.namespace!, parentRefs, parents, index) : null;
-  if (before && listeners && before.parentsKey === parentsKey && before.rules === compiled.rules && before.unsupported === compiled.unsupported && before.refProblem === compiled.refProblem) {
+  if (before && listeners && before.parentsKey === parentsKey && before.routes === compiled.routes && before.unsupported === compiled.unsupported && before.refProblem === compiled.refProblem) {
     for (let i = 0; i < before.attached.length; i++) listeners.get(before.attached[i]!.scopeName)!.attachedRoutes += 1;
     return before.translation;
   }
@@ -124,10 +126,10 @@ export function attachCompiled(route: HTTPRouteObject | GRPCRouteObject, kind: '
   const attachment = attachRoute(route, kind, hostnames, parents, compiled, index);
   if (attachment.parents.length === 0) return null;
   const status: ObjectStatus = { apiVersion: route.apiVersion, kind, namespace: route.metadata.namespace, name: route.metadata.name, status: { parents: attachment.parents } };
-  const translation: RouteTranslation = { status, placements: placeRoutes(attachment.attached, compiled.rules), backends: compiled.backends };
+  const translation: RouteTranslation = { status, placements: placeRoutes(attachment.attached, compiled), backends: compiled.backends };
   if (parentsKey !== null && parentRefs !== null) {
     const attached = attachment.attached.map((a) => ({ scopeName: a.listener.scopeName, hostnames: a.hostnames }));
-    const entry: AttachmentEntry = { rules: compiled.rules, unsupported: compiled.unsupported, refProblem: compiled.refProblem, parentsKey, parentRefs, attached, translation };
+    const entry: AttachmentEntry = { routes: compiled.routes, unsupported: compiled.unsupported, refProblem: compiled.refProblem, parentsKey, parentRefs, attached, translation };
     memo!.setAttachment(route, entry);
   }
   return translation;
@@ -190,22 +192,36 @@ function listenersByScope(parents: Parents, index: InputIndex): Map<string, List
   });
 }
 
-/** Every compiled route of every rule on every attached listener, under each effective hostname. */
-export function placeRoutes(attached: Attached[], rules: CompiledRule[]): Placement[] {
-  const placements: Placement[] = [];
-  for (const { listener, hostnames } of attached) {
-    for (const hostname of hostnames) {
-      for (const rule of rules) {
-        for (const r of rule.routes) placements.push({ scope: listener.scopeName, hostname, route: r.route, order: r.order });
-      }
+/** Every compiled route on every attached listener, under each effective hostname (an array of the exact size: a memo keeps it). */
+export function placeRoutes(attached: Attached[], compiled: Pick<Compiled, 'routes' | 'orders'>): Placement[] {
+  const { routes, orders } = compiled;
+  let size = 0;
+  for (let a = 0; a < attached.length; a++) size += attached[a]!.hostnames.length * routes.length;
+  const placements = new Array<Placement>(size);
+  let n = 0;
+  for (let a = 0; a < attached.length; a++) {
+    const { listener, hostnames } = attached[a]!;
+    for (let h = 0; h < hostnames.length; h++) {
+      for (let i = 0; i < routes.length; i++) placements[n++] = { scope: listener.scopeName, hostname: hostnames[h]!, route: routes[i]!, order: orders[i]! };
     }
   }
   return placements;
 }
 
-/** A compiled route's precedence keys (the route's own; every placement of it shares them). */
-export function routeOrder(route: KubeObject, ruleIndex: number, matchIndex: number, grpc?: RouteOrder['grpc']): RouteOrder {
-  return { tier: 0, creationTimestamp: route.metadata.creationTimestamp ?? '', source: namespacedName(route), ruleIndex, matchIndex, ...(grpc ? { grpc } : {}) };
+/** The number of IR routes a route's rules compile to (one per match; a rule without matches has one): the compiled arrays' size. */
+export function compiledSize(rules: readonly ({ matches?: readonly unknown[] } | undefined)[]): number {
+  let n = 0;
+  for (let i = 0; i < rules.length; i++) n += rules[i]?.matches?.length || 1;
+  return n;
+}
+
+/**
+ * A compiled route's precedence keys (the route's own; every placement of it shares them).
+ * `source` is namespacedName(route), made once per route by the caller.
+ */
+export function routeOrder(route: KubeObject, source: string, ruleIndex: number, matchIndex: number, grpc?: RouteOrder['grpc']): RouteOrder {
+  const creationTimestamp = route.metadata.creationTimestamp ?? '';
+  return grpc ? { tier: 0, creationTimestamp, source, ruleIndex, matchIndex, grpc } : { tier: 0, creationTimestamp, source, ruleIndex, matchIndex };
 }
 
 /**
@@ -259,12 +275,18 @@ function keyedResolver(
 function compileRules(route: HTTPRouteObject, resolve: Resolve<BackendResolution>): Compiled {
   const ns = route.metadata.namespace!;
   const base = `httproute/${ns}/${route.metadata.name}`;
-  const out: Compiled = { rules: [], unsupported: null, refProblem: null, backends: [] };
+  // One string per route for every rule's `source` (and its precedence key when it reads the same).
+  const source = `${ns}/${route.metadata.name}`;
+  const orderSource = ns ? source : namespacedName(route);
+  const rules = route.spec?.rules ?? [];
+  const size = compiledSize(rules);
+  const out: Compiled = { routes: new Array<Route>(size), orders: new Array<RouteOrder>(size), unsupported: null, refProblem: null, backends: [] };
+  let n = 0;
   const unsupported = (msg: string) => {
     out.unsupported ??= msg;
   };
   const backendOf = (ref: BackendRef | undefined) => backendName(resolve(ref), out);
-  (route.spec?.rules ?? []).forEach((rule, ruleIndex) => {
+  rules.forEach((rule, ruleIndex) => {
     const where = `rule ${ruleIndex}`;
     const filters: Filter[] = [];
     let redirect: RedirectAction | null = null;
@@ -284,8 +306,8 @@ function compileRules(route: HTTPRouteObject, resolve: Resolve<BackendResolution
       else filters.push(toFilter(f, backendOf));
     }
     if (redirect && filters.some((f) => f.type === 'URLRewrite')) unsupported(`${where}: RequestRedirect and URLRewrite cannot be combined`);
-    const backends: WeightedBackend[] = [];
-    for (const ref of rule?.backendRefs ?? []) {
+    // map: an array of the exact size (the IR keeps it), where push would leave room for 16.
+    const backends: WeightedBackend[] = (rule?.backendRefs ?? []).map((ref) => {
       const resolved = resolve(ref);
       const refFilters: Filter[] = [];
       let unresolvedRefFilter: string | null = null;
@@ -297,12 +319,12 @@ function compileRules(route: HTTPRouteObject, resolve: Resolve<BackendResolution
       }
       // Its share of the requests gets 500, as for an invalid backendRef.
       if (unresolvedRefFilter !== null) out.refProblem ??= { reason: 'InvalidKind', message: unresolvedRefFilter };
-      backends.push({
+      return {
         backend: unresolvedRefFilter !== null ? null : backendName(resolved, out),
         weight: ref?.weight === undefined ? 1 : Number(ref.weight),
         filters: refFilters,
-      });
-    }
+      };
+    });
     const timeouts = toTimeouts(rule?.timeouts, where, unsupported);
     const retry = toRetry(rule?.retry, where, unsupported);
     const session = toSessionPersistence(rule?.sessionPersistence, `${base}/rule/${ruleIndex}`, where, unsupported);
@@ -315,27 +337,23 @@ function compileRules(route: HTTPRouteObject, resolve: Resolve<BackendResolution
           ? { type: 'Forward', backends }
           : { type: 'DirectResponse', status: 500 };
     const matches: HTTPRouteMatch[] = rule?.matches?.length ? rule.matches : [{}];
-    const compiled: CompiledRule = { routes: [] };
     const replacesPrefix = (redirect as RedirectAction | null)?.path?.type === 'ReplacePrefixMatch' || filters.some(replacesPrefixMatch) || backends.some((b) => b.filters.some(replacesPrefixMatch));
     matches.forEach((m, matchIndex) => {
       const match = toMatch(m, `${where} match ${matchIndex}`, unsupported);
       if (replacesPrefix && match.path.type !== 'PathPrefix') unsupported(`${where}: ReplacePrefixMatch needs a PathPrefix match`);
-      compiled.routes.push({
-        route: {
-          name: `${base}/rule/${ruleIndex}/match/${matchIndex}`,
-          source: `${ns}/${route.metadata.name}`,
-          origin: { kind: 'HTTPRoute', namespace: ns, name: route.metadata.name, ruleIndex, ...(typeof rule?.name === 'string' && rule.name !== '' ? { sectionName: rule.name } : {}) },
-          match,
-          filters,
-          action,
-          ...(timeouts ? { timeouts } : {}),
-          ...(retry ? { retry } : {}),
-          ...(session ? { sessionPersistence: withCookiePath(session, match.path)! } : {}),
-        },
-        order: routeOrder(route, ruleIndex, matchIndex),
-      });
+      out.routes[n] = {
+        name: `${base}/rule/${ruleIndex}/match/${matchIndex}`,
+        source,
+        origin: { kind: 'HTTPRoute', namespace: ns, name: route.metadata.name, ruleIndex, ...(typeof rule?.name === 'string' && rule.name !== '' ? { sectionName: rule.name } : {}) },
+        match,
+        filters,
+        action,
+        ...(timeouts ? { timeouts } : {}),
+        ...(retry ? { retry } : {}),
+        ...(session ? { sessionPersistence: withCookiePath(session, match.path)! } : {}),
+      };
+      out.orders[n++] = routeOrder(route, orderSource, ruleIndex, matchIndex);
     });
-    out.rules.push(compiled);
   });
   return out;
 }
