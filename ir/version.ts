@@ -34,18 +34,28 @@ export class IrHasher {
       for (let i = 1; i < value.length; i++) out += `,${this.child(value[i])}`;
       return `${out}]`;
     }
-    const record = value as Record<string, unknown>;
-    const keys = sortedKeys(record);
-    let out = '{';
-    let first = true;
-    for (let i = 0; i < keys.length; i++) {
-      const key = keys[i]!;
-      const v = record[key];
+    return this.encodeRecord(value as Record<string, unknown>);
+  }
+
+  /** Set by encodeRecord: whether the record it encoded last has an object-valued field (see child()). */
+  private objectField = false;
+
+  /** An object as JSON with its keys sorted, each key's text (`{"key":`, `,"key":`) made once per shape. */
+  private encodeRecord(record: Record<string, unknown>): string {
+    const { sorted, first, rest } = shapeOf(record);
+    let out = '';
+    let objectField = false;
+    for (let i = 0; i < sorted.length; i++) {
+      const v = record[sorted[i]!];
       if (v === undefined || typeof v === 'function') continue;
-      out += `${first ? '' : ','}${quoted(key)}:${this.child(v)}`;
-      first = false;
+      const key = out === '' ? first[i]! : rest[i]!;
+      if (typeof v === 'object' && v !== null) {
+        objectField = true;
+        out += key + this.child(v);
+      } else out += key + primitive(v);
     }
-    return `${out}}`;
+    this.objectField = objectField;
+    return out === '' ? '{}' : `${out}}`;
   }
 
   /**
@@ -124,11 +134,14 @@ export class IrHasher {
   /** A named entity as `#<its hash>` (unquoted: no string value reads the same), anything else inline. */
   private child(value: unknown): string {
     if (typeof value !== 'object' || value === null) return primitive(value);
-    if (Array.isArray(value) || typeof (value as { name?: unknown }).name !== 'string') return this.encode(value);
+    if (Array.isArray(value)) return this.encode(value);
+    if (typeof (value as { name?: unknown }).name !== 'string') return this.encodeRecord(value as Record<string, unknown>);
     const cached = this.hashes.get(value);
     if (cached !== undefined) return cached;
-    if (!hasObjectField(value as Record<string, unknown>)) return this.encode(value);
-    const digest = `#${hash('sha256', this.encode(value), 'base64url')}`;
+    const text = this.encodeRecord(value as Record<string, unknown>);
+    // Hashed apart only with an object field (a header match { name, type, value } stays inline).
+    if (!this.objectField) return text;
+    const digest = `#${hash('sha256', text, 'base64url')}`;
     this.hashes.set(value, digest);
     return digest;
   }
@@ -171,49 +184,38 @@ function primitive(value: unknown): string {
   return JSON.stringify(value) ?? 'null';
 }
 
-function hasObjectField(record: Record<string, unknown>): boolean {
-  for (const key in record) {
-    const v = record[key];
-    if (typeof v === 'object' && v !== null) return true;
-  }
-  return false;
+/** An object's shape: its keys as Object.keys gives them, sorted, and each sorted key's JSON text after `{` and after `,`. */
+interface Shape {
+  keys: string[];
+  sorted: string[];
+  first: string[];
+  rest: string[];
 }
 
 /**
- * An object's own keys, sorted. IR objects come in a few shapes: the sorted list is remembered per
- * list of keys (looked up by its first key, then compared key by key: Object.keys gives
- * the same interned strings for the same names, so that is a few pointer comparisons).
- * Bounded: at most 1000 first keys, 16 shapes each; others are sorted every time.
+ * The shape of an object. IR objects come in a few shapes: each is remembered per list of keys
+ * (looked up by its first key, then compared key by key: Object.keys gives the same interned
+ * strings for the same names, so that is a few pointer comparisons). Bounded: at most 1000 first
+ * keys, 16 shapes each; others are made every time.
  */
-const sortedByShape = new Map<string, { keys: string[]; sorted: string[] }[]>();
-function sortedKeys(record: Record<string, unknown>): string[] {
+const shapes = new Map<string, Shape[]>();
+function shapeOf(record: Record<string, unknown>): Shape {
   const keys = Object.keys(record);
-  if (keys.length < 2) return keys;
-  const bucket = keys[0]!;
-  let shapes = sortedByShape.get(bucket);
-  if (shapes) {
-    for (const shape of shapes) if (sameKeys(shape.keys, keys)) return shape.sorted;
-  } else if (sortedByShape.size < 1000) sortedByShape.set(bucket, (shapes = []));
+  const bucket = keys.length === 0 ? '' : keys[0]!;
+  let known = shapes.get(bucket);
+  if (known) {
+    for (let i = 0; i < known.length; i++) if (sameKeys(known[i]!.keys, keys)) return known[i]!;
+  } else if (shapes.size < 1000) shapes.set(bucket, (known = []));
   const sorted = [...keys].sort();
-  if (shapes && shapes.length < 16) shapes.push({ keys, sorted });
-  return sorted;
+  const shape: Shape = { keys, sorted, first: sorted.map((k) => `{${JSON.stringify(k)}:`), rest: sorted.map((k) => `,${JSON.stringify(k)}:`) };
+  if (known && known.length < 16) known.push(shape);
+  return shape;
 }
 
 function sameKeys(a: string[], b: string[]): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
-}
-
-/** JSON of an object key, remembered (the IR has few distinct keys). */
-const quotedKeys = new Map<string, string>();
-function quoted(key: string): string {
-  let q = quotedKeys.get(key);
-  if (q === undefined) {
-    q = JSON.stringify(key);
-    if (quotedKeys.size < 10_000) quotedKeys.set(key, q);
-  }
-  return q;
 }
 
 /** The IR with key material replaced by references: for golden files, the admin API and `sluice translate`. */
