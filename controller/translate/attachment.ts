@@ -90,6 +90,8 @@ export function attachRoute(route: AttachableRoute, routeKind: string, hostnames
       out.parents.push(parentEntry(parentRef, [condition('Accepted', false, 'UnsupportedValue', message, gen), resolvedRefs]));
     }
   }
+  // Kept with the route's status: arrays of the exact size (push left room for 16).
+  out.parents = out.parents.slice();
   return out;
 }
 

@@ -396,17 +396,18 @@ export function toHeaderMatches(
   where: string,
   unsupported: (msg: string) => void,
 ): HeaderMatch[] {
-  const headers: HeaderMatch[] = [];
-  if (!list?.length) return headers;
-  const seen = new Set<string>();
-  for (const h of list) {
+  if (!list?.length) return [];
+  // Of the exact size (the IR keeps it); the CRD allows 16 matches: names compared in a loop.
+  const headers = new Array<HeaderMatch>(list.length);
+  let n = 0;
+  next: for (const h of list) {
     const name = String(h?.name ?? '').toLowerCase();
-    if (seen.has(name)) continue; // the spec: later duplicates of a header name are ignored
-    seen.add(name);
+    for (let i = 0; i < n; i++) if (headers[i]!.name === name) continue next; // the spec: later duplicates of a header name are ignored
     const type = h?.type ?? 'Exact';
     if (type === 'RegularExpression') checkRegex(String(h?.value), `${where} header ${name}`, unsupported);
-    headers.push({ name, type, value: String(h?.value ?? '') });
+    headers[n++] = { name, type, value: String(h?.value ?? '') };
   }
+  headers.length = n;
   return headers;
 }
 
@@ -429,7 +430,8 @@ export function backendName(resolved: BackendResolution, out: Compiled): string 
     out.refProblem ??= resolved.problem;
     return null;
   }
-  out.backends.push(resolved.backend);
+  // Rules of a route mostly name one backend: not listed again after itself.
+  if (out.backends[out.backends.length - 1] !== resolved.backend) out.backends.push(resolved.backend);
   return resolved.backend.name;
 }
 

@@ -112,8 +112,10 @@ export class TranslateMemo {
       if (!reads.some((read) => read.key === key)) reads.push({ key, ref, fingerprint: this.fingerprintNow(resolver, key, ref) });
       return resolved;
     });
-    if (record) record.compiled = { value, reads };
-    else this.routes.set(route, { compiled: { value, reads }, attachment: undefined });
+    // Kept as long as the route: an array of the exact size (push left room for 16).
+    const kept = reads.slice();
+    if (record) record.compiled = { value, reads: kept };
+    else this.routes.set(route, { compiled: { value, reads: kept }, attachment: undefined });
     return value;
   }
 

@@ -338,20 +338,20 @@ function assembleListeners(gateways: GatewayState[], placements: Placement[], me
       scopes.set(l.scopeName, { listener: l, scope, hosts: new Map() });
     }
   }
-  // A route's placements on one listener and hostname come one after another: looked up once per run.
-  let list: Placement[] | null = null;
-  let last: Placement | null = null;
-  for (let i = 0; i < placements.length; i++) {
-    const p = placements[i]!;
-    if (last === null || p.scope !== last.scope || p.hostname !== last.hostname) {
-      last = p;
-      const entry = scopes.get(p.scope);
-      list = null;
-      if (!entry) continue; // attached to a listener that is not served (e.g. its certificate is missing)
-      list = entry.hosts.get(p.hostname) ?? null;
-      if (list === null) entry.hosts.set(p.hostname, (list = []));
+  // A route's placements on one listener and hostname come one after another: looked up once per
+  // run, a host's first run taken as a slice (of the exact size: a memo keeps it).
+  for (let start = 0; start < placements.length; ) {
+    const first = placements[start]!;
+    let end = start + 1;
+    while (end < placements.length && placements[end]!.scope === first.scope && placements[end]!.hostname === first.hostname) end++;
+    const entry = scopes.get(first.scope);
+    // No entry: attached to a listener that is not served (e.g. its certificate is missing).
+    if (entry) {
+      const list = entry.hosts.get(first.hostname);
+      if (list === undefined) entry.hosts.set(first.hostname, placements.slice(start, end));
+      else for (let i = start; i < end; i++) list.push(placements[i]!);
     }
-    list?.push(p);
+    start = end;
   }
   const previousScopes = memo?.virtualHosts as Map<string, ScopeHosts> | undefined;
   const made = new Map<string, ScopeHosts>();
