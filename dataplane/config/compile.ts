@@ -92,7 +92,7 @@ export class RouteTableCompiler {
     const certificateKeys = new Set<string>();
     const specs = http.backends ?? {};
     const backends = new BackendResolver(specs, this.live.backends, next.backends, context, endpointKeys, problems);
-    for (const key of Object.keys(specs)) backends.get(key);
+    backends.resolveAll();
 
     const compiler = new TableCompiler(context, backends, specs, problems, this.live, next);
     const listeners = http.listeners.map((listener) => {
@@ -117,8 +117,12 @@ export class RouteTableCompiler {
 
 /** The routes of `live` that `next` does not reuse give back their metrics' uses. */
 function releaseDropped(live: Generation, next: Generation, metrics: DataplaneMetrics): void {
-  for (const entries of live.virtualHosts.values()) {
-    for (const virtualHost of entries) {
+  for (const scopes of live.scopes.values()) {
+    for (const scope of scopes) {
+      if (scope.carried === next.stamp) continue; // its virtual hosts too
+      const virtualHosts = scope.virtualHostEntries;
+      for (let v = 0; v < virtualHosts.length; v++) {
+      const virtualHost = virtualHosts[v]!;
       if (virtualHost.carried === next.stamp) continue;
       const routes = virtualHost.routes;
       for (let r = 0; r < routes.length; r++) {
@@ -127,6 +131,7 @@ function releaseDropped(live: Generation, next: Generation, metrics: DataplaneMe
         route.carried = next.stamp; // once, though it may sit in several positions
         const taken = route.metrics;
         for (let i = 0; i < taken.length; i += 2) metrics.release(taken[i] as RequestMetrics, taken[i + 1] as RequestMetrics['perBackend']);
+      }
       }
     }
   }
@@ -145,7 +150,22 @@ class Generation {
   readonly listeners = new Map<string, ListenerEntry>();
   /** Several when one IR object is compiled in several contexts (the same scope on two sockets). */
   readonly scopes = new Map<string, ScopeEntry[]>();
-  readonly virtualHosts = new Map<string, VirtualHostEntry[]>();
+  /** The virtual hosts of the scopes named so, by name: made on first use (a scope compiled host by host). */
+  private byScope: Map<string, Map<string, VirtualHostEntry[]>> | null = null;
+
+  virtualHostsNamed(scope: string, name: string): VirtualHostEntry[] | undefined {
+    this.byScope ??= new Map();
+    let byName = this.byScope.get(scope);
+    if (byName === undefined) {
+      byName = new Map();
+      for (const entry of this.scopes.get(scope) ?? NONE) {
+        const entries = entry.virtualHostEntries;
+        for (let v = 0; v < entries.length; v++) addEntry(byName, entries[v]!.virtualHost.name, entries[v]!);
+      }
+      this.byScope.set(scope, byName);
+    }
+    return byName.get(name);
+  }
 }
 
 interface BackendEntry {
@@ -171,6 +191,12 @@ interface ScopeEntry {
   https: boolean;
   table: ScopeTable;
   virtualHosts: readonly VirtualHostTable[];
+  /** What each of them was compiled from (same positions). */
+  virtualHostEntries: readonly VirtualHostEntry[];
+  /** Some virtual host is rate limited (never reused whole). */
+  limited: boolean;
+  /** The stamp of the last compile that reused it whole. */
+  carried: number;
 }
 
 interface VirtualHostEntry {
@@ -181,6 +207,8 @@ interface VirtualHostEntry {
    */
   backends: ReadonlyMap<string, BackendTarget | null>;
   session: ReadonlyMap<BackendTarget, readonly UpstreamEndpoint[]> | null;
+  /** The hash of the client certificate its TLS backends were looked up with (its scope's). */
+  client: string | undefined;
   virtualHost: VirtualHost;
   https: boolean;
   /** The scope's HSTS value its routes were compiled with (HTTPS only). */
@@ -230,6 +258,12 @@ class BackendResolver {
   private readonly problems: CompileProblem[];
   /** Kept targets whose endpoints change at commit. */
   private readonly staged = new Map<BackendTarget, BackendEntry>();
+  /**
+   * Every backend is the live generation's (same IR, same policy), none gone (resolveAll): then
+   * every dependency a live route recorded holds, and unchanged parts are reused without checking
+   * their routes' lookups one by one.
+   */
+  unchanged = false;
 
   constructor(
     specs: Readonly<Record<string, Backend>>,
@@ -247,6 +281,22 @@ class BackendResolver {
     this.problems = problems;
   }
 
+  /**
+   * Resolves every backend of the version and tells whether all are the live ones (`unchanged`).
+   * Not where the live generation has a client-certificate variant (`name\0hash`): those are
+   * resolved when a route asks, and a route reused without asking would leave them out of the next
+   * generation, whose later compile would make them anew under routes that kept the old target.
+   */
+  resolveAll(): void {
+    const names = Object.keys(this.specs);
+    let unchanged = names.length === this.previous.size;
+    for (const name of names) {
+      this.get(name);
+      if (this.next.get(name) !== this.previous.get(name)) unchanged = false;
+    }
+    this.unchanged = unchanged && this.staged.size === 0;
+  }
+
   /** Null when the IR has no such backend. A client certificate matters only to TLS backends. */
   get(name: string, client?: BackendClientCertificate): BackendTarget | null {
     const spec = this.specs[name];
@@ -254,13 +304,14 @@ class BackendResolver {
     const presented = spec.tls !== undefined ? client : undefined;
     const key = presented === undefined ? name : `${name}\0${presented.hash}`;
     let entry = this.next.get(key);
-    if (entry === undefined) {
-      entry = this.build(spec, presented, this.previous.get(key));
-      this.next.set(key, entry);
-      for (const endpointKey of entry.endpointKeys) this.endpointKeys.add(endpointKey);
-      for (const problem of entry.problems) this.problems.push(problem);
-    }
+    if (entry === undefined) this.take(key, (entry = this.build(spec, presented, this.previous.get(key))));
     return entry.target;
+  }
+
+  private take(key: string, entry: BackendEntry): void {
+    this.next.set(key, entry);
+    for (const endpointKey of entry.endpointKeys) this.endpointKeys.add(endpointKey);
+    for (const problem of entry.problems) this.problems.push(problem);
   }
 
   /** The endpoints `target` serves once this compile is committed. */
@@ -338,7 +389,13 @@ function entryFor<E extends { https: boolean }>(entries: readonly E[] | undefine
  * dependencies all hold and from which the unchanged routes come, so that only `fresh` (the routes
  * compiled now) add to its dependencies.
  */
-function aggregate(routes: readonly RouteEntry[], carried: VirtualHostEntry | undefined, fresh: readonly RouteEntry[]): Pick<VirtualHostEntry, 'backends' | 'session' | 'problems' | 'pickers' | 'limited'> {
+function aggregate(
+  routes: readonly RouteEntry[],
+  carried: VirtualHostEntry | undefined,
+  fresh: readonly RouteEntry[],
+  from = 0,
+  to = routes.length,
+): Pick<VirtualHostEntry, 'backends' | 'session' | 'problems' | 'pickers' | 'limited'> {
   const backends = new Map(carried?.backends);
   let session = carried?.session == null ? null : new Map(carried.session);
   let problems: CompileProblem[] | null = null;
@@ -352,13 +409,35 @@ function aggregate(routes: readonly RouteEntry[], carried: VirtualHostEntry | un
     for (let i = 0; i < looked.length; i += 2) backends.set(looked[i] as string, looked[i + 1] as BackendTarget | null);
     if (route.session !== null) for (const { target, endpoints } of route.session) (session ??= new Map()).set(target, endpoints);
   }
-  for (let r = 0; r < routes.length; r++) {
+  // Only [from, to) when the routes outside it are known to have no problems, pickers or limits.
+  for (let r = from; r < to; r++) {
     const route = routes[r]!;
     if (route.problems.length > 0) (problems ??= []).push(...route.problems);
     if (route.picker !== null) (pickers ??= []).push({ route: route.route.name, state: route.picker });
     if (route.route.rateLimit !== undefined) limited = true;
   }
   return { backends, session, problems: problems ?? NONE, pickers: pickers ?? NONE, limited };
+}
+
+/** Up to this many virtual hosts changed in a scope, the previous ones of that stretch are looked up by a scan. */
+const SMALL_CHANGE = 64;
+
+/** Entries `from`..`to` of `source`, and their tables, to `entries` and `tables` from `at`. */
+function copyTables(source: readonly VirtualHostEntry[], from: number, to: number, entries: VirtualHostEntry[], tables: VirtualHostTable[], at: number): void {
+  for (let v = from; v < to; v++) {
+    entries[at + v - from] = source[v]!;
+    tables[at + v - from] = source[v]!.table;
+  }
+}
+
+/** A scope's virtual hosts by hostname, built afresh. */
+function hostIndex(scope: ListenerScope, tables: readonly VirtualHostTable[]): HostIndex<VirtualHostTable> {
+  const index = new HostIndex<VirtualHostTable>();
+  for (let i = 0; i < tables.length; i++) {
+    const virtualHost = scope.virtualHosts[i];
+    index.add(virtualHost.hostname, tables[i], virtualHost.singleLabelWildcard === true);
+  }
+  return index;
 }
 
 /** Same length, same objects at every position. */
@@ -456,93 +535,205 @@ class TableCompiler {
     const hsts: HeaderModifier | null =
       https && scope.hsts !== undefined ? { set: [{ name: 'strict-transport-security', value: scope.hsts }], add: [], remove: [] } : null;
     const routeFilters: Filter[] = hsts === null ? [] : [{ type: 'ResponseHeaderModifier', modifier: hsts }];
-    const virtualHosts = scope.virtualHosts.map((virtualHost) => this.virtualHost(virtualHost, routeFilters));
 
-    const previous = entryFor(this.live.scopes.get(scope.name), (e) => e.scope === scope, https);
+    const candidates = this.live.scopes.get(scope.name);
+    const previous = entryFor(candidates, (e) => e.scope === scope, https);
+    const stamp = this.next.stamp;
+    if (previous !== undefined && this.backends.unchanged && !previous.limited) {
+      // Unchanged, and so is every backend: reused whole without visiting its routes.
+      previous.carried = stamp;
+      this.carryVirtualHosts(previous.virtualHostEntries, 0, previous.virtualHostEntries.length);
+      addEntry(this.next.scopes, scope.name, previous);
+      return previous.table;
+    }
+    // A changed scope (one virtual host edited among thousands): the virtual hosts at its start and
+    // end that are the same objects as in the scope it was made from are carried as they are (when no
+    // backend changed: then nothing they depend on did), the ones between compiled one by one.
+    const base = previous ?? entryFor(candidates, (e) => e.scope.hsts === scope.hsts && e.scope.backendClientCertificate?.hash === scope.backendClientCertificate?.hash, https);
+    const now = scope.virtualHosts;
+    const before = base?.scope.virtualHosts ?? NONE;
+    let head = 0;
+    let tail = 0;
+    if (base !== undefined && this.backends.unchanged && !base.limited) {
+      while (head < now.length && head < before.length && now[head] === before[head]) head++;
+      while (tail < now.length - head && tail < before.length - head && now[now.length - 1 - tail] === before[before.length - 1 - tail]) tail++;
+    }
+    const count = now.length;
+    const virtualHosts = new Array<VirtualHostTable>(count);
+    const entries = new Array<VirtualHostEntry>(count);
+    let limited = false;
+    if (head > 0) {
+      this.carryVirtualHosts(base!.virtualHostEntries, 0, head);
+      copyTables(base!.virtualHostEntries, 0, head, entries, virtualHosts, 0);
+    }
+    // The previous virtual hosts between: where a changed one is looked up (a few), else by name in the scope.
+    const between = base !== undefined && head + tail > 0 && before.length - head - tail <= SMALL_CHANGE ? base.virtualHostEntries.slice(head, before.length - tail) : null;
+    for (let i = head; i < count - tail; i++) {
+      const virtualHost = now[i];
+      const found = between === null ? this.live.virtualHostsNamed(scope.name, virtualHost.name) : between.filter((e) => e.virtualHost.name === virtualHost.name);
+      const entry = this.virtualHost(virtualHost, routeFilters, found);
+      entries[i] = entry;
+      virtualHosts[i] = entry.table;
+      if (entry.limited) limited = true;
+    }
+    if (tail > 0) {
+      this.carryVirtualHosts(base!.virtualHostEntries, before.length - tail, before.length);
+      copyTables(base!.virtualHostEntries, before.length - tail, before.length, entries, virtualHosts, count - tail);
+    }
+
     let entry: ScopeEntry;
-    if (previous !== undefined && sameItems(previous.virtualHosts, virtualHosts)) {
+    if (previous !== undefined && sameItems(previous.virtualHostEntries, entries)) {
       entry = previous;
+    } else if (previous !== undefined && sameItems(previous.virtualHosts, virtualHosts)) {
+      entry = { ...previous, virtualHostEntries: entries, carried: 0 };
     } else {
-      const index = new HostIndex<VirtualHostTable>();
-      for (let i = 0; i < virtualHosts.length; i++) {
-        const virtualHost = scope.virtualHosts[i];
-        index.add(virtualHost.hostname, virtualHosts[i], virtualHost.singleLabelWildcard === true);
-      }
       const table: ScopeTable = {
         name: scope.name,
         hostname: scope.hostname === '*' ? null : scope.hostname,
-        virtualHosts: index,
+        virtualHosts: (head + tail > 0 && this.replacedHosts(base!, scope, head, tail, virtualHosts)) || hostIndex(scope, virtualHosts),
         replyModifiers: hsts === null ? [] : [compileHeaderModifier(hsts)],
         gateway: gatewayOf(scope.origin),
       };
-      entry = { scope, https, table, virtualHosts };
+      entry = { scope, https, table, virtualHosts, virtualHostEntries: entries, limited, carried: 0 };
     }
     addEntry(this.next.scopes, scope.name, entry);
     return entry.table;
   }
 
-  /** `scopeFilters` are the scope's HSTS: `this.https` and `this.hsts` are part of the entries' key. */
-  private virtualHost(virtualHost: VirtualHost, scopeFilters: Filter[]): VirtualHostTable {
+  /** Virtual hosts reused whole: marked as carried, their problems and picker states re-stated. */
+  private carryVirtualHosts(entries: readonly VirtualHostEntry[], from: number, to: number): void {
+    const stamp = this.next.stamp;
+    const next = this.context.pickerStates.next;
+    for (let v = from; v < to; v++) {
+      const entry = entries[v]!;
+      entry.carried = stamp;
+      if (entry.problems.length > 0) for (const problem of entry.problems) this.problems.push(problem);
+      if (entry.pickers.length > 0) for (const { route, state } of entry.pickers) if (!next.has(route)) next.set(route, state);
+    }
+  }
+
+  /**
+   * The base scope's host index with the tables of the virtual hosts between `head` and `tail`
+   * replaced, when those are the same hostnames in the same places (edited, not added, removed or
+   * renamed); null otherwise (built afresh).
+   */
+  private replacedHosts(base: ScopeEntry, scope: ListenerScope, head: number, tail: number, tables: readonly VirtualHostTable[]): HostIndex<VirtualHostTable> | null {
+    const before = base.scope.virtualHosts;
+    const now = scope.virtualHosts;
+    if (before.length !== now.length) return null;
+    const replacements: { pattern: string | null; old: VirtualHostTable; value: VirtualHostTable }[] = [];
+    for (let i = head; i < now.length - tail; i++) {
+      if (now[i].hostname !== before[i].hostname || (now[i].singleLabelWildcard === true) !== (before[i].singleLabelWildcard === true)) return null;
+      replacements.push({ pattern: now[i].hostname, old: base.virtualHosts[i], value: tables[i] });
+    }
+    return base.table.virtualHosts.replacing(replacements);
+  }
+
+  /**
+   * `scopeFilters` are the scope's HSTS: `this.https` and `this.hsts` are part of the entries' key.
+   * `candidates`: the live entries of the same name.
+   */
+  private virtualHost(virtualHost: VirtualHost, scopeFilters: Filter[], candidates: readonly VirtualHostEntry[] | undefined): VirtualHostEntry {
     const https = this.https;
     const hsts = this.hsts;
-    const candidates = this.live.virtualHosts.get(virtualHost.name);
     const same = entryFor(candidates, (e) => e.virtualHost === virtualHost && e.hsts === hsts, https);
-    if (same !== undefined && !same.limited && this.allStillValid(same)) {
+    if (same !== undefined && !same.limited && (this.unchangedFor(same) || this.allStillValid(same))) {
       // Unchanged, and so is everything it was compiled with: reused whole, in time independent of its size.
-      same.carried = this.next.stamp;
-      for (const problem of same.problems) this.problems.push(problem);
-      for (const { route, state } of same.pickers) if (!this.context.pickerStates.next.has(route)) this.context.pickerStates.next.set(route, state);
-      addEntry(this.next.virtualHosts, virtualHost.name, same);
-      return same.table;
+      this.carryVirtualHosts([same], 0, 1);
+      return same;
     }
     // A changed virtual host (a route added, removed or edited) still reuses its unchanged routes:
     // found at the same position (an edit in place), else by route object.
     const previous = same ?? entryFor(candidates, (e) => e.hsts === hsts, https);
-    let previousRoutes: ((route: Route, position: number) => RouteEntry | undefined) | null = null;
     // When all the previous entry's dependencies hold, so do each of its routes': not checked one by one.
-    let valid = false;
-    if (previous !== undefined) {
-      valid = this.allStillValid(previous);
-      let byRoute: Map<Route, RouteEntry> | null = null;
-      let misses = 0;
-      // Kept rules sit where they were, or one further or nearer for each rule that moved past them
-      // (a changed rule re-sorted by precedence): followed with a running offset.
-      let offset = 0;
-      const at = (position: number, route: Route): boolean => previous.routes[position]?.route === route;
-      previousRoutes = (route, position) => {
-        if (at(position + offset, route)) return previous.routes[position + offset];
-        if (at(position + offset + 1, route)) return previous.routes[position + ++offset];
-        if (at(position + offset - 1, route)) return previous.routes[position + --offset];
-        // A few misses are rules edited in place (new objects, found nowhere); more, rules inserted
-        // or removed before them: then by route object.
-        if (byRoute === null) {
-          if (++misses <= 8) return undefined;
-          byRoute = new Map();
-          for (const entry of previous.routes) byRoute.set(entry.route, entry);
-        }
-        return byRoute.get(route);
-      };
-    }
-
+    const valid = previous !== undefined && (this.unchangedFor(previous) || this.allStillValid(previous));
     const count = virtualHost.routes.length;
-    const routes: CompiledRoute[] = new Array<CompiledRoute>(count);
-    const entries: RouteEntry[] = new Array<RouteEntry>(count);
+    const now = virtualHost.routes;
+    const before = previous?.routes ?? NONE;
+    // Its dependencies hold and none is rate limited: a rule that is the same object as before is
+    // taken as it is, in loops that call nothing (a virtual host may hold 50 000 rules, and one edit
+    // must not cost a pass of calls over them). The rules at its start and end that are where they
+    // were are copied whole.
+    const fast = valid && !previous!.limited && same === undefined;
+    let head = 0;
+    let tail = 0;
+    if (fast) {
+      while (head < count && head < before.length && now[head] === before[head]!.route) head++;
+      while (tail < count - head && tail < before.length - head && now[count - 1 - tail] === before[before.length - 1 - tail]!.route) tail++;
+    }
+    // Carried rules add no problems or picker states when the previous entry had none (the usual case).
+    const quiet = fast && previous!.problems.length === 0 && previous!.pickers.length === 0;
+    let entries: RouteEntry[] = head > 0 ? before.slice(0, head) : [];
+    let routes: CompiledRoute[] = head > 0 ? previous!.table.routes.slice(0, head) : [];
+    if (head > 0) this.carryRoutes(before, 0, head, quiet);
     let unchanged = same !== undefined;
     const fresh: RouteEntry[] = [];
-    for (let i = 0; i < count; i++) {
-      const route = virtualHost.routes[i];
-      const prior = previousRoutes?.(route, i);
-      const entry = this.routeEntry(route, scopeFilters, prior, valid);
-      if (prior === undefined || entry.compiled.match !== prior.compiled.match) fresh.push(entry);
-      entries[i] = entry;
-      routes[i] = entry.compiled;
+    // A changed virtual host (a route added, removed or edited) still reuses its unchanged routes:
+    // kept rules sit where they were, or one further or nearer for each rule that moved past them (a
+    // changed rule re-sorted by precedence): followed with a running offset. A few misses are rules
+    // edited in place (new objects, found nowhere); more, rules inserted or removed before them:
+    // then by route object.
+    let offset = 0;
+    let misses = 0;
+    let byRoute: Map<Route, RouteEntry> | null = null;
+    const stamp = this.next.stamp;
+    for (let i = head; i < count - tail; i++) {
+      const route = now[i];
+      let prior: RouteEntry | undefined;
+      const k = i + offset;
+      if (before[k]?.route === route) prior = before[k];
+      else if (before[k + 1]?.route === route) prior = before[k + ++offset];
+      else if (before[k - 1]?.route === route) prior = before[k + --offset];
+      else if (previous !== undefined && (byRoute !== null || ++misses > 8)) {
+        if (byRoute === null) {
+          byRoute = new Map();
+          for (let r = 0; r < before.length; r++) byRoute.set(before[r]!.route, before[r]!);
+        }
+        prior = byRoute.get(route);
+      }
+      let entry: RouteEntry;
+      if (fast && prior !== undefined && quiet) {
+        // The same rule, nothing it depends on changed, nothing to re-state: carried.
+        prior.carried = stamp;
+        entry = prior;
+      } else {
+        entry = this.routeEntry(route, scopeFilters, prior, valid);
+        if (prior === undefined || entry.compiled.match !== prior.compiled.match) fresh.push(entry);
+      }
+      entries.push(entry);
+      routes.push(entry.compiled);
       if (unchanged && same!.table.routes[i] !== entry.compiled) unchanged = false;
     }
+    if (tail > 0) {
+      const from = before.length - tail;
+      this.carryRoutes(before, from, before.length, quiet);
+      entries = entries.concat(before.slice(from));
+      routes = routes.concat(previous!.table.routes.slice(from));
+    }
     // A changed host's path index is derived from the previous one: only the changed rules' keys are touched.
-    const table = unchanged && same !== undefined ? same.table : { name: virtualHost.name, routes, index: previous?.table.index.derive(routes) ?? new RouteIndex(routes) };
-    const entry: VirtualHostEntry = { virtualHost, https, hsts, table, routes: entries, carried: 0, ...aggregate(entries, valid ? previous : undefined, fresh) };
-    addEntry(this.next.virtualHosts, virtualHost.name, entry);
-    return entry.table;
+    const table = unchanged && same !== undefined ? same.table : { name: virtualHost.name, routes, index: previous?.table.index.derive(routes, head, tail) ?? new RouteIndex(routes) };
+    return { virtualHost, https, hsts, client: this.clientCertificate?.hash, table, routes: entries, carried: 0, ...aggregate(entries, valid ? previous : undefined, fresh, quiet ? head : 0, quiet ? count - tail : count) };
+  }
+
+  /** No backend changed and the entry looked them up with this scope's client certificate: its dependencies hold. */
+  private unchangedFor(entry: VirtualHostEntry): boolean {
+    return this.backends.unchanged && entry.client === this.clientCertificate?.hash;
+  }
+
+  /** Routes reused as they are (dependencies hold, not rate limited): marked, and unless `quiet` (none has any), problems and picker states re-stated. */
+  private carryRoutes(from: readonly RouteEntry[], start: number, end: number, quiet: boolean): void {
+    const stamp = this.next.stamp;
+    if (quiet) {
+      for (let r = start; r < end; r++) from[r]!.carried = stamp;
+      return;
+    }
+    const next = this.context.pickerStates.next;
+    for (let r = start; r < end; r++) {
+      const entry = from[r]!;
+      entry.carried = stamp;
+      if (entry.problems.length > 0) for (const problem of entry.problems) this.problems.push(problem);
+      if (entry.picker !== null && !next.has(entry.route.name)) next.set(entry.route.name, entry.picker);
+    }
   }
 
   /** The route as compiled for the live table when nothing it depends on changed, else compiled now. */

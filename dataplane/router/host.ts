@@ -32,10 +32,39 @@ export function normalizeHostnamePattern(pattern: string): string {
  * wildcards, whatever the number of entries.
  */
 export class HostIndex<T> {
-  private readonly exact = new Map<string, T>();
+  private exact = new Map<string, T>();
   /** Keyed by the suffix after `*`, dot included: `*.example.com` → `.example.com`. */
-  private readonly wildcards = new Map<string, { value: T; singleLabel: boolean }>();
+  private wildcards = new Map<string, { value: T; singleLabel: boolean }>();
   private catchAll: T | undefined = undefined;
+
+  /**
+   * A copy with `value` where `old` is for each pattern (the same patterns, new values: an edit
+   * among thousands of hosts copies the maps, a native copy, instead of adding every entry again);
+   * null when a pattern's entry is not `old` (the caller builds afresh). This index is unchanged.
+   */
+  replacing(replacements: readonly { pattern: string | null; old: T; value: T }[]): HostIndex<T> | null {
+    const next = new HostIndex<T>();
+    next.exact = new Map(this.exact);
+    next.wildcards = this.wildcards.size === 0 ? next.wildcards : new Map(this.wildcards);
+    next.catchAll = this.catchAll;
+    for (const { pattern, old, value } of replacements) {
+      if (pattern === null || pattern === '*') {
+        if (next.catchAll !== old) return null;
+        next.catchAll = value;
+        continue;
+      }
+      const name = normalizeHostnamePattern(pattern);
+      if (name.startsWith('*.')) {
+        const wildcard = next.wildcards.get(name.slice(1));
+        if (wildcard?.value !== old) return null;
+        next.wildcards.set(name.slice(1), { value, singleLabel: wildcard.singleLabel });
+      } else {
+        if (next.exact.get(name) !== old) return null;
+        next.exact.set(name, value);
+      }
+    }
+    return next;
+  }
 
   /**
    * Adds an entry; the first entry for a pattern wins (inputs arrive in precedence order).

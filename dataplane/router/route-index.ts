@@ -163,18 +163,36 @@ export class RouteIndex<T extends { match: CompiledMatch }> {
    * their positions and the maps are shared with this index (which stays as it is: the live table
    * serves with it until the swap); otherwise built afresh. The same answers either way (property
    * test in test/dataplane/route-index.test.ts).
+   *
+   * `head` and `tail`: the caller knows the first `head` and the last `tail` routes to be the
+   * previous ones (same objects, same places): only the routes between are compared and touched,
+   * so an edit among 50 000 rules makes no pass of calls over them all.
    */
-  derive(routes: readonly T[]): RouteIndex<T> {
+  derive(routes: readonly T[], head = 0, tail = 0): RouteIndex<T> {
     const previous = this.routes;
     if (this.linear || routes.length <= this.linearLimit) return new RouteIndex(routes, this.linearLimit);
+    const shift = previous.length - routes.length;
     // Unchanged rules (same compiled match) are where they were, or one further or nearer for each
     // rule that moved past them: followed with a running offset, as compile.ts finds its entries.
     const kept = new Int32Array(routes.length).fill(-1);
     const keptPrevious = new Uint8Array(previous.length);
+    for (let i = 0; i < head; i++) {
+      kept[i] = i;
+      keptPrevious[i] = 1;
+    }
+    for (let i = routes.length - tail; i < routes.length; i++) {
+      kept[i] = i + shift;
+      keptPrevious[i + shift] = 1;
+    }
+    // What was touched: the routes between, and kept neighbours renumbered with them.
+    let first = head;
+    let end = routes.length - tail;
+    let previousFirst = head;
+    let previousEnd = previous.length - tail;
     let offset = 0;
-    let last = -1;
+    let last = head - 1;
     let added = 0;
-    for (let i = 0; i < routes.length; i++) {
+    for (let i = head; i < end; i++) {
       const match = routes[i].match;
       let at = i + offset;
       if (previous[at]?.match !== match) {
@@ -182,6 +200,7 @@ export class RouteIndex<T extends { match: CompiledMatch }> {
         else if (previous[at - 1]?.match === match) at--;
         else at = -1;
       }
+      if (at >= previousEnd) at = -1; // a tail rule's place is taken
       if (at > last) {
         offset = at - i;
         kept[i] = at;
@@ -194,42 +213,49 @@ export class RouteIndex<T extends { match: CompiledMatch }> {
     if (previous.length - (routes.length - added) > MAX_OVERLAY_KEYS) return new RouteIndex(routes, this.linearLimit);
 
     // Positions: a kept rule keeps its own, an added run takes free numbers between its neighbours.
+    // The head's and the tail's are the previous ones (copied whole).
     const positionOf = new Int32Array(routes.length);
-    let lower = -1;
-    for (let i = 0; i < routes.length; ) {
+    positionOf.set(this.positionOf.subarray(0, head));
+    positionOf.set(this.positionOf.subarray(previous.length - tail), routes.length - tail);
+    let lower = head > 0 ? positionOf[head - 1] : -1;
+    for (let i = head; i < end; ) {
       if (kept[i] >= 0) {
         lower = positionOf[i] = this.positionOf[kept[i]];
         i++;
         continue;
       }
-      let end = i;
-      while (end < routes.length && kept[end] < 0) end++;
+      let runEnd = i;
+      while (runEnd < routes.length && kept[runEnd] < 0) runEnd++;
       // Too few free numbers (edits keep landing in one place): the kept neighbours are taken into
       // the run, alternately after and before it, renumbered like added rules until it has room
       // for twice its length.
-      let upper = end < routes.length ? this.positionOf[kept[end]] : lower + 1 + (end - i) * GAP;
-      for (let after = true; upper - lower - 1 < 2 * (end - i); after = !after) {
-        if (after && end < routes.length) {
-          keptPrevious[kept[end]] = 0;
-          kept[end] = -1;
-          while (++end < routes.length && kept[end] < 0);
-          upper = end < routes.length ? this.positionOf[kept[end]] : lower + 1 + (end - i) * GAP;
+      let upper = runEnd < routes.length ? this.positionOf[kept[runEnd]] : lower + 1 + (runEnd - i) * GAP;
+      for (let after = true; upper - lower - 1 < 2 * (runEnd - i); after = !after) {
+        if (after && runEnd < routes.length) {
+          previousEnd = Math.max(previousEnd, kept[runEnd] + 1);
+          keptPrevious[kept[runEnd]] = 0;
+          kept[runEnd] = -1;
+          while (++runEnd < routes.length && kept[runEnd] < 0);
+          upper = runEnd < routes.length ? this.positionOf[kept[runEnd]] : lower + 1 + (runEnd - i) * GAP;
         } else if (!after && i > 0) {
           keptPrevious[kept[--i]] = 0;
+          previousFirst = Math.min(previousFirst, kept[i]);
           kept[i] = -1;
           lower = i > 0 ? positionOf[i - 1] : -1;
         }
       }
-      for (let k = i; k < end; k++) positionOf[k] = lower + Math.floor(((k - i + 1) * (upper - lower)) / (end - i + 1));
-      lower = positionOf[end - 1];
-      i = end;
+      for (let k = i; k < runEnd; k++) positionOf[k] = lower + Math.floor(((k - i + 1) * (upper - lower)) / (runEnd - i + 1));
+      first = Math.min(first, i);
+      end = Math.max(end, runEnd);
+      lower = positionOf[runEnd - 1];
+      i = runEnd;
     }
     // The previous slots copied (one copy of a packed array; filling a new one with holes grew it
     // step by step, most of this function's time), the removed ones emptied first: an added rule
-    // may take a removed one's number.
+    // may take a removed one's number. Outside [first, end) every route is the previous one, in its place.
     const slots = this.slots.slice();
-    for (let p = 0; p < previous.length; p++) if (keptPrevious[p] === 0) slots[this.positionOf[p]] = undefined as unknown as T;
-    for (let i = 0; i < routes.length; i++) if (slots[positionOf[i]] !== routes[i]) slots[positionOf[i]] = routes[i];
+    for (let p = previousFirst; p < previousEnd; p++) if (keptPrevious[p] === 0) slots[this.positionOf[p]] = undefined as unknown as T;
+    for (let i = first; i < end; i++) if (slots[positionOf[i]] !== routes[i]) slots[positionOf[i]] = routes[i];
 
     // The changed keys' lists: their previous positions without the removed, with the added.
     const changes = new Map<Map<string, Positions>, Map<string, { removed: Set<number>; added: number[] }>>([
@@ -248,8 +274,8 @@ export class RouteIndex<T extends { match: CompiledMatch }> {
       if (removed) entry.removed.add(position);
       else entry.added.push(position);
     };
-    for (let p = 0; p < previous.length; p++) if (keptPrevious[p] === 0) change(previous[p].match, this.positionOf[p], true);
-    for (let i = 0; i < routes.length; i++) if (kept[i] < 0) change(routes[i].match, positionOf[i], false);
+    for (let p = previousFirst; p < previousEnd; p++) if (keptPrevious[p] === 0) change(previous[p].match, this.positionOf[p], true);
+    for (let i = first; i < end; i++) if (kept[i] < 0) change(routes[i].match, positionOf[i], false);
 
     const overlayExact = new Map(this.overlayExact);
     const overlayPrefixes = new Map(this.overlayPrefixes);

@@ -219,4 +219,34 @@ describe('incremental compile', () => {
     const series = (await incremental.registry.getSingleMetric('sluice_backend_requests_total')!.get()).values.map((v) => v.labels.route);
     expect(series).toEqual(['default/kept']);
   });
+
+  it('keeps the metric series of rules carried past an edit: moved by a re-sorted rule, before and after it, in hosts beside it', async () => {
+    // One virtual host of many rules and many hosts beside it: what an edit leaves alone is taken over
+    // without a call per rule or host (compile.ts), and must still hold its metrics' uses.
+    const rules = Array.from({ length: 30 }, (_, i) => route(`r${i}`, { path: prefix(`/p${i}`) }, forwardTo(`b${i % 2}`)));
+    const hosts = Array.from({ length: 12 }, (_, h) => [`h${h}.test`, [route(`h${h}`, { path: prefix('/') }, forwardTo('b0'))]] as [string, Route[]]);
+    const ir: HttpIR = { listeners: [listener(80, [scope('http', null, [['many.test', rules], ...hosts])])], backends: { b0: backendOf('b0', 1), b1: backendOf('b1', 1) } };
+    const incremental = new Incremental();
+    const table = incremental.apply('v1', ir);
+    const names = [...rules.map((r) => r.source), ...hosts.map(([, [r]]) => r!.source)].sort();
+    const request = (host: string, path: string): MatchableRequest & { host: string } => ({ host, method: 'GET', path, query: '', headers: [], params: null });
+    const requests = [...rules.map((_, i) => request('many.test', `/p${i}`)), ...hosts.map(([host]) => request(host, '/'))];
+    for (const { host, ...r } of requests) {
+      const found = findRoute(table.listeners[0], host, r);
+      if (found?.action.type !== 'Forward') throw new Error(`no forward for ${host}${r.path}`);
+      found.action.picker!.items[0].metrics.record(200, performance.now());
+    }
+    const series = async () => [...new Set((await incremental.registry.getSingleMetric('sluice_backend_requests_total')!.get()).values.map((v) => String(v.labels.route)))].sort();
+    expect(await series()).toEqual(names);
+    // Rule 5 edited and sorted 10 places later: rules 6..15 move one place nearer; then a host edited.
+    const moved = withVirtualHost(ir, 0, 0, (vh) => {
+      const routes = vh.routes.filter((_, i) => i !== 5);
+      routes.splice(15, 0, { ...vh.routes[5]!, match: { ...vh.routes[5]!.match, path: prefix('/p5-moved') } });
+      return { ...vh, routes };
+    });
+    incremental.apply('v2', moved);
+    expect(await series()).toEqual(names);
+    incremental.apply('v3', withVirtualHost(moved, 0, 6, (vh) => ({ ...vh, routes: [{ ...vh.routes[0]!, match: { ...vh.routes[0]!.match, path: prefix('/x') } }] })));
+    expect(await series()).toEqual(names);
+  });
 });
