@@ -16,7 +16,7 @@ import { attachRoute, type Parents } from './attachment.ts';
 import { resolveBackendRef, type BackendResolution } from './backends.ts';
 import type { ListenerState } from './gateway.ts';
 import { hostnamesIntersect } from './hostnames.ts';
-import { attachCompiled, backendName, checkRegex, compileMemoised, extensionRefProblem, compiledSize, routeOrder, toFilter, translateHttpRoute, toHeaderMatches, type Compiled, type Placement, type RouteOrder, type RouteTranslation } from './httproute.ts';
+import { attachCompiled, backendName, checkRegex, compileMemoised, extensionRefProblem, compiledSize, NONE, routeOrder, toFilter, translateHttpRoute, toHeaderMatches, type Compiled, type Placement, type RouteOrder, type RouteTranslation } from './httproute.ts';
 import type { InputIndex } from './index-inputs.ts';
 import type { Resolve } from './memo.ts';
 import { toSessionPersistence, withCookiePath } from './session-persistence.ts';
@@ -113,7 +113,7 @@ function compileGrpcRules(route: GRPCRouteObject, resolve: Resolve<BackendResolu
       }
       // Its share gets an error, as for an invalid backendRef.
       if (unresolvedRefFilter !== null) out.refProblem ??= { reason: 'InvalidKind', message: unresolvedRefFilter };
-      return { backend: unresolvedRefFilter !== null ? null : backendName(resolved, out), weight: ref?.weight === undefined ? 1 : Number(ref.weight), filters: refFilters };
+      return { backend: unresolvedRefFilter !== null ? null : backendName(resolved, out), weight: ref?.weight === undefined ? 1 : Number(ref.weight), filters: refFilters.length === 0 ? NONE : refFilters };
     });
     // No backendRefs: UNIMPLEMENTED (404 in gRPC form), as the spec says for a rule that forwards nowhere.
     const action: RouteAction =
@@ -132,8 +132,8 @@ function compileGrpcRules(route: GRPCRouteObject, resolve: Resolve<BackendResolu
         name: `${base}/rule/${ruleIndex}/match/${matchIndex}`,
         source,
         origin: { kind: 'GRPCRoute', namespace: ns, name: route.metadata.name, ruleIndex, ...(typeof rule?.name === 'string' && rule.name !== '' ? { sectionName: rule.name } : {}) },
-        match: { path: method.path, headers, queryParams: [] },
-        filters,
+        match: { path: method.path, headers, queryParams: NONE },
+        filters: filters.length === 0 ? NONE : filters,
         action,
         grpc: true,
         ...(session ? { sessionPersistence: withCookiePath(session, method.path)! } : {}),

@@ -78,6 +78,13 @@ export interface Compiled {
   backends: Backend[];
 }
 
+/**
+ * The one empty list the IR's routes hold wherever they have none (filters, header and query
+ * matches): most rules have none, and 50 000 rules made 200 000 empty arrays for the GC to copy and
+ * trace. Frozen: the IR is never written into once made, and a write would throw, not spread.
+ */
+export const NONE = Object.freeze([]) as unknown as never[];
+
 const ROUTE_FILTERS = new Set(['RequestHeaderModifier', 'ResponseHeaderModifier', 'RequestRedirect', 'URLRewrite', 'RequestMirror', 'CORS']);
 const BACKEND_FILTERS = new Set(['RequestHeaderModifier', 'ResponseHeaderModifier', 'RequestRedirect', 'URLRewrite', 'RequestMirror']);
 
@@ -322,7 +329,7 @@ function compileRules(route: HTTPRouteObject, resolve: Resolve<BackendResolution
       return {
         backend: unresolvedRefFilter !== null ? null : backendName(resolved, out),
         weight: ref?.weight === undefined ? 1 : Number(ref.weight),
-        filters: refFilters,
+        filters: refFilters.length === 0 ? NONE : refFilters,
       };
     });
     const timeouts = toTimeouts(rule?.timeouts, where, unsupported);
@@ -346,7 +353,7 @@ function compileRules(route: HTTPRouteObject, resolve: Resolve<BackendResolution
         source,
         origin: { kind: 'HTTPRoute', namespace: ns, name: route.metadata.name, ruleIndex, ...(typeof rule?.name === 'string' && rule.name !== '' ? { sectionName: rule.name } : {}) },
         match,
-        filters,
+        filters: filters.length === 0 ? NONE : filters,
         action,
         ...(timeouts ? { timeouts } : {}),
         ...(retry ? { retry } : {}),
@@ -385,7 +392,7 @@ function toMatch(m: HTTPRouteMatch, where: string, unsupported: (msg: string) =>
   return {
     path: { type: pathType, value: pathValue },
     headers,
-    queryParams,
+    queryParams: queryParams.length === 0 ? NONE : queryParams,
     ...(m?.method ? { method: m.method } : {}),
   };
 }
@@ -396,7 +403,7 @@ export function toHeaderMatches(
   where: string,
   unsupported: (msg: string) => void,
 ): HeaderMatch[] {
-  if (!list?.length) return [];
+  if (!list?.length) return NONE;
   // Of the exact size (the IR keeps it); the CRD allows 16 matches: names compared in a loop.
   const headers = new Array<HeaderMatch>(list.length);
   let n = 0;
