@@ -125,11 +125,6 @@ async function handle(message: ToWorker): Promise<void> {
       relaying = message.on;
       post({ type: 'done', id: message.id });
       return;
-    case 'stall':
-      // Blocks this thread for real (no event loop turn) until the time is up.
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, message.ms);
-      post({ type: 'done', id: message.id });
-      return;
     case 'close':
       await dataplane.close();
       await rateLimits.close();
@@ -139,5 +134,7 @@ async function handle(message: ToWorker): Promise<void> {
       post({ type: 'done', id: message.id });
       port.close();
       return;
+    default:
+      throw new Error(`unknown message type ${String((message as { type?: unknown }).type)}`);
   }
 }

@@ -28,6 +28,9 @@ import type { RedisSettings } from '../dataplane/ratelimit/limiter.ts';
 import { IrDeltaEncoder } from '../ir/delta.ts';
 import { sharedBucketMemory } from '../dataplane/ratelimit/shared-buckets.ts';
 import { newSessionKey } from '../dataplane/upstream/session.ts';
+import { MALFORMED_WORKER_MESSAGE, readFromWorker, type FromWorker } from './worker-messages.ts';
+
+export type { FromWorker } from './worker-messages.ts';
 
 export interface WorkerInit {
   index: number;
@@ -69,18 +72,10 @@ export type ToWorker =
   | { type: 'metrics'; id: number }
   | { type: 'read-flows'; id: number; filter: FlowFilter; last: number | undefined }
   | { type: 'relay-flows'; id: number; on: boolean }
-  /** Blocks the worker's thread for `ms`, as a runaway loop would (WorkerPool.stall: tests only). */
-  | { type: 'stall'; id: number; ms: number }
   | { type: 'close'; id: number };
 
-export type FromWorker =
-  | { type: 'applied'; id: number; result: ApplyResult }
-  | { type: 'metrics'; id: number; metrics: MetricObjectWithValues<MetricValue<string>>[] }
-  | { type: 'flows-read'; id: number; flows: Flow[] }
-  | { type: 'done'; id: number }
-  /** `resync`: the worker could not decode a delta and needs the version in full. */
-  | { type: 'failed'; id: number; error: string; resync?: boolean }
-  | { type: 'flows'; flows: Flow[] };
+/** The answers a request may get (besides `failed`). */
+const ANSWERS: Record<ToWorker['type'], FromWorker['type']> = { apply: 'applied', redis: 'done', metrics: 'metrics', 'read-flows': 'flows-read', 'relay-flows': 'done', close: 'done' };
 
 type MetricsJson = MetricObjectWithValues<MetricValue<string>>[];
 
@@ -174,17 +169,41 @@ export function parseWorkers(value: string): number | string {
   return Number.isInteger(n) && n >= 1 && n <= 1024 ? n : `--workers ${value}: expected auto or a whole number from 1 to 1024`;
 }
 
+/** Versions sent to a worker and not acknowledged yet that are remembered (a late acknowledgement must name one). */
+const MAX_UNACKNOWLEDGED = 64;
+
 interface Slot {
   index: number;
   worker: Worker;
   startedAt: number;
-  pending: Map<number, { resolve(message: FromWorker): void; reject(error: Error): void }>;
-  /** The last version this worker acknowledged (null before its first: it serves nothing yet). */
+  /** Requests waiting for their answer (`answer`: the type that answers them, besides `failed`). */
+  pending: Map<number, { answer: FromWorker['type']; resolve(message: FromWorker): void; reject(error: Error): void }>;
+  /** Versions sent by request id, until acknowledged (also after the wait for them timed out). */
+  unacknowledged: Map<number, string>;
+  /** The last version this worker acknowledged (null before its first: it serves nothing yet), the request that sent it, and its result. */
   version: string | null;
+  versionId: number;
+  result: ApplyResult | null;
   /** When it last sent anything (performance.now(); its start before that). */
   heardAt: number;
   /** Why the pool ended it (counted as the restart's reason instead of error/exit). */
-  ended?: 'apply_timeout' | 'apply_failed' | 'unresponsive';
+  ended?: 'apply_timeout' | 'apply_failed' | 'unresponsive' | 'malformed_message';
+}
+
+/**
+ * Thrown by WorkerPool.apply when no worker acknowledged the version within the bound, and none
+ * failed it: the workers may still apply it (a slow version), or their replacements will (the
+ * watchdog ends a stuck one; a replacement starts on the newest version). `late` resolves with the
+ * result once every worker serves it — the pool's `version` is then this one — or with null when
+ * a newer version is applied first, or the pool closes.
+ */
+export class VersionLate extends Error {
+  readonly late: Promise<ApplyResult | null>;
+
+  constructor(message: string, late: Promise<ApplyResult | null>) {
+    super(message);
+    this.late = late;
+  }
 }
 
 /** One worker's state, as /api/config and /readyz show it. */
@@ -224,6 +243,8 @@ export class WorkerPool {
   /** When the watchdog last looked (performance.now()). */
   private watchedAt = performance.now();
   private current: { version: string; http: HttpIR; l4: L4IR | undefined } | null = null;
+  /** The version apply() gave up waiting for (VersionLate), until every worker serves it or a newer one comes. */
+  private late: { version: string; settle(result: ApplyResult | null): void } | null = null;
   /** Versions go to workers as deltas: only what changed is cloned, and the workers' compilers reuse the rest. */
   private readonly encoder = new IrDeltaEncoder();
   private redis: RedisSettings | null = null;
@@ -251,7 +272,7 @@ export class WorkerPool {
     this.slots = new Array<Slot | null>(options.count).fill(null);
     const registers = [options.registry];
     new Gauge({ name: 'sluice_workers', help: 'Worker threads serving traffic (--workers)', registers, collect: () => undefined }).set(options.count);
-    this.restarts = new Counter({ name: 'sluice_worker_restarts_total', help: 'Worker threads replaced after they died or were ended, by reason (error, exit, apply_timeout, apply_failed, unresponsive)', labelNames: ['reason'], registers });
+    this.restarts = new Counter({ name: 'sluice_worker_restarts_total', help: 'Worker threads replaced after they died or were ended, by reason (error, exit, apply_timeout, apply_failed, unresponsive, malformed_message)', labelNames: ['reason'], registers });
     this.applyFailures = new Counter({
       name: 'sluice_worker_apply_failures_total',
       help: 'Configuration versions a worker thread did not apply, by worker and reason (timeout: no acknowledgement within 30 s; error: it failed the version)',
@@ -288,6 +309,7 @@ export class WorkerPool {
    * that dies meanwhile is left out (its replacement starts on this version).
    */
   async apply(version: string, http: HttpIR, l4?: L4IR): Promise<ApplyResult> {
+    this.settleLate(null);
     this.current = { version, http, l4 };
     const delta = JSON.stringify(this.encoder.encode(http, l4));
     const slots = this.live();
@@ -299,7 +321,16 @@ export class WorkerPool {
       this.applyFailures.inc({ worker: String(slot.index), reason: timedOut ? 'timeout' : 'error' });
       this.logger.error({ worker: slot.index, version, err: error.message }, `worker ${slot.index} did not apply version ${version}: ${error.message}`);
     }
-    if (results.length === 0) throw new Error(`no worker applied version ${version}: ${lagging.map((l) => `worker ${l.slot.index}: ${l.error.message}`).join('; ')}`);
+    if (results.length === 0) {
+      const why = `no worker applied version ${version}: ${lagging.map((l) => `worker ${l.slot.index}: ${l.error.message}`).join('; ')}`;
+      // All too slow and none refused it: it may still be served (late, or by replacements).
+      if (this.current?.version === version && lagging.every((l) => (l.error as { timedOut?: boolean }).timedOut === true)) {
+        const late = new Promise<ApplyResult | null>((settle) => (this.late = { version, settle }));
+        this.converged();
+        throw new VersionLate(why, late);
+      }
+      throw new Error(why);
+    }
     // The others applied it: a worker left on an older version is ended (its replacement starts on
     // this one and serves nothing before), so that every serving worker serves this version.
     await Promise.all(lagging.map(({ slot, error }) => this.end(slot, (error as { timedOut?: boolean }).timedOut === true ? 'apply_timeout' : 'apply_failed')));
@@ -330,6 +361,7 @@ export class WorkerPool {
   /** Graceful: each worker drains its connections (DRAIN_TIMEOUT_MS at most) and exits. */
   async close(): Promise<void> {
     this.closing = true;
+    this.settleLate(null);
     clearInterval(this.refresh);
     await Promise.all(
       this.live().map(async (slot) => {
@@ -348,11 +380,6 @@ export class WorkerPool {
    */
   async terminate(index: number): Promise<void> {
     await this.slots[index]?.worker.terminate();
-  }
-
-  /** Blocks worker `index`'s thread for `ms` (tests: a stuck worker, which nothing from outside can make for real). */
-  stall(index: number, ms: number): void {
-    this.slots[index]?.worker.postMessage({ type: 'stall', id: 0, ms } satisfies ToWorker);
   }
 
   /** Ends and replaces a worker that has answered nothing for the timeout (its thread is stuck). */
@@ -388,24 +415,15 @@ export class WorkerPool {
     const flows = this.options.init.flows === null ? null : { ...this.options.init.flows, relay: this.relay };
     const init: WorkerInit = { ...this.options.init, flows, index, buckets: this.buckets, connections: this.connections, ticketKeys: this.ticketKeys, redis: this.redis, sessionKey: this.sessionKey };
     const worker = new Worker(new URL('./worker-boot.js', import.meta.url), { workerData: init });
-    const slot: Slot = { index, worker, startedAt: performance.now(), pending: new Map(), version: null, heardAt: performance.now() };
-    worker.on('message', (message: FromWorker) => {
-      slot.heardAt = performance.now();
-      if (message.type === 'flows') return this.options.onFlows(message.flows);
-      // What it serves from now on (a late acknowledgement too: a worker answers in order).
-      if (message.type === 'applied') slot.version = message.result.version;
-      const waiting = slot.pending.get(message.id);
-      slot.pending.delete(message.id);
-      if (message.type === 'failed') waiting?.reject(Object.assign(new Error(message.error), { resync: message.resync === true }));
-      else waiting?.resolve(message);
-    });
+    const slot: Slot = { index, worker, startedAt: performance.now(), pending: new Map(), unacknowledged: new Map(), version: null, versionId: 0, result: null, heardAt: performance.now() };
+    worker.on('message', (data: unknown) => this.received(slot, data));
     let error: Error | null = null;
     worker.on('error', (err) => {
       error = err;
       this.logger.error({ worker: index, err: err.message, stack: err.stack }, `worker ${index} failed`);
     });
-    // A message that cannot be deserialised is lost to its request, which then times out: say why.
-    worker.on('messageerror', (err) => this.logger.error({ worker: index, err: err.message }, `worker ${index} sent a message that cannot be read`));
+    // A message that cannot be deserialised would be lost to its request: the worker is broken.
+    worker.on('messageerror', (err) => this.misbehaved(slot, `a message that cannot be deserialised (${err.message})`));
     worker.on('exit', (code) => this.exited(slot, code, error));
     // The current version first: messages wait in the worker's queue until it listens.
     const current = this.current;
@@ -414,6 +432,64 @@ export class WorkerPool {
         this.logger.error({ worker: index, version: current.version, err: err.message }, `worker ${index} could not apply the current version on start: it serves nothing`));
     }
     return slot;
+  }
+
+  /** One message from a worker: checked (readFromWorker, and against what was asked of it) before it is used. */
+  private received(slot: Slot, data: unknown): void {
+    // Ended by the pool: what it still had queued is not wanted (its replacement will say its own).
+    if (slot.ended !== undefined) return;
+    const message = readFromWorker(data);
+    if (typeof message === 'string') return this.misbehaved(slot, message);
+    slot.heardAt = performance.now();
+    if (message.type === 'flows') return this.options.onFlows(message.flows);
+    if (message.id >= this.nextId) return this.misbehaved(slot, `an answer to request ${message.id}, never sent`);
+    const waiting = slot.pending.get(message.id);
+    if (waiting !== undefined && message.type !== 'failed' && message.type !== waiting.answer) return this.misbehaved(slot, `a ${message.type} answer to a request answered by ${waiting.answer}`);
+    if (message.type === 'applied') {
+      // Its own (late ones too, after the wait timed out), of the version it was sent, in order.
+      const sent = slot.unacknowledged.get(message.id);
+      if (sent === undefined) return this.misbehaved(slot, `an acknowledgement of request ${message.id}, which sent it no version (or was acknowledged already)`);
+      if (message.result.version !== sent) return this.misbehaved(slot, `an acknowledgement of version ${JSON.stringify(message.result.version).slice(0, 80)} for request ${message.id}, which sent version ${sent}`);
+      slot.unacknowledged.delete(message.id);
+      if (message.id > slot.versionId) {
+        slot.version = sent;
+        slot.versionId = message.id;
+        slot.result = message.result;
+      }
+    } else if (message.type === 'failed') {
+      slot.unacknowledged.delete(message.id);
+    }
+    slot.pending.delete(message.id);
+    if (message.type === 'failed') waiting?.reject(Object.assign(new Error(message.error), { resync: message.resync === true }));
+    else waiting?.resolve(message);
+    if (message.type === 'applied') this.converged();
+  }
+
+  /**
+   * A worker that sent what it must not (a malformed message, an answer to nothing): logged with
+   * MALFORMED_WORKER_MESSAGE, ended and replaced as a failed one — nothing of the message used.
+   */
+  private misbehaved(slot: Slot, why: string): void {
+    if (slot.ended !== undefined) return;
+    this.logger.error({ code: MALFORMED_WORKER_MESSAGE, worker: slot.index, reason: why }, `${MALFORMED_WORKER_MESSAGE} worker ${slot.index} sent ${why}: ending it; a new one starts`);
+    void this.end(slot, 'malformed_message');
+  }
+
+  /** A version apply() gave up waiting for, once every worker serves it (late, or replacements that started on it): now the pool's. */
+  private converged(): void {
+    const late = this.late;
+    if (late === null) return;
+    const slots = this.live();
+    if (slots.length < this.slots.length || !slots.every((s) => s.version === late.version && s.ended === undefined)) return;
+    this.logger.warn({ version: late.version }, `every worker serves version ${late.version} now (applied late): it is the version served`);
+    this.applied = late.version;
+    this.settleLate({ version: late.version, listeners: mergeListeners(slots.map((s) => s.result!)) });
+  }
+
+  private settleLate(result: ApplyResult | null): void {
+    const late = this.late;
+    this.late = null;
+    late?.settle(result);
   }
 
   private exited(slot: Slot, code: number, error: Error | null): void {
@@ -459,6 +535,11 @@ export class WorkerPool {
    */
   private request(slot: Slot, message: ToWorker, timeoutMs = this.timeoutMs): Promise<FromWorker> {
     const id = this.nextId++;
+    if (message.type === 'apply') {
+      slot.unacknowledged.set(id, message.version);
+      // A worker that stops acknowledging is ended (bounded wait, watchdog): this only caps the map.
+      if (slot.unacknowledged.size > MAX_UNACKNOWLEDGED) slot.unacknowledged.delete(slot.unacknowledged.keys().next().value!);
+    }
     return new Promise<FromWorker>((resolve, reject) => {
       const timer = setTimeout(() => {
         slot.pending.delete(id);
@@ -469,7 +550,7 @@ export class WorkerPool {
         clearTimeout(timer);
         then(value);
       };
-      slot.pending.set(id, { resolve: settle(resolve), reject: settle(reject) });
+      slot.pending.set(id, { answer: ANSWERS[message.type], resolve: settle(resolve), reject: settle(reject) });
       slot.worker.postMessage({ ...message, id });
     });
   }

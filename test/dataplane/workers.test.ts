@@ -17,6 +17,7 @@ import type { HttpIR } from '../../ir/types.ts';
 import dgram from 'node:dgram';
 import tls from 'node:tls';
 import type { FrontDoorLimits } from '../../dataplane/front-door.ts';
+import { inspectThread, type InspectedThread } from '../support/thread-inspector.ts';
 
 /** One request on a connection of its own (the kernel picks a worker for each). */
 const get = async (port: number, path: string): Promise<number> => (await request(port, path)).status;
@@ -311,12 +312,14 @@ describe('worker pool', () => {
     const port = await freePort();
     // (The watchdog, which would end a silent worker too, is kept out of this one.)
     const { pool, registry, logs } = twoWorkers([], DEFAULT_FRONT_DOOR_LIMITS, { timeoutMs: 2_000, watchdogMs: 600_000 });
+    let inspected: InspectedThread | undefined;
     const irFor = (path: string) => singleHostIR(port, [route('one', { path: prefix(path) }, forwardTo('svc/a'))], [backend('svc/a', [echo.endpoint])]);
     try {
       await pool.apply('v1', irFor('/v1'));
       expect(pool.workerVersions()).toEqual([{ worker: 0, version: 'v1' }, { worker: 1, version: 'v1' }]);
-      // Worker 1's thread is stuck for far longer than the test may take: waiting for it would fail the test.
-      pool.stall(1, 600_000);
+      // Worker 1's thread is stuck (blocked through the inspector) for longer than the test may take: waiting for it would fail the test.
+      inspected = await inspectThread(pool.threadIds()[1]!);
+      await inspected.block(600_000);
       const result = await pool.apply('v2', irFor('/v2'));
       expect(result).toEqual({ version: 'v2', listeners: [{ name: `127.0.0.1:${port}`, ok: true }] });
       expect(pool.version).toBe('v2');
@@ -335,6 +338,7 @@ describe('worker pool', () => {
       const perWorker = [...(await registry.metrics()).matchAll(/^sluice_worker_http_requests_total\{worker="\d"\} (\d+)$/gm)].map((m) => Number(m[1]));
       expect(perWorker).toHaveLength(2);
     } finally {
+      await inspected?.detach();
       await pool.close();
     }
   }, 60_000);
@@ -342,11 +346,13 @@ describe('worker pool', () => {
   it('a worker that answers nothing (its thread stuck) is named in the log, ended and replaced, without a configuration change', async () => {
     const port = await freePort();
     const { pool, registry, logs } = twoWorkers([], DEFAULT_FRONT_DOOR_LIMITS, { watchdogMs: 2_000 });
+    let inspected: InspectedThread | undefined;
     try {
       await pool.apply('v1', singleHostIR(port, [route('all', { path: prefix('/') }, forwardTo('svc/a'))], [backend('svc/a', [echo.endpoint])]));
       const [, stuck] = pool.threadIds();
-      // Stuck far longer than the test may take: only the watchdog gets it out.
-      pool.stall(1, 600_000);
+      // Stuck (blocked through the inspector) far longer than the test may take: only the watchdog gets it out.
+      inspected = await inspectThread(stuck!);
+      await inspected.block(600_000);
       await until(async () => !pool.threadIds().includes(stuck!) && pool.workerVersions().every((w) => w.version === 'v1'));
       expect(logs.some((l) => l.worker === 1 && /^worker 1 has answered nothing for \d+ ms \(its thread is stuck\): ending it/.test(String(l.msg)))).toBe(true);
       expect((await registry.getSingleMetric('sluice_worker_restarts_total')!.get()).values.map((v) => [v.labels.reason, v.value])).toEqual([['unresponsive', 1]]);
@@ -356,6 +362,7 @@ describe('worker pool', () => {
       expect(perWorker).toHaveLength(2);
       expect(Math.min(...perWorker)).toBeGreaterThan(0);
     } finally {
+      await inspected?.detach();
       await pool.close();
     }
   }, 60_000);
