@@ -52,10 +52,10 @@ export interface FolderLoad {
 }
 
 interface FileState {
-  /** The file's text as last read. */
-  content: string;
-  /** Its documents in file order, each with its text (null: one with a problem, parsed again next time). */
-  ordered?: (OrderedDocument | null)[];
+  /** The file's bytes as last read. */
+  content: Buffer;
+  /** Its documents (absent: parsed whole, a text with directives). */
+  documents?: Documents;
   /** What stat said when this content was read: the same again, the file is not read again. */
   stat: string;
   objects: KubeObject[];
@@ -101,10 +101,10 @@ export const LOSS_SETTLE_MS = 500;
 export class ManifestFolder {
   readonly dir: string;
   /** Files that lost objects: the lossy content and when it was first read (see LOSS_SETTLE_MS). */
-  private readonly lossSeen = new Map<string, { content: string; since: number }>();
+  private readonly lossSeen = new Map<string, { content: Buffer; since: number }>();
   private readonly files = new Map<string, FileState>();
   /** Files whose current content failed to parse: content hash and the problem. */
-  private readonly broken = new Map<string, { content: string; stat: string; problem: SourceProblem }>();
+  private readonly broken = new Map<string, { content: Buffer; stat: string; problem: SourceProblem }>();
   private readonly tracked = new Map<string, Tracked>();
   /** Each parsed object's key (objectKey), by identity. */
   private readonly keys = new WeakMap<KubeObject, string>();
@@ -112,9 +112,8 @@ export class ManifestFolder {
   private readonly now: () => Date;
   /** The read errors of the previous load, to tell when one comes or goes. */
   private lastReadErrors = '';
-  /** Documents parsed without a problem, by their text: an edit to one document of a big file parses that document only. */
-  /** Every file's documents as last loaded (looked up by text only when one is not where it was: known()). */
-  private documents: (OrderedDocument | null)[][] = [];
+  /** Every file's documents as last loaded (looked up by text only when many are not where they were: known()). */
+  private documents: { content: Buffer; documents: Documents }[] = [];
   /** The last snapshot and the problems its assembly found, returned again while nothing changed. */
   private assembled: { snapshot: InputSnapshot; problems: SourceProblem[] } | null = null;
 
@@ -142,13 +141,15 @@ export class ManifestFolder {
     const underUnlisted = (file: string) => unlisted.some((u) => u === '' || file === u || file.startsWith(`${u}${sep}`));
     const seenFiles = new Set<string>([...this.files.keys(), ...this.broken.keys()].filter(underUnlisted));
     let changed = this.files.size === 0;
-    const documents: (OrderedDocument | null)[][] = [];
-    // The last load's documents by text, made only if a document is not found where it was in its file.
+    const documents: { content: Buffer; documents: Documents }[] = [];
+    // The last load's documents by text, made only if many documents are not where they were in their file.
     let byText: Map<string, ParsedDocument> | null = null;
     const knownDocuments = (): Map<string, ParsedDocument> => {
       if (byText === null) {
         byText = new Map();
-        for (const list of this.documents) for (const d of list) if (d !== null) byText.set(d.text, d.parsed);
+        for (const { content, documents: d } of this.documents) {
+          for (let i = 0; i < d.parsed.length; i++) if (d.parsed[i] !== null) byText.set(documentText(content, d, i), d.parsed[i]!);
+        }
       }
       return byText;
     };
@@ -163,7 +164,7 @@ export class ManifestFolder {
       if (stat !== null && !this.lossSeen.has(file)) {
         if (loaded?.stat === stat && known === undefined) {
           problems.push(...loaded.problems.map((p) => ({ ...p, file })));
-          if (loaded.ordered) documents.push(loaded.ordered);
+          if (loaded.documents) documents.push({ content: loaded.content, documents: loaded.documents });
           continue;
         }
         if (known?.stat === stat) {
@@ -171,28 +172,27 @@ export class ManifestFolder {
           continue;
         }
       }
-      let text: string;
+      // The bytes, not a text: an edited file is compared with its last bytes natively, and only the
+      // stretch that differs is decoded and split (a 10 000-route file is ~9 MB).
+      let content: Buffer;
       try {
-        text = readFileSync(path, 'utf8');
+        content = readFileSync(path);
       } catch (err) {
         unreadable(file, err, "this file's last good objects");
         continue;
       }
-      // The text itself, not a hash of it: its documents' texts are slices of it, kept anyway, and
-      // comparing is cheaper than hashing 10 MB.
-      const content = text;
-      if (loaded?.content === content && known === undefined) {
+      if (loaded?.content.equals(content) && known === undefined) {
         loaded.stat = stat ?? '';
         problems.push(...loaded.problems.map((p) => ({ ...p, file })));
-        if (loaded.ordered) documents.push(loaded.ordered);
+        if (loaded.documents) documents.push({ content: loaded.content, documents: loaded.documents });
         continue;
       }
-      if (known?.content === content) {
+      if (known?.content.equals(content)) {
         known.stat = stat ?? '';
         problems.push(known.problem);
         continue;
       }
-      const parsed = parseManifestDocuments(text, knownDocuments, loaded?.ordered);
+      const parsed = parseManifestDocuments(content, knownDocuments, loaded);
       if (loaded !== undefined && !('error' in parsed) && parsed.objects.length < loaded.objects.length && !this.lossSettled(file, path, content)) {
         settling.push(file);
         problems.push(...loaded.problems.map((p) => ({ ...p, file })));
@@ -209,8 +209,8 @@ export class ManifestFolder {
       }
       this.broken.delete(file);
       problems.push(...parsed.problems.map((p) => ({ ...p, file })));
-      documents.push(parsed.ordered);
-      this.files.set(file, { content, stat: stat ?? '', objects: parsed.objects, problems: parsed.problems, ordered: parsed.ordered });
+      if (parsed.documents) documents.push({ content, documents: parsed.documents });
+      this.files.set(file, { content, stat: stat ?? '', objects: parsed.objects, problems: parsed.problems, documents: parsed.documents });
     }
     // Kept: the documents of the files as they are now (a document edited away is forgotten).
     this.documents = documents;
@@ -240,10 +240,10 @@ export class ManifestFolder {
   }
 
   /** Whether this loss of objects (the file's content `content`) has stood for LOSS_SETTLE_MS. */
-  private lossSettled(file: string, path: string, content: string): boolean {
+  private lossSettled(file: string, path: string, content: Buffer): boolean {
     const seen = this.lossSeen.get(file);
     const now = Date.now();
-    if (seen?.content !== content) {
+    if (seen === undefined || !seen.content.equals(content)) {
       this.lossSeen.set(file, { content, since: now });
       return false;
     }
@@ -379,37 +379,82 @@ interface ParsedDocument {
 interface ParsedManifest {
   objects: KubeObject[];
   problems: Problem[];
-  /** The file's documents in order, with their texts and objects (null where a document had a problem). */
-  ordered: (OrderedDocument | null)[];
+  /** The file's documents (absent: a text with directives, parsed whole). */
+  documents?: Documents;
 }
 
-interface OrderedDocument {
-  text: string;
-  parsed: ParsedDocument;
+/** A file's documents in order: where each starts (byte offset) and what it held (null: it had a problem, parsed again next time). */
+interface Documents {
+  starts: number[];
+  parsed: (ParsedDocument | null)[];
 }
+
+/** Document `i`'s text. */
+function documentText(content: Buffer, documents: Documents, i: number): string {
+  return content.toString('utf8', documents.starts[i], documents.starts[i + 1] ?? content.length);
+}
+
+const DOCUMENT_MARKER = Buffer.from('\n---');
 
 /**
- * Where each document of a multi-document text starts (0 first): lines that begin with `---`
- * alone or before content, which nothing inside a document can look like. indexOf, not a
- * multi-line regular expression: several times faster over a file of 10 000 routes.
+ * Where each document of a multi-document text starts, between `from` (a document's start) and
+ * `to`: lines that begin with `---` alone or before content, which nothing inside a document can
+ * look like. Bytes, searched natively (ASCII: a multi-byte character never holds these bytes).
  */
-function documentStarts(text: string): number[] {
-  const starts = [0];
-  const isStart = (at: number) => {
-    const next = text.charCodeAt(at + 3);
-    return text.startsWith('---', at) && (Number.isNaN(next) || next === 0x20 || next === 0x09 || next === 0x0d || next === 0x0a);
-  };
-  for (let at = text.indexOf('\n---'); at !== -1; at = text.indexOf('\n---', at + 1)) if (isStart(at + 1)) starts.push(at + 1);
+function documentStarts(content: Buffer, from: number, to: number): number[] {
+  const starts = [from];
+  for (let at = content.indexOf(DOCUMENT_MARKER, from); at !== -1 && at + 1 < to; at = content.indexOf(DOCUMENT_MARKER, at + 1)) {
+    const next = content[at + 4];
+    if (next === undefined || next === 0x20 || next === 0x09 || next === 0x0d || next === 0x0a) starts.push(at + 1);
+  }
   return starts;
 }
 
 /**
- * Parses one multi-document YAML text into the objects Sluice reads, with defaults applied.
- * `known`: documents parsed before without a problem, by text — their objects are taken as they
- * are (same identity). A text with directives (`%`) or document end markers (`...`) is parsed whole.
+ * A line that begins with a directive (`%`) or a document end marker (`...`): such a text is parsed
+ * whole. Tested on each document decoded (each begins a line): the previous file had none, so a new
+ * one holds a changed byte, which is in the stretch decoded.
  */
-export function parseManifest(text: string): Omit<ParsedManifest, 'ordered'> | { error: string } {
-  const parsed = parseManifestDocuments(text, () => new Map());
+const DIRECTIVE_LINE = /^(%|\.\.\.)/m;
+
+function parseWhole(content: Buffer): ParsedManifest | { error: string } {
+  const objects: KubeObject[] = [];
+  const problems: Problem[] = [];
+  const docs = parseDocuments(content.toString('utf8'), 0, 0, objects, problems);
+  return typeof docs === 'number' ? { objects, problems } : docs;
+}
+
+/** How many bytes `a` and `b` share from their start: compared natively 64 KiB at a time. */
+function commonPrefix(a: Buffer, b: Buffer): number {
+  const n = Math.min(a.length, b.length);
+  let at = 0;
+  while (at < n) {
+    const end = Math.min(n, at + 65_536);
+    if (a.compare(b, at, end, at, end) !== 0) break;
+    at = end;
+  }
+  while (at < n && a[at] === b[at]) at++;
+  return at;
+}
+
+/** How many bytes `a` and `b` share at their end, at most `limit`. */
+function commonSuffix(a: Buffer, b: Buffer, limit: number): number {
+  let length = 0;
+  while (length < limit) {
+    const size = Math.min(limit - length, 65_536);
+    if (a.compare(b, b.length - length - size, b.length - length, a.length - length - size, a.length - length) !== 0) break;
+    length += size;
+  }
+  while (length < limit && a[a.length - 1 - length] === b[b.length - 1 - length]) length++;
+  return length;
+}
+
+/**
+ * Parses one multi-document YAML text into the objects Sluice reads, with defaults applied.
+ * A text with directives (`%`) or document end markers (`...`) is parsed whole.
+ */
+export function parseManifest(text: string): Omit<ParsedManifest, 'documents'> | { error: string } {
+  const parsed = parseManifestDocuments(Buffer.from(text), () => new Map());
   return 'error' in parsed ? parsed : { objects: parsed.objects, problems: parsed.problems };
 }
 
@@ -420,43 +465,59 @@ export function parseManifest(text: string): Omit<ParsedManifest, 'ordered'> | {
 const SMALL_EDIT_DOCUMENTS = 64;
 
 /**
- * `previous`: the file's documents in order as last parsed. Documents are compared with the
- * previous ones from the file's start and from its end (one string comparison each): an edit,
- * insertion or removal of a few documents leaves a short stretch between, looked up among the
- * previous documents of that stretch. Only a long one is looked up in `known()` (made by hashing
- * every document of every file: ~9 ms for a 5 MB file, which one edit must not pay).
+ * `previous`: the file as last parsed. Its bytes are compared with the new ones from the start and
+ * from the end (natively): the documents wholly inside the unchanged start and end are the
+ * previous ones (objects, positions, line counts), taken without decoding them; the stretch between
+ * is decoded and split, and its documents looked up among the previous ones of that stretch (an
+ * edit, insertion or removal of a few documents). Only a long stretch is looked up in `known()`
+ * (every document of every file by its text, which one edit must not pay).
  */
-function parseManifestDocuments(text: string, known: () => Map<string, ParsedDocument>, previous: (OrderedDocument | null)[] = []): ParsedManifest | { error: string } {
+function parseManifestDocuments(content: Buffer, known: () => Map<string, ParsedDocument>, previous?: { content: Buffer; documents?: Documents }): ParsedManifest | { error: string } {
   const objects: KubeObject[] = [];
   const problems: Problem[] = [];
-  const ordered: (OrderedDocument | null)[] = [];
-  if (/^(%|\.\.\.)/m.test(text)) {
-    const docs = parseDocuments(text, 0, 0, objects, problems);
-    return typeof docs === 'number' ? { objects, problems, ordered } : docs;
-  }
-  const starts = documentStarts(text);
-  const chunks = starts.map((start, i) => text.slice(start, starts[i + 1] ?? text.length));
-  const same = (chunk: string, was: OrderedDocument | null | undefined) => was != null && was.text === chunk;
+  const before = previous?.documents;
+  const old = previous?.content;
+  // Documents 0..head-1 and tail.. of the previous file are unchanged; the bytes from `from` to `to` are new.
   let head = 0;
-  while (head < chunks.length && same(chunks[head]!, previous[head])) head++;
-  let tail = 0;
-  while (tail < chunks.length - head && tail < previous.length - head && same(chunks[chunks.length - 1 - tail]!, previous[previous.length - 1 - tail])) tail++;
-  const between = previous.slice(head, previous.length - tail);
+  let tail = before?.starts.length ?? 0;
+  let from = 0;
+  let to = content.length;
+  if (before !== undefined && old !== undefined) {
+    const prefix = commonPrefix(old, content);
+    const suffix = commonSuffix(old, content, Math.min(old.length, content.length) - prefix);
+    const starts = before.starts;
+    // A document is unchanged when its bytes and the `---` line after it (the marker and the byte
+    // that makes it one) are inside the common start; or, at the end, from the line break before it.
+    while (head < starts.length - 1 && starts[head + 1]! + 4 <= prefix && before.parsed[head] !== null) head++;
+    while (tail > head && starts[tail - 1]! - 1 >= old.length - suffix && before.parsed[tail - 1] !== null) tail--;
+    from = starts[head] ?? 0;
+    to = tail < starts.length ? starts[tail]! + content.length - old.length : content.length;
+  }
+  const middle = from < to ? documentStarts(content, from, to) : [];
   let lookup = known;
-  if (between.length <= SMALL_EDIT_DOCUMENTS && chunks.length - head - tail <= SMALL_EDIT_DOCUMENTS) {
+  if (before !== undefined && old !== undefined && tail - head <= SMALL_EDIT_DOCUMENTS && middle.length <= SMALL_EDIT_DOCUMENTS) {
     const stretch = new Map<string, ParsedDocument>();
-    for (const d of between) if (d !== null) stretch.set(d.text, d.parsed);
+    for (let i = head; i < tail; i++) if (before.parsed[i] !== null) stretch.set(documentText(old, before, i), before.parsed[i]!);
     lookup = () => stretch;
   }
+  const starts: number[] = before === undefined ? [] : before.starts.slice(0, head);
+  const parsed: (ParsedDocument | null)[] = before === undefined ? [] : before.parsed.slice(0, head);
   let docNumber = 0;
   let line = 0;
-  for (let i = 0; i < chunks.length; i++) {
-    const chunk = chunks[i]!;
-    const cached = i < head ? previous[i]!.parsed : i >= chunks.length - tail ? previous[previous.length - (chunks.length - i)]!.parsed : lookup().get(chunk);
+  for (let i = 0; i < head; i++) {
+    const document = before!.parsed[i]!;
+    for (let o = 0; o < document.objects.length; o++) objects.push(document.objects[o]!);
+    docNumber += document.docs;
+    line += document.lines;
+  }
+  for (let i = 0; i < middle.length; i++) {
+    const chunk = content.toString('utf8', middle[i], middle[i + 1] ?? to);
+    if (DIRECTIVE_LINE.test(chunk)) return parseWhole(content);
+    starts.push(middle[i]!);
+    const cached = lookup().get(chunk);
     if (cached) {
-      objects.push(...cached.objects);
-      // This text's slice, not the one kept before: only the file's current text stays alive.
-      ordered.push({ text: chunk, parsed: cached });
+      for (let o = 0; o < cached.objects.length; o++) objects.push(cached.objects[o]!);
+      parsed.push(cached);
       docNumber += cached.docs;
       line += cached.lines;
     } else {
@@ -465,12 +526,21 @@ function parseManifestDocuments(text: string, known: () => Map<string, ParsedDoc
       if (typeof docs !== 'number') return docs;
       // One with problems is parsed again next time: its problems name its position in the file.
       const lines = chunk.split('\n').length - 1;
-      ordered.push(problems.length === before.problems ? { text: chunk, parsed: { objects: objects.slice(before.objects), docs, lines } } : null);
+      parsed.push(problems.length === before.problems ? { objects: objects.slice(before.objects), docs, lines } : null);
       docNumber += docs;
       line += lines;
     }
   }
-  return { objects, problems, ordered };
+  if (before !== undefined && old !== undefined) {
+    const shift = content.length - old.length;
+    for (let i = tail; i < before.starts.length; i++) {
+      const document = before.parsed[i]!;
+      for (let o = 0; o < document.objects.length; o++) objects.push(document.objects[o]!);
+      starts.push(before.starts[i]! + shift);
+      parsed.push(document);
+    }
+  }
+  return { objects, problems, documents: { starts, parsed } };
 }
 
 /** Parses `text` (documents numbered from firstDoc + 1, lines from firstLine + 1) into `objects` and `problems`: how many documents, or the error. */
