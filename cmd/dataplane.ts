@@ -11,6 +11,7 @@ import type { FrontDoorLimits } from '../dataplane/front-door.ts';
 import { startNode, type BpfOptions, type NodeFlowOptions, type NodeRateLimitOptions } from './node.ts';
 import type { RedisSettings } from '../dataplane/ratelimit/limiter.ts';
 import { releaseStartupMemory } from './memory.ts';
+import { VersionLate } from './workers.ts';
 
 export interface DataplaneProcessOptions {
   /** The controller's snapshot endpoint, e.g. http://sluice-controller.sluice-system.svc:18000. */
@@ -64,7 +65,9 @@ export async function runDataplane(options: DataplaneProcessOptions): Promise<Ru
         return { ok: true, listeners: outcome.listeners };
       } catch (err) {
         logger.error({ err, version }, 'the configuration could not be applied; keeping the last good one');
-        return { ok: false, listeners: [], error: (err as Error).message };
+        // With --workers: served after all once the workers apply it late (or their replacements do).
+        const late = err instanceof VersionLate ? { late: err.late.then((outcome) => outcome && ((applied = ir), { ok: true, listeners: outcome.listeners })) } : {};
+        return { ok: false, listeners: [], error: (err as Error).message, ...late };
       }
     },
   });

@@ -14,7 +14,7 @@ import { DEFAULT_FLOW_BUFFER_SIZE, FlowBuffer } from '../dataplane/flows/flow-bu
 import { ACCESS_LOG_FIELDS, AccessLog, gatewayAccessLogs } from '../dataplane/flows/access-log.ts';
 import { FlowMetrics } from '../dataplane/flows/flow-metrics.ts';
 import { StartupCheckFailed } from './startup-checks.ts';
-import { WorkerFlows, WorkerMetricsRegistry, WorkerPool, type WorkerVersion } from './workers.ts';
+import { VersionLate, WorkerFlows, WorkerMetricsRegistry, WorkerPool, type WorkerVersion } from './workers.ts';
 import { newSessionKey } from '../dataplane/upstream/session.ts';
 
 export interface BpfOptions {
@@ -163,12 +163,24 @@ export class DataplaneNode {
   /**
    * Applies one IR version (logging each port that could not be bound). The kernel learns the VIPs
    * before the proxy starts connecting to them.
-   * Throws when the BPF maps cannot be written; the proxy then keeps the last good version.
+   * Throws when the BPF maps cannot be written; the proxy then keeps the last good version. With
+   * --workers, VersionLate when no worker applied it in time (its `late` settles as this would have).
    */
   async apply(ir: IR): Promise<ApplyResult> {
     this.agent?.apply(ir.l4);
     const http = this.agent ? viaServiceVips(ir.http, ir.l4) : ir.http;
-    const outcome = await this.dataplane.apply(ir.version, http, ir.l4);
+    let outcome: ApplyResult;
+    try {
+      outcome = await this.dataplane.apply(ir.version, http, ir.l4);
+    } catch (err) {
+      if (err instanceof VersionLate) throw new VersionLate(err.message, err.late.then((late) => late && this.served(ir, late)));
+      throw err;
+    }
+    return this.served(ir, outcome);
+  }
+
+  /** What follows a version served: the access log's Gateways, each port not bound logged. */
+  private served(ir: IR, outcome: ApplyResult): ApplyResult {
     this.accessLog.configure(gatewayAccessLogs(ir.http));
     for (const l of outcome.listeners) if (!l.ok) this.logger.error({ listener: l.name, error: l.error }, `cannot listen on ${l.name}: ${l.error ?? 'failed'}`);
     return outcome;

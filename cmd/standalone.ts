@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { startNode, type BpfOptions, type NodeFlowOptions } from './node.ts';
+import { VersionLate } from './workers.ts';
 import type { FrontDoorLimits } from '../dataplane/front-door.ts';
 import { parseHostPort } from '../ir/host-port.ts';
 import { processRegistry, startAdminServer, type Running } from './admin.ts';
@@ -105,6 +106,8 @@ export async function runStandalone(options: StandaloneOptions): Promise<Running
   let applied: IR | null = null;
   let socketFailures: SocketFailure[] = [];
   let snapshot: InputSnapshot | null = null;
+  /** A version the workers applied late (VersionLate): taken by the next reconcile, as if the folder had changed. */
+  let retryApply = false;
 
   /** False when the folder had not changed (the debouncer then starts no burst). */
   const reconcile = async (): Promise<boolean> => {
@@ -112,7 +115,8 @@ export async function runStandalone(options: StandaloneOptions): Promise<Running
     const load = folder.load();
     sourceMetrics.observe(load.readErrors);
     if (load.settling.length > 0) scheduler.schedule(LOSS_SETTLE_MS); // read those files again: a loss that stands is taken
-    if (!load.changed && applied) return false;
+    if (!load.changed && applied && !retryApply) return false;
+    retryApply = false;
     const problems: Problem[] = [...load.problems];
     if (demo && (await demo.sync(load.snapshot))) return reconcile(); // it wrote files: read them now
     const translated = translateOnce(load.snapshot);
@@ -133,6 +137,13 @@ export async function runStandalone(options: StandaloneOptions): Promise<Running
       } catch (err) {
         // The dataplane keeps serving the last good version.
         logger.error({ err, version: result.ir.version }, 'the configuration could not be applied; keeping the last good one');
+        // With --workers, one the workers apply after the wait (or their replacements do) is served
+        // after all: reconcile again then to take it (its statuses, /api/config, /readyz).
+        if (err instanceof VersionLate) void err.late.then((late) => {
+          if (late === null) return;
+          retryApply = true;
+          scheduler.schedule();
+        });
         return true;
       }
     }

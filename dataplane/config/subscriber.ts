@@ -28,6 +28,12 @@ export interface ApplyOutcome {
   ok: boolean;
   listeners: ListenerAck[];
   error?: string;
+  /**
+   * With `ok: false`: the version may still be served later (workers that apply it after the
+   * bounded wait). Resolves with the outcome then — acknowledged again, as served — or null when
+   * it will not be (a newer version came first).
+   */
+  late?: Promise<ApplyOutcome | null>;
 }
 
 export interface SnapshotSubscriberOptions {
@@ -50,13 +56,18 @@ export interface SnapshotSubscriberOptions {
   backoff?: { initialMs?: number; maxMs?: number };
   /** Longest message line accepted; a longer one ends the stream (default MAX_MESSAGE_BYTES). */
   maxMessageBytes?: number;
+  /** Longest time one message may take to arrive, first byte to newline; longer ends the stream (default MESSAGE_TIMEOUT_MS). */
+  messageTimeoutMs?: number;
 }
 
 interface StreamOutcome {
   /** A hello was received: the controller answered properly (the backoff starts over). */
   hello: boolean;
-  /** A message could not be read or applied as a whole (not JSON, too long, a delta naming what this stream never sent). */
-  malformed?: boolean;
+  /**
+   * The controller misbehaved after its hello: a message could not be read or applied as a whole
+   * (not JSON, too long, a delta naming what this stream never sent), or took too long to arrive.
+   */
+  faulty?: boolean;
   reason: string;
   retryAfterMs?: number;
 }
@@ -65,6 +76,14 @@ const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const ACK_TIMEOUT_MS = 10_000;
 /** One message's bound: ~10x the IR of 50 000 routes (a line is one whole version). */
 export const MAX_MESSAGE_BYTES = 256 * 1024 * 1024;
+/**
+ * One message's time bound, from its first byte to its newline. Every byte resets the heartbeat
+ * watchdog, so without it a controller (or a proxy in between) dripping a byte at a time could
+ * hold a stream — and the memory of the line so far — for ever. 60 s: the total time Node's HTTP
+ * server gives a request's headers (`headersTimeout`) and nginx a client's (`client_header_timeout`),
+ * both against such dripping; a full 10 000-route snapshot (~20 MB) needs only ~350 KB/s for it.
+ */
+export const MESSAGE_TIMEOUT_MS = 60_000;
 /** Of an error answer's body, this much is read (for the log); the rest is not waited for. */
 const MAX_ERROR_BODY = 4096;
 
@@ -78,6 +97,8 @@ export class SnapshotSubscriber {
   /** The newest snapshot received and not yet applied (newer ones replace it). */
   private pending: SnapshotMessage | null = null;
   private applying: Promise<void> | null = null;
+  /** Applies begun (a late outcome counts only while no other began after its own). */
+  private applies = 0;
   /** The ack of the version served now (re-sent to a controller that did not see it). */
   private servingAck: Ack | null = null;
   /** The latest ack queued, and the one still to deliver (null once delivered). */
@@ -143,12 +164,12 @@ export class SnapshotSubscriber {
       if (this.stopped) break;
       // A controller that says hello and then sends what cannot be applied is not a working
       // stream: the backoff keeps growing (no reconnect loop at the first step's pace).
-      if (outcome.hello && outcome.malformed !== true) failures = 0;
+      if (outcome.hello && outcome.faulty !== true) failures = 0;
       failures++;
       const delay = Math.max(backoffDelay(failures, this.backoff), Math.min(outcome.retryAfterMs ?? 0, this.backoff.maxMs));
       const fields = { controller: this.options.url, reason: outcome.reason, retryInMs: delay, attempt: failures, serving: this.applied };
       // Loud when a working stream breaks, then about once a minute while the controller stays away.
-      if ((outcome.hello && outcome.malformed !== true) || failures === 1 || failures % 12 === 0) this.logger.warn(fields, `snapshot stream: ${outcome.reason}; still serving ${this.applied ?? 'nothing'}`);
+      if ((outcome.hello && outcome.faulty !== true) || failures === 1 || failures % 12 === 0) this.logger.warn(fields, `snapshot stream: ${outcome.reason}; still serving ${this.applied ?? 'nothing'}`);
       else this.logger.debug(fields, 'snapshot stream: retrying');
       await sleep(delay, undefined, { signal: this.stopController.signal }).catch(() => undefined);
     }
@@ -161,6 +182,20 @@ export class SnapshotSubscriber {
     let timeoutMs = this.options.heartbeatTimeoutMs ?? HEARTBEAT_TIMEOUT_MS;
     let silent = false;
     let timer: NodeJS.Timeout | undefined;
+    // The message being received: its own deadline (the heartbeat's is reset by every byte).
+    const messageTimeoutMs = this.options.messageTimeoutMs ?? MESSAGE_TIMEOUT_MS;
+    let slow = null as string | null; // set by the timer (a closure: not narrowed to null)
+    let messageTimer: NodeJS.Timeout | undefined;
+    const messageStarted = (): void => {
+      messageTimer ??= setTimeout(() => {
+        slow = `one message took longer than ${messageTimeoutMs} ms to arrive`;
+        watchdog.abort(new Error(slow));
+      }, messageTimeoutMs);
+    };
+    const messageEnded = (): void => {
+      clearTimeout(messageTimer);
+      messageTimer = undefined;
+    };
     const arm = (): void => {
       clearTimeout(timer);
       timer = setTimeout(() => {
@@ -203,6 +238,7 @@ export class SnapshotSubscriber {
           for (let nl = chunk.indexOf('\n'); nl >= 0; nl = chunk.indexOf('\n', start)) {
             parts.push(chunk.slice(start, nl));
             start = nl + 1;
+            messageEnded();
             const line = parts.join('');
             parts.length = 0;
             partial = 0;
@@ -221,6 +257,7 @@ export class SnapshotSubscriber {
             }
           }
           if (start < chunk.length) {
+            messageStarted();
             partial += chunk.length - start;
             if (partial > maxMessage) throw this.malformed(outcome, `a message longer than ${maxMessage} bytes`);
             parts.push(chunk.slice(start));
@@ -229,10 +266,17 @@ export class SnapshotSubscriber {
         return { ...outcome, reason: 'the controller ended the stream' };
       }
     } catch (err) {
+      const tooSlow = slow;
+      if (tooSlow !== null) {
+        // Not a working stream, even after its hello: the backoff keeps growing.
+        this.logger.warn({ controller: this.options.url, reason: tooSlow }, `snapshot stream: ${tooSlow}; reconnecting`);
+        return { ...outcome, faulty: true, reason: tooSlow };
+      }
       const reason = silent ? `no data from the controller for ${timeoutMs} ms` : this.stopped ? 'stopped' : describe(err);
       return { ...outcome, reason };
     } finally {
       clearTimeout(timer);
+      clearTimeout(messageTimer);
       watchdog.abort();
       this.isConnected = false;
     }
@@ -240,7 +284,7 @@ export class SnapshotSubscriber {
 
   /** A message that cannot be applied whole: nothing of it is, the stream ends and the next starts with a full snapshot. */
   private malformed(outcome: StreamOutcome, why: string): Error {
-    outcome.malformed = true;
+    outcome.faulty = true;
     return new Error(`malformed message from the controller (${why}); reconnecting for a full snapshot`);
   }
 
@@ -323,6 +367,7 @@ export class SnapshotSubscriber {
       }
       const started = performance.now();
       let outcome: ApplyOutcome;
+      const apply = ++this.applies;
       try {
         outcome = await this.options.apply(snapshot.version, snapshot.ir);
       } catch (err) {
@@ -343,9 +388,22 @@ export class SnapshotSubscriber {
         this.logger.info({ version: snapshot.version, ms }, `applied version ${snapshot.version}`);
       } else {
         this.logger.error({ version: snapshot.version, error: ack.error, serving: this.applied, ms }, `version ${snapshot.version} rejected; still serving ${this.applied ?? 'nothing'}`);
+        if (outcome.late) void this.servedLate(snapshot.version, outcome.late, apply);
       }
       if (!this.stopped) this.queueAck(ack);
     }
+  }
+
+  /** A version rejected for now that becomes served later: the controller learns it (an ack as for an apply). */
+  private async servedLate(version: string, late: Promise<ApplyOutcome | null>, apply: number): Promise<void> {
+    const outcome = await late.catch(() => null);
+    // Not after a newer apply began (the dataplane resolves null then; this does not rely on it).
+    if (outcome === null || !outcome.ok || this.stopped || apply !== this.applies) return;
+    this.applied = version;
+    const ack: Ack = { name: this.options.name, version, ok: true, listeners: outcome.listeners ?? [], serving: version };
+    this.servingAck = ack;
+    this.logger.warn({ version }, `version ${version} applied late: now serving it`);
+    this.queueAck(ack);
   }
 
   // ------------------------------------------------------------------ acks

@@ -13,6 +13,7 @@ import type { IR, L4IR } from '../../ir/types.ts';
 import { irVersion } from '../../ir/version.ts';
 import { IrDeltaEncoder } from '../../ir/delta.ts';
 import { SnapshotSubscriber, type ApplyOutcome } from '../../dataplane/config/subscriber.ts';
+import type { Ack } from '../../ir/protocol.ts';
 import { initialIR } from './support/ir-edits.ts';
 
 const L4: L4IR = { services: [] };
@@ -27,13 +28,17 @@ interface Connection {
   closed: boolean;
 }
 
-/** A controller whose `n`-th stream (0-based) is served by `serve`. */
-async function fakeController(serve: (n: number, res: ServerResponse, req: IncomingMessage) => void): Promise<{ url: string; connections: Connection[] }> {
+/** A controller whose `n`-th stream (0-based) is served by `serve`; `acks`: the acknowledgements posted to it. */
+async function fakeController(serve: (n: number, res: ServerResponse, req: IncomingMessage) => void): Promise<{ url: string; connections: Connection[]; acks: Ack[] }> {
   const connections: Connection[] = [];
+  const acks: Ack[] = [];
   const server = createServer((req, res) => {
     if (req.method === 'POST') {
-      req.resume();
-      res.writeHead(204).end();
+      let body = '';
+      req.setEncoding('utf8').on('data', (chunk: string) => (body += chunk)).on('end', () => {
+        acks.push(JSON.parse(body) as Ack);
+        res.writeHead(204).end();
+      });
       return;
     }
     const c: Connection = { url: req.url ?? '', at: performance.now(), closed: false };
@@ -54,10 +59,10 @@ async function fakeController(serve: (n: number, res: ServerResponse, req: Incom
         server.close(() => resolve());
       }),
   );
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, connections };
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, connections, acks };
 }
 
-function subscribe(url: string, options: { backoffMs?: number; maxMessageBytes?: number } = {}) {
+function subscribe(url: string, options: { backoffMs?: number; maxMessageBytes?: number; messageTimeoutMs?: number; apply?: (version: string) => ApplyOutcome | null } = {}) {
   const applied: string[] = [];
   const logs: { level: number; msg: string }[] = [];
   const logger = pino({ level: 'debug' }, { write: (line: string) => void logs.push(JSON.parse(line) as { level: number; msg: string }) });
@@ -68,8 +73,12 @@ function subscribe(url: string, options: { backoffMs?: number; maxMessageBytes?:
     heartbeatTimeoutMs: 30_000, // no watchdog in play: what ends a stream here is the subscriber's own check
     backoff: { initialMs: options.backoffMs ?? 100, maxMs: 5_000 },
     ...(options.maxMessageBytes !== undefined ? { maxMessageBytes: options.maxMessageBytes } : {}),
+    ...(options.messageTimeoutMs !== undefined ? { messageTimeoutMs: options.messageTimeoutMs } : {}),
     apply: async (version: string, ir: IR): Promise<ApplyOutcome> => {
       if (ir.version !== version) throw new Error('version mismatch');
+      // `options.apply` decides the outcome of a version (null: applied, as by default).
+      const outcome = options.apply?.(version) ?? null;
+      if (outcome !== null) return outcome;
       applied.push(version);
       return { ok: true, listeners: [] };
     },
@@ -181,5 +190,94 @@ describe('snapshot subscriber against a broken controller (fake controller on a 
     await waitFor('a retry after the endless 503', () => controller.connections.length >= 2, 10_000);
     expect(controller.connections[0]!.closed).toBe(true);
     expect(logs.some((l) => /answered 503: overloaded/.test(l.msg))).toBe(true);
+  });
+  it('a message dripped slower than the message bound: the stream is dropped (each byte kept the heartbeat alive), logged, and a fresh one asked for', async () => {
+    const otherDelta = line({ type: 'delta', version: otherVersion, ir: new IrDeltaEncoder().encode(initialIR(4), L4, true) });
+    const controller = await fakeController((n, res) => {
+      res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+      res.write(hello);
+      if (n === 0) return void res.end(goodDelta);
+      // A byte every 20 ms: ~50 bytes a second, a message of several KB never ends within 1 s.
+      let sent = 0;
+      const timer = setInterval(() => (res.destroyed ? clearInterval(timer) : res.write(otherDelta[sent++ % (otherDelta.length - 1)]!)), 20);
+      res.on('close', () => clearInterval(timer));
+    });
+    const { subscriber, applied, logs } = subscribe(controller.url, { messageTimeoutMs: 1_000 });
+    await waitFor('the good version', () => subscriber.current() === goodVersion);
+    const dripping = () => controller.connections[1]!;
+    await waitFor('the dripping stream opened', () => controller.connections.length >= 2);
+    await waitFor('the dripping stream dropped by the subscriber', () => dripping().closed, 5_000);
+    const heldMs = performance.now() - dripping().at;
+    expect(heldMs).toBeGreaterThanOrEqual(1_000);
+    expect(heldMs).toBeLessThan(4_000);
+    await waitFor('a fresh stream after it', () => controller.connections.length >= 3);
+    expect(logs.some((l) => l.msg === 'snapshot stream: one message took longer than 1000 ms to arrive; reconnecting')).toBe(true);
+    expect(applied).toEqual([goodVersion]);
+    expect(controller.connections[2]!.url).toContain(`have=${goodVersion}`);
+  });
+
+  it('a message that arrives slowly but within the bound is applied (the bound is per message, not per stream)', async () => {
+    const otherDelta = line({ type: 'delta', version: otherVersion, ir: new IrDeltaEncoder().encode(initialIR(4), L4, true) });
+    const controller = await fakeController((n, res) => {
+      res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+      res.write(hello);
+      if (n > 0) return; // (no second version)
+      // Three messages, each in 8 pieces over ~400 ms: 1.2 s in all, more than the bound.
+      const pieces = [goodDelta, line({ type: 'heartbeat' }), otherDelta].flatMap((m) => Array.from({ length: 8 }, (_, i) => m.slice(Math.floor((i * m.length) / 8), Math.floor(((i + 1) * m.length) / 8))));
+      const timer = setInterval(() => (res.destroyed || pieces.length === 0 ? clearInterval(timer) : res.write(pieces.shift()!)), 50);
+      res.on('close', () => clearInterval(timer));
+    });
+    const { subscriber, applied } = subscribe(controller.url, { messageTimeoutMs: 1_000 });
+    await waitFor('the second version', () => subscriber.current() === otherVersion, 10_000);
+    expect(applied).toEqual([goodVersion, otherVersion]);
+    expect(controller.connections).toHaveLength(1);
+    expect(controller.connections[0]!.closed).toBe(false);
+  });
+});
+
+describe('snapshot subscriber: a version applied late (--workers: no worker applied it within the bound)', () => {
+  /** An outcome refused for now whose `late` the test settles. */
+  function lateOutcome() {
+    let settle!: (outcome: ApplyOutcome | null) => void;
+    const late = new Promise<ApplyOutcome | null>((resolve) => (settle = resolve));
+    return { outcome: { ok: false, listeners: [], error: 'no worker applied it within 30000 ms', late } satisfies ApplyOutcome, settle };
+  }
+
+  it('acknowledged as refused, then as served once the workers apply it; the controller learns it and a reconnect asks with it', async () => {
+    const controller = await fakeController((n, res) => {
+      res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+      // The first stream sends the version; later ones end after their hello (the subscriber reconnects).
+      res.end(n === 0 ? `${hello}${goodDelta}` : hello);
+    });
+    const slow = lateOutcome();
+    const { subscriber } = subscribe(controller.url, { apply: () => slow.outcome });
+    await waitFor('the refusal acknowledged', () => controller.acks.length === 1);
+    expect(controller.acks[0]).toMatchObject({ version: goodVersion, ok: false, serving: null });
+    expect(subscriber.current()).toBeNull();
+    slow.settle({ ok: true, listeners: [{ name: '0.0.0.0:80', ok: true }] });
+    await waitFor('the late apply acknowledged', () => controller.acks.length === 2);
+    expect(controller.acks[1]).toEqual({ name: 'dp-hostile', version: goodVersion, ok: true, listeners: [{ name: '0.0.0.0:80', ok: true }], serving: goodVersion });
+    expect(subscriber.current()).toBe(goodVersion);
+    const streams = controller.connections.length;
+    await waitFor('the next stream', () => controller.connections.length > streams);
+    expect(controller.connections[streams]!.url).toContain(`have=${goodVersion}`);
+  });
+
+  it('a late version is not taken after a newer one was applied', async () => {
+    const controller = await fakeController((n, res) => {
+      res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+      res.write(hello);
+      if (n === 0) res.write(goodDelta);
+      // The next version on the same stream, once the first was refused.
+      setTimeout(() => res.write(line({ type: 'delta', version: otherVersion, ir: new IrDeltaEncoder().encode(initialIR(4), L4, true) })), 300);
+    });
+    const slow = lateOutcome();
+    const { subscriber, applied } = subscribe(controller.url, { apply: (version) => (version === goodVersion ? slow.outcome : null) });
+    await waitFor('the newer version served', () => subscriber.current() === otherVersion);
+    slow.settle({ ok: true, listeners: [] });
+    await sleep(200);
+    expect(subscriber.current()).toBe(otherVersion);
+    expect(applied).toEqual([otherVersion]);
+    expect(controller.acks.map((a) => [a.version, a.ok])).toEqual([[goodVersion, false], [otherVersion, true]]);
   });
 });
