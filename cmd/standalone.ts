@@ -147,6 +147,8 @@ export async function runStandalone(options: StandaloneOptions): Promise<Running
         return true;
       }
     }
+    // The version is served: requests waiting for it are answered before the statuses are made.
+    await new Promise<void>((resolve) => setImmediate(resolve));
     const statuses = assembleStatuses(result, { socketFailures });
     const changed = new Set(store.update(statuses, new Date()));
     // Only the changed ones (one route edited among 10 000: one status, not a walk over all).
