@@ -8,41 +8,50 @@ export function irVersion(http: HttpIR, l4: L4IR): string {
 }
 
 /**
- * Hashes IR content with the hash of each named entity (an object with a string `name` and at least
- * one object-valued field: a route, backend, virtual host, scope, listener, l4 service...) cached by
- * identity, so a new IR that shares unchanged parts with the previous one (structural sharing, see
- * controller/translate/memo.ts) is hashed in time proportional to what changed. The value depends
- * on content only (keys sorted, undefined fields absent as in JSON): equal IRs, equal versions,
- * whether hashed from scratch or not. Sound only because IR objects are never mutated once a
- * translation returned them; an instance lives as long as the translator that owns it.
+ * Hashes IR content as JSON with sorted keys (undefined fields absent, as in JSON), in which a named
+ * entity (an object with a string `name` and at least one object-valued field: a route, backend,
+ * virtual host, scope, listener, l4 service...) may stand as the digest of its own encoding, cached
+ * by identity, and a long array as the digests of its chunks, cached by the identity of their
+ * elements: a new IR that shares unchanged parts with the previous one (structural sharing, see
+ * controller/translate/memo.ts) is hashed in time proportional to what changed. Where a digest
+ * stands is decided by content alone (an entity's place and the length of its encoding, see
+ * element() and field()), so the value depends on content only: equal IRs, equal versions, whether
+ * hashed from scratch or not. Sound only because IR objects are never mutated once a translation
+ * returned them; an instance lives as long as the translator that owns it.
  */
 export class IrHasher {
+  /** Digests of named entities hashed apart wherever they stand (their encoding has digestFrom characters or more). */
   private readonly hashes = new WeakMap<object, string>();
+  /** Digests of shorter ones, hashed apart only as a field's value (an array element of the same content stays inline). */
+  private readonly fieldHashes = new WeakMap<object, string>();
   /** Chunks of long arrays (see chunked()) by their first element: the elements, by identity, and the chunk's digest. */
   private readonly chunks = new WeakMap<object, Chunk[]>();
-
-  version(http: HttpIR, l4: L4IR): string {
-    return hash('sha256', this.encode({ http, l4 }), 'hex').slice(0, 16);
-  }
-
-  private encode(value: unknown): string {
-    if (typeof value !== 'object' || value === null) return primitive(value);
-    if (Array.isArray(value)) {
-      if (value.length > CHUNKED_FROM) return this.chunked(value);
-      if (value.length === 0) return '[]';
-      let out = `[${this.child(value[0])}`;
-      for (let i = 1; i < value.length; i++) out += `,${this.child(value[i])}`;
-      return `${out}]`;
-    }
-    return this.encodeRecord(value as Record<string, unknown>);
-  }
-
-  /** Set by encodeRecord: whether the record it encoded last has an object-valued field (see child()). */
+  private readonly digestFrom: number;
+  private readonly chunkedFrom: number;
+  /** Set by record(): whether the object it encoded last has an object-valued field (see element()). */
   private objectField = false;
 
-  /** An object as JSON with its keys sorted, each key's text (`{"key":`, `,"key":`) made once per shape. */
-  private encodeRecord(record: Record<string, unknown>): string {
-    const { sorted, first, rest } = shapeOf(record);
+  /** `limits`: for tests only (small ones take small values through every path); other limits give other versions. */
+  constructor(limits: { digestFrom?: number; chunkedFrom?: number } = {}) {
+    this.digestFrom = limits.digestFrom ?? DIGEST_FROM;
+    this.chunkedFrom = limits.chunkedFrom ?? CHUNKED_FROM;
+  }
+
+  version(http: HttpIR, l4: L4IR): string {
+    return hash('sha256', this.record({ http, l4 }, shapeOf({ http, l4 })), 'hex').slice(0, 16);
+  }
+
+  private array(value: unknown[]): string {
+    if (value.length > this.chunkedFrom) return this.chunked(value);
+    if (value.length === 0) return '[]';
+    let out = `[${this.element(value[0])}`;
+    for (let i = 1; i < value.length; i++) out += `,${this.element(value[i])}`;
+    return `${out}]`;
+  }
+
+  /** An object as JSON with its keys sorted; each key's text (`{"key":`, `,"key":`) made once per shape. */
+  private record(record: Record<string, unknown>, shape: Shape): string {
+    const { sorted, first, rest } = shape;
     let out = '';
     let objectField = false;
     for (let i = 0; i < sorted.length; i++) {
@@ -51,11 +60,55 @@ export class IrHasher {
       const key = out === '' ? first[i]! : rest[i]!;
       if (typeof v === 'object' && v !== null) {
         objectField = true;
-        out += key + this.child(v);
+        out += key + this.field(v);
       } else out += key + primitive(v);
     }
     this.objectField = objectField;
     return out === '' ? '{}' : `${out}}`;
+  }
+
+  /**
+   * An object field's value: a named entity as its digest, whatever its length. A record's entries
+   * (10 000 backends by name) are not chunked as an array's are: their digests, cached, spare
+   * encoding them all again at each version.
+   */
+  private field(value: object): string {
+    if (Array.isArray(value)) return this.array(value);
+    const record = value as Record<string, unknown>;
+    const shape = shapeOf(record);
+    if (typeof record.name !== 'string') return this.record(record, shape);
+    const cached = shape.digested ? (this.hashes.get(value) ?? this.fieldHashes.get(value)) : undefined;
+    if (cached !== undefined) return cached;
+    const text = this.record(record, shape);
+    return this.objectField ? this.digest(value, shape, text) : text;
+  }
+
+  /**
+   * An array element: a named entity as its digest only when its encoding has digestFrom
+   * characters or more (a virtual host, a listener: encoding it again costs more than a digest
+   * kept). A short one (a route of a few rules) stays inline: its array is either short (at most
+   * chunkedFrom elements of under digestFrom characters to encode again) or chunked, and a digest
+   * and cache entry for each of 50 000 routes cost more than encoding the few that a change touches.
+   */
+  private element(value: unknown): string {
+    if (typeof value !== 'object' || value === null) return primitive(value);
+    if (Array.isArray(value)) return this.array(value);
+    const record = value as Record<string, unknown>;
+    const shape = shapeOf(record);
+    if (typeof record.name !== 'string') return this.record(record, shape);
+    // Only shapes that were hashed apart before are looked up (a route's, a header match's never are).
+    const cached = shape.digested ? this.hashes.get(value) : undefined;
+    if (cached !== undefined) return cached;
+    const text = this.record(record, shape);
+    return this.objectField && text.length >= this.digestFrom ? this.digest(value, shape, text) : text;
+  }
+
+  /** A named entity as `#<its hash>` (unquoted: no string value reads the same), remembered where it counts (see hashes). */
+  private digest(value: object, shape: Shape, text: string): string {
+    const digest = `#${hash('sha256', text, 'base64url')}`;
+    (text.length >= this.digestFrom ? this.hashes : this.fieldHashes).set(value, digest);
+    shape.digested = true;
+    return digest;
   }
 
   /**
@@ -82,10 +135,7 @@ export class IrHasher {
       let end = start;
       let byEnd = false;
       for (;;) {
-        // Elements in full (a named one too: the chunk's digest covers it, no digest of its own to
-        // make and keep for each of 50 000 routes).
-        const element = value[end];
-        const text = typeof element === 'object' && element !== null ? this.encode(element) : primitive(element);
+        const text = this.element(value[end]);
         encoded.push(text);
         end += 1;
         if (end - start >= MAX_CHUNK || chunkEnds(text)) break;
@@ -130,21 +180,6 @@ export class IrHasher {
       known.push(chunk);
     }
   }
-
-  /** A named entity as `#<its hash>` (unquoted: no string value reads the same), anything else inline. */
-  private child(value: unknown): string {
-    if (typeof value !== 'object' || value === null) return primitive(value);
-    if (Array.isArray(value)) return this.encode(value);
-    if (typeof (value as { name?: unknown }).name !== 'string') return this.encodeRecord(value as Record<string, unknown>);
-    const cached = this.hashes.get(value);
-    if (cached !== undefined) return cached;
-    const text = this.encodeRecord(value as Record<string, unknown>);
-    // Hashed apart only with an object field (a header match { name, type, value } stays inline).
-    if (!this.objectField) return text;
-    const digest = `#${hash('sha256', text, 'base64url')}`;
-    this.hashes.set(value, digest);
-    return digest;
-  }
 }
 
 /** A chunk of a long array (IrHasher.chunked): its elements, its digest, and whether it ended only because its array did. */
@@ -155,16 +190,24 @@ interface Chunk {
 }
 
 /** Arrays longer than this are hashed in chunks (IrHasher.chunked); shorter ones as JSON arrays. */
-const CHUNKED_FROM = 1024;
+const CHUNKED_FROM = 64;
+/** A named array element whose encoding has at least this many characters is hashed apart (IrHasher.element). */
+const DIGEST_FROM = 1024;
 /** The most elements in one chunk (about 32 on average: see chunkEnds). */
 const MAX_CHUNK = 256;
 
-/** Whether a chunk ends after an element of this encoding: about one in 32, by a hash (FNV-1a) of all of it. */
+/**
+ * Whether a chunk ends after an element of this encoding: about one in 32, by a hash (FNV-1a) of
+ * its last CHUNK_TAIL characters (an element's end holds what tells it from its neighbours: its
+ * name, its source; hashing all of 50 000 routes' text cost more than the rest of chunking).
+ */
 function chunkEnds(encoded: string): boolean {
   let h = 0x811c9dc5;
-  for (let i = 0; i < encoded.length; i++) h = Math.imul(h ^ encoded.charCodeAt(i), 0x01000193);
+  for (let i = Math.max(0, encoded.length - CHUNK_TAIL); i < encoded.length; i++) h = Math.imul(h ^ encoded.charCodeAt(i), 0x01000193);
   return (h >>> 27) === 0;
 }
+
+const CHUNK_TAIL = 64;
 
 function sameRange(elements: unknown[], value: unknown[], start: number, end: number): boolean {
   if (elements.length !== end - start) return false;
@@ -190,6 +233,8 @@ interface Shape {
   sorted: string[];
   first: string[];
   rest: string[];
+  /** Whether an object of this shape was hashed apart (IrHasher.digest): only then is the cache looked up. */
+  digested: boolean;
 }
 
 /**
@@ -207,7 +252,7 @@ function shapeOf(record: Record<string, unknown>): Shape {
     for (let i = 0; i < known.length; i++) if (sameKeys(known[i]!.keys, keys)) return known[i]!;
   } else if (shapes.size < 1000) shapes.set(bucket, (known = []));
   const sorted = [...keys].sort();
-  const shape: Shape = { keys, sorted, first: sorted.map((k) => `{${JSON.stringify(k)}:`), rest: sorted.map((k) => `,${JSON.stringify(k)}:`) };
+  const shape: Shape = { keys, sorted, first: sorted.map((k) => `{${JSON.stringify(k)}:`), rest: sorted.map((k) => `,${JSON.stringify(k)}:`), digested: false };
   if (known && known.length < 16) known.push(shape);
   return shape;
 }

@@ -16,7 +16,7 @@ function reordered(value: unknown, turn: number): unknown {
   return out;
 }
 
-// Objects with a `name` and an object field are hashed apart (cached by identity): the arbitrary makes some.
+// Objects with a `name` and an object field may be hashed apart (cached by identity): the arbitrary makes some.
 const key = fc.constantFrom('name', 'match', 'path', 'type', 'value', 'routes', 'a', 'b', 'weight');
 const leaf = fc.oneof(fc.string({ maxLength: 4 }), fc.integer({ min: -3, max: 3 }), fc.boolean(), fc.constant(null), fc.double({ noNaN: false }));
 const { value } = fc.letrec((tie) => ({
@@ -26,28 +26,54 @@ const { value } = fc.letrec((tie) => ({
 
 const version = (hasher: IrHasher, v: unknown) => hasher.version({ listeners: [v] } as unknown as HttpIR, {} as L4IR);
 const json = (v: unknown) => stableJson({ http: { listeners: [v] }, l4: {} });
+/** The same content with no object in two places (each place encoded on its own). */
+const unshared = (v: unknown): unknown => JSON.parse(JSON.stringify(v));
+
+// The real limits, and limits so small that the arbitrary's small values take every path: named
+// entities hashed apart as array elements, arrays in chunks.
+const LIMITS = [{}, { digestFrom: 12, chunkedFrom: 3 }];
 
 describe('IR version', () => {
-  it('is equal for equal content in any key order, and different for different content', () => {
-    // One hasher for the whole run (as a translator keeps one): the shapes it remembers must never decide a version.
-    const hasher = new IrHasher();
+  it.each(LIMITS)('is equal for equal content in any key order, and different for different content (limits %j)', (limits) => {
+    // One hasher for the whole run (as a translator keeps one): the shapes and digests it remembers must never decide a version.
+    const hasher = new IrHasher(limits);
     fc.assert(
       fc.property(value, value, fc.nat(8), (a, b, turn) => {
-        expect(version(hasher, reordered(a, turn))).toBe(version(new IrHasher(), a));
+        expect(version(hasher, reordered(a, turn))).toBe(version(new IrHasher(limits), a));
         expect(version(hasher, a) === version(hasher, b)).toBe(json(a) === json(b));
+        expect(version(hasher, a)).toBe(version(new IrHasher(limits), unshared(a)));
       }),
       { numRuns: 2000 },
     );
   });
 
-  it('hashes long arrays (chunked) by content only: edited in place, from scratch or from shared elements', () => {
+  it.each(LIMITS)('hashes an object it met in another place (a field, a short or a chunked array) as a fresh hasher hashes that content (limits %j)', (limits) => {
+    // A digest is remembered by identity; whether an entity stands as its digest depends on its place
+    // (a field's value always, an array element only when long): the same object met first in one
+    // place, then in another, must read as its content does there.
+    const named = fc.record({ name: fc.string({ maxLength: 3 }), spec: value, tag: fc.string({ maxLength: 40 }) });
+    const hasher = new IrHasher(limits);
+    fc.assert(
+      fc.property(fc.array(named, { minLength: 1, maxLength: 5 }), fc.array(fc.array(fc.nat(9), { maxLength: 8 }), { minLength: 2, maxLength: 4 }), (objects, layouts) => {
+        for (const picks of layouts) {
+          const at = (i: number) => objects[i % objects.length]!;
+          const placed = { field: at(picks[0] ?? 0), short: picks.map(at), long: [...picks, ...picks, ...picks].map(at), nested: { inner: at(picks[1] ?? 1) } };
+          expect(version(hasher, placed)).toBe(version(new IrHasher(limits), unshared(placed)));
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it.each([{}, { digestFrom: 40, chunkedFrom: 16 }])('hashes long arrays (chunked) by content only: edited in place, from scratch or from shared elements (limits %j)', (limits) => {
     // Routes of one long virtual host; a few edits (replace, insert, append, remove, move) on arrays that share the
     // unchanged elements with the previous one, as a translator's IR does.
-    const route = (i: number, tag = '') => ({ name: `r${i}${tag}`, match: { path: `/p${i}` } });
+    // Some long enough to be hashed apart with the small limits.
+    const route = (i: number, tag = '') => ({ name: `r${i}${tag}`, match: { path: i % 3 === 0 ? `/p${i}/and/a/longer/path` : `/p${i}` } });
     const edit = fc.record({ at: fc.nat(2999), op: fc.constantFrom('replace', 'insert', 'append', 'remove', 'move'), to: fc.nat(2999) });
     fc.assert(
-      fc.property(fc.integer({ min: 1025, max: 3000 }), fc.array(edit, { minLength: 1, maxLength: 6 }), (n, edits) => {
-        const hasher = new IrHasher();
+      fc.property(fc.integer({ min: 65, max: 3000 }), fc.array(edit, { minLength: 1, maxLength: 6 }), (n, edits) => {
+        const hasher = new IrHasher(limits);
         let routes = Array.from({ length: n }, (_, i) => route(i));
         let before = version(hasher, { routes });
         edits.forEach(({ at, op, to }, e) => {
@@ -60,7 +86,7 @@ describe('IR version', () => {
           else next.splice(to % next.length, 0, next.splice(i, 1)[0]!);
           const after = version(hasher, { routes: next });
           // Equal to a fresh hasher on fresh objects of the same content; different when the content differs.
-          expect(after).toBe(version(new IrHasher(), { routes: structuredClone(next) }));
+          expect(after).toBe(version(new IrHasher(limits), { routes: structuredClone(next) }));
           expect(after === before).toBe(json({ routes: next }) === json({ routes }));
           routes = next;
           before = after;
