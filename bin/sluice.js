@@ -31,7 +31,10 @@ if (semiSpaceMb !== '0' && !semiSpaceSet && typeof process.execve === 'function'
 }
 // Node's compile cache first (cmd/compile-cache.js): stripped sources and V8's code cache from disk,
 // no WebAssembly type stripper holding ~40 MB for the life of the process once the cache is warm.
-const { enableSluiceCompileCache } = await import('../cmd/compile-cache.js');
+// Pruned first (Node never does): other installations' folders beyond the last used, and this
+// one's when it has grown past its bound.
+const { enableSluiceCompileCache, pruneSluiceCompileCache } = await import('../cmd/compile-cache.js');
+pruneSluiceCompileCache();
 if (enableSluiceCompileCache()) {
   // Node writes the cache at exit; also once start-up is over, for a process that never exits cleanly.
   const { flushCompileCache } = await import('node:module');
