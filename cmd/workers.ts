@@ -323,8 +323,8 @@ export class WorkerPool {
     }
     if (results.length === 0) {
       const why = `no worker applied version ${version}: ${lagging.map((l) => `worker ${l.slot.index}: ${l.error.message}`).join('; ')}`;
-      // All too slow and none refused it: it may still be served (late, or by replacements).
-      if (this.current?.version === version && lagging.every((l) => (l.error as { timedOut?: boolean }).timedOut === true)) {
+      // None refused it (too slow, or ended meanwhile: replacements start on it): it may still be served.
+      if (this.current?.version === version && lagging.every((l) => (l.error as { timedOut?: boolean; exited?: boolean }).timedOut === true || (l.error as { exited?: boolean }).exited === true)) {
         const late = new Promise<ApplyResult | null>((settle) => (this.late = { version, settle }));
         this.converged();
         throw new VersionLate(why, late);
@@ -493,7 +493,7 @@ export class WorkerPool {
   }
 
   private exited(slot: Slot, code: number, error: Error | null): void {
-    for (const waiting of slot.pending.values()) waiting.reject(new Error(`worker ${slot.index} exited (code ${code})`));
+    for (const waiting of slot.pending.values()) waiting.reject(Object.assign(new Error(`worker ${slot.index} exited (code ${code})`), { exited: true }));
     slot.pending.clear();
     // Its connections died with it (a worker that drained has counted them out already).
     releaseWorkerConnections(this.connections, slot.index);

@@ -137,9 +137,12 @@ describe('worker pool: what workers send, and versions applied late', () => {
     }
   }, 60_000);
 
-  it('a version late because every worker is stuck is served once the watchdog has replaced them (the replacements start on it)', async () => {
+  it.each([
+    ['the wait for the version ends first', { timeoutMs: 1_500, watchdogMs: 3_000 }],
+    ['the watchdog ends them while the version is awaited', { timeoutMs: 8_000, watchdogMs: 2_000 }],
+  ])('a version late because every worker is stuck is served once the watchdog has replaced them (the replacements start on it): %s', async (_, bounds) => {
     port = await freePort();
-    const { pool, registry } = twoWorkers({ timeoutMs: 1_500, watchdogMs: 3_000 });
+    const { pool, registry } = twoWorkers(bounds);
     try {
       await pool.apply('v1', irFor('/v1'));
       const threads = await Promise.all(pool.threadIds().map((id) => inspect(id)));
