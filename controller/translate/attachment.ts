@@ -50,7 +50,7 @@ export function attachRoute(route: AttachableRoute, routeKind: string, hostnames
   const resolvedRefs = problems.refProblem
     ? condition('ResolvedRefs', false, problems.refProblem.reason, problems.refProblem.message, gen)
     : condition('ResolvedRefs', true, 'ResolvedRefs', 'All references resolved', gen);
-  const unsupported = problems.unsupported ?? index.perObject(route, `undeclared ${routeKind}`, () => undeclaredProblem(route, routeKind));
+  const unsupported = problems.unsupported ?? index.routeUndeclared(route, () => undeclaredProblem(route, routeKind));
   const out: RouteAttachment = { parents: [], attached: [] };
   /** parentRefs of kinds Sluice cannot be (a Service: GAMMA), answered only on routes that are ours. */
   const foreign: ParentRef[] = [];

@@ -289,6 +289,7 @@ function compileRules(route: HTTPRouteObject, resolve: Resolve<BackendResolution
   const size = compiledSize(rules);
   const out: Compiled = { routes: new Array<Route>(size), orders: new Array<RouteOrder>(size), unsupported: null, refProblem: null, backends: [] };
   let n = 0;
+  let previousAction: RouteAction | null = null;
   const unsupported = (msg: string) => {
     out.unsupported ??= msg;
   };
@@ -341,8 +342,9 @@ function compileRules(route: HTTPRouteObject, resolve: Resolve<BackendResolution
       : redirect
         ? redirect
         : backends.length > 0
-          ? { type: 'Forward', backends }
+          ? sameForward(previousAction, backends) ?? { type: 'Forward', backends }
           : { type: 'DirectResponse', status: 500 };
+    previousAction = action;
     const matches: HTTPRouteMatch[] = rule?.matches?.length ? rule.matches : [{}];
     const replacesPrefix = (redirect as RedirectAction | null)?.path?.type === 'ReplacePrefixMatch' || filters.some(replacesPrefixMatch) || backends.some((b) => b.filters.some(replacesPrefixMatch));
     matches.forEach((m, matchIndex) => {
@@ -363,6 +365,21 @@ function compileRules(route: HTTPRouteObject, resolve: Resolve<BackendResolution
     });
   });
   return out;
+}
+
+/**
+ * `previous` (the route's previous rule's action) when it forwards to these very backends, weights
+ * and no backend filters: rules of a route mostly send their matches to one Service, and the memo
+ * keeps every rule's action (one object then, not one a rule; the IR's content is the same).
+ */
+export function sameForward(previous: RouteAction | null, backends: WeightedBackend[]): RouteAction | null {
+  if (previous?.type !== 'Forward' || previous.backends.length !== backends.length) return null;
+  for (let i = 0; i < backends.length; i++) {
+    const a = previous.backends[i]!;
+    const b = backends[i]!;
+    if (a.backend !== b.backend || a.weight !== b.weight || a.filters !== NONE || b.filters !== NONE) return null;
+  }
+  return previous;
 }
 
 /** A filter that replaces the matched prefix (it needs a PathPrefix match). */

@@ -73,6 +73,11 @@ export class InputIndex {
     return this.memo ? this.memo.perObject(obj, name, compute) : compute();
   }
 
+  /** A route's undeclared-fields problem (a function of the route object alone): once per route object while a memo lasts, in its record. */
+  routeUndeclared(route: object, compute: () => string | null): string | null {
+    return this.memo ? this.memo.undeclared(route, compute) : compute();
+  }
+
   /** A namespace's labels; one that is not declared still carries the label Kubernetes adds to all. */
   namespaceLabels(name: string): Record<string, string> {
     return { ...this.namespaces.get(name)?.metadata.labels, 'kubernetes.io/metadata.name': name };

@@ -27,6 +27,8 @@ interface CompileEntry {
 interface RouteEntry {
   compiled: CompileEntry | null;
   attachment: unknown;
+  /** The problem of the route's fields its schema does not declare (attachment.ts), once computed. */
+  undeclared: string | null | undefined;
 }
 
 /** What resolving a backendRef gives (backends.ts BackendResolution; declared here so that this module imports none of translate/). */
@@ -46,7 +48,7 @@ export class TranslateMemo {
   previous: { http: HttpIR; l4: L4IR } | null = null;
   /** The previous translation's virtual hosts by scope and hostname, with the placements each was sorted from; and each scope's sort of them. */
   virtualHosts = new Map<string, { hosts: Map<string, { host: VirtualHost }>; order: Sort<VirtualHost> }>();
-  /** Per route object (HTTPRoute, GRPCRoute): its compilation and what its attachment is reused from (one WeakMap entry a route, not two). */
+  /** Per route object: its compilation, what its attachment is reused from, its undeclared fields (one WeakMap entry a route, not three). */
   private readonly routes = new WeakMap<object, RouteEntry>();
   /** The previous input and output of each sorted() by name. */
   private readonly sorts = new Map<string, { input: readonly object[]; output: object[] }>();
@@ -115,7 +117,7 @@ export class TranslateMemo {
     // Kept as long as the route: an array of the exact size (push left room for 16).
     const kept = reads.slice();
     if (record) record.compiled = { value, reads: kept };
-    else this.routes.set(route, { compiled: { value, reads: kept }, attachment: undefined });
+    else this.routes.set(route, { compiled: { value, reads: kept }, attachment: undefined, undeclared: undefined });
     return value;
   }
 
@@ -127,7 +129,17 @@ export class TranslateMemo {
   setAttachment(route: object, attachment: unknown): void {
     const record = this.routes.get(route);
     if (record) record.attachment = attachment;
-    else this.routes.set(route, { compiled: null, attachment });
+    else this.routes.set(route, { compiled: null, attachment, undeclared: undefined });
+  }
+
+  /** `compute()` (the route's undeclared fields' problem: a function of the route object alone) once per route, kept in its record. */
+  undeclared(route: object, compute: () => string | null): string | null {
+    const record = this.routes.get(route);
+    if (record?.undeclared !== undefined) return record.undeclared;
+    const value = compute();
+    if (record) record.undeclared = value;
+    else this.routes.set(route, { compiled: null, attachment: undefined, undeclared: value });
+    return value;
   }
 
   /**
