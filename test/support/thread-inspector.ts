@@ -1,14 +1,19 @@
-// A worker thread of this process, driven from outside through Node's inspector (the NodeWorker
-// domain of a node:inspector session on the main thread): `block(ms)` makes the thread itself wait
+// Worker threads driven from outside through Node's inspector (its NodeWorker domain): of this
+// process (a node:inspector session on the main thread), or of a child started with
+// `--inspect=127.0.0.1:0` (its inspector's WebSocket). `block(ms)` makes the thread itself wait
 // (Atomics.wait run in it) — for real, its event loop does not turn, as a thread stuck in a
 // runaway loop, and Worker.terminate() still ends it (a Debugger.pause would not: terminate hangs
 // on a thread paused in the debugger) — and `evaluate()` runs an expression inside it (a message
 // posted from there travels the real port). No hook in the product's code: tests of the worker
 // pool's watchdog, bounded waits and message checks use this.
+import { existsSync, unlinkSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
 
 export interface InspectedThread {
-  /** Blocks the thread for `ms`; resolves once it is blocked (it said so on a BroadcastChannel just before). */
+  /** Blocks the thread for `ms`; resolves once it is blocked (it wrote a marker file just before). */
   block(ms: number): Promise<void>;
   /** Runs `expression` in the thread (an expression of its global scope; `process.getBuiltinModule` reaches node: modules). */
   evaluate(expression: string): Promise<unknown>;
@@ -16,58 +21,127 @@ export interface InspectedThread {
   detach(): Promise<void>;
 }
 
-/** Attaches to the worker thread `threadId` (Worker.threadId) of this process. */
-export async function inspectThread(threadId: number, timeoutMs = 5_000): Promise<InspectedThread> {
+/** The inspector protocol's main target: commands and events. */
+interface Inspector {
+  post(method: string, params?: Record<string, unknown>): Promise<unknown>;
+  onEvent(listener: (method: string, params: Record<string, unknown>) => void): void;
+  close(): void;
+}
+
+function sessionInspector(): Inspector {
   const session = new Session();
   session.connect();
-  const sessions = new Map<string, string>();
-  const answers = new Map<number, (message: { result?: unknown; error?: { message: string } }) => void>();
-  // The inspector numbers workers its own way; the title names the thread: `[worker <threadId>] <name>`.
-  session.on('NodeWorker.attachedToWorker', ({ params }) => sessions.set(/^\[worker (\d+)\]/.exec(params.workerInfo.title)?.[1] ?? '', params.sessionId));
-  session.on('NodeWorker.receivedMessageFromWorker', ({ params }) => {
-    const message = JSON.parse(params.message) as { id?: number; result?: unknown; error?: { message: string } };
-    if (message.id !== undefined) answers.get(message.id)?.(message);
+  return {
+    post: (method, params) => session.post(method, params),
+    onEvent: (listener) => {
+      session.on('inspectorNotification', (message: { method: string; params?: Record<string, unknown> }) => listener(message.method, message.params ?? {}));
+    },
+    close: () => session.disconnect(),
+  };
+}
+
+async function remoteInspector(url: string): Promise<Inspector> {
+  const socket = new WebSocket(url);
+  await new Promise<void>((resolve, reject) => {
+    socket.onopen = () => resolve();
+    socket.onerror = () => reject(new Error(`cannot reach the inspector at ${url}`));
   });
-  await session.post('NodeWorker.enable', { waitForDebuggerOnStart: false });
+  let next = 1;
+  const answers = new Map<number, { resolve(value: unknown): void; reject(error: Error): void }>();
+  const listeners: ((method: string, params: Record<string, unknown>) => void)[] = [];
+  socket.onmessage = (event) => {
+    const message = JSON.parse(String(event.data)) as { id?: number; method?: string; params?: Record<string, unknown>; result?: unknown; error?: { message: string } };
+    if (message.id === undefined) return void listeners.forEach((l) => l(message.method!, message.params ?? {}));
+    const answer = answers.get(message.id);
+    answers.delete(message.id);
+    if (message.error) answer?.reject(new Error(message.error.message));
+    else answer?.resolve(message.result);
+  };
+  return {
+    post: (method, params = {}) =>
+      new Promise((resolve, reject) => {
+        const id = next++;
+        answers.set(id, { resolve, reject });
+        socket.send(JSON.stringify({ id, method, params }));
+      }),
+    onEvent: (listener) => void listeners.push(listener),
+    close: () => socket.close(),
+  };
+}
+
+/** The worker threads whose title (`[worker <threadId>] <name>`) `wanted` accepts, once all `count` are attached. */
+async function attach(inspector: Inspector, wanted: (threadId: number) => boolean, count: number, timeoutMs: number): Promise<InspectedThread[]> {
+  const sessions = new Map<number, string>();
+  const answers = new Map<string, (message: { result?: unknown; error?: { message: string } }) => void>();
+  inspector.onEvent((method, params) => {
+    if (method === 'NodeWorker.attachedToWorker') {
+      // The inspector numbers workers its own way; the title names the thread.
+      const info = params.workerInfo as { title: string };
+      const threadId = Number(/^\[worker (\d+)\]/.exec(info.title)?.[1]);
+      if (wanted(threadId)) sessions.set(threadId, params.sessionId as string);
+    } else if (method === 'NodeWorker.receivedMessageFromWorker') {
+      const message = JSON.parse(params.message as string) as { id?: number; result?: unknown; error?: { message: string } };
+      if (message.id !== undefined) answers.get(`${params.sessionId as string}/${message.id}`)?.(message);
+    }
+  });
+  await inspector.post('NodeWorker.enable', { waitForDebuggerOnStart: false });
   const deadline = performance.now() + timeoutMs;
-  while (!sessions.has(String(threadId))) {
+  while (sessions.size < count) {
     if (performance.now() > deadline) {
-      session.disconnect();
-      throw new Error(`no worker thread ${threadId} to inspect within ${timeoutMs} ms (attached: ${[...sessions.keys()].join(', ') || 'none'})`);
+      inspector.close();
+      throw new Error(`${count} worker threads to inspect: ${sessions.size} within ${timeoutMs} ms`);
     }
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
-  const sessionId = sessions.get(String(threadId))!;
   let next = 1;
-  const post = (id: number, method: string, params: Record<string, unknown>) =>
-    session.post('NodeWorker.sendMessageToWorker', { sessionId, message: JSON.stringify({ id, method, params }) });
-  const send = async (method: string, params: Record<string, unknown> = {}): Promise<unknown> => {
-    const id = next++;
-    const answered = new Promise<{ result?: unknown; error?: { message: string } }>((resolve) => answers.set(id, resolve));
-    await post(id, method, params);
-    const answer = await answered;
-    answers.delete(id);
-    if (answer.error) throw new Error(`${method}: ${answer.error.message}`);
-    return answer.result;
-  };
-  return {
-    block: async (ms) => {
-      const name = `sluice-test-block-${threadId}-${next}`;
-      const channel = new BroadcastChannel(name);
-      const blocked = new Promise<void>((resolve) => (channel.onmessage = () => resolve()));
-      // Its answer comes when the wait is over (or never: the thread is ended first).
-      void post(next++, 'Runtime.evaluate', { expression: `{ const c = new BroadcastChannel(${JSON.stringify(name)}); c.postMessage('blocked'); c.close(); Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ${ms}); }` }).catch(() => undefined);
-      await blocked;
-      channel.close();
-    },
-    evaluate: async (expression) => {
-      const { result, exceptionDetails } = (await send('Runtime.evaluate', { expression, returnByValue: true })) as { result: { value?: unknown }; exceptionDetails?: { text: string } };
-      if (exceptionDetails) throw new Error(`evaluate: ${exceptionDetails.text}`);
-      return result.value;
-    },
-    detach: async () => {
-      await session.post('NodeWorker.detach', { sessionId }).catch(() => undefined);
-      session.disconnect();
-    },
-  };
+  const threads = [...sessions.values()].map((sessionId): InspectedThread => {
+    const post = (id: number, method: string, params: Record<string, unknown>) => inspector.post('NodeWorker.sendMessageToWorker', { sessionId, message: JSON.stringify({ id, method, params }) });
+    const send = async (method: string, params: Record<string, unknown>): Promise<unknown> => {
+      const id = next++;
+      const answered = new Promise<{ result?: unknown; error?: { message: string } }>((resolve) => answers.set(`${sessionId}/${id}`, resolve));
+      await post(id, method, params);
+      const answer = await answered;
+      answers.delete(`${sessionId}/${id}`);
+      if (answer.error) throw new Error(`${method}: ${answer.error.message}`);
+      return answer.result;
+    };
+    return {
+      block: async (ms) => {
+        const marker = join(tmpdir(), `sluice-test-blocked-${randomUUID()}`);
+        // Its answer comes when the wait is over (or never: the thread is ended first).
+        void post(next++, 'Runtime.evaluate', { expression: `{ process.getBuiltinModule('node:fs').writeFileSync(${JSON.stringify(marker)}, ''); Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ${ms}); }` }).catch(() => undefined);
+        const until = performance.now() + timeoutMs;
+        while (!existsSync(marker)) {
+          if (performance.now() > until) throw new Error(`the thread did not block within ${timeoutMs} ms`);
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+        unlinkSync(marker);
+      },
+      evaluate: async (expression) => {
+        const { result, exceptionDetails } = (await send('Runtime.evaluate', { expression, returnByValue: true })) as { result: { value?: unknown }; exceptionDetails?: { text: string } };
+        if (exceptionDetails) throw new Error(`evaluate: ${exceptionDetails.text}`);
+        return result.value;
+      },
+      detach: async () => {
+        await inspector.post('NodeWorker.detach', { sessionId }).catch(() => undefined);
+        sessions.delete([...sessions].find(([, s]) => s === sessionId)?.[0] ?? -1);
+        if (sessions.size === 0) inspector.close();
+      },
+    };
+  });
+  return threads;
+}
+
+/** Attaches to the worker thread `threadId` (Worker.threadId) of this process. */
+export async function inspectThread(threadId: number, timeoutMs = 5_000): Promise<InspectedThread> {
+  const [thread] = await attach(sessionInspector(), (id) => id === threadId, 1, timeoutMs);
+  return thread!;
+}
+
+/**
+ * Attaches to `count` worker threads of a process started with `--inspect=127.0.0.1:0`; `url`: the
+ * WebSocket its stderr names (`Debugger listening on ws://…`).
+ */
+export async function inspectWorkersOf(url: string, count: number, timeoutMs = 5_000): Promise<InspectedThread[]> {
+  return attach(await remoteInspector(url), () => true, count, timeoutMs);
 }
