@@ -16,7 +16,7 @@
 
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BENCH_HOST, benchManifests, type BenchManifests } from './manifests.ts';
 import { BACKEND_BODY, backendConf, proxyConf } from './nginx-conf.ts';
@@ -37,7 +37,8 @@ const QUIET_BUSY_PERCENT = 10;
 const NOISY_OTHER_PERCENT = 10;
 
 const CONFIGS = ['direct', 'minimal', 'fastify', 'nginx', 'nginx-n', 'sluice', 'sluice-ref'] as const;
-type ConfigName = (typeof CONFIGS)[number];
+/** The first --ref is `sluice-ref`, each further one `sluice-ref2`, `sluice-ref3`, ... */
+type ConfigName = (typeof CONFIGS)[number] | `sluice-ref${number}`;
 
 const USAGE = `Usage: npm run bench -- [flags]
 
@@ -52,7 +53,8 @@ const USAGE = `Usage: npm run bench -- [flags]
   --sluice-args ARGS more \`sluice run\` flags, space-separated (e.g. "--request-flows false"), to
                      measure what a feature costs
   --ref DIR          another checkout (e.g. \`git worktree add /tmp/ref HEAD~3\`): configuration
-                     sluice-ref runs its bin/sluice.js, interleaved with this one's (before/after)
+                     sluice-ref runs its bin/sluice.js, interleaved with this one's (before/after);
+                     repeat it to compare several checkouts in the same rounds (sluice-ref2, ...)
   --cpu-prof         afterwards, one extra load each on the minimal forwarder and Sluice under
                      node --cpu-prof (not counted in the table), summarised
   --quiet-wait S     before each load, wait up to S seconds for CPU 0 to be idle when other
@@ -73,7 +75,8 @@ interface Options {
   configs: ConfigName[];
   rules: number;
   sluiceArgs: string[];
-  ref: string | null;
+  /** Other checkouts, in --ref order: `sluice-ref`, `sluice-ref2`, ... */
+  refs: string[];
   cpuProf: boolean;
   quietWait: number;
   json: string | null;
@@ -92,7 +95,7 @@ function parseOptions(): Options {
       configs: { type: 'string', default: CONFIGS.join(',') },
       rules: { type: 'string', default: '50' },
       'sluice-args': { type: 'string', default: '' },
-      ref: { type: 'string' },
+      ref: { type: 'string', multiple: true },
       'cpu-prof': { type: 'boolean', default: false },
       'quiet-wait': { type: 'string', default: '30' },
       json: { type: 'string' },
@@ -111,9 +114,10 @@ function parseOptions(): Options {
     return n;
   };
   const configs = String(values.configs).split(',').map((s) => s.trim()).filter(Boolean);
-  if (values.ref !== undefined && !configs.includes('sluice-ref')) configs.push('sluice-ref');
-  if (configs.includes('sluice-ref') && values.ref === undefined) fail('--configs sluice-ref needs --ref DIR');
+  const refs = values.ref ?? [];
+  if (configs.includes('sluice-ref') && refs.length === 0) fail('--configs sluice-ref needs --ref DIR');
   for (const c of configs) if (!(CONFIGS as readonly string[]).includes(c)) fail(`--configs: unknown configuration ${c} (expected ${CONFIGS.join(',')})`);
+  const refConfigs = refs.map((_, i) => refConfig(i));
   const threads = int('threads', 1);
   const connections = int('connections', 1);
   if (connections < threads) fail('--connections must be at least --threads');
@@ -124,15 +128,25 @@ function parseOptions(): Options {
     rounds: int('rounds', 1),
     warmup: int('warmup', 0),
     unloaded: int('unloaded', 0),
-    configs: CONFIGS.filter((c) => configs.includes(c)),
+    configs: [...CONFIGS.filter((c) => c !== 'sluice-ref' && configs.includes(c)), ...refConfigs],
     rules: int('rules', 8),
     sluiceArgs: String(values['sluice-args']).split(' ').filter(Boolean),
-    ref: values.ref ?? null,
+    refs,
     cpuProf: values['cpu-prof'],
     quietWait: int('quiet-wait', 0),
     json: values.json ?? null,
     keep: values.keep,
   };
+}
+
+function refConfig(index: number): ConfigName {
+  return index === 0 ? 'sluice-ref' : `sluice-ref${index + 1}`;
+}
+
+/** The checkout a `sluice-ref*` configuration runs; null for every other configuration. */
+function refRoot(opts: Options, config: ConfigName): string | null {
+  const index = opts.refs.findIndex((_, i) => refConfig(i) === config);
+  return index < 0 ? null : opts.refs[index];
 }
 
 function fail(message: string): never {
@@ -234,10 +248,11 @@ class Bench {
         await this.verify(proc, port, false);
         return { port, proc, stop: () => proc.stop() };
       }
-      case 'sluice':
-      case 'sluice-ref': {
+      default: {
+        // sluice and every sluice-ref*
+        const root = refRoot(this.opts, config);
         const { port, proc } = await startSluiceRun({
-          ...(config === 'sluice-ref' ? { root: this.opts.ref! } : {}),
+          ...(root !== null ? { root } : {}),
           node: this.tools.node,
           dir: this.dir,
           name: 'manifests',
@@ -325,7 +340,7 @@ class Bench {
   }
 }
 
-const LABELS: Record<ConfigName, string> = {
+const BASE_LABELS: Record<(typeof CONFIGS)[number], string> = {
   direct: 'backend direct (no proxy, ref.)',
   minimal: 'minimal forwarder (node+undici)',
   fastify: '@fastify/http-proxy',
@@ -334,6 +349,12 @@ const LABELS: Record<ConfigName, string> = {
   sluice: 'sluice',
   'sluice-ref': 'sluice (--ref checkout)',
 };
+
+let refLabels: ReadonlyMap<ConfigName, string> = new Map();
+
+function label(config: ConfigName): string {
+  return refLabels.get(config) ?? BASE_LABELS[config as (typeof CONFIGS)[number]];
+}
 
 function median(values: number[]): number {
   const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
@@ -362,6 +383,7 @@ function table(rows: string[][], rightAlign: boolean[]): string {
 
 async function main(): Promise<number> {
   const opts = parseOptions();
+  refLabels = new Map(opts.refs.map((dir, i) => [refConfig(i), `sluice @ ${basename(dir)}`]));
   const tools = checkTools();
   const cpuCount = availableParallelism();
   const pinned = tools.taskset !== null && cpuCount >= 2;
@@ -414,7 +436,7 @@ async function main(): Promise<number> {
     for (let round = 0; round < opts.rounds; round++) {
       const order = opts.configs.map((_, i) => opts.configs[(i + round) % opts.configs.length]);
       for (const config of order) {
-        process.stdout.write(`round ${round + 1}/${opts.rounds}  ${LABELS[config].padEnd(32)} `);
+        process.stdout.write(`round ${round + 1}/${opts.rounds}  ${label(config).padEnd(32)} `);
         try {
           const r = await bench.measure(config, round);
           results.get(config)!.push(r);
@@ -438,7 +460,7 @@ async function main(): Promise<number> {
       for (const config of (['minimal', 'sluice'] as const).filter((c) => opts.configs.includes(c))) {
         const profileDir = join(dir, 'profiles', config);
         mkdirSync(profileDir, { recursive: true });
-        process.stdout.write(`profile pass: ${LABELS[config].padEnd(32)} under node --cpu-prof (not counted)  `);
+        process.stdout.write(`profile pass: ${label(config).padEnd(32)} under node --cpu-prof (not counted)  `);
         try {
           const r = await bench.measure(config, -1, profileDir);
           out(`${fmtInt(r.load.requestsPerSec)} req/s`);
@@ -456,7 +478,7 @@ async function main(): Promise<number> {
     report(opts, results, out);
     for (const p of profiles) {
       out();
-      out(`CPU profile of ${LABELS[p.config]} under load (${p.file}${opts.keep ? '' : '; pass --keep to keep it'}):`);
+      out(`CPU profile of ${label(p.config)} under load (${p.file}${opts.keep ? '' : '; pass --keep to keep it'}):`);
       out(p.summary);
     }
     if (opts.json) {
@@ -517,14 +539,14 @@ function report(opts: Options, results: Map<ConfigName, RoundResult[]>, out: (s?
   ];
   for (const [config, rs] of results) {
     if (rs.length === 0) {
-      rows.push([LABELS[config], 'failed', ...rows[0].slice(2).map(() => '')]);
+      rows.push([label(config), 'failed', ...rows[0].slice(2).map(() => '')]);
       continue;
     }
     const rps = rs.map((r) => r.load.requestsPerSec);
     const errors = rs.reduce((n, r) => n + r.load.non2xx + r.load.socketErrors, 0);
     const unl = rs.filter((r) => r.unloaded !== null);
     rows.push([
-      LABELS[config],
+      label(config),
       fmtInt(median(rps)),
       ...(multi ? [`${fmtInt(Math.min(...rps))}-${fmtInt(Math.max(...rps))}`] : []),
       fmt(ratio(config, 'minimal').median),
@@ -549,24 +571,26 @@ function report(opts: Options, results: Map<ConfigName, RoundResult[]>, out: (s?
   out(table(rows, rows[0].map((_, i) => i > 0)));
   out();
 
-  const line = (label: string, r: { median: number; perRound: number[] }): void => {
-    out(`${label.padEnd(44)}: ${fmt(r.median)}x${r.perRound.length > 1 ? `  (per round: ${r.perRound.map((x) => fmt(x)).join(', ')})` : ''}`);
+  const line = (name: string, r: { median: number; perRound: number[] }): void => {
+    out(`${name.padEnd(44)}: ${fmt(r.median)}x${r.perRound.length > 1 ? `  (per round: ${r.perRound.map((x) => fmt(x)).join(', ')})` : ''}`);
   };
   const ok = (config: ConfigName): boolean => (results.get(config)?.length ?? 0) > 0;
   const sluiceOk = ok('sluice');
   for (const baseline of ['minimal', 'fastify', 'nginx', 'nginx-n'] as const) {
     if (!sluiceOk || !ok(baseline)) continue;
-    line(`sluice / ${LABELS[baseline]} (req/s)`, ratio('sluice', baseline));
-    line(`sluice / ${LABELS[baseline]} (req/CPU-s)`, ratio('sluice', baseline, efficiency));
+    line(`sluice / ${label(baseline)} (req/s)`, ratio('sluice', baseline));
+    line(`sluice / ${label(baseline)} (req/CPU-s)`, ratio('sluice', baseline, efficiency));
   }
   if (sluiceOk && ok('minimal')) line('sluice / minimal forwarder (RSS)', ratio('sluice', 'minimal', rss));
-  if (ok('sluice-ref') && ok('minimal')) {
-    line('sluice-ref / minimal forwarder (req/CPU-s)', ratio('sluice-ref', 'minimal', efficiency));
-    line('sluice-ref / minimal forwarder (RSS)', ratio('sluice-ref', 'minimal', rss));
-  }
-  if (sluiceOk && ok('sluice-ref')) {
-    line('sluice / sluice-ref (req/CPU-s)', ratio('sluice', 'sluice-ref', efficiency));
-    line('sluice / sluice-ref (RSS)', ratio('sluice', 'sluice-ref', rss));
+  for (const ref of opts.refs.map((_, i) => refConfig(i)).filter(ok)) {
+    if (ok('minimal')) {
+      line(`${label(ref)} / minimal forwarder (req/CPU-s)`, ratio(ref, 'minimal', efficiency));
+      line(`${label(ref)} / minimal forwarder (RSS)`, ratio(ref, 'minimal', rss));
+    }
+    if (sluiceOk) {
+      line(`sluice / ${label(ref)} (req/CPU-s)`, ratio('sluice', ref, efficiency));
+      line(`sluice / ${label(ref)} (RSS)`, ratio('sluice', ref, rss));
+    }
   }
   if (ok('minimal') && ok('nginx')) line('minimal / nginx proxy (req/s)', ratio('minimal', 'nginx'));
   const invalid = [...results].filter(([, rs]) => rs.some((r) => r.load.non2xx + r.load.socketErrors > r.load.requests * 0.001)).map(([c]) => c);
