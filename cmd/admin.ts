@@ -47,6 +47,17 @@ export interface FlowSource {
   follow(listener: (flow: Flow) => void): () => void;
 }
 
+/**
+ * The admin API's own bounds (its port is not the front door, but it is a port, and its
+ * descriptors are the process's): connections open at once (probes, scrapes, the web view's 16
+ * and the flow followers' 16 fit many times; one more is closed at once), and the time a request
+ * may take to arrive whole — Fastify turns Node's own bound (`requestTimeout`, 300 s) off; every
+ * admin request is a GET, headers only, so Node's header bound (`headersTimeout`, 60 s) is the
+ * anchor. Answers are not bounded by it (`follow` streams last).
+ */
+export const ADMIN_MAX_CONNECTIONS = 256;
+export const ADMIN_REQUEST_TIMEOUT_MS = 60_000;
+
 /** Bytes a flow follower may have queued before flows are skipped for it. */
 const FOLLOW_QUEUE_LIMIT = 1024 * 1024;
 /** Flow followers at a time (each one's filter runs on every flow, on the serving thread): as /ui/events. */
@@ -122,7 +133,8 @@ export function adminHostAllowed(hostHeader: string | undefined): boolean {
 export async function startAdminServer(address: string, state: AdminState, registry: Registry): Promise<FastifyInstance> {
   const { host, port } = parseHostPort(address);
   // forceCloseConnections: `follow` streams never end by themselves, and closing must not wait for them.
-  const app = Fastify({ logger: false, forceCloseConnections: true });
+  const app = Fastify({ logger: false, forceCloseConnections: true, requestTimeout: ADMIN_REQUEST_TIMEOUT_MS });
+  app.server.maxConnections = ADMIN_MAX_CONNECTIONS;
   app.addHook('onRequest', async (req, reply) => {
     if (!adminHostAllowed(req.headers.host)) {
       return reply.code(403).type('text/plain').send('forbidden: the admin API answers an IP address, localhost or a cluster-internal name as Host (DNS rebinding)\n');

@@ -20,6 +20,8 @@ export interface RequestOptions {
   headers?: http.OutgoingHttpHeaders;
   body?: string | Buffer;
   agent?: http.Agent | false;
+  /** No answer within this: the request fails (default: waits as long as the test). */
+  timeoutMs?: number;
 }
 
 export function request(port: number, path: string, options: RequestOptions = {}): Promise<Response> {
@@ -46,6 +48,7 @@ export function request(port: number, path: string, options: RequestOptions = {}
       },
     );
     req.on('error', reject);
+    if (options.timeoutMs !== undefined) req.setTimeout(options.timeoutMs, () => req.destroy(new Error(`no answer to ${path} within ${options.timeoutMs} ms`)));
     req.end(options.body);
   });
 }

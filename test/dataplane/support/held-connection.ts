@@ -29,10 +29,12 @@ export function holdConnection(port: number): Promise<HeldConnection> {
       get: (path) =>
         new Promise((done, fail) => {
           const from = received.length;
+          const deadline = performance.now() + 10_000; // a server that never answers fails the test here, saying so
           const check = (): void => {
             const head = /^HTTP\/1\.1 (\d{3}) /.exec(received.slice(from));
             if (head) done(Number(head[1]));
             else if (closed) fail(new Error(`closed before an answer to ${path}`));
+            else if (performance.now() > deadline) fail(new Error(`no answer to ${path} within 10 s`));
             else setTimeout(check, 10);
           };
           socket.write(`GET ${path} HTTP/1.1\r\nHost: workers.test\r\n\r\n`);
