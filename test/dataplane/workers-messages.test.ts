@@ -3,13 +3,13 @@
 // a malformed message is posted from inside the real worker, over its real port (no product code
 // sends one: that is the failure), and a stuck worker is one whose thread really waits.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { VersionLate, WorkerMetricsRegistry, WorkerPool } from '../../cmd/workers.ts';
+import { VersionLate, type WorkerMetricsRegistry, type WorkerPool } from '../../cmd/workers.ts';
+import { twoWorkers } from './support/worker-pool.ts';
 import { DEFAULT_FRONT_DOOR_LIMITS } from '../../dataplane/front-door.ts';
 import type { ApplyResult } from '../../dataplane/dataplane.ts';
 import { request } from './support/client.ts';
 import { startEchoServer, type EchoServer } from './support/echo-server.ts';
 import { freePort } from '../support/ports.ts';
-import { capturingLogger } from './support/harness.ts';
 import { backend, forwardTo, prefix, route, singleHostIR } from './support/ir.ts';
 import { inspectThread, type InspectedThread } from '../support/thread-inspector.ts';
 
@@ -21,20 +21,6 @@ async function until(what: string, done: () => boolean | Promise<boolean>, timeo
     if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
     await sleep(50);
   }
-}
-
-function twoWorkers(bounds: { timeoutMs?: number; watchdogMs?: number } = {}) {
-  const registry = new WorkerMetricsRegistry();
-  const { logger, logs } = capturingLogger();
-  const pool = new WorkerPool({
-    count: 2,
-    logger,
-    registry,
-    onFlows: () => undefined,
-    ...bounds,
-    init: { logLevel: 'warn', portOffset: 0, redirectPortOffset: 0, frontDoor: DEFAULT_FRONT_DOOR_LIMITS, flows: { sampleRate: 1, bufferSize: 64 }, rateLimit: { redisTimeoutMs: 50, replicas: 1, maxLocalKeys: 1000 } },
-  });
-  return { pool, registry, logs };
 }
 
 const restarts = async (registry: WorkerMetricsRegistry) => (await registry.getSingleMetric('sluice_worker_restarts_total')!.get()).values.map((v) => [v.labels.reason, v.value]);
@@ -107,7 +93,7 @@ describe('worker pool: what workers send, and versions applied late', () => {
 
   it('a version no worker acknowledges in time fails as late (the last one stays the version); once the workers apply it, it is the version served, and a newer version supersedes a late one', async () => {
     port = await freePort();
-    const { pool, registry } = twoWorkers({ timeoutMs: 2_000, watchdogMs: 600_000 });
+    const { pool, registry } = twoWorkers([], DEFAULT_FRONT_DOOR_LIMITS, { timeoutMs: 2_000, watchdogMs: 600_000 });
     try {
       await pool.apply('v1', irFor('/v1'));
       const threads = await Promise.all(pool.threadIds().map((id) => inspect(id)));
@@ -142,7 +128,7 @@ describe('worker pool: what workers send, and versions applied late', () => {
     ['the watchdog ends them while the version is awaited', { timeoutMs: 8_000, watchdogMs: 2_000 }],
   ])('a version late because every worker is stuck is served once the watchdog has replaced them (the replacements start on it): %s', async (_, bounds) => {
     port = await freePort();
-    const { pool, registry } = twoWorkers(bounds);
+    const { pool, registry } = twoWorkers([], DEFAULT_FRONT_DOOR_LIMITS, bounds);
     try {
       await pool.apply('v1', irFor('/v1'));
       const threads = await Promise.all(pool.threadIds().map((id) => inspect(id)));

@@ -3,20 +3,19 @@
 // drains every worker. (The process-level behaviour — reload storm, shared limit, metrics — is in
 // test/e2e/workers.test.ts.)
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { WorkerMetricsRegistry, WorkerPool, cgroupCpuQuota } from '../../cmd/workers.ts';
+import { WorkerPool, cgroupCpuQuota } from '../../cmd/workers.ts';
+import { twoWorkers } from './support/worker-pool.ts';
 import type { Flow } from '../../ir/flow.ts';
 import { DEFAULT_FRONT_DOOR_LIMITS } from '../../dataplane/front-door.ts';
 import { request } from './support/client.ts';
 import { startEchoServer, type EchoServer } from './support/echo-server.ts';
 import { freePort } from '../support/ports.ts';
-import { capturingLogger } from './support/harness.ts';
 import { holdConnection, type HeldConnection } from './support/held-connection.ts';
 import { backend, forwardTo, listener, prefix, route, scope, singleHostIR } from './support/ir.ts';
 import { irCertificate, selfSignedCertificate } from './support/certs.ts';
 import type { HttpIR } from '../../ir/types.ts';
 import dgram from 'node:dgram';
 import tls from 'node:tls';
-import type { FrontDoorLimits } from '../../dataplane/front-door.ts';
 import { inspectThread, type InspectedThread } from '../support/thread-inspector.ts';
 
 /** One request on a connection of its own (the kernel picks a worker for each). */
@@ -47,28 +46,6 @@ async function until(done: () => Promise<boolean>): Promise<void> {
     if (Date.now() > deadline) throw new Error('condition not met within 10 s');
     await sleep(50);
   }
-}
-
-/** Two real worker threads with their own registry and captured primary logs; flows go to `flows`. */
-function twoWorkers(flows: Flow[] = [], frontDoor: FrontDoorLimits = DEFAULT_FRONT_DOOR_LIMITS, bounds: { timeoutMs?: number; watchdogMs?: number } = {}) {
-  const registry = new WorkerMetricsRegistry();
-  const { logger, logs } = capturingLogger();
-  const pool = new WorkerPool({
-    count: 2,
-    logger,
-    registry,
-    onFlows: (batch) => flows.push(...batch),
-    ...bounds,
-    init: {
-      logLevel: 'warn',
-      portOffset: 0,
-      redirectPortOffset: 0,
-      frontDoor,
-      flows: { sampleRate: 1, bufferSize: 4096 },
-      rateLimit: { redisTimeoutMs: 50, replicas: 1, maxLocalKeys: 1000 },
-    },
-  });
-  return { pool, registry, logs };
 }
 
 describe('worker pool', () => {

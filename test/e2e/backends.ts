@@ -86,3 +86,14 @@ spec:
   gatewayClassName: sluice
   listeners: [{name: http, port: 80, protocol: HTTP}]
 `;
+
+/** HTTPRoute default/app to Service app behind Gateway gw, answering with `x-version: v<version>`: which version served a request. */
+export const versionedRouteYaml = (version: number) => `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: app, namespace: default}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - filters: [{type: ResponseHeaderModifier, responseHeaderModifier: {set: [{name: x-version, value: v${version}}]}}]
+    backendRefs: [{name: app, port: 80}]
+`;

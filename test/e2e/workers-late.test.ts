@@ -7,20 +7,10 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GATEWAY_YAML, serviceYaml, startNamedBackend, type NamedBackend } from './backends.ts';
+import { GATEWAY_YAML, serviceYaml, startNamedBackend, versionedRouteYaml, type NamedBackend } from './backends.ts';
 import { freePort, startSluice, type SluiceProcess } from '../support/sluice-process.ts';
 import { request } from '../dataplane/support/client.ts';
 import { inspectWorkersOf, type InspectedThread } from '../support/thread-inspector.ts';
-
-const routeYaml = (version: number) => `apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: app, namespace: default}
-spec:
-  parentRefs: [{name: gw}]
-  rules:
-  - filters: [{type: ResponseHeaderModifier, responseHeaderModifier: {set: [{name: x-version, value: v${version}}]}}]
-    backendRefs: [{name: app, port: 80}]
-`;
 
 interface Config {
   version: string;
@@ -38,7 +28,7 @@ describe('sluice run --workers 2: a version the workers serve only after the bou
     backend = await startNamedBackend('app');
     writeFileSync(join(dir, 'gateway.yaml'), GATEWAY_YAML);
     writeFileSync(join(dir, 'service.yaml'), serviceYaml('app', backend));
-    writeFileSync(join(dir, 'route.yaml'), routeYaml(1));
+    writeFileSync(join(dir, 'route.yaml'), versionedRouteYaml(1));
     port = await freePort();
     sluice = await startSluice(['--manifests', dir, '--workers', '2', '--listener-port-offset', String(port - 80)], 60_000, { nodeArgs: ['--inspect=127.0.0.1:0'] });
   }, 90_000);
@@ -59,7 +49,7 @@ describe('sluice run --workers 2: a version the workers serve only after the bou
     expect(url).toBeDefined();
     threads = await inspectWorkersOf(url!, 2);
     await Promise.all(threads.map((t) => t.block(120_000)));
-    writeFileSync(join(dir, 'route.yaml'), routeYaml(2));
+    writeFileSync(join(dir, 'route.yaml'), versionedRouteYaml(2));
     // Stuck: the change is not served, and the version shown stays the one every worker serves.
     await new Promise((resolve) => setTimeout(resolve, 2_000));
     expect((await config()).version).toBe(first.version);

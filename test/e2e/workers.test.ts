@@ -6,7 +6,7 @@ import http from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GATEWAY_YAML, serviceYaml, startNamedBackend, type NamedBackend } from '../e2e/backends.ts';
+import { GATEWAY_YAML, serviceYaml, startNamedBackend, versionedRouteYaml, type NamedBackend } from '../e2e/backends.ts';
 import { freePort, startSluice, type SluiceProcess } from '../support/sluice-process.ts';
 import { request, type Response } from '../dataplane/support/client.ts';
 
@@ -14,16 +14,6 @@ type Reply = Response;
 
 /** One request on a connection of its own (agent: false), so the kernel picks a worker for each. */
 const get = (port: number, path: string, headers: Record<string, string> = {}, agent: http.Agent | false = false): Promise<Reply> => request(port, path, { headers, agent });
-
-const routeYaml = (version: number) => `apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: app, namespace: default}
-spec:
-  parentRefs: [{name: gw}]
-  rules:
-  - filters: [{type: ResponseHeaderModifier, responseHeaderModifier: {set: [{name: x-version, value: v${version}}]}}]
-    backendRefs: [{name: app, port: 80}]
-`;
 
 const POLICY_YAML = `apiVersion: sluice.dev/v1alpha1
 kind: RateLimitPolicy
@@ -65,7 +55,7 @@ describe('sluice run --workers 2', () => {
     backend = await startNamedBackend('app');
     writeFileSync(join(dir, 'gateway.yaml'), GATEWAY_YAML);
     writeFileSync(join(dir, 'service.yaml'), serviceYaml('app', backend));
-    writeFileSync(join(dir, 'route.yaml'), routeYaml(0));
+    writeFileSync(join(dir, 'route.yaml'), versionedRouteYaml(0));
     port = await freePort();
     sluice = await startSluice(['--manifests', dir, '--workers', '2', '--listener-port-offset', String(port - 80)], 60_000);
   }, 90_000);
@@ -94,7 +84,7 @@ describe('sluice run --workers 2', () => {
     };
     const clients = [client(false), client(false), client(true), client(true)];
     for (let version = 1; version <= 15; version++) {
-      writeFileSync(join(dir, 'route.yaml'), routeYaml(version));
+      writeFileSync(join(dir, 'route.yaml'), versionedRouteYaml(version));
       await new Promise((resolve) => setTimeout(resolve, 150));
     }
     // Until both workers serve the last version: each new connection lands on either.
