@@ -140,6 +140,16 @@ const KNOWN_VERSIONS = 256;
  */
 const MAX_STREAMS = 1024;
 const MAX_STREAMS_PER_DATAPLANE = 4;
+/**
+ * Connections at once, beyond the streams: a dataplane holds its stream's and, kept alive, its
+ * acknowledgements'; one more connection than this is closed at once (a stream refused by the
+ * bounds above still costs a connection until its 503 is sent). And the time a request may take
+ * to arrive whole: Fastify turns Node's own bound (`requestTimeout`) off, so an acknowledgement's
+ * body dripped a byte at a time would hold its connection for ever; 60 s is Node's header bound
+ * (`headersTimeout`), for a body of a few KB. Answers (the streams) are not bounded by it.
+ */
+const EXTRA_CONNECTIONS = 64;
+export const REQUEST_TIMEOUT_MS = 60_000;
 const HEARTBEAT_LINE = '{"type":"heartbeat"}\n';
 
 export class SnapshotServer {
@@ -165,10 +175,11 @@ export class SnapshotServer {
     this.heartbeatMs = options.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS;
     this.tokenDigest = options.token ? digest(options.token) : null;
     // forceCloseConnections: snapshot streams never end by themselves; close() must not wait for them.
-    const base = { logger: false, forceCloseConnections: true } as const;
+    const base = { logger: false, forceCloseConnections: true, requestTimeout: REQUEST_TIMEOUT_MS } as const;
     this.app = (
       options.tls ? Fastify({ ...base, https: { cert: options.tls.certPem, key: options.tls.keyPem } }) : Fastify(base)
     ) as unknown as FastifyInstance;
+    this.app.server.maxConnections = 2 * (options.maxStreams ?? MAX_STREAMS) + EXTRA_CONNECTIONS;
     this.routes();
   }
 

@@ -3,7 +3,7 @@
 // that answers and then goes silent; nothing is mocked.
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect as netConnect, type AddressInfo, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pino from 'pino';
@@ -416,6 +416,31 @@ describe('snapshot protocol', () => {
     await waitFor('dp-1 down to 3 streams', () => (server as unknown as { streams: Set<unknown> }).streams.size === 5);
     const again = await open('dp-4');
     again.close();
+  });
+
+  it('bounds connections too: two per stream allowed (its stream and its acks) plus 64; one more is closed at once, and room comes back', async () => {
+    const server = await startServer({ maxStreams: 6 });
+    const port = Number(new URL(server.url()).port);
+    const connect = () =>
+      new Promise<{ socket: Socket; closed: () => boolean }>((resolve, reject) => {
+        let closed = false;
+        const socket = netConnect(port, '127.0.0.1', () => resolve({ socket, closed: () => closed }));
+        socket.on('close', () => (closed = true));
+        socket.on('error', (error) => (closed ? undefined : reject(error)));
+      });
+    const held = await Promise.all(Array.from({ length: 2 * 6 + 64 }, connect));
+    cleanups.push(() => held.forEach((h) => h.socket.destroy()));
+    const extra = await connect();
+    cleanups.push(() => extra.socket.destroy());
+    await waitFor('the extra connection closed', () => extra.closed());
+    expect(held.filter((h) => h.closed())).toEqual([]);
+    held[0]!.socket.destroy();
+    let status = 0;
+    for (let i = 0; i < 50 && status !== 200; i++) {
+      status = (await raw(`${server.url()}/v1/dataplanes`).catch(() => null))?.status ?? 0;
+      if (status !== 200) await sleep(20);
+    }
+    expect(status).toBe(200);
   });
 
   it('notices a controller that goes silent without closing (heartbeat timeout) and reconnects', async () => {
