@@ -1,5 +1,6 @@
 // Admin HTTP API: health, readiness, Prometheus metrics, computed statuses
 // (in Kubernetes shape) and the IR currently served.
+import { createServer } from 'node:http';
 import { isIP } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { Registry, collectDefaultMetrics } from 'prom-client';
@@ -51,9 +52,11 @@ export interface FlowSource {
  * The admin API's own bounds (its port is not the front door, but it is a port, and its
  * descriptors are the process's): connections open at once (probes, scrapes, the web view's 16
  * and the flow followers' 16 fit many times; one more is closed at once), and the time a request
- * may take to arrive whole — Fastify turns Node's own bound (`requestTimeout`, 300 s) off; every
- * admin request is a GET, headers only, so Node's header bound (`headersTimeout`, 60 s) is the
- * anchor. Answers are not bounded by it (`follow` streams last).
+ * may take to arrive whole — Fastify turns Node's own bound (`requestTimeout`, 300 s) off, and its
+ * option of that name does not take (Node reads it when the server is made: measured, a body
+ * dripped a byte at a time held its connection past 45 s), so the server is made here. Every admin
+ * request is a GET, headers only: Node's header bound (`headersTimeout`, 60 s) is the anchor; Node
+ * checks every 30 s (cut within 60-90 s). Answers are not bounded by it (`follow` streams last).
  */
 export const ADMIN_MAX_CONNECTIONS = 256;
 export const ADMIN_REQUEST_TIMEOUT_MS = 60_000;
@@ -133,7 +136,7 @@ export function adminHostAllowed(hostHeader: string | undefined): boolean {
 export async function startAdminServer(address: string, state: AdminState, registry: Registry): Promise<FastifyInstance> {
   const { host, port } = parseHostPort(address);
   // forceCloseConnections: `follow` streams never end by themselves, and closing must not wait for them.
-  const app = Fastify({ logger: false, forceCloseConnections: true, requestTimeout: ADMIN_REQUEST_TIMEOUT_MS });
+  const app = Fastify({ logger: false, forceCloseConnections: true, serverFactory: (handler) => createServer({ requestTimeout: ADMIN_REQUEST_TIMEOUT_MS }, handler) });
   app.server.maxConnections = ADMIN_MAX_CONNECTIONS;
   app.addHook('onRequest', async (req, reply) => {
     if (!adminHostAllowed(req.headers.host)) {

@@ -7,7 +7,8 @@
 // when this replica stops leading, cuts streams stalled for `stallTimeoutMs` and forgets
 // dataplanes disconnected for longer than `forgetAfterMs`.
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { ServerResponse } from 'node:http';
+import { createServer, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import { hostname } from 'node:os';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
@@ -144,9 +145,11 @@ const MAX_STREAMS_PER_DATAPLANE = 4;
  * Connections at once, beyond the streams: a dataplane holds its stream's and, kept alive, its
  * acknowledgements'; one more connection than this is closed at once (a stream refused by the
  * bounds above still costs a connection until its 503 is sent). And the time a request may take
- * to arrive whole: Fastify turns Node's own bound (`requestTimeout`) off, so an acknowledgement's
- * body dripped a byte at a time would hold its connection for ever; 60 s is Node's header bound
- * (`headersTimeout`), for a body of a few KB. Answers (the streams) are not bounded by it.
+ * to arrive whole: Fastify turns Node's own bound (`requestTimeout`) off and its option of that
+ * name does not take (Node reads it when the server is made), so an acknowledgement's body dripped
+ * a byte at a time held its connection for ever: the server is made here. 60 s is Node's header
+ * bound (`headersTimeout`), for a body of a few KB; Node checks every 30 s. Answers (the streams)
+ * are not bounded by it.
  */
 const EXTRA_CONNECTIONS = 64;
 export const REQUEST_TIMEOUT_MS = 60_000;
@@ -175,10 +178,12 @@ export class SnapshotServer {
     this.heartbeatMs = options.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS;
     this.tokenDigest = options.token ? digest(options.token) : null;
     // forceCloseConnections: snapshot streams never end by themselves; close() must not wait for them.
-    const base = { logger: false, forceCloseConnections: true, requestTimeout: REQUEST_TIMEOUT_MS } as const;
-    this.app = (
-      options.tls ? Fastify({ ...base, https: { cert: options.tls.certPem, key: options.tls.keyPem } }) : Fastify(base)
-    ) as unknown as FastifyInstance;
+    const tls = options.tls ? { cert: options.tls.certPem, key: options.tls.keyPem } : null;
+    this.app = Fastify({
+      logger: false,
+      forceCloseConnections: true,
+      serverFactory: (handler) => (tls ? createTlsServer({ ...tls, requestTimeout: REQUEST_TIMEOUT_MS }, handler) : createServer({ requestTimeout: REQUEST_TIMEOUT_MS }, handler)),
+    }) as unknown as FastifyInstance;
     this.app.server.maxConnections = 2 * (options.maxStreams ?? MAX_STREAMS) + EXTRA_CONNECTIONS;
     this.routes();
   }
