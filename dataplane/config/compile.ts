@@ -122,16 +122,16 @@ function releaseDropped(live: Generation, next: Generation, metrics: DataplaneMe
       if (scope.carried === next.stamp) continue; // its virtual hosts too
       const virtualHosts = scope.virtualHostEntries;
       for (let v = 0; v < virtualHosts.length; v++) {
-      const virtualHost = virtualHosts[v]!;
-      if (virtualHost.carried === next.stamp) continue;
-      const routes = virtualHost.routes;
-      for (let r = 0; r < routes.length; r++) {
-        const route = routes[r]!;
-        if (route.carried === next.stamp) continue;
-        route.carried = next.stamp; // once, though it may sit in several positions
-        const taken = route.metrics;
-        for (let i = 0; i < taken.length; i += 2) metrics.release(taken[i] as RequestMetrics, taken[i + 1] as RequestMetrics['perBackend']);
-      }
+        const virtualHost = virtualHosts[v]!;
+        if (virtualHost.carried === next.stamp) continue;
+        const routes = virtualHost.routes;
+        for (let r = 0; r < routes.length; r++) {
+          const route = routes[r]!;
+          if (route.carried === next.stamp) continue;
+          route.carried = next.stamp; // once, though it may sit in several positions
+          const taken = route.metrics;
+          for (let i = 0; i < taken.length; i += 2) metrics.release(taken[i] as RequestMetrics, taken[i + 1] as RequestMetrics['perBackend']);
+        }
       }
     }
   }
