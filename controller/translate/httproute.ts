@@ -267,10 +267,22 @@ function keyedResolver(
   if (!byScope) byKind.set(routeKind, (byScope = new Map()));
   let resolver = byScope.get(ns);
   if (resolver?.fn !== resolveOne) {
+    const keyOf = (ref: BackendRef | undefined) => `backendRef ${JSON.stringify([routeKind, ns, ref?.group, ref?.kind, ref?.namespace, ref?.name, ref?.port])}`;
+    // A reference naming only a name and port (a Service of the route's namespace: most of them)
+    // gets the one key string made for them: no JSON per rule, and a string whose hash the Maps
+    // it is looked up in computed once. Keyed by the values themselves (a name 5 and "5" apart).
+    const plain = new Map<unknown, Map<unknown, string>>();
     resolver = {
       fn: resolveOne,
       // The key names everything resolveOne reads of the reference (the rest it reads from the index).
-      key: (ref) => `backendRef ${JSON.stringify([routeKind, ns, ref?.group, ref?.kind, ref?.namespace, ref?.name, ref?.port])}`,
+      key: (ref) => {
+        if (ref === undefined || ref === null || ref.group !== undefined || ref.kind !== undefined || ref.namespace !== undefined) return keyOf(ref);
+        let byPort = plain.get(ref.name);
+        if (byPort === undefined) plain.set(ref.name, (byPort = new Map()));
+        let key = byPort.get(ref.port);
+        if (key === undefined) byPort.set(ref.port, (key = keyOf(ref)));
+        return key;
+      },
       resolve: (key, ref) => (index.computed(key) as BackendResolution | undefined) ?? index.cached(key, () => resolveOne(ref, ns, index, routeKind)),
     };
     byScope.set(ns, resolver);
