@@ -141,6 +141,7 @@ function compileGrpcRules(route: GRPCRouteObject, resolve: Resolve<BackendResolu
       out.orders[n++] = routeOrder(route, orderSource, ruleIndex, matchIndex, { tier: method.tier, service: method.service, method: method.method });
     });
   });
+  out.backends = out.backends.slice(); // kept by the memo: of the exact size
   return out;
 }
 

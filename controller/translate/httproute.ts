@@ -376,6 +376,7 @@ function compileRules(route: HTTPRouteObject, resolve: Resolve<BackendResolution
       out.orders[n++] = routeOrder(route, orderSource, ruleIndex, matchIndex);
     });
   });
+  out.backends = out.backends.slice(); // kept by the memo: of the exact size
   return out;
 }
 
