@@ -8,15 +8,15 @@
 //   share UNAVAILABLE (the dataplane maps it, Route.grpc);
 // - an HTTPRoute and a GRPCRoute on one listener with intersecting hostnames: only the older (then
 //   alphabetically first) is served there (resolveCrossServing).
-import type { Backend, Filter, HeaderMatch, PathMatch, Route, RouteAction, WeightedBackend } from '../../ir/types.ts';
-import { namespacedName, type GRPCRouteObject, type HTTPRouteObject, type KubeObject } from '../sources/objects.ts';
+import type { Backend, Filter, HeaderMatch, PathMatch, RouteAction, WeightedBackend } from '../../ir/types.ts';
+import type { GRPCRouteObject, HTTPRouteObject, KubeObject } from '../sources/objects.ts';
 import { condition } from '../status/conditions.ts';
 import type { BackendRef, GRPCRouteMatch } from '../schema/kinds.ts';
 import { attachRoute, type Parents } from './attachment.ts';
 import { resolveBackendRef, type BackendResolution } from './backends.ts';
 import type { ListenerState } from './gateway.ts';
 import { hostnamesIntersect } from './hostnames.ts';
-import { attachCompiled, backendName, checkRegex, compileMemoised, extensionRefProblem, compiledSize, NONE, routeOrder, toFilter, translateHttpRoute, toHeaderMatches, type Compiled, type Placement, type RouteOrder, type RouteTranslation } from './httproute.ts';
+import { attachCompiled, backendName, checkRegex, compileMemoised, extensionRefProblem, NONE, routeOrder, startCompile, toFilter, translateHttpRoute, toHeaderMatches, type Compiled, type Placement, type RouteTranslation } from './httproute.ts';
 import type { InputIndex } from './index-inputs.ts';
 import type { Resolve } from './memo.ts';
 import { toSessionPersistence, withCookiePath } from './session-persistence.ts';
@@ -79,11 +79,8 @@ export function resolveGrpcBackendRef(ref: BackendRef | undefined, routeNamespac
 function compileGrpcRules(route: GRPCRouteObject, resolve: Resolve<BackendResolution>): Compiled {
   const ns = route.metadata.namespace!;
   const base = `grpcroute/${ns}/${route.metadata.name}`;
-  const source = `${ns}/${route.metadata.name}`;
-  const orderSource = ns ? source : namespacedName(route);
   const rules = route.spec?.rules ?? [];
-  const size = compiledSize(rules);
-  const out: Compiled = { routes: new Array<Route>(size), orders: new Array<RouteOrder>(size), unsupported: null, refProblem: null, backends: [] };
+  const { out, source, orderSource } = startCompile(route, rules);
   let n = 0;
   const unsupported = (msg: string) => {
     out.unsupported ??= msg;

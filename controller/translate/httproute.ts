@@ -215,11 +215,21 @@ export function placeRoutes(attached: Attached[], compiled: Pick<Compiled, 'rout
   return placements;
 }
 
-/** The number of IR routes a route's rules compile to (one per match; a rule without matches has one): the compiled arrays' size. */
-export function compiledSize(rules: readonly ({ matches?: readonly unknown[] } | undefined)[]): number {
-  let n = 0;
-  for (let i = 0; i < rules.length; i++) n += rules[i]?.matches?.length || 1;
-  return n;
+/**
+ * A route's compilation to fill: arrays of the size its rules compile to (one IR route per match; a
+ * rule without matches has one), and its source strings, one per route for every rule's `source`
+ * and for its precedence key (namespacedName) when that reads the same.
+ */
+export function startCompile(route: KubeObject, rules: readonly ({ matches?: readonly unknown[] } | undefined)[]): { out: Compiled; source: string; orderSource: string } {
+  let size = 0;
+  for (let i = 0; i < rules.length; i++) size += rules[i]?.matches?.length || 1;
+  const ns = route.metadata.namespace!;
+  const source = `${ns}/${route.metadata.name}`;
+  return {
+    out: { routes: new Array<Route>(size), orders: new Array<RouteOrder>(size), unsupported: null, refProblem: null, backends: [] },
+    source,
+    orderSource: ns ? source : namespacedName(route),
+  };
 }
 
 /**
@@ -294,12 +304,8 @@ function keyedResolver(
 function compileRules(route: HTTPRouteObject, resolve: Resolve<BackendResolution>): Compiled {
   const ns = route.metadata.namespace!;
   const base = `httproute/${ns}/${route.metadata.name}`;
-  // One string per route for every rule's `source` (and its precedence key when it reads the same).
-  const source = `${ns}/${route.metadata.name}`;
-  const orderSource = ns ? source : namespacedName(route);
   const rules = route.spec?.rules ?? [];
-  const size = compiledSize(rules);
-  const out: Compiled = { routes: new Array<Route>(size), orders: new Array<RouteOrder>(size), unsupported: null, refProblem: null, backends: [] };
+  const { out, source, orderSource } = startCompile(route, rules);
   let n = 0;
   let previousAction: RouteAction | null = null;
   const unsupported = (msg: string) => {
