@@ -14,7 +14,8 @@ import { DEFAULT_FLOW_BUFFER_SIZE, FlowBuffer } from '../dataplane/flows/flow-bu
 import { ACCESS_LOG_FIELDS, AccessLog, gatewayAccessLogs } from '../dataplane/flows/access-log.ts';
 import { FlowMetrics } from '../dataplane/flows/flow-metrics.ts';
 import { StartupCheckFailed } from './startup-checks.ts';
-import { VersionLate, WorkerFlows, WorkerMetricsRegistry, WorkerPool, type WorkerVersion } from './workers.ts';
+import { VersionLate, VersionRejected, WorkerFlows, WorkerMetricsRegistry, WorkerPool, type WorkerVersion } from './workers.ts';
+import { VERSION_REJECTED } from './worker-messages.ts';
 import { newSessionKey } from '../dataplane/upstream/session.ts';
 
 export interface BpfOptions {
@@ -163,8 +164,10 @@ export class DataplaneNode {
   /**
    * Applies one IR version (logging each port that could not be bound). The kernel learns the VIPs
    * before the proxy starts connecting to them.
-   * Throws when the BPF maps cannot be written; the proxy then keeps the last good version. With
-   * --workers, VersionLate when no worker applied it in time (its `late` settles as this would have).
+   * Throws when the BPF maps cannot be written; the proxy then keeps the last good version. Throws
+   * VersionRejected when the dataplane refused the version (every worker's, or the one thread's):
+   * the last good one keeps serving. With --workers, VersionLate when no worker applied it in time
+   * (its `late` settles as this would have).
    */
   async apply(ir: IR): Promise<ApplyResult> {
     this.agent?.apply(ir.l4);
@@ -176,6 +179,9 @@ export class DataplaneNode {
       if (err instanceof VersionLate) throw new VersionLate(err.message, err.late.then((late) => late && this.served(ir, late)));
       throw err;
     }
+    // The one-thread Dataplane answers a version it refused (a compile error) with every listener
+    // failed and keeps the last good table: not served, as the workers report it.
+    if (this.dataplane.version !== ir.version) throw new VersionRejected(VERSION_REJECTED, `version ${ir.version} was not applied (${outcome.listeners.find((l) => l.error !== undefined)?.error ?? 'refused'}); still serving ${this.dataplane.version ?? 'nothing'}`);
     return this.served(ir, outcome);
   }
 

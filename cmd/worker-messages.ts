@@ -14,12 +14,19 @@ export type FromWorker =
   | { type: 'metrics'; id: number; metrics: MetricObjectWithValues<MetricValue<string>>[] }
   | { type: 'flows-read'; id: number; flows: Flow[] }
   | { type: 'done'; id: number }
-  /** `resync`: the worker could not decode a delta and needs the version in full. */
-  | { type: 'failed'; id: number; error: string; resync?: boolean }
+  /**
+   * `resync`: the worker could not decode a delta and needs the version in full. `rejected`: its
+   * dataplane refused the version as a whole (a compile error) and keeps serving the one before.
+   */
+  | { type: 'failed'; id: number; error: string; resync?: boolean; rejected?: boolean }
   | { type: 'flows'; flows: Flow[] };
 
 /** The stable code a malformed message is logged with (README "Workers"). */
 export const MALFORMED_WORKER_MESSAGE = 'SLU_WORKER_MESSAGE';
+/** A version the dataplane refused as a whole (every worker, or the one process): the last good one keeps serving (README "Workers"). */
+export const VERSION_REJECTED = 'SLU_VERSION_REJECTED';
+/** A version that ended its workers WORKER_CRASH_LIMIT times in a row: treated as rejected (README "Workers"). */
+export const VERSION_CRASHED = 'SLU_VERSION_CRASHED';
 
 const id = { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER };
 const string = { type: 'string' };
@@ -96,7 +103,7 @@ const schema = {
     message('metrics', ['id', 'metrics'], { id, metrics: { type: 'array', items: metric } }),
     message('flows-read', ['id', 'flows'], { id, flows }),
     message('done', ['id'], { id }),
-    message('failed', ['id', 'error'], { id, error: string, resync: { type: 'boolean' } }),
+    message('failed', ['id', 'error'], { id, error: string, resync: { type: 'boolean' }, rejected: { type: 'boolean' } }),
     message('flows', ['flows'], { flows }),
   ],
 };

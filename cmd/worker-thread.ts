@@ -107,8 +107,15 @@ async function handle(message: ToWorker): Promise<void> {
         post({ type: 'failed', id: message.id, error: (error as Error).message, resync: true });
         return;
       }
+      const result = await dataplane.apply(message.version, ir.http, ir.l4);
+      // Refused as a whole (a compile error): the dataplane serves the version before, and says so
+      // in every listener's result. Not an acknowledgement: the pool must not take it as served.
+      if (dataplane.version !== message.version) {
+        post({ type: 'failed', id: message.id, error: result.listeners.find((l) => l.error !== undefined)?.error ?? 'configuration rejected', rejected: true });
+        return;
+      }
       accessLog.configure(gatewayAccessLogs(ir.http));
-      post({ type: 'applied', id: message.id, result: await dataplane.apply(message.version, ir.http, ir.l4) });
+      post({ type: 'applied', id: message.id, result });
       return;
     }
     case 'redis':

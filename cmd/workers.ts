@@ -28,7 +28,7 @@ import type { RedisSettings } from '../dataplane/ratelimit/limiter.ts';
 import { IrDeltaEncoder } from '../ir/delta.ts';
 import { sharedBucketMemory } from '../dataplane/ratelimit/shared-buckets.ts';
 import { newSessionKey } from '../dataplane/upstream/session.ts';
-import { MALFORMED_WORKER_MESSAGE, readFromWorker, type FromWorker } from './worker-messages.ts';
+import { MALFORMED_WORKER_MESSAGE, VERSION_CRASHED, VERSION_REJECTED, readFromWorker, type FromWorker } from './worker-messages.ts';
 
 export type { FromWorker } from './worker-messages.ts';
 
@@ -169,6 +169,26 @@ export function parseWorkers(value: string): number | string {
   return Number.isInteger(n) && n >= 1 && n <= 1024 ? n : `--workers ${value}: expected auto or a whole number from 1 to 1024`;
 }
 
+/**
+ * A version whose workers end this many times while they apply it — crash, exit, or stuck until the
+ * watchdog ends them — with none acknowledging it in between, within WORKER_CRASH_WINDOW_MS, is
+ * rejected: replacements start on the last good version. One death proves nothing of the version
+ * (a request that crashed the thread, memory pressure from elsewhere), and with N workers the first
+ * round alone ends N of them at once; a replacement that dies on it too makes it the version's doing.
+ * What the alternatives do: Envoy refuses an xDS update it cannot apply and keeps the previous one
+ * (a crash there is the whole process), nginx keeps its old workers when the new configuration fails
+ * to load, and systemd stops restarting a unit after StartLimitBurst (5) failures in 10 s.
+ */
+export const WORKER_CRASH_LIMIT = 3;
+/**
+ * 120 s: a crashing version gets its deaths within a second or two (the restart backoff starts at
+ * 100 ms); one whose compile never ends is ended by the watchdog, 30 s a round, so 2 workers take
+ * ~60 s and 1 left of several ~90 s. Deaths further apart are not a loop.
+ */
+export const WORKER_CRASH_WINDOW_MS = 120_000;
+/** Versions rejected for ending their workers that are remembered (applied again, refused at once, not crashed again). */
+const MAX_CRASHED_VERSIONS = 16;
+
 /** Versions sent to a worker and not acknowledged yet that are remembered (a late acknowledgement must name one). */
 const MAX_UNACKNOWLEDGED = 64;
 
@@ -204,6 +224,28 @@ export class VersionLate extends Error {
     super(message);
     this.late = late;
   }
+}
+
+/**
+ * A version refused as a whole — by every worker's dataplane (a compile error: `code`
+ * SLU_VERSION_REJECTED), by the one process's, or for ending its workers WORKER_CRASH_LIMIT times in
+ * a row (SLU_VERSION_CRASHED). The last good version keeps serving, and is the one a replacement
+ * worker starts on; a newer version is still tried.
+ */
+export class VersionRejected extends Error {
+  readonly code: typeof VERSION_REJECTED | typeof VERSION_CRASHED;
+
+  constructor(code: VersionRejected['code'], message: string) {
+    super(`${code} ${message}`);
+    this.code = code;
+  }
+}
+
+/** A version and its IR, as sent to the workers. */
+interface Served {
+  version: string;
+  http: HttpIR;
+  l4: L4IR | undefined;
 }
 
 /** One worker's state, as /api/config and /readyz show it. */
@@ -242,7 +284,15 @@ export class WorkerPool {
   private readonly watchdogMs: number;
   /** When the watchdog last looked (performance.now()). */
   private watchedAt = performance.now();
-  private current: { version: string; http: HttpIR; l4: L4IR | undefined } | null = null;
+  /** The newest version sent (a replacement starts on it); the last good one again once it is rejected. */
+  private current: Served | null = null;
+  /** The last version every worker applied (null before the first): what serves when a newer one is rejected. */
+  private good: Served | null = null;
+  /** Deaths of workers while they applied `version` (performance.now()), until one acknowledges it or it is rejected. */
+  private deaths: { version: string; at: number[] } | null = null;
+  /** Versions rejected for ending their workers (newest last). */
+  private readonly crashed: string[] = [];
+  private readonly rejections: Counter<'reason'>;
   /** The version apply() gave up waiting for (VersionLate), until every worker serves it or a newer one comes. */
   private late: { version: string; settle(result: ApplyResult | null): void } | null = null;
   /** Versions go to workers as deltas: only what changed is cloned, and the workers' compilers reuse the rest. */
@@ -275,8 +325,14 @@ export class WorkerPool {
     this.restarts = new Counter({ name: 'sluice_worker_restarts_total', help: 'Worker threads replaced after they died or were ended, by reason (error, exit, apply_timeout, apply_failed, unresponsive, malformed_message)', labelNames: ['reason'], registers });
     this.applyFailures = new Counter({
       name: 'sluice_worker_apply_failures_total',
-      help: 'Configuration versions a worker thread did not apply, by worker and reason (timeout: no acknowledgement within 30 s; error: it failed the version)',
+      help: 'Configuration versions a worker thread did not apply, by worker and reason (timeout: no acknowledgement within 30 s; rejected: its dataplane refused the version, a compile error; error: it failed the version)',
       labelNames: ['worker', 'reason'],
+      registers,
+    });
+    this.rejections = new Counter({
+      name: 'sluice_worker_versions_rejected_total',
+      help: `Configuration versions the workers were not left on, by reason (rejected: every worker refused it, ${VERSION_REJECTED}; crashed: it ended its workers ${WORKER_CRASH_LIMIT} times in a row, ${VERSION_CRASHED})`,
+      labelNames: ['reason'],
       registers,
     });
     this.timeoutMs = options.timeoutMs ?? WORKER_TIMEOUT_MS;
@@ -306,36 +362,46 @@ export class WorkerPool {
 
   /**
    * Applies a version in every worker; a listener is served when every worker bound it. A worker
-   * that dies meanwhile is left out (its replacement starts on this version).
+   * that dies meanwhile is left out (its replacement starts on this version). Throws VersionLate
+   * (none acknowledged in time, none refused it) or VersionRejected (none applied it and none will:
+   * the last good version stays the one served, and the one replacements start on).
    */
   async apply(version: string, http: HttpIR, l4?: L4IR): Promise<ApplyResult> {
     this.settleLate(null);
+    if (this.crashed.includes(version)) throw new VersionRejected(VERSION_CRASHED, `version ${version} ended its workers ${WORKER_CRASH_LIMIT} times in a row before: not sent again; still serving ${this.good?.version ?? 'nothing'}`);
     this.current = { version, http, l4 };
+    this.deaths = { version, at: [] };
     const delta = JSON.stringify(this.encoder.encode(http, l4));
     const slots = this.live();
     const answers = await Promise.all(slots.map((slot) => this.applyIn(slot, version, delta).then((result) => ({ slot, result }), (error: Error) => ({ slot, error }))));
     const results = answers.flatMap((a) => ('result' in a && a.result.type === 'applied' ? [a.result.result] : []));
     const lagging = answers.flatMap((a) => ('error' in a ? [{ slot: a.slot, error: a.error }] : []));
     for (const { slot, error } of lagging) {
-      const timedOut = (error as { timedOut?: boolean }).timedOut === true;
-      this.applyFailures.inc({ worker: String(slot.index), reason: timedOut ? 'timeout' : 'error' });
+      const { timedOut, rejected } = error as { timedOut?: boolean; rejected?: boolean };
+      this.applyFailures.inc({ worker: String(slot.index), reason: timedOut === true ? 'timeout' : rejected === true ? 'rejected' : 'error' });
       this.logger.error({ worker: slot.index, version, err: error.message }, `worker ${slot.index} did not apply version ${version}: ${error.message}`);
     }
     if (results.length === 0) {
       const why = `no worker applied version ${version}: ${lagging.map((l) => `worker ${l.slot.index}: ${l.error.message}`).join('; ')}`;
+      // Rejected meanwhile for ending its workers (exited()).
+      if (this.crashed.includes(version)) throw new VersionRejected(VERSION_CRASHED, `${why}; it ended its workers ${WORKER_CRASH_LIMIT} times in a row`);
       // None refused it (too slow, or ended meanwhile: replacements start on it): it may still be served.
       if (this.current?.version === version && lagging.every((l) => (l.error as { timedOut?: boolean; exited?: boolean }).timedOut === true || (l.error as { exited?: boolean }).exited === true)) {
         const late = new Promise<ApplyResult | null>((settle) => (this.late = { version, settle }));
         this.converged();
         throw new VersionLate(why, late);
       }
-      throw new Error(why);
+      // Refused (every worker's compile failed), or failed: no worker serves it, none will (a
+      // replacement starts on the last good version), and each keeps serving the one before.
+      if (this.current?.version === version) this.reject(VERSION_REJECTED, 'rejected', `was not applied by any worker (${lagging[0]?.error.message ?? 'none serving'})`);
+      throw new VersionRejected(VERSION_REJECTED, `${why}; still serving ${this.good?.version ?? 'nothing'}`);
     }
     // The others applied it: a worker left on an older version is ended (its replacement starts on
     // this one and serves nothing before), so that every serving worker serves this version.
     await Promise.all(lagging.map(({ slot, error }) => this.end(slot, (error as { timedOut?: boolean }).timedOut === true ? 'apply_timeout' : 'apply_failed')));
     if (this.applied === null) await this.options.registry.learnWorkerMetrics();
     this.applied = version;
+    this.good = { version, http, l4 };
     return { version, listeners: mergeListeners(results) };
   }
 
@@ -451,6 +517,8 @@ export class WorkerPool {
       if (sent === undefined) return this.misbehaved(slot, `an acknowledgement of request ${message.id}, which sent it no version (or was acknowledged already)`);
       if (message.result.version !== sent) return this.misbehaved(slot, `an acknowledgement of version ${JSON.stringify(message.result.version).slice(0, 80)} for request ${message.id}, which sent version ${sent}`);
       slot.unacknowledged.delete(message.id);
+      // The version works in a worker: deaths before were not its doing.
+      if (this.deaths?.version === sent) this.deaths = null;
       if (message.id > slot.versionId) {
         slot.version = sent;
         slot.versionId = message.id;
@@ -460,7 +528,7 @@ export class WorkerPool {
       slot.unacknowledged.delete(message.id);
     }
     slot.pending.delete(message.id);
-    if (message.type === 'failed') waiting?.reject(Object.assign(new Error(message.error), { resync: message.resync === true }));
+    if (message.type === 'failed') waiting?.reject(Object.assign(new Error(message.error), { resync: message.resync === true, rejected: message.rejected === true }));
     else waiting?.resolve(message);
     if (message.type === 'applied') this.converged();
   }
@@ -483,7 +551,36 @@ export class WorkerPool {
     if (slots.length < this.slots.length || !slots.every((s) => s.version === late.version && s.ended === undefined)) return;
     this.logger.warn({ version: late.version }, `every worker serves version ${late.version} now (applied late): it is the version served`);
     this.applied = late.version;
+    if (this.current?.version === late.version) this.good = this.current;
     this.settleLate({ version: late.version, listeners: mergeListeners(slots.map((s) => s.result!)) });
+  }
+
+  /**
+   * The current version will not be served: the last good one is current again (replacements start
+   * on it; every worker serving still serves it), and one awaited late is given up. Logged with its
+   * code and counted.
+   */
+  private reject(code: VersionRejected['code'], reason: 'rejected' | 'crashed', why?: string): void {
+    const bad = this.current!.version;
+    this.current = this.good;
+    this.deaths = null;
+    this.rejections.inc({ reason });
+    const serving = this.good?.version ?? 'nothing';
+    if (why !== undefined) this.logger.error({ code, version: bad, serving }, `${code} version ${bad} ${why}: rejected; replacements start on ${serving}, the version served`);
+    this.settleLate(null);
+  }
+
+  /** A worker ended while it applied the current version (its acknowledgement outstanding): counted against the version. */
+  private diedApplying(slot: Slot): void {
+    const deaths = this.deaths;
+    if (deaths === null || this.current?.version !== deaths.version || ![...slot.unacknowledged.values()].includes(deaths.version)) return;
+    const now = performance.now();
+    deaths.at = deaths.at.filter((t) => now - t < WORKER_CRASH_WINDOW_MS);
+    deaths.at.push(now);
+    if (deaths.at.length < WORKER_CRASH_LIMIT) return;
+    this.crashed.push(deaths.version);
+    if (this.crashed.length > MAX_CRASHED_VERSIONS) this.crashed.shift();
+    this.reject(VERSION_CRASHED, 'crashed', `ended its workers ${deaths.at.length} times in a row (within ${WORKER_CRASH_WINDOW_MS / 1000} s) while they applied it`);
   }
 
   private settleLate(result: ApplyResult | null): void {
@@ -503,6 +600,7 @@ export class WorkerPool {
     if (this.slots[slot.index] !== slot) return;
     this.slots[slot.index] = null;
     if (this.closing) return;
+    this.diedApplying(slot);
     const lived = performance.now() - slot.startedAt;
     this.failures[slot.index] = lived > STABLE_AFTER_MS ? 1 : this.failures[slot.index] + 1;
     const delay = backoffDelay(this.failures[slot.index], RESTART_BACKOFF);

@@ -145,3 +145,35 @@ export async function inspectThread(threadId: number, timeoutMs = 5_000): Promis
 export async function inspectWorkersOf(url: string, count: number, timeoutMs = 5_000): Promise<InspectedThread[]> {
   return attach(await remoteInspector(url), () => true, count, timeoutMs);
 }
+
+/** Ends hookWorkers' hooking: workers started afterwards run unhooked. */
+export interface WorkerHook {
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs `expression` in every worker thread of this process: those running now, and each one
+ * started until stop() before any of its own code runs (the inspector holds a new thread at its
+ * start, `waitForDebuggerOnStart`, until the expression has run). For a failure every worker must
+ * meet, replacements included — e.g. a thread that exits while it applies one version.
+ */
+export async function hookWorkers(expression: string): Promise<WorkerHook> {
+  const inspector = sessionInspector();
+  let next = 1;
+  const hooked: Promise<unknown>[] = [];
+  inspector.onEvent((method, params) => {
+    if (method !== 'NodeWorker.attachedToWorker') return;
+    const sessionId = params.sessionId as string;
+    const send = (method: string, params: Record<string, unknown>) => inspector.post('NodeWorker.sendMessageToWorker', { sessionId, message: JSON.stringify({ id: next++, method, params }) });
+    // Messages to one thread are handled in order: the expression runs before the thread starts.
+    hooked.push(send('Runtime.evaluate', { expression }).then(() => (params.waitingForDebugger === true ? send('Runtime.runIfWaitingForDebugger', {}) : undefined)).catch(() => undefined));
+  });
+  await inspector.post('NodeWorker.enable', { waitForDebuggerOnStart: true });
+  return {
+    stop: async () => {
+      await inspector.post('NodeWorker.disable').catch(() => undefined);
+      await Promise.all(hooked);
+      inspector.close();
+    },
+  };
+}

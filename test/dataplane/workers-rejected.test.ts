@@ -1,0 +1,119 @@
+// A bad version never replaces the last good one across workers, with real worker threads on real
+// sockets. Refused: an IR every worker's compile throws on (a route without its match: what a
+// controller with a bug, or of another release, could send) — no fake needed. Crashing: every
+// worker thread, replacements included, made to exit while it reads that one version (Node's
+// inspector runs the hook in each thread before its own code: test/support/thread-inspector.ts);
+// the pool under test is the real one.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { VersionLate, VersionRejected, WORKER_CRASH_LIMIT, type WorkerMetricsRegistry } from '../../cmd/workers.ts';
+import { twoWorkers } from './support/worker-pool.ts';
+import { podCounts, request } from './support/client.ts';
+import { startEchoServer, type EchoServer } from './support/echo-server.ts';
+import { freePort } from '../support/ports.ts';
+import { backend, forwardTo, prefix, route, singleHostIR } from './support/ir.ts';
+import { hookWorkers } from '../support/thread-inspector.ts';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function until(what: string, done: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await done())) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await sleep(50);
+  }
+}
+
+const counted = async (registry: WorkerMetricsRegistry, name: string) => Object.fromEntries((await registry.getSingleMetric(name)!.get()).values.map((v) => [Object.values(v.labels).join(','), v.value]));
+
+describe('worker pool: a version that is refused or crashes its workers', () => {
+  let a: EchoServer;
+  let b: EchoServer;
+  let port: number;
+  beforeAll(async () => {
+    [a, b] = await Promise.all([startEchoServer('a'), startEchoServer('b')]);
+  });
+  afterAll(async () => {
+    await Promise.all([a.close(), b.close()]);
+  });
+  const irFor = (path: string, to: EchoServer = a) => singleHostIR(port, [route('one', { path: prefix(path) }, forwardTo('svc/x'))], [backend('svc/x', [to.endpoint])]);
+  /** 20 requests, each on a connection of its own (the kernel spreads them over both workers): by which backend. */
+  const answers = (path: string) => podCounts(port, path, 20);
+
+  it('a version every worker refuses (a compile error) is rejected with SLU_VERSION_REJECTED: the last good one stays the version served, by every worker and by replacements; a newer version is applied', async () => {
+    port = await freePort();
+    const { pool, registry, logs } = twoWorkers();
+    try {
+      await pool.apply('v1', irFor('/', a));
+      const broken = irFor('/', b);
+      (broken.listeners[0]!.scopes[0]!.virtualHosts[0]!.routes[0] as { match: unknown }).match = null;
+      const refused = await pool.apply('v2', broken).then(() => null, (error: unknown) => error);
+      expect(refused).toBeInstanceOf(VersionRejected);
+      expect((refused as VersionRejected).code).toBe('SLU_VERSION_REJECTED');
+      expect((refused as Error).message).toMatch(/^SLU_VERSION_REJECTED no worker applied version v2: worker 0: configuration rejected: .+; still serving v1$/);
+      // Nothing of v2 is reported as served: the pool's version, each worker's, and the answers.
+      expect(pool.version).toBe('v1');
+      expect(pool.workerVersions()).toEqual([{ worker: 0, version: 'v1' }, { worker: 1, version: 'v1' }]);
+      expect(await answers('/r')).toEqual({ a: 20 });
+      expect(logs.find((l) => l.code === 'SLU_VERSION_REJECTED')?.msg).toMatch(/^SLU_VERSION_REJECTED version v2 was not applied by any worker \(configuration rejected: .+\): rejected; replacements start on v1, the version served$/);
+      expect(await counted(registry, 'sluice_worker_versions_rejected_total')).toEqual({ rejected: 1 });
+      expect(await counted(registry, 'sluice_worker_apply_failures_total')).toEqual({ '0,rejected': 1, '1,rejected': 1 });
+      // Refused, not broken: no worker was ended for it.
+      expect(await counted(registry, 'sluice_worker_restarts_total')).toEqual({});
+
+      // A worker that dies now is replaced on v1, the last good version (not on v2, which it would refuse too).
+      const before = pool.threadIds();
+      await pool.terminate(0);
+      await until('worker 0 replaced and serving v1', () => pool.threadIds().length === 2 && !pool.threadIds().includes(before[0]!) && pool.workerVersions()[0]!.version === 'v1');
+      expect(await answers('/r')).toEqual({ a: 20 });
+
+      // A newer version is applied (its delta is against v2, which the workers decoded, and v1).
+      expect((await pool.apply('v3', irFor('/', b))).version).toBe('v3');
+      expect(pool.workerVersions()).toEqual([{ worker: 0, version: 'v3' }, { worker: 1, version: 'v3' }]);
+      expect(await answers('/r')).toEqual({ b: 20 });
+    } finally {
+      await pool.close();
+    }
+  }, 60_000);
+
+  it(`a version that ends its workers ${WORKER_CRASH_LIMIT} times in a row is rejected with SLU_VERSION_CRASHED: replacements start on the last good version, it is not sent again, and a newer version is applied`, async () => {
+    port = await freePort();
+    const { pool, registry, logs } = twoWorkers();
+    // Every worker thread, now and started later, exits (code 70) when it reads a version holding "/crash-me".
+    const hook = await hookWorkers(`{ const parse = JSON.parse; JSON.parse = function (text, ...rest) { if (typeof text === 'string' && text.includes('/crash-me')) process.exit(70); return parse.call(this, text, ...rest); }; }`);
+    try {
+      await pool.apply('v1', irFor('/', a));
+      const failed = await pool.apply('v2', irFor('/crash-me', b)).then(() => null, (error: unknown) => error);
+      // Both workers ended at once: the version may yet be served by their replacements (late);
+      // the first replacement that dies on it too makes it rejected, and the late wait gives up.
+      if (failed instanceof VersionLate) expect(await failed.late).toBeNull();
+      else expect((failed as VersionRejected).code).toBe('SLU_VERSION_CRASHED');
+      await until('both workers serving v1 again', () => pool.workerVersions().every((w) => w.version === 'v1'));
+      expect(pool.version).toBe('v1');
+      expect(await answers('/r')).toEqual({ a: 20 });
+      expect((await request(port, '/crash-me')).echo?.pod).toBe('a'); // v1's route, to a: v2 is not served
+      const line = logs.find((l) => l.code === 'SLU_VERSION_CRASHED');
+      expect(line?.msg).toMatch(new RegExp(`^SLU_VERSION_CRASHED version v2 ended its workers ${WORKER_CRASH_LIMIT} times in a row \\(within 120 s\\) while they applied it: rejected; replacements start on v1, the version served$`));
+      expect(await counted(registry, 'sluice_worker_versions_rejected_total')).toEqual({ crashed: 1 });
+      // The two first workers, and replacements that had v2 in hand (the first of them made it the third death).
+      const exits = (await counted(registry, 'sluice_worker_restarts_total')).exit ?? 0;
+      expect(exits).toBeGreaterThanOrEqual(WORKER_CRASH_LIMIT);
+      expect(exits).toBeLessThanOrEqual(4);
+      // The replacements stay up: no restart loop on it.
+      await sleep(1_500);
+      expect((await counted(registry, 'sluice_worker_restarts_total')).exit).toBe(exits);
+
+      // Sent again (a controller re-sending it, a reconnect): refused at once, no worker ended.
+      const again = await pool.apply('v2', irFor('/crash-me', b)).then(() => null, (error: unknown) => error);
+      expect((again as VersionRejected).code).toBe('SLU_VERSION_CRASHED');
+      expect((await counted(registry, 'sluice_worker_restarts_total')).exit).toBe(exits);
+
+      // A newer version is tried, and served.
+      expect((await pool.apply('v3', irFor('/', b))).version).toBe('v3');
+      expect(pool.workerVersions()).toEqual([{ worker: 0, version: 'v3' }, { worker: 1, version: 'v3' }]);
+      expect(await answers('/r')).toEqual({ b: 20 });
+    } finally {
+      await hook.stop();
+      await pool.close();
+    }
+  }, 60_000);
+});
