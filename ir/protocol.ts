@@ -22,6 +22,10 @@
 //       {"type":"heartbeat"}
 //           every `heartbeatMs` (5 s). A dataplane that receives no byte for 15 s (or 3 ×
 //           heartbeatMs, whichever is longer) treats the controller as dead and reconnects.
+//       Each message must arrive whole within 60 s of its first byte (MESSAGE_TIMEOUT_MS, the
+//       subscriber's; bytes dripped slowly reset the heartbeat wait but not this one) and be at
+//       most 256 MiB (MAX_MESSAGE_BYTES); past either the dataplane ends the stream and reconnects
+//       (backoff growing: the controller is treated as faulty), and the next stream starts full.
 //       Unknown `type`s are ignored (room to grow without a new path).
 //     `name` identifies the dataplane (its pod name; unique; [A-Za-z0-9._:-], at most 253).
 //     `have` is the version the dataplane serves now (absent: none, or an apply is in progress so
@@ -49,7 +53,10 @@
 // goes silent; applies one version at a time and always the newest received (versions that
 // arrive during an apply replace each other; only the last one is applied next); a version
 // equal to the one it serves is not applied again; a failed apply leaves the previous version
-// serving and is acknowledged with ok:false and the error; acks are retried (same backoff) until
+// serving and is acknowledged with ok:false, the error and `serving` (the previous version) —
+// also a version its dataplane refuses as a whole (SLU_VERSION_REJECTED: a compile error, in
+// every worker or the one thread) or that ends its workers 3 times in a row (SLU_VERSION_CRASHED,
+// cmd/workers.ts); acks are retried (same backoff) until
 // delivered or superseded by a newer one; while the controller is away it keeps serving what it
 // has and never tears anything down.
 //
