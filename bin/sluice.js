@@ -12,32 +12,22 @@ if (major < 24) {
   );
   process.exit(1);
 }
-// Two V8 settings that can only be given when the process starts, so this process replaces itself
-// (execve, same pid, same fds) with one started with them. Each is left out when the user gave
-// that flag (NODE_OPTIONS or on the command line); nothing is replaced when this Node cannot
-// execve or a parent holds an IPC channel to this process (the new image would not inherit it
-// cleanly).
-// - A bounded young generation (README "Memory"): V8 grows each of the young generation's two
-//   semi-spaces to 64 MB under steady allocation on a machine this size, twice what the raw undici
-//   forwarder's settles at, and that growth was most of Sluice's RSS above it under load:
-//   --max-semi-space-size (SLUICE_MAX_SEMI_SPACE_MB, 0 asks for V8's own sizing).
-// - No allocation-site pretenuring (README "Per core"): V8 allocates the objects of a site straight
-//   in the old generation once most of them outlived a young collection. Start-up (YAML, validation,
-//   translation: long synchronous work while ticks and stream state wait) makes that happen to sites
-//   the request path then allocates only short-lived objects from (Node's own tick objects among
-//   them): each becomes an old-generation allocation with a write barrier per field, garbage only a
-//   full GC frees. Profiled under load: nextTick 0.77 -> 0.05 µs and GC 4.2 -> 0.6 µs per request.
+// A bounded young generation (README "Memory"): V8 grows each of the young generation's two
+// semi-spaces to 64 MB under steady allocation on a machine this size, twice what the raw undici
+// forwarder's settles at, and that growth was most of Sluice's RSS above it under load. The size
+// can only be set when the process starts, so this process replaces itself (execve, same pid,
+// same fds) with one started with --max-semi-space-size. Not when the user set the flag
+// (NODE_OPTIONS or on the command line), SLUICE_MAX_SEMI_SPACE_MB=0 asks for V8's own sizing, this
+// Node cannot execve, or a parent holds an IPC channel to this process (the new image would not
+// inherit it cleanly).
 const semiSpaceMb = process.env.SLUICE_MAX_SEMI_SPACE_MB ?? '32';
 if (!/^\d{1,4}$/.test(semiSpaceMb)) {
   process.stderr.write(`sluice: SLUICE_MAX_SEMI_SPACE_MB must be a whole number of MB (0: V8's default), not ${JSON.stringify(semiSpaceMb)}\n`);
   process.exit(2);
 }
-const givenFlags = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].map((arg) => arg.replaceAll('_', '-'));
-const added = [];
-if (semiSpaceMb !== '0' && !givenFlags.some((arg) => arg.startsWith('--max-semi-space-size'))) added.push(`--max-semi-space-size=${semiSpaceMb}`);
-if (!givenFlags.some((arg) => /^--(no-)?allocation-site-pretenuring\b/.test(arg))) added.push('--no-allocation-site-pretenuring');
-if (added.length > 0 && typeof process.execve === 'function' && !process.channel) {
-  process.execve(process.execPath, [process.execPath, ...added, ...process.execArgv, ...process.argv.slice(1)], process.env);
+const semiSpaceSet = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some((arg) => arg.startsWith('--max-semi-space-size'));
+if (semiSpaceMb !== '0' && !semiSpaceSet && typeof process.execve === 'function' && !process.channel) {
+  process.execve(process.execPath, [process.execPath, `--max-semi-space-size=${semiSpaceMb}`, ...process.execArgv, ...process.argv.slice(1)], process.env);
 }
 // Node's compile cache first (cmd/compile-cache.js): stripped sources and V8's code cache from disk,
 // no WebAssembly type stripper holding ~40 MB for the life of the process once the cache is warm.

@@ -36,18 +36,17 @@ describeIfPossible('sluice run memory settings', process.platform === 'linux' ? 
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  /** `sluice run` on the table, with these variables set (undefined: unset) and these flags for Node. */
-  async function start(vars: Record<string, string | undefined>, nodeArgs: string[] = []): Promise<SluiceProcess> {
+  /** `sluice run` on the table, with these variables set (undefined: unset). */
+  async function start(vars: Record<string, string | undefined>): Promise<SluiceProcess> {
     const env = { ...process.env, ...vars };
     for (const [k, v] of Object.entries(vars)) if (v === undefined) delete env[k];
-    return startSluice(['--manifests', dir, '--listener-port-offset', String((await freePort()) - 80)], 15000, { env, nodeArgs });
+    return startSluice(['--manifests', dir, '--listener-port-offset', String((await freePort()) - 80)], 15000, { env });
   }
 
   it('runs with a 32 MB semi-space and gives back the young generation start-up grew', async () => {
     const sluice = await start({ SLUICE_MAX_SEMI_SPACE_MB: undefined, NODE_OPTIONS: undefined });
     try {
       expect(commandLine(sluice.pid)).toContain('--max-semi-space-size=32');
-      expect(commandLine(sluice.pid)).toContain('--no-allocation-site-pretenuring');
       // Start-up grows the young generation to 32 MB with this table; after the GC it is V8's minimum (1 MB).
       const young = await waitFor('the young generation to shrink', async () => {
         const bytes = await heapSpaceBytes(sluice.admin, 'new');
@@ -63,8 +62,6 @@ describeIfPossible('sluice run memory settings', process.platform === 'linux' ? 
     const own = await start({ SLUICE_MAX_SEMI_SPACE_MB: '0', NODE_OPTIONS: undefined });
     try {
       expect(commandLine(own.pid).some((a) => a.startsWith('--max-semi-space-size'))).toBe(false);
-      // Pretenuring stays off: that setting is not the semi-space's.
-      expect(commandLine(own.pid)).toContain('--no-allocation-site-pretenuring');
     } finally {
       await own.stop();
     }
@@ -73,18 +70,6 @@ describeIfPossible('sluice run memory settings', process.platform === 'linux' ? 
       // Not replaced by a process with Sluice's size: NODE_OPTIONS keeps the user's.
       expect(commandLine(given.pid).some((a) => a.startsWith('--max-semi-space-size'))).toBe(false);
       expect(readFileSync(`/proc/${given.pid}/environ`, 'utf8').split('\0')).toContain('NODE_OPTIONS=--max-semi-space-size=8');
-      expect(commandLine(given.pid)).toContain('--no-allocation-site-pretenuring');
-    } finally {
-      await given.stop();
-    }
-  });
-
-  it("keeps V8's allocation-site pretenuring when the user turns it on (a V8 flag: not allowed in NODE_OPTIONS)", async () => {
-    const given = await start({ SLUICE_MAX_SEMI_SPACE_MB: undefined, NODE_OPTIONS: undefined }, ['--allocation-site-pretenuring']);
-    try {
-      const args = commandLine(given.pid);
-      expect(args).toContain('--max-semi-space-size=32');
-      expect(args).not.toContain('--no-allocation-site-pretenuring');
     } finally {
       await given.stop();
     }
