@@ -157,8 +157,16 @@ export interface WorkerHook {
  * start, `waitForDebuggerOnStart`, until the expression has run). For a failure every worker must
  * meet, replacements included — e.g. a thread that exits while it applies one version.
  */
-export async function hookWorkers(expression: string): Promise<WorkerHook> {
-  const inspector = sessionInspector();
+export function hookWorkers(expression: string): Promise<WorkerHook> {
+  return hook(sessionInspector(), expression);
+}
+
+/** hookWorkers in a child started with `--inspect=127.0.0.1:0` (`url`: as for inspectWorkersOf). */
+export async function hookWorkersOf(url: string, expression: string): Promise<WorkerHook> {
+  return hook(await remoteInspector(url), expression);
+}
+
+async function hook(inspector: Inspector, expression: string): Promise<WorkerHook> {
   let next = 1;
   const hooked: Promise<unknown>[] = [];
   inspector.onEvent((method, params) => {

@@ -1,0 +1,85 @@
+// `sluice run --workers 2`, a real process, given a version that makes every worker thread exit
+// while it reads it — the two serving and each replacement (hooked through the process's own
+// inspector, `--inspect=127.0.0.1:0`, before a new thread runs any of its code: no hook in the
+// product). After 3 deaths in a row the version is rejected (SLU_VERSION_CRASHED): the
+// replacements start on the last good version, /api/config and /readyz stay on it, its answers
+// are served, and the next change to the files is applied.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { GATEWAY_YAML, serviceYaml, startNamedBackend, versionedRouteYaml, type NamedBackend } from './backends.ts';
+import { freePort, startSluice, type SluiceProcess } from '../support/sluice-process.ts';
+import { request } from '../dataplane/support/client.ts';
+import { hookWorkersOf, type WorkerHook } from '../support/thread-inspector.ts';
+
+interface Config {
+  version: string;
+  workers: { worker: number; version: string | null }[];
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('sluice run --workers 2: a version that crashes every worker', () => {
+  let dir: string;
+  let backend: NamedBackend;
+  let sluice: SluiceProcess;
+  let port: number;
+  let hook: WorkerHook | null = null;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'sluice-workers-crash-'));
+    backend = await startNamedBackend('app');
+    writeFileSync(join(dir, 'gateway.yaml'), GATEWAY_YAML);
+    writeFileSync(join(dir, 'service.yaml'), serviceYaml('app', backend));
+    writeFileSync(join(dir, 'route.yaml'), versionedRouteYaml(1));
+    port = await freePort();
+    sluice = await startSluice(['--manifests', dir, '--workers', '2', '--listener-port-offset', String(port - 80)], 60_000, { nodeArgs: ['--inspect=127.0.0.1:0'] });
+  }, 90_000);
+  afterAll(async () => {
+    await hook?.stop();
+    await sluice?.stop();
+    await backend?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const config = async (): Promise<Config> => (await (await fetch(`${sluice.admin}/api/config`)).json()) as Config;
+  const answers = async () => Promise.all(Array.from({ length: 10 }, async () => (await request(port, '/')).headers['x-version']));
+  async function until(what: string, done: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await done())) {
+      if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms\n${sluice.logs()}`);
+      await sleep(100);
+    }
+  }
+
+  it('is rejected after 3 deaths in a row: the last good version keeps serving and stays the one shown; the next change is applied', async () => {
+    const first = await config();
+    expect(await answers()).toEqual(Array(10).fill('v1'));
+    // The process re-executes itself at start (bin/sluice.js): its inspector is the last one named.
+    const url = [...sluice.logs().matchAll(/Debugger listening on (ws:\/\/\S+)/g)].at(-1)?.[1];
+    expect(url).toBeDefined();
+    // Every worker thread of the process, the ones to come included, exits as it reads a version holding "crash-me".
+    hook = await hookWorkersOf(url!, `{ const parse = JSON.parse; JSON.parse = function (text, ...rest) { if (typeof text === 'string' && text.includes('crash-me')) process.exit(70); return parse.call(this, text, ...rest); }; }`);
+    writeFileSync(join(dir, 'route.yaml'), versionedRouteYaml(1).replace('value: v1', 'value: crash-me'));
+    await until('the version rejected', () => /SLU_VERSION_CRASHED version \S+ ended its workers 3 times in a row \(within 120 s\) while they applied it: rejected; replacements start on \S+, the version served/.test(sluice.logs()));
+    await until('both workers back on the last good version', async () => (await config()).workers.every((w) => w.version === first.version));
+    expect((await config()).version).toBe(first.version);
+    const ready = await fetch(`${sluice.admin}/readyz`);
+    expect([ready.status, await ready.text()]).toEqual([200, 'ready\n']);
+    expect(await answers()).toEqual(Array(10).fill('v1'));
+    const metrics = await (await fetch(`${sluice.admin}/metrics`)).text();
+    expect(metrics).toMatch(/^sluice_worker_versions_rejected_total\{reason="crashed"\} 1$/m);
+    // No restart loop: the replacements on the last good version stay up.
+    const exits = (text: string) => Number(/^sluice_worker_restarts_total\{reason="exit"\} (\d+)$/m.exec(text)?.[1]);
+    expect(exits(metrics)).toBeGreaterThanOrEqual(3);
+    await sleep(1_500);
+    expect(exits(await (await fetch(`${sluice.admin}/metrics`)).text())).toBe(exits(metrics));
+
+    writeFileSync(join(dir, 'route.yaml'), versionedRouteYaml(3));
+    await until('the next change served by both workers', async () => {
+      const now = await config();
+      return now.version !== first.version && now.workers.every((w) => w.version === now.version);
+    });
+    expect(await answers()).toEqual(Array(10).fill('v3'));
+  }, 120_000);
+});
