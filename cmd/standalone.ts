@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { startNode, type BpfOptions, type NodeFlowOptions } from './node.ts';
-import { VersionLate } from './workers.ts';
+import { VersionLate, VersionRejected } from './workers.ts';
 import type { FrontDoorLimits } from '../dataplane/front-door.ts';
 import { parseHostPort } from '../ir/host-port.ts';
 import { processRegistry, startAdminServer, type Running } from './admin.ts';
@@ -137,6 +137,8 @@ export async function runStandalone(options: StandaloneOptions): Promise<Running
       } catch (err) {
         // The dataplane keeps serving the last good version.
         logger.error({ err, version: result.ir.version }, 'the configuration could not be applied; keeping the last good one');
+        // Refused by the dataplane: listed (`/api/status`) until a version is applied.
+        if (err instanceof VersionRejected) problemLog.update([...problems, { code: err.code, message: err.detail }]);
         // With --workers, one the workers apply after the wait (or their replacements do) is served
         // after all: reconcile again then to take it (its statuses, /api/config, /readyz).
         if (err instanceof VersionLate) void err.late.then((late) => {

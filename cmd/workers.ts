@@ -234,10 +234,13 @@ export class VersionLate extends Error {
  */
 export class VersionRejected extends Error {
   readonly code: typeof VERSION_REJECTED | typeof VERSION_CRASHED;
+  /** The message without its code (a problem line puts the code first itself). */
+  readonly detail: string;
 
-  constructor(code: VersionRejected['code'], message: string) {
-    super(`${code} ${message}`);
+  constructor(code: VersionRejected['code'], detail: string) {
+    super(`${code} ${detail}`);
     this.code = code;
+    this.detail = detail;
   }
 }
 

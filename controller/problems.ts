@@ -16,6 +16,8 @@ export const PROBLEM_CATALOGUE = {
   SLU_STARTUP_PORT: 'a port Sluice must bind at start is taken or not allowed',
   SLU_STARTUP_PATH: 'a path Sluice must read at start is missing or unreadable',
   SLU_STARTUP_BPF: '--bpf on, but eBPF cannot run here (the line says why)',
+  SLU_VERSION_REJECTED: 'the dataplane refused a configuration version as a whole (every worker, or the one thread: the line says why); the last good version keeps serving',
+  SLU_VERSION_CRASHED: 'a configuration version ended the worker threads 3 times in a row while they applied it; the last good version keeps serving',
 } as const;
 
 export type ProblemCode = keyof typeof PROBLEM_CATALOGUE;

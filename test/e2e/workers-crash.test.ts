@@ -3,7 +3,8 @@
 // inspector, `--inspect=127.0.0.1:0`, before a new thread runs any of its code: no hook in the
 // product). After 3 deaths in a row the version is rejected (SLU_VERSION_CRASHED): the
 // replacements start on the last good version, /api/config and /readyz stay on it, its answers
-// are served, and the next change to the files is applied.
+// are served, and the next change to the files is applied; the same version again is refused at
+// once and listed among the problems (/api/status).
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -81,5 +82,18 @@ describe('sluice run --workers 2: a version that crashes every worker', () => {
       return now.version !== first.version && now.workers.every((w) => w.version === now.version);
     });
     expect(await answers()).toEqual(Array(10).fill('v3'));
+    const served = (await config()).version;
+
+    // The crashing version again (the files changed back to it): refused at once — no worker
+    // ends — and listed among the problems until a version is applied.
+    writeFileSync(join(dir, 'route.yaml'), versionedRouteYaml(1).replace('value: v1', 'value: crash-me'));
+    const problems = async () => ((await (await fetch(`${sluice.admin}/api/status`)).json()) as { problems: { code: string; message: string }[] }).problems;
+    await until('the refusal listed', async () => (await problems()).some((p) => p.code === 'SLU_VERSION_CRASHED'));
+    expect((await problems()).find((p) => p.code === 'SLU_VERSION_CRASHED')?.message).toMatch(/^version \S+ ended its workers 3 times in a row before: not sent again; still serving \S+$/);
+    expect((await config()).version).toBe(served);
+    expect(exits(await (await fetch(`${sluice.admin}/metrics`)).text())).toBe(exits(metrics));
+    expect(await answers()).toEqual(Array(10).fill('v3'));
+    writeFileSync(join(dir, 'route.yaml'), versionedRouteYaml(4));
+    await until('a newer version applied, the problem resolved', async () => (await config()).version !== served && !(await problems()).some((p) => p.code === 'SLU_VERSION_CRASHED'));
   }, 120_000);
 });
