@@ -12,16 +12,10 @@ import { startEchoServer, type EchoServer } from './support/echo-server.ts';
 import { freePort } from '../support/ports.ts';
 import { backend, forwardTo, prefix, route, singleHostIR } from './support/ir.ts';
 import { hookWorkers } from '../support/thread-inspector.ts';
+import { waitFor } from '../support/wait.ts';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until(what: string, done: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await done())) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await sleep(50);
-  }
-}
+const until = (what: string, done: () => boolean) => waitFor(what, () => done() || undefined, 15_000);
 
 const counted = async (registry: WorkerMetricsRegistry, name: string) => Object.fromEntries((await registry.getSingleMetric(name)!.get()).values.map((v) => [Object.values(v.labels).join(','), v.value]));
 

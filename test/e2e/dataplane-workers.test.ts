@@ -2,8 +2,6 @@
 // is acknowledged once both workers applied it, both serve the listener, and the dataplane's
 // /metrics sums them.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
 import pino from 'pino';
 import { SnapshotServer } from '../../controller/publish/server.ts';
 import type { IR } from '../../ir/types.ts';
@@ -12,15 +10,13 @@ import { request } from '../dataplane/support/client.ts';
 import { startEchoServer, type EchoServer } from '../dataplane/support/echo-server.ts';
 import { backend, forwardTo, prefix, route, singleHostIR } from '../dataplane/support/ir.ts';
 import { freePort } from '../support/ports.ts';
-
-const ROOT = join(import.meta.dirname, '..', '..');
+import { startDataplaneProcess, type DataplaneProcess } from '../support/dataplane-process.ts';
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('sluice dataplane --workers 2', () => {
   let echo: EchoServer;
   let server: SnapshotServer;
-  let child: ChildProcess;
-  let output = '';
+  let dataplane: DataplaneProcess;
   let port: number;
   let adminPort: number;
 
@@ -29,17 +25,11 @@ describe('sluice dataplane --workers 2', () => {
     server = new SnapshotServer({ address: '127.0.0.1:0', logger: pino({ level: 'silent' }), leader: () => ({ isLeader: true }) });
     await server.listen();
     [port, adminPort] = [await freePort(), await freePort()];
-    child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', join(ROOT, 'bin', 'sluice.js'), 'dataplane', '--controller', server.url(), '--name', 'dp-workers', '--workers', '2', '--bpf', 'off', '--admin-address', `127.0.0.1:${adminPort}`], { stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout!.on('data', (d) => (output += d));
-    child.stderr!.on('data', (d) => (output += d));
+    dataplane = startDataplaneProcess(server.url(), 'dp-workers', adminPort, 2);
   });
 
   afterAll(async () => {
-    if (child && child.exitCode === null) {
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGTERM');
-      await exited;
-    }
+    await dataplane?.stop();
     await server?.close();
     await echo?.close();
   });
@@ -52,7 +42,7 @@ describe('sluice dataplane --workers 2', () => {
     const deadline = Date.now() + 60_000;
     const state = () => server.acks().find((s) => s.name === 'dp-workers');
     while (state()?.appliedVersion !== ir.version) {
-      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`no acknowledgement of ${ir.version}:\n${output}`);
+      if (dataplane.exitCode() !== null || Date.now() > deadline) throw new Error(`no acknowledgement of ${ir.version}:\n${dataplane.output()}`);
       await sleep(50);
     }
     expect(state()!.listeners).toEqual([expect.objectContaining({ name: `127.0.0.1:${port}`, ok: true })]);

@@ -6,13 +6,14 @@
 // are served, and the next change to the files is applied; the same version again is refused at
 // once and listed among the problems (/api/status).
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { GATEWAY_YAML, serviceYaml, startNamedBackend, versionedRouteYaml, type NamedBackend } from './backends.ts';
-import { freePort, startSluice, type SluiceProcess } from '../support/sluice-process.ts';
+import { versionedRouteYaml } from './backends.ts';
+import type { SluiceProcess } from '../support/sluice-process.ts';
+import { startWorkersRun, type WorkersRun } from './workers-run.ts';
 import { request } from '../dataplane/support/client.ts';
 import { hookWorkersOf, type WorkerHook } from '../support/thread-inspector.ts';
+import { waitFor } from '../support/wait.ts';
 
 interface Config {
   version: string;
@@ -22,36 +23,23 @@ interface Config {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('sluice run --workers 2: a version that crashes every worker', () => {
+  let run: WorkersRun;
   let dir: string;
-  let backend: NamedBackend;
   let sluice: SluiceProcess;
   let port: number;
   let hook: WorkerHook | null = null;
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'sluice-workers-crash-'));
-    backend = await startNamedBackend('app');
-    writeFileSync(join(dir, 'gateway.yaml'), GATEWAY_YAML);
-    writeFileSync(join(dir, 'service.yaml'), serviceYaml('app', backend));
-    writeFileSync(join(dir, 'route.yaml'), versionedRouteYaml(1));
-    port = await freePort();
-    sluice = await startSluice(['--manifests', dir, '--workers', '2', '--listener-port-offset', String(port - 80)], 60_000, { nodeArgs: ['--inspect=127.0.0.1:0'] });
+    run = await startWorkersRun('workers-crash', 1, { nodeArgs: ['--inspect=127.0.0.1:0'] });
+    ({ dir, sluice, port } = run);
   }, 90_000);
   afterAll(async () => {
     await hook?.stop();
-    await sluice?.stop();
-    await backend?.close();
-    rmSync(dir, { recursive: true, force: true });
+    await run?.stop();
   });
 
   const config = async (): Promise<Config> => (await (await fetch(`${sluice.admin}/api/config`)).json()) as Config;
   const answers = async () => Promise.all(Array.from({ length: 10 }, async () => (await request(port, '/')).headers['x-version']));
-  async function until(what: string, done: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!(await done())) {
-      if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms\n${sluice.logs()}`);
-      await sleep(100);
-    }
-  }
+  const until = (what: string, done: () => boolean | Promise<boolean>) => waitFor(what, async () => (await done()) || undefined, 30_000);
 
   it('is rejected after 3 deaths in a row: the last good version keeps serving and stays the one shown; the next change is applied', async () => {
     const first = await config();

@@ -4,11 +4,11 @@
 // the watchdog ends both, their replacements start on the newest version — and the process takes
 // it: /api/config and /readyz converge on it without another change to the files.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { GATEWAY_YAML, serviceYaml, startNamedBackend, versionedRouteYaml, type NamedBackend } from './backends.ts';
-import { freePort, startSluice, type SluiceProcess } from '../support/sluice-process.ts';
+import { versionedRouteYaml } from './backends.ts';
+import type { SluiceProcess } from '../support/sluice-process.ts';
+import { startWorkersRun, type WorkersRun } from './workers-run.ts';
 import { request } from '../dataplane/support/client.ts';
 import { inspectWorkersOf, type InspectedThread } from '../support/thread-inspector.ts';
 
@@ -18,25 +18,18 @@ interface Config {
 }
 
 describe('sluice run --workers 2: a version the workers serve only after the bounded wait', () => {
+  let run: WorkersRun;
   let dir: string;
-  let backend: NamedBackend;
   let sluice: SluiceProcess;
   let port: number;
   let threads: InspectedThread[] = [];
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'sluice-workers-late-'));
-    backend = await startNamedBackend('app');
-    writeFileSync(join(dir, 'gateway.yaml'), GATEWAY_YAML);
-    writeFileSync(join(dir, 'service.yaml'), serviceYaml('app', backend));
-    writeFileSync(join(dir, 'route.yaml'), versionedRouteYaml(1));
-    port = await freePort();
-    sluice = await startSluice(['--manifests', dir, '--workers', '2', '--listener-port-offset', String(port - 80)], 60_000, { nodeArgs: ['--inspect=127.0.0.1:0'] });
+    run = await startWorkersRun('workers-late', 1, { nodeArgs: ['--inspect=127.0.0.1:0'] });
+    ({ dir, sluice, port } = run);
   }, 90_000);
   afterAll(async () => {
     for (const thread of threads) await thread.detach();
-    await sluice?.stop();
-    await backend?.close();
-    rmSync(dir, { recursive: true, force: true });
+    await run?.stop();
   });
 
   const config = async (): Promise<Config> => (await (await fetch(`${sluice.admin}/api/config`)).json()) as Config;

@@ -4,8 +4,6 @@
 // the version is acknowledged as rejected (SLU_VERSION_REJECTED, still serving the last good one),
 // /api/config and the answers stay on the last good version, and a newer version is applied.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
 import pino from 'pino';
 import { SnapshotServer } from '../../controller/publish/server.ts';
 import type { HttpIR, IR } from '../../ir/types.ts';
@@ -14,16 +12,14 @@ import { podCounts } from '../dataplane/support/client.ts';
 import { startEchoServer, type EchoServer } from '../dataplane/support/echo-server.ts';
 import { backend, forwardTo, prefix, route, singleHostIR } from '../dataplane/support/ir.ts';
 import { freePort } from '../support/ports.ts';
-
-const ROOT = join(import.meta.dirname, '..', '..');
+import { startDataplaneProcess, type DataplaneProcess } from '../support/dataplane-process.ts';
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe.each(['1', '2'])('sluice dataplane --workers %s: a version its dataplane refuses', (workers) => {
   let a: EchoServer;
   let b: EchoServer;
   let server: SnapshotServer;
-  let child: ChildProcess;
-  let output = '';
+  let dataplane: DataplaneProcess;
   let port: number;
   let adminPort: number;
   const name = `dp-rejected-${workers}`;
@@ -33,17 +29,11 @@ describe.each(['1', '2'])('sluice dataplane --workers %s: a version its dataplan
     server = new SnapshotServer({ address: '127.0.0.1:0', logger: pino({ level: 'silent' }), leader: () => ({ isLeader: true }) });
     await server.listen();
     [port, adminPort] = [await freePort(), await freePort()];
-    child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', join(ROOT, 'bin', 'sluice.js'), 'dataplane', '--controller', server.url(), '--name', name, '--workers', workers, '--bpf', 'off', '--admin-address', `127.0.0.1:${adminPort}`], { stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout!.on('data', (d) => (output += d));
-    child.stderr!.on('data', (d) => (output += d));
+    dataplane = startDataplaneProcess(server.url(), name, adminPort, Number(workers));
   });
 
   afterAll(async () => {
-    if (child && child.exitCode === null) {
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGTERM');
-      await exited;
-    }
+    await dataplane?.stop();
     await server?.close();
     await Promise.all([a?.close(), b?.close()]);
   });
@@ -59,7 +49,7 @@ describe.each(['1', '2'])('sluice dataplane --workers %s: a version its dataplan
     const deadline = Date.now() + 60_000;
     const state = () => server.acks().find((s) => s.name === name);
     while (state()?.lastAck?.version !== version) {
-      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`no acknowledgement of ${version}:\n${output}`);
+      if (dataplane.exitCode() !== null || Date.now() > deadline) throw new Error(`no acknowledgement of ${version}:\n${dataplane.output()}`);
       await sleep(50);
     }
     return state()!;
@@ -81,7 +71,7 @@ describe.each(['1', '2'])('sluice dataplane --workers %s: a version its dataplan
     expect(shown.version).toBe(v1.version);
     if (workers === '2') expect(shown.workers).toEqual([{ worker: 0, version: v1.version }, { worker: 1, version: v1.version }]);
     expect(await podCounts(port, '/r', 20)).toEqual({ a: 20 });
-    expect(output).toMatch(/version \S+ rejected; still serving /);
+    expect(dataplane.output()).toMatch(/version \S+ rejected; still serving /);
 
     const v3 = publish(irTo(b));
     expect((await ackOf(v3.version)).lastAck?.ok).toBe(true);

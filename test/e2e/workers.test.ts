@@ -3,11 +3,11 @@
 // limit is one limit across the workers (shared memory), and /metrics sums what each worker counted.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import http from 'node:http';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { GATEWAY_YAML, serviceYaml, startNamedBackend, versionedRouteYaml, type NamedBackend } from '../e2e/backends.ts';
-import { freePort, startSluice, type SluiceProcess } from '../support/sluice-process.ts';
+import { versionedRouteYaml } from '../e2e/backends.ts';
+import type { SluiceProcess } from '../support/sluice-process.ts';
+import { startWorkersRun, type WorkersRun } from './workers-run.ts';
 import { request, type Response } from '../dataplane/support/client.ts';
 
 type Reply = Response;
@@ -38,8 +38,8 @@ function samples(text: string, name: string): { labels: string; value: number }[
 }
 
 describe('sluice run --workers 2', () => {
+  let run: WorkersRun;
   let dir: string;
-  let backend: NamedBackend;
   let sluice: SluiceProcess;
   let port: number;
   /** Every response this file received from the gateway: what /metrics must add up to. */
@@ -51,19 +51,12 @@ describe('sluice run --workers 2', () => {
   };
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'sluice-workers-'));
-    backend = await startNamedBackend('app');
-    writeFileSync(join(dir, 'gateway.yaml'), GATEWAY_YAML);
-    writeFileSync(join(dir, 'service.yaml'), serviceYaml('app', backend));
-    writeFileSync(join(dir, 'route.yaml'), versionedRouteYaml(0));
-    port = await freePort();
-    sluice = await startSluice(['--manifests', dir, '--workers', '2', '--listener-port-offset', String(port - 80)], 60_000);
+    run = await startWorkersRun('workers', 0);
+    ({ dir, sluice, port } = run);
   }, 90_000);
 
   afterAll(async () => {
-    await sluice?.stop();
-    await backend?.close();
-    rmSync(dir, { recursive: true, force: true });
+    await run?.stop();
   });
 
   it('serves every request across 15 configuration changes (new connections and keep-alive alike), then the last version from both workers', async () => {

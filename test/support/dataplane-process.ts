@@ -1,0 +1,31 @@
+// `sluice dataplane`, a real process subscribed to a snapshot server (controller/publish/server.ts
+// in the test), eBPF off: its output collected, stopped with SIGTERM.
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+
+export interface DataplaneProcess {
+  /** Its exit code, null while it runs. */
+  exitCode(): number | null;
+  /** Everything it wrote (stdout and stderr). */
+  output(): string;
+  stop(): Promise<void>;
+}
+
+export function startDataplaneProcess(controllerUrl: string, name: string, adminPort: number, workers: number): DataplaneProcess {
+  const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', join(ROOT, 'bin', 'sluice.js'), 'dataplane', '--controller', controllerUrl, '--name', name, '--workers', String(workers), '--bpf', 'off', '--admin-address', `127.0.0.1:${adminPort}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (d) => (output += d));
+  child.stderr.on('data', (d) => (output += d));
+  return {
+    exitCode: () => child.exitCode,
+    output: () => output,
+    stop: async () => {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
