@@ -563,13 +563,14 @@ export class WorkerPool {
    * on it; every worker serving still serves it), and one awaited late is given up. Logged with its
    * code and counted.
    */
-  private reject(code: VersionRejected['code'], reason: 'rejected' | 'crashed', why?: string): void {
+  private reject(code: VersionRejected['code'], reason: 'rejected' | 'crashed', why: string): void {
     const bad = this.current!.version;
     this.current = this.good;
     this.deaths = null;
     this.rejections.inc({ reason });
-    const serving = this.good?.version ?? 'nothing';
-    if (why !== undefined) this.logger.error({ code, version: bad, serving }, `${code} version ${bad} ${why}: rejected; replacements start on ${serving}, the version served`);
+    const serving = this.good?.version ?? null;
+    const then = serving === null ? 'no version was served before it: a replacement serves nothing until a newer one' : `replacements start on ${serving}, the version served`;
+    this.logger.error({ code, version: bad, serving }, `${code} version ${bad} ${why}: rejected; ${then}`);
     this.settleLate(null);
   }
 
