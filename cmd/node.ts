@@ -18,6 +18,9 @@ import { VersionLate, VersionRejected, WorkerFlows, WorkerMetricsRegistry, Worke
 import { VERSION_REJECTED } from './worker-messages.ts';
 import { newSessionKey } from '../dataplane/upstream/session.ts';
 
+/** The kernel part of no version: no Service VIP, no policy. */
+const NO_L4: L4IR = { services: [] };
+
 export interface BpfOptions {
   /** on: refuse to start without eBPF; auto: use it when the machine allows, else say why once. */
   mode: 'auto' | 'on' | 'off';
@@ -61,6 +64,8 @@ export interface DataplaneNodeOptions {
 interface Proxy {
   readonly version: string | null;
   apply(version: string, http: HttpIR, l4?: L4IR): Promise<ApplyResult>;
+  /** Whether apply() refuses a version at once (WorkerPool: it crashed the workers before). */
+  refuses?(version: string): boolean;
   close(): Promise<void>;
 }
 
@@ -89,6 +94,10 @@ export class DataplaneNode {
   private readonly logger: Logger;
   /** The cgroup eBPF attached to when Sluice made it; released on close. */
   private readonly dedicatedCgroup: DedicatedCgroup | null;
+  /** The IR last served (null before the first): the kernel part a refused version's is replaced by. */
+  private good: IR | null = null;
+  /** Versions given to the kernel, counted: one refused late is rolled back only while no newer one was given. */
+  private given = 0;
 
   constructor(options: DataplaneNodeOptions) {
     const { logger, registry } = options;
@@ -163,30 +172,64 @@ export class DataplaneNode {
 
   /**
    * Applies one IR version (logging each port that could not be bound). The kernel learns the VIPs
-   * before the proxy starts connecting to them.
-   * Throws when the BPF maps cannot be written; the proxy then keeps the last good version. Throws
-   * VersionRejected when the dataplane refused the version (every worker's, or the one thread's):
-   * the last good one keeps serving. With --workers, VersionLate when no worker applied it in time
-   * (its `late` settles as this would have).
+   * before the proxy starts connecting to them, so a version is all or nothing from the outside: one
+   * the proxy does not serve has its kernel part replaced by the served version's again.
+   * Throws when the BPF maps cannot be written (the agent puts back what they held); the proxy then
+   * keeps the last good version. Throws VersionRejected when the dataplane refused the version
+   * (every worker's, or the one thread's): the last good one keeps serving, in the kernel too. With
+   * --workers, VersionLate when no worker applied it in time (its `settled` settles as this would
+   * have, the kernel rolled back when it is rejected).
    */
   async apply(ir: IR): Promise<ApplyResult> {
+    // Known bad (it crashed the workers before): refused (and counted) by the pool at once, the kernel not even written.
+    if (this.dataplane.refuses?.(ir.version) === true) await this.dataplane.apply(ir.version, ir.http, ir.l4);
     this.agent?.apply(ir.l4);
+    const given = ++this.given;
     const http = this.agent ? viaServiceVips(ir.http, ir.l4) : ir.http;
     let outcome: ApplyResult;
     try {
       outcome = await this.dataplane.apply(ir.version, http, ir.l4);
     } catch (err) {
-      if (err instanceof VersionLate) throw new VersionLate(err.message, err.late.then((late) => late && this.served(ir, late)));
+      if (err instanceof VersionLate) {
+        throw new VersionLate(err.message, err.settled.then((settled) => {
+          if (settled instanceof VersionRejected) this.restoreKernel(ir, given);
+          else if (settled !== null) this.served(ir, settled);
+          return settled;
+        }));
+      }
+      // Refused or failed: the proxy keeps the last good version, and so does the kernel.
+      this.restoreKernel(ir, given);
       throw err;
     }
     // The one-thread Dataplane answers a version it refused (a compile error) with every listener
     // failed and keeps the last good table: not served, as the workers report it.
-    if (this.dataplane.version !== ir.version) throw new VersionRejected(VERSION_REJECTED, `version ${ir.version} was not applied (${outcome.listeners.find((l) => l.error !== undefined)?.error ?? 'refused'}); still serving ${this.dataplane.version ?? 'nothing'}`);
+    if (this.dataplane.version !== ir.version) {
+      this.restoreKernel(ir, given);
+      throw new VersionRejected(VERSION_REJECTED, `version ${ir.version} was not applied (${outcome.listeners.find((l) => l.error !== undefined)?.error ?? 'refused'}); still serving ${this.dataplane.version ?? 'nothing'}`);
+    }
     return this.served(ir, outcome);
+  }
+
+  /**
+   * The kernel part of a version the proxy does not serve replaced by the served version's (none
+   * before the first: Service VIPs and policy of no version), unless a newer version was given to
+   * the kernel since. Rewriting only overwrites what differs and deletes last, as every version's
+   * write; a write that fails leaves the maps as they were before it (BpfAgent.apply).
+   */
+  private restoreKernel(refused: IR, given: number): void {
+    if (this.agent === null || given !== this.given) return;
+    const serving = this.good?.version ?? null;
+    try {
+      this.agent.apply(this.good?.l4 ?? NO_L4);
+      this.logger.warn({ version: refused.version, serving }, `eBPF: version ${refused.version} is not served; its Service VIPs and network policy were taken out of the kernel again (${serving === null ? 'no version is served' : `back to version ${serving}, the one served`})`);
+    } catch (err) {
+      this.logger.error({ version: refused.version, serving, err: (err as Error).message }, `eBPF: version ${refused.version} is not served, and its kernel part could not be replaced: ${(err as Error).message}`);
+    }
   }
 
   /** What follows a version served: the access log's Gateways, each port not bound logged. */
   private served(ir: IR, outcome: ApplyResult): ApplyResult {
+    this.good = ir;
     this.accessLog.configure(gatewayAccessLogs(ir.http));
     for (const l of outcome.listeners) if (!l.ok) this.logger.error({ listener: l.name, error: l.error }, `cannot listen on ${l.name}: ${l.error ?? 'failed'}`);
     return outcome;

@@ -141,8 +141,10 @@ export async function runStandalone(options: StandaloneOptions): Promise<Running
         if (err instanceof VersionRejected) problemLog.update([...problems, { code: err.code, message: err.detail }]);
         // With --workers, one the workers apply after the wait (or their replacements do) is served
         // after all: reconcile again then to take it (its statuses, /api/config, /readyz).
-        if (err instanceof VersionLate) void err.late.then((late) => {
+        if (err instanceof VersionLate) void err.settled.then((late) => {
           if (late === null) return;
+          // Rejected after all (it ended the replacements too): listed as a refusal at once is.
+          if (late instanceof VersionRejected) return problemLog.update([...problems, { code: late.code, message: late.detail }]);
           retryApply = true;
           scheduler.schedule();
         });

@@ -189,6 +189,9 @@ export const WORKER_CRASH_WINDOW_MS = 120_000;
 /** Versions rejected for ending their workers that are remembered (applied again, refused at once, not crashed again). */
 const MAX_CRASHED_VERSIONS = 16;
 
+/** Counted by the pool per version, not summed from the workers (each counts every version it applies). */
+const CONFIG_APPLIES = 'sluice_config_applies_total';
+
 /** Versions sent to a worker and not acknowledged yet that are remembered (a late acknowledgement must name one). */
 const MAX_UNACKNOWLEDGED = 64;
 
@@ -213,16 +216,20 @@ interface Slot {
 /**
  * Thrown by WorkerPool.apply when no worker acknowledged the version within the bound, and none
  * failed it: the workers may still apply it (a slow version), or their replacements will (the
- * watchdog ends a stuck one; a replacement starts on the newest version). `late` resolves with the
- * result once every worker serves it — the pool's `version` is then this one — or with null when
- * a newer version is applied first, or the pool closes.
+ * watchdog ends a stuck one; a replacement starts on the newest version). `settled` resolves with
+ * the result once every worker serves it — the pool's `version` is then this one —, with the
+ * VersionRejected when it is rejected meanwhile (it ended its replacements too: SLU_VERSION_CRASHED),
+ * or with null when a newer version is applied first, or the pool closes. `late`: the result, or
+ * null for either of the last two.
  */
 export class VersionLate extends Error {
+  readonly settled: Promise<ApplyResult | VersionRejected | null>;
   readonly late: Promise<ApplyResult | null>;
 
-  constructor(message: string, late: Promise<ApplyResult | null>) {
+  constructor(message: string, settled: Promise<ApplyResult | VersionRejected | null>) {
     super(message);
-    this.late = late;
+    this.settled = settled;
+    this.late = settled.then((result) => (result instanceof VersionRejected ? null : result));
   }
 }
 
@@ -296,8 +303,10 @@ export class WorkerPool {
   /** Versions rejected for ending their workers (newest last). */
   private readonly crashed: string[] = [];
   private readonly rejections: Counter<'reason'>;
-  /** The version apply() gave up waiting for (VersionLate), until every worker serves it or a newer one comes. */
-  private late: { version: string; settle(result: ApplyResult | null): void } | null = null;
+  /** The version apply() gave up waiting for (VersionLate), until every worker serves it, it is rejected, or a newer one comes. */
+  private late: { version: string; settle(result: ApplyResult | VersionRejected | null): void } | null = null;
+  /** sluice_config_applies_total, counted here once per version (the workers' own, one per worker, are left out). */
+  private readonly applies: Counter<'result'>;
   /** Versions go to workers as deltas: only what changed is cloned, and the workers' compilers reuse the rest. */
   private readonly encoder = new IrDeltaEncoder();
   private redis: RedisSettings | null = null;
@@ -338,6 +347,12 @@ export class WorkerPool {
       labelNames: ['reason'],
       registers,
     });
+    this.applies = new Counter({
+      name: CONFIG_APPLIES,
+      help: 'Configuration versions applied or rejected, by result (applied, rejected): once per version, whatever the worker count',
+      labelNames: ['result'],
+      registers,
+    });
     this.timeoutMs = options.timeoutMs ?? WORKER_TIMEOUT_MS;
     this.watchdogMs = options.watchdogMs ?? this.timeoutMs;
     for (let i = 0; i < options.count; i++) this.slots[i] = this.spawn(i);
@@ -370,8 +385,24 @@ export class WorkerPool {
    * the last good version stays the one served, and the one replacements start on).
    */
   async apply(version: string, http: HttpIR, l4?: L4IR): Promise<ApplyResult> {
+    try {
+      const result = await this.applyVersion(version, http, l4);
+      this.applies.inc({ result: 'applied' });
+      return result;
+    } catch (err) {
+      if (err instanceof VersionRejected) this.applies.inc({ result: 'rejected' });
+      throw err;
+    }
+  }
+
+  /** Whether apply() refuses `version` at once (it ended its workers before): a caller may skip what it does before applying. */
+  refuses(version: string): boolean {
+    return this.crashed.includes(version);
+  }
+
+  private async applyVersion(version: string, http: HttpIR, l4?: L4IR): Promise<ApplyResult> {
     this.settleLate(null);
-    if (this.crashed.includes(version)) throw new VersionRejected(VERSION_CRASHED, `version ${version} ended its workers ${WORKER_CRASH_LIMIT} times in a row before: not sent again; still serving ${this.good?.version ?? 'nothing'}`);
+    if (this.refuses(version)) throw new VersionRejected(VERSION_CRASHED, `version ${version} ended its workers ${WORKER_CRASH_LIMIT} times in a row before: not sent again; still serving ${this.good?.version ?? 'nothing'}`);
     this.current = { version, http, l4 };
     this.deaths = { version, at: [] };
     const delta = JSON.stringify(this.encoder.encode(http, l4));
@@ -390,7 +421,7 @@ export class WorkerPool {
       if (this.crashed.includes(version)) throw new VersionRejected(VERSION_CRASHED, `${why}; it ended its workers ${WORKER_CRASH_LIMIT} times in a row`);
       // None refused it (too slow, or ended meanwhile: replacements start on it): it may still be served.
       if (this.current?.version === version && lagging.every((l) => (l.error as { timedOut?: boolean; exited?: boolean }).timedOut === true || (l.error as { exited?: boolean }).exited === true)) {
-        const late = new Promise<ApplyResult | null>((settle) => (this.late = { version, settle }));
+        const late = new Promise<ApplyResult | VersionRejected | null>((settle) => (this.late = { version, settle }));
         this.converged();
         throw new VersionLate(why, late);
       }
@@ -571,7 +602,8 @@ export class WorkerPool {
     const serving = this.good?.version ?? null;
     const then = serving === null ? 'no version was served before it: a replacement serves nothing until a newer one' : `replacements start on ${serving}, the version served`;
     this.logger.error({ code, version: bad, serving }, `${code} version ${bad} ${why}: rejected; ${then}`);
-    this.settleLate(null);
+    // Awaited late (its apply() returned VersionLate): it is refused now.
+    this.settleLate(new VersionRejected(code, `version ${bad} ${why}; still serving ${serving ?? 'nothing'}`));
   }
 
   /** A worker ended while it applied the current version (its acknowledgement outstanding): counted against the version. */
@@ -587,10 +619,13 @@ export class WorkerPool {
     this.reject(VERSION_CRASHED, 'crashed', `ended its workers ${deaths.at.length} times in a row (within ${WORKER_CRASH_WINDOW_MS / 1000} s) while they applied it`);
   }
 
-  private settleLate(result: ApplyResult | null): void {
+  /** Ends the wait for a late version; one applied or rejected after apply() returned is counted here. */
+  private settleLate(result: ApplyResult | VersionRejected | null): void {
     const late = this.late;
     this.late = null;
-    late?.settle(result);
+    if (late === null) return;
+    if (result !== null) this.applies.inc({ result: result instanceof VersionRejected ? 'rejected' : 'applied' });
+    late.settle(result);
   }
 
   private exited(slot: Slot, code: number, error: Error | null): void {
@@ -673,8 +708,10 @@ export class WorkerPool {
       this.live().map(async (slot) => {
         const answer = await this.ask(slot, { type: 'metrics', id: 0 });
         if (answer?.type !== 'metrics') return null;
-        if (this.slots[slot.index] === slot) this.lastMetrics.set(slot, answer.metrics);
-        return { index: slot.index, metrics: answer.metrics };
+        // Each worker counts every version it applies: the pool counts each version once instead.
+        const metrics = answer.metrics.filter((m) => m.name !== CONFIG_APPLIES);
+        if (this.slots[slot.index] === slot) this.lastMetrics.set(slot, metrics);
+        return { index: slot.index, metrics };
       }),
     );
     const retired = this.retired.length > 0 ? [this.retired] : [];

@@ -10,10 +10,10 @@ import { Counter, type Registry } from 'prom-client';
 import { IDENTITY_INGRESS, type L4IR } from '../../ir/types.ts';
 import { loadNative, type LoadedObject, type RingBufHandle, type SluiceBpfNative } from '../native/index.ts';
 import { COUNTER, COUNTER_SLOTS, checkCodec, decodeFlowEvent, u32Key } from './codec.ts';
-import { MAP_ORDER, desiredState, type ManagedMap } from './desired.ts';
+import { MAP_ORDER, desiredState, type DesiredOptions, type DesiredState, type ManagedMap } from './desired.ts';
 import { bpfUnavailableReason } from './environment.ts';
 import { FlowContext, flowMatches, type FlowFilter, type FlowRecord } from './flows.ts';
-import { reconcileMaps, type MapHandle, type ReconcileStats } from './reconcile.ts';
+import { reconcileOrRestore, type MapHandle, type ReconcileStats } from './reconcile.ts';
 
 export const DEFAULT_PIN_DIR = '/sys/fs/bpf/sluice';
 export const OBJECTS_DIR = join(import.meta.dirname, '..', 'build');
@@ -46,6 +46,8 @@ export class BpfAgent {
   private readonly verdicts: Counter<'verdict' | 'direction' | 'namespace'> | null;
   private lastCounters = new Array<number>(COUNTER_SLOTS).fill(0);
   private closed = false;
+  /** The state last written whole (null before the first apply): what a failed write goes back to. */
+  private written: DesiredState | null = null;
 
   /** Loads and attaches, or says why it cannot (never throws for a missing capability). */
   static start(options: AgentOptions): AgentStart {
@@ -122,16 +124,22 @@ export class BpfAgent {
     }
   }
 
-  /** Writes the maps for this IR; returns what changed. */
+  /**
+   * Writes the maps for this IR; returns what changed. All or nothing: when a write fails (the
+   * kernel refuses an entry, or memory) the maps are put back to the state last written whole —
+   * none before the first: emptied — and the error thrown says whether that worked.
+   */
   apply(l4: L4IR): ReconcileStats {
-    const { state, skipped } = desiredState(l4, {
-      gatewayCgroups: [{ id: this.cgroupId, identity: IDENTITY_INGRESS }],
-      traceForwarded: this.options.traceForwarded ?? true,
-    });
+    const { state, skipped } = desiredState(l4, this.desiredOptions());
     for (const line of skipped) this.options.logger.warn({ component: 'bpf' }, line);
-    const stats = reconcileMaps(this.native, this.maps, state);
+    const stats = reconcileOrRestore(this.native, this.maps, state, this.written ?? desiredState({ services: [] }, this.desiredOptions()).state);
+    this.written = state;
     this.context.update(l4);
     return stats;
+  }
+
+  private desiredOptions(): DesiredOptions {
+    return { gatewayCgroups: [{ id: this.cgroupId, identity: IDENTITY_INGRESS }], traceForwarded: this.options.traceForwarded ?? true };
   }
 
   /** Kernel counters summed over CPUs, indexed by COUNTER. */

@@ -49,6 +49,26 @@ export function reconcileMaps(ops: MapOps, maps: Record<ManagedMap, MapHandle>, 
   return stats;
 }
 
+/**
+ * reconcileMaps, all or nothing: when a write fails the maps are brought back to `previous` (the
+ * state they held, written whole before) and the error is thrown, saying whether they were. A
+ * write fails before any stale entry is deleted (deletes come last), so going back rewrites keys
+ * that are all still there — it needs no room a full map lacks — and deletes what was added.
+ */
+export function reconcileOrRestore(ops: MapOps, maps: Record<ManagedMap, MapHandle>, desired: DesiredState, previous: DesiredState): ReconcileStats {
+  try {
+    return reconcileMaps(ops, maps, desired);
+  } catch (err) {
+    const failure = (err as Error).message;
+    try {
+      reconcileMaps(ops, maps, previous);
+    } catch (again) {
+      throw new Error(`BPF maps not written (${failure}), and not restored (${(again as Error).message}): they hold part of both until the next version is written whole`, { cause: err });
+    }
+    throw new Error(`BPF maps not written (${failure}): restored to the version before`, { cause: err });
+  }
+}
+
 function existingKeys(ops: MapOps, map: MapHandle): Map<string, Buffer> {
   const keys = new Map<string, Buffer>();
   let key = ops.mapNextKey(map.fd, null, map.keySize);

@@ -4,8 +4,9 @@ import { describe, expect, it } from '@jest/globals';
 import { LAYOUT, checkCodec, decodeFlowEvent, ipcacheKey, policyKey, portBlocks, svcKey, type FlowEvent } from '../../bpf/agent/codec.ts';
 import { FlowContext } from '../../bpf/agent/flows.ts';
 import { flowMatches, type Flow } from '../../ir/flow.ts';
-import type { L4Policy } from '../../ir/types.ts';
-import { MAP_ORDER, desiredState, stableIds } from '../../bpf/agent/desired.ts';
+import type { L4IR, L4Policy, L4Service } from '../../ir/types.ts';
+import { MAP_ORDER, desiredState, stableIds, type ManagedMap } from '../../bpf/agent/desired.ts';
+import { reconcileMaps, reconcileOrRestore, type MapHandle, type MapOps } from '../../bpf/agent/reconcile.ts';
 import { maglevQuotas, maglevTable } from '../../bpf/agent/maglev.ts';
 
 describe('codec', () => {
@@ -146,5 +147,63 @@ describe('desired state', () => {
     expect(skipped).toEqual(['service/a/v6/port/80: VIP fd00::1 is not IPv4', 'service/a/web/port/80: endpoint fd00::2 is not IPv4']);
     expect(state.sl_services.size).toBe(1);
     expect([...state.sl_services.values()][0]!.describe).toContain('1 endpoints');
+  });
+});
+
+describe('a map write that fails', () => {
+  // An in-memory stand-in for the kernel maps: a failing bpf_map_update_elem cannot be provoked on
+  // demand for real (the agent's maps hold 64–256 k entries, and pinned maps of another size are not reused).
+  const memoryMaps = () => {
+    const maps = new Map<number, Map<string, Buffer>>();
+    /** `after`: writes that succeed before one fails; `then`: whether every later one fails too. */
+    const failing = { after: Infinity, then: false, failed: false };
+    const ops: MapOps = {
+      mapUpdate(fd, key, value) {
+        if (failing.failed ? failing.then : failing.after-- <= 0) {
+          failing.failed = true;
+          throw Object.assign(new Error('mapUpdate: Argument list too long'), { code: 'E2BIG' });
+        }
+        maps.get(fd)!.set(key.toString('hex'), Buffer.from(value));
+      },
+      mapLookup: (fd, key) => maps.get(fd)!.get(key.toString('hex')) ?? null,
+      mapDelete: (fd, key) => maps.get(fd)!.delete(key.toString('hex')),
+      mapNextKey(fd, key) {
+        const keys = [...maps.get(fd)!.keys()].sort();
+        const next = key === null ? keys[0] : keys.find((k) => k > key.toString('hex'));
+        return next === undefined ? null : Buffer.from(next, 'hex');
+      },
+    };
+    const handles = Object.fromEntries(MAP_ORDER.map((name, fd) => (maps.set(fd, new Map()), [name, { fd, keySize: 0, valueSize: 0 }]))) as Record<ManagedMap, MapHandle>;
+    const contents = () => MAP_ORDER.map((name) => [...maps.get(handles[name].fd)!.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k}=${v.toString('hex')}`));
+    return { ops, handles, contents, failing };
+  };
+  const service = (vip: string, endpoint: string): L4Service => ({ name: `service/a/${vip}/port/80`, origin: { kind: 'Service', namespace: 'a', name: vip }, vip, port: 80, protocol: 'TCP', affinity: 'random', endpoints: [{ address: endpoint, port: 8080, weight: 1 }] });
+  const state = (l4: L4IR) => desiredState(l4, { gatewayCgroups: [{ id: 7n, identity: 8 }], traceForwarded: true }).state;
+  const before = state({ services: [service('10.96.0.1', '10.0.0.1'), service('10.96.0.2', '10.0.0.2')] });
+  const after = state({ services: [service('10.96.0.1', '10.0.0.9'), service('10.96.0.3', '10.0.0.3')] });
+  /** Maps holding `before`, whose next writes fail after `after` succeed. */
+  const holdingBefore = (after: number, then: boolean) => {
+    const m = memoryMaps();
+    reconcileMaps(m.ops, m.handles, before);
+    Object.assign(m.failing, { after, then });
+    return m;
+  };
+
+  it('leaves the maps as the version before held them (new entries taken out, changed ones put back), and says so; the next write is whole', () => {
+    const m = holdingBefore(2, false);
+    const held = m.contents();
+    // Fails midway: new backends written, the tables and services not yet.
+    expect(() => reconcileOrRestore(m.ops, m.handles, after, before)).toThrow(/^BPF maps not written \(mapUpdate: Argument list too long\): restored to the version before$/);
+    expect(m.contents()).toEqual(held);
+    reconcileOrRestore(m.ops, m.handles, after, before);
+    const whole = memoryMaps();
+    reconcileMaps(whole.ops, whole.handles, after);
+    expect(m.contents()).toEqual(whole.contents());
+  });
+
+  it('says when the maps could not be put back either', () => {
+    // Fails after a changed entry was written (the first VIP's table): going back must write it again, and cannot.
+    const m = holdingBefore(3, true);
+    expect(() => reconcileOrRestore(m.ops, m.handles, after, before)).toThrow(/^BPF maps not written \(.+\), and not restored \(.+\): they hold part of both until the next version is written whole$/);
   });
 });

@@ -51,6 +51,8 @@ describe('worker pool: a version that is refused or crashes its workers', () => 
       expect(logs.find((l) => l.code === 'SLU_VERSION_REJECTED')?.msg).toMatch(/^SLU_VERSION_REJECTED version v2 was not applied by any worker \(configuration rejected: .+\): rejected; replacements start on v1, the version served$/);
       expect(await counted(registry, 'sluice_worker_versions_rejected_total')).toEqual({ rejected: 1 });
       expect(await counted(registry, 'sluice_worker_apply_failures_total')).toEqual({ '0,rejected': 1, '1,rejected': 1 });
+      // Once per version, not once per worker that applied or refused it.
+      expect(await counted(registry, 'sluice_config_applies_total')).toEqual({ applied: 1, rejected: 1 });
       // Refused, not broken: no worker was ended for it.
       expect(await counted(registry, 'sluice_worker_restarts_total')).toEqual({});
 
@@ -64,6 +66,8 @@ describe('worker pool: a version that is refused or crashes its workers', () => 
       expect((await pool.apply('v3', irFor('/', b))).version).toBe('v3');
       expect(pool.workerVersions()).toEqual([{ worker: 0, version: 'v3' }, { worker: 1, version: 'v3' }]);
       expect(await answers('/r')).toEqual({ b: 20 });
+      // The replacement's own apply of v1 is no version applied.
+      expect(await counted(registry, 'sluice_config_applies_total')).toEqual({ applied: 2, rejected: 1 });
     } finally {
       await pool.close();
     }
@@ -79,8 +83,15 @@ describe('worker pool: a version that is refused or crashes its workers', () => 
       const failed = await pool.apply('v2', irFor('/crash-me', b)).then(() => null, (error: unknown) => error);
       // Both workers ended at once: the version may yet be served by their replacements (late);
       // the first replacement that dies on it too makes it rejected, and the late wait gives up.
-      if (failed instanceof VersionLate) expect(await failed.late).toBeNull();
-      else expect((failed as VersionRejected).code).toBe('SLU_VERSION_CRASHED');
+      if (failed instanceof VersionLate) {
+        const settled = await failed.settled;
+        expect(settled).toBeInstanceOf(VersionRejected);
+        expect((settled as VersionRejected).code).toBe('SLU_VERSION_CRASHED');
+        expect((settled as VersionRejected).detail).toMatch(new RegExp(`^version v2 ended its workers ${WORKER_CRASH_LIMIT} times in a row \\(within 120 s\\) while they applied it; still serving v1$`));
+        expect(await failed.late).toBeNull();
+      } else {
+        expect((failed as VersionRejected).code).toBe('SLU_VERSION_CRASHED');
+      }
       await until('both workers serving v1 again', () => pool.workerVersions().every((w) => w.version === 'v1'));
       expect(pool.version).toBe('v1');
       expect(await answers('/r')).toEqual({ a: 20 });
@@ -88,6 +99,7 @@ describe('worker pool: a version that is refused or crashes its workers', () => 
       const line = logs.find((l) => l.code === 'SLU_VERSION_CRASHED');
       expect(line?.msg).toMatch(new RegExp(`^SLU_VERSION_CRASHED version v2 ended its workers ${WORKER_CRASH_LIMIT} times in a row \\(within 120 s\\) while they applied it: rejected; replacements start on v1, the version served$`));
       expect(await counted(registry, 'sluice_worker_versions_rejected_total')).toEqual({ crashed: 1 });
+      expect(await counted(registry, 'sluice_config_applies_total')).toEqual({ applied: 1, rejected: 1 });
       // The two first workers, and replacements that had v2 in hand (the first of them made it the third death).
       const exits = (await counted(registry, 'sluice_worker_restarts_total')).exit ?? 0;
       expect(exits).toBeGreaterThanOrEqual(WORKER_CRASH_LIMIT);
@@ -97,6 +109,7 @@ describe('worker pool: a version that is refused or crashes its workers', () => 
       expect((await counted(registry, 'sluice_worker_restarts_total')).exit).toBe(exits);
 
       // Sent again (a controller re-sending it, a reconnect): refused at once, no worker ended.
+      expect(pool.refuses('v2')).toBe(true);
       const again = await pool.apply('v2', irFor('/crash-me', b)).then(() => null, (error: unknown) => error);
       expect((again as VersionRejected).code).toBe('SLU_VERSION_CRASHED');
       expect((await counted(registry, 'sluice_worker_restarts_total')).exit).toBe(exits);
@@ -105,6 +118,8 @@ describe('worker pool: a version that is refused or crashes its workers', () => 
       expect((await pool.apply('v3', irFor('/', b))).version).toBe('v3');
       expect(pool.workerVersions()).toEqual([{ worker: 0, version: 'v3' }, { worker: 1, version: 'v3' }]);
       expect(await answers('/r')).toEqual({ b: 20 });
+      // Each refusal of v2 once, whatever the worker count and the replacements.
+      expect(await counted(registry, 'sluice_config_applies_total')).toEqual({ applied: 2, rejected: 2 });
     } finally {
       await hook.stop();
       await pool.close();

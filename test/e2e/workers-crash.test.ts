@@ -58,6 +58,13 @@ describe('sluice run --workers 2: a version that crashes every worker', () => {
     expect(await answers()).toEqual(Array(10).fill('v1'));
     const metrics = await (await fetch(`${sluice.admin}/metrics`)).text();
     expect(metrics).toMatch(/^sluice_worker_versions_rejected_total\{reason="crashed"\} 1$/m);
+    // Once per version, however many workers (and replacements) applied or died on it.
+    const applies = (text: string) => Object.fromEntries([...text.matchAll(/^sluice_config_applies_total\{result="(\w+)"\} (\d+)$/gm)].map((m) => [m[1], Number(m[2])]));
+    expect(applies(metrics)).toEqual({ applied: 1, rejected: 1 });
+    // Listed among the problems from its first rejection (it came as a late apply that gave up), until a version is applied.
+    const problems = async () => ((await (await fetch(`${sluice.admin}/api/status`)).json()) as { problems: { code: string; message: string }[] }).problems;
+    await until('the first rejection listed', async () => (await problems()).some((p) => p.code === 'SLU_VERSION_CRASHED'));
+    expect((await problems()).find((p) => p.code === 'SLU_VERSION_CRASHED')?.message).toBe(`version ${/SLU_VERSION_CRASHED version (\S+) ended/.exec(sluice.logs())?.[1]} ended its workers 3 times in a row (within 120 s) while they applied it; still serving ${first.version}`);
     // No restart loop: the replacements on the last good version stay up.
     const exits = (text: string) => Number(/^sluice_worker_restarts_total\{reason="exit"\} (\d+)$/m.exec(text)?.[1]);
     expect(exits(metrics)).toBeGreaterThanOrEqual(3);
@@ -71,15 +78,17 @@ describe('sluice run --workers 2: a version that crashes every worker', () => {
     });
     expect(await answers()).toEqual(Array(10).fill('v3'));
     const served = (await config()).version;
+    await until('the first rejection resolved', async () => !(await problems()).some((p) => p.code === 'SLU_VERSION_CRASHED'));
 
     // The crashing version again (the files changed back to it): refused at once — no worker
     // ends — and listed among the problems until a version is applied.
     writeFileSync(join(dir, 'route.yaml'), versionedRouteYaml(1).replace('value: v1', 'value: crash-me'));
-    const problems = async () => ((await (await fetch(`${sluice.admin}/api/status`)).json()) as { problems: { code: string; message: string }[] }).problems;
     await until('the refusal listed', async () => (await problems()).some((p) => p.code === 'SLU_VERSION_CRASHED'));
     expect((await problems()).find((p) => p.code === 'SLU_VERSION_CRASHED')?.message).toMatch(/^version \S+ ended its workers 3 times in a row before: not sent again; still serving \S+$/);
     expect((await config()).version).toBe(served);
-    expect(exits(await (await fetch(`${sluice.admin}/metrics`)).text())).toBe(exits(metrics));
+    const later = await (await fetch(`${sluice.admin}/metrics`)).text();
+    expect(exits(later)).toBe(exits(metrics));
+    expect(applies(later)).toEqual({ applied: 2, rejected: 2 });
     expect(await answers()).toEqual(Array(10).fill('v3'));
     writeFileSync(join(dir, 'route.yaml'), versionedRouteYaml(4));
     await until('a newer version applied, the problem resolved', async () => (await config()).version !== served && !(await problems()).some((p) => p.code === 'SLU_VERSION_CRASHED'));
