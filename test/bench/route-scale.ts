@@ -33,7 +33,7 @@ import { normalizeHost } from '../../dataplane/router/host.ts';
 import type { MatchableRequest } from '../../dataplane/router/match.ts';
 import { findRoute } from '../../dataplane/router/router.ts';
 import type { IR } from '../../ir/types.ts';
-import { chmodSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
@@ -356,8 +356,11 @@ async function endToEnd(routes: number, layout: Layout, seconds: number, edits: 
 }
 
 function profileSummary(profileDir: string, window: { startUs: number; endUs: number }): string {
-  const file = readdirSync(profileDir).find((f) => f.endsWith('.cpuprofile'));
-  return file === undefined ? 'no profile written' : formatSummary(summariseFile(join(profileDir, file), 25, window));
+  // bin/sluice.js replaces itself (execve) at start and --cpu-prof writes a profile for each image:
+  // the one written last is the process that served.
+  const files = readdirSync(profileDir).filter((f) => f.endsWith('.cpuprofile')).map((f) => join(profileDir, f));
+  const file = files.sort((a, b) => statSync(a).mtimeMs - statSync(b).mtimeMs).at(-1);
+  return file === undefined ? 'no profile written' : formatSummary(summariseFile(file, 25, window));
 }
 
 /**
