@@ -145,16 +145,19 @@ describe('front door timeouts (HTTP/1.1, cleartext)', () => {
   });
 
   it('lets a slow body through while each gap stays under the timeout, and waits for a slow backend', async () => {
-    // 8 parts 300 ms apart (2.4 s in all, more than the body timeout), then a backend that takes
-    // longer than the body timeout to answer: neither is a stalled body.
-    const parts = Array.from({ length: 8 }, (_, i) => `part${i}..`);
+    // 24 parts 100 ms apart (2.4 s in all, more than the body timeout), then a backend that takes
+    // longer than the body timeout to answer: neither is a stalled body. The gaps are a tenth of
+    // the timeout because this client shares its event loop with the Dataplane: a stall of the
+    // test process (a loaded box, a GC) delays the client's write itself, so the gap on the wire
+    // really grows; only a stall of 900 ms or more can make one reach the timeout.
+    const parts = Array.from({ length: 24 }, (_, i) => `part${String(i).padStart(2, '0')}.`);
     const socket = await connect(port);
     const closed = closedBy(socket, 15_000);
     socket.write(`POST /slow-body?delay=${TIMEOUT_MS * 2} HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: ${parts.join('').length}\r\n\r\n`);
-    trickle(socket, parts, 300);
+    trickle(socket, parts, 100);
     const { text } = await closed;
     expect(text).toMatch(/^HTTP\/1\.1 200 /);
-    expect(text).toContain('"bodyLength":56');
+    expect(text).toContain(`"bodyLength":${parts.join('').length}`);
   });
 });
 
