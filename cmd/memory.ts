@@ -8,13 +8,11 @@
 // compacts, flushes unused bytecode). jest's leak detector reaches gc() the same way: the flag,
 // then a fresh context that has it, without exposing gc() to Sluice's own global scope.
 // Measured on `sluice run` with the bench table, idle: RSS 157 -> 118 MB; it costs one full GC
-// (tens of ms of one thread, once).
-// Bytecode is kept through it: run as is, that GC flushed live bytecode (and with it feedback) of
-// functions start-up ran and the first edits run again — at 10 000 routes 2.5 -> 1.4 MB of bytecode
-// (V8: last-resort GCs may treat all code as old; its two to seven mark-compacts in a row each age
-// every function not run since). Code flushing is off for this one GC only (--no-flush-bytecode,
-// --no-flush-baseline-code: no ageing, no flushing; 2.5 -> 2.0 MB, the rest dead code such as
-// module top levels and cleared caches), set back as the process started right after it.
+// (tens of ms of one thread, once). At 10 000 routes it drops 2.5 -> 1.4 MB of bytecode, some of it
+// code the first edits run again; keeping it (--no-flush-bytecode around this GC) was measured and
+// did not make the first edits after start faster (they are slow without any start-up GC too: their
+// translation runs cold), so the GC stays as V8 makes it. The flavour matters for memory: a
+// regular major GC leaves idle RSS at 10 000 routes ~500 MB, this one ~315 MB.
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
@@ -31,30 +29,6 @@ export function releaseStartupMemory(): void {
     const gc = runInNewContext('gc') as GcFunction;
     // Contexts made later (worker threads) get no gc() global.
     setFlagsFromString('--no-expose-gc');
-    setFlagsFromString('--no-flush-bytecode');
-    setFlagsFromString('--no-flush-baseline-code');
-    try {
-      gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
-    } finally {
-      for (const flag of codeFlushingFlags()) setFlagsFromString(flag);
-    }
+    gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
   }).unref();
-}
-
-/** V8's code-flushing flags as this process started: V8's defaults unless node's command line set them. */
-export function codeFlushingFlags(execArgv: readonly string[] = process.execArgv): string[] {
-  return (
-    [
-      ['flush-bytecode', true],
-      ['flush-baseline-code', false],
-    ] as const
-  ).map(([name, byDefault]) => {
-    let on: boolean = byDefault;
-    for (const arg of execArgv) {
-      const flag = arg.replaceAll('_', '-');
-      if (flag === `--${name}`) on = true;
-      else if (flag === `--no-${name}`) on = false;
-    }
-    return on ? `--${name}` : `--no-${name}`;
-  });
 }

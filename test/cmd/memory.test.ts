@@ -1,16 +1,11 @@
 // Memory settings every Sluice process gets (README "Memory"), checked on a real `sluice run`
 // serving the benchmark's 50-rule table: bin/sluice.js starts the process with a bounded young
 // generation (--max-semi-space-size, SLUICE_MAX_SEMI_SPACE_MB), and once the first version is
-// served a memory-reducing GC gives back what start-up grew (cmd/memory.ts), with V8's code
-// flushing off for that one GC and set back after. That the bytecode survives is not asserted: it
-// shows only at scale (10 000 routes: 1.4 vs 2.0 MB kept, v8.getHeapCodeStatistics in the process),
-// the bench table's start-up leaves no function old enough to flush, and a small process could not
-// be made to flush for a test.
+// served a memory-reducing GC gives back what start-up grew (cmd/memory.ts).
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { codeFlushingFlags } from '../../cmd/memory.ts';
 import { benchManifests } from '../bench/manifests.ts';
 import { freePort, startSluice, type SluiceProcess } from '../support/sluice-process.ts';
 import { describeIfPossible } from '../support/suite.ts';
@@ -84,11 +79,5 @@ describeIfPossible('sluice run memory settings', process.platform === 'linux' ? 
     const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'sluice.js'), '--version'], { env: { ...process.env, SLUICE_MAX_SEMI_SPACE_MB: '32m' }, encoding: 'utf8' });
     expect(r.status).toBe(2);
     expect(r.stderr).toContain('SLUICE_MAX_SEMI_SPACE_MB must be a whole number of MB');
-  });
-
-  it("sets V8's code flushing back as the process started: V8's defaults, or node's command line", () => {
-    expect(codeFlushingFlags([])).toEqual(['--flush-bytecode', '--no-flush-baseline-code']);
-    expect(codeFlushingFlags(['--max-semi-space-size=32', '--no-flush-bytecode', '--flush_baseline_code'])).toEqual(['--no-flush-bytecode', '--flush-baseline-code']);
-    expect(codeFlushingFlags(['--no-flush-bytecode', '--flush-bytecode'])).toEqual(['--flush-bytecode', '--no-flush-baseline-code']);
   });
 });
