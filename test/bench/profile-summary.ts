@@ -5,8 +5,8 @@
 //
 //   node test/bench/profile-summary.ts FILE.cpuprofile [--top 25]
 
-import { readFileSync } from 'node:fs';
-import { relative } from 'node:path';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 interface CallFrame {
@@ -184,6 +184,15 @@ export function formatSummary(summary: ProfileSummary): string {
 
 export function summariseFile(file: string, top = 25, window: Window | null = null): ProfileSummary {
   return summarise(JSON.parse(readFileSync(file, 'utf8')) as CpuProfile, top, window);
+}
+
+/**
+ * The profile of the process that served, in a folder `node --cpu-prof` wrote to: bin/sluice.js
+ * replaces itself (execve) at start and each image writes a profile, so the one written last.
+ */
+export function lastProfile(dir: string): string | undefined {
+  const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).map((f) => join(dir, f));
+  return files.sort((a, b) => statSync(a).mtimeMs - statSync(b).mtimeMs).at(-1);
 }
 
 if (import.meta.main) {

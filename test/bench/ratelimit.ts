@@ -23,7 +23,7 @@
 // counted in the table), summarised over the measured load only.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,7 +33,7 @@ import { Registry } from 'prom-client';
 import { compilePolicy } from '../../controller/translate/ratelimit.ts';
 import { RateLimitService } from '../../dataplane/ratelimit/limiter.ts';
 import { GATEWAY_YAML, serviceYaml } from '../e2e/backends.ts';
-import { formatSummary, monotonicUs, summariseFile } from './profile-summary.ts';
+import { formatSummary, lastProfile, monotonicUs, summariseFile } from './profile-summary.ts';
 import { freePort } from '../support/ports.ts';
 import { runWrk, type WrkResult } from './wrk.ts';
 
@@ -387,9 +387,9 @@ async function main(): Promise<void> {
         const loaded = await wrk(sluice.port, connections, duration);
         const window = { startUs, endUs: monotonicUs() };
         await sluice.stop(); // SIGTERM: sluice exits cleanly, node writes the profile
-        const file = readdirSync(profileDir).filter((f) => f.endsWith('.cpuprofile')).sort().at(-1);
+        const file = lastProfile(profileDir);
         if (file === undefined) throw new Error(`no .cpuprofile written for ${config}`);
-        profiles.push(`CPU profile of ${config} under load (${loaded.requestsPerSec.toFixed(0)} req/s, not counted above):\n${formatSummary(summariseFile(join(profileDir, file), 30, window))}`);
+        profiles.push(`CPU profile of ${config} under load (${loaded.requestsPerSec.toFixed(0)} req/s, not counted above):\n${formatSummary(summariseFile(file, 30, window))}`);
       }
     }
     const cost = await decisionCost(redisUrl);

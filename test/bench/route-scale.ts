@@ -33,14 +33,14 @@ import { normalizeHost } from '../../dataplane/router/host.ts';
 import type { MatchableRequest } from '../../dataplane/router/match.ts';
 import { findRoute } from '../../dataplane/router/router.ts';
 import type { IR } from '../../ir/types.ts';
-import { chmodSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { snapshotArrays } from '../../controller/sources/objects.ts';
 import { BACKEND_BODY, backendConf } from './nginx-conf.ts';
 import { findExecutable, freePorts, httpGet, killAll, Proc, tail, UsageSampler, waitFor200 } from './processes.ts';
-import { formatSummary, monotonicUs, summariseFile } from './profile-summary.ts';
+import { formatSummary, lastProfile, monotonicUs, summariseFile } from './profile-summary.ts';
 import { startSluiceRun } from './sluice-run.ts';
 import { runWrk } from './wrk.ts';
 import { incrementalSection } from './route-scale-incremental.ts';
@@ -356,10 +356,7 @@ async function endToEnd(routes: number, layout: Layout, seconds: number, edits: 
 }
 
 function profileSummary(profileDir: string, window: { startUs: number; endUs: number }): string {
-  // bin/sluice.js replaces itself (execve) at start and --cpu-prof writes a profile for each image:
-  // the one written last is the process that served.
-  const files = readdirSync(profileDir).filter((f) => f.endsWith('.cpuprofile')).map((f) => join(profileDir, f));
-  const file = files.sort((a, b) => statSync(a).mtimeMs - statSync(b).mtimeMs).at(-1);
+  const file = lastProfile(profileDir);
   return file === undefined ? 'no profile written' : formatSummary(summariseFile(file, 25, window));
 }
 

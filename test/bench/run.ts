@@ -14,14 +14,14 @@
 // per round); the table shows medians. A benchmark, not a test: exits 0 whether or not
 // the target is met, non-zero only when something could not be run.
 
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BENCH_HOST, benchManifests, type BenchManifests } from './manifests.ts';
 import { BACKEND_BODY, backendConf, proxyConf } from './nginx-conf.ts';
 import { commandOutput, cpuBusyPercent, findExecutable, freePorts, killAll, Proc, tail, UsageSampler, waitFor200, type Usage } from './processes.ts';
-import { formatSummary, monotonicUs, summariseFile, type Window } from './profile-summary.ts';
+import { formatSummary, lastProfile, monotonicUs, summariseFile, type Window } from './profile-summary.ts';
 import { startSluiceRun } from './sluice-run.ts';
 import { runWrk, type WrkResult } from './wrk.ts';
 
@@ -464,9 +464,8 @@ async function main(): Promise<number> {
         try {
           const r = await bench.measure(config, -1, profileDir);
           out(`${fmtInt(r.load.requestsPerSec)} req/s`);
-          const files = readdirSync(profileDir).filter((f) => f.endsWith('.cpuprofile'));
-          if (files.length === 0) throw new Error('no .cpuprofile written (did the process exit cleanly on SIGTERM?)');
-          const file = join(profileDir, files.sort().at(-1)!);
+          const file = lastProfile(profileDir);
+          if (file === undefined) throw new Error('no .cpuprofile written (did the process exit cleanly on SIGTERM?)');
           profiles.push({ config, file, summary: formatSummary(summariseFile(file, 25, r.window)) });
         } catch (error) {
           out('FAILED');
