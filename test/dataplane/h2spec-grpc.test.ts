@@ -5,7 +5,7 @@
 // of "malformed rest of the request" and "our complete answer" that h2spec meets only by chance.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { describeIfPossible, requiredByEnvironment } from '../support/suite.ts';
-import { ErrorCode, Flag, frame, FrameType, headersFrame, RawH2, requestHeaders, type Frame } from './support/h2-frames.ts';
+import { ErrorCode, Flag, frame, FrameType, headersFrame, PREFACE, RawH2, requestHeaders, type Frame } from './support/h2-frames.ts';
 import { startH2Gateway, type H2Gateway } from './support/h2-gateway.ts';
 import { H2SPEC_TESTS, failures, rerunEarlyAnswerRaces, runH2spec, skipReason } from './support/h2spec.ts';
 
@@ -104,7 +104,7 @@ describe('a GRPCRoute answering non-gRPC requests at their HEADERS', () => {
     const raw = await RawH2.connect(gateway.plainPort);
     try {
       // SETTINGS_INITIAL_WINDOW_SIZE 0: the 415's HEADERS go out, its body waits; the stream stays open.
-      raw.send(Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1'), frame(FrameType.SETTINGS, 0, 0, Buffer.from([0, 4, 0, 0, 0, 0])));
+      raw.send(PREFACE, frame(FrameType.SETTINGS, 0, 0, Buffer.from([0, 4, 0, 0, 0, 0])));
       await raw.waitFor((f) => f.type === FrameType.SETTINGS && (f.flags & Flag.ACK) === 0);
       raw.send(frame(FrameType.SETTINGS, Flag.ACK, 0), post(MALFORMED[0]!.headers));
       expect(await raw.waitFor((f) => f.type === FrameType.HEADERS && f.streamId === 1)).not.toBeNull();
