@@ -6,12 +6,13 @@ import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { processRegistry, startAdminServer, type Running } from './admin.ts';
 import type { IR } from '../ir/types.ts';
-import { SnapshotSubscriber } from '../dataplane/config/subscriber.ts';
+import type { ApplyResult } from '../dataplane/dataplane.ts';
+import { SnapshotSubscriber, type ApplyOutcome } from '../dataplane/config/subscriber.ts';
 import type { FrontDoorLimits } from '../dataplane/front-door.ts';
 import { startNode, type BpfOptions, type NodeFlowOptions, type NodeRateLimitOptions } from './node.ts';
 import type { RedisSettings } from '../dataplane/ratelimit/limiter.ts';
 import { releaseStartupMemory } from './memory.ts';
-import { VersionLate } from './workers.ts';
+import { VersionLate, VersionRejected } from './workers.ts';
 
 export interface DataplaneProcessOptions {
   /** The controller's snapshot endpoint, e.g. http://sluice-controller.sluice-system.svc:18000. */
@@ -65,8 +66,15 @@ export async function runDataplane(options: DataplaneProcessOptions): Promise<Ru
         return { ok: true, listeners: outcome.listeners };
       } catch (err) {
         logger.error({ err, version }, 'the configuration could not be applied; keeping the last good one');
-        // With --workers: served after all once the workers apply it late (or their replacements do).
-        const late = err instanceof VersionLate ? { late: err.late.then((outcome) => outcome && ((applied = ir), { ok: true, listeners: outcome.listeners })) } : {};
+        // With --workers: served after all once the workers apply it late (or their replacements do),
+        // or rejected for good (it ended them 3 times: SLU_VERSION_CRASHED) — acknowledged again either way.
+        const lateOutcome = (settled: ApplyResult | VersionRejected | null): ApplyOutcome | null => {
+          if (settled === null) return null;
+          if (settled instanceof VersionRejected) return { ok: false, listeners: [], error: settled.message };
+          applied = ir;
+          return { ok: true, listeners: settled.listeners };
+        };
+        const late = err instanceof VersionLate ? { late: err.settled.then(lateOutcome) } : {};
         return { ok: false, listeners: [], error: (err as Error).message, ...late };
       }
     },

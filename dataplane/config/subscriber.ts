@@ -30,8 +30,9 @@ export interface ApplyOutcome {
   error?: string;
   /**
    * With `ok: false`: the version may still be served later (workers that apply it after the
-   * bounded wait). Resolves with the outcome then — acknowledged again, as served — or null when
-   * it will not be (a newer version came first).
+   * bounded wait). Resolves with the outcome then — acknowledged again, as served, or as rejected
+   * with its reason when it turns out refused (it crashed the workers) — or null when nothing
+   * more will be said of it (a newer version came first).
    */
   late?: Promise<ApplyOutcome | null>;
 }
@@ -394,11 +395,20 @@ export class SnapshotSubscriber {
     }
   }
 
-  /** A version rejected for now that becomes served later: the controller learns it (an ack as for an apply). */
+  /**
+   * A version rejected for now that is settled later: the controller learns it by a second ack —
+   * served (as for an apply), or rejected for good with the reason (it crashed the workers).
+   */
   private async servedLate(version: string, late: Promise<ApplyOutcome | null>, apply: number): Promise<void> {
     const outcome = await late.catch(() => null);
     // Not after a newer apply began (the dataplane resolves null then; this does not rely on it).
-    if (outcome === null || !outcome.ok || this.stopped || apply !== this.applies) return;
+    if (outcome === null || this.stopped || apply !== this.applies) return;
+    if (!outcome.ok) {
+      const error = outcome.error ?? 'rejected';
+      this.logger.error({ version, error, serving: this.applied }, `version ${version} rejected after its late apply; still serving ${this.applied ?? 'nothing'}`);
+      this.queueAck({ name: this.options.name, version, ok: false, listeners: [], error, serving: this.applied });
+      return;
+    }
     this.applied = version;
     const ack: Ack = { name: this.options.name, version, ok: true, listeners: outcome.listeners ?? [], serving: version };
     this.servingAck = ack;

@@ -13,8 +13,9 @@ export interface DataplaneProcess {
   stop(): Promise<void>;
 }
 
-export function startDataplaneProcess(controllerUrl: string, name: string, adminPort: number, workers: number): DataplaneProcess {
-  const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', join(ROOT, 'bin', 'sluice.js'), 'dataplane', '--controller', controllerUrl, '--name', name, '--workers', String(workers), '--bpf', 'off', '--admin-address', `127.0.0.1:${adminPort}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+/** `nodeArgs`: Node options before the script (e.g. `--inspect=127.0.0.1:0` to hook its worker threads). */
+export function startDataplaneProcess(controllerUrl: string, name: string, adminPort: number, workers: number, nodeArgs: string[] = []): DataplaneProcess {
+  const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', ...nodeArgs, join(ROOT, 'bin', 'sluice.js'), 'dataplane', '--controller', controllerUrl, '--name', name, '--workers', String(workers), '--bpf', 'off', '--admin-address', `127.0.0.1:${adminPort}`], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (d) => (output += d));
   child.stderr.on('data', (d) => (output += d));

@@ -1,0 +1,97 @@
+// `sluice dataplane --workers 2`, a real process subscribed to a real snapshot server, sent a
+// version on which every worker thread exits while it reads it — the two serving and each
+// replacement (hooked through the process's own inspector, `--inspect=127.0.0.1:0`, before a new
+// thread runs any of its code: no hook in the product). Its apply is first reported late
+// (`ok:false`); once the version has ended the workers 3 times in a row it is rejected for good,
+// and the controller is told so by a second acknowledgement naming the rejection
+// (SLU_VERSION_CRASHED, still serving the last good version). A newer version is applied.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import pino from 'pino';
+import { SnapshotServer } from '../../controller/publish/server.ts';
+import type { Ack } from '../../ir/protocol.ts';
+import type { HttpIR, IR } from '../../ir/types.ts';
+import { irVersion } from '../../ir/version.ts';
+import { podCounts } from '../dataplane/support/client.ts';
+import { startEchoServer, type EchoServer } from '../dataplane/support/echo-server.ts';
+import { backend, forwardTo, prefix, route, singleHostIR } from '../dataplane/support/ir.ts';
+import { freePort } from '../support/ports.ts';
+import { startDataplaneProcess, type DataplaneProcess } from '../support/dataplane-process.ts';
+import { hookWorkersOf, type WorkerHook } from '../support/thread-inspector.ts';
+import { waitFor } from '../support/wait.ts';
+
+describe('sluice dataplane --workers 2: a version that crashes every worker', () => {
+  let a: EchoServer;
+  let b: EchoServer;
+  let server: SnapshotServer;
+  let dataplane: DataplaneProcess;
+  let hook: WorkerHook | null = null;
+  let port: number;
+  let adminPort: number;
+  const name = 'dp-crashed';
+  const acks: Ack[] = [];
+
+  beforeAll(async () => {
+    [a, b] = await Promise.all([startEchoServer('a'), startEchoServer('b')]);
+    server = new SnapshotServer({ address: '127.0.0.1:0', logger: pino({ level: 'silent' }), leader: () => ({ isLeader: true }) });
+    await server.listen();
+    server.onAck((_state, ack) => acks.push(ack));
+    [port, adminPort] = [await freePort(), await freePort()];
+    dataplane = startDataplaneProcess(server.url(), name, adminPort, 2, ['--inspect=127.0.0.1:0']);
+  });
+
+  afterAll(async () => {
+    await hook?.stop();
+    await dataplane?.stop();
+    await server?.close();
+    await Promise.all([a?.close(), b?.close()]);
+  });
+
+  const publish = (http: HttpIR): IR => {
+    const l4 = { services: [] };
+    const ir: IR = { version: irVersion(http, l4), http, l4 };
+    server.publish(ir);
+    return ir;
+  };
+  const irTo = (to: EchoServer, routeName = 'all') => singleHostIR(port, [route(routeName, { path: prefix('/') }, forwardTo('svc/x'))], [backend('svc/x', [to.endpoint])]);
+  const until = (what: string, done: () => boolean | Promise<boolean>) =>
+    waitFor(what, async () => {
+      if (dataplane.exitCode() !== null) throw new Error(`the dataplane exited:\n${dataplane.output()}`);
+      return (await done()) || undefined;
+    }, 60_000);
+  const config = async () => (await (await fetch(`http://127.0.0.1:${adminPort}/api/config`)).json()) as { version: string; workers: { worker: number; version: string | null }[] };
+  const acksOf = (version: string) => acks.filter((ack) => ack.name === name && ack.version === version);
+
+  it('is acknowledged again once rejected as crashed (SLU_VERSION_CRASHED, still serving the last good version); a newer one is applied', async () => {
+    const v1 = publish(irTo(a));
+    await until('v1 served', () => acksOf(v1.version).some((ack) => ack.ok));
+    // The process re-executes itself at start (bin/sluice.js): its inspector is the last one named.
+    await until('the inspector listening', () => /Debugger listening on ws:\/\//.test(dataplane.output()));
+    const url = [...dataplane.output().matchAll(/Debugger listening on (ws:\/\/\S+)/g)].at(-1)?.[1];
+    expect(url).toBeDefined();
+    // Every worker thread of the process, the ones to come included, exits as it reads a version holding "crash-me".
+    hook = await hookWorkersOf(url!, `{ const parse = JSON.parse; JSON.parse = function (text, ...rest) { if (typeof text === 'string' && text.includes('crash-me')) process.exit(70); return parse.call(this, text, ...rest); }; }`);
+
+    const v2 = publish(irTo(b, 'crash-me'));
+    await until('the rejection acknowledged', () => acksOf(v2.version).some((ack) => ack.error?.startsWith('SLU_VERSION_CRASHED ') === true));
+    const seen = acksOf(v2.version);
+    // First the late apply (not served yet), then the rejection for good: two acks, neither served.
+    expect(seen).toHaveLength(2);
+    expect(seen[0]).toMatchObject({ ok: false, serving: v1.version });
+    expect(seen[0]!.error).not.toMatch(/^SLU_VERSION_CRASHED /);
+    expect(seen[1]).toMatchObject({ ok: false, serving: v1.version, listeners: [] });
+    expect(seen[1]!.error).toMatch(new RegExp(`^SLU_VERSION_CRASHED version ${v2.version} ended its workers 3 times in a row \\(within 120 s\\) while they applied it; still serving ${v1.version}$`));
+    // What the controller shows of it: the dataplane's last ack (GET /v1/dataplanes, its log) and the version it serves.
+    const state = server.acks().find((s) => s.name === name)!;
+    expect(state.lastAck).toMatchObject({ version: v2.version, ok: false, error: seen[1]!.error });
+    expect(state.appliedVersion).toBe(v1.version);
+    // The replacements start on the last good version and serve it.
+    await until('both workers back on v1', async () => (await config()).workers.every((w) => w.version === v1.version));
+    expect(await podCounts(port, '/r', 20)).toEqual({ a: 20 });
+    expect(dataplane.output()).toMatch(/version \S+ rejected after its late apply; still serving /);
+
+    const v3 = publish(irTo(b));
+    await until('v3 served', () => acksOf(v3.version).some((ack) => ack.ok));
+    expect(server.acks().find((s) => s.name === name)?.appliedVersion).toBe(v3.version);
+    expect(await podCounts(port, '/r', 20)).toEqual({ b: 20 });
+  }, 120_000);
+});
