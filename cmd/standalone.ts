@@ -139,6 +139,8 @@ export async function runStandalone(options: StandaloneOptions): Promise<Running
         logger.error({ err, version: result.ir.version }, 'the configuration could not be applied; keeping the last good one');
         // Refused by the dataplane: listed (`/api/status`) until a version is applied.
         if (err instanceof VersionRejected) problemLog.update([...problems, { code: err.code, message: err.detail }]);
+        // Any other failure (e.g. the eBPF maps could not be written: the agent put them back) too.
+        else if (!(err instanceof VersionLate)) problemLog.update([...problems, { code: 'SLU_APPLY_FAILED', message: `version ${result.ir.version} could not be applied (${(err as Error).message}); still serving ${applied?.version ?? 'nothing'}` }]);
         // With --workers, one the workers apply after the wait (or their replacements do) is served
         // after all: reconcile again then to take it (its statuses, /api/config, /readyz).
         if (err instanceof VersionLate) void err.settled.then((late) => {

@@ -10,12 +10,11 @@ import pino from 'pino';
 import { SnapshotServer } from '../../controller/publish/server.ts';
 import type { Ack } from '../../ir/protocol.ts';
 import type { HttpIR, IR } from '../../ir/types.ts';
-import { irVersion } from '../../ir/version.ts';
 import { podCounts } from '../dataplane/support/client.ts';
 import { startEchoServer, type EchoServer } from '../dataplane/support/echo-server.ts';
 import { backend, forwardTo, prefix, route, singleHostIR } from '../dataplane/support/ir.ts';
 import { freePort } from '../support/ports.ts';
-import { startDataplaneProcess, type DataplaneProcess } from '../support/dataplane-process.ts';
+import { publishHttp, startDataplaneProcess, type DataplaneProcess } from '../support/dataplane-process.ts';
 import { hookWorkersOf, type WorkerHook } from '../support/thread-inspector.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -46,12 +45,7 @@ describe('sluice dataplane --workers 2: a version that crashes every worker', ()
     await Promise.all([a?.close(), b?.close()]);
   });
 
-  const publish = (http: HttpIR): IR => {
-    const l4 = { services: [] };
-    const ir: IR = { version: irVersion(http, l4), http, l4 };
-    server.publish(ir);
-    return ir;
-  };
+  const publish = (http: HttpIR): IR => publishHttp(server, http);
   const irTo = (to: EchoServer, routeName = 'all') => singleHostIR(port, [route(routeName, { path: prefix('/') }, forwardTo('svc/x'))], [backend('svc/x', [to.endpoint])]);
   const until = (what: string, done: () => boolean | Promise<boolean>) =>
     waitFor(what, async () => {

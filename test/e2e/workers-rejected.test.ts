@@ -7,12 +7,11 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pino from 'pino';
 import { SnapshotServer } from '../../controller/publish/server.ts';
 import type { HttpIR, IR } from '../../ir/types.ts';
-import { irVersion } from '../../ir/version.ts';
 import { podCounts } from '../dataplane/support/client.ts';
 import { startEchoServer, type EchoServer } from '../dataplane/support/echo-server.ts';
 import { backend, forwardTo, prefix, route, singleHostIR } from '../dataplane/support/ir.ts';
 import { freePort } from '../support/ports.ts';
-import { startDataplaneProcess, type DataplaneProcess } from '../support/dataplane-process.ts';
+import { publishHttp, startDataplaneProcess, type DataplaneProcess } from '../support/dataplane-process.ts';
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe.each(['1', '2'])('sluice dataplane --workers %s: a version its dataplane refuses', (workers) => {
@@ -38,12 +37,7 @@ describe.each(['1', '2'])('sluice dataplane --workers %s: a version its dataplan
     await Promise.all([a?.close(), b?.close()]);
   });
 
-  const publish = (http: HttpIR): IR => {
-    const l4 = { services: [] };
-    const ir: IR = { version: irVersion(http, l4), http, l4 };
-    server.publish(ir);
-    return ir;
-  };
+  const publish = (http: HttpIR): IR => publishHttp(server, http);
   const irTo = (to: EchoServer) => singleHostIR(port, [route('all', { path: prefix('/') }, forwardTo('svc/x'))], [backend('svc/x', [to.endpoint])]);
   const ackOf = async (version: string) => {
     const deadline = Date.now() + 60_000;

@@ -2,6 +2,9 @@
 // in the test), eBPF off: its output collected, stopped with SIGTERM.
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
+import type { SnapshotServer } from '../../controller/publish/server.ts';
+import type { HttpIR, IR } from '../../ir/types.ts';
+import { irVersion } from '../../ir/version.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 
@@ -29,4 +32,12 @@ export function startDataplaneProcess(controllerUrl: string, name: string, admin
       await exited;
     },
   };
+}
+
+/** Publishes `http` (no L4 part) as the server's next version, returned. */
+export function publishHttp(server: SnapshotServer, http: HttpIR): IR {
+  const l4 = { services: [] };
+  const ir: IR = { version: irVersion(http, l4), http, l4 };
+  server.publish(ir);
+  return ir;
 }

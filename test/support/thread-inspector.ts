@@ -161,6 +161,21 @@ export function hookWorkers(expression: string): Promise<WorkerHook> {
   return hook(sessionInspector(), expression);
 }
 
+/**
+ * Runs `expression` in the main thread of a child started with `--inspect=127.0.0.1:0` (`url`: as
+ * for inspectWorkersOf) and returns its value — e.g. a fault a test cannot provoke for real.
+ */
+export async function evaluateInMainOf(url: string, expression: string): Promise<unknown> {
+  const inspector = await remoteInspector(url);
+  try {
+    const { result, exceptionDetails } = (await inspector.post('Runtime.evaluate', { expression, returnByValue: true })) as { result: { value?: unknown }; exceptionDetails?: { text: string; exception?: { description?: string } } };
+    if (exceptionDetails) throw new Error(`evaluate: ${exceptionDetails.exception?.description ?? exceptionDetails.text}`);
+    return result.value;
+  } finally {
+    inspector.close();
+  }
+}
+
 /** hookWorkers in a child started with `--inspect=127.0.0.1:0` (`url`: as for inspectWorkersOf). */
 export async function hookWorkersOf(url: string, expression: string): Promise<WorkerHook> {
   return hook(await remoteInspector(url), expression);
