@@ -14,8 +14,7 @@ import { KubernetesSource } from '../controller/sources/kubernetes.ts';
 import { isRelevantChange, type Dependencies } from '../controller/sources/relevance.ts';
 import { SNAPSHOT_FIELD_BY_KIND, objectKey, type InputSnapshot, type KubeObject } from '../controller/sources/objects.ts';
 import { assembleStatuses, detachedRoutes, type DataplaneFeedback } from '../controller/status/assemble.ts';
-import { socketFailure, type SocketFailure } from '../controller/status/dataplane-result.ts';
-import { dataplaneAddresses } from '../controller/status/kubernetes.ts';
+import { dataplaneAddresses, rollout } from '../controller/status/kubernetes.ts';
 import { StatusStore } from '../controller/status/store.ts';
 import { StatusWriter } from '../controller/status/writer.ts';
 import type { IngressOptions } from '../controller/translate/options.ts';
@@ -162,9 +161,7 @@ export async function runController(options: ControllerOptions): Promise<Running
   /** What the dataplanes report about the translated version, and where clients reach them. */
   async function dataplaneFeedback(snapshot: InputSnapshot, result: TranslateResult): Promise<DataplaneFeedback> {
     const acks = snapshots.acks();
-    const socketFailures: SocketFailure[] = acks
-      .filter((d) => d.connected && d.appliedVersion === result.ir.version)
-      .flatMap((d) => (d.listeners ?? []).filter((l) => !l.ok).map((l) => socketFailure(l, d.name)));
+    const { socketFailures } = rollout(acks, result.ir.version);
     const detached = detachedRoutes(snapshot, result.statuses, options.controllerName, (k, ns, n) => source.get(k, ns, n));
     if (!options.dataplaneService) return { socketFailures, acks, detached };
     const [namespace, name] = options.dataplaneService.split('/');

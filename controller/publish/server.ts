@@ -15,7 +15,6 @@ import type { Logger } from 'pino';
 import { parseHostPort } from '../../ir/host-port.ts';
 import { IrDeltaEncoder } from '../../ir/delta.ts';
 import type { IR } from '../../ir/types.ts';
-import { socketFailure, type SocketFailure } from '../status/dataplane-result.ts';
 import {
   ACKS_PATH,
   DATAPLANES_PATH,
@@ -79,34 +78,6 @@ export interface AckRecord {
   stale: boolean;
   /** This process never published that version (a restarted controller, or another leader's). */
   unknown: boolean;
-}
-
-/** Where a version stands among the connected dataplanes: what Programmed is made of. */
-export interface Rollout {
-  /** Connected dataplanes. */
-  dataplanes: number;
-  /** Connected dataplanes serving the version. */
-  applied: string[];
-  /** Connected dataplanes not serving it (yet, or they rejected it: see `rejected`). */
-  pending: string[];
-  /** Connected dataplanes whose latest ack rejected the version, with the reason. */
-  rejected: { name: string; error: string }[];
-  /** Sockets that failed on a dataplane serving the version; `error` names the dataplane. */
-  socketFailures: SocketFailure[];
-}
-
-export function rollout(states: DataplaneState[], version: string): Rollout {
-  const connected = states.filter((s) => s.connected);
-  const applied = connected.filter((s) => s.appliedVersion === version);
-  return {
-    dataplanes: connected.length,
-    applied: applied.map((s) => s.name),
-    pending: connected.filter((s) => s.appliedVersion !== version).map((s) => s.name),
-    rejected: connected
-      .filter((s) => s.lastAck?.version === version && !s.lastAck.ok)
-      .map((s) => ({ name: s.name, error: s.lastAck?.error ?? 'rejected' })),
-    socketFailures: applied.flatMap((s) => s.listeners.filter((l) => !l.ok).map((l) => socketFailure(l, s.name))),
-  };
 }
 
 interface Stream {

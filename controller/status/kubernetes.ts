@@ -1,9 +1,11 @@
 // Status facts that exist only in Kubernetes mode, folded into what
 // translation computed: addresses come from the dataplane Service, and
-// Programmed waits until the dataplanes acknowledged the version.
+// Programmed waits until the dataplanes acknowledged the version (and names a version they refused).
 import type { V1Node } from '@kubernetes/client-node';
 import type { ServiceObject } from '../sources/objects.ts';
+import type { ListenerAck } from '../../ir/protocol.ts';
 import { condition, type Condition, type ObjectStatus } from './conditions.ts';
+import { socketFailure, type SocketFailure } from './dataplane-result.ts';
 
 export interface GatewayAddress {
   type: 'IPAddress' | 'Hostname';
@@ -57,22 +59,68 @@ export function withDataplaneAddresses(statuses: ObjectStatus[], addresses: Gate
 export interface DataplaneAck {
   name: string;
   connected: boolean;
+  /** The version it serves (null: nothing yet). */
   appliedVersion: string | null;
+  /** Socket results of `appliedVersion`. */
+  listeners?: ListenerAck[];
+  /** Its latest ack, whatever it says (ok:false: the version was not applied; `error` says why). */
+  lastAck?: { version: string; ok: boolean; error?: string } | null;
+}
+
+/** Where a version stands among the connected dataplanes: what Programmed is made of. */
+export interface Rollout {
+  /** Connected dataplanes. */
+  dataplanes: number;
+  /** Connected dataplanes serving the version. */
+  applied: string[];
+  /** Connected dataplanes not serving it (yet, or they rejected it: see `rejected`). */
+  pending: string[];
+  /** Connected dataplanes whose latest ack refused the version: why, and what they serve instead. */
+  rejected: { name: string; error: string; serving: string | null }[];
+  /** Sockets that failed on a dataplane serving the version; `error` names the dataplane. */
+  socketFailures: SocketFailure[];
+}
+
+export function rollout(dataplanes: DataplaneAck[], version: string): Rollout {
+  const connected = dataplanes.filter((d) => d.connected);
+  const applied = connected.filter((d) => d.appliedVersion === version);
+  return {
+    dataplanes: connected.length,
+    applied: applied.map((d) => d.name),
+    pending: connected.filter((d) => d.appliedVersion !== version).map((d) => d.name),
+    rejected: connected
+      .filter((d) => d.appliedVersion !== version && d.lastAck?.version === version && !d.lastAck.ok)
+      .map((d) => ({ name: d.name, error: d.lastAck?.error ?? 'rejected', serving: d.appliedVersion })),
+    socketFailures: applied.flatMap((d) => (d.listeners ?? []).filter((l) => !l.ok).map((l) => socketFailure(l, d.name))),
+  };
 }
 
 /**
- * Programmed=True only once every connected dataplane (at least one) serves `version`; until then
- * Gateways, ListenerSets and their programmed listeners say Pending.
+ * Ack errors that refuse the configuration itself (ir/protocol.ts): a compile error, or a version
+ * that ended the workers. Other failed acks (an apply still running late, a failed eBPF map write)
+ * say nothing against the configuration: the Gateway stays Pending, naming them.
+ */
+const REFUSALS = ['SLU_VERSION_REJECTED', 'SLU_VERSION_CRASHED'];
+
+/**
+ * Programmed=True only once every connected dataplane (at least one) serves `version`. Until then
+ * Gateways, ListenerSets and their programmed listeners say Pending, or Invalid (the spec's reason
+ * for a configuration that cannot be programmed) when a dataplane refused the version; the message
+ * names the dataplanes, their errors and the version they still serve.
  */
 export function foldAcknowledgements(statuses: ObjectStatus[], version: string, dataplanes: DataplaneAck[]): ObjectStatus[] {
-  const connected = dataplanes.filter((d) => d.connected);
-  const waiting = connected.length === 0 ? ['no dataplane is connected'] : connected.filter((d) => d.appliedVersion !== version).map((d) => d.name);
-  if (waiting.length === 0) return statuses;
-  const message = connected.length === 0
+  const r = rollout(dataplanes, version);
+  if (r.dataplanes > 0 && r.pending.length === 0) return statuses;
+  const refused = r.rejected.filter((d) => REFUSALS.some((code) => d.error.startsWith(code)));
+  const failed = r.rejected.map((d) => `dataplane ${d.name} did not apply version ${version} (${d.error}); it serves ${d.serving ?? 'nothing'}`);
+  const rejectedNames = new Set(r.rejected.map((d) => d.name));
+  const waiting = r.pending.filter((name) => !rejectedNames.has(name));
+  const message = r.dataplanes === 0
     ? `waiting for a dataplane to apply version ${version}: none is connected`
-    : `waiting for dataplanes to apply version ${version}: ${waiting.join(', ')}`;
+    : [...failed, ...(waiting.length > 0 ? [`waiting for dataplanes to apply version ${version}: ${waiting.join(', ')}`] : [])].join('; ');
+  const reason = refused.length > 0 ? 'Invalid' : 'Pending';
   const pending = (c: Condition): Condition =>
-    c.type === 'Programmed' && c.status === 'True' ? condition('Programmed', false, 'Pending', message, c.observedGeneration) : c;
+    c.type === 'Programmed' && c.status === 'True' ? condition('Programmed', false, reason, message, c.observedGeneration) : c;
   return statuses.map((s) => {
     if (s.kind !== 'Gateway' && s.kind !== 'ListenerSet') return s;
     const status = s.status as { conditions?: Condition[]; listeners?: { conditions: Condition[] }[] };

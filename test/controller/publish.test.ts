@@ -11,7 +11,8 @@ import { createCertificateAuthority, createServerCertificate } from '../support/
 import type { IR } from '../../ir/types.ts';
 import { irVersion } from '../../ir/version.ts';
 import type { Ack } from '../../ir/protocol.ts';
-import { SnapshotServer, rollout, type DataplaneState, type Leadership, type SnapshotServerOptions } from '../../controller/publish/server.ts';
+import { SnapshotServer, type DataplaneState, type Leadership, type SnapshotServerOptions } from '../../controller/publish/server.ts';
+import { rollout } from '../../controller/status/kubernetes.ts';
 import { SnapshotSubscriber, type ApplyOutcome, type SnapshotSubscriberOptions } from '../../dataplane/config/subscriber.ts';
 
 const logger = pino({ level: process.env.PUBLISH_DEBUG ? 'debug' : 'silent' });

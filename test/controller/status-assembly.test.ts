@@ -83,6 +83,44 @@ describe('status assembly', () => {
     expect(applied).toEqual(result.statuses);
   });
 
+  it('names a version a dataplane refused (Programmed=False Invalid), and is Programmed again once a later version is served everywhere', () => {
+    const result = translateCase('ListenerSetAttachment');
+    const v = result.ir.version;
+    const error = `SLU_VERSION_REJECTED version ${v} was not applied (bad regex); still serving good-1`;
+    const acks = [
+      { name: 'dp-a', connected: true, appliedVersion: v, lastAck: { version: v, ok: true } },
+      { name: 'dp-b', connected: true, appliedVersion: 'good-1', lastAck: { version: v, ok: false, error } },
+      { name: 'dp-c', connected: true, appliedVersion: 'good-1', lastAck: { version: 'good-1', ok: true } },
+    ];
+    const refused = assembleStatuses(result, { socketFailures: [], acks });
+    const expected = {
+      status: 'False',
+      reason: 'Invalid',
+      message: `dataplane dp-b did not apply version ${v} (${error}); it serves good-1; waiting for dataplanes to apply version ${v}: dp-c`,
+    };
+    expect(programmed(statusOf(refused, 'Gateway', 'gw').conditions)).toMatchObject(expected);
+    expect(listenerProgrammed(refused, 'ListenerSet', 'ls-1', 'b')).toMatchObject(expected);
+    // Accepted is translation's verdict: a refused version says nothing about it.
+    expect(statusOf(refused, 'Gateway', 'gw').conditions.find((c) => c.type === 'Accepted')).toEqual(
+      statusOf(result.statuses, 'Gateway', 'gw').conditions.find((c) => c.type === 'Accepted'),
+    );
+
+    // A version that ended the workers is refused alike.
+    const crashed = acks.map((a) => (a.name === 'dp-b' ? { ...a, lastAck: { version: v, ok: false, error: `SLU_VERSION_CRASHED version ${v} ended its workers 3 times in a row` } } : a));
+    expect(programmed(statusOf(assembleStatuses(result, { socketFailures: [], acks: crashed }), 'Gateway', 'gw').conditions)).toMatchObject({ reason: 'Invalid', message: expect.stringContaining('SLU_VERSION_CRASHED') });
+
+    // A failed ack that is no refusal (an apply still running late) stays Pending, named.
+    const late = acks.map((a) => (a.name === 'dp-b' ? { ...a, lastAck: { version: v, ok: false, error: `no worker applied version ${v}: worker 0: timed out` } } : a));
+    expect(programmed(statusOf(assembleStatuses(result, { socketFailures: [], acks: late }), 'Gateway', 'gw').conditions)).toMatchObject({ reason: 'Pending', message: expect.stringContaining('dp-b did not apply') });
+
+    // An older version's refusal is not this version's: dp-b just has not applied it yet.
+    const older = acks.map((a) => (a.name === 'dp-b' ? { ...a, lastAck: { version: 'bad-0', ok: false, error: 'SLU_VERSION_REJECTED bad-0' } } : a));
+    expect(programmed(statusOf(assembleStatuses(result, { socketFailures: [], acks: older }), 'Gateway', 'gw').conditions)).toMatchObject({ reason: 'Pending', message: `waiting for dataplanes to apply version ${v}: dp-b, dp-c` });
+
+    const served = acks.map((a) => ({ ...a, appliedVersion: v, lastAck: { version: v, ok: true } }));
+    expect(assembleStatuses(result, { socketFailures: [], acks: served })).toEqual(result.statuses);
+  });
+
   it('reports the dataplane Service addresses, and no Programmed Gateway while it has none', () => {
     const result = translateCase('TLSRoutePassthrough');
     const withAddress = assembleStatuses(result, { socketFailures: [], service: { name: 'sluice/dataplane', addresses: [{ type: 'IPAddress', value: '192.0.2.7' }] } });

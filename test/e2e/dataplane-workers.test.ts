@@ -4,13 +4,11 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pino from 'pino';
 import { SnapshotServer } from '../../controller/publish/server.ts';
-import type { IR } from '../../ir/types.ts';
-import { irVersion } from '../../ir/version.ts';
 import { request } from '../dataplane/support/client.ts';
 import { startEchoServer, type EchoServer } from '../dataplane/support/echo-server.ts';
 import { backend, forwardTo, prefix, route, singleHostIR } from '../dataplane/support/ir.ts';
 import { freePort } from '../support/ports.ts';
-import { startDataplaneProcess, type DataplaneProcess } from '../support/dataplane-process.ts';
+import { publishHttp, startDataplaneProcess, type DataplaneProcess } from '../support/dataplane-process.ts';
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('sluice dataplane --workers 2', () => {
@@ -35,10 +33,7 @@ describe('sluice dataplane --workers 2', () => {
   });
 
   it('acknowledges a version once both workers serve it, and /metrics sums them', async () => {
-    const http = singleHostIR(port, [route('all', { path: prefix('/') }, forwardTo('svc/a'))], [backend('svc/a', [echo.endpoint])]);
-    const l4 = { services: [] };
-    const ir: IR = { version: irVersion(http, l4), http, l4 };
-    server.publish(ir);
+    const ir = publishHttp(server, singleHostIR(port, [route('all', { path: prefix('/') }, forwardTo('svc/a'))], [backend('svc/a', [echo.endpoint])]));
     const deadline = Date.now() + 60_000;
     const state = () => server.acks().find((s) => s.name === 'dp-workers');
     while (state()?.appliedVersion !== ir.version) {
