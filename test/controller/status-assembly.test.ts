@@ -4,7 +4,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { join } from 'node:path';
 import { assembleStatuses } from '../../controller/status/assemble.ts';
-import type { Condition, ObjectStatus } from '../../controller/status/conditions.ts';
+import { MAX_CONDITION_MESSAGE, type Condition, type ObjectStatus } from '../../controller/status/conditions.ts';
 import { translate, type TranslateResult } from '../../controller/translate/translate.ts';
 import { TRANSLATE_CASES, loadInputs, translateOptionsOf } from '../golden/translate-case.ts';
 
@@ -119,6 +119,18 @@ describe('status assembly', () => {
 
     const served = acks.map((a) => ({ ...a, appliedVersion: v, lastAck: { version: v, ok: true } }));
     expect(assembleStatuses(result, { socketFailures: [], acks: served })).toEqual(result.statuses);
+  });
+
+  it('cuts a condition message at the CRDs\' 32 768-character bound (a longer one fails the whole status write)', () => {
+    const result = translateCase('ListenerSetAttachment');
+    const v = result.ir.version;
+    // 200 dataplanes refusing with a long compile error: far beyond the bound.
+    const error = `SLU_VERSION_REJECTED ${'x'.repeat(400)}`;
+    const acks = Array.from({ length: 200 }, (_, i) => ({ name: `dp-${i}`, connected: true, appliedVersion: 'good-1', lastAck: { version: v, ok: false, error } }));
+    const message = programmed(statusOf(assembleStatuses(result, { socketFailures: [], acks }), 'Gateway', 'gw').conditions)!.message;
+    expect(message).toHaveLength(MAX_CONDITION_MESSAGE);
+    expect(message.startsWith(`dataplane dp-0 did not apply version ${v}`)).toBe(true);
+    expect(message.endsWith('(cut to the condition message bound)')).toBe(true);
   });
 
   it('reports the dataplane Service addresses, and no Programmed Gateway while it has none', () => {
