@@ -106,7 +106,7 @@ export class StatusWriter {
    * What we last wrote per object: the resourceVersion the patch was based on and the status it
    * produced. An informer cache that has not caught up with our own write yet still shows the old
    * resourceVersion; when the wanted status is what we wrote, that is not a reason to patch again
-   * (which would only earn a 409).
+   * (which would only earn a 409), and when it is anything else, the cache's status is no reason not to.
    */
   private lastWrite = new Map<string, { basedOn: string; status: string }>();
   /** write() calls run one after another, so two never patch the same object at once. */
@@ -169,9 +169,16 @@ export class StatusWriter {
       const wanted = mergeStatus(s.kind, existing, s.status, this.options.controllerName, stamp(new Date()));
       const wantedJson = canonical(wanted);
       const rv = obj.metadata.resourceVersion;
-      if (wantedJson === canonical(existing)) return 'unchanged';
-      const last = this.lastWrite.get(key);
-      if (attempt === 1 && rv && last && last.basedOn === rv && last.status === wantedJson) return 'unchanged';
+      const last = attempt === 1 && rv ? this.lastWrite.get(key) : undefined;
+      if (last !== undefined && last.basedOn === rv) {
+        // The cache has not caught up with our own last write: the object holds what we wrote, not
+        // what the cache shows. Compared with the cache, a status going back to what it was before
+        // that write (Programmed Pending, then True once the dataplane acked) read as unchanged and
+        // was never written: the object stayed at the write in between for good.
+        if (last.status === wantedJson) return 'unchanged';
+      } else if (wantedJson === canonical(existing)) {
+        return 'unchanged';
+      }
       const patch = { metadata: { resourceVersion: rv }, status: mergePatch(existing, wanted) ?? {} };
       try {
         await this.patch(s, patch);

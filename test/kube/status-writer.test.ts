@@ -270,6 +270,30 @@ describeKube('status writer against a real API server (controller/status/writer.
     expect(ourParent(r).conditions[0]).toMatchObject({ status: 'True', message: 'after the conflict' });
   });
 
+  test('a status going back to what the cache still shows, before the cache saw our own write in between, is written', async () => {
+    // Programmed Pending while a dataplane applies the version, then True once it acked: the second
+    // write comes before the informer delivered the first, so the cache still shows True.
+    const withProgrammed = (programmed: boolean) =>
+      statuses().map((s) =>
+        s.kind !== 'Gateway'
+          ? s
+          : { ...s, status: { ...s.status, conditions: [cond('Accepted', true, 'Accepted', 'Gateway is valid'), programmed ? cond('Programmed', true, 'Programmed', 'Serving on 127.0.0.1') : cond('Programmed', false, 'Pending', 'waiting for dataplanes to apply version v2: dp')] } },
+      );
+    const programmedOf = (gw: KubeObject) => (gw.status.conditions as Cond[]).find((c) => c.type === 'Programmed');
+    await newWriter().write(withProgrammed(true));
+    cache.set(`Gateway/${NS}/gw`, await get('Gateway', 'gw'));
+    try {
+      const writer = newWriter();
+      expect(await writer.write(withProgrammed(false))).toMatchObject({ written: 1, failed: [] });
+      expect(programmedOf(await get('Gateway', 'gw'))).toMatchObject({ status: 'False', reason: 'Pending' });
+      // The cache (still True, at the resourceVersion our write was based on) is no reason not to write.
+      expect(await writer.write(withProgrammed(true))).toMatchObject({ written: 1, conflicts: 1, failed: [] });
+    } finally {
+      cache.clear();
+    }
+    expect(programmedOf(await get('Gateway', 'gw'))).toMatchObject({ status: 'True', reason: 'Programmed' });
+  });
+
   test('a patch based on a stale resourceVersion is refused by the API server (the mechanism the writer relies on)', async () => {
     const stale = await route();
     await cluster.client.mergePatch(ref('HTTPRoute', 'web'), { metadata: { labels: { bump: String(Date.now()) } } });
