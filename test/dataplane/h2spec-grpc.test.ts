@@ -43,6 +43,15 @@ const rstCode = (f: Frame | null): number | undefined => f?.payload.readUInt32BE
 
 describe('a GRPCRoute answering non-gRPC requests at their HEADERS', () => {
   let gateway: H2Gateway;
+  /** A raw HTTP/2 connection to the cleartext listener for `use`, destroyed after it. */
+  const withRaw = async (use: (raw: RawH2) => Promise<void>): Promise<void> => {
+    const raw = await RawH2.connect(gateway.plainPort);
+    try {
+      await use(raw);
+    } finally {
+      raw.destroy();
+    }
+  };
   let authority: string;
 
   beforeAll(async () => {
@@ -65,8 +74,7 @@ describe('a GRPCRoute answering non-gRPC requests at their HEADERS', () => {
   }
 
   it.each(MALFORMED)('ignores the rest of a request that comes after its answer and RST_STREAM NO_ERROR: $name', async ({ headers, rest }) => {
-    const raw = await RawH2.connect(gateway.plainPort);
-    try {
+    await withRaw(async (raw) => {
       await raw.handshake();
       raw.send(post(headers));
       // RFC 9113 §8.1: a complete response, then RST_STREAM NO_ERROR asks the client to stop sending.
@@ -80,14 +88,11 @@ describe('a GRPCRoute answering non-gRPC requests at their HEADERS', () => {
       raw.send(...rest);
       await servesNextStream(raw);
       expect(raw.frames.slice(before).filter((f) => f.streamId !== 3 && f.type !== FrameType.SETTINGS)).toEqual([]);
-    } finally {
-      raw.destroy();
-    }
+    });
   });
 
   it('resets a stream whose trailers lack END_STREAM when they come with the request (PROTOCOL_ERROR, RFC 9113 §8.1)', async () => {
-    const raw = await RawH2.connect(gateway.plainPort);
-    try {
+    await withRaw(async (raw) => {
       await raw.handshake();
       // One write: the gateway reads it whole before it can answer.
       raw.send(post(MALFORMED[0]!.headers), ...MALFORMED[0]!.rest);
@@ -95,14 +100,11 @@ describe('a GRPCRoute answering non-gRPC requests at their HEADERS', () => {
       expect(rstCode(reset)).toBe(ErrorCode.PROTOCOL_ERROR);
       expect(raw.frames.some(isEndOfResponse)).toBe(false);
       await servesNextStream(raw);
-    } finally {
-      raw.destroy();
-    }
+    });
   });
 
   it('resets a stream whose trailers lack END_STREAM while its answer is still held by flow control (PROTOCOL_ERROR)', async () => {
-    const raw = await RawH2.connect(gateway.plainPort);
-    try {
+    await withRaw(async (raw) => {
       // SETTINGS_INITIAL_WINDOW_SIZE 0: the 415's HEADERS go out, its body waits; the stream stays open.
       raw.send(PREFACE, frame(FrameType.SETTINGS, 0, 0, Buffer.from([0, 4, 0, 0, 0, 0])));
       await raw.waitFor((f) => f.type === FrameType.SETTINGS && (f.flags & Flag.ACK) === 0);
@@ -112,14 +114,11 @@ describe('a GRPCRoute answering non-gRPC requests at their HEADERS', () => {
       const reset = await raw.waitFor((f) => f.type === FrameType.RST_STREAM && f.streamId === 1);
       expect(rstCode(reset)).toBe(ErrorCode.PROTOCOL_ERROR);
       expect(raw.frames.some(isEndOfResponse)).toBe(false);
-    } finally {
-      raw.destroy();
-    }
+    });
   });
 
   it('ends the connection on a content-length the DATA does not match when it comes with the request', async () => {
-    const raw = await RawH2.connect(gateway.plainPort);
-    try {
+    await withRaw(async (raw) => {
       await raw.handshake();
       raw.send(post(MALFORMED[1]!.headers), ...MALFORMED[1]!.rest);
       // nghttp2 finds it; Node makes it a session error (GOAWAY, then close): a connection error,
@@ -127,9 +126,7 @@ describe('a GRPCRoute answering non-gRPC requests at their HEADERS', () => {
       expect(await raw.waitFor((f) => f.type === FrameType.GOAWAY)).not.toBeNull();
       await raw.closedWithin(5_000);
       expect(raw.frames.some(isEndOfResponse)).toBe(false);
-    } finally {
-      raw.destroy();
-    }
+    });
   });
 
   describeIfPossible('h2spec with a GRPCRoute', skipReason(), requiredByEnvironment('SLUICE_H2SPEC_REQUIRED'))('h2spec against sluice run with a GRPCRoute', () => {
