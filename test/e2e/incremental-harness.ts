@@ -212,8 +212,10 @@ function backendOf(body: string): string | null {
 const udpSources = new Set<number>();
 
 async function askUdp(port: number): Promise<Answer> {
-  const exchange = await udpExchange('127.0.0.1', port, 'incremental', 1000, udpSources);
-  return 'pod' in exchange ? { status: 'answered', backend: exchange.pod, headers: {} } : { status: `error ${exchange.error}`, backend: null, headers: {} };
+  // 3 s: a busy CI box can hold a datagram past 1 s; a port nobody listens on is refused at once.
+  const exchange = await udpExchange('127.0.0.1', port, 'incremental', 3000, udpSources);
+  // An errno (ECONNREFUSED) stands for its message, which names the process's own port.
+  return 'pod' in exchange ? { status: 'answered', backend: exchange.pod, headers: {} } : { status: `error ${/\bE[A-Z]+\b/.exec(exchange.error)?.[0] ?? exchange.error}`, backend: null, headers: {} };
 }
 
 /** A session token (dataplane/upstream/session.ts): 38 characters of base64url. */

@@ -70,12 +70,13 @@ async function retryAttempts(retry: { intervalSeconds: number; budgetSeconds: nu
 // UDP: udpEcho, dnsQuery
 // ---------------------------------------------------------------------------
 
-/** Sends one datagram from a fresh socket and resolves with the first datagram back (max 1024 bytes read). */
 /**
- * One datagram out, the first one back. With `usedSources`, the socket is bound first to a local port
- * not in the set (then added to it): the gateway keys a UDP session on the client address, and the
- * kernel may hand a closed socket's port out again, which would continue that session instead of
- * starting a new one (about 1 in 6 over 100 sequential sockets).
+ * One datagram out from a fresh socket, the first one back (at most 1024 bytes read). With
+ * `usedSources`, the socket is bound first to a local port not in the set (then added to it): the
+ * gateway keys a UDP session on the client address, and the kernel may hand a closed socket's port
+ * out again, which would continue that session instead of starting a new one (about 1 in 6 over 100
+ * sequential sockets). That socket is also connected, so a port nobody listens on answers at once
+ * (ICMP port unreachable, ECONNREFUSED) instead of running out the timeout.
  */
 export async function udpRoundTrip(host: string, port: number, payload: Buffer, timeoutMs: number, usedSources?: Set<number>): Promise<Buffer> {
   const socket = usedSources ? await freshSourceSocket(host, usedSources) : dgram.createSocket(net.isIPv6(host) ? 'udp6' : 'udp4');
@@ -89,9 +90,11 @@ export async function udpRoundTrip(host: string, port: number, payload: Buffer, 
     const timer = setTimeout(() => done(new Error(`no datagram back within ${timeoutMs} ms`)), timeoutMs);
     socket.once('message', (msg) => done(undefined, msg.subarray(0, UDP_READ_BYTES)));
     socket.once('error', (err) => done(new Error(`udp ${host}:${port}: ${err.message}`)));
-    socket.send(payload, port, host, (err) => {
+    const sent = (err: Error | null): void => {
       if (err) done(new Error(`udp send to ${host}:${port}: ${err.message}`));
-    });
+    };
+    if (usedSources) socket.connect(port, host, () => socket.send(payload, sent));
+    else socket.send(payload, port, host, sent);
   });
 }
 
