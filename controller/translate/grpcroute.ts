@@ -16,7 +16,7 @@ import { attachRoute, type Parents } from './attachment.ts';
 import { resolveBackendRef, type BackendResolution } from './backends.ts';
 import type { ListenerState } from './gateway.ts';
 import { hostnamesIntersect } from './hostnames.ts';
-import { attachCompiled, backendName, checkRegex, compileMemoised, extensionRefProblem, NONE, routeOrder, startCompile, toFilter, translateHttpRoute, toHeaderMatches, type Compiled, type Placement, type RouteTranslation } from './httproute.ts';
+import { attachCompiled, backendName, translateRoutes, checkRegex, compileMemoised, extensionRefProblem, NONE, routeOrder, startCompile, toFilter, translateHttpRoute, toHeaderMatches, type Compiled, type Placement, type RouteTranslation } from './httproute.ts';
 import type { InputIndex } from './index-inputs.ts';
 import type { Resolve } from './memo.ts';
 import { toSessionPersistence, withCookiePath } from './session-persistence.ts';
@@ -30,17 +30,12 @@ const ANY_SEGMENT = '[^/]+';
 export function translateHttpAndGrpcRoutes(httpRoutes: HTTPRouteObject[], grpcRoutes: GRPCRouteObject[], parents: Parents, index: InputIndex): RouteTranslation[] {
   // Only the two kinds together can cross-serve: one kind alone needs none of what follows.
   if (grpcRoutes.length === 0 || httpRoutes.length === 0) {
-    const out: RouteTranslation[] = [];
-    for (const r of httpRoutes) {
-      const t = translateHttpRoute(r, parents, index);
-      if (t) out.push(t);
-    }
-    for (const r of grpcRoutes) {
-      const t = translateGrpcRoute(r, parents, index);
-      if (t) out.push(t);
-    }
+    const out = translateRoutes('HTTPRoute', httpRoutes, parents, index, resolveBackendRef, (r) => translateHttpRoute(r, parents, index));
+    for (const t of translateRoutes('GRPCRoute', grpcRoutes, parents, index, resolveGrpcBackendRef, (r) => translateGrpcRoute(r, parents, index))) out.push(t);
     return out;
   }
+  // (Route by route here: what translateRoutes kept is of no use to the next translation.)
+  index.memo?.routeLoops.clear();
   const served: ServedRoute[] = [];
   const add = (kind: ServedRoute['kind'], route: KubeObject, translation: RouteTranslation | null) => {
     if (translation) served.push({ kind, namespace: route.metadata.namespace ?? '', creationTimestamp: route.metadata.creationTimestamp ?? '', translation });

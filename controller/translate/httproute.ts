@@ -10,7 +10,7 @@ import { attachRoute, type Attached, type Parents } from './attachment.ts';
 import { parseDurationMs } from './durations.ts';
 import { toSessionPersistence, withCookiePath } from './session-persistence.ts';
 import type { InputIndex } from './index-inputs.ts';
-import type { KeyedResolve, Resolve } from './memo.ts';
+import type { KeyedResolve, Resolve, ResolutionRead } from './memo.ts';
 import type {
   BackendRef,
   HTTPBackendRef,
@@ -142,6 +142,168 @@ export function attachCompiled(route: HTTPRouteObject | GRPCRouteObject, kind: '
   return translation;
 }
 
+/** What a route kind's loop (translateRoutes) leaves for the next translation. */
+interface RouteLoop {
+  /** The routes in the order given, and what each translated to (null: attached to no parent of ours). */
+  input: readonly object[];
+  output: (RouteTranslation | null)[];
+  /** Listener attachments the loop counted (attachedRoutes), by scope name. */
+  counted: Map<string, number>;
+  /** Every parent's fingerprint token (parentsToken), and the namespaces when a listener selects them by label. */
+  parents: string;
+  namespaces: readonly object[] | null;
+  /** Each backendRef key some route of the loop read: by how many, one read of it and its route's namespace (to resolve it again). */
+  readers: Map<string, { count: number; read: ResolutionRead; ns: string }>;
+}
+
+/** Most positions that may differ from the previous translation's routes for translateRoutes to take over the rest. */
+const FEW_CHANGED = 64;
+
+/**
+ * `translateOne` over a route kind's routes (sorted: the same order every time), the translations of
+ * those that attach to a parent. With a Translator's memo, when at most FEW_CHANGED routes are new
+ * objects, every parent's fingerprint is the same (and the namespaces where a listener selects them)
+ * and every backendRef the other routes read resolves as before, those others' translations are the
+ * previous ones, taken without a call per route, and their listener attachments counted from the
+ * previous total: what attachCompiled would find route by route (it reuses a translation on exactly
+ * these conditions), at the cost of the changed routes. Otherwise route by route.
+ */
+export function translateRoutes<R extends HTTPRouteObject | GRPCRouteObject>(
+  kind: 'HTTPRoute' | 'GRPCRoute',
+  routes: readonly R[],
+  parents: Parents,
+  index: InputIndex,
+  resolveOne: ResolveOne,
+  translateOne: (route: R) => RouteTranslation | null,
+): RouteTranslation[] {
+  const memo = index.memo;
+  const listeners = memo ? listenersByScope(parents, index) : null;
+  let output: (RouteTranslation | null)[] | null = null;
+  if (memo && listeners) {
+    const before = new Map<string, number>();
+    for (const [scope, l] of listeners) before.set(scope, l.attachedRoutes);
+    const parentsNow = parentsToken(parents, index);
+    const namespaces = parentsNow.selects ? index.snapshot.namespaces : null;
+    const previous = memo.routeLoops.get(kind) as RouteLoop | undefined;
+    let readers = previous && takeOver(previous, routes, parentsNow.token, namespaces, listeners, kind, index, resolveOne, (o) => (output = o), translateOne);
+    if (!readers) {
+      output = new Array<RouteTranslation | null>(routes.length);
+      readers = new Map();
+      for (let i = 0; i < routes.length; i++) {
+        output[i] = translateOne(routes[i]!);
+        countReads(readers, memo.routeReads(routes[i]!), routes[i]!.metadata.namespace!, 1);
+      }
+    }
+    const counted = new Map<string, number>();
+    for (const [scope, l] of listeners) counted.set(scope, l.attachedRoutes - before.get(scope)!);
+    memo.routeLoops.set(kind, { input: routes, output: output!, counted, parents: parentsNow.token, namespaces, readers } satisfies RouteLoop);
+  } else {
+    memo?.routeLoops.delete(kind);
+    output = routes.map(translateOne);
+  }
+  const out: RouteTranslation[] = [];
+  for (let i = 0; i < output!.length; i++) if (output![i]) out.push(output![i]!);
+  return out;
+}
+
+/**
+ * translateRoutes' take-over: the previous translations with the changed positions translated
+ * again (handed to `done`), and the loop's readers; null (nothing counted, nothing kept) when the
+ * conditions do not hold. What it resolves before it may give up is what every route left reads:
+ * the loop route by route would resolve it too.
+ */
+function takeOver<R extends HTTPRouteObject | GRPCRouteObject>(
+  previous: RouteLoop,
+  routes: readonly R[],
+  parentsNow: string,
+  namespaces: readonly object[] | null,
+  listeners: Map<string, ListenerState>,
+  kind: 'HTTPRoute' | 'GRPCRoute',
+  index: InputIndex,
+  resolveOne: ResolveOne,
+  done: (output: (RouteTranslation | null)[]) => void,
+  translateOne: (route: R) => RouteTranslation | null,
+): RouteLoop['readers'] | null {
+  const memo = index.memo!;
+  if (previous.input.length !== routes.length || previous.parents !== parentsNow || !sameElements(previous.namespaces, namespaces)) return null;
+  const changed: number[] = [];
+  for (let i = 0; i < routes.length; i++) {
+    if (routes[i] !== previous.input[i] && changed.push(i) > FEW_CHANGED) return null;
+  }
+  // What the changed routes counted and read before.
+  const uncounted = new Map<string, number>();
+  const delta = new Map<string, { count: number; read: ResolutionRead; ns: string }>();
+  for (const i of changed) {
+    const old = previous.input[i] as R;
+    const was = previous.output[i] ?? null;
+    if (was !== null) {
+      const entry = memo.attachment(old) as AttachmentEntry | undefined;
+      if (entry?.translation !== was) return null;
+      for (const a of entry.attached) uncounted.set(a.scopeName, (uncounted.get(a.scopeName) ?? 0) + 1);
+    }
+    const reads = memo.routeReads(old);
+    if (reads === undefined) return null;
+    countReads(delta, reads, old.metadata.namespace!, -1);
+  }
+  for (const scope of previous.counted.keys()) if (!listeners.has(scope)) return null;
+  // Every key a route left reads still resolves as it did (resolved once a translation, as they would be route by route).
+  for (const [key, r] of previous.readers) {
+    if (r.count + (delta.get(key)?.count ?? 0) > 0 && !memo.readStands(keyedResolver(index, kind, r.ns, resolveOne), r.read)) return null;
+  }
+  for (const [scope, l] of listeners) l.attachedRoutes += (previous.counted.get(scope) ?? 0) - (uncounted.get(scope) ?? 0);
+  const output = previous.output.slice();
+  for (const i of changed) {
+    output[i] = translateOne(routes[i]!);
+    countReads(delta, memo.routeReads(routes[i]!), routes[i]!.metadata.namespace!, 1);
+  }
+  // The readers, updated in place (the previous loop's are not looked at again).
+  const readers = previous.readers;
+  for (const [key, d] of delta) {
+    const r = readers.get(key);
+    const count = (r?.count ?? 0) + d.count;
+    if (count <= 0) readers.delete(key);
+    else if (r) r.count = count;
+    else readers.set(key, { ...d, count });
+  }
+  done(output);
+  return readers;
+}
+
+/** Adds `by` for each of `reads` (one route's: its keys are distinct) to `readers`. */
+function countReads(readers: RouteLoop['readers'], reads: readonly ResolutionRead[] | undefined, ns: string, by: number): void {
+  if (reads === undefined) return;
+  for (let i = 0; i < reads.length; i++) {
+    const read = reads[i]!;
+    const r = readers.get(read.key);
+    if (r) r.count += by;
+    else readers.set(read.key, { count: by, read, ns });
+  }
+}
+
+function sameElements(a: readonly object[] | null, b: readonly object[] | null): boolean {
+  if (a === b) return true;
+  if (a === null || b === null || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Every parent by key and fingerprint token (what attachmentKey reads of them), and whether a listener selects namespaces by label. */
+function parentsToken(parents: Parents, index: InputIndex): { token: string; selects: boolean } {
+  let token = '';
+  let selects = false;
+  for (const [key, parent] of parents.gateways) {
+    const fingerprint = parentToken(parent, index);
+    token += `|G${key}:${fingerprint.token}`;
+    selects ||= fingerprint.selects;
+  }
+  for (const [key, parent] of parents.listenerSets) {
+    const fingerprint = parentToken(parent, index);
+    token += `|L${key}:${fingerprint.token}`;
+    selects ||= fingerprint.selects;
+  }
+  return { token, selects };
+}
+
 /**
  * Everything attachRoute reads besides the route and its compilation: for each parentRef, the
  * parent it names (or none) with, per listener, what attachToParent checks; the route namespace's
@@ -156,11 +318,7 @@ function attachmentKey(ns: string, parentRefs: ParentRefKey[], parents: Parents,
       key += '|-';
       continue;
     }
-    let fingerprint = parentFingerprints.get(parent);
-    if (!fingerprint) {
-      const { key: text, selects } = parentFingerprint(parent);
-      parentFingerprints.set(parent, (fingerprint = { token: index.memo!.token(text), selects }));
-    }
+    const fingerprint = parentToken(parent, index);
     key += `|${fingerprint.token}`;
     if (fingerprint.selects) key += JSON.stringify(index.namespaceLabels(ns));
   }
@@ -177,6 +335,15 @@ function parentRefKeys(route: HTTPRouteObject | GRPCRouteObject): ParentRefKey[]
  * per translation: parents are this translation's objects. A route's key is then a few characters.
  */
 const parentFingerprints = new WeakMap<GatewayState | ListenerSetState, { token: number; selects: boolean }>();
+
+function parentToken(parent: GatewayState | ListenerSetState, index: InputIndex): { token: number; selects: boolean } {
+  let fingerprint = parentFingerprints.get(parent);
+  if (!fingerprint) {
+    const { key: text, selects } = parentFingerprint(parent);
+    parentFingerprints.set(parent, (fingerprint = { token: index.memo!.token(text), selects }));
+  }
+  return fingerprint;
+}
 
 function parentFingerprint(parent: GatewayState | ListenerSetState): { key: string; selects: boolean } {
   const allowed = 'allowed' in parent ? `${parent.allowed.ok}:${parent.allowed.message}` : '';

@@ -13,7 +13,7 @@ import { IrHasher } from '../../ir/version.ts';
 import type { BackendRef } from '../schema/kinds.ts';
 
 /** One backend reference a route's compilation resolved (by key: what the resolution reads of it), and what it got (backend name or problem). */
-interface ResolutionRead {
+export interface ResolutionRead {
   key: string;
   ref: BackendRef | undefined;
   fingerprint: string;
@@ -119,6 +119,19 @@ export class TranslateMemo {
     if (record) record.compiled = { value, reads: kept };
     else this.routes.set(route, { compiled: { value, reads: kept }, attachment: undefined, undeclared: undefined });
     return value;
+  }
+
+  /** What each route kind's loop (httproute.ts translateRoutes) left for the next translation, by kind. */
+  readonly routeLoops = new Map<string, unknown>();
+
+  /** The backendRef keys `route`'s compilation read (with what they resolved to then), once compiled. */
+  routeReads(route: object): readonly ResolutionRead[] | undefined {
+    return this.routes.get(route)?.compiled?.reads;
+  }
+
+  /** Whether `read`'s key resolves in this translation to what it did when read (resolved once a translation). */
+  readStands<R extends Resolution>(resolver: KeyedResolve<R>, read: ResolutionRead): boolean {
+    return this.fingerprintNow(resolver, read.key, read.ref) === read.fingerprint;
   }
 
   /** What a route's attachment is reused from (httproute.ts attachCompiled), if it was attached before. */

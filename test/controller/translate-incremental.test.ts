@@ -261,6 +261,41 @@ describe('incremental translation', () => {
     expect(again.version).toBe(after.version);
   });
 
+  it('routes left as they were are taken over only while what they attach by stands: a namespace relabelled away from a listener selector detaches them', () => {
+    const snapshot = emptySnapshot();
+    const meta = (name: string, namespace = 'team') => ({ name, namespace, creationTimestamp: '2026-01-01T00:00:00Z', generation: 1 });
+    const namespace = (team: string) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'team', labels: { team } } });
+    snapshot.gatewayClasses.push({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GatewayClass', metadata: { name: 'c' }, spec: { controllerName: OPTIONS.controllerName } });
+    snapshot.gateways.push({
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'Gateway',
+      metadata: meta('gw', 'default'),
+      spec: { gatewayClassName: 'c', listeners: [{ name: 'http', protocol: 'HTTP', port: 80, allowedRoutes: { namespaces: { from: 'Selector', selector: { matchLabels: { team: 'a' } } } } }] },
+    });
+    snapshot.namespaces.push(namespace('a'));
+    snapshot.services.push({ apiVersion: 'v1', kind: 'Service', metadata: meta('svc'), spec: { ports: [{ port: 80 }] } });
+    const route = (i: number, path: string): HTTPRouteObject => ({
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'HTTPRoute',
+      metadata: meta(`r${i}`),
+      spec: { parentRefs: [{ name: 'gw', namespace: 'default' }], rules: [{ matches: [{ path: { type: 'PathPrefix', value: path } }], backendRefs: [{ name: 'svc', port: 80 }] }] },
+    });
+    snapshot.httpRoutes.push(route(0, '/a'), route(1, '/b'), route(2, '/c'));
+    const translator = new Translator();
+    const attached = (result: TranslateResult) => result.statuses.find((s) => s.kind === 'Gateway')!.status.listeners;
+    expect(attached(translator.translate(snapshot, OPTIONS))).toEqual(attached(translate(snapshot, OPTIONS)));
+    // One route edited, the namespace relabelled: no route of it attaches any more (attachedRoutes 0, the IR without them).
+    const relabelled = { ...snapshot, namespaces: [namespace('b')], httpRoutes: [route(0, '/edited'), ...snapshot.httpRoutes.slice(1)] };
+    const result = translator.translate(relabelled, OPTIONS);
+    expect(stableJson(result)).toBe(stableJson(translate(relabelled, OPTIONS)));
+    expect((attached(result) as { attachedRoutes: number }[])[0]!.attachedRoutes).toBe(0);
+    // And back: all three attach again.
+    const back = { ...relabelled, namespaces: [namespace('a')] };
+    const again = translator.translate(back, OPTIONS);
+    expect(stableJson(again)).toBe(stableJson(translate(back, OPTIONS)));
+    expect((attached(again) as { attachedRoutes: number }[])[0]!.attachedRoutes).toBe(3);
+  });
+
   it('the property catches a memo keyed on the route alone (what its backendRefs resolve to left out)', () => {
     /** Broken on purpose: reuses a route's compilation whatever its references now resolve to. */
     class RouteOnlyMemo extends TranslateMemo {
