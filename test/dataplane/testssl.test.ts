@@ -4,36 +4,22 @@
 // exchange), and nothing it calls VULNERABLE. One scan takes about 25 s; both run side by side.
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { execFile } from 'node:child_process';
-import { accessSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { createSelfSignedServerCertificate, tlsSecretData, type CertificateBundle } from '../support/demo/certs.ts';
 import { TLS_PROFILES } from '../../ir/tls-profiles.ts';
 import { freePortOffset } from '../support/ports.ts';
 import { startSluice, type SluiceProcess } from '../support/sluice-process.ts';
-import { describeIfPossible, requiredByEnvironment } from '../support/suite.ts';
+import { describeIfPossible, findOnPath, requiredByEnvironment } from '../support/suite.ts';
 import { selfSignedCertificate } from './support/certs.ts';
 
 const TESTSSL = findOnPath(['testssl', 'testssl.sh']);
 const PORT = 8443;
 /** A scan takes ~25 s alone; two side by side on a loaded 2-core box need far more. */
 const SCAN_TIMEOUT_MS = 240_000;
-
-function findOnPath(names: string[]): string | null {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    for (const name of names) {
-      try {
-        accessSync(join(dir, name), constants.X_OK);
-        return join(dir, name);
-      } catch {
-        // not here
-      }
-    }
-  }
-  return null;
-}
 
 interface Finding {
   id: string;

@@ -3,6 +3,8 @@
 // with the reason printed — or, where the environment requires them
 // (SLUICE_KUBE_REQUIRED, SLUICE_BPF_REQUIRED ... in CI), a failure naming the reason.
 import { describe } from '@jest/globals';
+import { accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
 
 // Also used outside jest (the conformance runner reaches it through test/kube/cluster.ts), so it
 // lives in a module that does not import @jest/globals.
@@ -16,3 +18,18 @@ export function describeIfPossible(what: string, reason: string | null, required
   return describe.skip;
 }
 
+
+/** The first of `names` that is an executable on the PATH (a tool a suite needs), or null. */
+export function findOnPath(names: string[]): string | null {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    for (const name of names) {
+      try {
+        accessSync(join(dir, name), constants.X_OK);
+        return join(dir, name);
+      } catch {
+        // not here
+      }
+    }
+  }
+  return null;
+}
