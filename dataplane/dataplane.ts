@@ -22,6 +22,7 @@ import { L4Metrics } from './l4/metrics.ts';
 import { TcpProxyServer, compileProxyRoute } from './l4/tcp-proxy.ts';
 import { UdpProxyServer } from './l4/udp-proxy.ts';
 import { newSessionKey } from './upstream/session.ts';
+import { pinTickObjectShape } from './tick-shape.ts';
 
 /** A TLS, TCP or UDP socket server: routes swap in with `update`. */
 interface L4Server<R> {
@@ -110,6 +111,7 @@ export class Dataplane {
   private readonly tlsTicketKeys: Buffer | null;
 
   constructor(options: DataplaneOptions = {}) {
+    pinTickObjectShape();
     this.flows = options.flows ?? null;
     this.reusePort = options.reusePort ?? false;
     this.tlsTicketKeys = options.tlsTicketKeys ?? null;
