@@ -137,7 +137,7 @@ export async function main(argv: string[]): Promise<number> {
     const refused = load.problems.filter((p) => p.code === 'SLU_MANIFEST_INVALID');
     for (const p of load.problems) process.stderr.write(`${p.code === 'SLU_MANIFEST_INVALID' ? 'error' : 'warning'}: ${problemLine(p)}\n`);
     const snapshot = withImplicitGatewayClasses(load.snapshot, translation.gatewayClasses, translation.controllerName);
-    const result = translate(snapshot, { ...translation, bindAddress, servedClassNames: translation.gatewayClasses });
+    const result = translate(snapshot, { ...translation, bindAddress, servedClassNames: translation.gatewayClasses, standalone: true });
     for (const p of result.problems) process.stderr.write(`warning: ${problemLine(p)}\n`);
     const out = { version: result.ir.version, ir: redactIR(result.ir), statuses: result.statuses };
     const format = values.output;

@@ -87,7 +87,7 @@ export async function runStandalone(options: StandaloneOptions): Promise<Running
     if (last?.loaded === loaded) return last;
     const snapshot = withImplicitGatewayClasses(loaded, options.gatewayClasses, options.controllerName);
     // The options carry what translation reads (controllerName, bindAddress, ingress, policy) under the same names.
-    const result = translator.translate(snapshot, { ...options, servedClassNames: options.gatewayClasses });
+    const result = translator.translate(snapshot, { ...options, servedClassNames: options.gatewayClasses, standalone: true });
     last = { loaded, snapshot, result };
     return last;
   };

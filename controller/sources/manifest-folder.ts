@@ -545,12 +545,21 @@ function parseManifestDocuments(content: Buffer, known: () => Map<string, Parsed
 
 /** Parses `text` (documents numbered from firstDoc + 1, lines from firstLine + 1) into `objects` and `problems`: how many documents, or the error. */
 function parseDocuments(text: string, firstDoc: number, firstLine: number, objects: KubeObject[], problems: Problem[]): number | { error: string } {
-  const docs = parseAllDocuments(text);
+  // `<<` merge keys, as kubectl reads them (sigs.k8s.io/yaml: YAML 1.1); YAML 1.2 leaves them off.
+  const docs = parseAllDocuments(text, { merge: true });
   for (const [index, doc] of docs.entries()) {
     if (doc.errors.length > 0) return { error: `invalid YAML in document ${firstDoc + index + 1}${yamlErrorText(doc.errors[0]!.message, firstLine)}` };
-    const value = doc.toJS();
+    // toJS() throws where parsing did not complain: an alias whose anchor is not in its document
+    // (anchors do not cross `---`), or more aliases than its bound (a "billion laughs" document).
+    // Such a text is invalid YAML, as kubectl says, not a reason to stop reading the folder.
+    let value: unknown;
+    try {
+      value = doc.toJS();
+    } catch (err) {
+      return { error: `invalid YAML in document ${firstDoc + index + 1}: ${err instanceof Error ? err.message : String(err)}` };
+    }
     if (value === null || value === undefined) continue;
-    const items: unknown[] = isObject(value) && value.kind === 'List' && Array.isArray(value.items) ? value.items : [value];
+    const items: unknown[] = isList(value) ? value.items : [value];
     for (const item of items) {
       const checked = checkObject(item, firstDoc + index + 1);
       if (typeof checked === 'string') problems.push({ code: 'SLU_MANIFEST_OBJECT', message: checked });
@@ -559,6 +568,15 @@ function parseDocuments(text: string, firstDoc: number, firstLine: number, objec
     }
   }
   return docs.length;
+}
+
+/**
+ * `kind: List`, or a typed list such as `ServiceList` (`kubectl get -o yaml` of several objects
+ * writes the one, an API response the other): kubectl applies the items of any object whose kind
+ * ends in List and that has an `items` array.
+ */
+function isList(value: unknown): value is { items: unknown[] } {
+  return isObject(value) && typeof value.kind === 'string' && value.kind.endsWith('List') && Array.isArray(value.items);
 }
 
 /**

@@ -21,6 +21,8 @@ import type { InputIndex } from './index-inputs.ts';
 import type { IngressOptions } from './options.ts';
 import { createHash } from 'node:crypto';
 import type { IngressBackend, IngressPath, IngressRule, IngressServiceBackend } from '../schema/kinds.ts';
+import { RATE_LIMIT_ANNOTATION, RATE_LIMIT_SCOPE_ANNOTATION } from './ratelimit.ts';
+import { UPGRADE_TYPES_ANNOTATION } from './upgrades.ts';
 
 export const INGRESS_GATEWAY_KEY = 'ingress';
 const LEGACY_CLASS_ANNOTATION = 'kubernetes.io/ingress.class';
@@ -29,6 +31,27 @@ const FORCE_HTTPS = 'ingress.cilium.io/force-https';
 const REQUEST_TIMEOUT = 'ingress.cilium.io/request-timeout';
 /** Cilium annotations about its own load-balancer Service or Envoy: they have no meaning for Sluice. */
 const NOT_APPLICABLE = /^ingress\.cilium\.io\/(loadbalancer-mode|service-type|service-external-traffic-policy|insecure-node-port|secure-node-port|host-listener-port|loadbalancer-class|tls-passthrough)$/;
+/** Annotations Sluice reads on an Ingress (besides the class ones). */
+const READ_ANNOTATIONS = new Set([FORCE_HTTPS, REQUEST_TIMEOUT, RATE_LIMIT_ANNOTATION, RATE_LIMIT_SCOPE_ANNOTATION, UPGRADE_TYPES_ANNOTATION]);
+
+/**
+ * One problem line for an Ingress annotation that looks meant for an ingress controller and that
+ * Sluice does not read: Cilium's (`ingress.cilium.io/`) and Sluice's own (`sluice.dev/`) not in
+ * the tables above — a typo or a feature Sluice lacks — and another controller's (a prefix naming
+ * ingress, e.g. `nginx.ingress.kubernetes.io/`). Ignoring them in silence would leave a migrated
+ * Ingress behaving differently with no word why. Other annotations (kubectl's, tools') are not ours to judge.
+ */
+function annotationProblem(key: string, annotation: string): string | null {
+  if (READ_ANNOTATIONS.has(annotation) || annotation === LEGACY_CLASS_ANNOTATION) return null;
+  if (NOT_APPLICABLE.test(annotation)) return `Ingress ${key}: annotation ${annotation} does not apply to Sluice; ignored`;
+  const slash = annotation.indexOf('/');
+  const prefix = slash < 0 ? '' : annotation.slice(0, slash);
+  if (prefix === 'ingress.cilium.io' || prefix === 'sluice.dev') {
+    return `Ingress ${key}: annotation ${annotation} is not one Sluice implements (it reads ${[...READ_ANNOTATIONS].join(', ')}); ignored`;
+  }
+  if (prefix.includes('ingress')) return `Ingress ${key}: annotation ${annotation} belongs to another ingress controller and is not read by Sluice; ignored`;
+  return null;
+}
 
 export interface IngressTranslation {
   /** The synthetic Gateway that serves Ingresses, or null when none is ours. */
@@ -109,7 +132,8 @@ export function translateIngresses(served: ServedIngresses, address: string | nu
     const key = namespacedName(ing);
     const annotations = ing.metadata.annotations ?? {};
     for (const a of Object.keys(annotations)) {
-      if (NOT_APPLICABLE.test(a)) out.problems.push(`Ingress ${key}: annotation ${a} does not apply to Sluice; ignored`);
+      const problem = annotationProblem(key, a);
+      if (problem) out.problems.push(problem);
     }
     const timeoutMs = annotations[REQUEST_TIMEOUT] !== undefined ? parseTimeout(annotations[REQUEST_TIMEOUT], key, out.problems) : undefined;
     const ordering = (tier: number, ruleIndex: number, matchIndex: number) => ({

@@ -16,6 +16,11 @@ export interface TranslateOptions {
    * `spec.addresses` are then that Service's to carry (checked against it), not bind addresses.
    */
   dataplaneService?: string;
+  /**
+   * `sluice run` and `sluice translate`: the manifest folder is all there is, so a Gateway whose
+   * class names another controller is served by nobody, and said so (unserved.ts).
+   */
+  standalone?: boolean;
   /** Which Ingresses are ours, and how they behave; absent: no Ingress is served. */
   ingress?: IngressOptions;
   /** Who the gateway is for L3/L4 network policy; defaults in translate/networkpolicy.ts. */

@@ -27,8 +27,10 @@ export function translateTlsRoute(route: TLSRouteObject, parents: Parents, index
   const ns = route.metadata.namespace!;
   const hostnames: string[] = (route.spec?.hostnames ?? []).map((h: string) => String(h).toLowerCase());
   const { weighted, backends, refProblem } = weightedBackendRefs(route.spec?.rules, ns, 'TLSRoute', index);
-  const unsupported = hostnames.length === 0 ? 'a TLSRoute needs at least one hostname to match the SNI against' : null;
-  const attachment = attachRoute(route, 'TLSRoute', hostnames, parents, { unsupported, refProblem }, index);
+  // No hostnames (v1alpha2 allows it; v1alpha3 and v1 require one): the listener's hostname, or any
+  // SNI on a listener without one, as for an HTTPRoute (and as Envoy Gateway does). A ClientHello
+  // without SNI still matches no route.
+  const attachment = attachRoute(route, 'TLSRoute', hostnames, parents, { unsupported: null, refProblem }, index);
   if (attachment.parents.length === 0) return null;
   const placements = attachment.attached.flatMap(({ listener, hostnames: effective }) =>
     effective.map((hostname) => ({

@@ -1,0 +1,87 @@
+// Gateways and routes no controller serves, said once per object instead of passed over in
+// silence. Such an object gets no status from Sluice — the specification leaves a Gateway of
+// another class, or a route whose parent is not Sluice's, to whoever owns them — so without these
+// lines a manifest copied from another project's examples (`gatewayClassName: example`, a route
+// whose Gateway lives in another file) does nothing and nothing says why.
+// - a Gateway whose gatewayClassName names no GatewayClass at all: nobody serves it;
+// - a Gateway whose GatewayClass Sluice handles but did not accept (its status says why);
+// - standalone only (the folder is all there is): a Gateway whose class names another
+//   controller: nothing else reads these files, so nothing will serve it;
+// - a route without parentRefs, or whose parentRefs name Gateways and ListenerSets of which none exists.
+import type { Problem } from '../problems.ts';
+import type { ParentRef } from '../schema/kinds.ts';
+import { GATEWAY_GROUP, namespacedName, type InputSnapshot, type KubeObject } from '../sources/objects.ts';
+import type { TranslateOptions } from './options.ts';
+
+type RouteObject = KubeObject & { spec: { parentRefs?: ParentRef[] } };
+
+export function unservedProblems(snapshot: InputSnapshot, acceptedClasses: Set<string | undefined>, options: TranslateOptions): Problem[] {
+  const out: Problem[] = [];
+  const served = new Set(options.servedClassNames ?? []);
+  const classes = new Map(snapshot.gatewayClasses.map((c) => [c.metadata.name, c]));
+  const first = [...served][0];
+  const hint = first !== undefined ? `set gatewayClassName: ${first}` : `set gatewayClassName to a GatewayClass whose controllerName is ${options.controllerName}`;
+  for (const gateway of snapshot.gateways) {
+    const name = gateway.spec?.gatewayClassName;
+    if (acceptedClasses.has(name)) continue;
+    const object = `Gateway ${namespacedName(gateway)}`;
+    const gc = classes.get(name);
+    let why: string | null = null;
+    if (!gc) why = `its gatewayClassName ${name} names no GatewayClass, so no controller serves it; ${hint}, or define that GatewayClass`;
+    else if (gc.spec?.controllerName === options.controllerName || served.has(name)) why = `not served while its GatewayClass ${name} is not accepted (see the GatewayClass status)`;
+    else if (options.standalone) {
+      why = `its GatewayClass ${name} names controller ${gc.spec?.controllerName}, not Sluice's (${options.controllerName}), and nothing else reads this folder, so it is not served; list the class in --gateway-classes or ${hint}`;
+    }
+    if (why) out.push({ code: 'SLU_TRANSLATION', message: `${object}: ${why}`, object });
+  }
+
+  // Parents by `namespace/name`; a route is only looked at for its parentRefs (no allocation for one
+  // whose parent exists but the key string).
+  const gateways = new Set(snapshot.gateways.map(namespacedName));
+  const listenerSets = new Set(snapshot.listenerSets.map(namespacedName));
+  const kinds: [string, RouteObject[]][] = [
+    ['HTTPRoute', snapshot.httpRoutes],
+    ['GRPCRoute', snapshot.grpcRoutes],
+    ['TLSRoute', snapshot.tlsRoutes],
+    ['TCPRoute', snapshot.tcpRoutes],
+    ['UDPRoute', snapshot.udpRoutes],
+  ];
+  for (const [kind, routes] of kinds) {
+    for (let i = 0; i < routes.length; i++) {
+      const route = routes[i]!;
+      const missing = missingParents(route, gateways, listenerSets);
+      if (missing === null) continue;
+      const object = `${kind} ${namespacedName(route)}`;
+      const why =
+        missing.length === 0
+          ? 'it has no parentRefs, so it attaches to no Gateway; name its Gateway (or ListenerSet) in spec.parentRefs'
+          : `its parentRefs name ${missing.join(', ')}, which do not exist, so no controller serves it; create the parent or correct parentRefs`;
+      out.push({ code: 'SLU_TRANSLATION', message: `${object}: ${why}`, object });
+    }
+  }
+  return out;
+}
+
+/**
+ * The Gateway and ListenerSet parents a route names when none of them exists ([] when it has no
+ * parentRefs at all); null when one exists, or its parents are all of other kinds (a mesh's Services).
+ */
+function missingParents(route: RouteObject, gateways: Set<string>, listenerSets: Set<string>): string[] | null {
+  const refs = route.spec.parentRefs;
+  if (refs === undefined || refs.length === 0) return [];
+  const ns = route.metadata.namespace!;
+  let named = 0;
+  for (let i = 0; i < refs.length; i++) {
+    const ref = refs[i]!;
+    if ((ref.group ?? GATEWAY_GROUP) !== GATEWAY_GROUP) continue;
+    const kind = ref.kind ?? 'Gateway';
+    const set = kind === 'Gateway' ? gateways : kind === 'ListenerSet' ? listenerSets : null;
+    if (set === null) continue;
+    named++;
+    if (set.has(`${ref.namespace ?? ns}/${ref.name}`)) return null;
+  }
+  if (named === 0) return null;
+  return refs
+    .filter((ref) => (ref.group ?? GATEWAY_GROUP) === GATEWAY_GROUP && ['Gateway', 'ListenerSet'].includes(ref.kind ?? 'Gateway'))
+    .map((ref) => `${ref.kind ?? 'Gateway'} ${ref.namespace ?? ns}/${ref.name}`);
+}

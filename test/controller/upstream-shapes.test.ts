@@ -1,0 +1,279 @@
+// Shapes found by feeding Sluice the example manifests a new user applies first (the Gateway API
+// project's examples and guides, Envoy Gateway's, Cilium's, the Kubernetes documentation's): each
+// case is our own manifest with the shape that went wrong, read the way `sluice run` reads a
+// folder (ManifestFolder, the implicit classes, translate), and what must come out of it.
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { withImplicitGatewayClasses } from '../../controller/sources/implicit-classes.ts';
+import { ManifestFolder } from '../../controller/sources/manifest-folder.ts';
+import type { Problem } from '../../controller/problems.ts';
+import type { ObjectStatus } from '../../controller/status/conditions.ts';
+import { translate } from '../../controller/translate/translate.ts';
+import type { TranslateOptions } from '../../controller/translate/options.ts';
+
+const CONTROLLER = 'sluice.dev/gateway-controller';
+const options = (standalone: boolean): TranslateOptions => ({
+  controllerName: CONTROLLER,
+  bindAddress: '127.0.0.1',
+  servedClassNames: ['cilium'],
+  ingress: { classNames: ['cilium'], controllers: ['sluice.dev/ingress-controller'], enforceHttps: true },
+  standalone,
+});
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'sluice-upstream-shapes-'));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Writes the files, reads the folder as `sluice run` does, translates. */
+function run(files: Record<string, string>, standalone = true) {
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
+  const load = new ManifestFolder(dir).load();
+  const result = translate(withImplicitGatewayClasses(load.snapshot, ['cilium'], CONTROLLER), options(standalone));
+  const lines = (problems: Problem[]) => problems.map((p) => `${p.code} ${p.message}`);
+  return { load, result, sourceProblems: lines(load.problems), problems: lines(result.problems) };
+}
+
+function statusOf(statuses: ObjectStatus[], kind: string, name: string): ObjectStatus {
+  const found = statuses.find((s) => s.kind === kind && s.name === name);
+  if (!found) throw new Error(`no status for ${kind} ${name}`);
+  return found;
+}
+
+const conditions = (s: ObjectStatus, parent = 0) =>
+  Object.fromEntries(((s.status.parents as { conditions: { type: string; status: string; reason: string }[] }[])[parent]?.conditions ?? []).map((c) => [c.type, `${c.status} ${c.reason}`]));
+
+const gateway = (name: string, className: string, extra = '') => `apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: ${name}}
+spec:
+  gatewayClassName: ${className}
+  listeners:
+  - {name: http, protocol: HTTP, port: 80}
+${extra}`;
+
+const route = (name: string, parentRefs: string | null) => `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: ${name}}
+spec:
+${parentRefs === null ? '' : `  parentRefs: ${parentRefs}\n`}  rules: [{backendRefs: [{name: shop, port: 80}]}]
+`;
+
+describe('Gateways and routes nobody serves are said so, once each', () => {
+  it('a Gateway whose gatewayClassName names no GatewayClass (the Gateway API examples\' `example`)', () => {
+    const { problems, result } = run({ 'gw.yaml': gateway('web', 'acme-lb'), 'r.yaml': route('shop', '[{name: web}]') });
+    expect(problems).toEqual([
+      'SLU_TRANSLATION Gateway default/web: its gatewayClassName acme-lb names no GatewayClass, so no controller serves it; set gatewayClassName: cilium, or define that GatewayClass',
+    ]);
+    // Not ours: no status for it or its route (another controller may yet be installed for the class).
+    expect(result.statuses.filter((s) => s.kind !== 'GatewayClass')).toEqual([]);
+  });
+
+  it('a Gateway of a class Sluice handles but refused (parametersRef to EnvoyProxy or CiliumGatewayClassConfig)', () => {
+    const cls = `apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: tuned}
+spec:
+  controllerName: ${CONTROLLER}
+  parametersRef: {group: gateway.envoyproxy.io, kind: EnvoyProxy, name: proxy-config, namespace: default}
+`;
+    const { problems, result } = run({ 'gw.yaml': `${cls}---\n${gateway('web', 'tuned')}` });
+    expect(statusOf(result.statuses, 'GatewayClass', 'tuned').status.conditions).toEqual([
+      expect.objectContaining({ type: 'Accepted', status: 'False', reason: 'InvalidParameters' }),
+    ]);
+    expect(problems).toEqual(['SLU_TRANSLATION Gateway default/web: not served while its GatewayClass tuned is not accepted (see the GatewayClass status)']);
+  });
+
+  it("a Gateway whose class names another controller (Cilium's io.cilium/gateway-controller): said in standalone, where nothing else reads the folder; left alone in a cluster", () => {
+    const cls = `apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: nodeport}
+spec: {controllerName: io.cilium/gateway-controller}
+`;
+    const files = { 'gw.yaml': `${cls}---\n${gateway('web', 'nodeport')}` };
+    expect(run(files).problems).toEqual([
+      "SLU_TRANSLATION Gateway default/web: its GatewayClass nodeport names controller io.cilium/gateway-controller, not Sluice's (sluice.dev/gateway-controller), and nothing else reads this folder, so it is not served; list the class in --gateway-classes or set gatewayClassName: cilium",
+    ]);
+    expect(run(files, false).problems).toEqual([]);
+  });
+
+  it('routes without parentRefs, or whose Gateway or ListenerSet does not exist; not a route with one parent present, nor a mesh route', () => {
+    const { problems, result } = run({
+      'gw.yaml': gateway('web', 'cilium'),
+      'routes.yaml': [
+        route('bare', null),
+        route('lost', '[{name: acme-gw}]'),
+        route('lost-set', '[{group: gateway.networking.k8s.io, kind: ListenerSet, name: team-listeners, namespace: team}]'),
+        route('half', '[{name: acme-gw}, {name: web}]'),
+      ].join('---\n'),
+      'mesh.yaml': route('mesh', '[{group: "", kind: Service, name: shop}]'),
+    });
+    expect(problems.filter((p) => !p.includes('GAMMA'))).toEqual([
+      'SLU_TRANSLATION HTTPRoute default/bare: it has no parentRefs, so it attaches to no Gateway; name its Gateway (or ListenerSet) in spec.parentRefs',
+      'SLU_TRANSLATION HTTPRoute default/lost: its parentRefs name Gateway default/acme-gw, which do not exist, so no controller serves it; create the parent or correct parentRefs',
+      'SLU_TRANSLATION HTTPRoute default/lost-set: its parentRefs name ListenerSet team/team-listeners, which do not exist, so no controller serves it; create the parent or correct parentRefs',
+    ]);
+    expect(problems.filter((p) => p.includes('GAMMA'))).toHaveLength(1);
+    // The parent that exists serves it (and only that parent has a controller to write its status).
+    expect(conditions(statusOf(result.statuses, 'HTTPRoute', 'half'))).toEqual({ Accepted: 'True Accepted', ResolvedRefs: 'False BackendNotFound' });
+  });
+
+  it('the other route kinds too (a TLSRoute whose Gateway is in a file not applied, as in an Envoy Gateway example)', () => {
+    const { problems } = run({
+      'tls.yaml': `apiVersion: gateway.networking.k8s.io/v1alpha3
+kind: TLSRoute
+metadata: {name: passthrough}
+spec:
+  parentRefs: [{name: eg}]
+  hostnames: [tls.example.com]
+  rules: [{backendRefs: [{name: shop, port: 443}]}]
+`,
+    });
+    expect(problems).toEqual([
+      'SLU_TRANSLATION TLSRoute default/passthrough: its parentRefs name Gateway default/eg, which do not exist, so no controller serves it; create the parent or correct parentRefs',
+    ]);
+  });
+});
+
+describe('TLSRoute v1alpha2 without hostnames', () => {
+  it('is accepted and serves the listener hostname, or every SNI name on a listener without one (v1alpha2 allows it; Envoy Gateway serves it)', () => {
+    const { result, problems } = run({
+      'tls.yaml': `apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: tls}
+spec:
+  gatewayClassName: cilium
+  listeners:
+  - {name: any, protocol: TLS, port: 443, tls: {mode: Passthrough}}
+  - {name: named, protocol: TLS, port: 8443, hostname: db.example.com, tls: {mode: Passthrough}}
+---
+apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: TLSRoute
+metadata: {name: anyname}
+spec:
+  parentRefs: [{name: tls}]
+  rules: [{backendRefs: [{name: shop, port: 443}]}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: shop}
+spec: {ports: [{port: 443}]}
+`,
+    });
+    expect(problems).toEqual([]);
+    expect(conditions(statusOf(result.statuses, 'TLSRoute', 'anyname'))).toEqual({ Accepted: 'True Accepted', ResolvedRefs: 'True ResolvedRefs' });
+    const hostnames = (result.ir.http.passthrough ?? []).map((l) => [l.port, l.routes.map((r) => r.hostname)]);
+    expect(hostnames).toEqual([
+      [443, ['*']],
+      [8443, ['db.example.com']],
+    ]);
+  });
+});
+
+describe('Ingress annotations Sluice does not read are said so', () => {
+  it("unknown ingress.cilium.io/ and sluice.dev/ keys, and another controller's; not the ones it reads nor unrelated ones", () => {
+    const { problems } = run({
+      'ing.yaml': `apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: shop
+  annotations:
+    ingress.cilium.io/force-https: enabled
+    ingress.cilium.io/request-timeout: 10s
+    ingress.cilium.io/websocket: enabled
+    ingress.cilium.io/loadbalancer-mode: shared
+    sluice.dev/rate-limt: 10/minute
+    sluice.dev/rate-limit: 100/minute
+    nginx.ingress.kubernetes.io/rewrite-target: /
+    kubectl.kubernetes.io/last-applied-configuration: "{}"
+    kubernetes.io/ingress.class: cilium
+spec:
+  defaultBackend: {service: {name: shop, port: {number: 80}}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: shop}
+spec: {ports: [{port: 80}]}
+`,
+    });
+    const reads = 'ingress.cilium.io/force-https, ingress.cilium.io/request-timeout, sluice.dev/rate-limit, sluice.dev/rate-limit-scope, sluice.dev/upgrade-types';
+    expect(problems).toEqual([
+      `SLU_TRANSLATION Ingress default/shop: annotation ingress.cilium.io/websocket is not one Sluice implements (it reads ${reads}); ignored`,
+      'SLU_TRANSLATION Ingress default/shop: annotation ingress.cilium.io/loadbalancer-mode does not apply to Sluice; ignored',
+      `SLU_TRANSLATION Ingress default/shop: annotation sluice.dev/rate-limt is not one Sluice implements (it reads ${reads}); ignored`,
+      'SLU_TRANSLATION Ingress default/shop: annotation nginx.ingress.kubernetes.io/rewrite-target belongs to another ingress controller and is not read by Sluice; ignored',
+    ]);
+  });
+});
+
+describe('YAML as other tools write it', () => {
+  it('an alias whose anchor is in another document is invalid YAML for that file (it crashed the process), the other files are served', () => {
+    const { sourceProblems, result } = run({
+      'gw.yaml': gateway('web', 'cilium'),
+      'routes.yaml': `apiVersion: v1
+kind: Service
+metadata: {name: shop}
+spec:
+  ports: [&port {port: 80}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: cart}
+spec:
+  ports: [*port]
+`,
+    });
+    expect(sourceProblems).toEqual([
+      'SLU_MANIFEST_YAML invalid YAML in document 2: Unresolved alias (the anchor must be set before the alias): port; keeping this file\'s last good objects until it parses again',
+    ]);
+    expect(statusOf(result.statuses, 'Gateway', 'web').status.conditions).toContainEqual(expect.objectContaining({ type: 'Accepted', status: 'True' }));
+  });
+
+  it('a document that expands too many aliases (a "billion laughs") is refused the same way', () => {
+    const levels = ['a: &a [x, x, x, x, x, x, x, x, x, x]'];
+    for (let i = 1; i < 8; i++) levels.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(10).fill(`*${String.fromCharCode(96 + i)}`).join(', ')}]`);
+    const { sourceProblems } = run({ 'laughs.yaml': `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: lol}\ndata:\n${levels.map((l) => `  ${l}`).join('\n')}\n` });
+    expect(sourceProblems).toHaveLength(1);
+    expect(sourceProblems[0]).toMatch(/^SLU_MANIFEST_YAML invalid YAML in document 1: Excessive alias count/);
+  });
+
+  it('`<<` merge keys are merged, as kubectl (YAML 1.1) merges them', () => {
+    const { load, sourceProblems } = run({
+      'r.yaml': `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: merged}
+spec:
+  parentRefs: [{name: web}]
+  rules:
+  - backendRefs: [&shop {name: shop, port: 80}]
+  - matches: [{path: {type: PathPrefix, value: /canary}}]
+    backendRefs:
+    - <<: *shop
+      weight: 2
+`,
+    });
+    expect(sourceProblems).toEqual([]);
+    expect(load.snapshot.httpRoutes[0]!.spec.rules![1]!.backendRefs).toEqual([expect.objectContaining({ name: 'shop', port: 80, weight: 2 })]);
+  });
+
+  it('typed lists (`kind: ServiceList`) are read item by item like `kind: List`; JSON-in-YAML, a byte-order mark and CRLF line ends are read', () => {
+    const { load, sourceProblems } = run({
+      'list.yaml': `apiVersion: v1
+kind: ServiceList
+metadata: {resourceVersion: "1"}
+items:
+- apiVersion: v1
+  kind: Service
+  metadata: {name: shop}
+  spec: {ports: [{port: 80}]}
+`,
+      'json-in-yaml.yaml': `---\n{\n  apiVersion: "v1",\n  kind: "Service",\n  metadata: {\n    name: "cart",\n  },\n  spec: {ports: [{port: 80}]},\n}\n`,
+      'windows.yaml': `\ufeffapiVersion: v1\r\nkind: Service\r\nmetadata:\r\n  name: till\r\nspec:\r\n  ports:\r\n  - port: 80\r\n---\r\n# only a comment\r\n`,
+    });
+    expect(sourceProblems).toEqual([]);
+    expect(load.snapshot.services.map((s) => s.metadata.name).sort()).toEqual(['cart', 'shop', 'till']);
+  });
+});
