@@ -658,7 +658,11 @@ function ciliumRule(
   }
   const requires = `${from}Requires`;
   if (rule[requires] !== undefined) problem(`${where}.${requires} is not supported (deprecated by Cilium); ignored, which may allow more than Cilium would`);
-  if (rule.authentication !== undefined) problem(`${where}.authentication is not supported; the rule applies without it`);
+  // Mutual authentication Sluice cannot do: Cilium drops what has not authenticated
+  // (DROP_POLICY_AUTH_REQUIRED), so a rule that requires it allows nothing here rather than more.
+  const authMode = isObject(rule.authentication) ? rule.authentication.mode : undefined;
+  const authRequired = rule.authentication !== undefined && authMode !== 'disabled';
+  if (authRequired) problem(`${where}.authentication mode ${JSON.stringify(authMode)}: Sluice does no mutual authentication, so the rule allows nothing (Cilium drops traffic that has not authenticated)`);
 
   const parsed = ciliumPorts(rule.toPorts, `${where}.toPorts`, direction, problem, l7);
   let ports = parsed.ports;
@@ -669,6 +673,7 @@ function ciliumRule(
   }
   // No peer field: an L4-only rule applies to every peer; a rule with neither peers nor ports selects nothing.
   const l4Only = asArray(rule.toPorts).length > 0 || rule.icmps !== undefined;
+  if (authRequired) return { peers: [], ports, ...grants };
   if (!hasPeerField) return { peers: l4Only ? [{ type: 'any' }] : [], ports, ...grants };
   return { peers, ports, ...grants };
 }

@@ -11,6 +11,7 @@ import { ManifestFolder } from '../../controller/sources/manifest-folder.ts';
 import type { Problem } from '../../controller/problems.ts';
 import type { ObjectStatus } from '../../controller/status/conditions.ts';
 import { translate } from '../../controller/translate/translate.ts';
+import { IDENTITY_INGRESS } from '../../ir/types.ts';
 import type { TranslateOptions } from '../../controller/translate/options.ts';
 
 const CONTROLLER = 'sluice.dev/gateway-controller';
@@ -275,5 +276,40 @@ items:
     });
     expect(sourceProblems).toEqual([]);
     expect(load.snapshot.services.map((s) => s.metadata.name).sort()).toEqual(['cart', 'shop', 'till']);
+  });
+});
+
+describe("Cilium's mutual-authentication policy example", () => {
+  const policy = (mode: string) => `apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: mutual}
+spec:
+  endpointSelector: {matchLabels: {app: echo}}
+  ingress:
+  - fromEntities: [ingress]
+    authentication: {mode: ${mode}}
+    toPorts: [{ports: [{port: "8080", protocol: TCP}]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: echo, labels: {app: echo}}
+spec: {containers: [{name: echo, image: echo}]}
+status: {phase: Running, podIP: 10.0.0.7}
+`;
+  const gatewayAllowed = (files: Record<string, string>) => {
+    const { result, problems } = run(files);
+    const l4 = result.ir.l4.policy!;
+    return { allowed: l4.entries.some((e) => e.direction === 'ingress' && e.remote === IDENTITY_INGRESS), enforced: l4.enforcement.length, problems };
+  };
+
+  it('`authentication.mode: required` allows nothing (Cilium drops what has not authenticated; Sluice cannot authenticate), and says so; `disabled` applies the rule', () => {
+    expect(gatewayAllowed({ 'p.yaml': policy('required') })).toEqual({
+      allowed: false,
+      enforced: 1,
+      problems: [
+        'SLU_TRANSLATION CiliumNetworkPolicy default/mutual: spec.ingress[0].authentication mode "required": Sluice does no mutual authentication, so the rule allows nothing (Cilium drops traffic that has not authenticated)',
+      ],
+    });
+    expect(gatewayAllowed({ 'p.yaml': policy('disabled') })).toEqual({ allowed: true, enforced: 1, problems: [] });
   });
 });
