@@ -35,10 +35,9 @@ export function unservedProblems(snapshot: InputSnapshot, acceptedClasses: Set<s
     if (why) out.push({ code: 'SLU_TRANSLATION', message: `${object}: ${why}`, object });
   }
 
-  // Parents by `namespace/name`; a route is only looked at for its parentRefs (no allocation for one
-  // whose parent exists but the key string).
-  const gateways = new Set(snapshot.gateways.map(namespacedName));
-  const listenerSets = new Set(snapshot.listenerSets.map(namespacedName));
+  // A route is only looked at for its parentRefs: nothing is allocated for one whose parent exists.
+  const gateways = namesByNamespace(snapshot.gateways);
+  const listenerSets = namesByNamespace(snapshot.listenerSets);
   const kinds: [string, RouteObject[]][] = [
     ['HTTPRoute', snapshot.httpRoutes],
     ['GRPCRoute', snapshot.grpcRoutes],
@@ -62,11 +61,25 @@ export function unservedProblems(snapshot: InputSnapshot, acceptedClasses: Set<s
   return out;
 }
 
+type NamesByNamespace = Map<string, Set<string>>;
+
+/** Names by namespace: a parentRef is looked up without building a `namespace/name` string per route. */
+function namesByNamespace(objects: KubeObject[]): NamesByNamespace {
+  const out: NamesByNamespace = new Map();
+  for (const o of objects) {
+    const ns = o.metadata.namespace ?? '';
+    let names = out.get(ns);
+    if (names === undefined) out.set(ns, (names = new Set()));
+    names.add(o.metadata.name);
+  }
+  return out;
+}
+
 /**
  * The Gateway and ListenerSet parents a route names when none of them exists ([] when it has no
  * parentRefs at all); null when one exists, or its parents are all of other kinds (a mesh's Services).
  */
-function missingParents(route: RouteObject, gateways: Set<string>, listenerSets: Set<string>): string[] | null {
+function missingParents(route: RouteObject, gateways: NamesByNamespace, listenerSets: NamesByNamespace): string[] | null {
   const refs = route.spec.parentRefs;
   if (refs === undefined || refs.length === 0) return [];
   const ns = route.metadata.namespace!;
@@ -78,7 +91,7 @@ function missingParents(route: RouteObject, gateways: Set<string>, listenerSets:
     const set = kind === 'Gateway' ? gateways : kind === 'ListenerSet' ? listenerSets : null;
     if (set === null) continue;
     named++;
-    if (set.has(`${ref.namespace ?? ns}/${ref.name}`)) return null;
+    if (set.get(ref.namespace ?? ns)?.has(ref.name) === true) return null;
   }
   if (named === 0) return null;
   return refs
