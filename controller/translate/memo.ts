@@ -47,7 +47,9 @@ export class TranslateMemo {
   /** The previous translation's IR, which the next one shares unchanged parts with. */
   previous: { http: HttpIR; l4: L4IR } | null = null;
   /** The previous translation's virtual hosts by scope and hostname, with the placements each was sorted from; and each scope's sort of them. */
-  virtualHosts = new Map<string, { hosts: Map<string, { host: VirtualHost }>; order: Sort<VirtualHost> }>();
+  virtualHosts = new Map<string, { hosts: Map<string, { host: VirtualHost }>; order: Sort<VirtualHost>; singleLabelWildcards: boolean }>();
+  /** The previous translation's served placements (translate.ts assembleListeners), in order. */
+  servedPlacements: readonly object[] | null = null;
   /** Per route object: its compilation, what its attachment is reused from, its undeclared fields (one WeakMap entry a route, not three). */
   private readonly routes = new WeakMap<object, RouteEntry>();
   /** The previous input and output of each sorted() by name. */

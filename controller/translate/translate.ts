@@ -114,16 +114,15 @@ function translateWith(snapshot: InputSnapshot, options: TranslateOptions, memo:
     listenerSets: new Map(listenerSets.map((s) => [s.owner.key, s])),
   };
   const routeStatuses: ObjectStatus[] = [];
-  const placements: Placement[] = [...ingress.placements];
+  // Each route's placements: servedPlacements takes those served from them in one pass.
+  const placementLists: (readonly Placement[])[] = [ingress.placements];
   const backends = new Map<string, Backend>(ingress.backends.map((b) => [b.name, b]));
   const passthrough: PassthroughPlacement[] = [];
   const proxied: ProxyPlacement[] = [];
   const results = [
     // HTTPRoutes and GRPCRoutes, cross-serving resolved between them.
     ...translateHttpAndGrpcRoutes(sortByName(snapshot.httpRoutes, memo, 'HTTPRoute'), sortByName(snapshot.grpcRoutes, memo, 'GRPCRoute'), parents, index).map((result) => {
-      // Indexed loops over what grows with the routes (here and below): a for-of in a function run
-      // once a translation, never optimised, allocates an iterator result per element.
-      for (let i = 0; i < result.placements.length; i++) placements.push(result.placements[i]!);
+      placementLists.push(result.placements);
       return result;
     }),
     ...sortByName(snapshot.tlsRoutes, memo, 'TLSRoute').map((r) => {
@@ -136,6 +135,8 @@ function translateWith(snapshot: InputSnapshot, options: TranslateOptions, memo:
       return result;
     }),
   ];
+  // Indexed loops over what grows with the routes (here and below): a for-of in a function run
+  // once a translation, never optimised, allocates an iterator result per element.
   for (let r = 0; r < results.length; r++) {
     const result = results[r];
     if (!result) continue;
@@ -157,7 +158,7 @@ function translateWith(snapshot: InputSnapshot, options: TranslateOptions, memo:
   for (const l of servingGateways.flatMap(allListeners)) if (!listenerByScope.has(l.scopeName) || listenerProgrammed(l)) listenerByScope.set(l.scopeName, l);
   // Rate limits (RateLimitPolicy, Ingress annotation) attach to the served placements before assembly.
   let servedRoutes: Set<string> | undefined;
-  const served = servedPlacements(placements, listenerByScope);
+  const served = servedPlacements(placementLists, listenerByScope);
   const rateLimits = translateRateLimits({
     snapshot,
     gateways,
@@ -211,21 +212,24 @@ function translateWith(snapshot: InputSnapshot, options: TranslateOptions, memo:
 }
 
 /**
- * The placements on programmed listeners that serve HTTP (a new array: rate limits and upgrade
- * types replace placements in it). A route's placements come in runs on one listener: looked up once a run.
+ * The placements (each route's list, in order) on programmed listeners that serve HTTP (a new
+ * array: rate limits and upgrade types replace placements in it). A route's placements come in runs on one listener: looked up once a run.
  */
-function servedPlacements(placements: readonly Placement[], listenerByScope: Map<string, ListenerState>): Placement[] {
+function servedPlacements(lists: readonly (readonly Placement[])[], listenerByScope: Map<string, ListenerState>): Placement[] {
   const out: Placement[] = [];
   let scope: string | null = null;
   let serves = false;
-  for (let i = 0; i < placements.length; i++) {
-    const p = placements[i]!;
-    if (p.scope !== scope) {
-      scope = p.scope;
-      const l = listenerByScope.get(scope);
-      serves = l !== undefined && l.protocol !== 'TLS' && listenerProgrammed(l);
+  for (let l = 0; l < lists.length; l++) {
+    const placements = lists[l]!;
+    for (let i = 0; i < placements.length; i++) {
+      const p = placements[i]!;
+      if (p.scope !== scope) {
+        scope = p.scope;
+        const listener = listenerByScope.get(scope);
+        serves = listener !== undefined && listener.protocol !== 'TLS' && listenerProgrammed(listener);
+      }
+      if (serves) out.push(p);
     }
-    if (serves) out.push(p);
   }
   return out;
 }
@@ -340,6 +344,11 @@ function assembleListeners(gateways: GatewayState[], placements: Placement[], me
       scopes.set(l.scopeName, { listener: l, scope, hosts: new Map() });
     }
   }
+  const previousScopes = memo?.virtualHosts as Map<string, ScopeHosts> | undefined;
+  const previousPlacements = memo?.servedPlacements as Placement[] | null | undefined;
+  if (memo) memo.servedPlacements = placements;
+  // Few placements are new objects (one route edited): the previous hosts with those few patched.
+  if (previousScopes && previousPlacements && takeOverHosts(scopes, previousScopes, previousPlacements, placements)) return sortedSockets(sockets);
   // A route's placements on one listener and hostname come one after another: looked up once per
   // run, a host's first run taken as a slice (of the exact size: a memo keeps it).
   for (let start = 0; start < placements.length; ) {
@@ -355,45 +364,127 @@ function assembleListeners(gateways: GatewayState[], placements: Placement[], me
     }
     start = end;
   }
-  const previousScopes = memo?.virtualHosts as Map<string, ScopeHosts> | undefined;
   const made = new Map<string, ScopeHosts>();
   for (const { listener, scope, hosts } of scopes.values()) {
     const previous = previousScopes?.get(scope.name);
     const madeHosts = new Map<string, SortedHost>();
-    const unsorted = [...hosts.entries()]
-      .map(([hostname, list]): VirtualHost => {
-        const singleLabelWildcard = listener.singleLabelWildcards === true && isWildcard(hostname);
-        const before = previous?.hosts.get(hostname);
-        const changed = before && (before.host.singleLabelWildcard === true) === singleLabelWildcard ? changedPlacements(before.placements, list) : null;
-        let entry: SortedHost;
-        // The same placements (routes and their order keys) as last time: the same sorted host.
-        if (before && changed?.length === 0) entry = before;
-        else {
-          // A few changed: the previous order with those taken out and put back where they belong
-          // (`placements` keeps the very objects `sorted` holds: the next change takes them out by identity).
-          const resorted = before && changed && changed.length <= 64 ? resort(before.sorted, changed.map((i) => before.placements[i]!), changed.map((i) => list[i]!), comparePrecedence) : null;
-          const at = resorted ? new Set(changed) : null;
-          const placements = at !== null ? before!.placements.map((p, i) => (at.has(i) ? list[i]! : p)) : list;
-          const sorted = resorted ?? [...list].sort(comparePrecedence);
-          entry = { placements, sorted, host: { name: `${scope.name}/host/${hostname}`, hostname, ...(singleLabelWildcard ? { singleLabelWildcard: true } : {}), routes: dedupeRoutes(sorted, memo !== null) } };
-        }
-        if (memo) madeHosts.set(hostname, entry);
-        return entry.host;
-      });
+    const unsorted = [...hosts.entries()].map(([hostname, list]): VirtualHost => {
+      const entry = sortedHost(listener, scope, hostname, list, previous?.hosts.get(hostname), memo !== null);
+      if (memo) madeHosts.set(hostname, entry);
+      return entry.host;
+    });
     // Hosts in the order of their routes; sorted from last time's order where a few are new objects.
     const order = sortFrom(previous?.order, unsorted, bySpecificity);
     scope.virtualHosts = order.output;
-    if (memo) made.set(scope.name, { hosts: madeHosts, order });
+    if (memo) made.set(scope.name, { hosts: madeHosts, order, singleLabelWildcards: listener.singleLabelWildcards === true });
   }
   if (memo) memo.virtualHosts = made;
+  return sortedSockets(sockets);
+}
+
+function sortedSockets(sockets: Map<string, HttpListener>): HttpListener[] {
   for (const socket of sockets.values()) socket.scopes.sort(bySpecificity);
   return [...sockets.values()].sort((a, b) => a.name.localeCompare(b.name));
 }
+
+/**
+ * A virtual host from its placements in arrival order: the host made last time (`before`) when they
+ * are the same, re-sorted from its order when a few changed, else sorted.
+ */
+function sortedHost(listener: ListenerState, scope: ListenerScope, hostname: string, list: Placement[], before: SortedHost | undefined, sameObjects: boolean): SortedHost {
+  const singleLabelWildcard = listener.singleLabelWildcards === true && isWildcard(hostname);
+  const changed = before && (before.host.singleLabelWildcard === true) === singleLabelWildcard ? changedPlacements(before.placements, list) : null;
+  // The same placements (routes and their order keys) as last time: the same sorted host.
+  if (before && changed?.length === 0) return before;
+  // A few changed: the previous order with those taken out and put back where they belong
+  // (`placements` keeps the very objects `sorted` holds: the next change takes them out by identity).
+  const resorted = before && changed && changed.length <= 64 ? resort(before.sorted, changed.map((i) => before.placements[i]!), changed.map((i) => list[i]!), comparePrecedence) : null;
+  const at = resorted ? new Set(changed) : null;
+  const placements = at !== null ? before!.placements.map((p, i) => (at.has(i) ? list[i]! : p)) : list;
+  const sorted = resorted ?? [...list].sort(comparePrecedence);
+  return { placements, sorted, host: { name: `${scope.name}/host/${hostname}`, hostname, ...(singleLabelWildcard ? { singleLabelWildcard: true } : {}), routes: dedupeRoutes(sorted, sameObjects) } };
+}
+
+/**
+ * assembleListeners when at most FEW_PLACEMENTS of the served placements are new objects, each on
+ * the scope and hostname of the one it replaces, and the scopes are the previous ones: the hosts
+ * holding them are made again from their previous placements with those replaced (sortedHost), the
+ * other hosts and their order are the previous ones (sortFrom finds the few replaced). Sets each
+ * scope's virtual hosts and the memo's hosts; false (nothing changed) when the conditions do not hold.
+ */
+function takeOverHosts(
+  scopes: Map<string, { listener: ListenerState; scope: ListenerScope }>,
+  previousScopes: Map<string, ScopeHosts>,
+  previous: readonly Placement[],
+  placements: readonly Placement[],
+): boolean {
+  if (previous.length !== placements.length || previousScopes.size !== scopes.size) return false;
+  for (const [name, { listener }] of scopes) if (previousScopes.get(name)?.singleLabelWildcards !== (listener.singleLabelWildcards === true)) return false;
+  const replaced = new Map<SortedHost, { scope: string; hostname: string; by: Map<Placement, Placement> }>();
+  let count = 0;
+  for (let i = 0; i < placements.length; i++) {
+    const now = placements[i]!;
+    const old = previous[i]!;
+    if (now === old) continue;
+    if (++count > FEW_PLACEMENTS || now.scope !== old.scope || now.hostname !== old.hostname) return false;
+    const host = previousScopes.get(now.scope)?.hosts.get(now.hostname);
+    if (host === undefined) return false;
+    let entry = replaced.get(host);
+    if (!entry) replaced.set(host, (entry = { scope: now.scope, hostname: now.hostname, by: new Map() }));
+    entry.by.set(old, now);
+  }
+  // Each replaced placement where its host holds it (and nowhere else: placements are distinct objects).
+  const lists = new Map<SortedHost, Placement[]>();
+  for (const [host, { by }] of replaced) {
+    let found = 0;
+    const list = host.placements.map((p) => {
+      const now = by.get(p);
+      if (now === undefined) return p;
+      found++;
+      return now;
+    });
+    if (found !== by.size) return false;
+    lists.set(host, list);
+  }
+  const hostsByScope = new Map<string, Map<SortedHost, SortedHost>>();
+  for (const [host, { scope, hostname }] of replaced) {
+    const { listener, scope: made } = scopes.get(scope)!;
+    let hosts = hostsByScope.get(scope);
+    if (!hosts) hostsByScope.set(scope, (hosts = new Map()));
+    hosts.set(host, sortedHost(listener, made, hostname, lists.get(host)!, host, true));
+  }
+  const inputs = new Map<string, VirtualHost[]>();
+  for (const [name, hosts] of hostsByScope) {
+    const input = previousScopes.get(name)!.order.input.slice();
+    for (const before of hosts.keys()) {
+      const at = input.indexOf(before.host);
+      if (at < 0) return false;
+      input[at] = hosts.get(before)!.host;
+    }
+    inputs.set(name, input);
+  }
+  // Nothing is changed above: the previous hosts are patched from here on.
+  for (const [name, { scope }] of scopes) {
+    const previousHosts = previousScopes.get(name)!;
+    const input = inputs.get(name);
+    if (input !== undefined) {
+      for (const after of hostsByScope.get(name)!.values()) previousHosts.hosts.set(after.host.hostname, after);
+      previousHosts.order = sortFrom(previousHosts.order, input, bySpecificity);
+    }
+    scope.virtualHosts = previousHosts.order.output;
+  }
+  return true;
+}
+
+/** Most served placements that may be new objects for takeOverHosts. */
+const FEW_PLACEMENTS = 256;
 
 /** A scope's virtual hosts as made last time, by hostname, and their order. */
 interface ScopeHosts {
   hosts: Map<string, SortedHost>;
   order: Sort<VirtualHost>;
+  /** The listener's, which its wildcard hosts were made with. */
+  singleLabelWildcards: boolean;
 }
 
 /** A virtual host as sorted last time: its placements in arrival order, in precedence order, and the host. */
