@@ -73,6 +73,8 @@ function policyIndex(index: InputIndex): PolicyIndex {
         continue;
       }
       const service = index.service(ns, ref.name);
+      // (Still claimed: it applies as soon as the Service appears.)
+      if (!service) problems.push(`BackendTLSPolicy ${policy.key}: targetRef Service ${ns}/${ref.name} does not exist; the policy has no effect until it does`);
       if (service && ref.sectionName && !(service.spec?.ports ?? []).some((p) => p.name === ref.sectionName)) {
         problems.push(`BackendTLSPolicy ${policy.key}: targetRef Service ${ref.name} has no port named ${ref.sectionName}; the policy does not apply to it`);
       }

@@ -313,3 +313,19 @@ status: {phase: Running, podIP: 10.0.0.7}
     expect(gatewayAllowed({ 'p.yaml': policy('disabled') })).toEqual({ allowed: true, enforced: 1, problems: [] });
   });
 });
+
+describe('BackendTLSPolicy whose Service does not exist (the Gateway API examples target one no file defines)', () => {
+  it('is said so; it has no ancestors to carry a status', () => {
+    const { problems, result } = run({
+      'p.yaml': `apiVersion: gateway.networking.k8s.io/v1
+kind: BackendTLSPolicy
+metadata: {name: upstream-auth}
+spec:
+  targetRefs: [{group: "", kind: Service, name: auth}]
+  validation: {wellKnownCACertificates: System, hostname: auth.example.com}
+`,
+    });
+    expect(problems).toEqual(['SLU_TRANSLATION BackendTLSPolicy default/upstream-auth: targetRef Service default/auth does not exist; the policy has no effect until it does']);
+    expect(statusOf(result.statuses, 'BackendTLSPolicy', 'upstream-auth').status).toEqual({ ancestors: [] });
+  });
+});
