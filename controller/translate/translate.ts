@@ -39,7 +39,7 @@ import { attachBackendClientCertificates, backendTlsPolicyStatuses } from './bac
 import type { TranslateOptions } from './options.ts';
 import { applyUpgradeTypes } from './upgrades.ts';
 import { ignoredFieldProblems, meshRouteProblems } from './ignored-fields.ts';
-import { unservedProblems } from './unserved.ts';
+import { endpointlessServiceProblems, unservedProblems } from './unserved.ts';
 
 export type { TranslateOptions };
 
@@ -202,6 +202,7 @@ function translateWith(snapshot: InputSnapshot, options: TranslateOptions, memo:
       ...meshRouteProblems(snapshot.httpRoutes, index),
       ...meshRouteProblems(snapshot.grpcRoutes, index),
       ...unservedProblems(snapshot, classes.accepted, options),
+      ...(options.standalone ? endpointlessServiceProblems(backends, index) : []),
       ...[...ingress.problems, ...rateLimits.problems, ...backendTls.problems, ...policyProblems, ...upgradeProblems, ...accessLogProblems].map((message): Problem => ({ code: 'SLU_TRANSLATION', message })),
     ],
     dependsOn: {

@@ -63,6 +63,15 @@ spec:
 ${parentRefs === null ? '' : `  parentRefs: ${parentRefs}\n`}  rules: [{backendRefs: [{name: shop, port: 80}]}]
 `;
 
+/** An EndpointSlice for Service `service` (one endpoint on loopback). */
+const slice = (service: string, port: number) => `apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: ${service}-1, labels: {kubernetes.io/service-name: ${service}}}
+addressType: IPv4
+ports: [{port: ${port}}]
+endpoints: [{addresses: [127.0.0.1]}]
+`;
+
 describe('Gateways and routes nobody serves are said so, once each', () => {
   it('a Gateway whose gatewayClassName names no GatewayClass (the Gateway API examples\' `example`)', () => {
     const { problems, result } = run({ 'gw.yaml': gateway('web', 'acme-lb'), 'r.yaml': route('shop', '[{name: web}]') });
@@ -162,7 +171,8 @@ apiVersion: v1
 kind: Service
 metadata: {name: shop}
 spec: {ports: [{port: 443}]}
-`,
+---
+${slice('shop', 8443)}`,
     });
     expect(problems).toEqual([]);
     expect(conditions(statusOf(result.statuses, 'TLSRoute', 'anyname'))).toEqual({ Accepted: 'True Accepted', ResolvedRefs: 'True ResolvedRefs' });
@@ -198,7 +208,8 @@ apiVersion: v1
 kind: Service
 metadata: {name: shop}
 spec: {ports: [{port: 80}]}
-`,
+---
+${slice('shop', 8080)}`,
     });
     const reads = 'ingress.cilium.io/force-https, ingress.cilium.io/request-timeout, sluice.dev/rate-limit, sluice.dev/rate-limit-scope, sluice.dev/upgrade-types';
     expect(problems).toEqual([
@@ -327,5 +338,40 @@ spec:
     });
     expect(problems).toEqual(['SLU_TRANSLATION BackendTLSPolicy default/upstream-auth: targetRef Service default/auth does not exist; the policy has no effect until it does']);
     expect(statusOf(result.statuses, 'BackendTLSPolicy', 'upstream-auth').status).toEqual({ ancestors: [] });
+  });
+});
+
+describe('Services without any EndpointSlice (every example deploys its backends as a Deployment)', () => {
+  const files = (withSlice: boolean) => ({
+    'app.yaml': `${gateway('web', 'cilium')}---
+${route('shop', '[{name: web}]')}---
+apiVersion: v1
+kind: Service
+metadata: {name: shop}
+spec: {selector: {app: shop}, ports: [{port: 80, targetPort: 3000}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: unused}
+spec: {ports: [{port: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: external}
+spec: {type: ExternalName, externalName: example.org}
+${withSlice ? `---\n${slice('shop', 3000)}` : ''}`,
+  });
+
+  it('standalone: a Service a route forwards to gets one line saying why it answers 503 and what to write; not an unused one or an ExternalName', () => {
+    const { problems, result } = run(files(false));
+    expect(problems).toEqual([
+      'SLU_TRANSLATION Service default/shop has no EndpointSlice, so the routes to it answer 503: sluice run starts no Deployments or Pods; give its endpoints as an EndpointSlice labelled kubernetes.io/service-name: shop',
+    ]);
+    expect(conditions(statusOf(result.statuses, 'HTTPRoute', 'shop'))).toEqual({ Accepted: 'True Accepted', ResolvedRefs: 'True ResolvedRefs' });
+    expect(run(files(true)).problems).toEqual([]);
+  });
+
+  it('in a cluster the EndpointSlice controller writes one for every Service with a selector: nothing said', () => {
+    expect(run(files(false), false).problems).toEqual([]);
   });
 });
