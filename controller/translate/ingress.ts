@@ -127,6 +127,8 @@ export function translateIngresses(served: ServedIngresses, address: string | nu
   const allHosts = new Set<string>(['*']);
   for (const ing of sorted) for (const rule of ing.spec?.rules ?? []) if (rule?.host) allHosts.add(String(rule.host).toLowerCase());
 
+  /** Redirects of TLS hosts without a secretName: placed when some certificate serves the HTTPS listener. */
+  const certlessRedirects: (() => void)[] = [];
   for (const ing of sorted) {
     const ns = ing.metadata.namespace!;
     const key = namespacedName(ing);
@@ -146,18 +148,27 @@ export function translateIngresses(served: ServedIngresses, address: string | nu
     const place = (listener: ListenerState, hostname: string, route: Route, order: Placement['order']) =>
       out.placements.push({ scope: listener.scopeName, hostname, route, order });
 
-    // TLS: certificates chosen by SNI; hosts listed here get the HTTPS redirect on port 80.
+    // TLS: certificates chosen by SNI; hosts listed here get the HTTPS redirect on port 80 — those
+    // of an entry whose Secret loads, and those of an entry without secretName when some certificate
+    // serves the HTTPS listener. Not those of an entry whose Secret does not load: a redirect to a
+    // port that cannot serve them (no listener at all, or another host's certificate) would break
+    // the host that plain HTTP still serves.
     const tlsHosts = new Set<string>();
+    const certlessHosts = new Set<string>();
     (ing.spec?.tls ?? []).forEach((tls, i) => {
       const hosts: string[] = (tls?.hosts ?? []).map((h) => String(h).toLowerCase());
-      for (const h of hosts) tlsHosts.add(h);
-      if (!tls?.secretName) return;
+      if (!tls?.secretName) {
+        for (const h of hosts) certlessHosts.add(h);
+        return;
+      }
       const secret = index.secret(ns, tls.secretName);
       const pair = secret ? readTlsSecret(secret) : { error: 'not found' };
       if ('error' in pair) {
-        out.problems.push(`Ingress ${key}: tls[${i}] Secret ${ns}/${tls.secretName}: ${pair.error}`);
+        const unredirected = hosts.length > 0 ? `; plain HTTP to ${hosts.join(', ')} is not redirected to HTTPS, which has no certificate for ${hosts.length > 1 ? 'them' : 'it'}` : '';
+        out.problems.push(`Ingress ${key}: tls[${i}] Secret ${ns}/${tls.secretName}: ${pair.error}${unredirected}`);
         return;
       }
+      for (const h of hosts) tlsHosts.add(h);
       https.certificates.push(certificate(`${https.scopeName}/certificate/${key}/${i}`, `secret/${ns}/${tls.secretName}`, hosts, pair));
     });
     const forceHttps = annotations[FORCE_HTTPS] === 'enabled' || (options.enforceHttps && annotations[FORCE_HTTPS] !== 'disabled');
@@ -190,19 +201,27 @@ export function translateIngresses(served: ServedIngresses, address: string | nu
       const route = ingressRoute(ing, 'default-backend', { path: '/', pathType: 'Prefix' }, ing.spec.defaultBackend, index, out, timeoutMs);
       if (route) for (const host of ownHosts) for (const listener of [http, https]) place(listener, host, route, ordering(2, 0, 0));
     }
-    // Plain HTTP to a TLS host is redirected to HTTPS before anything else (301, as Cilium's Envoy does).
-    if (forceHttps) {
-      for (const host of tlsHosts) {
-        const redirect: Route = {
+    // Plain HTTP to a TLS host is redirected to HTTPS before anything else (301, as Cilium's Envoy
+    // does); hosts without a secretName once every Ingress's certificates are known.
+    const redirect = (host: string) =>
+      place(
+        http,
+        host,
+        {
           name: `ingress/${key}/force-https/${host}`,
           source: key,
           origin: ingressOrigin(ing),
           match: { path: { type: 'PathPrefix', value: '/' }, headers: [], queryParams: [] },
           filters: [],
           action: { type: 'Redirect', scheme: 'https', statusCode: 301 },
-        };
-        place(http, host, redirect, ordering(-1, 0, 0));
-      }
+        },
+        ordering(-1, 0, 0),
+      );
+    if (forceHttps) {
+      for (const host of tlsHosts) redirect(host);
+      certlessRedirects.push(() => {
+        for (const host of certlessHosts) if (!tlsHosts.has(host)) redirect(host);
+      });
     }
     out.statuses.push({
       apiVersion: ing.apiVersion,
@@ -212,7 +231,10 @@ export function translateIngresses(served: ServedIngresses, address: string | nu
       status: { loadBalancer: { ingress: address ? [{ ip: address }] : [] } },
     });
   }
-  if (https.certificates.length > 0) gateway.listeners.push(https);
+  if (https.certificates.length > 0) {
+    for (const placeRedirects of certlessRedirects) placeRedirects();
+    gateway.listeners.push(https);
+  }
   return out;
 }
 

@@ -12,6 +12,7 @@ import type { Problem } from '../../controller/problems.ts';
 import type { ObjectStatus } from '../../controller/status/conditions.ts';
 import { translate } from '../../controller/translate/translate.ts';
 import { IDENTITY_INGRESS } from '../../ir/types.ts';
+import { createSelfSignedServerCertificate } from '../support/demo/certs.ts';
 import type { TranslateOptions } from '../../controller/translate/options.ts';
 
 const CONTROLLER = 'sluice.dev/gateway-controller';
@@ -373,5 +374,55 @@ ${withSlice ? `---\n${slice('shop', 3000)}` : ''}`,
 
   it('in a cluster the EndpointSlice controller writes one for every Service with a selector: nothing said', () => {
     expect(run(files(false), false).problems).toEqual([]);
+  });
+});
+
+describe("Cilium's TLS Ingress example without its Secret (demo-cert is made by hand in the tutorial)", () => {
+  const ingress = (tls: string) => `apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: shop}
+spec:
+  ingressClassName: cilium
+  rules:
+  - host: shop.example.com
+    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: shop, port: {number: 80}}}}]}
+  tls: [${tls}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: shop}
+spec: {ports: [{port: 80}]}
+---
+${slice('shop', 8080)}`;
+  const redirected = (ir: unknown) => JSON.stringify(ir).includes('"ingress/default/shop/force-https/shop.example.com"');
+
+  it('plain HTTP to its hosts is not redirected to an HTTPS port that has no certificate for them (it was: a 301 to a closed port), and the line says so', () => {
+    const { result, problems } = run({ 'ing.yaml': ingress('{hosts: [shop.example.com], secretName: demo-cert}') });
+    expect(problems).toEqual([
+      'SLU_TRANSLATION Ingress default/shop: tls[0] Secret default/demo-cert: not found; plain HTTP to shop.example.com is not redirected to HTTPS, which has no certificate for it',
+    ]);
+    expect(redirected(result.ir)).toBe(false);
+  });
+
+  it('with the Secret, the redirect stands; a TLS entry without secretName redirects only when some certificate serves HTTPS', async () => {
+    const cert = await createSelfSignedServerCertificate({ dnsNames: ['shop.example.com'] });
+    const secret = `apiVersion: v1
+kind: Secret
+metadata: {name: demo-cert}
+type: kubernetes.io/tls
+stringData: {tls.crt: ${JSON.stringify(cert.certPem)}, tls.key: ${JSON.stringify(cert.keyPem)}}
+`;
+    expect(redirected(run({ 'ing.yaml': ingress('{hosts: [shop.example.com], secretName: demo-cert}'), 's.yaml': secret }).result.ir)).toBe(true);
+    rmSync(join(dir, 's.yaml'));
+    expect(redirected(run({ 'ing.yaml': ingress('{hosts: [shop.example.com]}') }).result.ir)).toBe(false);
+    const other = `apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: other}
+spec:
+  ingressClassName: cilium
+  tls: [{hosts: [other.example.com], secretName: demo-cert}]
+  defaultBackend: {service: {name: shop, port: {number: 80}}}
+`;
+    expect(redirected(run({ 'ing.yaml': ingress('{hosts: [shop.example.com]}'), 'other.yaml': other, 's.yaml': secret }).result.ir)).toBe(true);
   });
 });
