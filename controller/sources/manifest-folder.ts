@@ -11,6 +11,7 @@ import { parseAllDocuments } from 'yaml';
 import type { Problem } from '../problems.ts';
 import { shapeProblem } from './shapes.ts';
 import { hasInputSchema, inputProblem, readsApiGroup, withoutNulls } from '../schema/validate.ts';
+import { ignoredKindText } from './ignored-kinds.ts';
 import { stableJson } from '../../ir/version.ts';
 import {
   CLUSTER_SCOPED_KINDS,
@@ -79,6 +80,9 @@ interface Tracked {
 
 const MANIFEST_FILE = /\.(ya?ml|json)$/i;
 
+/** Most objects an edit may replace for load() to patch the previous snapshot rather than assemble it again. */
+const FEW_SWAPS = 64;
+
 /**
  * A file written in place (truncate, then write) reads empty or cut short for a moment; a read in
  * that moment would drop its objects and serve 404s until the next read (seen in the soak bench
@@ -141,6 +145,9 @@ export class ManifestFolder {
     const underUnlisted = (file: string) => unlisted.some((u) => u === '' || file === u || file.startsWith(`${u}${sep}`));
     const seenFiles = new Set<string>([...this.files.keys(), ...this.broken.keys()].filter(underUnlisted));
     let changed = this.files.size === 0;
+    /** Files read before whose content changed and parsed, with their objects before; any other change (a file new, gone, broken or mended, a read error) is `reshaped`. */
+    const edited: { file: string; before: KubeObject[] }[] = [];
+    let reshaped = this.files.size === 0;
     const documents: { content: Buffer; documents: Documents }[] = [];
     // The last load's documents by text, made only if many documents are not where they were in their file.
     let byText: Map<string, ParsedDocument> | null = null;
@@ -200,6 +207,8 @@ export class ManifestFolder {
       }
       this.lossSeen.delete(file);
       changed = true;
+      if (loaded === undefined || known !== undefined || 'error' in parsed) reshaped = true;
+      else edited.push({ file, before: loaded.objects });
       if ('error' in parsed) {
         // A bad file never replaces its last good content.
         const problem: SourceProblem = { code: 'SLU_MANIFEST_YAML', file, message: `${parsed.error}; keeping this file's last good objects until it parses again` };
@@ -218,20 +227,22 @@ export class ManifestFolder {
       if (!seenFiles.has(file)) {
         this.files.delete(file);
         this.lossSeen.delete(file);
-        changed = true;
+        changed = reshaped = true;
       }
     }
     for (const file of [...this.broken.keys()]) {
       // A broken file removed takes its problem with it: that is a change too.
       if (!seenFiles.has(file)) {
         this.broken.delete(file);
-        changed = true;
+        changed = reshaped = true;
       }
     }
     const readErrorsKey = JSON.stringify(readErrors);
-    if (readErrorsKey !== this.lastReadErrors) changed = true;
+    if (readErrorsKey !== this.lastReadErrors) changed = reshaped = true;
     this.lastReadErrors = readErrorsKey;
-    if (changed || this.assembled === null) {
+    const patched = changed && !reshaped && this.assembled !== null ? this.patch(this.assembled.snapshot, edited) : null;
+    if (patched) this.assembled = { snapshot: patched, problems: this.assembled!.problems };
+    else if (changed || this.assembled === null) {
       const found: SourceProblem[] = [];
       this.assembled = { snapshot: this.assemble(found), problems: found };
     }
@@ -324,6 +335,49 @@ export class ManifestFolder {
     }
     for (const [key, t] of this.tracked) if (t.seen !== pass) this.tracked.delete(key);
     return snapshot;
+  }
+
+  /**
+   * The snapshot `assemble` would make when the only change is `edited` files whose objects changed in
+   * a few places, each a new object for the same key where the one it replaces was taken (no
+   * duplicate involved): the previous snapshot with those objects stamped and swapped in (their
+   * kinds' arrays copied, natively). Null when that is not the change: then assemble.
+   */
+  private patch(previous: InputSnapshot, edited: { file: string; before: KubeObject[] }[]): InputSnapshot | null {
+    const swaps: { key: string; obj: KubeObject; known: Tracked; file: string }[] = [];
+    for (const { file, before } of edited) {
+      const objects = this.files.get(file)!.objects;
+      if (objects.length !== before.length) return null;
+      for (let i = 0; i < objects.length; i++) {
+        const obj = objects[i]!;
+        const old = before[i]!;
+        if (obj === old) continue;
+        const key = this.keys.get(old);
+        const known = key === undefined ? undefined : this.tracked.get(key);
+        if (known === undefined || known.source !== old || known.file !== file || objectKey(obj) !== key || swaps.length >= FEW_SWAPS) return null;
+        swaps.push({ key, obj, known, file });
+      }
+    }
+    const arrays = { ...snapshotArrays(previous) };
+    const copied = new Set<string>();
+    const at: number[] = [];
+    for (const { obj, known } of swaps) {
+      const field = SNAPSHOT_FIELD_BY_KIND[obj.kind]!;
+      const i = arrays[field].indexOf(known.stamped);
+      if (i < 0) return null;
+      at.push(i);
+    }
+    // Nothing is changed above: the swaps are made from here on.
+    for (const [n, { key, obj, known, file }] of swaps.entries()) {
+      const field = SNAPSHOT_FIELD_BY_KIND[obj.kind]!;
+      if (!copied.has(field)) {
+        arrays[field] = arrays[field].slice();
+        copied.add(field);
+      }
+      this.keys.set(obj, key);
+      arrays[field][at[n]!] = this.stampMetadata(key, obj, known, file, known.seen);
+    }
+    return arrays as InputSnapshot;
   }
 
   private stampMetadata(key: string, obj: KubeObject, known: Tracked | undefined, file: string, pass: number): KubeObject {
@@ -591,7 +645,7 @@ function checkObject(value: unknown, docNumber: number): { object: KubeObject } 
   if (!isObject(metadata) || typeof metadata.name !== 'string' || metadata.name === '') {
     return `${where}: ${kind} needs metadata.name`;
   }
-  if (!(kind in SNAPSHOT_FIELD_BY_KIND) || !readsApiGroup(kind, apiVersion)) return `${where}: ignoring ${apiVersion} ${kind} ${metadata.name}: Sluice does not read this kind`;
+  if (!(kind in SNAPSHOT_FIELD_BY_KIND) || !readsApiGroup(kind, apiVersion)) return `${where}: ${ignoredKindText(apiVersion, kind, metadata.name)}`;
   const meta = { ...metadata, name: metadata.name } as KubeObject['metadata'];
   if (CLUSTER_SCOPED_KINDS.has(kind)) delete meta.namespace;
   else meta.namespace ??= 'default';

@@ -126,6 +126,19 @@ describe('ManifestFolder, incrementally', () => {
     expect(folder.load().snapshot.httpRoutes.map((r) => [r.metadata.name, r.metadata.generation])).toEqual([['r', 1], ['s', 1]]);
   });
 
+  it('an edit to the copy that is not used of a duplicated object changes nothing served; an edit to the one used does, as a fresh read sees both', () => {
+    writeFileSync(join(dir, 'a.yaml'), routes(['/a', '/b']));
+    writeFileSync(join(dir, 'b.yaml'), route('r1', '/duplicate'));
+    const folder = new ManifestFolder(dir);
+    const paths = (f: ManifestFolder) => f.load().snapshot.httpRoutes.map((r) => r.spec.rules?.[0]?.matches?.[0]?.path?.value);
+    expect(paths(folder)).toEqual(['/a', '/b']);
+    writeFileSync(join(dir, 'b.yaml'), route('r1', '/duplicate-edited'));
+    expect(paths(folder)).toEqual(['/a', '/b']);
+    writeFileSync(join(dir, 'a.yaml'), routes(['/a', '/b-edited']));
+    expect(paths(folder)).toEqual(['/a', '/b-edited']);
+    expect(paths(folder)).toEqual(paths(new ManifestFolder(dir)));
+  });
+
   it('watch hears a file that was replaced by a rename when it is edited again, and files in a folder made later (before the 2 s poll)', async () => {
     writeFileSync(join(dir, 'r.yaml'), routes(['/a']));
     const folder = new ManifestFolder(dir);
