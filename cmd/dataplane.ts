@@ -52,6 +52,18 @@ export async function runDataplane(options: DataplaneProcessOptions): Promise<Ru
   });
   node.rateLimits.setRedis(options.redis);
   let applied: IR | null = null;
+  /** Settles what the subscriber awaits of the version last served: taken back (an outcome), or nothing more (null, at the next apply). */
+  let takeBack: ((outcome: ApplyOutcome | null) => void) | null = null;
+  /** The promise the subscriber awaits for a version just served (ApplyOutcome.late). */
+  const whileServed = (): Promise<ApplyOutcome | null> => new Promise((settle) => (takeBack = settle));
+  // With --workers: a version served and then taken back (it ended some workers 3 times) is
+  // acknowledged again, ok:false with SLU_VERSION_CRASHED, serving the one before it.
+  node.onTakenBack((rejected, serving) => {
+    applied = serving;
+    const settle = takeBack;
+    takeBack = null;
+    settle?.({ ok: false, listeners: [], error: rejected.message, serving: serving?.version ?? null });
+  });
   const name = options.name ?? hostname();
   const subscriber = new SnapshotSubscriber({
     url: options.controllerUrl,
@@ -59,11 +71,13 @@ export async function runDataplane(options: DataplaneProcessOptions): Promise<Ru
     name,
     logger: logger.child({ component: 'subscriber' }),
     apply: async (version, ir) => {
+      takeBack?.(null);
+      takeBack = null;
       try {
         const outcome = await node.apply(ir);
         if (applied === null) releaseStartupMemory();
         applied = ir;
-        return { ok: true, listeners: outcome.listeners };
+        return { ok: true, listeners: outcome.listeners, late: whileServed() };
       } catch (err) {
         logger.error({ err, version }, 'the configuration could not be applied; keeping the last good one');
         // With --workers: served after all once the workers apply it late (or their replacements do),
@@ -72,7 +86,7 @@ export async function runDataplane(options: DataplaneProcessOptions): Promise<Ru
           if (settled === null) return null;
           if (settled instanceof VersionRejected) return { ok: false, listeners: [], error: settled.message };
           applied = ir;
-          return { ok: true, listeners: settled.listeners };
+          return { ok: true, listeners: settled.listeners, late: whileServed() };
         };
         const late = err instanceof VersionLate ? { late: err.settled.then(lateOutcome) } : {};
         return { ok: false, listeners: [], error: (err as Error).message, ...late };

@@ -96,6 +96,9 @@ export class DataplaneNode {
   private readonly dedicatedCgroup: DedicatedCgroup | null;
   /** The IR last served (null before the first): the kernel part a refused version's is replaced by. */
   private good: IR | null = null;
+  /** The IR served before `good`: served again when the workers take `good` back (it crashed some of them after it was applied). */
+  private previous: IR | null = null;
+  private readonly takenBackListeners: ((rejected: VersionRejected, serving: IR | null) => void)[] = [];
   /** Versions given to the kernel, counted: one refused late is rolled back only while no newer one was given. */
   private given = 0;
 
@@ -124,6 +127,7 @@ export class DataplaneNode {
         count: workers,
         logger,
         registry,
+        onTakenBack: (rejected, serving) => this.takenBack(rejected, serving),
         onFlows: (flows) => {
           for (const flow of flows) {
             // Drops and audits come always, into the ring (counted and logged there); forwarded
@@ -155,6 +159,25 @@ export class DataplaneNode {
     this.dataplane = new Dataplane({
       ...flows, portOffset: options.portOffset, redirectPortOffset: options.redirectPortOffset ?? 0, logger, registry, rateLimits, sessionKey, ...(options.frontDoor ? { frontDoor: options.frontDoor } : {}) });
     this.closeRateLimits = () => rateLimits.close();
+  }
+
+  /**
+   * With --workers, a version apply() returned as served and the workers took back later (it ended
+   * some of them 3 times: SLU_VERSION_CRASHED): `serving` is the IR served again, the one before it
+   * (null: none). The kernel part is put back here; the listener updates what it reports.
+   */
+  onTakenBack(listener: (rejected: VersionRejected, serving: IR | null) => void): void {
+    this.takenBackListeners.push(listener);
+  }
+
+  private takenBack(rejected: VersionRejected, serving: string | null): void {
+    const refused = this.good;
+    if (refused === null || refused.version === serving) return;
+    this.good = this.previous?.version === serving ? this.previous : null;
+    this.previous = null;
+    this.restoreKernel(refused, this.given);
+    if (this.good !== null) this.accessLog.configure(gatewayAccessLogs(this.good.http));
+    for (const listener of this.takenBackListeners) listener(rejected, this.good);
   }
 
   /** The in-process rate limiter's Redis connection (workers close their own). */
@@ -229,6 +252,7 @@ export class DataplaneNode {
 
   /** What follows a version served: the access log's Gateways, each port not bound logged. */
   private served(ir: IR, outcome: ApplyResult): ApplyResult {
+    this.previous = this.good;
     this.good = ir;
     this.accessLog.configure(gatewayAccessLogs(ir.http));
     for (const l of outcome.listeners) if (!l.ok) this.logger.error({ listener: l.name, error: l.error }, `cannot listen on ${l.name}: ${l.error ?? 'failed'}`);

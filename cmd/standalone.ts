@@ -166,6 +166,13 @@ export async function runStandalone(options: StandaloneOptions): Promise<Running
   };
 
   const scheduler = serialDebouncer(reconcile, (err) => logger.error({ err }, 'reconcile failed'));
+  // With --workers, a version served and then taken back (it ended some workers 3 times): the one
+  // before is served again; the reconcile this starts finds the version refused and lists it.
+  node.onTakenBack((_rejected, serving) => {
+    applied = serving;
+    retryApply = true;
+    scheduler.schedule();
+  });
   await scheduler.runNow();
   const stopWatching = folder.watch(() => scheduler.schedule());
   const admin = await startAdminServer(

@@ -25,7 +25,7 @@ export type FromWorker =
 export const MALFORMED_WORKER_MESSAGE = 'SLU_WORKER_MESSAGE';
 /** A version the dataplane refused as a whole (every worker, or the one process): the last good one keeps serving (README "Workers"). */
 export const VERSION_REJECTED = 'SLU_VERSION_REJECTED';
-/** A version that ended its workers WORKER_CRASH_LIMIT times in a row: treated as rejected (README "Workers"). */
+/** A version that ended workers WORKER_CRASH_LIMIT times while they applied it: rejected, every worker back on the last good version (README "Workers"). */
 export const VERSION_CRASHED = 'SLU_VERSION_CRASHED';
 
 const id = { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER };

@@ -171,13 +171,18 @@ export function parseWorkers(value: string): number | string {
 
 /**
  * A version whose workers end this many times while they apply it — crash, exit, or stuck until the
- * watchdog ends them — with none acknowledging it in between, within WORKER_CRASH_WINDOW_MS, is
- * rejected: replacements start on the last good version. One death proves nothing of the version
- * (a request that crashed the thread, memory pressure from elsewhere), and with N workers the first
- * round alone ends N of them at once; a replacement that dies on it too makes it the version's doing.
- * What the alternatives do: Envoy refuses an xDS update it cannot apply and keeps the previous one
- * (a crash there is the whole process), nginx keeps its old workers when the new configuration fails
- * to load, and systemd stops restarting a unit after StartLimitBurst (5) failures in 10 s.
+ * watchdog ends them — within WORKER_CRASH_WINDOW_MS is rejected, counted over every worker of the
+ * pool: a death counts until that worker (its replacement) acknowledges the version, whatever the
+ * others do — a version that ends only worker 1, each time it is started on it, is as bad as one
+ * that ends them all (what differs between workers: when a request came, a full version or a delta,
+ * memory). Rejected, it is all or nothing as one process's configuration is: every worker goes back
+ * to the version served before it (those that applied it meanwhile too), replacements start there.
+ * One death proves nothing of the version (a request that crashed the thread, memory pressure from
+ * elsewhere), and with N workers the first round alone ends N of them at once; a replacement that
+ * dies on it too makes it the version's doing. What the alternatives do: Envoy refuses an xDS update
+ * it cannot apply and keeps the previous one (a crash there is the whole process), nginx keeps its
+ * old workers when the new configuration fails to load, and systemd stops restarting a unit after
+ * StartLimitBurst (5) failures in 10 s.
  */
 export const WORKER_CRASH_LIMIT = 3;
 /**
@@ -210,7 +215,7 @@ interface Slot {
   /** When it last sent anything (performance.now(); its start before that). */
   heardAt: number;
   /** Why the pool ended it (counted as the restart's reason instead of error/exit). */
-  ended?: 'apply_timeout' | 'apply_failed' | 'unresponsive' | 'malformed_message';
+  ended?: 'apply_timeout' | 'apply_failed' | 'unresponsive' | 'malformed_message' | 'version_rejected';
 }
 
 /**
@@ -277,6 +282,12 @@ export interface WorkerPoolOptions {
   timeoutMs?: number;
   /** How long a worker may answer nothing before it is ended; `timeoutMs` unless given (tests). */
   watchdogMs?: number;
+  /**
+   * A version apply() returned as applied was rejected afterwards (it ended workers
+   * WORKER_CRASH_LIMIT times: SLU_VERSION_CRASHED): every worker is being put back on `serving`,
+   * the version served before it (null: none was; its workers are ended, replacements serve nothing).
+   */
+  onTakenBack?(rejected: VersionRejected, serving: string | null): void;
 }
 
 /** The Dataplane's surface (apply, version, close) over N worker threads. */
@@ -296,10 +307,15 @@ export class WorkerPool {
   private watchedAt = performance.now();
   /** The newest version sent (a replacement starts on it); the last good one again once it is rejected. */
   private current: Served | null = null;
-  /** The last version every worker applied (null before the first): what serves when a newer one is rejected. */
+  /** The version served (null before the first): what serves when a newer one is rejected. */
   private good: Served | null = null;
-  /** Deaths of workers while they applied `version` (performance.now()), until one acknowledges it or it is rejected. */
-  private deaths: { version: string; at: number[] } | null = null;
+  /** The version served when `current` was sent: what every worker goes back to when `current` is rejected after it was served. */
+  private before: Served | null = null;
+  /**
+   * Deaths of workers while they applied `version` (performance.now()), by worker index: a worker's
+   * are forgotten once it (its replacement) acknowledges the version; all go when it is rejected.
+   */
+  private deaths: { version: string; at: Map<number, number[]> } | null = null;
   /** Versions rejected for ending their workers (newest last). */
   private readonly crashed: string[] = [];
   private readonly rejections: Counter<'reason'>;
@@ -334,7 +350,7 @@ export class WorkerPool {
     this.slots = new Array<Slot | null>(options.count).fill(null);
     const registers = [options.registry];
     new Gauge({ name: 'sluice_workers', help: 'Worker threads serving traffic (--workers)', registers, collect: () => undefined }).set(options.count);
-    this.restarts = new Counter({ name: 'sluice_worker_restarts_total', help: 'Worker threads replaced after they died or were ended, by reason (error, exit, apply_timeout, apply_failed, unresponsive, malformed_message)', labelNames: ['reason'], registers });
+    this.restarts = new Counter({ name: 'sluice_worker_restarts_total', help: 'Worker threads replaced after they died or were ended, by reason (error, exit, apply_timeout, apply_failed, unresponsive, malformed_message, version_rejected)', labelNames: ['reason'], registers });
     this.applyFailures = new Counter({
       name: 'sluice_worker_apply_failures_total',
       help: 'Configuration versions a worker thread did not apply, by worker and reason (timeout: no acknowledgement within 30 s; rejected: its dataplane refused the version, a compile error; error: it failed the version)',
@@ -343,7 +359,7 @@ export class WorkerPool {
     });
     this.rejections = new Counter({
       name: 'sluice_worker_versions_rejected_total',
-      help: `Configuration versions the workers were not left on, by reason (rejected: every worker refused it, ${VERSION_REJECTED}; crashed: it ended its workers ${WORKER_CRASH_LIMIT} times in a row, ${VERSION_CRASHED})`,
+      help: `Configuration versions the workers were not left on, by reason (rejected: every worker refused it, ${VERSION_REJECTED}; crashed: it ended workers ${WORKER_CRASH_LIMIT} times while they applied it, ${VERSION_CRASHED})`,
       labelNames: ['reason'],
       registers,
     });
@@ -402,9 +418,10 @@ export class WorkerPool {
 
   private async applyVersion(version: string, http: HttpIR, l4?: L4IR): Promise<ApplyResult> {
     this.settleLate(null);
-    if (this.refuses(version)) throw new VersionRejected(VERSION_CRASHED, `version ${version} ended its workers ${WORKER_CRASH_LIMIT} times in a row before: not sent again; still serving ${this.good?.version ?? 'nothing'}`);
+    if (this.refuses(version)) throw new VersionRejected(VERSION_CRASHED, `version ${version} ended its workers ${WORKER_CRASH_LIMIT} times before: not sent again; still serving ${this.good?.version ?? 'nothing'}`);
+    this.before = this.good;
     this.current = { version, http, l4 };
-    this.deaths = { version, at: [] };
+    this.deaths = { version, at: new Map() };
     const delta = JSON.stringify(this.encoder.encode(http, l4));
     const slots = this.live();
     const answers = await Promise.all(slots.map((slot) => this.applyIn(slot, version, delta).then((result) => ({ slot, result }), (error: Error) => ({ slot, error }))));
@@ -415,10 +432,13 @@ export class WorkerPool {
       this.applyFailures.inc({ worker: String(slot.index), reason: timedOut === true ? 'timeout' : rejected === true ? 'rejected' : 'error' });
       this.logger.error({ worker: slot.index, version, err: error.message }, `worker ${slot.index} did not apply version ${version}: ${error.message}`);
     }
+    // Rejected meanwhile for ending its workers (exited()): those that applied it are put back already.
+    if (this.current?.version !== version && this.crashed.includes(version)) {
+      const applied = results.length === 0 ? 'no worker applied it' : `applied by ${results.length} of ${this.slots.length} workers, taken back`;
+      throw new VersionRejected(VERSION_CRASHED, `version ${version} ended its workers ${WORKER_CRASH_LIMIT} times while they applied it (${applied}); still serving ${this.good?.version ?? 'nothing'}`);
+    }
     if (results.length === 0) {
       const why = `no worker applied version ${version}: ${lagging.map((l) => `worker ${l.slot.index}: ${l.error.message}`).join('; ')}`;
-      // Rejected meanwhile for ending its workers (exited()).
-      if (this.crashed.includes(version)) throw new VersionRejected(VERSION_CRASHED, `${why}; it ended its workers ${WORKER_CRASH_LIMIT} times in a row`);
       // None refused it (too slow, or ended meanwhile: replacements start on it): it may still be served.
       if (this.current?.version === version && lagging.every((l) => (l.error as { timedOut?: boolean; exited?: boolean }).timedOut === true || (l.error as { exited?: boolean }).exited === true)) {
         const late = new Promise<ApplyResult | VersionRejected | null>((settle) => (this.late = { version, settle }));
@@ -551,8 +571,8 @@ export class WorkerPool {
       if (sent === undefined) return this.misbehaved(slot, `an acknowledgement of request ${message.id}, which sent it no version (or was acknowledged already)`);
       if (message.result.version !== sent) return this.misbehaved(slot, `an acknowledgement of version ${JSON.stringify(message.result.version).slice(0, 80)} for request ${message.id}, which sent version ${sent}`);
       slot.unacknowledged.delete(message.id);
-      // The version works in a worker: deaths before were not its doing.
-      if (this.deaths?.version === sent) this.deaths = null;
+      // The version works in this worker: its deaths on it before were not the version's doing (the others' still count).
+      if (this.deaths?.version === sent) this.deaths.at.delete(slot.index);
       if (message.id > slot.versionId) {
         slot.version = sent;
         slot.versionId = message.id;
@@ -592,18 +612,60 @@ export class WorkerPool {
   /**
    * The current version will not be served: the last good one is current again (replacements start
    * on it; every worker serving still serves it), and one awaited late is given up. Logged with its
-   * code and counted.
+   * code and counted. One that was served already (apply() returned it: some workers applied it,
+   * the others died on it) is taken back from every worker (takeBack).
    */
   private reject(code: VersionRejected['code'], reason: 'rejected' | 'crashed', why: string): void {
     const bad = this.current!.version;
+    // Returned as applied (apply() or a late settle), or applied by some workers while apply() still waits for the others.
+    const returned = this.good?.version === bad;
+    const served = returned || this.live().some((s) => s.version === bad);
+    if (returned) this.good = this.before;
     this.current = this.good;
     this.deaths = null;
     this.rejections.inc({ reason });
     const serving = this.good?.version ?? null;
-    const then = serving === null ? 'no version was served before it: a replacement serves nothing until a newer one' : `replacements start on ${serving}, the version served`;
+    const then = served
+      ? serving === null
+        ? 'no version was served before it: the workers that applied it are ended, replacements serve nothing until a newer one'
+        : `every worker goes back to ${serving}, the version served before it`
+      : serving === null ? 'no version was served before it: a replacement serves nothing until a newer one' : `replacements start on ${serving}, the version served`;
     this.logger.error({ code, version: bad, serving }, `${code} version ${bad} ${why}: rejected; ${then}`);
+    const rejected = new VersionRejected(code, `version ${bad} ${why}; still serving ${serving ?? 'nothing'}`);
     // Awaited late (its apply() returned VersionLate): it is refused now.
-    this.settleLate(new VersionRejected(code, `version ${bad} ${why}; still serving ${serving ?? 'nothing'}`));
+    this.settleLate(rejected);
+    if (served) this.takeBack(returned ? rejected : null);
+  }
+
+  /**
+   * Every worker off the current version, served by some and then rejected: back on the version
+   * served before it, applied as any version is (each keeps its connections; one that does not
+   * apply it is ended and replaced, and its replacement starts there), or — none served before —
+   * ended. The pool's version is the one served before at once; the owner is told (onTakenBack)
+   * when apply() had returned the version as applied (`rejected`; else apply() throws it).
+   */
+  private takeBack(rejected: VersionRejected | null): void {
+    const back = this.good;
+    this.applied = back?.version ?? null;
+    const slots = this.live().filter((s) => s.ended === undefined);
+    if (back === null) {
+      for (const slot of slots) void this.end(slot, 'version_rejected');
+    } else {
+      const delta = JSON.stringify(this.encoder.encode(back.http, back.l4));
+      for (const slot of slots) {
+        this.applyIn(slot, back.version, delta).then(
+          () => this.logger.info({ worker: slot.index, version: back.version }, `worker ${slot.index} is back on version ${back.version}`),
+          (error: Error) => {
+            // A newer version sent meanwhile is what this worker is to serve now (its own apply handles it).
+            if (this.current !== back || this.slots[slot.index] !== slot) return;
+            this.applyFailures.inc({ worker: String(slot.index), reason: (error as { timedOut?: boolean }).timedOut === true ? 'timeout' : 'error' });
+            this.logger.error({ worker: slot.index, version: back.version, err: error.message }, `worker ${slot.index} could not go back to version ${back.version} (${error.message}): ending it; a new one starts on it`);
+            void this.end(slot, 'version_rejected');
+          },
+        );
+      }
+    }
+    if (rejected !== null) this.options.onTakenBack?.(rejected, this.applied);
   }
 
   /** A worker ended while it applied the current version (its acknowledgement outstanding): counted against the version. */
@@ -611,12 +673,17 @@ export class WorkerPool {
     const deaths = this.deaths;
     if (deaths === null || this.current?.version !== deaths.version || ![...slot.unacknowledged.values()].includes(deaths.version)) return;
     const now = performance.now();
-    deaths.at = deaths.at.filter((t) => now - t < WORKER_CRASH_WINDOW_MS);
-    deaths.at.push(now);
-    if (deaths.at.length < WORKER_CRASH_LIMIT) return;
+    deaths.at.set(slot.index, [...(deaths.at.get(slot.index) ?? []), now]);
+    let count = 0;
+    for (const [index, at] of deaths.at) {
+      const recent = at.filter((t) => now - t < WORKER_CRASH_WINDOW_MS);
+      deaths.at.set(index, recent);
+      count += recent.length;
+    }
+    if (count < WORKER_CRASH_LIMIT) return;
     this.crashed.push(deaths.version);
     if (this.crashed.length > MAX_CRASHED_VERSIONS) this.crashed.shift();
-    this.reject(VERSION_CRASHED, 'crashed', `ended its workers ${deaths.at.length} times in a row (within ${WORKER_CRASH_WINDOW_MS / 1000} s) while they applied it`);
+    this.reject(VERSION_CRASHED, 'crashed', `ended its workers ${count} times (within ${WORKER_CRASH_WINDOW_MS / 1000} s) while they applied it`);
   }
 
   /** Ends the wait for a late version; one applied or rejected after apply() returned is counted here. */

@@ -32,9 +32,13 @@ export interface ApplyOutcome {
    * With `ok: false`: the version may still be served later (workers that apply it after the
    * bounded wait). Resolves with the outcome then — acknowledged again, as served, or as rejected
    * with its reason when it turns out refused (it crashed the workers) — or null when nothing
-   * more will be said of it (a newer version came first).
+   * more will be said of it (a newer version came first). With `ok: true` (or a late one served):
+   * resolves `ok: false` with `serving` when the version is taken back afterwards (it crashed some
+   * workers: they went back to the version served before it), acknowledged again so.
    */
   late?: Promise<ApplyOutcome | null>;
+  /** With `ok: false` from `late` after an `ok: true`: the version served again (null: none). */
+  serving?: string | null;
 }
 
 export interface SnapshotSubscriberOptions {
@@ -102,6 +106,8 @@ export class SnapshotSubscriber {
   private applies = 0;
   /** The ack of the version served now (re-sent to a controller that did not see it). */
   private servingAck: Ack | null = null;
+  /** The ack of the version served before it (served again when that one is taken back). */
+  private servingBefore: Ack | null = null;
   /** The latest ack queued, and the one still to deliver (null once delivered). */
   private lastAck: Ack | null = null;
   private unsentAck: Ack | null = null;
@@ -385,12 +391,12 @@ export class SnapshotSubscriber {
         serving: this.applied,
       };
       if (outcome.ok) {
-        this.servingAck = ack;
+        this.serving(ack);
         this.logger.info({ version: snapshot.version, ms }, `applied version ${snapshot.version}`);
       } else {
         this.logger.error({ version: snapshot.version, error: ack.error, serving: this.applied, ms }, `version ${snapshot.version} rejected; still serving ${this.applied ?? 'nothing'}`);
-        if (outcome.late) void this.servedLate(snapshot.version, outcome.late, apply);
       }
+      if (outcome.late) void this.servedLate(snapshot.version, outcome.late, apply);
       if (!this.stopped) this.queueAck(ack);
     }
   }
@@ -405,15 +411,27 @@ export class SnapshotSubscriber {
     if (outcome === null || this.stopped || apply !== this.applies) return;
     if (!outcome.ok) {
       const error = outcome.error ?? 'rejected';
-      this.logger.error({ version, error, serving: this.applied }, `version ${version} rejected after its late apply; still serving ${this.applied ?? 'nothing'}`);
+      const takenBack = outcome.serving !== undefined && this.applied === version;
+      if (takenBack) {
+        // Served, then taken back: the version before it is served again.
+        this.applied = outcome.serving ?? null;
+        this.servingAck = this.servingBefore?.version === this.applied ? this.servingBefore : null;
+      }
+      this.logger.error({ version, error, serving: this.applied }, `version ${version} rejected after its ${takenBack ? 'apply (taken back)' : 'late apply'}; still serving ${this.applied ?? 'nothing'}`);
       this.queueAck({ name: this.options.name, version, ok: false, listeners: [], error, serving: this.applied });
       return;
     }
     this.applied = version;
     const ack: Ack = { name: this.options.name, version, ok: true, listeners: outcome.listeners ?? [], serving: version };
-    this.servingAck = ack;
+    this.serving(ack);
     this.logger.warn({ version }, `version ${version} applied late: now serving it`);
     this.queueAck(ack);
+    if (outcome.late) await this.servedLate(version, outcome.late, apply);
+  }
+
+  private serving(ack: Ack): void {
+    if (this.servingAck?.version !== ack.version) this.servingBefore = this.servingAck;
+    this.servingAck = ack;
   }
 
   // ------------------------------------------------------------------ acks

@@ -6,6 +6,7 @@
 // the pool under test is the real one.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { VersionLate, VersionRejected, WORKER_CRASH_LIMIT, type WorkerMetricsRegistry } from '../../cmd/workers.ts';
+import { DEFAULT_FRONT_DOOR_LIMITS } from '../../dataplane/front-door.ts';
 import { twoWorkers } from './support/worker-pool.ts';
 import { podCounts, request } from './support/client.ts';
 import { startEchoServer, type EchoServer } from './support/echo-server.ts';
@@ -73,7 +74,7 @@ describe('worker pool: a version that is refused or crashes its workers', () => 
     }
   }, 60_000);
 
-  it(`a version that ends its workers ${WORKER_CRASH_LIMIT} times in a row is rejected with SLU_VERSION_CRASHED: replacements start on the last good version, it is not sent again, and a newer version is applied`, async () => {
+  it(`a version that ends its workers ${WORKER_CRASH_LIMIT} times is rejected with SLU_VERSION_CRASHED: replacements start on the last good version, it is not sent again, and a newer version is applied`, async () => {
     port = await freePort();
     const { pool, registry, logs } = twoWorkers();
     // Every worker thread, now and started later, exits (code 70) when it reads a version holding "/crash-me".
@@ -87,7 +88,7 @@ describe('worker pool: a version that is refused or crashes its workers', () => 
         const settled = await failed.settled;
         expect(settled).toBeInstanceOf(VersionRejected);
         expect((settled as VersionRejected).code).toBe('SLU_VERSION_CRASHED');
-        expect((settled as VersionRejected).detail).toMatch(new RegExp(`^version v2 ended its workers ${WORKER_CRASH_LIMIT} times in a row \\(within 120 s\\) while they applied it; still serving v1$`));
+        expect((settled as VersionRejected).detail).toMatch(new RegExp(`^version v2 ended its workers ${WORKER_CRASH_LIMIT} times \\(within 120 s\\) while they applied it; still serving v1$`));
         expect(await failed.late).toBeNull();
       } else {
         expect((failed as VersionRejected).code).toBe('SLU_VERSION_CRASHED');
@@ -97,7 +98,7 @@ describe('worker pool: a version that is refused or crashes its workers', () => 
       expect(await answers('/r')).toEqual({ a: 20 });
       expect((await request(port, '/crash-me')).echo?.pod).toBe('a'); // v1's route, to a: v2 is not served
       const line = logs.find((l) => l.code === 'SLU_VERSION_CRASHED');
-      expect(line?.msg).toMatch(new RegExp(`^SLU_VERSION_CRASHED version v2 ended its workers ${WORKER_CRASH_LIMIT} times in a row \\(within 120 s\\) while they applied it: rejected; replacements start on v1, the version served$`));
+      expect(line?.msg).toMatch(new RegExp(`^SLU_VERSION_CRASHED version v2 ended its workers ${WORKER_CRASH_LIMIT} times \\(within 120 s\\) while they applied it: rejected; replacements start on v1, the version served$`));
       expect(await counted(registry, 'sluice_worker_versions_rejected_total')).toEqual({ crashed: 1 });
       expect(await counted(registry, 'sluice_config_applies_total')).toEqual({ applied: 1, rejected: 1 });
       // The two first workers, and replacements that had v2 in hand (the first of them made it the third death).
@@ -120,6 +121,59 @@ describe('worker pool: a version that is refused or crashes its workers', () => 
       expect(await answers('/r')).toEqual({ b: 20 });
       // Each refusal of v2 once, whatever the worker count and the replacements.
       expect(await counted(registry, 'sluice_config_applies_total')).toEqual({ applied: 2, rejected: 2 });
+    } finally {
+      await hook.stop();
+      await pool.close();
+    }
+  }, 60_000);
+
+  it(`a version that ends only worker 1 (${WORKER_CRASH_LIMIT} times: it and its replacements) while worker 0 serves it is taken back from every worker: all serve the last good version, worker 0 without a failed request or a restart`, async () => {
+    port = await freePort();
+    const takenBack: { code: string; detail: string; serving: string | null }[] = [];
+    const { pool, registry, logs } = twoWorkers([], DEFAULT_FRONT_DOOR_LIMITS, { onTakenBack: (rejected, serving) => takenBack.push({ code: rejected.code, detail: rejected.detail, serving }) });
+    // Worker 1's threads only (the one running and each replacement) exit when they read a version holding "/crash-one".
+    // (workerData is read when a version comes: the hook runs before the thread has it.)
+    const hook = await hookWorkers(`{ const parse = JSON.parse; JSON.parse = function (text, ...rest) { if (typeof text === 'string' && text.includes('/crash-one') && process.getBuiltinModule('node:worker_threads').workerData?.index === 1) process.exit(70); return parse.call(this, text, ...rest); }; }`);
+    try {
+      await pool.apply('v1', irFor('/', a));
+      const [healthy] = pool.threadIds();
+      // Worker 0 applied it, worker 1 died on it: applied (the dead one's replacement starts on it).
+      expect((await pool.apply('v2', irFor('/crash-one', b))).version).toBe('v2');
+      expect(pool.version).toBe('v2');
+      // From here only worker 0 listens (worker 1's replacements die before they bind) until worker
+      // 1 serves again: every request is answered, by v2 (b) and then by v1 (a) again (/crash-one/
+      // is routed by both versions).
+      const seen: string[] = [];
+      const failures: string[] = [];
+      await waitFor('every worker back on v1', async () => {
+        const r = await request(port, '/crash-one/r', { timeoutMs: 5_000 }).catch((error: Error) => error);
+        if (r instanceof Error) failures.push(r.message);
+        else seen.push(r.echo?.pod ?? `status ${r.status}`);
+        return (pool.workerVersions().every((w) => w.version === 'v1') && pool.version === 'v1') || undefined;
+      }, 15_000);
+      expect(failures).toEqual([]);
+      expect(seen[0]).toBe('b');
+      expect(seen.at(-1)).toBe('a');
+      // Each answer is one version's: b until the take-back, a from then on.
+      expect(seen.join('')).toMatch(/^b+a+$/);
+      expect(await answers('/r')).toEqual({ a: 20 });
+      expect((await request(port, '/crash-one')).echo?.pod).toBe('a');
+      expect(pool.threadIds()).toContain(healthy);
+      expect(takenBack).toEqual([{ code: 'SLU_VERSION_CRASHED', detail: `version v2 ended its workers ${WORKER_CRASH_LIMIT} times (within 120 s) while they applied it; still serving v1`, serving: 'v1' }]);
+      expect(logs.find((l) => l.code === 'SLU_VERSION_CRASHED')?.msg).toBe(`SLU_VERSION_CRASHED version v2 ended its workers ${WORKER_CRASH_LIMIT} times (within 120 s) while they applied it: rejected; every worker goes back to v1, the version served before it`);
+      expect(await counted(registry, 'sluice_worker_versions_rejected_total')).toEqual({ crashed: 1 });
+      // Worker 1 three times; worker 0 never.
+      expect(await counted(registry, 'sluice_worker_restarts_total')).toEqual({ exit: WORKER_CRASH_LIMIT });
+      const version = await registry.getSingleMetric('sluice_config_version_info')!.get();
+      expect(version.values.filter((v) => v.value === 1).map((v) => v.labels.version)).toEqual(['v1']);
+
+      // Sent again: refused at once; a newer version is applied by both.
+      const again = await pool.apply('v2', irFor('/crash-one', b)).then(() => null, (error: unknown) => error);
+      expect((again as VersionRejected).code).toBe('SLU_VERSION_CRASHED');
+      expect((await pool.apply('v3', irFor('/', b))).version).toBe('v3');
+      expect(pool.workerVersions()).toEqual([{ worker: 0, version: 'v3' }, { worker: 1, version: 'v3' }]);
+      expect(await answers('/r')).toEqual({ b: 20 });
+      expect(await counted(registry, 'sluice_worker_restarts_total')).toEqual({ exit: WORKER_CRASH_LIMIT });
     } finally {
       await hook.stop();
       await pool.close();

@@ -2,9 +2,12 @@
 // version on which every worker thread exits while it reads it — the two serving and each
 // replacement (hooked through the process's own inspector, `--inspect=127.0.0.1:0`, before a new
 // thread runs any of its code: no hook in the product). Its apply is first reported late
-// (`ok:false`); once the version has ended the workers 3 times in a row it is rejected for good,
+// (`ok:false`); once the version has ended the workers 3 times it is rejected for good,
 // and the controller is told so by a second acknowledgement naming the rejection
-// (SLU_VERSION_CRASHED, still serving the last good version). A newer version is applied.
+// (SLU_VERSION_CRASHED, still serving the last good version). A newer version is applied. Then a
+// version on which only worker 1 exits (it and its replacements), applied by worker 0 and so
+// acknowledged as served: taken back from every worker once it ended worker 1 3 times, and
+// acknowledged again, ok:false, serving the version before it.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pino from 'pino';
 import { SnapshotServer } from '../../controller/publish/server.ts';
@@ -18,7 +21,7 @@ import { publishHttp, startDataplaneProcess, type DataplaneProcess } from '../su
 import { hookWorkersOf, type WorkerHook } from '../support/thread-inspector.ts';
 import { waitFor } from '../support/wait.ts';
 
-describe('sluice dataplane --workers 2: a version that crashes every worker', () => {
+describe('sluice dataplane --workers 2: a version that crashes its workers', () => {
   let a: EchoServer;
   let b: EchoServer;
   let server: SnapshotServer;
@@ -73,7 +76,7 @@ describe('sluice dataplane --workers 2: a version that crashes every worker', ()
     expect(seen[0]).toMatchObject({ ok: false, serving: v1.version });
     expect(seen[0]!.error).not.toMatch(/^SLU_VERSION_CRASHED /);
     expect(seen[1]).toMatchObject({ ok: false, serving: v1.version, listeners: [] });
-    expect(seen[1]!.error).toMatch(new RegExp(`^SLU_VERSION_CRASHED version ${v2.version} ended its workers 3 times in a row \\(within 120 s\\) while they applied it; still serving ${v1.version}$`));
+    expect(seen[1]!.error).toMatch(new RegExp(`^SLU_VERSION_CRASHED version ${v2.version} ended its workers 3 times \\(within 120 s\\) while they applied it; still serving ${v1.version}$`));
     // What the controller shows of it: the dataplane's last ack (GET /v1/dataplanes, its log) and the version it serves.
     const state = server.acks().find((s) => s.name === name)!;
     expect(state.lastAck).toMatchObject({ version: v2.version, ok: false, error: seen[1]!.error });
@@ -87,5 +90,36 @@ describe('sluice dataplane --workers 2: a version that crashes every worker', ()
     await until('v3 served', () => acksOf(v3.version).some((ack) => ack.ok));
     expect(server.acks().find((s) => s.name === name)?.appliedVersion).toBe(v3.version);
     expect(await podCounts(port, '/r', 20)).toEqual({ b: 20 });
+  }, 120_000);
+
+  it('a version that crashes only worker 1 is acknowledged as served, then again as taken back (SLU_VERSION_CRASHED, serving the version before it)', async () => {
+    const v3 = server.acks().find((s) => s.name === name)!.appliedVersion!;
+    const url = [...dataplane.output().matchAll(/Debugger listening on (ws:\/\/\S+)/g)].at(-1)?.[1];
+    // Worker 1's threads only (workerData is read when a version comes: the hook runs before the thread has it).
+    const one = await hookWorkersOf(url!, `{ const parse = JSON.parse; JSON.parse = function (text, ...rest) { if (typeof text === 'string' && text.includes('crash-one') && process.getBuiltinModule('node:worker_threads').workerData?.index === 1) process.exit(70); return parse.call(this, text, ...rest); }; }`);
+    try {
+      const v4 = publish(irTo(a, 'crash-one'));
+      await until('the take-back acknowledged', () => acksOf(v4.version).some((ack) => !ack.ok));
+      const seen = acksOf(v4.version);
+      expect(seen).toHaveLength(2);
+      expect(seen[0]).toMatchObject({ ok: true, serving: v4.version });
+      expect(seen[1]).toMatchObject({ ok: false, serving: v3, listeners: [] });
+      expect(seen[1]!.error).toBe(`SLU_VERSION_CRASHED version ${v4.version} ended its workers 3 times (within 120 s) while they applied it; still serving ${v3}`);
+      const state = server.acks().find((s) => s.name === name)!;
+      expect(state.lastAck).toMatchObject({ version: v4.version, ok: false, error: seen[1]!.error });
+      expect(state.appliedVersion).toBe(v3);
+      // The dataplane's own view agrees: /api/config and every worker on v3, and v3's answers.
+      await until('both workers back on v3', async () => (await config()).workers.every((w) => w.version === v3));
+      expect((await config()).version).toBe(v3);
+      expect(await podCounts(port, '/r', 20)).toEqual({ b: 20 });
+      expect(dataplane.output()).toMatch(/version \S+ rejected after its apply \(taken back\); still serving /);
+
+      // A newer version is served by both (a route name of its own: irTo(a) alone is v1 again, acknowledged long ago).
+      const v5 = publish(irTo(a, 'after'));
+      await until('v5 served', () => acksOf(v5.version).some((ack) => ack.ok));
+      expect(await podCounts(port, '/r', 20)).toEqual({ a: 20 });
+    } finally {
+      await one.stop();
+    }
   }, 120_000);
 });

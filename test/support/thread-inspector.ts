@@ -184,14 +184,28 @@ export async function hookWorkersOf(url: string, expression: string): Promise<Wo
 async function hook(inspector: Inspector, expression: string): Promise<WorkerHook> {
   let next = 1;
   const hooked: Promise<unknown>[] = [];
+  /** Threads running already: the expression has run in each once its answer came. */
+  const running: Promise<unknown>[] = [];
+  const answers = new Map<string, () => void>();
   inspector.onEvent((method, params) => {
+    if (method === 'NodeWorker.receivedMessageFromWorker') {
+      const id = (JSON.parse(params.message as string) as { id?: number }).id;
+      return void answers.get(`${params.sessionId as string}/${id}`)?.();
+    }
     if (method !== 'NodeWorker.attachedToWorker') return;
     const sessionId = params.sessionId as string;
     const send = (method: string, params: Record<string, unknown>) => inspector.post('NodeWorker.sendMessageToWorker', { sessionId, message: JSON.stringify({ id: next++, method, params }) });
+    if (params.waitingForDebugger !== true) {
+      const id = next;
+      // Sent is not run: a running thread runs it between two of its own tasks.
+      running.push(new Promise<void>((resolve) => answers.set(`${sessionId}/${id}`, resolve)));
+    }
     // Messages to one thread are handled in order: the expression runs before the thread starts.
     hooked.push(send('Runtime.evaluate', { expression }).then(() => (params.waitingForDebugger === true ? send('Runtime.runIfWaitingForDebugger', {}) : undefined)).catch(() => undefined));
   });
   await inspector.post('NodeWorker.enable', { waitForDebuggerOnStart: true });
+  // The threads running now are attached as enable is answered: hooked before this returns.
+  await Promise.all(running);
   return {
     stop: async () => {
       await inspector.post('NodeWorker.disable').catch(() => undefined);

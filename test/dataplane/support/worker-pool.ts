@@ -1,12 +1,12 @@
 // Two real worker threads (cmd/workers.ts's WorkerPool) for the pool's tests: their own registry
 // and captured primary logs.
-import { WorkerMetricsRegistry, WorkerPool } from '../../../cmd/workers.ts';
+import { WorkerMetricsRegistry, WorkerPool, type WorkerPoolOptions } from '../../../cmd/workers.ts';
 import type { Flow } from '../../../ir/flow.ts';
 import { DEFAULT_FRONT_DOOR_LIMITS, type FrontDoorLimits } from '../../../dataplane/front-door.ts';
 import { capturingLogger } from './harness.ts';
 
-/** Flows the workers relay go to `flows`; `bounds`: the pool's waits (WorkerPoolOptions). */
-export function twoWorkers(flows: Flow[] = [], frontDoor: FrontDoorLimits = DEFAULT_FRONT_DOOR_LIMITS, bounds: { timeoutMs?: number; watchdogMs?: number } = {}) {
+/** Flows the workers relay go to `flows`; `bounds`: the pool's waits and its onTakenBack (WorkerPoolOptions). */
+export function twoWorkers(flows: Flow[] = [], frontDoor: FrontDoorLimits = DEFAULT_FRONT_DOOR_LIMITS, bounds: Pick<WorkerPoolOptions, 'timeoutMs' | 'watchdogMs' | 'onTakenBack'> = {}) {
   const registry = new WorkerMetricsRegistry();
   const { logger, logs } = capturingLogger();
   const pool = new WorkerPool({
