@@ -69,6 +69,11 @@ export function readsApiGroup(kind: string, apiVersion: string): boolean {
   return !known || apiGroupOf(apiVersion) === known.group;
 }
 
+/** The API group whose `kind` Sluice reads ('' the core group); undefined for a kind without a schema here. */
+export function readApiGroupOf(kind: string): string | undefined {
+  return INPUT_SCHEMAS.kinds[kind]?.group;
+}
+
 /** "gateway.networking.k8s.io/v1" → "gateway.networking.k8s.io"; "v1" → "" (the core group). */
 function apiGroupOf(apiVersion: string): string {
   const slash = apiVersion.indexOf('/');

@@ -188,7 +188,7 @@ spec:
 
   it('ignores, with a line, a kind of the same name from another API group', () => {
     const parsed = parseManifest('apiVersion: kuadrant.io/v1\nkind: RateLimitPolicy\nmetadata: {name: theirs}\nspec: {}\n');
-    expect(parsed).toEqual({ objects: [], problems: [{ code: 'SLU_MANIFEST_OBJECT', message: 'document 1: ignoring kuadrant.io/v1 RateLimitPolicy theirs: Sluice does not read this kind' }] });
+    expect(parsed).toEqual({ objects: [], problems: [{ code: 'SLU_MANIFEST_OBJECT', message: "document 1: ignoring kuadrant.io/v1 RateLimitPolicy theirs: a kind of Kuadrant's API, not Sluice's; Sluice reads RateLimitPolicy of sluice.dev only" }] });
   });
 });
 

@@ -426,3 +426,27 @@ spec:
     expect(redirected(run({ 'ing.yaml': ingress('{hosts: [shop.example.com]}'), 'other.yaml': other, 's.yaml': secret }).result.ir)).toBe(true);
   });
 });
+
+describe("other implementations' kinds mixed into their examples", () => {
+  it('each object is one line naming its owner where the API group tells, and a kind Sluice reads of another group says which group it reads', () => {
+    const doc = (apiVersion: string, kind: string, name: string) => `apiVersion: ${apiVersion}\nkind: ${kind}\nmetadata: {name: ${name}}\nspec: {}\n`;
+    const { sourceProblems } = run({
+      'mixed.yaml': [
+        doc('gateway.envoyproxy.io/v1alpha1', 'EnvoyProxy', 'proxy-config'),
+        doc('gateway.envoyproxy.io/v1alpha1', 'BackendTrafficPolicy', 'retries'),
+        doc('cilium.io/v2', 'CiliumEnvoyConfig', 'lb'),
+        doc('networking.istio.io/v1', 'Gateway', 'istio-gw'),
+        doc('gateway.networking.x-k8s.io/v1alpha1', 'XListenerSet', 'team'),
+        doc('apps/v1', 'Deployment', 'backend'),
+      ].join('---\n'),
+    });
+    expect(sourceProblems).toEqual([
+      "SLU_MANIFEST_OBJECT document 1: ignoring gateway.envoyproxy.io/v1alpha1 EnvoyProxy proxy-config: a kind of Envoy Gateway's API, not Sluice's",
+      "SLU_MANIFEST_OBJECT document 2: ignoring gateway.envoyproxy.io/v1alpha1 BackendTrafficPolicy retries: a kind of Envoy Gateway's API, not Sluice's",
+      "SLU_MANIFEST_OBJECT document 3: ignoring cilium.io/v2 CiliumEnvoyConfig lb: a kind of Cilium's API, not Sluice's",
+      "SLU_MANIFEST_OBJECT document 4: ignoring networking.istio.io/v1 Gateway istio-gw: a kind of Istio's API, not Sluice's; Sluice reads Gateway of gateway.networking.k8s.io only",
+      "SLU_MANIFEST_OBJECT document 5: ignoring gateway.networking.x-k8s.io/v1alpha1 XListenerSet team: a kind of the Gateway API's experimental x-k8s.io group, which Sluice does not read (ListenerSet, gateway.networking.k8s.io/v1, is read)",
+      'SLU_MANIFEST_OBJECT document 6: ignoring apps/v1 Deployment backend: Sluice does not read this kind',
+    ]);
+  });
+});
