@@ -7,6 +7,7 @@
 // - a Gateway whose GatewayClass Sluice handles but did not accept (its status says why);
 // - standalone only (the folder is all there is): a Gateway whose class names another
 //   controller: nothing else reads these files, so nothing will serve it;
+// - a ListenerSet whose parent Gateway does not exist;
 // - a route without parentRefs, or whose parentRefs name Gateways and ListenerSets of which none exists;
 // - standalone only: a Service that routes forward to and that has no EndpointSlice at all. Every
 //   other project's example deploys its backends as a Deployment, which `sluice run` does not run:
@@ -43,6 +44,13 @@ export function unservedProblems(snapshot: InputSnapshot, acceptedClasses: Set<s
   // A route is only looked at for its parentRefs: nothing is allocated for one whose parent exists.
   const gateways = namesByNamespace(snapshot.gateways);
   const listenerSets = namesByNamespace(snapshot.listenerSets);
+  for (const set of snapshot.listenerSets) {
+    const ref = set.spec?.parentRef;
+    const ns = ref?.namespace ?? set.metadata.namespace!;
+    if (ref === undefined || (ref.kind ?? 'Gateway') !== 'Gateway' || gateways.get(ns)?.has(ref.name) === true) continue;
+    const object = `ListenerSet ${namespacedName(set)}`;
+    out.push({ code: 'SLU_TRANSLATION', message: `${object}: its parentRef names Gateway ${ns}/${ref.name}, which does not exist, so no controller serves it; create the Gateway or correct spec.parentRef`, object });
+  }
   const kinds: [string, RouteObject[]][] = [
     ['HTTPRoute', snapshot.httpRoutes],
     ['GRPCRoute', snapshot.grpcRoutes],

@@ -132,6 +132,21 @@ spec: {controllerName: io.cilium/gateway-controller}
     expect(conditions(statusOf(result.statuses, 'HTTPRoute', 'half'))).toEqual({ Accepted: 'True Accepted', ResolvedRefs: 'False BackendNotFound' });
   });
 
+  it('a ListenerSet whose parent Gateway does not exist', () => {
+    const { problems } = run({
+      'ls.yaml': `apiVersion: gateway.networking.k8s.io/v1
+kind: ListenerSet
+metadata: {name: team, namespace: default}
+spec:
+  parentRef: {name: shared-gateway, namespace: infra}
+  listeners: [{name: http, protocol: HTTP, port: 8080}]
+`,
+    });
+    expect(problems).toEqual([
+      'SLU_TRANSLATION ListenerSet default/team: its parentRef names Gateway infra/shared-gateway, which does not exist, so no controller serves it; create the Gateway or correct spec.parentRef',
+    ]);
+  });
+
   it('the other route kinds too (a TLSRoute whose Gateway is in a file not applied, as in an Envoy Gateway example)', () => {
     const { problems } = run({
       'tls.yaml': `apiVersion: gateway.networking.k8s.io/v1alpha3
