@@ -9,7 +9,8 @@ import type { IR } from '../ir/types.ts';
 import type { ApplyResult } from '../dataplane/dataplane.ts';
 import { SnapshotSubscriber, type ApplyOutcome } from '../dataplane/config/subscriber.ts';
 import type { FrontDoorLimits } from '../dataplane/front-door.ts';
-import { startNode, type BpfOptions, type NodeFlowOptions, type NodeRateLimitOptions } from './node.ts';
+import { applyProblem, startNode, type BpfOptions, type NodeFlowOptions, type NodeRateLimitOptions } from './node.ts';
+import { problemLine } from '../controller/problems.ts';
 import type { RedisSettings } from '../dataplane/ratelimit/limiter.ts';
 import { releaseStartupMemory } from './memory.ts';
 import { VersionLate, VersionRejected } from './workers.ts';
@@ -89,7 +90,8 @@ export async function runDataplane(options: DataplaneProcessOptions): Promise<Ru
           return { ok: true, listeners: settled.listeners, late: whileServed() };
         };
         const late = err instanceof VersionLate ? { late: err.settled.then(lateOutcome) } : {};
-        return { ok: false, listeners: [], error: (err as Error).message, ...late };
+        // Every failed ack names its stable code first (the controller's Programmed message shows it).
+        return { ok: false, listeners: [], error: problemLine(applyProblem(err, version, applied?.version ?? null)), ...late };
       }
     },
   });

@@ -16,6 +16,7 @@ import { FlowMetrics } from '../dataplane/flows/flow-metrics.ts';
 import { StartupCheckFailed } from './startup-checks.ts';
 import { VersionLate, VersionRejected, WorkerFlows, WorkerMetricsRegistry, WorkerPool, type WorkerVersion } from './workers.ts';
 import { VERSION_REJECTED } from './worker-messages.ts';
+import type { Problem } from '../controller/problems.ts';
 import { newSessionKey } from '../dataplane/upstream/session.ts';
 
 /** The kernel part of no version: no Service VIP, no policy. */
@@ -214,7 +215,7 @@ export class DataplaneNode {
       outcome = await this.dataplane.apply(ir.version, http, ir.l4);
     } catch (err) {
       if (err instanceof VersionLate) {
-        throw new VersionLate(err.message, err.settled.then((settled) => {
+        throw new VersionLate(err.detail, err.settled.then((settled) => {
           if (settled instanceof VersionRejected) this.restoreKernel(ir, given);
           else if (settled !== null) this.served(ir, settled);
           return settled;
@@ -266,6 +267,16 @@ export class DataplaneNode {
     this.agent?.close();
     this.dedicatedCgroup?.release();
   }
+}
+
+/**
+ * Why DataplaneNode.apply did not serve `version`, with its stable code: the refusal's or the late
+ * apply's own, else SLU_APPLY_FAILED (e.g. the eBPF maps could not be written) — what `sluice run`
+ * lists in /api/status and `sluice dataplane` acknowledges (`error`: the code, then the message).
+ */
+export function applyProblem(err: unknown, version: string, serving: string | null): Problem {
+  if (err instanceof VersionRejected || err instanceof VersionLate) return { code: err.code, message: err.detail };
+  return { code: 'SLU_APPLY_FAILED', message: `version ${version} could not be applied (${(err as Error).message}); still serving ${serving ?? 'nothing'}` };
 }
 
 /** The dataplane; `--bpf on` where eBPF cannot run is a failed startup check (one line), not a stack trace. */

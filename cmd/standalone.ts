@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { startNode, type BpfOptions, type NodeFlowOptions } from './node.ts';
+import { applyProblem, startNode, type BpfOptions, type NodeFlowOptions } from './node.ts';
 import { VersionLate, VersionRejected } from './workers.ts';
 import type { FrontDoorLimits } from '../dataplane/front-door.ts';
 import { parseHostPort } from '../ir/host-port.ts';
@@ -137,10 +137,10 @@ export async function runStandalone(options: StandaloneOptions): Promise<Running
       } catch (err) {
         // The dataplane keeps serving the last good version.
         logger.error({ err, version: result.ir.version }, 'the configuration could not be applied; keeping the last good one');
-        // Refused by the dataplane: listed (`/api/status`) until a version is applied.
-        if (err instanceof VersionRejected) problemLog.update([...problems, { code: err.code, message: err.detail }]);
-        // Any other failure (e.g. the eBPF maps could not be written: the agent put them back) too.
-        else if (!(err instanceof VersionLate)) problemLog.update([...problems, { code: 'SLU_APPLY_FAILED', message: `version ${result.ir.version} could not be applied (${(err as Error).message}); still serving ${applied?.version ?? 'nothing'}` }]);
+        // Refused by the dataplane, late (until every worker serves it), or failed otherwise (e.g. the
+        // eBPF maps could not be written: the agent put them back): listed (`/api/status`) with its
+        // stable code until a version is applied.
+        problemLog.update([...problems, applyProblem(err, result.ir.version, applied?.version ?? null)]);
         // With --workers, one the workers apply after the wait (or their replacements do) is served
         // after all: reconcile again then to take it (its statuses, /api/config, /readyz).
         if (err instanceof VersionLate) void err.settled.then((late) => {

@@ -25,6 +25,8 @@ export type FromWorker =
 export const MALFORMED_WORKER_MESSAGE = 'SLU_WORKER_MESSAGE';
 /** A version the dataplane refused as a whole (every worker, or the one process): the last good one keeps serving (README "Workers"). */
 export const VERSION_REJECTED = 'SLU_VERSION_REJECTED';
+/** A version no worker applied within the bound: the last good one keeps serving until every worker serves it, late (README "Workers"). */
+export const VERSION_LATE = 'SLU_VERSION_LATE';
 /** A version that ended workers WORKER_CRASH_LIMIT times while they applied it: rejected, every worker back on the last good version (README "Workers"). */
 export const VERSION_CRASHED = 'SLU_VERSION_CRASHED';
 

@@ -28,7 +28,7 @@ import type { RedisSettings } from '../dataplane/ratelimit/limiter.ts';
 import { IrDeltaEncoder } from '../ir/delta.ts';
 import { sharedBucketMemory } from '../dataplane/ratelimit/shared-buckets.ts';
 import { newSessionKey } from '../dataplane/upstream/session.ts';
-import { MALFORMED_WORKER_MESSAGE, VERSION_CRASHED, VERSION_REJECTED, readFromWorker, type FromWorker } from './worker-messages.ts';
+import { MALFORMED_WORKER_MESSAGE, VERSION_CRASHED, VERSION_LATE, VERSION_REJECTED, readFromWorker, type FromWorker } from './worker-messages.ts';
 
 export type { FromWorker } from './worker-messages.ts';
 
@@ -228,11 +228,15 @@ interface Slot {
  * null for either of the last two.
  */
 export class VersionLate extends Error {
+  readonly code = VERSION_LATE;
+  /** The message without its code (a problem line puts the code first itself). */
+  readonly detail: string;
   readonly settled: Promise<ApplyResult | VersionRejected | null>;
   readonly late: Promise<ApplyResult | null>;
 
-  constructor(message: string, settled: Promise<ApplyResult | VersionRejected | null>) {
-    super(message);
+  constructor(detail: string, settled: Promise<ApplyResult | VersionRejected | null>) {
+    super(`${VERSION_LATE} ${detail}`);
+    this.detail = detail;
     this.settled = settled;
     this.late = settled.then((result) => (result instanceof VersionRejected ? null : result));
   }
@@ -443,7 +447,7 @@ export class WorkerPool {
       if (this.current?.version === version && lagging.every((l) => (l.error as { timedOut?: boolean; exited?: boolean }).timedOut === true || (l.error as { exited?: boolean }).exited === true)) {
         const late = new Promise<ApplyResult | VersionRejected | null>((settle) => (this.late = { version, settle }));
         this.converged();
-        throw new VersionLate(why, late);
+        throw new VersionLate(`${why}; still serving ${this.good?.version ?? 'nothing'} until every worker serves it`, late);
       }
       // Refused (every worker's compile failed), or failed: no worker serves it, none will (a
       // replacement starts on the last good version), and each keeps serving the one before.

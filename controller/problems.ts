@@ -18,6 +18,7 @@ export const PROBLEM_CATALOGUE = {
   SLU_STARTUP_BPF: '--bpf on, but eBPF cannot run here (the line says why)',
   SLU_VERSION_REJECTED: 'the dataplane refused a configuration version as a whole (every worker, or the one thread: the line says why); the last good version keeps serving',
   SLU_VERSION_CRASHED: 'a configuration version ended worker threads 3 times within 120 s while they applied it (any of them: it is all or nothing); every worker serves the last good version',
+  SLU_VERSION_LATE: 'no worker thread applied a configuration version within the bound (30 s); the last good version keeps serving until every worker serves it (late), unless it turns out to crash them',
   SLU_APPLY_FAILED: 'a configuration version could not be applied for another reason than a refusal (e.g. the eBPF maps could not be written: they are put back); the last good version keeps serving',
 } as const;
 

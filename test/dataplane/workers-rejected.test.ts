@@ -6,6 +6,8 @@
 // the pool under test is the real one.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { VersionLate, VersionRejected, WORKER_CRASH_LIMIT, type WorkerMetricsRegistry } from '../../cmd/workers.ts';
+import { applyProblem } from '../../cmd/node.ts';
+import { problemLine } from '../../controller/problems.ts';
 import { DEFAULT_FRONT_DOOR_LIMITS } from '../../dataplane/front-door.ts';
 import { twoWorkers } from './support/worker-pool.ts';
 import { podCounts, request } from './support/client.ts';
@@ -179,4 +181,16 @@ describe('worker pool: a version that is refused or crashes its workers', () => 
       await pool.close();
     }
   }, 60_000);
+});
+
+describe('applyProblem: what sluice run lists and sluice dataplane acknowledges for a version not served', () => {
+  it('names a stable code first: the refusal\'s, the late apply\'s, else SLU_APPLY_FAILED with the version served', () => {
+    const late = new VersionLate('no worker applied version v2: worker 0: no answer within 30000 ms; still serving v1 until every worker serves it', new Promise(() => undefined));
+    expect(problemLine(applyProblem(late, 'v2', 'v1'))).toBe(late.message);
+    expect(late.message).toMatch(/^SLU_VERSION_LATE no worker applied version v2: /);
+    const crashed = new VersionRejected('SLU_VERSION_CRASHED', 'version v2 ended its workers 3 times before: not sent again; still serving v1');
+    expect(applyProblem(crashed, 'v2', 'v1')).toEqual({ code: 'SLU_VERSION_CRASHED', message: crashed.detail });
+    // Anything else (the eBPF maps could not be written, test/bpf/standalone-apply-failed.e2e.test.ts): SLU_APPLY_FAILED.
+    expect(problemLine(applyProblem(new Error('bpf_map_update_elem: ENOMEM'), 'v2', null))).toBe('SLU_APPLY_FAILED version v2 could not be applied (bpf_map_update_elem: ENOMEM); still serving nothing');
+  });
 });

@@ -12,6 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pino from 'pino';
 import { SnapshotServer } from '../../controller/publish/server.ts';
 import type { Ack } from '../../ir/protocol.ts';
+import { condition, type Condition, type ObjectStatus } from '../../controller/status/conditions.ts';
+import { foldAcknowledgements, type DataplaneAck } from '../../controller/status/kubernetes.ts';
 import type { HttpIR, IR } from '../../ir/types.ts';
 import { podCounts } from '../dataplane/support/client.ts';
 import { startEchoServer, type EchoServer } from '../dataplane/support/echo-server.ts';
@@ -57,6 +59,11 @@ describe('sluice dataplane --workers 2: a version that crashes its workers', () 
     }, 60_000);
   const config = async () => (await (await fetch(`http://127.0.0.1:${adminPort}/api/config`)).json()) as { version: string; workers: { worker: number; version: string | null }[] };
   const acksOf = (version: string) => acks.filter((ack) => ack.name === name && ack.version === version);
+  /** The controller's Programmed condition of a Gateway translation programmed, given these acks (the fold Kubernetes mode writes). */
+  const programmed = (version: string, dataplanes: DataplaneAck[]): Condition | undefined => {
+    const gateway: ObjectStatus = { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', namespace: 'default', name: 'gw', status: { conditions: [condition('Programmed', true, 'Programmed', 'programmed', 1)] } };
+    return (foldAcknowledgements([gateway], version, dataplanes)[0]!.status as { conditions: Condition[] }).conditions.find((c) => c.type === 'Programmed');
+  };
 
   it('is acknowledged again once rejected as crashed (SLU_VERSION_CRASHED, still serving the last good version); a newer one is applied', async () => {
     const v1 = publish(irTo(a));
@@ -74,13 +81,16 @@ describe('sluice dataplane --workers 2: a version that crashes its workers', () 
     // First the late apply (not served yet), then the rejection for good: two acks, neither served.
     expect(seen).toHaveLength(2);
     expect(seen[0]).toMatchObject({ ok: false, serving: v1.version });
-    expect(seen[0]!.error).not.toMatch(/^SLU_VERSION_CRASHED /);
+    // Every failed ack names its stable code: late first (Programmed stays Pending, naming it).
+    expect(seen[0]!.error).toMatch(new RegExp(`^SLU_VERSION_LATE no worker applied version ${v2.version}: worker 0: .+; still serving ${v1.version} until every worker serves it$`));
+    expect(programmed(v2.version, [{ name, connected: true, appliedVersion: seen[0]!.serving, lastAck: seen[0]! }])).toMatchObject({ status: 'False', reason: 'Pending', message: `dataplane ${name} did not apply version ${v2.version} (${seen[0]!.error}); it serves ${v1.version}` });
     expect(seen[1]).toMatchObject({ ok: false, serving: v1.version, listeners: [] });
     expect(seen[1]!.error).toMatch(new RegExp(`^SLU_VERSION_CRASHED version ${v2.version} ended its workers 3 times \\(within 120 s\\) while they applied it; still serving ${v1.version}$`));
     // What the controller shows of it: the dataplane's last ack (GET /v1/dataplanes, its log) and the version it serves.
     const state = server.acks().find((s) => s.name === name)!;
     expect(state.lastAck).toMatchObject({ version: v2.version, ok: false, error: seen[1]!.error });
     expect(state.appliedVersion).toBe(v1.version);
+    expect(programmed(v2.version, server.acks())).toMatchObject({ status: 'False', reason: 'Invalid', message: `dataplane ${name} did not apply version ${v2.version} (${seen[1]!.error}); it serves ${v1.version}` });
     // The replacements start on the last good version and serve it.
     await until('both workers back on v1', async () => (await config()).workers.every((w) => w.version === v1.version));
     expect(await podCounts(port, '/r', 20)).toEqual({ a: 20 });
@@ -108,6 +118,7 @@ describe('sluice dataplane --workers 2: a version that crashes its workers', () 
       const state = server.acks().find((s) => s.name === name)!;
       expect(state.lastAck).toMatchObject({ version: v4.version, ok: false, error: seen[1]!.error });
       expect(state.appliedVersion).toBe(v3);
+      expect(programmed(v4.version, server.acks())).toMatchObject({ status: 'False', reason: 'Invalid', message: `dataplane ${name} did not apply version ${v4.version} (${seen[1]!.error}); it serves ${v3}` });
       // The dataplane's own view agrees: /api/config and every worker on v3, and v3's answers.
       await until('both workers back on v3', async () => (await config()).workers.every((w) => w.version === v3));
       expect((await config()).version).toBe(v3);

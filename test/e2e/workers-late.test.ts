@@ -2,7 +2,8 @@
 // the process's own inspector, `--inspect=127.0.0.1:0`: a thread that really does not turn its
 // event loop) just as a change arrives. Neither acknowledges the version within the 30 s bound,
 // the watchdog ends both, their replacements start on the newest version — and the process takes
-// it: /api/config and /readyz converge on it without another change to the files.
+// it: /api/config and /readyz converge on it without another change to the files. Meanwhile it is
+// listed in /api/status with its stable code (SLU_VERSION_LATE), resolved once served.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -63,5 +64,10 @@ describe('sluice run --workers 2: a version the workers serve only after the bou
     // How it got there is in the log: the version failed first, then was taken.
     expect(sluice.logs()).toMatch(/has answered nothing for \d+ ms \(its thread is stuck\)/);
     expect(sluice.logs()).toMatch(/every worker serves version \S+ now \(applied late\)/);
+    // Listed meanwhile with its stable code (the problem log's line), and resolved once served.
+    expect(sluice.logs()).toMatch(new RegExp(`"SLU_VERSION_LATE no worker applied version ${now.version}: worker 0: [^"]+; still serving ${first.version} until every worker serves it"`));
+    expect(sluice.logs()).toMatch(new RegExp(`"resolved: SLU_VERSION_LATE no worker applied version ${now.version}: `));
+    const problems = ((await (await fetch(`${sluice.admin}/api/status`)).json()) as { problems: { code: string }[] }).problems;
+    expect(problems.map((p) => p.code)).not.toContain('SLU_VERSION_LATE');
   }, 120_000);
 });
