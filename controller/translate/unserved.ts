@@ -12,6 +12,7 @@
 // - standalone only: a Service that routes forward to and that has no EndpointSlice at all. Every
 //   other project's example deploys its backends as a Deployment, which `sluice run` does not run:
 //   its routes answer 503 and, without this line, only the Deployment's "not read" line hints why.
+//   Likewise a Service port that no port of its (hand-written) EndpointSlices is named after.
 import type { Backend } from '../../ir/types.ts';
 import type { Problem } from '../problems.ts';
 import type { ParentRef } from '../schema/kinds.ts';
@@ -129,14 +130,32 @@ export function endpointlessServiceProblems(backends: ReadonlyMap<string, Backen
   for (const service of index.snapshot.services) {
     const ns = service.metadata.namespace!;
     const name = service.metadata.name;
-    if (service.spec?.type === 'ExternalName' || !(service.spec?.ports ?? []).some((p) => empty.has(`${ns}/${name}:${p.port}`))) continue;
-    if (index.endpointSlices(ns, name).length > 0) continue;
+    if (service.spec?.type === 'ExternalName') continue;
+    const used = (service.spec?.ports ?? []).filter((p) => empty.has(`${ns}/${name}:${p.port}`));
+    if (used.length === 0) continue;
     const object = `Service ${namespacedName(service)}`;
-    out.push({
-      code: 'SLU_TRANSLATION',
-      object,
-      message: `${object} has no EndpointSlice, so the routes to it answer 503: sluice run starts no Deployments or Pods; give its endpoints as an EndpointSlice labelled kubernetes.io/service-name: ${name}`,
-    });
+    const slices = index.endpointSlices(ns, name);
+    if (slices.length === 0) {
+      out.push({
+        code: 'SLU_TRANSLATION',
+        object,
+        message: `${object} has no EndpointSlice, so the routes to it answer 503: sluice run starts no Deployments or Pods; give its endpoints as an EndpointSlice labelled kubernetes.io/service-name: ${name}`,
+      });
+      continue;
+    }
+    // Slices there, but no port of theirs named as the Service port: matched by name (kube-proxy
+    // does the same), a hand-written slice naming its port after the targetPort matches nothing.
+    const sliceNames = [...new Set(slices.flatMap((slice) => (slice.ports ?? []).map((p) => p?.name ?? '')))];
+    for (const port of used) {
+      const portName = port.name ?? '';
+      if (sliceNames.includes(portName)) continue;
+      const named = (n: string) => (n === '' ? 'unnamed' : `named ${n}`);
+      out.push({
+        code: 'SLU_TRANSLATION',
+        object,
+        message: `${object} port ${port.port} (${named(portName)}) matches no port of its EndpointSlices (${sliceNames.map(named).join(', ') || 'none'}), so the routes to it answer 503: EndpointSlice ports are matched to the Service port by name, as kube-proxy does; name them alike`,
+      });
+    }
   }
   return out;
 }

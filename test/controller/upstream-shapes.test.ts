@@ -387,6 +387,28 @@ ${withSlice ? `---\n${slice('shop', 3000)}` : ''}`,
     expect(run(files(true)).problems).toEqual([]);
   });
 
+  it('standalone: a Service port no port of its hand-written EndpointSlices is named after (matched by name, as kube-proxy does) is said so', () => {
+    const { problems } = run({
+      'app.yaml': `${gateway('web', 'cilium')}---
+${route('shop', '[{name: web}]')}---
+apiVersion: v1
+kind: Service
+metadata: {name: shop}
+spec: {ports: [{port: 80, targetPort: http}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: shop-1, labels: {kubernetes.io/service-name: shop}}
+addressType: IPv4
+ports: [{name: http, port: 3000}]
+endpoints: [{addresses: [127.0.0.1]}]
+`,
+    });
+    expect(problems).toEqual([
+      'SLU_TRANSLATION Service default/shop port 80 (unnamed) matches no port of its EndpointSlices (named http), so the routes to it answer 503: EndpointSlice ports are matched to the Service port by name, as kube-proxy does; name them alike',
+    ]);
+  });
+
   it('in a cluster the EndpointSlice controller writes one for every Service with a selector: nothing said', () => {
     expect(run(files(false), false).problems).toEqual([]);
   });
