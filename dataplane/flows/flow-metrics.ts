@@ -53,26 +53,49 @@ class CountedSeries<L extends string> {
     this.add(values);
   }
 
+  /**
+   * The label values counted last and their entry: steady traffic repeats them, and comparing them
+   * (mostly the same string objects) costs less than a Map lookup per label (issue #14).
+   */
+  private readonly lastValues: string[] = [];
+  private lastEntry: Counted<L> | null = null;
+
   /** inc with the values in an array the caller may reuse (read at once, never kept). */
   add(values: readonly string[]): void {
+    const last = this.lastEntry;
+    if (last !== null && sameValues(values, this.lastValues)) {
+      last.n++;
+      return;
+    }
+    const entry = this.lookup(values);
+    if (entry === null) return this.countOverflow();
+    entry.n++;
+    this.lastEntry = entry;
+    const kept = this.lastValues;
+    kept.length = values.length;
+    for (let i = 0; i < values.length; i++) kept[i] = values[i]!;
+  }
+
+  /** The entry counting `values`, made at the first; null past MAX_SERIES label combinations. */
+  private lookup(values: readonly string[]): Counted<L> | null {
     let level = this.root;
     const last = values.length - 1;
     for (let i = 0; i < last; i++) {
       let next = level.get(values[i]!) as Map<string, unknown> | undefined;
       if (next === undefined) {
-        if (this.counted.length >= MAX_SERIES) return this.countOverflow();
+        if (this.counted.length >= MAX_SERIES) return null;
         level.set(values[i]!, (next = new Map()));
       }
       level = next;
     }
     let entry = level.get(values[last]!) as Counted<L> | undefined;
     if (entry === undefined) {
-      if (this.counted.length >= MAX_SERIES) return this.countOverflow();
+      if (this.counted.length >= MAX_SERIES) return null;
       entry = { labels: Object.fromEntries(this.labelNames.map((name, i) => [name, values[i]!])) as Record<L, string>, n: 0 };
       level.set(values[last]!, entry);
       this.counted.push(entry);
     }
-    entry.n++;
+    return entry;
   }
 
   /** Past MAX_SERIES label combinations, new ones count together under `_overflow`. */
@@ -80,6 +103,12 @@ class CountedSeries<L extends string> {
     this.overflow ??= { labels: Object.fromEntries(this.labelNames.map((name) => [name, OVERFLOW])) as Record<L, string>, n: 0 };
     this.overflow.n++;
   }
+}
+
+function sameValues(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 const L7_FORWARDED: readonly string[] = ['L7', 'FORWARDED'];

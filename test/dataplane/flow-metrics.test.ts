@@ -5,6 +5,7 @@ import { describe, expect, it } from '@jest/globals';
 import { Registry } from 'prom-client';
 import { MAX_SERIES, FlowMetrics } from '../../dataplane/flows/flow-metrics.ts';
 import type { Flow } from '../../ir/flow.ts';
+import type { ForwardedRequest } from '../../dataplane/flows/flow-buffer.ts';
 
 function l7Flow(method: string, status: number, service: string, verdict: Flow['verdict'] = 'FORWARDED'): Flow {
   return {
@@ -63,5 +64,52 @@ describe('flow metrics', () => {
       labels: { method: '_overflow', status: '_overflow', source_namespace: '_overflow', destination_namespace: '_overflow', destination_workload: '_overflow' },
       value: 6,
     });
+  });
+
+  it('counts forwarded requests from one reused record, labels changing from request to request', async () => {
+    const registry = new Registry();
+    const metrics = new FlowMetrics(registry);
+    // As the proxy does (RequestFlows.forwarded): one record, rewritten for every request.
+    const r: ForwardedRequest = {
+      wallClock: 0,
+      clientIp: '10.0.0.1',
+      clientPort: 40000,
+      method: 'GET',
+      path: '/',
+      host: 'x',
+      protocol: 'HTTP/1.1',
+      status: 200,
+      latencyMs: 1,
+      direction: 'ingress',
+      destination: { ip: '10.0.1.1', port: 8080, identity: 300, labels: [], namespace: 'shop' },
+      service: { namespace: 'shop', name: 'cart', port: 80 },
+      rule: undefined,
+      route: undefined,
+      gateway: undefined,
+    };
+    const sequence: [string, number, string][] = [['GET', 200, 'cart'], ['GET', 200, 'cart'], ['POST', 200, 'cart'], ['GET', 200, 'cart'], ['GET', 503, 'cart'], ['GET', 503, 'cart'], ['GET', 200, 'shop-front'], ['GET', 200, 'cart']];
+    for (const [method, status, service] of sequence) {
+      r.method = method;
+      r.status = status;
+      r.service = { namespace: 'shop', name: service, port: 80 };
+      metrics.forwarded(r);
+    }
+    const requests = await values(registry, 'sluice_flow_http_requests_total');
+    const count = (method: string, status: string, workload: string): number | undefined => requests.find((v) => v.labels.method === method && v.labels.status === status && v.labels.destination_workload === workload)?.value;
+    expect(requests).toHaveLength(4);
+    expect([count('GET', '200', 'cart'), count('POST', '200', 'cart'), count('GET', '503', 'cart'), count('GET', '200', 'shop-front')]).toEqual([4, 1, 2, 1]);
+    expect((await values(registry, 'sluice_flow_processed_total')).find((v) => v.labels.verdict === 'FORWARDED')?.value).toBe(8);
+  });
+
+  it('past the bound, a label combination repeated request after request still counts under _overflow', async () => {
+    const registry = new Registry();
+    const metrics = new FlowMetrics(registry);
+    for (let i = 0; i < MAX_SERIES; i++) metrics.record(l7Flow('GET', 200, `svc-${i}`));
+    for (let i = 0; i < 3; i++) metrics.record(l7Flow('GET', 200, 'late'));
+    metrics.record(l7Flow('GET', 200, 'svc-7'));
+    const requests = await values(registry, 'sluice_flow_http_requests_total');
+    expect(requests.find((v) => v.labels.destination_workload === 'late')).toBeUndefined();
+    expect(requests.find((v) => v.labels.destination_workload === '_overflow')?.value).toBe(3);
+    expect(requests.find((v) => v.labels.destination_workload === 'svc-7')?.value).toBe(2);
   });
 });
