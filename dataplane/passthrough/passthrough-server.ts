@@ -109,7 +109,9 @@ export class PassthroughServer extends StreamListener {
   }
 
   private forward(client: Socket, serverName: string | null, hello: Buffer, deadline: NodeJS.Timeout): void {
-    const route = serverName ? this.routes.find(serverName) : undefined;
+    // No SNI (a client that connects by address): only a catch-all route (`*`, a TLSRoute without
+    // hostnames on a listener without one) takes it, as Envoy's filter chain without server_names does.
+    const route = this.routes.find(serverName ?? '');
     const chosen = route ? chooseEndpoint(route) : null;
     if (!route || !chosen) {
       // Closed without an alert: upstream's tlsConnectionRejected wants EOF or a reset.

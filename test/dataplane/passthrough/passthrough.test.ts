@@ -20,9 +20,10 @@ async function tlsBackend(name: string, cert: CertificateBundle): Promise<{ serv
   return { server, port: (server.address() as AddressInfo).port };
 }
 
-function askThrough(port: number, servername: string, ca: string): Promise<string> {
+/** `servername` null: no SNI (Node sends none when connecting to an IP address without one). */
+function askThrough(port: number, servername: string | null, ca: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const socket = tlsConnect({ host: '127.0.0.1', port, servername, ca }, () => undefined);
+    const socket = tlsConnect({ host: '127.0.0.1', port, ...(servername === null ? { checkServerIdentity: () => undefined } : { servername }), ca }, () => undefined);
     let text = '';
     socket.on('data', (d) => (text += d));
     socket.on('end', () => resolve(text));
@@ -112,9 +113,44 @@ describe('PassthroughServer', () => {
     expect(answers.filter((a) => a.startsWith('two:'))).toHaveLength(10);
   });
 
-  it('closes connections whose SNI matches no route', async () => {
+  it('closes connections whose SNI matches no route, and those without SNI when no route is a catch-all', async () => {
     // Depending on timing the client sees a reset (error) or a bare end before any byte: never an answer.
-    const outcome = await askThrough(port, 'other.example.com', cert.certPem).catch(() => 'refused');
-    expect(['refused', '']).toContain(outcome);
+    for (const servername of ['other.example.com', null]) {
+      const outcome = await askThrough(port, servername, cert.certPem).catch(() => 'refused');
+      expect({ servername, outcome: ['refused', ''].includes(outcome) ? 'closed' : outcome }).toEqual({ servername, outcome: 'closed' });
+    }
+  });
+
+  it('gives a connection without SNI to a catch-all route (a TLSRoute without hostnames), as one with an unlisted name', async () => {
+    const states = new PickerStates();
+    const generation = states.begin();
+    const listener: PassthroughListener = {
+      name: 'any',
+      origins: [],
+      address: '127.0.0.1',
+      port: 0,
+      routes: [
+        { name: 'exact', origin: { kind: 'TLSRoute', namespace: 'default', name: 'exact' }, hostname: 'app.example.com', backends: [{ backend: 'one', weight: 1, filters: [] }] },
+        { name: 'any', origin: { kind: 'TLSRoute', namespace: 'default', name: 'any' }, hostname: '*', backends: [{ backend: 'two', weight: 1, filters: [] }] },
+      ],
+    };
+    const ir: Record<string, Backend> = {
+      one: { name: 'one', appProtocol: 'http', endpoints: [{ address: '127.0.0.1', port: backends[0]!.port }] },
+      two: { name: 'two', appProtocol: 'http', endpoints: [{ address: '127.0.0.1', port: backends[1]!.port }] },
+    };
+    const anyProxy = new PassthroughServer('any', compilePassthroughRoutes(listener, ir, generation, null), capturingLogger().logger, budget, new L4Metrics(new Registry()), 60_000);
+    states.commit(generation);
+    await anyProxy.listen('127.0.0.1', 0);
+    try {
+      const anyPort = (anyProxy as unknown as { server: { address(): AddressInfo } }).server.address().port;
+      // The backend answers with the name it was asked for: false when none came.
+      expect([await askThrough(anyPort, null, cert.certPem), await askThrough(anyPort, 'y.apps.example.com', cert.certPem), await askThrough(anyPort, 'app.example.com', cert.certPem)]).toEqual([
+        'two:false',
+        'two:y.apps.example.com',
+        'one:app.example.com',
+      ]);
+    } finally {
+      await anyProxy.close(100);
+    }
   });
 });
