@@ -214,6 +214,8 @@ interface Slot {
   result: ApplyResult | null;
   /** When it last sent anything (performance.now(); its start before that). */
   heardAt: number;
+  /** A version it failed after the wait for it gave up (a late refusal or error): it will not serve it. */
+  failedLate?: string;
   /** Why the pool ended it (counted as the restart's reason instead of error/exit). */
   ended?: 'apply_timeout' | 'apply_failed' | 'unresponsive' | 'malformed_message' | 'version_rejected';
 }
@@ -552,8 +554,11 @@ export class WorkerPool {
     // The current version first: messages wait in the worker's queue until it listens.
     const current = this.current;
     if (current) {
-      this.request(slot, { type: 'apply', id: 0, version: current.version, ir: JSON.stringify(this.encoder.encode(current.http, current.l4, true)) }).catch((err: Error) =>
-        this.logger.error({ worker: index, version: current.version, err: err.message }, `worker ${index} could not apply the current version on start: it serves nothing`));
+      this.request(slot, { type: 'apply', id: 0, version: current.version, ir: JSON.stringify(this.encoder.encode(current.http, current.l4, true)) }).catch((err: Error & { exited?: boolean; timedOut?: boolean; rejected?: boolean }) => {
+        this.logger.error({ worker: index, version: current.version, err: err.message }, `worker ${index} could not apply the current version on start: it serves nothing`);
+        // Failed, not ended (counted as a death then) nor stuck (the watchdog's): as a late failure.
+        if (err.exited !== true && err.timedOut !== true) this.failedLate(slot, current.version, err.message, err.rejected === true, 'on start');
+      });
     }
     return slot;
   }
@@ -583,7 +588,10 @@ export class WorkerPool {
         slot.result = message.result;
       }
     } else if (message.type === 'failed') {
+      const sent = slot.unacknowledged.get(message.id);
       slot.unacknowledged.delete(message.id);
+      // Nobody waits for it any more (the wait timed out): a version that worker will not serve.
+      if (waiting === undefined && sent !== undefined) this.failedLate(slot, sent, message.error, message.rejected === true);
     }
     slot.pending.delete(message.id);
     if (message.type === 'failed') waiting?.reject(Object.assign(new Error(message.error), { resync: message.resync === true, rejected: message.rejected === true }));
@@ -601,16 +609,41 @@ export class WorkerPool {
     void this.end(slot, 'malformed_message');
   }
 
+  /**
+   * A worker failed the current version after apply() gave up waiting (it refused it, could not
+   * decode it — nobody resyncs it now —, or failed it): logged and counted as a failure in time
+   * is. Failed by every worker, the version is rejected (SLU_VERSION_REJECTED: each serves the last
+   * good one); applied by another, this worker is ended and its replacement starts on it (converged);
+   * else the others' answers decide. Before, such an answer was dropped: the late version never
+   * settled, and one worker could serve it beside another on the version before it for good.
+   */
+  private failedLate(slot: Slot, version: string, error: string, rejected: boolean, when = 'after the wait for it'): void {
+    if (this.current?.version !== version || slot.ended !== undefined) return;
+    slot.failedLate = version;
+    this.applyFailures.inc({ worker: String(slot.index), reason: rejected ? 'rejected' : 'error' });
+    this.logger.error({ worker: slot.index, version, err: error }, `worker ${slot.index} did not apply version ${version} (${when}): ${error}`);
+    const slots = this.live();
+    if (this.late?.version === version && slots.length === this.slots.length && slots.every((s) => s.failedLate === version)) {
+      return this.reject(VERSION_REJECTED, 'rejected', `was not applied by any worker (${error})`);
+    }
+    this.converged();
+  }
+
   /** A version apply() gave up waiting for, once every worker serves it (late, or replacements that started on it): now the pool's. */
   private converged(): void {
     const late = this.late;
     if (late === null) return;
     const slots = this.live();
-    if (slots.length < this.slots.length || !slots.every((s) => s.version === late.version && s.ended === undefined)) return;
+    const serving = slots.filter((s) => s.version === late.version && s.ended === undefined);
+    // One that failed it while another serves it, and still serves the version before: ended, its
+    // replacement starts on it (as in time). One that serves nothing (a replacement that failed it
+    // on start) serves no other version: left, as in time, rather than restarted in a loop.
+    if (serving.length > 0) for (const s of slots) if (s.failedLate === late.version && s.version !== null) void this.end(s, 'apply_failed');
+    if (slots.length < this.slots.length || serving.length === 0 || !slots.every((s) => serving.includes(s) || (s.version === null && s.failedLate === late.version))) return;
     this.logger.warn({ version: late.version }, `every worker serves version ${late.version} now (applied late): it is the version served`);
     this.applied = late.version;
     if (this.current?.version === late.version) this.good = this.current;
-    this.settleLate({ version: late.version, listeners: mergeListeners(slots.map((s) => s.result!)) });
+    this.settleLate({ version: late.version, listeners: mergeListeners(serving.map((s) => s.result!)) });
   }
 
   /**

@@ -14,7 +14,7 @@ import { podCounts, request } from './support/client.ts';
 import { startEchoServer, type EchoServer } from './support/echo-server.ts';
 import { freePort } from '../support/ports.ts';
 import { backend, forwardTo, prefix, route, singleHostIR } from './support/ir.ts';
-import { hookWorkers } from '../support/thread-inspector.ts';
+import { hookWorkers, inspectThread, type InspectedThread } from '../support/thread-inspector.ts';
 import { waitFor } from '../support/wait.ts';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -181,7 +181,81 @@ describe('worker pool: a version that is refused or crashes its workers', () => 
       await pool.close();
     }
   }, 60_000);
+
+  /** v1 in both workers, however long their start takes (the first version may outlast the short wait of these tests: late then). */
+  const startOn = async (pool: ReturnType<typeof twoWorkers>['pool'], version: string, ir: ReturnType<typeof irFor>) => {
+    await pool.apply(version, ir).catch((error: unknown) => (error instanceof VersionLate ? error.late : Promise.reject(error)));
+    expect(pool.workerVersions()).toEqual([{ worker: 0, version }, { worker: 1, version }]);
+  };
+  /** Both workers stuck (blocked through the inspector) for `ms`, longer than the pool's 1 s wait: the version's answers come after it. */
+  const blockBoth = async (pool: ReturnType<typeof twoWorkers>['pool'], ms: number): Promise<InspectedThread[]> => {
+    const threads = await Promise.all(pool.threadIds().map((id) => inspectThread(id)));
+    await Promise.all(threads.map((t) => t.block(ms)));
+    return threads;
+  };
+
+  it('a version every worker refuses after the wait for it gave up (late) is rejected then (SLU_VERSION_REJECTED): the late apply settles, every worker stays on the last good version', async () => {
+    port = await freePort();
+    // (The watchdog, which would end the stuck workers, is kept out of this one.)
+    const { pool, registry, logs } = twoWorkers([], DEFAULT_FRONT_DOOR_LIMITS, { timeoutMs: 1_000, watchdogMs: 600_000 });
+    let threads: InspectedThread[] = [];
+    try {
+      await startOn(pool, 'v1', irFor('/', a));
+      const broken = irFor('/', b);
+      (broken.listeners[0]!.scopes[0]!.virtualHosts[0]!.routes[0] as { match: unknown }).match = null;
+      threads = await blockBoth(pool, 2_500);
+      const late = await pool.apply('v2', broken).then(() => null, (error: unknown) => error);
+      expect(late).toBeInstanceOf(VersionLate);
+      expect((late as VersionLate).message).toMatch(/^SLU_VERSION_LATE no worker applied version v2: worker 0: no answer within 1000 ms; worker 1: no answer within 1000 ms; still serving v1 until every worker serves it$/);
+      // Both refuse it once unblocked: settled as refused (before, those answers were dropped and it never settled).
+      const settled = await (late as VersionLate).settled;
+      expect(settled).toBeInstanceOf(VersionRejected);
+      expect((settled as VersionRejected).code).toBe('SLU_VERSION_REJECTED');
+      expect((settled as VersionRejected).detail).toMatch(/^version v2 was not applied by any worker \(configuration rejected: .+\); still serving v1$/);
+      expect(pool.version).toBe('v1');
+      expect(pool.workerVersions()).toEqual([{ worker: 0, version: 'v1' }, { worker: 1, version: 'v1' }]);
+      expect(await answers('/r')).toEqual({ a: 20 });
+      expect(logs.filter((l) => /^worker [01] did not apply version v2 \(after the wait for it\): configuration rejected: /.test(String(l.msg)))).toHaveLength(2);
+      expect(await counted(registry, 'sluice_worker_apply_failures_total')).toEqual({ '0,timeout': 1, '1,timeout': 1, '0,rejected': 1, '1,rejected': 1 });
+      expect(await counted(registry, 'sluice_worker_versions_rejected_total')).toEqual({ rejected: 1 });
+      expect(await counted(registry, 'sluice_config_applies_total')).toEqual({ applied: 1, rejected: 1 });
+      expect(await counted(registry, 'sluice_worker_restarts_total')).toEqual({});
+    } finally {
+      for (const t of threads) await t.detach();
+      await pool.close();
+    }
+  }, 60_000);
+
+  it('a version one worker fails after the wait while the other applies it late: that worker is ended and its replacement starts on it, then every worker serves it and the late apply settles as served', async () => {
+    port = await freePort();
+    const { pool, registry, logs } = twoWorkers([], DEFAULT_FRONT_DOOR_LIMITS, { timeoutMs: 1_000, watchdogMs: 600_000 });
+    // Worker 1's threads cannot decode a delta holding "/late-one" (a full version they can): a real failed answer, of that worker only.
+    const hook = await hookWorkers(`{ const parse = JSON.parse; JSON.parse = function (text, ...rest) { if (typeof text === 'string' && text.includes('/late-one') && text.includes('"full":false') && process.getBuiltinModule('node:worker_threads').workerData?.index === 1) throw new Error('hooked: cannot decode'); return parse.call(this, text, ...rest); }; }`);
+    let threads: InspectedThread[] = [];
+    try {
+      await startOn(pool, 'v1', irFor('/', a));
+      const [first] = pool.threadIds();
+      threads = await blockBoth(pool, 2_500);
+      const late = await pool.apply('v2', irFor('/late-one', b)).then(() => null, (error: unknown) => error);
+      expect(late).toBeInstanceOf(VersionLate);
+      const settled = await (late as VersionLate).settled;
+      expect(settled).toEqual({ version: 'v2', listeners: [{ name: `127.0.0.1:${port}`, ok: true }] });
+      expect(pool.version).toBe('v2');
+      expect(pool.workerVersions()).toEqual([{ worker: 0, version: 'v2' }, { worker: 1, version: 'v2' }]);
+      expect(pool.threadIds()[0]).toBe(first);
+      expect(await answers('/late-one/r')).toEqual({ b: 20 });
+      expect(logs.some((l) => /^worker 1 did not apply version v2 \(after the wait for it\): hooked: cannot decode/.test(String(l.msg)))).toBe(true);
+      expect(await counted(registry, 'sluice_worker_apply_failures_total')).toEqual({ '0,timeout': 1, '1,timeout': 1, '1,error': 1 });
+      expect(await counted(registry, 'sluice_worker_restarts_total')).toEqual({ apply_failed: 1 });
+      expect(await counted(registry, 'sluice_config_applies_total')).toEqual({ applied: 2 });
+    } finally {
+      for (const t of threads) await t.detach();
+      await hook.stop();
+      await pool.close();
+    }
+  }, 60_000);
 });
+
 
 describe('applyProblem: what sluice run lists and sluice dataplane acknowledges for a version not served', () => {
   it('names a stable code first: the refusal\'s, the late apply\'s, else SLU_APPLY_FAILED with the version served', () => {
