@@ -14,7 +14,7 @@ import { podCounts, request } from './support/client.ts';
 import { startEchoServer, type EchoServer } from './support/echo-server.ts';
 import { freePort } from '../support/ports.ts';
 import { backend, forwardTo, prefix, route, singleHostIR } from './support/ir.ts';
-import { hookWorkers, inspectThread, type InspectedThread } from '../support/thread-inspector.ts';
+import { exitOnReading, hookWorkers, inspectThread, type InspectedThread } from '../support/thread-inspector.ts';
 import { waitFor } from '../support/wait.ts';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -80,7 +80,7 @@ describe('worker pool: a version that is refused or crashes its workers', () => 
     port = await freePort();
     const { pool, registry, logs } = twoWorkers();
     // Every worker thread, now and started later, exits (code 70) when it reads a version holding "/crash-me".
-    const hook = await hookWorkers(`{ const parse = JSON.parse; JSON.parse = function (text, ...rest) { if (typeof text === 'string' && text.includes('/crash-me')) process.exit(70); return parse.call(this, text, ...rest); }; }`);
+    const hook = await hookWorkers(exitOnReading('/crash-me'));
     try {
       await pool.apply('v1', irFor('/', a));
       const failed = await pool.apply('v2', irFor('/crash-me', b)).then(() => null, (error: unknown) => error);
@@ -134,8 +134,7 @@ describe('worker pool: a version that is refused or crashes its workers', () => 
     const takenBack: { code: string; detail: string; serving: string | null }[] = [];
     const { pool, registry, logs } = twoWorkers([], DEFAULT_FRONT_DOOR_LIMITS, { onTakenBack: (rejected, serving) => takenBack.push({ code: rejected.code, detail: rejected.detail, serving }) });
     // Worker 1's threads only (the one running and each replacement) exit when they read a version holding "/crash-one".
-    // (workerData is read when a version comes: the hook runs before the thread has it.)
-    const hook = await hookWorkers(`{ const parse = JSON.parse; JSON.parse = function (text, ...rest) { if (typeof text === 'string' && text.includes('/crash-one') && process.getBuiltinModule('node:worker_threads').workerData?.index === 1) process.exit(70); return parse.call(this, text, ...rest); }; }`);
+    const hook = await hookWorkers(exitOnReading('/crash-one', 1));
     try {
       await pool.apply('v1', irFor('/', a));
       const [healthy] = pool.threadIds();

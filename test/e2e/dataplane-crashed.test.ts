@@ -20,7 +20,7 @@ import { startEchoServer, type EchoServer } from '../dataplane/support/echo-serv
 import { backend, forwardTo, prefix, route, singleHostIR } from '../dataplane/support/ir.ts';
 import { freePort } from '../support/ports.ts';
 import { publishHttp, startDataplaneProcess, type DataplaneProcess } from '../support/dataplane-process.ts';
-import { hookWorkersOf, type WorkerHook } from '../support/thread-inspector.ts';
+import { exitOnReading, hookWorkersOf, type WorkerHook } from '../support/thread-inspector.ts';
 import { waitFor } from '../support/wait.ts';
 
 describe('sluice dataplane --workers 2: a version that crashes its workers', () => {
@@ -73,7 +73,7 @@ describe('sluice dataplane --workers 2: a version that crashes its workers', () 
     const url = [...dataplane.output().matchAll(/Debugger listening on (ws:\/\/\S+)/g)].at(-1)?.[1];
     expect(url).toBeDefined();
     // Every worker thread of the process, the ones to come included, exits as it reads a version holding "crash-me".
-    hook = await hookWorkersOf(url!, `{ const parse = JSON.parse; JSON.parse = function (text, ...rest) { if (typeof text === 'string' && text.includes('crash-me')) process.exit(70); return parse.call(this, text, ...rest); }; }`);
+    hook = await hookWorkersOf(url!, exitOnReading('crash-me'));
 
     const v2 = publish(irTo(b, 'crash-me'));
     await until('the rejection acknowledged', () => acksOf(v2.version).some((ack) => ack.error?.startsWith('SLU_VERSION_CRASHED ') === true));
@@ -105,8 +105,8 @@ describe('sluice dataplane --workers 2: a version that crashes its workers', () 
   it('a version that crashes only worker 1 is acknowledged as served, then again as taken back (SLU_VERSION_CRASHED, serving the version before it)', async () => {
     const v3 = server.acks().find((s) => s.name === name)!.appliedVersion!;
     const url = [...dataplane.output().matchAll(/Debugger listening on (ws:\/\/\S+)/g)].at(-1)?.[1];
-    // Worker 1's threads only (workerData is read when a version comes: the hook runs before the thread has it).
-    const one = await hookWorkersOf(url!, `{ const parse = JSON.parse; JSON.parse = function (text, ...rest) { if (typeof text === 'string' && text.includes('crash-one') && process.getBuiltinModule('node:worker_threads').workerData?.index === 1) process.exit(70); return parse.call(this, text, ...rest); }; }`);
+    // Worker 1's threads only.
+    const one = await hookWorkersOf(url!, exitOnReading('crash-one', 1));
     try {
       const v4 = publish(irTo(a, 'crash-one'));
       await until('the take-back acknowledged', () => acksOf(v4.version).some((ack) => !ack.ok));

@@ -14,7 +14,7 @@ import { versionedRouteYaml } from './backends.ts';
 import type { SluiceProcess } from '../support/sluice-process.ts';
 import { startWorkersRun, type WorkersRun } from './workers-run.ts';
 import { request } from '../dataplane/support/client.ts';
-import { hookWorkersOf, type WorkerHook } from '../support/thread-inspector.ts';
+import { exitOnReading, hookWorkersOf, type WorkerHook } from '../support/thread-inspector.ts';
 import { waitFor } from '../support/wait.ts';
 
 interface Config {
@@ -50,7 +50,7 @@ describe('sluice run --workers 2: a version that crashes its workers', () => {
     const url = [...sluice.logs().matchAll(/Debugger listening on (ws:\/\/\S+)/g)].at(-1)?.[1];
     expect(url).toBeDefined();
     // Every worker thread of the process, the ones to come included, exits as it reads a version holding "crash-me".
-    hook = await hookWorkersOf(url!, `{ const parse = JSON.parse; JSON.parse = function (text, ...rest) { if (typeof text === 'string' && text.includes('crash-me')) process.exit(70); return parse.call(this, text, ...rest); }; }`);
+    hook = await hookWorkersOf(url!, exitOnReading('crash-me'));
     writeFileSync(join(dir, 'route.yaml'), versionedRouteYaml(1).replace('value: v1', 'value: crash-me'));
     await until('the version rejected', () => /SLU_VERSION_CRASHED version \S+ ended its workers 3 times \(within 120 s\) while they applied it: rejected; replacements start on \S+, the version served/.test(sluice.logs()));
     await until('both workers back on the last good version', async () => (await config()).workers.every((w) => w.version === first.version));
@@ -100,8 +100,8 @@ describe('sluice run --workers 2: a version that crashes its workers', () => {
     const before = await config();
     expect(await answers()).toEqual(Array(10).fill('v4'));
     const url = [...sluice.logs().matchAll(/Debugger listening on (ws:\/\/\S+)/g)].at(-1)?.[1];
-    // Worker 1's threads only (workerData is read when a version comes: the hook runs before the thread has it).
-    const one = await hookWorkersOf(url!, `{ const parse = JSON.parse; JSON.parse = function (text, ...rest) { if (typeof text === 'string' && text.includes('crash-one') && process.getBuiltinModule('node:worker_threads').workerData?.index === 1) process.exit(70); return parse.call(this, text, ...rest); }; }`);
+    // Worker 1's threads only.
+    const one = await hookWorkersOf(url!, exitOnReading('crash-one', 1));
     try {
       writeFileSync(join(dir, 'route.yaml'), versionedRouteYaml(5).replace('value: v5', 'value: crash-one'));
       // Requests go on the whole time, one at a time: only one in flight when the first worker 1

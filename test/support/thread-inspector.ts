@@ -146,6 +146,16 @@ export async function inspectWorkersOf(url: string, count: number, timeoutMs = 5
   return attach(await remoteInspector(url), () => true, count, timeoutMs);
 }
 
+/**
+ * An expression for hookWorkers: the thread exits (code 70) when it reads (JSON.parse) a text
+ * holding `marker` — a version sent to it — in every worker, or only in worker `worker` (its
+ * WorkerInit index, read when the text comes: the hook runs before the thread has its workerData).
+ */
+export function exitOnReading(marker: string, worker?: number): string {
+  const only = worker === undefined ? '' : ` && process.getBuiltinModule('node:worker_threads').workerData?.index === ${worker}`;
+  return `{ const parse = JSON.parse; JSON.parse = function (text, ...rest) { if (typeof text === 'string' && text.includes(${JSON.stringify(marker)})${only}) process.exit(70); return parse.call(this, text, ...rest); }; }`;
+}
+
 /** Ends hookWorkers' hooking: workers started afterwards run unhooked. */
 export interface WorkerHook {
   stop(): Promise<void>;
