@@ -223,8 +223,18 @@ export function sortFrom<T>(before: Sort<T> | undefined, objects: readonly T[], 
  * element (then sort in full: a stable sort's order among ties is the input's, not ours).
  */
 export function resort<T>(sorted: readonly T[], removed: T[], added: T[], compare: (a: T, b: T) => number): T[] | null {
-  const gone = new Set(removed);
-  const out = gone.size > 0 ? sorted.filter((o) => !gone.has(o)) : [...sorted];
+  let out: T[];
+  if (removed.length <= 8) {
+    // A few: found and cut natively (indexOf, splice), not a call per element of a long array.
+    out = sorted.slice();
+    for (const item of removed) {
+      const at = out.indexOf(item);
+      if (at >= 0) out.splice(at, 1);
+    }
+  } else {
+    const gone = new Set(removed);
+    out = sorted.filter((o) => !gone.has(o));
+  }
   for (const item of added) {
     let lo = 0;
     let hi = out.length;

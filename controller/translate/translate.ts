@@ -392,16 +392,20 @@ function sortedSockets(sockets: Map<string, HttpListener>): HttpListener[] {
  * A virtual host from its placements in arrival order: the host made last time (`before`) when they
  * are the same, re-sorted from its order when a few changed, else sorted.
  */
-function sortedHost(listener: ListenerState, scope: ListenerScope, hostname: string, list: Placement[], before: SortedHost | undefined, sameObjects: boolean): SortedHost {
+function sortedHost(listener: ListenerState, scope: ListenerScope, hostname: string, list: Placement[], before: SortedHost | undefined, sameObjects: boolean, replacedAt?: number[]): SortedHost {
   const singleLabelWildcard = listener.singleLabelWildcards === true && isWildcard(hostname);
-  const changed = before && (before.host.singleLabelWildcard === true) === singleLabelWildcard ? changedPlacements(before.placements, list) : null;
+  // (`replacedAt`: the only positions where `list` may differ from before's placements.)
+  const changed = before && (before.host.singleLabelWildcard === true) === singleLabelWildcard ? (replacedAt ? replacedAt.filter((i) => !samePlacement(before.placements[i]!, list[i]!)).sort((a, b) => a - b) : changedPlacements(before.placements, list)) : null;
   // The same placements (routes and their order keys) as last time: the same sorted host.
   if (before && changed?.length === 0) return before;
   // A few changed: the previous order with those taken out and put back where they belong
   // (`placements` keeps the very objects `sorted` holds: the next change takes them out by identity).
   const resorted = before && changed && changed.length <= 64 ? resort(before.sorted, changed.map((i) => before.placements[i]!), changed.map((i) => list[i]!), comparePrecedence) : null;
-  const at = resorted ? new Set(changed) : null;
-  const placements = at !== null ? before!.placements.map((p, i) => (at.has(i) ? list[i]! : p)) : list;
+  let placements = list;
+  if (resorted) {
+    placements = before!.placements.slice();
+    for (const i of changed!) placements[i] = list[i]!;
+  }
   const sorted = resorted ?? [...list].sort(comparePrecedence);
   return { placements, sorted, host: { name: `${scope.name}/host/${hostname}`, hostname, ...(singleLabelWildcard ? { singleLabelWildcard: true } : {}), routes: dedupeRoutes(sorted, sameObjects) } };
 }
@@ -434,25 +438,26 @@ function takeOverHosts(
     if (!entry) replaced.set(host, (entry = { scope: now.scope, hostname: now.hostname, by: new Map() }));
     entry.by.set(old, now);
   }
-  // Each replaced placement where its host holds it (and nowhere else: placements are distinct objects).
-  const lists = new Map<SortedHost, Placement[]>();
+  // Each replaced placement where its host holds it (once: placements are distinct objects), found natively.
+  const lists = new Map<SortedHost, { list: Placement[]; at: number[] }>();
   for (const [host, { by }] of replaced) {
-    let found = 0;
-    const list = host.placements.map((p) => {
-      const now = by.get(p);
-      if (now === undefined) return p;
-      found++;
-      return now;
-    });
-    if (found !== by.size) return false;
-    lists.set(host, list);
+    const list = host.placements.slice();
+    const at: number[] = [];
+    for (const [old, now] of by) {
+      const i = list.indexOf(old);
+      if (i < 0) return false;
+      list[i] = now;
+      at.push(i);
+    }
+    lists.set(host, { list, at });
   }
   const hostsByScope = new Map<string, Map<SortedHost, SortedHost>>();
   for (const [host, { scope, hostname }] of replaced) {
     const { listener, scope: made } = scopes.get(scope)!;
     let hosts = hostsByScope.get(scope);
     if (!hosts) hostsByScope.set(scope, (hosts = new Map()));
-    hosts.set(host, sortedHost(listener, made, hostname, lists.get(host)!, host, true));
+    const { list, at } = lists.get(host)!;
+    hosts.set(host, sortedHost(listener, made, hostname, list, host, true, at));
   }
   const inputs = new Map<string, VirtualHost[]>();
   for (const [name, hosts] of hostsByScope) {
