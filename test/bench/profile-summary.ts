@@ -172,14 +172,19 @@ export function formatSummary(summary: ProfileSummary): string {
   );
   lines.push('');
   lines.push('self time by area:');
-  for (const a of summary.areas) lines.push(`  ${a.percent.toFixed(1).padStart(5)}%  ${a.area}`);
+  for (const a of summary.areas) lines.push(`  ${a.percent.toFixed(1).padStart(5)}%  ${msText(a.ms)}  ${a.area}`);
   lines.push('');
   lines.push('top functions by self time:');
-  for (const f of summary.topSelf) lines.push(`  ${f.percent.toFixed(1).padStart(5)}%  ${f.name}  ${f.location}  [${f.area}]`);
+  for (const f of summary.topSelf) lines.push(`  ${f.percent.toFixed(1).padStart(5)}%  ${msText(f.ms)}  ${f.name}  ${f.location}  [${f.area}]`);
   lines.push('');
   if (summary.ownInclusive.length > 0) lines.push('project functions by inclusive time (self + callees):');
-  for (const f of summary.ownInclusive) lines.push(`  ${f.percent.toFixed(1).padStart(5)}%  ${f.name}  ${f.location}`);
+  for (const f of summary.ownInclusive) lines.push(`  ${f.percent.toFixed(1).padStart(5)}%  ${msText(f.ms)}  ${f.name}  ${f.location}`);
   return lines.join('\n');
+}
+
+/** Milliseconds beside the percentage: a short window (one manifest edit) reads better in time. */
+function msText(ms: number): string {
+  return `${ms.toFixed(1).padStart(8)} ms`;
 }
 
 export function summariseFile(file: string, top = 25, window: Window | null = null): ProfileSummary {

@@ -35,7 +35,7 @@ import { findRoute } from '../../dataplane/router/router.ts';
 import type { IR } from '../../ir/types.ts';
 import { chmodSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { stringify } from 'yaml';
 import { snapshotArrays } from '../../controller/sources/objects.ts';
 import { BACKEND_BODY, backendConf } from './nginx-conf.ts';
@@ -68,6 +68,9 @@ const USAGE = `Usage: npm run bench:routes -- [flags]
   --converge N     manifest edits per size through \`sluice run\`, file written to request served; 0 skips (default 20)
   --e2e-only       skip the in-process part
   --cpu-prof       run Sluice under node --cpu-prof in the end-to-end part and summarise each profile
+  --ref DIR        another checkout (e.g. \`git worktree add /tmp/ref HEAD~3\`): the end-to-end part runs
+                   its bin/sluice.js too, interleaved with this one's (before/after); repeatable
+  --rounds N       end-to-end runs per checkout and size, interleaved between checkouts (default 1)
 `;
 
 interface Options {
@@ -79,6 +82,8 @@ interface Options {
   converge: number;
   cpuProf: boolean;
   e2eOnly: boolean;
+  refs: string[];
+  rounds: number;
 }
 
 function parseOptions(): Options {
@@ -92,6 +97,8 @@ function parseOptions(): Options {
       converge: { type: 'string', default: '20' },
       'cpu-prof': { type: 'boolean', default: false },
       'e2e-only': { type: 'boolean', default: false },
+      ref: { type: 'string', multiple: true },
+      rounds: { type: 'string', default: '1' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -106,7 +113,12 @@ function parseOptions(): Options {
     process.stderr.write(USAGE);
     process.exit(2);
   }
-  return { routes, layouts, changes: Number(values.changes), lookups: Number(values.lookups), e2eDuration: Number(values['e2e-duration']), converge: Number(values.converge), cpuProf: values['cpu-prof'], e2eOnly: values['e2e-only'] };
+  const rounds = Number(values.rounds);
+  if (!Number.isInteger(rounds) || rounds < 1) {
+    process.stderr.write(USAGE);
+    process.exit(2);
+  }
+  return { routes, layouts, changes: Number(values.changes), lookups: Number(values.lookups), e2eDuration: Number(values['e2e-duration']), converge: Number(values.converge), cpuProf: values['cpu-prof'], e2eOnly: values['e2e-only'], refs: values.ref ?? [], rounds };
 }
 
 /** `routes` HTTPRoutes of RULES_PER_ROUTE rules each (an exact path, prefixes, a header match), 10 Services. */
@@ -296,17 +308,20 @@ function benchmarkedRequest(routes: number, layout: Layout): { host: string; pat
 
 interface EndToEnd {
   routes: number;
+  /** Which checkout ran: 'this' or a --ref folder's name. */
+  checkout: string;
   requestsPerCpuSecond: number;
   rssMb: number;
   errors: number;
-  /** Manifest edit → request served by the edited route, wall ms; null when not measured. */
-  convergence: (Percentiles & { max: number }) | null;
+  /** Manifest edit → request served by the edited route, wall ms (and each edit's, in order); null when not measured. */
+  convergence: (Percentiles & { max: number; times: number[] }) | null;
   /** With --cpu-prof: the profile's summary over the measured load. */
   profile: string | null;
 }
 
 /** `sluice run` serving the table, wrk -c64 against it: CPU time per request, RSS. */
-async function endToEnd(routes: number, layout: Layout, seconds: number, edits: number, backendPort: number, dir: string, wrk: string, cpuProf: boolean): Promise<EndToEnd> {
+async function endToEnd(routes: number, layout: Layout, seconds: number, edits: number, backendPort: number, dir: string, wrk: string, cpuProf: boolean, root: string | null): Promise<EndToEnd> {
+  const checkout = root === null ? 'this' : basename(root);
   const snapshot = snapshotOf(routes, layout, backendPort);
   const objects = Object.values(snapshotArrays(snapshot)).flat();
   const documents = objects.map((object) => stringify(object));
@@ -318,6 +333,7 @@ async function endToEnd(routes: number, layout: Layout, seconds: number, edits: 
     dir,
     name: `${layout}-${routes}`,
     yaml,
+    ...(root !== null ? { root } : {}),
     pin: [],
     profileDir,
     readyTimeoutMs: 120_000,
@@ -338,7 +354,7 @@ async function endToEnd(routes: number, layout: Layout, seconds: number, edits: 
     if (seconds <= 0) {
       // --cpu-prof without load: the profile of the edits.
       await sluice.proc.stop('SIGTERM', 15_000);
-      return { routes, requestsPerCpuSecond: Number.NaN, rssMb: Number.NaN, errors: 0, convergence, profile: profileDir === null ? null : profileSummary(profileDir, convergeWindow) };
+      return { routes, checkout, requestsPerCpuSecond: Number.NaN, rssMb: Number.NaN, errors: 0, convergence, profile: profileDir === null ? null : profileSummary(profileDir, convergeWindow) };
     }
     const load = (durationSec: number) => runWrk({ wrk, pin: [], url: `http://127.0.0.1:${sluice.port}${path}`, threads: 1, connections: 64, durationSec, headers: { Host: host } });
     await load(2);
@@ -349,7 +365,7 @@ async function endToEnd(routes: number, layout: Layout, seconds: number, edits: 
     const usage = sampler.stop();
     await sluice.proc.stop('SIGTERM', 15_000);
     const profile = profileDir === null ? null : profileSummary(profileDir, window);
-    return { routes, requestsPerCpuSecond: usage.cpuPercent > 0 ? result.requestsPerSec / (usage.cpuPercent / 100) : Number.NaN, rssMb: usage.rssMb, errors: result.non2xx + result.socketErrors, convergence, profile };
+    return { routes, checkout, requestsPerCpuSecond: usage.cpuPercent > 0 ? result.requestsPerSec / (usage.cpuPercent / 100) : Number.NaN, rssMb: usage.rssMb, errors: result.non2xx + result.socketErrors, convergence, profile };
   } finally {
     await sluice.proc.stop('SIGTERM', 15_000);
   }
@@ -365,7 +381,7 @@ function profileSummary(profileDir: string, window: { startUs: number; endUs: nu
  * renamed over it), then GET of that path (a new connection every millisecond or so) until the
  * backend answers it: wall ms from the rename to that answer. Before the edit no rule matches the path.
  */
-async function converge(port: number, file: string, documents: string[], documentOf: (r: number) => number, layout: Layout, routes: number, edits: number): Promise<Percentiles & { max: number }> {
+async function converge(port: number, file: string, documents: string[], documentOf: (r: number) => number, layout: Layout, routes: number, edits: number): Promise<Percentiles & { max: number; times: number[] }> {
   const times: number[] = [];
   for (let c = 1; c <= edits; c++) {
     // Apart, as edits by a person or a pipeline are: each one finds the process idle (the first too:
@@ -385,7 +401,7 @@ async function converge(port: number, file: string, documents: string[], documen
     }
     times.push(performance.now() - written);
   }
-  return { ...percentiles(times), max: Math.max(...times) };
+  return { ...percentiles(times), max: Math.max(...times), times };
 }
 
 async function endToEndSection(opts: Options, backendPort: number, out: (s?: string) => boolean): Promise<void> {
@@ -405,20 +421,25 @@ async function endToEndSection(opts: Options, backendPort: number, out: (s?: str
     for (const layout of opts.layouts) {
       const results: EndToEnd[] = [];
       for (const routes of opts.routes) {
-        process.stdout.write(`end to end: ${layout} ${routes} routes ... `);
-        results.push(await endToEnd(routes, layout, opts.e2eDuration, opts.converge, backendPort, dir, wrk, opts.cpuProf));
-        out('done');
+        // Rounds interleave the checkouts: before and after share the box's load.
+        for (let round = 0; round < opts.rounds; round++) {
+          for (const root of [null, ...opts.refs]) {
+            process.stdout.write(`end to end: ${layout} ${routes} routes${root === null ? '' : ` (${basename(root)})`} ... `);
+            results.push(await endToEnd(routes, layout, opts.e2eDuration, opts.converge, backendPort, dir, wrk, opts.cpuProf, root));
+            out('done');
+          }
+        }
       }
       const base = results[0];
       out();
       out(`end to end, layout ${layout}: sluice run, wrk -c64 ${opts.e2eDuration}s (ratios against ${base.routes} routes, same run); ${opts.converge} manifest edits, file renamed in → served, wall ms`);
-      out('routes  req/CPU-s  x cost per request  RSS MB  x RSS  RSS KiB/route over smallest  errors  converge p50 / p99 / max ms');
+      out('routes  checkout  req/CPU-s  x cost per request  RSS MB  x RSS  RSS KiB/route over smallest  errors  converge p50 / p99 / max ms  first edits ms');
       for (const r of results) {
         const c = r.convergence;
         out(
-          `${String(r.routes).padStart(6)}  ${fmt(r.requestsPerCpuSecond, 0).padStart(9)}  ${fmt(base.requestsPerCpuSecond / r.requestsPerCpuSecond, 2).padStart(18)}  ` +
+          `${String(r.routes).padStart(6)}  ${r.checkout.padStart(8)}  ${fmt(r.requestsPerCpuSecond, 0).padStart(9)}  ${fmt(base.requestsPerCpuSecond / r.requestsPerCpuSecond, 2).padStart(18)}  ` +
             `${fmt(r.rssMb, 0).padStart(6)}  ${fmt(r.rssMb / base.rssMb, 2).padStart(5)}  ${fmt(r.routes === base.routes ? Number.NaN : ((r.rssMb - base.rssMb) * 1024) / (r.routes - base.routes), 2).padStart(27)}  ${String(r.errors).padStart(6)}  ` +
-            `${c ? `${fmt(c.p50)} / ${fmt(c.p99)} / ${fmt(c.max)}` : '-'}`,
+            `${(c ? `${fmt(c.p50)} / ${fmt(c.p99)} / ${fmt(c.max)}` : '-').padStart(27)}  ${c ? c.times.slice(0, 3).map((t) => fmt(t, 0)).join(', ') : '-'}`,
         );
       }
       out();
