@@ -492,7 +492,10 @@ export class WorkerPool {
     await Promise.all(
       this.live().map(async (slot) => {
         const exited = new Promise<void>((resolve) => slot.worker.once('exit', () => resolve()));
-        const deadline = setTimeout(() => void slot.worker.terminate(), DRAIN_TIMEOUT_MS + CLOSE_GRACE_MS);
+        const deadline = setTimeout(() => {
+          this.logger.warn({ worker: slot.index, ms: DRAIN_TIMEOUT_MS + CLOSE_GRACE_MS }, `worker ${slot.index} did not finish closing within ${DRAIN_TIMEOUT_MS + CLOSE_GRACE_MS} ms: terminating it (its connections left are cut)`);
+          void slot.worker.terminate();
+        }, DRAIN_TIMEOUT_MS + CLOSE_GRACE_MS);
         await this.request(slot, { type: 'close', id: 0 }).catch(() => undefined);
         await exited;
         clearTimeout(deadline);

@@ -344,6 +344,19 @@ describe('worker pool', () => {
     }
   }, 60_000);
 
+  it('close ends a worker that does not finish closing within the drain timeout and the grace after it, and says so; the others close as usual', async () => {
+    const port = await freePort();
+    // (The watchdog, which would end the stuck worker first, is kept out of this one.)
+    const { pool, logs } = twoWorkers([], DEFAULT_FRONT_DOOR_LIMITS, { watchdogMs: 600_000 });
+    await pool.apply('v1', singleHostIR(port, [route('all', { path: prefix('/') }, forwardTo('svc/a'))], [backend('svc/a', [echo.endpoint])]));
+    const inspected = await inspectThread(pool.threadIds()[1]!);
+    // Stuck far longer than the test may take: it never answers the close.
+    await inspected.block(600_000);
+    await pool.close();
+    expect(logs.filter((l) => /did not finish closing/.test(String(l.msg))).map((l) => [l.worker, l.msg])).toEqual([[1, 'worker 1 did not finish closing within 12000 ms: terminating it (its connections left are cut)']]);
+    await inspected.detach();
+  }, 60_000);
+
   it('reads the cgroup v2 CPU quota, the tightest on the way up; unlimited or unknown is null', () => {
     const files = (entries: Record<string, string>) => (path: string) => {
       if (path in entries) return entries[path]!;
