@@ -155,6 +155,7 @@ export const FRONT_DOOR_FLAGS: readonly Flag[] = [
   timeoutFlag('tls-handshake-timeout', FRONT_DOOR.tlsHandshakeTimeoutMs, 'longest a TLS handshake may take from the accept, ClientHello included (TLS passthrough too)'),
   timeoutFlag('idle-timeout', FRONT_DOOR.idleTimeoutMs, 'an HTTP/1.1 keep-alive connection with no request is closed after this'),
   timeoutFlag('request-body-timeout', FRONT_DOOR.requestBodyTimeoutMs, 'longest silence while a request body is still coming: the connection is closed'),
+  timeoutFlag('response-send-timeout', FRONT_DOOR.responseSendTimeoutMs, 'longest a response waits for the client to take more of it: the connection is closed (HTTP/2: the stream is reset)'),
   timeoutFlag('http2-idle-timeout', FRONT_DOOR.http2IdleTimeoutMs, 'an HTTP/2 connection with no frame either way is closed (GOAWAY) after this'),
   timeoutFlag('http2-ack-timeout', FRONT_DOOR.http2AckTimeoutMs, "longest wait for the client's SETTINGS or PING acknowledgement"),
   timeoutFlag('backend-connect-timeout', FRONT_DOOR.backendConnectTimeoutMs, 'longest wait for a connection to a backend endpoint: then 503 (TCP and TLS routes: the connection is closed)'),

@@ -272,6 +272,7 @@ function frontDoorLimits(values: FlagValues): FrontDoorLimits | string {
     ['tlsHandshakeTimeoutMs', 'tls-handshake-timeout', 1, DAY_MS],
     ['idleTimeoutMs', 'idle-timeout', 1, DAY_MS],
     ['requestBodyTimeoutMs', 'request-body-timeout', 1, DAY_MS],
+    ['responseSendTimeoutMs', 'response-send-timeout', 1, DAY_MS],
     ['http2IdleTimeoutMs', 'http2-idle-timeout', 1, DAY_MS],
     ['http2AckTimeoutMs', 'http2-ack-timeout', 1, DAY_MS],
     ['backendConnectTimeoutMs', 'backend-connect-timeout', 1, DAY_MS],

@@ -22,6 +22,8 @@ export interface FrontDoorLimits {
   idleTimeoutMs: number;
   /** Longest gap between two reads of a request body before the request is cut. */
   requestBodyTimeoutMs: number;
+  /** Longest a response may wait for the client to take more of it (nginx send_timeout) before it is cut. */
+  responseSendTimeoutMs: number;
   /** An HTTP/2 connection with no open stream and no frame either way is closed (GOAWAY) after this. */
   http2IdleTimeoutMs: number;
   /** Longest wait for the client's SETTINGS ACK or PING ACK before the HTTP/2 connection is closed. */
@@ -65,6 +67,8 @@ export const DEFAULT_FRONT_DOOR_LIMITS: FrontDoorLimits = {
   tlsHandshakeTimeoutMs: 10_000,
   idleTimeoutMs: 60_000,
   requestBodyTimeoutMs: 30_000,
+  // nginx's send_timeout: between two writes the client took, not over the whole response.
+  responseSendTimeoutMs: 60_000,
   http2IdleTimeoutMs: 60_000,
   http2AckTimeoutMs: 10_000,
   backendConnectTimeoutMs: 5_000,
@@ -128,7 +132,7 @@ export type RefusalReason = 'listener_limit' | 'global_limit' | 'shedding' | 'ud
  * counted with the parser's rejections, reason request_header_timeout; an idle keep-alive
  * connection closing is no fault of the client.)
  */
-export type ClientTimeout = 'tls_handshake' | 'first_line' | 'request_body';
+export type ClientTimeout = 'tls_handshake' | 'first_line' | 'request_body' | 'response_send';
 
 /** What the load monitor found: null while there is headroom. */
 type Pressure = { resource: 'descriptors' | 'heap'; used: number; limit: number } | null;
@@ -236,7 +240,7 @@ export class ConnectionBudget {
     this.timeouts = metric(registry, 'sluice_client_timeouts_total', (registers) =>
       new client.Counter({
         name: 'sluice_client_timeouts_total',
-        help: 'Client connections closed because the client overran a front-door timeout, by listener and stage (tls_handshake, first_line, request_body)',
+        help: 'Client connections closed because the client overran a front-door timeout, by listener and stage (tls_handshake, first_line, request_body, response_send)',
         labelNames: ['listener', 'stage'] as const,
         registers,
       }),

@@ -32,6 +32,7 @@ import { REFUSED_RESPONSE, type ConnectionBudget, type FrontDoorLimits } from '.
 import { answerParserError, CONNECT_REFUSED, parserRejection, RejectionReporter, requestProblem, sendRejection } from './http1-strict.ts';
 import { serveHttp2 } from './http2-front.ts';
 import { handleRequest } from './request-handler.ts';
+import { boundSends, type SendBound } from './response-send.ts';
 import { secureContextOptions } from './tls/certificates.ts';
 import { Http1Upgrades, shouldTakeUpgrade, stopsParser, type ServeRequest } from './upgrade-handler.ts';
 
@@ -119,6 +120,8 @@ export class ListenerServer {
   private readonly logger: Logger;
   private readonly limits: FrontDoorLimits;
   private readonly budget: ConnectionBudget;
+  /** Every connection's bound on responses its client does not take (dataplane/response-send.ts). */
+  private readonly sendBound: SendBound;
   private readonly app: FastifyInstance;
   /** The listening servers: one, unless fastify binds a name that resolves to several addresses. */
   private readonly fronts: net.Server[] = [];
@@ -151,6 +154,7 @@ export class ListenerServer {
     this.logger = logger;
     this.budget = budget;
     this.limits = budget.limits;
+    this.sendBound = { timeoutMs: this.limits.responseSendTimeoutMs, timedOut: () => budget.timedOut(this.name, 'response_send') };
     this.http1 = this.createHttp1Server();
     this.http2 = this.createHttp2Server();
     this.app = fastify({
@@ -311,7 +315,12 @@ export class ListenerServer {
   /** Serves a connection that speaks HTTP/2 (ALPN h2 or prior knowledge): see serveHttp2. */
   private serveHttp2(socket: Socket): void {
     const timeouts = { idleMs: this.limits.http2IdleTimeoutMs, ackMs: this.limits.http2AckTimeoutMs, requestBodyMs: this.limits.requestBodyTimeoutMs };
-    serveHttp2(this.http2, socket, timeouts, this.logger, this.name);
+    boundSends(serveHttp2(this.http2, socket, timeouts, this.logger, this.name).socket, this.sendBound);
+  }
+
+  private serveHttp1(socket: Socket): void {
+    boundSends(socket, this.sendBound);
+    this.http1.emit('connection', socket);
   }
 
   private createFront(): net.Server {
@@ -334,7 +343,7 @@ export class ListenerServer {
       tlsServer.on('connection', (socket: Socket) => this.admit(socket));
       tlsServer.on('secureConnection', (socket: TLSSocket) => {
         if (socket.alpnProtocol === 'h2') this.serveHttp2(socket);
-        else this.http1.emit('connection', socket);
+        else this.serveHttp1(socket);
       });
       tlsServer.on('tlsClientError', (error: Error, socket: TLSSocket) => {
         this.logger.debug({ listener: this.name, err: error.message, remote: socket.remoteAddress }, 'TLS handshake failed');
@@ -431,7 +440,7 @@ export class ListenerServer {
         // Still flowing (never paused): the HTTP/1.1 server's 'data' listener gets these bytes
         // on the next tick, before anything its parser reads from the socket later.
         socket.unshift(data);
-        this.http1.emit('connection', socket);
+        this.serveHttp1(socket);
       }
     };
     const forget = (): void => {

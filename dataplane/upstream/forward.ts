@@ -23,6 +23,7 @@ import { sendLocalReply } from '../local-reply.ts';
 import { CLIENT_CLOSED_CODE } from '../metrics.ts';
 import type { RequestFlow } from '../flows/request-flows.ts';
 import { ACCESS_DENIED_BODY, type EndpointPolicy } from '../policy/http-policy.ts';
+import { awaitClient } from '../response-send.ts';
 import type { BackendTarget } from './backend.ts';
 import { downstreamResponseHeaders } from './headers.ts';
 import { mirrorRequest, type MirrorCopy } from './mirror.ts';
@@ -87,6 +88,8 @@ export class ProxyExchange {
   /** Answered, cut or abandoned: nothing more may be written or recorded. */
   private finished = false;
   private waitingForDrain = false;
+  /** Runs while bytes wait for the client (--response-send-timeout); see dataplane/response-send.ts. */
+  private sendTimer: NodeJS.Timeout | undefined;
   /** Body bytes the upstream response has still to send by its Content-Length; -1: no length. */
   private bodyLeft = -1;
   /** The last chunk of a body of known length, sent with `end()` (see responseData). */
@@ -347,10 +350,16 @@ export class ProxyExchange {
     // Both response kinds are Writables; their overloads just don't unify.
     if ((this.res as Writable).write(chunk)) return;
     attempt.controller?.pause();
+    this.sendTimer ??= awaitClient(this.res);
     if (!this.waitingForDrain) {
       this.waitingForDrain = true;
       // Made here, not per exchange: most responses never wait for the client.
-      this.res.on('drain', () => this.current?.controller?.resume());
+      this.res.on('drain', () => {
+        clearTimeout(this.sendTimer);
+        // After the end, what is left must still reach the client within the bound.
+        this.sendTimer = this.finished && !this.res.writableFinished ? awaitClient(this.res) : undefined;
+        this.current?.controller?.resume();
+      });
     }
   }
 
@@ -369,6 +378,8 @@ export class ProxyExchange {
       this.lastChunk = null;
       (this.res as Writable).end(last);
     }
+    // The end waits behind bytes the client has not taken: bounded until the response's 'close'.
+    if (this.waitingForDrain && !this.res.writableFinished) this.sendTimer ??= awaitClient(this.res);
   }
 
   attemptFailed(attempt: UpstreamAttempt, error: Error): void {
@@ -475,6 +486,7 @@ export class ProxyExchange {
 
   /** The client's response closed (answered, or the client went away): the latter cancels the attempt. */
   downstreamClosed(): void {
+    clearTimeout(this.sendTimer);
     if (this.finished) return;
     this.current?.cancel('client closed the connection');
     this.complete(CLIENT_CLOSED_CODE);

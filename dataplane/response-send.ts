@@ -1,0 +1,49 @@
+// A response the client does not take. A client that stops reading (a zero TCP or HTTP/2 window)
+// holds its connection, the response's buffers and, while the body is relayed, the upstream
+// request and its connection — for ever, since no other timer runs while a response is being
+// sent. As nginx's send_timeout: while bytes wait for the client (a write returned false, or the
+// end was written but not flushed), it must take some within --response-send-timeout, or the
+// connection is closed (HTTP/2: that stream is reset with CANCEL; the others go on). A client that
+// reads slowly but steadily drains the buffer now and then and is never cut. Nothing runs for a
+// response the client keeps up with.
+import { constants as http2Constants, Http2ServerResponse } from 'node:http2';
+import type { DownstreamResponse } from './downstream.ts';
+
+/** A listener's bound, and where it counts a cut (sluice_client_timeouts_total{stage="response_send"}). */
+export interface SendBound {
+  readonly timeoutMs: number;
+  timedOut(): void;
+}
+
+const SEND_BOUND = Symbol('sluice.sendBound');
+
+type Marked = { [SEND_BOUND]?: SendBound };
+
+/**
+ * Gives a connection its listener's bound: `socket` is the one its responses report as
+ * `res.socket` (HTTP/1.1: the socket the HTTP server was handed; HTTP/2: the session's socket).
+ */
+export function boundSends(socket: object, bound: SendBound): void {
+  (socket as Marked)[SEND_BOUND] = bound;
+}
+
+/**
+ * Starts the wait for the client to take what is queued on `res`; the caller clears the timer on
+ * 'drain' (or the response's 'close'). Undefined when the connection has no bound.
+ */
+export function awaitClient(res: DownstreamResponse): NodeJS.Timeout | undefined {
+  const bound = (res.socket as Marked | null)?.[SEND_BOUND];
+  return bound === undefined ? undefined : setTimeout(cutStalled, bound.timeoutMs, res, bound);
+}
+
+function cutStalled(res: DownstreamResponse, bound: SendBound): void {
+  // The response's 'close' follows, which cancels the upstream request (ProxyExchange).
+  if (res instanceof Http2ServerResponse) {
+    if (res.stream.destroyed) return;
+    bound.timedOut();
+    res.stream.close(http2Constants.NGHTTP2_CANCEL);
+  } else if (res.socket !== null && !res.socket.destroyed) {
+    bound.timedOut();
+    res.socket.destroy();
+  }
+}
