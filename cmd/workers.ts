@@ -216,6 +216,8 @@ interface Slot {
   heardAt: number;
   /** A version it failed after the wait for it gave up (a late refusal or error): it will not serve it. */
   failedLate?: string;
+  /** It did not answer the last metrics request (its last sample stands in; logged once until it answers again). */
+  metricsMissed?: boolean;
   /** Why the pool ended it (counted as the restart's reason instead of error/exit). */
   ended?: 'apply_timeout' | 'apply_failed' | 'unresponsive' | 'malformed_message' | 'version_rejected';
 }
@@ -814,7 +816,15 @@ export class WorkerPool {
     const answers = await Promise.all(
       this.live().map(async (slot) => {
         const answer = await this.ask(slot, { type: 'metrics', id: 0 });
-        if (answer?.type !== 'metrics') return null;
+        if (answer?.type !== 'metrics') {
+          // Left out, its counters would go back in the sum (a reset to Prometheus' rate()): its last
+          // sample stands in (a stuck worker is ended by the watchdog; a dead one's are retired).
+          const last = this.lastMetrics.get(slot);
+          if (slot.metricsMissed !== true && this.slots[slot.index] === slot) this.logger.warn({ worker: slot.index }, `worker ${slot.index} did not answer for its metrics within ${METRICS_TIMEOUT_MS} ms: its last sample stands in until it does`);
+          slot.metricsMissed = true;
+          return last === undefined ? null : { index: slot.index, metrics: last };
+        }
+        slot.metricsMissed = false;
         // Each worker counts every version it applies: the pool counts each version once instead.
         const metrics = answer.metrics.filter((m) => m.name !== CONFIG_APPLIES);
         if (this.slots[slot.index] === slot) this.lastMetrics.set(slot, metrics);

@@ -344,6 +344,36 @@ describe('worker pool', () => {
     }
   }, 60_000);
 
+  it('a worker that does not answer for its metrics is counted with its last sample, and said once: totals do not go back while it is stuck', async () => {
+    const port = await freePort();
+    // (The watchdog, which would end the stuck worker, is kept out of this one.)
+    const { pool, registry, logs } = twoWorkers([], DEFAULT_FRONT_DOOR_LIMITS, { watchdogMs: 600_000 });
+    let inspected: InspectedThread | undefined;
+    const total = async () => (await registry.getSingleMetric('sluice_http_requests_total')!.get()).values.reduce((sum, v) => sum + v.value, 0);
+    const perWorker = async () => [...(await registry.metrics()).matchAll(/^sluice_worker_http_requests_total\{worker="(\d)"\} (\d+)$/gm)].map((m) => [Number(m[1]), Number(m[2])]);
+    try {
+      await pool.apply('v1', singleHostIR(port, [route('all', { path: prefix('/') }, forwardTo('svc/a'))], [backend('svc/a', [echo.endpoint])]));
+      // Requests on connections of their own until both workers answered some.
+      await until(async () => {
+        await Promise.all(Array.from({ length: 10 }, () => get(port, '/r')));
+        const counts = await perWorker();
+        return counts.length === 2 && counts.every(([, n]) => n! > 0);
+      });
+      const before = await total();
+      const stuckShare = (await perWorker()).find(([w]) => w === 1)![1]!;
+      inspected = await inspectThread(pool.threadIds()[1]!);
+      await inspected.block(600_000);
+      // Worker 1 answers nothing: its count stands as last sampled (before, it dropped out of the sum).
+      expect(await total()).toBe(before);
+      expect((await perWorker()).find(([w]) => w === 1)?.[1]).toBe(stuckShare);
+      expect(await total()).toBe(before);
+      expect(logs.filter((l) => /did not answer for its metrics/.test(String(l.msg))).map((l) => [l.worker, l.msg])).toEqual([[1, 'worker 1 did not answer for its metrics within 2000 ms: its last sample stands in until it does']]);
+    } finally {
+      await inspected?.detach();
+      await pool.close();
+    }
+  }, 60_000);
+
   it('close ends a worker that does not finish closing within the drain timeout and the grace after it, and says so; the others close as usual', async () => {
     const port = await freePort();
     // (The watchdog, which would end the stuck worker first, is kept out of this one.)
