@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, startSluice, type SluiceProcess } from '../support/sluice-process.ts';
 import { evaluateInMainOf } from '../support/thread-inspector.ts';
-import { GATEWAY_YAML, serviceYaml, startNamedBackend, type NamedBackend } from '../e2e/backends.ts';
+import { appGatewayYaml, startNamedBackend, type NamedBackend } from '../e2e/backends.ts';
 
 const TICK_SHAPE = join(import.meta.dirname, '..', '..', 'dataplane', 'tick-shape.ts');
 
@@ -63,17 +63,7 @@ describe('sluice run after its start-up GC', () => {
   beforeAll(async () => {
     backend = await startNamedBackend('app');
     dir = mkdtempSync(join(tmpdir(), 'sluice-tick-shape-'));
-    writeFileSync(
-      join(dir, 'gateway.yaml'),
-      `${GATEWAY_YAML}---\n${serviceYaml('app', backend)}---
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: app, namespace: default}
-spec:
-  parentRefs: [{name: gw}]
-  rules: [{backendRefs: [{name: app, port: 80}]}]
-`,
-    );
+    writeFileSync(join(dir, 'gateway.yaml'), appGatewayYaml(backend));
     port = await freePort();
     sluice = await startSluice(['--manifests', dir, '--listener-port-offset', String(port - 80)], 20_000, { nodeArgs: ['--inspect=127.0.0.1:0', '--allow-natives-syntax'] });
   });

@@ -87,6 +87,19 @@ spec:
   listeners: [{name: http, port: 80, protocol: HTTP}]
 `;
 
+/** Gateway gw (HTTP, port 80), Service app at `backend`, and HTTPRoute default/app sending every request there. */
+export function appGatewayYaml(backend: Pick<NamedBackend, 'port'>): string {
+  return `${GATEWAY_YAML}---
+${serviceYaml('app', backend)}---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: app, namespace: default}
+spec:
+  parentRefs: [{name: gw}]
+  rules: [{backendRefs: [{name: app, port: 80}]}]
+`;
+}
+
 /** HTTPRoute default/app to Service app behind Gateway gw, answering with `x-version: v<version>`: which version served a request. */
 export const versionedRouteYaml = (version: number) => `apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute

@@ -1,18 +1,10 @@
 // The manifests of the end-to-end tests with Redis: a Gateway, an HTTPRoute `app` to one
 // backend, and a RateLimitPolicy `shared` with the given global rules on it.
-import { GATEWAY_YAML, serviceYaml, type NamedBackend } from '../../e2e/backends.ts';
+import { appGatewayYaml, type NamedBackend } from '../../e2e/backends.ts';
 
 /** `rules`: the YAML of `global.rules` list items, indented by four spaces. */
 export function appWithGlobalPolicy(backend: Pick<NamedBackend, 'port'>, rules: string): string {
-  return `${GATEWAY_YAML}---
-${serviceYaml('app', backend)}---
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: app, namespace: default}
-spec:
-  parentRefs: [{name: gw}]
-  rules: [{backendRefs: [{name: app, port: 80}]}]
----
+  return `${appGatewayYaml(backend)}---
 apiVersion: sluice.dev/v1alpha1
 kind: RateLimitPolicy
 metadata: {name: shared, namespace: default}
