@@ -560,9 +560,9 @@ export class WorkerPool {
     const current = this.current;
     if (current) {
       this.request(slot, { type: 'apply', id: 0, version: current.version, ir: JSON.stringify(this.encoder.encode(current.http, current.l4, true)) }).catch((err: Error & { exited?: boolean; timedOut?: boolean; rejected?: boolean }) => {
-        this.logger.error({ worker: index, version: current.version, err: err.message }, `worker ${index} could not apply the current version on start: it serves nothing`);
         // Failed, not ended (counted as a death then) nor stuck (the watchdog's): as a late failure.
-        if (err.exited !== true && err.timedOut !== true) this.failedLate(slot, current.version, err.message, err.rejected === true, 'on start');
+        if (err.exited !== true && err.timedOut !== true) return this.failedLate(slot, current.version, err.message, err.rejected === true, 'on start: it serves nothing');
+        this.logger.error({ worker: index, version: current.version, err: err.message }, `worker ${index} could not apply the current version on start: it serves nothing`);
       });
     }
     return slot;
@@ -623,10 +623,12 @@ export class WorkerPool {
    * settled, and one worker could serve it beside another on the version before it for good.
    */
   private failedLate(slot: Slot, version: string, error: string, rejected: boolean, when = 'after the wait for it'): void {
-    if (this.current?.version !== version || slot.ended !== undefined) return;
-    slot.failedLate = version;
+    if (slot.ended !== undefined) return;
     this.applyFailures.inc({ worker: String(slot.index), reason: rejected ? 'rejected' : 'error' });
     this.logger.error({ worker: slot.index, version, err: error }, `worker ${slot.index} did not apply version ${version} (${when}): ${error}`);
+    // An older version's (a newer one was sent since): what the worker serves is that one's to settle.
+    if (this.current?.version !== version) return;
+    slot.failedLate = version;
     const slots = this.live();
     if (this.late?.version === version && slots.length === this.slots.length && slots.every((s) => s.failedLate === version)) {
       return this.reject(VERSION_REJECTED, 'rejected', `was not applied by any worker (${error})`);
