@@ -358,7 +358,7 @@ export class WorkerPool {
     this.slots = new Array<Slot | null>(options.count).fill(null);
     const registers = [options.registry];
     new Gauge({ name: 'sluice_workers', help: 'Worker threads serving traffic (--workers)', registers, collect: () => undefined }).set(options.count);
-    this.restarts = new Counter({ name: 'sluice_worker_restarts_total', help: 'Worker threads replaced after they died or were ended, by reason (error, exit, apply_timeout, apply_failed, unresponsive, malformed_message, version_rejected)', labelNames: ['reason'], registers });
+    this.restarts = new Counter({ name: 'sluice_worker_restarts_total', help: 'Worker threads replaced after they died or were ended, by reason (error, exit, apply_timeout, apply_failed, unresponsive, malformed_message, version_rejected; start_failed: a replacement thread could not be created, tried again)', labelNames: ['reason'], registers });
     this.applyFailures = new Counter({
       name: 'sluice_worker_apply_failures_total',
       help: 'Configuration versions a worker thread did not apply, by worker and reason (timeout: no acknowledgement within 30 s; rejected: its dataplane refused the version, a compile error; error: it failed the version)',
@@ -756,9 +756,25 @@ export class WorkerPool {
     const delay = backoffDelay(this.failures[slot.index], RESTART_BACKOFF);
     this.restarts.inc({ reason: slot.ended ?? (error ? 'error' : 'exit') });
     this.logger.error({ worker: slot.index, code, restartInMs: delay }, `worker ${slot.index} exited (code ${code}); starting a new one`);
-    setTimeout(() => {
-      if (!this.closing && this.slots[slot.index] === null) this.slots[slot.index] = this.spawn(slot.index);
-    }, delay).unref();
+    setTimeout(() => this.respawn(slot.index), delay).unref();
+  }
+
+  /**
+   * A replacement in an empty slot. A thread that cannot even be created (Node throws
+   * ERR_WORKER_INIT_FAILED when the system has no thread or memory left for it) is tried again with
+   * the backoff: thrown in a timer it would end the process, and every other worker with it.
+   */
+  private respawn(index: number): void {
+    if (this.closing || this.slots[index] !== null) return;
+    try {
+      this.slots[index] = this.spawn(index);
+    } catch (error) {
+      this.failures[index]++;
+      const delay = backoffDelay(this.failures[index], RESTART_BACKOFF);
+      this.restarts.inc({ reason: 'start_failed' });
+      this.logger.error({ worker: index, err: (error as Error).message, restartInMs: delay }, `worker ${index} could not be started; trying again`);
+      setTimeout(() => this.respawn(index), delay).unref();
+    }
   }
 
   /**

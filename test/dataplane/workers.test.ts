@@ -23,7 +23,6 @@ const get = async (port: number, path: string): Promise<number> => (await reques
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Polls `done` every 50 ms for 10 s at most. */
 /**
  * Kills worker 0 (holding some of `admitted`); once `counted` says the open count shows it, as many
  * new connections as it lost are admitted and exactly two more are refused, the admitted ones served.
@@ -40,6 +39,7 @@ async function expectDeadWorkerGivesBack(pool: WorkerPool, port: number, held: H
   expect((await Promise.all(fresh.filter((c) => !c.closed).map((c) => c.get('/fresh')))).every((status) => status === 200)).toBe(true);
 }
 
+/** Polls `done` every 50 ms for 10 s at most. */
 async function until(done: () => Promise<boolean>): Promise<void> {
   const deadline = Date.now() + 10_000;
   while (!(await done())) {
@@ -316,6 +316,34 @@ describe('worker pool', () => {
       expect(perWorker).toHaveLength(2);
     } finally {
       await inspected?.detach();
+      await pool.close();
+    }
+  }, 60_000);
+
+  it('a replacement thread that cannot be created is tried again with the backoff, without ending the process; then it serves', async () => {
+    const port = await freePort();
+    const { pool, registry, logs } = twoWorkers();
+    try {
+      await pool.apply('v1', singleHostIR(port, [route('all', { path: prefix('/') }, forwardTo('svc/a'))], [backend('svc/a', [echo.endpoint])]));
+      // A fake: Node throws ERR_WORKER_INIT_FAILED when the system has no thread or memory left for
+      // one, which a test running as root cannot provoke without starving the whole machine; the
+      // pool's spawn throws so once instead.
+      const internals = pool as unknown as { spawn(index: number): unknown };
+      const spawn = internals.spawn.bind(pool);
+      let calls = 0;
+      internals.spawn = (index: number) => {
+        if (calls++ === 0) throw Object.assign(new Error('Worker initialization failure: no thread'), { code: 'ERR_WORKER_INIT_FAILED' });
+        return spawn(index);
+      };
+      const [, dying] = pool.threadIds();
+      await pool.terminate(1);
+      await until(async () => pool.threadIds().length === 2 && !pool.threadIds().includes(dying!) && pool.workerVersions().every((w) => w.version === 'v1'));
+      expect(calls).toBe(2);
+      expect(logs.some((l) => l.worker === 1 && /^worker 1 could not be started; trying again$/.test(String(l.msg)))).toBe(true);
+      const restarts = (await registry.getSingleMetric('sluice_worker_restarts_total')!.get()).values.map((v) => [v.labels.reason, v.value]);
+      expect(restarts.sort()).toEqual([['exit', 1], ['start_failed', 1]]);
+      expect(await Promise.all(Array.from({ length: 20 }, () => get(port, '/after')))).toEqual(Array(20).fill(200));
+    } finally {
       await pool.close();
     }
   }, 60_000);
