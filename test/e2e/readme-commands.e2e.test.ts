@@ -216,6 +216,17 @@ describe('README commands, as written', () => {
     });
   });
 
+  it('every metric family the instances expose after answering is named in README (the Node process ones by their prefix)', async () => {
+    const families = new Set<string>();
+    for (const r of running) {
+      const text = await (await fetch(`http://${r.example.adminAddress}/metrics`)).text();
+      for (const m of text.matchAll(/^# TYPE (\S+)/gm)) families.add(m[1]!);
+    }
+    expect(families.size).toBeGreaterThan(30);
+    const undocumented = [...families].filter((f) => !f.startsWith('sluice_process_') && !README.includes(f)).sort();
+    expect(undocumented).toEqual([]);
+  });
+
   it('every instance logged no error while answering', () => {
     for (const r of running) expect(r.output()).not.toMatch(/"level":50|EADDRINUSE|EBADENGINE/);
   });
