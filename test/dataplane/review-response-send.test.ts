@@ -1,0 +1,48 @@
+// Review of --response-send-timeout (dataplane/response-send.ts): a response whose whole body goes
+// out with end() — one chunk of known length, the common small response — never had write()
+// return false, so no 'drain' wait started the bound; when the client gives the stream no window
+// its bytes waited for ever (the stream, its buffers and a concurrent-stream slot held). On a real
+// `sluice run`, through a raw HTTP/2 client.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { ErrorCode, Flag, frame, FrameType, PREFACE, RawH2, requestHeaders } from './support/h2-frames.ts';
+import { startH2Gateway, type H2Gateway } from './support/h2-gateway.ts';
+
+const SEND_TIMEOUT_MS = 1000;
+const SLACK_MS = 5000;
+
+describe('review: response send timeout on a response sent whole by end()', () => {
+  let gateway: H2Gateway;
+  let authority: string;
+
+  beforeAll(async () => {
+    gateway = await startH2Gateway(['--response-send-timeout', String(SEND_TIMEOUT_MS)]);
+    authority = `127.0.0.1:${gateway.plainPort}`;
+  });
+
+  afterAll(async () => {
+    await gateway?.stop();
+  });
+
+  async function responseSendCuts(): Promise<number> {
+    const metrics = await (await fetch(`${gateway.sluice.admin}/metrics`)).text();
+    return [...metrics.matchAll(/sluice_client_timeouts_total\{[^}]*stage="response_send"[^}]*\} (\d+)/g)].reduce((sum, m) => sum + Number(m[1]), 0);
+  }
+
+  it('HTTP/2: a small response (one chunk, ended at once) to a stream without window is reset with CANCEL after the timeout', async () => {
+    const before = await responseSendCuts();
+    const raw = await RawH2.connect(gateway.plainPort);
+    try {
+      // SETTINGS_INITIAL_WINDOW_SIZE (0x4) = 0: the echo backend's small JSON answer cannot be sent.
+      raw.send(PREFACE, frame(FrameType.SETTINGS, 0, 0, Buffer.from([0, 4, 0, 0, 0, 0])));
+      await raw.waitFor((f) => f.type === FrameType.SETTINGS && (f.flags & Flag.ACK) === 0);
+      raw.send(frame(FrameType.SETTINGS, Flag.ACK, 0), frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, requestHeaders(authority, '/small')));
+      // The answer's HEADERS come (not flow-controlled): the backend answered, only the body waits.
+      const headers = await raw.waitFor((f) => f.type === FrameType.HEADERS && f.streamId === 1, SLACK_MS);
+      const reset = await raw.waitFor((f) => f.type === FrameType.RST_STREAM && f.streamId === 1, SEND_TIMEOUT_MS + SLACK_MS);
+      expect({ headers: headers !== null, reset: reset?.payload.readUInt32BE(0) ?? 'none', closed: raw.closed }).toEqual({ headers: true, reset: ErrorCode.CANCEL, closed: false });
+    } finally {
+      raw.destroy();
+    }
+    expect(await responseSendCuts()).toBe(before + 1);
+  }, 30_000);
+});
