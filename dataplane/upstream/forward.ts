@@ -378,8 +378,10 @@ export class ProxyExchange {
       this.lastChunk = null;
       (this.res as Writable).end(last);
     }
-    // The end waits behind bytes the client has not taken: bounded until the response's 'close'.
-    if (this.waitingForDrain && !this.res.writableFinished) this.sendTimer ??= awaitClient(this.res);
+    // The end waits behind bytes the client has not taken (a write held back before, or this last
+    // one: an HTTP/2 stream without window takes none of a body sent whole by end()): bounded until
+    // the response's 'close'. A response written out at once has nothing queued and costs no timer.
+    if ((this.waitingForDrain || this.res.writableLength > 0) && !this.res.writableFinished) this.sendTimer ??= awaitClient(this.res);
   }
 
   attemptFailed(attempt: UpstreamAttempt, error: Error): void {
