@@ -4,7 +4,10 @@
 // its bytes waited for ever (the stream, its buffers and a concurrent-stream slot held). On a real
 // `sluice run`, through a raw HTTP/2 client.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { ErrorCode, Flag, frame, FrameType, PREFACE, RawH2, requestHeaders } from './support/h2-frames.ts';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { serviceYaml } from '../e2e/backends.ts';
+import { ErrorCode, Flag, frame, FrameType, PREFACE, RawH2, requestHeaders, u32 } from './support/h2-frames.ts';
 import { startH2Gateway, type H2Gateway } from './support/h2-gateway.ts';
 
 const SEND_TIMEOUT_MS = 1000;
@@ -13,14 +16,37 @@ const SLACK_MS = 5000;
 describe('review: response send timeout on a response sent whole by end()', () => {
   let gateway: H2Gateway;
   let authority: string;
+  let big: Server;
 
   beforeAll(async () => {
-    gateway = await startH2Gateway(['--response-send-timeout', String(SEND_TIMEOUT_MS)]);
+    // /big: 4 MiB, written as fast as the gateway takes it.
+    const chunk = Buffer.alloc(64 * 1024, 120);
+    big = createServer((_req, res) => {
+      res.writeHead(200, { 'content-length': String(64 * chunk.length) });
+      let left = 64;
+      const pump = (): void => {
+        while (left > 0 && !res.destroyed) if (--left === 0) res.end(chunk);
+        else if (!res.write(chunk)) return void res.once('drain', pump);
+      };
+      pump();
+    });
+    await new Promise<void>((resolve) => big.listen(0, '127.0.0.1', resolve));
+    const route = `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: big, namespace: default}
+spec:
+  parentRefs: [{name: h2}]
+  rules: [{matches: [{path: {type: PathPrefix, value: /big}}], backendRefs: [{name: big, port: 80}]}]
+---
+${serviceYaml('big', { port: (big.address() as AddressInfo).port })}`;
+    gateway = await startH2Gateway(['--response-send-timeout', String(SEND_TIMEOUT_MS)], route);
     authority = `127.0.0.1:${gateway.plainPort}`;
   });
 
   afterAll(async () => {
     await gateway?.stop();
+    big?.closeAllConnections();
+    await new Promise<void>((resolve) => big?.close(() => resolve()));
   });
 
   async function responseSendCuts(): Promise<number> {
@@ -44,5 +70,22 @@ describe('review: response send timeout on a response sent whole by end()', () =
       raw.destroy();
     }
     expect(await responseSendCuts()).toBe(before + 1);
+  }, 30_000);
+
+  it('HTTP/2: a client that takes 1 KiB every 200 ms (progress five times within each bound) is not cut, as nginx send_timeout (between two writes) would not', async () => {
+    const raw = await RawH2.connect(gateway.plainPort);
+    let granted: NodeJS.Timeout | undefined;
+    try {
+      raw.send(PREFACE, frame(FrameType.SETTINGS, 0, 0, Buffer.from([0, 4, 0, 0, 0, 0])));
+      await raw.waitFor((f) => f.type === FrameType.SETTINGS && (f.flags & Flag.ACK) === 0);
+      raw.send(frame(FrameType.SETTINGS, Flag.ACK, 0), frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, requestHeaders(authority, '/big/slow-reader')));
+      granted = setInterval(() => raw.send(frame(FrameType.WINDOW_UPDATE, 0, 1, u32(1024)), frame(FrameType.WINDOW_UPDATE, 0, 0, u32(1024))), 200);
+      const reset = await raw.waitFor((f) => f.type === FrameType.RST_STREAM && f.streamId === 1, 4 * SEND_TIMEOUT_MS);
+      const bytes = raw.frames.filter((f) => f.type === FrameType.DATA && f.streamId === 1).reduce((sum, f) => sum + f.payload.length, 0);
+      expect({ reset: reset?.payload.readUInt32BE(0) ?? 'none', progressing: bytes > 0 }).toEqual({ reset: 'none', progressing: true });
+    } finally {
+      clearInterval(granted);
+      raw.destroy();
+    }
   }, 30_000);
 });
