@@ -123,6 +123,23 @@ function undeclaredProblem(route: AttachableRoute, routeKind: string): string | 
   return fields.length > 0 ? `${fields.join(', ')}: not supported by Sluice (not in the Gateway API v1.6.1 standard channel it reads)` : null;
 }
 
+/**
+ * Why one listener does not take a route, for NotAllowedByListeners' message: the one condition
+ * alone (not served, the kind, the namespace) would leave a user checking the wrong field.
+ */
+function whyNotAllowed(l: ListenerState, routeKind: string, routeNamespace: string): string {
+  if (!listenerTakesRoutes(l)) {
+    const verdict = !l.gateway.accepted.ok ? l.gateway.accepted : !l.accepted.ok ? l.accepted : l.conflict;
+    return `is not served (${verdict?.reason ?? 'Invalid'}: ${verdict?.message ?? ''})`;
+  }
+  if (!l.supportedKinds.some((k) => k.group === GATEWAY_GROUP && k.kind === routeKind)) {
+    const kinds = l.supportedKinds.map((k) => k.kind).join(', ') || 'no route kind';
+    return `(${l.protocol}${l.tlsMode ? ` ${l.tlsMode}` : ''}) takes ${kinds}`;
+  }
+  const { from } = l.allowedRoutes;
+  return from === 'Same' ? `takes routes from namespace ${l.owner.namespace} only (allowedRoutes.namespaces.from: Same)` : `takes routes from namespaces its allowedRoutes.namespaces.selector matches (from: ${from}), not ${routeNamespace}`;
+}
+
 type Attachment = { listeners: Attached[] } | { problem: { reason: string; message: string } };
 
 function attachToParent(
@@ -153,7 +170,8 @@ function attachToParent(
       listenerAllowsNamespace(l, routeNamespace, index),
   );
   if (allowed.length === 0) {
-    return { problem: { reason: 'NotAllowedByListeners', message: `no listener of ${what} allows ${routeKind}s from namespace ${routeNamespace}` } };
+    const why = candidates.map((l) => `listener ${l.name} ${whyNotAllowed(l, routeKind, routeNamespace)}`).join('; ');
+    return { problem: { reason: 'NotAllowedByListeners', message: `no listener of ${what} allows ${routeKind}s from namespace ${routeNamespace}: ${why}` } };
   }
   const listeners = allowed
     .map((listener) => ({ listener, hostnames: intersectHostnames(hostnames, listener.hostname) }))

@@ -492,7 +492,8 @@ export function markConflicts(listeners: ListenerState[]): void {
     const group = all.filter((l) => l.conflict === null);
     const first = group[0];
     if (!first) continue;
-    const hostnames = new Set<string | null>();
+    // Each hostname's holder, to name it when it is another Gateway's listener.
+    const holders = new Map<string | null, ListenerState>();
     const firstTls = tlsSettingsOf(first);
     for (const l of group) {
       if (l.protocol !== first.protocol) {
@@ -504,11 +505,14 @@ export function markConflicts(listeners: ListenerState[]): void {
           reason: 'ProtocolConflict',
           message: `port ${l.port} already serves TLS ${describeTlsSettings(firstTls)} for listener ${first.scopeName}; this listener's tls.options ask for ${describeTlsSettings(tlsSettingsOf(l))} (versions and ciphers are per port)`,
         };
-      } else if (hostnames.has(l.hostname) || ((l.protocol === 'TCP' || l.protocol === 'UDP') && hostnames.size > 0)) {
+      } else if (holders.has(l.hostname) || ((l.protocol === 'TCP' || l.protocol === 'UDP') && holders.size > 0)) {
         // TCP and UDP have no hostname to tell listeners apart (the spec ignores it there): one per socket.
         const message = l.protocol === 'TCP' || l.protocol === 'UDP' ? `another ${l.protocol} listener already serves port ${l.port}` : `another listener on port ${l.port} has hostname ${l.hostname ?? '(none)'}`;
-        l.conflict = { ok: false, reason: 'HostnameConflict', message };
-      } else hostnames.add(l.hostname);
+        // Another Gateway's (two Gateways of the docs' examples on one address): say whose, and why they meet.
+        const holder = holders.get(l.hostname) ?? first;
+        const whose = holder.gateway.key !== l.gateway.key ? ` (listener ${holder.name} of Gateway ${holder.gateway.key}: Gateways on one address share its ports; give each Gateway its own address: --bind-address with a CIDR, or spec.addresses)` : '';
+        l.conflict = { ok: false, reason: 'HostnameConflict', message: message + whose };
+      } else holders.set(l.hostname, l);
     }
   }
 }
