@@ -6,7 +6,8 @@ import { Http2ServerRequest } from 'node:http2';
 import type { ListenerTable } from './config/route-table.ts';
 import { RequestFlow, type RequestFlows } from './flows/request-flows.ts';
 import type { DownstreamRequest } from './downstream.ts';
-import { removeHeader } from './filters/header-modifier.ts';
+import { appendHeader, removeHeader } from './filters/header-modifier.ts';
+import { headerValue } from './header-fields.ts';
 import { redirectLocation, type RedirectPlan } from './filters/redirect.ts';
 import { rewritePath, type UrlRewritePlan } from './filters/rewrite.ts';
 import { absoluteFormAuthority } from './http1-strict.ts';
@@ -71,8 +72,12 @@ export class ProxyRequest extends RequestFlow implements MatchableRequest {
 export function upstreamTarget(request: ProxyRequest, rewrite: UrlRewritePlan | null, headers: string[]): string {
   if (rewrite === null) return request.target;
   if (rewrite.hostname !== null) {
+    const original = headerValue(headers, 'host');
     removeHeader(headers, 'host');
     headers.push('host', rewrite.hostname);
+    // The backend still learns the name the client asked for (absolute links, virtual hosting), as
+    // Envoy Gateway (Envoy's append_x_forwarded_host) and nginx send it: appended to any it was sent.
+    if (original !== undefined && original !== rewrite.hostname) appendHeader(headers, 'x-forwarded-host', original);
   }
   if (rewrite.path === null) return request.target;
   const path = rewritePath(rewrite.path, request.path);

@@ -54,7 +54,7 @@ export function removeHeader(headers: string[], name: string): void {
   if (write !== headers.length) headers.length = write;
 }
 
-function appendHeader(headers: string[], name: string, value: string): void {
+export function appendHeader(headers: string[], name: string, value: string): void {
   if (name === 'set-cookie') {
     headers.push(name, value);
     return;
