@@ -440,11 +440,7 @@ export class WorkerPool {
       this.applyFailures.inc({ worker: String(slot.index), reason: timedOut === true ? 'timeout' : rejected === true ? 'rejected' : 'error' });
       this.logger.error({ worker: slot.index, version, err: error.message }, `worker ${slot.index} did not apply version ${version}: ${error.message}`);
     }
-    // Rejected meanwhile for ending its workers (exited()): those that applied it are put back already.
-    if (this.current?.version !== version && this.crashed.includes(version)) {
-      const applied = results.length === 0 ? 'no worker applied it' : `applied by ${results.length} of ${this.slots.length} workers, taken back`;
-      throw new VersionRejected(VERSION_CRASHED, `version ${version} ended its workers ${WORKER_CRASH_LIMIT} times while they applied it (${applied}); still serving ${this.good?.version ?? 'nothing'}`);
-    }
+    this.throwIfCrashed(version, results.length);
     if (results.length === 0) {
       const why = `no worker applied version ${version}: ${lagging.map((l) => `worker ${l.slot.index}: ${l.error.message}`).join('; ')}`;
       // None refused it (too slow, or ended meanwhile: replacements start on it): it may still be served.
@@ -462,9 +458,18 @@ export class WorkerPool {
     // this one and serves nothing before), so that every serving worker serves this version.
     await Promise.all(lagging.map(({ slot, error }) => this.end(slot, (error as { timedOut?: boolean }).timedOut === true ? 'apply_timeout' : 'apply_failed')));
     if (this.applied === null) await this.options.registry.learnWorkerMetrics();
+    // Those ends count as deaths on it (stuck while applying it): enough of them reject it meanwhile.
+    this.throwIfCrashed(version, results.length);
     this.applied = version;
     this.good = { version, http, l4 };
     return { version, listeners: mergeListeners(results) };
+  }
+
+  /** Rejected meanwhile for ending its workers (exited()): those that applied it are put back already, and apply() must not serve it. */
+  private throwIfCrashed(version: string, applied: number): void {
+    if (this.current?.version === version || !this.crashed.includes(version)) return;
+    const by = applied === 0 ? 'no worker applied it' : `applied by ${applied} of ${this.slots.length} workers, taken back`;
+    throw new VersionRejected(VERSION_CRASHED, `version ${version} ended its workers ${WORKER_CRASH_LIMIT} times while they applied it (${by}); still serving ${this.good?.version ?? 'nothing'}`);
   }
 
   setRedis(settings: RedisSettings | null): void {

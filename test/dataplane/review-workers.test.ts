@@ -1,0 +1,60 @@
+// Review of the pool's all-or-nothing versions (cmd/workers.ts), with real worker threads. Workers
+// that do not answer a version within the wait, while another applies it, are ended by apply()
+// itself (apply_timeout) — and each of those ends counts as a death of the version. With three of
+// four workers stuck, the third end rejects the version (SLU_VERSION_CRASHED) and takes it back from
+// the worker that applied it, in the middle of apply(); apply() then went on to record the version
+// as served anyway: the pool says v2 while every worker goes back to v1. What must hold whatever the
+// pool decides: what apply() reports, pool.version and what the workers serve agree.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { VersionLate, WorkerMetricsRegistry, WorkerPool } from '../../cmd/workers.ts';
+import { DEFAULT_FRONT_DOOR_LIMITS } from '../../dataplane/front-door.ts';
+import { capturingLogger } from './support/harness.ts';
+import { startEchoServer, type EchoServer } from './support/echo-server.ts';
+import { freePort } from '../support/ports.ts';
+import { backend, forwardTo, prefix, route, singleHostIR } from './support/ir.ts';
+import { inspectThread, type InspectedThread } from '../support/thread-inspector.ts';
+import { waitFor } from '../support/wait.ts';
+
+describe('review: worker pool versions when apply() ends the workers that did not answer', () => {
+  let a: EchoServer;
+  beforeAll(async () => {
+    a = await startEchoServer('a');
+  });
+  afterAll(async () => {
+    await a.close();
+  });
+
+  it('three of four workers stuck past the wait: what apply() reports, pool.version and every worker agree', async () => {
+    const port = await freePort();
+    const irFor = (path: string) => singleHostIR(port, [route('one', { path: prefix(path) }, forwardTo('svc/x'))], [backend('svc/x', [a.endpoint])]);
+    const { logger } = capturingLogger();
+    const pool = new WorkerPool({
+      count: 4,
+      logger,
+      registry: new WorkerMetricsRegistry(),
+      onFlows: () => undefined,
+      timeoutMs: 1_000,
+      watchdogMs: 600_000,
+      init: { logLevel: 'warn', portOffset: 0, redirectPortOffset: 0, frontDoor: DEFAULT_FRONT_DOOR_LIMITS, flows: { sampleRate: 1, bufferSize: 4096 }, rateLimit: { redisTimeoutMs: 50, replicas: 1, maxLocalKeys: 1000 } },
+    });
+    let threads: InspectedThread[] = [];
+    try {
+      await pool.apply('v1', irFor('/')).catch((error: unknown) => (error instanceof VersionLate ? error.late : Promise.reject(error)));
+      await waitFor('every worker on v1', () => pool.workerVersions().every((w) => w.version === 'v1') || undefined, 15_000);
+      // Workers 1-3 stuck for longer than the pool's 1 s wait; worker 0 answers.
+      threads = await Promise.all(pool.threadIds().slice(1).map((id) => inspectThread(id)));
+      await Promise.all(threads.map((t) => t.block(2_500)));
+      const reported = await pool.apply('v2', irFor('/v2')).then((r) => r.version, (error: unknown) => `refused: ${(error as Error).message.split(' ')[0]}`);
+      // Let replacements start and any take-back finish.
+      await new Promise((resolve) => setTimeout(resolve, 3_000));
+      await waitFor('every worker answering', () => pool.workerVersions().length === 4 && pool.workerVersions().every((w) => w.version !== null) || undefined, 15_000);
+      const serving = [...new Set(pool.workerVersions().map((w) => w.version))];
+      expect({ reported, poolVersion: pool.version, serving }).toEqual(
+        reported === 'v2' ? { reported, poolVersion: 'v2', serving: ['v2'] } : { reported, poolVersion: 'v1', serving: ['v1'] },
+      );
+    } finally {
+      for (const t of threads) await t.detach().catch(() => undefined);
+      await pool.close();
+    }
+  }, 60_000);
+});
