@@ -159,8 +159,16 @@ export class FlowBuffer {
     this.clientPort[slot] = r.clientPort;
     this.clientIp[slot] = r.clientIp;
     this.method[slot] = r.method;
-    this.path[slot] = r.path;
-    this.host[slot] = r.host;
+    // A request's path and host are fresh strings from the parser. Kept for the ring's 4096 requests
+    // they outlive a few scavenges, are promoted and die in the old generation: under load a
+    // mark-compact every few seconds, and old space grown by the garbage between them. Traffic
+    // repeats them: when the previous slot holds an equal string, this slot takes that instance and
+    // the fresh one dies young (issue #14).
+    const previous = slot === 0 ? this.size - 1 : slot - 1;
+    const lastPath = this.path[previous]!;
+    this.path[slot] = r.path === lastPath ? lastPath : r.path;
+    const lastHost = this.host[previous]!;
+    this.host[slot] = r.host === lastHost ? lastHost : r.host;
     this.protocol[slot] = r.protocol;
     this.direction[slot] = r.direction;
     this.destination[slot] = r.destination;

@@ -52,6 +52,8 @@ const USAGE = `Usage: npm run bench -- [flags]
   --rules N          HTTPRoute rules in Sluice's table (default 50)
   --sluice-args ARGS more \`sluice run\` flags, space-separated (e.g. "--request-flows false"), to
                      measure what a feature costs
+  --node-args ARGS   more Node flags for every Node system under test (the forwarders and each Sluice),
+                     space-separated (e.g. --node-args=--trace-gc; with --keep each round's output is kept)
   --ref DIR          another checkout (e.g. \`git worktree add /tmp/ref HEAD~3\`): configuration
                      sluice-ref runs its bin/sluice.js, interleaved with this one's (before/after);
                      repeat it to compare several checkouts in the same rounds (sluice-ref2, ...)
@@ -75,6 +77,7 @@ interface Options {
   configs: ConfigName[];
   rules: number;
   sluiceArgs: string[];
+  nodeArgs: string[];
   /** Other checkouts, in --ref order: `sluice-ref`, `sluice-ref2`, ... */
   refs: string[];
   cpuProf: boolean;
@@ -95,6 +98,7 @@ function parseOptions(): Options {
       configs: { type: 'string', default: CONFIGS.join(',') },
       rules: { type: 'string', default: '50' },
       'sluice-args': { type: 'string', default: '' },
+      'node-args': { type: 'string', default: '' },
       ref: { type: 'string', multiple: true },
       'cpu-prof': { type: 'boolean', default: false },
       'quiet-wait': { type: 'string', default: '30' },
@@ -131,6 +135,7 @@ function parseOptions(): Options {
     configs: [...CONFIGS.filter((c) => c !== 'sluice-ref' && configs.includes(c)), ...refConfigs],
     rules: int('rules', 8),
     sluiceArgs: String(values['sluice-args']).split(' ').filter(Boolean),
+    nodeArgs: String(values['node-args']).split(' ').filter(Boolean),
     refs,
     cpuProf: values['cpu-prof'],
     quietWait: int('quiet-wait', 0),
@@ -259,6 +264,7 @@ class Bench {
           yaml: this.manifests.yaml,
           pin: this.pin(SUT_CPU),
           profileDir,
+          nodeArgs: this.opts.nodeArgs,
           args: this.opts.sluiceArgs,
           verify: (p, listenPort) => this.verify(p, listenPort, true),
         });
@@ -275,6 +281,7 @@ class Bench {
       this.tools.node,
       '--disable-warning=ExperimentalWarning',
       ...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []),
+      ...this.opts.nodeArgs,
       join(ROOT, 'test', 'bench', `${script}.ts`),
       '--port',
       String(port),
@@ -336,6 +343,8 @@ class Bench {
       return { round, load, unloaded, usage, window };
     } finally {
       await running.stop();
+      // Kept for reading afterwards (say, V8's --trace-gc lines through NODE_OPTIONS: the heap at the end of each round).
+      if (this.opts.keep && running.proc !== null && running.proc !== this.backend) writeFileSync(join(this.dir, `${config}-round${round + 1}${profileDir ? '-profile' : ''}.log`), running.proc.logs());
     }
   }
 }
@@ -425,6 +434,7 @@ async function main(): Promise<number> {
       `wrk -t${opts.threads} -c${opts.connections} -d${opts.duration}s --latency (warm-up ${opts.warmup}s), keep-alive both sides`,
   );
   if (opts.sluiceArgs.length > 0) out(`sluice flags: ${opts.sluiceArgs.join(' ')}`);
+  if (opts.nodeArgs.length > 0) out(`node flags: ${opts.nodeArgs.join(' ')}`);
   out(`sluice table: ${bench.manifests.rules} HTTPRoute rules; GET ${bench.manifests.path} (Host ${BENCH_HOST}) hits rule ${bench.manifests.position} of ${bench.manifests.rules} in precedence order`);
   out(`rounds: ${opts.rounds}; temp folder ${dir}${opts.keep ? ' (kept)' : ''}`);
   out();

@@ -24,6 +24,8 @@ export interface SluiceRunOptions {
   /** Command prefix (taskset), may be empty. */
   pin: string[];
   profileDir?: string | null;
+  /** More Node flags (say, --trace-gc), before the script. */
+  nodeArgs?: string[];
   /** How long translation and the first apply may take (large tables take seconds). */
   readyTimeoutMs?: number;
   /** Checks the benchmarked request once ready; throws when it is not served as expected. */
@@ -47,6 +49,7 @@ export async function startSluiceRun(options: SluiceRunOptions): Promise<SluiceR
       options.node,
       '--disable-warning=ExperimentalWarning',
       ...profile,
+      ...(options.nodeArgs ?? []),
       join(options.root ?? ROOT, 'bin', 'sluice.js'),
       'run',
       '--bpf',
