@@ -2,7 +2,7 @@
 // shared by every listener and reload; the SNICallback picks one per handshake from the
 // listener's current selector, so certificate changes never reopen a socket.
 
-import { createHash } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import tls from 'node:tls';
 import { defaultTlsSettings } from '../../ir/tls-profiles.ts';
 import type { ClientValidation, ListenerTls, TlsCertificate, TlsSettings } from '../../ir/types.ts';
@@ -71,6 +71,8 @@ export function secureContextOptions(
 
 export class SecureContextCache {
   private contexts = new Map<string, tls.SecureContext>();
+  /** Each certificate's DNS subjectAltNames, by its hash. */
+  private names = new Map<string, readonly string[]>();
 
   /** Throws when the PEM material is unusable. */
   get(certificate: TlsCertificate, clientValidation: ClientValidationPlan | null, tlsSettings: TlsSettingsPlan): tls.SecureContext {
@@ -84,10 +86,37 @@ export class SecureContextCache {
     return context;
   }
 
+  /** The DNS names a certificate carries (its subjectAltName DNS entries, wildcards kept), parsed once. */
+  dnsNames(certificate: TlsCertificate): readonly string[] {
+    let names = this.names.get(certificate.hash);
+    if (names === undefined) {
+      names = dnsSubjectAltNames(certificate.certPem);
+      this.names.set(certificate.hash, names);
+    }
+    return names;
+  }
+
   /** Forgets contexts no committed table uses (a live handshake keeps its own reference). */
   retainOnly(keys: ReadonlySet<string>): void {
     for (const key of this.contexts.keys()) if (!keys.has(key)) this.contexts.delete(key);
+    const hashes = new Set<string>();
+    for (const key of keys) hashes.add(key.slice(0, key.indexOf('/')));
+    for (const hash of this.names.keys()) if (!hashes.has(hash)) this.names.delete(hash);
   }
+}
+
+/**
+ * `DNS:` entries of a PEM certificate's subjectAltName (the leaf, the first of a chain). None when it
+ * does not parse here: OpenSSL took it, so it is served as the listener's certificate for any name.
+ */
+function dnsSubjectAltNames(certPem: string): string[] {
+  let san: string;
+  try {
+    san = new X509Certificate(certPem).subjectAltName ?? '';
+  } catch {
+    return [];
+  }
+  return san.split(', ').filter((entry) => entry.startsWith('DNS:')).map((entry) => entry.slice(4).toLowerCase());
 }
 
 export function cacheKey(certificate: TlsCertificate, clientValidation: ClientValidationPlan | null, tlsSettings: TlsSettingsPlan): string {
@@ -97,6 +126,7 @@ export function cacheKey(certificate: TlsCertificate, clientValidation: ClientVa
 /**
  * SNI → SecureContext for one listener: exact name, then the longest matching wildcard, then a
  * certificate without hostnames; the first certificate is the fallback for no SNI or no match.
+ * A certificate without hostnames (its listener has none) is found by its DNS subjectAltNames.
  */
 export class CertificateSelector {
   readonly fallback: TlsCertificate;
@@ -137,7 +167,13 @@ export class CertificateSelector {
       loaded.push(certificate);
       fallbackContext ??= context;
       const selected = { certificate, context };
-      if (certificate.hostnames.length === 0) byHost.add(null, selected);
+      if (certificate.hostnames.length === 0) {
+        // A listener without a hostname and several certificates (one per site, as Envoy Gateway's
+        // secure-gateways task has): the SNI picks the one whose DNS names cover it, as Envoy does;
+        // the first stays the one for any other name.
+        for (const name of cache.dnsNames(certificate)) byHost.add(name, selected);
+        byHost.add(null, selected);
+      }
       for (const hostname of certificate.hostnames) byHost.add(hostname, selected);
     }
     return fallbackContext === null ? null : new CertificateSelector(loaded, fallbackContext, byHost);
