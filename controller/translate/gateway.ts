@@ -2,6 +2,7 @@
 // validity of each listener (protocol, conflicts, route kinds, certificates).
 // Route attachment fills in `attachedRoutes` later (httproute.ts).
 import { X509Certificate, createHash, createPrivateKey } from 'node:crypto';
+import { dnsSubjectAltNames } from '../../ir/certificate-names.ts';
 import { defaultTlsSettings, describeTlsSettings, sameTlsSettings } from '../../ir/tls-profiles.ts';
 import type { BackendClientCertificate, ClientValidation, TlsCertificate, TlsSettings } from '../../ir/types.ts';
 import { GATEWAY_GROUP, namespacedName, type GatewayClassObject, type GatewayObject, type IngressClassObject, type KubeObject, type ListenerSetObject } from '../sources/objects.ts';
@@ -81,6 +82,8 @@ export interface ListenerState {
   hsts?: string;
   /** `tls.options` keys of other implementations, ignored. */
   ignoredTlsOptions?: string[];
+  /** certificateRefs that load but that no SNI would select (an earlier one covers all their names). */
+  unservedCertificates?: string[];
   /** Ingress semantics: a `*.` host matches exactly one label. */
   singleLabelWildcards?: boolean;
   attachedRoutes: number;
@@ -391,7 +394,23 @@ function resolveCertificates(listener: ListenerState, tls: ListenerTLS | undefin
     const pair = readTlsSecret(secret);
     return 'error' in pair ? pair : { value: pair };
   });
+  // The names each certificate is selected for (the dataplane's CertificateSelector): the listener's
+  // hostname, else the certificate's DNS names; the first one also serves any other name.
+  const claimed = new Map<string, number>();
+  let first: number | null = null;
   for (const { value: pair, index: i, namespace, name } of pairs) {
+    if (pairs.length > 1) {
+      const names = listener.hostname ? [listener.hostname] : dnsSubjectAltNames(pair.cert);
+      if (first === null) first = i;
+      else if (names.every((n) => claimed.has(n))) {
+        const by = names.length === 0 ? [first] : [...new Set(names.map((n) => claimed.get(n)))];
+        const covered = names.length === 0 ? 'any name (this one has no DNS names)' : `all its names (${names.join(', ')})`;
+        (listener.unservedCertificates ??= []).push(
+          `certificateRefs[${i}] Secret ${namespace}/${name} is never served: ${by.map((k) => `certificateRefs[${k}]`).join(', ')} is selected for ${covered}; Sluice serves one certificate per name (an RSA and an ECDSA one are not served together)`,
+        );
+      }
+      for (const n of names) if (!claimed.has(n)) claimed.set(n, i);
+    }
     listener.certificates.push({
       name: `${listener.scopeName}/certificate/${i}`,
       secret: `secret/${namespace}/${name}`,

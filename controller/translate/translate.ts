@@ -105,7 +105,7 @@ function translateWith(snapshot: InputSnapshot, options: TranslateOptions, memo:
       code: 'SLU_TRANSLATION',
       message: `${l.owner.kind} ${l.owner.key} listener ${l.name}: tls.options key ${key} is not Sluice's; ignored`,
       object: `${l.owner.kind} ${l.owner.key}`,
-    })),
+    })).concat((l.unservedCertificates ?? []).map((message): Problem => ({ code: 'SLU_TRANSLATION', message: `${l.owner.kind} ${l.owner.key} listener ${l.name}: ${message}`, object: `${l.owner.kind} ${l.owner.key}` }))),
   );
 
   const listenerSets = gateways.flatMap((g) => g.listenerSets);

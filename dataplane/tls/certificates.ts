@@ -2,8 +2,9 @@
 // shared by every listener and reload; the SNICallback picks one per handshake from the
 // listener's current selector, so certificate changes never reopen a socket.
 
-import { createHash, X509Certificate } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import tls from 'node:tls';
+import { dnsSubjectAltNames } from '../../ir/certificate-names.ts';
 import { defaultTlsSettings } from '../../ir/tls-profiles.ts';
 import type { ClientValidation, ListenerTls, TlsCertificate, TlsSettings } from '../../ir/types.ts';
 import { HostIndex, normalizeHost } from '../router/host.ts';
@@ -103,20 +104,6 @@ export class SecureContextCache {
     for (const key of keys) hashes.add(key.slice(0, key.indexOf('/')));
     for (const hash of this.names.keys()) if (!hashes.has(hash)) this.names.delete(hash);
   }
-}
-
-/**
- * `DNS:` entries of a PEM certificate's subjectAltName (the leaf, the first of a chain). None when it
- * does not parse here: OpenSSL took it, so it is served as the listener's certificate for any name.
- */
-function dnsSubjectAltNames(certPem: string): string[] {
-  let san: string;
-  try {
-    san = new X509Certificate(certPem).subjectAltName ?? '';
-  } catch {
-    return [];
-  }
-  return san.split(', ').filter((entry) => entry.startsWith('DNS:')).map((entry) => entry.slice(4).toLowerCase());
 }
 
 export function cacheKey(certificate: TlsCertificate, clientValidation: ClientValidationPlan | null, tlsSettings: TlsSettingsPlan): string {

@@ -9,6 +9,8 @@ import { withImplicitGatewayClasses } from '../../controller/sources/implicit-cl
 import { ManifestFolder } from '../../controller/sources/manifest-folder.ts';
 import type { ObjectStatus } from '../../controller/status/conditions.ts';
 import { translate } from '../../controller/translate/translate.ts';
+import { createSelfSignedServerCertificate } from '../support/demo/certs.ts';
+import { tlsSecretYaml } from '../e2e/backends.ts';
 
 const CONTROLLER = 'sluice.dev/gateway-controller';
 
@@ -18,12 +20,13 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-/** The statuses `sluice run` writes for one file of manifests (class `sluice` implicit). */
-function statuses(yaml: string): ObjectStatus[] {
+/** What `sluice run` makes of one file of manifests (class `sluice` implicit). */
+function translated(yaml: string) {
   writeFileSync(join(dir, 'all.yaml'), yaml);
   const { snapshot } = new ManifestFolder(dir).load();
-  return translate(withImplicitGatewayClasses(snapshot, ['sluice'], CONTROLLER), { controllerName: CONTROLLER, bindAddress: '127.0.0.1', servedClassNames: ['sluice'], standalone: true }).statuses;
+  return translate(withImplicitGatewayClasses(snapshot, ['sluice'], CONTROLLER), { controllerName: CONTROLLER, bindAddress: '127.0.0.1', servedClassNames: ['sluice'], standalone: true });
 }
+const statuses = (yaml: string): ObjectStatus[] => translated(yaml).statuses;
 
 type Cond = { type: string; status: string; reason: string; message: string };
 const find = (all: ObjectStatus[], kind: string, name: string) => {
@@ -96,5 +99,27 @@ spec:
     expect(routeAccepted(all, 'HTTPRoute', 'elsewhere')?.message).toContain('listener http takes routes from namespace default only (allowedRoutes.namespaces.from: Same)');
     // Gateway `taken` lost port 80 to `edge`: its route hears why, not a word about namespaces.
     expect(routeAccepted(all, 'HTTPRoute', 'late')?.message).toMatch(/listener http is not served \(HostnameConflict: .*Gateway default\/edge/);
+  });
+
+  // Envoy Gateway's secure-gateways task adds an ECDSA certificate for the same site beside the RSA
+  // one, and a certificate per site on a listener without a hostname: the second kind is served (by
+  // its DNS names), the first is not, and says so rather than being dropped without a word.
+  it('a certificateRef no SNI would select is listed, naming the one that takes its names', async () => {
+    const [example, sample, exampleAgain] = await Promise.all([
+      createSelfSignedServerCertificate({ dnsNames: ['www.example.com'] }),
+      createSelfSignedServerCertificate({ dnsNames: ['www.sample.com'] }),
+      createSelfSignedServerCertificate({ dnsNames: ['www.example.com'] }),
+    ]);
+    const { problems } = translated(
+      gateway(
+        'sites',
+        `  - {name: https, protocol: HTTPS, port: 443, tls: {certificateRefs: [{name: example}, {name: sample}, {name: example-again}]}}
+  - {name: named, protocol: HTTPS, port: 8443, hostname: www.sample.com, tls: {certificateRefs: [{name: sample}, {name: example}]}}`,
+      ) + [tlsSecretYaml('example', example), tlsSecretYaml('sample', sample), tlsSecretYaml('example-again', exampleAgain)].join('---\n'),
+    );
+    expect(problems.filter((p) => p.message.includes('never served')).map((p) => p.message)).toEqual([
+      'Gateway default/sites listener https: certificateRefs[2] Secret default/example-again is never served: certificateRefs[0] is selected for all its names (www.example.com); Sluice serves one certificate per name (an RSA and an ECDSA one are not served together)',
+      'Gateway default/sites listener named: certificateRefs[1] Secret default/example is never served: certificateRefs[0] is selected for all its names (www.sample.com); Sluice serves one certificate per name (an RSA and an ECDSA one are not served together)',
+    ]);
   });
 });
