@@ -3,10 +3,14 @@
 // request and its connection — for ever, since no other timer runs while a response is being
 // sent. As nginx's send_timeout: while bytes wait for the client (a write returned false, or the
 // end was written but not flushed), it must take some within --response-send-timeout, or the
-// connection is closed (HTTP/2: that stream is reset with CANCEL; the others go on). A client that
-// reads slowly but steadily drains the buffer now and then and is never cut. Nothing runs for a
-// response the client keeps up with.
+// connection is closed (HTTP/2: that stream is reset with CANCEL; the others go on). What counts as
+// taking some is a relayed chunk (at most 64 KiB) leaving the buffer — the unit Node reports — so a
+// client must take at least one chunk per bound (about 1 KiB/s at the 60 s default), where nginx
+// resets its timer on any byte taken. Nothing runs for a response the client keeps up with. An
+// upgraded connection (WebSocket) is bounded the same way on its client side (boundTunnel).
 import { constants as http2Constants, Http2ServerResponse } from 'node:http2';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { DownstreamResponse } from './downstream.ts';
 
 /** A listener's bound, and where it counts a cut (sluice_client_timeouts_total{stage="response_send"}). */
@@ -46,4 +50,28 @@ function cutStalled(res: DownstreamResponse, bound: SendBound): void {
     bound.timedOut();
     res.socket.destroy();
   }
+}
+
+/**
+ * A tunnel's client side: bytes relayed from the upstream wait for the client as a response's do
+ * (nginx applies send_timeout to upgraded connections too). pipe() pauses `upstream` when a write to
+ * `client` is held back and resumes it on the client's 'drain'. Without this, a client that never
+ * reads but sends a byte now and then keeps the tunnel's idle timer from ever firing.
+ */
+export function boundTunnel(client: Socket, upstream: Duplex): void {
+  const bound = (client as Marked)[SEND_BOUND];
+  if (bound === undefined) return;
+  let timer: NodeJS.Timeout | undefined;
+  upstream.on('pause', () => {
+    timer ??= setTimeout(() => {
+      if (client.destroyed) return;
+      bound.timedOut();
+      client.destroy();
+    }, bound.timeoutMs);
+  });
+  client.on('drain', () => {
+    clearTimeout(timer);
+    timer = undefined;
+  });
+  client.once('close', () => clearTimeout(timer));
 }

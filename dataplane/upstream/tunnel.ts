@@ -6,6 +6,7 @@
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
+import { boundTunnel } from '../response-send.ts';
 
 /** An HTTP/1.1 upgrade request the route may tunnel. */
 export interface ClientUpgrade {
@@ -51,6 +52,7 @@ export function openTunnel(upgrade: ClientUpgrade, upstream: Duplex, headers: re
   });
   client.on('error', () => upstream.destroy());
   client.setTimeout(upgrade.idleTimeoutMs, () => client.destroy());
+  boundTunnel(client, upstream);
   upstream.once('close', () => client.destroy());
   client.once('close', () => upstream.destroy());
 }

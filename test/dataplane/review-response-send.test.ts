@@ -72,20 +72,35 @@ ${serviceYaml('big', { port: (big.address() as AddressInfo).port })}`;
     expect(await responseSendCuts()).toBe(before + 1);
   }, 30_000);
 
-  it('HTTP/2: a client that takes 1 KiB every 200 ms (progress five times within each bound) is not cut, as nginx send_timeout (between two writes) would not', async () => {
+  /**
+   * A raw HTTP/2 client that gives stream 1 (and the connection) `grant` bytes of window every 200 ms
+   * for `forMs`: the stream's reset code if one came (or 'none'), and whether DATA arrived.
+   */
+  async function readWithWindow(path: string, grant: number, forMs: number): Promise<{ reset: number | 'none'; progressing: boolean }> {
     const raw = await RawH2.connect(gateway.plainPort);
     let granted: NodeJS.Timeout | undefined;
     try {
       raw.send(PREFACE, frame(FrameType.SETTINGS, 0, 0, Buffer.from([0, 4, 0, 0, 0, 0])));
       await raw.waitFor((f) => f.type === FrameType.SETTINGS && (f.flags & Flag.ACK) === 0);
-      raw.send(frame(FrameType.SETTINGS, Flag.ACK, 0), frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, requestHeaders(authority, '/big/slow-reader')));
-      granted = setInterval(() => raw.send(frame(FrameType.WINDOW_UPDATE, 0, 1, u32(1024)), frame(FrameType.WINDOW_UPDATE, 0, 0, u32(1024))), 200);
-      const reset = await raw.waitFor((f) => f.type === FrameType.RST_STREAM && f.streamId === 1, 4 * SEND_TIMEOUT_MS);
+      raw.send(frame(FrameType.SETTINGS, Flag.ACK, 0), frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, requestHeaders(authority, path)));
+      granted = setInterval(() => raw.send(frame(FrameType.WINDOW_UPDATE, 0, 1, u32(grant)), frame(FrameType.WINDOW_UPDATE, 0, 0, u32(grant))), 200);
+      const reset = await raw.waitFor((f) => f.type === FrameType.RST_STREAM && f.streamId === 1, forMs);
       const bytes = raw.frames.filter((f) => f.type === FrameType.DATA && f.streamId === 1).reduce((sum, f) => sum + f.payload.length, 0);
-      expect({ reset: reset?.payload.readUInt32BE(0) ?? 'none', progressing: bytes > 0 }).toEqual({ reset: 'none', progressing: true });
+      return { reset: reset?.payload.readUInt32BE(0) ?? 'none', progressing: bytes > 0 };
     } finally {
       clearInterval(granted);
       raw.destroy();
     }
+  }
+
+  // What counts as taking some of the response is a relayed chunk (up to 64 KiB) leaving the buffer
+  // (dataplane/response-send.ts; README): a client must take one per bound. nginx resets its timer
+  // on any byte taken instead; Sluice asks for a minimum rate (about 1 KiB/s at the 60 s default).
+  it('HTTP/2: a client that takes 32 KiB every 200 ms (a 64 KiB chunk within each bound) is not cut', async () => {
+    expect(await readWithWindow('/big/steady-reader', 32 * 1024, 4 * SEND_TIMEOUT_MS)).toEqual({ reset: 'none', progressing: true });
+  }, 30_000);
+
+  it('HTTP/2: a client that takes 1 KiB every 200 ms (a 64 KiB chunk every 13 s) is cut with CANCEL: below one chunk per bound', async () => {
+    expect(await readWithWindow('/big/trickle-reader', 1024, SEND_TIMEOUT_MS + SLACK_MS + 3000)).toEqual({ reset: ErrorCode.CANCEL, progressing: true });
   }, 30_000);
 });
