@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { join, relative, sep } from 'node:path';
-import { parseAllDocuments } from 'yaml';
+import { isScalar, LineCounter, parseAllDocuments, visit, type Document, type Node } from 'yaml';
 import type { Problem } from '../problems.ts';
 import { shapeProblem } from './shapes.ts';
 import { hasInputSchema, inputProblem, readsApiGroup, withoutNulls } from '../schema/validate.ts';
@@ -600,9 +600,16 @@ function parseManifestDocuments(content: Buffer, known: () => Map<string, Parsed
 /** Parses `text` (documents numbered from firstDoc + 1, lines from firstLine + 1) into `objects` and `problems`: how many documents, or the error. */
 function parseDocuments(text: string, firstDoc: number, firstLine: number, objects: KubeObject[], problems: Problem[]): number | { error: string } {
   // `<<` merge keys, as kubectl reads them (sigs.k8s.io/yaml: YAML 1.1); YAML 1.2 leaves them off.
-  const docs = parseAllDocuments(text, { merge: true });
+  // Duplicate keys are found by duplicateKey, not by the parser (see there).
+  const lines = new LineCounter();
+  const docs = parseAllDocuments(text, { merge: true, uniqueKeys: false, lineCounter: lines });
   for (const [index, doc] of docs.entries()) {
     if (doc.errors.length > 0) return { error: `invalid YAML in document ${firstDoc + index + 1}${yamlErrorText(doc.errors[0]!.message, firstLine)}` };
+    const duplicate = duplicateKey(doc);
+    if (duplicate !== null) {
+      const { line, col } = lines.linePos(duplicate.range?.[0] ?? 0);
+      return { error: `invalid YAML in document ${firstDoc + index + 1} at line ${line + firstLine}, column ${col}: Map keys must be unique` };
+    }
     // toJS() throws where parsing did not complain: an alias whose anchor is not in its document
     // (anchors do not cross `---`), or more aliases than its bound (a "billion laughs" document).
     // Such a text is invalid YAML, as kubectl says, not a reason to stop reading the folder.
@@ -622,6 +629,30 @@ function parseDocuments(text: string, firstDoc: number, firstLine: number, objec
     }
   }
   return docs.length;
+}
+
+/**
+ * The first key a mapping of `doc` repeats (kubectl refuses those), with the parser's rule: scalar
+ * keys equal by value. The parser's own check compares each key with every earlier one of its
+ * mapping: a 40 000-key mapping took 8.9 s to parse, 0.2 s without it and this one Set per mapping.
+ */
+function duplicateKey(doc: Document): Node | null {
+  let found: Node | null = null;
+  visit(doc, {
+    Map(_key, map) {
+      const seen = new Set<unknown>();
+      for (const pair of map.items) {
+        if (!isScalar(pair.key)) continue;
+        if (seen.has(pair.key.value)) {
+          found = pair.key;
+          return visit.BREAK;
+        }
+        seen.add(pair.key.value);
+      }
+      return undefined;
+    },
+  });
+  return found;
 }
 
 /**

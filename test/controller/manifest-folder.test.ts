@@ -111,6 +111,21 @@ describe('ManifestFolder', () => {
     ]);
   });
 
+  it('refuses a repeated key, block or flow, naming its line and column, as the parser did; merge keys are no repeat', () => {
+    const base = `apiVersion: v1\nkind: Service\nmetadata: {name: a, namespace: default}\nspec:\n  ports: [{port: 80}]\n`;
+    const cases: [string, string][] = [
+      [`${base}---\napiVersion: v1\nkind: Service\nmetadata:\n  name: b\n  name: c\n`, 'invalid YAML in document 2 at line 11, column 3: Map keys must be unique'],
+      [`${base}---\napiVersion: v1\nkind: Service\nmetadata: {name: b, labels: {x: "1", x: "2"}}\n`, 'invalid YAML in document 2 at line 9, column 38: Map keys must be unique'],
+    ];
+    for (const [text, message] of cases) {
+      writeFileSync(join(dir, 'dup.yaml'), text);
+      expect(new ManifestFolder(dir).load().problems.map((p) => p.message)).toEqual([`${message}; keeping this file's last good objects until it parses again`]);
+    }
+    writeFileSync(join(dir, 'dup.yaml'), `${base}---\nbase: &base {apiVersion: v1, kind: Service}\n---\n<<: {apiVersion: v1, kind: Service}\nmetadata: {name: m, namespace: default}\nspec: {ports: [{port: 81}]}\n`);
+    const merged = new ManifestFolder(dir).load();
+    expect(merged.snapshot.services.map((svc) => svc.metadata.name).sort()).toEqual(['a', 'm']);
+  });
+
   it('reports unknown kinds and objects without a name, and reads the rest', () => {
     writeFileSync(
       join(dir, 'mixed.yaml'),
