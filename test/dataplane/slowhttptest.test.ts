@@ -9,13 +9,14 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { serviceYaml, startNamedBackend, type NamedBackend } from '../e2e/backends.ts';
+import { appGatewayYaml, startNamedBackend, type NamedBackend } from '../e2e/backends.ts';
 import { freePortOffset } from '../support/ports.ts';
 import { startSluice, type SluiceProcess } from '../support/sluice-process.ts';
 import { describeIfPossible, findOnPath, requiredByEnvironment } from '../support/suite.ts';
 
 const SLOWHTTPTEST = findOnPath(['slowhttptest']);
-const PORT = 8080;
+/** The listener of appGatewayYaml's Gateway. */
+const PORT = 80;
 const TIMEOUT_MS = 2000;
 /** The attack's length (-l): connections the gateway did not cut stay open this long. */
 const ATTACK_SECONDS = 30;
@@ -47,29 +48,7 @@ suite('slowhttptest against a running gateway', () => {
     dir = mkdtempSync(join(tmpdir(), 'sluice-slowhttptest-'));
     // Answers once the whole request body is in, as an upload endpoint does: a slow body reaches it slowly.
     backend = await startNamedBackend('upload');
-    writeFileSync(
-      join(dir, 'gateway.yaml'),
-      `apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: sluice}
-spec: {controllerName: sluice.dev/gateway-controller}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: default}
-spec:
-  gatewayClassName: sluice
-  listeners: [{name: http, port: ${PORT}, protocol: HTTP}]
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: upload, namespace: default}
-spec:
-  parentRefs: [{name: gw}]
-  rules: [{backendRefs: [{name: upload, port: 80}]}]
----
-${serviceYaml('upload', backend)}`,
-    );
+    writeFileSync(join(dir, 'gateway.yaml'), appGatewayYaml(backend));
     const offset = await freePortOffset([PORT]);
     url = `http://127.0.0.1:${PORT + offset}/upload`;
     const timeouts = ['--request-headers-timeout', String(TIMEOUT_MS), '--request-body-timeout', String(TIMEOUT_MS)];
