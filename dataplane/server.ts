@@ -326,6 +326,7 @@ export class ListenerServer {
   private createFront(): net.Server {
     let front: net.Server;
     if (this.protocol === 'HTTPS') {
+      const current = () => this.table;
       const tlsServer = tls.createServer({
         ...secureContextOptions(this.table.certificates!.fallback, this.table.clientValidation, this.table.tlsSettings),
         ALPNProtocols: ALPN_PROTOCOLS,
@@ -333,9 +334,10 @@ export class ListenerServer {
         ...(this.ticketKeys !== null ? { ticketKeys: this.ticketKeys } : {}),
         // From the accept: also bounds a client that never sends its ClientHello.
         handshakeTimeout: this.limits.tlsHandshakeTimeoutMs,
-        SNICallback: (servername: string, callback: (error: Error | null, context?: SecureContext) => void) => {
-          const certificates = this.table.certificates;
-          callback(null, certificates === null ? undefined : certificates.select(servername));
+        // node:tls calls it on the handshake's TLSSocket: a set of pairs for one name picks by its signature algorithms.
+        SNICallback(this: TLSSocket, servername: string, callback: (error: Error | null, context?: SecureContext) => void) {
+          const certificates = current().certificates;
+          callback(null, certificates === null ? undefined : certificates.select(servername, this));
         },
       });
       this.configureTls(tlsServer);
@@ -468,7 +470,7 @@ export class ListenerServer {
     const fallback = this.table.certificates?.fallback;
     if (fallback === undefined) return;
     const validation = this.table.clientValidation;
-    const key = `${fallback.hash}/${validation?.key ?? ''}/${this.table.tlsSettings?.key ?? ''}`;
+    const key = this.table.certificates!.fallbackKey;
     // A server being created already has the right default context; existing ones need it
     // replaced when the certificate or the client CAs changed.
     const contextChanged = this.defaultContextKey !== null && key !== this.defaultContextKey;

@@ -2,7 +2,7 @@
 // validity of each listener (protocol, conflicts, route kinds, certificates).
 // Route attachment fills in `attachedRoutes` later (httproute.ts).
 import { X509Certificate, createHash, createPrivateKey } from 'node:crypto';
-import { dnsSubjectAltNames } from '../../ir/certificate-names.ts';
+import { certificateFacts, planCertificates } from '../../ir/certificate-names.ts';
 import { defaultTlsSettings, describeTlsSettings, sameTlsSettings } from '../../ir/tls-profiles.ts';
 import type { BackendClientCertificate, ClientValidation, TlsCertificate, TlsSettings } from '../../ir/types.ts';
 import { GATEWAY_GROUP, namespacedName, type GatewayClassObject, type GatewayObject, type IngressClassObject, type KubeObject, type ListenerSetObject } from '../sources/objects.ts';
@@ -394,23 +394,22 @@ function resolveCertificates(listener: ListenerState, tls: ListenerTLS | undefin
     const pair = readTlsSecret(secret);
     return 'error' in pair ? pair : { value: pair };
   });
-  // The names each certificate is selected for (the dataplane's CertificateSelector): the listener's
-  // hostname, else the certificate's DNS names; the first one also serves any other name.
-  const claimed = new Map<string, number>();
-  let first: number | null = null;
-  for (const { value: pair, index: i, namespace, name } of pairs) {
-    if (pairs.length > 1) {
-      const names = listener.hostname ? [listener.hostname] : dnsSubjectAltNames(pair.cert);
-      if (first === null) first = i;
-      else if (names.every((n) => claimed.has(n))) {
-        const by = names.length === 0 ? [first] : [...new Set(names.map((n) => claimed.get(n)))];
-        const covered = names.length === 0 ? 'any name (this one has no DNS names)' : `all its names (${names.join(', ')})`;
-        (listener.unservedCertificates ??= []).push(
-          `certificateRefs[${i}] Secret ${namespace}/${name} is never served: ${by.map((k) => `certificateRefs[${k}]`).join(', ')} is selected for ${covered}; Sluice serves one certificate per name (an RSA and an ECDSA one are not served together)`,
-        );
-      }
-      for (const n of names) if (!claimed.has(n)) claimed.set(n, i);
+  // Sets served as the dataplane's CertificateSelector serves them: by the listener's hostname, else
+  // by each certificate's DNS names; an RSA and an ECDSA certificate for the same names are one set.
+  if (pairs.length > 1) {
+    const plan = planCertificates(pairs.map(({ value: pair }) => {
+      const facts = certificateFacts(pair.cert);
+      return { names: listener.hostname ? [listener.hostname] : facts.dnsNames, keyType: facts.keyType };
+    }));
+    for (const { index, by, names } of plan.unserved) {
+      const { index: i, namespace, name } = pairs[index];
+      const covered = names.length === 0 ? 'any name (this one has no DNS names)' : `all its names (${names.join(', ')})`;
+      (listener.unservedCertificates ??= []).push(
+        `certificateRefs[${i}] Secret ${namespace}/${name} is never served: ${by.map((k) => `certificateRefs[${pairs[k].index}]`).join(', ')} is selected for ${covered}; Sluice serves one certificate per name and key type (an RSA and an ECDSA one for the same names are served together)`,
+      );
     }
+  }
+  for (const { value: pair, index: i, namespace, name } of pairs) {
     listener.certificates.push({
       name: `${listener.scopeName}/certificate/${i}`,
       secret: `secret/${namespace}/${name}`,

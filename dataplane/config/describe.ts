@@ -44,8 +44,9 @@ function describeListener(listener: ListenerTable): Record<string, unknown> {
               hash: certificate.hash,
               hostnames: certificate.hostnames,
             })),
-            sni: selector.sniEntries().map((entry) => `${entry.pattern} → ${entry.certificate.name}`),
-            fallback: selector.fallback.name,
+            // A set of pairs of different key types for the same names reads `a + b`.
+            sni: selector.sniEntries().map((entry) => `${entry.pattern} → ${entry.certificates.map((certificate) => certificate.name).join(' + ')}`),
+            fallback: selector.fallback.map((certificate) => certificate.name).join(' + '),
             settings: listener.tlsSettings?.settings,
             clientValidation:
               listener.clientValidation === null

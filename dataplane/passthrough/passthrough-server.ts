@@ -6,7 +6,7 @@
 // connections keep going.
 import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
-import { TLSSocket, createSecureContext, type SecureContext } from 'node:tls';
+import { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { Backend, BackendClientCertificate, ListenerTls, PassthroughListener } from '../../ir/types.ts';
 import type { ConnectionBudget } from '../front-door.ts';
@@ -14,7 +14,7 @@ import { chooseEndpoint, compileBackendChoice, upstreamTls, type BackendChoice }
 import type { L4Metrics } from '../l4/metrics.ts';
 import { StreamListener } from '../l4/stream-listener.ts';
 import { HostIndex } from '../router/host.ts';
-import { compileClientValidation, compileTlsSettings, secureContextOptions, type ClientValidationPlan } from '../tls/certificates.ts';
+import { CertificateSelector, SecureContextCache, compileClientValidation, compileTlsSettings, type ClientValidationPlan } from '../tls/certificates.ts';
 import type { StreamPolicy } from '../policy/stream-policy.ts';
 import type { PickerStateGeneration } from '../upstream/weighted.ts';
 import { readServerName } from './client-hello.ts';
@@ -28,10 +28,12 @@ interface CompiledRoute extends BackendChoice {
 
 export function compilePassthroughRoutes(listener: PassthroughListener, backends: Record<string, Backend>, states: PickerStateGeneration, policy: StreamPolicy | null): HostIndex<CompiledRoute> {
   const index = new HostIndex<CompiledRoute>();
+  // Routes of one listener share its certificates: their contexts are built once per compile.
+  const cache = new SecureContextCache();
   for (const route of listener.routes) {
     const choice: CompiledRoute = compileBackendChoice(route.name, route.origin, route.backends, backends, states, policy);
     if (route.terminate) {
-      const contexts = terminateContexts(route.terminate);
+      const contexts = terminateContexts(route.terminate, cache);
       if (!contexts) continue; // no certificate loads: the name is not served
       choice.terminate = contexts;
       if (listener.backendClientCertificate) choice.backendClientCertificate = listener.backendClientCertificate;
@@ -42,30 +44,18 @@ export function compilePassthroughRoutes(listener: PassthroughListener, backends
 }
 
 interface TerminateContexts {
-  byName: HostIndex<SecureContext>;
-  /** The first certificate that loads: for names no certificate lists. */
-  fallback: SecureContext;
+  /** The listener's certificates by SNI; each context holds a set's every pair (OpenSSL picks by the ClientHello). */
+  certificates: CertificateSelector;
   /** Gateway `spec.tls.frontend`: client certificates asked for, and whether one must verify. */
   clientValidation: ClientValidationPlan | null;
 }
 
-/** The listener's certificates by hostname. Null when none loads. */
-function terminateContexts(tls: ListenerTls): TerminateContexts | null {
-  const settings = compileTlsSettings(tls.settings);
+/** The listener's certificates, selected as on HTTPS listeners. Null when none loads. */
+function terminateContexts(tls: ListenerTls, cache: SecureContextCache): TerminateContexts | null {
   const clientValidation = compileClientValidation(tls.clientValidation);
-  const byName = new HostIndex<SecureContext>();
-  let fallback: SecureContext | null = null;
-  for (const certificate of tls.certificates) {
-    let context: SecureContext;
-    try {
-      context = createSecureContext(secureContextOptions(certificate, clientValidation, settings));
-    } catch {
-      continue; // the HTTPS compile reports broken certificates; here the next one is tried
-    }
-    fallback ??= context;
-    for (const hostname of certificate.hostnames) byName.add(hostname, context);
-  }
-  return fallback ? { byName, fallback, clientValidation } : null;
+  // The HTTPS compile reports broken certificates; here the others are served.
+  const certificates = CertificateSelector.build(tls, clientValidation, compileTlsSettings(tls.settings), cache, [], true);
+  return certificates ? { certificates, clientValidation } : null;
 }
 
 export class PassthroughServer extends StreamListener {
@@ -140,7 +130,7 @@ export class PassthroughServer extends StreamListener {
     const validation = contexts.clientValidation;
     const secure = new TLSSocket(replayed(client, hello), {
       isServer: true,
-      secureContext: (serverName ? contexts.byName.find(serverName) : undefined) ?? contexts.fallback,
+      secureContext: contexts.certificates.context(serverName),
       // AllowValidOnly: a client without a certificate the CAs verify fails the handshake, as on HTTPS listeners.
       ...(validation ? { requestCert: true, rejectUnauthorized: validation.rejectUnauthorized } : {}),
     });

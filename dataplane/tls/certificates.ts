@@ -4,7 +4,7 @@
 
 import { createHash } from 'node:crypto';
 import tls from 'node:tls';
-import { dnsSubjectAltNames } from '../../ir/certificate-names.ts';
+import { certificateFacts, planCertificates, type CertificateFacts } from '../../ir/certificate-names.ts';
 import { defaultTlsSettings } from '../../ir/tls-profiles.ts';
 import type { ClientValidation, ListenerTls, TlsCertificate, TlsSettings } from '../../ir/types.ts';
 import { HostIndex, normalizeHost } from '../router/host.ts';
@@ -46,20 +46,22 @@ export function compileClientValidation(validation: ClientValidation | undefined
 }
 
 /**
- * The createSecureContext options for a certificate, the CAs client certificates must chain to, and
- * the port's versions and ciphers. Only the server's default context decides versions and ciphers
- * (OpenSSL has settled them when the SNI callback swaps contexts); SNI contexts carry them too so
- * that any of them can become the default one.
+ * The createSecureContext options for a certificate (or several of different key types, which
+ * OpenSSL keeps side by side and picks from by the ClientHello), the CAs client certificates must
+ * chain to, and the port's versions and ciphers. Only the server's default context decides versions
+ * and ciphers (OpenSSL has settled them when the SNI callback swaps contexts); SNI contexts carry
+ * them too so that any of them can become the default one.
  */
 export function secureContextOptions(
-  certificate: TlsCertificate,
+  certificates: TlsCertificate | readonly TlsCertificate[],
   clientValidation: ClientValidationPlan | null,
   tlsSettings: TlsSettingsPlan | null,
 ): tls.SecureContextOptions {
   const { minVersion, maxVersion, ciphers } = (tlsSettings ?? compileTlsSettings(undefined)).settings;
+  const list = listOf(certificates);
   return {
-    cert: certificate.certPem,
-    key: certificate.keyPem,
+    cert: list.map((certificate) => certificate.certPem),
+    key: list.map((certificate) => certificate.keyPem),
     minVersion,
     maxVersion,
     // node:tls caps the maximum at TLS 1.2 when the list has no TLS 1.3 suite: always name them.
@@ -70,62 +72,86 @@ export function secureContextOptions(
   };
 }
 
+function listOf(certificates: TlsCertificate | readonly TlsCertificate[]): readonly TlsCertificate[] {
+  return 'hash' in certificates ? [certificates] : certificates;
+}
+
 export class SecureContextCache {
   private contexts = new Map<string, tls.SecureContext>();
-  /** Each certificate's DNS subjectAltNames, by its hash. */
-  private names = new Map<string, readonly string[]>();
+  /** Each certificate's DNS subjectAltNames and key type, by its hash. */
+  private facts = new Map<string, CertificateFacts>();
 
   /** Throws when the PEM material is unusable. */
-  get(certificate: TlsCertificate, clientValidation: ClientValidationPlan | null, tlsSettings: TlsSettingsPlan): tls.SecureContext {
+  get(certificates: TlsCertificate | readonly TlsCertificate[], clientValidation: ClientValidationPlan | null, tlsSettings: TlsSettingsPlan): tls.SecureContext {
     // The verification CAs live in the context the SNICallback hands over, so they are part of the key.
-    const key = cacheKey(certificate, clientValidation, tlsSettings);
+    const key = cacheKey(certificates, clientValidation, tlsSettings);
     let context = this.contexts.get(key);
     if (context === undefined) {
-      context = tls.createSecureContext(secureContextOptions(certificate, clientValidation, tlsSettings));
+      context = tls.createSecureContext(secureContextOptions(certificates, clientValidation, tlsSettings));
       this.contexts.set(key, context);
     }
     return context;
   }
 
-  /** The DNS names a certificate carries (its subjectAltName DNS entries, wildcards kept), parsed once. */
-  dnsNames(certificate: TlsCertificate): readonly string[] {
-    let names = this.names.get(certificate.hash);
-    if (names === undefined) {
-      names = dnsSubjectAltNames(certificate.certPem);
-      this.names.set(certificate.hash, names);
+  /** The DNS names a certificate carries (its subjectAltName DNS entries, wildcards kept) and its key type, parsed once. */
+  factsOf(certificate: TlsCertificate): CertificateFacts {
+    let facts = this.facts.get(certificate.hash);
+    if (facts === undefined) {
+      facts = certificateFacts(certificate.certPem);
+      this.facts.set(certificate.hash, facts);
     }
-    return names;
+    return facts;
   }
 
   /** Forgets contexts no committed table uses (a live handshake keeps its own reference). */
   retainOnly(keys: ReadonlySet<string>): void {
     for (const key of this.contexts.keys()) if (!keys.has(key)) this.contexts.delete(key);
     const hashes = new Set<string>();
-    for (const key of keys) hashes.add(key.slice(0, key.indexOf('/')));
-    for (const hash of this.names.keys()) if (!hashes.has(hash)) this.names.delete(hash);
+    for (const key of keys) for (const hash of key.slice(0, key.indexOf('/')).split('+')) hashes.add(hash);
+    for (const hash of this.facts.keys()) if (!hashes.has(hash)) this.facts.delete(hash);
   }
 }
 
-export function cacheKey(certificate: TlsCertificate, clientValidation: ClientValidationPlan | null, tlsSettings: TlsSettingsPlan): string {
-  return `${certificate.hash}/${clientValidation?.key ?? ''}/${tlsSettings.key}`;
+export function cacheKey(certificates: TlsCertificate | readonly TlsCertificate[], clientValidation: ClientValidationPlan | null, tlsSettings: TlsSettingsPlan): string {
+  return `${listOf(certificates).map((certificate) => certificate.hash).join('+')}/${clientValidation?.key ?? ''}/${tlsSettings.key}`;
+}
+
+/** What the SNI callback can learn of the client before a certificate is chosen (its TLSSocket). */
+export interface HandshakeView {
+  /** OpenSSL's names of the signature algorithms both sides accept ('ECDSA+SHA256', 'RSA-PSS+SHA256', 'Ed25519+UNDEF'). */
+  getSharedSigalgs(): string[];
+  /** The version settled from the ClientHello. */
+  getProtocol(): string | null;
 }
 
 /**
- * SNI → SecureContext for one listener: exact name, then the longest matching wildcard, then a
- * certificate without hostnames; the first certificate is the fallback for no SNI or no match.
- * A certificate without hostnames (its listener has none) is found by its DNS subjectAltNames.
+ * SNI → certificates for one listener: exact name, then the longest matching wildcard, then a
+ * certificate without hostnames; the first set is the fallback for no SNI or no match. A
+ * certificate without hostnames (its listener has none) is found by its DNS subjectAltNames.
+ * Certificates of different key types for the same names are one set (planCertificates), served
+ * together:
+ * - `combined` (a TLSSocket made with the set's context, TLS Terminate): one context holds every
+ *   pair and OpenSSL picks by the ClientHello.
+ * - otherwise (an HTTPS server's SNICallback): Node's context switch installs only one pair of a
+ *   context (its last), so each pair has its own context and select() picks one by the client's
+ *   signature algorithms; the fallback set is the server's default context (every pair) and is not
+ *   switched to at all.
  */
 export class CertificateSelector {
-  readonly fallback: TlsCertificate;
+  /** The fallback set: the server's default context serves these. */
+  readonly fallback: readonly TlsCertificate[];
+  /** Identifies the fallback set with the CAs and settings (the server's default context). */
+  readonly fallbackKey: string;
   /** The certificates that loaded, in IR order. */
   readonly certificates: readonly TlsCertificate[];
-  private readonly fallbackContext: tls.SecureContext;
-  private readonly byHost: HostIndex<SelectedCertificate>;
+  private readonly fallbackSet: SelectedSet;
+  private readonly byHost: HostIndex<SelectedSet>;
 
-  private constructor(certificates: TlsCertificate[], fallbackContext: tls.SecureContext, byHost: HostIndex<SelectedCertificate>) {
-    this.fallback = certificates[0];
+  private constructor(certificates: TlsCertificate[], fallbackSet: SelectedSet, fallbackKey: string, byHost: HostIndex<SelectedSet>) {
+    this.fallback = fallbackSet.certificates;
+    this.fallbackKey = fallbackKey;
     this.certificates = certificates;
-    this.fallbackContext = fallbackContext;
+    this.fallbackSet = fallbackSet;
     this.byHost = byHost;
   }
 
@@ -139,44 +165,109 @@ export class CertificateSelector {
     tlsSettings: TlsSettingsPlan,
     cache: SecureContextCache,
     problems: CertificateProblem[],
+    combined = false,
   ): CertificateSelector | null {
-    const byHost = new HostIndex<SelectedCertificate>();
+    const given = config?.certificates ?? [];
+    const facts = given.map((certificate) => cache.factsOf(certificate));
+    const plan = planCertificates(given.map((certificate, i) => ({ names: certificate.hostnames.length > 0 ? certificate.hostnames : facts[i].dnsNames, keyType: facts[i].keyType })));
+    const byHost = new HostIndex<SelectedSet>();
     const loaded: TlsCertificate[] = [];
-    let fallbackContext: tls.SecureContext | null = null;
-    for (const certificate of config?.certificates ?? []) {
-      let context: tls.SecureContext;
-      try {
-        context = cache.get(certificate, clientValidation, tlsSettings);
-      } catch (error) {
-        problems.push({ certificate: certificate.secret || certificate.name, message: (error as Error).message });
-        continue;
+    let fallback: SelectedSet | null = null;
+    for (const { members, names } of plan.sets) {
+      const set: SelectedSet = { certificates: [], keyTypes: [], contexts: [] };
+      for (const i of members) {
+        const certificate = given[i];
+        try {
+          // Each pair on its own first: a broken one is reported by name and the others still serve.
+          set.contexts.push(cache.get(certificate, clientValidation, tlsSettings));
+        } catch (error) {
+          problems.push({ certificate: certificate.secret || certificate.name, message: (error as Error).message });
+          continue;
+        }
+        set.certificates.push(certificate);
+        set.keyTypes.push(facts[i].keyType);
+        loaded.push(certificate);
       }
-      loaded.push(certificate);
-      fallbackContext ??= context;
-      const selected = { certificate, context };
-      if (certificate.hostnames.length === 0) {
-        // A listener without a hostname and several certificates (one per site, as Envoy Gateway's
-        // secure-gateways task has): the SNI picks the one whose DNS names cover it, as Envoy does;
-        // the first stays the one for any other name.
-        for (const name of cache.dnsNames(certificate)) byHost.add(name, selected);
-        byHost.add(null, selected);
-      }
-      for (const hostname of certificate.hostnames) byHost.add(hostname, selected);
+      if (set.certificates.length === 0) continue;
+      if (combined && set.certificates.length > 1) set.contexts = [cache.get(set.certificates, clientValidation, tlsSettings)];
+      fallback ??= set;
+      // A listener without a hostname and several certificates (one per site, as Envoy Gateway's
+      // secure-gateways task has): the SNI picks the set whose DNS names cover it, as Envoy does;
+      // the first stays the one for any other name.
+      for (const name of names) byHost.add(name, set);
+      if (set.certificates[0].hostnames.length === 0) byHost.add(null, set);
     }
-    return fallbackContext === null ? null : new CertificateSelector(loaded, fallbackContext, byHost);
+    if (fallback === null) return null;
+    return new CertificateSelector(loaded, fallback, cacheKey(fallback.certificates, clientValidation, tlsSettings), byHost);
   }
 
-  select(servername: string): tls.SecureContext {
-    return this.byHost.find(normalizeHost(servername))?.context ?? this.fallbackContext;
+  /**
+   * The context an HTTPS server's SNICallback switches to; undefined for the fallback set, which
+   * the server's default context (built from `fallback`) serves with every pair.
+   */
+  select(servername: string, client: HandshakeView): tls.SecureContext | undefined {
+    const set = this.byHost.find(normalizeHost(servername)) ?? this.fallbackSet;
+    if (set === this.fallbackSet) return undefined;
+    return set.contexts.length === 1 ? set.contexts[0] : set.contexts[pairFor(set, client)];
   }
 
-  /** SNI patterns in lookup precedence and the certificate each selects (the fallback aside). */
-  sniEntries(): Array<{ pattern: string; certificate: TlsCertificate }> {
-    return this.byHost.entries().map((entry) => ({ pattern: entry.pattern, certificate: entry.value.certificate }));
+  /** The context (every pair of the set) a TLSSocket is made with; built `combined`. */
+  context(servername: string | null): tls.SecureContext {
+    const set = (servername ? this.byHost.find(normalizeHost(servername)) : undefined) ?? this.fallbackSet;
+    return set.contexts[0];
+  }
+
+  /** SNI patterns in lookup precedence and the certificates each selects (the fallback aside). */
+  sniEntries(): Array<{ pattern: string; certificates: readonly TlsCertificate[] }> {
+    return this.byHost.entries().map((entry) => ({ pattern: entry.pattern, certificates: entry.value.certificates }));
   }
 }
 
-interface SelectedCertificate {
-  certificate: TlsCertificate;
-  context: tls.SecureContext;
+interface SelectedSet {
+  /** Those that loaded, in IR order; one per key type. */
+  certificates: TlsCertificate[];
+  keyTypes: Array<string | null>;
+  /** One per certificate, or one for all of them when built `combined`. */
+  contexts: tls.SecureContext[];
+}
+
+/**
+ * Which pair of a switched set the client gets. TLS 1.3: the first shared signature algorithm a
+ * pair can make, in OpenSSL's order (as OpenSSL picks among pairs of one context). TLS 1.2: the
+ * set's first pair whenever a shared algorithm fits it, else the first that fits: there the cipher
+ * suites also depend on the key type (ECDHE-ECDSA vs ECDHE-RSA) and Node does not show the
+ * client's list before the handshake, so a client is never moved off the pair it got before.
+ */
+function pairFor(set: SelectedSet, client: HandshakeView): number {
+  let shared: string[];
+  try {
+    shared = client.getSharedSigalgs();
+  } catch {
+    return 0; // no handshake state to read: the set's first, as a single certificate would be
+  }
+  const fits = (i: number) => shared.some((sigalg) => signs(sigalg, set.keyTypes[i]));
+  if (client.getProtocol() !== 'TLSv1.3' && fits(0)) return 0;
+  for (const sigalg of shared) {
+    const i = set.keyTypes.findIndex((keyType) => signs(sigalg, keyType));
+    if (i >= 0) return i;
+  }
+  return 0;
+}
+
+/** Can a key of `keyType` make the signature OpenSSL names `sigalg` (scheme+hash)? */
+function signs(sigalg: string, keyType: string | null): boolean {
+  switch (sigalg.slice(0, sigalg.indexOf('+'))) {
+    case 'ECDSA':
+      return keyType === 'ec';
+    case 'RSA':
+      return keyType === 'rsa';
+    case 'RSA-PSS': // rsa_pss_rsae_* (an RSA key) and rsa_pss_pss_* (an RSA-PSS key) share the name
+      return keyType === 'rsa' || keyType === 'rsa-pss';
+    case 'Ed25519':
+      return keyType === 'ed25519';
+    case 'Ed448':
+      return keyType === 'ed448';
+    default:
+      return false;
+  }
 }

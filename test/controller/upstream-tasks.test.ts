@@ -10,6 +10,7 @@ import { ManifestFolder } from '../../controller/sources/manifest-folder.ts';
 import type { ObjectStatus } from '../../controller/status/conditions.ts';
 import { translate } from '../../controller/translate/translate.ts';
 import { createSelfSignedServerCertificate } from '../support/demo/certs.ts';
+import { selfSignedCertificate } from '../dataplane/support/certs.ts';
 import { tlsSecretYaml } from '../e2e/backends.ts';
 
 const CONTROLLER = 'sluice.dev/gateway-controller';
@@ -102,24 +103,26 @@ spec:
   });
 
   // Envoy Gateway's secure-gateways task adds an ECDSA certificate for the same site beside the RSA
-  // one, and a certificate per site on a listener without a hostname: the second kind is served (by
-  // its DNS names), the first is not, and says so rather than being dropped without a word.
-  it('a certificateRef no SNI would select is listed, naming the one that takes its names', async () => {
-    const [example, sample, exampleAgain] = await Promise.all([
+  // one, and a certificate per site on a listener without a hostname: both are served (an RSA and an
+  // ECDSA one for the same names are one set, by DNS names), and a second one of a key type already
+  // there is not and says so rather than being dropped without a word.
+  it('a certificateRef no SNI would select is listed, naming the one that takes its names; an ECDSA one beside an RSA one is not', async () => {
+    const [example, sample, exampleAgain, exampleEcdsa] = await Promise.all([
       createSelfSignedServerCertificate({ dnsNames: ['www.example.com'] }),
       createSelfSignedServerCertificate({ dnsNames: ['www.sample.com'] }),
       createSelfSignedServerCertificate({ dnsNames: ['www.example.com'] }),
+      selfSignedCertificate('www.example.com'),
     ]);
     const { problems } = translated(
       gateway(
         'sites',
-        `  - {name: https, protocol: HTTPS, port: 443, tls: {certificateRefs: [{name: example}, {name: sample}, {name: example-again}]}}
-  - {name: named, protocol: HTTPS, port: 8443, hostname: www.sample.com, tls: {certificateRefs: [{name: sample}, {name: example}]}}`,
-      ) + [tlsSecretYaml('example', example), tlsSecretYaml('sample', sample), tlsSecretYaml('example-again', exampleAgain)].join('---\n'),
+        `  - {name: https, protocol: HTTPS, port: 443, tls: {certificateRefs: [{name: example}, {name: sample}, {name: example-ecdsa}, {name: example-again}]}}
+  - {name: named, protocol: HTTPS, port: 8443, hostname: www.sample.com, tls: {certificateRefs: [{name: sample}, {name: example}, {name: example-ecdsa}]}}`,
+      ) + [tlsSecretYaml('example', example), tlsSecretYaml('sample', sample), tlsSecretYaml('example-again', exampleAgain), tlsSecretYaml('example-ecdsa', exampleEcdsa)].join('---\n'),
     );
     expect(problems.filter((p) => p.message.includes('never served')).map((p) => p.message)).toEqual([
-      'Gateway default/sites listener https: certificateRefs[2] Secret default/example-again is never served: certificateRefs[0] is selected for all its names (www.example.com); Sluice serves one certificate per name (an RSA and an ECDSA one are not served together)',
-      'Gateway default/sites listener named: certificateRefs[1] Secret default/example is never served: certificateRefs[0] is selected for all its names (www.sample.com); Sluice serves one certificate per name (an RSA and an ECDSA one are not served together)',
+      'Gateway default/sites listener https: certificateRefs[3] Secret default/example-again is never served: certificateRefs[0] is selected for all its names (www.example.com); Sluice serves one certificate per name and key type (an RSA and an ECDSA one for the same names are served together)',
+      'Gateway default/sites listener named: certificateRefs[1] Secret default/example is never served: certificateRefs[0] is selected for all its names (www.sample.com); Sluice serves one certificate per name and key type (an RSA and an ECDSA one for the same names are served together)',
     ]);
   });
 });

@@ -24,9 +24,10 @@ const root = join(import.meta.dirname, 'golden');
  * certificate whose PEM says "unusable" fails as a broken Secret would.
  */
 class PlaceholderContexts extends SecureContextCache {
-  override get(certificate: TlsCertificate): tls.SecureContext {
-    if (certificate.certPem.includes('unusable')) throw new Error('error:1E08010C:DECODER routines::unsupported (placeholder)');
-    return { context: certificate.name } as unknown as tls.SecureContext;
+  override get(certificates: TlsCertificate | readonly TlsCertificate[]): tls.SecureContext {
+    const list = 'hash' in certificates ? [certificates] : certificates;
+    if (list.some((certificate) => certificate.certPem.includes('unusable'))) throw new Error('error:1E08010C:DECODER routines::unsupported (placeholder)');
+    return { context: list.map((certificate) => certificate.name).join(' + ') } as unknown as tls.SecureContext;
   }
 }
 
