@@ -11,6 +11,7 @@ import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { createSelfSignedServerCertificate, type CertificateBundle } from '../support/demo/certs.ts';
 import { selfSignedCertificate } from '../dataplane/support/certs.ts';
 import { freePortOffset } from '../support/ports.ts';
+import { waitFor } from '../support/wait.ts';
 import { startSluice, type SluiceProcess } from '../support/sluice-process.ts';
 import { GATEWAY_CLASS_YAML, serviceYaml, startNamedBackend, tlsSecretYaml, type NamedBackend } from './backends.ts';
 
@@ -45,9 +46,16 @@ describe('an RSA and an ECDSA certificate for the same names, both served (sluic
       rsa(['first.test']),
       rsa(['www.named.test']),
       ecdsa(['www.named.test']),
+      ecdsa(['first.test']),
     ]);
-    ['example-rsa', 'example-ecdsa', 'sample-rsa', 'sample-ecdsa', 'first-rsa', 'named-rsa', 'named-ecdsa'].forEach((name, i) => (certs[name] = made[i]!));
+    ['example-rsa', 'example-ecdsa', 'sample-rsa', 'sample-ecdsa', 'first-rsa', 'named-rsa', 'named-ecdsa', 'first-ecdsa'].forEach((name, i) => (certs[name] = made[i]!));
     offset = await freePortOffset([443, 8443, 9443]);
+    writeManifests(['first-rsa']);
+    sluice = await startSluice(['--manifests', dir, '--listener-port-offset', String(offset), '--bind-address', HOST]);
+  }, 60_000);
+
+  /** The Gateway (listener `first` with these certificateRefs), every Secret, the Service and routes. */
+  const writeManifests = (firstRefs: string[]) =>
     writeFileSync(
       join(dir, 'all.yaml'),
       `${GATEWAY_CLASS_YAML}---
@@ -58,7 +66,7 @@ spec:
   gatewayClassName: sluice
   listeners:
   - {name: sites, port: 443, protocol: HTTPS, tls: {certificateRefs: [{name: example-rsa}, {name: example-ecdsa}, {name: sample-rsa}, {name: sample-ecdsa}]}}
-  - {name: first, port: 8443, protocol: HTTPS, hostname: first.test, tls: {certificateRefs: [{name: first-rsa}]}}
+  - {name: first, port: 8443, protocol: HTTPS, hostname: first.test, tls: {certificateRefs: [${firstRefs.map((name) => `{name: ${name}}`).join(', ')}]}}
   - {name: named, port: 8443, protocol: HTTPS, hostname: www.named.test, tls: {certificateRefs: [{name: named-ecdsa}, {name: named-rsa}]}}
   - {name: tls, port: 9443, protocol: TLS, tls: {mode: Terminate, certificateRefs: [{name: example-rsa}, {name: example-ecdsa}, {name: sample-rsa}, {name: sample-ecdsa}]}}
 ---
@@ -82,8 +90,6 @@ spec:
   rules: [{backendRefs: [{name: app, port: 80}]}]
 `,
     );
-    sluice = await startSluice(['--manifests', dir, '--listener-port-offset', String(offset), '--bind-address', HOST]);
-  }, 60_000);
 
   afterAll(async () => {
     await sluice?.stop();
@@ -121,5 +127,15 @@ spec:
   it('a listener with one certificate still serves it to every client that can use it', async () => {
     expect(await served(8443, 'first.test', {})).toBe('DNS:first.test rsa');
     expect(await served(8443, 'first.test', CLIENTS['TLS 1.3 ECDSA signatures only']!.options)).toMatch(/^refused: /);
+  });
+
+  // The task adds the ECDSA certificate to a listener already serving: the port's default context
+  // (the first set) is replaced on the open socket, no restart.
+  it('an ECDSA certificate added to a serving listener is served beside the RSA one', async () => {
+    writeManifests(['first-rsa', 'first-ecdsa']);
+    const ecdsaOnly = CLIENTS['TLS 1.3 ECDSA signatures only']!.options;
+    await waitFor('the ECDSA certificate served', async () => ((await served(8443, 'first.test', ecdsaOnly)) === 'DNS:first.test ec' ? true : undefined));
+    expect(await served(8443, 'first.test', CLIENTS['TLS 1.2 ECDHE-RSA only']!.options)).toBe('DNS:first.test rsa');
+    expect(await served(8443, 'www.named.test', ecdsaOnly)).toBe('DNS:www.named.test ec');
   });
 });
