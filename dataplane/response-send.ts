@@ -42,14 +42,19 @@ export function awaitClient(res: DownstreamResponse): NodeJS.Timeout | undefined
 
 function cutStalled(res: DownstreamResponse, bound: SendBound): void {
   // The response's 'close' follows, which cancels the upstream request (ProxyExchange).
-  if (res instanceof Http2ServerResponse) {
-    if (res.stream.destroyed) return;
+  if (!(res instanceof Http2ServerResponse)) {
+    if (res.socket !== null) cutConnection(res.socket, bound);
+  } else if (!res.stream.destroyed) {
     bound.timedOut();
     res.stream.close(http2Constants.NGHTTP2_CANCEL);
-  } else if (res.socket !== null && !res.socket.destroyed) {
-    bound.timedOut();
-    res.socket.destroy();
   }
+}
+
+/** Closes a client connection (HTTP/1.1, or a tunnel's) whose bytes waited too long, counted once. */
+function cutConnection(socket: Socket, bound: SendBound): void {
+  if (socket.destroyed) return;
+  bound.timedOut();
+  socket.destroy();
 }
 
 /**
@@ -63,11 +68,7 @@ export function boundTunnel(client: Socket, upstream: Duplex): void {
   if (bound === undefined) return;
   let timer: NodeJS.Timeout | undefined;
   upstream.on('pause', () => {
-    timer ??= setTimeout(() => {
-      if (client.destroyed) return;
-      bound.timedOut();
-      client.destroy();
-    }, bound.timeoutMs);
+    timer ??= setTimeout(cutConnection, bound.timeoutMs, client, bound);
   });
   client.on('drain', () => {
     clearTimeout(timer);
