@@ -66,26 +66,25 @@ metadata: {name: sluice}
 spec: {controllerName: sluice.dev/gateway-controller}
 `;
 
-/** GatewayClass `sluice` and Gateway default/gw with one HTTP listener `http` on `port`. */
-export function httpGatewayYaml(port: number): string {
+/** GatewayClass `sluice` and Gateway default/`name` of that class with `listeners` (each a flow-style YAML mapping). */
+export function gatewayYaml(listeners: string[], name = 'gw'): string {
   return `${GATEWAY_CLASS_YAML}---
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
-metadata: {name: gw, namespace: default}
+metadata: {name: ${name}, namespace: default}
 spec:
   gatewayClassName: sluice
-  listeners: [{name: http, port: ${port}, protocol: HTTP}]
+  listeners:
+${listeners.map((listener) => `  - ${listener}`).join('\n')}
 `;
 }
 
-export const GATEWAY_YAML = `${GATEWAY_CLASS_YAML}---
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: default}
-spec:
-  gatewayClassName: sluice
-  listeners: [{name: http, port: 80, protocol: HTTP}]
-`;
+/** GatewayClass `sluice` and Gateway default/gw with one HTTP listener `http` on `port`. */
+export function httpGatewayYaml(port: number): string {
+  return gatewayYaml([`{name: http, port: ${port}, protocol: HTTP}`]);
+}
+
+export const GATEWAY_YAML = httpGatewayYaml(80);
 
 /** Gateway gw (HTTP, port 80), Service app at `backend`, and HTTPRoute default/app sending every request there. */
 export function appGatewayYaml(backend: Pick<NamedBackend, 'port'>): string {

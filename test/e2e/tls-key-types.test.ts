@@ -13,7 +13,7 @@ import { selfSignedCertificate } from '../dataplane/support/certs.ts';
 import { freePortOffset } from '../support/ports.ts';
 import { waitFor } from '../support/wait.ts';
 import { startSluice, type SluiceProcess } from '../support/sluice-process.ts';
-import { GATEWAY_CLASS_YAML, serviceYaml, startNamedBackend, tlsSecretYaml, type NamedBackend } from './backends.ts';
+import { gatewayYaml, serviceYaml, startNamedBackend, tlsSecretYaml, type NamedBackend } from './backends.ts';
 
 const HOST = '127.0.0.1';
 
@@ -58,18 +58,12 @@ describe('an RSA and an ECDSA certificate for the same names, both served (sluic
   const writeManifests = (firstRefs: string[]) =>
     writeFileSync(
       join(dir, 'all.yaml'),
-      `${GATEWAY_CLASS_YAML}---
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: default}
-spec:
-  gatewayClassName: sluice
-  listeners:
-  - {name: sites, port: 443, protocol: HTTPS, tls: {certificateRefs: [{name: example-rsa}, {name: example-ecdsa}, {name: sample-rsa}, {name: sample-ecdsa}]}}
-  - {name: first, port: 8443, protocol: HTTPS, hostname: first.test, tls: {certificateRefs: [${firstRefs.map((name) => `{name: ${name}}`).join(', ')}]}}
-  - {name: named, port: 8443, protocol: HTTPS, hostname: www.named.test, tls: {certificateRefs: [{name: named-ecdsa}, {name: named-rsa}]}}
-  - {name: tls, port: 9443, protocol: TLS, tls: {mode: Terminate, certificateRefs: [{name: example-rsa}, {name: example-ecdsa}, {name: sample-rsa}, {name: sample-ecdsa}]}}
----
+      `${gatewayYaml([
+        '{name: sites, port: 443, protocol: HTTPS, tls: {certificateRefs: [{name: example-rsa}, {name: example-ecdsa}, {name: sample-rsa}, {name: sample-ecdsa}]}}',
+        `{name: first, port: 8443, protocol: HTTPS, hostname: first.test, tls: {certificateRefs: [${firstRefs.map((name) => `{name: ${name}}`).join(', ')}]}}`,
+        '{name: named, port: 8443, protocol: HTTPS, hostname: www.named.test, tls: {certificateRefs: [{name: named-ecdsa}, {name: named-rsa}]}}',
+        '{name: tls, port: 9443, protocol: TLS, tls: {mode: Terminate, certificateRefs: [{name: example-rsa}, {name: example-ecdsa}, {name: sample-rsa}, {name: sample-ecdsa}]}}',
+      ])}---
 ${Object.entries(certs)
   .map(([name, cert]) => tlsSecretYaml(name, cert))
   .join('---\n')}---

@@ -13,7 +13,7 @@ import { request } from 'undici';
 import { createSelfSignedServerCertificate, type CertificateBundle } from '../support/demo/certs.ts';
 import { freePortOffset } from '../support/ports.ts';
 import { startSluice, type SluiceProcess } from '../support/sluice-process.ts';
-import { GATEWAY_CLASS_YAML, serviceYaml, startNamedBackend, tlsSecretYaml, type NamedBackend } from './backends.ts';
+import { gatewayYaml, serviceYaml, startNamedBackend, tlsSecretYaml, type NamedBackend } from './backends.ts';
 
 const HOST = '127.0.0.1';
 
@@ -33,16 +33,7 @@ describe('task walkthroughs through sluice run: what the backend receives', () =
     offset = await freePortOffset([80, 443]);
     writeFileSync(
       join(dir, 'all.yaml'),
-      `${GATEWAY_CLASS_YAML}---
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: default}
-spec:
-  gatewayClassName: sluice
-  listeners:
-  - {name: http, port: 80, protocol: HTTP}
-  - {name: https, port: 443, protocol: HTTPS, tls: {certificateRefs: [{name: example}, {name: sample}]}}
----
+      `${gatewayYaml(['{name: http, port: 80, protocol: HTTP}', '{name: https, port: 443, protocol: HTTPS, tls: {certificateRefs: [{name: example}, {name: sample}]}}'])}---
 ${tlsSecretYaml('example', example)}---
 ${tlsSecretYaml('sample', sample)}---
 ${serviceYaml('app', app)}---

@@ -5,7 +5,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GATEWAY_CLASS_YAML, serviceYaml } from '../../e2e/backends.ts';
+import { gatewayYaml, serviceYaml } from '../../e2e/backends.ts';
 import { freePortOffset } from '../../support/ports.ts';
 import { startSluice, type SluiceProcess } from '../../support/sluice-process.ts';
 import { selfSignedCertificate } from './certs.ts';
@@ -48,21 +48,7 @@ export async function startH2Gateway(flags: string[] = [], extraManifests = '', 
     const base64 = (text: string): string => Buffer.from(text).toString('base64');
     writeFileSync(
       join(dir, 'gateway.yaml'),
-      `${GATEWAY_CLASS_YAML}---
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: h2, namespace: default}
-spec:
-  gatewayClassName: sluice
-  listeners:
-  - {name: http, protocol: HTTP, port: 80}
-  - name: https
-    protocol: HTTPS
-    port: 443
-    tls:
-      mode: Terminate
-      certificateRefs: [{kind: Secret, name: h2-tls}]
----
+      `${gatewayYaml(['{name: http, protocol: HTTP, port: 80}', '{name: https, protocol: HTTPS, port: 443, tls: {mode: Terminate, certificateRefs: [{kind: Secret, name: h2-tls}]}}'], 'h2')}---
 apiVersion: v1
 kind: Secret
 metadata: {name: h2-tls, namespace: default}
