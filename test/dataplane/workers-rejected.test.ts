@@ -147,8 +147,9 @@ describe('worker pool: a version that is refused or crashes its workers', () => 
       const seen: string[] = [];
       const failures: string[] = [];
       await waitFor('every worker back on v1', async () => {
-        const r = await request(port, '/crash-one/r', { timeoutMs: 5_000 }).catch((error: Error) => error);
-        if (r instanceof Error) failures.push(r.message);
+        // Not `instanceof Error`: an error made by Node's core is of another realm than jest's test code.
+        const r = await request(port, '/crash-one/r', { timeoutMs: 5_000 }).then((response) => response, (error: Error) => ({ failed: error.message }));
+        if ('failed' in r) failures.push(r.failed);
         else seen.push(r.echo?.pod ?? `status ${r.status}`);
         return (pool.workerVersions().every((w) => w.version === 'v1') && pool.version === 'v1') || undefined;
       }, 15_000);

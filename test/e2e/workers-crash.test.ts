@@ -110,8 +110,9 @@ describe('sluice run --workers 2: a version that crashes its workers', () => {
       const failures: string[] = [];
       const problems = async () => ((await (await fetch(`${sluice.admin}/api/status`)).json()) as { problems: { code: string; message: string }[] }).problems;
       await waitFor('the version taken back and listed', async () => {
-        const r = await request(port, '/', { timeoutMs: 5_000 }).catch((error: Error) => error);
-        if (r instanceof Error) failures.push(r.message);
+        // Not `instanceof Error`: an error made by Node's core is of another realm than jest's test code.
+        const r = await request(port, '/', { timeoutMs: 5_000 }).then((response) => response, (error: Error) => ({ failed: error.message }));
+        if ('failed' in r) failures.push(r.failed);
         else seen.push(String(r.headers['x-version']));
         const now = await config();
         return (now.version === before.version && now.workers.every((w) => w.version === before.version) && (await problems()).some((p) => p.code === 'SLU_VERSION_CRASHED')) || undefined;
