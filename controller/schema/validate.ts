@@ -110,7 +110,44 @@ export function inputProblem(obj: Validated): string | null {
   applyDefaults(schema, copy);
   const validate = validatorFor(index);
   if (!validate(copy)) return schemaError(validate.errors ?? []);
+  if (!crd.custom) return coreRequired(obj.kind, copy);
   return celProblem(schema, copy, celValue(copy, schema), '');
+}
+
+/**
+ * Required fields of core kinds that translation would otherwise read a meaning into, which
+ * client-node's models do not carry: the API server refuses these objects (an Ingress path without
+ * pathType was read as ImplementationSpecific). Paths as written, `[]` for every item.
+ */
+const CORE_REQUIRED: Record<string, string[]> = {
+  Ingress: ['spec.rules[].http.paths', 'spec.rules[].http.paths[].pathType', 'spec.rules[].http.paths[].backend'],
+};
+
+function coreRequired(kind: string, value: unknown): string | null {
+  for (const path of CORE_REQUIRED[kind] ?? []) {
+    const missing = missingAt(value, path.split('.'), '');
+    if (missing) return `${missing}: Required value`;
+  }
+  return null;
+}
+
+/** The first place `parts` is absent below `value` (its parents present), as a field path; null when none. */
+function missingAt(value: unknown, parts: string[], at: string): string | null {
+  if (typeof value !== 'object' || value === null) return null;
+  const [part, ...rest] = parts as [string, ...string[]];
+  const list = part.endsWith('[]');
+  const key = list ? part.slice(0, -2) : part;
+  const here = at ? `${at}.${key}` : key;
+  const child = (value as Record<string, unknown>)[key];
+  if (child === undefined) return rest.length === 0 ? here : null;
+  if (rest.length === 0) return null;
+  if (!list) return missingAt(child, rest, here);
+  if (!Array.isArray(child)) return null;
+  for (let i = 0; i < child.length; i++) {
+    const missing = missingAt(child[i], rest, `${here}[${i}]`);
+    if (missing) return missing;
+  }
+  return null;
 }
 
 /**

@@ -6,6 +6,7 @@ import type { BackendRef, ServicePort } from '../schema/kinds.ts';
 import type { InputIndex } from './index-inputs.ts';
 import { isReferenceAllowed } from './referencegrant.ts';
 import { backendTlsFor } from './backendtls.ts';
+import { meantKind } from '../sources/ignored-kinds.ts';
 
 export interface RefProblem {
   reason: 'InvalidKind' | 'RefNotPermitted' | 'BackendNotFound' | 'UnsupportedProtocol';
@@ -22,7 +23,8 @@ export function resolveBackendRef(ref: BackendRef | undefined, routeNamespace: s
   const name = String(ref?.name ?? '');
   const what = `backendRef ${kind} ${namespace}/${name}`;
   if ((group !== '' && group !== 'core') || kind !== 'Service') {
-    return { problem: { reason: 'InvalidKind', message: `${what}: only core Services are supported` } };
+    const slip = meantKind(kind, ['Service']) ? ' (kinds are case-sensitive: kind: Service)' : '';
+    return { problem: { reason: 'InvalidKind', message: `${what}: only core Services are supported${slip}` } };
   }
   const allowed = isReferenceAllowed(
     index.snapshot.referenceGrants,
@@ -57,7 +59,7 @@ export function serviceBackendName(namespace: string, name: string, port: number
   return `service/${namespace}/${name}/port/${port}`;
 }
 
-function toAppProtocol(value: unknown): AppProtocol | null {
+export function toAppProtocol(value: unknown): AppProtocol | null {
   if (value === undefined || value === null || value === '' || value === 'http' || value === 'kubernetes.io/http') return 'http';
   if (value === 'kubernetes.io/h2c') return 'h2c';
   if (value === 'kubernetes.io/ws') return 'ws';

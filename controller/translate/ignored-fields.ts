@@ -11,7 +11,8 @@ import type { Problem } from '../problems.ts';
 import { undeclaredFields } from '../schema/validate.ts';
 import type { ParentRef } from '../schema/kinds.ts';
 import type { InputIndex } from './index-inputs.ts';
-import { GATEWAY_GROUP, namespacedName, type GatewayObject, type KubeObject } from '../sources/objects.ts';
+import { GATEWAY_GROUP, namespacedName, type GatewayObject, type KubeObject, type ReferenceGrantObject } from '../sources/objects.ts';
+import { meantKind } from '../sources/ignored-kinds.ts';
 
 export function ignoredFieldProblems(objects: KubeObject[], gateways: GatewayObject[]): Problem[] {
   const out: Problem[] = [];
@@ -27,6 +28,33 @@ export function ignoredFieldProblems(objects: KubeObject[], gateways: GatewayObj
     const infrastructure = gateway.spec.infrastructure;
     const fields = (['labels', 'annotations'] as const).filter((f) => Object.keys(infrastructure?.[f] ?? {}).length > 0).map((f) => `spec.infrastructure.${f}`);
     if (fields.length > 0) report(gateway, fields, 'not propagated: Sluice provisions no per-Gateway resources to carry them');
+  }
+  return out;
+}
+
+/** What a ReferenceGrant can let Sluice read across namespaces: who refers (Gateway API group), and to what (core group). */
+const GRANT_FROM = ['Gateway', 'ListenerSet', 'HTTPRoute', 'GRPCRoute', 'TLSRoute', 'TCPRoute', 'UDPRoute'];
+const GRANT_TO = ['Secret', 'Service', 'ConfigMap'];
+
+/**
+ * ReferenceGrant entries that can never match a reference Sluice makes because of a slip (a kind in
+ * the wrong case, `httproute`; a Gateway API kind under the core group): a grant has no status, so
+ * without this line the reference it was written for stays RefNotPermitted with no hint why.
+ */
+export function referenceGrantProblems(grants: ReferenceGrantObject[]): Problem[] {
+  const out: Problem[] = [];
+  for (const grant of grants) {
+    const object = `ReferenceGrant ${namespacedName(grant)}`;
+    const check = (field: string, group: string, kind: string, wantGroup: string, kinds: string[]) => {
+      if (group === wantGroup && kinds.includes(kind)) return;
+      // Another kind altogether is another implementation's business: only slips are said.
+      const meant = kinds.includes(kind) ? kind : meantKind(kind, kinds);
+      if (meant === undefined) return;
+      const fix = `group: ${JSON.stringify(wantGroup)}, kind: ${meant}`;
+      out.push({ code: 'SLU_TRANSLATION', object, message: `${object}: ${field} (group ${JSON.stringify(group)}, kind ${kind}) matches no reference: kinds are case-sensitive and each has one group; did you mean ${fix}?` });
+    };
+    (grant.spec.from ?? []).forEach((f, i) => check(`spec.from[${i}]`, f?.group ?? '', f?.kind ?? '', GATEWAY_GROUP, GRANT_FROM));
+    (grant.spec.to ?? []).forEach((t, i) => check(`spec.to[${i}]`, t?.group ?? '', t?.kind ?? '', '', GRANT_TO));
   }
   return out;
 }

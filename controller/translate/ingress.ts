@@ -81,6 +81,13 @@ export function servedIngresses(index: InputIndex, options: IngressOptions): Ser
   const defaultIsOurs = classes.some((c) => served.has(c.metadata.name) && c.metadata.annotations?.[DEFAULT_CLASS_ANNOTATION] === 'true');
   const anyDefault = classes.some((c) => c.metadata.annotations?.[DEFAULT_CLASS_ANNOTATION] === 'true');
   const problems: Problem[] = [];
+  // No IngressClass parameters are read (Cilium reads none either): said, not passed over.
+  for (const c of classes) {
+    const p = c.spec?.parameters;
+    if (!p || !served.has(c.metadata.name)) continue;
+    const object = `IngressClass ${c.metadata.name}`;
+    problems.push({ code: 'SLU_TRANSLATION', object, message: `${object}: spec.parameters (${p.apiGroup ? `${p.apiGroup}/` : ''}${p.kind} ${p.name}) not read: Sluice takes no IngressClass parameters; its Ingresses are served as if it had none; ignored` });
+  }
   const ingresses = index.snapshot.ingresses.filter((ing) => {
     const cls = ing.metadata.annotations?.[LEGACY_CLASS_ANNOTATION] ?? ing.spec?.ingressClassName;
     if (cls === undefined && !anyDefault) problems.push(classlessProblem(ing, [...new Set([...options.classNames, ...served])]));
@@ -234,6 +241,16 @@ export function translateIngresses(served: ServedIngresses, address: string | nu
   if (https.certificates.length > 0) {
     for (const placeRedirects of certlessRedirects) placeRedirects();
     gateway.listeners.push(https);
+  } else {
+    // A tls entry without secretName borrows the HTTPS listener's other certificates (nginx: its
+    // default one); with none, its hosts have no HTTPS at all.
+    for (const ing of sorted) {
+      (ing.spec?.tls ?? []).forEach((tls, i) => {
+        if (tls?.secretName) return;
+        const hosts = (tls?.hosts ?? []).join(', ') || 'its hosts';
+        out.problems.push(`Ingress ${namespacedName(ing)}: tls[${i}] has no secretName and no other Ingress entry gives the HTTPS listener a certificate, so HTTPS to ${hosts} is not served; name a kubernetes.io/tls Secret in secretName`);
+      });
+    }
   }
   return out;
 }

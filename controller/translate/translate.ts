@@ -38,8 +38,9 @@ import { attachBackendClientCertificates, backendTlsPolicyStatuses } from './bac
 
 import type { TranslateOptions } from './options.ts';
 import { applyUpgradeTypes } from './upgrades.ts';
-import { ignoredFieldProblems, meshRouteProblems } from './ignored-fields.ts';
+import { ignoredFieldProblems, meshRouteProblems, referenceGrantProblems } from './ignored-fields.ts';
 import { endpointlessServiceProblems, unservedProblems } from './unserved.ts';
+import { serviceFieldProblems } from './service-fields.ts';
 
 export type { TranslateOptions };
 
@@ -199,10 +200,12 @@ function translateWith(snapshot: InputSnapshot, options: TranslateOptions, memo:
       ...ingresses.problems,
       ...tlsOptionProblems,
       ...ignoredFieldProblems([...snapshot.listenerSets, ...snapshot.referenceGrants, ...snapshot.backendTlsPolicies], ourGateways),
+      ...referenceGrantProblems(snapshot.referenceGrants),
       ...meshRouteProblems(snapshot.httpRoutes, index),
       ...meshRouteProblems(snapshot.grpcRoutes, index),
       ...unservedProblems(snapshot, classes.accepted, options),
       ...(options.standalone ? endpointlessServiceProblems(backends, index) : []),
+      ...serviceFieldProblems(backends, index),
       ...[...ingress.problems, ...rateLimits.problems, ...backendTls.problems, ...policyProblems, ...upgradeProblems, ...accessLogProblems].map((message): Problem => ({ code: 'SLU_TRANSLATION', message })),
     ],
     dependsOn: {

@@ -1,0 +1,190 @@
+// Fields found SILENT by the field-by-field survey of every schema Sluice reads (helper FS: a
+// non-default value per field in a minimal manifest, translated as `sluice run` reads a folder):
+// each case below was accepted and ignored, or refused without saying what was meant, and must now
+// be served or said. Read the way `sluice run` reads a folder (ManifestFolder, implicit classes,
+// translate).
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { withImplicitGatewayClasses } from '../../controller/sources/implicit-classes.ts';
+import { ManifestFolder } from '../../controller/sources/manifest-folder.ts';
+import { translate } from '../../controller/translate/translate.ts';
+import { redactIR } from '../../ir/version.ts';
+
+const CONTROLLER = 'sluice.dev/gateway-controller';
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'sluice-field-survey-'));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+function run(text: string) {
+  writeFileSync(join(dir, 'all.yaml'), text);
+  const load = new ManifestFolder(dir).load();
+  const result = translate(withImplicitGatewayClasses(load.snapshot, ['cilium'], CONTROLLER), {
+    controllerName: CONTROLLER,
+    bindAddress: '127.0.0.1',
+    servedClassNames: ['cilium'],
+    ingress: { classNames: ['cilium'], controllers: ['sluice.dev/ingress-controller'], enforceHttps: true },
+    standalone: true,
+  });
+  return {
+    result,
+    sourceProblems: load.problems.map((p) => `${p.code} ${p.message}`),
+    problems: result.problems.map((p) => `${p.code} ${p.message}`),
+  };
+}
+
+const GATEWAY = `apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: default}
+spec:
+  gatewayClassName: cilium
+  listeners:
+  - {name: http, protocol: HTTP, port: 8080}
+`;
+const ROUTE = (kind = 'HTTPRoute', apiVersion = 'gateway.networking.k8s.io/v1', backend = 'svc') => `apiVersion: ${apiVersion}
+kind: ${kind}
+metadata: {name: r, namespace: default}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - backendRefs: [{name: ${backend}, namespace: default, port: 8080}]
+`;
+const SERVICE = (spec = '', port = '') => `apiVersion: v1
+kind: Service
+metadata: {name: svc, namespace: default}
+spec:
+  selector: {app: svc}
+  ports: [{name: http, port: 8080${port}}]
+${spec}`;
+const SLICE = `apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: svc-1, namespace: default, labels: {kubernetes.io/service-name: svc}}
+addressType: IPv4
+endpoints: [{addresses: [10.0.0.1]}]
+ports: [{name: http, port: 8080}]
+`;
+const docs = (...d: string[]) => d.join('---\n');
+
+describe('kinds and versions', () => {
+  it('a kind in the wrong case is named with the kind meant', () => {
+    const { sourceProblems } = run(docs(GATEWAY, ROUTE('HttpRoute'), SERVICE(), SLICE));
+    expect(sourceProblems).toContainEqual(expect.stringMatching(/SLU_MANIFEST_OBJECT .*HttpRoute r: kinds are case-sensitive; did you mean kind: HTTPRoute\?/));
+  });
+
+  it('an extensions/v1beta1 Ingress says it was removed and how to write it', () => {
+    const { sourceProblems } = run(`apiVersion: extensions/v1beta1
+kind: Ingress
+metadata: {name: old, namespace: default}
+spec:
+  rules: [{http: {paths: [{path: /, backend: {serviceName: svc, servicePort: 8080}}]}}]
+`);
+    expect(sourceProblems).toContainEqual(expect.stringMatching(/extensions\/v1beta1 Ingress old: extensions\/v1beta1 Ingress was removed in Kubernetes 1\.22; write it as networking\.k8s\.io\/v1/));
+  });
+
+  it('v1beta1 GatewayClass, Gateway, HTTPRoute and ReferenceGrant are read as their v1 (same IR)', () => {
+    const grant = (v: string) => `apiVersion: gateway.networking.k8s.io/${v}
+kind: ReferenceGrant
+metadata: {name: g, namespace: other}
+spec:
+  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: default}]
+  to: [{group: "", kind: Service}]
+`;
+    const other = SERVICE().replace('namespace: default', 'namespace: other');
+    const objects = (v: string) =>
+      docs(
+        `apiVersion: gateway.networking.k8s.io/${v}\nkind: GatewayClass\nmetadata: {name: cilium}\nspec: {controllerName: ${CONTROLLER}}\n`,
+        GATEWAY.replace('/v1\n', `/${v}\n`),
+        ROUTE('HTTPRoute', `gateway.networking.k8s.io/${v}`).replace('namespace: default, port', 'namespace: other, port'),
+        other,
+        grant(v),
+      );
+    const v1 = run(objects('v1'));
+    const beta = run(objects('v1beta1'));
+    expect(beta.sourceProblems).toEqual([]);
+    expect(JSON.stringify(redactIR(beta.result.ir))).toBe(JSON.stringify(redactIR(v1.result.ir)));
+    expect(JSON.stringify(v1.result.ir.http)).toContain('service/other/svc/port/8080');
+  });
+});
+
+describe('ReferenceGrant', () => {
+  it('a from or to kind in the wrong case (or group) is said, naming the field and what was meant', () => {
+    const { problems } = run(`apiVersion: gateway.networking.k8s.io/v1
+kind: ReferenceGrant
+metadata: {name: g, namespace: other}
+spec:
+  from:
+  - {group: gateway.networking.k8s.io, kind: httproute, namespace: default}
+  - {group: "", kind: HTTPRoute, namespace: default}
+  - {group: example.com, kind: FooRoute, namespace: default}
+  to: [{group: "", kind: service}]
+`);
+    expect(problems.filter((p) => p.includes('ReferenceGrant other/g'))).toEqual([
+      expect.stringMatching(/spec\.from\[0\] \(group "gateway\.networking\.k8s\.io", kind httproute\) matches no reference: .*did you mean group: "gateway\.networking\.k8s\.io", kind: HTTPRoute\?/),
+      expect.stringMatching(/spec\.from\[1\] \(group "", kind HTTPRoute\) .*did you mean group: "gateway\.networking\.k8s\.io", kind: HTTPRoute\?/),
+      expect.stringMatching(/spec\.to\[0\] \(group "", kind service\) .*did you mean group: "", kind: Service\?/),
+    ]);
+  });
+
+  it('a backendRef kind in the wrong case is InvalidKind with the kind meant', () => {
+    const { result } = run(docs(GATEWAY, ROUTE().replace('{name: svc,', '{kind: service, name: svc,'), SERVICE(), SLICE));
+    const status = result.statuses.find((s) => s.kind === 'HTTPRoute')!;
+    const resolved = (status.status.parents as { conditions: { type: string; reason: string; message: string }[] }[])[0]!.conditions.find((c) => c.type === 'ResolvedRefs')!;
+    expect(resolved.reason).toBe('InvalidKind');
+    expect(resolved.message).toContain('(kinds are case-sensitive: kind: Service)');
+  });
+});
+
+describe('Ingress and IngressClass', () => {
+  const INGRESS = (extra = '', path = 'pathType: Prefix, ') => `apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: ing, namespace: default}
+spec:
+  ingressClassName: mine
+  rules: [{host: i.example, http: {paths: [{path: /, ${path}backend: {service: {name: svc, port: {number: 8080}}}}]}}]
+${extra}`;
+  const CLASS = (extra = '') => `apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: {name: mine}
+spec:
+  controller: sluice.dev/ingress-controller
+${extra}`;
+
+  it('IngressClass parameters are said to be not read', () => {
+    const { problems } = run(docs(CLASS('  parameters: {apiGroup: k8s.example.com, kind: IngressParameters, name: p}\n'), INGRESS(), SERVICE(), SLICE));
+    expect(problems).toContainEqual(expect.stringMatching(/IngressClass mine: spec\.parameters \(k8s\.example\.com\/IngressParameters p\) not read/));
+    expect(run(docs(CLASS(), INGRESS(), SERVICE(), SLICE)).problems.filter((p) => p.includes('IngressClass'))).toEqual([]);
+  });
+
+  it('a tls entry without secretName, with no certificate on the HTTPS listener, says HTTPS is not served for its hosts', () => {
+    const { problems } = run(docs(CLASS(), INGRESS('  tls: [{hosts: [i.example]}]\n'), SERVICE(), SLICE));
+    expect(problems).toContainEqual(expect.stringMatching(/Ingress default\/ing: tls\[0\] has no secretName .*HTTPS to i\.example is not served/));
+  });
+
+  it('a path without pathType is refused, as the API server does (it was read as ImplementationSpecific)', () => {
+    const { sourceProblems, result } = run(docs(CLASS(), INGRESS('', ''), SERVICE(), SLICE));
+    expect(sourceProblems).toContainEqual(expect.stringMatching(/SLU_MANIFEST_INVALID .*Ingress default\/ing refused: spec\.rules\[0\]\.http\.paths\[0\]\.pathType: Required value/));
+    expect(JSON.stringify(result.ir.http)).not.toContain('ingress/default/ing');
+  });
+});
+
+describe('Service fields routes do not follow', () => {
+  it('sessionAffinity, trafficDistribution, internalTrafficPolicy and an appProtocol Sluice does not speak are said for a Service routes forward to', () => {
+    const { problems } = run(docs(GATEWAY, ROUTE(), SERVICE('  sessionAffinity: ClientIP\n  trafficDistribution: PreferClose\n  internalTrafficPolicy: Local\n', ', appProtocol: https'), SLICE));
+    const line = problems.find((p) => p.startsWith('SLU_TRANSLATION Service default/svc:'));
+    expect(line).toContain('spec.sessionAffinity ClientIP holds for its ClusterIP only');
+    expect(line).toContain('spec.trafficDistribution PreferClose is not applied');
+    expect(line).toContain('spec.internalTrafficPolicy Local is not applied');
+    expect(line).toContain('spec.ports[0].appProtocol https is not one Sluice speaks: HTTP routes speak HTTP/1.1 to port 8080');
+  });
+
+  it('says nothing for a Service no route uses, nor for the appProtocol values Sluice speaks', () => {
+    expect(run(docs(GATEWAY, SERVICE('  sessionAffinity: ClientIP\n'), SLICE)).problems.filter((p) => p.includes('Service default/svc:'))).toEqual([]);
+    for (const value of ['http', 'kubernetes.io/h2c', 'kubernetes.io/ws']) {
+      expect(run(docs(GATEWAY, ROUTE(), SERVICE('', `, appProtocol: ${value}`), SLICE)).problems.filter((p) => p.includes('Service default/svc:'))).toEqual([]);
+    }
+  });
+});
