@@ -106,6 +106,15 @@ export class ManifestFolder {
   readonly dir: string;
   /** Files that lost objects: the lossy content and when it was first read (see LOSS_SETTLE_MS). */
   private readonly lossSeen = new Map<string, { content: Buffer; since: number }>();
+  /**
+   * Files gone from the folder whose objects are kept a while (LOSS_SETTLE_MS), by when they were
+   * first missed: an editor saving by renaming the file away and writing it anew (Emacs, vim with
+   * backupcopy=no), or `git checkout` replacing it, leaves no file for a moment, and a read then
+   * unbound its listeners and refused connections until the new file was read (measured: 27 of
+   * 300 requests refused). Such a file is assembled after the files present, its duplicates not
+   * reported (a file renamed: the new name's objects win, nothing to say).
+   */
+  private readonly gone = new Map<string, { since: number; assembled: boolean }>();
   private readonly files = new Map<string, FileState>();
   /** Files whose current content failed to parse: content hash and the problem. */
   private readonly broken = new Map<string, { content: Buffer; stat: string; problem: SourceProblem }>();
@@ -163,6 +172,9 @@ export class ManifestFolder {
     for (const path of listing.files) {
       const file = relative(this.dir, path);
       seenFiles.add(file);
+      // Back: assembled among the files present again, if an assembly put it last meanwhile.
+      if (this.gone.get(file)?.assembled) changed = reshaped = true;
+      this.gone.delete(file);
       const loaded = this.files.get(file);
       const known = this.broken.get(file);
       // Stat first (the 2 s safety poll reads nothing that did not change): size, inode, and the
@@ -225,6 +237,17 @@ export class ManifestFolder {
     this.documents = documents;
     for (const file of [...this.files.keys()]) {
       if (!seenFiles.has(file)) {
+        const kept = this.files.get(file)!;
+        const missed = this.gone.get(file) ?? { since: Date.now(), assembled: false };
+        if (kept.objects.length > 0 && Date.now() - missed.since < LOSS_SETTLE_MS) {
+          // Where objects are defined twice, the copy of another file now wins: assembled again.
+          if (!this.gone.has(file) && this.assembled?.problems.some((p) => p.code === 'SLU_MANIFEST_DUPLICATE')) changed = reshaped = true;
+          this.gone.set(file, missed);
+          settling.push(file);
+          problems.push(...kept.problems.map((p) => ({ ...p, file })));
+          continue;
+        }
+        this.gone.delete(file);
         this.files.delete(file);
         this.lossSeen.delete(file);
         changed = reshaped = true;
@@ -279,8 +302,10 @@ export class ManifestFolder {
             // Only what the folder's reading sees: a manifest file or a folder. Not an editor's swap
             // file or a file written beside a manifest before it is renamed in, whose run would find
             // nothing and make the rename that follows wait as a burst (controller/debounce.ts).
+            // Also a ConfigMap volume's update: the kubelet swaps its `..data` symlink, the files' own
+            // symlinks through it stay as they were (heard by the 2 s poll only, before).
             const path = name === null ? null : join(folder, String(name));
-            const relevant = path === null || watchers.has(path) || (!String(name).startsWith('.') && (MANIFEST_FILE.test(path) || isFolder(path)));
+            const relevant = path === null || watchers.has(path) || name === '..data' || (!String(name).startsWith('.') && (MANIFEST_FILE.test(path) || isFolder(path)));
             if (event === 'rename') follow(); // an entry came or went: maybe a folder
             if (relevant) onChange();
           });
@@ -318,7 +343,11 @@ export class ManifestFolder {
     const snapshot = emptySnapshot();
     const arrays = snapshotArrays(snapshot);
     const pass = ++this.assemblies;
-    for (const file of [...this.files.keys()].sort()) {
+    const files = [...this.files.keys()].sort();
+    // Files gone a moment ago (this.gone) last: an object another file now holds is that file's.
+    for (const file of [...files.filter((f) => !this.gone.has(f)), ...files.filter((f) => this.gone.has(f))]) {
+      const missed = this.gone.get(file);
+      if (missed) missed.assembled = true;
       for (const obj of this.files.get(file)!.objects) {
         let key = this.keys.get(obj);
         if (key === undefined) {
@@ -326,6 +355,7 @@ export class ManifestFolder {
           this.keys.set(obj, key);
         }
         const known = this.tracked.get(key);
+        if (known?.seen === pass && missed) continue;
         if (known?.seen === pass) {
           problems.push({ code: 'SLU_MANIFEST_DUPLICATE', file, object: key, message: `${key} is also defined in ${known.file}; using that one (remove one of the two)` });
           continue;

@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { ManifestFolder } from '../../controller/sources/manifest-folder.ts';
+import { LOSS_SETTLE_MS, ManifestFolder } from '../../controller/sources/manifest-folder.ts';
 
 const route = (name: string, path: string) => `apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -102,7 +102,7 @@ describe('ManifestFolder, incrementally', () => {
     expect(load.snapshot.httpRoutes.map((r) => r.metadata.name)).toEqual(['x', 'r0', 'r1', 'r2']);
   });
 
-  it('a duplicate in a later file is reported naming the file kept, and goes with it; an object removed and added again starts at generation 1', () => {
+  it('a duplicate in a later file is reported naming the file kept, and goes with it; an object removed and added again starts at generation 1', async () => {
     writeFileSync(join(dir, 'a.yaml'), route('r', '/a'));
     writeFileSync(join(dir, 'b.yaml'), `${route('r', '/b')}---\n${route('s', '/s')}`);
     const folder = new ManifestFolder(dir);
@@ -119,6 +119,10 @@ describe('ManifestFolder, incrementally', () => {
     const third = folder.load();
     expect(third.problems).toEqual([]);
     expect(third.snapshot.httpRoutes.find((r) => r.metadata.name === 'r')!.spec.rules?.[0]?.matches?.[0]?.path?.value).toBe('/b');
+    // a.yaml's own objects stay until it has been gone LOSS_SETTLE_MS (an editor's save by rename).
+    expect(third.settling).toEqual(['a.yaml']);
+    await new Promise((r) => setTimeout(r, LOSS_SETTLE_MS));
+    expect(folder.load().settling).toEqual([]);
     // r renamed away (no object lost: taken at once), then back: a new object again, generation 1.
     writeFileSync(join(dir, 'b.yaml'), `${route('q', '/bq')}---\n${route('s', '/s')}`);
     expect(folder.load().snapshot.httpRoutes.map((r) => r.metadata.name)).toEqual(['q', 's']);
