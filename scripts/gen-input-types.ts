@@ -130,16 +130,18 @@ const isObject = (v: Json | undefined): v is JsonObject => typeof v === 'object'
  *   unknown fields (`additionalProperties: false`: strict field validation, kubectl's default);
  * - `x-kubernetes-int-or-string` is an integer or a string;
  * - `nullable` allows null;
- * - descriptions, formats (the API server checks few, and only loosely) and the other `x-kubernetes-*`
- *   markers are dropped; KEPT_MARKERS stay for controller/schema/validate.ts.
+ * - descriptions, formats other than KEPT_FORMATS and the other `x-kubernetes-*` markers are
+ *   dropped; KEPT_MARKERS stay for controller/schema/validate.ts.
  */
 /** The markers validation reads: CEL rules, and list types (a `set`, or a `map` keyed by some fields, holds no duplicates). */
 const KEPT_MARKERS = new Set(['x-kubernetes-validations', 'x-kubernetes-list-type', 'x-kubernetes-list-map-keys']);
+/** Formats the API server checks that decide what Sluice binds (a Gateway's IPAddress `value`: ipv4 or ipv6); validate.ts defines them. */
+const KEPT_FORMATS = new Set(['ipv4', 'ipv6']);
 
 function toJsonSchema(schema: JsonObject, inBranch = false): JsonObject {
   const out: JsonObject = {};
   for (const [key, value] of Object.entries(schema)) {
-    if (key === 'description' || key === 'format' || (key.startsWith('x-kubernetes-') && !KEPT_MARKERS.has(key))) continue;
+    if (key === 'description' || (key === 'format' && !KEPT_FORMATS.has(String(value))) || (key.startsWith('x-kubernetes-') && !KEPT_MARKERS.has(key))) continue;
     if (key === 'nullable') continue;
     if (key === 'properties' && isObject(value)) {
       out.properties = Object.fromEntries(Object.entries(value).map(([name, sub]) => [name, isObject(sub) ? toJsonSchema(sub, inBranch) : sub]));

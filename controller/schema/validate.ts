@@ -15,6 +15,7 @@
 // knows no enums, bounds or required fields, so those of core kinds are not checked here).
 // Each schema is compiled once, on first use.
 import { readFileSync } from 'node:fs';
+import { isIP, isIPv6 } from 'node:net';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { celFieldName, celRule } from './cel.ts';
 
@@ -39,8 +40,12 @@ const INPUT_SCHEMAS: InputSchemas = JSON.parse(readFileSync(new URL('./generated
 
 const ajv = new Ajv({
   strict: false,
-  // Kubernetes checks few formats, loosely; the patterns and CEL rules carry what matters.
-  validateFormats: false,
+  // The formats the generator keeps (a Gateway's IPAddress value), checked as the API server's
+  // kube-openapi does: an address Go's ParseIPSloppy reads (IPv4 parts may have leading zeros).
+  formats: {
+    ipv4: (text: string) => /^\d{1,3}(\.\d{1,3}){3}$/.test(text) && text.split('.').every((part) => Number(part) <= 255),
+    ipv6: (text: string) => text.includes(':') && isIPv6(text),
+  },
   // The offending value, for the message.
   verbose: true,
   keywords: ['x-kubernetes-validations'],
@@ -110,7 +115,7 @@ export function inputProblem(obj: Validated): string | null {
   applyDefaults(schema, copy);
   const validate = validatorFor(index);
   if (!validate(copy)) return schemaError(validate.errors ?? []);
-  if (!crd.custom) return coreRequired(obj.kind, copy);
+  if (!crd.custom) return coreRequired(obj.kind, copy) ?? (obj.kind === 'Ingress' ? ingressProblem(copy) : obj.kind === 'Service' ? serviceProblem(copy) : null);
   return celProblem(schema, copy, celValue(copy, schema), '');
 }
 
@@ -129,6 +134,36 @@ function coreRequired(kind: string, value: unknown): string | null {
     if (missing) return `${missing}: Required value`;
   }
   return null;
+}
+
+type IngressShape = { spec?: { rules?: { host?: unknown; http?: { paths?: { path?: unknown; pathType?: unknown }[] } }[] } };
+const PATH_TYPES = ['Exact', 'ImplementationSpecific', 'Prefix'];
+
+/**
+ * The API server's Ingress checks (ValidateIngressSpec) on what translation reads a meaning into:
+ * a host that is an IP address, a pathType of no known kind (it was read as a regular
+ * expression), a path that is not absolute.
+ */
+function ingressProblem(ing: unknown): string | null {
+  const rules = (ing as IngressShape).spec?.rules ?? [];
+  for (let i = 0; i < rules.length; i++) {
+    const host = rules[i]?.host;
+    if (typeof host === 'string' && isIP(host) !== 0) return `spec.rules[${i}].host: Invalid value: ${JSON.stringify(host)}: must be a DNS name, not an IP address`;
+    const paths = rules[i]?.http?.paths ?? [];
+    for (let j = 0; j < paths.length; j++) {
+      const at = `spec.rules[${i}].http.paths[${j}]`;
+      const { path, pathType } = paths[j] ?? {};
+      if (!PATH_TYPES.includes(String(pathType))) return `${at}.pathType: Unsupported value: ${JSON.stringify(pathType)}: supported values: ${PATH_TYPES.map((t) => JSON.stringify(t)).join(', ')}`;
+      if (typeof path === 'string' && path !== '' && !path.startsWith('/')) return `${at}.path: Invalid value: ${JSON.stringify(path)}: must be an absolute path`;
+    }
+  }
+  return null;
+}
+
+/** An ExternalName Service without its name (the API server requires one; its EndpointSlices were used instead). */
+function serviceProblem(service: unknown): string | null {
+  const spec = (service as { spec?: { type?: unknown; externalName?: unknown } }).spec;
+  return spec?.type === 'ExternalName' && !spec.externalName ? 'spec.externalName: Required value' : null;
 }
 
 /** The first place `parts` is absent below `value` (its parents present), as a field path; null when none. */
@@ -243,6 +278,12 @@ function describe(value: unknown): string {
 function schemaError(errors: ErrorObject[]): string {
   const err = errors[errors.length - 1];
   if (!err) return 'invalid';
+  // A oneOf of formats (an IPAddress value: ipv4 or ipv6) says which formats, at the value.
+  const formats = errors.filter((e) => e.keyword === 'format');
+  if ((err.keyword === 'oneOf' || err.keyword === 'anyOf') && formats.length > 0) {
+    const names = [...new Set(formats.map((e) => String(e.params.format)))];
+    return `${fieldPath(formats[0]!.instancePath)}: Invalid value: ${describe(formats[0]!.data)}: must be of format ${names.join(' or ')}`;
+  }
   const path = fieldPath(err.instancePath);
   const at = (name: string) => (path ? `${path}.${name}` : name);
   switch (err.keyword) {

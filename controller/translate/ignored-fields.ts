@@ -11,7 +11,7 @@ import type { Problem } from '../problems.ts';
 import { undeclaredFields } from '../schema/validate.ts';
 import type { ParentRef } from '../schema/kinds.ts';
 import type { InputIndex } from './index-inputs.ts';
-import { GATEWAY_GROUP, namespacedName, type GatewayObject, type KubeObject, type ReferenceGrantObject } from '../sources/objects.ts';
+import { GATEWAY_GROUP, namespacedName, type GatewayObject, type KubeObject, type ListenerSetObject, type ReferenceGrantObject } from '../sources/objects.ts';
 import { meantKind } from '../sources/ignored-kinds.ts';
 
 export function ignoredFieldProblems(objects: KubeObject[], gateways: GatewayObject[]): Problem[] {
@@ -24,7 +24,22 @@ export function ignoredFieldProblems(objects: KubeObject[], gateways: GatewayObj
     const fields = undeclaredFields(obj);
     if (fields.length > 0) report(obj, fields, 'not read by Sluice (not in the Gateway API v1.6.1 standard channel)');
   }
+  const setsByGateway = new Map<string, ListenerSetObject[]>();
+  for (const obj of objects) {
+    if (obj.kind !== 'ListenerSet') continue;
+    const set = obj as ListenerSetObject;
+    const key = `${set.spec.parentRef?.namespace ?? set.metadata.namespace}/${set.spec.parentRef?.name}`;
+    setsByGateway.set(key, [...(setsByGateway.get(key) ?? []), set]);
+  }
   for (const gateway of gateways) {
+    // tls.frontend.perPort for a port where no listener ends TLS (HTTPS, TLS Terminate): it validates nothing.
+    const perPort = gateway.spec.tls?.frontend?.perPort ?? [];
+    if (perPort.length > 0) {
+      const listeners = [...gateway.spec.listeners, ...(setsByGateway.get(namespacedName(gateway)) ?? []).flatMap((set) => set.spec.listeners ?? [])];
+      const terminating = new Set(listeners.filter((l) => l.protocol === 'HTTPS' || (l.protocol === 'TLS' && l.tls?.mode !== 'Passthrough')).map((l) => Number(l.port)));
+      const idle = perPort.flatMap((p, i) => (terminating.has(Number(p.port)) ? [] : [`spec.tls.frontend.perPort[${i}] (port ${p.port})`]));
+      if (idle.length > 0) report(gateway, idle, 'applies to no listener: no HTTPS or TLS Terminate listener of the Gateway or its ListenerSets is on that port');
+    }
     const infrastructure = gateway.spec.infrastructure;
     const fields = (['labels', 'annotations'] as const).filter((f) => Object.keys(infrastructure?.[f] ?? {}).length > 0).map((f) => `spec.infrastructure.${f}`);
     if (fields.length > 0) report(gateway, fields, 'not propagated: Sluice provisions no per-Gateway resources to carry them');

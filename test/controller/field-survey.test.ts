@@ -110,6 +110,32 @@ spec:
   });
 });
 
+describe('Gateway', () => {
+  it('an IPAddress value that is no IP address is refused, as the API server checks its format (it was bound and reported as served)', () => {
+    const { sourceProblems } = run(GATEWAY.replace('  listeners:', '  addresses: [{type: IPAddress, value: 999.1.1.1}]\n  listeners:'));
+    expect(sourceProblems).toContainEqual(expect.stringMatching(/Gateway default\/gw refused: spec\.addresses\[0\]\.value: Invalid value: string "999\.1\.1\.1": must be of format ipv4 or ipv6/));
+    for (const value of ['127.0.0.2', '::1']) {
+      expect(run(GATEWAY.replace('  listeners:', `  addresses: [{type: IPAddress, value: "${value}"}]\n  listeners:`)).sourceProblems).toEqual([]);
+    }
+    // No value (assigned by Sluice), and other types (their own status), still reach translation.
+    expect(run(GATEWAY.replace('  listeners:', '  addresses: [{type: IPAddress}, {type: example.com/named, value: x}]\n  listeners:')).sourceProblems).toEqual([]);
+  });
+
+  it('a tls.frontend.perPort entry for a port where no listener ends TLS is said', () => {
+    const frontend = `  tls:
+    frontend:
+      default: {}
+      perPort:
+      - {port: 8080, tls: {validation: {caCertificateRefs: [{group: "", kind: ConfigMap, name: ca}]}}}
+      - {port: 7777, tls: {validation: {caCertificateRefs: [{group: "", kind: ConfigMap, name: ca}]}}}
+  listeners:`;
+    const { problems } = run(GATEWAY.replace('  listeners:', frontend));
+    expect(problems).toContainEqual(
+      'SLU_TRANSLATION Gateway default/gw: spec.tls.frontend.perPort[0] (port 8080), spec.tls.frontend.perPort[1] (port 7777) applies to no listener: no HTTPS or TLS Terminate listener of the Gateway or its ListenerSets is on that port; ignored',
+    );
+  });
+});
+
 describe('ReferenceGrant', () => {
   it('a from or to kind in the wrong case (or group) is said, naming the field and what was meant', () => {
     const { problems } = run(`apiVersion: gateway.networking.k8s.io/v1
@@ -162,6 +188,19 @@ ${extra}`;
   it('a tls entry without secretName, with no certificate on the HTTPS listener, says HTTPS is not served for its hosts', () => {
     const { problems } = run(docs(CLASS(), INGRESS('  tls: [{hosts: [i.example]}]\n'), SERVICE(), SLICE));
     expect(problems).toContainEqual(expect.stringMatching(/Ingress default\/ing: tls\[0\] has no secretName .*HTTPS to i\.example is not served/));
+  });
+
+  it('a host that is an IP address, an unknown pathType and a relative path are refused, as the API server does', () => {
+    const refused = (text: string) => run(docs(CLASS(), text, SERVICE(), SLICE)).sourceProblems.filter((p) => p.startsWith('SLU_MANIFEST_INVALID'));
+    expect(refused(INGRESS().replace('host: i.example', 'host: 10.0.0.1'))).toEqual([expect.stringContaining('spec.rules[0].host: Invalid value: "10.0.0.1": must be a DNS name, not an IP address')]);
+    expect(refused(INGRESS('', 'pathType: Regex, '))).toEqual([expect.stringContaining('spec.rules[0].http.paths[0].pathType: Unsupported value: "Regex": supported values: "Exact", "ImplementationSpecific", "Prefix"')]);
+    expect(refused(INGRESS().replace('path: /,', 'path: api,'))).toEqual([expect.stringContaining('spec.rules[0].http.paths[0].path: Invalid value: "api": must be an absolute path')]);
+    expect(refused(INGRESS())).toEqual([]);
+  });
+
+  it('an ExternalName Service without externalName is refused (its EndpointSlices were used instead)', () => {
+    const { sourceProblems } = run(docs(GATEWAY, ROUTE(), SERVICE('  type: ExternalName\n'), SLICE));
+    expect(sourceProblems).toContainEqual(expect.stringMatching(/Service default\/svc refused: spec\.externalName: Required value/));
   });
 
   it('a path without pathType is refused, as the API server does (it was read as ImplementationSpecific)', () => {
