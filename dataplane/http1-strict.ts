@@ -7,10 +7,13 @@
 // one line per reason per LOG_INTERVAL_MS (with how many were left out), so a flood cannot flood
 // the log. README.md "Front door: what is rejected" lists them.
 
-import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import { STATUS_CODES, ServerResponse, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
+import { writeResponseHead, type DownstreamRequest, type DownstreamResponse } from './downstream.ts';
+import { GRPC_STATUS, isGrpcContentType, sendTrailersOnly } from './grpc/grpc.ts';
 import type { DownstreamRejections } from './metrics.ts';
+import { normalizePath } from './router/path.ts';
 import { SERVER_HEADER } from './upstream/headers.ts';
 
 /** A refusal: the status the client gets and the metric/log label. */
@@ -63,6 +66,12 @@ const INVALID_TARGET: Rejection = { status: 400, reason: 'invalid_target' };
 const UNSUPPORTED_TRANSFER_ENCODING: Rejection = { status: 501, reason: 'unsupported_transfer_encoding' };
 const HTTP10_TRANSFER_ENCODING: Rejection = { status: 400, reason: 'invalid_transfer_encoding' };
 const UNSUPPORTED_VERSION: Rejection = { status: 505, reason: 'unsupported_version' };
+/**
+ * `%2F` or `%5C` in the path: redirected to the path with them unescaped (and normalised), as
+ * Envoy Gateway's default `escapedSlashesAction: UnescapeAndRedirect` (Envoy answers 307 with a
+ * path-only Location). A backend that decodes them would see other segments than the router did.
+ */
+export const ESCAPED_SLASH: Rejection = { status: 307, reason: 'escaped_slash' };
 /** CONNECT: a gateway is no forward proxy (nginx answers 405 too). */
 export const CONNECT_REFUSED: Rejection = { status: 405, reason: 'connect_method' };
 
@@ -99,9 +108,48 @@ export function requestProblem(req: IncomingMessage): Rejection | null {
     if (transferEncoding.trim().toLowerCase() !== 'chunked') return UNSUPPORTED_TRANSFER_ENCODING;
   }
   const target = req.url ?? '';
-  if (target.charCodeAt(0) === 0x2f /* / */) return null;
+  if (target.charCodeAt(0) === 0x2f /* / */) return targetProblem(target);
   if (target === '*') return req.method === 'OPTIONS' ? null : INVALID_TARGET;
-  return absoluteFormAuthority(target) === null ? INVALID_TARGET : null;
+  return absoluteFormAuthority(target) === null ? INVALID_TARGET : targetProblem(target);
+}
+
+/**
+ * What the front door refuses in a request target of either protocol (HTTP/2's `:path` too):
+ * - a fragment (`#`): never sent by a client (RFC 9110 §7.1, RFC 3986 §3.5), and read as part of
+ *   the path by some servers and dropped by others, so a route for `/admin` would miss
+ *   `/admin#x`; 400, as Envoy (its default rejects it) and HAProxy (CVE-2023-45539);
+ * - `%2F` or `%5C` in the path: ESCAPED_SLASH.
+ * Two native scans of the target; a `%` before the query is looked at closer.
+ */
+export function targetProblem(target: string): Rejection | null {
+  if (target.indexOf('#') >= 0) return INVALID_TARGET;
+  const percent = target.indexOf('%');
+  if (percent < 0) return null;
+  const query = target.indexOf('?');
+  const pathEnd = query < 0 ? target.length : query;
+  for (let at = percent; at >= 0 && at + 2 < pathEnd; at = target.indexOf('%', at + 1)) {
+    if (escapedSlashAt(target, at)) return ESCAPED_SLASH;
+  }
+  return null;
+}
+
+/** `%2F`, `%2f`, `%5C` or `%5c` at `at`. */
+function escapedSlashAt(target: string, at: number): boolean {
+  const high = target.charCodeAt(at + 1);
+  const low = target.charCodeAt(at + 2) | 0x20; // lower-cased
+  return (high === 0x32 /* 2 */ && low === 0x66 /* f */) || (high === 0x35 /* 5 */ && low === 0x63 /* c */);
+}
+
+/**
+ * Where an ESCAPED_SLASH request is sent: its path with `%2F` and `%5C` unescaped, then normalised
+ * as routing does (a backslash is a slash there), and its query as it came. Path-only, as Envoy's.
+ */
+export function escapedSlashLocation(target: string): string {
+  const pathAndQuery = target.charCodeAt(0) === 0x2f /* / */ ? target : (absoluteFormAuthority(target)?.pathAndQuery ?? '/');
+  const query = pathAndQuery.indexOf('?');
+  const path = query < 0 ? pathAndQuery : pathAndQuery.slice(0, query);
+  const unescaped = path.replace(/%(?:2f|5c)/gi, (escape) => (escape[1] === '2' ? '/' : '\\'));
+  return normalizePath(unescaped) + (query < 0 ? '' : pathAndQuery.slice(query));
 }
 
 /**
@@ -133,10 +181,22 @@ export function absoluteFormAuthority(target: string): { host: string; pathAndQu
   return { host: url.host, pathAndQuery: url.pathname + url.search };
 }
 
-/** Answers a parsed request the front door refuses; the connection closes after it. */
-export function sendRejection(res: ServerResponse, rejection: Rejection): void {
-  res.shouldKeepAlive = false;
-  res.writeHead(rejection.status, [SERVER_HEADER[0], SERVER_HEADER[1], 'content-length', '0']);
+/**
+ * Answers a parsed request the front door refuses; an HTTP/1.x connection closes after it (an
+ * HTTP/2 one serves on: the stream ends with the answer). ESCAPED_SLASH gets its Location; a gRPC
+ * call gets INTERNAL instead, as Envoy answers it (a redirect means nothing to a gRPC client).
+ */
+export function sendRejection(req: DownstreamRequest, res: DownstreamResponse, rejection: Rejection): void {
+  if (res instanceof ServerResponse) res.shouldKeepAlive = false;
+  const headers = [SERVER_HEADER[0], SERVER_HEADER[1], 'content-length', '0'];
+  if (rejection === ESCAPED_SLASH) {
+    if (isGrpcContentType(req.headers['content-type'])) {
+      sendTrailersOnly(res, GRPC_STATUS.INTERNAL, 'escaped slash in the path', [SERVER_HEADER[0], SERVER_HEADER[1]]);
+      return;
+    }
+    headers.push('location', escapedSlashLocation(req.url ?? '/'));
+  }
+  writeResponseHead(res, rejection.status, headers);
   res.end();
 }
 

@@ -29,7 +29,7 @@ import type { Logger } from 'pino';
 import type { ListenerTable } from './config/route-table.ts';
 import type { DownstreamRequest, DownstreamResponse } from './downstream.ts';
 import { REFUSED_RESPONSE, type ConnectionBudget, type FrontDoorLimits } from './front-door.ts';
-import { answerParserError, CONNECT_REFUSED, parserRejection, RejectionReporter, requestProblem, sendRejection } from './http1-strict.ts';
+import { answerParserError, CONNECT_REFUSED, parserRejection, RejectionReporter, requestProblem, sendRejection, targetProblem } from './http1-strict.ts';
 import { serveHttp2 } from './http2-front.ts';
 import { handleRequest } from './request-handler.ts';
 import { boundSends, type SendBound } from './response-send.ts';
@@ -215,7 +215,7 @@ export class ListenerServer {
       const problem = requestProblem(req);
       if (problem !== null) {
         rejections.report(problem, req.socket.remoteAddress);
-        sendRejection(res, problem);
+        sendRejection(req, res, problem);
         return;
       }
       handleRequest(this.table, this.logger, req, res, upgrade);
@@ -300,7 +300,15 @@ export class ListenerServer {
   }
 
   private createHttp2Server(): http2.Http2Server {
+    const rejections = new RejectionReporter(this.name, this.logger, () => this.table.rejections);
     const onRequest = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void => {
+      // nghttp2 has checked the fields (RFC 9113 §8.2); the target is checked as HTTP/1.1's is.
+      const problem = targetProblem(req.url ?? '');
+      if (problem !== null) {
+        rejections.report(problem, req.socket.remoteAddress);
+        sendRejection(req, res, problem);
+        return;
+      }
       handleRequest(this.table, this.logger, req as DownstreamRequest, res as DownstreamResponse);
     };
     const server = http2.createServer({ settings: HTTP2_SETTINGS }, onRequest);

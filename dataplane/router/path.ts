@@ -1,9 +1,13 @@
 // Path normalisation before matching, as Envoy does with `normalize_path` + `merge_slashes`:
-// percent-encoded unreserved characters are decoded (the other escapes stay, hex upper-cased),
-// `.` and `..` segments are resolved (RFC 3986 §5.2.4) and runs of slashes merged. The normalised
-// path is also what goes upstream, so the route that matched and the backend that answers agree
-// on the path: `/x/../admin` and `/%61dmin` are `/admin` to both. `%2F` stays encoded (it is
-// not unreserved), so it never becomes a separator. The query is never touched.
+// percent-encoded unreserved characters are decoded (the other escapes stay, hex upper-cased), a
+// backslash is a slash (Chromium's URL canonicalisation, which Envoy's normalize_path uses:
+// `/a/..\c` is `/c`), `.` and `..` segments are resolved (RFC 3986 §5.2.4) — also with
+// parameters, `..;x` being `..` as Tomcat and Spring read it (Envoy's
+// strip_dotdot_segments_with_parameters) — and runs of slashes merged. The normalised path is
+// also what goes upstream, so the route that matched and the backend that answers agree on the
+// path: `/x/../admin`, `/%61dmin`, `/x\..\admin` and `/x/..;/admin` are `/admin` to both.
+// `%2F` and `%5C` stay encoded here (the front door redirects them first: see
+// escapedSlashProblem in http1-strict.ts). The query is never touched.
 
 const HEX_DIGITS = '0123456789ABCDEF';
 
@@ -15,24 +19,27 @@ const HEX_DIGITS = '0123456789ABCDEF';
 export function normalizePath(path: string): string {
   if (path.charCodeAt(0) !== 0x2f /* / */ || !needsNormalizing(path)) return path;
   let normalized = path.indexOf('%') >= 0 ? decodeUnreserved(path) : path;
+  if (normalized.indexOf('\\') >= 0) normalized = normalized.replaceAll('\\', '/');
   normalized = removeDotSegments(normalized);
   return normalized.includes('//') ? normalized.replace(/\/{2,}/g, '/') : normalized;
 }
 
-/** A `%`, an empty segment (`//`) or a `.`/`..` segment. */
+/** A `%`, a backslash, an empty segment (`//`) or a `.`/`..` segment (with parameters or not). */
 function needsNormalizing(path: string): boolean {
   const length = path.length;
   for (let i = 0; i < length; i++) {
     const c = path.charCodeAt(i);
-    if (c === 0x25 /* % */) return true;
+    if (c === 0x25 /* % */ || c === 0x5c /* \ */) return true;
     if (c !== 0x2f /* / */ || i + 1 === length) continue;
     const next = path.charCodeAt(i + 1);
     if (next === 0x2f) return true;
     if (next === 0x2e /* . */) {
-      // `/.` or `/..`, ending the path or followed by `/`
+      // `/.` or `/..`, ending the path or followed by `/` or `;`
       let end = i + 2;
       if (end < length && path.charCodeAt(end) === 0x2e) end++;
-      if (end === length || path.charCodeAt(end) === 0x2f) return true;
+      if (end === length) return true;
+      const after = path.charCodeAt(end);
+      if (after === 0x2f || after === 0x3b /* ; */) return true;
     }
   }
   return false;
@@ -80,15 +87,18 @@ function isUnreserved(byte: number): boolean {
 
 /**
  * RFC 3986 §5.2.4 for an absolute path: `.` segments vanish, `..` removes the segment before it
- * (never climbing above `/`), and a path ending in either keeps its trailing slash. Empty
- * segments are kept here (merging slashes comes after, as in Envoy).
+ * (never climbing above `/`), and a path ending in either keeps its trailing slash. A dot segment
+ * with parameters (`.;x`, `..;x`) is one too. Empty segments are kept here (merging slashes comes
+ * after, as in Envoy).
  */
 function removeDotSegments(path: string): string {
   const segments = path.split('/');
   const out: string[] = [];
   const last = segments.length - 1;
   for (let i = 1; i <= last; i++) {
-    const segment = segments[i];
+    let segment = segments[i];
+    if (segment.startsWith('.;')) segment = '.';
+    else if (segment.startsWith('..;')) segment = '..';
     if (segment === '.' || segment === '..') {
       if (segment === '..') out.pop();
       if (i === last) out.push('');

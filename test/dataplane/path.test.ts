@@ -41,6 +41,23 @@ describe('normalizePath', () => {
     expect(normalizePath('/a%zzb%4')).toBe('/a%zzb%4');
   });
 
+  it('reads a backslash as a slash (Chromium URL canonicalisation, as Envoy)', () => {
+    expect(normalizePath('/x\\..\\admin')).toBe('/admin');
+    expect(normalizePath('/a\\b')).toBe('/a/b');
+    expect(normalizePath('/a\\\\b\\')).toBe('/a/b/');
+  });
+
+  it('resolves dot segments with parameters (`..;x` is `..`, as Tomcat reads it; Envoy strips them too)', () => {
+    expect(normalizePath('/x/..;/admin')).toBe('/admin');
+    expect(normalizePath('/x/..;jsessionid=1/admin')).toBe('/admin');
+    expect(normalizePath('/a/.;x/b')).toBe('/a/b');
+    expect(normalizePath('/x/%2e%2e;/admin')).toBe('/admin');
+    // Not dot segments: left as they are.
+    expect(normalizePath('/a;x/b')).toBe('/a;x/b');
+    expect(normalizePath('/a/...;x')).toBe('/a/...;x');
+    expect(normalizePath('/a/x..;/b')).toBe('/a/x..;/b');
+  });
+
   it('merges runs of slashes, after resolving dot segments (as Envoy)', () => {
     expect(normalizePath('//a//b')).toBe('/a/b');
     expect(normalizePath('///')).toBe('/');
@@ -49,7 +66,7 @@ describe('normalizePath', () => {
   });
 
   it('is idempotent', () => {
-    for (const path of ['/x/../admin', '//a//b', '/%61/%2e%2e/%2f/./', '/a//../b//..', '/%7e%7E']) {
+    for (const path of ['/x/../admin', '//a//b', '/%61/%2e%2e/%2f/./', '/a//../b//..', '/%7e%7E', '/x\\..;\\a', '/a/..;/..;x/b']) {
       expect(normalizePath(normalizePath(path))).toBe(normalizePath(path));
     }
   });
@@ -101,8 +118,10 @@ describe('routing on the normalised path', () => {
     expect((await request(port, '/x/../admin?next=/x/../y&q=%2e%2e%2F&&')).echo?.path).toBe('/admin?next=/x/../y&q=%2e%2e%2F&&');
   });
 
-  it('does not decode an encoded slash into a path separator', async () => {
-    expect((await request(port, '/admin%2F..%2Fsecret')).echo).toMatchObject({ pod: 'other', path: '/admin%2F..%2Fsecret' });
+  it('redirects an encoded slash to the path with it unescaped, never forwarding it (Envoy Gateway: UnescapeAndRedirect)', async () => {
+    const response = await request(port, '/admin%2F..%2Fsecret?q=%2F');
+    expect([response.status, response.headers.location, response.echo]).toEqual([307, '/secret?q=%2F', null]);
+    expect((await request(port, '/x%5C..%5Cadmin')).headers.location).toBe('/admin');
   });
 
   it('normalises HTTP/2 :path the same way', async () => {

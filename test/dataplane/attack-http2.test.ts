@@ -1,0 +1,185 @@
+// HTTP/2 to HTTP/1.1 downgrade attacks against a real `sluice run`: requests no well-behaved
+// client sends, written as raw HPACK (a Node client refuses to send them), forwarded over HTTP/1.1
+// to raw-socket backends with a strict parser (support/raw-backend.ts). RFC 9113 §8.2-8.3 call
+// each one malformed: the stream must be reset with PROTOCOL_ERROR (or answered 4xx), nothing may
+// reach a backend, and the connection's other streams, and other clients, go on being served.
+// Two deviations of Node's HTTP/2 (nghttp2 as Node drives it) are pinned here as they are, with
+// what keeps them harmless (README "HTTP/2"): a field with a forbidden character or surrounding
+// whitespace is dropped, not refused, so the request is served without it; and DATA beyond the
+// declared content-length ends the whole connection (GOAWAY INTERNAL_ERROR), not just the stream.
+
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { startAttackGateway, type AttackGateway } from './support/attack-gateway.ts';
+import { ErrorCode, Flag, frame, FrameType, headersFrame, RawH2, requestHeaders, type Frame } from './support/h2-frames.ts';
+
+const HOST = 'api.example.com';
+
+/** An HPACK integer with an `prefixBits`-bit prefix (RFC 7541 §5.1), first byte or-ed with `flags`. */
+function hpackInteger(value: number, prefixBits: number, flags: number): Buffer {
+  const max = (1 << prefixBits) - 1;
+  if (value < max) return Buffer.from([flags | value]);
+  const bytes = [flags | max];
+  value -= max;
+  while (value >= 128) {
+    bytes.push((value % 128) + 128);
+    value = Math.floor(value / 128);
+  }
+  bytes.push(value);
+  return Buffer.from(bytes);
+}
+
+const hpackString = (text: string): Buffer => Buffer.concat([hpackInteger(Buffer.byteLength(text, 'latin1'), 7, 0), Buffer.from(text, 'latin1')]);
+
+/** A header block of literal fields without indexing, new names: exactly these fields, in this order. */
+function block(fields: Array<[string, string]>): Buffer {
+  return Buffer.concat(fields.flatMap(([name, value]) => [Buffer.from([0x00]), hpackString(name), hpackString(value)]));
+}
+
+const GET: Array<[string, string]> = [
+  [':method', 'GET'],
+  [':scheme', 'http'],
+  [':authority', HOST],
+  [':path', '/h2'],
+];
+const POST: Array<[string, string]> = [
+  [':method', 'POST'],
+  [':scheme', 'http'],
+  [':authority', HOST],
+  [':path', '/h2'],
+];
+
+/** What the gateway did with stream 1: reset (code), answered (status), or ended the connection (GOAWAY code). */
+type Verdict = { reset: number } | { status: number } | { goaway: number };
+
+async function verdict(connection: RawH2): Promise<Verdict> {
+  const seen = await connection.waitFor((f: Frame) => (f.streamId === 1 && (f.type === FrameType.RST_STREAM || f.type === FrameType.HEADERS)) || f.type === FrameType.GOAWAY);
+  if (seen === null) throw new Error(`no answer on stream 1 (closed: ${connection.closed})`);
+  if (seen.type === FrameType.GOAWAY) return { goaway: seen.payload.readUInt32BE(4) };
+  if (seen.type === FrameType.RST_STREAM) return { reset: seen.payload.readUInt32BE(0) };
+  // `:status` is the first field the gateway writes: indexed (static table 8-14) or a literal.
+  const first = seen.payload[0]!;
+  const indexed: Record<number, number> = { 0x88: 200, 0x89: 204, 0x8a: 206, 0x8b: 304, 0x8c: 400, 0x8d: 404, 0x8e: 500 };
+  if (indexed[first] !== undefined) return { status: indexed[first]! };
+  const literal = seen.payload.subarray(2, 2 + seen.payload[1]!).toString('latin1');
+  return { status: Number(literal) };
+}
+
+const MALFORMED: Verdict = { reset: ErrorCode.PROTOCOL_ERROR };
+
+// [what, header fields, DATA payload (END_STREAM on it) or null (END_STREAM on HEADERS), verdict]
+const matrix: Array<[string, Array<[string, string]>, string | null, Verdict]> = [
+  ['content-length above the DATA sent', [...POST, ['content-length', '10']], 'hello', MALFORMED],
+  ['two content-length fields that differ', [...POST, ['content-length', '5'], ['content-length', '6']], 'hello', MALFORMED],
+  ['transfer-encoding: chunked', [...POST, ['transfer-encoding', 'chunked']], '0\r\n\r\nGET /admin/smuggled HTTP/1.1\r\nHost: x\r\n\r\n', MALFORMED],
+  ['connection: keep-alive', [...GET, ['connection', 'keep-alive']], null, MALFORMED],
+  ['upgrade: websocket', [...GET, ['upgrade', 'websocket']], null, MALFORMED],
+  ['keep-alive', [...GET, ['keep-alive', 'timeout=5']], null, MALFORMED],
+  ['proxy-connection', [...GET, ['proxy-connection', 'keep-alive']], null, MALFORMED],
+  ['te: gzip', [...GET, ['te', 'gzip']], null, MALFORMED],
+  ['an upper-case field name', [...GET, ['X-A', 'b']], null, MALFORMED],
+  ['an unknown pseudo-header', [...GET, [':x', 'b']], null, MALFORMED],
+  ['a pseudo-header after a regular field', [...GET.slice(0, 3), ['x-a', 'b'], GET[3]!], null, MALFORMED],
+  ['a response pseudo-header in a request', [...GET, [':status', '200']], null, MALFORMED],
+  ['two :path fields', [...GET, [':path', '/admin']], null, MALFORMED],
+  ['no :path', GET.slice(0, 3), null, MALFORMED],
+  [':path not starting with /', [...GET.slice(0, 3), [':path', 'admin']], null, MALFORMED],
+  [':path * with GET', [...GET.slice(0, 3), [':path', '*']], null, MALFORMED],
+  [':path with a space and a version (a request line)', [...GET.slice(0, 3), [':path', '/x HTTP/1.1']], null, MALFORMED],
+  ['an empty :path', [...GET.slice(0, 3), [':path', '']], null, MALFORMED],
+  [':method with a space', [[':method', 'GET /admin'], ...GET.slice(1)], null, MALFORMED],
+  ['extended CONNECT (:protocol) the gateway did not enable', [[':method', 'CONNECT'], [':protocol', 'websocket'], ...GET.slice(1)], null, MALFORMED],
+  ['CONNECT', [[':method', 'CONNECT'], [':authority', 'admin.internal:443']], null, { status: 405 }],
+];
+
+describe('HTTP/2 requests that must not be downgraded', () => {
+  let gateway: AttackGateway;
+
+  beforeAll(async () => {
+    gateway = await startAttackGateway();
+  }, 30_000);
+
+  afterAll(async () => {
+    await gateway?.close();
+  });
+
+  it.each(matrix)('%s', async (_what, fields, data, expected) => {
+    const seen = gateway.seen();
+    const connection = await RawH2.connect(gateway.port);
+    try {
+      await connection.handshake();
+      connection.send(headersFrame(1, block(fields), data === null));
+      if (data !== null) connection.send(frame(FrameType.DATA, Flag.END_STREAM, 1, Buffer.from(data, 'latin1')));
+      expect(await verdict(connection)).toEqual(expected);
+      // A stream error leaves the connection: the next request on it is served.
+      if (!('goaway' in expected)) {
+        connection.send(headersFrame(3, requestHeaders(HOST, '/next'), true));
+        const next = await connection.waitFor((f) => f.streamId === 3 && f.type === FrameType.HEADERS);
+        expect(next?.payload[0]).toBe(0x88); // :status 200
+      }
+    } finally {
+      connection.destroy();
+    }
+    await new Promise((r) => setTimeout(r, 20));
+    // Only the follow-up request reached a backend, well-formed.
+    expect(gateway.seen() - seen).toBe('goaway' in expected ? 0 : 1);
+    expect(gateway.public.requests.at(-1)?.target).toBe('/next');
+    expect(gateway.admin.malformed.concat(gateway.public.malformed)).toEqual([]);
+  });
+
+  // Node's nghttp2 callback for an invalid field (Http2Session::OnInvalidHeader) ignores the field
+  // instead of resetting the stream: RFC 9113 §8.2.1 asks for the reset. What matters downstream
+  // holds: the field never reaches a backend, so no second request line or header can be made of it.
+  const dropped: Array<[string, [string, string]]> = [
+    ['a CR LF in a value (a second request line)', ['x-a', 'b\r\nGET /admin/smuggled HTTP/1.1']],
+    ['a bare LF in a value', ['x-a', 'b\nx-b: c']],
+    ['a NUL in a value', ['x-a', 'b\u0000c']],
+    ['a leading space in a value', ['x-a', ' b']],
+    ['a trailing tab in a value', ['x-a', 'b\t']],
+    ['a field name with a colon inside', ['x:a', 'b']],
+    ['a field name with a space', ['x a', 'b']],
+  ];
+
+  it.each(dropped)('never forwards a field with %s (Node drops it; the request is served without it)', async (_what, field) => {
+    const seen = gateway.public.requests.length;
+    const connection = await RawH2.connect(gateway.port);
+    try {
+      await connection.handshake();
+      connection.send(headersFrame(1, block([...GET, field, ['x-kept', 'yes']]), true));
+      expect(await verdict(connection)).toEqual({ status: 200 });
+    } finally {
+      connection.destroy();
+    }
+    const [request] = gateway.public.requests.slice(seen);
+    expect(request?.headers.filter(([name]) => /^x-(?!forwarded-)/i.test(name))).toEqual([['x-kept', 'yes']]);
+    expect(gateway.public.malformed).toEqual([]);
+  });
+
+  it('ends the connection on DATA beyond the declared content-length (GOAWAY, Node), forwarding nothing; other connections serve on', async () => {
+    const seen = gateway.seen();
+    const connection = await RawH2.connect(gateway.port);
+    try {
+      await connection.handshake();
+      connection.send(headersFrame(1, block([...POST, ['content-length', '2']]), false), frame(FrameType.DATA, Flag.END_STREAM, 1, Buffer.from('hello')));
+      expect(await verdict(connection)).toEqual({ goaway: ErrorCode.INTERNAL_ERROR });
+    } finally {
+      connection.destroy();
+    }
+    expect(gateway.seen()).toBe(seen);
+    const other = await fetch(`http://127.0.0.1:${gateway.port}/other`);
+    expect(await other.text()).toBe('public /other\n');
+  });
+
+  it('forwards te: trailers and a :authority-less request with Host, and nothing smuggled ever reached a backend', async () => {
+    const connection = await RawH2.connect(gateway.port);
+    try {
+      await connection.handshake();
+      connection.send(headersFrame(1, block([...GET, ['te', 'trailers']]), true));
+      connection.send(headersFrame(3, block([[':method', 'GET'], [':scheme', 'http'], [':path', '/by-host'], ['host', HOST]]), true));
+      for (const id of [1, 3]) expect((await connection.waitFor((f) => f.streamId === id && f.type === FrameType.HEADERS))?.payload[0]).toBe(0x88);
+    } finally {
+      connection.destroy();
+    }
+    expect(gateway.public.requests.slice(-2).map((r) => r.target).sort()).toEqual(['/by-host', '/h2']);
+    expect(gateway.admin.raw() + gateway.public.raw()).not.toContain('smuggled');
+  });
+});
