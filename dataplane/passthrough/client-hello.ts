@@ -11,6 +11,8 @@ const RECORD_HEADER = 5;
 const HANDSHAKE = 0x16;
 const CLIENT_HELLO = 0x01;
 const SERVER_NAME_EXTENSION = 0x0000;
+/** A plaintext record's longest fragment (RFC 8446 §5.1, RFC 5246 §6.2.1: longer is record_overflow). */
+const MAX_RECORD = 1 << 14;
 /** A ClientHello larger than this is refused (post-quantum key shares make them ~2 KiB; this leaves room). */
 export const MAX_CLIENT_HELLO = 64 * 1024;
 
@@ -25,6 +27,8 @@ export function readServerName(data: Buffer): ClientHelloResult {
     if (data.length < offset + RECORD_HEADER) return more(data);
     if (data[offset] !== HANDSHAKE) return { kind: 'invalid', reason: 'not a TLS handshake' };
     const length = data.readUInt16BE(offset + 3);
+    // Refused at its header, not after waiting for bytes no TLS client sends.
+    if (length > MAX_RECORD) return { kind: 'invalid', reason: 'TLS record longer than 2^14 bytes' };
     if (data.length < offset + RECORD_HEADER + length) return more(data);
     const fragment = data.subarray(offset + RECORD_HEADER, offset + RECORD_HEADER + length);
     parts.push(fragment);
