@@ -36,8 +36,16 @@ export function resolveBackendRef(ref: BackendRef | undefined, routeNamespace: s
   if (!service) return { problem: { reason: 'BackendNotFound', message: `${what}: Service not found` } };
   if (ref?.port === undefined) return { problem: { reason: 'BackendNotFound', message: `${what}: port is required` } };
   const port = Number(ref.port);
-  const servicePort = (service.spec?.ports ?? []).find((p) => Number(p?.port) === port);
-  if (!servicePort) return { problem: { reason: 'BackendNotFound', message: `${what}: the Service has no port ${port}` } };
+  // The port of the route's transport (Envoy Gateway's rule too: a UDPRoute to a TCP-only port is
+  // not resolved); a port number may be listed for TCP and UDP both (DNS).
+  const transport = routeKind === 'UDPRoute' ? 'UDP' : 'TCP';
+  const ports = service.spec?.ports ?? [];
+  const servicePort = ports.find((p) => Number(p?.port) === port && (p.protocol ?? 'TCP') === transport);
+  if (!servicePort) {
+    const other = ports.find((p) => Number(p?.port) === port);
+    const why = other ? `the Service has no ${transport} port ${port} (it is ${other.protocol ?? 'TCP'}), and a ${routeKind} carries ${transport}` : `the Service has no port ${port}`;
+    return { problem: { reason: 'BackendNotFound', message: `${what}: ${why}` } };
+  }
   const appProtocol = toAppProtocol(servicePort.appProtocol);
   if (!appProtocol) {
     return { problem: { reason: 'UnsupportedProtocol', message: `${what}: appProtocol ${servicePort.appProtocol} is not supported` } };

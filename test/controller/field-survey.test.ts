@@ -210,6 +210,50 @@ ${extra}`;
   });
 });
 
+describe('a Service port of the route\'s transport', () => {
+  const L4 = `apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: l4, namespace: default}
+spec:
+  gatewayClassName: cilium
+  listeners:
+  - {name: tcp, protocol: TCP, port: 9000}
+  - {name: udp, protocol: UDP, port: 9001}
+`;
+  const route = (kind: string, section: string, port: number) => `apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: ${kind}
+metadata: {name: ${kind.toLowerCase()}, namespace: default}
+spec:
+  parentRefs: [{name: l4, sectionName: ${section}}]
+  rules: [{backendRefs: [{name: svc, port: ${port}}]}]
+`;
+  const service = (ports: string) => `apiVersion: v1
+kind: Service
+metadata: {name: svc, namespace: default}
+spec:
+  ports: ${ports}
+`;
+  const resolved = (statuses: ReturnType<typeof run>['result']['statuses'], kind: string) => {
+    const status = statuses.find((s) => s.kind === kind)!;
+    const c = (status.status.parents as { conditions: { type: string; reason: string; message: string }[] }[])[0]!.conditions.find((x) => x.type === 'ResolvedRefs')!;
+    return `${c.reason}: ${c.message}`;
+  };
+
+  it('a UDPRoute to a TCP-only port and a TCPRoute or HTTPRoute to a UDP-only port are BackendNotFound, as Envoy Gateway has them (they were forwarded)', () => {
+    const { result } = run(docs(L4, GATEWAY, route('UDPRoute', 'udp', 53), route('TCPRoute', 'tcp', 54), ROUTE().replace('port: 8080', 'port: 54'), service('[{name: a, port: 53, protocol: TCP}, {name: b, port: 54, protocol: UDP}]')));
+    expect(resolved(result.statuses, 'UDPRoute')).toBe('BackendNotFound: backendRef Service default/svc: the Service has no UDP port 53 (it is TCP), and a UDPRoute carries UDP');
+    expect(resolved(result.statuses, 'TCPRoute')).toBe('BackendNotFound: backendRef Service default/svc: the Service has no TCP port 54 (it is UDP), and a TCPRoute carries TCP');
+    expect(resolved(result.statuses, 'HTTPRoute')).toBe('BackendNotFound: backendRef Service default/svc: the Service has no TCP port 54 (it is UDP), and a HTTPRoute carries TCP');
+    expect(result.ir.http.udp?.[0]?.route?.backends).toEqual([{ backend: null, weight: 1, filters: [] }]);
+  });
+
+  it('a port number listed for both (DNS) resolves for either kind, a port without protocol is TCP', () => {
+    const { result } = run(docs(L4, route('UDPRoute', 'udp', 53), route('TCPRoute', 'tcp', 53), service('[{name: tcp, port: 53}, {name: udp, port: 53, protocol: UDP}]')));
+    expect(resolved(result.statuses, 'UDPRoute')).toMatch(/^ResolvedRefs/);
+    expect(resolved(result.statuses, 'TCPRoute')).toMatch(/^ResolvedRefs/);
+  });
+});
+
 describe('Service fields routes do not follow', () => {
   it('sessionAffinity, trafficDistribution, internalTrafficPolicy and an appProtocol Sluice does not speak are said for a Service routes forward to', () => {
     const { problems } = run(docs(GATEWAY, ROUTE(), SERVICE('  sessionAffinity: ClientIP\n  trafficDistribution: PreferClose\n  internalTrafficPolicy: Local\n', ', appProtocol: https'), SLICE));
