@@ -196,7 +196,8 @@ export function shapeProblem(obj: KubeObject): string | null {
       const at = path ? `${path}.${key}` : key;
       // null is how YAML writes an empty field (`tls:`): absent, as the API server reads it.
       if (child === null || child === undefined) continue;
-      const shape = overrides?.[key] ?? FIELD_SHAPES[key];
+      // A Cilium policy's own `labels` (spec, specs[i]) is a list of {key, value, source}, not metadata's map.
+      const shape = overrides !== undefined && key === 'labels' && /^specs?(\[\d+\])?$/.test(path) ? 'objects' : (overrides?.[key] ?? FIELD_SHAPES[key]);
       const expected = shape ? fits(shape, child) : null;
       if (expected) return `${at} must be ${expected}, not ${describe(child)}`;
       if (!FREE_FORM.has(key)) {

@@ -535,6 +535,13 @@ function kubernetesPorts(list: unknown, path: string, problem: (t: string) => vo
 // ---------------------------------------------------------------- CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy
 
 const CILIUM_SECTIONS = ['ingress', 'ingressDeny', 'egress', 'egressDeny'] as const;
+/** The fields of a Cilium rule ciliumRule reads (or reports as unsupported), by direction. */
+const CILIUM_RULE_FIELDS: Record<Direction, Set<string>> = {
+  ingress: new Set(['fromEndpoints', 'fromCIDR', 'fromCIDRSet', 'fromEntities', 'fromGroups', 'fromNodes', 'fromRequires', 'authentication', 'toPorts', 'icmps']),
+  egress: new Set(['toEndpoints', 'toCIDR', 'toCIDRSet', 'toEntities', 'toServices', 'toFQDNs', 'toGroups', 'toNodes', 'toRequires', 'authentication', 'toPorts', 'icmps']),
+};
+/** The fields of a Cilium policy spec parseCiliumPolicy reads (`labels` and `description` carry no rule). */
+const CILIUM_SPEC_FIELDS = new Set(['endpointSelector', 'nodeSelector', ...CILIUM_SECTIONS, 'enableDefaultDeny', 'labels', 'description']);
 
 function parseCiliumPolicy(obj: KubeObject, clusterwide: boolean, ctx: Context): Unit[] {
   const kind = clusterwide ? 'CiliumClusterwideNetworkPolicy' : 'CiliumNetworkPolicy';
@@ -557,6 +564,7 @@ function parseCiliumPolicy(obj: KubeObject, clusterwide: boolean, ctx: Context):
       problem(`${path} is not a rule; ignored`);
       continue;
     }
+    for (const key of Object.keys(spec)) if (!CILIUM_SPEC_FIELDS.has(key)) problem(`${path}.${key} is not a field Sluice reads; ignored`);
     if (spec.nodeSelector !== undefined) {
       problem(`${path}.nodeSelector: host policies are not translated (Sluice governs the gateway's connections only); ${path} ignored`);
       continue;
@@ -619,6 +627,10 @@ function ciliumRule(
     return { peers: [], ports: [] };
   }
   const from = direction === 'ingress' ? 'from' : 'to';
+  // A field Sluice does not read (a typo, the other direction's peers, a newer Cilium field) is said, not passed over.
+  for (const key of Object.keys(rule)) {
+    if (!CILIUM_RULE_FIELDS[direction].has(key)) problem(`${where}.${key} is not a field of a Cilium ${direction} rule that Sluice reads; ignored`);
+  }
   const peers: Peer[] = [];
   let hasPeerField = false;
   const list = (key: string): unknown[] => {
@@ -912,13 +924,16 @@ function portSpec(protocol: PortProtocol, port: unknown, endPort: unknown, where
 
 // ---------------------------------------------------------------- peers
 
-/** A CIDR peer (Kubernetes ipBlock, Cilium fromCIDR/toCIDR/CIDRSet); IPv6 prefixes are left out silently. */
+/** A CIDR peer (Kubernetes ipBlock, Cilium fromCIDR/toCIDR/CIDRSet); IPv6 prefixes are left out, said. */
 function cidrPeer(cidrText: unknown, exceptList: unknown, where: string, problem: (t: string) => void): Peer | null {
   if (typeof cidrText !== 'string') {
     problem(`${where}: cidr is missing; peer skipped`);
     return null;
   }
-  if (isIPv6(cidrText)) return null; // the datapath is IPv4 only
+  if (isIPv6(cidrText)) {
+    problem(`${where}: ${cidrText} is IPv6, which the policy datapath does not see (IPv4 only); peer left out`);
+    return null;
+  }
   const cidr = parseCidr(cidrText);
   if (!cidr) {
     problem(`${where}: ${JSON.stringify(cidrText)} is not an IPv4 CIDR; peer skipped`);

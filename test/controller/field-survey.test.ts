@@ -271,3 +271,36 @@ describe('Service fields routes do not follow', () => {
     }
   });
 });
+
+describe('network policies', () => {
+  it('an IPv6 ipBlock is said to be left out (the policy datapath is IPv4 only); it was dropped without a word', () => {
+    const { problems } = run(`apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: p, namespace: default}
+spec:
+  podSelector: {}
+  ingress: [{from: [{ipBlock: {cidr: 10.0.0.0/8}}, {ipBlock: {cidr: "fd00::/8"}}]}]
+`);
+    expect(problems).toEqual(['SLU_TRANSLATION NetworkPolicy default/p: spec.ingress[0].from[1].ipBlock: fd00::/8 is IPv6, which the policy datapath does not see (IPv4 only); peer left out']);
+  });
+
+  it('a CiliumNetworkPolicy field Sluice does not read (a typo, the other direction, a spec field) is said; its spec.labels (a list) is read, not refused', () => {
+    const { problems, sourceProblems } = run(`apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: c, namespace: default}
+spec:
+  endpointSelector: {}
+  description: read by people
+  labels: [{key: team, value: a}]
+  egressDefaultDeny: true
+  ingress: [{fromEndpoint: [{matchLabels: {app: a}}], toEndpoints: [{}], fromEntities: [world]}]
+  egress: [{toEntities: [world], toPorts: [{ports: [{port: "80", protocol: TCP}]}]}]
+`);
+    expect(problems).toEqual([
+      'SLU_TRANSLATION CiliumNetworkPolicy default/c: spec.egressDefaultDeny is not a field Sluice reads; ignored',
+      'SLU_TRANSLATION CiliumNetworkPolicy default/c: spec.ingress[0].fromEndpoint is not a field of a Cilium ingress rule that Sluice reads; ignored',
+      'SLU_TRANSLATION CiliumNetworkPolicy default/c: spec.ingress[0].toEndpoints is not a field of a Cilium ingress rule that Sluice reads; ignored',
+    ]);
+    expect(sourceProblems).toEqual([]);
+  });
+});
