@@ -80,7 +80,8 @@ const gatewayAddresses: Flag = {
   name: 'gateway-addresses', type: 'string', value: 'LIST', defaultHelp: 'none',
   help: "source IPv4 addresses of the gateway's connections, matched against CIDR peers of ingress policy rules",
 };
-const logLevel: Flag = { name: 'log-level', type: 'string', value: 'LEVEL', default: 'info', help: 'trace|debug|info|warn|error' };
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
+const logLevel: Flag = { name: 'log-level', type: 'string', value: 'LEVEL', default: 'info', help: LOG_LEVELS.join('|') };
 
 /** Class, Ingress and policy flags: what every translating command shares. */
 const TRANSLATION_FLAGS: readonly Flag[] = [controllerName, gatewayClasses, ingressClasses, ingressEnforceHttps, gatewayNamespace, gatewayLabels, gatewayAddresses];

@@ -1,7 +1,7 @@
 // `sluice <command>`: what each command does with its flags (the flags themselves: cli-flags.ts).
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { pino } from 'pino';
-import { COMMANDS, CONTROLLER, DATAPLANE, INGRESS_CONTROLLER, OBSERVE, OVERVIEW, STATUS, TRANSLATE, commandUsage, parseCommand, type FlagValues } from './cli-flags.ts';
+import { COMMANDS, CONTROLLER, DATAPLANE, INGRESS_CONTROLLER, LOG_LEVELS, OBSERVE, OVERVIEW, STATUS, TRANSLATE, commandUsage, parseCommand, type FlagValues } from './cli-flags.ts';
 import { parseIPv4 } from '../ir/ipv4.ts';
 import { observe } from './observe.ts';
 import type { PolicyOptions } from '../controller/translate/networkpolicy.ts';
@@ -17,6 +17,11 @@ import { REDIS_ENV, REDIS_TYPES, resolveRedisSettings } from './redis-settings.t
 import { hostname } from 'node:os';
 import { problemLine, type Problem } from '../controller/problems.ts';
 import { StartupCheckFailed } from './startup-checks.ts';
+import { parseHostPort } from '../ir/host-port.ts';
+import { nothingServed } from './nothing-served.ts';
+
+/** Where a Pod's ServiceAccount token is mounted: what `sluice controller` without --kubeconfig reads. */
+const IN_CLUSTER_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
@@ -50,6 +55,8 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const { values } = parsed;
+  const invalid = commonFlagProblem(values);
+  if (invalid) return usageError(invalid);
   if (command === OBSERVE) return observe(values, usageError);
   if (command === STATUS) return status(values);
   const logger = () => pino({ level: values['log-level'] as string, base: { component: 'sluice' } });
@@ -59,9 +66,13 @@ export async function main(argv: string[]): Promise<number> {
     if (typeof translation === 'string') return usageError(translation);
     const token = readTokenFile(values['snapshot-token-file']);
     if (typeof token === 'object') return usageError(token.error);
+    const kubeconfig = kubeconfigProblem(values.kubeconfig as string | undefined);
+    if (kubeconfig) return usageError(kubeconfig);
     const namespace = values['leader-election-namespace'] as string | undefined;
     // Loaded here only: @kubernetes/client-node (some 870 modules, ~60 MB of RSS) is for the controller alone.
     const { runController } = await import('./controller.ts');
+    const log = logger();
+    const stop = stopSignal(log);
     const handle = await runController({
       ...(values.kubeconfig ? { kubeconfig: values.kubeconfig as string } : {}),
       snapshotAddress: values['snapshot-address'] as string,
@@ -81,15 +92,16 @@ export async function main(argv: string[]): Promise<number> {
       ...(values['dataplane-service'] ? { dataplaneService: values['dataplane-service'] as string } : {}),
       // Behind a Service the pods listen on every address; without one, where --bind-address says.
       bindAddress: values['dataplane-service'] ? '0.0.0.0' : (values['bind-address'] as string),
-      logger: logger(),
+      logger: log,
     });
-    await untilSignal();
+    await stop;
     await handle.close();
     return 0;
   }
 
   if (command === DATAPLANE) {
     if (!values.controller) return usageError('--controller URL is required');
+    if (!isHttpUrl(values.controller as string)) return usageError(`--controller ${values.controller}: expected an http:// or https:// URL, e.g. http://sluice-controller:18000`);
     const token = readTokenFile(values['snapshot-token-file']);
     if (typeof token === 'object') return usageError(token.error);
     const node = nodeOptions(values);
@@ -98,6 +110,7 @@ export async function main(argv: string[]): Promise<number> {
     if (redis.invalid) return usageError(redis.problem!);
     const log = logger();
     if (redis.problem) log.warn(redis.problem);
+    const stop = stopSignal(log);
     const handle = await runDataplane({
       controllerUrl: values.controller as string,
       ...(token ? { snapshotToken: token } : {}),
@@ -113,7 +126,7 @@ export async function main(argv: string[]): Promise<number> {
       ...(node.sessionKey ? { sessionKey: node.sessionKey } : {}),
       logger: log,
     });
-    await untilSignal();
+    await stop;
     await handle.close();
     return 0;
   }
@@ -135,7 +148,7 @@ export async function main(argv: string[]): Promise<number> {
     const load = new ManifestFolder(manifests).load();
     // An object the API server would refuse is an error: printed, left out, and the exit status is 1.
     const refused = load.problems.filter((p) => p.code === 'SLU_MANIFEST_INVALID');
-    for (const p of load.problems) process.stderr.write(`${p.code === 'SLU_MANIFEST_INVALID' ? 'error' : 'warning'}: ${problemLine(p)}\n`);
+    for (const p of [...load.problems, ...nothingServed(load.snapshot, manifests, false)]) process.stderr.write(`${p.code === 'SLU_MANIFEST_INVALID' ? 'error' : 'warning'}: ${problemLine(p)}\n`);
     const snapshot = withImplicitGatewayClasses(load.snapshot, translation.gatewayClasses, translation.controllerName);
     const result = translate(snapshot, { ...translation, bindAddress, servedClassNames: translation.gatewayClasses, standalone: true });
     for (const p of result.problems) process.stderr.write(`warning: ${problemLine(p)}\n`);
@@ -159,6 +172,7 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const log = logger();
+  const stop = stopSignal(log);
   const handle = await runStandalone({
     manifests,
     bindAddress,
@@ -175,21 +189,73 @@ export async function main(argv: string[]): Promise<number> {
     ...(node.sessionKey ? { sessionKey: node.sessionKey } : {}),
     logger: log,
   });
-  await untilSignal(log);
+  await stop;
   await handle.close();
   return 0;
 }
 
-/** Resolves on SIGINT or SIGTERM. */
-function untilSignal(logger?: { info(obj: object, msg: string): void }): Promise<void> {
+/**
+ * Resolves on SIGINT or SIGTERM, watched from before the start: a signal while the process starts
+ * (Ctrl-C during start-up) lets the start finish, then closes as after it. Node's default exit on a
+ * signal left what the start had made (`sluice run`'s cgroup and pinned eBPF programs) to the next
+ * start to clean. A second signal exits at once (exit code 130), not waiting for connections to drain.
+ */
+function stopSignal(logger: { info(obj: object, msg: string): void }): Promise<void> {
   return new Promise<void>((resolve) => {
+    let first: string | null = null;
     const stop = (signal: string) => {
-      logger?.info({ signal }, 'shutting down');
+      if (first !== null) {
+        process.stderr.write(`sluice: ${signal} again: exiting now, without waiting for connections to drain\n`);
+        process.exit(130);
+      }
+      first = signal;
+      logger.info({ signal }, 'shutting down');
       resolve();
     };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
   });
+}
+
+/** The HOST:PORT flags and --log-level, whichever the command takes; a string is a usage error. */
+function commonFlagProblem(values: FlagValues): string | undefined {
+  for (const flag of ['admin-address', 'snapshot-address']) {
+    const value = values[flag];
+    if (typeof value !== 'string') continue;
+    let port: number;
+    try {
+      port = parseHostPort(value).port;
+    } catch {
+      return `--${flag} ${value}: expected HOST:PORT, e.g. 127.0.0.1:9901`;
+    }
+    if (port > 65535) return `--${flag} ${value}: the port must be at most 65535`;
+  }
+  const level = values['log-level'];
+  if (typeof level === 'string' && !(LOG_LEVELS as readonly string[]).includes(level)) return `--log-level ${level}: expected one of ${LOG_LEVELS.join(', ')}`;
+  return undefined;
+}
+
+/** --kubeconfig must be a readable file; without it, the in-cluster ServiceAccount must be there. A string is a usage error. */
+function kubeconfigProblem(kubeconfig: string | undefined): string | undefined {
+  if (kubeconfig !== undefined) {
+    try {
+      readFileSync(kubeconfig);
+      return undefined;
+    } catch (err) {
+      return `--kubeconfig ${kubeconfig}: ${(err as Error).message}`;
+    }
+  }
+  if (existsSync(IN_CLUSTER_TOKEN)) return undefined;
+  return `no in-cluster ServiceAccount here (${IN_CLUSTER_TOKEN}): give --kubeconfig FILE (e.g. ~/.kube/config), or run it in a Pod (charts/sluice)`;
+}
+
+function isHttpUrl(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return url.protocol === 'http:' || url.protocol === 'https:';
+  } catch {
+    return false;
+  }
 }
 
 /** What every translating command shares (classes, Ingress, policy); a string is a usage error. */

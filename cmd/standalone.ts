@@ -26,6 +26,7 @@ import { Translator } from '../controller/translate/translate.ts';
 import { isPlannedAddress } from '../controller/translate/addresses.ts';
 import { serialDebouncer } from '../controller/debounce.ts';
 import { releaseStartupMemory } from './memory.ts';
+import { nothingServed } from './nothing-served.ts';
 
 /**
  * The demo backends are test doubles (test/support/demo/), left out of the container image: loaded
@@ -117,7 +118,7 @@ export async function runStandalone(options: StandaloneOptions): Promise<Running
     if (load.settling.length > 0) scheduler.schedule(LOSS_SETTLE_MS); // read those files again: a loss that stands is taken
     if (!load.changed && applied && !retryApply) return false;
     retryApply = false;
-    const problems: Problem[] = [...load.problems];
+    const problems: Problem[] = [...load.problems, ...nothingServed(load.snapshot, options.manifests, true)];
     if (demo && (await demo.sync(load.snapshot))) return reconcile(); // it wrote files: read them now
     const translated = translateOnce(load.snapshot);
     snapshot = translated.snapshot;
@@ -229,7 +230,7 @@ async function checkStartup(options: StandaloneOptions, folder: ManifestFolder, 
     }
     // A Gateway's own spec.addresses are not the process's to check: their bind result is the Gateway's status (AddressNotUsable).
     if (!isPlannedAddress(options.bindAddress, l.address)) continue;
-    claims.push({ host: l.address, port: l.port + offset, what, remedy: 'choose another offset with --listener-port-offset (or another --bind-address)' });
+    claims.push({ host: l.address, port: l.port + offset, what, remedy: 'choose another offset with --listener-port-offset (or another --bind-address)', addressRemedy: 'choose another --bind-address' });
   }
   if (options.demoBackends) {
     for (const e of (await demoModule()).demoEndpoints(load.snapshot)) {

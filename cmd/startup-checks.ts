@@ -16,6 +16,8 @@ export interface PortClaim {
   what: string;
   /** How to choose another, e.g. "--admin-address". */
   remedy: string;
+  /** What to change when the address itself is wrong (not on this machine, not resolved); default `remedy`. */
+  addressRemedy?: string;
 }
 
 export class StartupCheckFailed extends Error {
@@ -65,13 +67,16 @@ export async function checkPorts(claims: PortClaim[]): Promise<Problem[]> {
         server.once('error', resolve);
         server.listen({ host: claim.host, port: claim.port, exclusive: true }, () => resolve(null));
       });
-      if (error) problems.push(portProblem(claim, bindFailure(error)));
+      if (error) problems.push(portProblem(claim, bindFailure(error), ADDRESS_ERRORS.has(error.code ?? '') ? claim.addressRemedy : undefined));
     }
   } finally {
     await Promise.all(servers.map((s) => new Promise<void>((resolve) => (s.listening ? s.close(() => resolve()) : resolve()))));
   }
   return problems;
 }
+
+/** Bind errors that say the host is wrong, not the port: no such address here, or a name that does not resolve. */
+const ADDRESS_ERRORS = new Set(['EADDRNOTAVAIL', 'ENOTFOUND', 'EAI_AGAIN']);
 
 function bindFailure(err: NodeJS.ErrnoException): string {
   switch (err.code) {
@@ -81,13 +86,15 @@ function bindFailure(err: NodeJS.ErrnoException): string {
       return 'may not be bound by this user (ports below 1024 need root or CAP_NET_BIND_SERVICE)';
     case 'EADDRNOTAVAIL':
       return 'names an address this machine does not have';
+    case 'ENOTFOUND':
+      return 'names no address this machine can resolve';
     default:
       return `cannot be bound: ${err.message}`;
   }
 }
 
-function portProblem(claim: PortClaim, why: string): Problem {
-  return { code: 'SLU_STARTUP_PORT', message: `${hostPort(claim.host, claim.port)} (${claim.what}) ${why}; ${claim.remedy}` };
+function portProblem(claim: PortClaim, why: string, remedy = claim.remedy): Problem {
+  return { code: 'SLU_STARTUP_PORT', message: `${hostPort(claim.host, claim.port)} (${claim.what}) ${why}; ${remedy}` };
 }
 
 export function pathProblem(path: string, message: string): Problem {

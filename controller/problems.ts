@@ -10,6 +10,7 @@ export const PROBLEM_CATALOGUE = {
   SLU_MANIFEST_INVALID: 'an object in a manifest file breaks its kind\'s schema or CEL rules (the field path and why): it is not applied, as the API server would refuse it',
   SLU_MANIFEST_DUPLICATE: 'the same object is defined in two files; the file first by path wins',
   SLU_SOURCE_READ: 'a manifest file or folder cannot be read (permissions, descriptors, I/O, moved away); its last good objects are kept',
+  SLU_NOTHING_SERVED: 'the manifest folder holds no Gateway and no Ingress (or no object at all): no listener is served until one is added',
   SLU_INGRESS_NO_CLASS: 'an Ingress names no class and no IngressClass is marked default: Sluice ignores it',
   SLU_TRANSLATION: 'part of an object cannot be translated and is skipped or degraded (the line says which and why)',
   SLU_REDIS_SETTINGS: 'the Redis settings for global rate limits are incomplete or invalid',

@@ -1,0 +1,192 @@
+// The mistakes a new user makes with the CLI, each answered by one line naming the flag, file or
+// what to change — never a stack trace, never a quiet start that serves nothing: a flag value of
+// the wrong shape, the controller started outside a cluster without --kubeconfig, a bind address
+// this machine does not have, a folder with nothing to serve, and Ctrl-C while `sluice run` starts.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { execFile, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BPF_FS, ownCgroupPath } from '../../bpf/agent/environment.ts';
+import { ebpfSkipReason, ebpfTestsRequired } from '../bpf/support/skip.ts';
+import { STARTUP_CHECK_EXIT_CODE } from '../../cmd/startup-checks.ts';
+import { freePort, startSluice, type SluiceProcess } from '../support/sluice-process.ts';
+import { describeIfPossible } from '../support/suite.ts';
+import { waitFor } from '../support/wait.ts';
+import { appGatewayYaml, GATEWAY_YAML } from './backends.ts';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const BIN = join(ROOT, 'bin', 'sluice.js');
+const sluice = (...args: string[]) => spawnSync(process.execPath, ['--disable-warning=ExperimentalWarning', BIN, ...args], { encoding: 'utf8', timeout: 30_000 });
+
+/** A usage error: exit 2, the reason on the first line, the command's usage after it, no stack trace. */
+function expectUsageError(r: ReturnType<typeof sluice>, line: string, command: string): void {
+  expect(r.stderr.split('\n')[0]).toBe(`sluice: ${line}`);
+  expect(r.stderr).toContain(`Usage: sluice ${command}`);
+  expect(r.stderr).not.toMatch(/^\s+at .*:\d+:\d+\)?$/m); // a stack frame
+  expect(r.status).toBe(2);
+}
+
+describe('a flag value of the wrong shape is a usage error naming the flag', () => {
+  it('--admin-address without a port, and --snapshot-address', () => {
+    expectUsageError(sluice('run', '--manifests', ROOT, '--admin-address', '9999'), '--admin-address 9999: expected HOST:PORT, e.g. 127.0.0.1:9901', 'run');
+    expectUsageError(sluice('run', '--manifests', ROOT, '--admin-address', '127.0.0.1:99999'), '--admin-address 127.0.0.1:99999: the port must be at most 65535', 'run');
+    expectUsageError(sluice('status', '--admin-address', 'localhost'), '--admin-address localhost: expected HOST:PORT, e.g. 127.0.0.1:9901', 'status');
+    expectUsageError(sluice('controller', '--kubeconfig', BIN, '--snapshot-address', '18000'), '--snapshot-address 18000: expected HOST:PORT, e.g. 127.0.0.1:9901', 'controller');
+  });
+
+  it('--log-level with a level the logger does not have', () => {
+    expectUsageError(sluice('run', '--manifests', ROOT, '--log-level', 'verbose'), '--log-level verbose: expected one of trace, debug, info, warn, error', 'run');
+    expectUsageError(sluice('dataplane', '--controller', 'http://127.0.0.1:1', '--log-level', 'WARN'), '--log-level WARN: expected one of trace, debug, info, warn, error', 'dataplane');
+  });
+
+  it('dataplane --controller that is not an http(s) URL', () => {
+    expectUsageError(sluice('dataplane', '--controller', 'sluice-controller:18000'), '--controller sluice-controller:18000: expected an http:// or https:// URL, e.g. http://sluice-controller:18000', 'dataplane');
+  });
+
+  it('controller --kubeconfig that cannot be read', () => {
+    const r = sluice('controller', '--kubeconfig', '/no/such/kubeconfig');
+    expectUsageError(r, "--kubeconfig /no/such/kubeconfig: ENOENT: no such file or directory, open '/no/such/kubeconfig'", 'controller');
+  });
+});
+
+describeIfPossible(
+  'sluice controller outside a cluster',
+  existsSync('/var/run/secrets/kubernetes.io/serviceaccount/token') ? 'this machine is a Pod: it has an in-cluster ServiceAccount' : null,
+)('sluice controller outside a cluster', () => {
+  it('without --kubeconfig says to give one, instead of retrying API discovery for ever', () => {
+    expectUsageError(
+      sluice('controller', '--admin-address', '127.0.0.1:0', '--snapshot-address', '127.0.0.1:0'),
+      'no in-cluster ServiceAccount here (/var/run/secrets/kubernetes.io/serviceaccount/token): give --kubeconfig FILE (e.g. ~/.kube/config), or run it in a Pod (charts/sluice)',
+      'controller',
+    );
+  });
+});
+
+describe('sluice run: an address this machine cannot bind', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'sluice-newuser-bind-'));
+    writeFileSync(join(dir, 'gw.yaml'), GATEWAY_YAML);
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('--bind-address that is no address here names --bind-address (not the port offset) as what to change', async () => {
+    const admin = `127.0.0.1:${await freePort()}`;
+    for (const address of ['10.0.0.300', '192.0.2.1']) {
+      const r = sluice('run', '--manifests', dir, '--bpf', 'off', '--admin-address', admin, '--listener-port-offset', '30000', '--bind-address', address);
+      expect(r.status).toBe(STARTUP_CHECK_EXIT_CODE);
+      expect(r.stderr).toMatch(new RegExp(`^sluice: SLU_STARTUP_PORT ${address.replaceAll('.', '\\.')}:30080 \\(listener port 80 \\+ --listener-port-offset 30000\\) names (no address this machine can resolve|an address this machine does not have); choose another --bind-address\\n$`));
+    }
+  });
+});
+
+describe('a folder with nothing to serve', () => {
+  let dir: string;
+  let running: SluiceProcess | undefined;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'sluice-newuser-empty-'));
+  });
+  afterAll(async () => {
+    await running?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const status = (admin: string) =>
+    new Promise<string>((resolve) => execFile(process.execPath, [BIN, 'status', '--admin-address', admin], { encoding: 'utf8' }, (_err, stdout) => resolve(stdout)));
+
+  it('translate warns that no listener would be served', () => {
+    writeFileSync(join(dir, 'notes.txt'), 'not a manifest\n');
+    const r = sluice('translate', '--manifests', dir);
+    expect(r.status).toBe(0);
+    expect(r.stderr).toBe(`warning: SLU_NOTHING_SERVED no object was read from ${dir} (files ending in .yaml, .yml or .json, in sub-folders too): no listener would be served\n`);
+  });
+
+  it('run says so in /api/status and the log, and the line resolves once a Gateway is added', async () => {
+    const port = await freePort();
+    running = await startSluice(['--manifests', dir, '--listener-port-offset', String(port - 80)]);
+    const admin = running.admin.replace('http://', '');
+    expect(await status(admin)).toBe(`SLU_NOTHING_SERVED no object was read from ${dir} (files ending in .yaml, .yml or .json, in sub-folders too): no listener is served until one is added (the folder is watched)\n`);
+    // A Service alone is something read, still nothing to listen for.
+    writeFileSync(join(dir, 'svc.yaml'), 'apiVersion: v1\nkind: Service\nmetadata: {name: app}\nspec: {ports: [{port: 80}]}\n');
+    await waitFor('the line to name the object read', async () => ((await status(admin)).includes('no Gateway or Ingress among the 1 objects read') ? true : undefined));
+    writeFileSync(join(dir, 'gw.yaml'), GATEWAY_YAML);
+    await waitFor('no problem left', async () => ((await status(admin)) === 'no problems\n' ? true : undefined));
+    expect(running.logs()).toMatch(/"msg":"resolved: SLU_NOTHING_SERVED no Gateway or Ingress among the 1 objects read/);
+    expect((await fetch(`http://127.0.0.1:${port}/`)).status).toBe(404);
+  });
+});
+
+describeIfPossible('Ctrl-C while sluice run starts with eBPF', ebpfSkipReason(), ebpfTestsRequired())('Ctrl-C while sluice run starts with eBPF', () => {
+  let dir: string;
+  let pinRoot: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'sluice-newuser-sigint-'));
+    pinRoot = join(BPF_FS, `sluice-test-newuser-${process.pid}`);
+    writeFileSync(join(dir, 'gw.yaml'), GATEWAY_YAML);
+  });
+  afterAll(() => {
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(pinRoot, { recursive: true, force: true });
+  });
+
+  it('a SIGINT once its eBPF is attached, before it serves: it finishes starting, closes, and leaves no cgroup or pinned program behind', async () => {
+    const admin = `127.0.0.1:${await freePort()}`;
+    const offset = (await freePort()) - 80;
+    const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', BIN, 'run', '--manifests', dir, '--bpf', 'on', '--bpf-pin-dir', pinRoot, '--admin-address', admin, '--listener-port-offset', String(offset)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    // The first line is the eBPF one, logged once the programs are attached in the process's own cgroup.
+    await new Promise<void>((resolve) => {
+      let sent = false;
+      const onData = (d: Buffer) => {
+        output += d;
+        if (!sent && output.includes('"msg":"eBPF on')) {
+          sent = true;
+          child.kill('SIGINT');
+          resolve();
+        }
+      };
+      child.stdout.on('data', onData);
+      child.stderr.on('data', (d: Buffer) => (output += d));
+    });
+    expect(await exited).toEqual({ code: 0, signal: null });
+    expect(output).toMatch(/"signal":"SIGINT","msg":"shutting down"/);
+    expect(existsSync(join(pinRoot, `run-${child.pid}`))).toBe(false);
+    const cgroup = ownCgroupPath();
+    if (cgroup) expect(existsSync(join(cgroup, `sluice-run-${child.pid}`))).toBe(false);
+  });
+
+  it('a second signal, while the first waits for a request in flight to drain, exits at once with exit code 130', async () => {
+    // A backend that takes the request and never answers: the first signal's drain waits on it.
+    let connections = 0;
+    const silent = createServer(() => void connections++);
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const folder = mkdtempSync(join(tmpdir(), 'sluice-newuser-drain-'));
+    writeFileSync(join(folder, 'app.yaml'), appGatewayYaml({ port: (silent.address() as AddressInfo).port }));
+    const port = await freePort();
+    const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', BIN, 'run', '--manifests', folder, '--bpf', 'off', '--admin-address', `127.0.0.1:${await freePort()}`, '--listener-port-offset', String(port - 80)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      let stdout = '';
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += d));
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      const logged = (msg: string) => waitFor(msg, () => (stdout.includes(`"msg":"${msg}`) ? true : undefined));
+      child.stdout.on('data', (d: Buffer) => (stdout += d));
+      await logged('sluice standalone is running');
+      const inFlight = fetch(`http://127.0.0.1:${port}/`).catch(() => 'cut');
+      await waitFor('the request to reach the backend', () => (connections > 0 ? true : undefined));
+      child.kill('SIGINT');
+      await logged('shutting down');
+      child.kill('SIGINT');
+      expect(await exited).toBe(130);
+      expect(stderr).toBe('sluice: SIGINT again: exiting now, without waiting for connections to drain\n');
+      expect(await inFlight).toBe('cut');
+    } finally {
+      child.kill('SIGKILL');
+      silent.close();
+      rmSync(folder, { recursive: true, force: true });
+    }
+  });
+});
