@@ -67,6 +67,13 @@ const UNSUPPORTED_TRANSFER_ENCODING: Rejection = { status: 501, reason: 'unsuppo
 const HTTP10_TRANSFER_ENCODING: Rejection = { status: 400, reason: 'invalid_transfer_encoding' };
 const UNSUPPORTED_VERSION: Rejection = { status: 505, reason: 'unsupported_version' };
 /**
+ * A field name with `_`: CGI-style backends (PHP, WSGI, Rack) read `X_Forwarded_For` and the
+ * gateway's `X-Forwarded-For` as one variable, so a client could pass off its own value for one
+ * the gateway sets. Envoy Gateway's default `headers.withUnderscoresAction: RejectRequest` (400);
+ * nginx drops such fields (`underscores_in_headers off`).
+ */
+const UNDERSCORE_IN_HEADER: Rejection = { status: 400, reason: 'underscore_in_header' };
+/**
  * `%2F` or `%5C` in the path: redirected to the path with them unescaped (and normalised), as
  * Envoy Gateway's default `escapedSlashesAction: UnescapeAndRedirect` (Envoy answers 307 with a
  * path-only Location). A backend that decodes them would see other segments than the router did.
@@ -83,7 +90,9 @@ export const CONNECT_REFUSED: Rejection = { status: 405, reason: 'connect_method
  * - Transfer-Encoding other than exactly `chunked` (`gzip, chunked`, `identity, chunked`): 501,
  *   as nginx; the parser already refuses `chunked, chunked` and codings without a final chunked;
  * - Transfer-Encoding in an HTTP/1.0 request (§6.1: faulty framing): 400;
- * - a target neither origin-form, nor absolute-form with an http(s) URL, nor `*` for OPTIONS: 400.
+ * - a field name with `_` (UNDERSCORE_IN_HEADER): 400;
+ * - a target neither origin-form, nor absolute-form with an http(s) URL, nor `*` for OPTIONS: 400,
+ *   or what targetProblem() refuses.
  */
 export function requestProblem(req: IncomingMessage): Rejection | null {
   if (req.httpVersionMajor !== 1 || req.httpVersionMinor > 1) return UNSUPPORTED_VERSION;
@@ -99,6 +108,7 @@ export function requestProblem(req: IncomingMessage): Rejection | null {
       host = raw[i + 1];
     }
     else if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') transferEncoding = transferEncoding === undefined ? raw[i + 1] : `${transferEncoding},${raw[i + 1]}`;
+    else if (name.indexOf('_') >= 0) return UNDERSCORE_IN_HEADER;
   }
   if (hosts > 1) return DUPLICATE_HOST;
   if (hosts === 0 && req.httpVersionMinor === 1) return MISSING_HOST;
@@ -111,6 +121,12 @@ export function requestProblem(req: IncomingMessage): Rejection | null {
   if (target.charCodeAt(0) === 0x2f /* / */) return targetProblem(target);
   if (target === '*') return req.method === 'OPTIONS' ? null : INVALID_TARGET;
   return absoluteFormAuthority(target) === null ? INVALID_TARGET : targetProblem(target);
+}
+
+/** An HTTP/2 request's fields (`rawHeaders`) the front door refuses: see UNDERSCORE_IN_HEADER. */
+export function http2FieldProblem(raw: string[]): Rejection | null {
+  for (let i = 0; i < raw.length; i += 2) if (raw[i].indexOf('_') >= 0) return UNDERSCORE_IN_HEADER;
+  return null;
 }
 
 /**

@@ -29,7 +29,7 @@ import type { Logger } from 'pino';
 import type { ListenerTable } from './config/route-table.ts';
 import type { DownstreamRequest, DownstreamResponse } from './downstream.ts';
 import { REFUSED_RESPONSE, type ConnectionBudget, type FrontDoorLimits } from './front-door.ts';
-import { answerParserError, CONNECT_REFUSED, parserRejection, RejectionReporter, requestProblem, sendRejection, targetProblem } from './http1-strict.ts';
+import { answerParserError, CONNECT_REFUSED, http2FieldProblem, parserRejection, RejectionReporter, requestProblem, sendRejection, targetProblem } from './http1-strict.ts';
 import { serveHttp2 } from './http2-front.ts';
 import { handleRequest } from './request-handler.ts';
 import { boundSends, type SendBound } from './response-send.ts';
@@ -303,7 +303,7 @@ export class ListenerServer {
     const rejections = new RejectionReporter(this.name, this.logger, () => this.table.rejections);
     const onRequest = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void => {
       // nghttp2 has checked the fields (RFC 9113 §8.2); the target is checked as HTTP/1.1's is.
-      const problem = targetProblem(req.url ?? '');
+      const problem = targetProblem(req.url ?? '') ?? http2FieldProblem(req.rawHeaders);
       if (problem !== null) {
         rejections.report(problem, req.socket.remoteAddress);
         sendRejection(req, res, problem);

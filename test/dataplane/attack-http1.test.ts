@@ -75,6 +75,9 @@ const refusals: Array<[string, string, Refused]> = [
   ['a Host with userinfo (a.com@b.com)', `GET / HTTP/1.1\r\nHost: public.example@${ADMIN_HOST}\r\n\r\n`, { status: 400, reason: 'invalid_host' }],
   ['a Host with a bare CR', `GET / HTTP/1.1\r\nHost: ${HOST}\rX: y\r\n\r\n`, { status: 400, reason: 'invalid_line_ending' }],
   ['Host and an absolute-form target with userinfo', `GET http://x@${ADMIN_HOST}/ HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`, { status: 400, reason: 'invalid_target' }],
+  // CGI-style backends read X_Forwarded_For as the gateway's X-Forwarded-For (Envoy Gateway refuses it).
+  ['a field name with an underscore (X_Forwarded_For)', `GET / HTTP/1.1\r\nHost: ${HOST}\r\nX_Forwarded_For: 10.0.0.1\r\n\r\n`, { status: 400, reason: 'underscore_in_header' }],
+  ['Transfer_Encoding beside Content-Length', post('Content-Length: 5\r\nTransfer_Encoding: chunked', 'hello'), { status: 400, reason: 'underscore_in_header' }],
   ['more header fields than the bound', `GET / HTTP/1.1\r\nHost: ${HOST}\r\n${'a: b\r\n'.repeat(2100)}\r\n`, { status: 431, reason: 'header_too_large' }],
 ];
 

@@ -89,6 +89,7 @@ const matrix: Array<[string, Array<[string, string]>, string | null, Verdict]> =
   [':method with a space', [[':method', 'GET /admin'], ...GET.slice(1)], null, MALFORMED],
   ['extended CONNECT (:protocol) the gateway did not enable', [[':method', 'CONNECT'], [':protocol', 'websocket'], ...GET.slice(1)], null, MALFORMED],
   ['CONNECT', [[':method', 'CONNECT'], [':authority', 'admin.internal:443']], null, { status: 405 }],
+  ['a field name with an underscore', [...GET, ['x_forwarded_for', '10.0.0.1']], null, { status: 400 }],
 ];
 
 describe('HTTP/2 requests that must not be downgraded', () => {
