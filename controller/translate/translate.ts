@@ -199,7 +199,7 @@ function translateWith(snapshot: InputSnapshot, options: TranslateOptions, memo:
     problems: [
       ...ingresses.problems,
       ...tlsOptionProblems,
-      ...ignoredFieldProblems([...snapshot.listenerSets, ...snapshot.referenceGrants, ...snapshot.backendTlsPolicies], ourGateways),
+      ...ignoredFieldProblems([...snapshot.gatewayClasses.filter((c) => classes.accepted.has(c.metadata.name)), ...snapshot.listenerSets, ...snapshot.referenceGrants, ...snapshot.backendTlsPolicies], ourGateways),
       ...referenceGrantProblems(snapshot.referenceGrants),
       ...meshRouteProblems(snapshot.httpRoutes, index),
       ...meshRouteProblems(snapshot.grpcRoutes, index),

@@ -11,6 +11,7 @@ import { withImplicitGatewayClasses } from '../../controller/sources/implicit-cl
 import { ManifestFolder } from '../../controller/sources/manifest-folder.ts';
 import { translate } from '../../controller/translate/translate.ts';
 import { redactIR } from '../../ir/version.ts';
+import { emptySnapshot } from '../../controller/sources/objects.ts';
 
 const CONTROLLER = 'sluice.dev/gateway-controller';
 
@@ -133,6 +134,15 @@ describe('Gateway', () => {
     expect(problems).toContainEqual(
       'SLU_TRANSLATION Gateway default/gw: spec.tls.frontend.perPort[0] (port 8080), spec.tls.frontend.perPort[1] (port 7777) applies to no listener: no HTTPS or TLS Terminate listener of the Gateway or its ListenerSets is on that port; ignored',
     );
+  });
+});
+
+describe('Kubernetes mode (a CRD of another channel or release let a field through)', () => {
+  it('a field of our GatewayClass that Sluice does not read is said', () => {
+    const snapshot = emptySnapshot();
+    snapshot.gatewayClasses.push({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GatewayClass', metadata: { name: 'ours', generation: 1 }, spec: { controllerName: CONTROLLER, futureField: 'x' } as never });
+    const { problems } = translate(snapshot, { controllerName: CONTROLLER, bindAddress: '127.0.0.1' });
+    expect(problems.map((p) => p.message)).toEqual(['GatewayClass ours: spec.futureField not read by Sluice (not in the Gateway API v1.6.1 standard channel); ignored']);
   });
 });
 
