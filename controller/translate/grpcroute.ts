@@ -89,7 +89,7 @@ function compileGrpcRules(route: GRPCRouteObject, resolve: Resolve<BackendResolu
     let unresolvedFilter: string | null = null;
     for (const f of rule?.filters ?? []) {
       if (f.type === 'ExtensionRef') unresolvedFilter ??= extensionRefProblem(f.extensionRef, where);
-      else if (GRPC_FILTERS.has(f.type)) filters.push(toFilter(f, backendOf));
+      else if (GRPC_FILTERS.has(f.type)) filters.push(toFilter(f, backendOf, where, unsupported));
       else unsupported(`${where}: filter ${f.type} is not supported`);
     }
     if (unresolvedFilter !== null) out.refProblem ??= { reason: 'InvalidKind', message: unresolvedFilter };
@@ -100,7 +100,7 @@ function compileGrpcRules(route: GRPCRouteObject, resolve: Resolve<BackendResolu
       let unresolvedRefFilter: string | null = null;
       for (const f of ref?.filters ?? []) {
         if (f.type === 'ExtensionRef') unresolvedRefFilter ??= extensionRefProblem(f.extensionRef, `${where} backendRef ${ref?.name}`);
-        else if (GRPC_FILTERS.has(f.type)) refFilters.push(toFilter(f, backendOf));
+        else if (GRPC_FILTERS.has(f.type)) refFilters.push(toFilter(f, backendOf, `${where} backendRef ${ref?.name}`, unsupported));
         else unsupported(`${where}: backendRef filter ${f.type} is not supported`);
       }
       // Its share gets an error, as for an invalid backendRef.

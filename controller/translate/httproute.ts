@@ -496,7 +496,7 @@ function compileRules(route: HTTPRouteObject, resolve: Resolve<BackendResolution
         continue;
       }
       if (f.type === 'RequestRedirect') redirect = toRedirect(f.requestRedirect ?? {});
-      else filters.push(toFilter(f, backendOf));
+      else filters.push(toFilter(f, backendOf, where, unsupported));
     }
     if (redirect && filters.some((f) => f.type === 'URLRewrite')) unsupported(`${where}: RequestRedirect and URLRewrite cannot be combined`);
     // map: an array of the exact size (the IR keeps it), where push would leave room for 16.
@@ -508,7 +508,7 @@ function compileRules(route: HTTPRouteObject, resolve: Resolve<BackendResolution
         if (f?.type === 'ExtensionRef') unresolvedRefFilter ??= extensionRefProblem(f.extensionRef, `${where} backendRef ${ref?.name}`);
         else if (!BACKEND_FILTERS.has(f?.type)) unsupported(`${where}: backendRef filter ${f?.type} is not supported`);
         else if (f.type === 'RequestRedirect') refFilters.push({ type: 'RequestRedirect', redirect: toRedirect(f.requestRedirect ?? {}) });
-        else refFilters.push(toFilter(f, backendOf));
+        else refFilters.push(toFilter(f, backendOf, `${where} backendRef ${ref?.name}`, unsupported));
       }
       // Its share of the requests gets 500, as for an invalid backendRef.
       if (unresolvedRefFilter !== null) out.refProblem ??= { reason: 'InvalidKind', message: unresolvedRefFilter };
@@ -649,12 +649,12 @@ export function backendName(resolved: BackendResolution, out: Compiled): string 
  * Every filter but RequestRedirect (which becomes the rule's action, or a backend-level filter).
  * `backendOf` resolves a mirror's backendRef as the route kind resolves its backends.
  */
-export function toFilter(f: HTTPRouteFilter | BackendFilter, backendOf: (ref: BackendRef | undefined) => string | null): Filter {
+export function toFilter(f: HTTPRouteFilter | BackendFilter, backendOf: (ref: BackendRef | undefined) => string | null, where: string, unsupported: (msg: string) => void): Filter {
   switch (f.type) {
     case 'RequestHeaderModifier':
-      return { type: f.type, modifier: toHeaderModifier(f.requestHeaderModifier ?? {}) };
+      return { type: f.type, modifier: toHeaderModifier(f.requestHeaderModifier ?? {}, `${where} ${f.type}`, unsupported) };
     case 'ResponseHeaderModifier':
-      return { type: f.type, modifier: toHeaderModifier(f.responseHeaderModifier ?? {}) };
+      return { type: f.type, modifier: toHeaderModifier(f.responseHeaderModifier ?? {}, `${where} ${f.type}`, unsupported) };
     case 'URLRewrite': {
       const path = toPathModifier(f.urlRewrite?.path);
       return { type: 'URLRewrite', ...(f.urlRewrite?.hostname ? { hostname: String(f.urlRewrite.hostname) } : {}), ...(path ? { path } : {}) };
@@ -715,8 +715,17 @@ function toRetry(spec: HTTPRouteRetry | undefined, where: string, unsupported: (
   return { codes: (spec.codes ?? []).map(Number), attempts: spec.attempts === undefined ? 1 : Number(spec.attempts), backoffMs };
 }
 
-function toHeaderModifier(spec: HTTPHeaderModifier): HeaderModifier {
-  const values = (list: HTTPHeader[] | undefined) => (list ?? []).map((h) => ({ name: String(h.name).toLowerCase(), value: String(h.value ?? '') }));
+/** What an HTTP header value cannot carry (Node's and undici's rule): control characters but tab (CR, LF would split the header), code points above 0xFF. */
+const INVALID_HEADER_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+
+function toHeaderModifier(spec: HTTPHeaderModifier, where: string, unsupported: (msg: string) => void): HeaderModifier {
+  const values = (list: HTTPHeader[] | undefined) =>
+    (list ?? []).map((h) => {
+      const value = String(h.value ?? '');
+      // The schema bounds only its length: every request of the route would fail (500), said nowhere.
+      if (INVALID_HEADER_VALUE.test(value)) unsupported(`${where} ${h.name}: value ${JSON.stringify(value)} holds a character no HTTP header value can carry (a control character, or one above U+00FF)`);
+      return { name: String(h.name).toLowerCase(), value };
+    });
   return { set: values(spec.set), add: values(spec.add), remove: (spec.remove ?? []).map((n: string) => String(n).toLowerCase()) };
 }
 

@@ -220,6 +220,32 @@ ${extra}`;
   });
 });
 
+describe('header modifier values', () => {
+  const accepted = (statuses: ReturnType<typeof run>['result']['statuses'], kind: string) => {
+    const status = statuses.find((s) => s.kind === kind)!;
+    const c = (status.status.parents as { conditions: { type: string; reason: string; message: string }[] }[])[0]!.conditions.find((x) => x.type === 'Accepted')!;
+    return `${c.reason}: ${c.message}`;
+  };
+
+  it('a value no HTTP header can carry (CR, LF) is Accepted=False UnsupportedValue; every request of the route got 500, said nowhere', () => {
+    const filter = '    filters: [{type: ResponseHeaderModifier, responseHeaderModifier: {set: [{name: X-A, value: "a\\r\\nb"}]}}]\n';
+    const { result } = run(docs(GATEWAY, ROUTE().replace('  - backendRefs:', `  - backendRefs:`).replace('port: 8080}]\n', `port: 8080}]\n${filter}`), SERVICE(), SLICE));
+    expect(accepted(result.statuses, 'HTTPRoute')).toBe('UnsupportedValue: rule 0 ResponseHeaderModifier X-A: value "a\\r\\nb" holds a character no HTTP header value can carry (a control character, or one above U+00FF)');
+    const grpc = `apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: g, namespace: default}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - backendRefs: [{name: svc, port: 8080, filters: [{type: RequestHeaderModifier, requestHeaderModifier: {add: [{name: X-B, value: "c\\u0000"}]}}]}]
+`;
+    expect(accepted(run(docs(GATEWAY, grpc, SERVICE(), SLICE)).result.statuses, 'GRPCRoute')).toMatch(/^UnsupportedValue: rule 0 backendRef svc RequestHeaderModifier X-B: value "c\\u0000" holds a character/);
+    // Latin-1 text is a valid header value.
+    const latin = run(docs(GATEWAY, ROUTE().replace('port: 8080}]\n', `port: 8080}]\n${filter.replace('a\\r\\nb', 'café')}`), SERVICE(), SLICE));
+    expect(accepted(latin.result.statuses, 'HTTPRoute')).toMatch(/^Accepted/);
+  });
+});
+
 describe('a Service port of the route\'s transport', () => {
   const L4 = `apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
