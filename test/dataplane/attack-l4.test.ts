@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { GATEWAY_CLASS_YAML } from '../e2e/backends.ts';
 import { freePortOffset } from '../support/ports.ts';
 import { startSluice, type SluiceProcess } from '../support/sluice-process.ts';
+import { metricSum } from './support/attack-gateway.ts';
 
 const HOST = '127.0.0.1';
 const TLS_PORT = 9443;
@@ -132,13 +133,7 @@ describe('TLS passthrough, TCP and UDP listeners under attack', () => {
   let udpBackend: ReturnType<typeof createSocket>;
   let offset: number;
 
-  const metric = async (name: string, labels: Record<string, string>): Promise<number> => {
-    const text = await (await fetch(`${sluice.admin}/metrics`)).text();
-    return text
-      .split('\n')
-      .filter((line) => line.startsWith(`${name}{`) && Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`)))
-      .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
-  };
+  const metric = (name: string, labels: Record<string, string>): Promise<number> => metricSum(sluice, name, labels);
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'sluice-attack-l4-'));

@@ -114,6 +114,22 @@ describe('paths and hosts the router and a backend could read differently', () =
   });
 
   describe('HTTP/2 (:path)', () => {
+    /** The response head of one request (its body ended at once) on a fresh connection. */
+    async function h2Response(request: http2.OutgoingHttpHeaders): Promise<http2.IncomingHttpHeaders> {
+      const session = http2.connect(`http://127.0.0.1:${gateway.port}`);
+      try {
+        return await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
+          const stream = session.request(request);
+          stream.on('response', resolve);
+          stream.on('error', reject);
+          stream.end();
+          stream.resume();
+        });
+      } finally {
+        session.close();
+      }
+    }
+
     const h2paths: Array<[string, Outcome]> = [
       ['/x\\..\\admin', { backend: 'admin', target: '/admin' }],
       ['/x/..;/admin', { backend: 'admin', target: '/admin' }],
@@ -124,43 +140,22 @@ describe('paths and hosts the router and a backend could read differently', () =
     it.each(h2paths)('%j', async (path, outcome) => {
       const admin = gateway.admin.requests.length;
       const pub = gateway.public.requests.length;
-      const session = http2.connect(`http://127.0.0.1:${gateway.port}`);
-      try {
-        const headers = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
-          const stream = session.request({ ':path': path, ':authority': HOST });
-          stream.on('response', resolve);
-          stream.on('error', reject);
-          stream.resume();
-        });
-        const status = Number(headers[':status']);
-        if ('backend' in outcome) {
-          expect(status).toBe(200);
-          expect(gateway[outcome.backend].requests.slice(outcome.backend === 'admin' ? admin : pub).map((r) => r.target)).toEqual([outcome.target]);
-        } else if ('status' in outcome) {
-          expect(status).toBe(outcome.status);
-        } else {
-          expect([status, headers.location]).toEqual([307, outcome.redirect]);
-        }
-        if (!('backend' in outcome) || outcome.backend === 'admin') expect(gateway.public.requests.length).toBe(pub);
-      } finally {
-        session.close();
+      const headers = await h2Response({ ':path': path, ':authority': HOST });
+      const status = Number(headers[':status']);
+      if ('backend' in outcome) {
+        expect(status).toBe(200);
+        expect(gateway[outcome.backend].requests.slice(outcome.backend === 'admin' ? admin : pub).map((r) => r.target)).toEqual([outcome.target]);
+      } else if ('status' in outcome) {
+        expect(status).toBe(outcome.status);
+      } else {
+        expect([status, headers.location]).toEqual([307, outcome.redirect]);
       }
+      if (!('backend' in outcome) || outcome.backend === 'admin') expect(gateway.public.requests.length).toBe(pub);
     });
 
     it('answers a gRPC call with an escaped slash INTERNAL, as Envoy, not with a redirect', async () => {
-      const session = http2.connect(`http://127.0.0.1:${gateway.port}`);
-      try {
-        const headers = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
-          const stream = session.request({ ':method': 'POST', ':path': '/pkg.Svc%2FMethod', ':authority': HOST, 'content-type': 'application/grpc', te: 'trailers' });
-          stream.on('response', resolve);
-          stream.on('error', reject);
-          stream.end();
-          stream.resume();
-        });
-        expect([headers[':status'], headers['grpc-status']]).toEqual([200, '13']);
-      } finally {
-        session.close();
-      }
+      const headers = await h2Response({ ':method': 'POST', ':path': '/pkg.Svc%2FMethod', ':authority': HOST, 'content-type': 'application/grpc', te: 'trailers' });
+      expect([headers[':status'], headers['grpc-status']]).toEqual([200, '13']);
     });
   });
 });

@@ -53,6 +53,17 @@ spec:
     filters: [{type: RequestRedirect, requestRedirect: {path: {type: ReplaceFullPath, replaceFullPath: /elsewhere}, statusCode: 302}}]
 `;
 
+/** A counter of a running gateway's /metrics, summed over the series whose labels include `labels`. */
+export async function metricSum(sluice: SluiceProcess, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const text = await (await fetch(`${sluice.admin}/metrics`)).text();
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    if (Object.entries(labels).every(([key, value]) => line.includes(`${key}="${value}"`))) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
+}
+
 /** `extraArgs`: more flags for `sluice run` (timeouts, say). */
 export async function startAttackGateway(extraArgs: string[] = []): Promise<AttackGateway> {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-attack-'));
@@ -76,15 +87,7 @@ export async function startAttackGateway(extraArgs: string[] = []): Promise<Atta
     admin,
     public: pub,
     seen: () => admin.requests.length + pub.requests.length,
-    metric: async (name, labels = {}) => {
-      const text = await (await fetch(`${sluice.admin}/metrics`)).text();
-      let sum = 0;
-      for (const line of text.split('\n')) {
-        if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
-        if (Object.entries(labels).every(([key, value]) => line.includes(`${key}="${value}"`))) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-      }
-      return sum;
-    },
+    metric: (name, labels) => metricSum(sluice, name, labels),
     close: async () => {
       await sluice.stop();
       await admin.close();
