@@ -115,7 +115,7 @@ export function inputProblem(obj: Validated): string | null {
   applyDefaults(schema, copy);
   const validate = validatorFor(index);
   if (!validate(copy)) return schemaError(validate.errors ?? []);
-  if (!crd.custom) return coreRequired(obj.kind, copy) ?? (obj.kind === 'Ingress' ? ingressProblem(copy) : obj.kind === 'Service' ? serviceProblem(copy) : null);
+  if (!crd.custom) return coreRequired(obj.kind, copy) ?? CORE_CHECKS[obj.kind]?.(copy) ?? null;
   return celProblem(schema, copy, celValue(copy, schema), '');
 }
 
@@ -165,6 +165,19 @@ function serviceProblem(service: unknown): string | null {
   const spec = (service as { spec?: { type?: unknown; externalName?: unknown } }).spec;
   return spec?.type === 'ExternalName' && !spec.externalName ? 'spec.externalName: Required value' : null;
 }
+
+/** A Secret's `data` values are base64 (the API server decodes them; one that does not decode was read as a missing key). */
+function secretProblem(secret: unknown): string | null {
+  const data = (secret as { data?: Record<string, unknown> }).data ?? {};
+  for (const [key, value] of Object.entries(data)) {
+    const text = String(value).replace(/[\r\n]/g, '');
+    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4 !== 0) return `data[${key}]: Invalid value: illegal base64 data (stringData takes the value as written)`;
+  }
+  return null;
+}
+
+/** The API server's checks of core kinds, beyond their models' types, that translation would otherwise read a meaning into. */
+const CORE_CHECKS: Record<string, (obj: unknown) => string | null> = { Ingress: ingressProblem, Service: serviceProblem, Secret: secretProblem };
 
 /** The first place `parts` is absent below `value` (its parents present), as a field path; null when none. */
 function missingAt(value: unknown, parts: string[], at: string): string | null {

@@ -213,6 +213,12 @@ ${extra}`;
     expect(sourceProblems).toContainEqual(expect.stringMatching(/Service default\/svc refused: spec\.externalName: Required value/));
   });
 
+  it('a Secret whose data is not base64 is refused (it read as a Secret without that key)', () => {
+    const secret = (data: string) => `apiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: default}\ndata: {tls.crt: "${data}"}\n`;
+    expect(run(secret('-----BEGIN CERTIFICATE-----')).sourceProblems).toContainEqual(expect.stringContaining('Secret default/s refused: data[tls.crt]: Invalid value: illegal base64 data'));
+    expect(run(secret('aGVsbG8=')).sourceProblems).toEqual([]);
+  });
+
   it('a path without pathType is refused, as the API server does (it was read as ImplementationSpecific)', () => {
     const { sourceProblems, result } = run(docs(CLASS(), INGRESS('', ''), SERVICE(), SLICE));
     expect(sourceProblems).toContainEqual(expect.stringMatching(/SLU_MANIFEST_INVALID .*Ingress default\/ing refused: spec\.rules\[0\]\.http\.paths\[0\]\.pathType: Required value/));
