@@ -1,5 +1,6 @@
 // `sluice <command>`: what each command does with its flags (the flags themselves: cli-flags.ts).
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { pino } from 'pino';
 import { COMMANDS, CONTROLLER, DATAPLANE, INGRESS_CONTROLLER, LOG_LEVELS, OBSERVE, OVERVIEW, STATUS, TRANSLATE, commandUsage, parseCommand, type FlagValues } from './cli-flags.ts';
 import { parseIPv4 } from '../ir/ipv4.ts';
@@ -249,6 +250,19 @@ function kubeconfigProblem(kubeconfig: string | undefined): string | undefined {
   return `no in-cluster ServiceAccount here (${IN_CLUSTER_TOKEN}): give --kubeconfig FILE (e.g. ~/.kube/config), or run it in a Pod (charts/sluice)`;
 }
 
+/** Why a file cannot be appended to (it, or the folder it would be made in), or undefined; nothing is created. */
+function unwritableFile(path: string): string | undefined {
+  try {
+    if (existsSync(path)) {
+      if (statSync(path).isDirectory()) return 'a folder';
+      accessSync(path, constants.W_OK);
+    } else accessSync(dirname(path), constants.W_OK | constants.X_OK);
+    return undefined;
+  } catch (err) {
+    return (err as Error).message.split(',')[0];
+  }
+}
+
 function isHttpUrl(text: string): boolean {
   try {
     const url = new URL(text);
@@ -325,6 +339,8 @@ function flowOptions(values: FlagValues): NodeFlowOptions | string {
     const fields = values['access-log-fields'] === undefined ? ACCESS_LOG_FIELDS : splitList(values['access-log-fields']);
     const unknown = fields.filter((f) => !ACCESS_LOG_FIELDS.includes(f));
     if (unknown.length > 0) return `--access-log-fields ${unknown.join(',')}: expected some of ${ACCESS_LOG_FIELDS.join(',')}`;
+    const unwritable = path === '-' ? undefined : unwritableFile(path);
+    if (unwritable) return `--access-log ${path}: cannot be written (${unwritable})`;
     out.accessLog = { path, fields };
   } else if (values['access-log-fields'] !== undefined) return '--access-log-fields needs --access-log';
   return out;

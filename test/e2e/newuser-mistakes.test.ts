@@ -45,6 +45,11 @@ describe('a flag value of the wrong shape is a usage error naming the flag', () 
     expectUsageError(sluice('dataplane', '--controller', 'sluice-controller:18000'), '--controller sluice-controller:18000: expected an http:// or https:// URL, e.g. http://sluice-controller:18000', 'dataplane');
   });
 
+  it('--access-log where no file can be written (a folder that does not exist, a folder), before anything starts', () => {
+    expectUsageError(sluice('run', '--manifests', ROOT, '--access-log', '/no/such/folder/access.log'), '--access-log /no/such/folder/access.log: cannot be written (ENOENT: no such file or directory)', 'run');
+    expectUsageError(sluice('dataplane', '--controller', 'http://127.0.0.1:1', '--access-log', tmpdir()), `--access-log ${tmpdir()}: cannot be written (a folder)`, 'dataplane');
+  });
+
   it('controller --kubeconfig that cannot be read', () => {
     const r = sluice('controller', '--kubeconfig', '/no/such/kubeconfig');
     expectUsageError(r, "--kubeconfig /no/such/kubeconfig: ENOENT: no such file or directory, open '/no/such/kubeconfig'", 'controller');
