@@ -209,7 +209,8 @@ export const TRANSLATE: Command = {
   name: 'translate',
   summary: 'print the IR and every computed status for a folder of manifests, serving nothing (exit 1 when an object is refused)',
   synopsis: '--manifests DIR [flags]',
-  flags: [manifests, { name: 'output', short: 'o', type: 'string', value: 'yaml|json', default: 'yaml', help: 'output format' }, bindAddress, ...TRANSLATION_FLAGS],
+  // Read once: not watched, as run's is.
+  flags: [{ ...manifests, help: 'folder of YAML manifests (read recursively, multi-document)' }, { name: 'output', short: 'o', type: 'string', value: 'yaml|json', default: 'yaml', help: 'output format' }, bindAddress, ...TRANSLATION_FLAGS],
 };
 
 export const STATUS: Command = {

@@ -20,6 +20,7 @@ import { problemLine, type Problem } from '../controller/problems.ts';
 import { StartupCheckFailed } from './startup-checks.ts';
 import { parseHostPort } from '../ir/host-port.ts';
 import { nothingServed } from './nothing-served.ts';
+import { adminFetchError } from './admin-client.ts';
 
 /** Where a Pod's ServiceAccount token is mounted: what `sluice controller` without --kubeconfig reads. */
 const IN_CLUSTER_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
@@ -134,7 +135,9 @@ export async function main(argv: string[]): Promise<number> {
 
   const manifests = values.manifests as string | undefined;
   if (!manifests) return usageError('--manifests DIR is required');
-  if (!existsSync(manifests) || !statSync(manifests).isDirectory()) return usageError(`--manifests ${manifests}: not a folder`);
+  if (!existsSync(manifests)) return usageError(`--manifests ${manifests}: not a folder (nothing is there)`);
+  // A file: `kubectl apply -f` takes one, Sluice reads (and watches) a folder.
+  if (!statSync(manifests).isDirectory()) return usageError(`--manifests ${manifests}: not a folder but a file; name the folder that holds it (--manifests ${dirname(manifests)})`);
   const bindAddress = values['bind-address'] as string;
   const translation = translationOptions(values);
   if (typeof translation === 'string') return usageError(translation);
@@ -262,6 +265,9 @@ function unwritableFile(path: string): string | undefined {
     return (err as Error).message.split(',')[0];
   }
 }
+
+/** An answer that is not 200, as `sluice status` reports it. */
+class HttpAnswer extends Error {}
 
 function isHttpUrl(text: string): boolean {
   try {
@@ -410,10 +416,10 @@ async function status(values: FlagValues): Promise<number> {
   try {
     // The admin API answers at once; a hung one must not hang the command.
     const response = await fetch(`http://${address}/api/status`, { signal: AbortSignal.timeout(5000) });
-    if (!response.ok) throw new Error(`${response.status} ${await response.text()}`);
+    if (!response.ok) throw new HttpAnswer(`${response.status} ${await response.text()}`);
     body = await response.json();
   } catch (err) {
-    process.stderr.write(`sluice status: cannot read http://${address}/api/status: ${(err as Error).message}\n`);
+    process.stderr.write(`sluice status: cannot read http://${address}/api/status: ${err instanceof HttpAnswer ? err.message : adminFetchError(err)}\n`);
     return 1;
   }
   const problems = (body as { problems?: unknown }).problems;

@@ -6,6 +6,7 @@
 import { hostname } from 'node:os';
 import type { Flow, FlowPeer } from '../ir/flow.ts';
 import type { FlagValues } from './cli-flags.ts';
+import { adminFetchError } from './admin-client.ts';
 
 /** Flag → /api/flows query parameter (values pass through; the server checks them). */
 const FILTER_FLAGS = ['verdict', 'type', 'from-pod', 'to-pod', 'from-namespace', 'to-namespace', 'namespace', 'to-service', 'http-status', 'http-method', 'http-path'] as const;
@@ -36,7 +37,7 @@ export async function observe(values: FlagValues, usageError: (message: string) 
   try {
     response = await fetch(`http://${address}/api/flows?${query}`);
   } catch (err) {
-    process.stderr.write(`sluice observe: cannot reach ${address}: ${(err as Error).message}\n`);
+    process.stderr.write(`sluice observe: cannot reach ${address}: ${adminFetchError(err)}\n`);
     return 1;
   }
   if (!response.ok || !response.body) {

@@ -50,6 +50,21 @@ describe('a flag value of the wrong shape is a usage error naming the flag', () 
     expectUsageError(sluice('dataplane', '--controller', 'http://127.0.0.1:1', '--access-log', tmpdir()), `--access-log ${tmpdir()}: cannot be written (a folder)`, 'dataplane');
   });
 
+  it('--manifests naming a file (as kubectl apply -f takes one) names the folder to give instead', () => {
+    expectUsageError(sluice('translate', '--manifests', join(ROOT, 'examples', 'quickstart', 'quickstart.yaml')), `--manifests ${join(ROOT, 'examples', 'quickstart', 'quickstart.yaml')}: not a folder but a file; name the folder that holds it (--manifests ${join(ROOT, 'examples', 'quickstart')})`, 'translate');
+    expectUsageError(sluice('run', '--manifests', '/no/such/folder'), '--manifests /no/such/folder: not a folder (nothing is there)', 'run');
+  });
+
+  it('status and observe when nothing answers at --admin-address say so, and what to check', async () => {
+    const admin = `127.0.0.1:${await freePort()}`;
+    const status = sluice('status', '--admin-address', admin);
+    expect(status.stderr).toBe(`sluice status: cannot read http://${admin}/api/status: nothing listens there (connection refused): is sluice running, with this --admin-address?\n`);
+    expect(status.status).toBe(1);
+    const observe = sluice('observe', '--admin-address', admin);
+    expect(observe.stderr).toBe(`sluice observe: cannot reach ${admin}: nothing listens there (connection refused): is sluice running, with this --admin-address?\n`);
+    expect(observe.status).toBe(1);
+  });
+
   it('controller --kubeconfig that cannot be read', () => {
     const r = sluice('controller', '--kubeconfig', '/no/such/kubeconfig');
     expectUsageError(r, "--kubeconfig /no/such/kubeconfig: ENOENT: no such file or directory, open '/no/such/kubeconfig'", 'controller');
