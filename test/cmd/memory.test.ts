@@ -81,3 +81,48 @@ describeIfPossible('sluice run memory settings', process.platform === 'linux' ? 
     expect(r.stderr).toContain('SLUICE_MAX_SEMI_SPACE_MB must be a whole number of MB');
   });
 });
+
+/**
+ * A Node process with a large live heap (as a large configuration leaves) runs the start-up GC,
+ * then promotes a third of that heap in garbage (arrays large enough to be allocated in the old
+ * generation, as an edit's lists of every route are): the number of full GCs that garbage caused.
+ * `nodeArgs`: more flags on Node's command line.
+ */
+function fullGcsAfterStartup(nodeArgs: string[]): number {
+  const script = `
+    import { PerformanceObserver, constants, performance } from 'node:perf_hooks';
+    import { releaseStartupMemory } from ${JSON.stringify(join(ROOT, 'cmd', 'memory.ts'))};
+    const live = [];
+    for (let i = 0; i < 1_200_000; i++) live.push({ n: i, list: [i] });
+    const liveMb = process.memoryUsage().heapUsed / 1048576;
+    const fullStarts = [];
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) if (e.detail.kind === constants.NODE_PERFORMANCE_GC_MAJOR) fullStarts.push(e.startTime);
+    }).observe({ entryTypes: ['gc'] });
+    releaseStartupMemory();
+    // It runs in the next setImmediate, synchronously.
+    await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setImmediate(resolve));
+    const from = performance.now();
+    // 50 000 small integers: 200 KB, allocated in the old generation's large-object space.
+    let last = null;
+    for (let i = 0; i < Math.ceil(liveMb / 3 / 0.2); i++) last = new Array(50_000).fill(i);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    process.stdout.write(JSON.stringify({ full: fullStarts.filter((t) => t >= from).length, live: live.length, last: last.length }));
+  `;
+  const env = { ...process.env };
+  delete env.NODE_OPTIONS;
+  const r = spawnSync(process.execPath, ['--disable-warning=ExperimentalWarning', ...nodeArgs, '--input-type=module', '-e', script], { env, encoding: 'utf8', timeout: 60_000 });
+  if (r.status !== 0) throw new Error(`the script failed: ${r.stderr}`);
+  return (JSON.parse(r.stdout) as { full: number }).full;
+}
+
+describe('heap growth after the start-up GC', () => {
+  it('leaves room for a third of the live heap before the next full GC (a reducing GC alone leaves a tenth)', () => {
+    expect(fullGcsAfterStartup([])).toBe(0);
+  });
+
+  it('keeps a --heap-growing-percent the user gave Node (the control: that small growth collects the garbage)', () => {
+    expect(fullGcsAfterStartup(['--heap-growing-percent=5'])).toBeGreaterThanOrEqual(1);
+  });
+});
