@@ -43,7 +43,7 @@ export function resolveBackendRef(ref: BackendRef | undefined, routeNamespace: s
   const servicePort = ports.find((p) => Number(p?.port) === port && (p.protocol ?? 'TCP') === transport);
   if (!servicePort) {
     const other = ports.find((p) => Number(p?.port) === port);
-    const why = other ? `the Service has no ${transport} port ${port} (it is ${other.protocol ?? 'TCP'}), and a ${routeKind} carries ${transport}` : `the Service has no port ${port}`;
+    const why = other ? `the Service has no ${transport} port ${port} (it is ${other.protocol ?? 'TCP'}): ${routeKind} traffic is ${transport}` : `the Service has no port ${port}`;
     return { problem: { reason: 'BackendNotFound', message: `${what}: ${why}` } };
   }
   const appProtocol = toAppProtocol(servicePort.appProtocol);

@@ -317,7 +317,7 @@ function ingressRoute(
   } else {
     const service: Partial<IngressServiceBackend> = backend?.service ?? {};
     const port = service.port?.number ?? servicePortByName(index, ing.metadata.namespace!, service.name ?? '', service.port?.name);
-    const resolved = resolveBackendRef({ name: service.name ?? '', port }, ing.metadata.namespace!, index);
+    const resolved = resolveBackendRef({ name: service.name ?? '', port }, ing.metadata.namespace!, index, 'Ingress');
     if ('problem' in resolved) {
       out.problems.push(`Ingress ${key} ${suffix}: ${resolved.problem.message}; answering 503`);
       action = { type: 'DirectResponse', status: 503 };

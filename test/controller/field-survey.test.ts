@@ -283,9 +283,9 @@ spec:
 
   it('a UDPRoute to a TCP-only port and a TCPRoute or HTTPRoute to a UDP-only port are BackendNotFound, as Envoy Gateway has them (they were forwarded)', () => {
     const { result } = run(docs(L4, GATEWAY, route('UDPRoute', 'udp', 53), route('TCPRoute', 'tcp', 54), ROUTE().replace('port: 8080', 'port: 54'), service('[{name: a, port: 53, protocol: TCP}, {name: b, port: 54, protocol: UDP}]')));
-    expect(resolved(result.statuses, 'UDPRoute')).toBe('BackendNotFound: backendRef Service default/svc: the Service has no UDP port 53 (it is TCP), and a UDPRoute carries UDP');
-    expect(resolved(result.statuses, 'TCPRoute')).toBe('BackendNotFound: backendRef Service default/svc: the Service has no TCP port 54 (it is UDP), and a TCPRoute carries TCP');
-    expect(resolved(result.statuses, 'HTTPRoute')).toBe('BackendNotFound: backendRef Service default/svc: the Service has no TCP port 54 (it is UDP), and a HTTPRoute carries TCP');
+    expect(resolved(result.statuses, 'UDPRoute')).toBe('BackendNotFound: backendRef Service default/svc: the Service has no UDP port 53 (it is TCP): UDPRoute traffic is UDP');
+    expect(resolved(result.statuses, 'TCPRoute')).toBe('BackendNotFound: backendRef Service default/svc: the Service has no TCP port 54 (it is UDP): TCPRoute traffic is TCP');
+    expect(resolved(result.statuses, 'HTTPRoute')).toBe('BackendNotFound: backendRef Service default/svc: the Service has no TCP port 54 (it is UDP): HTTPRoute traffic is TCP');
     expect(result.ir.http.udp?.[0]?.route?.backends).toEqual([{ backend: null, weight: 1, filters: [] }]);
   });
 
