@@ -52,4 +52,15 @@ describe('StatusStore', () => {
     expect(store.update([a, b, named('c', false)], new Date('2026-01-04T00:00:00Z'))).toEqual(['Gateway/ns/b']);
     expect((store.get('Gateway/ns/b')!.status as any).conditions[0].lastTransitionTime).toBe('2026-01-04T00:00:00Z');
   });
+
+  it('an update that names one object twice and leaves another out still removes that one (each entry counted once)', () => {
+    const store = new StatusStore();
+    const named = (name: string) => ({ ...gateway(true), name });
+    const a = named('a');
+    store.update([a, named('b'), named('c')], new Date('2026-01-01T00:00:00Z'));
+    // As many statuses as entries, but b is not among them.
+    expect(store.update([a, named('a'), named('c')], new Date('2026-01-02T00:00:00Z'))).toEqual(['Gateway/ns/b']);
+    expect(store.get('Gateway/ns/b')).toBeUndefined();
+    expect(store.get('Gateway/ns/a')).toBeDefined();
+  });
 });
