@@ -1,5 +1,5 @@
 // `sluice <command>`: what each command does with its flags (the flags themselves: cli-flags.ts).
-import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { pino } from 'pino';
 import { COMMANDS, CONTROLLER, DATAPLANE, INGRESS_CONTROLLER, LOG_LEVELS, OBSERVE, OVERVIEW, STATUS, TRANSLATE, commandUsage, parseCommand, type FlagValues } from './cli-flags.ts';
@@ -17,7 +17,7 @@ import { SESSION_KEY_MIN_BYTES } from '../dataplane/upstream/session.ts';
 import { REDIS_ENV, REDIS_TYPES, resolveRedisSettings } from './redis-settings.ts';
 import { hostname } from 'node:os';
 import { problemLine, type Problem } from '../controller/problems.ts';
-import { StartupCheckFailed } from './startup-checks.ts';
+import { StartupCheckFailed, unwritableFile } from './startup-checks.ts';
 import { parseHostPort } from '../ir/host-port.ts';
 import { nothingServed } from './nothing-served.ts';
 import { adminFetchError } from './admin-client.ts';
@@ -251,19 +251,6 @@ function kubeconfigProblem(kubeconfig: string | undefined): string | undefined {
   }
   if (existsSync(IN_CLUSTER_TOKEN)) return undefined;
   return `no in-cluster ServiceAccount here (${IN_CLUSTER_TOKEN}): give --kubeconfig FILE (e.g. ~/.kube/config), or run it in a Pod (charts/sluice)`;
-}
-
-/** Why a file cannot be appended to (it, or the folder it would be made in), or undefined; nothing is created. */
-function unwritableFile(path: string): string | undefined {
-  try {
-    if (existsSync(path)) {
-      if (statSync(path).isDirectory()) return 'a folder';
-      accessSync(path, constants.W_OK);
-    } else accessSync(dirname(path), constants.W_OK | constants.X_OK);
-    return undefined;
-  } catch (err) {
-    return (err as Error).message.split(',')[0];
-  }
 }
 
 /** An answer that is not 200, as `sluice status` reports it. */

@@ -13,7 +13,7 @@ import type { IR } from '../ir/types.ts';
 import { withImplicitGatewayClasses } from '../controller/sources/implicit-classes.ts';
 import { ProblemLog, type Problem } from '../controller/problems.ts';
 import { LOSS_SETTLE_MS, ManifestFolder, type ReadError } from '../controller/sources/manifest-folder.ts';
-import { StartupCheckFailed, checkFolder, checkPorts, pathProblem, type PortClaim } from './startup-checks.ts';
+import { StartupCheckFailed, checkFolder, checkPorts, pathProblem, unwritableFolder, type PortClaim } from './startup-checks.ts';
 import { SNAPSHOT_FIELD_BY_KIND, type InputSnapshot, type KubeObject } from '../controller/sources/objects.ts';
 import type { Condition, ObjectStatus } from '../controller/status/conditions.ts';
 import { assembleStatuses } from '../controller/status/assemble.ts';
@@ -217,7 +217,13 @@ async function checkStartup(options: StandaloneOptions, folder: ManifestFolder, 
     pathProblem(join(options.manifests, e.file), `cannot be read (${e.cause}); fix its permissions or check --manifests`),
   );
   // The HTTPS listeners --demo-backends will give a certificate are bound too: check them now.
-  const ir = irOf(options.demoBackends ? await (await demoModule()).withPlannedCertificates(load.snapshot) : load.snapshot);
+  const planned = options.demoBackends ? await (await demoModule()).withPlannedCertificates(load.snapshot) : load.snapshot;
+  const ir = irOf(planned);
+  // --demo-backends writes certificates (and BackendTLSPolicies' CA files) into the folder.
+  const unwritable = options.demoBackends && (planned !== load.snapshot || load.snapshot.backendTlsPolicies.length > 0) ? unwritableFolder(options.manifests) : undefined;
+  if (unwritable) {
+    problems.push(pathProblem(options.manifests, `--demo-backends writes self-signed certificates here (generated-*.yaml) but cannot: ${unwritable}; run as the folder's owner, or copy the folder somewhere writable`));
+  }
   const admin = parseHostPort(options.adminAddress);
   const claims: PortClaim[] = [{ ...admin, what: 'the admin API', remedy: 'choose another with --admin-address' }];
   const offset = options.portOffset;

@@ -3,7 +3,8 @@
 // the port or path and the flag to change; the process then exits with
 // STARTUP_CHECK_EXIT_CODE and leaves nothing behind.
 import { createServer, type Server } from 'node:net';
-import { accessSync, constants, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { problemLine, type Problem } from '../controller/problems.ts';
 
 /** Exit code of a failed startup check (2 is a usage error, 1 a crash). */
@@ -39,6 +40,27 @@ export function checkFolder(path: string, flag: string): Problem[] {
     return [];
   } catch (err) {
     return [pathProblem(path, `${(err as Error).message.split(',')[0]}; check ${flag}`)];
+  }
+}
+
+/** Why a file cannot be appended to (it, or the folder it would be made in), or undefined; nothing is created. */
+export function unwritableFile(path: string): string | undefined {
+  if (!existsSync(path)) return unwritableFolder(dirname(path));
+  return statSync(path).isDirectory() ? 'a folder' : accessProblem(path, constants.W_OK);
+}
+
+/** Why files cannot be made in a folder, or undefined. */
+export function unwritableFolder(path: string): string | undefined {
+  return accessProblem(path, constants.W_OK | constants.X_OK);
+}
+
+/** "EACCES: permission denied" when `path` lacks `mode` for this process, else undefined. */
+function accessProblem(path: string, mode: number): string | undefined {
+  try {
+    accessSync(path, mode);
+    return undefined;
+  } catch (err) {
+    return (err as Error).message.split(',')[0];
   }
 }
 
