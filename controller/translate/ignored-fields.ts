@@ -23,6 +23,11 @@ export function ignoredFieldProblems(objects: KubeObject[], gateways: GatewayObj
   for (const obj of [...gateways, ...objects]) {
     const fields = undeclaredFields(obj);
     if (fields.length > 0) report(obj, fields, 'not read by Sluice (not in the Gateway API v1.6.1 standard channel)');
+    // A Passthrough listener hands the client's TLS to the backend: its certificates are never used.
+    if (obj.kind !== 'Gateway' && obj.kind !== 'ListenerSet') continue;
+    const listeners = (obj as GatewayObject | ListenerSetObject).spec.listeners ?? [];
+    const certified = listeners.flatMap((l, i) => (l.tls?.mode === 'Passthrough' && (l.tls.certificateRefs ?? []).length > 0 ? [`spec.listeners[${i}].tls.certificateRefs`] : []));
+    if (certified.length > 0) report(obj, certified, 'not used: a TLS Passthrough listener never ends TLS (the backend does)');
   }
   const setsByGateway = new Map<string, ListenerSetObject[]>();
   for (const obj of objects) {

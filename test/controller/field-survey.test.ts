@@ -131,6 +131,20 @@ describe('Gateway', () => {
     expect(run(GATEWAY.replace('  listeners:', '  addresses: [{type: IPAddress}, {type: example.com/named, value: x}]\n  listeners:')).sourceProblems).toEqual([]);
   });
 
+  it('certificateRefs on a TLS Passthrough listener (Gateway or ListenerSet) are said to be unused', () => {
+    const passthrough = '  - {name: tls, protocol: TLS, port: 9443, tls: {mode: Passthrough, certificateRefs: [{name: cert}]}}\n';
+    const set = `apiVersion: gateway.networking.k8s.io/v1
+kind: ListenerSet
+metadata: {name: ls, namespace: default}
+spec:
+  parentRef: {name: gw}
+  listeners:
+${passthrough.replace('9443', '9444')}`;
+    const { problems } = run(docs(GATEWAY + passthrough, set));
+    expect(problems).toContainEqual('SLU_TRANSLATION Gateway default/gw: spec.listeners[1].tls.certificateRefs not used: a TLS Passthrough listener never ends TLS (the backend does); ignored');
+    expect(problems).toContainEqual('SLU_TRANSLATION ListenerSet default/ls: spec.listeners[0].tls.certificateRefs not used: a TLS Passthrough listener never ends TLS (the backend does); ignored');
+  });
+
   it('a tls.frontend.perPort entry for a port where no listener ends TLS is said', () => {
     const frontend = `  tls:
     frontend:
