@@ -48,6 +48,12 @@ export function ignoredKindText(apiVersion: string, kind: string, name: string):
   return same ? `${head}: another API's ${kind}${same}` : `${head}: Sluice does not read this kind`;
 }
 
+/** ` (kinds are case-sensitive: kind: Service)` when `kind` is one of `kinds` in the wrong case, else '': for a message about a reference. */
+export function kindSlip(kind: string, kinds: readonly string[]): string {
+  const meant = meantKind(kind, kinds);
+  return meant === undefined ? '' : ` (kinds are case-sensitive: kind: ${meant})`;
+}
+
 /** The one of `kinds` that `kind` differs from in case only (HttpRoute: HTTPRoute), if any. */
 export function meantKind(kind: string, kinds: readonly string[]): string | undefined {
   const lower = kind.toLowerCase();

@@ -6,7 +6,7 @@ import type { BackendRef, ServicePort } from '../schema/kinds.ts';
 import type { InputIndex } from './index-inputs.ts';
 import { isReferenceAllowed } from './referencegrant.ts';
 import { backendTlsFor } from './backendtls.ts';
-import { meantKind } from '../sources/ignored-kinds.ts';
+import { kindSlip } from '../sources/ignored-kinds.ts';
 
 export interface RefProblem {
   reason: 'InvalidKind' | 'RefNotPermitted' | 'BackendNotFound' | 'UnsupportedProtocol';
@@ -23,8 +23,7 @@ export function resolveBackendRef(ref: BackendRef | undefined, routeNamespace: s
   const name = String(ref?.name ?? '');
   const what = `backendRef ${kind} ${namespace}/${name}`;
   if ((group !== '' && group !== 'core') || kind !== 'Service') {
-    const slip = meantKind(kind, ['Service']) ? ' (kinds are case-sensitive: kind: Service)' : '';
-    return { problem: { reason: 'InvalidKind', message: `${what}: only core Services are supported${slip}` } };
+    return { problem: { reason: 'InvalidKind', message: `${what}: only core Services are supported${kindSlip(kind, ['Service'])}` } };
   }
   const allowed = isReferenceAllowed(
     index.snapshot.referenceGrants,

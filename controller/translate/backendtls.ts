@@ -18,6 +18,7 @@ import { condition, type Condition, type ObjectStatus } from '../status/conditio
 import { isGateway, olderFirst, readTlsSecret, type GatewayState } from './gateway.ts';
 import type { InputIndex } from './index-inputs.ts';
 import { isReferenceAllowed } from './referencegrant.ts';
+import { kindSlip } from '../sources/ignored-kinds.ts';
 
 interface Verdict {
   ok: boolean;
@@ -69,7 +70,7 @@ function policyIndex(index: InputIndex): PolicyIndex {
     const ns = policy.obj.metadata.namespace ?? '';
     for (const ref of policy.obj.spec.targetRefs) {
       if (ref.group !== '' || ref.kind !== 'Service') {
-        problems.push(`BackendTLSPolicy ${policy.key}: targetRef ${ref.group || 'core'}/${ref.kind} ${ref.name} is not supported (only core Services are); ignored`);
+        problems.push(`BackendTLSPolicy ${policy.key}: targetRef ${ref.group || 'core'}/${ref.kind} ${ref.name} is not supported (only core Services are)${kindSlip(ref.kind, ['Service'])}; ignored`);
         continue;
       }
       const service = index.service(ns, ref.name);

@@ -13,6 +13,7 @@ import type { TranslateOptions } from './options.ts';
 import { isReferenceAllowed } from './referencegrant.ts';
 import { selectorMatches, selectorProblem, type LabelSelector } from './selectors.ts';
 import { parseTlsOptions } from './tls-options.ts';
+import { kindSlip } from '../sources/ignored-kinds.ts';
 import type { CertificateRef, FrontendValidation, GatewaySpec, Listener, ListenerTLS, RouteGroupKind } from '../schema/kinds.ts';
 
 /** A reference to a core object (a certificate's Secret, a CA's ConfigMap). */
@@ -39,6 +40,9 @@ const ROUTE_KINDS_BY_PROTOCOL: Record<string, RouteKind[]> = {
   TCP: [{ group: GATEWAY_GROUP, kind: 'TCPRoute' }],
   UDP: [{ group: GATEWAY_GROUP, kind: 'UDPRoute' }],
 };
+
+/** Every route kind a listener serves, by name: to name the one meant when a kind is written in the wrong case. */
+const ROUTE_KIND_NAMES = [...new Set(Object.values(ROUTE_KINDS_BY_PROTOCOL).flat().map((k) => k.kind))];
 
 interface Verdict {
   ok: boolean;
@@ -287,7 +291,7 @@ function translateListener(gateway: GatewayState, owner: ListenerOwner, spec: Li
     listener.resolvedRefs = {
       ok: false,
       reason: 'InvalidRouteKinds',
-      message: `unsupported route kinds: ${kinds.invalid.map((k) => `${k.group}/${k.kind}`).join(', ')}`,
+      message: `unsupported route kinds: ${kinds.invalid.map((k) => `${k.group}/${k.kind}${kindSlip(k.kind, ROUTE_KIND_NAMES)}`).join(', ')}`,
     };
   }
   const selectorError = listener.allowedRoutes.from === 'Selector' ? selectorProblem(listener.allowedRoutes.selector) : null;
@@ -446,7 +450,7 @@ function resolveCoreRefs<T>(
     const name = String(ref?.name ?? '');
     const what = `${field}[${i}] ${kind} ${namespace}/${name}`;
     const fail = (reason: string, message: string) => problems.push({ ok: false, reason, message: `${what}: ${message}` });
-    if (group !== '' || kind !== kindWanted) return fail(wrongKindReason, `only core ${kindWanted}s are supported`);
+    if (group !== '' || kind !== kindWanted) return fail(wrongKindReason, `only core ${kindWanted}s are supported${kindSlip(kind, [kindWanted])}`);
     const allowed = isReferenceAllowed(
       index.snapshot.referenceGrants,
       { group: GATEWAY_GROUP, kind: owner.kind, namespace: owner.namespace },

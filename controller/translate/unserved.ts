@@ -7,8 +7,9 @@
 // - a Gateway whose GatewayClass Sluice handles but did not accept (its status says why);
 // - standalone only (the folder is all there is): a Gateway whose class names another
 //   controller: nothing else reads these files, so nothing will serve it;
-// - a ListenerSet whose parent Gateway does not exist;
+// - a ListenerSet whose parent Gateway does not exist, or whose parentRef kind is Gateway in the wrong case;
 // - a route without parentRefs, or whose parentRefs name Gateways and ListenerSets of which none exists;
+// - a route parentRef whose kind is a parent kind in the wrong case (`gateway`): nobody's kind;
 // - standalone only: a Service that routes forward to and that has no EndpointSlice at all. Every
 //   other project's example deploys its backends as a Deployment, which `sluice run` does not run:
 //   its routes answer 503 and, without this line, only the Deployment's "not read" line hints why.
@@ -19,6 +20,7 @@ import type { ParentRef } from '../schema/kinds.ts';
 import { GATEWAY_GROUP, namespacedName, type InputSnapshot, type KubeObject } from '../sources/objects.ts';
 import type { InputIndex } from './index-inputs.ts';
 import type { TranslateOptions } from './options.ts';
+import { kindSlip } from '../sources/ignored-kinds.ts';
 
 type RouteObject = KubeObject & { spec: { parentRefs?: ParentRef[] } };
 
@@ -48,6 +50,11 @@ export function unservedProblems(snapshot: InputSnapshot, acceptedClasses: Set<s
   for (const set of snapshot.listenerSets) {
     const ref = set.spec?.parentRef;
     const ns = ref?.namespace ?? set.metadata.namespace!;
+    if (ref !== undefined && ref.kind !== undefined && ref.kind !== 'Gateway' && kindSlip(ref.kind, ['Gateway'])) {
+      const object = `ListenerSet ${namespacedName(set)}`;
+      out.push({ code: 'SLU_TRANSLATION', object, message: `${object}: spec.parentRef kind ${ref.kind} names no kind${kindSlip(ref.kind, ['Gateway'])}, so it attaches to nothing` });
+      continue;
+    }
     if (ref === undefined || (ref.kind ?? 'Gateway') !== 'Gateway' || gateways.get(ns)?.has(ref.name) === true) continue;
     const object = `ListenerSet ${namespacedName(set)}`;
     out.push({ code: 'SLU_TRANSLATION', message: `${object}: its parentRef names Gateway ${ns}/${ref.name}, which does not exist, so no controller serves it; create the Gateway or correct spec.parentRef`, object });
@@ -62,6 +69,11 @@ export function unservedProblems(snapshot: InputSnapshot, acceptedClasses: Set<s
   for (const [kind, routes] of kinds) {
     for (let i = 0; i < routes.length; i++) {
       const route = routes[i]!;
+      const slips = parentKindSlips(route);
+      if (slips !== null) {
+        const object = `${kind} ${namespacedName(route)}`;
+        out.push({ code: 'SLU_TRANSLATION', object, message: `${object}: ${slips}` });
+      }
       const missing = missingParents(route, gateways, listenerSets);
       if (missing === null) continue;
       const object = `${kind} ${namespacedName(route)}`;
@@ -73,6 +85,21 @@ export function unservedProblems(snapshot: InputSnapshot, acceptedClasses: Set<s
     }
   }
   return out;
+}
+
+const PARENT_KINDS = ['Gateway', 'ListenerSet', 'Service'];
+
+/** parentRefs whose kind is a parent kind in the wrong case (`gateway`): read as another kind, nobody's; null when none (a look at each kind, nothing allocated). */
+function parentKindSlips(route: RouteObject): string | null {
+  const refs = route.spec.parentRefs ?? [];
+  let out: string[] | null = null;
+  for (let i = 0; i < refs.length; i++) {
+    const kind = refs[i]!.kind;
+    if (kind === undefined || kind === 'Gateway' || kind === 'ListenerSet' || kind === 'Service') continue;
+    const slip = kindSlip(kind, PARENT_KINDS);
+    if (slip !== '') (out ??= []).push(`spec.parentRefs[${i}] kind ${kind} names no kind${slip}, so the route is not attached there`);
+  }
+  return out === null ? null : out.join('; ');
 }
 
 type NamesByNamespace = Map<string, Set<string>>;

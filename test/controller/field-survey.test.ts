@@ -71,6 +71,8 @@ ports: [{name: http, port: 8080}]
 `;
 const docs = (...d: string[]) => d.join('---\n');
 
+const statusOfGateway = (statuses: ObjectStatus[]) => statuses.find((s) => s.kind === 'Gateway')!.status;
+
 /** `reason: message` of condition `type` of the first parent in the status of the one `kind` object. */
 function parentCondition(statuses: ObjectStatus[], type: string, kind: string): string {
   const status = statuses.find((s) => s.kind === kind);
@@ -186,6 +188,20 @@ spec:
       expect.stringMatching(/spec\.from\[1\] \(group "", kind HTTPRoute\) .*did you mean group: "gateway\.networking\.k8s\.io", kind: HTTPRoute\?/),
       expect.stringMatching(/spec\.to\[0\] \(group "", kind service\) .*did you mean group: "", kind: Service\?/),
     ]);
+  });
+
+  it('a reference kind in the wrong case names the kind meant: parentRefs (route, ListenerSet), allowedRoutes kinds, certificateRefs, BackendTLSPolicy targetRefs', () => {
+    const gateway = GATEWAY.replace('  - {name: http, protocol: HTTP, port: 8080}', '  - {name: http, protocol: HTTP, port: 8080, allowedRoutes: {kinds: [{kind: httproute}]}}\n  - {name: https, protocol: HTTPS, port: 8443, tls: {certificateRefs: [{kind: secret, name: cert}]}}');
+    const set = 'apiVersion: gateway.networking.k8s.io/v1\nkind: ListenerSet\nmetadata: {name: ls, namespace: default}\nspec:\n  parentRef: {name: gw, kind: gateway}\n  listeners: [{name: x, protocol: HTTP, port: 8081}]\n';
+    const policy = 'apiVersion: gateway.networking.k8s.io/v1\nkind: BackendTLSPolicy\nmetadata: {name: b, namespace: default}\nspec:\n  targetRefs: [{group: "", kind: service, name: svc}]\n  validation: {wellKnownCACertificates: System, hostname: svc.example}\n';
+    const { result, problems } = run(docs(gateway, set, policy, ROUTE().replace('parentRefs: [{name: gw}]', 'parentRefs: [{name: gw, kind: gateway}]'), SERVICE(), SLICE));
+    expect(problems).toContainEqual('SLU_TRANSLATION HTTPRoute default/r: spec.parentRefs[0] kind gateway names no kind (kinds are case-sensitive: kind: Gateway), so the route is not attached there');
+    expect(problems).toContainEqual('SLU_TRANSLATION ListenerSet default/ls: spec.parentRef kind gateway names no kind (kinds are case-sensitive: kind: Gateway), so it attaches to nothing');
+    expect(problems).toContainEqual('SLU_TRANSLATION BackendTLSPolicy default/b: targetRef core/service svc is not supported (only core Services are) (kinds are case-sensitive: kind: Service); ignored');
+    const listeners = (statusOfGateway(result.statuses).listeners as { name: string; conditions: { type: string; message: string }[] }[]);
+    const message = (name: string) => listeners.find((l) => l.name === name)!.conditions.find((c) => c.type === 'ResolvedRefs')!.message;
+    expect(message('http')).toBe('unsupported route kinds: gateway.networking.k8s.io/httproute (kinds are case-sensitive: kind: HTTPRoute)');
+    expect(message('https')).toBe('certificateRefs[0] secret default/cert: only core Secrets are supported (kinds are case-sensitive: kind: Secret)');
   });
 
   it('a backendRef kind in the wrong case is InvalidKind with the kind meant', () => {
