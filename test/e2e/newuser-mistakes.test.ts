@@ -1,11 +1,14 @@
 // The mistakes a new user makes with the CLI, each answered by one line naming the flag, file or
 // what to change — never a stack trace, never a quiet start that serves nothing: a flag value of
-// the wrong shape, the controller started outside a cluster without --kubeconfig, a bind address
-// this machine does not have, a folder with nothing to serve, and Ctrl-C while `sluice run` starts.
+// the wrong shape, a file where a folder belongs, status/observe with nothing running, the
+// controller started outside a cluster without --kubeconfig, a bind address this machine does not
+// have, a folder with nothing to serve, --demo-backends in a folder the user cannot write; and how
+// `sluice run` stops: Ctrl-C while it starts, SIGTERM with a request in flight, a second signal.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
+import { createServer as createHttpServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BPF_FS, ownCgroupPath } from '../../bpf/agent/environment.ts';
@@ -196,36 +199,73 @@ describeIfPossible('Ctrl-C while sluice run starts with eBPF', ebpfSkipReason(),
     const cgroup = ownCgroupPath();
     if (cgroup) expect(existsSync(join(cgroup, `sluice-run-${child.pid}`))).toBe(false);
   });
+});
+
+/** `sluice run` on a Gateway whose route goes to `backend`, with its output and exit code. */
+async function runOnBackend(backend: { address(): unknown }) {
+  const folder = mkdtempSync(join(tmpdir(), 'sluice-newuser-signal-'));
+  writeFileSync(join(folder, 'app.yaml'), appGatewayYaml({ port: (backend.address() as AddressInfo).port }));
+  const port = await freePort();
+  const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', BIN, 'run', '--manifests', folder, '--bpf', 'off', '--admin-address', `127.0.0.1:${await freePort()}`, '--listener-port-offset', String(port - 80)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d));
+  child.stderr.on('data', (d: Buffer) => (stderr += d));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const logged = (msg: string) => waitFor(msg, () => (stdout.includes(`"msg":"${msg}`) ? true : undefined));
+  await logged('sluice standalone is running');
+  return {
+    child,
+    port,
+    exited,
+    logged,
+    stderr: () => stderr,
+    close() {
+      child.kill('SIGKILL');
+      rmSync(folder, { recursive: true, force: true });
+    },
+  };
+}
+
+describe('stopping sluice run with requests in flight', () => {
+  it('SIGTERM: the request in flight is answered, a new connection is refused meanwhile, exit code 0', async () => {
+    const slow = createHttpServer((_req, res) => setTimeout(() => res.end('slow answer'), 1500));
+    await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
+    const run = await runOnBackend(slow);
+    try {
+      let reached = false;
+      slow.once('request', () => (reached = true));
+      const inFlight = fetch(`http://127.0.0.1:${run.port}/`).then(async (r) => `${r.status} ${await r.text()}`);
+      await waitFor('the request to reach the backend', () => (reached ? true : undefined));
+      run.child.kill('SIGTERM');
+      await run.logged('shutting down');
+      await expect(fetch(`http://127.0.0.1:${run.port}/`)).rejects.toThrow();
+      expect(await inFlight).toBe('200 slow answer');
+      expect(await run.exited).toBe(0);
+    } finally {
+      run.close();
+      slow.close();
+    }
+  });
 
   it('a second signal, while the first waits for a request in flight to drain, exits at once with exit code 130', async () => {
     // A backend that takes the request and never answers: the first signal's drain waits on it.
     let connections = 0;
     const silent = createServer(() => void connections++);
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
-    const folder = mkdtempSync(join(tmpdir(), 'sluice-newuser-drain-'));
-    writeFileSync(join(folder, 'app.yaml'), appGatewayYaml({ port: (silent.address() as AddressInfo).port }));
-    const port = await freePort();
-    const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', BIN, 'run', '--manifests', folder, '--bpf', 'off', '--admin-address', `127.0.0.1:${await freePort()}`, '--listener-port-offset', String(port - 80)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const run = await runOnBackend(silent);
     try {
-      let stdout = '';
-      let stderr = '';
-      child.stderr.on('data', (d: Buffer) => (stderr += d));
-      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-      const logged = (msg: string) => waitFor(msg, () => (stdout.includes(`"msg":"${msg}`) ? true : undefined));
-      child.stdout.on('data', (d: Buffer) => (stdout += d));
-      await logged('sluice standalone is running');
-      const inFlight = fetch(`http://127.0.0.1:${port}/`).catch(() => 'cut');
+      const inFlight = fetch(`http://127.0.0.1:${run.port}/`).catch(() => 'cut');
       await waitFor('the request to reach the backend', () => (connections > 0 ? true : undefined));
-      child.kill('SIGINT');
-      await logged('shutting down');
-      child.kill('SIGINT');
-      expect(await exited).toBe(130);
-      expect(stderr).toBe('sluice: SIGINT again: exiting now, without waiting for connections to drain\n');
+      run.child.kill('SIGINT');
+      await run.logged('shutting down');
+      run.child.kill('SIGINT');
+      expect(await run.exited).toBe(130);
+      expect(run.stderr()).toBe('sluice: SIGINT again: exiting now, without waiting for connections to drain\n');
       expect(await inFlight).toBe('cut');
     } finally {
-      child.kill('SIGKILL');
+      run.close();
       silent.close();
-      rmSync(folder, { recursive: true, force: true });
     }
   });
 });
