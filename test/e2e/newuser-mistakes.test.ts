@@ -6,7 +6,7 @@
 // `sluice run` stops: Ctrl-C while it starts, SIGTERM with a request in flight, a second signal.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFile, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { createServer as createHttpServer } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -17,7 +17,7 @@ import { STARTUP_CHECK_EXIT_CODE } from '../../cmd/startup-checks.ts';
 import { freePort, startSluice, type SluiceProcess } from '../support/sluice-process.ts';
 import { describeIfPossible, findOnPath } from '../support/suite.ts';
 import { waitFor } from '../support/wait.ts';
-import { appGatewayYaml, GATEWAY_YAML } from './backends.ts';
+import { appGatewayYaml, GATEWAY_YAML, gatewayYaml } from './backends.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const BIN = join(ROOT, 'bin', 'sluice.js');
@@ -145,15 +145,15 @@ const asRoot = process.getuid?.() === 0;
 describeIfPossible('npm start as a user who cannot write the folder', asRoot && findOnPath(['setpriv']) ? null : 'needs root and setpriv (util-linux) to run sluice as nobody')('npm start as a user who cannot write the folder', () => {
   let dir: string;
   beforeAll(() => {
-    // The quickstart's manifests without the certificate --demo-backends writes, readable by all, writable by root only.
+    // An HTTPS listener whose certificate --demo-backends would write, in a folder readable by all, writable by root only.
     dir = mkdtempSync(join(tmpdir(), 'sluice-newuser-readonly-'));
-    for (const f of readdirSync(join(ROOT, 'examples', 'quickstart')).filter((f) => !f.startsWith('generated-'))) cpSync(join(ROOT, 'examples', 'quickstart', f), join(dir, f));
+    writeFileSync(join(dir, 'gw.yaml'), gatewayYaml(['{name: https, port: 8443, protocol: HTTPS, hostname: app.example.com, tls: {certificateRefs: [{name: app-tls}]}}']));
     chmodSync(dir, 0o755);
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('--demo-backends that must write a certificate there is a failed startup check naming the folder, not an error with a stack every 2 s', async () => {
-    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '--disable-warning=ExperimentalWarning', BIN, 'run', '--manifests', dir, '--demo-backends', '--admin-address', `127.0.0.1:${await freePort()}`, '--listener-port-offset', String((await freePort()) - 8080)], { encoding: 'utf8', timeout: 30_000 });
+    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '--disable-warning=ExperimentalWarning', BIN, 'run', '--manifests', dir, '--demo-backends', '--admin-address', `127.0.0.1:${await freePort()}`, '--listener-port-offset', String((await freePort()) - 8443)], { encoding: 'utf8', timeout: 30_000 });
     expect(r.stderr).toBe(`sluice: SLU_STARTUP_PATH ${dir}: --demo-backends writes self-signed certificates here (generated-*.yaml) but cannot: EACCES: permission denied; run as the folder's owner, or copy the folder somewhere writable\n`);
     expect(r.status).toBe(STARTUP_CHECK_EXIT_CODE);
     expect(readdirSync(dir).filter((f) => f.startsWith('generated-'))).toEqual([]);
