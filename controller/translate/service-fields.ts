@@ -20,6 +20,11 @@ export function serviceFieldProblems(backends: ReadonlyMap<string, Backend>, ind
     const fields: string[] = [];
     if (spec.sessionAffinity === 'ClientIP') fields.push('spec.sessionAffinity ClientIP holds for its ClusterIP only; routed requests are spread per request (a route\'s sessionPersistence makes them sticky)');
     if (spec.trafficDistribution) fields.push(`spec.trafficDistribution ${spec.trafficDistribution} is not applied: routed requests go to every ready endpoint, whatever its zone`);
+    // Topology-aware routing's older switch (the EndpointSlice hints it has written are not read either).
+    for (const key of ['service.kubernetes.io/topology-mode', 'service.kubernetes.io/topology-aware-hints']) {
+      const value = service.metadata.annotations?.[key];
+      if (value !== undefined && value !== 'Disabled' && value !== 'disabled') fields.push(`annotation ${key}: ${value} is not applied: routed requests go to every ready endpoint, whatever its zone`);
+    }
     if (spec.internalTrafficPolicy === 'Local') fields.push('spec.internalTrafficPolicy Local is not applied: routed requests go to ready endpoints on every node');
     const ports = spec.ports ?? [];
     // Only a port some route forwards to over HTTP/1.1 (gRPC routes speak HTTP/2 to any port without a kubernetes.io/ value).

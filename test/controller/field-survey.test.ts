@@ -327,6 +327,8 @@ describe('Service fields routes do not follow', () => {
     expect(line).toContain('spec.sessionAffinity ClientIP holds for its ClusterIP only');
     expect(line).toContain('spec.trafficDistribution PreferClose is not applied');
     expect(line).toContain('spec.internalTrafficPolicy Local is not applied');
+    const annotated = run(docs(GATEWAY, ROUTE(), SERVICE().replace('metadata: {name: svc, namespace: default}', 'metadata: {name: svc, namespace: default, annotations: {service.kubernetes.io/topology-mode: Auto}}'), SLICE));
+    expect(annotated.problems).toContainEqual('SLU_TRANSLATION Service default/svc: annotation service.kubernetes.io/topology-mode: Auto is not applied: routed requests go to every ready endpoint, whatever its zone');
     expect(line).toContain('spec.ports[0].appProtocol https is not one Sluice speaks: HTTP routes speak HTTP/1.1 to port 8080');
   });
 
