@@ -3,6 +3,7 @@
 // with backupcopy=no, `git checkout`), and a ConfigMap volume, whose files are symlinks through a
 // `..data` symlink the kubelet swaps. Neither may refuse a request, and both are served promptly.
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -94,6 +95,18 @@ describe('a new user editing a running sluice run', () => {
     expect(answers.filter((a) => a !== '200 v1' && a !== '200 v2')).toEqual([]);
     // No version without the file's Gateway was applied in between.
     expect(sluice.logs()).not.toMatch(/"listeners":0,/);
+  });
+
+  it('sed -i (a temporary file beside, renamed over) refuses no request and is served', async () => {
+    const file = join(dir, 'app.yaml');
+    writeFileSync(file, appYaml(backend, 1));
+    sluice = await startSluice(['--manifests', dir, '--listener-port-offset', String(port - 80)]);
+    const loop = requestLoop(port);
+    await waitFor('a few answers before the edit', async () => ((await get(port)) === '200 v1' ? true : undefined));
+    execFileSync('sed', ['-i', 's/value: v1}/value: v2}/', file]);
+    await waitFor('v2 served', async () => ((await get(port)) === '200 v2' ? true : undefined));
+    const answers = await loop.stop();
+    expect(answers.filter((a) => a !== '200 v1' && a !== '200 v2')).toEqual([]);
   });
 
   it('a file removed for good is taken away once it has stayed gone (LOSS_SETTLE_MS)', async () => {
