@@ -236,7 +236,14 @@ async function checkStartup(options: StandaloneOptions, folder: ManifestFolder, 
     }
     // A Gateway's own spec.addresses are not the process's to check: their bind result is the Gateway's status (AddressNotUsable).
     if (!isPlannedAddress(options.bindAddress, l.address)) continue;
-    claims.push({ host: l.address, port: l.port + offset, what, remedy: 'choose another offset with --listener-port-offset (or another --bind-address)', addressRemedy: 'choose another --bind-address' });
+    claims.push({
+      host: l.address,
+      port: l.port + offset,
+      what,
+      remedy: 'choose another offset with --listener-port-offset (or another --bind-address)',
+      addressRemedy: 'choose another --bind-address',
+      privilegedRemedy: `run as root, or lift it above 1023 with --listener-port-offset (e.g. --listener-port-offset ${offset + 8000} serves port ${l.port} on ${l.port + offset + 8000})`,
+    });
   }
   if (options.demoBackends) {
     for (const e of (await demoModule()).demoEndpoints(load.snapshot)) {

@@ -19,6 +19,8 @@ export interface PortClaim {
   remedy: string;
   /** What to change when the address itself is wrong (not on this machine, not resolved); default `remedy`. */
   addressRemedy?: string;
+  /** What to change when the port is below 1024 and this user may not bind it; default `remedy`. */
+  privilegedRemedy?: string;
 }
 
 export class StartupCheckFailed extends Error {
@@ -89,7 +91,8 @@ export async function checkPorts(claims: PortClaim[]): Promise<Problem[]> {
         server.once('error', resolve);
         server.listen({ host: claim.host, port: claim.port, exclusive: true }, () => resolve(null));
       });
-      if (error) problems.push(portProblem(claim, bindFailure(error), ADDRESS_ERRORS.has(error.code ?? '') ? claim.addressRemedy : undefined));
+      const remedy = ADDRESS_ERRORS.has(error?.code ?? '') ? claim.addressRemedy : error?.code === 'EACCES' ? claim.privilegedRemedy : undefined;
+      if (error) problems.push(portProblem(claim, bindFailure(error), remedy));
     }
   } finally {
     await Promise.all(servers.map((s) => new Promise<void>((resolve) => (s.listening ? s.close(() => resolve()) : resolve()))));

@@ -142,7 +142,7 @@ describe('a folder with nothing to serve', () => {
 });
 
 const asRoot = process.getuid?.() === 0;
-describeIfPossible('npm start as a user who cannot write the folder', asRoot && findOnPath(['setpriv']) ? null : 'needs root and setpriv (util-linux) to run sluice as nobody')('npm start as a user who cannot write the folder', () => {
+describeIfPossible('sluice run as a user who is not root', asRoot && findOnPath(['setpriv']) ? null : 'needs root and setpriv (util-linux) to run sluice as nobody')('sluice run as a user who is not root', () => {
   let dir: string;
   beforeAll(() => {
     // An HTTPS listener whose certificate --demo-backends would write, in a folder readable by all, writable by root only.
@@ -157,6 +157,21 @@ describeIfPossible('npm start as a user who cannot write the folder', asRoot && 
     expect(r.stderr).toBe(`sluice: SLU_STARTUP_PATH ${dir}: --demo-backends writes self-signed certificates here (generated-*.yaml) but cannot: EACCES: permission denied; run as the folder's owner, or copy the folder somewhere writable\n`);
     expect(r.status).toBe(STARTUP_CHECK_EXIT_CODE);
     expect(readdirSync(dir).filter((f) => f.startsWith('generated-'))).toEqual([]);
+  });
+
+  it('a Gateway on port 80: one line saying to run as root or which --listener-port-offset serves it, exit 3', async () => {
+    const port80 = mkdtempSync(join(tmpdir(), 'sluice-newuser-port80-'));
+    try {
+      writeFileSync(join(port80, 'gw.yaml'), GATEWAY_YAML);
+      chmodSync(port80, 0o755);
+      const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '--disable-warning=ExperimentalWarning', BIN, 'run', '--manifests', port80, '--admin-address', `127.0.0.1:${await freePort()}`], { encoding: 'utf8', timeout: 30_000 });
+      expect(r.stderr).toBe(
+        'sluice: SLU_STARTUP_PORT 127.0.0.1:80 (listener port 80) may not be bound by this user (ports below 1024 need root or CAP_NET_BIND_SERVICE); run as root, or lift it above 1023 with --listener-port-offset (e.g. --listener-port-offset 8000 serves port 80 on 8080)\n',
+      );
+      expect(r.status).toBe(STARTUP_CHECK_EXIT_CODE);
+    } finally {
+      rmSync(port80, { recursive: true, force: true });
+    }
   });
 });
 
