@@ -14,6 +14,14 @@
 //             the API server answers 410 and the informer relists, diffing against its cache
 //             (deletes included). Watches ask for bookmarks, so quiet kinds keep a fresh
 //             resourceVersion and 410s stay rare.
+//   403       an optional kind this identity may not list or watch (RBAC) does not hold the synced
+//             gate: it is served as absent, named once in a warning, and retried; its objects are
+//             news once a list succeeds. A required kind keeps holding the gate (nothing is
+//             published from a partial view). After sync, a 403 keeps the last cache (retried).
+//   404       a kind whose API went away while watched (its CRD deleted, or the version dropped by
+//             a CRD upgrade) is looked up again: served at another version, it is watched there;
+//             not served, it becomes absent (its cached objects removed, which is what the API
+//             server did to them) and is looked for again every `rediscoverMs`.
 //   stop()    stops every informer and aborts requests in flight.
 //
 // What is cached, and what counts as a change
@@ -74,7 +82,8 @@ export interface KubernetesSourceOptions {
 export interface KindStats {
   /** apiVersion in use; null while absent. */
   apiVersion: string | null;
-  state: 'absent' | 'syncing' | 'synced';
+  /** forbidden: an optional kind this identity may not list/watch (403) before it ever synced; served as absent, retried. */
+  state: 'absent' | 'forbidden' | 'syncing' | 'synced';
   objects: number;
   /** Full lists done (1 after the first sync; more after 410 Gone or failed lists). */
   lists: number;
@@ -111,6 +120,10 @@ interface KindState {
   retry: NodeJS.Timeout | null;
   /** Consecutive failures (for backoff and "restored" logging). */
   failures: number;
+  /** An optional kind answered 403 before its first sync: not waited for by the synced gate. */
+  forbidden: boolean;
+  /** A 404 is being looked into (discovery of this kind in flight). */
+  rechecking: boolean;
   stats: { lists: number; errors: number; changes: number; ignored: number };
 }
 
@@ -201,6 +214,8 @@ export class KubernetesSource {
         starting: null,
         retry: null,
         failures: 0,
+        forbidden: false,
+        rechecking: false,
         stats: { lists: 0, errors: 0, changes: 0, ignored: 0 },
       });
     }
@@ -244,8 +259,15 @@ export class KubernetesSource {
     this.checkAllSynced();
     await synced;
     this.ready = true;
-    if (absent.length > 0 && this.rediscoverMs > 0) this.scheduleRediscovery();
-    const present = all.filter((s) => s.version);
+    if (all.some((s) => !s.version)) this.scheduleRediscovery();
+    const forbidden = all.filter((s) => s.forbidden);
+    if (forbidden.length > 0) {
+      this.logger.warn(
+        { kinds: forbidden.map((s) => s.api.kind) },
+        `serving without ${forbidden.map((s) => s.api.kind).join(', ')}: this identity may not list and watch ${forbidden.map((s) => resourceName(s.api)).join(', ')} (403); grant it (the chart's ClusterRole does) and they are picked up without a restart`,
+      );
+    }
+    const present = all.filter((s) => s.version && !s.forbidden);
     this.logger.info(
       { kinds: present.length, objects: present.reduce((n, s) => n + s.entries.size, 0) },
       `Kubernetes source synced: ${present.length} kinds`,
@@ -279,7 +301,7 @@ export class KubernetesSource {
     for (const s of this.states.values()) {
       out[s.api.kind] = {
         apiVersion: s.version ? apiVersionOf(s.api.group, s.version) : null,
-        state: !s.version ? 'absent' : s.synced ? 'synced' : 'syncing',
+        state: !s.version ? 'absent' : s.synced ? 'synced' : s.forbidden ? 'forbidden' : 'syncing',
         objects: s.entries.size,
         ...s.stats,
       };
@@ -323,10 +345,12 @@ export class KubernetesSource {
       undefined,
       s.api.fieldSelector,
     );
-    informer.on('add', (obj) => this.upsert(s, obj as KubeObject));
-    informer.on('update', (obj) => this.upsert(s, obj as KubeObject));
-    informer.on('delete', (obj) => this.remove(s, obj as KubeObject));
-    informer.on('error', (err) => this.failed(s, err));
+    // An informer replaced after a 404 (kind gone, or served at another version) may still report.
+    const current = () => s.informer === informer;
+    informer.on('add', (obj) => current() && this.upsert(s, obj as KubeObject));
+    informer.on('update', (obj) => current() && this.upsert(s, obj as KubeObject));
+    informer.on('delete', (obj) => current() && this.remove(s, obj as KubeObject));
+    informer.on('error', (err) => current() && this.failed(s, err));
     s.informer = informer;
     void this.attempt(s);
   }
@@ -338,23 +362,29 @@ export class KubernetesSource {
     if (s.starting) return this.scheduleRetry(s);
     const errorsBefore = s.stats.errors;
     s.listedInAttempt = false;
-    const starting = s.informer.start();
+    const informer = s.informer;
+    const starting = informer.start();
     s.starting = starting;
     try {
       await starting;
     } catch (err) {
       // Defensive: ListWatch and GuardedWatch report failures through 'error'.
-      this.failed(s, err);
+      if (s.informer === informer) this.failed(s, err);
     } finally {
-      s.starting = null;
+      if (s.starting === starting) s.starting = null;
     }
-    if (this.stopped) return;
+    // Replaced meanwhile (404: the kind went away or moved to another version): not ours to finish.
+    if (this.stopped || s.informer !== informer) return;
     if (s.listedInAttempt && !s.synced) this.markSynced(s);
     if (s.stats.errors === errorsBefore) this.recovered(s);
   }
 
   private markSynced(s: KindState): void {
     s.synced = true;
+    if (s.forbidden) {
+      s.forbidden = false;
+      this.logger.info({ kind: s.api.kind, objects: s.entries.size }, `${s.api.kind}: may be listed now (no longer forbidden); serving its ${s.entries.size} object(s)`);
+    }
     this.logger.debug({ kind: s.api.kind, objects: s.entries.size }, `${s.api.kind}: synced`);
     if (this.ready) {
       // A kind that appeared after start (rediscovery): its objects are news.
@@ -364,7 +394,7 @@ export class KubernetesSource {
 
   private checkAllSynced(): void {
     if (!this.syncGate) return;
-    for (const s of this.states.values()) if (s.version && !s.synced) return;
+    for (const s of this.states.values()) if (s.version && !s.synced && !s.forbidden) return;
     this.syncGate.resolve();
     this.syncGate = null;
   }
@@ -375,7 +405,17 @@ export class KubernetesSource {
     s.failures++;
     const delay = backoffDelay(s.failures, this.backoff);
     const message = describeError(err);
-    if (s.failures === 1) {
+    const status = httpStatus(err);
+    if (status === 404 && s.version) {
+      void this.recheck(s, message);
+      return;
+    }
+    if (status === 403 && !s.synced && !s.api.required && !s.forbidden) {
+      // Not waited for: the rest is served without it (start() names every such kind once).
+      s.forbidden = true;
+      this.logger.warn({ kind: s.api.kind, err: message }, `${s.api.kind}: forbidden (${message}); served as absent, retrying with backoff`);
+      this.checkAllSynced();
+    } else if (s.failures === 1) {
       this.logger.warn({ kind: s.api.kind, err: message }, `${s.api.kind}: list/watch failed (${message}); retrying with backoff`);
     } else {
       this.logger.debug({ kind: s.api.kind, err: message, failures: s.failures, retryInMs: delay }, `${s.api.kind}: list/watch failed again`);
@@ -392,6 +432,61 @@ export class KubernetesSource {
     if (s.failures === 0) return;
     this.logger.info({ kind: s.api.kind, failures: s.failures }, `${s.api.kind}: list/watch restored after ${s.failures} failed attempt(s)`);
     s.failures = 0;
+  }
+
+  /**
+   * A 404 from a watched kind: its API may be gone (CRD deleted) or moved (a CRD upgrade dropped the
+   * version in use). Discovery decides; an answer that cannot be had is retried like any failure.
+   */
+  private async recheck(s: KindState, message: string): Promise<void> {
+    if (s.rechecking) return;
+    s.rechecking = true;
+    let version: string | null | undefined;
+    try {
+      version = (await this.discover([s])).get(s);
+    } catch (err) {
+      this.logger.debug({ kind: s.api.kind, err: describeError(err) }, `${s.api.kind}: discovery after a 404 failed; retrying`);
+    } finally {
+      s.rechecking = false;
+    }
+    if (this.stopped) return;
+    if (version === undefined || version === s.version) {
+      if (s.failures === 1) this.logger.warn({ kind: s.api.kind, err: message }, `${s.api.kind}: list/watch failed (${message}); retrying with backoff`);
+      this.scheduleRetry(s);
+      return;
+    }
+    const was = apiVersionOf(s.api.group, s.version!);
+    const informer = s.informer;
+    s.informer = null;
+    void informer?.stop();
+    if (s.retry) clearTimeout(s.retry);
+    s.retry = null;
+    s.synced = false;
+    s.forbidden = false;
+    s.failures = 0;
+    s.version = null;
+    if (version) {
+      // Same objects under another version: the new informer's list replaces the cache.
+      this.logger.info({ kind: s.api.kind, apiVersion: apiVersionOf(s.api.group, version) }, `${s.api.kind}: ${was} is no longer served; watching ${apiVersionOf(s.api.group, version)}`);
+      this.launch(s, version);
+      return;
+    }
+    const dropped = s.entries.size;
+    s.entries.clear();
+    s.sorted = null;
+    const log = s.api.required ? this.logger.error.bind(this.logger) : this.logger.warn.bind(this.logger);
+    log(
+      { kind: s.api.kind, apiVersion: was, dropped },
+      `${s.api.kind}: ${was} ${s.api.plural} is no longer served (its CRD was removed?); treated as absent` +
+        (dropped > 0 ? `, its ${dropped} cached object(s) dropped` : '') +
+        (this.rediscoverMs > 0 ? `; looking again every ${formatMs(this.rediscoverMs)}` : ''),
+    );
+    if (dropped > 0) {
+      s.stats.changes++;
+      if (this.ready) this.notify();
+    }
+    if (this.ready) this.scheduleRediscovery();
+    else this.checkAllSynced();
   }
 
   // ---- the cache -----------------------------------------------------------------------------
@@ -543,7 +638,7 @@ export class KubernetesSource {
   }
 
   private scheduleRediscovery(): void {
-    if (this.stopped) return;
+    if (this.stopped || this.rediscoverMs <= 0 || this.rediscoverTimer) return;
     this.rediscoverTimer = setTimeout(() => void this.rediscover(), this.rediscoverMs);
     this.rediscoverTimer.unref();
   }
@@ -621,6 +716,18 @@ interface ListPage {
 /** A group version's discovery document (APIResourceList). */
 interface ResourceList {
   resources?: { name: string }[];
+}
+
+/** The HTTP status of a failed list (ApiError) or watch (client-node sets statusCode). */
+function httpStatus(err: unknown): number | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  const e = err as { statusCode?: unknown; code?: unknown };
+  return typeof e.statusCode === 'number' ? e.statusCode : typeof e.code === 'number' ? e.code : undefined;
+}
+
+/** `plural.group` (or `plural` for the core group), as RBAC rules and API errors name a resource. */
+function resourceName(api: KindApi): string {
+  return api.group ? `${api.plural}.${api.group}` : api.plural;
 }
 
 function entryKey(namespace: string | undefined, name: string | undefined): string {

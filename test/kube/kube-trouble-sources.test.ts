@@ -1,0 +1,230 @@
+// A real cluster's ordinary trouble, against a real kube-apiserver + etcd (one for the file):
+// - RBAC that does not cover every kind Sluice reads: an optional kind answering 403 must not keep
+//   the rest from being served; it is named, retried, and picked up once granted;
+// - a CRD removed while watched (its objects go with it; the kind becomes absent and is looked for
+//   again), installed again at another version, and a CRD upgrade that stops serving the version
+//   in use (the informer moves to the version now served);
+// - a status write the identity may not make (403): named, the others still written.
+import { afterAll, beforeAll, expect, test } from '@jest/globals';
+import { KubeConfig } from '@kubernetes/client-node';
+import pino from 'pino';
+
+import { KIND_APIS } from '../../controller/sources/kinds.ts';
+import { KubernetesSource } from '../../controller/sources/kubernetes.ts';
+import { StatusWriter } from '../../controller/status/writer.ts';
+import { binariesSkipReason, kubeTestsRequired, startTestCluster, KubeApiError, type KubeObject, type TestCluster } from './cluster.ts';
+import { describeIfPossible } from '../support/suite.ts';
+
+const describeKube = describeIfPossible('Kubernetes-mode trouble tests', binariesSkipReason(), kubeTestsRequired());
+
+const GROUP = 'gateway.networking.k8s.io';
+const GW = `${GROUP}/v1`;
+const NS = 'trouble';
+const CONTROLLER = 'sluice.dev/gateway-controller';
+
+describeKube('Kubernetes mode under a real cluster\'s ordinary trouble', () => {
+  let cluster: TestCluster;
+  let restricted: KubeConfig;
+  let admin: KubeConfig;
+  const sources: KubernetesSource[] = [];
+  const logs: { level: number; msg: string; kind?: string }[] = [];
+  const logger = pino({ level: 'debug' }, { write: (line: string) => void logs.push(JSON.parse(line)) });
+  const c = () => cluster.client;
+  const newSource = (config: KubeConfig, onChange: () => void = () => undefined) => {
+    const s = new KubernetesSource({ kubeConfig: config, logger, onChange, backoff: { initialMs: 100, maxMs: 500 }, rediscoverMs: 300 });
+    sources.push(s);
+    return s;
+  };
+  const clusterRole = (name: string, rules: unknown[]) =>
+    c().create({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name }, rules });
+  const bindToRestricted = (name: string) =>
+    c().create({
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name },
+      subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: 'sluice:restricted' }],
+    });
+
+  const createCrd = async (crd: KubeObject): Promise<void> => {
+    // The previous CRD of that name may still be finishing its deletion (its objects being removed).
+    for (let i = 0; ; i++) {
+      try {
+        return void (await c().create(crd));
+      } catch (err) {
+        if (!(err instanceof KubeApiError && err.status === 409) || i > 100) throw err;
+        await sleep(200);
+      }
+    }
+  };
+
+  beforeAll(async () => {
+    cluster = await startTestCluster({ installSafeUpgradesPolicy: false, users: [{ name: 'restricted', groups: ['sluice:restricted'] }] });
+    admin = new KubeConfig();
+    admin.loadFromFile(cluster.kubeconfigPath);
+    restricted = new KubeConfig();
+    restricted.loadFromFile(cluster.writeKubeconfig(`${cluster.dir}/restricted.kubeconfig`, { token: cluster.tokens.restricted! }));
+    await c().create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } });
+    // Read access to every kind Sluice watches but TLSRoute and GRPCRoute (an older chart, or a
+    // ClusterRole trimmed by hand), and status writes on HTTPRoutes only.
+    const readable = KIND_APIS.filter((k) => k.kind !== 'TLSRoute' && k.kind !== 'GRPCRoute');
+    await clusterRole('trouble-reader', [
+      ...readable.map((k) => ({ apiGroups: [k.group], resources: [k.plural], verbs: ['get', 'list', 'watch'] })),
+      { apiGroups: [GROUP], resources: ['gateways/status', 'httproutes/status'], verbs: ['get'] },
+      { apiGroups: [GROUP], resources: ['httproutes/status'], verbs: ['patch', 'update'] },
+    ]);
+    await bindToRestricted('trouble-reader');
+    // The RBAC authorizer sees new bindings through an informer: wait until it applies this one.
+    const asRestricted = cluster.clientFor({ token: cluster.tokens.restricted! });
+    await waitFor(async () => (await asRestricted.request('GET', `/apis/${GW}/tcproutes`)).status === 200, 20_000);
+    await c().create({ apiVersion: GW, kind: 'Gateway', metadata: { name: 'gw', namespace: NS }, spec: { gatewayClassName: 'sluice', listeners: [{ name: 'http', protocol: 'HTTP', port: 80 }] } });
+    await c().create({ apiVersion: GW, kind: 'HTTPRoute', metadata: { name: 'web', namespace: NS }, spec: { parentRefs: [{ name: 'gw' }], rules: [{ backendRefs: [{ name: 'web', port: 80 }] }] } });
+    await c().create({
+      apiVersion: GW,
+      kind: 'TLSRoute',
+      metadata: { name: 'passthrough', namespace: NS },
+      spec: { parentRefs: [{ name: 'gw' }], hostnames: ['db.example.com'], rules: [{ backendRefs: [{ name: 'db', port: 5432 }] }] },
+    });
+    await c().create({ apiVersion: GW, kind: 'TCPRoute', metadata: { name: 'tcp', namespace: NS }, spec: { parentRefs: [{ name: 'gw' }], rules: [{ backendRefs: [{ name: 'tcp', port: 3000 }] }] } });
+  }, 240_000);
+
+  afterAll(async () => {
+    if (process.env.TROUBLE_TEST_LOGS) console.log(logs.map((l) => JSON.stringify(l)).join('\n'));
+    await Promise.all(sources.map((s) => s.stop()));
+    await cluster?.stop();
+  }, 60_000);
+
+  test('an optional kind the identity may not list (403) is served as absent, named once, and picked up when granted', async () => {
+    let changes = 0;
+    const source = newSource(restricted, () => changes++);
+    // Before: start() waited for TLSRoute's list forever, so nothing at all was served.
+    await source.start();
+    expect(source.snapshot().httpRoutes.map((r) => r.metadata.name)).toEqual(['web']);
+    expect(source.snapshot().tcpRoutes.map((r) => r.metadata.name)).toEqual(['tcp']);
+    expect(source.snapshot().tlsRoutes).toEqual([]);
+    expect(source.stats().TLSRoute!.state).toBe('forbidden');
+    expect(source.stats().GRPCRoute!.state).toBe('forbidden');
+    const summary = logs.filter((l) => l.level === 40 && /^serving without/.test(l.msg));
+    expect(summary).toHaveLength(1);
+    expect(summary[0]!.msg).toMatch(/serving without TLSRoute, GRPCRoute: this identity may not list and watch tlsroutes\.gateway\.networking\.k8s\.io, grpcroutes\.gateway\.networking\.k8s\.io \(403\)/);
+    expect(logs.some((l) => l.level === 40 && l.kind === 'TLSRoute' && /cannot list resource "tlsroutes"/.test(l.msg))).toBe(true);
+
+    // Retried: granting the permission brings the TLSRoute in, as a change, without a restart.
+    const before = changes;
+    await clusterRole('trouble-tlsroutes', [{ apiGroups: [GROUP], resources: ['tlsroutes'], verbs: ['get', 'list', 'watch'] }]);
+    await bindToRestricted('trouble-tlsroutes');
+    await waitFor(() => source.snapshot().tlsRoutes.some((r) => r.metadata.name === 'passthrough'), 20_000);
+    expect(source.stats().TLSRoute!.state).toBe('synced');
+    expect(changes).toBeGreaterThan(before);
+    expect(logs.some((l) => l.kind === 'TLSRoute' && /no longer forbidden/.test(l.msg))).toBe(true);
+    // And watched from then on.
+    await c().mergePatch({ apiVersion: GW, kind: 'TLSRoute', name: 'passthrough', namespace: NS }, { spec: { hostnames: ['db2.example.com'] } });
+    await waitFor(() => source.get('TLSRoute', NS, 'passthrough')?.spec !== undefined && JSON.stringify(source.get('TLSRoute', NS, 'passthrough')!.spec).includes('db2.example.com'));
+    expect(source.stats().GRPCRoute!.state).toBe('forbidden');
+  }, 60_000);
+
+  test('a required kind the identity may not list still holds the synced gate: nothing is published from a partial view', async () => {
+    const secretless = new KubeConfig();
+    await c().create({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'no-secrets', namespace: NS } });
+    const token = await cluster.serviceAccountToken(NS, 'no-secrets');
+    secretless.loadFromFile(cluster.writeKubeconfig(`${cluster.dir}/no-secrets.kubeconfig`, { token }));
+    await clusterRole('trouble-no-secrets', KIND_APIS.filter((k) => k.kind !== 'Secret').map((k) => ({ apiGroups: [k.group], resources: [k.plural], verbs: ['list', 'watch'] })));
+    await c().create({
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name: 'trouble-no-secrets' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'trouble-no-secrets' },
+      subjects: [{ kind: 'ServiceAccount', name: 'no-secrets', namespace: NS }],
+    });
+    const source = newSource(secretless);
+    let synced = false;
+    const started = source.start().then(
+      () => (synced = true),
+      () => undefined,
+    );
+    await waitFor(() => source.stats().Secret!.errors >= 2 && source.stats().Gateway!.state === 'synced', 20_000);
+    expect(synced).toBe(false);
+    expect(source.stats().Secret!.state).toBe('syncing');
+    expect(logs.some((l) => l.level === 40 && l.kind === 'Secret' && /secrets is forbidden: User "system:serviceaccount:trouble:no-secrets" cannot list/.test(l.msg))).toBe(true);
+    await source.stop();
+    await started;
+  }, 60_000);
+
+  test('a CRD removed while watched: its objects go, the kind becomes absent; installed again at another version, it is found there', async () => {
+    const source = newSource(admin);
+    await source.start();
+    await waitFor(() => source.snapshot().tcpRoutes.length === 1);
+    expect(source.stats().TCPRoute!.apiVersion).toBe(`${GROUP}/v1`);
+
+    await c().delete({ apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', name: `tcproutes.${GROUP}` });
+    // Before: the informer listed the gone version again and again (404), the kind stayed "synced".
+    await waitFor(() => source.stats().TCPRoute!.state === 'absent', 30_000);
+    expect(source.snapshot().tcpRoutes).toEqual([]);
+    expect(source.snapshot().httpRoutes.map((r) => r.metadata.name)).toEqual(['web']);
+    const gone = logs.find((l) => l.kind === 'TCPRoute' && /is no longer served/.test(l.msg));
+    expect(gone?.msg).toMatch(/gateway\.networking\.k8s\.io\/v1 tcproutes is no longer served \(its CRD was removed\?\); treated as absent/);
+    expect(gone?.level).toBe(40);
+
+    // An older release's CRD: v1alpha2 only.
+    await createCrd(tcpRouteCrd([{ name: 'v1alpha2', served: true, storage: true }, { name: 'v1', served: false, storage: false }]));
+    await waitFor(() => source.stats().TCPRoute!.state === 'synced', 20_000);
+    expect(source.stats().TCPRoute!.apiVersion).toBe(`${GROUP}/v1alpha2`);
+    await c().create({ apiVersion: `${GROUP}/v1alpha2`, kind: 'TCPRoute', metadata: { name: 'old', namespace: NS }, spec: { parentRefs: [{ name: 'gw' }] } });
+    await waitFor(() => source.snapshot().tcpRoutes.some((r) => r.metadata.name === 'old'));
+
+    // Upgraded in place: v1 served, v1alpha2 no longer. The watch on v1alpha2 ends; the kind moves to v1.
+    const crd = await c().get({ apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', name: `tcproutes.${GROUP}` });
+    crd.spec.versions = tcpRouteCrd([{ name: 'v1alpha2', served: false, storage: true }, { name: 'v1', served: true, storage: false }]).spec.versions;
+    await c().replace(crd);
+    await waitFor(() => source.stats().TCPRoute!.apiVersion === `${GROUP}/v1` && source.stats().TCPRoute!.state === 'synced', 30_000);
+    expect(source.snapshot().tcpRoutes.map((r) => [r.apiVersion, r.metadata.name])).toEqual([[`${GROUP}/v1`, 'old']]);
+    expect(logs.some((l) => l.kind === 'TCPRoute' && /v1alpha2 is no longer served; watching gateway\.networking\.k8s\.io\/v1/.test(l.msg))).toBe(true);
+    // Watched there.
+    await c().create({ apiVersion: GW, kind: 'TCPRoute', metadata: { name: 'new', namespace: NS }, spec: { parentRefs: [{ name: 'gw' }] } });
+    await waitFor(() => source.snapshot().tcpRoutes.some((r) => r.metadata.name === 'new'));
+  }, 90_000);
+
+  test('a status write the identity may not make (403) is named; the statuses it may write are written', async () => {
+    const writer = new StatusWriter({ kubeConfig: restricted, controllerName: CONTROLLER, logger, current: () => undefined, requestTimeoutMs: 5_000 });
+    const parentRef = { group: GROUP, kind: 'Gateway', name: 'gw', namespace: NS };
+    const accepted = (generation: number) => [{ type: 'Accepted', status: 'True', reason: 'Accepted', message: 'ok', observedGeneration: generation, lastTransitionTime: '2026-01-01T00:00:00Z' }];
+    const result = await writer.write([
+      { kind: 'Gateway', apiVersion: GW, namespace: NS, name: 'gw', status: { conditions: accepted(1) } },
+      { kind: 'HTTPRoute', apiVersion: GW, namespace: NS, name: 'web', status: { parents: [{ parentRef, controllerName: CONTROLLER, conditions: accepted(1) }] } },
+    ]);
+    expect(result.written).toBe(1);
+    expect(result.failed).toEqual([`Gateway/${NS}/gw`]);
+    const route = await c().get({ apiVersion: GW, kind: 'HTTPRoute', name: 'web', namespace: NS });
+    expect(route.status.parents).toHaveLength(1);
+    const warning = logs.find((l) => l.level === 40 && /could not write the status of 1 object/.test(l.msg));
+    expect(warning?.msg).toMatch(/Gateway\/trouble\/gw: HTTP 403: gateways\.gateway\.networking\.k8s\.io "gw" is forbidden: User "restricted" cannot patch resource "gateways\/status"/);
+  });
+});
+
+function tcpRouteCrd(versions: { name: string; served: boolean; storage: boolean }[]): KubeObject {
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    // The group is protected (*.k8s.io): the release's own approval annotation.
+    metadata: { name: `tcproutes.${GROUP}`, annotations: { 'api-approved.kubernetes.io': 'https://github.com/kubernetes-sigs/gateway-api/pull/4530' } },
+    spec: {
+      group: GROUP,
+      names: { kind: 'TCPRoute', listKind: 'TCPRouteList', plural: 'tcproutes', singular: 'tcproute' },
+      scope: 'Namespaced',
+      versions: versions.map((v) => ({ ...v, schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } }, subresources: { status: {} } })),
+    },
+  };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms: ${check.toString().slice(0, 300)}`);
+    await sleep(25);
+  }
+}
