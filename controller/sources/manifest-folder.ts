@@ -504,7 +504,7 @@ const DIRECTIVE_LINE = /^(%|\.\.\.)/m;
 function parseWhole(content: Buffer): ParsedManifest | { error: string } {
   const objects: KubeObject[] = [];
   const problems: Problem[] = [];
-  const docs = parseDocuments(content.toString('utf8'), 0, 0, objects, problems);
+  const docs = parseDocuments(content.toString('utf8'), 0, 0, objects, problems, stringInterner());
   return typeof docs === 'number' ? { objects, problems } : docs;
 }
 
@@ -588,6 +588,7 @@ function parseManifestDocuments(content: Buffer, known: () => Map<string, Parsed
   const parsed: (ParsedDocument | null)[] = before === undefined ? [] : before.parsed.slice(0, head);
   let docNumber = 0;
   let line = 0;
+  const intern = stringInterner();
   for (let i = 0; i < head; i++) {
     const document = before!.parsed[i]!;
     for (let o = 0; o < document.objects.length; o++) objects.push(document.objects[o]!);
@@ -606,7 +607,7 @@ function parseManifestDocuments(content: Buffer, known: () => Map<string, Parsed
       line += cached.lines;
     } else {
       const before = { objects: objects.length, problems: problems.length };
-      const docs = parseDocuments(chunk, docNumber, line, objects, problems);
+      const docs = parseDocuments(chunk, docNumber, line, objects, problems, intern);
       if (typeof docs !== 'number') return docs;
       // One with problems is parsed again next time: its problems name its position in the file.
       const lines = chunk.split('\n').length - 1;
@@ -627,8 +628,57 @@ function parseManifestDocuments(content: Buffer, known: () => Map<string, Parsed
   return { objects, problems, documents: { starts, parsed } };
 }
 
+/**
+ * The strings of one parse, each value once. The parser cuts scalars out of the document's text,
+ * and V8 makes a cut of 13 characters or more a view of that text: a few such values (an
+ * apiVersion, a timestamp, a hostname) held every document's whole text alive for as long as its
+ * objects (9 MB at 10 000 HTTPRoutes); each is copied (UTF-16: any string, lone surrogates
+ * included, comes back the same), and equal values are one string (`PathPrefix` 40 000 times).
+ * Made per parse, dropped after it: nothing kept beyond the objects.
+ */
+function stringInterner(): (value: string) => string {
+  const seen = new Map<string, string>();
+  return (value) => {
+    let one = seen.get(value);
+    if (one === undefined) {
+      one = value.length >= 13 ? Buffer.from(value, 'utf16le').toString('utf16le') : value;
+      seen.set(one, one);
+    }
+    return one;
+  };
+}
+
+/**
+ * Every string value under `root` (arrays and plain objects, as toJS makes them) replaced by
+ * `intern`'s. Written in place whatever the result (a reviver cannot: it replaces a value only by
+ * an unequal one); each object once (aliases may share one, or hold their own ancestor).
+ */
+function internStrings(root: unknown, intern: (value: string) => string): void {
+  const seen = new Set<object>();
+  const stack: unknown[] = [root];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (typeof node !== 'object' || node === null || seen.has(node)) continue;
+    seen.add(node);
+    if (Array.isArray(node)) {
+      for (let i = 0; i < node.length; i++) {
+        const v: unknown = node[i];
+        if (typeof v === 'string') node[i] = intern(v);
+        else stack.push(v);
+      }
+    } else if (Object.getPrototypeOf(node) === Object.prototype) {
+      const record = node as Record<string, unknown>;
+      for (const key of Object.keys(record)) {
+        const v = record[key];
+        if (typeof v === 'string') record[key] = intern(v);
+        else stack.push(v);
+      }
+    }
+  }
+}
+
 /** Parses `text` (documents numbered from firstDoc + 1, lines from firstLine + 1) into `objects` and `problems`: how many documents, or the error. */
-function parseDocuments(text: string, firstDoc: number, firstLine: number, objects: KubeObject[], problems: Problem[]): number | { error: string } {
+function parseDocuments(text: string, firstDoc: number, firstLine: number, objects: KubeObject[], problems: Problem[], intern: (value: string) => string): number | { error: string } {
   // `<<` merge keys, as kubectl reads them (sigs.k8s.io/yaml: YAML 1.1); YAML 1.2 leaves them off.
   // Duplicate keys are found by duplicateKey, not by the parser (see there).
   const lines = new LineCounter();
@@ -650,6 +700,7 @@ function parseDocuments(text: string, firstDoc: number, firstLine: number, objec
       return { error: `invalid YAML in document ${firstDoc + index + 1}: ${err instanceof Error ? err.message : String(err)}` };
     }
     if (value === null || value === undefined) continue;
+    internStrings(value, intern);
     const items: unknown[] = isList(value) ? value.items : [value];
     for (const item of items) {
       const checked = checkObject(item, firstDoc + index + 1);
