@@ -77,6 +77,12 @@ export interface KubernetesSourceOptions {
   rediscoverMs?: number;
   /** Items per list page (default 500). */
   pageSize?: number;
+  /**
+   * Bound on each wait for the API server, in ms (default 30 s, client-node's watch default): to
+   * connect, for an answer's headers, between two chunks of a list or discovery answer, and between
+   * two events of a watch (bookmarks included). A black-holed connection fails and is retried.
+   */
+  requestTimeoutMs?: number;
 }
 
 export interface KindStats {
@@ -149,9 +155,12 @@ class ApiError extends Error {
  */
 class GuardedWatch extends Watch {
   private readonly isStopped: () => boolean;
-  constructor(kubeConfig: KubeConfig, isStopped: () => boolean) {
+  constructor(kubeConfig: KubeConfig, isStopped: () => boolean, inactivityMs: number) {
     super(kubeConfig);
     this.isStopped = isStopped;
+    // client-node 2.x's connect-then-inactivity timeout (private there, 30 s): a watch whose
+    // connection went silent ends as a TimeoutError, and ListWatch resumes from its resourceVersion.
+    Object.assign(this, { requestTimeoutMs: inactivityMs });
   }
   override async watch(
     path: string,
@@ -184,6 +193,7 @@ export class KubernetesSource {
   private readonly backoff: Backoff;
   private readonly rediscoverMs: number;
   private readonly pageSize: number;
+  private readonly requestTimeoutMs: number;
   private readonly states = new Map<string, KindState>();
   private readonly abort = new AbortController();
   private started = false;
@@ -202,6 +212,7 @@ export class KubernetesSource {
     this.backoff = { initialMs, maxMs: Math.max(initialMs, options.backoff?.maxMs ?? 30_000) };
     this.rediscoverMs = options.rediscoverMs ?? 60_000;
     this.pageSize = options.pageSize ?? 500;
+    this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
     for (const api of KIND_APIS) {
       this.states.set(api.kind, {
         api,
@@ -339,7 +350,7 @@ export class KubernetesSource {
     // Bookmarks keep a quiet kind's resourceVersion fresh, so a restarted watch rarely meets 410.
     const informer = new ListWatch<KubernetesObject>(
       `${path}?allowWatchBookmarks=true`,
-      new GuardedWatch(this.kubeConfig, () => this.stopped),
+      new GuardedWatch(this.kubeConfig, () => this.stopped, this.requestTimeoutMs),
       () => this.list(s, path),
       false,
       undefined,
@@ -682,7 +693,10 @@ export class KubernetesSource {
     const headers: Record<string, string> = { accept: 'application/json' };
     for (const [name, value] of Object.entries(opts.headers ?? {})) if (value !== undefined) headers[name.toLowerCase()] = String(value);
     if (opts.auth) headers.authorization = `Basic ${Buffer.from(opts.auth).toString('base64')}`;
-    const dispatcher = new Agent({ connect: tls });
+    // Every wait bounded: an API server that accepts and then says nothing must not hold a list or
+    // discovery (and with it start() or a kind's resync) for undici's 300 s defaults.
+    const timeout = this.requestTimeoutMs;
+    const dispatcher = new Agent({ connect: { ...tls, timeout }, headersTimeout: timeout, bodyTimeout: timeout });
     const server = cluster.server.replace(/\/$/, '');
     const signal = this.abort.signal;
     return {

@@ -4,7 +4,11 @@
 // - a CRD removed while watched (its objects go with it; the kind becomes absent and is looked for
 //   again), installed again at another version, and a CRD upgrade that stops serving the version
 //   in use (the informer moves to the version now served);
-// - a status write the identity may not make (403): named, the others still written.
+// - a status write the identity may not make (403): named, the others still written;
+// - an API server gone silent (a network path black-holed: connections accepted or kept open, no
+//   byte answered): every wait is bounded, the source converges once the path is back.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer, connect, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { KubeConfig } from '@kubernetes/client-node';
 import pino from 'pino';
@@ -94,6 +98,40 @@ describeKube('Kubernetes mode under a real cluster\'s ordinary trouble', () => {
     await cluster?.stop();
   }, 60_000);
 
+  test('an API server gone silent: a starting source and a running watch time out and retry, and converge once it answers again', async () => {
+    const proxy = await startSilenceableProxy(new URL(cluster.server).port);
+    try {
+      const viaProxy = new KubeConfig();
+      const path = `${cluster.dir}/proxied.kubeconfig`;
+      writeFileSync(path, readFileSync(cluster.kubeconfigPath, 'utf8').replaceAll(cluster.server, `https://127.0.0.1:${proxy.port}`));
+      viaProxy.loadFromFile(path);
+      const options = { kubeConfig: viaProxy, logger, onChange: () => undefined, backoff: { initialMs: 100, maxMs: 500 }, rediscoverMs: 0, requestTimeoutMs: 1_500 };
+      const running = new KubernetesSource(options);
+      sources.push(running);
+      await running.start();
+
+      proxy.silence();
+      await c().create({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'while-silent', namespace: NS }, data: { a: '1' } });
+      // Started while nothing answers: before, discovery waited for undici's 300 s header timeout.
+      const starting = new KubernetesSource(options);
+      sources.push(starting);
+      let synced = false;
+      const started = starting.start().then(() => (synced = true));
+      await sleep(3_000);
+      expect(synced).toBe(false);
+      expect(logs.some((l) => l.level === 40 && /API discovery failed/.test(l.msg) && /timeout/i.test(l.msg))).toBe(true);
+
+      // New connections go through again; the silent ones stay silent (their peer is gone).
+      proxy.restore();
+      await started;
+      expect(starting.get('ConfigMap', NS, 'while-silent')).toBeDefined();
+      // The running source's ConfigMap watch sits on a silent connection: its inactivity timeout ends it.
+      await waitFor(() => running.get('ConfigMap', NS, 'while-silent') !== undefined, 15_000);
+    } finally {
+      await proxy.close();
+    }
+  }, 60_000);
+
   test('an optional kind the identity may not list (403) is served as absent, named once, and picked up when granted', async () => {
     let changes = 0;
     const source = newSource(restricted, () => changes++);
@@ -113,8 +151,9 @@ describeKube('Kubernetes mode under a real cluster\'s ordinary trouble', () => {
     const before = changes;
     await clusterRole('trouble-tlsroutes', [{ apiGroups: [GROUP], resources: ['tlsroutes'], verbs: ['get', 'list', 'watch'] }]);
     await bindToRestricted('trouble-tlsroutes');
-    await waitFor(() => source.snapshot().tlsRoutes.some((r) => r.metadata.name === 'passthrough'), 20_000);
-    expect(source.stats().TLSRoute!.state).toBe('synced');
+    // (Its objects show as the list lands; synced once the watch is set up.)
+    await waitFor(() => source.stats().TLSRoute!.state === 'synced', 20_000);
+    expect(source.snapshot().tlsRoutes.map((r) => r.metadata.name)).toEqual(['passthrough']);
     expect(changes).toBeGreaterThan(before);
     expect(logs.some((l) => l.kind === 'TLSRoute' && /no longer forbidden/.test(l.msg))).toBe(true);
     // And watched from then on.
@@ -200,6 +239,47 @@ describeKube('Kubernetes mode under a real cluster\'s ordinary trouble', () => {
     expect(warning?.msg).toMatch(/Gateway\/trouble\/gw: HTTP 403: gateways\.gateway\.networking\.k8s\.io "gw" is forbidden: User "restricted" cannot patch resource "gateways\/status"/);
   });
 });
+
+/**
+ * A TCP proxy to the API server that can go silent the way a broken network path does: silence()
+ * keeps every connection open but forwards nothing more on those that exist and answers nothing on
+ * new ones; restore() forwards new connections again (the silenced ones stay silent).
+ */
+async function startSilenceableProxy(upstreamPort: string): Promise<{ port: number; silence(): void; restore(): void; close(): Promise<void> }> {
+  let silent = false;
+  const open = new Set<{ client: Socket; upstream?: Socket; stalled: boolean }>();
+  const server: Server = createServer((client) => {
+    const pair: { client: Socket; upstream?: Socket; stalled: boolean } = { client, stalled: silent };
+    open.add(pair);
+    client.on('error', () => undefined);
+    client.on('close', () => {
+      pair.upstream?.destroy();
+      open.delete(pair);
+    });
+    if (pair.stalled) return void client.resume(); // read and drop
+    const upstream = connect(Number(upstreamPort), '127.0.0.1');
+    pair.upstream = upstream;
+    upstream.on('error', () => client.destroy());
+    upstream.on('close', () => client.destroy());
+    client.on('data', (chunk) => void (pair.stalled || upstream.write(chunk)));
+    upstream.on('data', (chunk) => void (pair.stalled || client.write(chunk)));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    silence() {
+      silent = true;
+      for (const pair of open) pair.stalled = true;
+    },
+    restore() {
+      silent = false;
+    },
+    async close() {
+      for (const pair of open) pair.client.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
 
 function tcpRouteCrd(versions: { name: string; served: boolean; storage: boolean }[]): KubeObject {
   return {
