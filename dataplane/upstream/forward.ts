@@ -40,6 +40,16 @@ import { openTunnel, type ClientUpgrade } from './tunnel.ts';
  */
 export const REPLAY_BODY_LIMIT_BYTES = 64 * 1024;
 
+/**
+ * An HTTP/1.1 response body of at most this many bytes, whole in its last chunk, goes out in the
+ * same string as the head: Node's end(buffer) hands the socket the head (a string) and the body
+ * (a Buffer) as a writev of two (a chunk array, a string copied into a fresh buffer), end(string)
+ * prepends the head and makes one write of one string. The body is a latin1 string first, so its
+ * bytes are copied a few times more: worth it for small bodies (an API's JSON), not for large
+ * ones (measured: ~0.4 us less CPU per 64-byte response; break-even by the copies near 2 KiB).
+ */
+export const ONE_WRITE_MAX_BYTES = 1024;
+
 /** Errors of a connection that was never made: a session's endpoint that gives one is left for another (once). */
 const UNREACHABLE = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN']);
 
@@ -376,7 +386,9 @@ export class ProxyExchange {
     if (last === null) this.res.end();
     else {
       this.lastChunk = null;
-      (this.res as Writable).end(last);
+      // latin1 maps each byte to one character and back: the bytes sent are the upstream's.
+      if (last.length <= ONE_WRITE_MAX_BYTES && !(this.res instanceof Http2ServerResponse)) (this.res as ServerResponse).end(last.toString('latin1'), 'latin1');
+      else (this.res as Writable).end(last);
     }
     // The end waits behind bytes the client has not taken (a write held back before, or this last
     // one: an HTTP/2 stream without window takes none of a body sent whole by end()): bounded until

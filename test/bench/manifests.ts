@@ -20,6 +20,8 @@ export interface BenchManifests {
   path: string;
   /** Value the benchmarked rule's RequestHeaderModifier sets in `x-bench-route`. */
   routeMarker: string;
+  /** What that modifier adds to the upstream request, `name:value` (the `minimal-headers` baseline sends the same). */
+  routeHeaders: string[];
   /** Rule count, and the benchmarked rule's 1-based position in precedence order. */
   rules: number;
   position: number;
@@ -114,6 +116,7 @@ export function benchManifests(backendPort: number, rules = 50): BenchManifests 
     yaml: docs.map((d) => stringify(d)).join('---\n'),
     path: `/api/s${pad(target)}/items/42`,
     routeMarker: `s${pad(target)}`,
+    routeHeaders: [`x-bench-route:s${pad(target)}`, 'x-gateway:sluice'],
     rules: all.length,
     // regex first, then the 4 header-match rules (same prefix length, more header matches),
     // then the plain prefixes in route/rule order, the catch-all last.

@@ -5,6 +5,12 @@
 //
 //   node test/bench/minimal-forwarder.ts --port 18081 --upstream 127.0.0.1:18080
 //
+// `--same-headers NAME:VALUE,...`: an informational second baseline (`npm run bench` config
+// `minimal-headers`), not the issue's target: it also sends what Sluice adds to every request
+// (X-Forwarded-For with the client's address, X-Forwarded-Proto) and the given headers (the bench
+// route's RequestHeaderModifier), so the upstream request and answer match Sluice's byte for byte
+// and the gap left is Sluice's own code.
+//
 // Prints `listening <port>` on stdout once it accepts connections.
 
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -18,6 +24,7 @@ const { values } = parseArgs({
     upstream: { type: 'string' },
     // One of several worker threads on one port (test/bench/workers-forwarder.ts).
     'reuse-port': { type: 'boolean', default: false },
+    'same-headers': { type: 'string' },
   },
   strict: true,
 });
@@ -27,6 +34,15 @@ if (!values.upstream) {
 }
 
 const pool = new Pool(`http://${values.upstream}`, { headersTimeout: 0, bodyTimeout: 0 });
+
+/** `--same-headers`: null, or the extra `[name, value, ...]` appended after the forwarding headers. */
+const sameHeaders: string[] | null =
+  values['same-headers'] === undefined
+    ? null
+    : values['same-headers'].split(',').filter(Boolean).flatMap((pair) => {
+        const colon = pair.indexOf(':');
+        return [pair.slice(0, colon).trim().toLowerCase(), pair.slice(colon + 1).trim()];
+      });
 
 // Hop-by-hop headers (RFC 9110 §7.6.1) are not forwarded in either direction.
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade']);
@@ -98,6 +114,11 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
     if (name === 'content-length') hasBody ||= raw[i + 1] !== '0';
     else if (name === 'transfer-encoding') hasBody = true;
     if (!HOP_BY_HOP.has(name)) headers.push(name, raw[i + 1]);
+  }
+  if (sameHeaders !== null) {
+    const address = req.socket.remoteAddress ?? '';
+    headers.push('x-forwarded-for', address.startsWith('::ffff:') ? address.slice(7) : address, 'x-forwarded-proto', 'http');
+    for (let i = 0; i < sameHeaders.length; i++) headers.push(sameHeaders[i]);
   }
   const exchange = new Exchange(res);
   try {

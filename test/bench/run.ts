@@ -6,7 +6,9 @@
 //   CPU 1: wrk, the nginx backend, and this harness
 //
 // Configurations: direct (the backend alone, reference), minimal (node:http + undici dispatch,
-// no routing), fastify (@fastify/http-proxy, defaults), nginx (proxy_pass with upstream
+// no routing; the issue's baseline), minimal-headers (the same sending the headers Sluice adds:
+// X-Forwarded-For/-Proto and the bench route's two, so upstream requests and answers match Sluice's
+// and the ratio to it is Sluice's own code; informational), fastify (@fastify/http-proxy, defaults), nginx (proxy_pass with upstream
 // keep-alive, 1 worker), nginx-n (the same with one worker per CPU, unpinned: it shares CPU 1
 // with wrk and the backend, so its figure says what N workers give on this box), sluice
 // (`sluice run` with a 50-rule routing table). Every figure is also printed as a ratio against
@@ -36,7 +38,7 @@ const QUIET_BUSY_PERCENT = 10;
 /** Interference above this on the SUT's CPU makes a measurement suspect. */
 const NOISY_OTHER_PERCENT = 10;
 
-const CONFIGS = ['direct', 'minimal', 'fastify', 'nginx', 'nginx-n', 'sluice', 'sluice-ref'] as const;
+const CONFIGS = ['direct', 'minimal', 'minimal-headers', 'fastify', 'nginx', 'nginx-n', 'sluice', 'sluice-ref'] as const;
 /** The first --ref is `sluice-ref`, each further one `sluice-ref2`, `sluice-ref3`, ... */
 type ConfigName = (typeof CONFIGS)[number] | `sluice-ref${number}`;
 
@@ -239,6 +241,8 @@ class Bench {
         return { port: this.backendPort, proc: this.backend, stop: async () => {} };
       case 'minimal':
         return this.nodeBaseline('minimal-forwarder', profileDir);
+      case 'minimal-headers':
+        return this.nodeBaseline('minimal-forwarder', profileDir, ['--same-headers', this.manifests.routeHeaders.join(',')], true);
       case 'fastify':
         return this.nodeBaseline('fastify-proxy', profileDir);
       case 'nginx': {
@@ -274,7 +278,8 @@ class Bench {
   }
 
   /** A Node proxy of test/bench (`<script>.ts --port P --upstream HOST:PORT`) on the SUT's CPU. */
-  private async nodeBaseline(script: string, profileDir: string | null): Promise<Running> {
+  /** `sendsRouteHeaders`: checked like Sluice's (the backend saw the bench rule's header). */
+  private async nodeBaseline(script: string, profileDir: string | null, args: string[] = [], sendsRouteHeaders = false): Promise<Running> {
     const [port] = await freePorts(1);
     const proc = new Proc(script, [
       ...this.pin(SUT_CPU),
@@ -287,19 +292,20 @@ class Bench {
       String(port),
       '--upstream',
       `127.0.0.1:${this.backendPort}`,
+      ...args,
     ]);
-    await this.verify(proc, port, false);
+    await this.verify(proc, port, sendsRouteHeaders);
     return { port, proc, stop: () => proc.stop() };
   }
 
-  /** The benchmarked request answers 200 with the backend's body (and, through Sluice, the rule's header). */
-  private async verify(proc: Proc, port: number, sluice: boolean): Promise<void> {
+  /** The benchmarked request answers 200 with the backend's body (and, through Sluice or minimal-headers, the rule's header). */
+  private async verify(proc: Proc, port: number, routeHeaders: boolean): Promise<void> {
     const headers = { host: BENCH_HOST, 'x-debug': '1' };
     const reply = await waitFor200(proc, port, this.manifests.path, 15_000, headers);
     if (reply.body !== BACKEND_BODY) throw new Error(`${proc.name}: unexpected body ${JSON.stringify(reply.body.slice(0, 200))}`);
-    if (sluice && reply.headers['x-bench-route-seen'] !== this.manifests.routeMarker) {
+    if (routeHeaders && reply.headers['x-bench-route-seen'] !== this.manifests.routeMarker) {
       throw new Error(
-        `sluice: GET ${this.manifests.path} did not reach the benchmarked rule (its RequestHeaderModifier should set ` +
+        `${proc.name}: GET ${this.manifests.path} did not reach the benchmarked rule (its RequestHeaderModifier should set ` +
           `x-bench-route: ${this.manifests.routeMarker}; the backend saw ${JSON.stringify(reply.headers['x-bench-route-seen'] ?? null)})`,
       );
     }
@@ -352,6 +358,7 @@ class Bench {
 const BASE_LABELS: Record<(typeof CONFIGS)[number], string> = {
   direct: 'backend direct (no proxy, ref.)',
   minimal: 'minimal forwarder (node+undici)',
+  'minimal-headers': 'minimal + same headers (info)',
   fastify: '@fastify/http-proxy',
   nginx: 'nginx proxy_pass, 1 worker',
   'nginx-n': `nginx proxy_pass, ${availableParallelism()} workers (unpinned)`,
@@ -585,7 +592,7 @@ function report(opts: Options, results: Map<ConfigName, RoundResult[]>, out: (s?
   };
   const ok = (config: ConfigName): boolean => (results.get(config)?.length ?? 0) > 0;
   const sluiceOk = ok('sluice');
-  for (const baseline of ['minimal', 'fastify', 'nginx', 'nginx-n'] as const) {
+  for (const baseline of ['minimal', 'minimal-headers', 'fastify', 'nginx', 'nginx-n'] as const) {
     if (!sluiceOk || !ok(baseline)) continue;
     line(`sluice / ${label(baseline)} (req/s)`, ratio('sluice', baseline));
     line(`sluice / ${label(baseline)} (req/CPU-s)`, ratio('sluice', baseline, efficiency));
