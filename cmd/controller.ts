@@ -154,8 +154,11 @@ export async function runController(options: ControllerOptions): Promise<Running
     store.update(statuses, new Date());
     if (!isLeader()) return;
     const outcome = await writer.write(statuses.map((s) => store.get(objectKey({ kind: s.kind, metadata: { name: s.name, namespace: s.namespace } })) ?? s));
-    if (outcome.failed.length) logger.warn({ failed: outcome.failed }, `status not written for ${outcome.failed.length} objects; retrying on the next change`);
-    if (outcome.failed.length) scheduler.scheduleRetry();
+    // The writer warned (once per distinct set of failures); retried in a while, or sooner on a change.
+    if (outcome.failed.length) {
+      logger.debug({ failed: outcome.failed }, `status not written for ${outcome.failed.length} objects; retrying`);
+      scheduler.scheduleRetry();
+    }
   }
 
   /** What the dataplanes report about the translated version, and where clients reach them. */

@@ -109,6 +109,11 @@ export class StatusWriter {
    * (which would only earn a 409), and when it is anything else, the cache's status is no reason not to.
    */
   private lastWrite = new Map<string, { basedOn: string; status: string }>();
+  /**
+   * The failures the last write() warned about: the same ones again (a 403 the controller retries
+   * every few seconds, an API server away) are logged at debug, not warned about on every retry.
+   */
+  private lastFailures: string | null = null;
   /** write() calls run one after another, so two never patch the same object at once. */
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -150,8 +155,15 @@ export class StatusWriter {
     await Promise.all(Array.from({ length: Math.min(this.concurrency, statuses.length) }, worker));
     // One line per write, not one per object: an unreachable API server fails them all.
     if (errors.length > 0) {
+      errors.sort();
       const shown = errors.slice(0, 5).join('; ') + (errors.length > 5 ? `; and ${errors.length - 5} more` : '');
-      this.options.logger.warn({ failed: result.failed }, `could not write the status of ${errors.length} object(s): ${shown}`);
+      const message = `could not write the status of ${errors.length} object(s): ${shown}`;
+      if (message === this.lastFailures) this.options.logger.debug({ failed: result.failed }, `still ${message}`);
+      else this.options.logger.warn({ failed: result.failed }, message);
+      this.lastFailures = message;
+    } else if (this.lastFailures !== null) {
+      this.options.logger.info(`status writes succeed again (${result.written} written)`);
+      this.lastFailures = null;
     }
     if (result.written > 0 || result.conflicts > 0) this.options.logger.debug({ ...result }, 'status written');
     return result;

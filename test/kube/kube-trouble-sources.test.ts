@@ -223,20 +223,35 @@ describeKube('Kubernetes mode under a real cluster\'s ordinary trouble', () => {
     await waitFor(() => source.snapshot().tcpRoutes.some((r) => r.metadata.name === 'new'));
   }, 90_000);
 
-  test('a status write the identity may not make (403) is named; the statuses it may write are written', async () => {
+  test('a status write the identity may not make (403) is named once while retried; the statuses it may write are written; granted, it is written', async () => {
     const writer = new StatusWriter({ kubeConfig: restricted, controllerName: CONTROLLER, logger, current: () => undefined, requestTimeoutMs: 5_000 });
     const parentRef = { group: GROUP, kind: 'Gateway', name: 'gw', namespace: NS };
     const accepted = (generation: number) => [{ type: 'Accepted', status: 'True', reason: 'Accepted', message: 'ok', observedGeneration: generation, lastTransitionTime: '2026-01-01T00:00:00Z' }];
-    const result = await writer.write([
-      { kind: 'Gateway', apiVersion: GW, namespace: NS, name: 'gw', status: { conditions: accepted(1) } },
-      { kind: 'HTTPRoute', apiVersion: GW, namespace: NS, name: 'web', status: { parents: [{ parentRef, controllerName: CONTROLLER, conditions: accepted(1) }] } },
-    ]);
+    const gateway = (generation: number) => ({ kind: 'Gateway', apiVersion: GW, namespace: NS, name: 'gw', status: { conditions: accepted(generation) } });
+    const route = (generation: number) => ({
+      kind: 'HTTPRoute', apiVersion: GW, namespace: NS, name: 'web',
+      status: { parents: [{ parentRef, controllerName: CONTROLLER, conditions: accepted(generation) }] },
+    });
+    const warnings = () => logs.filter((l) => l.level === 40 && /could not write the status of/.test(l.msg));
+    const result = await writer.write([gateway(1), route(1)]);
     expect(result.written).toBe(1);
     expect(result.failed).toEqual([`Gateway/${NS}/gw`]);
-    const route = await c().get({ apiVersion: GW, kind: 'HTTPRoute', name: 'web', namespace: NS });
-    expect(route.status.parents).toHaveLength(1);
-    const warning = logs.find((l) => l.level === 40 && /could not write the status of 1 object/.test(l.msg));
-    expect(warning?.msg).toMatch(/Gateway\/trouble\/gw: HTTP 403: gateways\.gateway\.networking\.k8s\.io "gw" is forbidden: User "restricted" cannot patch resource "gateways\/status"/);
+    expect((await c().get({ apiVersion: GW, kind: 'HTTPRoute', name: 'web', namespace: NS })).status.parents).toHaveLength(1);
+    expect(warnings()).toHaveLength(1);
+    expect(warnings()[0]!.msg).toMatch(/of 1 object\(s\): Gateway\/trouble\/gw: HTTP 403: gateways\.gateway\.networking\.k8s\.io "gw" is forbidden: User "restricted" cannot patch resource "gateways\/status"/);
+
+    // The controller retries every few seconds: the same refusal again is not warned about again
+    // (before: one warning per retry, for as long as the RBAC stays wrong) ...
+    const again = await writer.write([gateway(1), route(2)]);
+    expect(again).toMatchObject({ written: 1, failed: [`Gateway/${NS}/gw`] });
+    expect(warnings()).toHaveLength(1);
+    expect(logs.some((l) => l.level === 20 && /^still could not write the status of 1 object/.test(l.msg))).toBe(true);
+    // ... and once granted, it is written and said so.
+    await clusterRole('trouble-gateway-status', [{ apiGroups: [GROUP], resources: ['gateways/status'], verbs: ['patch'] }]);
+    await bindToRestricted('trouble-gateway-status');
+    await waitFor(async () => (await writer.write([gateway(1), route(2)])).failed.length === 0, 20_000);
+    expect((await c().get({ apiVersion: GW, kind: 'Gateway', name: 'gw', namespace: NS })).status.conditions[0].reason).toBe('Accepted');
+    expect(logs.some((l) => l.level === 30 && /status writes succeed again/.test(l.msg))).toBe(true);
   });
 });
 
