@@ -160,10 +160,23 @@ function ingressProblem(ing: unknown): string | null {
   return null;
 }
 
-/** An ExternalName Service without its name (the API server requires one; its EndpointSlices were used instead). */
+/** A DNS-1123 subdomain (lowercase labels of letters, digits and '-', dot-separated), as the API server checks names. */
+const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/**
+ * An ExternalName Service without its name (the API server requires one; its EndpointSlices were
+ * used instead), or with one that is no DNS name (a placeholder such as `<API_HOSTNAME>` left in an
+ * example: the API server refuses it, a trailing dot allowed; it was looked up in DNS on every request).
+ */
 function serviceProblem(service: unknown): string | null {
   const spec = (service as { spec?: { type?: unknown; externalName?: unknown } }).spec;
-  return spec?.type === 'ExternalName' && !spec.externalName ? 'spec.externalName: Required value' : null;
+  if (spec?.type !== 'ExternalName') return null;
+  if (!spec.externalName) return 'spec.externalName: Required value';
+  const name = String(spec.externalName).replace(/\.$/, '');
+  if (name.length > 253 || !DNS1123_SUBDOMAIN.test(name)) {
+    return `spec.externalName: Invalid value: ${JSON.stringify(spec.externalName)}: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character`;
+  }
+  return null;
 }
 
 /** A Secret's `data` values are base64 (the API server decodes them; one that does not decode was read as a missing key). */
