@@ -11,6 +11,7 @@ import { LeaderElector } from '../controller/leader.ts';
 import { ProblemLog } from '../controller/problems.ts';
 import { SnapshotServer } from '../controller/publish/server.ts';
 import { KubernetesSource } from '../controller/sources/kubernetes.ts';
+import { requestOptions } from '../controller/sources/kube-request.ts';
 import { isRelevantChange, type Dependencies } from '../controller/sources/relevance.ts';
 import { SNAPSHOT_FIELD_BY_KIND, objectKey, type InputSnapshot, type KubeObject } from '../controller/sources/objects.ts';
 import { assembleStatuses, detachedRoutes, type DataplaneFeedback } from '../controller/status/assemble.ts';
@@ -115,13 +116,14 @@ export async function runController(options: ControllerOptions): Promise<Running
     current: (kind, namespace, name) => source.get(kind, namespace, name),
   });
 
-  // A NodePort dataplane Service is reached on the nodes' addresses: list Nodes (at most every 30 s).
+  // A NodePort dataplane Service is reached on the nodes' addresses: list Nodes (at most every 30 s;
+  // bounded like the status writes: a reconcile waiting on it would hold every later one).
   const core = kubeConfig.makeApiClient(CoreV1Api);
   let nodes: { at: number; items: V1Node[] } = { at: 0, items: [] };
   const nodeAddresses = async (): Promise<V1Node[]> => {
     if (Date.now() - nodes.at < 30_000) return nodes.items;
     try {
-      const list = await core.listNode();
+      const list = await core.listNode({}, requestOptions({ signal: AbortSignal.timeout(10_000) }));
       nodes = { at: Date.now(), items: JSON.parse(JSON.stringify(list.items)) as V1Node[] };
     } catch (err) {
       logger.warn({ err: (err as Error).message }, 'cannot list Nodes for the NodePort dataplane Service; keeping the last list');

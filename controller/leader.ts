@@ -12,7 +12,8 @@
 //
 // Unlike client-go's elector (which a process runs once), this one keeps competing after it lost
 // leadership, so a leader cut off from the API server leads again (or follows) when it returns.
-import { ApiException, CoordinationV1Api, V1MicroTime, type ConfigurationOptions, type KubeConfig, Observable, type ObservableMiddleware, type V1Lease } from '@kubernetes/client-node';
+import { ApiException, CoordinationV1Api, V1MicroTime, type ConfigurationOptions, type KubeConfig, type ObservableMiddleware, type V1Lease } from '@kubernetes/client-node';
+import { requestOptions } from './sources/kube-request.ts';
 import type { Logger } from 'pino';
 
 export const LEADER_ADDRESS_ANNOTATION = 'sluice.dev/leader-address';
@@ -313,15 +314,7 @@ export class LeaderElector {
   /** A timeout per request; attempts (not the release) are also cut short by stop(). */
   private requestOptions(timeoutMs: number, abortOnStop = true): ConfigurationOptions<ObservableMiddleware> {
     const timeout = AbortSignal.timeout(Math.max(1, Math.ceil(timeoutMs)));
-    const signal = abortOnStop ? AbortSignal.any([this.abort.signal, timeout]) : timeout;
-    const middleware: ObservableMiddleware = {
-      pre: (context) => {
-        context.setSignal(signal);
-        return new Observable(Promise.resolve(context));
-      },
-      post: (context) => new Observable(Promise.resolve(context)),
-    };
-    return { middleware: [middleware], middlewareMergeStrategy: 'append' };
+    return requestOptions({ signal: abortOnStop ? AbortSignal.any([this.abort.signal, timeout]) : timeout });
   }
 }
 

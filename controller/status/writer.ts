@@ -22,12 +22,12 @@ import {
   PatchStrategy,
   type ConfigurationOptions,
   type KubeConfig,
-  Observable,
   type ObservableMiddleware,
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { backoffDelay, type Backoff } from '../../ir/backoff.ts';
 
+import { requestOptions } from '../sources/kube-request.ts';
 import type { KubeObject } from '../sources/objects.ts';
 import type { Condition, ObjectStatus } from './conditions.ts';
 
@@ -247,18 +247,9 @@ export class StatusWriter {
     return { group: group!, version: version!, plural, ...(CLUSTER_SCOPED.has(s.kind) ? {} : { namespace: s.namespace ?? 'default' }) };
   }
 
-  /** Per-request options: a timeout, and the patch content type (client-node picks JSON patch otherwise). */
+  /** Per-request options: a timeout, and the patch content type. */
   private requestOptions(contentType?: string): ConfigurationOptions<ObservableMiddleware> {
-    const timeoutMs = this.requestTimeoutMs;
-    const middleware: ObservableMiddleware = {
-      pre: (context) => {
-        if (contentType) context.setHeaderParam('Content-Type', contentType);
-        context.setSignal(AbortSignal.timeout(timeoutMs));
-        return new Observable(Promise.resolve(context));
-      },
-      post: (context) => new Observable(Promise.resolve(context)),
-    };
-    return { middleware: [middleware], middlewareMergeStrategy: 'append' };
+    return requestOptions({ signal: AbortSignal.timeout(this.requestTimeoutMs), ...(contentType ? { contentType } : {}) });
   }
 }
 
