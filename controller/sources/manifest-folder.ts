@@ -11,7 +11,7 @@ import { isScalar, LineCounter, parseAllDocuments, visit, type Document, type No
 import type { Problem } from '../problems.ts';
 import { shapeProblem } from './shapes.ts';
 import { hasInputSchema, inputProblem, readsApiGroup, withoutNulls } from '../schema/validate.ts';
-import { ignoredKindText } from './ignored-kinds.ts';
+import { ignoredKindText, toolFileText } from './ignored-kinds.ts';
 import { stableJson } from '../../ir/version.ts';
 import {
   CLUSTER_SCOPED_KINDS,
@@ -143,13 +143,14 @@ export class ManifestFolder {
     const problems: SourceProblem[] = [];
     const readErrors: ReadError[] = [];
     const settling: string[] = [];
-    const unreadable = (file: string, err: unknown, keeping: string) => {
+    // `keeping` undefined: nothing of it was read before (a first load, `sluice translate`), so nothing is kept.
+    const unreadable = (file: string, err: unknown, keeping: string | undefined) => {
       readErrors.push({ file, cause: errnoCode(err) });
-      problems.push({ code: 'SLU_SOURCE_READ', file, message: `cannot read: ${errnoText(err)}; keeping ${keeping} until it reads again` });
+      problems.push({ code: 'SLU_SOURCE_READ', file, message: `cannot read: ${errnoText(err)}; ${keeping === undefined ? 'its objects are left out' : `keeping ${keeping}`} until it reads again` });
     };
     const listing = listManifestFiles(this.dir);
     const unlisted = listing.failed.map((f) => relative(this.dir, f.path));
-    for (const [i, failed] of listing.failed.entries()) unreadable(unlisted[i] || this.dir, failed.err, 'the last good objects of every file under it');
+    for (const [i, failed] of listing.failed.entries()) unreadable(unlisted[i] || this.dir, failed.err, this.files.size > 0 ? 'the last good objects of every file under it' : undefined);
     // Files under a folder that could not be listed are still there as far as we know.
     const underUnlisted = (file: string) => unlisted.some((u) => u === '' || file === u || file.startsWith(`${u}${sep}`));
     const seenFiles = new Set<string>([...this.files.keys(), ...this.broken.keys()].filter(underUnlisted));
@@ -197,7 +198,7 @@ export class ManifestFolder {
       try {
         content = readFileSync(path);
       } catch (err) {
-        unreadable(file, err, "this file's last good objects");
+        unreadable(file, err, loaded === undefined ? undefined : "this file's last good objects");
         continue;
       }
       if (loaded?.content.equals(content) && known === undefined) {
@@ -223,7 +224,7 @@ export class ManifestFolder {
       else edited.push({ file, before: loaded.objects });
       if ('error' in parsed) {
         // A bad file never replaces its last good content.
-        const problem: SourceProblem = { code: 'SLU_MANIFEST_YAML', file, message: `${parsed.error}; keeping this file's last good objects until it parses again` };
+        const problem: SourceProblem = { code: 'SLU_MANIFEST_YAML', file, message: `${parsed.error}; ${loaded === undefined ? 'its objects are left out' : "keeping this file's last good objects"} until it parses again` };
         this.broken.set(file, { content, stat: stat ?? '', problem });
         problems.push(problem);
         continue;
@@ -754,6 +755,8 @@ function checkObject(value: unknown, docNumber: number): { object: KubeObject } 
   if (!isObject(value)) return `${where}: not a Kubernetes object (expected a mapping)`;
   const { kind, apiVersion, metadata } = value;
   if (typeof kind !== 'string' || typeof apiVersion !== 'string') return `${where}: apiVersion and kind are required`;
+  const tool = toolFileText(apiVersion, kind);
+  if (tool !== null) return `${where}: ${tool}`;
   if (!isObject(metadata) || typeof metadata.name !== 'string' || metadata.name === '') {
     return `${where}: ${kind} needs metadata.name`;
   }

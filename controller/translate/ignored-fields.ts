@@ -9,10 +9,10 @@
 //   claimed); the Gateway is served, the fields have no effect.
 import type { Problem } from '../problems.ts';
 import { undeclaredFields } from '../schema/validate.ts';
-import type { ParentRef } from '../schema/kinds.ts';
+import type { HTTPHeaderModifier, ParentRef } from '../schema/kinds.ts';
 import type { InputIndex } from './index-inputs.ts';
-import { GATEWAY_GROUP, namespacedName, type GatewayObject, type KubeObject, type ListenerSetObject, type ReferenceGrantObject } from '../sources/objects.ts';
-import { meantKind } from '../sources/ignored-kinds.ts';
+import { GATEWAY_GROUP, namespacedName, type GatewayObject, type GRPCRouteObject, type HTTPRouteObject, type KubeObject, type ListenerSetObject, type ReferenceGrantObject } from '../sources/objects.ts';
+import { foreignAnnotationsText, meantKind } from '../sources/ignored-kinds.ts';
 
 export function ignoredFieldProblems(objects: KubeObject[], gateways: GatewayObject[]): Problem[] {
   const out: Problem[] = [];
@@ -50,6 +50,66 @@ export function ignoredFieldProblems(objects: KubeObject[], gateways: GatewayObj
     if (fields.length > 0) report(gateway, fields, 'not propagated: Sluice provisions no per-Gateway resources to carry them');
   }
   return out;
+}
+
+/**
+ * Other implementations' annotations (ignored-kinds.ts ANNOTATION_OWNERS) on our Gateways and on the
+ * ListenerSets and routes that have a parent of ours (`ours`, the objects with a status of ours): Kong's
+ * examples put `konghq.com/plugins: key-auth` and `konghq.com/strip-path` on HTTPRoutes, Istio's
+ * `networking.istio.io/service-type` on Gateways. Sluice reads none of them, so the route is served
+ * without what they ask for (without the authentication a key-auth plugin would add); one line per object.
+ */
+export function foreignAnnotationProblems(gateways: readonly KubeObject[], others: readonly KubeObject[], ours: readonly { kind: string; namespace?: string; name: string }[]): Problem[] {
+  const found: [KubeObject, string][] = [];
+  for (const obj of [...gateways, ...others]) {
+    const annotations = obj.metadata.annotations;
+    if (annotations === undefined) continue;
+    const text = foreignAnnotationsText(annotations);
+    if (text !== null) found.push([obj, text]);
+  }
+  return linesForOurs(found, ours, gateways, '; ignored');
+}
+
+/** One SLU_TRANSLATION line per found object that is one of `gateways` or has a status in `ours`. */
+function linesForOurs(found: [KubeObject, string][], ours: readonly { kind: string; namespace?: string; name: string }[], gateways: readonly KubeObject[], tail: string): Problem[] {
+  if (found.length === 0) return [];
+  const keys = new Set(ours.map((s) => `${s.kind}/${s.namespace}/${s.name}`));
+  const out: Problem[] = [];
+  for (const [obj, text] of found) {
+    if (!gateways.includes(obj) && !keys.has(`${obj.kind}/${obj.metadata.namespace}/${obj.metadata.name}`)) continue;
+    const object = `${obj.kind} ${namespacedName(obj)}`;
+    out.push({ code: 'SLU_TRANSLATION', message: `${object}: ${text}${tail}`, object });
+  }
+  return out;
+}
+
+/** An NGINX variable ($remote_addr, ${request_id}) or an Envoy command operator (%DOWNSTREAM_REMOTE_ADDRESS%, %REQ(x-id)%). */
+const VARIABLE = /\$\{?[a-z_][a-z0-9_]*\}?|%[A-Z][A-Z0-9_]*(\([^)]*\))?%/;
+
+/**
+ * Header modifier values that read as another proxy's variable: NGINX Gateway Fabric's examples set
+ * `X-Client-IP: $remote_addr`, which NGINX expands; the Gateway API says a value is sent as written,
+ * as Sluice sends it, so the backend gets the text `$remote_addr`. Said once per route of ours (HTTPRoute,
+ * GRPCRoute; rule and backendRef filters), naming the headers.
+ */
+export function variableHeaderValueProblems(routes: readonly (HTTPRouteObject | GRPCRouteObject)[], ours: readonly { kind: string; namespace?: string; name: string }[]): Problem[] {
+  const found: [KubeObject, string][] = [];
+  for (const route of routes) {
+    const named: string[] = [];
+    const scan = (filters: readonly { requestHeaderModifier?: HTTPHeaderModifier; responseHeaderModifier?: HTTPHeaderModifier }[] | undefined) => {
+      for (const f of filters ?? []) {
+        for (const modifier of [f.requestHeaderModifier, f.responseHeaderModifier]) {
+          for (const h of [...(modifier?.set ?? []), ...(modifier?.add ?? [])]) if (VARIABLE.test(String(h.value))) named.push(`${h.name}: ${h.value}`);
+        }
+      }
+    };
+    for (const rule of route.spec?.rules ?? []) {
+      scan(rule.filters);
+      for (const ref of rule.backendRefs ?? []) scan(ref.filters);
+    }
+    if (named.length > 0) found.push([route, `header modifier values ${named.join(', ')} are sent as written: the Gateway API, and Sluice, expand no variables (NGINX expands $name, Envoy %NAME%)`]);
+  }
+  return linesForOurs(found, ours, [], '');
 }
 
 /** What a ReferenceGrant can let Sluice read across namespaces: who refers (Gateway API group), and to what (core group). */

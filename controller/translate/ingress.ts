@@ -23,6 +23,7 @@ import { createHash } from 'node:crypto';
 import type { IngressBackend, IngressPath, IngressRule, IngressServiceBackend } from '../schema/kinds.ts';
 import { RATE_LIMIT_ANNOTATION, RATE_LIMIT_SCOPE_ANNOTATION } from './ratelimit.ts';
 import { UPGRADE_TYPES_ANNOTATION } from './upgrades.ts';
+import { annotationOwner } from '../sources/ignored-kinds.ts';
 
 export const INGRESS_GATEWAY_KEY = 'ingress';
 const LEGACY_CLASS_ANNOTATION = 'kubernetes.io/ingress.class';
@@ -38,7 +39,7 @@ const READ_ANNOTATIONS = new Set([FORCE_HTTPS, REQUEST_TIMEOUT, RATE_LIMIT_ANNOT
  * One problem line for an Ingress annotation that looks meant for an ingress controller and that
  * Sluice does not read: Cilium's (`ingress.cilium.io/`) and Sluice's own (`sluice.dev/`) not in
  * the tables above — a typo or a feature Sluice lacks — and another controller's (a prefix naming
- * ingress, e.g. `nginx.ingress.kubernetes.io/`). Ignoring them in silence would leave a migrated
+ * ingress, e.g. `nginx.ingress.kubernetes.io/`, or a known one's, e.g. Kong's `konghq.com/`). Ignoring them in silence would leave a migrated
  * Ingress behaving differently with no word why. Other annotations (kubectl's, tools') are not ours to judge.
  */
 function annotationProblem(key: string, annotation: string): string | null {
@@ -50,6 +51,9 @@ function annotationProblem(key: string, annotation: string): string | null {
     return `Ingress ${key}: annotation ${annotation} is not one Sluice implements (it reads ${[...READ_ANNOTATIONS].join(', ')}); ignored`;
   }
   if (prefix.includes('ingress')) return `Ingress ${key}: annotation ${annotation} belongs to another ingress controller and is not read by Sluice; ignored`;
+  // Controllers whose prefix does not say ingress: Kong's konghq.com/strip-path, Contour's projectcontour.io/, NGINX's nginx.org/.
+  const owner = annotationOwner(annotation);
+  if (owner !== undefined) return `Ingress ${key}: annotation ${annotation} is ${owner}'s and is not read by Sluice; ignored`;
   return null;
 }
 

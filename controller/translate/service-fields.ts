@@ -8,6 +8,7 @@ import type { Problem } from '../problems.ts';
 import { namespacedName } from '../sources/objects.ts';
 import { serviceBackendName, toAppProtocol } from './backends.ts';
 import type { InputIndex } from './index-inputs.ts';
+import { foreignAnnotationsText } from '../sources/ignored-kinds.ts';
 
 /** appProtocol values routes speak as written (toAppProtocol): the rest of those it takes become HTTP/1.1. */
 const SPOKEN = new Set(['', 'http', 'kubernetes.io/http', 'kubernetes.io/h2c', 'kubernetes.io/ws']);
@@ -25,6 +26,9 @@ export function serviceFieldProblems(backends: ReadonlyMap<string, Backend>, ind
       const value = service.metadata.annotations?.[key];
       if (value !== undefined && value !== 'Disabled' && value !== 'disabled') fields.push(`annotation ${key}: ${value} is not applied: routed requests go to every ready endpoint, whatever its zone`);
     }
+    // Another implementation's settings for its upstream (Kong's konghq.com/protocol, Contour's projectcontour.io/upstream-protocol.tls).
+    const foreign = foreignAnnotationsText(service.metadata.annotations);
+    if (foreign !== null) fields.push(foreign);
     if (spec.internalTrafficPolicy === 'Local') fields.push('spec.internalTrafficPolicy Local is not applied: routed requests go to ready endpoints on every node');
     const ports = spec.ports ?? [];
     // Only a port some route forwards to over HTTP/1.1 (gRPC routes speak HTTP/2 to any port without a kubernetes.io/ value).

@@ -38,7 +38,7 @@ import { attachBackendClientCertificates, backendTlsPolicyStatuses } from './bac
 
 import type { TranslateOptions } from './options.ts';
 import { applyUpgradeTypes } from './upgrades.ts';
-import { ignoredFieldProblems, meshRouteProblems, referenceGrantProblems } from './ignored-fields.ts';
+import { foreignAnnotationProblems, ignoredFieldProblems, variableHeaderValueProblems, meshRouteProblems, referenceGrantProblems } from './ignored-fields.ts';
 import { endpointlessServiceProblems, unservedProblems } from './unserved.ts';
 import { serviceFieldProblems } from './service-fields.ts';
 
@@ -201,6 +201,8 @@ function translateWith(snapshot: InputSnapshot, options: TranslateOptions, memo:
       ...tlsOptionProblems,
       ...ignoredFieldProblems([...snapshot.gatewayClasses.filter((c) => classes.accepted.has(c.metadata.name)), ...snapshot.listenerSets, ...snapshot.referenceGrants, ...snapshot.backendTlsPolicies], ourGateways),
       ...referenceGrantProblems(snapshot.referenceGrants),
+      ...variableHeaderValueProblems([...snapshot.httpRoutes, ...snapshot.grpcRoutes], routeStatuses),
+      ...foreignAnnotationProblems(ourGateways, [...snapshot.listenerSets, ...snapshot.httpRoutes, ...snapshot.grpcRoutes, ...snapshot.tlsRoutes, ...snapshot.tcpRoutes, ...snapshot.udpRoutes], [...routeStatuses, ...listenerSets.map((s) => ({ kind: 'ListenerSet', namespace: s.owner.obj.metadata.namespace, name: s.owner.obj.metadata.name }))]),
       ...meshRouteProblems(snapshot.httpRoutes, index),
       ...meshRouteProblems(snapshot.grpcRoutes, index),
       ...unservedProblems(snapshot, classes.accepted, options),
