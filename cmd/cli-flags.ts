@@ -207,7 +207,7 @@ export const RUN: Command = {
 
 export const TRANSLATE: Command = {
   name: 'translate',
-  summary: 'print the IR and every computed status for a folder of manifests, serving nothing (exit 1 when an object is refused)',
+  summary: 'print the IR and every computed status for a folder of manifests, serving nothing (exit 1 when an object is refused or a file does not read or parse)',
   synopsis: '--manifests DIR [flags]',
   // Read once: not watched, as run's is.
   flags: [{ ...manifests, help: 'folder of YAML manifests (read recursively, multi-document)' }, { name: 'output', short: 'o', type: 'string', value: 'yaml|json', default: 'yaml', help: 'output format' }, bindAddress, ...TRANSLATION_FLAGS],

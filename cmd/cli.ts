@@ -24,6 +24,8 @@ import { adminFetchError } from './admin-client.ts';
 
 /** Where a Pod's ServiceAccount token is mounted: what `sluice controller` without --kubeconfig reads. */
 const IN_CLUSTER_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+// What makes `sluice translate` exit 1: the folder did not read as the API server would take it.
+const TRANSLATE_ERRORS: ReadonlySet<string> = new Set(['SLU_MANIFEST_INVALID', 'SLU_MANIFEST_YAML', 'SLU_SOURCE_READ']);
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
@@ -150,9 +152,11 @@ export async function main(argv: string[]): Promise<number> {
       import('yaml'),
     ]);
     const load = new ManifestFolder(manifests).load();
-    // An object the API server would refuse is an error: printed, left out, and the exit status is 1.
-    const refused = load.problems.filter((p) => p.code === 'SLU_MANIFEST_INVALID');
-    for (const p of [...load.problems, ...nothingServed(load.snapshot, manifests, false)]) process.stderr.write(`${p.code === 'SLU_MANIFEST_INVALID' ? 'error' : 'warning'}: ${problemLine(p)}\n`);
+    // An object the API server would refuse, and a file that cannot be read or parsed, are errors:
+    // printed, left out, and the exit status is 1 (a folder that only half reads is not valid).
+    const isError = (p: { code: string }) => TRANSLATE_ERRORS.has(p.code);
+    const refused = load.problems.filter(isError);
+    for (const p of [...load.problems, ...nothingServed(load.snapshot, manifests, false)]) process.stderr.write(`${isError(p) ? 'error' : 'warning'}: ${problemLine(p)}\n`);
     const snapshot = withImplicitGatewayClasses(load.snapshot, translation.gatewayClasses, translation.controllerName);
     const result = translate(snapshot, { ...translation, bindAddress, servedClassNames: translation.gatewayClasses, standalone: true });
     for (const p of result.problems) process.stderr.write(`warning: ${problemLine(p)}\n`);

@@ -119,7 +119,7 @@ describe('ManifestFolder', () => {
     ];
     for (const [text, message] of cases) {
       writeFileSync(join(dir, 'dup.yaml'), text);
-      expect(new ManifestFolder(dir).load().problems.map((p) => p.message)).toEqual([`${message}; keeping this file's last good objects until it parses again`]);
+      expect(new ManifestFolder(dir).load().problems.map((p) => p.message)).toEqual([`${message}; its objects are left out until it parses again`]);
     }
     writeFileSync(join(dir, 'dup.yaml'), `${base}---\nbase: &base {apiVersion: v1, kind: Service}\n---\n<<: {apiVersion: v1, kind: Service}\nmetadata: {name: m, namespace: default}\nspec: {ports: [{port: 81}]}\n`);
     const merged = new ManifestFolder(dir).load();

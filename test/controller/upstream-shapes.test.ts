@@ -255,7 +255,7 @@ spec:
 `,
     });
     expect(sourceProblems).toEqual([
-      'SLU_MANIFEST_YAML invalid YAML in document 2: Unresolved alias (the anchor must be set before the alias): port; keeping this file\'s last good objects until it parses again',
+      'SLU_MANIFEST_YAML invalid YAML in document 2: Unresolved alias (the anchor must be set before the alias): port; its objects are left out until it parses again',
     ]);
     expect(statusOf(result.statuses, 'Gateway', 'web').status.conditions).toContainEqual(expect.objectContaining({ type: 'Accepted', status: 'True' }));
   });

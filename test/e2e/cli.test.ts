@@ -46,6 +46,23 @@ describe('sluice CLI', () => {
     expect(classes).toEqual(['sluice', 'cilium']);
   });
 
+  it('translate exits 1 when a file does not parse, saying its objects are left out', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-cli-'));
+    try {
+      cpSync(join(ROOT, 'examples', 'quickstart', 'quickstart.yaml'), join(dir, 'quickstart.yaml'));
+      writeFileSync(join(dir, 'broken.yaml'), 'kind: HTTPRoute\n  spec: [\n');
+      const broken = sluice('translate', '--manifests', dir, '-o', 'json');
+      expect(broken.status).toBe(1);
+      expect(broken.stderr).toMatch(/^error: SLU_MANIFEST_YAML broken\.yaml: .*; its objects are left out until it parses again$/m);
+      // The rest is still translated and printed.
+      expect(JSON.parse(broken.stdout).statuses.some((s: { kind: string }) => s.kind === 'Gateway')).toBe(true);
+      rmSync(join(dir, 'broken.yaml'));
+      expect(sluice('translate', '--manifests', dir).status).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('rejects a missing folder, an unknown flag and an unknown command with exit code 2', () => {
     expect(sluice('run', '--manifests', '/no/such/folder')).toMatchObject({ status: 2, stderr: expect.stringContaining('not a folder') });
     expect(sluice('run', '--manifests', ROOT, '--frobnicate')).toMatchObject({ status: 2, stderr: expect.stringContaining('frobnicate') });

@@ -90,7 +90,7 @@ describe('problems in sluice run', () => {
       const lines = logLines(sluice, /^SLU_MANIFEST_YAML bad\.yaml: /);
       return lines.length > 0 ? lines : undefined;
     });
-    expect(first!.line.msg).toMatch(/^SLU_MANIFEST_YAML bad\.yaml: invalid YAML in document 1 at line \d+, column \d+: [^:;]+; keeping this file's last good objects until it parses again$/);
+    expect(first!.line.msg).toMatch(/^SLU_MANIFEST_YAML bad\.yaml: invalid YAML in document 1 at line \d+, column \d+: [^:;]+; its objects are left out until it parses again$/);
     expect(first!.line).toMatchObject({ level: 40, code: 'SLU_MANIFEST_YAML', file: 'bad.yaml' });
     // The text is in the line once: in its message, not again in another field.
     expect(first!.raw.split('invalid YAML')).toHaveLength(2);

@@ -137,7 +137,7 @@ spec:
   it('starts with a file whose alias has no anchor in its document, lists it as invalid YAML with the objects nobody serves, and serves the rest', async () => {
     expect((await problems()).sort()).toEqual(
       [
-        "SLU_MANIFEST_YAML broken.yaml: invalid YAML in document 2: Unresolved alias (the anchor must be set before the alias): shared; keeping this file's last good objects until it parses again",
+        "SLU_MANIFEST_YAML broken.yaml: invalid YAML in document 2: Unresolved alias (the anchor must be set before the alias): shared; its objects are left out until it parses again",
         'SLU_TRANSLATION Gateway default/prod-web: its gatewayClassName example names no GatewayClass, so no controller serves it; set gatewayClassName: cilium, or define that GatewayClass',
         'SLU_TRANSLATION HTTPRoute default/unattached: it has no parentRefs, so it attaches to no Gateway; name its Gateway (or ListenerSet) in spec.parentRefs',
       ].sort(),
