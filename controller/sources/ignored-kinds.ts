@@ -102,6 +102,15 @@ export function annotationOwner(key: string): string | undefined {
  */
 export function foreignAnnotationsText(annotations: Record<string, string> | undefined): string | null {
   if (annotations === undefined) return null;
+  // Most objects carry none: answered without sorting or allocating.
+  let any = false;
+  for (const key in annotations) {
+    if (annotationOwner(key) !== undefined) {
+      any = true;
+      break;
+    }
+  }
+  if (!any) return null;
   const byOwner = new Map<string, string[]>();
   // Sorted keys: the same annotations read the same whatever order the file wrote them in.
   for (const key of Object.keys(annotations).sort()) {

@@ -59,13 +59,15 @@ export function ignoredFieldProblems(objects: KubeObject[], gateways: GatewayObj
  * `networking.istio.io/service-type` on Gateways. Sluice reads none of them, so the route is served
  * without what they ask for (without the authentication a key-auth plugin would add); one line per object.
  */
-export function foreignAnnotationProblems(gateways: readonly KubeObject[], others: readonly KubeObject[], ours: readonly { kind: string; namespace?: string; name: string }[]): Problem[] {
+export function foreignAnnotationProblems(gateways: readonly KubeObject[], others: readonly (readonly KubeObject[])[], ours: readonly { kind: string; namespace?: string; name: string }[], index: InputIndex): Problem[] {
   const found: [KubeObject, string][] = [];
-  for (const obj of [...gateways, ...others]) {
-    const annotations = obj.metadata.annotations;
-    if (annotations === undefined) continue;
-    const text = foreignAnnotationsText(annotations);
-    if (text !== null) found.push([obj, text]);
+  for (const list of [gateways, ...others]) {
+    for (let i = 0; i < list.length; i++) {
+      const obj = list[i]!;
+      // Once per object (the memo keeps an unchanged object's answer across translations).
+      const text = index.perObject(obj, 'foreign annotations', () => foreignAnnotationsText(obj.metadata.annotations));
+      if (text !== null) found.push([obj, text]);
+    }
   }
   return linesForOurs(found, ours, gateways, '; ignored');
 }
@@ -86,28 +88,49 @@ function linesForOurs(found: [KubeObject, string][], ours: readonly { kind: stri
 /** An NGINX variable ($remote_addr, ${request_id}) or an Envoy command operator (%DOWNSTREAM_REMOTE_ADDRESS%, %REQ(x-id)%). */
 const VARIABLE = /\$\{?[a-z_][a-z0-9_]*\}?|%[A-Z][A-Z0-9_]*(\([^)]*\))?%/;
 
+type ModifierFilters = readonly { requestHeaderModifier?: HTTPHeaderModifier; responseHeaderModifier?: HTTPHeaderModifier }[] | undefined;
+
+/** The line's text for a route whose header modifier values read as variables, else null. */
+function variableHeaderText(route: HTTPRouteObject | GRPCRouteObject): string | null {
+  let named: string[] | undefined;
+  const rules = route.spec?.rules ?? [];
+  for (let i = 0; i < rules.length; i++) {
+    const rule = rules[i]!;
+    named = variableHeaders(rule.filters, named);
+    const refs = rule.backendRefs ?? [];
+    for (let j = 0; j < refs.length; j++) named = variableHeaders(refs[j]!.filters, named);
+  }
+  return named === undefined ? null : `header modifier values ${named.join(', ')} are sent as written: the Gateway API, and Sluice, expand no variables (NGINX expands $name, Envoy %NAME%)`;
+}
+
+/** `named` with the `name: value` of each set/add header of `filters` whose value reads as a variable. */
+function variableHeaders(filters: ModifierFilters, named: string[] | undefined): string[] | undefined {
+  if (filters === undefined) return named;
+  for (let f = 0; f < filters.length; f++) {
+    const filter = filters[f]!;
+    for (const modifier of [filter.requestHeaderModifier, filter.responseHeaderModifier]) {
+      if (modifier === undefined) continue;
+      for (const list of [modifier.set, modifier.add]) {
+        for (const h of list ?? []) if (VARIABLE.test(String(h.value))) (named ??= []).push(`${h.name}: ${h.value}`);
+      }
+    }
+  }
+  return named;
+}
+
 /**
  * Header modifier values that read as another proxy's variable: NGINX Gateway Fabric's examples set
  * `X-Client-IP: $remote_addr`, which NGINX expands; the Gateway API says a value is sent as written,
  * as Sluice sends it, so the backend gets the text `$remote_addr`. Said once per route of ours (HTTPRoute,
  * GRPCRoute; rule and backendRef filters), naming the headers.
  */
-export function variableHeaderValueProblems(routes: readonly (HTTPRouteObject | GRPCRouteObject)[], ours: readonly { kind: string; namespace?: string; name: string }[]): Problem[] {
+export function variableHeaderValueProblems(routes: readonly (HTTPRouteObject | GRPCRouteObject)[], ours: readonly { kind: string; namespace?: string; name: string }[], index: InputIndex): Problem[] {
   const found: [KubeObject, string][] = [];
-  for (const route of routes) {
-    const named: string[] = [];
-    const scan = (filters: readonly { requestHeaderModifier?: HTTPHeaderModifier; responseHeaderModifier?: HTTPHeaderModifier }[] | undefined) => {
-      for (const f of filters ?? []) {
-        for (const modifier of [f.requestHeaderModifier, f.responseHeaderModifier]) {
-          for (const h of [...(modifier?.set ?? []), ...(modifier?.add ?? [])]) if (VARIABLE.test(String(h.value))) named.push(`${h.name}: ${h.value}`);
-        }
-      }
-    };
-    for (const rule of route.spec?.rules ?? []) {
-      scan(rule.filters);
-      for (const ref of rule.backendRefs ?? []) scan(ref.filters);
-    }
-    if (named.length > 0) found.push([route, `header modifier values ${named.join(', ')} are sent as written: the Gateway API, and Sluice, expand no variables (NGINX expands $name, Envoy %NAME%)`]);
+  // Plain loops: this runs on every translation, over every route (10 000 at the scale targets).
+  for (let r = 0; r < routes.length; r++) {
+    const route = routes[r]!;
+    const text = index.perObject(route, 'variable header values', () => variableHeaderText(route));
+    if (text !== null) found.push([route, text]);
   }
   return linesForOurs(found, ours, [], '');
 }
