@@ -415,13 +415,18 @@ export class KubernetesSource {
     s.stats.errors++;
     s.failures++;
     const delay = backoffDelay(s.failures, this.backoff);
-    const message = describeError(err);
     const status = httpStatus(err);
+    // client-node's watch reports a refusal as its bare status text; lists are ours (ApiError) and
+    // quote the API server. RBAC with `list` but not `watch` is a common slip: name it.
+    const watchRefused = status === 403 && !(err instanceof ApiError);
+    const message = watchRefused
+      ? `403 Forbidden to watch ${resourceName(s.api)}: this identity may list it but not watch it (RBAC verb "watch"); its objects stay as last listed`
+      : describeError(err);
     if (status === 404 && s.version) {
       void this.recheck(s, message);
       return;
     }
-    if (status === 403 && !s.synced && !s.api.required && !s.forbidden) {
+    if (status === 403 && !watchRefused && !s.synced && !s.api.required && !s.forbidden) {
       // Not waited for: the rest is served without it (start() names every such kind once).
       s.forbidden = true;
       this.logger.warn({ kind: s.api.kind, err: message }, `${s.api.kind}: forbidden (${message}); served as absent, retrying with backoff`);

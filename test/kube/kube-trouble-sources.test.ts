@@ -63,7 +63,7 @@ describeKube('Kubernetes mode under a real cluster\'s ordinary trouble', () => {
   };
 
   beforeAll(async () => {
-    cluster = await startTestCluster({ installSafeUpgradesPolicy: false, users: [{ name: 'restricted', groups: ['sluice:restricted'] }] });
+    cluster = await startTestCluster({ installSafeUpgradesPolicy: false, users: [{ name: 'restricted', groups: ['sluice:restricted'] }, { name: 'list-only' }] });
     admin = new KubeConfig();
     admin.loadFromFile(cluster.kubeconfigPath);
     restricted = new KubeConfig();
@@ -196,6 +196,33 @@ describeKube('Kubernetes mode under a real cluster\'s ordinary trouble', () => {
     await c().mergePatch({ apiVersion: GW, kind: 'TLSRoute', name: 'passthrough', namespace: NS }, { spec: { hostnames: ['db2.example.com'] } });
     await waitFor(() => source.get('TLSRoute', NS, 'passthrough')?.spec !== undefined && JSON.stringify(source.get('TLSRoute', NS, 'passthrough')!.spec).includes('db2.example.com'));
     expect(source.stats().GRPCRoute!.state).toBe('forbidden');
+  }, 60_000);
+
+  test('a kind the identity may list but not watch: served as listed, the missing verb named', async () => {
+    await clusterRole('trouble-list-only', KIND_APIS.map((k) => ({ apiGroups: [k.group], resources: [k.plural], verbs: k.kind === 'UDPRoute' ? ['list'] : ['list', 'watch'] })));
+    await c().create({
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name: 'trouble-list-only' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'trouble-list-only' },
+      subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'list-only' }],
+    });
+    await c().create({ apiVersion: GW, kind: 'UDPRoute', metadata: { name: 'dns', namespace: NS }, spec: { parentRefs: [{ name: 'gw' }], rules: [{ backendRefs: [{ name: 'dns', port: 53 }] }] } });
+    const listOnly = new KubeConfig();
+    listOnly.loadFromFile(cluster.writeKubeconfig(`${cluster.dir}/list-only.kubeconfig`, { token: cluster.tokens['list-only']! }));
+    const asListOnly = cluster.clientFor({ token: cluster.tokens['list-only']! });
+    await waitFor(async () => (await asListOnly.request('GET', `/apis/${GW}/udproutes`)).status === 200, 20_000);
+    const source = newSource(listOnly);
+    const from = logs.length;
+    const warning = () => logs.slice(from).find((l) => l.kind === 'UDPRoute' && l.level === 40);
+    await source.start();
+    expect(source.snapshot().udpRoutes.map((r) => r.metadata.name)).toEqual(['dns']);
+    await waitFor(() => warning() !== undefined);
+    // Before: "UDPRoute: list/watch failed (HTTP 403 Forbidden)", which verb left to guess.
+    expect(warning()!.msg).toMatch(
+      /UDPRoute: list\/watch failed \(403 Forbidden to watch udproutes\.gateway\.networking\.k8s\.io: this identity may list it but not watch it \(RBAC verb "watch"\)/,
+    );
+    await source.stop();
   }, 60_000);
 
   test('a required kind the identity may not list still holds the synced gate: nothing is published from a partial view', async () => {
