@@ -8,6 +8,7 @@
 // - an API server gone silent (a network path black-holed: connections accepted or kept open, no
 //   byte answered): every wait is bounded, the source converges once the path is back.
 import { readFileSync, writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -18,6 +19,7 @@ import { KubernetesSource } from '../../controller/sources/kubernetes.ts';
 import { StatusWriter } from '../../controller/status/writer.ts';
 import { binariesSkipReason, kubeTestsRequired, startTestCluster, KubeApiError, type KubeObject, type TestCluster } from './cluster.ts';
 import { describeIfPossible } from '../support/suite.ts';
+import { waitFor } from '../support/wait.ts';
 
 const describeKube = describeIfPossible('Kubernetes-mode trouble tests', binariesSkipReason(), kubeTestsRequired());
 
@@ -80,7 +82,7 @@ describeKube('Kubernetes mode under a real cluster\'s ordinary trouble', () => {
     await bindToRestricted('trouble-reader');
     // The RBAC authorizer sees new bindings through an informer: wait until it applies this one.
     const asRestricted = cluster.clientFor({ token: cluster.tokens.restricted! });
-    await waitFor(async () => (await asRestricted.request('GET', `/apis/${GW}/tcproutes`)).status === 200, 20_000);
+    await until(async () => (await asRestricted.request('GET', `/apis/${GW}/tcproutes`)).status === 200, 20_000);
     await c().create({ apiVersion: GW, kind: 'Gateway', metadata: { name: 'gw', namespace: NS }, spec: { gatewayClassName: 'sluice', listeners: [{ name: 'http', protocol: 'HTTP', port: 80 }] } });
     await c().create({ apiVersion: GW, kind: 'HTTPRoute', metadata: { name: 'web', namespace: NS }, spec: { parentRefs: [{ name: 'gw' }], rules: [{ backendRefs: [{ name: 'web', port: 80 }] }] } });
     await c().create({
@@ -126,7 +128,7 @@ describeKube('Kubernetes mode under a real cluster\'s ordinary trouble', () => {
       await started;
       expect(starting.get('ConfigMap', NS, 'while-silent')).toBeDefined();
       // The running source's ConfigMap watch sits on a silent connection: its inactivity timeout ends it.
-      await waitFor(() => running.get('ConfigMap', NS, 'while-silent') !== undefined, 15_000);
+      await until(() => running.get('ConfigMap', NS, 'while-silent') !== undefined, 15_000);
     } finally {
       await proxy.close();
     }
@@ -164,7 +166,7 @@ describeKube('Kubernetes mode under a real cluster\'s ordinary trouble', () => {
     expect(new Set(mine.map((m) => m.metadata.name)).size).toBe(count);
     expect(source.get('ConfigMap', ns, 'cm-0990')?.metadata.annotations?.['example.com/blob']).toHaveLength(huge.length);
     await c().mergePatch({ apiVersion: 'v1', kind: 'ConfigMap', name: 'cm-0999', namespace: ns }, { data: { n: 'changed' } });
-    await waitFor(() => source.get('ConfigMap', ns, 'cm-0999')?.data?.n === 'changed');
+    await until(() => source.get('ConfigMap', ns, 'cm-0999')?.data?.n === 'changed');
     console.log(`${count} ConfigMaps (${count / 10} with a 200 KiB annotation): created in ${createdMs} ms, listed in pages of 64 in ${listedMs} ms`);
   }, 120_000);
 
@@ -188,13 +190,13 @@ describeKube('Kubernetes mode under a real cluster\'s ordinary trouble', () => {
     await clusterRole('trouble-tlsroutes', [{ apiGroups: [GROUP], resources: ['tlsroutes'], verbs: ['get', 'list', 'watch'] }]);
     await bindToRestricted('trouble-tlsroutes');
     // (Its objects show as the list lands; synced once the watch is set up.)
-    await waitFor(() => source.stats().TLSRoute!.state === 'synced', 20_000);
+    await until(() => source.stats().TLSRoute!.state === 'synced', 20_000);
     expect(source.snapshot().tlsRoutes.map((r) => r.metadata.name)).toEqual(['passthrough']);
     expect(changes).toBeGreaterThan(before);
     expect(logs.some((l) => l.kind === 'TLSRoute' && /no longer forbidden/.test(l.msg))).toBe(true);
     // And watched from then on.
     await c().mergePatch({ apiVersion: GW, kind: 'TLSRoute', name: 'passthrough', namespace: NS }, { spec: { hostnames: ['db2.example.com'] } });
-    await waitFor(() => source.get('TLSRoute', NS, 'passthrough')?.spec !== undefined && JSON.stringify(source.get('TLSRoute', NS, 'passthrough')!.spec).includes('db2.example.com'));
+    await until(() => source.get('TLSRoute', NS, 'passthrough')?.spec !== undefined && JSON.stringify(source.get('TLSRoute', NS, 'passthrough')!.spec).includes('db2.example.com'));
     expect(source.stats().GRPCRoute!.state).toBe('forbidden');
   }, 60_000);
 
@@ -211,13 +213,13 @@ describeKube('Kubernetes mode under a real cluster\'s ordinary trouble', () => {
     const listOnly = new KubeConfig();
     listOnly.loadFromFile(cluster.writeKubeconfig(`${cluster.dir}/list-only.kubeconfig`, { token: cluster.tokens['list-only']! }));
     const asListOnly = cluster.clientFor({ token: cluster.tokens['list-only']! });
-    await waitFor(async () => (await asListOnly.request('GET', `/apis/${GW}/udproutes`)).status === 200, 20_000);
+    await until(async () => (await asListOnly.request('GET', `/apis/${GW}/udproutes`)).status === 200, 20_000);
     const source = newSource(listOnly);
     const from = logs.length;
     const warning = () => logs.slice(from).find((l) => l.kind === 'UDPRoute' && l.level === 40);
     await source.start();
     expect(source.snapshot().udpRoutes.map((r) => r.metadata.name)).toEqual(['dns']);
-    await waitFor(() => warning() !== undefined);
+    await until(() => warning() !== undefined);
     // Before: "UDPRoute: list/watch failed (HTTP 403 Forbidden)", which verb left to guess.
     expect(warning()!.msg).toMatch(
       /UDPRoute: list\/watch failed \(403 Forbidden to watch udproutes\.gateway\.networking\.k8s\.io: this identity may list it but not watch it \(RBAC verb "watch"\)/,
@@ -244,7 +246,7 @@ describeKube('Kubernetes mode under a real cluster\'s ordinary trouble', () => {
       () => (synced = true),
       () => undefined,
     );
-    await waitFor(() => source.stats().Secret!.errors >= 2 && source.stats().Gateway!.state === 'synced', 20_000);
+    await until(() => source.stats().Secret!.errors >= 2 && source.stats().Gateway!.state === 'synced', 20_000);
     expect(synced).toBe(false);
     expect(source.stats().Secret!.state).toBe('syncing');
     expect(logs.some((l) => l.level === 40 && l.kind === 'Secret' && /secrets is forbidden: User "system:serviceaccount:trouble:no-secrets" cannot list/.test(l.msg))).toBe(true);
@@ -255,12 +257,12 @@ describeKube('Kubernetes mode under a real cluster\'s ordinary trouble', () => {
   test('a CRD removed while watched: its objects go, the kind becomes absent; installed again at another version, it is found there', async () => {
     const source = newSource(admin);
     await source.start();
-    await waitFor(() => source.snapshot().tcpRoutes.length === 1);
+    await until(() => source.snapshot().tcpRoutes.length === 1);
     expect(source.stats().TCPRoute!.apiVersion).toBe(`${GROUP}/v1`);
 
     await c().delete({ apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', name: `tcproutes.${GROUP}` });
     // Before: the informer listed the gone version again and again (404), the kind stayed "synced".
-    await waitFor(() => source.stats().TCPRoute!.state === 'absent', 30_000);
+    await until(() => source.stats().TCPRoute!.state === 'absent', 30_000);
     expect(source.snapshot().tcpRoutes).toEqual([]);
     expect(source.snapshot().httpRoutes.map((r) => r.metadata.name)).toEqual(['web']);
     const gone = logs.find((l) => l.kind === 'TCPRoute' && /is no longer served/.test(l.msg));
@@ -269,21 +271,21 @@ describeKube('Kubernetes mode under a real cluster\'s ordinary trouble', () => {
 
     // An older release's CRD: v1alpha2 only.
     await createCrd(tcpRouteCrd([{ name: 'v1alpha2', served: true, storage: true }, { name: 'v1', served: false, storage: false }]));
-    await waitFor(() => source.stats().TCPRoute!.state === 'synced', 20_000);
+    await until(() => source.stats().TCPRoute!.state === 'synced', 20_000);
     expect(source.stats().TCPRoute!.apiVersion).toBe(`${GROUP}/v1alpha2`);
     await c().create({ apiVersion: `${GROUP}/v1alpha2`, kind: 'TCPRoute', metadata: { name: 'old', namespace: NS }, spec: { parentRefs: [{ name: 'gw' }] } });
-    await waitFor(() => source.snapshot().tcpRoutes.some((r) => r.metadata.name === 'old'));
+    await until(() => source.snapshot().tcpRoutes.some((r) => r.metadata.name === 'old'));
 
     // Upgraded in place: v1 served, v1alpha2 no longer. The watch on v1alpha2 ends; the kind moves to v1.
     const crd = await c().get({ apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', name: `tcproutes.${GROUP}` });
     crd.spec.versions = tcpRouteCrd([{ name: 'v1alpha2', served: false, storage: true }, { name: 'v1', served: true, storage: false }]).spec.versions;
     await c().replace(crd);
-    await waitFor(() => source.stats().TCPRoute!.apiVersion === `${GROUP}/v1` && source.stats().TCPRoute!.state === 'synced', 30_000);
+    await until(() => source.stats().TCPRoute!.apiVersion === `${GROUP}/v1` && source.stats().TCPRoute!.state === 'synced', 30_000);
     expect(source.snapshot().tcpRoutes.map((r) => [r.apiVersion, r.metadata.name])).toEqual([[`${GROUP}/v1`, 'old']]);
     expect(logs.some((l) => l.kind === 'TCPRoute' && /v1alpha2 is no longer served; watching gateway\.networking\.k8s\.io\/v1/.test(l.msg))).toBe(true);
     // Watched there.
     await c().create({ apiVersion: GW, kind: 'TCPRoute', metadata: { name: 'new', namespace: NS }, spec: { parentRefs: [{ name: 'gw' }] } });
-    await waitFor(() => source.snapshot().tcpRoutes.some((r) => r.metadata.name === 'new'));
+    await until(() => source.snapshot().tcpRoutes.some((r) => r.metadata.name === 'new'));
   }, 90_000);
 
   test('a status write the identity may not make (403) is named once while retried; the statuses it may write are written; granted, it is written', async () => {
@@ -312,7 +314,7 @@ describeKube('Kubernetes mode under a real cluster\'s ordinary trouble', () => {
     // ... and once granted, it is written and said so.
     await clusterRole('trouble-gateway-status', [{ apiGroups: [GROUP], resources: ['gateways/status'], verbs: ['patch'] }]);
     await bindToRestricted('trouble-gateway-status');
-    await waitFor(async () => (await writer.write([gateway(1), route(2)])).failed.length === 0, 20_000);
+    await until(async () => (await writer.write([gateway(1), route(2)])).failed.length === 0, 20_000);
     expect((await c().get({ apiVersion: GW, kind: 'Gateway', name: 'gw', namespace: NS })).status.conditions[0].reason).toBe('Accepted');
     expect(logs.some((l) => l.level === 30 && /status writes succeed again/.test(l.msg))).toBe(true);
   });
@@ -374,15 +376,7 @@ function tcpRouteCrd(versions: { name: string; served: boolean; storage: boolean
   };
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms: ${check.toString().slice(0, 300)}`);
-    await sleep(25);
-  }
+/** test/support/wait.ts's poll, for a yes/no check. */
+function until(check: () => boolean | Promise<boolean>, timeoutMs?: number): Promise<true> {
+  return waitFor(check.toString().slice(0, 300), async () => (await check()) || undefined, timeoutMs);
 }
