@@ -78,7 +78,7 @@ export interface ServedIngresses {
   problems: Problem[];
 }
 
-export function servedIngresses(index: InputIndex, options: IngressOptions): ServedIngresses {
+export function servedIngresses(index: InputIndex, options: IngressOptions, standalone = false): ServedIngresses {
   const classes = index.snapshot.ingressClasses;
   const served = new Set(options.classNames);
   for (const c of classes) if (c.spec?.controller !== undefined && options.controllers.includes(c.spec.controller)) served.add(c.metadata.name);
@@ -95,6 +95,9 @@ export function servedIngresses(index: InputIndex, options: IngressOptions): Ser
   const ingresses = index.snapshot.ingresses.filter((ing) => {
     const cls = ing.metadata.annotations?.[LEGACY_CLASS_ANNOTATION] ?? ing.spec?.ingressClassName;
     if (cls === undefined && !anyDefault) problems.push(classlessProblem(ing, [...new Set([...options.classNames, ...served])]));
+    // Standalone, the folder is all there is: an Ingress of another class (the Kubernetes docs'
+    // `nginx-example`) is nobody's, and nothing said so. In a cluster its controller may serve it.
+    if (cls !== undefined && standalone && !served.has(cls)) problems.push(otherClassProblem(ing, cls, classes.find((c) => c.metadata.name === cls)?.spec?.controller, [...new Set([...options.classNames, ...served])]));
     return cls === undefined ? defaultIsOurs : served.has(cls);
   });
   return { ingresses, listening: ingresses.length > 0 || classes.some((c) => served.has(c.metadata.name)), problems };
@@ -108,6 +111,18 @@ function classlessProblem(ing: KubeObject, servedClasses: string[]): Problem {
     code: 'SLU_INGRESS_NO_CLASS',
     object,
     message: `${object} names no class and no IngressClass is marked default, so no controller serves it; ${choice} (or mark an IngressClass of Sluice's default with ${DEFAULT_CLASS_ANNOTATION}: "true")`,
+  };
+}
+
+/** Standalone: an Ingress whose class Sluice does not serve, which nothing else reading the folder will. */
+function otherClassProblem(ing: KubeObject, cls: string, controller: string | undefined, servedClasses: string[]): Problem {
+  const object = `Ingress ${namespacedName(ing)}`;
+  const whose = controller === undefined ? `names no IngressClass Sluice serves` : `is IngressClass ${cls} of controller ${controller}, not Sluice's`;
+  const choice = servedClasses.length > 0 ? `set spec.ingressClassName: ${servedClasses[0]}` : 'set spec.ingressClassName to a class Sluice serves';
+  return {
+    code: 'SLU_TRANSLATION',
+    object,
+    message: `${object}: its class ${cls} ${whose}, and nothing else reads this folder, so it is not served; list ${cls} in --ingress-classes or ${choice}`,
   };
 }
 

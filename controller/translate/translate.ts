@@ -87,7 +87,7 @@ function translateWith(snapshot: InputSnapshot, options: TranslateOptions, memo:
   const index = new InputIndex(snapshot, memo);
   const classes = translateGatewayClasses(snapshot.gatewayClasses, options);
   const ourGateways = snapshot.gateways.filter((g) => classes.accepted.has(g.spec?.gatewayClassName));
-  const ingresses = options.ingress ? servedIngresses(index, options.ingress) : { ingresses: [], listening: false, problems: [] };
+  const ingresses = options.ingress ? servedIngresses(index, options.ingress, options.standalone === true) : { ingresses: [], listening: false, problems: [] };
   const plan = planGatewayAddresses(options.bindAddress, [
     // Gateways that name all their addresses take none of the plan's.
     ...ourGateways.filter((g) => addressRequest(g.spec?.addresses, !options.dataplaneService).planned).map(namespacedName),

@@ -194,3 +194,26 @@ spec:
     expect(JSON.stringify(result.ir.http)).toContain('"value":"$remote_addr"');
   });
 });
+
+describe("standalone: an Ingress of a class Sluice does not serve is said to be nobody's", () => {
+  it("the Kubernetes docs' ingressClassName: nginx-example, and a class of another controller; one of ours says nothing", () => {
+    const ingress = (name: string, cls: string) => `apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: ${name}}
+spec:
+  ingressClassName: ${cls}
+  rules: [{http: {paths: [{path: /testpath, pathType: Prefix, backend: {service: {name: echo, port: {number: 80}}}}]}}]
+`;
+    const { problems } = run({
+      'svc.yaml': SERVICE('echo'),
+      'class.yaml': 'apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata: {name: external-lb}\nspec: {controller: example.com/ingress-controller}\n',
+      'a.yaml': ingress('minimal-ingress', 'nginx-example'),
+      'b.yaml': ingress('external', 'external-lb'),
+      'c.yaml': ingress('ours', 'sluice'),
+    });
+    expect(problems.filter((p) => p.includes('nothing else reads this folder')).sort()).toEqual([
+      "SLU_TRANSLATION Ingress default/external: its class external-lb is IngressClass external-lb of controller example.com/ingress-controller, not Sluice's, and nothing else reads this folder, so it is not served; list external-lb in --ingress-classes or set spec.ingressClassName: sluice",
+      'SLU_TRANSLATION Ingress default/minimal-ingress: its class nginx-example names no IngressClass Sluice serves, and nothing else reads this folder, so it is not served; list nginx-example in --ingress-classes or set spec.ingressClassName: sluice',
+    ]);
+  });
+});
