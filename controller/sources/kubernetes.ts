@@ -130,6 +130,11 @@ interface KindState {
   forbidden: boolean;
   /** A 404 is being looked into (discovery of this kind in flight). */
   rechecking: boolean;
+  /**
+   * The entries were cached under another version, before the informer was replaced: its first list
+   * must also drop those it does not hold (the new informer's own cache starts empty, so it would not).
+   */
+  carried: boolean;
   stats: { lists: number; errors: number; changes: number; ignored: number };
 }
 
@@ -227,6 +232,7 @@ export class KubernetesSource {
         failures: 0,
         forbidden: false,
         rechecking: false,
+        carried: false,
         stats: { lists: 0, errors: 0, changes: 0, ignored: 0 },
       });
     }
@@ -482,7 +488,8 @@ export class KubernetesSource {
     s.failures = 0;
     s.version = null;
     if (version) {
-      // Same objects under another version: the new informer's list replaces the cache.
+      // Same objects under another version: the new informer's first list replaces the cache.
+      s.carried = true;
       this.logger.info({ kind: s.api.kind, apiVersion: apiVersionOf(s.api.group, version) }, `${s.api.kind}: ${was} is no longer served; watching ${apiVersionOf(s.api.group, version)}`);
       this.launch(s, version);
       return;
@@ -600,6 +607,11 @@ export class KubernetesSource {
       await session.close();
     }
     s.listedInAttempt = true;
+    if (s.carried) {
+      s.carried = false;
+      const listed = new Set(items.map((o) => entryKey(o.metadata?.namespace, o.metadata?.name)));
+      for (const [key, entry] of s.entries) if (!listed.has(key)) this.remove(s, entry.full);
+    }
     return { metadata: { resourceVersion }, items };
   }
 

@@ -64,6 +64,15 @@ describeKube('Kubernetes mode under a real cluster\'s ordinary trouble', () => {
     }
   };
 
+  /** Admin credentials, connecting through a proxy. */
+  const throughProxy = (port: number): KubeConfig => {
+    const path = `${cluster.dir}/proxied-${port}.kubeconfig`;
+    writeFileSync(path, readFileSync(cluster.kubeconfigPath, 'utf8').replaceAll(cluster.server, `https://127.0.0.1:${port}`));
+    const config = new KubeConfig();
+    config.loadFromFile(path);
+    return config;
+  };
+
   beforeAll(async () => {
     cluster = await startTestCluster({ installSafeUpgradesPolicy: false, users: [{ name: 'restricted', groups: ['sluice:restricted'] }, { name: 'list-only' }] });
     admin = new KubeConfig();
@@ -103,11 +112,7 @@ describeKube('Kubernetes mode under a real cluster\'s ordinary trouble', () => {
   test('an API server gone silent: a starting source and a running watch time out and retry, and converge once it answers again', async () => {
     const proxy = await startSilenceableProxy(new URL(cluster.server).port);
     try {
-      const viaProxy = new KubeConfig();
-      const path = `${cluster.dir}/proxied.kubeconfig`;
-      writeFileSync(path, readFileSync(cluster.kubeconfigPath, 'utf8').replaceAll(cluster.server, `https://127.0.0.1:${proxy.port}`));
-      viaProxy.loadFromFile(path);
-      const options = { kubeConfig: viaProxy, logger, onChange: () => undefined, backoff: { initialMs: 100, maxMs: 500 }, rediscoverMs: 0, requestTimeoutMs: 1_500 };
+      const options = { kubeConfig: throughProxy(proxy.port), logger, onChange: () => undefined, backoff: { initialMs: 100, maxMs: 500 }, rediscoverMs: 0, requestTimeoutMs: 1_500 };
       const running = new KubernetesSource(options);
       sources.push(running);
       await running.start();
@@ -273,15 +278,35 @@ describeKube('Kubernetes mode under a real cluster\'s ordinary trouble', () => {
     await createCrd(tcpRouteCrd([{ name: 'v1alpha2', served: true, storage: true }, { name: 'v1', served: false, storage: false }]));
     await until(() => source.stats().TCPRoute!.state === 'synced', 20_000);
     expect(source.stats().TCPRoute!.apiVersion).toBe(`${GROUP}/v1alpha2`);
-    await c().create({ apiVersion: `${GROUP}/v1alpha2`, kind: 'TCPRoute', metadata: { name: 'old', namespace: NS }, spec: { parentRefs: [{ name: 'gw' }] } });
-    await until(() => source.snapshot().tcpRoutes.some((r) => r.metadata.name === 'old'));
+    for (const name of ['old', 'gone-meanwhile']) {
+      await c().create({ apiVersion: `${GROUP}/v1alpha2`, kind: 'TCPRoute', metadata: { name, namespace: NS }, spec: { parentRefs: [{ name: 'gw' }] } });
+    }
+    await until(() => source.snapshot().tcpRoutes.length === 2);
+    // A second source whose connection goes silent while the CRD changes: no watch of it sees what
+    // happens meanwhile.
+    const proxy = await startSilenceableProxy(new URL(cluster.server).port);
+    const moving = new KubernetesSource({ kubeConfig: throughProxy(proxy.port), logger, onChange: () => undefined, backoff: { initialMs: 100, maxMs: 500 }, rediscoverMs: 300, requestTimeoutMs: 1_500 });
+    sources.push(moving);
+    try {
+      await moving.start();
+      expect(moving.snapshot().tcpRoutes).toHaveLength(2);
+      proxy.silence();
 
-    // Upgraded in place: v1 served, v1alpha2 no longer. The watch on v1alpha2 ends; the kind moves to v1.
-    const crd = await c().get({ apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', name: `tcproutes.${GROUP}` });
-    crd.spec.versions = tcpRouteCrd([{ name: 'v1alpha2', served: false, storage: true }, { name: 'v1', served: true, storage: false }]).spec.versions;
-    await c().replace(crd);
-    await until(() => source.stats().TCPRoute!.apiVersion === `${GROUP}/v1` && source.stats().TCPRoute!.state === 'synced', 30_000);
-    expect(source.snapshot().tcpRoutes.map((r) => [r.apiVersion, r.metadata.name])).toEqual([[`${GROUP}/v1`, 'old']]);
+      // Upgraded in place: v1 served, v1alpha2 no longer. The watch on v1alpha2 ends; the kind moves
+      // to v1. An object deleted while it moves must not stay in the cache (before: the new
+      // informer's list only added, and nothing ever said it was gone).
+      const crd = await c().get({ apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', name: `tcproutes.${GROUP}` });
+      crd.spec.versions = tcpRouteCrd([{ name: 'v1alpha2', served: false, storage: true }, { name: 'v1', served: true, storage: false }]).spec.versions;
+      await c().replace(crd);
+      await until(async () => (await c().request('DELETE', `/apis/${GW}/namespaces/${NS}/tcproutes/gone-meanwhile`)).status === 200, 10_000);
+      proxy.restore();
+      for (const s of [source, moving]) {
+        await until(() => s.stats().TCPRoute!.apiVersion === `${GROUP}/v1` && s.stats().TCPRoute!.state === 'synced', 30_000);
+        expect(s.snapshot().tcpRoutes.map((r) => [r.apiVersion, r.metadata.name])).toEqual([[`${GROUP}/v1`, 'old']]);
+      }
+    } finally {
+      await proxy.close();
+    }
     expect(logs.some((l) => l.kind === 'TCPRoute' && /v1alpha2 is no longer served; watching gateway\.networking\.k8s\.io\/v1/.test(l.msg))).toBe(true);
     // Watched there.
     await c().create({ apiVersion: GW, kind: 'TCPRoute', metadata: { name: 'new', namespace: NS }, spec: { parentRefs: [{ name: 'gw' }] } });
