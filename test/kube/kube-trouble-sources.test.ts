@@ -4,6 +4,7 @@
 // - a CRD removed while watched (its objects go with it; the kind becomes absent and is looked for
 //   again), installed again at another version, and a CRD upgrade that stops serving the version
 //   in use (the informer moves to the version now served);
+// - an older standard channel without our CRDs (named once, the rest served, a CRD installed later watched);
 // - a status write the identity may not make (403): named, the others still written;
 // - an API server gone silent (a network path black-holed: connections accepted or kept open, no
 //   byte answered): every wait is bounded, the source converges once the path is back.
@@ -312,6 +313,36 @@ describeKube('Kubernetes mode under a real cluster\'s ordinary trouble', () => {
     await c().create({ apiVersion: GW, kind: 'TCPRoute', metadata: { name: 'new', namespace: NS }, spec: { parentRefs: [{ name: 'gw' }] } });
     await until(() => source.snapshot().tcpRoutes.some((r) => r.metadata.name === 'new'));
   }, 90_000);
+
+  test('an older standard channel without our CRDs: the missing optional kinds named in one line, the rest served; one installed later is watched', async () => {
+    const missing = [`grpcroutes.${GROUP}`, `listenersets.${GROUP}`, `backendtlspolicies.${GROUP}`, 'ratelimitpolicies.sluice.dev'];
+    const saved = new Map<string, KubeObject>();
+    for (const name of missing) {
+      const crd = await c().get({ apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', name });
+      saved.set(name, { apiVersion: crd.apiVersion, kind: crd.kind, metadata: { name, annotations: crd.metadata.annotations }, spec: crd.spec });
+      await c().delete({ apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', name });
+    }
+    await until(async () => (await c().request('GET', `/apis/${GW}`)).body.resources.every((r: { name: string }) => !['grpcroutes', 'listenersets', 'backendtlspolicies'].includes(r.name)), 20_000);
+    await until(async () => (await c().request('GET', '/apis/sluice.dev/v1alpha1')).status === 404, 20_000);
+
+    const from = logs.length;
+    const source = newSource(admin);
+    await source.start();
+    expect(source.snapshot().httpRoutes.map((r) => r.metadata.name)).toEqual(['web']);
+    const absent = logs.slice(from).filter((l) => /not served, treated as absent/.test(l.msg));
+    expect(absent).toHaveLength(1);
+    for (const named of ['ListenerSet (gateway.networking.k8s.io/v1)', 'GRPCRoute (gateway.networking.k8s.io/v1)', 'BackendTLSPolicy (gateway.networking.k8s.io/v1)', 'RateLimitPolicy (sluice.dev/v1alpha1)']) {
+      expect(absent[0]!.msg).toContain(named);
+    }
+    expect(source.stats().RateLimitPolicy!.state).toBe('absent');
+
+    // Installed later (the CRD as the release ships it): found and watched, no restart.
+    await createCrd(saved.get(`grpcroutes.${GROUP}`)!);
+    await until(() => source.stats().GRPCRoute!.state === 'synced', 20_000);
+    await c().create({ apiVersion: GW, kind: 'GRPCRoute', metadata: { name: 'rpc', namespace: NS }, spec: { parentRefs: [{ name: 'gw' }], rules: [{ backendRefs: [{ name: 'rpc', port: 9000 }] }] } });
+    await until(() => source.snapshot().grpcRoutes.some((r) => r.metadata.name === 'rpc'));
+    for (const name of missing.slice(1)) await createCrd(saved.get(name)!);
+  }, 60_000);
 
   test('a status write the identity may not make (403) is named once while retried; the statuses it may write are written; granted, it is written', async () => {
     const writer = new StatusWriter({ kubeConfig: restricted, controllerName: CONTROLLER, logger, current: () => undefined, requestTimeoutMs: 5_000 });
