@@ -185,7 +185,8 @@ export async function runController(options: ControllerOptions): Promise<Running
       ready: () => synced,
       ir: () => published,
       objects: () => store.withStatus(Object.values(SNAPSHOT_FIELD_BY_KIND).flatMap((f) => source.snapshot()[f]) as KubeObject[]),
-      problems: () => problemLog.list(),
+      // Kinds the API server does not let us read right now, besides what translation found.
+      problems: () => [...problemLog.list(), ...source.problems()],
       ui: { mode: 'controller', controllerName: options.controllerName },
     },
     registry,

@@ -54,6 +54,7 @@ import { ListWatch, Watch, type KubeConfig, type KubernetesListObject, type Kube
 import type { Logger } from 'pino';
 import { Agent, request } from 'undici';
 import { backoffDelay, type Backoff } from '../../ir/backoff.ts';
+import type { Problem } from '../problems.ts';
 import { KIND_APIS, apiVersionOf, collectionPath, groupVersionPath, type KindApi } from './kinds.ts';
 import { SNAPSHOT_FIELD_BY_KIND, STATUS_INPUT_KINDS, emptySnapshot, snapshotArrays, type InputSnapshot, type KubeObject } from './objects.ts';
 
@@ -126,6 +127,8 @@ interface KindState {
   retry: NodeJS.Timeout | null;
   /** Consecutive failures (for backoff and "restored" logging). */
   failures: number;
+  /** What the last of those failures said (problems()). */
+  lastError: string;
   /** An optional kind answered 403 before its first sync: not waited for by the synced gate. */
   forbidden: boolean;
   /** A 404 is being looked into (discovery of this kind in flight). */
@@ -230,6 +233,7 @@ export class KubernetesSource {
         starting: null,
         retry: null,
         failures: 0,
+        lastError: '',
         forbidden: false,
         rechecking: false,
         carried: false,
@@ -322,6 +326,24 @@ export class KubernetesSource {
         objects: s.entries.size,
         ...s.stats,
       };
+    }
+    return out;
+  }
+
+  /**
+   * Kinds that cannot be read right now, as SLU_SOURCE_READ problems (the admin API's /readyz and
+   * /api/status, `sluice status`): what the API server said, and what Sluice serves meanwhile.
+   */
+  problems(): Problem[] {
+    const out: Problem[] = [];
+    for (const s of this.states.values()) {
+      if (!s.version || s.failures === 0) continue;
+      const meanwhile = s.forbidden
+        ? 'served as if it had no objects until this identity may list and watch it'
+        : s.synced
+          ? 'keeping its last listed objects until it reads again'
+          : 'nothing is translated until it has listed';
+      out.push({ code: 'SLU_SOURCE_READ', file: resourceName(s.api), message: `${s.api.kind}: cannot list/watch (${s.lastError}); ${meanwhile}` });
     }
     return out;
   }
@@ -428,6 +450,7 @@ export class KubernetesSource {
     const message = watchRefused
       ? `403 Forbidden to watch ${resourceName(s.api)}: this identity may list it but not watch it (RBAC verb "watch"); its objects stay as last listed`
       : describeError(err);
+    s.lastError = message;
     if (status === 404 && s.version) {
       void this.recheck(s, message);
       return;

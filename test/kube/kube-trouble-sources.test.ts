@@ -190,6 +190,10 @@ describeKube('Kubernetes mode under a real cluster\'s ordinary trouble', () => {
     expect(summary).toHaveLength(1);
     expect(summary[0]!.msg).toMatch(/serving without TLSRoute, GRPCRoute: this identity may not list and watch tlsroutes\.gateway\.networking\.k8s\.io, grpcroutes\.gateway\.networking\.k8s\.io \(403\)/);
     expect(logs.some((l) => l.level === 40 && l.kind === 'TLSRoute' && /cannot list resource "tlsroutes"/.test(l.msg))).toBe(true);
+    // Also a problem while it lasts (the admin API's /readyz and /api/status, `sluice status`).
+    const problem = source.problems().find((p) => p.file === `tlsroutes.${GROUP}`);
+    expect(problem?.code).toBe('SLU_SOURCE_READ');
+    expect(problem?.message).toMatch(/^TLSRoute: cannot list\/watch \(.*cannot list resource "tlsroutes".*\); served as if it had no objects until this identity may list and watch it$/);
 
     // Retried: granting the permission brings the TLSRoute in, as a change, without a restart.
     const before = changes;
@@ -200,6 +204,7 @@ describeKube('Kubernetes mode under a real cluster\'s ordinary trouble', () => {
     expect(source.snapshot().tlsRoutes.map((r) => r.metadata.name)).toEqual(['passthrough']);
     expect(changes).toBeGreaterThan(before);
     expect(logs.some((l) => l.kind === 'TLSRoute' && /no longer forbidden/.test(l.msg))).toBe(true);
+    expect(source.problems().map((p) => p.file)).toEqual([`grpcroutes.${GROUP}`]);
     // And watched from then on.
     await c().mergePatch({ apiVersion: GW, kind: 'TLSRoute', name: 'passthrough', namespace: NS }, { spec: { hostnames: ['db2.example.com'] } });
     await until(() => source.get('TLSRoute', NS, 'passthrough')?.spec !== undefined && JSON.stringify(source.get('TLSRoute', NS, 'passthrough')!.spec).includes('db2.example.com'));
@@ -255,6 +260,7 @@ describeKube('Kubernetes mode under a real cluster\'s ordinary trouble', () => {
     await until(() => source.stats().Secret!.errors >= 2 && source.stats().Gateway!.state === 'synced', 20_000);
     expect(synced).toBe(false);
     expect(source.stats().Secret!.state).toBe('syncing');
+    expect(source.problems().find((p) => p.file === 'secrets')?.message).toMatch(/^Secret: cannot list\/watch \(.*secrets is forbidden.*\); nothing is translated until it has listed$/);
     expect(logs.some((l) => l.level === 40 && l.kind === 'Secret' && /secrets is forbidden: User "system:serviceaccount:trouble:no-secrets" cannot list/.test(l.msg))).toBe(true);
     await source.stop();
     await started;
