@@ -42,10 +42,7 @@ const ajv = new Ajv({
   strict: false,
   // The formats the generator keeps (a Gateway's IPAddress value), checked as the API server's
   // kube-openapi does: an address Go's ParseIPSloppy reads (IPv4 parts may have leading zeros).
-  formats: {
-    ipv4: (text: string) => /^\d{1,3}(\.\d{1,3}){3}$/.test(text) && text.split('.').every((part) => Number(part) <= 255),
-    ipv6: (text: string) => text.includes(':') && isIPv6(text),
-  },
+  formats: { ipv4: isSloppyIPv4, ipv6: isSloppyIPv6 },
   // The offending value, for the message.
   verbose: true,
   keywords: ['x-kubernetes-validations'],
@@ -117,6 +114,22 @@ export function inputProblem(obj: Validated): string | null {
   if (!validate(copy)) return schemaError(validate.errors ?? []);
   if (!crd.custom) return coreRequired(obj.kind, copy) ?? CORE_CHECKS[obj.kind]?.(copy) ?? null;
   return celProblem(schema, copy, celValue(copy, schema), '');
+}
+
+/** Dotted IPv4 as Go's ParseIPSloppy reads it: four decimal parts of at most 255, leading zeros allowed (`010.0.0.1`, `0010.0.0.1`). */
+function isSloppyIPv4(text: string): boolean {
+  return /^\d+(\.\d+){3}$/.test(text) && text.split('.').every((part) => Number(part) <= 255);
+}
+
+/**
+ * IPv6 as ParseIPSloppy reads it: Node's rule, but a dotted IPv4 tail read sloppily too (the API
+ * server takes `::ffff:010.2.3.4`; Node refuses its leading zero). No zone (`%eth0`), as Go.
+ */
+function isSloppyIPv6(text: string): boolean {
+  if (!text.includes(':') || text.includes('%')) return false;
+  const tail = text.slice(text.lastIndexOf(':') + 1);
+  if (!tail.includes('.')) return isIPv6(text);
+  return isSloppyIPv4(tail) && isIPv6(text.slice(0, text.length - tail.length) + tail.split('.').map(Number).join('.'));
 }
 
 /**

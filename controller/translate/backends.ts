@@ -39,10 +39,11 @@ export function resolveBackendRef(ref: BackendRef | undefined, routeNamespace: s
   // not resolved); a port number may be listed for TCP and UDP both (DNS).
   const transport = routeKind === 'UDPRoute' ? 'UDP' : 'TCP';
   const ports = service.spec?.ports ?? [];
-  const servicePort = ports.find((p) => Number(p?.port) === port && (p.protocol ?? 'TCP') === transport);
+  // Omitted or "" is TCP: the API server defaults both.
+  const servicePort = ports.find((p) => Number(p?.port) === port && (p.protocol || 'TCP') === transport);
   if (!servicePort) {
     const other = ports.find((p) => Number(p?.port) === port);
-    const why = other ? `the Service has no ${transport} port ${port} (it is ${other.protocol ?? 'TCP'}): ${routeKind} traffic is ${transport}` : `the Service has no port ${port}`;
+    const why = other ? `the Service has no ${transport} port ${port} (it is ${other.protocol || 'TCP'}): ${routeKind} traffic is ${transport}` : `the Service has no port ${port}`;
     return { problem: { reason: 'BackendNotFound', message: `${what}: ${why}` } };
   }
   const appProtocol = toAppProtocol(servicePort.appProtocol);

@@ -1,0 +1,71 @@
+// Gateway IPAddress values as the real API server (kube-openapi's ipv4/ipv6 formats, Go's
+// ParseIPSloppy) takes or refuses them; each row was checked against kube-apiserver v1.36 with the
+// v1.6.1 CRDs in test/kube/review-s9-api-server.test.ts. A value it takes must not be refused
+// by standalone validation (the Gateway would not be served).
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { inputProblem } from '../../controller/schema/validate.ts';
+import { withImplicitGatewayClasses } from '../../controller/sources/implicit-classes.ts';
+import { ManifestFolder } from '../../controller/sources/manifest-folder.ts';
+import { translate } from '../../controller/translate/translate.ts';
+
+const CONTROLLER = 'sluice.dev/gateway-controller';
+
+const gateway = (value: string) => ({
+  apiVersion: 'gateway.networking.k8s.io/v1',
+  kind: 'Gateway',
+  metadata: { name: 'gw', namespace: 'default' },
+  spec: { gatewayClassName: 'sluice', addresses: [{ type: 'IPAddress', value }], listeners: [{ name: 'http', port: 80, protocol: 'HTTP' }] },
+});
+
+describe('Gateway IPAddress values, as the API server reads them', () => {
+  it.each(['10.0.0.1', '010.0.0.1', '0010.0.0.1', '2001:db8::1', '2001:DB8::1', '2001:0db8:0000:0000:0000:0000:0000:0001', '::ffff:1.2.3.4', '::ffff:010.2.3.4', '::1.2.3.4'])('%s is taken', (value) => {
+    expect(inputProblem(gateway(value))).toBeNull();
+  });
+
+  it.each(['10.1', '999.1.1.1', 'fe80::1%eth0', '::ffff:999.2.3.4', 'example.com', '1.2.3.4.5'])('%s is refused', (value) => {
+    expect(inputProblem(gateway(value))).toMatch(/must be of format ipv4 or ipv6/);
+  });
+});
+
+describe('a Service port with protocol "" (the API server stores TCP, as for one omitted)', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'sluice-review-s9-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('is TCP to an HTTPRoute: resolved, not BackendNotFound', () => {
+    writeFileSync(
+      join(dir, 'all.yaml'),
+      `apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: default}
+spec:
+  gatewayClassName: sluice
+  listeners: [{name: http, protocol: HTTP, port: 8080}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r, namespace: default}
+spec:
+  parentRefs: [{name: gw}]
+  rules: [{backendRefs: [{name: svc, port: 8080}]}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: svc, namespace: default}
+spec:
+  ports: [{name: http, port: 8080, protocol: ""}]
+`,
+    );
+    const load = new ManifestFolder(dir).load();
+    expect(load.problems).toEqual([]);
+    const result = translate(withImplicitGatewayClasses(load.snapshot, ['sluice'], CONTROLLER), { controllerName: CONTROLLER, bindAddress: '127.0.0.1', servedClassNames: ['sluice'], standalone: true });
+    const route = result.statuses.find((s) => s.kind === 'HTTPRoute')!;
+    const parents = route.status.parents as { conditions: { type: string; status: string; message: string }[] }[];
+    expect(parents[0]!.conditions.find((c) => c.type === 'ResolvedRefs')).toMatchObject({ status: 'True' });
+  });
+});
