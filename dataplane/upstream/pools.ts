@@ -2,13 +2,14 @@
 // that reaches the endpoint and kept across reloads, so a reload never drops warm keep-alive
 // connections. A dispatcher is closed only when a committed table no longer references it.
 //
-// HTTP/1.1 endpoints get a Pool; endpoints of an `h2c` backend get one H2CClient (HTTP/2 with
+// Cleartext HTTP/1.1 endpoints get a ClientStack (below: undici Clients, the idle ones on a stack);
+// endpoints of an `h2c` backend get one H2CClient (HTTP/2 with
 // prior knowledge, streams multiplexed on one connection), keyed apart as `h2c:address:port`.
 // Endpoints of a TLS backend (BackendTLSPolicy) get a Pool over TLS (HTTP/2 by ALPN for `h2c`
 // backends), keyed by the TLS settings' hash and the client certificate's, so a changed CA or
 // certificate opens new connections and the old pool drains.
 
-import { H2CClient, Pool, type Dispatcher } from 'undici';
+import { Client, Dispatcher, errors, H2CClient, Pool } from 'undici';
 import type { AppProtocol, BackendClientCertificate, BackendTls, Endpoint } from '../../ir/types.ts';
 import { backendConnector } from './tls.ts';
 
@@ -57,7 +58,7 @@ export class UpstreamPools {
       if (tls) {
         const connect = backendConnector(tls.settings, tls.client, h2c, this.connectTimeoutMs);
         pool = new Pool(`https://${address}`, { ...options, connect, allowH2: h2c });
-      } else pool = h2c ? new H2CClient(`http://${address}`, options) : new Pool(`http://${address}`, options);
+      } else pool = h2c ? new H2CClient(`http://${address}`, options) : new ClientStack(`http://${address}`, options);
       upstream = {
         key,
         address: endpoint.address,
@@ -105,4 +106,116 @@ export class UpstreamPools {
       clearTimeout(timer);
     }
   }
+}
+
+/** One connection of a ClientStack. */
+interface Slot {
+  readonly client: Client;
+  /** On the idle stack (a client is never on it twice). */
+  idle: boolean;
+  /** Taken out after a connection error: never used again (as undici's Pool retires such a client). */
+  retired: boolean;
+}
+
+/**
+ * A cleartext HTTP/1.1 endpoint's connections: one undici Client per connection (one request at a
+ * time each, as Pool's), the idle ones on a stack, a request taking the last freed one or a new
+ * one. What undici's Pool does for a request costs O(connections): it scans its clients from the
+ * first for one not busy, and once that one is, scans again to learn whether any is left; at 64
+ * to 256 concurrent requests per endpoint that scan and its drain bookkeeping were a measurable
+ * part of a proxied request (issue #14). Like Pool without `connections` (how Sluice used it), it
+ * never queues: no limit on connections per endpoint (the front door's connection limits bound the
+ * requests); a client whose connection failed is retired, as Pool retires it.
+ */
+export class ClientStack extends Dispatcher {
+  private readonly origin: string;
+  private readonly options: Client.Options;
+  private readonly slots = new Set<Slot>();
+  private readonly idle: Slot[] = [];
+  private closing = false;
+
+  constructor(origin: string, options: Client.Options) {
+    super();
+    // Refused here as Pool's constructor refuses it (the compile leaves such an endpoint out with a
+    // problem), not at the first request: no client is made before one is needed.
+    const url = new URL(origin);
+    if (url.protocol !== 'http:' || url.pathname !== '/' || url.search !== '' || url.hash !== '') throw new errors.InvalidArgumentError(`invalid origin ${origin}`);
+    this.origin = origin;
+    this.options = options;
+  }
+
+  /** As Dispatcher.dispatch; errors (closed) reach `handler.onResponseError`, as undici delivers them. */
+  override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    if (this.closing) {
+      handler.onResponseError?.(null as unknown as Dispatcher.DispatchController, new errors.ClientClosedError());
+      return true;
+    }
+    let slot = this.idle.pop();
+    while (slot !== undefined && (slot.retired || slot.client.closed || slot.client.destroyed)) {
+      slot.idle = false;
+      slot = this.idle.pop();
+    }
+    if (slot === undefined) slot = this.open();
+    else slot.idle = false;
+    // false: busy until its 'drain' (every HTTP/1.1 request: one at a time per connection).
+    if (slot.client.dispatch(options, handler)) this.release(slot);
+    return true;
+  }
+
+  private open(): Slot {
+    const client = new Client(this.origin, this.options);
+    const slot: Slot = { client, idle: false, retired: false };
+    this.slots.add(slot);
+    client.on('drain', () => this.release(slot));
+    client.on('connectionError', () => this.retire(slot));
+    return slot;
+  }
+
+  private release(slot: Slot): void {
+    if (slot.idle || slot.retired || this.closing) return;
+    slot.idle = true;
+    this.idle.push(slot);
+  }
+
+  private retire(slot: Slot): void {
+    if (slot.retired) return;
+    slot.retired = true;
+    this.slots.delete(slot);
+    // Requests already on it have had their error; close() lets anything left finish.
+    slot.client.close().catch(() => {});
+  }
+
+  /** Open connections' clients (a test reads it). */
+  get size(): number {
+    return this.slots.size;
+  }
+
+  /** Lets requests under way finish, then closes every connection. */
+  override close(): Promise<void>;
+  override close(callback: () => void): void;
+  override close(callback?: () => void): Promise<void> | void {
+    return settle(this.end((client) => client.close()), callback);
+  }
+
+  /** Ends every connection now; requests under way fail with `error`. */
+  override destroy(): Promise<void>;
+  override destroy(error: Error | null): Promise<void>;
+  override destroy(callback: () => void): void;
+  override destroy(error: Error | null, callback: () => void): void;
+  override destroy(first?: Error | null | (() => void), callback?: () => void): Promise<void> | void {
+    const error = typeof first === 'function' ? null : (first ?? null);
+    return settle(this.end((client) => client.destroy(error)), typeof first === 'function' ? first : callback);
+  }
+
+  private end(each: (client: Client) => Promise<void>): Promise<void> {
+    this.closing = true;
+    this.idle.length = 0;
+    return Promise.all([...this.slots].map((slot) => each(slot.client))).then(() => undefined);
+  }
+}
+
+/** Dispatcher's two forms of close/destroy: a promise, or a callback. */
+function settle(done: Promise<void>, callback: (() => void) | undefined): Promise<void> | void {
+  if (callback === undefined) return done;
+  done.then(callback, callback);
 }
