@@ -105,11 +105,22 @@ export function addressRequest(entries: RequestedAddress[] | undefined, bind = t
             : 'not a type Sluice knows (IPAddress is supported)';
       return { static: [], requested: [], planned: false, unsupported: `spec.addresses[${i}] type ${type}: ${why}` };
     }
-    if (a.value) values.push(a.value);
+    if (a.value) values.push(decimalIPv4Parts(a.value));
     else planned = true;
   }
   const requested = [...new Set(values)];
   return bind ? { static: requested, requested, planned, unsupported: null } : { static: [], requested, planned: true, unsupported: null };
+}
+
+/**
+ * An address with IPv4 parts written with leading zeros (`010.0.0.1`, `::ffff:010.0.0.1`) as the
+ * API server reads it, decimal (Go's ParseIPSloppy); the resolver a bind goes through would read
+ * `010` as octal (inet_aton: 8.0.0.1). Any other value as written.
+ */
+function decimalIPv4Parts(value: string): string {
+  const tail = value.slice(value.lastIndexOf(':') + 1);
+  if (!/(^|\.)0\d/.test(tail) || !/^\d+(\.\d+){3}$/.test(tail)) return value;
+  return value.slice(0, value.length - tail.length) + tail.split('.').map(Number).join('.');
 }
 
 /** Kubernetes mode with `--dataplane-service`: the Service every Gateway is reached through, and its addresses. */

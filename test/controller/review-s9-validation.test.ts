@@ -69,3 +69,29 @@ spec:
     expect(parents[0]!.conditions.find((c) => c.type === 'ResolvedRefs')).toMatchObject({ status: 'True' });
   });
 });
+
+describe('a Gateway IPAddress with leading zeros (the API server takes it, reading decimal)', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'sluice-review-s9-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('is bound as the API server reads it: 0127.0.0.1 is 127.0.0.1 (a bind through the resolver read octal 87.0.0.1)', () => {
+    writeFileSync(
+      join(dir, 'gw.yaml'),
+      `apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: default}
+spec:
+  gatewayClassName: sluice
+  addresses: [{type: IPAddress, value: "0127.0.0.1"}, {type: IPAddress, value: "::ffff:010.0.0.1"}, {type: IPAddress, value: "10.0.0.1"}]
+  listeners: [{name: http, protocol: HTTP, port: 8080}]
+`,
+    );
+    const load = new ManifestFolder(dir).load();
+    expect(load.problems).toEqual([]);
+    const result = translate(withImplicitGatewayClasses(load.snapshot, ['sluice'], CONTROLLER), { controllerName: CONTROLLER, bindAddress: '127.0.0.1', servedClassNames: ['sluice'], standalone: true });
+    expect(result.ir.http.listeners.map((l) => l.address).sort()).toEqual(['10.0.0.1', '127.0.0.1', '::ffff:10.0.0.1']);
+  });
+});
