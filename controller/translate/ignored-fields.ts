@@ -90,17 +90,29 @@ const VARIABLE = /\$\{?[a-z_][a-z0-9_]*\}?|%[A-Z][A-Z0-9_]*(\([^)]*\))?%/;
 
 type ModifierFilters = readonly { requestHeaderModifier?: HTTPHeaderModifier; responseHeaderModifier?: HTTPHeaderModifier }[] | undefined;
 
-/** The line's text for a route whose header modifier values read as variables, else null. */
+/**
+ * The line's text for a route whose header modifier values read as variables, or that matches a
+ * header whose name has `_` (the front door refuses a request carrying one: the match can never
+ * match, and before the refusal it did), else null.
+ */
 function variableHeaderText(route: HTTPRouteObject | GRPCRouteObject): string | null {
   let named: string[] | undefined;
+  let underscored: string[] | undefined;
   const rules = route.spec?.rules ?? [];
   for (let i = 0; i < rules.length; i++) {
     const rule = rules[i]!;
     named = variableHeaders(rule.filters, named);
     const refs = rule.backendRefs ?? [];
     for (let j = 0; j < refs.length; j++) named = variableHeaders(refs[j]!.filters, named);
+    const matches = rule.matches ?? [];
+    for (let j = 0; j < matches.length; j++) {
+      for (const h of matches[j]!.headers ?? []) if (String(h.name).includes('_')) (underscored ??= []).push(`rule ${i} match ${j} header ${h.name}`);
+    }
   }
-  return named === undefined ? null : `header modifier values ${named.join(', ')} are sent as written: the Gateway API, and Sluice, expand no variables (NGINX expands $name, Envoy %NAME%)`;
+  const lines: string[] = [];
+  if (named !== undefined) lines.push(`header modifier values ${named.join(', ')} are sent as written: the Gateway API, and Sluice, expand no variables (NGINX expands $name, Envoy %NAME%)`);
+  if (underscored !== undefined) lines.push(`${underscored.join(', ')} can never match: the front door refuses a request with '_' in a field name (400 underscore_in_header, as Envoy Gateway's default withUnderscoresAction RejectRequest)`);
+  return lines.length === 0 ? null : lines.join('; ');
 }
 
 /** `named` with the `name: value` of each set/add header of `filters` whose value reads as a variable. */

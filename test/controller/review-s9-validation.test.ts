@@ -95,3 +95,43 @@ spec:
     expect(result.ir.http.listeners.map((l) => l.address).sort()).toEqual(['10.0.0.1', '127.0.0.1', '::ffff:10.0.0.1']);
   });
 });
+
+describe('a route matching a header whose name has an underscore', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'sluice-review-s9-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('is told the match can never match: the front door refuses such requests (400 underscore_in_header)', () => {
+    writeFileSync(
+      join(dir, 'all.yaml'),
+      `apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: default}
+spec:
+  gatewayClassName: sluice
+  listeners: [{name: http, protocol: HTTP, port: 8080}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r, namespace: default}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - matches: [{headers: [{name: X-Version, value: "2"}]}, {headers: [{name: x_api_key, value: k}]}]
+    backendRefs: [{name: svc, port: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: svc, namespace: default}
+spec:
+  ports: [{name: http, port: 8080}]
+`,
+    );
+    const load = new ManifestFolder(dir).load();
+    const result = translate(withImplicitGatewayClasses(load.snapshot, ['sluice'], CONTROLLER), { controllerName: CONTROLLER, bindAddress: '127.0.0.1', servedClassNames: ['sluice'], standalone: true });
+    const lines = result.problems.filter((p) => p.object === 'HTTPRoute default/r').map((p) => p.message);
+    expect(lines).toEqual([expect.stringContaining("rule 0 match 1 header x_api_key can never match: the front door refuses a request with '_' in a field name (400 underscore_in_header")]);
+  });
+});
