@@ -477,6 +477,14 @@ export class KubernetesSource {
     if (s.failures === 0) return;
     this.logger.info({ kind: s.api.kind, failures: s.failures }, `${s.api.kind}: list/watch restored after ${s.failures} failed attempt(s)`);
     s.failures = 0;
+    // The API server answers again: the other kinds waiting out their backoff (up to 30 s after an
+    // outage) try now, spread over a quarter second, so the cache does not stay half stale.
+    for (const other of this.states.values()) {
+      if (other === s || !other.retry || other.failures === 0 || other.forbidden) continue;
+      clearTimeout(other.retry);
+      other.retry = null;
+      this.scheduleRetry(other, Math.random() * 250);
+    }
   }
 
   /**

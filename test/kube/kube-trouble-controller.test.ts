@@ -77,4 +77,27 @@ suite('sluice controller on RBAC that leaves a kind out', () => {
     await waitFor('the TLSRoute status', async () => (await parents('TLSRoute', 'db')).some((p) => p.controllerName === CONTROLLER && p.conditions.some((c) => c.type === 'Accepted')), 20_000);
     expect(controller.logs()).toMatch(/TLSRoute: may be listed now \(no longer forbidden\); serving its 1 object/);
   }, 120_000);
+
+  it('the API server away for 30 s: said while it lasts, and after it returns the watches resume and a change is reconciled', async () => {
+    await cluster.stopApiServer();
+    const t = Date.now();
+    // While away: still ready (the last translation stands), every unreadable kind named.
+    const away = await waitFor('readyz naming the unreadable kinds', async () => {
+      const r = await readyz();
+      return r.status === 200 && /SLU_SOURCE_READ httproutes\.gateway\.networking\.k8s\.io: HTTPRoute: cannot list\/watch/.test(r.body) ? r.body : undefined;
+    }, 30_000);
+    expect(away).toMatch(/^ready, serving the last good configuration while:/);
+    await new Promise((r) => setTimeout(r, Math.max(0, 30_000 - (Date.now() - t))));
+    await cluster.startApiServer();
+    const back = Date.now();
+    await cluster.client.mergePatch({ apiVersion: GW, kind: 'HTTPRoute', name: 'web', namespace: 'app' }, { spec: { hostnames: ['web.example.com'] } });
+    const generation = (await cluster.client.get({ apiVersion: GW, kind: 'HTTPRoute', name: 'web', namespace: 'app' })).metadata.generation;
+    await waitFor('the changed HTTPRoute reconciled', async () => {
+      const route = await cluster.client.get({ apiVersion: GW, kind: 'HTTPRoute', name: 'web', namespace: 'app' });
+      return route.status?.parents?.some((p: { controllerName: string; conditions: { observedGeneration?: number }[] }) => p.controllerName === CONTROLLER && p.conditions.every((c) => c.observedGeneration === generation)) || undefined;
+    }, 45_000);
+    const convergedMs = Date.now() - back;
+    await waitFor('readyz without problems', async () => (await readyz()).body === 'ready\n' || undefined, 45_000);
+    console.log(`API server away ${Math.round((back - t) / 1000)} s; a change made once it was back reconciled ${convergedMs} ms later`);
+  }, 150_000);
 });
