@@ -4,7 +4,7 @@
 import { ACCESS_LOG_FIELDS } from '../dataplane/flows/access-log.ts';
 import { parseArgs } from 'node:util';
 import { DEFAULT_PIN_DIR } from '../bpf/agent/agent.ts';
-import { DEFAULT_FRONT_DOOR_LIMITS as FRONT_DOOR } from '../dataplane/front-door.ts';
+import { DEFAULT_FRONT_DOOR_LIMITS as FRONT_DOOR, ESCAPED_SLASHES, HEADERS_WITH_UNDERSCORES } from '../dataplane/front-door.ts';
 
 export const DEFAULT_CONTROLLER_NAME = 'sluice.dev/gateway-controller';
 /** IngressClass spec.controller that marks a class as Sluice's. */
@@ -186,6 +186,14 @@ export const FRONT_DOOR_FLAGS: readonly Flag[] = [
   {
     name: 'shed-heap-percent', type: 'string', value: 'P', default: String(Math.round(FRONT_DOOR.shedHeapRatio * 100)),
     help: 'new connections are refused while the JavaScript heap in use exceeds P% of its limit (100: never)',
+  },
+  {
+    name: 'headers-with-underscores', type: 'string', value: HEADERS_WITH_UNDERSCORES.join('|'), default: FRONT_DOOR.headersWithUnderscores,
+    help: "a request with '_' in a field name: reject (400, Envoy Gateway's default) or allow",
+  },
+  {
+    name: 'escaped-slashes', type: 'string', value: ESCAPED_SLASHES.join('|'), default: FRONT_DOOR.escapedSlashes,
+    help: "a path with %2F or %5C: redirect (307) to it unescaped (Envoy Gateway's default), reject (400), or keep (routed and forwarded as it is)",
   },
 ];
 

@@ -12,7 +12,7 @@ import { parseWorkers } from './workers.ts';
 import { runDataplane } from './dataplane.ts';
 import type { BpfOptions, NodeFlowOptions } from './node.ts';
 import { ACCESS_LOG_FIELDS } from '../dataplane/flows/access-log.ts';
-import { DEFAULT_FRONT_DOOR_LIMITS, type FrontDoorLimits } from '../dataplane/front-door.ts';
+import { DEFAULT_FRONT_DOOR_LIMITS, ESCAPED_SLASHES, HEADERS_WITH_UNDERSCORES, type FrontDoorLimits } from '../dataplane/front-door.ts';
 import { SESSION_KEY_MIN_BYTES } from '../dataplane/upstream/session.ts';
 import { REDIS_ENV, REDIS_TYPES, resolveRedisSettings } from './redis-settings.ts';
 import { hostname } from 'node:os';
@@ -346,7 +346,8 @@ function flowOptions(values: FlagValues): NodeFlowOptions | string {
 /** Client timeouts, connection limits and load shedding (FRONT_DOOR_FLAGS); a string is a usage error. */
 function frontDoorLimits(values: FlagValues): FrontDoorLimits | string {
   const DAY_MS = 86_400_000;
-  const fields: Array<[keyof FrontDoorLimits, string, number, number]> = [
+  type NumberField = { [K in keyof FrontDoorLimits]: FrontDoorLimits[K] extends number ? K : never }[keyof FrontDoorLimits];
+  const fields: Array<[NumberField, string, number, number]> = [
     ['requestHeadersTimeoutMs', 'request-headers-timeout', 1, DAY_MS],
     ['tlsHandshakeTimeoutMs', 'tls-handshake-timeout', 1, DAY_MS],
     ['idleTimeoutMs', 'idle-timeout', 1, DAY_MS],
@@ -375,7 +376,18 @@ function frontDoorLimits(values: FlagValues): FrontDoorLimits | string {
     if (typeof percent === 'string') return percent;
     limits[field] = percent / 100;
   }
+  const underscores = oneOf(values['headers-with-underscores'], HEADERS_WITH_UNDERSCORES);
+  if (underscores === null) return `--headers-with-underscores ${values['headers-with-underscores']}: expected ${HEADERS_WITH_UNDERSCORES.join(' or ')}`;
+  limits.headersWithUnderscores = underscores;
+  const slashes = oneOf(values['escaped-slashes'], ESCAPED_SLASHES);
+  if (slashes === null) return `--escaped-slashes ${values['escaped-slashes']}: expected ${ESCAPED_SLASHES.join(', ')}`;
+  limits.escapedSlashes = slashes;
   return limits;
+}
+
+/** A flag's value among `choices` (its default when absent), or null. */
+function oneOf<T extends string>(value: string | boolean | undefined, choices: readonly T[]): T | null {
+  return choices.find((c) => c === value) ?? null;
 }
 
 /** A whole-number flag's value within [min, max]; a string is a usage error. */

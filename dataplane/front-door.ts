@@ -54,6 +54,10 @@ export interface FrontDoorLimits {
   shedDescriptorRatio: number;
   /** New connections are shed while the V8 heap in use exceeds this share of its limit (0 < r ≤ 1; 1: never). */
   shedHeapRatio: number;
+  /** A request with `_` in a field name: refused (400) or served. */
+  headersWithUnderscores: HeadersWithUnderscores;
+  /** A path with `%2F` or `%5C`: redirected to it unescaped, refused (400), or routed and forwarded as it is. */
+  escapedSlashes: EscapedSlashes;
 }
 
 /** Descriptors kept out of the client connection budget: listeners, backends' keep-alive pools, files, the admin port. */
@@ -61,6 +65,13 @@ const DESCRIPTOR_RESERVE = 100;
 
 /** Upper bound of the global connection limit when the descriptor limit allows more. */
 const MAX_CONNECTIONS_CAP = 20_000;
+
+/** `--headers-with-underscores`: Envoy Gateway's `withUnderscoresAction` Allow / RejectRequest. */
+export const HEADERS_WITH_UNDERSCORES = ['reject', 'allow'] as const;
+export type HeadersWithUnderscores = (typeof HEADERS_WITH_UNDERSCORES)[number];
+/** `--escaped-slashes`: Envoy Gateway's `escapedSlashesAction` UnescapeAndRedirect / RejectRequest / KeepUnchanged. */
+export const ESCAPED_SLASHES = ['redirect', 'reject', 'keep'] as const;
+export type EscapedSlashes = (typeof ESCAPED_SLASHES)[number];
 
 export const DEFAULT_FRONT_DOOR_LIMITS: FrontDoorLimits = {
   requestHeadersTimeoutMs: 10_000,
@@ -91,6 +102,9 @@ export const DEFAULT_FRONT_DOOR_LIMITS: FrontDoorLimits = {
   maxConnections: defaultMaxConnections(descriptorLimit()),
   shedDescriptorRatio: 0.9,
   shedHeapRatio: 0.9,
+  // Envoy Gateway's defaults (see UNDERSCORE_IN_HEADER and ESCAPED_SLASH in http1-strict.ts).
+  headersWithUnderscores: 'reject',
+  escapedSlashes: 'redirect',
 };
 
 /**

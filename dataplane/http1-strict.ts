@@ -15,6 +15,7 @@ import { GRPC_STATUS, isGrpcContentType, sendTrailersOnly } from './grpc/grpc.ts
 import type { DownstreamRejections } from './metrics.ts';
 import { normalizePath } from './router/path.ts';
 import { SERVER_HEADER } from './upstream/headers.ts';
+import type { EscapedSlashes, HeadersWithUnderscores } from './front-door.ts';
 
 /** A refusal: the status the client gets and the metric/log label. */
 export interface Rejection {
@@ -79,6 +80,14 @@ const UNDERSCORE_IN_HEADER: Rejection = { status: 400, reason: 'underscore_in_he
  * path-only Location). A backend that decodes them would see other segments than the router did.
  */
 export const ESCAPED_SLASH: Rejection = { status: 307, reason: 'escaped_slash' };
+/** The same with `--escaped-slashes reject` (Envoy Gateway's `RejectRequest`). */
+const ESCAPED_SLASH_REFUSED: Rejection = { status: 400, reason: 'escaped_slash' };
+
+/** What of a request the front door refuses, as `--headers-with-underscores` and `--escaped-slashes` set. */
+export interface RequestChecks {
+  headersWithUnderscores: HeadersWithUnderscores;
+  escapedSlashes: EscapedSlashes;
+}
 /** CONNECT: a gateway is no forward proxy (nginx answers 405 too). */
 export const CONNECT_REFUSED: Rejection = { status: 405, reason: 'connect_method' };
 
@@ -94,7 +103,8 @@ export const CONNECT_REFUSED: Rejection = { status: 405, reason: 'connect_method
  * - a target neither origin-form, nor absolute-form with an http(s) URL, nor `*` for OPTIONS: 400,
  *   or what targetProblem() refuses.
  */
-export function requestProblem(req: IncomingMessage): Rejection | null {
+export function requestProblem(req: IncomingMessage, checks: RequestChecks): Rejection | null {
+  const underscores = checks.headersWithUnderscores === 'reject';
   if (req.httpVersionMajor !== 1 || req.httpVersionMinor > 1) return UNSUPPORTED_VERSION;
   const raw = req.rawHeaders;
   let hosts = 0;
@@ -108,7 +118,7 @@ export function requestProblem(req: IncomingMessage): Rejection | null {
       host = raw[i + 1];
     }
     else if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') transferEncoding = transferEncoding === undefined ? raw[i + 1] : `${transferEncoding},${raw[i + 1]}`;
-    else if (name.indexOf('_') >= 0) return UNDERSCORE_IN_HEADER;
+    else if (underscores && name.indexOf('_') >= 0) return UNDERSCORE_IN_HEADER;
   }
   if (hosts > 1) return DUPLICATE_HOST;
   if (hosts === 0 && req.httpVersionMinor === 1) return MISSING_HOST;
@@ -118,13 +128,14 @@ export function requestProblem(req: IncomingMessage): Rejection | null {
     if (transferEncoding.trim().toLowerCase() !== 'chunked') return UNSUPPORTED_TRANSFER_ENCODING;
   }
   const target = req.url ?? '';
-  if (target.charCodeAt(0) === 0x2f /* / */) return targetProblem(target);
+  if (target.charCodeAt(0) === 0x2f /* / */) return targetProblem(target, checks);
   if (target === '*') return req.method === 'OPTIONS' ? null : INVALID_TARGET;
-  return absoluteFormAuthority(target) === null ? INVALID_TARGET : targetProblem(target);
+  return absoluteFormAuthority(target) === null ? INVALID_TARGET : targetProblem(target, checks);
 }
 
 /** An HTTP/2 request's fields (`rawHeaders`) the front door refuses: see UNDERSCORE_IN_HEADER. */
-export function http2FieldProblem(raw: string[]): Rejection | null {
+export function http2FieldProblem(raw: string[], checks: RequestChecks): Rejection | null {
+  if (checks.headersWithUnderscores === 'allow') return null;
   for (let i = 0; i < raw.length; i += 2) if (raw[i].indexOf('_') >= 0) return UNDERSCORE_IN_HEADER;
   return null;
 }
@@ -137,14 +148,14 @@ export function http2FieldProblem(raw: string[]): Rejection | null {
  * - `%2F` or `%5C` in the path: ESCAPED_SLASH.
  * Two native scans of the target; a `%` before the query is looked at closer.
  */
-export function targetProblem(target: string): Rejection | null {
+export function targetProblem(target: string, checks: RequestChecks): Rejection | null {
   if (target.indexOf('#') >= 0) return INVALID_TARGET;
-  const percent = target.indexOf('%');
+  const percent = checks.escapedSlashes === 'keep' ? -1 : target.indexOf('%');
   if (percent < 0) return null;
   const query = target.indexOf('?');
   const pathEnd = query < 0 ? target.length : query;
   for (let at = percent; at >= 0 && at + 2 < pathEnd; at = target.indexOf('%', at + 1)) {
-    if (escapedSlashAt(target, at)) return ESCAPED_SLASH;
+    if (escapedSlashAt(target, at)) return checks.escapedSlashes === 'redirect' ? ESCAPED_SLASH : ESCAPED_SLASH_REFUSED;
   }
   return null;
 }

@@ -212,7 +212,7 @@ export class ListenerServer {
     const rejections = new RejectionReporter(this.name, this.logger, () => this.table.rejections);
     // Plain requests and upgrade requests alike: the strict checks, then routing.
     const serve: ServeRequest = (req, res, upgrade) => {
-      const problem = requestProblem(req);
+      const problem = requestProblem(req, this.limits);
       if (problem !== null) {
         rejections.report(problem, req.socket.remoteAddress);
         sendRejection(req, res, problem);
@@ -303,7 +303,7 @@ export class ListenerServer {
     const rejections = new RejectionReporter(this.name, this.logger, () => this.table.rejections);
     const onRequest = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void => {
       // nghttp2 has checked the fields (RFC 9113 §8.2); the target is checked as HTTP/1.1's is.
-      const problem = targetProblem(req.url ?? '') ?? http2FieldProblem(req.rawHeaders);
+      const problem = targetProblem(req.url ?? '', this.limits) ?? http2FieldProblem(req.rawHeaders, this.limits);
       if (problem !== null) {
         rejections.report(problem, req.socket.remoteAddress);
         sendRejection(req, res, problem);

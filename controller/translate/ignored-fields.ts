@@ -111,7 +111,7 @@ function variableHeaderText(route: HTTPRouteObject | GRPCRouteObject): string | 
   }
   const lines: string[] = [];
   if (named !== undefined) lines.push(`header modifier values ${named.join(', ')} are sent as written: the Gateway API, and Sluice, expand no variables (NGINX expands $name, Envoy %NAME%)`);
-  if (underscored !== undefined) lines.push(`${underscored.join(', ')} can never match: the front door refuses a request with '_' in a field name (400 underscore_in_header, as Envoy Gateway's default withUnderscoresAction RejectRequest)`);
+  if (underscored !== undefined) lines.push(`${underscored.join(', ')} can never match: the front door refuses a request with '_' in a field name (400 underscore_in_header, as Envoy Gateway's default withUnderscoresAction RejectRequest) unless the dataplane runs with --headers-with-underscores allow`);
   return lines.length === 0 ? null : lines.join('; ');
 }
 
