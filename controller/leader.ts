@@ -13,7 +13,7 @@
 // Unlike client-go's elector (which a process runs once), this one keeps competing after it lost
 // leadership, so a leader cut off from the API server leads again (or follows) when it returns.
 import { ApiException, CoordinationV1Api, V1MicroTime, type ConfigurationOptions, type KubeConfig, type ObservableMiddleware, type V1Lease } from '@kubernetes/client-node';
-import { requestOptions } from './sources/kube-request.ts';
+import { describeApiError as describe, requestOptions } from './sources/kube-request.ts';
 import type { Logger } from 'pino';
 
 export const LEADER_ADDRESS_ANNOTATION = 'sluice.dev/leader-address';
@@ -322,11 +322,3 @@ function time(value: unknown): string {
   return value instanceof Date ? value.toISOString() : String(value ?? '');
 }
 
-function describe(err: unknown): string {
-  if (err instanceof ApiException) return `HTTP ${err.code}`;
-  if (err instanceof Error) {
-    const cause = (err as { cause?: unknown }).cause;
-    return cause instanceof Error ? `${err.message}: ${cause.message}` : err.message;
-  }
-  return String(err);
-}

@@ -27,7 +27,7 @@ import {
 import type { Logger } from 'pino';
 import { backoffDelay, type Backoff } from '../../ir/backoff.ts';
 
-import { requestOptions } from '../sources/kube-request.ts';
+import { describeApiError as describe, requestOptions } from '../sources/kube-request.ts';
 import type { KubeObject } from '../sources/objects.ts';
 import type { Condition, ObjectStatus } from './conditions.ts';
 
@@ -361,23 +361,6 @@ function keyOf(s: ObjectStatus): string {
 /** Kubernetes metav1.Time: RFC 3339 in whole seconds. */
 function stamp(now: Date): string {
   return now.toISOString().replace(/\.\d+Z$/, 'Z');
-}
-
-function describe(err: unknown): string {
-  if (err instanceof ApiException) {
-    const body = typeof err.body === 'string' ? safeParse(err.body) : err.body;
-    const message = isObject(body) && typeof body.message === 'string' ? body.message : String(err.body ?? '');
-    return `HTTP ${err.code}: ${message}`.slice(0, 500);
-  }
-  return err instanceof Error ? err.message : String(err);
-}
-
-function safeParse(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
-  }
 }
 
 function sleep(ms: number): Promise<void> {

@@ -17,6 +17,7 @@ import pino from 'pino';
 
 import { KIND_APIS } from '../../controller/sources/kinds.ts';
 import { KubernetesSource } from '../../controller/sources/kubernetes.ts';
+import { LeaderElector } from '../../controller/leader.ts';
 import { StatusWriter } from '../../controller/status/writer.ts';
 import { binariesSkipReason, kubeTestsRequired, startTestCluster, KubeApiError, type KubeObject, type TestCluster } from './cluster.ts';
 import { describeIfPossible } from '../support/suite.ts';
@@ -319,6 +320,24 @@ describeKube('Kubernetes mode under a real cluster\'s ordinary trouble', () => {
     await c().create({ apiVersion: GW, kind: 'TCPRoute', metadata: { name: 'new', namespace: NS }, spec: { parentRefs: [{ name: 'gw' }] } });
     await until(() => source.snapshot().tcpRoutes.some((r) => r.metadata.name === 'new'));
   }, 90_000);
+
+  test('leader election without permission on the Lease: said once, with what RBAC refused; never leading', async () => {
+    const from = logs.length;
+    const elector = new LeaderElector({ kubeConfig: restricted, namespace: NS, name: 'sluice-controller', identity: 'trouble-0', logger, retryPeriodSeconds: 0.2, onStartedLeading: () => undefined, onStoppedLeading: () => undefined });
+    elector.start();
+    try {
+      await until(() => logs.slice(from).some((l) => /leader election: cannot reach the lease/.test(l.msg)));
+      await sleep(1_000); // several retries
+      const lines = logs.slice(from).filter((l) => /leader election: cannot reach the lease/.test(l.msg));
+      // Before: "cannot reach the lease: HTTP 403", which permission left to guess.
+      expect(lines.map((l) => l.msg)).toEqual([
+        `leader election: cannot reach the lease: HTTP 403: leases.coordination.k8s.io "sluice-controller" is forbidden: User "restricted" cannot get resource "leases" in API group "coordination.k8s.io" in the namespace "${NS}"`,
+      ]);
+      expect(elector.isLeader()).toBe(false);
+    } finally {
+      await elector.stop();
+    }
+  });
 
   test('an older standard channel without our CRDs: the missing optional kinds named in one line, the rest served; one installed later is watched', async () => {
     const missing = [`grpcroutes.${GROUP}`, `listenersets.${GROUP}`, `backendtlspolicies.${GROUP}`, 'ratelimitpolicies.sluice.dev'];
