@@ -5,7 +5,8 @@
 //   again), installed again at another version, and a CRD upgrade that stops serving the version
 //   in use (the informer moves to the version now served);
 // - an older standard channel without our CRDs (named once, the rest served, a CRD installed later watched);
-// - a status write the identity may not make (403): named, the others still written;
+// - a status write the identity may not make (403): named, the others still written; leader
+//   election without permission on the Lease: what RBAC refused, said once;
 // - an API server gone silent (a network path black-holed: connections accepted or kept open, no
 //   byte answered): every wait is bounded, the source converges once the path is back.
 import { readFileSync, writeFileSync } from 'node:fs';
