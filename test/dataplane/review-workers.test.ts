@@ -33,7 +33,9 @@ describe('review: worker pool versions when apply() ends the workers that did no
       logger,
       registry: new WorkerMetricsRegistry(),
       onFlows: () => undefined,
-      timeoutMs: 1_000,
+      // The wait covers the first apply's thread start-up too: 1 s was too short on a loaded CI box
+      // (three of four fresh workers not booted in time rejected v1 itself).
+      timeoutMs: 5_000,
       watchdogMs: 600_000,
       init: { logLevel: 'warn', portOffset: 0, redirectPortOffset: 0, frontDoor: DEFAULT_FRONT_DOOR_LIMITS, flows: { sampleRate: 1, bufferSize: 4096 }, rateLimit: { redisTimeoutMs: 50, replicas: 1, maxLocalKeys: 1000 } },
     });
@@ -41,9 +43,9 @@ describe('review: worker pool versions when apply() ends the workers that did no
     try {
       await pool.apply('v1', irFor('/')).catch((error: unknown) => (error instanceof VersionLate ? error.late : Promise.reject(error)));
       await waitFor('every worker on v1', () => pool.workerVersions().every((w) => w.version === 'v1') || undefined, 15_000);
-      // Workers 1-3 stuck for longer than the pool's 1 s wait; worker 0 answers.
+      // Workers 1-3 stuck for longer than the pool's 5 s wait; worker 0 answers.
       threads = await Promise.all(pool.threadIds().slice(1).map((id) => inspectThread(id)));
-      await Promise.all(threads.map((t) => t.block(2_500)));
+      await Promise.all(threads.map((t) => t.block(6_500)));
       const reported = await pool.apply('v2', irFor('/v2')).then((r) => r.version, (error: unknown) => `refused: ${(error as Error).message.split(' ')[0]}`);
       // Let replacements start and any take-back finish.
       await new Promise((resolve) => setTimeout(resolve, 3_000));
