@@ -9,7 +9,7 @@
 // serves other clients throughout.
 
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { ADMIN_HOST, startAttackGateway, type AttackGateway } from './support/attack-gateway.ts';
+import { ADMIN_HOST, useAttackGateway } from './support/attack-gateway.ts';
 import { RawConnection, usingConnection } from './support/raw-http.ts';
 
 const HOST = 'api.example.com';
@@ -96,15 +96,7 @@ const served: Array<[string, string, Served]> = [
 ];
 
 describe('HTTP/1.1 smuggling through a running gateway', () => {
-  let gateway: AttackGateway;
-
-  beforeAll(async () => {
-    gateway = await startAttackGateway();
-  }, 30_000);
-
-  afterAll(async () => {
-    await gateway?.close();
-  });
+  const gateway = useAttackGateway();
 
   const open = (): Promise<RawConnection> => RawConnection.open(gateway.port);
 

@@ -9,7 +9,7 @@
 // declared content-length ends the whole connection (GOAWAY INTERNAL_ERROR), not just the stream.
 
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { startAttackGateway, type AttackGateway } from './support/attack-gateway.ts';
+import { useAttackGateway } from './support/attack-gateway.ts';
 import { ErrorCode, Flag, frame, FrameType, headersFrame, RawH2, requestHeaders, type Frame } from './support/h2-frames.ts';
 
 const HOST = 'api.example.com';
@@ -93,15 +93,7 @@ const matrix: Array<[string, Array<[string, string]>, string | null, Verdict]> =
 ];
 
 describe('HTTP/2 requests that must not be downgraded', () => {
-  let gateway: AttackGateway;
-
-  beforeAll(async () => {
-    gateway = await startAttackGateway();
-  }, 30_000);
-
-  afterAll(async () => {
-    await gateway?.close();
-  });
+  const gateway = useAttackGateway();
 
   it.each(matrix)('%s', async (_what, fields, data, expected) => {
     const seen = gateway.seen();

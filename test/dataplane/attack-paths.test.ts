@@ -7,7 +7,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import http2 from 'node:http2';
-import { ADMIN_HOST, startAttackGateway, type AttackGateway } from './support/attack-gateway.ts';
+import { ADMIN_HOST, useAttackGateway } from './support/attack-gateway.ts';
 import { RawConnection, usingConnection } from './support/raw-http.ts';
 
 const HOST = 'api.example.com';
@@ -59,15 +59,7 @@ const hosts: Array<[string, Outcome]> = [
 ];
 
 describe('paths and hosts the router and a backend could read differently', () => {
-  let gateway: AttackGateway;
-
-  beforeAll(async () => {
-    gateway = await startAttackGateway();
-  }, 30_000);
-
-  afterAll(async () => {
-    await gateway?.close();
-  });
+  const gateway = useAttackGateway();
 
   /** One request on a fresh connection; the status, and the Location if any. */
   async function send(target: string, host: string): Promise<{ status: number; location?: string }> {

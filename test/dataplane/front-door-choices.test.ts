@@ -5,17 +5,13 @@
 // attack-paths.test.ts and attack-http1.test.ts.
 
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { startAttackGateway, type AttackGateway } from './support/attack-gateway.ts';
+import { useAttackGateway, type AttackGateway } from './support/attack-gateway.ts';
 
 const get = (gateway: AttackGateway, path: string, headers: Record<string, string> = {}) =>
   fetch(`http://127.0.0.1:${gateway.port}${path}`, { headers: { host: 'api.example.com', ...headers }, redirect: 'manual' });
 
 describe('--escaped-slashes keep --headers-with-underscores allow', () => {
-  let gateway: AttackGateway;
-  beforeAll(async () => {
-    gateway = await startAttackGateway(['--escaped-slashes', 'keep', '--headers-with-underscores', 'allow']);
-  }, 60_000);
-  afterAll(() => gateway?.close());
+  const gateway = useAttackGateway(['--escaped-slashes', 'keep', '--headers-with-underscores', 'allow']);
 
   it('routes and forwards a path with %2F as it came, unescaped nowhere', async () => {
     const res = await get(gateway, '/projects/group%2Fproject?x=1');
@@ -34,11 +30,7 @@ describe('--escaped-slashes keep --headers-with-underscores allow', () => {
 });
 
 describe('--escaped-slashes reject', () => {
-  let gateway: AttackGateway;
-  beforeAll(async () => {
-    gateway = await startAttackGateway(['--escaped-slashes', 'reject']);
-  }, 60_000);
-  afterAll(() => gateway?.close());
+  const gateway = useAttackGateway(['--escaped-slashes', 'reject']);
 
   it('answers 400 to a path with %2F or %5C, reaching no backend, and counts it', async () => {
     const before = gateway.seen();

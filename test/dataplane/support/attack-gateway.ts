@@ -4,6 +4,7 @@
 // `public`. An attack that makes the router and a backend disagree shows as a request for an
 // admin path arriving at `public`.
 
+import { afterAll, beforeAll } from '@jest/globals';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -94,5 +95,32 @@ export async function startAttackGateway(extraArgs: string[] = []): Promise<Atta
       await pub.close();
       rmSync(dir, { recursive: true, force: true });
     },
+  };
+}
+
+/**
+ * The gateway of a describe block: started before its tests, stopped after them. Its fields read
+ * the running one (a test sees them only once beforeAll has run).
+ */
+export function useAttackGateway(extraArgs: string[] = []): AttackGateway {
+  let started: AttackGateway | undefined;
+  beforeAll(async () => {
+    started = await startAttackGateway(extraArgs);
+  }, 60_000);
+  afterAll(async () => {
+    await started?.close();
+  });
+  const running = (): AttackGateway => {
+    if (started === undefined) throw new Error('the attack gateway is not running (used outside a test?)');
+    return started;
+  };
+  return {
+    get sluice() { return running().sluice; },
+    get port() { return running().port; },
+    get admin() { return running().admin; },
+    get public() { return running().public; },
+    seen: () => running().seen(),
+    metric: (name, labels) => running().metric(name, labels),
+    close: () => running().close(),
   };
 }
