@@ -2,7 +2,7 @@
 // ParseIPSloppy) takes or refuses them; each row was checked against kube-apiserver v1.36 with the
 // v1.6.1 CRDs in test/kube/review-s9-api-server.test.ts. A value it takes must not be refused
 // by standalone validation (the Gateway would not be served).
-import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +12,26 @@ import { ManifestFolder } from '../../controller/sources/manifest-folder.ts';
 import { translate } from '../../controller/translate/translate.ts';
 
 const CONTROLLER = 'sluice.dev/gateway-controller';
+
+const GATEWAY_YAML = `apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: default}
+spec:
+  gatewayClassName: sluice
+  listeners: [{name: http, protocol: HTTP, port: 8080}]
+`;
+
+/** Manifests read from a folder and translated as `sluice run` does. */
+function readAndTranslate(yaml: string) {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-review-s9-'));
+  try {
+    writeFileSync(join(dir, 'all.yaml'), yaml);
+    const load = new ManifestFolder(dir).load();
+    return { load, result: translate(withImplicitGatewayClasses(load.snapshot, ['sluice'], CONTROLLER), { controllerName: CONTROLLER, bindAddress: '127.0.0.1', servedClassNames: ['sluice'], standalone: true }) };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 
 const gateway = (value: string) => ({
   apiVersion: 'gateway.networking.k8s.io/v1',
@@ -31,22 +51,9 @@ describe('Gateway IPAddress values, as the API server reads them', () => {
 });
 
 describe('a Service port with protocol "" (the API server stores TCP, as for one omitted)', () => {
-  let dir: string;
-  beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'sluice-review-s9-'));
-  });
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
-
   it('is TCP to an HTTPRoute: resolved, not BackendNotFound', () => {
-    writeFileSync(
-      join(dir, 'all.yaml'),
-      `apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: default}
-spec:
-  gatewayClassName: sluice
-  listeners: [{name: http, protocol: HTTP, port: 8080}]
----
+    const { load, result } = readAndTranslate(
+      `${GATEWAY_YAML}---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: {name: r, namespace: default}
@@ -61,9 +68,7 @@ spec:
   ports: [{name: http, port: 8080, protocol: ""}]
 `,
     );
-    const load = new ManifestFolder(dir).load();
     expect(load.problems).toEqual([]);
-    const result = translate(withImplicitGatewayClasses(load.snapshot, ['sluice'], CONTROLLER), { controllerName: CONTROLLER, bindAddress: '127.0.0.1', servedClassNames: ['sluice'], standalone: true });
     const route = result.statuses.find((s) => s.kind === 'HTTPRoute')!;
     const parents = route.status.parents as { conditions: { type: string; status: string; message: string }[] }[];
     expect(parents[0]!.conditions.find((c) => c.type === 'ResolvedRefs')).toMatchObject({ status: 'True' });
@@ -71,15 +76,8 @@ spec:
 });
 
 describe('a Gateway IPAddress with leading zeros (the API server takes it, reading decimal)', () => {
-  let dir: string;
-  beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'sluice-review-s9-'));
-  });
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
-
   it('is bound as the API server reads it: 0127.0.0.1 is 127.0.0.1 (a bind through the resolver read octal 87.0.0.1)', () => {
-    writeFileSync(
-      join(dir, 'gw.yaml'),
+    const { load, result } = readAndTranslate(
       `apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata: {name: gw, namespace: default}
@@ -89,30 +87,15 @@ spec:
   listeners: [{name: http, protocol: HTTP, port: 8080}]
 `,
     );
-    const load = new ManifestFolder(dir).load();
     expect(load.problems).toEqual([]);
-    const result = translate(withImplicitGatewayClasses(load.snapshot, ['sluice'], CONTROLLER), { controllerName: CONTROLLER, bindAddress: '127.0.0.1', servedClassNames: ['sluice'], standalone: true });
     expect(result.ir.http.listeners.map((l) => l.address).sort()).toEqual(['10.0.0.1', '127.0.0.1', '::ffff:10.0.0.1']);
   });
 });
 
 describe('a route matching a header whose name has an underscore', () => {
-  let dir: string;
-  beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'sluice-review-s9-'));
-  });
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
-
   it('is told the match can never match: the front door refuses such requests (400 underscore_in_header)', () => {
-    writeFileSync(
-      join(dir, 'all.yaml'),
-      `apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: default}
-spec:
-  gatewayClassName: sluice
-  listeners: [{name: http, protocol: HTTP, port: 8080}]
----
+    const { load, result } = readAndTranslate(
+      `${GATEWAY_YAML}---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: {name: r, namespace: default}
@@ -129,8 +112,6 @@ spec:
   ports: [{name: http, port: 8080}]
 `,
     );
-    const load = new ManifestFolder(dir).load();
-    const result = translate(withImplicitGatewayClasses(load.snapshot, ['sluice'], CONTROLLER), { controllerName: CONTROLLER, bindAddress: '127.0.0.1', servedClassNames: ['sluice'], standalone: true });
     const lines = result.problems.filter((p) => p.object === 'HTTPRoute default/r').map((p) => p.message);
     expect(lines).toEqual([expect.stringContaining("rule 0 match 1 header x_api_key can never match: the front door refuses a request with '_' in a field name (400 underscore_in_header")]);
   });
