@@ -11,24 +11,9 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { useAttackGateway } from './support/attack-gateway.ts';
 import { ErrorCode, Flag, frame, FrameType, headersFrame, RawH2, requestHeaders, type Frame } from './support/h2-frames.ts';
+import { hpackString } from '../support/demo/echo-server.ts';
 
 const HOST = 'api.example.com';
-
-/** An HPACK integer with an `prefixBits`-bit prefix (RFC 7541 §5.1), first byte or-ed with `flags`. */
-function hpackInteger(value: number, prefixBits: number, flags: number): Buffer {
-  const max = (1 << prefixBits) - 1;
-  if (value < max) return Buffer.from([flags | value]);
-  const bytes = [flags | max];
-  value -= max;
-  while (value >= 128) {
-    bytes.push((value % 128) + 128);
-    value = Math.floor(value / 128);
-  }
-  bytes.push(value);
-  return Buffer.from(bytes);
-}
-
-const hpackString = (text: string): Buffer => Buffer.concat([hpackInteger(Buffer.byteLength(text, 'latin1'), 7, 0), Buffer.from(text, 'latin1')]);
 
 /** A header block of literal fields without indexing, new names: exactly these fields, in this order. */
 function block(fields: Array<[string, string]>): Buffer {

@@ -869,7 +869,8 @@ function hpackInt(value: number, prefixBits: number, firstByteFlags: number): Bu
   return Buffer.from(bytes);
 }
 
-function hpackString(s: string): Buffer {
+/** An HPACK string literal without Huffman coding, of any length (RFC 7541 §5.2). */
+export function hpackString(s: string): Buffer {
   const raw = Buffer.from(s, 'latin1');
   return Buffer.concat([hpackInt(raw.length, 7, 0), raw]);
 }
