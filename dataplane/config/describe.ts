@@ -9,7 +9,7 @@
 
 import type { FilterChain, MirrorPlan } from '../filters/chain.ts';
 import type { CorsPlan } from '../filters/cors.ts';
-import type { HeaderModifierPlan } from '../filters/header-modifier.ts';
+import { writtenHeaderValue, type HeaderModifierPlan } from '../filters/header-modifier.ts';
 import type { RedirectPlan } from '../filters/redirect.ts';
 import type { PathRewritePlan, UrlRewritePlan } from '../filters/rewrite.ts';
 import type { CompiledMatch, PathMatcher, ValueMatcher } from '../router/match.ts';
@@ -172,7 +172,7 @@ function describeModifiers(modifiers: readonly HeaderModifierPlan[]): Array<Reco
   const pairs = (flat: readonly string[]): string[] | undefined => {
     if (flat.length === 0) return undefined;
     const out: string[] = [];
-    for (let i = 0; i < flat.length; i += 2) out.push(`${flat[i]}: ${flat[i + 1]}`);
+    for (let i = 0; i < flat.length; i += 2) out.push(`${flat[i]}: ${writtenHeaderValue(flat[i + 1]!)}`);
     return out;
   };
   return modifiers.map((modifier) =>

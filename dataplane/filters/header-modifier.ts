@@ -15,12 +15,30 @@ export interface HeaderModifierPlan {
 
 export function compileHeaderModifier(modifier: HeaderModifier): HeaderModifierPlan {
   const flatten = (values: HeaderModifier['set']): string[] =>
-    values.flatMap(({ name, value }) => [name.toLowerCase(), value]);
+    values.flatMap(({ name, value }) => [name.toLowerCase(), wireHeaderValue(value)]);
   return {
     remove: modifier.remove.map((name) => name.toLowerCase()),
     set: flatten(modifier.set),
     add: flatten(modifier.add),
   };
+}
+
+/**
+ * A configured header value as the string Node must be given for its UTF-8 bytes to go out: Node
+ * (HTTP/1.1 and HTTP/2) and undici write header strings as latin1, one byte per character, so
+ * `é` would leave as the single byte E9 and `→` could not be sent at all. Envoy (and so Envoy
+ * Gateway and Cilium) sends the value's UTF-8 bytes as written in the manifest; so does Sluice.
+ * Made once here, at compile time; incoming header values are latin1 strings of their bytes too,
+ * so `add` joins byte strings with byte strings.
+ */
+export function wireHeaderValue(value: string): string {
+  return NON_ASCII.test(value) ? Buffer.from(value, 'utf8').toString('latin1') : value;
+}
+const NON_ASCII = /[^\x00-\x7f]/;
+
+/** The value as written in the manifest, back from `wireHeaderValue` (for showing a plan). */
+export function writtenHeaderValue(wire: string): string {
+  return NON_ASCII.test(wire) ? Buffer.from(wire, 'latin1').toString('utf8') : wire;
 }
 
 /**
