@@ -15,7 +15,7 @@
 // knows no enums, bounds or required fields, so those of core kinds are not checked here).
 // Each schema is compiled once, on first use.
 import { readFileSync } from 'node:fs';
-import { isIP, isIPv6 } from 'node:net';
+import { isIPv6 } from 'node:net';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { celFieldName, celRule } from './cel.ts';
 
@@ -149,26 +149,90 @@ function coreRequired(kind: string, value: unknown): string | null {
   return null;
 }
 
-type IngressShape = { spec?: { rules?: { host?: unknown; http?: { paths?: { path?: unknown; pathType?: unknown }[] } }[] } };
+type IngressShape = {
+  spec?: {
+    rules?: { host?: unknown; http?: { paths?: { path?: unknown; pathType?: unknown }[] } }[];
+    tls?: { hosts?: unknown[] }[];
+    defaultBackend?: unknown;
+  };
+};
 const PATH_TYPES = ['Exact', 'ImplementationSpecific', 'Prefix'];
+/** What an Exact or Prefix path may not hold, or end with (the API server's invalidPathSequences and invalidPathSuffixes). */
+const INVALID_PATH_SEQUENCES = ['//', '/./', '/../', '%2f', '%2F'];
+const INVALID_PATH_SUFFIXES = ['/..', '/.'];
 
 /**
- * The API server's Ingress checks (ValidateIngressSpec) on what translation reads a meaning into:
- * a host that is an IP address, a pathType of no known kind (it was read as a regular
- * expression), a path that is not absolute.
+ * The API server's Ingress checks (validateIngressRules, validateHTTPIngressPath,
+ * validateIngressTLS in k8s.io/kubernetes pkg/apis/networking/validation) on what translation
+ * reads a meaning into: a host that is an IP address or no lowercase DNS name (`Foo.com` was
+ * served as foo.com), a pathType of no known kind (it was read as a regular expression), a path
+ * that is not absolute (an empty Exact or Prefix path was read as `/`), an Exact or Prefix path
+ * holding `//`, `/./`, `/../` or `%2F` or ending in `/.` or `/..` (requests are normalised before
+ * matching, so it never matched), a rule with an empty `paths`. The first problem, as the API
+ * server words it.
  */
 function ingressProblem(ing: unknown): string | null {
-  const rules = (ing as IngressShape).spec?.rules ?? [];
+  const spec = (ing as IngressShape).spec;
+  const rules = spec?.rules ?? [];
+  if (rules.length === 0 && !spec?.defaultBackend) return 'spec: Invalid value: null: either `defaultBackend` or `rules` must be specified';
   for (let i = 0; i < rules.length; i++) {
     const host = rules[i]?.host;
-    if (typeof host === 'string' && isIP(host) !== 0) return `spec.rules[${i}].host: Invalid value: ${JSON.stringify(host)}: must be a DNS name, not an IP address`;
-    const paths = rules[i]?.http?.paths ?? [];
+    if (typeof host === 'string' && host !== '') {
+      const problem = ingressHostProblem(host);
+      if (problem !== null) return `spec.rules[${i}].host: Invalid value: ${JSON.stringify(host)}: ${problem}`;
+    }
+    const http = rules[i]?.http;
+    if (http && Array.isArray(http.paths) && http.paths.length === 0) return `spec.rules[${i}].http.paths: Required value`;
+    const paths = http?.paths ?? [];
     for (let j = 0; j < paths.length; j++) {
       const at = `spec.rules[${i}].http.paths[${j}]`;
       const { path, pathType } = paths[j] ?? {};
       if (!PATH_TYPES.includes(String(pathType))) return `${at}.pathType: Unsupported value: ${JSON.stringify(pathType)}: supported values: ${PATH_TYPES.map((t) => JSON.stringify(t)).join(', ')}`;
-      if (typeof path === 'string' && path !== '' && !path.startsWith('/')) return `${at}.path: Invalid value: ${JSON.stringify(path)}: must be an absolute path`;
+      const text = typeof path === 'string' ? path : '';
+      const invalid = (why: string) => `${at}.path: Invalid value: ${JSON.stringify(text)}: ${why}`;
+      if (pathType === 'ImplementationSpecific') {
+        if (text !== '' && !text.startsWith('/')) return invalid('must be an absolute path');
+        continue;
+      }
+      if (!text.startsWith('/')) return invalid('must be an absolute path');
+      const sequence = INVALID_PATH_SEQUENCES.find((seq) => text.includes(seq));
+      if (sequence !== undefined) return invalid(`must not contain '${sequence}'`);
+      const suffix = INVALID_PATH_SUFFIXES.find((end) => text.endsWith(end));
+      if (suffix !== undefined) return invalid(`cannot end with '${suffix}'`);
     }
+  }
+  const tls = spec?.tls ?? [];
+  for (let i = 0; i < tls.length; i++) {
+    const hosts = tls[i]?.hosts ?? [];
+    for (let j = 0; j < hosts.length; j++) {
+      const host = String(hosts[j]);
+      const problem = host.includes('*') ? wildcardProblem(host) : dns1123Problem(host);
+      if (problem !== null) return `spec.tls[${i}].hosts[${j}]: Invalid value: ${JSON.stringify(host)}: ${problem}`;
+    }
+  }
+  return null;
+}
+
+/** A rule's host as the API server checks it: no IP address (read sloppily, as ParseIPSloppy), a DNS-1123 subdomain or a `*.` wildcard of one. */
+function ingressHostProblem(host: string): string | null {
+  if (isSloppyIPv4(host) || isSloppyIPv6(host)) return 'must be a DNS name, not an IP address';
+  return host.includes('*') ? wildcardProblem(host) : dns1123Problem(host);
+}
+
+/** IsDNS1123Subdomain's words (without its example and regular expression). */
+function dns1123Problem(name: string): string | null {
+  if (name.length > 253) return 'must be no more than 253 characters';
+  if (!DNS1123_SUBDOMAIN.test(name)) {
+    return "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character";
+  }
+  return null;
+}
+
+/** IsWildcardDNS1123Subdomain's words (without its example and regular expression). */
+function wildcardProblem(name: string): string | null {
+  if (name.length > 253) return 'must be no more than 253 characters';
+  if (!name.startsWith('*.') || !DNS1123_SUBDOMAIN.test(name.slice(2))) {
+    return "a wildcard DNS-1123 subdomain must start with '*.', followed by a valid DNS subdomain, which must consist of lower case alphanumeric characters, '-' or '.' and end with an alphanumeric character";
   }
   return null;
 }
@@ -185,11 +249,8 @@ function serviceProblem(service: unknown): string | null {
   const spec = (service as { spec?: { type?: unknown; externalName?: unknown } }).spec;
   if (spec?.type !== 'ExternalName') return null;
   if (!spec.externalName) return 'spec.externalName: Required value';
-  const name = String(spec.externalName).replace(/\.$/, '');
-  if (name.length > 253 || !DNS1123_SUBDOMAIN.test(name)) {
-    return `spec.externalName: Invalid value: ${JSON.stringify(spec.externalName)}: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character`;
-  }
-  return null;
+  const problem = dns1123Problem(String(spec.externalName).replace(/\.$/, ''));
+  return problem === null ? null : `spec.externalName: Invalid value: ${JSON.stringify(spec.externalName)}: ${problem}`;
 }
 
 /** A Secret's `data` values are base64 (the API server decodes them; one that does not decode was read as a missing key). */

@@ -64,6 +64,26 @@ const CASES: KubeObject[] = [
   ingress('ing-prefix-dotdot', { ...httpRule({ path: '/a/../b', pathType: 'Prefix' }) }),
   ingress('ing-host-only', { host: 'only.example' }),
   ingress('ing-no-pathtype', { ...httpRule({ path: '/' }) }),
+  // Added by FX: the API server's Ingress path and host rules (validateHTTPIngressPath, validateIngressRules, validateIngressTLS).
+  ingress('ing-prefix-empty-path', { ...httpRule({ path: '', pathType: 'Prefix' }) }),
+  ingress('ing-exact-no-path', { ...httpRule({ pathType: 'Exact' }) }),
+  ingress('ing-exact-dot', { ...httpRule({ path: '/a/./b', pathType: 'Exact' }) }),
+  ingress('ing-prefix-double-slash', { ...httpRule({ path: '/a//b', pathType: 'Prefix' }) }),
+  ingress('ing-prefix-encoded-slash', { ...httpRule({ path: '/a%2fb', pathType: 'Prefix' }) }),
+  ingress('ing-prefix-ends-dotdot', { ...httpRule({ path: '/a/..', pathType: 'Prefix' }) }),
+  ingress('ing-exact-ends-dot', { ...httpRule({ path: '/a/.', pathType: 'Exact' }) }),
+  ingress('ing-prefix-dots-in-name', { ...httpRule({ path: '/a/..b/.c', pathType: 'Prefix' }) }),
+  ingress('ing-prefix-percent-25', { ...httpRule({ path: '/a%252Fb', pathType: 'Prefix' }) }),
+  ingress('ing-is-dotdot', { ...httpRule({ path: '/a/../b//c', pathType: 'ImplementationSpecific' }) }),
+  ingress('ing-host-underscore', { host: 'a_b.example', ...httpRule({ path: '/', pathType: 'Prefix' }) }),
+  ingress('ing-wildcard-inner', { host: 'foo.*.example', ...httpRule({ path: '/', pathType: 'Prefix' }) }),
+  ingress('ing-wildcard-upper', { host: '*.Example.com', ...httpRule({ path: '/', pathType: 'Prefix' }) }),
+  ingress('ing-wildcard-bare', { host: '*', ...httpRule({ path: '/', pathType: 'Prefix' }) }),
+  ingress('ing-paths-empty', { host: 'a.example', http: { paths: [] } }),
+  { ...ingress('ing-tls-upper', { host: 'a.example', ...httpRule({ path: '/', pathType: 'Prefix' }) }), spec: { rules: [{ host: 'a.example', ...httpRule({ path: '/', pathType: 'Prefix' }) }], tls: [{ hosts: ['A.example'], secretName: 's' }] } } as KubeObject,
+  { ...ingress('ing-tls-wildcard', {}), spec: { rules: [{ host: 'a.example', ...httpRule({ path: '/', pathType: 'Prefix' }) }], tls: [{ hosts: ['*.example.com'], secretName: 's' }] } } as KubeObject,
+  { ...ingress('ing-nothing', {}), spec: { ingressClassName: 'sluice' } } as KubeObject,
+  { ...ingress('ing-default-backend-only', {}), spec: { defaultBackend: { service: { name: 'web', port: { number: 80 } } } } } as KubeObject,
   ingress('ing-pathtype-lower', { ...httpRule({ path: '/', pathType: 'prefix' }) }),
   externalName('ext-trailing-dot', 'api.example.com.'),
   externalName('ext-single-label', 'api'),
@@ -128,6 +148,10 @@ describeKube('review s9: standalone validation refuses only what the API server 
     process.stderr.write(`${rows.map((r) => `${r.name}\n  api:    ${r.api}\n  sluice: ${r.sluice}`).join('\n')}\n`);
     const falseRefusals = rows.filter((r) => r.api === 'accepted' && r.sluice !== 'accepted');
     expect(falseRefusals).toEqual([]);
+    // Ingress both ways: what the API server refuses is refused too (it was read and served: an
+    // uppercase host, an empty Prefix path, a path holding /../).
+    const ingressesTaken = rows.filter((r) => r.name.startsWith('ing-') && r.api !== 'accepted' && r.sluice === 'accepted');
+    expect(ingressesTaken).toEqual([]);
     // The API server defaults an empty port protocol to TCP, as an omitted one.
     const stored = await cluster.client.get<KubeObject & { spec: { ports: { protocol: string }[] } }>({ apiVersion: 'v1', kind: 'Service', namespace: NS, name: 'svc-protocol-empty' });
     expect(stored.spec.ports[0]!.protocol).toBe('TCP');
