@@ -133,6 +133,9 @@ export function adminHostAllowed(hostHeader: string | undefined): boolean {
   return isIP(host) !== 0 || PRIVATE_NAME.test(host);
 }
 
+/** Problems that can keep a first configuration from being applied: named by a /readyz that is not ready yet. */
+const NOT_APPLIED_CODES = new Set<Problem['code']>(['SLU_SOURCE_READ', 'SLU_VERSION_REJECTED', 'SLU_VERSION_CRASHED', 'SLU_VERSION_LATE', 'SLU_APPLY_FAILED']);
+
 export async function startAdminServer(address: string, state: AdminState, registry: Registry): Promise<FastifyInstance> {
   const { host, port } = parseHostPort(address);
   // forceCloseConnections: `follow` streams never end by themselves, and closing must not wait for them.
@@ -149,7 +152,12 @@ export async function startAdminServer(address: string, state: AdminState, regis
   // With --workers, ready once every worker serves a version (each one's apply is awaited, bounded:
   // cmd/workers.ts); a worker being replaced, or already on the next version, is named in the body.
   app.get('/readyz', async (_req, reply) => {
-    if (!state.ready()) return reply.code(503).send('not ready: no configuration applied yet\n');
+    if (!state.ready()) {
+      // Why, where the process knows: a kind the API server will not let it list (403) holds the
+      // first translation; a first version refused or crashing holds the first apply.
+      const why = (state.problems?.() ?? []).filter((p) => NOT_APPLIED_CODES.has(p.code)).map(problemLine);
+      return reply.code(503).send(`not ready: no configuration applied yet${why.length === 0 ? '' : `, while:\n${why.join('\n')}`}\n`);
+    }
     const version = state.ir()?.version;
     const unread = (state.problems?.() ?? []).filter((p) => p.code === 'SLU_SOURCE_READ').map(problemLine);
     const reasons = [
