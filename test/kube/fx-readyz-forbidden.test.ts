@@ -3,11 +3,10 @@
 // SLU_SOURCE_READ) where it said only "no configuration applied yet"; granted, it becomes ready
 // without a restart. (An optional kind left out: test/kube/kube-trouble-controller.test.ts.)
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
-import { join } from 'node:path';
 import { sluice, waitFor, type Proc } from './processes.ts';
-import { renderChart } from '../chart/render.ts';
+import { chartRbacWithout, type TrimmedRbac } from './chart-rbac.ts';
 import { freePorts } from '../support/ports.ts';
-import { binariesSkipReason, kubeTestsRequired, startTestCluster, type KubeObject, type TestCluster } from './cluster.ts';
+import { binariesSkipReason, kubeTestsRequired, startTestCluster, type TestCluster } from './cluster.ts';
 import { describeIfPossible } from '../support/suite.ts';
 
 const suite = describeIfPossible('Kubernetes-mode /readyz tests', binariesSkipReason(['kube-apiserver', 'etcd', 'helm']), kubeTestsRequired());
@@ -18,7 +17,7 @@ suite('sluice controller that may not list HTTPRoutes', () => {
   let cluster: TestCluster;
   let controller: Proc;
   let adminPort: number;
-  let clusterRole: KubeObject;
+  let rbac: TrimmedRbac;
   const readyz = async () => {
     const res = await fetch(`http://127.0.0.1:${adminPort}/readyz`);
     return { status: res.status, body: await res.text() };
@@ -28,18 +27,10 @@ suite('sluice controller that may not list HTTPRoutes', () => {
     cluster = await startTestCluster({ installSafeUpgradesPolicy: false });
     const c = cluster.client;
     await c.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } });
-    const rbacKinds = new Set(['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding']);
-    const rendered = renderChart({}, RELEASE, NS).filter((o) => rbacKinds.has(o.kind));
-    for (const obj of rendered) {
-      const rules = obj.kind === 'ClusterRole' ? (obj.rules as { resources?: string[] }[]).map((r) => (r.resources ? { ...r, resources: r.resources.filter((x) => !x.startsWith('httproutes')) } : r)) : undefined;
-      const created = await c.create({ ...obj, ...(rules ? { rules } : {}), metadata: { ...obj.metadata, namespace: obj.kind.startsWith('Cluster') ? undefined : NS } });
-      if (obj.kind === 'ClusterRole') clusterRole = created;
-    }
-    const account = rendered.find((o) => o.kind === 'ServiceAccount' && /controller/.test(o.metadata.name));
-    const kubeconfig = cluster.writeKubeconfig(join(cluster.dir, 'controller.kubeconfig'), { token: await cluster.serviceAccountToken(NS, account!.metadata.name) });
+    rbac = await chartRbacWithout(cluster, RELEASE, NS, 'httproutes');
     const [snapshotPort, admin] = await freePorts(2);
     adminPort = admin!;
-    controller = sluice(['controller', '--kubeconfig', kubeconfig, '--snapshot-address', `127.0.0.1:${snapshotPort}`, '--admin-address', `127.0.0.1:${adminPort}`, '--name', 'controller-0']);
+    controller = sluice(['controller', '--kubeconfig', rbac.kubeconfig, '--snapshot-address', `127.0.0.1:${snapshotPort}`, '--admin-address', `127.0.0.1:${adminPort}`, '--name', 'controller-0']);
   }, 180_000);
 
   afterAll(async () => {
@@ -53,8 +44,7 @@ suite('sluice controller that may not list HTTPRoutes', () => {
       return r?.status === 503 && r.body.includes('SLU_SOURCE_READ') ? r.body : undefined;
     }, 60_000);
     expect(refused).toMatch(/^not ready: no configuration applied yet, while:\nSLU_SOURCE_READ httproutes\.gateway\.networking\.k8s\.io: HTTPRoute: cannot list\/watch \(.*cannot list resource "httproutes".*\); nothing is translated until it has listed\n$/);
-    const full = renderChart({}, RELEASE, NS).find((o) => o.kind === 'ClusterRole')!;
-    await cluster.client.replace({ ...clusterRole, rules: full.rules });
+    await rbac.grant();
     // Within the backoff (<= 30 s), without a restart.
     await waitFor('ready', async () => (await readyz()).body === 'ready\n' || undefined, 45_000);
   }, 120_000);

@@ -4,11 +4,10 @@
 // ClusterRole grants it, without a restart. Before, it waited for TLSRoute's list forever: never
 // ready, nothing translated, no status written.
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
-import { join } from 'node:path';
 import { sluice, waitFor, type Proc } from './processes.ts';
-import { renderChart } from '../chart/render.ts';
+import { chartRbacWithout, type TrimmedRbac } from './chart-rbac.ts';
 import { freePorts } from '../support/ports.ts';
-import { binariesSkipReason, kubeTestsRequired, startTestCluster, type KubeObject, type TestCluster } from './cluster.ts';
+import { binariesSkipReason, kubeTestsRequired, startTestCluster, type TestCluster } from './cluster.ts';
 import { describeIfPossible } from '../support/suite.ts';
 
 const suite = describeIfPossible('Kubernetes-mode controller trouble tests', binariesSkipReason(['kube-apiserver', 'etcd', 'helm']), kubeTestsRequired());
@@ -21,7 +20,7 @@ suite('sluice controller on RBAC that leaves a kind out', () => {
   let cluster: TestCluster;
   let controller: Proc;
   let adminPort: number;
-  let clusterRole: KubeObject;
+  let rbac: TrimmedRbac;
   const readyz = async () => {
     const res = await fetch(`http://127.0.0.1:${adminPort}/readyz`);
     return { status: res.status, body: await res.text() };
@@ -33,25 +32,14 @@ suite('sluice controller on RBAC that leaves a kind out', () => {
     await c.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } });
     await c.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'app' } });
     // The chart's RBAC as rendered, but tlsroutes (and its status) taken out of the ClusterRole.
-    const rbacKinds = new Set(['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding']);
-    const rendered = renderChart({}, RELEASE, NS).filter((o) => rbacKinds.has(o.kind));
-    for (const obj of rendered) {
-      const trimmed = obj.kind === 'ClusterRole'
-        ? { ...obj, rules: (obj.rules as { resources?: string[] }[]).map((r) => ({ ...r, ...(r.resources ? { resources: r.resources.filter((x) => !x.startsWith('tlsroutes')) } : {}) })) }
-        : obj;
-      const created = await c.create({ ...trimmed, metadata: { ...obj.metadata, namespace: obj.kind.startsWith('Cluster') ? undefined : NS } });
-      if (obj.kind === 'ClusterRole') clusterRole = created;
-    }
-    const account = rendered.find((o) => o.kind === 'ServiceAccount' && /controller/.test(o.metadata.name));
-    const token = await cluster.serviceAccountToken(NS, account!.metadata.name);
-    const kubeconfig = cluster.writeKubeconfig(join(cluster.dir, 'controller.kubeconfig'), { token });
+    rbac = await chartRbacWithout(cluster, RELEASE, NS, 'tlsroutes');
     await c.create({ apiVersion: GW, kind: 'GatewayClass', metadata: { name: 'sluice' }, spec: { controllerName: CONTROLLER } });
     await c.create({ apiVersion: GW, kind: 'Gateway', metadata: { name: 'gw', namespace: 'app' }, spec: { gatewayClassName: 'sluice', listeners: [{ name: 'http', protocol: 'HTTP', port: 80 }, { name: 'tls', protocol: 'TLS', port: 443, tls: { mode: 'Passthrough' } }] } });
     await c.create({ apiVersion: GW, kind: 'HTTPRoute', metadata: { name: 'web', namespace: 'app' }, spec: { parentRefs: [{ name: 'gw', sectionName: 'http' }], rules: [{ backendRefs: [{ name: 'web', port: 80 }] }] } });
     await c.create({ apiVersion: GW, kind: 'TLSRoute', metadata: { name: 'db', namespace: 'app' }, spec: { parentRefs: [{ name: 'gw', sectionName: 'tls' }], hostnames: ['db.example.com'], rules: [{ backendRefs: [{ name: 'db', port: 5432 }] }] } });
     const [snapshotPort, admin] = await freePorts(2);
     adminPort = admin!;
-    controller = sluice(['controller', '--kubeconfig', kubeconfig, '--snapshot-address', `127.0.0.1:${snapshotPort}`, '--admin-address', `127.0.0.1:${adminPort}`, '--name', 'controller-0']);
+    controller = sluice(['controller', '--kubeconfig', rbac.kubeconfig, '--snapshot-address', `127.0.0.1:${snapshotPort}`, '--admin-address', `127.0.0.1:${adminPort}`, '--name', 'controller-0']);
   }, 180_000);
 
   afterAll(async () => {
@@ -71,8 +59,7 @@ suite('sluice controller on RBAC that leaves a kind out', () => {
     await waitFor('the HTTPRoute status', async () => (await parents('HTTPRoute', 'web')).some((p) => p.controllerName === CONTROLLER), 20_000);
 
     // Granted (the chart's ClusterRole as rendered): picked up without a restart, within the backoff (<= 30 s).
-    const full = renderChart({}, RELEASE, NS).find((o) => o.kind === 'ClusterRole')!;
-    await cluster.client.replace({ ...clusterRole, rules: full.rules });
+    await rbac.grant();
     await waitFor('readyz without problems', async () => (await readyz()).body === 'ready\n' || undefined, 45_000);
     await waitFor('the TLSRoute status', async () => (await parents('TLSRoute', 'db')).some((p) => p.controllerName === CONTROLLER && p.conditions.some((c) => c.type === 'Accepted')), 20_000);
     expect(controller.logs()).toMatch(/TLSRoute: may be listed now \(no longer forbidden\); serving its 1 object/);
