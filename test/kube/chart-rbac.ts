@@ -1,17 +1,17 @@
 // The chart's RBAC with some resources left out of its ClusterRole (an older chart, or one trimmed
-// by hand), for the tests of a controller that may not read a kind: the objects created, and a
-// kubeconfig of the controller's ServiceAccount.
+// by hand), for the tests of a controller that may not read a kind: the objects created, a
+// kubeconfig of the controller's ServiceAccount, and a `sluice controller` started with it.
 import { join } from 'node:path';
 import { renderChart } from '../chart/render.ts';
+import { freePorts } from '../support/ports.ts';
 import type { KubeObject, TestCluster } from './cluster.ts';
+import { sluice, type Proc } from './processes.ts';
 
 const RBAC_KINDS = new Set(['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding']);
 
 export interface TrimmedRbac {
   /** For `sluice controller --kubeconfig`: the chart's controller ServiceAccount. */
   kubeconfig: string;
-  /** The ClusterRole as created (trimmed). */
-  clusterRole: KubeObject;
   /** Grants what was left out: the ClusterRole's rules as the chart renders them. */
   grant(): Promise<void>;
 }
@@ -35,9 +35,28 @@ export async function chartRbacWithout(cluster: TestCluster, release: string, na
   const token = await cluster.serviceAccountToken(namespace, account!.metadata.name);
   return {
     kubeconfig: cluster.writeKubeconfig(join(cluster.dir, 'controller.kubeconfig'), { token }),
-    clusterRole: clusterRole!,
     grant: async () => {
       await cluster.client.replace({ ...clusterRole!, rules: fullRules });
+    },
+  };
+}
+
+export interface RestrictedController extends TrimmedRbac {
+  controller: Proc;
+  readyz(): Promise<{ status: number; body: string }>;
+}
+
+/** `sluice controller` (a real process) on the chart's RBAC without `leftOut` (see chartRbacWithout): started, not awaited. */
+export async function startControllerWithout(cluster: TestCluster, release: string, namespace: string, leftOut: string): Promise<RestrictedController> {
+  const rbac = await chartRbacWithout(cluster, release, namespace, leftOut);
+  const [snapshotPort, adminPort] = await freePorts(2);
+  const controller = sluice(['controller', '--kubeconfig', rbac.kubeconfig, '--snapshot-address', `127.0.0.1:${snapshotPort}`, '--admin-address', `127.0.0.1:${adminPort}`, '--name', 'controller-0']);
+  return {
+    ...rbac,
+    controller,
+    readyz: async () => {
+      const res = await fetch(`http://127.0.0.1:${adminPort}/readyz`);
+      return { status: res.status, body: await res.text() };
     },
   };
 }

@@ -4,9 +4,8 @@
 // ClusterRole grants it, without a restart. Before, it waited for TLSRoute's list forever: never
 // ready, nothing translated, no status written.
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
-import { sluice, waitFor, type Proc } from './processes.ts';
-import { chartRbacWithout, type TrimmedRbac } from './chart-rbac.ts';
-import { freePorts } from '../support/ports.ts';
+import { waitFor, type Proc } from './processes.ts';
+import { startControllerWithout, type RestrictedController } from './chart-rbac.ts';
 import { binariesSkipReason, kubeTestsRequired, startTestCluster, type TestCluster } from './cluster.ts';
 import { describeIfPossible } from '../support/suite.ts';
 
@@ -18,28 +17,22 @@ const CONTROLLER = 'sluice.dev/gateway-controller';
 
 suite('sluice controller on RBAC that leaves a kind out', () => {
   let cluster: TestCluster;
+  let running: RestrictedController;
   let controller: Proc;
-  let adminPort: number;
-  let rbac: TrimmedRbac;
-  const readyz = async () => {
-    const res = await fetch(`http://127.0.0.1:${adminPort}/readyz`);
-    return { status: res.status, body: await res.text() };
-  };
+  const readyz = () => running.readyz();
 
   beforeAll(async () => {
     cluster = await startTestCluster({ installSafeUpgradesPolicy: false });
     const c = cluster.client;
     await c.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } });
     await c.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'app' } });
-    // The chart's RBAC as rendered, but tlsroutes (and its status) taken out of the ClusterRole.
-    rbac = await chartRbacWithout(cluster, RELEASE, NS, 'tlsroutes');
     await c.create({ apiVersion: GW, kind: 'GatewayClass', metadata: { name: 'sluice' }, spec: { controllerName: CONTROLLER } });
     await c.create({ apiVersion: GW, kind: 'Gateway', metadata: { name: 'gw', namespace: 'app' }, spec: { gatewayClassName: 'sluice', listeners: [{ name: 'http', protocol: 'HTTP', port: 80 }, { name: 'tls', protocol: 'TLS', port: 443, tls: { mode: 'Passthrough' } }] } });
     await c.create({ apiVersion: GW, kind: 'HTTPRoute', metadata: { name: 'web', namespace: 'app' }, spec: { parentRefs: [{ name: 'gw', sectionName: 'http' }], rules: [{ backendRefs: [{ name: 'web', port: 80 }] }] } });
     await c.create({ apiVersion: GW, kind: 'TLSRoute', metadata: { name: 'db', namespace: 'app' }, spec: { parentRefs: [{ name: 'gw', sectionName: 'tls' }], hostnames: ['db.example.com'], rules: [{ backendRefs: [{ name: 'db', port: 5432 }] }] } });
-    const [snapshotPort, admin] = await freePorts(2);
-    adminPort = admin!;
-    controller = sluice(['controller', '--kubeconfig', rbac.kubeconfig, '--snapshot-address', `127.0.0.1:${snapshotPort}`, '--admin-address', `127.0.0.1:${adminPort}`, '--name', 'controller-0']);
+    // The chart's RBAC as rendered, but tlsroutes (and its status) taken out of the ClusterRole.
+    running = await startControllerWithout(cluster, RELEASE, NS, 'tlsroutes');
+    controller = running.controller;
   }, 180_000);
 
   afterAll(async () => {
@@ -59,7 +52,7 @@ suite('sluice controller on RBAC that leaves a kind out', () => {
     await waitFor('the HTTPRoute status', async () => (await parents('HTTPRoute', 'web')).some((p) => p.controllerName === CONTROLLER), 20_000);
 
     // Granted (the chart's ClusterRole as rendered): picked up without a restart, within the backoff (<= 30 s).
-    await rbac.grant();
+    await running.grant();
     await waitFor('readyz without problems', async () => (await readyz()).body === 'ready\n' || undefined, 45_000);
     await waitFor('the TLSRoute status', async () => (await parents('TLSRoute', 'db')).some((p) => p.controllerName === CONTROLLER && p.conditions.some((c) => c.type === 'Accepted')), 20_000);
     expect(controller.logs()).toMatch(/TLSRoute: may be listed now \(no longer forbidden\); serving its 1 object/);
