@@ -9,7 +9,7 @@
 
 import type { FilterChain, MirrorPlan } from '../filters/chain.ts';
 import type { CorsPlan } from '../filters/cors.ts';
-import { writtenHeaderValue, type HeaderModifierPlan } from '../filters/header-modifier.ts';
+import { headerText, type HeaderModifierPlan } from '../filters/header-modifier.ts';
 import type { RedirectPlan } from '../filters/redirect.ts';
 import type { PathRewritePlan, UrlRewritePlan } from '../filters/rewrite.ts';
 import type { CompiledMatch, PathMatcher, ValueMatcher } from '../router/match.ts';
@@ -92,8 +92,8 @@ function describeMatch(match: CompiledMatch): Record<string, unknown> {
   return compact({
     path: describePath(match.path),
     method: match.method ?? undefined,
-    headers: match.headers.length === 0 ? undefined : match.headers.map(describeValueMatch),
-    queryParams: match.queryParams.length === 0 ? undefined : match.queryParams.map(describeValueMatch),
+    headers: match.headers.length === 0 ? undefined : match.headers.map((m) => describeValueMatch(m, true)),
+    queryParams: match.queryParams.length === 0 ? undefined : match.queryParams.map((m) => describeValueMatch(m, false)),
   });
 }
 
@@ -110,8 +110,8 @@ function describePath(path: PathMatcher): string {
   }
 }
 
-function describeValueMatch(matcher: ValueMatcher): string {
-  if (matcher.exact !== null) return `${matcher.name} = ${JSON.stringify(matcher.exact)}`;
+function describeValueMatch(matcher: ValueMatcher, header: boolean): string {
+  if (matcher.exact !== null) return `${matcher.name} = ${JSON.stringify(header ? headerText(matcher.exact) : matcher.exact)}`;
   if (matcher.regex !== null) return `${matcher.name} ~ ${matcher.regex.source}`;
   return `${matcher.name}: never (invalid match)`;
 }
@@ -172,7 +172,7 @@ function describeModifiers(modifiers: readonly HeaderModifierPlan[]): Array<Reco
   const pairs = (flat: readonly string[]): string[] | undefined => {
     if (flat.length === 0) return undefined;
     const out: string[] = [];
-    for (let i = 0; i < flat.length; i += 2) out.push(`${flat[i]}: ${writtenHeaderValue(flat[i + 1]!)}`);
+    for (let i = 0; i < flat.length; i += 2) out.push(`${flat[i]}: ${headerText(flat[i + 1]!)}`);
     return out;
   };
   return modifiers.map((modifier) =>

@@ -36,8 +36,12 @@ export function wireHeaderValue(value: string): string {
 }
 const NON_ASCII = /[^\x00-\x7f]/;
 
-/** The value as written in the manifest, back from `wireHeaderValue` (for showing a plan). */
-export function writtenHeaderValue(wire: string): string {
+/**
+ * The text a header value's bytes spell in UTF-8: a configured value back from `wireHeaderValue`
+ * (for showing a plan), or a request's value for a regular expression written as text (Envoy's
+ * RE2 reads UTF-8: `caf.` matches `café`, two bytes at its end).
+ */
+export function headerText(wire: string): string {
   return NON_ASCII.test(wire) ? Buffer.from(wire, 'latin1').toString('utf8') : wire;
 }
 

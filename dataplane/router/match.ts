@@ -3,6 +3,7 @@
 
 import type { HeaderMatch, PathMatch, QueryParamMatch, RouteMatch } from '../../ir/types.ts';
 import { headerValue } from '../header-fields.ts';
+import { headerText, wireHeaderValue } from '../filters/header-modifier.ts';
 
 /** What matching reads from a request; built once per request by the request handler. */
 export interface MatchableRequest {
@@ -95,7 +96,8 @@ function compileValueMatch(
   problems: MatchProblem[],
 ): ValueMatcher {
   const name = lowerCaseName ? match.name.toLowerCase() : match.name;
-  if (match.type === 'Exact') return { name, exact: match.value, regex: null };
+  // A header's value is compared as the bytes that came (a latin1 string): the configured text as its UTF-8 bytes, as Envoy compares.
+  if (match.type === 'Exact') return { name, exact: kind === 'header' ? wireHeaderValue(match.value) : match.value, regex: null };
   if (match.type === 'RegularExpression') {
     try {
       return { name, exact: null, regex: anchored(match.value) };
@@ -135,7 +137,8 @@ export function matches(match: CompiledMatch, request: MatchableRequest): boolea
   if (match.method !== null && match.method !== request.method) return false;
   for (let i = 0; i < match.headers.length; i++) {
     const header = match.headers[i];
-    if (!valueMatches(header, headerValue(request.headers, header.name))) return false;
+    const value = headerValue(request.headers, header.name);
+    if (!valueMatches(header, header.regex !== null && value !== undefined ? headerText(value) : value)) return false;
   }
   if (match.queryParams.length > 0) {
     const params = (request.params ??= new URLSearchParams(request.query));

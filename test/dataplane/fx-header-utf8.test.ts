@@ -59,6 +59,11 @@ spec:
     - ${modifiers('RequestHeaderModifier', 'requestHeaderModifier', 'x-req')}
     - ${modifiers('ResponseHeaderModifier', 'responseHeaderModifier', 'x-res')}
     backendRefs: [{name: raw, port: 80}]
+  # Header matches on text beyond ASCII: compared with the UTF-8 bytes that came, as Envoy compares.
+  - matches: [{path: {type: PathPrefix, value: /match-exact}, headers: [{name: x-lang, value: "café →"}]}]
+    backendRefs: [{name: raw, port: 80}]
+  - matches: [{path: {type: PathPrefix, value: /match-regex}, headers: [{type: RegularExpression, name: x-lang, value: "caf. →"}]}]
+    backendRefs: [{name: raw, port: 80}]
   # backendRef-level modifiers, h2c backend.
   - matches: [{path: {type: PathPrefix, value: /h2}}]
     backendRefs:
@@ -181,6 +186,18 @@ describe('header modifier values beyond ASCII: UTF-8 bytes on the wire (a real s
     expect(viaH1.status).toBe(200);
     expect(bytes(viaH1.fields.get('x-res'))).toEqual(UTF8);
     expect(bytes(h2.heads[0]!['x-req'])).toEqual(UTF8);
+  });
+
+  it('header matches: Exact and RegularExpression on text beyond ASCII match its UTF-8 bytes, HTTP/1.1 and HTTP/2', async () => {
+    const utf8 = Buffer.from('café →', 'utf8').toString('latin1');
+    for (const path of ['/match-exact', '/match-regex']) {
+      expect([path, (await rawGet(port, path, `x-lang: ${utf8}\r\n`)).status]).toEqual([path, 200]);
+      expect([path, (await h2Get(port, path, { 'x-lang': utf8 }))[':status']]).toEqual([path, 200]);
+      expect([path, (await rawGet(port, path)).status]).toEqual([path, 404]);
+    }
+    // The same text in latin1 bytes (E9, and no byte can spell →) is another value.
+    expect((await rawGet(port, '/match-exact', 'x-lang: caf\xe9 \xe2\x86\x92\r\n')).status).toBe(404);
+    expect((await rawGet(port, '/match-regex', 'x-lang: caf\xe9\r\n')).status).toBe(404);
   });
 
   it('the IR (/api/config) carries the values as written; only the dataplane makes the wire form', async () => {
