@@ -6,6 +6,7 @@ import { BlockList, isIP } from 'node:net';
 import { createHash } from 'node:crypto';
 import type { ClientIPDetection, RateLimitSelector } from '../../ir/types.ts';
 import { headerValue } from '../header-fields.ts';
+import { headerText, wireHeaderValue } from '../filters/header-modifier.ts';
 import { anchored, compilePathMatch, pathMatches, type MatchProblem } from '../router/match.ts';
 
 /** What the limiter reads from a request; ProxyRequest has the first three. */
@@ -45,9 +46,11 @@ export function compileSelectors(selectors: readonly RateLimitSelector[], detect
         if (s.match === 'Distinct') {
           distinct.push((ctx) => headerValue(ctx.request.headers, name) ?? null);
         } else {
+          // As HTTPRoute header matches compare (router/match.ts): an Exact value as its UTF-8 bytes, a regex over the UTF-8 text.
           const value = s.value ?? '';
           const regex = s.match === 'Exact' ? null : anchored(value);
-          const test = regex === null ? (v: string) => v === value : (v: string) => regex.test(v);
+          const bytes = wireHeaderValue(value);
+          const test = regex === null ? (v: string) => v === bytes : (v: string) => regex.test(headerText(v));
           const invert = s.invert;
           conditions.push((ctx) => {
             const v = headerValue(ctx.request.headers, name);
