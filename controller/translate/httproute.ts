@@ -495,7 +495,7 @@ function compileRules(route: HTTPRouteObject, resolve: Resolve<BackendResolution
         unsupported(`${where}: filter ${f?.type} is not supported`);
         continue;
       }
-      if (f.type === 'RequestRedirect') redirect = toRedirect(f.requestRedirect ?? {});
+      if (f.type === 'RequestRedirect') redirect = toRedirect(f.requestRedirect ?? {}, `${where} RequestRedirect`, unsupported);
       else filters.push(toFilter(f, backendOf, where, unsupported));
     }
     if (redirect && filters.some((f) => f.type === 'URLRewrite')) unsupported(`${where}: RequestRedirect and URLRewrite cannot be combined`);
@@ -507,7 +507,7 @@ function compileRules(route: HTTPRouteObject, resolve: Resolve<BackendResolution
       for (const f of ref?.filters ?? []) {
         if (f?.type === 'ExtensionRef') unresolvedRefFilter ??= extensionRefProblem(f.extensionRef, `${where} backendRef ${ref?.name}`);
         else if (!BACKEND_FILTERS.has(f?.type)) unsupported(`${where}: backendRef filter ${f?.type} is not supported`);
-        else if (f.type === 'RequestRedirect') refFilters.push({ type: 'RequestRedirect', redirect: toRedirect(f.requestRedirect ?? {}) });
+        else if (f.type === 'RequestRedirect') refFilters.push({ type: 'RequestRedirect', redirect: toRedirect(f.requestRedirect ?? {}, `${where} backendRef ${ref?.name} RequestRedirect`, unsupported) });
         else refFilters.push(toFilter(f, backendOf, `${where} backendRef ${ref?.name}`, unsupported));
       }
       // Its share of the requests gets 500, as for an invalid backendRef.
@@ -656,7 +656,7 @@ export function toFilter(f: HTTPRouteFilter | BackendFilter, backendOf: (ref: Ba
     case 'ResponseHeaderModifier':
       return { type: f.type, modifier: toHeaderModifier(f.responseHeaderModifier ?? {}, `${where} ${f.type}`, unsupported) };
     case 'URLRewrite': {
-      const path = toPathModifier(f.urlRewrite?.path);
+      const path = toPathModifier(f.urlRewrite?.path, `${where} URLRewrite`, unsupported);
       return { type: 'URLRewrite', ...(f.urlRewrite?.hostname ? { hostname: String(f.urlRewrite.hostname) } : {}), ...(path ? { path } : {}) };
     }
     case 'RequestMirror': {
@@ -733,14 +733,25 @@ function toHeaderModifier(spec: HTTPHeaderModifier, where: string, unsupported: 
   return { set: values(spec.set), add: values(spec.add), remove: (spec.remove ?? []).map((n: string) => String(n).toLowerCase()) };
 }
 
-function toPathModifier(path: HTTPPathModifier | undefined): PathModifier | undefined {
-  if (path?.type === 'ReplaceFullPath') return { type: 'ReplaceFullPath', value: String(path.replaceFullPath ?? '/') };
-  if (path?.type === 'ReplacePrefixMatch') return { type: 'ReplacePrefixMatch', value: String(path.replacePrefixMatch ?? '/') };
+const CONTROL_CHARACTER = /[\x00-\x1f\x7f]/;
+
+/**
+ * A path to replace with, as written (the dataplane percent-encodes what a request line and a
+ * Location cannot carry raw: a space, a character beyond ASCII). A control character is refused as
+ * in a header value: the CRD bounds only the length, and such a path failed each request (500 or 400).
+ */
+function toPathModifier(path: HTTPPathModifier | undefined, where: string, unsupported: (msg: string) => void): PathModifier | undefined {
+  const checked = (field: string, value: string) => {
+    if (CONTROL_CHARACTER.test(value)) unsupported(`${where}: path.${field} ${JSON.stringify(value)} holds a control character, which no URL path can carry`);
+    return value;
+  };
+  if (path?.type === 'ReplaceFullPath') return { type: 'ReplaceFullPath', value: checked('replaceFullPath', String(path.replaceFullPath ?? '/')) };
+  if (path?.type === 'ReplacePrefixMatch') return { type: 'ReplacePrefixMatch', value: checked('replacePrefixMatch', String(path.replacePrefixMatch ?? '/')) };
   return undefined;
 }
 
-function toRedirect(spec: HTTPRequestRedirect): RedirectAction {
-  const path = toPathModifier(spec.path);
+function toRedirect(spec: HTTPRequestRedirect, where: string, unsupported: (msg: string) => void): RedirectAction {
+  const path = toPathModifier(spec.path, where, unsupported);
   return {
     type: 'Redirect',
     ...(spec.scheme ? { scheme: spec.scheme } : {}),

@@ -18,12 +18,33 @@ export interface UrlRewritePlan {
 
 export function compilePathModifier(modifier: PathModifier | undefined, match: PathMatch): PathRewritePlan | null {
   if (modifier === undefined) return null;
-  if (modifier.type === 'ReplaceFullPath') return { type: 'ReplaceFullPath', value: modifier.value };
+  const value = uriPath(modifier.value);
+  if (modifier.type === 'ReplaceFullPath') return { type: 'ReplaceFullPath', value };
   // Only meaningful for a PathPrefix match (the API rejects other combinations); anything else
   // replaces the whole path, which is what a prefix of the full path amounts to.
   return match.type === 'PathPrefix'
-    ? { type: 'ReplacePrefixMatch', prefix: normalizePrefix(match.value), replacement: normalizePrefix(modifier.value) }
-    : { type: 'ReplaceFullPath', value: modifier.value };
+    ? { type: 'ReplacePrefixMatch', prefix: normalizePrefix(match.value), replacement: normalizePrefix(value) }
+    : { type: 'ReplaceFullPath', value };
+}
+
+const NOT_RAW = /[^\x21-\x7e]/u;
+const NOT_RAW_RUNS = /[^\x21-\x7e]+/gu;
+
+/**
+ * A configured path as a request line and a Location can carry it: a space and characters beyond
+ * ASCII percent-encoded as their UTF-8 bytes (`/café` → `/caf%C3%A9`, which a server decodes to
+ * the same path), the rest as written (`%2F` stays). Made once, at compile time. Raw, `→` could not
+ * be sent at all (undici refuses the path: 400) and `é` left as the latin1 byte E9; Envoy passes
+ * the raw UTF-8 bytes, which no URI may hold (RFC 3986) and Node's own parser refuses.
+ * (Control characters never get here: translation refuses them.)
+ */
+export function uriPath(text: string): string {
+  if (!NOT_RAW.test(text)) return text;
+  return text.replace(NOT_RAW_RUNS, (run) => {
+    let out = '';
+    for (const byte of Buffer.from(run, 'utf8')) out += `%${byte < 16 ? '0' : ''}${byte.toString(16).toUpperCase()}`;
+    return out;
+  });
 }
 
 export function rewritePath(plan: PathRewritePlan | null, path: string): string {

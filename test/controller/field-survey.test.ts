@@ -283,6 +283,12 @@ spec:
       const grpcText = run(docs(GATEWAY, grpc.replace('c\\u0000', text), SERVICE(), SLICE));
       expect(parentCondition(grpcText.result.statuses, 'Accepted', 'GRPCRoute')).toMatch(/^Accepted/);
     }
+    // A redirect or rewrite path with a control character: refused alike (it answered 500 or 400 to each request).
+    const rewrite = (path: string) => run(docs(GATEWAY, ROUTE().replace('port: 8080}]\n', `port: 8080}]\n    filters: [{type: URLRewrite, urlRewrite: {path: {type: ReplaceFullPath, replaceFullPath: "${path}"}}}]\n`), SERVICE(), SLICE)).result.statuses;
+    expect(parentCondition(rewrite('/a\\r\\nb'), 'Accepted', 'HTTPRoute')).toBe('UnsupportedValue: rule 0 URLRewrite: path.replaceFullPath "/a\\r\\nb" holds a control character, which no URL path can carry');
+    expect(parentCondition(rewrite('/café → x'), 'Accepted', 'HTTPRoute')).toMatch(/^Accepted/);
+    const redirect = run(docs(GATEWAY, ROUTE().replace(/  - backendRefs:.*\n/, '  - filters: [{type: RequestRedirect, requestRedirect: {path: {type: ReplacePrefixMatch, replacePrefixMatch: "/a\\tb"}}}]\n'), SERVICE(), SLICE)).result.statuses;
+    expect(parentCondition(redirect, 'Accepted', 'HTTPRoute')).toMatch(/^UnsupportedValue: rule 0 RequestRedirect: path.replacePrefixMatch "\/a\\tb" holds a control character/);
   });
 });
 

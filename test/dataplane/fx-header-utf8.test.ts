@@ -64,6 +64,12 @@ spec:
     backendRefs: [{name: raw, port: 80}]
   - matches: [{path: {type: PathPrefix, value: /match-regex}, headers: [{type: RegularExpression, name: x-lang, value: "caf. →"}]}]
     backendRefs: [{name: raw, port: 80}]
+  # Paths to replace with beyond ASCII: percent-encoded UTF-8 in the Location and the request line.
+  - matches: [{path: {type: PathPrefix, value: /redirect}}]
+    filters: [{type: RequestRedirect, requestRedirect: {path: {type: ReplaceFullPath, replaceFullPath: "/café→x y"}}}]
+  - matches: [{path: {type: PathPrefix, value: /rewrite}}]
+    filters: [{type: URLRewrite, urlRewrite: {path: {type: ReplacePrefixMatch, replacePrefixMatch: "/é→"}}}]
+    backendRefs: [{name: raw, port: 80}]
   # backendRef-level modifiers, h2c backend.
   - matches: [{path: {type: PathPrefix, value: /h2}}]
     backendRefs:
@@ -198,6 +204,17 @@ describe('header modifier values beyond ASCII: UTF-8 bytes on the wire (a real s
     // The same text in latin1 bytes (E9, and no byte can spell →) is another value.
     expect((await rawGet(port, '/match-exact', 'x-lang: caf\xe9 \xe2\x86\x92\r\n')).status).toBe(404);
     expect((await rawGet(port, '/match-regex', 'x-lang: caf\xe9\r\n')).status).toBe(404);
+  });
+
+  it('a redirect or rewrite path beyond ASCII goes out percent-encoded as UTF-8 (it answered 500 or 400, or sent E9)', async () => {
+    const redirect = await rawGet(port, '/redirect');
+    expect(redirect.status).toBe(302);
+    expect(redirect.fields.get('location')).toBe(`http://utf8.example:${port}/caf%C3%A9%E2%86%92x%20y`);
+    const viaH2 = await h2Get(port, '/redirect');
+    expect(viaH2.location).toBe(`http://utf8.example:${port}/caf%C3%A9%E2%86%92x%20y`);
+    raw.requests.length = 0;
+    expect((await rawGet(port, '/rewrite/a')).status).toBe(200);
+    expect(raw.requests[0]!.target).toBe('/%C3%A9%E2%86%92/a');
   });
 
   it('the IR (/api/config) carries the values as written; only the dataplane makes the wire form', async () => {
