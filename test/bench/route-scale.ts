@@ -33,7 +33,7 @@ import { normalizeHost } from '../../dataplane/router/host.ts';
 import type { MatchableRequest } from '../../dataplane/router/match.ts';
 import { findRoute } from '../../dataplane/router/router.ts';
 import type { IR } from '../../ir/types.ts';
-import { chmodSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { stringify } from 'yaml';
@@ -314,7 +314,7 @@ interface EndToEnd {
   rssMb: number;
   errors: number;
   /** Manifest edit → request served by the edited route, wall ms (and each edit's, in order); null when not measured. */
-  convergence: (Percentiles & { max: number; times: number[] }) | null;
+  convergence: Convergence | null;
   /** With --cpu-prof: the profile's summary over the measured load. */
   profile: string | null;
 }
@@ -346,7 +346,7 @@ async function endToEnd(routes: number, layout: Layout, seconds: number, edits: 
     const convergeWindow = { startUs: monotonicUs(), endUs: 0 };
     const convergence =
       edits > 0
-        ? await converge(sluice.port, join(dir, `${layout}-${routes}`, 'bench.yaml'), documents, (r) => objects.indexOf(snapshot.httpRoutes[r]!), layout, routes, edits).catch((error: unknown) => {
+        ? await converge(sluice.proc.pid, sluice.port, join(dir, `${layout}-${routes}`, 'bench.yaml'), documents, (r) => objects.indexOf(snapshot.httpRoutes[r]!), layout, routes, edits).catch((error: unknown) => {
             throw new Error(`${(error as Error).message}\nsluice output:\n${tail(sluice.proc.logs())}`);
           })
         : null;
@@ -376,13 +376,38 @@ function profileSummary(profileDir: string, window: { startUs: number; endUs: nu
   return file === undefined ? 'no profile written' : formatSummary(summariseFile(file, 25, window));
 }
 
+interface Convergence extends Percentiles {
+  max: number;
+  times: number[];
+  /** Each edit's CPU ms of Sluice's main thread and of all its threads (V8's compilers and GC helpers too), write → served. */
+  cpu: { main: number; all: number }[];
+}
+
+/** CPU ns a process's main thread and all its threads have run, from /proc/<pid>/task/<tid>/schedstat (ns, not 10 ms ticks). */
+function threadCpuNs(pid: number): { main: number; all: number } {
+  let main = 0;
+  let all = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    let ns = 0;
+    try {
+      ns = Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      continue; // the thread ended meanwhile
+    }
+    all += ns;
+    if (tid === String(pid)) main = ns;
+  }
+  return { main, all };
+}
+
 /**
  * `edits` times: route r's document rewritten with a new exact path (the file written beside it and
  * renamed over it), then GET of that path (a new connection every millisecond or so) until the
  * backend answers it: wall ms from the rename to that answer. Before the edit no rule matches the path.
  */
-async function converge(port: number, file: string, documents: string[], documentOf: (r: number) => number, layout: Layout, routes: number, edits: number): Promise<Percentiles & { max: number; times: number[] }> {
+async function converge(pid: number, port: number, file: string, documents: string[], documentOf: (r: number) => number, layout: Layout, routes: number, edits: number): Promise<Convergence> {
   const times: number[] = [];
+  const cpu: { main: number; all: number }[] = [];
   for (let c = 1; c <= edits; c++) {
     // Apart, as edits by a person or a pipeline are: each one finds the process idle (the first too:
     // one made within 100 ms of the start's own run is coalesced as a burst, by design).
@@ -391,6 +416,7 @@ async function converge(port: number, file: string, documents: string[], documen
     documents[documentOf(r)] = stringify(httpRouteOf(r, layout, c));
     const { host, path } = changedPath(r, layout, c);
     writeFileSync(`${file}.next`, documents.join('---\n'));
+    const before = threadCpuNs(pid);
     renameSync(`${file}.next`, file);
     const written = performance.now();
     for (;;) {
@@ -400,8 +426,10 @@ async function converge(port: number, file: string, documents: string[], documen
       await new Promise((resolve) => setTimeout(resolve, 1));
     }
     times.push(performance.now() - written);
+    const after = threadCpuNs(pid);
+    cpu.push({ main: (after.main - before.main) / 1e6, all: (after.all - before.all) / 1e6 });
   }
-  return { ...percentiles(times), max: Math.max(...times), times };
+  return { ...percentiles(times), max: Math.max(...times), times, cpu };
 }
 
 async function endToEndSection(opts: Options, backendPort: number, out: (s?: string) => boolean): Promise<void> {
@@ -433,13 +461,13 @@ async function endToEndSection(opts: Options, backendPort: number, out: (s?: str
       const base = results[0];
       out();
       out(`end to end, layout ${layout}: sluice run, wrk -c64 ${opts.e2eDuration}s (ratios against ${base.routes} routes, same run); ${opts.converge} manifest edits, file renamed in → served, wall ms`);
-      out('routes  checkout  req/CPU-s  x cost per request  RSS MB  x RSS  RSS KiB/route over smallest  errors  converge p50 / p99 / max ms  first edits ms');
+      out('routes  checkout  req/CPU-s  x cost per request  RSS MB  x RSS  RSS KiB/route over smallest  errors  converge p50 / p99 / max ms  first edits ms  first edits CPU ms main/all  CPU p50 main/all');
       for (const r of results) {
         const c = r.convergence;
         out(
           `${String(r.routes).padStart(6)}  ${r.checkout.padStart(8)}  ${fmt(r.requestsPerCpuSecond, 0).padStart(9)}  ${fmt(base.requestsPerCpuSecond / r.requestsPerCpuSecond, 2).padStart(18)}  ` +
             `${fmt(r.rssMb, 0).padStart(6)}  ${fmt(r.rssMb / base.rssMb, 2).padStart(5)}  ${fmt(r.routes === base.routes ? Number.NaN : ((r.rssMb - base.rssMb) * 1024) / (r.routes - base.routes), 2).padStart(27)}  ${String(r.errors).padStart(6)}  ` +
-            `${(c ? `${fmt(c.p50)} / ${fmt(c.p99)} / ${fmt(c.max)}` : '-').padStart(27)}  ${c ? c.times.slice(0, 3).map((t) => fmt(t, 0)).join(', ') : '-'}`,
+            `${(c ? `${fmt(c.p50)} / ${fmt(c.p99)} / ${fmt(c.max)}` : '-').padStart(27)}  ${(c ? c.times.slice(0, 3).map((t) => fmt(t, 0)).join(', ') : '-').padEnd(14)}  ${(c ? c.cpu.slice(0, 3).map((t) => `${fmt(t.main, 0)}/${fmt(t.all, 0)}`).join(', ') : '-').padEnd(28)}  ${c ? `${fmt(percentiles(c.cpu.map((t) => t.main)).p50, 0)}/${fmt(percentiles(c.cpu.map((t) => t.all)).p50, 0)}` : '-'}`,
         );
       }
       out();
