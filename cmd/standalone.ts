@@ -23,6 +23,7 @@ import type { IngressOptions } from '../controller/translate/options.ts';
 import type { PolicyOptions } from '../controller/translate/networkpolicy.ts';
 import { resolveRedisSettings, type RedisSources } from './redis-settings.ts';
 import { Translator } from '../controller/translate/translate.ts';
+import { rehearseEdits } from '../controller/translate/rehearse.ts';
 import { isPlannedAddress } from '../controller/translate/addresses.ts';
 import { serialDebouncer } from '../controller/debounce.ts';
 import { releaseStartupMemory } from './memory.ts';
@@ -84,11 +85,12 @@ export async function runStandalone(options: StandaloneOptions): Promise<Running
   // back while nothing changed): the start-up check's translation is the first reconcile's, not
   // made twice (~0.5 s at 10 000 routes). The options are the process's, the same every time.
   let last: { loaded: InputSnapshot; snapshot: InputSnapshot; result: ReturnType<Translator['translate']> } | null = null;
+  // The options carry what translation reads (controllerName, bindAddress, ingress, policy) under the same names.
+  const translateOptions = { ...options, servedClassNames: options.gatewayClasses, standalone: true };
   const translateOnce = (loaded: InputSnapshot) => {
     if (last?.loaded === loaded) return last;
     const snapshot = withImplicitGatewayClasses(loaded, options.gatewayClasses, options.controllerName);
-    // The options carry what translation reads (controllerName, bindAddress, ingress, policy) under the same names.
-    const result = translator.translate(snapshot, { ...options, servedClassNames: options.gatewayClasses, standalone: true });
+    const result = translator.translate(snapshot, translateOptions);
     last = { loaded, snapshot, result };
     return last;
   };
@@ -111,7 +113,11 @@ export async function runStandalone(options: StandaloneOptions): Promise<Running
   let retryApply = false;
 
   /** False when the folder had not changed (the debouncer then starts no burst). */
+  /** Reconciles started, and whether the folder changed since start: the rehearsal below stops at either. */
+  let reconciles = 0;
+  let edited = false;
   const reconcile = async (): Promise<boolean> => {
+    reconciles++;
     // (recursive once at most: demo files are written only when missing)
     const load = folder.load();
     sourceMetrics.observe(load.readErrors);
@@ -175,7 +181,10 @@ export async function runStandalone(options: StandaloneOptions): Promise<Running
     scheduler.schedule();
   });
   await scheduler.runNow();
-  const stopWatching = folder.watch(() => scheduler.schedule());
+  const stopWatching = folder.watch(() => {
+    edited = true;
+    scheduler.schedule();
+  });
   const admin = await startAdminServer(
     options.adminAddress,
     {
@@ -191,6 +200,13 @@ export async function runStandalone(options: StandaloneOptions): Promise<Running
   );
   logger.info({ manifests: options.manifests, admin: options.adminAddress }, 'sluice standalone is running');
   releaseStartupMemory();
+  // After that GC (queued first): the translator's edit path rehearsed while idle, so a user's first
+  // edit runs warm code (controller/translate/rehearse.ts); it stops at the first change or reconcile.
+  if (last !== null) {
+    const started = reconciles;
+    const { snapshot: rehearsed } = last;
+    setImmediate(() => void rehearseEdits(translator, rehearsed, translateOptions, () => edited || reconciles !== started || last?.snapshot !== rehearsed).done.catch((err: unknown) => logger.warn({ err }, 'the translator rehearsal after start failed; nothing served depends on it')));
+  }
 
   return {
     async close() {
