@@ -10,7 +10,7 @@
 
 import { IDENTITY_ANY, IDENTITY_WORLD, type HttpPolicy, type HttpPolicyHeader, type HttpPolicyRule, type L4Policy } from '../../ir/types.ts';
 import { addressInCidr, parseCidr, parseIPv4, type Cidr } from '../../ir/ipv4.ts';
-import { removeHeader } from '../filters/header-modifier.ts';
+import { removeHeader, wireHeaderValue } from '../filters/header-modifier.ts';
 import { RE2JS } from 're2js';
 
 /** Cilium's Envoy answers a denied request with this body (403). */
@@ -47,8 +47,10 @@ class CompiledHttpRule {
     this.method = method ?? null;
     this.path = path ?? null;
     this.host = host ?? null;
-    this.headers = http.headers;
-    this.actions = http.headerActions;
+    // Compared with and sent as the value's UTF-8 bytes, as Cilium's Envoy does (and HTTPRoute
+    // header matches and modifiers here): header strings are latin1 both ways in Node and undici.
+    this.headers = http.headers.map(onTheWire);
+    this.actions = http.headerActions.map(onTheWire);
   }
 
   /** Method, path, host and `headers`: Envoy's HeaderMatchers, no side effects. */
@@ -80,6 +82,13 @@ class CompiledHttpRule {
     }
     return true;
   }
+}
+
+/** A header rule with its value as the latin1 string of its UTF-8 bytes (the same object when ASCII). */
+function onTheWire<T extends HttpPolicyHeader>(header: T): T {
+  if (header.value === undefined) return header;
+  const value = wireHeaderValue(header.value);
+  return value === header.value ? header : { ...header, value };
 }
 
 /** The HTTP rules in force for one direction of one (identity, port). */
