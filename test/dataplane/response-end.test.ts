@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { ONE_WRITE_MAX_BYTES } from '../../dataplane/upstream/forward.ts';
 import { freePort } from '../support/ports.ts';
 import { testDataplane, type TestDataplane } from './support/harness.ts';
+import { getLatin1 as get } from './support/latin1-get.ts';
 import { backend, forwardTo, prefix, route, singleHostIR } from './support/ir.ts';
 
 const PIECES = ['first piece, ', 'second piece, ', 'the last piece'];
@@ -37,29 +38,6 @@ function rawGet(port: number, path: string): Promise<Buffer> {
     });
     socket.on('error', reject);
     socket.on('close', () => reject(new Error('closed before the whole response')));
-  });
-}
-
-interface Answer {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: string;
-  /** The client's socket: the same one again means the connection was kept. */
-  socket: Socket;
-}
-
-function get(port: number, path: string, agent: http.Agent, method = 'GET'): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path, method, agent }, (res) => {
-      let body = '';
-      res.setEncoding('latin1');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('error', reject);
-      res.on('aborted', () => reject(new Error('aborted')));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body, socket: req.socket! }));
-    });
-    req.on('error', reject);
-    req.end();
   });
 }
 

@@ -13,6 +13,7 @@ import type { Route } from '../../ir/types.ts';
 import { freePort } from '../support/ports.ts';
 import { waitFor } from '../support/wait.ts';
 import { testDataplane, type TestDataplane } from './support/harness.ts';
+import { getLatin1 as get } from './support/latin1-get.ts';
 import { backend, forwardTo, prefix, route, singleHostIR } from './support/ir.ts';
 
 /** A raw HTTP/1.1 upstream: every answer written byte for byte; counts requests per path and open sockets. */
@@ -79,28 +80,6 @@ function answer(socket: Socket, path: string, count: number, hold: (fn: () => vo
     else ok('second');
   } else if (path === '/hold') hold(() => ok('held'));
   else ok(`ok ${path}`);
-}
-
-interface Answer {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  trailers: NodeJS.Dict<string>;
-  body: string;
-  socket: Socket;
-}
-
-function get(port: number, path: string, agent: http.Agent | false = false, method = 'GET'): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path, method, agent }, (res) => {
-      let body = '';
-      res.setEncoding('latin1');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('error', reject);
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, trailers: res.trailers, body, socket: req.socket! }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
 }
 
 describe('review s9b: ClientStack upstreams against hostile backends', () => {
