@@ -138,6 +138,13 @@ interface KindState {
    * must also drop those it does not hold (the new informer's own cache starts empty, so it would not).
    */
   carried: boolean;
+  /**
+   * A required kind whose API the server stopped serving (its CRD removed, or a version dropped with
+   * none Sluice reads left): its last listed objects are kept and said (a read error is not an empty
+   * cluster: dropping every HTTPRoute on one discovery answer would take every route down), and it is
+   * looked for again; its first list once served replaces them (carried).
+   */
+  lost: boolean;
   stats: { lists: number; errors: number; changes: number; ignored: number };
 }
 
@@ -237,6 +244,7 @@ export class KubernetesSource {
         forbidden: false,
         rechecking: false,
         carried: false,
+        lost: false,
         stats: { lists: 0, errors: 0, changes: 0, ignored: 0 },
       });
     }
@@ -337,6 +345,10 @@ export class KubernetesSource {
   problems(): Problem[] {
     const out: Problem[] = [];
     for (const s of this.states.values()) {
+      if (s.lost) {
+        out.push({ code: 'SLU_SOURCE_READ', file: resourceName(s.api), message: `${s.api.kind}: ${s.api.plural} are no longer served by the API server (its CRD was removed?); keeping its last listed objects until they are served again` });
+        continue;
+      }
       if (!s.version || s.failures === 0) continue;
       const meanwhile = s.forbidden
         ? 'served as if it had no objects until this identity may list and watch it'
@@ -521,8 +533,24 @@ export class KubernetesSource {
     if (version) {
       // Same objects under another version: the new informer's first list replaces the cache.
       s.carried = true;
+      s.lost = false;
       this.logger.info({ kind: s.api.kind, apiVersion: apiVersionOf(s.api.group, version) }, `${s.api.kind}: ${was} is no longer served; watching ${apiVersionOf(s.api.group, version)}`);
       this.launch(s, version);
+      return;
+    }
+    if (s.api.required) {
+      s.carried = true;
+      s.lost = true;
+      this.logger.error(
+        { kind: s.api.kind, apiVersion: was, kept: s.entries.size },
+        `${s.api.kind}: ${was} ${s.api.plural} is no longer served (its CRD was removed?); keeping its ${s.entries.size} last listed object(s) until it is served again` +
+          (this.rediscoverMs > 0 ? `; looking again every ${formatMs(this.rediscoverMs)}` : ''),
+      );
+      s.stats.changes++;
+      if (this.ready) {
+        this.notify();
+        this.scheduleRediscovery();
+      } else this.checkAllSynced();
       return;
     }
     const dropped = s.entries.size;
@@ -715,6 +743,7 @@ export class KubernetesSource {
         const version = versions.get(s);
         if (!version || this.stopped) continue;
         this.logger.info({ kind: s.api.kind, apiVersion: apiVersionOf(s.api.group, version) }, `${s.api.kind}: now served (${apiVersionOf(s.api.group, version)}); watching it`);
+        s.lost = false;
         this.launch(s, version);
       }
     } catch (err) {

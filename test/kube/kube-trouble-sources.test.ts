@@ -400,6 +400,38 @@ describeKube('Kubernetes mode under a real cluster\'s ordinary trouble', () => {
     expect((await c().get({ apiVersion: GW, kind: 'Gateway', name: 'gw', namespace: NS })).status.conditions[0].reason).toBe('Accepted');
     expect(logs.some((l) => l.level === 30 && /status writes succeed again/.test(l.msg))).toBe(true);
   });
+
+  // Last: it changes the HTTPRoute CRD the other tests read.
+  test('a required kind no longer served at a version Sluice reads: its last objects kept and said, not dropped; served again, watched as before', async () => {
+    const source = newSource(admin);
+    await source.start();
+    await until(() => source.snapshot().httpRoutes.some((r) => r.metadata.name === 'web'));
+    const get = () => c().get({ apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', name: `httproutes.${GROUP}` });
+    const serve = async (served: (version: string) => boolean) => {
+      const crd = await get();
+      crd.spec.versions = crd.spec.versions.map((v: { name: string }) => ({ ...v, served: served(v.name) }));
+      await c().replace(crd);
+    };
+    // An older bundle applied over it, say: only v1beta1 served. The objects stay in etcd; a
+    // discovery answer without v1 is all Sluice sees.
+    await serve((v) => v === 'v1beta1');
+    await until(() => source.stats().HTTPRoute!.state === 'absent', 30_000);
+    // Before: every HTTPRoute dropped on that answer, and a configuration without routes published.
+    expect(source.snapshot().httpRoutes.map((r) => r.metadata.name)).toContain('web');
+    expect(source.problems().find((p) => p.file === `httproutes.${GROUP}`)?.message).toBe(
+      'HTTPRoute: httproutes are no longer served by the API server (its CRD was removed?); keeping its last listed objects until they are served again',
+    );
+    const lost = logs.find((l) => l.kind === 'HTTPRoute' && /is no longer served/.test(l.msg));
+    expect(lost?.level).toBe(50);
+    expect(lost?.msg).toMatch(/keeping its \d+ last listed object\(s\) until it is served again/);
+    // v1 served again: watched, its list the cache, the problem gone.
+    await serve(() => true);
+    await until(() => source.stats().HTTPRoute!.state === 'synced', 30_000);
+    expect(source.snapshot().httpRoutes.map((r) => r.metadata.name)).toContain('web');
+    expect(source.problems().find((p) => p.file === `httproutes.${GROUP}`)).toBeUndefined();
+    await c().create({ apiVersion: GW, kind: 'HTTPRoute', metadata: { name: 'after', namespace: NS }, spec: { parentRefs: [{ name: 'gw' }] } });
+    await until(() => source.snapshot().httpRoutes.some((r) => r.metadata.name === 'after'));
+  }, 90_000);
 });
 
 /**
