@@ -199,14 +199,16 @@ export async function runStandalone(options: StandaloneOptions): Promise<Running
     registry,
   );
   logger.info({ manifests: options.manifests, admin: options.adminAddress }, 'sluice standalone is running');
-  releaseStartupMemory();
-  // After that GC (queued first): the translator's edit path rehearsed while idle, so a user's first
-  // edit runs warm code (controller/translate/rehearse.ts); it stops at the first change or reconcile.
+  // The translator's edit path rehearsed while idle, so a user's first edit runs warm code
+  // (controller/translate/rehearse.ts); it stops at the first change or reconcile. Then the
+  // start-up GC, which gives back what start-up and the rehearsal grew (its young generation too).
   if (last !== null) {
     const started = reconciles;
     const { snapshot: rehearsed } = last;
-    setImmediate(() => void rehearseEdits(translator, rehearsed, translateOptions, () => edited || reconciles !== started || last?.snapshot !== rehearsed).done.catch((err: unknown) => logger.warn({ err }, 'the translator rehearsal after start failed; nothing served depends on it')));
-  }
+    void rehearseEdits(translator, rehearsed, translateOptions, () => edited || reconciles !== started || last?.snapshot !== rehearsed)
+      .done.catch((err: unknown) => logger.warn({ err }, 'the translator rehearsal after start failed; nothing served depends on it'))
+      .finally(releaseStartupMemory);
+  } else releaseStartupMemory();
 
   return {
     async close() {

@@ -69,7 +69,14 @@ describe('ClientStack', () => {
     const before = up.accepted();
     try {
       const held = [get(stack, '/hold'), get(stack, '/hold'), get(stack, '/hold')];
-      while (up.accepted() - before < 3) await new Promise((resolve) => setTimeout(resolve, 10));
+      // Bounded, and saying what the requests came to: a CI run once waited out jest's 60 s here.
+      for (const deadline = Date.now() + 15_000; up.accepted() - before < 3; ) {
+        if (Date.now() > deadline) {
+          const settled = await Promise.race([Promise.allSettled(held), new Promise((resolve) => setTimeout(() => resolve('pending'), 100))]);
+          throw new Error(`${up.accepted() - before} of 3 connections after 15 s (stack size ${stack.size}); requests: ${JSON.stringify(settled, (_k, v) => (v instanceof Error ? `${v.name}: ${v.message}` : v))}`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
       up.release();
       const answers = await Promise.all(held);
       expect(answers.map((a) => a.status)).toEqual([200, 200, 200]);
