@@ -300,14 +300,19 @@ spec:
       resolve();
     }))));
     try {
-      for (const socket of sources) socket.send('ping', port, HOST);
+      // In bursts of 50 a few ms apart: one burst of 1 000 overflows the listener's receive buffer on a
+      // loaded machine, and the kernel's drops would leave the count below depending on the load.
+      for (let i = 0; i < sources.length; i++) {
+        sources[i]!.send('ping', port, HOST);
+        if (i % 50 === 49) await new Promise((r) => setTimeout(r, 5));
+      }
       const tcp = await attempt(port, [Buffer.from('hello')]);
       expect(tcp.relayed).toBe(true);
       await new Promise((r) => setTimeout(r, 500));
       expect(answered.size).toBeLessThanOrEqual(UDP_SESSIONS);
       expect(answered.size).toBeGreaterThan(0);
-      // The kernel may drop some of the burst before the gateway reads it: at least the answered cap is refused.
-      expect(await metric('sluice_connections_refused_total', { reason: 'udp_session_limit' })).toBeGreaterThanOrEqual((UDP_SOURCES - UDP_SESSIONS) / 2);
+      // Every source past the cap refused (a few datagrams may still be dropped by the kernel on a busy machine).
+      expect(await metric('sluice_connections_refused_total', { reason: 'udp_session_limit' })).toBeGreaterThanOrEqual((UDP_SOURCES - UDP_SESSIONS) * 0.9);
       // A refused source costs no session state: the flood leaves no lasting mark on memory.
       const grown = rssBytes(sluice.pid) - rssBefore;
       process.stderr.write(`UDP flood from ${UDP_SOURCES} source ports: ${answered.size} answered, RSS ${(grown / 1024 / 1024).toFixed(1)} MB more\n`);
