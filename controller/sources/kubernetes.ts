@@ -94,6 +94,8 @@ export interface KindStats {
   objects: number;
   /** Full lists done (1 after the first sync; more after 410 Gone or failed lists). */
   lists: number;
+  /** Of those, lists that fell back to one unpaginated request after a continue token expired (410). */
+  unpaginatedLists: number;
   /** Errors reported by list or watch. */
   errors: number;
   /** Adds, relevant updates and deletes. */
@@ -145,7 +147,7 @@ interface KindState {
    * looked for again; its first list once served replaces them (carried).
    */
   lost: boolean;
-  stats: { lists: number; errors: number; changes: number; ignored: number };
+  stats: { lists: number; unpaginatedLists: number; errors: number; changes: number; ignored: number };
 }
 
 /** An HTTP error answer from the API server (the body is usually a Status). */
@@ -245,7 +247,7 @@ export class KubernetesSource {
         rechecking: false,
         carried: false,
         lost: false,
-        stats: { lists: 0, errors: 0, changes: 0, ignored: 0 },
+        stats: { lists: 0, unpaginatedLists: 0, errors: 0, changes: 0, ignored: 0 },
       });
     }
   }
@@ -657,7 +659,23 @@ export class KubernetesSource {
         const query = new URLSearchParams({ limit: String(this.pageSize) });
         if (s.api.fieldSelector) query.set('fieldSelector', s.api.fieldSelector);
         if (continueToken) query.set('continue', continueToken);
-        const page = (await session.get(`${path}?${query}`)) as ListPage;
+        let page: ListPage;
+        try {
+          page = (await session.get(`${path}?${query}`)) as ListPage;
+        } catch (err) {
+          // A continue token whose resourceVersion etcd has compacted away (410 Expired, a list slower
+          // than the compaction interval, 5 min by default): as client-go's pager does
+          // (FullListIfExpired), one list without a limit, the pages read so far dropped. Starting
+          // over in pages could expire again on a cluster too big to page through in time.
+          if (!continueToken || httpStatus(err) !== 410) throw err;
+          this.logger.warn({ kind: s.api.kind, listed: items.length, err: describeError(err) }, `${s.api.kind}: the list's continue token expired (410) after ${items.length} object(s); listing again in one request, unpaginated, as client-go does`);
+          const whole = new URLSearchParams();
+          if (s.api.fieldSelector) whole.set('fieldSelector', s.api.fieldSelector);
+          const query = whole.size > 0 ? `?${whole}` : '';
+          page = (await session.get(`${path}${query}`)) as ListPage;
+          items.length = 0;
+          s.stats.unpaginatedLists++;
+        }
         for (const item of page.items ?? []) items.push(item);
         resourceVersion = page.metadata?.resourceVersion ?? '';
         continueToken = page.metadata?.continue || undefined;
