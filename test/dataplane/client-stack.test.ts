@@ -1,13 +1,19 @@
-// A cleartext HTTP/1.1 endpoint's connections (dataplane/upstream/pools.ts ClientStack): one
-// connection per concurrent request, an idle one reused (the last freed), none reused after it
-// failed, closing lets requests under way finish. On real sockets against a node:http upstream
-// that counts its connections and says which one answered.
+// An HTTP/1.1 endpoint's connections (dataplane/upstream/pools.ts ClientStack): one connection per
+// concurrent request, an idle one reused (the last freed), none reused after it failed, closing
+// lets requests under way finish. On real sockets against a node:http upstream that counts its
+// connections and says which one answered; and over TLS (a BackendTLSPolicy endpoint) against a
+// node:https upstream that also says whether the connection resumed an earlier TLS session.
 
+import { createHash } from 'node:crypto';
 import http from 'node:http';
+import https from 'node:https';
 import net, { type AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { request } from 'undici';
-import { ClientStack } from '../../dataplane/upstream/pools.ts';
+import type { BackendTls } from '../../ir/types.ts';
+import { ClientStack, UpstreamPools } from '../../dataplane/upstream/pools.ts';
+import { createCertificateAuthority, createServerCertificate, type CertificateAuthority } from '../support/demo/certs.ts';
 import { freePort } from '../support/ports.ts';
 
 interface Upstream {
@@ -136,5 +142,96 @@ describe('ClientStack', () => {
     await stack.destroy(new Error('going away'));
     await expect(held).rejects.toThrow('going away');
     up.release();
+  });
+});
+
+describe('ClientStack over TLS (a BackendTLSPolicy endpoint through UpstreamPools)', () => {
+  let ca: CertificateAuthority;
+  let otherCa: CertificateAuthority;
+  let server: https.Server;
+  let port: number;
+  let accepted = 0;
+  let held: (() => void)[] = [];
+  const pools = new UpstreamPools(1_000, 2_000);
+
+  function policy(authority: CertificateAuthority): { settings: BackendTls; client: undefined } {
+    const base = { origin: { kind: 'BackendTLSPolicy' as const, namespace: 'default', name: 'p' }, serverName: 'backend.example.com', caCertificates: [{ source: 'configmap/default/ca', pem: authority.certPem }], subjectAltNames: [] };
+    return { settings: { ...base, hash: createHash('sha256').update(JSON.stringify(base)).digest('hex').slice(0, 16) }, client: undefined };
+  }
+
+  beforeAll(async () => {
+    ca = await createCertificateAuthority({ commonName: 'stack-ca' });
+    otherCa = await createCertificateAuthority({ commonName: 'unrelated-ca' });
+    const serving = await createServerCertificate(ca, { dnsNames: ['backend.example.com'] });
+    const ids = new WeakMap<net.Socket, number>();
+    server = https.createServer({ cert: serving.certPem, key: serving.keyPem }, (req, res) => {
+      req.resume();
+      const socket = req.socket as TLSSocket;
+      const answer = (): void => {
+        res.writeHead(200, { 'x-connection': String(ids.get(socket)), 'x-resumed': String(socket.isSessionReused()) });
+        res.end(req.url);
+      };
+      if (req.url === '/hold') held.push(answer);
+      else answer();
+    });
+    server.on('secureConnection', (socket: TLSSocket) => ids.set(socket, ++accepted));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    port = (server.address() as AddressInfo).port;
+  });
+
+  afterAll(async () => {
+    await pools.closeAll();
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+
+  async function tlsGet(stack: ClientStack, path: string): Promise<{ status: number; connection: string; resumed: string; body: string }> {
+    const { statusCode, headers, body } = await request(`https://backend.example.com${path}`, { dispatcher: stack });
+    return { status: statusCode, connection: String(headers['x-connection']), resumed: String(headers['x-resumed']), body: await body.text() };
+  }
+
+  it('a connection per concurrent request, later ones resuming the TLS session of the first, then the idle ones reused', async () => {
+    const upstream = pools.acquire({ address: '127.0.0.1', port }, 'http', policy(ca));
+    expect(upstream.pool).toBeInstanceOf(ClientStack);
+    const stack = upstream.pool as ClientStack;
+    // One full handshake first: undici's connector caches the session it gets (per server name).
+    const first = await tlsGet(stack, '/first');
+    expect(first).toMatchObject({ status: 200, resumed: 'false', body: '/first' });
+    // undici frees a connection a loop turn after its answer (setImmediate).
+    const turn = async (): Promise<void> => {
+      await new Promise((resolve) => setImmediate(resolve));
+      await new Promise((resolve) => setImmediate(resolve));
+    };
+    await turn();
+    const before = accepted;
+    const concurrent = [tlsGet(stack, '/hold'), tlsGet(stack, '/hold'), tlsGet(stack, '/hold')];
+    for (const deadline = Date.now() + 15_000; accepted - before < 2; ) {
+      if (Date.now() > deadline) throw new Error(`${accepted - before} of 2 new TLS connections after 15 s (stack size ${stack.size})`);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    // The idle first connection took one of the three; two new ones took the others.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    held.forEach((answer) => answer());
+    held = [];
+    const answers = await Promise.all(concurrent);
+    expect(answers.map((a) => a.status)).toEqual([200, 200, 200]);
+    expect(new Set(answers.map((a) => a.connection)).size).toBe(3);
+    expect(accepted - before).toBe(2);
+    expect(stack.size).toBe(3);
+    // Each new connection resumed the first one's session (no full handshake), as Pool's clients do.
+    expect(answers.filter((a) => a.connection !== first.connection).map((a) => a.resumed)).toEqual(['true', 'true']);
+    await turn();
+    const again = await tlsGet(stack, '/again');
+    expect(again.status).toBe(200);
+    expect(accepted - before).toBe(2); // kept alive: no new connection
+  });
+
+  it('a connection whose certificate fails verification is retired: the request fails, no client is kept', async () => {
+    const upstream = pools.acquire({ address: '127.0.0.1', port }, 'http', policy(otherCa));
+    const stack = upstream.pool as ClientStack;
+    await expect(tlsGet(stack, '/x')).rejects.toMatchObject({ code: expect.stringMatching(/SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/) });
+    expect(stack.size).toBe(0);
+    await expect(tlsGet(stack, '/y')).rejects.toMatchObject({ code: expect.stringMatching(/SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/) });
+    expect(stack.size).toBe(0);
   });
 });
