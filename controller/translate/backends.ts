@@ -75,17 +75,26 @@ export function toAppProtocol(value: unknown): AppProtocol | null {
   return String(value).startsWith('kubernetes.io/') ? null : 'http';
 }
 
+/**
+ * Whether an EndpointSlice port carries a Service port's endpoints: the same name and the same
+ * protocol (TCP where unset, as the API server defaults both), as kube-proxy (its ServicePortName)
+ * and Envoy Gateway match them. By name alone, a UDP port's slice named like a TCP Service port (or
+ * both unnamed) gave a TCP backend the UDP endpoints.
+ */
+export function slicePortServes(slicePort: { name?: string; protocol?: string } | undefined, servicePort: { name?: string; protocol?: string }): boolean {
+  return (slicePort?.name ?? '') === (servicePort.name ?? '') && (slicePort?.protocol ?? 'TCP') === (servicePort.protocol ?? 'TCP');
+}
+
 /** Ready endpoints for one Service port, from its EndpointSlices (or the ExternalName). */
 function serviceEndpoints(service: ServiceObject, servicePort: ServicePort, index: InputIndex): Endpoint[] {
   if (service.spec?.type === 'ExternalName' && service.spec?.externalName) {
     return [{ address: String(service.spec.externalName), port: Number(servicePort.port) }];
   }
-  const portName = servicePort.name ?? '';
   const seen = new Set<string>();
   const out: Endpoint[] = [];
   for (const slice of index.endpointSlices(service.metadata.namespace!, service.metadata.name)) {
     const slicePort = slice.ports ?? [];
-    const match = slicePort.find((p) => (p?.name ?? '') === portName);
+    const match = slicePort.find((p) => slicePortServes(p, servicePort));
     if (!match || match.port === undefined) continue;
     for (const ep of slice.endpoints ?? []) {
       if (ep?.conditions?.ready === false) continue;

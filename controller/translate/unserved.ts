@@ -21,6 +21,7 @@ import { GATEWAY_GROUP, namespacedName, type InputSnapshot, type KubeObject } fr
 import type { InputIndex } from './index-inputs.ts';
 import type { TranslateOptions } from './options.ts';
 import { kindSlip } from '../sources/ignored-kinds.ts';
+import { slicePortServes } from './backends.ts';
 
 type RouteObject = KubeObject & { spec: { parentRefs?: ParentRef[] } };
 
@@ -170,17 +171,18 @@ export function endpointlessServiceProblems(backends: ReadonlyMap<string, Backen
       });
       continue;
     }
-    // Slices there, but no port of theirs named as the Service port: matched by name (kube-proxy
-    // does the same), a hand-written slice naming its port after the targetPort matches nothing.
-    const sliceNames = [...new Set(slices.flatMap((slice) => (slice.ports ?? []).map((p) => p?.name ?? '')))];
+    // Slices there, but no port of theirs named as the Service port and of its protocol: matched
+    // by both (kube-proxy does the same), a hand-written slice naming its port after the targetPort,
+    // or giving a UDP Service port's endpoints without protocol: UDP (TCP by default), matches nothing.
+    const slicePorts = slices.flatMap((slice) => (slice.ports ?? []).filter((p) => p !== undefined));
+    const named = (p: { name?: string; protocol?: string }) => `${p.name ? `named ${p.name}` : 'unnamed'}, ${p.protocol ?? 'TCP'}`;
+    const sliceNames = [...new Set(slicePorts.map(named))];
     for (const port of used) {
-      const portName = port.name ?? '';
-      if (sliceNames.includes(portName)) continue;
-      const named = (n: string) => (n === '' ? 'unnamed' : `named ${n}`);
+      if (slicePorts.some((p) => slicePortServes(p, port))) continue;
       out.push({
         code: 'SLU_TRANSLATION',
         object,
-        message: `${object} port ${port.port} (${named(portName)}) matches no port of its EndpointSlices (${sliceNames.map(named).join(', ') || 'none'}), so the routes to it answer 503: EndpointSlice ports are matched to the Service port by name, as kube-proxy does; name them alike`,
+        message: `${object} port ${port.port} (${named(port)}) matches no port of its EndpointSlices (${sliceNames.join('; ') || 'none'}), so the routes to it answer 503: EndpointSlice ports are matched to the Service port by name and protocol, as kube-proxy does; name them alike, with the same protocol`,
       });
     }
   }

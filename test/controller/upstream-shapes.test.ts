@@ -405,8 +405,31 @@ endpoints: [{addresses: [127.0.0.1]}]
 `,
     });
     expect(problems).toEqual([
-      'SLU_TRANSLATION Service default/shop port 80 (unnamed) matches no port of its EndpointSlices (named http), so the routes to it answer 503: EndpointSlice ports are matched to the Service port by name, as kube-proxy does; name them alike',
+      'SLU_TRANSLATION Service default/shop port 80 (unnamed, TCP) matches no port of its EndpointSlices (named http, TCP), so the routes to it answer 503: EndpointSlice ports are matched to the Service port by name and protocol, as kube-proxy does; name them alike, with the same protocol',
     ]);
+  });
+
+  it('standalone: a TCP Service port whose hand-written EndpointSlice has only a UDP port of its name is said so (matched by name and protocol, as kube-proxy does)', () => {
+    const { problems, result } = run({
+      'app.yaml': `${gateway('web', 'cilium')}---
+${route('shop', '[{name: web}]')}---
+apiVersion: v1
+kind: Service
+metadata: {name: shop}
+spec: {ports: [{port: 80, targetPort: 3000}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: shop-1, labels: {kubernetes.io/service-name: shop}}
+addressType: IPv4
+ports: [{port: 3000, protocol: UDP}]
+endpoints: [{addresses: [127.0.0.1]}]
+`,
+    });
+    expect(problems).toEqual([
+      'SLU_TRANSLATION Service default/shop port 80 (unnamed, TCP) matches no port of its EndpointSlices (unnamed, UDP), so the routes to it answer 503: EndpointSlice ports are matched to the Service port by name and protocol, as kube-proxy does; name them alike, with the same protocol',
+    ]);
+    expect(result.ir.http.backends['service/default/shop/port/80']?.endpoints).toEqual([]);
   });
 
   it('in a cluster the EndpointSlice controller writes one for every Service with a selector: nothing said', () => {
