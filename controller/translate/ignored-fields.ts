@@ -65,11 +65,15 @@ export function foreignAnnotationProblems(gateways: readonly KubeObject[], other
     for (let i = 0; i < list.length; i++) {
       const obj = list[i]!;
       // Once per object (the memo keeps an unchanged object's answer across translations).
-      const text = index.perObject(obj, 'foreign annotations', () => foreignAnnotationsText(obj.metadata.annotations));
+      const text = index.perObject(obj, 'foreign annotations', foreignAnnotationsOf);
       if (text !== null) found.push([obj, text]);
     }
   }
   return linesForOurs(found, ours, gateways, '; ignored');
+}
+
+function foreignAnnotationsOf(obj: KubeObject): string | null {
+  return foreignAnnotationsText(obj.metadata.annotations);
 }
 
 /** One SLU_TRANSLATION line per found object that is one of `gateways` or has a status in `ours`. */
@@ -141,7 +145,7 @@ export function variableHeaderValueProblems(routes: readonly (HTTPRouteObject | 
   // Plain loops: this runs on every translation, over every route (10 000 at the scale targets).
   for (let r = 0; r < routes.length; r++) {
     const route = routes[r]!;
-    const text = index.perObject(route, 'variable header values', () => variableHeaderText(route));
+    const text = index.perObject(route, 'variable header values', variableHeaderText);
     if (text !== null) found.push([route, text]);
   }
   return linesForOurs(found, ours, [], '');
@@ -188,7 +192,7 @@ export function meshRouteProblems(routes: (KubeObject & { spec: { parentRefs?: P
     const route = routes[i]!;
     const refs = route.spec.parentRefs;
     if (refs === undefined || !refs.some(isServiceRef)) continue;
-    const problem = index.perObject(route, 'mesh route', () => meshRouteProblem(route));
+    const problem = index.perObject(route, 'mesh route', meshRouteProblem);
     if (problem) out.push(problem);
   }
   return out;

@@ -69,8 +69,8 @@ export class InputIndex {
    * `compute()` — a function of `obj` alone (and of `name`, which tells the functions apart) — once
    * per object while a Translator's memo lasts; every time without one.
    */
-  perObject<T>(obj: object, name: string, compute: () => T): T {
-    return this.memo ? this.memo.perObject(obj, name, compute) : compute();
+  perObject<O extends object, T>(obj: O, name: string, compute: (obj: O) => T): T {
+    return this.memo ? this.memo.perObject(obj, name, compute) : compute(obj);
   }
 
   /** A route's undeclared-fields problem (a function of the route object alone): once per route object while a memo lasts, in its record. */

@@ -50,6 +50,9 @@ export class TranslateMemo {
   virtualHosts = new Map<string, { hosts: Map<string, { host: VirtualHost }>; order: Sort<VirtualHost>; singleLabelWildcards: boolean }>();
   /** The previous translation's served placements (translate.ts assembleListeners), in order. */
   servedPlacements: readonly object[] | null = null;
+  /** What translate.ts servedPlacements and collectRouteResults made last time, to patch where few routes changed. */
+  served: unknown = null;
+  collected: unknown = null;
   /** Per route object: its compilation, what its attachment is reused from, its undeclared fields (one WeakMap entry a route, not three). */
   private readonly routes = new WeakMap<object, RouteEntry>();
   /** The previous input and output of each sorted() by name. */
@@ -188,13 +191,16 @@ export class TranslateMemo {
     return sort.output;
   }
 
-  /** `compute(obj)` once per object: only for functions of that object alone. */
-  perObject<T>(obj: object, name: string, compute: () => T): T {
+  /**
+   * `compute(obj)` once per object: only for functions of that object alone. (Given `obj`, a pass
+   * over every route hands the same function each time, not a closure made per route.)
+   */
+  perObject<O extends object, T>(obj: O, name: string, compute: (obj: O) => T): T {
     let values = this.ofObject.get(name);
     if (!values) this.ofObject.set(name, (values = new WeakMap()));
     const known = values.get(obj);
     if (known !== undefined || values.has(obj)) return known as T;
-    const value = compute();
+    const value = compute(obj);
     values.set(obj, value);
     return value;
   }
@@ -269,10 +275,27 @@ export function share<T>(prev: unknown, next: T): T {
     // arrays (a host of 50 000 rules: its routes are the translator's memoised objects already).
     let byName: Map<string, unknown> | null = null;
     let same = prev.length === next.length;
-    const out = new Array<unknown>(next.length);
+    // Made at the first element replaced by a part of `prev`: until then `next`'s own elements are
+    // the result's, and a long array that only moved (a route edited among 50 000: its neighbours
+    // shifted, none replaced) is `next` itself, not a copy of it each translation.
+    let out: unknown[] | null = null;
+    // A long array's elements that are `prev`'s own objects, moved by the few inserted or removed
+    // before them, are found by following the shift (as route-index.ts derive does): only array
+    // slots compared, not the objects read (scattered loads: most of this function's time in a
+    // 50 000-rule host, where every rule after an edited one had its name read twice).
+    const long = prev.length > MAX_NAME_INDEX;
+    let shift = 0;
     for (let i = 0; i < next.length; i++) {
       const n: unknown = next[i];
       let p: unknown = prev[i];
+      if (long && n !== p) {
+        const at = i + shift;
+        const step = prev[at] === n ? 0 : prev[at + 1] === n ? 1 : prev[at - 1] === n ? -1 : null;
+        if (step !== null) {
+          shift += step;
+          p = n;
+        }
+      }
       if (n !== p && hasName(n) && !(hasName(p) && p.name === n.name)) {
         if (byName === null && prev.length <= MAX_NAME_INDEX) {
           byName = new Map();
@@ -282,9 +305,13 @@ export function share<T>(prev: unknown, next: T): T {
       }
       const s = n === p || p === undefined ? n : share(p, n);
       if (s !== prev[i]) same = false;
-      out[i] = s;
+      if (out !== null) out[i] = s;
+      else if (s !== n) {
+        out = next.slice(0, i);
+        out[i] = s;
+      }
     }
-    return (same ? prev : out) as T;
+    return (same ? prev : (out ?? next)) as T;
   }
   if (Array.isArray(prev) || !isPlain(next) || !isPlain(prev)) return next;
   const p = prev as Record<string, unknown>;
