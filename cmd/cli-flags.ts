@@ -160,6 +160,7 @@ export const FRONT_DOOR_FLAGS: readonly Flag[] = [
   timeoutFlag('http2-idle-timeout', FRONT_DOOR.http2IdleTimeoutMs, 'an HTTP/2 connection with no frame either way is closed (GOAWAY) after this'),
   timeoutFlag('http2-ack-timeout', FRONT_DOOR.http2AckTimeoutMs, "longest wait for the client's SETTINGS or PING acknowledgement"),
   timeoutFlag('backend-connect-timeout', FRONT_DOOR.backendConnectTimeoutMs, 'longest wait for a connection to a backend endpoint: then 503 (TCP and TLS routes: the connection is closed)'),
+  timeoutFlag('backend-idle-timeout', FRONT_DOOR.backendIdleTimeoutMs, 'longest silence from a backend while its response head or body is awaited: then 504 (a response already started is cut)'),
   timeoutFlag('stream-idle-timeout', FRONT_DOOR.streamIdleTimeoutMs, 'a TCPRoute or TLSRoute connection with no byte either way is closed after this'),
   timeoutFlag('udp-session-timeout', FRONT_DOOR.udpSessionTimeoutMs, 'a UDPRoute client session with no datagram either way ends after this (the next datagram picks a backend again)'),
   timeoutFlag('tunnel-idle-timeout', FRONT_DOOR.tunnelIdleTimeoutMs, 'an upgraded connection (WebSocket) with no byte either way is closed after this'),

@@ -356,6 +356,7 @@ function frontDoorLimits(values: FlagValues): FrontDoorLimits | string {
     ['http2IdleTimeoutMs', 'http2-idle-timeout', 1, DAY_MS],
     ['http2AckTimeoutMs', 'http2-ack-timeout', 1, DAY_MS],
     ['backendConnectTimeoutMs', 'backend-connect-timeout', 1, DAY_MS],
+    ['backendIdleTimeoutMs', 'backend-idle-timeout', 1, DAY_MS],
     ['streamIdleTimeoutMs', 'stream-idle-timeout', 1, DAY_MS],
     ['udpSessionTimeoutMs', 'udp-session-timeout', 1, DAY_MS],
     ['tunnelIdleTimeoutMs', 'tunnel-idle-timeout', 1, DAY_MS],

@@ -123,7 +123,7 @@ export class Dataplane {
     this.l4Metrics = new L4Metrics(options.registry ?? client.register);
     const frontDoor = options.frontDoor ?? DEFAULT_FRONT_DOOR_LIMITS;
     this.budget = new ConnectionBudget(frontDoor, options.registry ?? client.register, this.logger, undefined, options.connectionCount);
-    this.pools = new UpstreamPools(DRAIN_TIMEOUT_MS, frontDoor.backendConnectTimeoutMs);
+    this.pools = new UpstreamPools(DRAIN_TIMEOUT_MS, frontDoor.backendConnectTimeoutMs, frontDoor.backendIdleTimeoutMs);
     this.rateLimits = options.rateLimits ?? new RateLimitService({ registry: options.registry ?? client.register, logger: this.logger });
   }
 

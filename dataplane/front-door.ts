@@ -30,6 +30,11 @@ export interface FrontDoorLimits {
   http2AckTimeoutMs: number;
   /** Longest wait for a TCP (and TLS) connection to a backend endpoint. */
   backendConnectTimeoutMs: number;
+  /**
+   * Longest silence from a backend while its answer is awaited (no response head yet) or read (no
+   * body byte), when no route timeout ends it sooner: then 504, or a cut once the response started.
+   */
+  backendIdleTimeoutMs: number;
   /** A relayed TCP or TLS stream (TCPRoute, TLSRoute) with no byte either way is closed after this. */
   streamIdleTimeoutMs: number;
   /** A UDP client session (UDPRoute) with no datagram either way is forgotten after this. */
@@ -83,6 +88,9 @@ export const DEFAULT_FRONT_DOOR_LIMITS: FrontDoorLimits = {
   http2IdleTimeoutMs: 60_000,
   http2AckTimeoutMs: 10_000,
   backendConnectTimeoutMs: 5_000,
+  // Envoy's stream_idle_timeout default (5 min), as --tunnel-idle-timeout: a backend that answers
+  // nothing, or stops mid-body, no longer holds its client and connection for ever.
+  backendIdleTimeoutMs: 300_000,
   // Envoy's tcp_proxy idle_timeout default (Envoy Gateway keeps it for TCPRoute and TLSRoute).
   streamIdleTimeoutMs: 3_600_000,
   // Envoy's udp_proxy idle_timeout default (Envoy Gateway keeps it for UDPRoute).

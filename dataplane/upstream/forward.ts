@@ -50,6 +50,17 @@ export const REPLAY_BODY_LIMIT_BYTES = 64 * 1024;
  */
 export const ONE_WRITE_MAX_BYTES = 1024;
 
+/**
+ * Interim (1xx) responses one attempt takes before its final one; past this the backend is
+ * refusing to answer and the attempt fails (502). undici restarts its wait for a head with every
+ * one, so without a count a backend dripping 103s would hold the request for ever; a real server
+ * sends one or two (RFC 9110 §15.2: 100, 102, 103).
+ */
+export const MAX_INFORMATIONAL_RESPONSES = 10;
+
+/** undici's errors for a backend silent longer than --backend-idle-timeout: 504, as a route timeout. */
+const SILENT = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+
 /** Errors of a connection that was never made: a session's endpoint that gives one is left for another (once). */
 const UNREACHABLE = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN']);
 
@@ -252,8 +263,11 @@ export class ProxyExchange {
     this.current = attempt;
     this.attempts++;
     if (this.plan.backendTimeoutMs > 0) attempt.timer = setTimeout(backendTimedOut, this.plan.backendTimeoutMs, this, attempt);
+    // A route (or gRPC) deadline bounds the exchange as the user asked: the pools' idle bound
+    // (--backend-idle-timeout) is off for it, so a slow backend given 10 minutes gets them.
+    const silence = this.plan.requestTimeoutMs > 0 || this.plan.backendTimeoutMs > 0 || this.deadlineMs > 0 ? 0 : undefined;
     try {
-      endpoint.pool.dispatch({ path: this.target, method: this.method, headers: this.headers, body: this.body, upgrade: this.upgrade?.protocol ?? null }, attempt);
+      endpoint.pool.dispatch({ path: this.target, method: this.method, headers: this.headers, body: this.body, upgrade: this.upgrade?.protocol ?? null, headersTimeout: silence, bodyTimeout: silence }, attempt);
     } catch (error) {
       // undici validates synchronously (method, path, header values): nothing was sent.
       this.attemptFailed(attempt, error as Error);
@@ -304,7 +318,15 @@ export class ProxyExchange {
       attempt.discard = true; // read to the end (keeps the connection), then retry
       return;
     }
+    const refused = refusedResponse(statusCode, headers);
+    if (refused !== null) {
+      attempt.cancel(refused);
+      this.fail(attempt, new Error(refused), 502);
+      return;
+    }
     this.status = statusCode;
+    // Never relayed on a 204, whose clients may otherwise wait for a body (RFC 9110 §8.6).
+    if (statusCode === 204) delete headers['content-length'];
     const length = headers['content-length'];
     // undici's parser has checked it (digits only, one value); a HEAD answer has no body to count.
     this.bodyLeft = typeof length === 'string' && this.method !== 'HEAD' ? Number(length) : -1;
@@ -415,7 +437,7 @@ export class ProxyExchange {
     // 502: the one upstream we tried failed. 503: the backend as a whole did, every attempt
     // the retry policy allowed failed (what Envoy-based gateways answer too), or the endpoint
     // never answered the connect within the backend connect timeout (Envoy: 503, flag UF).
-    this.fail(attempt, error, code === 'UND_ERR_INVALID_ARG' ? 400 : this.attempts > 1 || code === 'UND_ERR_CONNECT_TIMEOUT' ? 503 : 502);
+    this.fail(attempt, error, code === 'UND_ERR_INVALID_ARG' ? 400 : this.attempts > 1 || code === 'UND_ERR_CONNECT_TIMEOUT' ? 503 : SILENT.has(code ?? '') ? 504 : 502);
   }
 
   backendTimedOut(attempt: UpstreamAttempt): void {
@@ -505,6 +527,23 @@ export class ProxyExchange {
     this.current?.cancel('client closed the connection');
     this.complete(CLIENT_CLOSED_CODE);
   }
+}
+
+/**
+ * Why a response head that undici's parser took is still not relayed, or null. A status outside
+ * 100..599 is invalid (RFC 9110 §15: a client SHOULD treat it as a 5xx; relayed, it reaches clients
+ * that may not). A transfer coding other than chunked (gzip, or chunked not last, which leaves the
+ * body read to the close still encoded): Transfer-Encoding is hop-by-hop and Sluice decodes only
+ * chunked, so relaying the body without it would hand the client encoded bytes as the content. A
+ * 204 with a body framing (RFC 9110 §8.6, RFC 9112 §6.1: a server MUST NOT send either), as Envoy
+ * refuses it; a `Content-Length: 0` on a 204 is dropped instead (see responseStart).
+ */
+function refusedResponse(statusCode: number, headers: Record<string, string | string[] | undefined>): string | null {
+  if (statusCode > 599) return `invalid upstream status ${statusCode}`;
+  const coding = headers['transfer-encoding'];
+  if (coding !== undefined && (typeof coding !== 'string' || coding.trim().toLowerCase() !== 'chunked')) return `upstream transfer coding ${JSON.stringify(coding)} not supported`;
+  if (statusCode === 204 && (coding !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0'))) return 'upstream 204 with a body length';
+  return null;
 }
 
 const STATUS_TEXT: Record<number, string> = {
@@ -601,6 +640,8 @@ class UpstreamAttempt implements Dispatcher.DispatchHandler {
   /** A retryable status: its body is read and dropped, then the next attempt starts. */
   discard = false;
   discardedStatus = 0;
+  /** Interim responses so far (MAX_INFORMATIONAL_RESPONSES). */
+  private informational = 0;
   private cancelled = false;
 
   constructor(exchange: ProxyExchange, endpoint: UpstreamEndpoint) {
@@ -623,7 +664,15 @@ class UpstreamAttempt implements Dispatcher.DispatchHandler {
   }
 
   onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
-    if (this.cancelled || statusCode < 200) return; // 1xx: Node answers 100-continue itself
+    if (this.cancelled) return;
+    if (statusCode < 200) {
+      // 1xx: Node answers 100-continue itself; the others are dropped, up to a count.
+      if (++this.informational > MAX_INFORMATIONAL_RESPONSES) {
+        this.cancel('informational response flood');
+        this.exchange.attemptFailed(this, new Error(`more than ${MAX_INFORMATIONAL_RESPONSES} informational responses`));
+      }
+      return;
+    }
     this.exchange.responseStart(this, statusCode, headers);
     if (this.discard) this.discardedStatus = statusCode;
   }

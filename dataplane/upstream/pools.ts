@@ -33,11 +33,18 @@ export class UpstreamPools {
   private readonly pools = new Map<string, UpstreamEndpoint>();
   private readonly drainTimeoutMs: number;
   private readonly connectTimeoutMs: number;
+  private readonly idleTimeoutMs: number;
 
-  /** `connectTimeoutMs`: a dead endpoint (no answer to SYN) fails the request after this instead of hanging. */
-  constructor(drainTimeoutMs: number, connectTimeoutMs: number) {
+  /**
+   * `connectTimeoutMs`: a dead endpoint (no answer to SYN) fails the request after this instead of
+   * hanging. `idleTimeoutMs` (0: none): longest silence of a backend before its response head, or
+   * between two reads of its body (undici's headersTimeout and bodyTimeout; a body paused for a slow
+   * client does not count).
+   */
+  constructor(drainTimeoutMs: number, connectTimeoutMs: number, idleTimeoutMs = 0) {
     this.drainTimeoutMs = drainTimeoutMs;
     this.connectTimeoutMs = connectTimeoutMs;
+    this.idleTimeoutMs = idleTimeoutMs;
   }
 
   /**
@@ -52,9 +59,10 @@ export class UpstreamPools {
     if (upstream === undefined) {
       const options = {
         connectTimeout: this.connectTimeoutMs,
-        // Deadlines are per route (Gateway API timeouts, enforced by the proxy), not per pool.
-        headersTimeout: 0,
-        bodyTimeout: 0,
+        // Deadlines are per route (Gateway API timeouts, enforced by the proxy); these only bound a
+        // backend's silence (--backend-idle-timeout).
+        headersTimeout: this.idleTimeoutMs,
+        bodyTimeout: this.idleTimeoutMs,
       };
       let pool: Dispatcher;
       if (tls) {

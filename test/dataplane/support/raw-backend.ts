@@ -36,7 +36,7 @@ const FIELD = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([^\0\r\n]*?)[ \t]*$/;
 const MAX_BUFFERED = 1 << 20;
 
 /** Reads one request from `data` at `at`: the request and where the next starts, null when more bytes are needed, or an error. */
-function readRequest(data: string, at: number): { request: BackendRequest; end: number } | null | string {
+export function readRequest(data: string, at: number): { request: BackendRequest; end: number } | null | string {
   const headEnd = data.indexOf('\r\n\r\n', at);
   if (headEnd < 0) return null;
   const lines = data.slice(at, headEnd).split('\r\n');
