@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 
 export const PROBLEM_CATALOGUE = {
   SLU_MANIFEST_YAML: 'a manifest file is not valid YAML; the objects it last had are kept until it parses again',
-  SLU_MANIFEST_OBJECT: 'a document in a manifest file is not an object Sluice reads (no apiVersion/kind, no name, a kind Sluice ignores)',
+  SLU_MANIFEST_OBJECT: 'a document in a manifest file is not an object Sluice reads (no apiVersion/kind, no name, a kind Sluice ignores); in Kubernetes mode, an object of a Gateway API family kind Sluice does not read (x-k8s.io, Inference Extension)',
   SLU_MANIFEST_INVALID: 'an object in a manifest file breaks its kind\'s schema or CEL rules (the field path and why): it is not applied, as the API server would refuse it',
   SLU_MANIFEST_DUPLICATE: 'the same object is defined in two files; the file first by path wins',
   SLU_SOURCE_READ: 'a manifest file or folder cannot be read (permissions, descriptors, I/O, moved away); its last good objects are kept',

@@ -7,6 +7,8 @@
 //             `rediscoverMs`. Then every informer lists and watches; start() resolves once EVERY
 //             present kind has listed (the synced gate): before that, nothing may be published,
 //             and onChange() is never called.
+//   pages     lists are paginated; a continue token expired (410) falls back to one unpaginated
+//             list, as client-go's pager does.
 //   errors    client-node's ListWatch relists by itself after 410 Gone (resourceVersion expired)
 //             and reconnects after watch timeouts, but stops on any other error (API server away,
 //             403, 5xx): we restart it after a backoff (1 s doubling to 30 s, equal jitter: ir/backoff.ts). A
@@ -22,6 +24,9 @@
 //             a CRD upgrade) is looked up again: served at another version, it is watched there;
 //             not served, it becomes absent (its cached objects removed, which is what the API
 //             server did to them) and is looked for again every `rediscoverMs`.
+//   unread    once synced, and every `rediscoverMs`, the Gateway API family's kinds Sluice does not
+//             read (x-k8s.io, the Inference Extension) are looked up and their objects listed, to be
+//             named as the manifest folder names them (kube-ignored.ts).
 //   stop()    stops every informer and aborts requests in flight.
 //
 // What is cached, and what counts as a change
@@ -55,6 +60,7 @@ import type { Logger } from 'pino';
 import { Agent, request } from 'undici';
 import { backoffDelay, type Backoff } from '../../ir/backoff.ts';
 import type { Problem } from '../problems.ts';
+import { NamedUnreadObjects } from './kube-ignored.ts';
 import { KIND_APIS, apiVersionOf, collectionPath, groupVersionPath, type KindApi } from './kinds.ts';
 import { SNAPSHOT_FIELD_BY_KIND, STATUS_INPUT_KINDS, emptySnapshot, snapshotArrays, type InputSnapshot, type KubeObject } from './objects.ts';
 
@@ -218,6 +224,9 @@ export class KubernetesSource {
   private stopped = false;
   private rediscoverTimer: NodeJS.Timeout | null = null;
   private rediscovering = false;
+  /** The Gateway API family's kinds Sluice does not read: their objects named (kube-ignored.ts), listed every `rediscoverMs`. */
+  private readonly unread: NamedUnreadObjects;
+  private unreadTimer: NodeJS.Timeout | null = null;
   /** Settles the promise start() waits on (all synced, or stopped). */
   private syncGate: { resolve: () => void; reject: (err: Error) => void } | null = null;
 
@@ -230,6 +239,7 @@ export class KubernetesSource {
     this.rediscoverMs = options.rediscoverMs ?? 60_000;
     this.pageSize = options.pageSize ?? 500;
     this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
+    this.unread = new NamedUnreadObjects(this.logger);
     for (const api of KIND_APIS) {
       this.states.set(api.kind, {
         api,
@@ -290,6 +300,7 @@ export class KubernetesSource {
     this.checkAllSynced();
     await synced;
     this.ready = true;
+    void this.nameUnreadObjects();
     if (all.some((s) => !s.version)) this.scheduleRediscovery();
     const forbidden = all.filter((s) => s.forbidden);
     if (forbidden.length > 0) {
@@ -345,7 +356,7 @@ export class KubernetesSource {
    * /api/status, `sluice status`): what the API server said, and what Sluice serves meanwhile.
    */
   problems(): Problem[] {
-    const out: Problem[] = [];
+    const out: Problem[] = [...this.unread.problems()];
     for (const s of this.states.values()) {
       if (s.lost) {
         out.push({ code: 'SLU_SOURCE_READ', file: resourceName(s.api), message: `${s.api.kind}: ${s.api.plural} are no longer served by the API server (its CRD was removed?); keeping its last listed objects until they are served again` });
@@ -369,6 +380,8 @@ export class KubernetesSource {
     this.abort.abort();
     if (this.rediscoverTimer) clearTimeout(this.rediscoverTimer);
     this.rediscoverTimer = null;
+    if (this.unreadTimer) clearTimeout(this.unreadTimer);
+    this.unreadTimer = null;
     this.syncGate?.reject(new Error('the Kubernetes source was stopped before every kind had synced'));
     this.syncGate = null;
     const pending: Promise<unknown>[] = [];
@@ -740,6 +753,26 @@ export class KubernetesSource {
       await Promise.allSettled(resourcesOf.values());
       await session.close();
     }
+  }
+
+  /** Names the objects of the Gateway API family's unread kinds (kube-ignored.ts), then again every `rediscoverMs`. */
+  private async nameUnreadObjects(): Promise<void> {
+    this.unreadTimer = null;
+    if (this.stopped) return;
+    try {
+      const session = await this.session();
+      try {
+        await this.unread.refresh((path, nullOn) => session.get(path, nullOn));
+      } finally {
+        await session.close();
+      }
+    } catch (err) {
+      // Lines already logged stay; the kinds Sluice reads report their own trouble.
+      if (!this.stopped) this.logger.debug({ err: describeError(err) }, 'listing the unread Gateway API kinds failed; trying again later');
+    }
+    if (this.stopped || this.rediscoverMs <= 0) return;
+    this.unreadTimer = setTimeout(() => void this.nameUnreadObjects(), this.rediscoverMs);
+    this.unreadTimer.unref();
   }
 
   private scheduleRediscovery(): void {

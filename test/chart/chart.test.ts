@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 
 import { KIND_APIS } from '../../controller/sources/kinds.ts';
+import { NAMED_UNREAD_APIS } from '../../controller/sources/kube-ignored.ts';
 import { SNAPSHOT_FIELD_BY_KIND } from '../../controller/sources/objects.ts';
 // Kinds whose status the controller writes; the rest are only read.
 import { STATUS_WRITTEN_KINDS } from '../../controller/status/writer.ts';
@@ -71,6 +72,8 @@ function permissions(rules: any[]): Set<string> {
 function expectedClusterPermissions(withNodes: boolean): Set<string> {
   const out = new Set<string>();
   for (const api of KIND_APIS) for (const v of READ_VERBS) out.add(`${api.group}/${api.plural}:${v}`);
+  // Listed only to name their objects (kube-ignored.ts).
+  for (const { group, plurals } of NAMED_UNREAD_APIS) for (const plural of plurals) out.add(`${group}/${plural}:list`);
   for (const kind of STATUS_WRITTEN_KINDS) {
     const api = KIND_APIS.find((a) => a.kind === kind)!;
     for (const v of STATUS_VERBS) out.add(`${api.group}/${api.plural}/status:${v}`);
