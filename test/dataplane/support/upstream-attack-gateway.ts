@@ -1,7 +1,7 @@
 // The gateway the upstream attack tests aim at: a real `sluice run` with one HTTP listener in front
 // of a hostile backend (scripted-backend.ts) and an honest one. Routes: `/timed` (PathPrefix) to the
 // hostile backend with `timeouts.request` 1 s and `backendRequest` 1 s, `/patient` to it with
-// `timeouts.request` 10 s, `/other` to the honest
+// `timeouts.request` 10 s, `/h2` to a hostile HTTP/2 backend (raw-h2-backend.ts), `/other` to the honest
 // backend (another route, another endpoint: what a hostile backend must never disturb), everything
 // else to the hostile backend without timeouts.
 
@@ -15,6 +15,7 @@ import { startSluice, type SluiceProcess } from '../../support/sluice-process.ts
 import { metricSum } from './attack-gateway.ts';
 import type net from 'node:net';
 import { RawConnection } from './raw-http.ts';
+import { startRawH2Backend, type RawH2Backend } from './raw-h2-backend.ts';
 import { startScriptedBackend, type ScriptedBackend } from './scripted-backend.ts';
 
 export interface UpstreamAttackGateway {
@@ -22,6 +23,8 @@ export interface UpstreamAttackGateway {
   port: number;
   hostile: ScriptedBackend;
   honest: ScriptedBackend;
+  /** An HTTP/2 cleartext backend (Service appProtocol kubernetes.io/h2c), behind `/h2`. */
+  h2: RawH2Backend;
   metric(name: string, labels?: Record<string, string>): Promise<number>;
 }
 
@@ -45,6 +48,13 @@ metadata: {name: honest, namespace: default}
 spec:
   parentRefs: [{name: gw}]
   rules: [{matches: [{path: {type: PathPrefix, value: /other}}], backendRefs: [{name: honest, port: 80}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: h2, namespace: default}
+spec:
+  parentRefs: [{name: gw}]
+  rules: [{matches: [{path: {type: PathPrefix, value: /h2}}], backendRefs: [{name: h2, port: 80}]}]
 `;
 
 /** The gateway of a describe block (started before its tests, stopped after); `extraArgs`: more `sluice run` flags. */
@@ -54,7 +64,9 @@ export function useUpstreamAttackGateway(extraArgs: string[] = []): UpstreamAtta
     const dir = mkdtempSync(join(tmpdir(), 'sluice-upattack-'));
     const hostile = await startScriptedBackend();
     const honest = await startScriptedBackend();
-    writeFileSync(join(dir, 'gateway.yaml'), [httpGatewayYaml(80), serviceYaml('hostile', hostile), serviceYaml('honest', honest), routesYaml].join('---\n'));
+    const h2 = await startRawH2Backend();
+    const h2Service = serviceYaml('h2', h2).replace('ports: [{name: http, port: 80}]', 'ports: [{name: http, port: 80, appProtocol: kubernetes.io/h2c}]');
+    writeFileSync(join(dir, 'gateway.yaml'), [httpGatewayYaml(80), serviceYaml('hostile', hostile), serviceYaml('honest', honest), h2Service, routesYaml].join('---\n'));
     const offset = await freePortOffset([80]);
     const sluice = await startSluice(['--manifests', dir, '--listener-port-offset', String(offset), ...extraArgs]);
     const port = 80 + offset;
@@ -64,13 +76,14 @@ export function useUpstreamAttackGateway(extraArgs: string[] = []): UpstreamAtta
       if (tries > 200) throw new Error(`routes not served: ${served}\n${sluice.logs()}`);
       await new Promise((r) => setTimeout(r, 50));
     }
-    started = { dir, sluice, port, hostile, honest, metric: (name, labels) => metricSum(sluice, name, labels) };
+    started = { dir, sluice, port, hostile, honest, h2, metric: (name, labels) => metricSum(sluice, name, labels) };
   }, 60_000);
   afterAll(async () => {
     if (started === undefined) return;
     await started.sluice.stop();
     await started.hostile.close();
     await started.honest.close();
+    await started.h2.close();
     rmSync(started.dir, { recursive: true, force: true });
   });
   const running = (): UpstreamAttackGateway => {
@@ -82,6 +95,7 @@ export function useUpstreamAttackGateway(extraArgs: string[] = []): UpstreamAtta
     get port() { return running().port; },
     get hostile() { return running().hostile; },
     get honest() { return running().honest; },
+    get h2() { return running().h2; },
     metric: (name, labels) => running().metric(name, labels),
   };
 }
