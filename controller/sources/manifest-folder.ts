@@ -294,7 +294,8 @@ export class ManifestFolder {
    */
   watch(onChange: () => void): () => void {
     const watchers = new Map<string, FSWatcher>();
-    const follow = () => {
+    /** Watches every folder under the root, each once; returns them. */
+    const follow = (): Set<string> => {
       const folders = listFolders(this.dir);
       for (const folder of folders) {
         if (watchers.has(folder)) continue;
@@ -305,9 +306,14 @@ export class ManifestFolder {
             // nothing and make the rename that follows wait as a burst (controller/debounce.ts).
             // Also a ConfigMap volume's update: the kubelet swaps its `..data` symlink, the files' own
             // symlinks through it stay as they were (heard by the 2 s poll only, before).
+            // Whether the entry is a folder is read from the folder listing follow() makes on a
+            // 'rename' (an entry came or went; readdir's entry types), not by a stat of the entry:
+            // a stat of a file being written waits for the writer (1-2 ms each, measured on a 9 MB
+            // manifest written beside its target before the rename), and a write makes several events.
             const path = name === null ? null : join(folder, String(name));
-            const relevant = path === null || watchers.has(path) || name === '..data' || (!String(name).startsWith('.') && (MANIFEST_FILE.test(path) || isFolder(path)));
-            if (event === 'rename') follow(); // an entry came or went: maybe a folder
+            const wasFolder = path !== null && watchers.has(path);
+            const folders = event === 'rename' ? follow() : null; // an entry came or went: maybe a folder
+            const relevant = path === null || wasFolder || folders?.has(path) === true || name === '..data' || (!String(name).startsWith('.') && MANIFEST_FILE.test(path));
             if (relevant) onChange();
           });
           watcher.on('error', () => undefined);
@@ -321,6 +327,7 @@ export class ManifestFolder {
         watcher.close();
         watchers.delete(folder);
       }
+      return folders;
     };
     follow();
     // fs.watch misses some changes (network filesystems, a folder made and filled at once): a slow poll backs it up.
