@@ -127,9 +127,37 @@ export function backendTlsPolicyStatuses(http: HttpIR, index: InputIndex, contro
     if (ancestors.size > MAX_ANCESTORS) {
       problems.push(`BackendTLSPolicy ${policy.key}: used through ${ancestors.size} Gateways; status.ancestors holds ${MAX_ANCESTORS}, the first ${MAX_ANCESTORS} by name are written`);
     }
+    const relayed = ancestors.size === 0 ? passthroughUses(http, policy.tls) : null;
+    if (relayed) {
+      problems.push(
+        `BackendTLSPolicy ${policy.key}: ${relayed.services.join(', ')} ${relayed.services.length > 1 ? 'are' : 'is'} used only by passthrough TLSRoutes (${relayed.routes.join(', ')}), ` +
+          "which relay the client's own TLS to the backend: the gateway opens no TLS connection there, so the policy has no effect and no ancestor (GEP-1897 configures TLS the gateway originates; terminate the TLSRoute's listener, or route through an HTTPRoute, for it to apply)",
+      );
+    }
     return policyStatus(policy, ancestors, controllerName);
   });
   return { statuses, problems };
+}
+
+/**
+ * The Services (`ns/name:port`) and TLSRoutes of the passthrough routes whose backends carry `tls`:
+ * backendRefs resolve a policy whatever the route, but a passthrough relay never reads it. Null: none.
+ */
+function passthroughUses(http: HttpIR, tls: BackendTls): { services: string[]; routes: string[] } | null {
+  const services = new Set<string>();
+  const routes = new Set<string>();
+  for (const socket of http.passthrough ?? []) {
+    for (const route of socket.routes) {
+      if (route.terminate !== undefined) continue;
+      for (const weighted of route.backends) {
+        const backend = weighted.backend === null ? undefined : http.backends[weighted.backend];
+        if (backend?.tls !== tls) continue;
+        services.add(`Service ${backend.source ?? weighted.backend}`);
+        routes.add(`${route.origin.kind} ${route.origin.namespace}/${route.origin.name}`);
+      }
+    }
+  }
+  return services.size === 0 ? null : { services: [...services].sort(), routes: [...routes].sort() };
 }
 
 function readPolicy(obj: BackendTLSPolicyObject, key: string, index: InputIndex, problems: string[]): PolicyState {

@@ -347,7 +347,13 @@ function parentToken(parent: GatewayState | ListenerSetState, index: InputIndex)
 
 function parentFingerprint(parent: GatewayState | ListenerSetState): { key: string; selects: boolean } {
   const allowed = 'allowed' in parent ? `${parent.allowed.ok}:${parent.allowed.message}` : '';
-  const listeners = parent.listeners.map((l) => [l.scopeName, l.name, l.port, l.hostname, listenerTakesRoutes(l), l.supportedKinds, l.allowedRoutes, l.owner.namespace]);
+  // Also what NotAllowedByListeners' message says of a listener (attachment.ts whyNotAllowed): its
+  // protocol and TLS mode, and why one is not served.
+  const listeners = parent.listeners.map((l) => {
+    const takes = listenerTakesRoutes(l);
+    const notServed = takes ? null : !l.gateway.accepted.ok ? l.gateway.accepted : !l.accepted.ok ? l.accepted : l.conflict;
+    return [l.scopeName, l.name, l.port, l.hostname, takes, l.supportedKinds, l.allowedRoutes, l.owner.namespace, l.protocol, l.tlsMode, notServed?.reason, notServed?.message];
+  });
   return { key: JSON.stringify([allowed, listeners]), selects: parent.listeners.some((l) => l.allowedRoutes.from === 'Selector') };
 }
 
