@@ -7,7 +7,9 @@
 // on serving over a new connection when the old one is gone.
 
 import { describe, expect, it } from '@jest/globals';
+import http2 from 'node:http2';
 import { ErrorCode, Flag, frame, FrameType, u32 } from './support/h2-frames.ts';
+import { connect } from './support/http2-client.ts';
 import { headerBlock, honestH2, type H2Script, type H2Stream } from './support/raw-h2-backend.ts';
 import { ask, expectBadGateway, useUpstreamAttackGateway } from './support/upstream-attack-gateway.ts';
 
@@ -165,5 +167,68 @@ describe('a hostile HTTP/2 backend', () => {
     expect(a!.connection).toBe(b!.connection);
     expect(answer.body).toBe(`${`mine ${a!.id}`.length.toString(16)}\r\nmine ${a!.id}\r\n0\r\n\r\n`);
     await stillServes();
+  });
+
+  describe('to a gRPC client (HTTP/2 to the gateway)', () => {
+    interface Call {
+      headers: http2.IncomingHttpHeaders;
+      trailers: http2.IncomingHttpHeaders;
+      data: number;
+      /** The stream's error (a reset), if it ended with one. */
+      error: string | null;
+    }
+
+    /** One unary call with an empty message; what came back, however the stream ended. */
+    async function call(): Promise<Call> {
+      const session = await connect(`http://127.0.0.1:${gateway.port}`);
+      try {
+        return await new Promise<Call>((resolve) => {
+          const stream = session.request({ ':method': 'POST', ':path': '/h2/pkg.Svc/Do', 'content-type': 'application/grpc', te: 'trailers' });
+          const result: Call = { headers: {}, trailers: {}, data: 0, error: null };
+          stream.on('response', (headers) => (result.headers = headers));
+          stream.on('trailers', (trailers) => (result.trailers = trailers));
+          stream.on('data', (chunk: Buffer) => (result.data += chunk.length));
+          stream.on('error', (error: Error) => (result.error = error.message));
+          stream.on('close', () => resolve(result));
+          stream.end(Buffer.alloc(5));
+        });
+      } finally {
+        session.close();
+      }
+    }
+
+    it('a stream reset before the answer: UNAVAILABLE (14), trailers-only, as Envoy', async () => {
+      gateway.h2.script = (s) => s.socket.write(reset(s, ErrorCode.INTERNAL_ERROR));
+      const result = await call();
+      expect(result.headers[':status']).toBe(200);
+      expect(result.headers['grpc-status']).toBe('14');
+      expect(result.data).toBe(0);
+      await stillServes();
+    });
+
+    it('trailers with a pseudo-header mid-call: the call is reset, never ended with a status it did not get', async () => {
+      gateway.h2.script = (s) => {
+        s.headers([[':status', '200'], ['content-type', 'application/grpc']], false);
+        s.data('\0\0\0\0\0', false);
+        s.headers([[':status', '200'], ['grpc-status', '0']], true);
+      };
+      const result = await call();
+      expect(result.headers[':status']).toBe(200);
+      expect(result.trailers['grpc-status']).toBeUndefined();
+      expect(result.error).not.toBeNull();
+      await stillServes();
+    });
+
+    it('an honest call still ends with its grpc-status in trailers', async () => {
+      gateway.h2.script = (s) => {
+        s.headers([[':status', '200'], ['content-type', 'application/grpc']], false);
+        s.data('\0\0\0\0\0', false);
+        s.headers([['grpc-status', '0']], true);
+      };
+      const result = await call();
+      expect(result.error).toBeNull();
+      expect(result.data).toBe(5);
+      expect(result.trailers['grpc-status']).toBe('0');
+    });
   });
 });
