@@ -20,6 +20,11 @@ export class StatusStore {
    */
   private keys = new WeakMap<ObjectStatus, string>();
   private updates = 0;
+  /**
+   * The last update's statuses when each named another object: the next update that differs from
+   * it in a few places, each the same object's status, reads only those (see update).
+   */
+  private last: readonly ObjectStatus[] | null = null;
 
   /**
    * Replaces all statuses; returns the keys whose status changed. Entries are updated in place (no
@@ -27,6 +32,8 @@ export class StatusStore {
    */
   update(statuses: ObjectStatus[], now: Date): string[] {
     const stamp = now.toISOString().replace(/\.\d+Z$/, 'Z');
+    const patched = this.patch(statuses, stamp);
+    if (patched !== null) return patched;
     const seen = ++this.updates;
     const changed: string[] = [];
     // Entries this update names (each counted once): when that is all of them, none is to be removed
@@ -35,11 +42,7 @@ export class StatusStore {
     let named = 0;
     for (let i = 0; i < statuses.length; i++) {
       const s = statuses[i]!;
-      let key = this.keys.get(s);
-      if (key === undefined) {
-        key = objectKey({ kind: s.kind, metadata: { name: s.name, namespace: s.namespace } });
-        this.keys.set(s, key);
-      }
+      const key = this.keyOf(s);
       const previous = this.current.get(key);
       if (previous?.seen !== seen) named++;
       // The very status object stamped last time (a Translator reuses an unchanged route's): unchanged.
@@ -58,6 +61,45 @@ export class StatusStore {
         changed.push(key);
       });
     }
+    this.last = named === statuses.length ? statuses.slice() : null;
+    return changed;
+  }
+
+  /** The key of `s`, built once per status object. */
+  private keyOf(s: ObjectStatus): string {
+    let key = this.keys.get(s);
+    if (key === undefined) {
+      key = objectKey({ kind: s.kind, metadata: { name: s.name, namespace: s.namespace } });
+      this.keys.set(s, key);
+    }
+    return key;
+  }
+
+  /**
+   * update() when `statuses` is the last update's (each naming another object) but in at most
+   * FEW_CHANGED places, each another status of the same object: only those are stamped, nothing is
+   * removed. The loop of update() reads every status and entry (at 10 000 routes ~1.5 ms of each
+   * edit, scattered loads); this compares array slots. Null when it does not apply. The same
+   * result as update(): test/controller/status-store.test.ts.
+   */
+  private patch(statuses: ObjectStatus[], stamp: string): string[] | null {
+    const last = this.last;
+    if (last === null || last.length !== statuses.length) return null;
+    const at: number[] = [];
+    for (let i = 0; i < statuses.length; i++) if (statuses[i] !== last[i] && at.push(i) > FEW_CHANGED) return null;
+    for (const i of at) if (this.keyOf(statuses[i]!) !== this.keyOf(last[i]!)) return null;
+    const changed: string[] = [];
+    for (const i of at) {
+      const s = statuses[i]!;
+      const key = this.keyOf(s);
+      const previous = this.current.get(key);
+      if (previous !== undefined && previous.input === s.status) continue;
+      const status = stampConditions(s.status, previous?.stamped.status, stamp) as Record<string, unknown>;
+      this.current.set(key, { input: s.status, stamped: { ...s, status }, seen: this.updates });
+      if (JSON.stringify(status) !== JSON.stringify(previous?.stamped.status)) changed.push(key);
+    }
+    // A copy: the caller's array is theirs to change.
+    this.last = statuses.slice();
     return changed;
   }
 
@@ -73,6 +115,9 @@ export class StatusStore {
     });
   }
 }
+
+/** Most places an update may differ from the last one in for StatusStore.patch. */
+const FEW_CHANGED = 256;
 
 /** Walks a status tree and gives every condition a lastTransitionTime. */
 function stampConditions(value: unknown, previous: unknown, stamp: string): unknown {

@@ -63,4 +63,45 @@ describe('StatusStore', () => {
     expect(store.get('Gateway/ns/b')).toBeUndefined();
     expect(store.get('Gateway/ns/a')).toBeDefined();
   });
+
+  it('an update that differs from the last in a few places, each the same object, reads only those: the same entries and changes as the full pass (random updates)', () => {
+    // The reference store never takes that path (its patch() is switched off: a test-only reach
+    // into a private method), so both must agree on every update.
+    const patched = new StatusStore();
+    const full = new StatusStore();
+    (full as unknown as { patch: () => null }).patch = () => null;
+    let seed = 7;
+    const random = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed % n;
+    };
+    const names = Array.from({ length: 12 }, (_, i) => `g${i}`);
+    const make = (name: string) => ({ ...gateway(random(2) === 0), name });
+    let statuses = names.slice(0, 8).map(make);
+    let patchedTaken = 0;
+    for (let step = 0; step < 400; step++) {
+      const next = statuses.slice();
+      const op = random(10);
+      if (op < 6) {
+        // A few places: another status of the same object (maybe equal, maybe not).
+        for (let k = 0; k <= random(3); k++) {
+          const i = random(next.length);
+          next[i] = make(next[i]!.name);
+        }
+      } else if (op === 6 && next.length > 1) next.splice(random(next.length), 1);
+      else if (op === 7) {
+        const missing = names.filter((n) => !next.some((s) => s.name === n));
+        if (missing.length > 0) next.splice(random(next.length + 1), 0, make(missing[random(missing.length)]!));
+      } else if (op === 8) next[random(next.length)] = make(next[random(next.length)]!.name); // maybe one object named twice
+      // op 9: the very same statuses again
+      const now = new Date(Date.UTC(2026, 0, 1, 0, step));
+      if (next.length === statuses.length && next.some((s, i) => s !== statuses[i])) patchedTaken++;
+      const a = patched.update(next, now);
+      const b = full.update(next, now);
+      expect([...a].sort()).toEqual([...b].sort());
+      for (const name of names) expect(patched.get(`Gateway/ns/${name}`)).toEqual(full.get(`Gateway/ns/${name}`));
+      statuses = next;
+    }
+    expect(patchedTaken).toBeGreaterThan(100);
+  });
 });
