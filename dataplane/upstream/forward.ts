@@ -58,6 +58,14 @@ export const ONE_WRITE_MAX_BYTES = 1024;
  */
 export const MAX_INFORMATIONAL_RESPONSES = 10;
 
+/**
+ * Fields an upstream response head may carry; more is a bad answer (502). The front door's bound
+ * for requests (Node's maxHeadersCount): undici bounds only the head's bytes (16 KiB), which
+ * thousands of tiny fields fit, and the head relayed from them, fields respelled and the gateway's
+ * own added, can then pass 16 KiB and be refused by the client (Envoy refuses past 100).
+ */
+export const MAX_RESPONSE_FIELDS = 1000;
+
 /** undici's errors for a backend silent longer than --backend-idle-timeout: 504, as a route timeout. */
 const SILENT = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 
@@ -331,6 +339,11 @@ export class ProxyExchange {
     // undici's parser has checked it (digits only, one value); a HEAD answer has no body to count.
     this.bodyLeft = typeof length === 'string' && this.method !== 'HEAD' ? Number(length) : -1;
     const responseHeaders = downstreamResponseHeaders(headers, this.choice.filters.responseModifiers);
+    if (responseHeaders.length > 2 * MAX_RESPONSE_FIELDS) {
+      attempt.cancel('too many upstream response fields');
+      this.fail(attempt, new Error(`upstream response with more than ${MAX_RESPONSE_FIELDS} fields`), 502);
+      return;
+    }
     if (this.corsHeaders !== null) addCorsHeaders(responseHeaders, this.corsHeaders);
     this.addSessionHeader(responseHeaders, attempt.endpoint);
     if (statusCode === 200 && this.res instanceof Http2ServerResponse && headerValue(responseHeaders, 'grpc-status') !== undefined) {
