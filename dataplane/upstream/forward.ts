@@ -333,7 +333,9 @@ export class ProxyExchange {
       return;
     }
     this.status = statusCode;
-    // Never relayed on a 204, whose clients may otherwise wait for a body (RFC 9110 §8.6).
+    // A 204 has no body whatever its fields say (RFC 9112 §6.3), and a sender MUST NOT put a length
+    // on it (RFC 9110 §8.6): dropped, so no client waits for a body. undici does not reuse a
+    // connection whose 204 announced one (its bytes could be a body).
     if (statusCode === 204) delete headers['content-length'];
     const length = headers['content-length'];
     // undici's parser has checked it (digits only, one value); a HEAD answer has no body to count.
@@ -547,15 +549,12 @@ export class ProxyExchange {
  * 100..599 is invalid (RFC 9110 §15: a client SHOULD treat it as a 5xx; relayed, it reaches clients
  * that may not). A transfer coding other than chunked (gzip, or chunked not last, which leaves the
  * body read to the close still encoded): Transfer-Encoding is hop-by-hop and Sluice decodes only
- * chunked, so relaying the body without it would hand the client encoded bytes as the content. A
- * 204 with a body framing (RFC 9110 §8.6, RFC 9112 §6.1: a server MUST NOT send either), as Envoy
- * refuses it; a `Content-Length: 0` on a 204 is dropped instead (see responseStart).
+ * chunked, so relaying the body without it would hand the client encoded bytes as the content.
  */
 function refusedResponse(statusCode: number, headers: Record<string, string | string[] | undefined>): string | null {
   if (statusCode > 599) return `invalid upstream status ${statusCode}`;
   const coding = headers['transfer-encoding'];
   if (coding !== undefined && (typeof coding !== 'string' || coding.trim().toLowerCase() !== 'chunked')) return `upstream transfer coding ${JSON.stringify(coding)} not supported`;
-  if (statusCode === 204 && (coding !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0'))) return 'upstream 204 with a body length';
   return null;
 }
 
