@@ -137,6 +137,8 @@ interface KindState {
   failures: number;
   /** What the last of those failures said (problems()). */
   lastError: string;
+  /** The last failure was a watch refused (403) where the list was allowed: polled by relisting (schedulePoll). */
+  polling: boolean;
   /** An optional kind answered 403 before its first sync: not waited for by the synced gate. */
   forbidden: boolean;
   /** A 404 is being looked into (discovery of this kind in flight). */
@@ -253,6 +255,7 @@ export class KubernetesSource {
         retry: null,
         failures: 0,
         lastError: '',
+        polling: false,
         forbidden: false,
         rechecking: false,
         carried: false,
@@ -363,7 +366,9 @@ export class KubernetesSource {
         continue;
       }
       if (!s.version || s.failures === 0) continue;
-      const meanwhile = s.forbidden
+      const meanwhile = s.polling
+        ? 'its objects are as last polled'
+        : s.forbidden
         ? 'served as if it had no objects until this identity may list and watch it'
         : s.synced
           ? 'keeping its last listed objects until it reads again'
@@ -475,11 +480,17 @@ export class KubernetesSource {
     // quote the API server. RBAC with `list` but not `watch` is a common slip: name it.
     const watchRefused = status === 403 && !(err instanceof ApiError);
     const message = watchRefused
-      ? `403 Forbidden to watch ${resourceName(s.api)}: this identity may list it but not watch it (RBAC verb "watch"); its objects stay as last listed`
+      ? `403 Forbidden to watch ${resourceName(s.api)}: this identity may list it but not watch it (RBAC verb "watch"); polled instead: listed again every ${formatMs(this.backoff.maxMs)} (sooner at first), so its changes arrive that late`
       : describeError(err);
     s.lastError = message;
+    s.polling = watchRefused;
     if (status === 404 && s.version) {
       void this.recheck(s, message);
+      return;
+    }
+    if (watchRefused) {
+      if (s.failures === 1) this.logger.warn({ kind: s.api.kind, err: message }, `${s.api.kind}: list/watch failed (${message})`);
+      this.schedulePoll(s, delay);
       return;
     }
     if (status === 403 && !watchRefused && !s.synced && !s.api.required && !s.forbidden) {
@@ -495,6 +506,25 @@ export class KubernetesSource {
     this.scheduleRetry(s, delay);
   }
 
+  /**
+   * A kind this identity may list but not watch: client-node's ListWatch would only ever retry the
+   * watch from its last resourceVersion, so the objects would stay as first listed. A fresh informer
+   * lists again (its first list replacing the cache: carried), then tries the watch once more, which
+   * also finds out when "watch" is granted. At the backoff's pace, up to its maximum (30 s).
+   */
+  private schedulePoll(s: KindState, delay: number): void {
+    if (this.stopped || s.retry) return;
+    s.retry = setTimeout(() => {
+      s.retry = null;
+      if (this.stopped || !s.version || !s.polling) return;
+      const informer = s.informer;
+      s.informer = null;
+      void informer?.stop();
+      s.carried = true;
+      this.launch(s, s.version);
+    }, delay);
+  }
+
   private scheduleRetry(s: KindState, delay = backoffDelay(Math.max(1, s.failures), this.backoff)): void {
     if (this.stopped || s.retry) return;
     s.retry = setTimeout(() => void this.attempt(s), delay);
@@ -504,6 +534,7 @@ export class KubernetesSource {
     if (s.failures === 0) return;
     this.logger.info({ kind: s.api.kind, failures: s.failures }, `${s.api.kind}: list/watch restored after ${s.failures} failed attempt(s)`);
     s.failures = 0;
+    s.polling = false;
     // The API server answers again: the other kinds waiting out their backoff (up to 30 s after an
     // outage) try now, spread over a quarter second, so the cache does not stay half stale.
     for (const other of this.states.values()) {
@@ -590,7 +621,7 @@ export class KubernetesSource {
 
   private upsert(s: KindState, raw: KubeObject): void {
     if (this.stopped) return;
-    if (s.failures > 0) this.recovered(s); // an event arrived: the watch is healthy
+    if (s.failures > 0 && !s.polling) this.recovered(s); // an event arrived: the watch is healthy (a poll's list is no watch)
     const key = entryKey(raw.metadata?.namespace, raw.metadata?.name);
     const prev = s.entries.get(key);
     const obj = this.normalise(s, raw);
@@ -662,7 +693,11 @@ export class KubernetesSource {
   private async list(s: KindState, path: string): Promise<KubernetesListObject<KubernetesObject>> {
     if (this.stopped) throw new Error('stopped');
     s.stats.lists++;
-    if (s.synced) this.logger.info({ kind: s.api.kind }, `${s.api.kind}: listing again (resourceVersion expired, or the last list failed)`);
+    if (s.synced) {
+      // A poll (list but no watch allowed) is routine: said once, when the refusal was.
+      if (s.polling) this.logger.debug({ kind: s.api.kind }, `${s.api.kind}: polling (may list, not watch)`);
+      else this.logger.info({ kind: s.api.kind }, `${s.api.kind}: listing again (resourceVersion expired, or the last list failed)`);
+    }
     const items: KubernetesObject[] = [];
     let resourceVersion = '';
     let continueToken: string | undefined;

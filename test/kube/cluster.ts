@@ -254,6 +254,19 @@ function loadManifests(dir: string, filter: (file: string) => boolean = () => tr
   return objects;
 }
 
+/** A ClusterRole with `rules`, bound (a ClusterRoleBinding of the same name) to `subject`; answers the role as created (for a later replace). */
+export async function grantClusterRole(client: KubeClient, name: string, rules: unknown[], subject: Record<string, string>): Promise<KubeObject> {
+  const role = await client.create({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name }, rules });
+  await client.create({
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'ClusterRoleBinding',
+    metadata: { name },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name },
+    subjects: [subject],
+  });
+  return role;
+}
+
 async function createAll(client: KubeClient, objects: KubeObject[]): Promise<void> {
   for (const obj of objects) {
     try {

@@ -23,7 +23,7 @@ import { KubernetesSource } from '../../controller/sources/kubernetes.ts';
 import { ManifestFolder } from '../../controller/sources/manifest-folder.ts';
 import { SNAPSHOT_FIELD_BY_KIND } from '../../controller/sources/objects.ts';
 import { inputProblem, readApiGroupOf } from '../../controller/schema/validate.ts';
-import { binariesSkipReason, kubeTestsRequired, startTestCluster, type KubeObject, type TestCluster } from './cluster.ts';
+import { binariesSkipReason, grantClusterRole, kubeTestsRequired, startTestCluster, type KubeObject, type TestCluster } from './cluster.ts';
 import { describeIfPossible } from '../support/suite.ts';
 
 const describeKube = describeIfPossible('real API server tests of Kubernetes mode parity', binariesSkipReason(), kubeTestsRequired());
@@ -82,7 +82,12 @@ describeKube('Kubernetes mode reads what standalone reads', () => {
     // compacted continue token expires at once. With the cache (Kubernetes 1.34+ lists from its
     // snapshots), a token expires only once it is older than the cache's history, which a test
     // cannot wait out; the code path in Sluice is the same 410 either way.
-    cluster = await startTestCluster({ installSafeUpgradesPolicy: false, crdChannel: 'experimental', apiServerFlags: ['--watch-cache-sizes=configmaps#0'] });
+    cluster = await startTestCluster({
+      installSafeUpgradesPolicy: false,
+      crdChannel: 'experimental',
+      apiServerFlags: ['--watch-cache-sizes=configmaps#0'],
+      users: [{ name: 'poller' }],
+    });
     await cluster.client.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } });
     adminConfig = new KubeConfig();
     adminConfig.loadFromFile(cluster.kubeconfigPath);
@@ -139,6 +144,45 @@ describeKube('Kubernetes mode reads what standalone reads', () => {
     await cluster.client.delete({ apiVersion: mesh.apiVersion, kind: 'XMesh', name: 'mesh' });
     await until(() => named().length === 2);
     expect(logs.some((l) => l.msg === `resolved: SLU_MANIFEST_OBJECT ${folderLines[0]}`)).toBe(true);
+  }, 60_000);
+
+  test('a kind this identity may list but not watch is polled: objects added and deleted after start arrive; once watch is granted, watched (no more lists)', async () => {
+    const rules = (configMapVerbs: string[]) => KIND_APIS.map((k) => ({ apiGroups: [k.group], resources: [k.plural], verbs: k.plural === 'configmaps' ? configMapVerbs : ['list', 'watch'] }));
+    const role = await grantClusterRole(cluster.client, 'poller', rules(['list']), { apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'poller' });
+    const cm = (name: string) => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: NS }, data: { a: '1' } });
+    await cluster.client.create(cm('polled-before'));
+    const config = new KubeConfig();
+    config.loadFromFile(cluster.writeKubeconfig(join(cluster.dir, 'poller.kubeconfig'), { token: cluster.tokens.poller! }));
+    await until(async () => (await cluster.clientFor({ token: cluster.tokens.poller! }).request('GET', '/api/v1/configmaps')).status === 200);
+    const from = logs.length;
+    const source = new KubernetesSource({ kubeConfig: config, logger, onChange: () => undefined, backoff: { initialMs: 100, maxMs: 400 }, rediscoverMs: 0 });
+    sources.push(source);
+    await source.start();
+    const mine = () => source.snapshot().configMaps.filter((o) => o.metadata.namespace === NS && o.metadata.name.startsWith('polled-')).map((o) => o.metadata.name);
+    expect(mine()).toEqual(['polled-before']);
+    await until(() => logs.slice(from).some((l) => l.kind === 'ConfigMap' && l.level === 40));
+    expect(logs.slice(from).find((l) => l.kind === 'ConfigMap' && l.level === 40)!.msg).toMatch(
+      /^ConfigMap: list\/watch failed \(403 Forbidden to watch configmaps: this identity may list it but not watch it \(RBAC verb "watch"\); polled instead: listed again every 400 ms/,
+    );
+    expect(source.problems().find((p) => p.file === 'configmaps')?.message).toMatch(/polled instead.*; its objects are as last polled$/);
+
+    // Before, the watch was retried from the first list's resourceVersion and nothing listed again: neither arrived.
+    await cluster.client.create(cm('polled-after'));
+    await cluster.client.delete({ apiVersion: 'v1', kind: 'ConfigMap', name: 'polled-before', namespace: NS });
+    await until(() => mine().join() === 'polled-after');
+    expect(source.stats().ConfigMap!.lists).toBeGreaterThanOrEqual(2);
+    // Routine: one warning, not one per poll.
+    expect(logs.slice(from).filter((l) => l.kind === 'ConfigMap' && l.level >= 30 && /listing again|restored/.test(l.msg))).toEqual([]);
+
+    // watch granted: picked up by the next poll, then watched.
+    await cluster.client.replace({ ...role, rules: rules(['list', 'watch']) });
+    await until(() => logs.slice(from).some((l) => l.kind === 'ConfigMap' && /list\/watch restored/.test(l.msg)));
+    expect(source.problems().find((p) => p.file === 'configmaps')).toBeUndefined();
+    const lists = source.stats().ConfigMap!.lists;
+    await cluster.client.create(cm('polled-watched'));
+    await until(() => mine().includes('polled-watched'));
+    await new Promise((resolve) => setTimeout(resolve, 1500)); // several poll intervals
+    expect(source.stats().ConfigMap!.lists).toBe(lists);
   }, 60_000);
 
   /**
@@ -203,7 +247,7 @@ describeKube('Kubernetes mode reads what standalone reads', () => {
     const after = configMapLists.slice(configMapLists.findIndex((r) => r.status === 410) + 1);
     expect(after.map((r) => [/[?&]limit=/.test(r.path), r.status])).toEqual([[false, 200]]);
     expect(source.stats().ConfigMap).toMatchObject({ lists: 1, unpaginatedLists: 1, state: 'synced' });
-    const names = source.snapshot().configMaps.filter((o) => o.metadata.namespace === NS).map((o) => o.metadata.name);
+    const names = source.snapshot().configMaps.filter((o) => o.metadata.namespace === NS && /^(page-|late$)/.test(o.metadata.name)).map((o) => o.metadata.name);
     expect(names).toEqual(['late', 'page-0', 'page-1', 'page-2', 'page-3', 'page-4']);
     expect(logs.some((l) => l.kind === 'ConfigMap' && /continue token expired \(410\).*unpaginated/.test(l.msg))).toBe(true);
   }, 60_000);
