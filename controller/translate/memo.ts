@@ -270,48 +270,9 @@ export function share<T>(prev: unknown, next: T): T {
   if (prev === next || typeof next !== 'object' || next === null || typeof prev !== 'object' || prev === null) return next;
   if (Array.isArray(next)) {
     if (!Array.isArray(prev)) return next;
-    // Named elements are matched by name where the one at the same position has another (a route
-    // moved in its host's order); the names of `prev` are looked at only then, once, and not in long
-    // arrays (a host of 50 000 rules: its routes are the translator's memoised objects already).
-    let byName: Map<string, unknown> | null = null;
-    let same = prev.length === next.length;
-    // Made at the first element replaced by a part of `prev`: until then `next`'s own elements are
-    // the result's, and a long array that only moved (a route edited among 50 000: its neighbours
-    // shifted, none replaced) is `next` itself, not a copy of it each translation.
-    let out: unknown[] | null = null;
-    // A long array's elements that are `prev`'s own objects, moved by the few inserted or removed
-    // before them, are found by following the shift (as route-index.ts derive does): only array
-    // slots compared, not the objects read (scattered loads: most of this function's time in a
-    // 50 000-rule host, where every rule after an edited one had its name read twice).
-    const long = prev.length > MAX_NAME_INDEX;
-    let shift = 0;
-    for (let i = 0; i < next.length; i++) {
-      const n: unknown = next[i];
-      let p: unknown = prev[i];
-      if (long && n !== p) {
-        const at = i + shift;
-        const step = prev[at] === n ? 0 : prev[at + 1] === n ? 1 : prev[at - 1] === n ? -1 : null;
-        if (step !== null) {
-          shift += step;
-          p = n;
-        }
-      }
-      if (n !== p && hasName(n) && !(hasName(p) && p.name === n.name)) {
-        if (byName === null && prev.length <= MAX_NAME_INDEX) {
-          byName = new Map();
-          for (const q of prev) if (hasName(q) && !byName.has(q.name)) byName.set(q.name, q);
-        }
-        p = byName?.get(n.name);
-      }
-      const s = n === p || p === undefined ? n : share(p, n);
-      if (s !== prev[i]) same = false;
-      if (out !== null) out[i] = s;
-      else if (s !== n) {
-        out = next.slice(0, i);
-        out[i] = s;
-      }
-    }
-    return (same ? prev : (out ?? next)) as T;
+    // A long array's loop in a function of its own: share() recurses over every shape of the IR and
+    // is often deoptimised, and a 50 000-rule host's loop then ran in the interpreter.
+    return (prev.length > MAX_NAME_INDEX ? shareLongArray(prev, next) : shareArray(prev, next)) as T;
   }
   if (Array.isArray(prev) || !isPlain(next) || !isPlain(prev)) return next;
   const p = prev as Record<string, unknown>;
@@ -324,6 +285,71 @@ export function share<T>(prev: unknown, next: T): T {
     out[key] = s;
   }
   return (same ? prev : out) as T;
+}
+
+/**
+ * share() of arrays. Named elements are matched by name where the one at the same position has
+ * another (a route moved in its host's order); the names of `prev` are looked at only then, once.
+ * The result is made at the first element replaced by a part of `prev`: until then `next`'s own
+ * elements are the result's, so an array that only moved is `next` itself, not a copy.
+ */
+function shareArray(prev: readonly unknown[], next: unknown[]): unknown[] {
+  let byName: Map<string, unknown> | null = null;
+  let same = prev.length === next.length;
+  let out: unknown[] | null = null;
+  for (let i = 0; i < next.length; i++) {
+    const n: unknown = next[i];
+    let p: unknown = prev[i];
+    if (n !== p && hasName(n) && !(hasName(p) && p.name === n.name)) {
+      if (byName === null) {
+        byName = new Map();
+        for (const q of prev) if (hasName(q) && !byName.has(q.name)) byName.set(q.name, q);
+      }
+      p = byName.get(n.name);
+    }
+    const s = n === p || p === undefined ? n : share(p, n);
+    if (s !== prev[i]) same = false;
+    if (out !== null) out[i] = s;
+    else if (s !== n) {
+      out = next.slice(0, i);
+      out[i] = s;
+    }
+  }
+  return same ? (prev as unknown[]) : (out ?? next);
+}
+
+/**
+ * shareArray() of a long array (a host of 50 000 rules, whose routes are the translator's memoised
+ * objects already): no index of names. Its elements that are `prev`'s own objects, moved by the few
+ * inserted or removed before them, are found by following the shift (as route-index.ts derive
+ * does): array slots compared, not the objects read (scattered loads: where every rule after an
+ * edited one had its name read twice, most of share()'s time at 10 000 routes). An element matched
+ * neither way is shared with the one at its position when that one has its name.
+ */
+function shareLongArray(prev: readonly unknown[], next: unknown[]): unknown[] {
+  let same = prev.length === next.length;
+  let out: unknown[] | null = null;
+  let shift = 0;
+  for (let i = 0; i < next.length; i++) {
+    const n: unknown = next[i];
+    let p: unknown = prev[i];
+    if (n !== p) {
+      const at = i + shift;
+      const step = prev[at] === n ? 0 : prev[at + 1] === n ? 1 : prev[at - 1] === n ? -1 : null;
+      if (step !== null) {
+        shift += step;
+        p = n;
+      } else if (hasName(n) && !(hasName(p) && p.name === n.name)) p = undefined;
+    }
+    const s = n === p || p === undefined ? n : share(p, n);
+    if (s !== prev[i]) same = false;
+    if (out !== null) out[i] = s;
+    else if (s !== n) {
+      out = next.slice(0, i);
+      out[i] = s;
+    }
+  }
+  return same ? (prev as unknown[]) : (out ?? next);
 }
 
 /** Longest array whose elements share() matches by name (see there). */
