@@ -9,6 +9,7 @@ import { listenerTakesRoutes, type GatewayState, type ListenerSetState, type Lis
 import { attachRoute, type Attached, type Parents } from './attachment.ts';
 import { parseDurationMs } from './durations.ts';
 import { toSessionPersistence, withCookiePath } from './session-persistence.ts';
+import { headerValueTrouble } from './header-fields.ts';
 import type { InputIndex } from './index-inputs.ts';
 import type { KeyedResolve, Resolve, ResolutionRead } from './memo.ts';
 import type {
@@ -721,19 +722,13 @@ function toRetry(spec: HTTPRouteRetry | undefined, where: string, unsupported: (
   return { codes: (spec.codes ?? []).map(Number), attempts: spec.attempts === undefined ? 1 : Number(spec.attempts), backoffMs };
 }
 
-/**
- * What no HTTP header value can carry: control characters but tab (CR, LF would split the header;
- * NUL, DEL and the rest are refused by HTTP parsers). Any other character goes out as its UTF-8
- * bytes, as Envoy sends the value as written (its config refuses only NUL, CR, LF).
- */
-const INVALID_HEADER_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
-
 function toHeaderModifier(spec: HTTPHeaderModifier, where: string, unsupported: (msg: string) => void): HeaderModifier {
   const values = (list: HTTPHeader[] | undefined) =>
     (list ?? []).map((h) => {
       const value = String(h.value ?? '');
       // The schema bounds only its length: every request of the route would fail (500), said nowhere.
-      if (INVALID_HEADER_VALUE.test(value)) unsupported(`${where} ${h.name}: value ${JSON.stringify(value)} holds a control character, which no HTTP header value can carry`);
+      const trouble = headerValueTrouble(value);
+      if (trouble !== null) unsupported(`${where} ${h.name}: ${trouble}`);
       return { name: String(h.name).toLowerCase(), value };
     });
   return { set: values(spec.set), add: values(spec.add), remove: (spec.remove ?? []).map((n: string) => String(n).toLowerCase()) };

@@ -28,6 +28,7 @@ import {
   type L4Rule,
 } from '../../ir/types.ts';
 import { RE2JS } from 're2js';
+import { TOKEN, headerValueTrouble } from './header-fields.ts';
 import { namespacedName, type KubeObject, type PodObject } from '../sources/objects.ts';
 import {
   CIDR_IDENTITY_BASE,
@@ -810,8 +811,13 @@ function httpRule(value: unknown, where: string, problem: (t: string) => void, l
       return null;
     }
     const space = header.indexOf(' ');
-    if (space < 0) rule.headers.push({ name: header.toLowerCase() });
-    else rule.headers.push({ name: header.slice(0, space).replace(/:+$/, '').toLowerCase(), value: header.slice(space + 1) });
+    const field = space < 0 ? { name: header.toLowerCase() } : { name: header.slice(0, space).replace(/:+$/, '').toLowerCase(), value: header.slice(space + 1) };
+    const trouble = fieldTrouble(field.name, field.value ?? '');
+    if (trouble !== null) {
+      problem(`${where}.headers[${j}]: ${trouble}; the rule allows nothing`);
+      return null;
+    }
+    rule.headers.push(field);
   }
   for (const [j, m] of asArray(value.headerMatches).entries()) {
     const at = `${where}.headerMatches[${j}]`;
@@ -827,11 +833,25 @@ function httpRule(value: unknown, where: string, problem: (t: string) => void, l
     }
     const found = headerMatchValue(match, at, problem, l7);
     if (found === null) return null;
+    const trouble = fieldTrouble(match.name, found.value);
+    if (trouble !== null) {
+      problem(`${at}${found.secret ? ` (Secret ${found.secret})` : ''}: ${trouble}; the rule allows nothing`);
+      return null;
+    }
     const header = { name: match.name.toLowerCase(), ...(found.value !== '' ? { value: found.value } : {}), ...(found.secret ? { secret: found.secret } : {}) };
     if (mismatch === null) rule.headers.push(header);
     else rule.headerActions.push({ ...header, mismatch: mismatch as HttpPolicyRule['headerActions'][number]['mismatch'] });
   }
   return rule;
+}
+
+/**
+ * Why a header of an HTTP rule cannot be matched or sent (a name that is no token, a value with a
+ * control character: no request carries it, and ADD/REPLACE would make every request fail), or null.
+ */
+function fieldTrouble(name: string, value: string): string | null {
+  if (!TOKEN.test(name)) return `header name ${JSON.stringify(name)} is not a valid HTTP field name (RFC 9110 token characters only)`;
+  return headerValueTrouble(value);
 }
 
 /**

@@ -8,11 +8,10 @@ import { createHash } from 'node:crypto';
 import type { PathMatch, SessionPersistence } from '../../ir/types.ts';
 import type { HTTPRouteRule } from '../schema/kinds.ts';
 import { parseDurationMs } from './durations.ts';
+import { TOKEN } from './header-fields.ts';
 
 type SessionPersistenceSpec = NonNullable<HTTPRouteRule['sessionPersistence']>;
 
-/** RFC 9110 token: what both a field name and an RFC 6265 cookie-name must be. */
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 /** Header names a Header session cannot take: the framing, routing and cookie fields the gateway itself reads or writes. */
 const RESERVED_HEADERS = new Set([

@@ -381,4 +381,48 @@ spec:
     ]);
     expect(sourceProblems).toEqual([]);
   });
+
+  it('an L7 rule whose header name or value no HTTP request can carry (CR, LF, NUL, other control characters) allows nothing and is said, as an HTTPRoute header value is refused; before, ADD answered every request 400 and the match never matched, unsaid', () => {
+    const secret = (name: string, value: string) => `apiVersion: v1
+kind: Secret
+metadata: {name: ${name}, namespace: default}
+data: {token: ${Buffer.from(value).toString('base64')}}
+`;
+    const { result, problems } = run(docs(`apiVersion: v1
+kind: Pod
+metadata: {name: api-0, namespace: default, labels: {app: api}}
+status: {phase: Running, podIP: 10.0.9.91}
+`, secret('crlf', 'abc\n'), secret('fine', 'abc'), `apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: c, namespace: default}
+spec:
+  endpointSelector: {matchLabels: {app: api}}
+  ingress:
+  - fromEntities: [ingress]
+    toPorts:
+    - ports: [{port: "8080", protocol: TCP}]
+      rules:
+        http:
+        - {path: /lf, headers: ["X-Team a\\nb"]}
+        - {path: /nul, headerMatches: [{name: X-A, value: "a\\0"}]}
+        - {path: /add, headerMatches: [{name: X-B, value: "x\\r", mismatch: ADD}]}
+        - {path: /del, headerMatches: [{name: X-C, value: "\\x7f", mismatch: REPLACE}]}
+        - {path: /secret, headerMatches: [{name: X-D, secret: {name: crlf}}]}
+        - {path: /name, headerMatches: [{name: "X\\rE", value: e}]}
+        - {path: /ok, headers: ["X-Tab a\\tb"], headerMatches: [{name: X-F, secret: {name: fine}}, {name: X-G, value: "é→"}]}
+`));
+    const at = 'SLU_TRANSLATION CiliumNetworkPolicy default/c: spec.ingress[0].toPorts[0].rules.http';
+    expect(problems).toEqual([
+      `${at}[0].headers[0]: value "a\\nb" holds a control character, which no HTTP header value can carry; the rule allows nothing`,
+      `${at}[1].headerMatches[0]: value "a\\u0000" holds a control character, which no HTTP header value can carry; the rule allows nothing`,
+      `${at}[2].headerMatches[0]: value "x\\r" holds a control character, which no HTTP header value can carry; the rule allows nothing`,
+      `${at}[3].headerMatches[0]: value "\\u007f" holds a control character, which no HTTP header value can carry; the rule allows nothing`,
+      `${at}[4].headerMatches[0] (Secret default/crlf): value "abc\\n" holds a control character, which no HTTP header value can carry; the rule allows nothing`,
+      `${at}[5].headerMatches[0]: header name "X\\rE" is not a valid HTTP field name (RFC 9110 token characters only); the rule allows nothing`,
+    ]);
+    // Only the rule every part of which can be matched and sent is left: a tab, a Secret's value and UTF-8 are fine.
+    const grants = result.ir.l4?.policy?.http?.flatMap((p) => p.grants.flatMap((g) => g.http ?? [])) ?? [];
+    expect(grants.map((r) => r.path)).toEqual(['/ok']);
+    expect(grants[0]!.headers).toEqual([{ name: 'x-tab', value: 'a\tb' }, { name: 'x-f', value: 'abc', secret: 'default/fine' }, { name: 'x-g', value: 'é→' }]);
+  });
 });
