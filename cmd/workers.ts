@@ -317,7 +317,10 @@ export class WorkerPool {
   private current: Served | null = null;
   /** The version served (null before the first): what serves when a newer one is rejected. */
   private good: Served | null = null;
-  /** The version served when `current` was sent: what every worker goes back to when `current` is rejected after it was served. */
+  /**
+   * The version served before `good` (another one: `good` sent again leaves it), what every worker
+   * goes back to when `good` is rejected after it was served — never the rejected version itself.
+   */
   private before: Served | null = null;
   /**
    * Deaths of workers while they applied `version` (performance.now()), by worker index: a worker's
@@ -427,7 +430,6 @@ export class WorkerPool {
   private async applyVersion(version: string, http: HttpIR, l4?: L4IR): Promise<ApplyResult> {
     this.settleLate(null);
     if (this.refuses(version)) throw new VersionRejected(VERSION_CRASHED, `version ${version} ended its workers ${WORKER_CRASH_LIMIT} times before: not sent again; still serving ${this.good?.version ?? 'nothing'}`);
-    this.before = this.good;
     this.current = { version, http, l4 };
     this.deaths = { version, at: new Map() };
     const delta = JSON.stringify(this.encoder.encode(http, l4));
@@ -458,11 +460,17 @@ export class WorkerPool {
     // this one and serves nothing before), so that every serving worker serves this version.
     await Promise.all(lagging.map(({ slot, error }) => this.end(slot, (error as { timedOut?: boolean }).timedOut === true ? 'apply_timeout' : 'apply_failed')));
     if (this.applied === null) await this.options.registry.learnWorkerMetrics();
-    // Those ends count as deaths on it (stuck while applying it): enough of them reject it meanwhile.
+    // Those failed count as deaths on it (apply_failed; the slow ones, apply_timeout, do not): enough reject it meanwhile.
     this.throwIfCrashed(version, results.length);
     this.applied = version;
-    this.good = { version, http, l4 };
+    this.serve({ version, http, l4 });
     return { version, listeners: mergeListeners(results) };
+  }
+
+  /** `version` is the one served now; the one served before it (when another) is the one to go back to. */
+  private serve(version: Served): void {
+    if (this.good?.version !== version.version) this.before = this.good;
+    this.good = version;
   }
 
   /** Rejected meanwhile for ending its workers (exited()): those that applied it are put back already, and apply() must not serve it. */
@@ -654,7 +662,7 @@ export class WorkerPool {
     if (slots.length < this.slots.length || serving.length === 0 || !slots.every((s) => serving.includes(s) || (s.version === null && s.failedLate === late.version))) return;
     this.logger.warn({ version: late.version }, `every worker serves version ${late.version} now (applied late): it is the version served`);
     this.applied = late.version;
-    if (this.current?.version === late.version) this.good = this.current;
+    if (this.current?.version === late.version) this.serve(this.current);
     this.settleLate({ version: late.version, listeners: mergeListeners(serving.map((s) => s.result!)) });
   }
 
@@ -669,7 +677,11 @@ export class WorkerPool {
     // Returned as applied (apply() or a late settle), or applied by some workers while apply() still waits for the others.
     const returned = this.good?.version === bad;
     const served = returned || this.live().some((s) => s.version === bad);
-    if (returned) this.good = this.before;
+    if (returned) {
+      this.good = this.before;
+      // What was served before that one is not kept: rejected too, the workers serve nothing.
+      this.before = null;
+    }
     this.current = this.good;
     this.deaths = null;
     this.rejections.inc({ reason });
@@ -717,9 +729,16 @@ export class WorkerPool {
     if (rejected !== null) this.options.onTakenBack?.(rejected, this.applied);
   }
 
-  /** A worker ended while it applied the current version (its acknowledgement outstanding): counted against the version. */
+  /**
+   * A worker ended while it applied the current version (its acknowledgement outstanding): counted
+   * against the version — unless the pool ended it for being slower than the others (apply_timeout):
+   * another worker applied the version, so it works, and a slow apply (a loaded or stalled machine)
+   * is no crash. Its replacement starts on the version; one stuck in it for good is the watchdog's
+   * (unresponsive), and counts.
+   */
   private diedApplying(slot: Slot): void {
     const deaths = this.deaths;
+    if (slot.ended === 'apply_timeout') return;
     if (deaths === null || this.current?.version !== deaths.version || ![...slot.unacknowledged.values()].includes(deaths.version)) return;
     const now = performance.now();
     deaths.at.set(slot.index, [...(deaths.at.get(slot.index) ?? []), now]);

@@ -5,11 +5,11 @@
 // inspector runs the hook in each thread before its own code: test/support/thread-inspector.ts);
 // the pool under test is the real one.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { VersionLate, VersionRejected, WORKER_CRASH_LIMIT, type WorkerMetricsRegistry } from '../../cmd/workers.ts';
+import { VersionLate, VersionRejected, WORKER_CRASH_LIMIT } from '../../cmd/workers.ts';
 import { applyProblem } from '../../cmd/node.ts';
 import { problemLine } from '../../controller/problems.ts';
 import { DEFAULT_FRONT_DOOR_LIMITS } from '../../dataplane/front-door.ts';
-import { twoWorkers } from './support/worker-pool.ts';
+import { counted, twoWorkers } from './support/worker-pool.ts';
 import { podCounts, request } from './support/client.ts';
 import { startEchoServer, type EchoServer } from './support/echo-server.ts';
 import { freePort } from '../support/ports.ts';
@@ -20,7 +20,6 @@ import { waitFor } from '../support/wait.ts';
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const until = (what: string, done: () => boolean) => waitFor(what, () => done() || undefined, 15_000);
 
-const counted = async (registry: WorkerMetricsRegistry, name: string) => Object.fromEntries((await registry.getSingleMetric(name)!.get()).values.map((v) => [Object.values(v.labels).join(','), v.value]));
 
 describe('worker pool: a version that is refused or crashes its workers', () => {
   let a: EchoServer;
@@ -178,6 +177,36 @@ describe('worker pool: a version that is refused or crashes its workers', () => 
       expect(await counted(registry, 'sluice_worker_restarts_total')).toEqual({ exit: WORKER_CRASH_LIMIT });
     } finally {
       await hook.stop();
+      await pool.close();
+    }
+  }, 60_000);
+
+  it('a served version sent again that then ends its workers goes back to the version served before it, never to itself', async () => {
+    port = await freePort();
+    const takenBack: { code: string; serving: string | null }[] = [];
+    const { pool, registry, logs } = twoWorkers([], DEFAULT_FRONT_DOOR_LIMITS, { onTakenBack: (rejected, serving) => takenBack.push({ code: rejected.code, serving }) });
+    let hook: Awaited<ReturnType<typeof hookWorkers>> | null = null;
+    try {
+      await pool.apply('v0', irFor('/', a));
+      expect((await pool.apply('v1', irFor('/again', b))).version).toBe('v1');
+      // Sent again (a controller reconnecting re-sends what it published): served as it was.
+      expect((await pool.apply('v1', irFor('/again', b))).version).toBe('v1');
+      // From now on worker 1's threads exit when they read v1 in full (a replacement's start): the
+      // served version ends its workers — worker 1 dies for another cause first (its replacement
+      // starts on v1, the current version).
+      hook = await hookWorkers(exitOnReading('/again', 1));
+      await pool.terminate(1);
+      await until('every worker back on v0', () => pool.version === 'v0' && pool.workerVersions().every((w) => w.version === 'v0'));
+      expect(takenBack).toEqual([{ code: 'SLU_VERSION_CRASHED', serving: 'v0' }]);
+      expect(logs.find((l) => l.code === 'SLU_VERSION_CRASHED')?.msg).toMatch(/^SLU_VERSION_CRASHED version v1 ended its workers 3 times .*: rejected; every worker goes back to v0, the version served before it$/);
+      expect(await answers('/again/r')).toEqual({ a: 20 });
+      // v0 stays: no restart loop on v1.
+      const restarts = await counted(registry, 'sluice_worker_restarts_total');
+      await sleep(1_500);
+      expect(await counted(registry, 'sluice_worker_restarts_total')).toEqual(restarts);
+      expect(pool.workerVersions()).toEqual([{ worker: 0, version: 'v0' }, { worker: 1, version: 'v0' }]);
+    } finally {
+      await hook?.stop();
       await pool.close();
     }
   }, 60_000);

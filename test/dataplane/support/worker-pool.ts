@@ -26,3 +26,8 @@ export function twoWorkers(flows: Flow[] = [], frontDoor: FrontDoorLimits = DEFA
   });
   return { pool, registry, logs };
 }
+
+/** A metric of the pool's registry as {labels joined by ',': value} (the workers' summed). */
+export async function counted(registry: WorkerMetricsRegistry, name: string): Promise<Record<string, number>> {
+  return Object.fromEntries((await registry.getSingleMetric(name)!.get()).values.map((v) => [Object.values(v.labels).join(','), v.value]));
+}
