@@ -112,6 +112,16 @@ export async function runStandalone(options: StandaloneOptions): Promise<Running
   /** A version the workers applied late (VersionLate): taken by the next reconcile, as if the folder had changed. */
   let retryApply = false;
 
+  /** Folders under --manifests not read (dependency and hidden ones): one info line whenever they change. */
+  let leftOutSaid = '';
+  const sayLeftOut = (leftOut: string[]): void => {
+    const key = leftOut.join('\n');
+    if (key === leftOutSaid) return;
+    leftOutSaid = key;
+    if (leftOut.length === 0) return;
+    const named = leftOut.length > 10 ? `${leftOut.slice(0, 10).join(', ')} and ${leftOut.length - 10} more` : leftOut.join(', ');
+    logger.info({ manifests: options.manifests, leftOut }, `not read under ${options.manifests}: ${named} (dependency and hidden folders; --manifests naming one reads it)`);
+  };
   /** False when the folder had not changed (the debouncer then starts no burst). */
   /** Reconciles started, and whether the folder changed since start: the rehearsal below stops at either. */
   let reconciles = 0;
@@ -121,6 +131,7 @@ export async function runStandalone(options: StandaloneOptions): Promise<Running
     // (recursive once at most: demo files are written only when missing)
     const load = folder.load();
     sourceMetrics.observe(load.readErrors);
+    sayLeftOut(load.leftOut);
     if (load.settling.length > 0) scheduler.schedule(LOSS_SETTLE_MS); // read those files again: a loss that stands is taken
     if (!load.changed && applied && !retryApply) return false;
     retryApply = false;

@@ -50,6 +50,8 @@ export interface FolderLoad {
    * keep their last good objects this time; the caller reads again after LOSS_SETTLE_MS.
    */
   settling: string[];
+  /** Folders under it not read (leftOut: dependency and VCS folders), relative to it, in name order. */
+  leftOut: string[];
 }
 
 interface FileState {
@@ -271,7 +273,7 @@ export class ManifestFolder {
       this.assembled = { snapshot: this.assemble(found), problems: found };
     }
     problems.push(...this.assembled.problems);
-    return { snapshot: this.assembled.snapshot, problems, readErrors, changed, settling };
+    return { snapshot: this.assembled.snapshot, problems, readErrors, changed, settling, leftOut: listing.leftOut.map((f) => relative(this.dir, f)) };
   }
 
   /** Whether this loss of objects (the file's content `content`) has stood for LOSS_SETTLE_MS. */
@@ -792,14 +794,27 @@ function yamlErrorText(message: string, firstLine = 0): string {
   return at ? ` at line ${Number(at[1]) + firstLine}, column ${at[2]}: ${first.slice(0, at.index)}` : `: ${first}`;
 }
 
+/**
+ * A folder a recursive read does not enter: hidden ones (`.git`, `.github`, `.vscode` …, as hidden
+ * files are left out) and `node_modules`, which holds other projects' YAML — `sluice run
+ * --manifests .` in a project checkout read every package's (1 218 warning lines in Sluice's own).
+ * ESLint, Prettier and ripgrep leave them out likewise by default. The folder named itself
+ * (--manifests node_modules/x) is always read; the caller says once what was left out.
+ */
+function leftOutFolder(name: string): boolean {
+  return name.startsWith('.') || name === 'node_modules';
+}
+
 interface Listing {
   files: string[];
+  /** Folders under it not entered (leftOutFolder). */
+  leftOut: string[];
   /** Folders that could not be listed (or entries that could not be examined), with the error. */
   failed: { path: string; err: unknown }[];
 }
 
 function listManifestFiles(dir: string): Listing {
-  const listing: Listing = { files: [], failed: [] };
+  const listing: Listing = { files: [], leftOut: [], failed: [] };
   const walk = (d: string) => {
     let entries: string[];
     try {
@@ -809,8 +824,13 @@ function listManifestFiles(dir: string): Listing {
       return;
     }
     for (const name of entries.sort()) {
-      if (name.startsWith('.')) continue;
       const path = join(d, name);
+      if (leftOutFolder(name)) {
+        // Hidden files (an editor's swap files) go unsaid; a folder left out is named. Not `..data` and
+        // its target, a ConfigMap volume's own: the volume's files are read through their links.
+        if (!name.startsWith('..') && isFolder(path)) listing.leftOut.push(path);
+        continue;
+      }
       let isDir = false;
       try {
         isDir = statSync(path).isDirectory();
@@ -827,7 +847,7 @@ function listManifestFiles(dir: string): Listing {
   return listing;
 }
 
-/** The folder and its sub-folders (not hidden ones, as for files), as far as they can be listed. */
+/** The folder and its sub-folders (not those left out: leftOutFolder), as far as they can be listed. */
 function listFolders(dir: string): Set<string> {
   const folders = new Set<string>();
   const walk = (d: string) => {
@@ -839,7 +859,7 @@ function listFolders(dir: string): Set<string> {
       return;
     }
     for (const entry of entries) {
-      if (entry.name.startsWith('.')) continue;
+      if (leftOutFolder(entry.name)) continue;
       const path = join(d, entry.name);
       if (entry.isDirectory() || (entry.isSymbolicLink() && isFolder(path))) walk(path);
     }

@@ -151,4 +151,39 @@ describe('a new user editing a running sluice run', () => {
     }
     await waitFor('v2 served', async () => ((await get(port)) === '200 v2' ? true : undefined));
   });
+
+  it('--manifests on a project checkout reads neither node_modules nor hidden folders (.git, .github), says so in one line, and reads such a folder when it is the one named', async () => {
+    mkdirSync(join(dir, 'deploy'));
+    writeFileSync(join(dir, 'deploy', 'app.yaml'), appYaml(backend, 1));
+    // What a checkout holds beside its manifests: packages' YAML, CI workflows, git's own files.
+    const pkg = join(dir, 'node_modules', 'some-package');
+    mkdirSync(pkg, { recursive: true });
+    writeFileSync(join(pkg, '.travis.yml'), 'language: node_js\n');
+    writeFileSync(join(pkg, 'config.yaml'), 'settings: {a: 1}\n');
+    writeFileSync(join(pkg, 'route.yaml'), EXTRA_ROUTE_YAML);
+    mkdirSync(join(dir, '.github', 'workflows'), { recursive: true });
+    writeFileSync(join(dir, '.github', 'workflows', 'ci.yml'), 'on: push\njobs: {}\n');
+    mkdirSync(join(dir, '.git'));
+    writeFileSync(join(dir, '.git', 'config.yaml'), 'core: {}\n');
+    sluice = await startSluice(['--manifests', dir, '--listener-port-offset', String(port - 80)]);
+    expect(await get(port)).toBe('200 v1');
+    // The package's route is not served: extra.example falls to the app route.
+    expect(await get(port, 'extra.example')).toBe('200 v1');
+    const lines = sluice.logs().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg: string; file?: string });
+    expect(lines.filter((l) => /node_modules|\.github|\.git\b/.test(JSON.stringify(l)))).toEqual([
+      expect.objectContaining({ msg: `not read under ${dir}: .git, .github, node_modules (dependency and hidden folders; --manifests naming one reads it)` }),
+    ]);
+    // Edits under node_modules are not heard either (no folder of it is watched): nothing reloads.
+    writeFileSync(join(pkg, 'route.yaml'), EXTRA_ROUTE_YAML.replace('value: extra', 'value: edited'));
+    await new Promise((r) => setTimeout(r, 2_500));
+    expect(await get(port, 'extra.example')).toBe('200 v1');
+    await sluice.stop();
+
+    // Named itself, the folder is read (its own hidden files still are not).
+    writeFileSync(join(pkg, 'app.yaml'), appYaml(backend, 2));
+    sluice = await startSluice(['--manifests', pkg, '--listener-port-offset', String(port - 80)]);
+    expect(await get(port)).toBe('200 v2');
+    expect(await get(port, 'extra.example')).toBe('200 edited');
+    expect(sluice.logs()).not.toMatch(/not read under/);
+  });
 });
