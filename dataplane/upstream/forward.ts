@@ -13,7 +13,7 @@ import type { ServerResponse } from 'node:http';
 import { Http2ServerResponse } from 'node:http2';
 import { Transform, type Duplex, type Readable, type Writable } from 'node:stream';
 import type { Logger } from 'pino';
-import type { Dispatcher } from 'undici';
+import { errors, type Dispatcher } from 'undici';
 import type { BackendChoice, ForwardPlan } from '../config/route-table.ts';
 import { writeResponseHead, type DownstreamResponse } from '../downstream.ts';
 import { addCorsHeaders } from '../filters/cors.ts';
@@ -27,6 +27,7 @@ import { awaitClient } from '../response-send.ts';
 import type { BackendTarget } from './backend.ts';
 import { downstreamResponseHeaders } from './headers.ts';
 import { mirrorRequest, type MirrorCopy } from './mirror.ts';
+import type { Watched } from './idle-watch.ts';
 import type { UpstreamEndpoint } from './pools.ts';
 import type { SessionBinding } from './session.ts';
 import { openTunnel, type ClientUpgrade } from './tunnel.ts';
@@ -273,11 +274,18 @@ export class ProxyExchange {
     if (this.plan.backendTimeoutMs > 0) attempt.timer = setTimeout(backendTimedOut, this.plan.backendTimeoutMs, this, attempt);
     // A route (or gRPC) deadline bounds the exchange as the user asked: the pools' idle bound
     // (--backend-idle-timeout) is off for it, so a slow backend given 10 minutes gets them.
-    const silence = this.plan.requestTimeoutMs > 0 || this.plan.backendTimeoutMs > 0 || this.deadlineMs > 0 ? 0 : undefined;
+    const idle = endpoint.idle;
+    if (idle != null && this.plan.requestTimeoutMs === 0 && this.plan.backendTimeoutMs === 0 && this.deadlineMs === 0) {
+      // A request body still going up is the client's pace, not the backend's silence (undici's
+      // head wait does not run out while it writes either; a stalled upload is the front door's).
+      attempt.held = this.body !== null;
+      idle.add(attempt);
+    }
     try {
-      endpoint.pool.dispatch({ path: this.target, method: this.method, headers: this.headers, body: this.body, upgrade: this.upgrade?.protocol ?? null, headersTimeout: silence, bodyTimeout: silence }, attempt);
+      endpoint.pool.dispatch({ path: this.target, method: this.method, headers: this.headers, body: this.body, upgrade: this.upgrade?.protocol ?? null }, attempt);
     } catch (error) {
       // undici validates synchronously (method, path, header values): nothing was sent.
+      if (attempt.watched) idle?.remove(attempt);
       this.attemptFailed(attempt, error as Error);
     }
   }
@@ -397,6 +405,8 @@ export class ProxyExchange {
     // Both response kinds are Writables; their overloads just don't unify.
     if ((this.res as Writable).write(chunk)) return;
     attempt.controller?.pause();
+    // A backend held back for a slow client is not silent (its bound is the response send timeout's).
+    attempt.held = true;
     this.sendTimer ??= awaitClient(this.res);
     if (!this.waitingForDrain) {
       this.waitingForDrain = true;
@@ -405,7 +415,11 @@ export class ProxyExchange {
         clearTimeout(this.sendTimer);
         // After the end, what is left must still reach the client within the bound.
         this.sendTimer = this.finished && !this.res.writableFinished ? awaitClient(this.res) : undefined;
-        this.current?.controller?.resume();
+        const current = this.current;
+        if (current === null) return;
+        current.held = false;
+        current.quietTicks = 0;
+        current.controller?.resume();
       });
     }
   }
@@ -643,8 +657,11 @@ function retryNow(exchange: ProxyExchange): void {
   exchange.attempt();
 }
 
-/** One dispatch to one endpoint. Once cancelled, undici's remaining callbacks are ignored. */
-class UpstreamAttempt implements Dispatcher.DispatchHandler {
+/**
+ * One dispatch to one endpoint. Once cancelled, undici's remaining callbacks are ignored. Watched by
+ * the endpoint's idle bound (IdleWatch) while it waits for the backend, when the route has no deadline.
+ */
+class UpstreamAttempt implements Dispatcher.DispatchHandler, Watched {
   readonly exchange: ProxyExchange;
   readonly endpoint: UpstreamEndpoint;
   controller: Dispatcher.DispatchController | null = null;
@@ -655,15 +672,33 @@ class UpstreamAttempt implements Dispatcher.DispatchHandler {
   /** Interim responses so far (MAX_INFORMATIONAL_RESPONSES). */
   private informational = 0;
   private cancelled = false;
+  /** A final response head came: silence from now on is a stalled body. */
+  private responded = false;
+  // Watched (see idle-watch.ts).
+  quietTicks = 0;
+  held = false;
+  watchPrev: Watched | null = null;
+  watchNext: Watched | null = null;
+  watched = false;
 
   constructor(exchange: ProxyExchange, endpoint: UpstreamEndpoint) {
     this.exchange = exchange;
     this.endpoint = endpoint;
   }
 
+  /** Silent past --backend-idle-timeout: 504 before a response head (as a route timeout), a cut after it; the upstream connection is closed. */
+  idleExpired(): void {
+    if (this.cancelled) return;
+    // undici's own errors, as its headersTimeout / bodyTimeout gave them (logs, SILENT).
+    const error = this.responded ? new errors.BodyTimeoutError() : new errors.HeadersTimeoutError();
+    this.cancel(error.message);
+    this.exchange.attemptFailed(this, error);
+  }
+
   cancel(reason: string): void {
     if (this.cancelled) return;
     this.cancelled = true;
+    if (this.watched) this.endpoint.idle?.remove(this);
     clearTimeout(this.timer);
     // Aborting destroys the upstream connection: nothing is left half-read on it. A request
     // still waiting for a connection is aborted as soon as it gets one (onRequestStart).
@@ -675,8 +710,15 @@ class UpstreamAttempt implements Dispatcher.DispatchHandler {
     if (this.cancelled) controller.abort(new AttemptCancelledError('cancelled while waiting for a connection'));
   }
 
+  onRequestSent(): void {
+    this.held = false;
+    this.quietTicks = 0;
+  }
+
   onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
     if (this.cancelled) return;
+    // Each head restarts the wait (an interim one too, as undici's head wait did; their count is bounded).
+    this.quietTicks = 0;
     if (statusCode < 200) {
       // 1xx: Node answers 100-continue itself; the others are dropped, up to a count.
       if (++this.informational > MAX_INFORMATIONAL_RESPONSES) {
@@ -685,6 +727,7 @@ class UpstreamAttempt implements Dispatcher.DispatchHandler {
       }
       return;
     }
+    this.responded = true;
     this.exchange.responseStart(this, statusCode, headers);
     if (this.discard) this.discardedStatus = statusCode;
   }
@@ -695,20 +738,25 @@ class UpstreamAttempt implements Dispatcher.DispatchHandler {
       socket.destroy();
       return;
     }
+    // The tunnel has an idle bound of its own.
+    if (this.watched) this.endpoint.idle?.remove(this);
     this.exchange.upgraded(this, headers, socket);
   }
 
   onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.quietTicks = 0;
     if (this.cancelled || this.discard) return;
     this.exchange.responseData(this, chunk);
   }
 
   onResponseEnd(_controller: Dispatcher.DispatchController, trailers?: Record<string, string | string[] | undefined>): void {
+    if (this.watched) this.endpoint.idle?.remove(this);
     if (this.cancelled) return;
     this.exchange.responseEnd(this, trailers);
   }
 
   onResponseError(_controller: Dispatcher.DispatchController | null, error: Error): void {
+    if (this.watched) this.endpoint.idle?.remove(this);
     if (this.cancelled) return;
     this.exchange.attemptFailed(this, error);
   }

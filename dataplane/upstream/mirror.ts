@@ -37,7 +37,9 @@ export function mirrorRequest(copy: MirrorCopy, method: string, body: Buffer | n
   const policy = copy.plan.backend.policies?.get(endpoint.key);
   if (policy !== undefined && policy.decide(method, copy.target, copy.headers).verdict === 'DROPPED') return;
   try {
-    endpoint.pool.dispatch({ path: copy.target, method, headers: copy.headers, body }, DISCARD);
+    // A copy has no exchange to watch it: undici's own timers bound a silent mirror (few requests).
+    const silence = endpoint.idle?.timeoutMs ?? 0;
+    endpoint.pool.dispatch({ path: copy.target, method, headers: copy.headers, body, headersTimeout: silence, bodyTimeout: silence }, DISCARD);
   } catch {
     // Invalid for undici (it validated synchronously): the mirror is simply not sent.
   }

@@ -13,6 +13,7 @@
 
 import { Client, Dispatcher, errors, H2CClient, Pool } from 'undici';
 import type { AppProtocol, BackendClientCertificate, BackendTls, Endpoint } from '../../ir/types.ts';
+import { IdleWatch } from './idle-watch.ts';
 import { backendConnector } from './tls.ts';
 
 export interface UpstreamEndpoint {
@@ -23,6 +24,11 @@ export interface UpstreamEndpoint {
   readonly pool: Dispatcher;
   /** How long a connection to the endpoint may take to establish (WebSocket tunnels use it too). */
   readonly connectTimeoutMs: number;
+  /**
+   * The backend idle bound (--backend-idle-timeout) that requests to the endpoint watch themselves
+   * (ProxyExchange; undici's own timeouts are off, see idle-watch.ts); null: none.
+   */
+  readonly idle?: IdleWatch | null;
 }
 
 export function endpointKey(endpoint: Endpoint): string {
@@ -33,18 +39,19 @@ export class UpstreamPools {
   private readonly pools = new Map<string, UpstreamEndpoint>();
   private readonly drainTimeoutMs: number;
   private readonly connectTimeoutMs: number;
-  private readonly idleTimeoutMs: number;
+  /** Shared by every endpoint: one interval walks the requests in flight. */
+  private readonly idle: IdleWatch | null;
 
   /**
    * `connectTimeoutMs`: a dead endpoint (no answer to SYN) fails the request after this instead of
    * hanging. `idleTimeoutMs` (0: none): longest silence of a backend before its response head, or
-   * between two reads of its body (undici's headersTimeout and bodyTimeout; a body paused for a slow
-   * client does not count).
+   * between two reads of its body (a request body still being sent or a response paused for a slow
+   * client does not count); requests watch it through the endpoint's `idle`.
    */
   constructor(drainTimeoutMs: number, connectTimeoutMs: number, idleTimeoutMs = 0) {
     this.drainTimeoutMs = drainTimeoutMs;
     this.connectTimeoutMs = connectTimeoutMs;
-    this.idleTimeoutMs = idleTimeoutMs;
+    this.idle = idleTimeoutMs > 0 ? new IdleWatch(idleTimeoutMs) : null;
   }
 
   /**
@@ -59,10 +66,10 @@ export class UpstreamPools {
     if (upstream === undefined) {
       const options = {
         connectTimeout: this.connectTimeoutMs,
-        // Deadlines are per route (Gateway API timeouts, enforced by the proxy); these only bound a
-        // backend's silence (--backend-idle-timeout).
-        headersTimeout: this.idleTimeoutMs,
-        bodyTimeout: this.idleTimeoutMs,
+        // Deadlines are per route (Gateway API timeouts, enforced by the proxy), a backend's silence
+        // by the endpoint's idle watch: undici's own timers cost an old-generation object per request.
+        headersTimeout: 0,
+        bodyTimeout: 0,
       };
       let pool: Dispatcher;
       if (tls) {
@@ -76,6 +83,7 @@ export class UpstreamPools {
         port: endpoint.port,
         pool,
         connectTimeoutMs: this.connectTimeoutMs,
+        idle: this.idle,
       };
       this.pools.set(key, upstream);
     }
