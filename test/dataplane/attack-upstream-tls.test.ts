@@ -43,6 +43,24 @@ async function httpsBackend(name: string, certificate: CertificateBundle): Promi
   return backend;
 }
 
+/** A "TLS" backend that accepts the connection and never answers the ClientHello. */
+async function mutedBackend(name: string): Promise<TlsBackend> {
+  const backend: TlsBackend = { name, port: 0, requests: 0, close: async () => undefined };
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => undefined);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  backend.port = (server.address() as net.AddressInfo).port;
+  backend.close = () => new Promise<void>((resolve) => {
+    for (const socket of sockets) socket.destroy();
+    server.close(() => resolve());
+  });
+  return backend;
+}
+
 /** A "TLS" backend that answers any bytes with a plaintext HTTP response (a misconfigured port). */
 async function plaintextBackend(name: string): Promise<TlsBackend> {
   const backend: TlsBackend = { name, port: 0, requests: 0, close: async () => undefined };
@@ -105,12 +123,13 @@ describe('a TLS backend that is not who its BackendTLSPolicy says', () => {
       await httpsBackend('expired', await createServerCertificate(ca, { dnsNames: [HOSTNAME], validityDays: -1 })),
       await httpsBackend('self-signed', await createSelfSignedServerCertificate({ dnsNames: [HOSTNAME] })),
       await plaintextBackend('plaintext'),
+      await mutedBackend('muted'),
     );
     dir = mkdtempSync(join(tmpdir(), 'sluice-upattack-tls-'));
     writeFileSync(join(dir, 'all.yaml'), manifests(backends, ca.certPem));
     const offset = await freePortOffset([HTTP_PORT]);
     port = HTTP_PORT + offset;
-    sluice = await startSluice(['--manifests', dir, '--listener-port-offset', String(offset)]);
+    sluice = await startSluice(['--manifests', dir, '--listener-port-offset', String(offset), '--backend-connect-timeout', '1000']);
     await waitFor('the valid backend served', async () => ((await ask(port, '/valid')).status === 200 ? true : undefined));
   }, 60_000);
 
@@ -137,5 +156,13 @@ describe('a TLS backend that is not who its BackendTLSPolicy says', () => {
     const valid = await ask(port, '/valid/y');
     expect(valid.status).toBe(200);
     expect(valid.body).toContain('secret from valid');
+  });
+
+  it('a backend that never answers the ClientHello: 503 after --backend-connect-timeout (the handshake is part of the connect)', async () => {
+    const answer = await ask(port, '/muted/x');
+    expect(answer.status).toBe(503);
+    const line = await waitFor('the muted failure logged', () => sluice.logs().split('\n').find((l) => l.includes('upstream request failed') && l.includes('service/default/muted/port/443')));
+    expect(line).toMatch(/UND_ERR_CONNECT_TIMEOUT/);
+    expect((await ask(port, '/valid/z')).status).toBe(200);
   });
 });
