@@ -309,11 +309,7 @@ function shareArray(prev: readonly unknown[], next: unknown[]): unknown[] {
     }
     const s = n === p || p === undefined ? n : share(p, n);
     if (s !== prev[i]) same = false;
-    if (out !== null) out[i] = s;
-    else if (s !== n) {
-      out = next.slice(0, i);
-      out[i] = s;
-    }
+    out = placed(out, next, i, s);
   }
   return same ? (prev as unknown[]) : (out ?? next);
 }
@@ -343,13 +339,19 @@ function shareLongArray(prev: readonly unknown[], next: unknown[]): unknown[] {
     }
     const s = n === p || p === undefined ? n : share(p, n);
     if (s !== prev[i]) same = false;
-    if (out !== null) out[i] = s;
-    else if (s !== n) {
-      out = next.slice(0, i);
-      out[i] = s;
-    }
+    out = placed(out, next, i, s);
   }
   return same ? (prev as unknown[]) : (out ?? next);
+}
+
+/** `out` with `s` at `i`: made from `next` (its elements before `i`) at the first `s` that is not `next[i]`. */
+function placed(out: unknown[] | null, next: unknown[], i: number, s: unknown): unknown[] | null {
+  if (out !== null) out[i] = s;
+  else if (s !== next[i]) {
+    out = next.slice(0, i);
+    out[i] = s;
+  }
+  return out;
 }
 
 /** Longest array whose elements share() matches by name (see there). */
