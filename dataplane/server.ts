@@ -34,6 +34,7 @@ import { serveHttp2 } from './http2-front.ts';
 import { handleRequest } from './request-handler.ts';
 import { boundSends, type SendBound } from './response-send.ts';
 import { secureContextOptions } from './tls/certificates.ts';
+import { ClientHellos } from './tls/client-hellos.ts';
 import { Http1Upgrades, shouldTakeUpgrade, stopsParser, type ServeRequest } from './upgrade-handler.ts';
 
 /**
@@ -125,6 +126,8 @@ export class ListenerServer {
   private readonly app: FastifyInstance;
   /** The listening servers: one, unless fastify binds a name that resolves to several addresses. */
   private readonly fronts: net.Server[] = [];
+  /** HTTPS: the TLS servers the fronts hand connections to (they never listen). */
+  private readonly tlsServers: tls.Server[] = [];
   /** Serve the connections the fronts hand over; they never listen. */
   private readonly http1: http.Server;
   private readonly http2: http2.Http2Server;
@@ -335,6 +338,7 @@ export class ListenerServer {
     let front: net.Server;
     if (this.protocol === 'HTTPS') {
       const current = () => this.table;
+      const hellos = new ClientHellos();
       const tlsServer = tls.createServer({
         ...secureContextOptions(this.table.certificates!.fallback, this.table.clientValidation, this.table.tlsSettings),
         ALPNProtocols: ALPN_PROTOCOLS,
@@ -345,13 +349,13 @@ export class ListenerServer {
         // node:tls calls it on the handshake's TLSSocket: a set of pairs for one name picks by its signature algorithms.
         SNICallback(this: TLSSocket, servername: string, callback: (error: Error | null, context?: SecureContext) => void) {
           const certificates = current().certificates;
-          callback(null, certificates === null ? undefined : certificates.select(servername, this));
+          callback(null, certificates === null ? undefined : certificates.select(servername, hellos.view(this)));
         },
       });
+      this.tlsServers.push(tlsServer);
       this.configureTls(tlsServer);
-      // The raw TCP socket, before its handshake (tls.Server wrapped it in its own listener).
-      tlsServer.on('connection', (socket: Socket) => this.admit(socket));
       tlsServer.on('secureConnection', (socket: TLSSocket) => {
+        hellos.secured(socket);
         if (socket.alpnProtocol === 'h2') this.serveHttp2(socket);
         else this.serveHttp1(socket);
       });
@@ -362,7 +366,14 @@ export class ListenerServer {
         if ((error as { code?: string }).code === 'ERR_TLS_HANDSHAKE_TIMEOUT') this.budget.timedOut(this.name, 'tls_handshake');
         socket.destroy();
       });
-      front = tlsServer;
+      // The TLS server never listens: a plain one accepts, admits, and hands the raw TCP socket over
+      // before its handshake — after reading its ClientHello when certificates are chosen by suites.
+      front = net.createServer({ noDelay: true }, (socket: Socket) => {
+        if (!this.admit(socket)) return;
+        const handOver = () => void tlsServer.emit('connection', socket);
+        if (current().certificates?.needsClientHello === true) hellos.read(socket, this.limits.tlsHandshakeTimeoutMs, () => this.budget.timedOut(this.name, 'tls_handshake'), handOver);
+        else handOver();
+      });
     } else {
       // allowHalfOpen as http.Server has it: the HTTP/1.1 server decides when to end the socket.
       front = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket: Socket) => {
@@ -483,7 +494,7 @@ export class ListenerServer {
     // replaced when the certificate or the client CAs changed.
     const contextChanged = this.defaultContextKey !== null && key !== this.defaultContextKey;
     this.defaultContextKey = key;
-    const servers = created !== undefined ? [created] : this.fronts.filter((server) => server instanceof tls.Server);
+    const servers = created !== undefined ? [created] : this.tlsServers;
     for (const server of servers) {
       // tls.Server keeps these as (untyped) fields set from its options and reads them for
       // each new connection, so a reload changes them for new handshakes only.

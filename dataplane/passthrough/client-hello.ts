@@ -4,7 +4,8 @@
 
 export type ClientHelloResult =
   | { kind: 'more' }
-  | { kind: 'done'; serverName: string | null }
+  /** `cipherSuites`: the suites the client offers, IANA codes in its order (HTTPS listeners pick a certificate by them). */
+  | { kind: 'done'; serverName: string | null; cipherSuites: number[] }
   | { kind: 'invalid'; reason: string };
 
 const RECORD_HEADER = 5;
@@ -42,7 +43,8 @@ export function readServerName(data: Buffer): ClientHelloResult {
     }
   }
   try {
-    return { kind: 'done', serverName: serverNameFrom(Buffer.concat(parts).subarray(4, needed)) };
+    const hello = Buffer.concat(parts).subarray(4, needed);
+    return { kind: 'done', serverName: serverNameFrom(hello), cipherSuites: cipherSuitesFrom(hello) };
   } catch {
     return { kind: 'invalid', reason: 'malformed ClientHello' };
   }
@@ -50,6 +52,17 @@ export function readServerName(data: Buffer): ClientHelloResult {
 
 function more(data: Buffer): ClientHelloResult {
   return data.length > MAX_CLIENT_HELLO + 64 * RECORD_HEADER ? { kind: 'invalid', reason: 'ClientHello too large' } : { kind: 'more' };
+}
+
+/** The ClientHello body's cipher_suites, in the client's order. Throws on truncation. */
+function cipherSuitesFrom(hello: Buffer): number[] {
+  let p = 2 + 32; // client_version, random
+  p += 1 + byte(hello, p); // session_id
+  const end = p + 2 + uint16(hello, p);
+  if (end > hello.length) throw new RangeError('truncated');
+  const suites: number[] = [];
+  for (let q = p + 2; q + 2 <= end; q += 2) suites.push(hello.readUInt16BE(q));
+  return suites;
 }
 
 /** Walks the ClientHello body to the server_name extension. Throws on truncation. */

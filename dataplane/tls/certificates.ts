@@ -8,6 +8,7 @@ import { certificateFacts, planCertificates, type CertificateFacts } from '../..
 import { defaultTlsSettings } from '../../ir/tls-profiles.ts';
 import type { ClientValidation, ListenerTls, TlsCertificate, TlsSettings } from '../../ir/types.ts';
 import { HostIndex, normalizeHost } from '../router/host.ts';
+import { TLS12_SUITE_NAMES, keyServes, suiteAuth } from './suites.ts';
 
 /** OpenSSL's default TLS 1.3 suites as Node ships them (all AEAD); only TLS 1.2 suites are configurable. */
 const TLS13_SUITES = tls.DEFAULT_CIPHERS.split(':').filter((name) => name.startsWith('TLS_'));
@@ -122,6 +123,8 @@ export interface HandshakeView {
   getSharedSigalgs(): string[];
   /** The version settled from the ClientHello. */
   getProtocol(): string | null;
+  /** The cipher suites the client offers (IANA codes), when its ClientHello was read first (needsClientHello). */
+  cipherSuites?: readonly number[];
 }
 
 /**
@@ -144,15 +147,29 @@ export class CertificateSelector {
   readonly fallbackKey: string;
   /** The certificates that loaded, in IR order. */
   readonly certificates: readonly TlsCertificate[];
+  /**
+   * Whether the listener must read a TLS 1.2 client's ClientHello before its handshake (its cipher
+   * suites, HandshakeView.cipherSuites): a set switched to holds pairs of different key types and
+   * TLS 1.2 is offered. Node shows a switched set's handshake only the signature algorithms, and
+   * with those alone a client offering only ECDHE-ECDSA suites but signing with RSA too was given
+   * the RSA pair and failed (no shared cipher). OpenSSL, which picks among the fallback set's pairs
+   * itself, weighs suites and signature algorithms; so does Envoy among a listener's certificates.
+   */
+  readonly needsClientHello: boolean;
   private readonly fallbackSet: SelectedSet;
   private readonly byHost: HostIndex<SelectedSet>;
+  /** The TLS 1.2 suites the port offers (OpenSSL names). */
+  private readonly suites: ReadonlySet<string>;
 
-  private constructor(certificates: TlsCertificate[], fallbackSet: SelectedSet, fallbackKey: string, byHost: HostIndex<SelectedSet>) {
+  private constructor(certificates: TlsCertificate[], fallbackSet: SelectedSet, fallbackKey: string, byHost: HostIndex<SelectedSet>, tlsSettings: TlsSettingsPlan) {
     this.fallback = fallbackSet.certificates;
     this.fallbackKey = fallbackKey;
     this.certificates = certificates;
     this.fallbackSet = fallbackSet;
     this.byHost = byHost;
+    const { minVersion, ciphers } = tlsSettings.settings;
+    this.suites = new Set(minVersion === 'TLSv1.2' ? ciphers : []);
+    this.needsClientHello = this.suites.size > 0 && byHost.entries().some(({ value: set }) => set !== fallbackSet && set.contexts.length > 1 && new Set(set.keyTypes).size > 1);
   }
 
   /**
@@ -198,7 +215,7 @@ export class CertificateSelector {
       if (set.certificates[0].hostnames.length === 0) byHost.add(null, set);
     }
     if (fallback === null) return null;
-    return new CertificateSelector(loaded, fallback, cacheKey(fallback.certificates, clientValidation, tlsSettings), byHost);
+    return new CertificateSelector(loaded, fallback, cacheKey(fallback.certificates, clientValidation, tlsSettings), byHost, tlsSettings);
   }
 
   /**
@@ -208,7 +225,7 @@ export class CertificateSelector {
   select(servername: string, client: HandshakeView): tls.SecureContext | undefined {
     const set = this.byHost.find(normalizeHost(servername)) ?? this.fallbackSet;
     if (set === this.fallbackSet) return undefined;
-    return set.contexts.length === 1 ? set.contexts[0] : set.contexts[pairFor(set, client)];
+    return set.contexts.length === 1 ? set.contexts[0] : set.contexts[pairFor(set, client, this.suites)];
   }
 
   /** The context (every pair of the set) a TLSSocket is made with; built `combined`. */
@@ -234,11 +251,13 @@ interface SelectedSet {
 /**
  * Which pair of a switched set the client gets. TLS 1.3: the first shared signature algorithm a
  * pair can make, in OpenSSL's order (as OpenSSL picks among pairs of one context). TLS 1.2: the
- * set's first pair whenever a shared algorithm fits it, else the first that fits: there the cipher
- * suites also depend on the key type (ECDHE-ECDSA vs ECDHE-RSA) and Node does not show the
- * client's list before the handshake, so a client is never moved off the pair it got before.
+ * suites depend on the key type too (ECDHE-ECDSA vs ECDHE-RSA): the set's first pair the client can
+ * use — a suite it offers that the port offers and the pair's key serves, and (but for RSA key
+ * exchange) a shared signature algorithm the key makes — so a client is moved off the first pair
+ * only when it cannot use it. Without the client's suites (not read: needsClientHello), the first
+ * pair whenever a shared algorithm fits it.
  */
-function pairFor(set: SelectedSet, client: HandshakeView): number {
+function pairFor(set: SelectedSet, client: HandshakeView, portSuites: ReadonlySet<string>): number {
   let shared: string[];
   try {
     shared = client.getSharedSigalgs();
@@ -246,6 +265,18 @@ function pairFor(set: SelectedSet, client: HandshakeView): number {
     return 0; // no handshake state to read: the set's first, as a single certificate would be
   }
   const fits = (i: number) => shared.some((sigalg) => signs(sigalg, set.keyTypes[i]));
+  if (client.getProtocol() !== 'TLSv1.3' && client.cipherSuites !== undefined) {
+    // No signature_algorithms extension: TLS 1.2's defaults (RFC 5246 §7.4.1.4.1) fit every key type.
+    const usable = (i: number) =>
+      client.cipherSuites!.some((code) => {
+        const name = TLS12_SUITE_NAMES.get(code);
+        if (name === undefined || !portSuites.has(name)) return false;
+        const auth = suiteAuth(name);
+        return keyServes(auth, set.keyTypes[i]) && (auth === 'rsa-kx' || shared.length === 0 || fits(i));
+      });
+    const i = set.keyTypes.findIndex((_, j) => usable(j));
+    if (i >= 0) return i;
+  }
   if (client.getProtocol() !== 'TLSv1.3' && fits(0)) return 0;
   for (const sigalg of shared) {
     const i = set.keyTypes.findIndex((keyType) => signs(sigalg, keyType));

@@ -15,6 +15,7 @@ import { waitFor } from '../support/wait.ts';
 import { request } from './support/client.ts';
 import { startEchoServer, type EchoServer } from './support/echo-server.ts';
 import { irCertificate, selfSignedCertificate } from './support/certs.ts';
+import { createSelfSignedServerCertificate } from '../support/demo/certs.ts';
 import { testDataplane, type LogLine, type TestDataplane } from './support/harness.ts';
 import { backend, forwardTo, listener, prefix, route, scope, singleHostIR } from './support/ir.ts';
 
@@ -370,5 +371,62 @@ describe('TLS passthrough listeners', () => {
     const { afterMs } = await silentClosed;
     expect(afterMs).toBeGreaterThanOrEqual(TIMEOUT_MS - 100);
     expect(await metricValue(harness.registry, 'sluice_client_timeouts_total', { listener: 'tls', stage: 'tls_handshake' })).toBe(1);
+  });
+});
+
+describe('front door timeouts (HTTPS whose certificates are chosen by cipher suites: each ClientHello read first)', () => {
+  let port: number;
+  let harness: TestDataplane;
+
+  beforeAll(async () => {
+    port = await freePort();
+    const rsa = (name: string) => createSelfSignedServerCertificate({ dnsNames: [name] });
+    const [fallback, rsaB, ecB] = await Promise.all([rsa('a.example'), rsa('b.example'), selfSignedCertificate('b.example')]);
+    const certificate = (secret: string, c: { certPem: string; keyPem: string }) => irCertificate(secret, [], { ...c, commonName: secret });
+    harness = testDataplane({ frontDoor: { tlsHandshakeTimeoutMs: TIMEOUT_MS } });
+    const routes = [route('direct', { path: prefix('/') }, { type: 'DirectResponse', status: 200, body: 'ok' })];
+    const result = await harness.dataplane.apply('v1', {
+      // b.example's set (RSA and ECDSA) is switched to by the SNI callback: the port reads ClientHellos.
+      listeners: [listener(port, [scope('https', null, [['*', routes]])], { protocol: 'HTTPS', tls: { certificates: [certificate('secret/default/a', fallback), certificate('secret/default/b-rsa', rsaB), certificate('secret/default/b-ec', ecB)] } })],
+      backends: {},
+    });
+    expect(result.listeners.every((l) => l.ok)).toBe(true);
+  });
+
+  afterAll(async () => {
+    await harness.dataplane.close();
+  });
+
+  it('cuts a connection whose ClientHello never completes at the handshake timeout (counted), as without the read', async () => {
+    const socket = await connect(port);
+    socket.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01])); // a record of 512 bytes announced, 1 sent
+    const { text, afterMs } = await closedBy(socket);
+    expect(text).toBe('');
+    expect(afterMs).toBeGreaterThanOrEqual(TIMEOUT_MS - 100);
+    expect(await metricValue(harness.registry, 'sluice_client_timeouts_total', { stage: 'tls_handshake' })).toBe(1);
+  });
+
+  it('a TLS 1.2 client with ECDHE-ECDSA suites only (RSA signatures listed first) gets the ECDSA certificate; a session past its handshake is not cut by the read\'s bound', async () => {
+    const clients = [
+      { servername: 'b.example', ciphers: 'ECDHE-ECDSA-AES128-GCM-SHA256', sigalgs: 'rsa_pss_rsae_sha256:rsa_pkcs1_sha256:ecdsa_secp256r1_sha256', keyType: 'ec', name: 'b.example' },
+      { servername: 'b.example', ciphers: 'ECDHE-RSA-AES128-GCM-SHA256', sigalgs: 'ecdsa_secp256r1_sha256:rsa_pss_rsae_sha256', keyType: 'rsa', name: 'b.example' },
+      // No SNI: the fallback set, OpenSSL's pick; the callback never runs.
+      { servername: undefined, ciphers: 'ECDHE-RSA-AES128-GCM-SHA256', sigalgs: 'rsa_pss_rsae_sha256', keyType: 'rsa', name: 'a.example' },
+    ];
+    for (const client of clients) {
+      const socket = tls.connect({ host: '127.0.0.1', port, ...(client.servername ? { servername: client.servername } : {}), maxVersion: 'TLSv1.2', ciphers: client.ciphers, sigalgs: client.sigalgs, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] });
+      await new Promise<void>((resolve, reject) => {
+        socket.once('secureConnect', () => resolve());
+        socket.once('error', reject);
+      });
+      const peer = socket.getPeerX509Certificate();
+      expect(`${peer?.subjectAltName} ${peer?.publicKey.asymmetricKeyType}`).toBe(`DNS:${client.name} ${client.keyType}`);
+      // Longer than the handshake bound, then a request: answered.
+      await new Promise((resolve) => setTimeout(resolve, TIMEOUT_MS * 1.5));
+      socket.write('GET / HTTP/1.1\r\nhost: b.example\r\nconnection: close\r\n\r\n');
+      const { text } = await closedBy(socket as net.Socket);
+      expect(text).toMatch(/^HTTP\/1\.1 200 [^]*\r\n\r\nok$/);
+    }
+    expect(await metricValue(harness.registry, 'sluice_client_timeouts_total', { stage: 'tls_handshake' })).toBe(1);
   });
 });
