@@ -1,6 +1,7 @@
 // Reads the SNI server name from the first TLS ClientHello of a connection,
 // without terminating TLS. The ClientHello may arrive in pieces and may span
 // several TLS records; `readServerName` says when it needs more bytes.
+import type { Socket } from 'node:net';
 
 export type ClientHelloResult =
   | { kind: 'more' }
@@ -48,6 +49,26 @@ export function readServerName(data: Buffer): ClientHelloResult {
   } catch {
     return { kind: 'invalid', reason: 'malformed ClientHello' };
   }
+}
+
+/**
+ * Reads a connection's first bytes until its ClientHello is whole (or is not one): then stops
+ * reading, pauses the socket and calls `read` once with the result and every byte received.
+ * Returns what stops the reading early (a deadline).
+ */
+export function readClientHello(socket: Socket, read: (hello: Exclude<ClientHelloResult, { kind: 'more' }>, data: Buffer) => void): () => void {
+  const chunks: Buffer[] = [];
+  const onData = (chunk: Buffer): void => {
+    chunks.push(chunk);
+    const data = chunks.length === 1 ? chunk : Buffer.concat(chunks);
+    const hello = readServerName(data);
+    if (hello.kind === 'more') return;
+    socket.off('data', onData);
+    socket.pause();
+    read(hello, data);
+  };
+  socket.on('data', onData);
+  return () => void socket.off('data', onData);
 }
 
 function more(data: Buffer): ClientHelloResult {

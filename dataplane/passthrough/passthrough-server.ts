@@ -17,7 +17,7 @@ import { HostIndex } from '../router/host.ts';
 import { CertificateSelector, SecureContextCache, compileClientValidation, compileTlsSettings, type ClientValidationPlan } from '../tls/certificates.ts';
 import type { StreamPolicy } from '../policy/stream-policy.ts';
 import type { PickerStateGeneration } from '../upstream/weighted.ts';
-import { readServerName } from './client-hello.ts';
+import { readClientHello } from './client-hello.ts';
 
 interface CompiledRoute extends BackendChoice {
   /** Terminate routes: the certificates by SNI (the listener's). Absent: passthrough. */
@@ -80,22 +80,14 @@ export class PassthroughServer extends StreamListener {
       client.destroy();
     }, this.budget.limits.tlsHandshakeTimeoutMs);
     client.once('close', () => clearTimeout(deadline));
-    const chunks: Buffer[] = [];
-    const onData = (chunk: Buffer) => {
-      chunks.push(chunk);
-      const data = chunks.length === 1 ? chunk : Buffer.concat(chunks);
-      const hello = readServerName(data);
-      if (hello.kind === 'more') return;
-      client.off('data', onData);
-      client.pause();
+    readClientHello(client, (hello, data) => {
       if (hello.kind === 'invalid') {
         this.logger.debug({ listener: this.name, reason: hello.reason }, 'tls listener: not a TLS ClientHello');
         client.destroy();
         return;
       }
       this.forward(client, hello.serverName, data, deadline);
-    };
-    client.on('data', onData);
+    });
   }
 
   private forward(client: Socket, serverName: string | null, hello: Buffer, deadline: NodeJS.Timeout): void {

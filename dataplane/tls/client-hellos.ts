@@ -6,7 +6,7 @@
 // (one parse of ~300-2 000 bytes per connection); the others hand connections over at once.
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { readServerName } from '../passthrough/client-hello.ts';
+import { readClientHello } from '../passthrough/client-hello.ts';
 import type { HandshakeView } from './certificates.ts';
 
 interface Pending {
@@ -29,23 +29,16 @@ export class ClientHellos {
    */
   read(socket: Socket, timeoutMs: number, timedOut: () => void, then: () => void): void {
     const key = `${socket.remoteAddress}|${socket.remotePort}`;
-    const chunks: Buffer[] = [];
-    const onData = (chunk: Buffer): void => {
-      chunks.push(chunk);
-      const data = chunks.length === 1 ? chunk : Buffer.concat(chunks);
-      const hello = readServerName(data);
-      if (hello.kind === 'more') return;
-      socket.off('data', onData);
-      socket.pause();
+    const stop = readClientHello(socket, (hello, data) => {
       socket.unshift(data);
       if (hello.kind === 'done') entry.suites = hello.cipherSuites;
       then();
-    };
+    });
     const entry: Pending = {
       suites: null,
       deadline: setTimeout(() => {
         this.pending.delete(key);
-        socket.off('data', onData);
+        stop();
         timedOut();
         socket.destroy();
       }, timeoutMs),
@@ -55,7 +48,6 @@ export class ClientHellos {
       clearTimeout(entry.deadline);
       if (this.pending.get(key) === entry) this.pending.delete(key);
     });
-    socket.on('data', onData);
   }
 
   /** What the SNI callback of `socket` (the TLSSocket over a connection read()) knows of its client. */
