@@ -39,7 +39,7 @@ function lastFailure(gateway: UpstreamAttackGateway): { backend: string; endpoin
 }
 
 describe('a hostile backend, in time', () => {
-  const gateway = useUpstreamAttackGateway(['--backend-idle-timeout', '1000']);
+  const gateway = useUpstreamAttackGateway(['--backend-idle-timeout', '1000', '--request-body-timeout', '2000']);
 
   it('no answer at all, no route timeout: 504 after the backend idle bound, the upstream connection closed, logged under the backend', async () => {
     script(gateway, 'mute', () => undefined);
@@ -66,6 +66,42 @@ describe('a hostile backend, in time', () => {
     expect(answer.status).toBe(502);
     expect(answer.text).not.toContain('103');
     await untilClosed(gateway, connectionOf(gateway, 'drip-103'));
+  });
+
+  it('a backend that never reads the request body: the upload is held back, then cut by --request-body-timeout; memory does not grow', async () => {
+    gateway.hostile.stalls.add('noread');
+    const TOTAL = 256 * 1024 * 1024;
+    const client = net.connect(gateway.port, '127.0.0.1');
+    let received = '';
+    let closed = false;
+    client.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+    client.on('error', () => undefined);
+    client.once('close', () => (closed = true));
+    const before = rss(gateway.sluice.pid);
+    let sent = 0;
+    await new Promise<void>((resolve) => client.once('connect', resolve));
+    client.write(`POST /s/noread HTTP/1.1\r\nHost: attack.example.com\r\ncontent-length: ${TOTAL}\r\n\r\n`);
+    const block = Buffer.alloc(64 * 1024, 'u');
+    // Writes while the gateway takes them; stops when it is held back (or the connection closed).
+    const pump = (): void => {
+      while (!closed && sent < TOTAL) {
+        sent += block.length;
+        if (!client.write(block)) return void client.once('drain', pump);
+      }
+    };
+    pump();
+    for (let i = 0; i < 100 && !closed; i++) await sleep(100);
+    expect(closed).toBe(true);
+    expect(sent).toBeLessThan(TOTAL / 4);
+    expect(rss(gateway.sluice.pid) - before).toBeLessThan(64 * 1024 * 1024);
+    // Closed without an answer (the front door's choice for a stalled body), and the backend
+    // request went with it: the backend's connection is closed too.
+    expect(received).toBe('');
+    const [stalled] = [...gateway.hostile.stalled.keys()];
+    expect(stalled).toBeDefined();
+    gateway.hostile.drainStalled();
+    await untilClosed(gateway, stalled!);
+    client.destroy();
   });
 
   it('a body that stops half way: the client connection is cut after the bound, with the bytes that came', async () => {

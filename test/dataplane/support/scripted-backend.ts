@@ -28,6 +28,15 @@ export interface ScriptedBackend {
   closed(index: number): boolean;
   /** Scripts by name: a request whose path holds `/s/<name>` (`/s/<name>/...`, `/prefix/s/<name>`) runs `scripts[name]`. */
   scripts: Map<string, Script>;
+  /** Names whose requests the backend stops reading once their request line arrived (a backend that never reads the body). */
+  stalls: Set<string>;
+  /** The connections the backend stopped reading, and the bytes it had of each. */
+  stalled: Map<number, number>;
+  /**
+   * Reads (and drops) what the stalled connections hold: a paused socket sees no end of stream,
+   * so whether the gateway closed one shows only once it is read to the end.
+   */
+  drainStalled(): void;
   close(): Promise<void>;
 }
 
@@ -40,6 +49,9 @@ export function honestAnswer(socket: net.Socket, request: ScriptedRequest): void
 export async function startScriptedBackend(): Promise<ScriptedBackend> {
   const requests: ScriptedRequest[] = [];
   const scripts = new Map<string, Script>();
+  const stalls = new Set<string>();
+  const stalled = new Map<number, number>();
+  const stalledSockets = new Set<net.Socket>();
   const sockets = new Set<net.Socket>();
   const closed: boolean[] = [];
   const server = net.createServer((socket) => {
@@ -55,6 +67,15 @@ export async function startScriptedBackend(): Promise<ScriptedBackend> {
     let reading = true;
     socket.on('data', (chunk: Buffer) => {
       data += chunk.toString('latin1');
+      const line = data.slice(at, data.indexOf('\r\n', at) >>> 0);
+      const name = /\/s\/([^/? ]+)/.exec(line)?.[1];
+      if (name !== undefined && stalls.has(name)) {
+        // Read no more: the kernel buffers fill and the sender is held back.
+        stalled.set(connection, data.length - at);
+        stalledSockets.add(socket);
+        socket.pause();
+        return;
+      }
       while (reading) {
         const read = readRequest(data, at);
         if (read === null) return;
@@ -78,6 +99,16 @@ export async function startScriptedBackend(): Promise<ScriptedBackend> {
     connections: () => closed.length,
     closed: (index) => closed[index] ?? false,
     scripts,
+    stalls,
+    stalled,
+    drainStalled: () => {
+      for (const socket of stalledSockets) {
+        socket.removeAllListeners('data');
+        socket.on('data', () => undefined);
+        socket.resume();
+      }
+      stalledSockets.clear();
+    },
     close: async () => {
       for (const socket of sockets) socket.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
