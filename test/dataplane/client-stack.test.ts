@@ -151,6 +151,8 @@ describe('ClientStack over TLS (a BackendTLSPolicy endpoint through UpstreamPool
   let server: https.Server;
   let port: number;
   let accepted = 0;
+  /** TLS connections open now, server side. */
+  let open = 0;
   let held: (() => void)[] = [];
   const pools = new UpstreamPools(1_000, 2_000);
 
@@ -174,7 +176,11 @@ describe('ClientStack over TLS (a BackendTLSPolicy endpoint through UpstreamPool
       if (req.url === '/hold') held.push(answer);
       else answer();
     });
-    server.on('secureConnection', (socket: TLSSocket) => ids.set(socket, ++accepted));
+    server.on('secureConnection', (socket: TLSSocket) => {
+      ids.set(socket, ++accepted);
+      open++;
+      socket.once('close', () => open--);
+    });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     port = (server.address() as AddressInfo).port;
   });
@@ -224,6 +230,18 @@ describe('ClientStack over TLS (a BackendTLSPolicy endpoint through UpstreamPool
     const again = await tlsGet(stack, '/again');
     expect(again.status).toBe(200);
     expect(accepted - before).toBe(2); // kept alive: no new connection
+  });
+
+  it('an endpoint that leaves the configuration (pods replaced): its TLS connections are closed', async () => {
+    const upstream = pools.acquire({ address: '127.0.0.1', port }, 'http', policy(ca));
+    await Promise.all([tlsGet(upstream.pool as ClientStack, '/a'), tlsGet(upstream.pool as ClientStack, '/b')]);
+    expect(open).toBeGreaterThan(0);
+    pools.retainOnly(new Set());
+    expect(pools.size).toBe(0);
+    for (const deadline = Date.now() + 2_500; open > 0; ) {
+      if (Date.now() > deadline) throw new Error(`${open} TLS connections still open 2.5 s after the endpoint left`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
   });
 
   it('a connection whose certificate fails verification is retired: the request fails, no client is kept', async () => {
