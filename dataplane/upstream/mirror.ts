@@ -12,14 +12,61 @@ export interface MirrorCopy {
   headers: string[];
 }
 
-/** Reads and drops the mirror's answer; failures are of no interest to anyone. */
-const DISCARD: Dispatcher.DispatchHandler = {
-  onRequestStart() {},
-  onResponseStart() {},
-  onResponseData() {},
-  onResponseEnd() {},
-  onResponseError() {},
-};
+/**
+ * The most of a mirror's answer that is read (and dropped) to keep its connection; an answer that
+ * announces more, or no length (chunked, read to the close, an HTTP/2 stream), is cut at its head:
+ * nobody reads it, and a mirror streaming without end would otherwise be read for ever, a
+ * connection and CPU per copy (Envoy bounds its shadow requests by the route timeout instead).
+ */
+export const MIRROR_ANSWER_LIMIT_BYTES = 64 * 1024;
+
+/**
+ * Reads and drops the mirror's answer (failures are of no interest to anyone), within
+ * MIRROR_ANSWER_LIMIT_BYTES and, in all, the backend idle bound: a copy has no client who could
+ * leave, so a backend trickling a small answer must not hold its connection either.
+ */
+class Discard implements Dispatcher.DispatchHandler {
+  private readonly method: string;
+  private controller: Dispatcher.DispatchController | null = null;
+  private timer: NodeJS.Timeout | undefined;
+  private expired = false;
+
+  constructor(method: string, deadlineMs: number) {
+    this.method = method;
+    if (deadlineMs > 0) this.timer = setTimeout(expire, deadlineMs, this);
+  }
+
+  cut(reason: string): void {
+    this.expired = true;
+    clearTimeout(this.timer);
+    this.controller?.abort(new Error(reason));
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.expired) controller.abort(new Error('mirror copy past its deadline'));
+  }
+
+  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+    if (statusCode < 200 || this.method === 'HEAD' || statusCode === 204 || statusCode === 304) return;
+    const length = headers['content-length'];
+    if (typeof length !== 'string' || Number(length) > MIRROR_ANSWER_LIMIT_BYTES) this.cut('mirror answer not read: no length, or a long one');
+  }
+
+  onResponseData(): void {}
+
+  onResponseEnd(): void {
+    clearTimeout(this.timer);
+  }
+
+  onResponseError(): void {
+    clearTimeout(this.timer);
+  }
+}
+
+function expire(discard: Discard): void {
+  discard.cut('mirror copy past its deadline');
+}
 
 /** Whether this request is one of the mirror's `percent` share. */
 export function mirrorSampled(plan: MirrorPlan): boolean {
@@ -36,11 +83,12 @@ export function mirrorRequest(copy: MirrorCopy, method: string, body: Buffer | n
   // L7 network policy holds for copies too: an endpoint sees only the requests its rules allow.
   const policy = copy.plan.backend.policies?.get(endpoint.key);
   if (policy !== undefined && policy.decide(method, copy.target, copy.headers).verdict === 'DROPPED') return;
+  // A copy has no exchange to watch it: its own timer bounds it, in all, by the idle bound (few requests).
+  const discard = new Discard(method, endpoint.idle?.timeoutMs ?? 0);
   try {
-    // A copy has no exchange to watch it: undici's own timers bound a silent mirror (few requests).
-    const silence = endpoint.idle?.timeoutMs ?? 0;
-    endpoint.pool.dispatch({ path: copy.target, method, headers: copy.headers, body, headersTimeout: silence, bodyTimeout: silence }, DISCARD);
+    endpoint.pool.dispatch({ path: copy.target, method, headers: copy.headers, body }, discard);
   } catch {
+    discard.cut('not sent');
     // Invalid for undici (it validated synchronously): the mirror is simply not sent.
   }
 }

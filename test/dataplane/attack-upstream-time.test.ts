@@ -104,6 +104,51 @@ describe('a hostile backend, in time', () => {
     client.destroy();
   });
 
+  it('a mirror that answers with an endless body is not read for ever: cut at its head (no length), its connection closed', async () => {
+    let written = 0;
+    let ended = false;
+    script(gateway, 'endless', (socket) => {
+      socket.write(head('HTTP/1.1 200 OK', 'transfer-encoding: chunked'));
+      const chunk = `${(64 * 1024).toString(16)}\r\n${'m'.repeat(64 * 1024)}\r\n`;
+      const pump = (): void => {
+        while (!socket.destroyed) {
+          written += chunk.length;
+          if (!socket.write(chunk)) return void socket.once('drain', pump);
+        }
+      };
+      socket.once('close', () => (ended = true));
+      pump();
+    });
+    const answer = await ask(gateway.port, '/mirrored/s/endless');
+    expect(answer.status).toBe(200);
+    expect(answer.body).toMatch(/^\/mirrored\/s\/endless conn=\d+\n$/);
+    // The copy reached the mirror, whose answer the gateway stops reading at its head.
+    for (let i = 0; i < 100 && !ended; i++) await sleep(20);
+    expect(ended).toBe(true);
+    expect(written).toBeLessThan(16 * 1024 * 1024);
+  });
+
+  it('a mirror trickling a small answer is cut at the idle bound in all; an honest mirror keeps its connection', async () => {
+    let ended = false;
+    script(gateway, 'trickle-mirror', (socket) => {
+      socket.write(head('HTTP/1.1 200 OK', 'content-length: 30'));
+      drip(socket, 'm', 200);
+      socket.once('close', () => (ended = true));
+    });
+    expect((await ask(gateway.port, '/mirrored/s/trickle-mirror')).status).toBe(200);
+    // 30 bytes at 5 a second would take 6 s; the copy has the 1 s bound in all.
+    for (let i = 0; i < 150 && !ended; i++) await sleep(20);
+    expect(ended).toBe(true);
+    const copies = (): number[] => gateway.hostile.requests.filter((r) => r.target === '/mirrored/plain').map((r) => r.connection);
+    await ask(gateway.port, '/mirrored/plain');
+    for (let i = 0; i < 100 && copies().length < 1; i++) await sleep(20);
+    await sleep(100);
+    await ask(gateway.port, '/mirrored/plain');
+    for (let i = 0; i < 100 && copies().length < 2; i++) await sleep(20);
+    const [first, second] = copies();
+    expect(second).toBe(first);
+  });
+
   it('a body that stops half way: the client connection is cut after the bound, with the bytes that came', async () => {
     script(gateway, 'stall', (socket) => socket.write(head('HTTP/1.1 200 OK', 'content-length: 100') + 'half'));
     const answer = await ask(gateway.port, '/s/stall');

@@ -1,7 +1,8 @@
 // The gateway the upstream attack tests aim at: a real `sluice run` with one HTTP listener in front
 // of a hostile backend (scripted-backend.ts) and an honest one. Routes: `/timed` (PathPrefix) to the
 // hostile backend with `timeouts.request` 1 s and `backendRequest` 1 s, `/patient` to it with
-// `timeouts.request` 10 s, `/h2` to a hostile HTTP/2 backend (raw-h2-backend.ts), `/other` to the honest
+// `timeouts.request` 10 s, `/h2` to a hostile HTTP/2 backend (raw-h2-backend.ts), `/mirrored` to the
+// honest backend with a RequestMirror copy to the hostile one, `/other` to the honest
 // backend (another route, another endpoint: what a hostile backend must never disturb), everything
 // else to the hostile backend without timeouts.
 
@@ -47,7 +48,12 @@ kind: HTTPRoute
 metadata: {name: honest, namespace: default}
 spec:
   parentRefs: [{name: gw}]
-  rules: [{matches: [{path: {type: PathPrefix, value: /other}}], backendRefs: [{name: honest, port: 80}]}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /other}}]
+    backendRefs: [{name: honest, port: 80}]
+  - matches: [{path: {type: PathPrefix, value: /mirrored}}]
+    filters: [{type: RequestMirror, requestMirror: {backendRef: {name: hostile, port: 80}}}]
+    backendRefs: [{name: honest, port: 80}]
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
