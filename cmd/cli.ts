@@ -145,13 +145,15 @@ export async function main(argv: string[]): Promise<number> {
   if (typeof translation === 'string') return usageError(translation);
 
   if (command === TRANSLATE) {
-    const [{ ManifestFolder }, { withImplicitGatewayClasses }, { translate }, { stringify }] = await Promise.all([
+    const [{ ManifestFolder, leftOutLine }, { withImplicitGatewayClasses }, { translate }, { stringify }] = await Promise.all([
       import('../controller/sources/manifest-folder.ts'),
       import('../controller/sources/implicit-classes.ts'),
       import('../controller/translate/translate.ts'),
       import('yaml'),
     ]);
     const load = new ManifestFolder(manifests).load();
+    const leftOut = leftOutLine(manifests, load.leftOut);
+    if (leftOut !== null) process.stderr.write(`info: ${leftOut}\n`);
     // An object the API server would refuse, and a file that cannot be read or parsed, are errors:
     // printed, left out, and the exit status is 1 (a folder that only half reads is not valid).
     const isError = (p: { code: string }) => TRANSLATE_ERRORS.has(p.code);

@@ -12,7 +12,7 @@ import { processRegistry, startAdminServer, type Running } from './admin.ts';
 import type { IR } from '../ir/types.ts';
 import { withImplicitGatewayClasses } from '../controller/sources/implicit-classes.ts';
 import { ProblemLog, type Problem } from '../controller/problems.ts';
-import { LOSS_SETTLE_MS, ManifestFolder, type ReadError } from '../controller/sources/manifest-folder.ts';
+import { LOSS_SETTLE_MS, ManifestFolder, leftOutLine, type ReadError } from '../controller/sources/manifest-folder.ts';
 import { StartupCheckFailed, checkFolder, checkPorts, pathProblem, unwritableFolder, type PortClaim } from './startup-checks.ts';
 import { SNAPSHOT_FIELD_BY_KIND, type InputSnapshot, type KubeObject } from '../controller/sources/objects.ts';
 import type { Condition, ObjectStatus } from '../controller/status/conditions.ts';
@@ -118,9 +118,8 @@ export async function runStandalone(options: StandaloneOptions): Promise<Running
     const key = leftOut.join('\n');
     if (key === leftOutSaid) return;
     leftOutSaid = key;
-    if (leftOut.length === 0) return;
-    const named = leftOut.length > 10 ? `${leftOut.slice(0, 10).join(', ')} and ${leftOut.length - 10} more` : leftOut.join(', ');
-    logger.info({ manifests: options.manifests, leftOut }, `not read under ${options.manifests}: ${named} (dependency and hidden folders; --manifests naming one reads it)`);
+    const line = leftOutLine(options.manifests, leftOut);
+    if (line !== null) logger.info({ manifests: options.manifests, leftOut }, line);
   };
   /** False when the folder had not changed (the debouncer then starts no burst). */
   /** Reconciles started, and whether the folder changed since start: the rehearsal below stops at either. */

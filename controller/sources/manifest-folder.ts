@@ -805,6 +805,13 @@ function leftOutFolder(name: string): boolean {
   return name.startsWith('.') || name === 'node_modules';
 }
 
+/** The line that says which folders under `dir` were left out (FolderLoad.leftOut), or null when none was. */
+export function leftOutLine(dir: string, leftOut: readonly string[]): string | null {
+  if (leftOut.length === 0) return null;
+  const named = leftOut.length > 10 ? `${leftOut.slice(0, 10).join(', ')} and ${leftOut.length - 10} more` : leftOut.join(', ');
+  return `not read under ${dir}: ${named} (dependency and hidden folders; --manifests naming one reads it)`;
+}
+
 interface Listing {
   files: string[];
   /** Folders under it not entered (leftOutFolder). */

@@ -2,7 +2,7 @@
 // and the command's usage; the README's CLI block is what `--help` prints.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFile, spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI_BEGIN, CLI_END, COMMANDS } from '../../cmd/cli-flags.ts';
@@ -38,6 +38,19 @@ describe('sluice CLI', () => {
     const route = out.statuses.find((s: any) => s.kind === 'HTTPRoute');
     expect(route.status.parents[0].conditions.map((c: any) => `${c.type}=${c.status}`)).toEqual(['Accepted=True', 'ResolvedRefs=True']);
     expect(r.stdout).not.toMatch(/PRIVATE KEY/);
+  });
+
+  it('translate of a checkout leaves node_modules and hidden folders out, in one info line', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-cli-'));
+    cpSync(join(ROOT, 'examples', 'quickstart', 'quickstart.yaml'), join(dir, 'quickstart.yaml'));
+    mkdirSync(join(dir, 'node_modules', 'pkg'), { recursive: true });
+    writeFileSync(join(dir, 'node_modules', 'pkg', 'config.yml'), 'settings: {a: 1}\n');
+    mkdirSync(join(dir, '.github'));
+    writeFileSync(join(dir, '.github', 'ci.yml'), 'on: push\n');
+    const r = sluice('translate', '--manifests', dir, '-o', 'json');
+    rmSync(dir, { recursive: true, force: true });
+    expect(r.status).toBe(0);
+    expect(r.stderr.split('\n').filter((l) => /node_modules|\.github/.test(l))).toEqual([`info: not read under ${dir}: .github, node_modules (dependency and hidden folders; --manifests naming one reads it)`]);
   });
 
   it('translate serves implicit cilium GatewayClass for drop-in manifests', () => {
