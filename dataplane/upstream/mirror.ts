@@ -14,9 +14,10 @@ export interface MirrorCopy {
 
 /**
  * The most of a mirror's answer that is read (and dropped) to keep its connection; an answer that
- * announces more, or no length (chunked, read to the close, an HTTP/2 stream), is cut at its head:
- * nobody reads it, and a mirror streaming without end would otherwise be read for ever, a
- * connection and CPU per copy (Envoy bounds its shadow requests by the route timeout instead).
+ * announces more is cut at its head, one without a length (chunked, an HTTP/2 stream, a gRPC
+ * answer) once it passed this: nobody reads it, and a mirror streaming without end would
+ * otherwise be read for ever, a connection and CPU per copy (Envoy bounds its shadow requests by
+ * the route timeout instead).
  */
 export const MIRROR_ANSWER_LIMIT_BYTES = 64 * 1024;
 
@@ -30,6 +31,7 @@ class Discard implements Dispatcher.DispatchHandler {
   private controller: Dispatcher.DispatchController | null = null;
   private timer: NodeJS.Timeout | undefined;
   private expired = false;
+  private read = 0;
 
   constructor(method: string, deadlineMs: number) {
     this.method = method;
@@ -48,12 +50,13 @@ class Discard implements Dispatcher.DispatchHandler {
   }
 
   onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
-    if (statusCode < 200 || this.method === 'HEAD' || statusCode === 204 || statusCode === 304) return;
     const length = headers['content-length'];
-    if (typeof length !== 'string' || Number(length) > MIRROR_ANSWER_LIMIT_BYTES) this.cut('mirror answer not read: no length, or a long one');
+    if (statusCode >= 200 && this.method !== 'HEAD' && typeof length === 'string' && Number(length) > MIRROR_ANSWER_LIMIT_BYTES) this.cut('mirror answer too long to read');
   }
 
-  onResponseData(): void {}
+  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if ((this.read += chunk.length) > MIRROR_ANSWER_LIMIT_BYTES) this.cut('mirror answer too long to read');
+  }
 
   onResponseEnd(): void {
     clearTimeout(this.timer);
