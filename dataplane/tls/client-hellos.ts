@@ -29,6 +29,9 @@ export class ClientHellos {
    */
   read(socket: Socket, timeoutMs: number, timedOut: () => void, then: () => void): void {
     const key = `${socket.remoteAddress}|${socket.remotePort}`;
+    // Until the TLS server takes it, the socket is ours: a client resetting mid-ClientHello
+    // (ECONNRESET) would otherwise be an unhandled 'error' and end the process.
+    socket.on('error', () => socket.destroy());
     const stop = readClientHello(socket, (hello, data) => {
       socket.unshift(data);
       if (hello.kind === 'done') entry.suites = hello.cipherSuites;
