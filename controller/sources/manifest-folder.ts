@@ -5,7 +5,7 @@
 // Namespaces, stamping creationTimestamp on first sight, and raising
 // `metadata.generation` when an object's spec changes.
 import { createHash } from 'node:crypto';
-import { readFileSync, readdirSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { readFileSync, readdirSync, realpathSync, statSync, watch, type Dirent, type FSWatcher } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { isScalar, LineCounter, parseAllDocuments, visit, type Document, type Node } from 'yaml';
 import type { Problem } from '../problems.ts';
@@ -822,6 +822,7 @@ interface Listing {
 
 function listManifestFiles(dir: string): Listing {
   const listing: Listing = { files: [], leftOut: [], failed: [] };
+  const within = new Set<string>();
   const walk = (d: string) => {
     let entries: string[];
     try {
@@ -830,6 +831,8 @@ function listManifestFiles(dir: string): Listing {
       listing.failed.push({ path: d, err });
       return;
     }
+    const real = loopsBack(d, within);
+    if (real === null) return;
     for (const name of entries.sort()) {
       const path = join(d, name);
       if (leftOutFolder(name)) {
@@ -849,27 +852,50 @@ function listManifestFiles(dir: string): Listing {
       if (isDir) walk(path);
       else if (MANIFEST_FILE.test(name)) listing.files.push(path);
     }
+    within.delete(real);
   };
   walk(dir);
   return listing;
 }
 
+/**
+ * The real path of folder `d` entered, added to `within` (the folders the walk is inside), or null
+ * when it is one of them: a symbolic link back up (a loop) is not followed. Followed, each loop was
+ * read again to ELOOP's 40 links (40 copies, 40 duplicate lines), and two loops in one folder made
+ * 2^40 paths: the read never ended.
+ */
+function loopsBack(d: string, within: Set<string>): string | null {
+  let real: string;
+  try {
+    real = realpathSync.native(d);
+  } catch {
+    return d; // listed a moment ago: whatever it is now, the walk below finds out
+  }
+  if (within.has(real)) return null;
+  within.add(real);
+  return real;
+}
+
 /** The folder and its sub-folders (not those left out: leftOutFolder), as far as they can be listed. */
 function listFolders(dir: string): Set<string> {
   const folders = new Set<string>();
+  const within = new Set<string>();
   const walk = (d: string) => {
+    const real = loopsBack(d, within);
+    if (real === null) return;
     folders.add(d);
-    let entries;
+    let entries: Dirent[];
     try {
       entries = readdirSync(d, { withFileTypes: true });
     } catch {
-      return;
+      entries = [];
     }
     for (const entry of entries) {
       if (leftOutFolder(entry.name)) continue;
       const path = join(d, entry.name);
       if (entry.isDirectory() || (entry.isSymbolicLink() && isFolder(path))) walk(path);
     }
+    within.delete(real);
   };
   walk(dir);
   return folders;
