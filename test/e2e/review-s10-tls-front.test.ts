@@ -20,6 +20,7 @@ import { gatewayYaml, serviceYaml, startNamedBackend, tlsSecretYaml, type NamedB
 
 const HOST = '127.0.0.1';
 const HANDSHAKE_TIMEOUT_MS = 2_000;
+const LISTENER_LIMIT = 40;
 /** get()'s answer when the app backend answered. */
 const SERVED = /^200 \{"backend":"app"/;
 
@@ -58,7 +59,7 @@ spec:
   rules: [{backendRefs: [{name: app, port: 80}]}]
 `,
     );
-    sluice = await startSluice(['--manifests', dir, '--listener-port-offset', String(offset), '--bind-address', HOST, '--tls-handshake-timeout', String(HANDSHAKE_TIMEOUT_MS)]);
+    sluice = await startSluice(['--manifests', dir, '--listener-port-offset', String(offset), '--bind-address', HOST, '--tls-handshake-timeout', String(HANDSHAKE_TIMEOUT_MS), '--max-connections-per-listener', String(LISTENER_LIMIT)]);
     hello = await captureClientHello({ servername: 'www.sample.com', maxVersion: 'TLSv1.2' });
     await waitFor('the HTTPS port serving', async () => (SERVED.test(await get({})) ? true : undefined));
   }, 60_000);
@@ -234,5 +235,31 @@ spec:
     await waitFor('10 open', async () => ((await openConnections()) === 10 ? true : undefined));
     for (const socket of sockets) socket.destroy();
     await waitFor('none open', async () => ((await openConnections()) === 0 ? true : undefined));
+  });
+
+  it('TLS 1.3 with a key share the server does not pick first (HelloRetryRequest or not) completes', async () => {
+    for (const ecdhCurve of ['P-521:X25519', 'P-384:P-256']) {
+      const answer = await get({ minVersion: 'TLSv1.3', ecdhCurve });
+      expect(`${ecdhCurve} ${answer}`).toMatch(new RegExp(`^${ecdhCurve} ${SERVED.source.slice(1)}`));
+    }
+  });
+
+  it('half-open connections past the listener limit are refused at once, the rest cut at the handshake timeout; then it serves', async () => {
+    const sockets: net.Socket[] = [];
+    const closes: Promise<{ bytes: number; afterMs: number }>[] = [];
+    for (let i = 0; i < LISTENER_LIMIT * 2; i++) {
+      const socket = net.connect(port, HOST);
+      closes.push(closed(socket));
+      socket.once('connect', () => socket.write(hello.subarray(0, 3)));
+      sockets.push(socket);
+    }
+    const ends = await Promise.all(closes);
+    // Refused ones end at once, the admitted ones at the bound: none outlives it by much.
+    expect(ends.filter((e) => e.afterMs < HANDSHAKE_TIMEOUT_MS - 200).length).toBeGreaterThanOrEqual(LISTENER_LIMIT - 5);
+    expect(ends.every((e) => e.afterMs < HANDSHAKE_TIMEOUT_MS * 3)).toBe(true);
+    const metrics = await (await fetch(`${sluice.admin}/metrics`)).text();
+    expect(Number(/^sluice_connections_refused_total\{[^}]*reason="listener_limit"[^}]*\} (\d+)/m.exec(metrics)?.[1] ?? 0)).toBeGreaterThanOrEqual(LISTENER_LIMIT - 5);
+    await waitFor('none open', async () => ((await openConnections()) === 0 ? true : undefined));
+    expect(await get({})).toMatch(SERVED);
   });
 });
