@@ -47,7 +47,9 @@ export interface RateLimitInput {
    * placement is replaced in this array by a copy whose route carries `rateLimit` (routes and
    * placements are shared: neither is written into).
    */
-  placements: Placement[];
+  placements: readonly Placement[];
+  /** Puts `placement` at `i` of the served placements (`placements` itself is not written: the translator's memo keeps it). */
+  replace(i: number, placement: Placement): void;
   /** A served placement's listener (by scope name) as an origin (asked only of placements a policy may govern). */
   listenerOrigin: (scope: string) => Origin;
   controllerName: string;
@@ -144,7 +146,7 @@ export function translateRateLimits(input: RateLimitInput): RateLimitTranslation
     rateLimits[policy.name] = policy;
     const route = placement.route;
     // A copy of the placement: placements may be the previous translation's (memo.ts).
-    placements[i] = { ...placement, route: input.index.perObject(route, `rateLimit ${policy.name}`, () => ({ ...route, rateLimit: { policy: policy.name, partition: route.source } })) };
+    input.replace(i, { ...placement, route: input.index.perObject(route, `rateLimit ${policy.name}`, () => ({ ...route, rateLimit: { policy: policy.name, partition: route.source } })) });
   }
   const sorted = Object.fromEntries(Object.keys(rateLimits).sort().map((n) => [n, rateLimits[n]!]));
   return { rateLimits: sorted, statuses: policies.map((p) => policyStatus(p, input.controllerName)), problems };

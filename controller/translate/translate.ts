@@ -114,7 +114,6 @@ function translateWith(snapshot: InputSnapshot, options: TranslateOptions, memo:
     gateways: new Map(gateways.map((g) => [g.key, g])),
     listenerSets: new Map(listenerSets.map((s) => [s.owner.key, s])),
   };
-  const routeStatuses: ObjectStatus[] = [];
   // Each route's placements: servedPlacements takes those served from them in one pass.
   const placementLists: (readonly Placement[])[] = [ingress.placements];
   const backends = new Map<string, Backend>(ingress.backends.map((b) => [b.name, b]));
@@ -136,7 +135,7 @@ function translateWith(snapshot: InputSnapshot, options: TranslateOptions, memo:
       return result;
     }),
   ];
-  collectRouteResults(results, options.controllerName, memo, routeStatuses, backends);
+  const routeStatuses = collectRouteResults(results, options.controllerName, memo, backends);
 
   // Placements name their listener by scope: this translation's listeners by scope name (a name
   // taken twice, which the CRD's unique listener names rule out, goes to the programmed one).
@@ -145,17 +144,24 @@ function translateWith(snapshot: InputSnapshot, options: TranslateOptions, memo:
   for (const l of servingGateways.flatMap(allListeners)) if (!listenerByScope.has(l.scopeName) || listenerProgrammed(l)) listenerByScope.set(l.scopeName, l);
   // Rate limits (RateLimitPolicy, Ingress annotation) attach to the served placements before assembly.
   let servedRoutes: Set<string> | undefined;
-  const served = servedPlacements(placementLists, listenerByScope, memo);
+  // servedPlacements' list is the memo's: copied at the first placement replaced (rate limits, upgrade types).
+  const made = servedPlacements(placementLists, listenerByScope, memo);
+  let served: Placement[] = made;
+  const replace = (i: number, placement: Placement): void => {
+    if (served === made) served = made.slice();
+    served[i] = placement;
+  };
   const rateLimits = translateRateLimits({
     snapshot,
     gateways,
     servedRoutes: () => (servedRoutes ??= new Set(routeStatuses.filter((s) => s.kind === 'HTTPRoute').map((s) => `${s.namespace}/${s.name}`))),
-    placements: served,
+    placements: made,
+    replace,
     listenerOrigin: (scope) => listenerOrigin(listenerByScope.get(scope)!),
     controllerName: options.controllerName,
     index,
   });
-  const upgradeProblems = applyUpgradeTypes(served, snapshot, index);
+  const upgradeProblems = applyUpgradeTypes(served, replace, snapshot, index);
   const http: IR['http'] = {
     listeners: assembleListeners(servingGateways, served, memo),
     passthrough: assemblePassthrough(gateways, passthrough),
@@ -217,21 +223,22 @@ interface CollectedResults {
 }
 
 /**
- * Each route result's status (into `routeStatuses`, with our controllerName) and backends (into
- * `backends`, this translation's object of each name). With a memo, when at most FEW_PLACEMENTS
+ * Each route result's status (returned, with our controllerName) and backends (into `backends`,
+ * this translation's object of each name). With a memo, when at most FEW_PLACEMENTS
  * results are other objects than last time's (an unchanged route's result is handed on as it was),
  * only those are read: the statuses are last time's with theirs replaced, the backends the names
  * still used. Reading all 10 000 results, their statuses and parents took ~3 ms of every edit
  * (scattered loads, CPU profile). The same answer as the full pass wherever this translation has
  * an object for every name (memo.backend), else the full pass runs; translate-incremental.test.ts.
  */
-function collectRouteResults(results: readonly RouteResult[], controllerName: string, memo: TranslateMemo | null, routeStatuses: ObjectStatus[], backends: Map<string, Backend>): void {
+function collectRouteResults(results: readonly RouteResult[], controllerName: string, memo: TranslateMemo | null, backends: Map<string, Backend>): readonly ObjectStatus[] {
   const before = memo?.collected as CollectedResults | null | undefined;
   const patched = before && memo ? patchedResults(before, results, controllerName, memo) : null;
   const made = patched ?? allResults(results, controllerName, memo, backends);
   if (memo) memo.collected = made;
-  for (let i = 0; i < made.statuses.length; i++) routeStatuses.push(made.statuses[i]!);
   if (patched) for (const name of patched.backendUses.keys()) backends.set(name, memo!.backend(name)!);
+  // Read only: the memo keeps it.
+  return made.statuses;
 }
 
 /** Our controllerName on every parent of `status` (a status reused from the previous translation already carries it: written only when it differs). */
@@ -290,8 +297,8 @@ function patchedResults(before: CollectedResults, results: readonly RouteResult[
 }
 
 /**
- * The placements (each route's list, in order) on programmed listeners that serve HTTP (a new
- * array: rate limits and upgrade types replace placements in it). Whether a listener serves is
+ * The placements (each route's list, in order) on programmed listeners that serve HTTP (read only:
+ * the memo keeps it; rate limits and upgrade types replace placements in a copy). Whether a listener serves is
  * decided once per scope. With a memo, when the scopes serve as last time and at most
  * FEW_PLACEMENTS lists are other arrays than last time's (a route's list is handed on unchanged
  * with it), the previous result is copied around the changed lists' parts: an edit reads the few
@@ -305,8 +312,8 @@ function servedPlacements(lists: readonly (readonly Placement[])[], listenerBySc
   const before = memo?.served as ServedPlacements | null | undefined;
   const made = (before && patchedServed(before, lists, serving)) ?? allServed(lists, serving);
   if (memo) memo.served = made;
-  // The caller replaces placements in its array: the memo's stays as made.
-  return made.out.slice();
+  // Read only: the caller copies it before it replaces a placement (the memo's stays as made).
+  return made.out;
 }
 
 /** What servedPlacements made: its input lists, each scope's answer, where each list's part starts in `out` (and its end). */

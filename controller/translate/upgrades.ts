@@ -25,11 +25,11 @@ export function parseUpgradeTypes(value: string): { types: string[] } | { proble
 }
 
 /**
- * Replaces in `served` every placement whose HTTPRoute or Ingress carries the annotation by a copy
+ * Replaces (`replace`) in `served` every placement whose HTTPRoute or Ingress carries the annotation by a copy
  * whose route is a copy with `upgradeTypes` (copies: placements and routes may be shared with the
  * previous translation, see memo.ts); returns one problem line per bad annotation (those routes keep the default).
  */
-export function applyUpgradeTypes<P extends { route: Route }>(served: P[], snapshot: InputSnapshot, index: InputIndex): string[] {
+export function applyUpgradeTypes<P extends { route: Route }>(served: readonly P[], replace: (i: number, placement: P) => void, snapshot: InputSnapshot, index: InputIndex): string[] {
   const byObject = new Map<string, { types: string[] } | { problem: string }>();
   for (const [kind, objects] of [
     ['HTTPRoute', snapshot.httpRoutes],
@@ -53,7 +53,7 @@ export function applyUpgradeTypes<P extends { route: Route }>(served: P[], snaps
   for (let i = 0; i < served.length; i++) {
     const placement = served[i]!;
     const route = visit(placement.route);
-    if (route !== placement.route) served[i] = { ...placement, route };
+    if (route !== placement.route) replace(i, { ...placement, route });
   }
   return [...problems].sort();
 }

@@ -298,6 +298,20 @@ describe('incremental translation', () => {
     expect(patched).toBeGreaterThan(20);
   });
 
+  it('rate limits attach to a copy of the served placements: a RateLimitPolicy removed while its routes stay leaves none behind, and back again', () => {
+    // translate.ts servedPlacements' list is the memo's, patched by the next translation: the
+    // placements rate limits replace must go into a copy of it, never into it.
+    const withPolicies = cases.filter((c) => c.snapshot.rateLimitPolicies.length > 0);
+    expect(withPolicies.length).toBeGreaterThan(2);
+    for (const { name, snapshot, options } of withPolicies) {
+      const translator = new Translator();
+      translator.translate(snapshot, options);
+      for (const [step, next] of [{ ...snapshot, rateLimitPolicies: [] }, snapshot].entries()) {
+        expect({ name, step, result: stableJson(translator.translate(next, options)) }).toEqual({ name, step, result: stableJson(translate(next, options)) });
+      }
+    }
+  });
+
   it('shares every unchanged part with the previous IR: an edit to one route leaves the other routes, their hosts and the backends the same objects', () => {
     const snapshot = emptySnapshot();
     const meta = (name: string) => ({ name, namespace: 'default', creationTimestamp: '2026-01-01T00:00:00Z', generation: 1 });
