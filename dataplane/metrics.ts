@@ -185,6 +185,11 @@ export class RequestMetrics {
     this.notReplayable.labels(this.route).inc();
   }
 
+  /** A RequestMirror copy to `backend` dropped: its copies in flight were at their bound (upstream/mirror.ts). */
+  recordMirrorDropped(backend: string): void {
+    this.owner.mirrorCopyDropped(this.route, backend);
+  }
+
   /** `startedAt` and `now` from performance.now() (`now`: the caller's, when it has read the clock already). */
   record(code: number, startedAt: number, now = performance.now()): void {
     if (this.retired) this.owner.revive(this);
@@ -216,6 +221,10 @@ export class DownstreamRejections {
 
 export class DataplaneMetrics {
   private readonly notReplayable: RouteCounter;
+  /** RequestMirror copies dropped at their backend's in-flight bound, by route and mirror backend. */
+  private readonly mirrorCopiesDropped: client.Counter<'route' | 'backend'>;
+  /** Its (route, backend) series so far: past BACKEND_SERIES_LIMIT, new ones count under "_overflow". */
+  private readonly mirrorDropSeries = new Set<string>();
   private readonly configVersion: client.Gauge<'version'>;
   private readonly configApplies: client.Counter<'result'>;
   private readonly listenerUp: client.Gauge<'listener'>;
@@ -268,6 +277,14 @@ export class DataplaneMetrics {
         name: 'sluice_http_request_body_not_replayable_total',
         help: 'Requests on routes with a retry policy or mirror whose body exceeded the replay buffer (64 KiB): forwarded once, without retries or mirrors',
         labelNames: ['route'] as const,
+        registers,
+      }),
+    );
+    this.mirrorCopiesDropped = metric(registry, 'sluice_mirror_copies_dropped_total', (registers) =>
+      new client.Counter({
+        name: 'sluice_mirror_copies_dropped_total',
+        help: 'RequestMirror copies not sent because 1024 copies to that mirror backend were in flight in this process, by route and mirror backend',
+        labelNames: ['route', 'backend'] as const,
         registers,
       }),
     );
@@ -335,6 +352,16 @@ export class DataplaneMetrics {
     }
     while (last.sibling !== null) last = last.sibling;
     last.sibling = target;
+  }
+
+  /** One RequestMirror copy dropped (RequestMetrics.recordMirrorDropped), within the series bound. */
+  mirrorCopyDropped(route: string, backend: string): void {
+    const key = `${route}\u0000${backend}`;
+    if (!this.mirrorDropSeries.has(key)) {
+      if (this.mirrorDropSeries.size >= BACKEND_SERIES_LIMIT) route = backend = OVERFLOW;
+      else this.mirrorDropSeries.add(key);
+    }
+    this.mirrorCopiesDropped.labels(route, backend).inc();
   }
 
   /** A route's durations, made at its first request (RequestMetrics.record). */

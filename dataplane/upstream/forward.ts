@@ -207,8 +207,7 @@ export class ProxyExchange {
       flush: (done) => {
         const mirrors = this.mirrors;
         if (chunks !== null && mirrors !== null) {
-          const copy = Buffer.concat(chunks, length);
-          for (let i = 0; i < mirrors.length; i++) mirrorRequest(mirrors[i], this.method, copy);
+          this.sendMirrors(mirrors, Buffer.concat(chunks, length));
         }
         done();
       },
@@ -227,8 +226,15 @@ export class ProxyExchange {
     if (mirrors === null || this.finished) return;
     // A streamed body is read once, by the real upstream (counted in bodyNotReplayable).
     if (!this.replayable) return;
-    const body = this.body as Buffer | null;
-    for (let i = 0; i < mirrors.length; i++) mirrorRequest(mirrors[i], this.method, body);
+    this.sendMirrors(mirrors, this.body as Buffer | null);
+  }
+
+  /** A copy to each mirror; one over its in-flight bound is dropped and counted (mirror.ts). */
+  private sendMirrors(mirrors: MirrorCopy[], body: Buffer | null): void {
+    for (let i = 0; i < mirrors.length; i++) {
+      const mirror = mirrors[i];
+      if (!mirrorRequest(mirror, this.method, body, this.plan.requestTimeoutMs)) this.choice.metrics.recordMirrorDropped(mirror.plan.backend.name);
+    }
   }
 
   /** Reads the body into memory, up to REPLAY_BODY_LIMIT_BYTES, then begins. */

@@ -22,19 +22,39 @@ export interface MirrorCopy {
 export const MIRROR_ANSWER_LIMIT_BYTES = 64 * 1024;
 
 /**
+ * The most copies in flight to one mirror backend (by name), in this process (each worker has its
+ * own): Envoy's default circuit breaker (max_requests and max_pending_requests, 1024 each), which
+ * also bounds its shadow requests. A copy past it is dropped, not queued: a mirror that accepts and
+ * never answers would otherwise hold a connection per copy, and the gateway's descriptors with them.
+ */
+export const MIRROR_IN_FLIGHT_LIMIT = 1024;
+
+/**
+ * A copy's deadline, in all, when its route sets no request timeout: Envoy's route timeout default
+ * (15 s), which Envoy gives its shadow requests. Never more than the backend idle bound.
+ */
+export const MIRROR_COPY_TIMEOUT_MS = 15_000;
+
+/** Copies in flight by mirror backend name; a name leaves at its last copy's end. */
+const inFlight = new Map<string, number>();
+
+/**
  * Reads and drops the mirror's answer (failures are of no interest to anyone), within
  * MIRROR_ANSWER_LIMIT_BYTES and, in all, the backend idle bound: a copy has no client who could
  * leave, so a backend trickling a small answer must not hold its connection either.
  */
 class Discard implements Dispatcher.DispatchHandler {
   private readonly method: string;
+  /** The mirror backend whose in-flight count this copy holds until it settles. */
+  private backend: string | null;
   private controller: Dispatcher.DispatchController | null = null;
   private timer: NodeJS.Timeout | undefined;
   private expired = false;
   private read = 0;
 
-  constructor(method: string, deadlineMs: number) {
+  constructor(method: string, backend: string, deadlineMs: number) {
     this.method = method;
+    this.backend = backend;
     if (deadlineMs > 0) this.timer = setTimeout(expire, deadlineMs, this);
   }
 
@@ -42,6 +62,17 @@ class Discard implements Dispatcher.DispatchHandler {
     this.expired = true;
     clearTimeout(this.timer);
     this.controller?.abort(new Error(reason));
+  }
+
+  /** Ended one way or another: the copy's slot is free (once). */
+  settle(): void {
+    clearTimeout(this.timer);
+    const backend = this.backend;
+    if (backend === null) return;
+    this.backend = null;
+    const left = (inFlight.get(backend) ?? 1) - 1;
+    if (left > 0) inFlight.set(backend, left);
+    else inFlight.delete(backend);
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
@@ -59,11 +90,11 @@ class Discard implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
-    clearTimeout(this.timer);
+    this.settle();
   }
 
   onResponseError(): void {
-    clearTimeout(this.timer);
+    this.settle();
   }
 }
 
@@ -77,21 +108,31 @@ export function mirrorSampled(plan: MirrorPlan): boolean {
 }
 
 /**
- * Sends the copy. `body` is the request body, buffered (a stream is read once, by the real
- * upstream: requests whose body was too large to buffer are not mirrored).
+ * Sends the copy; false when it was dropped because MIRROR_IN_FLIGHT_LIMIT copies to its backend
+ * are in flight (the caller counts it). `body` is the request body, buffered (a stream is read
+ * once, by the real upstream: requests whose body was too large to buffer are not mirrored).
+ * `routeTimeoutMs`: the route's request timeout (0: none), the copy's deadline as in Envoy.
  */
-export function mirrorRequest(copy: MirrorCopy, method: string, body: Buffer | null): void {
-  const endpoint = copy.plan.backend.nextEndpoint();
-  if (endpoint === undefined) return;
+export function mirrorRequest(copy: MirrorCopy, method: string, body: Buffer | null, routeTimeoutMs: number): boolean {
+  const backend = copy.plan.backend;
+  const held = inFlight.get(backend.name) ?? 0;
+  if (held >= MIRROR_IN_FLIGHT_LIMIT) return false;
+  const endpoint = backend.nextEndpoint();
+  if (endpoint === undefined) return true;
   // L7 network policy holds for copies too: an endpoint sees only the requests its rules allow.
-  const policy = copy.plan.backend.policies?.get(endpoint.key);
-  if (policy !== undefined && policy.decide(method, copy.target, copy.headers).verdict === 'DROPPED') return;
-  // A copy has no exchange to watch it: its own timer bounds it, in all, by the idle bound (few requests).
-  const discard = new Discard(method, endpoint.idle?.timeoutMs ?? 0);
+  const policy = backend.policies?.get(endpoint.key);
+  if (policy !== undefined && policy.decide(method, copy.target, copy.headers).verdict === 'DROPPED') return true;
+  // A copy has no exchange to watch it: its own timer bounds it, in all (few requests).
+  const idleMs = endpoint.idle?.timeoutMs ?? 0;
+  const deadlineMs = routeTimeoutMs > 0 ? routeTimeoutMs : MIRROR_COPY_TIMEOUT_MS;
+  inFlight.set(backend.name, held + 1);
+  const discard = new Discard(method, backend.name, idleMs > 0 && idleMs < deadlineMs ? idleMs : deadlineMs);
   try {
     endpoint.pool.dispatch({ path: copy.target, method, headers: copy.headers, body }, discard);
   } catch {
-    discard.cut('not sent');
     // Invalid for undici (it validated synchronously): the mirror is simply not sent.
+    discard.cut('not sent');
+    discard.settle();
   }
+  return true;
 }
