@@ -21,7 +21,9 @@ interface Upstream {
   port: number;
   /** Connections accepted so far. */
   accepted(): number;
-  /** Requests held until released (`/hold`). */
+  /** Requests held now (`/hold`): a connection is accepted before its request is read. */
+  held(): number;
+  /** Answers the requests held now (`/hold`). */
   release(): void;
 }
 
@@ -44,11 +46,20 @@ async function upstream(): Promise<Upstream> {
     server,
     port: (server.address() as AddressInfo).port,
     accepted: () => accepted,
+    held: () => held.length,
     release: () => {
       for (const answer of held) answer();
       held = [];
     },
   };
+}
+
+/** Waits, bounded, until `holding` requests are held upstream: released before they arrive, they would wait forever. */
+async function untilHeld(up: Upstream, holding: number): Promise<void> {
+  for (const deadline = Date.now() + 15_000; up.held() < holding; ) {
+    if (Date.now() > deadline) throw new Error(`${up.held()} of ${holding} requests held upstream after 15 s (${up.accepted()} connections accepted so far)`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
 }
 
 async function get(stack: ClientStack, path: string): Promise<{ status: number; connection: string; body: string }> {
@@ -83,6 +94,7 @@ describe('ClientStack', () => {
         }
         await new Promise((resolve) => setTimeout(resolve, 10));
       }
+      await untilHeld(up, 3);
       up.release();
       const answers = await Promise.all(held);
       expect(answers.map((a) => a.status)).toEqual([200, 200, 200]);
@@ -126,7 +138,8 @@ describe('ClientStack', () => {
     const stack = new ClientStack(`http://127.0.0.1:${up.port}`, OPTIONS);
     const before = up.accepted();
     const held = get(stack, '/hold');
-    while (up.accepted() - before < 1) await new Promise((resolve) => setTimeout(resolve, 10));
+    await untilHeld(up, 1);
+    expect(up.accepted() - before).toBe(1);
     const closed = stack.close();
     await expect(get(stack, '/late')).rejects.toMatchObject({ name: 'ClientClosedError' });
     up.release();
@@ -138,7 +151,8 @@ describe('ClientStack', () => {
     const stack = new ClientStack(`http://127.0.0.1:${up.port}`, OPTIONS);
     const before = up.accepted();
     const held = get(stack, '/hold');
-    while (up.accepted() - before < 1) await new Promise((resolve) => setTimeout(resolve, 10));
+    await untilHeld(up, 1);
+    expect(up.accepted() - before).toBe(1);
     await stack.destroy(new Error('going away'));
     await expect(held).rejects.toThrow('going away');
     up.release();
@@ -215,8 +229,12 @@ describe('ClientStack over TLS (a BackendTLSPolicy endpoint through UpstreamPool
       if (Date.now() > deadline) throw new Error(`${accepted - before} of 2 new TLS connections after 15 s (stack size ${stack.size})`);
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
-    // The idle first connection took one of the three; two new ones took the others.
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    // The idle first connection took one of the three; two new ones took the others. Released only
+    // once all three are read: a request released before it arrives would be held forever.
+    for (const deadline = Date.now() + 15_000; held.length < 3; ) {
+      if (Date.now() > deadline) throw new Error(`${held.length} of 3 requests held upstream after 15 s`);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
     held.forEach((answer) => answer());
     held = [];
     const answers = await Promise.all(concurrent);
