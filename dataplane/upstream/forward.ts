@@ -284,7 +284,7 @@ export class ProxyExchange {
     if (idle != null && this.plan.requestTimeoutMs === 0 && this.plan.backendTimeoutMs === 0 && this.deadlineMs === 0) {
       // A request body still going up is the client's pace, not the backend's silence (undici's
       // head wait does not run out while it writes either; a stalled upload is the front door's).
-      attempt.held = this.body !== null;
+      attempt.held = attempt.uploading = this.body !== null;
       idle.add(attempt);
     }
     try {
@@ -412,7 +412,7 @@ export class ProxyExchange {
     if ((this.res as Writable).write(chunk)) return;
     attempt.controller?.pause();
     // A backend held back for a slow client is not silent (its bound is the response send timeout's).
-    attempt.held = true;
+    attempt.held = attempt.paused = true;
     this.sendTimer ??= awaitClient(this.res);
     if (!this.waitingForDrain) {
       this.waitingForDrain = true;
@@ -423,7 +423,9 @@ export class ProxyExchange {
         this.sendTimer = this.finished && !this.res.writableFinished ? awaitClient(this.res) : undefined;
         const current = this.current;
         if (current === null) return;
-        current.held = false;
+        // Still held while the client's body goes up (full duplex: the backend may wait for its end).
+        current.paused = false;
+        current.held = current.uploading;
         current.quietTicks = 0;
         current.controller?.resume();
       });
@@ -682,7 +684,12 @@ class UpstreamAttempt implements Dispatcher.DispatchHandler, Watched {
   private responded = false;
   // Watched (see idle-watch.ts).
   quietTicks = 0;
+  /** `uploading || paused`, the one field the watch reads. */
   held = false;
+  /** The request body is still going up (the client's pace, not the backend's silence). */
+  uploading = false;
+  /** The response is paused for a slow client (the response send timeout's to bound). */
+  paused = false;
   watchPrev: Watched | null = null;
   watchNext: Watched | null = null;
   watched = false;
@@ -717,7 +724,8 @@ class UpstreamAttempt implements Dispatcher.DispatchHandler, Watched {
   }
 
   onRequestSent(): void {
-    this.held = false;
+    this.uploading = false;
+    this.held = this.paused;
     this.quietTicks = 0;
   }
 

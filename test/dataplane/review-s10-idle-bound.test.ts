@@ -15,6 +15,7 @@ import { freePortOffset } from '../support/ports.ts';
 import { startSluice, type SluiceProcess } from '../support/sluice-process.ts';
 
 const BOUND_MS = 1_000;
+const DUPLEX_BYTES = 4 * 1024 * 1024;
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A backend whose answers take their time, by path. */
@@ -39,6 +40,14 @@ function startBackend(): Promise<{ server: http.Server; port: number; tunnels: S
       // The head at once, the rest once the whole body came.
       res.writeHead(200, { 'content-type': 'text/plain' });
       res.flushHeaders();
+      let bytes = 0;
+      req.on('data', (chunk: Buffer) => (bytes += chunk.length));
+      req.on('end', () => res.end(`got ${bytes}`));
+    } else if (req.url === '/duplex') {
+      // 4 MiB at once (more than the sockets buffer while the client does not read), the end once
+      // the whole request body came.
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      res.write(Buffer.alloc(DUPLEX_BYTES, 0x61));
       let bytes = 0;
       req.on('data', (chunk: Buffer) => (bytes += chunk.length));
       req.on('end', () => res.end(`got ${bytes}`));
@@ -131,6 +140,38 @@ spec:
       expect(text).toMatch(/^HTTP\/1\.1 200 /);
       expect(text).toMatch(/got 25/);
     });
+
+    it('full duplex: a response paused by its reader, then read, while the upload goes on past the bound: relayed whole, not cut', async () => {
+      // The response's drain must not count the backend as silent while the client is still
+      // uploading (the backend waits for the body's end): held by the upload, not only by the pause.
+      const socket = net.connect(port, '127.0.0.1');
+      socket.on('error', () => undefined);
+      await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+      socket.pause();
+      let received = 0;
+      let first = '';
+      let tail = '';
+      let closed = false;
+      socket.on('data', (chunk: Buffer) => {
+        received += chunk.length;
+        if (first === '') first = chunk.subarray(0, 64).toString('latin1');
+        tail = (tail + chunk.subarray(Math.max(0, chunk.length - 64)).toString('latin1')).slice(-64);
+      });
+      socket.on('close', () => (closed = true));
+      socket.write('POST /duplex HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n');
+      // Paused for 1.5 bounds while uploading, then reading while uploading for 2.5 bounds more.
+      for (let i = 0; i < 8; i++) {
+        await sleep(500);
+        if (i === 3) socket.resume();
+        socket.write('5\r\nhello\r\n');
+      }
+      socket.write('0\r\n\r\n');
+      for (const deadline = Date.now() + 8_000; !closed && Date.now() < deadline; ) await sleep(50);
+      socket.destroy();
+      expect(first).toMatch(/^HTTP\/1\.1 200 /);
+      expect(received).toBeGreaterThan(DUPLEX_BYTES);
+      expect(tail).toMatch(/got 40\r\n0\r\n\r\n$/);
+    }, 20_000);
 
     it('a WebSocket tunnel quiet for twice the bound still carries bytes both ways', async () => {
       const { text } = await exchange(port, 'GET /ws HTTP/1.1\r\nhost: a\r\nconnection: upgrade\r\nupgrade: websocket\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n', ['ping'], BOUND_MS * 2, BOUND_MS * 3);
