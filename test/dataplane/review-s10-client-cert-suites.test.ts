@@ -141,13 +141,14 @@ spec:
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it.each([
+  const cases: [string, ConnectionOptions, 'rsa' | 'ec'][] = [
     ['TLS 1.2, ECDHE-ECDSA suites (the EC pair)', ECDSA_SUITES_TLS12, 'ec'],
     ['TLS 1.2, ECDHE-RSA suites (the RSA pair)', RSA_SUITES_TLS12, 'rsa'],
     ['TLS 1.3, RSA signatures only (the RSA pair)', { sigalgs: 'rsa_pss_rsae_sha256:rsa_pkcs1_sha256' }, 'rsa'],
     // ECDSA preferred (the server picks in the client's order); RSA-PSS listed so the client can sign with its RSA certificate.
     ['TLS 1.3, ECDSA signatures first (the EC pair)', { sigalgs: 'ecdsa_secp256r1_sha256:rsa_pss_rsae_sha256' }, 'ec'],
-  ] as const)('%s: a client the CA signed is served; none, or another CA\'s, never reaches the backend', async (_name, options, keyType) => {
+  ];
+  it.each(cases)('%s: a client the CA signed is served; none, or another CA\'s, never reaches the backend', async (_name, options, keyType) => {
     expect(await get(port, options, client)).toEqual({ answer: 'HTTP/1.1 200 OK backend', keyType });
     expect((await get(port, options)).answer).not.toMatch(/backend/);
     expect((await get(port, options, stranger)).answer).not.toMatch(/backend/);
