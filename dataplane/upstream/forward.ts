@@ -291,7 +291,7 @@ export class ProxyExchange {
       endpoint.pool.dispatch({ path: this.target, method: this.method, headers: this.headers, body: this.body, upgrade: this.upgrade?.protocol ?? null }, attempt);
     } catch (error) {
       // undici validates synchronously (method, path, header values): nothing was sent.
-      if (attempt.watched) idle?.remove(attempt);
+      attempt.unwatch();
       this.attemptFailed(attempt, error as Error);
     }
   }
@@ -708,10 +708,15 @@ class UpstreamAttempt implements Dispatcher.DispatchHandler, Watched {
     this.exchange.attemptFailed(this, error);
   }
 
+  /** Off the endpoint's idle watch (a no-op when not on it). */
+  unwatch(): void {
+    if (this.watched) this.endpoint.idle?.remove(this);
+  }
+
   cancel(reason: string): void {
     if (this.cancelled) return;
     this.cancelled = true;
-    if (this.watched) this.endpoint.idle?.remove(this);
+    this.unwatch();
     clearTimeout(this.timer);
     // Aborting destroys the upstream connection: nothing is left half-read on it. A request
     // still waiting for a connection is aborted as soon as it gets one (onRequestStart).
@@ -753,7 +758,7 @@ class UpstreamAttempt implements Dispatcher.DispatchHandler, Watched {
       return;
     }
     // The tunnel has an idle bound of its own.
-    if (this.watched) this.endpoint.idle?.remove(this);
+    this.unwatch();
     this.exchange.upgraded(this, headers, socket);
   }
 
@@ -764,13 +769,13 @@ class UpstreamAttempt implements Dispatcher.DispatchHandler, Watched {
   }
 
   onResponseEnd(_controller: Dispatcher.DispatchController, trailers?: Record<string, string | string[] | undefined>): void {
-    if (this.watched) this.endpoint.idle?.remove(this);
+    this.unwatch();
     if (this.cancelled) return;
     this.exchange.responseEnd(this, trailers);
   }
 
   onResponseError(_controller: Dispatcher.DispatchController | null, error: Error): void {
-    if (this.watched) this.endpoint.idle?.remove(this);
+    this.unwatch();
     if (this.cancelled) return;
     this.exchange.attemptFailed(this, error);
   }
