@@ -839,8 +839,8 @@ class TableCompiler {
           type: 'Forward',
           picker: weightedPicker(route.name, candidates, this.context.pickerStates),
           noBackend: { backend: null, filters, metrics: this.requestMetrics(route.name, '') },
-          requestTimeoutMs: positive(route.timeouts?.requestMs),
-          backendTimeoutMs: positive(route.timeouts?.backendRequestMs),
+          requestTimeoutMs: timerMs(route.timeouts?.requestMs),
+          backendTimeoutMs: timerMs(route.timeouts?.backendRequestMs),
           retry: compileRetry(route),
           session: this.session(route, candidates),
         };
@@ -909,10 +909,21 @@ function positive(milliseconds: number | undefined): number {
   return milliseconds !== undefined && Number.isFinite(milliseconds) && milliseconds > 0 ? milliseconds : 0;
 }
 
+/** The longest delay a Node timer holds (24.8 days); setTimeout runs a longer one after 1 ms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * A route duration the dataplane runs a timer for (0: none). Gateway API durations reach 99999h:
+ * past MAX_TIMER_MS one is held at it (as good as never) instead of firing at once.
+ */
+function timerMs(milliseconds: number | undefined): number {
+  return Math.min(positive(milliseconds), MAX_TIMER_MS);
+}
+
 function compileRetry(route: Route): RetryPlan | null {
   const retry = route.retry;
   if (retry === undefined || !(retry.attempts > 0)) return null;
-  return { codes: new Set(retry.codes), attempts: Math.floor(retry.attempts), backoffMs: positive(retry.backoffMs) };
+  return { codes: new Set(retry.codes), attempts: Math.floor(retry.attempts), backoffMs: timerMs(retry.backoffMs) };
 }
 
 /** `<ns>/<name>` of the Gateway a listener belongs to (a ListenerSet's parent), null for Ingress. */
