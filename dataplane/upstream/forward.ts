@@ -28,7 +28,7 @@ import type { BackendTarget } from './backend.ts';
 import { downstreamResponseHeaders } from './headers.ts';
 import { mirrorRequest, type MirrorCopy } from './mirror.ts';
 import type { Watched } from './idle-watch.ts';
-import type { UpstreamEndpoint } from './pools.ts';
+import { ClientStack, type UpstreamEndpoint } from './pools.ts';
 import type { SessionBinding } from './session.ts';
 import { openTunnel, type ClientUpgrade } from './tunnel.ts';
 
@@ -353,7 +353,10 @@ export class ProxyExchange {
     if (statusCode === 204) delete headers['content-length'];
     const length = headers['content-length'];
     // undici's parser has checked it (digits only, one value); a HEAD answer has no body to count.
-    this.bodyLeft = typeof length === 'string' && this.method !== 'HEAD' ? Number(length) : -1;
+    // Over HTTP/1.1 only (a ClientStack): there the chunk completing the length ends the response in
+    // the same parser pass; an HTTP/2 stream may end any time later, and its last chunk held back
+    // meanwhile reached the client only then (or never, when the idle bound cut it first).
+    this.bodyLeft = typeof length === 'string' && this.method !== 'HEAD' && attempt.endpoint.pool instanceof ClientStack ? Number(length) : -1;
     const responseHeaders = downstreamResponseHeaders(headers, this.choice.filters.responseModifiers);
     if (responseHeaders.length > 2 * MAX_RESPONSE_FIELDS) {
       attempt.cancel('too many upstream response fields');
