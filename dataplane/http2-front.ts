@@ -18,8 +18,10 @@ import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
+import { HpackDecoder, HpackError, RequestHeadChecker } from './http2-request-head.ts';
 
-const { NGHTTP2_PROTOCOL_ERROR, NGHTTP2_STREAM_CLOSED, NGHTTP2_FLOW_CONTROL_ERROR, NGHTTP2_SETTINGS_TIMEOUT, NGHTTP2_NO_ERROR, NGHTTP2_CANCEL } = http2.constants;
+const { NGHTTP2_PROTOCOL_ERROR, NGHTTP2_STREAM_CLOSED, NGHTTP2_FLOW_CONTROL_ERROR, NGHTTP2_SETTINGS_TIMEOUT, NGHTTP2_NO_ERROR, NGHTTP2_CANCEL, NGHTTP2_COMPRESSION_ERROR, NGHTTP2_FRAME_SIZE_ERROR, NGHTTP2_ENHANCE_YOUR_CALM } =
+  http2.constants;
 
 const FRAME_HEADER = 9;
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -31,8 +33,10 @@ const RST_STREAM = 0x3;
 const SETTINGS = 0x4;
 const PING = 0x6;
 const WINDOW_UPDATE = 0x8;
+const CONTINUATION = 0x9;
 
 const END_STREAM = 0x1;
+const END_HEADERS = 0x4;
 const ACK = 0x1;
 const PADDED = 0x8;
 const PRIORITY_FLAG = 0x20;
@@ -42,11 +46,24 @@ const DEFAULT_INITIAL_WINDOW = 65_535;
 const MAX_WINDOW = 2 ** 31 - 1;
 
 /**
- * Payload bytes a check reads at most: HEADERS with PADDED and PRIORITY (pad length, dependency,
- * weight); SETTINGS are read whole, up to this many bytes (a SETTINGS frame longer than that has
- * its INITIAL_WINDOW_SIZE entries past the bound ignored for window tracking only).
+ * Payload bytes a check reads at most, but for header blocks: SETTINGS are read whole, up to this
+ * many bytes (a SETTINGS frame longer than that has its INITIAL_WINDOW_SIZE entries past the bound
+ * ignored for window tracking only). Also the size of a frame scanner's buffer until a larger
+ * HEADERS or CONTINUATION frame comes.
  */
 const MAX_INSPECTED = 6 * 64;
+
+/**
+ * SETTINGS_MAX_FRAME_SIZE the front door announces (RFC 9113's initial value, which Node keeps):
+ * HEADERS and CONTINUATION frames are read whole, so up to this.
+ */
+const MAX_FRAME_PAYLOAD = 16_384;
+
+/**
+ * Bytes of one header block (a HEADERS frame and its CONTINUATIONs) at most: nghttp2 (in Node)
+ * ends a connection after 8 CONTINUATION frames of a block (CVE-2024-27316), so 9 full frames.
+ */
+const MAX_HEADER_BLOCK = 9 * MAX_FRAME_PAYLOAD;
 
 /**
  * Client streams remembered as "the client finished sending here" (so later DATA/HEADERS on them
@@ -67,6 +84,11 @@ export interface GuardActions {
   streamError(streamId: number, code: number, reason: string): void;
   /** Our complete response (END_STREAM) went out while the client is still sending the request. */
   responseCompleteEarly(streamId: number): void;
+  /**
+   * The stream's request is malformed (RFC 9113 §8.1.1): RST_STREAM PROTOCOL_ERROR, and never
+   * served, whether the session has announced the stream yet or not.
+   */
+  malformedRequest(streamId: number, reason: string): void;
 }
 
 interface FrameHead {
@@ -84,7 +106,7 @@ interface FrameHead {
  * the frame being decided at once, so the session has seen it (e.g. a stream's HEADERS).
  */
 class FrameScanner {
-  private readonly pending: Buffer = Buffer.alloc(FRAME_HEADER + MAX_INSPECTED);
+  private pending: Buffer = Buffer.alloc(FRAME_HEADER + MAX_INSPECTED);
   private pendingLength = 0;
   /** Payload bytes of the current frame still to come after its inspected part. */
   private remaining = 0;
@@ -95,6 +117,8 @@ class FrameScanner {
   private readonly onFrame: (head: FrameHead, payload: Buffer) => boolean;
   private readonly emit: (bytes: Buffer) => void;
   private readonly onBadPreface: () => void;
+  /** Set by `replaceFrame()` during `onFrame`: what goes on in place of the frame being decided. */
+  private replacement: Buffer | null = null;
   /** The chunk being scanned, and where its passing bytes not yet emitted start and end. */
   private chunk: Buffer | null = null;
   private keepFrom = 0;
@@ -112,6 +136,11 @@ class FrameScanner {
   /** True while the client connection preface has started but not ended. */
   inPreface(): boolean {
     return this.prefaceLeft > 0 && this.prefaceLeft < PREFACE.length;
+  }
+
+  /** Called from `onFrame`, which then returns false: `bytes` go on where the frame was. */
+  replaceFrame(bytes: Buffer): void {
+    this.replacement = bytes;
   }
 
   flush(): void {
@@ -163,7 +192,12 @@ class FrameScanner {
         if (this.pendingLength < FRAME_HEADER) break;
       }
       const head = readHead(this.pending);
-      const inspect = Math.min(head.length, this.wanted(head), MAX_INSPECTED);
+      const inspect = Math.min(head.length, this.wanted(head));
+      if (this.pending.length < FRAME_HEADER + inspect) {
+        const grown = Buffer.allocUnsafe(FRAME_HEADER + inspect);
+        this.pending.copy(grown, 0, 0, this.pendingLength);
+        this.pending = grown;
+      }
       const haveInspected = this.pendingLength - FRAME_HEADER;
       if (haveInspected < inspect) {
         const n = Math.min(inspect - haveInspected, chunk.length - pos);
@@ -176,9 +210,15 @@ class FrameScanner {
       // The collected bytes from earlier chunks are not in `chunk`: they go out as a copy.
       const fromEarlier = this.pendingLength - (pos - this.headStart);
       this.flush();
+      if (this.replacement !== null) {
+        this.emit(this.replacement);
+        this.replacement = null;
+      }
       if (passes && fromEarlier > 0) this.emit(Buffer.from(this.pending.subarray(0, fromEarlier)));
       this.keepFrom = passes ? this.headStart : pos;
       this.pendingLength = 0;
+      // A large header frame's buffer is not kept for the connection's life.
+      if (this.pending.length > FRAME_HEADER + MAX_INSPECTED) this.pending = Buffer.allocUnsafe(FRAME_HEADER + MAX_INSPECTED);
       this.remaining = head.length - inspect;
       this.dropping = !passes;
     }
@@ -219,6 +259,16 @@ export class Http2FrameGuard extends Duplex {
   private initialWindow = DEFAULT_INITIAL_WINDOW;
   /** PINGs we sent whose ACK is still due (Node matches ACKs to them in order). */
   private pingsInFlight = 0;
+  private readonly hpack = new HpackDecoder();
+  private readonly headChecker = new RequestHeadChecker();
+  /** The header block being received (HEADERS then CONTINUATIONs): its stream, fragments and flags. */
+  private blockStream = 0;
+  private blockFragments: Buffer[] = [];
+  private blockLength = 0;
+  private blockEndsStream = false;
+  private blockIsTrailers = false;
+  /** Request body bytes still allowed on a stream by its content-length (RFC 9113 §8.1.1). */
+  private readonly bodyLeft = new Map<number, number>();
   private failed = false;
 
   constructor(socket: Socket) {
@@ -301,12 +351,17 @@ export class Http2FrameGuard extends Duplex {
         if (id !== 0 && id <= this.lastClientStream && (id & 1) === 1 && !this.clientOpen.has(id)) {
           return this.closedStream(id, 'DATA');
         }
-        if ((head.flags & END_STREAM) !== 0) this.finish(id);
-        return true;
+        {
+          const passes = this.countBody(head, payload);
+          if ((head.flags & END_STREAM) !== 0) this.finish(id);
+          return passes;
+        }
       case HEADERS: {
         if (id === 0 || (id & 1) === 0) return true; // nghttp2 rejects these itself
+        if (!this.readHeaderBlock(head, payload)) return false;
         if ((head.flags & PRIORITY_FLAG) !== 0) {
-          const dependency = payload.readUInt32BE((head.flags & PADDED) !== 0 ? 1 : 0) & 0x7fffffff;
+          const at = (head.flags & PADDED) !== 0 ? 1 : 0;
+          const dependency = payload.length >= at + 4 ? payload.readUInt32BE(at) & 0x7fffffff : 0;
           if (dependency === id) return this.fail(NGHTTP2_PROTOCOL_ERROR, `HEADERS: stream ${id} depends on itself`);
         }
         if (id > this.lastClientStream) {
@@ -324,6 +379,8 @@ export class Http2FrameGuard extends Duplex {
         if ((head.flags & END_STREAM) !== 0) this.finish(id); // trailers
         return true;
       }
+      case CONTINUATION:
+        return this.readHeaderBlock(head, payload);
       case PRIORITY:
         if (head.length !== 5) return true; // FRAME_SIZE_ERROR: nghttp2's
         if (id === 0) return this.fail(NGHTTP2_PROTOCOL_ERROR, 'PRIORITY on stream 0');
@@ -398,7 +455,90 @@ export class Http2FrameGuard extends Duplex {
 
   private finish(id: number): void {
     this.clientOpen.delete(id);
+    this.bodyLeft.delete(id);
     rememberBounded(this.clientFinished, id);
+  }
+
+  /**
+   * Reads a HEADERS or CONTINUATION frame's part of a header block; at the block's end decodes and
+   * checks it (a new stream's request, or trailers). The frame always passes (nghttp2 must decode
+   * every block for its table); false only when the connection has failed.
+   */
+  private readHeaderBlock(head: FrameHead, payload: Buffer): boolean {
+    if (head.length > MAX_FRAME_PAYLOAD) return this.fail(NGHTTP2_FRAME_SIZE_ERROR, `${head.type === HEADERS ? 'HEADERS' : 'CONTINUATION'} of ${head.length} bytes`);
+    let fragment = payload;
+    if (head.type === HEADERS) {
+      if (this.blockFragments.length > 0) return this.fail(NGHTTP2_PROTOCOL_ERROR, `HEADERS on stream ${head.streamId} inside another header block`);
+      const padded = (head.flags & PADDED) !== 0;
+      const padLength = padded ? payload[0] : 0;
+      const start = (padded ? 1 : 0) + ((head.flags & PRIORITY_FLAG) !== 0 ? 5 : 0);
+      if (start + padLength > payload.length) return true; // PROTOCOL_ERROR: nghttp2's
+      fragment = payload.subarray(start, payload.length - padLength);
+      this.blockStream = head.streamId;
+      this.blockEndsStream = (head.flags & END_STREAM) !== 0;
+      this.blockIsTrailers = head.streamId <= this.lastClientStream;
+      this.blockLength = 0;
+    } else if (head.streamId !== this.blockStream || this.blockStream === 0) {
+      return true; // a CONTINUATION out of place: PROTOCOL_ERROR, nghttp2's
+    }
+    this.blockLength += fragment.length;
+    if (this.blockLength > MAX_HEADER_BLOCK) return this.fail(NGHTTP2_ENHANCE_YOUR_CALM, `a header block over ${MAX_HEADER_BLOCK} bytes`);
+    if ((head.flags & END_HEADERS) === 0) {
+      // The payload is the scanner's buffer, reused by the next frame.
+      this.blockFragments.push(Buffer.from(fragment));
+      return true;
+    }
+    let block = fragment;
+    if (this.blockFragments.length > 0) {
+      this.blockFragments.push(fragment);
+      block = Buffer.concat(this.blockFragments, this.blockLength);
+      this.blockFragments = [];
+    }
+    const id = this.blockStream;
+    this.blockStream = 0;
+    let check;
+    try {
+      check = this.headChecker.check(this.hpack, block, this.blockIsTrailers);
+    } catch (error) {
+      if (!(error instanceof HpackError)) throw error;
+      return this.fail(NGHTTP2_COMPRESSION_ERROR, `header block on stream ${id}: ${error.message}`);
+    }
+    if (check.malformed !== null) {
+      this.bodyLeft.delete(id);
+      this.malformed(id, check.malformed);
+    } else if (!this.blockIsTrailers && !this.blockEndsStream && check.contentLength >= 0) {
+      this.bodyLeft.set(id, check.contentLength);
+      if (this.bodyLeft.size > MAX_REMEMBERED_STREAMS) this.bodyLeft.delete(this.bodyLeft.keys().next().value as number);
+    }
+    return true;
+  }
+
+  /**
+   * DATA spends its stream's content-length; DATA beyond it makes the request malformed: the stream
+   * is reset and the frame replaced by as many bytes of DATA that are all padding, so the session
+   * neither delivers its bytes nor loses track of the connection's flow-control window (a dropped
+   * frame would leak it). Short of it at END_STREAM nghttp2 resets the stream itself.
+   */
+  private countBody(head: FrameHead, payload: Buffer): boolean {
+    const left = this.bodyLeft.get(head.streamId);
+    if (left === undefined || head.length === 0) return true;
+    const padding = (head.flags & PADDED) !== 0 ? payload[0] + 1 : 0;
+    const data = head.length - padding;
+    if (data <= left) {
+      if ((head.flags & END_STREAM) === 0) this.bodyLeft.set(head.streamId, left - data);
+      return true;
+    }
+    if (padding > head.length) return true; // PROTOCOL_ERROR: nghttp2's
+    this.bodyLeft.delete(head.streamId);
+    this.inbound.replaceFrame(paddingOnly(head));
+    this.malformed(head.streamId, `DATA beyond the content-length (${data} bytes, ${left} left)`);
+    return false;
+  }
+
+  private malformed(id: number, reason: string): void {
+    if (this.failed) return;
+    this.inbound.flush();
+    this.actions?.malformedRequest(id, reason);
   }
 
   /**
@@ -427,15 +567,43 @@ export class Http2FrameGuard extends Duplex {
   }
 }
 
+/** Most payload one PADDED frame can be that is all padding: the pad length byte and 255 bytes of padding. */
+const MAX_PADDING_ONLY = 256;
+
+/**
+ * DATA frames on the stream of `head`, of its payload length in all and its END_STREAM, that carry
+ * no data: each PADDED, all its payload padding.
+ */
+function paddingOnly(head: FrameHead): Buffer {
+  const count = Math.ceil(head.length / MAX_PADDING_ONLY);
+  const bytes = Buffer.alloc(count * FRAME_HEADER + head.length);
+  let at = 0;
+  for (let left = head.length; left > 0; ) {
+    const length = Math.min(left, MAX_PADDING_ONLY);
+    left -= length;
+    bytes.writeUIntBE(length, at, 3);
+    bytes[at + 3] = DATA;
+    bytes[at + 4] = PADDED | (left === 0 ? head.flags & END_STREAM : 0);
+    bytes.writeUInt32BE(head.streamId, at + 5);
+    bytes[at + FRAME_HEADER] = length - 1;
+    at += FRAME_HEADER + length;
+  }
+  return bytes;
+}
+
 /** Payload bytes each inbound frame type needs inspected. */
 function inboundInspection(head: FrameHead): number {
   switch (head.type) {
     case HEADERS:
-      return (head.flags & PRIORITY_FLAG) === 0 ? 0 : (head.flags & PADDED) !== 0 ? 6 : 5;
+    case CONTINUATION:
+      // Whole: the header block is decoded (a longer frame is refused unread).
+      return head.length <= MAX_FRAME_PAYLOAD ? head.length : 0;
+    case DATA:
+      return (head.flags & PADDED) !== 0 ? 1 : 0; // the pad length
     case PRIORITY:
       return 5;
     case SETTINGS:
-      return head.length;
+      return Math.min(head.length, MAX_INSPECTED);
     case WINDOW_UPDATE:
       return 4;
     default:
@@ -493,6 +661,22 @@ function supervise(session: http2.ServerHttp2Session, guard: Http2FrameGuard, ti
   }
 
   const streams = new Map<number, http2.ServerHttp2Stream>();
+  /** Malformed requests whose streams the session has not announced yet (it may never: nghttp2 may refuse them first). */
+  const malformed = new Map<number, string>();
+  const refuse = (stream: http2.ServerHttp2Stream, reason: string): void => {
+    if (stream.closed || stream.destroyed) return;
+    logger.debug({ listener, remote: socket.remoteAddress, stream: stream.id, reason }, 'HTTP/2 malformed request: stream reset');
+    stream.close(NGHTTP2_PROTOCOL_ERROR);
+  };
+  // Ahead of the server's own listener, which turns the stream into a request and serves it: a
+  // malformed one is reset first, and the request handler leaves a closed stream alone.
+  session.prependListener('stream', (stream: http2.ServerHttp2Stream) => {
+    const id = stream.id;
+    const reason = id === undefined ? undefined : malformed.get(id);
+    if (reason === undefined || id === undefined) return;
+    malformed.delete(id);
+    refuse(stream, reason);
+  });
   session.on('stream', (stream: http2.ServerHttp2Stream) => {
     const id = stream.id;
     if (id === undefined) return;
@@ -535,6 +719,15 @@ function supervise(session: http2.ServerHttp2Session, guard: Http2FrameGuard, ti
     // RFC 9113 §8.1: after a complete response, RST_STREAM NO_ERROR asks the client to stop sending
     // the request (nginx does the same); otherwise an upload nobody reads any more holds the stream
     // open on flow control until the client gives up. Deferred: this runs inside the session's write.
+    malformedRequest: (id, reason) => {
+      const stream = streams.get(id);
+      if (stream !== undefined) {
+        refuse(stream, reason);
+        return;
+      }
+      malformed.set(id, reason);
+      if (malformed.size > MAX_REMEMBERED_STREAMS) malformed.delete(malformed.keys().next().value as number);
+    },
     responseCompleteEarly: (id) =>
       setImmediate(() => {
         const stream = streams.get(id);

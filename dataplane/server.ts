@@ -305,7 +305,9 @@ export class ListenerServer {
   private createHttp2Server(): http2.Http2Server {
     const rejections = new RejectionReporter(this.name, this.logger, () => this.table.rejections);
     const onRequest = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void => {
-      // nghttp2 has checked the fields (RFC 9113 §8.2); the target is checked as HTTP/1.1's is.
+      // Reset already: the frame guard found the request malformed (http2-front.ts).
+      if (req.stream.closed) return;
+      // nghttp2 and the frame guard have checked the fields (RFC 9113 §8.2); the target is checked as HTTP/1.1's is.
       const problem = targetProblem(req.url ?? '', this.limits) ?? http2FieldProblem(req.rawHeaders, this.limits);
       if (problem !== null) {
         rejections.report(problem, req.socket.remoteAddress);

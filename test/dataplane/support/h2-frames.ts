@@ -7,7 +7,7 @@ import tls from 'node:tls';
 
 export const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 
-export const FrameType = { DATA: 0x0, HEADERS: 0x1, PRIORITY: 0x2, RST_STREAM: 0x3, SETTINGS: 0x4, PING: 0x6, GOAWAY: 0x7, WINDOW_UPDATE: 0x8 } as const;
+export const FrameType = { DATA: 0x0, HEADERS: 0x1, PRIORITY: 0x2, RST_STREAM: 0x3, SETTINGS: 0x4, PING: 0x6, GOAWAY: 0x7, WINDOW_UPDATE: 0x8, CONTINUATION: 0x9 } as const;
 export const Flag = { END_STREAM: 0x1, ACK: 0x1, END_HEADERS: 0x4 } as const;
 export const ErrorCode = { NO_ERROR: 0x0, PROTOCOL_ERROR: 0x1, INTERNAL_ERROR: 0x2, FLOW_CONTROL_ERROR: 0x3, SETTINGS_TIMEOUT: 0x4, STREAM_CLOSED: 0x5, CANCEL: 0x8, ENHANCE_YOUR_CALM: 0xb } as const;
 
@@ -157,4 +157,42 @@ export class RawH2 {
   private wake(): void {
     for (const waiter of [...this.waiters]) waiter();
   }
+}
+
+/** An HPACK string literal without Huffman coding, any length (RFC 7541 §5.1 integer prefix). */
+function hpackLiteral(text: string): Buffer {
+  const raw = Buffer.from(text, 'latin1');
+  const length: number[] = [];
+  if (raw.length < 127) length.push(raw.length);
+  else {
+    length.push(127);
+    let rest = raw.length - 127;
+    while (rest >= 128) {
+      length.push((rest & 0x7f) | 0x80);
+      rest >>>= 7;
+    }
+    length.push(rest);
+  }
+  return Buffer.concat([Buffer.from(length), raw]);
+}
+
+/** A header block of literal fields without indexing, new names: exactly these fields, in this order, whatever bytes they hold. */
+export function fieldBlock(fields: ReadonlyArray<readonly [string, string]>): Buffer {
+  return Buffer.concat(fields.flatMap(([name, value]) => [Buffer.from([0x00]), hpackLiteral(name), hpackLiteral(value)]));
+}
+
+/** What the server did with a stream: reset it (code), answered (status), or ended the connection (GOAWAY code). */
+export type StreamVerdict = { reset: number } | { status: number } | { goaway: number };
+
+/** The first answer on stream `id`: RST_STREAM, a response's HEADERS, or a GOAWAY ending the connection. */
+export async function streamVerdict(connection: RawH2, id: number, timeoutMs = 5_000): Promise<StreamVerdict> {
+  const seen = await connection.waitFor((f) => (f.streamId === id && (f.type === FrameType.RST_STREAM || f.type === FrameType.HEADERS)) || f.type === FrameType.GOAWAY, timeoutMs);
+  if (seen === null) throw new Error(`no answer on stream ${id} (closed: ${connection.closed})`);
+  if (seen.type === FrameType.GOAWAY) return { goaway: seen.payload.readUInt32BE(4) };
+  if (seen.type === FrameType.RST_STREAM) return { reset: seen.payload.readUInt32BE(0) };
+  // `:status` is the first field a Node server writes: indexed (static table 8-14) or a literal.
+  const first = seen.payload[0]!;
+  const indexed: Record<number, number> = { 0x88: 200, 0x89: 204, 0x8a: 206, 0x8b: 304, 0x8c: 400, 0x8d: 404, 0x8e: 500 };
+  if (indexed[first] !== undefined) return { status: indexed[first]! };
+  return { status: Number(seen.payload.subarray(2, 2 + seen.payload[1]!).toString('latin1')) };
 }
