@@ -8,6 +8,7 @@
 
 import { describe, expect, it } from '@jest/globals';
 import { ADMIN_HOST, useAttackGateway } from './support/attack-gateway.ts';
+import { connect, h2request } from './support/http2-client.ts';
 import { ErrorCode, fieldBlock, Flag, frame, FrameType, headersFrame, RawH2, requestHeaders, streamVerdict } from './support/h2-frames.ts';
 
 const HOST = 'api.example.com';
@@ -181,6 +182,23 @@ describe('malformed HTTP/2 requests Node served: a stream error, never forwarded
         connection.destroy();
       }
     });
+  });
+
+  it("a Node client's 300 requests on one connection, Huffman-coded and indexed, the table evicting, are all served with their fields", async () => {
+    // Values of 100-300 bytes each indexed: the 4 KiB dynamic table evicts every few requests, and
+    // repeated ones are sent as references. A decoder out of step with the client's would refuse
+    // or mis-read one (COMPRESSION_ERROR, or a malformed field).
+    const session = await connect(`http://127.0.0.1:${gateway.port}`);
+    const before = gateway.public.requests.length;
+    const values = Array.from({ length: 300 }, (_, i) => `v${i % 40}-${'abcdefghij'.repeat(10 + (i % 21))}`);
+    try {
+      const answers = await Promise.all(values.map((value, i) => h2request(session, `/many/${i}`, { ':authority': HOST, 'x-v': value, 'x-same': 'always' })));
+      expect(answers.map((a) => a.status)).toEqual(values.map(() => 200));
+    } finally {
+      session.close();
+    }
+    const received = new Map(gateway.public.requests.slice(before).map((r) => [r.target, r.headers.find(([name]) => name === 'x-v')?.[1]]));
+    expect(values.filter((value, i) => received.get(`/many/${i}`) !== value)).toEqual([]);
   });
 
   it('a well-formed request with every kind of field is still served whole', async () => {
