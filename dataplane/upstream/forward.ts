@@ -476,8 +476,9 @@ export class ProxyExchange {
     }
     // 502: the one upstream we tried failed. 503: the backend as a whole did, every attempt
     // the retry policy allowed failed (what Envoy-based gateways answer too), or the endpoint
-    // never answered the connect within the backend connect timeout (Envoy: 503, flag UF).
-    this.fail(attempt, error, code === 'UND_ERR_INVALID_ARG' ? 400 : this.attempts > 1 || code === 'UND_ERR_CONNECT_TIMEOUT' ? 503 : SILENT.has(code ?? '') ? 504 : 502);
+    // never answered the connect within the backend connect timeout (Envoy: 503, flag UF). 504: the
+    // last attempt's backend was silent past the idle bound, after retries too (as a backendRequest timeout).
+    this.fail(attempt, error, code === 'UND_ERR_INVALID_ARG' ? 400 : SILENT.has(code ?? '') ? 504 : this.attempts > 1 || code === 'UND_ERR_CONNECT_TIMEOUT' ? 503 : 502);
   }
 
   backendTimedOut(attempt: UpstreamAttempt): void {

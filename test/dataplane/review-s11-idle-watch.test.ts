@@ -64,6 +64,9 @@ spec:
   - backendRefs: [{name: h1, port: 80}]
   - matches: [{path: {type: PathPrefix, value: /h2}}]
     backendRefs: [{name: h2, port: 80}]
+  - matches: [{path: {type: PathPrefix, value: /retried}}]
+    retry: {codes: [503], attempts: 1}
+    backendRefs: [{name: h1, port: 80}]
 `;
     writeFileSync(join(dir, 'all.yaml'), [httpGatewayYaml(80), serviceYaml('h1', { port: (h1.address() as net.AddressInfo).port }), h2Service, routes].join('---\n'));
     const offset = await freePortOffset([80]);
@@ -112,6 +115,19 @@ spec:
       expect(afterMs).toBeGreaterThanOrEqual(BOUND_MS);
     }, 20_000);
   }
+
+  it('a route with retries: each attempt silent past the bound, then a 504 (a timeout, as a backendRequest timeout gives), not 503', async () => {
+    const before = bodies.h1.length;
+    const client = await connect();
+    const start = performance.now();
+    client.socket.write('GET /retried/silent HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n');
+    for (const deadline = Date.now() + 10 * BOUND_MS; !client.text().includes('\r\n') && Date.now() < deadline; ) await sleep(20);
+    const afterMs = performance.now() - start;
+    client.socket.destroy();
+    expect(bodies.h1.length - before).toBe(2);
+    expect(client.text()).toMatch(/^HTTP\/1\.1 504 /);
+    expect(afterMs).toBeGreaterThanOrEqual(2 * BOUND_MS);
+  }, 20_000);
 
   for (const [what, path] of [['HTTP/1.1', '/whole-body-open'], ['HTTP/2 (h2c)', '/h2/whole-body-open']] as const) {
     it(`${what}: a body whole by its Content-Length reaches the client while the backend's stream is still open`, async () => {
