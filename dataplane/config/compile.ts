@@ -26,6 +26,7 @@ import { BackendTarget } from '../upstream/backend.ts';
 import type { UpstreamEndpoint, UpstreamPools } from '../upstream/pools.ts';
 import { SessionPlan } from '../upstream/session.ts';
 import { weightedPicker, type PickerState, type PickerStateGeneration } from '../upstream/weighted.ts';
+import { MAX_TIMER_MS } from '../timer-bound.ts';
 import type {
   BackendChoice,
   CompiledAction,
@@ -908,9 +909,6 @@ const DEFAULT_UPGRADES: ReadonlySet<string> = new Set(DEFAULT_UPGRADE_TYPES);
 function positive(milliseconds: number | undefined): number {
   return milliseconds !== undefined && Number.isFinite(milliseconds) && milliseconds > 0 ? milliseconds : 0;
 }
-
-/** The longest delay a Node timer holds (24.8 days); setTimeout runs a longer one after 1 ms. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * A route duration the dataplane runs a timer for (0: none). Gateway API durations reach 99999h:

@@ -6,6 +6,7 @@
 import { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { DownstreamRequest, DownstreamResponse } from '../downstream.ts';
 import { headerValue } from '../header-fields.ts';
+import { MAX_TIMER_MS } from '../timer-bound.ts';
 
 /** gRPC status codes the gateway answers with. */
 export const GRPC_STATUS = {
@@ -62,9 +63,6 @@ export function encodeGrpcMessage(message: string): string {
   }
   return out;
 }
-
-/** node's timers take at most 2^31-1 ms (a longer delay fires at once): longer deadlines are capped. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 const TIMEOUT_UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000_001 };
 
