@@ -11,9 +11,10 @@
 // the session of an earlier one, as Pool's clients do). A TLS `h2c` backend (HTTP/2 by ALPN, else
 // HTTP/1.1) keeps undici's Pool, whose clients may multiplex.
 
-import { Client, Dispatcher, errors, H2CClient, Pool } from 'undici';
+import { buildConnector, Client, Dispatcher, errors, H2CClient, Pool } from 'undici';
 import type { AppProtocol, BackendClientCertificate, BackendTls, Endpoint } from '../../ir/types.ts';
 import { IdleWatch } from './idle-watch.ts';
+import { InterimHeads } from './interim.ts';
 import { backendConnector } from './tls.ts';
 
 export interface UpstreamEndpoint {
@@ -134,6 +135,8 @@ interface Slot {
   idle: boolean;
   /** Taken out after a connection error: never used again (as undici's Pool retires such a client). */
   retired: boolean;
+  /** The current connection's interim response heads (a 100 Continue taken as any 1xx: interim.ts); null before it connects. */
+  heads: InterimHeads | null;
 }
 
 /**
@@ -149,6 +152,8 @@ interface Slot {
 export class ClientStack extends Dispatcher {
   private readonly origin: string;
   private readonly options: Client.Options;
+  /** The connector every client's connections are made with (the options' own, else undici's default). */
+  private readonly connector: buildConnector.connector;
   private readonly slots = new Set<Slot>();
   private readonly idle: Slot[] = [];
   private closing = false;
@@ -161,6 +166,8 @@ export class ClientStack extends Dispatcher {
     if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.pathname !== '/' || url.search !== '' || url.hash !== '') throw new errors.InvalidArgumentError(`invalid origin ${origin}`);
     this.origin = origin;
     this.options = options;
+    const connect = options.connect;
+    this.connector = typeof connect === 'function' ? connect : buildConnector({ ...connect, timeout: options.connectTimeout ?? undefined });
   }
 
   /** As Dispatcher.dispatch; errors (closed) reach `handler.onResponseError`, as undici delivers them. */
@@ -175,15 +182,26 @@ export class ClientStack extends Dispatcher {
       slot = this.idle.pop();
     }
     if (slot === undefined) slot = this.open();
-    else slot.idle = false;
+    else {
+      slot.idle = false;
+      slot.heads?.expectHead();
+    }
     // false: busy until its 'drain' (every HTTP/1.1 request: one at a time per connection).
     if (slot.client.dispatch(options, handler)) this.release(slot);
     return true;
   }
 
   private open(): Slot {
-    const client = new Client(this.origin, this.options);
-    const slot: Slot = { client, idle: false, retired: false };
+    const connect: buildConnector.connector = (options, callback) =>
+      this.connector(options, (...result) => {
+        // A new connection (a client reconnects after a close): its first bytes are a response head.
+        // (A failed connect calls back with the error alone.)
+        const socket = result[1];
+        if (socket !== null && socket !== undefined) slot.heads = new InterimHeads(socket);
+        callback(...result);
+      });
+    const client = new Client(this.origin, { ...this.options, connect });
+    const slot: Slot = { client, idle: false, retired: false, heads: null };
     this.slots.add(slot);
     client.on('drain', () => this.release(slot));
     client.on('connectionError', () => this.retire(slot));

@@ -53,8 +53,7 @@ describe('a hostile HTTP/1.1 backend', () => {
     ['2 500 tiny fields (within the byte limit)', head('HTTP/1.1 200 OK', ...Array.from({ length: 2_500 }, (_, i) => `a${i % 10}:1`), 'content-length: 2') + 'hi'],
     // Interim responses: more than a real server sends, or a 101 nobody asked for.
     ['500 103 Early Hints before the answer', 'HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n'.repeat(500) + head('HTTP/1.1 200 OK', 'content-length: 2') + 'hi'],
-    // undici refuses any 100 Continue: Sluice never sends Expect upstream (it answers the client's itself).
-    ['an unsolicited 100 Continue', head('HTTP/1.1 100 Continue') + head('HTTP/1.1 200 OK', 'content-length: 2') + 'hi'],
+    // An unsolicited 100 Continue is taken as any interim answer: le2-upstream-interim.test.ts.
     ['101 Switching Protocols to a request that asked no upgrade', head('HTTP/1.1 101 Switching Protocols', 'connection: upgrade', 'upgrade: websocket') + 'TUNNEL'],
   ];
   it.each(refused)('%s: 502, the upstream connection closed, nothing of it relayed', async (_what, bytes) => {
