@@ -4,7 +4,7 @@
 // sends one: that is the failure), and a stuck worker is one whose thread really waits.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { VersionLate, type WorkerMetricsRegistry, type WorkerPool } from '../../cmd/workers.ts';
-import { twoWorkers } from './support/worker-pool.ts';
+import { appliedOrLate, countedSince, startedOn, twoWorkers } from './support/worker-pool.ts';
 import { DEFAULT_FRONT_DOOR_LIMITS } from '../../dataplane/front-door.ts';
 import type { ApplyResult } from '../../dataplane/dataplane.ts';
 import { request } from './support/client.ts';
@@ -23,16 +23,7 @@ async function until(what: string, done: () => boolean | Promise<boolean>, timeo
   }
 }
 
-const restarts = async (registry: WorkerMetricsRegistry) => (await registry.getSingleMetric('sluice_worker_restarts_total')!.get()).values.map((v) => [String(v.labels.reason), v.value] as const);
-
-/** What an apply ends with: its result, or when it came back late (VersionLate) what its late wait settles with. */
-const appliedOrLate = (applying: Promise<ApplyResult>) => applying.catch((error: unknown) => (error instanceof VersionLate ? error.late : Promise.reject(error)));
-
-/** The restarts counted since `before` (restarts() then), by reason. */
-const restartsSince = async (registry: WorkerMetricsRegistry, before: readonly (readonly [string, number])[]) => {
-  const counted = new Map(before);
-  return (await restarts(registry)).map(([reason, value]) => [reason, value - (counted.get(reason) ?? 0)] as const).filter(([, added]) => added > 0);
-};
+const restarts = async (registry: WorkerMetricsRegistry) => (await registry.getSingleMetric('sluice_worker_restarts_total')!.get()).values.map((v) => [v.labels.reason, v.value]);
 
 describe('worker pool: what workers send, and versions applied late', () => {
   let echo: EchoServer;
@@ -49,18 +40,6 @@ describe('worker pool: what workers send, and versions applied late', () => {
     const thread = await inspectThread(threadId);
     inspected.push(thread);
     return thread;
-  };
-  /**
-   * v1 in the pool's fresh workers, whatever bounds the test set. A thread loads the dataplane before
-   * it answers: about 1 s on a loaded machine (2 cores, load 8), near the 1.5-2 s apply bounds set below for
-   * stuck workers, so v1 may come back late (VersionLate: failed so at load 8) or a slow worker be
-   * replaced (apply_timeout, or the watchdog's). Resolves once both serve v1, with the restarts so far:
-   * the tests count theirs from there.
-   */
-  const servingV1 = async (pool: WorkerPool, registry: WorkerMetricsRegistry) => {
-    await appliedOrLate(pool.apply('v1', irFor('/v1')));
-    await until('both workers serving v1', () => pool.threadIds().length === 2 && pool.version === 'v1' && pool.workerVersions().every((w) => w.version === 'v1'));
-    return restarts(registry);
   };
   const cleanUp = async (pool: WorkerPool) => {
     for (const thread of inspected.splice(0)) await thread.detach();
@@ -116,7 +95,7 @@ describe('worker pool: what workers send, and versions applied late', () => {
     port = await freePort();
     const { pool, registry } = twoWorkers([], DEFAULT_FRONT_DOOR_LIMITS, { timeoutMs: 2_000, watchdogMs: 600_000 });
     try {
-      const started = await servingV1(pool, registry);
+      const started = await startedOn(pool, registry, 'v1', irFor('/v1'));
       const threads = await Promise.all(pool.threadIds().map((id) => inspect(id)));
       // Both stuck for longer than the bound, then free again: a slow version, not a broken worker.
       await Promise.all(threads.map((t) => t.block(3_000)));
@@ -129,7 +108,7 @@ describe('worker pool: what workers send, and versions applied late', () => {
       expect(pool.workerVersions()).toEqual([{ worker: 0, version: 'v2' }, { worker: 1, version: 'v2' }]);
       expect((await request(port, '/v2')).status).toBe(200);
       // None was ended for it: the version itself was slow.
-      expect(await restartsSince(registry, started)).toEqual([]);
+      expect(await countedSince(registry, 'sluice_worker_restarts_total', started)).toEqual({});
 
       // Late again, and then a newer version: the late one is not taken after it.
       await Promise.all(threads.map((t) => t.block(3_000)));
@@ -154,7 +133,8 @@ describe('worker pool: what workers send, and versions applied late', () => {
     port = await freePort();
     const { pool, registry } = twoWorkers([], DEFAULT_FRONT_DOOR_LIMITS, bounds);
     try {
-      const started = await servingV1(pool, registry);
+      // (v1 on fresh workers may outlast the short waits: startedOn.)
+      const started = await startedOn(pool, registry, 'v1', irFor('/v1'));
       const stuck = pool.threadIds();
       const threads = await Promise.all(stuck.map((id) => inspect(id)));
       await Promise.all(threads.map((t) => t.block(600_000)));
@@ -166,9 +146,9 @@ describe('worker pool: what workers send, and versions applied late', () => {
       // Both stuck ones ended by the watchdog (unresponsive), none blamed on the version. A
       // replacement slower to boot than the watchdog bound (a loaded machine) is ended too.
       expect(pool.threadIds().filter((id) => stuck.includes(id))).toEqual([]);
-      const ended = await restartsSince(registry, started);
-      expect(ended.map(([reason]) => reason)).toEqual(['unresponsive']);
-      expect(ended[0]![1]).toBeGreaterThanOrEqual(2);
+      const ended = await countedSince(registry, 'sluice_worker_restarts_total', started);
+      expect(Object.keys(ended)).toEqual(['unresponsive']);
+      expect(ended.unresponsive).toBeGreaterThanOrEqual(2);
       expect((await request(port, '/v2')).status).toBe(200);
     } finally {
       await cleanUp(pool);
