@@ -9,7 +9,7 @@ import { VersionLate, VersionRejected, WORKER_CRASH_LIMIT } from '../../cmd/work
 import { applyProblem } from '../../cmd/node.ts';
 import { problemLine } from '../../controller/problems.ts';
 import { DEFAULT_FRONT_DOOR_LIMITS } from '../../dataplane/front-door.ts';
-import { counted, twoWorkers } from './support/worker-pool.ts';
+import { counted, countedSince, startedOn, twoWorkers } from './support/worker-pool.ts';
 import { podCounts, request } from './support/client.ts';
 import { startEchoServer, type EchoServer } from './support/echo-server.ts';
 import { freePort } from '../support/ports.ts';
@@ -211,11 +211,6 @@ describe('worker pool: a version that is refused or crashes its workers', () => 
     }
   }, 60_000);
 
-  /** v1 in both workers, however long their start takes (the first version may outlast the short wait of these tests: late then). */
-  const startOn = async (pool: ReturnType<typeof twoWorkers>['pool'], version: string, ir: ReturnType<typeof irFor>) => {
-    await pool.apply(version, ir).catch((error: unknown) => (error instanceof VersionLate ? error.late : Promise.reject(error)));
-    expect(pool.workerVersions()).toEqual([{ worker: 0, version }, { worker: 1, version }]);
-  };
   /** Both workers stuck (blocked through the inspector) for `ms`, longer than the pool's 1 s wait: the version's answers come after it. */
   const blockBoth = async (pool: ReturnType<typeof twoWorkers>['pool'], ms: number): Promise<InspectedThread[]> => {
     const threads = await Promise.all(pool.threadIds().map((id) => inspectThread(id)));
@@ -229,7 +224,7 @@ describe('worker pool: a version that is refused or crashes its workers', () => 
     const { pool, registry, logs } = twoWorkers([], DEFAULT_FRONT_DOOR_LIMITS, { timeoutMs: 1_000, watchdogMs: 600_000 });
     let threads: InspectedThread[] = [];
     try {
-      await startOn(pool, 'v1', irFor('/', a));
+      const started = await startedOn(pool, registry, 'v1', irFor('/', a));
       const broken = irFor('/', b);
       (broken.listeners[0]!.scopes[0]!.virtualHosts[0]!.routes[0] as { match: unknown }).match = null;
       threads = await blockBoth(pool, 2_500);
@@ -245,10 +240,10 @@ describe('worker pool: a version that is refused or crashes its workers', () => 
       expect(pool.workerVersions()).toEqual([{ worker: 0, version: 'v1' }, { worker: 1, version: 'v1' }]);
       expect(await answers('/r')).toEqual({ a: 20 });
       expect(logs.filter((l) => /^worker [01] did not apply version v2 \(after the wait for it\): configuration rejected: /.test(String(l.msg)))).toHaveLength(2);
-      expect(await counted(registry, 'sluice_worker_apply_failures_total')).toEqual({ '0,timeout': 1, '1,timeout': 1, '0,rejected': 1, '1,rejected': 1 });
-      expect(await counted(registry, 'sluice_worker_versions_rejected_total')).toEqual({ rejected: 1 });
-      expect(await counted(registry, 'sluice_config_applies_total')).toEqual({ applied: 1, rejected: 1 });
-      expect(await counted(registry, 'sluice_worker_restarts_total')).toEqual({});
+      expect(await countedSince(registry, 'sluice_worker_apply_failures_total', started)).toEqual({ '0,timeout': 1, '1,timeout': 1, '0,rejected': 1, '1,rejected': 1 });
+      expect(await countedSince(registry, 'sluice_worker_versions_rejected_total', started)).toEqual({ rejected: 1 });
+      expect(await countedSince(registry, 'sluice_config_applies_total', started)).toEqual({ rejected: 1 });
+      expect(await countedSince(registry, 'sluice_worker_restarts_total', started)).toEqual({});
     } finally {
       for (const t of threads) await t.detach();
       await pool.close();
@@ -262,7 +257,7 @@ describe('worker pool: a version that is refused or crashes its workers', () => 
     const hook = await hookWorkers(`{ const parse = JSON.parse; JSON.parse = function (text, ...rest) { if (typeof text === 'string' && text.includes('/late-one') && text.includes('"full":false') && process.getBuiltinModule('node:worker_threads').workerData?.index === 1) throw new Error('hooked: cannot decode'); return parse.call(this, text, ...rest); }; }`);
     let threads: InspectedThread[] = [];
     try {
-      await startOn(pool, 'v1', irFor('/', a));
+      const started = await startedOn(pool, registry, 'v1', irFor('/', a));
       const [first] = pool.threadIds();
       threads = await blockBoth(pool, 2_500);
       const late = await pool.apply('v2', irFor('/late-one', b)).then(() => null, (error: unknown) => error);
@@ -274,9 +269,9 @@ describe('worker pool: a version that is refused or crashes its workers', () => 
       expect(pool.threadIds()[0]).toBe(first);
       expect(await answers('/late-one/r')).toEqual({ b: 20 });
       expect(logs.some((l) => /^worker 1 did not apply version v2 \(after the wait for it\): hooked: cannot decode/.test(String(l.msg)))).toBe(true);
-      expect(await counted(registry, 'sluice_worker_apply_failures_total')).toEqual({ '0,timeout': 1, '1,timeout': 1, '1,error': 1 });
-      expect(await counted(registry, 'sluice_worker_restarts_total')).toEqual({ apply_failed: 1 });
-      expect(await counted(registry, 'sluice_config_applies_total')).toEqual({ applied: 2 });
+      expect(await countedSince(registry, 'sluice_worker_apply_failures_total', started)).toEqual({ '0,timeout': 1, '1,timeout': 1, '1,error': 1 });
+      expect(await countedSince(registry, 'sluice_worker_restarts_total', started)).toEqual({ apply_failed: 1 });
+      expect(await countedSince(registry, 'sluice_config_applies_total', started)).toEqual({ applied: 1 });
     } finally {
       for (const t of threads) await t.detach();
       await hook.stop();
