@@ -269,6 +269,16 @@ export class Http2FrameGuard extends Duplex {
   private blockIsTrailers = false;
   /** Request body bytes still allowed on a stream by its content-length (RFC 9113 §8.1.1). */
   private readonly bodyLeft = new Map<number, number>();
+  /**
+   * Client bytes held back from the session (null: none are) until the session has reset the
+   * streams in `resetsAwaited`: a header block on a stream nghttp2 still has half-closed (remote)
+   * would be a connection error there (measured: GOAWAY STREAM_CLOSED), yet the block must be
+   * decoded (RFC 9113 §4.3). Once nghttp2 has sent its RST_STREAM and forgotten the stream, it
+   * decodes such a block and ignores it.
+   */
+  private held: Buffer[] | null = null;
+  private readonly resetsAwaited = new Set<number>();
+  private endAfterHeld = false;
   private failed = false;
 
   constructor(socket: Socket) {
@@ -278,7 +288,8 @@ export class Http2FrameGuard extends Duplex {
       inboundInspection,
       (head, payload) => this.onInbound(head, payload),
       (bytes) => {
-        if (!this.failed && !this.push(bytes)) socket.pause();
+        if (this.held !== null) this.held.push(bytes);
+        else if (!this.failed && !this.push(bytes)) socket.pause();
       },
       () => this.fail(NGHTTP2_PROTOCOL_ERROR, 'invalid connection preface'),
     );
@@ -291,6 +302,7 @@ export class Http2FrameGuard extends Duplex {
     socket.allowHalfOpen = true;
     socket.once('end', () => {
       if (this.inbound.inPreface()) this.fail(NGHTTP2_PROTOCOL_ERROR, 'connection preface cut short');
+      else if (this.held !== null) this.endAfterHeld = true;
       else this.push(null);
     });
     socket.once('close', () => this.destroy());
@@ -305,8 +317,13 @@ export class Http2FrameGuard extends Duplex {
     this.pingsInFlight++;
   }
 
+  /** True while client bytes wait for the session to reset a stream (see `held`). */
+  get holding(): boolean {
+    return this.held !== null;
+  }
+
   override _read(): void {
-    this.socket.resume();
+    if (this.held === null) this.socket.resume();
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
@@ -373,7 +390,7 @@ export class Http2FrameGuard extends Duplex {
           return true;
         }
         if (!this.clientOpen.has(id)) {
-          if (this.clientFinished.has(id)) return this.closedStream(id, 'HEADERS');
+          if (this.clientFinished.has(id)) return this.lateHeaderBlock(id);
           return this.fail(NGHTTP2_PROTOCOL_ERROR, `HEADERS: stream ${id} is lower than stream ${this.lastClientStream} the client opened before`);
         }
         if ((head.flags & END_STREAM) !== 0) this.finish(id); // trailers
@@ -413,6 +430,10 @@ export class Http2FrameGuard extends Duplex {
 
   /** Outbound: our DATA spends stream windows; our END_STREAM or RST_STREAM ends them. */
   private onOutbound(head: FrameHead): boolean {
+    if (this.resetsAwaited.size > 0 && (head.type === RST_STREAM || ((head.type === DATA || head.type === HEADERS) && (head.flags & END_STREAM) !== 0))) {
+      // nghttp2 closes a stream before it hands over the frame that closes it (nghttp2_session_mem_send).
+      if (this.resetsAwaited.delete(head.streamId) && this.resetsAwaited.size === 0) queueMicrotask(() => this.releaseHeld());
+    }
     if ((head.type === DATA || head.type === HEADERS) && (head.flags & END_STREAM) !== 0 && this.clientOpen.has(head.streamId)) {
       this.actions?.responseCompleteEarly(head.streamId);
     }
@@ -547,6 +568,34 @@ export class Http2FrameGuard extends Duplex {
    */
   private closedStream(id: number, frame: string): false {
     return this.streamError(id, NGHTTP2_STREAM_CLOSED, `${frame} on stream ${id} after the client ended or reset it`);
+  }
+
+  /**
+   * A header block on a stream the client has finished sending on: STREAM_CLOSED as any frame
+   * there (closedStream), but the block still reaches nghttp2, after the session has reset the
+   * stream: from here on, client bytes are held until the session's RST_STREAM (or END_STREAM)
+   * on it goes out. Where the session has no stream any more, its answer is a connection error.
+   */
+  private lateHeaderBlock(id: number): true {
+    this.streamError(id, NGHTTP2_STREAM_CLOSED, `HEADERS on stream ${id} after the client ended or reset it`);
+    // No send window: closed both ways (our END_STREAM or a reset), nghttp2 has forgotten it.
+    if (this.failed || !this.sendWindows.has(id)) return true;
+    this.resetsAwaited.add(id);
+    if (this.held === null) {
+      this.held = [];
+      this.socket.pause();
+    }
+    return true;
+  }
+
+  private releaseHeld(): void {
+    const held = this.held;
+    if (held === null || this.resetsAwaited.size > 0) return;
+    this.held = null;
+    let more = true;
+    for (const bytes of held) if (!this.failed) more = this.push(bytes);
+    if (this.endAfterHeld) this.push(null);
+    else if (more) this.socket.resume();
   }
 
   /** RST_STREAM through the session, once it has read everything before this frame (so it knows the stream); the frame is dropped. */
@@ -708,7 +757,7 @@ function supervise(session: http2.ServerHttp2Session, guard: Http2FrameGuard, ti
         if (stream !== undefined && !stream.closed && !stream.destroyed) {
           logger.debug({ listener, remote: socket.remoteAddress, stream: id, code, reason }, 'HTTP/2 stream reset');
           stream.close(code);
-        } else if (guard.readableLength > 0 && !session.destroyed && tries++ < MAX_STREAM_LOOKUPS) {
+        } else if ((guard.readableLength > 0 || guard.holding) && !session.destroyed && tries++ < MAX_STREAM_LOOKUPS) {
           setImmediate(resolve);
         } else {
           close(code, reason);
