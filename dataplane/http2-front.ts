@@ -18,7 +18,8 @@ import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
-import { HpackDecoder, HpackError, RequestHeadChecker } from './http2-request-head.ts';
+import { HpackDecoder, HpackError, RequestHeadChecker, type Malformed } from './http2-request-head.ts';
+import type { DownstreamRejections } from './metrics.ts';
 
 const { NGHTTP2_PROTOCOL_ERROR, NGHTTP2_STREAM_CLOSED, NGHTTP2_FLOW_CONTROL_ERROR, NGHTTP2_SETTINGS_TIMEOUT, NGHTTP2_NO_ERROR, NGHTTP2_CANCEL, NGHTTP2_COMPRESSION_ERROR, NGHTTP2_FRAME_SIZE_ERROR, NGHTTP2_ENHANCE_YOUR_CALM } =
   http2.constants;
@@ -89,6 +90,11 @@ export interface GuardActions {
    * served, whether the session has announced the stream yet or not.
    */
   malformedRequest(streamId: number, reason: string): void;
+  /**
+   * A client stream was reset PROTOCOL_ERROR for its malformed request (the guard's checks or
+   * nghttp2's own): count it under `reason`.
+   */
+  requestRefused(reason: string): void;
 }
 
 interface FrameHead {
@@ -279,6 +285,8 @@ export class Http2FrameGuard extends Duplex {
   private held: Buffer[] | null = null;
   private readonly resetsAwaited = new Set<number>();
   private endAfterHeld = false;
+  /** Streams the guard had reset PROTOCOL_ERROR, and the reason label each counts under (see countRefused). */
+  private readonly resetReasons = new Map<number, string | null>();
   private failed = false;
 
   constructor(socket: Socket) {
@@ -293,7 +301,11 @@ export class Http2FrameGuard extends Duplex {
       },
       () => this.fail(NGHTTP2_PROTOCOL_ERROR, 'invalid connection preface'),
     );
-    this.outbound = new FrameScanner(() => 0, (head) => this.onOutbound(head), () => undefined);
+    this.outbound = new FrameScanner(
+      (head) => (head.type === RST_STREAM ? 4 : 0),
+      (head, payload) => this.onOutbound(head, payload),
+      () => undefined,
+    );
     socket.on('data', (chunk: Buffer) => {
       if (!this.failed) this.inbound.scan(chunk);
     });
@@ -429,7 +441,10 @@ export class Http2FrameGuard extends Duplex {
   }
 
   /** Outbound: our DATA spends stream windows; our END_STREAM or RST_STREAM ends them. */
-  private onOutbound(head: FrameHead): boolean {
+  private onOutbound(head: FrameHead, payload: Buffer): boolean {
+    if (head.type === RST_STREAM && payload.length === 4 && payload.readUInt32BE(0) === NGHTTP2_PROTOCOL_ERROR && (head.streamId & 1) === 1) {
+      this.countRefused(head.streamId);
+    }
     if (this.resetsAwaited.size > 0 && (head.type === RST_STREAM || ((head.type === DATA || head.type === HEADERS) && (head.flags & END_STREAM) !== 0))) {
       // nghttp2 closes a stream before it hands over the frame that closes it (nghttp2_session_mem_send).
       if (this.resetsAwaited.delete(head.streamId) && this.resetsAwaited.size === 0) queueMicrotask(() => this.releaseHeld());
@@ -552,14 +567,32 @@ export class Http2FrameGuard extends Duplex {
     if (padding > head.length) return true; // PROTOCOL_ERROR: nghttp2's
     this.bodyLeft.delete(head.streamId);
     this.inbound.replaceFrame(paddingOnly(head));
-    this.malformed(head.streamId, `DATA beyond the content-length (${data} bytes, ${left} left)`);
+    this.malformed(head.streamId, { reason: 'invalid_content_length', detail: `DATA beyond the content-length (${data} bytes, ${left} left)` });
     return false;
   }
 
-  private malformed(id: number, reason: string): void {
+  private malformed(id: number, why: Malformed): void {
     if (this.failed) return;
+    this.resetReason(id, why.reason);
     this.inbound.flush();
-    this.actions?.malformedRequest(id, reason);
+    this.actions?.malformedRequest(id, why.detail);
+  }
+
+  /** What the session's RST_STREAM PROTOCOL_ERROR on stream `id` counts under (null: not at all). */
+  private resetReason(id: number, reason: string | null): void {
+    this.resetReasons.set(id, reason);
+    if (this.resetReasons.size > MAX_REMEMBERED_STREAMS) this.resetReasons.delete(this.resetReasons.keys().next().value as number);
+  }
+
+  /**
+   * A client stream reset PROTOCOL_ERROR: a malformed request, for the reason the guard found, or
+   * else nghttp2's own (RFC 9113 §8.1.1, which nghttp2 does not tell): `malformed_request`, as
+   * HTTP/1.1's parser errors without a label of their own. Once per stream: one RST_STREAM.
+   */
+  private countRefused(id: number): void {
+    const reason = this.resetReasons.has(id) ? this.resetReasons.get(id)! : 'malformed_request';
+    this.resetReasons.delete(id);
+    if (reason !== null) this.actions?.requestRefused(reason);
   }
 
   /**
@@ -601,6 +634,8 @@ export class Http2FrameGuard extends Duplex {
   /** RST_STREAM through the session, once it has read everything before this frame (so it knows the stream); the frame is dropped. */
   private streamError(id: number, code: number, reason: string): false {
     if (!this.failed) {
+      // A frame's fault (PRIORITY on itself), not the request's: no refused request.
+      if (code === NGHTTP2_PROTOCOL_ERROR) this.resetReason(id, null);
       this.inbound.flush();
       this.actions?.streamError(id, code, reason);
     }
@@ -678,9 +713,17 @@ export interface Http2Timeouts {
  * guard, and supervises the session it becomes: the client's SETTINGS ACK must come within the ack
  * timeout (RFC 9113 §6.5.3; a client that never sends its preface is closed by the same timer), an
  * idle session gets GOAWAY, one with open streams but silent a PING whose ACK must come in time.
- * Returns the session (already announced on the server's 'session' event).
+ * Returns the session (already announced on the server's 'session' event). Streams reset for a
+ * malformed request count in `rejections()` (read per refusal: the listener's table swaps on reload).
  */
-export function serveHttp2(server: http2.Http2Server, socket: Socket, timeouts: Http2Timeouts, logger: Logger, listener: string): http2.ServerHttp2Session {
+export function serveHttp2(
+  server: http2.Http2Server,
+  socket: Socket,
+  timeouts: Http2Timeouts,
+  logger: Logger,
+  listener: string,
+  rejections: () => DownstreamRejections,
+): http2.ServerHttp2Session {
   const guard = new Http2FrameGuard(socket);
   let session: http2.ServerHttp2Session | null = null;
   // connectionListener creates the session and emits 'session' synchronously within emit().
@@ -691,11 +734,11 @@ export function serveHttp2(server: http2.Http2Server, socket: Socket, timeouts: 
   server.emit('connection', guard);
   server.removeListener('session', capture);
   if (session === null) throw new Error('http2 server created no session for the connection');
-  supervise(session, guard, timeouts, logger, listener);
+  supervise(session, guard, timeouts, logger, listener, rejections);
   return session;
 }
 
-function supervise(session: http2.ServerHttp2Session, guard: Http2FrameGuard, timeouts: Http2Timeouts, logger: Logger, listener: string): void {
+function supervise(session: http2.ServerHttp2Session, guard: Http2FrameGuard, timeouts: Http2Timeouts, logger: Logger, listener: string, rejections: () => DownstreamRejections): void {
   const socket = guard.socket;
   // Node wraps the guard in a socket of its own (JSStreamSocket) that knows neither peer nor SNI;
   // the request handler reads both through req.socket. Its _peername is what net.Socket's
@@ -777,6 +820,7 @@ function supervise(session: http2.ServerHttp2Session, guard: Http2FrameGuard, ti
       malformed.set(id, reason);
       if (malformed.size > MAX_REMEMBERED_STREAMS) malformed.delete(malformed.keys().next().value as number);
     },
+    requestRefused: (reason) => rejections().record(reason),
     responseCompleteEarly: (id) =>
       setImmediate(() => {
         const stream = streams.get(id);

@@ -10,9 +10,18 @@
 // the client's encoder and nghttp2 keep; a block that cannot be decoded is a connection error
 // (COMPRESSION_ERROR, RFC 9113 §4.3), as nghttp2 makes it.
 
+/**
+ * Why a request is malformed: `reason` the `sluice_downstream_rejected_total` label (stable, as
+ * HTTP/1.1's where the fault is the same), `detail` for the log.
+ */
+export interface Malformed {
+  reason: 'invalid_header' | 'invalid_host' | 'duplicate_host' | 'host_authority_mismatch' | 'invalid_content_length';
+  detail: string;
+}
+
 /** What one header block says: why its message is malformed (null: it is not), and its content-length. */
 export interface HeadCheck {
-  malformed: string | null;
+  malformed: Malformed | null;
   /** The declared content-length, or -1 (none, or one nghttp2 refuses itself). */
   contentLength: number;
 }
@@ -333,7 +342,7 @@ function shown(text: string): string {
  * §8.3.1, for what nghttp2 does not refuse itself. Reused block after block.
  */
 export class RequestHeadChecker implements FieldVisitor {
-  private malformed: string | null = null;
+  private malformed: Malformed | null = null;
   private contentLength = -1;
   private authority: string | undefined;
   private host: string | undefined;
@@ -349,7 +358,7 @@ export class RequestHeadChecker implements FieldVisitor {
     decoder.decode(block, this);
     const { host, authority } = this;
     if (this.malformed === null && host !== undefined && authority !== undefined && entity(host, this.scheme) !== entity(authority, this.scheme)) {
-      this.malformed = `host ${shown(host)} names another entity than :authority ${shown(authority)}`;
+      this.malformed = { reason: 'host_authority_mismatch', detail: `host ${shown(host)} names another entity than :authority ${shown(authority)}` };
     }
     return { malformed: this.malformed, contentLength: this.contentLength };
   }
@@ -363,14 +372,14 @@ export class RequestHeadChecker implements FieldVisitor {
       return;
     }
     if (!validName(name)) {
-      this.malformed = `field name ${shown(name)} is not a lower-case token`;
+      this.malformed = { reason: 'invalid_header', detail: `field name ${shown(name)} is not a lower-case token` };
     } else if (!validValue(value)) {
-      this.malformed = `field ${name}: value ${shown(value)} holds a control character or surrounding whitespace`;
+      this.malformed = { reason: 'invalid_header', detail: `field ${name}: value ${shown(value)} holds a control character or surrounding whitespace` };
     } else if (this.trailers) {
       return;
     } else if (name === 'host') {
-      if (this.host !== undefined) this.malformed = 'two host fields';
-      else if (!validHost(value)) this.malformed = `host ${shown(value)} is no authority`;
+      if (this.host !== undefined) this.malformed = { reason: 'duplicate_host', detail: 'two host fields' };
+      else if (!validHost(value)) this.malformed = { reason: 'invalid_host', detail: `host ${shown(value)} is no authority` };
       else this.host = value;
     } else if (name === 'content-length' && this.contentLength === -1 && /^[0-9]{1,15}$/.test(value)) {
       this.contentLength = Number(value);

@@ -328,7 +328,7 @@ export class ListenerServer {
   /** Serves a connection that speaks HTTP/2 (ALPN h2 or prior knowledge): see serveHttp2. */
   private serveHttp2(socket: Socket): void {
     const timeouts = { idleMs: this.limits.http2IdleTimeoutMs, ackMs: this.limits.http2AckTimeoutMs, requestBodyMs: this.limits.requestBodyTimeoutMs };
-    boundSends(serveHttp2(this.http2, socket, timeouts, this.logger, this.name).socket, this.sendBound);
+    boundSends(serveHttp2(this.http2, socket, timeouts, this.logger, this.name, () => this.table.rejections).socket, this.sendBound);
   }
 
   private serveHttp1(socket: Socket): void {
