@@ -79,6 +79,7 @@ async function convergeGrpc(c: GrpcCase, env: TrafficEnv): Promise<string[]> {
   const { weights: _weights, ...expect } = c.expect;
   const deadline = Date.now() + env.convergence.budgetMs;
   let conn: GrpcConnection | undefined;
+  let earlier: string[] = [];
   try {
     const r = await awaitConvergence(async () => {
       const addr = await env.gatewayAddress(c.target.gateway);
@@ -94,13 +95,22 @@ async function convergeGrpc(c: GrpcCase, env: TrafficEnv): Promise<string[]> {
           return [`dial: ${(err as Error).message}`];
         }
       }
-      const result = await conn.call({ ...call, deadlineMs: Math.max(1, deadline - Date.now()) });
+      const deadlineMs = Math.max(1, deadline - Date.now());
+      const result = await conn.call({ ...call, deadlineMs });
       // Go's client drops a connection whose RPC failed at the transport: dial again next time.
       if (result.code === 'INTERNAL') {
         conn.close();
         conn = undefined;
       }
-      return evaluateGrpcResult(expect, c.request.method, result);
+      const problems = evaluateGrpcResult(expect, c.request.method, result);
+      // A call cut short by the budget's end (its deadline the little left of it) says less than the
+      // attempts before it: their problems are reported, not only its DEADLINE_EXCEEDED.
+      if (!Array.isArray(problems)) return problems;
+      if (problems.length > 0 && result.code === 'DEADLINE_EXCEEDED' && deadlineMs < env.requestTimeoutMs && earlier.length > 0) {
+        return [...earlier, `then DEADLINE_EXCEEDED in the last ${deadlineMs} ms of the budget`];
+      }
+      earlier = problems;
+      return problems;
     }, env.convergence);
     if (r.ok) return [];
     if (r.fatal) return [`${r.lastProblems.join('; ')} (attempt ${r.attempts})`];
