@@ -96,9 +96,16 @@ ${serviceYaml('big', backend)}`;
         resolve({ bytes, closedEarly: bytes < BIG_BYTES });
       });
       socket.write(`GET ${path} HTTP/1.1\r\nHost: h2.sluice.test\r\nConnection: close\r\n\r\n`);
+      // Each burst reads for 20 ms and at least one chunk: on a loaded machine a burst whose 20 ms
+      // passed while this process had no CPU read nothing, and the pause doubled.
       const bursts = setInterval(() => {
+        const before = bytes;
         socket.resume();
-        setTimeout(() => socket.pause(), 20);
+        const pauseOnceRead = (): void => {
+          if (bytes > before || socket.destroyed) socket.pause();
+          else setTimeout(pauseOnceRead, 5);
+        };
+        setTimeout(pauseOnceRead, 20);
       }, pauseMs + 20);
       socket.pause();
     });
@@ -123,7 +130,8 @@ ${serviceYaml('big', backend)}`;
   }, 30_000);
 
   it('HTTP/1.1: a client that reads in bursts with pauses shorter than the timeout gets the whole body; longer pauses are cut', async () => {
-    const steady = await readInBursts('/big/steady', SEND_TIMEOUT_MS / 2);
+    // Pauses of a quarter of the timeout: a loaded machine's stalls of this process fit in the rest.
+    const steady = await readInBursts('/big/steady', SEND_TIMEOUT_MS / 4);
     const stalling = await readInBursts('/big/stalling', SEND_TIMEOUT_MS * 3);
     expect({ steady, backend: await outcomeOf('/big/steady') }).toEqual({ steady: { bytes: expect.any(Number), closedEarly: false }, backend: 'finished' });
     expect({ stallingClosedEarly: stalling.closedEarly, backend: await outcomeOf('/big/stalling') }).toEqual({ stallingClosedEarly: true, backend: 'cut' });
