@@ -112,10 +112,12 @@ suite('examples/canary analysis templates on a real Prometheus scraping sluice r
     const success = await value('sluice-success-rate');
     expect(success).toBeGreaterThan(30);
     expect(success).toBeLessThan(70); // under the README's thresholdRange {min: 99}
-    // Every canary answer took >= 600 ms: p99 lands in the (0.5, 1] bucket, over thresholdRange {max: 0.5}.
+    // Every canary answer took >= 600 ms: p99 lands in the (0.5, 1] bucket on a quiet machine, over
+    // thresholdRange {max: 0.5}; a loaded one pushes some answers into (1, 2.5] (a CI run read 2.25).
+    // In seconds, not milliseconds (that would read 600 and more).
     const p99 = await value('sluice-latency-p99');
     expect(p99).toBeGreaterThan(0.5);
-    expect(p99).toBeLessThanOrEqual(1);
+    expect(p99).toBeLessThanOrEqual(10);
     expect(await value('sluice-latency-p99-vs-primary')).toBeGreaterThan(1.5);
   });
 });
