@@ -348,9 +348,16 @@ export class RequestHeadChecker implements FieldVisitor {
   private host: string | undefined;
   private scheme: string | undefined;
   private trailers = false;
+  /**
+   * Long names and values of this block found valid: an indexed field hands over the dynamic
+   * table's one string, so a block of one-byte references to a 4 KiB entry (an HPACK bomb) scans
+   * it once, not once per reference (review-s11b-hpack-cost). A string's hash is kept in it.
+   */
+  private readonly validLong = new Set<string>();
 
   /** Decodes `block` with `decoder` and checks its fields; throws HpackError. */
   check(decoder: HpackDecoder, block: Buffer, trailers: boolean): HeadCheck {
+    this.validLong.clear();
     this.malformed = null;
     this.contentLength = -1;
     this.authority = this.host = this.scheme = undefined;
@@ -371,9 +378,9 @@ export class RequestHeadChecker implements FieldVisitor {
       else if (name === ':scheme') this.scheme = value;
       return;
     }
-    if (!validName(name)) {
+    if (!this.valid(name, validName)) {
       this.malformed = { reason: 'invalid_header', detail: `field name ${shown(name)} is not a lower-case token` };
-    } else if (!validValue(value)) {
+    } else if (!this.valid(value, validValue)) {
       this.malformed = { reason: 'invalid_header', detail: `field ${name}: value ${shown(value)} holds a control character or surrounding whitespace` };
     } else if (this.trailers) {
       return;
@@ -385,4 +392,15 @@ export class RequestHeadChecker implements FieldVisitor {
       this.contentLength = Number(value);
     }
   }
+
+  private valid(text: string, check: (text: string) => boolean): boolean {
+    if (text.length < MEMO_LENGTH) return check(text);
+    if (this.validLong.has(text)) return true;
+    if (!check(text)) return false;
+    this.validLong.add(text);
+    return true;
+  }
 }
+
+/** Shorter names and values are scanned each time: at most this many bytes a field. */
+const MEMO_LENGTH = 64;
