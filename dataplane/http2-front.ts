@@ -33,6 +33,7 @@ const PRIORITY = 0x2;
 const RST_STREAM = 0x3;
 const SETTINGS = 0x4;
 const PING = 0x6;
+const GOAWAY = 0x7;
 const WINDOW_UPDATE = 0x8;
 const CONTINUATION = 0x9;
 
@@ -142,6 +143,11 @@ class FrameScanner {
   /** True while the client connection preface has started but not ended. */
   inPreface(): boolean {
     return this.prefaceLeft > 0 && this.prefaceLeft < PREFACE.length;
+  }
+
+  /** True when the bytes scanned so far end with a whole frame. */
+  betweenFrames(): boolean {
+    return this.remaining === 0 && this.pendingLength === 0;
   }
 
   /** Called from `onFrame`, which then returns false: `bytes` go on where the frame was. */
@@ -288,6 +294,8 @@ export class Http2FrameGuard extends Duplex {
   /** Streams the guard had reset PROTOCOL_ERROR, and the reason label each counts under (see countRefused). */
   private readonly resetReasons = new Map<number, string | null>();
   private failed = false;
+  /** Our own GOAWAY went out (see `goaway`): the session's writes are dropped. */
+  private goawayWritten = false;
 
   constructor(socket: Socket) {
     super({ allowHalfOpen: false });
@@ -338,12 +346,39 @@ export class Http2FrameGuard extends Duplex {
     if (this.held === null) this.socket.resume();
   }
 
+  /**
+   * Writes GOAWAY `code` ahead of the session, which is about to be destroyed: Node's session sends
+   * none while a write of its own is under way (its socket is this stream, and a write ends a tick
+   * after the socket took it), so a connection error right after any frame we sent was a bare
+   * close (review-s11b-goaway). What the session writes after it (its own GOAWAY) is dropped. Not
+   * written when the socket is gone or the session's last write ended mid-frame: the session's own
+   * goes out then, if it can.
+   */
+  goaway(code: number): void {
+    if (this.goawayWritten || this.socket.destroyed || !this.socket.writable || !this.outbound.betweenFrames()) return;
+    this.goawayWritten = true;
+    const bytes = Buffer.alloc(FRAME_HEADER + 8);
+    bytes.writeUIntBE(8, 0, 3);
+    bytes[3] = GOAWAY;
+    bytes.writeUInt32BE(this.lastClientStream, FRAME_HEADER);
+    bytes.writeUInt32BE(code, FRAME_HEADER + 4);
+    this.socket.write(bytes);
+  }
+
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    if (this.goawayWritten) {
+      callback();
+      return;
+    }
     this.outbound.scan(chunk);
     this.socket.write(chunk, (error) => this.written(error, callback));
   }
 
   override _writev(chunks: Array<{ chunk: Buffer }>, callback: (error?: Error | null) => void): void {
+    if (this.goawayWritten) {
+      callback();
+      return;
+    }
     this.socket.cork();
     for (let i = 0; i < chunks.length; i++) {
       this.outbound.scan(chunks[i].chunk);
@@ -786,6 +821,7 @@ function supervise(session: http2.ServerHttp2Session, guard: Http2FrameGuard, ti
   });
   const close = (code: number, reason: string): void => {
     logger.debug({ listener, remote: socket.remoteAddress, code, reason }, 'HTTP/2 connection closed');
+    guard.goaway(code);
     // An Error, not just the code: destroy(undefined, code) would send NO_ERROR.
     session.destroy(new Error(reason), code);
   };
