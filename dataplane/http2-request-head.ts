@@ -51,10 +51,11 @@ const ENTRY_OVERHEAD = 32;
 /** SETTINGS_HEADER_TABLE_SIZE until changed (RFC 9113 §6.5.2); the front door never changes it. */
 const DEFAULT_TABLE_SIZE = 4_096;
 /**
- * Largest table a size update may ask for here. nghttp2 refuses more than our SETTINGS (4096) and
- * ends the connection; this only bounds what the table may hold should that setting ever grow.
+ * Largest table a size update may ask for: the SETTINGS_HEADER_TABLE_SIZE the front door announces
+ * (Node's default; server.ts sets none). More is a decoding error (RFC 7541 §6.3), as nghttp2 makes
+ * it; accepted, a 64 KiB table made each insertion shift up to 2 000 entries (review-s11b-hpack-cost).
  */
-const MAX_TABLE_SIZE = 65_536;
+const MAX_TABLE_SIZE = DEFAULT_TABLE_SIZE;
 
 /** RFC 7541 Appendix B: each symbol's code, then its length in bits; symbol 256 is EOS. */
 const HUFFMAN_CODES = [
