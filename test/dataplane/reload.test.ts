@@ -11,6 +11,31 @@ import { startEchoServer, type EchoServer } from './support/echo-server.ts';
 import { freePort, freePorts } from '../support/ports.ts';
 import { testDataplane } from './support/harness.ts';
 import { backend, forwardTo, listener, prefix, regex, route, scope, singleHostIR, weighted } from './support/ir.ts';
+import { waitFor } from '../support/wait.ts';
+
+/**
+ * A backend that holds every request until release(): a request the test waits for (arrived) has
+ * been routed and is in flight while the test reloads, however slow the machine. (A 150 ms answer
+ * after a 50 ms sleep was not: at load 8 the request was routed on the new table.)
+ */
+async function holdingBackend() {
+  const held: http.ServerResponse[] = [];
+  let count = 0;
+  const server = http.createServer((_req, res) => {
+    count++;
+    held.push(res);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    server,
+    endpoint: { address: '127.0.0.1', port: (server.address() as net.AddressInfo).port },
+    /** Resolves once `total` requests have arrived in all. */
+    arrived: (total: number) => waitFor(`${total} requests at the backend`, () => (count >= total ? true : undefined)),
+    release: () => {
+      for (const res of held.splice(0)) res.end('slow done');
+    },
+  };
+}
 
 /** An agent that counts the connections it opens: a reload must not force new ones. */
 class CountingAgent extends http.Agent {
@@ -98,30 +123,29 @@ describe('hot reload', () => {
   });
 
   it('keeps in-flight requests on the table they started with', async () => {
-    const slow = http.createServer((_req, res) => setTimeout(() => res.end('slow done'), 150));
-    await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
-    const slowPort = (slow.address() as net.AddressInfo).port;
+    const slow = await holdingBackend();
     const port = await freePort();
     const { dataplane } = testDataplane();
     try {
-      await dataplane.apply('v1', singleHostIR(port, [route('r', {}, forwardTo('svc/slow'))], [backend('svc/slow', [{ address: '127.0.0.1', port: slowPort }])]));
+      await dataplane.apply('v1', singleHostIR(port, [route('r', {}, forwardTo('svc/slow'))], [backend('svc/slow', [slow.endpoint])]));
       const inFlight = request(port, '/');
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await slow.arrived(1);
       // v2 drops the slow backend entirely (its pool is released once idle).
       await dataplane.apply('v2', splitIR(port, [1, 0, 0]));
+      slow.release();
       expect((await inFlight).body).toBe('slow done');
       expect((await request(port, '/')).echo?.pod).toBe('a');
     } finally {
+      slow.release();
       await dataplane.close();
-      slow.closeAllConnections();
-      slow.close();
+      slow.server.closeAllConnections();
+      slow.server.close();
     }
   });
 
   it('drains in-flight requests on a removed listener and on close()', async () => {
-    const slow = http.createServer((_req, res) => setTimeout(() => res.end('slow done'), 150));
-    await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
-    const slowBackend = backend('svc/slow', [{ address: '127.0.0.1', port: (slow.address() as net.AddressInfo).port }]);
+    const slow = await holdingBackend();
+    const slowBackend = backend('svc/slow', [slow.endpoint]);
     const [first, second] = await freePorts(2);
     const ir = (ports: number[]): HttpIR => ({
       listeners: ports.map((p) => listener(p, [scope(`l${p}`, null, [['*', [route('r', {}, forwardTo('svc/slow'))]]])])),
@@ -131,21 +155,26 @@ describe('hot reload', () => {
     try {
       await dataplane.apply('v1', ir([first, second]));
       const onRemoved = request(first, '/');
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await slow.arrived(1);
       await dataplane.apply('v2', ir([second]));
+      slow.release();
       const drained = await onRemoved;
       expect(drained.body).toBe('slow done');
       expect(drained.headers.connection).toBe('close');
 
       const onClosing = request(second, '/');
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      await dataplane.close();
+      await slow.arrived(2);
+      // close() waits for it: answered once closing began.
+      const closing = dataplane.close();
+      slow.release();
+      await closing;
       expect((await onClosing).body).toBe('slow done');
       await expect(request(second, '/')).rejects.toThrow(/ECONNREFUSED/);
     } finally {
+      slow.release();
       await dataplane.close();
-      slow.closeAllConnections();
-      slow.close();
+      slow.server.closeAllConnections();
+      slow.server.close();
     }
   });
 
