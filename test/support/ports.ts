@@ -1,6 +1,7 @@
 // Free ports on loopback: bind port 0, note what the kernel chose, release it. The kernel
 // hands out ephemeral ports in rotation, so an immediate reuse by someone else is unlikely.
 import { createSocket } from 'node:dgram';
+import { readFileSync } from 'node:fs';
 import { createServer, isIPv6, type AddressInfo, type Server } from 'node:net';
 
 export async function freePort(host = '127.0.0.1'): Promise<number> {
@@ -28,15 +29,35 @@ export async function freePorts(count: number, host = '127.0.0.1'): Promise<numb
   }
 }
 
+/** The first of the kernel's ephemeral ports (bind to port 0, connect(), a UDP socket's first send): from there any process takes them without asking. */
+function firstEphemeralPort(): number {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    if (low > 0) return low;
+  } catch {
+    // not Linux: its default
+  }
+  return 32768;
+}
+
+/** Offsets put ports from here up to the ephemeral range (the tests' fixed ports, 8080 or 9901, are below). */
+const OFFSET_PORTS_FROM = 10_000;
+
 /**
  * A listener port offset under which every one of `ports` is free for TCP and for UDP (checked by
  * binding them all at once), for tests that serve several fixed listener ports (80 and 443, say)
- * with --listener-port-offset. UDP too: the offsets land in the ephemeral range, where any
- * process's UDP client socket may hold the port a UDP listener needs.
+ * with --listener-port-offset. The ports land below the ephemeral range: sluice binds them a second
+ * or more after this check, and an ephemeral port may meanwhile be taken by any client socket (Linux
+ * gives connect() the even ones, so 443's of an offset from port 0's odd choice for 80: another jest
+ * worker's crowd of 2 000 connections took it in 4 of 20 tries) or UDP socket.
  */
 export async function freePortOffset(ports: number[], host = '127.0.0.1'): Promise<number> {
+  const lowest = Math.min(...ports);
+  const from = Math.max(OFFSET_PORTS_FROM, lowest);
+  const room = firstEphemeralPort() - from - (Math.max(...ports) - lowest);
   for (let attempt = 0; attempt < 50; attempt++) {
-    const offset = (await freePort(host)) - ports[0]!;
+    // Where they do not fit below the range: where the kernel's port 0 says (in it), as before.
+    const offset = room > 0 ? from - lowest + Math.floor(Math.random() * room) : (await freePort(host)) - ports[0]!;
     if (ports.some((p) => p + offset > 65535)) continue;
     const held: { close(done: () => void): void }[] = [];
     try {
