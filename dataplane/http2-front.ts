@@ -68,6 +68,15 @@ const MAX_FRAME_PAYLOAD = 16_384;
 const MAX_HEADER_BLOCK = 9 * MAX_FRAME_PAYLOAD;
 
 /**
+ * The largest header list a request (or its trailers) may have, as the front door announces it
+ * (SETTINGS_MAX_HEADER_LIST_SIZE, server.ts's HTTP2_SETTINGS: keep the two equal). Node enforces it
+ * only once the client has acknowledged those SETTINGS (nghttp2's local settings): a client that
+ * never does had 120 KiB lists served (review-s11b-header-list). Refused here as Node refuses it
+ * after the acknowledgement: RST_STREAM ENHANCE_YOUR_CALM.
+ */
+export const MAX_HEADER_LIST_SIZE = 32 * 1024;
+
+/**
  * Client streams remembered as "the client finished sending here" (so later DATA/HEADERS on them
  * are STREAM_CLOSED, not a reused id), and client streams still open for sending. RFC 9113 §5.1
  * lets an endpoint limit how long it ignores frames on a stream it reset; past these bounds the
@@ -87,10 +96,11 @@ export interface GuardActions {
   /** Our complete response (END_STREAM) went out while the client is still sending the request. */
   responseCompleteEarly(streamId: number): void;
   /**
-   * The stream's request is malformed (RFC 9113 §8.1.1): RST_STREAM PROTOCOL_ERROR, and never
-   * served, whether the session has announced the stream yet or not.
+   * The stream's request is malformed (RFC 9113 §8.1.1), or too large: RST_STREAM `code`
+   * (PROTOCOL_ERROR unless given), and never served, whether the session has announced the stream
+   * yet or not.
    */
-  malformedRequest(streamId: number, reason: string): void;
+  malformedRequest(streamId: number, reason: string, code?: number): void;
   /**
    * A client stream was reset PROTOCOL_ERROR for its malformed request (the guard's checks or
    * nghttp2's own): count it under `reason`.
@@ -577,6 +587,10 @@ export class Http2FrameGuard extends Duplex {
     if (check.malformed !== null) {
       this.bodyLeft.delete(id);
       this.malformed(id, check.malformed);
+    } else if (check.listSize > MAX_HEADER_LIST_SIZE) {
+      this.bodyLeft.delete(id);
+      this.inbound.flush();
+      this.actions?.malformedRequest(id, `a header list of ${check.listSize} bytes (over ${MAX_HEADER_LIST_SIZE})`, NGHTTP2_ENHANCE_YOUR_CALM);
     } else if (!this.blockIsTrailers && !this.blockEndsStream && check.contentLength >= 0) {
       this.bodyLeft.set(id, check.contentLength);
       if (this.bodyLeft.size > MAX_REMEMBERED_STREAMS) this.bodyLeft.delete(this.bodyLeft.keys().next().value as number);
@@ -788,21 +802,21 @@ function supervise(session: http2.ServerHttp2Session, guard: Http2FrameGuard, ti
   }
 
   const streams = new Map<number, http2.ServerHttp2Stream>();
-  /** Malformed requests whose streams the session has not announced yet (it may never: nghttp2 may refuse them first). */
-  const malformed = new Map<number, string>();
-  const refuse = (stream: http2.ServerHttp2Stream, reason: string): void => {
+  /** Malformed requests whose streams the session has not announced yet (it may never: nghttp2 may refuse them first), and their RST_STREAM codes. */
+  const malformed = new Map<number, { reason: string; code: number }>();
+  const refuse = (stream: http2.ServerHttp2Stream, reason: string, code = NGHTTP2_PROTOCOL_ERROR): void => {
     if (stream.closed || stream.destroyed) return;
     logger.debug({ listener, remote: socket.remoteAddress, stream: stream.id, reason }, 'HTTP/2 malformed request: stream reset');
-    stream.close(NGHTTP2_PROTOCOL_ERROR);
+    stream.close(code);
   };
   // Ahead of the server's own listener, which turns the stream into a request and serves it: a
   // malformed one is reset first, and the request handler leaves a closed stream alone.
   session.prependListener('stream', (stream: http2.ServerHttp2Stream) => {
     const id = stream.id;
-    const reason = id === undefined ? undefined : malformed.get(id);
-    if (reason === undefined || id === undefined) return;
+    const refusal = id === undefined ? undefined : malformed.get(id);
+    if (refusal === undefined || id === undefined) return;
     malformed.delete(id);
-    refuse(stream, reason);
+    refuse(stream, refusal.reason, refusal.code);
   });
   session.on('stream', (stream: http2.ServerHttp2Stream) => {
     const id = stream.id;
@@ -847,13 +861,13 @@ function supervise(session: http2.ServerHttp2Session, guard: Http2FrameGuard, ti
     // RFC 9113 §8.1: after a complete response, RST_STREAM NO_ERROR asks the client to stop sending
     // the request (nginx does the same); otherwise an upload nobody reads any more holds the stream
     // open on flow control until the client gives up. Deferred: this runs inside the session's write.
-    malformedRequest: (id, reason) => {
+    malformedRequest: (id, reason, code = NGHTTP2_PROTOCOL_ERROR) => {
       const stream = streams.get(id);
       if (stream !== undefined) {
-        refuse(stream, reason);
+        refuse(stream, reason, code);
         return;
       }
-      malformed.set(id, reason);
+      malformed.set(id, { reason, code });
       if (malformed.size > MAX_REMEMBERED_STREAMS) malformed.delete(malformed.keys().next().value as number);
     },
     requestRefused: (reason) => rejections().record(reason),

@@ -24,6 +24,8 @@ export interface HeadCheck {
   malformed: Malformed | null;
   /** The declared content-length, or -1 (none, or one nghttp2 refuses itself). */
   contentLength: number;
+  /** The decoded header list's size: each field's name and value in bytes plus 32 (RFC 9113 §6.5.2). */
+  listSize: number;
 }
 
 /** A header block that could not be decoded: the connection's HPACK state is lost. */
@@ -349,6 +351,7 @@ export class RequestHeadChecker implements FieldVisitor {
   private host: string | undefined;
   private scheme: string | undefined;
   private trailers = false;
+  private listSize = 0;
   /**
    * Long names and values of this block found valid: an indexed field hands over the dynamic
    * table's one string, so a block of one-byte references to a 4 KiB entry (an HPACK bomb) scans
@@ -359,6 +362,7 @@ export class RequestHeadChecker implements FieldVisitor {
   /** Decodes `block` with `decoder` and checks its fields; throws HpackError. */
   check(decoder: HpackDecoder, block: Buffer, trailers: boolean): HeadCheck {
     this.validLong.clear();
+    this.listSize = 0;
     this.malformed = null;
     this.contentLength = -1;
     this.authority = this.host = this.scheme = undefined;
@@ -368,10 +372,11 @@ export class RequestHeadChecker implements FieldVisitor {
     if (this.malformed === null && host !== undefined && authority !== undefined && entity(host, this.scheme) !== entity(authority, this.scheme)) {
       this.malformed = { reason: 'host_authority_mismatch', detail: `host ${shown(host)} names another entity than :authority ${shown(authority)}` };
     }
-    return { malformed: this.malformed, contentLength: this.contentLength };
+    return { malformed: this.malformed, contentLength: this.contentLength, listSize: this.listSize };
   }
 
   field(name: string, value: string): void {
+    this.listSize += name.length + value.length + ENTRY_OVERHEAD;
     if (this.malformed !== null) return; // decoded on for the table's sake only
     if (name.charCodeAt(0) === 0x3a /* : */) {
       // Pseudo-header fields are nghttp2's to check (their names, order, repeats and values).
