@@ -8,22 +8,12 @@
 
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { useAttackGateway } from './support/attack-gateway.ts';
-import { ErrorCode, fieldBlock as block, Flag, frame, FrameType, headersFrame, RawH2, requestHeaders, streamVerdict, type StreamVerdict as Verdict } from './support/h2-frames.ts';
+import { ErrorCode, fieldBlock as block, Flag, frame, FrameType, headersFrame, RawH2, requestFields, requestHeaders, streamVerdict, type StreamVerdict as Verdict } from './support/h2-frames.ts';
 
 const HOST = 'api.example.com';
 
-const GET: Array<[string, string]> = [
-  [':method', 'GET'],
-  [':scheme', 'http'],
-  [':authority', HOST],
-  [':path', '/h2'],
-];
-const POST: Array<[string, string]> = [
-  [':method', 'POST'],
-  [':scheme', 'http'],
-  [':authority', HOST],
-  [':path', '/h2'],
-];
+const GET = requestFields(HOST);
+const POST = requestFields(HOST, 'POST');
 
 const verdict = (connection: RawH2): Promise<Verdict> => streamVerdict(connection, 1);
 

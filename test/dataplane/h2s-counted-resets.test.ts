@@ -5,17 +5,12 @@
 
 import { describe, expect, it } from '@jest/globals';
 import { ADMIN_HOST, useAttackGateway } from './support/attack-gateway.ts';
-import { ErrorCode, fieldBlock, frame, FrameType, headersFrame, RawH2, requestHeaders, streamVerdict, u32 } from './support/h2-frames.ts';
+import { ErrorCode, fieldBlock, firstThenNext, frame, FrameType, headersFrame, requestFields, u32 } from './support/h2-frames.ts';
 
 const HOST = 'api.example.com';
 const METRIC = 'sluice_downstream_rejected_total';
-const GET: Array<[string, string]> = [
-  [':method', 'GET'],
-  [':scheme', 'http'],
-  [':authority', HOST],
-  [':path', '/h2'],
-];
-const POST: Array<[string, string]> = [[':method', 'POST'], ...GET.slice(1)];
+const GET = requestFields(HOST);
+const POST = requestFields(HOST, 'POST');
 
 describe('malformed HTTP/2 requests are counted by reason', () => {
   const gateway = useAttackGateway();
@@ -34,16 +29,7 @@ describe('malformed HTTP/2 requests are counted by reason', () => {
   /** What `frames` on stream 1 added to the metric, after the stream's verdict and a served stream 3. */
   async function counted(frames: Buffer[], verdict: object = { reset: ErrorCode.PROTOCOL_ERROR }): Promise<Record<string, number>> {
     const before = await counts();
-    const connection = await RawH2.connect(gateway.port);
-    try {
-      await connection.handshake();
-      connection.send(...frames);
-      expect(await streamVerdict(connection, 1)).toEqual(verdict);
-      connection.send(headersFrame(3, requestHeaders(HOST, '/next'), true));
-      expect(await streamVerdict(connection, 3)).toEqual({ status: 200 });
-    } finally {
-      connection.destroy();
-    }
+    expect(await firstThenNext(gateway.port, HOST, frames)).toEqual({ first: verdict, next: { status: 200 } });
     const after = await counts();
     const added: Record<string, number> = {};
     for (const [reason, value] of Object.entries(after)) if (value !== (before[reason] ?? 0)) added[reason] = value - (before[reason] ?? 0);

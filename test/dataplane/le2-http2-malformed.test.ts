@@ -9,16 +9,11 @@
 import { describe, expect, it } from '@jest/globals';
 import { ADMIN_HOST, useAttackGateway } from './support/attack-gateway.ts';
 import { connect, h2request } from './support/http2-client.ts';
-import { ErrorCode, fieldBlock, Flag, frame, FrameType, headersFrame, RawH2, requestHeaders, streamVerdict } from './support/h2-frames.ts';
+import { ErrorCode, fieldBlock, firstThenNext, Flag, frame, FrameType, headersFrame, RawH2, requestFields, requestHeaders, streamVerdict } from './support/h2-frames.ts';
 
 const HOST = 'api.example.com';
-const GET: Array<[string, string]> = [
-  [':method', 'GET'],
-  [':scheme', 'http'],
-  [':authority', HOST],
-  [':path', '/h2'],
-];
-const POST: Array<[string, string]> = [[':method', 'POST'], ...GET.slice(1)];
+const GET = requestFields(HOST);
+const POST = requestFields(HOST, 'POST');
 const MALFORMED = { reset: ErrorCode.PROTOCOL_ERROR };
 
 describe('malformed HTTP/2 requests Node served: a stream error, never forwarded', () => {
@@ -26,16 +21,7 @@ describe('malformed HTTP/2 requests Node served: a stream error, never forwarded
 
   /** Sends `frames` as stream 1, expects `expected` on it, then a request on stream 3 of the same connection served. */
   async function exchange(frames: Buffer[], expected: object): Promise<void> {
-    const connection = await RawH2.connect(gateway.port);
-    try {
-      await connection.handshake();
-      connection.send(...frames);
-      expect(await streamVerdict(connection, 1)).toEqual(expected);
-      connection.send(headersFrame(3, requestHeaders(HOST, '/next'), true));
-      expect(await streamVerdict(connection, 3)).toEqual({ status: 200 });
-    } finally {
-      connection.destroy();
-    }
+    expect(await firstThenNext(gateway.port, HOST, frames)).toEqual({ first: expected, next: { status: 200 } });
   }
 
   const fields: Array<[string, [string, string]]> = [

@@ -196,3 +196,30 @@ export async function streamVerdict(connection: RawH2, id: number, timeoutMs = 5
   if (indexed[first] !== undefined) return { status: indexed[first]! };
   return { status: Number(seen.payload.subarray(2, 2 + seen.payload[1]!).toString('latin1')) };
 }
+
+/** A request's pseudo-header fields for fieldBlock: `method` `path` (http) to `authority`. */
+export function requestFields(authority: string, method: 'GET' | 'POST' = 'GET', path = '/h2'): Array<[string, string]> {
+  return [
+    [':method', method],
+    [':scheme', 'http'],
+    [':authority', authority],
+    [':path', path],
+  ];
+}
+
+/**
+ * On a fresh connection to `port`: `frames` (stream 1), stream 1's verdict, then a GET on stream 3
+ * of the same connection and its verdict — whether the connection serves on after stream 1.
+ */
+export async function firstThenNext(port: number, authority: string, frames: Buffer[]): Promise<{ first: StreamVerdict; next: StreamVerdict }> {
+  const connection = await RawH2.connect(port);
+  try {
+    await connection.handshake();
+    connection.send(...frames);
+    const first = await streamVerdict(connection, 1);
+    connection.send(headersFrame(3, requestHeaders(authority, '/next'), true));
+    return { first, next: await streamVerdict(connection, 3) };
+  } finally {
+    connection.destroy();
+  }
+}
