@@ -70,6 +70,11 @@ export class InterimHeads {
         at = this.skipHead(bytes, at);
         continue;
       }
+      // Empty lines before a status line: llhttp skips them (review-s11b-interim), so the same here.
+      if (bytes[at] === CR || bytes[at] === LF) {
+        at++;
+        continue;
+      }
       if (bytes.length - at < STATUS_LINE_START) {
         this.held = Buffer.from(bytes.subarray(at));
         return bytes.subarray(0, at);
