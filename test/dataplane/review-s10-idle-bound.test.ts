@@ -11,8 +11,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { httpGatewayYaml, serviceYaml } from '../e2e/backends.ts';
-import { freePortOffset } from '../support/ports.ts';
-import { startSluice, type SluiceProcess } from '../support/sluice-process.ts';
+import { runServing, type SluiceProcess } from '../support/sluice-process.ts';
 
 const BOUND_MS = 1_000;
 const DUPLEX_BYTES = 4 * 1024 * 1024;
@@ -104,13 +103,7 @@ spec:
   rules: [{backendRefs: [{name: app, port: 80}]}]
 `;
       writeFileSync(join(dir, 'all.yaml'), [httpGatewayYaml(80), serviceYaml('app', backend), routes].join('---\n'));
-      const offset = await freePortOffset([80]);
-      port = 80 + offset;
-      sluice = await startSluice(['--manifests', dir, '--listener-port-offset', String(offset), '--backend-idle-timeout', String(BOUND_MS), '--workers', workers], 30_000);
-      for (let tries = 0; (await fetch(`http://127.0.0.1:${port}/ready`).then((r) => r.status, () => 0)) !== 200; tries++) {
-        if (tries > 200) throw new Error(`not served\n${sluice.logs()}`);
-        await sleep(50);
-      }
+      ({ sluice, port } = await runServing(dir, ['--backend-idle-timeout', String(BOUND_MS), '--workers', workers]));
     }, 60_000);
 
     afterAll(async () => {

@@ -11,8 +11,7 @@ import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { httpGatewayYaml, serviceYaml } from '../e2e/backends.ts';
-import { freePortOffset } from '../support/ports.ts';
-import { startSluice, type SluiceProcess } from '../support/sluice-process.ts';
+import { runServing, type SluiceProcess } from '../support/sluice-process.ts';
 import { honestAnswer, startScriptedBackend, type ScriptedBackend } from './support/scripted-backend.ts';
 import { MIRROR_COPY_TIMEOUT_MS, MIRROR_IN_FLIGHT_LIMIT } from '../../dataplane/upstream/mirror.ts';
 
@@ -52,13 +51,7 @@ spec:
   - backendRefs: [{name: honest, port: 80}]
 `;
     writeFileSync(join(dir, 'all.yaml'), [httpGatewayYaml(80), serviceYaml('hostile', hostile), serviceYaml('honest', honest), routes].join('---\n'));
-    const offset = await freePortOffset([80]);
-    port = 80 + offset;
-    sluice = await startSluice(['--manifests', dir, '--listener-port-offset', String(offset)]);
-    for (let tries = 0; (await fetch(`http://127.0.0.1:${port}/ready`).then((r) => r.status, () => 0)) !== 200; tries++) {
-      if (tries > 200) throw new Error(`not served\n${sluice.logs()}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    ({ sluice, port } = await runServing(dir));
     agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
   }, 60_000);
 

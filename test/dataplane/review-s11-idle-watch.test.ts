@@ -12,8 +12,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { httpGatewayYaml, serviceYaml } from '../e2e/backends.ts';
-import { freePortOffset } from '../support/ports.ts';
-import { startSluice, type SluiceProcess } from '../support/sluice-process.ts';
+import { runServing, type SluiceProcess } from '../support/sluice-process.ts';
 
 const BOUND_MS = 1_000;
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -69,13 +68,7 @@ spec:
     backendRefs: [{name: h1, port: 80}]
 `;
     writeFileSync(join(dir, 'all.yaml'), [httpGatewayYaml(80), serviceYaml('h1', { port: (h1.address() as net.AddressInfo).port }), h2Service, routes].join('---\n'));
-    const offset = await freePortOffset([80]);
-    port = 80 + offset;
-    sluice = await startSluice(['--manifests', dir, '--listener-port-offset', String(offset), '--backend-idle-timeout', String(BOUND_MS)], 30_000);
-    for (let tries = 0; (await fetch(`http://127.0.0.1:${port}/h2/ok`, { method: 'POST', body: 'x' }).then((r) => r.status, () => 0)) !== 200; tries++) {
-      if (tries > 200) throw new Error(`not served\n${sluice.logs()}`);
-      await sleep(50);
-    }
+    ({ sluice, port } = await runServing(dir, ['--backend-idle-timeout', String(BOUND_MS)], (at) => fetch(`http://127.0.0.1:${at}/h2/ok`, { method: 'POST', body: 'x' }).then((r) => r.status)));
   }, 60_000);
 
   afterAll(async () => {

@@ -9,10 +9,8 @@ import type net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { httpGatewayYaml, serviceYaml } from '../e2e/backends.ts';
-import { freePortOffset } from '../support/ports.ts';
-import { startSluice, type SluiceProcess } from '../support/sluice-process.ts';
+import { runServing, type SluiceProcess } from '../support/sluice-process.ts';
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('route durations past a Node timer (600h) through a real sluice run', () => {
   let dir: string;
@@ -51,13 +49,7 @@ spec:
   - backendRefs: [{name: app, port: 80}]
 `;
     writeFileSync(join(dir, 'all.yaml'), [httpGatewayYaml(80), serviceYaml('app', { port: (backend.address() as net.AddressInfo).port }), routes].join('---\n'));
-    const offset = await freePortOffset([80]);
-    port = 80 + offset;
-    sluice = await startSluice(['--manifests', dir, '--listener-port-offset', String(offset)], 30_000);
-    for (let tries = 0; (await fetch(`http://127.0.0.1:${port}/ready`).then((r) => r.status, () => 0)) !== 200; tries++) {
-      if (tries > 200) throw new Error(`not served\n${sluice.logs()}`);
-      await sleep(50);
-    }
+    ({ sluice, port } = await runServing(dir));
   }, 60_000);
 
   afterAll(async () => {

@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 
-import { freePort } from './ports.ts';
+import { freePort, freePortOffset } from './ports.ts';
 
 export { freePort };
 
@@ -84,4 +84,26 @@ async function startSluiceOnce(args: string[], readyTimeoutMs: number, options: 
       }
     },
   };
+}
+
+/**
+ * `sluice run --manifests dir` with its port-80 listener moved to a free port, returned once
+ * `ready(port)` gives 200 (by default GET /ready there answers 200).
+ */
+export async function runServing(
+  dir: string,
+  flags: string[] = [],
+  ready: (port: number) => Promise<number> = (port) => fetch(`http://127.0.0.1:${port}/ready`).then((r) => r.status),
+): Promise<{ sluice: SluiceProcess; port: number }> {
+  const offset = await freePortOffset([80]);
+  const port = 80 + offset;
+  const sluice = await startSluice(['--manifests', dir, '--listener-port-offset', String(offset), ...flags], 30_000);
+  for (let tries = 0; (await ready(port).catch(() => 0)) !== 200; tries++) {
+    if (tries > 200) {
+      await sluice.stop();
+      throw new Error(`not served\n${sluice.logs()}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { sluice, port };
 }
