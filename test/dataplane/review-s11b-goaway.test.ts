@@ -13,14 +13,6 @@ const HOST = 'api.example.com';
 /** RFC 9113 §7 (support/h2-frames.ts's ErrorCode has no entry for it). */
 const COMPRESSION_ERROR = 0x9;
 
-/** An HPACK integer's continuation bytes (RFC 7541 §5.1) for `value` past the prefix's maximum. */
-function integerTail(value: number): number[] {
-  const bytes: number[] = [];
-  for (; value >= 128; value = Math.floor(value / 128)) bytes.push((value % 128) | 0x80);
-  bytes.push(value);
-  return bytes;
-}
-
 /** Header block bytes RFC 7541 makes a decoding error, each after a well-formed request's fields. */
 const UNDECODABLE: Array<[string, Buffer]> = [
   ['an indexed field at index 0 (§6.1)', Buffer.from([0x80])],
