@@ -69,7 +69,7 @@ const MAX_HEADER_BLOCK = 9 * MAX_FRAME_PAYLOAD;
 
 /**
  * The largest header list a request (or its trailers) may have, as the front door announces it
- * (SETTINGS_MAX_HEADER_LIST_SIZE, server.ts's HTTP2_SETTINGS: keep the two equal). Node enforces it
+ * (SETTINGS_MAX_HEADER_LIST_SIZE: server.ts's HTTP2_SETTINGS announces this). Node enforces it
  * only once the client has acknowledged those SETTINGS (nghttp2's local settings): a client that
  * never does had 120 KiB lists served (review-s11b-header-list). Refused here as Node refuses it
  * after the acknowledgement: RST_STREAM ENHANCE_YOUR_CALM.

@@ -30,7 +30,7 @@ import type { ListenerTable } from './config/route-table.ts';
 import type { DownstreamRequest, DownstreamResponse } from './downstream.ts';
 import { REFUSED_RESPONSE, type ConnectionBudget, type FrontDoorLimits } from './front-door.ts';
 import { answerParserError, CONNECT_REFUSED, http2FieldProblem, parserRejection, RejectionReporter, requestProblem, sendRejection, targetProblem } from './http1-strict.ts';
-import { serveHttp2 } from './http2-front.ts';
+import { MAX_HEADER_LIST_SIZE, serveHttp2 } from './http2-front.ts';
 import { handleRequest } from './request-handler.ts';
 import { boundSends, type SendBound } from './response-send.ts';
 import { secureContextOptions } from './tls/certificates.ts';
@@ -59,7 +59,7 @@ const DRAIN_SWEEP_MS = 250;
  * the largest header list it accepts (name + value + 32 per field, RFC 9113 §6.5.2), 32 KiB as
  * nginx's large_client_header_buffers (4 × 8k) allows HTTP/1.1 request heads; Node's default is 64 KiB.
  */
-const HTTP2_SETTINGS: http2.Settings = { maxConcurrentStreams: 1000, maxHeaderListSize: 32 * 1024 };
+const HTTP2_SETTINGS: http2.Settings = { maxConcurrentStreams: 1000, maxHeaderListSize: MAX_HEADER_LIST_SIZE };
 
 /** ALPN offer of HTTPS listeners, in server preference order. */
 const ALPN_PROTOCOLS = ['h2', 'http/1.1'];

@@ -5,21 +5,15 @@
 
 import { describe, expect, it } from '@jest/globals';
 import { useAttackGateway } from './support/attack-gateway.ts';
-import { ErrorCode, fieldBlock, Flag, frame, FrameType, RawH2, requestHeaders, streamVerdict } from './support/h2-frames.ts';
+import { ErrorCode, fieldBlock, headerFrames, RawH2, requestHeaders, streamVerdict } from './support/h2-frames.ts';
 
 const HOST = 'api.example.com';
-const FRAME_PAYLOAD = 16_384;
 
 /** A GET whose header list holds `count` fields of 4 000 bytes besides its pseudo-header fields (about 4 KiB each). */
 function bigRequest(streamId: number, count: number): Buffer[] {
   const fields: Array<[string, string]> = Array.from({ length: count }, (_, i) => [`x-f${i}`, 'v'.repeat(4_000)]);
   const block = Buffer.concat([requestHeaders(HOST, '/big'), fieldBlock(fields)]);
-  const frames: Buffer[] = [];
-  for (let at = 0; at < block.length; at += FRAME_PAYLOAD) {
-    const flags = (at === 0 ? Flag.END_STREAM : 0) | (at + FRAME_PAYLOAD >= block.length ? Flag.END_HEADERS : 0);
-    frames.push(frame(at === 0 ? FrameType.HEADERS : FrameType.CONTINUATION, flags, streamId, block.subarray(at, at + FRAME_PAYLOAD)));
-  }
-  return frames;
+  return headerFrames(streamId, block);
 }
 
 describe('a header list over the 32 KiB the front door announces is refused, SETTINGS acknowledged or not', () => {

@@ -10,7 +10,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { useAttackGateway } from './support/attack-gateway.ts';
-import { ErrorCode, Flag, frame, FrameType, headersFrame, RawH2, requestHeaders, streamVerdict } from './support/h2-frames.ts';
+import { ErrorCode, headerFrames, headersFrame, RawH2, requestHeaders, streamVerdict } from './support/h2-frames.ts';
 
 const HOST = 'api.example.com';
 const FRAME_PAYLOAD = 16_384;
@@ -23,16 +23,6 @@ function cpuMs(pid: number): number {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // utime and stime are fields 14 and 15 of stat(5): 12 and 13 after the name.
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
-}
-
-/** `block` as HEADERS (END_STREAM) and as many CONTINUATIONs as it needs, the last with END_HEADERS. */
-function headerFrames(streamId: number, block: Buffer): Buffer[] {
-  const frames: Buffer[] = [];
-  for (let at = 0; at < block.length; at += FRAME_PAYLOAD) {
-    const last = at + FRAME_PAYLOAD >= block.length;
-    frames.push(frame(at === 0 ? FrameType.HEADERS : FrameType.CONTINUATION, (at === 0 ? Flag.END_STREAM : 0) | (last ? Flag.END_HEADERS : 0), streamId, block.subarray(at, at + FRAME_PAYLOAD)));
-  }
-  return frames;
 }
 
 /** An HPACK integer's continuation bytes (RFC 7541 §5.1) for `value` past the prefix's maximum. */

@@ -223,3 +223,13 @@ export async function firstThenNext(port: number, authority: string, frames: Buf
     connection.destroy();
   }
 }
+
+/** `block` as a HEADERS frame (END_STREAM) and as many CONTINUATIONs of 16 KiB as it needs, the last with END_HEADERS. */
+export function headerFrames(streamId: number, block: Buffer, framePayload = 16_384): Buffer[] {
+  const frames: Buffer[] = [];
+  for (let at = 0; at < block.length; at += framePayload) {
+    const flags = (at === 0 ? Flag.END_STREAM : 0) | (at + framePayload >= block.length ? Flag.END_HEADERS : 0);
+    frames.push(frame(at === 0 ? FrameType.HEADERS : FrameType.CONTINUATION, flags, streamId, block.subarray(at, at + framePayload)));
+  }
+  return frames;
+}
