@@ -306,6 +306,8 @@ export class Http2FrameGuard extends Duplex {
   private failed = false;
   /** Our own GOAWAY went out (see `goaway`): the session's writes are dropped. */
   private goawayWritten = false;
+  /** The session has written something: its SETTINGS, the server's connection preface, went first. */
+  private sessionWrote = false;
 
   constructor(socket: Socket) {
     super({ allowHalfOpen: false });
@@ -367,11 +369,15 @@ export class Http2FrameGuard extends Duplex {
   goaway(code: number): void {
     if (this.goawayWritten || this.socket.destroyed || !this.socket.writable || !this.outbound.betweenFrames()) return;
     this.goawayWritten = true;
-    const bytes = Buffer.alloc(FRAME_HEADER + 8);
-    bytes.writeUIntBE(8, 0, 3);
-    bytes[3] = GOAWAY;
-    bytes.writeUInt32BE(this.lastClientStream, FRAME_HEADER);
-    bytes.writeUInt32BE(code, FRAME_HEADER + 4);
+    // The server's connection preface, a SETTINGS frame, must be its first frame (RFC 9113 §3.4):
+    // an empty one goes first when the session has written nothing yet (an invalid client preface).
+    const settings = this.sessionWrote ? 0 : FRAME_HEADER;
+    const bytes = Buffer.alloc(settings + FRAME_HEADER + 8);
+    if (settings > 0) bytes[3] = SETTINGS;
+    bytes.writeUIntBE(8, settings, 3);
+    bytes[settings + 3] = GOAWAY;
+    bytes.writeUInt32BE(this.lastClientStream, settings + FRAME_HEADER);
+    bytes.writeUInt32BE(code, settings + FRAME_HEADER + 4);
     this.socket.write(bytes);
   }
 
@@ -380,6 +386,7 @@ export class Http2FrameGuard extends Duplex {
       callback();
       return;
     }
+    this.sessionWrote = true;
     this.outbound.scan(chunk);
     this.socket.write(chunk, (error) => this.written(error, callback));
   }
@@ -389,6 +396,7 @@ export class Http2FrameGuard extends Duplex {
       callback();
       return;
     }
+    this.sessionWrote = true;
     this.socket.cork();
     for (let i = 0; i < chunks.length; i++) {
       this.outbound.scan(chunks[i].chunk);
