@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { httpGatewayYaml, serviceYaml } from '../e2e/backends.ts';
 import { freePortOffset } from '../support/ports.ts';
 import { startSluice, type SluiceProcess } from '../support/sluice-process.ts';
-import { ErrorCode, fieldBlock, Flag, frame, FrameType, headersFrame, RawH2, streamVerdict } from './support/h2-frames.ts';
+import { ErrorCode, fieldBlock, Flag, frame, FrameType, headersFrame, RawH2, requestFields, streamVerdict } from './support/h2-frames.ts';
 
 const HOST = 'api.example.com';
 /** /silent goes to the backend that never answers; anything else is the gateway's own 302 (how readiness is seen). */
@@ -26,12 +26,7 @@ spec:
     backendRefs: [{name: silent, port: 80}]
   - filters: [{type: RequestRedirect, requestRedirect: {path: {type: ReplaceFullPath, replaceFullPath: /elsewhere}, statusCode: 302}}]
 `;
-const GET: Array<[string, string]> = [
-  [':method', 'GET'],
-  [':scheme', 'http'],
-  [':authority', HOST],
-  [':path', '/silent'],
-];
+const GET = requestFields(HOST, 'GET', '/silent');
 /** `x-a: b`, literal with incremental indexing, new name: the dynamic table's entry 62 from now on. */
 const ADD_XA = Buffer.concat([Buffer.from([0x40, 0x03]), Buffer.from('x-a'), Buffer.from([0x01]), Buffer.from('b')]);
 /** Indexed field 62: the newest dynamic table entry. */

@@ -10,7 +10,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { useAttackGateway } from './support/attack-gateway.ts';
-import { ErrorCode, headerFrames, headersFrame, RawH2, requestHeaders, streamVerdict } from './support/h2-frames.ts';
+import { ErrorCode, freshGetVerdict, headerFrames, headersFrame, RawH2, requestHeaders, streamVerdict } from './support/h2-frames.ts';
 
 const HOST = 'api.example.com';
 const FRAME_PAYLOAD = 16_384;
@@ -77,14 +77,7 @@ describe('hostile HPACK blocks cost the front door what they weigh', () => {
       }
     }
     const spent = cpuMs(gateway.sluice.pid) - before;
-    const next = await RawH2.connect(gateway.port);
-    try {
-      await next.handshake();
-      next.send(headersFrame(1, requestHeaders(HOST, '/after'), true));
-      expect(await streamVerdict(next, 1)).toEqual({ status: 200 });
-    } finally {
-      next.destroy();
-    }
+    expect(await freshGetVerdict(gateway.port, HOST)).toEqual({ status: 200 });
     // About 1.7 s before the fix, 0.07 s after.
     expect(spent).toBeLessThan(600);
   }, 60_000);

@@ -233,3 +233,15 @@ export function headerFrames(streamId: number, block: Buffer, framePayload = 16_
   }
   return frames;
 }
+
+/** The verdict on a GET of `path` on a fresh connection to `port`: whether the listener still serves. */
+export async function freshGetVerdict(port: number, authority: string, path = '/after'): Promise<StreamVerdict> {
+  const connection = await RawH2.connect(port);
+  try {
+    await connection.handshake();
+    connection.send(headersFrame(1, requestHeaders(authority, path), true));
+    return await streamVerdict(connection, 1);
+  } finally {
+    connection.destroy();
+  }
+}
