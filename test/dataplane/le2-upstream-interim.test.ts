@@ -19,6 +19,10 @@ describe('an unsolicited 100 Continue from an HTTP/1.1 backend', () => {
     ['in writes of its own, cut inside its status line and its end', ['HTTP/1.1 1', '00 Continue\r', '\n\r', '\n', ANSWER]],
     ['with fields, twice, around a 103 Early Hints', [head('HTTP/1.1 100 Continue', 'server: old'), head('HTTP/1.1 103 Early Hints', 'link: </a>') + CONTINUE, ANSWER]],
     ['10 of them (the bound)', [CONTINUE.repeat(10) + ANSWER]],
+    // llhttp skips empty lines before a status line: so must the interim reader (review-s11b).
+    ['a CRLF before it, one write', ['\r\n' + CONTINUE + ANSWER]],
+    ['CRLFs before it, in writes of their own', ['\r\n', '\r\n', CONTINUE, ANSWER]],
+    ['a CRLF between a 103 and it', [head('HTTP/1.1 103 Early Hints', 'link: </a>') + '\r\n' + CONTINUE + ANSWER]],
   ];
   it.each(answered)('%s: the answer is relayed, no 1xx, the upstream connection kept', async (_what, writes) => {
     const name = `answered${answered.findIndex(([what]) => what === _what)}`;
