@@ -70,7 +70,7 @@ export class InterimHeads {
         at = this.skipHead(bytes, at);
         continue;
       }
-      // Empty lines before a status line: llhttp skips them (review-s11b-interim), so the same here.
+      // Empty lines before a status line: llhttp skips them (le2-upstream-interim, the CRLF cases), so the same here.
       if (bytes[at] === CR || bytes[at] === LF) {
         at++;
         continue;
