@@ -258,7 +258,17 @@ function readHead(bytes: Buffer): FrameHead {
 /** Bounded insertion-ordered set: stream ids only grow, so the oldest entries are the lowest ids. */
 function rememberBounded(set: Set<number>, id: number): void {
   set.add(id);
-  if (set.size > MAX_REMEMBERED_STREAMS) set.delete(set.values().next().value as number);
+  dropOldestPastBound(set);
+}
+
+/** A per-stream map entry set, the oldest stream's forgotten past MAX_REMEMBERED_STREAMS. */
+function setBounded<V>(map: Map<number, V>, id: number, value: V): void {
+  map.set(id, value);
+  dropOldestPastBound(map);
+}
+
+function dropOldestPastBound(streams: Set<number> | Map<number, unknown>): void {
+  if (streams.size > MAX_REMEMBERED_STREAMS) streams.delete(streams.keys().next().value as number);
 }
 
 /**
@@ -448,8 +458,7 @@ export class Http2FrameGuard extends Duplex {
         }
         if (id > this.lastClientStream) {
           this.lastClientStream = id;
-          this.sendWindows.set(id, this.initialWindow);
-          if (this.sendWindows.size > MAX_REMEMBERED_STREAMS) this.sendWindows.delete(this.sendWindows.keys().next().value as number);
+          setBounded(this.sendWindows, id, this.initialWindow);
           if ((head.flags & END_STREAM) === 0) rememberBounded(this.clientOpen, id);
           else rememberBounded(this.clientFinished, id);
           return true;
@@ -600,8 +609,7 @@ export class Http2FrameGuard extends Duplex {
       this.inbound.flush();
       this.actions?.malformedRequest(id, `a header list of ${check.listSize} bytes (over ${MAX_HEADER_LIST_SIZE})`, NGHTTP2_ENHANCE_YOUR_CALM);
     } else if (!this.blockIsTrailers && !this.blockEndsStream && check.contentLength >= 0) {
-      this.bodyLeft.set(id, check.contentLength);
-      if (this.bodyLeft.size > MAX_REMEMBERED_STREAMS) this.bodyLeft.delete(this.bodyLeft.keys().next().value as number);
+      setBounded(this.bodyLeft, id, check.contentLength);
     }
     return true;
   }
@@ -637,8 +645,7 @@ export class Http2FrameGuard extends Duplex {
 
   /** What the session's RST_STREAM PROTOCOL_ERROR on stream `id` counts under (null: not at all). */
   private resetReason(id: number, reason: string | null): void {
-    this.resetReasons.set(id, reason);
-    if (this.resetReasons.size > MAX_REMEMBERED_STREAMS) this.resetReasons.delete(this.resetReasons.keys().next().value as number);
+    setBounded(this.resetReasons, id, reason);
   }
 
   /**
@@ -875,8 +882,7 @@ function supervise(session: http2.ServerHttp2Session, guard: Http2FrameGuard, ti
         refuse(stream, reason, code);
         return;
       }
-      malformed.set(id, { reason, code });
-      if (malformed.size > MAX_REMEMBERED_STREAMS) malformed.delete(malformed.keys().next().value as number);
+      setBounded(malformed, id, { reason, code });
     },
     requestRefused: (reason) => rejections().record(reason),
     responseCompleteEarly: (id) =>

@@ -171,6 +171,9 @@ function huffmanDecode(bytes: Buffer, start: number, end: number): string {
   return scratch.toString('latin1', 0, length);
 }
 
+/** The decoder's block between two decodes (one, not an empty Buffer allocated per request). */
+const NO_BLOCK = Buffer.alloc(0);
+
 /** What the decoder hands each field to. */
 interface FieldVisitor {
   field(name: string, value: string): void;
@@ -184,7 +187,7 @@ export class HpackDecoder {
   private size = 0;
   private maxSize = DEFAULT_TABLE_SIZE;
   private pos = 0;
-  private block: Buffer = Buffer.alloc(0);
+  private block: Buffer = NO_BLOCK;
 
   /** Decodes a whole header block, handing each field to `visitor`; throws HpackError. */
   decode(block: Buffer, visitor: FieldVisitor): void {
@@ -215,7 +218,7 @@ export class HpackDecoder {
         fields++;
       }
     }
-    this.block = Buffer.alloc(0);
+    this.block = NO_BLOCK; // not kept alive until the next block
   }
 
   /** An integer with an N-bit prefix (RFC 7541 §5.1), bounded to 2^31 (no real length or index is near). */
